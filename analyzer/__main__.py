@@ -1,0 +1,5 @@
+"""Lets the analyzer run as ``python -m analyzer``."""
+
+from analyzer.cli import main
+
+main()

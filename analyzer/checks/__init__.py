@@ -1,0 +1,22 @@
+"""The checks: pure functions from an Attempt to Findings drawn from the catalogue."""
+
+from __future__ import annotations
+
+from analyzer.checks.after_switch import check_after_switch
+from analyzer.checks.catalogue import Finding
+from analyzer.checks.facts import Facts, facts_of
+from analyzer.checks.request import check_request
+from analyzer.checks.response import check_response
+from analyzer.checks.transport import check_transport
+from analyzer.exchange.model import Attempt
+
+RULES = (check_transport, check_request, check_response, check_after_switch)
+
+
+def run_checks(attempt: Attempt) -> tuple[Facts, tuple[Finding, ...]]:
+    """Every finding of every rule for one attempt, in rule order."""
+    facts = facts_of(attempt)
+    findings: list[Finding] = []
+    for rule in RULES:
+        findings.extend(rule(attempt, facts))
+    return facts, tuple(findings)

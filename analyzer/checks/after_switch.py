@@ -1,0 +1,109 @@
+"""Rules about the first moments after a switch: hang-ups, Close codes, framing (RFC 6455 §5, §7)."""
+
+from __future__ import annotations
+
+from analyzer.checks.catalogue import Finding
+from analyzer.checks.facts import Facts, frames_of
+from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
+from analyzer.exchange.tracker import ObservationWindow
+from analyzer.websocket.frames import CloseCode, Opcode, parse_close
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_SETTINGS = 0x4
+_NORMAL_CLOSES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
+_NEVER_SENT = (CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, CloseCode.TLS_HANDSHAKE)
+
+
+def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
+    after = attempt.after
+    head = attempt.response_head
+    if after is None or head is None:
+        return []
+    window = ObservationWindow().seconds
+    findings: list[Finding] = []
+    if facts.websocket:
+        findings.extend(_websocket_frames(attempt, after, window))
+    if facts.protocol == "h2c":
+        findings.extend(_h2c(attempt, after))
+    if any(f.check in ("ws_closed_with_error", "ws_closed_normally") for f in findings):
+        return findings
+    tcp = attempt.tcp
+    ev = frames_of(attempt.response)
+    hang_ups = (
+        ("client_hung_up_after_switch", after.client_first, tcp.client_fin, tcp.client_rst),
+        ("server_hung_up_after_switch", after.server_first, tcp.server_fin, tcp.server_rst),
+    )
+    for check, first_bytes, fin, rst in hang_ups:
+        end = _earliest(fin, rst)
+        if first_bytes is None and end is not None and (
+            0 <= end.time - after.switch_time <= window
+        ):
+            how = "RST" if end is rst else "FIN"
+            findings.append(Finding(check, "WebSocket frames" if facts.websocket else "data",
+                                    f"{how} {_ms(end.time - after.switch_time)} after the 101",
+                                    ev + (end.frame,)))
+            break  # the first side to hang up is the one that refused
+    return findings
+
+
+def _websocket_frames(attempt: Attempt, after: AfterSwitch, window: float) -> list[Finding]:
+    findings: list[Finding] = []
+    head = attempt.response_head
+    negotiated = bool(head and head.headers.tokens("sec-websocket-extensions"))
+    masking_reported = {"client": False, "server": False}
+    for seen in after.frames:
+        ws = seen.ws
+        if seen.side == "client" and not ws.masked and not masking_reported["client"]:
+            masking_reported["client"] = True
+            findings.append(Finding("ws_client_frame_unmasked", "masked", "unmasked",
+                                    (seen.frame,)))
+        if seen.side == "server" and ws.masked and not masking_reported["server"]:
+            masking_reported["server"] = True
+            findings.append(Finding("ws_server_frame_masked", "unmasked", "masked",
+                                    (seen.frame,)))
+        if ws.rsv and not negotiated:
+            findings.append(Finding("ws_rsv_without_extension", "RSV bits 0",
+                                    f"RSV={ws.rsv:03b} on a {seen.side} frame", (seen.frame,)))
+            negotiated = True  # say it once
+        if ws.opcode != Opcode.CLOSE:
+            continue
+        close = parse_close(ws.payload_prefix)
+        code = close.code
+        delay = seen.time - after.switch_time
+        reason = f" '{close.reason}'" if close.reason else ""
+        described = f"{seen.side} sent Close {code if code is not None else '(no code)'}{reason}"
+        described += f" {_ms(delay)} after the 101"
+        if code is not None and (code in _NEVER_SENT or code < 1000):
+            findings.append(Finding("ws_close_code_invalid", "a code that may be sent",
+                                    str(code), (seen.frame,)))
+        if delay > window or any(f.check.startswith("ws_closed") for f in findings):
+            continue
+        if code is None or code in _NORMAL_CLOSES:
+            findings.append(Finding("ws_closed_normally", "", described, (seen.frame,)))
+        else:
+            findings.append(Finding("ws_closed_with_error", "1000 or 1001", described,
+                                    (seen.frame,)))
+    return findings
+
+
+def _h2c(attempt: Attempt, after: AfterSwitch) -> list[Finding]:
+    findings: list[Finding] = []
+    if after.client_prefix and not H2_PREFACE.startswith(after.client_prefix[: len(H2_PREFACE)]):
+        findings.append(Finding("h2c_no_client_preface", "PRI * HTTP/2.0 preface",
+                                repr(after.client_prefix[:24]),
+                                (after.client_first.frame,) if after.client_first else ()))
+    if len(after.server_prefix) >= 4 and after.server_prefix[3] != H2_SETTINGS:
+        findings.append(Finding("h2c_no_server_settings", "a SETTINGS frame",
+                                f"frame type {after.server_prefix[3]}",
+                                (after.server_first.frame,) if after.server_first else ()))
+    return findings
+
+
+def _earliest(a: TcpEvent | None, b: TcpEvent | None) -> TcpEvent | None:
+    if a is None or (b is not None and b.time < a.time):
+        return b
+    return a
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"

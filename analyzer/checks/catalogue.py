@@ -1,0 +1,402 @@
+"""The catalogue of findings: every anomaly the analyzer can report, with its rule and its fix.
+
+Entries are data. Their order is meaningful: when several findings have the effect that decides
+the verdict, the one listed first here is the primary reason. Entries are therefore grouped by
+phase, root causes first: transport, capture, request, response, after the switch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Severity(Enum):
+    ERROR = "error"  # breaks the handshake (or proves it broke)
+    WARNING = "warning"  # legal or tolerated, but a known cause of failures
+    INFO = "info"  # worth knowing when reading the exchange
+
+
+class Effect(Enum):
+    """What a finding does to the attempt's verdict; the verdict is the strongest effect present."""
+
+    INCONCLUSIVE = "inconclusive"
+    REFUSED = "refused"
+    NO_RESPONSE = "no_response"
+    FAIL = "failed"
+    ABORT = "aborted"
+    DECLINE = "declined"
+    NOTE = "note"  # no effect on the verdict
+
+
+# Strongest first: the verdict is the first of these that any finding has.
+EFFECT_ORDER = (
+    Effect.INCONCLUSIVE,
+    Effect.REFUSED,
+    Effect.NO_RESPONSE,
+    Effect.FAIL,
+    Effect.ABORT,
+    Effect.DECLINE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One catalogue entry."""
+
+    id: str  # stable snake_case identifier; never renamed once released
+    severity: Severity
+    effect: Effect
+    rfc: str  # the section that states the rule, e.g. "RFC 6455 §4.2.2"
+    title: str  # the reason in plain words, short enough for a table cell
+    explanation: str  # what the rule says and what breaking it does
+    fix: str  # the usual causes and what to change
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One anomaly in one attempt, with the evidence."""
+
+    check: str  # a catalogue id
+    expected: str
+    found: str
+    frames: tuple[int, ...] = ()
+
+
+E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+CATALOGUE: tuple[Check, ...] = (
+    # --- capture: the wire cannot tell -----------------------------------------------------
+    Check("capture_gap_request", E, Effect.INCONCLUSIVE, "RFC 9293 §3.4",
+          "bytes of the request are missing from the capture",
+          "The client's bytes have a hole (packets lost by the capture, or cut by the snaplen) "
+          "where the request or what precedes it should be, so the request cannot be judged.",
+          "Capture closer to the client, with a larger buffer (-B) and no snaplen (-s 0)."),
+    Check("capture_gap_response", E, Effect.INCONCLUSIVE, "RFC 9293 §3.4",
+          "bytes of the response are missing from the capture",
+          "The server's bytes have a hole where the response should be, so whether and how the "
+          "server answered cannot be told.",
+          "Capture with a larger buffer (-B) and no snaplen (-s 0); check capture drops."),
+    Check("request_not_captured", W, Effect.INCONCLUSIVE, "RFC 9110 §15.2.2",
+          "the request is not in the capture (it started mid-connection)",
+          "A response was captured without the request it answers, so the offer cannot be "
+          "compared with the answer.",
+          "Start the capture before the client connects."),
+    Check("capture_gap_after_switch", W, Effect.NOTE, "RFC 9293 §3.4",
+          "bytes after the switch are missing from the capture",
+          "A hole after the 101 hides part of what the two sides did right after the switch.",
+          "Capture with a larger buffer (-B) and no snaplen (-s 0)."),
+    # --- transport -------------------------------------------------------------------------
+    Check("tcp_refused", E, Effect.REFUSED, "RFC 9293 §3.10.7.1",
+          "connection refused: the SYN was answered by RST",
+          "Nothing listens on the server port (or a firewall rejects): the host reset the "
+          "connection attempt.",
+          "Check the server is running and listening on that address and port, and firewalls."),
+    Check("tcp_syn_unanswered", E, Effect.NO_RESPONSE, "RFC 9293 §3.8.1",
+          "TCP got no answer: the SYN was never answered",
+          "The client's SYN (and its retransmissions) got no SYN-ACK: the address is wrong, "
+          "the host is down, or a firewall drops the packets. HTTP was never reached.",
+          "Check the address, routes and firewall rules (drops, not rejects)."),
+    Check("no_response_server_closed", E, Effect.NO_RESPONSE, "RFC 9112 §9.6",
+          "the server closed the connection without answering",
+          "The server sent FIN after the request and no response. Some servers (tungstenite, "
+          "axum's base) do exactly this for every handshake they reject.",
+          "Read the server's log for the rejection reason; compare the request with RFC 6455 "
+          "§4.1."),
+    Check("no_response_server_reset", E, Effect.NO_RESPONSE, "RFC 9293 §3.10.7.4",
+          "the server reset the connection without answering",
+          "The server (or a middlebox) sent RST after the request and no response.",
+          "Look for a crash, a proxy or a firewall that kills the connection; read its log."),
+    Check("no_response_client_gave_up", E, Effect.NO_RESPONSE, "RFC 6455 §4.1",
+          "no response: the client gave up waiting",
+          "The client closed the connection after waiting for a response that never came: a "
+          "handshake timeout (Node ws: 'Opening handshake has timed out').",
+          "Find where the request stalls: a proxy buffering it, a server not handling the "
+          "path, or an upstream that never answers."),
+    Check("no_response_capture_ended", W, Effect.NO_RESPONSE, "RFC 9110 §15",
+          "no response before the capture ended",
+          "The request was captured but no response arrived before the capture (or the "
+          "connection's observation) ended.",
+          "Capture for longer, or look at the server side for why it did not answer."),
+    # --- request ---------------------------------------------------------------------------
+    Check("request_without_upgrade", E, Effect.FAIL, "RFC 6455 §4.1",
+          "plain HTTP request sent to a WebSocket endpoint (no Upgrade header)",
+          "The request offered no upgrade at all and the server rejected it as a failed "
+          "WebSocket handshake. Typical of Postman in HTTP mode, a browser address bar, a health "
+          "check, or a proxy that removed the hop-by-hop Upgrade/Connection headers.",
+          "Use a WebSocket client; behind nginx set proxy_http_version 1.1 and "
+          "proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"."),
+    Check("upgrade_header_missing", E, Effect.FAIL, "RFC 6455 §4.1",
+          "WebSocket request without an Upgrade header",
+          "The request carries WebSocket headers (Sec-WebSocket-*) but no Upgrade header: the "
+          "hop-by-hop header was most likely stripped by a proxy on the way.",
+          "Make every proxy forward Upgrade and Connection (nginx: proxy_set_header Upgrade "
+          "$http_upgrade; proxy_set_header Connection \"upgrade\")."),
+    Check("request_http10", E, Effect.FAIL, "RFC 9110 §7.8",
+          "upgrade offered in an HTTP/1.0 request",
+          "\"A server MUST ignore an Upgrade header field that is received in an HTTP/1.0 "
+          "request.\" WebSocket needs HTTP/1.1 (RFC 6455 §4.1). nginx speaks HTTP/1.0 to "
+          "upstreams by default.",
+          "Behind nginx set proxy_http_version 1.1; make the client use HTTP/1.1."),
+    Check("ws_method_not_get", E, Effect.FAIL, "RFC 6455 §4.1",
+          "WebSocket handshake with a method other than GET",
+          "\"The method of the request MUST be GET.\" Servers answer 405 (actix-web, Spring, "
+          "gorilla) or 400.",
+          "Send the handshake as GET; an RFC 8441 CONNECT cannot reach an HTTP/1.1 handler."),
+    Check("ws_host_missing", E, Effect.FAIL, "RFC 6455 §4.1",
+          "WebSocket request without a Host header",
+          "\"The request MUST contain a |Host| header field.\" (also RFC 9112 §3.2)",
+          "Fix the client or the proxy that rewrote the request."),
+    Check("upgrade_not_websocket", E, Effect.FAIL, "RFC 6455 §4.1",
+          "WebSocket request whose Upgrade header does not name websocket",
+          "\"The request MUST contain an |Upgrade| header field whose value MUST include the "
+          "'websocket' keyword.\"",
+          "Send Upgrade: websocket."),
+    Check("upgrade_token_repeated", W, Effect.NOTE, "RFC 6455 §4.1",
+          "the Upgrade header names the same protocol more than once",
+          "Legal list syntax, but servers that compare the whole value (tungstenite requires "
+          "exactly 'websocket') reject 'websocket, websocket' or a repeated header.",
+          "Send the token once; look for a proxy that appends Upgrade instead of replacing it."),
+    Check("connection_without_upgrade", E, Effect.FAIL, "RFC 9110 §7.8",
+          "the request's Connection header lacks the upgrade token",
+          "\"A sender of Upgrade MUST also send an 'Upgrade' connection option\" (RFC 6455 §4.1: "
+          "Connection MUST include Upgrade). Without it, proxies and servers drop the offer.",
+          "Send Connection: Upgrade (behind nginx: proxy_set_header Connection \"upgrade\")."),
+    Check("connection_upgrade_with_others", I, Effect.NOTE, "RFC 9110 §7.6.1",
+          "Connection lists other options beside upgrade (strict-server trap)",
+          "'Connection: keep-alive, Upgrade' (Firefox) is valid, but servers that compare the "
+          "whole value for equality with 'Upgrade' reject it.",
+          "Servers must look for the token in the list; nothing to change on the client."),
+    Check("ws_key_missing", E, Effect.FAIL, "RFC 6455 §4.1",
+          "WebSocket request without Sec-WebSocket-Key",
+          "\"The request MUST include a header field with the name |Sec-WebSocket-Key|.\"",
+          "Fix the client or a proxy that drops the header."),
+    Check("ws_key_invalid", E, Effect.FAIL, "RFC 6455 §4.1",
+          "Sec-WebSocket-Key is not the base64 of 16 bytes",
+          "The key \"MUST be a nonce consisting of a randomly selected 16-byte value that has "
+          "been base64-encoded\". gorilla and coder/websocket reject other keys with 400.",
+          "Generate 16 random bytes and base64-encode them (24 characters ending in '==')."),
+    Check("ws_key_repeated", E, Effect.FAIL, "RFC 6455 §11.3.1",
+          "Sec-WebSocket-Key sent more than once",
+          "\"The |Sec-WebSocket-Key| header field MUST NOT appear more than once in an HTTP "
+          "request.\"",
+          "Look for a proxy that adds the header instead of forwarding it."),
+    Check("ws_version_missing", E, Effect.FAIL, "RFC 6455 §4.1",
+          "WebSocket request without Sec-WebSocket-Version",
+          "\"The request MUST include a header field with the name |Sec-WebSocket-Version|. "
+          "The value of this header field MUST be 13.\"",
+          "Send Sec-WebSocket-Version: 13."),
+    Check("ws_version_not_13", E, Effect.FAIL, "RFC 6455 §4.4",
+          "WebSocket version other than 13 requested",
+          "Only version 13 is standard; servers answer 426 (or 400) with the versions they "
+          "support in Sec-WebSocket-Version.",
+          "Use a client that speaks RFC 6455 (version 13)."),
+    Check("h2_token_in_cleartext", E, Effect.FAIL, "RFC 7540 §3.2",
+          "'h2' offered in a cleartext Upgrade",
+          "\"The 'h2' string ... MUST NOT be sent by a client or selected by a server\" in "
+          "a cleartext upgrade; only 'h2c' is valid there.",
+          "Offer h2c over cleartext; h2 is negotiated with TLS ALPN."),
+    Check("h2c_settings_count", E, Effect.FAIL, "RFC 7540 §3.2.1",
+          "h2c upgrade without exactly one HTTP2-Settings header",
+          "\"A request that upgrades from HTTP/1.1 to HTTP/2 MUST include exactly one "
+          "HTTP2-Settings header field.\"",
+          "Send one HTTP2-Settings header with the base64url SETTINGS payload."),
+    Check("h2c_settings_invalid", E, Effect.FAIL, "RFC 7540 §3.2.1",
+          "HTTP2-Settings is not a base64url SETTINGS payload",
+          "The value is the base64url encoding of a SETTINGS frame payload: a multiple of 6 "
+          "bytes, without padding.",
+          "Fix the client's encoding (base64url, no '=' padding)."),
+    Check("h2c_connection_settings_missing", E, Effect.FAIL, "RFC 7540 §3.2.1",
+          "Connection does not list HTTP2-Settings",
+          "HTTP2-Settings is a connection-specific header field, so Connection must list it "
+          "beside Upgrade or intermediaries may forward it.",
+          "Send Connection: Upgrade, HTTP2-Settings."),
+    Check("early_client_data", W, Effect.NOTE, "RFC 6455 §4.1",
+          "the client sent data before the server answered",
+          "\"Once the client's opening handshake has been sent, the client MUST wait for a "
+          "response from the server before sending any further data.\"",
+          "Make the client wait for the 101 before sending frames."),
+    # --- response --------------------------------------------------------------------------
+    Check("response_redirect", E, Effect.FAIL, "RFC 6455 §4.1",
+          "the server redirected the handshake",
+          "\"If the status code received from the server is not 101, the client handles the "
+          "response per HTTP procedures\"; WebSocket clients do not follow redirects (Node ws "
+          "followRedirects=false, browsers fail on any status but 101).",
+          "Connect to the final URL (often wss:// instead of ws://, or a trailing slash)."),
+    Check("response_unauthorized", E, Effect.FAIL, "RFC 9110 §15.5.2",
+          "authentication required (401/407)",
+          "The server or a proxy requires credentials the handshake did not carry.",
+          "Send the credentials the challenge asks for (WWW-Authenticate / Proxy-Authenticate)."),
+    Check("response_forbidden", E, Effect.FAIL, "RFC 6455 §4.2.2",
+          "the server refused the handshake (403), often over Origin",
+          "Servers refuse an Origin they do not trust with 403 (python websockets, gorilla "
+          "CheckOrigin, Spring); gateways such as Envoy answer 403 to upgrades they do not allow.",
+          "Allow the client's Origin on the server, or send an allowed Origin."),
+    Check("response_not_found", E, Effect.FAIL, "RFC 9110 §15.5.5",
+          "no WebSocket endpoint at that path (404)",
+          "The path of the request is not served, or a proxy routes it elsewhere.",
+          "Check the URL path and the proxy's location rules."),
+    Check("response_method_not_allowed", E, Effect.FAIL, "RFC 6455 §4.1",
+          "the server refused the method (405)",
+          "WebSocket handshakes must be GET; servers answer 405 with Allow: GET otherwise.",
+          "Send the handshake as GET."),
+    Check("response_upgrade_required", E, Effect.FAIL, "RFC 9110 §15.5.22",
+          "the server demands an upgrade the request did not make (426)",
+          "426 says the server refuses to serve the request over the current protocol and "
+          "lists in Upgrade what it wants; WebSocket servers also use it for a wrong version "
+          "(with Sec-WebSocket-Version) or a missing Upgrade.",
+          "Offer the protocol named in the 426's Upgrade header, with the version it lists."),
+    Check("upgrade_required_without_upgrade", W, Effect.NOTE, "RFC 9110 §15.5.22",
+          "426 response without an Upgrade header",
+          "\"The server MUST send an Upgrade header field in a 426 response to indicate the "
+          "required protocol(s).\"",
+          "Fix the server to name the protocols it requires."),
+    Check("response_bad_request", E, Effect.FAIL, "RFC 6455 §4.2.1",
+          "the server rejected the handshake as malformed (400)",
+          "Servers answer 400 to a handshake they find invalid; the reason phrase or body often "
+          "says which header they disliked.",
+          "Read the reason in the response; compare the request with RFC 6455 §4.1."),
+    Check("response_client_error", E, Effect.FAIL, "RFC 9110 §15.5",
+          "the server rejected the request (4xx)",
+          "The server refused the request with a client-error status.",
+          "Read the response body and the server's log."),
+    Check("response_gateway_error", E, Effect.FAIL, "RFC 9110 §15.6",
+          "a gateway failed to reach the backend (502/503/504)",
+          "A proxy answered because the backend closed, refused, or timed out (nginx: "
+          "'upstream prematurely closed connection', 'upstream timed out').",
+          "Check the backend is up and that the proxy forwards Upgrade/Connection over HTTP/1.1."),
+    Check("response_server_error", E, Effect.FAIL, "RFC 9110 §15.6",
+          "the server failed (5xx)",
+          "The server hit an error while handling the handshake.",
+          "Read the server's log."),
+    Check("response_ordinary", E, Effect.FAIL, "RFC 6455 §4.1",
+          "the server answered with an ordinary response instead of switching",
+          "A WebSocket client MUST fail the connection on any status but 101. A 2xx means the "
+          "server (or the proxy in front of it) served the request as plain HTTP: the Upgrade "
+          "was stripped on the way or the endpoint is not a WebSocket endpoint.",
+          "Check the path and that every proxy forwards Upgrade/Connection over HTTP/1.1."),
+    Check("upgrade_declined", I, Effect.DECLINE, "RFC 9110 §7.8",
+          "the server ignored the upgrade offer and answered normally",
+          "\"A server MAY ignore a received Upgrade header field if it wishes to continue using "
+          "the current protocol on that connection.\" The exchange went on in HTTP/1.1.",
+          "Nothing is broken; enable the protocol on the server if the switch was wanted."),
+    Check("switch_not_offered", E, Effect.FAIL, "RFC 9110 §15.2.2",
+          "101 Switching Protocols without an upgrade offer",
+          "A server \"MUST NOT switch to a protocol that was not indicated by the client in the "
+          "corresponding request's Upgrade header field.\"",
+          "Fix the server (or the middlebox) sending 101 to a request that offered nothing."),
+    Check("switch_without_upgrade", E, Effect.FAIL, "RFC 9110 §15.2.2",
+          "101 response without an Upgrade header",
+          "\"The server MUST generate an Upgrade header field in the response that indicates "
+          "which protocol(s) will be in use after this response.\" Clients fail without it "
+          "(Chrome: 'Upgrade' header is missing).",
+          "Fix the server or the proxy that removed Upgrade from the response."),
+    Check("switch_to_unoffered", E, Effect.FAIL, "RFC 9110 §7.8",
+          "101 switches to a protocol the client did not offer",
+          "The server must switch only to a protocol listed in the request's Upgrade header.",
+          "Fix the server's protocol selection."),
+    Check("switch_connection_without_upgrade", E, Effect.FAIL, "RFC 6455 §4.1",
+          "101 whose Connection header lacks upgrade",
+          "\"If the response lacks a |Connection| header field or the |Connection| header field "
+          "doesn't contain a token that is an ASCII case-insensitive match for the value "
+          "'Upgrade', the client MUST _Fail the WebSocket Connection_.\" Kong sent "
+          "'Connection: keep-alive'; actix-http 3.13.0 sent 'Connection: close'.",
+          "Make the server (or gateway) send Connection: Upgrade in the 101."),
+    Check("ws_accept_missing", E, Effect.FAIL, "RFC 6455 §4.1",
+          "101 without Sec-WebSocket-Accept",
+          "\"If the response lacks a |Sec-WebSocket-Accept| header field ... the client MUST "
+          "_Fail the WebSocket Connection_.\" Typical of IIS without the WebSocket feature.",
+          "Make the server compute and send Sec-WebSocket-Accept."),
+    Check("ws_accept_mismatch", E, Effect.FAIL, "RFC 6455 §4.2.2",
+          "Sec-WebSocket-Accept does not match the request's key",
+          "The Accept value must be base64(SHA-1(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11')). "
+          "A mismatch usually means a proxy re-generated the key toward the backend but "
+          "forwarded the backend's Accept.",
+          "Make the proxy pass Sec-WebSocket-Key through unchanged, or fix the server's Accept."),
+    Check("ws_accept_repeated", E, Effect.FAIL, "RFC 6455 §11.3.3",
+          "Sec-WebSocket-Accept sent more than once",
+          "\"The |Sec-WebSocket-Accept| header MUST NOT appear more than once in an HTTP "
+          "response.\"",
+          "Look for two layers (app and proxy) both adding the header."),
+    Check("ws_protocol_not_offered", E, Effect.FAIL, "RFC 6455 §4.1",
+          "the server chose a subprotocol the client did not offer",
+          "\"If the response includes a |Sec-WebSocket-Protocol| header field and this header "
+          "field indicates the use of a subprotocol that was not present in the client's "
+          "handshake ... the client MUST _Fail the WebSocket Connection_.\"",
+          "Make the server choose only among the client's offers."),
+    Check("ws_protocol_repeated", E, Effect.FAIL, "RFC 6455 §11.3.4",
+          "the server chose more than one subprotocol",
+          "The server selects at most one subprotocol; Sec-WebSocket-Protocol must appear at "
+          "most once in the response, with one value.",
+          "Make the server choose a single subprotocol."),
+    Check("ws_protocol_not_chosen", W, Effect.NOTE, "RFC 6455 §4.2.2",
+          "the client offered subprotocols and the server chose none",
+          "Legal per the RFC, but Chrome ('Sent non-empty Sec-WebSocket-Protocol header but no "
+          "response was received'), Node ws and tungstenite fail the connection; python "
+          "websockets and Firefox accept it.",
+          "Make the server select one of the offered subprotocols."),
+    Check("ws_extension_not_offered", E, Effect.FAIL, "RFC 6455 §9.1",
+          "the server enabled an extension the client did not offer",
+          "\"The server MUST NOT include extensions the client did not request\"; the client "
+          "MUST fail the connection (§4.1).",
+          "Fix the server's extension negotiation."),
+    # --- after the switch ------------------------------------------------------------------
+    Check("client_hung_up_after_switch", E, Effect.ABORT, "RFC 6455 §7.1.7",
+          "the client closed the connection right after the 101, without a frame",
+          "A client that rejects the server's handshake fails the connection, which may omit "
+          "the Close frame: on the wire that is a FIN or RST right after the 101.",
+          "Look at the client's error (often a 101 it did not accept: Accept, subprotocol, "
+          "extensions) and the findings on the response."),
+    Check("server_hung_up_after_switch", E, Effect.ABORT, "RFC 6455 §7.1.7",
+          "the server closed the connection right after the 101, without a frame",
+          "The server switched and then dropped the connection without a Close frame.",
+          "Read the server's log: the handler failed right after the upgrade."),
+    Check("ws_closed_with_error", E, Effect.ABORT, "RFC 6455 §7.4.1",
+          "the connection was closed with an error code right after the switch",
+          "A Close frame with a code other than 1000/1001 soon after the 101 means the "
+          "upgrade worked but the other side refused the session (1008: policy, often "
+          "authentication; 1002: protocol error; 1011: server error).",
+          "Read the close reason and the closing side's log."),
+    Check("ws_closed_normally", I, Effect.NOTE, "RFC 6455 §7.4.1",
+          "closed normally soon after the switch",
+          "A Close with 1000 (normal) or 1001 (going away) soon after the 101.",
+          "Nothing to fix if the session was meant to be short."),
+    Check("ws_close_code_invalid", E, Effect.NOTE, "RFC 6455 §7.4.1",
+          "Close frame with a code that must not be sent",
+          "1005, 1006 and 1015 are reserved for reporting and must never be sent; codes below "
+          "1000 are not used.",
+          "Fix the sender's close code."),
+    Check("ws_client_frame_unmasked", E, Effect.NOTE, "RFC 6455 §5.1",
+          "the client sent an unmasked frame",
+          "\"A client MUST mask all frames that it sends to the server\"; the server must close "
+          "with 1002.",
+          "Fix the client's framing."),
+    Check("ws_server_frame_masked", E, Effect.NOTE, "RFC 6455 §5.1",
+          "the server sent a masked frame",
+          "\"A server MUST NOT mask any frames that it sends to the client\"; the client must "
+          "close the connection.",
+          "Fix the server's framing."),
+    Check("ws_rsv_without_extension", E, Effect.NOTE, "RFC 6455 §5.2",
+          "a frame sets RSV bits no extension was negotiated for",
+          "\"RSV1, RSV2, RSV3: MUST be 0 unless an extension is negotiated that defines "
+          "meanings for non-zero values.\" Typical of permessage-deflate on one side only.",
+          "Negotiate the extension in the handshake, or stop compressing."),
+    Check("h2c_no_client_preface", E, Effect.ABORT, "RFC 7540 §3.5",
+          "after the 101 the client did not send the HTTP/2 preface",
+          "\"Upon receipt of the 101 response, the client MUST send a connection preface\" "
+          "(PRI * HTTP/2.0...).",
+          "Fix the client's h2c handling."),
+    Check("h2c_no_server_settings", E, Effect.ABORT, "RFC 7540 §3.5",
+          "after the 101 the server's first frame was not SETTINGS",
+          "\"The server connection preface consists of a potentially empty SETTINGS frame that "
+          "MUST be the first frame the server sends.\"",
+          "Fix the server's h2c handling."),
+)
+
+_BY_ID = {check.id: check for check in CATALOGUE}
+ORDER = {check.id: index for index, check in enumerate(CATALOGUE)}
+
+
+def lookup(check_id: str) -> Check:
+    """The catalogue entry for ``check_id`` (KeyError for an unknown id)."""
+    return _BY_ID[check_id]

@@ -1,0 +1,60 @@
+"""What the checks need to know about an attempt beyond its raw heads: which protocol it was."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analyzer.exchange.model import Attempt, Message
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    offered: tuple[str, ...]  # Upgrade tokens of the request, lowercased, as listed
+    protocol: str  # "websocket", "h2c", "connect", another token, or "" when nothing says
+    websocket: bool  # judged by RFC 6455 rules
+
+
+def facts_of(attempt: Attempt) -> Facts:
+    request = attempt.request_head
+    response = attempt.response_head
+    offered: tuple[str, ...] = ()
+    protocol = ""
+    if request is not None:
+        offered = tuple(request.headers.tokens("upgrade"))
+        if request.method.upper() == "CONNECT":
+            protocol = "connect"
+        elif any(t.split("/")[0] == "websocket" for t in offered) or any(
+            f.name.lower().startswith("sec-websocket-") for f in request.headers.fields
+        ):
+            protocol = "websocket"
+        elif "h2c" in offered or request.headers.has("http2-settings"):
+            protocol = "h2c"
+        elif offered:
+            protocol = offered[0]
+    if not protocol and response is not None:
+        switched = response.headers.tokens("upgrade")
+        if switched:
+            protocol = switched[0].split("/")[0] if switched[0].startswith("websocket") else switched[0]
+        elif _mentions_websocket(attempt.response):
+            protocol = "websocket"
+    return Facts(offered=offered, protocol=protocol, websocket=protocol == "websocket")
+
+
+def _mentions_websocket(message: Message | None) -> bool:
+    if message is None:
+        return False
+    head = message.head
+    text = (getattr(head, "reason", "") + " ").lower().encode("latin-1", "replace")
+    text += message.body_prefix[:1024].lower()
+    return b"websocket" in text or any(
+        f.name.lower().startswith("sec-websocket-") for f in head.headers.fields
+    )
+
+
+def frames_of(message: Message | None) -> tuple[int, ...]:
+    """The frame numbers that carried a message's head."""
+    if message is None:
+        return ()
+    if message.first_frame == message.last_frame:
+        return (message.first_frame,)
+    return (message.first_frame, message.last_frame)

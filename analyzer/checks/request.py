@@ -1,0 +1,122 @@
+"""Rules about the request: RFC 9110 §7.8 for any upgrade, RFC 6455 §4.1, RFC 7540 §3.2."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from analyzer.checks.catalogue import Finding
+from analyzer.checks.facts import Facts, frames_of
+from analyzer.exchange.model import Attempt
+from analyzer.http.message import RequestHead
+
+
+def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
+    head = attempt.request_head
+    if head is None:
+        return []
+    ev = frames_of(attempt.request)
+    findings: list[Finding] = []
+    headers = head.headers
+    connection = headers.tokens("connection")
+    has_upgrade = headers.has("upgrade")
+    if head.method.upper() == "CONNECT":
+        return findings
+    if not has_upgrade:
+        if facts.websocket and _has_websocket_fields(head):
+            findings.append(Finding("upgrade_header_missing", "Upgrade: websocket",
+                                    "no Upgrade header", ev))
+        elif facts.websocket:
+            findings.append(Finding("request_without_upgrade", "Upgrade: websocket",
+                                    f"plain {head.method} {head.target}", ev))
+    if head.version.upper() == "HTTP/1.0" and (has_upgrade or facts.websocket):
+        findings.append(Finding("request_http10", "HTTP/1.1", head.version, ev))
+    if has_upgrade and "upgrade" not in connection:
+        found = ", ".join(headers.all("connection")) or "no Connection header"
+        findings.append(Finding("connection_without_upgrade", "Connection: Upgrade", found, ev))
+    elif "upgrade" in connection and len(connection) > 1:
+        findings.append(Finding("connection_upgrade_with_others", "Connection: Upgrade",
+                                ", ".join(headers.all("connection")), ev))
+    offered = facts.offered
+    if len(offered) != len(set(offered)) or headers.count("upgrade") > 1:
+        findings.append(Finding("upgrade_token_repeated", "each token once",
+                                ", ".join(headers.all("upgrade")), ev))
+    if facts.websocket:
+        findings.extend(_websocket_request(head, has_upgrade, ev))
+    if "h2" in offered:
+        findings.append(Finding("h2_token_in_cleartext", "h2c", ", ".join(offered), ev))
+    if facts.protocol == "h2c":
+        findings.extend(_h2c_request(head, connection, ev))
+    after = attempt.after
+    if after is not None and after.early_client_bytes:
+        findings.append(Finding("early_client_data", "nothing until the 101",
+                                f"{after.early_client_bytes} bytes before the response",
+                                (after.early_client_frame,)))
+    return findings
+
+
+def _has_websocket_fields(head: RequestHead) -> bool:
+    return any(f.name.lower().startswith("sec-websocket-") for f in head.headers.fields)
+
+
+def _websocket_request(head: RequestHead, has_upgrade: bool, ev: tuple[int, ...]) -> list[Finding]:
+    headers = head.headers
+    findings: list[Finding] = []
+    if head.method.upper() != "GET":
+        findings.append(Finding("ws_method_not_get", "GET", head.method, ev))
+    if not headers.has("host"):
+        findings.append(Finding("ws_host_missing", "Host header", "none", ev))
+    tokens = headers.tokens("upgrade")
+    if has_upgrade and not any(t.split("/")[0] == "websocket" for t in tokens):
+        findings.append(Finding("upgrade_not_websocket", "Upgrade: websocket",
+                                ", ".join(headers.all("upgrade")), ev))
+    if not has_upgrade and not _has_websocket_fields(head):
+        return findings  # a plain request: the key and version rules say nothing more
+    keys = headers.all("sec-websocket-key")
+    if not keys:
+        findings.append(Finding("ws_key_missing", "Sec-WebSocket-Key", "none", ev))
+    elif len(keys) > 1:
+        findings.append(Finding("ws_key_repeated", "one Sec-WebSocket-Key",
+                                f"{len(keys)} headers", ev))
+    elif not _is_valid_key(keys[0]):
+        findings.append(Finding("ws_key_invalid", "base64 of 16 bytes", repr(keys[0])[:80], ev))
+    versions = headers.all("sec-websocket-version")
+    if not versions:
+        findings.append(Finding("ws_version_missing", "Sec-WebSocket-Version: 13", "none", ev))
+    elif [v.strip() for v in versions] != ["13"]:
+        findings.append(Finding("ws_version_not_13", "13", ", ".join(versions), ev))
+    return findings
+
+
+def _is_valid_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key.strip(), validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _h2c_request(head: RequestHead, connection: list[str], ev: tuple[int, ...]) -> list[Finding]:
+    findings: list[Finding] = []
+    settings = head.headers.all("http2-settings")
+    if len(settings) != 1:
+        findings.append(Finding("h2c_settings_count", "exactly one HTTP2-Settings",
+                                f"{len(settings)}", ev))
+    elif not _is_settings_payload(settings[0]):
+        findings.append(Finding("h2c_settings_invalid", "base64url of 6-byte entries",
+                                repr(settings[0])[:80], ev))
+    if settings and "http2-settings" not in connection:
+        findings.append(Finding("h2c_connection_settings_missing",
+                                "Connection: Upgrade, HTTP2-Settings",
+                                ", ".join(head.headers.all("connection")) or "none", ev))
+    return findings
+
+
+def _is_settings_payload(value: str) -> bool:
+    text = value.strip()
+    if "=" in text or "+" in text or "/" in text:
+        return False  # base64url without padding (RFC 7540 §3.2.1)
+    try:
+        payload = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return len(payload) % 6 == 0

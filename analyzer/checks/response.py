@@ -1,0 +1,136 @@
+"""Rules about the response: its status in context, and what a 101 must carry (RFC 6455 §4.1)."""
+
+from __future__ import annotations
+
+from analyzer.checks.catalogue import Finding
+from analyzer.checks.facts import Facts, frames_of
+from analyzer.exchange.model import Attempt
+from analyzer.http.message import ResponseHead
+from analyzer.websocket.handshake import accept_for_key
+
+
+def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
+    head = attempt.response_head
+    if head is None:
+        return []
+    ev = frames_of(attempt.response)
+    request = attempt.request_head
+    if request is not None and request.method.upper() == "CONNECT":
+        return [] if 200 <= head.status < 300 else [_status_finding(head, facts, ev)]
+    if head.status == 101:
+        return _switch(attempt, head, facts, ev)
+    findings = [_status_finding(head, facts, ev)]
+    if head.status == 426 and not head.headers.has("upgrade"):
+        findings.append(Finding("upgrade_required_without_upgrade", "an Upgrade header",
+                                "none", ev))
+    return findings
+
+
+def _status_finding(head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> Finding:
+    status = head.status
+    found = f"{status} {head.reason}".strip()
+    headers = head.headers
+    if 300 <= status < 400:
+        location = headers.get("location")
+        where = f" to {location}" if location else ""
+        return Finding("response_redirect", "101", f"{found}{where}", ev)
+    if status in (401, 407):
+        challenge = headers.get("www-authenticate") or headers.get("proxy-authenticate")
+        detail = f" ({challenge})" if challenge else ""
+        return Finding("response_unauthorized", "101", f"{found}{detail}", ev)
+    simple = {
+        400: "response_bad_request",
+        403: "response_forbidden",
+        404: "response_not_found",
+        405: "response_method_not_allowed",
+        426: "response_upgrade_required",
+        502: "response_gateway_error",
+        503: "response_gateway_error",
+        504: "response_gateway_error",
+    }
+    if status in simple:
+        extra = ""
+        if status == 426:
+            wanted = ", ".join(headers.all("upgrade") + headers.all("sec-websocket-version"))
+            extra = f" (wants {wanted})" if wanted else ""
+        return Finding(simple[status], "101", f"{found}{extra}", ev)
+    if 400 <= status < 500:
+        return Finding("response_client_error", "101", found, ev)
+    if status >= 500:
+        return Finding("response_server_error", "101", found, ev)
+    if facts.websocket or not facts.offered:
+        return Finding("response_ordinary", "101", found, ev)
+    return Finding("upgrade_declined", "101 or an ordinary answer", found, ev)
+
+
+def _switch(attempt: Attempt, head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> list[Finding]:
+    findings: list[Finding] = []
+    headers = head.headers
+    switched = headers.tokens("upgrade")
+    request = attempt.request_head
+    if request is not None and not facts.offered:
+        findings.append(Finding("switch_not_offered", "an Upgrade offer in the request",
+                                "none", frames_of(attempt.request) + ev))
+    if not switched:
+        findings.append(Finding("switch_without_upgrade", "Upgrade header", "none", ev))
+    elif facts.offered and not all(_offered(t, facts.offered) for t in switched):
+        findings.append(Finding("switch_to_unoffered", " or ".join(facts.offered),
+                                ", ".join(headers.all("upgrade")), ev))
+    if facts.websocket:
+        findings.extend(_websocket_switch(attempt, head, ev))
+    return findings
+
+
+def _offered(token: str, offered: tuple[str, ...]) -> bool:
+    # A protocol version in the offer ("websocket/13") still matches the plain name.
+    return token in offered or token.split("/")[0] in {o.split("/")[0] for o in offered}
+
+
+def _websocket_switch(attempt: Attempt, head: ResponseHead, ev: tuple[int, ...]) -> list[Finding]:
+    headers = head.headers
+    findings: list[Finding] = []
+    if "upgrade" not in headers.tokens("connection"):
+        findings.append(Finding("switch_connection_without_upgrade", "Connection: Upgrade",
+                                ", ".join(headers.all("connection")) or "no Connection header",
+                                ev))
+    accepts = headers.all("sec-websocket-accept")
+    request = attempt.request_head
+    keys = request.headers.all("sec-websocket-key") if request is not None else []
+    if not accepts:
+        findings.append(Finding("ws_accept_missing", "Sec-WebSocket-Accept", "none", ev))
+    elif len(accepts) > 1:
+        findings.append(Finding("ws_accept_repeated", "one Sec-WebSocket-Accept",
+                                f"{len(accepts)} headers", ev))
+    elif len(keys) == 1:
+        expected = accept_for_key(keys[0])
+        if accepts[0].strip() != expected:
+            findings.append(Finding("ws_accept_mismatch", expected, accepts[0],
+                                    frames_of(attempt.request) + ev))
+    if request is not None:
+        findings.extend(_negotiation(request.headers.tokens("sec-websocket-protocol"),
+                                     headers.all("sec-websocket-protocol"), head, ev))
+        offered_ext = {_ext_name(e) for e in request.headers.tokens("sec-websocket-extensions")}
+        for ext in headers.tokens("sec-websocket-extensions"):
+            if _ext_name(ext) not in offered_ext:
+                findings.append(Finding("ws_extension_not_offered",
+                                        ", ".join(sorted(offered_ext)) or "no extension",
+                                        ext, ev))
+    return findings
+
+
+def _negotiation(offered: list[str], chosen_fields: list[str], head: ResponseHead,
+                 ev: tuple[int, ...]) -> list[Finding]:
+    chosen = [t.strip() for v in chosen_fields for t in v.split(",") if t.strip()]
+    if len(chosen) > 1:
+        return [Finding("ws_protocol_repeated", "at most one subprotocol",
+                        ", ".join(chosen), ev)]
+    if chosen and chosen[0].lower() not in offered:
+        return [Finding("ws_protocol_not_offered", ", ".join(offered) or "no subprotocol",
+                        chosen[0], ev)]
+    if offered and not chosen:
+        return [Finding("ws_protocol_not_chosen", "one of " + ", ".join(offered), "none", ev)]
+    return []
+
+
+def _ext_name(extension: str) -> str:
+    return extension.split(";")[0].strip().lower()

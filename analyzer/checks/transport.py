@@ -1,0 +1,68 @@
+"""Rules about the connection itself: refused, unanswered, closed without a response, gaps."""
+
+from __future__ import annotations
+
+from analyzer.checks.catalogue import Finding
+from analyzer.checks.facts import Facts, frames_of
+from analyzer.exchange.model import Attempt, AttemptKind, Gap
+
+
+def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
+    tcp = attempt.tcp
+    if attempt.kind is AttemptKind.TCP:
+        syn_frames = (tcp.syn.frame,) if tcp.syn else ()
+        if tcp.server_rst is not None:
+            return [Finding("tcp_refused", "SYN-ACK", "RST",
+                            syn_frames + (tcp.server_rst.frame,))]
+        waited = tcp.end_time - tcp.syn.time if tcp.syn else 0.0
+        return [Finding("tcp_syn_unanswered", "SYN-ACK",
+                        f"no answer to {tcp.syn_count} SYN(s) in {waited:.1f} s", syn_frames)]
+    findings: list[Finding] = []
+    request_gap = next((g for g in tcp.gaps if g.side == "client"), None)
+    response_gap = next((g for g in tcp.gaps if g.side == "server"), None)
+    if attempt.request_gap and request_gap is not None:
+        findings.append(Finding("capture_gap_request", "every byte of the request",
+                                f"{request_gap.length} bytes missing at client offset "
+                                f"{request_gap.offset}", (request_gap.frame,)))
+    if attempt.request is None and attempt.response is not None and not attempt.request_gap:
+        findings.append(Finding("request_not_captured", "the request before its response",
+                                "a response with no captured request",
+                                frames_of(attempt.response)))
+    if attempt.response is None:
+        findings.extend(_no_response(attempt, response_gap))
+    after = attempt.after
+    if after is not None and not after.complete:
+        gap_frames = tuple(g.frame for g in tcp.gaps if g.time >= after.switch_time)
+        findings.append(Finding("capture_gap_after_switch", "every byte after the 101",
+                                "a hole in the captured bytes", gap_frames[:3]))
+    return findings
+
+
+def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
+    tcp = attempt.tcp
+    request = attempt.request
+    evidence = frames_of(request)
+    if attempt.response_gap and response_gap is not None:
+        return [Finding("capture_gap_response", "every byte of the response",
+                        f"{response_gap.length} bytes missing at server offset "
+                        f"{response_gap.offset}", evidence + (response_gap.frame,))]
+    start = request.time if request is not None else 0.0
+    if tcp.server_rst is not None and tcp.server_rst.time >= start:
+        return [Finding("no_response_server_reset", "a response",
+                        f"server RST {1000 * (tcp.server_rst.time - start):.0f} ms after the "
+                        "request",
+                        evidence + (tcp.server_rst.frame,))]
+    if tcp.server_fin is not None and tcp.server_fin.time >= start and (
+        tcp.client_fin is None or tcp.server_fin.time <= tcp.client_fin.time
+    ):
+        return [Finding("no_response_server_closed", "a response",
+                        f"server FIN {1000 * (tcp.server_fin.time - start):.0f} ms after the "
+                        "request", evidence + (tcp.server_fin.frame,))]
+    client_end = tcp.client_fin or tcp.client_rst
+    if client_end is not None and client_end.time >= start:
+        return [Finding("no_response_client_gave_up", "a response",
+                        f"client closed after waiting {client_end.time - start:.1f} s",
+                        evidence + (client_end.frame,))]
+    return [Finding("no_response_capture_ended", "a response",
+                    f"nothing in {max(0.0, tcp.end_time - start):.1f} s until the {tcp.end_reason}",
+                    evidence)]

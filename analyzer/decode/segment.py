@@ -1,0 +1,36 @@
+"""The value the decoder produces: one TCP segment with its addresses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntFlag
+
+
+class TcpFlags(IntFlag):
+    """TCP header flags (RFC 9293 §3.1)."""
+
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    PSH = 0x08
+    ACK = 0x10
+    URG = 0x20
+    ECE = 0x40
+    CWR = 0x80
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One TCP segment, from the innermost IP header of a frame (tunnels removed)."""
+
+    frame: int  # Frame.number it came from
+    time: float  # Frame.time
+    src: bytes  # packed IP address: 4 bytes (IPv4) or 16 bytes (IPv6)
+    sport: int
+    dst: bytes
+    dport: int
+    seq: int
+    ack: int
+    flags: int  # TcpFlags bits, kept as a plain int on the hot path
+    payload: bytes  # the TCP payload bytes present in the capture
+    missing: int = 0  # payload bytes the snaplen cut off (0 when the whole payload is present)

@@ -1,0 +1,1 @@
+"""Exchanges: HTTP messages of one connection paired into upgrade attempts."""

@@ -1,0 +1,145 @@
+"""The values the exchange stage hands to the checks: attempts and what the wire showed."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from enum import Enum
+
+from analyzer.http.message import RequestHead, ResponseHead
+from analyzer.websocket.frames import WsFrame
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Endpoint:
+    address: bytes  # packed IPv4 (4 bytes) or IPv6 (16 bytes)
+    port: int
+
+    @property
+    def ip(self) -> str:
+        family = socket.AF_INET if len(self.address) == 4 else socket.AF_INET6
+        return socket.inet_ntop(family, self.address)
+
+    def __str__(self) -> str:
+        ip = self.ip
+        return f"[{ip}]:{self.port}" if ":" in ip else f"{ip}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One HTTP head as it crossed the wire, with the frames that carried it."""
+
+    head: RequestHead | ResponseHead
+    first_frame: int
+    last_frame: int  # the frame that completed the head
+    time: float  # time of the first byte
+    body_prefix: bytes = b""  # the first bytes of the body (error texts live there)
+    body_length: int = 0  # body bytes seen
+    body_complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TcpEvent:
+    frame: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    side: str  # "client" or "server"
+    offset: int
+    length: int
+    frame: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class TcpFacts:
+    """What TCP showed of the connection an attempt travelled on."""
+
+    syn: TcpEvent | None = None  # the client's first SYN
+    syn_count: int = 0  # SYNs sent by the client (retransmissions included)
+    syn_ack: TcpEvent | None = None
+    client_fin: TcpEvent | None = None
+    server_fin: TcpEvent | None = None
+    client_rst: TcpEvent | None = None
+    server_rst: TcpEvent | None = None
+    gaps: tuple[Gap, ...] = ()
+    end_reason: str = ""  # "closed", "reset", "end of capture", "idle", ...
+    end_time: float = 0.0
+    roles_guessed: bool = False  # no SYN and no HTTP told who the client was
+
+
+@dataclass(frozen=True, slots=True)
+class SeenFrame:
+    """A WebSocket frame seen after the switch."""
+
+    side: str  # "client" or "server"
+    frame: int  # capture frame number carrying the frame's first byte
+    time: float
+    ws: WsFrame
+
+
+@dataclass(frozen=True, slots=True)
+class AfterSwitch:
+    """The first moments of the new protocol after a 101 (or a CONNECT tunnel)."""
+
+    switch_time: float
+    frames: tuple[SeenFrame, ...] = ()  # WebSocket frames, both sides, in capture order
+    client_prefix: bytes = b""  # first bytes the client sent in the new protocol
+    server_prefix: bytes = b""
+    client_first: TcpEvent | None = None  # when each side first sent new-protocol bytes
+    server_first: TcpEvent | None = None
+    early_client_bytes: int = 0  # client bytes sent before the 101 arrived
+    early_client_frame: int = 0
+    observed_until: float = 0.0
+    complete: bool = True  # False when a gap cut the observation short
+
+
+class AttemptKind(Enum):
+    HTTP = "http"  # an HTTP exchange that offered or answered an upgrade
+    TCP = "tcp"  # a connection attempt that never carried HTTP (refused, unanswered)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One upgrade attempt (or failed connection attempt) with everything the wire showed."""
+
+    kind: AttemptKind
+    client: Endpoint
+    server: Endpoint
+    tcp: TcpFacts
+    request: Message | None = None
+    response: Message | None = None  # the final response (not 1xx interim)
+    interim: tuple[Message, ...] = ()  # 1xx responses other than 101 that came first
+    after: AfterSwitch | None = None
+    sequence: int = 0  # 0 for the first exchange on its connection, 1 for the next...
+    request_gap: bool = False  # bytes missing inside or before the request head
+    response_gap: bool = False  # bytes missing where the response should be
+    server_closed_early: bool = False  # server FIN/RST arrived while the request was unanswered
+
+    @property
+    def first_frame(self) -> int:
+        if self.request is not None:
+            return self.request.first_frame
+        if self.response is not None:
+            return self.response.first_frame
+        return self.tcp.syn.frame if self.tcp.syn else 0
+
+    @property
+    def time(self) -> float:
+        if self.request is not None:
+            return self.request.time
+        if self.response is not None:
+            return self.response.time
+        return self.tcp.syn.time if self.tcp.syn else 0.0
+
+    @property
+    def request_head(self) -> RequestHead | None:
+        head = self.request.head if self.request else None
+        return head if isinstance(head, RequestHead) else None
+
+    @property
+    def response_head(self) -> ResponseHead | None:
+        head = self.response.head if self.response else None
+        return head if isinstance(head, ResponseHead) else None

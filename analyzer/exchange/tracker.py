@@ -1,0 +1,630 @@
+"""Follows the HTTP conversation on one TCP connection and turns it into Attempts.
+
+How it works
+------------
+The tracker is the reassembler's listener for one connection. Until one side's first bytes
+say "HTTP request" or "HTTP response" it does not know who the client is; bytes that are not
+HTTP make it drop the connection at once (the reassembler then ignores it).
+
+The client side parses request heads, skips their bodies, and queues them. A request that offers
+an upgrade (or a CONNECT) pauses the client side: what the client sends next is either the new
+protocol (if the answer is 101 / 2xx) or the next HTTP request (if it is not), and only the
+response can tell. Held bytes are bounded.
+
+The server side parses response heads and pairs each final one with the oldest queued request
+(1xx interim responses other than 101 are kept with it). Non-101 responses are complete once their
+body has been read (its first bytes are kept: error texts live there). After a switch, the
+tracker watches the first moments of the new protocol (WebSocket frames of both sides, or the
+raw first bytes of other protocols) for a short window, then hands the attempt on and tells the
+reassembler to ignore the rest of the connection.
+
+A hole in a direction stops the interpretation of that direction: what it would have said is
+reported as unknown rather than guessed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum, auto
+
+from analyzer.exchange.model import (
+    AfterSwitch,
+    Attempt,
+    AttemptKind,
+    Endpoint,
+    Gap,
+    Message,
+    SeenFrame,
+    TcpEvent,
+    TcpFacts,
+)
+from analyzer.exchange.relevance import is_upgrade_attempt, request_offers_upgrade
+from analyzer.http.body import BodyReader, FramingKind, body_framing
+from analyzer.http.head import (
+    classify_start,
+    find_head_end,
+    parse_request_head,
+    parse_response_head,
+)
+from analyzer.http.message import RequestHead, ResponseHead
+from analyzer.reassembly import Connection
+from analyzer.websocket.frames import WsFrameParser
+
+MAX_HEAD_BYTES = 64 * 1024  # a head longer than this is not going to end (RFC 9112 sets no limit)
+MAX_HELD_BYTES = 64 * 1024  # client bytes held while an upgrade request waits for its answer
+PREFIX_BYTES = 256  # first bytes of a new protocol kept for its checks (h2c preface, SETTINGS)
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationWindow:
+    """How long the first moments after a switch are watched before an attempt is handed on."""
+
+    seconds: float = 2.0
+    frames: int = 16
+
+
+class _Mode(Enum):
+    DETECT = auto()  # nothing seen yet on this side
+    HEAD = auto()  # collecting a message head
+    BODY = auto()  # skipping a body
+    WAIT = auto()  # client: an upgrade request waits for its answer
+    SWITCHED = auto()  # the new protocol runs on this side
+    DEAD = auto()  # a hole or garbage: nothing more is interpreted here
+
+
+@dataclass(slots=True)
+class _Side:
+    mode: _Mode = _Mode.DETECT
+    buf: bytearray = field(default_factory=bytearray)
+    buf_frame: int = 0  # frame of the first byte in buf
+    buf_time: float = 0.0
+    scanned: int = 0  # find_head_end hint
+    body: BodyReader | None = None
+    held: list[tuple[bytes, int, float]] = field(default_factory=list)
+    held_bytes: int = 0
+    held_gap: bool = False
+
+
+@dataclass(slots=True)
+class _PendingRequest:
+    message: Message
+    sequence: int
+    gap_before: bool
+
+
+@dataclass(slots=True)
+class _PendingResponse:
+    """A final response whose body is still being read."""
+
+    request: _PendingRequest | None
+    head: ResponseHead
+    first_frame: int
+    last_frame: int
+    time: float
+    interim: tuple[Message, ...]
+
+
+@dataclass(slots=True)
+class _Switch:
+    """A switched attempt under observation."""
+
+    request: _PendingRequest | None
+    response: Message
+    interim: tuple[Message, ...]
+    websocket: bool
+    deadline: float
+    early_client_bytes: int = 0
+    early_client_frame: int = 0
+    parsers: tuple[WsFrameParser, WsFrameParser] | None = None
+    frames: list[SeenFrame] = field(default_factory=list)
+    prefixes: tuple[bytearray, bytearray] = field(default_factory=lambda: (bytearray(), bytearray()))
+    first: list[TcpEvent | None] = field(default_factory=lambda: [None, None])
+    complete: bool = True
+    observed_until: float = 0.0
+
+
+@dataclass(slots=True)
+class ExchangeCounters:
+    """Totals the report's summary needs, shared by every tracker of one run."""
+
+    http_connections: int = 0
+    ordinary_exchanges: int = 0
+
+
+class ConnectionTracker:
+    """The reassembler listener for one connection (see module docstring)."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        emit: Callable[[Attempt], None],
+        counters: ExchangeCounters,
+        window: ObservationWindow = ObservationWindow(),
+    ) -> None:
+        self._conn = conn
+        self._emit = emit
+        self._counters = counters
+        self._window = window
+        self._client: int | None = None  # which reassembler side (0/1) is the HTTP client
+        self._sides = (_Side(), _Side())
+        self._requests: deque[_PendingRequest] = deque()
+        self._interim: list[Message] = []
+        self._response: _PendingResponse | None = None
+        self._switch: _Switch | None = None
+        self._sequence = 0
+        self._client_gap = False  # a hole in the client direction broke request pairing
+        # TCP facts, by reassembler side
+        self._syn: TcpEvent | None = None
+        self._syn_count = 0
+        self._syn_ack: TcpEvent | None = None
+        self._fin: list[TcpEvent | None] = [None, None]
+        self._rst: list[TcpEvent | None] = [None, None]
+        self._gaps: list[tuple[int, int, int, int, float]] = []
+        self._done = False
+
+    # --- StreamListener ---------------------------------------------------------------------
+
+    def on_syn(self, side: int, frame: int, time: float, with_ack: bool) -> None:
+        if with_ack:
+            if self._syn_ack is None:
+                self._syn_ack = TcpEvent(frame, time)
+        else:
+            self._syn_count += 1
+            if self._syn is None:
+                self._syn = TcpEvent(frame, time)
+
+    def on_fin(self, side: int, frame: int, time: float) -> None:
+        if self._fin[side] is None:
+            self._fin[side] = TcpEvent(frame, time)
+
+    def on_rst(self, side: int, frame: int, time: float) -> None:
+        if self._rst[side] is None:
+            self._rst[side] = TcpEvent(frame, time)
+
+    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        self._gaps.append((side, offset, length, frame, time))
+        state = self._sides[side]
+        if state.mode is _Mode.SWITCHED:
+            if self._switch is not None:
+                self._switch.complete = False
+            state.mode = _Mode.DEAD
+            return
+        if state.mode is _Mode.WAIT:
+            state.held_gap = True
+            return
+        if self._client is not None and side == self._client:
+            self._client_gap = True
+        state.mode = _Mode.DEAD
+        state.buf.clear()
+        self._maybe_ignore()
+
+    def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
+        if self._switch is not None:
+            self._observe(side, data, frame, time)
+            return
+        state = self._sides[side]
+        if state.mode is _Mode.DEAD:
+            return
+        if self._client is None:
+            if not self._detect(side, data, frame, time):
+                return
+        if side == self._client:
+            self._client_data(state, data, frame, time)
+        else:
+            self._server_data(state, data, frame, time)
+
+    def on_end(self, time: float, reason: str) -> None:
+        if self._done:
+            return
+        if self._switch is not None:
+            self._finish_switch(time, reason)
+            return
+        if self._response is not None:
+            self._complete_response(body_complete=False, end_reason=reason, end_time=time)
+        self._flush_unanswered(time, reason)
+        if self._client is None and self._syn is not None and self._syn_ack is None and not (
+            self._any_data()
+        ):
+            self._emit_transport_attempt(time, reason)
+        self._done = True
+
+    # --- who is the client ------------------------------------------------------------------
+
+    def _detect(self, side: int, data: bytes, frame: int, time: float) -> bool:
+        state = self._sides[side]
+        if not state.buf:
+            state.buf_frame, state.buf_time = frame, time
+        state.buf += data
+        kind = classify_start(bytes(state.buf[:8192]))
+        if kind == "need_more":
+            return False
+        if kind == "not_http":
+            self._ignore()
+            return False
+        self._client = side if kind == "request" else 1 - side
+        self._counters.http_connections += 1
+        pending = bytes(state.buf)
+        state.buf.clear()
+        state.mode = _Mode.HEAD
+        self._sides[1 - side].mode = _Mode.HEAD
+        if side == self._client:
+            self._client_data(state, pending, state.buf_frame, state.buf_time, last_frame=frame)
+        else:
+            self._server_data(state, pending, state.buf_frame, state.buf_time, last_frame=frame)
+        return False  # the data was consumed here
+
+    # --- client side ------------------------------------------------------------------------
+
+    def _client_data(
+        self, state: _Side, data: bytes, frame: int, time: float, last_frame: int | None = None
+    ) -> None:
+        last = last_frame if last_frame is not None else frame
+        while data:
+            if state.mode is _Mode.WAIT:
+                self._hold(state, data, frame, time)
+                return
+            if state.mode is _Mode.BODY:
+                rest = self._skip_body(state, data)
+                if rest is None:
+                    return
+                self._request_complete(state)
+                data = rest
+                continue
+            if state.mode is not _Mode.HEAD:
+                return
+            head, data = self._take_head(state, data, frame, time, last)
+            if head is None:
+                return
+            raw, first_frame, first_time = head
+            request = parse_request_head(raw)
+            if request is None:
+                state.mode = _Mode.DEAD
+                self._client_gap = True
+                return
+            message = Message(head=request, first_frame=first_frame, last_frame=last, time=first_time)
+            self._requests.append(
+                _PendingRequest(message, self._sequence, gap_before=self._client_gap)
+            )
+            self._sequence += 1
+            framing = body_framing(request)
+            if framing.kind in (FramingKind.LENGTH, FramingKind.CHUNKED):
+                state.body = BodyReader(framing)
+                state.mode = _Mode.BODY
+            else:
+                self._request_complete(state)
+        # A head completed exactly at the end of the data must still move on.
+
+    def _request_complete(self, state: _Side) -> None:
+        state.body = None
+        last = self._requests[-1] if self._requests else None
+        if last is not None and isinstance(last.message.head, RequestHead) and (
+            request_offers_upgrade(last.message.head)
+        ):
+            state.mode = _Mode.WAIT
+        else:
+            state.mode = _Mode.HEAD
+
+    def _hold(self, state: _Side, data: bytes, frame: int, time: float) -> None:
+        if state.held_bytes + len(data) > MAX_HELD_BYTES:
+            data = data[: max(0, MAX_HELD_BYTES - state.held_bytes)]
+            state.held_gap = True
+        if data:
+            state.held.append((data, frame, time))
+            state.held_bytes += len(data)
+
+    def _resume_client(self) -> None:
+        """The upgrade request was not switched: what the client sent meanwhile is HTTP again."""
+        assert self._client is not None
+        state = self._sides[self._client]
+        if state.mode is not _Mode.WAIT:
+            return
+        held, state.held, state.held_bytes = state.held, [], 0
+        state.mode = _Mode.DEAD if state.held_gap else _Mode.HEAD
+        for data, frame, time in held:
+            self._client_data(state, data, frame, time)
+
+    # --- server side ------------------------------------------------------------------------
+
+    def _server_data(
+        self, state: _Side, data: bytes, frame: int, time: float, last_frame: int | None = None
+    ) -> None:
+        last = last_frame if last_frame is not None else frame
+        while data:
+            if self._switch is not None:
+                self._observe(1 - self._client_side(), data, frame, time)
+                return
+            if state.mode is _Mode.BODY:
+                rest = self._skip_body(state, data)
+                if rest is None:
+                    if state.mode is _Mode.DEAD:  # a malformed body: its end is unknown
+                        self._complete_response(body_complete=False)
+                    return
+                self._complete_response(body_complete=True)
+                data = rest
+                continue
+            if state.mode is not _Mode.HEAD:
+                return
+            head, data = self._take_head(state, data, frame, time, last)
+            if head is None:
+                return
+            raw, first_frame, first_time = head
+            response = parse_response_head(raw)
+            if response is None:
+                state.mode = _Mode.DEAD
+                self._maybe_ignore()
+                return
+            message = Message(
+                head=response, first_frame=first_frame, last_frame=last, time=first_time
+            )
+            if 100 <= response.status < 200 and response.status != 101:
+                self._interim.append(message)
+                continue
+            request = self._requests.popleft() if self._requests else None
+            interim = tuple(self._interim)
+            self._interim.clear()
+            method = _method_of(request)
+            if response.status == 101 or (method == "CONNECT" and 200 <= response.status < 300):
+                self._start_switch(request, message, interim, time)
+                if data:
+                    self._observe(1 - self._client_side(), data, frame, time)
+                return
+            framing = body_framing(response, request_method=method)
+            self._response = _PendingResponse(
+                request, response, first_frame, last, first_time, interim
+            )
+            if framing.kind is FramingKind.NONE:
+                self._complete_response(body_complete=True)
+                continue
+            state.body = BodyReader(framing)
+            state.mode = _Mode.BODY
+
+    def _complete_response(
+        self, *, body_complete: bool, end_reason: str = "", end_time: float = 0.0
+    ) -> None:
+        pending = self._response
+        assert pending is not None and self._client is not None
+        server = self._sides[1 - self._client]
+        reader = server.body
+        server.body = None
+        if server.mode is _Mode.BODY:
+            server.mode = _Mode.HEAD
+        if reader is not None and reader.framing.kind is FramingKind.UNTIL_CLOSE and end_reason:
+            body_complete = end_reason in ("closed", "reset")
+        self._response = None
+        message = Message(
+            head=pending.head,
+            first_frame=pending.first_frame,
+            last_frame=pending.last_frame,
+            time=pending.time,
+            body_prefix=bytes(reader.prefix) if reader is not None else b"",
+            body_length=reader.size if reader is not None else 0,
+            body_complete=body_complete,
+        )
+        request = pending.request
+        request_head = request.message.head if request is not None else None
+        assert request_head is None or isinstance(request_head, RequestHead)
+        if is_upgrade_attempt(request_head, pending.head, message.body_prefix):
+            self._emit_http(request, message, pending.interim, None, end_time or pending.time,
+                            end_reason)
+        else:
+            self._counters.ordinary_exchanges += 1
+        self._resume_client()
+
+    # --- after a switch ---------------------------------------------------------------------
+
+    def _start_switch(
+        self,
+        request: _PendingRequest | None,
+        response: Message,
+        interim: tuple[Message, ...],
+        time: float,
+    ) -> None:
+        head = request.message.head if request is not None else None
+        websocket = "websocket" in response.head.headers.tokens("upgrade") or (
+            isinstance(head, RequestHead) and "websocket" in head.headers.tokens("upgrade")
+            and not response.head.headers.has("upgrade")
+        )
+        switch = _Switch(
+            request=request,
+            response=response,
+            interim=interim,
+            websocket=websocket,
+            deadline=time + self._window.seconds,
+            observed_until=time,
+        )
+        if websocket:
+            limit = self._window.frames
+            switch.parsers = (WsFrameParser(max_frames=limit), WsFrameParser(max_frames=limit))
+        self._switch = switch
+        client = self._client_side()
+        state = self._sides[client]
+        held, state.held, state.held_bytes = state.held, [], 0
+        if state.held_gap:
+            switch.complete = False
+        state.mode = _Mode.SWITCHED
+        self._sides[1 - client].mode = _Mode.SWITCHED
+        for data, frame, when in held:
+            if switch.early_client_frame == 0:
+                switch.early_client_frame = frame
+            switch.early_client_bytes += len(data)
+            self._observe(client, data, frame, when)
+
+    def _observe(self, side: int, data: bytes, frame: int, time: float) -> None:
+        switch = self._switch
+        assert switch is not None
+        if self._sides[side].mode is _Mode.DEAD:
+            return
+        if time > switch.deadline:
+            self._finish_switch(time, "observation window over")
+            return
+        switch.observed_until = max(switch.observed_until, time)
+        who = "client" if side == self._client else "server"
+        index = 0 if who == "client" else 1
+        if switch.first[index] is None:
+            switch.first[index] = TcpEvent(frame, time)
+        prefix = switch.prefixes[index]
+        if len(prefix) < PREFIX_BYTES:
+            prefix += data[: PREFIX_BYTES - len(prefix)]
+        if switch.parsers is not None:
+            for ws in switch.parsers[index].feed(data):
+                switch.frames.append(SeenFrame(who, frame, time, ws))
+            if len(switch.frames) >= 2 * self._window.frames:
+                self._finish_switch(time, "observation window over")
+        elif len(switch.prefixes[0]) >= PREFIX_BYTES and len(switch.prefixes[1]) >= PREFIX_BYTES:
+            self._finish_switch(time, "observation window over")
+
+    def _finish_switch(self, time: float, reason: str) -> None:
+        switch = self._switch
+        if switch is None or self._done:
+            return
+        after = AfterSwitch(
+            switch_time=switch.response.time,
+            frames=tuple(switch.frames),
+            client_prefix=bytes(switch.prefixes[0]),
+            server_prefix=bytes(switch.prefixes[1]),
+            client_first=switch.first[0],
+            server_first=switch.first[1],
+            early_client_bytes=switch.early_client_bytes,
+            early_client_frame=switch.early_client_frame,
+            observed_until=max(switch.observed_until, min(time, switch.deadline)),
+            complete=switch.complete,
+        )
+        self._emit_http(switch.request, switch.response, switch.interim, after, time, reason)
+        self._done = True
+        self._ignore()
+
+    # --- shared helpers ---------------------------------------------------------------------
+
+    def _take_head(
+        self, state: _Side, data: bytes, frame: int, time: float, last_frame: int
+    ) -> tuple[tuple[bytes, int, float] | None, bytes]:
+        """Adds data to the head buffer; returns (head, rest) once a head is complete."""
+        if not state.buf:
+            state.buf_frame, state.buf_time = frame, time
+            state.scanned = 0
+        state.buf += data
+        end = find_head_end(state.buf, max(0, state.scanned - 3))
+        if end is None:
+            state.scanned = len(state.buf)
+            if len(state.buf) > MAX_HEAD_BYTES:
+                state.mode = _Mode.DEAD
+                state.buf.clear()
+            return None, b""
+        raw = bytes(state.buf[:end])
+        rest = bytes(state.buf[end:])
+        head = (raw, state.buf_frame, state.buf_time)
+        state.buf.clear()
+        state.scanned = 0
+        if rest:
+            state.buf_frame, state.buf_time = last_frame, time
+        return head, rest
+
+    @staticmethod
+    def _skip_body(state: _Side, data: bytes) -> bytes | None:
+        """Feeds body bytes; returns what follows the body once it is complete, else None."""
+        reader = state.body
+        assert reader is not None
+        used = reader.feed(data)
+        if reader.error:
+            state.mode = _Mode.DEAD
+            return None
+        return data[used:] if reader.done else None
+
+    def _client_side(self) -> int:
+        assert self._client is not None
+        return self._client
+
+    def _any_data(self) -> bool:
+        return any(s.buf or s.mode is not _Mode.DETECT for s in self._sides)
+
+    def _flush_unanswered(self, time: float, reason: str) -> None:
+        """The connection ended: requests still waiting never got an answer."""
+        while self._requests:
+            request = self._requests.popleft()
+            head = request.message.head
+            assert isinstance(head, RequestHead)
+            if is_upgrade_attempt(head, None):
+                self._emit_http(request, None, tuple(self._interim), None, time, reason)
+            else:
+                self._counters.ordinary_exchanges += 1
+
+    def _emit_http(
+        self,
+        request: _PendingRequest | None,
+        response: Message | None,
+        interim: tuple[Message, ...],
+        after: AfterSwitch | None,
+        time: float,
+        reason: str,
+    ) -> None:
+        client = self._client_side()
+        server_state = self._sides[1 - client]
+        response_gap = response is None and (
+            server_state.mode is _Mode.DEAD and any(g[0] != client for g in self._gaps)
+        )
+        closed_early = response is None and (
+            self._fin[1 - client] is not None or self._rst[1 - client] is not None
+        )
+        self._emit(
+            Attempt(
+                kind=AttemptKind.HTTP,
+                client=self._endpoint(client),
+                server=self._endpoint(1 - client),
+                tcp=self._facts(client, time, reason),
+                request=request.message if request is not None else None,
+                response=response,
+                interim=interim,
+                after=after,
+                sequence=request.sequence if request is not None else self._sequence,
+                request_gap=request.gap_before if request is not None else self._client_gap,
+                response_gap=response_gap,
+                server_closed_early=closed_early,
+            )
+        )
+
+    def _emit_transport_attempt(self, time: float, reason: str) -> None:
+        self._emit(
+            Attempt(
+                kind=AttemptKind.TCP,
+                client=self._endpoint(0),
+                server=self._endpoint(1),
+                tcp=self._facts(0, time, reason),
+            )
+        )
+
+    def _facts(self, client: int, time: float, reason: str) -> TcpFacts:
+        server = 1 - client
+        names = {client: "client", server: "server"}
+        return TcpFacts(
+            syn=self._syn,
+            syn_count=self._syn_count,
+            syn_ack=self._syn_ack,
+            client_fin=self._fin[client],
+            server_fin=self._fin[server],
+            client_rst=self._rst[client],
+            server_rst=self._rst[server],
+            gaps=tuple(Gap(names[s], o, n, f, t) for s, o, n, f, t in self._gaps),
+            end_reason=reason,
+            end_time=time,
+            roles_guessed=self._syn is None and self._client is None,
+        )
+
+    def _endpoint(self, side: int) -> Endpoint:
+        a, ap, b, bp = self._conn.addresses
+        return Endpoint(a, ap) if side == 0 else Endpoint(b, bp)
+
+    def _maybe_ignore(self) -> None:
+        if all(s.mode is _Mode.DEAD for s in self._sides) and not self._requests:
+            self._ignore()
+
+    def _ignore(self) -> None:
+        self._conn.ignore()
+
+
+def _method_of(request: _PendingRequest | None) -> str | None:
+    if request is None:
+        return None
+    head = request.message.head
+    return head.method.upper() if isinstance(head, RequestHead) else None

@@ -1,0 +1,1 @@
+"""HTTP/1.x: tolerant parsing of message heads and framing of bodies."""

@@ -1,0 +1,290 @@
+"""Where an HTTP/1.x message body ends (RFC 9112 §6), found without keeping the body.
+
+How it works: ``body_framing`` reads the head and says how the body is delimited; a ``BodyReader``
+built from that framing is then fed the bytes that follow the head and tells how many of them
+belong to the body, keeping only its first ``PREFIX_LIMIT`` bytes (enough to recognise the error
+text of a 400 page). Anything the reader does not consume belongs to the next message, or, after a
+101, to the new protocol.
+
+Framing problem names (stable, snake_case): ``content_length_not_allowed``,
+``transfer_encoding_not_allowed`` (in 1xx, 204 or a 2xx to CONNECT),
+``transfer_encoding_with_content_length``, ``transfer_encoding_in_http10``, ``chunked_not_final``,
+``chunked_repeated``, ``invalid_content_length``, ``conflicting_content_length``,
+``duplicate_content_length``.
+
+Reader problem names: ``bare_lf_in_chunked``. Reader errors (parsing stops): ``invalid_chunk_size``,
+``chunk_size_too_large``, ``chunk_line_too_long``, ``missing_chunk_crlf``, ``body_truncated``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from analyzer.http.message import RequestHead, ResponseHead
+
+PREFIX_LIMIT = 4096  # body bytes kept for fingerprinting error pages
+MAX_CHUNK_LINE = 8192  # a chunk-size or trailer line longer than this is an error
+_MAX_HEX_DIGITS = 16  # sizes beyond 2**64 are not lengths but garbage
+
+_DIGITS = re.compile(r"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+
+
+class FramingKind(Enum):
+    NONE = "none"  # no body at all: the next bytes are the next message (or the new protocol)
+    LENGTH = "length"  # exactly Framing.length bytes
+    CHUNKED = "chunked"  # chunked transfer coding (RFC 9112 §7.1)
+    UNTIL_CLOSE = "until_close"  # everything until the sender closes the connection
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    kind: FramingKind
+    length: int | None = None  # only for FramingKind.LENGTH
+    problems: tuple[str, ...] = ()
+
+
+def _content_length(values: list[str], problems: list[str]) -> int | None:
+    """The single valid Content-Length, or None when the fields are invalid or disagree."""
+    # RFC 9110 §8.6: "a recipient MAY either reject the message as invalid or replace that invalid
+    # field value with the single, valid Content-Length value" when a list repeats one value
+    # (e.g. "42, 42" or two identical fields).
+    elements = [e.strip(" \t") for v in values for e in v.split(",")]
+    if not all(_DIGITS.fullmatch(e) for e in elements):
+        problems.append("invalid_content_length")
+        return None
+    lengths = {int(e) for e in elements}
+    if len(lengths) > 1:
+        problems.append("conflicting_content_length")
+        return None
+    if len(elements) > 1:
+        problems.append("duplicate_content_length")
+    return lengths.pop()
+
+
+def body_framing(head: RequestHead | ResponseHead, *, request_method: str | None = None) -> Framing:
+    """How the body following ``head`` is delimited (RFC 9112 §6.3).
+
+    ``request_method`` is the method of the request a response answers, when known: a response to
+    HEAD has no body and a 2xx to CONNECT starts a tunnel.
+    """
+    problems: list[str] = []
+    headers = head.headers
+    has_te = headers.has("Transfer-Encoding")
+    has_cl = headers.has("Content-Length")
+
+    if isinstance(head, ResponseHead):
+        status = head.status
+        # RFC 9112 §6.3: "Any response to a HEAD request and any response with a 1xx
+        # (Informational), 204 (No Content), or 304 (Not Modified) status code is always
+        # terminated by the first empty line after the header fields". For 101 what follows is
+        # the new protocol (RFC 9110 §15.2.2).
+        # "Any 2xx (Successful) response to a CONNECT request implies that the connection will
+        # become a tunnel immediately after the empty line that concludes the header fields."
+        connect_tunnel = request_method == "CONNECT" and 200 <= status < 300
+        if connect_tunnel or 100 <= status < 200 or status == 204:
+            # RFC 9110 §8.6: "A server MUST NOT send a Content-Length header field in any response
+            # with a status code of 1xx (Informational) or 204 (No Content). A server MUST NOT send
+            # a Content-Length header field in any 2xx (Successful) response to a CONNECT request".
+            # RFC 9112 §6.1 says the same of Transfer-Encoding.
+            if has_cl:
+                problems.append("content_length_not_allowed")
+            if has_te:
+                problems.append("transfer_encoding_not_allowed")
+            return Framing(FramingKind.NONE, problems=tuple(problems))
+        if request_method == "HEAD" or status == 304:
+            return Framing(FramingKind.NONE)
+
+    if has_te:
+        codings = [t.split(";")[0].strip() for t in headers.tokens("Transfer-Encoding")]
+        chunked_final = bool(codings) and codings[-1] == "chunked"
+        if has_cl:
+            # RFC 9112 §6.3: "If a message is received with both a Transfer-Encoding and a
+            # Content-Length header field, the Transfer-Encoding overrides the Content-Length.
+            # Such a message might indicate an attempt to perform request smuggling".
+            problems.append("transfer_encoding_with_content_length")
+        if head.version == "HTTP/1.0":
+            # RFC 9112 §6.1: "A server or client that receives an HTTP/1.0 message containing a
+            # Transfer-Encoding header field MUST treat the message as if the framing is faulty".
+            problems.append("transfer_encoding_in_http10")
+        if codings.count("chunked") > 1:
+            # RFC 9112 §6.1: "A sender MUST NOT apply the chunked transfer coding more than once".
+            problems.append("chunked_repeated")
+        if chunked_final:
+            return Framing(FramingKind.CHUNKED, problems=tuple(problems))
+        # RFC 9112 §6.3: in a response "the message body length is determined by reading the
+        # connection until it is closed by the server"; in a request "the message body length
+        # cannot be determined reliably; the server MUST respond with the 400 (Bad Request)
+        # status code and then close the connection", so here too nothing after it is a message.
+        if isinstance(head, RequestHead) or "chunked" in codings:
+            problems.append("chunked_not_final")
+        return Framing(FramingKind.UNTIL_CLOSE, problems=tuple(problems))
+
+    if has_cl:
+        length = _content_length(headers.all("Content-Length"), problems)
+        if length is None:
+            # RFC 9112 §6.3: "If a message is received without Transfer-Encoding and with an
+            # invalid Content-Length header field, then the message framing is invalid and the
+            # recipient MUST treat it as an unrecoverable error" (the connection ends there).
+            return Framing(FramingKind.UNTIL_CLOSE, problems=tuple(problems))
+        return Framing(FramingKind.LENGTH, length, tuple(problems))
+
+    # RFC 9112 §6.3: "If this is a request message and none of the above are true, then the message
+    # body length is zero"; "Otherwise, this is a response message without a declared message body
+    # length, so the message body length is determined by the number of octets received prior to
+    # the server closing the connection."
+    if isinstance(head, RequestHead):
+        return Framing(FramingKind.NONE)
+    return Framing(FramingKind.UNTIL_CLOSE)
+
+
+class _Chunk(Enum):
+    SIZE = "size"  # reading a chunk-size line
+    DATA = "data"
+    DATA_CR = "data_cr"  # expecting the CRLF after chunk-data
+    DATA_LF = "data_lf"
+    TRAILER = "trailer"  # reading trailer lines until the empty one
+
+
+class BodyReader:
+    """Follows one message body as its bytes arrive, whatever their segmentation.
+
+    ``feed`` returns how many of the given bytes belong to the body; the rest (if any) is what
+    follows the message. Once ``done`` is true, or ``error`` is set, nothing more is consumed.
+    """
+
+    def __init__(self, framing: Framing, *, keep: int = PREFIX_LIMIT) -> None:
+        self.framing = framing
+        self.done = framing.kind is FramingKind.NONE or (
+            framing.kind is FramingKind.LENGTH and not framing.length
+        )
+        self.error: str | None = None
+        self.size = 0  # body bytes seen, without chunk framing
+        self.trailer_fields = 0
+        self._keep = keep
+        self._prefix = bytearray()
+        self._problems: list[str] = []
+        self._remaining = framing.length or 0  # of the Content-Length body or the current chunk
+        self._state = _Chunk.SIZE
+        self._line = bytearray()
+
+    @property
+    def prefix(self) -> bytes:
+        """The first body bytes (at most ``keep``), chunk framing removed."""
+        return bytes(self._prefix)
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        return tuple(self._problems)
+
+    def feed(self, data: bytes | bytearray) -> int:
+        if self.done or self.error is not None:
+            return 0
+        kind = self.framing.kind
+        if kind is FramingKind.UNTIL_CLOSE:
+            self._take(data)
+            return len(data)
+        if kind is FramingKind.LENGTH:
+            n = min(self._remaining, len(data))
+            self._take(data[:n])
+            self._remaining -= n
+            self.done = self._remaining == 0
+            return n
+        return self._feed_chunked(data)
+
+    def feed_eof(self) -> None:
+        """The sender closed its direction: the end of an until-close body, or a cut one."""
+        if self.done or self.error is not None:
+            return
+        if self.framing.kind is FramingKind.UNTIL_CLOSE:
+            self.done = True
+        else:
+            self.error = "body_truncated"
+
+    def _take(self, data: bytes | bytearray) -> None:
+        self.size += len(data)
+        room = self._keep - len(self._prefix)
+        if room > 0:
+            self._prefix += data[:room]
+
+    def _note(self, name: str) -> None:
+        if name not in self._problems:
+            self._problems.append(name)
+
+    def _feed_chunked(self, data: bytes | bytearray) -> int:
+        # RFC 9112 §7.1: chunked-body = *chunk last-chunk trailer-section CRLF
+        #   chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+        pos = 0
+        end = len(data)
+        while pos < end and not self.done and self.error is None:
+            state = self._state
+            if state is _Chunk.DATA:
+                n = min(self._remaining, end - pos)
+                self._take(data[pos : pos + n])
+                pos += n
+                self._remaining -= n
+                if self._remaining == 0:
+                    self._state = _Chunk.DATA_CR
+            elif state is _Chunk.DATA_CR or state is _Chunk.DATA_LF:
+                byte = data[pos]
+                if byte == 0x0D and state is _Chunk.DATA_CR:
+                    self._state = _Chunk.DATA_LF
+                elif byte == 0x0A:
+                    if state is _Chunk.DATA_CR:
+                        self._note("bare_lf_in_chunked")
+                    self._state = _Chunk.SIZE
+                else:
+                    self.error = "missing_chunk_crlf"
+                    break
+                pos += 1
+            else:
+                pos = self._feed_line(data, pos)
+        return pos
+
+    def _feed_line(self, data: bytes | bytearray, pos: int) -> int:
+        """Collect a chunk-size or trailer line; handle it once its LF is there."""
+        nl = data.find(b"\n", pos)
+        stop = len(data) if nl < 0 else nl
+        # The limit is applied at the same byte whatever the segmentation.
+        room = MAX_CHUNK_LINE - len(self._line)
+        if stop - pos > room:
+            self._line += data[pos : pos + room + 1]
+            self.error = "chunk_line_too_long"
+            return pos + room + 1
+        self._line += data[pos:stop]
+        if nl < 0:
+            return len(data)
+        line = bytes(self._line)
+        self._line.clear()
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        else:
+            self._note("bare_lf_in_chunked")
+        if self._state is _Chunk.TRAILER:
+            if line:
+                self.trailer_fields += 1
+            else:
+                self.done = True
+        else:
+            self._chunk_size(line)
+        return nl + 1
+
+    def _chunk_size(self, line: bytes) -> None:
+        # RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+        # Extensions carry nothing we need; "A recipient MUST ignore unrecognized chunk extensions."
+        size_field = line.split(b";", 1)[0].rstrip(b" \t")
+        if not _HEX.fullmatch(size_field):
+            self.error = "invalid_chunk_size"
+            return
+        if len(size_field.lstrip(b"0")) > _MAX_HEX_DIGITS:
+            self.error = "chunk_size_too_large"
+            return
+        size = int(size_field, 16)
+        if size == 0:
+            # last-chunk: what follows is the trailer section, ended by an empty line.
+            self._state = _Chunk.TRAILER
+        else:
+            self._state = _Chunk.DATA
+            self._remaining = size

@@ -1,0 +1,361 @@
+"""Finding, recognising and tolerantly parsing HTTP/1.x message heads (RFC 9112 §2-§5).
+
+How it works: the reassembler keeps each TCP direction in a growing buffer. It asks
+``classify_start`` whether the first bytes look like an HTTP/1.x request or response at all (TLS,
+SMTP or binary traffic must be dropped at once), then calls ``find_head_end`` each time data arrives
+until the empty line ending the head is there, and hands that slice to ``parse_request_head`` or
+``parse_response_head``. The parsers never refuse a message that has an HTTP start line: every
+deviation from the grammar is kept as a short, stable problem name in ``problems`` so that the
+checks can judge it (a strict server would have answered 400 where a lenient one went on).
+
+Problem names used here (stable, snake_case):
+
+- ``leading_empty_line``: empty line(s) before the start line
+- ``bare_lf_line_ending``: a line ended by LF without CR
+- ``bare_cr``: a CR inside a line, not followed by LF
+- ``unterminated_head``: no empty line at the end (capture or snaplen cut the head)
+- ``start_line_extra_spaces``: separators other than exactly one SP in the start line
+- ``control_char_in_start_line``
+- ``invalid_method``: the method is not a token
+- ``missing_target``: only a method and a version
+- ``whitespace_in_target``: SP or HTAB inside the request-target
+- ``invalid_version``: not ``HTTP/`` DIGIT ``.`` DIGIT exactly (e.g. lowercase, ``HTTP/11``)
+- ``missing_status``, ``non_numeric_status``, ``invalid_status`` (not 3 digits),
+  ``status_out_of_range`` (3 digits outside 100-599)
+- ``whitespace_after_start_line``: a line starting with whitespace right after the start line
+- ``obs_fold``: a continuation line (unfolded into the previous field)
+- ``header_without_colon``: line dropped
+- ``empty_header_name``
+- ``whitespace_before_colon``: the name is kept without it
+- ``invalid_header_name``: the name is not a token
+- ``nul_in_value``, ``control_char_in_value``
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from analyzer.http.message import Header, Headers, RequestHead, ResponseHead
+
+# A start line longer than this is not worth waiting for: real clients stay far below it and
+# common servers refuse longer request lines (nginx 8 KiB large_client_header_buffers).
+MAX_START_LINE = 8192
+
+# An empty line is LF, optionally preceded by CR, right after the LF of the previous line.
+# RFC 9112 §2.2: "a recipient MAY recognize a single LF as a line terminator and ignore any
+# preceding CR", so LF LF, CRLF LF and LF CRLF end a head as well as CRLF CRLF.
+_HEAD_END = re.compile(rb"\n\r?\n")
+_LONGEST_HEAD_END = 3
+
+# RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_"
+# / "`" / "|" / "~" / DIGIT / ALPHA
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_DIGITS = frozenset(b"0123456789")
+_SP_HTAB = frozenset(b" \t")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
+_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB is allowed in values and start lines
+_LEADING_EMPTY_LINES = re.compile(rb"[\r\n]*")
+_REQUEST_LINE = re.compile(
+    rb"[ \t]*(?P<method>[^ \t]+)[ \t]+(?:(?P<target>.*?)[ \t]+)?(?P<version>[^ \t]+)[ \t]*", re.S
+)
+_STATUS_LINE = re.compile(
+    rb"(?P<lead>[ \t]*)(?P<version>[^ \t]+)(?P<sep1>[ \t]*)(?P<code>[^ \t]*)(?P<sep2>[ \t]?)"
+    rb"(?P<reason>.*)",
+    re.S,
+)
+
+StartKind = Literal["request", "response", "not_http", "need_more"]
+
+
+def find_head_end(buf: bytes | bytearray, start: int = 0) -> int | None:
+    """Index just past the empty line that ends the head in ``buf``, or None if not there yet.
+
+    ``start`` is where the previous unsuccessful call stopped looking: pass the length the buffer
+    had then, and only the new bytes (plus the few that may begin a terminator) are scanned again.
+    Empty lines before the start line do not end a head (see ``classify_start``).
+    """
+    # Cheap: the match stops at the first byte of the start line.
+    empty = _LEADING_EMPTY_LINES.match(buf)
+    leading = empty.end() if empty else 0
+    m = _HEAD_END.search(buf, max(leading, start - (_LONGEST_HEAD_END - 1)))
+    return m.end() if m else None
+
+
+# Outcome of matching one grammar against a prefix: matched, could still match, cannot match.
+_MATCH, _PARTIAL, _FAIL = 0, 1, 2
+
+
+def _match_version(d: bytes, i: int) -> int:
+    """``HTTP/1.`` DIGIT at ``i``; only HTTP/1.x counts (``PRI * HTTP/2.0`` is the h2 preface)."""
+    lit = b"HTTP/1."
+    for k, c in enumerate(lit):
+        if i + k >= len(d):
+            return _PARTIAL
+        # RFC 9112 §2.3: "HTTP-name = %s"HTTP"" is case-sensitive; accepting "http/" anyway costs
+        # nothing and lets the parser report it as invalid_version rather than missing the message.
+        if d[i + k] != c and not (k < 4 and d[i + k] == c + 32):
+            return _FAIL
+    i += len(lit)
+    if i >= len(d):
+        return _PARTIAL
+    return _MATCH if d[i] in _DIGITS else _FAIL
+
+
+def _skip(d: bytes, i: int, chars: frozenset[int]) -> int:
+    while i < len(d) and d[i] in chars:
+        i += 1
+    return i
+
+
+def _match_response(d: bytes, i: int) -> int:
+    # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
+    r = _match_version(d, i)
+    if r != _MATCH:
+        return r
+    i += len(b"HTTP/1.x")
+    j = _skip(d, i, _SP_HTAB)
+    if j >= len(d):
+        return _PARTIAL
+    if j == i:
+        return _FAIL
+    for k in range(3):
+        if j + k >= len(d):
+            return _PARTIAL
+        if d[j + k] not in _DIGITS:
+            return _FAIL
+    return _MATCH
+
+
+def _match_request(d: bytes, i: int) -> int:
+    # RFC 9112 §3: request-line = method SP request-target SP HTTP-version. Separators are matched
+    # as runs of SP/HTAB because §3 lets recipients "parse on whitespace-delimited word boundaries".
+    j = _skip(d, i, _TCHAR)
+    if j >= len(d):
+        return _PARTIAL
+    if j == i or d[j] not in _SP_HTAB:
+        return _FAIL
+    i = _skip(d, j, _SP_HTAB)
+    # The target is anything visible; bytes >= 0x80 are tolerated (sloppy clients send them raw).
+    j = i
+    while j < len(d) and d[j] > 0x20 and d[j] != 0x7F:
+        j += 1
+    if j >= len(d):
+        return _PARTIAL
+    # CR/LF here would be HTTP/0.9 ("GET /"), which has no headers and no upgrade.
+    if j == i or d[j] not in _SP_HTAB:
+        return _FAIL
+    return _match_version(d, _skip(d, j, _SP_HTAB))
+
+
+def classify_start(prefix: bytes | bytearray) -> StartKind:
+    """Whether the first bytes of a TCP direction begin an HTTP/1.x request or response.
+
+    Decides from the start line alone: "need_more" only while ``prefix`` is still a viable start,
+    so TLS, SSH, SMTP or binary data are rejected within their first few bytes. A start line not
+    recognised within ``MAX_START_LINE`` bytes is "not_http".
+    """
+    d = bytes(prefix[:MAX_START_LINE])
+    # RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line SHOULD ignore
+    # at least one empty line (CRLF) received prior to the request-line."
+    i = _skip(d, 0, frozenset(b"\r\n"))
+    if i >= len(d):
+        return "need_more" if len(d) < MAX_START_LINE else "not_http"
+    response = _match_response(d, i)
+    if response == _MATCH:
+        return "response"
+    request = _match_request(d, i)
+    if request == _MATCH:
+        return "request"
+    if _PARTIAL in (response, request) and len(d) < MAX_START_LINE:
+        return "need_more"
+    return "not_http"
+
+
+def _split_lines(raw: bytes, problems: list[str]) -> list[bytes]:
+    """The lines of a head without their terminators, noting line-ending anomalies."""
+    end = find_head_end(raw)
+    if end is None:
+        _note(problems, "unterminated_head")
+        end = len(raw)
+    lines = raw[:end].split(b"\n")
+    # After the final LF, split() leaves an empty element that is not a line.
+    last_has_lf = lines[-1] == b""
+    if last_has_lf:
+        lines.pop()
+    out = []
+    for n, line in enumerate(lines):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        elif n < len(lines) - 1 or last_has_lf:
+            _note(problems, "bare_lf_line_ending")
+        if b"\r" in line:
+            # RFC 9112 §2.2: "A recipient of such a bare CR MUST consider that element to be
+            # invalid or replace each bare CR with SP before processing the element".
+            _note(problems, "bare_cr")
+        out.append(line)
+    return out
+
+
+def _note(problems: list[str], name: str) -> None:
+    if name not in problems:
+        problems.append(name)
+
+
+def _start_line(raw: bytes, problems: list[str]) -> tuple[bytes, list[bytes]] | None:
+    """The start line and the header lines after it, skipping leading empty lines."""
+    lines = _split_lines(raw, problems)
+    n = 0
+    while n < len(lines) and lines[n] == b"":
+        n += 1
+    if n:
+        _note(problems, "leading_empty_line")
+    if n >= len(lines):
+        return None
+    start = lines[n]
+    rest = []
+    for line in lines[n + 1 :]:
+        if line == b"":
+            break
+        rest.append(line)
+    if _CTL.search(start.replace(b"\r", b" ")):
+        _note(problems, "control_char_in_start_line")
+    return start, rest
+
+
+def _headers(lines: list[bytes], problems: list[str]) -> Headers:
+    fields: list[Header] = []
+    for n, line in enumerate(lines):
+        if line[:1] in (b" ", b"\t"):
+            if n == 0 or not fields:
+                # RFC 9112 §2.2: "A recipient that receives whitespace between the start-line and
+                # the first header field MUST either reject the message as invalid or consume each
+                # whitespace-preceded line without further processing of it".
+                _note(problems, "whitespace_after_start_line" if n == 0 else "obs_fold")
+                continue
+            # RFC 9112 §5.2: "A user agent that receives an obs-fold in a response message [...]
+            # MUST replace each received obs-fold with one or more SP octets prior to
+            # interpreting the field value."
+            _note(problems, "obs_fold")
+            prev = fields[-1]
+            more = line.strip(b" \t").decode("latin-1")
+            value = f"{prev.value} {more}" if prev.value and more else prev.value + more
+            fields[-1] = Header(prev.name, value)
+            _check_value(line, problems)
+            continue
+        colon = line.find(b":")
+        if colon < 0:
+            _note(problems, "header_without_colon")
+            continue
+        name = line[:colon]
+        if name.rstrip(b" \t") != name:
+            # RFC 9112 §5.1: "No whitespace is allowed between the field name and colon. [...] A
+            # server MUST reject, with a response status code of 400 (Bad Request), any received
+            # request message that contains whitespace between a header field name and colon."
+            _note(problems, "whitespace_before_colon")
+            name = name.rstrip(b" \t")
+        if not name:
+            _note(problems, "empty_header_name")
+        elif not _TOKEN.fullmatch(name):
+            _note(problems, "invalid_header_name")
+        raw_value = line[colon + 1 :]
+        _check_value(raw_value, problems)
+        # RFC 9112 §5.1: "field-line = field-name ":" OWS field-value OWS"
+        fields.append(Header(name.decode("latin-1"), raw_value.strip(b" \t").decode("latin-1")))
+    return Headers(tuple(fields))
+
+
+def _check_value(value: bytes, problems: list[str]) -> None:
+    # RFC 9110 §5.5: "Field values containing CR, LF, or NUL characters are invalid and dangerous
+    # [...] a recipient of CR, LF, or NUL within a field value MUST either reject the message or
+    # replace each of those characters with SP". Other CTLs are outside the grammar too.
+    if b"\x00" in value:
+        _note(problems, "nul_in_value")
+    if _CTL.search(value.replace(b"\x00", b"").replace(b"\r", b"")):
+        _note(problems, "control_char_in_value")
+
+
+def _is_http_version(word: bytes) -> bool:
+    return word[:5].upper() == b"HTTP/"
+
+
+def parse_request_head(raw: bytes) -> RequestHead | None:
+    """Parse a request head tolerantly; None only if the start line is not an HTTP request line.
+
+    ``raw`` is the head up to and including its empty line (bytes after it are ignored); a head
+    without the empty line is parsed anyway and marked ``unterminated_head``.
+    """
+    problems: list[str] = []
+    found = _start_line(raw, problems)
+    if found is None:
+        return None
+    start, lines = found
+    m = _REQUEST_LINE.fullmatch(start)
+    if m is None or not _is_http_version(m["version"]):
+        return None
+    method, target, version = m["method"], m["target"] or b"", m["version"]
+    if not target:
+        _note(problems, "missing_target")
+    elif re.search(rb"[ \t]", target):
+        _note(problems, "whitespace_in_target")
+    if start != b" ".join(part for part in (method, target, version) if part):
+        _note(problems, "start_line_extra_spaces")
+    if not _TOKEN.fullmatch(method):
+        _note(problems, "invalid_method")
+    if not _VERSION.fullmatch(version):
+        _note(problems, "invalid_version")
+    headers = _headers(lines, problems)
+    return RequestHead(
+        method=method.decode("latin-1"),
+        target=target.decode("latin-1"),
+        version=version.decode("latin-1"),
+        headers=headers,
+        raw=bytes(raw),
+        problems=tuple(problems),
+    )
+
+
+def parse_response_head(raw: bytes) -> ResponseHead | None:
+    """Parse a response head tolerantly; None only if the start line is not an HTTP status line.
+
+    A missing reason phrase is fine (RFC 9112 §4: "A client SHOULD ignore the reason-phrase
+    content"). A status that is not a number gives ``status`` 0 and ``non_numeric_status``.
+    """
+    problems: list[str] = []
+    found = _start_line(raw, problems)
+    if found is None:
+        return None
+    start, lines = found
+    m = _STATUS_LINE.fullmatch(start)
+    if m is None or not _is_http_version(m["version"]):
+        return None
+    version, code, reason = m["version"], m["code"], m["reason"]
+    if not _VERSION.fullmatch(version):
+        _note(problems, "invalid_version")
+    # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]. The reason
+    # phrase may itself begin with SP, so only the separators around the code are judged.
+    if m["lead"] or m["sep1"] not in (b" ", b""):
+        _note(problems, "start_line_extra_spaces")
+    if m["sep2"] == b"\t":
+        _note(problems, "start_line_extra_spaces")
+    status = 0
+    if not code:
+        _note(problems, "missing_status")
+    elif not code.isdigit():
+        _note(problems, "non_numeric_status")
+    else:
+        status = int(code)
+        if len(code) != 3:
+            _note(problems, "invalid_status")
+        elif not 100 <= status <= 599:
+            _note(problems, "status_out_of_range")
+    headers = _headers(lines, problems)
+    return ResponseHead(
+        version=version.decode("latin-1"),
+        status=status,
+        reason=reason.strip(b" \t").decode("latin-1"),
+        headers=headers,
+        raw=bytes(raw),
+        problems=tuple(problems),
+    )

@@ -1,0 +1,66 @@
+"""Values for parsed HTTP/1.x message heads, kept as close to the wire as possible.
+
+The parser is tolerant: it keeps the original case, the order and the duplicates of header
+fields and records anomalies in ``problems`` instead of refusing the message. Judging is done
+elsewhere (analyzer/checks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    name: str  # as sent, original case (bytes decoded as latin-1)
+    value: str  # as sent, leading/trailing whitespace removed (latin-1)
+
+
+@dataclass(frozen=True, slots=True)
+class Headers:
+    """Header fields in wire order; look-ups are case-insensitive."""
+
+    fields: tuple[Header, ...]
+
+    def all(self, name: str) -> list[str]:
+        """Every value of the field ``name``, in wire order."""
+        wanted = name.lower()
+        return [f.value for f in self.fields if f.name.lower() == wanted]
+
+    def get(self, name: str) -> str | None:
+        """The first value of ``name``, or None when the field is absent."""
+        values = self.all(name)
+        return values[0] if values else None
+
+    def count(self, name: str) -> int:
+        return len(self.all(name))
+
+    def has(self, name: str) -> bool:
+        return self.count(name) > 0
+
+    def tokens(self, name: str) -> list[str]:
+        """Comma-separated list elements of every ``name`` field, lowercased (RFC 9110 §5.6.1)."""
+        out: list[str] = []
+        for value in self.all(name):
+            out.extend(t.strip().lower() for t in value.split(",") if t.strip())
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    method: str
+    target: str
+    version: str  # e.g. "HTTP/1.1", as sent
+    headers: Headers
+    raw: bytes  # the head exactly as captured, including the final empty line
+    problems: tuple[str, ...] = ()  # parse anomalies, e.g. "bare LF line ending"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    version: str
+    status: int
+    reason: str
+    headers: Headers
+    raw: bytes
+    problems: tuple[str, ...] = ()

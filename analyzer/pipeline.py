@@ -1,0 +1,95 @@
+"""Wires the stages together: Frames in, Diagnoses out. No I/O here (sources and CLI do it)."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from analyzer.decode import Decoder
+from analyzer.decode.segment import Segment
+from analyzer.exchange.model import Attempt
+from analyzer.exchange.tracker import ConnectionTracker, ExchangeCounters, ObservationWindow
+from analyzer.reassembly import Connection, Reassembler
+from analyzer.source.frame import Frame
+from analyzer.verdict import Diagnosis, diagnose
+
+
+@dataclass(slots=True)
+class RunStats:
+    """What the summary says about the capture as a whole."""
+
+    frames: int = 0
+    tcp_segments: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # frames without TCP, by reason
+    connections: int = 0
+    http_connections: int = 0
+    ordinary_exchanges: int = 0
+    evicted_connections: int = 0
+    first_time: float | None = None
+    last_time: float | None = None
+
+
+class Analysis:
+    """One run of the pipeline: feed frames, collect diagnoses as they are decided."""
+
+    def __init__(self, window: ObservationWindow = ObservationWindow()) -> None:
+        self._window = window
+        self._decoder = Decoder()
+        self._counters = ExchangeCounters()
+        self._decided: deque[Attempt] = deque()
+        self._reassembler = Reassembler(self._new_tracker)
+        self._stats = RunStats()
+        self._frames = 0
+        self._segments = 0
+        self._first: float | None = None
+        self._last = 0.0
+
+    def _new_tracker(self, conn: Connection, segment: Segment) -> ConnectionTracker:
+        return ConnectionTracker(conn, self._decided.append, self._counters, self._window)
+
+    def feed(self, frame: Frame) -> list[Diagnosis]:
+        """Processes one frame; returns the attempts it decided (usually none)."""
+        self._frames += 1
+        if self._first is None:
+            self._first = frame.time
+        self._last = frame.time
+        segment = self._decoder.decode(frame)
+        if segment is None:
+            return []
+        self._segments += 1
+        self._reassembler.feed(segment)
+        return self._drain() if self._decided else []
+
+    def finish(self) -> list[Diagnosis]:
+        """End of input: every connection still open is judged as it stands."""
+        self._reassembler.close()
+        return self._drain()
+
+    def _drain(self) -> list[Diagnosis]:
+        out = [diagnose(attempt) for attempt in self._decided]
+        self._decided.clear()
+        return out
+
+    @property
+    def stats(self) -> RunStats:
+        stats = self._stats
+        stats.frames = self._frames
+        stats.tcp_segments = self._segments
+        stats.skipped = Counter(self._decoder.skipped)
+        stats.connections = self._reassembler.connections_seen
+        stats.http_connections = self._counters.http_connections
+        stats.ordinary_exchanges = self._counters.ordinary_exchanges
+        stats.evicted_connections = self._reassembler.connections_evicted
+        stats.first_time = self._first
+        stats.last_time = self._last if self._first is not None else None
+        return stats
+
+
+def analyze(frames: Iterable[Frame], analysis: Analysis | None = None) -> Iterator[Diagnosis]:
+    """Every diagnosis of a capture, in the order the attempts were decided."""
+    run = analysis or Analysis()
+    for frame in frames:
+        if (decided := run.feed(frame)):
+            yield from decided
+    yield from run.finish()

@@ -1,0 +1,355 @@
+"""TCP reassembly: turns Segments into in-order byte streams, one pair per connection.
+
+How it works
+------------
+Connections are kept in one dict under both directions' 4-tuples, so finding a segment's
+connection is a single look-up, and a connection nobody cares about any more (``ignored``)
+costs exactly that and nothing else.
+
+Each direction keeps the absolute stream offset it expects next. A segment's sequence number is
+turned into an offset relative to the first sequence number seen (SYN + 1, or the first segment
+of a capture that started mid-connection), unwrapped around the expected offset, so sequence
+wrap-around and streams over 4 GiB need no special case. In-order bytes go straight to the
+connection's listener; bytes that arrive early wait in a small per-direction buffer; bytes that
+were already delivered (retransmissions, overlaps) are trimmed.
+
+A hole is declared only when the capture proves bytes are missing: the peer acknowledged bytes
+we never saw, the early-arrival buffer overflowed, or the direction ended (FIN, RST, end of
+capture) with bytes still waiting. The listener is told the hole's size so that the layers
+above can say "cannot tell" instead of guessing (STYLE: Zeek stops interpreting after a gap).
+
+Listeners are plain objects with ``on_*`` methods (see ``StreamListener``): the reassembler does
+no I/O and knows nothing about HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from analyzer.decode.segment import Segment
+
+_FIN = 0x01
+_SYN = 0x02
+_RST = 0x04
+_ACK = 0x10
+_MASK = 0xFFFFFFFF
+_HALF = 0x80000000
+
+# Early (out-of-order) bytes a direction may hold before the first missing byte is written off.
+MAX_PENDING_BYTES = 256 * 1024
+
+
+class StreamListener(Protocol):
+    """What the layer above the reassembler is told about one connection.
+
+    ``side`` is 0 for the connection's originator (the SYN sender, or the sender of the first
+    segment seen when the capture started mid-connection) and 1 for the responder.
+    """
+
+    def on_syn(self, side: int, frame: int, time: float, with_ack: bool) -> None: ...
+
+    def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None: ...
+
+    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None: ...
+
+    def on_fin(self, side: int, frame: int, time: float) -> None: ...
+
+    def on_rst(self, side: int, frame: int, time: float) -> None: ...
+
+    def on_end(self, time: float, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class _Direction:
+    base: int | None = None  # sequence number of stream offset 0
+    next_offset: int = 0  # the offset the next in-order byte has
+    pending: dict[int, tuple[bytes, int, float]] = field(default_factory=dict)
+    pending_bytes: int = 0
+    fin: bool = False
+    rst: bool = False
+
+    def offset_of(self, seq: int) -> int:
+        """Absolute offset of ``seq``, unwrapped to lie within 2 GiB of the expected offset."""
+        assert self.base is not None
+        expected = (self.base + self.next_offset) & _MASK
+        diff = (seq - expected) & _MASK
+        if diff >= _HALF:
+            diff -= 1 << 32
+        return self.next_offset + diff
+
+
+@dataclass(slots=True, eq=False)
+class Connection:
+    """One TCP connection as seen in the capture; side 0 is the originator."""
+
+    addresses: tuple[bytes, int, bytes, int]  # originator address/port, responder address/port
+    listener: StreamListener | None = None
+    ignored: bool = False  # set by the layer above: later segments cost one look-up
+    started: float = 0.0
+    last_time: float = 0.0
+    sides: tuple[_Direction, _Direction] = field(
+        default_factory=lambda: (_Direction(), _Direction())
+    )
+    finished: bool = False
+
+    def ignore(self) -> None:
+        """Stop reassembling: the layer above has everything it needs from this connection."""
+        self.ignored = True
+        for direction in self.sides:
+            direction.pending.clear()
+            direction.pending_bytes = 0
+
+
+ListenerFactory = Callable[[Connection, Segment], StreamListener | None]
+
+
+class Reassembler:
+    """Routes segments to connections and delivers each direction's bytes in order."""
+
+    def __init__(
+        self,
+        new_listener: ListenerFactory,
+        *,
+        idle_timeout: float = 300.0,
+        max_connections: int = 200_000,
+        sweep_every: int = 8192,
+    ) -> None:
+        self._new_listener = new_listener
+        self._table: dict[tuple[bytes, int, bytes, int], tuple[Connection, int]] = {}
+        self._idle_timeout = idle_timeout
+        self._max_connections = max_connections
+        self._sweep_every = sweep_every
+        self._until_sweep = sweep_every
+        self.connections_seen = 0
+        self.connections_evicted = 0
+        self.now = 0.0
+
+    # --- the per-segment path -------------------------------------------------------------
+
+    def feed(self, seg: Segment) -> None:
+        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        entry = self._table.get(key)
+        if entry is not None and entry[0].ignored and not (seg.flags & _SYN and entry[0].finished):
+            return
+        self.now = seg.time
+        self._until_sweep -= 1
+        if self._until_sweep <= 0:
+            self._until_sweep = self._sweep_every
+            self.sweep(seg.time)
+            entry = self._table.get(key)
+        flags = seg.flags
+        if entry is None or (flags & _SYN and self._is_new_incarnation(entry, seg)):
+            if entry is not None:
+                self._finish(entry[0], seg.time, "port reused")
+            if not (flags & (_SYN | _FIN | _RST)) and not seg.payload:
+                return  # a bare ACK tells nothing about a connection we have not seen
+            entry = self._open(seg)
+            if entry is None:
+                return
+        conn, side = entry
+        if conn.ignored:
+            return
+        conn.last_time = seg.time
+        self._segment(conn, side, seg)
+
+    def _is_new_incarnation(self, entry: tuple[Connection, int], seg: Segment) -> bool:
+        conn, side = entry
+        if conn.finished:
+            return True
+        direction = conn.sides[side]
+        # A SYN whose sequence number is not the one this direction started with opens a new
+        # connection on the same ports (client port reuse).
+        return direction.base is not None and (seg.seq + 1) & _MASK != direction.base
+
+    def _open(self, seg: Segment) -> tuple[Connection, int] | None:
+        # Who originated: the SYN sender; a SYN-ACK's receiver; otherwise whoever spoke first.
+        if seg.flags & _SYN and seg.flags & _ACK:
+            addresses = (seg.dst, seg.dport, seg.src, seg.sport)
+            side = 1
+        else:
+            addresses = (seg.src, seg.sport, seg.dst, seg.dport)
+            side = 0
+        conn = Connection(addresses=addresses, started=seg.time, last_time=seg.time)
+        listener = self._new_listener(conn, seg)
+        if listener is None:
+            conn.ignored = True
+        conn.listener = listener
+        self._table[(addresses[0], addresses[1], addresses[2], addresses[3])] = (conn, 0)
+        self._table[(addresses[2], addresses[3], addresses[0], addresses[1])] = (conn, 1)
+        self.connections_seen += 1
+        return conn, side
+
+    def _segment(self, conn: Connection, side: int, seg: Segment) -> None:
+        listener = conn.listener
+        assert listener is not None
+        flags = seg.flags
+        here = conn.sides[side]
+        if flags & _SYN:
+            if here.base is None:
+                here.base = (seg.seq + 1) & _MASK
+            listener.on_syn(side, seg.frame, seg.time, bool(flags & _ACK))
+        elif here.base is None:
+            here.base = seg.seq
+        if flags & _ACK:
+            self._peer_acked(conn, 1 - side, seg.ack, seg.frame, seg.time)
+        if conn.ignored:
+            return
+        payload = seg.payload
+        if payload:
+            offset = here.offset_of(seg.seq)
+            self._data(conn, side, here, offset, payload, seg.frame, seg.time)
+            if seg.missing:
+                # The snaplen cut the end of this segment: those bytes are a hole right here.
+                self._data_gap(conn, side, here, offset + len(payload), seg.missing, seg)
+        if conn.ignored:
+            return
+        if flags & _RST:
+            here.rst = True
+            self._flush(conn, side, seg.frame, seg.time)
+            listener.on_rst(side, seg.frame, seg.time)
+            self._finish(conn, seg.time, "reset")
+        elif flags & _FIN and not here.fin:
+            here.fin = True
+            self._flush(conn, side, seg.frame, seg.time)
+            listener.on_fin(side, seg.frame, seg.time)
+            if conn.sides[1 - side].fin:
+                self._finish(conn, seg.time, "closed")
+
+    def _data(
+        self, conn: Connection, side: int, here: _Direction, offset: int, data: bytes,
+        frame: int, time: float,
+    ) -> None:
+        listener = conn.listener
+        assert listener is not None
+        end = offset + len(data)
+        if end <= here.next_offset:
+            return  # a retransmission of bytes already delivered
+        if offset > here.next_offset:
+            self._hold(conn, side, here, offset, data, frame, time)
+            return
+        if offset < here.next_offset:
+            data = data[here.next_offset - offset :]
+        here.next_offset = end
+        listener.on_data(side, end - len(data), data, frame, time)
+        if here.pending and not conn.ignored:
+            self._drain(conn, side, here)
+
+    def _hold(
+        self, conn: Connection, side: int, here: _Direction, offset: int, data: bytes,
+        frame: int, time: float,
+    ) -> None:
+        previous = here.pending.get(offset)
+        if previous is not None and len(previous[0]) >= len(data):
+            return
+        if previous is not None:
+            here.pending_bytes -= len(previous[0])
+        here.pending[offset] = (data, frame, time)
+        here.pending_bytes += len(data)
+        if here.pending_bytes > MAX_PENDING_BYTES:
+            # Waiting longer would be unbounded: write the missing bytes off as a hole.
+            first = min(here.pending)
+            self._skip_to(conn, side, here, first, frame, time)
+
+    def _drain(self, conn: Connection, side: int, here: _Direction) -> None:
+        while here.pending and not conn.ignored:
+            first = min(here.pending)
+            if first > here.next_offset:
+                return
+            data, frame, time = here.pending.pop(first)
+            here.pending_bytes -= len(data)
+            self._data(conn, side, here, first, data, frame, time)
+
+    def _skip_to(
+        self, conn: Connection, side: int, here: _Direction, offset: int, frame: int, time: float
+    ) -> None:
+        if offset <= here.next_offset:
+            return
+        listener = conn.listener
+        assert listener is not None
+        listener.on_gap(side, here.next_offset, offset - here.next_offset, frame, time)
+        here.next_offset = offset
+        self._drain(conn, side, here)
+
+    def _data_gap(
+        self, conn: Connection, side: int, here: _Direction, offset: int, length: int,
+        seg: Segment,
+    ) -> None:
+        if here.next_offset == offset:
+            self._skip_to(conn, side, here, offset + length, seg.frame, seg.time)
+
+    def _peer_acked(self, conn: Connection, side: int, ack: int, frame: int, time: float) -> None:
+        """The other side acknowledged ``ack``: any byte of ``side`` below it was sent."""
+        there = conn.sides[side]
+        if there.base is None:
+            return
+        acked = there.offset_of(ack)
+        if there.fin:
+            acked -= 1  # the FIN's own sequence number
+        if acked <= there.next_offset:
+            return
+        limit = min(there.pending) if there.pending else acked
+        self._skip_to(conn, side, there, min(acked, limit), frame, time)
+
+    def _flush(self, conn: Connection, side: int, frame: int, time: float) -> None:
+        """The direction ended: whatever still waits is after a hole that will never fill."""
+        here = conn.sides[side]
+        while here.pending and not conn.ignored:
+            self._skip_to(conn, side, here, min(here.pending), frame, time)
+
+    # --- connection lifetime --------------------------------------------------------------
+
+    def _finish(self, conn: Connection, time: float, reason: str) -> None:
+        if conn.finished:
+            return
+        conn.finished = True
+        if not conn.ignored and conn.listener is not None:
+            for side in (0, 1):
+                self._flush(conn, side, 0, time)
+            conn.listener.on_end(time, reason)
+        conn.ignore()
+
+    def _drop(self, conn: Connection) -> None:
+        a, ap, b, bp = conn.addresses
+        for key in ((a, ap, b, bp), (b, bp, a, ap)):
+            entry = self._table.get(key)
+            if entry is not None and entry[0] is conn:
+                del self._table[key]
+
+    def sweep(self, now: float) -> None:
+        """Forget idle and finished connections; evict the oldest-idle ones over the cap."""
+        cutoff = now - self._idle_timeout
+        seen: set[int] = set()
+        live: list[Connection] = []
+        for conn, _side in list(self._table.values()):
+            if id(conn) in seen:
+                continue
+            seen.add(id(conn))
+            if conn.last_time < cutoff:
+                self._finish(conn, now, "idle")
+                self._drop(conn)
+            elif conn.finished and conn.last_time < now - 60.0:
+                self._drop(conn)
+            else:
+                live.append(conn)
+        excess = len(live) - self._max_connections
+        if excess > 0:
+            live.sort(key=lambda c: c.last_time)
+            for conn in live[:excess]:
+                self._finish(conn, now, "evicted")
+                self._drop(conn)
+                self.connections_evicted += 1
+
+    def close(self) -> None:
+        """End of capture: every connection still open ends here."""
+        seen: set[int] = set()
+        for conn, _side in list(self._table.values()):
+            if id(conn) not in seen:
+                seen.add(id(conn))
+                self._finish(conn, self.now, "end of capture")
+        self._table.clear()
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._table) // 2

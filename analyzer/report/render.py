@@ -1,0 +1,126 @@
+"""Output formats. Each renderer returns text; the CLI decides where it goes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from tabulate import tabulate
+
+from analyzer.pipeline import RunStats
+from analyzer.report.fields import attempt_fields, iso_time, reason_text, request_label
+from analyzer.source.frame import CaptureWarning
+from analyzer.verdict import Diagnosis
+
+FORMATS = ("table", "json", "jsonl", "csv", "markdown")
+_COLUMNS = ("#", "frame", "time", "client", "server", "request", "offered", "status", "verdict",
+            "reason")
+_CSV_FIELDS = ("number", "kind", "client", "server", "time", "method", "path", "host", "offered",
+               "protocol", "status", "verdict", "reason", "reasons", "request_frame",
+               "response_frame")
+
+
+def table_rows(diagnoses: Sequence[Diagnosis]) -> list[list[Any]]:
+    rows = []
+    for d in diagnoses:
+        a = d.attempt
+        status = a.response_head.status if a.response_head else ""
+        rows.append([d.number, a.first_frame, iso_time(a.time)[11:23], str(a.client),
+                     str(a.server), _clip(request_label(d), 40),
+                     ",".join(d.facts.offered) or d.facts.protocol or "-", status,
+                     d.verdict.value, _clip(reason_text(d), 90)])
+    return rows
+
+
+def render_table(diagnoses: Sequence[Diagnosis], stats: RunStats,
+                 warnings: Sequence[CaptureWarning], markdown: bool = False) -> str:
+    fmt = "github" if markdown else "simple"
+    parts = []
+    if diagnoses:
+        parts.append(tabulate(table_rows(diagnoses), headers=_COLUMNS, tablefmt=fmt))
+    else:
+        parts.append("No upgrade attempts found.")
+    parts.append("")
+    parts.append(summary_text(diagnoses, stats, warnings))
+    return "\n".join(parts)
+
+
+def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
+                   warnings: Sequence[CaptureWarning]) -> dict[str, Any]:
+    verdicts = Counter(d.verdict.value for d in diagnoses)
+    reasons = Counter(d.primary.check for d in diagnoses if d.primary is not None
+                      and d.verdict.value != "succeeded")
+    return {
+        "attempts": len(diagnoses),
+        "verdicts": dict(sorted(verdicts.items())),
+        "reasons": dict(reasons.most_common()),
+        "frames": stats.frames,
+        "tcp_segments": stats.tcp_segments,
+        "connections": stats.connections,
+        "http_connections": stats.http_connections,
+        "ordinary_http_exchanges": stats.ordinary_exchanges,
+        "frames_without_tcp": dict(stats.skipped.most_common()),
+        "evicted_connections": stats.evicted_connections,
+        "first_time": iso_time(stats.first_time) if stats.first_time is not None else None,
+        "last_time": iso_time(stats.last_time) if stats.last_time is not None else None,
+        "warnings": [f"{w.source}: {w.where}: {w.message}" for w in warnings],
+    }
+
+
+def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
+                 warnings: Sequence[CaptureWarning]) -> str:
+    s = summary_fields(diagnoses, stats, warnings)
+    lines = []
+    verdicts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items()) or "none"
+    lines.append(f"Attempts: {s['attempts']} ({verdicts})")
+    if s["reasons"]:
+        lines.append("Reasons: " + ", ".join(f"{r} x{n}" for r, n in s["reasons"].items()))
+    lines.append(
+        f"Frames: {s['frames']}, TCP segments: {s['tcp_segments']}, connections: "
+        f"{s['connections']} ({s['http_connections']} HTTP), ordinary HTTP exchanges: "
+        f"{s['ordinary_http_exchanges']}"
+    )
+    if s["frames_without_tcp"]:
+        lines.append("Frames without TCP: " + ", ".join(
+            f"{r} x{n}" for r, n in s["frames_without_tcp"].items()))
+    if s["evicted_connections"]:
+        lines.append(f"Connections evicted (table full): {s['evicted_connections']}")
+    lines.extend(f"Warning: {w}" for w in s["warnings"])
+    return "\n".join(lines)
+
+
+def render_json(diagnoses: Sequence[Diagnosis], stats: RunStats,
+                warnings: Sequence[CaptureWarning]) -> str:
+    document = {
+        "attempts": [attempt_fields(d) for d in diagnoses],
+        "summary": summary_fields(diagnoses, stats, warnings),
+    }
+    return json.dumps(document, indent=2)
+
+
+def render_jsonl_line(diagnosis: Diagnosis) -> str:
+    return json.dumps(attempt_fields(diagnosis))
+
+
+def render_csv(diagnoses: Sequence[Diagnosis]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(_CSV_FIELDS)
+    for d in diagnoses:
+        fields = attempt_fields(d)
+        row = []
+        for name in _CSV_FIELDS:
+            value = fields[name]
+            if isinstance(value, list):
+                value = " ".join(str(v) for v in value)
+            row.append("" if value is None else value)
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,64 @@
+"""The capture source: open every input, merge them by time and number the frames."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Sequence
+from operator import itemgetter
+
+from . import pcap, pcapng
+from .detect import describe
+from .frame import CaptureError, CaptureWarning, Frame
+from .stream import Input, Record, more_head, open_input
+
+# How many leading bytes we look at to describe a file that is not a capture.
+_DESCRIBE_BYTES = 64
+
+
+def read_captures(paths: Sequence[str], warnings: list[CaptureWarning]) -> Iterator[Frame]:
+    """Read pcap/pcapng files (plain or gzip; "-" is standard input) as one capture.
+
+    Every input is opened and identified before this returns, so an unreadable one raises
+    CaptureError before any frame is produced. Damage found later is appended to `warnings`
+    and ends the reading of that input only. Several inputs are merged in timestamp order
+    (ties keep input order) and numbered 1.. over the merged stream, as mergecap + Wireshark
+    would number them.
+    """
+    iterators: list[Iterator[Record]] = []
+    opened: list[Input] = []
+    try:
+        for index, path in enumerate(paths):
+            inp = open_input(path)
+            opened.append(inp)
+            iterators.append(_records(inp, index, warnings))
+    except CaptureError:
+        for inp in opened:
+            inp.close()
+        raise
+    return _frames(iterators)
+
+
+def _records(inp: Input, source: int, warnings: list[CaptureWarning]) -> Iterator[Record]:
+    magic = inp.head[:4]
+    if magic in pcap.MAGICS:
+        return pcap.read_pcap(inp, source, warnings)
+    if magic == pcapng.MAGIC:
+        return pcapng.read_pcapng(inp, source, warnings)
+    what = describe(more_head(inp, _DESCRIBE_BYTES))
+    inp.close()
+    if inp.gzipped:
+        raise CaptureError(
+            f"{inp.name}: gzip of something that is not a capture: looks like {what}"
+        )
+    raise CaptureError(f"{inp.name}: not a capture file: looks like {what}")
+
+
+def _frames(iterators: list[Iterator[Record]]) -> Iterator[Frame]:
+    if len(iterators) == 1:
+        merged: Iterator[Record] = iterators[0]
+    else:
+        # heapq.merge breaks ties by input position, so equal timestamps keep the order of the
+        # paths, and each input keeps its own record order even where its clock steps back.
+        merged = heapq.merge(*iterators, key=itemgetter(0))
+    for number, (time, linktype, data, wire_length, source) in enumerate(merged, 1):
+        yield Frame(number, time, linktype, data, wire_length, source)

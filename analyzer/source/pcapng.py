@@ -1,0 +1,226 @@
+"""pcapng files: sections, interfaces and the packet blocks (EPB, SPB, obsolete PB)."""
+
+# How it works: a pcapng file is a sequence of blocks (type, total length, body, total length
+# again). Each Section Header Block (SHB) starts a new section with its own byte order and an
+# empty interface list; each Interface Description Block (IDB) appends an interface with its
+# link type, snaplen and timestamp resolution; packet blocks name an interface by index.
+# dpkt's pcapng.Reader only understands one interface, so blocks are walked here directly.
+# Reference: draft-ietf-opsawg-pcapng (sections 4.1 SHB, 4.2 IDB, 4.3 EPB, 4.4 SPB, A.1 PB).
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+from .frame import CaptureError, CaptureWarning
+from .stream import MAX_RECORD, Input, Record, fill, read_exact
+
+MAGIC = b"\x0a\x0d\x0d\x0a"  # SHB block type; the same in both byte orders
+
+SHB = 0x0A0D0D0A
+IDB = 0x00000001
+PB = 0x00000002  # obsolete Packet Block
+SPB = 0x00000003
+EPB = 0x00000006
+
+BYTE_ORDER_MAGIC = 0x1A2B3C4D
+OPT_ENDOFOPT = 0
+OPT_IF_TSRESOL = 9
+OPT_IF_TSOFFSET = 14
+
+# Non-packet blocks (name resolution, statistics, secrets...) can be large, but a length in the
+# gigabytes is a corrupt field. Wireshark caps blocks at 16 MiB for the same reason.
+MAX_BLOCK = 16 * 1024 * 1024
+
+_U32 = {o: struct.Struct(o + "I") for o in "<>"}
+_BLOCK_HEAD = {o: struct.Struct(o + "II") for o in "<>"}  # type, total length
+_EPB = {o: struct.Struct(o + "IIIII") for o in "<>"}  # interface, ts high, ts low, caplen, len
+_PB = {o: struct.Struct(o + "HHIIII") for o in "<>"}  # interface, drops, ts high/low, caplen, len
+_IDB = {o: struct.Struct(o + "HHI") for o in "<>"}  # link type, reserved, snaplen
+_OPT = {o: struct.Struct(o + "HH") for o in "<>"}  # option code, length
+_TSOFFSET = {o: struct.Struct(o + "q") for o in "<>"}
+
+
+def _byte_order(block: bytes, pos: int) -> str | None:
+    """The byte order an SHB at `pos` declares, or None if its byte-order magic is wrong."""
+    if _U32["<"].unpack_from(block, pos + 8)[0] == BYTE_ORDER_MAGIC:
+        return "<"
+    if _U32[">"].unpack_from(block, pos + 8)[0] == BYTE_ORDER_MAGIC:
+        return ">"
+    return None
+
+
+def read_pcapng(inp: Input, source: int, warnings: list[CaptureWarning]) -> Iterator[Record]:
+    """Check the first section header now (CaptureError if unusable); return the records."""
+    try:
+        head = inp.head + read_exact(inp.read, 12 - len(inp.head))
+    except OSError as exc:
+        inp.close()
+        raise CaptureError(f"{inp.name}: cannot read pcapng section header: {exc}") from None
+    if len(head) < 12:
+        inp.close()
+        raise CaptureError(f"{inp.name}: pcapng section header truncated ({len(head)} bytes)")
+    if _byte_order(head, 0) is None:
+        inp.close()
+        raise CaptureError(f"{inp.name}: starts like pcapng but the byte-order magic is wrong")
+    return _records(inp, head, source, warnings)
+
+
+class _Interface:
+    __slots__ = ("linktype", "snaplen", "units", "offset")
+
+    def __init__(self, linktype: int, snaplen: int, units: float, offset: int) -> None:
+        self.linktype = linktype
+        self.snaplen = snaplen
+        self.units = units  # timestamp units per second
+        self.offset = offset  # seconds to add (if_tsoffset)
+
+
+def _interface(buf: bytes, pos: int, blen: int, order: str) -> _Interface:
+    linktype, _, snaplen = _IDB[order].unpack_from(buf, pos + 8)
+    units = 1_000_000.0
+    offset = 0
+    unpack_opt = _OPT[order].unpack_from
+    p = pos + 16
+    stop = pos + blen - 4
+    # Options are optional and a malformed one costs us nothing but the option: stop looking.
+    while p + 4 <= stop:
+        code, length = unpack_opt(buf, p)
+        if code == OPT_ENDOFOPT or p + 4 + length > stop:
+            break
+        if code == OPT_IF_TSRESOL and length >= 1:
+            # "If the Most Significant Bit is equal to zero, the remaining bits indicates the
+            # resolution of the timestamp as a negative power of 10 [...] If the Most
+            # Significant Bit is equal to one, [...] as negative power of 2" (section 4.2)
+            res = buf[p + 4]
+            units = float(2 ** (res & 0x7F)) if res & 0x80 else float(10**res)
+        elif code == OPT_IF_TSOFFSET and length >= 8:
+            offset = _TSOFFSET[order].unpack_from(buf, p + 4)[0]
+        p += 4 + ((length + 3) & ~3)
+    return _Interface(linktype, snaplen, units, offset)
+
+
+def _records(
+    inp: Input, buf: bytes, source: int, warnings: list[CaptureWarning]
+) -> Iterator[Record]:
+    read = inp.read
+    base = 0  # file offset of buf[0]
+    pos = 0
+    end = len(buf)
+    number = 0
+    order = "<"
+    interfaces: list[_Interface] = []
+    last_time = 0.0
+    block_head = _BLOCK_HEAD[order].unpack_from
+    epb = _EPB[order].unpack_from
+
+    def warn(where: str, message: str) -> None:
+        warnings.append(CaptureWarning(inp.name, where, message))
+
+    try:
+        while True:
+            if end - pos < 12:
+                buf, err = fill(read, buf, pos, 12)
+                base += pos
+                pos = 0
+                end = len(buf)
+                if end < 12:
+                    if err:
+                        warn(f"byte offset {base + end}", err)
+                    elif end:
+                        warn(f"byte offset {base}", f"truncated block header: {end} bytes")
+                    return
+            btype, blen = block_head(buf, pos)
+            if btype == SHB:
+                new_order = _byte_order(buf, pos)
+                if new_order is None:
+                    warn(
+                        f"byte offset {base + pos}",
+                        "section header with a wrong byte-order magic: garbage or corruption",
+                    )
+                    return
+                order = new_order
+                block_head = _BLOCK_HEAD[order].unpack_from
+                epb = _EPB[order].unpack_from
+                btype, blen = block_head(buf, pos)
+                interfaces = []
+            if blen < 12 or blen & 3 or blen > MAX_BLOCK:
+                warn(
+                    f"byte offset {base + pos}",
+                    f"corrupt block length {blen} (block type {btype:#x})",
+                )
+                return
+            if end - pos < blen:
+                buf, err = fill(read, buf, pos, blen)
+                base += pos
+                pos = 0
+                end = len(buf)
+                if end < blen:
+                    warn(
+                        f"byte offset {base}",
+                        err or f"truncated block (type {btype:#x}): {end} of {blen} bytes",
+                    )
+                    return
+            if block_head(buf, pos + blen - 8)[1] != blen:
+                warn(
+                    f"byte offset {base + pos}",
+                    f"block length {blen} (type {btype:#x}) does not match its trailer: "
+                    "corrupt block",
+                )
+                return
+
+            if btype in (EPB, PB):
+                if blen < 32:
+                    warn(f"byte offset {base + pos}", f"packet block too short ({blen} bytes)")
+                    return
+                if btype == EPB:
+                    iface, hi, lo, cap, orig = epb(buf, pos + 8)
+                else:
+                    iface, _, hi, lo, cap, orig = _PB[order].unpack_from(buf, pos + 8)
+                number += 1
+                if iface >= len(interfaces):
+                    warn(
+                        f"frame {number}",
+                        f"packet block names interface {iface}, but the "
+                        f"section describes {len(interfaces)}",
+                    )
+                    return
+                if cap > blen - 32 or cap > MAX_RECORD:
+                    warn(
+                        f"frame {number}",
+                        f"captured length {cap} does not fit its block "
+                        f"of {blen} bytes at byte offset {base + pos}: corrupt block",
+                    )
+                    return
+                ifc = interfaces[iface]
+                last_time = ((hi << 32) | lo) / ifc.units + ifc.offset
+                yield (last_time, ifc.linktype, buf[pos + 28 : pos + 28 + cap], orig, source)
+            elif btype == SPB:
+                number += 1
+                if not interfaces:
+                    warn(f"frame {number}", "simple packet block before any interface")
+                    return
+                orig = _U32[order].unpack_from(buf, pos + 8)[0]
+                # "the Captured Packet Length [is] the minimum value among the Original Packet
+                # Length and the value of the SnapLen field of the IDB" (section 4.4); an SPB
+                # has no timestamp, so it keeps the time of the record before it.
+                cap = min(orig, blen - 16)
+                if interfaces[0].snaplen:
+                    cap = min(cap, interfaces[0].snaplen)
+                yield (
+                    last_time,
+                    interfaces[0].linktype,
+                    buf[pos + 12 : pos + 12 + cap],
+                    orig,
+                    source,
+                )
+            elif btype == IDB:
+                if blen < 20:
+                    warn(f"byte offset {base + pos}", f"interface block too short ({blen} bytes)")
+                    return
+                interfaces.append(_interface(buf, pos, blen, order))
+            # Every other block (statistics, name resolution, secrets, custom) carries no
+            # packet, and an unknown type is skippable by design of the format.
+            pos += blen
+    finally:
+        inp.close()

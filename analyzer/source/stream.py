@@ -1,0 +1,167 @@
+"""Byte input for the capture readers: files, standard input and gzip, read forward only."""
+
+# How it works: a reader keeps one `bytes` buffer and an offset into it, and parses records with
+# precompiled structs straight out of that buffer. Only when the next record is not complete in
+# the buffer does it call `fill`, which keeps the unread tail and appends whatever the input has.
+# `Read` has `read1` semantics (return what is available, block only when nothing is), so a
+# pipe that is still being written yields each record as soon as it is complete, while a
+# regular file is read in large chunks. Nothing here ever seeks.
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import sys
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .frame import CaptureError
+
+# Read(n) returns between 1 and n bytes, or b"" at the end of the input.
+Read = Callable[[int], bytes]
+
+# What the format readers yield before the merge numbers the frames:
+# (time, linktype, data, wire_length, source index).
+Record = tuple[float, int, bytes, int, int]
+
+CHUNK = 1 << 20
+
+# The largest record we believe. libpcap's own MAXIMUM_SNAPLEN is 262144; anything larger is a
+# corrupt length field, and trusting it would make us buffer garbage up to the end of the file.
+MAX_RECORD = 262144
+
+# Errors a read can raise once the input is open: I/O errors, and a damaged gzip stream
+# (BadGzipFile is an OSError; truncation is EOFError; corrupt deflate data is zlib.error).
+READ_ERRORS = (OSError, EOFError, zlib.error)
+
+
+def fill(read: Read, buf: bytes, pos: int, need: int) -> tuple[bytes, str | None]:
+    """Return buf[pos:] extended to at least `need` bytes, or shorter if the input ends first.
+
+    The second value is a one-line description of the read error that ended the input early,
+    or None at a clean end of input.
+    """
+    parts = [buf[pos:]]
+    have = len(parts[0])
+    while have < need:
+        try:
+            chunk = read(max(CHUNK, need - have))
+        except READ_ERRORS as exc:
+            return b"".join(parts), f"read error: {exc}"
+        if not chunk:
+            break
+        parts.append(chunk)
+        have += len(chunk)
+    return b"".join(parts), None
+
+
+def read_exact(read: Read, n: int) -> bytes:
+    """Read up to n bytes, fewer only at the end of the input; read errors propagate.
+
+    Used for file headers, where an error means the input cannot be read at all.
+    """
+    parts: list[bytes] = []
+    have = 0
+    while have < n:
+        chunk = read(n - have)
+        if not chunk:
+            break
+        parts.append(chunk)
+        have += len(chunk)
+    return b"".join(parts)
+
+
+class _Replay:
+    """A file-like object that gives back bytes already consumed, then the rest of the input.
+
+    We must look at the magic bytes before knowing whether to decompress, and standard input
+    cannot be rewound, so gzip reads through this instead.
+    """
+
+    def __init__(self, head: bytes, read: Read) -> None:
+        self._head = head
+        self._read = read
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            head, self._head = self._head, b""
+            return head
+        return self._read(CHUNK if n < 0 else n)
+
+    def seek(self, n: int) -> int:
+        # GzipFile only seeks when asked to rewind, which the readers never do.
+        raise io.UnsupportedOperation("the input cannot seek")
+
+
+@dataclass(slots=True)
+class Input:
+    """An open input positioned after `head`, the bytes already read to identify it."""
+
+    name: str  # as the user wrote it; "-" for standard input
+    head: bytes
+    read: Read
+    close: Callable[[], None]
+    gzipped: bool = False
+
+
+def open_input(path: str, sniff: int = 4) -> Input:
+    """Open a path (or "-" for standard input) and read its first `sniff` bytes.
+
+    Raises CaptureError if it cannot be opened or is empty.
+    """
+    if path == "-":
+        stdin = sys.stdin.buffer
+        # read1, not read: return each record as soon as the writer has flushed it.
+        inp = Input("-", b"", getattr(stdin, "read1", stdin.read), lambda: None)
+    else:
+        try:
+            # Unbuffered: FileIO.read(n) is one system call, which is exactly the read1
+            # behaviour we need, and it works for named pipes and character devices too.
+            f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the record iterator
+        except FileNotFoundError:
+            raise CaptureError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise CaptureError(f"{path}: is a directory, not a capture file") from None
+        except PermissionError:
+            raise CaptureError(f"{path}: permission denied") from None
+        except OSError as exc:
+            raise CaptureError(f"{path}: cannot open: {exc.strerror or exc}") from None
+        inp = Input(path, b"", f.read, f.close)
+    try:
+        inp.head = read_exact(inp.read, sniff)
+    except READ_ERRORS as exc:  # e.g. EISDIR on systems that let open() succeed on a directory
+        inp.close()
+        raise CaptureError(f"{path}: cannot read: {exc}") from None
+    if not inp.head:
+        inp.close()
+        raise CaptureError(f"{path}: empty file" if path != "-" else "-: empty input")
+    if inp.head[:2] == b"\x1f\x8b":
+        inp = _gunzip(inp, sniff)
+    return inp
+
+
+def _gunzip(inp: Input, sniff: int) -> Input:
+    gz = gzip.GzipFile(fileobj=_Replay(inp.head, inp.read), mode="rb")  # noqa: SIM115
+
+    def close() -> None:
+        gz.close()
+        inp.close()
+
+    try:
+        head = read_exact(gz.read1, sniff)
+    except READ_ERRORS as exc:
+        close()
+        raise CaptureError(f"{inp.name}: damaged gzip file ({exc})") from None
+    if not head:
+        close()
+        raise CaptureError(f"{inp.name}: gzip of an empty file")
+    return Input(inp.name, head, gz.read1, close, gzipped=True)
+
+
+def more_head(inp: Input, n: int) -> bytes:
+    """Extend inp.head to n bytes if the input has them (used to describe unknown formats)."""
+    with contextlib.suppress(*READ_ERRORS):  # a description is best effort
+        inp.head += read_exact(inp.read, n - len(inp.head))
+    return inp.head

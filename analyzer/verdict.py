@@ -1,0 +1,58 @@
+"""The verdict: one word per attempt, and the primary reason, chosen deterministically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from analyzer.checks import run_checks
+from analyzer.checks.catalogue import EFFECT_ORDER, ORDER, Effect, Finding, lookup
+from analyzer.checks.facts import Facts
+from analyzer.exchange.model import Attempt
+
+
+class Verdict(Enum):
+    SUCCEEDED = "succeeded"  # the switch happened and nothing killed it right away
+    FAILED = "failed"  # the handshake broke a rule, or the server rejected it
+    DECLINED = "declined"  # the server ignored a legitimate offer (RFC 9110 §7.8)
+    NO_RESPONSE = "no_response"  # nothing answered (TCP or HTTP)
+    REFUSED = "refused"  # the SYN was answered by RST
+    ABORTED = "aborted"  # switched, then one side killed the connection at once
+    INCONCLUSIVE = "inconclusive"  # the capture cannot tell
+
+
+_BY_EFFECT = {
+    Effect.INCONCLUSIVE: Verdict.INCONCLUSIVE,
+    Effect.REFUSED: Verdict.REFUSED,
+    Effect.NO_RESPONSE: Verdict.NO_RESPONSE,
+    Effect.FAIL: Verdict.FAILED,
+    Effect.ABORT: Verdict.ABORTED,
+    Effect.DECLINE: Verdict.DECLINED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """An attempt with its verdict and findings, primary reason first."""
+
+    number: int  # 1-based position among the attempts of the run
+    attempt: Attempt
+    facts: Facts
+    verdict: Verdict
+    findings: tuple[Finding, ...]  # primary first, then catalogue order
+
+    @property
+    def primary(self) -> Finding | None:
+        return self.findings[0] if self.findings else None
+
+
+def diagnose(attempt: Attempt, number: int = 0) -> Diagnosis:
+    facts, findings = run_checks(attempt)
+    effects = {lookup(f.check).effect for f in findings}
+    deciding = next((e for e in EFFECT_ORDER if e in effects), None)
+    verdict = _BY_EFFECT[deciding] if deciding is not None else Verdict.SUCCEEDED
+    ranked = sorted(
+        findings,
+        key=lambda f: (lookup(f.check).effect is not deciding, ORDER[f.check]),
+    )
+    return Diagnosis(number, attempt, facts, verdict, tuple(ranked))

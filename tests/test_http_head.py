@@ -1,0 +1,416 @@
+"""Tests for analyzer.http.head: finding, recognising and tolerantly parsing HTTP/1.x heads."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from analyzer.http.head import (
+    MAX_START_LINE,
+    classify_start,
+    find_head_end,
+    parse_request_head,
+    parse_response_head,
+)
+from analyzer.http.message import Header
+
+WS_REQUEST = (
+    b"GET /chat HTTP/1.1\r\n"
+    b"Host: server.example.com\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Origin: http://example.com\r\n"
+    b"Sec-WebSocket-Protocol: chat, superchat\r\n"
+    b"Sec-WebSocket-Version: 13\r\n"
+    b"\r\n"
+)
+WS_RESPONSE = (
+    b"HTTP/1.1 101 Switching Protocols\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+    b"Sec-WebSocket-Protocol: chat\r\n"
+    b"\r\n"
+)
+# actix-http's HandshakeError::NoWebsocketUpgrade, with its custom reason phrase.
+ACTIX_400 = b"HTTP/1.1 400 No WebSocket Upgrade header found\r\ncontent-length: 0\r\n\r\n"
+# Node ws abortHandshake for a bad version: the supported versions in one field.
+NODE_WS_400 = (
+    b"HTTP/1.1 400 Bad Request\r\n"
+    b"Connection: close\r\n"
+    b"Content-Type: text/html\r\n"
+    b"Content-Length: 47\r\n"
+    b"Sec-WebSocket-Version: 13, 8\r\n"
+    b"\r\n"
+)
+H2C_REQUEST = (
+    b"GET / HTTP/1.1\r\n"
+    b"Host: server.example.com\r\n"
+    b"Connection: Upgrade, HTTP2-Settings\r\n"
+    b"Upgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+    b"\r\n"
+)
+TLS_CLIENT_HELLO = bytes.fromhex("1603010200010001fc0303") + bytes(32)
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+# --- find_head_end -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("buf", "expected"),
+    [
+        (WS_REQUEST, len(WS_REQUEST)),
+        (WS_RESPONSE + b"\x81\x05Hello", len(WS_RESPONSE)),
+        (b"HTTP/1.1 200 OK\r\n\r\n", 19),
+        (b"GET / HTTP/1.1\nHost: a\n\n", 24),  # bare LF throughout
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\nbody", 26),  # CRLF then LF
+        (b"GET / HTTP/1.1\nHost: a\n\r\nbody", 25),  # LF then CRLF
+        (b"GET / HTTP/1.1\r\nHost: a\r\n", None),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r", None),
+        (b"", None),
+        (b"\r\n\r\n", None),  # empty lines before a start line end nothing
+        (b"\r\nGET / HTTP/1.1\r\n\r\n", 20),
+        (b"GET / HTTP/1.1\r\nX: a\r\rb\r\n\r\n", 27),
+    ],
+)
+def test_find_head_end(buf: bytes, expected: int | None) -> None:
+    assert find_head_end(buf) == expected
+    assert find_head_end(bytearray(buf)) == expected
+
+
+def _grow(data: bytes, cuts: list[int]) -> int | None:
+    """Call find_head_end as a reassembler would, passing the previous length as the hint."""
+    buf = bytearray()
+    for piece in _pieces(data, cuts):
+        previous = len(buf)
+        buf += piece
+        end = find_head_end(buf, previous)
+        if end is not None:
+            return end
+    return None
+
+
+def _pieces(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+
+
+HEADS = [WS_REQUEST, WS_RESPONSE, ACTIX_400, b"GET / HTTP/1.1\nA: b\n\n", b"HTTP/1.0 200\r\n\n"]
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_find_head_end_one_byte_at_a_time(head: bytes) -> None:
+    data = head + b"trailing junk\r\n\r\n"
+    assert _grow(data, list(range(len(data)))) == len(head)
+
+
+@given(st.sampled_from(HEADS), st.lists(st.integers(min_value=0, max_value=500), max_size=20))
+def test_find_head_end_any_split(head: bytes, cuts: list[int]) -> None:
+    data = head + b"\r\n\r\nmore"
+    assert _grow(data, cuts) == find_head_end(data) == len(head)
+
+
+# --- classify_start ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        (WS_REQUEST, "request"),
+        (b"GET / HTTP/1.1", "request"),  # decided before the line ends
+        (b"GET / HTTP/1.0\r\n", "request"),
+        (b"CONNECT example.com:443 HTTP/1.1\r\n", "request"),
+        (b"OPTIONS * HTTP/1.1\r\n", "request"),
+        (b"M-SEARCH * HTTP/1.1\r\n", "request"),  # SSDP: any token is a method
+        (b"FOO /x HTTP/1.1\r\n", "request"),
+        (b"\r\nGET / HTTP/1.1\r\n", "request"),  # RFC 9112 §2.2 leading empty line
+        (b"GET  /a  HTTP/1.1\r\n", "request"),  # whitespace-delimited words
+        (b"GET / http/1.1\r\n", "request"),  # wrong case, still worth parsing
+        (WS_RESPONSE, "response"),
+        (ACTIX_400, "response"),
+        (b"HTTP/1.0 404", "response"),
+        (b"HTTP/1.1 999 Whatever", "response"),
+        (H2_PREFACE, "not_http"),
+        (b"PRI * HTTP/2", "not_http"),
+        (TLS_CLIENT_HELLO, "not_http"),
+        (b"\x16", "not_http"),
+        (b"\x00\x00\x12\x04", "not_http"),  # an HTTP/2 frame header
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "not_http"),
+        (b"220 mail.example.com ESMTP Postfix\r\n", "not_http"),
+        (b"EHLO client.example.com\r\n", "not_http"),
+        (b"GET /\r\n", "not_http"),  # HTTP/0.9 has no headers and no upgrade
+        (b"GET / HTTP/2.0\r\n", "not_http"),
+        (b"HTTP/2 200\r\n", "not_http"),
+        (b"HTTP/1.1 OK\r\n", "not_http"),
+        (b"HTTP/1.1200\r\n", "not_http"),
+        (b"GET\r\n", "not_http"),
+        (b" GET / HTTP/1.1\r\n", "not_http"),
+        (b"GET /\x00 HTTP/1.1\r\n", "not_http"),
+        (b"", "need_more"),
+        (b"\r\n", "need_more"),
+        (b"G", "need_more"),
+        (b"GET", "need_more"),
+        (b"GET /chat", "need_more"),
+        (b"GET /chat HTTP/1", "need_more"),
+        (b"GET /chat HTTP/1.", "need_more"),
+        (b"HTTP", "need_more"),  # could still be a method named HTTP, or a status line
+        (b"HTTP/1.1", "need_more"),
+        (b"HTTP/1.1 10", "need_more"),
+        (b"PRI * HTTP/", "need_more"),
+    ],
+)
+def test_classify_start(prefix: bytes, expected: str) -> None:
+    assert classify_start(prefix) == expected
+    assert classify_start(bytearray(prefix)) == expected
+
+
+def test_classify_start_gives_up_on_a_long_first_line() -> None:
+    assert classify_start(b"GET /" + b"a" * 100) == "need_more"
+    assert classify_start(b"GET /" + b"a" * MAX_START_LINE) == "not_http"
+    assert classify_start(b"\r\n" * MAX_START_LINE) == "not_http"
+    target = b"/" + b"a" * (MAX_START_LINE - 100)
+    assert classify_start(b"GET " + target + b" HTTP/1.1\r\n") == "request"
+
+
+@pytest.mark.parametrize("stream", [WS_REQUEST, WS_RESPONSE, H2C_REQUEST, ACTIX_400])
+def test_classify_start_settles_once_and_stays(stream: bytes) -> None:
+    verdicts = [classify_start(stream[:n]) for n in range(len(stream) + 1)]
+    settled = verdicts.index(verdicts[-1])
+    assert set(verdicts[:settled]) <= {"need_more"}
+    assert set(verdicts[settled:]) == {verdicts[-1]}
+    assert settled <= stream.index(b"\n")  # never waits beyond the first line
+
+
+@pytest.mark.parametrize("stream", [TLS_CLIENT_HELLO, b"SSH-2.0-x\r\n", H2_PREFACE, b"\x00" * 20])
+def test_classify_start_rejects_non_http_before_the_line_ends(stream: bytes) -> None:
+    verdicts = [classify_start(stream[:n]) for n in range(1, len(stream) + 1)]
+    assert "not_http" in verdicts
+    assert set(verdicts[verdicts.index("not_http") :]) == {"not_http"}
+
+
+@given(st.binary(max_size=64))
+def test_classify_start_is_stable_once_decided(data: bytes) -> None:
+    first = classify_start(data)
+    if first != "need_more":
+        assert classify_start(data + b"GET / HTTP/1.1\r\n") == first
+
+
+# --- parse_request_head --------------------------------------------------------------------------
+
+
+def test_parse_websocket_request() -> None:
+    head = parse_request_head(WS_REQUEST)
+    assert head is not None
+    assert (head.method, head.target, head.version) == ("GET", "/chat", "HTTP/1.1")
+    assert head.headers.get("sec-websocket-key") == "dGhlIHNhbXBsZSBub25jZQ=="
+    assert head.headers.tokens("Sec-WebSocket-Protocol") == ["chat", "superchat"]
+    assert head.headers.fields[0] == Header("Host", "server.example.com")
+    assert head.raw == WS_REQUEST
+    assert head.problems == ()
+
+
+def test_parse_request_keeps_case_order_and_duplicates() -> None:
+    raw = (
+        b"GET / HTTP/1.1\r\nupgrade: websocket\r\nUPGRADE: websocket\r\n"
+        b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: a\r\nSec-WebSocket-Key: b\r\n\r\n"
+    )
+    head = parse_request_head(raw)
+    assert head is not None
+    assert [f.name for f in head.headers.fields] == [
+        "upgrade",
+        "UPGRADE",
+        "Connection",
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Key",
+    ]
+    assert head.headers.all("Sec-WebSocket-Key") == ["a", "b"]
+    assert head.headers.tokens("connection") == ["keep-alive", "upgrade"]
+    assert head.problems == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "method", "target", "version", "problems"),
+    [
+        (H2C_REQUEST, "GET", "/", "HTTP/1.1", ()),
+        (b"CONNECT example.com:443 HTTP/1.1\r\n\r\n", "CONNECT", "example.com:443", "HTTP/1.1", ()),
+        (b"OPTIONS * HTTP/1.0\r\n\r\n", "OPTIONS", "*", "HTTP/1.0", ()),
+        (b"GET / HTTP/1.1\nHost: a\n\n", "GET", "/", "HTTP/1.1", ("bare_lf_line_ending",)),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\n\r\n",
+            "GET",
+            "/",
+            "HTTP/1.1",
+            ("bare_lf_line_ending",),
+        ),
+        (b"\r\nGET / HTTP/1.1\r\n\r\n", "GET", "/", "HTTP/1.1", ("leading_empty_line",)),
+        (b"GET  /  HTTP/1.1\r\n\r\n", "GET", "/", "HTTP/1.1", ("start_line_extra_spaces",)),
+        (b"GET\t/ HTTP/1.1\r\n\r\n", "GET", "/", "HTTP/1.1", ("start_line_extra_spaces",)),
+        (
+            b"GET /a b HTTP/1.1\r\n\r\n",
+            "GET",
+            "/a b",
+            "HTTP/1.1",
+            ("whitespace_in_target",),
+        ),
+        (b"GET HTTP/1.1\r\n\r\n", "GET", "", "HTTP/1.1", ("missing_target",)),
+        (b"G(T / HTTP/1.1\r\n\r\n", "G(T", "/", "HTTP/1.1", ("invalid_method",)),
+        (b"GET / http/1.1\r\n\r\n", "GET", "/", "http/1.1", ("invalid_version",)),
+        (b"GET / HTTP/11\r\n\r\n", "GET", "/", "HTTP/11", ("invalid_version",)),
+        (b"GET / HTTP/2.0\r\n\r\n", "GET", "/", "HTTP/2.0", ()),  # the judge decides
+        (b"GET /\x01 HTTP/1.1\r\n\r\n", "GET", "/\x01", "HTTP/1.1", ("control_char_in_start_line",)),
+        (b"GET /caf\xe9 HTTP/1.1\r\n\r\n", "GET", "/caf\xe9", "HTTP/1.1", ()),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n", "GET", "/", "HTTP/1.1", ("unterminated_head",)),
+        (b"GET / HTTP/1.1", "GET", "/", "HTTP/1.1", ("unterminated_head",)),
+    ],
+)
+def test_parse_request_start_line(
+    raw: bytes, method: str, target: str, version: str, problems: tuple[str, ...]
+) -> None:
+    head = parse_request_head(raw)
+    assert head is not None
+    assert (head.method, head.target, head.version) == (method, target, version)
+    assert head.problems == problems
+
+
+@pytest.mark.parametrize(
+    ("lines", "fields", "problems"),
+    [
+        (b"Upgrade: websocket\r\n", [("Upgrade", "websocket")], ()),
+        (b"Upgrade:websocket\r\n", [("Upgrade", "websocket")], ()),
+        (b"Upgrade: \t websocket \t\r\n", [("Upgrade", "websocket")], ()),
+        (b"X-Empty:\r\n", [("X-Empty", "")], ()),
+        (b"X-Colon: a: b\r\n", [("X-Colon", "a: b")], ()),
+        (b"Upgrade : websocket\r\n", [("Upgrade", "websocket")], ("whitespace_before_colon",)),
+        (b"Upgrade\t: websocket\r\n", [("Upgrade", "websocket")], ("whitespace_before_colon",)),
+        (b": nothing\r\n", [("", "nothing")], ("empty_header_name",)),
+        (b"Bad Name: x\r\n", [("Bad Name", "x")], ("invalid_header_name",)),
+        (b"Upgrade websocket\r\nHost: a\r\n", [("Host", "a")], ("header_without_colon",)),
+        (
+            b"X-Long: first\r\n  second\r\n\tthird\r\nHost: a\r\n",
+            [("X-Long", "first second third"), ("Host", "a")],
+            ("obs_fold",),
+        ),
+        (b"X-Fold:\r\n value\r\n", [("X-Fold", "value")], ("obs_fold",)),
+        (b" Host: a\r\nX: b\r\n", [("X", "b")], ("whitespace_after_start_line",)),
+        (b"X: a\x00b\r\n", [("X", "a\x00b")], ("nul_in_value",)),
+        (b"X: a\x1bb\r\n", [("X", "a\x1bb")], ("control_char_in_value",)),
+        (b"X: a\x7f\r\n", [("X", "a\x7f")], ("control_char_in_value",)),
+        (b"X: a\rb\r\n", [("X", "a\rb")], ("bare_cr",)),
+        (b"X: a\tb\r\n", [("X", "a\tb")], ()),
+        (b"X: caf\xe9\r\n", [("X", "caf\xe9")], ()),  # obs-text, latin-1
+        (
+            b"Upgrade : websocket\nbroken\r\n",
+            [("Upgrade", "websocket")],
+            ("bare_lf_line_ending", "whitespace_before_colon", "header_without_colon"),
+        ),
+    ],
+)
+def test_parse_header_fields(
+    lines: bytes, fields: list[tuple[str, str]], problems: tuple[str, ...]
+) -> None:
+    for start in (b"GET / HTTP/1.1\r\n", b"HTTP/1.1 200 OK\r\n"):
+        parse = parse_request_head if start.startswith(b"GET") else parse_response_head
+        head = parse(start + lines + b"\r\n")
+        assert head is not None
+        assert [(f.name, f.value) for f in head.headers.fields] == fields
+        assert head.problems == problems
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"\r\n\r\n", TLS_CLIENT_HELLO, b"GET /\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n", b"GET\r\n\r\n"],
+)
+def test_parse_request_head_refuses_what_is_not_a_request(raw: bytes) -> None:
+    assert parse_request_head(raw) is None
+
+
+# --- parse_response_head -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "reason", "problems"),
+    [
+        (WS_RESPONSE, 101, "Switching Protocols", ()),
+        (ACTIX_400, 400, "No WebSocket Upgrade header found", ()),
+        (b"HTTP/1.1 200\r\n\r\n", 200, "", ()),  # missing reason phrase is fine
+        (b"HTTP/1.1 200 \r\n\r\n", 200, "", ()),
+        (b"HTTP/1.1 426 Upgrade  Required\r\n\r\n", 426, "Upgrade  Required", ()),
+        (b"HTTP/1.1  200 OK\r\n\r\n", 200, "OK", ("start_line_extra_spaces",)),
+        (b" HTTP/1.1 200 OK\r\n\r\n", 200, "OK", ("start_line_extra_spaces",)),
+        (b"HTTP/1.1\t200\tOK\r\n\r\n", 200, "OK", ("start_line_extra_spaces",)),
+        (b"HTTP/1.1 abc Weird\r\n\r\n", 0, "Weird", ("non_numeric_status",)),
+        (b"HTTP/1.1\r\n\r\n", 0, "", ("missing_status",)),
+        (b"HTTP/1.1 20 OK\r\n\r\n", 20, "OK", ("invalid_status",)),
+        (b"HTTP/1.1 0200 OK\r\n\r\n", 200, "OK", ("invalid_status",)),
+        (b"HTTP/1.1 999 Odd\r\n\r\n", 999, "Odd", ("status_out_of_range",)),
+        (b"HTTP/1.1 200 OK\n\n", 200, "OK", ("bare_lf_line_ending",)),
+        (b"HTTP/1.1 200 OK\r\nX: y", 200, "OK", ("unterminated_head",)),
+        (b"HTTP/1.1 200 Caf\xe9\r\n\r\n", 200, "Caf\xe9", ()),
+        (b"http/1.1 200 OK\r\n\r\n", 200, "OK", ("invalid_version",)),
+    ],
+)
+def test_parse_response_start_line(
+    raw: bytes, status: int, reason: str, problems: tuple[str, ...]
+) -> None:
+    head = parse_response_head(raw)
+    assert head is not None
+    assert (head.status, head.reason) == (status, reason)
+    assert head.problems == problems
+    assert head.raw == raw
+
+
+def test_parse_node_ws_version_rejection() -> None:
+    head = parse_response_head(NODE_WS_400)
+    assert head is not None
+    assert head.version == "HTTP/1.1"
+    assert head.headers.get("Sec-WebSocket-Version") == "13, 8"
+    assert head.headers.tokens("sec-websocket-version") == ["13", "8"]
+    assert head.headers.get("connection") == "close"
+
+
+def test_parse_response_ignores_bytes_after_the_head() -> None:
+    head = parse_response_head(WS_RESPONSE + b"\x81\x05Hello")
+    assert head is not None
+    assert len(head.headers.fields) == 4
+    assert head.problems == ()
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b"\r\n", b"GET / HTTP/1.1\r\n\r\n", b"HTTP2 200\r\n\r\n", H2_PREFACE]
+)
+def test_parse_response_head_refuses_what_is_not_a_response(raw: bytes) -> None:
+    assert parse_response_head(raw) is None
+
+
+@given(st.binary(max_size=200))
+def test_parsers_never_raise(data: bytes) -> None:
+    for prefix in (b"", b"GET / HTTP/1.1\r\n", b"HTTP/1.1 101 \r\n"):
+        request = parse_request_head(prefix + data)
+        response = parse_response_head(prefix + data)
+        if prefix.startswith(b"GET"):
+            assert request is not None
+        if prefix.startswith(b"HTTP"):
+            assert response is not None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="abcXYZ-_", min_size=1, max_size=8),
+            st.text(alphabet="abc ,;=\t\xe9", max_size=12),
+        ),
+        max_size=6,
+    )
+)
+def test_parse_round_trips_well_formed_fields(fields: list[tuple[str, str]]) -> None:
+    lines = b"".join(f"{n}: {v}\r\n".encode("latin-1") for n, v in fields)
+    head = parse_request_head(b"GET / HTTP/1.1\r\n" + lines + b"\r\n")
+    assert head is not None
+    assert [(f.name, f.value) for f in head.headers.fields] == [
+        (n, v.strip(" \t")) for n, v in fields
+    ]
+    assert head.problems == ()
