@@ -78,7 +78,9 @@ def explain_command(check_id: str) -> None:
     try:
         check = lookup(check_id)
     except KeyError:
-        raise click.UsageError(f"unknown check id {check_id!r}; see 'upgrade-analyzer checks'")
+        raise click.UsageError(
+            f"unknown check id {check_id!r}; see 'upgrade-analyzer checks'"
+        ) from None
     wrap = textwrap.TextWrapper(width=88, subsequent_indent="  ")
     click.echo(f"{check.id}: {check.title}")
     click.echo(f"  severity: {check.severity.value}; verdict effect: {check.effect.value}; "

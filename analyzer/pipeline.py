@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from analyzer.decode import Decoder
 from analyzer.decode.segment import Segment
 from analyzer.exchange.model import Attempt
-from analyzer.exchange.tracker import ConnectionTracker, ExchangeCounters, ObservationWindow
+from analyzer.exchange.tracker import (
+    DEFAULT_WINDOW,
+    ConnectionTracker,
+    ExchangeCounters,
+    ObservationWindow,
+)
 from analyzer.reassembly import Connection, Reassembler
 from analyzer.source.frame import Frame
 from analyzer.verdict import Diagnosis, diagnose
@@ -33,7 +38,7 @@ class RunStats:
 class Analysis:
     """One run of the pipeline: feed frames, collect diagnoses as they are decided."""
 
-    def __init__(self, window: ObservationWindow = ObservationWindow()) -> None:
+    def __init__(self, window: ObservationWindow = DEFAULT_WINDOW) -> None:
         self._window = window
         self._decoder = Decoder()
         self._counters = ExchangeCounters()

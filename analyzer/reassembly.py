@@ -13,10 +13,13 @@ wrap-around and streams over 4 GiB need no special case. In-order bytes go strai
 connection's listener; bytes that arrive early wait in a small per-direction buffer; bytes that
 were already delivered (retransmissions, overlaps) are trimmed.
 
-A hole is declared only when the capture proves bytes are missing: the peer acknowledged bytes
-we never saw, the early-arrival buffer overflowed, or the direction ended (FIN, RST, end of
-capture) with bytes still waiting. The listener is told the hole's size so that the layers
-above can say "cannot tell" instead of guessing (STYLE: Zeek stops interpreting after a gap).
+A hole is declared only when the capture proves bytes are missing and will not come: the
+early-arrival buffer overflowed, or the direction ended (FIN, RST, end of capture) with bytes
+still waiting, or short of what the FIN's sequence number or the peer's acknowledgements say
+was sent. Acknowledgements alone do not declare a hole at once, because a capture may show an
+ACK a little before the segment it covers (a reordering of a few packets is common). The
+listener is told the hole's size so that the layers above can say "cannot tell" instead of
+guessing (STYLE: Zeek stops interpreting after a gap).
 
 Listeners are plain objects with ``on_*`` methods (see ``StreamListener``): the reassembler does
 no I/O and knows nothing about HTTP.
@@ -67,6 +70,7 @@ class _Direction:
     next_offset: int = 0  # the offset the next in-order byte has
     pending: dict[int, tuple[bytes, int, float]] = field(default_factory=dict)
     pending_bytes: int = 0
+    acked: int = 0  # highest offset the peer acknowledged (bytes below it were sent)
     fin: bool = False
     rst: bool = False
 
@@ -193,7 +197,7 @@ class Reassembler:
         elif here.base is None:
             here.base = seg.seq
         if flags & _ACK:
-            self._peer_acked(conn, 1 - side, seg.ack, seg.frame, seg.time)
+            self._peer_acked(conn, 1 - side, seg.ack)
         if conn.ignored:
             return
         payload = seg.payload
@@ -207,12 +211,12 @@ class Reassembler:
             return
         if flags & _RST:
             here.rst = True
-            self._flush(conn, side, seg.frame, seg.time)
+            self._flush(conn, side, seg.frame, seg.time, 0)
             listener.on_rst(side, seg.frame, seg.time)
             self._finish(conn, seg.time, "reset")
         elif flags & _FIN and not here.fin:
             here.fin = True
-            self._flush(conn, side, seg.frame, seg.time)
+            self._flush(conn, side, seg.frame, seg.time, here.offset_of(seg.seq) + len(payload))
             listener.on_fin(side, seg.frame, seg.time)
             if conn.sides[1 - side].fin:
                 self._finish(conn, seg.time, "closed")
@@ -279,7 +283,8 @@ class Reassembler:
         if here.next_offset == offset:
             self._skip_to(conn, side, here, offset + length, seg.frame, seg.time)
 
-    def _peer_acked(self, conn: Connection, side: int, ack: int, frame: int, time: float) -> None:
+    @staticmethod
+    def _peer_acked(conn: Connection, side: int, ack: int) -> None:
         """The other side acknowledged ``ack``: any byte of ``side`` below it was sent."""
         there = conn.sides[side]
         if there.base is None:
@@ -287,16 +292,20 @@ class Reassembler:
         acked = there.offset_of(ack)
         if there.fin:
             acked -= 1  # the FIN's own sequence number
-        if acked <= there.next_offset:
-            return
-        limit = min(there.pending) if there.pending else acked
-        self._skip_to(conn, side, there, min(acked, limit), frame, time)
+        if acked > there.acked and acked - there.next_offset < _HALF:
+            there.acked = acked
 
-    def _flush(self, conn: Connection, side: int, frame: int, time: float) -> None:
-        """The direction ended: whatever still waits is after a hole that will never fill."""
+    def _flush(self, conn: Connection, side: int, frame: int, time: float, end: int) -> None:
+        """The direction ended: whatever still waits is after a hole that will never fill.
+
+        ``end`` is where the sender's stream ended, when known (the FIN's offset), else 0.
+        """
         here = conn.sides[side]
         while here.pending and not conn.ignored:
             self._skip_to(conn, side, here, min(here.pending), frame, time)
+        end = max(end, here.acked)
+        if end > here.next_offset and not conn.ignored:
+            self._skip_to(conn, side, here, end, frame, time)
 
     # --- connection lifetime --------------------------------------------------------------
 
@@ -306,7 +315,7 @@ class Reassembler:
         conn.finished = True
         if not conn.ignored and conn.listener is not None:
             for side in (0, 1):
-                self._flush(conn, side, 0, time)
+                self._flush(conn, side, 0, time, 0)
             conn.listener.on_end(time, reason)
         conn.ignore()
 

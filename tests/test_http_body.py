@@ -168,7 +168,9 @@ def request(start: str, *fields: str) -> RequestHead:
         (request("HEAD / HTTP/1.1", "Content-Length: 3"), "HEAD", Framing(LENGTH, 3)),
     ],
 )
-def test_body_framing(head: RequestHead | ResponseHead, method: str | None, expected: Framing) -> None:
+def test_body_framing(
+    head: RequestHead | ResponseHead, method: str | None, expected: Framing
+) -> None:
     assert body_framing(head, request_method=method) == expected
 
 
@@ -176,8 +178,14 @@ def test_body_framing(head: RequestHead | ResponseHead, method: str | None, expe
 
 
 def _outcome(reader: BodyReader) -> tuple[object, ...]:
-    return (reader.done, reader.error, reader.prefix, reader.size, reader.trailer_fields,
-            reader.problems)
+    return (
+        reader.done,
+        reader.error,
+        reader.prefix,
+        reader.size,
+        reader.trailer_fields,
+        reader.problems,
+    )
 
 
 def read(framing: Framing, pieces: list[bytes], *, eof: bool = False) -> tuple[int, BodyReader]:
@@ -210,7 +218,8 @@ CHUNKED_FRAMING = Framing(CHUNKED)
 NEXT = b"HTTP/1.1 200 OK\r\n\r\n"  # whatever follows the body must not be consumed
 
 # (framing, body bytes, expected: done, error, prefix, trailer_fields, problems)
-BODIES: list[tuple[Framing, bytes, bool, str | None, bytes, int, tuple[str, ...]]] = [
+BodyCase = tuple[Framing, bytes, bool, str | None, bytes, int, tuple[str, ...]]
+BODIES: list[BodyCase] = [
     (Framing(NONE), b"", True, None, b"", 0, ()),
     (Framing(LENGTH, 0), b"", True, None, b"", 0, ()),
     (Framing(LENGTH, 5), b"Hello", True, None, b"Hello", 0, ()),
@@ -227,7 +236,7 @@ BODIES: list[tuple[Framing, bytes, bool, str | None, bytes, int, tuple[str, ...]
     (CHUNKED_FRAMING, b"0\r\n\r\n", True, None, b"", 0, ()),
     (
         CHUNKED_FRAMING,
-        b"4;name=value\r\nWiki\r\n5 ; ext=\"q;uoted\"\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n"
+        b'4;name=value\r\nWiki\r\n5 ; ext="q;uoted"\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n'
         b"000;last\r\nExpires: never\r\nX-Trailer: 1\r\n\r\n",
         True,
         None,
@@ -275,7 +284,9 @@ BODIES: list[tuple[Framing, bytes, bool, str | None, bytes, int, tuple[str, ...]
 ]
 
 
-@pytest.mark.parametrize(("framing", "body", "done", "error", "prefix", "trailers", "problems"), BODIES)
+@pytest.mark.parametrize(
+    ("framing", "body", "done", "error", "prefix", "trailers", "problems"), BODIES
+)
 def test_body_reader(
     framing: Framing,
     body: bytes,
@@ -298,7 +309,7 @@ def test_body_reader(
 
 
 @given(st.sampled_from(BODIES), st.lists(st.integers(min_value=0, max_value=20_000), max_size=12))
-def test_body_reader_any_split(case: tuple, cuts: list[int]) -> None:  # type: ignore[type-arg]
+def test_body_reader_any_split(case: BodyCase, cuts: list[int]) -> None:
     framing, body = case[0], case[1]
     data = body + NEXT
     whole_consumed, whole = read(framing, [data])

@@ -129,6 +129,7 @@ def test_find_head_end_any_split(head: bytes, cuts: list[int]) -> None:
         (b"FOO /x HTTP/1.1\r\n", "request"),
         (b"\r\nGET / HTTP/1.1\r\n", "request"),  # RFC 9112 §2.2 leading empty line
         (b"GET  /a  HTTP/1.1\r\n", "request"),  # whitespace-delimited words
+        (b"GET /a b HTTP/1.1\r\n", "request"),  # a server answers 400: worth parsing
         (b"GET / http/1.1\r\n", "request"),  # wrong case, still worth parsing
         (WS_RESPONSE, "response"),
         (ACTIX_400, "response"),
@@ -261,10 +262,24 @@ def test_parse_request_keeps_case_order_and_duplicates() -> None:
         (b"GET / http/1.1\r\n\r\n", "GET", "/", "http/1.1", ("invalid_version",)),
         (b"GET / HTTP/11\r\n\r\n", "GET", "/", "HTTP/11", ("invalid_version",)),
         (b"GET / HTTP/2.0\r\n\r\n", "GET", "/", "HTTP/2.0", ()),  # the judge decides
-        (b"GET /\x01 HTTP/1.1\r\n\r\n", "GET", "/\x01", "HTTP/1.1", ("control_char_in_start_line",)),
+        (
+            b"GET /\x01 HTTP/1.1\r\n\r\n",
+            "GET",
+            "/\x01",
+            "HTTP/1.1",
+            ("control_char_in_start_line",),
+        ),
         (b"GET /caf\xe9 HTTP/1.1\r\n\r\n", "GET", "/caf\xe9", "HTTP/1.1", ()),
         (b"GET / HTTP/1.1\r\nHost: a\r\n", "GET", "/", "HTTP/1.1", ("unterminated_head",)),
         (b"GET / HTTP/1.1", "GET", "/", "HTTP/1.1", ("unterminated_head",)),
+        (b"GET / HTTP/1.1 x y\r\n\r\n", "GET", "/", "HTTP/1.1", ("junk_after_version",)),
+        (
+            b"GET /a b HTTP/1.1 x\r\n\r\n",
+            "GET",
+            "/a b",
+            "HTTP/1.1",
+            ("junk_after_version", "whitespace_in_target"),
+        ),
     ],
 )
 def test_parse_request_start_line(
@@ -322,7 +337,14 @@ def test_parse_header_fields(
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"\r\n\r\n", TLS_CLIENT_HELLO, b"GET /\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n", b"GET\r\n\r\n"],
+    [
+        b"",
+        b"\r\n\r\n",
+        TLS_CLIENT_HELLO,
+        b"GET /\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n\r\n",
+        b"GET\r\n\r\n",
+    ],
 )
 def test_parse_request_head_refuses_what_is_not_a_request(raw: bytes) -> None:
     assert parse_request_head(raw) is None
@@ -414,3 +436,40 @@ def test_parse_round_trips_well_formed_fields(fields: list[tuple[str, str]]) -> 
         (n, v.strip(" \t")) for n, v in fields
     ]
     assert head.problems == ()
+
+
+start_lines = st.tuples(
+    st.sampled_from([b"GET", b"CONNECT", b"M-SEARCH", b"HTTP"]),
+    st.sampled_from([b" ", b"  ", b"\t", b" \t"]),
+    st.sampled_from([b"/", b"*", b"/a?b=c", b"host:443", b"/caf\xe9", b"/a b"]),
+    st.sampled_from([b" ", b"  ", b"\t"]),
+    st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"http/1.1", b"HTTP/1.1x", b"HTTP/1.9"]),
+    st.sampled_from([b"", b" ", b" junk", b"\t1", b"\x0b"]),
+)
+
+
+@given(start_lines, st.sampled_from([b"\r\n", b"\n"]))
+def test_what_classify_start_calls_a_request_parses_as_one(
+    parts: tuple[bytes, ...], eol: bytes
+) -> None:
+    line = b"".join(parts)
+    assert classify_start(line + eol) == "request"
+    head = parse_request_head(line + eol + b"Host: a" + eol + eol)
+    assert head is not None
+    assert head.headers.get("host") == "a"
+
+
+@given(
+    st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"http/1.1"]),
+    st.sampled_from([b" ", b"  ", b"\t"]),
+    st.sampled_from([b"101", b"400", b"999", b"000"]),
+    st.sampled_from([b"", b" ", b" OK", b"\tOK", b"0"]),
+)
+def test_what_classify_start_calls_a_response_parses_as_one(
+    version: bytes, sep: bytes, code: bytes, rest: bytes
+) -> None:
+    line = version + sep + code + rest
+    assert classify_start(line + b"\r\n") == "response"
+    head = parse_response_head(line + b"\r\n\r\n")
+    assert head is not None
+    assert head.version == version.decode()

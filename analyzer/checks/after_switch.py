@@ -1,4 +1,4 @@
-"""Rules about the first moments after a switch: hang-ups, Close codes, framing (RFC 6455 §5, §7)."""
+"""Rules about the first moments after a switch: hang-ups, Close codes, framing (RFC 6455)."""
 
 from __future__ import annotations
 

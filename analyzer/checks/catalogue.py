@@ -63,7 +63,7 @@ class Finding:
     frames: tuple[int, ...] = ()
 
 
-E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
+E, W, N = Severity.ERROR, Severity.WARNING, Severity.INFO  # short names keep the table legible
 
 CATALOGUE: tuple[Check, ...] = (
     # --- capture: the wire cannot tell -----------------------------------------------------
@@ -82,6 +82,11 @@ CATALOGUE: tuple[Check, ...] = (
           "A response was captured without the request it answers, so the offer cannot be "
           "compared with the answer.",
           "Start the capture before the client connects."),
+    Check("capture_ended_too_soon", W, Effect.INCONCLUSIVE, "RFC 9293 §3.8.1",
+          "the capture ended too soon after the last packet to tell",
+          "The capture stopped less than a second after the SYN or the request, before an "
+          "answer could reasonably be expected, so 'no response' cannot be claimed.",
+          "Capture for longer, until the attempt has visibly succeeded or failed."),
     Check("capture_gap_after_switch", W, Effect.NOTE, "RFC 9293 §3.4",
           "bytes after the switch are missing from the capture",
           "A hole after the 101 hides part of what the two sides did right after the switch.",
@@ -162,7 +167,7 @@ CATALOGUE: tuple[Check, ...] = (
           "\"A sender of Upgrade MUST also send an 'Upgrade' connection option\" (RFC 6455 §4.1: "
           "Connection MUST include Upgrade). Without it, proxies and servers drop the offer.",
           "Send Connection: Upgrade (behind nginx: proxy_set_header Connection \"upgrade\")."),
-    Check("connection_upgrade_with_others", I, Effect.NOTE, "RFC 9110 §7.6.1",
+    Check("connection_upgrade_with_others", N, Effect.NOTE, "RFC 9110 §7.6.1",
           "Connection lists other options beside upgrade (strict-server trap)",
           "'Connection: keep-alive, Upgrade' (Firefox) is valid, but servers that compare the "
           "whole value for equality with 'Upgrade' reject it.",
@@ -275,7 +280,7 @@ CATALOGUE: tuple[Check, ...] = (
           "server (or the proxy in front of it) served the request as plain HTTP: the Upgrade "
           "was stripped on the way or the endpoint is not a WebSocket endpoint.",
           "Check the path and that every proxy forwards Upgrade/Connection over HTTP/1.1."),
-    Check("upgrade_declined", I, Effect.DECLINE, "RFC 9110 §7.8",
+    Check("upgrade_declined", N, Effect.DECLINE, "RFC 9110 §7.8",
           "the server ignored the upgrade offer and answered normally",
           "\"A server MAY ignore a received Upgrade header field if it wishes to continue using "
           "the current protocol on that connection.\" The exchange went on in HTTP/1.1.",
@@ -357,7 +362,7 @@ CATALOGUE: tuple[Check, ...] = (
           "upgrade worked but the other side refused the session (1008: policy, often "
           "authentication; 1002: protocol error; 1011: server error).",
           "Read the close reason and the closing side's log."),
-    Check("ws_closed_normally", I, Effect.NOTE, "RFC 6455 §7.4.1",
+    Check("ws_closed_normally", N, Effect.NOTE, "RFC 6455 §7.4.1",
           "closed normally soon after the switch",
           "A Close with 1000 (normal) or 1001 (going away) soon after the 101.",
           "Nothing to fix if the session was meant to be short."),

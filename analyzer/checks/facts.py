@@ -34,7 +34,8 @@ def facts_of(attempt: Attempt) -> Facts:
     if not protocol and response is not None:
         switched = response.headers.tokens("upgrade")
         if switched:
-            protocol = switched[0].split("/")[0] if switched[0].startswith("websocket") else switched[0]
+            first = switched[0]
+            protocol = first.split("/")[0] if first.startswith("websocket") else first
         elif _mentions_websocket(attempt.response):
             protocol = "websocket"
     return Facts(offered=offered, protocol=protocol, websocket=protocol == "websocket")

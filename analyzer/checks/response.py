@@ -63,7 +63,9 @@ def _status_finding(head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> Fi
     return Finding("upgrade_declined", "101 or an ordinary answer", found, ev)
 
 
-def _switch(attempt: Attempt, head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> list[Finding]:
+def _switch(
+    attempt: Attempt, head: ResponseHead, facts: Facts, ev: tuple[int, ...]
+) -> list[Finding]:
     findings: list[Finding] = []
     headers = head.headers
     switched = headers.tokens("upgrade")

@@ -6,6 +6,11 @@ from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.model import Attempt, AttemptKind, Gap
 
+# An answer is not yet overdue this soon after a SYN or a request (the first SYN retransmission
+# comes after 1 s, RFC 6298 §2.1): a capture that ends sooner cannot say "no response".
+PATIENCE_SECONDS = 1.0
+_CAPTURE_END = "end of capture"
+
 
 def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
     tcp = attempt.tcp
@@ -15,6 +20,9 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
             return [Finding("tcp_refused", "SYN-ACK", "RST",
                             syn_frames + (tcp.server_rst.frame,))]
         waited = tcp.end_time - tcp.syn.time if tcp.syn else 0.0
+        if tcp.end_reason == _CAPTURE_END and waited < PATIENCE_SECONDS and tcp.syn_count < 2:
+            return [Finding("capture_ended_too_soon", "an answer to the SYN",
+                            f"capture ended {waited * 1000:.0f} ms after the SYN", syn_frames)]
         return [Finding("tcp_syn_unanswered", "SYN-ACK",
                         f"no answer to {tcp.syn_count} SYN(s) in {waited:.1f} s", syn_frames)]
     findings: list[Finding] = []
@@ -63,6 +71,10 @@ def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
         return [Finding("no_response_client_gave_up", "a response",
                         f"client closed after waiting {client_end.time - start:.1f} s",
                         evidence + (client_end.frame,))]
+    waited = max(0.0, tcp.end_time - start)
+    if tcp.end_reason == _CAPTURE_END and waited < PATIENCE_SECONDS:
+        return [Finding("capture_ended_too_soon", "a response",
+                        f"capture ended {waited * 1000:.0f} ms after the request", evidence)]
     return [Finding("no_response_capture_ended", "a response",
                     f"nothing in {max(0.0, tcp.end_time - start):.1f} s until the {tcp.end_reason}",
                     evidence)]

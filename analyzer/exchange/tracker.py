@@ -65,6 +65,9 @@ class ObservationWindow:
     frames: int = 16
 
 
+DEFAULT_WINDOW = ObservationWindow()
+
+
 class _Mode(Enum):
     DETECT = auto()  # nothing seen yet on this side
     HEAD = auto()  # collecting a message head
@@ -119,7 +122,9 @@ class _Switch:
     early_client_frame: int = 0
     parsers: tuple[WsFrameParser, WsFrameParser] | None = None
     frames: list[SeenFrame] = field(default_factory=list)
-    prefixes: tuple[bytearray, bytearray] = field(default_factory=lambda: (bytearray(), bytearray()))
+    prefixes: tuple[bytearray, bytearray] = field(
+        default_factory=lambda: (bytearray(), bytearray())
+    )
     first: list[TcpEvent | None] = field(default_factory=lambda: [None, None])
     complete: bool = True
     observed_until: float = 0.0
@@ -141,7 +146,7 @@ class ConnectionTracker:
         conn: Connection,
         emit: Callable[[Attempt], None],
         counters: ExchangeCounters,
-        window: ObservationWindow = ObservationWindow(),
+        window: ObservationWindow = DEFAULT_WINDOW,
     ) -> None:
         self._conn = conn
         self._emit = emit
@@ -208,8 +213,8 @@ class ConnectionTracker:
         if state.mode is _Mode.DEAD:
             return
         if self._client is None:
-            if not self._detect(side, data, frame, time):
-                return
+            self._detect(side, data, frame, time)
+            return
         if side == self._client:
             self._client_data(state, data, frame, time)
         else:
@@ -232,17 +237,18 @@ class ConnectionTracker:
 
     # --- who is the client ------------------------------------------------------------------
 
-    def _detect(self, side: int, data: bytes, frame: int, time: float) -> bool:
+    def _detect(self, side: int, data: bytes, frame: int, time: float) -> None:
+        """Collects a side's first bytes until they say request, response or not HTTP."""
         state = self._sides[side]
         if not state.buf:
             state.buf_frame, state.buf_time = frame, time
         state.buf += data
         kind = classify_start(bytes(state.buf[:8192]))
         if kind == "need_more":
-            return False
+            return
         if kind == "not_http":
             self._ignore()
-            return False
+            return
         self._client = side if kind == "request" else 1 - side
         self._counters.http_connections += 1
         pending = bytes(state.buf)
@@ -253,7 +259,6 @@ class ConnectionTracker:
             self._client_data(state, pending, state.buf_frame, state.buf_time, last_frame=frame)
         else:
             self._server_data(state, pending, state.buf_frame, state.buf_time, last_frame=frame)
-        return False  # the data was consumed here
 
     # --- client side ------------------------------------------------------------------------
 
@@ -283,7 +288,9 @@ class ConnectionTracker:
                 state.mode = _Mode.DEAD
                 self._client_gap = True
                 return
-            message = Message(head=request, first_frame=first_frame, last_frame=last, time=first_time)
+            message = Message(
+                head=request, first_frame=first_frame, last_frame=last, time=first_time
+            )
             self._requests.append(
                 _PendingRequest(message, self._sequence, gap_before=self._client_gap)
             )

@@ -19,6 +19,7 @@ Problem names used here (stable, snake_case):
 - ``invalid_method``: the method is not a token
 - ``missing_target``: only a method and a version
 - ``whitespace_in_target``: SP or HTAB inside the request-target
+- ``junk_after_version``: words after the version of a request line
 - ``invalid_version``: not ``HTTP/`` DIGIT ``.`` DIGIT exactly (e.g. lowercase, ``HTTP/11``)
 - ``missing_status``, ``non_numeric_status``, ``invalid_status`` (not 3 digits),
   ``status_out_of_range`` (3 digits outside 100-599)
@@ -53,12 +54,18 @@ _LONGEST_HEAD_END = 3
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _DIGITS = frozenset(b"0123456789")
 _SP_HTAB = frozenset(b" \t")
+_CR_LF = frozenset(b"\r\n")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB is allowed in values and start lines
 _LEADING_EMPTY_LINES = re.compile(rb"[\r\n]*")
 _REQUEST_LINE = re.compile(
     rb"[ \t]*(?P<method>[^ \t]+)[ \t]+(?:(?P<target>.*?)[ \t]+)?(?P<version>[^ \t]+)[ \t]*", re.S
+)
+_REQUEST_LINE_WITH_JUNK = re.compile(
+    rb"[ \t]*(?P<method>[^ \t]+)[ \t]+(?:(?P<target>.*?)[ \t]+)?"
+    rb"(?P<version>[Hh][Tt][Tt][Pp]/[^ \t]*)(?P<junk>[ \t].*)",
+    re.S,
 )
 _STATUS_LINE = re.compile(
     rb"(?P<lead>[ \t]*)(?P<version>[^ \t]+)(?P<sep1>[ \t]*)(?P<code>[^ \t]*)(?P<sep2>[ \t]?)"
@@ -130,23 +137,33 @@ def _match_response(d: bytes, i: int) -> int:
 
 def _match_request(d: bytes, i: int) -> int:
     # RFC 9112 §3: request-line = method SP request-target SP HTTP-version. Separators are matched
-    # as runs of SP/HTAB because §3 lets recipients "parse on whitespace-delimited word boundaries".
+    # as runs of SP/HTAB because §3 lets recipients "parse on whitespace-delimited word boundaries",
+    # and a target with spaces in it still makes a request line (one a server answers with 400).
     j = _skip(d, i, _TCHAR)
     if j >= len(d):
         return _PARTIAL
     if j == i or d[j] not in _SP_HTAB:
         return _FAIL
     i = _skip(d, j, _SP_HTAB)
-    # The target is anything visible; bytes >= 0x80 are tolerated (sloppy clients send them raw).
-    j = i
-    while j < len(d) and d[j] > 0x20 and d[j] != 0x7F:
-        j += 1
-    if j >= len(d):
-        return _PARTIAL
-    # CR/LF here would be HTTP/0.9 ("GET /"), which has no headers and no upgrade.
-    if j == i or d[j] not in _SP_HTAB:
-        return _FAIL
-    return _match_version(d, _skip(d, j, _SP_HTAB))
+    words = 0
+    while True:
+        if words:
+            version = _match_version(d, i)
+            if version != _FAIL:
+                return version
+            if d[i : i + 5].upper() == b"HTTP/":
+                return _FAIL  # another version: "PRI * HTTP/2.0" is the HTTP/2 preface
+        # A target word is anything visible; bytes >= 0x80 are tolerated (sloppy clients).
+        j = i
+        while j < len(d) and d[j] > 0x20 and d[j] != 0x7F:
+            j += 1
+        if j >= len(d):
+            return _PARTIAL
+        # CR/LF here would be HTTP/0.9 ("GET /"), which has no headers and no upgrade.
+        if j == i or d[j] not in _SP_HTAB:
+            return _FAIL
+        words += 1
+        i = _skip(d, j, _SP_HTAB)
 
 
 def classify_start(prefix: bytes | bytearray) -> StartKind:
@@ -159,7 +176,7 @@ def classify_start(prefix: bytes | bytearray) -> StartKind:
     d = bytes(prefix[:MAX_START_LINE])
     # RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line SHOULD ignore
     # at least one empty line (CRLF) received prior to the request-line."
-    i = _skip(d, 0, frozenset(b"\r\n"))
+    i = _skip(d, 0, _CR_LF)
     if i >= len(d):
         return "need_more" if len(d) < MAX_START_LINE else "not_http"
     response = _match_response(d, i)
@@ -293,7 +310,12 @@ def parse_request_head(raw: bytes) -> RequestHead | None:
     start, lines = found
     m = _REQUEST_LINE.fullmatch(start)
     if m is None or not _is_http_version(m["version"]):
-        return None
+        # "GET / HTTP/1.1 junk": still the request line classify_start recognised.
+        m = _REQUEST_LINE_WITH_JUNK.fullmatch(start)
+        if m is None:
+            return None
+        _note(problems, "junk_after_version")
+        start = start[: m.start("junk")]
     method, target, version = m["method"], m["target"] or b"", m["version"]
     if not target:
         _note(problems, "missing_target")

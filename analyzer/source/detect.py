@@ -32,10 +32,11 @@ def describe(head: bytes) -> str:
     for magic, what in _SIGNATURES:
         if head.startswith(magic):
             return what
-    if _looks_like_erf(head):
-        return "ERF (Endace), which is not supported (convert it with editcap -F pcap)"
+    # Text first: the ERF guess has no magic to go by and printable bytes can pass it.
     if _looks_like_text(head):
         return "text"
+    if _looks_like_erf(head):
+        return "ERF (Endace), which is not supported (convert it with editcap -F pcap)"
     return f"unknown binary data (starts {head[:8].hex(' ')})"
 
 

@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import contextlib
-import gzip
-import io
 import sys
 import zlib
 from collections.abc import Callable
@@ -33,7 +31,7 @@ CHUNK = 1 << 20
 MAX_RECORD = 262144
 
 # Errors a read can raise once the input is open: I/O errors, and a damaged gzip stream
-# (BadGzipFile is an OSError; truncation is EOFError; corrupt deflate data is zlib.error).
+# (truncation is EOFError; corrupt data, a bad CRC or trailing garbage are zlib.error).
 READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
@@ -73,26 +71,45 @@ def read_exact(read: Read, n: int) -> bytes:
     return b"".join(parts)
 
 
-class _Replay:
-    """A file-like object that gives back bytes already consumed, then the rest of the input.
+class _Gunzip:
+    """A forward-only gzip decompressor with read1 semantics.
 
-    We must look at the magic bytes before knowing whether to decompress, and standard input
-    cannot be rewound, so gzip reads through this instead.
+    gzip.GzipFile is not used: after a short read it asks its file for the rest of a buffer
+    and so blocks on a pipe until more input arrives, holding back records already complete.
+    Here input is read only when no decompressed byte can be produced without it.
+    Concatenated members are read in turn, like gzip(1) does; NUL padding between them is
+    skipped, and anything else after a member is reported as an error by zlib.
     """
 
     def __init__(self, head: bytes, read: Read) -> None:
-        self._head = head
         self._read = read
+        self._pending = head  # compressed bytes not yet given to the decompressor
+        self._inflate = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer, CRC checked
+        self._member_ended = False
 
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            head, self._head = self._head, b""
-            return head
-        return self._read(CHUNK if n < 0 else n)
-
-    def seek(self, n: int) -> int:
-        # GzipFile only seeks when asked to rewind, which the readers never do.
-        raise io.UnsupportedOperation("the input cannot seek")
+    def read(self, n: int) -> bytes:
+        while True:
+            data, self._pending = self._pending, b""
+            if not data:
+                data = self._read(CHUNK)
+                if not data:
+                    if self._member_ended:
+                        return b""
+                    raise EOFError("compressed data ends before the end of the gzip stream")
+            if self._member_ended:
+                data = data.lstrip(b"\0")
+                if not data:
+                    continue
+                self._inflate = zlib.decompressobj(wbits=31)
+                self._member_ended = False
+            out = self._inflate.decompress(data, n if n > 0 else CHUNK)
+            if self._inflate.eof:
+                self._member_ended = True
+                self._pending = self._inflate.unused_data
+            else:
+                self._pending = self._inflate.unconsumed_tail
+            if out:
+                return out
 
 
 @dataclass(slots=True)
@@ -143,21 +160,16 @@ def open_input(path: str, sniff: int = 4) -> Input:
 
 
 def _gunzip(inp: Input, sniff: int) -> Input:
-    gz = gzip.GzipFile(fileobj=_Replay(inp.head, inp.read), mode="rb")  # noqa: SIM115
-
-    def close() -> None:
-        gz.close()
-        inp.close()
-
+    read = _Gunzip(inp.head, inp.read).read
     try:
-        head = read_exact(gz.read1, sniff)
+        head = read_exact(read, sniff)
     except READ_ERRORS as exc:
-        close()
+        inp.close()
         raise CaptureError(f"{inp.name}: damaged gzip file ({exc})") from None
     if not head:
-        close()
+        inp.close()
         raise CaptureError(f"{inp.name}: gzip of an empty file")
-    return Input(inp.name, head, gz.read1, close, gzipped=True)
+    return Input(inp.name, head, read, inp.close, gzipped=True)
 
 
 def more_head(inp: Input, n: int) -> bytes:

@@ -1,0 +1,490 @@
+"""Tests for analyzer.decode: link layers, IPv4/IPv6, tunnels, TCP, and counted skips."""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from pathlib import Path
+
+import dpkt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analyzer.decode import MAX_TUNNELS, Decoder, Segment, TcpFlags
+from analyzer.source import Frame, read_captures
+
+REAL_WORLD = Path(__file__).parents[1].parent / "shared" / "real-world"
+needs_real_world = pytest.mark.skipif(
+    not REAL_WORLD.is_dir(), reason=f"real-world capture corpus not found at {REAL_WORLD}"
+)
+
+SRC4, DST4 = bytes([10, 0, 0, 1]), bytes([192, 168, 1, 2])
+SRC6 = bytes.fromhex("20010db8000000000000000000000001")
+DST6 = bytes.fromhex("fe800000000000000000000000000002")
+HELLO = b"GET / HTTP/1.1\r\n\r\n"
+
+
+# --- packet builders -------------------------------------------------------------------------
+
+
+def tcp(
+    payload: bytes = HELLO,
+    sport: int = 40000,
+    dport: int = 80,
+    seq: int = 1000,
+    ack: int = 2000,
+    flags: int = TcpFlags.PSH | TcpFlags.ACK,
+    options: bytes = b"",
+) -> bytes:
+    offset = (20 + len(options)) // 4
+    head = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, offset << 4, flags, 65535, 0, 0)
+    return head + options + payload
+
+
+def ipv4(
+    payload: bytes,
+    proto: int = 6,
+    src: bytes = SRC4,
+    dst: bytes = DST4,
+    frag: int = 0x4000,  # DF
+    options: bytes = b"",
+    total: int | None = None,
+) -> bytes:
+    ihl = (20 + len(options)) // 4
+    length = 20 + len(options) + len(payload) if total is None else total
+    head = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, length, 1, frag, 64, proto, 0, src, dst)
+    return head + options + payload
+
+
+def ipv6(payload: bytes, nxt: int = 6, src: bytes = SRC6, dst: bytes = DST6) -> bytes:
+    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), nxt, 64, src, dst) + payload
+
+
+def ext(nxt: int, length_units: int = 0) -> bytes:
+    """A hop-by-hop / routing / destination-options style extension header."""
+    return bytes([nxt, length_units]) + b"\x01" * (6 + 8 * length_units)
+
+
+def ether(payload: bytes, ethertype: int = 0x0800, tags: tuple[int, ...] = ()) -> bytes:
+    head = b"\x02" * 6 + b"\x04" * 6
+    for tpid in tags:
+        head += struct.pack("!HH", tpid, 100)
+    return head + struct.pack("!H", ethertype) + payload
+
+
+def udp(payload: bytes, dport: int, sport: int = 50000) -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def gre(payload: bytes, proto: int = 0x0800, flags: int = 0, version: int = 0) -> bytes:
+    extra = b"".join(b"\xaa\xbb\xcc\xdd" for bit in (0x8000, 0x2000, 0x1000) if flags & bit)
+    return struct.pack("!HH", flags | version, proto) + extra + payload
+
+
+def vxlan(inner_ethernet: bytes) -> bytes:
+    return udp(b"\x08\0\0\0" + b"\0\x12\x34\0" + inner_ethernet, 4789)
+
+
+def gtpu(inner_ip: bytes, flags: int = 0x30, extensions: bytes = b"", msg: int = 0xFF) -> bytes:
+    opt = b""
+    if flags & 0x07:
+        # sequence number, N-PDU number, type of the first extension header (0x85: PDU session)
+        opt = b"\x00\x01\x00" + (b"\x85" if extensions else b"\x00")
+    body = opt + extensions + inner_ip
+    return udp(struct.pack("!BBHI", flags, msg, len(body), 0x1234) + body, 2152)
+
+
+def frame(data: bytes, linktype: int = 1, number: int = 7, wire: int | None = None) -> Frame:
+    return Frame(number, 1234.5, linktype, data, len(data) if wire is None else wire)
+
+
+def decode(data: bytes, linktype: int = 1) -> tuple[Segment | None, Counter[str]]:
+    decoder = Decoder()
+    return decoder.decode(frame(data, linktype)), decoder.skipped
+
+
+def assert_hello(seg: Segment | None, src: bytes = SRC4, dst: bytes = DST4) -> None:
+    assert seg is not None
+    assert (seg.src, seg.sport, seg.dst, seg.dport) == (src, 40000, dst, 80)
+    assert (seg.seq, seg.ack, seg.flags, seg.payload, seg.missing) == (1000, 2000, 0x18, HELLO, 0)
+    assert (seg.frame, seg.time) == (7, 1234.5)
+
+
+# --- link layers -----------------------------------------------------------------------------
+
+IP4 = ipv4(tcp())
+IP6 = ipv6(tcp())
+
+
+def sll(ip: bytes, proto: int = 0x0800) -> bytes:
+    return struct.pack("!HHH8sH", 0, 1, 6, b"\x02" * 8, proto) + ip
+
+
+def sll2(ip: bytes, proto: int = 0x0800) -> bytes:
+    return struct.pack("!HHIHBB8s", proto, 0, 2, 1, 0, 6, b"\x02" * 8) + ip
+
+
+def null(ip: bytes, family: int, order: str) -> bytes:
+    return struct.pack(order + "I", family) + ip
+
+
+@pytest.mark.parametrize(
+    ("linktype", "data", "v6"),
+    [
+        (1, ether(IP4), False),
+        (1, ether(IP6, 0x86DD), True),
+        (1, ether(IP4, tags=(0x8100,)), False),
+        (1, ether(IP4, tags=(0x88A8, 0x8100)), False),  # QinQ
+        (1, ether(IP6, 0x86DD, tags=(0x9100, 0x9100, 0x8100)), True),
+        (113, sll(IP4), False),
+        (113, sll(IP6, 0x86DD), True),
+        (113, sll(IP4, 0x8100)[:-len(IP4)] + struct.pack("!HH", 5, 0x0800) + IP4, False),
+        (276, sll2(IP4), False),
+        (276, sll2(IP6, 0x86DD), True),
+        (0, null(IP4, 2, "<"), False),
+        (0, null(IP4, 2, ">"), False),
+        (0, null(IP6, 24, "<"), True),
+        (0, null(IP6, 28, ">"), True),
+        (0, null(IP6, 30, "<"), True),
+        (108, null(IP4, 2, ">"), False),
+        (108, null(IP6, 24, ">"), True),
+        (101, IP4, False),
+        (101, IP6, True),
+        (12, IP4, False),
+        (14, IP6, True),
+        (228, IP4, False),
+        (229, IP6, True),
+    ],
+)
+def test_link_types(linktype: int, data: bytes, v6: bool) -> None:
+    seg, skipped = decode(data, linktype)
+    assert skipped == Counter()
+    assert_hello(seg, *((SRC6, DST6) if v6 else (SRC4, DST4)))
+
+
+@pytest.mark.parametrize(
+    ("linktype", "data", "reason"),
+    [
+        (147, IP4, "unknown link type 147"),
+        (1, ether(b"\0" * 28, 0x0806), "not ip (arp)"),
+        (1, ether(b"\0" * 28, 0x88CC, tags=(0x8100,)), "not ip (lldp)"),
+        (1, ether(b"\0" * 28, 0x1234), "not ip (ethertype 0x1234)"),
+        (1, ether(b"\0" * 28, 100), "not ip (802.3 llc)"),
+        (1, b"\0" * 13, "truncated ethernet header"),
+        (1, ether(b"", 0x8100)[:-2] + b"\x81\x00\x00", "truncated vlan tag"),
+        (113, sll(b"", 0x0806), "not ip (arp)"),
+        (0, null(IP4, 7, "<"), "not ip (address family 7)"),
+        (0, b"\2\0", "truncated loopback header"),
+        (101, b"\x50" + IP4[1:], "not ip (version 5)"),
+        (101, b"", "empty ip packet"),
+    ],
+)
+def test_link_layer_skips(linktype: int, data: bytes, reason: str) -> None:
+    seg, skipped = decode(data, linktype)
+    assert seg is None
+    assert skipped == Counter({reason: 1})
+
+
+# --- IPv4 and IPv6 ---------------------------------------------------------------------------
+
+
+def test_ipv4_header_options_are_honoured() -> None:
+    assert_hello(decode(ether(ipv4(tcp(), options=b"\x01" * 8)))[0])
+
+
+def test_ethernet_padding_is_not_payload() -> None:
+    seg, _ = decode(ether(ipv4(tcp(b""))) + b"\0" * 6)  # 54-byte frame padded to 60
+    assert seg is not None and seg.payload == b"" and seg.missing == 0
+
+
+def test_snaplen_cut_counts_missing_bytes() -> None:
+    full = ether(ipv4(tcp(HELLO)))
+    seg, _ = decode(full[:-5])
+    assert seg is not None
+    assert (seg.payload, seg.missing) == (HELLO[:-5], 5)
+
+
+def test_tso_total_length_zero_uses_captured_length() -> None:
+    seg, _ = decode(ether(ipv4(tcp(), total=0)))
+    assert_hello(seg)
+
+
+@pytest.mark.parametrize(
+    ("frag", "label"),
+    [(0x2000, "first fragment, MF"), (0x0010, "later fragment"), (0x0010 | 0x2000, "middle")],
+)
+def test_ipv4_fragments_are_skipped(frag: int, label: str) -> None:
+    seg, skipped = decode(ether(ipv4(tcp(), frag=frag)))
+    assert seg is None and skipped == Counter({"ipv4 fragment": 1}), label
+
+
+def test_ipv6_extension_headers_are_skipped_over() -> None:
+    atomic_fragment = bytes([60, 0]) + b"\0\0" + b"\0\0\0\x01"
+    ah = bytes([6, 2]) + b"\0\0" + b"\x11" * 12  # (2 + 2) * 4 = 16 bytes
+    # hop-by-hop (16 bytes) -> routing -> atomic fragment -> destination options -> AH -> TCP
+    chain = ext(43, 1) + bytes([44, 0]) + b"\0" * 6 + atomic_fragment + ext(51) + ah
+    seg, skipped = decode(ether(ipv6(chain + tcp(), nxt=0), 0x86DD))
+    assert skipped == Counter()
+    assert_hello(seg, SRC6, DST6)
+
+
+def test_ipv6_fragment_is_skipped() -> None:
+    fragment = bytes([6, 0]) + struct.pack("!H", (185 << 3) | 1) + b"\0\0\0\x01"
+    seg, skipped = decode(ether(ipv6(fragment + tcp(), nxt=44), 0x86DD))
+    assert seg is None and skipped == Counter({"ipv6 fragment": 1})
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (ether(ipv4(udp(b"x", 53), proto=17)), "not tcp (udp)"),
+        (ether(ipv4(b"\x08\0" + b"\0" * 6, proto=1)), "not tcp (icmp)"),
+        (ether(ipv4(b"\0" * 12, proto=132)), "not tcp (sctp)"),
+        (ether(ipv4(b"\0" * 12, proto=200)), "not tcp (ip proto 200)"),
+        (ether(ipv6(b"\x80\0" + b"\0" * 6, nxt=58), 0x86DD), "not tcp (icmpv6)"),
+        (ether(ipv6(b"", nxt=59), 0x86DD), "not tcp (no next header)"),
+        (ether(ipv4(tcp())[:19]), "truncated ipv4 header"),
+        (ether(b"\x44" + ipv4(tcp())[1:]), "bad ipv4 header length"),
+        (ether(b"\x46" + ipv4(tcp())[1:]), "truncated tcp header"),  # options eat the header
+        (ether(ipv6(tcp())[:39], 0x86DD), "truncated ipv6 header"),
+        (ether(ipv6(ext(6, 3) + tcp(), nxt=0)[:50], 0x86DD), "truncated ipv6 extension header"),
+        (ether(ipv4(tcp())[:30]), "truncated tcp header"),
+        (ether(ipv4(tcp(options=b"\x01" * 8))[:45]), "truncated tcp header"),
+        (ether(ipv4(tcp(b"")[:12] + b"\x40" + tcp(b"")[13:])), "bad tcp header length"),
+        (ether(ipv4(tcp(b""), total=30) + b"\0" * 20), "ip payload shorter than tcp header"),
+        (ether(ipv6(tcp()), 0x0800), "bad ip version"),
+    ],
+)
+def test_ip_and_tcp_skips(data: bytes, reason: str) -> None:
+    seg, skipped = decode(data)
+    assert seg is None
+    assert skipped == Counter({reason: 1})
+
+
+def test_tcp_fields_and_options() -> None:
+    mss = b"\x02\x04\x05\xb4"
+    seg, _ = decode(ether(ipv4(tcp(b"", 1, 65535, 0xFFFFFFFF, 0, TcpFlags.SYN, mss))))
+    assert seg is not None
+    assert (seg.sport, seg.dport, seg.seq, seg.ack) == (1, 65535, 0xFFFFFFFF, 0)
+    assert seg.flags == TcpFlags.SYN and seg.payload == b""
+
+
+def test_against_dpkt() -> None:
+    pkt = dpkt.ethernet.Ethernet(
+        src=b"\x01" * 6,
+        dst=b"\x02" * 6,
+        data=dpkt.ip.IP(
+            src=SRC4, dst=DST4, p=6, data=dpkt.tcp.TCP(sport=5, dport=6, seq=7, ack=8, data=b"hi")
+        ),
+    )
+    seg, _ = decode(bytes(pkt))
+    assert seg is not None
+    assert (seg.sport, seg.dport, seg.seq, seg.ack, seg.payload) == (5, 6, 7, 8, b"hi")
+
+
+# --- tunnels ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("outer", "v6"),
+    [
+        (ether(ipv4(gre(IP4), proto=47)), False),
+        (ether(ipv4(gre(IP4, flags=0x8000 | 0x2000 | 0x1000), proto=47)), False),
+        (ether(ipv4(gre(IP6, 0x86DD, flags=0x2000), proto=47)), True),
+        (ether(ipv6(gre(ether(IP4), 0x6558), nxt=47), 0x86DD), False),  # Ethernet over GRE
+        (ether(ipv4(vxlan(ether(IP4, tags=(0x8100,))), proto=17)), False),
+        (ether(ipv4(vxlan(ether(IP6, 0x86DD)), proto=17)), True),
+        (ether(ipv4(gtpu(IP4), proto=17), tags=(0x8100, 0x8100)), False),
+        (ether(ipv4(gtpu(IP6, flags=0x32), proto=17)), True),  # with sequence number
+        (ether(ipv4(gtpu(IP4, flags=0x34, extensions=b"\x01\x00\x09\x00"), proto=17)), False),
+        (ether(ipv4(gtpu(IP4, flags=0x34, extensions=b"\x02" + b"\0" * 6 + b"\x85"
+                         + b"\x01\x00\x01\x00"), proto=17)), False),  # two extensions
+        (ether(ipv4(IP4, proto=4)), False),  # IP-in-IP
+        (ether(ipv4(IP6, proto=41)), True),  # 6in4
+    ],
+)
+def test_tunnels_give_the_inner_tcp_segment(outer: bytes, v6: bool) -> None:
+    seg, skipped = decode(outer)
+    assert skipped == Counter()
+    assert_hello(seg, *((SRC6, DST6) if v6 else (SRC4, DST4)))
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (ether(ipv4(gre(IP4, version=1), proto=47)), "gre version 1"),
+        (ether(ipv4(gre(IP4, flags=0x4000), proto=47)), "gre with routing"),
+        (ether(ipv4(gre(IP4, 0x88BE), proto=47)), "not ip (gre protocol 0x88be)"),
+        (ether(ipv4(gre(b"", flags=0x8000), proto=47)[:-2]), "truncated gre header"),
+        (ether(ipv4(udp(b"\0" * 8 + ether(IP4), 4789), proto=17)), "vxlan without vni flag"),
+        (ether(ipv4(gtpu(IP4, msg=1), proto=17)), "not tcp (gtp-u signalling)"),
+        (ether(ipv4(gtpu(IP4, flags=0x50), proto=17)), "gtp version 2"),
+        (ether(ipv4(gtpu(IP4, flags=0x20), proto=17)), "not tcp (gtp')"),
+        (ether(ipv4(gtpu(IP4, flags=0x34, extensions=b"\x00\x00\x00\x00"), proto=17)),
+         "bad gtp-u extension header"),
+        (ether(ipv4(gtpu(b"\x00" * 20), proto=17)), "not ip (gtp-u payload)"),
+        (ether(ipv4(gtpu(ipv4(udp(b"q", 53), proto=17)), proto=17)), "not tcp (udp)"),
+    ],
+)
+def test_tunnel_skips(data: bytes, reason: str) -> None:
+    seg, skipped = decode(data)
+    assert seg is None
+    assert skipped == Counter({reason: 1})
+
+
+def _nest(levels: int) -> bytes:
+    packet = IP4
+    for _ in range(levels):
+        packet = ipv4(gre(packet), proto=47)
+    return ether(packet)
+
+
+def test_tunnel_nesting_is_bounded() -> None:
+    assert_hello(decode(_nest(MAX_TUNNELS))[0])
+    seg, skipped = decode(_nest(MAX_TUNNELS + 1))
+    assert seg is None and skipped == Counter({"tunnel nesting too deep": 1})
+
+
+def test_inner_packet_cannot_read_past_the_outer_packet() -> None:
+    # The outer IP packet ends before the inner one says it does: the rest is padding.
+    inner = IP4
+    outer = ipv4(gre(inner), proto=47, total=20 + 4 + len(inner) - 5)
+    seg, _ = decode(ether(outer + b"\0" * 5))
+    assert seg is not None and seg.payload == HELLO[:-5] and seg.missing == 5
+
+
+# --- robustness ------------------------------------------------------------------------------
+
+SAMPLES = [
+    (1, ether(ipv4(gtpu(IP4, flags=0x34, extensions=b"\x01\x00\x09\x00"), proto=17), tags=(0x88A8,))),
+    (1, ether(ipv6(ext(43) + gre(ether(IP6, 0x86DD), 0x6558), nxt=0), 0x86DD)),
+    (1, ether(ipv4(vxlan(ether(IP4)), proto=17))),
+    (113, sll(IP4)),
+    (0, null(IP6, 30, "<")),
+]
+
+
+@pytest.mark.parametrize(("linktype", "data"), SAMPLES)
+def test_every_prefix_decodes_without_raising(linktype: int, data: bytes) -> None:
+    decoder = Decoder()
+    for cut in range(len(data) + 1):
+        seg = decoder.decode(frame(data[:cut], linktype))
+        if seg is not None:
+            # Once the headers are in, only payload is cut, and it is counted as missing.
+            assert seg.payload + b"?" * seg.missing != b"" or cut == len(data)
+            assert len(seg.payload) + seg.missing == len(HELLO)
+            assert seg.payload == HELLO[: len(seg.payload)]
+    assert decoder.decode(frame(data, linktype)) is not None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    linktype=st.sampled_from([0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147]),
+    data=st.binary(max_size=200),
+)
+def test_garbage_never_raises(linktype: int, data: bytes) -> None:
+    decoder = Decoder()
+    seg = decoder.decode(frame(data, linktype))
+    assert (seg is None) == (sum(decoder.skipped.values()) == 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sample=st.sampled_from(SAMPLES),
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
+)
+def test_corrupted_packets_never_raise(sample: tuple[int, bytes], flips: list[tuple[int, int]]) -> None:
+    linktype, data = sample
+    buf = bytearray(data)
+    for where, value in flips:
+        buf[where % len(buf)] = value
+    decoder = Decoder()
+    decoder.decode(frame(bytes(buf), linktype))
+
+
+# --- real captures ---------------------------------------------------------------------------
+
+
+def _decode_file(name: str) -> tuple[list[Segment], Counter[str], int]:
+    decoder = Decoder()
+    frames = list(read_captures([str(REAL_WORLD / name)], []))
+    segments = [s for f in frames if (s := decoder.decode(f)) is not None]
+    return segments, decoder.skipped, len(frames)
+
+
+@needs_real_world
+@pytest.mark.parametrize(
+    ("name", "segments", "port", "addr_len"),
+    [
+        ("arkime/websocket.pcap", 19, 12345, 4),
+        ("zeek/oversized-close-frame.pcapng", 8, 80, 4),
+        ("suricata-verify/websocket-ping/input.pcap", 19, 10301, 4),  # Linux cooked v1
+        ("zeek/connect-with-header.pcap", 58, 80, 16),  # BSD loopback, IPv6 ::1
+        ("suricata-verify/http2-range/http2-range.pcap", 116, 8080, 4),  # BSD loopback
+        ("websocket_test/websocket.pcap", 16, 8765, 4),
+        ("zeek/wrong-accept-header.pcap", 12, 8080, 4),
+    ],
+)
+def test_real_captures_decode_fully(name: str, segments: int, port: int, addr_len: int) -> None:
+    segs, skipped, frames = _decode_file(name)
+    assert len(segs) == segments == frames, skipped
+    assert all(port in (s.sport, s.dport) for s in segs)
+    assert {len(s.src) for s in segs} == {addr_len}
+    assert [s.frame for s in segs] == list(range(1, frames + 1))
+
+
+@needs_real_world
+def test_real_qinq_gtpu_capture() -> None:
+    segs, skipped, frames = _decode_file("nDPI/false_positives.pcapng")
+    assert frames == 120
+    assert len(segs) == 4  # the inner TCP connection; the rest is UDP inside and outside GTP-U
+    assert skipped == Counter({"not tcp (udp)": 116})
+    assert any(s.payload.startswith(b"GET /ws HTTP/1.1\r\n") and b"Upgrade: websocket" in s.payload
+               for s in segs)
+    assert {443} == {min(s.sport, s.dport) for s in segs}
+
+
+@needs_real_world
+def test_real_ipv6_linux_cooked_capture() -> None:
+    segs, skipped, frames = _decode_file("CheckOCPP/capt.pcapng")
+    assert frames == 261
+    assert len(segs) + sum(skipped.values()) == 261
+    assert len(segs) > 200
+    v6 = [s for s in segs if len(s.src) == 16]
+    assert v6 and all(s.src[:2] == b"\xfe\x80" or s.dst[:2] == b"\xfe\x80" for s in v6[:20])
+    assert any(b"Upgrade: websocket" in s.payload for s in segs)
+
+
+@needs_real_world
+def test_real_capture_port_80_handshake() -> None:
+    segs, skipped, frames = _decode_file("nDPI/1kxun.pcap")
+    assert frames == 1723 and len(segs) + sum(skipped.values()) == 1723
+    port80 = [s for s in segs if 80 in (s.sport, s.dport)]
+    assert len(port80) > 1000
+    assert sum(b"Upgrade: websocket" in s.payload for s in port80) >= 3
+
+
+@needs_real_world
+@pytest.mark.parametrize(
+    "name",
+    ["arkime/websocket.pcap", "zeek/wstunnel-ssh.pcap", "nDPI/1kxun.pcap", "nDPI/gnutella.pcap"],
+)
+def test_real_ethernet_segments_match_dpkt(name: str) -> None:
+    decoder = Decoder()
+    compared = 0
+    for f in read_captures([str(REAL_WORLD / name)], []):
+        seg = decoder.decode(f)
+        eth = dpkt.ethernet.Ethernet(f.data)
+        ip = eth.data
+        if not isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6) or not isinstance(ip.data, dpkt.tcp.TCP):
+            continue
+        if isinstance(ip, dpkt.ip.IP) and ip.off & 0x3FFF:
+            continue
+        t = ip.data
+        assert seg is not None, f.number
+        assert (seg.src, seg.dst, seg.sport, seg.dport) == (ip.src, ip.dst, t.sport, t.dport)
+        assert (seg.seq, seg.ack, seg.flags) == (t.seq, t.ack, t.flags & 0xFF)
+        assert seg.payload == bytes(t.data)[: len(seg.payload)]
+        compared += 1
+    assert compared > 10

@@ -1,0 +1,213 @@
+"""TCP reassembly: the same bytes come out whatever the segmentation, order and duplication."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analyzer.decode.segment import Segment, TcpFlags
+from analyzer.reassembly import MAX_PENDING_BYTES, Connection, Reassembler
+
+A = bytes([10, 0, 0, 1])
+B = bytes([10, 0, 0, 2])
+SYN, ACK, FIN, RST, PSH = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.FIN, TcpFlags.RST, TcpFlags.PSH
+
+
+class Recorder:
+    """A listener that writes down everything it is told."""
+
+    def __init__(self) -> None:
+        self.data: dict[int, bytearray] = {0: bytearray(), 1: bytearray()}
+        self.gaps: list[tuple[int, int, int]] = []
+        self.events: list[tuple[str, int]] = []
+        self.ended: str | None = None
+
+    def on_syn(self, side: int, frame: int, time: float, with_ack: bool) -> None:
+        self.events.append(("synack" if with_ack else "syn", side))
+
+    def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
+        assert offset == len(self.data[side]) + sum(g[2] for g in self.gaps if g[0] == side)
+        self.data[side] += data
+
+    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        self.gaps.append((side, offset, length))
+
+    def on_fin(self, side: int, frame: int, time: float) -> None:
+        self.events.append(("fin", side))
+
+    def on_rst(self, side: int, frame: int, time: float) -> None:
+        self.events.append(("rst", side))
+
+    def on_end(self, time: float, reason: str) -> None:
+        self.ended = reason
+
+
+def run(segments: list[Segment]) -> tuple[Recorder, Reassembler]:
+    recorders: list[Recorder] = []
+
+    def new(conn: Connection, seg: Segment) -> Recorder:
+        recorders.append(Recorder())
+        return recorders[-1]
+
+    reassembler = Reassembler(new)
+    for seg in segments:
+        reassembler.feed(seg)
+    reassembler.close()
+    assert len(recorders) == 1
+    return recorders[0], reassembler
+
+
+def seg(n: int, from_a: bool, seq: int, flags: int = ACK | PSH, payload: bytes = b"",
+        ack: int = 0) -> Segment:
+    src, sport, dst, dport = (A, 40000, B, 80) if from_a else (B, 80, A, 40000)
+    return Segment(n, float(n), src, sport, dst, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                   int(flags), payload)
+
+
+def conversation(client: bytes, server: bytes, cut: int, isn_a: int = 1000, isn_b: int = 5000,
+                 with_syn: bool = True) -> list[Segment]:
+    """Client and server payloads cut into `cut`-byte segments, in order, with a handshake."""
+    out: list[Segment] = []
+    if with_syn:
+        out.append(seg(0, True, isn_a, SYN))
+        out.append(seg(0, False, isn_b, SYN | ACK, ack=isn_a + 1))
+    for start in range(0, len(client), cut):
+        out.append(seg(0, True, isn_a + 1 + start, payload=client[start:start + cut],
+                       ack=isn_b + 1))
+    for start in range(0, len(server), cut):
+        out.append(seg(0, False, isn_b + 1 + start, payload=server[start:start + cut],
+                       ack=isn_a + 1 + len(client)))
+    out.append(seg(0, True, isn_a + 1 + len(client), FIN | ACK, ack=isn_b + 1 + len(server)))
+    out.append(seg(0, False, isn_b + 1 + len(server), FIN | ACK, ack=isn_a + 2 + len(client)))
+    return [Segment(i + 1, float(i), *s.__getstate__()[2:]) if False else _renumber(s, i + 1)
+            for i, s in enumerate(out)]
+
+
+def _renumber(s: Segment, n: int) -> Segment:
+    return Segment(n, float(n), s.src, s.sport, s.dst, s.dport, s.seq, s.ack, s.flags, s.payload)
+
+
+CLIENT = b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n" * 3
+SERVER = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n" * 2
+
+
+def test_in_order_delivery_and_fin() -> None:
+    rec, _ = run(conversation(CLIENT, SERVER, 7))
+    assert bytes(rec.data[0]) == CLIENT and bytes(rec.data[1]) == SERVER
+    assert rec.gaps == []
+    assert ("fin", 0) in rec.events and ("fin", 1) in rec.events
+    assert rec.ended == "closed"
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(1, 40), seed=st.integers(0, 10_000), dup=st.floats(0, 0.5))
+def test_any_order_and_duplication_gives_the_same_bytes(cut: int, seed: int, dup: float) -> None:
+    segments = conversation(CLIENT, SERVER, cut)
+    rng = random.Random(seed)
+    handshake, data, tail = segments[:2], segments[2:-2], segments[-2:]
+    data = data + [s for s in data if rng.random() < dup]  # retransmissions
+    rng.shuffle(data)
+    rec, _ = run(handshake + data + tail)
+    assert bytes(rec.data[0]) == CLIENT
+    assert bytes(rec.data[1]) == SERVER
+    assert rec.gaps == []
+
+
+def test_overlapping_retransmission_is_trimmed() -> None:
+    segs = conversation(CLIENT, b"", 10)
+    # resend bytes 5..25 as one segment after the originals
+    extra = seg(0, True, 1001 + 5, payload=CLIENT[5:25])
+    rec, _ = run(segs[:4] + [extra] + segs[4:])
+    assert bytes(rec.data[0]) == CLIENT
+
+
+def test_sequence_wrap_around() -> None:
+    rec, _ = run(conversation(CLIENT, SERVER, 9, isn_a=2**32 - 20, isn_b=2**32 - 3))
+    assert bytes(rec.data[0]) == CLIENT and bytes(rec.data[1]) == SERVER
+
+
+def test_mid_stream_capture_starts_at_first_segment() -> None:
+    rec, _ = run(conversation(CLIENT, SERVER, 16, with_syn=False))
+    assert bytes(rec.data[0]) == CLIENT and bytes(rec.data[1]) == SERVER
+
+
+def test_lost_segment_becomes_a_gap_of_the_right_size() -> None:
+    segs = conversation(CLIENT, b"", 10)
+    lost = segs.pop(3)  # third client data segment: bytes 10..20
+    rec, _ = run(segs)
+    assert rec.gaps == [(0, 10, 10)]
+    assert bytes(rec.data[0]) == CLIENT[:10] + CLIENT[20:]
+    assert lost.payload == CLIENT[10:20]
+
+
+def test_acknowledged_but_unseen_bytes_are_a_gap_before_the_end() -> None:
+    segs = conversation(CLIENT, SERVER, 1000)
+    client_data = segs.pop(2)  # the client's only data segment: the server acks it anyway
+    rec, _ = run(segs)
+    assert rec.gaps and rec.gaps[0][:2] == (0, 0) and rec.gaps[0][2] == len(client_data.payload)
+
+
+def test_rst_ends_the_connection() -> None:
+    segs = [seg(1, True, 100, SYN), seg(2, False, 900, RST | ACK, ack=101)]
+    rec, _ = run(segs)
+    assert ("rst", 1) in rec.events and rec.ended == "reset"
+
+
+def test_pending_buffer_is_bounded() -> None:
+    segs = [seg(1, True, 100, SYN)]
+    # never send byte 0: everything else waits until the buffer limit writes the hole off
+    chunk = b"x" * 1000
+    for i in range(1, MAX_PENDING_BYTES // 1000 + 5):
+        segs.append(seg(i + 1, True, 101 + i * 1000, payload=chunk))
+    rec, _ = run(segs)
+    assert rec.gaps and rec.gaps[0][:2] == (0, 0)
+
+
+def test_ignored_connection_gets_nothing_more() -> None:
+    got: list[bytes] = []
+
+    class Once(Recorder):
+        def __init__(self, conn: Connection) -> None:
+            super().__init__()
+            self.conn = conn
+
+        def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
+            got.append(data)
+            self.conn.ignore()
+
+    reassembler = Reassembler(lambda conn, s: Once(conn))
+    for s in conversation(CLIENT, SERVER, 5):
+        reassembler.feed(s)
+    assert got == [CLIENT[:5]]
+
+
+def test_port_reuse_opens_a_new_connection() -> None:
+    first = conversation(b"a" * 10, b"b" * 10, 10)
+    second = [_renumber(s, s.frame + 100) for s in conversation(b"c" * 10, b"d" * 10, 10,
+                                                                 isn_a=77777, isn_b=88888)]
+    seen: list[Recorder] = []
+
+    def new(conn: Connection, s: Segment) -> Recorder:
+        seen.append(Recorder())
+        return seen[-1]
+
+    reassembler = Reassembler(new)
+    for s in first + second:
+        reassembler.feed(s)
+    reassembler.close()
+    assert [bytes(r.data[0]) for r in seen] == [b"a" * 10, b"c" * 10]
+
+
+@pytest.mark.parametrize("idle", [10.0])
+def test_idle_connections_are_swept(idle: float) -> None:
+    recorders: list[Recorder] = []
+    reassembler = Reassembler(lambda c, s: recorders.append(Recorder()) or recorders[-1],
+                              idle_timeout=idle, sweep_every=1)
+    reassembler.feed(seg(1, True, 100, SYN))
+    late = Segment(2, 1000.0, B, 1, A, 2, 5, 0, int(SYN), b"")
+    reassembler.feed(late)
+    assert recorders[0].ended == "idle"
+    assert reassembler.open_connections == 1
