@@ -48,11 +48,31 @@ class Diagnosis:
 
 def diagnose(attempt: Attempt, number: int = 0) -> Diagnosis:
     facts, findings = run_checks(attempt)
-    effects = {lookup(f.check).effect for f in findings}
+    switched = _switched(attempt)
+    effects = {_effect(f, switched) for f in findings}
     deciding = next((e for e in EFFECT_ORDER if e in effects), None)
     verdict = _BY_EFFECT[deciding] if deciding is not None else Verdict.SUCCEEDED
     ranked = sorted(
         findings,
-        key=lambda f: (lookup(f.check).effect is not deciding, ORDER[f.check]),
+        key=lambda f: (_effect(f, switched) is not deciding, ORDER[f.check]),
     )
     return Diagnosis(number, attempt, facts, verdict, tuple(ranked))
+
+
+def _effect(finding: Finding, switched: bool) -> Effect:
+    check = lookup(finding.check)
+    if switched and check.phase == "request" and check.effect is Effect.FAIL:
+        # The server switched anyway: the request's fault did not stop this handshake (it
+        # stays listed, since a stricter server would reject it).
+        return Effect.NOTE
+    return check.effect
+
+
+def _switched(attempt: Attempt) -> bool:
+    response = attempt.response_head
+    if response is None:
+        return False
+    request = attempt.request_head
+    if request is not None and request.method.upper() == "CONNECT":
+        return 200 <= response.status < 300
+    return response.status == 101

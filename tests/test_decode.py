@@ -25,6 +25,11 @@ DST6 = bytes.fromhex("fe800000000000000000000000000002")
 HELLO = b"GET / HTTP/1.1\r\n\r\n"
 
 
+def _short_id(value: object) -> str | None:
+    """Test ids: keep reasons and link types, not kilobytes of packet bytes."""
+    return f"{len(value)}bytes" if isinstance(value, bytes) else None
+
+
 # --- packet builders -------------------------------------------------------------------------
 
 
@@ -139,7 +144,7 @@ def null(ip: bytes, family: int, order: str) -> bytes:
         (1, ether(IP6, 0x86DD, tags=(0x9100, 0x9100, 0x8100)), True),
         (113, sll(IP4), False),
         (113, sll(IP6, 0x86DD), True),
-        (113, sll(IP4, 0x8100)[:-len(IP4)] + struct.pack("!HH", 5, 0x0800) + IP4, False),
+        (113, sll(IP4, 0x8100)[: -len(IP4)] + struct.pack("!HH", 5, 0x0800) + IP4, False),
         (276, sll2(IP4), False),
         (276, sll2(IP6, 0x86DD), True),
         (0, null(IP4, 2, "<"), False),
@@ -156,6 +161,7 @@ def null(ip: bytes, family: int, order: str) -> bytes:
         (228, IP4, False),
         (229, IP6, True),
     ],
+    ids=_short_id,
 )
 def test_link_types(linktype: int, data: bytes, v6: bool) -> None:
     seg, skipped = decode(data, linktype)
@@ -179,6 +185,7 @@ def test_link_types(linktype: int, data: bytes, v6: bool) -> None:
         (101, b"\x50" + IP4[1:], "not ip (version 5)"),
         (101, b"", "empty ip packet"),
     ],
+    ids=_short_id,
 )
 def test_link_layer_skips(linktype: int, data: bytes, reason: str) -> None:
     seg, skipped = decode(data, linktype)
@@ -246,7 +253,6 @@ def test_ipv6_fragment_is_skipped() -> None:
         (ether(ipv6(b"", nxt=59), 0x86DD), "not tcp (no next header)"),
         (ether(ipv4(tcp())[:19]), "truncated ipv4 header"),
         (ether(b"\x44" + ipv4(tcp())[1:]), "bad ipv4 header length"),
-        (ether(b"\x46" + ipv4(tcp())[1:]), "truncated tcp header"),  # options eat the header
         (ether(ipv6(tcp())[:39], 0x86DD), "truncated ipv6 header"),
         (ether(ipv6(ext(6, 3) + tcp(), nxt=0)[:50], 0x86DD), "truncated ipv6 extension header"),
         (ether(ipv4(tcp())[:30]), "truncated tcp header"),
@@ -255,6 +261,7 @@ def test_ipv6_fragment_is_skipped() -> None:
         (ether(ipv4(tcp(b""), total=30) + b"\0" * 20), "ip payload shorter than tcp header"),
         (ether(ipv6(tcp()), 0x0800), "bad ip version"),
     ],
+    ids=_short_id,
 )
 def test_ip_and_tcp_skips(data: bytes, reason: str) -> None:
     seg, skipped = decode(data)
@@ -298,11 +305,23 @@ def test_against_dpkt() -> None:
         (ether(ipv4(gtpu(IP4), proto=17), tags=(0x8100, 0x8100)), False),
         (ether(ipv4(gtpu(IP6, flags=0x32), proto=17)), True),  # with sequence number
         (ether(ipv4(gtpu(IP4, flags=0x34, extensions=b"\x01\x00\x09\x00"), proto=17)), False),
-        (ether(ipv4(gtpu(IP4, flags=0x34, extensions=b"\x02" + b"\0" * 6 + b"\x85"
-                         + b"\x01\x00\x01\x00"), proto=17)), False),  # two extensions
+        (
+            ether(
+                ipv4(
+                    gtpu(
+                        IP4,
+                        flags=0x34,
+                        extensions=b"\x02" + b"\0" * 6 + b"\x85" + b"\x01\x00\x01\x00",
+                    ),
+                    proto=17,
+                )
+            ),
+            False,
+        ),  # two extensions
         (ether(ipv4(IP4, proto=4)), False),  # IP-in-IP
         (ether(ipv4(IP6, proto=41)), True),  # 6in4
     ],
+    ids=_short_id,
 )
 def test_tunnels_give_the_inner_tcp_segment(outer: bytes, v6: bool) -> None:
     seg, skipped = decode(outer)
@@ -321,11 +340,14 @@ def test_tunnels_give_the_inner_tcp_segment(outer: bytes, v6: bool) -> None:
         (ether(ipv4(gtpu(IP4, msg=1), proto=17)), "not tcp (gtp-u signalling)"),
         (ether(ipv4(gtpu(IP4, flags=0x50), proto=17)), "gtp version 2"),
         (ether(ipv4(gtpu(IP4, flags=0x20), proto=17)), "not tcp (gtp')"),
-        (ether(ipv4(gtpu(IP4, flags=0x34, extensions=b"\x00\x00\x00\x00"), proto=17)),
-         "bad gtp-u extension header"),
+        (
+            ether(ipv4(gtpu(IP4, flags=0x34, extensions=b"\x00\x00\x00\x00"), proto=17)),
+            "bad gtp-u extension header",
+        ),
         (ether(ipv4(gtpu(b"\x00" * 20), proto=17)), "not ip (gtp-u payload)"),
         (ether(ipv4(gtpu(ipv4(udp(b"q", 53), proto=17)), proto=17)), "not tcp (udp)"),
     ],
+    ids=_short_id,
 )
 def test_tunnel_skips(data: bytes, reason: str) -> None:
     seg, skipped = decode(data)
@@ -357,22 +379,26 @@ def test_inner_packet_cannot_read_past_the_outer_packet() -> None:
 # --- robustness ------------------------------------------------------------------------------
 
 SAMPLES = [
-    (1, ether(ipv4(gtpu(IP4, flags=0x34, extensions=b"\x01\x00\x09\x00"), proto=17), tags=(0x88A8,))),
-    (1, ether(ipv6(ext(43) + gre(ether(IP6, 0x86DD), 0x6558), nxt=0), 0x86DD)),
+    (
+        1,
+        ether(
+            ipv4(gtpu(IP4, flags=0x34, extensions=b"\x01\x00\x09\x00"), proto=17), tags=(0x88A8,)
+        ),
+    ),
+    (1, ether(ipv6(ext(47) + gre(ether(IP6, 0x86DD), 0x6558), nxt=0), 0x86DD)),
     (1, ether(ipv4(vxlan(ether(IP4)), proto=17))),
     (113, sll(IP4)),
     (0, null(IP6, 30, "<")),
 ]
 
 
-@pytest.mark.parametrize(("linktype", "data"), SAMPLES)
+@pytest.mark.parametrize(("linktype", "data"), SAMPLES, ids=_short_id)
 def test_every_prefix_decodes_without_raising(linktype: int, data: bytes) -> None:
     decoder = Decoder()
     for cut in range(len(data) + 1):
         seg = decoder.decode(frame(data[:cut], linktype))
         if seg is not None:
             # Once the headers are in, only payload is cut, and it is counted as missing.
-            assert seg.payload + b"?" * seg.missing != b"" or cut == len(data)
             assert len(seg.payload) + seg.missing == len(HELLO)
             assert seg.payload == HELLO[: len(seg.payload)]
     assert decoder.decode(frame(data, linktype)) is not None
@@ -394,7 +420,9 @@ def test_garbage_never_raises(linktype: int, data: bytes) -> None:
     sample=st.sampled_from(SAMPLES),
     flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
 )
-def test_corrupted_packets_never_raise(sample: tuple[int, bytes], flips: list[tuple[int, int]]) -> None:
+def test_corrupted_packets_never_raise(
+    sample: tuple[int, bytes], flips: list[tuple[int, int]]
+) -> None:
     linktype, data = sample
     buf = bytearray(data)
     for where, value in flips:
@@ -440,8 +468,10 @@ def test_real_qinq_gtpu_capture() -> None:
     assert frames == 120
     assert len(segs) == 4  # the inner TCP connection; the rest is UDP inside and outside GTP-U
     assert skipped == Counter({"not tcp (udp)": 116})
-    assert any(s.payload.startswith(b"GET /ws HTTP/1.1\r\n") and b"Upgrade: websocket" in s.payload
-               for s in segs)
+    assert any(
+        s.payload.startswith(b"GET /ws HTTP/1.1\r\n") and b"Upgrade: websocket" in s.payload
+        for s in segs
+    )
     assert {443} == {min(s.sport, s.dport) for s in segs}
 
 
@@ -457,12 +487,13 @@ def test_real_ipv6_linux_cooked_capture() -> None:
 
 
 @needs_real_world
-def test_real_capture_port_80_handshake() -> None:
+def test_real_capture_port_80_and_handshakes() -> None:
     segs, skipped, frames = _decode_file("nDPI/1kxun.pcap")
     assert frames == 1723 and len(segs) + sum(skipped.values()) == 1723
     port80 = [s for s in segs if 80 in (s.sport, s.dport)]
     assert len(port80) > 1000
-    assert sum(b"Upgrade: websocket" in s.payload for s in port80) >= 3
+    switches = [s for s in segs if s.payload.startswith(b"HTTP/1.1 101 Switching Protocols")]
+    assert [(s.frame, s.sport) for s in switches] == [(1034, 1234), (1036, 1234), (1038, 1234)]
 
 
 @needs_real_world
@@ -475,11 +506,13 @@ def test_real_ethernet_segments_match_dpkt(name: str) -> None:
     compared = 0
     for f in read_captures([str(REAL_WORLD / name)], []):
         seg = decoder.decode(f)
-        eth = dpkt.ethernet.Ethernet(f.data)
-        ip = eth.data
+        try:
+            ip = dpkt.ethernet.Ethernet(f.data).data
+        except dpkt.UnpackError:
+            continue
         if not isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6) or not isinstance(ip.data, dpkt.tcp.TCP):
             continue
-        if isinstance(ip, dpkt.ip.IP) and ip.off & 0x3FFF:
+        if isinstance(ip, dpkt.ip.IP) and (ip.mf or ip.offset):
             continue
         t = ip.data
         assert seg is not None, f.number

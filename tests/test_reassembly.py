@@ -60,30 +60,48 @@ def run(segments: list[Segment]) -> tuple[Recorder, Reassembler]:
     return recorders[0], reassembler
 
 
-def seg(n: int, from_a: bool, seq: int, flags: int = ACK | PSH, payload: bytes = b"",
-        ack: int = 0) -> Segment:
+def seg(
+    n: int, from_a: bool, seq: int, flags: int = ACK | PSH, payload: bytes = b"", ack: int = 0
+) -> Segment:
     src, sport, dst, dport = (A, 40000, B, 80) if from_a else (B, 80, A, 40000)
-    return Segment(n, float(n), src, sport, dst, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-                   int(flags), payload)
+    return Segment(
+        n, float(n), src, sport, dst, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, int(flags), payload
+    )
 
 
-def conversation(client: bytes, server: bytes, cut: int, isn_a: int = 1000, isn_b: int = 5000,
-                 with_syn: bool = True) -> list[Segment]:
+def conversation(
+    client: bytes,
+    server: bytes,
+    cut: int,
+    isn_a: int = 1000,
+    isn_b: int = 5000,
+    with_syn: bool = True,
+) -> list[Segment]:
     """Client and server payloads cut into `cut`-byte segments, in order, with a handshake."""
     out: list[Segment] = []
     if with_syn:
         out.append(seg(0, True, isn_a, SYN))
         out.append(seg(0, False, isn_b, SYN | ACK, ack=isn_a + 1))
     for start in range(0, len(client), cut):
-        out.append(seg(0, True, isn_a + 1 + start, payload=client[start:start + cut],
-                       ack=isn_b + 1))
+        out.append(
+            seg(0, True, isn_a + 1 + start, payload=client[start : start + cut], ack=isn_b + 1)
+        )
     for start in range(0, len(server), cut):
-        out.append(seg(0, False, isn_b + 1 + start, payload=server[start:start + cut],
-                       ack=isn_a + 1 + len(client)))
+        out.append(
+            seg(
+                0,
+                False,
+                isn_b + 1 + start,
+                payload=server[start : start + cut],
+                ack=isn_a + 1 + len(client),
+            )
+        )
     out.append(seg(0, True, isn_a + 1 + len(client), FIN | ACK, ack=isn_b + 1 + len(server)))
     out.append(seg(0, False, isn_b + 1 + len(server), FIN | ACK, ack=isn_a + 2 + len(client)))
-    return [Segment(i + 1, float(i), *s.__getstate__()[2:]) if False else _renumber(s, i + 1)
-            for i, s in enumerate(out)]
+    return [
+        Segment(i + 1, float(i), *s.__getstate__()[2:]) if False else _renumber(s, i + 1)
+        for i, s in enumerate(out)
+    ]
 
 
 def _renumber(s: Segment, n: int) -> Segment:
@@ -186,8 +204,10 @@ def test_ignored_connection_gets_nothing_more() -> None:
 
 def test_port_reuse_opens_a_new_connection() -> None:
     first = conversation(b"a" * 10, b"b" * 10, 10)
-    second = [_renumber(s, s.frame + 100) for s in conversation(b"c" * 10, b"d" * 10, 10,
-                                                                 isn_a=77777, isn_b=88888)]
+    second = [
+        _renumber(s, s.frame + 100)
+        for s in conversation(b"c" * 10, b"d" * 10, 10, isn_a=77777, isn_b=88888)
+    ]
     seen: list[Recorder] = []
 
     def new(conn: Connection, s: Segment) -> Recorder:
@@ -204,8 +224,9 @@ def test_port_reuse_opens_a_new_connection() -> None:
 @pytest.mark.parametrize("idle", [10.0])
 def test_idle_connections_are_swept(idle: float) -> None:
     recorders: list[Recorder] = []
-    reassembler = Reassembler(lambda c, s: recorders.append(Recorder()) or recorders[-1],
-                              idle_timeout=idle, sweep_every=1)
+    reassembler = Reassembler(
+        lambda c, s: recorders.append(Recorder()) or recorders[-1], idle_timeout=idle, sweep_every=1
+    )
     reassembler.feed(seg(1, True, 100, SYN))
     late = Segment(2, 1000.0, B, 1, A, 2, 5, 0, int(SYN), b"")
     reassembler.feed(late)

@@ -43,7 +43,7 @@ def pcap(
     out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
     for rec in records:
         t, data = rec[0], rec[1]
-        wire = rec[2] if len(rec) > 2 else len(data)  # type: ignore[misc]
+        wire = rec[2] if len(rec) > 2 else len(data)
         sec = int(t)
         frac = round((t - sec) * units)
         out.append(struct.pack(order + "IIII", sec, frac, len(data), wire) + data)
@@ -274,7 +274,7 @@ def test_stdin_dash(monkeypatch: pytest.MonkeyPatch) -> None:
     recs = [(1.0, pkt(1)), (2.0, pkt(2))]
 
     class FakeStdin:
-        buffer = io.BufferedReader(io.BytesIO(gzip.compress(pcap(recs))))  # type: ignore[arg-type]
+        buffer = io.BufferedReader(io.BytesIO(gzip.compress(pcap(recs))))
 
     monkeypatch.setattr(sys, "stdin", FakeStdin)
     frames, warnings = read(["-"])
@@ -493,6 +493,7 @@ ERF_RECORD = struct.pack("<II", 0, 1700000000) + bytes([2, 4]) + struct.pack(">H
         ("short-pcap", pcap([])[:20], "pcap file header truncated"),
         ("bad-bom", shb()[:8] + b"\0\0\0\0" + shb()[12:], "byte-order magic"),
     ],
+    ids=lambda v: "" if isinstance(v, bytes) else None,
 )
 def test_unreadable_inputs_raise_capture_error(
     tmp_path: Path, name: str, content: bytes, message: str

@@ -29,20 +29,22 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
         return findings
     tcp = attempt.tcp
     ev = frames_of(attempt.response)
-    hang_ups = (
-        ("client_hung_up_after_switch", after.client_first, tcp.client_fin, tcp.client_rst),
-        ("server_hung_up_after_switch", after.server_first, tcp.server_fin, tcp.server_rst),
+    # Only the side that closed first can have refused the switch; the other merely followed.
+    hang_ups = sorted(
+        (end.time, check, first_bytes, end, end is rst)
+        for check, first_bytes, fin, rst in (
+            ("client_hung_up_after_switch", after.client_first, tcp.client_fin, tcp.client_rst),
+            ("server_hung_up_after_switch", after.server_first, tcp.server_fin, tcp.server_rst),
+        )
+        if (end := _earliest(fin, rst)) is not None
     )
-    for check, first_bytes, fin, rst in hang_ups:
-        end = _earliest(fin, rst)
-        if first_bytes is None and end is not None and (
-            0 <= end.time - after.switch_time <= window
-        ):
-            how = "RST" if end is rst else "FIN"
+    if hang_ups:
+        when, check, first_bytes, end, is_rst = hang_ups[0]
+        if first_bytes is None and 0 <= when - after.switch_time <= window:
+            how = "RST" if is_rst else "FIN"
             findings.append(Finding(check, "WebSocket frames" if facts.websocket else "data",
-                                    f"{how} {_ms(end.time - after.switch_time)} after the 101",
+                                    f"{how} {_ms(when - after.switch_time)} after the switch",
                                     ev + (end.frame,)))
-            break  # the first side to hang up is the one that refused
     return findings
 
 

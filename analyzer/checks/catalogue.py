@@ -7,7 +7,7 @@ phase, root causes first: transport, capture, request, response, after the switc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 
@@ -51,6 +51,7 @@ class Check:
     title: str  # the reason in plain words, short enough for a table cell
     explanation: str  # what the rule says and what breaking it does
     fix: str  # the usual causes and what to change
+    phase: str = ""  # capture, transport, request, response or after_switch (set by _phase)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +66,14 @@ class Finding:
 
 E, W, N = Severity.ERROR, Severity.WARNING, Severity.INFO  # short names keep the table legible
 
-CATALOGUE: tuple[Check, ...] = (
-    # --- capture: the wire cannot tell -----------------------------------------------------
+
+
+def _phase(phase: str, *checks: Check) -> tuple[Check, ...]:
+    return tuple(replace(check, phase=phase) for check in checks)
+
+
+CATALOGUE: tuple[Check, ...] = _phase(
+    "capture",
     Check("capture_gap_request", E, Effect.INCONCLUSIVE, "RFC 9293 §3.4",
           "bytes of the request are missing from the capture",
           "The client's bytes have a hole (packets lost by the capture, or cut by the snaplen) "
@@ -91,7 +98,8 @@ CATALOGUE: tuple[Check, ...] = (
           "bytes after the switch are missing from the capture",
           "A hole after the 101 hides part of what the two sides did right after the switch.",
           "Capture with a larger buffer (-B) and no snaplen (-s 0)."),
-    # --- transport -------------------------------------------------------------------------
+) + _phase(
+    "transport",
     Check("tcp_refused", E, Effect.REFUSED, "RFC 9293 §3.10.7.1",
           "connection refused: the SYN was answered by RST",
           "Nothing listens on the server port (or a firewall rejects): the host reset the "
@@ -123,7 +131,8 @@ CATALOGUE: tuple[Check, ...] = (
           "The request was captured but no response arrived before the capture (or the "
           "connection's observation) ended.",
           "Capture for longer, or look at the server side for why it did not answer."),
-    # --- request ---------------------------------------------------------------------------
+) + _phase(
+    "request",
     Check("request_without_upgrade", E, Effect.FAIL, "RFC 6455 §4.1",
           "plain HTTP request sent to a WebSocket endpoint (no Upgrade header)",
           "The request offered no upgrade at all and the server rejected it as a failed "
@@ -221,7 +230,8 @@ CATALOGUE: tuple[Check, ...] = (
           "\"Once the client's opening handshake has been sent, the client MUST wait for a "
           "response from the server before sending any further data.\"",
           "Make the client wait for the 101 before sending frames."),
-    # --- response --------------------------------------------------------------------------
+) + _phase(
+    "response",
     Check("response_redirect", E, Effect.FAIL, "RFC 6455 §4.1",
           "the server redirected the handshake",
           "\"If the status code received from the server is not 101, the client handles the "
@@ -345,7 +355,8 @@ CATALOGUE: tuple[Check, ...] = (
           "\"The server MUST NOT include extensions the client did not request\"; the client "
           "MUST fail the connection (§4.1).",
           "Fix the server's extension negotiation."),
-    # --- after the switch ------------------------------------------------------------------
+) + _phase(
+    "after_switch",
     Check("client_hung_up_after_switch", E, Effect.ABORT, "RFC 6455 §7.1.7",
           "the client closed the connection right after the 101, without a frame",
           "A client that rejects the server's handshake fails the connection, which may omit "

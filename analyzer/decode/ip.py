@@ -108,4 +108,6 @@ def ipv6(data: bytes, pos: int, limit: int) -> IpHeader | str:
             nxt, hlen = data[p], (data[p + 1] + 2) << 2
         else:
             return nxt, p, end, pos + 8, 16
+        if limit - p < hlen:
+            return "truncated ipv6 extension header"
         p += hlen

@@ -6,7 +6,7 @@ import struct
 from collections.abc import Iterator
 
 from .frame import CaptureError, CaptureWarning
-from .stream import MAX_RECORD, Input, Record, fill, read_exact
+from .stream import MAX_RECORD, READ_ERRORS, Input, Record, fill, read_exact
 
 # First four bytes of the file -> (struct byte order, fraction units per second).
 # The writer stores 0xa1b2c3d4 (microseconds) or 0xa1b23c4d (nanoseconds) in its own byte order.
@@ -30,7 +30,7 @@ def read_pcap(inp: Input, source: int, warnings: list[CaptureWarning]) -> Iterat
     order, units = MAGICS[inp.head[:4]]
     try:
         head = inp.head + read_exact(inp.read, HEADER_SIZE - len(inp.head))
-    except OSError as exc:
+    except READ_ERRORS as exc:
         inp.close()
         raise CaptureError(f"{inp.name}: cannot read pcap file header: {exc}") from None
     if len(head) < HEADER_SIZE:

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Iterator
 
 from .frame import CaptureError, CaptureWarning
-from .stream import MAX_RECORD, Input, Record, fill, read_exact
+from .stream import MAX_RECORD, READ_ERRORS, Input, Record, fill, read_exact
 
 MAGIC = b"\x0a\x0d\x0d\x0a"  # SHB block type; the same in both byte orders
 
@@ -54,7 +54,7 @@ def read_pcapng(inp: Input, source: int, warnings: list[CaptureWarning]) -> Iter
     """Check the first section header now (CaptureError if unusable); return the records."""
     try:
         head = inp.head + read_exact(inp.read, 12 - len(inp.head))
-    except OSError as exc:
+    except READ_ERRORS as exc:
         inp.close()
         raise CaptureError(f"{inp.name}: cannot read pcapng section header: {exc}") from None
     if len(head) < 12:

@@ -1,0 +1,25 @@
+"""Shared test helpers: run the real pipeline, or the real command line, on capture files."""
+
+from __future__ import annotations
+
+import os
+
+from click.testing import CliRunner, Result
+
+from analyzer.cli import cli
+from analyzer.pipeline import analyze
+from analyzer.source import CaptureWarning, read_captures
+from analyzer.verdict import Diagnosis
+
+
+def analyze_pcap(
+    path: str | os.PathLike[str], warnings: list[CaptureWarning] | None = None
+) -> list[Diagnosis]:
+    """Every diagnosis of one capture file, read and analyzed as the CLI does."""
+    collected: list[CaptureWarning] = [] if warnings is None else warnings
+    return list(analyze(read_captures([os.fspath(path)], collected)))
+
+
+def run_cli(*args: str | os.PathLike[str]) -> Result:
+    """``upgrade-analyzer ARGS...`` in-process; exceptions propagate instead of being caught."""
+    return CliRunner().invoke(cli, [os.fspath(a) for a in args], catch_exceptions=False)
