@@ -1,0 +1,193 @@
+"""The command line as a user runs it: formats, filters, exit statuses, errors, damaged input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.builder import (
+    DEFAULT_WS_KEY,
+    Conversation,
+    http_request,
+    http_response,
+    websocket_request,
+    websocket_response,
+    write_pcap,
+)
+from tests.helpers import run_cli
+
+
+def _good(port: int, start: float = 1_700_000_000.0) -> Conversation:
+    conv = Conversation(client=("10.0.0.1", port), server=("10.0.0.2", 8080), start=start)
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/chat"))
+    conv.server(websocket_response(DEFAULT_WS_KEY), delay=0.002)
+    conv.client_ws_frame(payload=b"hello", delay=0.5)
+    conv.server_ws_frame(payload=b"hello", delay=0.001)
+    conv.client_ws_close(1000, delay=3.0)
+    conv.server_ws_close(1000)
+    conv.client_fin()
+    conv.server_fin()
+    return conv
+
+
+def _postman(port: int, start: float = 1_700_000_001.0) -> Conversation:
+    """A plain GET to an actix-web WebSocket endpoint: the most common failure there is."""
+    conv = Conversation(client=("10.0.0.3", port), server=("10.0.0.2", 8080), start=start)
+    conv.handshake()
+    conv.client(http_request("GET", "/chat", [("Host", "example.com"),
+                                              ("User-Agent", "PostmanRuntime/7.36.0")]))
+    conv.server(http_response(400, "No WebSocket Upgrade header found",
+                              [("content-length", "0")]), delay=0.001)
+    conv.client_fin()
+    conv.server_fin()
+    return conv
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Path:
+    path = tmp_path / "two.pcap"
+    write_pcap(path, [_good(50000), _postman(50001)])
+    return path
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "analyzer", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_table_lists_each_attempt_with_verdict_and_reason(two: Path) -> None:
+    result = _cli("read", str(two))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("succeeded" in line and "switched to websocket" in line for line in lines)
+    assert any("failed" in line and "plain HTTP request sent to a WebSocket endpoint" in line
+               for line in lines)
+    assert "Attempts: 2 (1 failed, 1 succeeded)" in result.stdout
+    assert result.stderr == ""
+
+
+def test_json_document_has_the_documented_fields(two: Path) -> None:
+    document = json.loads(run_cli("read", two, "--format", "json").output)
+    first, second = document["attempts"]
+    assert first["client"] == "10.0.0.1:50000" and first["server"] == "10.0.0.2:8080"
+    assert first["verdict"] == "succeeded" and first["status"] == 101
+    assert first["offered"] == ["websocket"] and first["method"] == "GET"
+    assert first["path"] == "/chat" and first["host"] == "example.com"
+    assert first["time"].startswith("2023-11-14T22:13:20") and first["time"].endswith("Z")
+    assert second["verdict"] == "failed"
+    assert second["reasons"][0] == "request_without_upgrade"
+    assert second["findings"][0]["rfc"] == "RFC 6455 §4.1"
+    assert second["request_frame"] == 4 + 7 and second["response_frame"] > second["request_frame"]
+    assert document["summary"]["verdicts"] == {"failed": 1, "succeeded": 1}
+
+
+def test_jsonl_streams_one_line_per_attempt_and_summary_to_stderr(two: Path) -> None:
+    result = _cli("read", str(two), "--format", "jsonl")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    # in the order of decision: the rejection is known at once, the switch only after its
+    # first moments have been watched
+    assert [r["verdict"] for r in rows] == ["failed", "succeeded"]
+    assert "Attempts: 2" in result.stderr
+
+
+def test_csv_and_markdown(two: Path) -> None:
+    rows = list(csv.DictReader(io.StringIO(run_cli("read", two, "-F", "csv").output)))
+    assert [r["verdict"] for r in rows] == ["succeeded", "failed"]
+    assert rows[1]["reasons"].split()[0] == "request_without_upgrade"
+    markdown = run_cli("read", two, "-F", "markdown").output
+    assert markdown.splitlines()[1].startswith("|--")
+
+
+def test_filters(two: Path) -> None:
+    failed = json.loads(run_cli("read", two, "-F", "json", "--failed").output)
+    assert [a["verdict"] for a in failed["attempts"]] == ["failed"]
+    by_host = json.loads(run_cli("read", two, "-F", "json", "--host", "10.0.0.3").output)
+    assert [a["client"] for a in by_host["attempts"]] == ["10.0.0.3:50001"]
+    by_port = json.loads(run_cli("read", two, "-F", "json", "--port", "50000").output)
+    assert [a["client"] for a in by_port["attempts"]] == ["10.0.0.1:50000"]
+    none = json.loads(run_cli("read", two, "-F", "json", "--port", "1").output)
+    assert none["attempts"] == []
+
+
+def test_fail_on_failed_exits_3(two: Path, tmp_path: Path) -> None:
+    assert _cli("read", str(two), "--fail-on", "failed").returncode == 3
+    good = tmp_path / "good.pcap"
+    write_pcap(good, [_good(50000)])
+    assert _cli("read", str(good), "--fail-on", "failed").returncode == 0
+
+
+def test_several_files_are_one_capture_in_time_order(tmp_path: Path) -> None:
+    # the request is in the first file, the response in the second (rotated capture)
+    conv = _good(50000)
+    segments = conv.segments()
+    write_pcap(tmp_path / "a.pcap", [segments[:4]])
+    write_pcap(tmp_path / "b.pcap", [segments[4:]])
+    # named out of order on purpose: timestamps decide
+    document = json.loads(run_cli("read", tmp_path / "b.pcap", tmp_path / "a.pcap",
+                                  "-F", "json").output)
+    (attempt,) = document["attempts"]
+    assert attempt["verdict"] == "succeeded" and attempt["request_frame"] == 4
+
+
+def test_standard_input(two: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "analyzer", "read", "-", "-F", "jsonl"],
+                            input=two.read_bytes(), capture_output=True, timeout=60)
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 2
+
+
+def test_missing_file_is_one_line_error_without_traceback(tmp_path: Path) -> None:
+    result = _cli("read", str(tmp_path / "nope.pcap"))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "nope.pcap" in result.stderr
+
+
+def test_not_a_capture_says_what_it_looks_like(tmp_path: Path) -> None:
+    text = tmp_path / "notes.pcap"
+    text.write_text("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    result = _cli("read", str(text))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "text" in result.stderr
+
+
+def test_truncated_capture_warns_and_keeps_what_was_read(tmp_path: Path) -> None:
+    path = tmp_path / "cut.pcap"
+    write_pcap(path, [_good(50000), _postman(50001, start=1_700_000_100.0)])
+    data = path.read_bytes()
+    path.write_bytes(data[:-30])  # the last record is cut short
+    result = _cli("read", str(path), "-F", "json")
+    assert result.returncode == 0
+    assert "warning" in result.stderr and "Traceback" not in result.stderr
+    verdicts = [a["verdict"] for a in json.loads(result.stdout)["attempts"]]
+    assert verdicts[0] == "succeeded" and len(verdicts) == 2
+
+
+def test_garbage_after_a_valid_prefix(tmp_path: Path) -> None:
+    path = tmp_path / "junk.pcap"
+    write_pcap(path, [_good(50000)])
+    path.write_bytes(path.read_bytes() + b"\xff" * 5000)
+    result = _cli("read", str(path), "-F", "json")
+    assert result.returncode == 0 and "warning" in result.stderr
+    assert [a["verdict"] for a in json.loads(result.stdout)["attempts"]] == ["succeeded"]
+
+
+def test_checks_and_explain() -> None:
+    listing = run_cli("checks").output
+    assert "ws_accept_mismatch" in listing and "RFC 6455" in listing
+    explained = run_cli("explain", "ws_accept_mismatch").output
+    assert "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" in explained and "fix:" in explained
+    unknown = _cli("explain", "no_such_check")
+    assert unknown.returncode == 2 and "unknown check id" in unknown.stderr
+
+
+def test_bad_usage_exits_2() -> None:
+    assert _cli("read").returncode == 2
+    assert _cli("read", "x.pcap", "--format", "xml").returncode == 2
