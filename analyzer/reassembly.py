@@ -135,8 +135,8 @@ class Reassembler:
     def feed(self, seg: Segment) -> None:
         key = (seg.src, seg.sport, seg.dst, seg.dport)
         entry = self._table.get(key)
-        if entry is not None and entry[0].ignored and not (seg.flags & _SYN and entry[0].finished):
-            return
+        if entry is not None and entry[0].ignored and not seg.flags & _SYN:
+            return  # the common case for bulk traffic: one look-up, nothing else
         self.now = seg.time
         self._until_sweep -= 1
         if self._until_sweep <= 0:
@@ -253,8 +253,7 @@ class Reassembler:
         here.pending_bytes += len(data)
         if here.pending_bytes > MAX_PENDING_BYTES:
             # Waiting longer would be unbounded: write the missing bytes off as a hole.
-            first = min(here.pending)
-            self._skip_to(conn, side, here, first, frame, time)
+            self._skip_to_pending(conn, side, here)
 
     def _drain(self, conn: Connection, side: int, here: _Direction) -> None:
         while here.pending and not conn.ignored:
@@ -275,6 +274,13 @@ class Reassembler:
         listener.on_gap(side, here.next_offset, offset - here.next_offset, frame, time)
         here.next_offset = offset
         self._drain(conn, side, here)
+
+    def _skip_to_pending(self, conn: Connection, side: int, here: _Direction) -> None:
+        """Write off the hole before the first waiting segment, which is its evidence (the
+        frame Wireshark marks "previous segment not captured")."""
+        first = min(here.pending)
+        _, frame, time = here.pending[first]
+        self._skip_to(conn, side, here, first, frame, time)
 
     def _data_gap(
         self, conn: Connection, side: int, here: _Direction, offset: int, length: int,
@@ -302,7 +308,7 @@ class Reassembler:
         """
         here = conn.sides[side]
         while here.pending and not conn.ignored:
-            self._skip_to(conn, side, here, min(here.pending), frame, time)
+            self._skip_to_pending(conn, side, here)
         end = max(end, here.acked)
         if end > here.next_offset and not conn.ignored:
             self._skip_to(conn, side, here, end, frame, time)

@@ -34,7 +34,8 @@ def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
     if has_upgrade and "upgrade" not in connection:
         found = ", ".join(headers.all("connection")) or "no Connection header"
         findings.append(Finding("connection_without_upgrade", "Connection: Upgrade", found, ev))
-    elif "upgrade" in connection and len(connection) > 1:
+    elif "upgrade" in connection and set(connection) - {"upgrade", "http2-settings"}:
+        # HTTP2-Settings beside Upgrade is what RFC 7540 §3.2.1 requires, not a trap.
         findings.append(Finding("connection_upgrade_with_others", "Connection: Upgrade",
                                 ", ".join(headers.all("connection")), ev))
     offered = facts.offered

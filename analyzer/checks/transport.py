@@ -32,7 +32,16 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("capture_gap_request", "every byte of the request",
                                 f"{request_gap.length} bytes missing at client offset "
                                 f"{request_gap.offset}", (request_gap.frame,)))
-    if attempt.request is None and attempt.response is not None and not attempt.request_gap:
+    unasked = attempt.request is None and attempt.response is not None and not attempt.request_gap
+    if unasked and (request_gap is not None or tcp.syn is not None):
+        # The connection's start was captured, so the request was lost by the capture, not
+        # sent before it started.
+        where = (f"{request_gap.length} bytes missing at client offset {request_gap.offset}"
+                 if request_gap is not None else "no request bytes before the response")
+        findings.append(Finding("capture_gap_request", "every byte of the request", where,
+                                (request_gap.frame,) if request_gap is not None
+                                else frames_of(attempt.response)))
+    elif unasked:
         findings.append(Finding("request_not_captured", "the request before its response",
                                 "a response with no captured request",
                                 frames_of(attempt.response)))
