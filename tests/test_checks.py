@@ -1,0 +1,820 @@
+"""End-to-end tests of the check catalogue: builder conversation → pcap → pipeline → diagnosis.
+
+Every catalogue entry has at least one case that triggers it and one near miss that does not
+(``test_every_check_has_cases`` enforces it). Each case is a scripted TCP conversation written as
+a real pcap, so frame numbers in the evidence are the ones Wireshark would show. Where the field
+reference (/work/shared/reference/handshake-failures.md) quotes what real software sends, the
+cases send exactly those bytes.
+
+A case names some of its segments ("request", "response", "fin"...) so that evidence can be
+stated as "the frames of the request and of the response" instead of hard-coded numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from analyzer.checks.catalogue import CATALOGUE
+from analyzer.verdict import Diagnosis, Verdict
+from tests.builder import (
+    DEFAULT_WS_KEY,
+    Conversation,
+    Opcode,
+    Segment,
+    http_request,
+    http_response,
+    websocket_accept,
+    websocket_request,
+    websocket_response,
+    write_pcap,
+)
+from tests.helpers import analyze_pcap, run_cli
+
+Marks = dict[str, list[int]]  # a name for some segments of a conversation -> their record indexes
+Script = Callable[[Conversation], Marks]
+Step = tuple[str, Callable[[Conversation], list[int]]]
+
+SUCCEEDED, FAILED, DECLINED = Verdict.SUCCEEDED, Verdict.FAILED, Verdict.DECLINED
+NO_RESPONSE, REFUSED = Verdict.NO_RESPONSE, Verdict.REFUSED
+ABORTED, INCONCLUSIVE = Verdict.ABORTED, Verdict.INCONCLUSIVE
+
+
+# --- scripts -------------------------------------------------------------------------------
+
+
+def exchange(request: bytes, response: bytes | None = None, *steps: Step,
+             request_split: list[int] | None = None,
+             response_split: list[int] | None = None) -> Script:
+    """TCP handshake, the request, the answer 2 ms later, then each step in order."""
+
+    def script(conv: Conversation) -> Marks:
+        marks = {"syn": conv.handshake()}
+        marks["request"] = conv.client(request, split=request_split)
+        if response is not None:
+            marks["response"] = conv.server(response, split=response_split, delay=0.002)
+        for name, action in steps:
+            marks[name] = action(conv)
+        return marks
+
+    return script
+
+
+def then(name: str, action: Callable[[Conversation], list[int]]) -> Step:
+    """A named step after the exchange; its segments can be cited as evidence or dropped."""
+    return (name, action)
+
+
+def client_fin(delay: float = 0.001) -> Step:
+    return then("client_fin", lambda c: c.client_fin(delay))
+
+
+def server_fin(delay: float = 0.001) -> Step:
+    return then("server_fin", lambda c: c.server_fin(delay))
+
+
+# --- real bytes ----------------------------------------------------------------------------
+
+DATE = "Tue, 04 Jun 2024 10:00:00 GMT"
+HOST = "chat.example.com"
+OTHER_KEY = "x3JJHMbDL1EzLkh9GBhXDw=="  # a valid 16-byte nonce other than the RFC sample
+CURL_H2_SETTINGS = "AAMAAABkAAQCAAAAAAIAAAAA"  # what `curl --http2` sends (3 settings)
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_EMPTY_SETTINGS = bytes.fromhex("000000040000000000")
+H2_SERVER_SETTINGS = bytes.fromhex("000006040000000000") + bytes.fromhex("000300000064")
+H2_HEADERS_FRAME = bytes.fromhex("000001010500000001") + b"\x88"  # HEADERS :status 200
+TLS_CLIENT_HELLO_START = bytes.fromhex("160301020001") + bytes(8)
+
+
+def ws_request(**options: object) -> bytes:
+    """A browser-like WebSocket handshake (RFC 6455 §4.1) with the RFC's sample key."""
+    return websocket_request(HOST, "/ws", origin=f"https://{HOST}", **options)  # type: ignore[arg-type]
+
+
+def error_response(status: int, reason: str, body: bytes = b"",
+                   headers: list[tuple[str, str]] | None = None) -> bytes:
+    fields = [("Date", DATE), *(headers or []), ("Content-Length", str(len(body)))]
+    return http_response(status, reason, fields, body)
+
+
+# Postman in HTTP mode, answered by actix-web's HandshakeError::NoWebsocketUpgrade.
+POSTMAN_GET = http_request("GET", "/ws", [
+    ("User-Agent", "PostmanRuntime/7.39.0"), ("Accept", "*/*"),
+    ("Postman-Token", "2f6ad1c5-0d7e-4b0e-9c1a-6f1c7e0b9a55"), ("Host", "localhost:8080"),
+    ("Accept-Encoding", "gzip, deflate, br"), ("Connection", "keep-alive"),
+])
+ACTIX_NO_UPGRADE = http_response(400, "No WebSocket Upgrade header found",
+                                 [("content-length", "0"), ("date", DATE)])
+ACTIX_NO_VERSION = http_response(400, "WebSocket version header is required",
+                                 [("content-length", "0"), ("date", DATE)])
+ACTIX_NOT_GET = http_response(405, "Method Not Allowed",
+                              [("content-length", "0"), ("allow", "GET"), ("date", DATE)])
+
+
+def node_ws_abort(status: int, reason: str, message: str,
+                  extra: list[tuple[str, str]] | None = None) -> bytes:
+    """What Node ws's abortHandshake writes before ending the socket."""
+    return http_response(status, reason, [
+        ("Connection", "close"), ("Content-Type", "text/html"),
+        ("Content-Length", str(len(message))), *(extra or []),
+    ], message.encode())
+
+
+NODE_WS_BAD_VERSION = node_ws_abort(400, "Bad Request",
+                                    "Missing or invalid Sec-WebSocket-Version header",
+                                    [("Sec-WebSocket-Version", "13, 8")])
+NODE_WS_BAD_KEY = node_ws_abort(400, "Bad Request", "Missing or invalid Sec-WebSocket-Key header")
+NODE_WS_UNAUTHORIZED = node_ws_abort(401, "Unauthorized", "Unauthorized")
+
+
+def gorilla_error(status: int, reason: str) -> bytes:
+    """gorilla/websocket's Upgrader.returnError: http.Error with the status text."""
+    body = f"{reason}\n".encode()
+    return http_response(status, reason, [
+        ("Content-Type", "text/plain; charset=utf-8"), ("Sec-Websocket-Version", "13"),
+        ("X-Content-Type-Options", "nosniff"), ("Date", DATE),
+        ("Content-Length", str(len(body))),
+    ], body)
+
+
+def python_websockets_reject(status: int, reason: str, text: str,
+                             extra: list[tuple[str, str]] | None = None) -> bytes:
+    """python websockets' ServerProtocol.reject (new API), as sent over the wire."""
+    body = text.encode()
+    return http_response(status, reason, [
+        ("Date", DATE), ("Connection", "close"), ("Content-Length", str(len(body))),
+        ("Content-Type", "text/plain; charset=utf-8"), *(extra or []),
+        ("Server", "Python/3.11 websockets/12.0"),
+    ], body)
+
+
+BROWSER_ADDRESS_BAR_GET = http_request("GET", "/", [
+    ("Host", "localhost:8765"), ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:126.0)"),
+    ("Accept", "text/html,application/xhtml+xml"), ("Connection", "keep-alive"),
+])
+PY_WEBSOCKETS_426 = python_websockets_reject(
+    426, "Upgrade Required",
+    "Failed to open a WebSocket connection: missing Connection header.\n\n"
+    "You cannot access a WebSocket server directly with a browser. You need a WebSocket client.\n",
+    [("Upgrade", "websocket")],
+)
+NGINX_502 = error_response(502, "Bad Gateway", b"<html>\r\n<head><title>502 Bad Gateway</title>"
+                           b"</head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n"
+                           b"<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+                           [("Server", "nginx"), ("Content-Type", "text/html")])
+HTML_PAGE = error_response(200, "OK", b"<!doctype html><title>Chat</title><h1>Chat</h1>\n",
+                           [("Server", "nginx"), ("Content-Type", "text/html")])
+
+# nginx without `proxy_set_header Upgrade/Connection`: the hop-by-hop headers are gone upstream.
+STRIPPED_BY_NGINX = ws_request(omit=("Upgrade", "Connection"),
+                               extra_headers=[("Connection", "close")])
+H2C_OFFER = http_request("GET", "/", [
+    ("Host", "localhost:8080"), ("User-Agent", "curl/8.5.0"), ("Accept", "*/*"),
+    ("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
+    ("HTTP2-Settings", CURL_H2_SETTINGS),
+])
+H2C_SWITCH = http_response(101, "Switching Protocols", [("Connection", "Upgrade"),
+                                                        ("Upgrade", "h2c")])
+PLAIN_OK = error_response(200, "OK", b"hello\n", [("Content-Type", "text/plain")])
+CONNECT_REQUEST = http_request("CONNECT", "example.com:443", [
+    ("Host", "example.com:443"), ("User-Agent", "curl/8.5.0"), ("Proxy-Connection", "Keep-Alive"),
+])
+
+
+def h2c_offer(*, connection: str = "Upgrade, HTTP2-Settings", upgrade: str = "h2c",
+              settings: list[str] | None = None) -> bytes:
+    fields = [("Host", "localhost:8080"), ("Connection", connection), ("Upgrade", upgrade)]
+    settings = [CURL_H2_SETTINGS] if settings is None else settings
+    fields += [("HTTP2-Settings", value) for value in settings]
+    return http_request("GET", "/", fields)
+
+
+def switched(*steps: Step, request: bytes | None = None, **response: object) -> Script:
+    """A WebSocket handshake answered by 101 (valid unless ``response`` options say otherwise)."""
+    return exchange(request or ws_request(), websocket_response(**response),  # type: ignore[arg-type]
+                    *steps)
+
+
+def client_frame(payload: str = "hello", **options: object) -> Step:
+    return then("client_frame",
+                lambda c: c.client_ws_frame(Opcode.TEXT, payload, **options))  # type: ignore[arg-type]
+
+
+def server_frame(payload: str = "welcome", **options: object) -> Step:
+    return then("server_frame",
+                lambda c: c.server_ws_frame(Opcode.TEXT, payload, **options))  # type: ignore[arg-type]
+
+
+def close(side: str, code: int, delay: float = 0.001, reason: str = "") -> Step:
+    if side == "client":
+        return then("close", lambda c: c.client_ws_close(code, reason, delay=delay))
+    return then("close", lambda c: c.server_ws_close(code, reason, delay=delay))
+
+
+# --- scripts that are not a plain exchange -------------------------------------------------
+
+
+def syn_refused(conv: Conversation) -> Marks:
+    return {"syn": conv.syn_rst()}
+
+
+def syn_unanswered(retries: int) -> Script:
+    def script(conv: Conversation) -> Marks:
+        first, *again = conv.syn_only(retries=retries)
+        return {"syn": [first], "retransmissions": again}
+
+    return script
+
+
+def request_then_ack(delay: float) -> Script:
+    """The request, ACKed by the server ``delay`` later, when the capture ends."""
+
+    def script(conv: Conversation) -> Marks:
+        marks = {"syn": conv.handshake(), "request": conv.client(ws_request())}
+        marks["ack"] = conv.server_ack(delay=delay)
+        return marks
+
+    return script
+
+
+def lost_request_segment(conv: Conversation) -> Marks:
+    marks = {"syn": conv.handshake(), "request": conv.client(ws_request(), split=[60])}
+    marks["response"] = conv.server(websocket_response(), delay=0.002)
+    marks["lost"] = marks["request"][:1]
+    marks["after_hole"] = marks["request"][1:]
+    return marks
+
+
+def lost_response_segment(conv: Conversation) -> Marks:
+    marks = {"syn": conv.handshake(), "request": conv.client(ws_request())}
+    marks["response"] = conv.server(websocket_response(), split=[40], delay=0.002)
+    marks["lost"] = marks["response"][:1]
+    marks["after_hole"] = marks["response"][1:]
+    marks["server_fin"] = conv.server_fin(0.010)
+    return marks
+
+
+def lost_frame_after_switch(conv: Conversation) -> Marks:
+    marks = switched()(conv)
+    marks["frame"] = conv.server_ws_frame(Opcode.TEXT, "x" * 100, split=[50])
+    marks["lost"] = marks["frame"][:1]
+    marks["after_hole"] = marks["frame"][1:]
+    return marks
+
+
+def response_without_request(conv: Conversation) -> Marks:
+    conv.handshake()
+    conv.client(ws_request())
+    conv.capture_starts_mid_stream()
+    return {"response": conv.server(websocket_response(), delay=0.002)}
+
+
+def capture_starts_before_request(conv: Conversation) -> Marks:
+    conv.handshake()
+    conv.capture_starts_mid_stream()
+    marks = {"request": conv.client(ws_request())}
+    marks["response"] = conv.server(websocket_response(), delay=0.002)
+    return marks
+
+
+def early_frame(conv: Conversation) -> Marks:
+    """The client sends a frame right behind its request, before the 101 arrives."""
+    marks = {"syn": conv.handshake(), "request": conv.client(ws_request())}
+    marks["early"] = conv.client_ws_frame(Opcode.TEXT, "too soon")
+    marks["response"] = conv.server(websocket_response(), delay=0.002)
+    return marks
+
+
+# --- the case table ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    script: Script
+    verdict: Verdict
+    primary: str | None  # diagnosis.findings[0].check; None: no finding at all
+    present: tuple[str, ...] = ()  # besides the primary
+    absent: tuple[str, ...] = ()  # the near misses: ids this case must not report
+    evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # id -> mark names
+    found: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # id -> text in `found`
+    drop: str | None = None  # mark whose segments the capture lost
+
+    @property
+    def triggered(self) -> set[str]:
+        return set(self.present) | ({self.primary} if self.primary else set())
+
+
+STATUS_CHECKS = ("response_redirect", "response_unauthorized", "response_forbidden",
+                 "response_not_found", "response_method_not_allowed",
+                 "response_upgrade_required", "response_bad_request", "response_client_error",
+                 "response_gateway_error", "response_server_error", "response_ordinary",
+                 "upgrade_declined")
+
+
+def others(*ids: str) -> tuple[str, ...]:
+    """The status checks a response with one of ``ids`` must not also report."""
+    return tuple(c for c in STATUS_CHECKS if c not in ids)
+
+
+CASES: tuple[Case, ...] = (
+    # --- successes: the near misses of most rules -------------------------------------------
+    Case("websocket: valid handshake, frames both ways",
+         switched(client_frame(), server_frame()), SUCCEEDED, None,
+         absent=("client_hung_up_after_switch", "server_hung_up_after_switch",
+                 "ws_client_frame_unmasked", "ws_server_frame_masked", "early_client_data",
+                 "ws_protocol_not_chosen", "ws_closed_normally", "ws_closed_with_error",
+                 "switch_without_upgrade", "ws_accept_missing", "ws_accept_mismatch",
+                 "ws_host_missing", "ws_method_not_get", "request_http10", "ws_version_missing",
+                 "ws_version_not_13", "ws_key_invalid", "upgrade_token_repeated",
+                 "connection_without_upgrade", "connection_upgrade_with_others",
+                 *STATUS_CHECKS)),
+    Case("h2c accepted: 101, server SETTINGS, client preface",
+         exchange(H2C_OFFER, H2C_SWITCH + H2_SERVER_SETTINGS,
+                  then("preface", lambda c: c.client(H2_PREFACE + H2_EMPTY_SETTINGS))),
+         SUCCEEDED, None,
+         absent=("h2c_no_client_preface", "h2c_no_server_settings", "upgrade_declined",
+                 "h2c_settings_count", "h2c_settings_invalid", "h2c_connection_settings_missing",
+                 "h2_token_in_cleartext", "switch_to_unoffered", "switch_not_offered")),
+    Case("CONNECT answered 200, then TLS through the tunnel",
+         exchange(CONNECT_REQUEST, http_response(200, "Connection established"),
+                  then("tls", lambda c: c.client(TLS_CLIENT_HELLO_START))),
+         SUCCEEDED, None, absent=("response_unauthorized", "response_ordinary")),
+
+    # --- capture ------------------------------------------------------------------------------
+    Case("a request segment was lost by the capture", lost_request_segment, INCONCLUSIVE,
+         "capture_gap_request", drop="lost", evidence={"capture_gap_request": ("after_hole",)}),
+    Case("request and response split in segments, nothing lost",
+         exchange(ws_request(), websocket_response(), request_split=[60],
+                  response_split=[40]),
+         SUCCEEDED, None, absent=("capture_gap_request", "capture_gap_response")),
+    Case("a response segment was lost by the capture", lost_response_segment, INCONCLUSIVE,
+         "capture_gap_response", drop="lost",
+         absent=("no_response_server_closed", "capture_gap_request"),
+         evidence={"capture_gap_response": ("request", "after_hole")}),
+    Case("response captured without its request (capture started mid-stream)",
+         response_without_request, INCONCLUSIVE, "request_not_captured",
+         evidence={"request_not_captured": ("response",)}),
+    Case("capture started after the TCP handshake but before the request",
+         capture_starts_before_request, SUCCEEDED, None,
+         absent=("request_not_captured", "capture_gap_request")),
+    Case("capture ends 100 ms after the request", request_then_ack(0.1), INCONCLUSIVE,
+         "capture_ended_too_soon", absent=("no_response_capture_ended",),
+         evidence={"capture_ended_too_soon": ("request",)},
+         found={"capture_ended_too_soon": ("100 ms",)}),
+    Case("capture ends at once after a lone SYN", syn_unanswered(0), INCONCLUSIVE,
+         "capture_ended_too_soon", absent=("tcp_syn_unanswered",),
+         evidence={"capture_ended_too_soon": ("syn",)}),
+    Case("a frame after the 101 was lost by the capture", lost_frame_after_switch, SUCCEEDED,
+         "capture_gap_after_switch", drop="lost",
+         evidence={"capture_gap_after_switch": ("after_hole",)}),
+    Case("a frame after the 101 split in two, nothing lost",
+         switched(then("frame", lambda c: c.server_ws_frame(Opcode.TEXT, "x" * 100,
+                                                            split=[50]))),
+         SUCCEEDED, None, absent=("capture_gap_after_switch",)),
+
+    # --- transport ----------------------------------------------------------------------------
+    Case("SYN answered by RST (nothing listens)", syn_refused, REFUSED, "tcp_refused",
+         evidence={"tcp_refused": ("syn",)}),
+    Case("SYN and two retransmissions unanswered", syn_unanswered(2), NO_RESPONSE,
+         "tcp_syn_unanswered", absent=("capture_ended_too_soon", "tcp_refused"),
+         evidence={"tcp_syn_unanswered": ("syn",)}, found={"tcp_syn_unanswered": ("3 SYN",)}),
+    Case("tungstenite: server FIN after the request, no response",
+         exchange(ws_request(), None, server_fin(0.003)), NO_RESPONSE,
+         "no_response_server_closed", absent=("no_response_client_gave_up",),
+         evidence={"no_response_server_closed": ("request", "server_fin")}),
+    Case("Node ws: 400 then server FIN",
+         exchange(ws_request(version="7"), NODE_WS_BAD_VERSION, server_fin()), FAILED,
+         "ws_version_not_13", present=("response_bad_request",),
+         absent=("no_response_server_closed", "no_response_server_reset",
+                 *others("response_bad_request")),
+         evidence={"ws_version_not_13": ("request",), "response_bad_request": ("response",)}),
+    Case("server RST after the request, no response",
+         exchange(ws_request(), None, then("server_rst", lambda c: c.server_rst(0.004))),
+         NO_RESPONSE, "no_response_server_reset", absent=("tcp_refused",),
+         evidence={"no_response_server_reset": ("request", "server_rst")}),
+    Case("nginx 502 then RST", exchange(ws_request(), NGINX_502,
+                                        then("server_rst", lambda c: c.server_rst())),
+         FAILED, "response_gateway_error",
+         absent=("no_response_server_reset", *others("response_gateway_error"))),
+    Case("client gave up after 5 s without a response",
+         exchange(ws_request(), None, client_fin(5.0)), NO_RESPONSE,
+         "no_response_client_gave_up",
+         absent=("no_response_server_closed", "no_response_capture_ended"),
+         evidence={"no_response_client_gave_up": ("request", "client_fin")},
+         found={"no_response_client_gave_up": ("5.0 s",)}),
+    Case("client closes after a 404",
+         exchange(ws_request(), error_response(404, "Not Found"), client_fin()), FAILED,
+         "response_not_found",
+         absent=("no_response_client_gave_up", *others("response_not_found"))),
+    Case("request unanswered for 3 s until the capture ended", request_then_ack(3.0),
+         NO_RESPONSE, "no_response_capture_ended", absent=("capture_ended_too_soon",),
+         evidence={"no_response_capture_ended": ("request",)}),
+
+    # --- request ------------------------------------------------------------------------------
+    Case("Postman plain GET to actix-web", exchange(POSTMAN_GET, ACTIX_NO_UPGRADE), FAILED,
+         "request_without_upgrade", present=("response_bad_request",),
+         absent=("upgrade_header_missing", "connection_without_upgrade", "ws_key_missing"),
+         evidence={"request_without_upgrade": ("request",),
+                   "response_bad_request": ("response",)}),
+    Case("browser address bar to python websockets (426 Upgrade: websocket)",
+         exchange(BROWSER_ADDRESS_BAR_GET, PY_WEBSOCKETS_426), FAILED,
+         "request_without_upgrade", present=("response_upgrade_required",),
+         absent=("upgrade_required_without_upgrade", "ws_version_missing"),
+         found={"response_upgrade_required": ("websocket",)}),
+    Case("nginx stripped Upgrade/Connection: ordinary 200 page",
+         exchange(STRIPPED_BY_NGINX, HTML_PAGE), FAILED, "upgrade_header_missing",
+         present=("response_ordinary",),
+         absent=("request_without_upgrade", "upgrade_declined", "ws_key_missing"),
+         evidence={"upgrade_header_missing": ("request",)}),
+    Case("gorilla 426 (Sec-Websocket-Version: 13) to a request without Upgrade",
+         exchange(ws_request(omit=("Upgrade",)), gorilla_error(426, "Upgrade Required")),
+         FAILED, "upgrade_header_missing",
+         present=("response_upgrade_required", "upgrade_required_without_upgrade"),
+         absent=("request_without_upgrade", "connection_without_upgrade"),
+         found={"response_upgrade_required": ("13",)}),
+    Case("HTTP/1.0 upgrade answered 505",
+         exchange(ws_request(http_version="HTTP/1.0"),
+                  python_websockets_reject(505, "HTTP Version Not Supported",
+                                           "Failed to open a WebSocket connection.\n")),
+         FAILED, "request_http10", present=("response_server_error",),
+         evidence={"request_http10": ("request",)}),
+    Case("HTTP/1.0 from nginx's default upstream, tungstenite closes",
+         exchange(ws_request(http_version="HTTP/1.0"), None, server_fin()), NO_RESPONSE,
+         "no_response_server_closed", present=("request_http10",)),
+    Case("POST handshake to actix-web (405 Allow: GET)",
+         exchange(ws_request(method="POST"), ACTIX_NOT_GET), FAILED, "ws_method_not_get",
+         present=("response_method_not_allowed",), absent=others("response_method_not_allowed")),
+    Case("GET handshake to a POST-only path (405)",
+         exchange(ws_request(), error_response(405, "Method Not Allowed", b"",
+                                               [("Allow", "POST")])),
+         FAILED, "response_method_not_allowed",
+         absent=("ws_method_not_get", *others("response_method_not_allowed"))),
+    Case("no Host header: Go net/http 400",
+         exchange(ws_request(omit=("Host",)), http_response(400, "Bad Request", [
+             ("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close"),
+         ], b"400 Bad Request: missing required Host header"), server_fin()),
+         FAILED, "ws_host_missing", present=("response_bad_request",)),
+    Case("Upgrade: web-socket, aiohttp 400",
+         exchange(ws_request(omit=("Upgrade",), extra_headers=[("Upgrade", "web-socket")]),
+                  error_response(400, "Bad Request",
+                                 b'No WebSocket UPGRADE hdr: web-socket\n Can "Upgrade" only '
+                                 b'to "WebSocket".', [("Content-Type", "text/plain")])),
+         FAILED, "upgrade_not_websocket", present=("response_bad_request",),
+         absent=("upgrade_header_missing",)),
+    Case("Upgrade: WebSocket in mixed case",
+         switched(request=ws_request(omit=("Upgrade",),
+                                     extra_headers=[("Upgrade", "WebSocket")])),
+         SUCCEEDED, None, absent=("upgrade_not_websocket", "upgrade_token_repeated")),
+    Case("Upgrade: websocket, websocket, tungstenite closes",
+         exchange(ws_request(omit=("Upgrade",),
+                             extra_headers=[("Upgrade", "websocket, websocket")]),
+                  None, server_fin()),
+         NO_RESPONSE, "no_response_server_closed", present=("upgrade_token_repeated",),
+         absent=("upgrade_not_websocket",),
+         evidence={"upgrade_token_repeated": ("request",)}),
+    Case("Connection: keep-alive, gorilla 400",
+         exchange(ws_request(omit=("Connection",), extra_headers=[("Connection", "keep-alive")]),
+                  gorilla_error(400, "Bad Request")),
+         FAILED, "connection_without_upgrade", present=("response_bad_request",),
+         absent=("connection_upgrade_with_others", "upgrade_header_missing"),
+         found={"connection_without_upgrade": ("keep-alive",)}),
+    Case("Firefox: Connection: keep-alive, Upgrade, switched",
+         switched(request=ws_request(omit=("Connection",),
+                                     extra_headers=[("Connection", "keep-alive, Upgrade")])),
+         SUCCEEDED, "connection_upgrade_with_others", absent=("connection_without_upgrade",),
+         evidence={"connection_upgrade_with_others": ("request",)}),
+    Case("Firefox: Connection: keep-alive, Upgrade, strict server 426",
+         exchange(ws_request(omit=("Connection",),
+                             extra_headers=[("Connection", "keep-alive, Upgrade")]),
+                  error_response(426, "Upgrade Required", b"",
+                                 [("Upgrade", "websocket"), ("Connection", "Upgrade")])),
+         FAILED, "response_upgrade_required", present=("connection_upgrade_with_others",),
+         absent=("upgrade_required_without_upgrade", *others("response_upgrade_required"))),
+    Case("no Sec-WebSocket-Key, Node ws 400",
+         exchange(ws_request(omit=("Sec-WebSocket-Key",)), NODE_WS_BAD_KEY, server_fin()),
+         FAILED, "ws_key_missing", present=("response_bad_request",),
+         absent=("ws_key_invalid", "ws_accept_mismatch")),
+    Case("Sec-WebSocket-Key without its padding, gorilla 400",
+         exchange(ws_request(key=DEFAULT_WS_KEY.rstrip("=")), gorilla_error(400, "Bad Request")),
+         FAILED, "ws_key_invalid", present=("response_bad_request",),
+         absent=("ws_key_missing", "ws_key_repeated")),
+    Case("another valid key, its own Accept",
+         switched(request=ws_request(key=OTHER_KEY), key=OTHER_KEY), SUCCEEDED, None,
+         absent=("ws_key_invalid", "ws_key_missing", "ws_key_repeated", "ws_accept_mismatch")),
+    Case("Sec-WebSocket-Key sent twice",
+         exchange(ws_request(extra_headers=[("Sec-WebSocket-Key", OTHER_KEY)]),
+                  gorilla_error(400, "Bad Request")),
+         FAILED, "ws_key_repeated", present=("response_bad_request",),
+         absent=("ws_key_invalid",)),
+    Case("no Sec-WebSocket-Version, actix 400",
+         exchange(ws_request(omit=("Sec-WebSocket-Version",)), ACTIX_NO_VERSION), FAILED,
+         "ws_version_missing", present=("response_bad_request",), absent=("ws_version_not_13",)),
+    Case("Sec-WebSocket-Version: 13 sent once, valid", switched(), SUCCEEDED, None,
+         absent=("ws_version_missing", "ws_version_not_13", "ws_key_repeated",
+                 "ws_accept_repeated", "ws_protocol_not_offered", "ws_protocol_repeated",
+                 "ws_extension_not_offered", "switch_connection_without_upgrade")),
+    Case("version 8 accepted anyway: the request fault does not decide",
+         switched(request=ws_request(version="8")), SUCCEEDED, "ws_version_not_13",
+         absent=("ws_version_missing",)),
+    Case("Upgrade: h2 in cleartext, ignored with 200",
+         exchange(h2c_offer(upgrade="h2"), PLAIN_OK), FAILED, "h2_token_in_cleartext",
+         present=("upgrade_declined",), found={"h2_token_in_cleartext": ("h2",)}),
+    Case("h2c declined with 200 (curl --http2)", exchange(H2C_OFFER, PLAIN_OK), DECLINED,
+         "upgrade_declined",
+         absent=("h2_token_in_cleartext", "h2c_settings_count", "h2c_settings_invalid",
+                 "h2c_connection_settings_missing", "response_ordinary"),
+         evidence={"upgrade_declined": ("response",)}),
+    Case("h2c without HTTP2-Settings, Traffic Server 400",
+         exchange(h2c_offer(connection="Upgrade", settings=[]),
+                  error_response(400, "Invalid Upgrade Request")),
+         FAILED, "h2c_settings_count", present=("response_bad_request",),
+         absent=("h2c_connection_settings_missing", "h2c_settings_invalid")),
+    Case("h2c with two HTTP2-Settings",
+         exchange(h2c_offer(settings=[CURL_H2_SETTINGS, CURL_H2_SETTINGS]), PLAIN_OK), FAILED,
+         "h2c_settings_count", present=("upgrade_declined",)),
+    Case("h2c with padded HTTP2-Settings",
+         exchange(h2c_offer(settings=["AAMAAABkAAQCAAAAAAIAAAAA=="]), PLAIN_OK), FAILED,
+         "h2c_settings_invalid", absent=("h2c_settings_count",)),
+    Case("h2c whose Connection lacks HTTP2-Settings",
+         exchange(h2c_offer(connection="Upgrade"), PLAIN_OK), FAILED,
+         "h2c_connection_settings_missing", absent=("connection_without_upgrade",)),
+    Case("client frame before the 101", early_frame, SUCCEEDED, "early_client_data",
+         evidence={"early_client_data": ("early",)}),
+    Case("client frame right after the 101", switched(client_frame()), SUCCEEDED, None,
+         absent=("early_client_data",)),
+
+    # --- response -----------------------------------------------------------------------------
+    Case("301 to https",
+         exchange(ws_request(), error_response(301, "Moved Permanently", b"",
+                                               [("Location", f"https://{HOST}/ws")])),
+         FAILED, "response_redirect", absent=others("response_redirect"),
+         found={"response_redirect": (f"https://{HOST}/ws",)}),
+    Case("Node ws verifyClient refuses: 401", exchange(ws_request(), NODE_WS_UNAUTHORIZED),
+         FAILED, "response_unauthorized", absent=others("response_unauthorized")),
+    Case("CONNECT refused by the proxy: 407",
+         exchange(CONNECT_REQUEST, error_response(407, "Proxy Authentication Required", b"",
+                                                  [("Proxy-Authenticate", 'Basic realm="proxy"')])),
+         FAILED, "response_unauthorized", absent=others("response_unauthorized"),
+         found={"response_unauthorized": ("Basic",)}),
+    Case("python websockets refuses the Origin: 403",
+         exchange(ws_request(), python_websockets_reject(
+             403, "Forbidden",
+             "Failed to open a WebSocket connection: invalid Origin header: https://evil.example.\n")),
+         FAILED, "response_forbidden", absent=others("response_forbidden")),
+    Case("Socket.IO session unknown: 400",
+         exchange(ws_request(), error_response(400, "Bad Request",
+                                               b'{"code":1,"message":"Session ID unknown"}',
+                                               [("Content-Type", "application/json")])),
+         FAILED, "response_bad_request",
+         absent=("request_without_upgrade", *others("response_bad_request"))),
+    Case("429 Too Many Requests",
+         exchange(ws_request(), error_response(429, "Too Many Requests", b"",
+                                               [("Retry-After", "30")])),
+         FAILED, "response_client_error", absent=others("response_client_error")),
+    Case("python websockets 500",
+         exchange(ws_request(), python_websockets_reject(
+             500, "Internal Server Error",
+             "Failed to open a WebSocket connection.\nSee server log for more information.\n")),
+         FAILED, "response_server_error", absent=others("response_server_error")),
+    Case("WebSocket handshake answered by an ordinary 200 page",
+         exchange(ws_request(), HTML_PAGE), FAILED, "response_ordinary",
+         absent=("upgrade_header_missing", *others("response_ordinary"))),
+    Case("426 without Upgrade", exchange(ws_request(), error_response(426, "Upgrade Required")),
+         FAILED, "response_upgrade_required", present=("upgrade_required_without_upgrade",)),
+    Case("101 to a request that offered nothing",
+         exchange(http_request("GET", "/events", [("Host", HOST)]),
+                  http_response(101, "Switching Protocols", [("Upgrade", "foo"),
+                                                             ("Connection", "Upgrade")])),
+         FAILED, "switch_not_offered", absent=("switch_to_unoffered",),
+         evidence={"switch_not_offered": ("request", "response")}),
+    Case("plain GET answered by a WebSocket 101",
+         exchange(http_request("GET", "/ws", [("Host", HOST)]), websocket_response()), FAILED,
+         "switch_not_offered", present=("request_without_upgrade",),
+         absent=("ws_accept_mismatch",)),
+    Case("101 without Upgrade", switched(omit=("Upgrade",)), FAILED, "switch_without_upgrade",
+         absent=("switch_to_unoffered", "switch_not_offered"),
+         evidence={"switch_without_upgrade": ("response",)}),
+    Case("101 with Upgrade: WebSocket in another case",
+         switched(omit=("Upgrade",), extra_headers=[("Upgrade", "WebSocket")]), SUCCEEDED,
+         None, absent=("switch_without_upgrade", "switch_to_unoffered")),
+    Case("h2c offered, 101 to websocket",
+         exchange(H2C_OFFER, websocket_response()), FAILED, "switch_to_unoffered",
+         absent=("switch_not_offered",)),
+    Case("h2c offered, 101 Upgrade: H2C in capitals",
+         exchange(H2C_OFFER, http_response(101, "Switching Protocols",
+                                           [("Connection", "Upgrade"), ("Upgrade", "H2C")])),
+         SUCCEEDED, None, absent=("switch_to_unoffered",)),
+    Case("Kong: 101 with Connection: keep-alive, client hangs up",
+         switched(client_fin(), omit=("Connection",),
+                  extra_headers=[("Connection", "keep-alive")]),
+         FAILED, "switch_connection_without_upgrade", present=("client_hung_up_after_switch",),
+         evidence={"switch_connection_without_upgrade": ("response",)}),
+    Case("101 with Connection: upgrade in lower case",
+         switched(omit=("Connection",), extra_headers=[("Connection", "upgrade")]), SUCCEEDED,
+         None, absent=("switch_connection_without_upgrade",)),
+    Case("IIS without the WebSocket feature: 101 without Accept",
+         switched(client_fin(), omit=("Sec-WebSocket-Accept",),
+                  extra_headers=[("Server", "Microsoft-IIS/10.0")]),
+         FAILED, "ws_accept_missing", present=("client_hung_up_after_switch",),
+         absent=("ws_accept_mismatch",)),
+    Case("proxy re-keyed the request: wrong Accept, client FIN",
+         switched(client_fin(), accept=websocket_accept(OTHER_KEY)), FAILED, "ws_accept_mismatch",
+         present=("client_hung_up_after_switch",), absent=("ws_accept_missing",),
+         evidence={"ws_accept_mismatch": ("request", "response"),
+                   "client_hung_up_after_switch": ("response", "client_fin")}),
+    Case("key with surrounding spaces: Accept from the trimmed key",
+         switched(request=ws_request(omit=("Sec-WebSocket-Key",),
+                                     extra_headers=[("Sec-WebSocket-Key",
+                                                     f"  {DEFAULT_WS_KEY} ")])),
+         SUCCEEDED, None, absent=("ws_accept_mismatch", "ws_key_invalid")),
+    Case("Sec-WebSocket-Accept sent twice (app and proxy)",
+         switched(extra_headers=[("Sec-WebSocket-Accept", websocket_accept(DEFAULT_WS_KEY))]),
+         FAILED, "ws_accept_repeated", absent=("ws_accept_mismatch",)),
+    Case("unrequested subprotocol, client hangs up",
+         switched(client_fin(), protocol="chat"), FAILED, "ws_protocol_not_offered",
+         present=("client_hung_up_after_switch",), absent=("ws_protocol_not_chosen",),
+         found={"ws_protocol_not_offered": ("chat",)}),
+    Case("requested subprotocol chosen",
+         switched(request=ws_request(protocols=("chat", "superchat")), protocol="chat"),
+         SUCCEEDED, None,
+         absent=("ws_protocol_not_offered", "ws_protocol_repeated", "ws_protocol_not_chosen")),
+    Case("two subprotocols chosen",
+         switched(request=ws_request(protocols=("chat", "superchat")),
+                  protocol="chat, superchat"),
+         FAILED, "ws_protocol_repeated", absent=("ws_protocol_not_offered",)),
+    Case("subprotocol offered, none chosen, python websockets client goes on",
+         switched(client_frame(), request=ws_request(protocols=("graphql-ws",))), SUCCEEDED,
+         "ws_protocol_not_chosen", absent=("client_hung_up_after_switch",)),
+    Case("subprotocol offered, none chosen, Chrome hangs up",
+         switched(client_fin(), request=ws_request(protocols=("graphql-ws",))), ABORTED,
+         "client_hung_up_after_switch", present=("ws_protocol_not_chosen",)),
+    Case("unrequested permessage-deflate",
+         switched(extensions="permessage-deflate"), FAILED, "ws_extension_not_offered",
+         found={"ws_extension_not_offered": ("permessage-deflate",)}),
+    Case("requested permessage-deflate, compressed frame",
+         switched(server_frame(rsv=4), request=ws_request(
+             extensions=("permessage-deflate; client_max_window_bits",)),
+             extensions="permessage-deflate"),
+         SUCCEEDED, None, absent=("ws_extension_not_offered", "ws_rsv_without_extension")),
+
+    # --- after the switch ---------------------------------------------------------------------
+    Case("client FIN 1 ms after a valid 101", switched(client_fin()), ABORTED,
+         "client_hung_up_after_switch", absent=("server_hung_up_after_switch",),
+         evidence={"client_hung_up_after_switch": ("response", "client_fin")}),
+    Case("client FIN 5 s after a quiet 101", switched(client_fin(5.0)), SUCCEEDED, None,
+         absent=("client_hung_up_after_switch",)),
+    Case("server FIN 2 ms after a valid 101", switched(server_fin(0.002)), ABORTED,
+         "server_hung_up_after_switch", absent=("client_hung_up_after_switch",),
+         evidence={"server_hung_up_after_switch": ("response", "server_fin")}),
+    Case("server sends a frame, then FIN", switched(server_frame(), server_fin()), SUCCEEDED,
+         None, absent=("server_hung_up_after_switch",)),
+    Case("server Close 1008 3 ms after the 101", switched(close("server", 1008, 0.003)),
+         ABORTED, "ws_closed_with_error", absent=("ws_closed_normally", "ws_close_code_invalid"),
+         evidence={"ws_closed_with_error": ("close",)},
+         found={"ws_closed_with_error": ("1008", "3 ms")}),
+    Case("client Close 1000 soon after the 101", switched(close("client", 1000, 0.010)),
+         SUCCEEDED, "ws_closed_normally", absent=("ws_closed_with_error",),
+         evidence={"ws_closed_normally": ("close",)}),
+    Case("server Close 1008 after the observation window",
+         switched(close("server", 1008, 5.0)), SUCCEEDED, None,
+         absent=("ws_closed_with_error",)),
+    Case("server Close 1006 (never sent on the wire)", switched(close("server", 1006)), ABORTED,
+         "ws_closed_with_error", present=("ws_close_code_invalid",),
+         evidence={"ws_close_code_invalid": ("close",)}),
+    Case("server Close 1011", switched(close("server", 1011, reason="internal error")),
+         ABORTED, "ws_closed_with_error", absent=("ws_close_code_invalid",),
+         found={"ws_closed_with_error": ("1011", "internal error")}),
+    Case("unmasked client frame, server closes 1002",
+         switched(client_frame(mask=False), close("server", 1002)), ABORTED,
+         "ws_closed_with_error", present=("ws_client_frame_unmasked",),
+         absent=("ws_server_frame_masked",),
+         evidence={"ws_client_frame_unmasked": ("client_frame",)}),
+    Case("masked server frame, client closes 1002",
+         switched(server_frame(mask=True), close("client", 1002)), ABORTED,
+         "ws_closed_with_error", present=("ws_server_frame_masked",),
+         absent=("ws_client_frame_unmasked",),
+         evidence={"ws_server_frame_masked": ("server_frame",)}),
+    Case("RSV1 without permessage-deflate, client closes 1002",
+         switched(server_frame(rsv=4), close("client", 1002)), ABORTED, "ws_closed_with_error",
+         present=("ws_rsv_without_extension",),
+         evidence={"ws_rsv_without_extension": ("server_frame",)}),
+    Case("h2c: client speaks HTTP/1.1 after the 101",
+         exchange(H2C_OFFER, H2C_SWITCH + H2_SERVER_SETTINGS,
+                  then("client_data", lambda c: c.client(b"GET /next HTTP/1.1\r\n\r\n"))),
+         ABORTED, "h2c_no_client_preface", absent=("h2c_no_server_settings",),
+         evidence={"h2c_no_client_preface": ("client_data",)}),
+    Case("h2c: server's first frame is HEADERS",
+         exchange(H2C_OFFER, H2C_SWITCH + H2_HEADERS_FRAME,
+                  then("preface", lambda c: c.client(H2_PREFACE + H2_EMPTY_SETTINGS))),
+         ABORTED, "h2c_no_server_settings", absent=("h2c_no_client_preface",),
+         evidence={"h2c_no_server_settings": ("response",)}),
+)
+
+BY_NAME = {case.name: case for case in CASES}
+
+
+# --- running a case ------------------------------------------------------------------------
+
+
+def run_case(case: Case, path: Path, *, mss: int | None = None,
+             **transforms: int) -> tuple[list[Diagnosis], list[Segment], Marks]:
+    conv = Conversation(mss=mss)
+    marks = case.script(conv)
+    drop = marks[case.drop] if case.drop else []
+    segments = write_pcap(path, [conv], drop=drop, **transforms)  # type: ignore[arg-type]
+    return analyze_pcap(path), segments, marks
+
+
+def frames_of_marks(names: tuple[str, ...], marks: Marks,
+                    segments: list[Segment]) -> tuple[int, ...]:
+    """Frame numbers of named segments: one per single-segment mark, else its first and last."""
+    number: dict[int, int] = {}
+    for position, segment in enumerate(segments, start=1):
+        number.setdefault(segment.index, position)
+    out: list[int] = []
+    for name in names:
+        present = [number[i] for i in marks[name] if i in number]
+        out += present[:1] if len(present) == 1 else [present[0], present[-1]]
+    return tuple(out)
+
+
+def summary(diagnoses: list[Diagnosis]) -> list[tuple[str, list[str]]]:
+    return [(d.verdict.value, sorted(f.check for f in d.findings)) for d in diagnoses]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case(case: Case, tmp_path: Path) -> None:
+    diagnoses, segments, marks = run_case(case, tmp_path / "case.pcap")
+    assert len(diagnoses) == 1, summary(diagnoses)
+    diagnosis = diagnoses[0]
+    ids = [f.check for f in diagnosis.findings]
+    context = [(f.check, f.expected, f.found, f.frames) for f in diagnosis.findings]
+    assert diagnosis.verdict is case.verdict, context
+    assert (ids[0] if ids else None) == case.primary, context
+    assert case.triggered <= set(ids), context
+    assert not set(case.absent) & set(ids), context
+    findings = {f.check: f for f in diagnosis.findings}
+    for check, names in case.evidence.items():
+        assert findings[check].frames == frames_of_marks(names, marks, segments), context
+    for check, texts in case.found.items():
+        for text in texts:
+            assert text in findings[check].found, context
+
+
+def test_every_check_has_cases() -> None:
+    ids = [check.id for check in CATALOGUE]
+    assert len(ids) == len(set(ids))
+    for check in CATALOGUE:
+        assert re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", check.id), check.id
+        assert check.rfc.strip() and re.match(r"RFC \d+ §", check.rfc), check.id
+        assert check.title.strip() and check.explanation.strip() and check.fix.strip(), check.id
+    triggered = set().union(*(case.triggered for case in CASES))
+    missed = set().union(*(case.absent for case in CASES))
+    assert triggered | missed <= set(ids), "cases cite unknown ids"
+    assert not set(ids) - triggered, "checks no case triggers"
+    assert not set(ids) - missed, "checks without a near miss"
+
+
+# The same diagnosis whatever the segmentation, reordering or duplication of the packets.
+STABLE = (
+    "Postman plain GET to actix-web",
+    "Node ws: 400 then server FIN",
+    "nginx stripped Upgrade/Connection: ordinary 200 page",
+    "proxy re-keyed the request: wrong Accept, client FIN",
+    "server Close 1008 3 ms after the 101",
+    "h2c accepted: 101, server SETTINGS, client preface",
+    "h2c declined with 200 (curl --http2)",
+    "tungstenite: server FIN after the request, no response",
+    "websocket: valid handshake, frames both ways",
+)
+MANGLING = (
+    {"mss": 1},
+    {"mss": 2, "reorder": 1},
+    {"mss": 5, "duplicate": 2},
+    {"mss": 13, "reorder": 3, "duplicate": 4},
+    {"mss": 40, "overlap": 5},
+)
+
+
+@pytest.mark.parametrize("mangling", MANGLING,
+                         ids=lambda m: "-".join(f"{k}{v}" for k, v in m.items()))
+@pytest.mark.parametrize("name", STABLE)
+def test_same_diagnosis_whatever_the_segmentation(name: str, mangling: dict[str, int],
+                                                  tmp_path: Path) -> None:
+    case = BY_NAME[name]
+    whole, _, _ = run_case(case, tmp_path / "whole.pcap")
+    mangled, _, _ = run_case(case, tmp_path / "mangled.pcap", **mangling)
+    assert summary(mangled) == summary(whole)
+
+
+def test_cli_reports_the_same_verdict(tmp_path: Path) -> None:
+    case = BY_NAME["Postman plain GET to actix-web"]
+    run_case(case, tmp_path / "postman.pcap")
+    result = run_cli("read", tmp_path / "postman.pcap", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert '"failed"' in result.output and "request_without_upgrade" in result.output
