@@ -66,6 +66,12 @@ class Analysis:
         self._reassembler.feed(segment)
         return self._drain() if self._decided else []
 
+    def tick(self, now: float, patience: float) -> list[Diagnosis]:
+        """Live capture: time is ``now`` (capture clock); attempts waiting longer than
+        ``patience`` seconds for an answer are decided as unanswered."""
+        self._reassembler.tick(now, patience)
+        return self._drain()
+
     def finish(self) -> list[Diagnosis]:
         """End of input: every connection still open is judged as it stands."""
         self._reassembler.close()

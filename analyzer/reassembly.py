@@ -63,6 +63,8 @@ class StreamListener(Protocol):
 
     def on_end(self, time: float, reason: str) -> None: ...
 
+    def on_tick(self, now: float, patience: float) -> None: ...
+
 
 @dataclass(slots=True)
 class _Direction:
@@ -355,6 +357,16 @@ class Reassembler:
                 self._finish(conn, now, "evicted")
                 self._drop(conn)
                 self.connections_evicted += 1
+
+    def tick(self, now: float, patience: float) -> None:
+        """Wall-clock time passed with no packet (live capture): let listeners decide by timeout."""
+        self.sweep(now)
+        seen: set[int] = set()
+        for conn, _side in list(self._table.values()):
+            if id(conn) in seen or conn.ignored or conn.listener is None:
+                continue
+            seen.add(id(conn))
+            conn.listener.on_tick(now, patience)
 
     def close(self) -> None:
         """End of capture: every connection still open ends here."""

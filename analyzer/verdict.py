@@ -56,7 +56,22 @@ def diagnose(attempt: Attempt, number: int = 0) -> Diagnosis:
         findings,
         key=lambda f: (_effect(f, switched) is not deciding, ORDER[f.check]),
     )
+    if ranked and ranked[0].check in _SILENT_REJECTIONS:
+        # A server that closes without a word (tungstenite does for every bad handshake) was
+        # most likely rejecting the request's own fault: that fault is the reason to show.
+        cause = next((f for f in ranked if _is_request_fault(f)), None)
+        if cause is not None:
+            ranked.remove(cause)
+            ranked.insert(0, cause)
     return Diagnosis(number, attempt, facts, verdict, tuple(ranked))
+
+
+_SILENT_REJECTIONS = ("no_response_server_closed", "no_response_server_reset")
+
+
+def _is_request_fault(finding: Finding) -> bool:
+    check = lookup(finding.check)
+    return check.phase == "request" and check.effect is Effect.FAIL
 
 
 def _effect(finding: Finding, switched: bool) -> Effect:

@@ -443,9 +443,11 @@ CASES: tuple[Case, ...] = (
                                            "Failed to open a WebSocket connection.\n")),
          FAILED, "request_http10", present=("response_server_error",),
          evidence={"request_http10": ("request",)}),
+    # the verdict says what happened (no answer); the primary reason says why (the silent
+    # rejection of an HTTP/1.0 request)
     Case("HTTP/1.0 from nginx's default upstream, tungstenite closes",
          exchange(ws_request(http_version="HTTP/1.0"), None, server_fin()), NO_RESPONSE,
-         "no_response_server_closed", present=("request_http10",)),
+         "request_http10", present=("no_response_server_closed",)),
     Case("POST handshake to actix-web (405 Allow: GET)",
          exchange(ws_request(method="POST"), ACTIX_NOT_GET), FAILED, "ws_method_not_get",
          present=("response_method_not_allowed",), absent=others("response_method_not_allowed")),

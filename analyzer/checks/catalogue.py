@@ -127,9 +127,9 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "Find where the request stalls: a proxy buffering it, a server not handling the "
           "path, or an upstream that never answers."),
     Check("no_response_capture_ended", W, Effect.NO_RESPONSE, "RFC 9110 §15",
-          "no response before the capture ended",
-          "The request was captured but no response arrived before the capture (or the "
-          "connection's observation) ended.",
+          "no response before the capture or the wait ended",
+          "The request was captured but no response arrived before the capture ended (or, "
+          "live, before the response timeout).",
           "Capture for longer, or look at the server side for why it did not answer."),
 ) + _phase(
     "request",

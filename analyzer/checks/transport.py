@@ -5,6 +5,7 @@ from __future__ import annotations
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.model import Attempt, AttemptKind, Gap
+from analyzer.exchange.tracker import RESPONSE_TIMEOUT
 
 # An answer is not yet overdue this soon after a SYN or a request (the first SYN retransmission
 # comes after 1 s, RFC 6298 §2.1): a capture that ends sooner cannot say "no response".
@@ -84,6 +85,9 @@ def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
     if tcp.end_reason == _CAPTURE_END and waited < PATIENCE_SECONDS:
         return [Finding("capture_ended_too_soon", "a response",
                         f"capture ended {waited * 1000:.0f} ms after the request", evidence)]
+    if tcp.end_reason == RESPONSE_TIMEOUT:
+        return [Finding("no_response_capture_ended", "a response",
+                        f"nothing in {waited:.1f} s (response timeout)", evidence)]
     return [Finding("no_response_capture_ended", "a response",
                     f"nothing in {max(0.0, tcp.end_time - start):.1f} s until the {tcp.end_reason}",
                     evidence)]

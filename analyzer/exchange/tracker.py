@@ -52,6 +52,7 @@ from analyzer.http.message import RequestHead, ResponseHead
 from analyzer.reassembly import Connection
 from analyzer.websocket.frames import WsFrameParser
 
+RESPONSE_TIMEOUT = "response timeout"  # end reason of attempts decided by waiting (live)
 MAX_HEAD_BYTES = 64 * 1024  # a head longer than this is not going to end (RFC 9112 sets no limit)
 MAX_HELD_BYTES = 64 * 1024  # client bytes held while an upgrade request waits for its answer
 PREFIX_BYTES = 256  # first bytes of a new protocol kept for its checks (h2c preface, SETTINGS)
@@ -95,6 +96,7 @@ class _PendingRequest:
     message: Message
     sequence: int
     gap_before: bool
+    reported: bool = False  # already handed on as unanswered (live timeout); a late answer is not
 
 
 @dataclass(slots=True)
@@ -219,6 +221,31 @@ class ConnectionTracker:
             self._client_data(state, data, frame, time)
         else:
             self._server_data(state, data, frame, time)
+
+    def on_tick(self, now: float, patience: float) -> None:
+        """Time passed without traffic (live capture): decide what the waiting has decided."""
+        if self._done:
+            return
+        if self._switch is not None:
+            if now > self._switch.deadline:
+                self._finish_switch(now, "observation window over")
+            return
+        if self._client is None:
+            if self._syn is not None and self._syn_ack is None and not self._any_data() and (
+                now - self._syn.time > patience
+            ):
+                self._emit_transport_attempt(now, RESPONSE_TIMEOUT)
+                self._done = True
+                self._ignore()
+            return
+        for request in self._requests:
+            head = request.message.head
+            if request.reported or now - request.message.time <= patience:
+                continue
+            assert isinstance(head, RequestHead)
+            if is_upgrade_attempt(head, None):
+                self._emit_http(request, None, tuple(self._interim), None, now, RESPONSE_TIMEOUT)
+                request.reported = True
 
     def on_end(self, time: float, reason: str) -> None:
         if self._done:
@@ -552,6 +579,8 @@ class ConnectionTracker:
             request = self._requests.popleft()
             head = request.message.head
             assert isinstance(head, RequestHead)
+            if request.reported:
+                continue
             if is_upgrade_attempt(head, None):
                 self._emit_http(request, None, tuple(self._interim), None, time, reason)
             else:
@@ -566,6 +595,8 @@ class ConnectionTracker:
         time: float,
         reason: str,
     ) -> None:
+        if request is not None and request.reported and response is not None:
+            return  # answered after it was reported unanswered (live): said once is enough
         client = self._client_side()
         server_state = self._sides[1 - client]
         response_gap = response is None and (

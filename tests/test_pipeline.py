@@ -1,0 +1,71 @@
+"""The pipeline fed frame by frame, as live capture feeds it: decisions by timeout (tick)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analyzer.pipeline import Analysis
+from analyzer.source import read_captures
+from analyzer.source.frame import Frame
+from analyzer.verdict import Diagnosis
+from tests.builder import (
+    DEFAULT_WS_KEY,
+    Conversation,
+    websocket_request,
+    websocket_response,
+    write_pcap,
+)
+
+START = 1_700_000_000.0
+
+
+def frames(tmp_path: Path, conv: Conversation) -> list[Frame]:
+    path = tmp_path / "c.pcap"
+    write_pcap(path, [conv])
+    return list(read_captures([str(path)], []))
+
+
+def feed(run: Analysis, frames: list[Frame]) -> list[Diagnosis]:
+    return [d for f in frames for d in run.feed(f)]
+
+
+def test_unanswered_request_is_reported_once_the_timeout_passes(tmp_path: Path) -> None:
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80), start=START)
+    conv.handshake()
+    conv.client(websocket_request("h", "/ws"))
+    conv.server(websocket_response(DEFAULT_WS_KEY), delay=30.0)  # far too late
+    *early, late = frames(tmp_path, conv)
+    run = Analysis()
+    assert feed(run, early) == []
+    assert run.tick(early[-1].time + 1.0, patience=5.0) == []  # not yet
+    (decided,) = run.tick(early[-1].time + 6.0, patience=5.0)
+    assert decided.verdict.value == "no_response"
+    assert decided.findings[0].check == "no_response_capture_ended"
+    assert "response timeout" in decided.findings[0].found
+    assert run.feed(late) == [] and run.finish() == []  # a late answer is not a second attempt
+
+
+def test_unanswered_syn_is_reported_by_timeout(tmp_path: Path) -> None:
+    conv = Conversation(client=("10.0.0.1", 40001), server=("10.0.0.2", 80), start=START)
+    conv.syn_only()
+    run = Analysis()
+    assert feed(run, frames(tmp_path, conv)) == []
+    (decided,) = run.tick(START + 10.0, patience=3.0)
+    assert decided.verdict.value == "no_response"
+    assert decided.findings[0].check == "tcp_syn_unanswered"
+    assert run.finish() == []
+
+
+def test_switch_is_decided_when_its_window_is_over(tmp_path: Path) -> None:
+    conv = Conversation(client=("10.0.0.1", 40002), server=("10.0.0.2", 80), start=START)
+    conv.handshake()
+    conv.client(websocket_request("h", "/ws"))
+    conv.server(websocket_response(DEFAULT_WS_KEY), delay=0.002)
+    conv.client_ws_frame(payload=b"hi")
+    run = Analysis()
+    got = feed(run, frames(tmp_path, conv))
+    assert got == []
+    assert run.tick(START + 0.5, patience=5.0) == []  # still watching the first moments
+    (decided,) = run.tick(START + 5.0, patience=5.0)
+    assert decided.verdict.value == "succeeded"
+    assert run.finish() == []
