@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -160,7 +161,7 @@ def _numbered(diagnoses: Iterator[Diagnosis]) -> Iterator[Diagnosis]:
 
 
 def _renumber(d: Diagnosis, number: int) -> Diagnosis:
-    return Diagnosis(number, d.attempt, d.facts, d.verdict, d.findings)
+    return dataclasses.replace(d, number=number)
 
 
 def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
