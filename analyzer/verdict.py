@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from analyzer.attribution import attribute
+from analyzer.attribution.model import Attribution
 from analyzer.checks import run_checks
 from analyzer.checks.catalogue import EFFECT_ORDER, ORDER, Effect, Finding, lookup
 from analyzer.checks.facts import Facts
@@ -29,18 +31,6 @@ _BY_EFFECT = {
     Effect.ABORT: Verdict.ABORTED,
     Effect.DECLINE: Verdict.DECLINED,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Attribution:
-    """Who was on each end, and what each most likely said in its own log or console."""
-
-    server: str | None = None  # the implementation that answered, e.g. "actix-web", "nginx"
-    confidence: str = ""  # "high", "medium" or "low"
-    evidence: tuple[str, ...] = ()  # what on the wire points at it
-    server_log: str | None = None  # what that server most likely logged
-    client: str | None = None  # the client named from User-Agent, e.g. "Postman", "Chrome"
-    client_errors: tuple[str, ...] = ()  # what clients print for this failure, one per client
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +66,9 @@ def diagnose(attempt: Attempt, number: int = 0) -> Diagnosis:
         if cause is not None:
             ranked.remove(cause)
             ranked.insert(0, cause)
-    return Diagnosis(number, attempt, facts, verdict, tuple(ranked))
+    ordered = tuple(ranked)
+    who = attribute(attempt, facts, verdict.value, ordered)
+    return Diagnosis(number, attempt, facts, verdict, ordered, who)
 
 
 _SILENT_REJECTIONS = ("no_response_server_closed", "no_response_server_reset")

@@ -1,0 +1,87 @@
+"""Attribution: who answered a handshake, and what each side most likely logged or printed."""
+
+from __future__ import annotations
+
+from analyzer.attribution.clients import KIND_OF_FINDING, client_errors, client_name
+from analyzer.attribution.model import Attribution
+from analyzer.attribution.servers import ServerMatch, match_response, match_silent_close
+from analyzer.checks.catalogue import Effect, Finding, lookup
+from analyzer.checks.facts import Facts
+from analyzer.exchange.model import Attempt
+
+_SILENT = ("no_response_server_closed", "no_response_server_reset")
+
+
+def attribute(
+    attempt: Attempt, facts: Facts, verdict: str, findings: tuple[Finding, ...]
+) -> Attribution:
+    request = attempt.request_head
+    response = attempt.response_head
+    client = client_name(request.headers.get("user-agent")) if request is not None else None
+    match: ServerMatch | None = None
+    if response is not None:
+        body = attempt.response.body_prefix if attempt.response is not None else b""
+        match = match_response(response, body)
+    elif any(f.check in _SILENT for f in findings):
+        fault = next((f.check for f in findings if _is_request_fault(f)), None)
+        match = match_silent_close(attempt, fault)
+    kind = _failure_kind(attempt, facts, verdict, findings)
+    primary = findings[0] if findings else None
+    url = _url(attempt)
+    errors = client_errors(
+        kind, client,
+        status=response.status if response else "",
+        reason=response.reason if response else "",
+        url=url,
+        value=_value_for(kind, findings) or (primary.found if primary else ""),
+        server=str(attempt.server),
+    ) if kind else ()
+    return Attribution(
+        server=match.server if match else None,
+        confidence=match.confidence if match else "",
+        evidence=(match.evidence,) if match else (),
+        server_log=match.log if match else None,
+        client=client,
+        client_errors=errors,
+    )
+
+
+def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
+                  findings: tuple[Finding, ...]) -> str | None:
+    if verdict == "refused":
+        return "refused"
+    if verdict == "no_response":
+        return "no_response" if facts.websocket or attempt.request is None else None
+    if not facts.websocket or verdict == "succeeded":
+        return None
+    response = attempt.response_head
+    if response is not None and response.status != 101:
+        return "status"
+    for finding in findings:
+        if finding.check in KIND_OF_FINDING:
+            return KIND_OF_FINDING[finding.check]
+    return None
+
+
+def _value_for(kind: str | None, findings: tuple[Finding, ...]) -> str:
+    for finding in findings:
+        if KIND_OF_FINDING.get(finding.check) == kind:
+            if kind == "closed":
+                # "server sent Close 1008 'why' 3 ms after the 101" → "1008 'why'"
+                text = finding.found.split("Close ", 1)[-1]
+                return text.split(" ms after")[0].rsplit(" ", 1)[0]
+            return finding.found
+    return ""
+
+
+def _url(attempt: Attempt) -> str:
+    request = attempt.request_head
+    if request is None:
+        return f"ws://{attempt.server}/"
+    host = request.headers.get("host") or str(attempt.server)
+    return f"ws://{host}{request.target}"
+
+
+def _is_request_fault(finding: Finding) -> bool:
+    check = lookup(finding.check)
+    return check.phase == "request" and check.effect is Effect.FAIL

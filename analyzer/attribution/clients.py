@@ -1,0 +1,149 @@
+"""Which client sent the handshake, and what clients print for each kind of failure.
+
+Texts are quoted exactly (../shared/reference/handshake-failures.md §4) because users paste them
+into a search box: the point is to let them match our verdict to the error in their console.
+"""
+
+from __future__ import annotations
+
+import re
+
+# User-Agent → client name, first match wins (Edge and Opera also say "Chrome").
+_AGENTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), name)
+    for pattern, name in (
+        (r"PostmanRuntime/", "Postman"),
+        (r"insomnia/", "Insomnia"),
+        (r"\bcurl/", "curl"),
+        (r"\bwget/", "Wget"),
+        (r"Edg/", "Edge"),
+        (r"OPR/", "Opera"),
+        (r"Firefox/", "Firefox"),
+        (r"Chrome/", "Chrome"),
+        (r"Safari/", "Safari"),
+        (r"\bwebsockets/", "python websockets"),
+        (r"\baiohttp/", "aiohttp"),
+        (r"python-requests/", "python requests"),
+        (r"Go-http-client/", "Go net/http (gorilla, coder/websocket)"),
+        (r"okhttp/", "OkHttp"),
+        (r"Java-http-client/", "Java HttpClient"),
+        (r"node-fetch|undici|axios/", "Node.js"),
+        (r"k6/", "k6"),
+        (r"kube-probe/|ELB-HealthChecker|GoogleHC/", "a health check"),
+    )
+)
+
+# Failure kind → (client, what it prints). {status}, {reason}, {value} are filled in.
+_ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
+    "status": (
+        ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
+                   "Unexpected response code: {status}"),
+        ("Node ws", "Unexpected server response: {status}"),
+        ("python websockets", "server rejected WebSocket connection: HTTP {status}"),
+        ("aiohttp", "WSServerHandshakeError: {status}, message='Invalid response status'"),
+        ("tungstenite", "HTTP error: {status} {reason}"),
+        ("gorilla/websocket", "websocket: bad handshake"),
+        ("coder/websocket", "expected handshake response status code 101 but got {status}"),
+        (".NET", "The server returned status code '{status}' when status code '101' was "
+                 "expected."),
+    ),
+    "upgrade": (
+        ("Chrome", "Error during WebSocket handshake: 'Upgrade' header is missing"),
+        ("Node ws", "Invalid Upgrade header"),
+        ("python websockets", "missing Upgrade header"),
+        ("tungstenite", "No \"Upgrade: websocket\" header"),
+    ),
+    "connection": (
+        ("Chrome", "Error during WebSocket handshake: 'Connection' header value must contain "
+                   "'Upgrade'"),
+        ("python websockets", "invalid Connection header: {value}"),
+        ("tungstenite", "No \"Connection: upgrade\" header"),
+    ),
+    "accept": (
+        ("Chrome", "Error during WebSocket handshake: Incorrect 'Sec-WebSocket-Accept' header "
+                   "value"),
+        ("Node ws", "Invalid Sec-WebSocket-Accept header"),
+        ("python websockets", "invalid Sec-WebSocket-Accept header: {value}"),
+        ("aiohttp", "WSServerHandshakeError: 101, message='Invalid challenge response'"),
+        ("tungstenite", "Key mismatch in \"Sec-WebSocket-Accept\" header"),
+    ),
+    "accept_missing": (
+        ("Chrome", "Error during WebSocket handshake: 'Sec-WebSocket-Accept' header is missing"),
+        ("Node ws", "Invalid Sec-WebSocket-Accept header"),
+        ("python websockets", "missing Sec-WebSocket-Accept header"),
+    ),
+    "protocol_not_chosen": (
+        ("Chrome", "Error during WebSocket handshake: Sent non-empty 'Sec-WebSocket-Protocol' "
+                   "header but no response was received"),
+        ("Node ws", "Server sent no subprotocol"),
+        ("tungstenite", "Server sent no subprotocol"),
+        ("python websockets", "(accepts it: no error)"),
+    ),
+    "protocol_not_offered": (
+        ("Chrome", "Error during WebSocket handshake: 'Sec-WebSocket-Protocol' header value "
+                   "'{value}' in response does not match any of sent values"),
+        ("Node ws", "Server sent an invalid subprotocol"),
+        ("python websockets", "unsupported subprotocol: {value}"),
+    ),
+    "extension": (
+        ("Chrome", "Error during WebSocket handshake: Found an unsupported extension '{value}' "
+                   "in 'Sec-WebSocket-Extensions' header"),
+        ("Node ws", "Server indicated an extension that was not requested"),
+        ("python websockets", "no extensions supported"),
+        ("gorilla/websocket", "websocket: invalid compression negotiation"),
+    ),
+    "no_response": (
+        ("Chrome", "WebSocket connection to '{url}' failed: Connection closed before receiving "
+                   "a handshake response"),
+        ("Node ws", "Opening handshake has timed out"),
+        ("python websockets", "TimeoutError: timed out during opening handshake"),
+    ),
+    "refused": (
+        ("Node ws", "connect ECONNREFUSED {server}"),
+        ("python websockets", "ConnectionRefusedError: [Errno 111] Connection refused"),
+        ("Chrome", "net::ERR_CONNECTION_REFUSED"),
+    ),
+    "closed": (
+        ("Node ws", "close event: code {value}"),
+        ("python websockets", "ConnectionClosedError: received {value}"),
+        ("Chrome", "CloseEvent code {value}"),
+    ),
+}
+
+# Finding id → failure kind in _ERRORS.
+KIND_OF_FINDING = {
+    "switch_without_upgrade": "upgrade",
+    "switch_to_unoffered": "upgrade",
+    "switch_connection_without_upgrade": "connection",
+    "ws_accept_mismatch": "accept",
+    "ws_accept_missing": "accept_missing",
+    "ws_protocol_not_chosen": "protocol_not_chosen",
+    "ws_protocol_not_offered": "protocol_not_offered",
+    "ws_extension_not_offered": "extension",
+    "ws_closed_with_error": "closed",
+    "tcp_refused": "refused",
+}
+
+
+def client_name(user_agent: str | None) -> str | None:
+    if not user_agent:
+        return None
+    for pattern, name in _AGENTS:
+        if pattern.search(user_agent):
+            return name
+    return user_agent.split()[0][:40]
+
+
+def client_errors(kind: str, client: str | None, **values: object) -> tuple[str, ...]:
+    """What clients print for a failure kind; the named client's line first when it is known."""
+    lines = _ERRORS.get(kind, ())
+    known = {name for name, _ in lines}
+    if client in known:
+        lines = tuple(sorted(lines, key=lambda line: line[0] != client))
+    out = []
+    for name, text in lines:
+        try:
+            out.append(f"{name}: {text.format(**values)}")
+        except (KeyError, IndexError):
+            out.append(f"{name}: {text}")
+    return tuple(out)

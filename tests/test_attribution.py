@@ -1,0 +1,162 @@
+"""Who answered and what each side said: checked against what real software really said."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from analyzer.attribution.clients import client_name
+from tests.builder import (
+    DEFAULT_WS_KEY,
+    Conversation,
+    http_response,
+    websocket_request,
+    write_pcap,
+)
+from tests.helpers import analyze_pcap
+
+CAPTURES = Path(__file__).resolve().parents[1] / "captures"
+
+
+def _real_rejections() -> list[tuple[str, dict[str, object]]]:
+    index = json.loads((CAPTURES / "expected.json").read_text())
+    return [
+        (capture["file"], attempt)
+        for capture in index["captures"]
+        for attempt in capture["attempts"]
+        if attempt["verdict"] == "failed" and attempt.get("status") not in (None, 101)
+        and str(attempt["server_software"]).split()[0] in ("websockets", "aiohttp")
+        and "nginx" not in str(attempt["server_software"])
+    ]
+
+
+@pytest.mark.parametrize(("name", "expected"), _real_rejections(),
+                         ids=lambda v: v if isinstance(v, str) else str(v["server"]))
+def test_predicted_server_log_matches_what_the_real_server_logged(
+    name: str, expected: dict[str, object]
+) -> None:
+    (diagnosis,) = [d for d in analyze_pcap(CAPTURES / name)
+                    if str(d.attempt.server) == expected["server"]]
+    who = diagnosis.attribution
+    software = str(expected["server_software"]).split()[0]
+    assert who.server == {"websockets": "python websockets", "aiohttp": "aiohttp"}[software]
+    said = str(expected["server_said"])
+    # the real log line, without the logger's own prefix: "InvalidUpgrade: missing ... header"
+    real = re.search(r"(Invalid\w+|HTTP\w+|NegotiationError)[: ][^|]*", said)
+    assert real is not None, said
+    if who.server_log is None:  # aiohttp's 404/405 carry no text of their own
+        assert "Not Found" in said or "Method Not Allowed" in said
+        return
+    assert real.group(0).strip() in who.server_log or who.server_log.split(": ", 1)[-1] in said
+
+
+REFERENCE_REJECTIONS = [
+    # (status line, headers, body, server, log contains)
+    ("400 No WebSocket Upgrade header found", [], b"", "actix-web", "NoWebsocketUpgrade"),
+    ("400 Bad Request", [("Sec-Websocket-Version", "13")], b"Bad Request\n",
+     "gorilla/websocket", "'upgrade' token not found"),
+    ("400 Bad Request", [("Connection", "close"), ("Content-Type", "text/html")],
+     b"Missing or invalid Sec-WebSocket-Version header", "Node ws", None),
+    ("400 Bad Request", [], b"Connection header did not include 'upgrade'", "axum",
+     "InvalidConnectionHeader"),
+    ("426 Upgrade Required", [("Via", "kong/3.4.0")], b"", "Kong", None),
+    ("403 Forbidden", [("server", "envoy")], b"", "Envoy", "upgrade_failed"),
+    ("400 Invalid Upgrade Request", [], b"", "Apache Traffic Server", None),
+    ("400 Bad Request", [], b'{"code":1,"message":"Session ID unknown"}',
+     "Socket.IO (Engine.IO)", None),
+    ("502 Bad Gateway", [("Server", "nginx/1.22.1")], b"<html>", "nginx",
+     "upstream prematurely closed"),
+    ("400 Unsupported websocket version specification", [("Sec-WebSocket-Version", "13")], b"",
+     "Jetty", "Unsupported Websocket version"),
+    ("400 Bad Request", [], b'Can "Upgrade" only to "WebSocket".', "Spring",
+     "invalid Upgrade header"),
+    ("400 Bad Request", [], b"WebSocket protocol violation: Connection header \"keep-alive\" "
+     b"does not contain Upgrade", "coder/websocket", None),
+]
+
+
+@pytest.mark.parametrize(("status", "headers", "body", "server", "log"), REFERENCE_REJECTIONS,
+                         ids=[r[3] for r in REFERENCE_REJECTIONS])
+def test_fingerprints_of_reference_rejections(tmp_path: Path, status: str,
+                                              headers: list[tuple[str, str]], body: bytes,
+                                              server: str, log: str | None) -> None:
+    code, reason = status.split(" ", 1)
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws"))
+    conv.server(http_response(int(code), reason, [*headers, ("Content-Length", str(len(body)))],
+                              body))
+    conv.server_fin()
+    write_pcap(tmp_path / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    who = diagnosis.attribution
+    assert who.server == server
+    assert who.evidence
+    if log is None:
+        assert who.server_log is None or who.server_log
+    else:
+        assert who.server_log is not None and log in who.server_log
+    assert any(line.startswith("Chrome: ") and f"Unexpected response code: {code}" in line
+               for line in who.client_errors)
+
+
+def test_no_fingerprint_for_a_plain_answer(tmp_path: Path) -> None:
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws"))
+    conv.server(http_response(400, "Bad Request", [("Content-Length", "0")]))
+    write_pcap(tmp_path / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    assert diagnosis.attribution.server is None
+
+
+def test_silent_close_points_at_tungstenite_with_its_log(tmp_path: Path) -> None:
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws", omit=("Sec-WebSocket-Key",)))
+    conv.server_fin(delay=0.001)
+    write_pcap(tmp_path / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    assert diagnosis.verdict.value == "no_response"
+    assert diagnosis.primary is not None and diagnosis.primary.check == "ws_key_missing"
+    assert diagnosis.attribution.server is not None
+    assert "tungstenite" in diagnosis.attribution.server
+    assert diagnosis.attribution.server_log == 'No "Sec-WebSocket-Key" header'
+
+
+def test_wrong_accept_predicts_each_clients_words(tmp_path: Path) -> None:
+    from tests.builder import websocket_response
+
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws", extra_headers=[
+        ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                       "Chrome/120.0.0.0 Safari/537.36")]))
+    conv.server(websocket_response(DEFAULT_WS_KEY, accept="d3JvbmcgYWNjZXB0IHZhbHVl"))
+    conv.client_fin()
+    write_pcap(tmp_path / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    who = diagnosis.attribution
+    assert who.client == "Chrome"
+    assert who.client_errors[0] == ("Chrome: Error during WebSocket handshake: Incorrect "
+                                    "'Sec-WebSocket-Accept' header value")
+    assert any(line.startswith("Node ws: Invalid Sec-WebSocket-Accept") for line in
+               who.client_errors)
+
+
+@pytest.mark.parametrize(("agent", "name"), [
+    ("PostmanRuntime/7.36.0", "Postman"),
+    ("curl/8.5.0", "curl"),
+    ("Go-http-client/1.1", "Go net/http (gorilla, coder/websocket)"),
+    ("Python/3.11 websockets/17.4", "python websockets"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
+     "Firefox"),
+    ("Mozilla/5.0 AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0", "Edge"),
+    ("kube-probe/1.28", "a health check"),
+    (None, None),
+])
+def test_client_names(agent: str | None, name: str | None) -> None:
+    assert client_name(agent) == name
