@@ -51,6 +51,13 @@ class Diagnosis:
 
 def diagnose(attempt: Attempt, number: int = 0) -> Diagnosis:
     facts, findings = run_checks(attempt)
+    return judge(attempt, facts, findings, number)
+
+
+def judge(
+    attempt: Attempt, facts: Facts, findings: tuple[Finding, ...], number: int = 0
+) -> Diagnosis:
+    """The verdict and the ranking of findings (also used again when correlation adds some)."""
     switched = _switched(attempt)
     effects = {_effect(f, switched) for f in findings}
     deciding = next((e for e in EFFECT_ORDER if e in effects), None)

@@ -132,6 +132,50 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "live, before the response timeout).",
           "Capture for longer, or look at the server side for why it did not answer."),
 ) + _phase(
+    "proxy",
+    # Found by pairing the two legs of a proxy captured together (analyzer/correlate.py), or
+    # by the marks a proxy leaves on one leg. Listed before the request rules: when a proxy
+    # broke the handshake, that is the root cause the user must fix.
+    Check("proxy_stripped_upgrade", E, Effect.FAIL, "RFC 9110 §7.6.1",
+          "a proxy removed Upgrade/Connection before the backend",
+          "Upgrade and Connection are hop-by-hop: a proxy drops them unless configured to "
+          "forward them, and the backend then sees a plain request (nginx does this by "
+          "default). The client's request was fine; the backend's copy was not.",
+          "nginx: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; "
+          "proxy_set_header Connection \"upgrade\"; other proxies: enable WebSocket support."),
+    Check("proxy_http10_upstream", E, Effect.FAIL, "RFC 9110 §7.8",
+          "a proxy spoke HTTP/1.0 to the backend",
+          "The proxy forwarded the handshake as HTTP/1.0, in which a server MUST ignore "
+          "Upgrade; nginx uses HTTP/1.0 to upstreams unless told otherwise.",
+          "nginx: proxy_http_version 1.1 in the location that proxies WebSockets."),
+    Check("proxy_accept_forwarded", E, Effect.FAIL, "RFC 6455 §4.2.2",
+          "a proxy forwarded an Accept computed for a different key",
+          "The proxy sent the backend a new Sec-WebSocket-Key but passed the backend's "
+          "Sec-WebSocket-Accept back unchanged, so it does not match the client's key.",
+          "Make the proxy forward Sec-WebSocket-Key unchanged, or tunnel the handshake as is."),
+    Check("proxy_rekeyed", W, Effect.NOTE, "RFC 6455 §4.1",
+          "a proxy replaced the Sec-WebSocket-Key",
+          "The backend received a different key than the client sent: the proxy terminates "
+          "the WebSocket itself, and must then compute the client's Accept itself.",
+          "Nothing to fix if the proxy answers with the Accept for the client's key."),
+    Check("proxy_rewrote_response", W, Effect.NOTE, "RFC 9110 §7.6",
+          "a proxy answered the client differently from the backend",
+          "The backend's status differs from the one the client received: the proxy replaced "
+          "the answer (for example a 101 from the backend turned into an error).",
+          "Read the proxy's log for why it replaced the backend's answer."),
+    Check("proxy_answered_itself", N, Effect.NOTE, "RFC 9110 §7.6",
+          "the proxy answered without asking the backend",
+          "Other handshakes through this proxy reached a backend in the same capture, but no "
+          "backend request matches this one: the proxy (or a gateway rule) answered itself.",
+          "Check the proxy's routing, auth and upgrade rules for this path."),
+    Check("via_proxy", N, Effect.NOTE, "RFC 9110 §7.6.3",
+          "the request went through a proxy",
+          "Headers such as Via, Forwarded or X-Forwarded-For show a proxy on the way; "
+          "proxies are the most common cause of broken upgrades (stripped hop-by-hop headers, "
+          "HTTP/1.0 upstream, timeouts).",
+          "If the upgrade failed, capture the proxy's other leg too (tcpdump -i any on the "
+          "proxy host) to see which hop changed the handshake."),
+) + _phase(
     "request",
     Check("request_without_upgrade", E, Effect.FAIL, "RFC 6455 §4.1",
           "plain HTTP request sent to a WebSocket endpoint (no Upgrade header)",

@@ -48,12 +48,18 @@ def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("h2_token_in_cleartext", "h2c", ", ".join(offered), ev))
     if facts.protocol == "h2c":
         findings.extend(_h2c_request(head, connection, ev))
+    proxy_marks = [f"{name}: {value}" for name in _PROXY_FIELDS for value in headers.all(name)]
+    if proxy_marks:
+        findings.append(Finding("via_proxy", "", "; ".join(proxy_marks)[:120], ev))
     after = attempt.after
     if after is not None and after.early_client_bytes:
         findings.append(Finding("early_client_data", "nothing until the 101",
                                 f"{after.early_client_bytes} bytes before the response",
                                 (after.early_client_frame,)))
     return findings
+
+
+_PROXY_FIELDS = ("via", "forwarded", "x-forwarded-for", "x-real-ip")
 
 
 def _has_websocket_fields(head: RequestHead) -> bool:

@@ -1,0 +1,158 @@
+"""Correlation across attempts: the two legs of a proxy, and repeated attempts (storms).
+
+How it works
+------------
+A capture taken on a proxy host (``tcpdump -i any``) holds each handshake twice: the client's
+request to the proxy (the front leg) and the proxy's request to the backend (the back leg).
+Legs are paired by the same Sec-WebSocket-Key when the proxy forwarded it, else by the same
+path within a short time, the back leg's request starting after the front's and its response
+(if any) arriving before the front's. Comparing the two copies says which hop changed the
+handshake. This needs the whole capture, so it runs once all attempts are known (read), not
+while streaming.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from analyzer.checks.catalogue import Finding
+from analyzer.checks.facts import frames_of
+from analyzer.exchange.model import Attempt
+from analyzer.http.message import RequestHead
+from analyzer.verdict import Diagnosis, judge
+from analyzer.websocket.handshake import accept_for_key
+
+PAIRING_WINDOW = 5.0  # seconds between a front leg's request and its back leg's request
+
+
+def correlate(diagnoses: Sequence[Diagnosis]) -> list[Diagnosis]:
+    """The diagnoses with proxy findings added to front legs (order and numbers kept)."""
+    pairs = _pair_legs(diagnoses)
+    proxy_endpoints = {front.attempt.server for front, _ in pairs}
+    back_of = {id(front): back for front, back in pairs}
+    out = []
+    for d in diagnoses:
+        extra: list[Finding] = []
+        back = back_of.get(id(d))
+        if back is not None:
+            extra = _compare(d.attempt, back.attempt)
+        elif (d.attempt.server in proxy_endpoints and d.attempt.request_head is not None
+              and d.attempt.response is not None and not _is_back_leg(d, pairs)):
+            extra = [Finding("proxy_answered_itself", "a backend request",
+                             "no backend request matches this one",
+                             frames_of(d.attempt.response))]
+        if extra:
+            d = judge(d.attempt, d.facts, d.findings + tuple(extra), d.number)
+        out.append(d)
+    return out
+
+
+def _is_back_leg(d: Diagnosis, pairs: list[tuple[Diagnosis, Diagnosis]]) -> bool:
+    return any(back is d for _, back in pairs)
+
+
+def _pair_legs(diagnoses: Sequence[Diagnosis]) -> list[tuple[Diagnosis, Diagnosis]]:
+    candidates = [d for d in diagnoses if d.attempt.request_head is not None]
+    candidates.sort(key=lambda d: d.attempt.time)
+    taken: set[int] = set()
+    pairs = []
+    for i, front in enumerate(candidates):
+        if id(front) in taken:
+            continue
+        best = None
+        for back in candidates[i + 1:]:
+            if back.attempt.time - front.attempt.time > PAIRING_WINDOW:
+                break
+            if id(back) not in taken and _legs_of_one_handshake(front.attempt, back.attempt):
+                best = back
+                break
+        if best is not None:
+            taken.update((id(front), id(best)))
+            pairs.append((front, best))
+    return pairs
+
+
+def _legs_of_one_handshake(front: Attempt, back: Attempt) -> bool:
+    f, b = front.request_head, back.request_head
+    assert f is not None and b is not None
+    if back.server == front.server or back.client == front.client:
+        return False
+    if front.response is not None and back.response is not None and (
+        back.response.time > front.response.time
+    ):
+        return False
+    key_f, key_b = f.headers.get("sec-websocket-key"), b.headers.get("sec-websocket-key")
+    if key_f and key_b and key_f == key_b:
+        return True
+    # Without a shared key: the same request line, and the back leg must come from the host
+    # the front leg went to (a proxy opens the back leg from its own address).
+    return (f.method, f.target) == (b.method, b.target) and (
+        back.client.address == front.server.address
+    )
+
+
+def _compare(front: Attempt, back: Attempt) -> list[Finding]:
+    f, b = front.request_head, back.request_head
+    assert isinstance(f, RequestHead) and isinstance(b, RequestHead)
+    ev = frames_of(front.request) + frames_of(back.request)
+    findings: list[Finding] = []
+    offered_front = f.headers.has("upgrade") and "upgrade" in f.headers.tokens("connection")
+    offered_back = b.headers.has("upgrade") and "upgrade" in b.headers.tokens("connection")
+    if offered_front and not offered_back:
+        sent = ", ".join(f"{n}: {', '.join(b.headers.all(n)) or '(none)'}"
+                         for n in ("Upgrade", "Connection"))
+        findings.append(Finding("proxy_stripped_upgrade", "Upgrade and Connection forwarded",
+                                f"backend got {sent}", ev))
+    if f.version.upper() != "HTTP/1.0" and b.version.upper() == "HTTP/1.0":
+        findings.append(Finding("proxy_http10_upstream", f.version, f"backend got {b.version}",
+                                ev))
+    key_f, key_b = f.headers.get("sec-websocket-key"), b.headers.get("sec-websocket-key")
+    if key_f and key_b and key_f.strip() != key_b.strip():
+        response = front.response_head
+        accept = response.headers.get("sec-websocket-accept") if response else None
+        if accept and accept.strip() == accept_for_key(key_b):
+            findings.append(Finding("proxy_accept_forwarded", accept_for_key(key_f),
+                                    f"{accept} (the Accept for the backend's key)",
+                                    ev + frames_of(front.response)))
+        else:
+            findings.append(Finding("proxy_rekeyed", key_f, key_b, ev))
+    front_status = front.response_head.status if front.response_head else None
+    back_status = back.response_head.status if back.response_head else None
+    if back_status is not None and front_status is not None and front_status != back_status:
+        findings.append(Finding("proxy_rewrote_response", f"{back_status} from the backend",
+                                f"{front_status} to the client",
+                                frames_of(back.response) + frames_of(front.response)))
+    return findings
+
+
+@dataclass(frozen=True, slots=True)
+class Storm:
+    """Attempts repeated by one client to one endpoint with the same outcome."""
+
+    count: int
+    client: str  # client IP
+    server: str
+    request: str
+    verdict: str
+    reason: str | None
+    first: float
+    last: float
+
+
+def storms(diagnoses: Sequence[Diagnosis], minimum: int = 3) -> list[Storm]:
+    """Groups of at least ``minimum`` like attempts, largest first (reconnect loops, scans)."""
+    groups: dict[tuple[str, str, str, str, str | None], list[Diagnosis]] = defaultdict(list)
+    for d in diagnoses:
+        a = d.attempt
+        head = a.request_head
+        request = f"{head.method} {head.target}" if head else "(TCP only)"
+        reason = d.primary.check if d.primary else None
+        groups[(a.client.ip, str(a.server), request, d.verdict.value, reason)].append(d)
+    out = [
+        Storm(len(ds), key[0], key[1], key[2], key[3], key[4],
+              min(d.attempt.time for d in ds), max(d.attempt.time for d in ds))
+        for key, ds in groups.items() if len(ds) >= minimum
+    ]
+    return sorted(out, key=lambda s: (-s.count, s.first))

@@ -1,0 +1,170 @@
+"""Proxy legs and storms: attempts judged together (two legs of one handshake in one capture)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from analyzer.correlate import correlate, storms
+from analyzer.verdict import Diagnosis
+from tests.builder import (
+    DEFAULT_WS_KEY,
+    Conversation,
+    http_request,
+    http_response,
+    websocket_request,
+    websocket_response,
+    write_pcap,
+)
+from tests.helpers import analyze_pcap
+
+CLIENT, PROXY, BACKEND = "10.0.0.1", "10.0.0.2", "10.0.0.3"
+BACKEND_KEY = "x3JJHMbDL1EzLkh9GBhXDw=="
+FRAME_HI = b"\x81\x02hi"
+
+
+def legs(front_request: bytes, back_request: bytes | None, back_response: bytes | None,
+         front_response: bytes, *, front_fin: bool = True) -> list[Conversation]:
+    """A client→proxy leg wrapped around a proxy→backend leg (times nest like a real proxy)."""
+    t = 1_700_000_000.0
+    front = Conversation(client=(CLIENT, 50000), server=(PROXY, 80), start=t)
+    front.handshake()
+    front.client(front_request)
+    convs = [front]
+    if back_request is not None:
+        back = Conversation(client=(PROXY, 41000), server=(BACKEND, 8080), start=t + 0.01)
+        back.handshake()
+        back.client(back_request)
+        if back_response is not None:
+            back.server(back_response, delay=0.002)
+        back.client_fin(delay=0.001)
+        convs.append(back)
+    front.server(front_response, delay=0.03)
+    if front_fin:
+        front.client_fin(delay=0.001)
+    return convs
+
+
+def ws(**options: object) -> bytes:
+    return websocket_request("chat.example.com", "/ws", **options)  # type: ignore[arg-type]
+
+
+STRIPPED = ws(omit=("Upgrade", "Connection"), extra_headers=[("Connection", "close"),
+                                                             ("X-Real-IP", CLIENT)])
+REJECT_426 = http_response(426, "Upgrade Required", [("Upgrade", "websocket"),
+                                                     ("Content-Length", "0")])
+SWITCH = websocket_response(DEFAULT_WS_KEY)
+BACKEND_SWITCH = websocket_response(BACKEND_KEY)
+BAD_GATEWAY = http_response(502, "Bad Gateway", [("Server", "nginx"), ("Content-Length", "0")])
+
+
+@dataclass(frozen=True)
+class ProxyCase:
+    name: str
+    build: Callable[[], list[Conversation]]
+    front_verdict: str
+    front_primary: str | None
+    present: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+
+    @property
+    def triggered(self) -> set[str]:
+        return set(self.present) | ({self.front_primary} if self.front_primary else set())
+
+
+ALL_PROXY = ("proxy_stripped_upgrade", "proxy_http10_upstream", "proxy_accept_forwarded",
+             "proxy_rekeyed", "proxy_rewrote_response", "proxy_answered_itself")
+
+PROXY_CASES = (
+    ProxyCase("nginx without proxy_set_header: backend got no Upgrade, 426 passed back",
+              lambda: legs(ws(), STRIPPED, REJECT_426, REJECT_426), "failed",
+              "proxy_stripped_upgrade", present=("response_upgrade_required",),
+              absent=("proxy_http10_upstream", "proxy_rewrote_response")),
+    ProxyCase("nginx default HTTP/1.0 upstream: 505 passed back",
+              lambda: legs(ws(), ws(http_version="HTTP/1.0"),
+                           http_response(505, "HTTP Version Not Supported",
+                                         [("Content-Length", "0")]),
+                           http_response(505, "HTTP Version Not Supported",
+                                         [("Content-Length", "0")])),
+              "failed", "proxy_http10_upstream", present=("response_server_error",),
+              absent=("proxy_stripped_upgrade", "proxy_rekeyed", "via_proxy")),
+    ProxyCase("proxy re-keyed and forwarded the backend's Accept",
+              lambda: legs(ws(), ws(key=BACKEND_KEY), BACKEND_SWITCH, BACKEND_SWITCH),
+              "failed", "proxy_accept_forwarded", present=("ws_accept_mismatch",),
+              absent=("proxy_rekeyed", "proxy_stripped_upgrade")),
+    ProxyCase("proxy terminates WebSocket itself: new key, right Accept to the client",
+              lambda: legs(ws(), ws(key=BACKEND_KEY), BACKEND_SWITCH, SWITCH + FRAME_HI,
+                           front_fin=False),
+              "succeeded", "proxy_rekeyed", absent=("proxy_accept_forwarded",
+                                                     "ws_accept_mismatch")),
+    ProxyCase("backend switched but the proxy answered 502",
+              lambda: legs(ws(), ws(), SWITCH, BAD_GATEWAY), "failed", "response_gateway_error",
+              present=("proxy_rewrote_response",), absent=("proxy_stripped_upgrade",)),
+    ProxyCase("proxy configured right: the same handshake on both legs",
+              lambda: legs(ws(), ws(), SWITCH + FRAME_HI, SWITCH + FRAME_HI, front_fin=False),
+              "succeeded", None, absent=ALL_PROXY),
+    ProxyCase("single leg with X-Forwarded-For: a proxy is on the way",
+              lambda: legs(ws(extra_headers=[("X-Forwarded-For", "192.0.2.7")]), None, None,
+                           REJECT_426),
+              "failed", "response_upgrade_required", present=("via_proxy",), absent=ALL_PROXY),
+)
+
+
+def _front(diagnoses: list[Diagnosis]) -> Diagnosis:
+    (front,) = [d for d in diagnoses if d.attempt.client.ip == CLIENT]
+    return front
+
+
+@pytest.mark.parametrize("case", PROXY_CASES, ids=[c.name for c in PROXY_CASES])
+def test_proxy_legs(case: ProxyCase, tmp_path: Path) -> None:
+    path = tmp_path / "legs.pcap"
+    write_pcap(path, case.build())
+    diagnoses = correlate(sorted(analyze_pcap(path), key=lambda d: d.attempt.first_frame))
+    front = _front(diagnoses)
+    ids = [f.check for f in front.findings]
+    assert front.verdict.value == case.front_verdict, ids
+    assert (ids[0] if ids else None) == case.front_primary, ids
+    assert case.triggered <= set(ids), ids
+    assert not set(case.absent) & set(ids), ids
+
+
+def test_proxy_answered_itself_when_other_handshakes_reached_the_backend(tmp_path: Path) -> None:
+    # one handshake through the proxy reaches the backend; a second one is answered 403 by the
+    # proxy alone
+    convs = legs(ws(), ws(), SWITCH + FRAME_HI, SWITCH + FRAME_HI, front_fin=False)
+    alone = Conversation(client=(CLIENT, 50001), server=(PROXY, 80), start=1_700_000_100.0)
+    alone.handshake()
+    alone.client(ws(key=BACKEND_KEY))
+    alone.server(http_response(403, "Forbidden", [("Content-Length", "0")]), delay=0.002)
+    path = tmp_path / "alone.pcap"
+    write_pcap(path, [*convs, alone])
+    diagnoses = correlate(sorted(analyze_pcap(path), key=lambda d: d.attempt.first_frame))
+    by_port = {d.attempt.client.port: d for d in diagnoses}
+    assert "proxy_answered_itself" in [f.check for f in by_port[50001].findings]
+    assert "proxy_answered_itself" not in [f.check for f in by_port[50000].findings]
+    assert by_port[50001].verdict.value == "failed"
+
+
+def test_storms_group_repeated_attempts(tmp_path: Path) -> None:
+    convs = []
+    for n in range(5):
+        conv = Conversation(client=(CLIENT, 51000 + n), server=(PROXY, 80),
+                            start=1_700_000_000.0 + n)
+        conv.handshake()
+        conv.client(http_request("GET", "/ws", [("Host", "chat.example.com")]))
+        conv.server(http_response(400, "No WebSocket Upgrade header found",
+                                  [("Content-Length", "0")]), delay=0.001)
+        convs.append(conv)
+    other = Conversation(client=("10.0.0.9", 52000), server=(PROXY, 80), start=1_700_000_010.0)
+    other.handshake()
+    other.client(ws())
+    other.server(SWITCH + FRAME_HI, delay=0.001)
+    path = tmp_path / "storm.pcap"
+    write_pcap(path, [*convs, other])
+    (storm,) = storms(analyze_pcap(path))
+    assert storm.count == 5 and storm.client == CLIENT and storm.request == "GET /ws"
+    assert storm.reason == "request_without_upgrade"
+    assert storm.last - storm.first == pytest.approx(4.0, abs=0.01)
