@@ -48,7 +48,7 @@ def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("h2_token_in_cleartext", "h2c", ", ".join(offered), ev))
     if facts.protocol == "h2c":
         findings.extend(_h2c_request(head, connection, ev))
-    proxy_marks = [f"{name}: {value}" for name in _PROXY_FIELDS for value in headers.all(name)]
+    proxy_marks = [f"{f.name}: {f.value}" for f in headers.fields if f.name.lower() in _PROXY_FIELDS]
     if proxy_marks:
         findings.append(Finding("via_proxy", "", "; ".join(proxy_marks)[:120], ev))
     after = attempt.after
