@@ -8,7 +8,7 @@ from enum import Enum
 from analyzer.attribution import attribute
 from analyzer.attribution.model import Attribution
 from analyzer.checks import run_checks
-from analyzer.checks.catalogue import EFFECT_ORDER, ORDER, Effect, Finding, lookup
+from analyzer.checks.catalogue import EFFECT_ORDER, ORDER, Effect, Finding, Severity, lookup
 from analyzer.checks.facts import Facts
 from analyzer.exchange.model import Attempt
 
@@ -62,9 +62,11 @@ def judge(
     effects = {_effect(f, switched) for f in findings}
     deciding = next((e for e in EFFECT_ORDER if e in effects), None)
     verdict = _BY_EFFECT[deciding] if deciding is not None else Verdict.SUCCEEDED
+    # deciding findings first; then the most severe; then root causes first (catalogue order)
     ranked = sorted(
         findings,
-        key=lambda f: (_effect(f, switched) is not deciding, ORDER[f.check]),
+        key=lambda f: (_effect(f, switched) is not deciding,
+                       _SEVERITY_RANK[lookup(f.check).severity], ORDER[f.check]),
     )
     if ranked and ranked[0].check in _SILENT_REJECTIONS:
         # A server that closes without a word (tungstenite does for every bad handshake) was
@@ -78,6 +80,7 @@ def judge(
     return Diagnosis(number, attempt, facts, verdict, ordered, who)
 
 
+_SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 _SILENT_REJECTIONS = ("no_response_server_closed", "no_response_server_reset")
 
 

@@ -10,6 +10,7 @@ from analyzer.websocket.frames import CloseCode, Opcode, parse_close
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 H2_SETTINGS = 0x4
+_KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 _NORMAL_CLOSES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 _NEVER_SENT = (CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, CloseCode.TLS_HANDSHAKE)
 
@@ -63,6 +64,13 @@ def _websocket_frames(attempt: Attempt, after: AfterSwitch, window: float) -> li
             masking_reported["server"] = True
             findings.append(Finding("ws_server_frame_masked", "unmasked", "masked",
                                     (seen.frame,)))
+        if ws.opcode >= Opcode.CLOSE and (ws.length > 125 or not ws.fin):
+            findings.append(Finding("ws_control_frame_invalid", "FIN set, payload <= 125",
+                                    f"{seen.side} opcode {ws.opcode:#x}, FIN={int(ws.fin)}, "
+                                    f"{ws.length} bytes", (seen.frame,)))
+        if ws.opcode not in _KNOWN_OPCODES:
+            findings.append(Finding("ws_opcode_reserved", "opcode 0-2 or 8-10",
+                                    f"{seen.side} opcode {ws.opcode:#x}", (seen.frame,)))
         if ws.rsv and not negotiated:
             findings.append(Finding("ws_rsv_without_extension", "RSV bits 0",
                                     f"RSV={ws.rsv:03b} on a {seen.side} frame", (seen.frame,)))

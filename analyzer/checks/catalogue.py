@@ -269,6 +269,12 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "HTTP2-Settings is a connection-specific header field, so Connection must list it "
           "beside Upgrade or intermediaries may forward it.",
           "Send Connection: Upgrade, HTTP2-Settings."),
+    Check("connect_target_invalid", W, Effect.NOTE, "RFC 9112 §3.2.3",
+          "CONNECT target is not host:port",
+          "\"The CONNECT method requests that the recipient establish a tunnel to the "
+          "destination origin server identified by the request-target\": it must be in "
+          "authority-form, host and port, nothing else.",
+          "Send CONNECT host:port (no scheme, no path)."),
     Check("early_client_data", W, Effect.NOTE, "RFC 6455 §4.1",
           "the client sent data before the server answered",
           "\"Once the client's opening handshake has been sent, the client MUST wait for a "
@@ -394,6 +400,12 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "response was received'), Node ws and tungstenite fail the connection; python "
           "websockets and Firefox accept it.",
           "Make the server select one of the offered subprotocols."),
+    Check("ws_deflate_params_invalid", E, Effect.FAIL, "RFC 7692 §7.1",
+          "permessage-deflate answered with parameters the client cannot accept",
+          "The server's permessage-deflate response may only use known parameters, each once, "
+          "window bits 8-15, and client_max_window_bits only if the client offered it; "
+          "otherwise the client must fail the connection (RFC 7692 §5.1, §7.1.2).",
+          "Fix the server's (or proxy's) deflate negotiation, or disable compression."),
     Check("ws_extension_not_offered", E, Effect.FAIL, "RFC 6455 §9.1",
           "the server enabled an extension the client did not offer",
           "\"The server MUST NOT include extensions the client did not request\"; the client "
@@ -441,6 +453,16 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "\"RSV1, RSV2, RSV3: MUST be 0 unless an extension is negotiated that defines "
           "meanings for non-zero values.\" Typical of permessage-deflate on one side only.",
           "Negotiate the extension in the handshake, or stop compressing."),
+    Check("ws_control_frame_invalid", E, Effect.NOTE, "RFC 6455 §5.5",
+          "a control frame is fragmented or longer than 125 bytes",
+          "\"All control frames MUST have a payload length of 125 bytes or less and MUST NOT "
+          "be fragmented.\" The peer must close with 1002.",
+          "Fix the sender's Close/Ping/Pong framing (a long close reason is the usual cause)."),
+    Check("ws_opcode_reserved", E, Effect.NOTE, "RFC 6455 §5.2",
+          "a frame uses a reserved opcode",
+          "Opcodes 0x3-0x7 and 0xB-0xF are reserved; \"if an unknown opcode is received, the "
+          "receiving endpoint MUST _Fail the WebSocket Connection_.\"",
+          "Fix the sender, or check that both sides really speak WebSocket after the 101."),
     Check("h2c_no_client_preface", E, Effect.ABORT, "RFC 7540 §3.5",
           "after the 101 the client did not send the HTTP/2 preface",
           "\"Upon receipt of the 101 response, the client MUST send a connection preface\" "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
@@ -21,6 +22,8 @@ def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
     connection = headers.tokens("connection")
     has_upgrade = headers.has("upgrade")
     if head.method.upper() == "CONNECT":
+        if not _AUTHORITY.fullmatch(head.target):
+            findings.append(Finding("connect_target_invalid", "host:port", head.target[:80], ev))
         return findings
     if not has_upgrade:
         if facts.websocket and _has_websocket_fields(head):
@@ -48,7 +51,9 @@ def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("h2_token_in_cleartext", "h2c", ", ".join(offered), ev))
     if facts.protocol == "h2c":
         findings.extend(_h2c_request(head, connection, ev))
-    proxy_marks = [f"{f.name}: {f.value}" for f in headers.fields if f.name.lower() in _PROXY_FIELDS]
+    proxy_marks = [
+        f"{f.name}: {f.value}" for f in headers.fields if f.name.lower() in _PROXY_FIELDS
+    ]
     if proxy_marks:
         findings.append(Finding("via_proxy", "", "; ".join(proxy_marks)[:120], ev))
     after = attempt.after
@@ -59,6 +64,8 @@ def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
     return findings
 
 
+# authority-form (RFC 9112 §3.2.3): a host name, IPv4 or [IPv6] literal, and a port
+_AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+):[0-9]{1,5}")
 _PROXY_FIELDS = ("via", "forwarded", "x-forwarded-for", "x-real-ip")
 
 

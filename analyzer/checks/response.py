@@ -111,12 +111,18 @@ def _websocket_switch(attempt: Attempt, head: ResponseHead, ev: tuple[int, ...])
     if request is not None:
         findings.extend(_negotiation(request.headers.tokens("sec-websocket-protocol"),
                                      headers.all("sec-websocket-protocol"), head, ev))
-        offered_ext = {_ext_name(e) for e in request.headers.tokens("sec-websocket-extensions")}
+        offered = request.headers.tokens("sec-websocket-extensions")
+        offered_ext = {_ext_name(e) for e in offered}
         for ext in headers.tokens("sec-websocket-extensions"):
             if _ext_name(ext) not in offered_ext:
                 findings.append(Finding("ws_extension_not_offered",
                                         ", ".join(sorted(offered_ext)) or "no extension",
                                         ext, ev))
+            elif _ext_name(ext) == "permessage-deflate":
+                problem = _deflate_problem(ext, offered)
+                if problem:
+                    findings.append(Finding("ws_deflate_params_invalid", "valid RFC 7692 "
+                                            "parameters", f"{ext} ({problem})", ev))
     return findings
 
 
@@ -132,6 +138,31 @@ def _negotiation(offered: list[str], chosen_fields: list[str], head: ResponseHea
     if offered and not chosen:
         return [Finding("ws_protocol_not_chosen", "one of " + ", ".join(offered), "none", ev)]
     return []
+
+
+_DEFLATE_PARAMS = ("server_no_context_takeover", "client_no_context_takeover",
+                   "server_max_window_bits", "client_max_window_bits")
+
+
+def _deflate_problem(answer: str, offers: list[str]) -> str | None:
+    """What is wrong with a server's permessage-deflate answer (RFC 7692 §7.1), if anything."""
+    seen: set[str] = set()
+    for part in answer.split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        name, value = name.strip(), value.strip().strip('"')
+        if name not in _DEFLATE_PARAMS:
+            return f"unknown parameter {name}"
+        if name in seen:
+            return f"{name} repeated"
+        seen.add(name)
+        if name.endswith("max_window_bits") and not (value.isdigit() and 8 <= int(value) <= 15):
+            return f"{name}={value or '(none)'} is not 8-15"
+        if name == "client_max_window_bits" and not any(
+            "client_max_window_bits" in offer for offer in offers
+            if _ext_name(offer) == "permessage-deflate"
+        ):
+            return "client_max_window_bits not offered by the client"
+    return None
 
 
 def _ext_name(extension: str) -> str:
