@@ -79,7 +79,7 @@ def _websocket_request(head: RequestHead, has_upgrade: bool, ev: tuple[int, ...]
     if head.method.upper() != "GET":
         findings.append(Finding("ws_method_not_get", "GET", head.method, ev))
     if not headers.has("host"):
-        findings.append(Finding("ws_host_missing", "Host header", "none", ev))
+        findings.append(Finding("ws_host_missing", "Host header", "no Host header", ev))
     tokens = headers.tokens("upgrade")
     if has_upgrade and not any(t.split("/")[0] == "websocket" for t in tokens):
         findings.append(Finding("upgrade_not_websocket", "Upgrade: websocket",
@@ -88,7 +88,8 @@ def _websocket_request(head: RequestHead, has_upgrade: bool, ev: tuple[int, ...]
         return findings  # a plain request: the key and version rules say nothing more
     keys = headers.all("sec-websocket-key")
     if not keys:
-        findings.append(Finding("ws_key_missing", "Sec-WebSocket-Key", "none", ev))
+        findings.append(Finding("ws_key_missing", "Sec-WebSocket-Key",
+                                "no Sec-WebSocket-Key header", ev))
     elif len(keys) > 1:
         findings.append(Finding("ws_key_repeated", "one Sec-WebSocket-Key",
                                 f"{len(keys)} headers", ev))
@@ -96,7 +97,8 @@ def _websocket_request(head: RequestHead, has_upgrade: bool, ev: tuple[int, ...]
         findings.append(Finding("ws_key_invalid", "base64 of 16 bytes", repr(keys[0])[:80], ev))
     versions = headers.all("sec-websocket-version")
     if not versions:
-        findings.append(Finding("ws_version_missing", "Sec-WebSocket-Version: 13", "none", ev))
+        findings.append(Finding("ws_version_missing", "Sec-WebSocket-Version: 13",
+                                "no version header", ev))
     elif [v.strip() for v in versions] != ["13"]:
         findings.append(Finding("ws_version_not_13", "13", ", ".join(versions), ev))
     return findings
@@ -121,7 +123,8 @@ def _h2c_request(head: RequestHead, connection: list[str], ev: tuple[int, ...]) 
     if settings and "http2-settings" not in connection:
         findings.append(Finding("h2c_connection_settings_missing",
                                 "Connection: Upgrade, HTTP2-Settings",
-                                ", ".join(head.headers.all("connection")) or "none", ev))
+                                ", ".join(head.headers.all("connection"))
+                                or "no Connection header", ev))
     return findings
 
 

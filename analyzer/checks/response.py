@@ -22,7 +22,7 @@ def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
     findings = [_status_finding(head, facts, ev)]
     if head.status == 426 and not head.headers.has("upgrade"):
         findings.append(Finding("upgrade_required_without_upgrade", "an Upgrade header",
-                                "none", ev))
+                                "426 without Upgrade", ev))
     return findings
 
 
@@ -72,9 +72,10 @@ def _switch(
     request = attempt.request_head
     if request is not None and not facts.offered:
         findings.append(Finding("switch_not_offered", "an Upgrade offer in the request",
-                                "none", frames_of(attempt.request) + ev))
+                                "the request offered none", frames_of(attempt.request) + ev))
     if not switched:
-        findings.append(Finding("switch_without_upgrade", "Upgrade header", "none", ev))
+        findings.append(Finding("switch_without_upgrade", "Upgrade header",
+                                "101 without Upgrade", ev))
     elif facts.offered and not all(_offered(t, facts.offered) for t in switched):
         findings.append(Finding("switch_to_unoffered", " or ".join(facts.offered),
                                 ", ".join(headers.all("upgrade")), ev))
@@ -99,7 +100,8 @@ def _websocket_switch(attempt: Attempt, head: ResponseHead, ev: tuple[int, ...])
     request = attempt.request_head
     keys = request.headers.all("sec-websocket-key") if request is not None else []
     if not accepts:
-        findings.append(Finding("ws_accept_missing", "Sec-WebSocket-Accept", "none", ev))
+        findings.append(Finding("ws_accept_missing", "Sec-WebSocket-Accept",
+                                "101 without Accept", ev))
     elif len(accepts) > 1:
         findings.append(Finding("ws_accept_repeated", "one Sec-WebSocket-Accept",
                                 f"{len(accepts)} headers", ev))
@@ -136,7 +138,8 @@ def _negotiation(offered: list[str], chosen_fields: list[str], head: ResponseHea
         return [Finding("ws_protocol_not_offered", ", ".join(offered) or "no subprotocol",
                         chosen[0], ev)]
     if offered and not chosen:
-        return [Finding("ws_protocol_not_chosen", "one of " + ", ".join(offered), "none", ev)]
+        return [Finding("ws_protocol_not_chosen", "one of " + ", ".join(offered),
+                        "no Sec-WebSocket-Protocol", ev)]
     return []
 
 
