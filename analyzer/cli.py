@@ -1,4 +1,4 @@
-"""The command line: `upgrade-analyzer read|checks|explain`. All user-facing I/O lives here.
+"""The command line: `upgrade-analyzer read|live|checks|explain`. All user-facing I/O lives here.
 
 `main()` turns every error into a one-line message and an exit status; `_read()` is the logic.
 """
@@ -6,16 +6,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import signal
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from enum import IntEnum
+from types import FrameType
+from typing import Any
 
 import click
 
 from analyzer import __version__
 from analyzer.checks.catalogue import CATALOGUE, lookup
+from analyzer.parallel import analyze_in_parallel
 from analyzer.pipeline import Analysis
+from analyzer.report.detail import render_detail
 from analyzer.report.render import (
     FORMATS,
     render_csv,
@@ -24,7 +31,16 @@ from analyzer.report.render import (
     render_table,
     summary_text,
 )
-from analyzer.source import read_captures
+from analyzer.report.safe import neutralise
+from analyzer.report.stream import (
+    Tally,
+    csv_head,
+    csv_line,
+    table_head,
+    table_line,
+    tally_summary_text,
+)
+from analyzer.source import read_records
 from analyzer.source.frame import CaptureError, CaptureWarning
 from analyzer.verdict import Diagnosis, Verdict
 
@@ -53,14 +69,39 @@ def cli() -> None:
 @click.option("--port", type=int, help="Only attempts with this client or server port.")
 @click.option("--fail-on", type=click.Choice(["failed"]),
               help="Exit with status 3 when any attempt did not succeed.")
+@click.option("--detail", is_flag=True,
+              help="Postmortem of every attempt: ladder diagram, heads, findings, fixes.")
+@click.option("--attempt", "attempt", type=click.IntRange(min=1), metavar="N",
+              help="Postmortem of attempt N only (numbered as in the table); implies --detail.")
+@click.option("--show-secrets", is_flag=True,
+              help="Show Authorization, cookies and token query parameters as captured.")
+@click.option("--color/--no-color", default=None,
+              help="Colour the detail view (default: when standard output is a terminal).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), metavar="N",
+              help="Analyse each file as an independent capture, N files at a time in "
+                   "parallel (frame numbers then count within each file).")
 def read_command(captures: tuple[str, ...], fmt: str, failed: bool, host: str | None,
-                 port: int | None, fail_on: str | None) -> None:
+                 port: int | None, fail_on: str | None, detail: bool, attempt: int | None,
+                 show_secrets: bool, color: bool | None, jobs: int | None) -> None:
     """Analyze saved captures (pcap, pcapng, gzip; '-' for standard input).
 
     Several files are read as one capture in timestamp order.
     """
-    status = _read(captures, fmt, _filter(failed, host, port), fail_on is not None)
+    view = View(show_secrets, detail or attempt is not None, attempt, color)
+    if view.detail and fmt != "table":
+        raise click.UsageError("--detail and --attempt print text; drop --format " + fmt)
+    status = _read(captures, fmt, _filter(failed, host, port), fail_on is not None, view, jobs)
     sys.exit(status)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class View:
+    """How `read` shows what it found, beyond the format."""
+
+    show_secrets: bool = False  # no redaction (control characters are escaped regardless)
+    detail: bool = False  # the postmortem view instead of the table
+    attempt: int | None = None  # only this attempt (detail view)
+    color: bool | None = None  # None: when standard output is a terminal (click decides)
 
 
 @cli.command("checks")
@@ -112,16 +153,19 @@ def _filter(failed: bool, host: str | None, port: int | None) -> Callable[[Diagn
 
 
 def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool],
-          fail_on_failed: bool) -> int:
+          fail_on_failed: bool, view: View = View(), jobs: int | None = None) -> int:
     warnings: list[CaptureWarning] = []
     analysis = Analysis()
     kept: list[Diagnosis] = []
     status = ExitStatus.OK
-    streaming = fmt == "jsonl"
+    # From a pipe (`tcpdump -w - | upgrade-analyzer read -`) the table grows row by row too.
+    streaming = fmt == "jsonl" or (fmt == "table" and "-" in captures and not view.detail)
 
     def decided() -> Iterator[Diagnosis]:
-        for frame in read_captures(captures, warnings):
-            yield from analysis.feed(frame)
+        if jobs is not None:  # independent inputs in parallel: see analyzer/parallel.py
+            yield from analyze_in_parallel(captures, jobs, analysis, warnings)
+            return
+        yield from analysis.feed_records(read_records(captures, warnings))
         yield from analysis.finish()
 
     try:
@@ -130,8 +174,13 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
             if not keep(diagnosis):
                 continue
             kept.append(diagnosis)
-            if streaming:
-                click.echo(render_jsonl_line(diagnosis))
+            if streaming and fmt == "table":
+                if len(kept) == 1:
+                    click.echo(table_head())
+                click.echo(table_line(diagnosis, view.show_secrets))
+                sys.stdout.flush()
+            elif streaming:
+                click.echo(render_jsonl_line(diagnosis, view.show_secrets))
                 sys.stdout.flush()
     except CaptureError as error:
         _error(str(error))
@@ -147,7 +196,11 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
     if not streaming:
         kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
         kept = [_renumber(d, i) for i, d in enumerate(kept, start=1)]
-    _emit(fmt, kept, analysis, warnings)
+    if streaming and fmt == "table":
+        click.echo(("\n" if kept else "No upgrade attempts found.\n")
+                   + summary_text(kept, analysis.stats, warnings))
+    elif not _emit(fmt, kept, analysis, warnings, view):
+        return ExitStatus.USAGE
     if status is ExitStatus.OK and fail_on_failed and any(
         d.verdict is not Verdict.SUCCEEDED for d in kept
     ):
@@ -165,24 +218,219 @@ def _renumber(d: Diagnosis, number: int) -> Diagnosis:
 
 
 def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
-          warnings: list[CaptureWarning]) -> None:
+          warnings: list[CaptureWarning], view: View = View()) -> bool:
+    """Print the report; False (after a one-line error) when --attempt names no attempt."""
     stats = analysis.stats
-    if fmt == "jsonl":
+    secrets = view.show_secrets
+    if view.attempt is not None:
+        chosen = [d for d in kept if d.number == view.attempt]
+        if not chosen:
+            _error(f"no attempt {view.attempt}: this report has {len(kept)} "
+                   f"(see the table without --attempt)")
+            return False
+        # Colour is produced unless refused; click strips it when stdout is not a terminal.
+        click.echo(render_detail(chosen[0], show_secrets=secrets, color=view.color is not False),
+                   nl=False, color=view.color)
+    elif view.detail:
+        for d in kept:
+            click.echo(render_detail(d, show_secrets=secrets, color=view.color is not False),
+                       color=view.color)
+        click.echo(summary_text(kept, stats, warnings))
+    elif fmt == "jsonl":
         click.echo(summary_text(kept, stats, warnings), err=True)
     elif fmt == "json":
-        click.echo(render_json(kept, stats, warnings))
+        click.echo(render_json(kept, stats, warnings, secrets))
     elif fmt == "csv":
-        click.echo(render_csv(kept), nl=False)
+        click.echo(render_csv(kept, secrets), nl=False)
     else:
-        click.echo(render_table(kept, stats, warnings, markdown=fmt == "markdown"))
+        click.echo(render_table(kept, stats, warnings, markdown=fmt == "markdown",
+                                show_secrets=secrets))
+    return True
+
+
+@cli.command("live")
+@click.option("--interface", "-i", "interfaces", multiple=True, required=True, metavar="IFACE",
+              help="Interface to capture on; repeat for several; 'any' for all of them.")
+@click.option("--filter", "-f", "bpf", metavar="EXPR",
+              help="Capture filter (tcpdump syntax) applied in the kernel: -f 'tcp port 8080'.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop after this long (default: at Ctrl-C).")
+@click.option("--count", type=click.IntRange(min=1), metavar="N",
+              help="Stop after N attempts have been reported.")
+@click.option("--response-timeout", type=click.FloatRange(min=0, min_open=True), default=5.0,
+              show_default=True, metavar="SECONDS",
+              help="How long a request or SYN waits for an answer before it is no_response.")
+@click.option("--write", "write_path", type=click.Path(dir_okay=False), metavar="FILE.pcapng",
+              help="Also save the raw packets, for a later 'read'.")
+@click.option("--write-limit", type=click.FloatRange(min=0), default=100.0, show_default=True,
+              metavar="MB", help="Past this size go on in FILE.1.pcapng, FILE.2... (0: never).")
+@click.option("--write-files", type=click.IntRange(min=0), default=10, show_default=True,
+              metavar="N", help="Keep at most N files, deleting the oldest (0: keep all).")
+@click.option("--format", "-F", "fmt", type=click.Choice(FORMATS), default="table",
+              show_default=True,
+              help="Output format; json and markdown print at the end, the others as they go.")
+@click.option("--failed", is_flag=True, help="Only attempts that did not succeed.")
+@click.option("--host", help="Only attempts whose Host header or IP address is this.")
+@click.option("--port", type=int, help="Only attempts with this client or server port.")
+def live_command(interfaces: tuple[str, ...], bpf: str | None, duration: float | None,
+                 count: int | None, response_timeout: float, write_path: str | None,
+                 write_limit: float, write_files: int, fmt: str, failed: bool,
+                 host: str | None, port: int | None) -> None:
+    """Capture on network interfaces and report each attempt the moment it is decided.
+
+    Needs root or CAP_NET_RAW. Ctrl-C or the end of --duration prints the summary.
+    """
+    options = LiveOptions(interfaces, bpf, duration, count, response_timeout, write_path,
+                          round(write_limit * 1_000_000), write_files)
+    sys.exit(_live(options, fmt, _filter(failed, host, port)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LiveOptions:
+    interfaces: tuple[str, ...]
+    bpf: str | None
+    duration: float | None  # seconds
+    count: int | None  # attempts reported
+    response_timeout: float  # seconds
+    write_path: str | None
+    write_limit: int  # bytes per file, 0: one file
+    write_files: int  # files kept, 0: all
+
+
+def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> int:
+    from analyzer.live import run_live
+    from analyzer.source.live import SNAPLEN, LiveCapture
+    from analyzer.source.writer import RotatingPcapngWriter
+
+    try:
+        capture = LiveCapture(options.interfaces, options.bpf)
+    except CaptureError as error:
+        _error(str(error))
+        return ExitStatus.INPUT_ERROR
+    analysis = Analysis()
+    output = _LiveOutput(fmt)
+    stop = _StopOnSignals()
+    status = ExitStatus.OK
+    writer: RotatingPcapngWriter | None = None
+    numbers = iter(range(1, sys.maxsize))
+
+    def report(diagnosis: Diagnosis) -> bool:
+        """Prints one attempt; True when --count is reached."""
+        diagnosis = _renumber(diagnosis, next(numbers))
+        if keep(diagnosis):
+            output.add(diagnosis)
+        return options.count is not None and output.tally.attempts >= options.count
+
+    try:
+        if options.write_path:
+            writer = RotatingPcapngWriter(
+                options.write_path, [(i.name, i.linktype) for i in capture.interfaces],
+                SNAPLEN, options.write_limit, options.write_files)
+        where = ", ".join(i.name for i in capture.interfaces)
+        click.echo(f"upgrade-analyzer: listening on {where}"
+                   + (f" with filter {options.bpf!r}" if options.bpf else "")
+                   + "; Ctrl-C stops", err=True)
+        deadline = time.time() + options.duration if options.duration else None
+        stop.install()
+        counted_out = False
+        for diagnosis in run_live(capture, analysis, options.response_timeout,
+                                  should_stop=stop.requested, deadline=deadline, sink=writer):
+            if counted_out := report(diagnosis):
+                break
+        if not counted_out:
+            # Stopped by Ctrl-C or --duration: what is still open is judged as it stands.
+            for diagnosis in analysis.finish():
+                if report(diagnosis):
+                    break
+    except CaptureError as error:
+        _error(str(error))
+        status = ExitStatus.INPUT_ERROR
+    except Exception as error:  # a bug: keep what was found, say so in one line
+        status = ExitStatus.INTERNAL_ERROR
+        _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
+               f"{error} (results so far are shown; please report this)")
+    finally:
+        stop.restore()
+        counters = capture.counters()
+        capture.close()
+        if writer is not None:
+            writer.close()
+    output.finish(analysis, counters.received, counters.dropped)
+    return status
+
+
+class _StopOnSignals:
+    """Ctrl-C (SIGINT) and SIGTERM ask the live loop to stop; a second Ctrl-C kills."""
+
+    def __init__(self) -> None:
+        self._requested = False
+        self._saved: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._saved[number] = signal.signal(number, self._handle)
+
+    def restore(self) -> None:
+        for number, handler in self._saved.items():
+            signal.signal(number, handler)
+        self._saved.clear()
+
+    def requested(self) -> bool:
+        return self._requested
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        self._requested = True
+        signal.signal(number, signal.SIG_DFL)
+
+
+class _LiveOutput:
+    """A live run's report: jsonl, table and csv print each attempt as it comes (and keep only
+    counts); json and markdown keep the attempts and print once at the end."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.tally = Tally()
+        self._kept: list[Diagnosis] = []
+
+    def add(self, diagnosis: Diagnosis) -> None:
+        self.tally.add(diagnosis)
+        if self.fmt in ("json", "markdown"):
+            self._kept.append(diagnosis)
+            return
+        first = self.tally.attempts == 1
+        if self.fmt == "jsonl":
+            click.echo(render_jsonl_line(diagnosis))
+        elif self.fmt == "csv":
+            click.echo((csv_head() + "\n" if first else "") + csv_line(diagnosis))
+        else:
+            click.echo((table_head() + "\n" if first else "") + table_line(diagnosis))
+        sys.stdout.flush()
+
+    def finish(self, analysis: Analysis, received: int, dropped: int) -> None:
+        """The summary, with the packets received and the packets the kernel dropped."""
+        stats = analysis.stats
+        if self.fmt == "json":
+            document = json.loads(render_json(self._kept, stats, []))
+            document["summary"].update(packets_received=received, packets_dropped=dropped)
+            click.echo(json.dumps(document, indent=2))
+        elif self.fmt == "markdown":
+            click.echo(render_table(self._kept, stats, [], markdown=True))
+            click.echo(f"Packets: {received} received, {dropped} dropped by the kernel")
+        elif self.fmt == "table":
+            click.echo(("\n" if self.tally.attempts else "No upgrade attempts found.\n")
+                       + tally_summary_text(self.tally, stats, received, dropped))
+        else:  # jsonl, csv: standard output stays machine-readable
+            if self.fmt == "csv" and not self.tally.attempts:
+                click.echo(csv_head())
+            click.echo(tally_summary_text(self.tally, stats, received, dropped), err=True)
 
 
 def _error(message: str) -> None:
-    click.echo(f"upgrade-analyzer: error: {message}", err=True)
+    click.echo(f"upgrade-analyzer: error: {neutralise(message)}", err=True)
 
 
 def _warn(message: str) -> None:
-    click.echo(f"upgrade-analyzer: warning: {message}", err=True)
+    click.echo(f"upgrade-analyzer: warning: {neutralise(message)}", err=True)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from analyzer.decode import Decoder
+from analyzer.decode.decoder import peek_flow
 from analyzer.decode.segment import Segment
 from analyzer.exchange.model import Attempt
 from analyzer.exchange.tracker import (
@@ -17,7 +18,10 @@ from analyzer.exchange.tracker import (
 )
 from analyzer.reassembly import Connection, Reassembler
 from analyzer.source.frame import Frame
+from analyzer.source.stream import Record
 from analyzer.verdict import Diagnosis, diagnose
+
+_SYN = 0x02
 
 
 @dataclass(slots=True)
@@ -49,6 +53,7 @@ class Analysis:
         self._segments = 0
         self._first: float | None = None
         self._last = 0.0
+        self._absorbed: list[RunStats] = []
 
     def _new_tracker(self, conn: Connection, segment: Segment) -> ConnectionTracker:
         return ConnectionTracker(conn, self._decided.append, self._counters, self._window)
@@ -65,6 +70,41 @@ class Analysis:
         self._segments += 1
         self._reassembler.feed(segment)
         return self._drain() if self._decided else []
+
+    def feed_records(self, records: Iterable[Record]) -> Iterator[Diagnosis]:
+        """Processes a whole capture's records (numbered from 1 in order, as `read_records`
+        gives them); yields the attempts as they are decided. Call `finish` afterwards.
+
+        The same as building a Frame per record and calling `feed`, only faster: a record of
+        a connection already ignored (bulk non-HTTP traffic, or an upgrade already judged) is
+        recognised by `peek_flow` and one look-up in the reassembler's flow table, and is only
+        counted. On a 1 GB capture of mostly bulk TLS this path takes ~93% of the frames and
+        cut the run time by ~3x (benchmarks/README.md).
+        """
+        flows = self._reassembler.flows
+        feed = self.feed
+        number = self._frames
+        segments = 0
+        when = self._last
+        try:
+            for when, linktype, data, wire_length, source in records:
+                number += 1
+                peeked = peek_flow(linktype, data)
+                if peeked is not None:
+                    entry = flows.get(peeked[0])
+                    # The reassembler would drop it too: ignored, and not a SYN (which may
+                    # open a new connection on the same ports).
+                    if entry is not None and entry[0].ignored and not peeked[1] & _SYN:
+                        segments += 1
+                        continue
+                self._frames = number - 1
+                decided = feed(Frame(number, when, linktype, data, wire_length, source))
+                if decided:
+                    yield from decided
+        finally:
+            self._frames = number
+            self._segments += segments
+            self._last = when
 
     def tick(self, now: float, patience: float) -> list[Diagnosis]:
         """Live capture: time is ``now`` (capture clock); attempts waiting longer than
@@ -94,7 +134,28 @@ class Analysis:
         stats.evicted_connections = self._reassembler.connections_evicted
         stats.first_time = self._first
         stats.last_time = self._last if self._first is not None else None
+        for other in self._absorbed:
+            _add(stats, other)
         return stats
+
+    def absorb(self, other: RunStats) -> None:
+        """Counts the totals of a run over another, independent capture in this run's stats
+        (``read --jobs``: each file analysed in its own process)."""
+        self._absorbed.append(other)
+
+
+def _add(stats: RunStats, other: RunStats) -> None:
+    stats.frames += other.frames
+    stats.tcp_segments += other.tcp_segments
+    stats.skipped.update(other.skipped)
+    stats.connections += other.connections
+    stats.http_connections += other.http_connections
+    stats.ordinary_exchanges += other.ordinary_exchanges
+    stats.evicted_connections += other.evicted_connections
+    times = [t for t in (stats.first_time, other.first_time) if t is not None]
+    stats.first_time = min(times) if times else None
+    times = [t for t in (stats.last_time, other.last_time) if t is not None]
+    stats.last_time = max(times) if times else None
 
 
 def analyze(frames: Iterable[Frame], analysis: Analysis | None = None) -> Iterator[Diagnosis]:

@@ -2,9 +2,10 @@
 
 How it works
 ------------
-Connections are kept in one dict under both directions' 4-tuples, so finding a segment's
-connection is a single look-up, and a connection nobody cares about any more (``ignored``)
-costs exactly that and nothing else.
+Connections are kept in one dict under both directions' flow keys (``flow_key``: addresses and
+ports as bytes, in wire order), so finding a segment's connection is a single look-up, and a
+connection nobody cares about any more (``ignored``) costs exactly that and nothing else. The
+pipeline's fast path uses the same dict (``flows``) before it decodes a frame at all.
 
 Each direction keeps the absolute stream offset it expects next. A segment's sequence number is
 turned into an offset relative to the first sequence number seen (SYN + 1, or the first segment
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from analyzer.decode.segment import Segment
+from analyzer.decode.segment import Segment, flow_key
 
 _FIN = 0x01
 _SYN = 0x02
@@ -91,6 +92,7 @@ class Connection:
     """One TCP connection as seen in the capture; side 0 is the originator."""
 
     addresses: tuple[bytes, int, bytes, int]  # originator address/port, responder address/port
+    keys: tuple[bytes, bytes] = (b"", b"")  # flow keys of side 0's and side 1's segments
     listener: StreamListener | None = None
     ignored: bool = False  # set by the layer above: later segments cost one look-up
     started: float = 0.0
@@ -123,7 +125,8 @@ class Reassembler:
         sweep_every: int = 8192,
     ) -> None:
         self._new_listener = new_listener
-        self._table: dict[tuple[bytes, int, bytes, int], tuple[Connection, int]] = {}
+        # flow key of a segment -> (its connection, the side that sent it)
+        self._table: dict[bytes, tuple[Connection, int]] = {}
         self._idle_timeout = idle_timeout
         self._max_connections = max_connections
         self._sweep_every = sweep_every
@@ -134,8 +137,13 @@ class Reassembler:
 
     # --- the per-segment path -------------------------------------------------------------
 
+    @property
+    def flows(self) -> dict[bytes, tuple[Connection, int]]:
+        """Flow key -> (connection, side), for look-ups only (the pipeline's fast path)."""
+        return self._table
+
     def feed(self, seg: Segment) -> None:
-        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        key = flow_key(seg.src, seg.sport, seg.dst, seg.dport)
         entry = self._table.get(key)
         if entry is not None and entry[0].ignored and not seg.flags & _SYN:
             return  # the common case for bulk traffic: one look-up, nothing else
@@ -177,13 +185,17 @@ class Reassembler:
         else:
             addresses = (seg.src, seg.sport, seg.dst, seg.dport)
             side = 0
-        conn = Connection(addresses=addresses, started=seg.time, last_time=seg.time)
+        keys = (
+            flow_key(addresses[0], addresses[1], addresses[2], addresses[3]),
+            flow_key(addresses[2], addresses[3], addresses[0], addresses[1]),
+        )
+        conn = Connection(addresses=addresses, keys=keys, started=seg.time, last_time=seg.time)
         listener = self._new_listener(conn, seg)
         if listener is None:
             conn.ignored = True
         conn.listener = listener
-        self._table[(addresses[0], addresses[1], addresses[2], addresses[3])] = (conn, 0)
-        self._table[(addresses[2], addresses[3], addresses[0], addresses[1])] = (conn, 1)
+        self._table[keys[0]] = (conn, 0)
+        self._table[keys[1]] = (conn, 1)
         self.connections_seen += 1
         return conn, side
 
@@ -326,10 +338,14 @@ class Reassembler:
                 self._flush(conn, side, 0, time, 0)
             conn.listener.on_end(time, reason)
         conn.ignore()
+        # Nothing calls a finished connection's listener again, but the entry stays in the
+        # table a while (late retransmissions must not open a new connection): let the
+        # listener's buffers and messages go now. This kept peak memory flat on big captures
+        # whose connections all fit in the 60 s grace period (benchmarks/README.md).
+        conn.listener = None
 
     def _drop(self, conn: Connection) -> None:
-        a, ap, b, bp = conn.addresses
-        for key in ((a, ap, b, bp), (b, bp, a, ap)):
+        for key in conn.keys:
             entry = self._table.get(key)
             if entry is not None and entry[0] is conn:
                 del self._table[key]

@@ -23,7 +23,16 @@ from .ip import (
     ipv6,
     not_tcp,
 )
-from .link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, ethernet, link_layer, not_ip
+from .link import (
+    ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6,
+    ETHERTYPE_TEB,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_LINUX_SLL,
+    ethernet,
+    link_layer,
+    not_ip,
+)
 from .segment import Segment
 from .tunnels import gre, udp
 
@@ -32,6 +41,43 @@ from .tunnels import gre, udp
 MAX_TUNNELS = 4
 
 _TCP = struct.Struct("!HHIIH").unpack_from  # ports, seq, ack, data offset + flags
+
+
+# --- the fast path's peek -------------------------------------------------------------------
+# Most frames of a big capture belong to connections the analyzer already ignores, and for
+# those the pipeline only needs the flow key and the SYN flag. `peek_flow` reads them straight
+# from the bytes for the common shape (Ethernet or Linux cooked, IPv4 without options, TCP),
+# without building a Segment (about 1.2 µs) or walking the layers.
+
+# Link types whose IP header is at a fixed offset right after a 2-byte ethertype field.
+PEEK_LINKS = {LINKTYPE_ETHERNET: 14, LINKTYPE_LINUX_SLL: 16}
+# From the ethertype: ethertype, version+IHL, total length, flags+fragment offset, protocol,
+# then TCP data offset and flags (IPv4 header of exactly 20 bytes).
+_PEEK = struct.Struct("!HBxH2xHxB22xBB").unpack_from
+
+
+def peek_flow(linktype: int, data: bytes) -> tuple[bytes, int] | None:
+    """(flow key, TCP flags) of a frame that `decode_frame` would turn into a TCP segment
+    with that flow key (see `segment.flow_key`), or None when the frame does not have the
+    common shape and only the full decoder can tell.
+
+    The checks are those of `decode_frame` for this shape, so a frame gets a key here exactly
+    when the full decoder gives it a Segment.
+    """
+    l3 = PEEK_LINKS.get(linktype)
+    if l3 is None or len(data) < l3 + 40:
+        return None
+    ethertype, vihl, total, frag, proto, offset, flags = _PEEK(data, l3 - 2)
+    if ethertype != ETHERTYPE_IPV4 or vihl != 0x45 or proto != IPPROTO_TCP or frag & 0x3FFF:
+        return None
+    size = len(data)
+    # Where the IP packet's bytes end in this frame: its total length (0 = TSO, the frame),
+    # cut by the frame's end; the TCP header must fit before that.
+    stop = l3 + total if total and l3 + total < size else size
+    hlen = (offset >> 4) << 2
+    if hlen < 20 or stop - l3 - 20 < hlen:
+        return None
+    return data[l3 + 12 : l3 + 24], flags
 
 
 class Decoder:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import IntFlag
+
+_PORTS = struct.Struct("!HH").pack
 
 
 class TcpFlags(IntFlag):
@@ -34,3 +37,13 @@ class Segment:
     flags: int  # TcpFlags bits, kept as a plain int on the hot path
     payload: bytes  # the TCP payload bytes present in the capture
     missing: int = 0  # payload bytes the snaplen cut off (0 when the whole payload is present)
+
+
+def flow_key(src: bytes, sport: int, dst: bytes, dport: int) -> bytes:
+    """One direction of a connection as bytes: source and destination address, then ports.
+
+    This is the byte order of the wire: in an IPv4 packet without options the key is exactly
+    the 12 bytes from the source address to the TCP destination port, so the pipeline's fast
+    path can slice it out of a frame without decoding it (see ``analyzer/pipeline.py``).
+    """
+    return src + dst + _PORTS(sport, dport)

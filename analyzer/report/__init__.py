@@ -1,1 +1,2 @@
-"""Rendering diagnoses: table, JSON, JSONL, CSV and Markdown. Only the CLI writes them out."""
+"""Rendering diagnoses: table, JSON, JSONL, CSV, Markdown and the detail view (safe.py makes
+capture text safe to print in all of them). Only the CLI writes them out."""

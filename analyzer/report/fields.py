@@ -7,6 +7,7 @@ from typing import Any
 
 from analyzer.checks.catalogue import lookup
 from analyzer.exchange.model import AttemptKind
+from analyzer.report.safe import Cleaner, neutralise
 from analyzer.verdict import Diagnosis, Verdict
 
 
@@ -17,7 +18,7 @@ def iso_time(seconds: float) -> str:
 
 
 def reason_text(diagnosis: Diagnosis) -> str:
-    """The primary reason in plain words, with what was found."""
+    """The primary reason in plain words, with what was found (raw: see ``Cleaner.text``)."""
     attempt = diagnosis.attempt
     if diagnosis.verdict is Verdict.SUCCEEDED:
         protocol = diagnosis.facts.protocol or "the new protocol"
@@ -39,11 +40,17 @@ def reason_text(diagnosis: Diagnosis) -> str:
     return f"{title} ({primary.found})" if primary.found else title
 
 
-def attempt_fields(diagnosis: Diagnosis) -> dict[str, Any]:
-    """The documented per-attempt schema (README: "JSON fields")."""
+def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str, Any]:
+    """The documented per-attempt schema (README: "JSON fields").
+
+    Every string that came from the capture is neutralised, and redacted unless
+    ``show_secrets``: JSON escaping alone leaves ``jq -r`` printing a raw ESC.
+    """
     attempt = diagnosis.attempt
+    clean = Cleaner.for_attempt(attempt, show_secrets)
     request = attempt.request_head
     response = attempt.response_head
+    host = request.headers.get("host") if request else None
     findings = []
     for finding in diagnosis.findings:
         check = lookup(finding.check)
@@ -53,8 +60,8 @@ def attempt_fields(diagnosis: Diagnosis) -> dict[str, Any]:
                 "severity": check.severity.value,
                 "rfc": check.rfc,
                 "title": check.title,
-                "expected": finding.expected,
-                "found": finding.found,
+                "expected": clean.text(finding.expected),
+                "found": clean.text(finding.found),
                 "frames": list(finding.frames),
             }
         )
@@ -64,15 +71,15 @@ def attempt_fields(diagnosis: Diagnosis) -> dict[str, Any]:
         "client": str(attempt.client),
         "server": str(attempt.server),
         "time": iso_time(attempt.time),
-        "method": request.method if request else None,
-        "path": request.target if request else None,
-        "host": request.headers.get("host") if request else None,
-        "offered": list(diagnosis.facts.offered),
-        "protocol": diagnosis.facts.protocol or None,
+        "method": clean.text(request.method) if request else None,
+        "path": clean.target(request.target) if request else None,
+        "host": neutralise(host) if host is not None else None,  # not a secret
+        "offered": clean.texts(diagnosis.facts.offered),
+        "protocol": clean.text(diagnosis.facts.protocol) or None,
         "status": response.status if response else None,
-        "status_reason": response.reason if response else None,
+        "status_reason": clean.text(response.reason) if response else None,
         "verdict": diagnosis.verdict.value,
-        "reason": reason_text(diagnosis),
+        "reason": clean.text(reason_text(diagnosis)),
         "reasons": [f.check for f in diagnosis.findings],
         "findings": findings,
         "request_frame": attempt.request.first_frame if attempt.request else None,
@@ -82,8 +89,10 @@ def attempt_fields(diagnosis: Diagnosis) -> dict[str, Any]:
     }
 
 
-def request_label(diagnosis: Diagnosis) -> str:
+def request_label(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
+    """``METHOD target`` of the request, safe to print."""
     request = diagnosis.attempt.request_head
     if request is None:
         return "(TCP only)" if diagnosis.attempt.kind is AttemptKind.TCP else "(not captured)"
-    return f"{request.method} {request.target}"
+    clean = Cleaner.for_attempt(diagnosis.attempt, show_secrets)
+    return f"{clean.text(request.method)} {clean.target(request.target)}"

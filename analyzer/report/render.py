@@ -13,6 +13,7 @@ from tabulate import tabulate
 
 from analyzer.pipeline import RunStats
 from analyzer.report.fields import attempt_fields, iso_time, reason_text, request_label
+from analyzer.report.safe import Cleaner, csv_cell, neutralise
 from analyzer.source.frame import CaptureWarning
 from analyzer.verdict import Diagnosis
 
@@ -24,24 +25,29 @@ _CSV_FIELDS = ("number", "kind", "client", "server", "time", "method", "path", "
                "response_frame")
 
 
-def table_rows(diagnoses: Sequence[Diagnosis]) -> list[list[Any]]:
+def table_rows(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> list[list[Any]]:
     rows = []
     for d in diagnoses:
         a = d.attempt
+        clean = Cleaner.for_attempt(a, show_secrets)
         status = a.response_head.status if a.response_head else ""
         rows.append([d.number, a.first_frame, iso_time(a.time)[11:23], str(a.client),
-                     str(a.server), _clip(request_label(d), 40),
-                     ",".join(d.facts.offered) or d.facts.protocol or "-", status,
-                     d.verdict.value, _clip(reason_text(d), 90)])
+                     str(a.server), _clip(request_label(d, show_secrets), 40),
+                     clean.text(",".join(d.facts.offered) or d.facts.protocol or "-"), status,
+                     d.verdict.value, _clip(clean.text(reason_text(d)), 90)])
     return rows
 
 
 def render_table(diagnoses: Sequence[Diagnosis], stats: RunStats,
-                 warnings: Sequence[CaptureWarning], markdown: bool = False) -> str:
+                 warnings: Sequence[CaptureWarning], markdown: bool = False,
+                 show_secrets: bool = False) -> str:
     fmt = "github" if markdown else "simple"
     parts = []
     if diagnoses:
-        parts.append(tabulate(table_rows(diagnoses), headers=_COLUMNS, tablefmt=fmt))
+        rows = table_rows(diagnoses, show_secrets)
+        if markdown:  # a '|' from the capture would start a new column
+            rows = [[_markdown_cell(v) for v in row] for row in rows]
+        parts.append(tabulate(rows, headers=_COLUMNS, tablefmt=fmt))
     else:
         parts.append("No upgrade attempts found.")
     parts.append("")
@@ -67,7 +73,7 @@ def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
         "evicted_connections": stats.evicted_connections,
         "first_time": iso_time(stats.first_time) if stats.first_time is not None else None,
         "last_time": iso_time(stats.last_time) if stats.last_time is not None else None,
-        "warnings": [f"{w.source}: {w.where}: {w.message}" for w in warnings],
+        "warnings": [neutralise(f"{w.source}: {w.where}: {w.message}") for w in warnings],
     }
 
 
@@ -94,32 +100,37 @@ def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
 
 
 def render_json(diagnoses: Sequence[Diagnosis], stats: RunStats,
-                warnings: Sequence[CaptureWarning]) -> str:
+                warnings: Sequence[CaptureWarning], show_secrets: bool = False) -> str:
     document = {
-        "attempts": [attempt_fields(d) for d in diagnoses],
+        "attempts": [attempt_fields(d, show_secrets) for d in diagnoses],
         "summary": summary_fields(diagnoses, stats, warnings),
     }
     return json.dumps(document, indent=2)
 
 
-def render_jsonl_line(diagnosis: Diagnosis) -> str:
-    return json.dumps(attempt_fields(diagnosis))
+def render_jsonl_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
+    return json.dumps(attempt_fields(diagnosis, show_secrets))
 
 
-def render_csv(diagnoses: Sequence[Diagnosis]) -> str:
+def render_csv(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(_CSV_FIELDS)
     for d in diagnoses:
-        fields = attempt_fields(d)
+        fields = attempt_fields(d, show_secrets)
         row = []
         for name in _CSV_FIELDS:
             value = fields[name]
             if isinstance(value, list):
                 value = " ".join(str(v) for v in value)
-            row.append("" if value is None else value)
+            row.append("" if value is None else csv_cell(value) if isinstance(value, str)
+                       else value)
         writer.writerow(row)
     return out.getvalue()
+
+
+def _markdown_cell(value: Any) -> Any:
+    return value.replace("|", "\\|") if isinstance(value, str) else value
 
 
 def _clip(text: str, width: int) -> str:

@@ -1,6 +1,6 @@
 """Capture sources: turn pcap/pcapng files (plain or gzip, or standard input) into Frames."""
 
-from .capture import read_captures
+from .capture import read_captures, read_records
 from .frame import CaptureError, CaptureWarning, Frame
 
-__all__ = ["CaptureError", "CaptureWarning", "Frame", "read_captures"]
+__all__ = ["CaptureError", "CaptureWarning", "Frame", "read_captures", "read_records"]

@@ -1,0 +1,62 @@
+"""The live loop: captured frames go through the pipeline, and the passing of time decides the
+attempts still waiting for an answer. It prints nothing; the CLI reports what it yields."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from analyzer.pipeline import Analysis
+from analyzer.source.frame import Frame
+from analyzer.verdict import Diagnosis
+
+# How often time is allowed to decide (Analysis.tick), in seconds; also the longest a stop
+# request (Ctrl-C, the end of --duration) waits to be noticed.
+TICK = 0.5
+_POLL = 0.25
+
+
+class FrameSource(Protocol):
+    def poll(self, timeout: float) -> list[Frame]:
+        """The frames that arrive within `timeout` seconds; [] when none did."""
+        ...
+
+
+class FrameSink(Protocol):
+    def write(self, frame: Frame) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+def run_live(source: FrameSource, analysis: Analysis, patience: float, *,
+             should_stop: Callable[[], bool], deadline: float | None = None,
+             sink: FrameSink | None = None,
+             clock: Callable[[], float] = time.time) -> Iterator[Diagnosis]:
+    """Yields each attempt the moment it is decided, until `should_stop()` or the `deadline`
+    (clock time). Attempts still undecided at the end are left in `analysis`: the caller
+    chooses whether to `finish()` them."""
+    last_tick = clock()
+    while not should_stop():
+        now = clock()
+        if deadline is not None and now >= deadline:
+            break
+        wait = _POLL if deadline is None else min(_POLL, deadline - now)
+        yield from _feed(source.poll(wait), analysis, sink)
+        now = clock()
+        if now - last_tick >= TICK:
+            last_tick = now
+            if sink is not None:
+                sink.flush()
+            # Kernel timestamps and `now` are the same clock (wall time, UTC).
+            yield from analysis.tick(now, patience)
+    # What the kernel captured before the stop still counts (a FIN just before Ctrl-C).
+    yield from _feed(source.poll(0.0), analysis, sink)
+
+
+def _feed(frames: list[Frame], analysis: Analysis, sink: FrameSink | None) -> Iterator[Diagnosis]:
+    for frame in frames:
+        if sink is not None:
+            sink.write(frame)
+        if decided := analysis.feed(frame):
+            yield from decided

@@ -1,0 +1,100 @@
+"""Reports that grow while a capture runs: a table printed row by row, and running counts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from analyzer.pipeline import RunStats
+from analyzer.report.render import render_csv, table_rows
+from analyzer.verdict import Diagnosis, Verdict
+
+# (heading, width, right-aligned) of each column of the streamed table; the reason column
+# takes what is left. Widths fit the usual values; a longer value pushes its line to the right.
+_COLUMNS = (("#", 4, True), ("frame", 7, True), ("time", 12, False), ("client", 21, False),
+            ("server", 21, False), ("request", 40, False), ("offered", 10, False),
+            ("status", 6, True), ("verdict", 12, False), ("reason", 0, False))
+
+
+def _line(values: list[Any]) -> str:
+    cells = []
+    for (_, width, right), value in zip(_COLUMNS, values, strict=True):
+        text = str(value)
+        cells.append(text.rjust(width) if right else text.ljust(width))
+    return "  ".join(cells).rstrip()
+
+
+def table_head() -> str:
+    """The two heading lines of the streamed table, printed once before the first row."""
+    return "\n".join((_line([c[0] for c in _COLUMNS]),
+                      _line(["-" * max(c[1], len(c[0])) for c in _COLUMNS])))
+
+
+def table_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
+    """One attempt as one fixed-width line under `table_head` (cleaned as `table_rows` is)."""
+    return _line(table_rows([diagnosis], show_secrets)[0])
+
+
+def csv_head() -> str:
+    return render_csv([]).rstrip("\r\n")
+
+
+def csv_line(diagnosis: Diagnosis) -> str:
+    """One attempt as one CSV record (render_csv's, so quoting and cleaning are the same)."""
+    text = render_csv([diagnosis])
+    return text[text.index("\n") + 1:].rstrip("\r\n")
+
+
+@dataclass(slots=True)
+class Tally:
+    """Counts by verdict and primary reason: the summary of a run that keeps no attempt."""
+
+    attempts: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, diagnosis: Diagnosis) -> None:
+        self.attempts += 1
+        self.verdicts[diagnosis.verdict.value] += 1
+        if diagnosis.primary is not None and diagnosis.verdict is not Verdict.SUCCEEDED:
+            self.reasons[diagnosis.primary.check] += 1
+
+
+def tally_summary(tally: Tally, stats: RunStats, received: int, dropped: int) -> dict[str, Any]:
+    """The summary of a live run as fields."""
+    return {
+        "attempts": tally.attempts,
+        "verdicts": dict(sorted(tally.verdicts.items())),
+        "reasons": dict(tally.reasons.most_common()),
+        "packets_received": received,
+        "packets_dropped": dropped,
+        "frames": stats.frames,
+        "tcp_segments": stats.tcp_segments,
+        "connections": stats.connections,
+        "http_connections": stats.http_connections,
+        "ordinary_http_exchanges": stats.ordinary_exchanges,
+        "frames_without_tcp": dict(stats.skipped.most_common()),
+        "evicted_connections": stats.evicted_connections,
+    }
+
+
+def tally_summary_text(tally: Tally, stats: RunStats, received: int, dropped: int) -> str:
+    """The summary of a live run, worded like `read`'s, plus the kernel's packet counts."""
+    s = tally_summary(tally, stats, received, dropped)
+    verdicts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items()) or "none"
+    lines = [f"Attempts: {s['attempts']} ({verdicts})"]
+    if s["reasons"]:
+        lines.append("Reasons: " + ", ".join(f"{r} x{n}" for r, n in s["reasons"].items()))
+    lines.append(f"Packets: {received} received, {dropped} dropped by the kernel")
+    lines.append(
+        f"Frames: {s['frames']}, TCP segments: {s['tcp_segments']}, connections: "
+        f"{s['connections']} ({s['http_connections']} HTTP), ordinary HTTP exchanges: "
+        f"{s['ordinary_http_exchanges']}"
+    )
+    if s["frames_without_tcp"]:
+        lines.append("Frames without TCP: " + ", ".join(
+            f"{r} x{n}" for r, n in s["frames_without_tcp"].items()))
+    if s["evicted_connections"]:
+        lines.append(f"Connections evicted (table full): {s['evicted_connections']}")
+    return "\n".join(lines)

@@ -1,0 +1,239 @@
+"""Safe output in every format: capture text cannot drive a terminal, secrets stay hidden.
+
+A capture is attacker-controlled input: a header value, a path or a close reason may carry ANSI
+escape sequences (ESC, or the one-byte C1 CSI 0x9b) and BELs. Every format must print them as
+visible escapes. Credentials (Authorization, cookies, ``?token=``) are redacted unless
+``--show-secrets``. CSV cells that a spreadsheet would run as a formula are defused.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from analyzer.report.safe import (
+    REDACTED,
+    csv_cell,
+    neutralise,
+    redact_header,
+    redact_target,
+)
+from tests.builder import (
+    DEFAULT_WS_KEY,
+    Conversation,
+    http_request,
+    http_response,
+    websocket_request,
+    websocket_response,
+    write_pcap,
+)
+from tests.helpers import run_cli
+
+FORMATS = ("table", "json", "jsonl", "csv", "markdown")
+VIEWS = [("-F", f) for f in FORMATS] + [("--detail",)]
+RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\x85")
+
+BEARER = "s3cr3t-bearer-value"
+COOKIE = "c00kie-secret-value"
+
+
+# -- the pieces ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "shown"), [
+    ("a\x1b[31mred\x07", "a\\x1b[31mred\\x07"),
+    ("cr\rlf\nnul\x00tab\tdel\x7f", "cr\\x0dlf\\x0anul\\x00tab\\x09del\\x7f"),
+    ("c1 \x9b2J \x85", "c1 \\x9b2J \\x85"),
+    ("bidi \u202eevil\u2066", "bidi \\u202eevil\\u2066"),
+    ("café ünïcode 日本 😀", "café ünïcode 日本 😀"),  # printable Unicode is kept
+])
+def test_neutralise(raw: str, shown: str) -> None:
+    assert neutralise(raw) == shown
+
+
+@pytest.mark.parametrize(("cell", "shown"), [
+    ("=1+2", "'=1+2"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\tx", "'\tx"), ("\rx", "'\rx"), ("GET", "GET"), ("a=b", "a=b"), ("", ""),
+])
+def test_csv_cell(cell: str, shown: str) -> None:
+    assert csv_cell(cell) == shown
+
+
+@pytest.mark.parametrize(("target", "shown"), [
+    ("/chat?token=abc", f"/chat?token={REDACTED}"),
+    ("/chat?room=1&TOKEN=abc&x=2", f"/chat?room=1&TOKEN={REDACTED}&x=2"),
+    ("/?access_token=a&api_key=b&apikey=c&key=d&auth=e", f"/?access_token={REDACTED}&api_key="
+     f"{REDACTED}&apikey={REDACTED}&key={REDACTED}&auth={REDACTED}"),
+    ("/?password=p&secret=s&sig=g&signature=h&jwt=j&session=k", f"/?password={REDACTED}&secret="
+     f"{REDACTED}&sig={REDACTED}&signature={REDACTED}&jwt={REDACTED}&session={REDACTED}"),
+    ("/?monkey=1&tokens=2&room=key", "/?monkey=1&tokens=2&room=key"),  # whole names only
+    ("http://user:pw@example.com/ws", f"http://{REDACTED}@example.com/ws"),
+    ("/chat", "/chat"),
+    ("/?token=a\"b)c&x=1", f"/?token={REDACTED}&x=1"),  # quotes and ')' are part of a value
+])
+def test_redact_target(target: str, shown: str) -> None:
+    assert redact_target(target) == shown
+
+
+@pytest.mark.parametrize(("name", "value", "shown"), [
+    ("Authorization", "Bearer abc.def", f"Bearer {REDACTED}"),
+    ("proxy-authorization", "Basic dXNlcjpwdw==", f"Basic {REDACTED}"),
+    ("Authorization", "opaque", REDACTED),
+    ("Cookie", "sid=1; theme=dark", f"sid={REDACTED}; theme={REDACTED}"),
+    ("Set-Cookie", "sid=1; Path=/; HttpOnly", f"sid={REDACTED}; Path=/; HttpOnly"),
+    ("Location", "/login?next=/&token=t", f"/login?next=/&token={REDACTED}"),
+    ("Sec-WebSocket-Key", DEFAULT_WS_KEY, DEFAULT_WS_KEY),  # a nonce, not a secret
+    ("Host", "example.com", "example.com"),
+])
+def test_redact_header(name: str, value: str, shown: str) -> None:
+    assert redact_header(name, value) == shown
+
+
+# -- through the command line --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A switch whose request carries a token, a bearer token and a cookie; and a plain GET
+    (its finding quotes the path) rejected with a 400 whose body echoes the bearer token."""
+    good = Conversation(client=("10.0.0.1", 50000), server=("10.0.0.2", 8080),
+                        start=1_700_000_000)
+    good.handshake()
+    good.client(websocket_request("example.com", "/chat?token=abc&room=1", extra_headers=[
+        ("Authorization", f"Bearer {BEARER}"), ("Cookie", f"sid={COOKIE}; theme=dark")]))
+    good.server(websocket_response(DEFAULT_WS_KEY), delay=0.002)
+    good.client_ws_close(1000, delay=3.0)
+    good.server_ws_close(1000)
+    good.client_fin()
+    good.server_fin()
+    plain = Conversation(client=("10.0.0.3", 50001), server=("10.0.0.2", 8080),
+                         start=1_700_000_010)
+    plain.handshake()
+    plain.client(http_request("GET", "/chat?token=abc", [
+        ("Host", "example.com"), ("Authorization", f"Bearer {BEARER}")]))
+    body = f"invalid token {BEARER}".encode()
+    plain.server(http_response(400, "No WebSocket Upgrade header found", [
+        ("Content-Length", str(len(body))), ("Set-Cookie", f"sid={COOKIE}; Path=/")], body),
+        delay=0.001)
+    plain.server_fin()
+    plain.client_fin()
+    path = tmp_path_factory.mktemp("safe") / "secrets.pcap"
+    write_pcap(path, [good, plain])
+    return path
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ANSI escapes and BELs in a header value, in the path and in a close reason.
+
+    A request target cannot hold ESC or BEL (the request would not be HTTP at all), but bytes
+    from 0x80 can: 0x9b is the one-byte C1 CSI that starts an escape sequence on 8-bit
+    terminals, 0x85 is NEL.
+    """
+    conv = Conversation(client=("10.0.0.5", 50005), server=("10.0.0.2", 8080),
+                        start=1_700_000_000)
+    conv.handshake()
+    conv.client(websocket_request(
+        "example.com", "/\x9b31mfeed\x85x", omit=("Upgrade",),
+        extra_headers=[("Upgrade", "websocket, x\x1b[31m\x07"),
+                       ("User-Agent", "evil\x1b]8;;http://x\x07link")]))
+    conv.server(websocket_response(DEFAULT_WS_KEY), delay=0.002)
+    conv.server_ws_close(1008, "bye\x1b]0;owned\x07", delay=0.003)
+    conv.client_ws_close(1008)
+    conv.server_fin()
+    conv.client_fin()
+    formula = Conversation(client=("10.0.0.6", 50006), server=("10.0.0.2", 8080),
+                           start=1_700_000_001)
+    formula.handshake()
+    formula.client(websocket_request('=HYPERLINK("http://evil")', "/"))
+    formula.server(websocket_response(DEFAULT_WS_KEY), delay=0.002)
+    formula.client_fin(delay=3)
+    formula.server_fin()
+    path = tmp_path_factory.mktemp("safe") / "hostile.pcap"
+    write_pcap(path, [conv, formula])
+    return path
+
+
+def _out(path: Path, *args: str) -> str:
+    result = run_cli("read", path, *args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize("view", VIEWS, ids=lambda v: v[-1].lstrip("-"))
+def test_secrets_redacted_by_default(secrets: Path, view: tuple[str, ...]) -> None:
+    text = _out(secrets, *view)
+    assert "token=abc" not in text and BEARER not in text and COOKIE not in text
+    assert f"token={REDACTED}" in text
+
+
+@pytest.mark.parametrize("view", VIEWS, ids=lambda v: v[-1].lstrip("-"))
+def test_secrets_shown_when_asked(secrets: Path, view: tuple[str, ...]) -> None:
+    text = _out(secrets, *view, "--show-secrets")
+    assert "token=abc" in text and REDACTED not in text
+
+
+def test_detail_redacts_headers_and_keeps_what_they_were(secrets: Path) -> None:
+    text = _out(secrets, "--detail")
+    assert f"Authorization: Bearer {REDACTED}" in text
+    assert f"Cookie: sid={REDACTED}; theme={REDACTED}" in text
+    assert f"Set-Cookie: sid={REDACTED}; Path=/" in text
+    assert f"Sec-WebSocket-Key: {DEFAULT_WS_KEY}" in text  # needed to judge the Accept
+    assert f"invalid token {REDACTED}" in text  # the body echoed the credential
+    shown = _out(secrets, "--detail", "--show-secrets")
+    assert f"Authorization: Bearer {BEARER}" in shown
+    assert f"Cookie: sid={COOKIE}; theme=dark" in shown
+    assert f"invalid token {BEARER}" in shown
+
+
+def test_json_redacts_path_and_reason_but_not_host(secrets: Path) -> None:
+    attempts = json.loads(_out(secrets, "-F", "json"))["attempts"]
+    assert attempts[0]["path"] == f"/chat?token={REDACTED}&room=1"
+    assert attempts[1]["reason"].endswith(f"(plain GET /chat?token={REDACTED})")
+    assert attempts[0]["host"] == "example.com"
+
+
+@pytest.mark.parametrize("view", VIEWS, ids=lambda v: v[-1].lstrip("-"))
+def test_controls_neutralised_in_every_format(hostile: Path, view: tuple[str, ...]) -> None:
+    text = _out(hostile, *view)
+    for control in RAW_CONTROLS:
+        assert control not in text, (control, text)
+
+    def shown(value: str) -> str:  # as the format writes it: JSON doubles the backslashes
+        return json.dumps(value)[1:-1] if view[-1] in ("json", "jsonl") else value
+
+    assert shown("x\\x1b[31m\\x07") in text  # the Upgrade header's value, as offered
+    assert shown("/\\x9b31mfeed\\x85x") in text  # the path
+    if view[-1] not in ("table", "markdown"):  # the table clips the reason before it
+        assert shown("'bye\\x1b]0;owned\\x07'") in text  # the close reason
+
+
+def test_controls_neutralised_for_jq_raw_output(hostile: Path) -> None:
+    # `jq -r .attempts[].reason` prints the decoded string: it must be harmless too
+    (first, _) = json.loads(_out(hostile, "-F", "json"))["attempts"]
+    strings = [first["path"], first["reason"], *first["offered"],
+               *(f["found"] for f in first["findings"])]
+    for value in strings:
+        assert not any(c in value for c in RAW_CONTROLS), value
+
+
+def test_detail_neutralises_header_lines_and_the_ladder(hostile: Path) -> None:
+    text = _out(hostile, "--attempt", "1")
+    assert "  User-Agent: evil\\x1b]8;;http://x\\x07link\n" in text
+    assert "<-- Close 1008 'bye\\x1b]0;owned\\x07', unmasked" in text
+    coloured = run_cli("read", hostile, "--attempt", "1", "--color").stdout
+    # the only escapes are our own colour codes
+    assert "\x07" not in coloured and "\x1b]" not in coloured and "\x1b[31m" not in coloured
+
+
+def test_csv_formula_cells_are_prefixed(hostile: Path) -> None:
+    rows = list(csv.DictReader(io.StringIO(_out(hostile, "-F", "csv"))))
+    assert rows[1]["host"] == "'=HYPERLINK(\"http://evil\")"
+    assert rows[0]["method"] == "GET"
+    # JSON keeps the value as it was (only control characters are escaped)
+    attempts = json.loads(_out(hostile, "-F", "json"))["attempts"]
+    assert attempts[1]["host"] == '=HYPERLINK("http://evil")'
