@@ -69,3 +69,17 @@ def test_switch_is_decided_when_its_window_is_over(tmp_path: Path) -> None:
     (decided,) = run.tick(START + 5.0, patience=5.0)
     assert decided.verdict.value == "succeeded"
     assert run.finish() == []
+
+
+def test_empty_body_rejection_is_decided_at_once(tmp_path: Path) -> None:
+    """A keep-alive 403 with Content-Length: 0 must not wait for the connection to end."""
+    from tests.builder import http_response
+
+    conv = Conversation(client=("10.0.0.1", 40003), server=("10.0.0.2", 80), start=START)
+    conv.handshake()
+    conv.client(websocket_request("h", "/ws", extra_headers=[("Content-Length", "0")]))
+    conv.server(http_response(403, "Forbidden", [("Content-Length", "0")]), delay=0.002)
+    run = Analysis()
+    (decided,) = feed(run, frames(tmp_path, conv))
+    assert decided.verdict.value == "failed"
+    assert decided.findings[0].check == "response_forbidden"

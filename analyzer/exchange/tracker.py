@@ -41,7 +41,7 @@ from analyzer.exchange.model import (
     TcpFacts,
 )
 from analyzer.exchange.relevance import is_upgrade_attempt, request_offers_upgrade
-from analyzer.http.body import BodyReader, FramingKind, body_framing
+from analyzer.http.body import BodyReader, Framing, FramingKind, body_framing
 from analyzer.http.head import (
     classify_start,
     find_head_end,
@@ -323,7 +323,7 @@ class ConnectionTracker:
             )
             self._sequence += 1
             framing = body_framing(request)
-            if framing.kind in (FramingKind.LENGTH, FramingKind.CHUNKED):
+            if _has_body(framing):
                 state.body = BodyReader(framing)
                 state.mode = _Mode.BODY
             else:
@@ -408,7 +408,9 @@ class ConnectionTracker:
             self._response = _PendingResponse(
                 request, response, first_frame, last, first_time, interim
             )
-            if framing.kind is FramingKind.NONE:
+            if framing.kind is not FramingKind.UNTIL_CLOSE and not _has_body(framing):
+                # complete now, not when more bytes come: a keep-alive 403 with an empty body
+                # may be the last thing the server says for minutes
                 self._complete_response(body_complete=True)
                 continue
             state.body = BodyReader(framing)
@@ -659,6 +661,13 @@ class ConnectionTracker:
 
     def _ignore(self) -> None:
         self._conn.ignore()
+
+
+def _has_body(framing: Framing) -> bool:
+    """True when bytes of a body follow the head (a zero Content-Length has none)."""
+    if framing.kind is FramingKind.LENGTH:
+        return bool(framing.length)
+    return framing.kind is FramingKind.CHUNKED
 
 
 def _method_of(request: _PendingRequest | None) -> str | None:
