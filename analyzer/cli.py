@@ -20,6 +20,7 @@ import click
 
 from analyzer import __version__
 from analyzer.checks.catalogue import CATALOGUE, lookup
+from analyzer.correlate import correlate
 from analyzer.parallel import analyze_in_parallel
 from analyzer.pipeline import Analysis
 from analyzer.report.detail import render_detail
@@ -169,17 +170,19 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
         yield from analysis.finish()
 
     try:
-        for number, diagnosis in enumerate(_numbered(decided()), start=1):
-            del number
+        for diagnosis in _numbered(decided()):
+            if not streaming:
+                kept.append(diagnosis)  # filtered after correlation, which needs every leg
+                continue
             if not keep(diagnosis):
                 continue
             kept.append(diagnosis)
-            if streaming and fmt == "table":
+            if fmt == "table":
                 if len(kept) == 1:
                     click.echo(table_head())
                 click.echo(table_line(diagnosis, view.show_secrets))
                 sys.stdout.flush()
-            elif streaming:
+            else:
                 click.echo(render_jsonl_line(diagnosis, view.show_secrets))
                 sys.stdout.flush()
     except CaptureError as error:
@@ -195,7 +198,8 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
         _warn(f"{warning.source}: {warning.where}: {warning.message}")
     if not streaming:
         kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
-        kept = [_renumber(d, i) for i, d in enumerate(kept, start=1)]
+        kept = correlate([_renumber(d, i) for i, d in enumerate(kept, start=1)])
+        kept = [d for d in kept if keep(d)]
     if streaming and fmt == "table":
         click.echo(("\n" if kept else "No upgrade attempts found.\n")
                    + summary_text(kept, analysis.stats, warnings))
