@@ -86,6 +86,19 @@ def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str
         "response_frame": attempt.response.first_frame if attempt.response else None,
         "syn_frame": attempt.tcp.syn.frame if attempt.tcp.syn else None,
         "connection_exchange": attempt.sequence if attempt.kind is AttemptKind.HTTP else None,
+        "attribution": _attribution_fields(diagnosis, clean),
+    }
+
+
+def _attribution_fields(diagnosis: Diagnosis, clean: Cleaner) -> dict[str, Any]:
+    who = diagnosis.attribution
+    return {
+        "server": who.server,
+        "confidence": who.confidence or None,
+        "evidence": clean.texts(who.evidence),
+        "server_log": clean.text(who.server_log) if who.server_log else None,
+        "client": clean.text(who.client) if who.client else None,
+        "client_errors": clean.texts(who.client_errors),
     }
 
 

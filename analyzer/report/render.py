@@ -11,6 +11,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from analyzer.correlate import storms
 from analyzer.pipeline import RunStats
 from analyzer.report.fields import attempt_fields, iso_time, reason_text, request_label
 from analyzer.report.safe import Cleaner, csv_cell, neutralise
@@ -74,6 +75,12 @@ def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
         "first_time": iso_time(stats.first_time) if stats.first_time is not None else None,
         "last_time": iso_time(stats.last_time) if stats.last_time is not None else None,
         "warnings": [neutralise(f"{w.source}: {w.where}: {w.message}") for w in warnings],
+        "repeated": [
+            {"count": s.count, "client": s.client, "server": s.server,
+             "request": neutralise(s.request), "verdict": s.verdict, "reason": s.reason,
+             "first_time": iso_time(s.first), "last_time": iso_time(s.last)}
+            for s in storms(diagnoses)
+        ],
     }
 
 
@@ -85,6 +92,13 @@ def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
     lines.append(f"Attempts: {s['attempts']} ({verdicts})")
     if s["reasons"]:
         lines.append("Reasons: " + ", ".join(f"{r} x{n}" for r, n in s["reasons"].items()))
+    for group in s["repeated"][:10]:
+        lines.append(
+            f"Repeated: {group['count']} x {group['client']} -> {group['server']} "
+            f"{group['request']}: {group['verdict']}"
+            + (f" ({group['reason']})" if group["reason"] else "")
+            + f", {group['first_time'][11:19]} to {group['last_time'][11:19]}"
+        )
     lines.append(
         f"Frames: {s['frames']}, TCP segments: {s['tcp_segments']}, connections: "
         f"{s['connections']} ({s['http_connections']} HTTP), ordinary HTTP exchanges: "

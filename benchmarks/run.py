@@ -1,0 +1,365 @@
+"""Times `upgrade-analyzer read` against tshark and a floor loop, and checks its findings.
+
+Usage::
+
+    python benchmarks/run.py                  # 100 MB and 1 GB captures, 3 runs each
+    python benchmarks/run.py --quick          # one 50 MB capture: a smoke run, < 2 minutes
+    python benchmarks/run.py --sizes 200M --runs 5 --workdir /tmp/ub
+
+Captures are generated (``benchmarks/generate.py``, seeded) into ``--workdir`` (default
+``/tmp/upgrade-analyzer-bench``) unless already there; they are never written into the repo.
+
+For each capture, every round runs the three commands once, in an order that rotates from
+round to round (so that none always runs on a warm or cold cache), each as a child process
+measured with ``wait4``: wall seconds, CPU seconds (user + system), peak RSS. Reported are
+medians over the rounds (peak RSS: the largest). The commands:
+
+- ``ours``: ``python -m analyzer read FILE --format jsonl`` (attempts streamed to a file);
+- ``tshark``: ``tshark -r FILE -Y 'http.upgrade || http.response.code == 101' -T fields ...``
+  (skipped when tshark is not installed);
+- ``floor``: a Python loop that only walks the records (record header unpacked, record bytes
+  sliced) with the same 1 MiB reads as our reader: no reader in Python can be faster.
+
+Then ours is checked against the generator's ground truth (every handshake found, with the
+expected verdict and primary reason; nothing else listed), and tshark's output is checked for
+which of the upgrade requests it showed. Finally ``read --jobs`` is timed on several
+independent captures, with 1 and with ``nproc`` workers.
+
+The report is Markdown on standard output (also saved as ``report.md`` in the workdir, with
+the raw numbers in ``results.json``). Exit status 1 when our findings do not match the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from generate import SCENARIOS, generate, parse_size  # noqa: E402
+
+TSHARK_FILTER = "http.upgrade || http.response.code == 101"
+TSHARK_FIELDS = ("frame.number", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport",
+                 "http.upgrade", "http.response.code")
+# Scenarios whose request carries an Upgrade header (tshark's filter can only see those).
+UPGRADE_SCENARIOS = {name for name in SCENARIOS
+                     if name not in ("plain_get_400", "refused", "syn_unanswered")}
+
+
+@dataclass
+class Measure:
+    wall: float
+    cpu: float
+    rss_mb: float
+    status: int
+
+
+@dataclass
+class ToolResult:
+    name: str
+    command: list[str]
+    runs: list[Measure] = field(default_factory=list)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(m.wall for m in self.runs)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(m.cpu for m in self.runs)
+
+    @property
+    def rss_mb(self) -> float:
+        return max(m.rss_mb for m in self.runs)
+
+
+def measure(command: list[str], stdout: Path, stderr: Path) -> Measure:
+    """Runs a command to completion; wall, CPU and peak RSS of that child alone."""
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=err, cwd=REPO)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4
+    return Measure(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+                   child.returncode)
+
+
+# --- the floor ---------------------------------------------------------------------------------
+
+
+def floor_walk(path: str) -> int:
+    """Walks a classic pcap file's records: header unpacked, bytes sliced, nothing else."""
+    with open(path, "rb", buffering=0) as f:
+        head = f.read(24)
+        order = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        unpack = struct.Struct(order + "IIII").unpack_from
+        buf = b""
+        pos = 0
+        count = 0
+        while chunk := f.read(1 << 20):
+            buf = buf[pos:] + chunk
+            pos = 0
+            end = len(buf)
+            while end - pos >= 16:
+                _, _, incl, _ = unpack(buf, pos)
+                stop = pos + 16 + incl
+                if stop > end:
+                    break
+                data = buf[pos + 16 : stop]
+                del data
+                pos = stop
+                count += 1
+    return count
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+def check_ours(jsonl: Path, stderr: Path, truth: dict) -> dict:
+    """Our findings against the ground truth, matched by client endpoint."""
+    found = {}
+    for line in jsonl.read_text().splitlines():
+        attempt = json.loads(line)
+        found[attempt["client"]] = attempt
+    mismatches = []
+    per_scenario: Counter[str] = Counter()
+    for expected in truth["attempts"]:
+        got = found.pop(expected["client"], None)
+        verdict = got["verdict"] if got else None
+        reason = (got["reasons"] or [None])[0] if got else None
+        if (verdict, reason) != (expected["verdict"], expected["reason"]):
+            mismatches.append({**expected, "got_verdict": verdict, "got_reason": reason})
+        else:
+            per_scenario[expected["scenario"]] += 1
+    summary = stderr.read_text()
+    frames = re.search(r"Frames: (\d+)", summary)
+    ordinary = re.search(r"ordinary HTTP exchanges: (\d+)", summary)
+    return {
+        "expected": len(truth["attempts"]),
+        "matched": len(truth["attempts"]) - len(mismatches),
+        "mismatches": mismatches[:20],
+        "unexpected": [a["client"] for a in found.values()][:20],
+        "per_scenario": dict(sorted(per_scenario.items())),
+        "frames_ok": frames is not None and int(frames.group(1)) == truth["frames"],
+        "ordinary_ok": ordinary is not None
+        and int(ordinary.group(1)) == truth["ordinary_http_exchanges"],
+    }
+
+
+def check_tshark(fields: Path, truth: dict) -> dict:
+    """Which upgrade requests of the truth tshark's filter showed (by client endpoint)."""
+    seen = set()
+    for line in fields.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 5:
+            seen.add(f"{parts[1]}:{parts[2]}")
+            seen.add(f"{parts[3]}:{parts[4]}")
+    total: Counter[str] = Counter()
+    shown: Counter[str] = Counter()
+    for expected in truth["attempts"]:
+        if expected["scenario"] in UPGRADE_SCENARIOS:
+            total[expected["delivery"]] += 1
+            shown[expected["delivery"]] += expected["client"] in seen
+    return {
+        "upgrade_requests": sum(total.values()),
+        "shown": sum(shown.values()),
+        "by_delivery": {d: f"{shown[d]}/{total[d]}" for d in sorted(total)},
+    }
+
+
+# --- the runs ----------------------------------------------------------------------------------
+
+
+def ensure_capture(workdir: Path, size: int, seed: int) -> tuple[Path, dict]:
+    path = workdir / f"bench-{size // 1_000_000}M-seed{seed}.pcap"
+    truth_path = Path(str(path) + ".truth.json")
+    if not (path.exists() and truth_path.exists()):
+        started = time.perf_counter()
+        truth = generate(str(path), size, seed, concurrency=64)
+        truth_path.write_text(json.dumps(truth, indent=1))
+        print(f"# generated {path} ({truth['bytes'] / 1e6:.0f} MB, {truth['frames']} frames) "
+              f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return path, json.loads(truth_path.read_text())
+
+
+def bench_capture(path: Path, truth: dict, runs: int, use_tshark: bool, workdir: Path) -> dict:
+    out = workdir / "out"
+    out.mkdir(exist_ok=True)
+    tools = [
+        ToolResult("floor", [sys.executable, str(HERE / "run.py"), "--floor", str(path)]),
+        ToolResult("ours", [sys.executable, "-m", "analyzer", "read", str(path),
+                            "--format", "jsonl"]),
+    ]
+    if use_tshark:
+        command = ["tshark", "-r", str(path), "-Y", TSHARK_FILTER, "-T", "fields"]
+        for name in TSHARK_FIELDS:
+            command += ["-e", name]
+        tools.append(ToolResult("tshark", command))
+    for round_ in range(runs):
+        order = tools[round_ % len(tools):] + tools[: round_ % len(tools)]
+        for tool in order:
+            m = measure(tool.command, out / f"{tool.name}.out", out / f"{tool.name}.err")
+            if m.status != 0:
+                raise SystemExit(f"{tool.name} failed ({m.status}): "
+                                 f"{(out / f'{tool.name}.err').read_text()[-500:]}")
+            tool.runs.append(m)
+            print(f"# {path.name} round {round_ + 1}: {tool.name} {m.wall:.2f} s",
+                  file=sys.stderr)
+    result = {
+        "file": str(path),
+        "mb": path.stat().st_size / 1e6,
+        "frames": truth["frames"],
+        "tools": {t.name: {"command": t.command, "wall": t.wall, "cpu": t.cpu,
+                           "rss_mb": t.rss_mb, "runs": [asdict(m) for m in t.runs]}
+                  for t in tools},
+        "ours_vs_truth": check_ours(out / "ours.out", out / "ours.err", truth),
+    }
+    if use_tshark:
+        result["tshark_vs_truth"] = check_tshark(out / "tshark.out", truth)
+    return result
+
+
+def bench_jobs(workdir: Path, files: int, size: int, runs: int) -> dict:
+    paths = [str(ensure_capture(workdir, size, 100 + i)[0]) for i in range(files)]
+    workers = os.cpu_count() or 1
+    results = {}
+    for jobs in (1, workers):
+        command = [sys.executable, "-m", "analyzer", "read", *paths, "--format", "jsonl",
+                   "--jobs", str(jobs)]
+        walls = [measure(command, workdir / "out" / "jobs.out", workdir / "out" / "jobs.err")
+                 for _ in range(runs)]
+        results[jobs] = statistics.median(m.wall for m in walls)
+    return {"files": files, "mb_each": size / 1e6, "workers": workers,
+            "wall_by_jobs": results, "speedup": results[1] / results[workers]}
+
+
+def machine() -> dict:
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        total_kb = int(f.readline().split()[1])
+    tshark = shutil.which("tshark")
+    version = ""
+    if tshark:
+        version = subprocess.run([tshark, "--version"], capture_output=True, text=True,
+                                 check=False).stdout.splitlines()[0]
+    return {"nproc": os.cpu_count(), "memory_gb": round(total_kb / 2**20, 1), "cpu": model,
+            "python": platform.python_version(), "tshark": version}
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def report(results: list[dict], jobs: dict | None, info: dict) -> str:
+    lines = [f"Machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gb']} GiB RAM, "
+             f"Python {info['python']}; {info['tshark'] or 'tshark not installed'}", ""]
+    lines += ["| capture | frames | tool | wall s | CPU s | frames/s | MB/s | peak RSS MB "
+              "| wall vs ours |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        ours = r["tools"]["ours"]["wall"]
+        for name in ("ours", "tshark", "floor"):
+            t = r["tools"].get(name)
+            if t is None:
+                continue
+            lines.append(
+                f"| {r['mb']:.0f} MB | {r['frames']} | {name} | {t['wall']:.2f} | "
+                f"{t['cpu']:.2f} | {r['frames'] / t['wall']:,.0f} | {r['mb'] / t['wall']:.0f} | "
+                f"{t['rss_mb']:.0f} | {t['wall'] / ours:.2f}x |")
+    lines.append("")
+    for r in results:
+        t = r["tools"]
+        check = r["ours_vs_truth"]
+        line = (f"- {r['mb']:.0f} MB: ours {t['ours']['wall'] / t['floor']['wall']:.1f}x the "
+                f"floor's time, {1e6 * t['ours']['wall'] / r['frames']:.2f} µs/frame")
+        if "tshark" in t:
+            line += f"; tshark takes {t['tshark']['wall'] / t['ours']['wall']:.1f}x ours"
+        lines.append(line)
+        lines.append(f"  - ground truth: {check['matched']}/{check['expected']} handshakes "
+                     f"with the expected verdict and primary reason, "
+                     f"{len(check['unexpected'])} unexpected attempts, frame count "
+                     f"{'ok' if check['frames_ok'] else 'WRONG'}, ordinary exchanges "
+                     f"{'ok' if check['ordinary_ok'] else 'WRONG'}")
+        for m in check["mismatches"][:5]:
+            lines.append(f"  - MISMATCH {m['scenario']} ({m['delivery']}) {m['client']}: "
+                         f"expected {m['verdict']}/{m['reason']}, got "
+                         f"{m['got_verdict']}/{m['got_reason']}")
+        if "tshark_vs_truth" in r:
+            ts = r["tshark_vs_truth"]
+            by = ", ".join(f"{k} {v}" for k, v in ts["by_delivery"].items())
+            lines.append(f"  - tshark showed {ts['shown']}/{ts['upgrade_requests']} upgrade "
+                         f"requests ({by})")
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        per = [1e6 * r["tools"]["ours"]["wall"] / r["frames"] for r in (a, b)]
+        lines.append(f"- linearity: {b['frames'] / a['frames']:.1f}x the frames took "
+                     f"{b['tools']['ours']['wall'] / a['tools']['ours']['wall']:.1f}x the time "
+                     f"({per[0]:.2f} → {per[1]:.2f} µs/frame, startup included)")
+    if jobs:
+        walls = ", ".join(f"--jobs {k}: {v:.2f} s" for k, v in jobs["wall_by_jobs"].items())
+        lines.append(f"- `read --jobs` on {jobs['files']} independent {jobs['mb_each']:.0f} MB "
+                     f"captures: {walls}; speed-up {jobs['speedup']:.2f}x on "
+                     f"{jobs['workers']} CPUs")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="one 50 MB capture, 3 rounds, --jobs on 2 x 20 MB (< 2 minutes)")
+    parser.add_argument("--sizes", help="capture sizes, comma-separated (default 100M,1G)")
+    parser.add_argument("--runs", type=int, help="rounds per capture (default 3)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", default="/tmp/upgrade-analyzer-bench")
+    parser.add_argument("--no-tshark", action="store_true", help="do not time tshark")
+    parser.add_argument("--no-jobs", action="store_true", help="do not time read --jobs")
+    parser.add_argument("--floor", metavar="FILE", help=argparse.SUPPRESS)  # the floor child
+    args = parser.parse_args(argv)
+    if args.floor:
+        print(floor_walk(args.floor))
+        return 0
+    sizes = [parse_size(s) for s in (args.sizes or ("50M" if args.quick else "100M,1G"))
+             .split(",")]
+    runs = args.runs or 3
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    use_tshark = not args.no_tshark and shutil.which("tshark") is not None
+    info = machine()
+    results = []
+    for size in sizes:
+        path, truth = ensure_capture(workdir, size, args.seed)
+        results.append(bench_capture(path, truth, runs, use_tshark, workdir))
+    jobs = None
+    if not args.no_jobs:
+        files, size = (2, 20_000_000) if args.quick else (4, 100_000_000)
+        jobs = bench_jobs(workdir, files, size, runs)
+    text = report(results, jobs, info)
+    print(text)
+    (workdir / "report.md").write_text(text)
+    (workdir / "results.json").write_text(
+        json.dumps({"machine": info, "captures": results, "jobs": jobs}, indent=1))
+    ok = all(r["ours_vs_truth"]["matched"] == r["ours_vs_truth"]["expected"]
+             and not r["ours_vs_truth"]["unexpected"] for r in results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

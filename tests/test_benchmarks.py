@@ -1,0 +1,47 @@
+"""The benchmark runner works end to end and our findings match the generator's ground truth.
+
+No timing is asserted here: timings belong in benchmarks/README.md, not in a test verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_matches_ground_truth(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--runs", "1",
+         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    (capture,) = results["captures"]
+    check = capture["ours_vs_truth"]
+    assert check["expected"] > 100
+    assert check["matched"] == check["expected"], check["mismatches"]
+    assert check["unexpected"] == []
+    assert check["frames_ok"] and check["ordinary_ok"]
+    # Every scenario of the generator appears and is diagnosed as expected.
+    assert len(check["per_scenario"]) == 12
+    assert {"ours", "floor"} <= set(capture["tools"])
+    assert results["jobs"]["wall_by_jobs"]
+    assert "| ours |" in (tmp_path / "report.md").read_text()
+
+
+def test_generator_is_deterministic(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from generate import generate
+    finally:
+        sys.path.pop(0)
+    a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    truth_a = generate(str(a), 2_000_000, seed=7, concurrency=16)
+    truth_b = generate(str(b), 2_000_000, seed=7, concurrency=16)
+    assert a.read_bytes() == b.read_bytes()
+    assert truth_a == truth_b
