@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from analyzer.decode import Decoder
 from analyzer.decode.decoder import peek_flow
 from analyzer.decode.segment import Segment
-from analyzer.exchange.model import Attempt
+from analyzer.checks.facts import facts_of
+from analyzer.checks.transport import check_transport
+from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.exchange.tracker import (
     DEFAULT_WINDOW,
     ConnectionTracker,
@@ -23,6 +25,12 @@ from analyzer.verdict import Diagnosis, diagnose
 
 _SYN = 0x02
 
+# A SYN flood or a port scan is a million connection attempts that never reached HTTP. The
+# first ones are listed like any attempt (they show what happened and when); past this many in
+# one run they are only counted in the summary, by reason, so that the report and the memory
+# holding it stay small and the attempts that did reach HTTP stay readable.
+MAX_LISTED_TCP_ATTEMPTS = 1000
+
 
 @dataclass(slots=True)
 class RunStats:
@@ -35,6 +43,9 @@ class RunStats:
     http_connections: int = 0
     ordinary_exchanges: int = 0
     evicted_connections: int = 0
+    # Connection attempts that never reached HTTP (refused, unanswered SYN) decided after the
+    # first MAX_LISTED_TCP_ATTEMPTS: counted by primary finding id instead of listed.
+    unlisted_tcp_attempts: Counter[str] = field(default_factory=Counter)
     first_time: float | None = None
     last_time: float | None = None
 
@@ -42,13 +53,22 @@ class RunStats:
 class Analysis:
     """One run of the pipeline: feed frames, collect diagnoses as they are decided."""
 
-    def __init__(self, window: ObservationWindow = DEFAULT_WINDOW) -> None:
+    def __init__(
+        self,
+        window: ObservationWindow = DEFAULT_WINDOW,
+        *,
+        max_connections: int = 200_000,
+        max_listed_tcp_attempts: int = MAX_LISTED_TCP_ATTEMPTS,
+    ) -> None:
         self._window = window
         self._decoder = Decoder()
         self._counters = ExchangeCounters()
         self._decided: deque[Attempt] = deque()
-        self._reassembler = Reassembler(self._new_tracker)
+        self._reassembler = Reassembler(self._new_tracker, max_connections=max_connections)
         self._stats = RunStats()
+        self._tcp_listed = 0
+        self._unlisted_tcp: Counter[str] = Counter()
+        self._max_listed_tcp = max_listed_tcp_attempts
         self._frames = 0
         self._segments = 0
         self._first: float | None = None
@@ -118,7 +138,14 @@ class Analysis:
         return self._drain()
 
     def _drain(self) -> list[Diagnosis]:
-        out = [diagnose(attempt) for attempt in self._decided]
+        out = []
+        for attempt in self._decided:
+            if attempt.kind is AttemptKind.TCP:
+                if self._tcp_listed >= self._max_listed_tcp:
+                    self._unlisted_tcp[_transport_reason(attempt)] += 1
+                    continue
+                self._tcp_listed += 1
+            out.append(diagnose(attempt))
         self._decided.clear()
         return out
 
@@ -132,6 +159,7 @@ class Analysis:
         stats.http_connections = self._counters.http_connections
         stats.ordinary_exchanges = self._counters.ordinary_exchanges
         stats.evicted_connections = self._reassembler.connections_evicted
+        stats.unlisted_tcp_attempts = Counter(self._unlisted_tcp)
         stats.first_time = self._first
         stats.last_time = self._last if self._first is not None else None
         for other in self._absorbed:
@@ -152,10 +180,18 @@ def _add(stats: RunStats, other: RunStats) -> None:
     stats.http_connections += other.http_connections
     stats.ordinary_exchanges += other.ordinary_exchanges
     stats.evicted_connections += other.evicted_connections
+    stats.unlisted_tcp_attempts.update(other.unlisted_tcp_attempts)
     times = [t for t in (stats.first_time, other.first_time) if t is not None]
     stats.first_time = min(times) if times else None
     times = [t for t in (stats.last_time, other.last_time) if t is not None]
     stats.last_time = max(times) if times else None
+
+
+def _transport_reason(attempt: Attempt) -> str:
+    """The primary finding of an attempt that never reached HTTP, without the whole verdict
+    (cheap: a flood decides a million of them)."""
+    findings = check_transport(attempt, facts_of(attempt))
+    return findings[0].check if findings else "none"
 
 
 def analyze(frames: Iterable[Frame], analysis: Analysis | None = None) -> Iterator[Diagnosis]:

@@ -132,7 +132,7 @@ def test_ladder_of_a_switch_closed_with_1008(capture: tuple[Path, list[Segment]]
     assert f"{_frame(frames, client, TcpFlags.FIN)}  |" in fins[1]
     # the findings and the fix follow the ladder
     assert "ERROR ws_closed_with_error (RFC 6455 §7.4.1)" in text
-    assert "found:    server sent Close 1008 'policy'" in text
+    assert "found:    server sent Close 1008 (policy violation" in text
     assert "fix:" in text
 
 

@@ -42,20 +42,21 @@ EXPECTED: dict[str, tuple[dict[int, tuple[str, str | None]], dict[str, int]]] = 
     "socket.io-sample/websocket.pcap": ({}, {}),  # WebSocket data without its handshake
     "suricata-verify/bug-2512/sample_10.62.112.41_62227.pcap": (
         {4: (U, "capture_gap_response")}, {}),
-    "suricata-verify/bug-2769/issue_no_icmp.pcap": ({4: (S, None)}, {}),
+    "suricata-verify/bug-2769/issue_no_icmp.pcap": ({4: (S, "tunnel_carried")}, {}),
     # "CONNECT /": the proxy opened a tunnel for a target that is not host:port
     "suricata-verify/bug-7851-01/connect.pcap": ({4: (S, "connect_target_invalid")}, {}),
     "suricata-verify/drop-protocol-change/input.pcap": ({2: (U, "request_not_captured")}, {}),
     # the proxy sent 5 bytes of garbage through the tunnel and closed first: the tunnel itself
     # was established, and the client did not hang up on the 200
-    "suricata-verify/http-connect/http-connect-fail/input.pcap": ({5: (S, None)}, {}),
-    "suricata-verify/http-connect/http-connect-fragmented/input.pcap": ({5: (S, None)}, {}),
+    "suricata-verify/http-connect/http-connect-fail/input.pcap": ({5: (S, "tunnel_carried")}, {}),
+    "suricata-verify/http-connect/http-connect-fragmented/input.pcap": (
+        {5: (S, "tunnel_carried")}, {}),
     "suricata-verify/http-evader/http-evader-448/input.pcap": ({4: (F, "switch_not_offered")}, {}),
     # the inventory calls this "no response"; the capture ends 0 ms after the request, too soon
     # to claim the server did not answer
     "suricata-verify/http-request-header-multi/input.pcap": (
         {4: (U, "capture_ended_too_soon")}, {}),
-    "suricata-verify/http2-errorcode/input.pcap": ({5: (S, None)}, {}),
+    "suricata-verify/http2-errorcode/input.pcap": ({5: (S, "tunnel_carried")}, {}),  # h2 inside
     "suricata-verify/http2-keywords2/input.pcap": ({1: (S, None)}, {}),
     "suricata-verify/http2-range/http2-range.pcap": ({n: (S, None) for n in (5, 49, 91)}, {}),
     # the bogus 101 follows an SMTP banner on a connection that is not HTTP: not listed
@@ -73,7 +74,7 @@ EXPECTED: dict[str, tuple[dict[int, tuple[str, str | None]], dict[str, int]]] = 
     "usenix-woot/sample deepred websocket.pcap": ({4: (S, None)}, {}),
     "websocket-dissector-plugin/test.pcapng": ({15: (S, None)}, {}),
     "websocket_test/websocket.pcap": ({9: (S, None)}, {"refused": 1}),
-    "zeek/connect-with-header.pcap": ({5: (S, None)}, {}),
+    "zeek/connect-with-header.pcap": ({5: (S, "tunnel_carried")}, {}),
     # "CONNECT host:25 / HTTP/1.0": a stray path after the authority
     "zeek/connect-with-smtp.pcap": ({4: (S, "connect_target_invalid")}, {}),
     "zeek/docker-http-upgrade.pcap": ({14: (S, None)}, {}),

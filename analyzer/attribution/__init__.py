@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from analyzer.attribution.clients import KIND_OF_FINDING, client_errors, client_name
 from analyzer.attribution.model import Attribution
 from analyzer.attribution.servers import ServerMatch, match_response, match_silent_close
@@ -67,9 +69,10 @@ def _value_for(kind: str | None, findings: tuple[Finding, ...]) -> str:
     for finding in findings:
         if KIND_OF_FINDING.get(finding.check) == kind:
             if kind == "closed":
-                # "server sent Close 1008 'why' 3 ms after the 101" → "1008 'why'"
-                text = finding.found.split("Close ", 1)[-1]
-                return text.split(" ms after")[0].rsplit(" ", 1)[0]
+                # "server sent Close 1008 (meaning) 'why' 3 ms after the 101" → "1008 'why'"
+                code = re.search(r"Close (\d+)", finding.found)
+                why = re.search(r" ('.*') \d+ ms after", finding.found)
+                return " ".join(m.group(1) for m in (code, why) if m)
             return finding.found
     return ""
 

@@ -6,7 +6,8 @@ from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
 from analyzer.exchange.tracker import ObservationWindow
-from analyzer.websocket.frames import CloseCode, Opcode, parse_close
+from analyzer.http.head import classify_start
+from analyzer.websocket.frames import CloseCode, Opcode, describe, parse_close
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 H2_SETTINGS = 0x4
@@ -26,6 +27,12 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.extend(_websocket_frames(attempt, after, window))
     if facts.protocol == "h2c":
         findings.extend(_h2c(attempt, after))
+    if facts.protocol == "connect" and (after.client_prefix or after.server_prefix):
+        carried = [f"{side}: {_what_is(prefix)}" for side, prefix in
+                   (("client", after.client_prefix), ("server", after.server_prefix)) if prefix]
+        first = after.client_first or after.server_first
+        findings.append(Finding("tunnel_carried", "", "; ".join(carried),
+                                (first.frame,) if first else ()))
     if any(f.check in ("ws_closed_with_error", "ws_closed_normally") for f in findings):
         return findings
     tcp = attempt.tcp
@@ -81,8 +88,9 @@ def _websocket_frames(attempt: Attempt, after: AfterSwitch, window: float) -> li
         code = close.code
         delay = seen.time - after.switch_time
         reason = f" '{close.reason}'" if close.reason else ""
-        described = f"{seen.side} sent Close {code if code is not None else '(no code)'}{reason}"
-        described += f" {_ms(delay)} after the 101"
+        meaning = f" ({describe(code)})" if code is not None else ""
+        described = f"{seen.side} sent Close {code if code is not None else '(no code)'}"
+        described += f"{meaning}{reason} {_ms(delay)} after the 101"
         if code is not None and (code in _NEVER_SENT or code < 1000):
             findings.append(Finding("ws_close_code_invalid", "a code that may be sent",
                                     str(code), (seen.frame,)))
@@ -107,6 +115,30 @@ def _h2c(attempt: Attempt, after: AfterSwitch) -> list[Finding]:
                                 f"frame type {after.server_prefix[3]}",
                                 (after.server_first.frame,) if after.server_first else ()))
     return findings
+
+
+def _what_is(prefix: bytes) -> str:
+    """What the first bytes through a tunnel look like (for the reader, not for a verdict)."""
+    if len(prefix) >= 3 and prefix[0] == 0x16 and prefix[1] == 0x03:
+        return "TLS handshake"
+    if prefix[:1] in (b"\x14", b"\x15", b"\x17") and prefix[1:2] == b"\x03":
+        return "TLS records"
+    if prefix.startswith(b"SSH-"):
+        return "SSH"
+    if prefix.startswith(H2_PREFACE[: len(prefix)]) and len(prefix) >= 3:
+        return "HTTP/2 preface"
+    if len(prefix) >= 9 and prefix[3] == H2_SETTINGS and prefix[5:9] == b"\0\0\0\0":
+        return "HTTP/2 frames (SETTINGS)"
+    kind = classify_start(prefix)
+    if kind == "request":
+        return "an HTTP/1.x request"
+    if kind == "response":
+        return "an HTTP/1.x response"
+    if prefix[:4] in (b"220 ", b"220-"):
+        return "an SMTP greeting"
+    if prefix[:4].upper() in (b"EHLO", b"HELO"):
+        return "SMTP"
+    return f"{len(prefix)}+ bytes of another protocol"
 
 
 def _earliest(a: TcpEvent | None, b: TcpEvent | None) -> TcpEvent | None:

@@ -463,6 +463,11 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "Opcodes 0x3-0x7 and 0xB-0xF are reserved; \"if an unknown opcode is received, the "
           "receiving endpoint MUST _Fail the WebSocket Connection_.\"",
           "Fix the sender, or check that both sides really speak WebSocket after the 101."),
+    Check("tunnel_carried", N, Effect.NOTE, "RFC 9110 §9.3.6",
+          "what went through the CONNECT tunnel",
+          "After a 2xx to CONNECT the connection is a blind tunnel; its first bytes say what "
+          "the client (and the far end) spoke through it, e.g. TLS for an https:// target.",
+          "Nothing to fix; a protocol other than the one expected points at the client."),
     Check("h2c_no_client_preface", E, Effect.ABORT, "RFC 7540 §3.5",
           "after the 101 the client did not send the HTTP/2 preface",
           "\"Upon receipt of the 101 response, the client MUST send a connection preface\" "

@@ -23,7 +23,9 @@ def reason_text(diagnosis: Diagnosis) -> str:
     if diagnosis.verdict is Verdict.SUCCEEDED:
         protocol = diagnosis.facts.protocol or "the new protocol"
         if attempt.request_head is not None and attempt.request_head.method.upper() == "CONNECT":
-            return "tunnel established"
+            carried = next((f.found for f in diagnosis.findings if f.check == "tunnel_carried"),
+                           None)
+            return f"tunnel established ({carried})" if carried else "tunnel established"
         text = f"switched to {protocol}"
         response = attempt.response_head
         chosen = response.headers.get("sec-websocket-protocol") if response else None

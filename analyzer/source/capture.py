@@ -9,7 +9,7 @@ from operator import itemgetter
 from . import pcap, pcapng
 from .detect import describe
 from .frame import CaptureError, CaptureWarning, Frame
-from .stream import Input, Record, more_head, open_input
+from .stream import Input, Record, more_head, open_bytes, open_input
 
 # How many leading bytes we look at to describe a file that is not a capture.
 _DESCRIBE_BYTES = 64
@@ -50,6 +50,14 @@ def read_records(paths: Sequence[str], warnings: list[CaptureWarning]) -> Iterat
     # heapq.merge breaks ties by input position, so equal timestamps keep the order of the
     # paths, and each input keeps its own record order even where its clock steps back.
     return heapq.merge(*iterators, key=itemgetter(0))
+
+
+def read_bytes(
+    data: bytes, warnings: list[CaptureWarning], name: str = "<memory>"
+) -> Iterator[Frame]:
+    """One capture held in memory (pcap, pcapng, either gzipped), read as `read_captures`
+    reads a file: CaptureError at once when it cannot be read, damage appended to `warnings`."""
+    return _frames(_records(open_bytes(name, data), 0, warnings))
 
 
 def check_capture(path: str) -> None:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 import zlib
 from collections.abc import Callable
@@ -146,6 +147,16 @@ def open_input(path: str, sniff: int = 4) -> Input:
         except OSError as exc:
             raise CaptureError(f"{path}: cannot open: {exc.strerror or exc}") from None
         inp = Input(path, b"", f.read, f.close)
+    return _sniff(inp, sniff)
+
+
+def open_bytes(name: str, data: bytes, sniff: int = 4) -> Input:
+    """An in-memory capture as an Input (fuzzing and tests); same checks as `open_input`."""
+    return _sniff(Input(name, b"", io.BytesIO(data).read, lambda: None), sniff)
+
+
+def _sniff(inp: Input, sniff: int) -> Input:
+    path = inp.name
     try:
         inp.head = read_exact(inp.read, sniff)
     except READ_ERRORS as exc:  # e.g. EISDIR on systems that let open() succeed on a directory
