@@ -6,11 +6,11 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from analyzer.checks.facts import facts_of
+from analyzer.checks.transport import check_transport
 from analyzer.decode import Decoder
 from analyzer.decode.decoder import peek_flow
 from analyzer.decode.segment import Segment
-from analyzer.checks.facts import facts_of
-from analyzer.checks.transport import check_transport
 from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.exchange.tracker import (
     DEFAULT_WINDOW,
@@ -46,6 +46,7 @@ class RunStats:
     # Connection attempts that never reached HTTP (refused, unanswered SYN) decided after the
     # first MAX_LISTED_TCP_ATTEMPTS: counted by primary finding id instead of listed.
     unlisted_tcp_attempts: Counter[str] = field(default_factory=Counter)
+    abandoned_heads: int = 0  # HTTP heads with no end within MAX_HEAD_BYTES (tracker.py)
     first_time: float | None = None
     last_time: float | None = None
 
@@ -64,6 +65,7 @@ class Analysis:
         self._decoder = Decoder()
         self._counters = ExchangeCounters()
         self._decided: deque[Attempt] = deque()
+        self._emit = self._decided.append  # one bound method for every tracker
         self._reassembler = Reassembler(self._new_tracker, max_connections=max_connections)
         self._stats = RunStats()
         self._tcp_listed = 0
@@ -76,7 +78,7 @@ class Analysis:
         self._absorbed: list[RunStats] = []
 
     def _new_tracker(self, conn: Connection, segment: Segment) -> ConnectionTracker:
-        return ConnectionTracker(conn, self._decided.append, self._counters, self._window)
+        return ConnectionTracker(conn, self._emit, self._counters, self._window)
 
     def feed(self, frame: Frame) -> list[Diagnosis]:
         """Processes one frame; returns the attempts it decided (usually none)."""
@@ -150,6 +152,11 @@ class Analysis:
         return out
 
     @property
+    def open_connections(self) -> int:
+        """Connections in the reassembler's table now (bounded by ``max_connections``)."""
+        return self._reassembler.open_connections
+
+    @property
     def stats(self) -> RunStats:
         stats = self._stats
         stats.frames = self._frames
@@ -160,6 +167,7 @@ class Analysis:
         stats.ordinary_exchanges = self._counters.ordinary_exchanges
         stats.evicted_connections = self._reassembler.connections_evicted
         stats.unlisted_tcp_attempts = Counter(self._unlisted_tcp)
+        stats.abandoned_heads = self._counters.abandoned_heads
         stats.first_time = self._first
         stats.last_time = self._last if self._first is not None else None
         for other in self._absorbed:
@@ -181,6 +189,7 @@ def _add(stats: RunStats, other: RunStats) -> None:
     stats.ordinary_exchanges += other.ordinary_exchanges
     stats.evicted_connections += other.evicted_connections
     stats.unlisted_tcp_attempts.update(other.unlisted_tcp_attempts)
+    stats.abandoned_heads += other.abandoned_heads
     times = [t for t in (stats.first_time, other.first_time) if t is not None]
     stats.first_time = min(times) if times else None
     times = [t for t in (stats.last_time, other.last_time) if t is not None]

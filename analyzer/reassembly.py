@@ -12,7 +12,11 @@ turned into an offset relative to the first sequence number seen (SYN + 1, or th
 of a capture that started mid-connection), unwrapped around the expected offset, so sequence
 wrap-around and streams over 4 GiB need no special case. In-order bytes go straight to the
 connection's listener; bytes that arrive early wait in a small per-direction buffer; bytes that
-were already delivered (retransmissions, overlaps) are trimmed.
+were already delivered (retransmissions, overlaps) are trimmed, after comparing them with the
+last bytes delivered (``RECENT_BYTES`` per direction): a segment that re-sends an offset with
+different bytes is the classic IDS evasion (Ptacek & Newsham 1998; RFC 9293 §3.10.7.4 leaves
+the choice of copy to the receiver, and stacks differ), and is reported with ``on_conflict``.
+We keep what was delivered first.
 
 A hole is declared only when the capture proves bytes are missing and will not come: the
 early-arrival buffer overflowed, or the direction ended (FIN, RST, end of capture) with bytes
@@ -28,6 +32,7 @@ no I/O and knows nothing about HTTP.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -43,6 +48,11 @@ _HALF = 0x80000000
 
 # Early (out-of-order) bytes a direction may hold before the first missing byte is written off.
 MAX_PENDING_BYTES = 256 * 1024
+# Delivered bytes kept per direction to compare with retransmissions (conflicting overlaps).
+RECENT_BYTES = 16 * 1024
+# Shared by every direction that has delivered nothing (never written to): a SYN flood keeps
+# hundreds of thousands of connections that never carry a byte.
+_NOTHING_YET = bytearray()
 
 
 class StreamListener(Protocol):
@@ -58,6 +68,9 @@ class StreamListener(Protocol):
 
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None: ...
 
+    def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        """A segment re-sent ``length`` delivered bytes from ``offset`` with different bytes."""
+
     def on_fin(self, side: int, frame: int, time: float) -> None: ...
 
     def on_rst(self, side: int, frame: int, time: float) -> None: ...
@@ -72,7 +85,9 @@ class _Direction:
     base: int | None = None  # sequence number of stream offset 0
     next_offset: int = 0  # the offset the next in-order byte has
     pending: dict[int, tuple[bytes, int, float]] = field(default_factory=dict)
+    pending_order: list[int] = field(default_factory=list)  # heap of pending's offsets
     pending_bytes: int = 0
+    recent: bytearray = field(default_factory=lambda: _NOTHING_YET)  # last bytes delivered
     acked: int = 0  # highest offset the peer acknowledged (bytes below it were sent)
     fin: bool = False
     rst: bool = False
@@ -107,7 +122,9 @@ class Connection:
         self.ignored = True
         for direction in self.sides:
             direction.pending.clear()
+            direction.pending_order.clear()
             direction.pending_bytes = 0
+            direction.recent = _NOTHING_YET
 
 
 ListenerFactory = Callable[[Connection, Segment], StreamListener | None]
@@ -237,22 +254,47 @@ class Reassembler:
 
     def _data(
         self, conn: Connection, side: int, here: _Direction, offset: int, data: bytes,
-        frame: int, time: float,
+        frame: int, time: float, drain: bool = True,
     ) -> None:
         listener = conn.listener
         assert listener is not None
         end = offset + len(data)
-        if end <= here.next_offset:
-            return  # a retransmission of bytes already delivered
         if offset > here.next_offset:
             self._hold(conn, side, here, offset, data, frame, time)
             return
         if offset < here.next_offset:
+            self._compare(conn, side, here, offset, data, frame, time)
+            if end <= here.next_offset:
+                return  # a retransmission of bytes already delivered
             data = data[here.next_offset - offset :]
         here.next_offset = end
+        recent = here.recent
+        if recent is _NOTHING_YET:
+            recent = here.recent = bytearray()
+        recent += data
+        if len(recent) > 2 * RECENT_BYTES:
+            del recent[: len(recent) - RECENT_BYTES]
         listener.on_data(side, end - len(data), data, frame, time)
-        if here.pending and not conn.ignored:
+        if drain and here.pending and not conn.ignored:
             self._drain(conn, side, here)
+
+    @staticmethod
+    def _compare(
+        conn: Connection, side: int, here: _Direction, offset: int, data: bytes,
+        frame: int, time: float,
+    ) -> None:
+        """Re-sent bytes must equal what was delivered; tell the listener where they do not."""
+        kept_from = here.next_offset - len(here.recent)
+        start = max(offset, kept_from)
+        stop = min(offset + len(data), here.next_offset)
+        if start >= stop:
+            return
+        old = here.recent[start - kept_from : stop - kept_from]
+        new = data[start - offset : stop - offset]
+        if old != new and conn.listener is not None:
+            first = next(i for i in range(len(new)) if old[i] != new[i])
+            last = next(i for i in range(len(new) - 1, -1, -1) if old[i] != new[i])
+            conn.listener.on_conflict(side, start + first, last - first + 1, frame, time)
 
     def _hold(
         self, conn: Connection, side: int, here: _Direction, offset: int, data: bytes,
@@ -263,6 +305,8 @@ class Reassembler:
             return
         if previous is not None:
             here.pending_bytes -= len(previous[0])
+        else:
+            heapq.heappush(here.pending_order, offset)
         here.pending[offset] = (data, frame, time)
         here.pending_bytes += len(data)
         if here.pending_bytes > MAX_PENDING_BYTES:
@@ -271,12 +315,15 @@ class Reassembler:
 
     def _drain(self, conn: Connection, side: int, here: _Direction) -> None:
         while here.pending and not conn.ignored:
-            first = min(here.pending)
+            first = here.pending_order[0]
             if first > here.next_offset:
                 return
+            heapq.heappop(here.pending_order)
             data, frame, time = here.pending.pop(first)
             here.pending_bytes -= len(data)
-            self._data(conn, side, here, first, data, frame, time)
+            # drain=False: this loop takes the next one (recursing would go one Python frame
+            # deeper per waiting segment, and a hostile capture can queue 256 Ki of them).
+            self._data(conn, side, here, first, data, frame, time, drain=False)
 
     def _skip_to(
         self, conn: Connection, side: int, here: _Direction, offset: int, frame: int, time: float
@@ -287,12 +334,13 @@ class Reassembler:
         assert listener is not None
         listener.on_gap(side, here.next_offset, offset - here.next_offset, frame, time)
         here.next_offset = offset
+        here.recent = _NOTHING_YET  # the kept bytes must end at next_offset
         self._drain(conn, side, here)
 
     def _skip_to_pending(self, conn: Connection, side: int, here: _Direction) -> None:
         """Write off the hole before the first waiting segment, which is its evidence (the
         frame Wireshark marks "previous segment not captured")."""
-        first = min(here.pending)
+        first = here.pending_order[0]
         _, frame, time = here.pending[first]
         self._skip_to(conn, side, here, first, frame, time)
 

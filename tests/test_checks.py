@@ -26,6 +26,7 @@ from tests.builder import (
     Conversation,
     Opcode,
     Segment,
+    TcpFlags,
     http_request,
     http_response,
     websocket_accept,
@@ -288,6 +289,23 @@ def early_frame(conv: Conversation) -> Marks:
     marks["early"] = conv.client_ws_frame(Opcode.TEXT, "too soon")
     marks["response"] = conv.server(websocket_response(), delay=0.002)
     return marks
+
+
+def resent_request(forged: bool) -> Script:
+    """The request, then its bytes sent again at the same sequence numbers: changed (the
+    IDS-evasion overlap) or unchanged (an ordinary retransmission)."""
+
+    def script(conv: Conversation) -> Marks:
+        request = ws_request()
+        marks = {"syn": conv.handshake(), "request": conv.client(request)}
+        again = request.replace(b"GET /ws", b"GET /xx") if forged else request
+        start = conv.next_seq(True) - len(request)
+        marks["resent"] = [conv._emit(True, conv._time(None), TcpFlags.ACK | TcpFlags.PSH,
+                                      again, seq=start)]
+        marks["response"] = conv.server(websocket_response(), delay=0.002)
+        return marks
+
+    return script
 
 
 # --- the case table ------------------------------------------------------------------------
@@ -746,6 +764,18 @@ CASES: tuple[Case, ...] = (
                   then("client_data", lambda c: c.client(b"GET /next HTTP/1.1\r\n\r\n"))),
          ABORTED, "h2c_no_client_preface", absent=("h2c_no_server_settings",),
          evidence={"h2c_no_client_preface": ("client_data",)}),
+    Case("request re-sent with different bytes (overlap conflict)", resent_request(True),
+         SUCCEEDED, "tcp_overlap_conflict", evidence={"tcp_overlap_conflict": ("resent",)},
+         found={"tcp_overlap_conflict": ("client offset 5",)}),
+    Case("request re-sent unchanged (ordinary retransmission)", resent_request(False),
+         SUCCEEDED, None, absent=("tcp_overlap_conflict",)),
+    Case("101 carrying a body (Content-Length and bytes after the head)",
+         exchange(ws_request(), websocket_response().replace(
+             b"\r\n\r\n", b"\r\nContent-Length: 13\r\n\r\n") + b"Hello, world!"),
+         SUCCEEDED, "switch_with_body", evidence={"switch_with_body": ("response",)},
+         found={"switch_with_body": ("Content-Length: 13",)}),
+    Case("101 without Content-Length (no body)", switched(), SUCCEEDED, None,
+         absent=("switch_with_body",)),
     Case("h2c: server's first frame is HEADERS",
          exchange(H2C_OFFER, H2C_SWITCH + H2_HEADERS_FRAME,
                   then("preface", lambda c: c.client(H2_PREFACE + H2_EMPTY_SETTINGS))),

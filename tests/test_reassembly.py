@@ -22,6 +22,7 @@ class Recorder:
     def __init__(self) -> None:
         self.data: dict[int, bytearray] = {0: bytearray(), 1: bytearray()}
         self.gaps: list[tuple[int, int, int]] = []
+        self.conflicts: list[tuple[int, int, int, int]] = []
         self.events: list[tuple[str, int]] = []
         self.ended: str | None = None
 
@@ -34,6 +35,9 @@ class Recorder:
 
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self.gaps.append((side, offset, length))
+
+    def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        self.conflicts.append((side, offset, length, frame))
 
     def on_fin(self, side: int, frame: int, time: float) -> None:
         self.events.append(("fin", side))

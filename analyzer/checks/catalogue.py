@@ -110,6 +110,15 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "The client's SYN (and its retransmissions) got no SYN-ACK: the address is wrong, "
           "the host is down, or a firewall drops the packets. HTTP was never reached.",
           "Check the address, routes and firewall rules (drops, not rejects)."),
+    Check("tcp_overlap_conflict", W, Effect.NOTE, "RFC 9293 §3.10.7.4",
+          "TCP segments overlap with different bytes",
+          "A segment re-sent bytes that were already sent, but with different content. A real "
+          "retransmission repeats the same bytes; different ones are the classic IDS/proxy "
+          "evasion (Ptacek & Newsham): the receiver keeps one copy and a monitor may keep the "
+          "other. This report judged the copy that arrived first; the receiver may have used "
+          "the later one, so the heads shown may not be what the endpoint read.",
+          "Treat it as hostile or as a broken middlebox rewriting packets: find which host sent "
+          "both copies (the frames) and capture nearer to the receiver to see which one won."),
     Check("no_response_server_closed", E, Effect.NO_RESPONSE, "RFC 9112 §9.6",
           "the server closed the connection without answering",
           "The server sent FIN after the request and no response. Some servers (tungstenite, "
@@ -356,6 +365,15 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "which protocol(s) will be in use after this response.\" Clients fail without it "
           "(Chrome: 'Upgrade' header is missing).",
           "Fix the server or the proxy that removed Upgrade from the response."),
+    Check("switch_with_body", W, Effect.NOTE, "RFC 9110 §8.6",
+          "101 Switching Protocols announces a body",
+          "\"A server MUST NOT send a Content-Length header field in any response with a status "
+          "code of 1xx\", and a 101 has no content: the bytes after its empty line are the new "
+          "protocol. A client or proxy that honours the length eats the first frames as a "
+          "body (or waits for a body that never comes); one that ignores it parses the 'body' "
+          "as frames (often a protocol error right after the switch).",
+          "Remove Content-Length/Transfer-Encoding from the 101 (a framework adding it to "
+          "every response, or a proxy rewriting the switch)."),
     Check("switch_to_unoffered", E, Effect.FAIL, "RFC 9110 §7.8",
           "101 switches to a protocol the client did not offer",
           "The server must switch only to a protocol listed in the request's Upgrade header.",

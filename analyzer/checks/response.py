@@ -79,6 +79,14 @@ def _switch(
     elif facts.offered and not all(_offered(t, facts.offered) for t in switched):
         findings.append(Finding("switch_to_unoffered", " or ".join(facts.offered),
                                 ", ".join(headers.all("upgrade")), ev))
+    # RFC 9110 §8.6: "A server MUST NOT send a Content-Length header field in any response
+    # with a status code of 1xx (Informational)"; §6.4.1: 1xx responses have no content. A
+    # client that believed the length would eat the new protocol's first bytes as a body.
+    framing = [f"{f.name}: {f.value}" for f in headers.fields
+               if f.name.lower() in ("content-length", "transfer-encoding")]
+    if head.status == 101 and framing:
+        findings.append(Finding("switch_with_body", "no Content-Length or Transfer-Encoding",
+                                "; ".join(framing[:2]), ev))
     if facts.websocket:
         findings.extend(_websocket_switch(attempt, head, ev))
     return findings

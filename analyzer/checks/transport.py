@@ -27,6 +27,12 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         return [Finding("tcp_syn_unanswered", "SYN-ACK",
                         f"no answer to {tcp.syn_count} SYN(s) in {waited:.1f} s", syn_frames)]
     findings: list[Finding] = []
+    for conflict in tcp.conflicts[:1]:
+        findings.append(Finding(
+            "tcp_overlap_conflict", "re-sent bytes equal to the first copy",
+            f"{conflict.length} byte(s) at {conflict.side} offset {conflict.offset} differ "
+            f"({len(tcp.conflicts)} conflicting overlap(s))",
+            tuple(c.frame for c in tcp.conflicts[:3])))
     request_gap = next((g for g in tcp.gaps if g.side == "client"), None)
     response_gap = next((g for g in tcp.gaps if g.side == "server"), None)
     if attempt.request_gap and request_gap is not None:

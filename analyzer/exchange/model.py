@@ -54,6 +54,17 @@ class Gap:
 
 
 @dataclass(frozen=True, slots=True)
+class Conflict:
+    """Re-sent bytes that differ from the copy delivered first (an overlap conflict)."""
+
+    side: str  # "client" or "server"
+    offset: int
+    length: int  # from the first to the last differing byte
+    frame: int  # the frame carrying the conflicting copy
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
 class TcpFacts:
     """What TCP showed of the connection an attempt travelled on."""
 
@@ -65,6 +76,7 @@ class TcpFacts:
     client_rst: TcpEvent | None = None
     server_rst: TcpEvent | None = None
     gaps: tuple[Gap, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()  # overlapping segments with different bytes
     end_reason: str = ""  # "closed", "reset", "end of capture", "idle", ...
     end_time: float = 0.0
     roles_guessed: bool = False  # no SYN and no HTTP told who the client was

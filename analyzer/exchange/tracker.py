@@ -33,6 +33,7 @@ from analyzer.exchange.model import (
     AfterSwitch,
     Attempt,
     AttemptKind,
+    Conflict,
     Endpoint,
     Gap,
     Message,
@@ -55,6 +56,7 @@ from analyzer.websocket.frames import WsFrameParser
 RESPONSE_TIMEOUT = "response timeout"  # end reason of attempts decided by waiting (live)
 MAX_HEAD_BYTES = 64 * 1024  # a head longer than this is not going to end (RFC 9112 sets no limit)
 MAX_HELD_BYTES = 64 * 1024  # client bytes held while an upgrade request waits for its answer
+MAX_CONFLICTS = 16  # overlap conflicts kept per connection (the first ones are the evidence)
 PREFIX_BYTES = 256  # first bytes of a new protocol kept for its checks (h2c preface, SETTINGS)
 
 
@@ -138,10 +140,20 @@ class ExchangeCounters:
 
     http_connections: int = 0
     ordinary_exchanges: int = 0
+    abandoned_heads: int = 0  # heads with no end within MAX_HEAD_BYTES: that side went dead
+
+
+_NO_REQUESTS: deque[_PendingRequest] = deque(maxlen=0)  # shared, stays empty (maxlen 0)
 
 
 class ConnectionTracker:
     """The reassembler listener for one connection (see module docstring)."""
+
+    __slots__ = (
+        "_conn", "_emit", "_counters", "_window", "_client", "_sides", "_requests", "_interim",
+        "_response", "_switch", "_sequence", "_client_gap", "_syn", "_syn_count", "_syn_ack",
+        "_fin", "_rst", "_gaps", "_conflicts", "_done",
+    )
 
     def __init__(
         self,
@@ -156,7 +168,9 @@ class ConnectionTracker:
         self._window = window
         self._client: int | None = None  # which reassembler side (0/1) is the HTTP client
         self._sides = (_Side(), _Side())
-        self._requests: deque[_PendingRequest] = deque()
+        # Allocated by the first request: a SYN flood opens a million trackers that never
+        # see one (the same goes for _Side's buffers, which stay empty).
+        self._requests: deque[_PendingRequest] = _NO_REQUESTS
         self._interim: list[Message] = []
         self._response: _PendingResponse | None = None
         self._switch: _Switch | None = None
@@ -169,6 +183,7 @@ class ConnectionTracker:
         self._fin: list[TcpEvent | None] = [None, None]
         self._rst: list[TcpEvent | None] = [None, None]
         self._gaps: list[tuple[int, int, int, int, float]] = []
+        self._conflicts: list[tuple[int, int, int, int, float]] = []
         self._done = False
 
     # --- StreamListener ---------------------------------------------------------------------
@@ -206,6 +221,10 @@ class ConnectionTracker:
         state.mode = _Mode.DEAD
         state.buf.clear()
         self._maybe_ignore()
+
+    def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        if len(self._conflicts) < MAX_CONFLICTS:
+            self._conflicts.append((side, offset, length, frame, time))
 
     def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
         if self._switch is not None:
@@ -318,6 +337,8 @@ class ConnectionTracker:
             message = Message(
                 head=request, first_frame=first_frame, last_frame=last, time=first_time
             )
+            if self._requests is _NO_REQUESTS:
+                self._requests = deque()
             self._requests.append(
                 _PendingRequest(message, self._sequence, gap_before=self._client_gap)
             )
@@ -545,8 +566,11 @@ class ConnectionTracker:
         if end is None:
             state.scanned = len(state.buf)
             if len(state.buf) > MAX_HEAD_BYTES:
+                # A head that never ends (slowloris, or a header flood) is not waited for
+                # forever: the side stops here and the summary counts it.
                 state.mode = _Mode.DEAD
                 state.buf.clear()
+                self._counters.abandoned_heads += 1
             return None, b""
         raw = bytes(state.buf[:end])
         rest = bytes(state.buf[end:])
@@ -646,6 +670,7 @@ class ConnectionTracker:
             client_rst=self._rst[client],
             server_rst=self._rst[server],
             gaps=tuple(Gap(names[s], o, n, f, t) for s, o, n, f, t in self._gaps),
+            conflicts=tuple(Conflict(names[s], o, n, f, t) for s, o, n, f, t in self._conflicts),
             end_reason=reason,
             end_time=time,
             roles_guessed=self._syn is None and self._client is None,

@@ -7,7 +7,7 @@ elsewhere (analyzer/checks).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,11 +21,19 @@ class Headers:
     """Header fields in wire order; look-ups are case-insensitive."""
 
     fields: tuple[Header, ...]
+    # Lowercased name -> values in wire order, built once: the checks look fields up dozens of
+    # times per attempt, and a hostile head can carry ten thousand fields.
+    _index: dict[str, list[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[str]] = {}
+        for f in self.fields:
+            index.setdefault(f.name.lower(), []).append(f.value)
+        object.__setattr__(self, "_index", index)
 
     def all(self, name: str) -> list[str]:
         """Every value of the field ``name``, in wire order."""
-        wanted = name.lower()
-        return [f.value for f in self.fields if f.name.lower() == wanted]
+        return list(self._index.get(name.lower(), ()))
 
     def get(self, name: str) -> str | None:
         """The first value of ``name``, or None when the field is absent."""
@@ -42,7 +50,9 @@ class Headers:
         """Comma-separated list elements of every ``name`` field, lowercased (RFC 9110 §5.6.1)."""
         out: list[str] = []
         for value in self.all(name):
-            out.extend(t.strip().lower() for t in value.split(",") if t.strip())
+            # OWS is space and tab only (RFC 9110 §5.6.3): str.strip() would also eat bytes
+            # such as 0xA0 and read a mangled "\xa0Upgrade" as the token "upgrade"
+            out.extend(t.strip(" \t").lower() for t in value.split(",") if t.strip(" \t"))
         return out
 
 

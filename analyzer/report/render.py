@@ -12,7 +12,7 @@ from typing import Any
 from tabulate import tabulate
 
 from analyzer.correlate import storms
-from analyzer.pipeline import RunStats
+from analyzer.pipeline import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.report.fields import attempt_fields, iso_time, reason_text, request_label
 from analyzer.report.safe import Cleaner, csv_cell, neutralise
 from analyzer.source.frame import CaptureWarning
@@ -72,6 +72,8 @@ def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
         "ordinary_http_exchanges": stats.ordinary_exchanges,
         "frames_without_tcp": dict(stats.skipped.most_common()),
         "evicted_connections": stats.evicted_connections,
+        "unlisted_tcp_attempts": dict(stats.unlisted_tcp_attempts.most_common()),
+        "abandoned_heads": stats.abandoned_heads,
         "first_time": iso_time(stats.first_time) if stats.first_time is not None else None,
         "last_time": iso_time(stats.last_time) if stats.last_time is not None else None,
         "warnings": [neutralise(f"{w.source}: {w.where}: {w.message}") for w in warnings],
@@ -109,8 +111,19 @@ def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
             f"{r} x{n}" for r, n in s["frames_without_tcp"].items()))
     if s["evicted_connections"]:
         lines.append(f"Connections evicted (table full): {s['evicted_connections']}")
+    if s["unlisted_tcp_attempts"]:
+        lines.append(unlisted_line(s["unlisted_tcp_attempts"]))
+    if s["abandoned_heads"]:
+        lines.append(f"HTTP heads abandoned (no end within 64 KiB): {s['abandoned_heads']}")
     lines.extend(f"Warning: {w}" for w in s["warnings"])
     return "\n".join(lines)
+
+
+def unlisted_line(counts: dict[str, int]) -> str:
+    """The summary line for connection attempts counted instead of listed (a SYN flood)."""
+    reasons = ", ".join(f"{r} x{n}" for r, n in counts.items())
+    return (f"Connection attempts not listed (never reached HTTP; only the first "
+            f"{MAX_LISTED_TCP_ATTEMPTS} are): {sum(counts.values())} ({reasons})")
 
 
 def render_json(diagnoses: Sequence[Diagnosis], stats: RunStats,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.pipeline import RunStats
-from analyzer.report.render import render_csv, table_rows
+from analyzer.report.render import render_csv, table_rows, unlisted_line
 from analyzer.verdict import Diagnosis, Verdict
 
 # (heading, width, right-aligned) of each column of the streamed table; the reason column
@@ -76,6 +76,8 @@ def tally_summary(tally: Tally, stats: RunStats, received: int, dropped: int) ->
         "ordinary_http_exchanges": stats.ordinary_exchanges,
         "frames_without_tcp": dict(stats.skipped.most_common()),
         "evicted_connections": stats.evicted_connections,
+        "unlisted_tcp_attempts": dict(stats.unlisted_tcp_attempts.most_common()),
+        "abandoned_heads": stats.abandoned_heads,
     }
 
 
@@ -97,4 +99,8 @@ def tally_summary_text(tally: Tally, stats: RunStats, received: int, dropped: in
             f"{r} x{n}" for r, n in s["frames_without_tcp"].items()))
     if s["evicted_connections"]:
         lines.append(f"Connections evicted (table full): {s['evicted_connections']}")
+    if s["unlisted_tcp_attempts"]:
+        lines.append(unlisted_line(s["unlisted_tcp_attempts"]))
+    if s["abandoned_heads"]:
+        lines.append(f"HTTP heads abandoned (no end within 64 KiB): {s['abandoned_heads']}")
     return "\n".join(lines)

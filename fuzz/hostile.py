@@ -1,0 +1,171 @@
+"""Hostile captures, written streaming with struct (never held in memory, never committed).
+
+    python -m fuzz.hostile syn-flood /tmp/flood.pcap 1000000
+    python -m fuzz.hostile endless-head /tmp/endless.pcap 10000000
+    python -m fuzz.hostile many-headers /tmp/headers.pcap 10000
+
+Each capture ends with one ordinary, valid WebSocket handshake (client 10.9.9.9) so a test can
+check that the run still finishes with the right result for the rest of the traffic.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+import sys
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+_PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
+_RECORD = struct.Struct("<IIII")
+_ETH = bytes(6) + bytes(5) + b"\x01" + b"\x08\x00"
+_IP = struct.Struct("!BBHHHBBH4s4s")
+_TCP = struct.Struct("!HHIIBBHHH")
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+START = 1_700_000_000.0
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+ACCEPT = base64.b64encode(
+    hashlib.sha1((KEY + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+).decode()
+WS_REQUEST = (
+    "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"
+    f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+).encode()
+WS_RESPONSE = (
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    f"Sec-WebSocket-Accept: {ACCEPT}\r\n\r\n"
+).encode()
+
+
+def frame(src: bytes, sport: int, dst: bytes, dport: int, seq: int, ack: int, flags: int,
+          payload: bytes = b"") -> bytes:
+    """An Ethernet/IPv4/TCP frame (checksums left zero: the analyzer does not check them)."""
+    tcp = _TCP.pack(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65535, 0, 0)
+    ip = _IP.pack(0x45, 0, 20 + len(tcp) + len(payload), 0, 0x4000, 64, 6, 0, src, dst)
+    return _ETH + ip + tcp + payload
+
+
+class PcapWriter:
+    """Appends records to a classic pcap file as they are made."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        out.write(_PCAP_HEADER)
+        self.records = 0
+
+    def write(self, time: float, data: bytes) -> None:
+        sec = int(time)
+        self._out.write(_RECORD.pack(sec, int((time - sec) * 1e6), len(data), len(data)) + data)
+        self.records += 1
+
+
+class Conversation:
+    """A client and a server exchanging segments, with sequence numbers kept for them."""
+
+    def __init__(self, writer: PcapWriter, client: bytes, cport: int, server: bytes,
+                 sport: int, time: float) -> None:
+        self.w = writer
+        self.ends = ((client, cport), (server, sport))
+        self.seq = [1000, 5000]
+        self.time = time
+
+    def send(self, side: int, flags: int, payload: bytes = b"", *, seq: int | None = None,
+             gap: float = 0.001) -> None:
+        (src, sp), (dst, dp) = self.ends[side], self.ends[1 - side]
+        start = self.seq[side] if seq is None else seq
+        self.time += gap
+        self.w.write(self.time, frame(src, sp, dst, dp, start, self.seq[1 - side], flags, payload))
+        if seq is None:
+            self.seq[side] += len(payload) + (1 if flags & (SYN | FIN) else 0)
+
+    def handshake(self) -> None:
+        self.seq[0] -= 1
+        self.seq[1] -= 1
+        self.send(0, SYN)
+        self.send(1, SYN | ACK)
+        self.send(0, ACK)
+
+
+def good_handshake(w: PcapWriter, time: float) -> None:
+    """One valid WebSocket handshake and a FIN from each side: 10.9.9.9 -> 10.0.0.2:80."""
+    c = Conversation(w, bytes([10, 9, 9, 9]), 50000, bytes([10, 0, 0, 2]), 80, time)
+    c.handshake()
+    c.send(0, PSH | ACK, WS_REQUEST)
+    c.send(1, PSH | ACK, WS_RESPONSE)
+    c.send(0, FIN | ACK, gap=3.0)
+    c.send(1, FIN | ACK)
+
+
+def _flood_sources(n: int) -> Iterator[tuple[bytes, int]]:
+    for i in range(n):
+        yield struct.pack("!I", 0x0B000000 + i // 50000), 10000 + i % 50000
+
+
+def syn_flood(out: BinaryIO, n: int, rate: float = 100_000.0) -> None:
+    """`n` SYNs from distinct (spoofed) sources to 10.0.0.2:80, none answered, at `rate`/s,
+    then one good handshake."""
+    w = PcapWriter(out)
+    server = bytes([10, 0, 0, 2])
+    step = 1.0 / rate
+    time = START
+    for i, (src, port) in enumerate(_flood_sources(n)):
+        time = START + i * step
+        w.write(time, frame(src, port, server, 80, i * 7919, 0, SYN))
+    good_handshake(w, time + 0.01)
+
+
+def endless_head(out: BinaryIO, size: int, segment: int = 1400) -> None:
+    """A request line and then `size` bytes of header lines with no empty line, then a good
+    handshake on another connection."""
+    w = PcapWriter(out)
+    c = Conversation(w, bytes([10, 7, 7, 7]), 40000, bytes([10, 0, 0, 2]), 80, START)
+    c.handshake()
+    c.send(0, PSH | ACK, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n")
+    line = b"X-Filler: " + b"a" * 60 + b"\r\n"
+    chunk = line * (segment // len(line))
+    sent = 0
+    while sent < size:
+        c.send(0, ACK, chunk, gap=0.0001)
+        sent += len(chunk)
+    good_handshake(w, c.time + 0.01)
+
+
+def many_headers(out: BinaryIO, count: int) -> None:
+    """A WebSocket request with `count` extra header fields, answered with a 101, then a good
+    handshake."""
+    w = PcapWriter(out)
+    c = Conversation(w, bytes([10, 8, 8, 8]), 40000, bytes([10, 0, 0, 2]), 80, START)
+    c.handshake()
+    # Two-letter names (676 distinct, so many repeat) keep 10,000 fields under the 64 KiB
+    # a head may have.
+    letters = b"abcdefghijklmnopqrstuvwxyz"
+    extra = b"".join(b"%c%c:1\r\n" % (letters[i // 26 % 26], letters[i % 26])
+                     for i in range(count))
+    request = WS_REQUEST[:-2] + extra + b"\r\n"
+    for i in range(0, len(request), 1400):
+        c.send(0, ACK, request[i : i + 1400], gap=0.0001)
+    c.send(1, PSH | ACK, WS_RESPONSE)
+    c.send(0, FIN | ACK, gap=3.0)
+    c.send(1, FIN | ACK)
+    good_handshake(w, c.time + 0.01)
+
+
+KINDS: dict[str, Callable[[BinaryIO, int], None]] = {
+    "syn-flood": syn_flood, "endless-head": endless_head, "many-headers": many_headers,
+}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 4 or argv[1] not in KINDS:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    with open(argv[2], "wb") as out:
+        KINDS[argv[1]](out, int(argv[3]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,327 @@
+"""Fuzz targets: one function per stage, each taking arbitrary bytes and checking invariants.
+
+A target returns normally for any input; anything else it raises is a bug (the fuzzers report
+it with the input). Besides "does not crash", most targets check a property the stage
+promises (STYLE.md: the same result whatever the segmentation; the fast path agrees with the
+full decoder; a gzip wrapper changes nothing). The same functions are driven by atheris for
+long runs (``python -m fuzz``) and by hypothesis in the test suite (``tests/test_fuzz.py``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+from analyzer.checks import run_checks
+from analyzer.correlate import correlate
+from analyzer.decode.decoder import decode_frame, peek_flow
+from analyzer.decode.segment import Segment, flow_key
+from analyzer.exchange.model import Attempt
+from analyzer.exchange.tracker import ConnectionTracker, ExchangeCounters
+from analyzer.http.head import (
+    classify_start,
+    find_head_end,
+    parse_request_head,
+    parse_response_head,
+)
+from analyzer.pipeline import Analysis
+from analyzer.reassembly import Connection, Reassembler
+from analyzer.report.detail import render_detail
+from analyzer.report.render import render_csv, render_json, render_table
+from analyzer.source import CaptureError, CaptureWarning, Frame, read_bytes
+from analyzer.verdict import diagnose
+from analyzer.websocket.frames import WsFrameParser
+
+CAPTURES = Path(__file__).parents[1] / "captures"
+
+# Link types the decoder knows, so that fuzzed frames reach past the link layer.
+LINKTYPES = (1, 113, 276, 0, 101, 228, 229, 12, 14, 108)
+
+
+# --- capture readers ------------------------------------------------------------------------
+
+
+def _read(data: bytes) -> tuple[list[Frame], list[CaptureWarning]] | None:
+    warnings: list[CaptureWarning] = []
+    try:
+        frames = list(read_bytes(data, warnings))
+    except CaptureError as error:
+        message = str(error)
+        assert message and "\n" not in message, message
+        return None
+    numbers = [f.number for f in frames]
+    assert numbers == list(range(1, len(frames) + 1)), numbers[:10]
+    for warning in warnings:
+        assert "\n" not in warning.message and warning.where, warning
+    assert len(warnings) <= 1, warnings  # reading stops at the first damage
+    return frames, warnings
+
+
+def capture_reader(data: bytes) -> None:
+    """pcap / pcapng / gzip bytes: frames or one CaptureError, at most one one-line warning."""
+    _read(data)
+
+
+def gzip_reader(data: bytes) -> None:
+    """A gzip wrapper around any bytes gives the same frames and warnings as the bytes
+    (except around gzip data: one layer is decompressed, not two)."""
+    if data[:2] == b"\x1f\x8b":
+        return
+    plain = _read(data)
+    wrapped = _read(gzip.compress(data, mtime=0))
+    if plain is None or wrapped is None:
+        assert plain is None and wrapped is None
+        return
+    assert [(f.time, f.linktype, f.data) for f in plain[0]] == [
+        (f.time, f.linktype, f.data) for f in wrapped[0]
+    ]
+    assert [(w.where, w.message) for w in plain[1]] == [(w.where, w.message) for w in wrapped[1]]
+
+
+# --- link / IP / TCP decoding ---------------------------------------------------------------
+
+
+def decoder(data: bytes) -> None:
+    """Any frame decodes to a Segment or a reason; the fast path's peek agrees with it."""
+    if not data:
+        return
+    linktype = LINKTYPES[data[0] % len(LINKTYPES)]
+    frame = Frame(1, 0.0, linktype, data[1:], len(data) - 1)
+    result = decode_frame(frame)
+    assert isinstance(result, (Segment, str)), result
+    peeked = peek_flow(linktype, frame.data)
+    if peeked is not None:
+        assert isinstance(result, Segment), (peeked, result)
+        key = flow_key(result.src, result.sport, result.dst, result.dport)
+        assert peeked == (key, result.flags), (peeked, key, result.flags)
+
+
+# --- reassembly and the exchange tracker ----------------------------------------------------
+
+_OP = struct.Struct("!BHBH")  # side+flags, sequence offset, ack offset / 256, payload length
+_CLIENT = (b"\x0a\x00\x00\x01", 40000)
+_SERVER = (b"\x0a\x00\x00\x02", 80)
+
+
+class _Recorder:
+    """A listener that checks the reassembler's promises about one connection."""
+
+    def __init__(self) -> None:
+        self.next = [0, 0]
+        self.ended = False
+
+    def on_syn(self, side: int, frame: int, time: float, with_ack: bool) -> None:
+        assert not self.ended
+
+    def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
+        assert not self.ended and data
+        assert offset == self.next[side], (side, offset, self.next[side])
+        self.next[side] = offset + len(data)
+
+    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        assert not self.ended and length > 0
+        assert offset == self.next[side], (side, offset, self.next[side])
+        self.next[side] = offset + length
+
+    def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        assert not self.ended and length > 0
+        assert offset + length <= self.next[side], (side, offset, length, self.next[side])
+
+    def on_fin(self, side: int, frame: int, time: float) -> None:
+        assert not self.ended
+
+    def on_rst(self, side: int, frame: int, time: float) -> None:
+        assert not self.ended
+
+    def on_end(self, time: float, reason: str) -> None:
+        assert not self.ended
+        self.ended = True
+
+    def on_tick(self, now: float, patience: float) -> None:
+        pass
+
+
+def segments_from(data: bytes) -> list[Segment]:
+    """Decode fuzz bytes into segments of one connection (plus a port-reuse or two).
+
+    Each operation is 6 bytes (side and flags, 16-bit sequence offset, ack offset, payload
+    length) followed by the payload, taken from the rest of the input. Sequence numbers start
+    near the wrap-around so that unwrapping is exercised.
+    """
+    out: list[Segment] = []
+    base = (0xFFFFFF00, 0x7FFFFFF0)
+    pos = 0
+    n = 0
+    while pos + _OP.size <= len(data):
+        head, seq, ack, length = _OP.unpack_from(data, pos)
+        pos += _OP.size
+        payload = data[pos : pos + (length % 1500)]
+        pos += len(payload)
+        side = head >> 7
+        flags = head & 0x1F  # FIN SYN RST PSH ACK
+        src, dst = (_CLIENT, _SERVER) if side == 0 else (_SERVER, _CLIENT)
+        n += 1
+        out.append(
+            Segment(
+                n,
+                1_700_000_000 + n * 0.01,
+                src[0],
+                src[1],
+                dst[0],
+                dst[1],
+                (base[side] + seq) & 0xFFFFFFFF,
+                (base[1 - side] + ack * 256) & 0xFFFFFFFF,
+                flags,
+                payload,
+                missing=length >> 14,
+            )
+        )
+    return out
+
+
+def reassembly(data: bytes) -> None:
+    """Delivered bytes and holes tile each direction in order; every connection ends once."""
+    recorders: list[_Recorder] = []
+
+    def listener(conn: Connection, seg: Segment) -> _Recorder:
+        recorders.append(_Recorder())
+        return recorders[-1]
+
+    reassembler = Reassembler(listener, sweep_every=7, max_connections=1)
+    for seg in segments_from(data):
+        reassembler.feed(seg)
+    reassembler.close()
+    assert all(r.ended for r in recorders)
+
+
+def tracker(data: bytes) -> None:
+    """The exchange tracker and every check on whatever bytes arrive in whatever order."""
+    counters = ExchangeCounters()
+    attempts: list[Attempt] = []
+
+    def listener(conn: Connection, seg: Segment) -> ConnectionTracker:
+        return ConnectionTracker(conn, attempts.append, counters)
+
+    reassembler = Reassembler(listener)
+    # Half the input drives the segments' shapes; the other half is an HTTP-looking prefix
+    # so that the tracker gets past "is this HTTP?" often.
+    segs = segments_from(data)
+    for seg in segs:
+        reassembler.feed(seg)
+        if seg.frame % 5 == 0:
+            reassembler.tick(seg.time + 10.0, 5.0)
+    reassembler.close()
+    for attempt in attempts:
+        run_checks(attempt)
+        diagnose(attempt)
+
+
+# --- HTTP heads and WebSocket frames --------------------------------------------------------
+
+
+def http_head(data: bytes) -> None:
+    """The head parsers never refuse bytes they were handed; the incremental end-of-head
+    search agrees with a search of the whole buffer."""
+    classify_start(data)
+    parse_request_head(data)
+    parse_response_head(data)
+    whole = find_head_end(data)
+    buf = bytearray()
+    found = None
+    scanned = 0
+    step = 1 + (data[0] % 7 if data else 0)
+    for i in range(0, len(data), step):
+        buf += data[i : i + step]
+        found = find_head_end(buf, max(0, scanned - 3))
+        if found is not None:
+            break
+        scanned = len(buf)
+    assert found == whole, (found, whole)
+
+
+def websocket_frames(data: bytes) -> None:
+    """The same frames whether the bytes come whole or in pieces of any size."""
+    whole = WsFrameParser()
+    expected = whole.feed(data) + whole.flush()
+    pieces = WsFrameParser()
+    got = []
+    step = 1 + (data[0] % 5 if data else 0)
+    for i in range(0, len(data), step):
+        got += pieces.feed(data[i : i + step])
+    got += pieces.flush()
+    assert got == expected
+    assert whole.offset == pieces.offset == len(data) or whole.stopped
+
+
+# --- the whole pipeline ---------------------------------------------------------------------
+
+
+def pipeline(data: bytes) -> None:
+    """Capture bytes through every stage to every report format."""
+    warnings: list[CaptureWarning] = []
+    try:
+        frames = read_bytes(data, warnings)
+        analysis = Analysis()
+        diagnoses = []
+        for frame in frames:
+            diagnoses += analysis.feed(frame)
+        diagnoses += analysis.finish()
+    except CaptureError:
+        return
+    diagnoses = correlate(diagnoses)
+    render_table(diagnoses, analysis.stats, warnings)
+    render_json(diagnoses, analysis.stats, warnings)
+    render_csv(diagnoses)
+    for diagnosis in diagnoses:
+        render_detail(diagnosis)
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "capture": capture_reader,
+    "gzip": gzip_reader,
+    "decode": decoder,
+    "reassembly": reassembly,
+    "tracker": tracker,
+    "http": http_head,
+    "websocket": websocket_frames,
+    "pipeline": pipeline,
+}
+
+
+# --- seeds ----------------------------------------------------------------------------------
+
+
+def seeds(target: str) -> list[bytes]:
+    """Starting inputs for a target, cut from the bundled captures (captures/*.pcap*)."""
+    files = sorted(p.read_bytes() for p in CAPTURES.glob("*.pcap*"))
+    if target in ("capture", "pipeline"):
+        return files + [gzip.compress(f, mtime=0) for f in files[:3]]
+    if target == "gzip":
+        return files
+    frames = [f for raw in files for f in read_bytes(raw, [])]
+    if target == "decode":
+        return [bytes([LINKTYPES.index(f.linktype)]) + f.data for f in frames[:200]
+                if f.linktype in LINKTYPES]
+    payloads = [s.payload for f in frames if isinstance(s := decode_frame(f), Segment)
+                if s.payload]
+    if target == "http":
+        return [p for p in payloads if p[:4] in (b"GET ", b"HTTP", b"POST", b"CONN")][:100]
+    if target == "websocket":
+        return [p for p in payloads if p[:4] not in (b"GET ", b"HTTP")][:100]
+    # reassembly / tracker: one conversation per capture, re-encoded as operations.
+    out = []
+    for raw in files:
+        ops = bytearray()
+        bases: dict[int, int] = {}
+        for f in read_bytes(raw, []):
+            s = decode_frame(f)
+            if not isinstance(s, Segment):
+                continue
+            side = 0 if not bases or s.sport == next(iter(bases)) else 1
+            bases.setdefault(s.sport, s.seq - (0 if s.flags & 0x02 else 1))
+            seq = (s.seq - bases[s.sport]) & 0xFFFF
+            ops += _OP.pack((side << 7) | (s.flags & 0x1F), seq, 0, len(s.payload)) + s.payload
+        out.append(bytes(ops))
+    return out

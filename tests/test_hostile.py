@@ -1,0 +1,254 @@
+"""Hostile input end to end: damaged capture files through the real command line, and
+adversarial traffic (SYN flood, endless head, ten thousand headers) through the pipeline.
+
+The reader-level damage cases (every byte offset and message) are in test_source.py; here each
+kind of damage is a real file run as ``python -m analyzer read FILE``: exit status, exactly one
+line on standard error, no traceback, and the attempts before (and, where the format lets the
+reader go on, after) the damage.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from analyzer.http.head import parse_request_head
+from analyzer.pipeline import Analysis
+from analyzer.source import read_captures, read_records
+from fuzz import hostile
+from tests.test_source import block, epb, idb, shb
+
+REPO = Path(__file__).parents[1]
+
+
+# --- building the files ---------------------------------------------------------------------
+
+
+def two_handshakes(between: bytes = b"") -> tuple[bytes, int]:
+    """A pcap with a good handshake from 10.9.9.9, `between` spliced in as raw bytes, then a
+    second one from 10.9.9.8. Returns the file and the byte offset of the splice."""
+    out = io.BytesIO()
+    w = hostile.PcapWriter(out)
+    hostile.good_handshake(w, hostile.START)
+    splice = out.tell()
+    late = io.BytesIO()
+    w2 = hostile.PcapWriter(late)
+    c = hostile.Conversation(w2, bytes([10, 9, 9, 8]), 50001, bytes([10, 0, 0, 2]), 80,
+                             hostile.START + 10)
+    c.handshake()
+    c.send(0, hostile.PSH | hostile.ACK, hostile.WS_REQUEST)
+    c.send(1, hostile.PSH | hostile.ACK, hostile.WS_RESPONSE)
+    c.send(0, hostile.FIN | hostile.ACK, gap=3.0)
+    c.send(1, hostile.FIN | hostile.ACK)
+    return out.getvalue() + between + late.getvalue()[24:], splice
+
+
+def as_pcapng(pcap: bytes, extra: dict[int, bytes] | None = None) -> bytes:
+    """The same records as pcapng (one EPB each); `extra` blocks go before record N (0-based)."""
+    out = [shb(), idb()]
+    pos, n = 24, 0
+    while pos + 16 <= len(pcap):
+        sec, usec, incl, _ = struct.unpack_from("<IIII", pcap, pos)
+        if extra and n in extra:
+            out.append(extra[n])
+        out.append(epb("<", 0, sec * 1_000_000 + usec, pcap[pos + 16 : pos + 16 + incl]))
+        pos += 16 + incl
+        n += 1
+    return b"".join(out)
+
+
+GOOD, SPLICE = two_handshakes()
+FIRST_RECORDS = 7  # frames of the first handshake
+
+
+def cli(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "analyzer", "read", str(path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+
+
+def clients(stdout: str) -> list[str]:
+    return [c for c in ("10.9.9.9:50000", "10.9.9.8:50001") if c in stdout]
+
+
+# --- damaged captures through the CLI -------------------------------------------------------
+
+
+def _with_record_length(value: int, record: int = FIRST_RECORDS) -> bytes:
+    raw = bytearray(GOOD)
+    pos = 24
+    for _ in range(record):
+        pos += 16 + struct.unpack_from("<I", raw, pos + 8)[0]
+    struct.pack_into("<I", raw, pos + 8, value)
+    return bytes(raw)
+
+
+DAMAGED = [
+    # (case, bytes, exit status, stderr fragment, clients found)
+    ("truncated global header", GOOD[:10], 1, "pcap file header truncated (10 of 24 bytes)", []),
+    ("record length larger than the snaplen", _with_record_length(300_000), 0,
+     "frame 8: record length 300000", ["10.9.9.9:50000"]),
+    ("record length larger than the file", _with_record_length(60_000), 0,
+     "frame 8: truncated record", ["10.9.9.9:50000"]),
+    ("file cut inside a record", GOOD[:-20], 0, "frame 14: truncated record",
+     ["10.9.9.9:50000", "10.9.9.8:50001"]),
+    ("pcapng: corrupt block trailer",
+     as_pcapng(GOOD, {FIRST_RECORDS: block("<", 6, b"\0" * 20)[:-4] + b"\xff\0\0\0"}), 0,
+     "does not match its trailer", ["10.9.9.9:50000"]),
+    ("pcapng: truncated block", as_pcapng(GOOD)[:-50], 0, "truncated block",
+     ["10.9.9.9:50000", "10.9.9.8:50001"]),
+    ("gzip cut short", gzip.compress(GOOD)[:-30], 0, "gzip stream",
+     ["10.9.9.9:50000", "10.9.9.8:50001"]),
+    ("bad magic: text", b"# notes from the incident\nGET /ws HTTP/1.1\n", 1,
+     "not a capture file: looks like text", []),
+    ("bad magic: ERF", struct.pack("<II", 0, 1_700_000_000) + bytes([2, 4])
+     + struct.pack(">HHH", 80, 0, 60) + bytes(64), 1, "looks like ERF", []),
+    ("bad magic: gzip of text", gzip.compress(b"hello\n" * 20), 1,
+     "gzip of something that is not a capture: looks like text", []),
+    ("bad magic: pcapng with a wrong byte-order magic", shb()[:8] + b"XXXX" + shb()[12:], 1,
+     "byte-order magic is wrong", []),
+]
+
+
+@pytest.mark.parametrize("case", DAMAGED, ids=[c[0] for c in DAMAGED])
+def test_damaged_capture_through_the_cli(tmp_path: Path,
+                                         case: tuple[str, bytes, int, str, list[str]]) -> None:
+    _, raw, status, fragment, found = case
+    path = tmp_path / "damaged.cap"
+    path.write_bytes(raw)
+    result = cli(path)
+    assert result.returncode == status, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0] and str(path) in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert clients(result.stdout) == found, result.stdout
+
+
+READABLE = [
+    # (case, bytes): damage the format lets the reader go past; both attempts are found.
+    ("zero-length record", two_handshakes(
+        struct.pack("<IIII", int(hostile.START) + 5, 0, 0, 0))[0]),
+    ("record with a negative (pre-1970 as int32) time", two_handshakes(
+        struct.pack("<IIII", 0x80000000, 0, 4, 4) + b"\0\0\0\0")[0]),
+    ("record whose time goes back", two_handshakes(
+        struct.pack("<IIII", int(hostile.START) - 3600, 0, 4, 4) + b"\0\0\0\0")[0]),
+    ("pcapng: unknown and custom blocks between packets",
+     as_pcapng(GOOD, {FIRST_RECORDS: block("<", 0x0BAD, b"x" * 40)
+                      + block("<", 0x40000BAD, b"\0\0\0\0pen")})),
+    ("pcapng: name-resolution block with garbage options",
+     as_pcapng(GOOD, {3: block("<", 4, b"\xff" * 64)})),
+]
+
+
+@pytest.mark.parametrize("case", READABLE, ids=[c[0] for c in READABLE])
+def test_reading_goes_on_past_oddities(tmp_path: Path, case: tuple[str, bytes]) -> None:
+    path = tmp_path / "odd.cap"
+    path.write_bytes(case[1])
+    result = cli(path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert clients(result.stdout) == ["10.9.9.9:50000", "10.9.9.8:50001"], result.stdout
+    assert "2 succeeded" in result.stdout
+
+
+# --- adversarial traffic --------------------------------------------------------------------
+
+
+def _run(path: Path, **options: int) -> tuple[list[str], Analysis]:
+    analysis = Analysis(**options)
+    found = [f"{d.attempt.client} {d.verdict.value}"
+             for d in analysis.feed_records(read_records([str(path)], []))]
+    found += [f"{d.attempt.client} {d.verdict.value}" for d in analysis.finish()]
+    return found, analysis
+
+
+def test_syn_flood_is_counted_not_listed_and_memory_is_capped(tmp_path: Path) -> None:
+    path = tmp_path / "flood.pcap"
+    with path.open("wb") as out:
+        hostile.syn_flood(out, 10_000)
+    found, analysis = _run(path, max_connections=500, max_listed_tcp_attempts=100)
+    stats = analysis.stats
+    assert len(found) == 101 and "10.9.9.9:50000 succeeded" in found
+    assert stats.unlisted_tcp_attempts == {"tcp_syn_unanswered": 9900}
+    assert stats.evicted_connections > 0
+    assert stats.connections == 10_001
+
+
+def test_the_connection_table_stays_within_its_cap(tmp_path: Path) -> None:
+    path = tmp_path / "flood.pcap"
+    with path.open("wb") as out:
+        hostile.syn_flood(out, 20_000)
+    analysis = Analysis(max_connections=300)
+    largest = 0
+    for frame in read_captures([str(path)], []):
+        analysis.feed(frame)
+        largest = max(largest, analysis.open_connections)
+    # the table is swept every 8192 segments: between sweeps it may grow by that much
+    assert largest <= 300 + 8192
+    assert analysis.stats.evicted_connections >= 20_000 - 300 - 8192
+
+
+def test_syn_flood_summary_line_through_the_cli(tmp_path: Path) -> None:
+    path = tmp_path / "flood.pcap"
+    with path.open("wb") as out:
+        hostile.syn_flood(out, 1200)
+    result = cli(path)
+    assert result.returncode == 0, result.stderr
+    assert "Connection attempts not listed (never reached HTTP; only the first 1000 are): " \
+           "200 (tcp_syn_unanswered x200)" in result.stdout
+    assert "10.9.9.9:50000" in result.stdout and "1 succeeded" in result.stdout
+
+
+def test_a_head_that_never_ends_is_abandoned_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "endless.pcap"
+    with path.open("wb") as out:
+        hostile.endless_head(out, 1_000_000)
+    found, analysis = _run(path)
+    assert found == ["10.9.9.9:50000 succeeded"]
+    assert analysis.stats.abandoned_heads == 1
+    result = cli(path)
+    assert "HTTP heads abandoned (no end within 64 KiB): 1" in result.stdout
+
+
+def test_ten_thousand_headers_in_linear_time(tmp_path: Path) -> None:
+    path = tmp_path / "headers.pcap"
+    with path.open("wb") as out:
+        hostile.many_headers(out, 10_000)
+    started = time.perf_counter()
+    found, _ = _run(path)
+    elapsed = time.perf_counter() - started
+    assert found == ["10.8.8.8:40000 succeeded", "10.9.9.9:50000 succeeded"]
+    assert elapsed < 5.0  # ~0.1 s; quadratic look-ups took minutes
+
+
+def test_header_lookups_do_not_scan_every_field() -> None:
+    raw = b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(10_000)) + b"\r\n"
+    head = parse_request_head(raw)
+    assert head is not None
+    started = time.perf_counter()
+    for _ in range(10_000):
+        head.headers.get("upgrade")
+        head.headers.tokens("connection")
+    assert time.perf_counter() - started < 1.0
+    assert head.headers.all("x-9999") == ["v"] and head.headers.count("X-1") == 1
+
+
+def test_one_byte_segments_arriving_backwards_stay_linear() -> None:
+    from tests.test_reassembly import run, seg
+
+    size = 100_000
+    payload = bytes(range(256)) * (size // 256 + 1)
+    segments = [seg(1, True, 1000, hostile.SYN)]
+    segments += [seg(2 + i, True, 1001 + off, payload=payload[off : off + 1])
+                 for i, off in enumerate(range(size - 1, -1, -1))]
+    started = time.perf_counter()
+    recorder, _ = run(segments)
+    assert time.perf_counter() - started < 10.0  # ~1 s; a scan per segment took minutes
+    assert bytes(recorder.data[0]) == payload[:size] and not recorder.gaps
