@@ -22,7 +22,7 @@ from analyzer import __version__
 from analyzer.checks.catalogue import CATALOGUE, lookup
 from analyzer.correlate import correlate
 from analyzer.parallel import analyze_in_parallel
-from analyzer.pipeline import Analysis
+from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.detail import render_detail
 from analyzer.report.render import (
     FORMATS,
@@ -81,9 +81,14 @@ def cli() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), metavar="N",
               help="Analyse each file as an independent capture, N files at a time in "
                    "parallel (frame numbers then count within each file).")
+@click.option("--max-connections", type=click.IntRange(min=100), default=DEFAULT_MAX_CONNECTIONS,
+              show_default=True, metavar="N",
+              help="Connections tracked at once; past it the oldest idle are evicted (counted "
+                   "in the summary). About 3 KB each.")
 def read_command(captures: tuple[str, ...], fmt: str, failed: bool, host: str | None,
                  port: int | None, fail_on: str | None, detail: bool, attempt: int | None,
-                 show_secrets: bool, color: bool | None, jobs: int | None) -> None:
+                 show_secrets: bool, color: bool | None, jobs: int | None,
+                 max_connections: int) -> None:
     """Analyze saved captures (pcap, pcapng, gzip; '-' for standard input).
 
     Several files are read as one capture in timestamp order.
@@ -91,7 +96,8 @@ def read_command(captures: tuple[str, ...], fmt: str, failed: bool, host: str | 
     view = View(show_secrets, detail or attempt is not None, attempt, color)
     if view.detail and fmt != "table":
         raise click.UsageError("--detail and --attempt print text; drop --format " + fmt)
-    status = _read(captures, fmt, _filter(failed, host, port), fail_on is not None, view, jobs)
+    status = _read(captures, fmt, _filter(failed, host, port), fail_on is not None, view, jobs,
+                   max_connections)
     sys.exit(status)
 
 
@@ -154,9 +160,10 @@ def _filter(failed: bool, host: str | None, port: int | None) -> Callable[[Diagn
 
 
 def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool],
-          fail_on_failed: bool, view: View = View(), jobs: int | None = None) -> int:
+          fail_on_failed: bool, view: View = View(), jobs: int | None = None,
+          max_connections: int = DEFAULT_MAX_CONNECTIONS) -> int:
     warnings: list[CaptureWarning] = []
-    analysis = Analysis()
+    analysis = Analysis(max_connections=max_connections)
     kept: list[Diagnosis] = []
     status = ExitStatus.OK
     # From a pipe (`tcpdump -w - | upgrade-analyzer read -`) the table grows row by row too.
@@ -164,7 +171,7 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
 
     def decided() -> Iterator[Diagnosis]:
         if jobs is not None:  # independent inputs in parallel: see analyzer/parallel.py
-            yield from analyze_in_parallel(captures, jobs, analysis, warnings)
+            yield from analyze_in_parallel(captures, jobs, analysis, warnings, max_connections)
             return
         yield from analysis.feed_records(read_records(captures, warnings))
         yield from analysis.finish()
@@ -276,16 +283,20 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
 @click.option("--failed", is_flag=True, help="Only attempts that did not succeed.")
 @click.option("--host", help="Only attempts whose Host header or IP address is this.")
 @click.option("--port", type=int, help="Only attempts with this client or server port.")
+@click.option("--max-connections", type=click.IntRange(min=100), default=DEFAULT_MAX_CONNECTIONS,
+              show_default=True, metavar="N",
+              help="Connections tracked at once; past it the oldest idle are evicted (counted "
+                   "in the summary). About 3 KB each.")
 def live_command(interfaces: tuple[str, ...], bpf: str | None, duration: float | None,
                  count: int | None, response_timeout: float, write_path: str | None,
                  write_limit: float, write_files: int, fmt: str, failed: bool,
-                 host: str | None, port: int | None) -> None:
+                 host: str | None, port: int | None, max_connections: int) -> None:
     """Capture on network interfaces and report each attempt the moment it is decided.
 
     Needs root or CAP_NET_RAW. Ctrl-C or the end of --duration prints the summary.
     """
     options = LiveOptions(interfaces, bpf, duration, count, response_timeout, write_path,
-                          round(write_limit * 1_000_000), write_files)
+                          round(write_limit * 1_000_000), write_files, max_connections)
     sys.exit(_live(options, fmt, _filter(failed, host, port)))
 
 
@@ -299,6 +310,7 @@ class LiveOptions:
     write_path: str | None
     write_limit: int  # bytes per file, 0: one file
     write_files: int  # files kept, 0: all
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> int:
@@ -311,7 +323,7 @@ def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> 
     except CaptureError as error:
         _error(str(error))
         return ExitStatus.INPUT_ERROR
-    analysis = Analysis()
+    analysis = Analysis(max_connections=options.max_connections)
     output = _LiveOutput(fmt)
     stop = _StopOnSignals()
     status = ExitStatus.OK

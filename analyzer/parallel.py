@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
-from analyzer.pipeline import Analysis, RunStats
+from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, RunStats
 from analyzer.source import read_records
 from analyzer.source.capture import check_capture
 from analyzer.source.frame import CaptureError, CaptureWarning
@@ -24,7 +25,8 @@ from analyzer.verdict import Diagnosis
 
 
 def analyze_in_parallel(
-    paths: Sequence[str], jobs: int, into: Analysis, warnings: list[CaptureWarning]
+    paths: Sequence[str], jobs: int, into: Analysis, warnings: list[CaptureWarning],
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> Iterator[Diagnosis]:
     """Every diagnosis of every file, file after file (each in the order its attempts were
     decided); the files' totals are added to `into`'s stats, their warnings to `warnings`.
@@ -38,16 +40,19 @@ def analyze_in_parallel(
     for path in paths:
         check_capture(path)
     with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(paths)))) as pool:
-        for diagnoses, stats, found in pool.map(_analyze_file, paths):
+        work = partial(_analyze_file, max_connections=max_connections)
+        for diagnoses, stats, found in pool.map(work, paths):
             into.absorb(stats)
             warnings.extend(found)
             yield from diagnoses
 
 
-def _analyze_file(path: str) -> tuple[list[Diagnosis], RunStats, list[CaptureWarning]]:
+def _analyze_file(
+    path: str, max_connections: int = DEFAULT_MAX_CONNECTIONS
+) -> tuple[list[Diagnosis], RunStats, list[CaptureWarning]]:
     """One file, start to end, in a worker process."""
     warnings: list[CaptureWarning] = []
-    analysis = Analysis()
+    analysis = Analysis(max_connections=max_connections)
     diagnoses = list(analysis.feed_records(read_records([path], warnings)))
     diagnoses += analysis.finish()
     return diagnoses, analysis.stats, warnings

@@ -191,3 +191,18 @@ def test_checks_and_explain() -> None:
 def test_bad_usage_exits_2() -> None:
     assert _cli("read").returncode == 2
     assert _cli("read", "x.pcap", "--format", "xml").returncode == 2
+
+
+def test_max_connections_caps_the_table_and_says_so(tmp_path: Path) -> None:
+    from fuzz.hostile import syn_flood
+
+    path = tmp_path / "flood.pcap"
+    with path.open("wb") as out:
+        syn_flood(out, 20_000)
+    result = _cli("read", str(path), "-F", "json", "--max-connections", "1000")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["evicted_connections"] > 10_000
+    # the valid handshake at the end of the flood is still judged
+    assert [a["verdict"] for a in json.loads(result.stdout)["attempts"]
+            if a["kind"] == "http"] == ["succeeded"]
