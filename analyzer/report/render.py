@@ -101,11 +101,18 @@ def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
             + (f" ({group['reason']})" if group["reason"] else "")
             + f", {group['first_time'][11:19]} to {group['last_time'][11:19]}"
         )
-    lines.append(
+    lines.extend(capture_lines(s))
+    lines.extend(f"Warning: {w}" for w in s["warnings"])
+    return "\n".join(lines)
+
+
+def capture_lines(s: dict[str, Any]) -> list[str]:
+    """The summary lines about the capture itself (shared by `read` and `live`)."""
+    lines = [
         f"Frames: {s['frames']}, TCP segments: {s['tcp_segments']}, connections: "
         f"{s['connections']} ({s['http_connections']} HTTP), ordinary HTTP exchanges: "
         f"{s['ordinary_http_exchanges']}"
-    )
+    ]
     if s["frames_without_tcp"]:
         lines.append("Frames without TCP: " + ", ".join(
             f"{r} x{n}" for r, n in s["frames_without_tcp"].items()))
@@ -115,8 +122,7 @@ def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
         lines.append(unlisted_line(s["unlisted_tcp_attempts"]))
     if s["abandoned_heads"]:
         lines.append(f"HTTP heads abandoned (no end within 64 KiB): {s['abandoned_heads']}")
-    lines.extend(f"Warning: {w}" for w in s["warnings"])
-    return "\n".join(lines)
+    return lines
 
 
 def unlisted_line(counts: dict[str, int]) -> str:

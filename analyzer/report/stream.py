@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.pipeline import RunStats
-from analyzer.report.render import render_csv, table_rows, unlisted_line
+from analyzer.report.render import capture_lines, render_csv, table_rows
 from analyzer.verdict import Diagnosis, Verdict
 
 # (heading, width, right-aligned) of each column of the streamed table; the reason column
@@ -89,18 +89,5 @@ def tally_summary_text(tally: Tally, stats: RunStats, received: int, dropped: in
     if s["reasons"]:
         lines.append("Reasons: " + ", ".join(f"{r} x{n}" for r, n in s["reasons"].items()))
     lines.append(f"Packets: {received} received, {dropped} dropped by the kernel")
-    lines.append(
-        f"Frames: {s['frames']}, TCP segments: {s['tcp_segments']}, connections: "
-        f"{s['connections']} ({s['http_connections']} HTTP), ordinary HTTP exchanges: "
-        f"{s['ordinary_http_exchanges']}"
-    )
-    if s["frames_without_tcp"]:
-        lines.append("Frames without TCP: " + ", ".join(
-            f"{r} x{n}" for r, n in s["frames_without_tcp"].items()))
-    if s["evicted_connections"]:
-        lines.append(f"Connections evicted (table full): {s['evicted_connections']}")
-    if s["unlisted_tcp_attempts"]:
-        lines.append(unlisted_line(s["unlisted_tcp_attempts"]))
-    if s["abandoned_heads"]:
-        lines.append(f"HTTP heads abandoned (no end within 64 KiB): {s['abandoned_heads']}")
+    lines.extend(capture_lines(s))
     return "\n".join(lines)
