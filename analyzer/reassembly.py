@@ -92,6 +92,16 @@ class _Direction:
     fin: bool = False
     rst: bool = False
 
+    def advance(self, data: bytes) -> None:
+        """``data`` is delivered: the next in-order offset moves past it, and it is kept."""
+        self.next_offset += len(data)
+        recent = self.recent
+        if recent is _NOTHING_YET:
+            recent = self.recent = bytearray()
+        recent += data
+        if len(recent) > 2 * RECENT_BYTES:
+            del recent[: len(recent) - RECENT_BYTES]
+
     def offset_of(self, seq: int) -> int:
         """Absolute offset of ``seq``, unwrapped to lie within 2 GiB of the expected offset."""
         assert self.base is not None
@@ -185,6 +195,39 @@ class Reassembler:
         conn.last_time = seg.time
         self._segment(conn, side, seg)
 
+    def take_plain(
+        self, conn: Connection, side: int, seq: int, ack: int, flags: int, payload: bytes,
+        frame: int, time: float,
+    ) -> bool:
+        """The pipeline's cheap path for a segment of a followed connection, before any
+        Segment is built: True when it has been handled exactly as ``feed`` would handle it,
+        False (nothing changed) when it needs ``feed``.
+
+        It takes a segment without SYN, FIN or RST whose payload, if any, is complete (the
+        caller checks both) and is the next in-order bytes with nothing waiting behind them:
+        a bare ACK, or data that goes straight to ``on_data``. That is the common segment of
+        a followed connection; everything else (reordering, retransmission, holes, the ends
+        of a connection, the periodic sweep) stays in ``feed``.
+        """
+        if self._until_sweep <= 1:
+            return False  # this segment would run the sweep: let feed do it
+        here = conn.sides[side]
+        if here.base is None:
+            return False
+        if payload and (here.pending or (seq - here.base - here.next_offset) & _MASK):
+            return False  # not the next bytes, or early bytes wait to be drained after them
+        self.now = time
+        self._until_sweep -= 1
+        conn.last_time = time
+        if flags & _ACK:
+            self._peer_acked(conn, 1 - side, ack)
+        if payload:
+            here.advance(payload)
+            listener = conn.listener
+            assert listener is not None
+            listener.on_data(side, here.next_offset - len(payload), payload, frame, time)
+        return True
+
     def _is_new_incarnation(self, entry: tuple[Connection, int], seg: Segment) -> bool:
         conn, side = entry
         if conn.finished:
@@ -267,13 +310,7 @@ class Reassembler:
             if end <= here.next_offset:
                 return  # a retransmission of bytes already delivered
             data = data[here.next_offset - offset :]
-        here.next_offset = end
-        recent = here.recent
-        if recent is _NOTHING_YET:
-            recent = here.recent = bytearray()
-        recent += data
-        if len(recent) > 2 * RECENT_BYTES:
-            del recent[: len(recent) - RECENT_BYTES]
+        here.advance(data)
         listener.on_data(side, end - len(data), data, frame, time)
         if drain and here.pending and not conn.ignored:
             self._drain(conn, side, here)

@@ -83,3 +83,34 @@ def test_empty_body_rejection_is_decided_at_once(tmp_path: Path) -> None:
     (decided,) = feed(run, frames(tmp_path, conv))
     assert decided.verdict.value == "failed"
     assert decided.findings[0].check == "response_forbidden"
+
+
+def _summary(diagnoses: list[Diagnosis]) -> list[tuple[object, ...]]:
+    return sorted(
+        (d.attempt.first_frame, d.verdict.value, tuple(f.check for f in d.findings),
+         tuple(f.frames for f in d.findings))
+        for d in diagnoses
+    )
+
+
+def test_record_fast_paths_give_what_frame_by_frame_feeding_gives() -> None:
+    """`feed_records` skips work for ignored and plainly in-order segments; it must not change
+    a single diagnosis or count compared with building every Frame and calling `feed`."""
+    import glob
+
+    from analyzer.source import read_records
+
+    repo = Path(__file__).resolve().parents[1]
+    paths = sorted(glob.glob(str(repo / "captures" / "*.pcap*")))
+    assert paths
+    # the corpus has reordering, retransmissions and holes: the cases the fast path must avoid
+    paths += sorted(glob.glob(str(repo.parent / "shared" / "real-world" / "**" / "*.pcap*"),
+                              recursive=True))
+    for path in paths:
+        slow = Analysis()
+        slow_out = [d for f in read_captures([path], []) for d in slow.feed(f)] + slow.finish()
+        fast = Analysis()
+        fast_out = list(fast.feed_records(read_records([path], []))) + fast.finish()
+        assert _summary(fast_out) == _summary(slow_out), path
+        assert (fast.stats.frames, fast.stats.tcp_segments, fast.stats.ordinary_exchanges) == (
+            slow.stats.frames, slow.stats.tcp_segments, slow.stats.ordinary_exchanges), path

@@ -80,6 +80,25 @@ def peek_flow(linktype: int, data: bytes) -> tuple[bytes, int] | None:
     return data[l3 + 12 : l3 + 24], flags
 
 
+# After the ethertype: total length; after the addresses and ports: sequence number,
+# acknowledgement number, data offset.
+_PEEK_TOTAL = struct.Struct("!H").unpack_from
+_PEEK_TCP = struct.Struct("!IIB").unpack_from
+
+
+def peek_payload(linktype: int, data: bytes) -> tuple[int, int, bytes, int]:
+    """(seq, ack, payload, missing) of a frame that `peek_flow` gave a key: the values
+    `decode_frame` would put in its Segment. For the pipeline's fast path on connections that
+    are followed (`Reassembler.take_plain`)."""
+    l3 = PEEK_LINKS[linktype]
+    (total,) = _PEEK_TOTAL(data, l3 + 2)
+    size = len(data)
+    end = l3 + total if total else size  # total length 0: TSO, as in `ipv4`
+    present = end if end < size else size
+    seq, ack, offset = _PEEK_TCP(data, l3 + 24)
+    return seq, ack, data[l3 + 20 + ((offset >> 4) << 2) : present], end - present
+
+
 class Decoder:
     """Turns Frames into TCP Segments; counts the frames it cannot use, by reason."""
 
