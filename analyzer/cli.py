@@ -165,6 +165,7 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
     warnings: list[CaptureWarning] = []
     analysis = Analysis(max_connections=max_connections)
     kept: list[Diagnosis] = []
+    tally = Tally()  # streamed runs keep counts, not attempts: memory stays flat
     status = ExitStatus.OK
     # From a pipe (`tcpdump -w - | upgrade-analyzer read -`) the table grows row by row too.
     streaming = fmt == "jsonl" or (fmt == "table" and "-" in captures and not view.detail)
@@ -183,9 +184,9 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
                 continue
             if not keep(diagnosis):
                 continue
-            kept.append(diagnosis)
+            tally.add(diagnosis)
             if fmt == "table":
-                if len(kept) == 1:
+                if tally.attempts == 1:
                     click.echo(table_head())
                 click.echo(table_line(diagnosis, view.show_secrets))
                 sys.stdout.flush()
@@ -207,14 +208,16 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
         kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
         kept = correlate([_renumber(d, i) for i, d in enumerate(kept, start=1)])
         kept = [d for d in kept if keep(d)]
-    if streaming and fmt == "table":
-        click.echo(("\n" if kept else "No upgrade attempts found.\n")
-                   + summary_text(kept, analysis.stats, warnings))
+    if streaming:
+        summary = tally_summary_text(tally, analysis.stats, warnings=warnings)
+        if fmt == "table":
+            click.echo(("\n" if tally.attempts else "No upgrade attempts found.\n") + summary)
+        else:
+            click.echo(summary, err=True)
     elif not _emit(fmt, kept, analysis, warnings, view):
         return ExitStatus.USAGE
-    if status is ExitStatus.OK and fail_on_failed and any(
-        d.verdict is not Verdict.SUCCEEDED for d in kept
-    ):
+    failed = tally.failed if streaming else any(d.verdict is not Verdict.SUCCEEDED for d in kept)
+    if status is ExitStatus.OK and fail_on_failed and failed:
         status = ExitStatus.FAILED_FOUND
     return status
 
@@ -247,8 +250,6 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
             click.echo(render_detail(d, show_secrets=secrets, color=view.color is not False),
                        color=view.color)
         click.echo(summary_text(kept, stats, warnings))
-    elif fmt == "jsonl":
-        click.echo(summary_text(kept, stats, warnings), err=True)
     elif fmt == "json":
         click.echo(render_json(kept, stats, warnings, secrets))
     elif fmt == "csv":

@@ -141,15 +141,24 @@ class Storm:
     last: float
 
 
+# client IP, server endpoint, request line, verdict, primary reason
+StormKey = tuple[str, str, str, str, str | None]
+
+
+def storm_key(d: Diagnosis) -> StormKey:
+    """What repeated attempts have in common: same client host, endpoint, request, outcome."""
+    a = d.attempt
+    head = a.request_head
+    request = f"{head.method} {head.target}" if head else "(TCP only)"
+    reason = d.primary.check if d.primary else None
+    return (a.client.ip, str(a.server), request, d.verdict.value, reason)
+
+
 def storms(diagnoses: Sequence[Diagnosis], minimum: int = 3) -> list[Storm]:
     """Groups of at least ``minimum`` like attempts, largest first (reconnect loops, scans)."""
-    groups: dict[tuple[str, str, str, str, str | None], list[Diagnosis]] = defaultdict(list)
+    groups: dict[StormKey, list[Diagnosis]] = defaultdict(list)
     for d in diagnoses:
-        a = d.attempt
-        head = a.request_head
-        request = f"{head.method} {head.target}" if head else "(TCP only)"
-        reason = d.primary.check if d.primary else None
-        groups[(a.client.ip, str(a.server), request, d.verdict.value, reason)].append(d)
+        groups[storm_key(d)].append(d)
     out = [
         Storm(len(ds), key[0], key[1], key[2], key[3], key[4],
               min(d.attempt.time for d in ds), max(d.attempt.time for d in ds))

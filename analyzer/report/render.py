@@ -11,7 +11,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from analyzer.correlate import storms
+from analyzer.correlate import Storm, storms
 from analyzer.pipeline import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.report.fields import attempt_fields, iso_time, reason_text, request_label
 from analyzer.report.safe import Cleaner, csv_cell, neutralise
@@ -77,13 +77,27 @@ def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
         "first_time": iso_time(stats.first_time) if stats.first_time is not None else None,
         "last_time": iso_time(stats.last_time) if stats.last_time is not None else None,
         "warnings": [neutralise(f"{w.source}: {w.where}: {w.message}") for w in warnings],
-        "repeated": [
-            {"count": s.count, "client": s.client, "server": s.server,
-             "request": neutralise(s.request), "verdict": s.verdict, "reason": s.reason,
-             "first_time": iso_time(s.first), "last_time": iso_time(s.last)}
-            for s in storms(diagnoses)
-        ],
+        "repeated": repeated_fields(storms(diagnoses)),
     }
+
+
+def repeated_fields(groups: Sequence[Storm]) -> list[dict[str, Any]]:
+    return [
+        {"count": s.count, "client": s.client, "server": s.server,
+         "request": neutralise(s.request), "verdict": s.verdict, "reason": s.reason,
+         "first_time": iso_time(s.first), "last_time": iso_time(s.last)}
+        for s in groups
+    ]
+
+
+def repeated_lines(groups: Sequence[dict[str, Any]], most: int = 10) -> list[str]:
+    """One summary line per group of repeated attempts (reconnect loops, scans)."""
+    return [
+        f"Repeated: {g['count']} x {g['client']} -> {g['server']} {g['request']}: {g['verdict']}"
+        + (f" ({g['reason']})" if g["reason"] else "")
+        + f", {g['first_time'][11:19]} to {g['last_time'][11:19]}"
+        for g in groups[:most]
+    ]
 
 
 def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
@@ -94,13 +108,7 @@ def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
     lines.append(f"Attempts: {s['attempts']} ({verdicts})")
     if s["reasons"]:
         lines.append("Reasons: " + ", ".join(f"{r} x{n}" for r, n in s["reasons"].items()))
-    for group in s["repeated"][:10]:
-        lines.append(
-            f"Repeated: {group['count']} x {group['client']} -> {group['server']} "
-            f"{group['request']}: {group['verdict']}"
-            + (f" ({group['reason']})" if group["reason"] else "")
-            + f", {group['first_time'][11:19]} to {group['last_time'][11:19]}"
-        )
+    lines.extend(repeated_lines(s["repeated"]))
     lines.extend(capture_lines(s))
     lines.extend(f"Warning: {w}" for w in s["warnings"])
     return "\n".join(lines)
