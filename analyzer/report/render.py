@@ -65,6 +65,17 @@ def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
         "attempts": len(diagnoses),
         "verdicts": dict(sorted(verdicts.items())),
         "reasons": dict(reasons.most_common()),
+        **capture_fields(stats),
+        "first_time": iso_time(stats.first_time) if stats.first_time is not None else None,
+        "last_time": iso_time(stats.last_time) if stats.last_time is not None else None,
+        "warnings": [neutralise(f"{w.source}: {w.where}: {w.message}") for w in warnings],
+        "repeated": repeated_fields(storms(diagnoses)),
+    }
+
+
+def capture_fields(stats: RunStats) -> dict[str, Any]:
+    """The summary fields about the capture itself (shared by `read` and `live`)."""
+    return {
         "frames": stats.frames,
         "tcp_segments": stats.tcp_segments,
         "connections": stats.connections,
@@ -74,10 +85,6 @@ def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
         "evicted_connections": stats.evicted_connections,
         "unlisted_tcp_attempts": dict(stats.unlisted_tcp_attempts.most_common()),
         "abandoned_heads": stats.abandoned_heads,
-        "first_time": iso_time(stats.first_time) if stats.first_time is not None else None,
-        "last_time": iso_time(stats.last_time) if stats.last_time is not None else None,
-        "warnings": [neutralise(f"{w.source}: {w.where}: {w.message}") for w in warnings],
-        "repeated": repeated_fields(storms(diagnoses)),
     }
 
 

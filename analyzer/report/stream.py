@@ -10,6 +10,7 @@ from typing import Any
 from analyzer.correlate import Storm, StormKey, storm_key
 from analyzer.pipeline import RunStats
 from analyzer.report.render import (
+    capture_fields,
     capture_lines,
     render_csv,
     repeated_fields,
@@ -97,15 +98,7 @@ def tally_summary(tally: Tally, stats: RunStats, received: int | None = None,
         "warnings": [neutralise(f"{w.source}: {w.where}: {w.message}") for w in warnings],
         "packets_received": received,
         "packets_dropped": dropped,
-        "frames": stats.frames,
-        "tcp_segments": stats.tcp_segments,
-        "connections": stats.connections,
-        "http_connections": stats.http_connections,
-        "ordinary_http_exchanges": stats.ordinary_exchanges,
-        "frames_without_tcp": dict(stats.skipped.most_common()),
-        "evicted_connections": stats.evicted_connections,
-        "unlisted_tcp_attempts": dict(stats.unlisted_tcp_attempts.most_common()),
-        "abandoned_heads": stats.abandoned_heads,
+        **capture_fields(stats),
     }
 
 
