@@ -16,8 +16,10 @@ How it works:
   * The result is `expected.json` beside the captures: for each file, the attempts in the order
     their connections were opened.
 
-Only loopback addresses are ever used. Every process started here is in its own process group
-and is stopped in a `finally`; every client and server call has a timeout.
+Only loopback addresses are ever used, except by the one scenario that needs a real MTU 1500
+path: it creates two network namespaces joined by a veth pair, with addresses that exist only
+inside them, and deletes them in a `finally`. Every process started here is in its own process
+group and is stopped in a `finally`; every client and server call has a timeout.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ V6 = "::1"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLIENT_TIMEOUT = 3.0  # every client call
 SCENARIO_TIMEOUT = 25.0  # a whole scenario, servers included
+# Two network namespaces joined by a veth pair: a real Ethernet path with MTU 1500, where a
+# large request head leaves the client as several TCP segments. The addresses exist only there.
+NS_CLIENT, NS_SERVER = "ua-gen-a", "ua-gen-b"
+VETH_CLIENT, VETH_SERVER = "ua-gen-va", "ua-gen-vb"
+NET_CLIENT, NET_SERVER = "10.211.0.1", "10.211.0.2"
 
 
 def version(package: str) -> str:
@@ -169,16 +176,20 @@ def stop(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, wait: float 
 
 
 @contextlib.contextmanager
-def tcpdump(path: Path, interface: str, ports: list[int]) -> Iterator[None]:
+def tcpdump(path: Path, interface: str, ports: list[int], hosts: tuple[str, ...] = (V4, V6),
+            namespace: str | None = None) -> Iterator[None]:
     """Captures TCP on the given ports; returns once tcpdump listens, flushes on exit."""
     ports_expression = " or ".join(f"tcp port {port}" for port in ports)
-    expression = f"(host {V4} or host {V6}) and ({ports_expression})"
+    hosts_expression = " or ".join(f"host {host}" for host in hosts)
+    expression = f"({hosts_expression}) and ({ports_expression})"
     # --immediate-mode and a 16 MB buffer: without them `-i any` drops loopback packets, and
     # packets still in the kernel's ring when tcpdump is interrupted are lost.
     command = ["tcpdump", "-i", interface, "-n", "-U", "--immediate-mode", "-B", "16384",
                "-Z", "root", "-w", str(path), expression]
     if interface == "any":
         command[3:3] = ["-y", "LINUX_SLL"]  # Linux cooked v1: what most users have
+    if namespace is not None:
+        command[:0] = ["ip", "netns", "exec", namespace]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                text=True, start_new_session=True)
     try:
@@ -217,6 +228,57 @@ def syns(path: Path) -> list[tuple[str, str]]:
         if (client, server) not in found:  # `-i any` sees loopback packets twice
             found.append((client, server))
     return found
+
+
+def head_segments(path: Path, client: str, server: str) -> int:
+    """How many data segments the client sent before the server's first data, read by tcpdump."""
+    out = subprocess.run(["tcpdump", "-nn", "-r", str(path), "tcp"], capture_output=True,
+                         text=True, timeout=30)
+    pattern = re.compile(r" IP6? (\S+)\.(\d+) > (\S+)\.(\d+): .* length (\d+)")
+    count = 0
+    for line in out.stdout.splitlines():
+        match = pattern.search(line)
+        if match is None or int(match[5]) == 0:
+            continue
+        source = endpoint(match[1], int(match[2]))
+        target = endpoint(match[3], int(match[4]))
+        if (source, target) == (server, client):
+            break
+        if (source, target) == (client, server):
+            count += 1
+    return count
+
+
+def _delete_namespaces() -> None:
+    for namespace in (NS_CLIENT, NS_SERVER):
+        subprocess.run(["ip", "netns", "delete", namespace], capture_output=True, timeout=10)
+
+
+@contextlib.contextmanager
+def veth_pair() -> Iterator[None]:
+    """NS_CLIENT and NS_SERVER joined by a veth pair, MTU 1500, deleted on exit.
+
+    Segmentation offload is limited to one segment per packet (`gso_max_segs 1`): otherwise the
+    kernel hands tcpdump one 6 KB super-segment that never existed on a wire."""
+    _delete_namespaces()  # left over from an interrupted run
+    steps = [
+        ["ip", "netns", "add", NS_CLIENT],
+        ["ip", "netns", "add", NS_SERVER],
+        ["ip", "link", "add", VETH_CLIENT, "netns", NS_CLIENT, "type", "veth",
+         "peer", "name", VETH_SERVER, "netns", NS_SERVER],
+        ["ip", "-n", NS_CLIENT, "addr", "add", f"{NET_CLIENT}/24", "dev", VETH_CLIENT],
+        ["ip", "-n", NS_SERVER, "addr", "add", f"{NET_SERVER}/24", "dev", VETH_SERVER],
+    ]
+    for namespace, device in ((NS_CLIENT, VETH_CLIENT), (NS_SERVER, VETH_SERVER)):
+        steps += [["ip", "-n", namespace, "link", "set", device, "mtu", "1500",
+                   "gso_max_segs", "1", "up"],
+                  ["ip", "-n", namespace, "link", "set", "lo", "up"]]
+    try:
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True, timeout=10)
+        yield
+    finally:
+        _delete_namespaces()
 
 
 def listening(host: str, port: int) -> bool:
@@ -525,6 +587,8 @@ class Scenario:
     run: Callable[[], Awaitable[list[Expect]]]
     interface: str = "lo"
     pcapng: bool = False
+    netns: bool = False  # in the veth_pair() namespaces, tcpdump in NS_CLIENT
+    min_head_segments: int = 0  # the client's request head must span this many segments
 
     @property
     def file(self) -> str:
@@ -937,6 +1001,122 @@ async def _bad_origin_v6() -> list[Expect]:
                    version("websockets"), said, websockets_rejection(book), status=403)]
 
 
+async def aiohttp_redirect(request: Any) -> Any:
+    from aiohttp import web
+
+    raise web.HTTPFound("/ws")
+
+
+def _connections(book: LogBook) -> list[str]:
+    """A websockets client log split per TCP connection, keeping what tells how each one went."""
+    keep = ("< HTTP/", "< Location", "! ", "x ", "= connection is CLOSED")
+    said: list[str] = []
+    for line in book.lines:
+        if line == "= connection is CONNECTING":
+            said.append("")
+        elif said and line.startswith(keep):
+            said[-1] = f"{said[-1]} | {line}" if said[-1] else line
+    return said
+
+
+@scenario("redirect_302", "aiohttp answers /old with 302 Location: /ws; the websockets client "
+          "follows it on a new connection", (18036,))
+async def _redirect_302() -> list[Expect]:
+    logger, client_book = websockets_logger("redirect-client")
+    routes = {"/old": aiohttp_redirect, "/ws": aiohttp_ws_handler}
+    async with aiohttp_server(V4, 18036, routes) as book:
+        said = await websockets_client(f"ws://{V4}:18036/old", logger=logger)
+        await asyncio.sleep(0.2)
+    connections = _connections(client_book)
+    if len(connections) != 2:
+        raise RuntimeError(f"redirect_302: expected two connections, the client logged "
+                           f"{connections!r} and said {said!r}")
+    server = version("aiohttp")
+    return [
+        Expect(endpoint(V4, 18036), "GET", "/old", "failed", "response_redirect",
+               "302 Found; this handshake did not switch: the websockets client closed the "
+               "connection and followed Location on a new one", version("websockets"), server,
+               connections[0], book.said(), status=302),
+        Expect(endpoint(V4, 18036), "GET", "/ws", "succeeded", None,
+               "the followed redirect: 101, one echoed message, Close 1000",
+               version("websockets"), server, f"{said} (log: {connections[1]})", book.said(),
+               notes=["ws_closed_normally"], status=101),
+    ]
+
+
+# Run with `ip netns exec`, in separate processes: argv = captures dir, host/URI, port/cookie.
+NETNS_SERVER = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+import generate
+
+async def main() -> None:
+    async with generate.websockets_server(sys.argv[2], int(sys.argv[3]), "netns") as book:
+        print("listening", flush=True)
+        await asyncio.to_thread(sys.stdin.read)  # until the generator closes stdin
+    print(generate.websockets_session(book), flush=True)
+
+asyncio.run(asyncio.wait_for(main(), 20))
+"""
+NETNS_CLIENT = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+import generate
+
+print(asyncio.run(generate.websockets_client(sys.argv[2],
+                                             additional_headers={"Cookie": sys.argv[3]})))
+"""
+
+
+async def in_namespace(namespace: str, code: str, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", namespace, sys.executable, "-c", code, str(HERE), *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+    )
+
+
+async def finish(process: asyncio.subprocess.Process, timeout: float) -> str:
+    """Waits for a process (killing its group after `timeout`); returns what it printed."""
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), timeout)
+        return out.decode(errors="replace").strip()
+    finally:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+
+
+@scenario("large_headers_netns", "websockets client with a 6 KB Cookie over a veth pair with "
+          "MTU 1500 (two network namespaces): the request head spans several segments",
+          (18037,), interface=VETH_CLIENT, netns=True, min_head_segments=3)
+async def _large_headers() -> list[Expect]:
+    cookie = "; ".join(f"c{i}={os.urandom(48).hex()}" for i in range(60))  # ~5.9 KB
+    server = await in_namespace(NS_SERVER, NETNS_SERVER, NET_SERVER, "18037")
+    try:
+        assert server.stdout is not None
+        ready = await asyncio.wait_for(server.stdout.readline(), 10)
+        if ready.strip() != b"listening":
+            raise RuntimeError(f"large_headers_netns: the server said {ready!r}")
+        client = await in_namespace(NS_CLIENT, NETNS_CLIENT, f"ws://{NET_SERVER}:18037/big",
+                                    cookie)
+        assert client.stdin is not None
+        client.stdin.close()
+        said = await finish(client, CLIENT_TIMEOUT + 5)
+        await asyncio.sleep(0.2)
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server_said = await finish(server, 5)
+    return [Expect(endpoint(NET_SERVER, 18037), "GET", "/big", "succeeded", None,
+                   f"a {len(cookie)}-byte Cookie split over MTU-sized segments; websockets "
+                   "reassembled the head, switched, echoed a message, Close 1000",
+                   version("websockets") + f" (Cookie of {len(cookie)} bytes)",
+                   version("websockets"), said, server_said, notes=["ws_closed_normally"],
+                   status=101)]
+
+
 # --- running -------------------------------------------------------------------------------------
 
 
@@ -973,7 +1153,9 @@ def run_scenario(item: Scenario, out: Path) -> dict[str, Any]:
     """Records one scenario into `out`; returns its expected.json entry."""
     out.mkdir(parents=True, exist_ok=True)
     raw = out / f"{item.name}.pcap"
-    with tcpdump(raw, item.interface, list(item.ports)):
+    hosts, namespace = ((NET_CLIENT, NET_SERVER), NS_CLIENT) if item.netns else ((V4, V6), None)
+    with veth_pair() if item.netns else contextlib.nullcontext(), \
+            tcpdump(raw, item.interface, list(item.ports), hosts, namespace):
         expects = asyncio.run(asyncio.wait_for(item.run(), SCENARIO_TIMEOUT))
     path = to_pcapng(raw) if item.pcapng else raw
     opened = syns(path)
@@ -986,10 +1168,21 @@ def run_scenario(item: Scenario, out: Path) -> dict[str, Any]:
         else:
             raise RuntimeError(f"{item.name}: no connection to {expect.server} in the capture")
         check_outcome(item, expect)
+        segments = head_segments(path, expect.client or "", expect.server)
+        if segments < item.min_head_segments:
+            raise RuntimeError(f"{item.name}: the request head took {segments} segment(s), "
+                               f"not the {item.min_head_segments}+ the scenario is about")
+        if item.min_head_segments:
+            expect.why += f" (the head took {segments} segments, read by tcpdump -r)"
+    link = "loopback"
+    if item.interface == "any":
+        link = "Linux cooked (tcpdump -i any)"
+    elif item.netns:
+        link = "Ethernet (veth, MTU 1500)"
     return {
         "file": path.name,
         "description": item.description,
-        "link": "Linux cooked (tcpdump -i any)" if item.interface == "any" else "loopback",
+        "link": link,
         "format": "pcapng" if item.pcapng else "pcap",
         "attempts": [asdict(expect) for expect in expects],
     }

@@ -294,8 +294,9 @@ CATALOGUE: tuple[Check, ...] = _phase(
     Check("response_redirect", E, Effect.FAIL, "RFC 6455 §4.1",
           "the server redirected the handshake",
           "\"If the status code received from the server is not 101, the client handles the "
-          "response per HTTP procedures\"; WebSocket clients do not follow redirects (Node ws "
-          "followRedirects=false, browsers fail on any status but 101).",
+          "response per HTTP procedures\"; browsers fail on any status but 101 and Node ws "
+          "does not follow by default (followRedirects=false); python websockets follows up "
+          "to 10 redirects, as a new attempt each.",
           "Connect to the final URL (often wss:// instead of ws://, or a trailing slash)."),
     Check("response_unauthorized", E, Effect.FAIL, "RFC 9110 §15.5.2",
           "authentication required (401/407)",
