@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import frames_of
@@ -165,3 +166,72 @@ def storms(diagnoses: Sequence[Diagnosis], minimum: int = 3) -> list[Storm]:
         for key, ds in groups.items() if len(ds) >= minimum
     ]
     return sorted(out, key=lambda s: (-s.count, s.first))
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """A redirect followed by the client: the attempts it took, and where it ended."""
+
+    client: str  # client IP
+    steps: tuple[str, ...]  # "GET /old -> 302", ..., the last request line
+    verdict: str  # the verdict of the last attempt, or "left the capture" (e.g. to wss://)
+    first: float
+    last: float
+
+
+FOLLOW_WINDOW = 10.0  # seconds between a redirect and the request that follows it
+
+
+def redirect_chains(diagnoses: Sequence[Diagnosis]) -> list[Chain]:
+    """Redirects the client followed (same client host, the Location's path, within seconds),
+    and redirects it may have followed out of sight (to wss://, another host)."""
+    by_time = sorted(diagnoses, key=lambda d: d.attempt.time)
+    used: set[int] = set()
+    chains = []
+    for i, start in enumerate(by_time):
+        if id(start) in used or _location(start) is None:
+            continue
+        steps, current, last = [], start, start
+        while (location := _location(current)) is not None:
+            steps.append(f"{_request_line(current)} -> {current.attempt.response_head.status}"
+                         if current.attempt.response_head else _request_line(current))
+            used.add(id(current))
+            follow = next((d for d in by_time[i + 1:] if id(d) not in used
+                           and _follows(current, d, location)), None)
+            if follow is None:
+                break
+            current = last = follow
+        if last is start:
+            location = _location(start) or ""
+            chains.append(Chain(start.attempt.client.ip, (*steps, location),
+                                "left the capture", start.attempt.time, start.attempt.time))
+        else:
+            used.add(id(last))
+            chains.append(Chain(start.attempt.client.ip, (*steps, _request_line(last)),
+                                last.verdict.value, start.attempt.time, last.attempt.time))
+    return chains
+
+
+def _location(d: Diagnosis) -> str | None:
+    head = d.attempt.response_head
+    if head is None or not 300 <= head.status < 400:
+        return None
+    return head.headers.get("location")
+
+
+def _request_line(d: Diagnosis) -> str:
+    head = d.attempt.request_head
+    return f"{head.method} {head.target}" if head else "(no request)"
+
+
+def _follows(redirect: Diagnosis, d: Diagnosis, location: str) -> bool:
+    a, b = redirect.attempt, d.attempt
+    head = b.request_head
+    if head is None or b.client.address != a.client.address:
+        return False
+    if not 0 <= b.time - a.time <= FOLLOW_WINDOW:
+        return False
+    # "/ws", "ws://host/ws" or "http://host:port/ws?x": compare the path and query
+    parts = urlsplit(location)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return head.target == path

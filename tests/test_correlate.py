@@ -168,3 +168,49 @@ def test_storms_group_repeated_attempts(tmp_path: Path) -> None:
     assert storm.count == 5 and storm.client == CLIENT and storm.request == "GET /ws"
     assert storm.reason == "request_without_upgrade"
     assert storm.last - storm.first == pytest.approx(4.0, abs=0.01)
+
+
+CAPTURES = Path(__file__).resolve().parents[1] / "captures"
+
+
+def test_redirect_followed_by_the_real_websockets_client_is_one_chain() -> None:
+    from analyzer.correlate import redirect_chains
+
+    (chain,) = redirect_chains(analyze_pcap(CAPTURES / "redirect_302.pcap"))
+    assert chain.steps == ("GET /old -> 302", "GET /ws")
+    assert chain.verdict == "succeeded"
+
+
+def _redirect(tmp_path: Path, location: str, follower: str | None) -> list[Diagnosis]:
+    first = Conversation(client=(CLIENT, 53000), server=(PROXY, 80), start=1_700_000_000.0)
+    first.handshake()
+    first.client(ws())
+    first.server(http_response(301, "Moved Permanently", [("Location", location),
+                                                           ("Content-Length", "0")]))
+    convs = [first]
+    if follower is not None:
+        again = Conversation(client=(follower, 53001), server=(PROXY, 80),
+                             start=1_700_000_000.5)
+        again.handshake()
+        again.client(ws())
+        again.server(SWITCH + FRAME_HI, delay=0.001)
+        convs.append(again)
+    write_pcap(tmp_path / "r.pcap", convs)
+    return analyze_pcap(tmp_path / "r.pcap")
+
+
+def test_redirect_to_wss_leaves_the_capture(tmp_path: Path) -> None:
+    from analyzer.correlate import redirect_chains
+
+    (chain,) = redirect_chains(_redirect(tmp_path, "wss://chat.example.com/ws", None))
+    assert chain.verdict == "left the capture"
+    assert chain.steps[-1] == "wss://chat.example.com/ws"
+
+
+def test_another_clients_request_is_not_the_follow_up(tmp_path: Path) -> None:
+    from analyzer.correlate import redirect_chains
+
+    followed = redirect_chains(_redirect(tmp_path, "http://chat.example.com/ws", CLIENT))
+    assert [c.verdict for c in followed] == ["succeeded"]
+    other = redirect_chains(_redirect(tmp_path, "http://chat.example.com/ws", "10.0.0.99"))
+    assert [c.verdict for c in other] == ["left the capture"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from analyzer.correlate import Storm, storms
+from analyzer.correlate import Storm, redirect_chains, storms
 from analyzer.pipeline import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.report.fields import attempt_fields, iso_time, reason_text, request_label
 from analyzer.report.safe import Cleaner, csv_cell, neutralise
@@ -70,6 +70,11 @@ def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
         "last_time": iso_time(stats.last_time) if stats.last_time is not None else None,
         "warnings": [neutralise(f"{w.source}: {w.where}: {w.message}") for w in warnings],
         "repeated": repeated_fields(storms(diagnoses)),
+        "redirects": [
+            {"client": c.client, "steps": [neutralise(s) for s in c.steps],
+             "verdict": c.verdict, "first_time": iso_time(c.first), "last_time": iso_time(c.last)}
+            for c in redirect_chains(diagnoses)
+        ],
     }
 
 
@@ -116,6 +121,8 @@ def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
     if s["reasons"]:
         lines.append("Reasons: " + ", ".join(f"{r} x{n}" for r, n in s["reasons"].items()))
     lines.extend(repeated_lines(s["repeated"]))
+    lines.extend(f"Redirected: {c['client']}: {' -> '.join(c['steps'])}: {c['verdict']}"
+                 for c in s["redirects"][:10])
     lines.extend(capture_lines(s))
     lines.extend(f"Warning: {w}" for w in s["warnings"])
     return "\n".join(lines)
