@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from analyzer.checks.facts import facts_of
 from analyzer.checks.transport import check_transport
 from analyzer.decode import Decoder
-from analyzer.decode.decoder import peek_flow, peek_payload
+from analyzer.decode.decoder import ignored_frame_test, peek_flow, peek_payload
 from analyzer.decode.segment import Segment
 from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.exchange.tracker import (
@@ -20,6 +20,7 @@ from analyzer.exchange.tracker import (
 )
 from analyzer.reassembly import Connection, Reassembler
 from analyzer.source.frame import Frame
+from analyzer.source.pcap import PcapRecords
 from analyzer.source.stream import Record
 from analyzer.verdict import Diagnosis, diagnose
 
@@ -109,16 +110,24 @@ class Analysis:
         cut the run time by ~3x (benchmarks/README.md). On a followed connection, a bare ACK
         or the next in-order bytes go to `Reassembler.take_plain` without a Frame or a
         Segment.
+
+        A classic pcap file (`PcapRecords`) applies that first test itself, inside its read
+        buffer, so the records of ignored connections are not even sliced out
+        (`ignored_frame_test`).
         """
         flows = self._reassembler.flows
+        # Records the reader drops are counted here: frame numbers, segments, last time.
+        reader = records if isinstance(records, PcapRecords) else None
+        if reader is not None:
+            reader.drop = ignored_frame_test(reader.linktype, flows)
         take_plain = self._reassembler.take_plain
         feed = self.feed
-        number = self._frames
+        number = first = self._frames
         segments = 0
         when = self._last
         try:
             for when, linktype, data, wire_length, source in records:
-                number += 1
+                number = number + 1 if reader is None else first + reader.number
                 peeked = peek_flow(linktype, data)
                 if peeked is not None:
                     entry = flows.get(peeked[0])
@@ -145,6 +154,11 @@ class Analysis:
                 if decided:
                     yield from decided
         finally:
+            if reader is not None:
+                if first + reader.number > number:  # the last records were dropped
+                    when = reader.dropped_time
+                number = first + reader.number
+                segments += reader.dropped
             self._frames = number
             self._segments += segments
             self._last = when

@@ -521,3 +521,36 @@ def test_real_ethernet_segments_match_dpkt(name: str) -> None:
         assert seg.payload == bytes(t.data)[: len(seg.payload)]
         compared += 1
     assert compared > 10
+
+
+def test_ignored_frame_test_agrees_with_peek_flow() -> None:
+    """The pcap reader's drop test inlines `peek_flow_at`'s checks: it must accept exactly the
+    non-SYN frames that `peek_flow` gives the key of an ignored connection, also when cut
+    short, and read the frame at any offset of the buffer."""
+    from types import SimpleNamespace
+
+    from analyzer.decode.decoder import PEEK_LINKS, ignored_frame_test, peek_flow
+
+    repo = Path(__file__).resolve().parents[1]
+    frames = [f for p in sorted((repo / "captures").glob("*.pcap*"))
+              for f in read_captures([str(p)], [])]
+    assert frames
+    ignored = SimpleNamespace(ignored=True)
+    followed = SimpleNamespace(ignored=False)
+    for linktype in PEEK_LINKS:
+        flows: dict[bytes, tuple[SimpleNamespace, int]] = {}
+        test = ignored_frame_test(linktype, flows)
+        assert test is not None
+        checked = 0
+        for n, frame in enumerate(frames):
+            for data in (frame.data, frame.data[:60], frame.data[:53], frame.data[:54]):
+                peeked = peek_flow(linktype, data)
+                if peeked is not None:
+                    flows[peeked[0]] = (ignored if n % 3 else followed, 0)
+                expected = (peeked is not None and not peeked[1] & 0x02
+                            and peeked[0] in flows and flows[peeked[0]][0].ignored)
+                buf = b"junk" + data + b"more"
+                assert test(buf, 4, 4 + len(data)) == expected, (n, len(data))
+                checked += expected
+        assert checked  # the test did see frames it drops
+    assert ignored_frame_test(228, {}) is None  # raw IPv4: no fast path

@@ -112,5 +112,7 @@ def test_record_fast_paths_give_what_frame_by_frame_feeding_gives() -> None:
         fast = Analysis()
         fast_out = list(fast.feed_records(read_records([path], []))) + fast.finish()
         assert _summary(fast_out) == _summary(slow_out), path
-        assert (fast.stats.frames, fast.stats.tcp_segments, fast.stats.ordinary_exchanges) == (
-            slow.stats.frames, slow.stats.tcp_segments, slow.stats.ordinary_exchanges), path
+        assert (fast.stats.frames, fast.stats.tcp_segments, fast.stats.ordinary_exchanges,
+                fast.stats.first_time, fast.stats.last_time) == (
+            slow.stats.frames, slow.stats.tcp_segments, slow.stats.ordinary_exchanges,
+            slow.stats.first_time, slow.stats.last_time), path

@@ -65,13 +65,17 @@ def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
     return None
 
 
+_CLOSE_CODE = re.compile(r"Close (\d+)")
+_CLOSE_WHY = re.compile(r" ('.*') \d+ ms after")
+
+
 def _value_for(kind: str | None, findings: tuple[Finding, ...]) -> str:
     for finding in findings:
         if KIND_OF_FINDING.get(finding.check) == kind:
             if kind == "closed":
                 # "server sent Close 1008 (meaning) 'why' 3 ms after the 101" → "1008 'why'"
-                code = re.search(r"Close (\d+)", finding.found)
-                why = re.search(r" ('.*') \d+ ms after", finding.found)
+                code = _CLOSE_CODE.search(finding.found)
+                why = _CLOSE_WHY.search(finding.found)
                 return " ".join(m.group(1) for m in (code, why) if m)
             return finding.found
     return ""

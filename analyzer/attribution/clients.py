@@ -7,6 +7,7 @@ into a search box: the point is to let them match our verdict to the error in th
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # User-Agent → client name, first match wins (Edge and Opera also say "Chrome").
 _AGENTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -125,6 +126,7 @@ KIND_OF_FINDING = {
 }
 
 
+@lru_cache(maxsize=1024)  # a capture repeats a few User-Agents; each miss runs ~all _AGENTS
 def client_name(user_agent: str | None) -> str | None:
     if not user_agent:
         return None

@@ -123,13 +123,19 @@ _SERVER_HEADER = (
 )
 
 
+# Each text with its latin-1 bytes (searched for in the body), encoded once here rather than
+# for every response.
+_NEEDLES: tuple[tuple[_Text, bool, str, bytes], ...] = tuple(
+    (known, known.where == "reason", known.text, known.text.encode("latin-1"))
+    for known in _TEXTS
+)
+
+
 def match_response(head: ResponseHead, body: bytes) -> ServerMatch | None:
     """The implementation a response's own words point at, if any."""
-    for known in _TEXTS:
-        found = (known.text in head.reason) if known.where == "reason" else (
-            known.text.encode("latin-1") in body
-        )
-        if not found:
+    reason = head.reason
+    for known, in_reason, text, encoded in _NEEDLES:
+        if not (text in reason if in_reason else encoded in body):
             continue
         where = "reason phrase" if known.where == "reason" else "body"
         log = known.log

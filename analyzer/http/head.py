@@ -59,6 +59,7 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB is allowed in values and start lines
 _LEADING_EMPTY_LINES = re.compile(rb"[\r\n]*")
+_SP_OR_HTAB = re.compile(rb"[ \t]")
 _REQUEST_LINE = re.compile(
     rb"[ \t]*(?P<method>[^ \t]+)[ \t]+(?:(?P<target>.*?)[ \t]+)?(?P<version>[^ \t]+)[ \t]*", re.S
 )
@@ -287,6 +288,8 @@ def _check_value(value: bytes, problems: list[str]) -> None:
     # RFC 9110 §5.5: "Field values containing CR, LF, or NUL characters are invalid and dangerous
     # [...] a recipient of CR, LF, or NUL within a field value MUST either reject the message or
     # replace each of those characters with SP". Other CTLs are outside the grammar too.
+    if _CTL.search(value) is None:  # the usual case; _CTL covers NUL and CR as well
+        return
     if b"\x00" in value:
         _note(problems, "nul_in_value")
     if _CTL.search(value.replace(b"\x00", b"").replace(b"\r", b"")):
@@ -319,7 +322,7 @@ def parse_request_head(raw: bytes) -> RequestHead | None:
     method, target, version = m["method"], m["target"] or b"", m["version"]
     if not target:
         _note(problems, "missing_target")
-    elif re.search(rb"[ \t]", target):
+    elif _SP_OR_HTAB.search(target):
         _note(problems, "whitespace_in_target")
     if start != b" ".join(part for part in (method, target, version) if part):
         _note(problems, "start_line_extra_spaces")

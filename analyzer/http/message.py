@@ -35,16 +35,19 @@ class Headers:
         """Every value of the field ``name``, in wire order."""
         return list(self._index.get(name.lower(), ()))
 
+    # get/count/has read the index directly: `all` copies the list, and the checks and the
+    # relevance test call these several times per message.
     def get(self, name: str) -> str | None:
         """The first value of ``name``, or None when the field is absent."""
-        values = self.all(name)
+        values = self._index.get(name.lower())
         return values[0] if values else None
 
     def count(self, name: str) -> int:
-        return len(self.all(name))
+        values = self._index.get(name.lower())
+        return len(values) if values else 0
 
     def has(self, name: str) -> bool:
-        return self.count(name) > 0
+        return name.lower() in self._index
 
     def tokens(self, name: str) -> list[str]:
         """Comma-separated list elements of every ``name`` field, lowercased (RFC 9110 §5.6.1)."""

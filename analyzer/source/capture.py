@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
 
 from . import pcap, pcapng
@@ -27,14 +27,16 @@ def read_captures(paths: Sequence[str], warnings: list[CaptureWarning]) -> Itera
     return _frames(read_records(paths, warnings))
 
 
-def read_records(paths: Sequence[str], warnings: list[CaptureWarning]) -> Iterator[Record]:
+def read_records(paths: Sequence[str], warnings: list[CaptureWarning]) -> Iterable[Record]:
     """The records of `read_captures` as plain tuples (time, linktype, data, wire_length,
     source), merged in the same order; a record's frame number is its position, from 1.
 
     For the pipeline's bulk path (`Analysis.feed_records`): building a Frame costs about
     0.7 µs, as much as reading the record, and most records are dropped after one look-up.
+    A single classic pcap file comes back as its `pcap.PcapRecords`, which can drop records
+    without slicing them (see there).
     """
-    iterators: list[Iterator[Record]] = []
+    iterators: list[Iterable[Record]] = []
     opened: list[Input] = []
     try:
         for index, path in enumerate(paths):
@@ -67,7 +69,7 @@ def check_capture(path: str) -> None:
     inp.close()
 
 
-def _records(inp: Input, source: int, warnings: list[CaptureWarning]) -> Iterator[Record]:
+def _records(inp: Input, source: int, warnings: list[CaptureWarning]) -> Iterable[Record]:
     magic = inp.head[:4]
     if magic in pcap.MAGICS:
         return pcap.read_pcap(inp, source, warnings)
@@ -82,6 +84,6 @@ def _records(inp: Input, source: int, warnings: list[CaptureWarning]) -> Iterato
     raise CaptureError(f"{inp.name}: not a capture file: looks like {what}")
 
 
-def _frames(merged: Iterator[Record]) -> Iterator[Frame]:
+def _frames(merged: Iterable[Record]) -> Iterator[Frame]:
     for number, (time, linktype, data, wire_length, source) in enumerate(merged, 1):
         yield Frame(number, time, linktype, data, wire_length, source)

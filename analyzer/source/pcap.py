@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .frame import CaptureError, CaptureWarning
 from .stream import MAX_RECORD, READ_ERRORS, Input, Record, fill, read_exact
@@ -25,8 +25,8 @@ RECORD_HEADER_SIZE = 16
 LINKTYPE_MASK = 0xFFFF
 
 
-def read_pcap(inp: Input, source: int, warnings: list[CaptureWarning]) -> Iterator[Record]:
-    """Check the file header now (CaptureError if unusable); return an iterator of records."""
+def read_pcap(inp: Input, source: int, warnings: list[CaptureWarning]) -> PcapRecords:
+    """Check the file header now (CaptureError if unusable); return the file's records."""
     order, units = MAGICS[inp.head[:4]]
     try:
         head = inp.head + read_exact(inp.read, HEADER_SIZE - len(inp.head))
@@ -43,74 +43,112 @@ def read_pcap(inp: Input, source: int, warnings: list[CaptureWarning]) -> Iterat
     # 1514-byte Ethernet frames) and Wireshark reads them fine, so the declared snaplen only
     # tightens the limit when it is large; below 64 KiB we allow up to 64 KiB.
     limit = min(max(snaplen, 65535), MAX_RECORD)
-    return _records(
-        inp, head[HEADER_SIZE:], order, units, limit, network & LINKTYPE_MASK, source, warnings
-    )
+    return PcapRecords(inp, head[HEADER_SIZE:], order, units, limit, network & LINKTYPE_MASK,
+                       source, warnings)
 
 
-def _records(
-    inp: Input,
-    buf: bytes,
-    order: str,
-    units: int,
-    limit: int,
-    linktype: int,
-    source: int,
-    warnings: list[CaptureWarning],
-) -> Iterator[Record]:
-    # The per-packet hot path: one unpack_from and one slice per record, no exceptions.
-    unpack = struct.Struct(order + "IIII").unpack_from
-    read = inp.read
-    base = HEADER_SIZE  # file offset of buf[0]
-    pos = 0
-    end = len(buf)
-    number = 0
+class PcapRecords:
+    """The records of one classic pcap file, iterable once, as `Record` tuples.
 
-    def warn(where: str, message: str) -> None:
-        warnings.append(CaptureWarning(inp.name, where, message))
+    A consumer that drops most records after a glance (`Analysis.feed_records`: frames of
+    ignored connections) may set `drop` before iterating: a test of the record's bytes in the
+    read buffer, ``drop(buf, start, stop)``. A record it accepts is only counted: no slice,
+    no tuple, no time, no yield (≈ 0.4 µs per record, 93 % of a bulk capture). `number` is
+    then the frame number of the record last yielded (and, once the iteration has ended, of
+    the last record read), `dropped` counts the records dropped before it (or in all), and
+    `dropped_time`, set at the end, is the time of the last one.
+    """
 
-    try:
-        while True:
-            if end - pos < RECORD_HEADER_SIZE:
-                buf, err = fill(read, buf, pos, RECORD_HEADER_SIZE)
-                base += pos
-                pos = 0
-                end = len(buf)
-                if end < RECORD_HEADER_SIZE:
-                    if err:
-                        warn(f"byte offset {base + end}", err)
-                    elif end:
-                        warn(
-                            f"frame {number + 1}",
-                            f"truncated record header at byte offset {base}: "
-                            f"{end} of {RECORD_HEADER_SIZE} bytes",
-                        )
-                    return
-            sec, frac, incl, orig = unpack(buf, pos)
-            number += 1
-            if incl > limit:
-                warn(
-                    f"frame {number}",
-                    f"record length {incl} at byte offset {base + pos} is larger than "
-                    f"the limit of {limit} bytes: corrupt record header",
-                )
-                return
-            stop = pos + RECORD_HEADER_SIZE + incl
-            if stop > end:
-                buf, err = fill(read, buf, pos, RECORD_HEADER_SIZE + incl)
-                base += pos
-                pos = 0
-                end = len(buf)
-                stop = RECORD_HEADER_SIZE + incl
-                if stop > end:
+    def __init__(self, inp: Input, buf: bytes, order: str, units: int, limit: int,
+                 linktype: int, source: int, warnings: list[CaptureWarning]) -> None:
+        self.linktype = linktype
+        self.drop: Callable[[bytes, int, int], bool] | None = None
+        self.number = 0
+        self.dropped = 0
+        self.dropped_time = 0.0
+        self._args = (inp, buf, order, units, limit, linktype, source, warnings)
+
+    def __iter__(self) -> Iterator[Record]:
+        return self._records(*self._args)
+
+    def _records(
+        self,
+        inp: Input,
+        buf: bytes,
+        order: str,
+        units: int,
+        limit: int,
+        linktype: int,
+        source: int,
+        warnings: list[CaptureWarning],
+    ) -> Iterator[Record]:
+        # The per-packet hot path: one unpack_from and one slice per record, no exceptions.
+        unpack = struct.Struct(order + "IIII").unpack_from
+        read = inp.read
+        drop = self.drop
+        base = HEADER_SIZE  # file offset of buf[0]
+        pos = 0
+        end = len(buf)
+        number = 0  # records read whole
+        dropped = 0
+        drop_sec = drop_frac = 0  # the time of the last record dropped
+
+        def warn(where: str, message: str) -> None:
+            warnings.append(CaptureWarning(inp.name, where, message))
+
+        try:
+            while True:
+                if end - pos < RECORD_HEADER_SIZE:
+                    buf, err = fill(read, buf, pos, RECORD_HEADER_SIZE)
+                    base += pos
+                    pos = 0
+                    end = len(buf)
+                    if end < RECORD_HEADER_SIZE:
+                        if err:
+                            warn(f"byte offset {base + end}", err)
+                        elif end:
+                            warn(
+                                f"frame {number + 1}",
+                                f"truncated record header at byte offset {base}: "
+                                f"{end} of {RECORD_HEADER_SIZE} bytes",
+                            )
+                        return
+                sec, frac, incl, orig = unpack(buf, pos)
+                if incl > limit:
                     warn(
-                        f"frame {number}",
-                        err
-                        or f"truncated record at byte offset {base}: "
-                        f"{end - RECORD_HEADER_SIZE} of {incl} bytes present",
+                        f"frame {number + 1}",
+                        f"record length {incl} at byte offset {base + pos} is larger than "
+                        f"the limit of {limit} bytes: corrupt record header",
                     )
                     return
-            yield (sec + frac / units, linktype, buf[pos + RECORD_HEADER_SIZE : stop], orig, source)
-            pos = stop
-    finally:
-        inp.close()
+                stop = pos + RECORD_HEADER_SIZE + incl
+                if stop > end:
+                    buf, err = fill(read, buf, pos, RECORD_HEADER_SIZE + incl)
+                    base += pos
+                    pos = 0
+                    end = len(buf)
+                    stop = RECORD_HEADER_SIZE + incl
+                    if stop > end:
+                        warn(
+                            f"frame {number + 1}",
+                            err
+                            or f"truncated record at byte offset {base}: "
+                            f"{end - RECORD_HEADER_SIZE} of {incl} bytes present",
+                        )
+                        return
+                number += 1
+                if drop is not None and drop(buf, pos + RECORD_HEADER_SIZE, stop):
+                    dropped += 1
+                    drop_sec, drop_frac = sec, frac
+                    pos = stop
+                    continue
+                self.number, self.dropped = number, dropped
+                yield (sec + frac / units, linktype, buf[pos + RECORD_HEADER_SIZE : stop],
+                       orig, source)
+                pos = stop
+        finally:
+            self.number = number
+            self.dropped = dropped
+            # The same expression as a yielded record's time, so the value is identical.
+            self.dropped_time = drop_sec + drop_frac / units
+            inp.close()
