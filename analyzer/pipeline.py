@@ -12,12 +12,8 @@ from analyzer.decode import Decoder
 from analyzer.decode.decoder import ignored_frame_test, peek_flow, peek_payload
 from analyzer.decode.segment import Segment
 from analyzer.exchange.model import Attempt, AttemptKind
-from analyzer.exchange.tracker import (
-    DEFAULT_WINDOW,
-    ConnectionTracker,
-    ExchangeCounters,
-    ObservationWindow,
-)
+from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
+from analyzer.exchange.tracker import ConnectionTracker, ExchangeCounters
 from analyzer.reassembly import Connection, Reassembler
 from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords

@@ -5,7 +5,7 @@ from __future__ import annotations
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
-from analyzer.exchange.tracker import ObservationWindow
+from analyzer.exchange.switch import ObservationWindow
 from analyzer.http.head import classify_start
 from analyzer.websocket.frames import CloseCode, Opcode, describe, parse_close
 

@@ -37,11 +37,11 @@ from analyzer.exchange.model import (
     Endpoint,
     Gap,
     Message,
-    SeenFrame,
     TcpEvent,
     TcpFacts,
 )
 from analyzer.exchange.relevance import is_upgrade_attempt, request_offers_upgrade
+from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow, SwitchWatch
 from analyzer.http.body import BodyReader, Framing, FramingKind, body_framing
 from analyzer.http.head import (
     classify_start,
@@ -51,24 +51,11 @@ from analyzer.http.head import (
 )
 from analyzer.http.message import RequestHead, ResponseHead
 from analyzer.reassembly import Connection
-from analyzer.websocket.frames import WsFrameParser
 
 RESPONSE_TIMEOUT = "response timeout"  # end reason of attempts decided by waiting (live)
 MAX_HEAD_BYTES = 64 * 1024  # a head longer than this is not going to end (RFC 9112 sets no limit)
 MAX_HELD_BYTES = 64 * 1024  # client bytes held while an upgrade request waits for its answer
 MAX_CONFLICTS = 16  # overlap conflicts kept per connection (the first ones are the evidence)
-PREFIX_BYTES = 256  # first bytes of a new protocol kept for its checks (h2c preface, SETTINGS)
-
-
-@dataclass(frozen=True, slots=True)
-class ObservationWindow:
-    """How long the first moments after a switch are watched before an attempt is handed on."""
-
-    seconds: float = 2.0
-    frames: int = 16
-
-
-DEFAULT_WINDOW = ObservationWindow()
 
 
 class _Mode(Enum):
@@ -115,23 +102,12 @@ class _PendingResponse:
 
 @dataclass(slots=True)
 class _Switch:
-    """A switched attempt under observation."""
+    """A switched attempt under observation (the watching itself is `SwitchWatch`'s)."""
 
     request: _PendingRequest | None
     response: Message
     interim: tuple[Message, ...]
-    websocket: bool
-    deadline: float
-    early_client_bytes: int = 0
-    early_client_frame: int = 0
-    parsers: tuple[WsFrameParser, WsFrameParser] | None = None
-    frames: list[SeenFrame] = field(default_factory=list)
-    prefixes: tuple[bytearray, bytearray] = field(
-        default_factory=lambda: (bytearray(), bytearray())
-    )
-    first: list[TcpEvent | None] = field(default_factory=lambda: [None, None])
-    complete: bool = True
-    observed_until: float = 0.0
+    watch: SwitchWatch
 
 
 @dataclass(slots=True)
@@ -210,7 +186,7 @@ class ConnectionTracker:
         state = self._sides[side]
         if state.mode is _Mode.SWITCHED:
             if self._switch is not None:
-                self._switch.complete = False
+                self._switch.watch.complete = False
             state.mode = _Mode.DEAD
             return
         if state.mode is _Mode.WAIT:
@@ -246,7 +222,7 @@ class ConnectionTracker:
         if self._done:
             return
         if self._switch is not None:
-            if now > self._switch.deadline:
+            if now > self._switch.watch.deadline:
                 self._finish_switch(now, "observation window over")
             return
         if self._client is None:
@@ -483,29 +459,17 @@ class ConnectionTracker:
             isinstance(head, RequestHead) and "websocket" in head.headers.tokens("upgrade")
             and not response.head.headers.has("upgrade")
         )
-        switch = _Switch(
-            request=request,
-            response=response,
-            interim=interim,
-            websocket=websocket,
-            deadline=time + self._window.seconds,
-            observed_until=time,
-        )
-        if websocket:
-            limit = self._window.frames
-            switch.parsers = (WsFrameParser(max_frames=limit), WsFrameParser(max_frames=limit))
-        self._switch = switch
+        watch = SwitchWatch(response.time, time, websocket, self._window)
+        self._switch = _Switch(request, response, interim, watch)
         client = self._client_side()
         state = self._sides[client]
         held, state.held, state.held_bytes = state.held, [], 0
         if state.held_gap:
-            switch.complete = False
+            watch.complete = False
         state.mode = _Mode.SWITCHED
         self._sides[1 - client].mode = _Mode.SWITCHED
         for data, frame, when in held:
-            if switch.early_client_frame == 0:
-                switch.early_client_frame = frame
-            switch.early_client_bytes += len(data)
+            watch.early(len(data), frame)
             self._observe(client, data, frame, when)
 
     def _observe(self, side: int, data: bytes, frame: int, time: float) -> None:
@@ -513,41 +477,16 @@ class ConnectionTracker:
         assert switch is not None
         if self._sides[side].mode is _Mode.DEAD:
             return
-        if time > switch.deadline:
-            self._finish_switch(time, "observation window over")
-            return
-        switch.observed_until = max(switch.observed_until, time)
-        who = "client" if side == self._client else "server"
-        index = 0 if who == "client" else 1
-        if switch.first[index] is None:
-            switch.first[index] = TcpEvent(frame, time)
-        prefix = switch.prefixes[index]
-        if len(prefix) < PREFIX_BYTES:
-            prefix += data[: PREFIX_BYTES - len(prefix)]
-        if switch.parsers is not None:
-            for ws in switch.parsers[index].feed(data):
-                switch.frames.append(SeenFrame(who, frame, time, ws))
-            if len(switch.frames) >= 2 * self._window.frames:
-                self._finish_switch(time, "observation window over")
-        elif len(switch.prefixes[0]) >= PREFIX_BYTES and len(switch.prefixes[1]) >= PREFIX_BYTES:
+        if time > switch.watch.deadline or switch.watch.observe(
+            side == self._client, data, frame, time
+        ):
             self._finish_switch(time, "observation window over")
 
     def _finish_switch(self, time: float, reason: str) -> None:
         switch = self._switch
         if switch is None or self._done:
             return
-        after = AfterSwitch(
-            switch_time=switch.response.time,
-            frames=tuple(switch.frames),
-            client_prefix=bytes(switch.prefixes[0]),
-            server_prefix=bytes(switch.prefixes[1]),
-            client_first=switch.first[0],
-            server_first=switch.first[1],
-            early_client_bytes=switch.early_client_bytes,
-            early_client_frame=switch.early_client_frame,
-            observed_until=max(switch.observed_until, min(time, switch.deadline)),
-            complete=switch.complete,
-        )
+        after = switch.watch.result(time)
         self._emit_http(switch.request, switch.response, switch.interim, after, time, reason)
         self._done = True
         self._ignore()

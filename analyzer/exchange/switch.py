@@ -1,0 +1,84 @@
+"""The first moments after a switch: what each side sent, watched for a bounded window.
+
+Enough to see a hang-up, a Close or a broken preface right after a 101 (or a CONNECT 2xx),
+and bounded in time, frames and bytes so that a long-lived WebSocket costs nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analyzer.exchange.model import AfterSwitch, SeenFrame, TcpEvent
+from analyzer.websocket.frames import WsFrameParser
+
+PREFIX_BYTES = 256  # first bytes of a new protocol kept for its checks (h2c preface, SETTINGS)
+_SIDES = ("client", "server")
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationWindow:
+    """How long the first moments after a switch are watched before an attempt is handed on."""
+
+    seconds: float = 2.0
+    frames: int = 16
+
+
+DEFAULT_WINDOW = ObservationWindow()
+
+
+class SwitchWatch:
+    """Collects both sides' first bytes (and WebSocket frames) after one switch."""
+
+    def __init__(self, switch_time: float, seen_at: float, websocket: bool,
+                 window: ObservationWindow) -> None:
+        # switch_time: the 101's first byte; seen_at: when its head was complete, which is
+        # when watching starts
+        self.switch_time = switch_time
+        self.deadline = seen_at + window.seconds
+        self._frame_limit = 2 * window.frames
+        self._parsers = (
+            (WsFrameParser(max_frames=window.frames), WsFrameParser(max_frames=window.frames))
+            if websocket else None
+        )
+        self._frames: list[SeenFrame] = []
+        self._prefixes = (bytearray(), bytearray())
+        self._first: list[TcpEvent | None] = [None, None]
+        self._early_bytes = 0
+        self._early_frame = 0
+        self._observed_until = seen_at
+        self.complete = True  # False once a hole cut the observation short
+
+    def early(self, length: int, frame: int) -> None:
+        """The client sent these bytes before the switch was answered (RFC 6455 §4.1)."""
+        if self._early_frame == 0:
+            self._early_frame = frame
+        self._early_bytes += length
+
+    def observe(self, client: bool, data: bytes, frame: int, time: float) -> bool:
+        """Takes bytes of one side; True once the window is full (nothing more is needed)."""
+        self._observed_until = max(self._observed_until, time)
+        index = 0 if client else 1
+        if self._first[index] is None:
+            self._first[index] = TcpEvent(frame, time)
+        prefix = self._prefixes[index]
+        if len(prefix) < PREFIX_BYTES:
+            prefix += data[: PREFIX_BYTES - len(prefix)]
+        if self._parsers is not None:
+            for ws in self._parsers[index].feed(data):
+                self._frames.append(SeenFrame(_SIDES[index], frame, time, ws))
+            return len(self._frames) >= self._frame_limit
+        return all(len(p) >= PREFIX_BYTES for p in self._prefixes)
+
+    def result(self, time: float) -> AfterSwitch:
+        return AfterSwitch(
+            switch_time=self.switch_time,
+            frames=tuple(self._frames),
+            client_prefix=bytes(self._prefixes[0]),
+            server_prefix=bytes(self._prefixes[1]),
+            client_first=self._first[0],
+            server_first=self._first[1],
+            early_client_bytes=self._early_bytes,
+            early_client_frame=self._early_frame,
+            observed_until=max(self._observed_until, min(time, self.deadline)),
+            complete=self.complete,
+        )
