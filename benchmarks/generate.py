@@ -493,12 +493,16 @@ KINDS: tuple[tuple[Callable[[Context], Conversation], float], ...] = (
 )
 
 
-def generate(path: str, size: int, seed: int, concurrency: int) -> dict[str, Any]:
+def generate(path: str, size: int, seed: int, concurrency: int,
+             handshake_weight: float | None = None) -> dict[str, Any]:
+    """``handshake_weight`` replaces the weight of handshakes in KINDS (a sparser capture, more
+    like a proxy's, with a lower value)."""
     rng = random.Random(seed)
     ctx = Context(rng, truth=[])
     writer = PcapWriter(path)
     kinds = [k for k, _ in KINDS]
-    weights = [w for _, w in KINDS]
+    weights = [handshake_weight if k is handshake and handshake_weight is not None else w
+               for k, w in KINDS]
     heap: list[tuple[float, int, Conversation]] = []
     order = 0
 
@@ -558,9 +562,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64,
                         help="conversations running at once (default 64)")
     parser.add_argument("--truth", help="ground truth JSON (default OUTPUT.truth.json)")
+    parser.add_argument("--handshake-weight", type=float, metavar="W",
+                        help="weight of handshakes among new conversations (default 0.5, "
+                             "against 0.05 bulk, 0.2 chatty, 0.25 HTTP); 0.02 is proxy-like")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    truth = generate(args.output, parse_size(args.size), args.seed, args.concurrency)
+    truth = generate(args.output, parse_size(args.size), args.seed, args.concurrency,
+                     args.handshake_weight)
     truth_path = args.truth or args.output + ".truth.json"
     with open(truth_path, "w") as f:
         json.dump(truth, f, indent=1)

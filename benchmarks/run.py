@@ -185,12 +185,15 @@ def check_tshark(fields: Path, truth: dict) -> dict:
 # --- the runs ----------------------------------------------------------------------------------
 
 
-def ensure_capture(workdir: Path, size: int, seed: int) -> tuple[Path, dict]:
-    path = workdir / f"bench-{size // 1_000_000}M-seed{seed}.pcap"
+def ensure_capture(workdir: Path, size: int, seed: int,
+                   handshake_weight: float | None = None) -> tuple[Path, dict]:
+    mix = "" if handshake_weight is None else f"-hw{handshake_weight:g}"
+    path = workdir / f"bench-{size // 1_000_000}M-seed{seed}{mix}.pcap"
     truth_path = Path(str(path) + ".truth.json")
     if not (path.exists() and truth_path.exists()):
         started = time.perf_counter()
-        truth = generate(str(path), size, seed, concurrency=64)
+        truth = generate(str(path), size, seed, concurrency=64,
+                         handshake_weight=handshake_weight)
         truth_path.write_text(json.dumps(truth, indent=1))
         print(f"# generated {path} ({truth['bytes'] / 1e6:.0f} MB, {truth['frames']} frames) "
               f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
@@ -331,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default="/tmp/upgrade-analyzer-bench")
     parser.add_argument("--no-tshark", action="store_true", help="do not time tshark")
     parser.add_argument("--no-jobs", action="store_true", help="do not time read --jobs")
+    parser.add_argument("--handshake-weight", type=float, metavar="W",
+                        help="handshake share of the generated mix (default 0.5: dense; "
+                             "0.02: proxy-like), see generate.py")
     parser.add_argument("--floor", metavar="FILE", help=argparse.SUPPRESS)  # the floor child
     args = parser.parse_args(argv)
     if args.floor:
@@ -345,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     results = []
     for size in sizes:
-        path, truth = ensure_capture(workdir, size, args.seed)
+        path, truth = ensure_capture(workdir, size, args.seed, args.handshake_weight)
         results.append(bench_capture(path, truth, runs, use_tshark, workdir))
     jobs = None
     if not args.no_jobs:
