@@ -55,6 +55,23 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130
 
 
+def _filter_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--failed, --host and --port, the same for `read` and `live`."""
+    command = click.option("--port", type=int,
+                           help="Only attempts with this client or server port.")(command)
+    command = click.option("--host",
+                           help="Only attempts whose Host header or IP address is this.")(command)
+    return click.option("--failed", is_flag=True,
+                        help="Only attempts that did not succeed.")(command)
+
+
+_max_connections_option = click.option(
+    "--max-connections", type=click.IntRange(min=100), default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True, metavar="N",
+    help="Connections tracked at once; past it the oldest idle are evicted (counted in the "
+         "summary). About 3 KB each.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="upgrade-analyzer")
 def cli() -> None:
@@ -65,9 +82,7 @@ def cli() -> None:
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @click.option("--format", "-F", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True, help="Output format.")
-@click.option("--failed", is_flag=True, help="Only attempts that did not succeed.")
-@click.option("--host", help="Only attempts whose Host header or IP address is this.")
-@click.option("--port", type=int, help="Only attempts with this client or server port.")
+@_filter_options
 @click.option("--fail-on", type=click.Choice(["failed"]),
               help="Exit with status 3 when any attempt did not succeed.")
 @click.option("--detail", is_flag=True,
@@ -81,10 +96,7 @@ def cli() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), metavar="N",
               help="Analyse each file as an independent capture, N files at a time in "
                    "parallel (frame numbers then count within each file).")
-@click.option("--max-connections", type=click.IntRange(min=100), default=DEFAULT_MAX_CONNECTIONS,
-              show_default=True, metavar="N",
-              help="Connections tracked at once; past it the oldest idle are evicted (counted "
-                   "in the summary). About 3 KB each.")
+@_max_connections_option
 def read_command(captures: tuple[str, ...], fmt: str, failed: bool, host: str | None,
                  port: int | None, fail_on: str | None, detail: bool, attempt: int | None,
                  show_secrets: bool, color: bool | None, jobs: int | None,
@@ -281,13 +293,8 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
 @click.option("--format", "-F", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True,
               help="Output format; json and markdown print at the end, the others as they go.")
-@click.option("--failed", is_flag=True, help="Only attempts that did not succeed.")
-@click.option("--host", help="Only attempts whose Host header or IP address is this.")
-@click.option("--port", type=int, help="Only attempts with this client or server port.")
-@click.option("--max-connections", type=click.IntRange(min=100), default=DEFAULT_MAX_CONNECTIONS,
-              show_default=True, metavar="N",
-              help="Connections tracked at once; past it the oldest idle are evicted (counted "
-                   "in the summary). About 3 KB each.")
+@_filter_options
+@_max_connections_option
 def live_command(interfaces: tuple[str, ...], bpf: str | None, duration: float | None,
                  count: int | None, response_timeout: float, write_path: str | None,
                  write_limit: float, write_files: int, fmt: str, failed: bool,
