@@ -120,7 +120,6 @@ class Connection:
     keys: tuple[bytes, bytes] = (b"", b"")  # flow keys of side 0's and side 1's segments
     listener: StreamListener | None = None
     ignored: bool = False  # set by the layer above: later segments cost one look-up
-    started: float = 0.0
     last_time: float = 0.0
     sides: tuple[_Direction, _Direction] = field(
         default_factory=lambda: (_Direction(), _Direction())
@@ -249,7 +248,7 @@ class Reassembler:
             flow_key(addresses[0], addresses[1], addresses[2], addresses[3]),
             flow_key(addresses[2], addresses[3], addresses[0], addresses[1]),
         )
-        conn = Connection(addresses=addresses, keys=keys, started=seg.time, last_time=seg.time)
+        conn = Connection(addresses=addresses, keys=keys, last_time=seg.time)
         listener = self._new_listener(conn, seg)
         if listener is None:
             conn.ignored = True

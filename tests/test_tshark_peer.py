@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+# OFFER_FIELDS: our definition of an upgrade offer, applied to tshark's rows as well
+from analyzer.exchange.relevance import OFFER_FIELDS
 from analyzer.http.message import RequestHead, ResponseHead
 from analyzer.pipeline import Analysis, analyze
 from analyzer.source import CaptureWarning, read_captures
@@ -75,15 +77,7 @@ ORDINARY_EXCEPTIONS: dict[tuple[str, int], str] = {
 # (file, key frame) -> what we get wrong there. A strict xfail: once fixed, remove the entry.
 ANALYZER_BUGS: dict[tuple[str, int], str] = {}
 
-# Request fields that only make sense in an upgrade offer (analyzer/exchange/relevance.py).
-OFFER_FIELDS = (
-    "upgrade",
-    "sec-websocket-key",
-    "sec-websocket-version",
-    "sec-websocket-protocol",
-    "sec-websocket-extensions",
-    "http2-settings",
-)
+
 REJECTION_HINTS = ("websocket", "upgrade", "sec-websocket")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 

@@ -79,7 +79,6 @@ class TcpFacts:
     conflicts: tuple[Conflict, ...] = ()  # overlapping segments with different bytes
     end_reason: str = ""  # "closed", "reset", "end of capture", "idle", ...
     end_time: float = 0.0
-    roles_guessed: bool = False  # no SYN and no HTTP told who the client was
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +103,6 @@ class AfterSwitch:
     server_first: TcpEvent | None = None
     early_client_bytes: int = 0  # client bytes sent before the 101 arrived
     early_client_frame: int = 0
-    observed_until: float = 0.0
     complete: bool = True  # False when a gap cut the observation short
 
 
@@ -128,7 +126,6 @@ class Attempt:
     sequence: int = 0  # 0 for the first exchange on its connection, 1 for the next...
     request_gap: bool = False  # bytes missing inside or before the request head
     response_gap: bool = False  # bytes missing where the response should be
-    server_closed_early: bool = False  # server FIN/RST arrived while the request was unanswered
 
     @property
     def first_frame(self) -> int:

@@ -6,7 +6,7 @@ from analyzer.http.message import RequestHead, ResponseHead
 
 # Request fields that only make sense as part of an upgrade offer: a request carrying one of them
 # without `Upgrade` is an attempt whose offer was damaged on the way (a proxy stripped it).
-_OFFER_FIELDS = (
+OFFER_FIELDS = (
     "upgrade",
     "sec-websocket-key",
     "sec-websocket-version",
@@ -30,7 +30,7 @@ def request_offers_upgrade(head: RequestHead) -> bool:
     headers = head.headers
     if head.method.upper() == "CONNECT":
         return True
-    if any(headers.has(name) for name in _OFFER_FIELDS):
+    if any(headers.has(name) for name in OFFER_FIELDS):
         return True
     return "upgrade" in headers.tokens("connection")
 

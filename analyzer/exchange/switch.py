@@ -45,7 +45,6 @@ class SwitchWatch:
         self._first: list[TcpEvent | None] = [None, None]
         self._early_bytes = 0
         self._early_frame = 0
-        self._observed_until = seen_at
         self.complete = True  # False once a hole cut the observation short
 
     def early(self, length: int, frame: int) -> None:
@@ -56,7 +55,6 @@ class SwitchWatch:
 
     def observe(self, client: bool, data: bytes, frame: int, time: float) -> bool:
         """Takes bytes of one side; True once the window is full (nothing more is needed)."""
-        self._observed_until = max(self._observed_until, time)
         index = 0 if client else 1
         if self._first[index] is None:
             self._first[index] = TcpEvent(frame, time)
@@ -79,6 +77,5 @@ class SwitchWatch:
             server_first=self._first[1],
             early_client_bytes=self._early_bytes,
             early_client_frame=self._early_frame,
-            observed_until=max(self._observed_until, min(time, self.deadline)),
             complete=self.complete,
         )

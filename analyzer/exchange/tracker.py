@@ -249,7 +249,12 @@ class ConnectionTracker:
             self._finish_switch(time, reason)
             return
         if self._response is not None:
-            self._complete_response(body_complete=False, end_reason=reason, end_time=time)
+            assert self._client is not None
+            reader = self._sides[1 - self._client].body
+            if reader is not None and reason in ("closed", "reset"):
+                reader.feed_eof()  # the server closed: that ends an until-close body
+            self._complete_response(body_complete=reader is not None and reader.done,
+                                    end_reason=reason, end_time=time)
         self._flush_unanswered(time, reason)
         if self._client is None and self._syn is not None and self._syn_ack is None and not (
             self._any_data()
@@ -423,8 +428,6 @@ class ConnectionTracker:
         server.body = None
         if server.mode is _Mode.BODY:
             server.mode = _Mode.HEAD
-        if reader is not None and reader.framing.kind is FramingKind.UNTIL_CLOSE and end_reason:
-            body_complete = end_reason in ("closed", "reset")
         self._response = None
         message = Message(
             head=pending.head,
@@ -567,9 +570,6 @@ class ConnectionTracker:
         response_gap = response is None and (
             server_state.mode is _Mode.DEAD and any(g[0] != client for g in self._gaps)
         )
-        closed_early = response is None and (
-            self._fin[1 - client] is not None or self._rst[1 - client] is not None
-        )
         self._emit(
             Attempt(
                 kind=AttemptKind.HTTP,
@@ -583,7 +583,6 @@ class ConnectionTracker:
                 sequence=request.sequence if request is not None else self._sequence,
                 request_gap=request.gap_before if request is not None else self._client_gap,
                 response_gap=response_gap,
-                server_closed_early=closed_early,
             )
         )
 
@@ -612,7 +611,6 @@ class ConnectionTracker:
             conflicts=tuple(Conflict(names[s], o, n, f, t) for s, o, n, f, t in self._conflicts),
             end_reason=reason,
             end_time=time,
-            roles_guessed=self._syn is None and self._client is None,
         )
 
     def _endpoint(self, side: int) -> Endpoint:
