@@ -45,3 +45,18 @@ def test_generator_is_deterministic(tmp_path: Path) -> None:
     truth_b = generate(str(b), 2_000_000, seed=7, concurrency=16)
     assert a.read_bytes() == b.read_bytes()
     assert truth_a == truth_b
+
+
+def test_handshake_weight_makes_a_sparser_capture(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from generate import generate
+    finally:
+        sys.path.pop(0)
+    dense = generate(str(tmp_path / "d.pcap"), 5_000_000, seed=3, concurrency=16)
+    sparse = generate(str(tmp_path / "s.pcap"), 5_000_000, seed=3, concurrency=16,
+                      handshake_weight=0.02)
+    # every scenario still appears at least once, but far fewer handshakes per byte
+    assert {a["scenario"] for a in sparse["attempts"]} == {a["scenario"]
+                                                           for a in dense["attempts"]}
+    assert len(sparse["attempts"]) * 3 < len(dense["attempts"])

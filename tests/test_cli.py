@@ -206,3 +206,13 @@ def test_max_connections_caps_the_table_and_says_so(tmp_path: Path) -> None:
     # the valid handshake at the end of the flood is still judged
     assert [a["verdict"] for a in json.loads(result.stdout)["attempts"]
             if a["kind"] == "http"] == ["succeeded"]
+
+
+def test_streamed_summary_still_groups_repeated_attempts(tmp_path: Path) -> None:
+    """jsonl keeps counts instead of attempts; the summary must not lose the storm line."""
+    path = tmp_path / "storm.pcap"
+    write_pcap(path, [_postman(51000 + n, start=1_700_000_000.0 + n) for n in range(4)])
+    result = _cli("read", str(path), "-F", "jsonl", "--fail-on", "failed")
+    assert len(result.stdout.splitlines()) == 4
+    assert "Repeated: 4 x 10.0.0.3 -> 10.0.0.2:8080 GET /chat: failed" in result.stderr
+    assert result.returncode == 3
