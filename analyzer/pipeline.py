@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from analyzer.checks.facts import facts_of
 from analyzer.checks.transport import check_transport
 from analyzer.decode import Decoder
-from analyzer.decode.decoder import ignored_frame_test, peek_flow, peek_payload
+from analyzer.decode.decoder import (
+    ignored_frame_test,
+    ignored_record_skip,
+    peek_flow,
+    peek_payload,
+)
 from analyzer.decode.segment import Segment
 from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
@@ -62,8 +67,12 @@ class Analysis:
         *,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_listed_tcp_attempts: int = MAX_LISTED_TCP_ATTEMPTS,
+        compiled: bool = True,
     ) -> None:
         self._window = window
+        # Use the compiled skip of ignored records when it is built; False runs the
+        # pure-Python path, which must give the same results (tests compare the two).
+        self._compiled = compiled
         self._decoder = Decoder()
         self._counters = ExchangeCounters()
         self._decided: deque[Attempt] = deque()
@@ -116,6 +125,7 @@ class Analysis:
         reader = records if isinstance(records, PcapRecords) else None
         if reader is not None:
             reader.drop = ignored_frame_test(reader.linktype, flows)
+            reader.skip = ignored_record_skip(reader.linktype, flows, compiled=self._compiled)
         take_plain = self._reassembler.take_plain
         feed = self.feed
         number = first = self._frames

@@ -554,3 +554,84 @@ def test_ignored_frame_test_agrees_with_peek_flow() -> None:
                 checked += expected
         assert checked  # the test did see frames it drops
     assert ignored_frame_test(228, {}) is None  # raw IPv4: no fast path
+
+
+def _records_buffer(frames: list[bytes], order: str) -> bytes:
+    """The frames as pcap records (header + bytes) in one buffer, numbered by timestamp."""
+    out = []
+    for n, data in enumerate(frames):
+        out.append(struct.pack(order + "IIII", 1_700_000_000 + n, n, len(data), len(data)))
+        out.append(data)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_compiled_skip_drops_exactly_what_the_python_test_drops(order: str) -> None:
+    """`_skip.skip_ignored` walks records and skips, in C, those `ignored_frame_test` drops:
+    from every starting record, it must stop at the first record the Python test keeps, give
+    the timestamp of the last one it skipped, and never skip a record that is cut by the end
+    of the buffer or longer than the limit (the reader handles those)."""
+    from types import SimpleNamespace
+
+    from analyzer.decode.decoder import (
+        PEEK_LINKS,
+        ignored_frame_test,
+        ignored_record_skip,
+        peek_flow,
+    )
+
+    repo = Path(__file__).resolve().parents[1]
+    frames = [f.data for p in sorted((repo / "captures").glob("*.pcap*"))
+              for f in read_captures([str(p)], []) if f.linktype in PEEK_LINKS]
+    frames += [f[:54] for f in frames[:200]] + [f[:53] for f in frames[:200]]
+    ignored = SimpleNamespace(ignored=True)
+    followed = SimpleNamespace(ignored=False)
+    for linktype in PEEK_LINKS:
+        flows: dict[bytes, tuple[SimpleNamespace, int]] = {}
+        for n, data in enumerate(frames):
+            peeked = peek_flow(linktype, data)
+            if peeked is not None:  # most connections ignored, so long runs get skipped
+                flows[peeked[0]] = (followed if n % 11 == 0 else ignored, 0)
+        test = ignored_frame_test(linktype, flows)
+        skip = ignored_record_skip(linktype, flows)
+        if skip is None:
+            pytest.skip("the compiled skip is not built in this install")
+        assert test is not None
+        buf = _records_buffer(frames, order)
+        starts, pos = [], 0
+        for data in frames:
+            starts.append(pos)
+            pos += 16 + len(data)
+        dropped = [test(buf, start + 16, start + 16 + len(data))
+                   for start, data in zip(starts, frames, strict=True)]
+        assert 0 < sum(dropped) < len(frames)
+        for first in range(len(frames)):
+            expected = first
+            while expected < len(frames) and dropped[expected]:
+                expected += 1
+            got = skip(buf, starts[first], order == "<", 65535)
+            stop = starts[expected] if expected < len(frames) else len(buf)
+            if expected > first:
+                assert got == (stop, expected - first, 1_700_000_000 + expected - 1,
+                               expected - 1), first
+            else:
+                assert got == (starts[first], 0, 0, 0), first
+        # A record cut by the end of the buffer, or over the limit, is left to the reader.
+        whole = next(i for i, d in enumerate(dropped) if d)
+        cut = buf[: starts[whole] + 16 + len(frames[whole]) - 1]
+        assert skip(cut, starts[whole], order == "<", 65535)[:2] == (starts[whole], 0)
+        assert skip(buf, starts[whole], order == "<", len(frames[whole]) - 1)[:2] == (
+            starts[whole], 0)
+    assert ignored_record_skip(228, {}) is None  # raw IPv4: no fast path
+
+
+def test_compiled_skip_is_built_where_a_compiler_is() -> None:
+    """CI installs with a C compiler, so the compiled skip must be there: otherwise every
+    test above would quietly test only the pure-Python path."""
+    import shutil
+
+    from analyzer.decode.decoder import COMPILED_SKIP
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the pure-Python path is the one installed")
+    assert COMPILED_SKIP, "analyzer/decode/_skip.pyx was not built: reinstall (pip install -e .)"

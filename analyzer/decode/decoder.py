@@ -131,6 +131,37 @@ def ignored_frame_test(
     return test
 
 
+try:  # built from _skip.pyx by setup.py when a C compiler is there (see that file)
+    from ._skip import skip_ignored as _skip_ignored
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    _skip_ignored = None
+
+# True when this install has the compiled skip: the benchmark and the tests report it.
+COMPILED_SKIP = _skip_ignored is not None
+
+# skip(buf, pos, little_endian, limit) -> (pos, skipped, sec, frac): see `ignored_record_skip`.
+RecordSkip = Callable[[bytes, int, bool, int], tuple[int, int, int, int]]
+
+
+def ignored_record_skip(
+    linktype: int, flows: Mapping[bytes, tuple[_Followed, int]], *, compiled: bool = True
+) -> RecordSkip | None:
+    """For `PcapRecords.skip`: the compiled loop (`_skip.skip_ignored`) that walks a pcap
+    buffer's records and skips, in C, every one `ignored_frame_test` would drop, stopping at
+    the first it would not. None when that module is not built, when ``compiled`` is False
+    (the tests compare both paths), for link types `peek_flow` does not handle, or when
+    ``flows`` is not a plain dict (the C code looks keys up with the dict API)."""
+    l3 = PEEK_LINKS.get(linktype)
+    if l3 is None or _skip_ignored is None or not compiled or type(flows) is not dict:
+        return None
+    skip_ignored = _skip_ignored
+
+    def skip(buf: bytes, pos: int, little: bool, limit: int) -> tuple[int, int, int, int]:
+        return skip_ignored(buf, pos, little, limit, l3, flows)
+
+    return skip
+
+
 # After the ethertype: total length; after the addresses and ports: sequence number,
 # acknowledgement number, data offset.
 _PEEK_TOTAL = struct.Struct("!H").unpack_from

@@ -57,12 +57,20 @@ class PcapRecords:
     then the frame number of the record last yielded (and, once the iteration has ended, of
     the last record read), `dropped` counts the records dropped before it (or in all), and
     `dropped_time`, set at the end, is the time of the last one.
+
+    `skip`, when set too, is a compiled loop that drops the same records faster:
+    ``skip(buf, pos, little_endian, limit)`` walks the records from ``pos`` and returns
+    ``(pos, skipped, sec, frac)``, stopping at the first record it would not drop, or that is
+    not whole in the buffer or over ``limit`` (`decode.decoder.ignored_record_skip`). The
+    record it stops at goes through the loop below as usual, and `drop` is asked only about
+    records `skip` has not seen whole.
     """
 
     def __init__(self, inp: Input, buf: bytes, order: str, units: int, limit: int,
                  linktype: int, source: int, warnings: list[CaptureWarning]) -> None:
         self.linktype = linktype
         self.drop: Callable[[bytes, int, int], bool] | None = None
+        self.skip: Callable[[bytes, int, bool, int], tuple[int, int, int, int]] | None = None
         self.number = 0
         self.dropped = 0
         self.dropped_time = 0.0
@@ -86,6 +94,8 @@ class PcapRecords:
         unpack = struct.Struct(order + "IIII").unpack_from
         read = inp.read
         drop = self.drop
+        skip = self.skip
+        little = order == "<"
         base = HEADER_SIZE  # file offset of buf[0]
         pos = 0
         end = len(buf)
@@ -98,7 +108,16 @@ class PcapRecords:
 
         try:
             while True:
+                seen = False  # the compiled skip saw the next record whole and kept it
+                if skip is not None:
+                    pos, skipped, skipped_sec, skipped_frac = skip(buf, pos, little, limit)
+                    if skipped:
+                        number += skipped
+                        dropped += skipped
+                        drop_sec, drop_frac = skipped_sec, skipped_frac
+                    seen = True
                 if end - pos < RECORD_HEADER_SIZE:
+                    seen = False
                     buf, err = fill(read, buf, pos, RECORD_HEADER_SIZE)
                     base += pos
                     pos = 0
@@ -123,6 +142,7 @@ class PcapRecords:
                     return
                 stop = pos + RECORD_HEADER_SIZE + incl
                 if stop > end:
+                    seen = False
                     buf, err = fill(read, buf, pos, RECORD_HEADER_SIZE + incl)
                     base += pos
                     pos = 0
@@ -137,7 +157,7 @@ class PcapRecords:
                         )
                         return
                 number += 1
-                if drop is not None and drop(buf, pos + RECORD_HEADER_SIZE, stop):
+                if drop is not None and not seen and drop(buf, pos + RECORD_HEADER_SIZE, stop):
                     dropped += 1
                     drop_sec, drop_frac = sec, frac
                     pos = stop
