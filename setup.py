@@ -1,4 +1,4 @@
-"""Builds the optional compiled fast path (analyzer/decode/_skip.pyx); the rest is in setup.cfg.
+"""Builds the optional compiled fast path (analyzer/decode/_fastpath.pyx); the rest is in setup.cfg.
 
 Without Cython or a C compiler the extension is skipped (``optional=True``) and the analyzer
 runs its pure-Python path, with the same results (docs/architecture.md, "compiled skip").
@@ -12,7 +12,7 @@ except ImportError:  # a build without the build requirements: pure Python
     extensions = []
 else:
     extensions = cythonize(
-        [Extension("analyzer.decode._skip", ["analyzer/decode/_skip.pyx"], optional=True)],
+        [Extension("analyzer.decode._fastpath", ["analyzer/decode/_fastpath.pyx"], optional=True)],
         compiler_directives={"language_level": "3"},
         quiet=True,
     )

@@ -9,12 +9,7 @@ from dataclasses import dataclass, field
 from analyzer.checks.facts import facts_of
 from analyzer.checks.transport import check_transport
 from analyzer.decode import Decoder
-from analyzer.decode.decoder import (
-    ignored_frame_test,
-    ignored_record_skip,
-    peek_flow,
-    peek_payload,
-)
+from analyzer.decode.decoder import ignored_frame_test, ignored_record_skip, peek_functions
 from analyzer.decode.segment import Segment
 from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
@@ -127,6 +122,7 @@ class Analysis:
             reader.drop = ignored_frame_test(reader.linktype, flows)
             reader.skip = ignored_record_skip(reader.linktype, flows, compiled=self._compiled)
         take_plain = self._reassembler.take_plain
+        peek_flow, peek_payload = peek_functions(self._compiled)
         feed = self.feed
         number = first = self._frames
         segments = 0

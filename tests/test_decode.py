@@ -567,7 +567,7 @@ def _records_buffer(frames: list[bytes], order: str) -> bytes:
 
 @pytest.mark.parametrize("order", ["<", ">"])
 def test_compiled_skip_drops_exactly_what_the_python_test_drops(order: str) -> None:
-    """`_skip.skip_ignored` walks records and skips, in C, those `ignored_frame_test` drops:
+    """`_fastpath.skip_ignored` walks records and skips, in C, those `ignored_frame_test` drops:
     from every starting record, it must stop at the first record the Python test keeps, give
     the timestamp of the last one it skipped, and never skip a record that is cut by the end
     of the buffer or longer than the limit (the reader handles those)."""
@@ -625,13 +625,43 @@ def test_compiled_skip_drops_exactly_what_the_python_test_drops(order: str) -> N
     assert ignored_record_skip(228, {}) is None  # raw IPv4: no fast path
 
 
-def test_compiled_skip_is_built_where_a_compiler_is() -> None:
-    """CI installs with a C compiler, so the compiled skip must be there: otherwise every
-    test above would quietly test only the pure-Python path."""
+def test_compiled_fast_path_is_built_where_a_compiler_is() -> None:
+    """CI installs with a C compiler, so the compiled fast path must be there: otherwise the
+    tests of it would quietly test only the pure-Python path."""
     import shutil
 
-    from analyzer.decode.decoder import COMPILED_SKIP
+    from analyzer.decode.decoder import FASTPATH_COMPILED
 
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler: the pure-Python path is the one installed")
-    assert COMPILED_SKIP, "analyzer/decode/_skip.pyx was not built: reinstall (pip install -e .)"
+    assert FASTPATH_COMPILED, "analyzer/decode/_fastpath.pyx was not built: pip install -e ."
+
+
+def test_compiled_peeks_give_what_the_python_peeks_give() -> None:
+    """`peek_functions()` gives the compiled twins of `peek_flow` and `peek_payload`: the same
+    answer for every frame of the test captures, cut at every length that matters, on both
+    link types of the fast path and on others, and on random bytes."""
+    import random
+
+    from analyzer.decode.decoder import PEEK_LINKS, peek_flow, peek_functions, peek_payload
+
+    fast_flow, fast_payload = peek_functions(compiled=True)
+    if fast_flow is peek_flow:
+        pytest.skip("the compiled fast path is not built in this install")
+    repo = Path(__file__).resolve().parents[1]
+    frames = [f.data for p in sorted((repo / "captures").glob("*.pcap*"))
+              for f in read_captures([str(p)], [])]
+    rng = random.Random(5)
+    frames += [bytes(rng.randrange(256) for _ in range(rng.randrange(80))) for _ in range(500)]
+    accepted = 0
+    for data in frames:
+        for cut in {len(data), *range(30, min(len(data), 80))}:
+            piece = data[:cut]
+            for linktype in (*PEEK_LINKS, 0, 228):
+                expected = peek_flow(linktype, piece)
+                assert fast_flow(linktype, piece) == expected, (linktype, piece.hex())
+                if expected is not None:
+                    accepted += 1
+                    assert fast_payload(linktype, piece) == peek_payload(linktype, piece), (
+                        linktype, piece.hex())
+    assert accepted > 1000

@@ -131,13 +131,27 @@ def ignored_frame_test(
     return test
 
 
-try:  # built from _skip.pyx by setup.py when a C compiler is there (see that file)
-    from ._skip import skip_ignored as _skip_ignored
+try:  # built from _fastpath.pyx by setup.py when a C compiler is there (see that file)
+    from ._fastpath import peek_flow as _compiled_peek_flow
+    from ._fastpath import peek_payload as _compiled_peek_payload
+    from ._fastpath import skip_ignored as _skip_ignored
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
-    _skip_ignored = None
+    _compiled_peek_flow = _compiled_peek_payload = _skip_ignored = None
 
-# True when this install has the compiled skip: the benchmark and the tests report it.
-COMPILED_SKIP = _skip_ignored is not None
+# True when this install has the compiled fast path: the benchmark and the tests report it.
+FASTPATH_COMPILED = _skip_ignored is not None
+
+PeekFlow = Callable[[int, bytes], "tuple[bytes, int] | None"]
+PeekPayload = Callable[[int, bytes], tuple[int, int, bytes, int]]
+
+
+def peek_functions(compiled: bool = True) -> tuple[PeekFlow, PeekPayload]:
+    """`peek_flow` and `peek_payload` for the pipeline's per-record path: their compiled
+    twins from `_fastpath` when built and ``compiled`` (same results, ≈ 15x cheaper), else
+    these Python functions."""
+    if compiled and _compiled_peek_flow is not None and _compiled_peek_payload is not None:
+        return _compiled_peek_flow, _compiled_peek_payload
+    return peek_flow, peek_payload
 
 # skip(buf, pos, little_endian, limit) -> (pos, skipped, sec, frac): see `ignored_record_skip`.
 RecordSkip = Callable[[bytes, int, bool, int], tuple[int, int, int, int]]
@@ -146,7 +160,7 @@ RecordSkip = Callable[[bytes, int, bool, int], tuple[int, int, int, int]]
 def ignored_record_skip(
     linktype: int, flows: Mapping[bytes, tuple[_Followed, int]], *, compiled: bool = True
 ) -> RecordSkip | None:
-    """For `PcapRecords.skip`: the compiled loop (`_skip.skip_ignored`) that walks a pcap
+    """For `PcapRecords.skip`: the compiled loop (`_fastpath.skip_ignored`) that walks a pcap
     buffer's records and skips, in C, every one `ignored_frame_test` would drop, stopping at
     the first it would not. None when that module is not built, when ``compiled`` is False
     (the tests compare both paths), for link types `peek_flow` does not handle, or when

@@ -13,7 +13,7 @@ the Python test drops too (tests/test_decode.py compares them on every frame of 
 captures and on the benchmark mix).
 
 Built by setup.py with Cython when a C compiler is there; without it the pure-Python path runs
-and gives the same results, more slowly (`analyzer.decode.decoder.COMPILED_SKIP`).
+and gives the same results, more slowly (`analyzer.decode.decoder.FASTPATH_COMPILED`).
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -79,3 +79,57 @@ def skip_ignored(bytes buf, Py_ssize_t pos, bint little, unsigned int limit, Py_
         count += 1
         pos = stop
     return pos, count, sec, frac
+
+
+# --- compiled twins of decoder.peek_flow and decoder.peek_payload ----------------------------
+# The pipeline calls these for each record it keeps (7 % of a bulk capture, every packet of a
+# followed connection): in Python the two cost ≈ 1.5 µs per record, here ≈ 0.1 µs. Same
+# arguments, same results; tests/test_decode.py compares them on every frame of the test
+# captures, cut at every length, and on random bytes.
+
+cdef inline Py_ssize_t _l3(int linktype):
+    # decoder.PEEK_LINKS: Ethernet (1) and Linux cooked v1 (113).
+    if linktype == 1:
+        return 14
+    if linktype == 113:
+        return 16
+    return -1
+
+
+def peek_flow(int linktype, bytes data):
+    """`decoder.peek_flow`, compiled: (flow key, TCP flags) or None."""
+    cdef Py_ssize_t l3 = _l3(linktype)
+    cdef Py_ssize_t size = len(data)
+    cdef const unsigned char* ip
+    cdef Py_ssize_t total, packet_end, hlen
+    if l3 < 0 or size < l3 + 40:
+        return None
+    ip = (<const unsigned char*>data) + l3
+    if ip[-2] != 0x08 or ip[-1] != 0x00 or ip[0] != 0x45 or ip[9] != 6:
+        return None
+    if ((ip[6] << 8) | ip[7]) & 0x3FFF:
+        return None
+    total = (ip[2] << 8) | ip[3]
+    packet_end = l3 + total if total and l3 + total < size else size
+    hlen = (ip[32] >> 4) << 2
+    if hlen < 20 or packet_end - l3 - 20 < hlen:
+        return None
+    return PyBytes_FromStringAndSize(<const char*>ip + 12, 12), ip[33]
+
+
+def peek_payload(int linktype, bytes data):
+    """`decoder.peek_payload`, compiled: (seq, ack, payload, missing) of a frame that
+    `peek_flow` gave a key (ValueError, not a wrong answer, for any other frame too short)."""
+    cdef Py_ssize_t l3 = _l3(linktype)
+    cdef Py_ssize_t size = len(data)
+    cdef const unsigned char* ip
+    cdef Py_ssize_t total, packet_end, present, start
+    if l3 < 0 or size < l3 + 33:
+        raise ValueError("peek_payload: not a frame peek_flow accepts")
+    ip = (<const unsigned char*>data) + l3
+    total = (ip[2] << 8) | ip[3]
+    packet_end = l3 + total if total else size
+    present = packet_end if packet_end < size else size
+    start = l3 + 20 + ((ip[32] >> 4) << 2)
+    return (_u32(ip + 24, False), _u32(ip + 28, False),
+            data[start:present] if start < present else b"", packet_end - present)
