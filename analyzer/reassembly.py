@@ -437,12 +437,12 @@ class Reassembler:
     def sweep(self, now: float) -> None:
         """Forget idle and finished connections; evict the oldest-idle ones over the cap."""
         cutoff = now - self._idle_timeout
-        seen: set[int] = set()
         live: list[Connection] = []
-        for conn, _side in list(self._table.values()):
-            if id(conn) in seen:
+        for conn, side in list(self._table.values()):
+            # Each connection is in the table under both of its keys, once as side 0 (`_open`
+            # sets both, `_drop` removes both, a new incarnation replaces both): visit it once.
+            if side:
                 continue
-            seen.add(id(conn))
             if conn.last_time < cutoff:
                 self._finish(conn, now, "idle")
                 self._drop(conn)
