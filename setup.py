@@ -12,9 +12,11 @@ except ImportError:  # a build without the build requirements: pure Python
     extensions = []
 else:
     extensions = cythonize(
-        [Extension("analyzer.decode._fastpath", ["analyzer/decode/_fastpath.pyx"], optional=True)],
+        [Extension("analyzer.decode._fastpath", ["analyzer/decode/_fastpath.pyx"])],
         compiler_directives={"language_level": "3"},
         quiet=True,
     )
+    for extension in extensions:
+        extension.optional = True  # a failed compile skips it; cythonize does not keep this
 
 setup(ext_modules=extensions)
