@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from analyzer.checks.facts import facts_of
 from analyzer.checks.transport import check_transport
 from analyzer.decode import Decoder
-from analyzer.decode.decoder import ignored_frame_test, ignored_record_skip, peek_functions
+from analyzer.decode.decoder import (
+    ignored_block_skip,
+    ignored_frame_test,
+    ignored_record_skip,
+    peek_functions,
+)
 from analyzer.decode.segment import Segment
 from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
@@ -17,6 +22,7 @@ from analyzer.exchange.tracker import ConnectionTracker, ExchangeCounters
 from analyzer.reassembly import Connection, Reassembler
 from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
+from analyzer.source.pcapng import PcapngRecords
 from analyzer.source.stream import Record
 from analyzer.verdict import Diagnosis, diagnose
 
@@ -111,16 +117,21 @@ class Analysis:
         or the next in-order bytes go to `Reassembler.take_plain` without a Frame or a
         Segment.
 
-        A classic pcap file (`PcapRecords`) applies that first test itself, inside its read
-        buffer, so the records of ignored connections are not even sliced out
-        (`ignored_frame_test`).
+        A single classic pcap (`PcapRecords`) or pcapng (`PcapngRecords`) file applies that
+        first test itself, inside its read buffer, so the records of ignored connections are
+        not even sliced out (`ignored_record_skip` and `ignored_block_skip`, compiled; for
+        pcap also `ignored_frame_test`, its Python twin).
         """
         flows = self._reassembler.flows
         # Records the reader drops are counted here: frame numbers, segments, last time.
-        reader = records if isinstance(records, PcapRecords) else None
-        if reader is not None:
+        reader: PcapRecords | PcapngRecords | None = None
+        if isinstance(records, PcapRecords):
+            reader = records
             reader.drop = ignored_frame_test(reader.linktype, flows)
             reader.skip = ignored_record_skip(reader.linktype, flows, compiled=self._compiled)
+        elif isinstance(records, PcapngRecords):
+            reader = records
+            reader.skip = ignored_block_skip(flows, compiled=self._compiled)
         take_plain = self._reassembler.take_plain
         peek_flow, peek_payload = peek_functions(self._compiled)
         feed = self.feed

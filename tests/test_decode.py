@@ -665,3 +665,46 @@ def test_compiled_peeks_give_what_the_python_peeks_give() -> None:
                     assert fast_payload(linktype, piece) == peek_payload(linktype, piece), (
                         linktype, piece.hex())
     assert accepted > 1000
+
+
+def test_compiled_block_skip_leaves_every_questionable_block_to_the_reader() -> None:
+    """`_fastpath.skip_ignored_blocks` (pcapng) skips the Enhanced Packet Blocks of ignored
+    connections and stops at anything else: another block type, a trailer that does not
+    match, an interface the section has not described or whose link type has no fast path,
+    a captured length that does not fit, or a block cut by the end of the buffer."""
+    from types import SimpleNamespace
+
+    from analyzer.decode.decoder import ignored_block_skip, peek_flow
+
+    frame = ether(ipv4(tcp(b"x" * 40, flags=0x18)))
+    key = peek_flow(1, frame)
+    assert key is not None
+    flows = {key[0]: (SimpleNamespace(ignored=True), 0)}
+    skip = ignored_block_skip(flows)
+    if skip is None:
+        pytest.skip("the compiled fast path is not built in this install")
+
+    def epb(iface: int = 0, data: bytes = frame, cap: int | None = None,
+            trailer: int | None = None) -> bytes:
+        body = struct.pack("<IIIII", iface, 1, 2, len(data) if cap is None else cap, len(data))
+        body += data + b"\x00" * (-len(data) % 4)
+        total = 12 + len(body)
+        return struct.pack("<II", 6, total) + body + struct.pack(
+            "<I", total if trailer is None else trailer)
+
+    good = epb()
+    linktypes = (1, 228)
+    args = (True, linktypes, 262144, 16 << 20)
+    assert skip(good * 3, 0, *args) == (3 * len(good), 3, 0, 1, 2)
+    for stopper in (
+        struct.pack("<II", 3, 16) + b"\x00" * 4 + struct.pack("<I", 16),  # an SPB
+        epb(trailer=0),  # corrupt trailer
+        epb(iface=2),  # no such interface
+        epb(iface=1),  # raw IPv4: no fast path
+        epb(cap=len(frame) + 100),  # captured length past the block
+        ether(ipv4(tcp(b"x" * 40, flags=0x02))),  # not even a block (a SYN frame's bytes)
+    ):
+        assert skip(good + stopper + good, 0, *args)[:2] == (len(good), 1), stopper[:8].hex()
+    assert skip(good + good[:-1], 0, *args)[:2] == (len(good), 1)  # the second one is cut
+    assert skip(good, 0, False, linktypes, 262144, 16 << 20)[:2] == (0, 0)  # other byte order
+    assert skip(good, 0, True, linktypes, len(frame) - 1, 16 << 20)[:2] == (0, 0)  # over limit

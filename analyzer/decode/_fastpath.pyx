@@ -31,6 +31,37 @@ cdef inline unsigned int _u32(const unsigned char* p, bint little) noexcept nogi
     return (<unsigned int>p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]
 
 
+cdef inline Py_ssize_t _l3(int linktype) noexcept nogil:
+    # decoder.PEEK_LINKS: Ethernet (1) and Linux cooked v1 (113).
+    if linktype == 1:
+        return 14
+    if linktype == 113:
+        return 16
+    return -1
+
+
+cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
+                          dict flows):
+    """`ignored_frame_test` on the frame at ``frame`` (``size`` bytes), in its order."""
+    cdef const unsigned char* ip
+    cdef Py_ssize_t packet_end, hlen, total
+    cdef PyObject* entry
+    if size < l3 + 40:
+        return False
+    ip = frame + l3
+    if frame[l3 - 2] != 0x08 or frame[l3 - 1] != 0x00 or ip[0] != 0x45 or ip[9] != 6:
+        return False
+    if ((ip[6] << 8) | ip[7]) & 0x3FFF or ip[33] & 0x02:  # a fragment; a SYN
+        return False
+    total = (ip[2] << 8) | ip[3]
+    packet_end = l3 + total if total and l3 + total < size else size
+    hlen = (ip[32] >> 4) << 2
+    if hlen < 20 or packet_end - l3 - 20 < hlen:
+        return False
+    entry = PyDict_GetItem(flows, PyBytes_FromStringAndSize(<const char*>ip + 12, 12))
+    return entry is not NULL and bool((<object>PyTuple_GET_ITEM(entry, 0)).ignored)
+
+
 def skip_ignored(bytes buf, Py_ssize_t pos, bint little, unsigned int limit, Py_ssize_t l3,
                  dict flows):
     """Skip the records from ``buf[pos:]`` that `PcapRecords` would drop with
@@ -41,13 +72,10 @@ def skip_ignored(bytes buf, Py_ssize_t pos, bint little, unsigned int limit, Py_
     ``little`` is the file's byte order, ``limit`` the reader's largest believable record.
     """
     cdef const unsigned char* p = buf
-    cdef const unsigned char* ip
     cdef Py_ssize_t end = len(buf)
     cdef Py_ssize_t count = 0
-    cdef Py_ssize_t size, stop, packet_end, hlen, total
+    cdef Py_ssize_t size, stop
     cdef unsigned int sec = 0, frac = 0
-    cdef PyObject* entry
-    cdef bytes key
     if pos < 0:
         return pos, 0, 0, 0
     while end - pos >= 16:
@@ -55,24 +83,7 @@ def skip_ignored(bytes buf, Py_ssize_t pos, bint little, unsigned int limit, Py_
         if size > limit:
             break
         stop = pos + 16 + size
-        if stop > end:
-            break
-        # The checks of `ignored_frame_test`, in its order.
-        if size < l3 + 40:
-            break
-        ip = p + pos + 16 + l3
-        if ip[-2] != 0x08 or ip[-1] != 0x00 or ip[0] != 0x45 or ip[9] != 6:
-            break
-        if ((ip[6] << 8) | ip[7]) & 0x3FFF or ip[33] & 0x02:  # a fragment; a SYN
-            break
-        total = (ip[2] << 8) | ip[3]
-        packet_end = l3 + total if total and l3 + total < size else size
-        hlen = (ip[32] >> 4) << 2
-        if hlen < 20 or packet_end - l3 - 20 < hlen:
-            break
-        key = PyBytes_FromStringAndSize(<const char*>ip + 12, 12)
-        entry = PyDict_GetItem(flows, key)
-        if entry is NULL or not (<object>PyTuple_GET_ITEM(entry, 0)).ignored:
+        if stop > end or not _ignored(p + pos + 16, size, l3, flows):
             break
         sec = _u32(p + pos, little)
         frac = _u32(p + pos + 4, little)
@@ -81,20 +92,52 @@ def skip_ignored(bytes buf, Py_ssize_t pos, bint little, unsigned int limit, Py_
     return pos, count, sec, frac
 
 
+def skip_ignored_blocks(bytes buf, Py_ssize_t pos, bint little, tuple linktypes,
+                        unsigned int max_record, unsigned int max_block, dict flows):
+    """The same for a pcapng buffer (`PcapngRecords`): skip the Enhanced Packet Blocks from
+    ``buf[pos:]`` whose frame `ignored_frame_test` drops for the link type of its interface
+    (``linktypes``: the section's interfaces in order, as their IDBs gave them).
+
+    Stops at any other block, and at any block the reader would question (length, trailer,
+    interface, captured length against ``max_record`` and ``max_block``), which the reader
+    then handles itself. Returns ``(pos, count, interface, ts_high, ts_low)`` of the last
+    block skipped (zeros if none).
+    """
+    cdef const unsigned char* p = buf
+    cdef Py_ssize_t end = len(buf)
+    cdef Py_ssize_t count = 0
+    cdef Py_ssize_t blen, cap, l3
+    cdef unsigned int iface, last_iface = 0, hi = 0, lo = 0
+    if pos < 0:
+        return pos, 0, 0, 0, 0
+    while end - pos >= 32:
+        if _u32(p + pos, little) != 6:  # not an EPB
+            break
+        blen = _u32(p + pos + 4, little)
+        if blen < 32 or blen & 3 or blen > max_block or blen > end - pos:
+            break
+        if _u32(p + pos + blen - 4, little) != blen:  # the trailer
+            break
+        iface = _u32(p + pos + 8, little)
+        cap = _u32(p + pos + 20, little)
+        if iface >= len(linktypes) or cap > blen - 32 or cap > max_record:
+            break
+        l3 = _l3(linktypes[iface])
+        if l3 < 0 or not _ignored(p + pos + 28, cap, l3, flows):
+            break
+        last_iface = iface
+        hi = _u32(p + pos + 12, little)
+        lo = _u32(p + pos + 16, little)
+        count += 1
+        pos += blen
+    return pos, count, last_iface, hi, lo
+
+
 # --- compiled twins of decoder.peek_flow and decoder.peek_payload ----------------------------
 # The pipeline calls these for each record it keeps (7 % of a bulk capture, every packet of a
 # followed connection): in Python the two cost ≈ 1.5 µs per record, here ≈ 0.1 µs. Same
 # arguments, same results; tests/test_decode.py compares them on every frame of the test
 # captures, cut at every length, and on random bytes.
-
-cdef inline Py_ssize_t _l3(int linktype):
-    # decoder.PEEK_LINKS: Ethernet (1) and Linux cooked v1 (113).
-    if linktype == 1:
-        return 14
-    if linktype == 113:
-        return 16
-    return -1
-
 
 def peek_flow(int linktype, bytes data):
     """`decoder.peek_flow`, compiled: (flow key, TCP flags) or None."""
@@ -105,7 +148,7 @@ def peek_flow(int linktype, bytes data):
     if l3 < 0 or size < l3 + 40:
         return None
     ip = (<const unsigned char*>data) + l3
-    if ip[-2] != 0x08 or ip[-1] != 0x00 or ip[0] != 0x45 or ip[9] != 6:
+    if data[l3 - 2] != 0x08 or data[l3 - 1] != 0x00 or ip[0] != 0x45 or ip[9] != 6:
         return None
     if ((ip[6] << 8) | ip[7]) & 0x3FFF:
         return None

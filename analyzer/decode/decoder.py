@@ -135,11 +135,36 @@ try:  # built from _fastpath.pyx by setup.py when a C compiler is there (see tha
     from ._fastpath import peek_flow as _compiled_peek_flow
     from ._fastpath import peek_payload as _compiled_peek_payload
     from ._fastpath import skip_ignored as _skip_ignored
+    from ._fastpath import skip_ignored_blocks as _skip_ignored_blocks
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
-    _compiled_peek_flow = _compiled_peek_payload = _skip_ignored = None
+    _compiled_peek_flow = _compiled_peek_payload = _skip_ignored = _skip_ignored_blocks = None
 
 # True when this install has the compiled fast path: the benchmark and the tests report it.
 FASTPATH_COMPILED = _skip_ignored is not None
+
+# skip(buf, pos, little_endian, linktypes, max_record, max_block)
+#   -> (pos, skipped, interface, ts_high, ts_low): see `ignored_block_skip`.
+BlockSkip = Callable[[bytes, int, bool, tuple[int, ...], int, int],
+                     tuple[int, int, int, int, int]]
+
+
+def ignored_block_skip(
+    flows: Mapping[bytes, tuple[_Followed, int]], *, compiled: bool = True
+) -> BlockSkip | None:
+    """For `PcapngRecords.skip`: the compiled loop (`_fastpath.skip_ignored_blocks`) that
+    skips the Enhanced Packet Blocks whose frame `ignored_frame_test` would drop for its
+    interface's link type. None when not built, not ``compiled``, or ``flows`` is not a dict;
+    pcapng records then take the pipeline's per-record path, with the same results."""
+    if _skip_ignored_blocks is None or not compiled or type(flows) is not dict:
+        return None
+    skip_blocks = _skip_ignored_blocks
+
+    def skip(buf: bytes, pos: int, little: bool, linktypes: tuple[int, ...], max_record: int,
+             max_block: int) -> tuple[int, int, int, int, int]:
+        return skip_blocks(buf, pos, little, linktypes, max_record, max_block, flows)
+
+    return skip
+
 
 PeekFlow = Callable[[int, bytes], "tuple[bytes, int] | None"]
 PeekPayload = Callable[[int, bytes], tuple[int, int, bytes, int]]

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .frame import CaptureError, CaptureWarning
 from .stream import MAX_RECORD, READ_ERRORS, Input, Record, fill, read_exact
@@ -50,7 +50,7 @@ def _byte_order(block: bytes, pos: int) -> str | None:
     return None
 
 
-def read_pcapng(inp: Input, source: int, warnings: list[CaptureWarning]) -> Iterator[Record]:
+def read_pcapng(inp: Input, source: int, warnings: list[CaptureWarning]) -> PcapngRecords:
     """Check the first section header now (CaptureError if unusable); return the records."""
     try:
         head = inp.head + read_exact(inp.read, 12 - len(inp.head))
@@ -63,7 +63,7 @@ def read_pcapng(inp: Input, source: int, warnings: list[CaptureWarning]) -> Iter
     if _byte_order(head, 0) is None:
         inp.close()
         raise CaptureError(f"{inp.name}: starts like pcapng but the byte-order magic is wrong")
-    return _records(inp, head, source, warnings)
+    return PcapngRecords(inp, head, source, warnings)
 
 
 class _Interface:
@@ -100,127 +100,176 @@ def _interface(buf: bytes, pos: int, blen: int, order: str) -> _Interface:
     return _Interface(linktype, snaplen, units, offset)
 
 
-def _records(
-    inp: Input, buf: bytes, source: int, warnings: list[CaptureWarning]
-) -> Iterator[Record]:
-    read = inp.read
-    base = 0  # file offset of buf[0]
-    pos = 0
-    end = len(buf)
-    number = 0
-    order = "<"
-    interfaces: list[_Interface] = []
-    last_time = 0.0
-    block_head = _BLOCK_HEAD[order].unpack_from
-    epb = _EPB[order].unpack_from
+# skip(buf, pos, little_endian, linktypes, max_record, max_block)
+#   -> (pos, skipped, interface, ts_high, ts_low): see `PcapngRecords`.
+BlockSkip = Callable[[bytes, int, bool, tuple[int, ...], int, int],
+                     tuple[int, int, int, int, int]]
 
-    def warn(where: str, message: str) -> None:
-        warnings.append(CaptureWarning(inp.name, where, message))
 
-    try:
-        while True:
-            if end - pos < 12:
-                buf, err = fill(read, buf, pos, 12)
-                base += pos
-                pos = 0
-                end = len(buf)
-                if end < 12:
-                    if err:
-                        warn(f"byte offset {base + end}", err)
-                    elif end:
-                        warn(f"byte offset {base}", f"truncated block header: {end} bytes")
-                    return
-            btype, blen = block_head(buf, pos)
-            if btype == SHB:
-                new_order = _byte_order(buf, pos)
-                if new_order is None:
+class PcapngRecords:
+    """The records of one pcapng file, iterable once, as `Record` tuples.
+
+    Like `pcap.PcapRecords`, a consumer that drops most records after a glance may set
+    `skip` before iterating: a compiled loop (`decode.decoder.ignored_block_skip`) that walks
+    the Enhanced Packet Blocks from ``pos`` and skips those of ignored connections, stopping
+    at the first block it would keep or that the loop below must look at (any other block
+    type, a questionable length, trailer or interface). Skipped blocks are only counted:
+    `number` is the frame number of the record last yielded (once the iteration has ended,
+    of the last record read), `dropped` counts the records skipped before it (or in all),
+    and `dropped_time`, set at the end, is the time of the last one skipped.
+    """
+
+    def __init__(self, inp: Input, buf: bytes, source: int,
+                 warnings: list[CaptureWarning]) -> None:
+        self.skip: BlockSkip | None = None
+        self.number = 0
+        self.dropped = 0
+        self.dropped_time = 0.0
+        self._args = (inp, buf, source, warnings)
+
+    def __iter__(self) -> Iterator[Record]:
+        return self._records(*self._args)
+
+    def _records(
+        self, inp: Input, buf: bytes, source: int, warnings: list[CaptureWarning]
+    ) -> Iterator[Record]:
+        read = inp.read
+        base = 0  # file offset of buf[0]
+        pos = 0
+        end = len(buf)
+        number = 0
+        dropped = 0  # records the skip passed over
+        skip = self.skip
+        linktypes: tuple[int, ...] = ()  # the section's interfaces' link types, for skip
+        order = "<"
+        interfaces: list[_Interface] = []
+        last_time = 0.0
+        block_head = _BLOCK_HEAD[order].unpack_from
+        epb = _EPB[order].unpack_from
+
+        def warn(where: str, message: str) -> None:
+            warnings.append(CaptureWarning(inp.name, where, message))
+
+        try:
+            while True:
+                if skip is not None:
+                    pos, skipped, iface, hi, lo = skip(buf, pos, order == "<", linktypes,
+                                                       MAX_RECORD, MAX_BLOCK)
+                    if skipped:
+                        number += skipped
+                        dropped += skipped
+                        ifc = interfaces[iface]
+                        last_time = ((hi << 32) | lo) / ifc.units + ifc.offset
+                        self.dropped_time = last_time
+                if end - pos < 12:
+                    buf, err = fill(read, buf, pos, 12)
+                    base += pos
+                    pos = 0
+                    end = len(buf)
+                    if end < 12:
+                        if err:
+                            warn(f"byte offset {base + end}", err)
+                        elif end:
+                            warn(f"byte offset {base}", f"truncated block header: {end} bytes")
+                        return
+                btype, blen = block_head(buf, pos)
+                if btype == SHB:
+                    new_order = _byte_order(buf, pos)
+                    if new_order is None:
+                        warn(
+                            f"byte offset {base + pos}",
+                            "section header with a wrong byte-order magic: garbage or "
+                            "corruption",
+                        )
+                        return
+                    order = new_order
+                    block_head = _BLOCK_HEAD[order].unpack_from
+                    epb = _EPB[order].unpack_from
+                    btype, blen = block_head(buf, pos)
+                    interfaces = []
+                    linktypes = ()
+                if blen < 12 or blen & 3 or blen > MAX_BLOCK:
                     warn(
                         f"byte offset {base + pos}",
-                        "section header with a wrong byte-order magic: garbage or corruption",
+                        f"corrupt block length {blen} (block type {btype:#x})",
                     )
                     return
-                order = new_order
-                block_head = _BLOCK_HEAD[order].unpack_from
-                epb = _EPB[order].unpack_from
-                btype, blen = block_head(buf, pos)
-                interfaces = []
-            if blen < 12 or blen & 3 or blen > MAX_BLOCK:
-                warn(
-                    f"byte offset {base + pos}",
-                    f"corrupt block length {blen} (block type {btype:#x})",
-                )
-                return
-            if end - pos < blen:
-                buf, err = fill(read, buf, pos, blen)
-                base += pos
-                pos = 0
-                end = len(buf)
-                if end < blen:
+                if end - pos < blen:
+                    buf, err = fill(read, buf, pos, blen)
+                    base += pos
+                    pos = 0
+                    end = len(buf)
+                    if end < blen:
+                        warn(
+                            f"byte offset {base}",
+                            err or f"truncated block (type {btype:#x}): {end} of {blen} bytes",
+                        )
+                        return
+                if block_head(buf, pos + blen - 8)[1] != blen:
                     warn(
-                        f"byte offset {base}",
-                        err or f"truncated block (type {btype:#x}): {end} of {blen} bytes",
+                        f"byte offset {base + pos}",
+                        f"block length {blen} (type {btype:#x}) does not match its trailer: "
+                        "corrupt block",
                     )
                     return
-            if block_head(buf, pos + blen - 8)[1] != blen:
-                warn(
-                    f"byte offset {base + pos}",
-                    f"block length {blen} (type {btype:#x}) does not match its trailer: "
-                    "corrupt block",
-                )
-                return
 
-            if btype in (EPB, PB):
-                if blen < 32:
-                    warn(f"byte offset {base + pos}", f"packet block too short ({blen} bytes)")
-                    return
-                if btype == EPB:
-                    iface, hi, lo, cap, orig = epb(buf, pos + 8)
-                else:
-                    iface, _, hi, lo, cap, orig = _PB[order].unpack_from(buf, pos + 8)
-                number += 1
-                if iface >= len(interfaces):
-                    warn(
-                        f"frame {number}",
-                        f"packet block names interface {iface}, but the "
-                        f"section describes {len(interfaces)}",
+                if btype in (EPB, PB):
+                    if blen < 32:
+                        warn(f"byte offset {base + pos}", f"packet block too short ({blen} bytes)")
+                        return
+                    if btype == EPB:
+                        iface, hi, lo, cap, orig = epb(buf, pos + 8)
+                    else:
+                        iface, _, hi, lo, cap, orig = _PB[order].unpack_from(buf, pos + 8)
+                    number += 1
+                    if iface >= len(interfaces):
+                        warn(
+                            f"frame {number}",
+                            f"packet block names interface {iface}, but the "
+                            f"section describes {len(interfaces)}",
+                        )
+                        return
+                    if cap > blen - 32 or cap > MAX_RECORD:
+                        warn(
+                            f"frame {number}",
+                            f"captured length {cap} does not fit its block "
+                            f"of {blen} bytes at byte offset {base + pos}: corrupt block",
+                        )
+                        return
+                    ifc = interfaces[iface]
+                    last_time = ((hi << 32) | lo) / ifc.units + ifc.offset
+                    self.number, self.dropped = number, dropped
+                    yield (last_time, ifc.linktype, buf[pos + 28 : pos + 28 + cap], orig, source)
+                elif btype == SPB:
+                    number += 1
+                    if not interfaces:
+                        warn(f"frame {number}", "simple packet block before any interface")
+                        return
+                    orig = _U32[order].unpack_from(buf, pos + 8)[0]
+                    # "the Captured Packet Length [is] the minimum value among the Original Packet
+                    # Length and the value of the SnapLen field of the IDB" (section 4.4); an SPB
+                    # has no timestamp, so it keeps the time of the record before it.
+                    cap = min(orig, blen - 16)
+                    if interfaces[0].snaplen:
+                        cap = min(cap, interfaces[0].snaplen)
+                    self.number, self.dropped = number, dropped
+                    yield (
+                        last_time,
+                        interfaces[0].linktype,
+                        buf[pos + 12 : pos + 12 + cap],
+                        orig,
+                        source,
                     )
-                    return
-                if cap > blen - 32 or cap > MAX_RECORD:
-                    warn(
-                        f"frame {number}",
-                        f"captured length {cap} does not fit its block "
-                        f"of {blen} bytes at byte offset {base + pos}: corrupt block",
-                    )
-                    return
-                ifc = interfaces[iface]
-                last_time = ((hi << 32) | lo) / ifc.units + ifc.offset
-                yield (last_time, ifc.linktype, buf[pos + 28 : pos + 28 + cap], orig, source)
-            elif btype == SPB:
-                number += 1
-                if not interfaces:
-                    warn(f"frame {number}", "simple packet block before any interface")
-                    return
-                orig = _U32[order].unpack_from(buf, pos + 8)[0]
-                # "the Captured Packet Length [is] the minimum value among the Original Packet
-                # Length and the value of the SnapLen field of the IDB" (section 4.4); an SPB
-                # has no timestamp, so it keeps the time of the record before it.
-                cap = min(orig, blen - 16)
-                if interfaces[0].snaplen:
-                    cap = min(cap, interfaces[0].snaplen)
-                yield (
-                    last_time,
-                    interfaces[0].linktype,
-                    buf[pos + 12 : pos + 12 + cap],
-                    orig,
-                    source,
-                )
-            elif btype == IDB:
-                if blen < 20:
-                    warn(f"byte offset {base + pos}", f"interface block too short ({blen} bytes)")
-                    return
-                interfaces.append(_interface(buf, pos, blen, order))
-            # Every other block (statistics, name resolution, secrets, custom) carries no
-            # packet, and an unknown type is skippable by design of the format.
-            pos += blen
-    finally:
-        inp.close()
+                elif btype == IDB:
+                    if blen < 20:
+                        warn(f"byte offset {base + pos}",
+                             f"interface block too short ({blen} bytes)")
+                        return
+                    interfaces.append(_interface(buf, pos, blen, order))
+                    linktypes = tuple(i.linktype for i in interfaces)
+                # Every other block (statistics, name resolution, secrets, custom) carries no
+                # packet, and an unknown type is skippable by design of the format.
+                pos += blen
+        finally:
+            self.number, self.dropped = number, dropped
+            inp.close()
