@@ -13,6 +13,7 @@ while streaming.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ def correlate(diagnoses: Sequence[Diagnosis]) -> list[Diagnosis]:
     pairs = _pair_legs(diagnoses)
     proxy_endpoints = {front.attempt.server for front, _ in pairs}
     back_of = {id(front): back for front, back in pairs}
+    back_legs = {id(back) for _, back in pairs}
     out = []
     for d in diagnoses:
         extra: list[Finding] = []
@@ -40,7 +42,7 @@ def correlate(diagnoses: Sequence[Diagnosis]) -> list[Diagnosis]:
         if back is not None:
             extra = _compare(d.attempt, back.attempt)
         elif (d.attempt.server in proxy_endpoints and d.attempt.request_head is not None
-              and d.attempt.response is not None and not _is_back_leg(d, pairs)):
+              and d.attempt.response is not None and id(d) not in back_legs):
             extra = [Finding("proxy_answered_itself", "a backend request",
                              "no backend request matches this one",
                              frames_of(d.attempt.response))]
@@ -50,29 +52,60 @@ def correlate(diagnoses: Sequence[Diagnosis]) -> list[Diagnosis]:
     return out
 
 
-def _is_back_leg(d: Diagnosis, pairs: list[tuple[Diagnosis, Diagnosis]]) -> bool:
-    return any(back is d for _, back in pairs)
-
-
 def _pair_legs(diagnoses: Sequence[Diagnosis]) -> list[tuple[Diagnosis, Diagnosis]]:
+    """Each front leg with the first later attempt, within PAIRING_WINDOW, that
+    `_legs_of_one_handshake` accepts and no earlier front took.
+
+    A back leg shares the front's Sec-WebSocket-Key, or its request line and comes from the
+    front's server address, so only the attempts indexed under those two keys are tried:
+    comparing every pair within the window was quadratic (5,000 attempts in 15 s of a capture
+    took 1.5 s, benchmarks/README.md).
+    """
     candidates = [d for d in diagnoses if d.attempt.request_head is not None]
     candidates.sort(key=lambda d: d.attempt.time)
+    by_key: dict[str, list[int]] = defaultdict(list)
+    by_line: dict[tuple[str, str, bytes], list[int]] = defaultdict(list)
+    for n, d in enumerate(candidates):
+        head = d.attempt.request_head
+        assert head is not None
+        key = head.headers.get("sec-websocket-key")
+        if key:
+            by_key[key].append(n)
+        by_line[(head.method, head.target, d.attempt.client.address)].append(n)
     taken: set[int] = set()
     pairs = []
     for i, front in enumerate(candidates):
-        if id(front) in taken:
+        if i in taken:
             continue
-        best = None
-        for back in candidates[i + 1:]:
-            if back.attempt.time - front.attempt.time > PAIRING_WINDOW:
-                break
-            if id(back) not in taken and _legs_of_one_handshake(front.attempt, back.attempt):
-                best = back
-                break
-        if best is not None:
-            taken.update((id(front), id(best)))
-            pairs.append((front, best))
+        head = front.attempt.request_head
+        assert head is not None
+        key = head.headers.get("sec-websocket-key")
+        found = [n for n in (
+            _first_back_leg(candidates, i, by_key[key] if key else [], taken),
+            _first_back_leg(candidates, i,
+                            by_line.get((head.method, head.target,
+                                         front.attempt.server.address), []), taken),
+        ) if n is not None]
+        if found:
+            best = min(found)
+            taken.update((i, best))
+            pairs.append((front, candidates[best]))
     return pairs
+
+
+def _first_back_leg(candidates: list[Diagnosis], i: int, indexed: list[int],
+                    taken: set[int]) -> int | None:
+    """The first position after ``i`` in ``indexed`` (ascending positions in ``candidates``)
+    within the window whose attempt is a back leg of ``candidates[i]``'s."""
+    front = candidates[i].attempt
+    for j in range(bisect_right(indexed, i), len(indexed)):
+        n = indexed[j]
+        back = candidates[n].attempt
+        if back.time - front.time > PAIRING_WINDOW:
+            break
+        if n not in taken and _legs_of_one_handshake(front, back):
+            return n
+    return None
 
 
 def _legs_of_one_handshake(front: Attempt, back: Attempt) -> bool:
@@ -196,8 +229,7 @@ def redirect_chains(diagnoses: Sequence[Diagnosis]) -> list[Chain]:
             steps.append(f"{_request_line(current)} -> {current.attempt.response_head.status}"
                          if current.attempt.response_head else _request_line(current))
             used.add(id(current))
-            follow = next((d for d in by_time[i + 1:] if id(d) not in used
-                           and _follows(current, d, location)), None)
+            follow = _follower(by_time, i + 1, current, location, used)
             if follow is None:
                 break
             current = last = follow
@@ -210,6 +242,21 @@ def redirect_chains(diagnoses: Sequence[Diagnosis]) -> list[Chain]:
             chains.append(Chain(start.attempt.client.ip, (*steps, _request_line(last)),
                                 last.verdict.value, start.attempt.time, last.attempt.time))
     return chains
+
+
+def _follower(by_time: list[Diagnosis], start: int, redirect: Diagnosis, location: str,
+              used: set[int]) -> Diagnosis | None:
+    """The first attempt from ``by_time[start:]`` that follows ``redirect`` to ``location``;
+    the scan ends FOLLOW_WINDOW after the redirect (it used to run to the end of the list for
+    every redirect nobody followed)."""
+    since = redirect.attempt.time
+    for n in range(start, len(by_time)):
+        d = by_time[n]
+        if d.attempt.time - since > FOLLOW_WINDOW:  # the expression `_follows` uses
+            break
+        if id(d) not in used and _follows(redirect, d, location):
+            return d
+    return None
 
 
 def _location(d: Diagnosis) -> str | None:

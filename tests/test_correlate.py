@@ -214,3 +214,74 @@ def test_another_clients_request_is_not_the_follow_up(tmp_path: Path) -> None:
     assert [c.verdict for c in followed] == ["succeeded"]
     other = redirect_chains(_redirect(tmp_path, "http://chat.example.com/ws", "10.0.0.99"))
     assert [c.verdict for c in other] == ["left the capture"]
+
+
+def _pairs_by_definition(diagnoses: list[Diagnosis]) -> list[tuple[Diagnosis, Diagnosis]]:
+    """The pairing rule stated plainly (every later attempt in the window is tried): the
+    indexed `_pair_legs` must give exactly this."""
+    from analyzer.correlate import PAIRING_WINDOW, _legs_of_one_handshake
+
+    candidates = sorted((d for d in diagnoses if d.attempt.request_head is not None),
+                        key=lambda d: d.attempt.time)
+    taken: set[int] = set()
+    pairs = []
+    for i, front in enumerate(candidates):
+        if id(front) in taken:
+            continue
+        for back in candidates[i + 1:]:
+            if back.attempt.time - front.attempt.time > PAIRING_WINDOW:
+                break
+            if id(back) not in taken and _legs_of_one_handshake(front.attempt, back.attempt):
+                taken.update((id(front), id(back)))
+                pairs.append((front, back))
+                break
+    return pairs
+
+
+def test_a_busy_proxy_pairs_each_front_leg_with_its_own_back_leg(tmp_path: Path) -> None:
+    """40 clients through one proxy within two seconds, all asking for /ws: half of the back
+    legs carry the client's key (paired by key), half a key of the proxy's own (paired by
+    request line and the proxy's address). Each front leg gets its own back leg, as the
+    plain definition of the rule says."""
+    from analyzer.correlate import _pair_legs
+
+    convs = []
+    t = 1_700_000_000.0
+    for i in range(40):
+        key = f"client-key-{i:02d}-AAAAAA=="
+        back_key = key if i % 2 else f"proxy-key-{i:02d}-AAAAAAA=="
+        front = Conversation(client=(f"10.0.1.{i + 1}", 50000 + i), server=(PROXY, 80),
+                             start=t + 0.05 * i)
+        front.handshake()
+        front.client(ws(key=key))
+        back = Conversation(client=(PROXY, 41000 + i), server=(BACKEND, 8080),
+                            start=t + 0.05 * i + 0.01)
+        back.handshake()
+        back.client(ws(key=back_key))
+        back.server(websocket_response(back_key), delay=0.002)
+        front.server(websocket_response(key), delay=0.03)
+        convs += [front, back]
+    path = tmp_path / "busy.pcap"
+    write_pcap(path, convs)
+    diagnoses = analyze_pcap(path)
+    pairs = _pair_legs(diagnoses)
+    assert [(f.attempt.client.port - 50000, b.attempt.client.port - 41000) for f, b in pairs] \
+        == [(i, i) for i in range(40)]
+    assert pairs == _pairs_by_definition(diagnoses)
+    by_port = {d.attempt.client.port: d for d in correlate(diagnoses)}
+    rekeyed = [p - 50000 for p, d in by_port.items()
+               if "proxy_rekeyed" in [f.check for f in d.findings]]
+    assert sorted(rekeyed) == list(range(0, 40, 2))
+
+
+def test_pairing_on_the_bundled_captures_follows_the_definition() -> None:
+    from analyzer.correlate import _pair_legs
+
+    repo = Path(__file__).resolve().parents[1]
+    paired = 0
+    for path in sorted((repo / "captures").glob("*.pcap*")):
+        diagnoses = analyze_pcap(path)
+        pairs = _pair_legs(diagnoses)
+        assert pairs == _pairs_by_definition(diagnoses), path.name
+        paired += len(pairs)
+    assert paired >= 2  # the nginx captures hold proxy legs
