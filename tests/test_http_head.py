@@ -10,6 +10,7 @@ from analyzer.http.head import (
     MAX_START_LINE,
     _walk_request_head,
     _walk_response_head,
+    _walk_start,
     classify_start,
     find_head_end,
     parse_request_head,
@@ -528,3 +529,25 @@ def test_plain_requests_parse_as_the_walk_parses_them(start: bytes, tail: bytes)
 def test_plain_responses_parse_as_the_walk_parses_them(start: bytes, tail: bytes) -> None:
     raw = start + tail
     assert parse_response_head(raw) == _walk_response_head(raw)
+
+
+@given(
+    st.tuples(
+        st.sampled_from([b"", b"\r\n", b" "]),
+        st.sampled_from([b"GET", b"G(T", b"HTTP", b"HTTP/1.1", b"http/1.0", b"HTTP/2.0", b"\x16"]),
+        st.sampled_from([b" ", b"  ", b"\t", b""]),
+        st.sampled_from([b"/", b"/a b", b"200", b"20", b"/caf\xe9", b"/\x7f", b""]),
+        st.sampled_from([b" ", b"\t", b""]),
+        st.sampled_from([b"HTTP/1.1", b"HTTP/1.", b"HTTP/2.0", b"http/1.1", b"OK", b""]),
+        st.sampled_from([b"\r\n", b"\n", b""]),
+    ).map(b"".join)
+)
+def test_plain_start_lines_classify_as_the_walk_classifies_them(prefix: bytes) -> None:
+    for cut in range(len(prefix) + 1):
+        assert classify_start(prefix[:cut]) == _walk_start(prefix[:cut])
+
+
+def test_plain_start_lines_stop_at_the_same_length_as_the_walk() -> None:
+    for length in range(8175, 8185):  # the version ends just before, at, or after MAX_START_LINE
+        line = b"GET /" + b"a" * length + b" HTTP/1.1"
+        assert classify_start(line) == _walk_start(line)
