@@ -8,6 +8,9 @@ from hypothesis import strategies as st
 
 from analyzer.http.head import (
     MAX_START_LINE,
+    _walk_request_head,
+    _walk_response_head,
+    _walk_start,
     classify_start,
     find_head_end,
     parse_request_head,
@@ -473,3 +476,78 @@ def test_what_classify_start_calls_a_response_parses_as_one(
     head = parse_response_head(line + b"\r\n\r\n")
     assert head is not None
     assert head.version == version.decode()
+
+
+# --- the lean path gives what the walk gives -----------------------------------------------------
+
+# Pieces on both sides of the plain shape the parsers split without the line-by-line walk: each
+# head built from them must parse exactly as the walk parses it, problems and their order included.
+_near_plain_eol = st.sampled_from([b"\r\n", b"\r\n", b"\n", b"\r", b"\r\r\n"])
+_near_plain_field = st.tuples(
+    st.sampled_from([b"Host", b"X-A", b"", b" Host", b"\tX", b"Bad Name", b"B(d", b"Up\xe9"]),
+    st.sampled_from([b":", b":", b" :", b"\t:", b""]),
+    st.sampled_from(
+        [b" a", b"a", b"", b" \t a b \t", b"a: b", b"caf\xe9", b"a\x00", b"a\x1b", b"a\x7f"]
+    ),
+    _near_plain_eol,
+).map(b"".join)
+_near_plain_tail = st.tuples(
+    st.lists(_near_plain_field, max_size=4).map(b"".join),
+    _near_plain_eol,
+    st.sampled_from([b"", b"body", b"\r\n", b"X: after\r\n\r\n"]),
+).map(b"".join)
+
+
+@given(
+    st.tuples(
+        st.sampled_from([b"", b"\r\n", b" "]),
+        st.sampled_from([b"GET", b"M-SEARCH", b"G(T", b"G\x01T"]),
+        st.sampled_from([b" ", b"  ", b"\t"]),
+        st.sampled_from([b"/", b"*", b"/caf\xe9", b"/a b", b"/\x7f", b""]),
+        st.sampled_from([b" ", b"  ", b"\t"]),
+        st.sampled_from([b"HTTP/1.1", b"HTTP/2.0", b"http/1.1", b"HTTP/11", b"HTTP/1.1 x"]),
+        _near_plain_eol,
+    ).map(b"".join),
+    _near_plain_tail,
+)
+def test_plain_requests_parse_as_the_walk_parses_them(start: bytes, tail: bytes) -> None:
+    raw = start + tail
+    assert parse_request_head(raw) == _walk_request_head(raw)
+
+
+@given(
+    st.tuples(
+        st.sampled_from([b"", b"\r\n", b" "]),
+        st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"http/1.1", b"HTTP/11"]),
+        st.sampled_from([b" ", b"  ", b"\t", b""]),
+        st.sampled_from([b"101", b"200", b"599", b"600", b"099", b"20", b"0200", b"abc", b""]),
+        st.sampled_from([b"", b" ", b" OK", b"  OK \t", b"\tOK", b"OK", b" Caf\xe9", b" a\x01"]),
+        _near_plain_eol,
+    ).map(b"".join),
+    _near_plain_tail,
+)
+def test_plain_responses_parse_as_the_walk_parses_them(start: bytes, tail: bytes) -> None:
+    raw = start + tail
+    assert parse_response_head(raw) == _walk_response_head(raw)
+
+
+@given(
+    st.tuples(
+        st.sampled_from([b"", b"\r\n", b" "]),
+        st.sampled_from([b"GET", b"G(T", b"HTTP", b"HTTP/1.1", b"http/1.0", b"HTTP/2.0", b"\x16"]),
+        st.sampled_from([b" ", b"  ", b"\t", b""]),
+        st.sampled_from([b"/", b"/a b", b"200", b"20", b"/caf\xe9", b"/\x7f", b""]),
+        st.sampled_from([b" ", b"\t", b""]),
+        st.sampled_from([b"HTTP/1.1", b"HTTP/1.", b"HTTP/2.0", b"http/1.1", b"OK", b""]),
+        st.sampled_from([b"\r\n", b"\n", b""]),
+    ).map(b"".join)
+)
+def test_plain_start_lines_classify_as_the_walk_classifies_them(prefix: bytes) -> None:
+    for cut in range(len(prefix) + 1):
+        assert classify_start(prefix[:cut]) == _walk_start(prefix[:cut])
+
+
+def test_plain_start_lines_stop_at_the_same_length_as_the_walk() -> None:
+    for length in range(8175, 8185):  # the version ends just before, at, or after MAX_START_LINE
+        line = b"GET /" + b"a" * length + b" HTTP/1.1"
+        assert classify_start(line) == _walk_start(line)

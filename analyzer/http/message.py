@@ -35,7 +35,7 @@ class Headers:
         """Every value of the field ``name``, in wire order."""
         return list(self._index.get(name.lower(), ()))
 
-    # get/count/has read the index directly: `all` copies the list, and the checks and the
+    # get/count/has/tokens read the index directly: `all` copies the list, and the checks and the
     # relevance test call these several times per message.
     def get(self, name: str) -> str | None:
         """The first value of ``name``, or None when the field is absent."""
@@ -52,10 +52,13 @@ class Headers:
     def tokens(self, name: str) -> list[str]:
         """Comma-separated list elements of every ``name`` field, lowercased (RFC 9110 §5.6.1)."""
         out: list[str] = []
-        for value in self.all(name):
-            # OWS is space and tab only (RFC 9110 §5.6.3): str.strip() would also eat bytes
-            # such as 0xA0 and read a mangled "\xa0Upgrade" as the token "upgrade"
-            out.extend(t.strip(" \t").lower() for t in value.split(",") if t.strip(" \t"))
+        for value in self._index.get(name.lower(), ()):
+            for item in value.split(","):
+                # OWS is space and tab only (RFC 9110 §5.6.3): str.strip() would also eat bytes
+                # such as 0xA0 and read a mangled "\xa0Upgrade" as the token "upgrade"
+                token = item.strip(" \t")
+                if token:
+                    out.append(token.lower())
         return out
 
 
