@@ -21,9 +21,7 @@ import click
 from analyzer import __version__
 from analyzer.checks.catalogue import CATALOGUE, lookup
 from analyzer.correlate import correlate
-from analyzer.parallel import analyze_in_parallel
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
-from analyzer.report.detail import render_detail
 from analyzer.report.render import (
     FORMATS,
     render_csv,
@@ -184,6 +182,9 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
 
     def decided() -> Iterator[Diagnosis]:
         if jobs is not None:  # independent inputs in parallel: see analyzer/parallel.py
+            # imported only here: it brings in multiprocessing, which a plain read never uses
+            from analyzer.parallel import analyze_in_parallel
+
             yield from analyze_in_parallel(captures, jobs, analysis, warnings, max_connections)
             return
         yield from analysis.feed_records(read_records(captures, warnings))
@@ -255,12 +256,10 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
                    f"(see the table without --attempt)")
             return False
         # Colour is produced unless refused; click strips it when stdout is not a terminal.
-        click.echo(render_detail(chosen[0], show_secrets=secrets, color=view.color is not False),
-                   nl=False, color=view.color)
+        click.echo(_detail_text(chosen[0], view), nl=False, color=view.color)
     elif view.detail:
         for d in kept:
-            click.echo(render_detail(d, show_secrets=secrets, color=view.color is not False),
-                       color=view.color)
+            click.echo(_detail_text(d, view), color=view.color)
         click.echo(summary_text(kept, stats, warnings))
     elif fmt == "json":
         click.echo(render_json(kept, stats, warnings, secrets))
@@ -270,6 +269,13 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
         click.echo(render_table(kept, stats, warnings, markdown=fmt == "markdown",
                                 show_secrets=secrets))
     return True
+
+
+def _detail_text(diagnosis: Diagnosis, view: View) -> str:
+    # Imported here, as the live modules are in _live: only the postmortem view needs it.
+    from analyzer.report.detail import render_detail
+
+    return render_detail(diagnosis, show_secrets=view.show_secrets, color=view.color is not False)
 
 
 @cli.command("live")

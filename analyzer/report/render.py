@@ -9,8 +9,6 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from tabulate import tabulate
-
 from analyzer.correlate import Storm, redirect_chains, storms
 from analyzer.pipeline import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.report.fields import attempt_fields, iso_time, reason_text, request_label
@@ -42,6 +40,10 @@ def table_rows(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> li
 def render_table(diagnoses: Sequence[Diagnosis], stats: RunStats,
                  warnings: Sequence[CaptureWarning], markdown: bool = False,
                  show_secrets: bool = False) -> str:
+    # Imported here: tabulate pulls in wcwidth's Unicode tables, which cost more to import than
+    # the whole analysis of a small capture, and json, jsonl and csv never need them.
+    from tabulate import tabulate
+
     fmt = "github" if markdown else "simple"
     parts = []
     if diagnoses:
