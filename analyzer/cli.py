@@ -204,8 +204,7 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
                 click.echo(table_line(diagnosis, view.show_secrets))
                 sys.stdout.flush()
             else:
-                click.echo(render_jsonl_line(diagnosis, view.show_secrets))
-                sys.stdout.flush()
+                _print_line(render_jsonl_line(diagnosis, view.show_secrets))
     except CaptureError as error:
         _error(str(error))
         return ExitStatus.INPUT_ERROR
@@ -429,8 +428,9 @@ class _LiveOutput:
             return
         first = self.tally.attempts == 1
         if self.fmt == "jsonl":
-            click.echo(render_jsonl_line(diagnosis))
-        elif self.fmt == "csv":
+            _print_line(render_jsonl_line(diagnosis))
+            return
+        if self.fmt == "csv":
             click.echo((csv_head() + "\n" if first else "") + csv_line(diagnosis))
         else:
             click.echo((table_head() + "\n" if first else "") + table_line(diagnosis))
@@ -453,6 +453,18 @@ class _LiveOutput:
             if self.fmt == "csv" and not self.tally.attempts:
                 click.echo(csv_head())
             click.echo(tally_summary_text(self.tally, stats, received, dropped), err=True)
+
+
+def _print_line(line: str) -> None:
+    """One JSON line on standard output, flushed at once so that `| jq` sees each attempt as it
+    is decided (README: `read -`, `live`).
+
+    Not click.echo: per line, that asks whether standard output is a terminal and scans the
+    line for colour codes to strip, and a JSON line has none (json.dumps escapes every control
+    character), so the bytes are the same.
+    """
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _error(message: str) -> None:
