@@ -165,8 +165,13 @@ def render_json(diagnoses: Sequence[Diagnosis], stats: RunStats,
     return json.dumps(document, indent=2)
 
 
+# json.dumps's own settings, made once for every line rather than per call. The cycle check is
+# off: the fields are a tree freshly built by attempt_fields, and the output is the same.
+_JSONL_ENCODER = json.JSONEncoder(check_circular=False)
+
+
 def render_jsonl_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
-    return json.dumps(attempt_fields(diagnosis, show_secrets))
+    return _JSONL_ENCODER.encode(attempt_fields(diagnosis, show_secrets))
 
 
 def render_csv(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> str:
