@@ -9,7 +9,6 @@ import dataclasses
 import json
 import signal
 import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from enum import IntEnum
@@ -134,6 +133,8 @@ def checks_command() -> None:
 @click.argument("check_id")
 def explain_command(check_id: str) -> None:
     """Explain one catalogue entry in full."""
+    import textwrap  # here, like tabulate above: `read` never wraps text
+
     try:
         check = lookup(check_id)
     except KeyError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections import Counter
@@ -175,6 +174,8 @@ def render_jsonl_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
 
 
 def render_csv(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> str:
+    import csv  # here: only this format needs it
+
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(_CSV_FIELDS)
