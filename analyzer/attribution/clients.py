@@ -147,7 +147,7 @@ def client_errors(kind: str, client: str | None, **values: object) -> tuple[str,
     out = []
     for name, text in lines:
         try:
-            out.append(f"{name}: {text.format(**values)}")
+            out.append(f"{name}: {text.format_map(values)}")  # `values` as is, not copied
         except (KeyError, IndexError):
             out.append(f"{name}: {text}")
     return tuple(out)
