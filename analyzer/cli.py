@@ -9,7 +9,6 @@ import dataclasses
 import json
 import signal
 import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from enum import IntEnum
@@ -21,9 +20,7 @@ import click
 from analyzer import __version__
 from analyzer.checks.catalogue import CATALOGUE, lookup
 from analyzer.correlate import correlate
-from analyzer.parallel import analyze_in_parallel
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
-from analyzer.report.detail import render_detail
 from analyzer.report.render import (
     FORMATS,
     render_csv,
@@ -136,6 +133,8 @@ def checks_command() -> None:
 @click.argument("check_id")
 def explain_command(check_id: str) -> None:
     """Explain one catalogue entry in full."""
+    import textwrap  # here, like tabulate above: `read` never wraps text
+
     try:
         check = lookup(check_id)
     except KeyError:
@@ -184,6 +183,9 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
 
     def decided() -> Iterator[Diagnosis]:
         if jobs is not None:  # independent inputs in parallel: see analyzer/parallel.py
+            # imported only here: it brings in multiprocessing, which a plain read never uses
+            from analyzer.parallel import analyze_in_parallel
+
             yield from analyze_in_parallel(captures, jobs, analysis, warnings, max_connections)
             return
         yield from analysis.feed_records(read_records(captures, warnings))
@@ -203,8 +205,7 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
                 click.echo(table_line(diagnosis, view.show_secrets))
                 sys.stdout.flush()
             else:
-                click.echo(render_jsonl_line(diagnosis, view.show_secrets))
-                sys.stdout.flush()
+                _print_line(render_jsonl_line(diagnosis, view.show_secrets))
     except CaptureError as error:
         _error(str(error))
         return ExitStatus.INPUT_ERROR
@@ -255,12 +256,10 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
                    f"(see the table without --attempt)")
             return False
         # Colour is produced unless refused; click strips it when stdout is not a terminal.
-        click.echo(render_detail(chosen[0], show_secrets=secrets, color=view.color is not False),
-                   nl=False, color=view.color)
+        click.echo(_detail_text(chosen[0], view), nl=False, color=view.color)
     elif view.detail:
         for d in kept:
-            click.echo(render_detail(d, show_secrets=secrets, color=view.color is not False),
-                       color=view.color)
+            click.echo(_detail_text(d, view), color=view.color)
         click.echo(summary_text(kept, stats, warnings))
     elif fmt == "json":
         click.echo(render_json(kept, stats, warnings, secrets))
@@ -270,6 +269,13 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
         click.echo(render_table(kept, stats, warnings, markdown=fmt == "markdown",
                                 show_secrets=secrets))
     return True
+
+
+def _detail_text(diagnosis: Diagnosis, view: View) -> str:
+    # Imported here, as the live modules are in _live: only the postmortem view needs it.
+    from analyzer.report.detail import render_detail
+
+    return render_detail(diagnosis, show_secrets=view.show_secrets, color=view.color is not False)
 
 
 @cli.command("live")
@@ -423,8 +429,9 @@ class _LiveOutput:
             return
         first = self.tally.attempts == 1
         if self.fmt == "jsonl":
-            click.echo(render_jsonl_line(diagnosis))
-        elif self.fmt == "csv":
+            _print_line(render_jsonl_line(diagnosis))
+            return
+        if self.fmt == "csv":
             click.echo((csv_head() + "\n" if first else "") + csv_line(diagnosis))
         else:
             click.echo((table_head() + "\n" if first else "") + table_line(diagnosis))
@@ -447,6 +454,18 @@ class _LiveOutput:
             if self.fmt == "csv" and not self.tally.attempts:
                 click.echo(csv_head())
             click.echo(tally_summary_text(self.tally, stats, received, dropped), err=True)
+
+
+def _print_line(line: str) -> None:
+    """One JSON line on standard output, flushed at once so that `| jq` sees each attempt as it
+    is decided (README: `read -`, `live`).
+
+    Not click.echo: per line, that asks whether standard output is a terminal and scans the
+    line for colour codes to strip, and a JSON line has none (json.dumps escapes every control
+    character), so the bytes are the same.
+    """
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _error(message: str) -> None:

@@ -8,7 +8,15 @@ from enum import Enum
 from analyzer.attribution import attribute
 from analyzer.attribution.model import Attribution
 from analyzer.checks import run_checks
-from analyzer.checks.catalogue import EFFECT_ORDER, ORDER, Effect, Finding, Severity, lookup
+from analyzer.checks.catalogue import (
+    CATALOGUE,
+    EFFECT_ORDER,
+    ORDER,
+    REQUEST_FAULTS,
+    Effect,
+    Finding,
+    Severity,
+)
 from analyzer.checks.facts import Facts
 from analyzer.exchange.model import Attempt
 
@@ -59,19 +67,18 @@ def judge(
 ) -> Diagnosis:
     """The verdict and the ranking of findings (also used again when correlation adds some)."""
     switched = _switched(attempt)
-    effects = {_effect(f, switched) for f in findings}
+    # a list, not a set: `in` on a list compares Enum members by identity, a set would call
+    # their (Python-level) __hash__
+    effects = [_effect(f, switched) for f in findings]
     deciding = next((e for e in EFFECT_ORDER if e in effects), None)
     verdict = _BY_EFFECT[deciding] if deciding is not None else Verdict.SUCCEEDED
     # deciding findings first; then the most severe; then root causes first (catalogue order)
-    ranked = sorted(
-        findings,
-        key=lambda f: (_effect(f, switched) is not deciding,
-                       _SEVERITY_RANK[lookup(f.check).severity], ORDER[f.check]),
-    )
+    ranked = sorted(findings,
+                    key=lambda f: (_effect(f, switched) is not deciding, _RANK[f.check]))
     if ranked and ranked[0].check in _SILENT_REJECTIONS:
         # A server that closes without a word (tungstenite does for every bad handshake) was
         # most likely rejecting the request's own fault: that fault is the reason to show.
-        cause = next((f for f in ranked if _is_request_fault(f)), None)
+        cause = next((f for f in ranked if f.check in REQUEST_FAULTS), None)
         if cause is not None:
             ranked.remove(cause)
             ranked.insert(0, cause)
@@ -81,21 +88,19 @@ def judge(
 
 
 _SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+# Per catalogue id, what ranks findings after the deciding effect: severity, then catalogue
+# order. Worked out once here rather than through the catalogue entry of every finding.
+_RANK = {check.id: (_SEVERITY_RANK[check.severity], ORDER[check.id]) for check in CATALOGUE}
+_EFFECT = {check.id: check.effect for check in CATALOGUE}
 _SILENT_REJECTIONS = ("no_response_server_closed", "no_response_server_reset")
 
 
-def _is_request_fault(finding: Finding) -> bool:
-    check = lookup(finding.check)
-    return check.phase == "request" and check.effect is Effect.FAIL
-
-
 def _effect(finding: Finding, switched: bool) -> Effect:
-    check = lookup(finding.check)
-    if switched and check.phase == "request" and check.effect is Effect.FAIL:
+    if switched and finding.check in REQUEST_FAULTS:
         # The server switched anyway: the request's fault did not stop this handshake (it
         # stays listed, since a stricter server would reject it).
         return Effect.NOTE
-    return check.effect
+    return _EFFECT[finding.check]
 
 
 def _switched(attempt: Attempt) -> bool:

@@ -143,6 +143,21 @@ def test_standard_input(two: Path) -> None:
     assert len(result.stdout.splitlines()) == 2
 
 
+def test_a_plain_read_does_not_import_what_only_other_views_need(two: Path) -> None:
+    # tabulate (with wcwidth's tables) and multiprocessing cost more to import than a small
+    # capture costs to analyse; jsonl needs neither, nor the detail view, nor scapy (nor the
+    # smaller csv and textwrap).
+    lazy = ("tabulate", "wcwidth", "multiprocessing", "analyzer.parallel",
+            "analyzer.report.detail", "scapy", "analyzer.source.live", "csv", "textwrap")
+    code = ("import sys\nfrom analyzer.cli import main\nsys.argv[1:] = ['read', sys.argv[1], "
+            "'-F', 'jsonl']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {lazy!r} if m in sys.modules), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code, str(two)], capture_output=True,
+                            text=True, timeout=60)
+    assert len(result.stdout.splitlines()) == 2
+    assert result.stderr.splitlines()[-1] == "[]"
+
+
 def test_missing_file_is_one_line_error_without_traceback(tmp_path: Path) -> None:
     result = _cli("read", str(tmp_path / "nope.pcap"))
     assert result.returncode == 1

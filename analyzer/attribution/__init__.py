@@ -7,7 +7,7 @@ import re
 from analyzer.attribution.clients import KIND_OF_FINDING, client_errors, client_name
 from analyzer.attribution.model import Attribution
 from analyzer.attribution.servers import ServerMatch, match_response, match_silent_close
-from analyzer.checks.catalogue import Effect, Finding, lookup
+from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
 from analyzer.checks.facts import Facts
 from analyzer.exchange.model import Attempt
 
@@ -25,19 +25,17 @@ def attribute(
         body = attempt.response.body_prefix if attempt.response is not None else b""
         match = match_response(response, body)
     elif any(f.check in _SILENT for f in findings):
-        fault = next((f.check for f in findings if _is_request_fault(f)), None)
+        fault = next((f.check for f in findings if f.check in REQUEST_FAULTS), None)
         match = match_silent_close(attempt, fault)
     kind = _failure_kind(attempt, facts, verdict, findings)
-    primary = findings[0] if findings else None
-    url = _url(attempt)
     errors = client_errors(
         kind, client,
         status=response.status if response else "",
         reason=response.reason if response else "",
-        url=url,
-        value=_value_for(kind, findings) or (primary.found if primary else ""),
+        url=_url(attempt),
+        value=_value_for(kind, findings) or (findings[0].found if findings else ""),
         server=str(attempt.server),
-    ) if kind else ()
+    ) if kind else ()  # the values above are worked out only for a failure clients report
     return Attribution(
         server=match.server if match else None,
         confidence=match.confidence if match else "",
@@ -87,8 +85,3 @@ def _url(attempt: Attempt) -> str:
         return f"ws://{attempt.server}/"
     host = request.headers.get("host") or str(attempt.server)
     return f"ws://{host}{request.target}"
-
-
-def _is_request_fault(finding: Finding) -> bool:
-    check = lookup(finding.check)
-    return check.phase == "request" and check.effect is Effect.FAIL

@@ -111,6 +111,9 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
+# Failure kind → the clients _ERRORS quotes for it.
+_CLIENTS = {kind: frozenset(name for name, _ in lines) for kind, lines in _ERRORS.items()}
+
 # Finding id → failure kind in _ERRORS.
 KIND_OF_FINDING = {
     "switch_without_upgrade": "upgrade",
@@ -139,13 +142,12 @@ def client_name(user_agent: str | None) -> str | None:
 def client_errors(kind: str, client: str | None, **values: object) -> tuple[str, ...]:
     """What clients print for a failure kind; the named client's line first when it is known."""
     lines = _ERRORS.get(kind, ())
-    known = {name for name, _ in lines}
-    if client in known:
+    if client in _CLIENTS.get(kind, ()):
         lines = tuple(sorted(lines, key=lambda line: line[0] != client))
     out = []
     for name, text in lines:
         try:
-            out.append(f"{name}: {text.format(**values)}")
+            out.append(f"{name}: {text.format_map(values)}")  # `values` as is, not copied
         except (KeyError, IndexError):
             out.append(f"{name}: {text}")
     return tuple(out)

@@ -131,8 +131,50 @@ _NEEDLES: tuple[tuple[_Text, bool, str, bytes], ...] = tuple(
 )
 
 
+# All the texts of each place in one pattern: a single scan rules them all out for an ordinary
+# answer (the usual case), and only a hit walks _NEEDLES for the first text in the order above.
+_ANY_REASON = re.compile("|".join(re.escape(k.text) for k in _TEXTS if k.where == "reason"))
+_ANY_BODY = re.compile(
+    b"|".join(re.escape(k.text.encode("latin-1")) for k in _TEXTS if k.where == "body")
+)
+
+
 def match_response(head: ResponseHead, body: bytes) -> ServerMatch | None:
     """The implementation a response's own words point at, if any."""
+    if _ANY_REASON.search(head.reason) or _ANY_BODY.search(body):
+        match = _match_text(head, body)
+        if match is not None:
+            return match
+    headers = head.headers
+    via = " ".join(headers.all("via")).lower()
+    server_header = (headers.get("server") or "").lower()
+    if "kong" in via or "kong" in server_header:
+        return ServerMatch("Kong", "high", f"Via/Server: {headers.get('via') or server_header}")
+    if "envoy" in server_header and head.status == 403:
+        return ServerMatch("Envoy", "high", "Server: envoy with 403", "upgrade_failed")
+    # (the case-insensitive look-up first: it rules out most responses without a walk)
+    gorilla = headers.has("sec-websocket-version") and any(
+        f.name == "Sec-Websocket-Version" for f in headers.fields
+    )
+    if gorilla and head.status >= 400:
+        return ServerMatch("gorilla/websocket", "medium",
+                           "header spelled 'Sec-Websocket-Version' (Go's canonical form)",
+                           _GORILLA_LOGS.get(head.status))
+    if head.status == 426 and headers.get("sec-websocket-version") and not server_header:
+        return ServerMatch("Tomcat or Spring", "low", "426 with Sec-WebSocket-Version, no Server")
+    for needle, name in _SERVER_HEADER if server_header else ():
+        if needle in server_header:
+            log = None
+            if name == "nginx" and head.status == 502:
+                log = "upstream prematurely closed connection (or connect() failed)"
+            elif name == "nginx" and head.status == 504:
+                log = "upstream timed out"
+            return ServerMatch(name, "medium", f"Server: {headers.get('server')}", log)
+    return None
+
+
+def _match_text(head: ResponseHead, body: bytes) -> ServerMatch | None:
+    """The first of _TEXTS that the response carries, with what that server logs."""
     reason = head.reason
     for known, in_reason, text, encoded in _NEEDLES:
         if not (text in reason if in_reason else encoded in body):
@@ -148,28 +190,6 @@ def match_response(head: ResponseHead, body: bytes) -> ServerMatch | None:
             line = body.split(b"\n", 1)[0].decode("latin-1").strip()
             log = f"HTTPBadRequest {head.status}: {line}"
         return ServerMatch(known.server, "high", f'{where} "{known.text}"', log)
-    headers = head.headers
-    via = " ".join(headers.all("via")).lower()
-    server_header = (headers.get("server") or "").lower()
-    if "kong" in via or "kong" in server_header:
-        return ServerMatch("Kong", "high", f"Via/Server: {headers.get('via') or server_header}")
-    if "envoy" in server_header and head.status == 403:
-        return ServerMatch("Envoy", "high", "Server: envoy with 403", "upgrade_failed")
-    gorilla = any(f.name == "Sec-Websocket-Version" for f in headers.fields)
-    if gorilla and head.status >= 400:
-        return ServerMatch("gorilla/websocket", "medium",
-                           "header spelled 'Sec-Websocket-Version' (Go's canonical form)",
-                           _GORILLA_LOGS.get(head.status))
-    if head.status == 426 and headers.get("sec-websocket-version") and not server_header:
-        return ServerMatch("Tomcat or Spring", "low", "426 with Sec-WebSocket-Version, no Server")
-    for needle, name in _SERVER_HEADER:
-        if needle in server_header:
-            log = None
-            if name == "nginx" and head.status == 502:
-                log = "upstream prematurely closed connection (or connect() failed)"
-            elif name == "nginx" and head.status == 504:
-                log = "upstream timed out"
-            return ServerMatch(name, "medium", f"Server: {headers.get('server')}", log)
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
-from analyzer.exchange.switch import ObservationWindow
+from analyzer.exchange.switch import DEFAULT_WINDOW
 from analyzer.http.head import classify_start
 from analyzer.websocket.frames import CloseCode, Opcode, describe, parse_close
 
@@ -21,7 +21,7 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     head = attempt.response_head
     if after is None or head is None:
         return []
-    window = ObservationWindow().seconds
+    window = DEFAULT_WINDOW.seconds
     findings: list[Finding] = []
     if facts.websocket:
         findings.extend(_websocket_frames(attempt, after, window))

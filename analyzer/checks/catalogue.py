@@ -501,6 +501,11 @@ CATALOGUE: tuple[Check, ...] = _phase(
 
 _BY_ID = {check.id: check for check in CATALOGUE}
 ORDER = {check.id: index for index, check in enumerate(CATALOGUE)}
+# Faults of the request itself (a server may reject it for them): the verdict treats them as
+# notes when the server switched anyway, and as the likely reason for a silent close.
+REQUEST_FAULTS = frozenset(
+    check.id for check in CATALOGUE if check.phase == "request" and check.effect is Effect.FAIL
+)
 
 
 def lookup(check_id: str) -> Check:

@@ -46,7 +46,7 @@ def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("upgrade_token_repeated", "each token once",
                                 ", ".join(headers.all("upgrade")), ev))
     if facts.websocket:
-        findings.extend(_websocket_request(head, has_upgrade, ev))
+        findings.extend(_websocket_request(head, offered, has_upgrade, ev))
     if "h2" in offered:
         findings.append(Finding("h2_token_in_cleartext", "h2c", ", ".join(offered), ev))
     if facts.protocol == "h2c":
@@ -73,15 +73,15 @@ def _has_websocket_fields(head: RequestHead) -> bool:
     return any(f.name.lower().startswith("sec-websocket-") for f in head.headers.fields)
 
 
-def _websocket_request(head: RequestHead, has_upgrade: bool, ev: tuple[int, ...]) -> list[Finding]:
+def _websocket_request(head: RequestHead, offered: tuple[str, ...], has_upgrade: bool,
+                       ev: tuple[int, ...]) -> list[Finding]:
     headers = head.headers
     findings: list[Finding] = []
     if head.method.upper() != "GET":
         findings.append(Finding("ws_method_not_get", "GET", head.method, ev))
     if not headers.has("host"):
         findings.append(Finding("ws_host_missing", "Host header", "no Host header", ev))
-    tokens = headers.tokens("upgrade")
-    if has_upgrade and not any(t.split("/")[0] == "websocket" for t in tokens):
+    if has_upgrade and not any(t.split("/")[0] == "websocket" for t in offered):
         findings.append(Finding("upgrade_not_websocket", "Upgrade: websocket",
                                 ", ".join(headers.all("upgrade")), ev))
     if not has_upgrade and not _has_websocket_fields(head):

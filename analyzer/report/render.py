@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
-
-from tabulate import tabulate
 
 from analyzer.correlate import Storm, redirect_chains, storms
 from analyzer.pipeline import MAX_LISTED_TCP_ATTEMPTS, RunStats
@@ -42,6 +39,10 @@ def table_rows(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> li
 def render_table(diagnoses: Sequence[Diagnosis], stats: RunStats,
                  warnings: Sequence[CaptureWarning], markdown: bool = False,
                  show_secrets: bool = False) -> str:
+    # Imported here: tabulate pulls in wcwidth's Unicode tables, which cost more to import than
+    # the whole analysis of a small capture, and json, jsonl and csv never need them.
+    from tabulate import tabulate
+
     fmt = "github" if markdown else "simple"
     parts = []
     if diagnoses:
@@ -163,11 +164,18 @@ def render_json(diagnoses: Sequence[Diagnosis], stats: RunStats,
     return json.dumps(document, indent=2)
 
 
+# json.dumps's own settings, made once for every line rather than per call. The cycle check is
+# off: the fields are a tree freshly built by attempt_fields, and the output is the same.
+_JSONL_ENCODER = json.JSONEncoder(check_circular=False)
+
+
 def render_jsonl_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
-    return json.dumps(attempt_fields(diagnosis, show_secrets))
+    return _JSONL_ENCODER.encode(attempt_fields(diagnosis, show_secrets))
 
 
 def render_csv(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> str:
+    import csv  # here: only this format needs it
+
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(_CSV_FIELDS)
