@@ -23,6 +23,7 @@ from analyzer.correlate import correlate
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.render import (
     FORMATS,
+    iter_json,
     render_csv,
     render_json,
     render_jsonl_line,
@@ -262,7 +263,9 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
             click.echo(_detail_text(d, view), color=view.color)
         click.echo(summary_text(kept, stats, warnings))
     elif fmt == "json":
-        click.echo(render_json(kept, stats, warnings, secrets))
+        for piece in iter_json(kept, stats, warnings, secrets):
+            sys.stdout.write(piece)
+        sys.stdout.write("\n")
     elif fmt == "csv":
         click.echo(render_csv(kept, secrets), nl=False)
     else:
