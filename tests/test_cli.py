@@ -231,3 +231,22 @@ def test_streamed_summary_still_groups_repeated_attempts(tmp_path: Path) -> None
     assert len(result.stdout.splitlines()) == 4
     assert "Repeated: 4 x 10.0.0.3 -> 10.0.0.2:8080 GET /chat: failed" in result.stderr
     assert result.returncode == 3
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, None])
+def test_json_report_in_pieces_is_json_dumps_of_the_whole_document(count: int | None) -> None:
+    """`iter_json` writes the report attempt by attempt (memory) and must give exactly the
+    text of ``json.dumps(document, indent=2)``: nothing, one, several and all the attempts
+    of the bundled captures, with their summary (repeated groups and redirects included)."""
+    from analyzer.pipeline import Analysis
+    from analyzer.report.render import attempt_fields, iter_json, summary_fields
+    from analyzer.source import read_records
+
+    repo = Path(__file__).resolve().parents[1]
+    paths = sorted(str(p) for p in (repo / "captures").glob("*.pcap*"))
+    run = Analysis()
+    diagnoses = list(run.feed_records(read_records(paths, []))) + run.finish()
+    chosen = diagnoses if count is None else diagnoses[:count]
+    document = {"attempts": [attempt_fields(d) for d in chosen],
+                "summary": summary_fields(chosen, run.stats, [])}
+    assert "".join(iter_json(chosen, run.stats, [])) == json.dumps(document, indent=2)
