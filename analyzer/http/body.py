@@ -46,8 +46,20 @@ class Framing:
     problems: tuple[str, ...] = ()
 
 
+# The framings without problems that body_framing gives most often, built once (they are frozen).
+_NO_BODY = Framing(FramingKind.NONE)
+_UNTIL_CLOSE = Framing(FramingKind.UNTIL_CLOSE)
+_CHUNKED = Framing(FramingKind.CHUNKED)
+
+
 def _content_length(values: list[str], problems: list[str]) -> int | None:
     """The single valid Content-Length, or None when the fields are invalid or disagree."""
+    if len(values) == 1:
+        # The usual case, one field with one number, without building the element list below.
+        # isascii: str.isdigit would also take digits such as "²" that the grammar does not.
+        value = values[0].strip(" \t")
+        if value.isdigit() and value.isascii():
+            return int(value)
     # RFC 9110 §8.6: "a recipient MAY either reject the message as invalid or replace that invalid
     # field value with the single, valid Content-Length value" when a list repeats one value
     # (e.g. "42, 42" or two identical fields).
@@ -93,9 +105,9 @@ def body_framing(head: RequestHead | ResponseHead, *, request_method: str | None
                 problems.append("content_length_not_allowed")
             if has_te:
                 problems.append("transfer_encoding_not_allowed")
-            return Framing(FramingKind.NONE, problems=tuple(problems))
+            return Framing(FramingKind.NONE, problems=tuple(problems)) if problems else _NO_BODY
         if request_method == "HEAD" or status == 304:
-            return Framing(FramingKind.NONE)
+            return _NO_BODY
 
     if has_te:
         codings = [t.split(";")[0].strip() for t in headers.tokens("Transfer-Encoding")]
@@ -113,7 +125,7 @@ def body_framing(head: RequestHead | ResponseHead, *, request_method: str | None
             # RFC 9112 §6.1: "A sender MUST NOT apply the chunked transfer coding more than once".
             problems.append("chunked_repeated")
         if chunked_final:
-            return Framing(FramingKind.CHUNKED, problems=tuple(problems))
+            return Framing(FramingKind.CHUNKED, problems=tuple(problems)) if problems else _CHUNKED
         # RFC 9112 §6.3: in a response "the message body length is determined by reading the
         # connection until it is closed by the server"; in a request "the message body length
         # cannot be determined reliably; the server MUST respond with the 400 (Bad Request)
@@ -136,8 +148,8 @@ def body_framing(head: RequestHead | ResponseHead, *, request_method: str | None
     # length, so the message body length is determined by the number of octets received prior to
     # the server closing the connection."
     if isinstance(head, RequestHead):
-        return Framing(FramingKind.NONE)
-    return Framing(FramingKind.UNTIL_CLOSE)
+        return _NO_BODY
+    return _UNTIL_CLOSE
 
 
 class _Chunk(Enum):
