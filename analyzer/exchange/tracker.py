@@ -40,7 +40,7 @@ from analyzer.exchange.model import (
     TcpEvent,
     TcpFacts,
 )
-from analyzer.exchange.relevance import is_upgrade_attempt, request_offers_upgrade
+from analyzer.exchange.relevance import request_offers_upgrade, response_talks_about_upgrade
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow, SwitchWatch
 from analyzer.http.body import BodyReader, Framing, FramingKind, body_framing
 from analyzer.http.head import (
@@ -85,6 +85,9 @@ class _PendingRequest:
     message: Message
     sequence: int
     gap_before: bool
+    # request_offers_upgrade, decided once when the head is parsed: an offering request is an
+    # upgrade attempt whatever the answer (relevance.is_upgrade_attempt), else the answer decides
+    offers: bool
     reported: bool = False  # already handed on as unanswered (live timeout); a late answer is not
 
 
@@ -234,11 +237,9 @@ class ConnectionTracker:
                 self._ignore()
             return
         for request in self._requests:
-            head = request.message.head
             if request.reported or now - request.message.time <= patience:
                 continue
-            assert isinstance(head, RequestHead)
-            if is_upgrade_attempt(head, None):
+            if request.offers:
                 self._emit_http(request, None, tuple(self._interim), None, now, RESPONSE_TIMEOUT)
                 request.reported = True
 
@@ -321,7 +322,8 @@ class ConnectionTracker:
             if self._requests is _NO_REQUESTS:
                 self._requests = deque()
             self._requests.append(
-                _PendingRequest(message, self._sequence, gap_before=self._client_gap)
+                _PendingRequest(message, self._sequence, gap_before=self._client_gap,
+                                offers=request_offers_upgrade(request))
             )
             self._sequence += 1
             framing = body_framing(request)
@@ -334,10 +336,7 @@ class ConnectionTracker:
 
     def _request_complete(self, state: _Side) -> None:
         state.body = None
-        last = self._requests[-1] if self._requests else None
-        if last is not None and isinstance(last.message.head, RequestHead) and (
-            request_offers_upgrade(last.message.head)
-        ):
+        if self._requests and self._requests[-1].offers:
             state.mode = _Mode.WAIT
         else:
             state.mode = _Mode.HEAD
@@ -429,19 +428,21 @@ class ConnectionTracker:
         if server.mode is _Mode.BODY:
             server.mode = _Mode.HEAD
         self._response = None
-        message = Message(
-            head=pending.head,
-            first_frame=pending.first_frame,
-            last_frame=pending.last_frame,
-            time=pending.time,
-            body_prefix=bytes(reader.prefix) if reader is not None else b"",
-            body_length=reader.size if reader is not None else 0,
-            body_complete=body_complete,
-        )
         request = pending.request
-        request_head = request.message.head if request is not None else None
-        assert request_head is None or isinstance(request_head, RequestHead)
-        if is_upgrade_attempt(request_head, pending.head, message.body_prefix):
+        body_prefix = reader.prefix if reader is not None else b""
+        # relevance.is_upgrade_attempt, with the request's half decided when it was parsed
+        if (request is not None and request.offers) or response_talks_about_upgrade(
+            pending.head, body_prefix
+        ):
+            message = Message(
+                head=pending.head,
+                first_frame=pending.first_frame,
+                last_frame=pending.last_frame,
+                time=pending.time,
+                body_prefix=body_prefix,
+                body_length=reader.size if reader is not None else 0,
+                body_complete=body_complete,
+            )
             self._emit_http(request, message, pending.interim, None, end_time or pending.time,
                             end_reason)
         else:
@@ -545,11 +546,9 @@ class ConnectionTracker:
         """The connection ended: requests still waiting never got an answer."""
         while self._requests:
             request = self._requests.popleft()
-            head = request.message.head
-            assert isinstance(head, RequestHead)
             if request.reported:
                 continue
-            if is_upgrade_attempt(head, None):
+            if request.offers:
                 self._emit_http(request, None, tuple(self._interim), None, time, reason)
             else:
                 self._counters.ordinary_exchanges += 1
