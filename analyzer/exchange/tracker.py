@@ -268,18 +268,19 @@ class ConnectionTracker:
     def _detect(self, side: int, data: bytes, frame: int, time: float) -> None:
         """Collects a side's first bytes until they say request, response or not HTTP."""
         state = self._sides[side]
-        if not state.buf:
+        if state.buf:
+            pending = bytes(state.buf) + data
+        else:  # the usual case: the first data decides, and needs no copy
+            pending = data
             state.buf_frame, state.buf_time = frame, time
-        state.buf += data
-        kind = classify_start(bytes(state.buf[:8192]))
-        if kind == "need_more":
-            return
-        if kind == "not_http":
-            self._ignore()
+        kind = classify_start(pending)
+        if kind == "need_more" or kind == "not_http":
+            state.buf += data  # kept: later bytes join them, and _any_data counts them
+            if kind == "not_http":
+                self._ignore()
             return
         self._client = side if kind == "request" else 1 - side
         self._counters.http_connections += 1
-        pending = bytes(state.buf)
         state.buf.clear()
         state.mode = _Mode.HEAD
         self._sides[1 - side].mode = _Mode.HEAD
@@ -501,11 +502,17 @@ class ConnectionTracker:
         self, state: _Side, data: bytes, frame: int, time: float, last_frame: int
     ) -> tuple[tuple[bytes, int, float] | None, bytes]:
         """Adds data to the head buffer; returns (head, rest) once a head is complete."""
-        if not state.buf:
+        if state.buf:
+            state.buf += data
+            end = find_head_end(state.buf, max(0, state.scanned - 3))
+        else:
+            # A head usually begins and ends in the same data: look in the data itself, and
+            # copy it into the buffer only when the head goes on in later data.
+            end = find_head_end(data)
+            if end is not None:
+                return (data[:end], frame, time), data[end:]
             state.buf_frame, state.buf_time = frame, time
-            state.scanned = 0
-        state.buf += data
-        end = find_head_end(state.buf, max(0, state.scanned - 3))
+            state.buf += data
         if end is None:
             state.scanned = len(state.buf)
             if len(state.buf) > MAX_HEAD_BYTES:
