@@ -91,13 +91,21 @@ class _Side:
 
 @dataclass(slots=True)
 class _PendingRequest:
-    message: Message
+    # What the request's Message holds; the Message itself (a frozen dataclass, ~13,000 machine
+    # instructions to build) is made only for a request that becomes part of an attempt.
+    head: RequestHead
+    first_frame: int
+    last_frame: int
+    time: float
     sequence: int
     gap_before: bool
     # request_offers_upgrade, decided once when the head is parsed: an offering request is an
     # upgrade attempt whatever the answer (relevance.is_upgrade_attempt), else the answer decides
     offers: bool
     reported: bool = False  # already handed on as unanswered (live timeout); a late answer is not
+
+    def message(self) -> Message:
+        return Message(self.head, self.first_frame, self.last_frame, self.time)
 
 
 @dataclass(slots=True)
@@ -164,12 +172,14 @@ class ConnectionTracker:
         self._switch: _Switch | None = None
         self._sequence = 0
         self._client_gap = False  # a hole in the client direction broke request pairing
-        # TCP facts, by reassembler side
-        self._syn: TcpEvent | None = None
+        # TCP facts, by reassembler side, as (frame, time): the TcpEvents are made only for an
+        # attempt (a frozen dataclass costs ~4,000 machine instructions to build, and most
+        # connections, bulk TLS ones above all, never become one)
+        self._syn: tuple[int, float] | None = None
         self._syn_count = 0
-        self._syn_ack: TcpEvent | None = None
-        self._fin: list[TcpEvent | None] = [None, None]
-        self._rst: list[TcpEvent | None] = [None, None]
+        self._syn_ack: tuple[int, float] | None = None
+        self._fin: list[tuple[int, float] | None] = [None, None]
+        self._rst: list[tuple[int, float] | None] = [None, None]
         self._gaps: list[tuple[int, int, int, int, float]] = []
         self._conflicts: list[tuple[int, int, int, int, float]] = []
         self._done = False
@@ -179,19 +189,19 @@ class ConnectionTracker:
     def on_syn(self, side: int, frame: int, time: float, with_ack: bool) -> None:
         if with_ack:
             if self._syn_ack is None:
-                self._syn_ack = TcpEvent(frame, time)
+                self._syn_ack = (frame, time)
         else:
             self._syn_count += 1
             if self._syn is None:
-                self._syn = TcpEvent(frame, time)
+                self._syn = (frame, time)
 
     def on_fin(self, side: int, frame: int, time: float) -> None:
         if self._fin[side] is None:
-            self._fin[side] = TcpEvent(frame, time)
+            self._fin[side] = (frame, time)
 
     def on_rst(self, side: int, frame: int, time: float) -> None:
         if self._rst[side] is None:
-            self._rst[side] = TcpEvent(frame, time)
+            self._rst[side] = (frame, time)
 
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._gaps.append((side, offset, length, frame, time))
@@ -239,14 +249,14 @@ class ConnectionTracker:
             return
         if self._client is None:
             if self._syn is not None and self._syn_ack is None and not self._any_data() and (
-                now - self._syn.time > patience
+                now - self._syn[1] > patience
             ):
                 self._emit_transport_attempt(now, RESPONSE_TIMEOUT)
                 self._done = True
                 self._ignore()
             return
         for request in self._requests:
-            if request.reported or now - request.message.time <= patience:
+            if request.reported or now - request.time <= patience:
                 continue
             if request.offers:
                 self._emit_http(request, None, tuple(self._interim), None, now, RESPONSE_TIMEOUT)
@@ -326,13 +336,11 @@ class ConnectionTracker:
                 state.mode = _DEAD
                 self._client_gap = True
                 return
-            message = Message(
-                head=request, first_frame=first_frame, last_frame=last, time=first_time
-            )
             if self._requests is _NO_REQUESTS:
                 self._requests = deque()
             self._requests.append(
-                _PendingRequest(message, self._sequence, gap_before=self._client_gap,
+                _PendingRequest(request, first_frame, last, first_time, self._sequence,
+                                gap_before=self._client_gap,
                                 offers=request_offers_upgrade(request))
             )
             self._sequence += 1
@@ -468,9 +476,9 @@ class ConnectionTracker:
         interim: tuple[Message, ...],
         time: float,
     ) -> None:
-        head = request.message.head if request is not None else None
+        head = request.head if request is not None else None
         websocket = "websocket" in response.head.headers.tokens("upgrade") or (
-            isinstance(head, RequestHead) and "websocket" in head.headers.tokens("upgrade")
+            head is not None and "websocket" in head.headers.tokens("upgrade")
             and not response.head.headers.has("upgrade")
         )
         watch = SwitchWatch(response.time, time, websocket, self._window)
@@ -591,7 +599,7 @@ class ConnectionTracker:
                 client=self._endpoint(client),
                 server=self._endpoint(1 - client),
                 tcp=self._facts(client, time, reason),
-                request=request.message if request is not None else None,
+                request=request.message() if request is not None else None,
                 response=response,
                 interim=interim,
                 after=after,
@@ -615,13 +623,13 @@ class ConnectionTracker:
         server = 1 - client
         names = {client: "client", server: "server"}
         return TcpFacts(
-            syn=self._syn,
+            syn=_event(self._syn),
             syn_count=self._syn_count,
-            syn_ack=self._syn_ack,
-            client_fin=self._fin[client],
-            server_fin=self._fin[server],
-            client_rst=self._rst[client],
-            server_rst=self._rst[server],
+            syn_ack=_event(self._syn_ack),
+            client_fin=_event(self._fin[client]),
+            server_fin=_event(self._fin[server]),
+            client_rst=_event(self._rst[client]),
+            server_rst=_event(self._rst[server]),
             gaps=tuple(Gap(names[s], o, n, f, t) for s, o, n, f, t in self._gaps),
             conflicts=tuple(Conflict(names[s], o, n, f, t) for s, o, n, f, t in self._conflicts),
             end_reason=reason,
@@ -647,8 +655,9 @@ def _has_body(framing: Framing) -> bool:
     return framing.kind is _CHUNKED
 
 
+def _event(seen: tuple[int, float] | None) -> TcpEvent | None:
+    return TcpEvent(*seen) if seen is not None else None
+
+
 def _method_of(request: _PendingRequest | None) -> str | None:
-    if request is None:
-        return None
-    head = request.message.head
-    return head.method.upper() if isinstance(head, RequestHead) else None
+    return request.head.method.upper() if request is not None else None
