@@ -408,17 +408,18 @@ class ConnectionTracker:
                 state.mode = _DEAD
                 self._maybe_ignore()
                 return
-            message = Message(
-                head=response, first_frame=first_frame, last_frame=last, time=first_time
-            )
+            # A Message is made here only for the heads that are kept as they are (interim and
+            # switching ones); a final response's is made once its body is read, if it is part
+            # of an attempt (_complete_response).
             if 100 <= response.status < 200 and response.status != 101:
-                self._interim.append(message)
+                self._interim.append(Message(response, first_frame, last, first_time))
                 continue
             request = self._requests.popleft() if self._requests else None
             interim = tuple(self._interim)
             self._interim.clear()
             method = _method_of(request)
             if response.status == 101 or (method == "CONNECT" and 200 <= response.status < 300):
+                message = Message(response, first_frame, last, first_time)
                 self._start_switch(request, message, interim, time)
                 if data:
                     self._observe(1 - self._client_side(), data, frame, time)
