@@ -114,6 +114,17 @@ def request(start: str, *fields: str) -> RequestHead:
             None,
             Framing(UNTIL_CLOSE, problems=("invalid_content_length",)),
         ),
+        # Digits only in Unicode's sense ("²" is str.isdigit) are no Content-Length.
+        (
+            response("HTTP/1.1 200 OK", "Content-Length: \xb2"),
+            None,
+            Framing(UNTIL_CLOSE, problems=("invalid_content_length",)),
+        ),
+        (
+            response("HTTP/1.1 200 OK", "Content-Length: 4 2"),
+            None,
+            Framing(UNTIL_CLOSE, problems=("invalid_content_length",)),
+        ),
         (response("HTTP/1.1 200 OK", "Transfer-Encoding: chunked"), None, Framing(CHUNKED)),
         (response("HTTP/1.1 200 OK", "Transfer-Encoding: gzip, Chunked"), None, Framing(CHUNKED)),
         (

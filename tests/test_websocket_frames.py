@@ -133,6 +133,11 @@ def test_rfc6455_examples(data: bytes, expected: list[WsFrame]) -> None:
         ),
         (build(b""), WsFrame(True, 0, 2, False, 0, 2, b"", 0)),
         (build(b"", mask=MASK), WsFrame(True, 0, 2, True, 0, 6, b"", 0)),
+        # Unmasked bytes that start with zeros, and a length that is no multiple of the key's.
+        (
+            build(b"\x00\x00\x00\x01\x00", mask=MASK),
+            WsFrame(True, 0, 2, True, 5, 6, b"\x00\x00\x00\x01\x00", 0),
+        ),
     ],
 )
 def test_tolerant_frames(data: bytes, expected: WsFrame) -> None:

@@ -30,8 +30,9 @@ def request_offers_upgrade(head: RequestHead) -> bool:
     headers = head.headers
     if head.method.upper() == "CONNECT":
         return True
-    if any(headers.has(name) for name in OFFER_FIELDS):
-        return True
+    for name in OFFER_FIELDS:  # a plain loop: any() over a generator costs more than the look-ups
+        if headers.has(name):
+            return True
     return "upgrade" in headers.tokens("connection")
 
 

@@ -40,7 +40,7 @@ from analyzer.exchange.model import (
     TcpEvent,
     TcpFacts,
 )
-from analyzer.exchange.relevance import is_upgrade_attempt, request_offers_upgrade
+from analyzer.exchange.relevance import request_offers_upgrade, response_talks_about_upgrade
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow, SwitchWatch
 from analyzer.http.body import BodyReader, Framing, FramingKind, body_framing
 from analyzer.http.head import (
@@ -67,9 +67,18 @@ class _Mode(Enum):
     DEAD = auto()  # a hole or garbage: nothing more is interpreted here
 
 
+# The modes (and framing kinds) as module names, which the code below compares against several
+# times per segment: on Python 3.11 each `_Mode.X` goes through the Enum metaclass's __getattr__
+# hook (~900 machine instructions, measured with callgrind), a module global costs next to nothing.
+_DETECT, _HEAD, _BODY, _WAIT, _SWITCHED, _DEAD = (
+    _Mode.DETECT, _Mode.HEAD, _Mode.BODY, _Mode.WAIT, _Mode.SWITCHED, _Mode.DEAD
+)
+_LENGTH, _CHUNKED, _UNTIL_CLOSE = FramingKind.LENGTH, FramingKind.CHUNKED, FramingKind.UNTIL_CLOSE
+
+
 @dataclass(slots=True)
 class _Side:
-    mode: _Mode = _Mode.DETECT
+    mode: _Mode = _DETECT
     buf: bytearray = field(default_factory=bytearray)
     buf_frame: int = 0  # frame of the first byte in buf
     buf_time: float = 0.0
@@ -82,10 +91,21 @@ class _Side:
 
 @dataclass(slots=True)
 class _PendingRequest:
-    message: Message
+    # What the request's Message holds; the Message itself (a frozen dataclass, ~13,000 machine
+    # instructions to build) is made only for a request that becomes part of an attempt.
+    head: RequestHead
+    first_frame: int
+    last_frame: int
+    time: float
     sequence: int
     gap_before: bool
+    # request_offers_upgrade, decided once when the head is parsed: an offering request is an
+    # upgrade attempt whatever the answer (relevance.is_upgrade_attempt), else the answer decides
+    offers: bool
     reported: bool = False  # already handed on as unanswered (live timeout); a late answer is not
+
+    def message(self) -> Message:
+        return Message(self.head, self.first_frame, self.last_frame, self.time)
 
 
 @dataclass(slots=True)
@@ -152,12 +172,14 @@ class ConnectionTracker:
         self._switch: _Switch | None = None
         self._sequence = 0
         self._client_gap = False  # a hole in the client direction broke request pairing
-        # TCP facts, by reassembler side
-        self._syn: TcpEvent | None = None
+        # TCP facts, by reassembler side, as (frame, time): the TcpEvents are made only for an
+        # attempt (a frozen dataclass costs ~4,000 machine instructions to build, and most
+        # connections, bulk TLS ones above all, never become one)
+        self._syn: tuple[int, float] | None = None
         self._syn_count = 0
-        self._syn_ack: TcpEvent | None = None
-        self._fin: list[TcpEvent | None] = [None, None]
-        self._rst: list[TcpEvent | None] = [None, None]
+        self._syn_ack: tuple[int, float] | None = None
+        self._fin: list[tuple[int, float] | None] = [None, None]
+        self._rst: list[tuple[int, float] | None] = [None, None]
         self._gaps: list[tuple[int, int, int, int, float]] = []
         self._conflicts: list[tuple[int, int, int, int, float]] = []
         self._done = False
@@ -167,34 +189,34 @@ class ConnectionTracker:
     def on_syn(self, side: int, frame: int, time: float, with_ack: bool) -> None:
         if with_ack:
             if self._syn_ack is None:
-                self._syn_ack = TcpEvent(frame, time)
+                self._syn_ack = (frame, time)
         else:
             self._syn_count += 1
             if self._syn is None:
-                self._syn = TcpEvent(frame, time)
+                self._syn = (frame, time)
 
     def on_fin(self, side: int, frame: int, time: float) -> None:
         if self._fin[side] is None:
-            self._fin[side] = TcpEvent(frame, time)
+            self._fin[side] = (frame, time)
 
     def on_rst(self, side: int, frame: int, time: float) -> None:
         if self._rst[side] is None:
-            self._rst[side] = TcpEvent(frame, time)
+            self._rst[side] = (frame, time)
 
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._gaps.append((side, offset, length, frame, time))
         state = self._sides[side]
-        if state.mode is _Mode.SWITCHED:
+        if state.mode is _SWITCHED:
             if self._switch is not None:
                 self._switch.watch.complete = False
-            state.mode = _Mode.DEAD
+            state.mode = _DEAD
             return
-        if state.mode is _Mode.WAIT:
+        if state.mode is _WAIT:
             state.held_gap = True
             return
         if self._client is not None and side == self._client:
             self._client_gap = True
-        state.mode = _Mode.DEAD
+        state.mode = _DEAD
         state.buf.clear()
         self._maybe_ignore()
 
@@ -207,7 +229,7 @@ class ConnectionTracker:
             self._observe(side, data, frame, time)
             return
         state = self._sides[side]
-        if state.mode is _Mode.DEAD:
+        if state.mode is _DEAD:
             return
         if self._client is None:
             self._detect(side, data, frame, time)
@@ -227,18 +249,16 @@ class ConnectionTracker:
             return
         if self._client is None:
             if self._syn is not None and self._syn_ack is None and not self._any_data() and (
-                now - self._syn.time > patience
+                now - self._syn[1] > patience
             ):
                 self._emit_transport_attempt(now, RESPONSE_TIMEOUT)
                 self._done = True
                 self._ignore()
             return
         for request in self._requests:
-            head = request.message.head
-            if request.reported or now - request.message.time <= patience:
+            if request.reported or now - request.time <= patience:
                 continue
-            assert isinstance(head, RequestHead)
-            if is_upgrade_attempt(head, None):
+            if request.offers:
                 self._emit_http(request, None, tuple(self._interim), None, now, RESPONSE_TIMEOUT)
                 request.reported = True
 
@@ -267,21 +287,22 @@ class ConnectionTracker:
     def _detect(self, side: int, data: bytes, frame: int, time: float) -> None:
         """Collects a side's first bytes until they say request, response or not HTTP."""
         state = self._sides[side]
-        if not state.buf:
+        if state.buf:
+            pending = bytes(state.buf) + data
+        else:  # the usual case: the first data decides, and needs no copy
+            pending = data
             state.buf_frame, state.buf_time = frame, time
-        state.buf += data
-        kind = classify_start(bytes(state.buf[:8192]))
-        if kind == "need_more":
-            return
-        if kind == "not_http":
-            self._ignore()
+        kind = classify_start(pending)
+        if kind == "need_more" or kind == "not_http":
+            state.buf += data  # kept: later bytes join them, and _any_data counts them
+            if kind == "not_http":
+                self._ignore()
             return
         self._client = side if kind == "request" else 1 - side
         self._counters.http_connections += 1
-        pending = bytes(state.buf)
         state.buf.clear()
-        state.mode = _Mode.HEAD
-        self._sides[1 - side].mode = _Mode.HEAD
+        state.mode = _HEAD
+        self._sides[1 - side].mode = _HEAD
         if side == self._client:
             self._client_data(state, pending, state.buf_frame, state.buf_time, last_frame=frame)
         else:
@@ -294,17 +315,17 @@ class ConnectionTracker:
     ) -> None:
         last = last_frame if last_frame is not None else frame
         while data:
-            if state.mode is _Mode.WAIT:
+            if state.mode is _WAIT:
                 self._hold(state, data, frame, time)
                 return
-            if state.mode is _Mode.BODY:
+            if state.mode is _BODY:
                 rest = self._skip_body(state, data)
                 if rest is None:
                     return
                 self._request_complete(state)
                 data = rest
                 continue
-            if state.mode is not _Mode.HEAD:
+            if state.mode is not _HEAD:
                 return
             head, data = self._take_head(state, data, frame, time, last)
             if head is None:
@@ -312,35 +333,31 @@ class ConnectionTracker:
             raw, first_frame, first_time = head
             request = parse_request_head(raw)
             if request is None:
-                state.mode = _Mode.DEAD
+                state.mode = _DEAD
                 self._client_gap = True
                 return
-            message = Message(
-                head=request, first_frame=first_frame, last_frame=last, time=first_time
-            )
             if self._requests is _NO_REQUESTS:
                 self._requests = deque()
             self._requests.append(
-                _PendingRequest(message, self._sequence, gap_before=self._client_gap)
+                _PendingRequest(request, first_frame, last, first_time, self._sequence,
+                                gap_before=self._client_gap,
+                                offers=request_offers_upgrade(request))
             )
             self._sequence += 1
             framing = body_framing(request)
             if _has_body(framing):
                 state.body = BodyReader(framing)
-                state.mode = _Mode.BODY
+                state.mode = _BODY
             else:
                 self._request_complete(state)
         # A head completed exactly at the end of the data must still move on.
 
     def _request_complete(self, state: _Side) -> None:
         state.body = None
-        last = self._requests[-1] if self._requests else None
-        if last is not None and isinstance(last.message.head, RequestHead) and (
-            request_offers_upgrade(last.message.head)
-        ):
-            state.mode = _Mode.WAIT
+        if self._requests and self._requests[-1].offers:
+            state.mode = _WAIT
         else:
-            state.mode = _Mode.HEAD
+            state.mode = _HEAD
 
     def _hold(self, state: _Side, data: bytes, frame: int, time: float) -> None:
         if state.held_bytes + len(data) > MAX_HELD_BYTES:
@@ -354,10 +371,10 @@ class ConnectionTracker:
         """The upgrade request was not switched: what the client sent meanwhile is HTTP again."""
         assert self._client is not None
         state = self._sides[self._client]
-        if state.mode is not _Mode.WAIT:
+        if state.mode is not _WAIT:
             return
         held, state.held, state.held_bytes = state.held, [], 0
-        state.mode = _Mode.DEAD if state.held_gap else _Mode.HEAD
+        state.mode = _DEAD if state.held_gap else _HEAD
         for data, frame, time in held:
             self._client_data(state, data, frame, time)
 
@@ -371,16 +388,16 @@ class ConnectionTracker:
             if self._switch is not None:
                 self._observe(1 - self._client_side(), data, frame, time)
                 return
-            if state.mode is _Mode.BODY:
+            if state.mode is _BODY:
                 rest = self._skip_body(state, data)
                 if rest is None:
-                    if state.mode is _Mode.DEAD:  # a malformed body: its end is unknown
+                    if state.mode is _DEAD:  # a malformed body: its end is unknown
                         self._complete_response(body_complete=False)
                     return
                 self._complete_response(body_complete=True)
                 data = rest
                 continue
-            if state.mode is not _Mode.HEAD:
+            if state.mode is not _HEAD:
                 return
             head, data = self._take_head(state, data, frame, time, last)
             if head is None:
@@ -388,20 +405,21 @@ class ConnectionTracker:
             raw, first_frame, first_time = head
             response = parse_response_head(raw)
             if response is None:
-                state.mode = _Mode.DEAD
+                state.mode = _DEAD
                 self._maybe_ignore()
                 return
-            message = Message(
-                head=response, first_frame=first_frame, last_frame=last, time=first_time
-            )
+            # A Message is made here only for the heads that are kept as they are (interim and
+            # switching ones); a final response's is made once its body is read, if it is part
+            # of an attempt (_complete_response).
             if 100 <= response.status < 200 and response.status != 101:
-                self._interim.append(message)
+                self._interim.append(Message(response, first_frame, last, first_time))
                 continue
             request = self._requests.popleft() if self._requests else None
             interim = tuple(self._interim)
             self._interim.clear()
             method = _method_of(request)
             if response.status == 101 or (method == "CONNECT" and 200 <= response.status < 300):
+                message = Message(response, first_frame, last, first_time)
                 self._start_switch(request, message, interim, time)
                 if data:
                     self._observe(1 - self._client_side(), data, frame, time)
@@ -410,13 +428,13 @@ class ConnectionTracker:
             self._response = _PendingResponse(
                 request, response, first_frame, last, first_time, interim
             )
-            if framing.kind is not FramingKind.UNTIL_CLOSE and not _has_body(framing):
+            if framing.kind is not _UNTIL_CLOSE and not _has_body(framing):
                 # complete now, not when more bytes come: a keep-alive 403 with an empty body
                 # may be the last thing the server says for minutes
                 self._complete_response(body_complete=True)
                 continue
             state.body = BodyReader(framing)
-            state.mode = _Mode.BODY
+            state.mode = _BODY
 
     def _complete_response(
         self, *, body_complete: bool, end_reason: str = "", end_time: float = 0.0
@@ -426,22 +444,24 @@ class ConnectionTracker:
         server = self._sides[1 - self._client]
         reader = server.body
         server.body = None
-        if server.mode is _Mode.BODY:
-            server.mode = _Mode.HEAD
+        if server.mode is _BODY:
+            server.mode = _HEAD
         self._response = None
-        message = Message(
-            head=pending.head,
-            first_frame=pending.first_frame,
-            last_frame=pending.last_frame,
-            time=pending.time,
-            body_prefix=bytes(reader.prefix) if reader is not None else b"",
-            body_length=reader.size if reader is not None else 0,
-            body_complete=body_complete,
-        )
         request = pending.request
-        request_head = request.message.head if request is not None else None
-        assert request_head is None or isinstance(request_head, RequestHead)
-        if is_upgrade_attempt(request_head, pending.head, message.body_prefix):
+        body_prefix = reader.prefix if reader is not None else b""
+        # relevance.is_upgrade_attempt, with the request's half decided when it was parsed
+        if (request is not None and request.offers) or response_talks_about_upgrade(
+            pending.head, body_prefix
+        ):
+            message = Message(
+                head=pending.head,
+                first_frame=pending.first_frame,
+                last_frame=pending.last_frame,
+                time=pending.time,
+                body_prefix=body_prefix,
+                body_length=reader.size if reader is not None else 0,
+                body_complete=body_complete,
+            )
             self._emit_http(request, message, pending.interim, None, end_time or pending.time,
                             end_reason)
         else:
@@ -457,9 +477,9 @@ class ConnectionTracker:
         interim: tuple[Message, ...],
         time: float,
     ) -> None:
-        head = request.message.head if request is not None else None
+        head = request.head if request is not None else None
         websocket = "websocket" in response.head.headers.tokens("upgrade") or (
-            isinstance(head, RequestHead) and "websocket" in head.headers.tokens("upgrade")
+            head is not None and "websocket" in head.headers.tokens("upgrade")
             and not response.head.headers.has("upgrade")
         )
         watch = SwitchWatch(response.time, time, websocket, self._window)
@@ -469,8 +489,8 @@ class ConnectionTracker:
         held, state.held, state.held_bytes = state.held, [], 0
         if state.held_gap:
             watch.complete = False
-        state.mode = _Mode.SWITCHED
-        self._sides[1 - client].mode = _Mode.SWITCHED
+        state.mode = _SWITCHED
+        self._sides[1 - client].mode = _SWITCHED
         for data, frame, when in held:
             watch.early(len(data), frame)
             self._observe(client, data, frame, when)
@@ -478,7 +498,7 @@ class ConnectionTracker:
     def _observe(self, side: int, data: bytes, frame: int, time: float) -> None:
         switch = self._switch
         assert switch is not None
-        if self._sides[side].mode is _Mode.DEAD:
+        if self._sides[side].mode is _DEAD:
             return
         if time > switch.watch.deadline or switch.watch.observe(
             side == self._client, data, frame, time
@@ -500,17 +520,23 @@ class ConnectionTracker:
         self, state: _Side, data: bytes, frame: int, time: float, last_frame: int
     ) -> tuple[tuple[bytes, int, float] | None, bytes]:
         """Adds data to the head buffer; returns (head, rest) once a head is complete."""
-        if not state.buf:
+        if state.buf:
+            state.buf += data
+            end = find_head_end(state.buf, max(0, state.scanned - 3))
+        else:
+            # A head usually begins and ends in the same data: look in the data itself, and
+            # copy it into the buffer only when the head goes on in later data.
+            end = find_head_end(data)
+            if end is not None:
+                return (data[:end], frame, time), data[end:]
             state.buf_frame, state.buf_time = frame, time
-            state.scanned = 0
-        state.buf += data
-        end = find_head_end(state.buf, max(0, state.scanned - 3))
+            state.buf += data
         if end is None:
             state.scanned = len(state.buf)
             if len(state.buf) > MAX_HEAD_BYTES:
                 # A head that never ends (slowloris, or a header flood) is not waited for
                 # forever: the side stops here and the summary counts it.
-                state.mode = _Mode.DEAD
+                state.mode = _DEAD
                 state.buf.clear()
                 self._counters.abandoned_heads += 1
             return None, b""
@@ -530,7 +556,7 @@ class ConnectionTracker:
         assert reader is not None
         used = reader.feed(data)
         if reader.error:
-            state.mode = _Mode.DEAD
+            state.mode = _DEAD
             return None
         return data[used:] if reader.done else None
 
@@ -539,17 +565,15 @@ class ConnectionTracker:
         return self._client
 
     def _any_data(self) -> bool:
-        return any(s.buf or s.mode is not _Mode.DETECT for s in self._sides)
+        return any(s.buf or s.mode is not _DETECT for s in self._sides)
 
     def _flush_unanswered(self, time: float, reason: str) -> None:
         """The connection ended: requests still waiting never got an answer."""
         while self._requests:
             request = self._requests.popleft()
-            head = request.message.head
-            assert isinstance(head, RequestHead)
             if request.reported:
                 continue
-            if is_upgrade_attempt(head, None):
+            if request.offers:
                 self._emit_http(request, None, tuple(self._interim), None, time, reason)
             else:
                 self._counters.ordinary_exchanges += 1
@@ -568,7 +592,7 @@ class ConnectionTracker:
         client = self._client_side()
         server_state = self._sides[1 - client]
         response_gap = response is None and (
-            server_state.mode is _Mode.DEAD and any(g[0] != client for g in self._gaps)
+            server_state.mode is _DEAD and any(g[0] != client for g in self._gaps)
         )
         self._emit(
             Attempt(
@@ -576,7 +600,7 @@ class ConnectionTracker:
                 client=self._endpoint(client),
                 server=self._endpoint(1 - client),
                 tcp=self._facts(client, time, reason),
-                request=request.message if request is not None else None,
+                request=request.message() if request is not None else None,
                 response=response,
                 interim=interim,
                 after=after,
@@ -600,13 +624,13 @@ class ConnectionTracker:
         server = 1 - client
         names = {client: "client", server: "server"}
         return TcpFacts(
-            syn=self._syn,
+            syn=_event(self._syn),
             syn_count=self._syn_count,
-            syn_ack=self._syn_ack,
-            client_fin=self._fin[client],
-            server_fin=self._fin[server],
-            client_rst=self._rst[client],
-            server_rst=self._rst[server],
+            syn_ack=_event(self._syn_ack),
+            client_fin=_event(self._fin[client]),
+            server_fin=_event(self._fin[server]),
+            client_rst=_event(self._rst[client]),
+            server_rst=_event(self._rst[server]),
             gaps=tuple(Gap(names[s], o, n, f, t) for s, o, n, f, t in self._gaps),
             conflicts=tuple(Conflict(names[s], o, n, f, t) for s, o, n, f, t in self._conflicts),
             end_reason=reason,
@@ -618,7 +642,7 @@ class ConnectionTracker:
         return Endpoint(a, ap) if side == 0 else Endpoint(b, bp)
 
     def _maybe_ignore(self) -> None:
-        if all(s.mode is _Mode.DEAD for s in self._sides) and not self._requests:
+        if all(s.mode is _DEAD for s in self._sides) and not self._requests:
             self._ignore()
 
     def _ignore(self) -> None:
@@ -627,13 +651,14 @@ class ConnectionTracker:
 
 def _has_body(framing: Framing) -> bool:
     """True when bytes of a body follow the head (a zero Content-Length has none)."""
-    if framing.kind is FramingKind.LENGTH:
+    if framing.kind is _LENGTH:
         return bool(framing.length)
-    return framing.kind is FramingKind.CHUNKED
+    return framing.kind is _CHUNKED
+
+
+def _event(seen: tuple[int, float] | None) -> TcpEvent | None:
+    return TcpEvent(*seen) if seen is not None else None
 
 
 def _method_of(request: _PendingRequest | None) -> str | None:
-    if request is None:
-        return None
-    head = request.message.head
-    return head.method.upper() if isinstance(head, RequestHead) else None
+    return request.head.method.upper() if request is not None else None
