@@ -128,7 +128,6 @@ def test_compiled_skip_gives_what_the_python_path_gives_on_the_benchmark_mix(
     without the compiled skip: the same diagnoses and the same counts."""
     import sys
 
-    from analyzer.source import read_records
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     try:
@@ -137,13 +136,7 @@ def test_compiled_skip_gives_what_the_python_path_gives_on_the_benchmark_mix(
         sys.path.pop(0)
     path = str(tmp_path / "mix.pcap")
     generate(path, 6_000_000, seed=11, concurrency=32)
-    runs = []
-    for compiled in (True, False):
-        run = Analysis(compiled=compiled)
-        out = list(run.feed_records(read_records([path], []))) + run.finish()
-        stats = run.stats
-        runs.append((_summary(out), stats.frames, stats.tcp_segments, stats.connections,
-                     stats.ordinary_exchanges, stats.first_time, stats.last_time))
+    runs = [_read_with(path, compiled) for compiled in (True, False)]
     assert len(runs[0][0]) > 20
     assert runs[0] == runs[1]
 
@@ -152,15 +145,20 @@ def test_compiled_skip_gives_what_the_python_path_gives_on_the_benchmark_mix(
     # often, read with and without the compiled fast path: the pcap's diagnoses and counts.
     ng_path = str(tmp_path / "mix.pcapng")
     _write_as_pcapng(path, ng_path)
-    ng_runs = []
-    for compiled in (True, False):
-        run = Analysis(compiled=compiled)
-        out = list(run.feed_records(read_records([ng_path], []))) + run.finish()
-        stats = run.stats
-        ng_runs.append((_summary(out), stats.frames, stats.tcp_segments, stats.connections,
-                        stats.ordinary_exchanges, stats.first_time, stats.last_time))
+    ng_runs = [_read_with(ng_path, compiled) for compiled in (True, False)]
     assert ng_runs[0] == ng_runs[1]
     assert ng_runs[0][:5] == runs[0][:5]
+
+
+def _read_with(path: str, compiled: bool) -> tuple[object, ...]:
+    """The diagnoses and counts of one capture read with or without the compiled fast path."""
+    from analyzer.source import read_records
+
+    run = Analysis(compiled=compiled)
+    out = list(run.feed_records(read_records([path], []))) + run.finish()
+    stats = run.stats
+    return (_summary(out), stats.frames, stats.tcp_segments, stats.connections,
+            stats.ordinary_exchanges, stats.first_time, stats.last_time)
 
 
 def _write_as_pcapng(pcap_path: str, ng_path: str) -> None:

@@ -40,23 +40,33 @@ cdef inline Py_ssize_t _l3(int linktype) noexcept nogil:
     return -1
 
 
-cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
-                          dict flows):
-    """`ignored_frame_test` on the frame at ``frame`` (``size`` bytes), in its order."""
+cdef inline const unsigned char* _tcp_over_ipv4(const unsigned char* frame, Py_ssize_t size,
+                                                Py_ssize_t l3) noexcept nogil:
+    """The IPv4 header of a frame `decoder.peek_flow_at` gives a key (IPv4 without options,
+    not a fragment, TCP with its whole header present), or NULL."""
     cdef const unsigned char* ip
     cdef Py_ssize_t packet_end, hlen, total
-    cdef PyObject* entry
     if size < l3 + 40:
-        return False
+        return NULL
     ip = frame + l3
     if frame[l3 - 2] != 0x08 or frame[l3 - 1] != 0x00 or ip[0] != 0x45 or ip[9] != 6:
-        return False
-    if ((ip[6] << 8) | ip[7]) & 0x3FFF or ip[33] & 0x02:  # a fragment; a SYN
-        return False
+        return NULL
+    if ((ip[6] << 8) | ip[7]) & 0x3FFF:
+        return NULL
     total = (ip[2] << 8) | ip[3]
     packet_end = l3 + total if total and l3 + total < size else size
     hlen = (ip[32] >> 4) << 2
     if hlen < 20 or packet_end - l3 - 20 < hlen:
+        return NULL
+    return ip
+
+
+cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
+                          dict flows):
+    """`ignored_frame_test` on the frame at ``frame`` (``size`` bytes)."""
+    cdef const unsigned char* ip = _tcp_over_ipv4(frame, size, l3)
+    cdef PyObject* entry
+    if ip is NULL or ip[33] & 0x02:  # a SYN may open a new connection: never skipped
         return False
     entry = PyDict_GetItem(flows, PyBytes_FromStringAndSize(<const char*>ip + 12, 12))
     return entry is not NULL and bool((<object>PyTuple_GET_ITEM(entry, 0)).ignored)
@@ -142,20 +152,11 @@ def skip_ignored_blocks(bytes buf, Py_ssize_t pos, bint little, tuple linktypes,
 def peek_flow(int linktype, bytes data):
     """`decoder.peek_flow`, compiled: (flow key, TCP flags) or None."""
     cdef Py_ssize_t l3 = _l3(linktype)
-    cdef Py_ssize_t size = len(data)
     cdef const unsigned char* ip
-    cdef Py_ssize_t total, packet_end, hlen
-    if l3 < 0 or size < l3 + 40:
+    if l3 < 0:
         return None
-    ip = (<const unsigned char*>data) + l3
-    if data[l3 - 2] != 0x08 or data[l3 - 1] != 0x00 or ip[0] != 0x45 or ip[9] != 6:
-        return None
-    if ((ip[6] << 8) | ip[7]) & 0x3FFF:
-        return None
-    total = (ip[2] << 8) | ip[3]
-    packet_end = l3 + total if total and l3 + total < size else size
-    hlen = (ip[32] >> 4) << 2
-    if hlen < 20 or packet_end - l3 - 20 < hlen:
+    ip = _tcp_over_ipv4(data, len(data), l3)
+    if ip is NULL:
         return None
     return PyBytes_FromStringAndSize(<const char*>ip + 12, 12), ip[33]
 
