@@ -30,7 +30,7 @@ from analyzer.pipeline import Analysis
 from analyzer.reassembly import Connection, Reassembler
 from analyzer.report.detail import render_detail
 from analyzer.report.render import render_csv, render_json, render_table
-from analyzer.source import CaptureError, CaptureWarning, Frame, read_bytes
+from analyzer.source import CaptureError, CaptureWarning, Frame, read_bytes, read_record_bytes
 from analyzer.verdict import diagnose
 from analyzer.websocket.frames import WsFrameParser
 
@@ -278,6 +278,30 @@ def pipeline(data: bytes) -> None:
         render_detail(diagnosis)
 
 
+def fast_path(data: bytes) -> None:
+    """Capture bytes read with the compiled fast path (`analyzer/decode/_fastpath.pyx`, when
+    built) and with its pure-Python twin: C code reading hostile bytes must neither crash nor
+    read out of bounds, and must decide exactly what the Python path decides."""
+    results = []
+    for compiled in (True, False):
+        warnings: list[CaptureWarning] = []
+        try:
+            records = read_record_bytes(data, warnings)
+        except CaptureError:
+            return
+        analysis = Analysis(compiled=compiled)
+        out = list(analysis.feed_records(records)) + analysis.finish()
+        stats = analysis.stats
+        results.append((
+            [(d.attempt.first_frame, d.verdict, [(f.check, f.frames) for f in d.findings])
+             for d in out],
+            (stats.frames, stats.tcp_segments, stats.connections, stats.ordinary_exchanges,
+             stats.first_time, stats.last_time),
+            warnings,
+        ))
+    assert results[0] == results[1]
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "capture": capture_reader,
     "gzip": gzip_reader,
@@ -287,6 +311,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "http": http_head,
     "websocket": websocket_frames,
     "pipeline": pipeline,
+    "fast_path": fast_path,
 }
 
 
@@ -298,6 +323,9 @@ def seeds(target: str) -> list[bytes]:
     files = sorted(p.read_bytes() for p in CAPTURES.glob("*.pcap*"))
     if target in ("capture", "pipeline"):
         return files + [gzip.compress(f, mtime=0) for f in files[:3]]
+    if target == "fast_path":  # the compiled skip reads classic pcap and pcapng
+        pcaps = [f for f in files if f[:4] == b"\xd4\xc3\xb2\xa1"] + [_benchmark_mix()]
+        return files + [pcapng_copy(f) for f in pcaps] + pcaps[-1:]
     if target == "gzip":
         return files
     frames = [f for raw in files for f in read_bytes(raw, [])]
@@ -325,3 +353,46 @@ def seeds(target: str) -> list[bytes]:
             ops += _OP.pack((side << 7) | (s.flags & 0x1F), seq, 0, len(s.payload)) + s.payload
         out.append(bytes(ops))
     return out
+
+
+def _benchmark_mix() -> bytes:
+    """A small capture of the benchmark generator's mix: mostly bulk connections the analyzer
+    ignores, so most records go through the compiled skip (the bundled captures are nearly all
+    handshake)."""
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        from generate import generate
+    finally:
+        sys.path.pop(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mix.pcap"
+        generate(str(path), 150_000, seed=5, concurrency=8)
+        return path.read_bytes()
+
+
+def pcapng_copy(pcap: bytes) -> bytes:
+    """The records of a little-endian microsecond pcap as pcapng, with what the pcapng reader
+    and its compiled skip must handle: two interfaces of the pcap's link type used in turn, a
+    Linux cooked one no packet uses, and a block that is not a packet every 1000 records."""
+
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\x00" * (-len(body) % 4)
+        return struct.pack("<II", kind, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    linktype = struct.unpack_from("<I", pcap, 20)[0] & 0xFFFF
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))]
+    out += [block(1, struct.pack("<HHI", lt, 0, 65535)) for lt in (linktype, linktype, 113)]
+    pos, n = 24, 0
+    while pos + 16 <= len(pcap):
+        sec, usec, incl, orig = struct.unpack_from("<IIII", pcap, pos)
+        ticks = sec * 1_000_000 + usec
+        out.append(block(6, struct.pack("<IIIII", n % 2, ticks >> 32, ticks & 0xFFFFFFFF, incl,
+                                        orig) + pcap[pos + 16 : pos + 16 + incl]))
+        if n % 1000 == 999:
+            out.append(block(0x0BAD, b"not a packet"))
+        pos += 16 + incl
+        n += 1
+    return b"".join(out)

@@ -28,6 +28,7 @@ BUDGET = {
     "http": 1500,
     "websocket": 2500,
     "pipeline": 400,
+    "fast_path": 300,
 }
 
 # Values that make length and count fields interesting.

@@ -1,7 +1,7 @@
 """Capture sources: turn pcap/pcapng files (plain or gzip, or standard input) into Frames."""
 
-from .capture import read_bytes, read_captures, read_records
+from .capture import read_bytes, read_captures, read_record_bytes, read_records
 from .frame import CaptureError, CaptureWarning, Frame
 
 __all__ = ["CaptureError", "CaptureWarning", "Frame", "read_bytes", "read_captures",
-           "read_records"]
+           "read_record_bytes", "read_records"]

@@ -59,7 +59,15 @@ def read_bytes(
 ) -> Iterator[Frame]:
     """One capture held in memory (pcap, pcapng, either gzipped), read as `read_captures`
     reads a file: CaptureError at once when it cannot be read, damage appended to `warnings`."""
-    return _frames(_records(open_bytes(name, data), 0, warnings))
+    return _frames(read_record_bytes(data, warnings, name))
+
+
+def read_record_bytes(
+    data: bytes, warnings: list[CaptureWarning], name: str = "<memory>"
+) -> Iterable[Record]:
+    """The records of `read_bytes` as `read_records` gives them (a single pcap or pcapng
+    reader that can skip records unseen: the pipeline's fast path, for its tests)."""
+    return _records(open_bytes(name, data), 0, warnings)
 
 
 def check_capture(path: str) -> None:
