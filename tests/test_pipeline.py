@@ -160,3 +160,31 @@ def _read_with(path: str, compiled: bool) -> tuple[object, ...]:
     stats = run.stats
     return (_summary(out), stats.frames, stats.tcp_segments, stats.connections,
             stats.ordinary_exchanges, stats.first_time, stats.last_time)
+
+
+def test_a_damaged_last_packet_block_is_not_a_frame_of_the_fast_path() -> None:
+    """A pcapng whose last packet block names an interface the section does not describe:
+    the reader stops there with a warning. Read through `feed_records` (either path) the
+    counts and the last time must be those of frame-by-frame reading: the damaged block is
+    no frame, and the last time is the last readable record's (atheris found the Python path
+    reporting 0.0 and the compiled one a dropped record's time)."""
+    import struct
+
+    from analyzer.source import read_bytes, read_record_bytes
+
+    repo = Path(__file__).resolve().parents[1]
+    data = bytearray(pcapng_copy((repo / "captures" / "ws_close_1008.pcap").read_bytes()))
+    last = len(data) - struct.unpack_from("<I", data, len(data) - 4)[0]
+    struct.pack_into("<I", data, last + 8, 0x20000001)  # the last EPB's interface id
+    slow = Analysis()
+    for frame in read_bytes(bytes(data), []):
+        slow.feed(frame)
+    slow.finish()
+    assert slow.stats.last_time
+    for compiled in (True, False):
+        warnings: list = []
+        fast = Analysis(compiled=compiled)
+        list(fast.feed_records(read_record_bytes(bytes(data), warnings))) + fast.finish()
+        assert "names interface" in warnings[0].message
+        assert (fast.stats.frames, fast.stats.last_time) == (
+            slow.stats.frames, slow.stats.last_time), compiled

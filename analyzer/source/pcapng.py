@@ -137,7 +137,8 @@ class PcapngRecords:
         base = 0  # file offset of buf[0]
         pos = 0
         end = len(buf)
-        number = 0
+        number = 0  # packet blocks met, for the warnings (a damaged one included)
+        delivered = 0  # records yielded or skipped: what `self.number` reports
         dropped = 0  # records the skip passed over
         skip = self.skip
         linktypes: tuple[int, ...] = ()  # the section's interfaces' link types, for skip
@@ -157,6 +158,7 @@ class PcapngRecords:
                                                        MAX_RECORD, MAX_BLOCK)
                     if skipped:
                         number += skipped
+                        delivered = number
                         dropped += skipped
                         ifc = interfaces[iface]
                         last_time = ((hi << 32) | lo) / ifc.units + ifc.offset
@@ -238,6 +240,7 @@ class PcapngRecords:
                         return
                     ifc = interfaces[iface]
                     last_time = ((hi << 32) | lo) / ifc.units + ifc.offset
+                    delivered = number
                     self.number, self.dropped = number, dropped
                     yield (last_time, ifc.linktype, buf[pos + 28 : pos + 28 + cap], orig, source)
                 elif btype == SPB:
@@ -252,6 +255,7 @@ class PcapngRecords:
                     cap = min(orig, blen - 16)
                     if interfaces[0].snaplen:
                         cap = min(cap, interfaces[0].snaplen)
+                    delivered = number
                     self.number, self.dropped = number, dropped
                     yield (
                         last_time,
@@ -271,5 +275,5 @@ class PcapngRecords:
                 # packet, and an unknown type is skippable by design of the format.
                 pos += blen
         finally:
-            self.number, self.dropped = number, dropped
+            self.number, self.dropped = delivered, dropped
             inp.close()
