@@ -71,7 +71,7 @@ class Analysis:
         compiled: bool = True,
     ) -> None:
         self._window = window
-        # Use the compiled skip of ignored records when it is built; False runs the
+        # Use the compiled fast path (decode/_fastpath.pyx) when it is built; False runs the
         # pure-Python path, which must give the same results (tests compare the two).
         self._compiled = compiled
         self._decoder = Decoder()
