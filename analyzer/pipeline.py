@@ -20,6 +20,7 @@ from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
 from analyzer.exchange.tracker import ConnectionTracker, ExchangeCounters
 from analyzer.reassembly import Connection, Reassembler
+from analyzer.source.capture import MergedRecords
 from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
 from analyzer.source.pcapng import PcapngRecords
@@ -117,21 +118,24 @@ class Analysis:
         or the next in-order bytes go to `Reassembler.take_plain` without a Frame or a
         Segment.
 
-        A single classic pcap (`PcapRecords`) or pcapng (`PcapngRecords`) file applies that
-        first test itself, inside its read buffer, so the records of ignored connections are
-        not even sliced out (`ignored_record_skip` and `ignored_block_skip`, compiled; for
-        pcap also `ignored_frame_test`, its Python twin).
+        A classic pcap (`PcapRecords`) or pcapng (`PcapngRecords`) file applies that first
+        test itself, inside its read buffer, so the records of ignored connections are not
+        even sliced out (`ignored_record_skip` and `ignored_block_skip`, compiled; for pcap
+        also `ignored_frame_test`, its Python twin); so do the files of a merge
+        (`MergedRecords`), within the bounds the merge sets them.
         """
         flows = self._reassembler.flows
         # Records the reader drops are counted here: frame numbers, segments, last time.
-        reader: PcapRecords | PcapngRecords | None = None
-        if isinstance(records, PcapRecords):
+        reader: PcapRecords | PcapngRecords | MergedRecords | None = None
+        if isinstance(records, PcapRecords | PcapngRecords | MergedRecords):
             reader = records
-            reader.drop = ignored_frame_test(reader.linktype, flows)
-            reader.skip = ignored_record_skip(reader.linktype, flows, compiled=self._compiled)
-        elif isinstance(records, PcapngRecords):
-            reader = records
-            reader.skip = ignored_block_skip(flows, compiled=self._compiled)
+            for single in records.inputs if isinstance(records, MergedRecords) else [records]:
+                if isinstance(single, PcapRecords):
+                    single.drop = ignored_frame_test(single.linktype, flows)
+                    single.skip = ignored_record_skip(single.linktype, flows,
+                                                      compiled=self._compiled)
+                elif isinstance(single, PcapngRecords):
+                    single.skip = ignored_block_skip(flows, compiled=self._compiled)
         take_plain = self._reassembler.take_plain
         peek_flow, peek_payload = peek_functions(self._compiled)
         feed = self.feed

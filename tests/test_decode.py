@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections import Counter
 from pathlib import Path
@@ -586,6 +587,7 @@ def test_compiled_skip_drops_exactly_what_the_python_test_drops(order: str) -> N
     frames += [f[:54] for f in frames[:200]] + [f[:53] for f in frames[:200]]
     ignored = SimpleNamespace(ignored=True)
     followed = SimpleNamespace(ignored=False)
+    free = (1_000_000, math.inf, True)  # microsecond times, no bound: a file read alone
     for linktype in PEEK_LINKS:
         flows: dict[bytes, tuple[SimpleNamespace, int]] = {}
         for n, data in enumerate(frames):
@@ -609,18 +611,28 @@ def test_compiled_skip_drops_exactly_what_the_python_test_drops(order: str) -> N
             expected = first
             while expected < len(frames) and dropped[expected]:
                 expected += 1
-            got = skip(buf, starts[first], order == "<", 65535)
+            got = skip(buf, starts[first], order == "<", 65535, *free)
             stop = starts[expected] if expected < len(frames) else len(buf)
             if expected > first:
                 assert got == (stop, expected - first, 1_700_000_000 + expected - 1,
                                expected - 1), first
             else:
                 assert got == (starts[first], 0, 0, 0), first
+            if expected - first >= 2:
+                # Bounded by the time of a record in the run (merged files): skipped up to
+                # it, or through it when the bound is inclusive.
+                k = first + 1
+                time = 1_700_000_000 + k + k / 1_000_000  # as the reader computes it
+                assert skip(buf, starts[first], order == "<", 65535, 1_000_000, time,
+                            False)[:2] == (starts[k], k - first)
+                assert skip(buf, starts[first], order == "<", 65535, 1_000_000, time,
+                            True)[:2] == (starts[k + 1] if k + 1 < len(frames) else len(buf),
+                                          k + 1 - first)
         # A record cut by the end of the buffer, or over the limit, is left to the reader.
         whole = next(i for i, d in enumerate(dropped) if d)
         cut = buf[: starts[whole] + 16 + len(frames[whole]) - 1]
-        assert skip(cut, starts[whole], order == "<", 65535)[:2] == (starts[whole], 0)
-        assert skip(buf, starts[whole], order == "<", len(frames[whole]) - 1)[:2] == (
+        assert skip(cut, starts[whole], order == "<", 65535, *free)[:2] == (starts[whole], 0)
+        assert skip(buf, starts[whole], order == "<", len(frames[whole]) - 1, *free)[:2] == (
             starts[whole], 0)
     assert ignored_record_skip(228, {}) is None  # raw IPv4: no fast path
 
@@ -693,9 +705,12 @@ def test_compiled_block_skip_leaves_every_questionable_block_to_the_reader() -> 
             "<I", total if trailer is None else trailer)
 
     good = epb()
-    linktypes = (1, 228)
-    args = (True, linktypes, 262144, 16 << 20)
+    interfaces = ((1, 1e6, 0), (228, 1e6, 0))
+    args = (True, interfaces, 262144, 16 << 20, math.inf, True)
     assert skip(good * 3, 0, *args) == (3 * len(good), 3, 0, 1, 2)
+    time = ((1 << 32) | 2) / 1e6 + 0  # each block's time, as the reader computes it
+    assert skip(good, 0, *args[:4], time, False)[:2] == (0, 0)  # not before the bound
+    assert skip(good, 0, *args[:4], time, True)[:2] == (len(good), 1)  # at it, inclusive
     for stopper in (
         struct.pack("<II", 3, 16) + b"\x00" * 4 + struct.pack("<I", 16),  # an SPB
         epb(trailer=0),  # corrupt trailer
@@ -706,5 +721,5 @@ def test_compiled_block_skip_leaves_every_questionable_block_to_the_reader() -> 
     ):
         assert skip(good + stopper + good, 0, *args)[:2] == (len(good), 1), stopper[:8].hex()
     assert skip(good + good[:-1], 0, *args)[:2] == (len(good), 1)  # the second one is cut
-    assert skip(good, 0, False, linktypes, 262144, 16 << 20)[:2] == (0, 0)  # other byte order
-    assert skip(good, 0, True, linktypes, len(frame) - 1, 16 << 20)[:2] == (0, 0)  # over limit
+    assert skip(good, 0, False, *args[1:])[:2] == (0, 0)  # the other byte order
+    assert skip(good, 0, True, interfaces, len(frame) - 1, *args[3:])[:2] == (0, 0)  # limit

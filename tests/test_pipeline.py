@@ -188,3 +188,87 @@ def test_a_damaged_last_packet_block_is_not_a_frame_of_the_fast_path() -> None:
         assert "names interface" in warnings[0].message
         assert (fast.stats.frames, fast.stats.last_time) == (
             slow.stats.frames, slow.stats.last_time), compiled
+
+
+def _pcap_records(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(seconds, microseconds, record bytes) of a little-endian microsecond pcap."""
+    import struct
+
+    out, pos = [], 24
+    while pos + 16 <= len(data):
+        sec, usec, incl, _ = struct.unpack_from("<IIII", data, pos)
+        out.append((sec, usec, data[pos + 16 : pos + 16 + incl]))
+        pos += 16 + incl
+    return out
+
+
+def _pcap_of(header: bytes, records: list[tuple[int, int, bytes]]) -> bytes:
+    import struct
+
+    return header + b"".join(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame
+                             for sec, usec, frame in records)
+
+
+def test_merged_files_drop_unseen_only_what_the_merge_puts_first(tmp_path: Path) -> None:
+    """Several files are one capture merged by time, and each file's reader may drop records
+    of ignored connections unseen only before every other file's next record (frame numbers
+    count the merged order). Compared with frame-by-frame reading of the same files, with and
+    without the compiled fast path: rotated files (times follow each other: nearly every
+    ignored record is dropped in its reader), the same records dealt out round-robin (times
+    interleave: the bounds stop the readers constantly), so with equal times (ties go to the
+    earlier file), a pcap and a pcapng together, and the bundled captures, whose times
+    overlap."""
+    import sys
+
+    from analyzer.source import read_records
+    from analyzer.source.capture import MergedRecords
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from generate import generate
+    finally:
+        sys.path.pop(0)
+    mix = tmp_path / "mix.pcap"
+    generate(str(mix), 4_000_000, seed=12, concurrency=24)
+    data = mix.read_bytes()
+    header, records = data[:24], _pcap_records(data)
+    # The generator's clocks interleave 24 conversations; a capture's clock only goes on.
+    steady = [(1_700_000_000 + n // 1000, (n % 1000) * 1000, frame)
+              for n, (_, _, frame) in enumerate(records)]
+    cases: dict[str, list[Path]] = {}
+
+    def files(name: str, pieces: list[bytes]) -> None:
+        cases[name] = []
+        for n, piece in enumerate(pieces):
+            suffix = "pcapng" if piece[:4] == b"\x0a\x0d\x0d\x0a" else "pcap"
+            path = tmp_path / f"{name}-{n}.{suffix}"
+            path.write_bytes(piece)
+            cases[name].append(path)
+
+    cut = len(steady) // 4
+    files("rotated", [_pcap_of(header, steady[i * cut : (i + 1) * cut if i < 3 else None])
+                      for i in range(4)])
+    files("dealt", [_pcap_of(header, steady[i::3]) for i in range(3)])
+    # Whole seconds only: 30 records share each time, and ties go to the earlier file.
+    tied = [(1_700_000_000 + n // 30, 0, frame) for n, (_, _, frame) in enumerate(records)]
+    files("tied", [_pcap_of(header, tied[i::3]) for i in range(3)])
+    files("mixed", [_pcap_of(header, steady[: 2 * cut]),
+                    pcapng_copy(_pcap_of(header, steady[2 * cut :]))])
+    cases["bundled"] = sorted((Path(__file__).resolve().parents[1] / "captures").glob("*.pcap"))
+    for name, paths in cases.items():
+        slow = Analysis()
+        slow_out = [d for f in read_captures([str(p) for p in paths], [])
+                    for d in slow.feed(f)] + slow.finish()
+        for compiled in (True, False):
+            merged = read_records([str(p) for p in paths], [])
+            assert isinstance(merged, MergedRecords)
+            fast = Analysis(compiled=compiled)
+            fast_out = list(fast.feed_records(merged)) + fast.finish()
+            assert _summary(fast_out) == _summary(slow_out), (name, compiled)
+            assert (fast.stats.frames, fast.stats.tcp_segments, fast.stats.connections,
+                    fast.stats.first_time, fast.stats.last_time) == (
+                slow.stats.frames, slow.stats.tcp_segments, slow.stats.connections,
+                slow.stats.first_time, slow.stats.last_time), (name, compiled)
+            if name == "rotated":
+                assert merged.dropped > len(steady) // 2, compiled  # the fast path did run
+    assert len(_summary(slow_out)) > 10

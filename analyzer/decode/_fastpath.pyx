@@ -72,10 +72,17 @@ cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_
     return entry is not NULL and bool((<object>PyTuple_GET_ITEM(entry, 0)).ignored)
 
 
+cdef inline bint _before(double t, double bound, bint inclusive) noexcept nogil:
+    return t < bound or (inclusive and t == bound)
+
+
 def skip_ignored(bytes buf, Py_ssize_t pos, bint little, unsigned int limit, Py_ssize_t l3,
-                 dict flows):
+                 dict flows, double units, double bound, bint inclusive):
     """Skip the records from ``buf[pos:]`` that `PcapRecords` would drop with
-    `ignored_frame_test` for link-layer header size ``l3`` and flow table ``flows``.
+    `ignored_frame_test` for link-layer header size ``l3`` and flow table ``flows``, as long
+    as their time (``sec + frac / units``, computed as Python computes it) is before
+    ``bound`` (or equal to it, if ``inclusive``): when several files are merged, only the
+    records that come before every other file's next one may be skipped unseen.
 
     Returns ``(pos, count, sec, frac)``: the offset of the first record not skipped, how
     many were skipped, and the raw timestamp fields of the last one skipped (0, 0 if none).
@@ -85,7 +92,7 @@ def skip_ignored(bytes buf, Py_ssize_t pos, bint little, unsigned int limit, Py_
     cdef Py_ssize_t end = len(buf)
     cdef Py_ssize_t count = 0
     cdef Py_ssize_t size, stop
-    cdef unsigned int sec = 0, frac = 0
+    cdef unsigned int sec = 0, frac = 0, record_sec, record_frac
     if pos < 0:
         return pos, 0, 0, 0
     while end - pos >= 16:
@@ -95,18 +102,23 @@ def skip_ignored(bytes buf, Py_ssize_t pos, bint little, unsigned int limit, Py_
         stop = pos + 16 + size
         if stop > end or not _ignored(p + pos + 16, size, l3, flows):
             break
-        sec = _u32(p + pos, little)
-        frac = _u32(p + pos + 4, little)
+        record_sec = _u32(p + pos, little)
+        record_frac = _u32(p + pos + 4, little)
+        if not _before(<double>record_sec + <double>record_frac / units, bound, inclusive):
+            break
+        sec, frac = record_sec, record_frac
         count += 1
         pos = stop
     return pos, count, sec, frac
 
 
-def skip_ignored_blocks(bytes buf, Py_ssize_t pos, bint little, tuple linktypes,
-                        unsigned int max_record, unsigned int max_block, dict flows):
+def skip_ignored_blocks(bytes buf, Py_ssize_t pos, bint little, tuple interfaces,
+                        unsigned int max_record, unsigned int max_block, dict flows,
+                        double bound, bint inclusive):
     """The same for a pcapng buffer (`PcapngRecords`): skip the Enhanced Packet Blocks from
-    ``buf[pos:]`` whose frame `ignored_frame_test` drops for the link type of its interface
-    (``linktypes``: the section's interfaces in order, as their IDBs gave them).
+    ``buf[pos:]`` whose frame `ignored_frame_test` drops for the link type of its interface,
+    and whose time is before ``bound`` (as for `skip_ignored`). ``interfaces`` are the
+    section's interfaces in order, as ``(link type, time units per second, time offset)``.
 
     Stops at any other block, and at any block the reader would question (length, trailer,
     interface, captured length against ``max_record`` and ``max_block``), which the reader
@@ -118,6 +130,8 @@ def skip_ignored_blocks(bytes buf, Py_ssize_t pos, bint little, tuple linktypes,
     cdef Py_ssize_t count = 0
     cdef Py_ssize_t blen, cap, l3
     cdef unsigned int iface, last_iface = 0, hi = 0, lo = 0
+    cdef unsigned long long ticks
+    cdef tuple interface
     if pos < 0:
         return pos, 0, 0, 0, 0
     while end - pos >= 32:
@@ -130,10 +144,17 @@ def skip_ignored_blocks(bytes buf, Py_ssize_t pos, bint little, tuple linktypes,
             break
         iface = _u32(p + pos + 8, little)
         cap = _u32(p + pos + 20, little)
-        if iface >= len(linktypes) or cap > blen - 32 or cap > max_record:
+        if iface >= len(interfaces) or cap > blen - 32 or cap > max_record:
             break
-        l3 = _l3(linktypes[iface])
+        interface = interfaces[iface]
+        l3 = _l3(interface[0])
         if l3 < 0 or not _ignored(p + pos + 28, cap, l3, flows):
+            break
+        # The reader's time: ((hi << 32) | lo) / units + offset, with Python's float steps.
+        ticks = (<unsigned long long>_u32(p + pos + 12, little) << 32) | _u32(p + pos + 16,
+                                                                               little)
+        if not _before(<double>ticks / <double>interface[1] + <double>interface[2], bound,
+                       inclusive):
             break
         last_iface = iface
         hi = _u32(p + pos + 12, little)

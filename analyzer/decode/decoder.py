@@ -142,9 +142,37 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
 # True when this install has the compiled fast path: the benchmark and the tests report it.
 FASTPATH_COMPILED = _skip_ignored is not None
 
-# skip(buf, pos, little_endian, linktypes, max_record, max_block)
+# skip(buf, pos, little_endian, limit, units, bound, inclusive) -> (pos, skipped, sec, frac):
+# see `ignored_record_skip`.
+RecordSkip = Callable[[bytes, int, bool, int, int, float, bool], tuple[int, int, int, int]]
+
+
+def ignored_record_skip(
+    linktype: int, flows: Mapping[bytes, tuple[_Followed, int]], *, compiled: bool = True
+) -> RecordSkip | None:
+    """For `PcapRecords.skip`: the compiled loop (`_fastpath.skip_ignored`) that walks a pcap
+    buffer's records and skips, in C, every one `ignored_frame_test` would drop (and whose
+    time is before the reader's bound), stopping at the first it would not. None when that
+    module is not built, when ``compiled`` is False (the tests compare both paths), for link
+    types `peek_flow` does not handle, or when ``flows`` is not a plain dict (the C code looks
+    keys up with the dict API)."""
+    l3 = PEEK_LINKS.get(linktype)
+    if l3 is None or _skip_ignored is None or not compiled or type(flows) is not dict:
+        return None
+    skip_ignored = _skip_ignored
+
+    def skip(buf: bytes, pos: int, little: bool, limit: int, units: int, bound: float,
+             inclusive: bool) -> tuple[int, int, int, int]:
+        return skip_ignored(buf, pos, little, limit, l3, flows, units, bound, inclusive)
+
+    return skip
+
+
+# An interface as the pcapng skip needs it: link type, time units per second, time offset.
+Interface = tuple[int, float, int]
+# skip(buf, pos, little_endian, interfaces, max_record, max_block, bound, inclusive)
 #   -> (pos, skipped, interface, ts_high, ts_low): see `ignored_block_skip`.
-BlockSkip = Callable[[bytes, int, bool, tuple[int, ...], int, int],
+BlockSkip = Callable[[bytes, int, bool, tuple[Interface, ...], int, int, float, bool],
                      tuple[int, int, int, int, int]]
 
 
@@ -159,9 +187,11 @@ def ignored_block_skip(
         return None
     skip_blocks = _skip_ignored_blocks
 
-    def skip(buf: bytes, pos: int, little: bool, linktypes: tuple[int, ...], max_record: int,
-             max_block: int) -> tuple[int, int, int, int, int]:
-        return skip_blocks(buf, pos, little, linktypes, max_record, max_block, flows)
+    def skip(buf: bytes, pos: int, little: bool, interfaces: tuple[Interface, ...],
+             max_record: int, max_block: int, bound: float,
+             inclusive: bool) -> tuple[int, int, int, int, int]:
+        return skip_blocks(buf, pos, little, interfaces, max_record, max_block, flows, bound,
+                           inclusive)
 
     return skip
 
@@ -177,28 +207,6 @@ def peek_functions(compiled: bool = True) -> tuple[PeekFlow, PeekPayload]:
     if compiled and _compiled_peek_flow is not None and _compiled_peek_payload is not None:
         return _compiled_peek_flow, _compiled_peek_payload
     return peek_flow, peek_payload
-
-# skip(buf, pos, little_endian, limit) -> (pos, skipped, sec, frac): see `ignored_record_skip`.
-RecordSkip = Callable[[bytes, int, bool, int], tuple[int, int, int, int]]
-
-
-def ignored_record_skip(
-    linktype: int, flows: Mapping[bytes, tuple[_Followed, int]], *, compiled: bool = True
-) -> RecordSkip | None:
-    """For `PcapRecords.skip`: the compiled loop (`_fastpath.skip_ignored`) that walks a pcap
-    buffer's records and skips, in C, every one `ignored_frame_test` would drop, stopping at
-    the first it would not. None when that module is not built, when ``compiled`` is False
-    (the tests compare both paths), for link types `peek_flow` does not handle, or when
-    ``flows`` is not a plain dict (the C code looks keys up with the dict API)."""
-    l3 = PEEK_LINKS.get(linktype)
-    if l3 is None or _skip_ignored is None or not compiled or type(flows) is not dict:
-        return None
-    skip_ignored = _skip_ignored
-
-    def skip(buf: bytes, pos: int, little: bool, limit: int) -> tuple[int, int, int, int]:
-        return skip_ignored(buf, pos, little, limit, l3, flows)
-
-    return skip
 
 
 # After the ethertype: total length; after the addresses and ports: sequence number,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Iterator, Sequence
-from operator import itemgetter
 
 from . import pcap, pcapng
 from .detect import describe
 from .frame import CaptureError, CaptureWarning, Frame
+from .pcap import UNBOUNDED
 from .stream import Input, Record, more_head, open_bytes, open_input
 
 # How many leading bytes we look at to describe a file that is not a capture.
@@ -49,9 +50,84 @@ def read_records(paths: Sequence[str], warnings: list[CaptureWarning]) -> Iterab
         raise
     if len(iterators) == 1:
         return iterators[0]
-    # heapq.merge breaks ties by input position, so equal timestamps keep the order of the
-    # paths, and each input keeps its own record order even where its clock steps back.
-    return heapq.merge(*iterators, key=itemgetter(0))
+    return MergedRecords(iterators)
+
+
+class MergedRecords:
+    """Several inputs as one capture: their records in timestamp order, ties in input order,
+    each input keeping its own record order even where its clock steps back (exactly as
+    ``heapq.merge(*inputs, key=time)`` gives them). Iterable once.
+
+    Each input's reader may drop records unseen (`pcap.PcapRecords.skip`, set on
+    `inputs` by the pipeline), but dropped records are frames too, numbered by their place
+    in the merged order. So before an input is read on, its `bound` is set to the next
+    record of the other inputs: it may drop only what the merge would have given before
+    that. With rotated files (``tcpdump -C/-G``), which follow each other in time, that is
+    every record of ignored connections, and the compiled skip runs as for a single file.
+    `number`, `dropped` and `dropped_time` mean what they mean for one reader, counted over
+    the merged order.
+    """
+
+    def __init__(self, inputs: list[Iterable[Record]]) -> None:
+        self.inputs = inputs
+        self.number = 0
+        self.dropped = 0
+        self.dropped_time = 0.0
+
+    def __iter__(self) -> Iterator[Record]:
+        return self._merge()
+
+    def _merge(self) -> Iterator[Record]:
+        # Readers that can drop records (and so take a bound), by input index; None for others.
+        droppers = [reader if isinstance(reader, pcap.PcapRecords | pcapng.PcapngRecords)
+                    else None for reader in self.inputs]
+        iterators = [iter(reader) for reader in self.inputs]
+        # (time, input index, record) of each input's next record: a tuple compares as
+        # heapq.merge does, by time and then by input (indices differ, records are never
+        # compared).
+        heads: list[tuple[float, int, Record]] = []
+        for index, iterator in enumerate(iterators):
+            dropper = droppers[index]
+            if dropper is not None:
+                dropper.bound = _NOTHING  # nothing is dropped before all heads are known
+            record = next(iterator, None)
+            if record is not None:
+                heads.append((record[0], index, record))
+        heapq.heapify(heads)
+        yielded = dropped = 0
+        try:
+            while heads:
+                _, index, record = heads[0]
+                yielded += 1
+                self.number = yielded + dropped
+                yield record
+                dropper = droppers[index]
+                if dropper is None:
+                    record = next(iterators[index], None)
+                else:
+                    # The input's next record; before it, the reader may drop what precedes
+                    # every other input's next record (the smaller of the root's children).
+                    if len(heads) > 1:
+                        time, other, _ = min(heads[1:3])
+                        dropper.bound = (time, index < other)
+                    else:
+                        dropper.bound = UNBOUNDED
+                    before = dropper.dropped
+                    record = next(iterators[index], None)
+                    if dropper.dropped != before:  # the records just dropped are the latest
+                        dropped += dropper.dropped - before
+                        self.dropped_time = dropper.dropped_time
+                if record is None:
+                    heapq.heappop(heads)
+                else:
+                    heapq.heapreplace(heads, (record[0], index, record))
+        finally:
+            self.dropped = dropped
+            self.number = yielded + dropped
+
+
+# A bound before every time: no record may be dropped.
+_NOTHING = (-math.inf, False)
 
 
 def read_bytes(

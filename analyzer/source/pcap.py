@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable, Iterator
 
@@ -16,6 +17,15 @@ MAGICS: dict[bytes, tuple[str, int]] = {
     b"\x4d\x3c\xb2\xa1": ("<", 1_000_000_000),
     b"\xa1\xb2\x3c\x4d": (">", 1_000_000_000),
 }
+
+# A reader's `bound` when it may drop any record (it is not merged with other files).
+UNBOUNDED = (math.inf, True)
+
+
+def before(time: float, bound: float, inclusive: bool) -> bool:
+    """Whether a record of this time comes before the bound (`PcapRecords.bound`)."""
+    return time < bound or (inclusive and time == bound)
+
 
 HEADER_SIZE = 24
 RECORD_HEADER_SIZE = 16
@@ -56,21 +66,29 @@ class PcapRecords:
     no tuple, no time, no yield (≈ 0.4 µs per record, 93 % of a bulk capture). `number` is
     then the frame number of the record last yielded (and, once the iteration has ended, of
     the last record read), `dropped` counts the records dropped before it (or in all), and
-    `dropped_time`, set at the end, is the time of the last one.
+    `dropped_time` is the time of the last one dropped (current at each yield and at the end).
 
     `skip`, when set too, is a compiled loop that drops the same records faster:
-    ``skip(buf, pos, little_endian, limit)`` walks the records from ``pos`` and returns
-    ``(pos, skipped, sec, frac)``, stopping at the first record it would not drop, or that is
-    not whole in the buffer or over ``limit`` (`decode.decoder.ignored_record_skip`). The
-    record it stops at goes through the loop below as usual, and `drop` is asked only about
-    records `skip` has not seen whole.
+    ``skip(buf, pos, little_endian, limit, units, *bound)`` walks the records from ``pos`` and
+    returns ``(pos, skipped, sec, frac)``, stopping at the first record it would not drop, or
+    that is not whole in the buffer or over ``limit`` (`decode.decoder.ignored_record_skip`).
+    The record it stops at goes through the loop below as usual, and `drop` is asked only
+    about records `skip` has not seen whole.
+
+    `bound` limits both to the records before a time: ``(time, inclusive)``. Dropped records
+    still count as frames, so when several files are merged by time (`capture.MergedRecords`)
+    a file may drop only what comes before every other file's next record; alone, it may
+    drop anything.
     """
 
     def __init__(self, inp: Input, buf: bytes, order: str, units: int, limit: int,
                  linktype: int, source: int, warnings: list[CaptureWarning]) -> None:
         self.linktype = linktype
         self.drop: Callable[[bytes, int, int], bool] | None = None
-        self.skip: Callable[[bytes, int, bool, int], tuple[int, int, int, int]] | None = None
+        self.skip: (
+            Callable[[bytes, int, bool, int, int, float, bool], tuple[int, int, int, int]] | None
+        ) = None
+        self.bound: tuple[float, bool] = UNBOUNDED
         self.number = 0
         self.dropped = 0
         self.dropped_time = 0.0
@@ -108,9 +126,11 @@ class PcapRecords:
 
         try:
             while True:
+                bound, inclusive = self.bound
                 seen = False  # the compiled skip saw the next record whole and kept it
                 if skip is not None:
-                    pos, skipped, skipped_sec, skipped_frac = skip(buf, pos, little, limit)
+                    pos, skipped, skipped_sec, skipped_frac = skip(buf, pos, little, limit,
+                                                                   units, bound, inclusive)
                     if skipped:
                         number += skipped
                         dropped += skipped
@@ -157,12 +177,16 @@ class PcapRecords:
                         )
                         return
                 number += 1
-                if drop is not None and not seen and drop(buf, pos + RECORD_HEADER_SIZE, stop):
+                if (drop is not None and not seen and drop(buf, pos + RECORD_HEADER_SIZE, stop)
+                        and (bound == UNBOUNDED[0]
+                             or before(sec + frac / units, bound, inclusive))):
                     dropped += 1
                     drop_sec, drop_frac = sec, frac
                     pos = stop
                     continue
                 self.number, self.dropped = number, dropped
+                if dropped:  # kept current for a merge (`capture.MergedRecords`)
+                    self.dropped_time = drop_sec + drop_frac / units
                 yield (sec + frac / units, linktype, buf[pos + RECORD_HEADER_SIZE : stop],
                        orig, source)
                 pos = stop

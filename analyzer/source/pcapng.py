@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable, Iterator
 
 from .frame import CaptureError, CaptureWarning
+from .pcap import UNBOUNDED
 from .stream import MAX_RECORD, READ_ERRORS, Input, Record, fill, read_exact
 
 MAGIC = b"\x0a\x0d\x0d\x0a"  # SHB block type; the same in both byte orders
@@ -100,10 +101,13 @@ def _interface(buf: bytes, pos: int, blen: int, order: str) -> _Interface:
     return _Interface(linktype, snaplen, units, offset)
 
 
-# skip(buf, pos, little_endian, linktypes, max_record, max_block)
-#   -> (pos, skipped, interface, ts_high, ts_low): see `PcapngRecords`.
-BlockSkip = Callable[[bytes, int, bool, tuple[int, ...], int, int],
-                     tuple[int, int, int, int, int]]
+# skip(buf, pos, little_endian, interfaces, max_record, max_block, bound, inclusive)
+#   -> (pos, skipped, interface, ts_high, ts_low): see `PcapngRecords`. An interface is given
+# as (link type, time units per second, time offset).
+BlockSkip = Callable[
+    [bytes, int, bool, tuple[tuple[int, float, int], ...], int, int, float, bool],
+    tuple[int, int, int, int, int],
+]
 
 
 class PcapngRecords:
@@ -116,12 +120,14 @@ class PcapngRecords:
     type, a questionable length, trailer or interface). Skipped blocks are only counted:
     `number` is the frame number of the record last yielded (once the iteration has ended,
     of the last record read), `dropped` counts the records skipped before it (or in all),
-    and `dropped_time`, set at the end, is the time of the last one skipped.
+    and `dropped_time`, set at the end, is the time of the last one skipped. `bound` limits
+    skipping to records before a time, as for `PcapRecords.bound`.
     """
 
     def __init__(self, inp: Input, buf: bytes, source: int,
                  warnings: list[CaptureWarning]) -> None:
         self.skip: BlockSkip | None = None
+        self.bound: tuple[float, bool] = UNBOUNDED
         self.number = 0
         self.dropped = 0
         self.dropped_time = 0.0
@@ -141,7 +147,8 @@ class PcapngRecords:
         delivered = 0  # records yielded or skipped: what `self.number` reports
         dropped = 0  # records the skip passed over
         skip = self.skip
-        linktypes: tuple[int, ...] = ()  # the section's interfaces' link types, for skip
+        # The section's interfaces as skip needs them: (link type, units, offset).
+        timing: tuple[tuple[int, float, int], ...] = ()
         order = "<"
         interfaces: list[_Interface] = []
         last_time = 0.0
@@ -154,8 +161,8 @@ class PcapngRecords:
         try:
             while True:
                 if skip is not None:
-                    pos, skipped, iface, hi, lo = skip(buf, pos, order == "<", linktypes,
-                                                       MAX_RECORD, MAX_BLOCK)
+                    pos, skipped, iface, hi, lo = skip(buf, pos, order == "<", timing,
+                                                       MAX_RECORD, MAX_BLOCK, *self.bound)
                     if skipped:
                         number += skipped
                         delivered = number
@@ -189,7 +196,7 @@ class PcapngRecords:
                     epb = _EPB[order].unpack_from
                     btype, blen = block_head(buf, pos)
                     interfaces = []
-                    linktypes = ()
+                    timing = ()
                 if blen < 12 or blen & 3 or blen > MAX_BLOCK:
                     warn(
                         f"byte offset {base + pos}",
@@ -270,7 +277,7 @@ class PcapngRecords:
                              f"interface block too short ({blen} bytes)")
                         return
                     interfaces.append(_interface(buf, pos, blen, order))
-                    linktypes = tuple(i.linktype for i in interfaces)
+                    timing = tuple((i.linktype, i.units, i.offset) for i in interfaces)
                 # Every other block (statistics, name resolution, secrets, custom) carries no
                 # packet, and an unknown type is skippable by design of the format.
                 pos += blen
