@@ -172,6 +172,7 @@ _SIZE, _DATA, _DATA_CR, _DATA_LF, _TRAILER = (  # module names, as for FramingKi
     _Chunk.SIZE, _Chunk.DATA, _Chunk.DATA_CR, _Chunk.DATA_LF, _Chunk.TRAILER
 )
 
+
 class BodyReader:
     """Follows one message body as its bytes arrive, whatever their segmentation.
 
