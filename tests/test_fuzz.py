@@ -109,6 +109,26 @@ REGRESSIONS: list[tuple[str, str, bytes]] = [
     # frame per segment, so ~1000 small segments that arrived before the first missing one
     # raised RecursionError (the CLI: "internal error", exit 70). Now an iterative drain.
     ("reassembly", "small segments in reverse order", _one_byte_segments_backwards(3000)),
+    # atheris, pipeline target, ~150 k runs: a pcapng timestamp past the year 9999 (64-bit
+    # ticks) made the report's time formatting raise ValueError after the analysis.
+    ("pipeline", "timestamp past the calendar", bytes.fromhex(
+        "1f8b0800000000000203ad944d4fd44018c7a7b0bca4da448c07a392cc8d8575fbba0b4d910483ec12144558"
+        "764d0cc46e3b6eebd6b6b6c30ac881939fc170227e078de166c2c18327128f7e02b90947b34ebb2bdb6d1684"
+        "642769e6ede9fc9ee7f93f3334c3d0160060e15eea1645fa7ab325c02c98d54daca92e4c964c0ff986ea5547"
+        "6186e559610226f32686b5e6c455b5aa5a413a54fde67e9a4fe9a82c88ebd22868b480119c7fa3d9039008c7"
+        "fde4db69dadc56fbc1bec48a6b64bc06dadbfb9f2f7abf2741b27f3ab641c5e7fbf33977772b178cf77aea07"
+        "8007a027513f48f40cd2a5d5e2a7d0a8b7976e70e3fc6f67f313bf0f2ec2cfb9fbf32387ef7e111fc6f6aed7"
+        "bf44f95faf2edc097c68e76f44f83f08bf48c6c5cef1c30bc73f467c38dab906a641922c528dd8037e831770"
+        "0b548bdb37ce8a12994b5447ee9f4b726f8269aaef94fb39e0e6670b90837385c22227b00243cf393e56e073"
+        "4511561541e62591a19f7866c5b4156860ecfa0ac7a19a69b168437ded5a88a157dc8aa7ea48816f51d977b4"
+        "2ac20c3de3d836d2b0e990bf9afb0cbd8cb474099597439bf443b4a9c0a56c75c29ec9a78c95a7a925e43c7b"
+        "f3cad0dccad454dcb8883c3f3c4c9008d0475efa7e05d9c4cfc54d6c383627b182d0e2fb9c30c166189aa1c3"
+        "5cc6b564c6cfd432a82578e15a3adaddca0f44b524f91c0ef2dad27227a2e51599d43099af519db854f292dc"
+        "404bbe9dfb4f4598e1259873bcb2a9ebc866e8072a26fa94907e178a59f8d8a9419117c7a190557859113230"
+        "bf5068d74cb31c1f854b98a439fd08d9156c2850ceb4d60a9b2e3913a30dccb9966ada9350234f918ff0d43a"
+        "7e99960305bd1af2fe2b514e352df24661073a2eb2a10a4f55875ac423d3aea996a9c3462d420374686f6e2f"
+        "332e31312061696f687474702f332e31342e350d0a0d0acdf9066bfc21000042000000420000000000000000"
+        "000000000000000800450000349fb040004027610f3b24070000")),
 ]
 
 

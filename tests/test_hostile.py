@@ -252,3 +252,29 @@ def test_one_byte_segments_arriving_backwards_stay_linear() -> None:
     recorder, _ = run(segments)
     assert time.perf_counter() - started < 10.0  # ~1 s; a scan per segment took minutes
     assert bytes(recorder.data[0]) == payload[:size] and not recorder.gaps
+
+
+@pytest.mark.parametrize("options", [[], ["--format", "json"], ["--format", "jsonl"],
+                                     ["--format", "csv"], ["--format", "markdown"],
+                                     ["--detail"]])
+def test_timestamps_past_the_calendar_are_shown_as_seconds(
+    tmp_path: Path, options: list[str]
+) -> None:
+    """pcapng timestamps have 64 bits: one past the year 9999 (crafted or damaged; atheris
+    found it) is no date, and ended the report with a traceback when it was printed. It is
+    shown as its seconds since 1970 ("@..."), and the analysis is the same."""
+    out, pos = [shb(), idb()], 24
+    while pos + 16 <= len(GOOD):
+        sec, usec, incl, _ = struct.unpack_from("<IIII", GOOD, pos)
+        ticks = sec * 1_000_000 + usec + (1 << 62)
+        out.append(epb("<", 0, ticks, GOOD[pos + 16 : pos + 16 + incl]))
+        pos += 16 + incl
+    path = tmp_path / "future.pcapng"
+    path.write_bytes(b"".join(out))
+    done = subprocess.run([sys.executable, "-m", "analyzer", "read", str(path), *options],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert clients(done.stdout) == ["10.9.9.9:50000", "10.9.9.8:50001"]
+    if "--detail" not in options:  # the detail view gives times from the SYN
+        assert "@4613386" in done.stdout  # (1 << 62) µs after 2023: 4.6e12 s since 1970

@@ -12,9 +12,22 @@ from analyzer.verdict import Diagnosis, Verdict
 
 
 def iso_time(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z"
-    )
+    """The time in UTC, ISO 8601 with microseconds and "Z". A timestamp that no year from 1
+    to 9999 holds (a damaged or crafted capture: atheris found one) is no date, and is given as
+    its seconds since 1970, "@14475000000000.000000", instead of ending the report."""
+    try:
+        stamp = datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"@{seconds:.6f}"
+    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def time_of_day(iso: str, fraction: bool = True) -> str:
+    """HH:MM:SS (with milliseconds if ``fraction``) of an `iso_time` text; one that is no
+    date as it is."""
+    if not iso.endswith("Z"):
+        return iso
+    return iso[11:23] if fraction else iso[11:19]
 
 
 def reason_text(diagnosis: Diagnosis) -> str:

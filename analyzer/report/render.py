@@ -10,7 +10,13 @@ from typing import Any
 
 from analyzer.correlate import Storm, redirect_chains, storms
 from analyzer.pipeline import MAX_LISTED_TCP_ATTEMPTS, RunStats
-from analyzer.report.fields import attempt_fields, iso_time, reason_text, request_label
+from analyzer.report.fields import (
+    attempt_fields,
+    iso_time,
+    reason_text,
+    request_label,
+    time_of_day,
+)
 from analyzer.report.safe import Cleaner, csv_cell, neutralise
 from analyzer.source.frame import CaptureWarning
 from analyzer.verdict import Diagnosis
@@ -29,7 +35,7 @@ def table_rows(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> li
         a = d.attempt
         clean = Cleaner.for_attempt(a, show_secrets)
         status = a.response_head.status if a.response_head else ""
-        rows.append([d.number, a.first_frame, iso_time(a.time)[11:23], str(a.client),
+        rows.append([d.number, a.first_frame, time_of_day(iso_time(a.time)), str(a.client),
                      str(a.server), _clip(request_label(d, show_secrets), 40),
                      clean.text(",".join(d.facts.offered) or d.facts.protocol or "-"), status,
                      d.verdict.value, _clip(clean.text(reason_text(d)), 90)])
@@ -108,7 +114,7 @@ def repeated_lines(groups: Sequence[dict[str, Any]], most: int = 10) -> list[str
     return [
         f"Repeated: {g['count']} x {g['client']} -> {g['server']} {g['request']}: {g['verdict']}"
         + (f" ({g['reason']})" if g["reason"] else "")
-        + f", {g['first_time'][11:19]} to {g['last_time'][11:19]}"
+        + f", {time_of_day(g['first_time'], False)} to {time_of_day(g['last_time'], False)}"
         for g in groups[:most]
     ]
 
