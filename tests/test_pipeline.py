@@ -272,3 +272,18 @@ def test_merged_files_drop_unseen_only_what_the_merge_puts_first(tmp_path: Path)
             if name == "rotated":
                 assert merged.dropped > len(steady) // 2, compiled  # the fast path did run
     assert len(_summary(slow_out)) > 10
+
+
+def test_an_ignored_connection_keeps_no_tracker(tmp_path: Path) -> None:
+    """A connection that is not HTTP is ignored at its first bytes; its table entry stays
+    (later packets cost one look-up) but its tracker is let go at once, not when the
+    connection ends or expires (bulk connections stay 300 s: memory, benchmarks/README.md)."""
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443), start=START)
+    conv.handshake()
+    conv.client(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(200))
+    conv.server(b"\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03" + bytes(300))
+    run = Analysis()
+    feed(run, frames(tmp_path, conv))
+    entries = list(run._reassembler.flows.values())
+    assert entries and all(conn.ignored and not conn.finished for conn, _ in entries)
+    assert all(conn.listener is None for conn, _ in entries)
