@@ -50,15 +50,16 @@ def two_handshakes(between: bytes = b"") -> tuple[bytes, int]:
     return out.getvalue() + between + late.getvalue()[24:], splice
 
 
-def as_pcapng(pcap: bytes, extra: dict[int, bytes] | None = None) -> bytes:
-    """The same records as pcapng (one EPB each); `extra` blocks go before record N (0-based)."""
+def as_pcapng(pcap: bytes, extra: dict[int, bytes] | None = None, later: int = 0) -> bytes:
+    """The same records as pcapng (one EPB each); `extra` blocks go before record N (0-based);
+    every time `later` microseconds later."""
     out = [shb(), idb()]
     pos, n = 24, 0
     while pos + 16 <= len(pcap):
         sec, usec, incl, _ = struct.unpack_from("<IIII", pcap, pos)
         if extra and n in extra:
             out.append(extra[n])
-        out.append(epb("<", 0, sec * 1_000_000 + usec, pcap[pos + 16 : pos + 16 + incl]))
+        out.append(epb("<", 0, sec * 1_000_000 + usec + later, pcap[pos + 16 : pos + 16 + incl]))
         pos += 16 + incl
         n += 1
     return b"".join(out)
@@ -263,14 +264,8 @@ def test_timestamps_past_the_calendar_are_shown_as_seconds(
     """pcapng timestamps have 64 bits: one past the year 9999 (crafted or damaged; atheris
     found it) is no date, and ended the report with a traceback when it was printed. It is
     shown as its seconds since 1970 ("@..."), and the analysis is the same."""
-    out, pos = [shb(), idb()], 24
-    while pos + 16 <= len(GOOD):
-        sec, usec, incl, _ = struct.unpack_from("<IIII", GOOD, pos)
-        ticks = sec * 1_000_000 + usec + (1 << 62)
-        out.append(epb("<", 0, ticks, GOOD[pos + 16 : pos + 16 + incl]))
-        pos += 16 + incl
     path = tmp_path / "future.pcapng"
-    path.write_bytes(b"".join(out))
+    path.write_bytes(as_pcapng(GOOD, later=1 << 62))
     done = subprocess.run([sys.executable, "-m", "analyzer", "read", str(path), *options],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -76,8 +76,8 @@ cdef inline bint _before(double t, double bound, bint inclusive) noexcept nogil:
     return t < bound or (inclusive and t == bound)
 
 
-def skip_ignored(bytes buf, Py_ssize_t pos, bint little, unsigned int limit, Py_ssize_t l3,
-                 dict flows, double units, double bound, bint inclusive):
+def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint little,
+                 unsigned int limit, double units, double bound, bint inclusive):
     """Skip the records from ``buf[pos:]`` that `PcapRecords` would drop with
     `ignored_frame_test` for link-layer header size ``l3`` and flow table ``flows``, as long
     as their time (``sec + frac / units``, computed as Python computes it) is before
@@ -112,9 +112,9 @@ def skip_ignored(bytes buf, Py_ssize_t pos, bint little, unsigned int limit, Py_
     return pos, count, sec, frac
 
 
-def skip_ignored_blocks(bytes buf, Py_ssize_t pos, bint little, tuple interfaces,
-                        unsigned int max_record, unsigned int max_block, dict flows,
-                        double bound, bint inclusive):
+def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tuple interfaces,
+                        unsigned int max_record, unsigned int max_block, double bound,
+                        bint inclusive):
     """The same for a pcapng buffer (`PcapngRecords`): skip the Enhanced Packet Blocks from
     ``buf[pos:]`` whose frame `ignored_frame_test` drops for the link type of its interface,
     and whose time is before ``bound`` (as for `skip_ignored`). ``interfaces`` are the

@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Protocol
 
 from ..source.frame import Frame
@@ -159,13 +160,7 @@ def ignored_record_skip(
     l3 = PEEK_LINKS.get(linktype)
     if l3 is None or _skip_ignored is None or not compiled or type(flows) is not dict:
         return None
-    skip_ignored = _skip_ignored
-
-    def skip(buf: bytes, pos: int, little: bool, limit: int, units: int, bound: float,
-             inclusive: bool) -> tuple[int, int, int, int]:
-        return skip_ignored(buf, pos, little, limit, l3, flows, units, bound, inclusive)
-
-    return skip
+    return partial(_skip_ignored, l3, flows)  # a C call per use, no Python frame between
 
 
 # An interface as the pcapng skip needs it: link type, time units per second, time offset.
@@ -185,15 +180,7 @@ def ignored_block_skip(
     pcapng records then take the pipeline's per-record path, with the same results."""
     if _skip_ignored_blocks is None or not compiled or type(flows) is not dict:
         return None
-    skip_blocks = _skip_ignored_blocks
-
-    def skip(buf: bytes, pos: int, little: bool, interfaces: tuple[Interface, ...],
-             max_record: int, max_block: int, bound: float,
-             inclusive: bool) -> tuple[int, int, int, int, int]:
-        return skip_blocks(buf, pos, little, interfaces, max_record, max_block, flows, bound,
-                           inclusive)
-
-    return skip
+    return partial(_skip_ignored_blocks, flows)
 
 
 PeekFlow = Callable[[int, bytes], "tuple[bytes, int] | None"]

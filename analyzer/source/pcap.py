@@ -127,7 +127,7 @@ class PcapRecords:
         try:
             while True:
                 bound, inclusive = self.bound
-                seen = False  # the compiled skip saw the next record whole and kept it
+                seen = skip is not None  # the compiled skip saw the next record, if whole
                 if skip is not None:
                     pos, skipped, skipped_sec, skipped_frac = skip(buf, pos, little, limit,
                                                                    units, bound, inclusive)
@@ -135,7 +135,6 @@ class PcapRecords:
                         number += skipped
                         dropped += skipped
                         drop_sec, drop_frac = skipped_sec, skipped_frac
-                    seen = True
                 if end - pos < RECORD_HEADER_SIZE:
                     seen = False
                     buf, err = fill(read, buf, pos, RECORD_HEADER_SIZE)

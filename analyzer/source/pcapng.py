@@ -143,8 +143,7 @@ class PcapngRecords:
         base = 0  # file offset of buf[0]
         pos = 0
         end = len(buf)
-        number = 0  # packet blocks met, for the warnings (a damaged one included)
-        delivered = 0  # records yielded or skipped: what `self.number` reports
+        number = 0  # records yielded or skipped; a damaged block is named frame number + 1
         dropped = 0  # records the skip passed over
         skip = self.skip
         # The section's interfaces as skip needs them: (link type, units, offset).
@@ -165,7 +164,6 @@ class PcapngRecords:
                                                        MAX_RECORD, MAX_BLOCK, *self.bound)
                     if skipped:
                         number += skipped
-                        delivered = number
                         dropped += skipped
                         ifc = interfaces[iface]
                         last_time = ((hi << 32) | lo) / ifc.units + ifc.offset
@@ -230,30 +228,28 @@ class PcapngRecords:
                         iface, hi, lo, cap, orig = epb(buf, pos + 8)
                     else:
                         iface, _, hi, lo, cap, orig = _PB[order].unpack_from(buf, pos + 8)
-                    number += 1
                     if iface >= len(interfaces):
                         warn(
-                            f"frame {number}",
+                            f"frame {number + 1}",
                             f"packet block names interface {iface}, but the "
                             f"section describes {len(interfaces)}",
                         )
                         return
                     if cap > blen - 32 or cap > MAX_RECORD:
                         warn(
-                            f"frame {number}",
+                            f"frame {number + 1}",
                             f"captured length {cap} does not fit its block "
                             f"of {blen} bytes at byte offset {base + pos}: corrupt block",
                         )
                         return
                     ifc = interfaces[iface]
                     last_time = ((hi << 32) | lo) / ifc.units + ifc.offset
-                    delivered = number
+                    number += 1
                     self.number, self.dropped = number, dropped
                     yield (last_time, ifc.linktype, buf[pos + 28 : pos + 28 + cap], orig, source)
                 elif btype == SPB:
-                    number += 1
                     if not interfaces:
-                        warn(f"frame {number}", "simple packet block before any interface")
+                        warn(f"frame {number + 1}", "simple packet block before any interface")
                         return
                     orig = _U32[order].unpack_from(buf, pos + 8)[0]
                     # "the Captured Packet Length [is] the minimum value among the Original Packet
@@ -262,7 +258,7 @@ class PcapngRecords:
                     cap = min(orig, blen - 16)
                     if interfaces[0].snaplen:
                         cap = min(cap, interfaces[0].snaplen)
-                    delivered = number
+                    number += 1
                     self.number, self.dropped = number, dropped
                     yield (
                         last_time,
@@ -282,5 +278,5 @@ class PcapngRecords:
                 # packet, and an unknown type is skippable by design of the format.
                 pos += blen
         finally:
-            self.number, self.dropped = delivered, dropped
+            self.number, self.dropped = number, dropped
             inp.close()
