@@ -52,8 +52,11 @@ def response_talks_about_upgrade(head: ResponseHead, body_prefix: bytes = b"") -
 
 
 def is_upgrade_attempt(
-    request: RequestHead | None, response: ResponseHead | None, body_prefix: bytes = b""
+    request_offers: bool, response: ResponseHead | None, body_prefix: bytes = b""
 ) -> bool:
-    if request is not None and request_offers_upgrade(request):
-        return True
-    return response is not None and response_talks_about_upgrade(response, body_prefix)
+    """An exchange is an upgrade attempt when its request offers an upgrade
+    (`request_offers_upgrade`, which the tracker decides once, when the request is parsed) or
+    its response talks about one; any other is ordinary HTTP, only counted."""
+    return request_offers or (
+        response is not None and response_talks_about_upgrade(response, body_prefix)
+    )

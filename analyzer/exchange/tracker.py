@@ -40,7 +40,7 @@ from analyzer.exchange.model import (
     TcpEvent,
     TcpFacts,
 )
-from analyzer.exchange.relevance import request_offers_upgrade, response_talks_about_upgrade
+from analyzer.exchange.relevance import is_upgrade_attempt, request_offers_upgrade
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow, SwitchWatch
 from analyzer.http.body import BodyReader, Framing, FramingKind, body_framing
 from analyzer.http.head import (
@@ -449,10 +449,7 @@ class ConnectionTracker:
         self._response = None
         request = pending.request
         body_prefix = reader.prefix if reader is not None else b""
-        # relevance.is_upgrade_attempt, with the request's half decided when it was parsed
-        if (request is not None and request.offers) or response_talks_about_upgrade(
-            pending.head, body_prefix
-        ):
+        if is_upgrade_attempt(request is not None and request.offers, pending.head, body_prefix):
             message = Message(
                 head=pending.head,
                 first_frame=pending.first_frame,
