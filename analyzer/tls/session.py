@@ -1,0 +1,361 @@
+"""One TLS connection, sans-IO: ciphertext of both directions in, handshake facts and plaintext out.
+
+How it works
+------------
+Each direction has a `RecordReader` (records with their frames) and a `HandshakeReader`
+(handshake messages across records). The side that sends a ClientHello is the client. The
+ClientHello and ServerHello give the randoms, the version and the suite; with a key store, the
+ServerHello is where the secrets are looked up by client random and record openers are made:
+
+- TLS 1.2: a direction is protected from its ChangeCipherSpec on, with the key block's keys.
+- TLS 1.3: after a (non-retry) ServerHello both directions are protected: first with the
+  handshake traffic keys, then, after that side's Finished, with the application traffic keys
+  (RFC 8446 §7.1). KeyUpdate moves a direction to its next secret. A record that does not open
+  with the current keys is tried with the next ones (a key log may lack the handshake secrets).
+
+Decrypted application data comes out as `Plain` chunks cut at the frame boundaries of the
+ciphertext that carried them, with offsets in the plaintext stream of that direction. A key
+that is present but does not open the first protected record is a key mismatch (never a
+guess); a later failure stops decrypting that direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from analyzer.tls.decrypt import DecryptError, RecordOpener
+from analyzer.tls.handshake import (
+    Alert,
+    CertificateInfo,
+    ClientHello,
+    HandshakeMessage,
+    HandshakeReader,
+    HandshakeType,
+    ServerHello,
+    parse_alert,
+    parse_certificate,
+    parse_client_hello,
+    parse_encrypted_extensions,
+    parse_server_hello,
+)
+from analyzer.tls.keylog import KeyStore
+from analyzer.tls.keys import tls12_traffic_keys, tls13_traffic_keys
+from analyzer.tls.records import HEADER_LENGTH, ContentType, Record, RecordReader
+from analyzer.tls.suites import SUITES
+
+_CCS = ContentType.CHANGE_CIPHER_SPEC
+_ALERT = ContentType.ALERT
+_HANDSHAKE = ContentType.HANDSHAKE
+_APPLICATION = ContentType.APPLICATION_DATA
+
+
+class Decryption(Enum):
+    NO_KEYS = "no keys"  # no key store was given to the run
+    NO_KEY = "no key"  # a key store, but nothing for this client random
+    PENDING = "pending"  # keys found, nothing protected opened yet
+    DECRYPTED = "decrypted"
+    MISMATCH = "key mismatch"  # the key did not open the first protected record
+    FAILED = "failed"  # a later record did not open: decryption stopped there
+    UNSUPPORTED = "unsupported suite"
+
+
+@dataclass(frozen=True, slots=True)
+class Plain:
+    """Application data of one direction, carried by one frame."""
+
+    side: int  # reassembly side (0 originator, 1 responder)
+    offset: int  # offset in the direction's plaintext stream
+    data: bytes
+    frame: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class SeenAlert:
+    side: int
+    alert: Alert
+    frame: int
+    time: float
+    encrypted: bool  # read from a decrypted record
+
+
+@dataclass(slots=True)
+class _Direction:
+    records: RecordReader = field(default_factory=RecordReader)
+    handshake: HandshakeReader = field(default_factory=HandshakeReader)
+    protected: bool = False  # records from here on are protected
+    openers: list[RecordOpener] = field(default_factory=list)  # current first, then next ones
+    opened: int = 0  # protected records opened
+    stopped: bool = False  # decryption gave up on this direction
+    plain_offset: int = 0
+    application_records: int = 0  # records of outer type application_data
+    first_application: tuple[int, float] | None = None  # frame, time of the first such record
+    last_frame: int = 0
+    finished: bool = False  # its Finished was seen (decrypted) or implied
+    tolerate_failures: bool = False  # TLS 1.3 without this side's handshake secret
+
+
+class TlsSession:
+    """The TLS facts of one connection, and its plaintext when a key store has its secrets."""
+
+    def __init__(self, secrets: KeyStore | None = None) -> None:
+        self.secrets = secrets
+        self.client_side: int | None = None
+        self.client_hello: ClientHello | None = None
+        self.client_hello_frame = 0
+        self.server_hello: ServerHello | None = None
+        self.server_hello_frame = 0
+        self.server_hello_time = 0.0
+        self.retry = False  # a HelloRetryRequest came first
+        self.certificates: tuple[CertificateInfo, ...] = ()
+        self.certificate_problem = ""
+        self.certificate_frame = 0
+        self.certificate_request = False  # the server asked for a client certificate
+        self.client_certificate_empty = False  # ... and the client sent none
+        self.alpn = ""  # selected (ServerHello in 1.2, EncryptedExtensions in 1.3)
+        self.alerts: list[SeenAlert] = []
+        self.decryption = Decryption.NO_KEYS if secrets is None else Decryption.NO_KEY
+        self.problem = ""  # why the records stopped making sense ("" while they do)
+        self.mismatch_frame = 0
+        self._dirs = (_Direction(), _Direction())
+
+    # ---- input -------------------------------------------------------------------------
+
+    def feed(self, side: int, offset: int, data: bytes, frame: int, time: float) -> list[Plain]:
+        """The next in-order bytes of ``side``; returns the application plaintext they completed."""
+        direction = self._dirs[side]
+        direction.last_frame = frame
+        out: list[Plain] = []
+        for record in direction.records.feed(offset, data, frame, time):
+            self._record(side, record, out)
+        if direction.records.broken and not self.problem:
+            self.problem = direction.records.broken
+        return out
+
+    # ---- facts -------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return self.server_hello.version if self.server_hello else 0
+
+    @property
+    def tls13(self) -> bool:
+        return self.version == 0x0304
+
+    @property
+    def resumed(self) -> bool:
+        hello, server = self.client_hello, self.server_hello
+        if hello is None or server is None:
+            return False
+        if self.tls13:
+            return server.psk
+        return bool(server.session_id) and server.session_id == hello.session_id
+
+    def application_records(self, side: int) -> int:
+        return self._dirs[side].application_records
+
+    def first_application(self, side: int) -> tuple[int, float] | None:
+        return self._dirs[side].first_application
+
+    def handshake_pending(self, side: int) -> int:
+        """Bytes of ``side`` waiting to complete a record."""
+        return self._dirs[side].records.buffered
+
+    def carried_application_data(self) -> bool:
+        """Whether the client sent application data (so the handshake completed).
+
+        In TLS 1.2 application data has its own record type. In TLS 1.3 every protected record
+        looks like application data; the client's first one is its Finished (or its
+        certificate flight), so data needs at least two, or a decrypted one.
+        """
+        if self.client_side is None:
+            return False
+        client = self._dirs[self.client_side]
+        if client.plain_offset:
+            return True
+        if self.tls13:
+            return client.application_records >= 2 + (1 if self.certificate_request else 0)
+        return client.application_records >= 1
+
+    def server_flight_seen(self) -> bool:
+        return self.server_hello is not None and not self.retry
+
+    # ---- records -----------------------------------------------------------------------
+
+    def _record(self, side: int, record: Record, out: list[Plain]) -> None:
+        direction = self._dirs[side]
+        kind = record.content_type
+        if kind == _APPLICATION:
+            direction.application_records += 1
+            if direction.first_application is None:
+                direction.first_application = (record.first_frame, record.time)
+        if kind == _CCS:
+            # RFC 8446 §5: TLS 1.3 sends it only for middlebox compatibility, unprotected.
+            if not self.tls13 and self.server_hello is not None:
+                self._protect_tls12(side)
+            return
+        if direction.protected and not (self.tls13 and kind != _APPLICATION):
+            self._protected(side, record, out)
+            return
+        if kind == _HANDSHAKE:
+            self._handshake(side, record.body, record.first_frame, record.time, False)
+        elif kind == _ALERT:
+            self._alert(side, record.body, record.first_frame, record.time, False)
+
+    def _protected(self, side: int, record: Record, out: list[Plain]) -> None:
+        direction = self._dirs[side]
+        if direction.stopped or not direction.openers:
+            return
+        for index, opener in enumerate(direction.openers):
+            try:
+                opened = opener.open(record)
+            except DecryptError:
+                continue
+            del direction.openers[:index]
+            break
+        else:
+            if direction.opened == 0 and not direction.tolerate_failures:
+                self.decryption = Decryption.MISMATCH
+                self.mismatch_frame = record.first_frame
+                direction.stopped = True
+            elif direction.opened:
+                if self.decryption == Decryption.DECRYPTED:
+                    self.decryption = Decryption.FAILED
+                direction.stopped = True
+            return
+        direction.opened += 1
+        if self.decryption in (Decryption.PENDING, Decryption.NO_KEY):
+            self.decryption = Decryption.DECRYPTED
+        if opened.content_type == _APPLICATION:
+            self._plain(side, record, opened.lead, opened.plaintext, out)
+        elif opened.content_type == _HANDSHAKE:
+            self._handshake(side, opened.plaintext, record.first_frame, record.time, True)
+        elif opened.content_type == _ALERT:
+            self._alert(side, opened.plaintext, record.first_frame, record.time, True)
+
+    def _plain(self, side: int, record: Record, lead: int, plaintext: bytes,
+               out: list[Plain]) -> None:
+        """Cut ``plaintext`` at the frame boundaries of the ciphertext bytes that carried it."""
+        direction = self._dirs[side]
+        start = record.offset + HEADER_LENGTH + lead  # stream offset of plaintext byte 0
+        end = start + len(plaintext)
+        pieces = record.pieces
+        for index, (piece_start, frame, time) in enumerate(pieces):
+            piece_end = pieces[index + 1][0] if index + 1 < len(pieces) else end
+            low, high = max(piece_start, start), min(piece_end, end)
+            if index == len(pieces) - 1:
+                high = end
+            if high <= low:
+                continue
+            chunk = plaintext[low - start:high - start]
+            out.append(Plain(side, direction.plain_offset, chunk, frame, time))
+            direction.plain_offset += len(chunk)
+
+    # ---- handshake ---------------------------------------------------------------------
+
+    def _handshake(self, side: int, data: bytes, frame: int, time: float,
+                   decrypted: bool) -> None:
+        for message in self._dirs[side].handshake.feed(data, frame, time):
+            self._message(side, message, decrypted)
+
+    def _message(self, side: int, message: HandshakeMessage, decrypted: bool) -> None:
+        kind = message.kind
+        if kind == HandshakeType.CLIENT_HELLO:
+            if self.client_side is None:
+                self.client_side = side
+            client = parse_client_hello(message.body)
+            if self.client_hello is None or self.retry:
+                self.client_hello = client
+                self.client_hello_frame = self.client_hello_frame or message.frame
+        elif kind == HandshakeType.SERVER_HELLO:
+            if self.client_side is None:
+                self.client_side = 1 - side
+            server = parse_server_hello(message.body)
+            if server.retry:
+                self.retry = True
+            if self.server_hello is None or self.server_hello.retry:
+                self.server_hello = server
+                self.server_hello_frame = message.frame
+                self.server_hello_time = message.time
+                self.alpn = server.alpn
+                if not server.retry:
+                    self._keys_ready()
+        elif kind == HandshakeType.ENCRYPTED_EXTENSIONS:
+            self.alpn = parse_encrypted_extensions(message.body) or self.alpn
+        elif kind == HandshakeType.CERTIFICATE:
+            if side != self.client_side and not self.certificates:
+                self.certificates, self.certificate_problem = parse_certificate(
+                    message.body, self.tls13)
+                self.certificate_frame = message.frame
+            elif side == self.client_side and self.certificate_request:
+                chain, _problem = parse_certificate(message.body, self.tls13)
+                self.client_certificate_empty = not chain
+        elif kind == HandshakeType.CERTIFICATE_REQUEST:
+            self.certificate_request = True
+        elif kind == HandshakeType.FINISHED:
+            self._finished(side)
+        elif kind == HandshakeType.KEY_UPDATE and decrypted:
+            openers = self._dirs[side].openers
+            if openers:
+                openers[0].key_update()
+
+    def _finished(self, side: int) -> None:
+        direction = self._dirs[side]
+        direction.finished = True
+        if self.tls13 and len(direction.openers) > 1:
+            del direction.openers[0]  # handshake keys done: application keys next
+
+    def _alert(self, side: int, body: bytes, frame: int, time: float, encrypted: bool) -> None:
+        alert = parse_alert(body[:2])
+        if alert is not None:
+            self.alerts.append(SeenAlert(side, alert, frame, time, encrypted))
+
+    # ---- keys --------------------------------------------------------------------------
+
+    def _keys_ready(self) -> None:
+        """After the ServerHello: find the secrets and prepare openers."""
+        hello, server = self.client_hello, self.server_hello
+        if self.secrets is None or hello is None or server is None or self.client_side is None:
+            return
+        secrets = self.secrets.secrets_for(hello.random)
+        if not secrets:
+            self.decryption = Decryption.NO_KEY
+            return
+        suite = SUITES.get(server.suite)
+        if suite is None or suite.tls13 != (server.version == 0x0304):
+            self.decryption = Decryption.UNSUPPORTED
+            return
+        self.decryption = Decryption.PENDING
+        client, serving = self._dirs[self.client_side], self._dirs[1 - self.client_side]
+        if suite.tls13:
+            for direction, prefix in ((client, "CLIENT"), (serving, "SERVER")):
+                for label in (f"{prefix}_HANDSHAKE_TRAFFIC_SECRET", f"{prefix}_TRAFFIC_SECRET_0"):
+                    secret = secrets.get(label)
+                    if secret is not None:
+                        direction.openers.append(RecordOpener(
+                            suite, 0x0304, tls13_traffic_keys(suite, secret), secret=secret))
+                direction.tolerate_failures = f"{prefix}_HANDSHAKE_TRAFFIC_SECRET" not in secrets
+                direction.protected = True
+            if not client.openers and not serving.openers:
+                self.decryption = Decryption.NO_KEY
+        elif "CLIENT_RANDOM" not in secrets:
+            self.decryption = Decryption.NO_KEY
+
+    def _protect_tls12(self, side: int) -> None:
+        direction = self._dirs[side]
+        direction.protected = True
+        hello, server = self.client_hello, self.server_hello
+        if (self.decryption not in (Decryption.PENDING, Decryption.DECRYPTED)
+                or hello is None or server is None):
+            return
+        master = (self.secrets.secrets_for(hello.random) or {}).get("CLIENT_RANDOM") \
+            if self.secrets is not None else None
+        suite = SUITES.get(server.suite)
+        if master is None or suite is None:
+            return
+        client_keys, server_keys = tls12_traffic_keys(
+            suite, server.version, master, hello.random, server.random)
+        keys = client_keys if side == self.client_side else server_keys
+        etm = hello.encrypt_then_mac and server.encrypt_then_mac
+        direction.openers = [RecordOpener(suite, server.version, keys, encrypt_then_mac=etm)]

@@ -1,0 +1,146 @@
+"""Real TLS bytes for tests: Python's `ssl` client and server talking through memory BIOs.
+
+`converse` runs a real OpenSSL handshake and exchange between an `ssl.SSLObject` client and
+server (no sockets), logging the secrets with `keylog_filename`, and returns the bytes each
+direction put on the "wire", in the order they were written.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+CLIENT, SERVER = 0, 1
+_OP_NO_ENCRYPT_THEN_MAC = 0x00080000  # OpenSSL's SSL_OP_NO_ENCRYPT_THEN_MAC (not in ssl)
+
+
+@dataclass
+class Conversation:
+    chunks: list[tuple[int, bytes]]  # (side, bytes) in the order they were written
+    keylog: bytes
+    client_plain: bytes  # what the client application sent
+    server_plain: bytes
+    version: str
+    cipher: str
+    client_received: bytes = b""
+    server_received: bytes = b""
+
+    def stream(self, side: int) -> bytes:
+        return b"".join(data for s, data in self.chunks if s == side)
+
+
+def make_certificate(directory: Path, name: str = "localhost", *, days: int = 30,
+                     start: datetime.datetime | None = None,
+                     names: tuple[str, ...] | None = None,
+                     use_rsa: bool = False) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` (SAN ``names``), written as PEM files."""
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        rsa.generate_private_key(65537, 2048) if use_rsa
+        else ec.generate_private_key(ec.SECP256R1()))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    start = start or datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    alt: list[x509.GeneralName] = []
+    for entry in names if names is not None else (name, "127.0.0.1"):
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(entry)))
+        except ValueError:
+            alt.append(x509.DNSName(entry))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    stem = f"{name}-{days}-{'rsa' if use_rsa else 'ec'}"
+    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def converse(directory: Path, *, tls13: bool, ciphers: str = "", client_plain: bytes,
+             server_plain: bytes, alpn: tuple[str, ...] = (), server_alpn: tuple[str, ...] = (),
+             sni: str = "localhost", use_rsa: bool = False,
+             encrypt_then_mac: bool = True) -> Conversation:
+    """A real handshake and one exchange each way between an ssl client and server in memory."""
+    cert, key = make_certificate(directory, use_rsa=use_rsa)
+    keylog = directory / "keys.log"
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(cert)
+    client_ctx.keylog_filename = str(keylog)
+    version = ssl.TLSVersion.TLSv1_3 if tls13 else ssl.TLSVersion.TLSv1_2
+    for ctx in (server_ctx, client_ctx):
+        ctx.minimum_version = ctx.maximum_version = version
+        if ciphers:
+            ctx.set_ciphers(ciphers)
+    if alpn:
+        client_ctx.set_alpn_protocols(list(alpn))
+    if server_alpn:
+        server_ctx.set_alpn_protocols(list(server_alpn))
+    if not encrypt_then_mac:
+        client_ctx.options |= _OP_NO_ENCRYPT_THEN_MAC
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname=sni)
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    chunks: list[tuple[int, bytes]] = []
+
+    def pump() -> None:
+        for bio_out, bio_in, side in ((c_out, s_in, CLIENT), (s_out, c_in, SERVER)):
+            data = bio_out.read()
+            if data:
+                chunks.append((side, data))
+                bio_in.write(data)
+
+    done = [False, False]
+    for _ in range(20):  # a handshake takes at most a few round trips
+        for index, endpoint in enumerate((client, server)):
+            if not done[index]:
+                try:
+                    endpoint.do_handshake()
+                    done[index] = True
+                except ssl.SSLWantReadError:
+                    pass
+        pump()
+        if all(done):
+            break
+    assert all(done), "handshake did not complete"
+    client.write(client_plain)
+    pump()
+    server_received = _read_all(server, len(client_plain))
+    server.write(server_plain)
+    pump()
+    client_received = _read_all(client, len(server_plain))
+    pump()
+    return Conversation(chunks, keylog.read_bytes(), client_plain, server_plain,
+                        client.version() or "", (client.cipher() or ("",))[0],
+                        client_received, server_received)
+
+
+def _read_all(endpoint: ssl.SSLObject, length: int) -> bytes:
+    got = b""
+    for _ in range(100):
+        if len(got) >= length:
+            break
+        try:
+            got += endpoint.read(length - len(got))
+        except ssl.SSLWantReadError:
+            break
+    return got
