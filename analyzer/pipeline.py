@@ -17,8 +17,13 @@ from analyzer.decode.decoder import (
 )
 from analyzer.decode.segment import Segment
 from analyzer.exchange.first_bytes import Start
-from analyzer.exchange.handoff import ExchangeCounters, HandlerFactory, RunContext
-from analyzer.exchange.model import Attempt, AttemptKind
+from analyzer.exchange.handoff import (
+    MAX_LISTED_TLS_SESSIONS,
+    ExchangeCounters,
+    HandlerFactory,
+    RunContext,
+)
+from analyzer.exchange.model import Attempt, AttemptKind, TlsSessionSummary
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
 from analyzer.exchange.tracker import ConnectionTracker
 from analyzer.reassembly import Connection, Reassembler
@@ -54,6 +59,12 @@ class RunStats:
     # first MAX_LISTED_TCP_ATTEMPTS: counted by primary finding id instead of listed.
     unlisted_tcp_attempts: Counter[str] = field(default_factory=Counter)
     abandoned_heads: int = 0  # HTTP heads with no end within MAX_HEAD_BYTES (tracker.py)
+    # TLS sessions with application data that could not be read (no key) or analysed, and the
+    # first MAX_LISTED_TLS_SESSIONS of them; sessions decrypted (analyzer/tls/layer.py).
+    tls_uninspected: int = 0
+    tls_uninspected_listed: list[TlsSessionSummary] = field(default_factory=list)
+    tls_decrypted: int = 0
+    keylog_ignored_lines: int = 0  # lines of the key log that were not secrets
     first_time: float | None = None
     last_time: float | None = None
 
@@ -61,7 +72,9 @@ class RunStats:
 def protocol_handlers() -> dict[Start, HandlerFactory]:
     """The stages that take a connection over from the HTTP/1 tracker, by what its first bytes
     are (exchange/handoff.py). Imported here, at the wiring, so the tracker knows none of them."""
-    return {}
+    from analyzer.tls.layer import tls_handler
+
+    return {Start.TLS: tls_handler}
 
 
 # Connections tracked at once before the oldest idle ones are evicted. About 3 KB each (a
@@ -233,6 +246,10 @@ class Analysis:
         stats.evicted_connections = self._reassembler.connections_evicted
         stats.unlisted_tcp_attempts = Counter(self._unlisted_tcp)
         stats.abandoned_heads = self._counters.abandoned_heads
+        stats.tls_uninspected = self._counters.tls_uninspected
+        stats.tls_uninspected_listed = list(self._counters.tls_uninspected_listed)
+        stats.tls_decrypted = self._counters.tls_decrypted
+        stats.keylog_ignored_lines = getattr(self._run.secrets, "ignored", 0)
         stats.first_time = self._first
         stats.last_time = self._last if self._first is not None else None
         for other in self._absorbed:
@@ -255,6 +272,10 @@ def _add(stats: RunStats, other: RunStats) -> None:
     stats.evicted_connections += other.evicted_connections
     stats.unlisted_tcp_attempts.update(other.unlisted_tcp_attempts)
     stats.abandoned_heads += other.abandoned_heads
+    stats.tls_uninspected += other.tls_uninspected
+    room = MAX_LISTED_TLS_SESSIONS - len(stats.tls_uninspected_listed)
+    stats.tls_uninspected_listed += other.tls_uninspected_listed[:max(room, 0)]
+    stats.tls_decrypted += other.tls_decrypted
     times = [t for t in (stats.first_time, other.first_time) if t is not None]
     stats.first_time = min(times) if times else None
     times = [t for t in (stats.last_time, other.last_time) if t is not None]

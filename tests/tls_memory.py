@@ -144,3 +144,78 @@ def _read_all(endpoint: ssl.SSLObject, length: int) -> bytes:
         except ssl.SSLWantReadError:
             break
     return got
+
+
+@dataclass
+class Talk:
+    chunks: list[tuple[int, bytes]]
+    client_error: str  # what the client's ssl raised ("" when its handshake completed)
+    server_error: str
+    client_received: bytes
+    server_received: bytes
+
+
+def contexts(directory: Path, *, tls13: bool = True, ciphers: str = "",
+             keylog: Path | None = None, trust: Path | None = None,
+             cert: tuple[Path, Path] | None = None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with ``cert`` (or a fresh one for localhost) and a client context that
+    trusts ``trust`` (default: that certificate) and logs its secrets to ``keylog``."""
+    cert_path, key_path = cert or make_certificate(directory)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert_path, key_path)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(trust or cert_path)
+    if keylog is not None:
+        client_ctx.keylog_filename = str(keylog)
+    version = ssl.TLSVersion.TLSv1_3 if tls13 else ssl.TLSVersion.TLSv1_2
+    for ctx in (server_ctx, client_ctx):
+        ctx.maximum_version = version
+        if ciphers:
+            ctx.set_ciphers(ciphers)
+    return client_ctx, server_ctx
+
+
+def talk(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, *, sni: str = "localhost",
+         client_plain: bytes = b"", server_plain: bytes = b"") -> Talk:
+    """Run a handshake (which may fail on either side) and, if it completes, one exchange."""
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname=sni)
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    chunks: list[tuple[int, bytes]] = []
+    errors = ["", ""]
+
+    def pump() -> None:
+        for bio_out, bio_in, side in ((c_out, s_in, CLIENT), (s_out, c_in, SERVER)):
+            data = bio_out.read()
+            if data:
+                chunks.append((side, data))
+                bio_in.write(data)
+
+    done = [False, False]
+    for _ in range(20):
+        for index, endpoint in enumerate((client, server)):
+            if done[index] or errors[index]:
+                continue
+            try:
+                endpoint.do_handshake()
+                done[index] = True
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError as error:
+                errors[index] = f"{type(error).__name__}: {error}"
+        pump()
+        if all(done) or any(errors):
+            break
+    client_received = server_received = b""
+    if all(done) and not any(errors):
+        if client_plain:
+            client.write(client_plain)
+            pump()
+            server_received = _read_all(server, len(client_plain))
+            pump()
+        if server_plain:
+            server.write(server_plain)
+            pump()
+            client_received = _read_all(client, len(server_plain))
+            pump()
+    return Talk(chunks, errors[0], errors[1], client_received, server_received)

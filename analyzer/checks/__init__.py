@@ -7,10 +7,11 @@ from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, facts_of
 from analyzer.checks.request import check_request
 from analyzer.checks.response import check_response
+from analyzer.checks.tls import check_tls
 from analyzer.checks.transport import check_transport
 from analyzer.exchange.model import Attempt
 
-RULES = (check_transport, check_request, check_response, check_after_switch)
+RULES = (check_transport, check_tls, check_request, check_response, check_after_switch)
 
 
 def run_checks(attempt: Attempt) -> tuple[Facts, tuple[Finding, ...]]:

@@ -15,6 +15,8 @@ _CAPTURE_END = "end of capture"
 
 def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
     tcp = attempt.tcp
+    if attempt.kind is AttemptKind.TLS:
+        return []  # a session that broke at the TLS layer: checks/tls.py says why
     if attempt.kind is AttemptKind.TCP:
         syn_frames = (tcp.syn.frame,) if tcp.syn else ()
         if tcp.server_rst is not None:
@@ -52,7 +54,7 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("request_not_captured", "the request before its response",
                                 "a response with no captured request",
                                 frames_of(attempt.response)))
-    if attempt.response is None:
+    if attempt.response is None and not attempt.answer_not_http:
         findings.extend(_no_response(attempt, response_gap))
     after = attempt.after
     if after is not None and not after.complete:

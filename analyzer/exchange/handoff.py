@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from analyzer.exchange.first_bytes import Start
-from analyzer.exchange.model import Attempt
+from analyzer.exchange.model import Attempt, TlsSessionSummary
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
 from analyzer.reassembly import Connection, StreamListener
 
@@ -32,6 +32,14 @@ class ExchangeCounters:
     http_connections: int = 0
     ordinary_exchanges: int = 0
     abandoned_heads: int = 0  # heads with no end within MAX_HEAD_BYTES: that side went dead
+    # TLS sessions with application data that could not be read (no key) or analysed: all
+    # counted, the first MAX_LISTED_TLS_SESSIONS kept for the report (analyzer/tls/layer.py).
+    tls_uninspected: int = 0
+    tls_uninspected_listed: list[TlsSessionSummary] = field(default_factory=list)
+    tls_decrypted: int = 0  # TLS sessions whose records were decrypted
+
+
+MAX_LISTED_TLS_SESSIONS = 1000
 
 
 HandlerFactory = Callable[["RunContext", Connection, "TcpLog", Start], StreamListener]

@@ -118,6 +118,21 @@ class CertificateInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSessionSummary:
+    """A TLS session that carried application data the run could not read (no key for it),
+    or read but could not analyse (HTTP/2 without its stage): counted, and listed in JSON."""
+
+    client: Endpoint
+    server: Endpoint
+    sni: str
+    alpn: str
+    version: str
+    first_frame: int
+    last_frame: int
+    reason: str  # "no key", "no key in the key log", "HTTP/2 not analysed"
+
+
+@dataclass(frozen=True, slots=True)
 class TlsAlert:
     side: str  # "client" or "server"
     level: str  # "warning" or "fatal" ("encrypted" when it could not be read)
@@ -139,6 +154,20 @@ class TlsInfo:
     decrypted: bool = False
     certificates: tuple[CertificateInfo, ...] = ()  # the chain, leaf first, when in cleartext
     alerts: tuple[TlsAlert, ...] = ()
+    # What the TLS checks read besides (analyzer/tls/layer.py fills them):
+    versions_offered: tuple[str, ...] = ()
+    retry: bool = False  # the server sent a HelloRetryRequest first
+    client_hello_frame: int = 0
+    server_hello_frame: int = 0  # 0: the server never sent a ServerHello
+    server_flight_frame: int = 0  # the last frame of the server's first handshake flight
+    certificate_request: bool = False  # the server asked for a client certificate (mutual TLS)
+    client_certificate_empty: bool = False  # ... and the client answered with none
+    client_finished: bool = False  # the client completed its side of the handshake
+    application_data: bool = False  # the client sent application data
+    key: str = ""  # "" (no --keylog), "missing", "mismatch", "used", "unsupported"
+    key_frame: int = 0  # the record a present key did not open
+    server_answer: bytes = b""  # the server's first bytes when they were not TLS (up to 256)
+    problem: str = ""  # why the records stopped making sense, "" while they did
 
 
 class AttemptKind(Enum):
@@ -165,6 +194,7 @@ class Attempt:
     tls: TlsInfo | None = None  # the connection was TLS (decrypted or not: see tls.decrypted)
     transport: str = "h1"  # "h1" (HTTP/1.x) or "h2" (an HTTP/2 stream)
     stream_id: int | None = None  # the HTTP/2 stream of an "h2" attempt
+    answer_not_http: bytes = b""  # the server's first bytes, when they were not HTTP (up to 16)
 
     @property
     def first_frame(self) -> int:

@@ -137,7 +137,7 @@ class ConnectionTracker:
 
     __slots__ = (
         "_conn", "_run", "_emit", "_counters", "_tcp", "_client", "_sides", "_requests",
-        "_interim", "_response", "_switch", "_sequence", "_client_gap", "_done",
+        "_interim", "_response", "_switch", "_sequence", "_client_gap", "_done", "_answer",
     )
 
     def __init__(self, conn: Connection, run: RunContext, tcp: TcpLog | None = None) -> None:
@@ -157,6 +157,7 @@ class ConnectionTracker:
         self._sequence = 0
         self._client_gap = False  # a hole in the client direction broke request pairing
         self._done = False
+        self._answer = b""  # the server's first bytes when they were not HTTP (a TLS alert...)
 
     # --- StreamListener ---------------------------------------------------------------------
 
@@ -379,6 +380,15 @@ class ConnectionTracker:
                 continue
             if state.mode is not _HEAD:
                 return
+            if data[0] != 0x48 and not state.buf and not self._answer:  # not "HTTP/..."
+                kind = classify_first_bytes(data)
+                if kind is not _HTTP1_RESPONSE and kind is not Start.NEED_MORE:
+                    # A TLS alert to a cleartext request, an HTTP/2 SETTINGS frame...: kept
+                    # for the checks (checks/tls.py), and no response will come.
+                    self._answer = data[:16]
+                    state.mode = _DEAD
+                    self._maybe_ignore()
+                    return
             head, data = self._take_head(state, data, frame, time, last)
             if head is None:
                 return
@@ -584,6 +594,7 @@ class ConnectionTracker:
                 sequence=request.sequence if request is not None else self._sequence,
                 request_gap=request.gap_before if request is not None else self._client_gap,
                 response_gap=response_gap,
+                answer_not_http=self._answer,
             )
         )
 

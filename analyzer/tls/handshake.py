@@ -122,17 +122,21 @@ class CertificateInfo:
     self_signed: bool = False
 
     def covers(self, host: str) -> bool:
-        """Whether ``host`` matches one of the names (RFC 6125 §6.4: one left-most wildcard)."""
-        host = host.rstrip(".").lower()
-        for name in self.names:
-            name = name.rstrip(".").lower()
-            if name == host:
+        return name_covers(self.names, host)
+
+
+def name_covers(names: tuple[str, ...], host: str) -> bool:
+    """Whether ``host`` matches one of ``names`` (RFC 6125 §6.4.3: one left-most wildcard)."""
+    host = host.rstrip(".").lower()
+    for name in names:
+        name = name.rstrip(".").lower()
+        if name == host:
+            return True
+        if name.startswith("*.") and "." in host:
+            label, rest = host.split(".", 1)
+            if rest == name[2:] and label:
                 return True
-            if name.startswith("*.") and "." in host:
-                label, rest = host.split(".", 1)
-                if rest == name[2:] and label:
-                    return True
-        return False
+    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,8 @@ from analyzer.tls.keys import tls12_traffic_keys, tls13_traffic_keys
 from analyzer.tls.records import HEADER_LENGTH, ContentType, Record, RecordReader
 from analyzer.tls.suites import SUITES
 
+PREFIX = 256  # first bytes kept per direction (what a server that is not TLS answered)
+_ALERT_RECORD = 2 + 1 + 16  # an alert, its inner content type and a 16-byte AEAD tag
 _CCS = ContentType.CHANGE_CIPHER_SPEC
 _ALERT = ContentType.ALERT
 _HANDSHAKE = ContentType.HANDSHAKE
@@ -93,6 +95,9 @@ class _Direction:
     first_application: tuple[int, float] | None = None  # frame, time of the first such record
     last_frame: int = 0
     finished: bool = False  # its Finished was seen (decrypted) or implied
+    prefix: bytearray = field(default_factory=bytearray)  # the first PREFIX bytes
+    first_data: tuple[int, float] = (0, 0.0)  # frame and time of the first byte
+    records_after_hello: int = 0  # records sent after the ServerHello
     tolerate_failures: bool = False  # TLS 1.3 without this side's handshake secret
 
 
@@ -117,6 +122,9 @@ class TlsSession:
         self.alerts: list[SeenAlert] = []
         self.decryption = Decryption.NO_KEYS if secrets is None else Decryption.NO_KEY
         self.problem = ""  # why the records stopped making sense ("" while they do)
+        self.problem_side: int | None = None
+        self.server_flight_frame = 0  # last frame of the server's records before the client's
+        self.unreadable_alerts: list[tuple[int, int, float]] = []  # (side, frame, time)
         self.mismatch_frame = 0
         self._dirs = (_Direction(), _Direction())
 
@@ -126,12 +134,30 @@ class TlsSession:
         """The next in-order bytes of ``side``; returns the application plaintext they completed."""
         direction = self._dirs[side]
         direction.last_frame = frame
+        if not direction.prefix:
+            direction.first_data = (frame, time)
+        if len(direction.prefix) < PREFIX:
+            direction.prefix += data[:PREFIX - len(direction.prefix)]
         out: list[Plain] = []
         for record in direction.records.feed(offset, data, frame, time):
             self._record(side, record, out)
+            client = self.client_side
+            if (side != client and client is not None and self.server_hello is not None
+                    and not self._dirs[client].records_after_hello):
+                self.server_flight_frame = record.last_frame  # the server's flight goes on
         if direction.records.broken and not self.problem:
             self.problem = direction.records.broken
+            self.problem_side = side
         return out
+
+    def gap(self, side: int) -> None:
+        """Bytes of ``side`` are missing: its records (and their sequence numbers) are lost."""
+        direction = self._dirs[side]
+        if not direction.records.broken:
+            direction.records.broken = "bytes missing from the capture"
+        direction.stopped = True
+        if self.decryption == Decryption.DECRYPTED:
+            self.decryption = Decryption.FAILED
 
     # ---- facts -------------------------------------------------------------------------
 
@@ -151,6 +177,29 @@ class TlsSession:
         if self.tls13:
             return server.psk
         return bool(server.session_id) and server.session_id == hello.session_id
+
+    def prefix(self, side: int) -> bytes:
+        return bytes(self._dirs[side].prefix)
+
+    def first_data(self, side: int) -> tuple[int, float]:
+        return self._dirs[side].first_data
+
+    def last_frame(self, side: int) -> int:
+        return self._dirs[side].last_frame
+
+    def plain_offset(self, side: int) -> int:
+        return self._dirs[side].plain_offset
+
+    def client_finished(self) -> bool:
+        """Whether the client completed its side of the handshake (sent its Finished)."""
+        if self.client_side is None or self.server_hello is None:
+            return False
+        client = self._dirs[self.client_side]
+        if client.finished:
+            return True
+        if self.tls13:  # every protected record looks alike: the first is the Finished flight
+            return client.application_records >= 1
+        return client.protected  # its ChangeCipherSpec, which precedes its Finished
 
     def application_records(self, side: int) -> int:
         return self._dirs[side].application_records
@@ -186,6 +235,14 @@ class TlsSession:
     def _record(self, side: int, record: Record, out: list[Plain]) -> None:
         direction = self._dirs[side]
         kind = record.content_type
+        if self.server_hello is not None:
+            direction.records_after_hello += 1
+        if (kind == _APPLICATION and self.tls13 and not direction.openers
+                and len(record.body) <= _ALERT_RECORD):
+            # RFC 8446 §5.2: a protected record this small holds at most 2 bytes of content,
+            # too few for any handshake message (4-byte header): an alert, unreadable here.
+            self.unreadable_alerts.append((side, record.first_frame, record.time))
+            return
         if kind == _APPLICATION:
             direction.application_records += 1
             if direction.first_application is None:
@@ -205,6 +262,8 @@ class TlsSession:
 
     def _protected(self, side: int, record: Record, out: list[Plain]) -> None:
         direction = self._dirs[side]
+        if record.content_type == _ALERT and not direction.openers:
+            self.unreadable_alerts.append((side, record.first_frame, record.time))
         if direction.stopped or not direction.openers:
             return
         for index, opener in enumerate(direction.openers):

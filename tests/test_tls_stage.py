@@ -1,0 +1,252 @@
+"""The TLS stage in the pipeline: real OpenSSL conversations (Python ssl, memory BIOs) written as
+pcaps with the builder, read back with and without their key logs."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+
+from analyzer.exchange.model import AttemptKind
+from analyzer.pipeline import Analysis, analyze
+from analyzer.source import read_captures
+from analyzer.tls.keylog import KeyStore, load_keylog
+from analyzer.verdict import Diagnosis, Verdict
+from tests.builder import Conversation, http_response, websocket_request, websocket_response
+from tests.tls_memory import CLIENT, Talk, contexts, make_certificate, talk
+
+REQUEST = websocket_request("localhost", "/chat", origin="https://localhost")
+SWITCH = websocket_response()
+REJECT = http_response(403, "Forbidden", [("Content-Length", "9")], b"forbidden")
+
+
+def write(path: Path, chunks: list[tuple[int, bytes]], *, end: str = "fin-both",
+          max_segment: int = 1400, skip: int = 0, port: int = 443) -> Path:
+    """The conversation as a pcap: TCP handshake, each chunk in segments, then the end."""
+    # Now, not the builder's 2023 default: certificates are checked against the capture's time.
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", port),
+                        start=int(time.time()))
+    conv.handshake()
+    for side, data in chunks:
+        conv.send(side == CLIENT, data, max_segment=max_segment, delay=0.001)
+    if skip:  # the capture starts after the first `skip` records
+        del conv.records[:skip]
+    if end == "fin-both":
+        conv.client_fin(0.001)
+        conv.server_fin(0.001)
+    elif end == "client-fin":
+        conv.client_fin(0.001)
+    elif end == "client-rst":
+        conv.client_rst(0.001)
+    elif end == "server-rst":
+        conv.server_rst(0.001)
+    elif end == "server-fin":
+        conv.server_fin(0.001)
+        conv.client_fin(0.001)
+    from tests.builder import write_pcap
+
+    write_pcap(path, [conv])
+    return path
+
+
+def analyse(path: Path, keys: KeyStore | None = None) -> tuple[list[Diagnosis], Analysis]:
+    run = Analysis(secrets=keys)
+    return list(analyze(read_captures([str(path)], []), run)), run
+
+
+@pytest.fixture()
+def keylog(tmp_path: Path) -> Path:
+    return tmp_path / "keys.log"
+
+
+def _wss(tmp_path: Path, keylog: Path, tls13: bool, ciphers: str = "",
+         response: bytes = SWITCH) -> Talk:
+    client_ctx, server_ctx = contexts(tmp_path, tls13=tls13, ciphers=ciphers, keylog=keylog)
+    client_ctx.set_alpn_protocols(["http/1.1"])
+    server_ctx.set_alpn_protocols(["http/1.1"])
+    conversation = talk(client_ctx, server_ctx, client_plain=REQUEST, server_plain=response)
+    assert conversation.server_received == REQUEST
+    return conversation
+
+
+@pytest.mark.parametrize(("tls13", "ciphers"), [
+    (True, ""), (False, "ECDHE-ECDSA-AES128-GCM-SHA256"),
+    (False, "ECDHE-ECDSA-CHACHA20-POLY1305"), (False, "ECDHE-ECDSA-AES256-SHA384")])
+def test_wss_handshake_is_judged_inside_tls(tmp_path: Path, keylog: Path, tls13: bool,
+                                            ciphers: str) -> None:
+    conversation = _wss(tmp_path, keylog, tls13, ciphers)
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks, max_segment=300, end="open")
+    found, run = analyse(pcap, load_keylog(keylog.read_bytes()))
+    assert len(found) == 1
+    diagnosis = found[0]
+    attempt = diagnosis.attempt
+    assert diagnosis.verdict is Verdict.SUCCEEDED, diagnosis.findings
+    assert attempt.kind is AttemptKind.HTTP and attempt.tls is not None
+    assert attempt.tls.decrypted and attempt.tls.sni == "localhost"
+    assert attempt.tls.alpn == "http/1.1"
+    assert attempt.tls.version == ("TLS 1.3" if tls13 else "TLS 1.2")
+    assert attempt.request_head is not None and attempt.request_head.target == "/chat"
+    assert attempt.request is not None and attempt.response is not None
+    assert attempt.request.first_frame > attempt.tls.server_hello_frame
+    assert attempt.response.first_frame > attempt.request.first_frame
+    assert run.stats.tls_decrypted == 1 and run.stats.tls_uninspected == 0
+
+
+def test_rejection_inside_tls_is_the_same_finding_as_in_cleartext(tmp_path: Path,
+                                                                  keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, True, response=REJECT)
+    pcap = write(tmp_path / "wss403.pcap", conversation.chunks, max_segment=7)  # tiny segments
+    found, _run = analyse(pcap, load_keylog(keylog.read_bytes()))
+    assert [d.verdict for d in found] == [Verdict.FAILED]
+    assert found[0].findings[0].check == "response_forbidden"
+
+
+def test_without_keys_a_working_session_is_counted_not_listed(tmp_path: Path,
+                                                              keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, True)
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks)
+    for keys in (None, KeyStore()):  # no --keylog, and a key log without this session
+        found, run = analyse(pcap, keys)
+        assert found == []
+        assert run.stats.tls_uninspected == 1
+        listed = run.stats.tls_uninspected_listed[0]
+        assert (listed.sni, listed.alpn, listed.version) == ("localhost", "http/1.1", "TLS 1.3")
+        assert listed.first_frame == 4  # SYN, SYN-ACK, ACK, ClientHello
+
+
+def test_wrong_key_is_inconclusive(tmp_path: Path, keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, False, "ECDHE-ECDSA-AES128-GCM-SHA256")
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks)
+    lines = []
+    for line in keylog.read_text().splitlines():
+        if line.startswith("CLIENT_RANDOM"):
+            label, random_hex, secret = line.split()
+            line = f"{label} {random_hex} {'00' * 48}"
+        lines.append(line)
+    found, _run = analyse(pcap, load_keylog("\n".join(lines).encode()))
+    assert [d.verdict for d in found] == [Verdict.INCONCLUSIVE]
+    assert found[0].findings[0].check == "tls_key_mismatch"
+    assert found[0].attempt.kind is AttemptKind.TLS
+
+
+def test_key_log_with_garbage_still_decrypts(tmp_path: Path, keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, True)
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks, end="open")
+    text = b"garbage\n\x00\xff\nCLIENT_RANDOM zz\n" + keylog.read_bytes() + b"\nhalf a li"
+    store = load_keylog(text)
+    found, run = analyse(pcap, store)
+    assert [d.verdict for d in found] == [Verdict.SUCCEEDED]
+    assert store.ignored == 4 and run.stats.keylog_ignored_lines == 4
+
+
+@pytest.mark.parametrize("tls13", [True, False], ids=["TLS1.3", "TLS1.2"])
+def test_client_rejects_the_certificate(tmp_path: Path, keylog: Path, tls13: bool) -> None:
+    other_ca, _key = make_certificate(tmp_path, "other-ca")
+    client_ctx, server_ctx = contexts(tmp_path, tls13=tls13, keylog=keylog, trust=other_ca)
+    conversation = talk(client_ctx, server_ctx)
+    assert "CERTIFICATE_VERIFY_FAILED" in conversation.client_error
+    pcap = write(tmp_path / "reject.pcap", conversation.chunks, end="client-fin")
+    for keys in (None, load_keylog(keylog.read_bytes()) if keylog.exists() else None):
+        found, _run = analyse(pcap, keys)
+        assert [d.verdict for d in found] == [Verdict.FAILED]
+        attempt = found[0].attempt
+        assert attempt.kind is AttemptKind.TLS
+        reasons = [f.check for f in found[0].findings]
+        assert reasons[0] in ("tls_client_rejected_certificate",
+                              "tls_client_closed_after_server_flight"), reasons
+        if not tls13 or keys is not None:  # the alert is readable
+            assert reasons[0] == "tls_client_rejected_certificate"
+            assert any(a.description == "unknown_ca" for a in attempt.tls.alerts)
+
+
+def test_certificate_for_another_name(tmp_path: Path) -> None:
+    cert = make_certificate(tmp_path, "api.example.com", names=("api.example.com",))
+    client_ctx, server_ctx = contexts(tmp_path, tls13=False, cert=cert)
+    conversation = talk(client_ctx, server_ctx, sni="chat.example.com")
+    assert "Hostname mismatch" in conversation.client_error or "IP address mismatch" in \
+        conversation.client_error or "mismatch" in conversation.client_error
+    pcap = write(tmp_path / "name.pcap", conversation.chunks, end="client-fin")
+    found, _run = analyse(pcap)
+    assert [d.verdict for d in found] == [Verdict.FAILED]
+    assert found[0].findings[0].check == "tls_certificate_name_mismatch"
+    assert "chat.example.com" in found[0].findings[0].expected
+
+
+def test_expired_certificate(tmp_path: Path) -> None:
+    import datetime
+
+    start = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    cert = make_certificate(tmp_path, "localhost", days=30, start=start)
+    client_ctx, server_ctx = contexts(tmp_path, tls13=False, cert=cert)
+    conversation = talk(client_ctx, server_ctx)
+    assert "expired" in conversation.client_error
+    pcap = write(tmp_path / "expired.pcap", conversation.chunks, end="client-fin")
+    found, _run = analyse(pcap)
+    reasons = [f.check for f in found[0].findings]
+    assert reasons[0] == "tls_certificate_expired", reasons
+    assert "tls_client_rejected_certificate" in reasons
+
+
+@pytest.mark.parametrize("tls13", [True, False], ids=["TLS1.3", "TLS1.2"])
+def test_mutual_tls_without_a_client_certificate(tmp_path: Path, keylog: Path,
+                                                 tls13: bool) -> None:
+    client_ctx, server_ctx = contexts(tmp_path, tls13=tls13, keylog=keylog)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    server_ctx.load_verify_locations(make_certificate(tmp_path, "client-ca")[0])
+    conversation = talk(client_ctx, server_ctx)
+    assert conversation.server_error
+    pcap = write(tmp_path / "mtls.pcap", conversation.chunks, end="server-fin")
+    keys = load_keylog(keylog.read_bytes()) if tls13 else None  # 1.3 hides the request
+    found, _run = analyse(pcap, keys)
+    assert [d.verdict for d in found] == [Verdict.FAILED]
+    assert found[0].findings[0].check == "tls_client_certificate_required"
+
+
+def test_client_hello_unanswered_is_no_response(tmp_path: Path) -> None:
+    client_ctx, _server_ctx = contexts(tmp_path)
+    hello = talk(client_ctx, ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)).chunks[0]
+    pcap = write(tmp_path / "silent.pcap", [hello], end="server-rst")
+    found, _run = analyse(pcap)
+    assert [d.verdict for d in found] == [Verdict.NO_RESPONSE]
+    assert found[0].findings[0].check == "tls_no_server_hello"
+    assert found[0].attempt.tls is not None and found[0].attempt.tls.sni == "localhost"
+
+
+def test_client_hello_to_a_cleartext_port(tmp_path: Path) -> None:
+    client_ctx, _server_ctx = contexts(tmp_path)
+    hello = talk(client_ctx, ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)).chunks[0]
+    answer = http_response(400, "Bad Request", [("Content-Type", "text/plain"),
+                                                ("Content-Length", "11")], b"Bad Request")
+    pcap = write(tmp_path / "tls2http.pcap", [hello, (1, answer)], end="server-fin", port=8080)
+    found, _run = analyse(pcap)
+    assert [d.verdict for d in found] == [Verdict.FAILED]
+    assert found[0].findings[0].check == "tls_to_cleartext_port"
+    assert found[0].attempt.response_head is not None
+    assert found[0].attempt.response_head.status == 400
+
+
+def test_cleartext_request_to_a_tls_port(tmp_path: Path) -> None:
+    alert = bytes.fromhex("15030300020232")  # what OpenSSL answers: fatal decode_error
+    pcap = write(tmp_path / "http2tls.pcap", [(CLIENT, REQUEST), (1, alert)], end="server-fin")
+    found, _run = analyse(pcap)
+    assert [d.verdict for d in found] == [Verdict.FAILED]
+    assert found[0].findings[0].check == "tls_cleartext_to_tls_port"
+
+
+def test_capture_starting_mid_session_is_not_a_guess(tmp_path: Path, keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, True)
+    pcap = write(tmp_path / "mid.pcap", conversation.chunks, skip=6)
+    found, run = analyse(pcap, load_keylog(keylog.read_bytes()))
+    assert found == []  # no ClientHello: nothing to match a key to, nothing judged
+
+
+def test_truncated_records_give_findings_not_tracebacks(tmp_path: Path, keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, False, "ECDHE-ECDSA-AES128-GCM-SHA256")
+    chunks = [(side, data[: len(data) // 2] if index == 3 else data)
+              for index, (side, data) in enumerate(conversation.chunks[:4])]
+    pcap = write(tmp_path / "cut.pcap", chunks)
+    found, _run = analyse(pcap, load_keylog(keylog.read_bytes()))
+    assert all(d.verdict in (Verdict.INCONCLUSIVE, Verdict.FAILED, Verdict.NO_RESPONSE)
+               for d in found)
