@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from analyzer.checks.catalogue import CATALOGUE
+from analyzer.pipeline import Analysis, analyze
+from analyzer.source import read_captures
+from analyzer.tls.keylog import load_keylog
 from analyzer.verdict import Diagnosis, Verdict
 from tests.builder import (
     DEFAULT_WS_KEY,
@@ -36,6 +39,7 @@ from tests.builder import (
 )
 from tests.helpers import analyze_pcap, run_cli
 from tests.test_correlate import PROXY_CASES
+from tests.tls_memory import CLIENT, alert_record, recorded
 
 Marks = dict[str, list[int]]  # a name for some segments of a conversation -> their record indexes
 Script = Callable[[Conversation], Marks]
@@ -308,6 +312,45 @@ def resent_request(forged: bool) -> Script:
     return script
 
 
+def tls_talk(scenario: str, *, take: int | None = None, extra: tuple[tuple[int, bytes], ...] = (),
+             end: str = "") -> Script:
+    """A recorded real TLS conversation (tests/tls_memory.py), its first ``take`` chunks, then
+    ``extra`` chunks and an ``end`` ("client_fin", "server_fin", "server_rst", "" for none)."""
+
+    def script(conv: Conversation) -> Marks:
+        chunks = recorded(scenario)[0]
+        marks = {"syn": conv.handshake()}
+        sent = list(chunks if take is None else chunks[:take]) + list(extra)
+        for index, (side, data) in enumerate(sent):
+            name = "hello" if index == 0 else f"{'client' if side == CLIENT else 'server'}{index}"
+            marks[name] = conv.send(side == CLIENT, data, delay=0.002)
+        if end:
+            marks[end] = getattr(conv, end)(0.002)
+        return marks
+
+    return script
+
+
+def tls_keys(scenario: str, zeroed: bool = False) -> Callable[[], bytes]:
+    def keys() -> bytes:
+        text = recorded(scenario)[1]
+        if zeroed:  # the right client random, the wrong secret
+            text = re.sub(rb"(CLIENT_RANDOM [0-9a-f]{64}) [0-9a-f]+", rb"\1 " + b"00" * 48, text)
+        return text
+
+    return keys
+
+
+NGINX_PLAIN_HTTP = error_response(400, "Bad Request", b"<html>\r\n<head><title>400 The plain "
+                                  b"HTTP request was sent to HTTPS port</title></head>\r\n"
+                                  b"<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
+                                  b"<center>The plain HTTP request was sent to HTTPS port"
+                                  b"</center>\r\n</body></html>\r\n",
+                                  [("Server", "nginx/1.22.1"), ("Content-Type", "text/html")])
+
+TLS_CASES: tuple[Case, ...]  # defined after Case
+
+
 # --- the case table ------------------------------------------------------------------------
 
 
@@ -322,6 +365,7 @@ class Case:
     evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # id -> mark names
     found: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # id -> text in `found`
     drop: str | None = None  # mark whose segments the capture lost
+    keys: Callable[[], bytes] | None = None  # a key log to read the capture with (TLS)
 
     @property
     def triggered(self) -> set[str]:
@@ -783,6 +827,75 @@ CASES: tuple[Case, ...] = (
          evidence={"h2c_no_server_settings": ("response",)}),
 )
 
+TLS_CASES = (
+    Case("wss: TLS 1.2 with the right key, switched", tls_talk("ws12"), SUCCEEDED, None,
+         absent=("tls_key_mismatch", "tls_client_closed_after_handshake",
+                 "tls_client_rejected_certificate"), keys=tls_keys("ws12")),
+    Case("wss: TLS 1.2 with a key that does not open it", tls_talk("ws12"), INCONCLUSIVE,
+         "tls_key_mismatch", keys=tls_keys("ws12", zeroed=True)),
+    Case("ClientHello to a cleartext port: HTTP 400", tls_talk(
+        "hello", extra=((1, error_response(400, "Bad Request", b"Bad Request")),),
+        end="server_fin"), FAILED, "tls_to_cleartext_port", absent=("tls_no_server_hello",),
+        found={"tls_to_cleartext_port": ("HTTP 400",)}),
+    Case("ClientHello answered by RST", tls_talk("hello", end="server_rst"), NO_RESPONSE,
+         "tls_no_server_hello", absent=("tls_to_cleartext_port",),
+         evidence={"tls_no_server_hello": ("hello", "server_rst")}),
+    Case("ClientHello, server silent, capture ends at once", tls_talk("hello"), INCONCLUSIVE,
+         "capture_ended_too_soon", absent=("tls_no_server_hello",)),
+    Case("cleartext WebSocket request to a TLS port: alert",
+         exchange(ws_request(), alert_record(50), server_fin()), FAILED,
+         "tls_cleartext_to_tls_port", absent=("no_response_server_closed",)),
+    Case("cleartext request to nginx's TLS port: 400 plain HTTP",
+         exchange(ws_request(), NGINX_PLAIN_HTTP), FAILED, "tls_cleartext_to_tls_port",
+         present=("response_bad_request",)),
+    Case("plain 400 from a cleartext server", exchange(ws_request(), ACTIX_NO_VERSION), FAILED,
+         "response_bad_request", absent=("tls_cleartext_to_tls_port",)),
+    Case("TLS 1.2: certificate for another name, client alert", tls_talk(
+        "wrong_name", end="client_fin"), FAILED, "tls_certificate_name_mismatch",
+        present=("tls_client_rejected_certificate",), absent=("tls_certificate_expired",),
+        found={"tls_certificate_name_mismatch": ("api.example.com",)}),
+    Case("TLS 1.2: expired certificate, client alert", tls_talk("expired", end="client_fin"),
+         FAILED, "tls_certificate_expired", present=("tls_client_rejected_certificate",),
+         absent=("tls_certificate_name_mismatch",), found={"tls_certificate_expired": ("2020",)}),
+    Case("TLS 1.2: untrusted CA, client alert unknown_ca", tls_talk(
+        "untrusted12", end="client_fin"), FAILED, "tls_client_rejected_certificate",
+        absent=("tls_certificate_name_mismatch", "tls_certificate_expired",
+                "tls_client_closed_after_server_flight"),
+        found={"tls_client_rejected_certificate": ("unknown_ca",)}),
+    Case("TLS 1.3: client hangs up after the server's flight (no alert)", tls_talk(
+        "untrusted13", take=2, end="client_fin"), FAILED,
+        "tls_client_closed_after_server_flight",
+        absent=("tls_client_rejected_certificate", "tls_handshake_incomplete")),
+    Case("TLS 1.3: server flight, then the capture ends", tls_talk("untrusted13", take=2),
+         INCONCLUSIVE, "tls_handshake_incomplete",
+         absent=("tls_client_closed_after_server_flight",)),
+    Case("mutual TLS: no client certificate, server alert", tls_talk("mutual", end="server_fin"),
+         FAILED, "tls_client_certificate_required", absent=("tls_handshake_failure",)),
+    Case("TLS 1.2: server closes after the client's Finished, no certificate asked",
+         tls_talk("handshake_only", take=3, end="server_fin"), FAILED,
+         "tls_server_closed_during_handshake", absent=("tls_client_certificate_required",)),
+    Case("TLS 1.2: handshake done, client closes without a request",
+         tls_talk("handshake_only", end="client_fin"), FAILED,
+         "tls_client_closed_after_handshake", absent=("tls_server_closed_during_handshake",)),
+    Case("TLS 1.3: unknown SNI name, alert unrecognized_name", tls_talk(
+        "unknown_name", end="server_fin"), FAILED, "tls_unrecognized_name",
+        absent=("tls_fatal_alert",)),
+    Case("TLS 1.2 client, TLS 1.3-only server: protocol_version", tls_talk(
+        "old_client", end="server_fin"), FAILED, "tls_no_common_version",
+        absent=("tls_handshake_failure",)),
+    Case("no cipher suite in common: handshake_failure", tls_talk(
+        "no_common_suite", end="server_fin"), FAILED, "tls_handshake_failure",
+        absent=("tls_no_common_version",)),
+    Case("no ALPN protocol in common: no_application_protocol", tls_talk(
+        "hello", extra=((1, alert_record(120)),), end="server_fin"), FAILED,
+        "tls_no_application_protocol", absent=("tls_fatal_alert", "tls_unrecognized_name"),
+        found={"tls_no_application_protocol": ("http/1.1",)}),
+    Case("server alert internal_error", tls_talk(
+        "hello", extra=((1, alert_record(80)),), end="server_fin"), FAILED, "tls_fatal_alert",
+        absent=("tls_no_application_protocol",), found={"tls_fatal_alert": ("internal_error",)}),
+)
+CASES = CASES + TLS_CASES
+
 BY_NAME = {case.name: case for case in CASES}
 
 
@@ -795,6 +908,9 @@ def run_case(case: Case, path: Path, *, mss: int | None = None,
     marks = case.script(conv)
     drop = marks[case.drop] if case.drop else []
     segments = write_pcap(path, [conv], drop=drop, **transforms)  # type: ignore[arg-type]
+    if case.keys is not None:
+        run = Analysis(secrets=load_keylog(case.keys()))
+        return list(analyze(read_captures([str(path)], []), run)), segments, marks
     return analyze_pcap(path), segments, marks
 
 
@@ -861,6 +977,8 @@ STABLE = (
     "h2c declined with 200 (curl --http2)",
     "tungstenite: server FIN after the request, no response",
     "websocket: valid handshake, frames both ways",
+    "wss: TLS 1.2 with the right key, switched",  # records cut into 1-byte segments, reordered
+    "mutual TLS: no client certificate, server alert",
 )
 MANGLING = (
     {"mss": 1},

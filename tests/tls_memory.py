@@ -8,6 +8,7 @@ direction put on the "wire", in the order they were written.
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import ssl
 from dataclasses import dataclass
@@ -219,3 +220,127 @@ def talk(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, *, sni: str = "
             client_received = _read_all(client, len(server_plain))
             pump()
     return Talk(chunks, errors[0], errors[1], client_received, server_received)
+
+
+# --- recorded TLS conversations for the catalogue's cases (tests/test_checks.py) -----------
+# Made once per test run, with certificates valid around the builder's default start time
+# (2023-11-14), so that only the case that wants an expired certificate has one.
+
+_VALID_FROM = datetime.datetime(2023, 1, 1, tzinfo=datetime.UTC)
+_SCRATCH: list[Path] = []
+
+
+def _scratch() -> Path:
+    import tempfile
+
+    if not _SCRATCH:
+        _SCRATCH.append(Path(tempfile.mkdtemp(prefix="tls-cases-")))
+    return _SCRATCH[0]
+
+
+@functools.cache
+def recorded(name: str) -> tuple[tuple[tuple[int, bytes], ...], bytes]:
+    """(chunks, key log) of a named scenario; see SCENARIOS."""
+    directory = _scratch() / name
+    directory.mkdir(parents=True, exist_ok=True)
+    keylog = directory / "keys.log"
+    chunks = SCENARIOS[name](directory, keylog)
+    return tuple(chunks), keylog.read_bytes() if keylog.exists() else b""
+
+
+def _cert(directory: Path, name: str = "localhost", **options: object) -> tuple[Path, Path]:
+    options.setdefault("start", _VALID_FROM)
+    options.setdefault("days", 3650)
+    return make_certificate(directory, name, **options)  # type: ignore[arg-type]
+
+
+def _ws(directory: Path, keylog: Path, tls13: bool) -> list[tuple[int, bytes]]:
+    from tests.builder import websocket_request, websocket_response
+
+    client_ctx, server_ctx = contexts(directory, tls13=tls13, keylog=keylog,
+                                      ciphers="" if tls13 else "ECDHE-ECDSA-AES128-GCM-SHA256",
+                                      cert=_cert(directory))
+    return talk(client_ctx, server_ctx, client_plain=websocket_request("localhost", "/ws"),
+                server_plain=websocket_response()).chunks
+
+
+def _handshake_only(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
+    client_ctx, server_ctx = contexts(directory, tls13=False, keylog=keylog,
+                                      cert=_cert(directory))
+    return talk(client_ctx, server_ctx).chunks
+
+
+def _untrusted(directory: Path, keylog: Path, tls13: bool) -> list[tuple[int, bytes]]:
+    client_ctx, server_ctx = contexts(directory, tls13=tls13, keylog=keylog,
+                                      cert=_cert(directory),
+                                      trust=_cert(directory, "other-ca")[0])
+    return talk(client_ctx, server_ctx).chunks
+
+
+def _wrong_name(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
+    cert = _cert(directory, "api.example.com", names=("api.example.com",))
+    client_ctx, server_ctx = contexts(directory, tls13=False, cert=cert)
+    return talk(client_ctx, server_ctx, sni="chat.example.com").chunks
+
+
+def _expired(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
+    cert = _cert(directory, start=datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC), days=30)
+    client_ctx, server_ctx = contexts(directory, tls13=False, cert=cert)
+    return talk(client_ctx, server_ctx).chunks
+
+
+def _mutual(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
+    client_ctx, server_ctx = contexts(directory, tls13=False, cert=_cert(directory))
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    server_ctx.load_verify_locations(_cert(directory, "client-ca")[0])
+    return talk(client_ctx, server_ctx).chunks
+
+
+def _unknown_name(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
+    client_ctx, server_ctx = contexts(directory, tls13=True, cert=_cert(directory))
+
+    def refuse(sock: object, name: str | None, context: object) -> int:
+        return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+
+    server_ctx.sni_callback = refuse  # type: ignore[assignment]
+    return talk(client_ctx, server_ctx).chunks
+
+
+def _old_client(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
+    client_ctx, server_ctx = contexts(directory, tls13=False, cert=_cert(directory))
+    server_ctx.minimum_version = server_ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    return talk(client_ctx, server_ctx).chunks
+
+
+def _no_common_suite(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
+    client_ctx, server_ctx = contexts(directory, tls13=False, cert=_cert(directory),
+                                      ciphers="ECDHE-ECDSA-AES128-GCM-SHA256")
+    server_ctx.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384")
+    return talk(client_ctx, server_ctx).chunks
+
+
+def _hello(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
+    client_ctx, _server = contexts(directory, tls13=True, cert=_cert(directory))
+    client_ctx.set_alpn_protocols(["http/1.1"])
+    return talk(client_ctx, ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)).chunks[:1]
+
+
+SCENARIOS = {
+    "ws13": lambda d, k: _ws(d, k, True),
+    "ws12": lambda d, k: _ws(d, k, False),
+    "handshake_only": _handshake_only,
+    "untrusted12": lambda d, k: _untrusted(d, k, False),
+    "untrusted13": lambda d, k: _untrusted(d, k, True),
+    "wrong_name": _wrong_name,
+    "expired": _expired,
+    "mutual": _mutual,
+    "unknown_name": _unknown_name,
+    "old_client": _old_client,
+    "no_common_suite": _no_common_suite,
+    "hello": _hello,
+}
+
+
+def alert_record(description: int, level: int = 2) -> bytes:
+    """A cleartext TLS 1.2 alert record (RFC 8446 §6: level, description)."""
+    return bytes((21, 3, 3, 0, 2, level, description))

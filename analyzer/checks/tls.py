@@ -81,6 +81,8 @@ def _broken_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
 
 def _alert_finding(tls: TlsInfo, alert: TlsAlert, hello: tuple[int, ...]) -> Finding:
     found = f"{alert.side} sent fatal alert {alert.description}"
+    if alert.description == "no_application_protocol":
+        found += f" (client offered {', '.join(tls.alpn_offered) or 'nothing'})"
     check = _BY_ALERT.get(alert.description, "tls_fatal_alert")
     if alert.side == "client" and alert.description in _CERTIFICATE_ALERTS:
         check = "tls_client_rejected_certificate"
@@ -111,10 +113,11 @@ def _certificate_findings(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
                                 (tls.server_flight_frame or tls.server_hello_frame,)))
     moment = tls_time(attempt)
     if moment and not leaf.not_before <= moment <= leaf.not_after:
-        when = "expired" if moment > leaf.not_after else "not yet valid"
+        when = (f"expired on {_date(leaf.not_after)}" if moment > leaf.not_after
+                else f"valid only from {_date(leaf.not_before)}")
         findings.append(Finding("tls_certificate_expired",
                                 f"valid {_date(leaf.not_before)} to {_date(leaf.not_after)}",
-                                f"{when} at the capture's time {_date(moment)}",
+                                f"{when}; the capture is from {_date(moment)}",
                                 (tls.server_flight_frame or tls.server_hello_frame,)))
     return findings
 

@@ -26,7 +26,8 @@ from analyzer.tls.keys import TrafficKeys, tls13_next_secret, tls13_traffic_keys
 from analyzer.tls.records import Record
 from analyzer.tls.suites import Cipher, Suite
 
-_MAC_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384}
+_MAC_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384}
 
 
 class DecryptError(Exception):

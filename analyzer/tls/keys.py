@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from analyzer.tls.suites import Cipher, Suite
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha1": hashes.SHA1}
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha1": hashes.SHA1}
 
 
 def _hash(name: str) -> hashes.HashAlgorithm:

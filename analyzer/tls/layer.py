@@ -53,6 +53,9 @@ _KEY_STATE = {
 }
 
 
+_UNREADABLE = (Decryption.NO_KEYS, Decryption.NO_KEY, Decryption.UNSUPPORTED)
+
+
 def tls_handler(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> StreamListener:
     """The factory `pipeline.protocol_handlers` registers for `Start.TLS`."""
     return TlsStage(run, conn, tcp)
@@ -142,11 +145,10 @@ class TlsStage:
         if state is Decryption.MISMATCH:
             self._emit_tls(time, "key mismatch")
             self._finish()
-        elif state in (Decryption.NO_KEYS, Decryption.NO_KEY, Decryption.UNSUPPORTED):
-            if session.carried_application_data():
-                self._uninspected("no key" if state is not Decryption.UNSUPPORTED
-                                  else "cipher suite not supported")
-                self._finish()
+        elif state in _UNREADABLE and session.carried_application_data():
+            self._uninspected("no key" if state is not Decryption.UNSUPPORTED
+                              else "cipher suite not supported")
+            self._finish()
 
     def _decide_at_end(self, time: float, reason: str) -> None:
         session = self._session
