@@ -154,10 +154,10 @@ def test_client_rejects_the_certificate(tmp_path: Path, keylog: Path, tls13: boo
         attempt = found[0].attempt
         assert attempt.kind is AttemptKind.TLS
         reasons = [f.check for f in found[0].findings]
-        assert reasons[0] in ("tls_client_rejected_certificate",
+        assert reasons[0] in ("tls_certificate_rejected",
                               "tls_client_closed_after_server_flight"), reasons
         if not tls13 or keys is not None:  # the alert is readable
-            assert reasons[0] == "tls_client_rejected_certificate"
+            assert reasons[0] == "tls_certificate_rejected"
             assert any(a.description == "unknown_ca" for a in attempt.tls.alerts)
 
 
@@ -186,7 +186,7 @@ def test_expired_certificate(tmp_path: Path) -> None:
     found, _run = analyse(pcap)
     reasons = [f.check for f in found[0].findings]
     assert reasons[0] == "tls_certificate_expired", reasons
-    assert "tls_client_rejected_certificate" in reasons
+    assert "tls_certificate_rejected" in reasons
 
 
 @pytest.mark.parametrize("tls13", [True, False], ids=["TLS1.3", "TLS1.2"])
@@ -222,7 +222,7 @@ def test_client_hello_to_a_cleartext_port(tmp_path: Path) -> None:
     pcap = write(tmp_path / "tls2http.pcap", [hello, (1, answer)], end="server-fin", port=8080)
     found, _run = analyse(pcap)
     assert [d.verdict for d in found] == [Verdict.FAILED]
-    assert found[0].findings[0].check == "tls_to_cleartext_port"
+    assert found[0].findings[0].check == "tls_client_hello_to_cleartext_port"
     assert found[0].attempt.response_head is not None
     assert found[0].attempt.response_head.status == 400
 
@@ -232,7 +232,7 @@ def test_cleartext_request_to_a_tls_port(tmp_path: Path) -> None:
     pcap = write(tmp_path / "http2tls.pcap", [(CLIENT, REQUEST), (1, alert)], end="server-fin")
     found, _run = analyse(pcap)
     assert [d.verdict for d in found] == [Verdict.FAILED]
-    assert found[0].findings[0].check == "tls_cleartext_to_tls_port"
+    assert found[0].findings[0].check == "tls_plain_http_to_tls_port"
 
 
 def test_capture_starting_mid_session_is_not_a_guess(tmp_path: Path, keylog: Path) -> None:

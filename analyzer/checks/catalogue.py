@@ -153,14 +153,14 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "Use the key log written by the very client process of this capture (SSLKEYLOGFILE, "
           "keylog_filename); a file appended by several runs, or edited, can hold stale or "
           "damaged lines."),
-    Check("tls_to_cleartext_port", E, Effect.FAIL, "RFC 8446 §4.1.2",
+    Check("tls_client_hello_to_cleartext_port", E, Effect.FAIL, "RFC 8446 §4.1.2",
           "a TLS ClientHello was sent to a cleartext (HTTP) port",
           "The client started TLS (wss:// or https://), but the server speaks cleartext HTTP on "
           "that port: it answered the ClientHello with an HTTP error (aiohttp and nginx send "
           "400) or with other non-TLS bytes. Python websockets servers reset instead.",
           "Use ws:// / http:// for this port, or terminate TLS on it (a TLS listener, or a "
           "proxy with TLS in front of the server)."),
-    Check("tls_cleartext_to_tls_port", E, Effect.FAIL, "RFC 8446 §5.1",
+    Check("tls_plain_http_to_tls_port", E, Effect.FAIL, "RFC 8446 §5.1",
           "cleartext HTTP was sent to a TLS port",
           "The client sent a plain HTTP request (ws:// or http://) to a port that expects TLS. "
           "The server answered with TLS bytes (an alert) or, like nginx, with '400 The plain "
@@ -179,7 +179,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "(notBefore..notAfter), and the client ended the handshake.",
           "Renew the certificate (check the renewal job, e.g. certbot), or fix the clock of "
           "the client or server if the dates look right."),
-    Check("tls_client_rejected_certificate", E, Effect.FAIL, "RFC 8446 §6.2",
+    Check("tls_certificate_rejected", E, Effect.FAIL, "RFC 8446 §6.2",
           "the client rejected the server's certificate",
           "The client answered the server's certificate with a fatal alert (unknown_ca, "
           "bad_certificate, certificate_expired, certificate_unknown...): the chain did not "
@@ -201,7 +201,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "ssl_reject_handshake does this for unknown names).",
           "Use the host name the server is configured for, or add a server block / "
           "certificate for this name; check the client sends SNI at all."),
-    Check("tls_no_common_version", E, Effect.FAIL, "RFC 8446 §4.2.1",
+    Check("tls_protocol_version", E, Effect.FAIL, "RFC 8446 §4.2.1",
           "the client and server share no TLS version (protocol_version)",
           "An endpoint answered with the fatal alert protocol_version (or "
           "inappropriate_fallback): the versions one side offers are all refused by the other "

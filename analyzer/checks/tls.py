@@ -15,6 +15,8 @@ from analyzer.tls.handshake import name_covers
 
 PATIENCE_SECONDS = 1.0  # as in transport.py: a capture that ends sooner cannot say "no answer"
 PLAIN_HTTP_TO_TLS = b"The plain HTTP request was sent to HTTPS port"  # nginx's 400 body
+# nginx's 400 bodies with `ssl_verify_client on` (ngx_http_request.c).
+NGINX_CLIENT_CERTIFICATE = (b"No required SSL certificate was sent", b"The SSL certificate error")
 
 # A client's fatal alert that says it refused the server's certificate (RFC 8446 §6.2).
 _CERTIFICATE_ALERTS = frozenset({
@@ -23,8 +25,8 @@ _CERTIFICATE_ALERTS = frozenset({
 })
 _BY_ALERT = {
     "unrecognized_name": "tls_unrecognized_name",
-    "protocol_version": "tls_no_common_version",
-    "inappropriate_fallback": "tls_no_common_version",
+    "protocol_version": "tls_protocol_version",
+    "inappropriate_fallback": "tls_protocol_version",
     "handshake_failure": "tls_handshake_failure",
     "insufficient_security": "tls_handshake_failure",
     "no_application_protocol": "tls_no_application_protocol",
@@ -37,6 +39,40 @@ def check_tls(attempt: Attempt, facts: Facts) -> list[Finding]:
         return _broken_session(attempt, attempt.tls)
     if attempt.tls is None:
         return _cleartext_to_tls_port(attempt)
+    return _inside_session(attempt, attempt.tls)
+
+
+def tls_refused(attempt: Attempt) -> bool:
+    """Whether the TLS layer explains a request that got no HTTP response (a fatal alert from
+    the server, or a server that asked for a client certificate and got none)."""
+    tls = attempt.tls
+    if tls is None or attempt.response is not None:
+        return False
+    return _server_fatal(tls) is not None or (
+        tls.certificate_request and tls.client_certificate_empty)
+
+
+def _server_fatal(tls: TlsInfo) -> TlsAlert | None:
+    return next((a for a in tls.alerts if a.level == "fatal" and a.side == "server"), None)
+
+
+def _inside_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
+    """An HTTP exchange inside a decrypted session that TLS ended or refused."""
+    evidence = frames_of(attempt.request)
+    response = attempt.response
+    if response is not None:
+        if any(text in response.body_prefix for text in NGINX_CLIENT_CERTIFICATE):
+            return [Finding("tls_client_certificate_required", "a client certificate",
+                            f"{attempt.response_head.status if attempt.response_head else ''} "
+                            "from nginx: no (valid) client certificate",
+                            evidence + frames_of(response))]
+        return []
+    alert = _server_fatal(tls)
+    if alert is not None:
+        return [_alert_finding(tls, alert, evidence)]
+    end = _end_of("server", attempt)
+    if tls.certificate_request and tls.client_certificate_empty and end is not None:
+        return [_server_ended(attempt, tls, end)]
     return []
 
 
@@ -45,11 +81,11 @@ def _cleartext_to_tls_port(attempt: Attempt) -> list[Finding]:
     evidence = frames_of(attempt.request)
     answer = attempt.answer_not_http
     if answer and classify_first_bytes(answer) is Start.TLS:
-        return [Finding("tls_cleartext_to_tls_port", "an HTTP response",
+        return [Finding("tls_plain_http_to_tls_port", "an HTTP response",
                         f"{describe_start(Start.TLS, answer)} from the server", evidence)]
     response = attempt.response
     if response is not None and PLAIN_HTTP_TO_TLS in response.body_prefix:
-        return [Finding("tls_cleartext_to_tls_port", "an HTTP response from a cleartext server",
+        return [Finding("tls_plain_http_to_tls_port", "an HTTP response from a cleartext server",
                         f"{attempt.response_head.status if attempt.response_head else ''} "
                         f"'{PLAIN_HTTP_TO_TLS.decode()}'",
                         evidence + frames_of(response))]
@@ -67,7 +103,7 @@ def _broken_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
         found = describe_start(kind, tls.server_answer)
         if attempt.response_head is not None:
             found = f"HTTP {attempt.response_head.status} {attempt.response_head.reason}"
-        return [Finding("tls_to_cleartext_port", "a ServerHello", found,
+        return [Finding("tls_client_hello_to_cleartext_port", "a ServerHello", found,
                         hello + frames_of(attempt.response))]
     findings = _certificate_findings(attempt, tls)
     fatal = next((a for a in tls.alerts if a.level == "fatal"), None)
@@ -85,7 +121,7 @@ def _alert_finding(tls: TlsInfo, alert: TlsAlert, hello: tuple[int, ...]) -> Fin
         found += f" (client offered {', '.join(tls.alpn_offered) or 'nothing'})"
     check = _BY_ALERT.get(alert.description, "tls_fatal_alert")
     if alert.side == "client" and alert.description in _CERTIFICATE_ALERTS:
-        check = "tls_client_rejected_certificate"
+        check = "tls_certificate_rejected"
     elif alert.side == "server" and tls.certificate_request and alert.description in (
             "handshake_failure", "bad_certificate", "certificate_required", "unknown_ca",
             "certificate_unknown", "access_denied"):
@@ -94,7 +130,7 @@ def _alert_finding(tls: TlsInfo, alert: TlsAlert, hello: tuple[int, ...]) -> Fin
             found += " after the client sent no certificate"
     expected = {
         "tls_no_application_protocol": f"a protocol in common with {list(tls.alpn_offered)}",
-        "tls_no_common_version": f"a version in common with {list(tls.versions_offered)}",
+        "tls_protocol_version": f"a version in common with {list(tls.versions_offered)}",
         "tls_unrecognized_name": f"a server configured for {tls.sni or '(no SNI sent)'}",
     }.get(check, "a completed handshake")
     return Finding(check, expected, found, hello + (alert.frame,))
