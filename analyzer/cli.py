@@ -96,10 +96,12 @@ def cli() -> None:
               help="Analyse each file as an independent capture, N files at a time in "
                    "parallel (frame numbers then count within each file).")
 @_max_connections_option
+@click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
+              help="TLS key log (SSLKEYLOGFILE format) to decrypt wss:// and https:// with.")
 def read_command(captures: tuple[str, ...], fmt: str, failed: bool, host: str | None,
                  port: int | None, fail_on: str | None, detail: bool, attempt: int | None,
                  show_secrets: bool, color: bool | None, jobs: int | None,
-                 max_connections: int) -> None:
+                 max_connections: int, keylog: str | None) -> None:
     """Analyze saved captures (pcap, pcapng, gzip; '-' for standard input).
 
     Several files are read as one capture in timestamp order.
@@ -108,8 +110,22 @@ def read_command(captures: tuple[str, ...], fmt: str, failed: bool, host: str | 
     if view.detail and fmt != "table":
         raise click.UsageError("--detail and --attempt print text; drop --format " + fmt)
     status = _read(captures, fmt, _filter(failed, host, port), fail_on is not None, view, jobs,
-                   max_connections)
+                   max_connections, _key_store(keylog))
     sys.exit(status)
+
+
+def _key_store(path: str | None) -> object | None:
+    """The key log's secrets (analyzer/tls/keylog.py); its text is never printed."""
+    if path is None:
+        return None
+    from analyzer.tls.keylog import load_keylog
+
+    try:
+        with open(path, "rb") as file:
+            return load_keylog(file.read())
+    except OSError as error:
+        click.echo(f"upgrade-analyzer: --keylog {path}: {error.strerror or error}", err=True)
+        sys.exit(ExitStatus.INPUT_ERROR)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -174,9 +190,9 @@ def _filter(failed: bool, host: str | None, port: int | None) -> Callable[[Diagn
 
 def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool],
           fail_on_failed: bool, view: View = View(), jobs: int | None = None,
-          max_connections: int = DEFAULT_MAX_CONNECTIONS) -> int:
+          max_connections: int = DEFAULT_MAX_CONNECTIONS, secrets: object | None = None) -> int:
     warnings: list[CaptureWarning] = []
-    analysis = Analysis(max_connections=max_connections)
+    analysis = Analysis(max_connections=max_connections, secrets=secrets)
     kept: list[Diagnosis] = []
     tally = Tally()  # streamed runs keep counts, not attempts: memory stays flat
     status = ExitStatus.OK

@@ -35,6 +35,7 @@ from analyzer.source.stream import Record
 from analyzer.verdict import Diagnosis, diagnose
 
 _SYN = 0x02
+TLS_KEY_LOG = 0x544C534B  # "TLSK": a Decryption Secrets Block holding an NSS key log
 _SYN_FIN_RST = 0x07
 
 # A SYN flood or a port scan is a million connection attempts that never reached HTTP. The
@@ -162,6 +163,7 @@ class Analysis:
                                                       compiled=self._compiled)
                 elif isinstance(single, PcapngRecords):
                     single.skip = ignored_block_skip(flows, compiled=self._compiled)
+                    single.secrets = self.add_secrets
         take_plain = self._reassembler.take_plain
         peek_flow, peek_payload = peek_functions(self._compiled)
         feed = self.feed
@@ -205,6 +207,24 @@ class Analysis:
             self._frames = number
             self._segments += segments
             self._last = when
+
+    @property
+    def secrets(self) -> object | None:
+        """The run's TLS key store (None without --keylog or an embedded key log)."""
+        return self._run.secrets
+
+    def add_secrets(self, kind: int, data: bytes) -> None:
+        """Secrets a capture carries (a pcapng Decryption Secrets Block): TLS key logs join
+        the run's key store, made now if --keylog gave none. Other kinds are not used."""
+        if kind != TLS_KEY_LOG:
+            return
+        from analyzer.tls.keylog import KeyStore
+
+        store = self._run.secrets
+        if not isinstance(store, KeyStore):
+            store = self._run.secrets = KeyStore()
+        store.add_text(data)
+        store.finish()
 
     def tick(self, now: float, patience: float) -> list[Diagnosis]:
         """Live capture: time is ``now`` (capture clock); attempts waiting longer than

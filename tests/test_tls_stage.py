@@ -4,6 +4,7 @@ pcaps with the builder, read back with and without their key logs."""
 from __future__ import annotations
 
 import ssl
+import struct
 import time
 from pathlib import Path
 
@@ -11,10 +12,11 @@ import pytest
 
 from analyzer.exchange.model import AttemptKind
 from analyzer.pipeline import Analysis, analyze
-from analyzer.source import read_captures
+from analyzer.source import read_captures, read_records
 from analyzer.tls.keylog import KeyStore, load_keylog
 from analyzer.verdict import Diagnosis, Verdict
 from tests.builder import Conversation, http_response, websocket_request, websocket_response
+from tests.helpers import run_cli
 from tests.tls_memory import CLIENT, Talk, contexts, make_certificate, talk
 
 REQUEST = websocket_request("localhost", "/chat", origin="https://localhost")
@@ -23,7 +25,7 @@ REJECT = http_response(403, "Forbidden", [("Content-Length", "9")], b"forbidden"
 
 
 def write(path: Path, chunks: list[tuple[int, bytes]], *, end: str = "fin-both",
-          max_segment: int = 1400, skip: int = 0, port: int = 443) -> Path:
+          max_segment: int = 1400, skip: int = 0, port: int = 443, pcapng: bool = False) -> Path:
     """The conversation as a pcap: TCP handshake, each chunk in segments, then the end."""
     # Now, not the builder's 2023 default: certificates are checked against the capture's time.
     conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", port),
@@ -47,7 +49,24 @@ def write(path: Path, chunks: list[tuple[int, bytes]], *, end: str = "fin-both",
         conv.client_fin(0.001)
     from tests.builder import write_pcap
 
-    write_pcap(path, [conv])
+    write_pcap(path, [conv], pcapng=pcapng)
+    return path
+
+
+def with_secrets_block(path: Path, keylog: bytes) -> Path:
+    """The pcapng with a Decryption Secrets Block (type 0xA, TLSK) after its first interface
+    block, as `editcap --inject-secrets tls,KEYS` writes it."""
+    data = path.read_bytes()
+    position = 0
+    while True:
+        kind, length = struct.unpack_from("<II", data, position)
+        position += length
+        if kind == 1:  # the Interface Description Block
+            break
+    secrets = keylog + b"\0" * (-len(keylog) % 4)
+    body = struct.pack("<II", 0x544C534B, len(keylog)) + secrets
+    block = struct.pack("<II", 0xA, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+    path.write_bytes(data[:position] + block + data[position:])
     return path
 
 
@@ -250,3 +269,29 @@ def test_truncated_records_give_findings_not_tracebacks(tmp_path: Path, keylog: 
     found, _run = analyse(pcap, load_keylog(keylog.read_bytes()))
     assert all(d.verdict in (Verdict.INCONCLUSIVE, Verdict.FAILED, Verdict.NO_RESPONSE)
                for d in found)
+
+
+def test_keys_in_a_pcapng_secrets_block_are_used(tmp_path: Path, keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, True)
+    pcap = write(tmp_path / "dsb.pcapng", conversation.chunks, end="open", pcapng=True)
+    with_secrets_block(pcap, keylog.read_bytes())
+    run = Analysis()
+    found = list(run.feed_records(read_records([str(pcap)], []))) + run.finish()
+    assert [d.verdict for d in found] == [Verdict.SUCCEEDED]
+    assert found[0].attempt.tls is not None and found[0].attempt.tls.decrypted
+
+
+def test_cli_keylog_decrypts_and_never_prints_secrets(tmp_path: Path, keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, False, "ECDHE-ECDSA-AES128-GCM-SHA256")
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks, end="open")
+    secrets = [line.split()[2] for line in keylog.read_text().splitlines()
+               if line and not line.startswith("#")]
+    for fmt in ("table", "json", "jsonl", "csv", "markdown"):
+        result = run_cli("read", pcap, "--keylog", keylog, "--format", fmt)
+        assert result.exit_code == 0, result.output
+        assert "101" in result.output
+        assert not any(secret in result.output for secret in secrets)
+    detail = run_cli("read", pcap, "--keylog", keylog, "--attempt", "1")
+    assert not any(secret in detail.output for secret in secrets)
+    missing = run_cli("read", pcap, "--keylog", tmp_path / "nope.log")
+    assert missing.exit_code == 1
