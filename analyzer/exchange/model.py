@@ -158,7 +158,9 @@ class TlsInfo:
     versions_offered: tuple[str, ...] = ()
     retry: bool = False  # the server sent a HelloRetryRequest first
     client_hello_frame: int = 0
+    client_hello_time: float = 0.0
     server_hello_frame: int = 0  # 0: the server never sent a ServerHello
+    server_hello_time: float = 0.0
     server_flight_frame: int = 0  # the last frame of the server's first handshake flight
     certificate_request: bool = False  # the server asked for a client certificate (mutual TLS)
     client_certificate_empty: bool = False  # ... and the client answered with none

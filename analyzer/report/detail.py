@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from analyzer.checks.catalogue import Finding, lookup
-from analyzer.exchange.model import Attempt, Message, SeenFrame, TcpEvent
+from analyzer.exchange.model import Attempt, Message, SeenFrame, TcpEvent, TlsInfo
 from analyzer.http.message import RequestHead, ResponseHead
-from analyzer.report.fields import reason_text
+from analyzer.report.fields import iso_time, reason_text
 from analyzer.report.safe import SECRET_HEADERS, URL_HEADERS, Cleaner, redact_target
 from analyzer.verdict import Attribution, Diagnosis, Verdict
 from analyzer.websocket.frames import Opcode, parse_close
@@ -53,6 +53,7 @@ def render_detail(diagnosis: Diagnosis, *, show_secrets: bool = False,
     sections = [
         _header(diagnosis, clean, paint),
         _ladder(diagnosis.attempt, clean, paint),
+        _tls_section(diagnosis.attempt, clean, paint),
         _heads(diagnosis.attempt, clean, paint),
         _findings(diagnosis.findings, clean, paint),
         _attribution(diagnosis.attribution, clean, paint),
@@ -134,6 +135,8 @@ def _events(a: Attempt, clean: Cleaner) -> list[_Event]:
     syn = "SYN" if tcp.syn_count <= 1 else f"SYN (sent {tcp.syn_count} times)"
     add(tcp.syn, True, syn)
     add(tcp.syn_ack, False, "SYN-ACK")
+    if a.tls is not None:
+        events.extend(_tls_events(a.tls, clean))
     if a.request is not None:
         events.append(_message_event(a.request, True, clean))
     for interim in a.interim:
@@ -153,6 +156,52 @@ def _events(a: Attempt, clean: Cleaner) -> list[_Event]:
                              f"[capture lost {hole.length} bytes here]"))
     # Stable: two events in one frame (a response and its FIN) keep the order above.
     return sorted(events, key=lambda e: (e.frame, e.time))
+
+
+def _tls_events(tls: TlsInfo, clean: Cleaner) -> list[_Event]:
+    """The TLS handshake's lines: ClientHello, ServerHello, alerts (analyzer/tls)."""
+    events = []
+    if tls.client_hello_frame:
+        offered = f", ALPN {','.join(clean.texts(tls.alpn_offered))}" if tls.alpn_offered else ""
+        sni = f" SNI {clean.text(tls.sni)}" if tls.sni else " (no SNI)"
+        events.append(_Event(tls.client_hello_frame, tls.client_hello_time, True,
+                             f"TLS ClientHello{sni}{offered}"))
+    if tls.server_hello_frame:
+        chosen = f", ALPN {clean.text(tls.alpn)}" if tls.alpn else ""
+        label = "HelloRetryRequest, then ServerHello" if tls.retry else "ServerHello"
+        events.append(_Event(tls.server_hello_frame, tls.server_hello_time, False,
+                             f"TLS {label} {tls.version} {tls.cipher_suite}{chosen}"))
+    for alert in tls.alerts:
+        label = (f"TLS alert {alert.level} {alert.description}" if alert.description
+                 else "TLS alert (encrypted)")
+        events.append(_Event(alert.frame, alert.time, alert.side == "client", label))
+    return events
+
+
+def _tls_section(a: Attempt, clean: Cleaner, paint: _Painter) -> str:
+    tls = a.tls
+    if tls is None:
+        return ""
+    lines = [paint("TLS:", "bold")]
+    state = "decrypted with the key log" if tls.decrypted else {
+        "": "not decrypted (no --keylog)", "missing": "not decrypted (no key in the key log)",
+        "mismatch": "the logged key does not decrypt it",
+        "unsupported": "not decrypted (cipher suite not supported)",
+    }.get(tls.key, "not decrypted")
+    lines.append(f"  {tls.version or 'no version agreed'}"
+                 + (f", {tls.cipher_suite}" if tls.cipher_suite else "")
+                 + (", resumed" if tls.resumed else "") + f"; {state}")
+    if tls.versions_offered:
+        lines.append(f"  client offered: {', '.join(tls.versions_offered)}")
+    for index, cert in enumerate(tls.certificates[:3]):
+        role = "certificate" if index == 0 else "  issued by"
+        lines.append(f"  {role}: {clean.text(cert.subject)} (issuer {clean.text(cert.issuer)});"
+                     f" names {', '.join(clean.texts(cert.san_names)) or '-'};"
+                     f" valid {iso_time(cert.not_before)[:10]} to {iso_time(cert.not_after)[:10]}")
+    if tls.certificate_request:
+        lines.append("  the server asked for a client certificate"
+                     + ("; the client sent none" if tls.client_certificate_empty else ""))
+    return "\n".join(lines)
 
 
 def _message_event(message: Message, from_client: bool, clean: Cleaner) -> _Event:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from analyzer.checks.catalogue import lookup
-from analyzer.exchange.model import AttemptKind
+from analyzer.exchange.model import AttemptKind, TlsInfo
 from analyzer.report.safe import Cleaner, neutralise
 from analyzer.verdict import Diagnosis, Verdict
 
@@ -102,7 +102,41 @@ def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str
         "syn_frame": attempt.tcp.syn.frame if attempt.tcp.syn else None,
         "connection_exchange": attempt.sequence if attempt.kind is AttemptKind.HTTP else None,
         "attribution": _attribution_fields(diagnosis, clean),
+        "transport": attempt.transport,
+        "tls": tls_fields(attempt.tls, clean),
     }
+
+
+def tls_fields(tls: TlsInfo | None, clean: Cleaner) -> dict[str, Any] | None:
+    """The TLS session an attempt travelled in (None for cleartext). No key material, ever."""
+    if tls is None:
+        return None
+    leaf = tls.certificates[0] if tls.certificates else None
+    return {
+        "version": tls.version or None,
+        "suite": tls.cipher_suite or None,
+        "sni": clean.text(tls.sni) or None,
+        "alpn": clean.text(tls.alpn) or None,
+        "alpn_offered": clean.texts(tls.alpn_offered),
+        "decrypted": tls.decrypted,
+        "resumed": tls.resumed,
+        "key": tls.key or None,
+        "alerts": [{"side": a.side, "level": a.level, "description": a.description or None,
+                    "frame": a.frame} for a in tls.alerts],
+        "certificate": None if leaf is None else {
+            "subject": clean.text(leaf.subject), "issuer": clean.text(leaf.issuer),
+            "names": clean.texts(leaf.san_names),
+            "not_before": iso_time(leaf.not_before), "not_after": iso_time(leaf.not_after)},
+        "client_hello_frame": tls.client_hello_frame or None,
+        "server_hello_frame": tls.server_hello_frame or None,
+    }
+
+
+def scheme(diagnosis: Diagnosis) -> str:
+    """"wss" or "https" for an attempt inside TLS (what the client dialled), else ""."""
+    if diagnosis.attempt.tls is None:
+        return ""
+    return "wss" if diagnosis.facts.websocket else "https"
 
 
 def _attribution_fields(diagnosis: Diagnosis, clean: Cleaner) -> dict[str, Any]:
@@ -120,7 +154,11 @@ def _attribution_fields(diagnosis: Diagnosis, clean: Cleaner) -> dict[str, Any]:
 def request_label(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     """``METHOD target`` of the request, safe to print."""
     request = diagnosis.attempt.request_head
+    clean = Cleaner.for_attempt(diagnosis.attempt, show_secrets)
+    tls = diagnosis.attempt.tls
+    if diagnosis.attempt.kind is AttemptKind.TLS and tls is not None:
+        return f"(TLS {clean.text(tls.sni)})" if tls.sni else "(TLS only)"
     if request is None:
         return "(TCP only)" if diagnosis.attempt.kind is AttemptKind.TCP else "(not captured)"
-    clean = Cleaner.for_attempt(diagnosis.attempt, show_secrets)
-    return f"{clean.text(request.method)} {clean.target(request.target)}"
+    label = f"{clean.text(request.method)} {clean.target(request.target)}"
+    return f"{label} ({scheme(diagnosis)})" if tls is not None else label

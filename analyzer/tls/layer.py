@@ -228,7 +228,9 @@ class TlsStage:
                                    if v & 0x0F0F != 0x0A0A),  # GREASE values (RFC 8701) left out
             retry=session.retry,
             client_hello_frame=session.client_hello_frame,
+            client_hello_time=session.client_hello_time,
             server_hello_frame=session.server_hello_frame,
+            server_hello_time=session.server_hello_time,
             server_flight_frame=session.server_flight_frame,
             certificate_request=session.certificate_request,
             client_certificate_empty=session.client_certificate_empty,

@@ -109,6 +109,7 @@ class TlsSession:
         self.client_side: int | None = None
         self.client_hello: ClientHello | None = None
         self.client_hello_frame = 0
+        self.client_hello_time = 0.0
         self.server_hello: ServerHello | None = None
         self.server_hello_frame = 0
         self.server_hello_time = 0.0
@@ -326,7 +327,8 @@ class TlsSession:
             client = parse_client_hello(message.body)
             if self.client_hello is None or self.retry:
                 self.client_hello = client
-                self.client_hello_frame = self.client_hello_frame or message.frame
+                if not self.client_hello_frame:
+                    self.client_hello_frame, self.client_hello_time = message.frame, message.time
         elif kind == HandshakeType.SERVER_HELLO:
             if self.client_side is None:
                 self.client_side = 1 - side
