@@ -35,6 +35,7 @@ def attribute(
         url=_url(attempt),
         value=_value_for(kind, findings) or (findings[0].found if findings else ""),
         server=str(attempt.server),
+        host=attempt.tls.sni if attempt.tls is not None and attempt.tls.sni else attempt.server.ip,
     ) if kind else ()  # the values above are worked out only for a failure clients report
     return Attribution(
         server=match.server if match else None,
@@ -48,6 +49,9 @@ def attribute(
 
 def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
                   findings: tuple[Finding, ...]) -> str | None:
+    primary = findings[0].check if findings else ""
+    if primary.startswith("tls_") and verdict != "succeeded":
+        return KIND_OF_FINDING.get(primary)  # what the client's TLS library said
     if verdict == "refused":
         return "refused"
     if verdict == "no_response":
@@ -81,7 +85,8 @@ def _value_for(kind: str | None, findings: tuple[Finding, ...]) -> str:
 
 def _url(attempt: Attempt) -> str:
     request = attempt.request_head
+    scheme = "wss" if attempt.tls is not None else "ws"
     if request is None:
-        return f"ws://{attempt.server}/"
+        return f"{scheme}://{attempt.server}/"
     host = request.headers.get("host") or str(attempt.server)
-    return f"ws://{host}{request.target}"
+    return f"{scheme}://{host}{request.target}"
