@@ -44,6 +44,8 @@ from analyzer.source import read_records
 from analyzer.source.frame import CaptureError, CaptureWarning
 from analyzer.verdict import Diagnosis, Verdict
 
+KEYLOG_WAIT = 10.0  # live: seconds a TLS session waits for its key to appear in the key log
+
 
 class ExitStatus(IntEnum):
     OK = 0  # the analysis ran, whatever it found
@@ -321,16 +323,20 @@ def _detail_text(diagnosis: Diagnosis, view: View) -> str:
               help="Output format; json and markdown print at the end, the others as they go.")
 @_filter_options
 @_max_connections_option
+@click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
+              help="TLS key log to decrypt with, followed as it grows (a session waits up to "
+                   "10 s for its key).")
 def live_command(interfaces: tuple[str, ...], bpf: str | None, duration: float | None,
                  count: int | None, response_timeout: float, write_path: str | None,
                  write_limit: float, write_files: int, fmt: str, failed: bool,
-                 host: str | None, port: int | None, max_connections: int) -> None:
+                 host: str | None, port: int | None, max_connections: int,
+                 keylog: str | None) -> None:
     """Capture on network interfaces and report each attempt the moment it is decided.
 
     Needs root or CAP_NET_RAW. Ctrl-C or the end of --duration prints the summary.
     """
     options = LiveOptions(interfaces, bpf, duration, count, response_timeout, write_path,
-                          round(write_limit * 1_000_000), write_files, max_connections)
+                          round(write_limit * 1_000_000), write_files, max_connections, keylog)
     sys.exit(_live(options, fmt, _filter(failed, host, port)))
 
 
@@ -345,6 +351,7 @@ class LiveOptions:
     write_limit: int  # bytes per file, 0: one file
     write_files: int  # files kept, 0: all
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    keylog: str | None = None  # a key log followed as it grows
 
 
 def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> int:
@@ -357,7 +364,16 @@ def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> 
     except CaptureError as error:
         _error(str(error))
         return ExitStatus.INPUT_ERROR
-    analysis = Analysis(max_connections=options.max_connections)
+    follower = None
+    secrets = None
+    if options.keylog is not None:
+        from analyzer.source.keylog_file import FollowedKeyLog
+        from analyzer.tls.keylog import KeyStore
+
+        secrets = KeyStore(wait=KEYLOG_WAIT)
+        follower = FollowedKeyLog(options.keylog, secrets)
+        follower.poll()
+    analysis = Analysis(max_connections=options.max_connections, secrets=secrets)
     output = _LiveOutput(fmt)
     stop = _StopOnSignals()
     status = ExitStatus.OK
@@ -384,7 +400,8 @@ def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> 
         stop.install()
         counted_out = False
         for diagnosis in run_live(capture, analysis, options.response_timeout,
-                                  should_stop=stop.requested, deadline=deadline, sink=writer):
+                                  should_stop=stop.requested, deadline=deadline, sink=writer,
+                                  on_tick=follower.poll if follower is not None else None):
             if counted_out := report(diagnosis):
                 break
         if not counted_out:

@@ -13,6 +13,8 @@ import pytest
 from analyzer.exchange.model import AttemptKind
 from analyzer.pipeline import Analysis, analyze
 from analyzer.source import read_captures, read_records
+from analyzer.source.frame import Frame
+from analyzer.source.keylog_file import FollowedKeyLog
 from analyzer.tls.keylog import KeyStore, load_keylog
 from analyzer.verdict import Diagnosis, Verdict
 from tests.builder import Conversation, http_response, websocket_request, websocket_response
@@ -295,3 +297,53 @@ def test_cli_keylog_decrypts_and_never_prints_secrets(tmp_path: Path, keylog: Pa
     assert not any(secret in detail.output for secret in secrets)
     missing = run_cli("read", pcap, "--keylog", tmp_path / "nope.log")
     assert missing.exit_code == 1
+
+
+def _frames_of(path: Path) -> list[Frame]:
+    return list(read_captures([str(path)], []))
+
+
+def test_live_session_waits_for_a_key_written_late(tmp_path: Path, keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, True)
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks, end="open")
+    store = KeyStore(wait=10.0)
+    run = Analysis(secrets=store)
+    found: list[Diagnosis] = []
+    for frame in _frames_of(pcap):
+        found += run.feed(frame)
+        if frame.number == 6:  # the key log is written after the ServerHello went by
+            store.add_text(keylog.read_bytes())
+    found += run.finish()
+    assert [d.verdict for d in found] == [Verdict.SUCCEEDED]
+    assert found[0].attempt.tls is not None and found[0].attempt.tls.decrypted
+
+
+def test_live_session_without_its_key_is_counted_after_the_wait(tmp_path: Path,
+                                                               keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, True)
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks, end="open")
+    run = Analysis(secrets=KeyStore(wait=10.0))
+    frames = _frames_of(pcap)
+    found = [d for frame in frames for d in run.feed(frame)]
+    assert run.stats.tls_uninspected == 0  # still waiting
+    found += run.tick(frames[-1].time + 10.5, 5.0)
+    assert found == [] and run.stats.tls_uninspected == 1
+
+
+def test_followed_key_log_reads_appended_and_rewritten_lines(tmp_path: Path) -> None:
+    path = tmp_path / "growing.log"
+    store = KeyStore(wait=10.0)
+    follower = FollowedKeyLog(str(path), store)
+    follower.poll()  # not there yet: nothing, no error
+    line = f"CLIENT_RANDOM {'11' * 32} {'ab' * 48}\n"
+    path.write_text(line[:40])
+    follower.poll()
+    assert len(store) == 0  # half a line waits for its end
+    with path.open("a") as file:
+        file.write(line[40:] + line.replace("11", "22", 32))
+    follower.poll()
+    assert len(store) == 2
+    path.write_text(line.replace("11", "33", 32))  # a new client run rewrites the file
+    follower.poll()
+    assert len(store) == 3 and store.ignored == 0
+    follower.close()

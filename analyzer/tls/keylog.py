@@ -28,9 +28,12 @@ MAX_LINE = 1024  # the longest valid line is under 300 characters
 class KeyStore:
     """Secrets of a run, looked up by client random. Fed lines or text; shows only counts."""
 
-    __slots__ = ("_secrets", "lines", "ignored", "_partial")
+    __slots__ = ("_secrets", "lines", "ignored", "_partial", "wait")
 
-    def __init__(self) -> None:
+    def __init__(self, wait: float = 0.0) -> None:
+        # Seconds a session waits for its secrets to appear (live capture following a key
+        # log that is still being written); 0: the store is complete.
+        self.wait = wait
         self._secrets: dict[bytes, dict[str, bytes]] = {}
         self.lines = 0  # secret lines kept
         self.ignored = 0  # lines that were neither a secret nor a comment nor blank

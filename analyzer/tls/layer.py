@@ -39,12 +39,13 @@ from analyzer.http.head import find_head_end, parse_response_head
 from analyzer.reassembly import Connection, StreamListener
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.names import version_name
-from analyzer.tls.session import Decryption, TlsSession
+from analyzer.tls.session import Decryption, Plain, TlsSession
 from analyzer.tls.suites import suite_name
 
 _KEY_STATE = {
     Decryption.NO_KEYS: "",
     Decryption.NO_KEY: "missing",
+    Decryption.WAITING: "missing",
     Decryption.PENDING: "used",
     Decryption.DECRYPTED: "used",
     Decryption.FAILED: "used",
@@ -88,13 +89,15 @@ class TlsStage:
     def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
         if self._done:
             return
-        session = self._session
-        for plain in session.feed(side, offset, data, frame, time):
+        self._deliver(self._session.feed(side, offset, data, frame, time))
+        self._after_records(time)
+
+    def _deliver(self, plains: list[Plain]) -> None:
+        for plain in plains:
             if self._inner_stopped:
                 break
             listener = self._inner()
             listener.on_data(plain.side, plain.offset, plain.data, plain.frame, plain.time)
-        self._after_records(time)
 
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._tcp.gap(side, offset, length, frame, time)
@@ -119,6 +122,11 @@ class TlsStage:
             inner.on_rst(side, frame, time)
 
     def on_tick(self, now: float, patience: float) -> None:
+        if self._session.decryption is Decryption.WAITING and not self._done:
+            plains: list[Plain] = []
+            self._session.look_for_key(now, plains)
+            self._deliver(plains)
+            self._after_records(now)
         inner = self._inner_listener()
         if inner is not None and not self._done:
             inner.on_tick(now, patience)

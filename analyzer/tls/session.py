@@ -44,6 +44,7 @@ from analyzer.tls.keys import tls12_traffic_keys, tls13_traffic_keys
 from analyzer.tls.records import HEADER_LENGTH, ContentType, Record, RecordReader
 from analyzer.tls.suites import SUITES
 
+MAX_HELD = 1 << 20  # record bytes held while a session waits for its key (live)
 PREFIX = 256  # first bytes kept per direction (what a server that is not TLS answered)
 _ALERT_RECORD = 2 + 1 + 16  # an alert, its inner content type and a 16-byte AEAD tag
 _CCS = ContentType.CHANGE_CIPHER_SPEC
@@ -55,6 +56,7 @@ _APPLICATION = ContentType.APPLICATION_DATA
 class Decryption(Enum):
     NO_KEYS = "no keys"  # no key store was given to the run
     NO_KEY = "no key"  # a key store, but nothing for this client random
+    WAITING = "waiting"  # nothing yet, but the key log is still being written (live)
     PENDING = "pending"  # keys found, nothing protected opened yet
     DECRYPTED = "decrypted"
     MISMATCH = "key mismatch"  # the key did not open the first protected record
@@ -128,6 +130,9 @@ class TlsSession:
         self.unreadable_alerts: list[tuple[int, int, float]] = []  # (side, frame, time)
         self.mismatch_frame = 0
         self._dirs = (_Direction(), _Direction())
+        self._waiting_until = 0.0  # WAITING: when to give up on the key
+        self._held: list[tuple[int, Record]] = []
+        self._held_bytes = 0
 
     # ---- input -------------------------------------------------------------------------
 
@@ -140,7 +145,15 @@ class TlsSession:
         if len(direction.prefix) < PREFIX:
             direction.prefix += data[:PREFIX - len(direction.prefix)]
         out: list[Plain] = []
+        if self.decryption is Decryption.WAITING:
+            self.look_for_key(time, out)
         for record in direction.records.feed(offset, data, frame, time):
+            if self.decryption is Decryption.WAITING:
+                self._held.append((side, record))
+                self._held_bytes += len(record.body)
+                if self._held_bytes > MAX_HELD:
+                    self.look_for_key(float("inf"), out)
+                continue
             self._record(side, record, out)
             client = self.client_side
             if (side != client and client is not None and self.server_hello is not None
@@ -150,6 +163,23 @@ class TlsSession:
             self.problem = direction.records.broken
             self.problem_side = side
         return out
+
+    def look_for_key(self, now: float, out: list[Plain]) -> None:
+        """A session waiting for its key: look again; past the wait, go on without it. The
+        records held meanwhile are read now (their plaintext lands in ``out``)."""
+        if self.decryption is not Decryption.WAITING:
+            return
+        hello = self.client_hello
+        found = self.secrets is not None and hello is not None and bool(
+            self.secrets.secrets_for(hello.random))
+        if not found and now < self._waiting_until:
+            return
+        self.decryption = Decryption.NO_KEY
+        if found:
+            self._keys_ready()
+        held, self._held, self._held_bytes = self._held, [], 0
+        for side, record in held:
+            self._record(side, record, out)
 
     def gap(self, side: int) -> None:
         """Bytes of ``side`` are missing: its records (and their sequence numbers) are lost."""
@@ -382,6 +412,9 @@ class TlsSession:
         secrets = self.secrets.secrets_for(hello.random)
         if not secrets:
             self.decryption = Decryption.NO_KEY
+            if self.secrets.wait > 0:  # the key log is still being written: wait for it
+                self.decryption = Decryption.WAITING
+                self._waiting_until = self.server_hello_time + self.secrets.wait
             return
         suite = SUITES.get(server.suite)
         if suite is None or suite.tls13 != (server.version == 0x0304):
