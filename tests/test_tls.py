@@ -6,6 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.tls.handshake import HandshakeReader, certificate_info, parse_client_hello
 from analyzer.tls.keylog import KeyStore, load_keylog
@@ -195,3 +197,42 @@ def test_keystore_needs_no_filesystem(tmp_path: Path) -> None:
     path = tmp_path / "k.log"
     path.write_text(f"CLIENT_RANDOM {'11' * 32} {'ab' * 48}\n")
     assert len(load_keylog(path.read_bytes())) == 1
+
+
+@given(st.data())
+@settings(max_examples=150, deadline=None, derandomize=True)
+def test_damaged_conversations_never_raise(data: st.DataObject) -> None:
+    """Flipped bytes, cuts and junk anywhere in a real conversation: facts, never a traceback."""
+    conversation = _FUZZ_SEEDS[data.draw(st.integers(0, len(_FUZZ_SEEDS) - 1))]
+    chunks = [list(bytearray(d)) for _, d in conversation.chunks]
+    index = data.draw(st.integers(0, len(chunks) - 1))
+    action = data.draw(st.sampled_from(["flip", "cut", "junk", "length"]))
+    target = chunks[index]
+    where = data.draw(st.integers(0, len(target) - 1))
+    if action == "flip":
+        target[where] ^= data.draw(st.integers(1, 255))
+    elif action == "cut":
+        del target[where:]
+    elif action == "junk":
+        target[where:where] = list(data.draw(st.binary(min_size=1, max_size=40)))
+    else:
+        target[where:where + 2] = [0xFF, 0xFF]
+    session = TlsSession(load_keylog(conversation.keylog))
+    offsets = {CLIENT: 0, SERVER: 0}
+    for frame, ((side, _), chunk) in enumerate(zip(conversation.chunks, chunks, strict=True)):
+        session.feed(side, offsets[side], bytes(chunk), frame + 1, float(frame))
+        offsets[side] += len(chunk)
+    assert session.decryption in tuple(Decryption)
+    session.carried_application_data()
+    session.client_finished()
+
+
+def _seed(tls13: bool, ciphers: str) -> Conversation:
+    import tempfile
+
+    return converse(Path(tempfile.mkdtemp(prefix="tls-fuzz-")), tls13=tls13, ciphers=ciphers,
+                    client_plain=REQUEST[:200], server_plain=RESPONSE[:300])
+
+
+_FUZZ_SEEDS = [_seed(True, ""), _seed(False, "ECDHE-ECDSA-AES128-GCM-SHA256"),
+               _seed(False, "ECDHE-ECDSA-AES128-SHA")]
