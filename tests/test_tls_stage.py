@@ -261,6 +261,21 @@ def test_capture_starting_mid_session_is_not_a_guess(tmp_path: Path, keylog: Pat
     pcap = write(tmp_path / "mid.pcap", conversation.chunks, skip=6)
     found, run = analyse(pcap, load_keylog(keylog.read_bytes()))
     assert found == []  # no ClientHello: nothing to match a key to, nothing judged
+    assert run.stats.tls_uninspected == 1
+    assert run.stats.tls_uninspected_listed[0].reason == "the capture started after the handshake"
+
+
+def test_bytes_that_only_look_like_tls_are_let_go_at_once(tmp_path: Path) -> None:
+    """A record header in front of garbage (the benchmark's bulk traffic): no attempt, and the
+    connection is ignored from its first record on, as any other non-HTTP connection."""
+    junk = bytes.fromhex("1603010200010001fc0303") + bytes(range(256)) * 2
+    pcap = write(tmp_path / "junk.pcap", [(CLIENT, junk[:517]), (1, bytes(3000))], end="open")
+    run = Analysis()
+    found = list(run.feed_records(read_records([str(pcap)], [])))
+    entries = list(run._reassembler.flows.values())
+    assert entries and all(conn.ignored for conn, _ in entries)
+    found += run.finish()
+    assert found == [] and run.stats.tls_uninspected == 0
 
 
 def test_truncated_records_give_findings_not_tracebacks(tmp_path: Path, keylog: Path) -> None:

@@ -39,7 +39,7 @@ from analyzer.http.head import find_head_end, parse_response_head
 from analyzer.reassembly import Connection, StreamListener
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.names import version_name
-from analyzer.tls.session import Decryption, Plain, TlsSession
+from analyzer.tls.session import PREFIX, Decryption, Plain, TlsSession
 from analyzer.tls.suites import suite_name
 
 _KEY_STATE = {
@@ -149,6 +149,20 @@ class TlsStage:
         if self._inner_stopped and not self._done:
             self._finish()
             return
+        if session.hello_unreadable:
+            self._finish()  # bytes that only look like TLS: nothing to say, nothing to read
+            return
+        if session.started_mid_session:
+            self._uninspected("the capture started after the handshake")
+            self._finish()
+            return
+        if session.problem and self._answer_complete():
+            # The server answered a ClientHello with something that is not TLS (an HTTP 400),
+            # or the records stopped making sense: what the session was is decided now.
+            if session.problem_side != session.client_side:
+                self._emit_tls(time, "not TLS")
+            self._finish()
+            return
         state = session.decryption
         if state is Decryption.MISMATCH:
             self._emit_tls(time, "key mismatch")
@@ -157,6 +171,14 @@ class TlsStage:
             self._uninspected("no key" if state is not Decryption.UNSUPPORTED
                               else "cipher suite not supported")
             self._finish()
+
+    def _answer_complete(self) -> bool:
+        """Whether the non-TLS answer is all there is to read (its head, or PREFIX bytes)."""
+        session = self._session
+        if session.problem_side is None or session.problem_side == session.client_side:
+            return True
+        prefix = session.prefix(session.problem_side)
+        return len(prefix) >= PREFIX or find_head_end(prefix) is not None
 
     def _decide_at_end(self, time: float, reason: str) -> None:
         session = self._session

@@ -130,6 +130,10 @@ class TlsSession:
         self.unreadable_alerts: list[tuple[int, int, float]] = []  # (side, frame, time)
         self.mismatch_frame = 0
         self._dirs = (_Direction(), _Direction())
+        # The connection's first record: a handshake record whose message is a ClientHello is
+        # the start of a session; anything else means the capture began mid-session.
+        self.first_record: tuple[int, int] | None = None  # (side, content type)
+        self.first_message: int | None = None  # type of the first handshake message
         self._waiting_until = 0.0  # WAITING: when to give up on the key
         self._held: list[tuple[int, Record]] = []
         self._held_bytes = 0
@@ -212,6 +216,21 @@ class TlsSession:
     def prefix(self, side: int) -> bytes:
         return bytes(self._dirs[side].prefix)
 
+    @property
+    def started_mid_session(self) -> bool:
+        """The capture began after the handshake: the first record is not a ClientHello's."""
+        if self.first_record is None:
+            return False
+        side, kind = self.first_record
+        return kind != _HANDSHAKE or (
+            self.first_message is not None and self.first_message != HandshakeType.CLIENT_HELLO
+        ) or (self.client_hello is None and self._dirs[side].handshake.broken != "")
+
+    @property
+    def hello_unreadable(self) -> bool:
+        """The ClientHello did not parse: not a TLS client this stage can say anything about."""
+        return self.client_hello is not None and bool(self.client_hello.problem)
+
     def first_data(self, side: int) -> tuple[int, float]:
         return self._dirs[side].first_data
 
@@ -266,6 +285,8 @@ class TlsSession:
     def _record(self, side: int, record: Record, out: list[Plain]) -> None:
         direction = self._dirs[side]
         kind = record.content_type
+        if self.first_record is None:
+            self.first_record = (side, kind)
         if self.server_hello is not None:
             direction.records_after_hello += 1
         if (kind == _APPLICATION and self.tls13 and not direction.openers
@@ -351,6 +372,8 @@ class TlsSession:
 
     def _message(self, side: int, message: HandshakeMessage, decrypted: bool) -> None:
         kind = message.kind
+        if self.first_message is None:
+            self.first_message = kind
         if kind == HandshakeType.CLIENT_HELLO:
             if self.client_side is None:
                 self.client_side = side
