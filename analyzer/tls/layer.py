@@ -159,7 +159,7 @@ class TlsStage:
         if session.problem and self._answer_complete():
             # The server answered a ClientHello with something that is not TLS (an HTTP 400),
             # or the records stopped making sense: what the session was is decided now.
-            if session.problem_side != session.client_side:
+            if session.client_hello is not None and session.problem_side != session.client_side:
                 self._emit_tls(time, "not TLS")
             self._finish()
             return
