@@ -35,6 +35,8 @@ def facts_of(attempt: Attempt) -> Facts:
             protocol = "h2c"
         elif offered:
             protocol = offered[0]
+    if not protocol and attempt.promoted is not None:
+        protocol = "websocket"  # a plain request to a path other requests upgrade
     if not protocol and response is not None:
         switched = response.headers.tokens("upgrade")
         if switched:

@@ -106,6 +106,22 @@ class AfterSwitch:
     complete: bool = True  # False when a gap cut the observation short
 
 
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """Why a plain request answered 4xx is listed as a failed WebSocket attempt
+    (exchange/relevance.py, PlainRejections)."""
+
+    upgrades: int  # WebSocket upgrade requests to the same server and path seen so far
+    known_path: bool  # the path is a usual WebSocket endpoint (/ws, /websocket, /cable...)
+
+    def describe(self) -> str:
+        if self.upgrades:
+            other = "request" if self.upgrades == 1 else "requests"
+            verb = "upgrades" if self.upgrades == 1 else "upgrade"
+            return f"where {self.upgrades} other {other} in this capture {verb}"
+        return "a usual WebSocket path"
+
+
 class AttemptKind(Enum):
     HTTP = "http"  # an HTTP exchange that offered or answered an upgrade
     TCP = "tcp"  # a connection attempt that never carried HTTP (refused, unanswered)
@@ -126,6 +142,7 @@ class Attempt:
     sequence: int = 0  # 0 for the first exchange on its connection, 1 for the next...
     request_gap: bool = False  # bytes missing inside or before the request head
     response_gap: bool = False  # bytes missing where the response should be
+    promoted: Promotion | None = None  # a plain request listed because its path upgrades
 
     @property
     def first_frame(self) -> int:
