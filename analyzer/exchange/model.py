@@ -141,6 +141,22 @@ class TlsInfo:
     alerts: tuple[TlsAlert, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """Why a plain request answered 4xx is listed as a failed WebSocket attempt
+    (exchange/relevance.py, PlainRejections)."""
+
+    upgrades: int  # WebSocket upgrade requests to the same server and path seen so far
+    known_path: bool  # the path is a usual WebSocket endpoint (/ws, /websocket, /cable...)
+
+    def describe(self) -> str:
+        if self.upgrades:
+            other = "request" if self.upgrades == 1 else "requests"
+            verb = "upgrades" if self.upgrades == 1 else "upgrade"
+            return f"where {self.upgrades} other {other} in this capture {verb}"
+        return "a usual WebSocket path"
+
+
 class AttemptKind(Enum):
     HTTP = "http"  # an HTTP exchange that offered or answered an upgrade
     TCP = "tcp"  # a connection attempt that never carried HTTP (refused, unanswered)
@@ -165,6 +181,7 @@ class Attempt:
     tls: TlsInfo | None = None  # the connection was TLS (decrypted or not: see tls.decrypted)
     transport: str = "h1"  # "h1" (HTTP/1.x) or "h2" (an HTTP/2 stream)
     stream_id: int | None = None  # the HTTP/2 stream of an "h2" attempt
+    promoted: Promotion | None = None  # a plain request listed because its path upgrades
 
     @property
     def first_frame(self) -> int:
