@@ -24,7 +24,8 @@ CAPTURES = Path(os.environ.get("UPGRADE_ANALYZER_CAPTURES",
 # Where a client closes silently after the server's flight, no alert proves that it refused the
 # certificate: our reason says what the wire shows, the recording says what the client printed.
 SAME_REASON = {"tls_certificate_rejected": {"tls_certificate_rejected",
-                                            "tls_client_closed_after_server_flight"}}
+                                            "tls_client_closed_after_server_flight"},
+               "tls_plain_http_to_tls_port": {"tls_plain_http_to_https_port"}}
 
 
 def _entries() -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ from analyzer.exchange.model import Attempt, AttemptKind, TcpEvent, TlsAlert, Tl
 from analyzer.tls.handshake import name_covers
 
 PATIENCE_SECONDS = 1.0  # as in transport.py: a capture that ends sooner cannot say "no answer"
-PLAIN_HTTP_TO_TLS = b"The plain HTTP request was sent to HTTPS port"  # nginx's 400 body
 # nginx's 400 bodies with `ssl_verify_client on` (ngx_http_request.c).
 NGINX_CLIENT_CERTIFICATE = (b"No required SSL certificate was sent", b"The SSL certificate error")
 
@@ -77,18 +76,13 @@ def _inside_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
 
 
 def _cleartext_to_tls_port(attempt: Attempt) -> list[Finding]:
-    """A cleartext request answered by a TLS server: TLS bytes, or nginx's own 400 text."""
-    evidence = frames_of(attempt.request)
+    """A cleartext request answered with TLS bytes (an alert). nginx's own 400 page for the
+    same mistake is found by its words (checks/words.py), under the same id."""
     answer = attempt.answer_not_http
     if answer and classify_first_bytes(answer) is Start.TLS:
-        return [Finding("tls_plain_http_to_tls_port", "an HTTP response",
-                        f"{describe_start(Start.TLS, answer)} from the server", evidence)]
-    response = attempt.response
-    if response is not None and PLAIN_HTTP_TO_TLS in response.body_prefix:
-        return [Finding("tls_plain_http_to_tls_port", "an HTTP response from a cleartext server",
-                        f"{attempt.response_head.status if attempt.response_head else ''} "
-                        f"'{PLAIN_HTTP_TO_TLS.decode()}'",
-                        evidence + frames_of(response))]
+        return [Finding("tls_plain_http_to_https_port", "an HTTP response",
+                        f"{describe_start(Start.TLS, answer)} from the server",
+                        frames_of(attempt.request))]
     return []
 
 

@@ -172,6 +172,22 @@ class TlsInfo:
     problem: str = ""  # why the records stopped making sense, "" while they did
 
 
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """Why a plain request answered 4xx is listed as a failed WebSocket attempt
+    (exchange/relevance.py, PlainRejections)."""
+
+    upgrades: int  # WebSocket upgrade requests to the same server and path seen so far
+    known_path: bool  # the path is a usual WebSocket endpoint (/ws, /websocket, /cable...)
+
+    def describe(self) -> str:
+        if self.upgrades:
+            other = "request" if self.upgrades == 1 else "requests"
+            verb = "upgrades" if self.upgrades == 1 else "upgrade"
+            return f"where {self.upgrades} other {other} in this capture {verb}"
+        return "a usual WebSocket path"
+
+
 class AttemptKind(Enum):
     HTTP = "http"  # an HTTP exchange that offered or answered an upgrade
     TCP = "tcp"  # a connection attempt that never carried HTTP (refused, unanswered)
@@ -197,6 +213,7 @@ class Attempt:
     transport: str = "h1"  # "h1" (HTTP/1.x) or "h2" (an HTTP/2 stream)
     stream_id: int | None = None  # the HTTP/2 stream of an "h2" attempt
     answer_not_http: bytes = b""  # the server's first bytes, when they were not HTTP (up to 16)
+    promoted: Promotion | None = None  # a plain request listed because its path upgrades
 
     @property
     def first_frame(self) -> int:
