@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from analyzer.tls.decrypt import DecryptError, RecordOpener
 from analyzer.tls.handshake import (
     Alert,
     CertificateInfo,
@@ -40,9 +40,11 @@ from analyzer.tls.handshake import (
     parse_server_hello,
 )
 from analyzer.tls.keylog import KeyStore
-from analyzer.tls.keys import tls12_traffic_keys, tls13_traffic_keys
 from analyzer.tls.records import HEADER_LENGTH, ContentType, Record, RecordReader
 from analyzer.tls.suites import SUITES
+
+if TYPE_CHECKING:  # `cryptography` is imported only by a run that has keys (7 MB, 60 ms)
+    from analyzer.tls.decrypt import RecordOpener
 
 MAX_HELD = 1 << 20  # record bytes held while a session waits for its key (live)
 PREFIX = 256  # first bytes kept per direction (what a server that is not TLS answered)
@@ -318,6 +320,8 @@ class TlsSession:
             self.unreadable_alerts.append((side, record.first_frame, record.time))
         if direction.stopped or not direction.openers:
             return
+        from analyzer.tls.decrypt import DecryptError
+
         for index, opener in enumerate(direction.openers):
             try:
                 opened = opener.open(record)
@@ -444,6 +448,9 @@ class TlsSession:
             self.decryption = Decryption.UNSUPPORTED
             return
         self.decryption = Decryption.PENDING
+        from analyzer.tls.decrypt import RecordOpener
+        from analyzer.tls.keys import tls13_traffic_keys
+
         client, serving = self._dirs[self.client_side], self._dirs[1 - self.client_side]
         if suite.tls13:
             for direction, prefix in ((client, "CLIENT"), (serving, "SERVER")):
@@ -471,6 +478,9 @@ class TlsSession:
         suite = SUITES.get(server.suite)
         if master is None or suite is None:
             return
+        from analyzer.tls.decrypt import RecordOpener
+        from analyzer.tls.keys import tls12_traffic_keys
+
         client_keys, server_keys = tls12_traffic_keys(
             suite, server.version, master, hello.random, server.random)
         keys = client_keys if side == self.client_side else server_keys
