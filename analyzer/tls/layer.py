@@ -66,7 +66,7 @@ class TlsStage:
     """StreamListener for one TLS connection (see the module's docstring)."""
 
     __slots__ = ("_run", "_conn", "_tcp", "_session", "_shadow", "_inner_run", "_done",
-                 "_inner_stopped", "_inner_emitted", "_counted")
+                 "_inner_stopped", "_inner_emitted", "_counted", "_judged")
 
     def __init__(self, run: RunContext, conn: Connection, tcp: TcpLog) -> None:
         self._run = run
@@ -80,6 +80,7 @@ class TlsStage:
         self._inner_stopped = False
         self._inner_emitted = False
         self._counted = False
+        self._judged = -1  # the session's record count when _after_records last looked
 
     # --- StreamListener -----------------------------------------------------------------
 
@@ -146,6 +147,9 @@ class TlsStage:
 
     def _after_records(self, time: float) -> None:
         session = self._session
+        if session.records == self._judged and not self._inner_stopped:
+            return  # no new record (mid-record segment): nothing can have changed
+        self._judged = session.records
         if self._inner_stopped and not self._done:
             self._finish()
             return

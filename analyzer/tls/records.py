@@ -83,7 +83,7 @@ def header_problem(header: bytes) -> str:
 class RecordReader:
     """Cuts one direction's in-order bytes into TLS records."""
 
-    __slots__ = ("_buffer", "_start", "_pieces", "broken", "records_read")
+    __slots__ = ("_buffer", "_start", "_pieces", "broken", "records_read", "_need")
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -91,6 +91,7 @@ class RecordReader:
         self._pieces: list[tuple[int, int, float]] = []  # chunks that the buffer holds bytes of
         self.broken = ""  # why the reader stopped ("" while it reads)
         self.records_read = 0
+        self._need = HEADER_LENGTH  # buffered bytes needed before the next record can complete
 
     @property
     def buffered(self) -> int:
@@ -112,6 +113,8 @@ class RecordReader:
             return []
         self._buffer += data
         self._pieces.append((offset, frame, time))
+        if len(self._buffer) < self._need:  # the usual case mid-record: nothing to cut yet
+            return []
         records: list[Record] = []
         buffer = self._buffer
         position = 0
@@ -124,11 +127,14 @@ class RecordReader:
             length = (header[3] << 8) | header[4]
             end = position + HEADER_LENGTH + length
             if end > len(buffer):
+                self._need = end - position
                 break
             start_offset = self._start + position
             records.append(self._record(header, bytes(buffer[position + HEADER_LENGTH:end]),
                                         start_offset, self._start + end))
             position = end
+        if len(buffer) - position < HEADER_LENGTH:
+            self._need = HEADER_LENGTH
         if position:
             del buffer[:position]
             self._start += position

@@ -136,6 +136,7 @@ class TlsSession:
         # the start of a session; anything else means the capture began mid-session.
         self.first_record: tuple[int, int] | None = None  # (side, content type)
         self.first_message: int | None = None  # type of the first handshake message
+        self.records = 0  # records read, both sides
         self._waiting_until = 0.0  # WAITING: when to give up on the key
         self._held: list[tuple[int, Record]] = []
         self._held_bytes = 0
@@ -285,6 +286,7 @@ class TlsSession:
     # ---- records -----------------------------------------------------------------------
 
     def _record(self, side: int, record: Record, out: list[Plain]) -> None:
+        self.records += 1
         direction = self._dirs[side]
         kind = record.content_type
         if self.first_record is None:
@@ -343,29 +345,29 @@ class TlsSession:
         if self.decryption in (Decryption.PENDING, Decryption.NO_KEY):
             self.decryption = Decryption.DECRYPTED
         if opened.content_type == _APPLICATION:
-            self._plain(side, record, opened.lead, opened.plaintext, out)
+            self._plain(side, record, opened.plaintext, out)
         elif opened.content_type == _HANDSHAKE:
             self._handshake(side, opened.plaintext, record.first_frame, record.time, True)
         elif opened.content_type == _ALERT:
             self._alert(side, opened.plaintext, record.first_frame, record.time, True)
 
-    def _plain(self, side: int, record: Record, lead: int, plaintext: bytes,
-               out: list[Plain]) -> None:
-        """Cut ``plaintext`` at the frame boundaries of the ciphertext bytes that carried it."""
+    def _plain(self, side: int, record: Record, plaintext: bytes, out: list[Plain]) -> None:
+        """The record's plaintext, carried by the frames of the record's first and last byte:
+        all but its last byte in the first frame, the last byte in the frame that completed
+        the record (when the plaintext could be read). A head inside the record thus gets the
+        record's first frame as its first and the record's last frame as its last."""
         direction = self._dirs[side]
-        start = record.offset + HEADER_LENGTH + lead  # stream offset of plaintext byte 0
-        end = start + len(plaintext)
-        pieces = record.pieces
-        for index, (piece_start, frame, time) in enumerate(pieces):
-            piece_end = pieces[index + 1][0] if index + 1 < len(pieces) else end
-            low, high = max(piece_start, start), min(piece_end, end)
-            if index == len(pieces) - 1:
-                high = end
-            if high <= low:
-                continue
-            chunk = plaintext[low - start:high - start]
-            out.append(Plain(side, direction.plain_offset, chunk, frame, time))
-            direction.plain_offset += len(chunk)
+        if not plaintext:
+            return
+        if record.first_frame != record.last_frame and len(plaintext) > 1:
+            first_time = record.pieces[0][2]
+            out.append(Plain(side, direction.plain_offset, plaintext[:-1], record.first_frame,
+                             first_time))
+            direction.plain_offset += len(plaintext) - 1
+            plaintext = plaintext[-1:]
+        out.append(Plain(side, direction.plain_offset, plaintext, record.last_frame,
+                         record.time))
+        direction.plain_offset += len(plaintext)
 
     # ---- handshake ---------------------------------------------------------------------
 
