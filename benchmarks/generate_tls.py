@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from generate import MSS, START_TIME, PcapWriter, Tcp, parse_size  # noqa: E402
+from generate import START_TIME, PcapWriter, Tcp, parse_size  # noqa: E402
 
 Frames = Iterator[tuple[float, bytes]]
 
@@ -95,8 +95,6 @@ def _session(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, tls13: bool
 
 
 def _conversation(rng: random.Random, tcp: Tcp, chunks: list[tuple[int, bytes]]) -> Frames:
-    t = 0.0
-
     def step(low: float = 20e-6, high: float = 200e-6) -> float:
         return rng.uniform(low, high)
 
@@ -108,7 +106,6 @@ def _conversation(rng: random.Random, tcp: Tcp, chunks: list[tuple[int, bytes]])
             yield step(5e-6, 60e-6), frame
             if index % 2:
                 yield step(5e-6, 40e-6), tcp.ack(1 - side)
-        t += 1
     yield step(), tcp.seg(0, 0x11)  # FIN|ACK
     yield step(), tcp.seg(1, 0x11)
     yield step(), tcp.ack(0)

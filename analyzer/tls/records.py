@@ -60,13 +60,6 @@ class Record:
     def end(self) -> int:
         return self.offset + HEADER_LENGTH + len(self.body)
 
-    def frame_at(self, offset: int) -> tuple[int, float]:
-        """The frame (and its time) that carried the byte at stream ``offset`` of this record."""
-        starts = [start for start, _frame, _time in self.pieces]
-        index = max(bisect_right(starts, offset) - 1, 0)
-        _start, frame, time = self.pieces[index]
-        return frame, time
-
 
 def header_problem(header: bytes) -> str:
     """Why these 5 bytes cannot be a TLS record header, or "" when they can."""

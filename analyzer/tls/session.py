@@ -40,7 +40,7 @@ from analyzer.tls.handshake import (
     parse_server_hello,
 )
 from analyzer.tls.keylog import KeyStore
-from analyzer.tls.records import HEADER_LENGTH, ContentType, Record, RecordReader
+from analyzer.tls.records import ContentType, Record, RecordReader
 from analyzer.tls.suites import SUITES
 
 if TYPE_CHECKING:  # `cryptography` is imported only by a run that has keys (7 MB, 60 ms)
