@@ -6,7 +6,7 @@ Every TLS record starts with a 5-byte header (RFC 8446 §5.1, RFC 5246 §6.2.1):
 legacy version (2 bytes), length (2 bytes). The reader appends each in-order chunk of a
 direction to a buffer and cuts whole records off its front. For each chunk it remembers where
 it starts in the stream and which frame carried it, so a record knows the frames of its first
-and last byte, and every byte of its body can be traced to its frame (`Record.frame_at`).
+and last byte (`Record.pieces` keeps where each carrying chunk starts).
 
 A header that cannot start a record (unknown content type, a major version other than 3, a
 length over the protocol's maximum) stops the reader: it says `broken` with the reason instead

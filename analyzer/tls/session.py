@@ -13,11 +13,11 @@ ServerHello is where the secrets are looked up by client random and record opene
   (RFC 8446 §7.1). KeyUpdate moves a direction to its next secret. A record that does not open
   with the current keys is tried with the next ones (a key log may lack the handshake secrets).
 
-Decrypted application data comes out as `Plain` chunks cut at the frame boundaries of the
-ciphertext that carried them, with offsets in the plaintext stream of that direction. A key
-that is present but does not open the first protected record is a key mismatch (never a
-guess); a later failure stops decrypting that direction.
-"""
+Decrypted application data comes out as `Plain` chunks, at most two per record (all but its
+last byte in the frame of the record's first byte, the last byte in the frame that completed it),
+with offsets in the plaintext stream of that direction. A key that is present but does not
+open the first protected record is a key mismatch (never a guess); a later failure stops
+decrypting that direction.
 
 from __future__ import annotations
 
