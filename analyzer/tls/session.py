@@ -18,6 +18,7 @@ last byte in the frame of the record's first byte, the last byte in the frame th
 with offsets in the plaintext stream of that direction. A key that is present but does not
 open the first protected record is a key mismatch (never a guess); a later failure stops
 decrypting that direction.
+"""
 
 from __future__ import annotations
 
