@@ -378,12 +378,9 @@ def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> 
     follower = None
     secrets = None
     if options.keylog is not None:
-        from analyzer.source.keylog_file import FollowedKeyLog
         from analyzer.tls.keylog import KeyStore
 
         secrets = KeyStore(wait=KEYLOG_WAIT)
-        follower = FollowedKeyLog(options.keylog, secrets)
-        follower.poll()
     analysis = Analysis(max_connections=options.max_connections, secrets=secrets)
     output = _LiveOutput(fmt)
     stop = _StopOnSignals()
@@ -403,6 +400,12 @@ def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> 
             writer = RotatingPcapngWriter(
                 options.write_path, [(i.name, i.linktype) for i in capture.interfaces],
                 SNAPLEN, options.write_limit, options.write_files)
+        if options.keylog is not None and secrets is not None:
+            from analyzer.source.keylog_file import FollowedKeyLog, WholeLines
+
+            sink = secrets if writer is None else WholeLines(secrets, writer.write_secrets)
+            follower = FollowedKeyLog(options.keylog, sink)
+            follower.poll()
         where = ", ".join(i.name for i in capture.interfaces)
         click.echo(f"upgrade-analyzer: listening on {where}"
                    + (f" with filter {options.bpf!r}" if options.bpf else "")

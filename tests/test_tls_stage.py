@@ -14,7 +14,8 @@ from analyzer.exchange.model import AttemptKind
 from analyzer.pipeline import Analysis, analyze
 from analyzer.source import read_captures, read_records
 from analyzer.source.frame import Frame
-from analyzer.source.keylog_file import FollowedKeyLog
+from analyzer.source.keylog_file import FollowedKeyLog, WholeLines
+from analyzer.source.writer import RotatingPcapngWriter
 from analyzer.tls.keylog import KeyStore, load_keylog
 from analyzer.verdict import Diagnosis, Verdict
 from tests.builder import Conversation, http_response, websocket_request, websocket_response
@@ -362,3 +363,33 @@ def test_followed_key_log_reads_appended_and_rewritten_lines(tmp_path: Path) -> 
     follower.poll()
     assert len(store) == 3 and store.ignored == 0
     follower.close()
+
+
+def test_written_pcapng_carries_the_key_log(tmp_path: Path, keylog: Path) -> None:
+    """live --keylog --write: whole key log lines go into the written files as Decryption
+    Secrets Blocks (again at the start of each rotated file), so they decrypt on their own."""
+    conversation = _wss(tmp_path, keylog, True)
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks, end="open")
+    out = tmp_path / "live.pcapng"
+    writer = RotatingPcapngWriter(str(out), [("lo", 1)], 65535, limit=3000, keep=0)
+    sink = WholeLines(KeyStore(), writer.write_secrets)
+    text = keylog.read_bytes()
+    sink.add_text(text[:50])  # half a line is held back
+    sink.add_text(text[50:])
+    for frame in _frames_of(pcap):
+        writer.write(frame)
+    writer.close()
+    files = sorted(tmp_path.glob("live*.pcapng"))
+    assert len(files) > 1  # rotated
+    run = Analysis()
+    found = list(run.feed_records(read_records([str(f) for f in files], []))) + run.finish()
+    assert [d.verdict for d in found] == [Verdict.SUCCEEDED]
+    assert found[0].attempt.tls is not None and found[0].attempt.tls.decrypted
+    later = RotatingPcapngWriter(str(tmp_path / "one.pcapng"), [("lo", 1)], 65535)
+    later.write_secrets(text)
+    for frame in _frames_of(pcap):
+        later.write(frame)
+    later.close()
+    run = Analysis()
+    found = list(run.feed_records(read_records([str(tmp_path / "one.pcapng")], [])))
+    assert [d.attempt.tls.decrypted for d in found + run.finish() if d.attempt.tls] == [True]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 
@@ -48,3 +49,22 @@ class FollowedKeyLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class WholeLines:
+    """Passes a growing key log's text on to several sinks; those that need whole lines (a
+    Decryption Secrets Block in a written capture) get only complete ones."""
+
+    def __init__(self, store: LineSink, lines: Callable[[bytes], None]) -> None:
+        self._store = store
+        self._lines = lines
+        self._partial = b""
+
+    def add_text(self, text: bytes | str) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        self._store.add_text(data)
+        data = self._partial + data
+        cut = data.rfind(b"\n") + 1
+        self._partial = data[cut:]
+        if cut:
+            self._lines(data[:cut])
