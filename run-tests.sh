@@ -7,7 +7,8 @@ cd "$(dirname "$0")"
 # System tools the end-to-end tests drive (real capture on lo, a real reverse proxy, a peer
 # dissector). Installed only when missing; needs root (CI and the dev machines are root).
 need=()
-for tool in tcpdump:tcpdump tshark:tshark nginx:nginx curl:curl editcap:wireshark-common; do
+for tool in tcpdump:tcpdump tshark:tshark nginx:nginx curl:curl editcap:wireshark-common \
+    openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if ((${#need[@]})) && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
