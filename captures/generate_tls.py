@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -49,6 +50,7 @@ from tls_tools import (  # noqa: E402
     SCENARIOS,
     TLS12,
     Run,
+    Runner,
     TlsExpect,
     TlsScenario,
     aiohttp_get,
@@ -180,6 +182,103 @@ for _index, (_stem, _suite) in enumerate(SUITES_13):
     scenario(f"wss_tls13_{_stem}", f"openssl s_client -ciphersuites {_suite} sending a "
              "WebSocket handshake to a websockets server over TLS 1.3", (18111 + _index,),
              suite=_suite, tls_version="TLS 1.3")(_tls13_suite(18111 + _index, _suite))
+
+
+def _resumption(port: int, version_option: str, tls: str) -> Runner:
+    async def run_resumed(run: Run) -> list[TlsExpect]:
+        session = run.tmp / "session.pem"
+        context = server_context(run.pki.rsa)
+        async with g.websockets_server(V4, port, f"resume-{port}", ssl=context) as book:
+            first = await s_client_websocket(run, port, "/first", version_option,
+                                             "-sess_out", str(session))
+            first_said = g.websockets_session(book)
+            book.clear()
+            second = await s_client_websocket(run, port, "/resumed", version_option,
+                                              "-sess_in", str(session))
+        client = openssl_version() + " s_client (a WebSocket request on stdin)"
+        return [
+            TlsExpect(g.endpoint(V4, port), "GET", "/first", "succeeded", None,
+                      f"{tls} full handshake; s_client saved the session (-sess_out); 101, "
+                      "echo, Close 1000", client, g.version("websockets"), first, first_said,
+                      notes=["ws_closed_normally"], status=101),
+            TlsExpect(g.endpoint(V4, port), "GET", "/resumed", "succeeded", None,
+                      f"{tls} resumed handshake (-sess_in): no certificate on the wire; the "
+                      "key log has this connection's own client random; 101, echo, Close 1000",
+                      client, g.version("websockets"), second, g.websockets_session(book),
+                      notes=["ws_closed_normally"], status=101),
+        ]
+
+    return run_resumed
+
+
+scenario("wss_tls13_resumed", "two s_client WebSocket handshakes to websockets over TLS 1.3, "
+         "the second resuming the first's session (PSK from a ticket)", (18134,),
+         tls_version="TLS 1.3", resumes=True)(_resumption(18134, "-tls1_3", "TLS 1.3"))
+scenario("wss_tls12_resumed", "two s_client WebSocket handshakes to websockets over TLS 1.2, "
+         "the second resuming the first's session (session ticket, abbreviated handshake)",
+         (18135,), tls_version="TLS 1.2", resumes=True)(_resumption(18135, "-tls1_2", "TLS 1.2"))
+
+
+# Run with `ip netns exec`, in separate processes: argv = captures dir, address, port, then
+# the server's chain and key / the client's CA, key log and Cookie.
+NETNS_TLS_SERVER = """
+import asyncio, ssl, sys
+sys.path.insert(0, sys.argv[1])
+import tls_tools
+
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[4], sys.argv[5])
+
+async def main() -> None:
+    async with tls_tools.g.websockets_server(sys.argv[2], int(sys.argv[3]), "netns-tls",
+                                             ssl=context) as book:
+        print("listening", flush=True)
+        await asyncio.to_thread(sys.stdin.read)  # until the generator closes stdin
+    print(tls_tools.g.websockets_session(book), flush=True)
+
+asyncio.run(asyncio.wait_for(main(), 20))
+"""
+NETNS_TLS_CLIENT = """
+import asyncio, ssl, sys
+sys.path.insert(0, sys.argv[1])
+import tls_tools
+
+context = ssl.create_default_context(cafile=sys.argv[4])
+context.keylog_filename = sys.argv[5]
+print(asyncio.run(tls_tools.wss_client(int(sys.argv[3]), "/big", context, address=sys.argv[2],
+                                       additional_headers={"Cookie": sys.argv[6]})))
+"""
+
+
+@scenario("wss_large_headers_netns", "websockets over TLS 1.3 with a 6 KB Cookie across a veth "
+          "pair with MTU 1500 (two network namespaces): the request's TLS record spans "
+          "several TCP segments", (18136,), interface=g.VETH_CLIENT, netns=True,
+          min_record_segments=3, tls_version="TLS 1.3")
+async def _wss_large_headers(run: Run) -> list[TlsExpect]:
+    cookie = "; ".join(f"c{i}={os.urandom(48).hex()}" for i in range(60))  # ~5.9 KB
+    server = await g.in_namespace(g.NS_SERVER, NETNS_TLS_SERVER, g.NET_SERVER, "18136",
+                                  str(run.pki.rsa.chain), str(run.pki.rsa.key))
+    try:
+        assert server.stdout is not None
+        ready = await asyncio.wait_for(server.stdout.readline(), 10)
+        if ready.strip() != b"listening":
+            raise RuntimeError(f"wss_large_headers_netns: the server said {ready!r}")
+        client = await g.in_namespace(g.NS_CLIENT, NETNS_TLS_CLIENT, g.NET_SERVER, "18136",
+                                      str(run.pki.ca), str(run.keylog), cookie)
+        assert client.stdin is not None
+        client.stdin.close()
+        said = await g.finish(client, g.CLIENT_TIMEOUT + 5)
+        await asyncio.sleep(0.2)
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server_said = await g.finish(server, 5)
+    return [TlsExpect(g.endpoint(g.NET_SERVER, 18136), "GET", "/big", "succeeded", None,
+                      f"a {len(cookie)}-byte Cookie in one TLS record split over MTU-sized "
+                      "segments; websockets switched, echoed a message, Close 1000",
+                      g.version("websockets") + f" (Cookie of {len(cookie)} bytes)",
+                      g.version("websockets"), said, server_said, notes=["ws_closed_normally"],
+                      status=101)]
 
 
 @scenario("wss_nginx_proxy_ok", "nginx terminating TLS in front of a cleartext websockets "
@@ -478,7 +577,11 @@ def run_scenario(item: TlsScenario, out: Path, pki: Pki) -> dict[str, Any]:
     keys_file = out / f"{item.name}.keys"
     with tempfile.TemporaryDirectory(prefix=f"captures-{item.name}-") as tmp:
         run = Run(pki, Path(tmp), Path(tmp, "keys"), tls_tools.ServerLoopLog())
-        with g.tcpdump(raw, item.interface, list(item.ports)), asyncio_book(run.loop_log):
+        hosts, namespace = ((g.NET_CLIENT, g.NET_SERVER), g.NS_CLIENT) if item.netns else \
+            ((V4, g.V6), None)
+        with g.veth_pair() if item.netns else contextlib.nullcontext(), \
+                g.tcpdump(raw, item.interface, list(item.ports), hosts, namespace), \
+                asyncio_book(run.loop_log):
             expects = asyncio.run(asyncio.wait_for(item.run(run), g.SCENARIO_TIMEOUT),
                                   debug=True)
         secrets = run.keylog.read_text() if run.keylog.exists() else ""
@@ -509,11 +612,22 @@ def run_scenario(item: TlsScenario, out: Path, pki: Pki) -> dict[str, Any]:
             raise RuntimeError(f"{item.name}: no connection to {expect.server} in the capture")
         expect.tls = facts.get((expect.client or "", expect.server))
         tls_tools.check_outcome(item, expect)
+    if item.min_record_segments:
+        spans = tls_facts.record_segments(path, keys_file if keylog else None, item.tls_ports)
+        if max(spans, default=0) < item.min_record_segments:
+            raise RuntimeError(f"{item.name}: the longest client record took {max(spans)} "
+                               f"segment(s), not the {item.min_record_segments}+ wanted")
+        for expect in expects:
+            expect.why += f" (client records spanning {sorted(set(spans))} segments, by tshark)"
+    if item.resumes and not (expects[-1].tls and expects[-1].tls["resumed"]
+                             and not expects[0].tls["resumed"]):
+        raise RuntimeError(f"{item.name}: the second handshake did not resume the first")
     entry: dict[str, Any] = {
         "file": path.name,
         "generator": "captures/generate_tls.py",
         "description": item.description,
-        "link": "Linux cooked (tcpdump -i any)" if item.interface == "any" else "loopback",
+        "link": ("Linux cooked (tcpdump -i any)" if item.interface == "any" else
+                 "Ethernet (veth, MTU 1500)" if item.netns else "loopback"),
         "format": "pcapng" if item.dsb else "pcap",
         "pending": PENDING,
         "keylog": keylog,

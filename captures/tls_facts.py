@@ -46,7 +46,8 @@ FIELDS = ["frame.number", "ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.d
           "tls.handshake.extensions_alpn_str", "tls.handshake.ciphersuite",
           "tls.handshake.extensions.supported_version", "tls.handshake.version",
           "tls.alert_message.level", "tls.alert_message.desc", "tls.handshake.random",
-          "x509ce.dNSName", "x509af.utcTime"]
+          "x509ce.dNSName", "x509af.utcTime", "tls.handshake.extension.type",
+          "tls.handshake.session_id"]
 # ClientHello, ServerHello, EncryptedExtensions (TLS 1.3's ALPN), Certificate, and alerts.
 FILTER = " || ".join(["tls.alert_message"]
                      + [f"tls.handshake.type == {t}" for t in (1, 2, 8, 11)])
@@ -97,6 +98,8 @@ def sessions(path: Path, keys: Path | None,
                 "alpn_offered": row["tls.handshake.extensions_alpn_str"], "alpn": "",
                 "client_random": row["tls.handshake.random"][0],
                 "certificate_names": [], "certificate_validity": [], "alerts": [],
+                "resumed": False,
+                "_session_id": (row["tls.handshake.session_id"] or [""])[0],
             }
             continue
         if (source, target) in found:
@@ -111,6 +114,13 @@ def sessions(path: Path, keys: Path | None,
             session["version"] = VERSIONS.get(_code(chosen[0]), chosen[0])
             code = _code(row["tls.handshake.ciphersuite"][0])
             session["cipher_suite"] = SUITES.get(code, f"0x{code:04X}")
+            # Resumed: TLS 1.3 accepts a PSK (pre_shared_key, 41, in the ServerHello); TLS 1.2
+            # echoes the session id the client proposed (RFC 5246 §7.4.1.3; with a ticket the
+            # client proposes a fresh id the server echoes, RFC 5077 §3.4).
+            server_id = (row["tls.handshake.session_id"] or [""])[0]
+            session["resumed"] = ("41" in row["tls.handshake.extension.type"]
+                                  if session["version"] == "TLS 1.3" else
+                                  bool(server_id) and server_id == session["_session_id"])
         if side == "server" and (2 in types or 8 in types) and not session["alpn"]:
             session["alpn"] = (row["tls.handshake.extensions_alpn_str"] or [""])[0]
         if side == "server" and 11 in types and not session["certificate_names"]:
@@ -124,4 +134,14 @@ def sessions(path: Path, keys: Path | None,
                      "level": {1: "warning", 2: "fatal"}.get(int(level), level),
                      "description": ALERTS.get(int(description), description)}
             session["alerts"].append(alert)
+    for session in found.values():
+        del session["_session_id"]
     return found
+
+
+def record_segments(path: Path, keys: Path | None, ports: tuple[int, ...]) -> list[int]:
+    """How many TCP segments each reassembled TLS record a client sent took, by tshark."""
+    towards = " || ".join(f"tcp.dstport == {port}" for port in ports)
+    rows = tshark_rows(path, keys, ports, f"tls && tcp.segment.count && ({towards})",
+                       ["tcp.segment.count"])
+    return [int(row["tcp.segment.count"][0]) for row in rows]

@@ -80,6 +80,9 @@ class TlsScenario:
     dsb: bool = False  # embed the key log in NAME.pcapng instead
     suite: str | None = None  # the IANA suite every TLS connection must have negotiated
     tls_version: str | None = None  # and the version
+    resumes: bool = False  # the last connection must resume the first one's session
+    netns: bool = False  # in generate.py's veth_pair() namespaces, tcpdump in NS_CLIENT
+    min_record_segments: int = 0  # a client TLS record must span this many TCP segments
 
     @property
     def file(self) -> str:
@@ -166,12 +169,12 @@ def negotiated(ssl_object: Any) -> str:
 
 
 async def wss_client(port: int, path: str, context: ssl.SSLContext,
-                     server_hostname: str = NAME, **options: Any) -> str:
+                     server_hostname: str = NAME, address: str = V4, **options: Any) -> str:
     """A websockets client over TLS: one echoed message, Close 1000; what happened, as said."""
     from websockets.asyncio.client import connect
 
     try:
-        async with connect(f"wss://{NAME}:{port}{path}", ssl=context, host=V4,
+        async with connect(f"wss://{NAME}:{port}{path}", ssl=context, host=address,
                            server_hostname=server_hostname, open_timeout=2, close_timeout=1,
                            compression=None, **options) as ws:
             said = f"connected ({negotiated(ws.transport.get_extra_info('ssl_object'))})"

@@ -140,6 +140,9 @@ def test_there_are_tls_captures_of_every_kind() -> None:
     assert any(e["secrets_embedded"] for e in EXPECTED)
     assert any(e.get("uninspected") for e in EXPECTED)
     assert any(e["link"].startswith("Linux cooked") for e in EXPECTED)
+    resumed = [a["tls"]["version"] for e in EXPECTED for a in e["attempts"]
+               if a["tls"] and a["tls"]["resumed"]]
+    assert sorted(resumed) == ["TLS 1.2", "TLS 1.3"]
     suites = {a["tls"]["cipher_suite"] for e in EXPECTED for a in e["attempts"] if a["tls"]}
     assert {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
             "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
