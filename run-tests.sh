@@ -38,7 +38,8 @@ apt_get() {
 # python3-venv (Debian's python3 has no `-m venv` without it). Installed only when missing and
 # running as root (CI and the dev machines are root).
 need=()
-for tool in tcpdump:tcpdump tshark:tshark nginx:nginx curl:curl editcap:wireshark-common; do
+for tool in tcpdump:tcpdump tshark:tshark nginx:nginx curl:curl editcap:wireshark-common \
+    openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8 ' || need+=(libpcap0.8)
