@@ -217,7 +217,6 @@ KIND_OF_FINDING = {
     "ws_closed_with_error": "closed",
     "tcp_refused": "refused",
     "tls_certificate_rejected": "tls_untrusted",
-    "tls_client_closed_after_server_flight": "tls_untrusted",
     "tls_certificate_name_mismatch": "tls_name",
     "tls_certificate_expired": "tls_expired",
     "tls_client_hello_to_cleartext_port": "tls_not_tls",

@@ -181,8 +181,11 @@ CATALOGUE: tuple[Check, ...] = _phase(
     Check("tls_certificate_rejected", E, Effect.FAIL, "RFC 8446 §6.2",
           "the client rejected the server's certificate",
           "The client answered the server's certificate with a fatal alert (unknown_ca, "
-          "bad_certificate, certificate_expired, certificate_unknown...): the chain did not "
-          "verify against its trust store.",
+          "bad_certificate, certificate_expired, certificate_unknown...), or hung up right "
+          "after the server's handshake flight without finishing the handshake and without an "
+          "alert that could be read: Python's ssl (websockets, aiohttp) and Go clients reject a "
+          "certificate that way (unknown CA, wrong host name, expired). In TLS 1.3 the "
+          "certificate itself is encrypted; a key log shows it.",
           "Serve the full chain (leaf and intermediates) signed by a CA the client trusts; for "
           "a private CA, add it to the client's trust store (e.g. SSL_CERT_FILE, "
           "NODE_EXTRA_CA_CERTS, certifi) rather than disabling verification."),
@@ -226,16 +229,6 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "failed.",
           "Look up the alert's name on the side that received it; the side that sent it "
           "usually logs the detail."),
-    Check("tls_client_closed_after_server_flight", E, Effect.FAIL, "RFC 8446 §4.4.2",
-          "the client hung up right after the server's certificate (most likely it rejected it)",
-          "The client received the server's handshake flight (its certificate) and closed the "
-          "connection without finishing the handshake and without an alert it could be read "
-          "from. Python's ssl (websockets, aiohttp) and Go clients do exactly this when the "
-          "certificate does not verify (unknown CA, wrong host name, expired); in TLS 1.3 the "
-          "certificate itself is encrypted.",
-          "Check the server's certificate against the client's trust store and the host name "
-          "it dials (openssl s_client -connect host:port -servername NAME); serve the full "
-          "chain."),
     Check("tls_client_closed_after_handshake", E, Effect.FAIL, "RFC 8446 §6.1",
           "the client completed the TLS handshake, then closed without sending a request",
           "The handshake finished, but the client closed (often with an alert, encrypted) "

@@ -205,9 +205,9 @@ def _after_server_hello(attempt: Attempt, tls: TlsInfo, findings: list[Finding])
             how = "RST" if client_end is attempt.tcp.client_rst else "FIN"
             said = " after an encrypted alert" if client_alert is not None else ""
             return [*findings, Finding(
-                "tls_client_closed_after_server_flight", "the client's Finished",
-                f"client {how}{said} after the server's flight (frame {flight})",
-                (flight, client_end.frame))]
+                "tls_certificate_rejected", "the client's Finished",
+                f"client {how}{said} right after the server's flight (frame {flight}), without "
+                "finishing the handshake", (flight, client_end.frame))]
         if server_end is not None:
             return [_server_ended(attempt, tls, server_end)]
         return [Finding("tls_handshake_incomplete", "a completed handshake",
