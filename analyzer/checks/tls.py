@@ -216,6 +216,12 @@ def _after_server_hello(attempt: Attempt, tls: TlsInfo, findings: list[Finding])
         return [_server_ended(attempt, tls, server_end)]
     if client_end is not None:
         said = " with an encrypted alert" if client_alert is not None else ""
+        if findings:  # the certificate is wrong: a client that checks it late (curl) hung up
+            return [*findings, Finding(
+                "tls_certificate_rejected", "a request",
+                f"client closed{said} right after the handshake, before any request (as "
+                "clients that check the name after the handshake do, e.g. curl with TLS 1.2)",
+                (flight, client_end.frame))]
         return [*findings, Finding("tls_client_closed_after_handshake", "a request",
                                    f"client closed{said} right after the handshake",
                                    (flight, client_end.frame))]
