@@ -24,8 +24,6 @@ CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 GENERATOR = "captures/generate_tls.py"
 ENTRIES = [e for e in json.loads((CAPTURES / "expected.json").read_text())["captures"]
            if e.get("generator") == GENERATOR]
-# The recordings predate the catalogue entry main already had for nginx's 400 page.
-SAME_REASON = {"tls_plain_http_to_tls_port": {"tls_plain_http_to_https_port"}}
 
 
 def _keys(entry: dict[str, Any]) -> Path | None:
@@ -58,8 +56,7 @@ def test_tls_capture_verdicts(entry: dict[str, Any]) -> None:
         assert match.verdict.value == want["verdict"], context
         if want["reason"]:
             assert match.primary is not None, context
-            assert match.primary.check in SAME_REASON.get(want["reason"], {want["reason"]}), \
-                context
+            assert match.primary.check == want["reason"], context
         if want.get("status") is not None:
             assert match.attempt.response_head is not None, context
             assert match.attempt.response_head.status == want["status"], context
