@@ -626,7 +626,10 @@ def test_merged_frames_know_their_file_and_number_within_it(
     segments = [s for n in range(6) for s in conv(40000 + n, 1_700_000_000.0 + n).segments()]
     segments.sort(key=lambda s: s.time)
     files = {"even": segments[0::2], "odd": segments[1::2],
-             "later": conv(41000, 1_700_000_100.0).segments()}
+             # dropped frames (a connection that is not HTTP), another file, this one again
+             "later": conv(41000, 1_700_000_100.0).segments()
+             + conv(41001, 1_700_000_300.0).segments(),
+             "between": conv(41003, 1_700_000_200.0).segments()}
     paths = []
     for name, items in files.items():
         path = tmp_path / f"{name}.cap"
