@@ -72,7 +72,7 @@ def test_readme_first_command_works_in_a_fresh_clone_with_the_system_python(
     # connections that never reached HTTP (the refused one) are only counted.
     expected = json.loads((clone / "captures" / "expected.json").read_text())
     every = [a for c in expected["captures"] for a in c["attempts"]]
-    attempts = [a for a in every if not a["reason"].startswith("tcp_")]
+    attempts = [a for a in every if not (a["reason"] or "").startswith("tcp_")]
     assert f"Attempts: {len(attempts)} (" in result.stdout, result.stdout[-2000:]
     assert f"Never reached HTTP (refused or unanswered connections; --tcp lists them): " \
            f"{len(every) - len(attempts)} (" in result.stdout

@@ -144,7 +144,15 @@ def open_input(path: str, sniff: int = 4) -> Input:
     if path == "-":
         stdin = sys.stdin.buffer
         # read1, not read: return each record as soon as the writer has flushed it.
-        inp = Input("-", b"", getattr(stdin, "read1", stdin.read), lambda: None)
+        read1 = getattr(stdin, "read1", stdin.read)
+        count = [0]  # bytes read so far (progress); a pipe has no position to ask
+
+        def counted(n: int) -> bytes:
+            data: bytes = read1(n)
+            count[0] += len(data)
+            return data
+
+        inp = Input("-", b"", counted, lambda: None, tell=lambda: count[0])
     else:
         try:
             # Unbuffered: FileIO.read(n) is one system call, which is exactly the read1
