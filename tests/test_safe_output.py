@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from analyzer.report.safe import (
     REDACTED,
@@ -32,8 +33,9 @@ from tests.builder import (
     write_pcap,
 )
 from tests.helpers import run_cli
+from tests.test_html import unpacked
 
-FORMATS = ("table", "json", "jsonl", "csv", "markdown")
+FORMATS = ("table", "json", "jsonl", "csv", "markdown", "html")
 VIEWS = [("-F", f) for f in FORMATS] + [("--detail",)]
 RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\x85")
 
@@ -161,7 +163,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _out(path: Path, *args: str) -> str:
     result = run_cli("read", path, *args)
     assert result.exit_code == 0, result.output
-    return result.stdout
+    # the HTML page packs the postmortems (gzip, base64): check them as the browser shows them
+    return unpacked(result.stdout) if "html" in args else result.stdout
 
 
 @pytest.mark.parametrize("view", VIEWS, ids=lambda v: v[-1].lstrip("-"))
@@ -204,6 +207,8 @@ def test_controls_neutralised_in_every_format(hostile: Path, view: tuple[str, ..
         assert control not in text, (control, text)
 
     def shown(value: str) -> str:  # as the format writes it: JSON doubles the backslashes
+        if view[-1] == "html":
+            return str(escape(value))  # and HTML escapes quotes and brackets
         return json.dumps(value)[1:-1] if view[-1] in ("json", "jsonl") else value
 
     assert shown("x\\x1b[31m\\x07") in text  # the Upgrade header's value, as offered
