@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 from collections import Counter
-from configparser import ConfigParser
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from html.parser import HTMLParser
@@ -286,11 +285,12 @@ def test_timeline_brackets_the_largest_storms() -> None:
 
 
 def test_templates_are_package_data_and_jinja2_is_required() -> None:
-    config = ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    patterns = config["options.package_data"]["analyzer.report"].split()
+    # read as setuptools reads it (a list value is one pattern per line or comma)
+    from setuptools.config.setupcfg import read_configuration
+
+    options = read_configuration(ROOT / "setup.cfg")["options"]
+    patterns = options["package_data"]["analyzer.report"]
     shipped = [p.name for p in TEMPLATES.iterdir() if p.is_file()]
     assert shipped and all(any(fnmatch(f"templates/{name}", pat) for pat in patterns)
                            for name in shipped), (shipped, patterns)
-    requires = config["options"]["install_requires"].split()
-    assert any(r.startswith("jinja2") for r in requires)
+    assert any(r.startswith("jinja2") for r in options["install_requires"])
