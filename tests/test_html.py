@@ -294,3 +294,9 @@ def test_templates_are_package_data_and_jinja2_is_required() -> None:
     assert shipped and all(any(fnmatch(f"templates/{name}", pat) for pat in patterns)
                            for name in shipped), (shipped, patterns)
     assert any(r.startswith("jinja2") for r in options["install_requires"])
+
+
+def test_html_is_a_format_of_read_only() -> None:
+    assert "html" in run_cli("read", "--help").stdout
+    result = run_cli("live", "-i", "lo", "-F", "html")
+    assert result.exit_code == 2 and "'html' is not one of" in result.output
