@@ -220,6 +220,28 @@ def test_details_stop_at_the_limit_and_the_page_says_so() -> None:
     assert f"This run has {len(diagnoses)} attempts" in text and "first 2 only" in text
 
 
+def test_times_past_the_calendar_are_shown_as_seconds(tmp_path: Path) -> None:
+    # a pcapng time past the year 9999 (README "Hostile input") has no clock time
+    convs = []
+    for n in range(3):
+        conv = Conversation(client=("10.0.0.8", 50200 + n), server=("10.0.0.2", 8080),
+                            start=14_475_000_000_000 + 50 * n)
+        conv.handshake()
+        conv.client(websocket_request("example.com", "/ws"))
+        conv.server(http_response(403, "Forbidden"), delay=0.002)
+        conv.server_fin()
+        conv.client_fin()
+        convs.append(conv)
+    path = tmp_path / "far.pcapng"
+    write_pcap(path, convs, pcapng=True)
+    text = read_html(path)
+    assert len(parse(text).attempts) == 3
+    assert "<td>@14475000000050.00" in text  # the row's time, whole
+    assert "→ @14475000000100.0" in text  # the span's end
+    # the repeated group's times
+    assert re.search(r"<b>3 ×</b>.*, @14475000000000\.\d+ to @14475000000100\.\d+ UTC</li>", text)
+
+
 def test_an_empty_capture_is_a_page_too(tmp_path: Path) -> None:
     path = tmp_path / "empty.pcap"
     write_pcap(path, [])

@@ -163,7 +163,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["clock"] = lambda seconds: _readable(iso_time(seconds))[11:19]
+    env.filters["clock"] = _clock
     env.filters["seconds"] = _duration
     env.filters["n"] = "{:,}".format  # 20,000: counts an eye can read
     return env
@@ -182,8 +182,16 @@ def _span(stats: RunStats) -> dict[str, Any] | None:
         return None
     first, last = iso_time(stats.first_time), iso_time(stats.last_time)
     return {"first": _readable(first), "last": _readable(last),
-            "last_short": _readable(last)[11:] if last[:10] == first[:10] else _readable(last),
+            # the date once when both ends fall on the same day
+            "last_short": (last[11:23] if last.endswith("Z") and last[:10] == first[:10]
+                           else _readable(last)),
             "duration": _duration(stats.last_time - stats.first_time)}
+
+
+def _clock(seconds: float) -> str:
+    """HH:MM:SS in UTC; a time that is no date as `iso_time` writes it."""
+    iso = iso_time(seconds)
+    return iso[11:19] if iso.endswith("Z") else iso
 
 
 def _readable(iso: str) -> str:
@@ -244,7 +252,7 @@ def _attempt_view(d: Diagnosis, detailed: bool, show_secrets: bool,
         "f": fields,
         "t": f"{d.attempt.time:.6f}",
         "frame": d.attempt.first_frame,
-        "clock": (_readable(time) if many_days else _readable(time)[11:]),
+        "clock": _readable(time) if many_days or not time.endswith("Z") else time[11:23],
         "request": request,
         "offered": ",".join(fields["offered"]) or fields["protocol"] or "-",
         "reason_id": fields["reasons"][0] if fields["reasons"] else "",
