@@ -32,7 +32,7 @@ from analyzer.report.render import (
     render_table,
     summary_text,
 )
-from analyzer.report.safe import neutralise
+from analyzer.report.safe import safe_text
 from analyzer.report.stream import (
     Tally,
     csv_head,
@@ -219,15 +219,17 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
     except Exception as error:  # a bug: keep what was found, say so in one line
         status = ExitStatus.INTERNAL_ERROR
         _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
-               f"{error} (results so far are shown; please report this capture)")
+               f"{error} (results so far are shown; please report this capture)",
+               view.show_secrets)
     for warning in warnings:
-        _warn(f"{warning.source}: {warning.where}: {warning.message}")
+        _warn(f"{warning.source}: {warning.where}: {warning.message}", view.show_secrets)
     if not streaming:
         kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
         kept = correlate([_renumber(d, i) for i, d in enumerate(kept, start=1)])
         kept = [d for d in kept if keep(d)]
     if streaming:
-        summary = tally_summary_text(tally, analysis.stats, warnings=warnings)
+        summary = tally_summary_text(tally, analysis.stats, warnings=warnings,
+                                     show_secrets=view.show_secrets)
         if fmt == "table":
             click.echo(("\n" if tally.attempts else "No upgrade attempts found.\n") + summary)
         else:
@@ -266,7 +268,7 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
     elif view.detail:
         for d in kept:
             click.echo(_detail_text(d, view), color=view.color)
-        click.echo(summary_text(kept, stats, warnings))
+        click.echo(summary_text(kept, stats, warnings, secrets))
     elif fmt == "json":
         for piece in iter_json(kept, stats, warnings, secrets):
             sys.stdout.write(piece)
@@ -481,12 +483,12 @@ def _print_line(line: str) -> None:
     sys.stdout.flush()
 
 
-def _error(message: str) -> None:
-    click.echo(f"upgrade-analyzer: error: {neutralise(message)}", err=True)
+def _error(message: str, show_secrets: bool = False) -> None:
+    click.echo(f"upgrade-analyzer: error: {safe_text(message, show_secrets)}", err=True)
 
 
-def _warn(message: str) -> None:
-    click.echo(f"upgrade-analyzer: warning: {neutralise(message)}", err=True)
+def _warn(message: str, show_secrets: bool = False) -> None:
+    click.echo(f"upgrade-analyzer: warning: {safe_text(message, show_secrets)}", err=True)
 
 
 # The analysis allocates millions of short-lived objects and makes few reference cycles (a

@@ -45,7 +45,7 @@ from analyzer.report.detail import (
 )
 from analyzer.report.fields import attempt_fields, iso_time
 from analyzer.report.render import summary_fields
-from analyzer.report.safe import Cleaner, neutralise, redact_target
+from analyzer.report.safe import Cleaner, neutralise, safe_target
 from analyzer.report.timeline import build_timeline
 from analyzer.source.frame import CaptureWarning
 from analyzer.verdict import Diagnosis, Verdict
@@ -79,7 +79,7 @@ def iter_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
         detail_limit = DETAIL_LIMIT
     env = _environment()
     script = env.get_template("report.js").render()
-    summary = summary_fields(diagnoses, stats, warnings)
+    summary = summary_fields(diagnoses, stats, warnings, show_secrets)
     many_days = _many_days(diagnoses)
     repeated = [_clean_storm(s, show_secrets) for s in storms(diagnoses)]
     verdicts = _verdict_counts(summary["verdicts"])
@@ -97,8 +97,7 @@ def iter_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
         "failed": sum(n for v, n in verdicts if v != Verdict.SUCCEEDED.value),
         "reasons": [(check, n, lookup(check).title) for check, n in summary["reasons"].items()],
         "repeated": repeated,
-        "redirects": [dict(r, steps=[_clean_request(s, show_secrets) for s in r["steps"]])
-                      for r in summary["redirects"]],
+        "redirects": summary["redirects"],
         "timeline": build_timeline([(d.attempt.time, d.verdict.value) for d in diagnoses],
                                    STACK_ORDER, repeated),
         "show_secrets": show_secrets,
@@ -229,13 +228,9 @@ def _verdict_counts(counts: dict[str, int]) -> list[tuple[str, int]]:
             + sorted((v, n) for v, n in counts.items() if v not in known))
 
 
-def _clean_request(text: str, show_secrets: bool) -> str:
-    """A request line or redirect step quoted in the summary (built from the raw target)."""
-    return neutralise(text if show_secrets else redact_target(text))
-
-
 def _clean_storm(storm: Storm, show_secrets: bool) -> Storm:
-    return dataclasses.replace(storm, request=_clean_request(storm.request, show_secrets))
+    """A repeated group as the timeline labels it (its request line is the raw target)."""
+    return dataclasses.replace(storm, request=safe_target(storm.request, show_secrets))
 
 
 # -- one attempt -------------------------------------------------------------------------------
