@@ -172,6 +172,9 @@ def test_the_page_loads_nothing(bundled: str) -> None:
     assert "default-src 'none'" in page.csp
     digest = base64.b64encode(hashlib.sha256(page.scripts[0].encode()).digest()).decode()
     assert f"script-src 'sha256-{digest}'" in page.csp
+    (style,) = re.findall(r"<style>(.*?)</style>", bundled, re.S)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in page.csp and "unsafe-inline" not in page.csp
 
 
 def test_capture_text_is_never_markup(hostile: Path) -> None:

@@ -109,7 +109,10 @@ def test_report_of_the_bundled_captures(browser: Any,
     elements = browser.find_elements(By.CSS_SELECTOR, "[data-attempt]")
     assert len(elements) == len(attempts)
     assert dict(Counter(e.get_attribute("data-verdict") for e in elements)) == verdicts
-    # the script ran (the CSP names it by hash): it wrote the count of shown rows
+    # the style applied and the script ran (the CSP names each by hash): the header is dark,
+    # and the script wrote the count of shown rows
+    assert browser.execute_script("return getComputedStyle(document.querySelector("
+                                  "'header.top')).backgroundColor") == "rgb(29, 35, 48)"
     assert browser.find_element(By.ID, "shown").text == f"{len(attempts)} of {len(attempts)} shown"
     assert not browser.find_element(By.ID, "more").is_displayed()
 

@@ -78,7 +78,9 @@ def iter_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
     if detail_limit is None:
         detail_limit = DETAIL_LIMIT
     env = _environment()
+    # Our own files, inlined; the page's policy names each by hash and allows nothing else.
     script = env.get_template("report.js").render()
+    style = env.get_template("report.css").render()
     summary = summary_fields(diagnoses, stats, warnings, show_secrets)
     many_days = _many_days(diagnoses)
     repeated = [_clean_storm(s, show_secrets) for s in storms(diagnoses)]
@@ -115,8 +117,10 @@ def iter_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
         "details": _pack(str(macros.detail_row(_attempt_view(d, True, show_secrets, many_days),
                                                _LADDER, columns))
                          for d in diagnoses[:detail_limit]),
-        "script": Markup(script),  # our own file, not capture data
+        "script": Markup(script),  # our own files, not capture data
         "script_hash": _csp_hash(script),
+        "style": Markup(style),
+        "style_hash": _csp_hash(style),
         "ladder": _LADDER,
     }
     pending: list[str] = []
