@@ -8,10 +8,12 @@ jinja2 templates in ``templates/`` lay them out. Every string that came from the
 cleaned by ``Cleaner`` (secrets redacted, controls escaped) before it reaches a template, and
 the templates autoescape, so a header holding ``<script>`` is shown as text. The page loads
 nothing: styles, script and drawings are inline, and its Content-Security-Policy allows no
-request at all and only the one script whose hash it names.
+request at all and only the style and the script whose hashes it names.
 
 The page is written in pieces as the template is rendered, so a large run is never one
-string in memory; past ``DETAIL_LIMIT`` attempts the rest get a table row only.
+string in memory. The first ``DETAIL_LIMIT`` attempts get a postmortem; the rest a table row
+only. Postmortems and the rows past the limit are packed (gzip, base64: ``_pack``) and
+unpacked by ``templates/report.js`` in the browser.
 """
 
 from __future__ import annotations
