@@ -18,11 +18,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.correlate import Storm
 from analyzer.pipeline import RunStats
 from analyzer.report.html import render_html
-from analyzer.report.timeline import BREAK_SECONDS, MIN_SEGMENT, build_timeline
+from analyzer.report.timeline import BREAK_SECONDS, MAX_BREAKS, MIN_SEGMENT, build_timeline
 from tests.builder import (
     DEFAULT_WS_KEY,
     Conversation,
@@ -304,6 +306,21 @@ def test_timeline_brackets_the_largest_storms() -> None:
     assert build_timeline([], ORDER) is None
     single = build_timeline([(1000.0, "failed")], ORDER)
     assert single is not None and len(single.buckets) == 1 and len(single.ticks) == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1e11, allow_nan=False),
+                          st.sampled_from(("failed", "succeeded", "dropped", "weird"))),
+                min_size=1, max_size=60))
+def test_timeline_shapes_stay_in_the_plot(points: list[tuple[float, str]]) -> None:
+    t = build_timeline(points, ORDER)
+    assert t is not None
+    assert sum(b.total for b in t.buckets) == len(points)
+    assert len(t.breaks) <= MAX_BREAKS and len(t.lanes) == len({v for _, v in points})
+    edges = [(b.x, b.x + b.width) for b in t.buckets] + [(g.x, g.x + g.width) for g in t.breaks]
+    assert all(t.plot_left - 1e-6 <= low <= high <= t.plot_right + 1e-6 for low, high in edges)
+    assert all(t.plot_left - 1e-6 <= tick.x <= t.plot_right + 1e-6 for tick in t.ticks)
+    assert all(b.start <= b.end for b in t.buckets)
 
 
 # -- packaging ---------------------------------------------------------------------------------
