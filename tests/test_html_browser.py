@@ -247,6 +247,8 @@ def test_a_large_run_keeps_rows_past_the_detail_limit(browser: Any, tmp_path: Pa
         document["summary"]["verdicts"])
     assert len(browser.find_elements(By.CSS_SELECTOR, "tbody.has-detail tr.detail")) == 10
     assert browser.find_element(By.ID, "limit-notice").is_displayed()
+    last = browser.find_element(By.CSS_SELECTOR, f"tbody[data-attempt='{total}'] > tr")
+    assert last.get_attribute("title").endswith(f"--attempt {total}")
     # the unpacked rows filter and sort like the others
     Select(browser.find_element(By.ID, "f-verdict")).select_by_value("succeeded")
     assert len(_shown(browser)) == document["summary"]["verdicts"]["succeeded"]

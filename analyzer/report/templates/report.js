@@ -213,6 +213,12 @@
   Promise.all([unpack("rows-data"), unpack("details-data")]).then(function (texts) {
     placeRows(texts[0]);
     placeDetails(texts[1]);
+    bodies.forEach(function (body) {  // past the detail limit: say where the postmortem is
+      if (!body.rows[1]) {
+        body.rows[0].title = "No postmortem in this page for attempt " + body.dataset.attempt
+          + ": upgrade-analyzer read CAPTURE... --attempt " + body.dataset.attempt;
+      }
+    });
     done("ready");
   }, function () {
     $("details-unavailable").hidden = false;
