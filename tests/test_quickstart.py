@@ -83,3 +83,11 @@ def test_readme_first_command_works_in_a_fresh_clone_with_the_system_python(
                            text=True, timeout=540, stdin=subprocess.DEVNULL)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"Attempts: {len(attempts)} (" in again.stdout
+    # The installed copy (not the clone's sources) has the HTML report's templates: they are
+    # package data.
+    page = subprocess.run([str(clone / ".venv" / "bin" / "upgrade-analyzer"), "read",
+                           *sorted(str(p) for p in (clone / "captures").glob("*.pcap*")),
+                           "-F", "html"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert page.returncode == 0, page.stderr[-3000:]
+    assert page.stdout.count("<tbody class=") == len(attempts)
