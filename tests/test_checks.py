@@ -658,6 +658,23 @@ CASES: tuple[Case, ...] = (
          FAILED, "ws_key_invalid", present=("response_bad_request",),
          absent=("ws_protocol_required", "ws_protocol_unsupported"),
          found={"ws_key_invalid": ("the server said 400",)}),
+    # uvicorn answers 403 with no words when the ASGI app closes before accepting (no route)
+    Case("uvicorn (wsproto): bare 403 to a WebSocket path without a route",
+         exchange(ws_request(), b"HTTP/1.1 403 \r\ncontent-length: 0\r\n\r\n"), FAILED,
+         "ws_rejected_before_accept", present=("response_forbidden",),
+         evidence={"ws_rejected_before_accept": ("response",)},
+         found={"ws_rejected_before_accept": ("403 (no reason phrase), empty body",)}),
+    Case("uvicorn (websockets): 403 Forbidden, empty body, Connection: close",
+         exchange(ws_request(), http_response(403, "Forbidden", [
+             ("Date", DATE), ("Content-Length", "0"), ("Content-Type", "text/plain"),
+             ("Connection", "close")])),
+         FAILED, "ws_rejected_before_accept", present=("response_forbidden",)),
+    # near miss: the same headers with a body are some other server's refusal
+    Case("403 with the same headers and a body",
+         exchange(ws_request(), http_response(403, "Forbidden", [
+             ("Date", DATE), ("Content-Length", "6"), ("Content-Type", "text/plain"),
+             ("Connection", "close")], b"denied")),
+         FAILED, "response_forbidden", absent=("ws_rejected_before_accept",)),
     Case("nginx: plain HTTP to its TLS port",
          exchange(ws_request(), NGINX_PLAIN_HTTP_TO_HTTPS, server_fin()), FAILED,
          "tls_plain_http_to_https_port", present=("response_bad_request",),

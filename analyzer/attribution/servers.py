@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.attribution.texts import match_text, server_log
+from analyzer.attribution.texts import match_words, server_log
 from analyzer.exchange.model import Attempt
 from analyzer.http.message import ResponseHead
 
@@ -69,8 +69,12 @@ _SERVER_HEADER = (
 
 def match_response(head: ResponseHead, body: bytes) -> ServerMatch | None:
     """The implementation a response's own words point at, if any."""
-    known = match_text(head.reason, body)
+    known = match_words(head, body)
     if known is not None:
+        if known.where == "shape":  # a shape is a weaker tell than words
+            return ServerMatch(known.server, "medium",
+                               f'status line and header names exactly "{known.text}"',
+                               known.log)
         where = "reason phrase" if known.where == "reason" else "body"
         return ServerMatch(known.server, "high", f'{where} "{known.text}"',
                            server_log(known, head.status, body))

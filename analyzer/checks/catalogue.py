@@ -314,6 +314,14 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "'invalid subprotocol; expected one of ...').",
           "Offer a subprotocol the server lists (the body names them), or add the client's to "
           "the server's list; check both sides agree on the version in the name."),
+    Check("ws_rejected_before_accept", E, Effect.FAIL, "RFC 6455 §4.2.2",
+          "the application closed the WebSocket before accepting it (403)",
+          "An ASGI server answers 403 when the application closes the WebSocket before "
+          "accepting it: no WebSocket route matches the path (starlette, FastAPI), or the "
+          "application refused the connection (authentication, origin). uvicorn logs "
+          "'\"WebSocket /path\" 403' and 'connection rejected (403 Forbidden)'.",
+          "Check the WebSocket route's path (prefix, trailing slash) and the application's "
+          "accept conditions; the server log names the path."),
     Check("tls_plain_http_to_https_port", E, Effect.FAIL, "RFC 9110 §4.2.2",
           "plain HTTP sent to a TLS (https/wss) port",
           "The client spoke cleartext HTTP to a port that expects TLS: nginx answers 400 'The "
