@@ -253,6 +253,9 @@ socket.on('connect', () => {
     const transport = socket.io.engine.transport;
     const local = transport.ws && transport.ws._socket ? transport.ws._socket.localPort : 0;
     said.push(`echoed ${r} over ${transport.name} (local port ${local})`);
+    if (transport.name === 'polling' && transports.includes('websocket')) {
+      said.unshift('the upgrade failed, stayed on long polling');
+    }
     socket.disconnect();
     setTimeout(done, 200);
   }), 500);
@@ -605,4 +608,151 @@ async def _apache() -> list[Expect]:
         Expect(back, "GET", "/plain/", "failed", "upgrade_header_missing",
                "the backend leg: the request arrived without Upgrade", apache,
                version("websockets"), plain, backend, status=plain_status),
+    ]
+
+
+# --- the server's own words: nginx's error pages, websockets' negotiation, Engine.IO sessions ---
+
+NGINX_ERRORS_CONF = """
+worker_processes 1;
+error_log {tmp}/error.log info;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log {tmp}/access.log;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    large_client_header_buffers 2 1k;
+    server {{
+        listen {v4}:18160 ssl;
+        ssl_certificate {tmp}/cert.pem;
+        ssl_certificate_key {tmp}/key.pem;
+        location / {{ return 200 "tls\\n"; }}
+    }}
+    server {{
+        listen {v4}:18161;
+        location / {{
+            proxy_pass http://{v4}:18162;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+        }}
+    }}
+}}
+"""
+
+
+@scenario("nginx_error_pages", "nginx's own rejections: a ws:// client on its TLS port (400 "
+          "'The plain HTTP request was sent to HTTPS port') and a 2 KB Cookie over "
+          "large_client_header_buffers 1k (400 'Request Header Or Cookie Too Large')",
+          (18160, 18161, 18162))
+async def _nginx_errors() -> list[Expect]:
+    with tempfile.TemporaryDirectory(prefix="captures-nginx-") as tmp:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                        "2", "-subj", "/CN=localhost", "-keyout", f"{tmp}/key.pem", "-out",
+                        f"{tmp}/cert.pem"], check=True, capture_output=True, timeout=30)
+        conf = Path(tmp, "nginx.conf")
+        conf.write_text(NGINX_ERRORS_CONF.format(v4=V4, tmp=tmp))
+        cookie = "; ".join(f"c{i}={os.urandom(16).hex()}" for i in range(50))  # ~2 KB
+        async with websockets_server(V4, 18162, "nginx-errors") as book, \
+                serving(["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf), "-g",
+                         "daemon off; master_process off;"], 18160, Path(tmp),
+                        sig=signal.SIGQUIT):
+            await asyncio.to_thread(wait_for_listener, V4, 18161)
+            plain = await websockets_client(f"ws://{V4}:18160/chat")
+            large = await websockets_client(f"ws://{V4}:18161/chat",
+                                            additional_headers={"Cookie": cookie})
+            await asyncio.sleep(0.3)
+            log = " | ".join(re.sub(r"^\S+ \S+ \[(\w+)\] \d+#\d+: (\*\d+ )?", r"[\1] ", line)
+                             for line in Path(tmp, "error.log").read_text().splitlines()
+                             if "client" in line)
+    nginx = tool_version(["nginx", "-v"], r"nginx/\S+")
+    return [
+        Expect(endpoint(V4, 18160), "GET", "/chat", "failed", "tls_plain_http_to_https_port",
+               "cleartext WebSocket handshake to a port with `listen ... ssl`: nginx answered "
+               "400 'The plain HTTP request was sent to HTTPS port'", WS_CLIENT, nginx,
+               plain, log, notes=["response_bad_request"], status=400),
+        Expect(endpoint(V4, 18161), "GET", "/chat", "failed", "request_headers_too_large",
+               f"a {len(cookie)}-byte Cookie over large_client_header_buffers 2 1k: nginx "
+               "answered 400 'Request Header Or Cookie Too Large' without asking the backend",
+               WS_CLIENT + f" (Cookie of {len(cookie)} bytes)", nginx, large,
+               log + " || backend: " + (websockets_rejection(book) or "(no request)"),
+               notes=["response_bad_request"], status=400),
+    ]
+
+
+@scenario("ws_subprotocol_unsupported", "websockets server supporting chat.v1, client offering "
+          "only chat.v2: 400 'invalid subprotocol; expected one of chat.v1'", (18163,))
+async def _subprotocol_unsupported() -> list[Expect]:
+    async with websockets_server(V4, 18163, "subunsup", subprotocols=["chat.v1"]) as book:
+        said = await websockets_client(f"ws://{V4}:18163/", subprotocols=["chat.v2"])
+    return [Expect(endpoint(V4, 18163), "GET", "/", "failed", "ws_protocol_unsupported",
+                   "the server knows none of the offered subprotocols and refused with 400",
+                   WS_CLIENT, version("websockets"), said, websockets_rejection(book),
+                   notes=["response_bad_request"], status=400)]
+
+
+HAPROXY_ROUND_ROBIN = """
+global
+    log stdout format raw local0 info
+defaults
+    mode http
+    log global
+    option httplog
+    retries 0
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+    timeout tunnel 10s
+frontend socketio
+    bind {v4}:18165
+    use_backend ws_pool if {{ urlp(transport) -m str websocket }}
+    default_backend polling_pool
+backend polling_pool
+    server n1 {v4}:18166
+backend ws_pool
+    server n2 {v4}:18167
+"""
+
+
+@scenario("socketio_no_sticky_sessions", "two socket.io nodes behind HAProxy, WebSocket "
+          "requests routed to another pool than the polls (no shared sessions): the upgrade "
+          "reaches the node that does not know the session ('Session ID unknown') and the "
+          "client stays on long polling", (18165, 18166, 18167), interface="any")
+async def _socketio_sticky() -> list[Expect]:
+    with tempfile.TemporaryDirectory(prefix="captures-sticky-") as tmp:
+        conf = Path(tmp, "haproxy.cfg")
+        conf.write_text(HAPROXY_ROUND_ROBIN.format(v4=V4))
+        env = {"NODE_PATH": str(NODE_MODULES)}
+        async with serving(["node", "-e", SOCKETIO_SERVER, "18166", "polling,websocket"],
+                           18166, Path(tmp), env=env) as n1, \
+                serving(["node", "-e", SOCKETIO_SERVER, "18167", "polling,websocket"],
+                        18167, Path(tmp), env=env) as n2, \
+                serving(["haproxy", "-f", str(conf), "-db"], 18165, Path(tmp)) as proxy:
+            said = await node(SOCKETIO_CLIENT, f"http://{V4}:18165", "polling,websocket")
+        logs = f"haproxy: {proxy.said()} || n1: {n1.said()} || n2: {n2.said()}"
+    return _session_unknown_expectations(said, logs)
+
+
+def _session_unknown_expectations(said: str, logs: str) -> list[Expect]:
+    """The upgrade request HAProxy relayed to n2 (its target read from HAProxy's log), on
+    both legs."""
+    server, client = node_package("socket.io"), node_package("socket.io-client")
+    haproxy = tool_version(["haproxy", "-v"], r"HAProxy version \S+")
+    match = re.search(r"(\S+):(\d+) \[[^]]+\] socketio ws_pool/n2 \S+ 400 .*?\"GET (\S+) "
+                      r"HTTP/1\.1\"", logs)
+    if match is None:
+        raise RuntimeError(f"socketio_no_sticky_sessions: no 400 from n2 in the logs: {logs}")
+    why = ("the polls went to n1, the WebSocket upgrade to n2, which did not make the session: "
+           "400 Session ID unknown; the client stayed on long polling")
+    return [
+        Expect(endpoint(V4, 18165), "GET", match[3], "failed", "engineio_session_unknown", why,
+               client, f"{haproxy} -> {server}", said, logs, notes=["response_bad_request"],
+               status=400, client=endpoint(match[1], int(match[2]))),
+        Expect(endpoint(V4, 18167), "GET", match[3], "failed", "engineio_session_unknown",
+               why + " (the node's leg)", haproxy, server, said, logs,
+               notes=["response_bad_request"], status=400),
     ]

@@ -239,8 +239,12 @@ def quote(known: KnownText, head: ResponseHead, body: bytes) -> str:
 def _line(body: bytes, start: int) -> str:
     line_start = body.rfind(b"\n", 0, start) + 1
     line_end = body.find(b"\n", start)
-    line = body[line_start: line_end if line_end >= 0 else len(body)]
-    return line.decode("latin-1").strip()[:160]
+    line = body[line_start: line_end if line_end >= 0 else len(body)].decode("latin-1")
+    # an HTML error page's line: the words, not the markup
+    return " ".join(_TAG.sub(" ", line).split())[:160]
+
+
+_TAG = re.compile(r"<[^>]*>")
 
 
 def server_log(known: KnownText, status: int, body: bytes) -> str | None:

@@ -347,7 +347,8 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "connect with a Socket.IO client using the server's transports."),
     Check("engineio_session_unknown", E, Effect.FAIL, "Engine.IO protocol v4 §Upgrade",
           "Socket.IO/Engine.IO does not know the session id (no sticky sessions?)",
-          'Engine.IO answers 400 {"code":1,"message":"Session ID unknown"} when the sid '
+          "Engine.IO answers 400 'Session ID unknown' (a poll gets it as JSON, code 1; the "
+          "WebSocket upgrade as plain text) when the sid "
           "of a poll or of the WebSocket upgrade was made by another server process: the load "
           "balancer sent this request to a node other than the one that did the handshake, "
           "or the server restarted.",
