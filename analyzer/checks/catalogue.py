@@ -479,7 +479,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "most once in the response, with one value.",
           "Make the server choose a single subprotocol."),
     Check("ws_protocol_not_chosen", W, Effect.NOTE, "RFC 6455 §4.2.2",
-          "the server chose none of the offered subprotocols",
+          "the server chose no offered subprotocol",
           "Legal per the RFC, but Chrome ('Sent non-empty Sec-WebSocket-Protocol header but no "
           "response was received'), Node ws ('Server sent no subprotocol') and tungstenite "
           "fail the connection; python websockets and Firefox accept it. When the client hangs "

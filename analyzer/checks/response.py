@@ -148,7 +148,7 @@ def _negotiation(offered: list[str], chosen_fields: list[str], head: ResponseHea
                         chosen[0], ev)]
     if offered and not chosen:
         return [Finding("ws_protocol_not_chosen", "one of " + ", ".join(offered),
-                        "no Sec-WebSocket-Protocol", ev)]
+                        "none", ev)]
     return []
 
 
