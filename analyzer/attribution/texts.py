@@ -125,6 +125,21 @@ TEXTS: tuple[KnownText, ...] = (
     KnownText("body", "Size of a request header field exceeds server limit", "Apache httpd",
               "AH00561: Size of a request header field exceeds server limit",
               ("request_headers_too_large",), adds=True),
+    KnownText("body", "The server is temporarily unable to service your", "Apache httpd",
+              "AH00957: attempt to connect to the backend failed / AH01114: HTTP: failed to "
+              "make connection to backend"),
+    KnownText("body", "The proxy server received an invalid", "Apache httpd",
+              "AH01102: error reading status line from remote server"),
+    # Envoy (Istio, many gateways): documented texts, with the access log's response flags
+    KnownText("body", "upstream connect error or disconnect/reset before headers", "Envoy",
+              "response flags UF/URX (upstream connection failure)"),
+    KnownText("body", "no healthy upstream", "Envoy", "response flag UH (no healthy upstream)"),
+    # Frameworks' own pages for a plain request to a WebSocket route (captures/)
+    KnownText("body", "The browser (or proxy) sent a request that this server could not "
+              "understand.", "Werkzeug (Flask; Flask-Sock's answer to a plain request)", None),
+    KnownText("body", "The requested resource was not found on this server.",
+              "Django (Channels: the path is only in the websocket router)",
+              "Not Found: /PATH (django.request warning)"),
     # Engine.IO (Socket.IO's transport layer): JSON {"code":N,"message":"..."}
     KnownText("body", "Session ID unknown", "Socket.IO (Engine.IO)", None,
               ("engineio_session_unknown",), adds=True),

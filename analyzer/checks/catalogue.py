@@ -344,14 +344,16 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "or is missing: a client forcing transports: ['websocket'] against a server "
           "configured for polling only, or a plain WebSocket client pointed at /socket.io/.",
           "Allow the transport on the server (transports: ['polling', 'websocket']), or "
-          "connect with a Socket.IO client using the server's transports."),
+          "connect with a Socket.IO client using the server's transports. (A client that "
+          "started on polling stays on polling: it works, with more latency and load.)"),
     Check("engineio_session_unknown", E, Effect.FAIL, "Engine.IO protocol v4 §Upgrade",
           "Socket.IO/Engine.IO does not know the session id (no sticky sessions?)",
           "Engine.IO answers 400 'Session ID unknown' (a poll gets it as JSON, code 1; the "
           "WebSocket upgrade as plain text) when the sid "
           "of a poll or of the WebSocket upgrade was made by another server process: the load "
           "balancer sent this request to a node other than the one that did the handshake, "
-          "or the server restarted.",
+          "or the server restarted. A failed WebSocket upgrade leaves the client on long "
+          "polling (it still works, slower); a failed poll disconnects it.",
           "Enable sticky sessions (cookie or source-IP affinity) for the Socket.IO path, or "
           "connect with transports: ['websocket'] only."),
 ) + _phase(
