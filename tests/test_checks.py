@@ -983,6 +983,10 @@ STABLE = (
     "h2c declined with 200 (curl --http2)",
     "tungstenite: server FIN after the request, no response",
     "websocket: valid handshake, frames both ways",
+    "subprotocol offered, none chosen, Chrome hangs up",
+    "python websockets requires a subprotocol: 400 'missing subprotocol'",
+    "uvicorn (wsproto): bare 403 to a WebSocket path without a route",
+    "unmasked client frame, server closes 1002",
 )
 MANGLING = (
     {"mss": 1},
