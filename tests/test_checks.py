@@ -383,7 +383,7 @@ CASES: tuple[Case, ...] = (
                   then("tls", lambda c: c.client(TLS_CLIENT_HELLO_START))),
          SUCCEEDED, "tunnel_carried", absent=("response_unauthorized", "response_ordinary",
                                               "connect_target_invalid"),
-         found={"tunnel_carried": ("client: TLS handshake",)},
+         found={"tunnel_carried": ("client: a TLS handshake record",)},
          evidence={"tunnel_carried": ("tls",)}),
     Case("CONNECT answered 200, nothing sent through yet",
          exchange(CONNECT_REQUEST, http_response(200, "Connection established")),

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
+from analyzer.exchange.first_bytes import (
+    H2_PREFACE,
+    H2_SETTINGS,
+    classify_first_bytes,
+    describe_start,
+)
 from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
 from analyzer.exchange.switch import DEFAULT_WINDOW
-from analyzer.http.head import classify_start
 from analyzer.websocket.frames import CloseCode, Opcode, describe, parse_close
 
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-H2_SETTINGS = 0x4
 _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 _NORMAL_CLOSES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 _NEVER_SENT = (CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, CloseCode.TLS_HANDSHAKE)
@@ -124,26 +127,7 @@ def _h2c(attempt: Attempt, after: AfterSwitch) -> list[Finding]:
 
 def _what_is(prefix: bytes) -> str:
     """What the first bytes through a tunnel look like (for the reader, not for a verdict)."""
-    if len(prefix) >= 3 and prefix[0] == 0x16 and prefix[1] == 0x03:
-        return "TLS handshake"
-    if prefix[:1] in (b"\x14", b"\x15", b"\x17") and prefix[1:2] == b"\x03":
-        return "TLS records"
-    if prefix.startswith(b"SSH-"):
-        return "SSH"
-    if prefix.startswith(H2_PREFACE[: len(prefix)]) and len(prefix) >= 3:
-        return "HTTP/2 preface"
-    if len(prefix) >= 9 and prefix[3] == H2_SETTINGS and prefix[5:9] == b"\0\0\0\0":
-        return "HTTP/2 frames (SETTINGS)"
-    kind = classify_start(prefix)
-    if kind == "request":
-        return "an HTTP/1.x request"
-    if kind == "response":
-        return "an HTTP/1.x response"
-    if prefix[:4] in (b"220 ", b"220-"):
-        return "an SMTP greeting"
-    if prefix[:4].upper() in (b"EHLO", b"HELO"):
-        return "SMTP"
-    return f"{len(prefix)}+ bytes of another protocol"
+    return describe_start(classify_first_bytes(prefix), prefix)
 
 
 def _earliest(a: TcpEvent | None, b: TcpEvent | None) -> TcpEvent | None:
