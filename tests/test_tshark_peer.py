@@ -274,6 +274,7 @@ def tshark_exchanges(pdus: list[Pdu]) -> tuple[dict[int, list[Exchange]], list[i
             request is not None and response is not None and response.status is not None
             and 400 <= response.status < 500
             and (_path(request) in upgraded or is_websocket_path(_path(request)[1]))
+            and "transport=polling" not in (request.target or "")  # Engine.IO's polls
         )
         if not ((request is not None and _offers(request))
                 or (response is not None and _talks_about_upgrade(response))
