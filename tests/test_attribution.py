@@ -226,3 +226,21 @@ def test_who_answered_the_real_framework_rejections(file: str, server: str,
     assert who, [d.attribution.server for d in rejections]
     if log is not None:
         assert who[0].server_log is not None and log in who[0].server_log
+
+
+def test_predicted_uvicorn_log_lines_are_what_uvicorn_logged() -> None:
+    index = json.loads((CAPTURES / "expected.json").read_text())
+    entry = next(c for c in index["captures"]
+                 if c["file"] == "uvicorn_starlette_websockets.pcap")
+    logged = " ".join(str(entry["attempts"][0]["server_said"]).split())
+    predicted = {str(d.attempt.request_head.target if d.attempt.request_head else ""):
+                 d.attribution.server_log
+                 for d in analyze_pcap(CAPTURES / entry["file"])
+                 if d.attempt.response_head is not None
+                 and d.attempt.response_head.status in (403, 404)}
+    plain = predicted["/chat"]
+    assert plain is not None and " ".join(plain.split()) in logged  # client, request, status
+    unknown = predicted["/nope"]
+    assert unknown is not None
+    for line in unknown.split(" / "):
+        assert line in logged, line
