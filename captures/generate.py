@@ -1146,7 +1146,8 @@ def check_outcome(item: Scenario, expect: Expect) -> None:
     if expect.verdict != "aborted" and (expect.verdict in ("succeeded", "declined")) != worked:
         raise RuntimeError(f"{item.name}: {expect.server}: the client said "
                            f"{expect.client_said!r}, not what {expect.verdict!r} needs")
-    refused = ("ConnectionRefusedError", "ECONNREFUSED", " SC--")  # SC--: HAProxy's log
+    # SC--: HAProxy's log; "connect: connection refused": Go's (Caddy's log)
+    refused = ("ConnectionRefusedError", "ECONNREFUSED", " SC--", "connect: connection refused")
     if any(word in expect.client_said for word in refused) != (expect.verdict == "refused"):
         raise RuntimeError(f"{item.name}: unexpected refusal: {expect.client_said!r}")
 
@@ -1207,6 +1208,7 @@ def main() -> int:
     # The framework and proxy scenarios live beside this file and import it by name.
     sys.modules.setdefault("generate", sys.modules[__name__])
     import frameworks  # noqa: F401, PLC0415  (registers its scenarios in SCENARIOS)
+    import proxies  # noqa: F401, PLC0415
 
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:

@@ -61,6 +61,7 @@ _SERVER_HEADER = (
     ("kong", "Kong"),
     ("ats/", "Apache Traffic Server"),
     ("nginx", "nginx"),
+    ("caddy", "Caddy"),
     ("apache", "Apache httpd"),
     ("microsoft-iis", "IIS"),
     ("cloudflare", "Cloudflare"),
@@ -102,6 +103,9 @@ def match_response(head: ResponseHead, body: bytes) -> ServerMatch | None:
                 log = "upstream prematurely closed connection (or connect() failed)"
             elif name == "nginx" and head.status == 504:
                 log = "upstream timed out"
+            elif name == "Caddy" and head.status == 502:
+                # http.log.error, from reverse_proxy (captures/caddy_websockets.pcap)
+                log = "dial tcp BACKEND: connect: connection refused (or another dial error)"
             return ServerMatch(name, "medium", f"Server: {headers.get('server')}", log)
     return None
 
