@@ -134,6 +134,9 @@ TEXTS: tuple[KnownText, ...] = (
     KnownText("body", "upstream connect error or disconnect/reset before headers", "Envoy",
               "response flags UF/URX (upstream connection failure)"),
     KnownText("body", "no healthy upstream", "Envoy", "response flag UH (no healthy upstream)"),
+    # Go's http.NotFound: Traefik without a matching router, or any Go server's mux
+    KnownText("body", "404 page not found", "Go net/http (Traefik without a matching router, "
+              "or a Go server's mux)", None),
     # Frameworks' own pages for a plain request to a WebSocket route (captures/)
     KnownText("body", "The browser (or proxy) sent a request that this server could not "
               "understand.", "Werkzeug (Flask; Flask-Sock's answer to a plain request)", None),
