@@ -304,11 +304,12 @@ def _session_unknown_expectations(said: str, logs: str) -> list[Expect]:
            "400 Session ID unknown; the client stayed on long polling")
     return [
         Expect(endpoint(V4, 18165), "GET", match[3], "failed", "engineio_session_unknown", why,
-               client, f"{haproxy} -> {server}", said, logs, notes=["response_bad_request"],
+               client, f"{haproxy} -> {server}", said, logs,
+               notes=["response_bad_request", "engineio_stays_on_polling"],
                status=400, client=endpoint(match[1], int(match[2]))),
         Expect(endpoint(V4, 18167), "GET", match[3], "failed", "engineio_session_unknown",
                why + " (the node's leg)", haproxy, server, said, logs,
-               notes=["response_bad_request"], status=400),
+               notes=["response_bad_request", "engineio_stays_on_polling"], status=400),
     ]
 
 

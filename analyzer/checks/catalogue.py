@@ -417,6 +417,14 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "server (or the proxy in front of it) served the request as plain HTTP: the Upgrade "
           "was stripped on the way or the endpoint is not a WebSocket endpoint.",
           "Check the path and that every proxy forwards Upgrade/Connection over HTTP/1.1."),
+    Check("engineio_stays_on_polling", W, Effect.NOTE, "Engine.IO protocol v4 §Upgrade",
+          "the Socket.IO client stays on long polling (its WebSocket upgrade failed)",
+          "The request upgrades an existing Engine.IO session (its query has sid=): when the "
+          "upgrade fails the client keeps the long-polling transport it started with. The "
+          "application still works, with more latency, more requests and more load, so the "
+          "failure often goes unnoticed.",
+          "Fix the upgrade's own failure (the primary reason); behind a load balancer keep "
+          "sticky sessions and forward Upgrade/Connection for /socket.io/."),
     Check("upgrade_declined", N, Effect.DECLINE, "RFC 9110 §7.8",
           "the server ignored the upgrade offer and answered normally",
           "\"A server MAY ignore a received Upgrade header field if it wishes to continue using "
