@@ -282,13 +282,13 @@ async def _wss_large_headers(run: Run) -> list[TlsExpect]:
 
 
 @scenario("wss_nginx_proxy_ok", "nginx terminating TLS in front of a cleartext websockets "
-          "backend; both legs (-i any)", (18114, 18115), tls_ports=(18114,), interface="any",
-          tls_version="TLS 1.3")
+          "backend, ALPN http/1.1 (as browsers offer for WebSockets); both legs (-i any)",
+          (18114, 18115), tls_ports=(18114,), interface="any", tls_version="TLS 1.3")
 async def _wss_nginx_ok(run: Run) -> list[TlsExpect]:
     servers = nginx_ssl_server(run, 18114, proxy_location(18115, upgrade=True))
     async with g.websockets_server(V4, 18115, "behind-nginx-tls") as book, \
             nginx_tls(18114, servers) as log:
-        said = await wss_client(18114, "/chat", client_context(run))
+        said = await wss_client(18114, "/chat", client_context(run, alpn=["http/1.1"]))
         await asyncio.sleep(0.2)
         proxy = log()
     both = f"nginx: {proxy} || backend: {g.websockets_session(book)}"
@@ -339,19 +339,27 @@ async def _wss_dsb(run: Run) -> list[TlsExpect]:
                       g.websockets_session(book), notes=["ws_closed_normally"], status=101)]
 
 
-@scenario("tls_no_keylog", "websockets over TLS 1.3 with no key log anywhere: a session that "
-          "cannot be inspected", (18132,), keylog=False, tls_version="TLS 1.3")
+@scenario("tls_no_keylog", "websockets over TLS 1.3 and over TLS 1.2, ALPN http/1.1, with no "
+          "key log anywhere: two sessions that cannot be inspected", (18132, 18137),
+          keylog=False)
 async def _tls_no_keylog(run: Run) -> list[TlsExpect]:
-    context = server_context(run.pki.rsa, alpn=["http/1.1"])
-    async with g.websockets_server(V4, 18132, "nokey", ssl=context) as book:
-        said = await wss_client(18132, "/hidden", client_context(run, alpn=["http/1.1"]))
-        await asyncio.sleep(0.2)
-    return [TlsExpect(g.endpoint(V4, 18132), "GET", "/hidden", "succeeded", None,
-                      "what the software did (101, echo, Close 1000); without a key the "
-                      "analyzer lists no attempt: it counts one uninspected session",
-                      g.version("websockets") + " (ALPN http/1.1)", g.version("websockets"),
-                      said, g.websockets_session(book), notes=["ws_closed_normally"],
-                      status=101)]
+    expects = []
+    for port, maximum in ((18132, None), (18137, TLS12)):
+        context = server_context(run.pki.rsa, alpn=["http/1.1"])
+        async with g.websockets_server(V4, port, f"nokey-{port}", ssl=context) as book:
+            said = await wss_client(port, "/hidden", client_context(run, alpn=["http/1.1"],
+                                                                   maximum=maximum))
+            await asyncio.sleep(0.2)
+        tls = "TLS 1.2: SNI, certificate and selected ALPN in cleartext" if maximum else \
+            "TLS 1.3: SNI and offered ALPN in cleartext, the rest encrypted"
+        expects.append(TlsExpect(
+            g.endpoint(V4, port), "GET", "/hidden", "succeeded", None,
+            f"what the software did (101, echo, Close 1000); {tls}; without a key the analyzer "
+            "lists no attempt: it counts an uninspected session",
+            g.version("websockets") + " (ALPN http/1.1" + (", max TLS 1.2)" if maximum else ")"),
+            g.version("websockets"), said, g.websockets_session(book),
+            notes=["ws_closed_normally"], status=101))
+    return expects
 
 
 # --- scenarios: broken at the TLS layer ----------------------------------------------------------
