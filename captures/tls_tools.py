@@ -102,7 +102,6 @@ def scenario(name: str, description: str, ports: tuple[int, ...],
     return register
 
 
-
 def check_outcome(item: TlsScenario, expect: TlsExpect) -> None:
     """Refuses a recording where the software did not do what the scenario is about."""
     g.check_outcome(item, expect)  # reads .name only
@@ -114,7 +113,6 @@ def check_outcome(item: TlsScenario, expect: TlsExpect) -> None:
         if wanted is not None and got != wanted:
             raise RuntimeError(f"{item.name}: {expect.server}: negotiated {got!r}, "
                                f"not the {wanted!r} the scenario is about")
-
 
 
 # --- TLS contexts --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 
 from analyzer.checks.catalogue import lookup
 from analyzer.exchange.model import AttemptKind, TlsInfo
-from analyzer.report.safe import Cleaner
+from analyzer.report.safe import Cleaner, neutralise
 from analyzer.verdict import Diagnosis, Verdict
 
 
@@ -104,6 +104,7 @@ def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str
         "attribution": _attribution_fields(diagnosis, clean),
         "transport": attempt.transport,
         "tls": tls_fields(attempt.tls, clean),
+        **_origin_fields(diagnosis),
     }
 
 
@@ -137,6 +138,14 @@ def scheme(diagnosis: Diagnosis) -> str:
     if diagnosis.attempt.tls is None:
         return ""
     return "wss" if diagnosis.facts.websocket else "https"
+
+
+def _origin_fields(diagnosis: Diagnosis) -> dict[str, Any]:
+    """`file` and `file_frame` when several files are read: where to open the attempt in
+    Wireshark (frame numbers elsewhere count over the merged capture)."""
+    if diagnosis.origin is None:
+        return {}
+    return {"file": neutralise(diagnosis.origin[0]), "file_frame": diagnosis.origin[1]}
 
 
 def _attribution_fields(diagnosis: Diagnosis, clean: Cleaner) -> dict[str, Any]:
