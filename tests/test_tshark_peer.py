@@ -316,6 +316,8 @@ def our_exchanges(path: Path) -> tuple[dict[int, list[Exchange]], int, set[int]]
     ports: set[int] = set()
     for d in analyze(read_captures([str(path)], warnings), run):
         a = d.attempt
+        if a.tls is not None:  # at or inside the TLS layer: tshark without keys sees no HTTP
+            continue
         ports.add(a.server.port)
         if a.kind.value == "tcp":
             continue
