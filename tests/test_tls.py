@@ -236,3 +236,20 @@ def _seed(tls13: bool, ciphers: str) -> Conversation:
 
 _FUZZ_SEEDS = [_seed(True, ""), _seed(False, "ECDHE-ECDSA-AES128-GCM-SHA256"),
                _seed(False, "ECDHE-ECDSA-AES128-SHA")]
+
+
+def test_hello_retry_request_then_decryption(tmp_path: Path) -> None:
+    """A server that wants another key share group answers HelloRetryRequest (RFC 8446
+    §4.1.4); the client's second ClientHello keeps its random, and the keys still open."""
+    from tests.tls_memory import contexts, talk
+
+    client_ctx, server_ctx = contexts(tmp_path, tls13=True, keylog=tmp_path / "k.log")
+    server_ctx.set_ecdh_curve("secp384r1")  # the client's first key share is X25519
+    talk_ = talk(client_ctx, server_ctx, client_plain=REQUEST[:300], server_plain=RESPONSE[:300])
+    assert talk_.server_received == REQUEST[:300]
+    conversation = Conversation(talk_.chunks, (tmp_path / "k.log").read_bytes(), b"", b"",
+                                "TLSv1.3", "")
+    session, plain, _frames = _run(conversation, load_keylog(conversation.keylog), None)
+    assert session.retry and session.version == 0x0304
+    assert session.decryption == Decryption.DECRYPTED
+    assert plain[CLIENT] == REQUEST[:300] and plain[SERVER] == RESPONSE[:300]
