@@ -392,3 +392,53 @@ def test_written_pcapng_carries_the_key_log(tmp_path: Path, keylog: Path) -> Non
     run = Analysis()
     found = list(run.feed_records(read_records([str(tmp_path / "one.pcapng")], [])))
     assert [d.attempt.tls.decrypted for d in found + run.finish() if d.attempt.tls] == [True]
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
+
+
+class _H2Recorder:
+    """A stand-in for the HTTP/2 stage: records the plaintext it is given, then lets its
+    (shadow) connection go by itself, as a stage may."""
+
+    seen: list[bytes] = []
+
+    def __init__(self, run: object, conn: object, tcp: object, kind: object) -> None:
+        self._conn = conn
+
+    def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
+        _H2Recorder.seen.append(data)
+        self._conn.ignore()  # type: ignore[attr-defined]
+
+    def on_syn(self, *args: object) -> None: ...
+    def on_gap(self, *args: object) -> None: ...
+    def on_conflict(self, *args: object) -> None: ...
+    def on_fin(self, *args: object) -> None: ...
+    def on_rst(self, *args: object) -> None: ...
+    def on_end(self, *args: object) -> None: ...
+    def on_tick(self, *args: object) -> None: ...
+
+
+def test_alpn_h2_plaintext_goes_to_the_http2_stage_or_is_counted(tmp_path: Path,
+                                                                 keylog: Path) -> None:
+    from analyzer.exchange.first_bytes import Start
+    from analyzer.tls.layer import tls_handler
+
+    client_ctx, server_ctx = contexts(tmp_path, tls13=True, keylog=keylog)
+    client_ctx.set_alpn_protocols(["h2"])
+    server_ctx.set_alpn_protocols(["h2"])
+    conversation = talk(client_ctx, server_ctx, client_plain=H2_PREFACE,
+                        server_plain=bytes.fromhex("000000040000000000"))
+    pcap = write(tmp_path / "h2.pcap", conversation.chunks, end="open")
+    keys = load_keylog(keylog.read_bytes())
+    run = Analysis(secrets=keys, handlers={Start.TLS: tls_handler})  # no HTTP/2 stage
+    found = list(analyze(read_captures([str(pcap)], []), run))
+    assert found == [] and run.stats.tls_uninspected == 1
+    assert run.stats.tls_uninspected_listed[0].reason == "HTTP/2 not analysed"
+    _H2Recorder.seen = []
+    handlers = {Start.TLS: tls_handler, Start.H2_PREFACE: _H2Recorder}  # type: ignore[dict-item]
+    run = Analysis(secrets=load_keylog(keylog.read_bytes()),
+                   handlers=handlers)  # type: ignore[arg-type]
+    found = list(analyze(read_captures([str(pcap)], []), run))
+    assert found == [] and b"".join(_H2Recorder.seen).startswith(b"PRI * HTTP/2.0")
+    assert run.stats.tls_uninspected == 0 and run.stats.tls_decrypted == 1

@@ -95,9 +95,9 @@ class TlsStage:
 
     def _deliver(self, plains: list[Plain]) -> None:
         for plain in plains:
-            if self._inner_stopped:
-                break
             listener = self._inner()
+            if self._inner_stopped or listener is None:
+                break
             listener.on_data(plain.side, plain.offset, plain.data, plain.frame, plain.time)
 
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
@@ -304,7 +304,7 @@ class TlsStage:
 
     # --- the inner (plaintext) readers --------------------------------------------------
 
-    def _inner(self) -> StreamListener:
+    def _inner(self) -> StreamListener | None:
         shadow = self._shadow
         if shadow is None:
             self._run.counters.tls_decrypted += 1
@@ -315,11 +315,13 @@ class TlsStage:
             self._inner_run = RunContext(self._emit_inner, self._run.counters, self._run.window,
                                          handlers, None, self._stop_inner)
             shadow.listener = ConnectionTracker(shadow, self._inner_run, self._tcp)
-        assert shadow.listener is not None
+        if shadow.ignored or shadow.listener is None:  # a reader that let the shadow go itself
+            self._stop_inner(shadow)
+            return None
         return shadow.listener
 
     def _inner_listener(self) -> StreamListener | None:
-        if self._shadow is None or self._inner_stopped:
+        if self._shadow is None or self._inner_stopped or self._shadow.ignored:
             return None
         return self._shadow.listener
 
@@ -329,6 +331,9 @@ class TlsStage:
 
     def _stop_inner(self, conn: Connection) -> None:
         """The inner reader needs no more plaintext (judged, or not HTTP)."""
+        if self._inner_stopped:
+            return
         self._inner_stopped = True
-        if not self._inner_emitted and self._session.alpn == "h2":
+        if (not self._inner_emitted and self._session.alpn == "h2"
+                and Start.H2_PREFACE not in self._run.handlers):
             self._uninspected("HTTP/2 not analysed")
