@@ -51,6 +51,8 @@ class Diagnosis:
     verdict: Verdict
     findings: tuple[Finding, ...]  # primary first, then catalogue order
     attribution: Attribution = Attribution()
+    # (input file, frame number within it) of the first frame, when several files are read
+    origin: tuple[str, int] | None = None
 
     @property
     def primary(self) -> Finding | None:
