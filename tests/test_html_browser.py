@@ -251,7 +251,11 @@ def test_a_large_run_keeps_rows_past_the_detail_limit(browser: Any, tmp_path: Pa
     assert last.get_attribute("title").endswith(f"--attempt {total}")
     # the unpacked rows filter and sort like the others
     Select(browser.find_element(By.ID, "f-verdict")).select_by_value("succeeded")
-    assert len(_shown(browser)) == document["summary"]["verdicts"]["succeeded"]
+    succeeded = document["summary"]["verdicts"]["succeeded"]
+    assert len(_shown(browser)) == min(15, succeeded)  # (the bundled captures hold more)
+    if succeeded > 15:
+        browser.find_element(By.ID, "show-all").click()
+    assert len(_shown(browser)) == succeeded
     browser.find_element(By.CSS_SELECTOR, "#attempts thead th:first-child").click()
     assert [int(s["n"]) for s in _shown(browser)][0] == max(
         a["number"] for a in document["attempts"] if a["verdict"] == "succeeded")
