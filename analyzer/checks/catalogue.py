@@ -558,6 +558,14 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "Opcodes 0x3-0x7 and 0xB-0xF are reserved; \"if an unknown opcode is received, the "
           "receiving endpoint MUST _Fail the WebSocket Connection_.\"",
           "Fix the sender, or check that both sides really speak WebSocket after the 101."),
+    Check("ws_ping_unanswered", W, Effect.NOTE, "RFC 6455 §5.5.2",
+          "a Ping got no Pong in the first moments",
+          "\"Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response ... "
+          "as soon as is practical.\" A side (or a proxy) that does not answer makes the other "
+          "side's heartbeat fail later: python websockets closes with 1011 'keepalive ping "
+          "timeout', a Node ws heartbeat calls terminate(), browsers' peers drop the socket.",
+          "Make the peer answer pings (hand-written servers and some proxies do not), or "
+          "lengthen the ping timeout on the side that pings."),
     Check("tunnel_carried", N, Effect.NOTE, "RFC 9110 §9.3.6",
           "what went through the CONNECT tunnel",
           "After a 2xx to CONNECT the connection is a blind tunnel; its first bytes say what "
