@@ -139,8 +139,10 @@ def _unanswered_ping(after: AfterSwitch, end_time: float) -> list[Finding]:
             continue
         what = (f"{seen.side} Ping; the {other} sent {len(later)} frame(s) after it, no Pong"
                 if later else f"{seen.side} Ping; nothing from the {other} in {_ms(waited)}")
+        # side: who broke the rule (the silent one), so that the pinging side's close pairs
+        # with it as its cause (verdict.causes_of)
         return [Finding("ws_ping_unanswered", f"a Pong from the {other}", what,
-                        (seen.frame,), seen.side)]
+                        (seen.frame,), other)]
     return []
 
 
