@@ -40,7 +40,7 @@ apt_get() {
 # machines are root).
 need=()
 for tool in tcpdump:tcpdump tshark:tshark nginx:nginx curl:curl editcap:wireshark-common \
-            chromium:chromium chromedriver:chromium-driver; do
+            chromium:chromium chromedriver:chromium-driver openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8 ' || need+=(libpcap0.8)

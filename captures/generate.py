@@ -1216,8 +1216,9 @@ def main() -> int:
     entries = generate(args.scenarios or None, args.out)
     index = args.out / "expected.json"
     previous: dict[str, Any] = {}
-    if args.scenarios and index.exists():  # a partial run updates the index
-        previous = {e["file"]: e for e in json.loads(index.read_text())["captures"]}
+    if index.exists():  # a partial run updates the index; a full one keeps generate_tls.py's
+        previous = {e["file"]: e for e in json.loads(index.read_text())["captures"]
+                    if args.scenarios or e.get("generator") == "captures/generate_tls.py"}
     for entry in entries:
         previous[entry["file"]] = entry
         for attempt in entry["attempts"]:
