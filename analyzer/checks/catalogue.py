@@ -322,7 +322,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "'\"WebSocket /path\" 403' and 'connection rejected (403 Forbidden)'.",
           "Check the WebSocket route's path (prefix, trailing slash) and the application's "
           "accept conditions; the server log names the path."),
-    Check("tls_plain_http_to_https_port", E, Effect.FAIL, "RFC 9110 §4.2.2",
+    Check("tls_plain_http_to_tls_port", E, Effect.FAIL, "RFC 9110 §4.2.2",
           "plain HTTP sent to a TLS (https/wss) port",
           "The client spoke cleartext HTTP to a port that expects TLS: nginx answers 400 'The "
           "plain HTTP request was sent to HTTPS port'. A ws:// URL where wss:// was needed, or "
