@@ -253,7 +253,7 @@ def test_cleartext_request_to_a_tls_port(tmp_path: Path) -> None:
     pcap = write(tmp_path / "http2tls.pcap", [(CLIENT, REQUEST), (1, alert)], end="server-fin")
     found, _run = analyse(pcap)
     assert [d.verdict for d in found] == [Verdict.FAILED]
-    assert found[0].findings[0].check == "tls_plain_http_to_https_port"
+    assert found[0].findings[0].check == "tls_plain_http_to_tls_port"
 
 
 def test_capture_starting_mid_session_is_not_a_guess(tmp_path: Path, keylog: Path) -> None:

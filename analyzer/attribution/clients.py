@@ -224,7 +224,7 @@ KIND_OF_FINDING = {
     "tls_client_hello_to_cleartext_port": "tls_not_tls",
     "tls_no_server_hello": "tls_eof",
     "tls_server_closed_during_handshake": "tls_eof",
-    "tls_plain_http_to_https_port": "tls_plain_to_tls",
+    "tls_plain_http_to_tls_port": "tls_plain_to_tls",
     "tls_client_certificate_required": "tls_client_certificate",
     "tls_unrecognized_name": "tls_unrecognized_name",
     "tls_protocol_version": "tls_version",

@@ -28,6 +28,7 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     findings: list[Finding] = []
     if facts.websocket:
         findings.extend(_websocket_frames(attempt, after, window))
+        findings.extend(_unanswered_ping(after, attempt.tcp.end_time))
     if facts.protocol == "h2c":
         findings.extend(_h2c(attempt, after))
     if facts.protocol == "connect" and (after.client_prefix or after.server_prefix):
@@ -110,6 +111,39 @@ def _websocket_frames(attempt: Attempt, after: AfterSwitch, window: float) -> li
             findings.append(Finding("ws_closed_with_error", "1000 or 1001", described,
                                     (seen.frame,), seen.side))
     return findings
+
+
+# A Pong may take this long (it goes "as soon as is practical"): a Ping seen closer to the end
+# of the observation than this, with nothing else from the peer after it, says nothing.
+PONG_PATIENCE = 1.0
+_DATA_OPCODES = (Opcode.CONTINUATION, Opcode.TEXT, Opcode.BINARY)
+
+
+def _unanswered_ping(after: AfterSwitch, end_time: float) -> list[Finding]:
+    """The first Ping (before any Close) that the other side did not answer while watched:
+    it sent data after it without a Pong, or stayed silent for PONG_PATIENCE."""
+    frames = after.frames
+    for index, seen in enumerate(frames):
+        if seen.ws.opcode == Opcode.CLOSE:
+            return []
+        if seen.ws.opcode != Opcode.PING:
+            continue
+        other = "server" if seen.side == "client" else "client"
+        later = [s for s in frames[index + 1:] if s.side == other]
+        if any(s.ws.opcode == Opcode.PONG for s in later):
+            continue
+        if sum(s.side == other for s in frames) >= DEFAULT_WINDOW.frames:
+            return []  # the watch stopped reading that side: its Pong may have come later
+        waited = max(end_time, later[-1].time if later else 0.0) - seen.time
+        if waited < PONG_PATIENCE and not any(s.ws.opcode in _DATA_OPCODES for s in later):
+            continue
+        what = (f"{seen.side} Ping; the {other} sent {len(later)} frame(s) after it, no Pong"
+                if later else f"{seen.side} Ping; nothing from the {other} in {_ms(waited)}")
+        # side: who broke the rule (the silent one), so that the pinging side's close pairs
+        # with it as its cause (verdict.causes_of)
+        return [Finding("ws_ping_unanswered", f"a Pong from the {other}", what,
+                        (seen.frame,), other)]
+    return []
 
 
 def _h2c(attempt: Attempt, after: AfterSwitch) -> list[Finding]:

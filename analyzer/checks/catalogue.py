@@ -433,7 +433,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "'\"WebSocket /path\" 403' and 'connection rejected (403 Forbidden)'.",
           "Check the WebSocket route's path (prefix, trailing slash) and the application's "
           "accept conditions; the server log names the path."),
-    Check("tls_plain_http_to_https_port", E, Effect.FAIL, "RFC 9110 §4.2.2",
+    Check("tls_plain_http_to_tls_port", E, Effect.FAIL, "RFC 9110 §4.2.2",
           "plain HTTP sent to a TLS (https/wss) port",
           "The client spoke cleartext HTTP to a port that expects TLS: nginx answers 400 'The "
           "plain HTTP request was sent to HTTPS port'. A ws:// URL where wss:// was needed, or "
@@ -669,6 +669,14 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "Opcodes 0x3-0x7 and 0xB-0xF are reserved; \"if an unknown opcode is received, the "
           "receiving endpoint MUST _Fail the WebSocket Connection_.\"",
           "Fix the sender, or check that both sides really speak WebSocket after the 101."),
+    Check("ws_ping_unanswered", W, Effect.NOTE, "RFC 6455 §5.5.2",
+          "a Ping got no Pong in the first moments",
+          "\"Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response ... "
+          "as soon as is practical.\" A side (or a proxy) that does not answer makes the other "
+          "side's heartbeat fail later: python websockets closes with 1011 'keepalive ping "
+          "timeout', a Node ws heartbeat calls terminate(), browsers' peers drop the socket.",
+          "Make the peer answer pings (hand-written servers and some proxies do not), or "
+          "lengthen the ping timeout on the side that pings."),
     Check("tunnel_carried", N, Effect.NOTE, "RFC 9110 §9.3.6",
           "what went through the CONNECT tunnel",
           "After a 2xx to CONNECT the connection is a blind tunnel; its first bytes say what "

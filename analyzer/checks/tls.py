@@ -80,7 +80,7 @@ def _cleartext_to_tls_port(attempt: Attempt) -> list[Finding]:
     same mistake is found by its words (checks/words.py), under the same id."""
     answer = attempt.answer_not_http
     if answer and classify_first_bytes(answer) is Start.TLS:
-        return [Finding("tls_plain_http_to_https_port", "an HTTP response",
+        return [Finding("tls_plain_http_to_tls_port", "an HTTP response",
                         f"{describe_start(Start.TLS, answer)} from the server",
                         frames_of(attempt.request))]
     return []
