@@ -20,8 +20,9 @@ from analyzer.exchange.first_bytes import Start
 from analyzer.exchange.handoff import ExchangeCounters, HandlerFactory, RunContext
 from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
+from analyzer.exchange.tcplog import TcpLog
 from analyzer.exchange.tracker import ConnectionTracker
-from analyzer.reassembly import Connection, Reassembler
+from analyzer.reassembly import Connection, Reassembler, StreamListener
 from analyzer.source.capture import MergedRecords
 from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
@@ -60,8 +61,16 @@ class RunStats:
 
 def protocol_handlers() -> dict[Start, HandlerFactory]:
     """The stages that take a connection over from the HTTP/1 tracker, by what its first bytes
-    are (exchange/handoff.py). Imported here, at the wiring, so the tracker knows none of them."""
-    return {}
+    are (exchange/handoff.py). Imported here, at the wiring, so the tracker knows none of them;
+    each stage's module is imported when a connection first needs it (hpack and hyperframe
+    cost more to import than a small capture costs to analyse)."""
+    return {Start.H2_PREFACE: _http2_stage}
+
+
+def _http2_stage(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> StreamListener:
+    from analyzer.exchange.h2 import h2_handler
+
+    return h2_handler(run, conn, tcp, kind)
 
 
 # Connections tracked at once before the oldest idle ones are evicted. About 3 KB each (a

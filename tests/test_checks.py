@@ -841,9 +841,13 @@ def test_every_check_has_cases() -> None:
         assert re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", check.id), check.id
         assert check.rfc.strip() and re.match(r"RFC \d+ §", check.rfc), check.id
         assert check.title.strip() and check.explanation.strip() and check.fix.strip(), check.id
-    # proxy findings need two legs of one handshake: their cases live in test_correlate.py
-    triggered = set().union(*(case.triggered for case in (*CASES, *PROXY_CASES)))
-    missed = set().union(*(case.absent for case in (*CASES, *PROXY_CASES)))
+    # proxy findings need two legs of one handshake: their cases live in test_correlate.py;
+    # the HTTP/2 ones in test_checks_h2.py (imported here: it imports this module)
+    from tests.test_checks_h2 import H2_CASES
+
+    every = (*CASES, *PROXY_CASES, *H2_CASES)
+    triggered = set().union(*(case.triggered for case in every))
+    missed = set().union(*(case.absent for case in every))
     triggered.add("proxy_answered_itself")  # test_proxy_answered_itself_when_...
     assert triggered | missed <= set(ids), "cases cite unknown ids"
     assert not set(ids) - triggered, "checks no case triggers"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from analyzer.checks import catalogue_h2 as _h2
+
 
 class Severity(Enum):
     ERROR = "error"  # breaks the handshake (or proves it broke)
@@ -66,6 +68,12 @@ class Finding:
 
 E, W, N = Severity.ERROR, Severity.WARNING, Severity.INFO  # short names keep the table legible
 
+
+
+def _from_data(entries: tuple[_h2.Entry, ...]) -> tuple[Check, ...]:
+    """Entries kept as plain data in another module (catalogue_h2.py) as Checks."""
+    return tuple(Check(i, Severity(s), Effect(e), rfc, title, explanation, fix)
+                 for i, s, e, rfc, title, explanation, fix in entries)
 
 
 def _phase(phase: str, *checks: Check) -> tuple[Check, ...]:
@@ -140,6 +148,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "The request was captured but no response arrived before the capture ended (or, "
           "live, before the response timeout).",
           "Capture for longer, or look at the server side for why it did not answer."),
+    *_from_data(_h2.TRANSPORT),
 ) + _phase(
     "proxy",
     # Found by pairing the two legs of a proxy captured together (analyzer/correlate.py), or
@@ -289,6 +298,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "\"Once the client's opening handshake has been sent, the client MUST wait for a "
           "response from the server before sending any further data.\"",
           "Make the client wait for the 101 before sending frames."),
+    *_from_data(_h2.REQUEST),
 ) + _phase(
     "response",
     Check("response_redirect", E, Effect.FAIL, "RFC 6455 §4.1",
@@ -430,6 +440,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "\"The server MUST NOT include extensions the client did not request\"; the client "
           "MUST fail the connection (§4.1).",
           "Fix the server's extension negotiation."),
+    *_from_data(_h2.RESPONSE),
 ) + _phase(
     "after_switch",
     Check("client_hung_up_after_switch", E, Effect.ABORT, "RFC 6455 §7.1.7",
@@ -497,6 +508,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "\"The server connection preface consists of a potentially empty SETTINGS frame that "
           "MUST be the first frame the server sends.\"",
           "Fix the server's h2c handling."),
+    *_from_data(_h2.AFTER_SWITCH),
 )
 
 _BY_ID = {check.id: check for check in CATALOGUE}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
+from analyzer.checks.h2 import decided_by_h2
 from analyzer.exchange.model import Attempt, AttemptKind, Gap
 from analyzer.exchange.tracker import RESPONSE_TIMEOUT
 
@@ -52,7 +53,7 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("request_not_captured", "the request before its response",
                                 "a response with no captured request",
                                 frames_of(attempt.response)))
-    if attempt.response is None:
+    if attempt.response is None and not decided_by_h2(attempt):  # h2: RST_STREAM or GOAWAY
         findings.extend(_no_response(attempt, response_gap))
     after = attempt.after
     if after is not None and not after.complete:

@@ -146,6 +146,7 @@ class Problem(H2Event):
 
     kind: str  # see PROBLEM_KINDS
     detail: str
+    stream_id: int = 0  # the stream of the frame or header block at fault (0: the connection)
 
 
 PROBLEM_KINDS = (

@@ -53,6 +53,7 @@ MAX_HEADER_BLOCK = 64 * 1024  # compressed header block (HEADERS + CONTINUATION)
 MAX_HEADER_LIST = 64 * 1024  # decoded header list (RFC 7541 §4.1 sizes), as HTTP/1 heads
 DATA_PIECE = 16_384  # DATA payload is passed on in pieces of this size at most
 DEBUG_BYTES = 256  # GOAWAY debug data kept
+_BLOCK_PROBLEMS = ("hpack_error", "header_list_too_large")  # about the block, not the frame
 
 _HEADER = struct.Struct(">HBBBL")  # 24-bit length as 16 + 8 bits, type, flags, stream id
 _SETTING = struct.Struct(">HL")
@@ -345,7 +346,9 @@ class H2Reader:
 
     def _problem(self, d: _Direction, out: list[H2Event], frame: int, kind: str, detail: str,
                  time: float | None = None) -> None:
-        out.append(Problem(d.side, frame, frame, d.time if time is None else time, kind, detail))
+        stream = d.block_stream if kind in _BLOCK_PROBLEMS else d.stream
+        out.append(Problem(d.side, frame, frame, d.time if time is None else time, kind, detail,
+                           stream))
 
     def _die(self, d: _Direction, out: list[H2Event], frame: int, kind: str, detail: str,
              time: float | None = None) -> None:
