@@ -385,7 +385,8 @@ class H2Stage:
 
 
 def h2_handler(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> H2Stage:
-    """The hand-off factory (``pipeline.protocol_handlers``) for ``Start.H2_PREFACE``."""
+    """The hand-off factory (``pipeline.protocol_handlers``) for ``Start.H2_PREFACE`` and
+    ``Start.H2_FRAMES`` (which side is the client is read from the bytes either way)."""
     return H2Stage(run, conn, tcp)
 
 
