@@ -15,7 +15,16 @@ import pytest
 from analyzer.verdict import Verdict
 from tests import h2builder as h2
 from tests.builder import Conversation, Opcode, ws_close_payload, ws_frame
-from tests.test_checks import Case, Marks, run_case, summary
+from tests.test_checks import (
+    Case,
+    Marks,
+    exchange,
+    run_case,
+    server_fin,
+    summary,
+    then,
+    ws_request,
+)
 
 SUCCEEDED, FAILED, NO_RESPONSE = Verdict.SUCCEEDED, Verdict.FAILED, Verdict.NO_RESPONSE
 ABORTED, INCONCLUSIVE = Verdict.ABORTED, Verdict.INCONCLUSIVE
@@ -81,7 +90,8 @@ H2_CASES: tuple[Case, ...] = (
          h2_exchange(h2.websocket_connect(extra=[("sec-websocket-protocol", "chat")]),
                      OK + [("sec-websocket-protocol", "chat")],
                      ws_data(True, CLIENT_HELLO), ws_data(False, SERVER_HELLO, "reply")),
-         SUCCEEDED, None, absent=(*H2_CHECKS, "ws_protocol_not_chosen", "ws_version_missing")),
+         SUCCEEDED, None, absent=(*H2_CHECKS, "ws_protocol_not_chosen", "ws_version_missing",
+                                  "response_not_http")),
     Case("h2: :protocol sent, server never enabled it, nginx 400",
          h2_exchange(h2.websocket_connect(), [(":status", "400"), ("server", "nginx/1.22.1")],
                      server_settings=((3, 128),), response_end=True),
@@ -166,7 +176,47 @@ H2_CASES: tuple[Case, ...] = (
          INCONCLUSIVE, "h2_header_list_too_large", absent=("h2_hpack_error",)),
 )
 
+# HTTP/1.1 requests answered in another protocol (the tracker's "not HTTP/1" answer).
+H2_ONLY_ANSWER = h2.settings(((3, 100),)) + h2.goaway(0, h2.PROTOCOL_ERROR)
+TLS_ALERT = b"\x15\x03\x01\x00\x02\x02\x46"  # fatal protocol_version(70)
+NOT_HTTP_CASES: tuple[Case, ...] = (
+    Case("HTTP/1.1 WebSocket request to an HTTP/2-only server",
+         exchange(ws_request(), H2_ONLY_ANSWER, server_fin()),
+         FAILED, "response_not_http", found={"response_not_http": ("HTTP/2 SETTINGS",)},
+         absent=("no_response_server_closed",),
+         evidence={"response_not_http": ("request", "response")}),
+    Case("HTTP/1.1 WebSocket request to a TLS port",
+         exchange(ws_request(), TLS_ALERT, server_fin()),
+         FAILED, "response_not_http", found={"response_not_http": ("TLS alert",)}),
+    Case("HTTP/1.1 WebSocket request to an SSH port",
+         exchange(ws_request(), b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", server_fin()),
+         FAILED, "response_not_http", found={"response_not_http": ("SSH-2.0-OpenSSH_9.2p1",)}),
+    Case("HTTP/1.1 WebSocket request answered with binary junk",
+         exchange(ws_request(), b"\x01\x02\x03\x04\r\n\r\n", server_fin()),
+         FAILED, "response_not_http", found={"response_not_http": ("01 02 03 04",)}),
+    Case("HTTP/1.1 WebSocket request, server closed without a byte",
+         exchange(ws_request(), None, then("fin", lambda c: c.server_fin(0.002))),
+         Verdict.NO_RESPONSE, "no_response_server_closed", absent=("response_not_http",)),
+)
+ALL_CASES = H2_CASES + NOT_HTTP_CASES
 BY_NAME = {case.name: case for case in H2_CASES}
+
+
+@pytest.mark.parametrize("case", NOT_HTTP_CASES, ids=[c.name for c in NOT_HTTP_CASES])
+def test_answer_that_is_not_http1(case: Case, tmp_path: Path) -> None:
+    diagnoses, segments, marks = run_case(case, tmp_path / "case.pcap")
+    [diagnosis] = diagnoses
+    ids = [f.check for f in diagnosis.findings]
+    context = [(f.check, f.expected, f.found, f.frames) for f in diagnosis.findings]
+    assert diagnosis.verdict is case.verdict, context
+    assert ids[0] == case.primary and not set(case.absent) & set(ids), context
+    findings = {f.check: f for f in diagnosis.findings}
+    for check, texts in case.found.items():
+        assert all(text in findings[check].found for text in texts), context
+    from tests.test_checks import frames_of_marks
+
+    for check, names in case.evidence.items():
+        assert findings[check].frames == frames_of_marks(names, marks, segments), context
 
 
 @pytest.mark.parametrize("case", H2_CASES, ids=[c.name for c in H2_CASES])

@@ -301,6 +301,15 @@ CATALOGUE: tuple[Check, ...] = _phase(
     *_from_data(_h2.REQUEST),
 ) + _phase(
     "response",
+    Check("response_not_http", E, Effect.FAIL, "RFC 9112 §2.1",
+          "the server answered in another protocol, not HTTP/1",
+          "An HTTP/1.1 response starts with a status line (\"HTTP/1.1 101 ...\"); the server "
+          "sent something else: an HTTP/2 SETTINGS frame (a server that speaks HTTP/2 with "
+          "prior knowledge only), a TLS record (a TLS port: the client should have used "
+          "https:// or wss://), an SSH banner or other binary data (the wrong port, or a "
+          "load balancer forwarding to the wrong backend).",
+          "Point the client at the right port and scheme: wss:// for a TLS port; for an "
+          "HTTP/2-only server enable HTTP/1.1 on it or use an HTTP/2 client."),
     Check("response_redirect", E, Effect.FAIL, "RFC 6455 §4.1",
           "the server redirected the handshake",
           "\"If the status code received from the server is not 101, the client handles the "

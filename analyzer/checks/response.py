@@ -11,6 +11,10 @@ from analyzer.websocket.handshake import accept_for_key
 
 def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
     head = attempt.response_head
+    other = attempt.other_answer
+    if head is None and other is not None:
+        return [Finding("response_not_http", "an HTTP/1.1 status line", other.what,
+                        frames_of(attempt.request) + (other.frame,))]
     if head is None:
         return []
     ev = frames_of(attempt.response)

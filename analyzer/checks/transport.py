@@ -53,7 +53,9 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("request_not_captured", "the request before its response",
                                 "a response with no captured request",
                                 frames_of(attempt.response)))
-    if attempt.response is None and not decided_by_h2(attempt):  # h2: RST_STREAM or GOAWAY
+    # An HTTP/2 RST_STREAM or GOAWAY, or an answer in another protocol, is a response of sorts:
+    # the checks that read it say what happened instead.
+    if attempt.response is None and attempt.other_answer is None and not decided_by_h2(attempt):
         findings.extend(_no_response(attempt, response_gap))
     after = attempt.after
     if after is not None and not after.complete:

@@ -191,6 +191,15 @@ class H2Stream:
     server_data: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class OtherAnswer:
+    """What the server sent instead of an HTTP/1 response (first_bytes.describe_start)."""
+
+    what: str  # e.g. "an HTTP/2 SETTINGS frame", "a TLS alert record"
+    frame: int
+    time: float
+
+
 class AttemptKind(Enum):
     HTTP = "http"  # an HTTP exchange that offered or answered an upgrade
     TCP = "tcp"  # a connection attempt that never carried HTTP (refused, unanswered)
@@ -216,6 +225,7 @@ class Attempt:
     transport: str = "h1"  # "h1" (HTTP/1.x) or "h2" (an HTTP/2 stream)
     stream_id: int | None = None  # the HTTP/2 stream of an "h2" attempt
     h2: H2Stream | None = None  # the HTTP/2 facts of an "h2" attempt
+    other_answer: OtherAnswer | None = None  # the server answered, but not in HTTP/1
 
     @property
     def first_frame(self) -> int:

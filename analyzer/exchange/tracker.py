@@ -29,13 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
-from analyzer.exchange.first_bytes import Start, classify_first_bytes
+from analyzer.exchange.first_bytes import Start, classify_first_bytes, describe_start
 from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.model import (
     AfterSwitch,
     Attempt,
     AttemptKind,
     Message,
+    OtherAnswer,
 )
 from analyzer.exchange.relevance import is_upgrade_attempt, request_offers_upgrade
 from analyzer.exchange.switch import SwitchWatch
@@ -137,7 +138,7 @@ class ConnectionTracker:
 
     __slots__ = (
         "_conn", "_run", "_emit", "_counters", "_tcp", "_client", "_sides", "_requests",
-        "_interim", "_response", "_switch", "_sequence", "_client_gap", "_done",
+        "_interim", "_response", "_switch", "_sequence", "_client_gap", "_done", "_other",
     )
 
     def __init__(self, conn: Connection, run: RunContext, tcp: TcpLog | None = None) -> None:
@@ -157,6 +158,7 @@ class ConnectionTracker:
         self._sequence = 0
         self._client_gap = False  # a hole in the client direction broke request pairing
         self._done = False
+        self._other: OtherAnswer | None = None  # the server's answer was not HTTP/1
 
     # --- StreamListener ---------------------------------------------------------------------
 
@@ -241,6 +243,10 @@ class ConnectionTracker:
                 reader.feed_eof()  # the server closed: that ends an until-close body
             self._complete_response(body_complete=reader is not None and reader.done,
                                     end_reason=reason, end_time=time)
+        if self._client is not None:
+            server = self._sides[1 - self._client]
+            if server.mode is _HEAD and server.buf:  # bytes that never became a head
+                self._not_http(bytes(server.buf[:64]), server.buf_frame, server.buf_time)
         self._flush_unanswered(time, reason)
         if self._client is None and self._tcp.unanswered_syn and not self._any_data():
             self._emit_transport_attempt(time, reason)
@@ -385,6 +391,7 @@ class ConnectionTracker:
             raw, first_frame, first_time = head
             response = parse_response_head(raw)
             if response is None:
+                self._not_http(raw[:64], first_frame, first_time)
                 state.mode = _DEAD
                 self._maybe_ignore()
                 return
@@ -544,6 +551,14 @@ class ConnectionTracker:
     def _any_data(self) -> bool:
         return any(s.buf or s.mode is not _DETECT for s in self._sides)
 
+    def _not_http(self, prefix: bytes, frame: int, time: float) -> None:
+        """The server's bytes where a response should start: named when they are another
+        protocol (an HTTP/2 SETTINGS frame, a TLS alert, an SSH banner) rather than a broken
+        HTTP/1 head, so the attempt says what answered instead of "closed without a word"."""
+        kind = classify_first_bytes(prefix)
+        if kind is not _HTTP1_RESPONSE and kind is not Start.NEED_MORE and self._other is None:
+            self._other = OtherAnswer(describe_start(kind, prefix), frame, time)
+
     def _flush_unanswered(self, time: float, reason: str) -> None:
         """The connection ended: requests still waiting never got an answer."""
         while self._requests:
@@ -584,6 +599,7 @@ class ConnectionTracker:
                 sequence=request.sequence if request is not None else self._sequence,
                 request_gap=request.gap_before if request is not None else self._client_gap,
                 response_gap=response_gap,
+                other_answer=self._other if response is None else None,
             )
         )
 
