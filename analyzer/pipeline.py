@@ -55,6 +55,7 @@ class RunStats:
     # first MAX_LISTED_TCP_ATTEMPTS: counted by primary finding id instead of listed.
     unlisted_tcp_attempts: Counter[str] = field(default_factory=Counter)
     abandoned_heads: int = 0  # HTTP heads with no end within MAX_HEAD_BYTES (tracker.py)
+    quic_flows: int = 0  # UDP flows that start like QUIC (HTTP/3): seen, not analysed
     first_time: float | None = None
     last_time: float | None = None
 
@@ -244,6 +245,7 @@ class Analysis:
         stats.evicted_connections = self._reassembler.connections_evicted
         stats.unlisted_tcp_attempts = Counter(self._unlisted_tcp)
         stats.abandoned_heads = self._counters.abandoned_heads
+        stats.quic_flows = self._decoder.quic_flow_count
         stats.first_time = self._first
         stats.last_time = self._last if self._first is not None else None
         for other in self._absorbed:
@@ -264,6 +266,7 @@ def _add(stats: RunStats, other: RunStats) -> None:
     stats.http_connections += other.http_connections
     stats.ordinary_exchanges += other.ordinary_exchanges
     stats.evicted_connections += other.evicted_connections
+    stats.quic_flows += other.quic_flows
     stats.unlisted_tcp_attempts.update(other.unlisted_tcp_attempts)
     stats.abandoned_heads += other.abandoned_heads
     times = [t for t in (stats.first_time, other.first_time) if t is not None]

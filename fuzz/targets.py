@@ -16,7 +16,7 @@ from pathlib import Path
 
 from analyzer.checks import run_checks
 from analyzer.correlate import correlate
-from analyzer.decode.decoder import decode_frame, peek_flow
+from analyzer.decode.decoder import QuicDatagram, decode_frame, peek_flow
 from analyzer.decode.segment import Segment, flow_key
 from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.model import Attempt
@@ -91,7 +91,7 @@ def decoder(data: bytes) -> None:
     linktype = LINKTYPES[data[0] % len(LINKTYPES)]
     frame = Frame(1, 0.0, linktype, data[1:], len(data) - 1)
     result = decode_frame(frame)
-    assert isinstance(result, (Segment, str)), result
+    assert isinstance(result, (Segment, QuicDatagram, str)), result
     peeked = peek_flow(linktype, frame.data)
     if peeked is not None:
         assert isinstance(result, Segment), (peeked, result)

@@ -97,6 +97,7 @@ def capture_fields(stats: RunStats) -> dict[str, Any]:
         "evicted_connections": stats.evicted_connections,
         "unlisted_tcp_attempts": dict(stats.unlisted_tcp_attempts.most_common()),
         "abandoned_heads": stats.abandoned_heads,
+        "quic_flows": stats.quic_flows,
     }
 
 
@@ -151,6 +152,8 @@ def capture_lines(s: dict[str, Any]) -> list[str]:
         lines.append(unlisted_line(s["unlisted_tcp_attempts"]))
     if s["abandoned_heads"]:
         lines.append(f"HTTP heads abandoned (no end within 64 KiB): {s['abandoned_heads']}")
+    if s.get("quic_flows"):
+        lines.append(f"QUIC flows seen (HTTP/3, not analysed): {s['quic_flows']}")
     return lines
 
 
