@@ -16,6 +16,8 @@ from analyzer.verdict import Verdict
 from tests import h2builder as h2
 from tests.builder import Conversation, Opcode, ws_close_payload, ws_frame
 from tests.test_checks import (
+    H2C_OFFER,
+    H2C_SWITCH,
     Case,
     Marks,
     exchange,
@@ -198,6 +200,16 @@ NOT_HTTP_CASES: tuple[Case, ...] = (
          exchange(ws_request(), None, then("fin", lambda c: c.server_fin(0.002))),
          Verdict.NO_RESPONSE, "no_response_server_closed", absent=("response_not_http",)),
 )
+H2C_ANSWER = (h2.settings() + h2.H2Conversation().headers(False, 1, [(":status", "404")]) +
+              h2.data(1, b"gone", end_stream=True))
+NOT_HTTP_CASES += (
+    Case("h2c accepted, the upgraded request answered 404 on stream 1",
+         exchange(H2C_OFFER, H2C_SWITCH + H2C_ANSWER,
+                  then("preface", lambda c: c.client(h2.PREFACE + h2.settings()))),
+         Verdict.SUCCEEDED, "h2c_upgraded_request_status",
+         found={"h2c_upgraded_request_status": ("404 on stream 1",)},
+         absent=("h2c_no_client_preface", "h2c_no_server_settings")),
+)
 ALL_CASES = H2_CASES + NOT_HTTP_CASES
 BY_NAME = {case.name: case for case in H2_CASES}
 
@@ -210,6 +222,7 @@ def test_answer_that_is_not_http1(case: Case, tmp_path: Path) -> None:
     context = [(f.check, f.expected, f.found, f.frames) for f in diagnosis.findings]
     assert diagnosis.verdict is case.verdict, context
     assert ids[0] == case.primary and not set(case.absent) & set(ids), context
+    assert case.triggered <= set(ids), context
     findings = {f.check: f for f in diagnosis.findings}
     for check, texts in case.found.items():
         assert all(text in findings[check].found for text in texts), context
@@ -257,3 +270,30 @@ def test_same_diagnosis_whatever_the_segmentation(name: str, mangling: dict[str,
     whole, _, _ = run_case(case, tmp_path / "whole.pcap")
     mangled, _, _ = run_case(case, tmp_path / "mangled.pcap", **mangling)
     assert summary(mangled) == summary(whole)
+
+
+@pytest.mark.parametrize(("name", "rows"), [
+    ("h2: Close 1008 3 ms after the 200",
+     ["SETTINGS ENABLE_CONNECT_PROTOCOL=1", "HEADERS CONNECT /chat :protocol websocket",
+      "HEADERS :status 200", "DATA 10 B", "Close 1008 'policy'"]),
+    ("h2: REFUSED_STREAM", ["RST_STREAM REFUSED_STREAM"]),
+    ("h2: GOAWAY below the stream", ["GOAWAY last stream 0 NO_ERROR"]),
+    ("h2: unknown path 404", ["HEADERS :status 404", "DATA 9 B END_STREAM"]),
+])
+def test_detail_ladder_shows_http2_frames_with_their_numbers(name: str, rows: list[str],
+                                                             tmp_path: Path) -> None:
+    from analyzer.report.detail import render_detail
+    from analyzer.report.fields import attempt_fields
+
+    [diagnosis], segments, _ = run_case(BY_NAME[name], tmp_path / "case.pcap")
+    text = render_detail(diagnosis)
+    assert "over HTTP/2, stream 1" in text
+    ladder = text.split("\n\n")[1].splitlines()
+    for row in rows:
+        [line] = [line for line in ladder if row in line]
+        frame = int(line.split()[1].split("-")[0])
+        # the frame number is the capture frame whose payload carries those bytes
+        assert segments[frame - 1].payload, (row, frame)
+    fields = attempt_fields(diagnosis)
+    assert fields["transport"] == "h2" and fields["stream_id"] == 1
+    assert fields["host"] == "example.com"

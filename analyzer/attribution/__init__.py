@@ -55,7 +55,9 @@ def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
     if not facts.websocket or verdict == "succeeded":
         return None
     response = attempt.response_head
-    if response is not None and response.status != 101:
+    h2 = attempt.transport == "h2"  # over HTTP/2 a 2xx switches (RFC 8441 §5)
+    if response is not None and not (200 <= response.status < 300 if h2 else
+                                     response.status == 101):
         return "status"
     for finding in findings:
         if finding.check in KIND_OF_FINDING:
@@ -83,5 +85,5 @@ def _url(attempt: Attempt) -> str:
     request = attempt.request_head
     if request is None:
         return f"ws://{attempt.server}/"
-    host = request.headers.get("host") or str(attempt.server)
+    host = request.headers.get("host") or request.headers.get(":authority") or str(attempt.server)
     return f"ws://{host}{request.target}"

@@ -120,6 +120,11 @@ def _h2c(attempt: Attempt, after: AfterSwitch) -> list[Finding]:
         findings.append(Finding("h2c_no_server_settings", "a SETTINGS frame",
                                 f"frame type {after.server_prefix[3]}",
                                 (after.server_first.frame,) if after.server_first else ()))
+    if after.h2c_status and after.h2c_status_event is not None:
+        # RFC 7540 §3.2: "The HTTP/1.1 request that is sent prior to upgrade is assigned a
+        # stream identifier of 1 ... the server sends the response on stream 1"
+        findings.append(Finding("h2c_upgraded_request_status", "", f"{after.h2c_status} on "
+                                "stream 1", (after.h2c_status_event.frame,)))
     return findings
 
 

@@ -512,6 +512,12 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "\"Upon receipt of the 101 response, the client MUST send a connection preface\" "
           "(PRI * HTTP/2.0...).",
           "Fix the client's h2c handling."),
+    Check("h2c_upgraded_request_status", N, Effect.NOTE, "RFC 7540 §3.2",
+          "the answer to the upgraded request, over HTTP/2 on stream 1",
+          "After a 101 to h2c the request that carried the upgrade is stream 1 of the new "
+          "HTTP/2 connection, and the server answers it there: its :status is what the "
+          "client's request finally got.",
+          "Nothing to fix for the upgrade; a 4xx/5xx here is the application's answer."),
     Check("h2c_no_server_settings", E, Effect.ABORT, "RFC 7540 §3.5",
           "after the 101 the server's first frame was not SETTINGS",
           "\"The server connection preface consists of a potentially empty SETTINGS frame that "

@@ -104,6 +104,8 @@ class AfterSwitch:
     early_client_bytes: int = 0  # client bytes sent before the 101 arrived
     early_client_frame: int = 0
     complete: bool = True  # False when a gap cut the observation short
+    h2c_status: int = 0  # h2c: the :status of the answer to the upgraded request (stream 1)
+    h2c_status_event: TcpEvent | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -466,7 +466,8 @@ class ConnectionTracker:
             head is not None and "websocket" in head.headers.tokens("upgrade")
             and not response.head.headers.has("upgrade")
         )
-        watch = SwitchWatch(response.time, time, websocket, self._run.window)
+        h2c = "h2c" in response.head.headers.tokens("upgrade")
+        watch = SwitchWatch(response.time, time, websocket, self._run.window, h2c)
         self._switch = _Switch(request, response, interim, watch)
         client = self._client_side()
         state = self._sides[client]

@@ -26,7 +26,7 @@ _COLUMNS = ("#", "frame", "time", "client", "server", "request", "offered", "sta
             "reason")
 _CSV_FIELDS = ("number", "kind", "client", "server", "time", "method", "path", "host", "offered",
                "protocol", "status", "verdict", "reason", "reasons", "request_frame",
-               "response_frame")
+               "response_frame", "transport", "stream_id")
 
 
 def table_rows(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> list[list[Any]]:
