@@ -27,6 +27,7 @@ BUDGET = {
     "tracker": 1200,
     "http": 1500,
     "websocket": 2500,
+    "http2": 800,
     "pipeline": 400,
     "fast_path": 300,
 }
