@@ -22,6 +22,7 @@ no longer read.
 
 from __future__ import annotations
 
+import re
 import struct
 from enum import Enum, auto
 from typing import Any
@@ -53,6 +54,7 @@ MAX_HEADER_BLOCK = 64 * 1024  # compressed header block (HEADERS + CONTINUATION)
 MAX_HEADER_LIST = 64 * 1024  # decoded header list (RFC 7541 §4.1 sizes), as HTTP/1 heads
 DATA_PIECE = 16_384  # DATA payload is passed on in pieces of this size at most
 DEBUG_BYTES = 256  # GOAWAY debug data kept
+_ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 _BLOCK_PROBLEMS = ("hpack_error", "header_list_too_large")  # about the block, not the frame
 
 _HEADER = struct.Struct(">HBBBL")  # 24-bit length as 16 + 8 bits, type, flags, stream id
@@ -285,8 +287,9 @@ class H2Reader:
                               "bytes decoded")
                 decoded = False
             except (hpack.HPACKError, ValueError, IndexError) as error:
-                self._problem(d, out, frame, "hpack_error",
-                              f"stream {d.block_stream}: {error or type(error).__name__}")
+                # hpack's texts may quote a memoryview ("<memory at 0x7f...>"): not evidence
+                text = _ADDRESS.sub("", str(error)).strip(" :") or type(error).__name__
+                self._problem(d, out, frame, "hpack_error", f"stream {d.block_stream}: {text}")
                 decoded = False
             if not decoded:
                 d.headers_lost = True  # the dynamic table may be half updated
