@@ -97,7 +97,12 @@ def h2_request(attempt: Attempt, facts: Facts) -> list[Finding]:
     specific = _connection_specific(attempt, request=True)
     if specific:
         findings.append(Finding("h2_connection_header_in_request", "none", specific, ev))
-    if facts.websocket:
+    if facts.websocket and protocol is None:
+        # a plain request that a WebSocket endpoint rejected (the answer said so): over
+        # HTTP/2 the missing offer is extended CONNECT, as Upgrade is over HTTP/1.1
+        findings.append(Finding("request_without_upgrade", "CONNECT with :protocol websocket",
+                                f"plain {head.method} {head.target} over HTTP/2", ev))
+    elif facts.websocket:
         if headers.has("sec-websocket-key"):
             findings.append(Finding("h2_websocket_key_present", "no Sec-WebSocket-Key",
                                     "Sec-WebSocket-Key", ev))
