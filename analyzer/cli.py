@@ -24,6 +24,7 @@ from analyzer.correlate import correlate
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.render import (
     FORMATS,
+    READ_FORMATS,
     iter_json,
     render_csv,
     render_json,
@@ -31,7 +32,7 @@ from analyzer.report.render import (
     render_table,
     summary_text,
 )
-from analyzer.report.safe import neutralise
+from analyzer.report.safe import safe_text
 from analyzer.report.stream import (
     Tally,
     csv_head,
@@ -79,8 +80,10 @@ def cli() -> None:
 
 @cli.command("read")
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
-@click.option("--format", "-F", "fmt", type=click.Choice(FORMATS), default="table",
-              show_default=True, help="Output format.")
+@click.option("--format", "-F", "fmt", type=click.Choice(READ_FORMATS), default="table",
+              show_default=True,
+              help="Output format; html is one self-contained page (timeline, sortable "
+                   "table, every postmortem) to attach to an incident.")
 @_filter_options
 @click.option("--fail-on", type=click.Choice(["failed"]),
               help="Exit with status 3 when any attempt did not succeed.")
@@ -216,20 +219,22 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
     except Exception as error:  # a bug: keep what was found, say so in one line
         status = ExitStatus.INTERNAL_ERROR
         _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
-               f"{error} (results so far are shown; please report this capture)")
+               f"{error} (results so far are shown; please report this capture)",
+               view.show_secrets)
     for warning in warnings:
-        _warn(f"{warning.source}: {warning.where}: {warning.message}")
+        _warn(f"{warning.source}: {warning.where}: {warning.message}", view.show_secrets)
     if not streaming:
         kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
         kept = correlate([_renumber(d, i) for i, d in enumerate(kept, start=1)])
         kept = [d for d in kept if keep(d)]
     if streaming:
-        summary = tally_summary_text(tally, analysis.stats, warnings=warnings)
+        summary = tally_summary_text(tally, analysis.stats, warnings=warnings,
+                                     show_secrets=view.show_secrets)
         if fmt == "table":
             click.echo(("\n" if tally.attempts else "No upgrade attempts found.\n") + summary)
         else:
             click.echo(summary, err=True)
-    elif not _emit(fmt, kept, analysis, warnings, view):
+    elif not _emit(fmt, kept, analysis, warnings, view, captures):
         return ExitStatus.USAGE
     failed = tally.failed if streaming else any(d.verdict is not Verdict.SUCCEEDED for d in kept)
     if status is ExitStatus.OK and fail_on_failed and failed:
@@ -247,7 +252,8 @@ def _renumber(d: Diagnosis, number: int) -> Diagnosis:
 
 
 def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
-          warnings: list[CaptureWarning], view: View = View()) -> bool:
+          warnings: list[CaptureWarning], view: View = View(),
+          captures: tuple[str, ...] = ()) -> bool:
     """Print the report; False (after a one-line error) when --attempt names no attempt."""
     stats = analysis.stats
     secrets = view.show_secrets
@@ -262,13 +268,18 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
     elif view.detail:
         for d in kept:
             click.echo(_detail_text(d, view), color=view.color)
-        click.echo(summary_text(kept, stats, warnings))
+        click.echo(summary_text(kept, stats, warnings, secrets))
     elif fmt == "json":
         for piece in iter_json(kept, stats, warnings, secrets):
             sys.stdout.write(piece)
         sys.stdout.write("\n")
     elif fmt == "csv":
         click.echo(render_csv(kept, secrets), nl=False)
+    elif fmt == "html":
+        from analyzer.report.html import iter_html  # jinja2 is imported only for this format
+
+        for piece in iter_html(kept, stats, warnings, captures, secrets):
+            sys.stdout.write(piece)
     else:
         click.echo(render_table(kept, stats, warnings, markdown=fmt == "markdown",
                                 show_secrets=secrets))
@@ -472,12 +483,12 @@ def _print_line(line: str) -> None:
     sys.stdout.flush()
 
 
-def _error(message: str) -> None:
-    click.echo(f"upgrade-analyzer: error: {neutralise(message)}", err=True)
+def _error(message: str, show_secrets: bool = False) -> None:
+    click.echo(f"upgrade-analyzer: error: {safe_text(message, show_secrets)}", err=True)
 
 
-def _warn(message: str) -> None:
-    click.echo(f"upgrade-analyzer: warning: {neutralise(message)}", err=True)
+def _warn(message: str, show_secrets: bool = False) -> None:
+    click.echo(f"upgrade-analyzer: warning: {safe_text(message, show_secrets)}", err=True)
 
 
 # The analysis allocates millions of short-lived objects and makes few reference cycles (a

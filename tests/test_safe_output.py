@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,7 @@ from tests.builder import (
 )
 from tests.helpers import run_cli
 
+ROOT = Path(__file__).resolve().parent.parent
 FORMATS = ("table", "json", "jsonl", "csv", "markdown")
 VIEWS = [("-F", f) for f in FORMATS] + [("--detail",)]
 RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\x85")
@@ -74,6 +77,17 @@ def test_csv_cell(cell: str, shown: str) -> None:
     ("http://user:pw@example.com/ws", f"http://{REDACTED}@example.com/ws"),
     ("/chat", "/chat"),
     ("/?token=a\"b)c&x=1", f"/?token={REDACTED}&x=1"),  # quotes and ')' are part of a value
+    ("/?%74oken=a&%2574OKEN=b", f"/?%74oken={REDACTED}&%2574OKEN={REDACTED}"),  # encoded names
+    ("/?%74okens=a", "/?%74okens=a"),
+    ("/?id_token=a&client_secret=b&refresh_token=c", f"/?id_token={REDACTED}&client_secret="
+     f"{REDACTED}&refresh_token={REDACTED}"),
+    ("/o.bin?X-Amz-Credential=AKIA&X-Amz-Signature=s&X-Amz-Security-Token=t",
+     f"/o.bin?X-Amz-Credential=AKIA&X-Amz-Signature={REDACTED}&X-Amz-Security-Token={REDACTED}"),
+    ("/cb#access_token=a&token_type=bearer", f"/cb#access_token={REDACTED}&token_type=bearer"),
+    ("https://tok3n@github.com/x", f"https://{REDACTED}@github.com/x"),  # a token as user name
+    ("//u:p@h/x", f"//{REDACTED}@h/x"),
+    ("/?mail=a@b.example", "/?mail=a@b.example"),
+    ("/?t=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln&x=1", f"/?t={REDACTED}&x=1"),  # a JWT
 ])
 def test_redact_target(target: str, shown: str) -> None:
     assert redact_target(target) == shown
@@ -88,6 +102,14 @@ def test_redact_target(target: str, shown: str) -> None:
     ("Location", "/login?next=/&token=t", f"/login?next=/&token={REDACTED}"),
     ("Sec-WebSocket-Key", DEFAULT_WS_KEY, DEFAULT_WS_KEY),  # a nonce, not a secret
     ("Host", "example.com", "example.com"),
+    ("X-Amz-Security-Token", "FwoGZXIvYXdzE", REDACTED),
+    # Kubernetes: only the token after the bearer subprotocol's name goes
+    ("Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.dG9rZW4, channel.k8s.io",
+     f"base64url.bearer.authorization.k8s.io.{REDACTED}, channel.k8s.io"),
+    ("Sec-WebSocket-Protocol", "v4.channel.k8s.io, base64.channel.k8s.io",
+     "v4.channel.k8s.io, base64.channel.k8s.io"),
+    ("Referer", "https://u:pw@app.example/#id_token=x", f"https://{REDACTED}@app.example/#id_token"
+     f"={REDACTED}"),
 ])
 def test_redact_header(name: str, value: str, shown: str) -> None:
     assert redact_header(name, value) == shown
@@ -193,7 +215,7 @@ def test_detail_redacts_headers_and_keeps_what_they_were(secrets: Path) -> None:
 def test_json_redacts_path_and_reason_but_not_host(secrets: Path) -> None:
     attempts = json.loads(_out(secrets, "-F", "json"))["attempts"]
     assert attempts[0]["path"] == f"/chat?token={REDACTED}&room=1"
-    assert attempts[1]["reason"].endswith(f"(plain GET /chat?token={REDACTED})")
+    assert f"(plain GET /chat?token={REDACTED};" in attempts[1]["reason"]
     assert attempts[0]["host"] == "example.com"
 
 
@@ -237,3 +259,125 @@ def test_csv_formula_cells_are_prefixed(hostile: Path) -> None:
     # JSON keeps the value as it was (only control characters are escaped)
     attempts = json.loads(_out(hostile, "-F", "json"))["attempts"]
     assert attempts[1]["host"] == '=HYPERLINK("http://evil")'
+
+
+# -- every format, every output path, through the real command -----------------------------
+
+# Each secret is a byte string that must appear nowhere in any output unless --show-secrets.
+SECRETS = {
+    "pct": "PCTENCODEDTOKEN01", "id": "IDTOKENVALUE02", "client": "CLIENTSECRET03",
+    "amzq": "AMZQUERYTOKEN04", "amzsig": "AMZSIGNATURE05", "amzh": "AMZHEADERTOKEN06",
+    "k8s": "K8SBEARERTOKEN07", "jwtp": "JWTPARAMVALUE08", "locpw": "LOCPASSWORD09",
+    "locpass": "LOCPASSPARAM10", "locjwt": "LOCJWTPARAM11", "frag": "FRAGMENTTOKEN12",
+    "storm": "STORMTOKEN13", "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxNCJ9.SIGJWT14",
+    "bearer": BEARER, "cookie": COOKIE,
+}
+K8S_PROTOCOLS = f"base64url.bearer.authorization.k8s.io.{SECRETS['k8s']}, channel.k8s.io"
+
+
+@pytest.fixture(scope="module")
+def full_of_secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Secrets in every place a report quotes: a Kubernetes exec switch (token in the
+    subprotocol, percent-encoded and AWS parameters in the target, headers); the same rejected
+    with a body echoing the token; a redirect with credentials in its Location followed by the
+    client; one to wss:// (the Location itself is the last step); and a storm of three."""
+    s = SECRETS
+    target = (f"/api/exec?%74oken={s['pct']}&id_token={s['id']}&client_secret={s['client']}"
+              f"&X-Amz-Security-Token={s['amzq']}&X-Amz-Signature={s['amzsig']}")
+    headers = [("Authorization", f"Bearer {s['bearer']}"), ("Cookie", f"sid={s['cookie']}"),
+               ("X-Amz-Security-Token", s["amzh"]), ("X-Trace", s["jwt"])]
+    convs = []
+
+    def conv(n: int, at: float) -> Conversation:
+        c = Conversation(client=("10.0.0.1", 50000 + n), server=("10.0.0.2", 8080),
+                         start=1_700_000_000 + at)
+        c.handshake()
+        convs.append(c)
+        return c
+
+    switch = conv(0, 0)
+    switch.client(websocket_request("k8s.example", target, protocols=[K8S_PROTOCOLS],
+                                    extra_headers=headers))
+    switch.server(websocket_response(DEFAULT_WS_KEY, protocol="channel.k8s.io"), delay=0.002)
+    switch.client_fin(delay=3)
+    switch.server_fin()
+    refused = conv(1, 1)
+    refused.client(websocket_request("k8s.example", target, protocols=[K8S_PROTOCOLS],
+                                     extra_headers=headers))
+    body = f"token {s['k8s']} expired; jwt {s['jwt']}".encode()
+    refused.server(websocket_response(status=403, reason="Forbidden", body=body,
+                                      omit=("Upgrade", "Connection", "Sec-WebSocket-Accept")))
+    refused.server_fin()
+    refused.client_fin()
+    new = f"/new?password={s['locpass']}&jwt={s['locjwt']}"
+    moved = conv(2, 2)
+    moved.client(websocket_request("example.com", f"/old?jwt={s['jwtp']}"))
+    moved.server(http_response(302, "Found", [
+        ("Location", f"http://user:{s['locpw']}@example.com{new}#access_token={s['frag']}"),
+        ("Content-Length", "0")]))
+    follow = conv(3, 2.5)
+    follow.client(websocket_request("example.com", new))
+    follow.server(websocket_response(DEFAULT_WS_KEY), delay=0.002)
+    away = conv(4, 4)
+    away.client(websocket_request("example.com", "/elsewhere"))
+    away.server(http_response(301, "Moved Permanently", [
+        ("Location", f"wss://user:{s['locpw']}@chat.example/ws?password={s['locpass']}"
+                     f"#id_token={s['frag']}"), ("Content-Length", "0")]))
+    for n in range(3):
+        storm = conv(5 + n, 6 + n)
+        storm.client(websocket_request("example.com", f"/storm?token={s['storm']}"))
+        storm.server(http_response(400, "Bad Request", [("Content-Length", "0")]))
+    path = tmp_path_factory.mktemp("safe") / "full-of-secrets.pcap"
+    write_pcap(path, convs)
+    return path
+
+
+def _run(path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """`python3 -m analyzer read` as a user runs it; output as bytes, both streams."""
+    done = subprocess.run([sys.executable, "-m", "analyzer", "read", str(path), *args],
+                          capture_output=True, timeout=60, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.mark.parametrize("view", VIEWS, ids=lambda v: v[-1].lstrip("-"))
+def test_no_secret_byte_in_any_format(full_of_secrets: Path, view: tuple[str, ...]) -> None:
+    done = _run(full_of_secrets, *view)
+    for name, secret in SECRETS.items():
+        assert secret.encode() not in done.stdout + done.stderr, (name, done.stdout.decode())
+    text = done.stdout.decode()
+    # the summary lines that used to leak, and the evidence that must stay readable
+    if view[-1] != "jsonl":  # JSONL streams: its summary (on stderr) has no redirects
+        assert "Redirected" in text or '"redirects"' in text or view[-1] == "csv"
+    if view[-1] in ("table", "markdown", "--detail"):
+        assert f"Repeated: 3 x 10.0.0.1 -> 10.0.0.2:8080 GET /storm?token={REDACTED}" in text
+        assert f"wss://{REDACTED}@chat.example/ws?password={REDACTED}#id_token={REDACTED}" in text
+    if view[-1] in ("json", "jsonl", "csv", "--detail"):
+        assert "channel.k8s.io" in text
+
+
+def test_secrets_shown_in_every_path_with_show_secrets(full_of_secrets: Path) -> None:
+    shown = b"".join(_run(full_of_secrets, *view, "--show-secrets").stdout for view in VIEWS)
+    for name, secret in SECRETS.items():
+        assert secret.encode() in shown, name
+    summary = json.loads(_run(full_of_secrets, "-F", "json", "--show-secrets").stdout)["summary"]
+    assert summary["repeated"][0]["request"] == f"GET /storm?token={SECRETS['storm']}"
+    assert any(SECRETS["locpw"] in step for c in summary["redirects"] for step in c["steps"])
+
+
+def test_detail_keeps_the_subprotocol_names(full_of_secrets: Path) -> None:
+    text = _run(full_of_secrets, "--attempt", "1").stdout.decode()
+    assert (f"Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.{REDACTED}, "
+            "channel.k8s.io") in text
+    assert f"X-Amz-Security-Token: {REDACTED}" in text
+    assert f"X-Trace: {REDACTED}" in text
+
+
+def test_no_secret_byte_when_streamed_from_stdin(full_of_secrets: Path) -> None:
+    # `read -` prints the table row by row and a streamed summary (report/stream.py)
+    with open(full_of_secrets, "rb") as capture:
+        done = subprocess.run([sys.executable, "-m", "analyzer", "read", "-"], stdin=capture,
+                              capture_output=True, timeout=60, cwd=ROOT, check=True)
+    assert b"Attempts: 8" in done.stdout and b"Repeated: 3 x" in done.stdout
+    for name, secret in SECRETS.items():
+        assert secret.encode() not in done.stdout + done.stderr, name

@@ -9,6 +9,7 @@ from analyzer.checks.h2 import h2_after_switch, h2_request, h2_response, h2_tran
 from analyzer.checks.request import check_request
 from analyzer.checks.response import check_response
 from analyzer.checks.transport import check_transport
+from analyzer.checks.words import with_server_words
 from analyzer.exchange.model import Attempt
 
 RULES = (check_transport, check_request, check_response, check_after_switch)
@@ -23,4 +24,4 @@ def run_checks(attempt: Attempt) -> tuple[Facts, tuple[Finding, ...]]:
     findings: list[Finding] = []
     for rule in H2_RULES if attempt.transport == "h2" else RULES:
         findings.extend(rule(attempt, facts))
-    return facts, tuple(findings)
+    return facts, tuple(with_server_words(attempt, facts, findings))

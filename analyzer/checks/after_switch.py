@@ -42,20 +42,22 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     ev = frames_of(attempt.response)
     # Only the side that closed first can have refused the switch; the other merely followed.
     hang_ups = sorted(
-        (end.time, check, first_bytes, end, end is rst)
-        for check, first_bytes, fin, rst in (
-            ("client_hung_up_after_switch", after.client_first, tcp.client_fin, tcp.client_rst),
-            ("server_hung_up_after_switch", after.server_first, tcp.server_fin, tcp.server_rst),
+        (end.time, check, side, first_bytes, end, end is rst)
+        for check, side, first_bytes, fin, rst in (
+            ("client_hung_up_after_switch", "client", after.client_first, tcp.client_fin,
+             tcp.client_rst),
+            ("server_hung_up_after_switch", "server", after.server_first, tcp.server_fin,
+             tcp.server_rst),
         )
         if (end := _earliest(fin, rst)) is not None
     )
     if hang_ups:
-        when, check, first_bytes, end, is_rst = hang_ups[0]
+        when, check, side, first_bytes, end, is_rst = hang_ups[0]
         if first_bytes is None and 0 <= when - after.switch_time <= window:
             how = "RST" if is_rst else "FIN"
             findings.append(Finding(check, "WebSocket frames" if facts.websocket else "data",
                                     f"{how} {_ms(when - after.switch_time)} after the switch",
-                                    ev + (end.frame,)))
+                                    ev + (end.frame,), side))
     return findings
 
 
@@ -72,21 +74,23 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
         if seen.side == "client" and not ws.masked and not masking_reported["client"]:
             masking_reported["client"] = True
             findings.append(Finding("ws_client_frame_unmasked", "masked", "unmasked",
-                                    (seen.frame,)))
+                                    (seen.frame,), "client"))
         if seen.side == "server" and ws.masked and not masking_reported["server"]:
             masking_reported["server"] = True
             findings.append(Finding("ws_server_frame_masked", "unmasked", "masked",
-                                    (seen.frame,)))
+                                    (seen.frame,), "server"))
         if ws.opcode >= Opcode.CLOSE and (ws.length > 125 or not ws.fin):
             findings.append(Finding("ws_control_frame_invalid", "FIN set, payload <= 125",
                                     f"{seen.side} opcode {ws.opcode:#x}, FIN={int(ws.fin)}, "
-                                    f"{ws.length} bytes", (seen.frame,)))
+                                    f"{ws.length} bytes", (seen.frame,), seen.side))
         if ws.opcode not in _KNOWN_OPCODES:
             findings.append(Finding("ws_opcode_reserved", "opcode 0-2 or 8-10",
-                                    f"{seen.side} opcode {ws.opcode:#x}", (seen.frame,)))
+                                    f"{seen.side} opcode {ws.opcode:#x}", (seen.frame,),
+                                    seen.side))
         if ws.rsv and not negotiated:
             findings.append(Finding("ws_rsv_without_extension", "RSV bits 0",
-                                    f"RSV={ws.rsv:03b} on a {seen.side} frame", (seen.frame,)))
+                                    f"RSV={ws.rsv:03b} on a {seen.side} frame", (seen.frame,),
+                                    seen.side))
             negotiated = True  # say it once
         if ws.opcode != Opcode.CLOSE:
             continue
@@ -103,10 +107,11 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
         if delay > window or any(f.check.startswith("ws_closed") for f in findings):
             continue
         if code is None or code in _NORMAL_CLOSES:
-            findings.append(Finding("ws_closed_normally", "", described, (seen.frame,)))
+            findings.append(Finding("ws_closed_normally", "", described, (seen.frame,),
+                                    seen.side))
         else:
             findings.append(Finding("ws_closed_with_error", "1000 or 1001", described,
-                                    (seen.frame,)))
+                                    (seen.frame,), seen.side))
     return findings
 
 

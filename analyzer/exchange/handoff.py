@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from analyzer.exchange.first_bytes import Start
 from analyzer.exchange.model import Attempt
+from analyzer.exchange.relevance import PlainRejections
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
 from analyzer.reassembly import Connection, StreamListener
 
@@ -32,6 +33,9 @@ class ExchangeCounters:
     http_connections: int = 0
     ordinary_exchanges: int = 0
     abandoned_heads: int = 0  # heads with no end within MAX_HEAD_BYTES: that side went dead
+    # Plain requests answered 4xx, held until an upgrade on their path makes them attempts
+    # (shared by the trackers of a run: the upgrade usually comes on another connection).
+    plain: PlainRejections = field(default_factory=PlainRejections)
 
 
 HandlerFactory = Callable[["RunContext", Connection, "TcpLog", Start], StreamListener]

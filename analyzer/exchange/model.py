@@ -202,6 +202,22 @@ class OtherAnswer:
     time: float
 
 
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """Why a plain request answered 4xx is listed as a failed WebSocket attempt
+    (exchange/relevance.py, PlainRejections)."""
+
+    upgrades: int  # WebSocket upgrade requests to the same server and path seen so far
+    known_path: bool  # the path is a usual WebSocket endpoint (/ws, /websocket, /cable...)
+
+    def describe(self) -> str:
+        if self.upgrades:
+            other = "request" if self.upgrades == 1 else "requests"
+            verb = "upgrades" if self.upgrades == 1 else "upgrade"
+            return f"where {self.upgrades} other {other} in this capture {verb}"
+        return "a usual WebSocket path"
+
+
 class AttemptKind(Enum):
     HTTP = "http"  # an HTTP exchange that offered or answered an upgrade
     TCP = "tcp"  # a connection attempt that never carried HTTP (refused, unanswered)
@@ -228,6 +244,9 @@ class Attempt:
     stream_id: int | None = None  # the HTTP/2 stream of an "h2" attempt
     h2: H2Stream | None = None  # the HTTP/2 facts of an "h2" attempt
     other_answer: OtherAnswer | None = None  # the server answered, but not in HTTP/1
+
+
+    promoted: Promotion | None = None  # a plain request listed because its path upgrades
 
     @property
     def first_frame(self) -> int:

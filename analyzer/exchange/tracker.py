@@ -37,8 +37,15 @@ from analyzer.exchange.model import (
     AttemptKind,
     Message,
     OtherAnswer,
+    Promotion,
 )
-from analyzer.exchange.relevance import is_upgrade_attempt, request_offers_upgrade
+from analyzer.exchange.relevance import (
+    PathKey,
+    is_upgrade_attempt,
+    offers_websocket,
+    path_key,
+    request_offers_upgrade,
+)
 from analyzer.exchange.switch import SwitchWatch
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.http.body import BodyReader, Framing, FramingKind, body_framing
@@ -324,12 +331,13 @@ class ConnectionTracker:
                 return
             if self._requests is _NO_REQUESTS:
                 self._requests = deque()
-            self._requests.append(
-                _PendingRequest(request, first_frame, last, first_time, self._sequence,
-                                gap_before=self._client_gap,
-                                offers=request_offers_upgrade(request))
-            )
+            pending = _PendingRequest(request, first_frame, last, first_time, self._sequence,
+                                      gap_before=self._client_gap,
+                                      offers=request_offers_upgrade(request))
+            self._requests.append(pending)
             self._sequence += 1
+            if pending.offers and offers_websocket(request):
+                self._promote_plain(pending)
             framing = body_framing(request)
             if _has_body(framing):
                 state.body = BodyReader(framing)
@@ -450,7 +458,37 @@ class ConnectionTracker:
                             end_reason)
         else:
             self._counters.ordinary_exchanges += 1
+            if request is not None and 400 <= pending.head.status < 500:
+                self._hold_plain(request, pending, reader, body_complete, end_time, end_reason)
         self._resume_client()
+
+    def _hold_plain(self, request: _PendingRequest, pending: _PendingResponse,
+                    reader: BodyReader | None, body_complete: bool, end_time: float,
+                    end_reason: str) -> None:
+        """A plain request answered 4xx: held by the run's PlainRejections, and emitted as an
+        attempt once its path shows WebSocket upgrades (or at once for a usual WS path)."""
+        prefix, size = (reader.prefix, reader.size) if reader is not None else (b"", 0)
+
+        def build(promotion: Promotion) -> Attempt:
+            message = Message(pending.head, pending.first_frame, pending.last_frame,
+                              pending.time, prefix, size, body_complete)
+            return self._attempt(request, message, pending.interim, None,
+                                 end_time or pending.time, end_reason, promotion)
+
+        attempt = self._counters.plain.hold(self._path_key(request), build)
+        if attempt is not None:
+            self._counters.ordinary_exchanges -= 1
+            self._emit(attempt)
+
+    def _promote_plain(self, request: _PendingRequest) -> None:
+        """A WebSocket upgrade request: the plain 4xx exchanges held for its path are attempts."""
+        for held in self._counters.plain.upgraded(self._path_key(request)):
+            self._counters.ordinary_exchanges -= 1
+            self._emit(held)
+
+    def _path_key(self, request: _PendingRequest) -> PathKey:
+        a, ap, b, bp = self._conn.addresses
+        return path_key((b, bp) if self._client_side() == 0 else (a, ap), request.head.target)
 
     # --- after a switch ---------------------------------------------------------------------
 
@@ -582,26 +620,37 @@ class ConnectionTracker:
     ) -> None:
         if request is not None and request.reported and response is not None:
             return  # answered after it was reported unanswered (live): said once is enough
+        self._emit(self._attempt(request, response, interim, after, time, reason))
+
+    def _attempt(
+        self,
+        request: _PendingRequest | None,
+        response: Message | None,
+        interim: tuple[Message, ...],
+        after: AfterSwitch | None,
+        time: float,
+        reason: str,
+        promoted: Promotion | None = None,
+    ) -> Attempt:
         client = self._client_side()
         server_state = self._sides[1 - client]
         response_gap = response is None and (
             server_state.mode is _DEAD and any(g[0] != client for g in self._tcp.gaps)
         )
-        self._emit(
-            Attempt(
-                kind=AttemptKind.HTTP,
-                client=self._tcp.endpoint(client),
-                server=self._tcp.endpoint(1 - client),
-                tcp=self._tcp.facts(client, time, reason),
-                request=request.message() if request is not None else None,
-                response=response,
-                interim=interim,
-                after=after,
-                sequence=request.sequence if request is not None else self._sequence,
-                request_gap=request.gap_before if request is not None else self._client_gap,
-                response_gap=response_gap,
-                other_answer=self._other if response is None else None,
-            )
+        return Attempt(
+            kind=AttemptKind.HTTP,
+            client=self._tcp.endpoint(client),
+            server=self._tcp.endpoint(1 - client),
+            tcp=self._tcp.facts(client, time, reason),
+            request=request.message() if request is not None else None,
+            response=response,
+            interim=interim,
+            after=after,
+            sequence=request.sequence if request is not None else self._sequence,
+            request_gap=request.gap_before if request is not None else self._client_gap,
+            response_gap=response_gap,
+            promoted=promoted,
+            other_answer=self._other if response is None else None,
         )
 
     def _emit_transport_attempt(self, time: float, reason: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from analyzer.checks.catalogue import lookup
 from analyzer.exchange.model import AttemptKind
-from analyzer.report.safe import Cleaner, neutralise
+from analyzer.report.safe import Cleaner
 from analyzer.verdict import Diagnosis, Verdict
 
 
@@ -94,7 +94,7 @@ def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str
         "time": iso_time(attempt.time),
         "method": clean.text(request.method) if request else None,
         "path": clean.target(request.target) if request else None,
-        "host": neutralise(host) if host is not None else None,  # not a secret
+        "host": clean.text(host) if host is not None else None,
         "offered": clean.texts(diagnosis.facts.offered),
         "protocol": clean.text(diagnosis.facts.protocol) or None,
         "status": response.status if response else None,

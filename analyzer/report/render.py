@@ -17,11 +17,12 @@ from analyzer.report.fields import (
     request_label,
     time_of_day,
 )
-from analyzer.report.safe import Cleaner, csv_cell, neutralise
+from analyzer.report.safe import Cleaner, csv_cell, safe_target, safe_text
 from analyzer.source.frame import CaptureWarning
 from analyzer.verdict import Diagnosis
 
 FORMATS = ("table", "json", "jsonl", "csv", "markdown")
+READ_FORMATS = (*FORMATS, "html")  # a page is written once, at the end: not for `live`
 _COLUMNS = ("#", "frame", "time", "client", "server", "request", "offered", "status", "verdict",
             "reason")
 _CSV_FIELDS = ("number", "kind", "client", "server", "time", "method", "path", "host", "offered",
@@ -59,12 +60,13 @@ def render_table(diagnoses: Sequence[Diagnosis], stats: RunStats,
     else:
         parts.append("No upgrade attempts found.")
     parts.append("")
-    parts.append(summary_text(diagnoses, stats, warnings))
+    parts.append(summary_text(diagnoses, stats, warnings, show_secrets))
     return "\n".join(parts)
 
 
 def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
-                   warnings: Sequence[CaptureWarning]) -> dict[str, Any]:
+                   warnings: Sequence[CaptureWarning], show_secrets: bool = False
+                   ) -> dict[str, Any]:
     verdicts = Counter(d.verdict.value for d in diagnoses)
     reasons = Counter(d.primary.check for d in diagnoses if d.primary is not None
                       and d.verdict.value != "succeeded")
@@ -75,10 +77,10 @@ def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
         **capture_fields(stats),
         "first_time": iso_time(stats.first_time) if stats.first_time is not None else None,
         "last_time": iso_time(stats.last_time) if stats.last_time is not None else None,
-        "warnings": [neutralise(f"{w.source}: {w.where}: {w.message}") for w in warnings],
-        "repeated": repeated_fields(storms(diagnoses)),
+        "warnings": warning_texts(warnings, show_secrets),
+        "repeated": repeated_fields(storms(diagnoses), show_secrets),
         "redirects": [
-            {"client": c.client, "steps": [neutralise(s) for s in c.steps],
+            {"client": c.client, "steps": [safe_target(s, show_secrets) for s in c.steps],
              "verdict": c.verdict, "first_time": iso_time(c.first), "last_time": iso_time(c.last)}
             for c in redirect_chains(diagnoses)
         ],
@@ -101,10 +103,15 @@ def capture_fields(stats: RunStats) -> dict[str, Any]:
     }
 
 
-def repeated_fields(groups: Sequence[Storm]) -> list[dict[str, Any]]:
+def warning_texts(warnings: Sequence[CaptureWarning], show_secrets: bool = False) -> list[str]:
+    """The capture's warnings as shown (a file name or a damaged field may quote a secret)."""
+    return [safe_text(f"{w.source}: {w.where}: {w.message}", show_secrets) for w in warnings]
+
+
+def repeated_fields(groups: Sequence[Storm], show_secrets: bool = False) -> list[dict[str, Any]]:
     return [
         {"count": s.count, "client": s.client, "server": s.server,
-         "request": neutralise(s.request), "verdict": s.verdict, "reason": s.reason,
+         "request": safe_target(s.request, show_secrets), "verdict": s.verdict, "reason": s.reason,
          "first_time": iso_time(s.first), "last_time": iso_time(s.last)}
         for s in groups
     ]
@@ -121,8 +128,8 @@ def repeated_lines(groups: Sequence[dict[str, Any]], most: int = 10) -> list[str
 
 
 def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
-                 warnings: Sequence[CaptureWarning]) -> str:
-    s = summary_fields(diagnoses, stats, warnings)
+                 warnings: Sequence[CaptureWarning], show_secrets: bool = False) -> str:
+    s = summary_fields(diagnoses, stats, warnings, show_secrets)
     lines = []
     verdicts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items()) or "none"
     lines.append(f"Attempts: {s['attempts']} ({verdicts})")
@@ -181,7 +188,7 @@ def iter_json(diagnoses: Sequence[Diagnosis], stats: RunStats,
         # An element of the list is two levels deep. JSON text has no raw newline inside a
         # string, so every "\n" starts a line.
         yield ("\n    " if n == 0 else ",\n    ") + text.replace("\n", "\n    ")
-    summary = json.dumps(summary_fields(diagnoses, stats, warnings), indent=2)
+    summary = json.dumps(summary_fields(diagnoses, stats, warnings, show_secrets), indent=2)
     yield ("\n  ]," if diagnoses else "],") + '\n  "summary": ' + summary.replace("\n", "\n  ")
     yield "\n}"
 

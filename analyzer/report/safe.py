@@ -11,7 +11,9 @@ reasons, body texts) passes through here, in every format. Two separate concerns
 * **Redacting**: credentials in a capture (Authorization, cookies, ``?token=`` in a URL) must
   not end up in a ticket or a chat because someone pasted a report. They are replaced by
   ``[redacted]`` unless the user asks for them. ``Sec-WebSocket-Key`` is not a secret (it is a
-  nonce, and needed to judge ``Sec-WebSocket-Accept``) and is kept.
+  nonce, and needed to judge ``Sec-WebSocket-Accept``) and is kept. There is one redaction
+  pass, ``_redact``: a ``Cleaner`` adds an attempt's own secret values to it, and text that
+  belongs to no attempt (summary lines, warnings, errors) takes it through ``safe_text``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from analyzer.exchange.model import Attempt
 
@@ -26,28 +29,45 @@ REDACTED = "[redacted]"
 
 # Header fields whose values are credentials. The auth scheme and cookie names are kept: they
 # say *what kind* of credential was sent, which is often the diagnosis ("Basic" to a Bearer
-# endpoint, no session cookie), and are not secret themselves.
+# endpoint, no session cookie), and are not secret themselves. X-Amz-Security-Token is the
+# session token of temporary AWS credentials (SigV4 sends it as a header or a query parameter).
 SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token"}
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token",
+     "x-amz-security-token"}
 )
 # Header fields holding a URL whose query may carry a token.
 URL_HEADERS = frozenset({"location", "content-location", "referer"})
-# Query parameters that carry credentials, compared case-insensitively.
+# Query (or fragment) parameters that carry credentials, compared case-insensitively after
+# percent-decoding the name (``%74oken`` is ``token`` to the server). OAuth 2.0 returns tokens
+# in the fragment (RFC 6749 §4.2.2) and OpenID Connect adds ``id_token``; a presigned S3 URL
+# carries ``X-Amz-Signature`` and, with temporary credentials, ``X-Amz-Security-Token``.
 SECRET_PARAMS = frozenset(
-    {"token", "access_token", "auth", "key", "apikey", "api_key", "password", "secret", "sig",
-     "signature", "jwt", "session"}
+    {"token", "access_token", "id_token", "refresh_token", "auth", "key", "apikey", "api_key",
+     "password", "passwd", "secret", "client_secret", "sig", "signature", "jwt", "session",
+     "x-amz-security-token", "x-amz-signature", "x-goog-signature"}
 )
+# Where an attempt's secret values come from, to scrub them from free text that quotes them.
+_SECRET_SOURCES = SECRET_HEADERS | URL_HEADERS | {"sec-websocket-protocol"}
 # Free text (finding details, body texts) is scrubbed of known secret values this long or
 # longer; shorter ones (a cookie "lang=en") would hit unrelated text.
 _MIN_SCRUB = 6
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-# name=value inside a query; in free text quoting a target, a quote or ')' also ends the value.
-_PARAM = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&;#\s?]+)=(?P<value>[^&;#\s]*)")
-_PARAM_IN_TEXT = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&;#\s?]+)=(?P<value>[^&;#\s'\")]*)")
-# user:password@ in an absolute-form target or a URL (RFC 3986 §3.2.1 deprecates it, clients
-# still send it).
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/@\s]*:[^/@\s]*)@")
+# name=value inside a query or a fragment; in free text quoting a target, a quote or ')' also
+# ends the value.
+_PARAM = re.compile(r"(?P<lead>[?&;#])(?P<name>[^=&;#\s?]+)=(?P<value>[^&;#\s]*)")
+_PARAM_IN_TEXT = re.compile(r"(?P<lead>[?&;#])(?P<name>[^=&;#\s?]+)=(?P<value>[^&;#\s'\")]*)")
+# userinfo in a URL (RFC 3986 §3.2.1 deprecates "user:password@", clients still send it, and
+# "https://TOKEN@host" puts a token in the user name): everything between "//" and "@".
+_USERINFO = re.compile(r"(?P<scheme>(?:[A-Za-z][A-Za-z0-9+.-]*:)?//)(?P<info>[^/@\s?#]+)@")
+# Kubernetes carries a bearer token in Sec-WebSocket-Protocol as one subprotocol,
+# "base64url.bearer.authorization.k8s.io.<token>" (browsers cannot set Authorization on a
+# WebSocket): only the token goes, the subprotocol names stay readable evidence.
+_K8S_BEARER = re.compile(r"(?P<name>base64url\.bearer\.authorization\.k8s\.io\.)[^\s,'\"()]+",
+                         re.IGNORECASE)
+# A JSON Web Token (RFC 7519 §3: three base64url parts, the first a JSON object, so "eyJ")
+# wherever it appears: in a subprotocol, a body, a header we do not know.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -68,26 +88,63 @@ def csv_cell(text: str) -> str:
     return "'" + text if text.startswith(_CSV_FORMULA) else text
 
 
+def is_secret_param(name: str) -> bool:
+    """Whether a query parameter of this name carries a credential (percent-encoding undone,
+    up to three times: ``%2574oken`` is still ``token`` to a server that decodes twice)."""
+    lowered = name.lower()
+    for _ in range(3):
+        if lowered in SECRET_PARAMS:
+            return True
+        if "%" not in lowered:
+            return False
+        lowered = unquote(lowered).lower()
+    return lowered in SECRET_PARAMS
+
+
 def _redact_param(match: re.Match[str]) -> str:
     name = match.group("name")
-    if name.lower() not in SECRET_PARAMS or not match.group("value"):
+    if not match.group("value") or not is_secret_param(name):
         return match.group()
     return f"{match.group('lead')}{name}={REDACTED}"
 
 
-def _redact_params(text: str, pattern: re.Pattern[str] = _PARAM) -> str:
-    # Most texts (reasons, details, plain paths) have no "=" or no "@", which both patterns
-    # need: skip the scans then (this function was 2.6 % of a big `read`).
+def _redact(text: str, pattern: re.Pattern[str] = _PARAM_IN_TEXT) -> str:
+    """The one redaction pass over text: every known shape of credential, wherever it is.
+
+    Each shape needs a character most texts (reasons, details, plain paths) lack, so its scan
+    is skipped then (this function was 2.6 % of a big `read`).
+    """
     if "=" in text:
         text = pattern.sub(_redact_param, text)
     if "@" in text:
         text = _USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+    if "8s" in text or "8S" in text:
+        text = _K8S_BEARER.sub(lambda m: m.group("name") + REDACTED, text)
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
     return text
 
 
+def redact_text(text: str) -> str:
+    """Free text (a reason, a summary line, a warning) with credentials redacted."""
+    return _redact(text)
+
+
 def redact_target(target: str) -> str:
-    """A request target (or URL) with credential query parameters and userinfo redacted."""
-    return _redact_params(target)
+    """A request target (or URL, or a request line) with credential parameters, userinfo and
+    tokens redacted. A parameter's value runs to the next '&', ';', '#' or space."""
+    return _redact(target, _PARAM)
+
+
+def safe_text(text: str, show_secrets: bool = False) -> str:
+    """Text from the capture that belongs to no one attempt (a summary line, a warning, an
+    error): redacted unless ``show_secrets``, always neutralised."""
+    return neutralise(text if show_secrets else _redact(text))
+
+
+def safe_target(target: str, show_secrets: bool = False) -> str:
+    """A request line or URL from the capture, as `safe_text` (values end only at a space)."""
+    return neutralise(target if show_secrets else _redact(target, _PARAM))
 
 
 def redact_header(name: str, value: str) -> str:
@@ -96,7 +153,7 @@ def redact_header(name: str, value: str) -> str:
     if lowered in URL_HEADERS:
         return redact_target(value)
     if lowered not in SECRET_HEADERS or not value:
-        return value
+        return _redact(value)
     if lowered in ("authorization", "proxy-authorization"):
         scheme, _, credentials = value.partition(" ")
         return f"{scheme} {REDACTED}" if credentials.strip() else REDACTED
@@ -113,6 +170,19 @@ def _cookie_pair(pair: str) -> str:
     return f"{name}={REDACTED}" if sep else REDACTED
 
 
+def _url_secrets(url: str) -> list[str]:
+    """The credential values in a URL: secret parameters' values and the userinfo."""
+    values = []
+    if "=" in url:  # no parameter can match without one
+        values += [m.group("value") for m in _PARAM.finditer(url)
+                   if is_secret_param(m.group("name"))]
+    if "@" in url:
+        for m in _USERINFO.finditer(url):
+            info = m.group("info")
+            values += [info, info.partition(":")[2]]
+    return values
+
+
 def secret_values(attempt: Attempt) -> tuple[str, ...]:
     """The credential strings an attempt carried, to scrub from free text that quotes them."""
     values: list[str] = []
@@ -120,8 +190,8 @@ def secret_values(attempt: Attempt) -> tuple[str, ...]:
     for head in heads:
         for field in head.headers.fields:
             lowered = field.name.lower()
-            if lowered not in SECRET_HEADERS:
-                continue  # the usual field: one test instead of three
+            if lowered not in _SECRET_SOURCES:
+                continue  # the usual field: one test instead of several
             if lowered in ("authorization", "proxy-authorization"):
                 scheme, _, credentials = field.value.partition(" ")
                 values += [field.value, credentials.strip()]
@@ -130,13 +200,16 @@ def secret_values(attempt: Attempt) -> tuple[str, ...]:
                 if lowered == "set-cookie":
                     pairs = pairs[:1]
                 values += [p.partition("=")[2].strip() for p in pairs]
+            elif lowered in URL_HEADERS:
+                values += _url_secrets(field.value)
+            elif lowered == "sec-websocket-protocol":
+                values += [m.group()[len(m.group("name")):]
+                           for m in _K8S_BEARER.finditer(field.value)]
             else:
                 values.append(field.value)
     request = attempt.request_head
-    if request is not None and "=" in request.target:  # no parameter can match without one
-        for match in _PARAM.finditer(request.target):
-            if match.group("name").lower() in SECRET_PARAMS:
-                values.append(match.group("value"))
+    if request is not None:
+        values += _url_secrets(request.target)
     # Longest first, so a whole value is replaced before a part of it.
     kept = {v for v in values if len(v) >= _MIN_SCRUB}
     return tuple(sorted(kept, key=lambda v: (-len(v), v)))
@@ -161,7 +234,7 @@ class Cleaner:
         if not self.show_secrets:
             for secret in self.secrets:  # _scrub, inline: a report cleans a dozen texts a line
                 text = text.replace(secret, REDACTED)
-            text = _redact_params(text, _PARAM_IN_TEXT)
+            text = _redact(text)
         return neutralise(text)
 
     def target(self, target: str) -> str:

@@ -16,8 +16,8 @@ from analyzer.report.render import (
     repeated_fields,
     repeated_lines,
     table_rows,
+    warning_texts,
 )
-from analyzer.report.safe import neutralise
 from analyzer.source.frame import CaptureWarning
 from analyzer.verdict import Diagnosis, Verdict
 
@@ -88,14 +88,15 @@ class Tally:
 
 def tally_summary(tally: Tally, stats: RunStats, received: int | None = None,
                   dropped: int | None = None,
-                  warnings: Sequence[CaptureWarning] = ()) -> dict[str, Any]:
+                  warnings: Sequence[CaptureWarning] = (),
+                  show_secrets: bool = False) -> dict[str, Any]:
     """The summary of a streamed run (live, or read as it goes) as fields."""
     return {
         "attempts": tally.attempts,
         "verdicts": dict(sorted(tally.verdicts.items())),
         "reasons": dict(tally.reasons.most_common()),
-        "repeated": repeated_fields(tally.storms()),
-        "warnings": [neutralise(f"{w.source}: {w.where}: {w.message}") for w in warnings],
+        "repeated": repeated_fields(tally.storms(), show_secrets),
+        "warnings": warning_texts(warnings, show_secrets),
         "packets_received": received,
         "packets_dropped": dropped,
         **capture_fields(stats),
@@ -104,9 +105,10 @@ def tally_summary(tally: Tally, stats: RunStats, received: int | None = None,
 
 def tally_summary_text(tally: Tally, stats: RunStats, received: int | None = None,
                        dropped: int | None = None,
-                       warnings: Sequence[CaptureWarning] = ()) -> str:
+                       warnings: Sequence[CaptureWarning] = (),
+                       show_secrets: bool = False) -> str:
     """The summary of a streamed run, worded like `read`'s; live adds the kernel's counts."""
-    s = tally_summary(tally, stats, received, dropped, warnings)
+    s = tally_summary(tally, stats, received, dropped, warnings, show_secrets)
     verdicts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items()) or "none"
     lines = [f"Attempts: {s['attempts']} ({verdicts})"]
     if s["reasons"]:
