@@ -221,7 +221,9 @@ class H2Stage:
     def _settings(self, event: Settings) -> None:
         if event.ack:
             return
-        values = ", ".join(f"{setting_name(i)}={v}" for i, v in event.values)
+        # the setting RFC 8441 is about first: the ladder has room for one or two
+        shown = sorted(event.values, key=lambda item: item[0] != Setting.ENABLE_CONNECT_PROTOCOL)
+        values = ", ".join(f"{setting_name(i)}={v}" for i, v in shown)
         self._note_connection(event, f"SETTINGS {values}".strip())
         if event.side == 1:
             if self._server_settings is None:
