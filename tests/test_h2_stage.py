@@ -87,3 +87,24 @@ def test_a_plain_http2_get_answered_about_websocket_is_listed(tmp_path: Path) ->
                                                      "response_bad_request"]
     assert diagnosis.attempt.response is not None
     assert b"WebSocket" in diagnosis.attempt.response.body_prefix
+
+
+def test_live_a_connect_unanswered_past_the_patience_is_decided(tmp_path: Path) -> None:
+    from analyzer.source import read_bytes
+    from analyzer.source.frame import Frame
+    from tests.builder import pcap_bytes
+
+    conv, state = Conversation(), h2.H2Conversation()
+    _open(conv, state)
+    conv.client(state.headers(True, 1, h2.websocket_connect()))
+    frames: list[Frame] = list(read_bytes(pcap_bytes([conv]), []))
+    analysis = Analysis()
+    decided = [d for f in frames for d in analysis.feed(f)]
+    assert decided == []
+    later = analysis.tick(frames[-1].time + 1.0, 5.0)
+    assert later == []  # not yet past the patience
+    [diagnosis] = analysis.tick(frames[-1].time + 10.0, 5.0)
+    assert diagnosis.attempt.stream_id == 1
+    assert diagnosis.verdict.value == "no_response"
+    assert diagnosis.primary is not None
+    assert diagnosis.primary.check == "no_response_capture_ended"

@@ -43,6 +43,7 @@ from analyzer.exchange.model import (
 from analyzer.exchange.relevance import is_upgrade_attempt
 from analyzer.exchange.switch import SwitchWatch
 from analyzer.exchange.tcplog import TcpLog
+from analyzer.exchange.tracker import RESPONSE_TIMEOUT
 from analyzer.http.body import PREFIX_LIMIT
 from analyzer.http.message import Header, Headers, RequestHead, ResponseHead
 from analyzer.http2.events import (
@@ -158,8 +159,17 @@ class H2Stage:
             self._expire(time)
 
     def on_tick(self, now: float, patience: float) -> None:
-        if not self._done and self._watching:
+        """Live capture: watches past their window end, and a CONNECT unanswered for longer
+        than ``patience`` is decided as unanswered (as the HTTP/1 tracker does)."""
+        if self._done:
+            return
+        if self._watching:
             self._expire(now)
+        for stream in list(self._streams.values()):
+            request = stream.request
+            if (request is not None and stream.response is None and stream.is_attempt_shape
+                    and now - request.time > patience):
+                self._decide(stream, now, RESPONSE_TIMEOUT)
 
     def on_end(self, time: float, reason: str) -> None:
         if self._done:
