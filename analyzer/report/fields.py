@@ -7,7 +7,7 @@ from typing import Any
 
 from analyzer.checks.catalogue import lookup
 from analyzer.exchange.model import AttemptKind
-from analyzer.report.safe import Cleaner
+from analyzer.report.safe import Cleaner, neutralise
 from analyzer.verdict import Diagnosis, Verdict
 
 
@@ -110,7 +110,16 @@ def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str
         "transport": attempt.transport,
         "stream_id": attempt.stream_id,
         "attribution": _attribution_fields(diagnosis, clean),
+        **_origin_fields(diagnosis),
     }
+
+
+def _origin_fields(diagnosis: Diagnosis) -> dict[str, Any]:
+    """`file` and `file_frame` when several files are read: where to open the attempt in
+    Wireshark (frame numbers elsewhere count over the merged capture)."""
+    if diagnosis.origin is None:
+        return {}
+    return {"file": neutralise(diagnosis.origin[0]), "file_frame": diagnosis.origin[1]}
 
 
 def _attribution_fields(diagnosis: Diagnosis, clean: Cleaner) -> dict[str, Any]:
