@@ -108,3 +108,18 @@ def test_live_a_connect_unanswered_past_the_patience_is_decided(tmp_path: Path) 
     assert diagnosis.verdict.value == "no_response"
     assert diagnosis.primary is not None
     assert diagnosis.primary.check == "no_response_capture_ended"
+
+
+def test_a_client_goaway_does_not_refuse_its_own_streams(tmp_path: Path) -> None:
+    """The client's GOAWAY names the last stream the *server* opened (push): its pending
+    CONNECT was given up by the client, not refused by the server."""
+    conv, state = Conversation(), h2.H2Conversation()
+    _open(conv, state)
+    conv.client(state.headers(True, 1, h2.websocket_connect()))
+    conv.client(h2.goaway(0, h2.NO_ERROR), delay=3.0)
+    conv.client_fin()
+    conv.server_fin()
+    [diagnosis], _ = _run(tmp_path, conv)
+    assert diagnosis.verdict.value == "no_response"
+    assert diagnosis.primary is not None
+    assert diagnosis.primary.check == "no_response_client_gave_up"

@@ -66,7 +66,7 @@ def _unanswered_end(attempt: Attempt, h2: H2Stream) -> Finding | None:
         check = "h2_stream_refused" if h2.reset.code == _NOT_PROCESSED else "h2_stream_reset"
         return Finding(check, "a response", found, request + (h2.reset.frame,))
     goaway = h2.goaway
-    if goaway is not None:
+    if goaway is not None and goaway.side == "server":  # a client's GOAWAY is about pushes
         found = (f"{goaway.side} sent GOAWAY {goaway.code}, last stream {goaway.last_stream_id}"
                  f" (this is stream {stream})")
         if goaway.last_stream_id < stream:
@@ -134,7 +134,8 @@ def h2_response(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("h2_status_101", "200", "101", ev))
     elif not (connect and 200 <= head.status < 300):
         if head.status:  # 0: the header block was not decoded (its problem is reported)
-            findings.append(replace(status_finding(head, facts, ev), expected="200"))
+            status = status_finding(head, facts, ev)  # HTTP/2 has no reason phrase: say so
+            findings.append(replace(status, expected="200", found=f"HTTP/2 {status.found}"))
     elif facts.websocket and request is not None:
         findings.extend(subprotocol_findings(request, head, ev))
         findings.extend(extension_findings(request, head, ev))

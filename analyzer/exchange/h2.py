@@ -317,9 +317,11 @@ class H2Stage:
     def _goaway_frame(self, event: GoAway) -> None:
         code = error_name(event.code)
         self._note_connection(event, f"GOAWAY last stream {event.last_stream_id} {code}")
-        if self._goaway is None:
+        if self._goaway is None or (self._goaway.side == "client" and event.side == 1):
             self._goaway = H2End(_SIDES[event.side], code, event.first_frame, event.time,
                                  event.last_stream_id)
+        if event.side == 0:
+            return  # the client's last stream id is about streams the server opened (push)
         # RFC 9113 §6.8: streams above the last stream id "were not or will not be processed"
         for stream in list(self._streams.values()):
             if stream.id > event.last_stream_id and stream.response is None:
