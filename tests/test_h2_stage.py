@@ -123,3 +123,23 @@ def test_a_client_goaway_does_not_refuse_its_own_streams(tmp_path: Path) -> None
     assert diagnosis.verdict.value == "no_response"
     assert diagnosis.primary is not None
     assert diagnosis.primary.check == "no_response_client_gave_up"
+
+
+def test_server_settings_first_then_an_http1_request(tmp_path: Path) -> None:
+    """A server that sends its SETTINGS on accept, captured before the client's HTTP/1.1
+    handshake: the HTTP/1 tracker takes the connection back and names the answer."""
+    from tests.builder import websocket_request
+
+    conv = Conversation()
+    conv.handshake()
+    conv.server(h2.settings(((3, 100),)))
+    conv.client(websocket_request("example.com", "/chat"))
+    conv.server(h2.goaway(0, h2.PROTOCOL_ERROR))
+    conv.server_fin()
+    conv.client_fin()
+    [diagnosis], analysis = _run(tmp_path, conv)
+    assert diagnosis.attempt.transport == "h1"
+    assert diagnosis.verdict.value == "failed"
+    assert diagnosis.primary is not None and diagnosis.primary.check == "response_not_http"
+    assert "HTTP/2 SETTINGS" in diagnosis.primary.found
+    assert analysis.stats.http_connections == 1

@@ -26,10 +26,10 @@ itself holds at most one frame per direction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from analyzer.exchange.first_bytes import H2_PREFACE, Start, classify_first_bytes
-from analyzer.exchange.handoff import RunContext
+from analyzer.exchange.first_bytes import Start, classify_first_bytes
+from analyzer.exchange.handoff import HandlerFactory, RunContext
 from analyzer.exchange.model import (
     Attempt,
     AttemptKind,
@@ -43,7 +43,7 @@ from analyzer.exchange.model import (
 from analyzer.exchange.relevance import is_upgrade_attempt
 from analyzer.exchange.switch import SwitchWatch
 from analyzer.exchange.tcplog import TcpLog
-from analyzer.exchange.tracker import RESPONSE_TIMEOUT
+from analyzer.exchange.tracker import RESPONSE_TIMEOUT, ConnectionTracker
 from analyzer.http.body import PREFIX_LIMIT
 from analyzer.http.message import Header, Headers, RequestHead, ResponseHead
 from analyzer.http2.events import (
@@ -187,16 +187,24 @@ class H2Stage:
         if not pending:
             self._undecided_at[side] = (frame, time)
         pending += data
-        if pending.startswith(H2_PREFACE):
+        kind = classify_first_bytes(pending)
+        other = self._undecided[1 - side]
+        other_kind = classify_first_bytes(other) if other else Start.NEED_MORE
+        if kind is Start.H2_PREFACE:
             self._client = side
-        elif classify_first_bytes(pending) is Start.H2_FRAMES:
+        elif kind is Start.HTTP1_REQUEST:
+            self._back_to_http1(side)
+            return
+        elif kind is not Start.NEED_MORE and other_kind is Start.H2_FRAMES:
+            self._client = side  # the other side is the server: this one is the client anyway
+        elif kind is Start.H2_FRAMES and other_kind not in (Start.NEED_MORE, Start.H2_FRAMES):
             self._client = 1 - side
         elif sum(map(len, self._undecided)) > MAX_UNDECIDED_BYTES:
             self._done = True  # neither side speaks HTTP/2 after all
             self._run.ignore(self._conn)
             return
         else:
-            return
+            return  # a server's SETTINGS alone: the client's first bytes decide
         # the client's bytes first (its preface), then the server's, as they were buffered
         for s in (self._client, 1 - self._client):
             held = bytes(self._undecided[s])
@@ -204,6 +212,24 @@ class H2Stage:
             if held:
                 frame_at, time_at = self._undecided_at[s]
                 self._handle(self._reader.feed(self._h2_side(s), held, frame_at, time_at))
+
+    def _back_to_http1(self, client: int) -> None:
+        """The server spoke HTTP/2 first (SETTINGS on accept) but the client speaks HTTP/1.1:
+        the HTTP/1 tracker reads the connection (without the HTTP/2 hand-off), and names the
+        server's HTTP/2 bytes as an answer that is not HTTP/1 (response_not_http)."""
+        handlers: dict[Start, HandlerFactory] = {
+            kind: factory for kind, factory in self._run.handlers.items()
+            if kind not in (Start.H2_PREFACE, Start.H2_FRAMES)}
+        tracker = ConnectionTracker(self._conn, replace(self._run, handlers=handlers), self._tcp)
+        self._conn.listener = tracker
+        self._done = True
+        self._run.counters.http_connections -= 1  # the tracker counts the connection itself
+        for side in (client, 1 - client):  # the request first: it tells the tracker who is who
+            held = bytes(self._undecided[side])
+            self._undecided[side].clear()
+            if held:
+                frame, time = self._undecided_at[side]
+                tracker.on_data(side, 0, held, frame, time)
 
     def _h2_side(self, side: int) -> int:
         return 0 if side == self._client else 1
