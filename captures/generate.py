@@ -1017,7 +1017,8 @@ async def _h2c_accepted() -> list[Expect]:
         _, said = await curl("--http2", f"http://{V4}:18030/")
     return [Expect(endpoint(V4, 18030), "GET", "/", "succeeded", None,
                    "101 to h2c; curl sent the preface, got the answer over HTTP/2",
-                   curl_version(), version("hypercorn"), said, book.said(), status=101)]
+                   curl_version(), version("hypercorn"), said, book.said(),
+                   notes=["h2c_upgraded_request_status"], status=101)]
 
 
 def _h2_app() -> tuple[Any, Callable[[str, int, str], str]]:
