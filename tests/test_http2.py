@@ -196,3 +196,18 @@ def test_malformed_frames_are_problems_not_tracebacks() -> None:
     bad_padding = _frame(0, 0x8, 1, b"\x09abc")  # pad length 9 in a 4-byte frame
     events = H2Reader().feed(1, settings_on_stream + odd_settings + bad_padding, 1, 0.0)
     assert _problems(events) == ["frame_malformed", "frame_malformed", "padding_invalid"]
+
+
+def test_a_sink_gets_the_same_events_and_declined_data_is_counted_not_copied() -> None:
+    up, down = conversation(data=bytes(range(256)) * 200)
+    sunk: list[H2Event] = []
+    reader = H2Reader(sink=sunk.append)
+    for side, data in ((0, up), (1, down)):
+        assert reader.feed(side, data, side + 1, float(side)) == []
+        assert reader.end(side, side + 1, float(side)) == []
+    assert sunk == read(up, down)
+    declined = H2Reader(keep_data=lambda side, stream: stream != 1)
+    events = declined.feed(0, up, 1, 0.0) + declined.feed(1, down, 2, 1.0)
+    data = [e for e in events if isinstance(e, Data)]
+    assert [(d.stream_id, d.data, d.skipped) for d in data] == [
+        (1, b"", 51_200), (3, b"not found", 0)]

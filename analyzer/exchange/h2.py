@@ -106,7 +106,9 @@ class H2Stage:
         self._client = client  # reassembler side of the HTTP/2 client, once known
         self._undecided: tuple[bytearray, bytearray] = (bytearray(), bytearray())
         self._undecided_at: list[tuple[int, float]] = [(0, 0.0), (0, 0.0)]
-        self._reader = H2Reader()
+        # events are handled as the reader makes them, so that keep_data knows, at each DATA
+        # frame, whether its stream is watched (the same answer whatever the segmentation)
+        self._reader = H2Reader(sink=self._event, keep_data=self._keep_data)
         self._streams: dict[int, _Stream] = {}
         self._sequence = 0
         self._untracked = 0  # streams past MAX_STREAMS, only counted
@@ -237,22 +239,35 @@ class H2Stage:
     # --- events -------------------------------------------------------------------------------
 
     def _handle(self, events: list[H2Event]) -> None:
-        for event in events:
-            if isinstance(event, Data):
-                self._data(event)
-            elif isinstance(event, HeaderBlock):
-                self._headers(event)
-            elif isinstance(event, Settings):
-                self._settings(event)
-            elif isinstance(event, RstStream):
-                self._rst(event)
-            elif isinstance(event, GoAway):
-                self._goaway_frame(event)
-            elif isinstance(event, Problem) and len(self._problems) < MAX_PROBLEMS:
-                self._problems.append(H2Problem(_SIDES[event.side], event.kind, event.detail,
-                                                event.first_frame, event.stream_id))
-            if self._done:
-                return
+        for event in events:  # empty with a sink; kept for readers fed without one
+            self._event(event)
+
+    def _event(self, event: H2Event) -> None:
+        if self._done:
+            return
+        if isinstance(event, Data):
+            self._data(event)
+        elif isinstance(event, HeaderBlock):
+            self._headers(event)
+        elif isinstance(event, Settings):
+            self._settings(event)
+        elif isinstance(event, RstStream):
+            self._rst(event)
+        elif isinstance(event, GoAway):
+            self._goaway_frame(event)
+        elif isinstance(event, Problem) and len(self._problems) < MAX_PROBLEMS:
+            self._problems.append(H2Problem(_SIDES[event.side], event.kind, event.detail,
+                                            event.first_frame, event.stream_id))
+
+    def _keep_data(self, side: int, stream_id: int) -> bool:
+        """Whether a DATA frame's bytes are needed: a watched stream's (WebSocket frames), or
+        the start of a response body (error texts); any other is only counted."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return False
+        if stream.watch is not None:
+            return True
+        return side == 1 and stream.response is not None and len(stream.body) < PREFIX_LIMIT
 
     def _settings(self, event: Settings) -> None:
         if event.ack:
@@ -318,7 +333,7 @@ class H2Stage:
         stream = self._streams.get(event.stream_id)
         if stream is None:
             return
-        stream.data[event.side] += len(event.data)
+        stream.data[event.side] += len(event.data) + event.skipped
         if event.last_piece:
             flag = " END_STREAM" if event.end_stream else ""
             self._note(stream, event, f"DATA {event.frame_length} B{flag}")

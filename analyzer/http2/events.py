@@ -98,6 +98,7 @@ class Data(H2Event):
     frame_length: int  # the frame's declared length (padding included)
     end_stream: bool  # set on the frame's last piece only
     last_piece: bool
+    skipped: int = 0  # payload bytes counted but not passed on (H2Reader keep_data)
 
 
 @dataclass(frozen=True, slots=True)

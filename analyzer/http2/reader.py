@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
 from enum import Enum, auto
 from typing import Any
 
@@ -101,18 +102,43 @@ class _Direction:
         self.piece_first = 0
         self.piece_time = 0.0
         self.pieces = 0  # pieces of the current frame passed on
+        self.skip = False  # the current DATA frame is counted, not copied (keep_data)
+
+
+class _Sink(list[H2Event]):
+    """An event list that hands each event on the moment it is made (``H2Reader.sink``)."""
+
+    def __init__(self, sink: Callable[[H2Event], None]) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def append(self, event: H2Event) -> None:
+        self._sink(event)
 
 
 class H2Reader:
-    """Both directions of one HTTP/2 connection; side 0 is the client, 1 the server."""
+    """Both directions of one HTTP/2 connection; side 0 is the client, 1 the server.
 
-    def __init__(self) -> None:
+    Events are returned by each call, or, with ``sink``, handed to it one by one as they are
+    made (then the calls return empty lists): a consumer that answers ``keep_data(side,
+    stream_id)`` from what the events told it so far is then up to date at every DATA frame,
+    whatever the segmentation. A DATA frame whose stream ``keep_data`` declines is counted,
+    not copied: one ``Data`` event with no bytes and ``skipped`` set (bulk streams cost
+    nothing but their frame headers)."""
+
+    def __init__(self, sink: Callable[[H2Event], None] | None = None,
+                 keep_data: Callable[[int, int], bool] | None = None) -> None:
         self._dirs = (_Direction(0), _Direction(1))
+        self._sink = sink
+        self._keep_data = keep_data
+
+    def _events(self) -> list[H2Event]:
+        return _Sink(self._sink) if self._sink is not None else []
 
     def feed(self, side: int, data: bytes, frame: int, time: float) -> list[H2Event]:
         """Takes the next bytes of one direction; returns the events they complete."""
         d = self._dirs[side]
-        out: list[H2Event] = []
+        out = self._events()
         pos, end = 0, len(data)
         while pos < end and d.stage is not _Stage.DEAD:
             stage = d.stage
@@ -145,14 +171,14 @@ class H2Reader:
         d = self._dirs[side]
         if d.stage is _Stage.DEAD:
             return []
-        out: list[H2Event] = []
+        out = self._events()
         self._die(d, out, frame, "hole", "bytes missing from the capture", time)
         return out
 
     def end(self, side: int, frame: int, time: float) -> list[H2Event]:
         """The direction ended (FIN, RST or end of capture): a frame cut short is reported."""
         d = self._dirs[side]
-        out: list[H2Event] = []
+        out = self._events()
         if d.stage is _Stage.DATA and d.piece:
             out.append(Data(side, d.piece_first, frame, d.piece_time, d.stream, bytes(d.piece),
                             d.length, False, False))
@@ -189,6 +215,7 @@ class H2Reader:
             d.data_left = d.length
             d.pad = None if d.flags & _PADDED else 0
             d.pieces = 0
+            d.skip = self._keep_data is not None and not self._keep_data(d.side, d.stream)
             if d.length == 0:
                 self._data(d, b"", 0, frame, time, out)
             return
@@ -303,6 +330,15 @@ class H2Reader:
     def _data(self, d: _Direction, data: bytes, pos: int, frame: int, time: float,
               out: list[H2Event]) -> int:
         end = len(data)
+        if d.skip:  # counted, not copied: the consumer does not need these bytes
+            take = min(d.data_left, end - pos)
+            pos += take
+            d.data_left -= take
+            if d.data_left == 0:
+                out.append(Data(d.side, d.first_frame, frame, d.time, d.stream, b"", d.length,
+                                bool(d.flags & _END_STREAM), True, d.length))
+                d.stage = _Stage.HEADER
+            return pos
         while pos < end and d.data_left:
             if d.pad is None:
                 d.pad = data[pos]
