@@ -271,9 +271,9 @@ def http2(data: bytes) -> None:
     split = 3 + int.from_bytes(data[1:3], "big") % max(1, len(data) - 2)
     sides = (H2_PREFACE + data[3:split], data[split:])
 
-    def read(size: int | None) -> list[object]:
-        reader = H2Reader()
+    def read(size: int | None, sink: bool = False) -> list[object]:
         events: list[object] = []
+        reader = H2Reader(sink=events.append) if sink else H2Reader()
         for side, stream in enumerate(sides):
             piece = size or len(stream) or 1
             for i in range(0, len(stream), piece):
@@ -281,7 +281,9 @@ def http2(data: bytes) -> None:
             events += reader.end(side, 1, 0.0)
         return events
 
-    assert read(step) == read(None)
+    whole = read(None)
+    assert read(step) == whole
+    assert read(step, sink=True) == whole
 
 
 # --- the whole pipeline ---------------------------------------------------------------------
