@@ -25,8 +25,9 @@ from analyzer.exchange.handoff import (
 )
 from analyzer.exchange.model import Attempt, AttemptKind, TlsSessionSummary
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
+from analyzer.exchange.tcplog import TcpLog
 from analyzer.exchange.tracker import ConnectionTracker
-from analyzer.reassembly import Connection, Reassembler
+from analyzer.reassembly import Connection, Reassembler, StreamListener
 from analyzer.source.capture import MergedRecords
 from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
@@ -66,16 +67,28 @@ class RunStats:
     tls_uninspected_listed: list[TlsSessionSummary] = field(default_factory=list)
     tls_decrypted: int = 0
     keylog_ignored_lines: int = 0  # lines of the key log that were not secrets
+    quic_flows: int = 0  # UDP flows that start like QUIC (HTTP/3): seen, not analysed
     first_time: float | None = None
     last_time: float | None = None
 
 
 def protocol_handlers() -> dict[Start, HandlerFactory]:
     """The stages that take a connection over from the HTTP/1 tracker, by what its first bytes
-    are (exchange/handoff.py). Imported here, at the wiring, so the tracker knows none of them."""
+    are (exchange/handoff.py). Imported here, at the wiring, so the tracker knows none of them;
+    each stage's module is imported when a connection first needs it (hpack and hyperframe
+    cost more to import than a small capture costs to analyse)."""
     from analyzer.tls.layer import tls_handler
 
-    return {Start.TLS: tls_handler}
+    # H2_FRAMES too: a server's SETTINGS may be captured before the client's preface (servers
+    # send them on accept); the HTTP/2 stage then waits for the preface on the other side.
+    return {Start.TLS: tls_handler, Start.H2_PREFACE: _http2_stage,
+            Start.H2_FRAMES: _http2_stage}
+
+
+def _http2_stage(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> StreamListener:
+    from analyzer.exchange.h2 import h2_handler
+
+    return h2_handler(run, conn, tcp, kind)
 
 
 # Connections tracked at once before the oldest idle ones are evicted. About 3 KB each (a
@@ -270,6 +283,7 @@ class Analysis:
         stats.tls_uninspected_listed = list(self._counters.tls_uninspected_listed)
         stats.tls_decrypted = self._counters.tls_decrypted
         stats.keylog_ignored_lines = getattr(self._run.secrets, "ignored", 0)
+        stats.quic_flows = self._decoder.quic_flow_count
         stats.first_time = self._first
         stats.last_time = self._last if self._first is not None else None
         for other in self._absorbed:
@@ -290,6 +304,7 @@ def _add(stats: RunStats, other: RunStats) -> None:
     stats.http_connections += other.http_connections
     stats.ordinary_exchanges += other.ordinary_exchanges
     stats.evicted_connections += other.evicted_connections
+    stats.quic_flows += other.quic_flows
     stats.unlisted_tcp_attempts.update(other.unlisted_tcp_attempts)
     stats.abandoned_heads += other.abandoned_heads
     stats.tls_uninspected += other.tls_uninspected

@@ -414,7 +414,8 @@ CASES: tuple[Case, ...] = (
          SUCCEEDED, None,
          absent=("h2c_no_client_preface", "h2c_no_server_settings", "upgrade_declined",
                  "h2c_settings_count", "h2c_settings_invalid", "h2c_connection_settings_missing",
-                 "h2_token_in_cleartext", "switch_to_unoffered", "switch_not_offered")),
+                 "h2_token_in_cleartext", "switch_to_unoffered", "switch_not_offered",
+                 "h2c_upgraded_request_status")),
     Case("CONNECT answered 200, then TLS through the tunnel",
          exchange(CONNECT_REQUEST, http_response(200, "Connection established"),
                   then("tls", lambda c: c.client(TLS_CLIENT_HELLO_START))),
@@ -1098,9 +1099,13 @@ def test_every_check_has_cases() -> None:
         # an RFC section, or a named protocol document's section (Engine.IO has no RFC)
         assert re.match(r"(RFC \d+|[A-Z][\w.]*( [\w.]+)* protocol v\d+) §", check.rfc), check.id
         assert check.title.strip() and check.explanation.strip() and check.fix.strip(), check.id
-    # proxy findings need two legs of one handshake: their cases live in test_correlate.py
-    triggered = set().union(*(case.triggered for case in (*CASES, *PROXY_CASES)))
-    missed = set().union(*(case.absent for case in (*CASES, *PROXY_CASES)))
+    # proxy findings need two legs of one handshake: their cases live in test_correlate.py;
+    # the HTTP/2 ones in test_checks_h2.py (imported here: it imports this module)
+    from tests.test_checks_h2 import ALL_CASES
+
+    every = (*CASES, *PROXY_CASES, *ALL_CASES)
+    triggered = set().union(*(case.triggered for case in every))
+    missed = set().union(*(case.absent for case in every))
     triggered.add("proxy_answered_itself")  # test_proxy_answered_itself_when_...
     assert triggered | missed <= set(ids), "cases cite unknown ids"
     assert not set(ids) - triggered, "checks no case triggers"

@@ -77,7 +77,9 @@ def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
     if not facts.websocket or verdict == "succeeded":
         return None
     response = attempt.response_head
-    if response is not None and response.status != 101:
+    h2 = attempt.transport == "h2"  # over HTTP/2 a 2xx switches (RFC 8441 §5)
+    if response is not None and not (200 <= response.status < 300 if h2 else
+                                     response.status == 101):
         return "status"
     for finding in findings:
         if finding.check in KIND_OF_FINDING:
@@ -106,5 +108,5 @@ def _url(attempt: Attempt) -> str:
     scheme = "wss" if attempt.tls is not None else "ws"
     if request is None:
         return f"{scheme}://{attempt.server}/"
-    host = request.headers.get("host") or str(attempt.server)
+    host = request.headers.get("host") or request.headers.get(":authority") or str(attempt.server)
     return f"{scheme}://{host}{request.target}"

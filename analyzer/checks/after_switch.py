@@ -27,7 +27,7 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     window = DEFAULT_WINDOW.seconds
     findings: list[Finding] = []
     if facts.websocket:
-        findings.extend(_websocket_frames(attempt, after, window))
+        findings.extend(websocket_frame_findings(attempt, after, window))
         findings.extend(_unanswered_ping(after, attempt.tcp.end_time))
     if facts.protocol == "h2c":
         findings.extend(_h2c(attempt, after))
@@ -62,7 +62,10 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     return findings
 
 
-def _websocket_frames(attempt: Attempt, after: AfterSwitch, window: float) -> list[Finding]:
+def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float,
+                             switch: str = "101") -> list[Finding]:
+    """Masking, framing and Close rules on the frames seen after the switch (``switch`` names
+    the answer that switched: "101", or "200" over HTTP/2)."""
     findings: list[Finding] = []
     head = attempt.response_head
     negotiated = bool(head and head.headers.tokens("sec-websocket-extensions"))
@@ -98,7 +101,7 @@ def _websocket_frames(attempt: Attempt, after: AfterSwitch, window: float) -> li
         reason = f" '{close.reason}'" if close.reason else ""
         meaning = f" ({describe(code)})" if code is not None else ""
         described = f"{seen.side} sent Close {code if code is not None else '(no code)'}"
-        described += f"{meaning}{reason} {_ms(delay)} after the 101"
+        described += f"{meaning}{reason} {_ms(delay)} after the {switch}"
         if code is not None and (code in _NEVER_SENT or code < 1000):
             findings.append(Finding("ws_close_code_invalid", "a code that may be sent",
                                     str(code), (seen.frame,)))
@@ -156,6 +159,11 @@ def _h2c(attempt: Attempt, after: AfterSwitch) -> list[Finding]:
         findings.append(Finding("h2c_no_server_settings", "a SETTINGS frame",
                                 f"frame type {after.server_prefix[3]}",
                                 (after.server_first.frame,) if after.server_first else ()))
+    if after.h2c_status and after.h2c_status_event is not None:
+        # RFC 7540 §3.2: "The HTTP/1.1 request that is sent prior to upgrade is assigned a
+        # stream identifier of 1 ... the server sends the response on stream 1"
+        findings.append(Finding("h2c_upgraded_request_status", "", f"{after.h2c_status} on "
+                                "stream 1", (after.h2c_status_event.frame,)))
     return findings
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from analyzer.checks import catalogue_h2 as _h2
+
 
 class Severity(Enum):
     ERROR = "error"  # breaks the handshake (or proves it broke)
@@ -71,6 +73,12 @@ class Finding:
 
 E, W, N = Severity.ERROR, Severity.WARNING, Severity.INFO  # short names keep the table legible
 
+
+
+def _from_data(entries: tuple[_h2.Entry, ...]) -> tuple[Check, ...]:
+    """Entries kept as plain data in another module (catalogue_h2.py) as Checks."""
+    return tuple(Check(i, Severity(s), Effect(e), rfc, title, explanation, fix)
+                 for i, s, e, rfc, title, explanation, fix in entries)
 
 
 def _phase(phase: str, *checks: Check) -> tuple[Check, ...]:
@@ -145,6 +153,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "The request was captured but no response arrived before the capture ended (or, "
           "live, before the response timeout).",
           "Capture for longer, or look at the server side for why it did not answer."),
+    *_from_data(_h2.TRANSPORT),
 ) + _phase(
     "tls",
     # A connection that broke at the TLS layer (an AttemptKind.TLS attempt, analyzer/tls/layer.py)
@@ -405,6 +414,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "\"Once the client's opening handshake has been sent, the client MUST wait for a "
           "response from the server before sending any further data.\"",
           "Make the client wait for the 101 before sending frames."),
+    *_from_data(_h2.REQUEST),
 ) + _phase(
     "rejection",
     # Causes named by the server's own words in its rejection (analyzer/attribution/texts.py):
@@ -469,6 +479,15 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "connect with transports: ['websocket'] only."),
 ) + _phase(
     "response",
+    Check("response_not_http", E, Effect.FAIL, "RFC 9112 §2.1",
+          "the server answered in another protocol, not HTTP/1",
+          "An HTTP/1.1 response starts with a status line (\"HTTP/1.1 101 ...\"); the server "
+          "sent something else: an HTTP/2 SETTINGS frame (a server that speaks HTTP/2 with "
+          "prior knowledge only), a TLS record (a TLS port: the client should have used "
+          "https:// or wss://), an SSH banner or other binary data (the wrong port, or a "
+          "load balancer forwarding to the wrong backend).",
+          "Point the client at the right port and scheme: wss:// for a TLS port; for an "
+          "HTTP/2-only server enable HTTP/1.1 on it or use an HTTP/2 client."),
     Check("response_redirect", E, Effect.FAIL, "RFC 6455 §4.1",
           "the server redirected the handshake",
           "\"If the status code received from the server is not 101, the client handles the "
@@ -617,6 +636,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "\"The server MUST NOT include extensions the client did not request\"; the client "
           "MUST fail the connection (§4.1).",
           "Fix the server's extension negotiation."),
+    *_from_data(_h2.RESPONSE),
 ) + _phase(
     "after_switch",
     Check("client_hung_up_after_switch", E, Effect.ABORT, "RFC 6455 §7.1.7",
@@ -687,11 +707,18 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "\"Upon receipt of the 101 response, the client MUST send a connection preface\" "
           "(PRI * HTTP/2.0...).",
           "Fix the client's h2c handling."),
+    Check("h2c_upgraded_request_status", N, Effect.NOTE, "RFC 7540 §3.2",
+          "the answer to the upgraded request, over HTTP/2 on stream 1",
+          "After a 101 to h2c the request that carried the upgrade is stream 1 of the new "
+          "HTTP/2 connection, and the server answers it there: its :status is what the "
+          "client's request finally got.",
+          "Nothing to fix for the upgrade; a 4xx/5xx here is the application's answer."),
     Check("h2c_no_server_settings", E, Effect.ABORT, "RFC 7540 §3.5",
           "after the 101 the server's first frame was not SETTINGS",
           "\"The server connection preface consists of a potentially empty SETTINGS frame that "
           "MUST be the first frame the server sends.\"",
           "Fix the server's h2c handling."),
+    *_from_data(_h2.AFTER_SWITCH),
 )
 
 _BY_ID = {check.id: check for check in CATALOGUE}

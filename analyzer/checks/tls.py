@@ -78,11 +78,11 @@ def _inside_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
 def _cleartext_to_tls_port(attempt: Attempt) -> list[Finding]:
     """A cleartext request answered with TLS bytes (an alert). nginx's own 400 page for the
     same mistake is found by its words (checks/words.py), under the same id."""
-    answer = attempt.answer_not_http
-    if answer and classify_first_bytes(answer) is Start.TLS:
+    answer = attempt.other_answer
+    if answer is not None and classify_first_bytes(answer.prefix) is Start.TLS:
         return [Finding("tls_plain_http_to_tls_port", "an HTTP response",
-                        f"{describe_start(Start.TLS, answer)} from the server",
-                        frames_of(attempt.request))]
+                        f"{answer.what} from the server",
+                        frames_of(attempt.request) + (answer.frame,))]
     return []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
+from analyzer.checks.h2 import decided_by_h2
 from analyzer.checks.tls import tls_refused
 from analyzer.exchange.model import Attempt, AttemptKind, Gap
 from analyzer.exchange.tracker import RESPONSE_TIMEOUT
@@ -55,7 +56,10 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("request_not_captured", "the request before its response",
                                 "a response with no captured request",
                                 frames_of(attempt.response)))
-    if attempt.response is None and not attempt.answer_not_http and not tls_refused(attempt):
+    # An HTTP/2 RST_STREAM or GOAWAY, an answer in another protocol, or a TLS session that
+    # broke is a response of sorts: the checks that read it say what happened instead.
+    if (attempt.response is None and attempt.other_answer is None and not tls_refused(attempt)
+            and not decided_by_h2(attempt)):
         findings.extend(_no_response(attempt, response_gap))
     after = attempt.after
     if after is not None and not after.complete:

@@ -104,6 +104,8 @@ class AfterSwitch:
     early_client_bytes: int = 0  # client bytes sent before the 101 arrived
     early_client_frame: int = 0
     complete: bool = True  # False when a gap cut the observation short
+    h2c_status: int = 0  # h2c: the :status of the answer to the upgraded request (stream 1)
+    h2c_status_event: TcpEvent | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +175,66 @@ class TlsInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class H2Note:
+    """One HTTP/2 frame of an attempt's stream or connection, for the detail view's ladder."""
+
+    side: str  # "client" or "server"
+    frame: int
+    time: float
+    label: str  # e.g. "SETTINGS ENABLE_CONNECT_PROTOCOL=1", "RST_STREAM CANCEL"
+
+
+@dataclass(frozen=True, slots=True)
+class H2End:
+    """A RST_STREAM on the attempt's stream, or a GOAWAY on its connection."""
+
+    side: str  # who sent it
+    code: str  # the RFC 9113 §7 name, e.g. "REFUSED_STREAM"
+    frame: int
+    time: float
+    last_stream_id: int = 0  # GOAWAY: the last stream the sender processed or may process
+
+
+@dataclass(frozen=True, slots=True)
+class H2Problem:
+    """Something an HTTP/2 endpoint would treat as an error (``http2.events.Problem``)."""
+
+    side: str
+    kind: str  # http2.events.PROBLEM_KINDS
+    detail: str
+    frame: int
+    stream_id: int = 0  # 0: the connection's framing
+
+
+@dataclass(frozen=True, slots=True)
+class H2Stream:
+    """What HTTP/2 showed of an "h2" attempt's stream and of its connection."""
+
+    # the server's SETTINGS seen before the request (None: none seen), and whether they
+    # enabled extended CONNECT (RFC 8441 §3: SETTINGS_ENABLE_CONNECT_PROTOCOL = 1)
+    server_settings: tuple[tuple[int, int], ...] | None = None
+    connect_protocol: bool = False
+    client_end: TcpEvent | None = None  # END_STREAM from each side: HTTP/2's FIN
+    server_end: TcpEvent | None = None
+    reset: H2End | None = None  # RST_STREAM on this stream (the first)
+    goaway: H2End | None = None  # the first GOAWAY on the connection
+    problems: tuple[H2Problem, ...] = ()  # of the connection, up to the attempt's decision
+    notes: tuple[H2Note, ...] = ()  # SETTINGS, DATA, RST_STREAM, GOAWAY... for the ladder
+    client_data: int = 0  # DATA payload bytes on the stream, each way
+    server_data: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OtherAnswer:
+    """What the server sent instead of an HTTP/1 response (first_bytes.describe_start)."""
+
+    what: str  # e.g. "an HTTP/2 SETTINGS frame", "a TLS alert record"
+    frame: int
+    time: float
+    prefix: bytes = b""  # the first bytes (up to 16), for the checks that classify them
+
+
+@dataclass(frozen=True, slots=True)
 class Promotion:
     """Why a plain request answered 4xx is listed as a failed WebSocket attempt
     (exchange/relevance.py, PlainRejections)."""
@@ -212,7 +274,8 @@ class Attempt:
     tls: TlsInfo | None = None  # the connection was TLS (decrypted or not: see tls.decrypted)
     transport: str = "h1"  # "h1" (HTTP/1.x) or "h2" (an HTTP/2 stream)
     stream_id: int | None = None  # the HTTP/2 stream of an "h2" attempt
-    answer_not_http: bytes = b""  # the server's first bytes, when they were not HTTP (up to 16)
+    h2: H2Stream | None = None  # the HTTP/2 facts of an "h2" attempt
+    other_answer: OtherAnswer | None = None  # the server answered, but not in HTTP/1
     promoted: Promotion | None = None  # a plain request listed because its path upgrades
 
     @property

@@ -29,13 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
-from analyzer.exchange.first_bytes import Start, classify_first_bytes
+from analyzer.exchange.first_bytes import Start, classify_first_bytes, describe_start
 from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.model import (
     AfterSwitch,
     Attempt,
     AttemptKind,
     Message,
+    OtherAnswer,
     Promotion,
 )
 from analyzer.exchange.relevance import (
@@ -144,7 +145,7 @@ class ConnectionTracker:
 
     __slots__ = (
         "_conn", "_run", "_emit", "_counters", "_tcp", "_client", "_sides", "_requests",
-        "_interim", "_response", "_switch", "_sequence", "_client_gap", "_done", "_answer",
+        "_interim", "_response", "_switch", "_sequence", "_client_gap", "_done", "_other",
     )
 
     def __init__(self, conn: Connection, run: RunContext, tcp: TcpLog | None = None) -> None:
@@ -164,7 +165,7 @@ class ConnectionTracker:
         self._sequence = 0
         self._client_gap = False  # a hole in the client direction broke request pairing
         self._done = False
-        self._answer = b""  # the server's first bytes when they were not HTTP (a TLS alert...)
+        self._other: OtherAnswer | None = None  # the server's answer was not HTTP/1
 
     # --- StreamListener ---------------------------------------------------------------------
 
@@ -249,6 +250,10 @@ class ConnectionTracker:
                 reader.feed_eof()  # the server closed: that ends an until-close body
             self._complete_response(body_complete=reader is not None and reader.done,
                                     end_reason=reason, end_time=time)
+        if self._client is not None:
+            server = self._sides[1 - self._client]
+            if server.mode is _HEAD and server.buf:  # bytes that never became a head
+                self._not_http(bytes(server.buf[:64]), server.buf_frame, server.buf_time)
         self._flush_unanswered(time, reason)
         if self._client is None and self._tcp.unanswered_syn and not self._any_data():
             self._emit_transport_attempt(time, reason)
@@ -388,12 +393,14 @@ class ConnectionTracker:
                 continue
             if state.mode is not _HEAD:
                 return
-            if data[0] != 0x48 and not state.buf and not self._answer:  # not "HTTP/..."
+            if data[0] != 0x48 and not state.buf and self._other is None:  # not "HTTP/..."
                 kind = classify_first_bytes(data)
                 if kind is not _HTTP1_RESPONSE and kind is not Start.NEED_MORE:
                     # A TLS alert to a cleartext request, an HTTP/2 SETTINGS frame...: kept
-                    # for the checks (checks/tls.py), and no response will come.
-                    self._answer = data[:16]
+                    # for the checks (response_not_http, checks/tls.py), and no response
+                    # will come.
+                    self._other = OtherAnswer(describe_start(kind, data), frame, time,
+                                              bytes(data[:16]))
                     state.mode = _DEAD
                     self._maybe_ignore()
                     return
@@ -403,6 +410,7 @@ class ConnectionTracker:
             raw, first_frame, first_time = head
             response = parse_response_head(raw)
             if response is None:
+                self._not_http(raw[:64], first_frame, first_time)
                 state.mode = _DEAD
                 self._maybe_ignore()
                 return
@@ -509,7 +517,8 @@ class ConnectionTracker:
             head is not None and "websocket" in head.headers.tokens("upgrade")
             and not response.head.headers.has("upgrade")
         )
-        watch = SwitchWatch(response.time, time, websocket, self._run.window)
+        h2c = "h2c" in response.head.headers.tokens("upgrade")
+        watch = SwitchWatch(response.time, time, websocket, self._run.window, h2c)
         self._switch = _Switch(request, response, interim, watch)
         client = self._client_side()
         state = self._sides[client]
@@ -594,6 +603,15 @@ class ConnectionTracker:
     def _any_data(self) -> bool:
         return any(s.buf or s.mode is not _DETECT for s in self._sides)
 
+    def _not_http(self, prefix: bytes, frame: int, time: float) -> None:
+        """The server's bytes where a response should start: named when they are another
+        protocol (an HTTP/2 SETTINGS frame, a TLS alert, an SSH banner) rather than a broken
+        HTTP/1 head, so the attempt says what answered instead of "closed without a word"."""
+        kind = classify_first_bytes(prefix)
+        if kind is not _HTTP1_RESPONSE and kind is not Start.NEED_MORE and self._other is None:
+            self._other = OtherAnswer(describe_start(kind, prefix), frame, time,
+                                      bytes(prefix[:16]))
+
     def _flush_unanswered(self, time: float, reason: str) -> None:
         """The connection ended: requests still waiting never got an answer."""
         while self._requests:
@@ -646,7 +664,7 @@ class ConnectionTracker:
             request_gap=request.gap_before if request is not None else self._client_gap,
             response_gap=response_gap,
             promoted=promoted,
-            answer_not_http=self._answer,
+            other_answer=self._other if response is None else None,
         )
 
     def _emit_transport_attempt(self, time: float, reason: str) -> None:

@@ -83,6 +83,8 @@ def _header(d: Diagnosis, clean: Cleaner, paint: _Painter) -> str:
     if d.primary is not None and d.verdict is not Verdict.SUCCEEDED:
         reason = f"{d.primary.check}: {reason}"
     protocol = clean.text(d.facts.protocol) or "-"
+    if a.transport == "h2":
+        protocol += f" over HTTP/2, stream {a.stream_id}"
     return paint(f"#{d.number}", "bold") + f" {verdict}  {reason}\n" + (
         f"   {a.client} → {a.server}  protocol {protocol}"
     )
@@ -143,12 +145,16 @@ def ladder_events(a: Attempt, clean: Cleaner) -> list[LadderEvent]:
     add(tcp.syn_ack, False, "SYN-ACK")
     if a.tls is not None:
         events.extend(_tls_events(a.tls, clean))
+    h2 = a.transport == "h2"
     if a.request is not None:
-        events.append(_message_event(a.request, True, clean))
+        events.append(_message_event(a.request, True, clean, h2))
     for interim in a.interim:
-        events.append(_message_event(interim, False, clean))
+        events.append(_message_event(interim, False, clean, h2))
     if a.response is not None:
-        events.append(_message_event(a.response, False, clean))
+        events.append(_message_event(a.response, False, clean, h2))
+    if a.h2 is not None:  # SETTINGS, DATA, RST_STREAM, GOAWAY, END_STREAM with their frames
+        events += [LadderEvent(n.frame, n.time, n.side == "client", clean.text(n.label))
+                   for n in a.h2.notes]
     if a.after is not None:
         for seen in a.after.frames[:MAX_WS_FRAMES]:
             events.append(LadderEvent(seen.frame, seen.time, seen.side == "client",
@@ -210,14 +216,21 @@ def _tls_section(a: Attempt, clean: Cleaner, paint: _Painter) -> str:
     return "\n".join(lines)
 
 
-def _message_event(message: Message, from_client: bool, clean: Cleaner) -> LadderEvent:
+def _message_event(message: Message, from_client: bool, clean: Cleaner,
+                   h2: bool = False) -> LadderEvent:
     head = message.head
-    if isinstance(head, RequestHead):
+    if h2 and isinstance(head, RequestHead):  # an HTTP/2 HEADERS frame (and CONTINUATIONs)
+        protocol = head.headers.get(":protocol")
+        label = f"HEADERS {clean.text(head.method)} {clean.target(head.target)}"
+        label += f" :protocol {clean.text(protocol)}" if protocol else ""
+    elif h2 and isinstance(head, ResponseHead):
+        label = f"HEADERS :status {head.status if head.status else '?'}"
+    elif isinstance(head, RequestHead):
         label = f"{clean.text(head.method)} {clean.target(head.target)} {clean.text(head.version)}"
     else:
         label = f"{head.status} {clean.text(head.reason)}"
-        if message.body_length:
-            label += f" (+{message.body_length} body bytes)"
+    if not isinstance(head, RequestHead) and message.body_length:
+        label += f" (+{message.body_length} body bytes)"
     return LadderEvent(message.first_frame, message.time, from_client, label, message.last_frame)
 
 

@@ -35,11 +35,17 @@ def reason_text(diagnosis: Diagnosis) -> str:
     attempt = diagnosis.attempt
     if diagnosis.verdict is Verdict.SUCCEEDED:
         protocol = diagnosis.facts.protocol or "the new protocol"
-        if attempt.request_head is not None and attempt.request_head.method.upper() == "CONNECT":
+        tunnel = attempt.transport != "h2" or diagnosis.facts.protocol == "connect"
+        if tunnel and attempt.request_head is not None and \
+                attempt.request_head.method.upper() == "CONNECT":
             carried = next((f.found for f in diagnosis.findings if f.check == "tunnel_carried"),
                            None)
             return f"tunnel established ({carried})" if carried else "tunnel established"
         text = f"switched to {protocol}"
+        answered = next((f.found for f in diagnosis.findings
+                         if f.check == "h2c_upgraded_request_status"), None)
+        if answered:
+            text += f" (answer: {answered})"
         response = attempt.response_head
         chosen = response.headers.get("sec-websocket-protocol") if response else None
         if chosen:
@@ -65,7 +71,7 @@ def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str
     clean = Cleaner.for_attempt(attempt, show_secrets)
     request = attempt.request_head
     response = attempt.response_head
-    host = request.headers.get("host") if request else None
+    host = request.headers.get("host") or request.headers.get(":authority") if request else None
     findings = []
     for finding in diagnosis.findings:
         check = lookup(finding.check)
@@ -101,8 +107,9 @@ def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str
         "response_frame": attempt.response.first_frame if attempt.response else None,
         "syn_frame": attempt.tcp.syn.frame if attempt.tcp.syn else None,
         "connection_exchange": attempt.sequence if attempt.kind is AttemptKind.HTTP else None,
-        "attribution": _attribution_fields(diagnosis, clean),
         "transport": attempt.transport,
+        "stream_id": attempt.stream_id,
+        "attribution": _attribution_fields(diagnosis, clean),
         "tls": tls_fields(attempt.tls, clean),
         **_origin_fields(diagnosis),
     }
@@ -170,4 +177,6 @@ def request_label(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     if request is None:
         return "(TCP only)" if diagnosis.attempt.kind is AttemptKind.TCP else "(not captured)"
     label = f"{clean.text(request.method)} {clean.target(request.target)}"
+    if diagnosis.attempt.transport == "h2":  # which stream of the HTTP/2 connection
+        label = f"[h2 #{diagnosis.attempt.stream_id}] {label}"
     return f"{label} ({scheme(diagnosis)})" if tls is not None else label

@@ -26,8 +26,8 @@ FORMATS = ("table", "json", "jsonl", "csv", "markdown")
 READ_FORMATS = (*FORMATS, "html")  # a page is written once, at the end: not for `live`
 _CSV_FIELDS = ("number", "kind", "client", "server", "time", "method", "path", "host", "offered",
                "protocol", "status", "verdict", "reason", "reasons", "request_frame",
-               "response_frame", "tls_version", "tls_suite", "tls_sni", "tls_alpn",
-               "tls_decrypted")
+               "response_frame", "transport", "stream_id", "tls_version", "tls_suite",
+               "tls_sni", "tls_alpn", "tls_decrypted")
 
 
 def render_table(diagnoses: Sequence[Diagnosis], stats: RunStats,
@@ -110,6 +110,7 @@ def capture_fields(stats: RunStats) -> dict[str, Any]:
              "first_frame": s.first_frame, "last_frame": s.last_frame, "reason": s.reason}
             for s in stats.tls_uninspected_listed],
         "keylog_lines_ignored": stats.keylog_ignored_lines,
+        "quic_flows": stats.quic_flows,
     }
 
 
@@ -196,6 +197,8 @@ def capture_lines(s: dict[str, Any]) -> list[str]:
         lines.append(f"TLS sessions decrypted: {s['tls_decrypted']}")
     if s["keylog_lines_ignored"]:
         lines.append(f"Key log: {s['keylog_lines_ignored']} line(s) ignored (not a secret)")
+    if s.get("quic_flows"):
+        lines.append(f"QUIC flows seen (HTTP/3, not analysed): {s['quic_flows']}")
     return lines
 
 
