@@ -1,6 +1,7 @@
 """An ASGI WebSocket app served by hypercorn over cleartext HTTP/2 (prior knowledge), and an
 RFC 8441 client on the h2 library, for the live tests and captures/generate.py:
-``python -m tests.h2_app PORT`` serves 127.0.0.1:PORT until SIGTERM.
+``python -m tests.h2_app PORT`` serves 127.0.0.1:PORT until SIGTERM;
+``python -m tests.h2_app PORT CERT KEY`` serves it over TLS (hypercorn offers ALPN h2).
 
 Paths: ``/echo`` accepts and echoes until the client closes; ``/deny`` closes before
 accepting (hypercorn answers 403); ``/policy`` accepts and closes with 1008; any other path
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -59,10 +61,12 @@ def _ws_frame(opcode: int, payload: bytes) -> bytes:
     return bytes([0x80 | opcode, 0x80 | len(payload)]) + key + masked
 
 
-def extended_connect(host: str, port: int, path: str) -> str:
+def extended_connect(host: str, port: int, path: str,
+                     context: ssl.SSLContext | None = None, server_name: str = "") -> str:
     """An RFC 8441 client on the h2 library: preface, the server's SETTINGS, extended CONNECT
     on stream 1 (sent whether or not the server enabled it); after a 200, one text message and
-    a Close 1000. Returns what happened: "connected: ..." when the echo came back, else the
+    a Close 1000. With ``context``, over TLS (the context chooses ALPN and the key log), SNI
+    ``server_name``. Returns what happened: "connected: ..." when the echo came back, else the
     status or the Close the server sent, then the h2 events seen."""
     import h2.config
     import h2.connection
@@ -73,7 +77,14 @@ def extended_connect(host: str, port: int, path: str) -> str:
         h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
     seen: list[str] = []
     received = bytearray()
-    with socket.create_connection((host, port), timeout=5) as sock:
+    scheme = "http" if context is None else "https"
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection((host, port), timeout=5))
+        if context is not None:
+            sock = stack.enter_context(
+                context.wrap_socket(sock, server_hostname=server_name or host))
+            if sock.selected_alpn_protocol() != "h2":
+                return f"ALPN {sock.selected_alpn_protocol()!r}, not h2"
         sock.settimeout(1.0)
         conn.initiate_connection()
         sock.sendall(conn.data_to_send())
@@ -108,9 +119,10 @@ def extended_connect(host: str, port: int, path: str) -> str:
 
         pump(h2_events.RemoteSettingsChanged)
         conn.send_headers(1, [(":method", "CONNECT"), (":protocol", "websocket"),
-                              (":scheme", "http"), (":path", path),
+                              (":scheme", scheme), (":path", path),
                               (":authority", f"{host}:{port}"),
-                              ("sec-websocket-version", "13"), ("origin", f"http://{host}")])
+                              ("sec-websocket-version", "13"),
+                              ("origin", f"{scheme}://{host}")])
         sock.sendall(conn.data_to_send())
         if pump(h2_events.ResponseReceived) and seen[-1] == "200":
             conn.send_data(1, _ws_frame(0x1, b"hello"))
@@ -132,7 +144,7 @@ def extended_connect(host: str, port: int, path: str) -> str:
     return f"HTTP/2 {statuses[0] if statuses else 'no response'} ({events})"
 
 
-async def main(port: int) -> None:
+async def main(port: int, cert: str = "", key: str = "") -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
@@ -140,10 +152,12 @@ async def main(port: int) -> None:
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
     config.graceful_timeout = 1
+    if cert:
+        config.certfile, config.keyfile = cert, key  # ALPN h2 and http/1.1 by default
     stopped = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
     await serve(app, config, shutdown_trigger=stopped.wait)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), *sys.argv[2:4]))

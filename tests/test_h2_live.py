@@ -206,9 +206,10 @@ def test_resegmented_real_capture_gives_the_same(capture: tuple[Path, dict[str, 
     assert _outcomes(again) == [(v, r, s) for _, v, r, s in EXPECTED]
 
 
-def _replay(path: Path, mss: int) -> list[Conversation]:
+def _replay(path: Path, mss: int, start: int = 1_700_000_000) -> list[Conversation]:
     """Each TCP connection of a capture as a builder Conversation carrying the same bytes in
-    the same order of turns (via the reassembler: what our own pipeline saw)."""
+    the same order of turns (via the reassembler: what our own pipeline saw), the first one
+    starting at ``start`` (a TLS capture needs its own time: certificates are dated)."""
     from analyzer.decode import Decoder
     from analyzer.source import read_captures as read
 
@@ -236,7 +237,7 @@ def _replay(path: Path, mss: int) -> list[Conversation]:
     conversations = []
     for index, (client, chunks) in enumerate(turns.items()):
         conv = Conversation(client=client, server=servers[client], mss=mss,
-                            start=1_700_000_000 + index)
+                            start=start + index)
         conv.handshake()
         for from_client, data in chunks:
             (conv.client if from_client else conv.server)(data)
