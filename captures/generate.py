@@ -417,12 +417,16 @@ async def h2c_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def hypercorn_server(host: str, port: int, app: Any = h2c_app) -> Any:
+async def hypercorn_server(host: str, port: int, app: Any = h2c_app,
+                           tls: tuple[Path, Path] | None = None) -> Any:
+    """hypercorn on host:port; with ``tls`` (chain, key) over TLS, offering ALPN h2."""
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
     config = Config()
     config.bind = [endpoint(host, port)]
+    if tls is not None:
+        config.certfile, config.keyfile = str(tls[0]), str(tls[1])
     config.accesslog = None
     config.graceful_timeout = 1
     config.errorlog = logging.getLogger("captures.hypercorn")

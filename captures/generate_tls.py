@@ -360,6 +360,50 @@ async def _tls_no_keylog(run: Run) -> list[TlsExpect]:
     return expects
 
 
+# --- HTTP/2 inside TLS ---------------------------------------------------------------------------
+
+@scenario("h2_tls_websocket_hypercorn", "WebSockets over HTTP/2 inside TLS 1.3 (RFC 8441, ALPN "
+          "h2): an h2-library client over Python ssl to hypercorn: accepted, refused 403, "
+          "closed 1008 after the 200", (18138,), tls_version="TLS 1.3")
+async def _h2_tls_websocket_hypercorn(run: Run) -> list[TlsExpect]:
+    app, client = g._h2_app()
+    outcomes = (("/echo", "succeeded", None, 200, "TLS 1.3, ALPN h2; 200 on stream 1, one "
+                 "message echoed, Close 1000"),
+                ("/deny", "failed", "response_forbidden", 403, "TLS 1.3, ALPN h2; the app "
+                 "closed before accepting: hypercorn answered 403"),
+                ("/policy", "aborted", "ws_closed_with_error", 200, "TLS 1.3, ALPN h2; "
+                 "accepted, then the app closed with 1008"))
+    expects = []
+    leaf = (run.pki.rsa.chain, run.pki.rsa.key)
+    sent: list[str] = []  # what the app told hypercorn (hypercorn itself logs nothing here)
+    async with g.hypercorn_server(V4, 18138, _telling(app, sent), tls=leaf) as book:
+        for path, verdict, reason, status, why in outcomes:
+            context = client_context(run, alpn=["h2"])
+            said = await asyncio.to_thread(client, V4, 18138, path, context, NAME)
+            await asyncio.sleep(0.2)  # the app's last message (a Close) is recorded
+            server_said = " | ".join([*sent, book.said()] if book.said() else sent)
+            sent.clear()
+            expects.append(TlsExpect(g.endpoint(V4, 18138), "CONNECT", path, verdict, reason,
+                                     why, f"{g.version('h2')} (extended CONNECT over ssl)",
+                                     g.version("hypercorn"), said, server_said,
+                                     status=status))
+    return expects
+
+
+def _telling(app: Any, sent: list[str]) -> Any:
+    """The ASGI app, with each WebSocket message it sends recorded as the server's words."""
+    async def telling(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def send_and_tell(message: dict[str, Any]) -> None:
+            detail = [str(message[k]) for k in ("status", "code", "reason", "text")
+                      if message.get(k) is not None]
+            sent.append(f"{scope['path']}: {message['type']} {' '.join(detail)}".strip())
+            await send(message)
+
+        await app(scope, receive, send_and_tell if scope["type"] == "websocket" else send)
+
+    return telling
+
+
 # --- running -------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from analyzer.pipeline import Analysis
 from analyzer.source import read_records
 from analyzer.tls.keylog import load_keylog
 from analyzer.verdict import Diagnosis
+from tests.test_tls_captures import http2_blocks
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 GENERATOR = "captures/generate_tls.py"
@@ -98,6 +99,16 @@ def test_decrypted_http_equals_tshark(entry: dict[str, Any]) -> None:
                 upgrades.append((method, uri))
         if status:
             statuses.append(int(status))
+    if any((a.get("tls") or {}).get("alpn") == "h2" for a in entry["attempts"]):
+        # HTTP/2 inside TLS: each HEADERS block, an extended CONNECT (RFC 8441 §4) an upgrade
+        for _, _, block in http2_blocks(CAPTURES / entry["file"], keys,
+                                        entry.get("tls_ports", [])):
+            if ":method" in block:
+                requests.append((block[":method"], block.get(":path", "")))
+                if ":protocol" in block:
+                    upgrades.append((block[":method"], block.get(":path", "")))
+            if ":status" in block:
+                statuses.append(int(block[":status"]))
     found, _run = _analyse(entry)
     inside = [d.attempt for d in found if d.attempt.tls is not None and d.attempt.tls.decrypted]
     ours = Counter((a.request_head.method, a.request_head.target) for a in inside
@@ -106,3 +117,4 @@ def test_decrypted_http_equals_tshark(entry: dict[str, Any]) -> None:
     assert not Counter(upgrades) - ours, (ours, upgrades)  # every upgrade tshark sees
     answered = Counter(a.response_head.status for a in inside if a.response_head is not None)
     assert not answered - Counter(statuses), (answered, statuses)
+
