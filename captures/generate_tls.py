@@ -19,10 +19,9 @@ How it works (on top of generate.py, whose tcpdump, servers, clients and Expect 
     back with tcpdump; a recording whose suite or version is not the one the scenario asked for is
     refused.
   * The verdict and primary reason are written by hand next to each scenario, with why (the
-    handshakes that fail at the TLS layer are in tls_failures.py). The
-    `tls_*` reason ids are proposals for the TLS stage: entries carry `"pending"` until that stage
-    exists, and tests/test_captures.py does not check them yet. tests/test_tls_captures.py checks
-    the files against tshark now.
+    handshakes that fail at the TLS layer are in tls_failures.py). tests/test_captures.py and
+    tests/test_tls_verdicts.py hold the analyzer (with each key log) to them;
+    tests/test_tls_captures.py holds the files to tshark.
 """
 
 from __future__ import annotations
@@ -73,11 +72,6 @@ from tls_tools import (  # noqa: E402
 
 HERE = g.HERE
 V4 = g.V4
-PENDING = ("TLS stage: expectations written for the analyzer's TLS stage (issue 11), not yet "
-           "checked by tests/test_captures.py; tests/test_tls_captures.py checks the file "
-           "against tshark")
-
-
 
 
 # --- scenarios: succeeded ------------------------------------------------------------------------
@@ -466,7 +460,6 @@ def run_scenario(item: TlsScenario, out: Path, pki: Pki) -> dict[str, Any]:
         "link": ("Linux cooked (tcpdump -i any)" if item.interface == "any" else
                  "Ethernet (veth, MTU 1500)" if item.netns else "loopback"),
         "format": "pcapng" if item.dsb else "pcap",
-        "pending": PENDING,
         "keylog": keylog,
         "secrets_embedded": embedded,
         "tls_ports": list(item.tls_ports),
