@@ -8,9 +8,13 @@ statuses.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import random
 import shutil
+import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -21,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from tests.builder import write_pcap
-from tests.h2_app import extended_connect
+from tests.builder import Segment, write_pcap
+from tests.h2_app import _ws_frame, extended_connect
 from tests.test_h2_live import HOST, ROOT, _free_port, _replay, _stop, _wait_listening, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 from tests.tls_memory import make_certificate
@@ -89,6 +93,82 @@ def capture(request: pytest.FixtureRequest) -> Iterator[Capture]:
         yield path, keylog, said, version
 
 
+def several_streams(port: int, context: ssl.SSLContext) -> list[str]:
+    """One TLS connection, three extended CONNECTs on streams 1, 3, 5 (/deny, /echo, /missing)
+    and a plain GET on stream 7; on /echo one text message, then Close 1000 with END_STREAM.
+    Returns the h2 events the client saw (statuses inline)."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    seen: list[str] = []
+    with socket.create_connection((HOST, port), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname=SNI) as sock:
+        sock.settimeout(0.2)
+
+        def pump(rounds: int) -> None:  # bounded: at most rounds x 0.2 s
+            for _ in range(rounds):
+                with contextlib.suppress(TimeoutError):
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    for event in conn.receive_data(data):
+                        seen.append(type(event).__name__)
+                        if isinstance(event, h2.events.ResponseReceived):
+                            seen.append(dict(event.headers)[":status"])
+                        if isinstance(event, h2.events.DataReceived):
+                            conn.acknowledge_received_data(event.flow_controlled_length,
+                                                           event.stream_id)
+                sock.sendall(conn.data_to_send())
+
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        pump(3)
+        for stream_id, path in ((1, "/deny"), (3, "/echo"), (5, "/missing")):
+            conn.send_headers(stream_id, [(":method", "CONNECT"), (":protocol", "websocket"),
+                                          (":scheme", "https"), (":path", path),
+                                          (":authority", SNI), ("sec-websocket-version", "13")])
+        conn.send_headers(7, [(":method", "GET"), (":scheme", "https"), (":path", "/"),
+                              (":authority", SNI)], end_stream=True)
+        sock.sendall(conn.data_to_send())
+        pump(5)
+        conn.send_data(3, _ws_frame(0x1, b"hello"))
+        sock.sendall(conn.data_to_send())
+        pump(3)
+        conn.send_data(3, _ws_frame(0x8, struct.pack(">H", 1000)), end_stream=True)
+        sock.sendall(conn.data_to_send())
+        pump(3)
+        conn.close_connection()
+        sock.sendall(conn.data_to_send())
+    return seen
+
+
+def reorder_within_turns(segments: list[Segment], seed: int) -> list[Segment]:
+    """The segments with each run of one direction's data segments shuffled (seeded), times
+    given back in order: out-of-order arrival that keeps the conversation's causality."""
+    rng = random.Random(seed)
+    out: list[Segment] = []
+    run: list[Segment] = []
+
+    def flush() -> None:
+        shuffled = run[:]
+        rng.shuffle(shuffled)
+        times = [s.time_ns for s in run]
+        out.extend(dataclasses.replace(s, time_ns=t) for s, t in zip(shuffled, times,
+                                                                   strict=True))
+        run.clear()
+
+    for segment in segments:
+        if run and (not segment.payload or segment.from_client != run[0].from_client):
+            flush()
+        (run if segment.payload else out).append(segment)
+    flush()
+    assert [s.index for s in out] != [s.index for s in segments]  # something moved
+    return out
+
+
 def read_json(path: Path, *options: str) -> dict[str, Any]:
     """``python3 -m analyzer read PATH OPTIONS --format json``, as a user runs it."""
     result = subprocess.run([sys.executable, "-m", "analyzer", "read", str(path), *options,
@@ -151,7 +231,16 @@ def test_resegmented_real_tls_capture_gives_the_same(
     # the capture's own time, so that the (decrypted) certificate is as valid as it was
     conversations = _replay(path, mss, start=int(path.stat().st_mtime) - 5)
     out = tmp_path / "mangled.pcap"
-    write_pcap(out, conversations, **mangling)  # type: ignore[arg-type]
+    if "reorder" in mangling:
+        # Within each turn only: the builder's own reorder also moves a segment across
+        # directions, which can put the client's Close 1000 (its answer to the server's Close
+        # 1008) before the server's, a capture no on-path tap can make, and with it a
+        # different (client-initiated) close; which segments it swaps depends on the record
+        # sizes of the run.
+        write_pcap(out, [reorder_within_turns(c.segments(), mangling["reorder"])
+                         for c in conversations])
+    else:
+        write_pcap(out, conversations, **mangling)  # type: ignore[arg-type]
     document = read_json(out, "--keylog", str(keylog))
     assert _outcomes(document) == EXPECTED
     assert all(a["tls"]["decrypted"] and a["transport"] == "h2" for a in document["attempts"])
@@ -181,3 +270,23 @@ def test_tshark_with_the_keylog_sees_the_same_headers_and_statuses(
     assert sorted((a["request_frame"], a["path"]) for a in attempts) == sorted(tshark_requests)
     assert sorted((a["response_frame"], a["status"]) for a in attempts) == sorted(
         tshark_statuses)
+
+
+def test_many_streams_on_one_tls_connection_are_separate_attempts(tmp_path: Path) -> None:
+    """Three extended CONNECTs and a GET multiplexed on one h2 session inside TLS 1.3: three
+    attempts on their own streams, the GET an ordinary exchange."""
+    path, keylog = tmp_path / "streams.pcap", tmp_path / "streams.keys"
+    with hypercorn_tls(tmp_path) as (port, cert), tcpdump(path, [port]):
+        seen = several_streams(port, _client_context(cert, keylog, "TLS 1.3"))
+    assert {"403", "404"} <= set(seen) and seen.count("200") == 2, " ".join(seen)  # /echo, GET
+    document = read_json(path, "--keylog", str(keylog))
+    got = sorted((a["stream_id"], a["path"], a["verdict"], a["status"],
+                  a["reasons"][0] if a["verdict"] != "succeeded" else None)
+                 for a in document["attempts"])
+    assert got == [(1, "/deny", "failed", 403, "response_forbidden"),
+                   (3, "/echo", "succeeded", 200, None),
+                   (5, "/missing", "failed", 404, "response_not_found")], seen
+    assert len({a["client"] for a in document["attempts"]}) == 1
+    assert all(a["tls"]["decrypted"] and a["transport"] == "h2" for a in document["attempts"])
+    summary = document["summary"]
+    assert summary["ordinary_http_exchanges"] == 1 and summary["tls_decrypted"] == 1
