@@ -7,7 +7,9 @@ for the HEADERS and statuses.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import random
 import re
 import shutil
 import signal
@@ -24,7 +26,7 @@ import pytest
 from analyzer.pipeline import Analysis, analyze
 from analyzer.source import read_captures
 from analyzer.verdict import Diagnosis
-from tests.builder import Conversation, write_pcap
+from tests.builder import Conversation, Segment, write_pcap
 from tests.h2_app import extended_connect
 from tests.helpers import analyze_pcap
 
@@ -201,7 +203,11 @@ def test_resegmented_real_capture_gives_the_same(capture: tuple[Path, dict[str, 
     path, _ = capture
     conversations = _replay(path, mss)
     out = tmp_path / "mangled.pcap"
-    write_pcap(out, conversations, **mangling)  # type: ignore[arg-type]
+    if "reorder" in mangling:  # within each turn only (see reorder_within_turns)
+        write_pcap(out, [reorder_within_turns(c.segments(), mangling["reorder"])
+                         for c in conversations])
+    else:
+        write_pcap(out, conversations, **mangling)  # type: ignore[arg-type]
     again = sorted(analyze_pcap(out), key=lambda d: d.attempt.first_frame)
     assert _outcomes(again) == [(v, r, s) for _, v, r, s in EXPECTED]
 
@@ -258,6 +264,33 @@ def _replay(path: Path, mss: int, start: int = 1_700_000_000) -> list[Conversati
         conv.server_fin()
         conversations.append(conv)
     return conversations
+
+
+def reorder_within_turns(segments: list[Segment], seed: int) -> list[Segment]:
+    """The segments with each run of one direction's data segments shuffled (seeded), times
+    given back in order: out-of-order arrival that keeps the conversation's causality. (The
+    builder's own ``reorder`` also moves segments across directions, which can put the
+    client's Close 1000, its answer to the server's Close 1008, before the server's: a capture
+    no on-path tap can make, and a different, client-initiated, close.)"""
+    rng = random.Random(seed)
+    out: list[Segment] = []
+    run: list[Segment] = []
+
+    def flush() -> None:
+        shuffled = run[:]
+        rng.shuffle(shuffled)
+        times = [s.time_ns for s in run]
+        out.extend(dataclasses.replace(s, time_ns=t) for s, t in zip(shuffled, times,
+                                                                   strict=True))
+        run.clear()
+
+    for segment in segments:
+        if run and (not segment.payload or segment.from_client != run[0].from_client):
+            flush()
+        (run if segment.payload else out).append(segment)
+    flush()
+    assert [s.index for s in out] != [s.index for s in segments]  # something moved
+    return out
 
 
 def _ip(address: bytes) -> str:

@@ -8,9 +8,7 @@ statuses.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-import random
 import shutil
 import socket
 import ssl
@@ -25,9 +23,18 @@ from typing import Any
 
 import pytest
 
-from tests.builder import Segment, write_pcap
+from tests.builder import write_pcap
 from tests.h2_app import _ws_frame, extended_connect
-from tests.test_h2_live import HOST, ROOT, _free_port, _replay, _stop, _wait_listening, tcpdump
+from tests.test_h2_live import (
+    HOST,
+    ROOT,
+    _free_port,
+    _replay,
+    _stop,
+    _wait_listening,
+    reorder_within_turns,
+    tcpdump,
+)
 from tests.test_h2_live import pytestmark as _live_marks
 from tests.tls_memory import make_certificate
 
@@ -117,7 +124,8 @@ def several_streams(port: int, context: ssl.SSLContext) -> list[str]:
                     for event in conn.receive_data(data):
                         seen.append(type(event).__name__)
                         if isinstance(event, h2.events.ResponseReceived):
-                            seen.append(dict(event.headers)[":status"])
+                            fields: dict[Any, Any] = dict(event.headers)  # str: utf-8
+                            seen.append(fields[":status"])
                         if isinstance(event, h2.events.DataReceived):
                             conn.acknowledge_received_data(event.flow_controlled_length,
                                                            event.stream_id)
@@ -143,30 +151,6 @@ def several_streams(port: int, context: ssl.SSLContext) -> list[str]:
         conn.close_connection()
         sock.sendall(conn.data_to_send())
     return seen
-
-
-def reorder_within_turns(segments: list[Segment], seed: int) -> list[Segment]:
-    """The segments with each run of one direction's data segments shuffled (seeded), times
-    given back in order: out-of-order arrival that keeps the conversation's causality."""
-    rng = random.Random(seed)
-    out: list[Segment] = []
-    run: list[Segment] = []
-
-    def flush() -> None:
-        shuffled = run[:]
-        rng.shuffle(shuffled)
-        times = [s.time_ns for s in run]
-        out.extend(dataclasses.replace(s, time_ns=t) for s, t in zip(shuffled, times,
-                                                                   strict=True))
-        run.clear()
-
-    for segment in segments:
-        if run and (not segment.payload or segment.from_client != run[0].from_client):
-            flush()
-        (run if segment.payload else out).append(segment)
-    flush()
-    assert [s.index for s in out] != [s.index for s in segments]  # something moved
-    return out
 
 
 def read_json(path: Path, *options: str) -> dict[str, Any]:
@@ -231,12 +215,7 @@ def test_resegmented_real_tls_capture_gives_the_same(
     # the capture's own time, so that the (decrypted) certificate is as valid as it was
     conversations = _replay(path, mss, start=int(path.stat().st_mtime) - 5)
     out = tmp_path / "mangled.pcap"
-    if "reorder" in mangling:
-        # Within each turn only: the builder's own reorder also moves a segment across
-        # directions, which can put the client's Close 1000 (its answer to the server's Close
-        # 1008) before the server's, a capture no on-path tap can make, and with it a
-        # different (client-initiated) close; which segments it swaps depends on the record
-        # sizes of the run.
+    if "reorder" in mangling:  # within each turn only (see reorder_within_turns)
         write_pcap(out, [reorder_within_turns(c.segments(), mangling["reorder"])
                          for c in conversations])
     else:
