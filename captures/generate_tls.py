@@ -422,12 +422,13 @@ def run_scenario(item: TlsScenario, out: Path, pki: Pki) -> dict[str, Any]:
         "link": ("Linux cooked (tcpdump -i any)" if item.interface == "any" else
                  "Ethernet (veth, MTU 1500)" if item.netns else "loopback"),
         "format": "pcapng" if item.dsb else "pcap",
-        "pending": PENDING,
         "keylog": keylog,
         "secrets_embedded": embedded,
         "tls_ports": list(item.tls_ports),
         "attempts": [asdict(expect) for expect in expects],
     }
+    if item.pending:
+        entry["pending"] = PENDING
     if not item.keylog and all(e.tls and e.tls["version"] for e in expects):
         # Sessions without a key: the analyzer is expected to count and summarise them, not
         # to list them as attempts. What the software did is kept with each one.

@@ -133,7 +133,7 @@ async def _tls_wrong_name(run: Run) -> list[TlsExpect]:
 
 @scenario("tls_plain_http_to_tls_port", "a ws:// (cleartext) WebSocket handshake sent to "
           "nginx's TLS port: 400 The plain HTTP request was sent to HTTPS port", (18124,),
-          keylog=False)
+          keylog=False, pending=False)
 async def _tls_plain_to_tls(run: Run) -> list[TlsExpect]:
     servers = nginx_ssl_server(run, 18124, "        location / { return 204; }")
     async with nginx_tls(18124, servers) as log:
@@ -141,7 +141,7 @@ async def _tls_plain_to_tls(run: Run) -> list[TlsExpect]:
         await asyncio.sleep(0.2)
         proxy = log()
     return [TlsExpect(g.endpoint(V4, 18124), "GET", "/chat", "failed",
-                      "tls_plain_http_to_tls_port",
+                      "tls_plain_http_to_https_port",
                       "cleartext HTTP to a TLS port; nginx answered in cleartext with its 400 "
                       "page", g.version("websockets") + " (ws:// to a wss:// port)",
                       g.nginx_version() + " (listen ssl)", said, proxy, status=400)]

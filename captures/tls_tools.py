@@ -83,6 +83,7 @@ class TlsScenario:
     resumes: bool = False  # the last connection must resume the first one's session
     netns: bool = False  # in generate.py's veth_pair() namespaces, tcpdump in NS_CLIENT
     min_record_segments: int = 0  # a client TLS record must span this many TCP segments
+    pending: bool = True  # its expectations wait for the TLS stage (False: checked today)
 
     @property
     def file(self) -> str:

@@ -194,7 +194,8 @@ def test_secrets_are_redacted_in_the_summary_too(tmp_path: Path) -> None:
 
 
 def test_details_stop_at_the_limit_and_the_page_says_so() -> None:
-    found = analyze_pcap(CAPTURES[0]) + analyze_pcap(CAPTURES[-1])
+    found = analyze_pcap(ROOT / "captures" / "connection_keep_alive.pcap") + analyze_pcap(
+        ROOT / "captures" / "ws_version_8_accepted.pcap")
     diagnoses = [dataclasses.replace(d, number=n) for n, d in enumerate(found, start=1)]
     assert len(diagnoses) >= 3
     text = render_html(diagnoses, RunStats(), [], ["a.pcap"], detail_limit=2)
