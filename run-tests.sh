@@ -1,20 +1,87 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh machine, then runs the whole suite.
 # Usage: ./run-tests.sh [pytest arguments]
+#
+# Python packages go into a virtual environment inside the repository (.venv/, or $VENV): a
+# stock Debian/Ubuntu Python refuses `pip install` into the system interpreter (PEP 668,
+# "externally-managed-environment"), and a venv per checkout leaves every other Python on the
+# machine as it was. A second run reuses the venv and reinstalls only when the package's
+# metadata or compiled source changed.
 set -euo pipefail
 cd "$(dirname "$0")"
+venv=$(realpath -m "${VENV:-.venv}")
+python=${PYTHON:-python3}
+
+# Waits for the package manager instead of failing when another install holds its lock
+# (unattended-upgrades at boot, another session): apt-get waits for dpkg's lock itself
+# (DPkg::Lock::Timeout), and `apt-get update`'s lists lock is retried, both for at most
+# APT_LOCK_WAIT seconds.
+apt_wait=${APT_LOCK_WAIT:-600}
+apt_get() {
+  local deadline=$((SECONDS + apt_wait)) out
+  while :; do
+    if out=$(apt-get -o DPkg::Lock::Timeout="$apt_wait" "$@" 2>&1 >/dev/null); then
+      return 0
+    fi
+    if ! grep -qiE 'could not get lock|unable to lock|is another process using it' <<<"$out" \
+        || ((SECONDS >= deadline)); then
+      printf '%s\n' "$out" >&2
+      return 1
+    fi
+    echo "run-tests.sh: waiting for the package manager's lock ($*)" >&2
+    sleep 5
+  done
+}
 
 # System tools the end-to-end tests drive (real capture on lo, a real reverse proxy, a peer
-# dissector). Installed only when missing; needs root (CI and the dev machines are root).
+# dissector), libpcap (what `live -f` compiles capture filters with, through scapy) and
+# python3-venv (Debian's python3 has no `-m venv` without it). Installed only when missing and
+# running as root (CI and the dev machines are root).
 need=()
 for tool in tcpdump:tcpdump tshark:tshark nginx:nginx curl:curl editcap:wireshark-common; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
-if ((${#need[@]})) && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8 ' || need+=(libpcap0.8)
+# tests/test_quickstart.py runs the README's first command with the system's /usr/bin/python3.
+for py in "$python" /usr/bin/python3; do
+  if command -v "$py" >/dev/null && ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
+    need+=(python3-venv)
+    break
+  fi
+done
+if ((${#need[@]})); then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    echo "run-tests.sh: installing ${need[*]}" >&2
+    apt_get update -qq
+    apt_get install -y -qq --no-install-recommends "${need[@]}"
+  else
+    echo "run-tests.sh: missing ${need[*]} (not root or no apt-get: the tests that need" \
+         "them are skipped)" >&2
+  fi
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-exec python3 -m pytest "$@"
+# The venv: created once (a half-made one, from a python3 without venv support, is made
+# again), then reused.
+if [ ! -x "$venv/bin/pip" ]; then
+  [ -f "$venv/pyvenv.cfg" ] && rm -rf "$venv"  # a half-made one
+  "$python" -m venv "$venv"
+fi
+# Editable, so the tests run this tree; the compiled fast path is built beside its source.
+# Installed again when the package's metadata or compiled source changed, when the venv's
+# `analyzer` is not this tree (the README's first command installs a copy), or when the
+# compiled module is missing where a compiler could build it.
+stamp="$venv/.installed"
+here=$(cd / && "$venv/bin/python" -c 'import analyzer; print(analyzer.__file__)' 2>/dev/null \
+       || true)
+if [ ! -f "$stamp" ] || [ "$here" != "$(pwd -P)/analyzer/__init__.py" ] \
+    || [ -n "$(find setup.cfg setup.py pyproject.toml analyzer/decode/_fastpath.pyx \
+               -newer "$stamp" 2>/dev/null)" ] \
+    || { command -v cc >/dev/null && ! ls analyzer/decode/_fastpath.*.so >/dev/null 2>&1; }; then
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+  touch "$stamp"
+fi
+
+# The venv's python first on PATH, as if activated, for anything a test runs by name.
+export PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv"
+exec "$venv/bin/python" -m pytest "$@"

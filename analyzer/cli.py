@@ -24,6 +24,7 @@ from analyzer.correlate import correlate
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.render import (
     FORMATS,
+    READ_FORMATS,
     iter_json,
     render_csv,
     render_json,
@@ -79,8 +80,10 @@ def cli() -> None:
 
 @cli.command("read")
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
-@click.option("--format", "-F", "fmt", type=click.Choice(FORMATS), default="table",
-              show_default=True, help="Output format.")
+@click.option("--format", "-F", "fmt", type=click.Choice(READ_FORMATS), default="table",
+              show_default=True,
+              help="Output format; html is one self-contained page (timeline, sortable "
+                   "table, every postmortem) to attach to an incident.")
 @_filter_options
 @click.option("--fail-on", type=click.Choice(["failed"]),
               help="Exit with status 3 when any attempt did not succeed.")
@@ -231,7 +234,7 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
             click.echo(("\n" if tally.attempts else "No upgrade attempts found.\n") + summary)
         else:
             click.echo(summary, err=True)
-    elif not _emit(fmt, kept, analysis, warnings, view):
+    elif not _emit(fmt, kept, analysis, warnings, view, captures):
         return ExitStatus.USAGE
     failed = tally.failed if streaming else any(d.verdict is not Verdict.SUCCEEDED for d in kept)
     if status is ExitStatus.OK and fail_on_failed and failed:
@@ -249,7 +252,8 @@ def _renumber(d: Diagnosis, number: int) -> Diagnosis:
 
 
 def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
-          warnings: list[CaptureWarning], view: View = View()) -> bool:
+          warnings: list[CaptureWarning], view: View = View(),
+          captures: tuple[str, ...] = ()) -> bool:
     """Print the report; False (after a one-line error) when --attempt names no attempt."""
     stats = analysis.stats
     secrets = view.show_secrets
@@ -271,6 +275,11 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
         sys.stdout.write("\n")
     elif fmt == "csv":
         click.echo(render_csv(kept, secrets), nl=False)
+    elif fmt == "html":
+        from analyzer.report.html import iter_html  # jinja2 is imported only for this format
+
+        for piece in iter_html(kept, stats, warnings, captures, secrets):
+            sys.stdout.write(piece)
     else:
         click.echo(render_table(kept, stats, warnings, markdown=fmt == "markdown",
                                 show_secrets=secrets))

@@ -16,9 +16,11 @@ from analyzer.decode.decoder import (
     peek_functions,
 )
 from analyzer.decode.segment import Segment
+from analyzer.exchange.first_bytes import Start
+from analyzer.exchange.handoff import ExchangeCounters, HandlerFactory, RunContext
 from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
-from analyzer.exchange.tracker import ConnectionTracker, ExchangeCounters
+from analyzer.exchange.tracker import ConnectionTracker
 from analyzer.reassembly import Connection, Reassembler
 from analyzer.source.capture import MergedRecords
 from analyzer.source.frame import Frame
@@ -56,6 +58,12 @@ class RunStats:
     last_time: float | None = None
 
 
+def protocol_handlers() -> dict[Start, HandlerFactory]:
+    """The stages that take a connection over from the HTTP/1 tracker, by what its first bytes
+    are (exchange/handoff.py). Imported here, at the wiring, so the tracker knows none of them."""
+    return {}
+
+
 # Connections tracked at once before the oldest idle ones are evicted. About 3 KB each (a
 # million-SYN flood peaked at 614 MB with 200_000), so this bounds memory near 300 MB.
 DEFAULT_MAX_CONNECTIONS = 100_000
@@ -70,8 +78,9 @@ class Analysis:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_listed_tcp_attempts: int = MAX_LISTED_TCP_ATTEMPTS,
         compiled: bool = True,
+        secrets: object | None = None,
+        handlers: dict[Start, HandlerFactory] | None = None,
     ) -> None:
-        self._window = window
         # Use the compiled fast path (decode/_fastpath.pyx) when it is built; False runs the
         # pure-Python path, which must give the same results (tests compare the two).
         self._compiled = compiled
@@ -79,6 +88,10 @@ class Analysis:
         self._counters = ExchangeCounters()
         self._decided: deque[Attempt] = deque()
         self._emit = self._decided.append  # one bound method for every tracker
+        # The stages that take connections over (TLS, HTTP/2): the pipeline's own unless a
+        # caller gives others.
+        stages = protocol_handlers() if handlers is None else handlers
+        self._run = RunContext(self._emit, self._counters, window, stages, secrets)
         self._reassembler = Reassembler(self._new_tracker, max_connections=max_connections)
         self._stats = RunStats()
         self._tcp_listed = 0
@@ -91,7 +104,7 @@ class Analysis:
         self._absorbed: list[RunStats] = []
 
     def _new_tracker(self, conn: Connection, segment: Segment) -> ConnectionTracker:
-        return ConnectionTracker(conn, self._emit, self._counters, self._window)
+        return ConnectionTracker(conn, self._run)
 
     def feed(self, frame: Frame) -> list[Diagnosis]:
         """Processes one frame; returns the attempts it decided (usually none)."""

@@ -569,7 +569,8 @@ class Reassembler:
             self._release(conn, (0, 1))
             for side in (0, 1):
                 self._flush(conn, side, 0, time, 0)
-            listener.on_end(time, reason)
+            # the flushed bytes may have handed the connection to another stage (handoff.py)
+            (conn.listener or listener).on_end(time, reason)
         conn.ignore()
         # Nothing calls a finished connection's listener again, but the entry stays in the
         # table a while (late retransmissions must not open a new connection): let the

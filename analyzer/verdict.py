@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from analyzer.attribution import attribute
@@ -65,34 +65,122 @@ def diagnose(attempt: Attempt, number: int = 0) -> Diagnosis:
 def judge(
     attempt: Attempt, facts: Facts, findings: tuple[Finding, ...], number: int = 0
 ) -> Diagnosis:
-    """The verdict and the ranking of findings (also used again when correlation adds some)."""
+    """The verdict and the ranking of findings (also used again when correlation adds some).
+
+    Ranking: the findings whose effect decided the verdict first, then the rest; within
+    each, the most severe first, then catalogue order (root causes first). A cause of the
+    deciding symptom (see `causes_of`) counts as deciding and comes just before its symptom.
+    The first is the primary reason."""
     switched = _switched(attempt)
     # a list, not a set: `in` on a list compares Enum members by identity, a set would call
     # their (Python-level) __hash__
     effects = [_effect(f, switched) for f in findings]
+    pairs = causes_of(findings) if len(findings) > 1 else []
+    for cause, symptom in pairs:
+        if findings[symptom].side == "client" and findings[cause].check in CLIENT_ENFORCED:
+            # wave2-decisions.md: the client hung up on a 101 that broke a rule it enforces:
+            # it rejected the handshake, so the attempt failed (the hang-up is the evidence).
+            effects[cause] = _stronger(effects[cause], Effect.FAIL)
     deciding = next((e for e in EFFECT_ORDER if e in effects), None)
     verdict = _BY_EFFECT[deciding] if deciding is not None else Verdict.SUCCEEDED
-    # deciding findings first; then the most severe; then root causes first (catalogue order)
-    ranked = sorted(findings,
-                    key=lambda f: (_effect(f, switched) is not deciding, _RANK[f.check]))
-    if ranked and ranked[0].check in _SILENT_REJECTIONS:
-        # A server that closes without a word (tungstenite does for every bad handshake) was
-        # most likely rejecting the request's own fault: that fault is the reason to show.
-        cause = next((f for f in ranked if f.check in REQUEST_FAULTS), None)
-        if cause is not None:
-            ranked.remove(cause)
-            ranked.insert(0, cause)
-    ordered = tuple(ranked)
-    who = attribute(attempt, facts, verdict.value, ordered)
-    return Diagnosis(number, attempt, facts, verdict, ordered, who)
+    # A cause of a deciding symptom ranks as if it were deciding, and just before that
+    # symptom (its own rank, if that comes first): never above a root cause listed earlier
+    # in the catalogue (a proxy that forwarded the wrong Accept stays before the Accept).
+    explains: dict[int, int] = {}  # cause -> the symptom it explains (reported with it)
+    for cause, symptom in pairs:
+        if (effects[symptom] is deciding or effects[cause] is deciding) and (
+            cause not in explains
+        ):
+            explains[cause] = symptom
+
+    def key(i: int) -> tuple[int, tuple[int, int], int]:
+        rank = _RANK[findings[i].check]
+        symptom = explains.get(i)
+        if symptom is not None and effects[symptom] is deciding:
+            return 0, min(rank, _RANK[findings[symptom].check]), 0
+        return (0 if effects[i] is deciding else 1), rank, 1
+
+    ranked = sorted(range(len(findings)), key=key)
+    ordered = [findings[i] for i in ranked]
+    if ordered and ranked[0] in explains:
+        ordered[0] = _with_symptom(ordered[0], findings[explains[ranked[0]]])
+    result = tuple(ordered)
+    who = attribute(attempt, facts, verdict.value, result)
+    return Diagnosis(number, attempt, facts, verdict, result, who)
 
 
+# --- cause before symptom ------------------------------------------------------------------
+# A symptom is one side's reaction: it hung up, closed with an error code, or closed without
+# answering. A cause is a rule the *other* side broke just before, which that reaction
+# enforces. When both are in an attempt, the cause is the primary reason and the symptom stays
+# listed as its evidence (and is quoted in the cause's `found`).
+
+# Rules of the 101 that WebSocket clients enforce by failing the connection (RFC 6455 §4.1
+# steps 1-6, and the subprotocol trap Chrome, Node ws and tungstenite fall into).
+CLIENT_ENFORCED = frozenset({
+    "switch_without_upgrade", "switch_to_unoffered", "switch_connection_without_upgrade",
+    "ws_accept_missing", "ws_accept_mismatch", "ws_accept_repeated",
+    "ws_protocol_not_offered", "ws_protocol_repeated", "ws_protocol_not_chosen",
+    "ws_extension_not_offered", "ws_deflate_params_invalid",
+})
+# What one side sends after the switch that the other side must fail the connection for.
+_FRAME_FAULTS = frozenset({
+    "ws_client_frame_unmasked", "ws_server_frame_masked", "ws_rsv_without_extension",
+    "ws_opcode_reserved", "ws_control_frame_invalid",
+})
+# Reactions right after the switch; the finding's side says who reacted.
+_HANG_UPS = frozenset({"client_hung_up_after_switch", "server_hung_up_after_switch",
+                       "ws_closed_with_error"})
+_SILENT_REJECTIONS = frozenset({"no_response_server_closed", "no_response_server_reset"})
+
+
+def causes_of(findings: tuple[Finding, ...]) -> list[tuple[int, int]]:
+    """(cause, symptom) index pairs: which findings explain which reaction.
+
+    - a server that closed without a word (tungstenite does so for every bad handshake) was
+      most likely rejecting the request's own fault: the first request fault is the cause;
+    - a side that hung up or closed with an error code right after the switch reacted to the
+      other side: to a 101 rule it enforces (the client) or to a bad frame the other side
+      sent (either side)."""
+    pairs: list[tuple[int, int]] = []
+    for s, symptom in enumerate(findings):
+        if symptom.check in _SILENT_REJECTIONS:
+            cause = next((i for i, f in enumerate(findings) if f.check in REQUEST_FAULTS), None)
+            if cause is not None:
+                pairs.append((cause, s))
+        elif symptom.check in _HANG_UPS and symptom.side:
+            for c, finding in enumerate(findings):
+                if symptom.side == "client" and finding.check in CLIENT_ENFORCED or (
+                    finding.check in _FRAME_FAULTS and finding.side
+                    and finding.side != symptom.side
+                ):
+                    pairs.append((c, s))
+    return pairs
+
+
+def _with_symptom(cause: Finding, symptom: Finding) -> Finding:
+    """The cause, its `found` saying what the other side then did (once: judge runs again
+    when correlation adds findings)."""
+    if symptom.check in _SILENT_REJECTIONS or "; then the " in cause.found:
+        return cause
+    if symptom.check == "ws_closed_with_error":
+        reaction = symptom.found  # "client sent Close 1002 (...) 3 ms after the 101"
+    else:
+        reaction = f"the {symptom.side} hung up, {symptom.found}"
+    frames = cause.frames + tuple(f for f in symptom.frames if f not in cause.frames)
+    return replace(cause, found=f"{cause.found}; then {reaction}", frames=frames)
+
+
+def _stronger(a: Effect, b: Effect) -> Effect:
+    return a if _STRENGTH.get(a, len(EFFECT_ORDER)) <= _STRENGTH.get(b, len(EFFECT_ORDER)) else b
+
+
+_STRENGTH = {effect: index for index, effect in enumerate(EFFECT_ORDER)}
 _SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 # Per catalogue id, what ranks findings after the deciding effect: severity, then catalogue
 # order. Worked out once here rather than through the catalogue entry of every finding.
 _RANK = {check.id: (_SEVERITY_RANK[check.severity], ORDER[check.id]) for check in CATALOGUE}
 _EFFECT = {check.id: check.effect for check in CATALOGUE}
-_SILENT_REJECTIONS = ("no_response_server_closed", "no_response_server_reset")
 
 
 def _effect(finding: Finding, switched: bool) -> Effect:

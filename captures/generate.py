@@ -780,10 +780,10 @@ async def _not_found() -> list[Expect]:
 async def _subprotocol_required() -> list[Expect]:
     async with websockets_server(V4, 18015, "subreq", subprotocols=["chat.v1"]) as book:
         said = await websockets_client(f"ws://{V4}:18015/")
-    return [Expect(endpoint(V4, 18015), "GET", "/", "failed", "response_bad_request",
+    return [Expect(endpoint(V4, 18015), "GET", "/", "failed", "ws_protocol_required",
                    "no subprotocol offered; websockets answered 400 'missing subprotocol'",
                    version("websockets"), version("websockets"), said,
-                   websockets_rejection(book), status=400)]
+                   websockets_rejection(book), notes=["response_bad_request"], status=400)]
 
 
 @scenario("ws_subprotocol_not_chosen", "client offers a subprotocol, server chooses none "

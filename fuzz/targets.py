@@ -18,8 +18,9 @@ from analyzer.checks import run_checks
 from analyzer.correlate import correlate
 from analyzer.decode.decoder import decode_frame, peek_flow
 from analyzer.decode.segment import Segment, flow_key
+from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.model import Attempt
-from analyzer.exchange.tracker import ConnectionTracker, ExchangeCounters
+from analyzer.exchange.tracker import ConnectionTracker
 from analyzer.http.head import (
     classify_start,
     find_head_end,
@@ -201,8 +202,10 @@ def tracker(data: bytes) -> None:
     counters = ExchangeCounters()
     attempts: list[Attempt] = []
 
+    run = RunContext(attempts.append, counters)
+
     def listener(conn: Connection, seg: Segment) -> ConnectionTracker:
-        return ConnectionTracker(conn, attempts.append, counters)
+        return ConnectionTracker(conn, run)
 
     reassembler = Reassembler(listener)
     # Half the input drives the segments' shapes; the other half is an HTTP-looking prefix

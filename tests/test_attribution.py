@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from analyzer.attribution.clients import client_name
-from analyzer.attribution.servers import _TEXTS, ServerMatch, _Text, match_response
+from analyzer.attribution.servers import ServerMatch, match_response
+from analyzer.attribution.texts import TEXTS, KnownText
 from analyzer.http.message import Headers, ResponseHead
 from tests.builder import (
     DEFAULT_WS_KEY,
@@ -175,17 +176,17 @@ def test_every_known_text_is_found_in_its_place_and_the_first_listed_wins() -> N
     # match_response rules all the texts out with one scan per place before it walks them in
     # order: each must still be found anywhere in its place, and the earlier-listed one must
     # win when a response carries two.
-    def carrying(*texts: _Text) -> ServerMatch | None:
+    def carrying(*texts: KnownText) -> ServerMatch | None:
         reason = " ".join(f"x {t.text} y" for t in texts if t.where == "reason") or "Bad Request"
         body = b"\n".join(b"<p>" + t.text.encode("latin-1") + b"</p>" for t in texts
                           if t.where == "body")
         return match_response(_response(reason), body)
 
-    for i, first in enumerate(_TEXTS):
+    for i, first in enumerate(TEXTS):
         match = carrying(first)
         assert match is not None and match.server == first.server
         assert match.evidence.endswith(f'"{first.text}"')
-        for later in _TEXTS[i + 1:]:
+        for later in TEXTS[i + 1:]:
             for texts in ((first, later), (later, first)):
                 match = carrying(*texts)
                 assert match is not None and match.evidence.endswith(f'"{first.text}"')

@@ -168,6 +168,25 @@ NGINX_502 = error_response(502, "Bad Gateway", b"<html>\r\n<head><title>502 Bad 
                            b"</head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n"
                            b"<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
                            [("Server", "nginx"), ("Content-Type", "text/html")])
+NGINX_PLAIN_HTTP_TO_HTTPS = error_response(
+    400, "Bad Request",
+    b"<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>"
+    b"\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>The plain HTTP "
+    b"request was sent to HTTPS port</center>\r\n<hr><center>nginx/1.22.1</center>\r\n"
+    b"</body>\r\n</html>\r\n", [("Server", "nginx/1.22.1"), ("Content-Type", "text/html"),
+                                   ("Connection", "close")])
+NGINX_TOO_LARGE = error_response(
+    400, "Bad Request",
+    b"<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n<body>"
+    b"\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>Request Header Or Cookie Too "
+    b"Large</center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n",
+    [("Server", "nginx/1.22.1"), ("Content-Type", "text/html"), ("Connection", "close")])
+NGINX_400 = error_response(
+    400, "Bad Request",
+    b"<html>\r\n<head><title>400 Bad Request</title></head>\r\n<body>\r\n<center><h1>400 "
+    b"Bad Request</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n"
+    b"</html>\r\n", [("Server", "nginx/1.22.1"), ("Content-Type", "text/html"),
+                      ("Connection", "close")])
 HTML_PAGE = error_response(200, "OK", b"<!doctype html><title>Chat</title><h1>Chat</h1>\n",
                            [("Server", "nginx"), ("Content-Type", "text/html")])
 
@@ -380,7 +399,7 @@ CASES: tuple[Case, ...] = (
                   then("tls", lambda c: c.client(TLS_CLIENT_HELLO_START))),
          SUCCEEDED, "tunnel_carried", absent=("response_unauthorized", "response_ordinary",
                                               "connect_target_invalid"),
-         found={"tunnel_carried": ("client: TLS handshake",)},
+         found={"tunnel_carried": ("client: a TLS handshake record",)},
          evidence={"tunnel_carried": ("tls",)}),
     Case("CONNECT answered 200, nothing sent through yet",
          exchange(CONNECT_REQUEST, http_response(200, "Connection established")),
@@ -441,7 +460,11 @@ CASES: tuple[Case, ...] = (
          "ws_version_not_13", present=("response_bad_request",),
          absent=("no_response_server_closed", "no_response_server_reset",
                  *others("response_bad_request")),
-         evidence={"ws_version_not_13": ("request",), "response_bad_request": ("response",)}),
+         # Node ws's body names the version: the server's words join the request's evidence
+         evidence={"ws_version_not_13": ("request", "response"),
+                   "response_bad_request": ("response",)},
+         found={"ws_version_not_13": ('the server said 400 "Missing or invalid '
+                                      'Sec-WebSocket-Version header"',)}),
     Case("server RST after the request, no response",
          exchange(ws_request(), None, then("server_rst", lambda c: c.server_rst(0.004))),
          NO_RESPONSE, "no_response_server_reset", absent=("tcp_refused",),
@@ -480,8 +503,9 @@ CASES: tuple[Case, ...] = (
     Case("Postman plain GET to actix-web", exchange(POSTMAN_GET, ACTIX_NO_UPGRADE), FAILED,
          "request_without_upgrade", present=("response_bad_request",),
          absent=("upgrade_header_missing", "connection_without_upgrade", "ws_key_missing"),
-         evidence={"request_without_upgrade": ("request",),
-                   "response_bad_request": ("response",)}),
+         evidence={"request_without_upgrade": ("request", "response"),
+                   "response_bad_request": ("response",)},
+         found={"request_without_upgrade": ("No WebSocket Upgrade header found",)}),
     Case("browser address bar to python websockets (426 Upgrade: websocket)",
          exchange(BROWSER_ADDRESS_BAR_GET, PY_WEBSOCKETS_426), FAILED,
          "request_without_upgrade", present=("response_upgrade_required",),
@@ -633,8 +657,58 @@ CASES: tuple[Case, ...] = (
          exchange(ws_request(), error_response(400, "Bad Request",
                                                b'{"code":1,"message":"Session ID unknown"}',
                                                [("Content-Type", "application/json")])),
-         FAILED, "response_bad_request",
-         absent=("request_without_upgrade", *others("response_bad_request"))),
+         FAILED, "engineio_session_unknown", present=("response_bad_request",),
+         absent=("request_without_upgrade", "engineio_transport_unknown",
+                 *others("response_bad_request")),
+         evidence={"engineio_session_unknown": ("response",)},
+         found={"engineio_session_unknown": ("Session ID unknown",)}),
+    # --- the server's own words name the cause ------------------------------------------------
+    Case("python websockets requires a subprotocol: 400 'missing subprotocol'",
+         exchange(ws_request(), python_websockets_reject(
+             400, "Bad Request", "Failed to open a WebSocket connection: missing subprotocol.\n")),
+         FAILED, "ws_protocol_required", present=("response_bad_request",),
+         absent=("ws_protocol_unsupported", "ws_protocol_not_chosen"),
+         evidence={"ws_protocol_required": ("response",)},
+         found={"ws_protocol_required": ('400 "Failed to open a WebSocket connection: missing '
+                                         'subprotocol."',)}),
+    Case("python websockets knows none of the offered subprotocols",
+         exchange(ws_request(protocols=("chat.v2",)), python_websockets_reject(
+             400, "Bad Request", "Failed to open a WebSocket connection: invalid subprotocol; "
+             "expected one of chat.v1.\n")),
+         FAILED, "ws_protocol_unsupported", present=("response_bad_request",),
+         absent=("ws_protocol_required",),
+         found={"ws_protocol_unsupported": ("expected one of chat.v1",)}),
+    # near miss: a 400 whose words name nothing we know
+    Case("python websockets 400 for a bad key: the request check names it",
+         exchange(ws_request(key="short"), python_websockets_reject(
+             400, "Bad Request",
+             "Failed to open a WebSocket connection: invalid Sec-WebSocket-Key header: short.\n")),
+         FAILED, "ws_key_invalid", present=("response_bad_request",),
+         absent=("ws_protocol_required", "ws_protocol_unsupported"),
+         found={"ws_key_invalid": ("the server said 400",)}),
+    Case("nginx: plain HTTP to its TLS port",
+         exchange(ws_request(), NGINX_PLAIN_HTTP_TO_HTTPS, server_fin()), FAILED,
+         "tls_plain_http_to_https_port", present=("response_bad_request",),
+         absent=("request_headers_too_large",),
+         found={"tls_plain_http_to_https_port": ("plain HTTP request was sent to HTTPS port",)}),
+    Case("nginx: its generic 400 page", exchange(ws_request(), NGINX_400, server_fin()), FAILED,
+         "response_bad_request", absent=("tls_plain_http_to_https_port",
+                                         "request_headers_too_large")),
+    Case("nginx: request header or cookie too large",
+         exchange(ws_request(extra_headers=[("Cookie", "c=" + "x" * 9000)]), NGINX_TOO_LARGE,
+                  server_fin()),
+         FAILED, "request_headers_too_large", present=("response_bad_request",),
+         absent=("tls_plain_http_to_https_port",)),
+    Case("431 Request Header Fields Too Large (Node http)",
+         exchange(ws_request(), http_response(431, "Request Header Fields Too Large",
+                                              [("Connection", "close")])),
+         FAILED, "request_headers_too_large", absent=others()),
+    Case("Engine.IO: websocket transport not allowed",
+         exchange(websocket_request(HOST, "/socket.io/?EIO=4&transport=websocket"),
+                  error_response(400, "Bad Request", b'{"code":0,"message":"Transport unknown"}',
+                                 [("Content-Type", "application/json")])),
+         FAILED, "engineio_transport_unknown", present=("response_bad_request",),
+         absent=("engineio_session_unknown",)),
     Case("429 Too Many Requests",
          exchange(ws_request(), error_response(429, "Too Many Requests", b"",
                                                [("Retry-After", "30")])),
@@ -676,7 +750,8 @@ CASES: tuple[Case, ...] = (
          switched(client_fin(), omit=("Connection",),
                   extra_headers=[("Connection", "keep-alive")]),
          FAILED, "switch_connection_without_upgrade", present=("client_hung_up_after_switch",),
-         evidence={"switch_connection_without_upgrade": ("response",)}),
+         evidence={"switch_connection_without_upgrade": ("response", "client_fin")},
+         found={"switch_connection_without_upgrade": ("keep-alive; then the client hung up",)}),
     Case("101 with Connection: upgrade in lower case",
          switched(omit=("Connection",), extra_headers=[("Connection", "upgrade")]), SUCCEEDED,
          None, absent=("switch_connection_without_upgrade",)),
@@ -688,7 +763,7 @@ CASES: tuple[Case, ...] = (
     Case("proxy re-keyed the request: wrong Accept, client FIN",
          switched(client_fin(), accept=websocket_accept(OTHER_KEY)), FAILED, "ws_accept_mismatch",
          present=("client_hung_up_after_switch",), absent=("ws_accept_missing",),
-         evidence={"ws_accept_mismatch": ("request", "response"),
+         evidence={"ws_accept_mismatch": ("request", "response", "client_fin"),
                    "client_hung_up_after_switch": ("response", "client_fin")}),
     Case("key with surrounding spaces: Accept from the trimmed key",
          switched(request=ws_request(omit=("Sec-WebSocket-Key",),
@@ -713,9 +788,29 @@ CASES: tuple[Case, ...] = (
     Case("subprotocol offered, none chosen, python websockets client goes on",
          switched(client_frame(), request=ws_request(protocols=("graphql-ws",))), SUCCEEDED,
          "ws_protocol_not_chosen", absent=("client_hung_up_after_switch",)),
+    # cause before symptom: the client hung up *because* no subprotocol was chosen
     Case("subprotocol offered, none chosen, Chrome hangs up",
-         switched(client_fin(), request=ws_request(protocols=("graphql-ws",))), ABORTED,
-         "client_hung_up_after_switch", present=("ws_protocol_not_chosen",)),
+         switched(client_fin(0.003), request=ws_request(protocols=("graphql-ws",))), FAILED,
+         "ws_protocol_not_chosen", present=("client_hung_up_after_switch",),
+         evidence={"ws_protocol_not_chosen": ("response", "client_fin")},
+         found={"ws_protocol_not_chosen": ("then the client hung up, FIN 3 ms after",)}),
+    Case("subprotocol offered, none chosen, the client resets",
+         switched(then("client_rst", lambda c: c.client_rst(0.002)),
+                  request=ws_request(protocols=("chat.v2",))), FAILED,
+         "ws_protocol_not_chosen", present=("client_hung_up_after_switch",),
+         found={"ws_protocol_not_chosen": ("RST 2 ms after",)}),
+    # near misses: the server hung up (it did not react to its own answer), or the client
+    # left long after the switch
+    Case("subprotocol offered, none chosen, the server hangs up",
+         switched(server_fin(0.002), request=ws_request(protocols=("graphql-ws",))), ABORTED,
+         "server_hung_up_after_switch", present=("ws_protocol_not_chosen",)),
+    Case("subprotocol offered, none chosen, the client leaves after 5 s",
+         switched(client_fin(5.0), request=ws_request(protocols=("graphql-ws",))), SUCCEEDED,
+         "ws_protocol_not_chosen", absent=("client_hung_up_after_switch",)),
+    Case("unrequested extension, then the client hangs up",
+         switched(client_fin(), extensions="x-webkit-deflate-frame"), FAILED,
+         "ws_extension_not_offered", present=("client_hung_up_after_switch",),
+         found={"ws_extension_not_offered": ("then the client hung up",)}),
     Case("unrequested permessage-deflate",
          switched(extensions="permessage-deflate"), FAILED, "ws_extension_not_offered",
          found={"ws_extension_not_offered": ("permessage-deflate",)}),
@@ -767,26 +862,35 @@ CASES: tuple[Case, ...] = (
          evidence={"ws_control_frame_invalid": ("close",)}),
     Case("server frame with reserved opcode 0x3, client closes 1002",
          switched(then("odd", lambda c: c.server_ws_frame(3, b"?")), close("client", 1002)),
-         ABORTED, "ws_closed_with_error", present=("ws_opcode_reserved",),
-         evidence={"ws_opcode_reserved": ("odd",)}),
+         ABORTED, "ws_opcode_reserved", present=("ws_closed_with_error",),
+         evidence={"ws_opcode_reserved": ("odd", "close")},
+         found={"ws_opcode_reserved": ("then client sent Close 1002",)}),
     Case("server Close 1011", switched(close("server", 1011, reason="internal error")),
          ABORTED, "ws_closed_with_error",
          absent=("ws_close_code_invalid", "ws_control_frame_invalid", "ws_opcode_reserved"),
          found={"ws_closed_with_error": ("1011", "internal error")}),
     Case("unmasked client frame, server closes 1002",
          switched(client_frame(mask=False), close("server", 1002)), ABORTED,
-         "ws_closed_with_error", present=("ws_client_frame_unmasked",),
+         "ws_client_frame_unmasked", present=("ws_closed_with_error",),
          absent=("ws_server_frame_masked",),
-         evidence={"ws_client_frame_unmasked": ("client_frame",)}),
+         evidence={"ws_client_frame_unmasked": ("client_frame", "close")}),
+    # near miss: the side that broke the rule is the one that closed, so it is no cause
+    Case("unmasked client frame, the client itself closes 1002",
+         switched(client_frame(mask=False), close("client", 1002)), ABORTED,
+         "ws_closed_with_error", present=("ws_client_frame_unmasked",)),
+    Case("unmasked client frame, then the server hangs up",
+         switched(client_frame(mask=False), server_fin(0.002)), ABORTED,
+         "ws_client_frame_unmasked", present=("server_hung_up_after_switch",),
+         found={"ws_client_frame_unmasked": ("then the server hung up",)}),
     Case("masked server frame, client closes 1002",
          switched(server_frame(mask=True), close("client", 1002)), ABORTED,
-         "ws_closed_with_error", present=("ws_server_frame_masked",),
+         "ws_server_frame_masked", present=("ws_closed_with_error",),
          absent=("ws_client_frame_unmasked",),
-         evidence={"ws_server_frame_masked": ("server_frame",)}),
+         evidence={"ws_server_frame_masked": ("server_frame", "close")}),
     Case("RSV1 without permessage-deflate, client closes 1002",
-         switched(server_frame(rsv=4), close("client", 1002)), ABORTED, "ws_closed_with_error",
-         present=("ws_rsv_without_extension",),
-         evidence={"ws_rsv_without_extension": ("server_frame",)}),
+         switched(server_frame(rsv=4), close("client", 1002)), ABORTED,
+         "ws_rsv_without_extension", present=("ws_closed_with_error",),
+         evidence={"ws_rsv_without_extension": ("server_frame", "close")}),
     Case("h2c: client speaks HTTP/1.1 after the 101",
          exchange(H2C_OFFER, H2C_SWITCH + H2_SERVER_SETTINGS,
                   then("client_data", lambda c: c.client(b"GET /next HTTP/1.1\r\n\r\n"))),
@@ -867,7 +971,8 @@ def test_every_check_has_cases() -> None:
     assert len(ids) == len(set(ids))
     for check in CATALOGUE:
         assert re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", check.id), check.id
-        assert check.rfc.strip() and re.match(r"RFC \d+ §", check.rfc), check.id
+        # an RFC section, or a named protocol document's section (Engine.IO has no RFC)
+        assert re.match(r"(RFC \d+|[A-Z][\w.]*( [\w.]+)* protocol v\d+) §", check.rfc), check.id
         assert check.title.strip() and check.explanation.strip() and check.fix.strip(), check.id
     # proxy findings need two legs of one handshake: their cases live in test_correlate.py
     triggered = set().union(*(case.triggered for case in (*CASES, *PROXY_CASES)))

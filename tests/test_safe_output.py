@@ -215,7 +215,7 @@ def test_detail_redacts_headers_and_keeps_what_they_were(secrets: Path) -> None:
 def test_json_redacts_path_and_reason_but_not_host(secrets: Path) -> None:
     attempts = json.loads(_out(secrets, "-F", "json"))["attempts"]
     assert attempts[0]["path"] == f"/chat?token={REDACTED}&room=1"
-    assert attempts[1]["reason"].endswith(f"(plain GET /chat?token={REDACTED})")
+    assert f"(plain GET /chat?token={REDACTED};" in attempts[1]["reason"]
     assert attempts[0]["host"] == "example.com"
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from analyzer.attribution.clients import KIND_OF_FINDING, client_errors, client_name
 from analyzer.attribution.model import Attribution
 from analyzer.attribution.servers import ServerMatch, match_response, match_silent_close
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
-from analyzer.checks.facts import Facts
 from analyzer.exchange.model import Attempt
+
+if TYPE_CHECKING:  # analyzer.checks.facts reads this package's table of server texts
+    from analyzer.checks.facts import Facts
 
 _SILENT = ("no_response_server_closed", "no_response_server_reset")
 

@@ -8,9 +8,9 @@ are the strongest tell), headers such as `Sec-Websocket-Version` in gorilla's sp
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from analyzer.attribution.texts import match_text, server_log
 from analyzer.exchange.model import Attempt
 from analyzer.http.message import ResponseHead
 
@@ -22,62 +22,6 @@ class ServerMatch:
     evidence: str
     log: str | None = None  # what it most likely logged for this rejection
 
-
-@dataclass(frozen=True, slots=True)
-class _Text:
-    """A text that identifies an implementation, and what it logs when it sends that text."""
-
-    where: str  # "reason" (status line) or "body"
-    text: str  # compared case-sensitively: these are exact strings from the source
-    server: str
-    log: str | None
-
-
-# Exact texts, most specific first. Where a server uses the same words as another (aiohttp and
-# Spring both say 'Can "Upgrade" only to "WebSocket".'), the longer text comes first.
-_TEXTS: tuple[_Text, ...] = (
-    _Text("reason", "No WebSocket Upgrade header found", "actix-web", "NoWebsocketUpgrade"),
-    _Text("reason", "No Connection upgrade", "actix-web", "NoConnectionUpgrade"),
-    _Text("reason", "WebSocket version header is required", "actix-web", "NoVersionHeader"),
-    _Text("reason", "Unsupported WebSocket version", "actix-web", "UnsupportedVersion"),
-    _Text("reason", "Handshake error", "actix-web", "BadWebsocketKey"),
-    _Text("reason", "Unsupported websocket version specification", "Jetty",
-          "Unsupported Websocket version: N"),
-    _Text("reason", "Invalid Upgrade Request", "Apache Traffic Server", None),
-    _Text("body", "No WebSocket UPGRADE hdr:", "aiohttp",
-          "HTTPBadRequest: No WebSocket UPGRADE hdr"),
-    _Text("body", "No CONNECTION upgrade hdr:", "aiohttp",
-          "HTTPBadRequest: No CONNECTION upgrade hdr"),
-    _Text("body", "Unsupported version:", "aiohttp", "HTTPBadRequest: Unsupported version"),
-    _Text("body", "Handshake error:", "aiohttp", "HTTPBadRequest: Handshake error"),
-    _Text("body", "You cannot access a WebSocket server directly with a browser",
-          "python websockets", None),
-    _Text("body", "Failed to open a WebSocket connection:", "python websockets", None),
-    _Text("body", "Request method must be `GET`", "axum", "MethodNotGet"),
-    _Text("body", "Connection header did not include 'upgrade'", "axum", "InvalidConnectionHeader"),
-    _Text("body", "`Upgrade` header did not include 'websocket'", "axum", "InvalidUpgradeHeader"),
-    _Text("body", "`Sec-WebSocket-Version` header did not include '13'", "axum",
-          "InvalidWebSocketVersionHeader"),
-    _Text("body", "WebSocket protocol violation:", "coder/websocket", None),
-    _Text("body", "unsupported WebSocket protocol version (only 13 is supported)",
-          "coder/websocket", None),
-    _Text("body", "must be a 16 byte base64 encoded string", "coder/websocket", None),
-    _Text("body", "Missing or invalid Sec-WebSocket-Key header", "Node ws", None),
-    _Text("body", "Missing or invalid Sec-WebSocket-Version header", "Node ws", None),
-    _Text("body", "Invalid Upgrade header", "Node ws", None),
-    _Text("body", "Invalid HTTP method", "Node ws", None),
-    _Text("body", "Can \"Upgrade\" only to \"WebSocket\".", "Spring",
-          "Handshake failed due to invalid Upgrade header"),
-    _Text("body", "\"Connection\" must be \"upgrade\".", "Spring",
-          "Handshake failed due to invalid Connection header"),
-    _Text("body", "The plain HTTP request was sent to HTTPS port", "nginx", None),
-    _Text("body", "Session ID unknown", "Socket.IO (Engine.IO)", None),
-    _Text("body", "Transport unknown", "Socket.IO (Engine.IO)", None),
-)
-
-# The python websockets body carries the exception text: "Failed to open a WebSocket
-# connection: missing Connection header." The server logs "opening handshake failed" with it.
-_WEBSOCKETS_REASON = re.compile(rb"Failed to open a WebSocket connection: ([^\n]*?)\.?\s*(\n|$)")
 
 # gorilla's own logs, by the status it answered (it sends only the status text as body).
 _GORILLA_LOGS = {
@@ -123,28 +67,13 @@ _SERVER_HEADER = (
 )
 
 
-# Each text with its latin-1 bytes (searched for in the body), encoded once here rather than
-# for every response.
-_NEEDLES: tuple[tuple[_Text, bool, str, bytes], ...] = tuple(
-    (known, known.where == "reason", known.text, known.text.encode("latin-1"))
-    for known in _TEXTS
-)
-
-
-# All the texts of each place in one pattern: a single scan rules them all out for an ordinary
-# answer (the usual case), and only a hit walks _NEEDLES for the first text in the order above.
-_ANY_REASON = re.compile("|".join(re.escape(k.text) for k in _TEXTS if k.where == "reason"))
-_ANY_BODY = re.compile(
-    b"|".join(re.escape(k.text.encode("latin-1")) for k in _TEXTS if k.where == "body")
-)
-
-
 def match_response(head: ResponseHead, body: bytes) -> ServerMatch | None:
     """The implementation a response's own words point at, if any."""
-    if _ANY_REASON.search(head.reason) or _ANY_BODY.search(body):
-        match = _match_text(head, body)
-        if match is not None:
-            return match
+    known = match_text(head.reason, body)
+    if known is not None:
+        where = "reason phrase" if known.where == "reason" else "body"
+        return ServerMatch(known.server, "high", f'{where} "{known.text}"',
+                           server_log(known, head.status, body))
     headers = head.headers
     via = " ".join(headers.all("via")).lower()
     server_header = (headers.get("server") or "").lower()
@@ -171,48 +100,6 @@ def match_response(head: ResponseHead, body: bytes) -> ServerMatch | None:
                 log = "upstream timed out"
             return ServerMatch(name, "medium", f"Server: {headers.get('server')}", log)
     return None
-
-
-def _match_text(head: ResponseHead, body: bytes) -> ServerMatch | None:
-    """The first of _TEXTS that the response carries, with what that server logs."""
-    reason = head.reason
-    for known, in_reason, text, encoded in _NEEDLES:
-        if not (text in reason if in_reason else encoded in body):
-            continue
-        where = "reason phrase" if known.where == "reason" else "body"
-        log = known.log
-        if known.server == "python websockets":
-            said = _WEBSOCKETS_REASON.search(body)
-            if said:
-                log = _websockets_log(said.group(1).decode("latin-1"))
-        elif known.server == "aiohttp":
-            # aiohttp raises HTTPBadRequest with the very text it sends as the body
-            line = body.split(b"\n", 1)[0].decode("latin-1").strip()
-            log = f"HTTPBadRequest {head.status}: {line}"
-        return ServerMatch(known.server, "high", f'{where} "{known.text}"', log)
-    return None
-
-
-# python websockets' exception classes, by the start of the message they carry.
-_WEBSOCKETS_EXCEPTIONS = (
-    ("missing Connection header", "InvalidUpgrade"),
-    ("invalid Connection header", "InvalidUpgrade"),
-    ("missing Upgrade header", "InvalidUpgrade"),
-    ("invalid Upgrade header", "InvalidUpgrade"),
-    ("unsupported HTTP method", "InvalidMethod"),
-    ("unsupported HTTP version", "InvalidProtocol"),
-    ("invalid Origin header", "InvalidOrigin"),
-    ("missing subprotocol", "NegotiationError"),
-    ("invalid subprotocol", "NegotiationError"),
-    ("missing ", "InvalidHeader"),
-    ("invalid ", "InvalidHeaderValue"),
-)
-
-
-def _websockets_log(message: str) -> str:
-    name = next((cls for start, cls in _WEBSOCKETS_EXCEPTIONS if message.startswith(start)),
-                "InvalidHandshake")
-    return f"opening handshake failed: {name}: {message}"
 
 
 def match_silent_close(attempt: Attempt, fault: str | None) -> ServerMatch:

@@ -8,6 +8,7 @@ from analyzer.checks.facts import Facts, facts_of
 from analyzer.checks.request import check_request
 from analyzer.checks.response import check_response
 from analyzer.checks.transport import check_transport
+from analyzer.checks.words import with_server_words
 from analyzer.exchange.model import Attempt
 
 RULES = (check_transport, check_request, check_response, check_after_switch)
@@ -19,4 +20,4 @@ def run_checks(attempt: Attempt) -> tuple[Facts, tuple[Finding, ...]]:
     findings: list[Finding] = []
     for rule in RULES:
         findings.extend(rule(attempt, facts))
-    return facts, tuple(findings)
+    return facts, tuple(with_server_words(attempt, facts, findings))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
+from analyzer.exchange.first_bytes import (
+    H2_PREFACE,
+    H2_SETTINGS,
+    classify_first_bytes,
+    describe_start,
+)
 from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
 from analyzer.exchange.switch import DEFAULT_WINDOW
-from analyzer.http.head import classify_start
 from analyzer.websocket.frames import CloseCode, Opcode, describe, parse_close
 
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-H2_SETTINGS = 0x4
 _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 _NORMAL_CLOSES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 _NEVER_SENT = (CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, CloseCode.TLS_HANDSHAKE)
@@ -39,20 +42,22 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     ev = frames_of(attempt.response)
     # Only the side that closed first can have refused the switch; the other merely followed.
     hang_ups = sorted(
-        (end.time, check, first_bytes, end, end is rst)
-        for check, first_bytes, fin, rst in (
-            ("client_hung_up_after_switch", after.client_first, tcp.client_fin, tcp.client_rst),
-            ("server_hung_up_after_switch", after.server_first, tcp.server_fin, tcp.server_rst),
+        (end.time, check, side, first_bytes, end, end is rst)
+        for check, side, first_bytes, fin, rst in (
+            ("client_hung_up_after_switch", "client", after.client_first, tcp.client_fin,
+             tcp.client_rst),
+            ("server_hung_up_after_switch", "server", after.server_first, tcp.server_fin,
+             tcp.server_rst),
         )
         if (end := _earliest(fin, rst)) is not None
     )
     if hang_ups:
-        when, check, first_bytes, end, is_rst = hang_ups[0]
+        when, check, side, first_bytes, end, is_rst = hang_ups[0]
         if first_bytes is None and 0 <= when - after.switch_time <= window:
             how = "RST" if is_rst else "FIN"
             findings.append(Finding(check, "WebSocket frames" if facts.websocket else "data",
                                     f"{how} {_ms(when - after.switch_time)} after the switch",
-                                    ev + (end.frame,)))
+                                    ev + (end.frame,), side))
     return findings
 
 
@@ -66,21 +71,23 @@ def _websocket_frames(attempt: Attempt, after: AfterSwitch, window: float) -> li
         if seen.side == "client" and not ws.masked and not masking_reported["client"]:
             masking_reported["client"] = True
             findings.append(Finding("ws_client_frame_unmasked", "masked", "unmasked",
-                                    (seen.frame,)))
+                                    (seen.frame,), "client"))
         if seen.side == "server" and ws.masked and not masking_reported["server"]:
             masking_reported["server"] = True
             findings.append(Finding("ws_server_frame_masked", "unmasked", "masked",
-                                    (seen.frame,)))
+                                    (seen.frame,), "server"))
         if ws.opcode >= Opcode.CLOSE and (ws.length > 125 or not ws.fin):
             findings.append(Finding("ws_control_frame_invalid", "FIN set, payload <= 125",
                                     f"{seen.side} opcode {ws.opcode:#x}, FIN={int(ws.fin)}, "
-                                    f"{ws.length} bytes", (seen.frame,)))
+                                    f"{ws.length} bytes", (seen.frame,), seen.side))
         if ws.opcode not in _KNOWN_OPCODES:
             findings.append(Finding("ws_opcode_reserved", "opcode 0-2 or 8-10",
-                                    f"{seen.side} opcode {ws.opcode:#x}", (seen.frame,)))
+                                    f"{seen.side} opcode {ws.opcode:#x}", (seen.frame,),
+                                    seen.side))
         if ws.rsv and not negotiated:
             findings.append(Finding("ws_rsv_without_extension", "RSV bits 0",
-                                    f"RSV={ws.rsv:03b} on a {seen.side} frame", (seen.frame,)))
+                                    f"RSV={ws.rsv:03b} on a {seen.side} frame", (seen.frame,),
+                                    seen.side))
             negotiated = True  # say it once
         if ws.opcode != Opcode.CLOSE:
             continue
@@ -97,10 +104,11 @@ def _websocket_frames(attempt: Attempt, after: AfterSwitch, window: float) -> li
         if delay > window or any(f.check.startswith("ws_closed") for f in findings):
             continue
         if code is None or code in _NORMAL_CLOSES:
-            findings.append(Finding("ws_closed_normally", "", described, (seen.frame,)))
+            findings.append(Finding("ws_closed_normally", "", described, (seen.frame,),
+                                    seen.side))
         else:
             findings.append(Finding("ws_closed_with_error", "1000 or 1001", described,
-                                    (seen.frame,)))
+                                    (seen.frame,), seen.side))
     return findings
 
 
@@ -119,26 +127,7 @@ def _h2c(attempt: Attempt, after: AfterSwitch) -> list[Finding]:
 
 def _what_is(prefix: bytes) -> str:
     """What the first bytes through a tunnel look like (for the reader, not for a verdict)."""
-    if len(prefix) >= 3 and prefix[0] == 0x16 and prefix[1] == 0x03:
-        return "TLS handshake"
-    if prefix[:1] in (b"\x14", b"\x15", b"\x17") and prefix[1:2] == b"\x03":
-        return "TLS records"
-    if prefix.startswith(b"SSH-"):
-        return "SSH"
-    if prefix.startswith(H2_PREFACE[: len(prefix)]) and len(prefix) >= 3:
-        return "HTTP/2 preface"
-    if len(prefix) >= 9 and prefix[3] == H2_SETTINGS and prefix[5:9] == b"\0\0\0\0":
-        return "HTTP/2 frames (SETTINGS)"
-    kind = classify_start(prefix)
-    if kind == "request":
-        return "an HTTP/1.x request"
-    if kind == "response":
-        return "an HTTP/1.x response"
-    if prefix[:4] in (b"220 ", b"220-"):
-        return "an SMTP greeting"
-    if prefix[:4].upper() in (b"EHLO", b"HELO"):
-        return "SMTP"
-    return f"{len(prefix)}+ bytes of another protocol"
+    return describe_start(classify_first_bytes(prefix), prefix)
 
 
 def _earliest(a: TcpEvent | None, b: TcpEvent | None) -> TcpEvent | None:

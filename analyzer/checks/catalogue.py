@@ -2,7 +2,8 @@
 
 Entries are data. Their order is meaningful: when several findings have the effect that decides
 the verdict, the one listed first here is the primary reason. Entries are therefore grouped by
-phase, root causes first: transport, capture, request, response, after the switch.
+phase, root causes first: capture, transport, proxy, request, the causes a rejection's own words
+name, response, after the switch.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class Finding:
     expected: str
     found: str
     frames: tuple[int, ...] = ()
+    # "client" or "server" for what one side did after the switch (a hang-up, a Close, a bad
+    # frame): the verdict's cause-before-symptom ranking pairs a reaction with the other
+    # side's fault. Empty elsewhere.
+    side: str = ""
 
 
 E, W, N = Severity.ERROR, Severity.WARNING, Severity.INFO  # short names keep the table legible
@@ -299,6 +304,57 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "response from the server before sending any further data.\"",
           "Make the client wait for the 101 before sending frames."),
 ) + _phase(
+    "rejection",
+    # Causes named by the server's own words in its rejection (analyzer/attribution/texts.py):
+    # a request check cannot see them (they are the server's policy or configuration), and
+    # they explain the status better than the status findings below them.
+    Check("ws_protocol_required", E, Effect.FAIL, "RFC 6455 §4.2.2",
+          "the server requires a subprotocol and the client offered none",
+          "The server accepts only handshakes that name one of its subprotocols and the request "
+          "had no Sec-WebSocket-Protocol. RFC 6455 lets a server refuse a handshake it does not "
+          "want; python websockets with subprotocols=[...] answers 400 'missing subprotocol' "
+          "and logs NegotiationError.",
+          "Make the client offer the subprotocol the server expects (browser: new "
+          "WebSocket(url, ['chat.v1'])), or let the server accept connections without one."),
+    Check("ws_protocol_unsupported", E, Effect.FAIL, "RFC 6455 §4.2.2",
+          "the server supports none of the offered subprotocols",
+          "The client offered subprotocols and the server knows none of them, and refused the "
+          "handshake instead of answering without a subprotocol (python websockets: 400 "
+          "'invalid subprotocol; expected one of ...').",
+          "Offer a subprotocol the server lists (the body names them), or add the client's to "
+          "the server's list; check both sides agree on the version in the name."),
+    Check("tls_plain_http_to_https_port", E, Effect.FAIL, "RFC 9110 §4.2.2",
+          "plain HTTP sent to a TLS (https/wss) port",
+          "The client spoke cleartext HTTP to a port that expects TLS: nginx answers 400 'The "
+          "plain HTTP request was sent to HTTPS port'. A ws:// URL where wss:// was needed, or "
+          "a proxy whose upstream is https:// but which connects with http://.",
+          "Use wss:// (https://) for that port; in a proxy, proxy_pass https://... to a TLS "
+          "upstream, or point it at the backend's cleartext port."),
+    Check("request_headers_too_large", E, Effect.FAIL, "RFC 6585 §5",
+          "the request's headers are larger than the server accepts",
+          "The server refused the request because a header line or the whole head is over "
+          "its limit: 431 Request Header Fields Too Large, nginx's 400 'Request Header Or "
+          "Cookie Too Large', Apache's 'Size of a request header field exceeds server limit'. "
+          "Usually cookies or a token grown too large.",
+          "Send smaller cookies/tokens, or raise the limit: nginx large_client_header_buffers, "
+          "Apache LimitRequestFieldSize, Node --max-http-header-size, uvicorn h11 max size."),
+    Check("engineio_transport_unknown", E, Effect.FAIL, "Engine.IO protocol v4 §Transports",
+          "Socket.IO/Engine.IO refused the transport ('Transport unknown')",
+          'Engine.IO answers 400 {"code":0,"message":"Transport unknown"} when the '
+          "request's transport query parameter names a transport the server does not allow, "
+          "or is missing: a client forcing transports: ['websocket'] against a server "
+          "configured for polling only, or a plain WebSocket client pointed at /socket.io/.",
+          "Allow the transport on the server (transports: ['polling', 'websocket']), or "
+          "connect with a Socket.IO client using the server's transports."),
+    Check("engineio_session_unknown", E, Effect.FAIL, "Engine.IO protocol v4 §Upgrade",
+          "Socket.IO/Engine.IO does not know the session id (no sticky sessions?)",
+          'Engine.IO answers 400 {"code":1,"message":"Session ID unknown"} when the sid '
+          "of a poll or of the WebSocket upgrade was made by another server process: the load "
+          "balancer sent this request to a node other than the one that did the handshake, "
+          "or the server restarted.",
+          "Enable sticky sessions (cookie or source-IP affinity) for the Socket.IO path, or "
+          "connect with transports: ['websocket'] only."),
+) + _phase(
     "response",
     Check("response_redirect", E, Effect.FAIL, "RFC 6455 §4.1",
           "the server redirected the handshake",
@@ -423,10 +479,11 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "most once in the response, with one value.",
           "Make the server choose a single subprotocol."),
     Check("ws_protocol_not_chosen", W, Effect.NOTE, "RFC 6455 §4.2.2",
-          "the client offered subprotocols and the server chose none",
+          "the server chose none of the offered subprotocols",
           "Legal per the RFC, but Chrome ('Sent non-empty Sec-WebSocket-Protocol header but no "
-          "response was received'), Node ws and tungstenite fail the connection; python "
-          "websockets and Firefox accept it.",
+          "response was received'), Node ws ('Server sent no subprotocol') and tungstenite "
+          "fail the connection; python websockets and Firefox accept it. When the client hangs "
+          "up right after such a 101, it rejected the handshake: the attempt failed.",
           "Make the server select one of the offered subprotocols."),
     Check("ws_deflate_params_invalid", E, Effect.FAIL, "RFC 7692 §7.1",
           "permessage-deflate answered with parameters the client cannot accept",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from analyzer.attribution.texts import KnownText, match_text
 from analyzer.exchange.model import Attempt, Message
 
 
@@ -12,6 +13,9 @@ class Facts:
     offered: tuple[str, ...]  # Upgrade tokens of the request, lowercased, as listed
     protocol: str  # "websocket", "h2c", "connect", another token, or "" when nothing says
     websocket: bool  # judged by RFC 6455 rules
+    # The known server text a rejection carries (attribution/texts.py), found once here for
+    # the checks, the verdict and the attribution; None for a 101 and for unknown words.
+    said: KnownText | None = None
 
 
 def facts_of(attempt: Attempt) -> Facts:
@@ -31,6 +35,8 @@ def facts_of(attempt: Attempt) -> Facts:
             protocol = "h2c"
         elif offered:
             protocol = offered[0]
+    if not protocol and attempt.promoted is not None:
+        protocol = "websocket"  # a plain request to a path other requests upgrade
     if not protocol and response is not None:
         switched = response.headers.tokens("upgrade")
         if switched:
@@ -38,7 +44,11 @@ def facts_of(attempt: Attempt) -> Facts:
             protocol = first.split("/")[0] if first.startswith("websocket") else first
         elif _mentions_websocket(attempt.response):
             protocol = "websocket"
-    return Facts(offered=offered, protocol=protocol, websocket=protocol == "websocket")
+    said = None
+    if response is not None and response.status >= 300 and attempt.response is not None:
+        said = match_text(response.reason, attempt.response.body_prefix)
+    return Facts(offered=offered, protocol=protocol, websocket=protocol == "websocket",
+                 said=said)
 
 
 def _mentions_websocket(message: Message | None) -> bool:

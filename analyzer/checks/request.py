@@ -31,8 +31,10 @@ def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
             findings.append(Finding("upgrade_header_missing", "Upgrade: websocket",
                                     "no Upgrade header", ev))
         elif facts.websocket:
-            findings.append(Finding("request_without_upgrade", "Upgrade: websocket",
-                                    f"plain {head.method} {head.target}", ev))
+            found = f"plain {head.method} {head.target}"
+            if attempt.promoted is not None:
+                found += f", {attempt.promoted.describe()}"
+            findings.append(Finding("request_without_upgrade", "Upgrade: websocket", found, ev))
     if head.version.upper() == "HTTP/1.0" and (has_upgrade or facts.websocket):
         findings.append(Finding("request_http10", "HTTP/1.1", head.version, ev))
     if has_upgrade and "upgrade" not in connection:

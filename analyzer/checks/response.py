@@ -44,6 +44,7 @@ def _status_finding(head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> Fi
         404: "response_not_found",
         405: "response_method_not_allowed",
         426: "response_upgrade_required",
+        431: "request_headers_too_large",
         502: "response_gateway_error",
         503: "response_gateway_error",
         504: "response_gateway_error",

@@ -107,9 +107,61 @@ class AfterSwitch:
     complete: bool = True  # False when a gap cut the observation short
 
 
+@dataclass(frozen=True, slots=True)
+class CertificateInfo:
+    """One certificate of a chain the server sent in cleartext (TLS 1.2 and older)."""
+
+    subject: str
+    issuer: str
+    san_names: tuple[str, ...] = ()
+    not_before: float = 0.0  # seconds since 1970, UTC
+    not_after: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TlsAlert:
+    side: str  # "client" or "server"
+    level: str  # "warning" or "fatal" ("encrypted" when it could not be read)
+    description: str  # the RFC 8446 §6 name, e.g. "unknown_ca"
+    frame: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class TlsInfo:
+    """What the TLS handshake of an attempt's connection showed (the TLS stage fills it)."""
+
+    version: str = ""  # the version chosen, e.g. "TLS 1.3"; "" before a ServerHello
+    cipher_suite: str = ""  # IANA name, e.g. "TLS_AES_128_GCM_SHA256"
+    sni: str = ""
+    alpn_offered: tuple[str, ...] = ()
+    alpn: str = ""  # the protocol the server selected
+    resumed: bool = False
+    decrypted: bool = False
+    certificates: tuple[CertificateInfo, ...] = ()  # the chain, leaf first, when in cleartext
+    alerts: tuple[TlsAlert, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """Why a plain request answered 4xx is listed as a failed WebSocket attempt
+    (exchange/relevance.py, PlainRejections)."""
+
+    upgrades: int  # WebSocket upgrade requests to the same server and path seen so far
+    known_path: bool  # the path is a usual WebSocket endpoint (/ws, /websocket, /cable...)
+
+    def describe(self) -> str:
+        if self.upgrades:
+            other = "request" if self.upgrades == 1 else "requests"
+            verb = "upgrades" if self.upgrades == 1 else "upgrade"
+            return f"where {self.upgrades} other {other} in this capture {verb}"
+        return "a usual WebSocket path"
+
+
 class AttemptKind(Enum):
     HTTP = "http"  # an HTTP exchange that offered or answered an upgrade
     TCP = "tcp"  # a connection attempt that never carried HTTP (refused, unanswered)
+    TLS = "tls"  # a connection that broke at the TLS layer, before any HTTP
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +179,10 @@ class Attempt:
     sequence: int = 0  # 0 for the first exchange on its connection, 1 for the next...
     request_gap: bool = False  # bytes missing inside or before the request head
     response_gap: bool = False  # bytes missing where the response, or what precedes it, should be
+    tls: TlsInfo | None = None  # the connection was TLS (decrypted or not: see tls.decrypted)
+    transport: str = "h1"  # "h1" (HTTP/1.x) or "h2" (an HTTP/2 stream)
+    stream_id: int | None = None  # the HTTP/2 stream of an "h2" attempt
+    promoted: Promotion | None = None  # a plain request listed because its path upgrades
 
     @property
     def first_frame(self) -> int:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
+
+from analyzer.exchange.model import Attempt, Promotion
 from analyzer.http.message import RequestHead, ResponseHead
 
 # Request fields that only make sense as part of an upgrade offer: a request carrying one of them
@@ -60,3 +64,82 @@ def is_upgrade_attempt(
     return request_offers or (
         response is not None and response_talks_about_upgrade(response, body_prefix)
     )
+
+
+# --- plain requests to WebSocket endpoints ---------------------------------------------------
+# A plain `GET /ws` (Postman in HTTP mode, a browser address bar, a health check) answered 404 by
+# uvicorn/starlette or 400 by Flask-Sock says nothing about upgrading: neither side mentions it.
+# It is still a failed WebSocket attempt when the same server and path are upgraded by other
+# requests, or when the path is a usual WebSocket endpoint. Such exchanges are held here (not
+# built into attempts: most 4xx never matter) and promoted when an upgrade on their path shows.
+
+MAX_HELD = 1024  # plain 4xx exchanges held at once, over all paths (oldest path dropped first)
+MAX_PATHS = 4096  # (server, path) pairs whose upgrade count is remembered (least recent out)
+_WEBSOCKET_SEGMENTS = frozenset({"ws", "wss", "websocket", "websockets", "cable"})
+
+PathKey = tuple[bytes, int, str]  # server address, server port, path without the query
+
+
+def path_key(server: tuple[bytes, int], target: str) -> PathKey:
+    return server[0], server[1], target.split("?", 1)[0]
+
+
+def offers_websocket(head: RequestHead) -> bool:
+    """True when the request asks for a WebSocket (what makes its path a WebSocket endpoint)."""
+    headers = head.headers
+    return headers.has("sec-websocket-key") or "websocket" in headers.tokens("upgrade")
+
+
+def is_websocket_path(path: str) -> bool:
+    """A path (without its query) whose last segment names a WebSocket endpoint by custom.
+    Not /socket.io/: Engine.IO's long-polling requests are plain by design."""
+    return path.rstrip("/").rsplit("/", 1)[-1].lower() in _WEBSOCKET_SEGMENTS
+
+
+class PlainRejections:
+    """Plain requests answered 4xx, per (server, path), until an upgrade shows they matter.
+
+    Bounded: at most `max_held` held exchanges in all (the least recently touched path's go
+    first) and `max_paths` remembered upgrade counts. A held exchange is a callable that builds
+    its attempt, so an exchange that is never promoted costs a dict entry, not an Attempt."""
+
+    def __init__(self, max_held: int = MAX_HELD, max_paths: int = MAX_PATHS) -> None:
+        self._held: OrderedDict[PathKey, list[Callable[[Promotion], Attempt]]] = OrderedDict()
+        self._count = 0
+        self._upgrades: OrderedDict[PathKey, int] = OrderedDict()
+        self._max_held = max_held
+        self._max_paths = max_paths
+        self.promoted = 0  # exchanges promoted so far (they were counted as ordinary first)
+
+    def hold(self, key: PathKey, build: Callable[[Promotion], Attempt]) -> Attempt | None:
+        """A plain request answered 4xx: its attempt at once when its path is known to be a
+        WebSocket endpoint, else None (held until `upgraded` is called for its path)."""
+        upgrades = self._upgrades.get(key, 0)
+        if upgrades or is_websocket_path(key[2]):
+            self.promoted += 1
+            return build(Promotion(upgrades, is_websocket_path(key[2])))
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = []
+        else:
+            self._held.move_to_end(key)
+        held.append(build)
+        self._count += 1
+        while self._count > self._max_held:
+            _, dropped = self._held.popitem(last=False)
+            self._count -= len(dropped)
+        return None
+
+    def upgraded(self, key: PathKey) -> list[Attempt]:
+        """A WebSocket upgrade request to `key`: the held exchanges of that path, promoted."""
+        upgrades = self._upgrades.pop(key, 0) + 1
+        self._upgrades[key] = upgrades  # (re)inserted last: least recently used goes first
+        if len(self._upgrades) > self._max_paths:
+            self._upgrades.popitem(last=False)
+        held = self._held.pop(key, None)
+        if not held:
+            return []
+        self._count -= len(held)
+        self.promoted += len(held)
+        promotion = Promotion(upgrades, is_websocket_path(key[2]))
+        return [build(promotion) for build in held]

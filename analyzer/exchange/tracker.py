@@ -33,22 +33,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
+from analyzer.exchange.first_bytes import Start, classify_first_bytes
+from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.model import (
     AfterSwitch,
     Attempt,
     AttemptKind,
-    Conflict,
-    Endpoint,
-    Gap,
     Message,
-    TcpEvent,
-    TcpFacts,
+    Promotion,
 )
-from analyzer.exchange.relevance import is_upgrade_attempt, request_offers_upgrade
-from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow, SwitchWatch
+from analyzer.exchange.relevance import (
+    PathKey,
+    is_upgrade_attempt,
+    offers_websocket,
+    path_key,
+    request_offers_upgrade,
+)
+from analyzer.exchange.switch import SwitchWatch
+from analyzer.exchange.tcplog import TcpLog
 from analyzer.http.body import BodyReader, Framing, FramingKind, body_framing
 from analyzer.http.head import (
-    classify_start,
+    classify_start,  # HTTP/1 only: where reading resumes after a hole
     find_head_end,
     parse_request_head,
     parse_response_head,
@@ -56,10 +61,11 @@ from analyzer.http.head import (
 from analyzer.http.message import RequestHead, ResponseHead
 from analyzer.reassembly import Connection
 
+__all__ = ["ConnectionTracker", "ExchangeCounters", "RESPONSE_TIMEOUT"]
+
 RESPONSE_TIMEOUT = "response timeout"  # end reason of attempts decided by waiting (live)
 MAX_HEAD_BYTES = 64 * 1024  # a head longer than this is not going to end (RFC 9112 sets no limit)
 MAX_HELD_BYTES = 64 * 1024  # client bytes held while an upgrade request waits for its answer
-MAX_CONFLICTS = 16  # overlap conflicts kept per connection (the first ones are the evidence)
 
 
 class _Mode(Enum):
@@ -80,6 +86,7 @@ _DETECT, _HEAD, _BODY, _WAIT, _SWITCHED, _LOST, _DEAD = (
 )
 _HOLE = (b"", 0, 0.0)  # in _Side.held: where a hole was, among the bytes held
 _LENGTH, _CHUNKED, _UNTIL_CLOSE = FramingKind.LENGTH, FramingKind.CHUNKED, FramingKind.UNTIL_CLOSE
+_HTTP1_REQUEST, _HTTP1_RESPONSE = Start.HTTP1_REQUEST, Start.HTTP1_RESPONSE
 
 
 @dataclass(slots=True)
@@ -143,15 +150,6 @@ class _Switch:
     replaceable: bool = False  # the request was found late and offers nothing
 
 
-@dataclass(slots=True)
-class ExchangeCounters:
-    """Totals the report's summary needs, shared by every tracker of one run."""
-
-    http_connections: int = 0
-    ordinary_exchanges: int = 0
-    abandoned_heads: int = 0  # heads with no end within MAX_HEAD_BYTES: that side went dead
-
-
 _NO_REQUESTS: deque[_PendingRequest] = deque(maxlen=0)  # shared, stays empty (maxlen 0)
 
 
@@ -159,23 +157,17 @@ class ConnectionTracker:
     """The reassembler listener for one connection (see module docstring)."""
 
     __slots__ = (
-        "_conn", "_emit", "_counters", "_window", "_client", "_sides", "_requests", "_interim",
-        "_response", "_switch", "_sequence", "_client_gap", "_server_gap", "_syn", "_syn_count",
-        "_syn_ack",
-        "_fin", "_rst", "_gaps", "_conflicts", "_done",
+        "_conn", "_run", "_emit", "_counters", "_tcp", "_client", "_sides", "_requests",
+        "_interim", "_response", "_switch", "_sequence", "_client_gap", "_server_gap",
+        "_done",
     )
 
-    def __init__(
-        self,
-        conn: Connection,
-        emit: Callable[[Attempt], None],
-        counters: ExchangeCounters,
-        window: ObservationWindow = DEFAULT_WINDOW,
-    ) -> None:
+    def __init__(self, conn: Connection, run: RunContext, tcp: TcpLog | None = None) -> None:
         self._conn = conn
-        self._emit = emit
-        self._counters = counters
-        self._window = window
+        self._run = run
+        self._emit: Callable[[Attempt], None] = run.emit
+        self._counters = run.counters
+        self._tcp = tcp if tcp is not None else TcpLog(conn)
         self._client: int | None = None  # which reassembler side (0/1) is the HTTP client
         self._sides = (_Side(), _Side())
         # Allocated by the first request: a SYN flood opens a million trackers that never
@@ -187,39 +179,21 @@ class ConnectionTracker:
         self._sequence = 0
         self._client_gap = False  # a hole in the client direction broke request pairing
         self._server_gap = False  # a hole in the server direction: later pairings are guesses
-        # TCP facts, by reassembler side, as (frame, time): the TcpEvents are made only for an
-        # attempt (a frozen dataclass costs ~4,000 machine instructions to build, and most
-        # connections, bulk TLS ones above all, never become one)
-        self._syn: tuple[int, float] | None = None
-        self._syn_count = 0
-        self._syn_ack: tuple[int, float] | None = None
-        self._fin: list[tuple[int, float] | None] = [None, None]
-        self._rst: list[tuple[int, float] | None] = [None, None]
-        self._gaps: list[tuple[int, int, int, int, float]] = []
-        self._conflicts: list[tuple[int, int, int, int, float]] = []
         self._done = False
 
     # --- StreamListener ---------------------------------------------------------------------
 
     def on_syn(self, side: int, frame: int, time: float, with_ack: bool) -> None:
-        if with_ack:
-            if self._syn_ack is None:
-                self._syn_ack = (frame, time)
-        else:
-            self._syn_count += 1
-            if self._syn is None:
-                self._syn = (frame, time)
+        self._tcp.syn(frame, time, with_ack)
 
     def on_fin(self, side: int, frame: int, time: float) -> None:
-        if self._fin[side] is None:
-            self._fin[side] = (frame, time)
+        self._tcp.fin_of(side, frame, time)
 
     def on_rst(self, side: int, frame: int, time: float) -> None:
-        if self._rst[side] is None:
-            self._rst[side] = (frame, time)
+        self._tcp.rst_of(side, frame, time)
 
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
-        self._gaps.append((side, offset, length, frame, time))
+        self._tcp.gap(side, offset, length, frame, time)
         state = self._sides[side]
         if state.mode is _SWITCHED:
             switch = self._switch
@@ -255,8 +229,7 @@ class ConnectionTracker:
         state.scanned = 0
 
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
-        if len(self._conflicts) < MAX_CONFLICTS:
-            self._conflicts.append((side, offset, length, frame, time))
+        self._tcp.conflict(side, offset, length, frame, time)
 
     def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
         if self._switch is not None:
@@ -294,8 +267,9 @@ class ConnectionTracker:
                 self._finish_switch(now, "observation window over")
             return
         if self._client is None:
-            if self._syn is not None and self._syn_ack is None and not self._any_data() and (
-                now - self._syn[1] > patience
+            syn = self._tcp.syn_seen
+            if syn is not None and self._tcp.syn_ack is None and not self._any_data() and (
+                now - syn[1] > patience
             ):
                 self._emit_transport_attempt(now, RESPONSE_TIMEOUT)
                 self._done = True
@@ -325,9 +299,7 @@ class ConnectionTracker:
             self._resume_client(unanswered=True)  # requests held behind an unanswered upgrade
         self._flush_unanswered(time, reason)
         self._flush_unfinished_head(time, reason)
-        if self._client is None and self._syn is not None and self._syn_ack is None and not (
-            self._any_data()
-        ):
+        if self._client is None and self._tcp.unanswered_syn and not self._any_data():
             self._emit_transport_attempt(time, reason)
         self._done = True
 
@@ -341,17 +313,20 @@ class ConnectionTracker:
         else:  # the usual case: the first data decides, and needs no copy
             pending = data
             state.buf_frame, state.buf_time = frame, time
-        kind = classify_start(pending)
-        if kind == "need_more" or kind == "not_http":
+        kind = classify_first_bytes(pending)
+        if kind is not _HTTP1_REQUEST and kind is not _HTTP1_RESPONSE:
+            if kind is not Start.NEED_MORE and kind in self._run.handlers:
+                self._hand_off(kind, side, pending, frame, time)
+                return
             state.buf += data  # kept: later bytes join them, and _any_data counts them
-            if kind == "not_http":
+            if kind is not Start.NEED_MORE:
                 self._ignore()
             return
-        self._client = side if kind == "request" else 1 - side
+        self._client = side if kind is _HTTP1_REQUEST else 1 - side
         self._counters.http_connections += 1
         # Holes before the first message (its side was lost from the start) count as any other.
-        self._client_gap = any(g[0] == self._client for g in self._gaps)
-        self._server_gap = any(g[0] != self._client for g in self._gaps)
+        self._client_gap = any(g[0] == self._client for g in self._tcp.gaps)
+        self._server_gap = any(g[0] != self._client for g in self._tcp.gaps)
         state.buf.clear()
         state.mode = _HEAD
         other = self._sides[1 - side]
@@ -361,6 +336,19 @@ class ConnectionTracker:
             self._client_data(state, pending, state.buf_frame, state.buf_time, last_frame=frame)
         else:
             self._server_data(state, pending, state.buf_frame, state.buf_time, last_frame=frame)
+
+    def _hand_off(self, kind: Start, side: int, pending: bytes, frame: int, time: float) -> None:
+        """Another stage reads this connection from now on (see handoff.py): it becomes the
+        reassembler's listener and gets every byte seen so far, in order."""
+        handler = self._run.handlers[kind](self._run, self._conn, self._tcp, kind)
+        self._conn.listener = handler
+        self._done = True  # nothing is decided here any more
+        first = self._sides[side]
+        other = self._sides[1 - side]
+        if other.buf:  # the other side spoke first but had not decided yet
+            handler.on_data(1 - side, 0, bytes(other.buf), other.buf_frame, other.buf_time)
+        handler.on_data(side, 0, pending, first.buf_frame if first.buf else frame,
+                        first.buf_time if first.buf else time)
 
     # --- client side ------------------------------------------------------------------------
 
@@ -392,12 +380,13 @@ class ConnectionTracker:
                 return
             if self._requests is _NO_REQUESTS:
                 self._requests = deque()
-            self._requests.append(
-                _PendingRequest(request, first_frame, last, first_time, self._sequence,
-                                gap_before=self._client_gap,
-                                offers=request_offers_upgrade(request))
-            )
+            pending = _PendingRequest(request, first_frame, last, first_time, self._sequence,
+                                      gap_before=self._client_gap,
+                                      offers=request_offers_upgrade(request))
+            self._requests.append(pending)
             self._sequence += 1
+            if pending.offers and offers_websocket(request):
+                self._promote_plain(pending)
             framing = body_framing(request)
             if _has_body(framing):
                 state.body = BodyReader(framing)
@@ -549,7 +538,37 @@ class ConnectionTracker:
                             end_reason, pending.gap_before)
         else:
             self._counters.ordinary_exchanges += 1
+            if request is not None and 400 <= pending.head.status < 500:
+                self._hold_plain(request, pending, reader, body_complete, end_time, end_reason)
         self._resume_client()
+
+    def _hold_plain(self, request: _PendingRequest, pending: _PendingResponse,
+                    reader: BodyReader | None, body_complete: bool, end_time: float,
+                    end_reason: str) -> None:
+        """A plain request answered 4xx: held by the run's PlainRejections, and emitted as an
+        attempt once its path shows WebSocket upgrades (or at once for a usual WS path)."""
+        prefix, size = (reader.prefix, reader.size) if reader is not None else (b"", 0)
+
+        def build(promotion: Promotion) -> Attempt:
+            message = Message(pending.head, pending.first_frame, pending.last_frame,
+                              pending.time, prefix, size, body_complete)
+            return self._attempt(request, message, pending.interim, None,
+                                 end_time or pending.time, end_reason, promotion)
+
+        attempt = self._counters.plain.hold(self._path_key(request), build)
+        if attempt is not None:
+            self._counters.ordinary_exchanges -= 1
+            self._emit(attempt)
+
+    def _promote_plain(self, request: _PendingRequest) -> None:
+        """A WebSocket upgrade request: the plain 4xx exchanges held for its path are attempts."""
+        for held in self._counters.plain.upgraded(self._path_key(request)):
+            self._counters.ordinary_exchanges -= 1
+            self._emit(held)
+
+    def _path_key(self, request: _PendingRequest) -> PathKey:
+        a, ap, b, bp = self._conn.addresses
+        return path_key((b, bp) if self._client_side() == 0 else (a, ap), request.head.target)
 
     # --- after a switch ---------------------------------------------------------------------
 
@@ -565,7 +584,7 @@ class ConnectionTracker:
             head is not None and "websocket" in head.headers.tokens("upgrade")
             and not response.head.headers.has("upgrade")
         )
-        watch = SwitchWatch(response.time, time, websocket, self._window)
+        watch = SwitchWatch(response.time, time, websocket, self._run.window)
         self._switch = _Switch(request, response, interim, watch, self._server_gap)
         client = self._client_side()
         state = self._sides[client]
@@ -786,66 +805,58 @@ class ConnectionTracker:
     ) -> None:
         if request is not None and request.reported and response is not None:
             return  # answered after it was reported unanswered (live): said once is enough
+        self._emit(self._attempt(request, response, interim, after, time, reason,
+                                 gap_before_response=gap_before_response))
+
+    def _attempt(
+        self,
+        request: _PendingRequest | None,
+        response: Message | None,
+        interim: tuple[Message, ...],
+        after: AfterSwitch | None,
+        time: float,
+        reason: str,
+        promoted: Promotion | None = None,
+        gap_before_response: bool = False,
+    ) -> Attempt:
         client = self._client_side()
         server_state = self._sides[1 - client]
         if response is None:
             response_gap = gap_before_response or server_state.mode in (_LOST, _DEAD) and any(
-                g[0] != client for g in self._gaps)
+                g[0] != client for g in self._tcp.gaps)
         else:
             response_gap = gap_before_response
-        self._emit(
-            Attempt(
-                kind=AttemptKind.HTTP,
-                client=self._endpoint(client),
-                server=self._endpoint(1 - client),
-                tcp=self._facts(client, time, reason),
-                request=request.message() if request is not None else None,
-                response=response,
-                interim=interim,
-                after=after,
-                sequence=request.sequence if request is not None else self._sequence,
-                request_gap=request.gap_before if request is not None else self._client_gap,
-                response_gap=response_gap,
-            )
+        return Attempt(
+            kind=AttemptKind.HTTP,
+            client=self._tcp.endpoint(client),
+            server=self._tcp.endpoint(1 - client),
+            tcp=self._tcp.facts(client, time, reason),
+            request=request.message() if request is not None else None,
+            response=response,
+            interim=interim,
+            after=after,
+            sequence=request.sequence if request is not None else self._sequence,
+            request_gap=request.gap_before if request is not None else self._client_gap,
+            response_gap=response_gap,
+            promoted=promoted,
         )
 
     def _emit_transport_attempt(self, time: float, reason: str) -> None:
         self._emit(
             Attempt(
                 kind=AttemptKind.TCP,
-                client=self._endpoint(0),
-                server=self._endpoint(1),
-                tcp=self._facts(0, time, reason),
+                client=self._tcp.endpoint(0),
+                server=self._tcp.endpoint(1),
+                tcp=self._tcp.facts(0, time, reason),
             )
         )
-
-    def _facts(self, client: int, time: float, reason: str) -> TcpFacts:
-        server = 1 - client
-        names = {client: "client", server: "server"}
-        return TcpFacts(
-            syn=_event(self._syn),
-            syn_count=self._syn_count,
-            syn_ack=_event(self._syn_ack),
-            client_fin=_event(self._fin[client]),
-            server_fin=_event(self._fin[server]),
-            client_rst=_event(self._rst[client]),
-            server_rst=_event(self._rst[server]),
-            gaps=tuple(Gap(names[s], o, n, f, t) for s, o, n, f, t in self._gaps),
-            conflicts=tuple(Conflict(names[s], o, n, f, t) for s, o, n, f, t in self._conflicts),
-            end_reason=reason,
-            end_time=time,
-        )
-
-    def _endpoint(self, side: int) -> Endpoint:
-        a, ap, b, bp = self._conn.addresses
-        return Endpoint(a, ap) if side == 0 else Endpoint(b, bp)
 
     def _maybe_ignore(self) -> None:
         if all(s.mode is _DEAD for s in self._sides) and not self._requests:
             self._ignore()
 
     def _ignore(self) -> None:
-        self._conn.ignore()
+        self._run.ignore(self._conn)
 
 
 def _holds_a_request(held: list[tuple[bytes, int, float]]) -> bool:
@@ -868,10 +879,6 @@ def _has_body(framing: Framing) -> bool:
     if framing.kind is _LENGTH:
         return bool(framing.length)
     return framing.kind is _CHUNKED
-
-
-def _event(seen: tuple[int, float] | None) -> TcpEvent | None:
-    return TcpEvent(*seen) if seen is not None else None
 
 
 def _method_of(request: _PendingRequest | None) -> str | None:

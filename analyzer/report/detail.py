@@ -3,6 +3,7 @@
 ``render_detail`` is a pure function from a ``Diagnosis`` to text. Colour is a plain flag
 (ANSI SGR codes written here); whether the reader's stdout can show it is the CLI's business.
 Everything that came from the capture goes through ``Cleaner`` (analyzer/report/safe.py).
+The HTML report (analyzer/report/html.py) draws the same ladder events, heads and findings.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ _SEVERITY_COLOUR = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 
 @dataclass(frozen=True, slots=True)
-class _Event:
+class LadderEvent:
     """One row of the ladder: a packet (or message) going one way."""
 
     frame: int
@@ -90,10 +91,10 @@ def _header(d: Diagnosis, clean: Cleaner, paint: _Painter) -> str:
 
 
 def _ladder(a: Attempt, clean: Cleaner, paint: _Painter) -> str:
-    events = _events(a, clean)
+    events = ladder_events(a, clean)
     if not events:
         return "(no packets of this connection were seen)"
-    start = a.tcp.syn.time if a.tcp.syn is not None else min(e.time for e in events)
+    start = ladder_start(a, events)
     client, server = f"client {a.client}", f"server {a.server}"
     gap = max(1, LADDER_WIDTH + 2 - len(client) - len(server))
     lines = [paint(f"{'ms':>10} {'frame':>7}  {client}{' ' * gap}{server}", "bold")]
@@ -101,7 +102,7 @@ def _ladder(a: Attempt, clean: Cleaner, paint: _Painter) -> str:
         frames = f"{e.frame}" if e.last_frame <= e.frame else f"{e.frame}-{e.last_frame}"
         lines.append(f"{(e.time - start) * 1000:>10.3f} {frames:>7}  "
                      + _arrow(e.label, e.from_client, paint))
-    more = _frames_not_drawn(a)
+    more = frames_not_drawn(a)
     if more:
         lines.append(f"{'':>19}{paint(f'… {more} more WebSocket frames', 'dim')}")
     if a.tcp.end_reason:
@@ -123,13 +124,18 @@ def _arrow(label: str, from_client: bool, paint: _Painter) -> str:
     return "|" + paint(body, "cyan" if from_client else "yellow") + "|"
 
 
-def _events(a: Attempt, clean: Cleaner) -> list[_Event]:
+def ladder_start(a: Attempt, events: Sequence[LadderEvent]) -> float:
+    """Time zero of the ladder: the SYN, else the first event drawn."""
+    return a.tcp.syn.time if a.tcp.syn is not None else min(e.time for e in events)
+
+
+def ladder_events(a: Attempt, clean: Cleaner) -> list[LadderEvent]:
     tcp = a.tcp
-    events: list[_Event] = []
+    events: list[LadderEvent] = []
 
     def add(event: TcpEvent | None, from_client: bool, label: str) -> None:
         if event is not None:
-            events.append(_Event(event.frame, event.time, from_client, label))
+            events.append(LadderEvent(event.frame, event.time, from_client, label))
 
     syn = "SYN" if tcp.syn_count <= 1 else f"SYN (sent {tcp.syn_count} times)"
     add(tcp.syn, True, syn)
@@ -142,20 +148,20 @@ def _events(a: Attempt, clean: Cleaner) -> list[_Event]:
         events.append(_message_event(a.response, False, clean))
     if a.after is not None:
         for seen in a.after.frames[:MAX_WS_FRAMES]:
-            events.append(_Event(seen.frame, seen.time, seen.side == "client",
+            events.append(LadderEvent(seen.frame, seen.time, seen.side == "client",
                                  _ws_label(seen, clean)))
     add(tcp.client_fin, True, "FIN")
     add(tcp.server_fin, False, "FIN")
     add(tcp.client_rst, True, "RST")
     add(tcp.server_rst, False, "RST")
     for hole in tcp.gaps:
-        events.append(_Event(hole.frame, hole.time, hole.side == "client",
+        events.append(LadderEvent(hole.frame, hole.time, hole.side == "client",
                              f"[capture lost {hole.length} bytes here]"))
     # Stable: two events in one frame (a response and its FIN) keep the order above.
     return sorted(events, key=lambda e: (e.frame, e.time))
 
 
-def _message_event(message: Message, from_client: bool, clean: Cleaner) -> _Event:
+def _message_event(message: Message, from_client: bool, clean: Cleaner) -> LadderEvent:
     head = message.head
     if isinstance(head, RequestHead):
         label = f"{clean.text(head.method)} {clean.target(head.target)} {clean.text(head.version)}"
@@ -163,7 +169,7 @@ def _message_event(message: Message, from_client: bool, clean: Cleaner) -> _Even
         label = f"{head.status} {clean.text(head.reason)}"
         if message.body_length:
             label += f" (+{message.body_length} body bytes)"
-    return _Event(message.first_frame, message.time, from_client, label, message.last_frame)
+    return LadderEvent(message.first_frame, message.time, from_client, label, message.last_frame)
 
 
 def _ws_label(seen: SeenFrame, clean: Cleaner) -> str:
@@ -188,7 +194,7 @@ def _ws_label(seen: SeenFrame, clean: Cleaner) -> str:
     return label
 
 
-def _frames_not_drawn(a: Attempt) -> int:
+def frames_not_drawn(a: Attempt) -> int:
     return max(0, len(a.after.frames) - MAX_WS_FRAMES) if a.after is not None else 0
 
 
@@ -197,23 +203,28 @@ def _frames_not_drawn(a: Attempt) -> int:
 
 def _heads(a: Attempt, clean: Cleaner, paint: _Painter) -> str:
     parts = []
+    for title, message in messages_of(a):
+        frames = (f"frame {message.first_frame}" if message.last_frame <= message.first_frame
+                  else f"frames {message.first_frame}-{message.last_frame}")
+        lines = [paint(f"{title} ({frames}, {len(message.head.raw)} bytes of head):", "bold")]
+        body = head_lines(message.head, clean) + body_lines(message, clean)
+        lines += [f"  {line}" if line else "" for line in body]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def messages_of(a: Attempt) -> list[tuple[str, Message]]:
+    """The heads shown, each with its title, in the order they were sent."""
     messages: list[tuple[str, Message]] = []
     if a.request is not None:
         messages.append(("Request", a.request))
     messages += [("Interim response", m) for m in a.interim]
     if a.response is not None:
         messages.append(("Response", a.response))
-    for title, message in messages:
-        frames = (f"frame {message.first_frame}" if message.last_frame <= message.first_frame
-                  else f"frames {message.first_frame}-{message.last_frame}")
-        lines = [paint(f"{title} ({frames}, {len(message.head.raw)} bytes of head):", "bold")]
-        body = _head_lines(message.head, clean) + _body_lines(message, clean)
-        lines += [f"  {line}" if line else "" for line in body]
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)
+    return messages
 
 
-def _head_lines(head: RequestHead | ResponseHead, clean: Cleaner) -> list[str]:
+def head_lines(head: RequestHead | ResponseHead, clean: Cleaner) -> list[str]:
     # Split on LF only: str.splitlines() also breaks on \x1c-\x1e and \x85, which must stay
     # visible (escaped) inside the value that carried them.
     raw = head.raw.decode("latin-1").split("\n")
@@ -247,7 +258,7 @@ def _value(name: str, value: str, clean: Cleaner) -> str:
     return clean.text(lead) + clean.header(name, stripped)
 
 
-def _body_lines(message: Message, clean: Cleaner) -> list[str]:
+def body_lines(message: Message, clean: Cleaner) -> list[str]:
     prefix = message.body_prefix
     if not prefix:
         return []

@@ -22,6 +22,7 @@ from analyzer.source.frame import CaptureWarning
 from analyzer.verdict import Diagnosis
 
 FORMATS = ("table", "json", "jsonl", "csv", "markdown")
+READ_FORMATS = (*FORMATS, "html")  # a page is written once, at the end: not for `live`
 _COLUMNS = ("#", "frame", "time", "client", "server", "request", "offered", "status", "verdict",
             "reason")
 _CSV_FIELDS = ("number", "kind", "client", "server", "time", "method", "path", "host", "offered",

@@ -1,0 +1,210 @@
+"""The servers' own words: one table of the texts real servers put in a rejection, with who
+sends each, what it logs, and the catalogue finding it names.
+
+Both the attribution (who answered, what it logged) and the checks (the primary reason) read
+this table, so a text is added once. Texts are exact strings from each project's source or from
+running it (../shared/reference/handshake-failures.md §3, captures/expected.json), compared
+case-sensitively. Most specific first: where one text contains another (python websockets'
+"Failed to open a WebSocket connection: missing subprotocol" and its generic prefix), the
+longer one is listed before.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# The causes a text can name, as families of catalogue ids: the request checks may already
+# have found the same fault under a more precise id (a plain GET is request_without_upgrade,
+# not upgrade_header_missing), and the server's words then confirm that finding.
+UPGRADE = ("request_without_upgrade", "upgrade_header_missing", "upgrade_not_websocket")
+CONNECTION = ("connection_without_upgrade",)
+VERSION = ("ws_version_missing", "ws_version_not_13")
+KEY = ("ws_key_missing", "ws_key_invalid", "ws_key_repeated")
+METHOD = ("ws_method_not_get",)
+
+
+@dataclass(frozen=True, slots=True)
+class KnownText:
+    """A text that identifies an implementation, what it logs when it sends it, and the cause."""
+
+    where: str  # "reason" (status line) or "body"
+    text: str
+    server: str
+    log: str | None  # what that server logs; see `server_log` for texts that carry it
+    names: tuple[str, ...] = ()  # catalogue ids of the cause this text names (a family)
+    # True when the text names a cause no request check can see (the server's own policy:
+    # "missing subprotocol"): the checks then add names[0] as a finding of its own.
+    adds: bool = False
+
+
+_WS = "python websockets"
+_FAILED = "Failed to open a WebSocket connection: "
+
+
+def _websockets(message: str, names: tuple[str, ...] = (), adds: bool = False) -> KnownText:
+    return KnownText("body", _FAILED + message, _WS, None, names, adds)
+
+
+TEXTS: tuple[KnownText, ...] = (
+    # actix-web (actix-http HandshakeError): custom reason phrases, empty body
+    KnownText("reason", "No WebSocket Upgrade header found", "actix-web", "NoWebsocketUpgrade",
+              UPGRADE),
+    KnownText("reason", "No Connection upgrade", "actix-web", "NoConnectionUpgrade", CONNECTION),
+    KnownText("reason", "WebSocket version header is required", "actix-web", "NoVersionHeader",
+              VERSION),
+    KnownText("reason", "Unsupported WebSocket version", "actix-web", "UnsupportedVersion",
+              VERSION),
+    KnownText("reason", "Handshake error", "actix-web", "BadWebsocketKey", KEY),
+    KnownText("reason", "Unsupported websocket version specification", "Jetty",
+              "Unsupported Websocket version: N", VERSION),
+    KnownText("reason", "Invalid Upgrade Request", "Apache Traffic Server", None),
+    # aiohttp: HTTPBadRequest whose text is the body (and the log line, see server_log)
+    KnownText("body", "No WebSocket UPGRADE hdr:", "aiohttp",
+              "HTTPBadRequest: No WebSocket UPGRADE hdr", UPGRADE),
+    KnownText("body", "No CONNECTION upgrade hdr:", "aiohttp",
+              "HTTPBadRequest: No CONNECTION upgrade hdr", CONNECTION),
+    KnownText("body", "Unsupported version:", "aiohttp", "HTTPBadRequest: Unsupported version",
+              VERSION),
+    KnownText("body", "Handshake error:", "aiohttp", "HTTPBadRequest: Handshake error", KEY),
+    # python websockets (new API): "Failed to open a WebSocket connection: <exception text>."
+    _websockets("missing subprotocol", ("ws_protocol_required",), adds=True),
+    _websockets("invalid subprotocol; expected one of", ("ws_protocol_unsupported",),
+                adds=True),
+    _websockets("missing Connection header", CONNECTION),
+    _websockets("invalid Connection header", CONNECTION),
+    _websockets("missing Upgrade header", UPGRADE),
+    _websockets("invalid Upgrade header", UPGRADE),
+    _websockets("missing Sec-WebSocket-Key header", KEY),
+    _websockets("invalid Sec-WebSocket-Key header", KEY),
+    _websockets("missing Sec-WebSocket-Version header", VERSION),
+    _websockets("invalid Sec-WebSocket-Version header", VERSION),
+    KnownText("body", "You cannot access a WebSocket server directly with a browser", _WS, None),
+    KnownText("body", _FAILED.rstrip(), _WS, None),
+    # axum
+    KnownText("body", "Request method must be `GET`", "axum", "MethodNotGet", METHOD),
+    KnownText("body", "Connection header did not include 'upgrade'", "axum",
+              "InvalidConnectionHeader", CONNECTION),
+    KnownText("body", "`Upgrade` header did not include 'websocket'", "axum",
+              "InvalidUpgradeHeader", UPGRADE),
+    KnownText("body", "`Sec-WebSocket-Version` header did not include '13'", "axum",
+              "InvalidWebSocketVersionHeader", VERSION),
+    # coder/websocket (nhooyr): the body is the error text, which is also what it returns
+    KnownText("body", "WebSocket protocol violation: Connection header", "coder/websocket",
+              None, CONNECTION),
+    KnownText("body", "WebSocket protocol violation: Upgrade header", "coder/websocket", None,
+              UPGRADE),
+    KnownText("body", "WebSocket protocol violation: handshake request method is not GET",
+              "coder/websocket", None, METHOD),
+    KnownText("body", "must be a 16 byte base64 encoded string", "coder/websocket", None, KEY),
+    KnownText("body", "WebSocket protocol violation:", "coder/websocket", None),
+    KnownText("body", "unsupported WebSocket protocol version (only 13 is supported)",
+              "coder/websocket", None, VERSION),
+    # Node ws (abortHandshake): the body is the message
+    KnownText("body", "Missing or invalid Sec-WebSocket-Key header", "Node ws", None, KEY),
+    KnownText("body", "Missing or invalid Sec-WebSocket-Version header", "Node ws", None,
+              VERSION),
+    KnownText("body", "Invalid Sec-WebSocket-Protocol header", "Node ws", None),
+    KnownText("body", "Invalid or unacceptable Sec-WebSocket-Extensions header", "Node ws", None),
+    KnownText("body", "Invalid Upgrade header", "Node ws", None, UPGRADE),
+    KnownText("body", "Invalid HTTP method", "Node ws", None, METHOD),
+    # Spring (AbstractHandshakeHandler)
+    KnownText("body", "Can \"Upgrade\" only to \"WebSocket\".", "Spring",
+              "Handshake failed due to invalid Upgrade header", UPGRADE),
+    KnownText("body", "\"Connection\" must be \"upgrade\".", "Spring",
+              "Handshake failed due to invalid Connection header", CONNECTION),
+    # nginx's own error pages
+    KnownText("body", "The plain HTTP request was sent to HTTPS port", "nginx",
+              "client sent plain HTTP request to HTTPS port while reading client request "
+              "headers", ("tls_plain_http_to_https_port",), adds=True),
+    KnownText("body", "Request Header Or Cookie Too Large", "nginx",
+              "client sent too long header line", ("request_headers_too_large",), adds=True),
+    # Apache httpd core
+    KnownText("body", "Size of a request header field exceeds server limit", "Apache httpd",
+              "AH00561: Size of a request header field exceeds server limit",
+              ("request_headers_too_large",), adds=True),
+    # Engine.IO (Socket.IO's transport layer): JSON {"code":N,"message":"..."}
+    KnownText("body", "Session ID unknown", "Socket.IO (Engine.IO)", None,
+              ("engineio_session_unknown",), adds=True),
+    KnownText("body", "Transport unknown", "Socket.IO (Engine.IO)", None,
+              ("engineio_transport_unknown",), adds=True),
+    # HAProxy's own error pages (the status finding already says "gateway")
+    KnownText("body", "No server is available to handle this request.", "HAProxy",
+              "backend has no server available! (termination state SC)"),
+    KnownText("body", "The server returned an invalid or incomplete response.", "HAProxy",
+              "termination state SH: the server aborted before sending a complete response"),
+    KnownText("body", "The server didn't respond in time.", "HAProxy",
+              "termination state sH: timeout server expired before the response"),
+)
+
+# The python websockets body carries the exception text: "Failed to open a WebSocket
+# connection: missing Connection header." The server logs "opening handshake failed" with it.
+_WEBSOCKETS_REASON = re.compile(rb"Failed to open a WebSocket connection: ([^\n]*?)\.?\s*(\n|$)")
+
+# python websockets' exception classes, by the start of the message they carry.
+_WEBSOCKETS_EXCEPTIONS = (
+    ("missing Connection header", "InvalidUpgrade"),
+    ("invalid Connection header", "InvalidUpgrade"),
+    ("missing Upgrade header", "InvalidUpgrade"),
+    ("invalid Upgrade header", "InvalidUpgrade"),
+    ("unsupported HTTP method", "InvalidMethod"),
+    ("unsupported HTTP version", "InvalidProtocol"),
+    ("invalid Origin header", "InvalidOrigin"),
+    ("missing subprotocol", "NegotiationError"),
+    ("invalid subprotocol", "NegotiationError"),
+    ("missing ", "InvalidHeader"),
+    ("invalid ", "InvalidHeaderValue"),
+)
+
+# Servers whose body *is* the message they raise or log.
+_BODY_IS_LOG = ("aiohttp", "coder/websocket")
+
+_NEEDLES: tuple[tuple[KnownText, bool, str, bytes], ...] = tuple(
+    (known, known.where == "reason", known.text, known.text.encode("latin-1")) for known in TEXTS
+)
+# All the texts of each place in one pattern: one scan rules them all out for an ordinary
+# answer (the usual case); only a hit walks _NEEDLES for the first text in the order above.
+_ANY_REASON = re.compile("|".join(re.escape(k.text) for k in TEXTS if k.where == "reason"))
+_ANY_BODY = re.compile(
+    b"|".join(re.escape(k.text.encode("latin-1")) for k in TEXTS if k.where == "body")
+)
+
+
+def match_text(reason: str, body: bytes) -> KnownText | None:
+    """The first text of TEXTS that a response's reason phrase or body carries, if any."""
+    if not (_ANY_REASON.search(reason) or _ANY_BODY.search(body)):
+        return None
+    for known, in_reason, text, encoded in _NEEDLES:
+        if text in reason if in_reason else encoded in body:
+            return known
+    return None
+
+
+def quote(known: KnownText, reason: str, body: bytes) -> str:
+    """The server's words around a known text, as a short quotation (at most one line)."""
+    if known.where == "reason":
+        return reason
+    start = body.find(known.text.encode("latin-1"))
+    line_start = body.rfind(b"\n", 0, start) + 1
+    line_end = body.find(b"\n", start)
+    line = body[line_start: line_end if line_end >= 0 else len(body)]
+    return line.decode("latin-1").strip()[:160]
+
+
+def server_log(known: KnownText, status: int, body: bytes) -> str | None:
+    """What the server most likely logged when it sent this text."""
+    if known.server == _WS:
+        said = _WEBSOCKETS_REASON.search(body)
+        if said:
+            message = said.group(1).decode("latin-1")
+            name = next((cls for start, cls in _WEBSOCKETS_EXCEPTIONS
+                         if message.startswith(start)), "InvalidHandshake")
+            return f"opening handshake failed: {name}: {message}"
+        return known.log
+    if known.server in _BODY_IS_LOG and known.where == "body":
+        line = body.split(b"\n", 1)[0].decode("latin-1").strip()
+        if known.server == "aiohttp":
+            # aiohttp raises HTTPBadRequest with the very text it sends as the body
+            return f"HTTPBadRequest {status}: {line}"
+        return line
+    return known.log

@@ -1,0 +1,60 @@
+"""How a connection is handed from the HTTP/1 tracker to the stage that reads its protocol.
+
+Every connection starts with a ``ConnectionTracker`` as its reassembler listener. When a
+direction's first bytes (``first_bytes.classify_first_bytes``) are of a kind with a handler in
+``RunContext.handlers`` (TLS, the HTTP/2 preface), the tracker builds that handler with the same
+``TcpLog``, makes it the connection's listener and replays into it the bytes it had buffered;
+from then on the reassembler calls the handler directly, so the dispatch costs nothing per
+segment. A handler may run an inner ``ConnectionTracker`` on bytes it produced (TLS plaintext)
+with a ``RunContext`` of its own (an ``emit`` that adds what it knows to each attempt, and an
+``ignore`` that stops only the inner reading).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from analyzer.exchange.first_bytes import Start
+from analyzer.exchange.model import Attempt
+from analyzer.exchange.relevance import PlainRejections
+from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
+from analyzer.reassembly import Connection, StreamListener
+
+if TYPE_CHECKING:
+    from analyzer.exchange.tcplog import TcpLog
+
+
+@dataclass(slots=True)
+class ExchangeCounters:
+    """Totals the report's summary needs, shared by every tracker of one run."""
+
+    http_connections: int = 0
+    ordinary_exchanges: int = 0
+    abandoned_heads: int = 0  # heads with no end within MAX_HEAD_BYTES: that side went dead
+    # Plain requests answered 4xx, held until an upgrade on their path makes them attempts
+    # (shared by the trackers of a run: the upgrade usually comes on another connection).
+    plain: PlainRejections = field(default_factory=PlainRejections)
+
+
+HandlerFactory = Callable[["RunContext", Connection, "TcpLog", Start], StreamListener]
+
+
+def _ignore_connection(conn: Connection) -> None:
+    conn.ignore()
+
+
+@dataclass(slots=True)
+class RunContext:
+    """What every connection of one run shares: where attempts go, the counters, the handlers."""
+
+    emit: Callable[[Attempt], None]
+    counters: ExchangeCounters = field(default_factory=ExchangeCounters)
+    window: ObservationWindow = DEFAULT_WINDOW
+    handlers: dict[Start, HandlerFactory] = field(default_factory=dict)
+    secrets: object | None = None  # the TLS stage's key store; None without keys
+    # What a tracker calls once it needs no more bytes of its connection. The outermost reader
+    # stops reassembly (Connection.ignore); an inner tracker (TLS plaintext) must not, since
+    # the stage around it still reads the records.
+    ignore: Callable[[Connection], None] = _ignore_connection

@@ -1,0 +1,91 @@
+"""The TCP facts of one connection (SYN, SYN-ACK, FIN and RST of each side, holes, conflicts).
+
+Kept apart from the HTTP/1 tracker because every stage that reads a connection needs them: when
+the TLS or HTTP/2 stage takes a connection over (``handoff.py``), it is given the same log, so a
+SYN seen before the hand-off is still on the attempts made after it.
+"""
+
+from __future__ import annotations
+
+from analyzer.exchange.model import Conflict, Endpoint, Gap, TcpEvent, TcpFacts
+from analyzer.reassembly import Connection
+
+MAX_CONFLICTS = 16  # overlap conflicts kept per connection (the first ones are the evidence)
+
+
+class TcpLog:
+    """Events by reassembler side (0 originator, 1 responder), as (frame, time).
+
+    The TcpEvents are made only for an attempt (a frozen dataclass costs ~4,000 machine
+    instructions to build, and most connections, bulk TLS ones above all, never become one).
+    """
+
+    __slots__ = ("conn", "syn_seen", "syn_count", "syn_ack", "fin", "rst", "gaps", "conflicts")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.syn_seen: tuple[int, float] | None = None  # the originator's first SYN
+        self.syn_count = 0
+        self.syn_ack: tuple[int, float] | None = None
+        self.fin: list[tuple[int, float] | None] = [None, None]
+        self.rst: list[tuple[int, float] | None] = [None, None]
+        self.gaps: list[tuple[int, int, int, int, float]] = []  # side, offset, length, frame, time
+        self.conflicts: list[tuple[int, int, int, int, float]] = []
+
+    # Recording: the first event of each kind is the one kept (retransmissions repeat it).
+
+    def syn(self, frame: int, time: float, with_ack: bool) -> None:
+        if with_ack:
+            if self.syn_ack is None:
+                self.syn_ack = (frame, time)
+        else:
+            self.syn_count += 1
+            if self.syn_seen is None:
+                self.syn_seen = (frame, time)
+
+    def fin_of(self, side: int, frame: int, time: float) -> None:
+        if self.fin[side] is None:
+            self.fin[side] = (frame, time)
+
+    def rst_of(self, side: int, frame: int, time: float) -> None:
+        if self.rst[side] is None:
+            self.rst[side] = (frame, time)
+
+    def gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        self.gaps.append((side, offset, length, frame, time))
+
+    def conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        if len(self.conflicts) < MAX_CONFLICTS:
+            self.conflicts.append((side, offset, length, frame, time))
+
+    # Reading
+
+    @property
+    def unanswered_syn(self) -> bool:
+        return self.syn_seen is not None and self.syn_ack is None
+
+    def facts(self, client: int, time: float, reason: str) -> TcpFacts:
+        """The facts as the checks read them, named from the HTTP client's point of view."""
+        server = 1 - client
+        names = {client: "client", server: "server"}
+        return TcpFacts(
+            syn=_event(self.syn_seen),
+            syn_count=self.syn_count,
+            syn_ack=_event(self.syn_ack),
+            client_fin=_event(self.fin[client]),
+            server_fin=_event(self.fin[server]),
+            client_rst=_event(self.rst[client]),
+            server_rst=_event(self.rst[server]),
+            gaps=tuple(Gap(names[s], o, n, f, t) for s, o, n, f, t in self.gaps),
+            conflicts=tuple(Conflict(names[s], o, n, f, t) for s, o, n, f, t in self.conflicts),
+            end_reason=reason,
+            end_time=time,
+        )
+
+    def endpoint(self, side: int) -> Endpoint:
+        a, ap, b, bp = self.conn.addresses
+        return Endpoint(a, ap) if side == 0 else Endpoint(b, bp)
+
+
+def _event(seen: tuple[int, float] | None) -> TcpEvent | None:
+    return TcpEvent(*seen) if seen is not None else None

@@ -1,0 +1,282 @@
+"""The postmortem report as one self-contained HTML page (`read --format html`).
+
+How it works
+------------
+This module turns diagnoses into plain values (the JSON fields of ``report/fields.py``, the
+ladder events and heads of ``report/detail.py``, the timeline of ``report/timeline.py``); the
+jinja2 templates in ``templates/`` lay them out. Every string that came from the capture is
+cleaned by ``Cleaner`` (secrets redacted, controls escaped) before it reaches a template, and
+the templates autoescape, so a header holding ``<script>`` is shown as text. The page loads
+nothing: styles, script and drawings are inline, and its Content-Security-Policy allows no
+request at all and only the one script whose hash it names.
+
+The page is written in pieces as the template is rendered, so a large run is never one
+string in memory; past ``DETAIL_LIMIT`` attempts the rest get a table row only.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from analyzer import __version__
+from analyzer.checks.catalogue import lookup
+from analyzer.correlate import Storm, storms
+from analyzer.exchange.model import Attempt, Message
+from analyzer.http.message import RequestHead
+from analyzer.pipeline import RunStats
+from analyzer.report.detail import (
+    LadderEvent,
+    body_lines,
+    frames_not_drawn,
+    head_lines,
+    ladder_events,
+    ladder_start,
+    messages_of,
+)
+from analyzer.report.fields import attempt_fields, iso_time
+from analyzer.report.render import summary_fields
+from analyzer.report.safe import Cleaner, neutralise, redact_target
+from analyzer.report.timeline import build_timeline
+from analyzer.source.frame import CaptureWarning
+from analyzer.verdict import Diagnosis, Verdict
+
+DETAIL_LIMIT = 2000  # attempts with a full postmortem; the rest are table rows only
+REASON_WIDTH = 140  # characters of the reason in a table row (the detail has it whole)
+_CHUNK = 1 << 16  # characters written at once
+
+# Stacked bottom first on the timeline: what went wrong sits on the baseline.
+STACK_ORDER = ("refused", "no_response", "failed", "aborted", "dropped", "inconclusive",
+               "declined", "succeeded")
+
+# Ladder geometry, in SVG user units (the font is monospace, 12 px: about 7.2 units a letter).
+_LADDER = {"width": 760, "client_x": 150, "server_x": 740, "top": 46, "row": 26}
+_LABEL_CHARS = 76
+
+
+def render_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
+                warnings: Sequence[CaptureWarning], captures: Sequence[str] = (),
+                show_secrets: bool = False, detail_limit: int = DETAIL_LIMIT) -> str:
+    return "".join(iter_html(diagnoses, stats, warnings, captures, show_secrets, detail_limit))
+
+
+def iter_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
+              warnings: Sequence[CaptureWarning], captures: Sequence[str] = (),
+              show_secrets: bool = False, detail_limit: int = DETAIL_LIMIT) -> Iterator[str]:
+    """The page in pieces of about 64 K characters."""
+    env = _environment()
+    script = env.get_template("report.js").render()
+    summary = summary_fields(diagnoses, stats, warnings)
+    many_days = _many_days(diagnoses)
+    repeated = [_clean_storm(s, show_secrets) for s in storms(diagnoses)]
+    verdicts = _verdict_counts(summary["verdicts"])
+    context: dict[str, Any] = {
+        "version": __version__,
+        "generated": _readable(iso_time(datetime.now(UTC).timestamp()))[:19],
+        "captures": [neutralise(c) for c in captures],
+        "span": _span(stats),
+        "summary": summary,
+        "verdicts": verdicts,
+        "failed": sum(n for v, n in verdicts if v != Verdict.SUCCEEDED.value),
+        "reasons": [(check, n, lookup(check).title) for check, n in summary["reasons"].items()],
+        "repeated": repeated,
+        "redirects": [dict(r, steps=[_clean_request(s, show_secrets) for s in r["steps"]])
+                      for r in summary["redirects"]],
+        "timeline": build_timeline([(d.attempt.time, d.verdict.value) for d in diagnoses],
+                                   STACK_ORDER, repeated),
+        "total": len(diagnoses),
+        "detail_limit": detail_limit,
+        "detailed": min(detail_limit, len(diagnoses)),
+        # a column once the JSON fields name each attempt's file (several files read as one)
+        "multi_file": bool(diagnoses) and "file" in attempt_fields(diagnoses[0]),
+        "attempts": (_attempt_view(d, n < detail_limit, show_secrets, many_days)
+                     for n, d in enumerate(diagnoses)),
+        "script": Markup(script),  # our own file, not capture data
+        "script_hash": _csp_hash(script),
+        "ladder": _LADDER,
+    }
+    pending: list[str] = []
+    size = 0
+    for piece in env.get_template("report.html").generate(context):
+        pending.append(piece)
+        size += len(piece)
+        if size >= _CHUNK:
+            yield "".join(pending)
+            pending, size = [], 0
+    yield "".join(pending)
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("analyzer.report", "templates"),
+        autoescape=True,  # every value is HTML-escaped unless marked safe here, in code
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["clock"] = lambda seconds: _readable(iso_time(seconds))[11:19]
+    env.filters["seconds"] = _duration
+    return env
+
+
+def _csp_hash(script: str) -> str:
+    digest = hashlib.sha256(script.encode("utf-8")).digest()
+    return "sha256-" + base64.b64encode(digest).decode("ascii")
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def _span(stats: RunStats) -> dict[str, Any] | None:
+    if stats.first_time is None or stats.last_time is None:
+        return None
+    first, last = iso_time(stats.first_time), iso_time(stats.last_time)
+    return {"first": _readable(first), "last": _readable(last),
+            "last_short": _readable(last)[11:] if last[:10] == first[:10] else _readable(last),
+            "duration": _duration(stats.last_time - stats.first_time)}
+
+
+def _readable(iso: str) -> str:
+    """2026-12-04 15:07:53.976 from an `iso_time` text; one that is no date as it is."""
+    return f"{iso[:10]} {iso[11:23]}" if iso.endswith("Z") else iso
+
+
+def _duration(seconds: float, short: bool = False) -> str:
+    """A duration for people: "350 ms", "31.7 s", "73 min 57 s", "5 h 2 min" (``short``:
+    whole units only, for a narrow label)."""
+    if seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    if seconds < 120:
+        return f"{seconds:.0f} s" if short else f"{seconds:.3g} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 120:
+        return f"{minutes} min" if short else f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    if short:
+        return f"{hours} h" if hours < 48 else f"{hours // 24} d"
+    return f"{hours} h {minutes} min"
+
+
+def _many_days(diagnoses: Sequence[Diagnosis]) -> bool:
+    if not diagnoses:
+        return False
+    times = [d.attempt.time for d in diagnoses]
+    return iso_time(min(times))[:10] != iso_time(max(times))[:10]
+
+
+def _verdict_counts(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """Every verdict of the run with its count, in the README's order."""
+    known = [v.value for v in Verdict]
+    return ([(v, counts[v]) for v in known if v in counts]
+            + sorted((v, n) for v, n in counts.items() if v not in known))
+
+
+def _clean_request(text: str, show_secrets: bool) -> str:
+    """A request line or redirect step quoted in the summary (built from the raw target)."""
+    return neutralise(text if show_secrets else redact_target(text))
+
+
+def _clean_storm(storm: Storm, show_secrets: bool) -> Storm:
+    return dataclasses.replace(storm, request=_clean_request(storm.request, show_secrets))
+
+
+# -- one attempt -------------------------------------------------------------------------------
+
+
+def _attempt_view(d: Diagnosis, detailed: bool, show_secrets: bool,
+                  many_days: bool) -> dict[str, Any]:
+    fields = attempt_fields(d, show_secrets)
+    time = fields["time"]
+    request = (f"{fields['method']} {fields['path']}" if fields["method"] is not None
+               else "(TCP only)" if fields["kind"] == "tcp" else "(not captured)")
+    reason = fields["reason"]
+    view: dict[str, Any] = {
+        "f": fields,
+        "t": f"{d.attempt.time:.6f}",
+        "frame": d.attempt.first_frame,
+        "clock": (_readable(time) if many_days else _readable(time)[11:]),
+        "request": request,
+        "offered": ",".join(fields["offered"]) or fields["protocol"] or "-",
+        "reason_id": fields["reasons"][0] if fields["reasons"] else "",
+        "reason_short": reason if len(reason) <= REASON_WIDTH
+        else reason[: REASON_WIDTH - 1] + "…",
+        "detail": None,
+    }
+    if detailed:
+        clean = Cleaner.for_attempt(d.attempt, show_secrets)
+        view["detail"] = {
+            "ladder": _ladder(d.attempt, clean),
+            "heads": [_head(title, m, clean) for title, m in messages_of(d.attempt)],
+            "findings": [dict(f, fix=lookup(f["id"]).fix) for f in fields["findings"]],
+        }
+    return view
+
+
+def _ladder(a: Attempt, clean: Cleaner) -> dict[str, Any] | None:
+    events = ladder_events(a, clean)
+    if not events:
+        return None
+    start = ladder_start(a, events)
+    top, row = _LADDER["top"], _LADDER["row"]
+    rows = [
+        {"y": top + n * row, "ms": f"{(e.time - start) * 1000:.3f}",
+         "frames": f"{e.frame}" if e.last_frame <= e.frame else f"{e.frame}-{e.last_frame}",
+         "from_client": e.from_client, "kind": _kind(e), "full": e.label,
+         "label": e.label if len(e.label) <= _LABEL_CHARS
+         else e.label[: _LABEL_CHARS - 1] + "…"}
+        for n, e in enumerate(events)
+    ]
+    return {
+        "rows": rows,
+        "height": top + len(rows) * row,
+        "client": f"client {a.client}",
+        "server": f"server {a.server}",
+        "more": frames_not_drawn(a),
+        "end": clean.text(a.tcp.end_reason) if a.tcp.end_reason else "",
+    }
+
+
+def _kind(event: LadderEvent) -> str:
+    """The arrow's colour class. detail.py names TCP events with fixed words (and a hole
+    with a bracketed note); anything else is a message or a WebSocket frame."""
+    label = event.label
+    if label.startswith("[capture lost"):
+        return "gap"
+    if label == "RST":
+        return "rst"
+    if label == "FIN":
+        return "fin"
+    if label.startswith(("SYN", "SYN-ACK")):
+        return "syn"
+    return "c2s" if event.from_client else "s2c"
+
+
+def _head(title: str, message: Message, clean: Cleaner) -> dict[str, Any]:
+    """One head as sent: its start line, its fields (name, value; a line without a colon or
+    an obs-fold continuation has no name) and the start of its body."""
+    lines = head_lines(message.head, clean)
+    fields: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        folded = line[:1] in (" ", "\t")
+        fields.append((name, value) if colon and not folded else ("", line))
+    frames = (f"frame {message.first_frame}" if message.last_frame <= message.first_frame
+              else f"frames {message.first_frame}-{message.last_frame}")
+    return {
+        "title": title,
+        "frames": frames,
+        "bytes": len(message.head.raw),
+        "start": lines[0] if lines else "",
+        "fields": fields,
+        "body": [line for line in body_lines(message, clean) if line],
+        "is_request": isinstance(message.head, RequestHead),
+    }
