@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import json
+import os
 import signal
 import sys
 import time
@@ -52,7 +54,39 @@ class ExitStatus(IntEnum):
     USAGE = 2  # click's own status for bad usage
     FAILED_FOUND = 3  # --fail-on failed and a failed attempt was found
     INTERNAL_ERROR = 70  # a bug: the message says so
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # SIGINT (Ctrl-C) on `read`
+    PIPE_CLOSED = 141  # the reader of standard output went away (| head): 128 + SIGPIPE
+    TERMINATED = 143  # SIGTERM on `read` (timeout, systemd, docker stop): 128 + SIGTERM
+
+
+class _Terminated(BaseException):
+    """SIGTERM during `read`: not an Exception, so no handler mistakes it for a bug."""
+
+
+def _stop_on_closed_pipe(command: Callable[..., None]) -> Callable[..., None]:
+    """A command whose standard output's reader went away (``| head -1``) stops at that
+    write, quietly, with status 141, whatever the format (click's own handling says
+    nothing but exits 1)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            try:
+                command(*args, **kwargs)
+            finally:
+                sys.stdout.flush()  # the last buffered bytes fail here, not at interpreter exit
+        except BrokenPipeError:
+            _pipe_closed()
+
+    return run
+
+
+def _pipe_closed() -> None:
+    # Writes that Python would still try at exit go nowhere instead of raising again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(ExitStatus.PIPE_CLOSED)
 
 
 def _filter_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -99,6 +133,7 @@ def cli() -> None:
               help="Analyse each file as an independent capture, N files at a time in "
                    "parallel (frame numbers then count within each file).")
 @_max_connections_option
+@_stop_on_closed_pipe
 def read_command(captures: tuple[str, ...], fmt: str, failed: bool, host: str | None,
                  port: int | None, fail_on: str | None, detail: bool, attempt: int | None,
                  show_secrets: bool, color: bool | None, jobs: int | None,
@@ -126,6 +161,7 @@ class View:
 
 
 @cli.command("checks")
+@_stop_on_closed_pipe
 def checks_command() -> None:
     """List the catalogue of findings."""
     from tabulate import tabulate
@@ -136,6 +172,7 @@ def checks_command() -> None:
 
 @cli.command("explain")
 @click.argument("check_id")
+@_stop_on_closed_pipe
 def explain_command(check_id: str) -> None:
     """Explain one catalogue entry in full."""
     import textwrap  # here, like tabulate above: `read` never wraps text
@@ -196,6 +233,7 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
         yield from analysis.feed_records(read_records(captures, warnings))
         yield from analysis.finish()
 
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         for diagnosis in _numbered(decided()):
             if not streaming:
@@ -216,11 +254,18 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
         return ExitStatus.INPUT_ERROR
     except KeyboardInterrupt:
         status = ExitStatus.INTERRUPTED
+    except _Terminated:  # what was decided so far, and the summary, are printed below
+        status = ExitStatus.TERMINATED
+    except BrokenPipeError:
+        raise  # the reader went away: _stop_on_closed_pipe ends the run
     except Exception as error:  # a bug: keep what was found, say so in one line
         status = ExitStatus.INTERNAL_ERROR
         _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
                f"{error} (results so far are shown; please report this capture)",
                view.show_secrets)
+    finally:
+        # A second SIGTERM while the report is printed ends the process (the default).
+        signal.signal(signal.SIGTERM, previous if previous is not _terminate else signal.SIG_DFL)
     for warning in warnings:
         _warn(f"{warning.source}: {warning.where}: {warning.message}", view.show_secrets)
     if not streaming:
@@ -240,6 +285,11 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
     if status is ExitStatus.OK and fail_on_failed and failed:
         status = ExitStatus.FAILED_FOUND
     return status
+
+
+def _terminate(number: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one is not waited for
+    raise _Terminated
 
 
 def _numbered(diagnoses: Iterator[Diagnosis]) -> Iterator[Diagnosis]:
@@ -316,6 +366,7 @@ def _detail_text(diagnosis: Diagnosis, view: View) -> str:
               help="Output format; json and markdown print at the end, the others as they go.")
 @_filter_options
 @_max_connections_option
+@_stop_on_closed_pipe
 def live_command(interfaces: tuple[str, ...], bpf: str | None, duration: float | None,
                  count: int | None, response_timeout: float, write_path: str | None,
                  write_limit: float, write_files: int, fmt: str, failed: bool,
@@ -358,6 +409,7 @@ def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> 
     status = ExitStatus.OK
     writer: RotatingPcapngWriter | None = None
     numbers = iter(range(1, sys.maxsize))
+    counted_out = False
 
     def report(diagnosis: Diagnosis) -> bool:
         """Prints one attempt; True when --count is reached."""
@@ -377,19 +429,15 @@ def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> 
                    + "; Ctrl-C stops", err=True)
         deadline = time.time() + options.duration if options.duration else None
         stop.install()
-        counted_out = False
         for diagnosis in run_live(capture, analysis, options.response_timeout,
                                   should_stop=stop.requested, deadline=deadline, sink=writer):
             if counted_out := report(diagnosis):
                 break
-        if not counted_out:
-            # Stopped by Ctrl-C or --duration: what is still open is judged as it stands.
-            for diagnosis in analysis.finish():
-                if report(diagnosis):
-                    break
-    except CaptureError as error:
+    except CaptureError as error:  # the interface went away, or --write's disk is full
         _error(str(error))
         status = ExitStatus.INPUT_ERROR
+    except BrokenPipeError:
+        raise  # the reader went away: _stop_on_closed_pipe ends the run (after the finally)
     except Exception as error:  # a bug: keep what was found, say so in one line
         status = ExitStatus.INTERNAL_ERROR
         _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
@@ -399,7 +447,17 @@ def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> 
         counters = capture.counters()
         capture.close()
         if writer is not None:
-            writer.close()
+            try:
+                writer.close()
+            except CaptureError as error:  # the last buffered packets did not fit either
+                if status is ExitStatus.OK:
+                    _error(str(error))
+                    status = ExitStatus.INPUT_ERROR
+    if not counted_out and status is not ExitStatus.INTERNAL_ERROR:
+        # Stopped by Ctrl-C, --duration or an error: what is still open is judged as it stands.
+        for diagnosis in analysis.finish():
+            if report(diagnosis):
+                break
     output.finish(analysis, counters.received, counters.dropped)
     return status
 
@@ -503,6 +561,5 @@ def main() -> None:
     gc.set_threshold(*GC_THRESHOLD)
     try:
         cli.main(prog_name="upgrade-analyzer", standalone_mode=True)
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (| head): nothing more to say
-        sys.exit(ExitStatus.OK)
+    except BrokenPipeError:  # the reader went away (| head) outside a command: nothing to say
+        _pipe_closed()

@@ -17,7 +17,7 @@ from analyzer.report.fields import (
     request_label,
     time_of_day,
 )
-from analyzer.report.safe import Cleaner, csv_cell, safe_target, safe_text
+from analyzer.report.safe import Cleaner, csv_cell, markdown_text, safe_target, safe_text
 from analyzer.source.frame import CaptureWarning
 from analyzer.verdict import Diagnosis
 
@@ -54,13 +54,14 @@ def render_table(diagnoses: Sequence[Diagnosis], stats: RunStats,
     parts = []
     if diagnoses:
         rows = table_rows(diagnoses, show_secrets)
-        if markdown:  # a '|' from the capture would start a new column
+        if markdown:  # a '|' would start a new column, '<img' and '![' would be markup
             rows = [[_markdown_cell(v) for v in row] for row in rows]
         parts.append(tabulate(rows, headers=_COLUMNS, tablefmt=fmt))
     else:
         parts.append("No upgrade attempts found.")
     parts.append("")
-    parts.append(summary_text(diagnoses, stats, warnings, show_secrets))
+    summary = summary_text(diagnoses, stats, warnings, show_secrets)
+    parts.append(markdown_text(summary) if markdown else summary)
     return "\n".join(parts)
 
 
@@ -219,7 +220,7 @@ def render_csv(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> st
 
 
 def _markdown_cell(value: Any) -> Any:
-    return value.replace("|", "\\|") if isinstance(value, str) else value
+    return markdown_text(value) if isinstance(value, str) else value
 
 
 def _clip(text: str, width: int) -> str:
