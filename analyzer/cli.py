@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -13,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from enum import IntEnum
 from types import FrameType
@@ -23,28 +25,31 @@ import click
 from analyzer import __version__
 from analyzer.checks.catalogue import CATALOGUE, lookup
 from analyzer.correlate import correlate
+from analyzer.filters import Selection, check_ids, near_ids, parse_time
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
+from analyzer.report.clock import Clock
 from analyzer.report.render import (
     FORMATS,
     READ_FORMATS,
     iter_json,
     render_csv,
-    render_json,
     render_jsonl_line,
     render_table,
+    summary_fields,
     summary_text,
 )
-from analyzer.report.safe import safe_text
+from analyzer.report.safe import neutralise, safe_text
 from analyzer.report.stream import (
     Tally,
     csv_head,
     csv_line,
-    table_head,
-    table_line,
     tally_summary_text,
 )
+from analyzer.report.table import StreamedTable, TableStyle
 from analyzer.source import read_records
+from analyzer.source.capture import MergedRecords, check_capture, expand_inputs
 from analyzer.source.frame import CaptureError, CaptureWarning
+from analyzer.source.stream import Input
 from analyzer.verdict import Diagnosis, Verdict
 
 
@@ -89,14 +94,60 @@ def _pipe_closed() -> None:
     sys.exit(ExitStatus.PIPE_CLOSED)
 
 
+def _complete_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    return [i for i in check_ids() if i.startswith(incomplete.lower())]
+
+
 def _filter_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--failed, --host and --port, the same for `read` and `live`."""
-    command = click.option("--port", type=int,
-                           help="Only attempts with this client or server port.")(command)
-    command = click.option("--host",
-                           help="Only attempts whose Host header or IP address is this.")(command)
-    return click.option("--failed", is_flag=True,
-                        help="Only attempts that did not succeed.")(command)
+    """The filters, the same for `read` and `live` (analyzer/filters.py)."""
+    options = [
+        click.option("--failed", is_flag=True, help="Only attempts that did not succeed."),
+        click.option("--verdict", "verdicts", multiple=True, metavar="VERDICT",
+                     type=click.Choice([v.value for v in Verdict], case_sensitive=False),
+                     help="Only attempts with this verdict; repeat for several."),
+        click.option("--reason", "reasons", multiple=True, metavar="ID",
+                     shell_complete=_complete_ids,
+                     help="Only attempts with this finding (see 'checks'); repeat for several."),
+        click.option("--host", help="Only attempts whose Host header or IP address is this."),
+        click.option("--port", type=int, help="Only attempts with this client or server port."),
+        click.option("--since", metavar="TIME",
+                     help="Only attempts at or after TIME: ISO 8601 (no zone: UTC) or Unix "
+                          "seconds."),
+        click.option("--until", metavar="TIME", help="Only attempts at or before TIME."),
+        click.option("--tcp", is_flag=True,
+                     help="Also list connection attempts that never reached HTTP (refused, "
+                          "unanswered SYN); otherwise they are only counted, and --fail-on "
+                          "ignores them."),
+        click.option("--local-time", is_flag=True,
+                     help="Print times in the local zone instead of UTC (tables, summary)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _selection(failed: bool, verdicts: tuple[str, ...], reasons: tuple[str, ...],
+               host: str | None, port: int | None, since: str | None, until: str | None,
+               tcp: bool, local_time: bool) -> Selection:
+    """The filters from their options; a usage error (status 2) for an unknown id or time."""
+    ids = set(check_ids())
+    for reason in reasons:
+        if reason.lower() not in ids:
+            raise click.BadParameter(_unknown_id(reason), param_hint="--reason")
+    times: list[float | None] = []
+    for name, text in (("--since", since), ("--until", until)):
+        try:
+            times.append(parse_time(text, local_time) if text is not None else None)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint=name) from None
+    return Selection(failed, host, port, frozenset(v.lower() for v in verdicts),
+                     frozenset(r.lower() for r in reasons), times[0], times[1], tcp)
+
+
+def _unknown_id(text: str) -> str:
+    near = near_ids(text)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    return f"unknown check id {text!r}{hint} (see 'upgrade-analyzer checks')"
 
 
 _max_connections_option = click.option(
@@ -113,14 +164,21 @@ def cli() -> None:
 
 
 @cli.command("read")
-@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
+@click.argument("captures", nargs=-1, metavar="CAPTURE...")
+@click.option("--read-file", "-r", "read_files", multiple=True, metavar="FILE",
+              help="A capture to read, as tcpdump -r and tshark -r take it (the same as "
+                   "CAPTURE); repeat for several.")
 @click.option("--format", "-F", "fmt", type=click.Choice(READ_FORMATS), default="table",
               show_default=True,
               help="Output format; html is one self-contained page (timeline, sortable "
                    "table, every postmortem) to attach to an incident.")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, allow_dash=True),
+              metavar="FILE", help="Write the report to FILE instead of standard output.")
 @_filter_options
 @click.option("--fail-on", type=click.Choice(["failed"]),
-              help="Exit with status 3 when any attempt did not succeed.")
+              help="Exit with status 3 when any attempt listed did not succeed.")
+@click.option("--summary-only", is_flag=True,
+              help="Print only the summary (JSON formats: {\"summary\": ...}).")
 @click.option("--detail", is_flag=True,
               help="Postmortem of every attempt: ladder diagram, heads, findings, fixes.")
 @click.option("--attempt", "attempt", type=click.IntRange(min=1), metavar="N",
@@ -128,25 +186,35 @@ def cli() -> None:
 @click.option("--show-secrets", is_flag=True,
               help="Show Authorization, cookies and token query parameters as captured.")
 @click.option("--color/--no-color", default=None,
-              help="Colour the detail view (default: when standard output is a terminal).")
+              help="Colour the detail view (default: when standard output is a terminal and "
+                   "neither NO_COLOR is set nor TERM=dumb).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), metavar="N",
               help="Analyse each file as an independent capture, N files at a time in "
                    "parallel (frame numbers then count within each file).")
 @_max_connections_option
 @_stop_on_closed_pipe
-def read_command(captures: tuple[str, ...], fmt: str, failed: bool, host: str | None,
-                 port: int | None, fail_on: str | None, detail: bool, attempt: int | None,
-                 show_secrets: bool, color: bool | None, jobs: int | None,
-                 max_connections: int) -> None:
-    """Analyze saved captures (pcap, pcapng, gzip; '-' for standard input).
+def read_command(captures: tuple[str, ...], read_files: tuple[str, ...], fmt: str,
+                 output: str | None, fail_on: str | None, summary_only: bool, detail: bool,
+                 attempt: int | None, show_secrets: bool, color: bool | None,
+                 jobs: int | None, max_connections: int, local_time: bool,
+                 **filters: Any) -> None:
+    """Analyze saved captures (pcap, pcapng, gzip; a directory: the captures in it; '-' for
+    standard input).
 
     Several files are read as one capture in timestamp order.
     """
-    view = View(show_secrets, detail or attempt is not None, attempt, color)
+    inputs = read_files + captures
+    if not inputs:
+        raise click.UsageError("no capture given: read CAPTURE... (or -r FILE)")
+    selection = _selection(**filters, local_time=local_time)
+    view = View(show_secrets, detail or attempt is not None, attempt, _colour(color),
+                summary_only, local_time)
     if view.detail and fmt != "table":
         raise click.UsageError("--detail and --attempt print text; drop --format " + fmt)
-    status = _read(captures, fmt, _filter(failed, host, port), fail_on is not None, view, jobs,
-                   max_connections)
+    if view.detail and summary_only:
+        raise click.UsageError("--summary-only prints no attempt; drop --detail/--attempt")
+    status = _read(inputs, fmt, selection, fail_on is not None, view, jobs, max_connections,
+                   output)
     sys.exit(status)
 
 
@@ -158,12 +226,44 @@ class View:
     detail: bool = False  # the postmortem view instead of the table
     attempt: int | None = None  # only this attempt (detail view)
     color: bool | None = None  # None: when standard output is a terminal (click decides)
+    summary_only: bool = False
+    local_time: bool = False
+
+
+def _colour(explicit: bool | None) -> bool | None:
+    """--color/--no-color win; otherwise NO_COLOR (any value but empty, no-color.org) and
+    TERM=dumb turn colour off; otherwise click colours when standard output is a terminal."""
+    if explicit is not None:
+        return explicit
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return None
+
+
+def _terminal_width() -> int | None:
+    """The terminal's width when standard output is one (the table fits it); None when piped."""
+    try:
+        if not sys.stdout.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns
 
 
 @cli.command("checks")
+@click.option("--format", "-F", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="json: every entry in full, for scripts.")
 @_stop_on_closed_pipe
-def checks_command() -> None:
+def checks_command(fmt: str) -> None:
     """List the catalogue of findings."""
+    if fmt == "json":
+        entries = [{"id": c.id, "severity": c.severity.value, "effect": c.effect.value,
+                    "rfc": c.rfc, "title": c.title, "explanation": c.explanation, "fix": c.fix}
+                   for c in CATALOGUE]
+        click.echo(json.dumps(entries, indent=2))
+        return
     from tabulate import tabulate
 
     rows = [(c.id, c.severity.value, c.effect.value, c.rfc, c.title) for c in CATALOGUE]
@@ -171,18 +271,16 @@ def checks_command() -> None:
 
 
 @cli.command("explain")
-@click.argument("check_id")
+@click.argument("check_id", shell_complete=_complete_ids)
 @_stop_on_closed_pipe
 def explain_command(check_id: str) -> None:
-    """Explain one catalogue entry in full."""
+    """Explain one catalogue entry in full (any case; a near miss gets suggestions)."""
     import textwrap  # here, like tabulate above: `read` never wraps text
 
     try:
-        check = lookup(check_id)
+        check = lookup(check_id.strip().lower())
     except KeyError:
-        raise click.UsageError(
-            f"unknown check id {check_id!r}; see 'upgrade-analyzer checks'"
-        ) from None
+        raise click.UsageError(_unknown_id(check_id)) from None
     wrap = textwrap.TextWrapper(width=88, subsequent_indent="  ")
     click.echo(f"{check.id}: {check.title}")
     click.echo(f"  severity: {check.severity.value}; verdict effect: {check.effect.value}; "
@@ -191,96 +289,115 @@ def explain_command(check_id: str) -> None:
     click.echo(wrap.fill("fix: " + check.fix))
 
 
-def _filter(failed: bool, host: str | None, port: int | None) -> Callable[[Diagnosis], bool]:
-    def keep(d: Diagnosis) -> bool:
-        a = d.attempt
-        if failed and d.verdict is Verdict.SUCCEEDED:
-            return False
-        if port is not None and port not in (a.client.port, a.server.port):
-            return False
-        if host is not None:
-            names = {a.client.ip, a.server.ip}
-            request = a.request_head
-            if request is not None and request.headers.get("host"):
-                header = request.headers.get("host") or ""
-                names.add(header)
-                names.add(header.rsplit(":", 1)[0].strip("[]"))
-            if host not in names:
-                return False
-        return True
-
-    return keep
-
-
-def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool],
+def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
           fail_on_failed: bool, view: View = View(), jobs: int | None = None,
-          max_connections: int = DEFAULT_MAX_CONNECTIONS) -> int:
+          max_connections: int = DEFAULT_MAX_CONNECTIONS, output: str | None = None) -> int:
     warnings: list[CaptureWarning] = []
     analysis = Analysis(max_connections=max_connections)
     kept: list[Diagnosis] = []
     tally = Tally()  # streamed runs keep counts, not attempts: memory stays flat
+    apart = tally.apart  # attempts that never reached HTTP, counted only (no --tcp)
     status = ExitStatus.OK
     # From a pipe (`tcpdump -w - | upgrade-analyzer read -`) the table grows row by row too.
-    streaming = fmt == "jsonl" or (fmt == "table" and "-" in captures and not view.detail)
+    streaming = not view.summary_only and (
+        fmt == "jsonl" or (fmt == "table" and "-" in captures and not view.detail))
+    opened: list[Input] = []
+    try:  # every input is opened (and a directory listed) before any output
+        paths = expand_inputs(captures)
+        if jobs is None:
+            records = read_records(paths, warnings, opened)
+        else:
+            for path in paths:
+                check_capture(path)
+    except CaptureError as error:
+        _error(str(error))
+        return ExitStatus.INPUT_ERROR
+    several = len(paths) > 1
+    clock = Clock(local=view.local_time)
+    style = TableStyle(clock, _terminal_width(), several, view.show_secrets)
+    table = StreamedTable(style) if streaming and fmt == "table" else None
 
     def decided() -> Iterator[Diagnosis]:
         if jobs is not None:  # independent inputs in parallel: see analyzer/parallel.py
             # imported only here: it brings in multiprocessing, which a plain read never uses
             from analyzer.parallel import analyze_in_parallel
 
-            yield from analyze_in_parallel(captures, jobs, analysis, warnings, max_connections)
+            yield from analyze_in_parallel(paths, jobs, analysis, warnings, max_connections)
             return
-        yield from analysis.feed_records(read_records(captures, warnings))
-        yield from analysis.finish()
+        origin = records.origin if isinstance(records, MergedRecords) else None
+        for d in analysis.feed_records(records):
+            yield _with_origin(d, paths, origin) if several else d
+        for d in analysis.finish():
+            yield _with_origin(d, paths, origin) if several else d
 
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        for diagnosis in _numbered(decided()):
-            if not streaming:
-                kept.append(diagnosis)  # filtered after correlation, which needs every leg
-                continue
-            if not keep(diagnosis):
-                continue
-            tally.add(diagnosis)
-            if fmt == "table":
-                if tally.attempts == 1:
-                    click.echo(table_head())
-                click.echo(table_line(diagnosis, view.show_secrets))
-                sys.stdout.flush()
+    progress = None
+    if jobs is None and not (streaming and _terminal_width() is not None):
+        from analyzer import progress as progress_module
+
+        if progress_module.wanted():
+            progress = progress_module.Progress(opened, lambda: getattr(records, "number", 0))
+    with _output_to(output):
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            if progress is not None:
+                progress.start()
+            for diagnosis in _numbered(decided(), selection, apart):
+                if not streaming:
+                    kept.append(diagnosis)  # filtered after correlation, which needs every leg
+                    continue
+                if not selection.keep(diagnosis):
+                    continue
+                tally.add(diagnosis)
+                if table is not None:
+                    if tally.attempts == 1:
+                        click.echo(table.head())
+                    click.echo(table.line(diagnosis))
+                    sys.stdout.flush()
+                else:
+                    _print_line(render_jsonl_line(diagnosis, view.show_secrets))
+        except CaptureError as error:
+            _error(str(error))
+            return ExitStatus.INPUT_ERROR
+        except KeyboardInterrupt:
+            status = ExitStatus.INTERRUPTED
+        except _Terminated:  # what was decided so far, and the summary, are printed below
+            status = ExitStatus.TERMINATED
+        except BrokenPipeError:
+            raise  # the reader went away: _stop_on_closed_pipe ends the run
+        except Exception as error:  # a bug: keep what was found, say so in one line
+            status = ExitStatus.INTERNAL_ERROR
+            _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
+                   f"{error} (results so far are shown; please report this capture)",
+                   view.show_secrets)
+        finally:
+            if progress is not None:
+                progress.stop()
+            # A second SIGTERM while the report is printed ends the process (the default).
+            signal.signal(signal.SIGTERM,
+                          previous if previous is not _terminate else signal.SIG_DFL)
+        if status is ExitStatus.INTERRUPTED:
+            _warn(f"interrupted at frame {analysis.stats.frames}: the results are partial "
+                  f"(only what was read before Ctrl-C)")
+        elif status is ExitStatus.TERMINATED:
+            _warn(f"terminated at frame {analysis.stats.frames}: the results are partial "
+                  f"(only what was read before SIGTERM)")
+        # Damage is said once, here on standard error; the text summaries do not repeat it.
+        for warning in warnings:
+            _warn(f"{warning.source}: {warning.where}: {warning.message}", view.show_secrets)
+        listed = kept
+        if not streaming:
+            kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
+            listed = correlate([_renumber(d, i) for i, d in enumerate(kept, start=1)])
+            kept = [d for d in listed if selection.keep(d)]
+        if streaming:
+            summary = tally_summary_text(tally, analysis.stats, show_secrets=view.show_secrets,
+                                         clock=clock)
+            if table is not None:
+                click.echo(("\n" if tally.attempts else "No upgrade attempts found.\n") + summary)
             else:
-                _print_line(render_jsonl_line(diagnosis, view.show_secrets))
-    except CaptureError as error:
-        _error(str(error))
-        return ExitStatus.INPUT_ERROR
-    except KeyboardInterrupt:
-        status = ExitStatus.INTERRUPTED
-    except _Terminated:  # what was decided so far, and the summary, are printed below
-        status = ExitStatus.TERMINATED
-    except BrokenPipeError:
-        raise  # the reader went away: _stop_on_closed_pipe ends the run
-    except Exception as error:  # a bug: keep what was found, say so in one line
-        status = ExitStatus.INTERNAL_ERROR
-        _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
-               f"{error} (results so far are shown; please report this capture)",
-               view.show_secrets)
-    finally:
-        # A second SIGTERM while the report is printed ends the process (the default).
-        signal.signal(signal.SIGTERM, previous if previous is not _terminate else signal.SIG_DFL)
-    for warning in warnings:
-        _warn(f"{warning.source}: {warning.where}: {warning.message}", view.show_secrets)
-    if not streaming:
-        kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
-        kept = correlate([_renumber(d, i) for i, d in enumerate(kept, start=1)])
-        kept = [d for d in kept if keep(d)]
-    if streaming:
-        summary = tally_summary_text(tally, analysis.stats, warnings=warnings,
-                                     show_secrets=view.show_secrets)
-        if fmt == "table":
-            click.echo(("\n" if tally.attempts else "No upgrade attempts found.\n") + summary)
-        else:
-            click.echo(summary, err=True)
-    elif not _emit(fmt, kept, analysis, warnings, view, captures):
-        return ExitStatus.USAGE
+                click.echo(summary, err=True)
+        elif not _emit(fmt, kept, analysis, warnings, view, style, apart, listed, tuple(paths)):
+            return ExitStatus.USAGE
     failed = tally.failed if streaming else any(d.verdict is not Verdict.SUCCEEDED for d in kept)
     if status is ExitStatus.OK and fail_on_failed and failed:
         status = ExitStatus.FAILED_FOUND
@@ -292,8 +409,40 @@ def _terminate(number: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
-def _numbered(diagnoses: Iterator[Diagnosis]) -> Iterator[Diagnosis]:
-    for number, d in enumerate(diagnoses, start=1):
+def _with_origin(d: Diagnosis, paths: list[str],
+                 origin: Callable[[int], tuple[int, int]] | None) -> Diagnosis:
+    """The attempt with its file and frame number within that file (several inputs)."""
+    if origin is None:
+        return dataclasses.replace(d, origin=(paths[0], d.attempt.first_frame))
+    index, frame = origin(d.attempt.first_frame)
+    return dataclasses.replace(d, origin=(paths[index], frame))
+
+
+@contextlib.contextmanager
+def _output_to(path: str | None) -> Iterator[None]:
+    """Standard output goes to ``path`` (-o FILE) while the report is written."""
+    if path is None or path == "-":
+        yield
+        return
+    try:
+        out = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise click.FileError(path, error.strerror or str(error)) from None
+    with out, contextlib.redirect_stdout(out):
+        yield
+
+
+def _numbered(diagnoses: Iterator[Diagnosis], selection: Selection,
+              apart: Counter[str]) -> Iterator[Diagnosis]:
+    """The attempts the report lists, numbered 1..; the others (never reached HTTP, without
+    --tcp) are counted in ``apart`` when the filters would have kept them."""
+    number = 0
+    for d in diagnoses:
+        if not selection.listed(d):
+            if selection.keep(d):
+                apart[d.verdict.value] += 1
+            continue
+        number += 1
         yield _renumber(d, number)
 
 
@@ -302,15 +451,23 @@ def _renumber(d: Diagnosis, number: int) -> Diagnosis:
 
 
 def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
-          warnings: list[CaptureWarning], view: View = View(),
-          captures: tuple[str, ...] = ()) -> bool:
-    """Print the report; False (after a one-line error) when --attempt names no attempt."""
+          warnings: list[CaptureWarning], view: View, style: TableStyle,
+          apart: Counter[str], listed: list[Diagnosis], captures: tuple[str, ...] = ()) -> bool:
+    """Print the report; False (after a one-line error) when --attempt names no attempt.
+    ``listed``: every attempt before the filters (redirect chains end where they ended)."""
     stats = analysis.stats
     secrets = view.show_secrets
-    if view.attempt is not None:
+    if view.summary_only:
+        if fmt in ("json", "jsonl"):
+            fields = summary_fields(kept, stats, warnings, secrets, apart=apart, context=listed)
+            click.echo(json.dumps({"summary": fields}, indent=2 if fmt == "json" else None))
+        else:
+            click.echo(summary_text(kept, stats, (), secrets, clock=style.clock, apart=apart,
+                                    context=listed))
+    elif view.attempt is not None:
         chosen = [d for d in kept if d.number == view.attempt]
         if not chosen:
-            _error(f"no attempt {view.attempt}: this report has {len(kept)} "
+            _error(f"no attempt {view.attempt}: this report has {len(listed)} "
                    f"(see the table without --attempt)")
             return False
         # Colour is produced unless refused; click strips it when stdout is not a terminal.
@@ -318,9 +475,10 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
     elif view.detail:
         for d in kept:
             click.echo(_detail_text(d, view), color=view.color)
-        click.echo(summary_text(kept, stats, warnings, secrets))
+        click.echo(summary_text(kept, stats, (), secrets, clock=style.clock, apart=apart,
+                                context=listed))
     elif fmt == "json":
-        for piece in iter_json(kept, stats, warnings, secrets):
+        for piece in iter_json(kept, stats, warnings, secrets, apart=apart, context=listed):
             sys.stdout.write(piece)
         sys.stdout.write("\n")
     elif fmt == "csv":
@@ -331,8 +489,8 @@ def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
         for piece in iter_html(kept, stats, warnings, captures, secrets):
             sys.stdout.write(piece)
     else:
-        click.echo(render_table(kept, stats, warnings, markdown=fmt == "markdown",
-                                show_secrets=secrets))
+        click.echo(render_table(kept, stats, (), markdown=fmt == "markdown", style=style,
+                                apart=apart, context=listed))
     return True
 
 
@@ -340,7 +498,14 @@ def _detail_text(diagnosis: Diagnosis, view: View) -> str:
     # Imported here, as the live modules are in _live: only the postmortem view needs it.
     from analyzer.report.detail import render_detail
 
-    return render_detail(diagnosis, show_secrets=view.show_secrets, color=view.color is not False)
+    text = render_detail(diagnosis, show_secrets=view.show_secrets,
+                         color=view.color is not False)
+    if diagnosis.origin is None:
+        return text
+    first, second, rest = (text.split("\n", 2) + ["", ""])[:3]
+    where = (f"   file {neutralise(diagnosis.origin[0])}, frame {diagnosis.origin[1]} in that "
+             f"file (frame {diagnosis.attempt.first_frame} of the merged capture)")
+    return "\n".join((first, second, where, rest))
 
 
 @cli.command("live")
@@ -369,15 +534,16 @@ def _detail_text(diagnosis: Diagnosis, view: View) -> str:
 @_stop_on_closed_pipe
 def live_command(interfaces: tuple[str, ...], bpf: str | None, duration: float | None,
                  count: int | None, response_timeout: float, write_path: str | None,
-                 write_limit: float, write_files: int, fmt: str, failed: bool,
-                 host: str | None, port: int | None, max_connections: int) -> None:
+                 write_limit: float, write_files: int, fmt: str, max_connections: int,
+                 local_time: bool, **filters: Any) -> None:
     """Capture on network interfaces and report each attempt the moment it is decided.
 
     Needs root or CAP_NET_RAW. Ctrl-C or the end of --duration prints the summary.
     """
     options = LiveOptions(interfaces, bpf, duration, count, response_timeout, write_path,
                           round(write_limit * 1_000_000), write_files, max_connections)
-    sys.exit(_live(options, fmt, _filter(failed, host, port)))
+    sys.exit(_live(options, fmt, _selection(**filters, local_time=local_time),
+                   Clock(local=local_time)))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -393,7 +559,7 @@ class LiveOptions:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
-def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> int:
+def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) -> int:
     from analyzer.live import run_live
     from analyzer.source.live import SNAPLEN, LiveCapture
     from analyzer.source.writer import RotatingPcapngWriter
@@ -404,7 +570,7 @@ def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> 
         _error(str(error))
         return ExitStatus.INPUT_ERROR
     analysis = Analysis(max_connections=options.max_connections)
-    output = _LiveOutput(fmt)
+    output = _LiveOutput(fmt, TableStyle(clock, _terminal_width()))
     stop = _StopOnSignals()
     status = ExitStatus.OK
     writer: RotatingPcapngWriter | None = None
@@ -413,8 +579,12 @@ def _live(options: LiveOptions, fmt: str, keep: Callable[[Diagnosis], bool]) -> 
 
     def report(diagnosis: Diagnosis) -> bool:
         """Prints one attempt; True when --count is reached."""
+        if not selection.listed(diagnosis):  # never reached HTTP, no --tcp: counted only
+            if selection.keep(diagnosis):
+                output.tally.apart[diagnosis.verdict.value] += 1
+            return False
         diagnosis = _renumber(diagnosis, next(numbers))
-        if keep(diagnosis):
+        if selection.keep(diagnosis):
             output.add(diagnosis)
         return options.count is not None and output.tally.attempts >= options.count
 
@@ -490,10 +660,12 @@ class _LiveOutput:
     """A live run's report: jsonl, table and csv print each attempt as it comes (and keep only
     counts); json and markdown keep the attempts and print once at the end."""
 
-    def __init__(self, fmt: str) -> None:
+    def __init__(self, fmt: str, style: TableStyle) -> None:
         self.fmt = fmt
         self.tally = Tally()
         self._kept: list[Diagnosis] = []
+        self._style = style
+        self._table = StreamedTable(style)
 
     def add(self, diagnosis: Diagnosis) -> None:
         self.tally.add(diagnosis)
@@ -507,26 +679,31 @@ class _LiveOutput:
         if self.fmt == "csv":
             click.echo((csv_head() + "\n" if first else "") + csv_line(diagnosis))
         else:
-            click.echo((table_head() + "\n" if first else "") + table_line(diagnosis))
+            click.echo((self._table.head() + "\n" if first else "")
+                       + self._table.line(diagnosis))
         sys.stdout.flush()
 
     def finish(self, analysis: Analysis, received: int, dropped: int) -> None:
         """The summary, with the packets received and the packets the kernel dropped."""
         stats = analysis.stats
         if self.fmt == "json":
-            document = json.loads(render_json(self._kept, stats, []))
+            document = json.loads("".join(iter_json(self._kept, stats, [],
+                                                    apart=self.tally.apart)))
             document["summary"].update(packets_received=received, packets_dropped=dropped)
             click.echo(json.dumps(document, indent=2))
         elif self.fmt == "markdown":
-            click.echo(render_table(self._kept, stats, [], markdown=True))
+            click.echo(render_table(self._kept, stats, [], markdown=True, style=self._style,
+                                    apart=self.tally.apart))
             click.echo(f"Packets: {received} received, {dropped} dropped by the kernel")
         elif self.fmt == "table":
             click.echo(("\n" if self.tally.attempts else "No upgrade attempts found.\n")
-                       + tally_summary_text(self.tally, stats, received, dropped))
+                       + tally_summary_text(self.tally, stats, received, dropped,
+                                            clock=self._style.clock))
         else:  # jsonl, csv: standard output stays machine-readable
             if self.fmt == "csv" and not self.tally.attempts:
                 click.echo(csv_head())
-            click.echo(tally_summary_text(self.tally, stats, received, dropped), err=True)
+            click.echo(tally_summary_text(self.tally, stats, received, dropped,
+                                          clock=self._style.clock), err=True)
 
 
 def _print_line(line: str) -> None:

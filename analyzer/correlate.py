@@ -16,7 +16,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from analyzer.checks.catalogue import Finding
@@ -47,7 +47,8 @@ def correlate(diagnoses: Sequence[Diagnosis]) -> list[Diagnosis]:
                              "no backend request matches this one",
                              frames_of(d.attempt.response))]
         if extra:
-            d = judge(d.attempt, d.facts, d.findings + tuple(extra), d.number)
+            d = replace(judge(d.attempt, d.facts, d.findings + tuple(extra), d.number),
+                        origin=d.origin)
         out.append(d)
     return out
 
@@ -210,6 +211,7 @@ class Chain:
     verdict: str  # the verdict of the last attempt, or "left the capture" (e.g. to wss://)
     first: float
     last: float
+    numbers: tuple[int, ...] = ()  # the attempts of the chain (report numbers)
 
 
 FOLLOW_WINDOW = 10.0  # seconds between a redirect and the request that follows it
@@ -225,6 +227,7 @@ def redirect_chains(diagnoses: Sequence[Diagnosis]) -> list[Chain]:
         if id(start) in used or _location(start) is None:
             continue
         steps, current, last = [], start, start
+        numbers = [start.number]
         while (location := _location(current)) is not None:
             steps.append(f"{_request_line(current)} -> {current.attempt.response_head.status}"
                          if current.attempt.response_head else _request_line(current))
@@ -233,14 +236,17 @@ def redirect_chains(diagnoses: Sequence[Diagnosis]) -> list[Chain]:
             if follow is None:
                 break
             current = last = follow
+            numbers.append(follow.number)
         if last is start:
             location = _location(start) or ""
             chains.append(Chain(start.attempt.client.ip, (*steps, location),
-                                "left the capture", start.attempt.time, start.attempt.time))
+                                "left the capture", start.attempt.time, start.attempt.time,
+                                tuple(numbers)))
         else:
             used.add(id(last))
             chains.append(Chain(start.attempt.client.ip, (*steps, _request_line(last)),
-                                last.verdict.value, start.attempt.time, last.attempt.time))
+                                last.verdict.value, start.attempt.time, last.attempt.time,
+                                tuple(numbers)))
     return chains
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from functools import partial
 
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, RunStats
@@ -41,10 +42,14 @@ def analyze_in_parallel(
         check_capture(path)
     with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(paths)))) as pool:
         work = partial(_analyze_file, max_connections=max_connections)
-        for diagnoses, stats, found in pool.map(work, paths):
+        for path, (diagnoses, stats, found) in zip(paths, pool.map(work, paths), strict=True):
             into.absorb(stats)
             warnings.extend(found)
-            yield from diagnoses
+            if len(paths) == 1:
+                yield from diagnoses
+                continue
+            for d in diagnoses:  # frame numbers count within each file already
+                yield replace(d, origin=(path, d.attempt.first_frame))
 
 
 def _analyze_file(

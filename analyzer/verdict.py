@@ -51,6 +51,8 @@ class Diagnosis:
     verdict: Verdict
     findings: tuple[Finding, ...]  # primary first, then catalogue order
     attribution: Attribution = Attribution()
+    # (input file, frame number within it) of the first frame, when several files are read
+    origin: tuple[str, int] | None = None
 
     @property
     def primary(self) -> Finding | None:
@@ -161,12 +163,14 @@ def causes_of(findings: tuple[Finding, ...]) -> list[tuple[int, int]]:
 def _with_symptom(cause: Finding, symptom: Finding) -> Finding:
     """The cause, its `found` saying what the other side then did (once: judge runs again
     when correlation adds findings)."""
-    if symptom.check in _SILENT_REJECTIONS or "; then the " in cause.found:
+    if symptom.check in _SILENT_REJECTIONS:
         return cause
     if symptom.check == "ws_closed_with_error":
         reaction = symptom.found  # "client sent Close 1002 (...) 3 ms after the 101"
-    else:
-        reaction = f"the {symptom.side} hung up, {symptom.found}"
+    else:  # short: the table shows the cause's title and found in one 90-character cell
+        reaction = f"{symptom.side} {symptom.found}"  # "client FIN 3 ms after the switch"
+    if cause.found.endswith(f"; then {reaction}"):
+        return cause
     frames = cause.frames + tuple(f for f in symptom.frames if f not in cause.frames)
     return replace(cause, found=f"{cause.found}; then {reaction}", frames=frames)
 

@@ -235,7 +235,8 @@ def bench_capture(path: Path, truth: dict, runs: int, use_tshark: bool, workdir:
     ng_path = path.with_suffix(".pcapng")
     if not ng_path.exists():
         write_as_pcapng(path, ng_path)
-    read = [sys.executable, "-m", "analyzer", "read"]
+    # --tcp: the ground truth has refused and unanswered connections, listed only with it
+    read = [sys.executable, "-m", "analyzer", "read", "--tcp"]
     tools = [
         ToolResult("floor", [sys.executable, str(HERE / "run.py"), "--floor", str(path)]),
         ToolResult("ours", [*read, str(path), "--format", "jsonl"]),

@@ -29,6 +29,7 @@ def _real_rejections() -> list[tuple[str, dict[str, object]]]:
     return [
         (capture["file"], attempt)
         for capture in index["captures"]
+        if not capture.get("pending")  # expectations for a stage still to come (TLS)
         for attempt in capture["attempts"]
         if attempt["verdict"] == "failed" and attempt.get("status") not in (None, 101)
         and str(attempt["server_software"]).split()[0] in ("websockets", "aiohttp")
@@ -191,3 +192,57 @@ def test_every_known_text_is_found_in_its_place_and_the_first_listed_wins() -> N
                 match = carrying(*texts)
                 assert match is not None and match.evidence.endswith(f'"{first.text}"')
     assert carrying() is None
+
+
+def test_every_server_text_names_catalogue_ids_and_adds_only_server_side_causes() -> None:
+    from analyzer.attribution.texts import SHAPES
+    from analyzer.checks.catalogue import CATALOGUE
+
+    phases = {check.id: check.phase for check in CATALOGUE}
+    for known in (*TEXTS, *SHAPES):
+        assert set(known.names) <= set(phases), known
+        if known.adds:
+            # a cause only the server's words reveal: never one a request check finds
+            assert phases[known.names[0]] == "rejection", known
+        else:
+            assert all(phases[name] != "rejection" for name in known.names), known
+    assert len({known.text for known in SHAPES}) == len(SHAPES)
+
+
+@pytest.mark.parametrize(("file", "server", "log"), [
+    ("uvicorn_starlette_websockets.pcap", "uvicorn (websockets)", "connection rejected"),
+    ("uvicorn_starlette_wsproto.pcap", "uvicorn (wsproto)", "403"),
+    ("daphne_channels.pcap", "daphne (Autobahn)", "No route found"),
+    ("haproxy_websockets.pcap", "HAProxy", "no server available"),
+    ("caddy_websockets.pcap", "Caddy", "connect: connection refused"),
+    ("socketio.pcap", "Socket.IO (Engine.IO)", None),
+    ("node_ws_server.pcap", "Node ws", None),
+])
+def test_who_answered_the_real_framework_rejections(file: str, server: str,
+                                                    log: str | None) -> None:
+    rejections = [d for d in analyze_pcap(CAPTURES / file)
+                  if d.attempt.response_head is not None
+                  and d.attempt.response_head.status >= 400]
+    assert rejections
+    who = [d.attribution for d in rejections if d.attribution.server == server]
+    assert who, [d.attribution.server for d in rejections]
+    if log is not None:
+        assert who[0].server_log is not None and log in who[0].server_log
+
+
+def test_predicted_uvicorn_log_lines_are_what_uvicorn_logged() -> None:
+    index = json.loads((CAPTURES / "expected.json").read_text())
+    entry = next(c for c in index["captures"]
+                 if c["file"] == "uvicorn_starlette_websockets.pcap")
+    logged = " ".join(str(entry["attempts"][0]["server_said"]).split())
+    predicted = {str(d.attempt.request_head.target if d.attempt.request_head else ""):
+                 d.attribution.server_log
+                 for d in analyze_pcap(CAPTURES / entry["file"])
+                 if d.attempt.response_head is not None
+                 and d.attempt.response_head.status in (403, 404)}
+    plain = predicted["/chat"]
+    assert plain is not None and " ".join(plain.split()) in logged  # client, request, status
+    unknown = predicted["/nope"]
+    assert unknown is not None
+    for line in unknown.split(" / "):
+        assert line in logged, line

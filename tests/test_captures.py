@@ -31,6 +31,11 @@ EXPECTED: list[dict[str, Any]] = json.loads((CAPTURES / "expected.json").read_te
 # (file, index of the attempt in expected.json) -> why the analyzer's answer differs from what
 # the real software did. Each entry is a strict xfail: fixing the analyzer makes it fail loudly.
 DISAGREEMENTS: dict[tuple[str, int], str] = {}
+# Entries with "pending" hold expectations for a stage that does not exist yet (the TLS
+# captures of captures/generate_tls.py: their tls_* reasons are proposals, and the analyzer
+# needs their key logs). They are skipped here until that stage removes the field;
+# tests/test_tls_captures.py checks those files against tshark meanwhile.
+PENDING = {e["file"]: e["pending"] for e in EXPECTED if e.get("pending")}
 
 
 def _key(d: Diagnosis) -> tuple[str, str | None, str | None]:
@@ -87,6 +92,8 @@ def _cases() -> list[Any]:
             case_id = f"{entry['file']}#{index}:{attempt['verdict']}"
             why = DISAGREEMENTS.get((entry["file"], index))
             marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
+            if entry["file"] in PENDING:
+                marks = [pytest.mark.skip(reason=PENDING[entry["file"]])]
             cases.append(pytest.param(entry["file"], index, id=case_id, marks=marks))
     return cases
 
@@ -99,7 +106,7 @@ def test_real_capture_attempt(file: str, index: int) -> None:
     check_attempt(entry["attempts"][index], paired[index], f"{file}#{index}")
 
 
-@pytest.mark.parametrize("file", [e["file"] for e in EXPECTED])
+@pytest.mark.parametrize("file", [e["file"] for e in EXPECTED if e["file"] not in PENDING])
 def test_real_capture_reads_cleanly_and_has_no_extra_attempts(file: str) -> None:
     entry = next(e for e in EXPECTED if e["file"] == file)
     diagnoses, warnings = _cached(str(CAPTURES / file))
@@ -112,6 +119,8 @@ def test_expected_json_lists_every_capture_and_only_known_ids() -> None:
     assert on_disk == {e["file"] for e in EXPECTED}
     ids = {c.id for c in CATALOGUE}
     for entry in EXPECTED:
+        if entry["file"] in PENDING:  # proposed ids, for a catalogue phase still to come
+            continue
         for attempt in entry["attempts"]:
             assert attempt["reason"] is None or attempt["reason"] in ids
             assert set(attempt["notes"]) <= ids

@@ -285,3 +285,21 @@ def test_pairing_on_the_bundled_captures_follows_the_definition() -> None:
         assert pairs == _pairs_by_definition(diagnoses), path.name
         paired += len(pairs)
     assert paired >= 2  # the nginx captures hold proxy legs
+
+
+@pytest.mark.parametrize(("file", "path", "front_port", "back_port"), [
+    ("apache_proxy.pcap", "/plain/", 18150, 18151),
+    ("nginx_proxy_no_upgrade_headers.pcap", "/chat", 18023, 18024),
+])
+def test_real_proxy_that_dropped_the_upgrade_is_named_on_the_client_leg(
+    file: str, path: str, front_port: int, back_port: int
+) -> None:
+    # captures/: Apache's ProxyPass http:// without upgrade=websocket, and nginx without
+    # proxy_set_header Upgrade/Connection; both legs recorded with tcpdump -i any
+    captures = Path(__file__).resolve().parents[1] / "captures"
+    found = correlate(sorted(analyze_pcap(captures / file), key=lambda d: d.attempt.first_frame))
+    legs = {d.attempt.server.port: d for d in found
+            if d.attempt.request_head is not None and d.attempt.request_head.target == path}
+    front, back = legs[front_port], legs[back_port]
+    assert front.primary is not None and front.primary.check == "proxy_stripped_upgrade"
+    assert back.primary is not None and back.primary.check == "upgrade_header_missing"

@@ -157,7 +157,7 @@ def test_ladder_heads_and_findings_of_a_400(capture: tuple[Path, list[Segment]])
 
 def test_ladder_of_a_refused_syn(capture: tuple[Path, list[Segment]]) -> None:
     path, frames = capture
-    text = _section(run_cli("read", path, "--detail").stdout, 3)
+    text = _section(run_cli("read", path, "--detail", "--tcp").stdout, 3)
     assert text.startswith("#3 REFUSED  tcp_refused")
     syn_ms, syn, syn_arrow = _row(text, "SYN")
     rst_ms, rst, rst_arrow = _row(text, "RST")

@@ -7,22 +7,24 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gzip
 import hashlib
 import json
 import re
 from collections import Counter
-from configparser import ConfigParser
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.correlate import Storm
 from analyzer.pipeline import RunStats
 from analyzer.report.html import render_html
-from analyzer.report.timeline import BREAK_SECONDS, MIN_SEGMENT, build_timeline
+from analyzer.report.timeline import BREAK_SECONDS, MAX_BREAKS, MIN_SEGMENT, build_timeline
 from tests.builder import (
     DEFAULT_WS_KEY,
     Conversation,
@@ -43,13 +45,18 @@ OUR_TAGS = {
     "dd", "code", "details", "summary", "span", "main", "section", "div", "button", "b", "p",
     "table", "tr", "td", "th", "thead", "tbody", "ul", "li", "form", "label", "select",
     "option", "input", "output", "footer", "script", "svg", "g", "rect", "line", "path",
-    "text", "pre", "i",
+    "text", "pre", "i", "noscript",
 }
 # Fields a hostile peer controls, each trying to become markup or a terminal command.
 SCRIPT = "<script>alert(1)</script>"
 IMG = "\"><img src=x onerror=\"document.title='pwned'\">"
 ESCAPES = "chat\x1b[2J\x1b]0;owned\x07"
 PATH = "/ws?q=\"><svg/onload=alert(4)>"
+
+
+# A packed data block: gzip under base64, never run (html.py, report.js).
+DATA_BLOCK = (r'<script type="application/octet-stream" id="\w+-data" '
+              r'data-encoding="gzip\+base64">([A-Za-z0-9+/=]*)</script>')
 
 
 @dataclass
@@ -89,9 +96,20 @@ class Page(HTMLParser):
         self._in_script = False
 
 
+def unpacked(text: str) -> str:
+    """The page with its packed data blocks (rows past the limit, postmortems) unpacked in
+    place, as report.js puts them into the table: gzip under base64."""
+
+    def unpack(match: re.Match[str]) -> str:
+        data = base64.b64decode(match.group(1))
+        return gzip.decompress(data).decode() if data else ""
+
+    return re.sub(DATA_BLOCK, unpack, text)
+
+
 def parse(text: str) -> Page:
     page = Page()
-    page.feed(text)
+    page.feed(unpacked(text))
     page.close()
     return page
 
@@ -150,15 +168,19 @@ def test_the_page_loads_nothing(bundled: str) -> None:
     assert page.links == []  # no src, href or action anywhere
     assert not {"img", "link", "iframe", "object", "embed", "audio", "video"} & set(page.tags)
     assert page.tags["script"] == 1 and not re.search(r"<script[^>]*\ssrc=", bundled)
+    assert len(re.findall(DATA_BLOCK, bundled)) == 2  # the only other <script>s: data
     assert "url(" not in bundled and "@import" not in bundled
     # the policy allows no request and exactly our one script, by its hash
     assert "default-src 'none'" in page.csp
     digest = base64.b64encode(hashlib.sha256(page.scripts[0].encode()).digest()).decode()
     assert f"script-src 'sha256-{digest}'" in page.csp
+    (style,) = re.findall(r"<style>(.*?)</style>", bundled, re.S)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in page.csp and "unsafe-inline" not in page.csp
 
 
 def test_capture_text_is_never_markup(hostile: Path) -> None:
-    text = read_html(hostile)
+    text = unpacked(read_html(hostile))  # the heads are in the packed postmortems
     page = parse(text)
     assert set(page.tags) <= OUR_TAGS, set(page.tags) - OUR_TAGS
     assert page.handlers == [] and page.links == [] and page.tags["script"] == 1
@@ -201,6 +223,28 @@ def test_details_stop_at_the_limit_and_the_page_says_so() -> None:
     page = parse(text)
     assert len(page.attempts) == len(diagnoses) and page.details == 2
     assert f"This run has {len(diagnoses)} attempts" in text and "first 2 only" in text
+
+
+def test_times_past_the_calendar_are_shown_as_seconds(tmp_path: Path) -> None:
+    # a pcapng time past the year 9999 (README "Hostile input") has no clock time
+    convs = []
+    for n in range(3):
+        conv = Conversation(client=("10.0.0.8", 50200 + n), server=("10.0.0.2", 8080),
+                            start=14_475_000_000_000 + 50 * n)
+        conv.handshake()
+        conv.client(websocket_request("example.com", "/ws"))
+        conv.server(http_response(403, "Forbidden"), delay=0.002)
+        conv.server_fin()
+        conv.client_fin()
+        convs.append(conv)
+    path = tmp_path / "far.pcapng"
+    write_pcap(path, convs, pcapng=True)
+    text = read_html(path)
+    assert len(parse(text).attempts) == 3
+    assert "<td>@14475000000050.00" in text  # the row's time, whole
+    assert "→ @14475000000100.0" in text  # the span's end
+    # the repeated group's times
+    assert re.search(r"<b>3 ×</b>.*, @14475000000000\.\d+ to @14475000000100\.\d+ UTC</li>", text)
 
 
 def test_an_empty_capture_is_a_page_too(tmp_path: Path) -> None:
@@ -264,15 +308,37 @@ def test_timeline_brackets_the_largest_storms() -> None:
     assert single is not None and len(single.buckets) == 1 and len(single.ticks) == 1
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1e11, allow_nan=False),
+                          st.sampled_from(("failed", "succeeded", "dropped", "weird"))),
+                min_size=1, max_size=60))
+def test_timeline_shapes_stay_in_the_plot(points: list[tuple[float, str]]) -> None:
+    t = build_timeline(points, ORDER)
+    assert t is not None
+    assert sum(b.total for b in t.buckets) == len(points)
+    assert len(t.breaks) <= MAX_BREAKS and len(t.lanes) == len({v for _, v in points})
+    edges = [(b.x, b.x + b.width) for b in t.buckets] + [(g.x, g.x + g.width) for g in t.breaks]
+    assert all(t.plot_left - 1e-6 <= low <= high <= t.plot_right + 1e-6 for low, high in edges)
+    assert all(t.plot_left - 1e-6 <= tick.x <= t.plot_right + 1e-6 for tick in t.ticks)
+    assert all(b.start <= b.end for b in t.buckets)
+
+
 # -- packaging ---------------------------------------------------------------------------------
 
 
 def test_templates_are_package_data_and_jinja2_is_required() -> None:
-    config = ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    patterns = config["options.package_data"]["analyzer.report"].split()
+    # read as setuptools reads it (a list value is one pattern per line or comma)
+    from setuptools.config.setupcfg import read_configuration
+
+    options = read_configuration(ROOT / "setup.cfg")["options"]
+    patterns = options["package_data"]["analyzer.report"]
     shipped = [p.name for p in TEMPLATES.iterdir() if p.is_file()]
     assert shipped and all(any(fnmatch(f"templates/{name}", pat) for pat in patterns)
                            for name in shipped), (shipped, patterns)
-    requires = config["options"]["install_requires"].split()
-    assert any(r.startswith("jinja2") for r in requires)
+    assert any(r.startswith("jinja2") for r in options["install_requires"])
+
+
+def test_html_is_a_format_of_read_only() -> None:
+    assert "html" in run_cli("read", "--help").stdout
+    result = run_cli("live", "-i", "lo", "-F", "html")
+    assert result.exit_code == 2 and "'html' is not one of" in result.output

@@ -69,6 +69,9 @@ def _open(browser: Any, path: Path) -> None:
     browser.get_log("performance")  # forget what earlier pages did
     browser.get_log("browser")
     browser.get(path.as_uri())
+    # report.js unpacks the packed rows and postmortems, then says so
+    assert _wait(lambda: browser.execute_script(
+        "return document.documentElement.dataset.state") == "ready")
 
 
 def _wait(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
@@ -106,8 +109,12 @@ def test_report_of_the_bundled_captures(browser: Any,
     elements = browser.find_elements(By.CSS_SELECTOR, "[data-attempt]")
     assert len(elements) == len(attempts)
     assert dict(Counter(e.get_attribute("data-verdict") for e in elements)) == verdicts
-    # the script ran (the CSP names it by hash): it wrote the count of shown rows
+    # the style applied and the script ran (the CSP names each by hash): the header is dark,
+    # and the script wrote the count of shown rows
+    assert browser.execute_script("return getComputedStyle(document.querySelector("
+                                  "'header.top')).backgroundColor") == "rgb(29, 35, 48)"
     assert browser.find_element(By.ID, "shown").text == f"{len(attempts)} of {len(attempts)} shown"
+    assert not browser.find_element(By.ID, "more").is_displayed()
 
     # a screenshot of the page as it opens, for people (and for the run's artifacts)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -163,7 +170,7 @@ def test_report_of_the_bundled_captures(browser: Any,
     assert len(_shown(browser)) == len(attempts)
 
     # a row opens its postmortem: ladder, heads, findings
-    row = browser.find_element(By.CSS_SELECTOR, "tbody[data-verdict='failed'] tr.row")
+    row = browser.find_element(By.CSS_SELECTOR, "tbody[data-verdict='failed'] > tr")
     body = row.find_element(By.XPATH, "..")
     detail = body.find_element(By.CSS_SELECTOR, "tr.detail")
     assert not detail.is_displayed()
@@ -196,13 +203,60 @@ def test_a_hostile_capture_runs_nothing(browser: Any, hostile: Path,  # noqa: F8
     path = tmp_path / "hostile.html"
     path.write_text(read_html(hostile), encoding="utf-8")
     _open(browser, path)
-    browser.execute_script("document.querySelectorAll('tr.row').forEach(r => r.click())")
+    browser.execute_script(
+        "document.querySelectorAll('tbody[data-attempt] > tr:first-child')"
+        ".forEach(r => r.click())")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "tr.detail")) == 2
     time.sleep(0.2)  # time for an injected handler (onerror, onload) to have fired
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text  # noqa: B018 (the property raises)
     assert "pwned" not in browser.title
     assert browser.execute_script("return document.images.length") == 0
-    assert browser.execute_script("return document.scripts.length") == 1
+    scripts = browser.execute_script(
+        "return Array.from(document.scripts).map(s => s.type)")
+    assert sorted(scripts) == ["", "application/octet-stream", "application/octet-stream"]
     text = browser.find_element(By.TAG_NAME, "body").text
     assert "<script>alert(1)</script>" in text  # shown as the peer sent it, as text
     assert "chat\\x1b[2J" in text
+
+
+def test_a_large_run_keeps_rows_past_the_detail_limit(browser: Any, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bundled captures with a limit of 10 postmortems: 10 rows in plain markup, the other
+    # rows packed, as a run past 2,000 attempts is written.
+    from analyzer.report import html
+
+    monkeypatch.setattr(html, "DETAIL_LIMIT", 10)
+    monkeypatch.setattr(html, "PAGE_ROWS", 15)
+    path = tmp_path / "large.html"
+    path.write_text(read_html(*CAPTURES), encoding="utf-8")
+    document = json.loads(run_cli("read", *CAPTURES, "-F", "json").stdout)
+    _open(browser, path)
+    elements = browser.find_elements(By.CSS_SELECTOR, "[data-attempt]")
+    assert [int(e.get_attribute("data-attempt")) for e in elements] == [
+        a["number"] for a in document["attempts"]]
+    total = len(elements)
+    # 15 rows displayed at a time: the browser lays out a large table slowly
+    assert [int(s["n"]) for s in _shown(browser)] == list(range(1, 16))
+    assert browser.find_element(By.ID, "more-text").text == f"{total - 15} more match the filters"
+    browser.find_element(By.ID, "show-more").click()
+    assert len(_shown(browser)) == 30
+    browser.find_element(By.ID, "show-all").click()
+    assert len(_shown(browser)) == total and not browser.find_element(By.ID, "more").is_displayed()
+    assert dict(Counter(e.get_attribute("data-verdict") for e in elements)) == (
+        document["summary"]["verdicts"])
+    assert len(browser.find_elements(By.CSS_SELECTOR, "tbody.has-detail tr.detail")) == 10
+    assert browser.find_element(By.ID, "limit-notice").is_displayed()
+    last = browser.find_element(By.CSS_SELECTOR, f"tbody[data-attempt='{total}'] > tr")
+    assert last.get_attribute("title").endswith(f"--attempt {total}")
+    # the unpacked rows filter and sort like the others
+    Select(browser.find_element(By.ID, "f-verdict")).select_by_value("succeeded")
+    succeeded = document["summary"]["verdicts"]["succeeded"]
+    assert len(_shown(browser)) == min(succeeded, 15)  # a page at a time, as above
+    browser.find_element(By.CSS_SELECTOR, "#attempts thead th:first-child").click()
+    assert [int(s["n"]) for s in _shown(browser)][0] == max(
+        a["number"] for a in document["attempts"] if a["verdict"] == "succeeded")
+    # and a link to one of them opens its postmortem
+    browser.get(path.as_uri() + "#attempt-3")
+    assert _wait(lambda: browser.find_element(
+        By.CSS_SELECTOR, "tbody[data-attempt='3'] tr.detail").is_displayed())

@@ -239,7 +239,8 @@ def test_live_streams_every_attempt_with_its_verdict(servers: dict[str, int],
                                                      tmp_path: Path) -> None:
     ws, aio, silent, closed = (servers[k] for k in ("websockets", "aiohttp", "silent", "closed"))
     saved = tmp_path / "live.pcapng"
-    with live("-f", _port_filter(ws, aio, silent, closed), "--write", str(saved)) as run:
+    with live("-f", _port_filter(ws, aio, silent, closed), "--write", str(saved),
+              "--tcp") as run:
         _websocket(f"ws://127.0.0.1:{ws}/")
         _websocket(f"ws://127.0.0.1:{aio}/ws", origin="http://good.example")
         # websockets answers a plain GET with 426 Upgrade Required
@@ -302,7 +303,7 @@ def test_filter_leaves_out_the_servers_it_excludes(servers: dict[str, int]) -> N
 @needs_capture
 def test_count_stops_after_that_many_attempts_on_any() -> None:
     closed = _closed_port()  # `any` gives Linux cooked frames: decoded all the same
-    with live("-i", "any", "-f", _port_filter(closed), "--count", "2") as run:
+    with live("-i", "any", "-f", _port_filter(closed), "--count", "2", "--tcp") as run:
         for _ in range(3):
             _refused(closed)
         status = run.process.wait(timeout=15)

@@ -134,6 +134,16 @@ def test_plain_200_on_an_upgraded_path_stays_ordinary(tmp_path: Path) -> None:
     assert analysis.stats.ordinary_exchanges == 2
 
 
+def test_engineio_polls_answered_400_stay_ordinary(tmp_path: Path) -> None:
+    # long polling shares /socket.io/ with the WebSocket upgrade and is plain by design
+    poll = "/socket.io/?EIO=4&transport=polling&sid=abc"
+    found, analysis = run(tmp_path, upgrade(50002, 1_700_000_000, path="/socket.io/?EIO=4&"
+                                            "transport=websocket&sid=abc"),
+                          plain(50001, 1_700_000_001, path=poll))
+    assert plain_attempts(found) == []
+    assert analysis.stats.ordinary_exchanges == 1
+
+
 def test_usual_websocket_paths() -> None:
     for path in ("/ws", "/ws/", "/api/WebSocket", "/cable", "/phoenix/socket/websocket"):
         assert is_websocket_path(path), path

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from analyzer.report.safe import (
     REDACTED,
@@ -35,9 +36,10 @@ from tests.builder import (
     write_pcap,
 )
 from tests.helpers import run_cli
+from tests.test_html import unpacked
 
 ROOT = Path(__file__).resolve().parent.parent
-FORMATS = ("table", "json", "jsonl", "csv", "markdown")
+FORMATS = ("table", "json", "jsonl", "csv", "markdown", "html")
 VIEWS = [("-F", f) for f in FORMATS] + [("--detail",)]
 RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\x85")
 
@@ -200,7 +202,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _out(path: Path, *args: str) -> str:
     result = run_cli("read", path, *args)
     assert result.exit_code == 0, result.output
-    return result.stdout
+    # the HTML page packs the postmortems (gzip, base64): check them as the browser shows them
+    return unpacked(result.stdout) if "html" in args else result.stdout
 
 
 @pytest.mark.parametrize("view", VIEWS, ids=lambda v: v[-1].lstrip("-"))
@@ -243,6 +246,8 @@ def test_controls_neutralised_in_every_format(hostile: Path, view: tuple[str, ..
         assert control not in text, (control, text)
 
     def shown(value: str) -> str:  # as the format writes it: JSON doubles the backslashes
+        if view[-1] == "html":
+            return str(escape(value))  # and HTML escapes quotes and brackets
         return json.dumps(value)[1:-1] if view[-1] in ("json", "jsonl") else value
 
     assert shown("x\\x1b[31m\\x07") in text  # the Upgrade header's value, as offered
@@ -360,12 +365,15 @@ def _run(path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 @pytest.mark.parametrize("view", VIEWS, ids=lambda v: v[-1].lstrip("-"))
 def test_no_secret_byte_in_any_format(full_of_secrets: Path, view: tuple[str, ...]) -> None:
     done = _run(full_of_secrets, *view)
+    # the HTML page packs its postmortems (gzip, base64): read them as the browser shows them
+    out = unpacked(done.stdout.decode()).encode() if view[-1] == "html" else done.stdout
     for name, secret in SECRETS.items():
-        assert secret.encode() not in done.stdout + done.stderr, (name, done.stdout.decode())
-    text = done.stdout.decode()
+        assert secret.encode() not in out + done.stderr, (name, out.decode())
+    text = out.decode()
     # the summary lines that used to leak, and the evidence that must stay readable
     if view[-1] != "jsonl":  # JSONL streams: its summary (on stderr) has no redirects
-        assert "Redirected" in text or '"redirects"' in text or view[-1] == "csv"
+        assert ("Redirected" in text or '"redirects"' in text or "Redirects followed" in text
+                or view[-1] == "csv")
     if view[-1] in ("table", "markdown", "--detail"):
         as_shown = markdown_text if view[-1] == "markdown" else str
         assert as_shown(f"Repeated: 3 x 10.0.0.1 -> 10.0.0.2:8080 GET /storm?token={REDACTED}"
@@ -376,7 +384,10 @@ def test_no_secret_byte_in_any_format(full_of_secrets: Path, view: tuple[str, ..
 
 
 def test_secrets_shown_in_every_path_with_show_secrets(full_of_secrets: Path) -> None:
-    shown = b"".join(_run(full_of_secrets, *view, "--show-secrets").stdout for view in VIEWS)
+    shown = b"".join(_run(full_of_secrets, *view, "--show-secrets").stdout for view in VIEWS
+                     if view[-1] != "html")
+    page = unpacked(_run(full_of_secrets, "-F", "html", "--show-secrets").stdout.decode())
+    assert all(secret in page for secret in SECRETS.values())
     for name, secret in SECRETS.items():
         assert secret.encode() in shown, name
     summary = json.loads(_run(full_of_secrets, "-F", "json", "--show-secrets").stdout)["summary"]

@@ -601,3 +601,51 @@ def test_real_capture_gzipped_and_damaged(tmp_path: Path) -> None:
     cut, warnings = read([write(tmp_path, "cut.pcap", raw[:-1])])
     assert cut == frames[:-1]
     assert [w.where for w in warnings] == ["frame 19"]
+
+
+@pytest.mark.parametrize("pcapng", [False, True])
+@pytest.mark.parametrize("skip", [False, True])
+def test_merged_frames_know_their_file_and_number_within_it(
+        tmp_path: Path, pcapng: bool, skip: bool) -> None:
+    """`MergedRecords.origin`: interleaved files (frames alternate) and rotated ones, with and
+    without the readers dropping records unseen (the pipeline's fast path sets `skip`)."""
+    from analyzer.pipeline import Analysis
+    from analyzer.source.capture import MergedRecords, read_records
+    from tests.builder import Conversation, websocket_request, write_pcap
+
+    def conv(port: int, start: float) -> Conversation:
+        c = Conversation(client=("10.0.0.1", port), server=("10.0.0.2", 80), start=start)
+        c.handshake()
+        c.client(websocket_request("h", "/") if port % 2 else b"\x00 not HTTP")
+        for _ in range(5):  # ignored connections' frames: dropped unseen by the fast path
+            c.server(b"\x00" * 100)
+        c.client_fin()
+        c.server_fin()
+        return c
+
+    segments = [s for n in range(6) for s in conv(40000 + n, 1_700_000_000.0 + n).segments()]
+    segments.sort(key=lambda s: s.time)
+    files = {"even": segments[0::2], "odd": segments[1::2],
+             # dropped frames (a connection that is not HTTP), another file, this one again
+             "later": conv(41000, 1_700_000_100.0).segments()
+             + conv(41001, 1_700_000_300.0).segments(),
+             "between": conv(41003, 1_700_000_200.0).segments()}
+    paths = []
+    for name, items in files.items():
+        path = tmp_path / f"{name}.cap"
+        write_pcap(path, [items], pcapng=pcapng)
+        paths.append(str(path))
+    merged = read_records(paths, [])
+    assert isinstance(merged, MergedRecords)
+    expected = []  # (input, number within it) of every merged frame, in merged order
+    for index, items in enumerate(files.values()):
+        expected += [(s.time, index, n) for n, s in enumerate(items, start=1)]
+    expected.sort(key=lambda e: (e[0], e[1]))
+    if skip:
+        run = Analysis()
+        list(run.feed_records(merged))
+        assert run.stats.frames == len(expected) and merged.dropped > 0
+    else:
+        assert len(list(merged)) == len(expected)
+    got = [merged.origin(number) for number in range(1, len(expected) + 1)]
+    assert got == [(index, n) for _, index, n in expected]

@@ -32,8 +32,9 @@ from typing import Any
 
 import pytest
 
-# OFFER_FIELDS: our definition of an upgrade offer, applied to tshark's rows as well
-from analyzer.exchange.relevance import OFFER_FIELDS
+# OFFER_FIELDS: our definition of an upgrade offer, applied to tshark's rows as well; the
+# usual WebSocket paths, where a plain request answered 4xx is a failed attempt
+from analyzer.exchange.relevance import OFFER_FIELDS, is_websocket_path
 from analyzer.http.message import RequestHead, ResponseHead
 from analyzer.pipeline import Analysis, analyze
 from analyzer.source import CaptureWarning, read_captures
@@ -72,6 +73,12 @@ ORDINARY_EXCEPTIONS: dict[tuple[str, int], str] = {
     # response with status 0 and reason "Protocols".
     ("suricata-verify/transform-base64-7296/input.pcap", 31):
         "a malformed status line tshark reads as status 0",
+    # A TLS ClientHello sent to a cleartext aiohttp port, answered "HTTP/1.0 400 Bad Request ...
+    # Received HTTPS traffic on an HTTP port": an answer with no HTTP request before it. tshark
+    # counts the lone response; to us it belongs to the TLS stage (a ClientHello, then
+    # cleartext), not to the HTTP exchanges.
+    ("tls_client_hello_to_aiohttp.pcap", 6):
+        "a cleartext 400 answering a TLS ClientHello: no request, so no exchange",
 }
 
 # (file, key frame) -> what we get wrong there. A strict xfail: once fixed, remove the entry.
@@ -136,6 +143,7 @@ class Pdu:
     reason: str
     headers: tuple[tuple[str, str], ...]  # (lowercased name, value) in wire order
     body: str  # the body bytes tshark shows with the head (http.file_data)
+    server: str = ""  # requests: destination address and port
 
     def values(self, name: str) -> list[str]:
         return [v for n, v in self.headers if n == name]
@@ -191,13 +199,17 @@ def tshark_pdus(path: Path, ports: set[int]) -> list[Pdu]:
     for port in sorted(ports):
         args += ["-d", f"tcp.port=={port},http"]
     args += ["-Y", "tcp && (http.request || http.response)",
-             "-T", "json", "-J", "frame tcp http", "--no-duplicate-keys"]
+             "-T", "json", "-J", "frame ip ipv6 tcp http", "--no-duplicate-keys"]
     pdus: list[Pdu] = []
     for packet in json.loads(_tshark(args) or "[]"):
         layers = packet["_source"]["layers"]
         frame = int(layers["frame"]["frame.number"])
         tcp = layers["tcp"]
-        stream = int((tcp[-1] if isinstance(tcp, list) else tcp)["tcp.stream"])
+        inner = tcp[-1] if isinstance(tcp, list) else tcp
+        stream = int(inner["tcp.stream"])
+        ip = layers.get("ipv6") or layers.get("ip") or {}
+        ip = ip[-1] if isinstance(ip, list) else ip
+        server = f"{ip.get('ip.dst') or ip.get('ipv6.dst')}:{inner['tcp.dstport']}"
         http = layers["http"]
         for layer in http if isinstance(http, list) else [http]:
             f = _fields(layer, {})
@@ -205,7 +217,7 @@ def tshark_pdus(path: Path, ports: set[int]) -> list[Pdu]:
                 lines = f.get("http.request.line", [])
                 pdus.append(Pdu(frame, stream, f["http.request.method"][0],
                                 f.get("http.request.uri", [""])[0], None, "",
-                                tuple(_header(v) for v in lines), ""))
+                                tuple(_header(v) for v in lines), "", server))
             elif "http.response.code" in f:
                 lines = f.get("http.response.line", [])
                 pdus.append(Pdu(frame, stream, None, None, int(f["http.response.code"][0]),
@@ -235,6 +247,15 @@ def _talks_about_upgrade(pdu: Pdu) -> bool:
     return any(hint in text for hint in REJECTION_HINTS)
 
 
+def _path(request: Pdu) -> tuple[str, str]:
+    return request.server, (request.target or "").split("?", 1)[0]
+
+
+def _asks_websocket(request: Pdu) -> bool:
+    return bool(request.values("sec-websocket-key")) or "websocket" in _tokens(
+        request.values("upgrade"))
+
+
 def tshark_exchanges(pdus: list[Pdu]) -> tuple[dict[int, list[Exchange]], list[int]]:
     """Requests paired with final responses per stream in order: the upgrade exchanges by key
     frame, and the key frames of the ordinary ones."""
@@ -249,11 +270,21 @@ def tshark_exchanges(pdus: list[Pdu]) -> tuple[dict[int, list[Exchange]], list[i
         else:
             pairs.append((queue.pop(0) if queue else None, pdu))
     pairs += [(request, None) for queue in pending.values() for request in queue]
+    # A plain request answered 4xx is a failed attempt when WebSocket upgrade requests go to
+    # the same server and path in the capture, or its path is a usual WebSocket one.
+    upgraded = {_path(p) for p in pdus if p.method is not None and _asks_websocket(p)}
     upgrades: dict[int, list[Exchange]] = {}
     ordinary: list[int] = []
     for request, response in pairs:
+        plain_to_websocket = (
+            request is not None and response is not None and response.status is not None
+            and 400 <= response.status < 500
+            and (_path(request) in upgraded or is_websocket_path(_path(request)[1]))
+            and "transport=polling" not in (request.target or "")  # Engine.IO's polls
+        )
         if not ((request is not None and _offers(request))
-                or (response is not None and _talks_about_upgrade(response))):
+                or (response is not None and _talks_about_upgrade(response))
+                or plain_to_websocket):
             head = request or response
             assert head is not None
             ordinary.append(head.frame)

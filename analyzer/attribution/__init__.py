@@ -43,10 +43,25 @@ def attribute(
         server=match.server if match else None,
         confidence=match.confidence if match else "",
         evidence=(match.evidence,) if match else (),
-        server_log=match.log if match else None,
+        server_log=_server_log(match, attempt) if match else None,
         client=client,
         client_errors=errors,
     )
+
+
+def _server_log(match: ServerMatch, attempt: Attempt) -> str | None:
+    """The server's likely log line, with this request's path (and, for uvicorn, its access
+    log line, which names the client, the request and the status)."""
+    request, response = attempt.request_head, attempt.response_head
+    if request is None:
+        return match.log
+    path = request.target.split("?", 1)[0]
+    if match.log is not None:
+        return match.log.replace("/PATH", path)
+    if match.server == "uvicorn" and response is not None and response.status != 101:
+        return (f'INFO: {attempt.client} - "{request.method} {request.target} '
+                f'{request.version}" {response.status} {response.reason}')
+    return None
 
 
 def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,

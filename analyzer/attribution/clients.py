@@ -47,6 +47,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("coder/websocket", "expected handshake response status code 101 but got {status}"),
         (".NET", "The server returned status code '{status}' when status code '101' was "
                  "expected."),
+        ("socket.io-client", "connect_error: websocket error (Unexpected server response: "
+                             "{status})"),
     ),
     "upgrade": (
         ("Chrome", "Error during WebSocket handshake: 'Upgrade' header is missing"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.attribution.texts import match_text, server_log
+from analyzer.attribution.texts import match_words, server_log
 from analyzer.exchange.model import Attempt
 from analyzer.http.message import ResponseHead
 
@@ -61,6 +61,7 @@ _SERVER_HEADER = (
     ("kong", "Kong"),
     ("ats/", "Apache Traffic Server"),
     ("nginx", "nginx"),
+    ("caddy", "Caddy"),
     ("apache", "Apache httpd"),
     ("microsoft-iis", "IIS"),
     ("cloudflare", "Cloudflare"),
@@ -69,8 +70,12 @@ _SERVER_HEADER = (
 
 def match_response(head: ResponseHead, body: bytes) -> ServerMatch | None:
     """The implementation a response's own words point at, if any."""
-    known = match_text(head.reason, body)
+    known = match_words(head, body)
     if known is not None:
+        if known.where == "shape":  # a shape is a weaker tell than words
+            return ServerMatch(known.server, "medium",
+                               f'status line and header names exactly "{known.text}"',
+                               known.log)
         where = "reason phrase" if known.where == "reason" else "body"
         return ServerMatch(known.server, "high", f'{where} "{known.text}"',
                            server_log(known, head.status, body))
@@ -98,6 +103,9 @@ def match_response(head: ResponseHead, body: bytes) -> ServerMatch | None:
                 log = "upstream prematurely closed connection (or connect() failed)"
             elif name == "nginx" and head.status == 504:
                 log = "upstream timed out"
+            elif name == "Caddy" and head.status == 502:
+                # http.log.error, from reverse_proxy (captures/caddy_websockets.pcap)
+                log = "dial tcp BACKEND: connect: connection refused (or another dial error)"
             return ServerMatch(name, "medium", f"Server: {headers.get('server')}", log)
     return None
 

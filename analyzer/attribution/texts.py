@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from analyzer.http.message import ResponseHead
+
 # The causes a text can name, as families of catalogue ids: the request checks may already
 # have found the same fault under a more precise id (a plain GET is request_without_upgrade,
 # not upgrade_header_missing), and the server's words then confirm that finding.
@@ -28,7 +30,7 @@ METHOD = ("ws_method_not_get",)
 class KnownText:
     """A text that identifies an implementation, what it logs when it sends it, and the cause."""
 
-    where: str  # "reason" (status line) or "body"
+    where: str  # "reason" (status line), "body", or "shape" (see `shape_of`)
     text: str
     server: str
     log: str | None  # what that server logs; see `server_log` for texts that carry it
@@ -123,6 +125,24 @@ TEXTS: tuple[KnownText, ...] = (
     KnownText("body", "Size of a request header field exceeds server limit", "Apache httpd",
               "AH00561: Size of a request header field exceeds server limit",
               ("request_headers_too_large",), adds=True),
+    KnownText("body", "The server is temporarily unable to service your", "Apache httpd",
+              "AH00957: attempt to connect to the backend failed / AH01114: HTTP: failed to "
+              "make connection to backend"),
+    KnownText("body", "The proxy server received an invalid", "Apache httpd",
+              "AH01102: error reading status line from remote server"),
+    # Envoy (Istio, many gateways): documented texts, with the access log's response flags
+    KnownText("body", "upstream connect error or disconnect/reset before headers", "Envoy",
+              "response flags UF/URX (upstream connection failure)"),
+    KnownText("body", "no healthy upstream", "Envoy", "response flag UH (no healthy upstream)"),
+    # Go's http.NotFound: Traefik without a matching router, or any Go server's mux
+    KnownText("body", "404 page not found", "Go net/http (Traefik without a matching router, "
+              "or a Go server's mux)", None),
+    # Frameworks' own pages for a plain request to a WebSocket route (captures/)
+    KnownText("body", "The browser (or proxy) sent a request that this server could not "
+              "understand.", "Werkzeug (Flask; Flask-Sock's answer to a plain request)", None),
+    KnownText("body", "The requested resource was not found on this server.",
+              "Django (Channels: the path is only in the websocket router)",
+              "Not Found: /PATH (django.request warning)"),
     # Engine.IO (Socket.IO's transport layer): JSON {"code":N,"message":"..."}
     KnownText("body", "Session ID unknown", "Socket.IO (Engine.IO)", None,
               ("engineio_session_unknown",), adds=True),
@@ -136,6 +156,31 @@ TEXTS: tuple[KnownText, ...] = (
     KnownText("body", "The server didn't respond in time.", "HAProxy",
               "termination state sH: timeout server expired before the response"),
 )
+
+# Rejections without telling words, known by their exact shape: status line and header names
+# in order (`shape_of`). uvicorn answers 403 when the ASGI app closes a WebSocket before
+# accepting it (no route, or the app refused), in each back end's own way; daphne's 500 is
+# Autobahn's bare status line; Node ws's abortHandshake and Node's own 426 for a plain request
+# to a standalone ws server have fixed header lists (captures/*.pcap of each).
+_ASGI_CLOSED = ("ws_rejected_before_accept",)
+_UVICORN_LOG = "\"WebSocket /PATH\" 403 / connection rejected (403 Forbidden)"
+SHAPES: tuple[KnownText, ...] = (
+    KnownText("shape", "403 |content-length", "uvicorn (wsproto)",
+              "\"WebSocket /PATH\" 403", _ASGI_CLOSED, adds=True),
+    KnownText("shape", "403 Forbidden|date,content-length,content-type,connection",
+              "uvicorn (websockets)", _UVICORN_LOG, _ASGI_CLOSED, adds=True),
+    KnownText("shape", "403 Forbidden|date,connection,content-length,content-type",
+              "uvicorn (websockets-sansio)", _UVICORN_LOG, _ASGI_CLOSED, adds=True),
+    KnownText("shape", "500 Internal server error|", "daphne (Autobahn)",
+              "Exception inside application (Channels: ValueError: No route found for path "
+              "'...', or an exception in the consumer's connect)"),
+    KnownText("shape", "426 Upgrade Required|content-length,content-type,date,connection,"
+              "keep-alive", "Node ws (standalone server: Node's HTTP server)", None, UPGRADE),
+    *(KnownText("shape", f"{status}|connection,content-type,content-length", "Node ws", None)
+      for status in ("400 Bad Request", "401 Unauthorized", "403 Forbidden",
+                     "405 Method Not Allowed", "503 Service Unavailable")),
+)
+_BY_SHAPE = {known.text: known for known in SHAPES}
 
 # The python websockets body carries the exception text: "Failed to open a WebSocket
 # connection: missing Connection header." The server logs "opening handshake failed" with it.
@@ -180,15 +225,44 @@ def match_text(reason: str, body: bytes) -> KnownText | None:
     return None
 
 
-def quote(known: KnownText, reason: str, body: bytes) -> str:
-    """The server's words around a known text, as a short quotation (at most one line)."""
+def shape_of(head: ResponseHead) -> str:
+    """'STATUS REASON|header,names,in,order' (lowercased names) of a response."""
+    names = ",".join(field.name.lower() for field in head.headers.fields)
+    return f"{head.status} {head.reason}|{names}"
+
+
+def match_words(head: ResponseHead, body: bytes) -> KnownText | None:
+    """What a rejection's own words (or, without words, its exact shape) say: the first text
+    of TEXTS it carries, else the shape in SHAPES it has."""
+    known = match_text(head.reason, body)
+    if known is None and head.status >= 400:
+        known = _BY_SHAPE.get(shape_of(head))
+        if known is not None and known.adds and body:
+            return None  # the uvicorn shapes have no body; with one, it is someone else
+    return known
+
+
+def quote(known: KnownText, head: ResponseHead, body: bytes) -> str:
+    """The server's words around a known text, as evidence: the status and a short quotation
+    (at most one line), e.g. '400 "Failed to open a WebSocket connection: missing ..."'."""
     if known.where == "reason":
-        return reason
-    start = body.find(known.text.encode("latin-1"))
+        return f'{head.status} "{head.reason}"'
+    if known.where == "shape":
+        line = _line(body, 0) if body else ""
+        return f"{head.status} {head.reason or '(no reason phrase)'}, " + (
+            f'body "{line}"' if line else "empty body")
+    return f'{head.status} "{_line(body, body.find(known.text.encode("latin-1")))}"'
+
+
+def _line(body: bytes, start: int) -> str:
     line_start = body.rfind(b"\n", 0, start) + 1
     line_end = body.find(b"\n", start)
-    line = body[line_start: line_end if line_end >= 0 else len(body)]
-    return line.decode("latin-1").strip()[:160]
+    line = body[line_start: line_end if line_end >= 0 else len(body)].decode("latin-1")
+    # an HTML error page's line: the words, not the markup
+    return " ".join(_TAG.sub(" ", line).split())[:160]
+
+
+_TAG = re.compile(r"<[^>]*>")
 
 
 def server_log(known: KnownText, status: int, body: bytes) -> str | None:

@@ -323,6 +323,14 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "'invalid subprotocol; expected one of ...').",
           "Offer a subprotocol the server lists (the body names them), or add the client's to "
           "the server's list; check both sides agree on the version in the name."),
+    Check("ws_rejected_before_accept", E, Effect.FAIL, "RFC 6455 §4.2.2",
+          "the application closed the WebSocket before accepting it (403)",
+          "An ASGI server answers 403 when the application closes the WebSocket before "
+          "accepting it: no WebSocket route matches the path (starlette, FastAPI), or the "
+          "application refused the connection (authentication, origin). uvicorn logs "
+          "'\"WebSocket /path\" 403' and 'connection rejected (403 Forbidden)'.",
+          "Check the WebSocket route's path (prefix, trailing slash) and the application's "
+          "accept conditions; the server log names the path."),
     Check("tls_plain_http_to_https_port", E, Effect.FAIL, "RFC 9110 §4.2.2",
           "plain HTTP sent to a TLS (https/wss) port",
           "The client spoke cleartext HTTP to a port that expects TLS: nginx answers 400 'The "
@@ -345,13 +353,16 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "or is missing: a client forcing transports: ['websocket'] against a server "
           "configured for polling only, or a plain WebSocket client pointed at /socket.io/.",
           "Allow the transport on the server (transports: ['polling', 'websocket']), or "
-          "connect with a Socket.IO client using the server's transports."),
+          "connect with a Socket.IO client using the server's transports. (A client that "
+          "started on polling stays on polling: it works, with more latency and load.)"),
     Check("engineio_session_unknown", E, Effect.FAIL, "Engine.IO protocol v4 §Upgrade",
           "Socket.IO/Engine.IO does not know the session id (no sticky sessions?)",
-          'Engine.IO answers 400 {"code":1,"message":"Session ID unknown"} when the sid '
+          "Engine.IO answers 400 'Session ID unknown' (a poll gets it as JSON, code 1; the "
+          "WebSocket upgrade as plain text) when the sid "
           "of a poll or of the WebSocket upgrade was made by another server process: the load "
           "balancer sent this request to a node other than the one that did the handshake, "
-          "or the server restarted.",
+          "or the server restarted. A failed WebSocket upgrade leaves the client on long "
+          "polling (it still works, slower); a failed poll disconnects it.",
           "Enable sticky sessions (cookie or source-IP affinity) for the Socket.IO path, or "
           "connect with transports: ['websocket'] only."),
 ) + _phase(
@@ -415,6 +426,14 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "server (or the proxy in front of it) served the request as plain HTTP: the Upgrade "
           "was stripped on the way or the endpoint is not a WebSocket endpoint.",
           "Check the path and that every proxy forwards Upgrade/Connection over HTTP/1.1."),
+    Check("engineio_stays_on_polling", W, Effect.NOTE, "Engine.IO protocol v4 §Upgrade",
+          "the Socket.IO client stays on long polling (its WebSocket upgrade failed)",
+          "The request upgrades an existing Engine.IO session (its query has sid=): when the "
+          "upgrade fails the client keeps the long-polling transport it started with. The "
+          "application still works, with more latency, more requests and more load, so the "
+          "failure often goes unnoticed.",
+          "Fix the upgrade's own failure (the primary reason); behind a load balancer keep "
+          "sticky sessions and forward Upgrade/Connection for /socket.io/."),
     Check("upgrade_declined", N, Effect.DECLINE, "RFC 9110 §7.8",
           "the server ignored the upgrade offer and answered normally",
           "\"A server MAY ignore a received Upgrade header field if it wishes to continue using "
@@ -479,7 +498,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "most once in the response, with one value.",
           "Make the server choose a single subprotocol."),
     Check("ws_protocol_not_chosen", W, Effect.NOTE, "RFC 6455 §4.2.2",
-          "the server chose none of the offered subprotocols",
+          "the server chose no offered subprotocol",
           "Legal per the RFC, but Chrome ('Sent non-empty Sec-WebSocket-Protocol header but no "
           "response was received'), Node ws ('Server sent no subprotocol') and tungstenite "
           "fail the connection; python websockets and Firefox accept it. When the client hangs "

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.attribution.texts import KnownText, match_text
+from analyzer.attribution.texts import KnownText, match_words
 from analyzer.exchange.model import Attempt, Message
+from analyzer.exchange.relevance import is_websocket_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +36,15 @@ def facts_of(attempt: Attempt) -> Facts:
             protocol = "h2c"
         elif offered:
             protocol = offered[0]
-    if not protocol and attempt.promoted is not None:
-        protocol = "websocket"  # a plain request to a path other requests upgrade
+    said = None
+    if response is not None and response.status >= 300 and attempt.response is not None:
+        said = match_words(response, attempt.response.body_prefix)
+    if not protocol and (attempt.promoted is not None or said is not None and said.names or (
+        request is not None and is_websocket_path(request.target.split("?", 1)[0])
+    )):
+        # a plain request to a path other requests upgrade, to a usual WebSocket path, or
+        # answered in the words a WebSocket server uses for a failed handshake
+        protocol = "websocket"
     if not protocol and response is not None:
         switched = response.headers.tokens("upgrade")
         if switched:
@@ -44,9 +52,6 @@ def facts_of(attempt: Attempt) -> Facts:
             protocol = first.split("/")[0] if first.startswith("websocket") else first
         elif _mentions_websocket(attempt.response):
             protocol = "websocket"
-    said = None
-    if response is not None and response.status >= 300 and attempt.response is not None:
-        said = match_text(response.reason, attempt.response.body_prefix)
     return Facts(offered=offered, protocol=protocol, websocket=protocol == "websocket",
                  said=said)
 

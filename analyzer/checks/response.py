@@ -20,10 +20,20 @@ def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
     if head.status == 101:
         return _switch(attempt, head, facts, ev)
     findings = [_status_finding(head, facts, ev)]
+    if request is not None and _engineio_upgrade(request.target):
+        findings.append(Finding("engineio_stays_on_polling", "101 (the WebSocket transport)",
+                                f"{head.status}: the session goes on over long polling", ev))
     if head.status == 426 and not head.headers.has("upgrade"):
         findings.append(Finding("upgrade_required_without_upgrade", "an Upgrade header",
                                 "426 without Upgrade", ev))
     return findings
+
+
+def _engineio_upgrade(target: str) -> bool:
+    """An Engine.IO request upgrading a session it opened with long polling (sid in the query)."""
+    _, _, query = target.partition("?")
+    params = {part.split("=", 1)[0] for part in query.split("&")}
+    return "EIO" in params and "sid" in params and "transport=websocket" in query
 
 
 def _status_finding(head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> Finding:
@@ -148,7 +158,7 @@ def _negotiation(offered: list[str], chosen_fields: list[str], head: ResponseHea
                         chosen[0], ev)]
     if offered and not chosen:
         return [Finding("ws_protocol_not_chosen", "one of " + ", ".join(offered),
-                        "no Sec-WebSocket-Protocol", ev)]
+                        "none", ev)]
     return []
 
 

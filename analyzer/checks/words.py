@@ -13,6 +13,7 @@ from analyzer.exchange.model import Attempt
 _EXPECTED = {
     "ws_protocol_required": "a Sec-WebSocket-Protocol the server accepts",
     "ws_protocol_unsupported": "a subprotocol the server supports",
+    "ws_rejected_before_accept": "the application to accept the WebSocket",
     "tls_plain_http_to_https_port": "TLS (wss:// or https://) on this port",
     "request_headers_too_large": "a request head within the server's limit",
     "engineio_transport_unknown": "a transport the Engine.IO server allows",
@@ -31,7 +32,7 @@ def with_server_words(attempt: Attempt, facts: Facts,
         return findings
     head = attempt.response_head
     assert head is not None
-    words = f'{head.status} "{quote(said, head.reason, response.body_prefix)}"'
+    words = quote(said, head, response.body_prefix)
     ev = frames_of(response)
     for index, finding in enumerate(findings):
         if finding.check in said.names:

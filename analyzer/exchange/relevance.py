@@ -80,8 +80,13 @@ _WEBSOCKET_SEGMENTS = frozenset({"ws", "wss", "websocket", "websockets", "cable"
 PathKey = tuple[bytes, int, str]  # server address, server port, path without the query
 
 
-def path_key(server: tuple[bytes, int], target: str) -> PathKey:
-    return server[0], server[1], target.split("?", 1)[0]
+def path_key(server: tuple[bytes, int], target: str) -> PathKey | None:
+    """The (server, path) a plain request is held under; None for one that is plain by design
+    (Engine.IO's long polling shares its path, /socket.io/, with the WebSocket upgrade)."""
+    path, _, query = target.partition("?")
+    if "transport=polling" in query:
+        return None
+    return server[0], server[1], path
 
 
 def offers_websocket(head: RequestHead) -> bool:

@@ -555,18 +555,20 @@ class ConnectionTracker:
             return self._attempt(request, message, pending.interim, None,
                                  end_time or pending.time, end_reason, promotion)
 
-        attempt = self._counters.plain.hold(self._path_key(request), build)
+        key = self._path_key(request)
+        attempt = self._counters.plain.hold(key, build) if key is not None else None
         if attempt is not None:
             self._counters.ordinary_exchanges -= 1
             self._emit(attempt)
 
     def _promote_plain(self, request: _PendingRequest) -> None:
         """A WebSocket upgrade request: the plain 4xx exchanges held for its path are attempts."""
-        for held in self._counters.plain.upgraded(self._path_key(request)):
+        key = self._path_key(request)
+        for held in self._counters.plain.upgraded(key) if key is not None else ():
             self._counters.ordinary_exchanges -= 1
             self._emit(held)
 
-    def _path_key(self, request: _PendingRequest) -> PathKey:
+    def _path_key(self, request: _PendingRequest) -> PathKey | None:
         a, ap, b, bp = self._conn.addresses
         return path_key((b, bp) if self._client_side() == 0 else (a, ap), request.head.target)
 

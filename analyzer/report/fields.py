@@ -7,7 +7,7 @@ from typing import Any
 
 from analyzer.checks.catalogue import lookup
 from analyzer.exchange.model import AttemptKind
-from analyzer.report.safe import Cleaner
+from analyzer.report.safe import Cleaner, neutralise
 from analyzer.verdict import Diagnosis, Verdict
 
 
@@ -102,7 +102,16 @@ def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str
         "syn_frame": attempt.tcp.syn.frame if attempt.tcp.syn else None,
         "connection_exchange": attempt.sequence if attempt.kind is AttemptKind.HTTP else None,
         "attribution": _attribution_fields(diagnosis, clean),
+        **_origin_fields(diagnosis),
     }
+
+
+def _origin_fields(diagnosis: Diagnosis) -> dict[str, Any]:
+    """`file` and `file_frame` when several files are read: where to open the attempt in
+    Wireshark (frame numbers elsewhere count over the merged capture)."""
+    if diagnosis.origin is None:
+        return {}
+    return {"file": neutralise(diagnosis.origin[0]), "file_frame": diagnosis.origin[1]}
 
 
 def _attribution_fields(diagnosis: Diagnosis, clean: Cleaner) -> dict[str, Any]:

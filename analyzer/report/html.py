@@ -8,10 +8,12 @@ jinja2 templates in ``templates/`` lay them out. Every string that came from the
 cleaned by ``Cleaner`` (secrets redacted, controls escaped) before it reaches a template, and
 the templates autoescape, so a header holding ``<script>`` is shown as text. The page loads
 nothing: styles, script and drawings are inline, and its Content-Security-Policy allows no
-request at all and only the one script whose hash it names.
+request at all and only the style and the script whose hashes it names.
 
 The page is written in pieces as the template is rendered, so a large run is never one
-string in memory; past ``DETAIL_LIMIT`` attempts the rest get a table row only.
+string in memory. The first ``DETAIL_LIMIT`` attempts get a postmortem; the rest a table row
+only. Postmortems and the rows past the limit are packed (gzip, base64: ``_pack``) and
+unpacked by ``templates/report.js`` in the browser.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -44,12 +47,13 @@ from analyzer.report.detail import (
 )
 from analyzer.report.fields import attempt_fields, iso_time
 from analyzer.report.render import summary_fields
-from analyzer.report.safe import Cleaner, neutralise, redact_target
+from analyzer.report.safe import Cleaner, neutralise, safe_target
 from analyzer.report.timeline import build_timeline
 from analyzer.source.frame import CaptureWarning
 from analyzer.verdict import Diagnosis, Verdict
 
 DETAIL_LIMIT = 2000  # attempts with a full postmortem; the rest are table rows only
+PAGE_ROWS = 500  # rows displayed at once (the browser lays out a large table slowly)
 REASON_WIDTH = 140  # characters of the reason in a table row (the detail has it whole)
 _CHUNK = 1 << 16  # characters written at once
 
@@ -64,20 +68,29 @@ _LABEL_CHARS = 76
 
 def render_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
                 warnings: Sequence[CaptureWarning], captures: Sequence[str] = (),
-                show_secrets: bool = False, detail_limit: int = DETAIL_LIMIT) -> str:
+                show_secrets: bool = False, detail_limit: int | None = None) -> str:
     return "".join(iter_html(diagnoses, stats, warnings, captures, show_secrets, detail_limit))
 
 
 def iter_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
               warnings: Sequence[CaptureWarning], captures: Sequence[str] = (),
-              show_secrets: bool = False, detail_limit: int = DETAIL_LIMIT) -> Iterator[str]:
-    """The page in pieces of about 64 K characters."""
+              show_secrets: bool = False, detail_limit: int | None = None) -> Iterator[str]:
+    """The page in pieces of about 64 K characters; postmortems for the first
+    ``detail_limit`` attempts (default DETAIL_LIMIT)."""
+    if detail_limit is None:
+        detail_limit = DETAIL_LIMIT
     env = _environment()
+    # Our own files, inlined; the page's policy names each by hash and allows nothing else.
     script = env.get_template("report.js").render()
-    summary = summary_fields(diagnoses, stats, warnings)
+    style = env.get_template("report.css").render()
+    summary = summary_fields(diagnoses, stats, warnings, show_secrets)
     many_days = _many_days(diagnoses)
     repeated = [_clean_storm(s, show_secrets) for s in storms(diagnoses)]
     verdicts = _verdict_counts(summary["verdicts"])
+    # a column once the JSON fields name each attempt's file (several files read as one)
+    multi_file = bool(diagnoses) and "file" in attempt_fields(diagnoses[0])
+    columns = 11 if multi_file else 10
+    macros: Any = env.get_template("attempt.html").module
     context: dict[str, Any] = {
         "version": __version__,
         "generated": _readable(iso_time(datetime.now(UTC).timestamp()))[:19],
@@ -88,19 +101,28 @@ def iter_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
         "failed": sum(n for v, n in verdicts if v != Verdict.SUCCEEDED.value),
         "reasons": [(check, n, lookup(check).title) for check, n in summary["reasons"].items()],
         "repeated": repeated,
-        "redirects": [dict(r, steps=[_clean_request(s, show_secrets) for s in r["steps"]])
-                      for r in summary["redirects"]],
+        "redirects": summary["redirects"],
         "timeline": build_timeline([(d.attempt.time, d.verdict.value) for d in diagnoses],
                                    STACK_ORDER, repeated),
+        "show_secrets": show_secrets,
         "total": len(diagnoses),
         "detail_limit": detail_limit,
+        "page_rows": PAGE_ROWS,
         "detailed": min(detail_limit, len(diagnoses)),
-        # a column once the JSON fields name each attempt's file (several files read as one)
-        "multi_file": bool(diagnoses) and "file" in attempt_fields(diagnoses[0]),
-        "attempts": (_attempt_view(d, n < detail_limit, show_secrets, many_days)
-                     for n, d in enumerate(diagnoses)),
-        "script": Markup(script),  # our own file, not capture data
+        "multi_file": multi_file,
+        # the first detail_limit rows are plain markup; the rest, and every postmortem, packed
+        "attempts": (_attempt_view(d, False, show_secrets, many_days)
+                     for d in diagnoses[:detail_limit]),
+        "rows": _pack(str(macros.row(_attempt_view(d, False, show_secrets, many_days),
+                                     multi_file))
+                      for d in diagnoses[detail_limit:]),
+        "details": _pack(str(macros.detail_row(_attempt_view(d, True, show_secrets, many_days),
+                                               _LADDER, columns))
+                         for d in diagnoses[:detail_limit]),
+        "script": Markup(script),  # our own files, not capture data
         "script_hash": _csp_hash(script),
+        "style": Markup(style),
+        "style_hash": _csp_hash(style),
         "ladder": _LADDER,
     }
     pending: list[str] = []
@@ -114,6 +136,29 @@ def iter_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
     yield "".join(pending)
 
 
+def _pack(pieces: Iterable[str]) -> Iterator[str]:
+    """``pieces`` of markup, gzip-compressed and base64-encoded, in pieces (nothing at all
+    for no pieces).
+
+    Why: a postmortem is about 4 KB of markup and a table row 400 bytes, and the attempts of
+    a storm are nearly identical. On 3,000 attempts of a storm (2,000 with postmortems) the
+    page took 9.5 MB as plain markup and 1.6 MB with the postmortems packed (they shrink 30
+    times); with the rows past the limit packed too, a run of any size stays attachable.
+    report.js unpacks them with the browser's DecompressionStream and parses them as HTML:
+    what the templates escaped stays escaped."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+    pending, started = b"", False
+    for piece in pieces:
+        started = True
+        pending += packer.compress(piece.encode("utf-8"))
+        if len(pending) >= _CHUNK:
+            whole = len(pending) - len(pending) % 3  # base64 pieces must not pad midway
+            yield base64.b64encode(pending[:whole]).decode("ascii")
+            pending = pending[whole:]
+    if started:
+        yield base64.b64encode(pending + packer.flush()).decode("ascii")
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -123,8 +168,9 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["clock"] = lambda seconds: _readable(iso_time(seconds))[11:19]
+    env.filters["clock"] = _clock
     env.filters["seconds"] = _duration
+    env.filters["n"] = "{:,}".format  # 20,000: counts an eye can read
     return env
 
 
@@ -141,8 +187,16 @@ def _span(stats: RunStats) -> dict[str, Any] | None:
         return None
     first, last = iso_time(stats.first_time), iso_time(stats.last_time)
     return {"first": _readable(first), "last": _readable(last),
-            "last_short": _readable(last)[11:] if last[:10] == first[:10] else _readable(last),
+            # the date once when both ends fall on the same day
+            "last_short": (last[11:23] if last.endswith("Z") and last[:10] == first[:10]
+                           else _readable(last)),
             "duration": _duration(stats.last_time - stats.first_time)}
+
+
+def _clock(seconds: float) -> str:
+    """HH:MM:SS in UTC; a time that is no date as `iso_time` writes it."""
+    iso = iso_time(seconds)
+    return iso[11:19] if iso.endswith("Z") else iso
 
 
 def _readable(iso: str) -> str:
@@ -180,13 +234,9 @@ def _verdict_counts(counts: dict[str, int]) -> list[tuple[str, int]]:
             + sorted((v, n) for v, n in counts.items() if v not in known))
 
 
-def _clean_request(text: str, show_secrets: bool) -> str:
-    """A request line or redirect step quoted in the summary (built from the raw target)."""
-    return neutralise(text if show_secrets else redact_target(text))
-
-
 def _clean_storm(storm: Storm, show_secrets: bool) -> Storm:
-    return dataclasses.replace(storm, request=_clean_request(storm.request, show_secrets))
+    """A repeated group as the timeline labels it (its request line is the raw target)."""
+    return dataclasses.replace(storm, request=safe_target(storm.request, show_secrets))
 
 
 # -- one attempt -------------------------------------------------------------------------------
@@ -203,7 +253,7 @@ def _attempt_view(d: Diagnosis, detailed: bool, show_secrets: bool,
         "f": fields,
         "t": f"{d.attempt.time:.6f}",
         "frame": d.attempt.first_frame,
-        "clock": (_readable(time) if many_days else _readable(time)[11:]),
+        "clock": _readable(time) if many_days or not time.endswith("Z") else time[11:23],
         "request": request,
         "offered": ",".join(fields["offered"]) or fields["protocol"] or "-",
         "reason_id": fields["reasons"][0] if fields["reasons"] else "",

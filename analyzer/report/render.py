@@ -6,72 +6,64 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
-from analyzer.correlate import Storm, redirect_chains, storms
+from analyzer.correlate import Chain, Storm, redirect_chains, storms
 from analyzer.pipeline import MAX_LISTED_TCP_ATTEMPTS, RunStats
+from analyzer.report.clock import UTC_CLOCK, Clock
 from analyzer.report.fields import (
     attempt_fields,
     iso_time,
-    reason_text,
-    request_label,
     time_of_day,
 )
-from analyzer.report.safe import Cleaner, csv_cell, markdown_text, safe_target, safe_text
+from analyzer.report.safe import csv_cell, markdown_text, safe_target, safe_text
+from analyzer.report.table import TableStyle, markdown_table, sorted_table
 from analyzer.source.frame import CaptureWarning
 from analyzer.verdict import Diagnosis
 
 FORMATS = ("table", "json", "jsonl", "csv", "markdown")
 READ_FORMATS = (*FORMATS, "html")  # a page is written once, at the end: not for `live`
-_COLUMNS = ("#", "frame", "time", "client", "server", "request", "offered", "status", "verdict",
-            "reason")
 _CSV_FIELDS = ("number", "kind", "client", "server", "time", "method", "path", "host", "offered",
                "protocol", "status", "verdict", "reason", "reasons", "request_frame",
                "response_frame")
 
 
-def table_rows(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> list[list[Any]]:
-    rows = []
-    for d in diagnoses:
-        a = d.attempt
-        clean = Cleaner.for_attempt(a, show_secrets)
-        status = a.response_head.status if a.response_head else ""
-        rows.append([d.number, a.first_frame, time_of_day(iso_time(a.time)), str(a.client),
-                     str(a.server), _clip(request_label(d, show_secrets), 40),
-                     clean.text(",".join(d.facts.offered) or d.facts.protocol or "-"), status,
-                     d.verdict.value, _clip(clean.text(reason_text(d)), 90)])
-    return rows
-
-
 def render_table(diagnoses: Sequence[Diagnosis], stats: RunStats,
                  warnings: Sequence[CaptureWarning], markdown: bool = False,
-                 show_secrets: bool = False) -> str:
-    # Imported here: tabulate pulls in wcwidth's Unicode tables, which cost more to import than
-    # the whole analysis of a small capture, and json, jsonl and csv never need them.
-    from tabulate import tabulate
-
-    fmt = "github" if markdown else "simple"
+                 show_secrets: bool = False, *, style: TableStyle | None = None,
+                 apart: Counter[str] | None = None,
+                 context: Sequence[Diagnosis] | None = None) -> str:
+    """The table (or Markdown) and the summary. `style` fits it to a terminal, names files and
+    sets the clock; `apart` and `context` as for `summary_fields`."""
+    style = style or TableStyle(show_secrets=show_secrets)
+    clock = style.clock.spanning([d.attempt.time for d in diagnoses])
+    style = TableStyle(clock, style.width, style.files, style.show_secrets)
     parts = []
     if diagnoses:
-        rows = table_rows(diagnoses, show_secrets)
-        if markdown:  # a '|' would start a new column, '<img' and '![' would be markup
-            rows = [[_markdown_cell(v) for v in row] for row in rows]
-        parts.append(tabulate(rows, headers=_COLUMNS, tablefmt=fmt))
+        parts.append(markdown_table(diagnoses, style) if markdown
+                     else sorted_table(diagnoses, style))
     else:
         parts.append("No upgrade attempts found.")
     parts.append("")
-    summary = summary_text(diagnoses, stats, warnings, show_secrets)
-    parts.append(markdown_text(summary) if markdown else summary)
+    summary = summary_text(diagnoses, stats, warnings, style.show_secrets, clock=clock,
+                           apart=apart, context=context)
+    parts.append(markdown_text(summary) if markdown else summary)  # '<img', '![' from the capture
     return "\n".join(parts)
 
 
 def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
-                   warnings: Sequence[CaptureWarning], show_secrets: bool = False
-                   ) -> dict[str, Any]:
+                   warnings: Sequence[CaptureWarning], show_secrets: bool = False, *,
+                   apart: Counter[str] | None = None,
+                   context: Sequence[Diagnosis] | None = None) -> dict[str, Any]:
+    """The summary of the attempts listed. `apart`: connection attempts that never reached
+    HTTP, not listed (no --tcp), by verdict. `context`: every attempt before the user's
+    filters, so that a redirect chain ends where it really ended even when the attempt that
+    followed it is filtered out (`--failed`); chains are shown when they hold a listed one."""
     verdicts = Counter(d.verdict.value for d in diagnoses)
     reasons = Counter(d.primary.check for d in diagnoses if d.primary is not None
                       and d.verdict.value != "succeeded")
-    return {
+    fields = {
         "attempts": len(diagnoses),
         "verdicts": dict(sorted(verdicts.items())),
         "reasons": dict(reasons.most_common()),
@@ -83,9 +75,19 @@ def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
         "redirects": [
             {"client": c.client, "steps": [safe_target(s, show_secrets) for s in c.steps],
              "verdict": c.verdict, "first_time": iso_time(c.first), "last_time": iso_time(c.last)}
-            for c in redirect_chains(diagnoses)
+            for c in _chains(diagnoses, context)
         ],
     }
+    if apart is not None:
+        fields["tcp_only_attempts"] = dict(sorted(apart.items()))
+    return fields
+
+
+def _chains(diagnoses: Sequence[Diagnosis], context: Sequence[Diagnosis] | None) -> list[Chain]:
+    if context is None:
+        return redirect_chains(diagnoses)
+    listed = {d.number for d in diagnoses}
+    return [c for c in redirect_chains(context) if listed.intersection(c.numbers)]
 
 
 def capture_fields(stats: RunStats) -> dict[str, Any]:
@@ -117,25 +119,45 @@ def repeated_fields(groups: Sequence[Storm], show_secrets: bool = False) -> list
     ]
 
 
-def repeated_lines(groups: Sequence[dict[str, Any]], most: int = 10) -> list[str]:
+def repeated_lines(groups: Sequence[dict[str, Any]], most: int = 10,
+                   clock: Clock = UTC_CLOCK) -> list[str]:
     """One summary line per group of repeated attempts (reconnect loops, scans)."""
     return [
         f"Repeated: {g['count']} x {g['client']} -> {g['server']} {g['request']}: {g['verdict']}"
         + (f" ({g['reason']})" if g["reason"] else "")
-        + f", {time_of_day(g['first_time'], False)} to {time_of_day(g['last_time'], False)}"
+        + f", {_clock_time(g['first_time'], clock)} to {_clock_time(g['last_time'], clock)}"
         for g in groups[:most]
     ]
 
 
+def _clock_time(iso: str, clock: Clock) -> str:
+    if clock is UTC_CLOCK or not iso.endswith("Z"):
+        return time_of_day(iso, False)
+    return clock.time(datetime.fromisoformat(iso).timestamp(), fraction=False)
+
+
+def apart_line(apart: Counter[str] | dict[str, int]) -> str | None:
+    """The summary line for connection attempts that never reached HTTP and are not listed."""
+    if not apart:
+        return None
+    verdicts = ", ".join(f"{n} {v}" for v, n in sorted(apart.items()))
+    return (f"Never reached HTTP (refused or unanswered connections; --tcp lists them): "
+            f"{sum(apart.values())} ({verdicts})")
+
+
 def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
-                 warnings: Sequence[CaptureWarning], show_secrets: bool = False) -> str:
-    s = summary_fields(diagnoses, stats, warnings, show_secrets)
+                 warnings: Sequence[CaptureWarning], show_secrets: bool = False, *,
+                 clock: Clock = UTC_CLOCK, apart: Counter[str] | None = None,
+                 context: Sequence[Diagnosis] | None = None) -> str:
+    s = summary_fields(diagnoses, stats, warnings, show_secrets, apart=apart, context=context)
     lines = []
     verdicts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items()) or "none"
     lines.append(f"Attempts: {s['attempts']} ({verdicts})")
     if s["reasons"]:
         lines.append("Reasons: " + ", ".join(f"{r} x{n}" for r, n in s["reasons"].items()))
-    lines.extend(repeated_lines(s["repeated"]))
+    if (line := apart_line(s.get("tcp_only_attempts") or {})) is not None:
+        lines.append(line)
+    lines.extend(repeated_lines(s["repeated"], clock=clock))
     lines.extend(f"Redirected: {c['client']}: {' -> '.join(c['steps'])}: {c['verdict']}"
                  for c in s["redirects"][:10])
     lines.extend(capture_lines(s))
@@ -175,7 +197,9 @@ def render_json(diagnoses: Sequence[Diagnosis], stats: RunStats,
 
 
 def iter_json(diagnoses: Sequence[Diagnosis], stats: RunStats,
-              warnings: Sequence[CaptureWarning], show_secrets: bool = False) -> Iterator[str]:
+              warnings: Sequence[CaptureWarning], show_secrets: bool = False, *,
+              apart: Counter[str] | None = None,
+              context: Sequence[Diagnosis] | None = None) -> Iterator[str]:
     """The JSON report, ``{"attempts": [...], "summary": {...}}`` as ``json.dumps(document,
     indent=2)`` writes it, in pieces: one per attempt, so the whole text never has to be in
     memory at once (on a 1 GB capture the one string, built from a million small pieces,
@@ -186,7 +210,8 @@ def iter_json(diagnoses: Sequence[Diagnosis], stats: RunStats,
         # An element of the list is two levels deep. JSON text has no raw newline inside a
         # string, so every "\n" starts a line.
         yield ("\n    " if n == 0 else ",\n    ") + text.replace("\n", "\n    ")
-    summary = json.dumps(summary_fields(diagnoses, stats, warnings, show_secrets), indent=2)
+    summary = json.dumps(summary_fields(diagnoses, stats, warnings, show_secrets, apart=apart,
+                                        context=context), indent=2)
     yield ("\n  ]," if diagnoses else "],") + '\n  "summary": ' + summary.replace("\n", "\n  ")
     yield "\n}"
 
@@ -217,11 +242,3 @@ def render_csv(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> st
                        else value)
         writer.writerow(row)
     return out.getvalue()
-
-
-def _markdown_cell(value: Any) -> Any:
-    return markdown_text(value) if isinstance(value, str) else value
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"

@@ -9,42 +9,18 @@ from typing import Any
 
 from analyzer.correlate import Storm, StormKey, storm_key
 from analyzer.pipeline import RunStats
+from analyzer.report.clock import UTC_CLOCK, Clock
 from analyzer.report.render import (
+    apart_line,
     capture_fields,
     capture_lines,
     render_csv,
     repeated_fields,
     repeated_lines,
-    table_rows,
     warning_texts,
 )
 from analyzer.source.frame import CaptureWarning
 from analyzer.verdict import Diagnosis, Verdict
-
-# (heading, width, right-aligned) of each column of the streamed table; the reason column
-# takes what is left. Widths fit the usual values; a longer value pushes its line to the right.
-_COLUMNS = (("#", 4, True), ("frame", 7, True), ("time", 12, False), ("client", 21, False),
-            ("server", 21, False), ("request", 40, False), ("offered", 10, False),
-            ("status", 6, True), ("verdict", 12, False), ("reason", 0, False))
-
-
-def _line(values: list[Any]) -> str:
-    cells = []
-    for (_, width, right), value in zip(_COLUMNS, values, strict=True):
-        text = str(value)
-        cells.append(text.rjust(width) if right else text.ljust(width))
-    return "  ".join(cells).rstrip()
-
-
-def table_head() -> str:
-    """The two heading lines of the streamed table, printed once before the first row."""
-    return "\n".join((_line([c[0] for c in _COLUMNS]),
-                      _line(["-" * max(c[1], len(c[0])) for c in _COLUMNS])))
-
-
-def table_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
-    """One attempt as one fixed-width line under `table_head` (cleaned as `table_rows` is)."""
-    return _line(table_rows([diagnosis], show_secrets)[0])
 
 
 def csv_head() -> str:
@@ -76,6 +52,8 @@ class Tally:
     groups: dict[StormKey, list[float]] = field(default_factory=dict)  # [count, first, last]
     max_groups: int = MAX_GROUPS
     forgotten: int = 0  # groups dropped to stay within max_groups
+    # connection attempts that never reached HTTP, not listed (no --tcp), by verdict
+    apart: Counter[str] = field(default_factory=Counter)
 
     def add(self, diagnosis: Diagnosis) -> None:
         self.attempts += 1
@@ -120,6 +98,7 @@ def tally_summary(tally: Tally, stats: RunStats, received: int | None = None,
         "verdicts": dict(sorted(tally.verdicts.items())),
         "reasons": dict(tally.reasons.most_common()),
         "repeated": repeated_fields(tally.storms(), show_secrets),
+        "tcp_only_attempts": dict(sorted(tally.apart.items())),
         "warnings": warning_texts(warnings, show_secrets),
         "packets_received": received,
         "packets_dropped": dropped,
@@ -130,14 +109,16 @@ def tally_summary(tally: Tally, stats: RunStats, received: int | None = None,
 def tally_summary_text(tally: Tally, stats: RunStats, received: int | None = None,
                        dropped: int | None = None,
                        warnings: Sequence[CaptureWarning] = (),
-                       show_secrets: bool = False) -> str:
+                       show_secrets: bool = False, clock: Clock = UTC_CLOCK) -> str:
     """The summary of a streamed run, worded like `read`'s; live adds the kernel's counts."""
     s = tally_summary(tally, stats, received, dropped, warnings, show_secrets)
     verdicts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items()) or "none"
     lines = [f"Attempts: {s['attempts']} ({verdicts})"]
     if s["reasons"]:
         lines.append("Reasons: " + ", ".join(f"{r} x{n}" for r, n in s["reasons"].items()))
-    lines.extend(repeated_lines(s["repeated"]))
+    if (line := apart_line(s["tcp_only_attempts"])) is not None:
+        lines.append(line)
+    lines.extend(repeated_lines(s["repeated"], clock=clock))
     if received is not None:
         lines.append(f"Packets: {received} received, {dropped} dropped by the kernel")
     lines.extend(capture_lines(s))

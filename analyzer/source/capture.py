@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
+from array import array
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 
 from . import pcap, pcapng
@@ -28,17 +31,52 @@ def read_captures(paths: Sequence[str], warnings: list[CaptureWarning]) -> Itera
     return _frames(read_records(paths, warnings))
 
 
-def read_records(paths: Sequence[str], warnings: list[CaptureWarning]) -> Iterable[Record]:
+def expand_inputs(paths: Sequence[str]) -> list[str]:
+    """The paths with each directory replaced by the capture files in it, in name order (the
+    files `tcpdump -C/-G -w DIR/name` rotated there): regular files whose first bytes are
+    pcap or pcapng, plain or gzipped; hidden files and anything else in it are passed over.
+    CaptureError for a directory that cannot be listed or holds no capture."""
+    out: list[str] = []
+    for path in paths:
+        if path == "-" or not os.path.isdir(path):
+            out.append(path)
+            continue
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as exc:
+            raise CaptureError(f"{path}: cannot list directory: {exc.strerror or exc}") from None
+        found = [os.path.join(path, name) for name in names
+                 if not name.startswith(".") and _is_capture(os.path.join(path, name))]
+        if not found:
+            raise CaptureError(f"{path}: directory without capture files (pcap, pcapng)")
+        out.extend(found)
+    return out
+
+
+def _is_capture(path: str) -> bool:
+    if not os.path.isfile(path):
+        return False
+    try:
+        inp = open_input(path)
+    except CaptureError:
+        return False
+    inp.close()
+    return inp.head[:4] in pcap.MAGICS or inp.head[:4] == pcapng.MAGIC
+
+
+def read_records(paths: Sequence[str], warnings: list[CaptureWarning],
+                 opened: list[Input] | None = None) -> Iterable[Record]:
     """The records of `read_captures` as plain tuples (time, linktype, data, wire_length,
     source), merged in the same order; a record's frame number is its position, from 1.
 
     For the pipeline's bulk path (`Analysis.feed_records`): building a Frame costs about
     0.7 µs, as much as reading the record, and most records are dropped after one look-up.
     A single classic pcap file comes back as its `pcap.PcapRecords`, which can drop records
-    without slicing them (see there).
+    without slicing them (see there). `opened`, when given, receives the open inputs (their
+    sizes and read positions: progress).
     """
     iterators: list[Iterable[Record]] = []
-    opened: list[Input] = []
+    opened = [] if opened is None else opened
     try:
         for index, path in enumerate(paths):
             inp = open_input(path)
@@ -73,6 +111,21 @@ class MergedRecords:
         self.number = 0
         self.dropped = 0
         self.dropped_time = 0.0
+        # Runs of the merged order that come from one input (`origin`): the merged frame
+        # number each starts at, its input, and its first frame number within that input. A
+        # run per switch between inputs: a handful for rotated files, 24 bytes per switch for
+        # interleaved ones.
+        self._starts = array("q")
+        self._sources = array("q")
+        self._firsts = array("q")
+
+    def origin(self, number: int) -> tuple[int, int]:
+        """The input index of merged frame ``number`` (read so far) and its frame number
+        within that input, as Wireshark numbers it when that file is opened alone."""
+        run = bisect_right(self._starts, number) - 1
+        if run < 0:
+            return 0, number
+        return self._sources[run], self._firsts[run] + number - self._starts[run]
 
     def __iter__(self) -> Iterator[Record]:
         return self._merge()
@@ -82,6 +135,9 @@ class MergedRecords:
         droppers = [reader if isinstance(reader, pcap.PcapRecords | pcapng.PcapngRecords)
                     else None for reader in self.inputs]
         iterators = [iter(reader) for reader in self.inputs]
+        # The frame number within its input of each input's next record (dropped records count).
+        within = [0] * len(iterators)
+        last = -1  # the input of the record yielded last
         # (time, input index, record) of each input's next record: a tuple compares as
         # heapq.merge does, by time and then by input (indices differ, records are never
         # compared).
@@ -92,6 +148,7 @@ class MergedRecords:
                 dropper.bound = _NOTHING  # nothing is dropped before all heads are known
             record = next(iterator, None)
             if record is not None:
+                within[index] = dropper.number if dropper is not None else 1
                 heads.append((record[0], index, record))
         heapq.heapify(heads)
         yielded = dropped = 0
@@ -100,10 +157,16 @@ class MergedRecords:
                 _, index, record = heads[0]
                 yielded += 1
                 self.number = yielded + dropped
+                if index != last:
+                    last = index
+                    self._starts.append(self.number)
+                    self._sources.append(index)
+                    self._firsts.append(within[index])
                 yield record
                 dropper = droppers[index]
                 if dropper is None:
                     record = next(iterators[index], None)
+                    within[index] += 1
                 else:
                     # The input's next record; before it, the reader may drop what precedes
                     # every other input's next record (the smaller of the root's children).
@@ -114,6 +177,7 @@ class MergedRecords:
                         dropper.bound = UNBOUNDED
                     before = dropper.dropped
                     record = next(iterators[index], None)
+                    within[index] = dropper.number
                     if dropper.dropped != before:  # the records just dropped are the latest
                         dropped += dropper.dropped - before
                         self.dropped_time = dropper.dropped_time

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import stat
 import sys
 import zlib
 from collections.abc import Callable
@@ -130,6 +132,8 @@ class Input:
     read: Read
     close: Callable[[], None]
     gzipped: bool = False
+    size: int | None = None  # bytes, for a regular file (progress: the time left)
+    tell: Callable[[], int] | None = None  # bytes read from the file so far (progress)
 
 
 def open_input(path: str, sniff: int = 4) -> Input:
@@ -140,7 +144,15 @@ def open_input(path: str, sniff: int = 4) -> Input:
     if path == "-":
         stdin = sys.stdin.buffer
         # read1, not read: return each record as soon as the writer has flushed it.
-        inp = Input("-", b"", getattr(stdin, "read1", stdin.read), lambda: None)
+        read1 = getattr(stdin, "read1", stdin.read)
+        count = [0]  # bytes read so far (progress); a pipe has no position to ask
+
+        def counted(n: int) -> bytes:
+            data: bytes = read1(n)
+            count[0] += len(data)
+            return data
+
+        inp = Input("-", b"", counted, lambda: None, tell=lambda: count[0])
     else:
         try:
             # Unbuffered: FileIO.read(n) is one system call, which is exactly the read1
@@ -154,7 +166,9 @@ def open_input(path: str, sniff: int = 4) -> Input:
             raise CaptureError(f"{path}: permission denied") from None
         except OSError as exc:
             raise CaptureError(f"{path}: cannot open: {exc.strerror or exc}") from None
-        inp = Input(path, b"", f.read, f.close)
+        info = os.fstat(f.fileno())
+        size = info.st_size if stat.S_ISREG(info.st_mode) else None
+        inp = Input(path, b"", f.read, f.close, size=size, tell=f.tell)
     return _sniff(inp, sniff)
 
 
@@ -188,7 +202,7 @@ def _gunzip(inp: Input, sniff: int) -> Input:
     if not head:
         inp.close()
         raise CaptureError(f"{inp.name}: gzip of an empty file")
-    return Input(inp.name, head, read, inp.close, gzipped=True)
+    return Input(inp.name, head, read, inp.close, gzipped=True, size=inp.size, tell=inp.tell)
 
 
 def more_head(inp: Input, n: int) -> bytes:

@@ -13,12 +13,19 @@
   var texts = { client: $("f-client"), server: $("f-server"), path: $("f-path") };
   var range = null;
 
+  function count(n) { return n.toLocaleString("en-US"); }  // 20,000 as the page writes it
+
   function cellText(body, index) {
     return body.rows[0].cells[index].textContent;
   }
 
-  function apply() {
-    var wantVerdict = verdict.value, wantReason = reason.value, shown = 0;
+  // At most `limit` matching rows are displayed: laying out a table of 20,000 rows took
+  // Chromium seconds, and hidden rows cost nothing. "Show more" raises the limit.
+  var page = parseInt(table.dataset.page, 10) || 500, limit = page;
+
+  function apply(keepLimit) {
+    if (keepLimit !== true) { limit = page; }
+    var wantVerdict = verdict.value, wantReason = reason.value, matched = 0;
     var wanted = [];
     Object.keys(texts).forEach(function (name) {
       var value = texts[name].value.trim().toLowerCase();
@@ -34,14 +41,20 @@
       for (var i = 0; ok && i < wanted.length; i++) {
         ok = cellText(body, wanted[i][0]).toLowerCase().indexOf(wanted[i][1]) !== -1;
       }
-      body.hidden = !ok;
-      if (ok) { shown++; }
+      if (ok) { matched++; }
+      var hide = !ok || matched > limit;
+      if (body.hidden !== hide) { body.hidden = hide; }
     });
-    $("shown").textContent = shown + " of " + bodies.length + " shown";
+    var shown = Math.min(matched, limit);
+    $("shown").textContent = count(shown) + " of " + count(bodies.length) + " shown";
+    $("more").hidden = matched <= limit;
+    $("more-text").textContent = count(matched - shown) + " more match the filters";
     document.querySelectorAll("[data-filter-verdict]").forEach(function (card) {
       card.classList.toggle("active", card.dataset.filterVerdict === wantVerdict);
     });
   }
+  $("show-more").addEventListener("click", function () { limit += page; apply(true); });
+  $("show-all").addEventListener("click", function () { limit = Infinity; apply(true); });
 
   var timer = 0;
   function later() { clearTimeout(timer); timer = setTimeout(apply, 120); }
@@ -109,12 +122,13 @@
       var fragment = document.createDocumentFragment();
       bodies = keyed.map(function (k) { fragment.appendChild(k[2]); return k[2]; });
       table.appendChild(fragment);
+      apply(true);  // the first rows of the new order are the ones displayed
       heads.forEach(function (other) { other.removeAttribute("aria-sort"); });
       th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
     });
   });
 
-  // Opening an attempt's postmortem.
+  // Opening an attempt's postmortem (its second row, once unpacked).
   function toggle(body, open) {
     var detail = body.rows[1];
     if (!detail) { return; }
@@ -123,12 +137,16 @@
     body.classList.toggle("open", open);
     body.rows[0].setAttribute("aria-expanded", open ? "true" : "false");
   }
+  function summaryRow(target) {
+    var row = target.closest && target.closest("tr");
+    return row && row.parentNode.rows[0] === row && row.parentNode.dataset.attempt ? row : null;
+  }
   table.addEventListener("click", function (e) {
-    var row = e.target.closest("tr.row");
+    var row = summaryRow(e.target);
     if (row && !(window.getSelection && String(window.getSelection()))) { toggle(row.parentNode); }
   });
   table.addEventListener("keydown", function (e) {
-    var row = e.target.closest && e.target.closest("tr.row");
+    var row = summaryRow(e.target);
     if (row && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); toggle(row.parentNode); }
   });
   $("expand-all").addEventListener("click", function () {
@@ -137,12 +155,73 @@
   $("collapse-all").addEventListener("click", function () {
     bodies.forEach(function (body) { toggle(body, false); });
   });
+  var byNumber = {};
+  bodies.forEach(function (body) { byNumber[body.dataset.attempt] = body; });
   function openFromHash() {
     var match = /^#attempt-(\d+)$/.exec(location.hash);
-    var body = match && document.getElementById("attempt-" + match[1]);
+    var body = match && byNumber[match[1]];
     if (body) { body.hidden = false; toggle(body, true); body.scrollIntoView({ block: "start" }); }
   }
-  window.addEventListener("hashchange", openFromHash);
-  openFromHash();
+
+  // The rows past the detail limit and the postmortems travel gzip-compressed (html.py):
+  // unpack them, append the rows, give each attempt its postmortem. DOMParser never runs
+  // scripts, and the page's policy would refuse them anyway.
+  function parseRows(html) {
+    var parsed = new DOMParser().parseFromString("<table>" + html + "</table>", "text/html");
+    return parsed.querySelector("table");
+  }
+  function placeRows(html) {
+    var fragment = document.createDocumentFragment();
+    Array.prototype.slice.call(parseRows(html).tBodies).forEach(function (body) {
+      body = document.adoptNode(body);
+      byNumber[body.dataset.attempt] = body;
+      bodies.push(body);
+      fragment.appendChild(body);
+    });
+    table.appendChild(fragment);
+  }
+  function placeDetails(html) {
+    parseRows(html).querySelectorAll("tr[data-for]").forEach(function (detail) {
+      var body = byNumber[detail.dataset.for];
+      if (!body) { return; }
+      body.appendChild(document.adoptNode(detail));
+      body.classList.add("has-detail");
+      body.rows[0].tabIndex = 0;
+      body.rows[0].setAttribute("aria-expanded", "false");
+    });
+  }
+  function unpack(id) {
+    var packed = $(id);
+    var text = packed ? packed.textContent.replace(/\s+/g, "") : "";
+    if (!text) { return Promise.resolve(""); }
+    if (typeof DecompressionStream === "undefined") {
+      return Promise.reject(new Error("no DecompressionStream"));
+    }
+    var binary = atob(text), bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Response(stream).text();
+  }
+  function done(state) {
+    // "ready" once every row and postmortem is in place: tests and scripts wait for it
+    document.documentElement.dataset.state = state;
+    apply();
+    window.addEventListener("hashchange", openFromHash);
+    openFromHash();
+  }
   apply();
+  Promise.all([unpack("rows-data"), unpack("details-data")]).then(function (texts) {
+    placeRows(texts[0]);
+    placeDetails(texts[1]);
+    bodies.forEach(function (body) {  // past the detail limit: say where the postmortem is
+      if (!body.rows[1]) {
+        body.rows[0].title = "No postmortem in this page for attempt " + body.dataset.attempt
+          + ": upgrade-analyzer read CAPTURE... --attempt " + body.dataset.attempt;
+      }
+    });
+    done("ready");
+  }, function () {
+    $("details-unavailable").hidden = false;
+    done("unavailable");
+  });
 })();

@@ -1,0 +1,250 @@
+"""The table of attempts, sorted (printed at the end) or streamed (a line per attempt as it is
+decided), fitted to a terminal's width or at its natural width when piped.
+
+How it fits: on a terminal the reason column wraps (at most `REASON_LINES` lines) and keeps a
+readable width: the request, offered and file columns are shortened, then the least needed
+columns are left out (offered, status, time, frame, request: JSON and CSV have them all),
+so the terminal never wraps a row. Piped, values keep their limits (request 40, reason 90
+characters) and every column is there. The streamed table cannot measure rows it has not
+seen, so its columns have set widths and longer values are shortened to them: the heading
+stays over its column.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from analyzer.report.clock import UTC_CLOCK, Clock
+from analyzer.report.fields import reason_text, request_label
+from analyzer.report.safe import Cleaner, markdown_text, neutralise
+from analyzer.verdict import Diagnosis
+
+REQUEST_LIMIT = 40  # characters of the request column, piped
+REASON_LIMIT = 90  # characters of the reason column, piped
+REASON_LINES = 4  # lines a wrapped reason takes at most on a terminal
+COMFORTABLE = 40  # the reason's width on a terminal before other columns are left out
+GAP = "  "
+
+
+@dataclass(frozen=True, slots=True)
+class TableStyle:
+    clock: Clock = UTC_CLOCK
+    width: int | None = None  # the terminal's columns; None: natural width (piped)
+    files: bool = False  # a file:frame column (several input files)
+    show_secrets: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    key: str
+    streamed: int  # width in the streamed table (0: the rest of the line)
+    right: bool = False
+    shrink: str = "keep"  # "wrap", "clip" (end), "middle" (an address or file), "keep"
+    minimum: int = 0
+    drop: int = 0  # order in which a narrow terminal leaves it out (0: never)
+
+
+_SPECS = {
+    "#": _Spec("#", 4, right=True),
+    "frame": _Spec("frame", 7, right=True, drop=4),
+    "file:frame": _Spec("file:frame", 24, shrink="middle", minimum=12),
+    "time": _Spec("time", 12, drop=3),
+    "client": _Spec("client", 21, shrink="middle", minimum=12),
+    "server": _Spec("server", 21, shrink="middle", minimum=12),
+    "request": _Spec("request", 40, shrink="clip", minimum=14, drop=5),
+    "offered": _Spec("offered", 10, shrink="clip", minimum=7, drop=1),
+    "status": _Spec("status", 6, right=True, drop=2),
+    "verdict": _Spec("verdict", 12),
+    "reason": _Spec("reason", 0, shrink="wrap", minimum=20),
+}
+
+
+def _keys(style: TableStyle) -> list[str]:
+    keys = list(_SPECS)
+    if not style.files:
+        keys.remove("file:frame")
+    return keys
+
+
+def _heading(key: str, style: TableStyle) -> str:
+    return f"time ({style.clock.label})" if key == "time" else key
+
+
+def cells(d: Diagnosis, style: TableStyle) -> dict[str, object]:
+    """One attempt's values, unshortened (safe to print: cleaned and redacted)."""
+    a = d.attempt
+    clean = Cleaner.for_attempt(a, style.show_secrets)
+    origin = d.origin
+    return {
+        "#": d.number,
+        "frame": a.first_frame,
+        "file:frame": (f"{neutralise(os.path.basename(origin[0]))}:{origin[1]}" if origin
+                       else ""),
+        "time": style.clock.time(a.time),
+        "client": str(a.client),
+        "server": str(a.server),
+        "request": request_label(d, style.show_secrets),
+        "offered": clean.text(",".join(d.facts.offered) or d.facts.protocol or "-"),
+        "status": a.response_head.status if a.response_head else "",
+        "verdict": d.verdict.value,
+        "reason": clean.text(reason_text(d)),
+    }
+
+
+def fit(keys: list[str], widths: dict[str, int], total: int) -> tuple[list[str], dict[str, int]]:
+    """The columns kept and their widths so that a row takes at most ``total`` characters:
+    the reason keeps a readable width (`COMFORTABLE`, or less when shorter) by shortening the
+    request, offered and file columns, then by leaving columns out; addresses are shortened
+    last; then the reason takes what is left."""
+    widths = dict(widths)
+    keys = list(keys)
+    natural = widths["reason"]
+    wanted = min(natural, COMFORTABLE)
+
+    def room() -> int:
+        return (total - sum(widths[k] for k in keys if k != "reason")
+                - len(GAP) * (len(keys) - 1))
+
+    for key in ("request", "offered", "file:frame"):
+        if key in keys and room() < wanted:
+            floor = max(_SPECS[key].minimum, len(key))
+            widths[key] = max(floor, widths[key] - (wanted - room()))
+    for key in sorted((k for k in keys if _SPECS[k].drop), key=lambda k: _SPECS[k].drop):
+        if room() >= wanted:
+            break
+        keys.remove(key)
+    for key in ("client", "server"):  # a very narrow terminal
+        if room() < _SPECS["reason"].minimum:
+            widths[key] = max(12, widths[key] - (_SPECS["reason"].minimum - room()))
+    widths["reason"] = max(8, min(natural, room()))
+    return keys, widths
+
+
+def _shorten(text: str, width: int, how: str) -> list[str]:
+    if how == "wrap":
+        import textwrap  # here: only a terminal's table wraps (a plain read imports nothing)
+
+        lines = textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+        if len(lines) > REASON_LINES:
+            lines = lines[:REASON_LINES]
+            last = lines[-1]
+            lines[-1] = (last if len(last) < width else last[: width - 1]) + "…"
+        return lines
+    if len(text) <= width:
+        return [text]
+    if how == "middle":
+        head = (width - 1) // 2
+        return [text[:head] + "…" + text[len(text) - (width - 1 - head):]]
+    return [_clip(text, width)]
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _render_row(keys: list[str], widths: dict[str, int], values: dict[str, list[str]]) -> str:
+    height = max(len(values[k]) for k in keys)
+    lines = []
+    for n in range(height):
+        parts = []
+        for key in keys:
+            text = values[key][n] if n < len(values[key]) else ""
+            width = widths[key]
+            parts.append(text.rjust(width) if _SPECS[key].right else text.ljust(width))
+        lines.append(GAP.join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def _piped(key: str, value: object) -> str:
+    text = str(value)
+    if key == "request":
+        return _clip(text, REQUEST_LIMIT)
+    if key == "reason":
+        return _clip(text, REASON_LIMIT)
+    return text
+
+
+def sorted_table(diagnoses: Sequence[Diagnosis], style: TableStyle) -> str:
+    """The whole table: headings, a rule, a row per attempt (columns sized to their values)."""
+    keys = _keys(style)
+    full = [{k: str(v) for k, v in cells(d, style).items()} for d in diagnoses]
+    piped = [{k: _piped(k, v) for k, v in row.items()} for row in full]
+    widths = {k: max([len(_heading(k, style))] + [len(r[k]) for r in piped]) for k in keys}
+    if style.width is None:
+        return _table(keys, widths, piped, style)
+    keys, widths = fit(keys, widths, style.width)
+    return _table(keys, widths, full, style)
+
+
+def _table(keys: list[str], widths: dict[str, int], rows: list[dict[str, str]],
+           style: TableStyle) -> str:
+    out = [_render_row(keys, widths, {k: [_heading(k, style)] for k in keys}),
+           _render_row(keys, widths, {k: ["-" * widths[k]] for k in keys})]
+    for row in rows:
+        out.append(_render_row(keys, widths, {k: _shorten(row[k], widths[k], _SPECS[k].shrink)
+                                              for k in keys}))
+    return "\n".join(out)
+
+
+def markdown_table(diagnoses: Sequence[Diagnosis], style: TableStyle) -> str:
+    """The table as GitHub Markdown (for tickets and documents: never fitted to a terminal)."""
+    from tabulate import tabulate  # its Unicode width tables cost more than a small analysis
+
+    keys = _keys(style)
+    rows = [[_markdown_cell(_piped(k, v)) for k, v in cells(d, style).items() if k in keys]
+            for d in diagnoses]
+    return tabulate(rows, headers=[_heading(k, style) for k in keys], tablefmt="github")
+
+
+def _markdown_cell(value: str) -> str:
+    # a '|' from the capture would start a new column, '<img' and '![' would be markup
+    return markdown_text(value)
+
+
+class StreamedTable:
+    """The table printed a row at a time: set column widths, the heading once, a date line
+    whenever the day changes between two rows (a capture or a live run across midnight)."""
+
+    def __init__(self, style: TableStyle) -> None:
+        self.style = style
+        keys = _keys(style)
+        widths = {k: max(_SPECS[k].streamed, len(_heading(k, style))) for k in keys}
+        widths["reason"] = 0  # piped: the rest of the line
+        if style.width is not None:
+            widths["reason"] = max(_SPECS["reason"].minimum,
+                                   style.width - sum(widths[k] for k in keys if k != "reason")
+                                   - len(GAP) * (len(keys) - 1))
+            keys, widths = fit(keys, widths, style.width)
+        self.keys, self.widths = keys, widths
+        self._day: str | None = None
+
+    def head(self) -> str:
+        """The two heading lines, printed once before the first row."""
+        return (_render_row(self.keys, self.widths,
+                            {k: [_heading(k, self.style)] for k in self.keys}) + "\n"
+                + _render_row(self.keys, self.widths,
+                              {k: ["-" * max(self.widths[k], len(_heading(k, self.style)))]
+                               for k in self.keys}))
+
+    def line(self, d: Diagnosis) -> str:
+        """One attempt (a few lines when its reason wraps on a terminal), after a date line
+        when its day differs from the previous row's."""
+        values = cells(d, self.style)
+        out = []
+        day = self.style.clock.day(d.attempt.time)
+        if self._day is not None and day != self._day:
+            out.append(f"-- {day} ({self.style.clock.label}) --")
+        self._day = day
+        shortened = {}
+        for key in self.keys:
+            width = self.widths[key]
+            text = _piped(key, values[key]) if self.style.width is None else str(values[key])
+            if width == 0:  # the last column, piped: the rest of the line
+                shortened[key] = [text]
+            else:
+                how = _SPECS[key].shrink
+                shortened[key] = _shorten(text, width, "clip" if how == "keep" else how)
+        out.append(_render_row(self.keys, self.widths, shortened))
+        return "\n".join(out)

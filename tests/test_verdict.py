@@ -1,0 +1,84 @@
+"""The ranking that picks the primary reason: cause before symptom (analyzer/verdict.py).
+
+End-to-end cases with real conversations are in test_checks.py; here the rule itself is driven
+with findings alone, one combination per row, so each pairing and each near miss is visible.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from analyzer.checks.catalogue import Finding
+from analyzer.checks.facts import Facts
+from analyzer.exchange.model import Attempt, AttemptKind, Endpoint, TcpFacts
+from analyzer.verdict import causes_of, judge
+
+ATTEMPT = Attempt(AttemptKind.HTTP, Endpoint(b"\x0a\0\0\x01", 50000),
+                  Endpoint(b"\x0a\0\0\x02", 80), TcpFacts())
+FACTS = Facts(offered=("websocket",), protocol="websocket", websocket=True)
+
+
+def f(check: str, side: str = "", found: str = "x") -> Finding:
+    return Finding(check, "", found, (1,), side)
+
+
+CLIENT_FIN = f("client_hung_up_after_switch", "client", "FIN 3 ms after the switch")
+SERVER_FIN = f("server_hung_up_after_switch", "server", "FIN 2 ms after the switch")
+CLIENT_CLOSE_1002 = f("ws_closed_with_error", "client", "client sent Close 1002 (...) 1 ms "
+                      "after the 101")
+SERVER_CLOSE_1002 = f("ws_closed_with_error", "server", "server sent Close 1002 (...) 1 ms "
+                      "after the 101")
+
+# (findings in check order, verdict, primary, its found starts with)
+COMBINATIONS = [
+    # a 101 rule the client enforces, then the client hangs up: failed, the rule first
+    ((f("ws_protocol_not_chosen", found="none"), CLIENT_FIN), "failed",
+     "ws_protocol_not_chosen", "none; then client FIN 3 ms after the switch"),
+    ((f("ws_deflate_params_invalid"), CLIENT_FIN), "failed", "ws_deflate_params_invalid",
+     "x; then client FIN"),
+    # ...but not when the server hung up: the server did not react to its own answer
+    ((f("ws_protocol_not_chosen"), SERVER_FIN), "aborted", "server_hung_up_after_switch", "FIN"),
+    # no symptom: the note stays a note
+    ((f("ws_protocol_not_chosen"),), "succeeded", "ws_protocol_not_chosen", "x"),
+    # a bad frame from one side, the other side closes: the frame is the reason
+    ((f("ws_server_frame_masked", "server"), CLIENT_CLOSE_1002), "aborted",
+     "ws_server_frame_masked", "x; then client sent Close 1002"),
+    ((f("ws_client_frame_unmasked", "client"), SERVER_FIN), "aborted",
+     "ws_client_frame_unmasked", "x; then server FIN"),
+    # the side that broke the rule closed itself: no pairing
+    ((f("ws_client_frame_unmasked", "client"), CLIENT_CLOSE_1002), "aborted",
+     "ws_closed_with_error", "client sent"),
+    ((f("ws_rsv_without_extension", "server"), SERVER_CLOSE_1002), "aborted",
+     "ws_closed_with_error", "server sent"),
+    # a server closing without a word: the request's fault is the reason, the verdict stays
+    ((f("request_http10"), f("no_response_server_closed")), "no_response", "request_http10",
+     "x"),
+    # a root cause earlier in the catalogue stays first (the proxy made the Accept wrong)
+    ((f("proxy_accept_forwarded"), f("ws_accept_mismatch"), CLIENT_FIN), "failed",
+     "proxy_accept_forwarded", "x"),
+]
+
+
+@pytest.mark.parametrize(("findings", "verdict", "primary", "found"), COMBINATIONS,
+                         ids=[" + ".join(x.check for x in c[0]) for c in COMBINATIONS])
+def test_cause_before_symptom(findings: tuple[Finding, ...], verdict: str, primary: str,
+                              found: str) -> None:
+    for order in (findings, tuple(reversed(findings))):  # whatever order the checks gave
+        d = judge(ATTEMPT, FACTS, order)
+        assert d.verdict.value == verdict
+        assert d.findings[0].check == primary
+        assert d.findings[0].found.startswith(found)
+        assert sorted(x.check for x in d.findings) == sorted(x.check for x in findings)
+
+
+def test_judging_again_does_not_quote_the_symptom_twice() -> None:
+    # correlation calls judge again with the ranked findings
+    once = judge(ATTEMPT, FACTS, (f("ws_protocol_not_chosen", found="none"), CLIENT_FIN))
+    twice = judge(ATTEMPT, FACTS, once.findings)
+    assert twice.findings == once.findings
+
+
+def test_pairs() -> None:
+    findings = (f("ws_extension_not_offered"), f("ws_server_frame_masked", "server"), CLIENT_FIN)
+    assert causes_of(findings) == [(0, 2), (1, 2)]
+    assert causes_of((f("ws_extension_not_offered"), SERVER_FIN)) == []
