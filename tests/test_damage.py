@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -176,3 +177,24 @@ def test_request_head_cut_by_the_client_close_is_reported(tmp_path: Path) -> Non
     assert diagnosis.primary is not None and diagnosis.primary.check == "request_head_incomplete"
     assert diagnosis.attempt.request is not None
     assert not diagnosis.attempt.request.head_complete
+
+
+@pytest.mark.parametrize("last", ["403", "101"])
+def test_offers_held_behind_unanswered_offers_are_all_listed(tmp_path: Path, last: str) -> None:
+    """Three upgrade requests, the 403s lost (and the 101 kept, when the last one switched):
+    each request waits behind the one before it (a client sends nothing after an offer until
+    it is answered), all three are listed, and a 101 answers the last one."""
+    exchanges = [Exchange(True, "/ws0", "403"), Exchange(True, "/ws1", "403"),
+                 Exchange(True, "/ws2", last)]
+    conv, heads = build(exchanges, False, "client first")
+    lost = [s.index for s in conv.records if s.payload and not s.from_client
+            and not s.payload.startswith(b"HTTP/1.1 101")]
+    write_pcap(tmp_path / "held.pcap", [conv.segments(drop=lost)])
+    diagnoses = analyze_pcap(tmp_path / "held.pcap")
+    listed = [d.attempt.request_head.target for d in diagnoses
+              if d.attempt.request_head is not None]
+    assert sorted(listed) == ["/ws0", "/ws1", "/ws2"]
+    if last == "101":
+        (switched,) = [d for d in diagnoses if d.attempt.response is not None]
+        assert switched.attempt.request_head is not None
+        assert switched.attempt.request_head.target == "/ws2"

@@ -296,7 +296,11 @@ class ConnectionTracker:
             self._complete_response(body_complete=reader is not None and reader.done,
                                     end_reason=reason, end_time=time)
         if self._client is not None:
-            self._resume_client(unanswered=True)  # requests held behind an unanswered upgrade
+            client = self._sides[self._client]
+            # Requests held behind an unanswered upgrade, each maybe behind the next one: every
+            # round reads at least one held chunk, so this ends.
+            while client.mode is _WAIT and client.held:
+                self._resume_client(unanswered=True)
         self._flush_unanswered(time, reason)
         self._flush_unfinished_head(time, reason)
         if self._client is None and self._tcp.unanswered_syn and not self._any_data():
@@ -424,7 +428,10 @@ class ConnectionTracker:
         state.held_gap = False
         state.mode = _LOST if unanswered else _HEAD
         for data, frame, time in held:
-            if not data:  # _HOLE: what follows is read as after any hole
+            if not data and state.mode is _WAIT:  # behind a request that offers, again
+                state.held.append(_HOLE)
+                state.held_gap = True
+            elif not data:  # _HOLE: what follows is read as after any hole
                 self._client_gap = True
                 state.mode = _LOST
                 state.buf.clear()
@@ -500,7 +507,7 @@ class ConnectionTracker:
         later (held while the offer waited) mean the earlier offers were answered in the
         hole. Those earlier requests are reported without their lost answers."""
         client = self._sides[self._client_side()]
-        if client.mode is _WAIT and _holds_a_request(client.held):
+        while client.mode is _WAIT and _holds_a_request(client.held):  # each round reads one
             self._requests, waiting = deque(), self._requests
             self._resume_client(unanswered=True)
             self._requests = waiting + self._requests
