@@ -52,6 +52,8 @@ from analyzer.source.frame import CaptureError, CaptureWarning
 from analyzer.source.stream import Input
 from analyzer.verdict import Diagnosis, Verdict
 
+KEYLOG_WAIT = 10.0  # live: seconds a TLS session waits for its key to appear in the key log
+
 
 class ExitStatus(IntEnum):
     OK = 0  # the analysis ran, whatever it found
@@ -192,12 +194,14 @@ def cli() -> None:
               help="Analyse each file as an independent capture, N files at a time in "
                    "parallel (frame numbers then count within each file).")
 @_max_connections_option
+@click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
+              help="TLS key log (SSLKEYLOGFILE format) to decrypt wss:// and https:// with.")
 @_stop_on_closed_pipe
 def read_command(captures: tuple[str, ...], read_files: tuple[str, ...], fmt: str,
                  output: str | None, fail_on: str | None, summary_only: bool, detail: bool,
                  attempt: int | None, show_secrets: bool, color: bool | None,
                  jobs: int | None, max_connections: int, local_time: bool,
-                 **filters: Any) -> None:
+                 keylog: str | None = None, **filters: Any) -> None:
     """Analyze saved captures (pcap, pcapng, gzip; a directory: the captures in it; '-' for
     standard input).
 
@@ -214,8 +218,22 @@ def read_command(captures: tuple[str, ...], read_files: tuple[str, ...], fmt: st
     if view.detail and summary_only:
         raise click.UsageError("--summary-only prints no attempt; drop --detail/--attempt")
     status = _read(inputs, fmt, selection, fail_on is not None, view, jobs, max_connections,
-                   output)
+                   output, _key_store(keylog))
     sys.exit(status)
+
+
+def _key_store(path: str | None) -> object | None:
+    """The key log's secrets (analyzer/tls/keylog.py); its text is never printed."""
+    if path is None:
+        return None
+    from analyzer.tls.keylog import load_keylog
+
+    try:
+        with open(path, "rb") as file:
+            return load_keylog(file.read())
+    except OSError as error:
+        click.echo(f"upgrade-analyzer: --keylog {path}: {error.strerror or error}", err=True)
+        sys.exit(ExitStatus.INPUT_ERROR)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -291,9 +309,10 @@ def explain_command(check_id: str) -> None:
 
 def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
           fail_on_failed: bool, view: View = View(), jobs: int | None = None,
-          max_connections: int = DEFAULT_MAX_CONNECTIONS, output: str | None = None) -> int:
+          max_connections: int = DEFAULT_MAX_CONNECTIONS, output: str | None = None,
+          secrets: object | None = None) -> int:
     warnings: list[CaptureWarning] = []
-    analysis = Analysis(max_connections=max_connections)
+    analysis = Analysis(max_connections=max_connections, secrets=secrets)
     kept: list[Diagnosis] = []
     tally = Tally()  # streamed runs keep counts, not attempts: memory stays flat
     apart = tally.apart  # attempts that never reached HTTP, counted only (no --tcp)
@@ -531,17 +550,22 @@ def _detail_text(diagnosis: Diagnosis, view: View) -> str:
               help="Output format; json and markdown print at the end, the others as they go.")
 @_filter_options
 @_max_connections_option
+@click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
+              help="TLS key log to decrypt with, followed as it grows (a session waits up to "
+                   "10 s for its key).")
 @_stop_on_closed_pipe
 def live_command(interfaces: tuple[str, ...], bpf: str | None, duration: float | None,
                  count: int | None, response_timeout: float, write_path: str | None,
                  write_limit: float, write_files: int, fmt: str, max_connections: int,
-                 local_time: bool, **filters: Any) -> None:
+                 local_time: bool, keylog: str | None = None,
+                 **filters: Any) -> None:
     """Capture on network interfaces and report each attempt the moment it is decided.
 
     Needs root or CAP_NET_RAW. Ctrl-C or the end of --duration prints the summary.
     """
     options = LiveOptions(interfaces, bpf, duration, count, response_timeout, write_path,
-                          round(write_limit * 1_000_000), write_files, max_connections)
+                          round(write_limit * 1_000_000), write_files, max_connections,
+                          keylog)
     sys.exit(_live(options, fmt, _selection(**filters, local_time=local_time),
                    Clock(local=local_time)))
 
@@ -557,6 +581,7 @@ class LiveOptions:
     write_limit: int  # bytes per file, 0: one file
     write_files: int  # files kept, 0: all
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    keylog: str | None = None  # a key log followed as it grows
 
 
 def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) -> int:
@@ -569,7 +594,13 @@ def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) ->
     except CaptureError as error:
         _error(str(error))
         return ExitStatus.INPUT_ERROR
-    analysis = Analysis(max_connections=options.max_connections)
+    follower = None
+    secrets = None
+    if options.keylog is not None:
+        from analyzer.tls.keylog import KeyStore
+
+        secrets = KeyStore(wait=KEYLOG_WAIT)
+    analysis = Analysis(max_connections=options.max_connections, secrets=secrets)
     output = _LiveOutput(fmt, TableStyle(clock, _terminal_width()))
     stop = _StopOnSignals()
     status = ExitStatus.OK
@@ -593,6 +624,12 @@ def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) ->
             writer = RotatingPcapngWriter(
                 options.write_path, [(i.name, i.linktype) for i in capture.interfaces],
                 SNAPLEN, options.write_limit, options.write_files)
+        if options.keylog is not None and secrets is not None:
+            from analyzer.source.keylog_file import FollowedKeyLog, WholeLines
+
+            sink = secrets if writer is None else WholeLines(secrets, writer.write_secrets)
+            follower = FollowedKeyLog(options.keylog, sink)
+            follower.poll()
         where = ", ".join(i.name for i in capture.interfaces)
         click.echo(f"upgrade-analyzer: listening on {where}"
                    + (f" with filter {options.bpf!r}" if options.bpf else "")
@@ -600,7 +637,8 @@ def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) ->
         deadline = time.time() + options.duration if options.duration else None
         stop.install()
         for diagnosis in run_live(capture, analysis, options.response_timeout,
-                                  should_stop=stop.requested, deadline=deadline, sink=writer):
+                                  should_stop=stop.requested, deadline=deadline, sink=writer,
+                                  on_tick=follower.poll if follower is not None else None):
             if counted_out := report(diagnosis):
                 break
     except CaptureError as error:  # the interface went away, or --write's disk is full

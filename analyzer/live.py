@@ -32,7 +32,8 @@ class FrameSink(Protocol):
 def run_live(source: FrameSource, analysis: Analysis, patience: float, *,
              should_stop: Callable[[], bool], deadline: float | None = None,
              sink: FrameSink | None = None,
-             clock: Callable[[], float] = time.time) -> Iterator[Diagnosis]:
+             clock: Callable[[], float] = time.time,
+             on_tick: Callable[[], None] | None = None) -> Iterator[Diagnosis]:
     """Yields each attempt the moment it is decided, until `should_stop()` or the `deadline`
     (clock time). Attempts still undecided at the end are left in `analysis`: the caller
     chooses whether to `finish()` them."""
@@ -48,6 +49,8 @@ def run_live(source: FrameSource, analysis: Analysis, patience: float, *,
             last_tick = now
             if sink is not None:
                 sink.flush()
+            if on_tick is not None:  # e.g. read the new lines of a growing key log
+                on_tick()
             # Kernel timestamps and `now` are the same clock (wall time, UTC).
             yield from analysis.tick(now, patience)
     # What the kernel captured before the stop still counts (a FIN just before Ctrl-C).

@@ -41,7 +41,8 @@ def analyze_in_parallel(
     for path in paths:
         check_capture(path)
     with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(paths)))) as pool:
-        work = partial(_analyze_file, max_connections=max_connections)
+        work = partial(_analyze_file, max_connections=max_connections,
+                       secrets=into.secrets)
         for path, (diagnoses, stats, found) in zip(paths, pool.map(work, paths), strict=True):
             into.absorb(stats)
             warnings.extend(found)
@@ -53,11 +54,11 @@ def analyze_in_parallel(
 
 
 def _analyze_file(
-    path: str, max_connections: int = DEFAULT_MAX_CONNECTIONS
+    path: str, max_connections: int = DEFAULT_MAX_CONNECTIONS, secrets: object | None = None
 ) -> tuple[list[Diagnosis], RunStats, list[CaptureWarning]]:
     """One file, start to end, in a worker process."""
     warnings: list[CaptureWarning] = []
-    analysis = Analysis(max_connections=max_connections)
+    analysis = Analysis(max_connections=max_connections, secrets=secrets)
     diagnoses = list(analysis.feed_records(read_records([path], warnings)))
     diagnoses += analysis.finish()
     return diagnoses, analysis.stats, warnings

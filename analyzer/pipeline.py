@@ -17,11 +17,17 @@ from analyzer.decode.decoder import (
 )
 from analyzer.decode.segment import Segment
 from analyzer.exchange.first_bytes import Start
-from analyzer.exchange.handoff import ExchangeCounters, HandlerFactory, RunContext
-from analyzer.exchange.model import Attempt, AttemptKind
+from analyzer.exchange.handoff import (
+    MAX_LISTED_TLS_SESSIONS,
+    ExchangeCounters,
+    HandlerFactory,
+    RunContext,
+)
+from analyzer.exchange.model import Attempt, AttemptKind, TlsSessionSummary
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
+from analyzer.exchange.tcplog import TcpLog
 from analyzer.exchange.tracker import ConnectionTracker
-from analyzer.reassembly import Connection, Reassembler
+from analyzer.reassembly import Connection, Reassembler, StreamListener
 from analyzer.source.capture import MergedRecords
 from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
@@ -30,6 +36,7 @@ from analyzer.source.stream import Record
 from analyzer.verdict import Diagnosis, diagnose
 
 _SYN = 0x02
+TLS_KEY_LOG = 0x544C534B  # "TLSK": a Decryption Secrets Block holding an NSS key log
 _SYN_FIN_RST = 0x07
 
 # A SYN flood or a port scan is a million connection attempts that never reached HTTP. The
@@ -54,14 +61,34 @@ class RunStats:
     # first MAX_LISTED_TCP_ATTEMPTS: counted by primary finding id instead of listed.
     unlisted_tcp_attempts: Counter[str] = field(default_factory=Counter)
     abandoned_heads: int = 0  # HTTP heads with no end within MAX_HEAD_BYTES (tracker.py)
+    # TLS sessions with application data that could not be read (no key) or analysed, and the
+    # first MAX_LISTED_TLS_SESSIONS of them; sessions decrypted (analyzer/tls/layer.py).
+    tls_uninspected: int = 0
+    tls_uninspected_listed: list[TlsSessionSummary] = field(default_factory=list)
+    tls_decrypted: int = 0
+    keylog_ignored_lines: int = 0  # lines of the key log that were not secrets
+    quic_flows: int = 0  # UDP flows that start like QUIC (HTTP/3): seen, not analysed
     first_time: float | None = None
     last_time: float | None = None
 
 
 def protocol_handlers() -> dict[Start, HandlerFactory]:
     """The stages that take a connection over from the HTTP/1 tracker, by what its first bytes
-    are (exchange/handoff.py). Imported here, at the wiring, so the tracker knows none of them."""
-    return {}
+    are (exchange/handoff.py). Imported here, at the wiring, so the tracker knows none of them;
+    each stage's module is imported when a connection first needs it (hpack and hyperframe
+    cost more to import than a small capture costs to analyse)."""
+    from analyzer.tls.layer import tls_handler
+
+    # H2_FRAMES too: a server's SETTINGS may be captured before the client's preface (servers
+    # send them on accept); the HTTP/2 stage then waits for the preface on the other side.
+    return {Start.TLS: tls_handler, Start.H2_PREFACE: _http2_stage,
+            Start.H2_FRAMES: _http2_stage}
+
+
+def _http2_stage(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> StreamListener:
+    from analyzer.exchange.h2 import h2_handler
+
+    return h2_handler(run, conn, tcp, kind)
 
 
 # Connections tracked at once before the oldest idle ones are evicted. About 3 KB each (a
@@ -149,6 +176,7 @@ class Analysis:
                                                       compiled=self._compiled)
                 elif isinstance(single, PcapngRecords):
                     single.skip = ignored_block_skip(flows, compiled=self._compiled)
+                    single.secrets = self.add_secrets
         take_plain = self._reassembler.take_plain
         peek_flow, peek_payload = peek_functions(self._compiled)
         feed = self.feed
@@ -193,6 +221,24 @@ class Analysis:
             self._segments += segments
             self._last = when
 
+    @property
+    def secrets(self) -> object | None:
+        """The run's TLS key store (None without --keylog or an embedded key log)."""
+        return self._run.secrets
+
+    def add_secrets(self, kind: int, data: bytes) -> None:
+        """Secrets a capture carries (a pcapng Decryption Secrets Block): TLS key logs join
+        the run's key store, made now if --keylog gave none. Other kinds are not used."""
+        if kind != TLS_KEY_LOG:
+            return
+        from analyzer.tls.keylog import KeyStore
+
+        store = self._run.secrets
+        if not isinstance(store, KeyStore):
+            store = self._run.secrets = KeyStore()
+        store.add_text(data)
+        store.finish()
+
     def tick(self, now: float, patience: float) -> list[Diagnosis]:
         """Live capture: time is ``now`` (capture clock); attempts waiting longer than
         ``patience`` seconds for an answer are decided as unanswered."""
@@ -233,6 +279,11 @@ class Analysis:
         stats.evicted_connections = self._reassembler.connections_evicted
         stats.unlisted_tcp_attempts = Counter(self._unlisted_tcp)
         stats.abandoned_heads = self._counters.abandoned_heads
+        stats.tls_uninspected = self._counters.tls_uninspected
+        stats.tls_uninspected_listed = list(self._counters.tls_uninspected_listed)
+        stats.tls_decrypted = self._counters.tls_decrypted
+        stats.keylog_ignored_lines = getattr(self._run.secrets, "ignored", 0)
+        stats.quic_flows = self._decoder.quic_flow_count
         stats.first_time = self._first
         stats.last_time = self._last if self._first is not None else None
         for other in self._absorbed:
@@ -253,8 +304,13 @@ def _add(stats: RunStats, other: RunStats) -> None:
     stats.http_connections += other.http_connections
     stats.ordinary_exchanges += other.ordinary_exchanges
     stats.evicted_connections += other.evicted_connections
+    stats.quic_flows += other.quic_flows
     stats.unlisted_tcp_attempts.update(other.unlisted_tcp_attempts)
     stats.abandoned_heads += other.abandoned_heads
+    stats.tls_uninspected += other.tls_uninspected
+    room = MAX_LISTED_TLS_SESSIONS - len(stats.tls_uninspected_listed)
+    stats.tls_uninspected_listed += other.tls_uninspected_listed[:max(room, 0)]
+    stats.tls_decrypted += other.tls_decrypted
     times = [t for t in (stats.first_time, other.first_time) if t is not None]
     stats.first_time = min(times) if times else None
     times = [t for t in (stats.last_time, other.last_time) if t is not None]

@@ -125,10 +125,11 @@ CLIENT_ENFORCED = frozenset({
     "ws_protocol_not_offered", "ws_protocol_repeated", "ws_protocol_not_chosen",
     "ws_extension_not_offered", "ws_deflate_params_invalid",
 })
-# What one side sends after the switch that the other side must fail the connection for.
+# What one side does after the switch that the other side fails the connection for (a Ping
+# left without a Pong: the pinging side's keepalive gives up).
 _FRAME_FAULTS = frozenset({
     "ws_client_frame_unmasked", "ws_server_frame_masked", "ws_rsv_without_extension",
-    "ws_opcode_reserved", "ws_control_frame_invalid",
+    "ws_opcode_reserved", "ws_control_frame_invalid", "ws_ping_unanswered",
 })
 # Reactions right after the switch; the finding's side says who reacted.
 _HANG_UPS = frozenset({"client_hung_up_after_switch", "server_hung_up_after_switch",

@@ -16,7 +16,9 @@ in captures/node.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import os
 import re
 import signal
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from generate import (
     V4,
+    WS_GUID,
     Expect,
     aiohttp_request,
     endpoint,
@@ -489,3 +492,51 @@ async def _subprotocol_unsupported() -> list[Expect]:
                    "the server knows none of the offered subprotocols and refused with 400",
                    WS_CLIENT, version("websockets"), said, websockets_rejection(book),
                    notes=["response_bad_request"], status=400)]
+
+
+@contextlib.asynccontextmanager
+async def switching_stub(port: int) -> AsyncIterator[list[str]]:
+    """A raw asyncio endpoint that answers a valid 101 and then reads frames without ever
+    answering one (no Pong, no Close): what it did is in the yielded list."""
+    said: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head)
+            accept = base64.b64encode(hashlib.sha1((key[1] if key else b"") + WS_GUID.encode())
+                                      .digest())
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            await writer.drain()
+            said.append("answered 101; reading frames, answering none")
+            rest = await asyncio.wait_for(reader.read(), 6)
+            said.append(f"peer closed after sending {len(rest)} bytes of frames")
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            said.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, V4, port, reuse_address=True)
+    try:
+        yield said
+    finally:
+        server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 2)
+
+
+@scenario("ws_ping_timeout", "a python websockets client pinging (ping_interval 0.3 s, "
+          "ping_timeout 1.2 s) an endpoint that switches and never answers a Ping: the client "
+          "closes with 1011 'keepalive ping timeout'", (18164,))
+async def _ping_timeout() -> list[Expect]:
+    async with switching_stub(18164) as said_by_stub:
+        said = await websockets_client(f"ws://{V4}:18164/", send=None, ping_interval=0.3,
+                                       ping_timeout=1.2)
+        await asyncio.sleep(0.3)
+    return [Expect(endpoint(V4, 18164), "GET", "/", "aborted", "ws_ping_unanswered",
+                   "the 101 was valid; the server never answered the client's Ping, so the "
+                   "client's keepalive failed and it closed with 1011",
+                   WS_CLIENT + " (ping_interval=0.3, ping_timeout=1.2)",
+                   "asyncio stub (raw socket): a valid 101, then silence",
+                   said, " | ".join(said_by_stub), notes=["ws_closed_with_error"], status=101)]

@@ -417,7 +417,7 @@ async def h2c_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def hypercorn_server(host: str, port: int) -> Any:
+async def hypercorn_server(host: str, port: int, app: Any = h2c_app) -> Any:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
@@ -429,7 +429,7 @@ async def hypercorn_server(host: str, port: int) -> Any:
     book = LogBook()
     config.errorlog.addHandler(book)
     stopped = asyncio.Event()
-    task = asyncio.create_task(serve(h2c_app, config, shutdown_trigger=stopped.wait))  # type: ignore[arg-type]
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stopped.wait))  # type: ignore[arg-type]
     await asyncio.to_thread(wait_for_listener, host, port)
     try:
         yield book
@@ -485,6 +485,47 @@ http {{
                 access = Path(tmp, "access.log").read_text().splitlines()
                 return " | ".join(interesting + [f"access: {a.split(' - - ', 1)[-1]}"
                                                  for a in access])
+
+            yield said
+        finally:
+            stop(process, signal.SIGQUIT)
+
+
+@contextlib.asynccontextmanager
+async def nginx_http2(port: int) -> Any:
+    """nginx with `http2` on a cleartext port: HTTP/2 prior knowledge only, no extended
+    CONNECT (nginx 1.22); yields a function to read its error log."""
+    with tempfile.TemporaryDirectory(prefix="captures-nginx-h2-") as tmp:
+        conf = Path(tmp, "nginx.conf")
+        temp = " ".join(f"{name}_temp_path {tmp}/{name};"
+                        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        conf.write_text(f"""
+worker_processes 1;
+error_log {tmp}/error.log info;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    {temp}
+    server {{
+        listen {V4}:{port} http2;
+        location / {{ return 200 "plain\\n"; }}
+    }}
+}}
+""")
+        process = subprocess.Popen(
+            ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
+             "-g", "daemon off; master_process off;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )
+        try:
+            await asyncio.to_thread(wait_for_listener, V4, port)
+
+            def said() -> str:
+                lines = Path(tmp, "error.log").read_text().splitlines()
+                return " | ".join(re.sub(r"^\S+ \S+ \[(\w+)\] \d+#\d+: (\*\d+ )?", r"[\1] ", line)
+                                  for line in lines if "[info]" in line and "client" in line)
 
             yield said
         finally:
@@ -976,7 +1017,64 @@ async def _h2c_accepted() -> list[Expect]:
         _, said = await curl("--http2", f"http://{V4}:18030/")
     return [Expect(endpoint(V4, 18030), "GET", "/", "succeeded", None,
                    "101 to h2c; curl sent the preface, got the answer over HTTP/2",
-                   curl_version(), version("hypercorn"), said, book.said(), status=101)]
+                   curl_version(), version("hypercorn"), said, book.said(),
+                   notes=["h2c_upgraded_request_status"], status=101)]
+
+
+def _h2_app() -> tuple[Any, Callable[[str, int, str], str]]:
+    """The ASGI WebSocket app and the RFC 8441 client of the live tests (tests/h2_app.py)."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.h2_app import app, extended_connect
+
+    return app, extended_connect
+
+
+@scenario("h2_websocket_hypercorn", "WebSockets over HTTP/2 (RFC 8441, cleartext prior "
+          "knowledge): an h2-library client to hypercorn: accepted, refused 403, unknown path "
+          "404, closed 1008 after the 200", (18040,))
+async def _h2_websocket_hypercorn() -> list[Expect]:
+    app, client = _h2_app()
+    expects = []
+    outcomes = (("/echo", "succeeded", None, 200, "200; one message echoed, Close 1000"),
+                ("/deny", "failed", "response_forbidden", 403,
+                 "the app closed before accepting: hypercorn answered 403"),
+                ("/missing", "failed", "response_not_found", 404,
+                 "the app answered 404 through websocket.http.response"),
+                ("/policy", "aborted", "ws_closed_with_error", 200,
+                 "accepted, then the app closed with 1008"))
+    async with hypercorn_server(V4, 18040, app) as book:
+        for path, verdict, reason, status, why in outcomes:
+            said = await asyncio.to_thread(client, V4, 18040, path)
+            expects.append(Expect(endpoint(V4, 18040), "CONNECT", path, verdict, reason, why,
+                                  f"{version('h2')} (extended CONNECT)",
+                                  version("hypercorn"), said, book.said(), status=status))
+    return expects
+
+
+@scenario("h2_protocol_not_enabled", "extended CONNECT (:protocol websocket) to nginx http2 "
+          "prior knowledge, which never enables it", (18041,))
+async def _h2_protocol_not_enabled() -> list[Expect]:
+    _, client = _h2_app()
+    async with nginx_http2(18041) as said_by_nginx:
+        said = await asyncio.to_thread(client, V4, 18041, "/chat")
+        logged = said_by_nginx()
+    return [Expect(endpoint(V4, 18041), "CONNECT", "/chat", "failed",
+                   "h2_connect_protocol_not_enabled",
+                   "nginx's SETTINGS lack ENABLE_CONNECT_PROTOCOL; it answered 400",
+                   f"{version('h2')} (extended CONNECT)", nginx_version(), said, logged,
+                   status=400)]
+
+
+@scenario("h2_only_server", "an HTTP/1.1 WebSocket handshake (curl) to nginx http2 prior "
+          "knowledge, which answers with HTTP/2 SETTINGS and GOAWAY", (18042,))
+async def _h2_only_server() -> list[Expect]:
+    headers = [arg for name, value in ws_headers().items() for arg in ("-H", f"{name}: {value}")]
+    async with nginx_http2(18042) as said_by_nginx:
+        _, said = await curl("--http1.1", *headers, f"http://{V4}:18042/chat")
+        logged = said_by_nginx()
+    return [Expect(endpoint(V4, 18042), "GET", "/chat", "failed", "response_not_http",
+                   "nginx spoke HTTP/2 (SETTINGS, GOAWAY) to an HTTP/1.1 request",
+                   curl_version(), nginx_version(), said, logged)]
 
 
 @scenario("ws_ok_ipv6", "websockets client and server on ::1, saved as pcapng", (18031,),

@@ -236,7 +236,7 @@ async def _nginx_errors() -> list[Expect]:
                              if "client" in line)
     nginx = tool_version(["nginx", "-v"], r"nginx/\S+")
     return [
-        Expect(endpoint(V4, 18160), "GET", "/chat", "failed", "tls_plain_http_to_https_port",
+        Expect(endpoint(V4, 18160), "GET", "/chat", "failed", "tls_plain_http_to_tls_port",
                "cleartext WebSocket handshake to a port with `listen ... ssl`: nginx answered "
                "400 'The plain HTTP request was sent to HTTPS port'", WS_CLIENT, nginx,
                plain, log, notes=["response_bad_request"], status=400),

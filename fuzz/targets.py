@@ -16,8 +16,9 @@ from pathlib import Path
 
 from analyzer.checks import run_checks
 from analyzer.correlate import correlate
-from analyzer.decode.decoder import decode_frame, peek_flow
+from analyzer.decode.decoder import QuicDatagram, decode_frame, peek_flow
 from analyzer.decode.segment import Segment, flow_key
+from analyzer.exchange.first_bytes import H2_PREFACE
 from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.model import Attempt
 from analyzer.exchange.tracker import ConnectionTracker
@@ -27,7 +28,8 @@ from analyzer.http.head import (
     parse_request_head,
     parse_response_head,
 )
-from analyzer.pipeline import Analysis
+from analyzer.http2 import H2Reader
+from analyzer.pipeline import Analysis, protocol_handlers
 from analyzer.reassembly import Connection, Reassembler
 from analyzer.report.detail import render_detail
 from analyzer.report.render import render_csv, render_json, render_table
@@ -91,7 +93,7 @@ def decoder(data: bytes) -> None:
     linktype = LINKTYPES[data[0] % len(LINKTYPES)]
     frame = Frame(1, 0.0, linktype, data[1:], len(data) - 1)
     result = decode_frame(frame)
-    assert isinstance(result, (Segment, str)), result
+    assert isinstance(result, (Segment, QuicDatagram, str)), result
     peeked = peek_flow(linktype, frame.data)
     if peeked is not None:
         assert isinstance(result, Segment), (peeked, result)
@@ -198,11 +200,12 @@ def reassembly(data: bytes) -> None:
 
 
 def tracker(data: bytes) -> None:
-    """The exchange tracker and every check on whatever bytes arrive in whatever order."""
+    """The exchange tracker (and the stages it hands connections to: HTTP/2) and every check
+    on whatever bytes arrive in whatever order."""
     counters = ExchangeCounters()
     attempts: list[Attempt] = []
 
-    run = RunContext(attempts.append, counters)
+    run = RunContext(attempts.append, counters, handlers=protocol_handlers())
 
     def listener(conn: Connection, seg: Segment) -> ConnectionTracker:
         return ConnectionTracker(conn, run)
@@ -256,6 +259,31 @@ def websocket_frames(data: bytes) -> None:
     got += pieces.flush()
     assert got == expected
     assert whole.offset == pieces.offset == len(data) or whole.stopped
+
+
+def http2(data: bytes) -> None:
+    """The HTTP/2 reader gives the same events whether each direction comes whole or in
+    pieces of any size, and never raises. Input: a piece size byte, a 2-byte length of the
+    client's bytes (after the preface), the client's bytes, the server's."""
+    if len(data) < 3:
+        return
+    step = 1 + data[0] % 11
+    split = 3 + int.from_bytes(data[1:3], "big") % max(1, len(data) - 2)
+    sides = (H2_PREFACE + data[3:split], data[split:])
+
+    def read(size: int | None, sink: bool = False) -> list[object]:
+        events: list[object] = []
+        reader = H2Reader(sink=events.append) if sink else H2Reader()
+        for side, stream in enumerate(sides):
+            piece = size or len(stream) or 1
+            for i in range(0, len(stream), piece):
+                events += reader.feed(side, stream[i : i + piece], 1, 0.0)
+            events += reader.end(side, 1, 0.0)
+        return events
+
+    whole = read(None)
+    assert read(step) == whole
+    assert read(step, sink=True) == whole
 
 
 # --- the whole pipeline ---------------------------------------------------------------------
@@ -313,6 +341,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "tracker": tracker,
     "http": http_head,
     "websocket": websocket_frames,
+    "http2": http2,
     "pipeline": pipeline,
     "fast_path": fast_path,
 }
@@ -341,6 +370,23 @@ def seeds(target: str) -> list[bytes]:
         return [p for p in payloads if p[:4] in (b"GET ", b"HTTP", b"POST", b"CONN")][:100]
     if target == "websocket":
         return [p for p in payloads if p[:4] not in (b"GET ", b"HTTP")][:100]
+    if target == "http2":  # each HTTP/2 capture's two directions, in http2()'s input format
+        out = []
+        for raw in files:
+            connections: dict[tuple[int, int], dict[int, bytearray]] = {}
+            for f in read_bytes(raw, []):
+                s = decode_frame(f)
+                if isinstance(s, Segment) and s.payload:
+                    ports = (min(s.sport, s.dport), max(s.sport, s.dport))
+                    connections.setdefault(ports, {}).setdefault(s.sport, bytearray()).extend(
+                        s.payload)
+            for sides in connections.values():
+                streams = sorted(sides.values(), key=lambda b: not b.startswith(H2_PREFACE))
+                if len(streams) == 2 and streams[0].startswith(H2_PREFACE):
+                    client = bytes(streams[0][len(H2_PREFACE):])
+                    out.append(b"\x03" + len(client).to_bytes(2, "big") + client
+                               + bytes(streams[1]))
+        return out
     # reassembly / tracker: one conversation per capture, re-encoded as operations.
     out = []
     for raw in files:

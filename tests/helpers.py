@@ -7,7 +7,7 @@ import os
 from click.testing import CliRunner, Result
 
 from analyzer.cli import cli
-from analyzer.pipeline import analyze
+from analyzer.pipeline import Analysis, analyze
 from analyzer.source import CaptureWarning, read_captures
 from analyzer.verdict import Diagnosis
 
@@ -17,7 +17,8 @@ def analyze_pcap(
 ) -> list[Diagnosis]:
     """Every diagnosis of one capture file, read and analyzed as the CLI does."""
     collected: list[CaptureWarning] = [] if warnings is None else warnings
-    return list(analyze(read_captures([os.fspath(path)], collected)))
+    run = Analysis()  # a pcapng's embedded TLS key log is used, as the CLI does
+    return list(analyze(read_captures([os.fspath(path)], collected, run.add_secrets), run))
 
 
 def run_cli(*args: str | os.PathLike[str]) -> Result:

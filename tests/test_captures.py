@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 from analyzer.checks.catalogue import CATALOGUE
-from analyzer.pipeline import analyze
-from analyzer.source import CaptureWarning, read_captures
+from analyzer.pipeline import Analysis
+from analyzer.source import CaptureWarning, read_records
+from analyzer.tls.keylog import load_keylog
 from analyzer.verdict import Diagnosis
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
@@ -44,8 +45,12 @@ def _key(d: Diagnosis) -> tuple[str, str | None, str | None]:
 
 
 def diagnose_file(path: Path) -> tuple[list[Diagnosis], list[CaptureWarning]]:
+    """As `read` does: records through `feed_records` (a pcapng's embedded key log is read),
+    with the capture's own key log when expected.json names one."""
     warnings: list[CaptureWarning] = []
-    diagnoses = list(analyze(read_captures([str(path)], warnings)))
+    keylog = next((e.get("keylog") for e in EXPECTED if e["file"] == path.name), None)
+    run = Analysis(secrets=load_keylog((CAPTURES / keylog).read_bytes()) if keylog else None)
+    diagnoses = list(run.feed_records(read_records([str(path)], warnings))) + run.finish()
     diagnoses.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
     return diagnoses, warnings
 

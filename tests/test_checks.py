@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from analyzer.checks.catalogue import CATALOGUE
+from analyzer.pipeline import Analysis, analyze
+from analyzer.source import read_captures
+from analyzer.tls.keylog import load_keylog
 from analyzer.verdict import Diagnosis, Verdict
 from tests.builder import (
     DEFAULT_WS_KEY,
@@ -36,6 +39,7 @@ from tests.builder import (
 )
 from tests.helpers import analyze_pcap, run_cli
 from tests.test_correlate import PROXY_CASES
+from tests.tls_memory import CLIENT, alert_record, recorded
 
 Marks = dict[str, list[int]]  # a name for some segments of a conversation -> their record indexes
 Script = Callable[[Conversation], Marks]
@@ -343,6 +347,38 @@ def resent_request(forged: bool) -> Script:
     return script
 
 
+def tls_talk(scenario: str, *, take: int | None = None, extra: tuple[tuple[int, bytes], ...] = (),
+             end: str = "") -> Script:
+    """A recorded real TLS conversation (tests/tls_memory.py), its first ``take`` chunks, then
+    ``extra`` chunks and an ``end`` ("client_fin", "server_fin", "server_rst", "" for none)."""
+
+    def script(conv: Conversation) -> Marks:
+        chunks = recorded(scenario)[0]
+        marks = {"syn": conv.handshake()}
+        sent = list(chunks if take is None else chunks[:take]) + list(extra)
+        for index, (side, data) in enumerate(sent):
+            name = "hello" if index == 0 else f"{'client' if side == CLIENT else 'server'}{index}"
+            marks[name] = conv.send(side == CLIENT, data, delay=0.002)
+        if end:
+            marks[end] = getattr(conv, end)(0.002)
+        return marks
+
+    return script
+
+
+def tls_keys(scenario: str, zeroed: bool = False) -> Callable[[], bytes]:
+    def keys() -> bytes:
+        text = recorded(scenario)[1]
+        if zeroed:  # the right client random, the wrong secret
+            text = re.sub(rb"(CLIENT_RANDOM [0-9a-f]{64}) [0-9a-f]+", rb"\1 " + b"00" * 48, text)
+        return text
+
+    return keys
+
+
+TLS_CASES: tuple[Case, ...]  # defined after Case
+
+
 # --- the case table ------------------------------------------------------------------------
 
 
@@ -357,6 +393,7 @@ class Case:
     evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # id -> mark names
     found: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # id -> text in `found`
     drop: str | None = None  # mark whose segments the capture lost
+    keys: Callable[[], bytes] | None = None  # a key log to read the capture with (TLS)
 
     @property
     def triggered(self) -> set[str]:
@@ -393,7 +430,8 @@ CASES: tuple[Case, ...] = (
          SUCCEEDED, None,
          absent=("h2c_no_client_preface", "h2c_no_server_settings", "upgrade_declined",
                  "h2c_settings_count", "h2c_settings_invalid", "h2c_connection_settings_missing",
-                 "h2_token_in_cleartext", "switch_to_unoffered", "switch_not_offered")),
+                 "h2_token_in_cleartext", "switch_to_unoffered", "switch_not_offered",
+                 "h2c_upgraded_request_status")),
     Case("CONNECT answered 200, then TLS through the tunnel",
          exchange(CONNECT_REQUEST, http_response(200, "Connection established"),
                   then("tls", lambda c: c.client(TLS_CLIENT_HELLO_START))),
@@ -705,17 +743,17 @@ CASES: tuple[Case, ...] = (
          FAILED, "response_forbidden", absent=("ws_rejected_before_accept",)),
     Case("nginx: plain HTTP to its TLS port",
          exchange(ws_request(), NGINX_PLAIN_HTTP_TO_HTTPS, server_fin()), FAILED,
-         "tls_plain_http_to_https_port", present=("response_bad_request",),
+         "tls_plain_http_to_tls_port", present=("response_bad_request",),
          absent=("request_headers_too_large",),
-         found={"tls_plain_http_to_https_port": ("plain HTTP request was sent to HTTPS port",)}),
+         found={"tls_plain_http_to_tls_port": ("plain HTTP request was sent to HTTPS port",)}),
     Case("nginx: its generic 400 page", exchange(ws_request(), NGINX_400, server_fin()), FAILED,
-         "response_bad_request", absent=("tls_plain_http_to_https_port",
+         "response_bad_request", absent=("tls_plain_http_to_tls_port",
                                          "request_headers_too_large")),
     Case("nginx: request header or cookie too large",
          exchange(ws_request(extra_headers=[("Cookie", "c=" + "x" * 9000)]), NGINX_TOO_LARGE,
                   server_fin()),
          FAILED, "request_headers_too_large", present=("response_bad_request",),
-         absent=("tls_plain_http_to_https_port",)),
+         absent=("tls_plain_http_to_tls_port",)),
     Case("431 Request Header Fields Too Large (Node http)",
          exchange(ws_request(), http_response(431, "Request Header Fields Too Large",
                                               [("Connection", "close")])),
@@ -892,6 +930,25 @@ CASES: tuple[Case, ...] = (
          ABORTED, "ws_opcode_reserved", present=("ws_closed_with_error",),
          evidence={"ws_opcode_reserved": ("odd", "close")},
          found={"ws_opcode_reserved": ("then client sent Close 1002",)}),
+    Case("server Ping, the client sends data but no Pong",
+         switched(then("ping", lambda c: c.server_ws_frame(Opcode.PING, "hb")),
+                  client_frame(delay=0.5)),
+         SUCCEEDED, "ws_ping_unanswered", evidence={"ws_ping_unanswered": ("ping",)},
+         found={"ws_ping_unanswered": ("server Ping; the client sent 1 frame(s) after it",)}),
+    Case("client Ping, the server silent for 1.5 s",
+         switched(then("ping", lambda c: c.client_ws_frame(Opcode.PING, "hb")),
+                  then("ack", lambda c: c.server_ack(delay=1.5))),
+         SUCCEEDED, "ws_ping_unanswered",
+         found={"ws_ping_unanswered": ("nothing from the server in 1500 ms",)}),
+    # near misses: answered; or the capture ends before a Pong could be expected
+    Case("server Ping answered by a Pong",
+         switched(then("ping", lambda c: c.server_ws_frame(Opcode.PING, "hb")),
+                  then("pong", lambda c: c.client_ws_frame(Opcode.PONG, "hb")),
+                  client_frame(delay=0.5)),
+         SUCCEEDED, None, absent=("ws_ping_unanswered",)),
+    Case("server Ping just before the capture ends",
+         switched(then("ping", lambda c: c.server_ws_frame(Opcode.PING, "hb"))),
+         SUCCEEDED, None, absent=("ws_ping_unanswered",)),
     Case("server Close 1011", switched(close("server", 1011, reason="internal error")),
          ABORTED, "ws_closed_with_error",
          absent=("ws_close_code_invalid", "ws_control_frame_invalid", "ws_opcode_reserved"),
@@ -942,6 +999,72 @@ CASES: tuple[Case, ...] = (
          evidence={"h2c_no_server_settings": ("response",)}),
 )
 
+TLS_CASES = (
+    Case("wss: TLS 1.2 with the right key, switched", tls_talk("ws12"), SUCCEEDED, None,
+         absent=("tls_key_mismatch", "tls_client_closed_after_handshake",
+                 "tls_certificate_rejected"), keys=tls_keys("ws12")),
+    Case("wss: TLS 1.2 with a key that does not open it", tls_talk("ws12"), INCONCLUSIVE,
+         "tls_key_mismatch", keys=tls_keys("ws12", zeroed=True)),
+    Case("ClientHello to a cleartext port: HTTP 400", tls_talk(
+        "hello", extra=((1, error_response(400, "Bad Request", b"Bad Request")),),
+        end="server_fin"), FAILED, "tls_client_hello_to_cleartext_port",
+        absent=("tls_no_server_hello",),
+        found={"tls_client_hello_to_cleartext_port": ("HTTP 400",)}),
+    Case("ClientHello answered by RST", tls_talk("hello", end="server_rst"), NO_RESPONSE,
+         "tls_no_server_hello", absent=("tls_client_hello_to_cleartext_port",),
+         evidence={"tls_no_server_hello": ("hello", "server_rst")}),
+    Case("ClientHello, server silent, capture ends at once", tls_talk("hello"), INCONCLUSIVE,
+         "capture_ended_too_soon", absent=("tls_no_server_hello",)),
+    Case("cleartext WebSocket request to a TLS port: alert",
+         exchange(ws_request(), alert_record(50), server_fin()), FAILED,
+         "tls_plain_http_to_tls_port", absent=("no_response_server_closed",)),
+    Case("plain 400 from a cleartext server", exchange(ws_request(), ACTIX_NO_VERSION), FAILED,
+         "response_bad_request", absent=("tls_plain_http_to_tls_port",)),
+    Case("TLS 1.2: certificate for another name, client alert", tls_talk(
+        "wrong_name", end="client_fin"), FAILED, "tls_certificate_name_mismatch",
+        present=("tls_certificate_rejected",), absent=("tls_certificate_expired",),
+        found={"tls_certificate_name_mismatch": ("api.example.com",)}),
+    Case("TLS 1.2: expired certificate, client alert", tls_talk("expired", end="client_fin"),
+         FAILED, "tls_certificate_expired", present=("tls_certificate_rejected",),
+         absent=("tls_certificate_name_mismatch",), found={"tls_certificate_expired": ("2020",)}),
+    Case("TLS 1.2: untrusted CA, client alert unknown_ca", tls_talk(
+        "untrusted12", end="client_fin"), FAILED, "tls_certificate_rejected",
+        absent=("tls_certificate_name_mismatch", "tls_certificate_expired",
+                "tls_handshake_incomplete"),
+        found={"tls_certificate_rejected": ("unknown_ca",)}),
+    Case("TLS 1.3: client hangs up after the server's flight (no alert)", tls_talk(
+        "untrusted13", take=2, end="client_fin"), FAILED, "tls_certificate_rejected",
+        absent=("tls_handshake_incomplete", "tls_client_closed_after_handshake"),
+        found={"tls_certificate_rejected": ("right after the server's flight",)}),
+    Case("TLS 1.3: server flight, then the capture ends", tls_talk("untrusted13", take=2),
+         INCONCLUSIVE, "tls_handshake_incomplete", absent=("tls_certificate_rejected",)),
+    Case("mutual TLS: no client certificate, server alert", tls_talk("mutual", end="server_fin"),
+         FAILED, "tls_client_certificate_required", absent=("tls_handshake_failure",)),
+    Case("TLS 1.2: server closes after the client's Finished, no certificate asked",
+         tls_talk("handshake_only", take=3, end="server_fin"), FAILED,
+         "tls_server_closed_during_handshake", absent=("tls_client_certificate_required",)),
+    Case("TLS 1.2: handshake done, client closes without a request",
+         tls_talk("handshake_only", end="client_fin"), FAILED,
+         "tls_client_closed_after_handshake", absent=("tls_server_closed_during_handshake",)),
+    Case("TLS 1.3: unknown SNI name, alert unrecognized_name", tls_talk(
+        "unknown_name", end="server_fin"), FAILED, "tls_unrecognized_name",
+        absent=("tls_fatal_alert",)),
+    Case("TLS 1.2 client, TLS 1.3-only server: protocol_version", tls_talk(
+        "old_client", end="server_fin"), FAILED, "tls_protocol_version",
+        absent=("tls_handshake_failure",)),
+    Case("no cipher suite in common: handshake_failure", tls_talk(
+        "no_common_suite", end="server_fin"), FAILED, "tls_handshake_failure",
+        absent=("tls_protocol_version",)),
+    Case("no ALPN protocol in common: no_application_protocol", tls_talk(
+        "hello", extra=((1, alert_record(120)),), end="server_fin"), FAILED,
+        "tls_no_application_protocol", absent=("tls_fatal_alert", "tls_unrecognized_name"),
+        found={"tls_no_application_protocol": ("http/1.1",)}),
+    Case("server alert internal_error", tls_talk(
+        "hello", extra=((1, alert_record(80)),), end="server_fin"), FAILED, "tls_fatal_alert",
+        absent=("tls_no_application_protocol",), found={"tls_fatal_alert": ("internal_error",)}),
+)
+CASES = CASES + TLS_CASES
+
 BY_NAME = {case.name: case for case in CASES}
 
 
@@ -954,6 +1077,9 @@ def run_case(case: Case, path: Path, *, mss: int | None = None,
     marks = case.script(conv)
     drop = marks[case.drop] if case.drop else []
     segments = write_pcap(path, [conv], drop=drop, **transforms)  # type: ignore[arg-type]
+    if case.keys is not None:
+        run = Analysis(secrets=load_keylog(case.keys()))
+        return list(analyze(read_captures([str(path)], []), run)), segments, marks
     return analyze_pcap(path), segments, marks
 
 
@@ -1001,9 +1127,13 @@ def test_every_check_has_cases() -> None:
         # an RFC section, or a named protocol document's section (Engine.IO has no RFC)
         assert re.match(r"(RFC \d+|[A-Z][\w.]*( [\w.]+)* protocol v\d+) §", check.rfc), check.id
         assert check.title.strip() and check.explanation.strip() and check.fix.strip(), check.id
-    # proxy findings need two legs of one handshake: their cases live in test_correlate.py
-    triggered = set().union(*(case.triggered for case in (*CASES, *PROXY_CASES)))
-    missed = set().union(*(case.absent for case in (*CASES, *PROXY_CASES)))
+    # proxy findings need two legs of one handshake: their cases live in test_correlate.py;
+    # the HTTP/2 ones in test_checks_h2.py (imported here: it imports this module)
+    from tests.test_checks_h2 import ALL_CASES
+
+    every = (*CASES, *PROXY_CASES, *ALL_CASES)
+    triggered = set().union(*(case.triggered for case in every))
+    missed = set().union(*(case.absent for case in every))
     triggered.add("proxy_answered_itself")  # test_proxy_answered_itself_when_...
     assert triggered | missed <= set(ids), "cases cite unknown ids"
     assert not set(ids) - triggered, "checks no case triggers"
@@ -1025,6 +1155,8 @@ STABLE = (
     "python websockets requires a subprotocol: 400 'missing subprotocol'",
     "uvicorn (wsproto): bare 403 to a WebSocket path without a route",
     "unmasked client frame, server closes 1002",
+    "wss: TLS 1.2 with the right key, switched",  # records cut into 1-byte segments, reordered
+    "mutual TLS: no client certificate, server alert",
 )
 MANGLING = (
     {"mss": 1},

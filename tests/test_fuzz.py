@@ -27,6 +27,7 @@ BUDGET = {
     "tracker": 1200,
     "http": 1500,
     "websocket": 2500,
+    "http2": 800,
     "pipeline": 400,
     "fast_path": 300,
 }
@@ -99,6 +100,18 @@ def _one_byte_segments_backwards(count: int) -> bytes:
 
 # Inputs that crashed a target once: (target, what was wrong, the input). Each must now pass.
 REGRESSIONS: list[tuple[str, str, bytes]] = [
+    # atheris, http2 target, ~2,800 runs: an hpack error's text carries a memoryview's address
+    # ("<memory at 0x7f...>"), so two readings of the same bytes differed. The detail now
+    # leaves addresses out.
+    ("http2", "hpack error text with an address", bytes.fromhex(
+        "0300ac00002a04000000000000010000100000020000000100040000ffff0005f6ff400000080000"
+        "00000003000000640006000100000000000401000000000000560104000000014287bdab4e9c17b7"
+        "ff4087b95d8749c87a3f87f058d072752a7f86448460938d3f418b089d5c0b8170dc0bc0683f408f"
+        "4148b782c68393721e52a9b7afd883820bffffffffffffffffffffffffffffffffffffffffffffff"
+        "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+        "ffffffffffffffffffffffffffffffffffffffffff3f40853d8698d57f8c9d29aee30c044eae05c0"
+        "b87f0000080700000000000000000000000000000012040000000000000300000080000400010000"
+        "000500ffffff0000040800000000007f0300acff00000000000000042a")),
     # atheris, gzip target, 116k runs: the harness assumed gzip(x) reads like x for every x,
     # but a gzip file inside gzip is (rightly) "gzip of something that is not a capture".
     # A harness bug, not the reader's; kept so the harness stays right.

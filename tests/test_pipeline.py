@@ -109,7 +109,8 @@ def test_record_fast_paths_give_what_frame_by_frame_feeding_gives() -> None:
                               recursive=True))
     for path in paths:
         slow = Analysis()
-        slow_out = [d for f in read_captures([path], []) for d in slow.feed(f)] + slow.finish()
+        frames = read_captures([path], [], slow.add_secrets)  # a pcapng's embedded key log
+        slow_out = [d for f in frames for d in slow.feed(f)] + slow.finish()
         # With the compiled skip of ignored records (when built) and with its Python twin.
         for compiled in (True, False):
             fast = Analysis(compiled=compiled)
@@ -278,10 +279,10 @@ def test_an_ignored_connection_keeps_no_tracker(tmp_path: Path) -> None:
     """A connection that is not HTTP is ignored at its first bytes; its table entry stays
     (later packets cost one look-up) but its tracker is let go at once, not when the
     connection ends or expires (bulk connections stay 300 s: memory, benchmarks/README.md)."""
-    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443), start=START)
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 22), start=START)
     conv.handshake()
-    conv.client(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(200))
-    conv.server(b"\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03" + bytes(300))
+    conv.client(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n" + bytes(200))  # TLS has a stage now
+    conv.server(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n" + bytes(300))
     run = Analysis()
     feed(run, frames(tmp_path, conv))
     entries = list(run._reassembler.flows.values())

@@ -57,8 +57,10 @@ EXPECTED: dict[str, tuple[dict[int, tuple[str, str | None]], dict[str, int]]] = 
     "suricata-verify/http-request-header-multi/input.pcap": (
         {4: (U, "capture_ended_too_soon")}, {}),
     "suricata-verify/http2-errorcode/input.pcap": ({5: (S, "tunnel_carried")}, {}),  # h2 inside
-    "suricata-verify/http2-keywords2/input.pcap": ({1: (S, None)}, {}),
-    "suricata-verify/http2-range/http2-range.pcap": ({n: (S, None) for n in (5, 49, 91)}, {}),
+    # h2c: the answer to the upgraded request is read on stream 1 (200, 206)
+    "suricata-verify/http2-keywords2/input.pcap": ({1: (S, "h2c_upgraded_request_status")}, {}),
+    "suricata-verify/http2-range/http2-range.pcap": (
+        {n: (S, "h2c_upgraded_request_status") for n in (5, 49, 91)}, {}),
     # the bogus 101 follows an SMTP banner on a connection that is not HTTP: not listed
     "suricata-verify/protocol-change-failed-event/input.pcap": ({}, {}),
     # fuzzed: the client acknowledges 71 server bytes that are not in the capture (Wireshark:

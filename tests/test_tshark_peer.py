@@ -311,11 +311,15 @@ def our_exchanges(path: Path) -> tuple[dict[int, list[Exchange]], int, set[int]]
     """Our HTTP attempts by key frame, how many ordinary exchanges we counted, and the server
     ports of all our attempts."""
     warnings: list[CaptureWarning] = []
-    run = Analysis()
+    # HTTP/1 only, as tshark's HTTP dissector: the HTTP/2 stage has its own referee
+    # (tests/test_h2_live.py), so connections starting with the HTTP/2 preface stay ignored.
+    run = Analysis(handlers={})
     out: dict[int, list[Exchange]] = {}
     ports: set[int] = set()
     for d in analyze(read_captures([str(path)], warnings), run):
         a = d.attempt
+        if a.tls is not None:  # at or inside the TLS layer: tshark without keys sees no HTTP
+            continue
         ports.add(a.server.port)
         if a.kind.value == "tcp":
             continue

@@ -45,6 +45,10 @@ COMBINATIONS = [
      "ws_server_frame_masked", "x; then client sent Close 1002"),
     ((f("ws_client_frame_unmasked", "client"), SERVER_FIN), "aborted",
      "ws_client_frame_unmasked", "x; then server FIN"),
+    # the server never answered the client's Ping: the client's keepalive closed with 1011
+    ((f("ws_ping_unanswered", "server"), f("ws_closed_with_error", "client",
+                                           "client sent Close 1011 (...)")), "aborted",
+     "ws_ping_unanswered", "x; then client sent Close 1011"),
     # the side that broke the rule closed itself: no pairing
     ((f("ws_client_frame_unmasked", "client"), CLIENT_CLOSE_1002), "aborted",
      "ws_closed_with_error", "client sent"),

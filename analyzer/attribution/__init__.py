@@ -38,6 +38,7 @@ def attribute(
         url=_url(attempt),
         value=_value_for(kind, findings) or (findings[0].found if findings else ""),
         server=str(attempt.server),
+        host=attempt.tls.sni if attempt.tls is not None and attempt.tls.sni else attempt.server.ip,
     ) if kind else ()  # the values above are worked out only for a failure clients report
     return Attribution(
         server=match.server if match else None,
@@ -66,6 +67,9 @@ def _server_log(match: ServerMatch, attempt: Attempt) -> str | None:
 
 def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
                   findings: tuple[Finding, ...]) -> str | None:
+    primary = findings[0].check if findings else ""
+    if primary.startswith("tls_") and verdict != "succeeded":
+        return KIND_OF_FINDING.get(primary)  # what the client's TLS library said
     if verdict == "refused":
         return "refused"
     if verdict == "no_response":
@@ -73,7 +77,9 @@ def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
     if not facts.websocket or verdict == "succeeded":
         return None
     response = attempt.response_head
-    if response is not None and response.status != 101:
+    h2 = attempt.transport == "h2"  # over HTTP/2 a 2xx switches (RFC 8441 §5)
+    if response is not None and not (200 <= response.status < 300 if h2 else
+                                     response.status == 101):
         return "status"
     for finding in findings:
         if finding.check in KIND_OF_FINDING:
@@ -99,7 +105,8 @@ def _value_for(kind: str | None, findings: tuple[Finding, ...]) -> str:
 
 def _url(attempt: Attempt) -> str:
     request = attempt.request_head
+    scheme = "wss" if attempt.tls is not None else "ws"
     if request is None:
-        return f"ws://{attempt.server}/"
-    host = request.headers.get("host") or str(attempt.server)
-    return f"ws://{host}{request.target}"
+        return f"{scheme}://{attempt.server}/"
+    host = request.headers.get("host") or request.headers.get(":authority") or str(attempt.server)
+    return f"{scheme}://{host}{request.target}"

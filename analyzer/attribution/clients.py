@@ -113,6 +113,96 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
+# TLS failures (checks/tls.py), as OpenSSL-based clients (Python, curl, Node), Go's crypto/tls
+# and Chrome's net stack word them. Python's lines are what `ssl` raises inside websockets and
+# aiohttp; Chrome shows its net:: code on the error page / in chrome://net-export.
+_ERRORS.update({
+    "tls_untrusted": (
+        ("python", "SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate "
+                   "verify failed: self-signed certificate in certificate chain (or: unable to "
+                   "get local issuer certificate)"),
+        ("curl", "curl: (60) SSL certificate problem: unable to get local issuer certificate"),
+        ("Node", "Error: unable to verify the first certificate "
+                 "(UNABLE_TO_VERIFY_LEAF_SIGNATURE)"),
+        ("Go", "x509: certificate signed by unknown authority"),
+        ("Chrome", "net::ERR_CERT_AUTHORITY_INVALID"),
+    ),
+    "tls_name": (
+        ("python", "SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate "
+                   "verify failed: Hostname mismatch, certificate is not valid for '{host}'."),
+        ("curl", "curl: (60) SSL: no alternative certificate subject name matches target host "
+                 "name '{host}'"),
+        ("Node", "Error [ERR_TLS_CERT_ALTNAME_INVALID]: Hostname/IP does not match "
+                 "certificate's altnames"),
+        ("Go", "x509: certificate is valid for ..., not {host}"),
+        ("Chrome", "net::ERR_CERT_COMMON_NAME_INVALID"),
+    ),
+    "tls_expired": (
+        ("python", "SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate "
+                   "verify failed: certificate has expired"),
+        ("curl", "curl: (60) SSL certificate problem: certificate has expired"),
+        ("Node", "Error: certificate has expired (CERT_HAS_EXPIRED)"),
+        ("Go", "x509: certificate has expired or is not yet valid"),
+        ("Chrome", "net::ERR_CERT_DATE_INVALID"),
+    ),
+    "tls_not_tls": (
+        ("python", "SSLError: [SSL: WRONG_VERSION_NUMBER] wrong version number"),
+        ("curl", "curl: (35) OpenSSL: error:0A00010B:SSL routines::wrong version number"),
+        ("Go", "tls: first record does not look like a TLS handshake"),
+        ("Chrome", "net::ERR_SSL_PROTOCOL_ERROR"),
+    ),
+    "tls_eof": (
+        ("python", "ConnectionResetError (or SSLEOFError: [SSL: UNEXPECTED_EOF_WHILE_READING] "
+                   "EOF occurred in violation of protocol)"),
+        ("curl", "curl: (35) OpenSSL SSL_connect: SSL_ERROR_SYSCALL"),
+        ("Go", "EOF (or: read: connection reset by peer)"),
+        ("Chrome", "net::ERR_CONNECTION_CLOSED"),
+    ),
+    "tls_plain_to_tls": (
+        ("python websockets", "InvalidMessage: did not receive a valid HTTP response"),
+        ("Node ws", "Unexpected server response: 400"),
+        ("Chrome", "Error during WebSocket handshake: Unexpected response code: 400"),
+        ("curl", "400 The plain HTTP request was sent to HTTPS port (nginx's page)"),
+    ),
+    "tls_client_certificate": (
+        ("python websockets", "InvalidMessage: did not receive a valid HTTP response (TLS 1.3: "
+                              "the server closed after the request); TLS 1.2: "
+                              "ConnectionResetError"),
+        ("python", "SSLError: [SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert "
+                   "certificate required (when the server sends the alert)"),
+        ("curl", "curl: (56) OpenSSL SSL_read: ... tlsv13 alert certificate required"),
+        ("Go", "remote error: tls: certificate required"),
+        ("Chrome", "net::ERR_BAD_SSL_CLIENT_AUTH_CERT"),
+    ),
+    "tls_unrecognized_name": (
+        ("python", "SSLError: [SSL: TLSV1_UNRECOGNIZED_NAME] tlsv1 unrecognized name"),
+        ("curl", "curl: (35) OpenSSL: error:0A000458:SSL routines::tlsv1 unrecognized name"),
+        ("Go", "remote error: tls: unrecognized name"),
+        ("Chrome", "net::ERR_SSL_UNRECOGNIZED_NAME_ALERT"),
+    ),
+    "tls_version": (
+        ("python", "SSLError: [SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert protocol "
+                   "version"),
+        ("curl", "curl: (35) OpenSSL: error:0A00042E:SSL routines::tlsv1 alert protocol version"),
+        ("Go", "remote error: tls: protocol version not supported"),
+        ("Chrome", "net::ERR_SSL_VERSION_OR_CIPHER_MISMATCH"),
+    ),
+    "tls_handshake_failure": (
+        ("python", "SSLError: [SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake "
+                   "failure"),
+        ("curl", "curl: (35) OpenSSL: error:0A000410:SSL routines::sslv3 alert handshake "
+                 "failure"),
+        ("Go", "remote error: tls: handshake failure"),
+        ("Chrome", "net::ERR_SSL_VERSION_OR_CIPHER_MISMATCH"),
+    ),
+    "tls_alpn": (
+        ("python", "SSLError: [SSL: TLSV1_ALERT_NO_APPLICATION_PROTOCOL] tlsv1 alert no "
+                   "application protocol"),
+        ("curl", "curl: (35) OpenSSL: ... tlsv1 alert no application protocol"),
+        ("Go", "remote error: tls: no application protocol"),
+    ),
+})
+
 # Failure kind → the clients _ERRORS quotes for it.
 _CLIENTS = {kind: frozenset(name for name, _ in lines) for kind, lines in _ERRORS.items()}
 
@@ -128,6 +218,18 @@ KIND_OF_FINDING = {
     "ws_extension_not_offered": "extension",
     "ws_closed_with_error": "closed",
     "tcp_refused": "refused",
+    "tls_certificate_rejected": "tls_untrusted",
+    "tls_certificate_name_mismatch": "tls_name",
+    "tls_certificate_expired": "tls_expired",
+    "tls_client_hello_to_cleartext_port": "tls_not_tls",
+    "tls_no_server_hello": "tls_eof",
+    "tls_server_closed_during_handshake": "tls_eof",
+    "tls_plain_http_to_tls_port": "tls_plain_to_tls",
+    "tls_client_certificate_required": "tls_client_certificate",
+    "tls_unrecognized_name": "tls_unrecognized_name",
+    "tls_protocol_version": "tls_version",
+    "tls_handshake_failure": "tls_handshake_failure",
+    "tls_no_application_protocol": "tls_alpn",
 }
 
 

@@ -118,7 +118,7 @@ TEXTS: tuple[KnownText, ...] = (
     # nginx's own error pages
     KnownText("body", "The plain HTTP request was sent to HTTPS port", "nginx",
               "client sent plain HTTP request to HTTPS port while reading client request "
-              "headers", ("tls_plain_http_to_https_port",), adds=True),
+              "headers", ("tls_plain_http_to_tls_port",), adds=True),
     KnownText("body", "Request Header Or Cookie Too Large", "nginx",
               "client sent too long header line", ("request_headers_too_large",), adds=True),
     # Apache httpd core

@@ -27,7 +27,8 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     window = DEFAULT_WINDOW.seconds
     findings: list[Finding] = []
     if facts.websocket:
-        findings.extend(_websocket_frames(attempt, after, window))
+        findings.extend(websocket_frame_findings(attempt, after, window))
+        findings.extend(_unanswered_ping(after, attempt.tcp.end_time))
     if facts.protocol == "h2c":
         findings.extend(_h2c(attempt, after))
     if facts.protocol == "connect" and (after.client_prefix or after.server_prefix):
@@ -61,7 +62,10 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     return findings
 
 
-def _websocket_frames(attempt: Attempt, after: AfterSwitch, window: float) -> list[Finding]:
+def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float,
+                             switch: str = "101") -> list[Finding]:
+    """Masking, framing and Close rules on the frames seen after the switch (``switch`` names
+    the answer that switched: "101", or "200" over HTTP/2)."""
     findings: list[Finding] = []
     head = attempt.response_head
     negotiated = bool(head and head.headers.tokens("sec-websocket-extensions"))
@@ -97,7 +101,7 @@ def _websocket_frames(attempt: Attempt, after: AfterSwitch, window: float) -> li
         reason = f" '{close.reason}'" if close.reason else ""
         meaning = f" ({describe(code)})" if code is not None else ""
         described = f"{seen.side} sent Close {code if code is not None else '(no code)'}"
-        described += f"{meaning}{reason} {_ms(delay)} after the 101"
+        described += f"{meaning}{reason} {_ms(delay)} after the {switch}"
         if code is not None and (code in _NEVER_SENT or code < 1000):
             findings.append(Finding("ws_close_code_invalid", "a code that may be sent",
                                     str(code), (seen.frame,)))
@@ -112,6 +116,39 @@ def _websocket_frames(attempt: Attempt, after: AfterSwitch, window: float) -> li
     return findings
 
 
+# A Pong may take this long (it goes "as soon as is practical"): a Ping seen closer to the end
+# of the observation than this, with nothing else from the peer after it, says nothing.
+PONG_PATIENCE = 1.0
+_DATA_OPCODES = (Opcode.CONTINUATION, Opcode.TEXT, Opcode.BINARY)
+
+
+def _unanswered_ping(after: AfterSwitch, end_time: float) -> list[Finding]:
+    """The first Ping (before any Close) that the other side did not answer while watched:
+    it sent data after it without a Pong, or stayed silent for PONG_PATIENCE."""
+    frames = after.frames
+    for index, seen in enumerate(frames):
+        if seen.ws.opcode == Opcode.CLOSE:
+            return []
+        if seen.ws.opcode != Opcode.PING:
+            continue
+        other = "server" if seen.side == "client" else "client"
+        later = [s for s in frames[index + 1:] if s.side == other]
+        if any(s.ws.opcode == Opcode.PONG for s in later):
+            continue
+        if sum(s.side == other for s in frames) >= DEFAULT_WINDOW.frames:
+            return []  # the watch stopped reading that side: its Pong may have come later
+        waited = max(end_time, later[-1].time if later else 0.0) - seen.time
+        if waited < PONG_PATIENCE and not any(s.ws.opcode in _DATA_OPCODES for s in later):
+            continue
+        what = (f"{seen.side} Ping; the {other} sent {len(later)} frame(s) after it, no Pong"
+                if later else f"{seen.side} Ping; nothing from the {other} in {_ms(waited)}")
+        # side: who broke the rule (the silent one), so that the pinging side's close pairs
+        # with it as its cause (verdict.causes_of)
+        return [Finding("ws_ping_unanswered", f"a Pong from the {other}", what,
+                        (seen.frame,), other)]
+    return []
+
+
 def _h2c(attempt: Attempt, after: AfterSwitch) -> list[Finding]:
     findings: list[Finding] = []
     if after.client_prefix and not H2_PREFACE.startswith(after.client_prefix[: len(H2_PREFACE)]):
@@ -122,6 +159,11 @@ def _h2c(attempt: Attempt, after: AfterSwitch) -> list[Finding]:
         findings.append(Finding("h2c_no_server_settings", "a SETTINGS frame",
                                 f"frame type {after.server_prefix[3]}",
                                 (after.server_first.frame,) if after.server_first else ()))
+    if after.h2c_status and after.h2c_status_event is not None:
+        # RFC 7540 §3.2: "The HTTP/1.1 request that is sent prior to upgrade is assigned a
+        # stream identifier of 1 ... the server sends the response on stream 1"
+        findings.append(Finding("h2c_upgraded_request_status", "", f"{after.h2c_status} on "
+                                "stream 1", (after.h2c_status_event.frame,)))
     return findings
 
 

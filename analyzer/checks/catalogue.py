@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from analyzer.checks import catalogue_h2 as _h2
+
 
 class Severity(Enum):
     ERROR = "error"  # breaks the handshake (or proves it broke)
@@ -71,6 +73,12 @@ class Finding:
 
 E, W, N = Severity.ERROR, Severity.WARNING, Severity.INFO  # short names keep the table legible
 
+
+
+def _from_data(entries: tuple[_h2.Entry, ...]) -> tuple[Check, ...]:
+    """Entries kept as plain data in another module (catalogue_h2.py) as Checks."""
+    return tuple(Check(i, Severity(s), Effect(e), rfc, title, explanation, fix)
+                 for i, s, e, rfc, title, explanation, fix in entries)
 
 
 def _phase(phase: str, *checks: Check) -> tuple[Check, ...]:
@@ -154,6 +162,118 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "The request was captured but no response arrived before the capture ended (or, "
           "live, before the response timeout).",
           "Capture for longer, or look at the server side for why it did not answer."),
+    *_from_data(_h2.TRANSPORT),
+) + _phase(
+    "tls",
+    # A connection that broke at the TLS layer (an AttemptKind.TLS attempt, analyzer/tls/layer.py)
+    # or a TLS/cleartext mix-up; analyzer/checks/tls.py. Specific causes come before the
+    # generic ones: catalogue order breaks ties for the primary reason.
+    Check("tls_key_mismatch", E, Effect.INCONCLUSIVE, "RFC 8446 §5.2",
+          "the key log has a key for this TLS session, but it does not decrypt it",
+          "The key log holds secrets for this session's client random, yet the first protected "
+          "record fails authentication with them. Nothing inside the session can be judged; "
+          "no guess is made.",
+          "Use the key log written by the very client process of this capture (SSLKEYLOGFILE, "
+          "keylog_filename); a file appended by several runs, or edited, can hold stale or "
+          "damaged lines."),
+    Check("tls_client_hello_to_cleartext_port", E, Effect.FAIL, "RFC 8446 §4.1.2",
+          "a TLS ClientHello was sent to a cleartext (HTTP) port",
+          "The client started TLS (wss:// or https://), but the server speaks cleartext HTTP on "
+          "that port: it answered the ClientHello with an HTTP error (aiohttp and nginx send "
+          "400) or with other non-TLS bytes. Python websockets servers reset instead.",
+          "Use ws:// / http:// for this port, or terminate TLS on it (a TLS listener, or a "
+          "proxy with TLS in front of the server)."),
+    Check("tls_certificate_name_mismatch", E, Effect.FAIL, "RFC 6125 §6.4",
+          "the server's certificate does not cover the name the client asked for",
+          "The leaf certificate (in cleartext before TLS 1.3, or decrypted) lists no name that "
+          "matches the SNI (or the address the client dialled), and the client ended the "
+          "handshake: host name verification failed.",
+          "Serve a certificate whose subjectAltName includes that host name (a wildcard covers "
+          "one label), or have the client use a name the certificate covers."),
+    Check("tls_certificate_expired", E, Effect.FAIL, "RFC 5280 §4.1.2.5",
+          "the server's certificate was expired or not yet valid at the time of the capture",
+          "At the capture's time the leaf certificate was outside its validity period "
+          "(notBefore..notAfter), and the client ended the handshake.",
+          "Renew the certificate (check the renewal job, e.g. certbot), or fix the clock of "
+          "the client or server if the dates look right."),
+    Check("tls_certificate_rejected", E, Effect.FAIL, "RFC 8446 §6.2",
+          "the client rejected the server's certificate",
+          "The client answered the server's certificate with a fatal alert (unknown_ca, "
+          "bad_certificate, certificate_expired, certificate_unknown...), or hung up right "
+          "after the server's handshake flight without finishing the handshake and without an "
+          "alert that could be read: Python's ssl (websockets, aiohttp) and Go clients reject a "
+          "certificate that way (unknown CA, wrong host name, expired). In TLS 1.3 the "
+          "certificate itself is encrypted; a key log shows it.",
+          "Serve the full chain (leaf and intermediates) signed by a CA the client trusts; for "
+          "a private CA, add it to the client's trust store (e.g. SSL_CERT_FILE, "
+          "NODE_EXTRA_CA_CERTS, certifi) rather than disabling verification."),
+    Check("tls_client_certificate_required", E, Effect.FAIL, "RFC 8446 §4.4.2.4",
+          "the server required a client certificate (mutual TLS) and got none",
+          "The server sent a CertificateRequest; the client answered with no certificate (or "
+          "one the server refused), and the server ended the handshake (certificate_required, "
+          "handshake_failure or bad_certificate alert, or a silent close).",
+          "Configure the client with its certificate and key (e.g. ssl_context."
+          "load_cert_chain, curl --cert), or make client certificates optional on the server."),
+    Check("tls_unrecognized_name", E, Effect.FAIL, "RFC 6066 §3",
+          "the server does not serve the requested name (unrecognized_name)",
+          "The server answered the ClientHello's server_name with the fatal alert "
+          "unrecognized_name: no virtual host / certificate is configured for it (nginx with "
+          "ssl_reject_handshake does this for unknown names).",
+          "Use the host name the server is configured for, or add a server block / "
+          "certificate for this name; check the client sends SNI at all."),
+    Check("tls_protocol_version", E, Effect.FAIL, "RFC 8446 §4.2.1",
+          "the client and server share no TLS version (protocol_version)",
+          "An endpoint answered with the fatal alert protocol_version (or "
+          "inappropriate_fallback): the versions one side offers are all refused by the other "
+          "(e.g. a TLS 1.3-only server and a TLS 1.2 client, or TLS 1.0 switched off).",
+          "Enable a version both sides support (TLS 1.2 at least); update the old side."),
+    Check("tls_handshake_failure", E, Effect.FAIL, "RFC 8446 §6.2",
+          "the TLS handshake failed: no acceptable parameters (handshake_failure)",
+          "An endpoint answered with the fatal alert handshake_failure or "
+          "insufficient_security: usually no cipher suite, group or signature algorithm in "
+          "common.",
+          "Compare the suites and groups both sides allow (openssl s_client -connect ...); "
+          "re-enable a modern ECDHE + AES-GCM suite on the stricter side."),
+    Check("tls_no_application_protocol", E, Effect.FAIL, "RFC 7301 §3.2",
+          "no common application protocol (ALPN: no_application_protocol)",
+          "The server supports none of the protocols the client listed in ALPN and ended the "
+          "handshake with no_application_protocol (e.g. an h2-only server and a client "
+          "offering only http/1.1, as WebSocket clients do).",
+          "Enable http/1.1 in the server's ALPN list, or have the client offer what the server "
+          "speaks."),
+    Check("tls_fatal_alert", E, Effect.FAIL, "RFC 8446 §6.2",
+          "the TLS handshake ended with a fatal alert",
+          "An endpoint sent a fatal alert during the handshake; its name says which check "
+          "failed.",
+          "Look up the alert's name on the side that received it; the side that sent it "
+          "usually logs the detail."),
+    Check("tls_client_closed_after_handshake", E, Effect.FAIL, "RFC 8446 §6.1",
+          "the client completed the TLS handshake, then closed without sending a request",
+          "The handshake finished, but the client closed (often with an alert, encrypted) "
+          "before any application data: a client that verifies the host name after the "
+          "handshake (curl with TLS 1.2) or refuses the negotiated ALPN protocol does this.",
+          "Check the certificate's names and the ALPN protocol the server chose against what "
+          "the client expects; a key log shows the alert's name."),
+    Check("tls_server_closed_during_handshake", E, Effect.FAIL, "RFC 8446 §4",
+          "the server closed the connection during the TLS handshake",
+          "After its ServerHello the server closed or reset the connection before the "
+          "handshake finished, without an alert that could be read.",
+          "Read the server's TLS error log (a client certificate it refused, a handshake "
+          "timeout, a crashed worker)."),
+    Check("tls_no_server_hello", E, Effect.NO_RESPONSE, "RFC 8446 §4.1.3",
+          "the server never answered the TLS ClientHello",
+          "The client sent a ClientHello and the server closed, reset or stayed silent without "
+          "a ServerHello: something on that port accepts TCP but not this TLS handshake (a "
+          "cleartext server that resets, a TLS server that cannot parse it, a firewall "
+          "inspecting SNI).",
+          "Check what listens on the port (openssl s_client -connect host:port); if it is a "
+          "cleartext server use ws://, otherwise read its logs for the refused handshake."),
+    Check("tls_handshake_incomplete", W, Effect.INCONCLUSIVE, "RFC 8446 §4",
+          "the TLS handshake did not complete and the capture does not say why",
+          "The connection ended (or the capture did) before the handshake finished, without "
+          "an alert, a close right after a flight, or another sign of who gave up.",
+          "Capture for longer, or from the start of the connection; a key log may show an "
+          "encrypted alert."),
 ) + _phase(
     "proxy",
     # Found by pairing the two legs of a proxy captured together (analyzer/correlate.py), or
@@ -303,6 +423,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "\"Once the client's opening handshake has been sent, the client MUST wait for a "
           "response from the server before sending any further data.\"",
           "Make the client wait for the 101 before sending frames."),
+    *_from_data(_h2.REQUEST),
 ) + _phase(
     "rejection",
     # Causes named by the server's own words in its rejection (analyzer/attribution/texts.py):
@@ -331,7 +452,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "'\"WebSocket /path\" 403' and 'connection rejected (403 Forbidden)'.",
           "Check the WebSocket route's path (prefix, trailing slash) and the application's "
           "accept conditions; the server log names the path."),
-    Check("tls_plain_http_to_https_port", E, Effect.FAIL, "RFC 9110 §4.2.2",
+    Check("tls_plain_http_to_tls_port", E, Effect.FAIL, "RFC 9110 §4.2.2",
           "plain HTTP sent to a TLS (https/wss) port",
           "The client spoke cleartext HTTP to a port that expects TLS: nginx answers 400 'The "
           "plain HTTP request was sent to HTTPS port'. A ws:// URL where wss:// was needed, or "
@@ -367,6 +488,15 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "connect with transports: ['websocket'] only."),
 ) + _phase(
     "response",
+    Check("response_not_http", E, Effect.FAIL, "RFC 9112 §2.1",
+          "the server answered in another protocol, not HTTP/1",
+          "An HTTP/1.1 response starts with a status line (\"HTTP/1.1 101 ...\"); the server "
+          "sent something else: an HTTP/2 SETTINGS frame (a server that speaks HTTP/2 with "
+          "prior knowledge only), a TLS record (a TLS port: the client should have used "
+          "https:// or wss://), an SSH banner or other binary data (the wrong port, or a "
+          "load balancer forwarding to the wrong backend).",
+          "Point the client at the right port and scheme: wss:// for a TLS port; for an "
+          "HTTP/2-only server enable HTTP/1.1 on it or use an HTTP/2 client."),
     Check("response_redirect", E, Effect.FAIL, "RFC 6455 §4.1",
           "the server redirected the handshake",
           "\"If the status code received from the server is not 101, the client handles the "
@@ -515,6 +645,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "\"The server MUST NOT include extensions the client did not request\"; the client "
           "MUST fail the connection (§4.1).",
           "Fix the server's extension negotiation."),
+    *_from_data(_h2.RESPONSE),
 ) + _phase(
     "after_switch",
     Check("client_hung_up_after_switch", E, Effect.ABORT, "RFC 6455 §7.1.7",
@@ -567,6 +698,14 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "Opcodes 0x3-0x7 and 0xB-0xF are reserved; \"if an unknown opcode is received, the "
           "receiving endpoint MUST _Fail the WebSocket Connection_.\"",
           "Fix the sender, or check that both sides really speak WebSocket after the 101."),
+    Check("ws_ping_unanswered", W, Effect.NOTE, "RFC 6455 §5.5.2",
+          "a Ping got no Pong in the first moments",
+          "\"Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response ... "
+          "as soon as is practical.\" A side (or a proxy) that does not answer makes the other "
+          "side's heartbeat fail later: python websockets closes with 1011 'keepalive ping "
+          "timeout', a Node ws heartbeat calls terminate(), browsers' peers drop the socket.",
+          "Make the peer answer pings (hand-written servers and some proxies do not), or "
+          "lengthen the ping timeout on the side that pings."),
     Check("tunnel_carried", N, Effect.NOTE, "RFC 9110 §9.3.6",
           "what went through the CONNECT tunnel",
           "After a 2xx to CONNECT the connection is a blind tunnel; its first bytes say what "
@@ -577,11 +716,18 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "\"Upon receipt of the 101 response, the client MUST send a connection preface\" "
           "(PRI * HTTP/2.0...).",
           "Fix the client's h2c handling."),
+    Check("h2c_upgraded_request_status", N, Effect.NOTE, "RFC 7540 §3.2",
+          "the answer to the upgraded request, over HTTP/2 on stream 1",
+          "After a 101 to h2c the request that carried the upgrade is stream 1 of the new "
+          "HTTP/2 connection, and the server answers it there: its :status is what the "
+          "client's request finally got.",
+          "Nothing to fix for the upgrade; a 4xx/5xx here is the application's answer."),
     Check("h2c_no_server_settings", E, Effect.ABORT, "RFC 7540 §3.5",
           "after the 101 the server's first frame was not SETTINGS",
           "\"The server connection preface consists of a potentially empty SETTINGS frame that "
           "MUST be the first frame the server sends.\"",
           "Fix the server's h2c handling."),
+    *_from_data(_h2.AFTER_SWITCH),
 )
 
 _BY_ID = {check.id: check for check in CATALOGUE}

@@ -24,7 +24,15 @@ def facts_of(attempt: Attempt) -> Facts:
     response = attempt.response_head
     offered: tuple[str, ...] = ()
     protocol = ""
-    if request is not None:
+    if attempt.transport == "h2" and request is not None:
+        # RFC 8441 §4: extended CONNECT names the protocol in :protocol
+        named = request.headers.get(":protocol")
+        if named is not None:
+            offered = (named.strip().lower(),)
+            protocol = offered[0]
+        elif request.method.upper() == "CONNECT":
+            protocol = "connect"
+    elif request is not None:
         offered = tuple(request.headers.tokens("upgrade"))
         if request.method.upper() == "CONNECT":
             protocol = "connect"

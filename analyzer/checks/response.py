@@ -5,21 +5,25 @@ from __future__ import annotations
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.model import Attempt
-from analyzer.http.message import ResponseHead
+from analyzer.http.message import RequestHead, ResponseHead
 from analyzer.websocket.handshake import accept_for_key
 
 
 def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
     head = attempt.response_head
+    other = attempt.other_answer
+    if head is None and other is not None:
+        return [Finding("response_not_http", "an HTTP/1.1 status line", other.what,
+                        frames_of(attempt.request) + (other.frame,))]
     if head is None:
         return []
     ev = frames_of(attempt.response)
     request = attempt.request_head
     if request is not None and request.method.upper() == "CONNECT":
-        return [] if 200 <= head.status < 300 else [_status_finding(head, facts, ev)]
+        return [] if 200 <= head.status < 300 else [status_finding(head, facts, ev)]
     if head.status == 101:
         return _switch(attempt, head, facts, ev)
-    findings = [_status_finding(head, facts, ev)]
+    findings = [status_finding(head, facts, ev)]
     if request is not None and _engineio_upgrade(request.target):
         findings.append(Finding("engineio_stays_on_polling", "101 (the WebSocket transport)",
                                 f"{head.status}: the session goes on over long polling", ev))
@@ -36,7 +40,7 @@ def _engineio_upgrade(target: str) -> bool:
     return "EIO" in params and "sid" in params and "transport=websocket" in query
 
 
-def _status_finding(head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> Finding:
+def status_finding(head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> Finding:
     status = head.status
     found = f"{status} {head.reason}".strip()
     headers = head.headers
@@ -130,20 +134,33 @@ def _websocket_switch(attempt: Attempt, head: ResponseHead, ev: tuple[int, ...])
             findings.append(Finding("ws_accept_mismatch", expected, accepts[0],
                                     frames_of(attempt.request) + ev))
     if request is not None:
-        findings.extend(_negotiation(request.headers.tokens("sec-websocket-protocol"),
-                                     headers.all("sec-websocket-protocol"), head, ev))
-        offered = request.headers.tokens("sec-websocket-extensions")
-        offered_ext = {_ext_name(e) for e in offered}
-        for ext in headers.tokens("sec-websocket-extensions"):
-            if _ext_name(ext) not in offered_ext:
-                findings.append(Finding("ws_extension_not_offered",
-                                        ", ".join(sorted(offered_ext)) or "no extension",
-                                        ext, ev))
-            elif _ext_name(ext) == "permessage-deflate":
-                problem = _deflate_problem(ext, offered)
-                if problem:
-                    findings.append(Finding("ws_deflate_params_invalid", "valid RFC 7692 "
-                                            "parameters", f"{ext} ({problem})", ev))
+        findings.extend(subprotocol_findings(request, head, ev))
+        findings.extend(extension_findings(request, head, ev))
+    return findings
+
+
+def subprotocol_findings(request: RequestHead, head: ResponseHead,
+                         ev: tuple[int, ...]) -> list[Finding]:
+    """Sec-WebSocket-Protocol negotiation (RFC 6455 §4.1; the same over HTTP/2, RFC 8441 §5)."""
+    return _negotiation(request.headers.tokens("sec-websocket-protocol"),
+                        head.headers.all("sec-websocket-protocol"), head, ev)
+
+
+def extension_findings(request: RequestHead, head: ResponseHead,
+                       ev: tuple[int, ...]) -> list[Finding]:
+    """Sec-WebSocket-Extensions negotiation (RFC 6455 §9.1, RFC 7692 §7.1)."""
+    findings: list[Finding] = []
+    offered = request.headers.tokens("sec-websocket-extensions")
+    offered_ext = {_ext_name(e) for e in offered}
+    for ext in head.headers.tokens("sec-websocket-extensions"):
+        if _ext_name(ext) not in offered_ext:
+            findings.append(Finding("ws_extension_not_offered",
+                                    ", ".join(sorted(offered_ext)) or "no extension", ext, ev))
+        elif _ext_name(ext) == "permessage-deflate":
+            problem = _deflate_problem(ext, offered)
+            if problem:
+                findings.append(Finding("ws_deflate_params_invalid", "valid RFC 7692 "
+                                        "parameters", f"{ext} ({problem})", ev))
     return findings
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
+from analyzer.checks.h2 import decided_by_h2
+from analyzer.checks.tls import tls_refused
 from analyzer.exchange.model import Attempt, AttemptKind, Gap, Message
 from analyzer.exchange.tracker import RESPONSE_TIMEOUT
 
@@ -15,6 +17,8 @@ _CAPTURE_END = "end of capture"
 
 def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
     tcp = attempt.tcp
+    if attempt.kind is AttemptKind.TLS:
+        return []  # a session that broke at the TLS layer: checks/tls.py says why
     if attempt.kind is AttemptKind.TCP:
         syn_frames = (tcp.syn.frame,) if tcp.syn else ()
         if tcp.server_rst is not None:
@@ -59,10 +63,13 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
                                 f"{response_gap.length} bytes missing at server offset "
                                 f"{response_gap.offset}, before this response",
                                 (response_gap.frame,)))
+    # An HTTP/2 RST_STREAM or GOAWAY, an answer in another protocol, or a TLS session that
+    # broke is a response of sorts: the checks that read it say what happened instead.
     request = attempt.request
     if request is not None and not request.head_complete:
         findings.append(_unfinished_head(attempt, request))
-    elif attempt.response is None:
+    elif (attempt.response is None and attempt.other_answer is None and not tls_refused(attempt)
+            and not decided_by_h2(attempt)):
         findings.extend(_no_response(attempt, response_gap))
     after = attempt.after
     if after is not None and not after.complete:

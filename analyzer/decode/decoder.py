@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
@@ -37,7 +38,7 @@ from .link import (
     not_ip,
 )
 from .segment import Segment
-from .tunnels import gre, udp
+from .tunnels import QUIC, gre, udp
 
 # Real deployments nest at most two or three (e.g. VXLAN in GRE in GTP-U); a crafted packet
 # could nest hundreds to make us loop.
@@ -215,22 +216,46 @@ def peek_payload(linktype: int, data: bytes) -> tuple[int, int, bytes, int]:
     return seq, ack, data[l3 + 20 + ((offset >> 4) << 2) : present], end - present
 
 
+MAX_QUIC_FLOWS = 100_000  # distinct QUIC flows remembered; later ones are counted as new
+
+
+@dataclass(frozen=True, slots=True)
+class QuicDatagram:
+    """A UDP datagram that starts a QUIC long header (HTTP/3 lives there: not analysed)."""
+
+    flow: bytes  # both endpoints, the smaller first: the same for both directions
+
+
 class Decoder:
-    """Turns Frames into TCP Segments; counts the frames it cannot use, by reason."""
+    """Turns Frames into TCP Segments; counts the frames it cannot use, by reason, and the
+    QUIC flows it saw (the summary says they were seen and not analysed)."""
 
     def __init__(self) -> None:
         self.skipped: Counter[str] = Counter()
+        self.quic_flows: set[bytes] = set()
+        self.quic_flows_over = 0  # flows past MAX_QUIC_FLOWS (possibly repeats)
 
     def decode(self, frame: Frame) -> Segment | None:
         """The innermost TCP segment of `frame`, or None (and a count in `skipped`)."""
         result = decode_frame(frame)
-        if isinstance(result, str):
-            self.skipped[result] += 1
-            return None
-        return result
+        if isinstance(result, Segment):
+            return result
+        if isinstance(result, QuicDatagram):
+            if result.flow not in self.quic_flows:
+                if len(self.quic_flows) < MAX_QUIC_FLOWS:
+                    self.quic_flows.add(result.flow)
+                else:
+                    self.quic_flows_over += 1
+            result = QUIC
+        self.skipped[result] += 1
+        return None
+
+    @property
+    def quic_flow_count(self) -> int:
+        return len(self.quic_flows) + self.quic_flows_over
 
 
-def decode_frame(frame: Frame) -> Segment | str:
+def decode_frame(frame: Frame) -> Segment | QuicDatagram | str:
     """The innermost TCP segment of `frame`, or the reason there is none."""
     data = frame.data
     step = link_layer(frame.linktype, data)
@@ -264,6 +289,10 @@ def decode_frame(frame: Frame) -> Segment | str:
             limit = end
         if proto == IPPROTO_UDP:
             step = udp(data, l4, limit)
+            if step is QUIC:
+                ends = sorted((data[addr : addr + alen] + data[l4 : l4 + 2],
+                               data[addr + alen : addr + 2 * alen] + data[l4 + 2 : l4 + 4]))
+                return QuicDatagram(ends[0] + ends[1])
         elif proto == IPPROTO_GRE:
             step = gre(data, l4, limit)
         elif proto == IPPROTO_IPIP:

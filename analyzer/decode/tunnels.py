@@ -57,7 +57,31 @@ def udp(data: bytes, pos: int, limit: int) -> tuple[int, int] | str:
         return _vxlan(data, pos + 8, limit)
     if dport == GTPU_PORT or sport == GTPU_PORT:
         return _gtpu(data, pos + 8, limit)
+    if is_quic_long_header(data, pos + 8, limit):
+        return QUIC
     return "not tcp (udp)"
+
+
+QUIC = "quic (http/3, not analysed)"
+# RFC 9000 §17.2: a long header has the Header Form and Fixed bits set and a 32-bit Version;
+# v1 (RFC 9000), v2 (RFC 9369), 0 (Version Negotiation, §17.2.1) and the drafts 0xff0000xx.
+_QUIC_VERSIONS = frozenset((0x00000001, 0x6B3343CF))
+
+
+def is_quic_long_header(data: bytes, pos: int, limit: int) -> bool:
+    """True when a UDP payload starts like a QUIC long header packet of a known version (an
+    Initial is what opens every QUIC connection, HTTP/3 ones included)."""
+    if limit - pos < 7:
+        return False
+    first = data[pos]
+    if not first & 0x80:  # Header Form 0: a short header, which looks like anything
+        return False
+    version = int.from_bytes(data[pos + 1 : pos + 5], "big")
+    if data[pos + 5] > 20:  # Destination Connection ID Length: at most 20 (§17.2)
+        return False
+    if version == 0:  # Version Negotiation: the other bits are unused there
+        return True
+    return bool(first & 0x40) and (version in _QUIC_VERSIONS or version >> 8 == 0xFF0000)
 
 
 def _vxlan(data: bytes, pos: int, limit: int) -> tuple[int, int] | str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from analyzer.exchange.first_bytes import Start
-from analyzer.exchange.model import Attempt
+from analyzer.exchange.model import Attempt, TlsSessionSummary
 from analyzer.exchange.relevance import PlainRejections
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
 from analyzer.reassembly import Connection, StreamListener
@@ -36,6 +36,15 @@ class ExchangeCounters:
     # Plain requests answered 4xx, held until an upgrade on their path makes them attempts
     # (shared by the trackers of a run: the upgrade usually comes on another connection).
     plain: PlainRejections = field(default_factory=PlainRejections)
+    # TLS sessions with application data that could not be read (no key) or analysed: all
+    # counted, the first MAX_LISTED_TLS_SESSIONS kept for the report (analyzer/tls/layer.py).
+    tls_uninspected: int = 0
+    tls_uninspected_listed: list[TlsSessionSummary] = field(default_factory=list)
+    tls_decrypted: int = 0  # TLS sessions whose records were decrypted
+
+
+
+MAX_LISTED_TLS_SESSIONS = 1000
 
 
 HandlerFactory = Callable[["RunContext", Connection, "TcpLog", Start], StreamListener]

@@ -105,6 +105,8 @@ class AfterSwitch:
     early_client_bytes: int = 0  # client bytes sent before the 101 arrived
     early_client_frame: int = 0
     complete: bool = True  # False when a gap cut the observation short
+    h2c_status: int = 0  # h2c: the :status of the answer to the upgraded request (stream 1)
+    h2c_status_event: TcpEvent | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,21 @@ class CertificateInfo:
     san_names: tuple[str, ...] = ()
     not_before: float = 0.0  # seconds since 1970, UTC
     not_after: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSessionSummary:
+    """A TLS session that carried application data the run could not read (no key for it),
+    or read but could not analyse (HTTP/2 without its stage): counted, and listed in JSON."""
+
+    client: Endpoint
+    server: Endpoint
+    sni: str
+    alpn: str
+    version: str
+    first_frame: int
+    last_frame: int
+    reason: str  # "no key", "no key in the key log", "HTTP/2 not analysed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +157,82 @@ class TlsInfo:
     decrypted: bool = False
     certificates: tuple[CertificateInfo, ...] = ()  # the chain, leaf first, when in cleartext
     alerts: tuple[TlsAlert, ...] = ()
+    # What the TLS checks read besides (analyzer/tls/layer.py fills them):
+    versions_offered: tuple[str, ...] = ()
+    retry: bool = False  # the server sent a HelloRetryRequest first
+    client_hello_frame: int = 0
+    client_hello_time: float = 0.0
+    server_hello_frame: int = 0  # 0: the server never sent a ServerHello
+    server_hello_time: float = 0.0
+    server_flight_frame: int = 0  # the last frame of the server's first handshake flight
+    certificate_request: bool = False  # the server asked for a client certificate (mutual TLS)
+    client_certificate_empty: bool = False  # ... and the client answered with none
+    client_finished: bool = False  # the client completed its side of the handshake
+    application_data: bool = False  # the client sent application data
+    key: str = ""  # "" (no --keylog), "missing", "mismatch", "used", "unsupported"
+    key_frame: int = 0  # the record a present key did not open
+    server_answer: bytes = b""  # the server's first bytes when they were not TLS (up to 256)
+    problem: str = ""  # why the records stopped making sense, "" while they did
+
+
+@dataclass(frozen=True, slots=True)
+class H2Note:
+    """One HTTP/2 frame of an attempt's stream or connection, for the detail view's ladder."""
+
+    side: str  # "client" or "server"
+    frame: int
+    time: float
+    label: str  # e.g. "SETTINGS ENABLE_CONNECT_PROTOCOL=1", "RST_STREAM CANCEL"
+
+
+@dataclass(frozen=True, slots=True)
+class H2End:
+    """A RST_STREAM on the attempt's stream, or a GOAWAY on its connection."""
+
+    side: str  # who sent it
+    code: str  # the RFC 9113 §7 name, e.g. "REFUSED_STREAM"
+    frame: int
+    time: float
+    last_stream_id: int = 0  # GOAWAY: the last stream the sender processed or may process
+
+
+@dataclass(frozen=True, slots=True)
+class H2Problem:
+    """Something an HTTP/2 endpoint would treat as an error (``http2.events.Problem``)."""
+
+    side: str
+    kind: str  # http2.events.PROBLEM_KINDS
+    detail: str
+    frame: int
+    stream_id: int = 0  # 0: the connection's framing
+
+
+@dataclass(frozen=True, slots=True)
+class H2Stream:
+    """What HTTP/2 showed of an "h2" attempt's stream and of its connection."""
+
+    # the server's SETTINGS seen before the request (None: none seen), and whether they
+    # enabled extended CONNECT (RFC 8441 §3: SETTINGS_ENABLE_CONNECT_PROTOCOL = 1)
+    server_settings: tuple[tuple[int, int], ...] | None = None
+    connect_protocol: bool = False
+    client_end: TcpEvent | None = None  # END_STREAM from each side: HTTP/2's FIN
+    server_end: TcpEvent | None = None
+    reset: H2End | None = None  # RST_STREAM on this stream (the first)
+    goaway: H2End | None = None  # the first GOAWAY on the connection
+    problems: tuple[H2Problem, ...] = ()  # of the connection, up to the attempt's decision
+    notes: tuple[H2Note, ...] = ()  # SETTINGS, DATA, RST_STREAM, GOAWAY... for the ladder
+    client_data: int = 0  # DATA payload bytes on the stream, each way
+    server_data: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OtherAnswer:
+    """What the server sent instead of an HTTP/1 response (first_bytes.describe_start)."""
+
+    what: str  # e.g. "an HTTP/2 SETTINGS frame", "a TLS alert record"
+    frame: int
+    time: float
+    prefix: bytes = b""  # the first bytes (up to 16), for the checks that classify them
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +275,8 @@ class Attempt:
     tls: TlsInfo | None = None  # the connection was TLS (decrypted or not: see tls.decrypted)
     transport: str = "h1"  # "h1" (HTTP/1.x) or "h2" (an HTTP/2 stream)
     stream_id: int | None = None  # the HTTP/2 stream of an "h2" attempt
+    h2: H2Stream | None = None  # the HTTP/2 facts of an "h2" attempt
+    other_answer: OtherAnswer | None = None  # the server answered, but not in HTTP/1
     promoted: Promotion | None = None  # a plain request listed because its path upgrades
 
     @property

@@ -7,9 +7,13 @@ and bounded in time, frames and bytes so that a long-lived WebSocket costs nothi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from analyzer.exchange.model import AfterSwitch, SeenFrame, TcpEvent
 from analyzer.websocket.frames import WsFrameParser
+
+if TYPE_CHECKING:
+    from analyzer.http2.reader import H2Reader
 
 PREFIX_BYTES = 256  # first bytes of a new protocol kept for its checks (h2c preface, SETTINGS)
 _SIDES = ("client", "server")
@@ -30,7 +34,7 @@ class SwitchWatch:
     """Collects both sides' first bytes (and WebSocket frames) after one switch."""
 
     def __init__(self, switch_time: float, seen_at: float, websocket: bool,
-                 window: ObservationWindow) -> None:
+                 window: ObservationWindow, h2c: bool = False) -> None:
         # switch_time: the 101's first byte; seen_at: when its head was complete, which is
         # when watching starts
         self.switch_time = switch_time
@@ -46,6 +50,15 @@ class SwitchWatch:
         self._early_bytes = 0
         self._early_frame = 0
         self.complete = True  # False once a hole cut the observation short
+        # h2c (RFC 7540 §3.2): HTTP/2 is read until the answer to the upgraded request, which
+        # the server sends on stream 1. Imported here: hpack is dear to import, and rare.
+        self._h2: H2Reader | None = None
+        self._h2_status: TcpEvent | None = None
+        self.h2_status = 0
+        if h2c:
+            from analyzer.http2.reader import H2Reader
+
+            self._h2 = H2Reader()
 
     def early(self, length: int, frame: int) -> None:
         """The client sent these bytes before the switch was answered (RFC 6455 §4.1)."""
@@ -74,11 +87,27 @@ class SwitchWatch:
         prefix = self._prefixes[index]
         if len(prefix) < PREFIX_BYTES:
             prefix += data[: PREFIX_BYTES - len(prefix)]
+        if self._h2 is not None:
+            return self._h2c(index, data, frame, time)
         if self._parsers is not None:
             for ws in self._parsers[index].feed(data):
                 self._frames.append(SeenFrame(_SIDES[index], frame, time, ws))
             return len(self._frames) >= self._frame_limit
         return all(len(p) >= PREFIX_BYTES for p in self._prefixes)
+
+    def _h2c(self, index: int, data: bytes, frame: int, time: float) -> bool:
+        from analyzer.http2.events import HeaderBlock
+
+        assert self._h2 is not None
+        if self._h2_status is None:
+            for event in self._h2.feed(index, data, frame, time):
+                if isinstance(event, HeaderBlock) and event.side == 1 and event.stream_id == 1:
+                    status = dict(event.fields).get(":status", "")
+                    if status.isdigit() and not 100 <= int(status) < 200:
+                        self.h2_status = int(status)
+                        self._h2_status = TcpEvent(event.first_frame, event.time)
+        # done once the answer is in and the client's preface could be checked
+        return self._h2_status is not None and len(self._prefixes[0]) >= 24
 
     def result(self, time: float) -> AfterSwitch:
         return AfterSwitch(
@@ -91,4 +120,6 @@ class SwitchWatch:
             early_client_bytes=self._early_bytes,
             early_client_frame=self._early_frame,
             complete=self.complete,
+            h2c_status=self.h2_status,
+            h2c_status_event=self._h2_status,
         )

@@ -33,13 +33,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
-from analyzer.exchange.first_bytes import Start, classify_first_bytes
+from analyzer.exchange.first_bytes import Start, classify_first_bytes, describe_start
 from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.model import (
     AfterSwitch,
     Attempt,
     AttemptKind,
     Message,
+    OtherAnswer,
     Promotion,
 )
 from analyzer.exchange.relevance import (
@@ -159,7 +160,7 @@ class ConnectionTracker:
     __slots__ = (
         "_conn", "_run", "_emit", "_counters", "_tcp", "_client", "_sides", "_requests",
         "_interim", "_response", "_switch", "_sequence", "_client_gap", "_server_gap",
-        "_done",
+        "_done", "_other",
     )
 
     def __init__(self, conn: Connection, run: RunContext, tcp: TcpLog | None = None) -> None:
@@ -180,6 +181,7 @@ class ConnectionTracker:
         self._client_gap = False  # a hole in the client direction broke request pairing
         self._server_gap = False  # a hole in the server direction: later pairings are guesses
         self._done = False
+        self._other: OtherAnswer | None = None  # the server's answer was not HTTP/1
 
     # --- StreamListener ---------------------------------------------------------------------
 
@@ -301,6 +303,9 @@ class ConnectionTracker:
             # round reads at least one held chunk, so this ends.
             while client.mode is _WAIT and client.held:
                 self._resume_client(unanswered=True)
+            server = self._sides[1 - self._client]
+            if server.mode is _HEAD and server.buf:  # bytes that never became a head
+                self._not_http(bytes(server.buf[:64]), server.buf_frame, server.buf_time)
         self._flush_unanswered(time, reason)
         self._flush_unfinished_head(time, reason)
         if self._client is None and self._tcp.unanswered_syn and not self._any_data():
@@ -462,12 +467,24 @@ class ConnectionTracker:
                 continue
             if state.mode is not _HEAD:
                 return
+            if data[0] != 0x48 and not state.buf and self._other is None:  # not "HTTP/..."
+                kind = classify_first_bytes(data)
+                if kind is not _HTTP1_RESPONSE and kind is not Start.NEED_MORE:
+                    # A TLS alert to a cleartext request, an HTTP/2 SETTINGS frame...: kept
+                    # for the checks (response_not_http, checks/tls.py), and no response
+                    # will come.
+                    self._other = OtherAnswer(describe_start(kind, data), frame, time,
+                                              bytes(data[:16]))
+                    state.mode = _DEAD
+                    self._maybe_ignore()
+                    return
             head, data = self._take_head(state, data, frame, time, last)
             if head is None:
                 return
             raw, first_frame, first_time = head
             response = parse_response_head(raw)
             if response is None:
+                self._not_http(raw[:64], first_frame, first_time)
                 state.mode = _DEAD
                 self._maybe_ignore()
                 return
@@ -593,7 +610,8 @@ class ConnectionTracker:
             head is not None and "websocket" in head.headers.tokens("upgrade")
             and not response.head.headers.has("upgrade")
         )
-        watch = SwitchWatch(response.time, time, websocket, self._run.window)
+        h2c = "h2c" in response.head.headers.tokens("upgrade")
+        watch = SwitchWatch(response.time, time, websocket, self._run.window, h2c)
         self._switch = _Switch(request, response, interim, watch, self._server_gap)
         client = self._client_side()
         state = self._sides[client]
@@ -768,6 +786,15 @@ class ConnectionTracker:
     def _any_data(self) -> bool:
         return any(s.buf or s.mode is not _DETECT for s in self._sides)
 
+    def _not_http(self, prefix: bytes, frame: int, time: float) -> None:
+        """The server's bytes where a response should start: named when they are another
+        protocol (an HTTP/2 SETTINGS frame, a TLS alert, an SSH banner) rather than a broken
+        HTTP/1 head, so the attempt says what answered instead of "closed without a word"."""
+        kind = classify_first_bytes(prefix)
+        if kind is not _HTTP1_RESPONSE and kind is not Start.NEED_MORE and self._other is None:
+            self._other = OtherAnswer(describe_start(kind, prefix), frame, time,
+                                      bytes(prefix[:16]))
+
     def _flush_unanswered(self, time: float, reason: str) -> None:
         """The connection ended: requests still waiting never got an answer."""
         while self._requests:
@@ -848,6 +875,7 @@ class ConnectionTracker:
             request_gap=request.gap_before if request is not None else self._client_gap,
             response_gap=response_gap,
             promoted=promoted,
+            other_answer=self._other if response is None else None,
         )
 
     def _emit_transport_attempt(self, time: float, reason: str) -> None:

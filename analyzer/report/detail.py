@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from analyzer.checks.catalogue import Finding, lookup
-from analyzer.exchange.model import Attempt, Message, SeenFrame, TcpEvent
+from analyzer.exchange.model import Attempt, Message, SeenFrame, TcpEvent, TlsInfo
 from analyzer.http.message import RequestHead, ResponseHead
-from analyzer.report.fields import reason_text
+from analyzer.report.fields import iso_time, reason_text
 from analyzer.report.safe import SECRET_HEADERS, URL_HEADERS, Cleaner, redact_target
 from analyzer.verdict import Attribution, Diagnosis, Verdict
 from analyzer.websocket.frames import Opcode, parse_close
@@ -54,6 +54,7 @@ def render_detail(diagnosis: Diagnosis, *, show_secrets: bool = False,
     sections = [
         _header(diagnosis, clean, paint),
         _ladder(diagnosis.attempt, clean, paint),
+        _tls_section(diagnosis.attempt, clean, paint),
         _heads(diagnosis.attempt, clean, paint),
         _findings(diagnosis.findings, clean, paint),
         _attribution(diagnosis.attribution, clean, paint),
@@ -82,6 +83,8 @@ def _header(d: Diagnosis, clean: Cleaner, paint: _Painter) -> str:
     if d.primary is not None and d.verdict is not Verdict.SUCCEEDED:
         reason = f"{d.primary.check}: {reason}"
     protocol = clean.text(d.facts.protocol) or "-"
+    if a.transport == "h2":
+        protocol += f" over HTTP/2, stream {a.stream_id}"
     return paint(f"#{d.number}", "bold") + f" {verdict}  {reason}\n" + (
         f"   {a.client} → {a.server}  protocol {protocol}"
     )
@@ -140,12 +143,18 @@ def ladder_events(a: Attempt, clean: Cleaner) -> list[LadderEvent]:
     syn = "SYN" if tcp.syn_count <= 1 else f"SYN (sent {tcp.syn_count} times)"
     add(tcp.syn, True, syn)
     add(tcp.syn_ack, False, "SYN-ACK")
+    if a.tls is not None:
+        events.extend(_tls_events(a.tls, clean))
+    h2 = a.transport == "h2"
     if a.request is not None:
-        events.append(_message_event(a.request, True, clean))
+        events.append(_message_event(a.request, True, clean, h2))
     for interim in a.interim:
-        events.append(_message_event(interim, False, clean))
+        events.append(_message_event(interim, False, clean, h2))
     if a.response is not None:
-        events.append(_message_event(a.response, False, clean))
+        events.append(_message_event(a.response, False, clean, h2))
+    if a.h2 is not None:  # SETTINGS, DATA, RST_STREAM, GOAWAY, END_STREAM with their frames
+        events += [LadderEvent(n.frame, n.time, n.side == "client", clean.text(n.label))
+                   for n in a.h2.notes]
     if a.after is not None:
         for seen in a.after.frames[:MAX_WS_FRAMES]:
             events.append(LadderEvent(seen.frame, seen.time, seen.side == "client",
@@ -161,14 +170,67 @@ def ladder_events(a: Attempt, clean: Cleaner) -> list[LadderEvent]:
     return sorted(events, key=lambda e: (e.frame, e.time))
 
 
-def _message_event(message: Message, from_client: bool, clean: Cleaner) -> LadderEvent:
+def _tls_events(tls: TlsInfo, clean: Cleaner) -> list[LadderEvent]:
+    """The TLS handshake's lines: ClientHello, ServerHello, alerts (analyzer/tls)."""
+    events = []
+    if tls.client_hello_frame:
+        offered = f", ALPN {','.join(clean.texts(tls.alpn_offered))}" if tls.alpn_offered else ""
+        sni = f" SNI {clean.text(tls.sni)}" if tls.sni else " (no SNI)"
+        events.append(LadderEvent(tls.client_hello_frame, tls.client_hello_time, True,
+                             f"TLS ClientHello{sni}{offered}"))
+    if tls.server_hello_frame:
+        chosen = f", ALPN {clean.text(tls.alpn)}" if tls.alpn else ""
+        label = "HelloRetryRequest, then ServerHello" if tls.retry else "ServerHello"
+        events.append(LadderEvent(tls.server_hello_frame, tls.server_hello_time, False,
+                             f"TLS {label} {tls.version} {tls.cipher_suite}{chosen}"))
+    for alert in tls.alerts:
+        label = (f"TLS alert {alert.level} {alert.description}" if alert.description
+                 else "TLS alert (encrypted)")
+        events.append(LadderEvent(alert.frame, alert.time, alert.side == "client", label))
+    return events
+
+
+def _tls_section(a: Attempt, clean: Cleaner, paint: _Painter) -> str:
+    tls = a.tls
+    if tls is None:
+        return ""
+    lines = [paint("TLS:", "bold")]
+    state = "decrypted with the key log" if tls.decrypted else {
+        "": "not decrypted (no --keylog)", "missing": "not decrypted (no key in the key log)",
+        "mismatch": "the logged key does not decrypt it",
+        "unsupported": "not decrypted (cipher suite not supported)",
+    }.get(tls.key, "not decrypted")
+    lines.append(f"  {tls.version or 'no version agreed'}"
+                 + (f", {tls.cipher_suite}" if tls.cipher_suite else "")
+                 + (", resumed" if tls.resumed else "") + f"; {state}")
+    if tls.versions_offered:
+        lines.append(f"  client offered: {', '.join(tls.versions_offered)}")
+    for index, cert in enumerate(tls.certificates[:3]):
+        role = "certificate" if index == 0 else "  issued by"
+        lines.append(f"  {role}: {clean.text(cert.subject)} (issuer {clean.text(cert.issuer)});"
+                     f" names {', '.join(clean.texts(cert.san_names)) or '-'};"
+                     f" valid {iso_time(cert.not_before)[:10]} to {iso_time(cert.not_after)[:10]}")
+    if tls.certificate_request:
+        lines.append("  the server asked for a client certificate"
+                     + ("; the client sent none" if tls.client_certificate_empty else ""))
+    return "\n".join(lines)
+
+
+def _message_event(message: Message, from_client: bool, clean: Cleaner,
+                   h2: bool = False) -> LadderEvent:
     head = message.head
-    if isinstance(head, RequestHead):
+    if h2 and isinstance(head, RequestHead):  # an HTTP/2 HEADERS frame (and CONTINUATIONs)
+        protocol = head.headers.get(":protocol")
+        label = f"HEADERS {clean.text(head.method)} {clean.target(head.target)}"
+        label += f" :protocol {clean.text(protocol)}" if protocol else ""
+    elif h2 and isinstance(head, ResponseHead):
+        label = f"HEADERS :status {head.status if head.status else '?'}"
+    elif isinstance(head, RequestHead):
         label = f"{clean.text(head.method)} {clean.target(head.target)} {clean.text(head.version)}"
     else:
         label = f"{head.status} {clean.text(head.reason)}"
-        if message.body_length:
-            label += f" (+{message.body_length} body bytes)"
+    if not isinstance(head, RequestHead) and message.body_length:
+        label += f" (+{message.body_length} body bytes)"
     return LadderEvent(message.first_frame, message.time, from_client, label, message.last_frame)
 
 

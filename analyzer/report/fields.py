@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from analyzer.checks.catalogue import lookup
-from analyzer.exchange.model import AttemptKind
+from analyzer.exchange.model import AttemptKind, TlsInfo
 from analyzer.report.safe import Cleaner, neutralise
 from analyzer.verdict import Diagnosis, Verdict
 
@@ -35,11 +35,17 @@ def reason_text(diagnosis: Diagnosis) -> str:
     attempt = diagnosis.attempt
     if diagnosis.verdict is Verdict.SUCCEEDED:
         protocol = diagnosis.facts.protocol or "the new protocol"
-        if attempt.request_head is not None and attempt.request_head.method.upper() == "CONNECT":
+        tunnel = attempt.transport != "h2" or diagnosis.facts.protocol == "connect"
+        if tunnel and attempt.request_head is not None and \
+                attempt.request_head.method.upper() == "CONNECT":
             carried = next((f.found for f in diagnosis.findings if f.check == "tunnel_carried"),
                            None)
             return f"tunnel established ({carried})" if carried else "tunnel established"
         text = f"switched to {protocol}"
+        answered = next((f.found for f in diagnosis.findings
+                         if f.check == "h2c_upgraded_request_status"), None)
+        if answered:
+            text += f" (answer: {answered})"
         response = attempt.response_head
         chosen = response.headers.get("sec-websocket-protocol") if response else None
         if chosen:
@@ -65,7 +71,7 @@ def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str
     clean = Cleaner.for_attempt(attempt, show_secrets)
     request = attempt.request_head
     response = attempt.response_head
-    host = request.headers.get("host") if request else None
+    host = request.headers.get("host") or request.headers.get(":authority") if request else None
     findings = []
     for finding in diagnosis.findings:
         check = lookup(finding.check)
@@ -101,9 +107,44 @@ def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str
         "response_frame": attempt.response.first_frame if attempt.response else None,
         "syn_frame": attempt.tcp.syn.frame if attempt.tcp.syn else None,
         "connection_exchange": attempt.sequence if attempt.kind is AttemptKind.HTTP else None,
+        "transport": attempt.transport,
+        "stream_id": attempt.stream_id,
         "attribution": _attribution_fields(diagnosis, clean),
+        "tls": tls_fields(attempt.tls, clean),
         **_origin_fields(diagnosis),
     }
+
+
+def tls_fields(tls: TlsInfo | None, clean: Cleaner) -> dict[str, Any] | None:
+    """The TLS session an attempt travelled in (None for cleartext). No key material, ever."""
+    if tls is None:
+        return None
+    leaf = tls.certificates[0] if tls.certificates else None
+    return {
+        "version": tls.version or None,
+        "suite": tls.cipher_suite or None,
+        "sni": clean.text(tls.sni) or None,
+        "alpn": clean.text(tls.alpn) or None,
+        "alpn_offered": clean.texts(tls.alpn_offered),
+        "decrypted": tls.decrypted,
+        "resumed": tls.resumed,
+        "key": tls.key or None,
+        "alerts": [{"side": a.side, "level": a.level, "description": a.description or None,
+                    "frame": a.frame} for a in tls.alerts],
+        "certificate": None if leaf is None else {
+            "subject": clean.text(leaf.subject), "issuer": clean.text(leaf.issuer),
+            "names": clean.texts(leaf.san_names),
+            "not_before": iso_time(leaf.not_before), "not_after": iso_time(leaf.not_after)},
+        "client_hello_frame": tls.client_hello_frame or None,
+        "server_hello_frame": tls.server_hello_frame or None,
+    }
+
+
+def scheme(diagnosis: Diagnosis) -> str:
+    """"wss" or "https" for an attempt inside TLS (what the client dialled), else ""."""
+    if diagnosis.attempt.tls is None:
+        return ""
+    return "wss" if diagnosis.facts.websocket else "https"
 
 
 def _origin_fields(diagnosis: Diagnosis) -> dict[str, Any]:
@@ -129,7 +170,13 @@ def _attribution_fields(diagnosis: Diagnosis, clean: Cleaner) -> dict[str, Any]:
 def request_label(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     """``METHOD target`` of the request, safe to print."""
     request = diagnosis.attempt.request_head
+    clean = Cleaner.for_attempt(diagnosis.attempt, show_secrets)
+    tls = diagnosis.attempt.tls
+    if diagnosis.attempt.kind is AttemptKind.TLS and tls is not None:
+        return f"(TLS {clean.text(tls.sni)})" if tls.sni else "(TLS only)"
     if request is None:
         return "(TCP only)" if diagnosis.attempt.kind is AttemptKind.TCP else "(not captured)"
-    clean = Cleaner.for_attempt(diagnosis.attempt, show_secrets)
-    return f"{clean.text(request.method)} {clean.target(request.target)}"
+    label = f"{clean.text(request.method)} {clean.target(request.target)}"
+    if diagnosis.attempt.transport == "h2":  # which stream of the HTTP/2 connection
+        label = f"[h2 #{diagnosis.attempt.stream_id}] {label}"
+    return f"{label} ({scheme(diagnosis)})" if tls is not None else label

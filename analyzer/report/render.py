@@ -26,7 +26,8 @@ FORMATS = ("table", "json", "jsonl", "csv", "markdown")
 READ_FORMATS = (*FORMATS, "html")  # a page is written once, at the end: not for `live`
 _CSV_FIELDS = ("number", "kind", "client", "server", "time", "method", "path", "host", "offered",
                "protocol", "status", "verdict", "reason", "reasons", "request_frame",
-               "response_frame")
+               "response_frame", "transport", "stream_id", "tls_version", "tls_suite",
+               "tls_sni", "tls_alpn", "tls_decrypted")
 
 
 def render_table(diagnoses: Sequence[Diagnosis], stats: RunStats,
@@ -102,6 +103,15 @@ def capture_fields(stats: RunStats) -> dict[str, Any]:
         "evicted_connections": stats.evicted_connections,
         "unlisted_tcp_attempts": dict(stats.unlisted_tcp_attempts.most_common()),
         "abandoned_heads": stats.abandoned_heads,
+        "tls_decrypted": stats.tls_decrypted,
+        "tls_not_inspected": stats.tls_uninspected,
+        "tls_sessions_not_inspected": [
+            {"client": str(s.client), "server": str(s.server), "sni": safe_text(s.sni) or None,
+             "alpn": safe_text(s.alpn) or None, "version": s.version or None,
+             "first_frame": s.first_frame, "last_frame": s.last_frame, "reason": s.reason}
+            for s in stats.tls_uninspected_listed],
+        "keylog_lines_ignored": stats.keylog_ignored_lines,
+        "quic_flows": stats.quic_flows,
     }
 
 
@@ -181,7 +191,27 @@ def capture_lines(s: dict[str, Any]) -> list[str]:
         lines.append(unlisted_line(s["unlisted_tcp_attempts"]))
     if s["abandoned_heads"]:
         lines.append(f"HTTP heads abandoned (no end within 64 KiB): {s['abandoned_heads']}")
+    if s["tls_not_inspected"]:
+        lines.append(tls_uninspected_line(s["tls_not_inspected"],
+                                          s["tls_sessions_not_inspected"]))
+    if s["tls_decrypted"]:
+        lines.append(f"TLS sessions decrypted: {s['tls_decrypted']}")
+    if s["keylog_lines_ignored"]:
+        lines.append(f"Key log: {s['keylog_lines_ignored']} line(s) ignored (not a secret)")
+    if s.get("quic_flows"):
+        lines.append(f"QUIC flows seen (HTTP/3, not analysed): {s['quic_flows']}")
     return lines
+
+
+def tls_uninspected_line(count: int, listed: Sequence[dict[str, Any]]) -> str:
+    """"N TLS sessions could not be inspected (no key): M to SNI x with ALPN y; use --keylog"."""
+    groups = Counter((s["sni"] or "(no SNI)", s["alpn"] or "none", s["reason"]) for s in listed)
+    parts = [f"{n} to SNI {sni} with ALPN {alpn}" + ("" if why == "no key" else f" ({why})")
+             for (sni, alpn, why), n in groups.most_common(3)]
+    more = "; ..." if len(groups) > 3 else ""
+    hint = "; use --keylog" if any(s["reason"] == "no key" for s in listed) else ""
+    return (f"{count} TLS session(s) could not be inspected (no key): {'; '.join(parts)}{more}"
+            f"{hint}")
 
 
 def unlisted_line(counts: dict[str, int]) -> str:
@@ -233,9 +263,10 @@ def render_csv(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> st
     writer.writerow(_CSV_FIELDS)
     for d in diagnoses:
         fields = attempt_fields(d, show_secrets)
+        tls = fields["tls"] or {}
         row = []
         for name in _CSV_FIELDS:
-            value = fields[name]
+            value = tls.get(name[4:]) if name.startswith("tls_") else fields[name]
             if isinstance(value, list):
                 value = " ".join(str(v) for v in value)
             row.append("" if value is None else csv_cell(value) if isinstance(value, str)

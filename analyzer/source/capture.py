@@ -7,7 +7,7 @@ import math
 import os
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from . import pcap, pcapng
 from .detect import describe
@@ -19,16 +19,21 @@ from .stream import Input, Record, more_head, open_bytes, open_input
 _DESCRIBE_BYTES = 64
 
 
-def read_captures(paths: Sequence[str], warnings: list[CaptureWarning]) -> Iterator[Frame]:
+SecretsSink = Callable[[int, bytes], None]  # (secrets type, secrets) of a pcapng DSB
+
+
+def read_captures(paths: Sequence[str], warnings: list[CaptureWarning],
+                  secrets: SecretsSink | None = None) -> Iterator[Frame]:
     """Read pcap/pcapng files (plain or gzip; "-" is standard input) as one capture.
 
     Every input is opened and identified before this returns, so an unreadable one raises
     CaptureError before any frame is produced. Damage found later is appended to `warnings`
     and ends the reading of that input only. Several inputs are merged in timestamp order
     (ties keep input order) and numbered 1.. over the merged stream, as mergecap + Wireshark
-    would number them.
+    would number them. ``secrets`` is given the pcapng Decryption Secrets Blocks' contents
+    (type, bytes) as they are read (`Analysis.add_secrets`).
     """
-    return _frames(read_records(paths, warnings))
+    return _frames(read_records(paths, warnings, secrets=secrets))
 
 
 def expand_inputs(paths: Sequence[str]) -> list[str]:
@@ -65,7 +70,8 @@ def _is_capture(path: str) -> bool:
 
 
 def read_records(paths: Sequence[str], warnings: list[CaptureWarning],
-                 opened: list[Input] | None = None) -> Iterable[Record]:
+                 opened: list[Input] | None = None,
+                 secrets: SecretsSink | None = None) -> Iterable[Record]:
     """The records of `read_captures` as plain tuples (time, linktype, data, wire_length,
     source), merged in the same order; a record's frame number is its position, from 1.
 
@@ -81,7 +87,10 @@ def read_records(paths: Sequence[str], warnings: list[CaptureWarning],
         for index, path in enumerate(paths):
             inp = open_input(path)
             opened.append(inp)
-            iterators.append(_records(inp, index, warnings))
+            records = _records(inp, index, warnings)
+            if secrets is not None and isinstance(records, pcapng.PcapngRecords):
+                records.secrets = secrets
+            iterators.append(records)
     except CaptureError:
         for inp in opened:
             inp.close()

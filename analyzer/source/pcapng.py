@@ -23,6 +23,7 @@ IDB = 0x00000001
 PB = 0x00000002  # obsolete Packet Block
 SPB = 0x00000003
 EPB = 0x00000006
+DSB = 0x0000000A  # Decryption Secrets Block (section 4.7): secrets type, length, data
 
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 OPT_ENDOFOPT = 0
@@ -127,6 +128,8 @@ class PcapngRecords:
     def __init__(self, inp: Input, buf: bytes, source: int,
                  warnings: list[CaptureWarning]) -> None:
         self.skip: BlockSkip | None = None
+        # Called with (secrets type, secrets) for each Decryption Secrets Block, if set.
+        self.secrets: Callable[[int, bytes], None] | None = None
         self.bound: tuple[float, bool] = UNBOUNDED
         self.number = 0
         self.dropped = 0
@@ -274,6 +277,9 @@ class PcapngRecords:
                         return
                     interfaces.append(_interface(buf, pos, blen, order))
                     timing = tuple((i.linktype, i.units, i.offset) for i in interfaces)
+                elif btype == DSB and self.secrets is not None and blen >= 20:
+                    kind, length = _BLOCK_HEAD[order].unpack_from(buf, pos + 8)
+                    self.secrets(kind, bytes(buf[pos + 16 : pos + 16 + min(length, blen - 20)]))
                 # Every other block (statistics, name resolution, secrets, custom) carries no
                 # packet, and an unknown type is skippable by design of the format.
                 pos += blen

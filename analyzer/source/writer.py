@@ -20,6 +20,8 @@ from .frame import CaptureError, Frame
 _SHB = 0x0A0D0D0A
 _IDB = 0x00000001
 _EPB = 0x00000006
+_DSB = 0x0000000A  # Decryption Secrets Block
+_TLS_KEY_LOG = 0x544C534B  # its secrets type "TLSK": NSS key log lines
 _BYTE_ORDER_MAGIC = 0x1A2B3C4D
 _OPT_IF_NAME = 2
 
@@ -71,6 +73,7 @@ class RotatingPcapngWriter:
         self._index = 0
         self._size = 0
         self._failed = False  # a write failed and was reported (a full disk)
+        self._secrets = b""  # key log lines written so far: every new file starts with them
         self._file: BinaryIO = self._open(self._base)
 
     def path_of(self, index: int) -> Path:
@@ -90,6 +93,20 @@ class RotatingPcapngWriter:
             self._file.write(block)
         except OSError as error:
             self._failed = True
+            raise CaptureError(f"cannot write {self.path_of(self._index)}: "
+                               f"{error.strerror or error}") from None
+        self._size += len(block)
+
+    def write_secrets(self, lines: bytes) -> None:
+        """Embed TLS key log lines (whole lines) before the packets that follow, as a Decryption
+        Secrets Block (`live --keylog --write`: the file then decrypts on its own)."""
+        if not lines:
+            return
+        self._secrets += lines
+        block = _secrets_block(lines)
+        try:
+            self._file.write(block)
+        except OSError as error:
             raise CaptureError(f"cannot write {self.path_of(self._index)}: "
                                f"{error.strerror or error}") from None
         self._size += len(block)
@@ -132,7 +149,13 @@ class RotatingPcapngWriter:
         try:
             handle = open(path, "wb")  # noqa: SIM115 - kept open across writes, closed in close()
             handle.write(self._header)
+            secrets = _secrets_block(self._secrets) if self._secrets else b""
+            handle.write(secrets)
         except OSError as error:
             raise CaptureError(f"cannot write {path}: {error.strerror or error}") from None
-        self._size = len(self._header)
+        self._size = len(self._header) + len(secrets)
         return handle
+
+
+def _secrets_block(lines: bytes) -> bytes:
+    return _block(_DSB, struct.pack("<II", _TLS_KEY_LOG, len(lines)) + _pad(lines))

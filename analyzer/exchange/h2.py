@@ -1,0 +1,480 @@
+"""The exchange stage for HTTP/2: pairs each stream's request and response into Attempts.
+
+How it works
+------------
+``H2Stage`` is a reassembler listener (``StreamListener``) that the HTTP/1 tracker hands a
+connection to when its first bytes are the HTTP/2 client preface (``handoff.py``); the TLS stage
+builds one too for the plaintext of a session whose ALPN chose ``h2``. It feeds both directions
+to ``http2.H2Reader`` and follows the streams the events describe:
+
+- an extended CONNECT stream (``:method CONNECT`` with ``:protocol``, RFC 8441 §4), or any
+  CONNECT, is an attempt: its request and response HEADERS become ``Message``s whose heads carry
+  the pseudo-header fields as header fields, so the status, subprotocol, extension and
+  attribution rules read them as they read an HTTP/1 head;
+- after a 2xx, the stream's DATA carries the new protocol: a ``SwitchWatch`` reads the
+  WebSocket frames of both sides for the same short window as after a 101, and END_STREAM or
+  RST_STREAM end the stream as FIN or RST end a TCP connection;
+- a RST_STREAM or a GOAWAY that leaves a stream unanswered decides it (the checks say
+  "not processed" or "refused" by the code, wave2-decisions.md);
+- any other stream is an ordinary exchange, counted (listed only when its answer talks about
+  an upgrade, as for HTTP/1).
+
+Memory is bounded: at most ``MAX_STREAMS`` streams are followed at once (later ones are
+counted), DATA is never held beyond a response's first ``PREFIX_LIMIT`` bytes, and the reader
+itself holds at most one frame per direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from analyzer.exchange.first_bytes import Start, classify_first_bytes
+from analyzer.exchange.handoff import HandlerFactory, RunContext
+from analyzer.exchange.model import (
+    Attempt,
+    AttemptKind,
+    H2End,
+    H2Note,
+    H2Problem,
+    H2Stream,
+    Message,
+    TcpEvent,
+)
+from analyzer.exchange.relevance import is_upgrade_attempt
+from analyzer.exchange.switch import SwitchWatch
+from analyzer.exchange.tcplog import TcpLog
+from analyzer.exchange.tracker import RESPONSE_TIMEOUT, ConnectionTracker
+from analyzer.http.body import PREFIX_LIMIT
+from analyzer.http.message import Header, Headers, RequestHead, ResponseHead
+from analyzer.http2.events import (
+    Data,
+    GoAway,
+    H2Event,
+    HeaderBlock,
+    Problem,
+    RstStream,
+    Setting,
+    Settings,
+    error_name,
+    setting_name,
+)
+from analyzer.http2.reader import H2Reader
+from analyzer.reassembly import Connection
+
+MAX_STREAMS = 100  # streams followed at once per connection (RFC 9113 §6.5.2 suggests >= 100)
+MAX_PROBLEMS = 8  # connection problems kept (the first ones are the evidence)
+MAX_STREAM_NOTES = 16  # ladder notes per stream
+MAX_CONNECTION_NOTES = 8  # SETTINGS and GOAWAY notes per connection
+MAX_UNDECIDED_BYTES = 64 * 1024  # bytes held while it is unclear which side is the client
+_SIDES = ("client", "server")
+_REQUEST_FIELDS_SHOWN = 64  # fields drawn in a head's raw text (all are kept in Headers)
+
+
+@dataclass(slots=True)
+class _Stream:
+    id: int
+    sequence: int
+    request: Message | None = None
+    response: Message | None = None
+    interim: list[Message] = field(default_factory=list)
+    method: str = ""
+    protocol: str | None = None  # :protocol
+    settings_seen: tuple[tuple[int, int], ...] | None = None
+    connect_enabled: bool = False
+    watch: SwitchWatch | None = None
+    body: bytearray = field(default_factory=bytearray)
+    data: list[int] = field(default_factory=lambda: [0, 0])
+    ends: list[TcpEvent | None] = field(default_factory=lambda: [None, None])
+    reset: H2End | None = None
+    notes: list[H2Note] = field(default_factory=list)
+    undecoded: bool = False  # a header block of the stream could not be read
+
+    @property
+    def is_attempt_shape(self) -> bool:
+        # an unreadable stream is listed: whether it was an attempt cannot be told
+        return self.method == "CONNECT" or self.undecoded
+
+
+class H2Stage:
+    """The listener of one HTTP/2 connection (see module docstring)."""
+
+    def __init__(self, run: RunContext, conn: Connection, tcp: TcpLog,
+                 client: int | None = None) -> None:
+        self._run = run
+        self._conn = conn
+        self._tcp = tcp
+        self._client = client  # reassembler side of the HTTP/2 client, once known
+        self._undecided: tuple[bytearray, bytearray] = (bytearray(), bytearray())
+        self._undecided_at: list[tuple[int, float]] = [(0, 0.0), (0, 0.0)]
+        # events are handled as the reader makes them, so that keep_data knows, at each DATA
+        # frame, whether its stream is watched (the same answer whatever the segmentation)
+        self._reader = H2Reader(sink=self._event, keep_data=self._keep_data)
+        self._streams: dict[int, _Stream] = {}
+        self._sequence = 0
+        self._untracked = 0  # streams past MAX_STREAMS, only counted
+        self._server_settings: tuple[tuple[int, int], ...] | None = None
+        self._connect_enabled = False
+        self._goaway: H2End | None = None
+        self._problems: list[H2Problem] = []
+        self._notes: list[H2Note] = []
+        self._watching = 0  # streams under a SwitchWatch
+        self._done = False
+        run.counters.http_connections += 1
+
+    # --- StreamListener ---------------------------------------------------------------------
+
+    def on_syn(self, side: int, frame: int, time: float, with_ack: bool) -> None:
+        self._tcp.syn(frame, time, with_ack)
+
+    def on_fin(self, side: int, frame: int, time: float) -> None:
+        self._tcp.fin_of(side, frame, time)
+        if self._client is not None:
+            self._handle(self._reader.end(self._h2_side(side), frame, time))
+
+    def on_rst(self, side: int, frame: int, time: float) -> None:
+        self._tcp.rst_of(side, frame, time)
+        if self._client is not None:
+            self._handle(self._reader.end(self._h2_side(side), frame, time))
+
+    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        self._tcp.gap(side, offset, length, frame, time)
+        if self._client is None:
+            self._undecided[side].clear()
+            return
+        h2_side = self._h2_side(side)
+        for stream in self._streams.values():
+            if stream.watch is not None:
+                stream.watch.complete = False
+        self._handle(self._reader.gap(h2_side, frame, time))
+
+    def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        self._tcp.conflict(side, offset, length, frame, time)
+
+    def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
+        if self._done:
+            return
+        if self._client is None:
+            self._detect(side, data, frame, time)
+            return
+        self._handle(self._reader.feed(self._h2_side(side), data, frame, time))
+        if self._watching:
+            self._expire(time)
+
+    def on_tick(self, now: float, patience: float) -> None:
+        """Live capture: watches past their window end, and a CONNECT unanswered for longer
+        than ``patience`` is decided as unanswered (as the HTTP/1 tracker does)."""
+        if self._done:
+            return
+        if self._watching:
+            self._expire(now)
+        for stream in list(self._streams.values()):
+            request = stream.request
+            if (request is not None and stream.response is None and stream.is_attempt_shape
+                    and now - request.time > patience):
+                self._decide(stream, now, RESPONSE_TIMEOUT)
+
+    def on_end(self, time: float, reason: str) -> None:
+        if self._done:
+            return
+        for stream in list(self._streams.values()):
+            self._decide(stream, time, reason)
+        self._done = True
+
+    # --- which side is the client -------------------------------------------------------------
+
+    def _detect(self, side: int, data: bytes, frame: int, time: float) -> None:
+        """Holds each side's first bytes until one is the client preface or a server's SETTINGS
+        (the hand-off gives the preface side right after the other, so this is short)."""
+        pending = self._undecided[side]
+        if not pending:
+            self._undecided_at[side] = (frame, time)
+        pending += data
+        kind = classify_first_bytes(pending)
+        other = self._undecided[1 - side]
+        other_kind = classify_first_bytes(other) if other else Start.NEED_MORE
+        if kind is Start.H2_PREFACE:
+            self._client = side
+        elif kind is Start.HTTP1_REQUEST:
+            self._back_to_http1(side)
+            return
+        elif kind is not Start.NEED_MORE and other_kind is Start.H2_FRAMES:
+            self._client = side  # the other side is the server: this one is the client anyway
+        elif kind is Start.H2_FRAMES and other_kind not in (Start.NEED_MORE, Start.H2_FRAMES):
+            self._client = 1 - side
+        elif sum(map(len, self._undecided)) > MAX_UNDECIDED_BYTES:
+            self._done = True  # neither side speaks HTTP/2 after all
+            self._run.ignore(self._conn)
+            return
+        else:
+            return  # a server's SETTINGS alone: the client's first bytes decide
+        # the client's bytes first (its preface), then the server's, as they were buffered
+        for s in (self._client, 1 - self._client):
+            held = bytes(self._undecided[s])
+            self._undecided[s].clear()
+            if held:
+                frame_at, time_at = self._undecided_at[s]
+                self._handle(self._reader.feed(self._h2_side(s), held, frame_at, time_at))
+
+    def _back_to_http1(self, client: int) -> None:
+        """The server spoke HTTP/2 first (SETTINGS on accept) but the client speaks HTTP/1.1:
+        the HTTP/1 tracker reads the connection (without the HTTP/2 hand-off), and names the
+        server's HTTP/2 bytes as an answer that is not HTTP/1 (response_not_http)."""
+        handlers: dict[Start, HandlerFactory] = {
+            kind: factory for kind, factory in self._run.handlers.items()
+            if kind not in (Start.H2_PREFACE, Start.H2_FRAMES)}
+        tracker = ConnectionTracker(self._conn, replace(self._run, handlers=handlers), self._tcp)
+        self._conn.listener = tracker
+        self._done = True
+        self._run.counters.http_connections -= 1  # the tracker counts the connection itself
+        for side in (client, 1 - client):  # the request first: it tells the tracker who is who
+            held = bytes(self._undecided[side])
+            self._undecided[side].clear()
+            if held:
+                frame, time = self._undecided_at[side]
+                tracker.on_data(side, 0, held, frame, time)
+
+    def _h2_side(self, side: int) -> int:
+        return 0 if side == self._client else 1
+
+    # --- events -------------------------------------------------------------------------------
+
+    def _handle(self, events: list[H2Event]) -> None:
+        for event in events:  # empty with a sink; kept for readers fed without one
+            self._event(event)
+
+    def _event(self, event: H2Event) -> None:
+        if self._done:
+            return
+        if isinstance(event, Data):
+            self._data(event)
+        elif isinstance(event, HeaderBlock):
+            self._headers(event)
+        elif isinstance(event, Settings):
+            self._settings(event)
+        elif isinstance(event, RstStream):
+            self._rst(event)
+        elif isinstance(event, GoAway):
+            self._goaway_frame(event)
+        elif isinstance(event, Problem) and len(self._problems) < MAX_PROBLEMS:
+            self._problems.append(H2Problem(_SIDES[event.side], event.kind, event.detail,
+                                            event.first_frame, event.stream_id))
+
+    def _keep_data(self, side: int, stream_id: int) -> bool:
+        """Whether a DATA frame's bytes are needed: a watched stream's (WebSocket frames), or
+        the start of a response body (error texts); any other is only counted."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return False
+        if stream.watch is not None:
+            return True
+        return side == 1 and stream.response is not None and len(stream.body) < PREFIX_LIMIT
+
+    def _settings(self, event: Settings) -> None:
+        if event.ack:
+            return
+        # the setting RFC 8441 is about first: the ladder has room for one or two
+        shown = sorted(event.values, key=lambda item: item[0] != Setting.ENABLE_CONNECT_PROTOCOL)
+        values = ", ".join(f"{setting_name(i)}={v}" for i, v in shown)
+        self._note_connection(event, f"SETTINGS {values}".strip())
+        if event.side == 1:
+            if self._server_settings is None:
+                self._server_settings = event.values
+            for identifier, value in event.values:
+                if identifier == Setting.ENABLE_CONNECT_PROTOCOL:
+                    self._connect_enabled = value == 1
+
+    def _headers(self, event: HeaderBlock) -> None:
+        if event.promised_stream_id:
+            return  # server push: not an exchange the client started
+        stream = self._streams.get(event.stream_id)
+        if event.side == 0:
+            if stream is None:
+                stream = self._open(event)
+                if stream is None:
+                    return
+            stream.undecoded |= not event.decoded
+            if stream.request is None:
+                stream.request = Message(_request_head(event), event.first_frame,
+                                         event.last_frame, event.time)
+                stream.method = (_field(event, ":method") or "").upper()
+                stream.protocol = _field(event, ":protocol")
+            if event.end_stream:
+                self._end_of(stream, event)
+            return
+        if stream is None:
+            return
+        stream.undecoded |= not event.decoded
+        head = _response_head(event)
+        message = Message(head, event.first_frame, event.last_frame, event.time)
+        if stream.response is None and 100 <= head.status < 200 and head.status != 101:
+            stream.interim.append(message)
+        elif stream.response is None:
+            stream.response = message
+            if stream.method == "CONNECT" and 200 <= head.status < 300:
+                websocket = (stream.protocol or "").lower() == "websocket"
+                stream.watch = SwitchWatch(event.time, event.time, websocket, self._run.window)
+                self._watching += 1
+        if event.end_stream:
+            self._end_of(stream, event)
+
+    def _open(self, event: HeaderBlock) -> _Stream | None:
+        if len(self._streams) >= MAX_STREAMS:
+            self._untracked += 1
+            self._run.counters.ordinary_exchanges += 1
+            return None
+        stream = _Stream(event.stream_id, self._sequence,
+                         settings_seen=self._server_settings,
+                         connect_enabled=self._connect_enabled)
+        self._sequence += 1
+        self._streams[event.stream_id] = stream
+        return stream
+
+    def _data(self, event: Data) -> None:
+        stream = self._streams.get(event.stream_id)
+        if stream is None:
+            return
+        stream.data[event.side] += len(event.data) + event.skipped
+        if event.last_piece:
+            flag = " END_STREAM" if event.end_stream else ""
+            self._note(stream, event, f"DATA {event.frame_length} B{flag}")
+        if stream.watch is not None and event.data:
+            if stream.watch.observe(event.side == 0, event.data, event.first_frame, event.time):
+                self._decide(stream, event.time, "observation window over")
+                return
+        elif stream.watch is None and event.side == 1 and stream.response is not None:
+            stream.body += event.data[: PREFIX_LIMIT - len(stream.body)]
+        if event.end_stream:
+            self._end_of(stream, event)
+
+    def _rst(self, event: RstStream) -> None:
+        stream = self._streams.get(event.stream_id)
+        if stream is None:
+            return
+        code = error_name(event.code)
+        self._note(stream, event, f"RST_STREAM {code}")
+        stream.reset = H2End(_SIDES[event.side], code, event.first_frame, event.time)
+        self._decide(stream, event.time, "stream reset")
+
+    def _goaway_frame(self, event: GoAway) -> None:
+        code = error_name(event.code)
+        self._note_connection(event, f"GOAWAY last stream {event.last_stream_id} {code}")
+        if self._goaway is None or (self._goaway.side == "client" and event.side == 1):
+            self._goaway = H2End(_SIDES[event.side], code, event.first_frame, event.time,
+                                 event.last_stream_id)
+        if event.side == 0:
+            return  # the client's last stream id is about streams the server opened (push)
+        # RFC 9113 §6.8: streams above the last stream id "were not or will not be processed"
+        for stream in list(self._streams.values()):
+            if stream.id > event.last_stream_id and stream.response is None:
+                self._decide(stream, event.time, "connection going away")
+
+    def _end_of(self, stream: _Stream, event: H2Event) -> None:
+        if stream.ends[event.side] is None:
+            stream.ends[event.side] = TcpEvent(event.last_frame, event.time)
+            if not isinstance(event, Data):
+                self._note(stream, event, "END_STREAM")
+        if stream.response is None or stream.ends[1] is None:
+            return
+        if stream.watch is None or stream.ends[0] is not None:
+            self._decide(stream, event.time, "stream ended")
+
+    def _expire(self, now: float) -> None:
+        for stream in list(self._streams.values()):
+            if stream.watch is not None and now > stream.watch.deadline:
+                self._decide(stream, now, "observation window over")
+
+    # --- deciding -----------------------------------------------------------------------------
+
+    def _decide(self, stream: _Stream, time: float, reason: str) -> None:
+        if self._streams.pop(stream.id, None) is None:
+            return
+        if stream.watch is not None:
+            self._watching -= 1
+        response = stream.response
+        if response is not None and stream.body:
+            response = Message(response.head, response.first_frame, response.last_frame,
+                               response.time, bytes(stream.body), stream.data[1],
+                               stream.ends[1] is not None)
+        head = response.head if response is not None else None
+        listed = stream.is_attempt_shape or is_upgrade_attempt(
+            False, head if isinstance(head, ResponseHead) else None, bytes(stream.body))
+        if not listed:
+            self._run.counters.ordinary_exchanges += 1
+            return
+        client = self._client if self._client is not None else 0
+        after = stream.watch.result(time) if stream.watch is not None else None
+        self._run.emit(Attempt(
+            kind=AttemptKind.HTTP,
+            client=self._tcp.endpoint(client),
+            server=self._tcp.endpoint(1 - client),
+            tcp=self._tcp.facts(client, time, reason),
+            request=stream.request,
+            response=response,
+            interim=tuple(stream.interim),
+            after=after,
+            sequence=stream.sequence,
+            transport="h2",
+            stream_id=stream.id,
+            h2=H2Stream(
+                server_settings=stream.settings_seen,
+                connect_protocol=stream.connect_enabled,
+                client_end=stream.ends[0],
+                server_end=stream.ends[1],
+                reset=stream.reset,
+                goaway=self._goaway,
+                problems=tuple(p for p in self._problems
+                               if p.stream_id in (0, stream.id) or stream.undecoded),
+                notes=tuple(self._notes + stream.notes),
+                client_data=stream.data[0],
+                server_data=stream.data[1],
+            ),
+        ))
+
+    def _note(self, stream: _Stream, event: H2Event, label: str) -> None:
+        if len(stream.notes) < MAX_STREAM_NOTES:
+            stream.notes.append(H2Note(_SIDES[event.side], event.first_frame, event.time, label))
+
+    def _note_connection(self, event: H2Event, label: str) -> None:
+        if len(self._notes) < MAX_CONNECTION_NOTES:
+            self._notes.append(H2Note(_SIDES[event.side], event.first_frame, event.time, label))
+
+
+def h2_handler(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> H2Stage:
+    """The hand-off factory (``pipeline.protocol_handlers``) for ``Start.H2_PREFACE`` and
+    ``Start.H2_FRAMES`` (which side is the client is read from the bytes either way)."""
+    return H2Stage(run, conn, tcp)
+
+
+# --- heads ------------------------------------------------------------------------------------
+
+
+def _field(event: HeaderBlock, name: str) -> str | None:
+    for field_name, value in event.fields:
+        if field_name == name:
+            return value
+    return None
+
+
+def _raw(first_line: str, event: HeaderBlock) -> bytes:
+    lines = [first_line] + [f"{n}: {v}" for n, v in event.fields[:_REQUEST_FIELDS_SHOWN]]
+    if not event.decoded:
+        lines.append("(header block not decoded: the HPACK state was lost)")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+
+
+def _headers_of(event: HeaderBlock) -> Headers:
+    return Headers(tuple(Header(n, v) for n, v in event.fields))
+
+
+def _request_head(event: HeaderBlock) -> RequestHead:
+    method = _field(event, ":method") or ""
+    target = _field(event, ":path") or _field(event, ":authority") or ""
+    raw = _raw(f"{method} {target} HTTP/2 (stream {event.stream_id})", event)
+    return RequestHead(method, target, "HTTP/2", _headers_of(event), raw)
+
+
+def _response_head(event: HeaderBlock) -> ResponseHead:
+    text = _field(event, ":status") or ""
+    status = int(text) if text.isdigit() and len(text) == 3 else 0
+    raw = _raw(f"HTTP/2 {text or '(no :status)'} (stream {event.stream_id})", event)
+    return ResponseHead("HTTP/2", status, "", _headers_of(event), raw)

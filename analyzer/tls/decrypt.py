@@ -1,0 +1,169 @@
+"""Record protection, undone: one direction's records opened with its traffic keys.
+
+TLS 1.3 (RFC 8446 §5.2-5.3): AEAD with the per-record nonce `iv XOR sequence number`, the
+record header as additional data, and an inner content type after the content, followed by
+zero padding. TLS 1.2 AEAD: AES-GCM with a 4-byte fixed IV and an 8-byte explicit nonce at the
+front of each record (RFC 5288 §3); ChaCha20-Poly1305 with the TLS 1.3-style nonce (RFC 7905
+§2); both with `seq || type || version || length` as additional data (RFC 5246 §6.2.3.3).
+TLS 1.2 CBC (RFC 5246 §6.2.3.2): an explicit IV (TLS 1.1 and later), MAC-then-encrypt with
+HMAC over `seq || type || version || length || content`, or encrypt-then-MAC when RFC 7366 was
+negotiated. Sequence numbers count records per direction from 0 at each key change.
+
+Only `cryptography` primitives do the work (AESGCM, ChaCha20Poly1305, AESCCM, AES-CBC, HMAC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers import Cipher as CipherContext
+from cryptography.hazmat.primitives.ciphers import algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
+
+from analyzer.tls.keys import TrafficKeys, tls13_next_secret, tls13_traffic_keys
+from analyzer.tls.records import Record
+from analyzer.tls.suites import Cipher, Suite
+
+_MAC_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384}
+
+
+class DecryptError(Exception):
+    """A record did not open with these keys (tag or MAC mismatch, bad padding, too short)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    content_type: int  # the real content type (TLS 1.3: the inner one)
+    plaintext: bytes
+    lead: int  # bytes of the record body before the plaintext (explicit nonce or IV)
+
+
+class RecordOpener:
+    """Opens the protected records of one direction, in order."""
+
+    __slots__ = ("suite", "version", "_keys", "_aead", "encrypt_then_mac", "sequence",
+                 "_secret", "_cbc_iv")
+
+    def __init__(self, suite: Suite, version: int, keys: TrafficKeys,
+                 encrypt_then_mac: bool = False, secret: bytes = b"") -> None:
+        self.suite = suite
+        self.version = version
+        self.encrypt_then_mac = encrypt_then_mac
+        self.sequence = 0
+        self._secret = secret  # TLS 1.3 traffic secret, for KeyUpdate
+        self._keys = keys
+        self._aead = _make_aead(suite, keys.key)
+        self._cbc_iv = keys.iv  # TLS 1.0 chains the IV from record to record
+
+    def __repr__(self) -> str:
+        return f"RecordOpener({self.suite.name}, sequence {self.sequence})"
+
+    def open(self, record: Record) -> Opened:
+        """Decrypt and authenticate ``record``; raises DecryptError. Advances the sequence."""
+        if self.suite.tls13:
+            opened = self._open_tls13(record)
+        elif self.suite.cipher == Cipher.AES_CBC:
+            opened = self._open_cbc(record)
+        else:
+            opened = self._open_aead12(record)
+        self.sequence += 1
+        return opened
+
+    def key_update(self) -> None:
+        """RFC 8446 §4.6.3: the sender moved to the next application traffic secret."""
+        self._secret = tls13_next_secret(self.suite, self._secret)
+        self._keys = tls13_traffic_keys(self.suite, self._secret)
+        self._aead = _make_aead(self.suite, self._keys.key)
+        self.sequence = 0
+
+    def _nonce(self) -> bytes:
+        # RFC 8446 §5.3 and RFC 7905 §2: the sequence number, left-padded, XOR the IV.
+        iv = self._keys.iv
+        seq = self.sequence.to_bytes(len(iv), "big")
+        return bytes(a ^ b for a, b in zip(iv, seq, strict=True))
+
+    def _open_tls13(self, record: Record) -> Opened:
+        assert self._aead is not None
+        try:
+            inner = self._aead.decrypt(self._nonce(), record.body, record.header)
+        except InvalidTag as error:
+            raise DecryptError("authentication tag mismatch") from error
+        # RFC 8446 §5.4: strip the zero padding; the last non-zero byte is the content type.
+        end = len(inner)
+        while end and inner[end - 1] == 0:
+            end -= 1
+        if not end:
+            raise DecryptError("record holds only padding (no inner content type)")
+        return Opened(inner[end - 1], inner[:end - 1], 0)
+
+    def _aad(self, content_type: int, length: int) -> bytes:
+        return (self.sequence.to_bytes(8, "big") + bytes((content_type,))
+                + self.version.to_bytes(2, "big") + length.to_bytes(2, "big"))
+
+    def _open_aead12(self, record: Record) -> Opened:
+        assert self._aead is not None
+        tag = self.suite.tag_length
+        if self.suite.cipher == Cipher.CHACHA20_POLY1305:
+            nonce, lead = self._nonce(), 0
+        else:
+            if len(record.body) < 8 + tag:
+                raise DecryptError("record shorter than its explicit nonce and tag")
+            nonce, lead = self._keys.iv + record.body[:8], 8
+        ciphertext = record.body[lead:]
+        if len(ciphertext) < tag:
+            raise DecryptError("record shorter than its tag")
+        aad = self._aad(record.content_type, len(ciphertext) - tag)
+        try:
+            return Opened(record.content_type, self._aead.decrypt(nonce, ciphertext, aad), lead)
+        except InvalidTag as error:
+            raise DecryptError("authentication tag mismatch") from error
+
+    def _mac(self, data: bytes) -> bytes:
+        mac = hmac.HMAC(self._keys.mac_key, _MAC_HASHES[self.suite.mac]())
+        mac.update(data)
+        return mac.finalize()
+
+    def _open_cbc(self, record: Record) -> Opened:
+        body = record.body
+        mac_length = self.suite.mac_length
+        explicit = 16 if self.version >= 0x0302 else 0
+        if self.encrypt_then_mac:  # RFC 7366 §3: the MAC covers IV and ciphertext
+            if len(body) < explicit + 16 + mac_length:
+                raise DecryptError("record shorter than IV, one block and MAC")
+            protected, mac = body[:-mac_length], body[-mac_length:]
+            if self._mac(self._aad(record.content_type, len(protected)) + protected) != mac:
+                raise DecryptError("MAC mismatch")
+            body = protected
+        if len(body) < explicit + 16 or (len(body) - explicit) % 16:
+            raise DecryptError("CBC record is not a whole number of blocks")
+        iv = body[:16] if explicit else self._cbc_iv
+        ciphertext = body[explicit:]
+        decryptor = CipherContext(algorithms.AES(self._keys.key), modes.CBC(iv)).decryptor()
+        padded = decryptor.update(ciphertext) + decryptor.finalize()
+        if not explicit:
+            self._cbc_iv = ciphertext[-16:]
+        pad = padded[-1]
+        if pad + 1 > len(padded) or any(b != pad for b in padded[-pad - 1:]):
+            raise DecryptError("bad CBC padding")
+        content = padded[:-pad - 1]
+        if self.encrypt_then_mac:
+            return Opened(record.content_type, content, explicit)
+        if len(content) < mac_length:
+            raise DecryptError("record shorter than its MAC")
+        content, mac = content[:len(content) - mac_length], content[len(content) - mac_length:]
+        if self._mac(self._aad(record.content_type, len(content)) + content) != mac:
+            raise DecryptError("MAC mismatch")
+        return Opened(record.content_type, content, explicit)
+
+
+def _make_aead(suite: Suite, key: bytes) -> AESGCM | ChaCha20Poly1305 | AESCCM | None:
+    if suite.cipher == Cipher.AES_GCM:
+        return AESGCM(key)
+    if suite.cipher == Cipher.CHACHA20_POLY1305:
+        return ChaCha20Poly1305(key)
+    if suite.cipher == Cipher.AES_CCM:
+        return AESCCM(key, tag_length=suite.tag_length)
+    return None

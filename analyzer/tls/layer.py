@@ -1,0 +1,339 @@
+"""The TLS stage as a connection's listener: ciphertext in; attempts, counts and plaintext out.
+
+How it works
+------------
+The HTTP/1 tracker hands a connection over when a direction starts with a TLS record
+(`exchange/handoff.py`). From then on the reassembler calls this stage, which feeds a
+`TlsSession` and decides what the connection becomes:
+
+- With a key for the session, the plaintext goes to an inner HTTP/1 `ConnectionTracker` (or,
+  after an HTTP/2 preface, to the HTTP/2 stage through the inner tracker's own hand-off) that
+  shares the connection's `TcpLog`; its attempts leave with `tls=TlsInfo(decrypted=True)`.
+  The inner readers see a shadow `Connection` (same addresses): a hand-off inside the
+  plaintext replaces the shadow's listener, never the real connection's.
+- Without a key, a session whose client sent application data is counted and summarised
+  (SNI, ALPN, frames) and the connection is ignored from then on, as bulk traffic is.
+- A session that broke at the TLS layer (no ServerHello, a fatal alert, a client that hung up
+  after the server's flight, a server that answered in cleartext, a key that does not open
+  the records) becomes an `AttemptKind.TLS` attempt; the `tls` checks say why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from analyzer.exchange.first_bytes import Start
+from analyzer.exchange.handoff import MAX_LISTED_TLS_SESSIONS, HandlerFactory, RunContext
+from analyzer.exchange.model import (
+    Attempt,
+    AttemptKind,
+    CertificateInfo,
+    Message,
+    TlsAlert,
+    TlsInfo,
+    TlsSessionSummary,
+)
+from analyzer.exchange.tcplog import TcpLog
+from analyzer.exchange.tracker import ConnectionTracker
+from analyzer.http.head import find_head_end, parse_response_head
+from analyzer.reassembly import Connection, StreamListener
+from analyzer.tls.keylog import KeyStore
+from analyzer.tls.names import version_name
+from analyzer.tls.session import PREFIX, Decryption, Plain, TlsSession
+from analyzer.tls.suites import suite_name
+
+_KEY_STATE = {
+    Decryption.NO_KEYS: "",
+    Decryption.NO_KEY: "missing",
+    Decryption.WAITING: "missing",
+    Decryption.PENDING: "used",
+    Decryption.DECRYPTED: "used",
+    Decryption.FAILED: "used",
+    Decryption.MISMATCH: "mismatch",
+    Decryption.UNSUPPORTED: "unsupported",
+}
+
+
+_UNREADABLE = (Decryption.NO_KEYS, Decryption.NO_KEY, Decryption.UNSUPPORTED)
+
+
+def tls_handler(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> StreamListener:
+    """The factory `pipeline.protocol_handlers` registers for `Start.TLS`."""
+    return TlsStage(run, conn, tcp)
+
+
+class TlsStage:
+    """StreamListener for one TLS connection (see the module's docstring)."""
+
+    __slots__ = ("_run", "_conn", "_tcp", "_session", "_shadow", "_inner_run", "_done",
+                 "_inner_stopped", "_inner_emitted", "_counted", "_judged")
+
+    def __init__(self, run: RunContext, conn: Connection, tcp: TcpLog) -> None:
+        self._run = run
+        self._conn = conn
+        self._tcp = tcp
+        secrets = run.secrets if isinstance(run.secrets, KeyStore) else None
+        self._session = TlsSession(secrets)
+        self._shadow: Connection | None = None  # what the inner readers see, made on first use
+        self._inner_run: RunContext | None = None
+        self._done = False  # decided: nothing more to read
+        self._inner_stopped = False
+        self._inner_emitted = False
+        self._counted = False
+        self._judged = -1  # the session's record count when _after_records last looked
+
+    # --- StreamListener -----------------------------------------------------------------
+
+    def on_syn(self, side: int, frame: int, time: float, with_ack: bool) -> None:
+        self._tcp.syn(frame, time, with_ack)
+
+    def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
+        if self._done:
+            return
+        self._deliver(self._session.feed(side, offset, data, frame, time))
+        self._after_records(time)
+
+    def _deliver(self, plains: list[Plain]) -> None:
+        for plain in plains:
+            listener = self._inner()
+            if self._inner_stopped or listener is None:
+                break
+            listener.on_data(plain.side, plain.offset, plain.data, plain.frame, plain.time)
+
+    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        self._tcp.gap(side, offset, length, frame, time)
+        self._session.gap(side)
+        inner = self._inner_listener()
+        if inner is not None and not self._done:
+            inner.on_gap(side, self._session.plain_offset(side), length, frame, time)
+
+    def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        self._tcp.conflict(side, offset, length, frame, time)
+
+    def on_fin(self, side: int, frame: int, time: float) -> None:
+        self._tcp.fin_of(side, frame, time)
+        inner = self._inner_listener()
+        if inner is not None:
+            inner.on_fin(side, frame, time)
+
+    def on_rst(self, side: int, frame: int, time: float) -> None:
+        self._tcp.rst_of(side, frame, time)
+        inner = self._inner_listener()
+        if inner is not None:
+            inner.on_rst(side, frame, time)
+
+    def on_tick(self, now: float, patience: float) -> None:
+        if self._session.decryption is Decryption.WAITING and not self._done:
+            plains: list[Plain] = []
+            self._session.look_for_key(now, plains)
+            self._deliver(plains)
+            self._after_records(now)
+        inner = self._inner_listener()
+        if inner is not None and not self._done:
+            inner.on_tick(now, patience)
+
+    def on_end(self, time: float, reason: str) -> None:
+        inner = self._inner_listener()
+        if inner is not None and not self._inner_stopped:
+            inner.on_end(time, reason)
+        if self._done:
+            return
+        self._done = True
+        if self._inner_emitted or self._counted:
+            return
+        self._decide_at_end(time, reason)
+
+    # --- what the session becomes -------------------------------------------------------
+
+    def _after_records(self, time: float) -> None:
+        session = self._session
+        if session.records == self._judged and not self._inner_stopped:
+            return  # no new record (mid-record segment): nothing can have changed
+        self._judged = session.records
+        if self._inner_stopped and not self._done:
+            self._finish()
+            return
+        if session.hello_unreadable:
+            self._finish()  # bytes that only look like TLS: nothing to say, nothing to read
+            return
+        if session.started_mid_session:
+            self._uninspected("the capture started after the handshake")
+            self._finish()
+            return
+        if session.problem and self._answer_complete():
+            # The server answered a ClientHello with something that is not TLS (an HTTP 400),
+            # or the records stopped making sense: what the session was is decided now.
+            if session.client_hello is not None and session.problem_side != session.client_side:
+                self._emit_tls(time, "not TLS")
+            self._finish()
+            return
+        state = session.decryption
+        if state is Decryption.MISMATCH:
+            self._emit_tls(time, "key mismatch")
+            self._finish()
+        elif state in _UNREADABLE and session.carried_application_data():
+            self._uninspected("no key" if state is not Decryption.UNSUPPORTED
+                              else "cipher suite not supported")
+            self._finish()
+
+    def _answer_complete(self) -> bool:
+        """Whether the non-TLS answer is all there is to read (its head, or PREFIX bytes)."""
+        session = self._session
+        if session.problem_side is None or session.problem_side == session.client_side:
+            return True
+        prefix = session.prefix(session.problem_side)
+        return len(prefix) >= PREFIX or find_head_end(prefix) is not None
+
+    def _decide_at_end(self, time: float, reason: str) -> None:
+        session = self._session
+        if session.client_hello is None:
+            return  # not a TLS client we saw start (mid-session capture): nothing to judge
+        if session.decryption in (Decryption.DECRYPTED, Decryption.FAILED):
+            if session.alpn == "h2" and Start.H2_PREFACE not in self._run.handlers:
+                self._uninspected("HTTP/2 not analysed")
+                return
+            if session.carried_application_data() and not self._any_fatal_alert():
+                return  # decrypted, and the plaintext said nothing the inner tracker kept
+        elif session.carried_application_data() and not self._any_fatal_alert():
+            self._uninspected("no key")
+            return
+        self._emit_tls(time, reason)
+
+    def _any_fatal_alert(self) -> bool:
+        return any(seen.alert.fatal for seen in self._session.alerts)
+
+    def _finish(self) -> None:
+        """Nothing more is needed from this connection: reassembly stops here."""
+        self._done = True
+        self._run.ignore(self._conn)
+
+    def _uninspected(self, why: str) -> None:
+        session = self._session
+        counters = self._run.counters
+        counters.tls_uninspected += 1
+        self._counted = True
+        if len(counters.tls_uninspected_listed) >= MAX_LISTED_TLS_SESSIONS:
+            return
+        client = session.client_side if session.client_side is not None else 0
+        hello = session.client_hello
+        last = max(session.last_frame(0), session.last_frame(1))
+        counters.tls_uninspected_listed.append(TlsSessionSummary(
+            client=self._tcp.endpoint(client),
+            server=self._tcp.endpoint(1 - client),
+            sni=hello.sni if hello else "",
+            alpn=session.alpn or (",".join(hello.alpn) if hello else ""),
+            version=version_name(session.version) if session.version else "",
+            first_frame=session.client_hello_frame or self._first_frame(),
+            last_frame=last,
+            reason=why,
+        ))
+
+    def _first_frame(self) -> int:
+        syn = self._tcp.syn_seen
+        return syn[0] if syn else 0
+
+    # --- attempts -----------------------------------------------------------------------
+
+    def info(self, decrypted: bool) -> TlsInfo:
+        session = self._session
+        hello, server = session.client_hello, session.server_hello
+        client = session.client_side if session.client_side is not None else 0
+        names = {client: "client", 1 - client: "server"}
+        alerts = [TlsAlert(names[seen.side], "fatal" if seen.alert.level == 2 else "warning",
+                           seen.alert.name, seen.frame, seen.time) for seen in session.alerts]
+        alerts += [TlsAlert(names[side], "encrypted", "", frame, time)
+                   for side, frame, time in session.unreadable_alerts]
+        alerts.sort(key=lambda alert: alert.frame)
+        server_side = 1 - client
+        answer = session.prefix(server_side) if session.problem_side == server_side else b""
+        return TlsInfo(
+            version=version_name(session.version) if server and not server.retry else "",
+            cipher_suite=suite_name(server.suite) if server else "",
+            sni=hello.sni if hello else "",
+            alpn_offered=hello.alpn if hello else (),
+            alpn=session.alpn,
+            resumed=session.resumed,
+            decrypted=decrypted,
+            certificates=tuple(
+                CertificateInfo(c.subject, c.issuer, c.names, c.not_before, c.not_after)
+                for c in session.certificates),
+            alerts=tuple(alerts),
+            versions_offered=tuple(version_name(v) for v in (hello.versions if hello else ())
+                                   if v & 0x0F0F != 0x0A0A),  # GREASE values (RFC 8701) left out
+            retry=session.retry,
+            client_hello_frame=session.client_hello_frame,
+            client_hello_time=session.client_hello_time,
+            server_hello_frame=session.server_hello_frame,
+            server_hello_time=session.server_hello_time,
+            server_flight_frame=session.server_flight_frame,
+            certificate_request=session.certificate_request,
+            client_certificate_empty=session.client_certificate_empty,
+            client_finished=session.client_finished(),
+            application_data=session.carried_application_data(),
+            key=_KEY_STATE[session.decryption],
+            key_frame=session.mismatch_frame,
+            server_answer=answer,
+            problem=session.problem,
+        )
+
+    def _emit_tls(self, time: float, reason: str) -> None:
+        session = self._session
+        client = session.client_side if session.client_side is not None else 0
+        self._run.emit(Attempt(
+            kind=AttemptKind.TLS,
+            client=self._tcp.endpoint(client),
+            server=self._tcp.endpoint(1 - client),
+            tcp=self._tcp.facts(client, time, reason),
+            response=self._cleartext_answer(1 - client),
+            tls=self.info(decrypted=session.decryption is Decryption.DECRYPTED),
+        ))
+
+    def _cleartext_answer(self, server: int) -> Message | None:
+        """The HTTP response a cleartext server gave to a ClientHello (nginx, aiohttp: 400)."""
+        session = self._session
+        if session.problem_side != server:
+            return None
+        prefix = session.prefix(server)
+        end = find_head_end(prefix)
+        head = parse_response_head(prefix[:end]) if end is not None else None
+        if head is None:
+            return None
+        frame, time = session.first_data(server)
+        return Message(head, frame, frame, time, body_prefix=prefix[end:],
+                       body_length=len(prefix) - (end or 0), body_complete=False)
+
+    # --- the inner (plaintext) readers --------------------------------------------------
+
+    def _inner(self) -> StreamListener | None:
+        shadow = self._shadow
+        if shadow is None:
+            self._run.counters.tls_decrypted += 1
+            shadow = self._shadow = Connection(addresses=self._conn.addresses,
+                                               keys=self._conn.keys)
+            handlers: dict[Start, HandlerFactory] = {
+                k: v for k, v in self._run.handlers.items() if k is not Start.TLS}
+            self._inner_run = RunContext(self._emit_inner, self._run.counters, self._run.window,
+                                         handlers, None, self._stop_inner)
+            shadow.listener = ConnectionTracker(shadow, self._inner_run, self._tcp)
+        if shadow.ignored or shadow.listener is None:  # a reader that let the shadow go itself
+            self._stop_inner(shadow)
+            return None
+        return shadow.listener
+
+    def _inner_listener(self) -> StreamListener | None:
+        if self._shadow is None or self._inner_stopped or self._shadow.ignored:
+            return None
+        return self._shadow.listener
+
+    def _emit_inner(self, attempt: Attempt) -> None:
+        self._inner_emitted = True
+        self._run.emit(replace(attempt, tls=self.info(decrypted=True)))
+
+    def _stop_inner(self, conn: Connection) -> None:
+        """The inner reader needs no more plaintext (judged, or not HTTP)."""
+        if self._inner_stopped:
+            return
+        self._inner_stopped = True
+        if (not self._inner_emitted and self._session.alpn == "h2"
+                and Start.H2_PREFACE not in self._run.handlers):
+            self._uninspected("HTTP/2 not analysed")

@@ -1,0 +1,168 @@
+"""TLS records of one direction, cut from its reassembled bytes, with the frames that carried them.
+
+How it works
+------------
+Every TLS record starts with a 5-byte header (RFC 8446 §5.1, RFC 5246 §6.2.1): content type,
+legacy version (2 bytes), length (2 bytes). The reader appends each in-order chunk of a
+direction to a buffer and cuts whole records off its front. For each chunk it remembers where
+it starts in the stream and which frame carried it, so a record knows the frames of its first
+and last byte (`Record.pieces` keeps where each carrying chunk starts).
+
+A header that cannot start a record (unknown content type, a major version other than 3, a
+length over the protocol's maximum) stops the reader: it says `broken` with the reason instead
+of guessing where the next record would begin.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ContentType(IntEnum):
+    """RFC 8446 §5.1 (and RFC 6520 for heartbeat)."""
+
+    CHANGE_CIPHER_SPEC = 20
+    ALERT = 21
+    HANDSHAKE = 22
+    APPLICATION_DATA = 23
+    HEARTBEAT = 24
+
+
+HEADER_LENGTH = 5
+# RFC 8446 §5.2: "The length MUST NOT exceed 2^14 + 256 bytes"; RFC 5246 §6.2.3 allows
+# 2^14 + 2048 for TLS 1.2 ciphertext. The larger bound serves both.
+MAX_RECORD_LENGTH = 2**14 + 2048
+_CONTENT_TYPES = frozenset(int(t) for t in ContentType)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One TLS record as it crossed the wire."""
+
+    content_type: int
+    version: int  # the legacy record version (0x0301..0x0303)
+    body: bytes  # the fragment (ciphertext when protected)
+    offset: int  # stream offset of the header's first byte
+    first_frame: int  # frame carrying the header's first byte
+    last_frame: int  # frame carrying the record's last byte
+    time: float  # time of the frame carrying the last byte (when the record could be read)
+    pieces: tuple[tuple[int, int, float], ...]  # (stream offset, frame, time) of each chunk start
+
+    @property
+    def header(self) -> bytes:
+        """The 5 header bytes (TLS 1.3 authenticates them as additional data)."""
+        return bytes((self.content_type, self.version >> 8, self.version & 0xFF,
+                      len(self.body) >> 8, len(self.body) & 0xFF))
+
+    @property
+    def end(self) -> int:
+        return self.offset + HEADER_LENGTH + len(self.body)
+
+
+def header_problem(header: bytes) -> str:
+    """Why these 5 bytes cannot be a TLS record header, or "" when they can."""
+    if header[0] not in _CONTENT_TYPES:
+        return f"content type {header[0]} is not a TLS record type"
+    if header[1] != 3 or header[2] > 4:
+        return f"record version {header[1]:#04x}{header[2]:02x} is not TLS"
+    length = (header[3] << 8) | header[4]
+    if length > MAX_RECORD_LENGTH:
+        return f"record length {length} is over the maximum {MAX_RECORD_LENGTH}"
+    return ""
+
+
+class RecordReader:
+    """Cuts one direction's in-order bytes into TLS records."""
+
+    __slots__ = ("_buffer", "_start", "_pieces", "broken", "records_read", "_need")
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._start = 0  # stream offset of the buffer's first byte
+        self._pieces: list[tuple[int, int, float]] = []  # chunks that the buffer holds bytes of
+        self.broken = ""  # why the reader stopped ("" while it reads)
+        self.records_read = 0
+        self._need = HEADER_LENGTH  # buffered bytes needed before the next record can complete
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete record waiting for the rest."""
+        return len(self._buffer)
+
+    @property
+    def next_offset(self) -> int:
+        """Stream offset of the first byte not yet cut into a record."""
+        return self._start
+
+    def feed(self, offset: int, data: bytes, frame: int, time: float) -> list[Record]:
+        """Append the in-order chunk at stream ``offset``; return the records it completed."""
+        if self.broken or not data:
+            return []
+        if offset != self._start + len(self._buffer):
+            # The reassembler delivers in order; anything else means bytes were skipped.
+            self.broken = f"bytes out of order at offset {offset}"
+            return []
+        self._buffer += data
+        self._pieces.append((offset, frame, time))
+        if len(self._buffer) < self._need:  # the usual case mid-record: nothing to cut yet
+            return []
+        records: list[Record] = []
+        buffer = self._buffer
+        position = 0
+        while len(buffer) - position >= HEADER_LENGTH:
+            header = bytes(buffer[position:position + HEADER_LENGTH])
+            problem = header_problem(header)
+            if problem:
+                self.broken = problem
+                break
+            length = (header[3] << 8) | header[4]
+            end = position + HEADER_LENGTH + length
+            if end > len(buffer):
+                self._need = end - position
+                break
+            start_offset = self._start + position
+            records.append(self._record(header, bytes(buffer[position + HEADER_LENGTH:end]),
+                                        start_offset, self._start + end))
+            position = end
+        if len(buffer) - position < HEADER_LENGTH:
+            self._need = HEADER_LENGTH
+        if position:
+            del buffer[:position]
+            self._start += position
+            self._drop_pieces_before(self._start)
+        if self.broken:
+            self._buffer.clear()
+            self._pieces.clear()
+        self.records_read += len(records)
+        return records
+
+    def _record(self, header: bytes, body: bytes, start: int, end: int) -> Record:
+        pieces = self._pieces
+        starts = [piece[0] for piece in pieces]
+        first = max(bisect_right(starts, start) - 1, 0)
+        last = max(bisect_right(starts, end - 1) - 1, 0)
+        carried = tuple(pieces[first:last + 1])
+        if carried[0][0] < start:  # the first chunk began in an earlier record
+            carried = ((start, carried[0][1], carried[0][2]),) + carried[1:]
+        return Record(
+            content_type=header[0],
+            version=(header[1] << 8) | header[2],
+            body=body,
+            offset=start,
+            first_frame=carried[0][1],
+            last_frame=carried[-1][1],
+            time=carried[-1][2],
+            pieces=carried,
+        )
+
+    def _drop_pieces_before(self, offset: int) -> None:
+        pieces = self._pieces
+        keep = 0
+        while keep + 1 < len(pieces) and pieces[keep + 1][0] <= offset:
+            keep += 1
+        if keep:
+            del pieces[:keep]
+        if pieces and not self._buffer:
+            pieces.clear()

@@ -1,0 +1,491 @@
+"""One TLS connection, sans-IO: ciphertext of both directions in, handshake facts and plaintext out.
+
+How it works
+------------
+Each direction has a `RecordReader` (records with their frames) and a `HandshakeReader`
+(handshake messages across records). The side that sends a ClientHello is the client. The
+ClientHello and ServerHello give the randoms, the version and the suite; with a key store, the
+ServerHello is where the secrets are looked up by client random and record openers are made:
+
+- TLS 1.2: a direction is protected from its ChangeCipherSpec on, with the key block's keys.
+- TLS 1.3: after a (non-retry) ServerHello both directions are protected: first with the
+  handshake traffic keys, then, after that side's Finished, with the application traffic keys
+  (RFC 8446 §7.1). KeyUpdate moves a direction to its next secret. A record that does not open
+  with the current keys is tried with the next ones (a key log may lack the handshake secrets).
+
+Decrypted application data comes out as `Plain` chunks, at most two per record (all but its
+last byte in the frame of the record's first byte, the last byte in the frame that completed it),
+with offsets in the plaintext stream of that direction. A key that is present but does not
+open the first protected record is a key mismatch (never a guess); a later failure stops
+decrypting that direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from analyzer.tls.handshake import (
+    Alert,
+    CertificateInfo,
+    ClientHello,
+    HandshakeMessage,
+    HandshakeReader,
+    HandshakeType,
+    ServerHello,
+    parse_alert,
+    parse_certificate,
+    parse_client_hello,
+    parse_encrypted_extensions,
+    parse_server_hello,
+)
+from analyzer.tls.keylog import KeyStore
+from analyzer.tls.records import ContentType, Record, RecordReader
+from analyzer.tls.suites import SUITES
+
+if TYPE_CHECKING:  # `cryptography` is imported only by a run that has keys (7 MB, 60 ms)
+    from analyzer.tls.decrypt import RecordOpener
+
+MAX_HELD = 1 << 20  # record bytes held while a session waits for its key (live)
+PREFIX = 256  # first bytes kept per direction (what a server that is not TLS answered)
+_ALERT_RECORD = 2 + 1 + 16  # an alert, its inner content type and a 16-byte AEAD tag
+_CCS = ContentType.CHANGE_CIPHER_SPEC
+_ALERT = ContentType.ALERT
+_HANDSHAKE = ContentType.HANDSHAKE
+_APPLICATION = ContentType.APPLICATION_DATA
+
+
+class Decryption(Enum):
+    NO_KEYS = "no keys"  # no key store was given to the run
+    NO_KEY = "no key"  # a key store, but nothing for this client random
+    WAITING = "waiting"  # nothing yet, but the key log is still being written (live)
+    PENDING = "pending"  # keys found, nothing protected opened yet
+    DECRYPTED = "decrypted"
+    MISMATCH = "key mismatch"  # the key did not open the first protected record
+    FAILED = "failed"  # a later record did not open: decryption stopped there
+    UNSUPPORTED = "unsupported suite"
+
+
+@dataclass(frozen=True, slots=True)
+class Plain:
+    """Application data of one direction, carried by one frame."""
+
+    side: int  # reassembly side (0 originator, 1 responder)
+    offset: int  # offset in the direction's plaintext stream
+    data: bytes
+    frame: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class SeenAlert:
+    side: int
+    alert: Alert
+    frame: int
+    time: float
+    encrypted: bool  # read from a decrypted record
+
+
+@dataclass(slots=True)
+class _Direction:
+    records: RecordReader = field(default_factory=RecordReader)
+    handshake: HandshakeReader = field(default_factory=HandshakeReader)
+    protected: bool = False  # records from here on are protected
+    openers: list[RecordOpener] = field(default_factory=list)  # current first, then next ones
+    opened: int = 0  # protected records opened
+    stopped: bool = False  # decryption gave up on this direction
+    plain_offset: int = 0
+    application_records: int = 0  # records of outer type application_data
+    first_application: tuple[int, float] | None = None  # frame, time of the first such record
+    last_frame: int = 0
+    finished: bool = False  # its Finished was seen (decrypted) or implied
+    prefix: bytearray = field(default_factory=bytearray)  # the first PREFIX bytes
+    first_data: tuple[int, float] = (0, 0.0)  # frame and time of the first byte
+    records_after_hello: int = 0  # records sent after the ServerHello
+    tolerate_failures: bool = False  # TLS 1.3 without this side's handshake secret
+
+
+class TlsSession:
+    """The TLS facts of one connection, and its plaintext when a key store has its secrets."""
+
+    def __init__(self, secrets: KeyStore | None = None) -> None:
+        self.secrets = secrets
+        self.client_side: int | None = None
+        self.client_hello: ClientHello | None = None
+        self.client_hello_frame = 0
+        self.client_hello_time = 0.0
+        self.server_hello: ServerHello | None = None
+        self.server_hello_frame = 0
+        self.server_hello_time = 0.0
+        self.retry = False  # a HelloRetryRequest came first
+        self.certificates: tuple[CertificateInfo, ...] = ()
+        self.certificate_problem = ""
+        self.certificate_frame = 0
+        self.certificate_request = False  # the server asked for a client certificate
+        self.client_certificate_empty = False  # ... and the client sent none
+        self.alpn = ""  # selected (ServerHello in 1.2, EncryptedExtensions in 1.3)
+        self.alerts: list[SeenAlert] = []
+        self.decryption = Decryption.NO_KEYS if secrets is None else Decryption.NO_KEY
+        self.problem = ""  # why the records stopped making sense ("" while they do)
+        self.problem_side: int | None = None
+        self.server_flight_frame = 0  # last frame of the server's records before the client's
+        self.unreadable_alerts: list[tuple[int, int, float]] = []  # (side, frame, time)
+        self.mismatch_frame = 0
+        self._dirs = (_Direction(), _Direction())
+        # The connection's first record: a handshake record whose message is a ClientHello is
+        # the start of a session; anything else means the capture began mid-session.
+        self.first_record: tuple[int, int] | None = None  # (side, content type)
+        self.first_message: int | None = None  # type of the first handshake message
+        self.records = 0  # records read, both sides
+        self._waiting_until = 0.0  # WAITING: when to give up on the key
+        self._held: list[tuple[int, Record]] = []
+        self._held_bytes = 0
+
+    # ---- input -------------------------------------------------------------------------
+
+    def feed(self, side: int, offset: int, data: bytes, frame: int, time: float) -> list[Plain]:
+        """The next in-order bytes of ``side``; returns the application plaintext they completed."""
+        direction = self._dirs[side]
+        direction.last_frame = frame
+        if not direction.prefix:
+            direction.first_data = (frame, time)
+        if len(direction.prefix) < PREFIX:
+            direction.prefix += data[:PREFIX - len(direction.prefix)]
+        out: list[Plain] = []
+        if self.decryption is Decryption.WAITING:
+            self.look_for_key(time, out)
+        for record in direction.records.feed(offset, data, frame, time):
+            if self.decryption is Decryption.WAITING:
+                self._held.append((side, record))
+                self._held_bytes += len(record.body)
+                if self._held_bytes > MAX_HELD:
+                    self.look_for_key(float("inf"), out)
+                continue
+            self._record(side, record, out)
+            client = self.client_side
+            if (side != client and client is not None and self.server_hello is not None
+                    and not self._dirs[client].records_after_hello):
+                self.server_flight_frame = record.last_frame  # the server's flight goes on
+        if direction.records.broken and not self.problem:
+            self.problem = direction.records.broken
+            self.problem_side = side
+        return out
+
+    def look_for_key(self, now: float, out: list[Plain]) -> None:
+        """A session waiting for its key: look again; past the wait, go on without it. The
+        records held meanwhile are read now (their plaintext lands in ``out``)."""
+        if self.decryption is not Decryption.WAITING:
+            return
+        hello = self.client_hello
+        found = self.secrets is not None and hello is not None and bool(
+            self.secrets.secrets_for(hello.random))
+        if not found and now < self._waiting_until:
+            return
+        self.decryption = Decryption.NO_KEY
+        if found:
+            self._keys_ready()
+        held, self._held, self._held_bytes = self._held, [], 0
+        for side, record in held:
+            self._record(side, record, out)
+
+    def gap(self, side: int) -> None:
+        """Bytes of ``side`` are missing: its records (and their sequence numbers) are lost."""
+        direction = self._dirs[side]
+        if not direction.records.broken:
+            direction.records.broken = "bytes missing from the capture"
+        direction.stopped = True
+        if self.decryption == Decryption.DECRYPTED:
+            self.decryption = Decryption.FAILED
+
+    # ---- facts -------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return self.server_hello.version if self.server_hello else 0
+
+    @property
+    def tls13(self) -> bool:
+        return self.version == 0x0304
+
+    @property
+    def resumed(self) -> bool:
+        hello, server = self.client_hello, self.server_hello
+        if hello is None or server is None:
+            return False
+        if self.tls13:
+            return server.psk
+        return bool(server.session_id) and server.session_id == hello.session_id
+
+    def prefix(self, side: int) -> bytes:
+        return bytes(self._dirs[side].prefix)
+
+    @property
+    def started_mid_session(self) -> bool:
+        """The capture began after the handshake: the first record is not a ClientHello's."""
+        if self.first_record is None:
+            return False
+        side, kind = self.first_record
+        return kind != _HANDSHAKE or (
+            self.first_message is not None and self.first_message != HandshakeType.CLIENT_HELLO
+        ) or (self.client_hello is None and self._dirs[side].handshake.broken != "")
+
+    @property
+    def hello_unreadable(self) -> bool:
+        """The ClientHello did not parse: not a TLS client this stage can say anything about."""
+        return self.client_hello is not None and bool(self.client_hello.problem)
+
+    def first_data(self, side: int) -> tuple[int, float]:
+        return self._dirs[side].first_data
+
+    def last_frame(self, side: int) -> int:
+        return self._dirs[side].last_frame
+
+    def plain_offset(self, side: int) -> int:
+        return self._dirs[side].plain_offset
+
+    def client_finished(self) -> bool:
+        """Whether the client completed its side of the handshake (sent its Finished)."""
+        if self.client_side is None or self.server_hello is None:
+            return False
+        client = self._dirs[self.client_side]
+        if client.finished:
+            return True
+        if self.tls13:  # every protected record looks alike: the first is the Finished flight
+            return client.application_records >= 1
+        return client.protected  # its ChangeCipherSpec, which precedes its Finished
+
+    def application_records(self, side: int) -> int:
+        return self._dirs[side].application_records
+
+    def first_application(self, side: int) -> tuple[int, float] | None:
+        return self._dirs[side].first_application
+
+    def handshake_pending(self, side: int) -> int:
+        """Bytes of ``side`` waiting to complete a record."""
+        return self._dirs[side].records.buffered
+
+    def carried_application_data(self) -> bool:
+        """Whether the client sent application data (so the handshake completed).
+
+        In TLS 1.2 application data has its own record type. In TLS 1.3 every protected record
+        looks like application data; the client's first one is its Finished (or its
+        certificate flight), so data needs at least two, or a decrypted one.
+        """
+        if self.client_side is None:
+            return False
+        client = self._dirs[self.client_side]
+        if client.plain_offset:
+            return True
+        if self.tls13:
+            return client.application_records >= 2 + (1 if self.certificate_request else 0)
+        return client.application_records >= 1
+
+    def server_flight_seen(self) -> bool:
+        return self.server_hello is not None and not self.retry
+
+    # ---- records -----------------------------------------------------------------------
+
+    def _record(self, side: int, record: Record, out: list[Plain]) -> None:
+        self.records += 1
+        direction = self._dirs[side]
+        kind = record.content_type
+        if self.first_record is None:
+            self.first_record = (side, kind)
+        if self.server_hello is not None:
+            direction.records_after_hello += 1
+        if (kind == _APPLICATION and self.tls13 and not direction.openers
+                and len(record.body) <= _ALERT_RECORD):
+            # RFC 8446 §5.2: a protected record this small holds at most 2 bytes of content,
+            # too few for any handshake message (4-byte header): an alert, unreadable here.
+            self.unreadable_alerts.append((side, record.first_frame, record.time))
+            return
+        if kind == _APPLICATION:
+            direction.application_records += 1
+            if direction.first_application is None:
+                direction.first_application = (record.first_frame, record.time)
+        if kind == _CCS:
+            # RFC 8446 §5: TLS 1.3 sends it only for middlebox compatibility, unprotected.
+            if not self.tls13 and self.server_hello is not None:
+                self._protect_tls12(side)
+            return
+        if direction.protected and not (self.tls13 and kind != _APPLICATION):
+            self._protected(side, record, out)
+            return
+        if kind == _HANDSHAKE:
+            self._handshake(side, record.body, record.first_frame, record.time, False)
+        elif kind == _ALERT:
+            self._alert(side, record.body, record.first_frame, record.time, False)
+
+    def _protected(self, side: int, record: Record, out: list[Plain]) -> None:
+        direction = self._dirs[side]
+        if record.content_type == _ALERT and not direction.openers:
+            self.unreadable_alerts.append((side, record.first_frame, record.time))
+        if direction.stopped or not direction.openers:
+            return
+        from analyzer.tls.decrypt import DecryptError
+
+        for index, opener in enumerate(direction.openers):
+            try:
+                opened = opener.open(record)
+            except DecryptError:
+                continue
+            del direction.openers[:index]
+            break
+        else:
+            if direction.opened == 0 and not direction.tolerate_failures:
+                self.decryption = Decryption.MISMATCH
+                self.mismatch_frame = record.first_frame
+                direction.stopped = True
+            elif direction.opened:
+                if self.decryption == Decryption.DECRYPTED:
+                    self.decryption = Decryption.FAILED
+                direction.stopped = True
+            return
+        direction.opened += 1
+        if self.decryption in (Decryption.PENDING, Decryption.NO_KEY):
+            self.decryption = Decryption.DECRYPTED
+        if opened.content_type == _APPLICATION:
+            self._plain(side, record, opened.plaintext, out)
+        elif opened.content_type == _HANDSHAKE:
+            self._handshake(side, opened.plaintext, record.first_frame, record.time, True)
+        elif opened.content_type == _ALERT:
+            self._alert(side, opened.plaintext, record.first_frame, record.time, True)
+
+    def _plain(self, side: int, record: Record, plaintext: bytes, out: list[Plain]) -> None:
+        """The record's plaintext, carried by the frames of the record's first and last byte:
+        all but its last byte in the first frame, the last byte in the frame that completed
+        the record (when the plaintext could be read). A head inside the record thus gets the
+        record's first frame as its first and the record's last frame as its last."""
+        direction = self._dirs[side]
+        if not plaintext:
+            return
+        if record.first_frame != record.last_frame and len(plaintext) > 1:
+            first_time = record.pieces[0][2]
+            out.append(Plain(side, direction.plain_offset, plaintext[:-1], record.first_frame,
+                             first_time))
+            direction.plain_offset += len(plaintext) - 1
+            plaintext = plaintext[-1:]
+        out.append(Plain(side, direction.plain_offset, plaintext, record.last_frame,
+                         record.time))
+        direction.plain_offset += len(plaintext)
+
+    # ---- handshake ---------------------------------------------------------------------
+
+    def _handshake(self, side: int, data: bytes, frame: int, time: float,
+                   decrypted: bool) -> None:
+        for message in self._dirs[side].handshake.feed(data, frame, time):
+            self._message(side, message, decrypted)
+
+    def _message(self, side: int, message: HandshakeMessage, decrypted: bool) -> None:
+        kind = message.kind
+        if self.first_message is None:
+            self.first_message = kind
+        if kind == HandshakeType.CLIENT_HELLO:
+            if self.client_side is None:
+                self.client_side = side
+            client = parse_client_hello(message.body)
+            if self.client_hello is None or self.retry:
+                self.client_hello = client
+                if not self.client_hello_frame:
+                    self.client_hello_frame, self.client_hello_time = message.frame, message.time
+        elif kind == HandshakeType.SERVER_HELLO:
+            if self.client_side is None:
+                self.client_side = 1 - side
+            server = parse_server_hello(message.body)
+            if server.retry:
+                self.retry = True
+            if self.server_hello is None or self.server_hello.retry:
+                self.server_hello = server
+                self.server_hello_frame = message.frame
+                self.server_hello_time = message.time
+                self.alpn = server.alpn
+                if not server.retry:
+                    self._keys_ready()
+        elif kind == HandshakeType.ENCRYPTED_EXTENSIONS:
+            self.alpn = parse_encrypted_extensions(message.body) or self.alpn
+        elif kind == HandshakeType.CERTIFICATE:
+            if side != self.client_side and not self.certificates:
+                self.certificates, self.certificate_problem = parse_certificate(
+                    message.body, self.tls13)
+                self.certificate_frame = message.frame
+            elif side == self.client_side and self.certificate_request:
+                chain, _problem = parse_certificate(message.body, self.tls13)
+                self.client_certificate_empty = not chain
+        elif kind == HandshakeType.CERTIFICATE_REQUEST:
+            self.certificate_request = True
+        elif kind == HandshakeType.FINISHED:
+            self._finished(side)
+        elif kind == HandshakeType.KEY_UPDATE and decrypted:
+            openers = self._dirs[side].openers
+            if openers:
+                openers[0].key_update()
+
+    def _finished(self, side: int) -> None:
+        direction = self._dirs[side]
+        direction.finished = True
+        if self.tls13 and len(direction.openers) > 1:
+            del direction.openers[0]  # handshake keys done: application keys next
+
+    def _alert(self, side: int, body: bytes, frame: int, time: float, encrypted: bool) -> None:
+        alert = parse_alert(body[:2])
+        if alert is not None:
+            self.alerts.append(SeenAlert(side, alert, frame, time, encrypted))
+
+    # ---- keys --------------------------------------------------------------------------
+
+    def _keys_ready(self) -> None:
+        """After the ServerHello: find the secrets and prepare openers."""
+        hello, server = self.client_hello, self.server_hello
+        if self.secrets is None or hello is None or server is None or self.client_side is None:
+            return
+        secrets = self.secrets.secrets_for(hello.random)
+        if not secrets:
+            self.decryption = Decryption.NO_KEY
+            if self.secrets.wait > 0:  # the key log is still being written: wait for it
+                self.decryption = Decryption.WAITING
+                self._waiting_until = self.server_hello_time + self.secrets.wait
+            return
+        suite = SUITES.get(server.suite)
+        if suite is None or suite.tls13 != (server.version == 0x0304):
+            self.decryption = Decryption.UNSUPPORTED
+            return
+        self.decryption = Decryption.PENDING
+        from analyzer.tls.decrypt import RecordOpener
+        from analyzer.tls.keys import tls13_traffic_keys
+
+        client, serving = self._dirs[self.client_side], self._dirs[1 - self.client_side]
+        if suite.tls13:
+            for direction, prefix in ((client, "CLIENT"), (serving, "SERVER")):
+                for label in (f"{prefix}_HANDSHAKE_TRAFFIC_SECRET", f"{prefix}_TRAFFIC_SECRET_0"):
+                    secret = secrets.get(label)
+                    if secret is not None:
+                        direction.openers.append(RecordOpener(
+                            suite, 0x0304, tls13_traffic_keys(suite, secret), secret=secret))
+                direction.tolerate_failures = f"{prefix}_HANDSHAKE_TRAFFIC_SECRET" not in secrets
+                direction.protected = True
+            if not client.openers and not serving.openers:
+                self.decryption = Decryption.NO_KEY
+        elif "CLIENT_RANDOM" not in secrets:
+            self.decryption = Decryption.NO_KEY
+
+    def _protect_tls12(self, side: int) -> None:
+        direction = self._dirs[side]
+        direction.protected = True
+        hello, server = self.client_hello, self.server_hello
+        if (self.decryption not in (Decryption.PENDING, Decryption.DECRYPTED)
+                or hello is None or server is None):
+            return
+        master = (self.secrets.secrets_for(hello.random) or {}).get("CLIENT_RANDOM") \
+            if self.secrets is not None else None
+        suite = SUITES.get(server.suite)
+        if master is None or suite is None:
+            return
+        from analyzer.tls.decrypt import RecordOpener
+        from analyzer.tls.keys import tls12_traffic_keys
+
+        client_keys, server_keys = tls12_traffic_keys(
+            suite, server.version, master, hello.random, server.random)
+        keys = client_keys if side == self.client_side else server_keys
+        etm = hello.encrypt_then_mac and server.encrypt_then_mac
+        direction.openers = [RecordOpener(suite, server.version, keys, encrypt_then_mac=etm)]

@@ -1,0 +1,301 @@
+"""The HTTP/2 catalogue entries (RFC 9113, RFC 8441): a triggering case and a near miss each.
+
+Same table shape as ``test_checks.py`` (whose meta test counts these cases too): each case is a
+scripted TCP conversation carrying hand-built HTTP/2 frames (``tests/h2builder.py``), written as
+a real pcap and read by the whole pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from analyzer.verdict import Verdict
+from tests import h2builder as h2
+from tests.builder import Conversation, Opcode, ws_close_payload, ws_frame
+from tests.test_checks import (
+    H2C_OFFER,
+    H2C_SWITCH,
+    Case,
+    Marks,
+    exchange,
+    run_case,
+    server_fin,
+    summary,
+    then,
+    ws_request,
+)
+
+SUCCEEDED, FAILED, NO_RESPONSE = Verdict.SUCCEEDED, Verdict.FAILED, Verdict.NO_RESPONSE
+ABORTED, INCONCLUSIVE = Verdict.ABORTED, Verdict.INCONCLUSIVE
+
+H2Step = tuple[str, Callable[[Conversation, h2.H2Conversation], list[int]]]
+ENABLED = ((h2.ENABLE_CONNECT_PROTOCOL, 1),)
+OK = [(":status", "200")]
+H2_CHECKS = ("h2_stream_refused", "h2_stream_reset", "h2_goaway", "h2_frame_error",
+             "h2_hpack_error", "h2_header_list_too_large", "h2_connect_protocol_not_enabled",
+             "h2_pseudo_header_missing", "h2_connection_header_in_request",
+             "h2_websocket_key_present", "h2_connection_header_in_response", "h2_status_101",
+             "h2_client_ended_after_switch", "h2_server_ended_after_switch")
+
+
+def h2_exchange(request: h2.Fields, response: h2.Fields | None = None, *steps: H2Step,
+                server_settings: tuple[tuple[int, int], ...] = ENABLED,
+                response_end: bool = False) -> Callable[[Conversation], Marks]:
+    """TCP handshake, the client preface, the server's SETTINGS, the request on stream 1, the
+    answer 2 ms later, then each step in order (as a browser does: it waits for SETTINGS)."""
+
+    def script(conv: Conversation) -> Marks:
+        hpack_state = h2.H2Conversation()
+        marks = {"syn": conv.handshake()}
+        marks["preface"] = conv.client(h2.PREFACE + h2.settings())
+        marks["settings"] = conv.server(h2.settings(server_settings) + h2.settings(ack=True))
+        conv.client(h2.settings(ack=True))
+        marks["request"] = conv.client(hpack_state.headers(True, 1, request))
+        if response is not None:
+            marks["response"] = conv.server(
+                hpack_state.headers(False, 1, response, end_stream=response_end), delay=0.002)
+        for name, action in steps:
+            marks[name] = action(conv, hpack_state)
+        return marks
+
+    return script
+
+
+def step(name: str, from_client: bool, data: bytes, delay: float = 0.001) -> H2Step:
+    def action(conv: Conversation, _: h2.H2Conversation) -> list[int]:
+        return conv.client(data, delay=delay) if from_client else conv.server(data, delay=delay)
+
+    return (name, action)
+
+
+def ws_data(from_client: bool, frame: bytes, name: str = "frame",
+            end_stream: bool = False) -> H2Step:
+    return step(name, from_client, h2.data(1, frame, end_stream))
+
+
+CLIENT_HELLO = ws_frame(Opcode.TEXT, "hello", mask=True)
+SERVER_HELLO = ws_frame(Opcode.TEXT, "welcome")
+UNKNOWN_INDEX = h2.frame(h2.HEADERS, h2.END_HEADERS, 1, b"\xfe")  # RFC 7541 §2.3.3: no entry 126
+KEY, ACCEPT = "dGhlIHNhbXBsZSBub25jZQ==", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455 §1.3
+HUGE = [("cookie", "c" * 1000)] * 80  # 80,000 bytes of header list
+
+
+def others(*ids: str) -> tuple[str, ...]:
+    return tuple(c for c in H2_CHECKS if c not in ids)
+
+
+H2_CASES: tuple[Case, ...] = (
+    Case("h2: extended CONNECT accepted, frames both ways",
+         h2_exchange(h2.websocket_connect(extra=[("sec-websocket-protocol", "chat")]),
+                     OK + [("sec-websocket-protocol", "chat")],
+                     ws_data(True, CLIENT_HELLO), ws_data(False, SERVER_HELLO, "reply")),
+         SUCCEEDED, None, absent=(*H2_CHECKS, "ws_protocol_not_chosen", "ws_version_missing",
+                                  "response_not_http")),
+    Case("h2: :protocol sent, server never enabled it, nginx 400",
+         h2_exchange(h2.websocket_connect(), [(":status", "400"), ("server", "nginx/1.22.1")],
+                     server_settings=((3, 128),), response_end=True),
+         FAILED, "h2_connect_protocol_not_enabled", present=("response_bad_request",),
+         evidence={"h2_connect_protocol_not_enabled": ("request",)}),
+    Case("h2: :protocol to a server without it, RST_STREAM PROTOCOL_ERROR",
+         h2_exchange(h2.websocket_connect(), None,
+                     step("rst", False, h2.rst_stream(1, h2.PROTOCOL_ERROR)),
+                     server_settings=()),
+         FAILED, "h2_connect_protocol_not_enabled", present=("h2_stream_reset",),
+         found={"h2_stream_reset": ("RST_STREAM PROTOCOL_ERROR",)},
+         evidence={"h2_stream_reset": ("request", "rst")}),
+    Case("h2: extended CONNECT without :path",
+         h2_exchange(h2.websocket_connect(omit=[":path"]), [(":status", "400")],
+                     response_end=True),
+         FAILED, "h2_pseudo_header_missing", found={"h2_pseudo_header_missing": (":path",)},
+         absent=("h2_connect_protocol_not_enabled",)),
+    Case("h2: HTTP/1.1 handshake fields copied into HTTP/2",
+         h2_exchange(h2.websocket_connect(extra=[("upgrade", "websocket"),
+                                                 ("connection", "Upgrade"),
+                                                 ("sec-websocket-key", KEY)]),
+                     None, step("rst", False, h2.rst_stream(1, h2.PROTOCOL_ERROR))),
+         FAILED, "h2_connection_header_in_request",
+         present=("h2_websocket_key_present", "h2_stream_reset")),
+    Case("h2: server answered 101 with Upgrade",
+         h2_exchange(h2.websocket_connect(), [(":status", "101"), ("upgrade", "websocket"),
+                                              ("sec-websocket-accept", ACCEPT)],
+                     step("rst", True, h2.rst_stream(1, h2.PROTOCOL_ERROR))),
+         FAILED, "h2_status_101",
+         present=("h2_connection_header_in_response", "h2_websocket_key_present")),
+    Case("h2: app refused with 403",
+         h2_exchange(h2.websocket_connect(), [(":status", "403"), ("content-length", "0")],
+                     response_end=True),
+         FAILED, "response_forbidden", absent=others()),
+    Case("h2: unknown path 404",
+         h2_exchange(h2.websocket_connect("/nope"), [(":status", "404")],
+                     step("body", False, h2.data(1, b"Not Found", end_stream=True))),
+         FAILED, "response_not_found", absent=others()),
+    Case("h2: REFUSED_STREAM",
+         h2_exchange(h2.websocket_connect(), None,
+                     step("rst", False, h2.rst_stream(1, h2.REFUSED_STREAM))),
+         NO_RESPONSE, "h2_stream_refused", absent=("h2_stream_reset", "no_response_server_closed"),
+         found={"h2_stream_refused": ("REFUSED_STREAM",)}),
+    Case("h2: GOAWAY below the stream",
+         h2_exchange(h2.websocket_connect(), None,
+                     step("goaway", False, h2.goaway(0, h2.NO_ERROR)),
+                     ("fin", lambda c, _: c.server_fin(0.001))),
+         NO_RESPONSE, "h2_stream_refused", absent=("h2_goaway", "no_response_server_closed")),
+    Case("h2: GOAWAY ENHANCE_YOUR_CALM covering the stream",
+         h2_exchange(h2.websocket_connect(), None,
+                     step("goaway", False, h2.goaway(1, 0xB, b"too many")),
+                     ("fin", lambda c, _: c.server_fin(0.001))),
+         FAILED, "h2_goaway", found={"h2_goaway": ("ENHANCE_YOUR_CALM",)},
+         absent=("h2_stream_refused",)),
+    Case("h2: Close 1008 3 ms after the 200",
+         h2_exchange(h2.websocket_connect(), OK,
+                     ws_data(False, ws_frame(Opcode.CLOSE, ws_close_payload(1008, "policy")),
+                             "close")),
+         ABORTED, "ws_closed_with_error", found={"ws_closed_with_error": ("after the 200",)},
+         absent=("h2_server_ended_after_switch",)),
+    Case("h2: client reset the stream right after the 200",
+         h2_exchange(h2.websocket_connect(), OK,
+                     step("rst", True, h2.rst_stream(1, h2.CANCEL))),
+         ABORTED, "h2_client_ended_after_switch",
+         found={"h2_client_ended_after_switch": ("RST_STREAM CANCEL",)},
+         absent=("h2_server_ended_after_switch", "h2_stream_reset")),
+    Case("h2: server ended the stream right after the 200",
+         h2_exchange(h2.websocket_connect(), OK, step("end", False, h2.data(1, b"", True))),
+         ABORTED, "h2_server_ended_after_switch",
+         found={"h2_server_ended_after_switch": ("END_STREAM",)},
+         absent=("h2_client_ended_after_switch",)),
+    Case("h2: response header block with an unknown HPACK index",
+         h2_exchange(h2.websocket_connect(), None, step("response", False, UNKNOWN_INDEX)),
+         FAILED, "h2_hpack_error", absent=("h2_header_list_too_large",)),
+    Case("h2: DATA frame longer than SETTINGS_MAX_FRAME_SIZE",
+         h2_exchange(h2.websocket_connect(), OK,
+                     step("big", False, h2.data(1, b"\x82\x7e" + bytes(20_000)))),
+         FAILED, "h2_frame_error", found={"h2_frame_error": ("frame too large",)}),
+    Case("h2: header list over 64 KiB",
+         h2_exchange(h2.websocket_connect(extra=HUGE), None,
+                     ("fin", lambda c, _: c.server_fin(0.5))),
+         INCONCLUSIVE, "h2_header_list_too_large", absent=("h2_hpack_error",)),
+)
+
+# HTTP/1.1 requests answered in another protocol (the tracker's "not HTTP/1" answer).
+H2_ONLY_ANSWER = h2.settings(((3, 100),)) + h2.goaway(0, h2.PROTOCOL_ERROR)
+TLS_ALERT = b"\x15\x03\x01\x00\x02\x02\x46"  # fatal protocol_version(70)
+NOT_HTTP_CASES: tuple[Case, ...] = (
+    Case("HTTP/1.1 WebSocket request to an HTTP/2-only server",
+         exchange(ws_request(), H2_ONLY_ANSWER, server_fin()),
+         FAILED, "response_not_http", found={"response_not_http": ("HTTP/2 SETTINGS",)},
+         absent=("no_response_server_closed",),
+         evidence={"response_not_http": ("request", "response")}),
+    Case("HTTP/1.1 WebSocket request to a TLS port",
+         exchange(ws_request(), TLS_ALERT, server_fin()),
+         # the TLS checks name the cause; response_not_http still says what the bytes were
+         FAILED, "tls_plain_http_to_tls_port", present=("response_not_http",),
+         found={"response_not_http": ("TLS alert",)}),
+    Case("HTTP/1.1 WebSocket request to an SSH port",
+         exchange(ws_request(), b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", server_fin()),
+         FAILED, "response_not_http", found={"response_not_http": ("SSH-2.0-OpenSSH_9.2p1",)}),
+    Case("HTTP/1.1 WebSocket request answered with binary junk",
+         exchange(ws_request(), b"\x01\x02\x03\x04\r\n\r\n", server_fin()),
+         FAILED, "response_not_http", found={"response_not_http": ("01 02 03 04",)}),
+    Case("HTTP/1.1 WebSocket request, server closed without a byte",
+         exchange(ws_request(), None, then("fin", lambda c: c.server_fin(0.002))),
+         Verdict.NO_RESPONSE, "no_response_server_closed", absent=("response_not_http",)),
+)
+H2C_ANSWER = (h2.settings() + h2.H2Conversation().headers(False, 1, [(":status", "404")]) +
+              h2.data(1, b"gone", end_stream=True))
+NOT_HTTP_CASES += (
+    Case("h2c accepted, the upgraded request answered 404 on stream 1",
+         exchange(H2C_OFFER, H2C_SWITCH + H2C_ANSWER,
+                  then("preface", lambda c: c.client(h2.PREFACE + h2.settings()))),
+         Verdict.SUCCEEDED, "h2c_upgraded_request_status",
+         found={"h2c_upgraded_request_status": ("404 on stream 1",)},
+         absent=("h2c_no_client_preface", "h2c_no_server_settings")),
+)
+ALL_CASES = H2_CASES + NOT_HTTP_CASES
+BY_NAME = {case.name: case for case in H2_CASES}
+
+
+@pytest.mark.parametrize("case", NOT_HTTP_CASES, ids=[c.name for c in NOT_HTTP_CASES])
+def test_answer_that_is_not_http1(case: Case, tmp_path: Path) -> None:
+    diagnoses, segments, marks = run_case(case, tmp_path / "case.pcap")
+    [diagnosis] = diagnoses
+    ids = [f.check for f in diagnosis.findings]
+    context = [(f.check, f.expected, f.found, f.frames) for f in diagnosis.findings]
+    assert diagnosis.verdict is case.verdict, context
+    assert ids[0] == case.primary and not set(case.absent) & set(ids), context
+    assert case.triggered <= set(ids), context
+    findings = {f.check: f for f in diagnosis.findings}
+    for check, texts in case.found.items():
+        assert all(text in findings[check].found for text in texts), context
+    from tests.test_checks import frames_of_marks
+
+    for check, names in case.evidence.items():
+        assert findings[check].frames == frames_of_marks(names, marks, segments), context
+
+
+@pytest.mark.parametrize("case", H2_CASES, ids=[c.name for c in H2_CASES])
+def test_h2_case(case: Case, tmp_path: Path) -> None:
+    diagnoses, segments, marks = run_case(case, tmp_path / "case.pcap")
+    assert len(diagnoses) == 1, summary(diagnoses)
+    diagnosis = diagnoses[0]
+    assert diagnosis.attempt.transport == "h2" and diagnosis.attempt.stream_id == 1
+    ids = [f.check for f in diagnosis.findings]
+    context = [(f.check, f.expected, f.found, f.frames) for f in diagnosis.findings]
+    assert diagnosis.verdict is case.verdict, context
+    assert (ids[0] if ids else None) == case.primary, context
+    assert case.triggered <= set(ids), context
+    assert not set(case.absent) & set(ids), context
+    findings = {f.check: f for f in diagnosis.findings}
+    from tests.test_checks import frames_of_marks
+
+    for check, names in case.evidence.items():
+        assert findings[check].frames == frames_of_marks(names, marks, segments), context
+    for check, texts in case.found.items():
+        for text in texts:
+            assert text in findings[check].found, context
+
+
+MANGLING = ({"mss": 1}, {"mss": 3, "reorder": 1}, {"mss": 7, "duplicate": 2},
+            {"mss": 40, "overlap": 5})
+
+
+@pytest.mark.parametrize("mangling", MANGLING,
+                         ids=lambda m: "-".join(f"{k}{v}" for k, v in m.items()))
+@pytest.mark.parametrize("name", ["h2: extended CONNECT accepted, frames both ways",
+                                  "h2: :protocol to a server without it, RST_STREAM "
+                                  "PROTOCOL_ERROR", "h2: Close 1008 3 ms after the 200",
+                                  "h2: unknown path 404"])
+def test_same_diagnosis_whatever_the_segmentation(name: str, mangling: dict[str, int],
+                                                  tmp_path: Path) -> None:
+    case = BY_NAME[name]
+    whole, _, _ = run_case(case, tmp_path / "whole.pcap")
+    mangled, _, _ = run_case(case, tmp_path / "mangled.pcap", **mangling)
+    assert summary(mangled) == summary(whole)
+
+
+@pytest.mark.parametrize(("name", "rows"), [
+    ("h2: Close 1008 3 ms after the 200",
+     ["SETTINGS ENABLE_CONNECT_PROTOCOL=1", "HEADERS CONNECT /chat :protocol websocket",
+      "HEADERS :status 200", "DATA 10 B", "Close 1008 'policy'"]),
+    ("h2: REFUSED_STREAM", ["RST_STREAM REFUSED_STREAM"]),
+    ("h2: GOAWAY below the stream", ["GOAWAY last stream 0 NO_ERROR"]),
+    ("h2: unknown path 404", ["HEADERS :status 404", "DATA 9 B END_STREAM"]),
+])
+def test_detail_ladder_shows_http2_frames_with_their_numbers(name: str, rows: list[str],
+                                                             tmp_path: Path) -> None:
+    from analyzer.report.detail import render_detail
+    from analyzer.report.fields import attempt_fields
+
+    [diagnosis], segments, _ = run_case(BY_NAME[name], tmp_path / "case.pcap")
+    text = render_detail(diagnosis)
+    assert "over HTTP/2, stream 1" in text
+    ladder = text.split("\n\n")[1].splitlines()
+    for row in rows:
+        [line] = [line for line in ladder if row in line]
+        frame = int(line.split()[1].split("-")[0])
+        # the frame number is the capture frame whose payload carries those bytes
+        assert segments[frame - 1].payload, (row, frame)
+    fields = attempt_fields(diagnosis)
+    assert fields["transport"] == "h2" and fields["stream_id"] == 1
+    assert fields["host"] == "example.com"

@@ -1,0 +1,279 @@
+"""WebSockets over HTTP/2 with real software: hypercorn (ASGI, extended CONNECT enabled) and
+nginx (``http2`` on a cleartext port, no extended CONNECT), a client built on the ``h2``
+library, captured with tcpdump on ``lo`` and read by the whole pipeline; tshark is the referee
+for the HEADERS and statuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from analyzer.pipeline import Analysis, analyze
+from analyzer.source import read_captures
+from analyzer.verdict import Diagnosis
+from tests.builder import Conversation, write_pcap
+from tests.h2_app import extended_connect
+from tests.helpers import analyze_pcap
+
+pytest.importorskip("h2")
+pytest.importorskip("hypercorn")
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+pytestmark = [
+    pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                       reason="capturing on lo needs root"),
+    pytest.mark.skipif(shutil.which("tcpdump") is None, reason="needs tcpdump"),
+    pytest.mark.timeout(90),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+@contextlib.contextmanager
+def hypercorn() -> Iterator[int]:
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "tests.h2_app", str(port)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        _wait_listening(port, process)
+        yield port
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def nginx_h2() -> Iterator[int]:
+    """nginx with ``http2`` on a cleartext port: prior knowledge, no extended CONNECT."""
+    if shutil.which("nginx") is None:
+        pytest.skip("needs nginx")
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="h2-nginx-") as tmp:
+        conf = Path(tmp, "nginx.conf")
+        conf.write_text(f"""
+worker_processes 1;
+error_log {tmp}/error.log info;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen {HOST}:{port} http2;
+        location / {{ return 200 "plain\\n"; }}
+    }}
+}}
+""")
+        process = subprocess.Popen(
+            ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
+             "-g", "daemon off; master_process off;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            _wait_listening(port, process)
+            yield port
+        finally:
+            _stop(process, signal.SIGQUIT)
+
+
+@contextlib.contextmanager
+def tcpdump(path: Path, ports: list[int]) -> Iterator[None]:
+    expression = " or ".join(f"tcp port {p}" for p in ports)
+    process = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "-n", "-U", "--immediate-mode", "-B", "16384", "-Z", "root",
+         "-w", str(path), expression],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 10
+        seen = ""
+        while "listening on" not in seen and time.monotonic() < deadline:
+            seen += process.stderr.readline()
+        time.sleep(0.2)
+        yield
+    finally:
+        time.sleep(0.5)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+        process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def capture() -> Iterator[tuple[Path, dict[str, str]]]:
+    """One capture of every scenario, each on its own connection, in a known order."""
+    with tempfile.TemporaryDirectory(prefix="h2-live-") as tmp:
+        path = Path(tmp, "h2.pcap")
+        said: dict[str, str] = {}
+        with hypercorn() as hyper, nginx_h2() as plain, tcpdump(path, [hyper, plain]):
+            for name, port, target in (("echo", hyper, "/echo"), ("deny", hyper, "/deny"),
+                                       ("missing", hyper, "/missing"),
+                                       ("policy", hyper, "/policy"),
+                                       ("nginx", plain, "/chat")):
+                said[name] = extended_connect(HOST, port, target)
+                time.sleep(0.05)
+        yield path, said
+
+
+# (verdict, primary reason, status) per scenario, in the order of the capture
+EXPECTED = [
+    ("echo", "succeeded", None, 200),
+    ("deny", "failed", "response_forbidden", 403),
+    ("missing", "failed", "response_not_found", 404),
+    ("policy", "aborted", "ws_closed_with_error", 200),
+    ("nginx", "failed", "h2_connect_protocol_not_enabled", 400),
+]
+
+
+def _outcomes(diagnoses: list[Diagnosis]) -> list[tuple[str, str | None, int | None]]:
+    return [(d.verdict.value, d.primary.check if d.primary and d.verdict.value != "succeeded"
+             else None, d.attempt.response_head.status if d.attempt.response_head else None)
+            for d in diagnoses]
+
+
+def test_real_hypercorn_and_nginx_over_http2(capture: tuple[Path, dict[str, str]]) -> None:
+    path, said = capture
+    assert said["echo"].startswith("connected") and "403" in said["deny"], said
+    assert "400" in said["nginx"] and "1008" in said["policy"], said
+    diagnoses = sorted(analyze_pcap(path), key=lambda d: d.attempt.first_frame)
+    assert _outcomes(diagnoses) == [(v, r, s) for _, v, r, s in EXPECTED], said
+    for d in diagnoses:
+        assert d.attempt.transport == "h2" and d.attempt.stream_id == 1
+        assert d.facts.protocol == "websocket"
+    echo, _, _, policy, nginx = diagnoses
+    assert echo.attempt.h2 is not None and echo.attempt.h2.connect_protocol
+    assert nginx.attempt.h2 is not None and not nginx.attempt.h2.connect_protocol
+    assert [f.ws.opcode for f in echo.attempt.after.frames if f.side == "client"][:1] == [1]
+    close = next(f for f in policy.findings if f.check == "ws_closed_with_error")
+    assert "1008" in close.found and "server" in close.found
+
+
+@pytest.mark.parametrize(("mss", "mangling"), [(7, {}), (60, {"reorder": 2}),
+                                               (100, {"duplicate": 3})],
+                         ids=["mss7", "mss60-reorder", "mss100-duplicate"])
+def test_resegmented_real_capture_gives_the_same(capture: tuple[Path, dict[str, str]],
+                                                 mss: int, mangling: dict[str, int],
+                                                 tmp_path: Path) -> None:
+    """The real bytes of each direction, replayed by the builder with other segment sizes,
+    reordered or duplicated, give the same verdicts and reasons."""
+    path, _ = capture
+    conversations = _replay(path, mss)
+    out = tmp_path / "mangled.pcap"
+    write_pcap(out, conversations, **mangling)  # type: ignore[arg-type]
+    again = sorted(analyze_pcap(out), key=lambda d: d.attempt.first_frame)
+    assert _outcomes(again) == [(v, r, s) for _, v, r, s in EXPECTED]
+
+
+def _replay(path: Path, mss: int) -> list[Conversation]:
+    """Each TCP connection of a capture as a builder Conversation carrying the same bytes in
+    the same order of turns (via the reassembler: what our own pipeline saw)."""
+    from analyzer.decode import Decoder
+    from analyzer.source import read_captures as read
+
+    turns: dict[tuple[str, int], list[tuple[bool, bytes]]] = {}
+    servers: dict[tuple[str, int], tuple[str, int]] = {}
+    decoder = Decoder()
+    for frame in read([str(path)], []):
+        segment = decoder.decode(frame)
+        if segment is None:
+            continue
+        src = (_ip(segment.src), segment.sport)
+        dst = (_ip(segment.dst), segment.dport)
+        if segment.flags & 0x12 == 0x02:  # SYN: the client
+            servers[src] = dst
+            turns[src] = []
+        if not segment.payload:
+            continue
+        client = src if src in servers else dst
+        from_client = client == src
+        chunks = turns.setdefault(client, [])
+        if chunks and chunks[-1][0] == from_client:
+            chunks[-1] = (from_client, chunks[-1][1] + segment.payload)
+        else:
+            chunks.append((from_client, segment.payload))
+    conversations = []
+    for index, (client, chunks) in enumerate(turns.items()):
+        conv = Conversation(client=client, server=servers[client], mss=mss,
+                            start=1_700_000_000 + index)
+        conv.handshake()
+        for from_client, data in chunks:
+            (conv.client if from_client else conv.server)(data)
+        conv.client_fin()
+        conv.server_fin()
+        conversations.append(conv)
+    return conversations
+
+
+def _ip(address: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(address) == 4 else socket.AF_INET6, address)
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is the referee here")
+def test_tshark_sees_the_same_headers_and_statuses(capture: tuple[Path, dict[str, str]]) -> None:
+    path, _ = capture
+    diagnoses = list(analyze(read_captures([str(path)], []), Analysis()))
+    ports = sorted({d.attempt.server.port for d in diagnoses})
+    decode_as = [a for p in ports for a in ("-d", f"tcp.port=={p},http2")]
+    result = subprocess.run(
+        ["tshark", "-r", str(path), *decode_as, "-Y", "http2.type == 1",
+         "-T", "fields", "-e", "frame.number", "-e", "http2.streamid",
+         "-e", "http2.header.name", "-e", "http2.header.value"],
+        capture_output=True, text=True, timeout=60, check=True)
+    tshark_requests: list[tuple[int, str]] = []
+    tshark_statuses: list[tuple[int, int]] = []
+    for line in result.stdout.splitlines():
+        number, _, names, values = (line.split("\t") + ["", "", ""])[:4]
+        fields = dict(zip(names.split(","), values.split(","), strict=False))
+        if ":protocol" in fields:
+            tshark_requests.append((int(number), fields[":path"]))
+        if ":status" in fields:
+            tshark_statuses.append((int(number), int(fields[":status"])))
+    ours_requests = [(d.attempt.request.last_frame, d.attempt.request_head.target)
+                     for d in diagnoses if d.attempt.request and d.attempt.request_head]
+    ours_statuses = [(d.attempt.response.last_frame, d.attempt.response_head.status)
+                     for d in diagnoses if d.attempt.response and d.attempt.response_head]
+    assert sorted(ours_requests) == sorted(tshark_requests)
+    assert sorted(ours_statuses) == sorted(tshark_statuses)
+    assert re.search(r"\b400\b", result.stdout)
