@@ -6,13 +6,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import json
+import os
 import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import IntEnum
 from types import FrameType
 from typing import Any
@@ -68,7 +70,39 @@ class ExitStatus(IntEnum):
     USAGE = 2  # click's own status for bad usage
     FAILED_FOUND = 3  # --fail-on failed and a failed attempt was found
     INTERNAL_ERROR = 70  # a bug: the message says so
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # SIGINT (Ctrl-C) on `read`
+    PIPE_CLOSED = 141  # the reader of standard output went away (| head): 128 + SIGPIPE
+    TERMINATED = 143  # SIGTERM on `read` (timeout, systemd, docker stop): 128 + SIGTERM
+
+
+class _Terminated(BaseException):
+    """SIGTERM during `read`: not an Exception, so no handler mistakes it for a bug."""
+
+
+def _stop_on_closed_pipe(command: Callable[..., None]) -> Callable[..., None]:
+    """A command whose standard output's reader went away (``| head -1``) stops at that
+    write, quietly, with status 141, whatever the format (click's own handling says
+    nothing but exits 1)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            try:
+                command(*args, **kwargs)
+            finally:
+                sys.stdout.flush()  # the last buffered bytes fail here, not at interpreter exit
+        except BrokenPipeError:
+            _pipe_closed()
+
+    return run
+
+
+def _pipe_closed() -> None:
+    # Writes that Python would still try at exit go nowhere instead of raising again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(ExitStatus.PIPE_CLOSED)
 
 
 _max_connections_option = click.option(
@@ -115,6 +149,7 @@ def cli() -> None:
 @_max_connections_option
 @click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
               help="TLS key log (SSLKEYLOGFILE format) to decrypt wss:// and https:// with.")
+@_stop_on_closed_pipe
 def read_command(captures: tuple[str, ...], read_files: tuple[str, ...], fmt: str,
                  output: str | None, fail_on: str | None, summary_only: bool, detail: bool,
                  attempt: int | None, show_secrets: bool, color: bool | None,
@@ -169,6 +204,7 @@ class View:
 @cli.command("checks")
 @click.option("--format", "-F", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="json: every entry in full, for scripts.")
+@_stop_on_closed_pipe
 def checks_command(fmt: str) -> None:
     """List the catalogue of findings."""
     if fmt == "json":
@@ -185,6 +221,7 @@ def checks_command(fmt: str) -> None:
 
 @cli.command("explain")
 @click.argument("check_id", shell_complete=complete_ids)
+@_stop_on_closed_pipe
 def explain_command(check_id: str) -> None:
     """Explain one catalogue entry in full (any case; a near miss gets suggestions)."""
     import textwrap  # here, like tabulate above: `read` never wraps text
@@ -250,6 +287,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
         if progress_module.wanted():
             progress = progress_module.Progress(opened, lambda: getattr(records, "number", 0))
     with output_to(output):
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             if progress is not None:
                 progress.start()
@@ -272,6 +310,10 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
             return ExitStatus.INPUT_ERROR
         except KeyboardInterrupt:
             status = ExitStatus.INTERRUPTED
+        except _Terminated:  # what was decided so far, and the summary, are printed below
+            status = ExitStatus.TERMINATED
+        except BrokenPipeError:
+            raise  # the reader went away: _stop_on_closed_pipe ends the run
         except Exception as error:  # a bug: keep what was found, say so in one line
             status = ExitStatus.INTERNAL_ERROR
             _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
@@ -280,9 +322,15 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
         finally:
             if progress is not None:
                 progress.stop()
+            # A second SIGTERM while the report is printed ends the process (the default).
+            signal.signal(signal.SIGTERM,
+                          previous if previous is not _terminate else signal.SIG_DFL)
         if status is ExitStatus.INTERRUPTED:
             _warn(f"interrupted at frame {analysis.stats.frames}: the results are partial "
                   f"(only what was read before Ctrl-C)")
+        elif status is ExitStatus.TERMINATED:
+            _warn(f"terminated at frame {analysis.stats.frames}: the results are partial "
+                  f"(only what was read before SIGTERM)")
         # Damage is said once, here on standard error; the text summaries do not repeat it.
         for warning in warnings:
             _warn(f"{warning.source}: {warning.where}: {warning.message}", view.show_secrets)
@@ -304,6 +352,11 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
     if status is ExitStatus.OK and fail_on_failed and failed:
         status = ExitStatus.FAILED_FOUND
     return status
+
+
+def _terminate(number: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one is not waited for
+    raise _Terminated
 
 
 def _numbered(diagnoses: Iterator[Diagnosis], selection: Selection,
@@ -408,6 +461,7 @@ def _detail_text(diagnosis: Diagnosis, view: View) -> str:
 @click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
               help="TLS key log to decrypt with, followed as it grows (a session waits up to "
                    "10 s for its key).")
+@_stop_on_closed_pipe
 def live_command(interfaces: tuple[str, ...], bpf: str | None, duration: float | None,
                  count: int | None, response_timeout: float, write_path: str | None,
                  write_limit: float, write_files: int, fmt: str, max_connections: int,
@@ -460,6 +514,7 @@ def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) ->
     status = ExitStatus.OK
     writer: RotatingPcapngWriter | None = None
     numbers = iter(range(1, sys.maxsize))
+    counted_out = False
 
     def report(diagnosis: Diagnosis) -> bool:
         """Prints one attempt; True when --count is reached."""
@@ -489,20 +544,16 @@ def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) ->
                    + "; Ctrl-C stops", err=True)
         deadline = time.time() + options.duration if options.duration else None
         stop.install()
-        counted_out = False
         for diagnosis in run_live(capture, analysis, options.response_timeout,
                                   should_stop=stop.requested, deadline=deadline, sink=writer,
                                   on_tick=follower.poll if follower is not None else None):
             if counted_out := report(diagnosis):
                 break
-        if not counted_out:
-            # Stopped by Ctrl-C or --duration: what is still open is judged as it stands.
-            for diagnosis in analysis.finish():
-                if report(diagnosis):
-                    break
-    except CaptureError as error:
+    except CaptureError as error:  # the interface went away, or --write's disk is full
         _error(str(error))
         status = ExitStatus.INPUT_ERROR
+    except BrokenPipeError:
+        raise  # the reader went away: _stop_on_closed_pipe ends the run (after the finally)
     except Exception as error:  # a bug: keep what was found, say so in one line
         status = ExitStatus.INTERNAL_ERROR
         _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
@@ -512,7 +563,17 @@ def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) ->
         counters = capture.counters()
         capture.close()
         if writer is not None:
-            writer.close()
+            try:
+                writer.close()
+            except CaptureError as error:  # the last buffered packets did not fit either
+                if status is ExitStatus.OK:
+                    _error(str(error))
+                    status = ExitStatus.INPUT_ERROR
+    if not counted_out and status is not ExitStatus.INTERNAL_ERROR:
+        # Stopped by Ctrl-C, --duration or an error: what is still open is judged as it stands.
+        for diagnosis in analysis.finish():
+            if report(diagnosis):
+                break
     output.finish(analysis, counters.received, counters.dropped)
     return status
 
@@ -623,6 +684,5 @@ def main() -> None:
     gc.set_threshold(*GC_THRESHOLD)
     try:
         cli.main(prog_name="upgrade-analyzer", standalone_mode=True)
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (| head): nothing more to say
-        sys.exit(ExitStatus.OK)
+    except BrokenPipeError:  # the reader went away (| head) outside a command: nothing to say
+        _pipe_closed()

@@ -19,7 +19,11 @@ raw first bytes of other protocols) for a short window, then hands the attempt o
 reassembler to ignore the rest of the connection.
 
 A hole in a direction stops the interpretation of that direction: what it would have said is
-reported as unknown rather than guessed.
+reported as unknown rather than guessed. Interpretation starts again at the first data after
+the hole that begins a new message (a request line on the client side, a status line on the
+server side), so a request whose head was captured whole is never lost; whatever follows a
+hole is flagged (``gap_before``), because the pairing of requests and responses across it is a
+guess, and the checks make such attempts inconclusive.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from analyzer.exchange.switch import SwitchWatch
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.http.body import BodyReader, Framing, FramingKind, body_framing
 from analyzer.http.head import (
+    classify_start,  # HTTP/1 only: where reading resumes after a hole
     find_head_end,
     parse_request_head,
     parse_response_head,
@@ -70,15 +75,17 @@ class _Mode(Enum):
     BODY = auto()  # skipping a body
     WAIT = auto()  # client: an upgrade request waits for its answer
     SWITCHED = auto()  # the new protocol runs on this side
-    DEAD = auto()  # a hole or garbage: nothing more is interpreted here
+    LOST = auto()  # after a hole: skipped until data begins a new message
+    DEAD = auto()  # garbage: nothing more is interpreted here
 
 
 # The modes (and framing kinds) as module names, which the code below compares against several
 # times per segment: on Python 3.11 each `_Mode.X` goes through the Enum metaclass's __getattr__
 # hook (~900 machine instructions, measured with callgrind), a module global costs next to nothing.
-_DETECT, _HEAD, _BODY, _WAIT, _SWITCHED, _DEAD = (
-    _Mode.DETECT, _Mode.HEAD, _Mode.BODY, _Mode.WAIT, _Mode.SWITCHED, _Mode.DEAD
+_DETECT, _HEAD, _BODY, _WAIT, _SWITCHED, _LOST, _DEAD = (
+    _Mode.DETECT, _Mode.HEAD, _Mode.BODY, _Mode.WAIT, _Mode.SWITCHED, _Mode.LOST, _Mode.DEAD
 )
+_HOLE = (b"", 0, 0.0)  # in _Side.held: where a hole was, among the bytes held
 _LENGTH, _CHUNKED, _UNTIL_CLOSE = FramingKind.LENGTH, FramingKind.CHUNKED, FramingKind.UNTIL_CLOSE
 _HTTP1_REQUEST, _HTTP1_RESPONSE = Start.HTTP1_REQUEST, Start.HTTP1_RESPONSE
 
@@ -88,6 +95,7 @@ class _Side:
     mode: _Mode = _DETECT
     buf: bytearray = field(default_factory=bytearray)
     buf_frame: int = 0  # frame of the first byte in buf
+    buf_last: int = 0  # frame of the last byte in buf
     buf_time: float = 0.0
     scanned: int = 0  # find_head_end hint
     body: BodyReader | None = None
@@ -110,9 +118,11 @@ class _PendingRequest:
     # upgrade attempt whatever the answer (relevance.is_upgrade_attempt), else the answer decides
     offers: bool
     reported: bool = False  # already handed on as unanswered (live timeout); a late answer is not
+    complete: bool = True  # False: the connection ended inside the head
 
     def message(self) -> Message:
-        return Message(self.head, self.first_frame, self.last_frame, self.time)
+        return Message(self.head, self.first_frame, self.last_frame, self.time,
+                       head_complete=self.complete)
 
 
 @dataclass(slots=True)
@@ -125,6 +135,7 @@ class _PendingResponse:
     last_frame: int
     time: float
     interim: tuple[Message, ...]
+    gap_before: bool = False  # a hole in the server's bytes before this response
 
 
 @dataclass(slots=True)
@@ -135,6 +146,9 @@ class _Switch:
     response: Message
     interim: tuple[Message, ...]
     watch: SwitchWatch
+    gap_before: bool = False  # a hole in the server's bytes before the 101
+    request_after_hole: bool = False  # no request yet, and a hole in the client's bytes
+    replaceable: bool = False  # the request was found late and offers nothing
 
 
 _NO_REQUESTS: deque[_PendingRequest] = deque(maxlen=0)  # shared, stays empty (maxlen 0)
@@ -145,7 +159,8 @@ class ConnectionTracker:
 
     __slots__ = (
         "_conn", "_run", "_emit", "_counters", "_tcp", "_client", "_sides", "_requests",
-        "_interim", "_response", "_switch", "_sequence", "_client_gap", "_done", "_other",
+        "_interim", "_response", "_switch", "_sequence", "_client_gap", "_server_gap",
+        "_done", "_other",
     )
 
     def __init__(self, conn: Connection, run: RunContext, tcp: TcpLog | None = None) -> None:
@@ -164,6 +179,7 @@ class ConnectionTracker:
         self._switch: _Switch | None = None
         self._sequence = 0
         self._client_gap = False  # a hole in the client direction broke request pairing
+        self._server_gap = False  # a hole in the server direction: later pairings are guesses
         self._done = False
         self._other: OtherAnswer | None = None  # the server's answer was not HTTP/1
 
@@ -182,18 +198,37 @@ class ConnectionTracker:
         self._tcp.gap(side, offset, length, frame, time)
         state = self._sides[side]
         if state.mode is _SWITCHED:
-            if self._switch is not None:
-                self._switch.watch.complete = False
+            switch = self._switch
+            if switch is not None:
+                if (side == self._client and switch.request is None
+                        and not switch.watch.client_seen):
+                    # a 101 with no request yet: the request may follow the hole (the
+                    # capture lost what came before it); _observe looks once
+                    switch.watch.complete = False
+                    switch.request_after_hole = True
+                    self._client_gap = True
+                    state.buf.clear()  # a head cut by the hole
+                    return
+                switch.watch.lost(side == self._client, frame, time)
             state.mode = _DEAD
             return
         if state.mode is _WAIT:
             state.held_gap = True
+            state.held.append(_HOLE)
             return
-        if self._client is not None and side == self._client:
-            self._client_gap = True
-        state.mode = _DEAD
+        if state.mode is _DEAD:
+            return
+        if self._client is not None:
+            if side == self._client:
+                self._client_gap = True
+                state.body = None
+            else:
+                self._server_gap = True
+                if self._response is not None:  # the hole is in its body: that ends it here
+                    self._complete_response(body_complete=False)
+        state.mode = _LOST
         state.buf.clear()
-        self._maybe_ignore()
+        state.scanned = 0
 
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._tcp.conflict(side, offset, length, frame, time)
@@ -204,6 +239,18 @@ class ConnectionTracker:
             return
         state = self._sides[side]
         if state.mode is _DEAD:
+            return
+        if state.mode is _LOST:
+            found = self._resync(side, state, data, frame, time)
+            if found is None:
+                return
+            data, first_frame, first_time = found
+            if self._client is None:
+                self._detect(side, data, first_frame, first_time)
+            elif side == self._client:
+                self._client_data(state, data, first_frame, first_time, last_frame=frame)
+            else:
+                self._server_data(state, data, first_frame, first_time, last_frame=frame)
             return
         if self._client is None:
             self._detect(side, data, frame, time)
@@ -251,10 +298,16 @@ class ConnectionTracker:
             self._complete_response(body_complete=reader is not None and reader.done,
                                     end_reason=reason, end_time=time)
         if self._client is not None:
+            client = self._sides[self._client]
+            # Requests held behind an unanswered upgrade, each maybe behind the next one: every
+            # round reads at least one held chunk, so this ends.
+            while client.mode is _WAIT and client.held:
+                self._resume_client(unanswered=True)
             server = self._sides[1 - self._client]
             if server.mode is _HEAD and server.buf:  # bytes that never became a head
                 self._not_http(bytes(server.buf[:64]), server.buf_frame, server.buf_time)
         self._flush_unanswered(time, reason)
+        self._flush_unfinished_head(time, reason)
         if self._client is None and self._tcp.unanswered_syn and not self._any_data():
             self._emit_transport_attempt(time, reason)
         self._done = True
@@ -280,9 +333,14 @@ class ConnectionTracker:
             return
         self._client = side if kind is _HTTP1_REQUEST else 1 - side
         self._counters.http_connections += 1
+        # Holes before the first message (its side was lost from the start) count as any other.
+        self._client_gap = any(g[0] == self._client for g in self._tcp.gaps)
+        self._server_gap = any(g[0] != self._client for g in self._tcp.gaps)
         state.buf.clear()
         state.mode = _HEAD
-        self._sides[1 - side].mode = _HEAD
+        other = self._sides[1 - side]
+        if other.mode is _DETECT:
+            other.mode = _HEAD
         if side == self._client:
             self._client_data(state, pending, state.buf_frame, state.buf_time, last_frame=frame)
         else:
@@ -361,16 +419,32 @@ class ConnectionTracker:
             state.held.append((data, frame, time))
             state.held_bytes += len(data)
 
-    def _resume_client(self) -> None:
-        """The upgrade request was not switched: what the client sent meanwhile is HTTP again."""
+    def _resume_client(self, unanswered: bool = False) -> None:
+        """The upgrade request was not switched: what the client sent meanwhile is HTTP again.
+
+        ``unanswered``: the connection ended without an answer, so whether those bytes are
+        HTTP or the new protocol is unknown; only data that starts a request is read.
+        """
         assert self._client is not None
         state = self._sides[self._client]
         if state.mode is not _WAIT:
             return
         held, state.held, state.held_bytes = state.held, [], 0
-        state.mode = _DEAD if state.held_gap else _HEAD
+        state.held_gap = False
+        state.mode = _LOST if unanswered else _HEAD
         for data, frame, time in held:
-            self._client_data(state, data, frame, time)
+            if not data and state.mode is _WAIT:  # behind a request that offers, again
+                state.held.append(_HOLE)
+                state.held_gap = True
+            elif not data:  # _HOLE: what follows is read as after any hole
+                self._client_gap = True
+                state.mode = _LOST
+                state.buf.clear()
+                state.scanned = 0
+            elif state.mode is not _LOST:
+                self._client_data(state, data, frame, time)
+            elif found := self._resync(self._client, state, data, frame, time):
+                self._client_data(state, found[0], found[1], found[2], last_frame=frame)
 
     # --- server side ------------------------------------------------------------------------
 
@@ -420,6 +494,8 @@ class ConnectionTracker:
             if 100 <= response.status < 200 and response.status != 101:
                 self._interim.append(Message(response, first_frame, last, first_time))
                 continue
+            if self._server_gap and response.status == 101:
+                self._answered_in_the_hole(first_time)
             request = self._requests.popleft() if self._requests else None
             interim = tuple(self._interim)
             self._interim.clear()
@@ -432,7 +508,7 @@ class ConnectionTracker:
                 return
             framing = body_framing(response, request_method=method)
             self._response = _PendingResponse(
-                request, response, first_frame, last, first_time, interim
+                request, response, first_frame, last, first_time, interim, self._server_gap
             )
             if framing.kind is not _UNTIL_CLOSE and not _has_body(framing):
                 # complete now, not when more bytes come: a keep-alive 403 with an empty body
@@ -441,6 +517,23 @@ class ConnectionTracker:
                 continue
             state.body = BodyReader(framing)
             state.mode = _BODY
+
+    def _answered_in_the_hole(self, time: float) -> None:
+        """A 101 after a hole in the server's bytes answers the client's last upgrade offer:
+        a client sends nothing after an offer until it is answered, so requests it sent
+        later (held while the offer waited) mean the earlier offers were answered in the
+        hole. Those earlier requests are reported without their lost answers."""
+        client = self._sides[self._client_side()]
+        while client.mode is _WAIT and _holds_a_request(client.held):  # each round reads one
+            self._requests, waiting = deque(), self._requests
+            self._resume_client(unanswered=True)
+            self._requests = waiting + self._requests
+        while len(self._requests) > 1 and any(r.offers for r in list(self._requests)[1:]):
+            earlier = self._requests.popleft()
+            if earlier.offers:
+                self._emit_http(earlier, None, (), None, time, "", gap_before_response=True)
+            else:
+                self._counters.ordinary_exchanges += 1
 
     def _complete_response(
         self, *, body_complete: bool, end_reason: str = "", end_time: float = 0.0
@@ -466,7 +559,7 @@ class ConnectionTracker:
                 body_complete=body_complete,
             )
             self._emit_http(request, message, pending.interim, None, end_time or pending.time,
-                            end_reason)
+                            end_reason, pending.gap_before)
         else:
             self._counters.ordinary_exchanges += 1
             if request is not None and 400 <= pending.head.status < 500:
@@ -519,7 +612,7 @@ class ConnectionTracker:
         )
         h2c = "h2c" in response.head.headers.tokens("upgrade")
         watch = SwitchWatch(response.time, time, websocket, self._run.window, h2c)
-        self._switch = _Switch(request, response, interim, watch)
+        self._switch = _Switch(request, response, interim, watch, self._server_gap)
         client = self._client_side()
         state = self._sides[client]
         held, state.held, state.held_bytes = state.held, [], 0
@@ -528,6 +621,9 @@ class ConnectionTracker:
         state.mode = _SWITCHED
         self._sides[1 - client].mode = _SWITCHED
         for data, frame, when in held:
+            if not data:  # _HOLE: the frames after it cannot be read
+                state.mode = _DEAD
+                break
             watch.early(len(data), frame)
             self._observe(client, data, frame, when)
 
@@ -536,17 +632,72 @@ class ConnectionTracker:
         assert switch is not None
         if self._sides[side].mode is _DEAD:
             return
+        while data and (switch.request is None or switch.replaceable) and (
+                side == self._client and not switch.watch.client_seen):
+            found, data = self._late_request(switch, data, frame, time)
+            if found is None:  # wait for the rest of a head
+                return
+            if found:
+                switch.request_after_hole = False
+                continue
+            if switch.request_after_hole and switch.request is None:
+                return  # the rest of what the hole cut, or frames: a request may still come
+            switch.replaceable = False  # the client's first bytes of the new protocol
+            break
+        if not data:
+            return
         if time > switch.watch.deadline or switch.watch.observe(
             side == self._client, data, frame, time
         ):
             self._finish_switch(time, "observation window over")
+
+    def _late_request(self, switch: _Switch, data: bytes, frame: int, time: float
+                      ) -> tuple[bool | None, bytes]:
+        """A 101 came with no request (or with a plain one found late), and the client's first
+        bytes after it begin a request head: the capture showed them out of order (merged
+        interfaces) or after a hole. The head becomes the switch's request. Returns (True,
+        the bytes after it), (False, the bytes) when they are no request, (None, b"") while
+        the head is incomplete (its bytes are kept in the client side's buffer)."""
+        state = self._sides[self._client_side()]
+        if state.buf:
+            candidate = bytes(state.buf) + data
+        else:
+            candidate = data
+            state.buf_frame, state.buf_time = frame, time
+        kind = classify_start(candidate)
+        end = find_head_end(candidate) if kind == "request" else None
+        if kind == "need_more" or (kind == "request" and end is None
+                                   and len(candidate) <= MAX_HEAD_BYTES):
+            state.buf += data
+            return None, b""
+        state.buf.clear()
+        head = parse_request_head(candidate[:end]) if end is not None else None
+        if end is None or head is None:
+            return False, candidate
+        earlier = switch.request
+        if earlier is not None:  # a client sends nothing after an offer until it is answered:
+            # the earlier request had another answer, which the capture did not pair with it
+            if earlier.offers:
+                self._emit_http(earlier, None, (), None, time, "", gap_before_response=True)
+            else:
+                self._counters.ordinary_exchanges += 1
+        switch.request = _PendingRequest(head, state.buf_frame, frame, state.buf_time,
+                                         self._sequence, gap_before=self._client_gap,
+                                         offers=request_offers_upgrade(head))
+        switch.replaceable = True  # until the client's bytes stop being requests
+        self._sequence += 1
+        return True, candidate[end:]
 
     def _finish_switch(self, time: float, reason: str) -> None:
         switch = self._switch
         if switch is None or self._done:
             return
         after = switch.watch.result(time)
-        self._emit_http(switch.request, switch.response, switch.interim, after, time, reason)
+        self._emit_http(switch.request, switch.response, switch.interim, after, time, reason,
+                        switch.gap_before)
+        # Requests still queued (possible only when a hole made the pairing a guess) are
+        # listed as unanswered rather than dropped with the connection.
+        self._flush_unanswered(time, reason)
         self._done = True
         self._ignore()
 
@@ -567,6 +718,7 @@ class ConnectionTracker:
                 return (data[:end], frame, time), data[end:]
             state.buf_frame, state.buf_time = frame, time
             state.buf += data
+        state.buf_last = last_frame
         if end is None:
             state.scanned = len(state.buf)
             if len(state.buf) > MAX_HEAD_BYTES:
@@ -600,6 +752,37 @@ class ConnectionTracker:
         assert self._client is not None
         return self._client
 
+    def _resync(self, side: int, state: _Side, data: bytes, frame: int, time: float
+                ) -> tuple[bytes, int, float] | None:
+        """After a hole: the bytes to read, with the frame and time of their first one, once
+        data begins the message this side sends (a request from the client, a response from
+        the server); the side then reads heads again. None while it does not: a start line
+        split over segments is collected (bounded by classify_start's MAX_START_LINE)."""
+        if state.buf:
+            candidate = bytes(state.buf) + data
+        else:
+            candidate = data
+            state.buf_frame, state.buf_time = frame, time
+        kind = classify_start(candidate)
+        if kind == "need_more":
+            state.buf += data
+            return None
+        if self._client is None:
+            wanted = kind == "request" or kind == "response"
+        else:
+            wanted = kind == ("request" if side == self._client else "response")
+        if not wanted:
+            state.buf.clear()
+            if candidate is not data:  # the collected start was none: this data may be one
+                return self._resync(side, state, data, frame, time)
+            return None
+        found = (candidate, state.buf_frame, state.buf_time)
+        state.mode = _DETECT if self._client is None else _HEAD
+        state.buf.clear()
+        state.scanned = 0
+        state.body = None
+        return found
+
     def _any_data(self) -> bool:
         return any(s.buf or s.mode is not _DETECT for s in self._sides)
 
@@ -623,6 +806,29 @@ class ConnectionTracker:
             else:
                 self._counters.ordinary_exchanges += 1
 
+    def _flush_unfinished_head(self, time: float, reason: str) -> None:
+        """The connection ended inside a request head: the request is reported as far as it
+        went when it offered an upgrade, or when a side closed (a client that stops mid-head
+        is worth a line whatever it asked); a head cut by the capture's end is only counted."""
+        if self._client is None or self._switch is not None:
+            return
+        state = self._sides[self._client]
+        if state.mode is not _HEAD or not state.buf:
+            return
+        head = parse_request_head(bytes(state.buf))  # notes "unterminated_head"
+        state.buf.clear()
+        if head is None:
+            return
+        offers = request_offers_upgrade(head)
+        if not offers and reason not in ("closed", "reset"):
+            self._counters.ordinary_exchanges += 1
+            return
+        request = _PendingRequest(head, state.buf_frame, state.buf_last, state.buf_time,
+                                  self._sequence, gap_before=self._client_gap, offers=offers,
+                                  complete=False)
+        self._sequence += 1
+        self._emit_http(request, None, (), None, time, reason)
+
     def _emit_http(
         self,
         request: _PendingRequest | None,
@@ -631,10 +837,12 @@ class ConnectionTracker:
         after: AfterSwitch | None,
         time: float,
         reason: str,
+        gap_before_response: bool = False,
     ) -> None:
         if request is not None and request.reported and response is not None:
             return  # answered after it was reported unanswered (live): said once is enough
-        self._emit(self._attempt(request, response, interim, after, time, reason))
+        self._emit(self._attempt(request, response, interim, after, time, reason,
+                                 gap_before_response=gap_before_response))
 
     def _attempt(
         self,
@@ -645,12 +853,15 @@ class ConnectionTracker:
         time: float,
         reason: str,
         promoted: Promotion | None = None,
+        gap_before_response: bool = False,
     ) -> Attempt:
         client = self._client_side()
         server_state = self._sides[1 - client]
-        response_gap = response is None and (
-            server_state.mode is _DEAD and any(g[0] != client for g in self._tcp.gaps)
-        )
+        if response is None:
+            response_gap = gap_before_response or server_state.mode in (_LOST, _DEAD) and any(
+                g[0] != client for g in self._tcp.gaps)
+        else:
+            response_gap = gap_before_response
         return Attempt(
             kind=AttemptKind.HTTP,
             client=self._tcp.endpoint(client),
@@ -683,6 +894,21 @@ class ConnectionTracker:
 
     def _ignore(self) -> None:
         self._run.ignore(self._conn)
+
+
+def _holds_a_request(held: list[tuple[bytes, int, float]]) -> bool:
+    """Whether bytes held behind an upgrade offer begin a request (at their start or after a
+    hole), a start line split over segments included."""
+    start = bytearray()
+    for data, _, _ in [*held, _HOLE]:
+        if data and len(start) < 4096:
+            start += data
+            continue
+        if not data:
+            if start and classify_start(start) == "request":
+                return True
+            start.clear()
+    return False
 
 
 def _has_body(framing: Framing) -> bool:
