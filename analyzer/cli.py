@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import functools
 import gc
 import json
 import os
@@ -23,8 +23,18 @@ import click
 
 from analyzer import __version__
 from analyzer.checks.catalogue import CATALOGUE, lookup
+from analyzer.cli_options import (
+    colour,
+    complete_ids,
+    filter_options,
+    output_to,
+    selection_of,
+    terminal_width,
+    unknown_id,
+    with_origin,
+)
 from analyzer.correlate import correlate
-from analyzer.filters import Selection, check_ids, near_ids, parse_time
+from analyzer.filters import Selection
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.clock import Clock
 from analyzer.report.render import (
@@ -60,63 +70,39 @@ class ExitStatus(IntEnum):
     USAGE = 2  # click's own status for bad usage
     FAILED_FOUND = 3  # --fail-on failed and a failed attempt was found
     INTERNAL_ERROR = 70  # a bug: the message says so
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # SIGINT (Ctrl-C) on `read`
+    PIPE_CLOSED = 141  # the reader of standard output went away (| head): 128 + SIGPIPE
+    TERMINATED = 143  # SIGTERM on `read` (timeout, systemd, docker stop): 128 + SIGTERM
 
 
-def _complete_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    return [i for i in check_ids() if i.startswith(incomplete.lower())]
+class _Terminated(BaseException):
+    """SIGTERM during `read`: not an Exception, so no handler mistakes it for a bug."""
 
 
-def _filter_options(command: Callable[..., None]) -> Callable[..., None]:
-    """The filters, the same for `read` and `live` (analyzer/filters.py)."""
-    options = [
-        click.option("--failed", is_flag=True, help="Only attempts that did not succeed."),
-        click.option("--verdict", "verdicts", multiple=True, metavar="VERDICT",
-                     type=click.Choice([v.value for v in Verdict], case_sensitive=False),
-                     help="Only attempts with this verdict; repeat for several."),
-        click.option("--reason", "reasons", multiple=True, metavar="ID",
-                     shell_complete=_complete_ids,
-                     help="Only attempts with this finding (see 'checks'); repeat for several."),
-        click.option("--host", help="Only attempts whose Host header or IP address is this."),
-        click.option("--port", type=int, help="Only attempts with this client or server port."),
-        click.option("--since", metavar="TIME",
-                     help="Only attempts at or after TIME: ISO 8601 (no zone: UTC) or Unix "
-                          "seconds."),
-        click.option("--until", metavar="TIME", help="Only attempts at or before TIME."),
-        click.option("--tcp", is_flag=True,
-                     help="Also list connection attempts that never reached HTTP (refused, "
-                          "unanswered SYN); otherwise they are only counted, and --fail-on "
-                          "ignores them."),
-        click.option("--local-time", is_flag=True,
-                     help="Print times in the local zone instead of UTC (tables, summary)."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+def _stop_on_closed_pipe(command: Callable[..., None]) -> Callable[..., None]:
+    """A command whose standard output's reader went away (``| head -1``) stops at that
+    write, quietly, with status 141, whatever the format (click's own handling says
+    nothing but exits 1)."""
 
-
-def _selection(failed: bool, verdicts: tuple[str, ...], reasons: tuple[str, ...],
-               host: str | None, port: int | None, since: str | None, until: str | None,
-               tcp: bool, local_time: bool) -> Selection:
-    """The filters from their options; a usage error (status 2) for an unknown id or time."""
-    ids = set(check_ids())
-    for reason in reasons:
-        if reason.lower() not in ids:
-            raise click.BadParameter(_unknown_id(reason), param_hint="--reason")
-    times: list[float | None] = []
-    for name, text in (("--since", since), ("--until", until)):
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
         try:
-            times.append(parse_time(text, local_time) if text is not None else None)
-        except ValueError as error:
-            raise click.BadParameter(str(error), param_hint=name) from None
-    return Selection(failed, host, port, frozenset(v.lower() for v in verdicts),
-                     frozenset(r.lower() for r in reasons), times[0], times[1], tcp)
+            try:
+                command(*args, **kwargs)
+            finally:
+                sys.stdout.flush()  # the last buffered bytes fail here, not at interpreter exit
+        except BrokenPipeError:
+            _pipe_closed()
+
+    return run
 
 
-def _unknown_id(text: str) -> str:
-    near = near_ids(text)
-    hint = f"; did you mean {', '.join(near)}?" if near else ""
-    return f"unknown check id {text!r}{hint} (see 'upgrade-analyzer checks')"
+def _pipe_closed() -> None:
+    # Writes that Python would still try at exit go nowhere instead of raising again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(ExitStatus.PIPE_CLOSED)
 
 
 _max_connections_option = click.option(
@@ -143,7 +129,7 @@ def cli() -> None:
                    "table, every postmortem) to attach to an incident.")
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False, allow_dash=True),
               metavar="FILE", help="Write the report to FILE instead of standard output.")
-@_filter_options
+@filter_options
 @click.option("--fail-on", type=click.Choice(["failed"]),
               help="Exit with status 3 when any attempt listed did not succeed.")
 @click.option("--summary-only", is_flag=True,
@@ -163,6 +149,7 @@ def cli() -> None:
 @_max_connections_option
 @click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
               help="TLS key log (SSLKEYLOGFILE format) to decrypt wss:// and https:// with.")
+@_stop_on_closed_pipe
 def read_command(captures: tuple[str, ...], read_files: tuple[str, ...], fmt: str,
                  output: str | None, fail_on: str | None, summary_only: bool, detail: bool,
                  attempt: int | None, show_secrets: bool, color: bool | None,
@@ -176,8 +163,8 @@ def read_command(captures: tuple[str, ...], read_files: tuple[str, ...], fmt: st
     inputs = read_files + captures
     if not inputs:
         raise click.UsageError("no capture given: read CAPTURE... (or -r FILE)")
-    selection = _selection(**filters, local_time=local_time)
-    view = View(show_secrets, detail or attempt is not None, attempt, _colour(color),
+    selection = selection_of(**filters, local_time=local_time)
+    view = View(show_secrets, detail or attempt is not None, attempt, colour(color),
                 summary_only, local_time)
     if view.detail and fmt != "table":
         raise click.UsageError("--detail and --attempt print text; drop --format " + fmt)
@@ -214,31 +201,10 @@ class View:
     local_time: bool = False
 
 
-def _colour(explicit: bool | None) -> bool | None:
-    """--color/--no-color win; otherwise NO_COLOR (any value but empty, no-color.org) and
-    TERM=dumb turn colour off; otherwise click colours when standard output is a terminal."""
-    if explicit is not None:
-        return explicit
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-        return False
-    return None
-
-
-def _terminal_width() -> int | None:
-    """The terminal's width when standard output is one (the table fits it); None when piped."""
-    try:
-        if not sys.stdout.isatty():
-            return None
-    except (AttributeError, ValueError):
-        return None
-    import shutil
-
-    return shutil.get_terminal_size().columns
-
-
 @cli.command("checks")
 @click.option("--format", "-F", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="json: every entry in full, for scripts.")
+@_stop_on_closed_pipe
 def checks_command(fmt: str) -> None:
     """List the catalogue of findings."""
     if fmt == "json":
@@ -254,7 +220,8 @@ def checks_command(fmt: str) -> None:
 
 
 @cli.command("explain")
-@click.argument("check_id", shell_complete=_complete_ids)
+@click.argument("check_id", shell_complete=complete_ids)
+@_stop_on_closed_pipe
 def explain_command(check_id: str) -> None:
     """Explain one catalogue entry in full (any case; a near miss gets suggestions)."""
     import textwrap  # here, like tabulate above: `read` never wraps text
@@ -262,7 +229,7 @@ def explain_command(check_id: str) -> None:
     try:
         check = lookup(check_id.strip().lower())
     except KeyError:
-        raise click.UsageError(_unknown_id(check_id)) from None
+        raise click.UsageError(unknown_id(check_id)) from None
     wrap = textwrap.TextWrapper(width=88, subsequent_indent="  ")
     click.echo(f"{check.id}: {check.title}")
     click.echo(f"  severity: {check.severity.value}; verdict effect: {check.effect.value}; "
@@ -297,7 +264,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
         return ExitStatus.INPUT_ERROR
     several = len(paths) > 1
     clock = Clock(local=view.local_time)
-    style = TableStyle(clock, _terminal_width(), several, view.show_secrets)
+    style = TableStyle(clock, terminal_width(), several, view.show_secrets)
     table = StreamedTable(style) if streaming and fmt == "table" else None
 
     def decided() -> Iterator[Diagnosis]:
@@ -309,17 +276,18 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
             return
         origin = records.origin if isinstance(records, MergedRecords) else None
         for d in analysis.feed_records(records):
-            yield _with_origin(d, paths, origin) if several else d
+            yield with_origin(d, paths, origin) if several else d
         for d in analysis.finish():
-            yield _with_origin(d, paths, origin) if several else d
+            yield with_origin(d, paths, origin) if several else d
 
     progress = None
-    if jobs is None and not (streaming and _terminal_width() is not None):
+    if jobs is None and not (streaming and terminal_width() is not None):
         from analyzer import progress as progress_module
 
         if progress_module.wanted():
             progress = progress_module.Progress(opened, lambda: getattr(records, "number", 0))
-    with _output_to(output):
+    with output_to(output):
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             if progress is not None:
                 progress.start()
@@ -342,6 +310,10 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
             return ExitStatus.INPUT_ERROR
         except KeyboardInterrupt:
             status = ExitStatus.INTERRUPTED
+        except _Terminated:  # what was decided so far, and the summary, are printed below
+            status = ExitStatus.TERMINATED
+        except BrokenPipeError:
+            raise  # the reader went away: _stop_on_closed_pipe ends the run
         except Exception as error:  # a bug: keep what was found, say so in one line
             status = ExitStatus.INTERNAL_ERROR
             _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
@@ -350,9 +322,15 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
         finally:
             if progress is not None:
                 progress.stop()
+            # A second SIGTERM while the report is printed ends the process (the default).
+            signal.signal(signal.SIGTERM,
+                          previous if previous is not _terminate else signal.SIG_DFL)
         if status is ExitStatus.INTERRUPTED:
             _warn(f"interrupted at frame {analysis.stats.frames}: the results are partial "
                   f"(only what was read before Ctrl-C)")
+        elif status is ExitStatus.TERMINATED:
+            _warn(f"terminated at frame {analysis.stats.frames}: the results are partial "
+                  f"(only what was read before SIGTERM)")
         # Damage is said once, here on standard error; the text summaries do not repeat it.
         for warning in warnings:
             _warn(f"{warning.source}: {warning.where}: {warning.message}", view.show_secrets)
@@ -376,27 +354,9 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
     return status
 
 
-def _with_origin(d: Diagnosis, paths: list[str],
-                 origin: Callable[[int], tuple[int, int]] | None) -> Diagnosis:
-    """The attempt with its file and frame number within that file (several inputs)."""
-    if origin is None:
-        return dataclasses.replace(d, origin=(paths[0], d.attempt.first_frame))
-    index, frame = origin(d.attempt.first_frame)
-    return dataclasses.replace(d, origin=(paths[index], frame))
-
-
-@contextlib.contextmanager
-def _output_to(path: str | None) -> Iterator[None]:
-    """Standard output goes to ``path`` (-o FILE) while the report is written."""
-    if path is None or path == "-":
-        yield
-        return
-    try:
-        out = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
-    except OSError as error:
-        raise click.FileError(path, error.strerror or str(error)) from None
-    with out, contextlib.redirect_stdout(out):
-        yield
+def _terminate(number: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one is not waited for
+    raise _Terminated
 
 
 def _numbered(diagnoses: Iterator[Diagnosis], selection: Selection,
@@ -496,11 +456,12 @@ def _detail_text(diagnosis: Diagnosis, view: View) -> str:
 @click.option("--format", "-F", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True,
               help="Output format; json and markdown print at the end, the others as they go.")
-@_filter_options
+@filter_options
 @_max_connections_option
 @click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
               help="TLS key log to decrypt with, followed as it grows (a session waits up to "
                    "10 s for its key).")
+@_stop_on_closed_pipe
 def live_command(interfaces: tuple[str, ...], bpf: str | None, duration: float | None,
                  count: int | None, response_timeout: float, write_path: str | None,
                  write_limit: float, write_files: int, fmt: str, max_connections: int,
@@ -513,7 +474,7 @@ def live_command(interfaces: tuple[str, ...], bpf: str | None, duration: float |
     options = LiveOptions(interfaces, bpf, duration, count, response_timeout, write_path,
                           round(write_limit * 1_000_000), write_files, max_connections,
                           keylog)
-    sys.exit(_live(options, fmt, _selection(**filters, local_time=local_time),
+    sys.exit(_live(options, fmt, selection_of(**filters, local_time=local_time),
                    Clock(local=local_time)))
 
 
@@ -548,11 +509,12 @@ def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) ->
 
         secrets = KeyStore(wait=KEYLOG_WAIT)
     analysis = Analysis(max_connections=options.max_connections, secrets=secrets)
-    output = _LiveOutput(fmt, TableStyle(clock, _terminal_width()))
+    output = _LiveOutput(fmt, TableStyle(clock, terminal_width()))
     stop = _StopOnSignals()
     status = ExitStatus.OK
     writer: RotatingPcapngWriter | None = None
     numbers = iter(range(1, sys.maxsize))
+    counted_out = False
 
     def report(diagnosis: Diagnosis) -> bool:
         """Prints one attempt; True when --count is reached."""
@@ -582,20 +544,16 @@ def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) ->
                    + "; Ctrl-C stops", err=True)
         deadline = time.time() + options.duration if options.duration else None
         stop.install()
-        counted_out = False
         for diagnosis in run_live(capture, analysis, options.response_timeout,
                                   should_stop=stop.requested, deadline=deadline, sink=writer,
                                   on_tick=follower.poll if follower is not None else None):
             if counted_out := report(diagnosis):
                 break
-        if not counted_out:
-            # Stopped by Ctrl-C or --duration: what is still open is judged as it stands.
-            for diagnosis in analysis.finish():
-                if report(diagnosis):
-                    break
-    except CaptureError as error:
+    except CaptureError as error:  # the interface went away, or --write's disk is full
         _error(str(error))
         status = ExitStatus.INPUT_ERROR
+    except BrokenPipeError:
+        raise  # the reader went away: _stop_on_closed_pipe ends the run (after the finally)
     except Exception as error:  # a bug: keep what was found, say so in one line
         status = ExitStatus.INTERNAL_ERROR
         _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
@@ -605,7 +563,17 @@ def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) ->
         counters = capture.counters()
         capture.close()
         if writer is not None:
-            writer.close()
+            try:
+                writer.close()
+            except CaptureError as error:  # the last buffered packets did not fit either
+                if status is ExitStatus.OK:
+                    _error(str(error))
+                    status = ExitStatus.INPUT_ERROR
+    if not counted_out and status is not ExitStatus.INTERNAL_ERROR:
+        # Stopped by Ctrl-C, --duration or an error: what is still open is judged as it stands.
+        for diagnosis in analysis.finish():
+            if report(diagnosis):
+                break
     output.finish(analysis, counters.received, counters.dropped)
     return status
 
@@ -716,6 +684,5 @@ def main() -> None:
     gc.set_threshold(*GC_THRESHOLD)
     try:
         cli.main(prog_name="upgrade-analyzer", standalone_mode=True)
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (| head): nothing more to say
-        sys.exit(ExitStatus.OK)
+    except BrokenPipeError:  # the reader went away (| head) outside a command: nothing to say
+        _pipe_closed()

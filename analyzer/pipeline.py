@@ -60,7 +60,7 @@ class RunStats:
     # Connection attempts that never reached HTTP (refused, unanswered SYN) decided after the
     # first MAX_LISTED_TCP_ATTEMPTS: counted by primary finding id instead of listed.
     unlisted_tcp_attempts: Counter[str] = field(default_factory=Counter)
-    abandoned_heads: int = 0  # HTTP heads with no end within MAX_HEAD_BYTES (tracker.py)
+    abandoned_heads: int = 0  # HTTP heads with no end within MAX_HEAD_BYTES (exchange/pending.py)
     # TLS sessions with application data that could not be read (no key) or analysed, and the
     # first MAX_LISTED_TLS_SESSIONS of them; sessions decrypted (analyzer/tls/layer.py).
     tls_uninspected: int = 0

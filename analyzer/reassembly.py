@@ -50,6 +50,11 @@ _HALF = 0x80000000
 MAX_PENDING_BYTES = 256 * 1024
 # Delivered bytes kept per direction to compare with retransmissions (conflicting overlaps).
 RECENT_BYTES = 16 * 1024
+# A connection that closed (both FINs, or a RST) with bytes still missing waits this many more
+# of its segments, or this long, for them: captures reorder by a few packets, and a request
+# shown just after the FIN is still the request (tests/test_damage.py).
+LATE_SEGMENTS = 16
+LATE_SECONDS = 1.0
 # Shared by every direction that has delivered nothing (never written to): a SYN flood keeps
 # hundreds of thousands of connections that never carry a byte.
 _NOTHING_YET = bytearray()
@@ -87,9 +92,14 @@ class _Direction:
     pending: dict[int, tuple[bytes, int, float]] = field(default_factory=dict)
     pending_order: list[int] = field(default_factory=list)  # heap of pending's offsets
     pending_bytes: int = 0
+    # offset of a waiting segment -> the other direction's offset it acknowledged: it is held
+    # until those bytes are delivered (causal order, see _segment)
+    needs: dict[int, int] = field(default_factory=dict)
     recent: bytearray = field(default_factory=lambda: _NOTHING_YET)  # last bytes delivered
     acked: int = 0  # highest offset the peer acknowledged (bytes below it were sent)
     fin: bool = False
+    fin_end: int = 0  # the offset where the FIN said the stream ends
+    fin_evidence: tuple[int, float] = (0, 0.0)  # the FIN's frame and time
     rst: bool = False
 
     def advance(self, data: bytes) -> None:
@@ -112,6 +122,11 @@ class _Direction:
         return self.next_offset + diff
 
 
+def _waits(here: _Direction) -> bool:
+    """Bytes of this direction are known to be missing (they may still show up)."""
+    return bool(here.pending) or max(here.fin_end, here.acked) > here.next_offset
+
+
 @dataclass(slots=True, eq=False)
 class Connection:
     """One TCP connection as seen in the capture; side 0 is the originator."""
@@ -125,6 +140,9 @@ class Connection:
         default_factory=lambda: (_Direction(), _Direction())
     )
     finished: bool = False
+    closing: int = 0  # segments still awaited for late bytes after the close (see _close)
+    closing_reason: str = ""
+    closing_time: float = 0.0
 
     def ignore(self) -> None:
         """Stop reassembling: the layer above has everything it needs from this connection."""
@@ -197,6 +215,11 @@ class Reassembler:
             return
         conn.last_time = seg.time
         self._segment(conn, side, seg)
+        if conn.closing and not conn.finished:
+            conn.closing -= 1
+            if not conn.closing or not any(_waits(here) for here in conn.sides):
+                conn.closing = conn.closing or 1
+                self._finish(conn, seg.time, conn.closing_reason)
 
     def take_plain(
         self, conn: Connection, side: int, seq: int, ack: int, flags: int, payload: bytes,
@@ -212,13 +235,17 @@ class Reassembler:
         a followed connection; everything else (reordering, retransmission, holes, the ends
         of a connection, the periodic sweep) stays in ``feed``.
         """
-        if self._until_sweep <= 1:
-            return False  # this segment would run the sweep: let feed do it
+        if self._until_sweep <= 1 or conn.closing:
+            return False  # this segment would run the sweep, or a closed one waits: feed
         here = conn.sides[side]
         if here.base is None:
             return False
         if payload and (here.pending or (seq - here.base - here.next_offset) & _MASK):
             return False  # not the next bytes, or early bytes wait to be drained after them
+        there = conn.sides[1 - side]
+        if there.pending or (payload and there.base is not None and flags & _ACK and (
+                1 < ((ack - there.base - there.next_offset) & _MASK) < _HALF)):
+            return False  # the other side waits, or this one must wait for it (causal order)
         self.now = time
         self._until_sweep -= 1
         conn.last_time = time
@@ -280,6 +307,18 @@ class Reassembler:
         payload = seg.payload
         if payload:
             offset = here.offset_of(seg.seq)
+            there = conn.sides[1 - side]
+            if flags & _ACK and there.base is not None and offset >= here.next_offset:
+                # This segment acknowledges bytes of the other direction not delivered yet
+                # (a capture shows them later, or lost them): it was sent after them, so it
+                # waits for them. A request then always reaches the layer above before its
+                # response, whatever order the capture shows them in. (+1: a FIN's number.)
+                need = there.offset_of(seg.ack)
+                if 1 < need - there.next_offset < _HALF:
+                    here.needs[offset] = need
+                    self._hold(conn, side, here, offset, payload, seg.frame, seg.time)
+                    payload = b""
+        if payload:
             self._data(conn, side, here, offset, payload, seg.frame, seg.time)
             if seg.missing and not conn.ignored:
                 # The snaplen cut the end of this segment: those bytes are a hole right here.
@@ -288,15 +327,18 @@ class Reassembler:
             return
         if flags & _RST:
             here.rst = True
-            self._flush(conn, side, seg.frame, seg.time, 0)
             listener.on_rst(side, seg.frame, seg.time)
-            self._finish(conn, seg.time, "reset")
+            self._close(conn, seg.time, "reset")
         elif flags & _FIN and not here.fin:
             here.fin = True
-            self._flush(conn, side, seg.frame, seg.time, here.offset_of(seg.seq) + len(payload))
+            # The bytes before the FIN were all sent, but a capture may still show some of
+            # them after it (reordered): the holes they would fill are written off when the
+            # connection ends, not here (_finish flushes both sides in capture order).
+            here.fin_end = here.offset_of(seg.seq) + len(payload)
+            here.fin_evidence = (seg.frame, seg.time)
             listener.on_fin(side, seg.frame, seg.time)
             if conn.sides[1 - side].fin:
-                self._finish(conn, seg.time, "closed")
+                self._close(conn, seg.time, "closed")
 
     def _data(
         self, conn: Connection, side: int, here: _Direction, offset: int, data: bytes,
@@ -315,8 +357,8 @@ class Reassembler:
             data = data[here.next_offset - offset :]
         here.advance(data)
         listener.on_data(side, end - len(data), data, frame, time)
-        if drain and here.pending and not conn.ignored:
-            self._drain(conn, side, here)
+        if drain and not conn.ignored and (here.pending or conn.sides[1 - side].pending):
+            self._settle(conn)
 
     @staticmethod
     def _compare(
@@ -353,17 +395,34 @@ class Reassembler:
             # Waiting longer would be unbounded: write the missing bytes off as a hole.
             self._skip_to_pending(conn, side, here)
 
-    def _drain(self, conn: Connection, side: int, here: _Direction) -> None:
+    def _drain(self, conn: Connection, side: int, here: _Direction) -> bool:
+        """Delivers the waiting segments that are now in order; True if any was."""
+        there = conn.sides[1 - side]
+        moved = False
         while here.pending and not conn.ignored:
             first = here.pending_order[0]
             if first > here.next_offset:
-                return
+                return moved
+            need = here.needs.get(first)
+            if need is not None:
+                if 1 < need - there.next_offset < _HALF:
+                    return moved  # still ahead of the other direction (causal order)
+                del here.needs[first]
             heapq.heappop(here.pending_order)
             data, frame, time = here.pending.pop(first)
             here.pending_bytes -= len(data)
             # drain=False: this loop takes the next one (recursing would go one Python frame
             # deeper per waiting segment, and a hostile capture can queue 256 Ki of them).
             self._data(conn, side, here, first, data, frame, time, drain=False)
+            moved = True
+        return moved
+
+    def _settle(self, conn: Connection) -> None:
+        """Drains both directions until neither moves: bytes delivered on one side may let
+        the other side's held segments go (causal order)."""
+        a, b = conn.sides
+        while (self._drain(conn, 0, a) | self._drain(conn, 1, b)) and not conn.ignored:
+            pass
 
     def _skip_to(
         self, conn: Connection, side: int, here: _Direction, offset: int, frame: int, time: float
@@ -375,12 +434,16 @@ class Reassembler:
         listener.on_gap(side, here.next_offset, offset - here.next_offset, frame, time)
         here.next_offset = offset
         here.recent = _NOTHING_YET  # the kept bytes must end at next_offset
-        self._drain(conn, side, here)
+        self._settle(conn)
 
     def _skip_to_pending(self, conn: Connection, side: int, here: _Direction) -> None:
         """Write off the hole before the first waiting segment, which is its evidence (the
-        frame Wireshark marks "previous segment not captured")."""
+        frame Wireshark marks "previous segment not captured"); when that segment waits for
+        the other direction instead, both are released (the hole is on the other side)."""
         first = here.pending_order[0]
+        if first <= here.next_offset:
+            self._release(conn, (0, 1))
+            return
         _, frame, time = here.pending[first]
         self._skip_to(conn, side, here, first, frame, time)
 
@@ -407,22 +470,103 @@ class Reassembler:
         """The direction ended: whatever still waits is after a hole that will never fill.
 
         ``end`` is where the sender's stream ended, when known (the FIN's offset), else 0.
+        When the other direction also waits behind a hole its peer has acknowledged (so the
+        bytes were sent and the capture lost them), both are released together, segment by
+        segment in capture order: a request that follows a hole then reaches the layer above
+        before the response that follows the other hole, whichever side closed first.
         """
+        other = conn.sides[1 - side]
+        if other.pending and other.acked > other.next_offset:
+            self._release(conn, (side, 1 - side))
+        else:
+            self._release(conn, (side,))
         here = conn.sides[side]
-        while here.pending and not conn.ignored:
-            self._skip_to_pending(conn, side, here)
+        if here.fin_end > max(end, here.acked) and here.fin_end > here.next_offset:
+            end = here.fin_end
+            frame, time = here.fin_evidence
         end = max(end, here.acked)
         if end > here.next_offset and not conn.ignored:
             self._skip_to(conn, side, here, end, frame, time)
 
+    def _release(self, conn: Connection, sides: tuple[int, ...]) -> None:
+        """Delivers the waiting segments of ``sides`` in frame order, writing off each hole
+        before a segment as it is reached (its evidence is that segment's frame).
+
+        A segment that waits for bytes of the other direction (causal order) goes once they
+        are delivered; when they can never be (they fall in a hole of that direction, which
+        the capture lost), that hole is written off first, up to where its data resumes.
+        """
+        listener = conn.listener
+        while not conn.ignored and listener is not None:
+            ready: tuple[int, int] | None = None  # (frame, side)
+            stuck: tuple[int, int] | None = None  # waits for bytes lost on the other side
+            first_seen: tuple[int, int] | None = None
+            for side in sides:
+                here = conn.sides[side]
+                if not here.pending:
+                    continue
+                first = here.pending_order[0]
+                frame = here.pending[first][1]
+                if first_seen is None or frame < first_seen[0]:
+                    first_seen = (frame, side)
+                need = here.needs.get(first)
+                there = conn.sides[1 - side]
+                if need is None or not 1 < need - there.next_offset < _HALF:
+                    if ready is None or frame < ready[0]:
+                        ready = (frame, side)
+                elif (not there.pending or there.pending_order[0] > there.next_offset) and (
+                        stuck is None or frame < stuck[0]):
+                    stuck = (frame, side)
+            if ready is None and stuck is not None:
+                side = stuck[1]
+                here, there = conn.sides[side], conn.sides[1 - side]
+                _, frame, time = here.pending[here.pending_order[0]]
+                need = here.needs[here.pending_order[0]]
+                upto = min(need, there.pending_order[0]) if there.pending else need
+                listener.on_gap(1 - side, there.next_offset, upto - there.next_offset, frame,
+                                time)
+                there.next_offset = upto
+                there.recent = _NOTHING_YET
+                continue
+            chosen = ready or first_seen
+            if chosen is None:
+                return
+            side = chosen[1]
+            here = conn.sides[side]
+            first = heapq.heappop(here.pending_order)
+            data, frame, time = here.pending.pop(first)
+            here.pending_bytes -= len(data)
+            here.needs.pop(first, None)
+            if first > here.next_offset:
+                listener.on_gap(side, here.next_offset, first - here.next_offset, frame, time)
+                here.next_offset = first
+                here.recent = _NOTHING_YET  # the kept bytes must end at next_offset
+                if conn.ignored:
+                    return
+            self._data(conn, side, here, first, data, frame, time, drain=False)
+
     # --- connection lifetime --------------------------------------------------------------
+
+    def _close(self, conn: Connection, time: float, reason: str) -> None:
+        """Both FINs, or a RST: the connection ends now if every byte before the ends was
+        seen; else it waits LATE_SEGMENTS more of its segments (or its end by time) for
+        bytes a capture shows after the close, before writing off the holes."""
+        if not any(_waits(here) for here in conn.sides):
+            self._finish(conn, time, reason)
+        elif not conn.closing:
+            conn.closing = LATE_SEGMENTS + 1  # feed counts the closing segment itself
+            conn.closing_reason = reason
+            conn.closing_time = time
 
     def _finish(self, conn: Connection, time: float, reason: str) -> None:
         if conn.finished:
             return
+        if conn.closing:  # it had closed already, and waited for late bytes: that is its end
+            time, reason = conn.closing_time, conn.closing_reason
         conn.finished = True
         listener = conn.listener  # the flush may make the listener ignore the connection
         if not conn.ignored and listener is not None:
+            self._release(conn, (0, 1))
             for side in (0, 1):
                 self._flush(conn, side, 0, time, 0)
             # the flushed bytes may have handed the connection to another stage (handoff.py)
@@ -454,6 +598,8 @@ class Reassembler:
                 self._drop(conn)
             elif conn.finished and conn.last_time < now - 60.0:
                 self._drop(conn)
+            elif conn.closing and conn.last_time < now - LATE_SECONDS:
+                self._finish(conn, now, conn.closing_reason)
             else:
                 live.append(conn)
         excess = len(live) - self._max_connections

@@ -34,6 +34,8 @@ from analyzer.reassembly import Connection, Reassembler
 from analyzer.report.detail import render_detail
 from analyzer.report.render import render_csv, render_json, render_table
 from analyzer.source import CaptureError, CaptureWarning, Frame, read_bytes, read_record_bytes
+from analyzer.tls.keylog import KeyStore
+from analyzer.tls.session import TlsSession
 from analyzer.verdict import diagnose
 from analyzer.websocket.frames import WsFrameParser
 
@@ -286,6 +288,53 @@ def http2(data: bytes) -> None:
     assert read(step, sink=True) == whole
 
 
+def _bundled_keys() -> KeyStore:
+    """Every key log bundled beside the captures: seeds cut from keyed captures decrypt."""
+    store = KeyStore()
+    for path in sorted(CAPTURES.glob("*.keys")):
+        store.add_text(path.read_bytes())
+    store.finish()
+    return store
+
+
+_KEYS: KeyStore | None = None
+
+
+def tls(data: bytes) -> None:
+    """The TLS stage's session (records, handshake facts, key schedule, decryption) gives the
+    same plaintext and facts whether each direction comes whole or in pieces of any size, and
+    never raises. Input as for http2: a piece size byte, a 2-byte length of the client's
+    bytes, the client's bytes, the server's; keys are the bundled key logs."""
+    global _KEYS
+    if len(data) < 3:
+        return
+    if _KEYS is None:
+        _KEYS = _bundled_keys()
+    step = 1 + data[0] % 13
+    split = 3 + int.from_bytes(data[1:3], "big") % max(1, len(data) - 2)
+    sides = (data[3:split], data[split:])
+
+    def read(size: int | None) -> tuple[object, ...]:
+        session = TlsSession(_KEYS)
+        plain = [bytearray(), bytearray()]
+        frame = 0
+        for side, stream in enumerate(sides):  # the client's flight, then the server's
+            piece = size or len(stream) or 1
+            for i in range(0, len(stream), piece):
+                frame += 1
+                for p in session.feed(side, i, stream[i : i + piece], frame, 0.0):
+                    assert p.offset == len(plain[p.side])  # in order, nothing twice
+                    plain[p.side] += p.data
+        # A record's plaintext comes in one piece per frame that carried it, so the pieces
+        # differ with the segmentation; the bytes and the facts must not.
+        return (bytes(plain[0]), bytes(plain[1]), session.version, session.alpn,
+                session.decryption, session.problem,
+                [(a.side, a.alert) for a in session.alerts], session.certificates,
+                session.client_hello, session.server_hello)
+
+    assert read(step) == read(None)
+
+
 # --- the whole pipeline ---------------------------------------------------------------------
 
 
@@ -342,6 +391,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "http": http_head,
     "websocket": websocket_frames,
     "http2": http2,
+    "tls": tls,
     "pipeline": pipeline,
     "fast_path": fast_path,
 }
@@ -387,6 +437,23 @@ def seeds(target: str) -> list[bytes]:
                     out.append(b"\x03" + len(client).to_bytes(2, "big") + client
                                + bytes(streams[1]))
         return out
+    if target == "tls":  # each TLS connection's two directions, in tls()'s input format
+        out = []
+        for raw in files:
+            connections: dict[tuple[int, int], dict[int, bytearray]] = {}
+            for f in read_bytes(raw, []):
+                s = decode_frame(f)
+                if isinstance(s, Segment) and s.payload:
+                    ports = (min(s.sport, s.dport), max(s.sport, s.dport))
+                    connections.setdefault(ports, {}).setdefault(s.sport, bytearray()).extend(
+                        s.payload)
+            for sides in connections.values():
+                streams = sorted(sides.values(), key=_not_a_client_hello)
+                if len(streams) == 2 and streams[0][:1] == b"\x16":
+                    client = bytes(streams[0])
+                    out.append(b"\x05" + len(client).to_bytes(2, "big") + client
+                               + bytes(streams[1]))
+        return out[:60]
     # reassembly / tracker: one conversation per capture, re-encoded as operations.
     out = []
     for raw in files:
@@ -402,6 +469,10 @@ def seeds(target: str) -> list[bytes]:
             ops += _OP.pack((side << 7) | (s.flags & 0x1F), seq, 0, len(s.payload)) + s.payload
         out.append(bytes(ops))
     return out
+
+
+def _not_a_client_hello(stream: bytes | bytearray) -> bool:
+    return stream[:1] != b"\x16" or stream[5:6] != b"\x01"  # handshake record, ClientHello
 
 
 def _benchmark_mix() -> bytes:

@@ -283,6 +283,22 @@ def lost_response_segment(conv: Conversation) -> Marks:
     return marks
 
 
+def lost_exchange_then_upgrade(conv: Conversation) -> Marks:
+    """A plain GET and its 200 lost by the capture, then the upgrade and its 101, then both
+    close: tshark shows the GET /ws and the 101, and so must we (inconclusive: what the holes
+    held, and so the pairing, is a guess)."""
+    marks = {"syn": conv.handshake(), "plain": conv.client(http_request("GET", "/", [
+        ("Host", HOST)]))}
+    marks["ok"] = conv.server(error_response(200, "OK", b"hi"))
+    marks["request"] = conv.client(ws_request())
+    marks["response"] = conv.server(websocket_response(), delay=0.002)
+    marks["close"] = conv.client_ws_close(1000, delay=1) + conv.server_ws_close(1000)
+    marks["lost"] = marks["plain"] + marks["ok"]
+    marks["server_fin"] = conv.server_fin()
+    marks["client_fin"] = conv.client_fin()
+    return marks
+
+
 def lost_frame_after_switch(conv: Conversation) -> Marks:
     marks = switched()(conv)
     marks["frame"] = conv.server_ws_frame(Opcode.TEXT, "x" * 100, split=[50])
@@ -498,13 +514,25 @@ CASES: tuple[Case, ...] = (
     Case("client gave up after 5 s without a response",
          exchange(ws_request(), None, client_fin(5.0)), NO_RESPONSE,
          "no_response_client_gave_up",
-         absent=("no_response_server_closed", "no_response_capture_ended"),
+         absent=("no_response_server_closed", "no_response_capture_ended",
+                 "request_head_incomplete"),
          evidence={"no_response_client_gave_up": ("request", "client_fin")},
          found={"no_response_client_gave_up": ("5.0 s",)}),
     Case("client closes after a 404",
          exchange(ws_request(), error_response(404, "Not Found"), client_fin()), FAILED,
          "response_not_found",
          absent=("no_response_client_gave_up", *others("response_not_found"))),
+    Case("client FIN 2 s into a request head that never ended",
+         exchange(ws_request()[:-2], None, client_fin(2.0)), FAILED, "request_head_incomplete",
+         absent=("no_response_client_gave_up", "connection_without_upgrade", "ws_key_missing"),
+         evidence={"request_head_incomplete": ("request", "client_fin")},
+         found={"request_head_incomplete": ("client FIN 2000 ms",)}),
+    Case("the capture ends inside a request head", exchange(ws_request()[:60]), INCONCLUSIVE,
+         "capture_ended_too_soon", absent=("request_head_incomplete",),
+         evidence={"capture_ended_too_soon": ("request",)}),
+    Case("a lost response and its request, then an upgrade after both holes",
+         lost_exchange_then_upgrade, INCONCLUSIVE, "capture_gap_request",
+         present=("capture_gap_response",), drop="lost"),
     Case("request unanswered for 3 s until the capture ended", request_then_ack(3.0),
          NO_RESPONSE, "no_response_capture_ended", absent=("capture_ended_too_soon",),
          evidence={"no_response_capture_ended": ("request",)}),

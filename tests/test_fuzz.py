@@ -28,6 +28,7 @@ BUDGET = {
     "http": 1500,
     "websocket": 2500,
     "http2": 800,
+    "tls": 300,
     "pipeline": 400,
     "fast_path": 300,
 }

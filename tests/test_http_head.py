@@ -154,6 +154,8 @@ def test_find_head_end_any_split(head: bytes, cuts: list[int]) -> None:
         (b"GET\r\n", "not_http"),
         (b" GET / HTTP/1.1\r\n", "not_http"),
         (b"GET /\x00 HTTP/1.1\r\n", "not_http"),
+        (b"GET /ws4\x1b[31m HTTP/1.1\r\n", "request"),  # listed, escaped, judged
+        (b"GET /\x7f\x01 HTTP/1.1\r\n", "request"),
         (b"", "need_more"),
         (b"\r\n", "need_more"),
         (b"G", "need_more"),

@@ -395,3 +395,18 @@ def test_written_files_rotate_at_the_size_limit_and_keep_the_newest(tmp_path: Pa
     assert [f.data for f in kept] == [f.data for f in frames[-len(kept):]]
     assert [round(f.time, 3) for f in kept] == [round(f.time, 3) for f in frames[-len(kept):]]
     assert len(kept) > 50
+
+
+@needs_capture
+def test_refused_connections_are_counted_apart_without_tcp() -> None:
+    """A port scan seen live: not listed, not counted by --count, one summary line."""
+    closed = _closed_port()
+    with live("-f", _port_filter(closed), "--count", "1") as run:
+        for _ in range(3):
+            _refused(closed)
+        attempts = run.take(1, timeout=2.0)
+        status, stderr = run.interrupt()
+    assert attempts == [] and status == 0
+    assert "Attempts: 0 (none)" in stderr
+    assert ("Never reached HTTP (refused or unanswered connections; --tcp lists them): "
+            "3 (3 refused)") in stderr

@@ -21,6 +21,7 @@ from markupsafe import escape
 from analyzer.report.safe import (
     REDACTED,
     csv_cell,
+    markdown_text,
     neutralise,
     redact_header,
     redact_target,
@@ -55,9 +56,25 @@ COOKIE = "c00kie-secret-value"
     ("c1 \x9b2J \x85", "c1 \\x9b2J \\x85"),
     ("bidi \u202eevil\u2066", "bidi \\u202eevil\\u2066"),
     ("café ünïcode 日本 😀", "café ünïcode 日本 😀"),  # printable Unicode is kept
+    # wire bytes arrive one character per byte: valid UTF-8 is shown as its characters
+    ("/caf\xc3\xa9 \xe6\x97\xa5", "/café 日"),
+    ("\xe2\x80\xaeevil \xc2\x85", "\\u202eevil \\x85"),  # still escaped once decoded
+    ("caf\xe9", "café"),  # latin-1, not UTF-8: as it was
+    ("file\udcff.pcap", "file\\udcff.pcap"),  # a file name that is not UTF-8
 ])
 def test_neutralise(raw: str, shown: str) -> None:
     assert neutralise(raw) == shown
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("<img src=x onerror=alert(1)>", "\\<img src=x onerror=alert(1)\\>"),
+    ("![t](http://evil/t.png)", "!\\[t\\](http://evil/t.png)"),
+    ("a|b & `c`", "a\\|b \\& \\`c\\`"),
+    ("\\<b>", "\\\\\\<b\\>"),  # a backslash cannot undo the escape after it
+    (f"GET /?token={REDACTED} \\x1b", f"GET /?token={REDACTED} \\x1b"),  # left as it reads
+])
+def test_markdown_text(text: str, shown: str) -> None:
+    assert markdown_text(text) == shown
 
 
 @pytest.mark.parametrize(("cell", "shown"), [
@@ -358,7 +375,9 @@ def test_no_secret_byte_in_any_format(full_of_secrets: Path, view: tuple[str, ..
         assert ("Redirected" in text or '"redirects"' in text or "Redirects followed" in text
                 or view[-1] == "csv")
     if view[-1] in ("table", "markdown", "--detail"):
-        assert f"Repeated: 3 x 10.0.0.1 -> 10.0.0.2:8080 GET /storm?token={REDACTED}" in text
+        as_shown = markdown_text if view[-1] == "markdown" else str
+        assert as_shown(f"Repeated: 3 x 10.0.0.1 -> 10.0.0.2:8080 GET /storm?token={REDACTED}"
+                        ) in text
         assert f"wss://{REDACTED}@chat.example/ws?password={REDACTED}#id_token={REDACTED}" in text
     if view[-1] in ("json", "jsonl", "csv", "--detail"):
         assert "channel.k8s.io" in text

@@ -94,8 +94,9 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "Capture closer to the client, with a larger buffer (-B) and no snaplen (-s 0)."),
     Check("capture_gap_response", E, Effect.INCONCLUSIVE, "RFC 9293 §3.4",
           "bytes of the response are missing from the capture",
-          "The server's bytes have a hole where the response should be, so whether and how the "
-          "server answered cannot be told.",
+          "The server's bytes have a hole where the response (or what precedes it) should be, "
+          "so whether and how the server answered, or which request a later response "
+          "answers, cannot be told.",
           "Capture with a larger buffer (-B) and no snaplen (-s 0); check capture drops."),
     Check("request_not_captured", W, Effect.INCONCLUSIVE, "RFC 9110 §15.2.2",
           "the request is not in the capture (it started mid-connection)",
@@ -132,6 +133,14 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "the later one, so the heads shown may not be what the endpoint read.",
           "Treat it as hostile or as a broken middlebox rewriting packets: find which host sent "
           "both copies (the frames) and capture nearer to the receiver to see which one won."),
+    Check("request_head_incomplete", E, Effect.FAIL, "RFC 9112 §2.1",
+          "the connection ended before the request head did",
+          "The request head never reached the empty line that ends it (RFC 9112 §2.1: start "
+          "line, header fields, then CRLF) before the connection closed, so the server had no "
+          "request to answer. The request is shown as far as it went.",
+          "Look at the client (crashed, timed out while writing, or a bug that never ends the "
+          "head) or at a middlebox that cut the connection; a server that closes on slow "
+          "clients (a header timeout) does this to slowloris-like senders."),
     Check("no_response_server_closed", E, Effect.NO_RESPONSE, "RFC 9112 §9.6",
           "the server closed the connection without answering",
           "The server sent FIN after the request and no response. Some servers (tungstenite, "

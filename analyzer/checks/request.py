@@ -14,7 +14,8 @@ from analyzer.http.message import RequestHead
 
 def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
     head = attempt.request_head
-    if head is None:
+    if head is None or attempt.request is None or not attempt.request.head_complete:
+        # an unfinished head (request_head_incomplete) lacks fields it had no time to send
         return []
     ev = frames_of(attempt.request)
     findings: list[Finding] = []

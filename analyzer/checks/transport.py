@@ -6,7 +6,7 @@ from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.checks.h2 import decided_by_h2
 from analyzer.checks.tls import tls_refused
-from analyzer.exchange.model import Attempt, AttemptKind, Gap
+from analyzer.exchange.model import Attempt, AttemptKind, Gap, Message
 from analyzer.exchange.tracker import RESPONSE_TIMEOUT
 
 # An answer is not yet overdue this soon after a SYN or a request (the first SYN retransmission
@@ -56,9 +56,19 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("request_not_captured", "the request before its response",
                                 "a response with no captured request",
                                 frames_of(attempt.response)))
+    if attempt.response is not None and attempt.response_gap and response_gap is not None:
+        # interpretation resumed at this response after a hole: which request it answers
+        # (and what the hole held) is a guess
+        findings.append(Finding("capture_gap_response", "every byte of the server's side",
+                                f"{response_gap.length} bytes missing at server offset "
+                                f"{response_gap.offset}, before this response",
+                                (response_gap.frame,)))
     # An HTTP/2 RST_STREAM or GOAWAY, an answer in another protocol, or a TLS session that
     # broke is a response of sorts: the checks that read it say what happened instead.
-    if (attempt.response is None and attempt.other_answer is None and not tls_refused(attempt)
+    request = attempt.request
+    if request is not None and not request.head_complete:
+        findings.append(_unfinished_head(attempt, request))
+    elif (attempt.response is None and attempt.other_answer is None and not tls_refused(attempt)
             and not decided_by_h2(attempt)):
         findings.extend(_no_response(attempt, response_gap))
     after = attempt.after
@@ -67,6 +77,24 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("capture_gap_after_switch", "every byte after the 101",
                                 "a hole in the captured bytes", gap_frames[:3]))
     return findings
+
+
+def _unfinished_head(attempt: Attempt, request: Message) -> Finding:
+    """The connection ended inside the request head: who ended it, or the capture did."""
+    tcp = attempt.tcp
+    size = f"{len(request.head.raw)} bytes of head"
+    ends = [(e.time, who, e) for who, e in (
+        ("client FIN", tcp.client_fin), ("client RST", tcp.client_rst),
+        ("server FIN", tcp.server_fin), ("server RST", tcp.server_rst)) if e is not None]
+    if not ends:
+        waited = max(0.0, tcp.end_time - request.time)
+        return Finding("capture_ended_too_soon", "the end of the request head",
+                       f"capture ended {waited * 1000:.0f} ms into the head ({size})",
+                       frames_of(request))
+    when, who, end = min(ends, key=lambda e: e[0])
+    return Finding("request_head_incomplete", "the empty line that ends the head",
+                   f"{who} {1000 * max(0.0, when - request.time):.0f} ms after the head began, "
+                   f"{size} and no end", frames_of(request) + (end.frame,))
 
 
 def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:

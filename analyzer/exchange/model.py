@@ -36,6 +36,7 @@ class Message:
     body_prefix: bytes = b""  # the first bytes of the body (error texts live there)
     body_length: int = 0  # body bytes seen
     body_complete: bool = True
+    head_complete: bool = True  # False: the connection ended before the head's empty line
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +271,7 @@ class Attempt:
     after: AfterSwitch | None = None
     sequence: int = 0  # 0 for the first exchange on its connection, 1 for the next...
     request_gap: bool = False  # bytes missing inside or before the request head
-    response_gap: bool = False  # bytes missing where the response should be
+    response_gap: bool = False  # bytes missing where the response, or what precedes it, should be
     tls: TlsInfo | None = None  # the connection was TLS (decrypted or not: see tls.decrypted)
     transport: str = "h1"  # "h1" (HTTP/1.x) or "h2" (an HTTP/2 stream)
     stream_id: int | None = None  # the HTTP/2 stream of an "h2" attempt

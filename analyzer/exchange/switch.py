@@ -66,6 +66,19 @@ class SwitchWatch:
             self._early_frame = frame
         self._early_bytes += length
 
+    @property
+    def client_seen(self) -> bool:
+        """Whether any client byte after the switch was seen (or lost in a hole)."""
+        return self._first[0] is not None
+
+    def lost(self, client: bool, frame: int, time: float) -> None:
+        """A hole in one side's bytes: it sent something (so it did not hang up without a
+        word), and what it was cannot be read."""
+        self.complete = False
+        index = 0 if client else 1
+        if self._first[index] is None:
+            self._first[index] = TcpEvent(frame, time)
+
     def observe(self, client: bool, data: bytes, frame: int, time: float) -> bool:
         """Takes bytes of one side; True once the window is full (nothing more is needed)."""
         index = 0 if client else 1

@@ -18,135 +18,61 @@ tracker watches the first moments of the new protocol (WebSocket frames of both 
 raw first bytes of other protocols) for a short window, then hands the attempt on and tells the
 reassembler to ignore the rest of the connection.
 
-A hole in a direction stops the interpretation of that direction: what it would have said is
-reported as unknown rather than guessed.
+A hole in a direction stops the interpretation of that direction until data begins a new
+message; how reading resumes, and why what follows a hole is flagged, is holes.py's part.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import Enum, auto
 
+from analyzer.exchange.attempts import AttemptEmitter
 from analyzer.exchange.first_bytes import Start, classify_first_bytes, describe_start
 from analyzer.exchange.handoff import ExchangeCounters, RunContext
-from analyzer.exchange.model import (
-    AfterSwitch,
-    Attempt,
-    AttemptKind,
-    Message,
-    OtherAnswer,
-    Promotion,
+from analyzer.exchange.holes import HoleRecovery
+from analyzer.exchange.model import Attempt, Message, OtherAnswer
+from analyzer.exchange.pending import (
+    HOLE,
+    MAX_HEAD_BYTES,
+    MAX_HELD_BYTES,
+    Mode,
+    PendingRequest,
+    PendingResponse,
+    Side,
+    Switch,
+    has_body,
+    method_of,
 )
-from analyzer.exchange.relevance import (
-    PathKey,
-    is_upgrade_attempt,
-    offers_websocket,
-    path_key,
-    request_offers_upgrade,
-)
-from analyzer.exchange.switch import SwitchWatch
+from analyzer.exchange.relevance import is_upgrade_attempt, offers_websocket, request_offers_upgrade
+from analyzer.exchange.switching import SwitchFollower
 from analyzer.exchange.tcplog import TcpLog
-from analyzer.http.body import BodyReader, Framing, FramingKind, body_framing
-from analyzer.http.head import (
-    find_head_end,
-    parse_request_head,
-    parse_response_head,
-)
-from analyzer.http.message import RequestHead, ResponseHead
+from analyzer.http.body import BodyReader, FramingKind, body_framing
+from analyzer.http.head import find_head_end, parse_request_head, parse_response_head
 from analyzer.reassembly import Connection
 
 __all__ = ["ConnectionTracker", "ExchangeCounters", "RESPONSE_TIMEOUT"]
 
 RESPONSE_TIMEOUT = "response timeout"  # end reason of attempts decided by waiting (live)
-MAX_HEAD_BYTES = 64 * 1024  # a head longer than this is not going to end (RFC 9112 sets no limit)
-MAX_HELD_BYTES = 64 * 1024  # client bytes held while an upgrade request waits for its answer
-
-
-class _Mode(Enum):
-    DETECT = auto()  # nothing seen yet on this side
-    HEAD = auto()  # collecting a message head
-    BODY = auto()  # skipping a body
-    WAIT = auto()  # client: an upgrade request waits for its answer
-    SWITCHED = auto()  # the new protocol runs on this side
-    DEAD = auto()  # a hole or garbage: nothing more is interpreted here
-
 
 # The modes (and framing kinds) as module names, which the code below compares against several
-# times per segment: on Python 3.11 each `_Mode.X` goes through the Enum metaclass's __getattr__
+# times per segment: on Python 3.11 each `Mode.X` goes through the Enum metaclass's __getattr__
 # hook (~900 machine instructions, measured with callgrind), a module global costs next to nothing.
-_DETECT, _HEAD, _BODY, _WAIT, _SWITCHED, _DEAD = (
-    _Mode.DETECT, _Mode.HEAD, _Mode.BODY, _Mode.WAIT, _Mode.SWITCHED, _Mode.DEAD
+_DETECT, _HEAD, _BODY, _WAIT, _SWITCHED, _LOST, _DEAD = (
+    Mode.DETECT, Mode.HEAD, Mode.BODY, Mode.WAIT, Mode.SWITCHED, Mode.LOST, Mode.DEAD
 )
-_LENGTH, _CHUNKED, _UNTIL_CLOSE = FramingKind.LENGTH, FramingKind.CHUNKED, FramingKind.UNTIL_CLOSE
+_UNTIL_CLOSE = FramingKind.UNTIL_CLOSE
 _HTTP1_REQUEST, _HTTP1_RESPONSE = Start.HTTP1_REQUEST, Start.HTTP1_RESPONSE
 
-
-@dataclass(slots=True)
-class _Side:
-    mode: _Mode = _DETECT
-    buf: bytearray = field(default_factory=bytearray)
-    buf_frame: int = 0  # frame of the first byte in buf
-    buf_time: float = 0.0
-    scanned: int = 0  # find_head_end hint
-    body: BodyReader | None = None
-    held: list[tuple[bytes, int, float]] = field(default_factory=list)
-    held_bytes: int = 0
-    held_gap: bool = False
+_NO_REQUESTS: deque[PendingRequest] = deque(maxlen=0)  # shared, stays empty (maxlen 0)
 
 
-@dataclass(slots=True)
-class _PendingRequest:
-    # What the request's Message holds; the Message itself (a frozen dataclass, ~13,000 machine
-    # instructions to build) is made only for a request that becomes part of an attempt.
-    head: RequestHead
-    first_frame: int
-    last_frame: int
-    time: float
-    sequence: int
-    gap_before: bool
-    # request_offers_upgrade, decided once when the head is parsed: an offering request is an
-    # upgrade attempt whatever the answer (relevance.is_upgrade_attempt), else the answer decides
-    offers: bool
-    reported: bool = False  # already handed on as unanswered (live timeout); a late answer is not
+class ConnectionTracker(SwitchFollower, HoleRecovery, AttemptEmitter):
+    """The reassembler listener for one connection (see module docstring); the parts after a
+    switch, after a hole and for building attempts are its mixins (switching.py, holes.py,
+    attempts.py)."""
 
-    def message(self) -> Message:
-        return Message(self.head, self.first_frame, self.last_frame, self.time)
-
-
-@dataclass(slots=True)
-class _PendingResponse:
-    """A final response whose body is still being read."""
-
-    request: _PendingRequest | None
-    head: ResponseHead
-    first_frame: int
-    last_frame: int
-    time: float
-    interim: tuple[Message, ...]
-
-
-@dataclass(slots=True)
-class _Switch:
-    """A switched attempt under observation (the watching itself is `SwitchWatch`'s)."""
-
-    request: _PendingRequest | None
-    response: Message
-    interim: tuple[Message, ...]
-    watch: SwitchWatch
-
-
-_NO_REQUESTS: deque[_PendingRequest] = deque(maxlen=0)  # shared, stays empty (maxlen 0)
-
-
-class ConnectionTracker:
-    """The reassembler listener for one connection (see module docstring)."""
-
-    __slots__ = (
-        "_conn", "_run", "_emit", "_counters", "_tcp", "_client", "_sides", "_requests",
-        "_interim", "_response", "_switch", "_sequence", "_client_gap", "_done", "_other",
-    )
+    __slots__ = ()  # the fields are TrackerState's (pending.py)
 
     def __init__(self, conn: Connection, run: RunContext, tcp: TcpLog | None = None) -> None:
         self._conn = conn
@@ -155,15 +81,16 @@ class ConnectionTracker:
         self._counters = run.counters
         self._tcp = tcp if tcp is not None else TcpLog(conn)
         self._client: int | None = None  # which reassembler side (0/1) is the HTTP client
-        self._sides = (_Side(), _Side())
+        self._sides = (Side(), Side())
         # Allocated by the first request: a SYN flood opens a million trackers that never
-        # see one (the same goes for _Side's buffers, which stay empty).
-        self._requests: deque[_PendingRequest] = _NO_REQUESTS
+        # see one (the same goes for Side's buffers, which stay empty).
+        self._requests: deque[PendingRequest] = _NO_REQUESTS
         self._interim: list[Message] = []
-        self._response: _PendingResponse | None = None
-        self._switch: _Switch | None = None
+        self._response: PendingResponse | None = None
+        self._switch: Switch | None = None
         self._sequence = 0
         self._client_gap = False  # a hole in the client direction broke request pairing
+        self._server_gap = False  # a hole in the server direction: later pairings are guesses
         self._done = False
         self._other: OtherAnswer | None = None  # the server's answer was not HTTP/1
 
@@ -182,18 +109,37 @@ class ConnectionTracker:
         self._tcp.gap(side, offset, length, frame, time)
         state = self._sides[side]
         if state.mode is _SWITCHED:
-            if self._switch is not None:
-                self._switch.watch.complete = False
+            switch = self._switch
+            if switch is not None:
+                if (side == self._client and switch.request is None
+                        and not switch.watch.client_seen):
+                    # a 101 with no request yet: the request may follow the hole (the
+                    # capture lost what came before it); _observe looks once
+                    switch.watch.complete = False
+                    switch.request_after_hole = True
+                    self._client_gap = True
+                    state.buf.clear()  # a head cut by the hole
+                    return
+                switch.watch.lost(side == self._client, frame, time)
             state.mode = _DEAD
             return
         if state.mode is _WAIT:
             state.held_gap = True
+            state.held.append(HOLE)
             return
-        if self._client is not None and side == self._client:
-            self._client_gap = True
-        state.mode = _DEAD
+        if state.mode is _DEAD:
+            return
+        if self._client is not None:
+            if side == self._client:
+                self._client_gap = True
+                state.body = None
+            else:
+                self._server_gap = True
+                if self._response is not None:  # the hole is in its body: that ends it here
+                    self._complete_response(body_complete=False)
+        state.mode = _LOST
         state.buf.clear()
-        self._maybe_ignore()
+        state.scanned = 0
 
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._tcp.conflict(side, offset, length, frame, time)
@@ -204,6 +150,18 @@ class ConnectionTracker:
             return
         state = self._sides[side]
         if state.mode is _DEAD:
+            return
+        if state.mode is _LOST:
+            found = self._resync(side, state, data, frame, time)
+            if found is None:
+                return
+            data, first_frame, first_time = found
+            if self._client is None:
+                self._detect(side, data, first_frame, first_time)
+            elif side == self._client:
+                self._client_data(state, data, first_frame, first_time, last_frame=frame)
+            else:
+                self._server_data(state, data, first_frame, first_time, last_frame=frame)
             return
         if self._client is None:
             self._detect(side, data, frame, time)
@@ -251,10 +209,16 @@ class ConnectionTracker:
             self._complete_response(body_complete=reader is not None and reader.done,
                                     end_reason=reason, end_time=time)
         if self._client is not None:
+            client = self._sides[self._client]
+            # Requests held behind an unanswered upgrade, each maybe behind the next one: every
+            # round reads at least one held chunk, so this ends.
+            while client.mode is _WAIT and client.held:
+                self._resume_client(unanswered=True)
             server = self._sides[1 - self._client]
             if server.mode is _HEAD and server.buf:  # bytes that never became a head
                 self._not_http(bytes(server.buf[:64]), server.buf_frame, server.buf_time)
         self._flush_unanswered(time, reason)
+        self._flush_unfinished_head(time, reason)
         if self._client is None and self._tcp.unanswered_syn and not self._any_data():
             self._emit_transport_attempt(time, reason)
         self._done = True
@@ -280,9 +244,14 @@ class ConnectionTracker:
             return
         self._client = side if kind is _HTTP1_REQUEST else 1 - side
         self._counters.http_connections += 1
+        # Holes before the first message (its side was lost from the start) count as any other.
+        self._client_gap = any(g[0] == self._client for g in self._tcp.gaps)
+        self._server_gap = any(g[0] != self._client for g in self._tcp.gaps)
         state.buf.clear()
         state.mode = _HEAD
-        self._sides[1 - side].mode = _HEAD
+        other = self._sides[1 - side]
+        if other.mode is _DETECT:
+            other.mode = _HEAD
         if side == self._client:
             self._client_data(state, pending, state.buf_frame, state.buf_time, last_frame=frame)
         else:
@@ -304,7 +273,7 @@ class ConnectionTracker:
     # --- client side ------------------------------------------------------------------------
 
     def _client_data(
-        self, state: _Side, data: bytes, frame: int, time: float, last_frame: int | None = None
+        self, state: Side, data: bytes, frame: int, time: float, last_frame: int | None = None
     ) -> None:
         last = last_frame if last_frame is not None else frame
         while data:
@@ -331,7 +300,7 @@ class ConnectionTracker:
                 return
             if self._requests is _NO_REQUESTS:
                 self._requests = deque()
-            pending = _PendingRequest(request, first_frame, last, first_time, self._sequence,
+            pending = PendingRequest(request, first_frame, last, first_time, self._sequence,
                                       gap_before=self._client_gap,
                                       offers=request_offers_upgrade(request))
             self._requests.append(pending)
@@ -339,21 +308,21 @@ class ConnectionTracker:
             if pending.offers and offers_websocket(request):
                 self._promote_plain(pending)
             framing = body_framing(request)
-            if _has_body(framing):
+            if has_body(framing):
                 state.body = BodyReader(framing)
                 state.mode = _BODY
             else:
                 self._request_complete(state)
         # A head completed exactly at the end of the data must still move on.
 
-    def _request_complete(self, state: _Side) -> None:
+    def _request_complete(self, state: Side) -> None:
         state.body = None
         if self._requests and self._requests[-1].offers:
             state.mode = _WAIT
         else:
             state.mode = _HEAD
 
-    def _hold(self, state: _Side, data: bytes, frame: int, time: float) -> None:
+    def _hold(self, state: Side, data: bytes, frame: int, time: float) -> None:
         if state.held_bytes + len(data) > MAX_HELD_BYTES:
             data = data[: max(0, MAX_HELD_BYTES - state.held_bytes)]
             state.held_gap = True
@@ -361,21 +330,37 @@ class ConnectionTracker:
             state.held.append((data, frame, time))
             state.held_bytes += len(data)
 
-    def _resume_client(self) -> None:
-        """The upgrade request was not switched: what the client sent meanwhile is HTTP again."""
+    def _resume_client(self, unanswered: bool = False) -> None:
+        """The upgrade request was not switched: what the client sent meanwhile is HTTP again.
+
+        ``unanswered``: the connection ended without an answer, so whether those bytes are
+        HTTP or the new protocol is unknown; only data that starts a request is read.
+        """
         assert self._client is not None
         state = self._sides[self._client]
         if state.mode is not _WAIT:
             return
         held, state.held, state.held_bytes = state.held, [], 0
-        state.mode = _DEAD if state.held_gap else _HEAD
+        state.held_gap = False
+        state.mode = _LOST if unanswered else _HEAD
         for data, frame, time in held:
-            self._client_data(state, data, frame, time)
+            if not data and state.mode is _WAIT:  # behind a request that offers, again
+                state.held.append(HOLE)
+                state.held_gap = True
+            elif not data:  # HOLE: what follows is read as after any hole
+                self._client_gap = True
+                state.mode = _LOST
+                state.buf.clear()
+                state.scanned = 0
+            elif state.mode is not _LOST:
+                self._client_data(state, data, frame, time)
+            elif found := self._resync(self._client, state, data, frame, time):
+                self._client_data(state, found[0], found[1], found[2], last_frame=frame)
 
     # --- server side ------------------------------------------------------------------------
 
     def _server_data(
-        self, state: _Side, data: bytes, frame: int, time: float, last_frame: int | None = None
+        self, state: Side, data: bytes, frame: int, time: float, last_frame: int | None = None
     ) -> None:
         last = last_frame if last_frame is not None else frame
         while data:
@@ -420,10 +405,12 @@ class ConnectionTracker:
             if 100 <= response.status < 200 and response.status != 101:
                 self._interim.append(Message(response, first_frame, last, first_time))
                 continue
+            if self._server_gap and response.status == 101:
+                self._answered_in_the_hole(first_time)
             request = self._requests.popleft() if self._requests else None
             interim = tuple(self._interim)
             self._interim.clear()
-            method = _method_of(request)
+            method = method_of(request)
             if response.status == 101 or (method == "CONNECT" and 200 <= response.status < 300):
                 message = Message(response, first_frame, last, first_time)
                 self._start_switch(request, message, interim, time)
@@ -431,10 +418,10 @@ class ConnectionTracker:
                     self._observe(1 - self._client_side(), data, frame, time)
                 return
             framing = body_framing(response, request_method=method)
-            self._response = _PendingResponse(
-                request, response, first_frame, last, first_time, interim
+            self._response = PendingResponse(
+                request, response, first_frame, last, first_time, interim, self._server_gap
             )
-            if framing.kind is not _UNTIL_CLOSE and not _has_body(framing):
+            if framing.kind is not _UNTIL_CLOSE and not has_body(framing):
                 # complete now, not when more bytes come: a keep-alive 403 with an empty body
                 # may be the last thing the server says for minutes
                 self._complete_response(body_complete=True)
@@ -466,94 +453,17 @@ class ConnectionTracker:
                 body_complete=body_complete,
             )
             self._emit_http(request, message, pending.interim, None, end_time or pending.time,
-                            end_reason)
+                            end_reason, pending.gap_before)
         else:
             self._counters.ordinary_exchanges += 1
             if request is not None and 400 <= pending.head.status < 500:
                 self._hold_plain(request, pending, reader, body_complete, end_time, end_reason)
         self._resume_client()
 
-    def _hold_plain(self, request: _PendingRequest, pending: _PendingResponse,
-                    reader: BodyReader | None, body_complete: bool, end_time: float,
-                    end_reason: str) -> None:
-        """A plain request answered 4xx: held by the run's PlainRejections, and emitted as an
-        attempt once its path shows WebSocket upgrades (or at once for a usual WS path)."""
-        prefix, size = (reader.prefix, reader.size) if reader is not None else (b"", 0)
-
-        def build(promotion: Promotion) -> Attempt:
-            message = Message(pending.head, pending.first_frame, pending.last_frame,
-                              pending.time, prefix, size, body_complete)
-            return self._attempt(request, message, pending.interim, None,
-                                 end_time or pending.time, end_reason, promotion)
-
-        key = self._path_key(request)
-        attempt = self._counters.plain.hold(key, build) if key is not None else None
-        if attempt is not None:
-            self._counters.ordinary_exchanges -= 1
-            self._emit(attempt)
-
-    def _promote_plain(self, request: _PendingRequest) -> None:
-        """A WebSocket upgrade request: the plain 4xx exchanges held for its path are attempts."""
-        key = self._path_key(request)
-        for held in self._counters.plain.upgraded(key) if key is not None else ():
-            self._counters.ordinary_exchanges -= 1
-            self._emit(held)
-
-    def _path_key(self, request: _PendingRequest) -> PathKey | None:
-        a, ap, b, bp = self._conn.addresses
-        return path_key((b, bp) if self._client_side() == 0 else (a, ap), request.head.target)
-
-    # --- after a switch ---------------------------------------------------------------------
-
-    def _start_switch(
-        self,
-        request: _PendingRequest | None,
-        response: Message,
-        interim: tuple[Message, ...],
-        time: float,
-    ) -> None:
-        head = request.head if request is not None else None
-        websocket = "websocket" in response.head.headers.tokens("upgrade") or (
-            head is not None and "websocket" in head.headers.tokens("upgrade")
-            and not response.head.headers.has("upgrade")
-        )
-        h2c = "h2c" in response.head.headers.tokens("upgrade")
-        watch = SwitchWatch(response.time, time, websocket, self._run.window, h2c)
-        self._switch = _Switch(request, response, interim, watch)
-        client = self._client_side()
-        state = self._sides[client]
-        held, state.held, state.held_bytes = state.held, [], 0
-        if state.held_gap:
-            watch.complete = False
-        state.mode = _SWITCHED
-        self._sides[1 - client].mode = _SWITCHED
-        for data, frame, when in held:
-            watch.early(len(data), frame)
-            self._observe(client, data, frame, when)
-
-    def _observe(self, side: int, data: bytes, frame: int, time: float) -> None:
-        switch = self._switch
-        assert switch is not None
-        if self._sides[side].mode is _DEAD:
-            return
-        if time > switch.watch.deadline or switch.watch.observe(
-            side == self._client, data, frame, time
-        ):
-            self._finish_switch(time, "observation window over")
-
-    def _finish_switch(self, time: float, reason: str) -> None:
-        switch = self._switch
-        if switch is None or self._done:
-            return
-        after = switch.watch.result(time)
-        self._emit_http(switch.request, switch.response, switch.interim, after, time, reason)
-        self._done = True
-        self._ignore()
-
     # --- shared helpers ---------------------------------------------------------------------
 
     def _take_head(
-        self, state: _Side, data: bytes, frame: int, time: float, last_frame: int
+        self, state: Side, data: bytes, frame: int, time: float, last_frame: int
     ) -> tuple[tuple[bytes, int, float] | None, bytes]:
         """Adds data to the head buffer; returns (head, rest) once a head is complete."""
         if state.buf:
@@ -567,6 +477,7 @@ class ConnectionTracker:
                 return (data[:end], frame, time), data[end:]
             state.buf_frame, state.buf_time = frame, time
             state.buf += data
+        state.buf_last = last_frame
         if end is None:
             state.scanned = len(state.buf)
             if len(state.buf) > MAX_HEAD_BYTES:
@@ -586,7 +497,7 @@ class ConnectionTracker:
         return head, rest
 
     @staticmethod
-    def _skip_body(state: _Side, data: bytes) -> bytes | None:
+    def _skip_body(state: Side, data: bytes) -> bytes | None:
         """Feeds body bytes; returns what follows the body once it is complete, else None."""
         reader = state.body
         assert reader is not None
@@ -595,10 +506,6 @@ class ConnectionTracker:
             state.mode = _DEAD
             return None
         return data[used:] if reader.done else None
-
-    def _client_side(self) -> int:
-        assert self._client is not None
-        return self._client
 
     def _any_data(self) -> bool:
         return any(s.buf or s.mode is not _DETECT for s in self._sides)
@@ -612,85 +519,6 @@ class ConnectionTracker:
             self._other = OtherAnswer(describe_start(kind, prefix), frame, time,
                                       bytes(prefix[:16]))
 
-    def _flush_unanswered(self, time: float, reason: str) -> None:
-        """The connection ended: requests still waiting never got an answer."""
-        while self._requests:
-            request = self._requests.popleft()
-            if request.reported:
-                continue
-            if request.offers:
-                self._emit_http(request, None, tuple(self._interim), None, time, reason)
-            else:
-                self._counters.ordinary_exchanges += 1
-
-    def _emit_http(
-        self,
-        request: _PendingRequest | None,
-        response: Message | None,
-        interim: tuple[Message, ...],
-        after: AfterSwitch | None,
-        time: float,
-        reason: str,
-    ) -> None:
-        if request is not None and request.reported and response is not None:
-            return  # answered after it was reported unanswered (live): said once is enough
-        self._emit(self._attempt(request, response, interim, after, time, reason))
-
-    def _attempt(
-        self,
-        request: _PendingRequest | None,
-        response: Message | None,
-        interim: tuple[Message, ...],
-        after: AfterSwitch | None,
-        time: float,
-        reason: str,
-        promoted: Promotion | None = None,
-    ) -> Attempt:
-        client = self._client_side()
-        server_state = self._sides[1 - client]
-        response_gap = response is None and (
-            server_state.mode is _DEAD and any(g[0] != client for g in self._tcp.gaps)
-        )
-        return Attempt(
-            kind=AttemptKind.HTTP,
-            client=self._tcp.endpoint(client),
-            server=self._tcp.endpoint(1 - client),
-            tcp=self._tcp.facts(client, time, reason),
-            request=request.message() if request is not None else None,
-            response=response,
-            interim=interim,
-            after=after,
-            sequence=request.sequence if request is not None else self._sequence,
-            request_gap=request.gap_before if request is not None else self._client_gap,
-            response_gap=response_gap,
-            promoted=promoted,
-            other_answer=self._other if response is None else None,
-        )
-
-    def _emit_transport_attempt(self, time: float, reason: str) -> None:
-        self._emit(
-            Attempt(
-                kind=AttemptKind.TCP,
-                client=self._tcp.endpoint(0),
-                server=self._tcp.endpoint(1),
-                tcp=self._tcp.facts(0, time, reason),
-            )
-        )
-
     def _maybe_ignore(self) -> None:
         if all(s.mode is _DEAD for s in self._sides) and not self._requests:
             self._ignore()
-
-    def _ignore(self) -> None:
-        self._run.ignore(self._conn)
-
-
-def _has_body(framing: Framing) -> bool:
-    """True when bytes of a body follow the head (a zero Content-Length has none)."""
-    if framing.kind is _LENGTH:
-        return bool(framing.length)
-    return framing.kind is _CHUNKED
-
-
-def _method_of(request: _PendingRequest | None) -> str | None:
-    return request.head.method.upper() if request is not None else None

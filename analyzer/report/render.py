@@ -17,7 +17,7 @@ from analyzer.report.fields import (
     iso_time,
     time_of_day,
 )
-from analyzer.report.safe import csv_cell, safe_target, safe_text
+from analyzer.report.safe import csv_cell, markdown_text, safe_target, safe_text
 from analyzer.report.table import TableStyle, markdown_table, sorted_table
 from analyzer.source.frame import CaptureWarning
 from analyzer.verdict import Diagnosis
@@ -47,8 +47,9 @@ def render_table(diagnoses: Sequence[Diagnosis], stats: RunStats,
     else:
         parts.append("No upgrade attempts found.")
     parts.append("")
-    parts.append(summary_text(diagnoses, stats, warnings, style.show_secrets, clock=clock,
-                              apart=apart, context=context))
+    summary = summary_text(diagnoses, stats, warnings, style.show_secrets, clock=clock,
+                           apart=apart, context=context)
+    parts.append(markdown_text(summary) if markdown else summary)  # '<img', '![' from the capture
     return "\n".join(parts)
 
 

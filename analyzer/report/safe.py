@@ -52,7 +52,10 @@ _SECRET_SOURCES = SECRET_HEADERS | URL_HEADERS | {"sec-websocket-protocol"}
 # longer; shorter ones (a cookie "lang=en") would hit unrelated text.
 _MIN_SCRUB = 6
 
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Surrogates (U+D800-DFFF) come from file names that are not UTF-8 (Python's surrogateescape):
+# printed raw they would end the report with a UnicodeEncodeError.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 # name=value inside a query or a fragment; in free text quoting a target, a quote or ')' also
 # ends the value.
 _PARAM = re.compile(r"(?P<lead>[?&;#])(?P<name>[^=&;#\s?]+)=(?P<value>[^&;#\s]*)")
@@ -77,10 +80,35 @@ def _escape(match: re.Match[str]) -> str:
 
 
 def neutralise(text: str) -> str:
-    """``text`` with every control character written as a visible escape (``\\x1b``)."""
+    """``text`` with every control character written as a visible escape (``\\x1b``), and
+    UTF-8 from the wire shown as the characters it encodes (see `_as_utf8`)."""
     if text.isascii() and text.isprintable():  # the usual case: nothing in _UNSAFE
         return text
-    return _UNSAFE.sub(_escape, text)
+    return _UNSAFE.sub(_escape, _as_utf8(text))
+
+
+def _as_utf8(text: str) -> str:
+    """Wire bytes are decoded one character per byte (latin-1) so that none is lost; when
+    those bytes are valid UTF-8 (a path "/café", a header in Japanese) they are shown as the
+    characters they encode. Anything else (real latin-1, broken UTF-8) stays as it was; what
+    the decoding gives is escaped like the rest (U+202E from UTF-8 is still an override)."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return text
+
+
+# What Markdown (CommonMark, GitHub) would turn into markup: inline HTML, autolinks and
+# entities ('<', '>', '&'), code spans, '|' (a new table cell), images and links ("![x](" and
+# "](": "![t](https://tracker/pixel)" fetches when the report is viewed), and a backslash
+# before punctuation (it would undo the escape that follows). A backslash makes each literal;
+# other text, "[redacted]" and the "\x1b" escapes included, stays as it reads.
+_MARKDOWN = re.compile(r"\\(?=[!-/:-@\[-`{-~])|[`<>&|]|(?<=!)\[|\](?=[(\[])")
+
+
+def markdown_text(text: str) -> str:
+    """Text for a Markdown document: the characters Markdown would interpret, escaped."""
+    return _MARKDOWN.sub(lambda m: "\\" + m.group(), text)
 
 
 def csv_cell(text: str) -> str:

@@ -33,6 +33,15 @@ def csv_line(diagnosis: Diagnosis) -> str:
     return text[text.index("\n") + 1:].rstrip("\r\n")
 
 
+# Groups of like attempts (storms) a streamed run keeps: a live run sees endless distinct
+# clients and query strings, and each group costs its key. Past the bound the less repeated
+# half is forgotten (its attempts stay counted by verdict and reason); a storm keeps growing
+# its own group, so it is reported with its exact count unless it had been forgotten while it
+# was still small.
+MAX_GROUPS = 4096
+MAX_GROUP_REQUEST = 200  # characters of the request line a group key keeps
+
+
 @dataclass(slots=True)
 class Tally:
     """Counts by verdict and primary reason: the summary of a run that keeps no attempt."""
@@ -41,6 +50,8 @@ class Tally:
     verdicts: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     groups: dict[StormKey, list[float]] = field(default_factory=dict)  # [count, first, last]
+    max_groups: int = MAX_GROUPS
+    forgotten: int = 0  # groups dropped to stay within max_groups
     # connection attempts that never reached HTTP, not listed (no --tcp), by verdict
     apart: Counter[str] = field(default_factory=Counter)
 
@@ -50,9 +61,22 @@ class Tally:
         if diagnosis.primary is not None and diagnosis.verdict is not Verdict.SUCCEEDED:
             self.reasons[diagnosis.primary.check] += 1
         when = diagnosis.attempt.time
-        group = self.groups.setdefault(storm_key(diagnosis), [0, when, when])
+        client, server, request, verdict, reason = storm_key(diagnosis)
+        key = (client, server, request[:MAX_GROUP_REQUEST], verdict, reason)
+        group = self.groups.get(key)
+        if group is None:
+            if len(self.groups) >= self.max_groups:
+                self._forget()
+            group = self.groups[key] = [0, when, when]
         group[0] += 1
         group[1], group[2] = min(group[1], when), max(group[2], when)
+
+    def _forget(self) -> None:
+        """Drops the less repeated half of the groups (the least recent among equals)."""
+        ranked = sorted(self.groups, key=lambda k: (self.groups[k][0], self.groups[k][2]))
+        for key in ranked[: len(ranked) // 2]:
+            del self.groups[key]
+        self.forgotten += len(ranked) // 2
 
     @property
     def failed(self) -> bool:

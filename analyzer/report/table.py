@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from analyzer.report.clock import UTC_CLOCK, Clock
 from analyzer.report.fields import reason_text, request_label
-from analyzer.report.safe import Cleaner, neutralise
+from analyzer.report.safe import Cleaner, markdown_text, neutralise
 from analyzer.verdict import Diagnosis
 
 REQUEST_LIMIT = 40  # characters of the request column, piped
@@ -199,7 +199,8 @@ def markdown_table(diagnoses: Sequence[Diagnosis], style: TableStyle) -> str:
 
 
 def _markdown_cell(value: str) -> str:
-    return value.replace("|", "\\|")  # a '|' from the capture would start a new column
+    # a '|' from the capture would start a new column, '<img' and '![' would be markup
+    return markdown_text(value)
 
 
 class StreamedTable:

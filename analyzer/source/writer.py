@@ -72,6 +72,7 @@ class RotatingPcapngWriter:
         self._keep = keep
         self._index = 0
         self._size = 0
+        self._failed = False  # a write failed and was reported (a full disk)
         self._secrets = b""  # key log lines written so far: every new file starts with them
         self._file: BinaryIO = self._open(self._base)
 
@@ -91,6 +92,7 @@ class RotatingPcapngWriter:
         try:
             self._file.write(block)
         except OSError as error:
+            self._failed = True
             raise CaptureError(f"cannot write {self.path_of(self._index)}: "
                                f"{error.strerror or error}") from None
         self._size += len(block)
@@ -113,12 +115,22 @@ class RotatingPcapngWriter:
         try:
             self._file.flush()
         except OSError as error:
+            self._failed = True
             raise CaptureError(f"cannot write {self.path_of(self._index)}: "
                                f"{error.strerror or error}") from None
 
     def close(self) -> None:
-        if not self._file.closed:
+        """Closes the file; a CaptureError when its last buffered bytes cannot be written
+        (once: a file that failed is closed without another word)."""
+        if self._file.closed:
+            return
+        try:
             self._file.close()
+        except OSError as error:
+            if not self._failed:
+                self._failed = True
+                raise CaptureError(f"cannot write {self.path_of(self._index)}: "
+                                   f"{error.strerror or error}") from None
 
     def _rotate(self) -> None:
         self.close()

@@ -1,0 +1,116 @@
+"""The options `read` and `live` share (the filters) and what the command line reads from its
+terminal and environment: colour, width, where the report goes, which file an attempt is in."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+import click
+
+from analyzer.filters import Selection, check_ids, near_ids, parse_time
+from analyzer.verdict import Diagnosis, Verdict
+
+
+def complete_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    return [i for i in check_ids() if i.startswith(incomplete.lower())]
+
+
+def filter_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The filters, the same for `read` and `live` (analyzer/filters.py)."""
+    options = [
+        click.option("--failed", is_flag=True, help="Only attempts that did not succeed."),
+        click.option("--verdict", "verdicts", multiple=True, metavar="VERDICT",
+                     type=click.Choice([v.value for v in Verdict], case_sensitive=False),
+                     help="Only attempts with this verdict; repeat for several."),
+        click.option("--reason", "reasons", multiple=True, metavar="ID",
+                     shell_complete=complete_ids,
+                     help="Only attempts with this finding (see 'checks'); repeat for several."),
+        click.option("--host", help="Only attempts whose Host header or IP address is this."),
+        click.option("--port", type=int, help="Only attempts with this client or server port."),
+        click.option("--since", metavar="TIME",
+                     help="Only attempts at or after TIME: ISO 8601 (no zone: UTC) or Unix "
+                          "seconds."),
+        click.option("--until", metavar="TIME", help="Only attempts at or before TIME."),
+        click.option("--tcp", is_flag=True,
+                     help="Also list connection attempts that never reached HTTP (refused, "
+                          "unanswered SYN); otherwise they are only counted, and --fail-on "
+                          "ignores them."),
+        click.option("--local-time", is_flag=True,
+                     help="Print times in the local zone instead of UTC (tables, summary)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def selection_of(failed: bool, verdicts: tuple[str, ...], reasons: tuple[str, ...],
+               host: str | None, port: int | None, since: str | None, until: str | None,
+               tcp: bool, local_time: bool) -> Selection:
+    """The filters from their options; a usage error (status 2) for an unknown id or time."""
+    ids = set(check_ids())
+    for reason in reasons:
+        if reason.lower() not in ids:
+            raise click.BadParameter(unknown_id(reason), param_hint="--reason")
+    times: list[float | None] = []
+    for name, text in (("--since", since), ("--until", until)):
+        try:
+            times.append(parse_time(text, local_time) if text is not None else None)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint=name) from None
+    return Selection(failed, host, port, frozenset(v.lower() for v in verdicts),
+                     frozenset(r.lower() for r in reasons), times[0], times[1], tcp)
+
+
+def unknown_id(text: str) -> str:
+    near = near_ids(text)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    return f"unknown check id {text!r}{hint} (see 'upgrade-analyzer checks')"
+
+
+def colour(explicit: bool | None) -> bool | None:
+    """--color/--no-color win; otherwise NO_COLOR (any value but empty, no-color.org) and
+    TERM=dumb turn colour off; otherwise click colours when standard output is a terminal."""
+    if explicit is not None:
+        return explicit
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return None
+
+
+def terminal_width() -> int | None:
+    """The terminal's width when standard output is one (the table fits it); None when piped."""
+    try:
+        if not sys.stdout.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns
+
+
+def with_origin(d: Diagnosis, paths: list[str],
+                 origin: Callable[[int], tuple[int, int]] | None) -> Diagnosis:
+    """The attempt with its file and frame number within that file (several inputs)."""
+    if origin is None:
+        return dataclasses.replace(d, origin=(paths[0], d.attempt.first_frame))
+    index, frame = origin(d.attempt.first_frame)
+    return dataclasses.replace(d, origin=(paths[index], frame))
+
+
+@contextlib.contextmanager
+def output_to(path: str | None) -> Iterator[None]:
+    """Standard output goes to ``path`` (-o FILE) while the report is written."""
+    if path is None or path == "-":
+        yield
+        return
+    try:
+        out = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise click.FileError(path, error.strerror or str(error)) from None
+    with out, contextlib.redirect_stdout(out):
+        yield

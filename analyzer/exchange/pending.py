@@ -1,0 +1,151 @@
+"""The values a ConnectionTracker keeps while it reads a connection: each side's reading state,
+requests waiting for their answers, a response whose body is being read, a switch under watch."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum, auto
+
+from analyzer.exchange.handoff import ExchangeCounters, RunContext
+from analyzer.exchange.model import Attempt, Message, OtherAnswer
+from analyzer.exchange.switch import SwitchWatch
+from analyzer.exchange.tcplog import TcpLog
+from analyzer.http.body import BodyReader, Framing, FramingKind
+from analyzer.http.head import classify_start
+from analyzer.http.message import RequestHead, ResponseHead
+from analyzer.reassembly import Connection
+
+MAX_HEAD_BYTES = 64 * 1024  # a head longer than this is not going to end (RFC 9112 sets no limit)
+MAX_HELD_BYTES = 64 * 1024  # client bytes held while an upgrade request waits for its answer
+
+
+class Mode(Enum):
+    DETECT = auto()  # nothing seen yet on this side
+    HEAD = auto()  # collecting a message head
+    BODY = auto()  # skipping a body
+    WAIT = auto()  # client: an upgrade request waits for its answer
+    SWITCHED = auto()  # the new protocol runs on this side
+    LOST = auto()  # after a hole: skipped until data begins a new message
+    DEAD = auto()  # garbage: nothing more is interpreted here
+
+
+HOLE = (b"", 0, 0.0)  # in Side.held: where a hole was, among the bytes held
+# module globals rather than FramingKind.X for speed (see the modes' aliases in tracker.py)
+_LENGTH, _CHUNKED = FramingKind.LENGTH, FramingKind.CHUNKED
+
+
+@dataclass(slots=True)
+class Side:
+    mode: Mode = Mode.DETECT
+    buf: bytearray = field(default_factory=bytearray)
+    buf_frame: int = 0  # frame of the first byte in buf
+    buf_last: int = 0  # frame of the last byte in buf
+    buf_time: float = 0.0
+    scanned: int = 0  # find_head_end hint
+    body: BodyReader | None = None
+    held: list[tuple[bytes, int, float]] = field(default_factory=list)
+    held_bytes: int = 0
+    held_gap: bool = False
+
+
+@dataclass(slots=True)
+class PendingRequest:
+    # What the request's Message holds; the Message itself (a frozen dataclass, ~13,000 machine
+    # instructions to build) is made only for a request that becomes part of an attempt.
+    head: RequestHead
+    first_frame: int
+    last_frame: int
+    time: float
+    sequence: int
+    gap_before: bool
+    # request_offers_upgrade, decided once when the head is parsed: an offering request is an
+    # upgrade attempt whatever the answer (relevance.is_upgrade_attempt), else the answer decides
+    offers: bool
+    reported: bool = False  # already handed on as unanswered (live timeout); a late answer is not
+    complete: bool = True  # False: the connection ended inside the head
+
+    def message(self) -> Message:
+        return Message(self.head, self.first_frame, self.last_frame, self.time,
+                       head_complete=self.complete)
+
+
+@dataclass(slots=True)
+class PendingResponse:
+    """A final response whose body is still being read."""
+
+    request: PendingRequest | None
+    head: ResponseHead
+    first_frame: int
+    last_frame: int
+    time: float
+    interim: tuple[Message, ...]
+    gap_before: bool = False  # a hole in the server's bytes before this response
+
+
+@dataclass(slots=True)
+class Switch:
+    """A switched attempt under observation (the watching itself is `SwitchWatch`'s)."""
+
+    request: PendingRequest | None
+    response: Message
+    interim: tuple[Message, ...]
+    watch: SwitchWatch
+    gap_before: bool = False  # a hole in the server's bytes before the 101
+    request_after_hole: bool = False  # no request yet, and a hole in the client's bytes
+    replaceable: bool = False  # the request was found late and offers nothing
+
+
+class TrackerState:
+    """The fields of a ConnectionTracker, declared once for it and its mixins (attempts.py,
+    holes.py, switching.py); ConnectionTracker.__init__ sets them."""
+
+    __slots__ = (
+        "_conn", "_run", "_emit", "_counters", "_tcp", "_client", "_sides", "_requests",
+        "_interim", "_response", "_switch", "_sequence", "_client_gap", "_server_gap",
+        "_done", "_other",
+    )
+
+    _conn: Connection
+    _run: RunContext
+    _emit: Callable[[Attempt], None]
+    _counters: ExchangeCounters
+    _tcp: TcpLog
+    _client: int | None
+    _sides: tuple[Side, Side]
+    _requests: deque[PendingRequest]
+    _interim: list[Message]
+    _response: PendingResponse | None
+    _switch: Switch | None
+    _sequence: int
+    _client_gap: bool
+    _server_gap: bool
+    _done: bool
+    _other: OtherAnswer | None
+
+
+def holds_a_request(held: list[tuple[bytes, int, float]]) -> bool:
+    """Whether bytes held behind an upgrade offer begin a request (at their start or after a
+    hole), a start line split over segments included."""
+    start = bytearray()
+    for data, _, _ in [*held, HOLE]:
+        if data and len(start) < 4096:
+            start += data
+            continue
+        if not data:
+            if start and classify_start(start) == "request":
+                return True
+            start.clear()
+    return False
+
+
+def has_body(framing: Framing) -> bool:
+    """True when bytes of a body follow the head (a zero Content-Length has none)."""
+    if framing.kind is _LENGTH:
+        return bool(framing.length)
+    return framing.kind is _CHUNKED
+
+
+def method_of(request: PendingRequest | None) -> str | None:
+    return request.head.method.upper() if request is not None else None

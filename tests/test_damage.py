@@ -1,0 +1,200 @@
+"""No attempt lost: every upgrade request whose head was captured whole is listed, whatever
+happened to the connection's other bytes (holes, reordering, duplicates, closes in any order,
+control bytes in the target).
+
+Hypothesis generates a keep-alive connection (plain requests, rejected upgrades, and maybe a
+switch with WebSocket frames and Close frames), damages it the way a capture does, and the
+test compares the attempts the real pipeline lists with the requests the generator made.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.builder import (
+    DEFAULT_WS_KEY,
+    Conversation,
+    Opcode,
+    http_request,
+    http_response,
+    websocket_request,
+    websocket_response,
+    write_pcap,
+)
+from tests.helpers import analyze_pcap
+
+ROOT = Path(__file__).resolve().parent.parent
+# Control bytes a target may carry and still make a request line (RFC 9112 §3 words end at
+# whitespace; NUL marks binary data): ESC above all, the start of terminal escape sequences.
+CONTROLS = "\x01\x07\x08\x0b\x0c\x1b\x7f\x9b"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    upgrade: bool  # a WebSocket request (listed) or a plain GET (only counted)
+    target: str
+    answer: str  # "403", "200" or "101" (only the last exchange switches)
+
+
+targets = st.builds(
+    lambda n, junk: f"/ws{n}" + junk,
+    st.integers(0, 999),
+    st.text(alphabet=CONTROLS + "abc[31m", max_size=4),
+)
+
+
+@st.composite
+def connections(draw: st.DrawFn) -> tuple[list[Exchange], bool]:
+    count = draw(st.integers(1, 3))
+    exchanges = []
+    for n in range(count):
+        upgrade = draw(st.booleans())
+        last = n == count - 1
+        answer = draw(st.sampled_from(["403", "101"] if upgrade and last else
+                                      ["403"] if upgrade else ["200"]))
+        exchanges.append(Exchange(upgrade, f"{draw(targets)}-{n}", answer))
+    return exchanges, draw(st.booleans())  # whether the client sends its frames split
+
+
+def build(exchanges: list[Exchange], split: bool,
+          closes: str) -> tuple[Conversation, dict[int, list[int]]]:
+    """The conversation, and the segments of each request head by exchange number."""
+    conv = Conversation(client=("10.0.0.1", 50000), server=("10.0.0.2", 8080))
+    conv.handshake()
+    heads: dict[int, list[int]] = {}
+    for n, ex in enumerate(exchanges):
+        if ex.upgrade:
+            request = websocket_request("example.com", ex.target)
+        else:
+            request = http_request("GET", ex.target, [("Host", "example.com")])
+        heads[n] = conv.client(request, split=[20] if split else None)
+        if ex.answer == "101":
+            conv.server(websocket_response(DEFAULT_WS_KEY), delay=0.002)
+            conv.client_ws_frame(Opcode.TEXT, "hello", split=[3] if split else None)
+            conv.server_ws_frame(Opcode.TEXT, "world")
+            conv.client_ws_close(1000, delay=0.5)
+            conv.server_ws_close(1000)
+        else:
+            body = b"no" if ex.answer == "403" else b"ok"
+            reason = "Forbidden" if ex.answer == "403" else "OK"
+            conv.server(http_response(int(ex.answer), reason, [("Content-Length", "2")], body),
+                        delay=0.002)
+    if closes == "client first":
+        conv.client_fin(delay=0.1)
+        conv.server_fin()
+    elif closes == "server first":
+        conv.server_fin(delay=0.1)
+        conv.client_fin()
+    elif closes == "client reset":
+        conv.client_rst(delay=0.1)
+    # "capture ends": no close at all
+    return conv, heads
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(connection=connections(),
+       closes=st.sampled_from(["client first", "server first", "client reset", "capture ends"]),
+       drop_seed=st.randoms(use_true_random=False),
+       reorder=st.one_of(st.none(), st.integers(0, 1000)),
+       duplicate=st.one_of(st.none(), st.integers(0, 1000)))
+def test_every_captured_request_head_is_listed(tmp_path_factory: object, connection: tuple[
+        list[Exchange], bool], closes: str, drop_seed: object, reorder: int | None,
+        duplicate: int | None) -> None:
+    import random
+
+    assert isinstance(drop_seed, random.Random)
+    exchanges, split = connection
+    conv, heads = build(exchanges, split, closes)
+    data = [s.index for s in conv.records if s.payload]
+    dropped = {i for i in data if drop_seed.random() < 0.25}
+    path = Path(str(tmp_path_factory.mktemp("damage"))) / "d.pcap"  # type: ignore[attr-defined]
+    write_pcap(path, [conv.segments(drop=dropped, reorder=reorder, duplicate=duplicate)])
+    listed = [d.attempt.request_head.target for d in analyze_pcap(path)
+              if d.attempt.request_head is not None]
+    for n, ex in enumerate(exchanges):
+        if ex.upgrade and not dropped & set(heads[n]):
+            assert ex.target in listed, (n, exchanges, closes, sorted(dropped), listed)
+
+
+def test_control_byte_in_target_is_listed_escaped(tmp_path: Path) -> None:
+    """`GET /ws4<ESC>[31m HTTP/1.1` answered 403: listed, the ESC shown as \\x1b."""
+    conv = Conversation(client=("10.0.0.1", 50001), server=("10.0.0.2", 8080))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws4\x1b[31m"))
+    conv.server(http_response(403, "Forbidden", [("Content-Length", "0")]), delay=0.002)
+    conv.server_fin()
+    conv.client_fin()
+    write_pcap(tmp_path / "esc.pcap", [conv])
+    done = subprocess.run([sys.executable, "-m", "analyzer", "read", str(tmp_path / "esc.pcap")],
+                          capture_output=True, timeout=60, cwd=ROOT, check=True)
+    assert b"\x1b" not in done.stdout
+    assert b"GET /ws4\\x1b[31m" in done.stdout and b"Attempts: 1 (1 failed)" in done.stdout
+
+
+def test_holes_both_ways_then_closes_keep_the_attempt(tmp_path: Path) -> None:
+    """A plain exchange lost in both directions, then GET /ws and its 101, Close frames and a
+    FIN from each side, in either order: the attempt is listed, inconclusive (what the holes
+    held is unknown); the same with the capture cut before the client's FIN."""
+    for closes in ("client first", "server first"):
+        conv = Conversation(client=("10.0.0.1", 50002), server=("10.0.0.2", 8080))
+        conv.handshake()
+        lost = conv.client(http_request("GET", "/", [("Host", "example.com")]))
+        lost += conv.server(http_response(200, "OK", [("Content-Length", "2")], b"ok"))
+        conv.client(websocket_request("example.com", "/ws"))
+        conv.server(websocket_response(DEFAULT_WS_KEY), delay=0.002)
+        conv.client_ws_close(1000, delay=1)
+        conv.server_ws_close(1000)
+        if closes == "client first":
+            conv.client_fin()
+            conv.server_fin()
+        else:
+            conv.server_fin()
+            conv.client_fin()
+        write_pcap(tmp_path / "holes.pcap", [conv.segments(drop=lost)])
+        (diagnosis,) = analyze_pcap(tmp_path / "holes.pcap")
+        assert diagnosis.attempt.request_head is not None
+        assert diagnosis.attempt.request_head.target == "/ws"
+        assert diagnosis.verdict.value == "inconclusive", closes
+        assert diagnosis.primary is not None and diagnosis.primary.check == "capture_gap_request"
+
+
+def test_request_head_cut_by_the_client_close_is_reported(tmp_path: Path) -> None:
+    conv = Conversation(client=("10.0.0.1", 50003), server=("10.0.0.2", 8080))
+    conv.handshake()
+    conv.client(b"GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n")
+    conv.client_fin(delay=1)
+    conv.server_fin()
+    write_pcap(tmp_path / "cut.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "cut.pcap")
+    assert diagnosis.primary is not None and diagnosis.primary.check == "request_head_incomplete"
+    assert diagnosis.attempt.request is not None
+    assert not diagnosis.attempt.request.head_complete
+
+
+@pytest.mark.parametrize("last", ["403", "101"])
+def test_offers_held_behind_unanswered_offers_are_all_listed(tmp_path: Path, last: str) -> None:
+    """Three upgrade requests, the 403s lost (and the 101 kept, when the last one switched):
+    each request waits behind the one before it (a client sends nothing after an offer until
+    it is answered), all three are listed, and a 101 answers the last one."""
+    exchanges = [Exchange(True, "/ws0", "403"), Exchange(True, "/ws1", "403"),
+                 Exchange(True, "/ws2", last)]
+    conv, heads = build(exchanges, False, "client first")
+    lost = [s.index for s in conv.records if s.payload and not s.from_client
+            and not s.payload.startswith(b"HTTP/1.1 101")]
+    write_pcap(tmp_path / "held.pcap", [conv.segments(drop=lost)])
+    diagnoses = analyze_pcap(tmp_path / "held.pcap")
+    listed = [d.attempt.request_head.target for d in diagnoses
+              if d.attempt.request_head is not None]
+    assert sorted(listed) == ["/ws0", "/ws1", "/ws2"]
+    if last == "101":
+        (switched,) = [d for d in diagnoses if d.attempt.response is not None]
+        assert switched.attempt.request_head is not None
+        assert switched.attempt.request_head.target == "/ws2"
