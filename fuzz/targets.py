@@ -420,39 +420,21 @@ def seeds(target: str) -> list[bytes]:
         return [p for p in payloads if p[:4] in (b"GET ", b"HTTP", b"POST", b"CONN")][:100]
     if target == "websocket":
         return [p for p in payloads if p[:4] not in (b"GET ", b"HTTP")][:100]
-    if target == "http2":  # each HTTP/2 capture's two directions, in http2()'s input format
+    if target == "http2":  # each HTTP/2 connection's two directions, in http2()'s format
         out = []
-        for raw in files:
-            connections: dict[tuple[int, int], dict[int, bytearray]] = {}
-            for f in read_bytes(raw, []):
-                s = decode_frame(f)
-                if isinstance(s, Segment) and s.payload:
-                    ports = (min(s.sport, s.dport), max(s.sport, s.dport))
-                    connections.setdefault(ports, {}).setdefault(s.sport, bytearray()).extend(
-                        s.payload)
-            for sides in connections.values():
-                streams = sorted(sides.values(), key=lambda b: not b.startswith(H2_PREFACE))
-                if len(streams) == 2 and streams[0].startswith(H2_PREFACE):
-                    client = bytes(streams[0][len(H2_PREFACE):])
-                    out.append(b"\x03" + len(client).to_bytes(2, "big") + client
-                               + bytes(streams[1]))
+        for sides in _directions(files):
+            streams = sorted(sides, key=lambda b: not b.startswith(H2_PREFACE))
+            if len(streams) == 2 and streams[0].startswith(H2_PREFACE):
+                client = streams[0][len(H2_PREFACE):]
+                out.append(b"\x03" + len(client).to_bytes(2, "big") + client + streams[1])
         return out
     if target == "tls":  # each TLS connection's two directions, in tls()'s input format
         out = []
-        for raw in files:
-            connections: dict[tuple[int, int], dict[int, bytearray]] = {}
-            for f in read_bytes(raw, []):
-                s = decode_frame(f)
-                if isinstance(s, Segment) and s.payload:
-                    ports = (min(s.sport, s.dport), max(s.sport, s.dport))
-                    connections.setdefault(ports, {}).setdefault(s.sport, bytearray()).extend(
-                        s.payload)
-            for sides in connections.values():
-                streams = sorted(sides.values(), key=_not_a_client_hello)
-                if len(streams) == 2 and streams[0][:1] == b"\x16":
-                    client = bytes(streams[0])
-                    out.append(b"\x05" + len(client).to_bytes(2, "big") + client
-                               + bytes(streams[1]))
+        for sides in _directions(files):
+            streams = sorted(sides, key=_not_a_client_hello)
+            if len(streams) == 2 and not _not_a_client_hello(streams[0]):
+                client = streams[0]
+                out.append(b"\x05" + len(client).to_bytes(2, "big") + client + streams[1])
         return out[:60]
     # reassembly / tracker: one conversation per capture, re-encoded as operations.
     out = []
@@ -468,6 +450,22 @@ def seeds(target: str) -> list[bytes]:
             seq = (s.seq - bases[s.sport]) & 0xFFFF
             ops += _OP.pack((side << 7) | (s.flags & 0x1F), seq, 0, len(s.payload)) + s.payload
         out.append(bytes(ops))
+    return out
+
+
+def _directions(files: list[bytes]) -> list[list[bytes]]:
+    """Each TCP connection of each capture as the bytes its ports sent (by port pair; the
+    bundled captures use each pair once)."""
+    out = []
+    for raw in files:
+        connections: dict[tuple[int, int], dict[int, bytearray]] = {}
+        for f in read_bytes(raw, []):
+            s = decode_frame(f)
+            if isinstance(s, Segment) and s.payload:
+                ports = (min(s.sport, s.dport), max(s.sport, s.dport))
+                connections.setdefault(ports, {}).setdefault(s.sport, bytearray()).extend(
+                    s.payload)
+        out += [[bytes(b) for b in sides.values()] for sides in connections.values()]
     return out
 
 
