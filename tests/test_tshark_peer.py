@@ -375,6 +375,11 @@ def _compare(path: Path) -> Comparison:
 
 
 _POOL = ThreadPoolExecutor(max_workers=4)
+# tshark is started from these threads while others analyse. CPython starts children with
+# vfork, and a vfork child shares the parent's memory while the other threads run on: about
+# one run in two failed with "OSError: [Errno 14] Bad address" on /usr/bin/tshark once the
+# TLS captures made the overlap longer. fork is slower by a few milliseconds a run and safe.
+subprocess._USE_VFORK = False  # type: ignore[attr-defined]
 _RUNS: dict[Path, Future[Comparison]] = {}
 _AHEAD = 4
 
