@@ -1102,6 +1102,11 @@ def summary(diagnoses: list[Diagnosis]) -> list[tuple[str, list[str]]]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_case(case: Case, tmp_path: Path) -> None:
+    assert_case(case, tmp_path)
+
+
+def assert_case(case: Case, tmp_path: Path) -> Diagnosis:
+    """Runs one case as a capture and checks its one attempt against the case; returns it."""
     diagnoses, segments, marks = run_case(case, tmp_path / "case.pcap")
     assert len(diagnoses) == 1, summary(diagnoses)
     diagnosis = diagnoses[0]
@@ -1117,6 +1122,7 @@ def test_case(case: Case, tmp_path: Path) -> None:
     for check, texts in case.found.items():
         for text in texts:
             assert text in findings[check].found, context
+    return diagnosis
 
 
 def test_every_check_has_cases() -> None:

@@ -20,6 +20,7 @@ from tests.test_checks import (
     H2C_SWITCH,
     Case,
     Marks,
+    assert_case,
     exchange,
     run_case,
     server_fin,
@@ -236,24 +237,8 @@ def test_answer_that_is_not_http1(case: Case, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("case", H2_CASES, ids=[c.name for c in H2_CASES])
 def test_h2_case(case: Case, tmp_path: Path) -> None:
-    diagnoses, segments, marks = run_case(case, tmp_path / "case.pcap")
-    assert len(diagnoses) == 1, summary(diagnoses)
-    diagnosis = diagnoses[0]
+    diagnosis = assert_case(case, tmp_path)
     assert diagnosis.attempt.transport == "h2" and diagnosis.attempt.stream_id == 1
-    ids = [f.check for f in diagnosis.findings]
-    context = [(f.check, f.expected, f.found, f.frames) for f in diagnosis.findings]
-    assert diagnosis.verdict is case.verdict, context
-    assert (ids[0] if ids else None) == case.primary, context
-    assert case.triggered <= set(ids), context
-    assert not set(case.absent) & set(ids), context
-    findings = {f.check: f for f in diagnosis.findings}
-    from tests.test_checks import frames_of_marks
-
-    for check, names in case.evidence.items():
-        assert findings[check].frames == frames_of_marks(names, marks, segments), context
-    for check, texts in case.found.items():
-        for text in texts:
-            assert text in findings[check].found, context
 
 
 MANGLING = ({"mss": 1}, {"mss": 3, "reorder": 1}, {"mss": 7, "duplicate": 2},
