@@ -138,12 +138,36 @@ class Tcp:
         return out
 
 
+@dataclass(frozen=True)
+class Mix:
+    """What differs between the generated mixes (``--mix``); see MIXES."""
+
+    name: str
+    weights: tuple[float, float, float, float]  # bulk, chatty, ordinary HTTP, handshake
+    conversations: bool = False  # a successful WebSocket carries a 2-30 message conversation
+    ws_success_share: float = 0.0  # share of handshakes that are ws_success (else uniform)
+    disorder: float = 0.0  # per bulk segment: chance of a swap with the next, or a resend
+    max_body: int = 300_000  # ordinary HTTP response bodies (Pareto around 1 KB), capped
+
+
+MIXES = {
+    # The repo's mix (the default): a handshake per ~200 KB, short conversations after a switch.
+    "default": Mix("default", (0.05, 0.2, 0.25, 0.5)),
+    # Handshake-dense, like issue 15's independent capture: per 100 MB about 155 k frames,
+    # 2 000 handshakes (40 % successful WebSockets, each with a conversation and a Close
+    # handshake), 1 700 keep-alive HTTP exchanges, bulk TCP with reordering and resends.
+    "dense": Mix("dense", (0.013, 0.03, 0.23, 0.69), conversations=True,
+                 ws_success_share=0.4, disorder=0.01, max_body=60_000),
+}
+
+
 @dataclass
 class Context:
     """What every conversation shares: randomness, address allocation, filler bytes, truth."""
 
     rng: random.Random
     truth: list[dict[str, object]]
+    mix: Mix = MIXES["default"]
     winding_down: bool = False
     connections: int = 0
     ordinary_exchanges: int = 0
@@ -194,10 +218,23 @@ def bulk(ctx: Context) -> Conversation:
         tcp.acking = [True, True]
     total = rng.randrange(200_000, 3_000_000)
     sent = 0
+    disorder = ctx.mix.disorder
     while sent < total and not ctx.winding_down:
         n = min(MSS, total - sent)
         sent += n
-        yield gap(rng, 5e-6, 60e-6), tcp.seg(1, 0, ctx.filler(n))
+        if disorder and rng.random() < disorder and sent < total:
+            # the next segment first, then this one (reordered), or this one twice (resent)
+            this = tcp.seg(1, 0, ctx.filler(n))
+            if rng.random() < 0.5:
+                m = min(MSS, total - sent)
+                sent += m
+                yield gap(rng, 5e-6, 60e-6), tcp.seg(1, 0, ctx.filler(m))
+                yield gap(rng, 5e-6, 60e-6), this
+            else:
+                yield gap(rng, 5e-6, 60e-6), this
+                yield gap(rng, 1e-3, 2e-2), this
+        else:
+            yield gap(rng, 5e-6, 60e-6), tcp.seg(1, 0, ctx.filler(n))
         if sent // MSS % 2 == 0:
             yield gap(rng, 5e-6, 40e-6), tcp.ack(0)
     yield from _close(tcp, rng, first=1)
@@ -239,7 +276,7 @@ def ordinary_http(ctx: Context) -> Conversation:
             yield gap(rng), frame
         yield gap(rng), tcp.ack(1)
         size = int(rng.paretovariate(1.2) * 1000)
-        size = min(size, 300_000)
+        size = min(size, ctx.mix.max_body)
         body = ctx.filler(size)
         if rng.random() < 0.25:
             chunks = [body[j : j + 8192] for j in range(0, len(body), 8192)]
@@ -301,7 +338,8 @@ def ws_frame(opcode: int, payload: bytes, mask: bytes | None) -> bytes:
         head += bytes((mbit | 126,)) + length.to_bytes(2, "big")
     if not mask:
         return head + payload
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    key = int.from_bytes((mask * (length // 4 + 1))[:length], "big")
+    return head + mask + (int.from_bytes(payload, "big") ^ key).to_bytes(length, "big")
 
 
 def response(status: int, reason: str, headers: list[str], body: bytes = b"") -> bytes:
@@ -353,13 +391,39 @@ def scenario_ws_success(h: Handshake, key: bytes) -> Conversation:
     rng, tcp = h.ctx.rng, h.tcp
     yield from h.request(ws_request(key))
     yield from h.reply(ws_switch(ws_accept(key)))
-    for i in range(rng.randrange(1, 5)):
-        mask = rng.randbytes(4)
-        yield gap(rng, 1e-3, 1e-2), tcp.seg(0, PSH, ws_frame(1, b'{"op":"ping","n":%d}' % i, mask))
-        yield gap(rng, 1e-4, 1e-3), tcp.seg(1, PSH, ws_frame(1, b'{"op":"pong"}', None))
+    if h.ctx.mix.conversations:
+        yield from _conversation(h)
+    else:
+        for i in range(rng.randrange(1, 5)):
+            mask = rng.randbytes(4)
+            yield gap(rng, 1e-3, 1e-2), tcp.seg(
+                0, PSH, ws_frame(1, b'{"op":"ping","n":%d}' % i, mask))
+            yield gap(rng, 1e-4, 1e-3), tcp.seg(1, PSH, ws_frame(1, b'{"op":"pong"}', None))
     yield gap(rng), tcp.seg(0, PSH, ws_frame(8, b"\x03\xe8", rng.randbytes(4)))
     yield gap(rng), tcp.seg(1, PSH, ws_frame(8, b"\x03\xe8", None))
     yield from _close(tcp, rng, first=1)
+
+
+def _conversation(h: Handshake) -> Conversation:
+    """The dense mix's WebSocket conversation: 2 to 30 messages (text and binary, 20 B to
+    4 KB, the client's masked), either side speaking, an ACK now and then. Even at 30
+    messages the Close handshake that follows is within the first 32 frames after the 101,
+    the watch window's frame limit (analyzer/exchange/switch.py), so the verdict stays
+    ``succeeded`` / ``ws_closed_normally``."""
+    rng, tcp = h.ctx.rng, h.tcp
+    for _ in range(rng.randrange(2, 31)):
+        side = 0 if rng.random() < 0.45 else 1
+        if rng.random() < 0.7:
+            payload = b'{"op":"update","seq":%d,"data":"%s"}' % (
+                rng.randrange(10**6), rng.randbytes(rng.randrange(8, 400)).hex().encode())
+            opcode = 1
+        else:
+            payload, opcode = h.ctx.filler(rng.randrange(20, 4000)), 2
+        frame = ws_frame(opcode, payload, rng.randbytes(4) if side == 0 else None)
+        for segment in tcp.segments(side, frame):
+            yield gap(rng, 1e-4, 5e-3), segment
+        if rng.random() < 0.3:
+            yield gap(rng, 2e-5, 2e-4), tcp.ack(1 - side)
 
 
 def scenario_plain_get_400(h: Handshake, key: bytes) -> Conversation:
@@ -465,6 +529,9 @@ DELIVERIES = ("plain", "plain", "plain", "split", "reordered", "retransmitted")
 
 def handshake(ctx: Context, name: str | None = None) -> Conversation:
     rng = ctx.rng
+    share = ctx.mix.ws_success_share
+    if name is None and share and rng.random() < share:
+        name = "ws_success"
     name = name or rng.choice(sorted(SCENARIOS))
     function, verdict, reason, opens = SCENARIOS[name]
     tcp = ctx.tcp(rng.choice((80, 8080)))
@@ -494,15 +561,15 @@ KINDS: tuple[tuple[Callable[[Context], Conversation], float], ...] = (
 
 
 def generate(path: str, size: int, seed: int, concurrency: int,
-             handshake_weight: float | None = None) -> dict[str, Any]:
-    """``handshake_weight`` replaces the weight of handshakes in KINDS (a sparser capture, more
-    like a proxy's, with a lower value)."""
+             handshake_weight: float | None = None, mix: str = "default") -> dict[str, Any]:
+    """``handshake_weight`` replaces the weight of handshakes in the mix's weights (a sparser
+    capture, more like a proxy's, with a lower value); ``mix`` is a name in MIXES."""
     rng = random.Random(seed)
-    ctx = Context(rng, truth=[])
+    ctx = Context(rng, truth=[], mix=MIXES[mix])
     writer = PcapWriter(path)
     kinds = [k for k, _ in KINDS]
     weights = [handshake_weight if k is handshake and handshake_weight is not None else w
-               for k, w in KINDS]
+               for k, w in zip(kinds, ctx.mix.weights, strict=True)]
     heap: list[tuple[float, int, Conversation]] = []
     order = 0
 
@@ -536,6 +603,7 @@ def generate(path: str, size: int, seed: int, concurrency: int,
             ctx.winding_down = True
     writer.close()
     return {
+        "mix": mix,
         "seed": seed,
         "size_requested": size,
         "bytes": writer.bytes,
@@ -565,10 +633,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--handshake-weight", type=float, metavar="W",
                         help="weight of handshakes among new conversations (default 0.5, "
                              "against 0.05 bulk, 0.2 chatty, 0.25 HTTP); 0.02 is proxy-like")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="default",
+                        help="default: the repo's mix; dense: handshake-dense, whole WebSocket "
+                             "conversations after the switch (issue 15)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     truth = generate(args.output, parse_size(args.size), args.seed, args.concurrency,
-                     args.handshake_weight)
+                     args.handshake_weight, args.mix)
     truth_path = args.truth or args.output + ".truth.json"
     with open(truth_path, "w") as f:
         json.dump(truth, f, indent=1)
