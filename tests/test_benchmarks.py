@@ -21,17 +21,37 @@ def test_quick_benchmark_matches_ground_truth(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    (capture,) = results["captures"]
-    check = capture["ours_vs_truth"]
-    assert check["expected"] > 100
-    assert check["matched"] == check["expected"], check["mismatches"]
-    assert check["unexpected"] == []
-    assert check["frames_ok"] and check["ordinary_ok"]
-    # Every scenario of the generator appears and is diagnosed as expected.
-    assert len(check["per_scenario"]) == 12
-    assert {"ours", "floor"} <= set(capture["tools"])
+    # both mixes side by side: the repo's and the handshake-dense one
+    assert [c["mix"] for c in results["captures"]] == ["default", "dense"]
+    for capture in results["captures"]:
+        for name in ("ours_vs_truth", "pcapng_vs_truth"):
+            check = capture[name]
+            assert check["expected"] > 100
+            assert check["matched"] == check["expected"], check["mismatches"]
+            assert check["unexpected"] == []
+        assert check["frames_ok"] and check["ordinary_ok"]
+        # Every scenario of the generator appears and is diagnosed as expected.
+        assert len(check["per_scenario"]) == 12
+        assert {"ours", "floor"} <= set(capture["tools"])
     assert results["jobs"]["wall_by_jobs"]
-    assert "| ours |" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "| dense | 50 MB |" in report and "the slower mix per byte" in report
+
+
+def test_dense_mix_is_denser_with_whole_conversations(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from generate import generate
+    finally:
+        sys.path.pop(0)
+    default = generate(str(tmp_path / "a.pcap"), 30_000_000, seed=3, concurrency=64)
+    dense = generate(str(tmp_path / "d.pcap"), 30_000_000, seed=3, concurrency=64, mix="dense")
+    assert len(dense["attempts"]) > 2 * len(default["attempts"])
+    assert {a["scenario"] for a in dense["attempts"]} == {a["scenario"]
+                                                          for a in default["attempts"]}
+    # most handshakes of the dense mix are WebSockets that carry a conversation
+    successes = sum(a["scenario"] == "ws_success" for a in dense["attempts"])
+    assert successes > 0.35 * len(dense["attempts"])
 
 
 def test_generator_is_deterministic(tmp_path: Path) -> None:
