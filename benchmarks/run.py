@@ -417,7 +417,7 @@ def slowest_mix(results: list[dict]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="one 50 MB capture of each mix, 3 rounds, --jobs on 2 x 20 MB (< 2 minutes)")
+                        help="50 MB of each mix, 3 rounds, --jobs on 2 x 20 MB (< 2 minutes)")
     parser.add_argument("--sizes", help="capture sizes, comma-separated (default 100M,1G)")
     parser.add_argument("--runs", type=int, help="rounds per capture (default 3)")
     parser.add_argument("--seed", type=int, default=1)

@@ -442,3 +442,24 @@ def test_alpn_h2_plaintext_goes_to_the_http2_stage_or_is_counted(tmp_path: Path,
     found = list(analyze(read_captures([str(pcap)], []), run))
     assert found == [] and b"".join(_H2Recorder.seen).startswith(b"PRI * HTTP/2.0")
     assert run.stats.tls_uninspected == 0 and run.stats.tls_decrypted == 1
+
+
+def test_tls_looking_start_answered_by_non_tls_bulk_is_let_go(tmp_path: Path) -> None:
+    # A record header promising more bytes than the client ever sends, then a server that
+    # streams bytes that are not TLS records: once the server's side broke, nothing more can
+    # be said, so the connection is ignored (its later segments skipped) instead of followed
+    # to its end; the end itself is reported as before (nothing: no ClientHello was read).
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(200))
+    bulk = bytes((i * 7 + 0xB8) % 256 for i in range(60_000))
+    pcap = write(tmp_path / "bulk.pcap", [(CLIENT, hello), (1, bulk)], end="server-fin")
+    run = Analysis()
+    seen: list[bool] = []
+
+    def frames():  # notes, before each frame, whether the connection is ignored yet
+        for item in read_captures([str(pcap)], []):
+            seen.append(any(conn.ignored for conn, _ in run._reassembler.flows.values()))
+            yield item
+
+    assert list(analyze(frames(), run)) == []
+    # ignored from the server's first segment on, well before the bulk ended
+    assert True in seen and seen.index(True) < 8

@@ -147,9 +147,13 @@ class TlsStage:
 
     def _after_records(self, time: float) -> None:
         session = self._session
-        if session.records == self._judged and not self._inner_stopped:
-            return  # no new record (mid-record segment): nothing can have changed
-        self._judged = session.records
+        # no new record (mid-record segment) and no new breakage: nothing can have changed.
+        # A side whose bytes stopped being records adds no record, so the breakage counts:
+        # without it a TLS-looking stream answered by non-TLS bulk was followed to its end.
+        judged = session.records + (1 << 40 if session.problem else 0)
+        if judged == self._judged and not self._inner_stopped:
+            return
+        self._judged = judged
         if self._inner_stopped and not self._done:
             self._finish()
             return
