@@ -77,12 +77,17 @@ def protocol_handlers() -> dict[Start, HandlerFactory]:
     are (exchange/handoff.py). Imported here, at the wiring, so the tracker knows none of them;
     each stage's module is imported when a connection first needs it (hpack and hyperframe
     cost more to import than a small capture costs to analyse)."""
-    from analyzer.tls.layer import tls_handler
-
     # H2_FRAMES too: a server's SETTINGS may be captured before the client's preface (servers
     # send them on accept); the HTTP/2 stage then waits for the preface on the other side.
-    return {Start.TLS: tls_handler, Start.H2_PREFACE: _http2_stage,
+    return {Start.TLS: _tls_stage, Start.H2_PREFACE: _http2_stage,
             Start.H2_FRAMES: _http2_stage}
+
+
+def _tls_stage(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> StreamListener:
+    # imported on the first TLS connection: its seven modules cost ≈ 10 ms of start-up
+    from analyzer.tls.layer import tls_handler
+
+    return tls_handler(run, conn, tcp, kind)
 
 
 def _http2_stage(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> StreamListener:

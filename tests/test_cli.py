@@ -146,9 +146,10 @@ def test_standard_input(two: Path) -> None:
 def test_a_plain_read_does_not_import_what_only_other_views_need(two: Path) -> None:
     # tabulate (with wcwidth's tables) and multiprocessing cost more to import than a small
     # capture costs to analyse; jsonl needs neither, nor the detail view, nor scapy (nor the
-    # smaller csv and textwrap).
+    # smaller csv and textwrap), nor the TLS stage for a capture without TLS.
     lazy = ("tabulate", "wcwidth", "multiprocessing", "analyzer.parallel",
-            "analyzer.report.detail", "scapy", "analyzer.source.live", "csv", "textwrap")
+            "analyzer.report.detail", "scapy", "analyzer.source.live", "csv", "textwrap",
+            "analyzer.tls.layer", "analyzer.tls.session", "analyzer.tls.handshake")
     code = ("import sys\nfrom analyzer.cli import main\nsys.argv[1:] = ['read', sys.argv[1], "
             "'-F', 'jsonl']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
             f"print(sorted(m for m in {lazy!r} if m in sys.modules), file=sys.stderr)")

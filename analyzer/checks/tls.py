@@ -11,7 +11,6 @@ from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.first_bytes import Start, classify_first_bytes, describe_start
 from analyzer.exchange.model import Attempt, AttemptKind, TcpEvent, TlsAlert, TlsInfo
-from analyzer.tls.handshake import name_covers
 
 PATIENCE_SECONDS = 1.0  # as in transport.py: a capture that ends sooner cannot say "no answer"
 # nginx's 400 bodies with `ssl_verify_client on` (ngx_http_request.c).
@@ -134,6 +133,8 @@ def _certificate_findings(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
     """What is wrong with the leaf certificate, when it was readable (TLS 1.2, or decrypted)."""
     if not tls.certificates:
         return []
+    from analyzer.tls.handshake import name_covers  # here: a capture without TLS never needs it
+
     leaf = tls.certificates[0]
     findings = []
     host = tls.sni or attempt.server.ip
