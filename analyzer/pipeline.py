@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 from analyzer.checks.facts import facts_of
 from analyzer.checks.transport import check_transport
@@ -27,35 +26,15 @@ from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
 from analyzer.source.pcapng import PcapngRecords
 from analyzer.source.stream import Record
+from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis, diagnose
+
+# The values moved to analyzer/values.py; re-exported for callers of the pipeline.
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "MAX_LISTED_TCP_ATTEMPTS", "Analysis", "RunStats", "analyze",
+           "protocol_handlers"]
 
 _SYN = 0x02
 _SYN_FIN_RST = 0x07
-
-# A SYN flood or a port scan is a million connection attempts that never reached HTTP. The
-# first ones are listed like any attempt (they show what happened and when); past this many in
-# one run they are only counted in the summary, by reason, so that the report and the memory
-# holding it stay small and the attempts that did reach HTTP stay readable.
-MAX_LISTED_TCP_ATTEMPTS = 1000
-
-
-@dataclass(slots=True)
-class RunStats:
-    """What the summary says about the capture as a whole."""
-
-    frames: int = 0
-    tcp_segments: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)  # frames without TCP, by reason
-    connections: int = 0
-    http_connections: int = 0
-    ordinary_exchanges: int = 0
-    evicted_connections: int = 0
-    # Connection attempts that never reached HTTP (refused, unanswered SYN) decided after the
-    # first MAX_LISTED_TCP_ATTEMPTS: counted by primary finding id instead of listed.
-    unlisted_tcp_attempts: Counter[str] = field(default_factory=Counter)
-    abandoned_heads: int = 0  # HTTP heads with no end within MAX_HEAD_BYTES (tracker.py)
-    first_time: float | None = None
-    last_time: float | None = None
 
 
 def protocol_handlers() -> dict[Start, HandlerFactory]:

@@ -9,7 +9,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from analyzer.correlate import Storm, redirect_chains, storms
-from analyzer.pipeline import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.report.fields import (
     attempt_fields,
     iso_time,
@@ -19,6 +18,7 @@ from analyzer.report.fields import (
 )
 from analyzer.report.safe import Cleaner, csv_cell, neutralise
 from analyzer.source.frame import CaptureWarning
+from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis
 
 FORMATS = ("table", "json", "jsonl", "csv", "markdown")

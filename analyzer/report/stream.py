@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.correlate import Storm, StormKey, storm_key
-from analyzer.pipeline import RunStats
 from analyzer.report.render import (
     capture_fields,
     capture_lines,
@@ -19,6 +18,7 @@ from analyzer.report.render import (
 )
 from analyzer.report.safe import neutralise
 from analyzer.source.frame import CaptureWarning
+from analyzer.values import RunStats
 from analyzer.verdict import Diagnosis, Verdict
 
 # (heading, width, right-aligned) of each column of the streamed table; the reason column
