@@ -71,7 +71,8 @@ class Analysis:
         # caller gives others.
         stages = protocol_handlers() if handlers is None else handlers
         self._run = RunContext(self._emit, self._counters, window, stages, secrets)
-        self._reassembler = Reassembler(self._new_tracker, max_connections=max_connections)
+        self._reassembler = Reassembler(self._new_tracker, max_connections=max_connections,
+                                        defer_syn=True, tick_on_sweep=True)
         self._stats = RunStats()
         self._tcp_listed = 0
         self._unlisted_tcp: Counter[str] = Counter()

@@ -33,6 +33,7 @@ no I/O and knows nothing about HTTP.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -50,6 +51,8 @@ _HALF = 0x80000000
 MAX_PENDING_BYTES = 256 * 1024
 # Delivered bytes kept per direction to compare with retransmissions (conflicting overlaps).
 RECENT_BYTES = 16 * 1024
+# Bare SYNs a connection keeps before its listener is made anyway (retransmissions).
+_DEFERRED_SYNS = 4
 # Shared by every direction that has delivered nothing (never written to): a SYN flood keeps
 # hundreds of thousands of connections that never carry a byte.
 _NOTHING_YET = bytearray()
@@ -84,8 +87,11 @@ class StreamListener(Protocol):
 class _Direction:
     base: int | None = None  # sequence number of stream offset 0
     next_offset: int = 0  # the offset the next in-order byte has
-    pending: dict[int, tuple[bytes, int, float]] = field(default_factory=dict)
-    pending_order: list[int] = field(default_factory=list)  # heap of pending's offsets
+    # Early segments by offset, and a heap of their offsets; made by the first early segment
+    # (most directions never have one, and a table of 100,000 connections paid 240 bytes each
+    # for two empty containers).
+    pending: dict[int, tuple[bytes, int, float]] | None = None
+    pending_order: list[int] | None = None
     pending_bytes: int = 0
     recent: bytearray = field(default_factory=lambda: _NOTHING_YET)  # last bytes delivered
     acked: int = 0  # highest offset the peer acknowledged (bytes below it were sent)
@@ -125,19 +131,37 @@ class Connection:
         default_factory=lambda: (_Direction(), _Direction())
     )
     finished: bool = False
+    # The bare SYNs of a connection that has seen nothing else yet, whose listener is not made
+    # until something else arrives (`Reassembler(defer_syn=True)`): a SYN flood fills the
+    # table with such connections, and a listener per SYN cost ~1.3 KB each.
+    syns: list[Segment] | None = None
 
     def ignore(self) -> None:
         """Stop reassembling: the layer above has everything it needs from this connection."""
         self.ignored = True
-        for direction in self.sides:
-            direction.pending.clear()
-            direction.pending_order.clear()
-            direction.pending_bytes = 0
-            direction.recent = _NOTHING_YET
+        # Later segments of an ignored connection are dropped on sight; only a SYN is looked
+        # at, to tell a new connection on the same ports (`_is_new_incarnation`), and that
+        # needs each direction's first sequence number alone. An open WebSocket connection
+        # past its watch window costs about 500 bytes so (benchmarks/README.md, "Memory").
+        self.sides = (_Base(self.sides[0].base), _Base(self.sides[1].base))  # type: ignore[assignment]
         # Nothing calls an ignored connection's listener again, and its entry stays in the
         # table until it ends or expires (bulk connections: 300 s): let the listener's state go
         # now (22 % of the table's memory on the 1 GB benchmark, benchmarks/README.md).
         self.listener = None
+
+
+class _Base:
+    """What an ignored connection keeps of a direction: where its sequence numbers start."""
+
+    __slots__ = ("base",)
+    # What the paths that may still run once a connection is ignored (the end of a flush in
+    # progress) read, as an empty direction has it.
+    pending = pending_order = None
+    pending_bytes = next_offset = acked = 0
+    fin = rst = False
+
+    def __init__(self, base: int | None) -> None:
+        self.base = base
 
 
 ListenerFactory = Callable[[Connection, Segment], StreamListener | None]
@@ -153,8 +177,15 @@ class Reassembler:
         idle_timeout: float = 300.0,
         max_connections: int = 200_000,
         sweep_every: int = 8192,
+        defer_syn: bool = False,
+        tick_on_sweep: bool = False,
     ) -> None:
         self._new_listener = new_listener
+        # Make a connection's listener at its second segment when the first is a bare SYN
+        # (the listener is then told of the SYNs first, as if made at once: the same calls).
+        self._defer_syn = defer_syn
+        # Tell listeners the time at every sweep (`on_tick` with infinite patience).
+        self._tick_on_sweep = tick_on_sweep
         # flow key of a segment -> (its connection, the side that sent it)
         self._table: dict[bytes, tuple[Connection, int]] = {}
         self._idle_timeout = idle_timeout
@@ -212,8 +243,9 @@ class Reassembler:
         a followed connection; everything else (reordering, retransmission, holes, the ends
         of a connection, the periodic sweep) stays in ``feed``.
         """
-        if self._until_sweep <= 1:
-            return False  # this segment would run the sweep: let feed do it
+        if self._until_sweep <= 1 or conn.syns is not None:
+            # this segment would run the sweep, or the listener is still to be made: feed
+            return False
         here = conn.sides[side]
         if here.base is None:
             return False
@@ -253,20 +285,32 @@ class Reassembler:
             flow_key(addresses[2], addresses[3], addresses[0], addresses[1]),
         )
         conn = Connection(addresses=addresses, keys=keys, last_time=seg.time)
-        listener = self._new_listener(conn, seg)
-        if listener is None:
-            conn.ignored = True
-        conn.listener = listener
+        if self._defer_syn and seg.flags & (_SYN | _ACK | _FIN | _RST) == _SYN and not seg.payload:
+            conn.syns = []  # `_segment` keeps this SYN
+        else:
+            listener = self._new_listener(conn, seg)
+            if listener is None:
+                conn.ignored = True
+            conn.listener = listener
         self._table[keys[0]] = (conn, 0)
         self._table[keys[1]] = (conn, 1)
         self.connections_seen += 1
         return conn, side
 
     def _segment(self, conn: Connection, side: int, seg: Segment) -> None:
-        listener = conn.listener
-        assert listener is not None
         flags = seg.flags
         here = conn.sides[side]
+        if conn.syns is not None:
+            if (side == 0 and flags & (_SYN | _ACK | _FIN | _RST) == _SYN and not seg.payload
+                    and len(conn.syns) < _DEFERRED_SYNS):
+                if here.base is None:
+                    here.base = (seg.seq + 1) & _MASK
+                conn.syns.append(seg)
+                return
+            if not self._make_listener(conn):
+                return
+        listener = conn.listener
+        assert listener is not None
         if flags & _SYN:
             if here.base is None:
                 here.base = (seg.seq + 1) & _MASK
@@ -297,6 +341,19 @@ class Reassembler:
             listener.on_fin(side, seg.frame, seg.time)
             if conn.sides[1 - side].fin:
                 self._finish(conn, seg.time, "closed")
+
+    def _make_listener(self, conn: Connection) -> bool:
+        """The listener of a connection whose SYNs were kept, told of them; False when the
+        factory declines the connection (it is ignored)."""
+        syns, conn.syns = conn.syns or [], None
+        listener = self._new_listener(conn, syns[0])
+        if listener is None:
+            conn.ignore()
+            return False
+        conn.listener = listener
+        for syn in syns:
+            listener.on_syn(0, syn.frame, syn.time, False)
+        return True
 
     def _data(
         self, conn: Connection, side: int, here: _Direction, offset: int, data: bytes,
@@ -340,12 +397,14 @@ class Reassembler:
         self, conn: Connection, side: int, here: _Direction, offset: int, data: bytes,
         frame: int, time: float,
     ) -> None:
-        previous = here.pending.get(offset)
+        previous = here.pending.get(offset) if here.pending is not None else None
         if previous is not None and len(previous[0]) >= len(data):
             return
         if previous is not None:
             here.pending_bytes -= len(previous[0])
-        else:
+        if here.pending is None or here.pending_order is None:
+            here.pending, here.pending_order = {}, []
+        if previous is None:
             heapq.heappush(here.pending_order, offset)
         here.pending[offset] = (data, frame, time)
         here.pending_bytes += len(data)
@@ -355,10 +414,12 @@ class Reassembler:
 
     def _drain(self, conn: Connection, side: int, here: _Direction) -> None:
         while here.pending and not conn.ignored:
-            first = here.pending_order[0]
+            order = here.pending_order
+            assert order is not None  # made with pending
+            first = order[0]
             if first > here.next_offset:
                 return
-            heapq.heappop(here.pending_order)
+            heapq.heappop(order)
             data, frame, time = here.pending.pop(first)
             here.pending_bytes -= len(data)
             # drain=False: this loop takes the next one (recursing would go one Python frame
@@ -380,6 +441,7 @@ class Reassembler:
     def _skip_to_pending(self, conn: Connection, side: int, here: _Direction) -> None:
         """Write off the hole before the first waiting segment, which is its evidence (the
         frame Wireshark marks "previous segment not captured")."""
+        assert here.pending is not None and here.pending_order is not None
         first = here.pending_order[0]
         _, frame, time = here.pending[first]
         self._skip_to(conn, side, here, first, frame, time)
@@ -395,7 +457,7 @@ class Reassembler:
     def _peer_acked(conn: Connection, side: int, ack: int) -> None:
         """The other side acknowledged ``ack``: any byte of ``side`` below it was sent."""
         there = conn.sides[side]
-        if there.base is None:
+        if there.base is None or conn.ignored:
             return
         acked = there.offset_of(ack)
         if there.fin:
@@ -421,6 +483,8 @@ class Reassembler:
         if conn.finished:
             return
         conn.finished = True
+        if conn.syns is not None and not self._make_listener(conn):
+            return
         listener = conn.listener  # the flush may make the listener ignore the connection
         if not conn.ignored and listener is not None:
             for side in (0, 1):
@@ -456,6 +520,12 @@ class Reassembler:
                 self._drop(conn)
             else:
                 live.append(conn)
+                if self._tick_on_sweep and conn.listener is not None and not conn.ignored:
+                    # Time passed: a switch's watch window may be over although its
+                    # connection went quiet (patience is infinite: nothing is called
+                    # unanswered here, as only `tick` does in live capture). A quiet open
+                    # WebSocket connection is then judged and let go, not carried to the end.
+                    conn.listener.on_tick(now, math.inf)
         excess = len(live) - self._max_connections
         if excess > 0:
             live.sort(key=lambda c: c.last_time)
@@ -469,9 +539,13 @@ class Reassembler:
         self.sweep(now)
         seen: set[int] = set()
         for conn, _side in list(self._table.values()):
-            if id(conn) in seen or conn.ignored or conn.listener is None:
+            if id(conn) in seen or conn.ignored:
                 continue
             seen.add(id(conn))
+            if conn.syns is not None and not self._make_listener(conn):
+                continue
+            if conn.listener is None:
+                continue
             conn.listener.on_tick(now, patience)
 
     def close(self) -> None:
