@@ -20,8 +20,8 @@ import click
 
 from analyzer import __version__
 from analyzer.checks.catalogue import CATALOGUE, lookup
-from analyzer.correlate import correlate
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
+from analyzer.report.kept import KeptAttempts
 from analyzer.report.render import (
     FORMATS,
     iter_json,
@@ -32,6 +32,7 @@ from analyzer.report.render import (
     summary_text,
 )
 from analyzer.report.safe import neutralise
+from analyzer.report.spilled import SpilledReport, emit_spilled
 from analyzer.report.stream import (
     Tally,
     csv_head,
@@ -177,7 +178,7 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
           max_connections: int = DEFAULT_MAX_CONNECTIONS) -> int:
     warnings: list[CaptureWarning] = []
     analysis = Analysis(max_connections=max_connections)
-    kept: list[Diagnosis] = []
+    kept: list[Diagnosis] | SpilledReport = []
     tally = Tally()  # streamed runs keep counts, not attempts: memory stays flat
     status = ExitStatus.OK
     # From a pipe (`tcpdump -w - | upgrade-analyzer read -`) the table grows row by row too.
@@ -193,10 +194,23 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
         yield from analysis.feed_records(read_records(captures, warnings))
         yield from analysis.finish()
 
+    def rebuild() -> Iterator[Diagnosis]:  # the same attempts again (report/kept.py)
+        if jobs is not None:
+            from analyzer.parallel import analyze_in_parallel
+
+            yield from analyze_in_parallel(captures, jobs, Analysis(), [], max_connections)
+            return
+        again = Analysis(max_connections=max_connections)
+        yield from again.feed_records(read_records(captures, []))
+        yield from again.finish()
+
+    # Sorted formats keep every attempt to the end: compactly, on disk past a point.
+    store = KeptAttempts(fmt, keep, show_secrets=view.show_secrets, whole=view.detail,
+                         rebuild=None if "-" in captures else rebuild)
     try:
         for diagnosis in _numbered(decided()):
             if not streaming:
-                kept.append(diagnosis)  # filtered after correlation, which needs every leg
+                store.add(diagnosis)  # filtered after correlation, which needs every leg
                 continue
             if not keep(diagnosis):
                 continue
@@ -220,9 +234,7 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
     for warning in warnings:
         _warn(f"{warning.source}: {warning.where}: {warning.message}")
     if not streaming:
-        kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
-        kept = correlate([_renumber(d, i) for i, d in enumerate(kept, start=1)])
-        kept = [d for d in kept if keep(d)]
+        kept = store.close()  # sorted, correlated, filtered (report/kept.py)
     if streaming:
         summary = tally_summary_text(tally, analysis.stats, warnings=warnings)
         if fmt == "table":
@@ -231,7 +243,8 @@ def _read(captures: tuple[str, ...], fmt: str, keep: Callable[[Diagnosis], bool]
             click.echo(summary, err=True)
     elif not _emit(fmt, kept, analysis, warnings, view):
         return ExitStatus.USAGE
-    failed = tally.failed if streaming else any(d.verdict is not Verdict.SUCCEEDED for d in kept)
+    failed = (tally.failed if streaming else kept.failed if isinstance(kept, SpilledReport)
+              else any(d.verdict is not Verdict.SUCCEEDED for d in kept))
     if status is ExitStatus.OK and fail_on_failed and failed:
         status = ExitStatus.FAILED_FOUND
     return status
@@ -246,10 +259,12 @@ def _renumber(d: Diagnosis, number: int) -> Diagnosis:
     return dataclasses.replace(d, number=number)
 
 
-def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
+def _emit(fmt: str, kept: list[Diagnosis] | SpilledReport, analysis: Analysis,
           warnings: list[CaptureWarning], view: View = View()) -> bool:
     """Print the report; False (after a one-line error) when --attempt names no attempt."""
     stats = analysis.stats
+    if isinstance(kept, SpilledReport):
+        return emit_spilled(kept, fmt, stats, warnings, view, _detail_text)
     secrets = view.show_secrets
     if view.attempt is not None:
         chosen = [d for d in kept if d.number == view.attempt]

@@ -40,12 +40,10 @@ def correlate(diagnoses: Sequence[Diagnosis]) -> list[Diagnosis]:
         extra: list[Finding] = []
         back = back_of.get(id(d))
         if back is not None:
-            extra = _compare(d.attempt, back.attempt)
+            extra = compare_legs(d.attempt, back.attempt)
         elif (d.attempt.server in proxy_endpoints and d.attempt.request_head is not None
               and d.attempt.response is not None and id(d) not in back_legs):
-            extra = [Finding("proxy_answered_itself", "a backend request",
-                             "no backend request matches this one",
-                             frames_of(d.attempt.response))]
+            extra = [answered_itself(d.attempt)]
         if extra:
             d = judge(d.attempt, d.facts, d.findings + tuple(extra), d.number)
         out.append(d)
@@ -172,7 +170,14 @@ def _legs_of_one_handshake(front: Leg, back: Leg) -> bool:
     return front.line == back.line and back.client.address == front.server.address
 
 
-def _compare(front: Attempt, back: Attempt) -> list[Finding]:
+def answered_itself(attempt: Attempt) -> Finding:
+    """The finding of an attempt to a proxy that no backend request matches."""
+    return Finding("proxy_answered_itself", "a backend request",
+                   "no backend request matches this one", frames_of(attempt.response))
+
+
+def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
+    """What the proxy changed between the two legs of one handshake."""
     f, b = front.request_head, back.request_head
     assert isinstance(f, RequestHead) and isinstance(b, RequestHead)
     ev = frames_of(front.request) + frames_of(back.request)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from analyzer.correlate import Storm, redirect_chains, storms
+from analyzer.correlate import Chain, Storm, redirect_chains, storms
 from analyzer.report.fields import (
     attempt_fields,
     iso_time,
@@ -68,19 +68,28 @@ def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
     verdicts = Counter(d.verdict.value for d in diagnoses)
     reasons = Counter(d.primary.check for d in diagnoses if d.primary is not None
                       and d.verdict.value != "succeeded")
+    return summary_of(len(diagnoses), verdicts, reasons, storms(diagnoses),
+                      redirect_chains(diagnoses), stats, warnings)
+
+
+def summary_of(attempts: int, verdicts: Counter[str], reasons: Counter[str],
+               groups: Sequence[Storm], chains: Iterable[Chain], stats: RunStats,
+               warnings: Sequence[CaptureWarning]) -> dict[str, Any]:
+    """The summary from its parts (counts in report order), however they were gathered: from
+    the attempts in memory, or from a spilled report's records (report/kept.py)."""
     return {
-        "attempts": len(diagnoses),
+        "attempts": attempts,
         "verdicts": dict(sorted(verdicts.items())),
         "reasons": dict(reasons.most_common()),
         **capture_fields(stats),
         "first_time": iso_time(stats.first_time) if stats.first_time is not None else None,
         "last_time": iso_time(stats.last_time) if stats.last_time is not None else None,
         "warnings": [neutralise(f"{w.source}: {w.where}: {w.message}") for w in warnings],
-        "repeated": repeated_fields(storms(diagnoses)),
+        "repeated": repeated_fields(groups),
         "redirects": [
             {"client": c.client, "steps": [neutralise(s) for s in c.steps],
              "verdict": c.verdict, "first_time": iso_time(c.first), "last_time": iso_time(c.last)}
-            for c in redirect_chains(diagnoses)
+            for c in chains
         ],
     }
 
@@ -121,7 +130,11 @@ def repeated_lines(groups: Sequence[dict[str, Any]], most: int = 10) -> list[str
 
 def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
                  warnings: Sequence[CaptureWarning]) -> str:
-    s = summary_fields(diagnoses, stats, warnings)
+    return summary_lines(summary_fields(diagnoses, stats, warnings))
+
+
+def summary_lines(s: dict[str, Any]) -> str:
+    """The summary as text, from `summary_fields`."""
     lines = []
     verdicts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items()) or "none"
     lines.append(f"Attempts: {s['attempts']} ({verdicts})")
@@ -172,15 +185,28 @@ def iter_json(diagnoses: Sequence[Diagnosis], stats: RunStats,
     indent=2)`` writes it, in pieces: one per attempt, so the whole text never has to be in
     memory at once (on a 1 GB capture the one string, built from a million small pieces,
     peaked at 40 MB more than the analysis itself; benchmarks/README.md)."""
-    yield '{\n  "attempts": ['
+    yield JSON_START
     for n, d in enumerate(diagnoses):
-        text = json.dumps(attempt_fields(d, show_secrets), indent=2)
-        # An element of the list is two levels deep. JSON text has no raw newline inside a
-        # string, so every "\n" starts a line.
-        yield ("\n    " if n == 0 else ",\n    ") + text.replace("\n", "\n    ")
-    summary = json.dumps(summary_fields(diagnoses, stats, warnings), indent=2)
-    yield ("\n  ]," if diagnoses else "],") + '\n  "summary": ' + summary.replace("\n", "\n  ")
-    yield "\n}"
+        yield ("\n    " if n == 0 else ",\n    ") + json_attempt(d, show_secrets)
+    yield json_end(bool(diagnoses), summary_fields(diagnoses, stats, warnings))
+
+
+JSON_START = '{\n  "attempts": ['
+
+
+def json_attempt(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
+    """One attempt as an element of the JSON report's list."""
+    text = json.dumps(attempt_fields(diagnosis, show_secrets), indent=2)
+    # An element of the list is two levels deep. JSON text has no raw newline inside a
+    # string, so every "\n" starts a line.
+    return text.replace("\n", "\n    ")
+
+
+def json_end(any_attempts: bool, summary: dict[str, Any]) -> str:
+    """The end of the JSON report: the list closed, then the summary."""
+    text = json.dumps(summary, indent=2)
+    return (("\n  ]," if any_attempts else "],") + '\n  "summary": '
+            + text.replace("\n", "\n  ") + "\n}")
 
 
 # json.dumps's own settings, made once for every line rather than per call. The cycle check is
