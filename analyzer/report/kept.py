@@ -47,9 +47,10 @@ from analyzer.verdict import Diagnosis, judge
 if TYPE_CHECKING:  # the output half imports this module
     from analyzer.report.spilled import SpilledReport
 
-# Attempts kept whole before a sorted report spills to a temporary file. 20,000 attempts are
-# about 300 MB whole; spilled, a record costs 24 bytes of memory (benchmarks/README.md).
-SPILL_AFTER = 20_000
+# Attempts kept whole before a sorted report spills to a temporary file: a reconnect storm's
+# attempt is 7-15 KB whole (100,000 were 1.3-1.5 GB), so this bounds them near 30 MB; spilled,
+# an attempt costs 24 bytes of memory (benchmarks/README.md, "Memory").
+SPILL_AFTER = 2_000
 
 # An Endpoint is in every record twice or three times: pickled by its two fields, not by the
 # generic (Python-level) state of a slotted dataclass.
