@@ -134,7 +134,7 @@ class Connection:
     # The bare SYNs of a connection that has seen nothing else yet, whose listener is not made
     # until something else arrives (`Reassembler(defer_syn=True)`): a SYN flood fills the
     # table with such connections, and a listener per SYN cost ~1.3 KB each.
-    syns: list[Segment] | None = None
+    syns: list[tuple[int, float]] | None = None  # (frame, time) of each
 
     def ignore(self) -> None:
         """Stop reassembling: the layer above has everything it needs from this connection."""
@@ -284,10 +284,14 @@ class Reassembler:
             flow_key(addresses[0], addresses[1], addresses[2], addresses[3]),
             flow_key(addresses[2], addresses[3], addresses[0], addresses[1]),
         )
-        conn = Connection(addresses=addresses, keys=keys, last_time=seg.time)
         if self._defer_syn and seg.flags & (_SYN | _ACK | _FIN | _RST) == _SYN and not seg.payload:
-            conn.syns = []  # `_segment` keeps this SYN
+            # `_segment` keeps this SYN; until a listener is made, the directions are only
+            # where their sequence numbers start (like an ignored connection's)
+            conn = Connection(addresses=addresses, keys=keys, last_time=seg.time,
+                              sides=(_Base(None), _Base(None)),  # type: ignore[arg-type]
+                              syns=[])
         else:
+            conn = Connection(addresses=addresses, keys=keys, last_time=seg.time)
             listener = self._new_listener(conn, seg)
             if listener is None:
                 conn.ignored = True
@@ -305,10 +309,11 @@ class Reassembler:
                     and len(conn.syns) < _DEFERRED_SYNS):
                 if here.base is None:
                     here.base = (seg.seq + 1) & _MASK
-                conn.syns.append(seg)
+                conn.syns.append((seg.frame, seg.time))
                 return
             if not self._make_listener(conn):
                 return
+            here = conn.sides[side]
         listener = conn.listener
         assert listener is not None
         if flags & _SYN:
@@ -346,13 +351,18 @@ class Reassembler:
         """The listener of a connection whose SYNs were kept, told of them; False when the
         factory declines the connection (it is ignored)."""
         syns, conn.syns = conn.syns or [], None
-        listener = self._new_listener(conn, syns[0])
+        (frame, time), (src, sport, dst, dport) = syns[0], conn.addresses
+        base = conn.sides[0].base
+        assert base is not None  # set by the first SYN
+        conn.sides = (_Direction(base=base), _Direction(base=conn.sides[1].base))
+        first = Segment(frame, time, src, sport, dst, dport, (base - 1) & _MASK, 0, _SYN, b"")
+        listener = self._new_listener(conn, first)  # the first SYN, as it was (ack aside)
         if listener is None:
             conn.ignore()
             return False
         conn.listener = listener
-        for syn in syns:
-            listener.on_syn(0, syn.frame, syn.time, False)
+        for frame, time in syns:
+            listener.on_syn(0, frame, time, False)
         return True
 
     def _data(
