@@ -69,7 +69,7 @@ _max_connections_option = click.option(
     "--max-connections", type=click.IntRange(min=100), default=DEFAULT_MAX_CONNECTIONS,
     show_default=True, metavar="N",
     help="Connections tracked at once; past it the oldest idle are evicted (counted in the "
-         "summary). About 3 KB each.")
+         "summary). About 1 KB each.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

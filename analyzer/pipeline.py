@@ -43,8 +43,9 @@ def protocol_handlers() -> dict[Start, HandlerFactory]:
     return {}
 
 
-# Connections tracked at once before the oldest idle ones are evicted. About 3 KB each (a
-# million-SYN flood peaked at 614 MB with 200_000), so this bounds memory near 300 MB.
+# Connections tracked at once before the oldest idle ones are evicted. Under 1 KB each once
+# quiet (a connection that saw only a SYN: 0.95 KB; a judged open WebSocket connection or a
+# closed one: ~0.6 KB), so this bounds the table near 100 MB (benchmarks/README.md, "Memory").
 DEFAULT_MAX_CONNECTIONS = 100_000
 
 class Analysis:
