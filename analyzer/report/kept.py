@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copyreg
 import dataclasses
+import functools
 import pickle
 import struct
 import tempfile
@@ -113,7 +114,7 @@ class KeptAttempts:
         if self.fmt in ("table", "markdown"):
             line = tuple(table_rows([d0], self.show_secrets)[0][1:])
         elif self.fmt == "csv":
-            text = render_csv([d0], self.show_secrets)[len(_CSV_HEAD):]
+            text = render_csv([d0], self.show_secrets)[len(_csv_head()):]
             assert text.startswith("0,")
             line = text[2:]
         elif self.fmt == "json":
@@ -125,7 +126,9 @@ class KeptAttempts:
                       storm_key(d), leg_of(d.attempt), hop_of(d), line, full)
 
 
-_CSV_HEAD = render_csv([])
+@functools.cache
+def _csv_head() -> str:  # made on first use: csv is imported only by the CSV format
+    return render_csv([])
 
 
 class Spill:
