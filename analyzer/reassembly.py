@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,6 +46,7 @@ _SYN = 0x02
 _RST = 0x04
 _ACK = 0x10
 _MASK = 0xFFFFFFFF
+_PORTS = struct.Struct("!HH")  # the end of a flow key
 _HALF = 0x80000000
 
 # Early (out-of-order) bytes a direction may hold before the first missing byte is written off.
@@ -122,8 +124,7 @@ class _Direction:
 class Connection:
     """One TCP connection as seen in the capture; side 0 is the originator."""
 
-    addresses: tuple[bytes, int, bytes, int]  # originator address/port, responder address/port
-    keys: tuple[bytes, bytes] = (b"", b"")  # flow keys of side 0's and side 1's segments
+    keys: tuple[bytes, bytes]  # flow keys of side 0's and side 1's segments
     listener: StreamListener | None = None
     ignored: bool = False  # set by the layer above: later segments cost one look-up
     last_time: float = 0.0
@@ -135,6 +136,15 @@ class Connection:
     # until something else arrives (`Reassembler(defer_syn=True)`): a SYN flood fills the
     # table with such connections, and a listener per SYN cost ~1.3 KB each.
     syns: list[tuple[int, float]] | None = None  # (frame, time) of each
+
+    @property
+    def addresses(self) -> tuple[bytes, int, bytes, int]:
+        """Originator address and port, responder address and port: read from side 0's flow
+        key (`flow_key`: both addresses, then both ports), which the table keeps anyway."""
+        key = self.keys[0]
+        size = (len(key) - 4) // 2
+        sport, dport = _PORTS.unpack_from(key, 2 * size)
+        return key[:size], sport, key[size:2 * size], dport
 
     def ignore(self) -> None:
         """Stop reassembling: the layer above has everything it needs from this connection."""
@@ -163,6 +173,9 @@ class _Base:
     def __init__(self, base: int | None) -> None:
         self.base = base
 
+
+_NO_BASE = _Base(None)  # shared: never written (a deferred connection's side 1)
+_FINISHED_SIDES = (_NO_BASE, _NO_BASE)
 
 ListenerFactory = Callable[[Connection, Segment], StreamListener | None]
 
@@ -287,11 +300,11 @@ class Reassembler:
         if self._defer_syn and seg.flags & (_SYN | _ACK | _FIN | _RST) == _SYN and not seg.payload:
             # `_segment` keeps this SYN; until a listener is made, the directions are only
             # where their sequence numbers start (like an ignored connection's)
-            conn = Connection(addresses=addresses, keys=keys, last_time=seg.time,
-                              sides=(_Base(None), _Base(None)),  # type: ignore[arg-type]
+            conn = Connection(keys=keys, last_time=seg.time,
+                              sides=(_Base(None), _NO_BASE),  # type: ignore[arg-type]
                               syns=[])
         else:
-            conn = Connection(addresses=addresses, keys=keys, last_time=seg.time)
+            conn = Connection(keys=keys, last_time=seg.time)
             listener = self._new_listener(conn, seg)
             if listener is None:
                 conn.ignored = True
@@ -507,6 +520,9 @@ class Reassembler:
         # listener's buffers and messages go now. This kept peak memory flat on big captures
         # whose connections all fit in the 60 s grace period (benchmarks/README.md).
         conn.listener = None
+        # Only the table entry is left (`_is_new_incarnation` says True without looking at
+        # the directions): a reconnect storm keeps 100,000 finished connections at once.
+        conn.sides = _FINISHED_SIDES  # type: ignore[assignment]
 
     def _drop(self, conn: Connection) -> None:
         for key in conn.keys:
