@@ -213,25 +213,33 @@ class Spill:
                 alone.append(index)
         wholes = self._wholes(set(back_of) | backs | set(alone))
         for index in sorted(set(back_of) | set(alone)):
-            d = wholes(index)
             back = back_of.get(index)
-            extra = (compare_legs(d.attempt, wholes(back).attempt) if back is not None
+            d, other = wholes(index), wholes(back) if back is not None else None
+            if d is None or (back is not None and other is None):
+                continue  # not rebuilt (the input changed or broke): as decided
+            extra = (compare_legs(d.attempt, other.attempt) if other is not None
                      else [answered_itself(d.attempt)])
             if extra:
                 d = judge(d.attempt, d.facts, d.findings + tuple(extra), d.number)
                 full = self.put_whole(d) if self.owner.whole else -1
                 self.at[index] = self.put(self.owner.record(d, full))
 
-    def _wholes(self, needed: set[int]) -> Callable[[int], Diagnosis]:
-        """The whole diagnoses of the attempts ``needed``, by index of decision."""
+    def _wholes(self, needed: set[int]) -> Callable[[int], Diagnosis | None]:
+        """The whole diagnoses of the attempts ``needed``, by index of decision (None for
+        one that could not be rebuilt)."""
         if self.owner.whole:
             return lambda index: self.whole(self.get(index).full)
         assert self.owner.rebuild is not None
         where: dict[int, int] = {}
-        for index, d in enumerate(self.owner.rebuild()):
-            if index in needed:
-                where[index] = self.put_whole(d)
-        return lambda index: self.whole(where[index])
+        try:
+            for index, d in enumerate(self.owner.rebuild()):
+                if index >= len(self.at):
+                    break  # the first run stopped early (interrupted, or a bug)
+                if index in needed:
+                    where[index] = self.put_whole(d)
+        except Exception:  # noqa: BLE001 - the first run said what went wrong, if anything
+            pass
+        return lambda index: self.whole(where[index]) if index in where else None
 
 
 def _report_order(frame: array[int], time: array[float]) -> array[int]:
