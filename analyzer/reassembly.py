@@ -124,7 +124,7 @@ class _Direction:
 class Connection:
     """One TCP connection as seen in the capture; side 0 is the originator."""
 
-    keys: tuple[bytes, bytes]  # flow keys of side 0's and side 1's segments
+    key: bytes  # flow key of side 0's segments (`flow_key`)
     listener: StreamListener | None = None
     ignored: bool = False  # set by the layer above: later segments cost one look-up
     last_time: float = 0.0
@@ -135,16 +135,25 @@ class Connection:
     # The bare SYNs of a connection that has seen nothing else yet, whose listener is not made
     # until something else arrives (`Reassembler(defer_syn=True)`): a SYN flood fills the
     # table with such connections, and a listener per SYN cost ~1.3 KB each.
-    syns: list[tuple[int, float]] | None = None  # (frame, time) of each
+    syns: list[int | float] | None = None  # frame, time, frame, time... (flat: smaller)
 
     @property
     def addresses(self) -> tuple[bytes, int, bytes, int]:
         """Originator address and port, responder address and port: read from side 0's flow
         key (`flow_key`: both addresses, then both ports), which the table keeps anyway."""
-        key = self.keys[0]
+        key = self.key
         size = (len(key) - 4) // 2
         sport, dport = _PORTS.unpack_from(key, 2 * size)
         return key[:size], sport, key[size:2 * size], dport
+
+    @property
+    def keys(self) -> tuple[bytes, bytes]:
+        """The flow keys of side 0's and side 1's segments (the second made when asked: a
+        table of 100,000 connections saved a tuple each)."""
+        key = self.key
+        size = (len(key) - 4) // 2
+        ports = key[2 * size:]
+        return key, key[size:2 * size] + key[:size] + ports[2:] + ports[:2]
 
     def ignore(self) -> None:
         """Stop reassembling: the layer above has everything it needs from this connection."""
@@ -300,11 +309,11 @@ class Reassembler:
         if self._defer_syn and seg.flags & (_SYN | _ACK | _FIN | _RST) == _SYN and not seg.payload:
             # `_segment` keeps this SYN; until a listener is made, the directions are only
             # where their sequence numbers start (like an ignored connection's)
-            conn = Connection(keys=keys, last_time=seg.time,
+            conn = Connection(key=keys[0], last_time=seg.time,
                               sides=(_Base(None), _NO_BASE),  # type: ignore[arg-type]
                               syns=[])
         else:
-            conn = Connection(keys=keys, last_time=seg.time)
+            conn = Connection(key=keys[0], last_time=seg.time)
             listener = self._new_listener(conn, seg)
             if listener is None:
                 conn.ignored = True
@@ -319,10 +328,10 @@ class Reassembler:
         here = conn.sides[side]
         if conn.syns is not None:
             if (side == 0 and flags & (_SYN | _ACK | _FIN | _RST) == _SYN and not seg.payload
-                    and len(conn.syns) < _DEFERRED_SYNS):
+                    and len(conn.syns) < 2 * _DEFERRED_SYNS):
                 if here.base is None:
                     here.base = (seg.seq + 1) & _MASK
-                conn.syns.append((seg.frame, seg.time))
+                conn.syns += (seg.frame, seg.time)
                 return
             if not self._make_listener(conn):
                 return
@@ -364,7 +373,7 @@ class Reassembler:
         """The listener of a connection whose SYNs were kept, told of them; False when the
         factory declines the connection (it is ignored)."""
         syns, conn.syns = conn.syns or [], None
-        (frame, time), (src, sport, dst, dport) = syns[0], conn.addresses
+        (src, sport, dst, dport), frame, time = conn.addresses, int(syns[0]), syns[1]
         base = conn.sides[0].base
         assert base is not None  # set by the first SYN
         conn.sides = (_Direction(base=base), _Direction(base=conn.sides[1].base))
@@ -374,8 +383,8 @@ class Reassembler:
             conn.ignore()
             return False
         conn.listener = listener
-        for frame, time in syns:
-            listener.on_syn(0, frame, time, False)
+        for n in range(0, len(syns), 2):
+            listener.on_syn(0, int(syns[n]), syns[n + 1], False)
         return True
 
     def _data(
