@@ -23,8 +23,8 @@ from __future__ import annotations
 import copyreg
 import dataclasses
 import functools
+import heapq
 import pickle
-import struct
 import tempfile
 from array import array
 from collections.abc import Callable, Iterator
@@ -245,31 +245,23 @@ class Spill:
 def _report_order(frame: array[int], time: array[float]) -> array[int]:
     """Attempt indexes in report order: by first frame, then time, then order of decision
     (what a stable sort of the decided list by (first_frame, time) gives)."""
-    keys = sorted((f << 32) | i for i, f in enumerate(frame))
-    order = array("q", (k & 0xFFFFFFFF for k in keys))
-    del keys
-    start = 0
-    for end in range(1, len(order) + 1):  # runs of one frame: by time, then decision
-        if end == len(order) or frame[order[end]] != frame[order[start]]:
-            if end - start > 1:
-                order[start:end] = array("q", sorted(order[start:end],
-                                                     key=lambda i: (time[i], i)))
-            start = end
-    return order
+    return _sort(len(frame), lambda i: (frame[i], time[i], i))
 
 
 def _time_order(order: array[int], time: array[float]) -> array[int]:
     """Ranks (positions in ``order``) by time, ties in report order (a stable sort by time
-    of the report), packed as sortable integers so that the sort holds no tuples."""
-    keys = sorted((_sortable(time[index]) << 32) | rank for rank, index in enumerate(order))
-    return array("q", (k & 0xFFFFFFFF for k in keys))
+    of the report, as correlation and redirect following read it)."""
+    return _sort(len(order), lambda rank: (time[order[rank]], rank))
 
 
-_DOUBLE = struct.Struct("<d")
-_INT64 = struct.Struct("<q")
+_RUN = 65_536  # items sorted at once
 
 
-def _sortable(value: float) -> int:
-    """An integer that orders as the float does (IEEE 754 bits; negatives reversed)."""
-    (bits,) = _INT64.unpack(_DOUBLE.pack(value))
-    return bits if bits >= 0 else -(bits & 0x7FFFFFFFFFFFFFFF) - 1
+def _sort(count: int, key: Callable[[int], Any]) -> array[int]:
+    """0..count-1 sorted by ``key`` (unique keys), in runs of _RUN merged: a plain sort of a
+    million held a million keys at once (~100 MB), this holds one run's."""
+    runs = [array("q", sorted(range(start, min(start + _RUN, count)), key=key))
+            for start in range(0, count, _RUN)]
+    if len(runs) == 1:
+        return runs[0]
+    return array("q", heapq.merge(*runs, key=key))

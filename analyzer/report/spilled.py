@@ -30,7 +30,7 @@ _SUCCEEDED = Verdict.SUCCEEDED.value
 # Rows given to tabulate at once: each call lays out this many rows under two more that
 # carry the widest value and the most general type of every column over the whole report,
 # so that each slice is laid out exactly as the whole table would be.
-TABLE_SLICE = 20_000
+TABLE_SLICE = 2_000
 
 
 class SpilledReport:
