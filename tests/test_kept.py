@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import analyzer.report.kept as kept
+import analyzer.report.spilled as spilled
 from analyzer.cli import cli
 from analyzer.pipeline import Analysis
 from analyzer.source import read_records
@@ -25,6 +26,8 @@ CAPTURES = sorted(str(p) for p in (Path(__file__).resolve().parents[1] / "captur
 def _read(monkeypatch: pytest.MonkeyPatch, spill_after: int, args: list[str],
           stdin: bytes | None = None) -> tuple[int, str, str]:
     monkeypatch.setattr(kept, "SPILL_AFTER", spill_after)
+    # the spilled table laid out a row at a time: every slice must match the whole table
+    monkeypatch.setattr(spilled, "TABLE_SLICE", 1)
     result = CliRunner().invoke(cli, ["read", *args], input=stdin)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result.exit_code, result.stdout, result.stderr
@@ -107,3 +110,21 @@ def test_a_spilled_attempt_costs_a_few_bytes_of_memory(tmp_path: Path) -> None:
     report.write_csv(text.write)
     assert text.getvalue().count("\n") == len(decided) + 1
     assert sys.getsizeof(report.order) < 10 * len(decided)
+
+
+def test_spilled_markdown_measures_cells_as_escaped(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    """A '|' from the capture is escaped before the table is laid out, so the widest cell of a
+    column is the widest once escaped: 16 pipes (33 wide escaped) beat 30 letters."""
+    convs = []
+    for i, target in enumerate(["/" + "x" * 30, "/" + "|" * 16, "/a|b"]):
+        conv = Conversation(client=("10.0.0.1", 50000 + i), server=("10.0.0.2", 80),
+                            start=1_700_000_000.0 + i)
+        conv.handshake()
+        conv.client(websocket_request("example.com", target))
+        conv.server(websocket_response())
+        convs.append(conv)
+    path = tmp_path / "pipes.pcap"
+    write_pcap(path, convs)
+    out = _same(monkeypatch, [str(path), "-F", "markdown"])
+    assert "\\|" * 16 in out

@@ -69,12 +69,12 @@ class SpilledReport:
                                      else rebuilt[index])
                 yield _numbered(d, rank + 1)
 
-    def _scan(self, table: bool = False) -> None:
+    def _scan(self, table: bool = False, markdown: bool = False) -> None:
         """One pass in report order: the filters, the summary's counts, the table's columns."""
         if self._scanned:
             return
         self._scanned = True
-        columns = self._columns = _Columns() if table else None
+        columns = self._columns = _Columns(markdown) if table else None
         for rank, index in enumerate(self.order):
             record = self.spill.get(index)
             if not record.keep:
@@ -141,14 +141,14 @@ class SpilledReport:
 
     def write_table(self, stats: RunStats, warnings: Sequence[CaptureWarning], markdown: bool,
                     write: Callable[[str], Any]) -> None:
-        self._scan(table=True)
+        self._scan(table=True, markdown=markdown)
         columns = self._columns
         assert columns is not None
         if not self.attempts:
             write("No upgrade attempts found.")
         else:
             rows = ([rank + 1, *record.line] for rank, record in self._kept_records())
-            columns.write(rows, markdown, write)
+            columns.write(rows, write)
         write("\n\n" + summary_lines(self.summary(stats, warnings)) + "\n")
 
     def detail(self, view: Any, stats: RunStats, warnings: Sequence[CaptureWarning],
@@ -187,10 +187,11 @@ class _Columns:
     (tabulate's own `_type`), the widest value, and whether any value would switch tabulate
     to another way of measuring (terminal codes, line breaks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, markdown: bool) -> None:
         import tabulate
 
         self._tabulate = tabulate
+        self.markdown = markdown  # cells escaped for Markdown before all else, as render_table
         self.types: list[type] = [bool] * len(_COLUMNS)
         self.general: list[Any] = [None] * len(_COLUMNS)  # a value of that type
         self.widest: list[Any] = [None] * len(_COLUMNS)
@@ -199,9 +200,12 @@ class _Columns:
         self._width = tabulate._choose_width_fn(
             False, tabulate.wcwidth is not None and tabulate.WIDE_CHARS_MODE, False)
 
+    def cells(self, row: list[Any]) -> list[Any]:
+        return [_markdown_cell(v) for v in row] if self.markdown else row
+
     def add(self, row: list[Any]) -> None:
         t = self._tabulate
-        for n, value in enumerate(row):
+        for n, value in enumerate(self.cells(row)):
             kind = t._type(value)
             if kind is not self.types[n] and t._more_generic(self.types[n], kind) is kind:
                 self.types[n], self.general[n] = kind, value
@@ -213,20 +217,17 @@ class _Columns:
             if width > self.widths[n]:
                 self.widths[n], self.widest[n] = width, value
 
-    def write(self, rows: Iterator[list[Any]], markdown: bool,
-              write: Callable[[str], Any]) -> None:
+    def write(self, rows: Iterator[list[Any]], write: Callable[[str], Any]) -> None:
         tabulate = self._tabulate.tabulate
-        fmt = "github" if markdown else "simple"
-
-        def cells(row: list[Any]) -> list[Any]:
-            return [_markdown_cell(v) for v in row] if markdown else row
+        fmt = "github" if self.markdown else "simple"
+        cells = self.cells
 
         if not self.plain or any(k in (float, bytes) for k in self.types):
             # A float column aligns on the decimal point and a line break makes rows of
             # several lines: laid out whole, in memory (no capture of ours has either).
             write(tabulate([cells(r) for r in rows], headers=_COLUMNS, tablefmt=fmt))
             return
-        guides = [cells(self.widest), cells(self.general)]
+        guides = [self.widest, self.general]  # escaped already
         first = True
         while True:
             batch = [cells(r) for _, r in zip(range(TABLE_SLICE), rows, strict=False)]
