@@ -80,3 +80,26 @@ def test_handshake_weight_makes_a_sparser_capture(tmp_path: Path) -> None:
     assert {a["scenario"] for a in sparse["attempts"]} == {a["scenario"]
                                                            for a in dense["attempts"]}
     assert len(sparse["attempts"]) * 3 < len(dense["attempts"])
+
+
+def test_ground_truth_check_accepts_connection_attempts_counted_not_listed(tmp_path: Path) -> None:
+    # Past the first 1,000 refused or unanswered connections the analyzer counts them by
+    # reason in the summary instead of listing them: the check matches those against the
+    # counts, and only up to the counts.
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from run import check_ours
+    finally:
+        sys.path.pop(0)
+    truth = {"frames": 9, "ordinary_http_exchanges": 0, "attempts": [
+        {"client": f"10.0.0.1:{port}", "scenario": "refused", "delivery": "plain",
+         "verdict": "refused", "reason": "tcp_refused"} for port in (1, 2, 3)]}
+    listed = {"client": "10.0.0.1:1", "verdict": "refused", "reasons": ["tcp_refused"]}
+    (tmp_path / "out").write_text(json.dumps(listed) + "\n")
+    err = tmp_path / "err"
+    for unlisted, matched in ((2, 3), (1, 2)):
+        err.write_text("Frames: 9, TCP segments: 9, connections: 3 (0 HTTP), ordinary HTTP "
+                       "exchanges: 0\nConnection attempts not listed (never reached HTTP; "
+                       f"only the first 1000 are): {unlisted} (tcp_refused x{unlisted})\n")
+        check = check_ours(tmp_path / "out", err, truth)
+        assert check["matched"] == matched and check["frames_ok"] and check["ordinary_ok"]
