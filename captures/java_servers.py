@@ -3,13 +3,13 @@ traffic.
 
 Tomcat 10 (`catalina.sh run`) serves Debian's tomcat10-examples webapp (its WebSocket echo
 endpoints) and a one-class webapp of ours, compiled here with javac against Tomcat's WebSocket
-API: an endpoint that supports the subprotocol chat.v1 and refuses foreign Origins through its
-Configurator. Jetty 9.4 runs embedded (Debian's jetty9 jars) with its native WebSocketServlet:
-the same subprotocol and Origin rules, the Origin refused with `sendForbidden`. Same rules as
-generate.py: loopback only, fixed ports (18180, 18185), every process in its own group and
-stopped in a `finally`, and what each side printed recorded at run time: for each attempt, the
-lines the server logged while that attempt ran (catalina's console and its access log; Jetty's
-StdErrLog and its request log).
+API: an endpoint that supports the subprotocol chat.v1 and refuses the Origin
+http://evil.example through its Configurator. Jetty 9.4 runs embedded (Debian's jetty9 jars)
+with its native WebSocketServlet: the same subprotocol and Origin rules, the Origin refused with
+`sendForbidden`. Same rules as generate.py: loopback only, fixed ports (18180, 18185), every
+process in its own group and stopped in a `finally`, and what each side printed recorded at run
+time: for each attempt, the lines the server logged while that attempt ran (catalina's console
+and its access log; Jetty's StdErrLog and its request log).
 
 The JVMs start in seconds on an idle machine but much slower on a loaded one, so these
 scenarios wait up to JAVA_START seconds for the port and have a longer scenario bound.

@@ -864,7 +864,7 @@ CASES: tuple[Case, ...] = (
                   request=ws_request(protocols=("chat.v2",))), FAILED,
          "ws_protocol_not_chosen", present=("client_hung_up_after_switch",),
          found={"ws_protocol_not_chosen": ("RST 2 ms after",)}),
-    # the server answered the client's hang-up with a Close (Tomcat 1002, Jetty 1000:
+    # the server answered the client's hang-up with a Close (Tomcat 1002, Jetty 1001:
     # captures/tomcat10_websocket.pcap, jetty9_websocket.pcap): still the client's rejection
     Case("subprotocol offered, none chosen, the client hangs up, the server answers Close",
          switched(client_fin(0.010), close("server", 1002, 0.007),

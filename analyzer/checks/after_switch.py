@@ -41,7 +41,7 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     answer, answer_frames = "", ()  # type: tuple[str, tuple[int, ...]]
     if closed:
         # A Close sent after the other side hung up without a frame only answered that hang-up
-        # (Tomcat sends Close 1002, Jetty Close 1000 when a Node ws client that rejected the
+        # (Tomcat sends Close 1002, Jetty Close 1001 when a Node ws client that rejected the
         # 101 closes its socket: captures/tomcat10_websocket.pcap): the hang-up is the story.
         reaction = _close_after_silent_hang_up(attempt, after, closed[0])
         if reaction is None:
