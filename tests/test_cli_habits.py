@@ -4,6 +4,8 @@ times, several files, connections that never reached HTTP, completion, Ctrl-C.""
 
 from __future__ import annotations
 
+import array
+import fcntl
 import json
 import os
 import re
@@ -11,6 +13,7 @@ import select
 import signal
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -414,6 +417,22 @@ def test_a_damaged_capture_is_warned_about_once(tmp_path: Path) -> None:
 
 # ---- Ctrl-C ------------------------------------------------------------------------------
 
+def _wait_reading_an_empty_pipe(process: subprocess.Popen[bytes], most: float = 60.0) -> None:
+    """Until ``process`` has taken every byte written to its standard input and sleeps in a
+    read of the pipe (a fixed sleep was too short for a loaded machine's start-up)."""
+    assert process.stdin is not None
+    waiting = array.array("i", [0])
+    deadline = time.monotonic() + most
+    while time.monotonic() < deadline:
+        fcntl.ioctl(process.stdin.fileno(), termios.FIONREAD, waiting)
+        wchan = Path(f"/proc/{process.pid}/wchan").read_text()
+        if waiting[0] == 0 and wchan.endswith("pipe_read"):  # anon_pipe_read on newer kernels
+            time.sleep(0.2)  # the bytes read are analysed before the next read blocks
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the reader did not drain its pipe within {most} s")
+
+
 def test_ctrl_c_says_the_results_are_partial(tmp_path: Path) -> None:
     """The capture comes through a pipe that stays open (a capture still being written);
     SIGINT then stops the read: status 130, what was found so far, and a note on stderr."""
@@ -426,7 +445,7 @@ def test_ctrl_c_says_the_results_are_partial(tmp_path: Path) -> None:
         assert process.stdin is not None
         process.stdin.write(path.read_bytes())
         process.stdin.flush()
-        time.sleep(1.5)  # read and analysed; waiting for more
+        _wait_reading_an_empty_pipe(process)  # read and analysed; waiting for more
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     finally:
