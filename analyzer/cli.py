@@ -144,8 +144,9 @@ def cli() -> None:
               help="Colour the detail view (default: when standard output is a terminal and "
                    "neither NO_COLOR is set nor TERM=dumb).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), metavar="N",
-              help="Analyse each file as an independent capture, N files at a time in "
-                   "parallel (frame numbers then count within each file).")
+              help="One file: shard its connections by server over N processes. Several "
+                   "files: analyse each as an independent capture, N at a time (frame "
+                   "numbers then count within each file).")
 @_max_connections_option
 @click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
               help="TLS key log (SSLKEYLOGFILE format) to decrypt wss:// and https:// with.")
@@ -268,6 +269,11 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
     table = StreamedTable(style) if streaming and fmt == "table" else None
 
     def decided() -> Iterator[Diagnosis]:
+        if jobs is not None and jobs > 1 and len(paths) == 1:  # one file sharded by flow
+            from analyzer.scale.local import ShardedRead
+
+            yield from ShardedRead(paths[0], jobs, analysis, warnings, max_connections)
+            return
         if jobs is not None:  # independent inputs in parallel: see analyzer/parallel.py
             # imported only here: it brings in multiprocessing, which a plain read never uses
             from analyzer.parallel import analyze_in_parallel
