@@ -12,12 +12,12 @@ of the cores the runs really had.
 
 Projection: every worker walks the whole file, so the walk is the serial part of the workers.
 It is measured as a run that owns no connection (``--walk``: every flow is skipped in compiled
-code) less Python's start-up (the same run on a one-frame capture), W. The parent's own CPU, R
-(start-up, receiving and merging, the report), is counted as serial too (most of it is the
-report, printed after the workers end). With C the workers' CPU at N=2, of which 2W is the
-walk twice, N workers on N free cores take about R + W + (C - 2W) / N; the speed-up is the
-one-process wall time over that, with wall = CPU on a free core (Amdahl, pessimistic: part of
-R overlaps the workers).
+code) less Python's start-up (the same run on a one-frame capture), W. With C the workers' CPU
+at N=2, of which 2W is the walk twice, N workers on N free cores take W + (C - 2W) / N. The
+parent's own CPU, R (start-up, unpickling and merging what the workers send, the report),
+runs beside the workers while they send and after them for the report: the projection is given
+between max(R, W + (C - 2W) / N) (all of R overlapped) and R + W + (C - 2W) / N (none of it),
+as speed-ups over the one-process CPU time (wall = CPU on a free core).
 """
 
 from __future__ import annotations
@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  walk only:    CPU {walk_cpu:6.2f} s past start-up ({cpu['start']:.2f} s)")
         workers = cpu["jobs"] - own
         for n in (2, 8, 16):
-            projected = own + walk_cpu + max(workers - args.jobs * walk_cpu, 0.0) / n
-            print(f"  projected on {n:2d} free cores: {cpu['one'] / projected:.2f}x "
-                  f"(one process {cpu['one']:.2f} s, --jobs {n} {projected:.2f} s)")
+            share = walk_cpu + max(workers - args.jobs * walk_cpu, 0.0) / n
+            best, worst = cpu["one"] / max(own, share), cpu["one"] / (own + share)
+            print(f"  projected on {n:2d} free cores: {worst:.2f}x to {best:.2f}x")
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 

@@ -115,6 +115,9 @@ class ShardedRead:
 
     def __init__(self, path: str, jobs: int, into: Analysis, warnings: list[CaptureWarning],
                  max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        if path == "-":
+            raise CaptureError("-: standard input cannot be read by several processes "
+                               "(--jobs); save it to a file")
         self._path = path
         self._jobs = jobs
         self._into = into
