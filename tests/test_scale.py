@@ -192,3 +192,46 @@ def test_a_closed_pipe_ends_with_141_and_stops_every_worker(big: Path) -> None:
     while not all(map(_gone, workers)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(map(_gone, workers))
+
+
+def _proxied(path: Path) -> Path:
+    """40 clients through one proxy (front legs to 10.0.0.2:80, back legs to 10.0.0.3:8080:
+    two servers, so the legs of one handshake may be judged in two workers)."""
+    from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+
+    convs = []
+    t = 1_700_000_000.0
+    for i in range(40):
+        key = f"client-key-{i:02d}-AAAAAA=="
+        back_key = key if i % 2 else f"proxy-key-{i:02d}-AAAAAAA=="
+        front = Conversation(client=(f"10.0.1.{i + 1}", 50000 + i), server=("10.0.0.2", 80),
+                             start=t + 0.05 * i)
+        front.handshake()
+        front.client(websocket_request("chat.example.com", "/ws", key=key))
+        back = Conversation(client=("10.0.0.2", 41000 + i), server=("10.0.0.3", 8080),
+                            start=t + 0.05 * i + 0.01)
+        back.handshake()
+        back.client(websocket_request("chat.example.com", "/ws", key=back_key))
+        back.server(websocket_response(back_key), delay=0.002)
+        front.server(websocket_response(key), delay=0.03)
+        convs += [front, back]
+    write_pcap(path, convs)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_spilled_report_of_shards_rebuilds_proxy_fronts_in_the_merged_order(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bench: Path, fmt: str) -> None:
+    """Past SPILL_AFTER (report/kept.py) the fronts that correlation changes are rebuilt by a
+    second sharded run, which must decide the attempts in the same merged order."""
+    from analyzer.report import kept
+
+    capture = _proxied(tmp_path / "proxied.pcap")
+    alone = _read(capture, fmt)
+    assert alone.count("proxy_rekeyed") >= 20  # json says it twice (id and reasons)
+    monkeypatch.setattr(kept, "SPILL_AFTER", 0)
+    assert _read(capture, fmt, "--jobs", "2") == alone
+    monkeypatch.setattr(kept, "SPILL_AFTER", 10**9)
+    whole = _read(bench, fmt)
+    monkeypatch.setattr(kept, "SPILL_AFTER", 0)
+    assert _read(bench, fmt, "--jobs", "2") == whole
