@@ -34,6 +34,7 @@ from analyzer.cli_options import (
     unknown_id,
     with_origin,
 )
+from analyzer.correlate import CLOCK_SKEW
 from analyzer.filters import Selection
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.clock import Clock
@@ -329,7 +330,9 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
                          whole=view.detail or view.attempt is not None or fmt == "html",
                          # a cluster returns files as they complete: no second run
                          # would decide them in the same order, so they are kept whole
-                         rebuild=None if "-" in captures or scheduler else rebuild)
+                         rebuild=None if "-" in captures or scheduler else rebuild,
+                         # independent captures (one per host): proxy legs across two clocks
+                         skew=CLOCK_SKEW if several and (jobs or scheduler) else 0.0)
     progress = None
     if jobs is None and scheduler is None and not (streaming and terminal_width() is not None):
         from analyzer import progress as progress_module

@@ -235,3 +235,63 @@ def test_spilled_report_of_shards_rebuilds_proxy_fronts_in_the_merged_order(
     whole = _read(bench, fmt)
     monkeypatch.setattr(kept, "SPILL_AFTER", 0)
     assert _read(bench, fmt, "--jobs", "2") == whole
+
+
+def _two_hosts(where: Path, behind: float) -> tuple[Path, Path]:
+    """40 handshakes through a proxy that forwards the key and strips Upgrade/Connection from
+    every other one, captured on two hosts: the front legs on the proxy, the back legs on the
+    backend, whose clock is ``behind`` seconds slow."""
+    from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+
+    fronts, backs = [], []
+    t = 1_700_000_000.0
+    for i in range(40):
+        key = f"client-key-{i:02d}-AAAAAA=="
+        front = Conversation(client=(f"10.0.1.{i + 1}", 50000 + i), server=("10.0.0.2", 80),
+                             start=t + 0.05 * i)
+        front.handshake()
+        front.client(websocket_request("chat.example.com", "/ws", key=key))
+        back = Conversation(client=("10.0.0.2", 41000 + i), server=("10.0.0.3", 8080),
+                            start=t + 0.05 * i + 0.01 - behind)
+        back.handshake()
+        stripped = ("Upgrade", "Connection") if i % 2 else ()
+        back.client(websocket_request("chat.example.com", "/ws", key=key, omit=stripped))
+        back.server(websocket_response(key), delay=0.002)
+        front.server(websocket_response(key), delay=0.03 + behind)
+        fronts.append(front)
+        backs.append(back)
+    write_pcap(where / "proxy.pcap", fronts)
+    write_pcap(where / "backend.pcap", backs)
+    return where / "proxy.pcap", where / "backend.pcap"
+
+
+def _paired_right(out: str) -> bool:
+    """Every front leg says 'stripped' exactly when its own back leg was (odd clients)."""
+    rows = [line.split(",") for line in out.splitlines()[1:] if ",10.0.0.2:80," in line]
+    assert len(rows) == 40
+    return all(("proxy_stripped_upgrade" in ",".join(row))
+               == bool((int(row[2].split(":")[1]) - 50000) % 2)
+               and "proxy_answered_itself" not in ",".join(row) for row in rows)
+
+
+def test_proxy_legs_on_two_hosts_pair_despite_clock_skew(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Independent captures (--jobs over several files) of the two sides of a proxy: the
+    backend's clock 0.3 s behind puts each back leg before its front leg; within CLOCK_SKEW
+    the legs still pair by key, and the fronts whose Upgrade the proxy stripped say so."""
+    proxy, backend = _two_hosts(tmp_path, behind=0.3)
+    assert _paired_right(_read(proxy, "csv", "--jobs", "2", str(backend)))
+    from analyzer import cli
+
+    monkeypatch.setattr(cli, "CLOCK_SKEW", 0.0)  # without the tolerance: wrong or no pairs
+    assert not _paired_right(_read(proxy, "csv", "--jobs", "2", str(backend)))
+    monkeypatch.undo()
+    from analyzer.report import kept
+
+    monkeypatch.setattr(kept, "SPILL_AFTER", 0)  # the spilled report pairs records alike
+    assert _paired_right(_read(proxy, "csv", "--jobs", "2", str(backend)))
+    monkeypatch.undo()
+    far = tmp_path / "far"  # past the tolerance
+    far.mkdir()
+    proxy, backend = _two_hosts(far, behind=1.5)
+    assert not _paired_right(_read(proxy, "csv", "--jobs", "2", str(backend)))

@@ -106,3 +106,27 @@ def test_an_address_without_tcp_or_tls_is_a_usage_error() -> None:
     result = run_cli("read", "--scheduler", "127.0.0.1:8786", str(CAPTURES / FILES[0]))
     assert result.exit_code == 2
     assert "tcp://HOST:PORT" in result.output
+
+
+def test_proxy_legs_captured_on_two_hosts_pair_on_the_cluster(scheduler: str,
+                                                             tmp_path: Path) -> None:
+    """The cross-capture view over tasks' results: legs of one handshake from two files,
+    the backend's clock 0.3 s behind, pair as in the local run (tests/test_scale.py)."""
+    from tests.test_scale import _paired_right, _two_hosts
+
+    proxy, backend = _two_hosts(tmp_path, behind=0.3)
+    local = _read("-F", "csv", "--jobs", "2", str(proxy), str(backend))
+    assert _paired_right(local)
+    assert _read("-F", "csv", "--scheduler", scheduler, str(proxy), str(backend)) == local
+
+
+def test_spilled_report_on_the_cluster_keeps_attempts_whole(
+        scheduler: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past SPILL_AFTER the fronts are not rebuilt (files come back in completion order) but
+    pickled as decided: the same report."""
+    from analyzer.report import kept
+
+    paths = [str(CAPTURES / f) for f in FILES]
+    local = _read("-F", "json", "--jobs", "2", *paths)
+    monkeypatch.setattr(kept, "SPILL_AFTER", 0)
+    assert _read("-F", "json", "--scheduler", scheduler, *paths) == local
