@@ -28,11 +28,13 @@ from analyzer.cli_options import (
     complete_ids,
     filter_options,
     output_to,
+    scheduler_address,
     selection_of,
     terminal_width,
     unknown_id,
     with_origin,
 )
+from analyzer.correlate import CLOCK_SKEW
 from analyzer.filters import Selection
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.clock import Clock
@@ -145,8 +147,13 @@ def cli() -> None:
               help="Colour the detail view (default: when standard output is a terminal and "
                    "neither NO_COLOR is set nor TERM=dumb).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), metavar="N",
-              help="Analyse each file as an independent capture, N files at a time in "
-                   "parallel (frame numbers then count within each file).")
+              help="One file: shard its connections by server over N processes. Several "
+                   "files: analyse each as an independent capture, N at a time (frame "
+                   "numbers then count within each file).")
+@click.option("--scheduler", metavar="ADDRESS", callback=scheduler_address,
+              help="Run on a Dask cluster (tcp://HOST:8786 or tls://...; pip install "
+                   "upgrade-analyzer[dask]): each file, or each of its --jobs shards, is a "
+                   "task; the captures and the key log are sent to the workers.")
 @_max_connections_option
 @click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
               help="TLS key log (SSLKEYLOGFILE format) to decrypt wss:// and https:// with.")
@@ -155,7 +162,8 @@ def read_command(captures: tuple[str, ...], read_files: tuple[str, ...], fmt: st
                  output: str | None, fail_on: str | None, summary_only: bool, detail: bool,
                  attempt: int | None, show_secrets: bool, color: bool | None,
                  jobs: int | None, max_connections: int, local_time: bool,
-                 keylog: str | None = None, **filters: Any) -> None:
+                 keylog: str | None = None, scheduler: str | None = None,
+                 **filters: Any) -> None:
     """Analyze saved captures (pcap, pcapng, gzip; a directory: the captures in it; '-' for
     standard input).
 
@@ -172,7 +180,7 @@ def read_command(captures: tuple[str, ...], read_files: tuple[str, ...], fmt: st
     if view.detail and summary_only:
         raise click.UsageError("--summary-only prints no attempt; drop --detail/--attempt")
     status = _read(inputs, fmt, selection, fail_on is not None, view, jobs, max_connections,
-                   output, _key_store(keylog))
+                   output, _key_store(keylog), scheduler)
     sys.exit(status)
 
 
@@ -242,7 +250,7 @@ def explain_command(check_id: str) -> None:
 def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
           fail_on_failed: bool, view: View = View(), jobs: int | None = None,
           max_connections: int = DEFAULT_MAX_CONNECTIONS, output: str | None = None,
-          secrets: object | None = None) -> int:
+          secrets: object | None = None, scheduler: str | None = None) -> int:
     warnings: list[CaptureWarning] = []
     analysis = Analysis(max_connections=max_connections, secrets=secrets)
     kept: list[Diagnosis] | SpilledReport = []
@@ -255,7 +263,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
     opened: list[Input] = []
     try:  # every input is opened (and a directory listed) before any output
         paths = expand_inputs(captures)
-        if jobs is None:
+        if jobs is None and scheduler is None:
             records = read_records(paths, warnings, opened)
         else:
             for path in paths:
@@ -269,6 +277,17 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
     table = StreamedTable(style) if streaming and fmt == "table" else None
 
     def decided() -> Iterator[Diagnosis]:
+        if scheduler is not None:  # a Dask cluster: analyzer/scale/cluster.py
+            from analyzer.scale.cluster import analyze_on_cluster
+
+            yield from analyze_on_cluster(scheduler, paths, jobs or 1, analysis, warnings,
+                                          max_connections)
+            return
+        if jobs is not None and jobs > 1 and len(paths) == 1:  # one file sharded by flow
+            from analyzer.scale.local import ShardedRead
+
+            yield from ShardedRead(paths[0], jobs, analysis, warnings, max_connections)
+            return
         if jobs is not None:  # independent inputs in parallel: see analyzer/parallel.py
             # imported only here: it brings in multiprocessing, which a plain read never uses
             from analyzer.parallel import analyze_in_parallel
@@ -283,6 +302,12 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
 
     def rebuild() -> Iterator[Diagnosis]:  # the same attempts again (report/kept.py)
         again = Analysis(max_connections=max_connections, secrets=secrets)
+        if jobs is not None and jobs > 1 and len(paths) == 1:  # the same merged order again
+            from analyzer.scale.local import ShardedRead
+
+            yield from _numbered(iter(ShardedRead(paths[0], jobs, again, [], max_connections)),
+                                 selection, Counter())
+            return
         if jobs is not None:
             from analyzer.parallel import analyze_in_parallel
 
@@ -303,9 +328,13 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
     # Sorted formats keep every attempt to the end: compactly, on disk past a point.
     store = KeptAttempts(fmt, selection.keep, show_secrets=view.show_secrets, style=style,
                          whole=view.detail or view.attempt is not None or fmt == "html",
-                         rebuild=None if "-" in captures else rebuild)
+                         # a cluster returns files as they complete: no second run
+                         # would decide them in the same order, so they are kept whole
+                         rebuild=None if "-" in captures or scheduler else rebuild,
+                         # independent captures (one per host): proxy legs across two clocks
+                         skew=CLOCK_SKEW if several and (jobs or scheduler) else 0.0)
     progress = None
-    if jobs is None and not (streaming and terminal_width() is not None):
+    if jobs is None and scheduler is None and not (streaming and terminal_width() is not None):
         from analyzer import progress as progress_module
 
         if progress_module.wanted():

@@ -102,6 +102,15 @@ def with_origin(d: Diagnosis, paths: list[str],
     return dataclasses.replace(d, origin=(paths[index], frame))
 
 
+def scheduler_address(ctx: click.Context, param: click.Parameter,
+                      value: str | None) -> str | None:
+    """``--scheduler``: a Dask scheduler's address, tcp:// or tls:// (no default scheme:
+    a typo must not send captures somewhere unexpected)."""
+    if value is not None and not value.startswith(("tcp://", "tls://")):
+        raise click.BadParameter(f"{value!r}: give tcp://HOST:PORT or tls://HOST:PORT")
+    return value
+
+
 @contextlib.contextmanager
 def output_to(path: str | None) -> Iterator[None]:
     """Standard output goes to ``path`` (-o FILE) while the report is written."""

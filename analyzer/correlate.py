@@ -9,6 +9,14 @@ path within a short time, the back leg's request starting after the front's and 
 (if any) arriving before the front's. Comparing the two copies says which hop changed the
 handshake. This needs the whole capture, so it runs once all attempts are known (read), not
 while streaming.
+
+Independent captures (``read --jobs`` or ``--scheduler`` over several files: one per host) may
+hold the two legs of one handshake on two hosts whose clocks disagree. Between legs of two
+different files (`Leg.source`) pairing then tolerates ``skew`` seconds (CLOCK_SKEW): the back
+leg's request may appear that much before the front's, its response that much after, and the
+window grows by as much. Such legs pair only by the same Sec-WebSocket-Key (the same request
+line within a second of skew is ambiguous), and which leg is the front is read from the
+addresses (the back leg comes from the host the front leg went to) before the two clocks.
 """
 
 from __future__ import annotations
@@ -27,11 +35,15 @@ from analyzer.verdict import Diagnosis, judge
 from analyzer.websocket.handshake import accept_for_key
 
 PAIRING_WINDOW = 5.0  # seconds between a front leg's request and its back leg's request
+# Clocks of two hosts whose captures are read as independent ones: NTP keeps servers within
+# milliseconds, a host without it drifts seconds a day; one second covers the first.
+CLOCK_SKEW = 1.0
 
 
-def correlate(diagnoses: Sequence[Diagnosis]) -> list[Diagnosis]:
-    """The diagnoses with proxy findings added to front legs (order and numbers kept)."""
-    pairs = _pair_legs(diagnoses)
+def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0) -> list[Diagnosis]:
+    """The diagnoses with proxy findings added to front legs (order and numbers kept);
+    ``skew``: the clock difference tolerated between legs of two files (see above)."""
+    pairs = _pair_legs(diagnoses, skew)
     proxy_endpoints = {front.attempt.server for front, _ in pairs}
     back_of = {id(front): back for front, back in pairs}
     back_legs = {id(back) for _, back in pairs}
@@ -61,26 +73,32 @@ class Leg(NamedTuple):
     client: Endpoint
     server: Endpoint
     response_time: float | None  # None: no response
+    source: str | None = None  # the file, when several were read
 
 
-def leg_of(attempt: Attempt) -> Leg | None:
+def leg_of(attempt: Attempt, source: str | None = None) -> Leg | None:
     head = attempt.request_head
     if head is None:
         return None
     return Leg(attempt.time, head.headers.get("sec-websocket-key"), (head.method, head.target),
                attempt.client, attempt.server,
-               attempt.response.time if attempt.response is not None else None)
+               attempt.response.time if attempt.response is not None else None, source)
 
 
-def _pair_legs(diagnoses: Sequence[Diagnosis]) -> list[tuple[Diagnosis, Diagnosis]]:
+def source_of(d: Diagnosis) -> str | None:
+    return d.origin[0] if d.origin is not None else None
+
+
+def _pair_legs(diagnoses: Sequence[Diagnosis],
+               skew: float = 0.0) -> list[tuple[Diagnosis, Diagnosis]]:
     candidates = [d for d in diagnoses if d.attempt.request_head is not None]
     candidates.sort(key=lambda d: d.attempt.time)
-    legs = (leg_of(d.attempt) for d in candidates)
+    legs = (leg_of(d.attempt, source_of(d)) for d in candidates)
     return [(candidates[front], candidates[back])
-            for front, back in pair_legs(leg for leg in legs if leg is not None)]
+            for front, back in pair_legs((leg for leg in legs if leg is not None), skew)]
 
 
-def pair_legs(legs: Iterable[Leg]) -> Iterator[tuple[int, int]]:
+def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int]]:
     """Pairs (front, back) of positions in ``legs`` (attempts with a request, in time order,
     ties in report order): each front leg with the first later attempt, within
     PAIRING_WINDOW, that `_legs_of_one_handshake` accepts and no earlier front took.
@@ -90,8 +108,13 @@ def pair_legs(legs: Iterable[Leg]) -> Iterator[tuple[int, int]]:
     comparing every pair within the window was quadratic (5,000 attempts in 15 s of a capture
     took 1.5 s, benchmarks/README.md). Only the legs within the window of the front being
     paired are held (indexed by position), so memory follows the busiest 5 s, not the run.
+
+    With ``skew`` (legs of two files, see the module's docstring) the window is longer by
+    ``skew``, and the legs that had their turn within the last ``skew`` seconds are kept
+    (`_Earlier`) for a front whose back leg's clock was behind.
     """
     source = iter(legs)
+    earlier = _Earlier(skew)
     window: dict[int, Leg] = {}
     by_key: dict[str, deque[int]] = defaultdict(deque)
     by_line: dict[tuple[str, str, bytes], deque[int]] = defaultdict(deque)
@@ -107,7 +130,7 @@ def pair_legs(legs: Iterable[Leg]) -> Iterator[tuple[int, int]]:
             _index(window[i], i, by_key, by_line)
         front = window[i]
         # every later leg within the window of this front (times ascend, so a contiguous run)
-        while upcoming is not None and not upcoming.time - front.time > PAIRING_WINDOW:
+        while upcoming is not None and not upcoming.time - front.time > PAIRING_WINDOW + skew:
             window[loaded] = upcoming
             _index(upcoming, loaded, by_key, by_line)
             loaded, upcoming = loaded + 1, next(source, None)
@@ -120,16 +143,53 @@ def pair_legs(legs: Iterable[Leg]) -> Iterator[tuple[int, int]]:
         else:
             found = [n for n in (
                 _first_back_leg(window, front, by_key.get(front.key) if front.key else None,
-                                taken),
+                                taken, skew),
                 _first_back_leg(window, front,
-                                by_line.get((*front.line, front.server.address)), taken),
+                                by_line.get((*front.line, front.server.address)), taken, skew),
             ) if n is not None]
-            if found:
-                best = min(found)
+            best = min(found) if found else earlier.back_leg_of(front)
+            if best is not None:
                 taken.add(best)
+                earlier.pair(i, best)
                 yield i, best
+        earlier.add(i, front)
         del window[i]
         i += 1
+
+
+class _Earlier:
+    """The legs whose turn came within the last ``skew`` seconds, for a front of another file
+    whose back leg's clock was behind (a few legs: those of one second)."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = skew
+        self.legs: deque[tuple[int, Leg]] = deque()
+        self.paired: set[int] = set()  # positions in a pair (as front or back leg)
+
+    def add(self, n: int, leg: Leg) -> None:
+        if self.skew > 0:
+            self.legs.append((n, leg))
+
+    def pair(self, front: int, back: int) -> None:
+        if self.skew > 0:
+            self.paired.update((front, back))
+
+    def back_leg_of(self, front: Leg) -> int | None:
+        """The latest earlier leg of another file that is a back leg of ``front``."""
+        legs = self.legs
+        if not self.skew:
+            return None
+        while legs and front.time - legs[0][1].time > self.skew:
+            self.paired.discard(legs.popleft()[0])
+        for n, leg in reversed(legs):
+            if (n not in self.paired and _other_files(front, leg)
+                    and _legs_of_one_handshake(front, leg, self.skew)):
+                return n
+        return None
+
+
+def _other_files(a: Leg, b: Leg) -> bool:
+    return a.source is not None and b.source is not None and a.source != b.source
 
 
 def _forget(index: dict[Any, deque[int]], name: Any, n: int) -> None:
@@ -148,24 +208,34 @@ def _index(leg: Leg, n: int, by_key: dict[str, deque[int]],
 
 
 def _first_back_leg(window: dict[int, Leg], front: Leg, indexed: deque[int] | None,
-                    taken: set[int]) -> int | None:
+                    taken: set[int], skew: float = 0.0) -> int | None:
     """The first position in ``indexed`` (ascending, all after the front's and within its
     window) whose leg is a back leg of ``front``."""
     for n in indexed or ():
-        if n not in taken and _legs_of_one_handshake(front, window[n]):
+        back = window[n]
+        if skew and back.time - front.time > PAIRING_WINDOW and not _other_files(front, back):
+            continue  # the window is longer by the skew only between two files
+        if n not in taken and _legs_of_one_handshake(front, back, skew):
             return n
     return None
 
 
-def _legs_of_one_handshake(front: Leg, back: Leg) -> bool:
+def _legs_of_one_handshake(front: Leg, back: Leg, skew: float = 0.0) -> bool:
     if back.server == front.server or back.client == front.client:
         return False
+    tolerance = skew if _other_files(front, back) else 0.0
+    if tolerance and front.client.address == back.server.address != back.client.address:
+        return False  # the front leg comes from the other's server: it is the back leg
     if front.response_time is not None and back.response_time is not None and (
-        back.response_time > front.response_time
+        back.response_time > front.response_time + tolerance
     ):
         return False
     if front.key and back.key and front.key == back.key:
         return True
+    if tolerance:
+        # Between two clocks the key is the only identity: the same request line within a
+        # second of skew is ambiguous as soon as clients come more often than that.
+        return False
     # Without a shared key: the same request line, and the back leg must come from the host
     # the front leg went to (a proxy opens the back leg from its own address).
     return front.line == back.line and back.client.address == front.server.address

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from analyzer.checks.facts import facts_of
 from analyzer.checks.transport import check_transport
@@ -85,10 +85,14 @@ class Analysis:
         compiled: bool = True,
         secrets: object | None = None,
         handlers: dict[Start, HandlerFactory] | None = None,
+        owns: Callable[[Connection, Segment], bool] | None = None,
     ) -> None:
         # Use the compiled fast path (decode/_fastpath.pyx) when it is built; False runs the
         # pure-Python path, which must give the same results (tests compare the two).
         self._compiled = compiled
+        # `read --jobs N FILE` (analyzer/scale/): a worker follows only the connections it owns;
+        # the others are ignored from their first segment, so the compiled skip drops the rest.
+        self._owns = owns
         self._decoder = Decoder()
         self._counters = ExchangeCounters()
         self._decided: deque[Attempt] = deque()
@@ -109,7 +113,9 @@ class Analysis:
         self._last = 0.0
         self._absorbed: list[RunStats] = []
 
-    def _new_tracker(self, conn: Connection, segment: Segment) -> ConnectionTracker:
+    def _new_tracker(self, conn: Connection, segment: Segment) -> ConnectionTracker | None:
+        if self._owns is not None and not self._owns(conn, segment):
+            return None
         return ConnectionTracker(conn, self._run)
 
     def feed(self, frame: Frame) -> list[Diagnosis]:

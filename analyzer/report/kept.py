@@ -39,6 +39,7 @@ from analyzer.correlate import (
     hop_of,
     leg_of,
     pair_legs,
+    source_of,
     storm_key,
 )
 from analyzer.exchange.model import Endpoint
@@ -83,8 +84,9 @@ class KeptAttempts:
     def __init__(self, fmt: str, keep: Callable[[Diagnosis], bool], *,
                  show_secrets: bool = False, whole: bool = False,
                  rebuild: Callable[[], Iterator[Diagnosis]] | None = None,
-                 style: TableStyle | None = None) -> None:
+                 style: TableStyle | None = None, skew: float = 0.0) -> None:
         self.fmt = fmt
+        self.skew = skew  # clock difference tolerated between proxy legs of two files
         self.keep = keep
         self.show_secrets = show_secrets
         self.style = style or TableStyle(show_secrets=show_secrets)
@@ -110,7 +112,8 @@ class KeptAttempts:
             return self.spill.close()
         kept = self._memory
         kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
-        kept = correlate([dataclasses.replace(d, number=i) for i, d in enumerate(kept, start=1)])
+        kept = correlate([dataclasses.replace(d, number=i) for i, d in enumerate(kept, start=1)],
+                         self.skew)
         self.listed = kept
         return [d for d in kept if self.keep(d)]
 
@@ -131,7 +134,7 @@ class KeptAttempts:
             line = text[len(_JSON_NUMBER) + 1:]
         primary = d.primary
         return Record(self.keep(d), d.verdict.value, primary.check if primary else None,
-                      storm_key(d), leg_of(d.attempt), hop_of(d), line, full)
+                      storm_key(d), leg_of(d.attempt, source_of(d)), hop_of(d), line, full)
 
 
 @functools.cache
@@ -206,7 +209,7 @@ class Spill:
                     candidates.append(index)
                     yield leg
 
-        pairs = [(candidates[f], candidates[b]) for f, b in pair_legs(legs())]
+        pairs = [(candidates[f], candidates[b]) for f, b in pair_legs(legs(), self.owner.skew)]
         if not pairs:
             return
         back_of = dict(pairs)

@@ -1,0 +1,229 @@
+"""`read --jobs N FILE`: one capture sharded by flow over N worker processes on this machine,
+their results streamed back as they are decided and merged in decision order.
+
+Each worker reads the whole file and follows only its own connections (`shard.py`); the walk
+over the file is done N times, so the speed-up is bounded by the share of the run that is not
+the walk (benchmarks/README.md). A worker sends each attempt the moment it is decided, and
+every PROGRESS_EVERY seconds the frame it has read up to; the parent holds an attempt until
+every worker has read past the frame that decided it, so the merged stream is in decision
+order while the workers run.
+
+Workers are forked (no second start-up) and stopped by their PID: on Ctrl-C, SIGTERM or a
+closed output pipe the parent sends them SIGTERM, takes what they decided and counted so far,
+and kills the ones that do not answer within STOP_WAIT seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import multiprocessing
+import os
+import queue as queue_module
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
+from analyzer.scale.shard import (
+    END,
+    Owner,
+    ShardTotals,
+    TcpListing,
+    decisions,
+    merge_totals,
+)
+from analyzer.source import read_records
+from analyzer.source.frame import CaptureError, CaptureWarning
+from analyzer.verdict import Diagnosis
+
+PROGRESS_EVERY = 0.2  # seconds between a worker's "read up to frame N" messages
+STOP_WAIT = 2.0  # seconds a stopped worker has to send what it has
+_POLL = 0.5  # seconds the parent waits for a message before it checks its workers are alive
+
+
+class _Stop(BaseException):
+    """SIGTERM or SIGINT in a worker: stop reading, send the totals so far."""
+
+
+def _stop(number: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def work(path: str, index: int, shards: int, max_connections: int, secrets: object | None,
+         out: Any) -> None:
+    """A worker: shard ``index`` of ``shards`` of ``path``; every message goes to ``out``."""
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    owner = Owner(index, shards)
+    analysis = Analysis(max_connections=max_connections, secrets=secrets, owns=owner)
+    warnings: list[CaptureWarning] = []
+    problem: tuple[str, str] | None = None
+    done = threading.Event()
+    progress: threading.Thread | None = None
+    try:
+        records = read_records([path], warnings)
+        progress = threading.Thread(target=_progress, args=(records, index, out, done),
+                                    daemon=True)
+        progress.start()
+        for seq, (frame, diagnosis) in enumerate(decisions(analysis, records)):
+            out.put(("decided", index, frame, seq, diagnosis))
+    except _Stop:
+        pass
+    except CaptureError as error:
+        problem = ("capture", str(error))
+    except BaseException as error:  # noqa: BLE001 - a bug, or the parent's own handler: say it
+        problem = ("internal", "".join(traceback.format_exception_only(error)).strip())
+    finally:
+        # From here the worker only hands over what it has: a late signal must not cut that.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        done.set()
+        if progress is not None:
+            progress.join()
+        out.put(("end", index, ShardTotals(index, analysis.stats, owner.owned, warnings),
+                 problem))
+        out.close()
+        out.join_thread()
+
+
+def _progress(records: object, index: int, out: Any, done: threading.Event) -> None:
+    # `number` is the record being processed: every frame before it is done, and what it
+    # decided was put on the queue before (same thread, same queue).
+    while not done.wait(PROGRESS_EVERY):
+        number = getattr(records, "number", 0)
+        if number > 1:
+            out.put(("progress", index, number - 1))
+
+
+def _signal(worker: BaseProcess, number: int) -> None:
+    """Signals a worker by its PID, if it was started and has not ended."""
+    if worker.pid is not None and worker.exitcode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, number)
+
+
+class ShardedRead:
+    """Iterate for the merged diagnoses; the merged totals are absorbed into ``into`` and
+    the capture's warnings added to ``warnings`` when the workers end (or are stopped)."""
+
+    def __init__(self, path: str, jobs: int, into: Analysis, warnings: list[CaptureWarning],
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        if path == "-":
+            raise CaptureError("-: standard input cannot be read by several processes "
+                               "(--jobs); save it to a file")
+        self._path = path
+        self._jobs = jobs
+        self._into = into
+        self._warnings = warnings
+        self._max_connections = max_connections
+        context = multiprocessing.get_context("fork")
+        self._queue = context.Queue()
+        self._workers = [
+            context.Process(target=work, daemon=True, name=f"upgrade-analyzer shard {i}",
+                            args=(path, i, jobs, max_connections, into.secrets, self._queue))
+            for i in range(jobs)]
+        self._read_to = [0] * jobs  # per worker: every attempt decided up to this frame is in
+        self._ended: dict[int, ShardTotals] = {}
+        self._held: list[tuple[int, int, int, int, Diagnosis]] = []
+        self._tcp = TcpListing()
+        self._problem: tuple[str, str] | None = None
+        self._stopped = False
+
+    def __iter__(self) -> Iterator[Diagnosis]:
+        sys.stdout.flush()  # a forked worker must not inherit (and flush) buffered output
+        for worker in self._workers:
+            worker.start()
+        try:
+            while len(self._ended) < self._jobs:
+                self._receive(_POLL)
+                if self._problem is not None:
+                    break
+                yield from self._release(min(self._read_to))
+            self._raise_problem()
+            yield from self._release(END)
+        except GeneratorExit:  # the consumer stopped (closed pipe): nothing more is printed
+            self.stop()
+            raise
+        except BaseException:  # Ctrl-C, SIGTERM: what was decided so far is still reported
+            self.stop()
+            yield from self._release(END)
+            raise
+        finally:
+            self.stop()
+
+    def _receive(self, timeout: float) -> bool:
+        """Takes one message; False when none came within ``timeout`` seconds."""
+        try:
+            message = self._queue.get(timeout=timeout)
+        except queue_module.Empty:
+            for i, worker in enumerate(self._workers):
+                if i not in self._ended and worker.exitcode is not None:
+                    self._problem = self._problem or (
+                        "internal", f"worker {i} ended with status {worker.exitcode}")
+                    self._ended[i] = ShardTotals(i, Analysis().stats, 0)
+            return False
+        kind, index = message[0], message[1]
+        if kind == "decided":
+            _, _, frame, seq, diagnosis = message
+            heapq.heappush(self._held, (frame, diagnosis.attempt.first_frame, index, seq,
+                                        diagnosis))
+            self._read_to[index] = max(self._read_to[index], frame - 1)
+        elif kind == "progress":
+            self._read_to[index] = max(self._read_to[index], message[2])
+        else:  # "end"
+            self._ended[index] = message[2]
+            self._read_to[index] = END
+            if message[3] is not None and self._problem is None:
+                self._problem = message[3]
+        return True
+
+    def _release(self, upto: int) -> Iterator[Diagnosis]:
+        held = self._held
+        while held and held[0][0] <= upto:
+            diagnosis = heapq.heappop(held)[4]
+            if self._tcp.admit(diagnosis):
+                yield diagnosis
+
+    def _raise_problem(self) -> None:
+        if self._problem is None:
+            return
+        kind, text = self._problem
+        self.stop()
+        if kind == "capture":
+            raise CaptureError(text)
+        raise RuntimeError(f"in a --jobs worker: {text}")
+
+    def stop(self) -> None:
+        """Stops every worker still running (SIGTERM, then SIGKILL after STOP_WAIT), takes
+        what they sent, and absorbs the merged totals. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for i, worker in enumerate(self._workers):
+            if i not in self._ended:  # the others are only handing their last bytes over
+                _signal(worker, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_WAIT
+        while len(self._ended) < self._jobs and time.monotonic() < deadline:
+            if not self._receive(0.1) and all(w.exitcode is not None for w in self._workers
+                                              if w.pid is not None):
+                break
+        for worker in self._workers:
+            if worker.pid is None:
+                continue
+            worker.join(timeout=max(0.1, deadline - time.monotonic()))
+            _signal(worker, signal.SIGKILL)
+            worker.join(timeout=STOP_WAIT)
+        self._queue.close()
+        parts = sorted(self._ended.values(), key=lambda p: p.index)
+        if parts:
+            stats = merge_totals(parts)
+            self._tcp.count_into(stats)
+            self._into.absorb(stats)
+            self._warnings.extend(parts[0].warnings)

@@ -1,0 +1,146 @@
+"""One shard of a capture: the connections whose server endpoint hashes to it; its results
+keyed by the frame that decided them; and the merge of several shards' results and totals.
+
+How it works
+------------
+Every shard reads the whole capture. A connection belongs to the shard that its server
+endpoint (address and port of the side that received the SYN) hashes to, so every attempt to
+one server is judged in one shard, with the others to that server: the views that compare
+attempts of one server (a plain 4xx promoted when another request to the same path upgrades,
+`exchange/relevance.py`) see what one process sees. A shard ignores the other connections from
+their first segment (`Analysis(owns=...)`), and the compiled skip drops their later frames
+unread, as it drops bulk traffic. A capture that starts mid-connection shows no SYN: the side
+with the lower port is taken as the server (ephemeral ports are high).
+
+The order of a streamed report (JSONL) is the order of decision: an attempt's key is the frame
+being read when it was decided (`END` for the ones judged at the end of the capture), then its
+first frame, then the shard and the shard's own order. One process decides the attempts of one
+connection in the same order, so the merged stream is one process's stream sorted by that key.
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from analyzer.decode.segment import Segment
+from analyzer.exchange.handoff import MAX_LISTED_TLS_SESSIONS
+from analyzer.exchange.model import AttemptKind
+from analyzer.pipeline import MAX_LISTED_TCP_ATTEMPTS, Analysis, RunStats, _transport_reason
+from analyzer.reassembly import Connection
+from analyzer.source.frame import CaptureWarning
+from analyzer.source.stream import Record
+from analyzer.verdict import Diagnosis
+
+END = sys.maxsize  # the decision frame of attempts judged when the capture ends
+_SYN = 0x02
+
+
+def server_endpoint(conn: Connection, segment: Segment) -> bytes:
+    """The server's address and port, as bytes, from a connection's first segment."""
+    a_address, a_port, b_address, b_port = conn.addresses
+    if segment.flags & _SYN or b_port <= a_port:
+        return b_address + b_port.to_bytes(2, "big")
+    return a_address + a_port.to_bytes(2, "big")
+
+
+def shard_of(endpoint: bytes, shards: int) -> int:
+    # crc32, not hash(): every process (and every machine of a cluster) must agree.
+    return zlib.crc32(endpoint) % shards
+
+
+class Owner:
+    """`Analysis(owns=...)` for shard ``index`` of ``shards``; counts the connections owned
+    (a shard's reassembler counts every connection it saw, owned or not)."""
+
+    def __init__(self, index: int, shards: int) -> None:
+        self.index = index
+        self.shards = shards
+        self.owned = 0
+
+    def __call__(self, conn: Connection, segment: Segment) -> bool:
+        if shard_of(server_endpoint(conn, segment), self.shards) != self.index:
+            return False
+        self.owned += 1
+        return True
+
+
+def decisions(analysis: Analysis, records: Iterable[Record]) -> Iterator[tuple[int, Diagnosis]]:
+    """(decision frame, diagnosis) for every attempt of a capture, in the order decided.
+
+    The frame is the reader's `number` (the record being processed) when the attempt comes
+    out; a reader without one (none today) gives 0, which leaves the first frame as the key.
+    """
+    for diagnosis in analysis.feed_records(records):
+        yield getattr(records, "number", 0), diagnosis
+    for diagnosis in analysis.finish():
+        yield END, diagnosis
+
+
+@dataclass(slots=True)
+class ShardTotals:
+    """What a shard sends back besides its attempts."""
+
+    index: int
+    stats: RunStats
+    owned: int  # connections this shard followed
+    warnings: list[CaptureWarning] = field(default_factory=list)
+
+
+def merge_totals(parts: Sequence[ShardTotals]) -> RunStats:
+    """The totals of one process over the whole capture, from its shards'.
+
+    What every shard counts over the whole file (frames, segments, frames without TCP, QUIC
+    flows, times, key log lines) is taken from the shard that read furthest (all equal once
+    every shard has ended); what counts connections is added up.
+    """
+    ahead = max(parts, key=lambda p: (p.stats.frames, -p.index))
+    stats = RunStats(
+        frames=ahead.stats.frames, tcp_segments=ahead.stats.tcp_segments,
+        skipped=ahead.stats.skipped.copy(), quic_flows=ahead.stats.quic_flows,
+        first_time=ahead.stats.first_time, last_time=ahead.stats.last_time,
+        keylog_ignored_lines=ahead.stats.keylog_ignored_lines)
+    listed = []
+    for part in parts:
+        other = part.stats
+        stats.connections += part.owned
+        stats.http_connections += other.http_connections
+        stats.ordinary_exchanges += other.ordinary_exchanges
+        # Every shard's table holds every connection (the others' ignored): the most any
+        # shard evicted is the closest to one process's count (equal below the cap: none).
+        stats.evicted_connections = max(stats.evicted_connections, other.evicted_connections)
+        stats.unlisted_tcp_attempts.update(other.unlisted_tcp_attempts)
+        stats.abandoned_heads += other.abandoned_heads
+        stats.tls_uninspected += other.tls_uninspected
+        stats.tls_decrypted += other.tls_decrypted
+        listed += other.tls_uninspected_listed
+    # One process lists sessions as they end: by last frame is that order.
+    listed.sort(key=lambda s: (s.last_frame, s.first_frame))
+    stats.tls_uninspected_listed = listed[:MAX_LISTED_TLS_SESSIONS]
+    return stats
+
+
+class TcpListing:
+    """One process lists the first MAX_LISTED_TCP_ATTEMPTS attempts that never reached HTTP
+    and counts the rest by reason. Each shard lists its own first ones; in decision order the
+    merge keeps the first of all shards and counts the others here."""
+
+    def __init__(self, limit: int = MAX_LISTED_TCP_ATTEMPTS) -> None:
+        self.limit = limit
+        self.listed = 0
+        self.unlisted: dict[str, int] = {}
+
+    def admit(self, diagnosis: Diagnosis) -> bool:
+        if diagnosis.attempt.kind is not AttemptKind.TCP:
+            return True
+        if self.listed < self.limit:
+            self.listed += 1
+            return True
+        reason = _transport_reason(diagnosis.attempt)
+        self.unlisted[reason] = self.unlisted.get(reason, 0) + 1
+        return False
+
+    def count_into(self, stats: RunStats) -> None:
+        stats.unlisted_tcp_attempts.update(self.unlisted)

@@ -1,0 +1,297 @@
+"""`read --jobs N FILE` (analyzer/scale/local.py): one capture sharded by server over worker
+processes gives one process's report; signals and a closed pipe stop every worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from analyzer.pipeline import Analysis
+from analyzer.scale.shard import decisions
+from analyzer.source import read_records
+from tests.helpers import run_cli
+
+REPO = Path(__file__).resolve().parent.parent
+CAPTURES = sorted(p for p in (REPO / "captures").iterdir()
+                  if p.suffix in (".pcap", ".pcapng"))
+SORTED_FORMATS = ("table", "json", "csv", "markdown")
+
+
+def _keylog(capture: Path) -> list[str]:
+    keys = capture.with_suffix(".keys")
+    return ["--keylog", str(keys)] if keys.exists() else []
+
+
+def _read(capture: Path, fmt: str, *extra: str) -> str:
+    result = run_cli("read", "-F", fmt, *_keylog(capture), *extra, str(capture))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def _decision_order(capture: Path, lines: list[dict[str, object]]) -> list[dict[str, object]]:
+    """One process's JSONL lines sorted by decision frame, then first frame (shard.py)."""
+    analysis = Analysis(secrets=_secrets(capture))
+    frame_of = {}
+    for frame, d in decisions(analysis, read_records([str(capture)], [])):
+        frame_of[(d.attempt.first_frame, d.attempt.time)] = frame
+    listed = [(frame_of[next(k for k in frame_of if k[0] == line["first_frame"])]
+               if "first_frame" in line else 0, line) for line in lines]
+    return [line for _, line in sorted(listed, key=lambda pair: (
+        pair[0], pair[1].get("first_frame", 0)))]
+
+
+def _secrets(capture: Path) -> object | None:
+    keys = capture.with_suffix(".keys")
+    if not keys.exists():
+        return None
+    from analyzer.tls.keylog import load_keylog
+
+    return load_keylog(keys.read_bytes())
+
+
+def _jsonl(text: str) -> list[dict[str, object]]:
+    out = []
+    for line in text.splitlines():
+        document = json.loads(line)
+        document.pop("number")
+        out.append(document)
+    return out
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_jobs_2_gives_one_process_report_on_every_capture(capture: Path) -> None:
+    assert _read(capture, "json", "--jobs", "2") == _read(capture, "json")
+    shards, alone = _jsonl(_read(capture, "jsonl", "-j", "2")), _jsonl(_read(capture, "jsonl"))
+    assert sorted(map(json.dumps, shards)) == sorted(map(json.dumps, alone))
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small capture of the benchmark mix, handshake-dense (benchmarks/generate.py)."""
+    path = tmp_path_factory.mktemp("scale") / "mix.pcap"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "generate.py"), str(path),
+                    "--size", "6M", "--handshake-weight", "0.8", "--seed", "7"],
+                   check=True, capture_output=True, timeout=120)
+    return path
+
+
+@pytest.mark.parametrize("fmt", SORTED_FORMATS)
+def test_jobs_gives_identical_sorted_output_on_the_benchmark_mix(bench: Path, fmt: str) -> None:
+    alone = _read(bench, fmt)
+    assert "succeeded" in alone  # the mix has attempts of every kind
+    assert _read(bench, fmt, "--jobs", "2") == alone
+    if fmt == "json":
+        assert _read(bench, fmt, "--jobs", "3") == alone
+
+
+def test_jsonl_of_shards_is_in_decision_order(bench: Path) -> None:
+    shards = _jsonl(_read(bench, "jsonl", "--jobs", "2"))
+    alone = _jsonl(_read(bench, "jsonl"))
+    assert len(shards) == len(alone) > 50
+    assert shards == _decision_order(bench, alone)
+
+
+@pytest.mark.parametrize("capture", [c for c in CAPTURES if c.name in (
+    "nginx_proxy_ok.pcap", "ws_close_1008.pcap", "socketio_no_sticky_sessions.pcap",
+    "redirect_302.pcap", "wss_aiohttp.pcap")], ids=lambda p: p.name)
+def test_jobs_gives_identical_sorted_output_in_every_format(capture: Path) -> None:
+    for fmt in SORTED_FORMATS:
+        assert _read(capture, fmt, "--jobs", "2") == _read(capture, fmt), fmt
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Long enough to read that a signal lands mid-run (seconds, with two workers)."""
+    path = tmp_path_factory.mktemp("scale") / "big.pcap"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "generate.py"), str(path),
+                    "--size", "150M", "--handshake-weight", "0.8", "--seed", "3"],
+                   check=True, capture_output=True, timeout=120)
+    return path
+
+
+def _start(big: Path, stdout: int | None = subprocess.PIPE) -> tuple[subprocess.Popen[bytes],
+                                                                       list[int]]:
+    process = subprocess.Popen([sys.executable, "-m", "analyzer", "read", "-j", "2",
+                                "-F", "jsonl", str(big)], cwd=REPO, stdout=stdout,
+                               stderr=subprocess.PIPE)
+    workers: list[int] = []
+    deadline = time.monotonic() + 20
+    while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
+        workers = _children(process.pid)
+        time.sleep(0.02)
+    return process, workers
+
+
+@pytest.mark.parametrize("number, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_prints_results_so_far_and_stops_every_worker(
+        big: Path, number: int, status: int) -> None:
+    process, workers = _start(big)
+    try:
+        assert len(workers) == 2, "the two workers did not start"
+        assert process.stdout is not None
+        first = process.stdout.readline()  # an attempt is out: the run is under way
+        assert first.startswith(b"{")
+        process.send_signal(number)
+        out = process.stdout.read()  # not communicate(): readline's buffer holds some already
+        assert process.stderr is not None
+        err = process.stderr.read()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == status, err
+    assert b"the results are partial" in err and b"\nAttempts: " in err  # the summary came
+    lines = [first] + out.splitlines()
+    assert all(json.loads(line)["number"] == n for n, line in enumerate(lines, start=1))
+    deadline = time.monotonic() + 5
+    while not all(map(_gone, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(map(_gone, workers))
+
+
+def test_a_closed_pipe_ends_with_141_and_stops_every_worker(big: Path) -> None:
+    read, write = os.pipe()
+    process, workers = _start(big, stdout=write)
+    os.close(write)
+    try:
+        assert len(workers) == 2, "the two workers did not start"
+        with os.fdopen(read, "rb") as reader:
+            assert reader.readline().startswith(b"{")
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 141, err
+    assert err == b""
+    deadline = time.monotonic() + 5
+    while not all(map(_gone, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(map(_gone, workers))
+
+
+def _proxied(path: Path) -> Path:
+    """40 clients through one proxy (front legs to 10.0.0.2:80, back legs to 10.0.0.3:8080:
+    two servers, so the legs of one handshake may be judged in two workers)."""
+    from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+
+    convs = []
+    t = 1_700_000_000.0
+    for i in range(40):
+        key = f"client-key-{i:02d}-AAAAAA=="
+        back_key = key if i % 2 else f"proxy-key-{i:02d}-AAAAAAA=="
+        front = Conversation(client=(f"10.0.1.{i + 1}", 50000 + i), server=("10.0.0.2", 80),
+                             start=t + 0.05 * i)
+        front.handshake()
+        front.client(websocket_request("chat.example.com", "/ws", key=key))
+        back = Conversation(client=("10.0.0.2", 41000 + i), server=("10.0.0.3", 8080),
+                            start=t + 0.05 * i + 0.01)
+        back.handshake()
+        back.client(websocket_request("chat.example.com", "/ws", key=back_key))
+        back.server(websocket_response(back_key), delay=0.002)
+        front.server(websocket_response(key), delay=0.03)
+        convs += [front, back]
+    write_pcap(path, convs)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_spilled_report_of_shards_rebuilds_proxy_fronts_in_the_merged_order(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bench: Path, fmt: str) -> None:
+    """Past SPILL_AFTER (report/kept.py) the fronts that correlation changes are rebuilt by a
+    second sharded run, which must decide the attempts in the same merged order."""
+    from analyzer.report import kept
+
+    capture = _proxied(tmp_path / "proxied.pcap")
+    alone = _read(capture, fmt)
+    assert alone.count("proxy_rekeyed") >= 20  # json says it twice (id and reasons)
+    monkeypatch.setattr(kept, "SPILL_AFTER", 0)
+    assert _read(capture, fmt, "--jobs", "2") == alone
+    monkeypatch.setattr(kept, "SPILL_AFTER", 10**9)
+    whole = _read(bench, fmt)
+    monkeypatch.setattr(kept, "SPILL_AFTER", 0)
+    assert _read(bench, fmt, "--jobs", "2") == whole
+
+
+def _two_hosts(where: Path, behind: float) -> tuple[Path, Path]:
+    """40 handshakes through a proxy that forwards the key and strips Upgrade/Connection from
+    every other one, captured on two hosts: the front legs on the proxy, the back legs on the
+    backend, whose clock is ``behind`` seconds slow."""
+    from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+
+    fronts, backs = [], []
+    t = 1_700_000_000.0
+    for i in range(40):
+        key = f"client-key-{i:02d}-AAAAAA=="
+        front = Conversation(client=(f"10.0.1.{i + 1}", 50000 + i), server=("10.0.0.2", 80),
+                             start=t + 0.05 * i)
+        front.handshake()
+        front.client(websocket_request("chat.example.com", "/ws", key=key))
+        back = Conversation(client=("10.0.0.2", 41000 + i), server=("10.0.0.3", 8080),
+                            start=t + 0.05 * i + 0.01 - behind)
+        back.handshake()
+        stripped = ("Upgrade", "Connection") if i % 2 else ()
+        back.client(websocket_request("chat.example.com", "/ws", key=key, omit=stripped))
+        back.server(websocket_response(key), delay=0.002)
+        front.server(websocket_response(key), delay=0.03 + behind)
+        fronts.append(front)
+        backs.append(back)
+    write_pcap(where / "proxy.pcap", fronts)
+    write_pcap(where / "backend.pcap", backs)
+    return where / "proxy.pcap", where / "backend.pcap"
+
+
+def _paired_right(out: str) -> bool:
+    """Every front leg says 'stripped' exactly when its own back leg was (odd clients)."""
+    rows = [line.split(",") for line in out.splitlines()[1:] if ",10.0.0.2:80," in line]
+    assert len(rows) == 40
+    return all(("proxy_stripped_upgrade" in ",".join(row))
+               == bool((int(row[2].split(":")[1]) - 50000) % 2)
+               and "proxy_answered_itself" not in ",".join(row) for row in rows)
+
+
+def test_proxy_legs_on_two_hosts_pair_despite_clock_skew(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Independent captures (--jobs over several files) of the two sides of a proxy: the
+    backend's clock 0.3 s behind puts each back leg before its front leg; within CLOCK_SKEW
+    the legs still pair by key, and the fronts whose Upgrade the proxy stripped say so."""
+    proxy, backend = _two_hosts(tmp_path, behind=0.3)
+    assert _paired_right(_read(proxy, "csv", "--jobs", "2", str(backend)))
+    from analyzer import cli
+
+    monkeypatch.setattr(cli, "CLOCK_SKEW", 0.0)  # without the tolerance: wrong or no pairs
+    assert not _paired_right(_read(proxy, "csv", "--jobs", "2", str(backend)))
+    monkeypatch.undo()
+    from analyzer.report import kept
+
+    monkeypatch.setattr(kept, "SPILL_AFTER", 0)  # the spilled report pairs records alike
+    assert _paired_right(_read(proxy, "csv", "--jobs", "2", str(backend)))
+    monkeypatch.undo()
+    far = tmp_path / "far"  # past the tolerance
+    far.mkdir()
+    proxy, backend = _two_hosts(far, behind=1.5)
+    assert not _paired_right(_read(proxy, "csv", "--jobs", "2", str(backend)))
