@@ -4,6 +4,7 @@ as the report kept in memory, in every format, and a bounded cost per kept attem
 from __future__ import annotations
 
 import dataclasses
+import gc
 import io
 import re
 import sys
@@ -152,24 +153,32 @@ def _html_peak(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, count: int) -> t
     report = store.close()
     assert not isinstance(report, list)
     sink = io.StringIO()
+    # The CLI run in this process by other tests raises the collector's threshold (cli.py):
+    # measure with Python's default, so that garbage waiting for it is not counted as kept.
+    threshold = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    gc.collect()
     tracemalloc.start()
-    for piece in page(report.html_run(run.stats, [], False, None, 100), run.stats, (), False,
-                      100):
-        sink.write(piece)
-        sink.seek(0)
-        sink.truncate()  # what is written leaves memory, as on a file
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    try:
+        for piece in page(report.html_run(run.stats, [], False, None, 100), run.stats, (),
+                          False, 100):
+            sink.write(piece)
+            sink.seek(0)
+            sink.truncate()  # what is written leaves memory, as on a file
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        gc.set_threshold(*threshold)
     return peak, report.attempts
 
 
 def test_a_spilled_html_page_reads_its_attempts_back_one_at_a_time(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The page of a spilled report holds the postmortems' attempts whole and the rest one at
-    a time: 1,200 more attempts cost under 1 KB each while it is written (a list of the
+    a time: 2,400 more attempts cost under 1.5 KB each while it is written (a list of the
     attempts whole was 7-15 KB each; 5.4 KB each more here)."""
     small, small_rows = _html_peak(monkeypatch, tmp_path, 1200)
-    large, large_rows = _html_peak(monkeypatch, tmp_path, 2400)
-    assert large_rows - small_rows >= 1200
-    # ~30 bytes each (the timeline's times); the margin is the collector's timing
-    assert (large - small) / (large_rows - small_rows) < 1000, (small, large)
+    large, large_rows = _html_peak(monkeypatch, tmp_path, 3600)
+    assert large_rows - small_rows >= 2400
+    # 30-500 bytes each measured (the timeline's times; the rest is when the collector ran)
+    assert (large - small) / (large_rows - small_rows) < 1500, (small, large)
