@@ -1,0 +1,130 @@
+"""The life state (analyzer/life/state.py): what a switched connection costs after its watch
+window, and that its facts do not depend on the compiled fast path, on retransmissions, or on
+the 300 s expiry of other connections."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+from analyzer.life.model import Ended
+from analyzer.life.state import TAIL_BYTES
+from analyzer.pipeline import Analysis
+from analyzer.source import read_records
+from analyzer.verdict import Verdict
+from tests.builder import Conversation, Opcode, websocket_response, write_pcap
+from tests.test_checks import ws_request
+
+
+def _living(port: int, start: float = 1_700_000_000.0, frames: int = 3,
+            size: int = 300) -> Conversation:
+    """A WebSocket that works past its watch window (frames 3 s apart) and stays open."""
+    conv = Conversation(client=("10.0.0.1", port), server=("10.0.0.2", 80), start=start)
+    conv.handshake()
+    conv.client(ws_request())
+    conv.server(websocket_response(), delay=0.002)
+    for _ in range(frames):
+        conv.client_ws_frame(Opcode.TEXT, b"c" * size, delay=3.0)
+        conv.server_ws_frame(Opcode.TEXT, b"s" * size, delay=0.01)
+    return conv
+
+
+def _events(path: Path, compiled: bool = True) -> list[object]:
+    run = Analysis(lifetimes=True, compiled=compiled)
+    return [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+
+
+def _table_bytes(path: Path) -> int:
+    """Memory held after reading ``path`` (every connection in it still in life)."""
+    run = Analysis(lifetimes=True)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in run.feed_records(read_records([str(path)], [])):
+            pass
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_connection_in_life_costs_under_1_kb(tmp_path: Path) -> None:
+    """The life state of one connection (its `Life` and two directions, their times and
+    full tails) stays under 1 KB; measured as the difference between captures of
+    200 and 600 such connections, so fixed costs cancel. The connection's table entry is the
+    reassembler's (issue 14 shrinks it): the whole is bounded here too."""
+    from analyzer.life import state
+
+    small, large = tmp_path / "200.pcap", tmp_path / "600.pcap"
+    write_pcap(small, [_living(20000 + n, 1_700_000_000.0 + n * 0.001) for n in range(200)])
+    write_pcap(large, [_living(20000 + n, 1_700_000_000.0 + n * 0.001) for n in range(600)])
+    whole = (_table_bytes(large) - _table_bytes(small)) / 400
+
+    lives = []
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(1000):
+            flows = (state._Flow(n, 100, 1.5, 2.5), state._Flow(n + 1, 200, 1.5, 2.5))
+            life = state.Life((n, 0, 0), 0, 1.0, "/ws", True, flows, None)  # type: ignore[arg-type]
+            for side in (0, 1):
+                life.take(side, n + side + 100 + side * 100, bytes(300), 3.0 + n)
+            lives.append(life)
+        per_life = (tracemalloc.get_traced_memory()[0] - before) / 1000
+    finally:
+        tracemalloc.stop()
+    assert all(len(f.tail) == TAIL_BYTES for life in lives for f in life.flows)
+    print(f"life state {per_life:.0f} B, connection in life with its table entry {whole:.0f} B")
+    assert per_life < 1024
+    # Most of the whole is the reassembler's ignored connection (its two directions' empty
+    # containers and both table entries): issue 14's smaller connections cut that part.
+    assert whole < 4096
+
+
+def test_the_compiled_fast_path_and_its_python_twin_give_the_same_lives(tmp_path: Path) -> None:
+    path = tmp_path / "lives.pcap"
+    convs = [_living(30000 + n, 1_700_000_000.0 + n) for n in range(5)]
+    convs[0].server_fin(40.0)
+    convs[0].client_fin(0.001)
+    convs[1].server_rst(1.0)
+    convs[2].client_ws_close(1000, delay=1.0)
+    convs[2].server_ws_close(1000)
+    convs[2].server_fin()
+    convs[2].client_fin()
+    write_pcap(path, convs)
+    compiled, plain = _events(path), _events(path, compiled=False)
+    ends = [e for e in compiled if isinstance(e, Ended)]
+    assert ends == [e for e in plain if isinstance(e, Ended)]
+    assert sorted(e.lifetime.how for e in ends) == ["close_handshake", "fin", "open", "open",
+                                                    "rst"]
+    by_port = {e.client.port: e for e in ends}
+    assert by_port[30000].verdict is Verdict.DROPPED
+    assert by_port[30000].lifetime.idle_before_end_s == 40.0
+    assert by_port[30002].verdict is Verdict.SUCCEEDED
+    assert by_port[30002].lifetime.close_code == 1000
+    assert by_port[30003].lifetime.client_bytes == by_port[30004].lifetime.client_bytes
+
+
+def test_retransmissions_are_not_counted_twice(tmp_path: Path) -> None:
+    plain, again = tmp_path / "plain.pcap", tmp_path / "again.pcap"
+    write_pcap(plain, [_living(40000)])
+    write_pcap(again, [_living(40000)], duplicate=3)
+    [one] = [e for e in _events(plain) if isinstance(e, Ended)]
+    [two] = [e for e in _events(again) if isinstance(e, Ended)]
+    assert one.lifetime.client_bytes == two.lifetime.client_bytes > 3 * 300
+    assert one.lifetime.server_bytes == two.lifetime.server_bytes
+
+
+def test_a_connection_in_life_outlives_the_300_s_expiry_of_others(tmp_path: Path) -> None:
+    path = tmp_path / "quiet.pcap"
+    write_pcap(path, [_living(41000)])
+    run = Analysis(lifetimes=True)
+    list(run.feed_records(read_records([str(path)], [])))
+    last = run.stats.last_time
+    assert last is not None
+    reassembler = run._reassembler  # the sweep is what a long capture runs every 8,192 segments
+    reassembler.sweep(last + 400.0)
+    assert run.open_connections == 1
+    reassembler.sweep(last + 3601.0)
+    assert run.open_connections == 0
+    [ended] = [e for e in run.finish() if isinstance(e, Ended)]
+    assert ended.lifetime.how == "open" and ended.verdict is Verdict.SUCCEEDED
