@@ -219,10 +219,9 @@ def test_max_connections_caps_the_table_and_says_so(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)["summary"]
     assert summary["evicted_connections"] > 10_000
-    # the valid handshake at the end of the flood is still judged (its client then closes
-    # without a Close frame, 3 s after the switch: dropped, since the life is followed)
-    assert [(a["status"], a["verdict"]) for a in json.loads(result.stdout)["attempts"]
-            if a["kind"] == "http"] == [(101, "dropped")]
+    # the valid handshake at the end of the flood is still judged
+    assert [a["verdict"] for a in json.loads(result.stdout)["attempts"]
+            if a["kind"] == "http"] == ["succeeded"]
 
 
 def test_streamed_summary_still_groups_repeated_attempts(tmp_path: Path) -> None:

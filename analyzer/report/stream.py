@@ -10,7 +10,6 @@ from typing import Any
 from analyzer.correlate import Storm, StormKey, storm_key
 from analyzer.life.groups import ClosedTally, abnormal_end
 from analyzer.life.model import Ended
-from analyzer.pipeline import RunStats
 from analyzer.report.clock import UTC_CLOCK, Clock
 from analyzer.report.render import (
     apart_line,
@@ -24,6 +23,7 @@ from analyzer.report.render import (
     warning_texts,
 )
 from analyzer.source.frame import CaptureWarning
+from analyzer.values import RunStats
 from analyzer.verdict import Diagnosis, Verdict
 
 
