@@ -4,6 +4,11 @@ the 300 s expiry of other connections."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -128,3 +133,102 @@ def test_a_connection_in_life_outlives_the_300_s_expiry_of_others(tmp_path: Path
     assert run.open_connections == 0
     [ended] = [e for e in run.finish() if isinstance(e, Ended)]
     assert ended.lifetime.how == "open" and ended.verdict is Verdict.SUCCEEDED
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "analyzer", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def _three(path: Path) -> None:
+    """An idle timeout at 60 s (port 42000), a normal Close at 6 s (42001), one still open
+    (42002), and one whose server hung up inside the watch window (42003)."""
+    timed_out, closed, still = (_living(42000 + n, 1_700_000_000.0 + n) for n in range(3))
+    timed_out.server_fin(60.0)
+    timed_out.client_fin(0.001)
+    closed.client_ws_close(1000, delay=0.5)
+    closed.server_ws_close(1000)
+    closed.client_fin()
+    closed.server_fin()
+    quick = _living(42003, 1_700_000_003.0, frames=0)
+    quick.server_fin(0.5)
+    quick.client_fin(0.001)
+    write_pcap(path, [timed_out, closed, still, quick])
+
+
+def test_each_format_lists_an_attempt_once_with_its_final_verdict(tmp_path: Path) -> None:
+    path = tmp_path / "three.pcap"
+    _three(path)
+    document = json.loads(_cli("read", str(path), "-F", "json").stdout)
+    assert document["schema"] == 2
+    verdicts = {a["client"]: (a["verdict"], (a["lifetime"] or {}).get("how"))
+                for a in document["attempts"]}
+    assert verdicts == {"10.0.0.1:42000": ("dropped", "fin"),
+                        "10.0.0.1:42001": ("succeeded", "close_handshake"),
+                        "10.0.0.1:42002": ("succeeded", "open"),
+                        "10.0.0.1:42003": ("aborted", None)}
+    rows = list(csv.DictReader(io.StringIO(_cli("read", str(path), "-F", "csv").stdout)))
+    assert [(r["verdict"], r["end_how"], r["closed_by"]) for r in rows][0] == (
+        "dropped", "fin", "server")
+    table = _cli("read", str(path)).stdout
+    assert table.count("10.0.0.1:42000") == 1 and "idle timeout" in table
+
+
+def test_jsonl_says_decided_then_ended_with_the_same_number(tmp_path: Path) -> None:
+    path = tmp_path / "three.pcap"
+    _three(path)
+    lines = [json.loads(line) for line in _cli("read", str(path), "-F", "jsonl").stdout
+             .splitlines()]
+    decided = {line["client"]: line for line in lines if line["event"] == "decided"}
+    ended = [line for line in lines if line["event"] == "ended"]
+    # the one still open at the end of the capture has no ended line
+    assert sorted(e["client"] for e in ended) == ["10.0.0.1:42000", "10.0.0.1:42001"]
+    for e in ended:
+        assert e["number"] == decided[e["client"]]["number"]
+        assert lines.index(e) > lines.index(decided[e["client"]])
+    [drop] = [e for e in ended if e["verdict"] == "dropped"]
+    assert drop["decided_verdict"] == "succeeded"
+    assert drop["lifetime"]["idle_before_end_s"] == 60.0 and drop["reasons"] == [
+        "idle_timeout_after_switch"]
+    # the table from a pipe prints the ended row only when the verdict changed
+    piped = subprocess.run([sys.executable, "-m", "analyzer", "read", "-"], capture_output=True,
+                           timeout=60, input=path.read_bytes()).stdout.decode()
+    assert piped.count("(ended)") == 1 and "dropped" in piped
+
+
+def test_lifetime_filters(tmp_path: Path) -> None:
+    path = tmp_path / "three.pcap"
+    _three(path)
+
+    def clients(*options: str) -> list[str]:
+        out = json.loads(_cli("read", str(path), "-F", "json", *options).stdout)
+        return sorted(a["client"].split(":")[1] for a in out["attempts"])
+
+    # the one still open lived to the end of the capture (the last packet, ~60 s on)
+    assert clients("--min-lifetime", "30") == ["42000", "42002"]
+    assert clients("--max-lifetime", "1") == ["42003"]  # ended inside its watch window
+    assert clients("--min-lifetime", "5", "--max-lifetime", "20") == ["42001"]
+    assert clients("--failed") == ["42000", "42003"]
+    assert clients("--verdict", "dropped") == ["42000"]
+    streamed = [json.loads(line) for line in _cli(
+        "read", str(path), "-F", "jsonl", "--min-lifetime", "30").stdout.splitlines()]
+    assert [(s["event"], s["client"]) for s in streamed] == [("ended", "10.0.0.1:42000")]
+
+
+def test_a_spilled_report_takes_the_ends_too(tmp_path: Path) -> None:
+    """Past SPILL_AFTER attempts the report is kept on disk; an end still updates its
+    attempt's record there (report/kept.py)."""
+    from analyzer.report import kept
+
+    path = tmp_path / "three.pcap"
+    _three(path)
+    code = ("import sys\nfrom analyzer.report import kept\nkept.SPILL_AFTER = 1\n"
+            "from analyzer.cli import main\nsys.argv[1:] = ['read', sys.argv[1], '-F', 'json']\n"
+            "main()")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=60)
+    assert kept.SPILL_AFTER > 1
+    document = json.loads(done.stdout)
+    assert [a["verdict"] for a in document["attempts"]] == [
+        "dropped", "succeeded", "succeeded", "aborted"]
+    assert document["attempts"][0]["lifetime"]["how"] == "fin"
