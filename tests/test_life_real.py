@@ -116,7 +116,7 @@ async def _talk(uri: str, until: float, then: str, code: int = 1000) -> str:
             return "closed"
         try:
             await asyncio.wait_for(ws.recv(), until - (time.monotonic() - start))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return "open"
         except websockets.ConnectionClosed as closed:
             return f"closed {closed.rcvd.code if closed.rcvd else 1006}"
