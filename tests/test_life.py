@@ -172,6 +172,9 @@ def test_each_format_lists_an_attempt_once_with_its_final_verdict(tmp_path: Path
         "dropped", "fin", "server")
     table = _cli("read", str(path)).stdout
     assert table.count("10.0.0.1:42000") == 1 and "idle timeout" in table
+    detail = _cli("read", str(path), "--attempt", "1").stdout
+    assert "Life: " in detail and "ended by the server (10.0.0.2:80) with a FIN" in detail
+    assert "60.0 s of silence before the end" in detail
 
 
 def test_jsonl_says_decided_then_ended_with_the_same_number(tmp_path: Path) -> None:
