@@ -57,8 +57,8 @@ def close_finding(life: Lifetime, frames: tuple[int, ...]) -> Finding | None:
 
 def check_life(life: Lifetime) -> list[Finding]:
     """The findings of one connection's end (none while it is open, or for a normal end)."""
-    if life.how == OPEN:
-        return []
+    if life.how == OPEN or not life.websocket:
+        return []  # (an h2c or CONNECT tunnel: its end is recorded, not judged)
     frames = (life.end_frame,) if life.end_frame else ()
     if life.how in (CLOSE_HANDSHAKE, CLOSE_FRAME):
         found = close_finding(life, frames)

@@ -29,7 +29,7 @@ class End:
 
 
 def _abnormal(life: Lifetime) -> bool:
-    return life.how in (FIN, RST) and life.close_code is None
+    return life.websocket and life.how in (FIN, RST) and life.close_code is None
 
 
 def group_findings(ends: Sequence[End]) -> dict[int, list[Finding]]:

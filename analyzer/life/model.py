@@ -40,6 +40,9 @@ class Lifetime:
     server_last: float = 0.0
     end_frame: int = 0  # the FIN or RST that ended it (0: still open)
     end_time: float = 0.0
+    # a WebSocket (the life rules and groups read only those: an h2c or CONNECT tunnel has
+    # no Close frame to miss)
+    websocket: bool = True
 
     @property
     def ended(self) -> bool:

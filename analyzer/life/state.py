@@ -180,6 +180,7 @@ class Life:
             server_last=server.last,
             end_frame=frame,
             end_time=end_time,
+            websocket=self.websocket,
         )
 
 
