@@ -1311,8 +1311,8 @@ def main() -> int:
     # The framework and proxy scenarios live beside this file and import it by name.
     sys.modules.setdefault("generate", sys.modules[__name__])
     import frameworks  # noqa: F401, PLC0415  (registers its scenarios in SCENARIOS)
-    import proxies  # noqa: F401, PLC0415
     import lives  # noqa: F401, PLC0415
+    import proxies  # noqa: F401, PLC0415
 
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
