@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -239,3 +240,49 @@ def test_a_killed_server_ends_its_connections_at_once(lives) -> None:  # type: i
         assert d.verdict is Verdict.DROPPED, d.findings
         assert d.primary is not None and d.primary.check == "server_reset_many", d.findings
         assert d.lifetime is not None and d.lifetime.closed_by == "server"
+
+
+def test_live_prints_the_decided_line_then_the_ended_line() -> None:
+    """`live -F jsonl` (its own capture on lo, no tcpdump): a WebSocket is decided
+    `succeeded` when its first 2 s are over, then its server's Close 1011 ends it: a second
+    line with the same number says `dropped`."""
+    import threading
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+    from websockets.sync.server import serve
+
+    from tests.test_live import live
+
+    def handler(ws: Any) -> None:
+        for message in ws:
+            ws.send(message)
+            if message == "still here":
+                ws.close(1011, "boom")
+
+    [port] = _free_ports(1)
+    server = serve(handler, HOST, port, compression=None)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with live("-f", f"tcp port {port}") as run:
+            with connect(f"ws://{HOST}:{port}/live", open_timeout=5, close_timeout=2,
+                         compression=None) as ws:
+                ws.send("hello")
+                ws.recv(timeout=5)
+                time.sleep(2.5)
+                ws.send("still here")
+                ws.recv(timeout=5)
+                with pytest.raises(ConnectionClosed):
+                    ws.recv(timeout=5)
+            lines = run.take(2, timeout=10)
+            status, _ = run.interrupt()
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+    assert status == 0
+    assert [(line["event"], line["verdict"]) for line in lines] == [
+        ("decided", "succeeded"), ("ended", "dropped")], lines
+    assert lines[0]["number"] == lines[1]["number"]
+    assert lines[1]["reasons"][0] == "close_internal_error"
+    assert lines[1]["lifetime"]["close_code"] == 1011
