@@ -477,7 +477,8 @@ def _emit(fmt: str, kept: list[Diagnosis] | SpilledReport, analysis: Analysis,
     elif fmt == "html":
         from analyzer.report.html import iter_html  # jinja2 is imported only for this format
 
-        for piece in iter_html(kept, stats, warnings, captures, secrets):
+        for piece in iter_html(kept, stats, warnings, captures, secrets, apart=apart,
+                               context=listed):
             sys.stdout.write(piece)
     else:
         click.echo(render_table(kept, stats, (), markdown=fmt == "markdown", style=style,

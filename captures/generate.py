@@ -634,6 +634,7 @@ class Scenario:
     pcapng: bool = False
     netns: bool = False  # in the veth_pair() namespaces, tcpdump in NS_CLIENT
     min_head_segments: int = 0  # the client's request head must span this many segments
+    timeout: float = SCENARIO_TIMEOUT  # longer for the JVMs of java_servers.py
 
     @property
     def file(self) -> str:
@@ -1262,7 +1263,7 @@ def run_scenario(item: Scenario, out: Path) -> dict[str, Any]:
     hosts, namespace = ((NET_CLIENT, NET_SERVER), NS_CLIENT) if item.netns else ((V4, V6), None)
     with veth_pair() if item.netns else contextlib.nullcontext(), \
             tcpdump(raw, item.interface, list(item.ports), hosts, namespace):
-        expects = asyncio.run(asyncio.wait_for(item.run(), SCENARIO_TIMEOUT))
+        expects = asyncio.run(asyncio.wait_for(item.run(), item.timeout))
     path = to_pcapng(raw) if item.pcapng else raw
     opened = syns(path)
     for expect in expects:
@@ -1311,6 +1312,7 @@ def main() -> int:
     # The framework and proxy scenarios live beside this file and import it by name.
     sys.modules.setdefault("generate", sys.modules[__name__])
     import frameworks  # noqa: F401, PLC0415  (registers its scenarios in SCENARIOS)
+    import java_servers  # noqa: F401, PLC0415
     import lives  # noqa: F401, PLC0415
     import proxies  # noqa: F401, PLC0415
 

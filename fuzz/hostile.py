@@ -174,10 +174,10 @@ def _storm_client(i: int) -> tuple[bytes, int]:
     return struct.pack("!I", 0x0C000000 + i % 200), 10000 + (i // 200) % 50000
 
 
-def rejected_storm(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
-    """A reconnect storm: `n` whole connections to 10.0.0.2:80, each a WebSocket handshake
-    refused with 403 and closed (7 frames), started at `rate`/s from 200 clients, then one
-    good handshake."""
+def _many_connections(out: BinaryIO, n: int, rate: float,
+                      exchange: Callable[[Conversation, int], None]) -> None:
+    """`n` connections to 10.0.0.2:80 started at `rate`/s from 200 clients, each a handshake
+    then `exchange(conversation, i)`, then one good handshake."""
     w = PcapWriter(out)
     server = bytes([10, 0, 0, 2])
     time = START
@@ -186,25 +186,30 @@ def rejected_storm(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
         client, port = _storm_client(i)
         c = Conversation(w, client, port, server, 80, time)
         c.handshake()
+        exchange(c, i)
+    good_handshake(w, time + 0.01)
+
+
+def rejected_storm(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
+    """A reconnect storm: `n` whole connections to 10.0.0.2:80, each a WebSocket handshake
+    refused with 403 and closed (7 frames), started at `rate`/s from 200 clients, then one
+    good handshake."""
+
+    def refused(c: Conversation, i: int) -> None:
         c.send(0, PSH | ACK, _storm_request(i), gap=0.0001)
         c.send(1, PSH | ACK, FORBIDDEN, gap=0.0001)
         c.send(1, FIN | ACK, gap=0.0001)
         c.send(0, FIN | ACK, gap=0.0001)
-    good_handshake(w, time + 0.01)
+
+    _many_connections(out, n, rate, refused)
 
 
 def open_websockets(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
     """`n` WebSocket connections that switch (101) and then stay open and quiet to the end of
     the capture, started at `rate`/s from 200 clients, then one good handshake: every one is
     in the connection table at the end."""
-    w = PcapWriter(out)
-    server = bytes([10, 0, 0, 2])
-    time = START
-    for i in range(n):
-        time = START + i / rate
-        client, port = _storm_client(i)
-        c = Conversation(w, client, port, server, 80, time)
-        c.handshake()
+
+    def switched(c: Conversation, i: int) -> None:
         request = _storm_request(i)
         key = request.split(b"Sec-WebSocket-Key: ")[1].split(b"\r\n")[0]
         accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
@@ -212,7 +217,8 @@ def open_websockets(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
         c.send(0, PSH | ACK, request, gap=0.0001)
         c.send(1, PSH | ACK, WS_RESPONSE.replace(ACCEPT.encode(), accept), gap=0.0001)
         c.send(0, ACK, gap=0.0001)
-    good_handshake(w, time + 0.01)
+
+    _many_connections(out, n, rate, switched)
 
 
 KINDS: dict[str, Callable[[BinaryIO, int], None]] = {

@@ -83,7 +83,42 @@ REFERENCE_REJECTIONS = [
      "invalid Upgrade header"),
     ("400 Bad Request", [], b"WebSocket protocol violation: Connection header \"keep-alive\" "
      b"does not contain Upgrade", "coder/websocket", None),
+    # documented, not captured (not installable here): Envoy's RBAC sandbox and router
+    # timeout, Traefik's FAQ answers (the body is the bare status text)
+    ("403 Forbidden", [("server", "envoy"), ("content-type", "text/plain")],
+     b"RBAC: access denied", "Envoy (HTTP RBAC filter)", "rbac.denied"),
+    ("504 Gateway Timeout", [("server", "envoy")], b"upstream request timeout", "Envoy",
+     "response flag UT"),
+    ("502 Bad Gateway", [("Content-Type", "text/plain; charset=utf-8")], b"Bad Gateway",
+     "Traefik", "dial to the service failed"),
+    ("503 Service Unavailable", [], b"Service Unavailable", "Traefik", "no server"),
+    # Jetty 9.4's and Tomcat 10's own pages (as in captures/jetty9_websocket.pcap and
+    # tomcat10_websocket.pcap)
+    ("400 Bad Request", [("Server", "Jetty(9.4.57.v20241219)")],
+     b"<body><h2>HTTP ERROR 400 Unsupported websocket version specification</h2>", "Jetty",
+     "Jetty supports version: [13]"),
+    ("403 Forbidden", [], b"<body><h2>HTTP ERROR 403 Origin not allowed</h2>", "Jetty", None),
+    ("403 ", [], b"<h1>HTTP Status 403 \xe2\x80\x93 Forbidden</h1><hr class=\"line\" />"
+     b"<h3>Apache Tomcat/10.1.60 (Debian)</h3>", "Apache Tomcat", "checkOrigin"),
+    ("405 Method Not Allowed", [("Server", "Jetty(9.4.57.v20241219)")],
+     b"<h2>HTTP ERROR 405 HTTP method GET is not supported by this URL</h2>",
+     "Jetty (HttpServlet's default doGet)", None),
 ]
+
+
+def test_bare_status_text_only_points_at_traefik_when_it_is_the_whole_body(
+        tmp_path: Path) -> None:
+    for body, server in ((b"Bad Gateway", "Traefik"),
+                         (b"<html><title>502 Bad Gateway</title></html>", None)):
+        conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+        conv.handshake()
+        conv.client(websocket_request("example.com", "/ws"))
+        conv.server(http_response(502, "Bad Gateway", [("Content-Length", str(len(body)))],
+                                  body))
+        conv.server_fin()
+        write_pcap(tmp_path / "r.pcap", [conv])
+        (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+        assert diagnosis.attribution.server == server
 
 
 @pytest.mark.parametrize(("status", "headers", "body", "server", "log"), REFERENCE_REJECTIONS,
@@ -218,6 +253,9 @@ def test_every_server_text_names_catalogue_ids_and_adds_only_server_side_causes(
     ("caddy_websockets.pcap", "Caddy", "connect: connection refused"),
     ("socketio.pcap", "Socket.IO (Engine.IO)", None),
     ("node_ws_server.pcap", "Node ws", None),
+    ("tomcat10_websocket.pcap", "Apache Tomcat", "nothing but the access log (404)"),
+    ("jetty9_websocket.pcap", "Jetty", "Missing request header 'Sec-WebSocket-Key'"),
+    ("jetty9_websocket.pcap", "Jetty (HttpServlet's default doGet)", "405"),
 ])
 def test_who_answered_the_real_framework_rejections(file: str, server: str,
                                                     log: str | None) -> None:
@@ -247,3 +285,42 @@ def test_predicted_uvicorn_log_lines_are_what_uvicorn_logged() -> None:
     assert unknown is not None
     for line in unknown.split(" / "):
         assert line in logged, line
+
+
+def _java_attempts(file: str) -> list[tuple[dict[str, object], str | None]]:
+    """Each rejection of a Java server capture: what expected.json says the server logged,
+    and the log line the attribution predicts."""
+    index = json.loads((CAPTURES / "expected.json").read_text())
+    entry = next(c for c in index["captures"] if c["file"] == file)
+    found = analyze_pcap(CAPTURES / file)
+    pairs = []
+    for expected in entry["attempts"]:
+        if expected["status"] in (101, None):
+            continue
+        (diagnosis,) = [d for d in found if str(d.attempt.client) == expected["client"]]
+        pairs.append((expected, diagnosis.attribution.server_log))
+    return pairs
+
+
+def test_predicted_tomcat_log_is_what_tomcat_logged() -> None:
+    # Tomcat logged nothing but its access log line for each rejection; the prediction says
+    # so, with the status
+    pairs = _java_attempts("tomcat10_websocket.pcap")
+    assert len(pairs) == 5
+    for expected, predicted in pairs:
+        said = str(expected["server_said"])
+        status = expected["status"]
+        assert re.fullmatch(rf'127\.0\.0\.1:\d+ "GET \S+ HTTP/1\.1" {status} \S+', said), said
+        assert predicted is not None and f"access log ({status})" in predicted
+
+
+def test_predicted_jetty_log_lines_are_what_jetty_logged() -> None:
+    pairs = {str(e["client_software"]).split("(")[-1]: (str(e["server_said"]), predicted)
+             for e, predicted in _java_attempts("jetty9_websocket.pcap")}
+    said, predicted = pairs["WebSocket headers without Sec-WebSocket-Key)"]
+    # (the attribution puts the request's path in place of /PATH)
+    assert predicted is not None and predicted.split(": ", 1)[1] in said
+    said, predicted = pairs["Sec-WebSocket-Version: 8)"]
+    assert predicted is not None
+    for fixed in re.split(r"ADDRESS \(:PORT\)|\"\.\.\.\"|\[N\]", predicted.split(": ", 1)[1]):
+        assert fixed.strip() in said, fixed

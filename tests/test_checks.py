@@ -864,6 +864,20 @@ CASES: tuple[Case, ...] = (
                   request=ws_request(protocols=("chat.v2",))), FAILED,
          "ws_protocol_not_chosen", present=("client_hung_up_after_switch",),
          found={"ws_protocol_not_chosen": ("RST 2 ms after",)}),
+    # the server answered the client's hang-up with a Close (Tomcat 1002, Jetty 1001:
+    # captures/tomcat10_websocket.pcap, jetty9_websocket.pcap): still the client's rejection
+    Case("subprotocol offered, none chosen, the client hangs up, the server answers Close",
+         switched(client_fin(0.010), close("server", 1002, 0.007),
+                  request=ws_request(protocols=("chat.v2",))), FAILED,
+         "ws_protocol_not_chosen", present=("client_hung_up_after_switch",),
+         absent=("ws_closed_with_error",),
+         found={"client_hung_up_after_switch": ("FIN 10 ms", "server sent Close 1002")}),
+    # near miss: the server's Close came first, so the server ended it
+    Case("subprotocol offered, none chosen, the server closes 1002, then the client FIN",
+         switched(close("server", 1002, 0.003), client_fin(0.007),
+                  request=ws_request(protocols=("chat.v2",))), ABORTED,
+         "ws_closed_with_error", present=("ws_protocol_not_chosen",),
+         absent=("client_hung_up_after_switch",)),
     # near misses: the server hung up (it did not react to its own answer), or the client
     # left long after the switch
     Case("subprotocol offered, none chosen, the server hangs up",

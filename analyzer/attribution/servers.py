@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.attribution.texts import match_words, server_log
+from analyzer.attribution.texts import SERVLET, match_words, server_log
 from analyzer.exchange.model import Attempt
 from analyzer.http.message import ResponseHead
 
@@ -31,6 +31,19 @@ _GORILLA_LOGS = {
     405: "websocket: the client is not using the websocket protocol: request method is not GET",
     426: "websocket: the client is not using the websocket protocol: 'websocket' token not found "
          "in 'Upgrade' header",
+}
+
+# Traefik's own answers (documented, not captured: Traefik is not installable here). Its FAQ
+# ("Why is Traefik answering XXX?"): 502 when contacting the service failed, 503 when the
+# service has no healthy server, 504 when the service did not answer in time; the body is
+# the bare status text, and no Server header. (404 without a matching router is Go's
+# "404 page not found": texts.py.)
+_TRAEFIK = {
+    502: ("Bad Gateway", "500/502 in the access log: the dial to the service failed (a "
+          "connection refused, or a service on another network)"),
+    503: ("Service Unavailable", "503: the service has no server, or health checks marked all "
+          "of them down"),
+    504: ("Gateway Timeout", "504: the service did not answer within forwardingTimeouts"),
 }
 
 # What tungstenite (and axum's base, tokio-tungstenite) logs when it closes without answering,
@@ -72,6 +85,11 @@ def match_response(head: ResponseHead, body: bytes) -> ServerMatch | None:
     """The implementation a response's own words point at, if any."""
     known = match_words(head, body)
     if known is not None:
+        if known.server == SERVLET:
+            # the Servlet API's words: the Server header, if any, names the container
+            named = _by_server_header((head.headers.get("server") or "").lower())
+            server = f"{named} (HttpServlet's default doGet)" if named else known.server
+            return ServerMatch(server, "high", f'body "{known.text}"', known.log)
         if known.where == "shape":  # a shape is a weaker tell than words
             return ServerMatch(known.server, "medium",
                                f'status line and header names exactly "{known.text}"',
@@ -95,18 +113,33 @@ def match_response(head: ResponseHead, body: bytes) -> ServerMatch | None:
                            "header spelled 'Sec-Websocket-Version' (Go's canonical form)",
                            _GORILLA_LOGS.get(head.status))
     if head.status == 426 and headers.get("sec-websocket-version") and not server_header:
-        return ServerMatch("Tomcat or Spring", "low", "426 with Sec-WebSocket-Version, no Server")
+        # Tomcat's answer to a version other than 13 (captures/tomcat10_websocket.pcap: no
+        # reason phrase, no body); Spring's handshake handler answers the same
+        return ServerMatch("Tomcat or Spring", "low", "426 with Sec-WebSocket-Version, no Server",
+                           "Tomcat: nothing but the access log (426); Spring: Handshake failed "
+                           "due to unsupported WebSocket version")
+    traefik = _TRAEFIK.get(head.status)
+    if traefik is not None and body.strip() == traefik[0].encode():
+        return ServerMatch("Traefik", "low", f'{head.status} with the body exactly '
+                           f'"{traefik[0]}"', traefik[1])
+    name = _by_server_header(server_header)
+    if name is not None:
+        log = None
+        if name == "nginx" and head.status == 502:
+            log = "upstream prematurely closed connection (or connect() failed)"
+        elif name == "nginx" and head.status == 504:
+            log = "upstream timed out"
+        elif name == "Caddy" and head.status == 502:
+            # http.log.error, from reverse_proxy (captures/caddy_websockets.pcap)
+            log = "dial tcp BACKEND: connect: connection refused (or another dial error)"
+        return ServerMatch(name, "medium", f"Server: {headers.get('server')}", log)
+    return None
+
+
+def _by_server_header(server_header: str) -> str | None:
     for needle, name in _SERVER_HEADER if server_header else ():
         if needle in server_header:
-            log = None
-            if name == "nginx" and head.status == 502:
-                log = "upstream prematurely closed connection (or connect() failed)"
-            elif name == "nginx" and head.status == 504:
-                log = "upstream timed out"
-            elif name == "Caddy" and head.status == 502:
-                # http.log.error, from reverse_proxy (captures/caddy_websockets.pcap)
-                log = "dial tcp BACKEND: connect: connection refused (or another dial error)"
-            return ServerMatch(name, "medium", f"Server: {headers.get('server')}", log)
+            return name
     return None
 
 

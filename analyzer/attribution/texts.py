@@ -11,6 +11,7 @@ longer one is listed before.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 
@@ -41,6 +42,8 @@ class KnownText:
 
 
 _WS = "python websockets"
+TOMCAT = "Apache Tomcat"
+SERVLET = "a Java servlet container (HttpServlet's default doGet)"
 _FAILED = "Failed to open a WebSocket connection: "
 
 
@@ -60,6 +63,18 @@ TEXTS: tuple[KnownText, ...] = (
     KnownText("reason", "Handshake error", "actix-web", "BadWebsocketKey", KEY),
     KnownText("reason", "Unsupported websocket version specification", "Jetty",
               "Unsupported Websocket version: N", VERSION),
+    # Jetty 9.4: the same words in its error page's body (reason phrase "Bad Request"), and
+    # the missing key as a BadMessageException (captures/jetty9_websocket.pcap)
+    KnownText("body", "Unsupported websocket version specification", "Jetty",
+              "WARN oejws.WebSocketServerFactory: Client ADDRESS (:PORT) User Agent: \"...\" "
+              "requested WebSocket version [N], Jetty supports version: [13]", VERSION),
+    KnownText("body", "Missing request header &apos;Sec-WebSocket-Key&apos;", "Jetty",
+              "WARN oejs.HttpChannel: handleException /PATH org.eclipse.jetty.http."
+              "BadMessageException: 400: Missing request header 'Sec-WebSocket-Key'", KEY),
+    # The Servlet API's HttpServlet.doGet, reached by a plain GET to a servlet that only
+    # upgrades (Jetty's WebSocketServlet; captures/jetty9_websocket.pcap)
+    KnownText("body", "HTTP method GET is not supported by this URL", SERVLET,
+              "(nothing but the access log: 405)", UPGRADE),
     KnownText("reason", "Invalid Upgrade Request", "Apache Traffic Server", None),
     # aiohttp: HTTPBadRequest whose text is the body (and the log line, see server_log)
     KnownText("body", "No WebSocket UPGRADE hdr:", "aiohttp",
@@ -130,13 +145,25 @@ TEXTS: tuple[KnownText, ...] = (
               "make connection to backend"),
     KnownText("body", "The proxy server received an invalid", "Apache httpd",
               "AH01102: error reading status line from remote server"),
-    # Envoy (Istio, many gateways): documented texts, with the access log's response flags
+    # Envoy (Istio, many gateways): documented texts, not captured (Envoy is not installable
+    # here), with the access log's response flags
     KnownText("body", "upstream connect error or disconnect/reset before headers", "Envoy",
               "response flags UF/URX (upstream connection failure)"),
     KnownText("body", "no healthy upstream", "Envoy", "response flag UH (no healthy upstream)"),
+    KnownText("body", "upstream request timeout", "Envoy",
+              "response flag UT (upstream request timeout: the route's timeout, 15 s by default)"),
+    # the HTTP RBAC filter's fixed 403 body (Envoy's RBAC sandbox); no response flag is set
+    KnownText("body", "RBAC: access denied", "Envoy (HTTP RBAC filter)",
+              "stat http.<stat_prefix>.rbac.denied: an RBAC policy denied the request"),
     # Go's http.NotFound: Traefik without a matching router, or any Go server's mux
     KnownText("body", "404 page not found", "Go net/http (Traefik without a matching router, "
               "or a Go server's mux)", None),
+    # Servlet containers' own error pages, after the texts that name a cause: Tomcat's
+    # ErrorReportValve (its version in the footer unless showServerInfo="false") and Jetty's
+    # ErrorHandler (captures/tomcat10_websocket.pcap, jetty9_websocket.pcap)
+    KnownText("body", "<h3>Apache Tomcat/", TOMCAT, None),
+    KnownText("body", "<h1>HTTP Status ", TOMCAT + " (version hidden)", None),
+    KnownText("body", "<h2>HTTP ERROR ", "Jetty", None),
     # Frameworks' own pages for a plain request to a WebSocket route (captures/)
     KnownText("body", "The browser (or proxy) sent a request that this server could not "
               "understand.", "Werkzeug (Flask; Flask-Sock's answer to a plain request)", None),
@@ -258,15 +285,29 @@ def _line(body: bytes, start: int) -> str:
     line_start = body.rfind(b"\n", 0, start) + 1
     line_end = body.find(b"\n", start)
     line = body[line_start: line_end if line_end >= 0 else len(body)].decode("latin-1")
-    # an HTML error page's line: the words, not the markup
-    return " ".join(_TAG.sub(" ", line).split())[:160]
+    # an HTML error page's line: the words, not the markup (Jetty writes &apos; for ')
+    return " ".join(html.unescape(_TAG.sub(" ", line)).split())[:160]
 
 
 _TAG = re.compile(r"<[^>]*>")
 
 
+# Tomcat logs nothing but its access log line for a refused handshake (catalina's console
+# stays silent: captures/tomcat10_websocket.pcap); what that status means there.
+_TOMCAT_LOGS = {
+    400: "nothing but the access log (400): UpgradeUtil refused a missing or invalid "
+         "Sec-WebSocket-Key",
+    403: "nothing but the access log (403): the endpoint's Configurator.checkOrigin() "
+         "returned false",
+    404: "nothing but the access log (404): no endpoint or servlet at that path (a request "
+         "without Upgrade to an endpoint's path also ends here: WsFilter takes only upgrades)",
+}
+
+
 def server_log(known: KnownText, status: int, body: bytes) -> str | None:
     """What the server most likely logged when it sent this text."""
+    if known.server.startswith(TOMCAT):
+        return _TOMCAT_LOGS.get(status, f"nothing but the access log ({status})")
     if known.server == _WS:
         said = _WEBSOCKETS_REASON.search(body)
         if said:

@@ -37,8 +37,18 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
         first = after.client_first or after.server_first
         findings.append(Finding("tunnel_carried", "", "; ".join(carried),
                                 (first.frame,) if first else ()))
-    if any(f.check in ("ws_closed_with_error", "ws_closed_normally") for f in findings):
-        return findings
+    closed = [f for f in findings if f.check in ("ws_closed_with_error", "ws_closed_normally")]
+    answer, answer_frames = "", ()  # type: tuple[str, tuple[int, ...]]
+    if closed:
+        # A Close sent after the other side hung up without a frame only answered that hang-up
+        # (Tomcat sends Close 1002, Jetty Close 1001 when a Node ws client that rejected the
+        # 101 closes its socket: captures/tomcat10_websocket.pcap): the hang-up is the story.
+        reaction = _close_after_silent_hang_up(attempt, after, closed[0])
+        if reaction is None:
+            return findings
+        findings.remove(closed[0])
+        answer = f"; the {closed[0].found.replace(' after the 101', ' after the switch')}"
+        answer_frames = closed[0].frames
     tcp = attempt.tcp
     ev = frames_of(attempt.response)
     # Only the side that closed first can have refused the switch; the other merely followed.
@@ -57,9 +67,27 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
         if first_bytes is None and 0 <= when - after.switch_time <= window:
             how = "RST" if is_rst else "FIN"
             findings.append(Finding(check, "WebSocket frames" if facts.websocket else "data",
-                                    f"{how} {_ms(when - after.switch_time)} after the switch",
-                                    ev + (end.frame,), side))
+                                    f"{how} {_ms(when - after.switch_time)} after the switch"
+                                    + answer, ev + (end.frame,) + answer_frames, side))
     return findings
+
+
+def _close_after_silent_hang_up(attempt: Attempt, after: AfterSwitch,
+                                closed: Finding) -> TcpEvent | None:
+    """The other side's FIN or RST, when it came before this Close and that side had sent
+    nothing since the switch; None when the Close came first."""
+    if not closed.frames or closed.side not in ("client", "server"):
+        return None
+    frame = closed.frames[0]
+    sent_at = next((s.time for s in after.frames if s.frame == frame), None)
+    tcp = attempt.tcp
+    if closed.side == "server":
+        end, first = _earliest(tcp.client_fin, tcp.client_rst), after.client_first
+    else:
+        end, first = _earliest(tcp.server_fin, tcp.server_rst), after.server_first
+    if sent_at is None or end is None or first is not None or end.frame >= frame:
+        return None
+    return end if end.time <= sent_at else None
 
 
 def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float,

@@ -22,6 +22,7 @@ import base64
 import dataclasses
 import hashlib
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
@@ -74,18 +75,44 @@ def render_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
 
 def iter_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
               warnings: Sequence[CaptureWarning], captures: Sequence[str] = (),
-              show_secrets: bool = False, detail_limit: int | None = None) -> Iterator[str]:
+              show_secrets: bool = False, detail_limit: int | None = None, *,
+              apart: Counter[str] | None = None,
+              context: Sequence[Diagnosis] | None = None) -> Iterator[str]:
     """The page in pieces of about 64 K characters; postmortems for the first
-    ``detail_limit`` attempts (default DETAIL_LIMIT)."""
+    ``detail_limit`` attempts (default DETAIL_LIMIT). `apart` and `context` as for
+    `summary_fields`."""
     if detail_limit is None:
         detail_limit = DETAIL_LIMIT
+    return page(Run(summary_fields(diagnoses, stats, warnings, show_secrets, apart=apart,
+                                   context=context),
+                    storms(diagnoses), [(d.attempt.time, d.verdict.value) for d in diagnoses],
+                    len(diagnoses), diagnoses[:detail_limit], iter(diagnoses[detail_limit:])),
+                stats, captures, show_secrets, detail_limit)
+
+
+@dataclasses.dataclass(slots=True)
+class Run:
+    """What the page shows of a run, however the attempts were kept (a list, or a spilled
+    report read back one attempt at a time: report/spilled.py)."""
+
+    summary: dict[str, Any]  # render.summary_fields
+    groups: list[Storm]
+    points: Sequence[tuple[float, str]]  # (time, verdict) of every attempt
+    total: int
+    first: Sequence[Diagnosis]  # the first detail_limit attempts, whole
+    rest: Iterator[Diagnosis]  # the others, in order
+
+
+def page(run: Run, stats: RunStats, captures: Sequence[str], show_secrets: bool,
+         detail_limit: int) -> Iterator[str]:
     env = _environment()
     # Our own files, inlined; the page's policy names each by hash and allows nothing else.
     script = env.get_template("report.js").render()
     style = env.get_template("report.css").render()
-    summary = summary_fields(diagnoses, stats, warnings, show_secrets)
-    many_days = _many_days(diagnoses)
-    repeated = [_clean_storm(s, show_secrets) for s in storms(diagnoses)]
+    summary = run.summary
+    diagnoses = run.first
+    many_days = _many_days(run.points)
+    repeated = [_clean_storm(s, show_secrets) for s in run.groups]
     verdicts = _verdict_counts(summary["verdicts"])
     # a column once the JSON fields name each attempt's file (several files read as one)
     multi_file = bool(diagnoses) and "file" in attempt_fields(diagnoses[0])
@@ -102,10 +129,9 @@ def iter_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
         "reasons": [(check, n, lookup(check).title) for check, n in summary["reasons"].items()],
         "repeated": repeated,
         "redirects": summary["redirects"],
-        "timeline": build_timeline([(d.attempt.time, d.verdict.value) for d in diagnoses],
-                                   STACK_ORDER, repeated),
+        "timeline": build_timeline(run.points, STACK_ORDER, repeated),
         "show_secrets": show_secrets,
-        "total": len(diagnoses),
+        "total": run.total,
         "detail_limit": detail_limit,
         "page_rows": PAGE_ROWS,
         "detailed": min(detail_limit, len(diagnoses)),
@@ -115,7 +141,7 @@ def iter_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
                      for d in diagnoses[:detail_limit]),
         "rows": _pack(str(macros.row(_attempt_view(d, False, show_secrets, many_days),
                                      multi_file))
-                      for d in diagnoses[detail_limit:]),
+                      for d in run.rest),
         "details": _pack(str(macros.detail_row(_attempt_view(d, True, show_secrets, many_days),
                                                _LADDER, columns))
                          for d in diagnoses[:detail_limit]),
@@ -220,10 +246,10 @@ def _duration(seconds: float, short: bool = False) -> str:
     return f"{hours} h {minutes} min"
 
 
-def _many_days(diagnoses: Sequence[Diagnosis]) -> bool:
-    if not diagnoses:
+def _many_days(points: Sequence[tuple[float, str]]) -> bool:
+    if not points:
         return False
-    times = [d.attempt.time for d in diagnoses]
+    times = [t for t, _ in points]
     return iso_time(min(times))[:10] != iso_time(max(times))[:10]
 
 

@@ -9,7 +9,7 @@ import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -35,6 +35,9 @@ from analyzer.source.frame import CaptureWarning
 from analyzer.values import RunStats
 from analyzer.verdict import Diagnosis, Verdict
 
+if TYPE_CHECKING:  # jinja2 is imported only by the HTML format
+    from analyzer.report.html import Run
+
 _SUCCEEDED = Verdict.SUCCEEDED.value
 # Rows given to tabulate at once: each call lays out this many rows under two more that
 # carry the widest value and the most general type of every column over the whole report,
@@ -57,6 +60,10 @@ class SpilledReport:
         self.failed = False
         self._redirects = False
         self._first = self._last = 0.0  # times of the kept attempts
+        # time and verdict of each kept attempt in report order (the HTML page's timeline)
+        self._times = array("d")
+        self._verdicts = bytearray()
+        self._names: list[str] = []  # verdict by code
         self._scanned = False
 
     def __len__(self) -> int:
@@ -97,6 +104,10 @@ class SpilledReport:
                 if record.reason is not None:
                     self.reasons[record.reason] += 1
             when = record.hop.time
+            self._times.append(when)
+            if record.verdict not in self._names:
+                self._names.append(record.verdict)
+            self._verdicts.append(self._names.index(record.verdict))
             if self.attempts == 1:
                 self._first = self._last = when
             self._first, self._last = min(self._first, when), max(self._last, when)
@@ -107,11 +118,26 @@ class SpilledReport:
     def summary(self, stats: RunStats, warnings: Sequence[CaptureWarning],
                 show_secrets: bool = False, apart: Counter[str] | None = None) -> dict[str, Any]:
         self._scan()
-        storms = sorted((Storm(g[0], key[0], key[1], key[2], key[3], key[4], g[1], g[2])
-                         for key, g in self.groups.items()
-                         if g[0] >= 3), key=lambda s: (-s.count, s.first))
-        return summary_of(self.attempts, self.verdicts, self.reasons, storms, self._chains(),
-                          stats, warnings, show_secrets, apart=apart)
+        return summary_of(self.attempts, self.verdicts, self.reasons, self.storms(),
+                          self._chains(), stats, warnings, show_secrets, apart=apart)
+
+    def storms(self) -> list[Storm]:
+        """correlate.storms of the kept attempts."""
+        self._scan()
+        return sorted((Storm(g[0], key[0], key[1], key[2], key[3], key[4], g[1], g[2])
+                       for key, g in self.groups.items()
+                       if g[0] >= 3), key=lambda s: (-s.count, s.first))
+
+    def html_run(self, stats: RunStats, warnings: Sequence[CaptureWarning],
+                 show_secrets: bool, apart: Counter[str] | None, detail_limit: int) -> Run:
+        """What the HTML page shows (html.Run), the attempts read back one at a time."""
+        from analyzer.report.html import Run
+
+        summary = self.summary(stats, warnings, show_secrets, apart)
+        attempts = iter(self)
+        first = list(itertools.islice(attempts, detail_limit))
+        return Run(summary, self.storms(), _Points(self._times, self._verdicts, self._names),
+                   self.attempts, first, attempts)
 
     def _chains(self) -> list[Chain]:
         """The redirect chains over every attempt, before the filters (a chain ends where it
@@ -210,6 +236,27 @@ class SpilledReport:
                 yield rank, self.spill.get(index)
 
 
+class _Points(Sequence[tuple[float, str]]):
+    """(time, verdict) of every kept attempt, from two arrays (a list of a million tuples
+    would hold ~100 MB)."""
+
+    def __init__(self, times: array[float], verdicts: bytearray, names: list[str]) -> None:
+        self.times, self.verdicts, self.names = times, verdicts, names
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __getitem__(self, n: Any) -> Any:
+        if isinstance(n, slice):
+            return [self[i] for i in range(*n.indices(len(self)))]
+        return self.times[n], self.names[self.verdicts[n]]
+
+    def __iter__(self) -> Iterator[tuple[float, str]]:
+        names = self.names
+        for t, v in zip(self.times, self.verdicts, strict=True):
+            yield t, names[v]
+
+
 # the keys of a record's line: table.cells's but the number and the time
 _LINE_KEYS = tuple(k for k in _SPECS if k not in ("#", "time"))
 
@@ -293,10 +340,12 @@ def emit_spilled(report: SpilledReport, fmt: str, stats: RunStats,
     elif fmt == "csv":
         report.write_csv(write)
     elif fmt == "html":
-        # The page holds every attempt (its table is filtered in the browser): rebuilt whole.
-        from analyzer.report.html import iter_html
+        # every attempt was pickled whole as it was decided (cli.py: KeptAttempts(whole=...)),
+        # and the page is written as they are read back
+        from analyzer.report.html import DETAIL_LIMIT, page
 
-        for piece in iter_html(list(report), stats, warnings, captures, secrets):
+        run = report.html_run(stats, warnings, secrets, apart, DETAIL_LIMIT)
+        for piece in page(run, stats, captures, secrets, DETAIL_LIMIT):
             write(piece)
     else:
         report.write_table(stats, warnings, fmt == "markdown", write, style, apart)
