@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from analyzer.checks.catalogue import Finding
 from analyzer.life.groups import End, group_findings
 from analyzer.life.model import Ended, attempt_key
 from analyzer.verdict import Diagnosis, judge, with_life
@@ -32,19 +33,29 @@ def fold(events: Iterable[Diagnosis | Ended]) -> list[Diagnosis]:
 def with_groups(diagnoses: Sequence[Diagnosis]) -> list[Diagnosis]:
     """The diagnoses, those whose ends several connections explain together (a mass reset,
     a maximum lifetime: analyzer/life/groups.py) judged again with those findings."""
-    ends = [End(i, d.attempt.server.ip,
-                d.attempt.request_head.target if d.attempt.request_head else "", d.lifetime)
-            for i, d in enumerate(diagnoses) if d.lifetime is not None]
+    ends = [e for i, d in enumerate(diagnoses) if (e := end_of(i, d)) is not None]
     added = group_findings(ends)
     if not added:
         return list(diagnoses)
     out = list(diagnoses)
     for i, findings in added.items():
-        d = out[i]
-        again = judge(d.attempt, d.facts, d.findings + tuple(findings), d.number)
-        out[i] = Diagnosis(again.number, again.attempt, again.facts, again.verdict,
-                           again.findings, again.attribution, d.origin, d.lifetime)
+        out[i] = with_findings(out[i], findings)
     return out
+
+
+def end_of(index: int, d: Diagnosis) -> End | None:
+    """What the group rules read of a diagnosis (None when its connection was not followed)."""
+    if d.lifetime is None:
+        return None
+    head = d.attempt.request_head
+    return End(index, d.attempt.server.ip, head.target if head else "", d.lifetime)
+
+
+def with_findings(d: Diagnosis, findings: Sequence[Finding]) -> Diagnosis:
+    """``d`` judged again with the group rules' findings."""
+    again = judge(d.attempt, d.facts, d.findings + tuple(findings), d.number)
+    return Diagnosis(again.number, again.attempt, again.facts, again.verdict, again.findings,
+                     again.attribution, d.origin, d.lifetime)
 
 
 def lifetime_seconds(d: Diagnosis) -> float | None:

@@ -42,7 +42,8 @@ from analyzer.correlate import (
     storm_key,
 )
 from analyzer.exchange.model import Endpoint
-from analyzer.life.fold import WINDOW_OVER, with_groups
+from analyzer.life.fold import WINDOW_OVER, end_of, with_findings, with_groups
+from analyzer.life.groups import abnormal_end, group_findings
 from analyzer.life.model import Ended
 from analyzer.report.render import json_attempt, render_csv
 from analyzer.report.table import TableStyle, cells
@@ -74,6 +75,8 @@ class Record(NamedTuple):
     # and the clock) / CSV record after "N," / JSON element after it
     line: Any
     full: int  # offset of the whole diagnosis in the pickle file, -1 when not there
+    # an abnormal end for the `Closed:` lines: target, closer address, silence, how
+    closed: tuple[str, str, float, str] | None = None
 
 
 _JSON_NUMBER = '{\n      "number": '
@@ -142,8 +145,13 @@ class KeptAttempts:
             assert text.startswith(_JSON_NUMBER + "0")
             line = text[len(_JSON_NUMBER) + 1:]
         primary = d.primary
+        life, closed = d.lifetime, None
+        if life is not None and abnormal_end(life):
+            head = d.attempt.request_head
+            closed = (head.target if head else "", life.closer.ip if life.closer else "?",
+                      life.idle_before_end_s, life.how)
         return Record(self.keep(d), d.verdict.value, primary.check if primary else None,
-                      storm_key(d), leg_of(d.attempt), hop_of(d), line, full)
+                      storm_key(d), leg_of(d.attempt), hop_of(d), line, full, closed)
 
 
 @functools.cache
@@ -206,6 +214,7 @@ class Spill:
         return d
 
     def close(self) -> SpilledReport:
+        self._groups()
         order = _report_order(self.frame, self.time)
         self.frame = array("q")  # not needed any more
         by_time = _time_order(order, self.time)
@@ -213,6 +222,19 @@ class Spill:
         from analyzer.report.spilled import SpilledReport  # the output half of a spill
 
         return SpilledReport(self, order, by_time)
+
+    def _groups(self) -> None:
+        """The rules over several ends (analyzer/life/groups.py), as `with_groups` runs them on
+        a report kept in memory: over the attempts kept whole because they lived on (one
+        whole in memory at a time), the changed ones put again."""
+        ends = []
+        for index in range(len(self.at)):
+            record = self.get(index)
+            if record.full >= 0 and (end := end_of(index, self.whole(record.full))) is not None:
+                ends.append(end)
+        for index, findings in group_findings(ends).items():
+            d = with_findings(self.whole(self.get(index).full), findings)
+            self.at[index] = self.put(self.owner.record(d, self.put_whole(d)))
 
     # --- correlation ------------------------------------------------------------------------
 
