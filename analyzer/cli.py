@@ -36,7 +36,9 @@ from analyzer.cli_options import (
 )
 from analyzer.correlate import CLOCK_SKEW
 from analyzer.filters import Selection
-from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
+from analyzer.life.fold import WINDOW_OVER
+from analyzer.life.model import Ended, attempt_key
+from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
 from analyzer.report.clock import Clock
 from analyzer.report.kept import KeptAttempts
 from analyzer.report.render import (
@@ -44,6 +46,7 @@ from analyzer.report.render import (
     READ_FORMATS,
     iter_json,
     render_csv,
+    render_jsonl_ended,
     render_jsonl_line,
     render_table,
     summary_fields,
@@ -62,7 +65,7 @@ from analyzer.source import read_records
 from analyzer.source.capture import MergedRecords, check_capture, expand_inputs
 from analyzer.source.frame import CaptureError, CaptureWarning
 from analyzer.source.stream import Input
-from analyzer.verdict import Diagnosis, Verdict
+from analyzer.verdict import Diagnosis, Verdict, with_life
 
 KEYLOG_WAIT = 10.0  # live: seconds a TLS session waits for its key to appear in the key log
 
@@ -252,7 +255,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
           max_connections: int = DEFAULT_MAX_CONNECTIONS, output: str | None = None,
           secrets: object | None = None, scheduler: str | None = None) -> int:
     warnings: list[CaptureWarning] = []
-    analysis = Analysis(max_connections=max_connections, secrets=secrets)
+    analysis = Analysis(max_connections=max_connections, secrets=secrets, lifetimes=True)
     kept: list[Diagnosis] | SpilledReport = []
     tally = Tally()  # streamed runs keep counts, not attempts: memory stays flat
     apart = tally.apart  # attempts that never reached HTTP, counted only (no --tcp)
@@ -276,7 +279,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
     style = TableStyle(clock, terminal_width(), several, view.show_secrets)
     table = StreamedTable(style) if streaming and fmt == "table" else None
 
-    def decided() -> Iterator[Diagnosis]:
+    def decided() -> Iterator[Decided]:
         if scheduler is not None:  # a Dask cluster: analyzer/scale/cluster.py
             from analyzer.scale.cluster import analyze_on_cluster
 
@@ -296,34 +299,39 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
             return
         origin = records.origin if isinstance(records, MergedRecords) else None
         for d in analysis.feed_records(records):
-            yield with_origin(d, paths, origin) if several else d
+            yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
         for d in analysis.finish():
-            yield with_origin(d, paths, origin) if several else d
+            yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
 
     def rebuild() -> Iterator[Diagnosis]:  # the same attempts again (report/kept.py)
+        # Without lifetimes: a rebuilt attempt (a proxy front that correlation judges again)
+        # has its decided verdict, not the one its connection's end gave it.
         again = Analysis(max_connections=max_connections, secrets=secrets)
         if jobs is not None and jobs > 1 and len(paths) == 1:  # the same merged order again
             from analyzer.scale.local import ShardedRead
 
-            yield from _numbered(iter(ShardedRead(paths[0], jobs, again, [], max_connections)),
-                                 selection, Counter())
+            yield from (d for d in _numbered(
+                iter(ShardedRead(paths[0], jobs, again, [], max_connections)), selection,
+                Counter()) if isinstance(d, Diagnosis))
             return
         if jobs is not None:
             from analyzer.parallel import analyze_in_parallel
 
-            yield from _numbered(analyze_in_parallel(paths, jobs, again, [], max_connections),
-                                 selection, Counter())
+            yield from (d for d in _numbered(
+                analyze_in_parallel(paths, jobs, again, [], max_connections), selection,
+                Counter()) if isinstance(d, Diagnosis))
             return
         records = read_records(paths, [], [])
         origin = records.origin if isinstance(records, MergedRecords) else None
 
-        def run() -> Iterator[Diagnosis]:
+        def run() -> Iterator[Decided]:
             for d in again.feed_records(records):
-                yield with_origin(d, paths, origin) if several else d
+                yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
             for d in again.finish():
-                yield with_origin(d, paths, origin) if several else d
+                yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
 
-        yield from _numbered(run(), selection, Counter())
+        yield from (d for d in _numbered(run(), selection, Counter())
+                    if isinstance(d, Diagnosis))
 
     # Sorted formats keep every attempt to the end: compactly, on disk past a point.
     store = KeptAttempts(fmt, selection.keep, show_secrets=view.show_secrets, style=style,
@@ -344,12 +352,32 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
         try:
             if progress is not None:
                 progress.start()
+            shown: set[int] = set()  # numbers of printed attempts whose connection lives on
             for diagnosis in _numbered(decided(), selection, apart):
+                if isinstance(diagnosis, Ended):  # the attempt's connection ended after its watch
+                    if not streaming:
+                        store.update(diagnosis)  # the attempt once, with its final verdict
+                        continue
+                    was_shown = diagnosis.number in shown
+                    shown.discard(diagnosis.number)
+                    # still open when the capture ended: the decided line said it all
+                    if not diagnosis.lifetime.ended or not (
+                            was_shown or selection.keep_ended(diagnosis)):
+                        continue
+                    tally.ended(diagnosis, was_shown)
+                    if table is not None:
+                        if diagnosis.verdict is not diagnosis.decided or not was_shown:
+                            click.echo(table.ended_line(diagnosis))
+                    else:
+                        _print_line(render_jsonl_ended(diagnosis, view.show_secrets))
+                    continue
                 if not streaming:
                     store.add(diagnosis)  # filtered after correlation, which needs every leg
                     continue
                 if not selection.keep(diagnosis):
                     continue
+                if diagnosis.attempt.tcp.end_reason == WINDOW_OVER:
+                    shown.add(diagnosis.number)
                 tally.add(diagnosis)
                 if table is not None:
                     if tally.attempts == 1:
@@ -412,12 +440,22 @@ def _terminate(number: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
-def _numbered(diagnoses: Iterator[Diagnosis], selection: Selection,
-              apart: Counter[str]) -> Iterator[Diagnosis]:
+def _numbered(diagnoses: Iterator[Decided], selection: Selection,
+              apart: Counter[str]) -> Iterator[Decided]:
     """The attempts the report lists, numbered 1..; the others (never reached HTTP, without
-    --tcp) are counted in ``apart`` when the filters would have kept them."""
+    --tcp) are counted in ``apart`` when the filters would have kept them. An `Ended` gets
+    the number of its attempt (and is dropped when that attempt was not listed)."""
     number = 0
+    living: dict[tuple[int, int, int], int] = {}  # attempts whose connection lives on
     for d in diagnoses:
+        if isinstance(d, Ended):
+            listed = living.pop(d.key, None)
+            if listed is not None:
+                yield dataclasses.replace(d, number=listed)
+            continue
+        if d.attempt.tcp.end_reason == WINDOW_OVER and selection.listed(d):
+            a = d.attempt
+            living[attempt_key(a.first_frame, a.sequence, a.stream_id)] = number + 1
         if not selection.listed(d):
             if selection.keep(d):
                 apart[d.verdict.value] += 1
@@ -565,21 +603,30 @@ def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) ->
         from analyzer.tls.keylog import KeyStore
 
         secrets = KeyStore(wait=KEYLOG_WAIT)
-    analysis = Analysis(max_connections=options.max_connections, secrets=secrets)
+    analysis = Analysis(max_connections=options.max_connections, secrets=secrets, lifetimes=True)
     output = _LiveOutput(fmt, TableStyle(clock, terminal_width()))
     stop = _StopOnSignals()
     status = ExitStatus.OK
     writer: RotatingPcapngWriter | None = None
     numbers = iter(range(1, sys.maxsize))
     counted_out = False
+    living: dict[tuple[int, int, int], int] = {}  # listed attempts whose connection lives on
 
-    def report(diagnosis: Diagnosis) -> bool:
-        """Prints one attempt; True when --count is reached."""
+    def report(diagnosis: Decided) -> bool:
+        """Prints one attempt (or the end of one); True when --count is reached."""
+        if isinstance(diagnosis, Ended):
+            number = living.pop(diagnosis.key, None)
+            if number is not None:
+                output.ended(dataclasses.replace(diagnosis, number=number), selection)
+            return False
         if not selection.listed(diagnosis):  # never reached HTTP, no --tcp: counted only
             if selection.keep(diagnosis):
                 output.tally.apart[diagnosis.verdict.value] += 1
             return False
         diagnosis = _renumber(diagnosis, next(numbers))
+        a = diagnosis.attempt
+        if a.tcp.end_reason == WINDOW_OVER:
+            living[attempt_key(a.first_frame, a.sequence, a.stream_id)] = diagnosis.number
         if selection.keep(diagnosis):
             output.add(diagnosis)
         return options.count is not None and output.tally.attempts >= options.count
@@ -669,8 +716,32 @@ class _LiveOutput:
         self._kept: list[Diagnosis] = []
         self._style = style
         self._table = StreamedTable(style)
+        self._shown: set[int] = set()  # printed attempts whose connection lives on
+
+    def ended(self, ended: Ended, selection: Selection) -> None:
+        """An attempt's connection ended after its watch: jsonl prints the `ended` line, the
+        table the row again only when the verdict changed; kept formats update the attempt."""
+        was_shown = ended.number in self._shown
+        self._shown.discard(ended.number)
+        if self.fmt in ("json", "markdown"):
+            for i, d in enumerate(self._kept):
+                if d.number == ended.number:
+                    self._kept[i] = with_life(d, ended)
+                    self.tally.ended(ended, True)
+            return
+        # still open when the run stopped: the decided line said it all
+        if not ended.lifetime.ended or not (was_shown or selection.keep_ended(ended)):
+            return
+        self.tally.ended(ended, was_shown)
+        if self.fmt == "jsonl":
+            _print_line(render_jsonl_ended(ended))
+        elif self.fmt == "table" and (ended.verdict is not ended.decided or not was_shown):
+            click.echo(self._table.ended_line(ended))
+            sys.stdout.flush()
 
     def add(self, diagnosis: Diagnosis) -> None:
+        if diagnosis.attempt.tcp.end_reason == WINDOW_OVER:
+            self._shown.add(diagnosis.number)
         self.tally.add(diagnosis)
         if self.fmt in ("json", "markdown"):
             self._kept.append(diagnosis)

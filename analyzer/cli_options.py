@@ -35,6 +35,12 @@ def filter_options(command: Callable[..., None]) -> Callable[..., None]:
                      help="Only attempts at or after TIME: ISO 8601 (no zone: UTC) or Unix "
                           "seconds."),
         click.option("--until", metavar="TIME", help="Only attempts at or before TIME."),
+        click.option("--min-lifetime", type=click.FloatRange(min=0), metavar="SECONDS",
+                     help="Only switched connections that lived at least SECONDS after the "
+                          "switch (to their end, or the end of the capture)."),
+        click.option("--max-lifetime", type=click.FloatRange(min=0), metavar="SECONDS",
+                     help="Only switched connections that lived at most SECONDS after the "
+                          "switch."),
         click.option("--tcp", is_flag=True,
                      help="Also list connection attempts that never reached HTTP (refused, "
                           "unanswered SYN); otherwise they are only counted, and --fail-on "
@@ -49,7 +55,8 @@ def filter_options(command: Callable[..., None]) -> Callable[..., None]:
 
 def selection_of(failed: bool, verdicts: tuple[str, ...], reasons: tuple[str, ...],
                host: str | None, port: int | None, since: str | None, until: str | None,
-               tcp: bool, local_time: bool) -> Selection:
+               tcp: bool, local_time: bool, min_lifetime: float | None = None,
+               max_lifetime: float | None = None) -> Selection:
     """The filters from their options; a usage error (status 2) for an unknown id or time."""
     ids = set(check_ids())
     for reason in reasons:
@@ -62,7 +69,8 @@ def selection_of(failed: bool, verdicts: tuple[str, ...], reasons: tuple[str, ..
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint=name) from None
     return Selection(failed, host, port, frozenset(v.lower() for v in verdicts),
-                     frozenset(r.lower() for r in reasons), times[0], times[1], tcp)
+                     frozenset(r.lower() for r in reasons), times[0], times[1], tcp,
+                     min_lifetime, max_lifetime)
 
 
 def unknown_id(text: str) -> str:

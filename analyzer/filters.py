@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 from analyzer.checks.catalogue import CATALOGUE
 from analyzer.exchange.model import AttemptKind
+from analyzer.life.fold import lifetime_seconds
+from analyzer.life.model import Ended
 from analyzer.verdict import Diagnosis, Verdict
 
 
@@ -22,6 +24,9 @@ class Selection:
     since: float | None = None  # the attempt's time (request, or SYN), inclusive
     until: float | None = None
     tcp: bool = False  # list connection attempts that never reached HTTP too
+    # seconds a switched connection lived after its switch (--min-lifetime, --max-lifetime)
+    min_lifetime: float | None = None
+    max_lifetime: float | None = None
 
     def listed(self, d: Diagnosis) -> bool:
         """Whether the report lists (and numbers) this attempt at all. A refused or unanswered
@@ -29,9 +34,19 @@ class Selection:
         that a port scan does not bury the one WebSocket, nor trip --fail-on."""
         return self.tcp or d.attempt.kind is not AttemptKind.TCP
 
+    def _lives(self, seconds: float | None) -> bool:
+        if self.min_lifetime is None and self.max_lifetime is None:
+            return True
+        if seconds is None:
+            return False
+        return ((self.min_lifetime is None or seconds >= self.min_lifetime)
+                and (self.max_lifetime is None or seconds <= self.max_lifetime))
+
     def keep(self, d: Diagnosis) -> bool:
         a = d.attempt
-        if self.failed and d.verdict is Verdict.SUCCEEDED:
+        if self.failed and d.verdict in _NOT_FAILED:
+            return False
+        if not self._lives(lifetime_seconds(d)):
             return False
         if self.verdicts and d.verdict.value not in self.verdicts:
             return False
@@ -52,6 +67,30 @@ class Selection:
             if self.host not in names:
                 return False
         return True
+
+
+    def keep_ended(self, e: Ended) -> bool:
+        """The filters on an `ended` event (streamed reports): its final verdict, its life
+        findings, its lifetime, its addresses and time."""
+        if self.failed and e.verdict in _NOT_FAILED:
+            return False
+        if self.verdicts and e.verdict.value not in self.verdicts:
+            return False
+        if self.reasons and not any(f.check in self.reasons for f in e.findings):
+            return False
+        if not self._lives(e.lifetime.duration_s):
+            return False
+        if self.since is not None and e.time < self.since:
+            return False
+        if self.until is not None and e.time > self.until:
+            return False
+        if self.port is not None and self.port not in (e.client.port, e.server.port):
+            return False
+        return self.host is None or self.host in (e.client.ip, e.server.ip)
+
+
+# wave2-decisions.md: --failed keeps every verdict except these
+_NOT_FAILED = (Verdict.SUCCEEDED, Verdict.DECLINED)
 
 
 def parse_time(text: str, local: bool = False) -> float:

@@ -7,9 +7,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from analyzer.pipeline import Analysis
+from analyzer.pipeline import Analysis, Decided
 from analyzer.source.frame import Frame
-from analyzer.verdict import Diagnosis
 
 # How often time is allowed to decide (Analysis.tick), in seconds; also the longest a stop
 # request (Ctrl-C, the end of --duration) waits to be noticed.
@@ -33,7 +32,7 @@ def run_live(source: FrameSource, analysis: Analysis, patience: float, *,
              should_stop: Callable[[], bool], deadline: float | None = None,
              sink: FrameSink | None = None,
              clock: Callable[[], float] = time.time,
-             on_tick: Callable[[], None] | None = None) -> Iterator[Diagnosis]:
+             on_tick: Callable[[], None] | None = None) -> Iterator[Decided]:
     """Yields each attempt the moment it is decided, until `should_stop()` or the `deadline`
     (clock time). Attempts still undecided at the end are left in `analysis`: the caller
     chooses whether to `finish()` them."""
@@ -57,7 +56,7 @@ def run_live(source: FrameSource, analysis: Analysis, patience: float, *,
     yield from _feed(source.poll(0.0), analysis, sink)
 
 
-def _feed(frames: list[Frame], analysis: Analysis, sink: FrameSink | None) -> Iterator[Diagnosis]:
+def _feed(frames: list[Frame], analysis: Analysis, sink: FrameSink | None) -> Iterator[Decided]:
     for frame in frames:
         if sink is not None:
             sink.write(frame)

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from functools import partial
 
+from analyzer.life.fold import fold
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.source import read_records
 from analyzer.source.capture import check_capture
@@ -59,7 +60,8 @@ def _analyze_file(
 ) -> tuple[list[Diagnosis], RunStats, list[CaptureWarning]]:
     """One file, start to end, in a worker process."""
     warnings: list[CaptureWarning] = []
-    analysis = Analysis(max_connections=max_connections, secrets=secrets)
-    diagnoses = list(analysis.feed_records(read_records([path], warnings)))
-    diagnoses += analysis.finish()
-    return diagnoses, analysis.stats, warnings
+    analysis = Analysis(max_connections=max_connections, secrets=secrets, lifetimes=True)
+    events = list(analysis.feed_records(read_records([path], warnings)))
+    events += analysis.finish()
+    # each attempt once, with its final verdict (the ends of its connection folded in)
+    return fold(events), analysis.stats, warnings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from analyzer.checks.facts import facts_of
 from analyzer.checks.transport import check_transport
@@ -26,6 +27,7 @@ from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.exchange.tracker import ConnectionTracker
+from analyzer.life.model import Ended, attempt_key
 from analyzer.reassembly import Connection, Reassembler, StreamListener
 from analyzer.source.capture import MergedRecords
 from analyzer.source.frame import Frame
@@ -38,6 +40,13 @@ from analyzer.verdict import Diagnosis, diagnose
 # The values moved to analyzer/values.py; re-exported for callers of the pipeline.
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "MAX_LISTED_TCP_ATTEMPTS", "Analysis", "RunStats", "analyze",
            "protocol_handlers"]
+
+if TYPE_CHECKING:
+    from analyzer.life.stage import LifeStage
+
+# What a run hands on: an attempt's Diagnosis when it is decided, and with `lifetimes`, an
+# `Ended` when a switched connection followed past its watch window ends.
+Decided = Diagnosis | Ended
 
 _SYN = 0x02
 TLS_KEY_LOG = 0x544C534B  # "TLSK": a Decryption Secrets Block holding an NSS key log
@@ -86,6 +95,7 @@ class Analysis:
         secrets: object | None = None,
         handlers: dict[Start, HandlerFactory] | None = None,
         owns: Callable[[Connection, Segment], bool] | None = None,
+        lifetimes: bool = False,
     ) -> None:
         # Use the compiled fast path (decode/_fastpath.pyx) when it is built; False runs the
         # pure-Python path, which must give the same results (tests compare the two).
@@ -95,12 +105,21 @@ class Analysis:
         self._owns = owns
         self._decoder = Decoder()
         self._counters = ExchangeCounters()
-        self._decided: deque[Attempt] = deque()
+        self._decided: deque[Attempt | Ended] = deque()
         self._emit = self._decide  # one bound method for every tracker
         # The stages that take connections over (TLS, HTTP/2): the pipeline's own unless a
         # caller gives others.
         stages = protocol_handlers() if handlers is None else handlers
         self._run = RunContext(self._emit, self._counters, window, stages, secrets)
+        # lifetimes: switched connections are followed after their watch window to their end
+        # (analyzer/life), and each end is yielded as an `Ended` after its attempt's
+        # Diagnosis; without it they are let go after the watch, as before.
+        self._life: LifeStage | None = None
+        if lifetimes:
+            from analyzer.life.stage import LifeStage
+
+            self._life = LifeStage(self._decided.append)
+            self._run.life_sink = self._life
         self._reassembler = Reassembler(self._new_tracker, max_connections=max_connections,
                                         defer_syn=True, tick_on_sweep=True)
         self._stats = RunStats()
@@ -118,7 +137,12 @@ class Analysis:
             return None
         return ConnectionTracker(conn, self._run)
 
-    def feed(self, frame: Frame) -> list[Diagnosis]:
+    @property
+    def lifetimes(self) -> bool:
+        """Switched connections are followed to their end (`Ended` events)."""
+        return self._life is not None
+
+    def feed(self, frame: Frame) -> list[Decided]:
         """Processes one frame; returns the attempts it decided (usually none)."""
         self._frames += 1
         if self._first is None:
@@ -131,7 +155,7 @@ class Analysis:
         self._reassembler.feed(segment)
         return self._drain() if self._decided else []
 
-    def feed_records(self, records: Iterable[Record]) -> Iterator[Diagnosis]:
+    def feed_records(self, records: Iterable[Record]) -> Iterator[Decided]:
         """Processes a whole capture's records (numbered from 1 in order, as `read_records`
         gives them); yields the attempts as they are decided. Call `finish` afterwards.
 
@@ -224,13 +248,13 @@ class Analysis:
         store.add_text(data)
         store.finish()
 
-    def tick(self, now: float, patience: float) -> list[Diagnosis]:
+    def tick(self, now: float, patience: float) -> list[Decided]:
         """Live capture: time is ``now`` (capture clock); attempts waiting longer than
         ``patience`` seconds for an answer are decided as unanswered."""
         self._reassembler.tick(now, patience)
         return self._drain()
 
-    def finish(self) -> list[Diagnosis]:
+    def finish(self) -> list[Decided]:
         """End of input: every connection still open is judged as it stands."""
         self._reassembler.close()
         return self._drain()
@@ -246,8 +270,18 @@ class Analysis:
             self._tcp_listed += 1
         self._decided.append(attempt)
 
-    def _drain(self) -> list[Diagnosis]:
-        out = [diagnose(attempt) for attempt in self._decided]
+    def _drain(self) -> list[Decided]:
+        out: list[Decided] = []
+        life = self._life
+        for attempt in self._decided:
+            if isinstance(attempt, Ended):
+                out.append(attempt)
+                continue
+            diagnosis = diagnose(attempt)
+            if life is not None and attempt.after is not None:
+                life.judged(attempt_key(attempt.first_frame, attempt.sequence,
+                                        attempt.stream_id), diagnosis.verdict)
+            out.append(diagnosis)
         self._decided.clear()
         return out
 
@@ -313,7 +347,7 @@ def _transport_reason(attempt: Attempt) -> str:
     return findings[0].check if findings else "none"
 
 
-def analyze(frames: Iterable[Frame], analysis: Analysis | None = None) -> Iterator[Diagnosis]:
+def analyze(frames: Iterable[Frame], analysis: Analysis | None = None) -> Iterator[Decided]:
     """Every diagnosis of a capture, in the order the attempts were decided."""
     run = analysis or Analysis()
     for frame in frames:

@@ -90,6 +90,29 @@ class StreamListener(Protocol):
     def on_tick(self, now: float, patience: float) -> None: ...
 
 
+class LifeFollower(Protocol):
+    """What follows a connection after the layer above let it go in the life state
+    (`analyzer/life/state.py`): each segment's bytes and time, its FIN or RST, its end. No
+    reassembly: the segments come as the capture shows them."""
+
+    def take(self, side: int, seq: int, payload: bytes, time: float) -> None: ...
+
+    def seen(self, side: int, data: bytes, time: float) -> None:
+        """Bytes already reassembled when the life began (they ended the watch)."""
+
+    def fin(self, side: int, frame: int, time: float) -> bool:
+        """True once both directions have sent their FIN."""
+
+    def rst(self, side: int, frame: int, time: float) -> None: ...
+
+    def end(self, addresses: tuple[bytes, int, bytes, int], time: float, reason: str) -> None: ...
+
+
+# A connection in life is kept this long without a packet (AWS NLB idles at 350 s, so the
+# 300 s of other connections would end live WebSockets that a capture shows still open).
+LIFE_IDLE_TIMEOUT = 3600.0
+
+
 @dataclass(slots=True)
 class _Direction:
     base: int | None = None  # sequence number of stream offset 0
@@ -151,6 +174,9 @@ class Connection:
     closing: int = 0  # segments still awaited for late bytes after the close (see _close)
     closing_reason: str = ""
     closing_time: float = 0.0
+    # Set when the layer above let a switched connection go after its watch window
+    # (`let_go`): its segments then go to this follower, not through reassembly.
+    life: LifeFollower | None = None
     # The bare SYNs of a connection that has seen nothing else yet, whose listener is not made
     # until something else arrives (`Reassembler(defer_syn=True)`): a SYN flood fills the
     # table with such connections, and a listener per SYN cost ~1.3 KB each.
@@ -186,6 +212,18 @@ class Connection:
         # table until it ends or expires (bulk connections: 300 s): let the listener's state go
         # now (22 % of the table's memory on the 1 GB benchmark, benchmarks/README.md).
         self.listener = None
+
+
+def let_go(conn: Connection, life: LifeFollower | None = None) -> None:
+    """The one point where the layer above lets a connection go: with a ``life`` follower
+    the connection stays in the table (and is not `ignored`, so the fast path hands its
+    segments on) but is no longer reassembled; without one it is ignored."""
+    if life is None:
+        conn.ignore()
+        return
+    conn.ignore()
+    conn.ignored = False
+    conn.life = life
 
 
 def _first_waiting(here: _Direction) -> int:
@@ -275,6 +313,9 @@ class Reassembler:
         if conn.ignored:
             return
         conn.last_time = seg.time
+        if conn.life is not None:
+            self._life_segment(conn, conn.life, side, seg)
+            return
         self._segment(conn, side, seg)
         if conn.closing and not conn.finished:
             conn.closing -= 1
@@ -300,6 +341,13 @@ class Reassembler:
             # this segment would run the sweep, a closed one waits for late bytes, or the
             # listener is still to be made: feed
             return False
+        life = conn.life
+        if life is not None:  # after the watch: no reassembly, only the life facts
+            self.now = time
+            self._until_sweep -= 1
+            conn.last_time = time
+            life.take(side, seq, payload, time)
+            return True
         here = conn.sides[side]
         if here.base is None:
             return False
@@ -320,6 +368,18 @@ class Reassembler:
             assert listener is not None
             listener.on_data(side, here.next_offset - len(payload), payload, frame, time)
         return True
+
+    def _life_segment(self, conn: Connection, life: LifeFollower, side: int,
+                      seg: Segment) -> None:
+        """A segment of a connection in life: its bytes and time, and the end it makes (a
+        RST, or the second FIN) ends the connection at once (no late bytes are awaited)."""
+        life.take(side, seg.seq, seg.payload, seg.time)
+        flags = seg.flags
+        if flags & _RST:
+            life.rst(side, seg.frame, seg.time)
+            self._finish(conn, seg.time, "reset")
+        elif flags & _FIN and life.fin(side, seg.frame, seg.time):
+            self._finish(conn, seg.time, "closed")
 
     def _is_new_incarnation(self, entry: tuple[Connection, int], seg: Segment) -> bool:
         conn, side = entry
@@ -402,7 +462,7 @@ class Reassembler:
                     payload = b""
         if payload:
             self._data(conn, side, here, offset, payload, seg.frame, seg.time)
-            if seg.missing and not conn.ignored:
+            if seg.missing and not conn.ignored and conn.life is None:
                 # The snaplen cut the end of this segment: those bytes are a hole right here.
                 self._data_gap(conn, side, here, offset + len(payload), seg.missing, seg)
         if conn.ignored:
@@ -410,6 +470,10 @@ class Reassembler:
         if flags & _RST:
             here.rst = True
             listener.on_rst(side, seg.frame, seg.time)
+            if conn.life is not None:  # the listener let it go into life just now
+                conn.life.rst(side, seg.frame, seg.time)
+                self._finish(conn, seg.time, "reset")
+                return
             self._close(conn, seg.time, "reset")
         elif flags & _FIN and not here.fin:
             here.fin = True
@@ -419,6 +483,10 @@ class Reassembler:
             here.fin_end = here.offset_of(seg.seq) + len(payload)
             here.fin_evidence = (seg.frame, seg.time)
             listener.on_fin(side, seg.frame, seg.time)
+            if conn.life is not None:  # the listener let it go into life just now
+                if conn.life.fin(side, seg.frame, seg.time):
+                    self._finish(conn, seg.time, "closed")
+                return
             if conn.sides[1 - side].fin:
                 self._close(conn, seg.time, "closed")
 
@@ -676,6 +744,10 @@ class Reassembler:
         conn.finished = True
         if conn.syns is not None and not self._make_listener(conn):
             return
+        life = conn.life
+        if life is not None:
+            conn.life = None
+            life.end(conn.addresses, time, reason)
         listener = conn.listener  # the flush may make the listener ignore the connection
         if not conn.ignored and listener is not None:
             self._release(conn, (0, 1))
@@ -683,6 +755,10 @@ class Reassembler:
                 self._flush(conn, side, 0, time, 0)
             # the flushed bytes may have handed the connection to another stage (handoff.py)
             (conn.listener or listener).on_end(time, reason)
+        life = conn.life
+        if life is not None:  # the flushed bytes ended a watch window: that life ends here too
+            conn.life = None
+            life.end(conn.addresses, time, reason)
         conn.ignore()
         # Nothing calls a finished connection's listener again, but the entry stays in the
         # table a while (late retransmissions must not open a new connection): let the
@@ -702,13 +778,14 @@ class Reassembler:
     def sweep(self, now: float) -> None:
         """Forget idle and finished connections; evict the oldest-idle ones over the cap."""
         cutoff = now - self._idle_timeout
+        life_cutoff = now - max(self._idle_timeout, LIFE_IDLE_TIMEOUT)
         live: list[Connection] = []
         for conn, side in list(self._table.values()):
             # Each connection is in the table under both of its keys, once as side 0 (`_open`
             # sets both, `_drop` removes both, a new incarnation replaces both): visit it once.
             if side:
                 continue
-            if conn.last_time < cutoff:
+            if conn.last_time < (cutoff if conn.life is None else life_cutoff):
                 self._finish(conn, now, "idle")
                 self._drop(conn)
             elif conn.finished and conn.last_time < now - 60.0:

@@ -19,6 +19,7 @@ from analyzer.checks.catalogue import (
 )
 from analyzer.checks.facts import Facts
 from analyzer.exchange.model import Attempt
+from analyzer.life.model import Ended, Lifetime
 
 
 class Verdict(Enum):
@@ -28,6 +29,7 @@ class Verdict(Enum):
     NO_RESPONSE = "no_response"  # nothing answered (TCP or HTTP)
     REFUSED = "refused"  # the SYN was answered by RST
     ABORTED = "aborted"  # switched, then one side killed the connection at once
+    DROPPED = "dropped"  # switched, worked past the watch window, then ended abnormally
     INCONCLUSIVE = "inconclusive"  # the capture cannot tell
 
 
@@ -37,6 +39,7 @@ _BY_EFFECT = {
     Effect.NO_RESPONSE: Verdict.NO_RESPONSE,
     Effect.FAIL: Verdict.FAILED,
     Effect.ABORT: Verdict.ABORTED,
+    Effect.DROP: Verdict.DROPPED,
     Effect.DECLINE: Verdict.DECLINED,
 }
 
@@ -53,6 +56,8 @@ class Diagnosis:
     attribution: Attribution = Attribution()
     # (input file, frame number within it) of the first frame, when several files are read
     origin: tuple[str, int] | None = None
+    # how the connection lived after its watch window, once it ended (analyzer/life)
+    lifetime: Lifetime | None = None
 
     @property
     def primary(self) -> Finding | None:
@@ -109,6 +114,33 @@ def judge(
     result = tuple(ordered)
     who = attribute(attempt, facts, verdict.value, result)
     return Diagnosis(number, attempt, facts, verdict, result, who)
+
+
+def after_life(decided: Verdict, findings: tuple[Finding, ...]) -> tuple[Verdict,
+                                                                         tuple[Finding, ...]]:
+    """The final verdict of an attempt whose connection lived past its watch window: the
+    decided one, unless a life finding's effect is stronger (`dropped` after `succeeded`);
+    the life findings ranked as `judge` ranks them (deciding effect, severity, catalogue)."""
+    effects = [_EFFECT[f.check] for f in findings]
+    verdict = decided
+    for effect in EFFECT_ORDER:
+        if effect in effects:
+            if _STRENGTH[effect] < _STRENGTH.get(_EFFECT_OF.get(decided, Effect.NOTE),
+                                                  len(EFFECT_ORDER)):
+                verdict = _BY_EFFECT[effect]
+            break
+    deciding = next((e for e in EFFECT_ORDER if _BY_EFFECT[e] is verdict), None)
+    ranked = sorted(findings, key=lambda f: (_EFFECT[f.check] is not deciding, _RANK[f.check]))
+    return verdict, tuple(ranked)
+
+
+def with_life(diagnosis: Diagnosis, ended: Ended) -> Diagnosis:
+    """A decided attempt with its connection's end: judged again with the life findings
+    (sorted reports list each attempt once, with its final verdict)."""
+    findings = diagnosis.findings + tuple(f for f in ended.findings
+                                          if f not in diagnosis.findings)
+    again = judge(diagnosis.attempt, diagnosis.facts, findings, diagnosis.number)
+    return replace(again, origin=diagnosis.origin, lifetime=ended.lifetime)
 
 
 # --- cause before symptom ------------------------------------------------------------------
@@ -186,6 +218,7 @@ _SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 # order. Worked out once here rather than through the catalogue entry of every finding.
 _RANK = {check.id: (_SEVERITY_RANK[check.severity], ORDER[check.id]) for check in CATALOGUE}
 _EFFECT = {check.id: check.effect for check in CATALOGUE}
+_EFFECT_OF = {verdict: effect for effect, verdict in _BY_EFFECT.items()}
 
 
 def _effect(finding: Finding, switched: bool) -> Effect:

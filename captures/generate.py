@@ -1245,8 +1245,9 @@ def check_outcome(item: Scenario, expect: Expect) -> None:
     """Refuses a recording where the software did not do what the scenario is about (a server
     that was not up yet, a client that failed for another reason)."""
     worked = expect.client_said.startswith(("connected", "curl exit 0"))
-    # (an aborted switch did connect, and a client may say so before the kill)
-    if expect.verdict != "aborted" and (expect.verdict in ("succeeded", "declined")) != worked:
+    # (an aborted or dropped switch did connect, and a client may say so before the end)
+    if expect.verdict not in ("aborted", "dropped") and (
+            expect.verdict in ("succeeded", "declined")) != worked:
         raise RuntimeError(f"{item.name}: {expect.server}: the client said "
                            f"{expect.client_said!r}, not what {expect.verdict!r} needs")
     # SC--: HAProxy's log; "connect: connection refused": Go's (Caddy's log)
@@ -1312,6 +1313,7 @@ def main() -> int:
     sys.modules.setdefault("generate", sys.modules[__name__])
     import frameworks  # noqa: F401, PLC0415  (registers its scenarios in SCENARIOS)
     import java_servers  # noqa: F401, PLC0415
+    import lives  # noqa: F401, PLC0415
     import proxies  # noqa: F401, PLC0415
 
     unknown = set(args.scenarios) - set(SCENARIOS)

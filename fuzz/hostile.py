@@ -92,12 +92,16 @@ class Conversation:
 
 
 def good_handshake(w: PcapWriter, time: float) -> None:
-    """One valid WebSocket handshake and a FIN from each side: 10.9.9.9 -> 10.0.0.2:80."""
+    """One valid WebSocket handshake, a Close handshake 3 s later (1000, the client's masked
+    with a zero key) and a FIN from each side: 10.9.9.9 -> 10.0.0.2:80. (A FIN without the
+    Close after the watch window would be a `dropped` connection.)"""
     c = Conversation(w, bytes([10, 9, 9, 9]), 50000, bytes([10, 0, 0, 2]), 80, time)
     c.handshake()
     c.send(0, PSH | ACK, WS_REQUEST)
     c.send(1, PSH | ACK, WS_RESPONSE)
-    c.send(0, FIN | ACK, gap=3.0)
+    c.send(0, PSH | ACK, b"\x88\x82\x00\x00\x00\x00\x03\xe8", gap=3.0)
+    c.send(1, PSH | ACK, b"\x88\x02\x03\xe8")
+    c.send(0, FIN | ACK)
     c.send(1, FIN | ACK)
 
 

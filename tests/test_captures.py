@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from analyzer.checks.catalogue import CATALOGUE
+from analyzer.life.fold import fold, with_groups
 from analyzer.pipeline import Analysis
 from analyzer.source import CaptureWarning, read_records
 from analyzer.tls.keylog import load_keylog
@@ -49,8 +50,12 @@ def diagnose_file(path: Path) -> tuple[list[Diagnosis], list[CaptureWarning]]:
     with the capture's own key log when expected.json names one."""
     warnings: list[CaptureWarning] = []
     keylog = next((e.get("keylog") for e in EXPECTED if e["file"] == path.name), None)
-    run = Analysis(secrets=load_keylog((CAPTURES / keylog).read_bytes()) if keylog else None)
-    diagnoses = list(run.feed_records(read_records([str(path)], warnings))) + run.finish()
+    run = Analysis(secrets=load_keylog((CAPTURES / keylog).read_bytes()) if keylog else None,
+                   lifetimes=True)
+    # each attempt with its final verdict: the ends of connections followed past their watch
+    # window folded in, and the rules over several ends (analyzer/life)
+    diagnoses = with_groups(fold([*run.feed_records(read_records([str(path)], warnings)),
+                                  *run.finish()]))
     diagnoses.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
     return diagnoses, warnings
 

@@ -1148,10 +1148,12 @@ def test_every_check_has_cases() -> None:
         assert re.match(r"(RFC \d+|[A-Z][\w.]*( [\w.]+)* protocol v\d+) §", check.rfc), check.id
         assert check.title.strip() and check.explanation.strip() and check.fix.strip(), check.id
     # proxy findings need two legs of one handshake: their cases live in test_correlate.py;
-    # the HTTP/2 ones in test_checks_h2.py (imported here: it imports this module)
+    # the HTTP/2 ones in test_checks_h2.py, the life ones in test_checks_life.py (imported
+    # here: they import this module)
     from tests.test_checks_h2 import ALL_CASES
+    from tests.test_checks_life import GROUP_CASES, LIFE_CASES  # the life phase's
 
-    every = (*CASES, *PROXY_CASES, *ALL_CASES)
+    every = (*CASES, *PROXY_CASES, *ALL_CASES, *LIFE_CASES, *GROUP_CASES)
     triggered = set().union(*(case.triggered for case in every))
     missed = set().union(*(case.absent for case in every))
     triggered.add("proxy_answered_itself")  # test_proxy_answered_itself_when_...

@@ -45,7 +45,10 @@ def two_handshakes(between: bytes = b"") -> tuple[bytes, int]:
     c.handshake()
     c.send(0, hostile.PSH | hostile.ACK, hostile.WS_REQUEST)
     c.send(1, hostile.PSH | hostile.ACK, hostile.WS_RESPONSE)
-    c.send(0, hostile.FIN | hostile.ACK, gap=3.0)
+    # a Close handshake 3 s later, as good_handshake's (else the connection was dropped)
+    c.send(0, hostile.PSH | hostile.ACK, b"\x88\x82\x00\x00\x00\x00\x03\xe8", gap=3.0)
+    c.send(1, hostile.PSH | hostile.ACK, b"\x88\x02\x03\xe8")
+    c.send(0, hostile.FIN | hostile.ACK)
     c.send(1, hostile.FIN | hostile.ACK)
     return out.getvalue() + between + late.getvalue()[24:], splice
 
@@ -66,7 +69,7 @@ def as_pcapng(pcap: bytes, extra: dict[int, bytes] | None = None, later: int = 0
 
 
 GOOD, SPLICE = two_handshakes()
-FIRST_RECORDS = 7  # frames of the first handshake
+FIRST_RECORDS = 9  # frames of the first handshake
 
 
 def cli(path: Path) -> subprocess.CompletedProcess[str]:
@@ -94,10 +97,10 @@ DAMAGED = [
     # (case, bytes, exit status, stderr fragment, clients found)
     ("truncated global header", GOOD[:10], 1, "pcap file header truncated (10 of 24 bytes)", []),
     ("record length larger than the snaplen", _with_record_length(300_000), 0,
-     "frame 8: record length 300000", ["10.9.9.9:50000"]),
+     "frame 10: record length 300000", ["10.9.9.9:50000"]),
     ("record length larger than the file", _with_record_length(60_000), 0,
-     "frame 8: truncated record", ["10.9.9.9:50000"]),
-    ("file cut inside a record", GOOD[:-20], 0, "frame 14: truncated record",
+     "frame 10: truncated record", ["10.9.9.9:50000"]),
+    ("file cut inside a record", GOOD[:-20], 0, "frame 18: truncated record",
      ["10.9.9.9:50000", "10.9.9.8:50001"]),
     ("pcapng: corrupt block trailer",
      as_pcapng(GOOD, {FIRST_RECORDS: block("<", 6, b"\0" * 20)[:-4] + b"\xff\0\0\0"}), 0,

@@ -321,7 +321,9 @@ def full_of_secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     switch.client(websocket_request("k8s.example", target, protocols=[K8S_PROTOCOLS],
                                     extra_headers=headers))
     switch.server(websocket_response(DEFAULT_WS_KEY, protocol="channel.k8s.io"), delay=0.002)
-    switch.client_fin(delay=3)
+    switch.client_ws_close(1000, delay=3)  # a Close handshake: it succeeded (not dropped)
+    switch.server_ws_close(1000)
+    switch.client_fin()
     switch.server_fin()
     refused = conv(1, 1)
     refused.client(websocket_request("k8s.example", target, protocols=[K8S_PROTOCOLS],

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from analyzer.checks import catalogue_h2 as _h2
+from analyzer.checks import catalogue_life as _life
 
 
 class Severity(Enum):
@@ -28,6 +29,7 @@ class Effect(Enum):
     NO_RESPONSE = "no_response"
     FAIL = "failed"
     ABORT = "aborted"
+    DROP = "dropped"  # worked past the watch window, then ended abnormally (analyzer/life)
     DECLINE = "declined"
     NOTE = "note"  # no effect on the verdict
 
@@ -39,6 +41,7 @@ EFFECT_ORDER = (
     Effect.NO_RESPONSE,
     Effect.FAIL,
     Effect.ABORT,
+    Effect.DROP,
     Effect.DECLINE,
 )
 
@@ -728,7 +731,7 @@ CATALOGUE: tuple[Check, ...] = _phase(
           "MUST be the first frame the server sends.\"",
           "Fix the server's h2c handling."),
     *_from_data(_h2.AFTER_SWITCH),
-)
+) + _phase("life", *_from_data(_life.LIFE))
 
 _BY_ID = {check.id: check for check in CATALOGUE}
 ORDER = {check.id: index for index, check in enumerate(CATALOGUE)}

@@ -24,6 +24,7 @@ from analyzer.reassembly import Connection, StreamListener
 
 if TYPE_CHECKING:
     from analyzer.exchange.tcplog import TcpLog
+    from analyzer.life.state import Sink as LifeSink
 
 
 @dataclass(slots=True)
@@ -67,3 +68,7 @@ class RunContext:
     # stops reassembly (Connection.ignore); an inner tracker (TLS plaintext) must not, since
     # the stage around it still reads the records.
     ignore: Callable[[Connection], None] = _ignore_connection
+    # Where a switched connection goes after its watch window (analyzer/life): the pipeline
+    # sets it; None (an inner tracker, or a caller without the life stage) lets it go
+    # through `ignore` as before.
+    life_sink: LifeSink | None = None

@@ -38,6 +38,7 @@ class SwitchWatch:
         # switch_time: the 101's first byte; seen_at: when its head was complete, which is
         # when watching starts
         self.switch_time = switch_time
+        self.websocket = websocket
         self.deadline = seen_at + window.seconds
         self._frame_limit = 2 * window.frames
         self._parsers = (
@@ -47,6 +48,7 @@ class SwitchWatch:
         self._frames: list[SeenFrame] = []
         self._prefixes = (bytearray(), bytearray())
         self._first: list[TcpEvent | None] = [None, None]
+        self.last_seen = [0.0, 0.0]  # time of each side's last bytes (client, server)
         self._early_bytes = 0
         self._early_frame = 0
         self.complete = True  # False once a hole cut the observation short
@@ -84,6 +86,7 @@ class SwitchWatch:
         index = 0 if client else 1
         if self._first[index] is None:
             self._first[index] = TcpEvent(frame, time)
+        self.last_seen[index] = time
         prefix = self._prefixes[index]
         if len(prefix) < PREFIX_BYTES:
             prefix += data[: PREFIX_BYTES - len(prefix)]

@@ -7,9 +7,12 @@ from analyzer.exchange.holes import HoleRecovery
 from analyzer.exchange.model import Message
 from analyzer.exchange.pending import Mode, PendingRequest, Switch
 from analyzer.exchange.switch import SwitchWatch
+from analyzer.life.model import attempt_key
+from analyzer.reassembly import let_go
 
 # module globals for speed (see tracker.py): _observe runs on every segment of the window
 _SWITCHED, _DEAD = Mode.SWITCHED, Mode.DEAD
+_WINDOW_OVER = "observation window over"
 
 
 class SwitchFollower(HoleRecovery):
@@ -66,10 +69,26 @@ class SwitchFollower(HoleRecovery):
             break
         if not data:
             return
-        if time > switch.watch.deadline or switch.watch.observe(
-            side == self._client, data, frame, time
-        ):
-            self._finish_switch(time, "observation window over")
+        if time > switch.watch.deadline:
+            if self._past_watch(time):  # in life now: these bytes are its first
+                life = self._conn.life
+                if life is not None:
+                    life.seen(side, data, time)
+                return
+            self._finish_switch(time, _WINDOW_OVER)
+        elif switch.watch.observe(side == self._client, data, frame, time):
+            self._finish_switch(time, _WINDOW_OVER)
+
+    def _past_watch(self, time: float) -> bool:
+        """True when the watch window had ended before ``time`` and the connection has now
+        gone into life (it ends the watch at its deadline, as a tick would have): what
+        happens at ``time`` belongs to the life. False without the life stage."""
+        switch = self._switch
+        if (switch is None or self._done or self._run.life_sink is None
+                or time <= switch.watch.deadline):
+            return False
+        self._finish_switch(switch.watch.deadline, _WINDOW_OVER)
+        return self._conn.life is not None
 
     def _finish_switch(self, time: float, reason: str) -> None:
         switch = self._switch
@@ -82,4 +101,30 @@ class SwitchFollower(HoleRecovery):
         # listed as unanswered rather than dropped with the connection.
         self._flush_unanswered(time, reason)
         self._done = True
-        self._ignore()
+        if reason == _WINDOW_OVER and self._run.life_sink is not None:
+            self._live_on(switch, time)
+        else:
+            self._ignore()
+
+    def _live_on(self, switch: Switch, time: float) -> None:
+        """The watch is over and the connection still open: it is let go into the life
+        state (analyzer/life/state.py), which follows it cheaply to its end."""
+        from analyzer.life.state import start_life
+
+        conn = self._conn
+        client = self._client_side()
+        request = switch.request
+        head = request.head if request is not None else None
+        target = getattr(head, "target", "") if head is not None else ""
+        response = switch.response
+        first = (request.time if request is not None else response.time, response.time)
+        key = attempt_key(request.first_frame if request is not None else response.first_frame,
+                          request.sequence if request is not None else self._sequence, None)
+        sink = self._run.life_sink
+        assert sink is not None
+        seen = switch.watch.last_seen
+        last = (seen[0] or first[0], seen[1] or first[1])  # each side's last bytes (client, server)
+        life = start_life(conn, self._tcp, client, switch.watch.switch_time, str(target),
+                          switch.watch.websocket, first if client == 0 else first[::-1],
+                          last if client == 0 else last[::-1], sink, key)
+        let_go(conn, life)

@@ -100,9 +100,13 @@ class ConnectionTracker(SwitchFollower, HoleRecovery, AttemptEmitter):
         self._tcp.syn(frame, time, with_ack)
 
     def on_fin(self, side: int, frame: int, time: float) -> None:
+        if self._switch is not None and self._past_watch(time):
+            return  # in life now: the reassembler hands the FIN to it
         self._tcp.fin_of(side, frame, time)
 
     def on_rst(self, side: int, frame: int, time: float) -> None:
+        if self._switch is not None and self._past_watch(time):
+            return
         self._tcp.rst_of(side, frame, time)
 
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
@@ -199,6 +203,12 @@ class ConnectionTracker(SwitchFollower, HoleRecovery, AttemptEmitter):
         if self._done:
             return
         if self._switch is not None:
+            if self._past_watch(time):  # it lived past its watch: the end is its life's
+                life = self._conn.life
+                if life is not None:
+                    self._conn.life = None
+                    life.end(self._conn.addresses, time, reason)
+                return
             self._finish_switch(time, reason)
             return
         if self._response is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from analyzer.checks.catalogue import Finding, lookup
 from analyzer.exchange.model import Attempt, Message, SeenFrame, TcpEvent, TlsInfo
 from analyzer.http.message import RequestHead, ResponseHead
+from analyzer.life.model import Lifetime
 from analyzer.report.fields import iso_time, reason_text
 from analyzer.report.safe import SECRET_HEADERS, URL_HEADERS, Cleaner, redact_target
 from analyzer.verdict import Attribution, Diagnosis, Verdict
@@ -55,6 +56,7 @@ def render_detail(diagnosis: Diagnosis, *, show_secrets: bool = False,
         _header(diagnosis, clean, paint),
         _ladder(diagnosis.attempt, clean, paint),
         _tls_section(diagnosis.attempt, clean, paint),
+        _life_section(diagnosis.lifetime, clean, paint),
         _heads(diagnosis.attempt, clean, paint),
         _findings(diagnosis.findings, clean, paint),
         _attribution(diagnosis.attribution, clean, paint),
@@ -88,6 +90,28 @@ def _header(d: Diagnosis, clean: Cleaner, paint: _Painter) -> str:
     return paint(f"#{d.number}", "bold") + f" {verdict}  {reason}\n" + (
         f"   {a.client} → {a.server}  protocol {protocol}"
     )
+
+
+def _life_section(life: Lifetime | None, clean: Cleaner, paint: _Painter) -> str:
+    """How the connection lived after its first moments (analyzer/life), in one or two lines."""
+    if life is None:
+        return ""
+    if not life.ended:
+        end = "still open at the end of the capture"
+    else:
+        end = f"ended by the {life.closed_by} ({life.closer}) with {_HOW[life.how]}"
+        if life.close_code is not None:
+            end += f", Close {life.close_code}"
+            if life.close_reason:
+                end += f" {clean.text(life.close_reason)!r}"
+        end += f" at frame {life.end_frame}" if life.end_frame else ""
+    return (paint("Life", "bold") + f": {life.duration_s:.1f} s after the switch, {end}; "
+            f"{life.idle_before_end_s:.1f} s of silence before the end\n"
+            f"   bytes: client {life.client_bytes}, server {life.server_bytes}")
+
+
+_HOW = {"close_handshake": "a Close handshake", "close_frame": "a Close frame never answered",
+        "fin": "a FIN, no Close frame", "rst": "a reset, no Close frame", "open": "no end"}
 
 
 # -- ladder ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 from analyzer.checks.catalogue import lookup
 from analyzer.exchange.model import AttemptKind, TlsInfo
+from analyzer.life.model import Lifetime
 from analyzer.report.safe import Cleaner, neutralise
 from analyzer.verdict import Diagnosis, Verdict
 
@@ -111,7 +112,31 @@ def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str
         "stream_id": attempt.stream_id,
         "attribution": _attribution_fields(diagnosis, clean),
         "tls": tls_fields(attempt.tls, clean),
+        "lifetime": lifetime_fields(diagnosis.lifetime, clean),
         **_origin_fields(diagnosis),
+    }
+
+
+def lifetime_fields(life: Lifetime | None, clean: Cleaner) -> dict[str, Any] | None:
+    """How a switched connection lived after its watch window (None: it ended inside it,
+    or was not switched). The close reason is the peer's text: it goes through ``clean``."""
+    if life is None:
+        return None
+    return {
+        "duration_s": life.duration_s,
+        "closed_by": life.closed_by or None,
+        "closer": str(life.closer) if life.closer is not None else None,
+        "how": life.how,
+        "idle_before_end_s": life.idle_before_end_s,
+        "close_code": life.close_code,
+        "close_side": life.close_side or None,
+        "close_reason": clean.text(life.close_reason) or None,
+        "client_bytes": life.client_bytes,
+        "server_bytes": life.server_bytes,
+        "client_last": iso_time(life.client_last) if life.client_last else None,
+        "server_last": iso_time(life.server_last) if life.server_last else None,
+        "end_frame": life.end_frame or None,
+        "end_time": iso_time(life.end_time) if life.end_time else None,
     }
 
 

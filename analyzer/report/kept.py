@@ -43,9 +43,12 @@ from analyzer.correlate import (
     storm_key,
 )
 from analyzer.exchange.model import Endpoint
+from analyzer.life.fold import WINDOW_OVER, end_of, with_findings, with_groups
+from analyzer.life.groups import abnormal_end, group_findings
+from analyzer.life.model import Ended
 from analyzer.report.render import json_attempt, render_csv
 from analyzer.report.table import TableStyle, cells
-from analyzer.verdict import Diagnosis, judge
+from analyzer.verdict import Diagnosis, judge, with_life
 
 if TYPE_CHECKING:  # the output half imports this module
     from analyzer.report.spilled import SpilledReport
@@ -73,6 +76,8 @@ class Record(NamedTuple):
     # and the clock) / CSV record after "N," / JSON element after it
     line: Any
     full: int  # offset of the whole diagnosis in the pickle file, -1 when not there
+    # an abnormal end for the `Closed:` lines: target, closer address, silence, how
+    closed: tuple[str, str, float, str] | None = None
 
 
 _JSON_NUMBER = '{\n      "number": '
@@ -107,10 +112,20 @@ class KeptAttempts:
                 self.spill.add(d)
             self._memory.clear()
 
+    def update(self, ended: Ended) -> None:
+        """The attempt numbered ``ended.number`` (numbers follow the order of `add`) with the
+        end of its connection: judged again with the life findings (analyzer/life)."""
+        index = ended.number - 1
+        if self.spill is not None:
+            self.spill.update(index, ended)
+        elif 0 <= index < len(self._memory):
+            self._memory[index] = with_life(self._memory[index], ended)
+
     def close(self) -> list[Diagnosis] | SpilledReport:
         if self.spill is not None:
             return self.spill.close()
-        kept = self._memory
+        # ends that several connections explain together (a mass reset, a maximum lifetime)
+        kept = with_groups(self._memory)
         kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
         kept = correlate([dataclasses.replace(d, number=i) for i, d in enumerate(kept, start=1)],
                          self.skew)
@@ -133,8 +148,14 @@ class KeptAttempts:
             assert text.startswith(_JSON_NUMBER + "0")
             line = text[len(_JSON_NUMBER) + 1:]
         primary = d.primary
+        life, closed = d.lifetime, None
+        if life is not None and abnormal_end(life):
+            head = d.attempt.request_head
+            closed = (head.target if head else "", life.closer.ip if life.closer else "?",
+                      life.idle_before_end_s, life.how)
         return Record(self.keep(d), d.verdict.value, primary.check if primary else None,
-                      storm_key(d), leg_of(d.attempt, source_of(d)), hop_of(d), line, full)
+                      storm_key(d), leg_of(d.attempt, source_of(d)), hop_of(d), line, full,
+                      closed)
 
 
 @functools.cache
@@ -155,10 +176,21 @@ class Spill:
         self.at = array("q")  # offset of each attempt's record (by order of decision)
 
     def add(self, d: Diagnosis) -> None:
-        full = self.put_whole(d) if self.owner.whole else -1
+        # an attempt whose connection lives on is kept whole too: its end judges it again
+        full = (self.put_whole(d) if self.owner.whole or d.attempt.tcp.end_reason == WINDOW_OVER
+                else -1)
         self.frame.append(d.attempt.first_frame)
         self.time.append(d.attempt.time)
         self.at.append(self.put(self.owner.record(d, full)))
+
+    def update(self, index: int, ended: Ended) -> None:
+        """Attempt ``index`` (order of decision) with its connection's end: a new record
+        (and whole) replaces the old one in the files."""
+        record = self.get(index)
+        if record.full < 0:
+            return
+        d = with_life(self.whole(record.full), ended)
+        self.at[index] = self.put(self.owner.record(d, self.put_whole(d)))
 
     def put(self, record: Record) -> int:
         self.records.seek(0, 2)
@@ -186,6 +218,7 @@ class Spill:
         return d
 
     def close(self) -> SpilledReport:
+        self._groups()
         order = _report_order(self.frame, self.time)
         self.frame = array("q")  # not needed any more
         by_time = _time_order(order, self.time)
@@ -193,6 +226,19 @@ class Spill:
         from analyzer.report.spilled import SpilledReport  # the output half of a spill
 
         return SpilledReport(self, order, by_time)
+
+    def _groups(self) -> None:
+        """The rules over several ends (analyzer/life/groups.py), as `with_groups` runs them on
+        a report kept in memory: over the attempts kept whole because they lived on (one
+        whole in memory at a time), the changed ones put again."""
+        ends = []
+        for index in range(len(self.at)):
+            record = self.get(index)
+            if record.full >= 0 and (end := end_of(index, self.whole(record.full))) is not None:
+                ends.append(end)
+        for index, findings in group_findings(ends).items():
+            d = with_findings(self.whole(self.get(index).full), findings)
+            self.at[index] = self.put(self.owner.record(d, self.put_whole(d)))
 
     # --- correlation ------------------------------------------------------------------------
 

@@ -9,25 +9,34 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from analyzer.checks.catalogue import lookup
 from analyzer.correlate import Chain, Storm, redirect_chains, storms
+from analyzer.life.groups import ClosedGroup, ClosedTally, abnormal_end
+from analyzer.life.model import Ended
 from analyzer.report.clock import UTC_CLOCK, Clock
 from analyzer.report.fields import (
     attempt_fields,
     iso_time,
+    lifetime_fields,
     time_of_day,
 )
-from analyzer.report.safe import csv_cell, markdown_text, safe_target, safe_text
+from analyzer.report.safe import Cleaner, csv_cell, markdown_text, safe_target, safe_text
 from analyzer.report.table import TableStyle, markdown_table, sorted_table
 from analyzer.source.frame import CaptureWarning
 from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis
 
+SCHEMA = 2  # of the JSON document and the JSONL lines (wave2-decisions.md)
 FORMATS = ("table", "json", "jsonl", "csv", "markdown")
 READ_FORMATS = (*FORMATS, "html")  # a page is written once, at the end: not for `live`
 _CSV_FIELDS = ("number", "kind", "client", "server", "time", "method", "path", "host", "offered",
                "protocol", "status", "verdict", "reason", "reasons", "request_frame",
                "response_frame", "transport", "stream_id", "tls_version", "tls_suite",
-               "tls_sni", "tls_alpn", "tls_decrypted")
+               "tls_sni", "tls_alpn", "tls_decrypted", "lifetime_s", "closed_by", "end_how",
+               "idle_before_end_s", "close_code")
+# CSV columns read from the `lifetime` object (flattened)
+_CSV_LIFETIME = {"lifetime_s": "duration_s", "closed_by": "closed_by", "end_how": "how",
+                 "idle_before_end_s": "idle_before_end_s", "close_code": "close_code"}
 
 
 def render_table(diagnoses: Sequence[Diagnosis], stats: RunStats,
@@ -65,13 +74,15 @@ def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
     reasons = Counter(d.primary.check for d in diagnoses if d.primary is not None
                       and d.verdict.value != "succeeded")
     return summary_of(len(diagnoses), verdicts, reasons, storms(diagnoses),
-                      _chains(diagnoses, context), stats, warnings, show_secrets, apart=apart)
+                      _chains(diagnoses, context), stats, warnings, show_secrets, apart=apart,
+                      closed=_closed_tally(diagnoses))
 
 
 def summary_of(attempts: int, verdicts: Counter[str], reasons: Counter[str],
                groups: Sequence[Storm], chains: Iterable[Chain], stats: RunStats,
                warnings: Sequence[CaptureWarning], show_secrets: bool = False, *,
-               apart: Counter[str] | None = None) -> dict[str, Any]:
+               apart: Counter[str] | None = None,
+               closed: ClosedTally | None = None) -> dict[str, Any]:
     """The summary from its parts (counts in report order), however they were gathered: from
     the attempts in memory, or from a spilled report's records (report/kept.py)."""
     fields = {
@@ -83,6 +94,7 @@ def summary_of(attempts: int, verdicts: Counter[str], reasons: Counter[str],
         "last_time": iso_time(stats.last_time) if stats.last_time is not None else None,
         "warnings": warning_texts(warnings, show_secrets),
         "repeated": repeated_fields(groups, show_secrets),
+        "closed": closed_fields(closed or ClosedTally(), show_secrets),
         "redirects": [
             {"client": c.client, "steps": [safe_target(s, show_secrets) for s in c.steps],
              "verdict": c.verdict, "first_time": iso_time(c.first), "last_time": iso_time(c.last)}
@@ -139,6 +151,28 @@ def repeated_fields(groups: Sequence[Storm], show_secrets: bool = False) -> list
     ]
 
 
+def _closed_tally(diagnoses: Sequence[Diagnosis]) -> ClosedTally:
+    tally = ClosedTally()
+    for d in diagnoses:
+        life = d.lifetime
+        if life is not None and abnormal_end(life):
+            tally.add(d.attempt.request_head.target if d.attempt.request_head else "",
+                      life.closer.ip if life.closer else "?", life.idle_before_end_s, life.how)
+    return tally
+
+
+def closed_fields(tally: ClosedTally, show_secrets: bool = False) -> list[dict[str, Any]]:
+    """Groups of like abnormal ends (the `Closed:` lines)."""
+    return [{"count": g.count, "path": safe_target(g.target, show_secrets), "closer": g.closer,
+             "idle_before_end_s": round(g.idle_s, 1), "how": g.how} for g in tally.groups()]
+
+
+def closed_lines(groups: Sequence[dict[str, Any]], most: int = 10) -> list[str]:
+    """ "Closed: 37 WebSockets to /ws were closed by 10.0.0.5 60.0 s after their last frame"."""
+    return [ClosedGroup(g["count"], g["path"], g["closer"], g["idle_before_end_s"],
+                        g["how"]).line() for g in groups[:most]]
+
+
 def repeated_lines(groups: Sequence[dict[str, Any]], most: int = 10,
                    clock: Clock = UTC_CLOCK) -> list[str]:
     """One summary line per group of repeated attempts (reconnect loops, scans)."""
@@ -183,6 +217,7 @@ def summary_lines(s: dict[str, Any], clock: Clock = UTC_CLOCK) -> str:
     if (line := apart_line(s.get("tcp_only_attempts") or {})) is not None:
         lines.append(line)
     lines.extend(repeated_lines(s["repeated"], clock=clock))
+    lines.extend(closed_lines(s["closed"]))
     lines.extend(f"Redirected: {c['client']}: {' -> '.join(c['steps'])}: {c['verdict']}"
                  for c in s["redirects"][:10])
     lines.extend(capture_lines(s))
@@ -256,7 +291,7 @@ def iter_json(diagnoses: Sequence[Diagnosis], stats: RunStats,
                                                    apart=apart, context=context))
 
 
-JSON_START = '{\n  "attempts": ['
+JSON_START = '{\n  "schema": ' + str(SCHEMA) + ',\n  "attempts": ['
 
 
 def json_attempt(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
@@ -280,7 +315,34 @@ _JSONL_ENCODER = json.JSONEncoder(check_circular=False)
 
 
 def render_jsonl_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
-    return _JSONL_ENCODER.encode(attempt_fields(diagnosis, show_secrets))
+    """The `decided` line of an attempt (wave2-decisions.md, "Streamed output")."""
+    return _JSONL_ENCODER.encode({"event": "decided", **attempt_fields(diagnosis, show_secrets)})
+
+
+def ended_fields(ended: Ended, show_secrets: bool = False) -> dict[str, Any]:
+    """The `ended` event of an attempt whose connection was followed past its watch window:
+    the same `number`, the final verdict, the life findings and the `lifetime` object."""
+    clean = Cleaner(show_secrets=show_secrets)
+    return {
+        "event": "ended",
+        "number": ended.number,
+        "client": str(ended.client),
+        "server": str(ended.server),
+        "path": safe_target(ended.target, show_secrets) or None,
+        "verdict": ended.verdict.value,
+        "decided_verdict": ended.decided.value,
+        "reason": lookup(ended.primary.check).title if ended.primary is not None else None,
+        "reasons": [f.check for f in ended.findings],
+        "findings": [{"id": f.check, "severity": lookup(f.check).severity.value,
+                      "rfc": lookup(f.check).rfc, "title": lookup(f.check).title,
+                      "expected": clean.text(f.expected), "found": clean.text(f.found),
+                      "frames": list(f.frames)} for f in ended.findings],
+        "lifetime": lifetime_fields(ended.lifetime, clean),
+    }
+
+
+def render_jsonl_ended(ended: Ended, show_secrets: bool = False) -> str:
+    return _JSONL_ENCODER.encode(ended_fields(ended, show_secrets))
 
 
 def render_csv(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> str:
@@ -294,7 +356,10 @@ def render_csv(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> st
         tls = fields["tls"] or {}
         row = []
         for name in _CSV_FIELDS:
-            value = tls.get(name[4:]) if name.startswith("tls_") else fields[name]
+            if name in _CSV_LIFETIME:
+                value = (fields["lifetime"] or {}).get(_CSV_LIFETIME[name])
+            else:
+                value = tls.get(name[4:]) if name.startswith("tls_") else fields[name]
             if isinstance(value, list):
                 value = " ".join(str(v) for v in value)
             row.append("" if value is None else csv_cell(value) if isinstance(value, str)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from analyzer.correlate import Chain, Hop, Storm, chains
+from analyzer.life.groups import ClosedTally
 from analyzer.report.clock import Clock
 from analyzer.report.kept import _JSON_NUMBER, Spill
 from analyzer.report.render import (
@@ -57,6 +58,7 @@ class SpilledReport:
         self.verdicts: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
         self.groups: dict[Any, list[Any]] = {}  # storm key -> [count, first, last]
+        self.closed = ClosedTally()  # the `Closed:` groups of the kept attempts
         self.failed = False
         self._redirects = False
         self._first = self._last = 0.0  # times of the kept attempts
@@ -111,6 +113,8 @@ class SpilledReport:
             if self.attempts == 1:
                 self._first = self._last = when
             self._first, self._last = min(self._first, when), max(self._last, when)
+            if record.closed is not None:
+                self.closed.add(*record.closed)
             group = self.groups.setdefault(record.storm, [0, when, when])
             group[0] += 1
             group[1], group[2] = min(group[1], when), max(group[2], when)
@@ -119,7 +123,8 @@ class SpilledReport:
                 show_secrets: bool = False, apart: Counter[str] | None = None) -> dict[str, Any]:
         self._scan()
         return summary_of(self.attempts, self.verdicts, self.reasons, self.storms(),
-                          self._chains(), stats, warnings, show_secrets, apart=apart)
+                          self._chains(), stats, warnings, show_secrets, apart=apart,
+                          closed=self.closed)
 
     def storms(self) -> list[Storm]:
         """correlate.storms of the kept attempts."""

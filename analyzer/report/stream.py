@@ -8,11 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.correlate import Storm, StormKey, storm_key
+from analyzer.life.groups import ClosedTally, abnormal_end
+from analyzer.life.model import Ended
 from analyzer.report.clock import UTC_CLOCK, Clock
 from analyzer.report.render import (
     apart_line,
     capture_fields,
     capture_lines,
+    closed_fields,
+    closed_lines,
     render_csv,
     repeated_fields,
     repeated_lines,
@@ -54,6 +58,25 @@ class Tally:
     forgotten: int = 0  # groups dropped to stay within max_groups
     # connection attempts that never reached HTTP, not listed (no --tcp), by verdict
     apart: Counter[str] = field(default_factory=Counter)
+    closed: ClosedTally = field(default_factory=ClosedTally)  # abnormal ends alike
+
+    def ended(self, ended: Ended, counted: bool) -> None:
+        """An attempt's connection ended after its watch window: its verdict is the final one
+        (``counted``: its decided line was counted, so that count moves), and an abnormal end
+        joins the `Closed:` groups."""
+        if counted:
+            self.verdicts[ended.decided.value] -= 1
+            if not self.verdicts[ended.decided.value]:
+                del self.verdicts[ended.decided.value]
+        else:
+            self.attempts += 1
+        self.verdicts[ended.verdict.value] += 1
+        if ended.primary is not None and ended.verdict is not ended.decided:
+            self.reasons[ended.primary.check] += 1
+        life = ended.lifetime
+        if abnormal_end(life):
+            self.closed.add(ended.target, life.closer.ip if life.closer else "?",
+                            life.idle_before_end_s, life.how)
 
     def add(self, diagnosis: Diagnosis) -> None:
         self.attempts += 1
@@ -98,6 +121,7 @@ def tally_summary(tally: Tally, stats: RunStats, received: int | None = None,
         "verdicts": dict(sorted(tally.verdicts.items())),
         "reasons": dict(tally.reasons.most_common()),
         "repeated": repeated_fields(tally.storms(), show_secrets),
+        "closed": closed_fields(tally.closed, show_secrets),
         "tcp_only_attempts": dict(sorted(tally.apart.items())),
         "warnings": warning_texts(warnings, show_secrets),
         "packets_received": received,
@@ -119,6 +143,7 @@ def tally_summary_text(tally: Tally, stats: RunStats, received: int | None = Non
     if (line := apart_line(s["tcp_only_attempts"])) is not None:
         lines.append(line)
     lines.extend(repeated_lines(s["repeated"], clock=clock))
+    lines.extend(closed_lines(s["closed"]))
     if received is not None:
         lines.append(f"Packets: {received} received, {dropped} dropped by the kernel")
     lines.extend(capture_lines(s))

@@ -16,9 +16,11 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from analyzer.checks.catalogue import lookup
+from analyzer.life.model import Ended
 from analyzer.report.clock import UTC_CLOCK, Clock
 from analyzer.report.fields import reason_text, request_label
-from analyzer.report.safe import Cleaner, markdown_text, neutralise
+from analyzer.report.safe import Cleaner, markdown_text, neutralise, safe_target, safe_text
 from analyzer.verdict import Diagnosis
 
 REQUEST_LIMIT = 40  # characters of the request column, piped
@@ -257,9 +259,27 @@ class StreamedTable:
     def line(self, d: Diagnosis) -> str:
         """One attempt (a few lines when its reason wraps on a terminal), after a date line
         when its day differs from the previous row's."""
-        values = cells(d, self.style)
+        return self._line(cells(d, self.style), d.attempt.time)
+
+    def ended_line(self, e: Ended) -> str:
+        """The row of an attempt whose connection ended after its watch window with another
+        verdict than the one printed (live, `read -`): its number, the end's time."""
+        life = e.lifetime
+        primary = e.primary
+        reason = f"{lookup(primary.check).title}: {primary.found}" if primary else "ended"
+        values: dict[str, object] = {
+            "#": e.number, "frame": life.end_frame or "", "file:frame": "",
+            "time": self.style.clock.time(life.end_time or e.time),
+            "client": str(e.client), "server": str(e.server),
+            "request": f"(ended) {safe_target(e.target, self.style.show_secrets)}",
+            "offered": "-", "status": "", "verdict": e.verdict.value,
+            "reason": safe_text(reason, self.style.show_secrets),
+        }
+        return self._line(values, life.end_time or e.time)
+
+    def _line(self, values: dict[str, object], when: float) -> str:
         out = []
-        day = self.style.clock.day(d.attempt.time)
+        day = self.style.clock.day(when)
         if self._day is not None and day != self._day:
             out.append(f"-- {day} ({self.style.clock.label}) --")
         self._day = day

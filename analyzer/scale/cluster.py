@@ -23,6 +23,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+from analyzer.life.fold import fold
+from analyzer.life.model import Ended
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.scale.shard import Owner, ShardTotals, TcpListing, decisions, merge_totals
 from analyzer.source.capture import read_record_bytes
@@ -33,15 +35,20 @@ ShardResult = tuple[list[tuple[int, int, Diagnosis]], ShardTotals]
 
 
 def analyze_shard(name: str, data: bytes, index: int, shards: int, max_connections: int,
-                  secrets: object | None) -> ShardResult:
+                  secrets: object | None, lifetimes: bool = False) -> ShardResult:
     """A task: shard ``index`` of ``shards`` of one capture held in ``data`` (all of it when
     ``shards`` is 1); its attempts as (decision frame, order, diagnosis), and its totals."""
     owner = Owner(index, shards)
     analysis = Analysis(max_connections=max_connections, secrets=secrets,
-                        owns=owner if shards > 1 else None)
+                        owns=owner if shards > 1 else None, lifetimes=lifetimes)
     warnings: list[CaptureWarning] = []
     records = read_record_bytes(data, warnings, name)
-    decided = [(frame, seq, d) for seq, (frame, d) in enumerate(decisions(analysis, records))]
+    events = list(decisions(analysis, records))
+    # A task's results come back together: each connection's end is folded into its attempt
+    # here (life/fold.py), as a sorted report does.
+    final = fold(e for _, e in events)
+    frames = [frame for frame, e in events if not isinstance(e, Ended)]
+    decided = [(frame, seq, d) for seq, (frame, d) in enumerate(zip(frames, final, strict=True))]
     stats = analysis.stats
     owned = owner.owned if shards > 1 else stats.connections
     return decided, ShardTotals(index, stats, owned, warnings)
@@ -66,7 +73,8 @@ def analyze_on_cluster(address: str, paths: Sequence[str], shards: int, into: An
                 remote = client.scatter(_read_file(path))
                 for index in range(shards):
                     task = client.submit(analyze_shard, path, remote, index, shards,
-                                         max_connections, into.secrets, pure=False)
+                                         max_connections, into.secrets, into.lifetimes,
+                                         pure=False)
                     of_file[task] = i
             done: dict[int, list[ShardResult]] = {i: [] for i in range(len(paths))}
             for task in as_completed(list(of_file)):

@@ -30,7 +30,8 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
-from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
+from analyzer.life.model import Ended
+from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
 from analyzer.scale.shard import (
     END,
     Owner,
@@ -41,7 +42,6 @@ from analyzer.scale.shard import (
 )
 from analyzer.source import read_records
 from analyzer.source.frame import CaptureError, CaptureWarning
-from analyzer.verdict import Diagnosis
 
 PROGRESS_EVERY = 0.2  # seconds between a worker's "read up to frame N" messages
 STOP_WAIT = 2.0  # seconds a stopped worker has to send what it has
@@ -57,12 +57,13 @@ def _stop(number: int, frame: FrameType | None) -> None:
 
 
 def work(path: str, index: int, shards: int, max_connections: int, secrets: object | None,
-         out: Any) -> None:
+         out: Any, lifetimes: bool = False) -> None:
     """A worker: shard ``index`` of ``shards`` of ``path``; every message goes to ``out``."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     owner = Owner(index, shards)
-    analysis = Analysis(max_connections=max_connections, secrets=secrets, owns=owner)
+    analysis = Analysis(max_connections=max_connections, secrets=secrets, owns=owner,
+                        lifetimes=lifetimes)
     warnings: list[CaptureWarning] = []
     problem: tuple[str, str] | None = None
     done = threading.Event()
@@ -127,16 +128,17 @@ class ShardedRead:
         self._queue = context.Queue()
         self._workers = [
             context.Process(target=work, daemon=True, name=f"upgrade-analyzer shard {i}",
-                            args=(path, i, jobs, max_connections, into.secrets, self._queue))
+                            args=(path, i, jobs, max_connections, into.secrets, self._queue,
+                                  into.lifetimes))
             for i in range(jobs)]
         self._read_to = [0] * jobs  # per worker: every attempt decided up to this frame is in
         self._ended: dict[int, ShardTotals] = {}
-        self._held: list[tuple[int, int, int, int, Diagnosis]] = []
+        self._held: list[tuple[int, int, int, int, Decided]] = []
         self._tcp = TcpListing()
         self._problem: tuple[str, str] | None = None
         self._stopped = False
 
-    def __iter__(self) -> Iterator[Diagnosis]:
+    def __iter__(self) -> Iterator[Decided]:
         sys.stdout.flush()  # a forked worker must not inherit (and flush) buffered output
         for worker in self._workers:
             worker.start()
@@ -172,8 +174,9 @@ class ShardedRead:
         kind, index = message[0], message[1]
         if kind == "decided":
             _, _, frame, seq, diagnosis = message
-            heapq.heappush(self._held, (frame, diagnosis.attempt.first_frame, index, seq,
-                                        diagnosis))
+            first = (diagnosis.key[0] if isinstance(diagnosis, Ended)
+                     else diagnosis.attempt.first_frame)
+            heapq.heappush(self._held, (frame, first, index, seq, diagnosis))
             self._read_to[index] = max(self._read_to[index], frame - 1)
         elif kind == "progress":
             self._read_to[index] = max(self._read_to[index], message[2])
@@ -184,11 +187,11 @@ class ShardedRead:
                 self._problem = message[3]
         return True
 
-    def _release(self, upto: int) -> Iterator[Diagnosis]:
+    def _release(self, upto: int) -> Iterator[Decided]:
         held = self._held
         while held and held[0][0] <= upto:
             diagnosis = heapq.heappop(held)[4]
-            if self._tcp.admit(diagnosis):
+            if isinstance(diagnosis, Ended) or self._tcp.admit(diagnosis):
                 yield diagnosis
 
     def _raise_problem(self) -> None:

@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 from analyzer.decode.segment import Segment
 from analyzer.exchange.handoff import MAX_LISTED_TLS_SESSIONS
 from analyzer.exchange.model import AttemptKind
-from analyzer.pipeline import MAX_LISTED_TCP_ATTEMPTS, Analysis, RunStats, _transport_reason
+from analyzer.pipeline import (
+    MAX_LISTED_TCP_ATTEMPTS,
+    Analysis,
+    Decided,
+    RunStats,
+    _transport_reason,
+)
 from analyzer.reassembly import Connection
 from analyzer.source.frame import CaptureWarning
 from analyzer.source.stream import Record
@@ -67,8 +73,9 @@ class Owner:
         return True
 
 
-def decisions(analysis: Analysis, records: Iterable[Record]) -> Iterator[tuple[int, Diagnosis]]:
-    """(decision frame, diagnosis) for every attempt of a capture, in the order decided.
+def decisions(analysis: Analysis, records: Iterable[Record]) -> Iterator[tuple[int, Decided]]:
+    """(decision frame, diagnosis) for every attempt of a capture, in the order decided (and
+    with lifetimes, (frame, `Ended`) when a connection in life ends).
 
     The frame is the reader's `number` (the record being processed) when the attempt comes
     out; a reader without one (none today) gives 0, which leaves the first frame as the key.

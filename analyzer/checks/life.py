@@ -1,0 +1,82 @@
+"""The life rules: how a switched connection ended after its watch window (catalogue phase
+``life``). Pure functions of a `Lifetime`; the rules that need several connections at once
+(a mass reset, a maximum lifetime) are in analyzer/life/groups.py."""
+
+from __future__ import annotations
+
+from analyzer.checks.catalogue import Finding
+from analyzer.life.model import CLOSE_FRAME, CLOSE_HANDSHAKE, FIN, OPEN, RST, Lifetime
+
+# Silence before an end without a Close frame from which it is called an idle timeout.
+IDLE_MIN_S = 1.0
+# Well-known idle timeouts (seconds) and who has them by default (reference:
+# shared/reference/tls-http2-lifetime.md, "The life of an upgraded connection").
+CULPRITS: tuple[tuple[float, str], ...] = (
+    (55.0, "Heroku's router (55 s)"),
+    (60.0, "nginx proxy_read_timeout (60 s by default) or an AWS ALB idle timeout (60 s)"),
+    (100.0, "Cloudflare (100 s)"),
+    (350.0, "an AWS NLB idle timeout (350 s)"),
+)
+_SPECIFIC = {1009: "close_message_too_big", 1011: "close_internal_error",
+             1012: "close_service_restart", 1013: "close_try_again_later",
+             1014: "close_bad_gateway"}
+_ERRORS = frozenset({1002, 1003, 1007, 1008, 1010})
+
+
+def culprit(seconds: float) -> str:
+    """Who usually closes after ``seconds`` of silence; the measured time otherwise."""
+    for value, who in CULPRITS:
+        if abs(seconds - value) <= max(1.5, value * 0.02):
+            return f"likely {who}"
+    return (f"{seconds:.1f} s is no well-known default: look for an idle timeout of about "
+            f"{seconds:.0f} s on a proxy, load balancer or NAT on the path (HAProxy timeout "
+            f"tunnel or timeout client/server, nginx proxy_read_timeout)")
+
+
+def close_finding(life: Lifetime, frames: tuple[int, ...]) -> Finding | None:
+    """The finding a Close code at the end names (None for 1000, or no code)."""
+    code = life.close_code
+    if code is None or code == 1000:
+        return None
+    said = f"{life.close_side} sent Close {code}" + (
+        f" ({life.close_reason!r})" if life.close_reason else "") + (
+        f" after {life.duration_s:.1f} s")
+    if code == 1001:
+        check = "close_going_away"
+    elif code in _SPECIFIC:
+        check = _SPECIFIC[code]
+    elif 4000 <= code <= 4999:
+        check = "close_application_error"
+    elif code in _ERRORS:
+        check = "close_error_in_life"
+    else:
+        return None  # 3000-3999 (registered) and codes that must not be sent: not judged here
+    return Finding(check, "Close 1000 (normal) or 1001 (going away)", said, frames,
+                   side=life.close_side)
+
+
+def check_life(life: Lifetime) -> list[Finding]:
+    """The findings of one connection's end (none while it is open, or for a normal end)."""
+    if life.how == OPEN or not life.websocket:
+        return []  # (an h2c or CONNECT tunnel: its end is recorded, not judged)
+    frames = (life.end_frame,) if life.end_frame else ()
+    if life.how in (CLOSE_HANDSHAKE, CLOSE_FRAME):
+        found = close_finding(life, frames)
+        return [found] if found is not None else []
+    assert life.how in (FIN, RST)
+    closer = f"{life.closed_by} {life.closer}" if life.closer else life.closed_by
+    end = "reset" if life.how == RST else "FIN"
+    # the server's side (the server, or an intermediary in front of it: what the client's
+    # capture sees as the server) closing a quiet connection
+    if life.idle_before_end_s >= IDLE_MIN_S and life.closed_by == "server":
+        idle = life.idle_before_end_s
+        return [Finding(
+            "idle_timeout_after_switch", "pings or data more often than the idle timeout",
+            f"{closer} sent a {end} after {idle:.1f} s of silence, no Close frame "
+            f"({life.duration_s:.1f} s after the switch); {culprit(idle)}",
+            frames, side=life.closed_by)]
+    return [Finding(
+        "closed_without_close_frame", "a Close frame before the TCP close",
+        f"{closer} sent a {end} {life.duration_s:.1f} s after the switch, "
+        f"{life.idle_before_end_s:.1f} s after the last byte, without a Close frame",
+        frames, side=life.closed_by)]

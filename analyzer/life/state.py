@@ -1,0 +1,209 @@
+"""The life state: what a switched connection costs after its watch window, until its end.
+
+How it works
+------------
+When the watch window after a switch ends and the connection is still open, the tracker lets
+it go through `RunContext.let_go` with a `Life`. The reassembler then stops reassembling it
+(its listener, buffers and the 16 KiB overlap-compare bytes go) and hands each of its segments
+to `Life.take` instead: no frame parsing, no ordering. Per direction it keeps the first and
+last packet times, the time of the last new byte, how far the stream went (unwrapped from
+sequence numbers, so retransmissions are not counted twice), its FIN or RST, and the last
+`TAIL_BYTES` bytes, so that a Close frame sent just before the end can be read
+(`close.close_at_end`). At the end (both FINs, a RST, the capture's end, or `LIFE_IDLE_TIMEOUT`
+of silence) it builds a `Lifetime` and gives it to its sink. About 0.8 KB per connection
+(tests/test_life.py measures it with tracemalloc).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from analyzer.exchange.model import Endpoint
+from analyzer.life.close import close_at_end
+from analyzer.life.model import CLOSE_FRAME, CLOSE_HANDSHAKE, FIN, OPEN, RST, Lifetime
+
+if TYPE_CHECKING:
+    from analyzer.exchange.tcplog import TcpLog
+    from analyzer.reassembly import Connection
+
+# Kept per direction. A Close frame is at most 2 + 4 + 125 = 131 bytes (RFC 6455 §5.5); the
+# decisions page says 256, but 256 made the life state 1,120 bytes (tests/test_life.py), and
+# 160 holds any Close frame with room for a split header.
+TAIL_BYTES = 160
+# A connection in life is not expired before this much silence (AWS NLB idles at 350 s; the
+# reassembler's default for other connections is 300 s).
+LIFE_IDLE_TIMEOUT = 3600.0
+_MASK = 0xFFFFFFFF
+_HALF = 0x80000000
+_EMPTY = b""
+
+
+class _Flow:
+    """One direction of a connection in life."""
+
+    __slots__ = ("base", "sent", "first", "last", "data", "tail", "end", "end_frame", "reset")
+
+    def __init__(self, base: int, sent: int, first: float, last: float) -> None:
+        self.base = base  # sequence number of stream offset 0
+        self.sent = sent  # stream offset reached (bytes sent so far)
+        self.first = first  # time of the first and last packet
+        self.last = last
+        self.data = last  # time of the last new byte
+        self.tail = _EMPTY  # the last TAIL_BYTES bytes of the stream
+        self.end = 0.0  # time of its FIN or RST (0: none yet)
+        self.end_frame = 0
+        self.reset = False
+
+
+class Sink(Protocol):
+    """Where lives are announced and their ends go (`analyzer/life/stage.py`)."""
+
+    def started(self, life: Life) -> None: ...
+
+    def ended(self, life: Life, lifetime: Lifetime,
+              addresses: tuple[bytes, int, bytes, int]) -> None: ...
+
+
+class Life:
+    """A switched connection past its watch window (sans-IO: the reassembler feeds it)."""
+
+    __slots__ = ("key", "client", "switch_time", "target", "websocket", "flows", "sink",
+                 "decided", "ended")
+
+    def __init__(self, key: tuple[int, int, int], client: int, switch_time: float, target: str,
+                 websocket: bool, flows: tuple[_Flow, _Flow], sink: Sink) -> None:
+        self.key = key  # the attempt decided at the watch's end (model.attempt_key)
+        self.client = client  # the reassembler side of the HTTP client
+        self.switch_time = switch_time
+        self.target = target
+        self.websocket = websocket  # a Close frame is looked for only then
+        self.flows = flows  # by reassembler side
+        self.sink = sink
+        self.decided: object = None  # the verdict at the watch's end (set by the pipeline)
+        self.ended = False
+
+    def take(self, side: int, seq: int, payload: bytes, time: float) -> None:
+        """A segment of ``side``: its time, and its bytes if they are new."""
+        flow = self.flows[side]
+        flow.last = time
+        if not payload:
+            return
+        # how far this segment's end is past what was sent, modulo 2**32: new bytes when
+        # below half the sequence space (else a retransmission or an old segment)
+        ahead = (seq + len(payload) - flow.base - flow.sent) & _MASK
+        if not ahead or ahead >= _HALF:
+            return
+        flow.sent += ahead
+        flow.data = time
+        new = payload if ahead >= len(payload) else payload[len(payload) - ahead:]
+        if len(new) >= TAIL_BYTES:
+            flow.tail = new[-TAIL_BYTES:]
+        else:
+            flow.tail = (flow.tail + new)[-TAIL_BYTES:]
+
+    def seen(self, side: int, data: bytes, time: float) -> None:
+        """Bytes the reassembler had already counted when the life began (they ended the
+        watch): only their time and tail."""
+        flow = self.flows[side]
+        flow.last = flow.data = time
+        flow.tail = (flow.tail + data)[-TAIL_BYTES:]
+
+    def fin(self, side: int, frame: int, time: float) -> bool:
+        """A FIN of ``side``; True once both sides have ended their streams."""
+        flow = self.flows[side]
+        if not flow.end:
+            flow.end, flow.end_frame = time, frame
+        return all(f.end for f in self.flows)
+
+    def rst(self, side: int, frame: int, time: float) -> None:
+        flow = self.flows[side]
+        flow.reset = True
+        if not flow.end or flow.end > time:
+            flow.end, flow.end_frame = time, frame
+
+    def end(self, addresses: tuple[bytes, int, bytes, int], time: float, reason: str) -> None:
+        """The connection ended (``reason`` as the reassembler says it: closed, reset, end
+        of capture, idle...): the lifetime goes to the sink, once."""
+        if self.ended:
+            return
+        self.ended = True
+        self.sink.ended(self, self.lifetime(addresses, time, reason), addresses)
+
+    def lifetime(self, addresses: tuple[bytes, int, bytes, int], time: float,
+                 reason: str) -> Lifetime:
+        client, server = self.flows[self.client], self.flows[1 - self.client]
+        names = {self.client: "client", 1 - self.client: "server"}
+        ends = [(f.end, s) for s, f in enumerate(self.flows) if f.end]
+        closes = [(close_at_end(f.tail), s) for s, f in enumerate(self.flows)] \
+            if self.websocket else []
+        sent = [(c, s) for c, s in closes if c is not None]
+        code: int | None = None
+        close_side = ""
+        close_reason = ""
+        if sent:
+            # the first Close sent: the one whose direction fell silent first
+            (code, close_reason), side = min(sent, key=lambda cs: self.flows[cs[1]].data)
+            close_side = names[side]
+        ended = bool(ends) and reason not in ("end of capture", "idle", "evicted")
+        if not ended:
+            how, closer_side, end_time, frame = OPEN, None, time, 0
+        else:
+            end_time, closer_side = min(ends)
+            frame = self.flows[closer_side].end_frame
+            if len(sent) == 2:
+                how = CLOSE_HANDSHAKE
+            elif sent:
+                how = CLOSE_FRAME
+            else:
+                how = RST if any(f.reset for f in self.flows) else FIN
+            if sent:  # the side that sent the first Close started the end
+                closer_side = next(s for s, n in names.items() if n == close_side)
+        last_data = max(client.data, server.data)
+        closer = None
+        if closer_side is not None:
+            closer = Endpoint(addresses[0], addresses[1]) if closer_side == 0 else \
+                Endpoint(addresses[2], addresses[3])
+        return Lifetime(
+            duration_s=round(max(end_time - self.switch_time, 0.0), 6),
+            closed_by=names[closer_side] if closer_side is not None else "",
+            how=how,
+            idle_before_end_s=round(max(end_time - last_data, 0.0), 6),
+            close_code=code,
+            closer=closer,
+            close_side=close_side,
+            close_reason=close_reason,
+            client_bytes=client.sent,
+            server_bytes=server.sent,
+            client_first=client.first,
+            client_last=client.last,
+            server_first=server.first,
+            server_last=server.last,
+            end_frame=frame,
+            end_time=end_time,
+            websocket=self.websocket,
+        )
+
+
+# Targets are kept for the grouping line ("37 WebSockets to /ws were closed by ..."): clipped.
+_TARGET_CHARS = 100
+
+
+def start_life(conn: Connection, tcp: TcpLog, client: int, switch_time: float, target: str,
+               websocket: bool, first: tuple[float, float], last: tuple[float, float],
+               sink: Sink, key: tuple[int, int, int]) -> Life:
+    """The life of ``conn`` from now on (called before the reassembler lets it go: each
+    direction's first sequence number and offset are read from it here). ``first`` and
+    ``last``: each side's first and last bytes, by reassembler side."""
+    flows = []
+    for side in (0, 1):
+        direction = conn.sides[side]
+        flow = _Flow(direction.base or 0, direction.next_offset, first[side], last[side])
+        end = tcp.fin[side] or tcp.rst[side]
+        if end is not None:
+            flow.end_frame, flow.end = end
+            flow.reset = tcp.rst[side] is not None
+        flows.append(flow)
+    life = Life(key, client, switch_time, target[:_TARGET_CHARS], websocket,
+                (flows[0], flows[1]), sink)
+    sink.started(life)
+    return life
