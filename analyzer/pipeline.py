@@ -32,6 +32,7 @@ from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
 from analyzer.source.pcapng import PcapngRecords
 from analyzer.source.stream import Record
+from analyzer.tls.passing import arm, new_ledger, wrap_skip
 from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis, diagnose
 
@@ -94,6 +95,8 @@ class Analysis:
         self._run = RunContext(self._emit, self._counters, window, stages, secrets)
         self._reassembler = Reassembler(self._new_tracker, max_connections=max_connections,
                                         defer_syn=True, tick_on_sweep=True)
+        # Decrypted TLS records that no reader needs pass in the compiled skip (tls/passing.py)
+        self._ledger = new_ledger() if compiled else None
         self._stats = RunStats()
         self._tcp_listed = 0
         self._unlisted_tcp: Counter[str] = Counter()
@@ -141,6 +144,7 @@ class Analysis:
         flows = self._reassembler.flows
         # Records the reader drops are counted here: frame numbers, segments, last time.
         reader: PcapRecords | PcapngRecords | MergedRecords | None = None
+        ledger = self._ledger
         if isinstance(records, PcapRecords | PcapngRecords | MergedRecords):
             reader = records
             for single in records.inputs if isinstance(records, MergedRecords) else [records]:
@@ -148,9 +152,15 @@ class Analysis:
                     single.drop = ignored_frame_test(single.linktype, flows)
                     single.skip = ignored_record_skip(single.linktype, flows,
                                                       compiled=self._compiled)
+                    if single.skip is not None and ledger is not None:
+                        single.skip = wrap_skip(single.skip, ledger, self._reassembler)
                 elif isinstance(single, PcapngRecords):
                     single.skip = ignored_block_skip(flows, compiled=self._compiled)
                     single.secrets = self.add_secrets
+                    if single.skip is not None and ledger is not None:
+                        single.skip = wrap_skip(single.skip, ledger, self._reassembler)
+        # TLS records pass only where a compiled skip runs, which brings the state up to date
+        self._run.passing = ledger if reader is not None and ledger is not None else None
         take_plain = self._reassembler.take_plain
         peek_flow, peek_payload = peek_functions(self._compiled)
         feed = self.feed
@@ -178,6 +188,8 @@ class Analysis:
                                 conn, entry[1], seq, ack, peeked[1], payload, number, when
                             ):
                                 segments += 1
+                                if conn.passing is not None:
+                                    arm(conn)
                                 if self._decided:
                                     yield from self._drain()
                                 continue

@@ -67,3 +67,6 @@ class RunContext:
     # stops reassembly (Connection.ignore); an inner tracker (TLS plaintext) must not, since
     # the stage around it still reads the records.
     ignore: Callable[[Connection], None] = _ignore_connection
+    # The compiled skip's ledger when a decrypted TLS direction's records may pass unread
+    # (tls/passing.py); None for the pure-Python path and inner readers.
+    passing: object | None = None

@@ -507,6 +507,19 @@ class ConnectionTracker(SwitchFollower, HoleRecovery, AttemptEmitter):
             return None
         return data[used:] if reader.done else None
 
+    def body_room(self, side: int) -> int:
+        """Body bytes of ``side`` that may go by unread (tls/passing.py), 0 when none may."""
+        state = self._sides[side]
+        if self._switch is not None or state.mode is not _BODY or state.body is None:
+            return 0
+        return state.body.room()
+
+    def pass_body(self, side: int, count: int) -> None:
+        """``count`` bytes of ``side``'s body (fewer than `body_room`) went by unread."""
+        body = self._sides[side].body
+        assert body is not None
+        body.pass_bytes(count)
+
     def _any_data(self) -> bool:
         return any(s.buf or s.mode is not _DETECT for s in self._sides)
 
