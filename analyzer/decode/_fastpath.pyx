@@ -268,6 +268,7 @@ cdef class Passing:
     cdef public Py_ssize_t to_header  # bytes of the current record still to come
     cdef public Py_ssize_t overhead  # ciphertext bytes per record that are not plaintext
     cdef public long long budget  # plaintext bytes the passed records must stay below
+    cdef public double deadline  # data of ``side`` after this time goes the usual way
     cdef public Py_ssize_t carry_plain  # the record the reader holds part of (-1: none)
     cdef public bint absorbed  # ... was passed: its buffered bytes are dropped
     cdef public object recent  # the direction's `recent` bytearray (reassembly)
@@ -321,7 +322,7 @@ cdef class Passing:
             self.acked_peer = True
         else:
             if n:
-                if seq != self.next_seq:
+                if seq != self.next_seq or t > self.deadline:
                     return False
                 d = ack - self.peer_seq
                 if 1 < d < _HALF:  # it waits for bytes of the peer (reassembly's causal order)

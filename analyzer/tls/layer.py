@@ -105,14 +105,15 @@ class TlsStage:
         inner = self._inner_listener()
         if not isinstance(inner, ConnectionTracker):
             return False
-        room = inner.body_room(side)
+        room, deadline = inner.body_room(side)
         if room <= 0:
             return False
         state = self._session.passable(side)
         if state is None or state[2] >= room:
             return False
         overhead, to_header, carry = state
-        passing.offer(self._ledger, self._conn, side, overhead, room, to_header, carry)
+        passing.offer(self._ledger, self._conn, side, overhead, room, to_header, carry,
+                      deadline)
         return True
 
     def passed(self, side: int, count: int, records: int, plain: int, to_header: int,

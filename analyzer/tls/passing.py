@@ -58,9 +58,12 @@ def new_ledger() -> Any:
 
 
 def offer(ledger: Any, conn: Connection, side: int, overhead: int, budget: int,
-          to_header: int, carry_plain: int) -> None:
-    """Let ``side``'s records pass (see the module's docstring); armed at the next `arm`."""
+          to_header: int, carry_plain: int, deadline: float) -> None:
+    """Let ``side``'s records pass (see the module's docstring) until ``deadline`` (a
+    segment after it goes the usual way: a watch window ends there); armed at the next
+    `arm`."""
     passing = Passing(conn, ledger, side)
+    passing.deadline = deadline
     passing.overhead = overhead
     passing.budget = budget
     passing.to_header = to_header
