@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
+from functools import partial
 
 from analyzer.checks.facts import facts_of
 from analyzer.checks.transport import check_transport
@@ -145,6 +146,7 @@ class Analysis:
         # Records the reader drops are counted here: frame numbers, segments, last time.
         reader: PcapRecords | PcapngRecords | MergedRecords | None = None
         ledger = self._ledger
+        first = self._frames
         if isinstance(records, PcapRecords | PcapngRecords | MergedRecords):
             reader = records
             for single in records.inputs if isinstance(records, MergedRecords) else [records]:
@@ -152,19 +154,23 @@ class Analysis:
                     single.drop = ignored_frame_test(single.linktype, flows)
                     single.skip = ignored_record_skip(single.linktype, flows,
                                                       compiled=self._compiled)
-                    if single.skip is not None and ledger is not None:
-                        single.skip = wrap_skip(single.skip, ledger, self._reassembler)
+                    if single.skip is not None and ledger is not None and single is records:
+                        single.skip = wrap_skip(single.skip, ledger, self._reassembler,
+                                                partial(_base, first, single))
                 elif isinstance(single, PcapngRecords):
                     single.skip = ignored_block_skip(flows, compiled=self._compiled)
                     single.secrets = self.add_secrets
-                    if single.skip is not None and ledger is not None:
-                        single.skip = wrap_skip(single.skip, ledger, self._reassembler)
-        # TLS records pass only where a compiled skip runs, which brings the state up to date
-        self._run.passing = ledger if reader is not None and ledger is not None else None
+                    if single.skip is not None and ledger is not None and single is records:
+                        single.skip = wrap_skip(single.skip, ledger, self._reassembler,
+                                                partial(_base, first, single))
+        # TLS records pass only where a compiled skip runs, which brings the state up to date,
+        # on one file (a merge numbers frames its own way)
+        self._run.passing = ledger if isinstance(
+            reader, PcapRecords | PcapngRecords) and reader.skip is not None else None
         take_plain = self._reassembler.take_plain
         peek_flow, peek_payload = peek_functions(self._compiled)
         feed = self.feed
-        number = first = self._frames
+        number = first
         segments = 0
         when = self._last
         try:
@@ -312,6 +318,11 @@ def _transport_reason(attempt: Attempt) -> str:
     (cheap: a flood decides a million of them)."""
     findings = check_transport(attempt, facts_of(attempt))
     return findings[0].check if findings else "none"
+
+
+def _base(first: int, reader: PcapRecords | PcapngRecords) -> int:
+    """The frame number before the next record of a single-file reader (`feed_records`)."""
+    return first + reader.number
 
 
 def analyze(frames: Iterable[Frame], analysis: Analysis | None = None) -> Iterator[Diagnosis]:

@@ -62,7 +62,7 @@ cdef inline const unsigned char* _tcp_over_ipv4(const unsigned char* frame, Py_s
 
 
 cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
-                          dict flows, double t):
+                          dict flows, double t, Py_ssize_t index):
     """`ignored_frame_test` on the frame at ``frame`` (``size`` bytes), or a frame that a
     `Passing` connection's state takes (time ``t``)."""
     cdef const unsigned char* ip = _tcp_over_ipv4(frame, size, l3)
@@ -80,7 +80,7 @@ cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_
     if passing is None:
         return False
     return (<Passing>passing).take(
-        <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t)
+        <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t, index)
 
 
 cdef inline bint _before(double t, double bound, bint inclusive) noexcept nogil:
@@ -118,7 +118,8 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
         record_frac = _u32(p + pos + 4, little)
         t = <double>record_sec + <double>record_frac / units
         # the bound first: a Passing connection's state changes when it takes a frame
-        if not _before(t, bound, inclusive) or not _ignored(p + pos + 16, size, l3, flows, t):
+        if not _before(t, bound, inclusive) or not _ignored(p + pos + 16, size, l3, flows, t,
+                                                                     count + 1):
             break
         sec, frac = record_sec, record_frac
         count += 1
@@ -169,7 +170,8 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
         ticks = (<unsigned long long>_u32(p + pos + 12, little) << 32) | _u32(p + pos + 16,
                                                                                little)
         t = <double>ticks / <double>interface[1] + <double>interface[2]
-        if not _before(t, bound, inclusive) or not _ignored(p + pos + 28, cap, l3, flows, t):
+        if not _before(t, bound, inclusive) or not _ignored(p + pos + 28, cap, l3, flows, t,
+                                                                    count + 1):
             break
         last_iface = iface
         hi = _u32(p + pos + 12, little)
@@ -269,6 +271,12 @@ cdef class Passing:
     cdef public Py_ssize_t overhead  # ciphertext bytes per record that are not plaintext
     cdef public long long budget  # plaintext bytes the passed records must stay below
     cdef public double deadline  # data of ``side`` after this time goes the usual way
+    # Gathering instead (any suite, any version): segments inside a record are kept, and the
+    # segment that ends a record goes the usual way, so Python reads every record whole.
+    cdef public bint gather
+    cdef public object kept  # bytearray: the bytes gathered since the last sync
+    cdef public Py_ssize_t kept_index  # the first one's record number in the skip call
+    cdef public double kept_time
     cdef public Py_ssize_t carry_plain  # the record the reader holds part of (-1: none)
     cdef public bint absorbed  # ... was passed: its buffered bytes are dropped
     cdef public object recent  # the direction's `recent` bytearray (reassembly)
@@ -290,11 +298,16 @@ cdef class Passing:
         self.carry_plain = -1
         self.absorbed = False
         self.recent = None
+        self.gather = False
+        self.kept = None
+        self.kept_index = 0
+        self.kept_time = 0.0
+        self.deadline = float("inf")
         self.bytes = self.records = self.plain = self.frames = 0
         self.acked_here = self.acked_peer = False
 
     cdef bint take(self, int side, const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
-                   const unsigned char* ip, double t) except -1:
+                   const unsigned char* ip, double t, Py_ssize_t index) except -1:
         cdef unsigned char flags = ip[33]
         cdef unsigned int seq, ack, d
         cdef Py_ssize_t total, packet_end, start, n, pos, take, length
@@ -329,6 +342,27 @@ cdef class Passing:
                     return False
                 q = frame + start
                 to_header = self.to_header
+                if self.gather:
+                    if not to_header:  # a record starts here: its header must be whole
+                        if n < 5 or not 20 <= q[0] <= 24 or q[1] != 3 or q[2] > 4:
+                            return False
+                        to_header = 5 + ((q[3] << 8) | q[4])
+                        if to_header > 5 + _MAX_RECORD:
+                            return False
+                    if to_header <= n:  # the record ends in this segment: Python reads it
+                        return False
+                    if not PyByteArray_GET_SIZE(self.kept):
+                        self.kept_index = index
+                        self.kept_time = t
+                    _append(self.kept, q, n)
+                    self.to_header = to_header - n
+                    self.bytes += n
+                    self.next_seq = seq + <unsigned int>n
+                    _keep(self.recent, q, n)
+                    if not self.acked_here or ack - self.ack_here < _HALF:
+                        self.ack_here = ack
+                    self.acked_here = True
+                    return self._taken(t)
                 plain = self.plain
                 if not self.absorbed and self.carry_plain >= 0:
                     plain += self.carry_plain
@@ -364,6 +398,10 @@ cdef class Passing:
             if not self.acked_here or ack - self.ack_here < _HALF:
                 self.ack_here = ack
             self.acked_here = True
+        return self._taken(t)
+
+    cdef bint _taken(self, double t):
+        cdef Ledger ledger = self.ledger
         if not self.frames:
             ledger.dirty.append(self)
         self.frames += 1
@@ -372,6 +410,13 @@ cdef class Passing:
         ledger.total += 1
         ledger.last_time = t
         return True
+
+
+cdef int _append(object buffer, const unsigned char* data, Py_ssize_t n) except -1:
+    cdef Py_ssize_t have = PyByteArray_GET_SIZE(buffer)
+    PyByteArray_Resize(buffer, have + n)
+    memcpy(PyByteArray_AS_STRING(buffer) + have, data, n)
+    return 0
 
 
 cdef int _keep(object recent, const unsigned char* data, Py_ssize_t n) except -1:

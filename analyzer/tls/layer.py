@@ -96,8 +96,11 @@ class TlsStage:
             self._conn.passing = None
         self._deliver(self._session.feed(side, offset, data, frame, time))
         self._after_records(time)
-        if self._ledger is not None and not self._done:
-            self._offer_pass(side) or self._offer_pass(1 - side)
+        if self._ledger is not None and not self._done and not (
+                self._offer_pass(side) or self._offer_pass(1 - side)):
+            to_header = self._session.gatherable(side)
+            if to_header is not None:
+                passing.offer_gather(self._ledger, self._conn, side, to_header)
 
     def _offer_pass(self, side: int) -> bool:
         """Let ``side``'s records go by unread while the inner reader is inside a body it
@@ -115,6 +118,12 @@ class TlsStage:
         passing.offer(self._ledger, self._conn, side, overhead, room, to_header, carry,
                       deadline)
         return True
+
+    def gathered(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
+        """Segments the compiled skip gathered (tls/passing.py `sync`), as one chunk: no record
+        ends in it, so the session only buffers it (what `on_data` would do with each)."""
+        plains = self._session.feed(side, offset, data, frame, time)
+        assert not plains
 
     def passed(self, side: int, count: int, records: int, plain: int, to_header: int,
                absorbed: bool) -> None:

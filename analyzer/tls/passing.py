@@ -71,6 +71,15 @@ def offer(ledger: Any, conn: Connection, side: int, overhead: int, budget: int,
     conn.passing = passing
 
 
+def offer_gather(ledger: Any, conn: Connection, side: int, to_header: int) -> None:
+    """Let the segments inside ``side``'s records gather in C (module docstring)."""
+    passing = Passing(conn, ledger, side)
+    passing.gather = True
+    passing.kept = bytearray()
+    passing.to_header = to_header
+    conn.passing = passing
+
+
 def disarm(conn: Connection) -> None:
     conn.passing = None
 
@@ -93,22 +102,25 @@ def arm(conn: Connection) -> None:
     passing.ready = True
 
 
-def wrap_skip(skip: Callable[..., Any], ledger: Any,
-              reassembler: Reassembler) -> Callable[..., Any]:
-    """A compiled skip (pcap or pcapng) followed by `sync` of what passing states took."""
+def wrap_skip(skip: Callable[..., Any], ledger: Any, reassembler: Reassembler,
+              frame_base: Callable[[], int]) -> Callable[..., Any]:
+    """A compiled skip (pcap or pcapng) followed by `sync` of what passing states took;
+    ``frame_base()`` is the frame number before the skip's first record."""
 
     def skip_and_sync(*args: Any) -> Any:
         ledger.limit = reassembler._until_sweep - 1  # the sweep's segment goes the usual way
+        base = frame_base()
         result = skip(*args)
         if ledger.passed:
-            sync(ledger, reassembler)
+            sync(ledger, reassembler, base)
         return result
 
     return skip_and_sync
 
 
-def sync(ledger: Any, reassembler: Reassembler) -> None:
-    """Bring the Python state up to date with what the compiled skip took (module docstring)."""
+def sync(ledger: Any, reassembler: Reassembler, base: int) -> None:
+    """Bring the Python state up to date with what the compiled skip took (module docstring);
+    ``base`` is the frame number before the skip call's first record."""
     for passing in ledger.dirty:
         conn = passing.conn
         side = passing.side
@@ -120,6 +132,17 @@ def sync(ledger: Any, reassembler: Reassembler) -> None:
         if passing.acked_peer:
             reassembler._peer_acked(conn, side, passing.ack_peer)
         stage: TlsStage = conn.listener
+        if passing.gather:
+            kept = passing.kept
+            if kept:
+                # one chunk in place of the segments it joins: no record ends in it, so the
+                # stage only buffers it, and its first frame is the one a record needs
+                stage.gathered(side, here.next_offset - len(kept), bytes(kept),
+                               base + passing.kept_index, passing.kept_time)
+                kept.clear()
+            passing.bytes = passing.frames = 0
+            passing.acked_here = passing.acked_peer = False
+            continue
         stage.passed(side, passing.bytes, passing.records, passing.plain, passing.to_header,
                      passing.absorbed and passing.carry_plain >= 0)
         if passing.absorbed:

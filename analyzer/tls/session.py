@@ -310,6 +310,17 @@ class TlsSession:
             return None
         return overhead, to_come, length - overhead
 
+    def gatherable(self, side: int) -> int | None:
+        """Bytes still to come of ``side``'s buffered record (0 between records) when the
+        segments inside its records may gather in C (tls/passing.py): a decrypted direction
+        whose reader knows where the next record ends; None otherwise."""
+        direction = self._dirs[side]
+        if (self.decryption is not Decryption.DECRYPTED or direction.stopped
+                or not direction.protected or not direction.openers):
+            return None
+        state = direction.records.partial()
+        return None if state is None else state[0]
+
     def passed(self, side: int, count: int, records: int, plain: int, to_header: int,
                absorbed: bool) -> None:
         """``count`` bytes of ``side`` went by unread: ``records`` application-data records
