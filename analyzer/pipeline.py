@@ -33,7 +33,7 @@ from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
 from analyzer.source.pcapng import PcapngRecords
 from analyzer.source.stream import Record
-from analyzer.tls.passing import arm, new_ledger, wrap_skip
+from analyzer.tls.passing import arm, new_ledger, sync, sync_all, wrap_skip
 from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis, diagnose
 
@@ -190,6 +190,9 @@ class Analysis:
                             # on followed connections of the 1 GB benchmark, ≈ 5 % of
                             # the run (benchmarks/README.md).
                             seq, ack, payload, missing = peek_payload(linktype, data)
+                            passing = conn.passing
+                            if passing is not None and passing.frames:  # type: ignore[attr-defined]
+                                sync(passing, self._reassembler)
                             if not missing and take_plain(
                                 conn, entry[1], seq, ack, peeked[1], payload, number, when
                             ):
@@ -200,6 +203,8 @@ class Analysis:
                                     yield from self._drain()
                                 continue
                 self._frames = number - 1
+                if ledger is not None and ledger.dirty:
+                    sync_all(ledger, self._reassembler)
                 decided = feed(Frame(number, when, linktype, data, wire_length, source))
                 if decided:
                     yield from decided
@@ -234,11 +239,15 @@ class Analysis:
     def tick(self, now: float, patience: float) -> list[Diagnosis]:
         """Live capture: time is ``now`` (capture clock); attempts waiting longer than
         ``patience`` seconds for an answer are decided as unanswered."""
+        if self._ledger is not None:
+            sync_all(self._ledger, self._reassembler)
         self._reassembler.tick(now, patience)
         return self._drain()
 
     def finish(self) -> list[Diagnosis]:
         """End of input: every connection still open is judged as it stands."""
+        if self._ledger is not None:
+            sync_all(self._ledger, self._reassembler)
         self._reassembler.close()
         return self._drain()
 

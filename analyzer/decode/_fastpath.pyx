@@ -244,9 +244,11 @@ cdef class Ledger:
     cdef public double last_time
     cdef public list dirty
     cdef public long long total  # frames passed in the whole run
+    cdef public long long base  # the frame number before the skip call's first record
 
     def __init__(self):
         self.total = 0
+        self.base = 0
         self.limit = 0
         self.passed = 0
         self.last_time = 0.0
@@ -275,7 +277,7 @@ cdef class Passing:
     # segment that ends a record goes the usual way, so Python reads every record whole.
     cdef public bint gather
     cdef public object kept  # bytearray: the bytes gathered since the last sync
-    cdef public Py_ssize_t kept_index  # the first one's record number in the skip call
+    cdef public long long kept_frame  # the first one's frame number
     cdef public double kept_time
     cdef public Py_ssize_t carry_plain  # the record the reader holds part of (-1: none)
     cdef public bint absorbed  # ... was passed: its buffered bytes are dropped
@@ -300,7 +302,7 @@ cdef class Passing:
         self.recent = None
         self.gather = False
         self.kept = None
-        self.kept_index = 0
+        self.kept_frame = 0
         self.kept_time = 0.0
         self.deadline = float("inf")
         self.bytes = self.records = self.plain = self.frames = 0
@@ -352,7 +354,7 @@ cdef class Passing:
                     if to_header <= n:  # the record ends in this segment: Python reads it
                         return False
                     if not PyByteArray_GET_SIZE(self.kept):
-                        self.kept_index = index
+                        self.kept_frame = ledger.base + index
                         self.kept_time = t
                     _append(self.kept, q, n)
                     self.to_header = to_header - n

@@ -104,53 +104,59 @@ def arm(conn: Connection) -> None:
 
 def wrap_skip(skip: Callable[..., Any], ledger: Any, reassembler: Reassembler,
               frame_base: Callable[[], int]) -> Callable[..., Any]:
-    """A compiled skip (pcap or pcapng) followed by `sync` of what passing states took;
-    ``frame_base()`` is the frame number before the skip's first record."""
+    """A compiled skip (pcap or pcapng) that counts what passing states took where the
+    reassembler's sweep counts segments; ``frame_base()`` is the frame number before the
+    skip's first record. The states themselves are brought up to date when Python next
+    touches their connection (`sync`) or the whole table (`sync_all`)."""
 
-    def skip_and_sync(*args: Any) -> Any:
+    def skip_and_count(*args: Any) -> Any:
         ledger.limit = reassembler._until_sweep - 1  # the sweep's segment goes the usual way
-        base = frame_base()
+        ledger.base = frame_base()
         result = skip(*args)
         if ledger.passed:
-            sync(ledger, reassembler, base)
+            reassembler._until_sweep -= ledger.passed
+            reassembler.now = ledger.last_time
+            ledger.passed = 0
         return result
 
-    return skip_and_sync
+    return skip_and_count
 
 
-def sync(ledger: Any, reassembler: Reassembler, base: int) -> None:
-    """Bring the Python state up to date with what the compiled skip took (module docstring);
-    ``base`` is the frame number before the skip call's first record."""
-    for passing in ledger.dirty:
-        conn = passing.conn
-        side = passing.side
-        here = conn.sides[side]
-        here.next_offset += passing.bytes  # the kept bytes were appended in C
-        conn.last_time = passing.last_time
-        if passing.acked_here:
-            reassembler._peer_acked(conn, 1 - side, passing.ack_here)
-        if passing.acked_peer:
-            reassembler._peer_acked(conn, side, passing.ack_peer)
-        stage: TlsStage = conn.listener
-        if passing.gather:
-            kept = passing.kept
-            if kept:
-                # one chunk in place of the segments it joins: no record ends in it, so the
-                # stage only buffers it, and its first frame is the one a record needs
-                stage.gathered(side, here.next_offset - len(kept), bytes(kept),
-                               base + passing.kept_index, passing.kept_time)
-                kept.clear()
-            passing.bytes = passing.frames = 0
-            passing.acked_here = passing.acked_peer = False
-            continue
+def sync_all(ledger: Any, reassembler: Reassembler) -> None:
+    """Every state with something taken: before a segment that may touch the whole table
+    (a sweep, a new connection, an eviction) and at the end."""
+    while ledger.dirty:
+        sync(ledger.dirty[-1], reassembler)
+
+
+def sync(passing: Any, reassembler: Reassembler) -> None:
+    """Bring one connection's Python state where the per-segment path would have left it
+    (module docstring), before Python touches that connection."""
+    ledger = passing.ledger
+    ledger.dirty.remove(passing)
+    conn = passing.conn
+    side = passing.side
+    here = conn.sides[side]
+    here.next_offset += passing.bytes  # the kept bytes were appended in C
+    conn.last_time = passing.last_time
+    if passing.acked_here:
+        reassembler._peer_acked(conn, 1 - side, passing.ack_here)
+    if passing.acked_peer:
+        reassembler._peer_acked(conn, side, passing.ack_peer)
+    stage: TlsStage = conn.listener
+    if passing.gather:
+        kept = passing.kept
+        if kept:
+            # one chunk in place of the segments it joins: no record ends in it, so the
+            # stage only buffers it, and its first frame is the one a record needs
+            stage.gathered(side, here.next_offset - len(kept), bytes(kept), passing.kept_frame,
+                           passing.kept_time)
+            kept.clear()
+    else:
         stage.passed(side, passing.bytes, passing.records, passing.plain, passing.to_header,
                      passing.absorbed and passing.carry_plain >= 0)
         if passing.absorbed:
             passing.carry_plain = -1
         passing.budget -= passing.plain
-        passing.bytes = passing.records = passing.plain = passing.frames = 0
-        passing.acked_here = passing.acked_peer = False
-    ledger.dirty.clear()
-    reassembler._until_sweep -= ledger.passed
-    reassembler.now = ledger.last_time
-    ledger.passed = 0
+    passing.bytes = passing.records = passing.plain = passing.frames = 0
+    passing.acked_here = passing.acked_peer = False
