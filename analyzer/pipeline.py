@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING
 
 from analyzer.checks.facts import facts_of
@@ -34,6 +35,7 @@ from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
 from analyzer.source.pcapng import PcapngRecords
 from analyzer.source.stream import Record
+from analyzer.tls.passing import arm, new_ledger, sync, sync_all, wrap_skip
 from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis, diagnose
 
@@ -122,6 +124,8 @@ class Analysis:
             self._run.life_sink = self._life
         self._reassembler = Reassembler(self._new_tracker, max_connections=max_connections,
                                         defer_syn=True, tick_on_sweep=True)
+        # Decrypted TLS records that no reader needs pass in the compiled skip (tls/passing.py)
+        self._ledger = new_ledger() if compiled else None
         self._stats = RunStats()
         self._tcp_listed = 0
         self._unlisted_tcp: Counter[str] = Counter()
@@ -176,6 +180,8 @@ class Analysis:
         flows = self._reassembler.flows
         # Records the reader drops are counted here: frame numbers, segments, last time.
         reader: PcapRecords | PcapngRecords | MergedRecords | None = None
+        ledger = self._ledger
+        first = self._frames
         if isinstance(records, PcapRecords | PcapngRecords | MergedRecords):
             reader = records
             for single in records.inputs if isinstance(records, MergedRecords) else [records]:
@@ -183,13 +189,23 @@ class Analysis:
                     single.drop = ignored_frame_test(single.linktype, flows)
                     single.skip = ignored_record_skip(single.linktype, flows,
                                                       compiled=self._compiled)
+                    if single.skip is not None and ledger is not None and single is records:
+                        single.skip = wrap_skip(single.skip, ledger, self._reassembler,
+                                                partial(_base, first, single))
                 elif isinstance(single, PcapngRecords):
                     single.skip = ignored_block_skip(flows, compiled=self._compiled)
                     single.secrets = self.add_secrets
+                    if single.skip is not None and ledger is not None and single is records:
+                        single.skip = wrap_skip(single.skip, ledger, self._reassembler,
+                                                partial(_base, first, single))
+        # TLS records pass only where a compiled skip runs, which brings the state up to date,
+        # on one file (a merge numbers frames its own way)
+        self._run.passing = ledger if isinstance(
+            reader, PcapRecords | PcapngRecords) and reader.skip is not None else None
         take_plain = self._reassembler.take_plain
         peek_flow, peek_payload = peek_functions(self._compiled)
         feed = self.feed
-        number = first = self._frames
+        number = first
         segments = 0
         when = self._last
         try:
@@ -209,14 +225,21 @@ class Analysis:
                             # on followed connections of the 1 GB benchmark, ≈ 5 % of
                             # the run (benchmarks/README.md).
                             seq, ack, payload, missing = peek_payload(linktype, data)
+                            passing = conn.passing
+                            if passing is not None and passing.frames:  # type: ignore[attr-defined]
+                                sync(passing, self._reassembler)
                             if not missing and take_plain(
                                 conn, entry[1], seq, ack, peeked[1], payload, number, when
                             ):
                                 segments += 1
+                                if conn.passing is not None:
+                                    arm(conn)
                                 if self._decided:
                                     yield from self._drain()
                                 continue
                 self._frames = number - 1
+                if ledger is not None and ledger.dirty:
+                    sync_all(ledger, self._reassembler)
                 decided = feed(Frame(number, when, linktype, data, wire_length, source))
                 if decided:
                     yield from decided
@@ -251,11 +274,15 @@ class Analysis:
     def tick(self, now: float, patience: float) -> list[Decided]:
         """Live capture: time is ``now`` (capture clock); attempts waiting longer than
         ``patience`` seconds for an answer are decided as unanswered."""
+        if self._ledger is not None:
+            sync_all(self._ledger, self._reassembler)
         self._reassembler.tick(now, patience)
         return self._drain()
 
     def finish(self) -> list[Decided]:
         """End of input: every connection still open is judged as it stands."""
+        if self._ledger is not None:
+            sync_all(self._ledger, self._reassembler)
         self._reassembler.close()
         return self._drain()
 
@@ -345,6 +372,11 @@ def _transport_reason(attempt: Attempt) -> str:
     (cheap: a flood decides a million of them)."""
     findings = check_transport(attempt, facts_of(attempt))
     return findings[0].check if findings else "none"
+
+
+def _base(first: int, reader: PcapRecords | PcapngRecords) -> int:
+    """The frame number before the next record of a single-file reader (`feed_records`)."""
+    return first + reader.number
 
 
 def analyze(frames: Iterable[Frame], analysis: Analysis | None = None) -> Iterator[Decided]:

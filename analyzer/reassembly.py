@@ -181,6 +181,8 @@ class Connection:
     # until something else arrives (`Reassembler(defer_syn=True)`): a SYN flood fills the
     # table with such connections, and a listener per SYN cost ~1.3 KB each.
     syns: list[int | float] | None = None  # frame, time, frame, time... (flat: smaller)
+    # A decrypted TLS direction whose records the compiled skip may take (tls/passing.py).
+    passing: object | None = None
 
     @property
     def addresses(self) -> tuple[bytes, int, bytes, int]:
@@ -212,6 +214,7 @@ class Connection:
         # table until it ends or expires (bulk connections: 300 s): let the listener's state go
         # now (22 % of the table's memory on the 1 GB benchmark, benchmarks/README.md).
         self.listener = None
+        self.passing = None
 
 
 def let_go(conn: Connection, life: LifeFollower | None = None) -> None:
@@ -312,6 +315,8 @@ class Reassembler:
         conn, side = entry
         if conn.ignored:
             return
+        if conn.passing is not None:  # this segment may change what the compiled skip assumes
+            conn.passing.ready = False  # type: ignore[attr-defined]
         conn.last_time = seg.time
         if conn.life is not None:
             self._life_segment(conn, conn.life, side, seg)

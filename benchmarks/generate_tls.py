@@ -6,9 +6,11 @@ Usage::
 
 Every session is a real OpenSSL conversation (Python's ssl over memory BIOs, TLS 1.3 and
 TLS 1.2 alternating), cut into 1448-byte segments with an ACK every second one, 16 sessions
-interleaved at a time: one in ten is a WebSocket handshake over TLS (101, a few frames, then
-a bulk message), the others an HTTPS download (GET, 200 with a 0.2-3 MB body), as on a busy
-edge host. Seeded and deterministic in shape (TLS randoms differ from run to run).
+interleaved at a time: one in ten is a WebSocket handshake over TLS (101, then a bulk
+message), one in ten an HTTPS download followed by a WebSocket handshake on the same
+connection, the others an HTTPS download (GET, 200 with a 0.2-3 MB body), as on a busy edge
+host. ``--versions 1.2`` (or ``1.3``) makes every session that version. Seeded and
+deterministic in shape (TLS randoms differ from run to run).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _contexts(directory: Path, keylog: Path) -> tuple[ssl.SSLContext, ssl.SSLCon
 
 
 def _session(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, tls13: bool,
-             request: bytes, answer: bytes) -> list[tuple[int, bytes]]:
+             exchanges: list[tuple[bytes, bytes]]) -> list[tuple[int, bytes]]:
     """The bytes each side wrote, in order, for one real TLS conversation."""
     version = ssl.TLSVersion.TLSv1_3 if tls13 else ssl.TLSVersion.TLSv1_2
     client_ctx.maximum_version = server_ctx.maximum_version = version
@@ -85,12 +87,18 @@ def _session(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, tls13: bool
         pump()
         if all(done):
             break
-    client.write(request)
-    pump()
-    server.read(len(request) + 1)
-    for start in range(0, len(answer), 1 << 20):
-        server.write(answer[start:start + (1 << 20)])
+    for request, answer in exchanges:
+        client.write(request)
         pump()
+        server.read(len(request) + 1)
+        for start in range(0, len(answer), 1 << 20):
+            server.write(answer[start:start + (1 << 20)])
+            pump()
+        while True:  # the client reads the answer (TLS 1.3 tickets, then the data)
+            try:
+                client.read(1 << 20)
+            except ssl.SSLWantReadError:
+                break
     return chunks
 
 
@@ -111,7 +119,15 @@ def _conversation(rng: random.Random, tcp: Tcp, chunks: list[tuple[int, bytes]])
     yield step(), tcp.ack(0)
 
 
-def generate(path: str, size: int, seed: int = 7) -> tuple[int, int]:
+_UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: bench.example\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="
+            b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+_SWITCH = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+
+
+def generate(path: str, size: int, seed: int = 7, versions: str = "both") -> tuple[int, int]:
+    """``versions``: "both" (TLS 1.3 and 1.2 alternating), "1.2" or "1.3"."""
     rng = random.Random(seed)
     noise = rng.randbytes(4 << 20)
     keylog = Path(path + ".keys")
@@ -126,19 +142,18 @@ def generate(path: str, size: int, seed: int = 7) -> tuple[int, int]:
             while len(running) < 16 and writer.bytes < size:
                 sessions += 1
                 body = noise[:rng.randrange(200_000, 3_000_000)]
+                download = (b"GET /file HTTP/1.1\r\nHost: bench.example\r\n\r\n",
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                frame = b"\x82\x7f" + len(body).to_bytes(8, "big") + body
                 if sessions % 10 == 0:
-                    request = (b"GET /ws HTTP/1.1\r\nHost: bench.example\r\nUpgrade: websocket\r\n"
-                               b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="
-                               b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
-                    answer = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                              b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                              b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
-                              + b"\x82\x7f" + len(body).to_bytes(8, "big") + body)
+                    exchanges = [(_UPGRADE, _SWITCH + frame)]
+                elif sessions % 10 == 5:  # a download, then an upgrade on the same connection
+                    exchanges = [download, (_UPGRADE, _SWITCH + frame[:1000])]
                 else:
-                    request = b"GET /file HTTP/1.1\r\nHost: bench.example\r\n\r\n"
-                    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                              b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-                chunks = _session(client_ctx, server_ctx, sessions % 2 == 0, request, answer)
+                    exchanges = [download]
+                tls13 = sessions % 2 == 0 if versions == "both" else versions == "1.3"
+                chunks = _session(client_ctx, server_ctx, tls13, exchanges)
                 client = (bytes((10, 2, sessions >> 8 & 255, sessions & 255)),
                           20000 + sessions % 40000)
                 tcp = Tcp(rng, client, (bytes((192, 168, 20, 20)), 443))
@@ -160,8 +175,9 @@ def main() -> None:
     parser.add_argument("output")
     parser.add_argument("--size", default="200M")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--versions", choices=("both", "1.2", "1.3"), default="both")
     args = parser.parse_args()
-    frames, sessions = generate(args.output, parse_size(args.size), args.seed)
+    frames, sessions = generate(args.output, parse_size(args.size), args.seed, args.versions)
     print(f"{args.output}: {frames} frames, {sessions} TLS sessions; keys in "
           f"{args.output}.keys")
 

@@ -537,7 +537,7 @@ def test_ignored_frame_test_agrees_with_peek_flow() -> None:
               for f in read_captures([str(p)], [])]
     assert frames
     ignored = SimpleNamespace(ignored=True)
-    followed = SimpleNamespace(ignored=False)
+    followed = SimpleNamespace(ignored=False, passing=None)
     for linktype in PEEK_LINKS:
         flows: dict[bytes, tuple[SimpleNamespace, int]] = {}
         test = ignored_frame_test(linktype, flows)
@@ -586,7 +586,7 @@ def test_compiled_skip_drops_exactly_what_the_python_test_drops(order: str) -> N
               for f in read_captures([str(p)], []) if f.linktype in PEEK_LINKS]
     frames += [f[:54] for f in frames[:200]] + [f[:53] for f in frames[:200]]
     ignored = SimpleNamespace(ignored=True)
-    followed = SimpleNamespace(ignored=False)
+    followed = SimpleNamespace(ignored=False, passing=None)
     free = (1_000_000, math.inf, True)  # microsecond times, no bound: a file read alone
     for linktype in PEEK_LINKS:
         flows: dict[bytes, tuple[SimpleNamespace, int]] = {}

@@ -62,14 +62,25 @@ cdef inline const unsigned char* _tcp_over_ipv4(const unsigned char* frame, Py_s
 
 
 cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
-                          dict flows):
-    """`ignored_frame_test` on the frame at ``frame`` (``size`` bytes)."""
+                          dict flows, double t, Py_ssize_t index):
+    """`ignored_frame_test` on the frame at ``frame`` (``size`` bytes), or a frame that a
+    `Passing` connection's state takes (time ``t``)."""
     cdef const unsigned char* ip = _tcp_over_ipv4(frame, size, l3)
     cdef PyObject* entry
+    cdef object conn, passing
     if ip is NULL or ip[33] & 0x02:  # a SYN may open a new connection: never skipped
         return False
     entry = PyDict_GetItem(flows, PyBytes_FromStringAndSize(<const char*>ip + 12, 12))
-    return entry is not NULL and bool((<object>PyTuple_GET_ITEM(entry, 0)).ignored)
+    if entry is NULL:
+        return False
+    conn = <object>PyTuple_GET_ITEM(entry, 0)
+    if conn.ignored:
+        return True
+    passing = conn.passing
+    if passing is None:
+        return False
+    return (<Passing>passing).take(
+        <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t, index)
 
 
 cdef inline bint _before(double t, double bound, bint inclusive) noexcept nogil:
@@ -93,6 +104,7 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
     cdef Py_ssize_t count = 0
     cdef Py_ssize_t size, stop
     cdef unsigned int sec = 0, frac = 0, record_sec, record_frac
+    cdef double t
     if pos < 0:
         return pos, 0, 0, 0
     while end - pos >= 16:
@@ -100,11 +112,14 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
         if size > limit:
             break
         stop = pos + 16 + size
-        if stop > end or not _ignored(p + pos + 16, size, l3, flows):
+        if stop > end:
             break
         record_sec = _u32(p + pos, little)
         record_frac = _u32(p + pos + 4, little)
-        if not _before(<double>record_sec + <double>record_frac / units, bound, inclusive):
+        t = <double>record_sec + <double>record_frac / units
+        # the bound first: a Passing connection's state changes when it takes a frame
+        if not _before(t, bound, inclusive) or not _ignored(p + pos + 16, size, l3, flows, t,
+                                                                     count + 1):
             break
         sec, frac = record_sec, record_frac
         count += 1
@@ -131,6 +146,7 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
     cdef Py_ssize_t blen, cap, l3
     cdef unsigned int iface, last_iface = 0, hi = 0, lo = 0
     cdef unsigned long long ticks
+    cdef double t
     cdef tuple interface
     if pos < 0:
         return pos, 0, 0, 0, 0
@@ -148,13 +164,14 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
             break
         interface = interfaces[iface]
         l3 = _l3(interface[0])
-        if l3 < 0 or not _ignored(p + pos + 28, cap, l3, flows):
+        if l3 < 0:
             break
         # The reader's time: ((hi << 32) | lo) / units + offset, with Python's float steps.
         ticks = (<unsigned long long>_u32(p + pos + 12, little) << 32) | _u32(p + pos + 16,
                                                                                little)
-        if not _before(<double>ticks / <double>interface[1] + <double>interface[2], bound,
-                       inclusive):
+        t = <double>ticks / <double>interface[1] + <double>interface[2]
+        if not _before(t, bound, inclusive) or not _ignored(p + pos + 28, cap, l3, flows, t,
+                                                                    count + 1):
             break
         last_iface = iface
         hi = _u32(p + pos + 12, little)
@@ -198,3 +215,218 @@ def peek_payload(int linktype, bytes data):
     start = l3 + 20 + ((ip[32] >> 4) << 2)
     return (_u32(ip + 24, False), _u32(ip + 28, False),
             data[start:present] if start < present else b"", packet_end - present)
+
+
+# --- passing: the records of a decrypted TLS direction whose plaintext no reader needs --------
+# analyzer/tls/passing.py says when a connection gets a `Passing` and how the Python state is
+# brought up to date afterwards (`sync`). The plain twin is the per-segment path: a run with
+# compiled=False never makes one, and tests/test_tls_passing.py compares the two.
+
+cdef extern from *:
+    int PyByteArray_Resize(object bytearray, Py_ssize_t size) except -1
+    char* PyByteArray_AS_STRING(object bytearray)
+    Py_ssize_t PyByteArray_GET_SIZE(object bytearray)
+
+from libc.string cimport memcpy
+
+cdef unsigned int _HALF = 0x80000000u
+cdef Py_ssize_t _RECENT = 16 * 1024  # reassembly.RECENT_BYTES
+cdef Py_ssize_t _MAX_RECORD = 2**14 + 2048  # tls.records.MAX_RECORD_LENGTH
+
+
+cdef class Ledger:
+    """What the passing connections of one run took during one skip call: the frames (the
+    reassembler's sweep counts them), at most ``limit``; ``dirty`` lists the states with
+    something to bring into the Python state."""
+
+    cdef public Py_ssize_t limit
+    cdef public Py_ssize_t passed
+    cdef public double last_time
+    cdef public list dirty
+    cdef public long long total  # frames passed in the whole run
+    cdef public long long base  # the frame number before the skip call's first record
+
+    def __init__(self):
+        self.total = 0
+        self.base = 0
+        self.limit = 0
+        self.passed = 0
+        self.last_time = 0.0
+        self.dirty = []
+
+
+cdef class Passing:
+    """One connection whose direction ``side`` carries TLS application-data records that may
+    pass unread: a frame of the connection is taken when it is the next in-order segment of
+    that direction (ACK set, no SYN/FIN/RST, whole in the capture, acknowledging nothing of
+    the other direction not yet delivered) and every record it starts has outer type 23,
+    version 3.3 and a plaintext of ``length - overhead`` bytes that keeps the sum below
+    ``budget``; or a bare in-order ACK of the other direction. Anything else stops here."""
+
+    cdef public object conn
+    cdef public Ledger ledger
+    cdef public int side
+    cdef public bint ready  # the reassembler's state was checked (tls/passing.py, `arm`)
+    cdef public unsigned int next_seq  # sequence number of the next byte of ``side``
+    cdef public unsigned int peer_seq  # ... and of the other direction
+    cdef public Py_ssize_t to_header  # bytes of the current record still to come
+    cdef public Py_ssize_t overhead  # ciphertext bytes per record that are not plaintext
+    cdef public long long budget  # plaintext bytes the passed records must stay below
+    cdef public double deadline  # data of ``side`` after this time goes the usual way
+    # Gathering instead (any suite, any version): segments inside a record are kept, and the
+    # segment that ends a record goes the usual way, so Python reads every record whole.
+    cdef public bint gather
+    cdef public object kept  # bytearray: the bytes gathered since the last sync
+    cdef public long long kept_frame  # the first one's frame number
+    cdef public double kept_time
+    cdef public Py_ssize_t carry_plain  # the record the reader holds part of (-1: none)
+    cdef public bint absorbed  # ... was passed: its buffered bytes are dropped
+    cdef public object recent  # the direction's `recent` bytearray (reassembly)
+    # taken since the last sync
+    cdef public long long bytes
+    cdef public long long records
+    cdef public long long plain
+    cdef public long long frames
+    cdef public double last_time
+    cdef public bint acked_here, acked_peer
+    cdef public unsigned int ack_here  # highest ack of ``side``'s segments (of the peer's bytes)
+    cdef public unsigned int ack_peer  # highest ack of the peer's ACKs (of ``side``'s bytes)
+
+    def __init__(self, conn, Ledger ledger, int side):
+        self.conn = conn
+        self.ledger = ledger
+        self.side = side
+        self.ready = False
+        self.carry_plain = -1
+        self.absorbed = False
+        self.recent = None
+        self.gather = False
+        self.kept = None
+        self.kept_frame = 0
+        self.kept_time = 0.0
+        self.deadline = float("inf")
+        self.bytes = self.records = self.plain = self.frames = 0
+        self.acked_here = self.acked_peer = False
+
+    cdef bint take(self, int side, const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
+                   const unsigned char* ip, double t, Py_ssize_t index) except -1:
+        cdef unsigned char flags = ip[33]
+        cdef unsigned int seq, ack, d
+        cdef Py_ssize_t total, packet_end, start, n, pos, take, length
+        cdef Py_ssize_t to_header
+        cdef long long plain, records, used
+        cdef const unsigned char* q
+        cdef Ledger ledger = self.ledger
+        if not self.ready or ledger.passed >= ledger.limit:
+            return False
+        if flags & 0x07 or not flags & 0x10:  # FIN, SYN, RST, or no ACK: the full path
+            return False
+        total = (ip[2] << 8) | ip[3]
+        packet_end = l3 + total if total else size
+        if packet_end > size:  # the snaplen cut it
+            return False
+        start = l3 + 20 + ((ip[32] >> 4) << 2)
+        n = packet_end - start if start < packet_end else 0
+        seq = _u32(ip + 24, False)
+        ack = _u32(ip + 28, False)
+        if side != self.side:
+            if n:  # the other direction speaks: a reader must see it
+                return False
+            if not self.acked_peer or ack - self.ack_peer < _HALF:
+                self.ack_peer = ack
+            self.acked_peer = True
+        else:
+            if n:
+                if seq != self.next_seq or t > self.deadline:
+                    return False
+                d = ack - self.peer_seq
+                if 1 < d < _HALF:  # it waits for bytes of the peer (reassembly's causal order)
+                    return False
+                q = frame + start
+                to_header = self.to_header
+                if self.gather:
+                    if not to_header:  # a record starts here: its header must be whole
+                        if n < 5 or not 20 <= q[0] <= 24 or q[1] != 3 or q[2] > 4:
+                            return False
+                        to_header = 5 + ((q[3] << 8) | q[4])
+                        if to_header > 5 + _MAX_RECORD:
+                            return False
+                    if to_header <= n:  # the record ends in this segment: Python reads it
+                        return False
+                    if not PyByteArray_GET_SIZE(self.kept):
+                        self.kept_frame = ledger.base + index
+                        self.kept_time = t
+                    _append(self.kept, q, n)
+                    self.to_header = to_header - n
+                    self.bytes += n
+                    self.next_seq = seq + <unsigned int>n
+                    _keep(self.recent, q, n)
+                    if not self.acked_here or ack - self.ack_here < _HALF:
+                        self.ack_here = ack
+                    self.acked_here = True
+                    return self._taken(t)
+                plain = self.plain
+                if not self.absorbed and self.carry_plain >= 0:
+                    plain += self.carry_plain
+                records = 0
+                pos = 0
+                while pos < n:
+                    if to_header:
+                        take = to_header if to_header < n - pos else n - pos
+                        to_header -= take
+                        pos += take
+                        continue
+                    if n - pos < 5:  # a header split between frames: read by the full path
+                        return False
+                    if q[pos] != 23 or q[pos + 1] != 3 or q[pos + 2] != 3:
+                        return False
+                    length = (q[pos + 3] << 8) | q[pos + 4]
+                    if length <= self.overhead or length > _MAX_RECORD:
+                        return False
+                    used = length - self.overhead
+                    if plain + used >= self.budget:  # this record reaches the body's end
+                        return False
+                    plain += used
+                    records += 1
+                    to_header = length
+                    pos += 5
+                self.absorbed = self.absorbed or self.carry_plain >= 0
+                self.to_header = to_header
+                self.plain = plain
+                self.records += records
+                self.bytes += n
+                self.next_seq = seq + <unsigned int>n
+                _keep(self.recent, q, n)
+            if not self.acked_here or ack - self.ack_here < _HALF:
+                self.ack_here = ack
+            self.acked_here = True
+        return self._taken(t)
+
+    cdef bint _taken(self, double t):
+        cdef Ledger ledger = self.ledger
+        if not self.frames:
+            ledger.dirty.append(self)
+        self.frames += 1
+        self.last_time = t
+        ledger.passed += 1
+        ledger.total += 1
+        ledger.last_time = t
+        return True
+
+
+cdef int _append(object buffer, const unsigned char* data, Py_ssize_t n) except -1:
+    cdef Py_ssize_t have = PyByteArray_GET_SIZE(buffer)
+    PyByteArray_Resize(buffer, have + n)
+    memcpy(PyByteArray_AS_STRING(buffer) + have, data, n)
+    return 0
+
+
+cdef int _keep(object recent, const unsigned char* data, Py_ssize_t n) except -1:
+    """`reassembly._Direction.advance`'s kept bytes: append, and keep the last 16 KiB once
+    over 32 KiB."""
+    cdef Py_ssize_t have = PyByteArray_GET_SIZE(recent)
+    PyByteArray_Resize(recent, have + n)
+    memcpy(PyByteArray_AS_STRING(recent) + have, data, n)
+    if have + n > 2 * _RECENT:
+        del recent[: have + n - _RECENT]
+    return 0

@@ -94,6 +94,7 @@ def peek_flow_at(linktype: int, buf: bytes, start: int, stop: int) -> tuple[byte
 
 class _Followed(Protocol):
     ignored: bool
+    passing: object | None  # the compiled skip reads it of a followed one (tls/passing.py)
 
 
 def ignored_frame_test(

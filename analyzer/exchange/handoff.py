@@ -72,3 +72,6 @@ class RunContext:
     # sets it; None (an inner tracker, or a caller without the life stage) lets it go
     # through `ignore` as before.
     life_sink: LifeSink | None = None
+    # The compiled skip's ledger when a decrypted TLS direction's records may pass unread
+    # (tls/passing.py); None for the pure-Python path and inner readers.
+    passing: object | None = None

@@ -112,6 +112,19 @@ class SwitchWatch:
         # done once the answer is in and the client's preface could be checked
         return self._h2_status is not None and len(self._prefixes[0]) >= 24
 
+    def room(self, client: bool) -> int:
+        """Bytes of one side that may go by unread (tls/passing.py): the rest of a WebSocket
+        frame's payload, once that side's first bytes and prefix are kept."""
+        index = 0 if client else 1
+        if (self._parsers is None or self._h2 is not None or self._first[index] is None
+                or len(self._prefixes[index]) < PREFIX_BYTES):
+            return 0
+        return self._parsers[index].room()
+
+    def pass_bytes(self, client: bool, count: int) -> None:
+        assert self._parsers is not None
+        self._parsers[0 if client else 1].pass_bytes(count)
+
     def result(self, time: float) -> AfterSwitch:
         return AfterSwitch(
             switch_time=self.switch_time,

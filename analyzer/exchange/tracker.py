@@ -517,6 +517,30 @@ class ConnectionTracker(SwitchFollower, HoleRecovery, AttemptEmitter):
             return None
         return data[used:] if reader.done else None
 
+    def body_room(self, side: int) -> tuple[int, float]:
+        """Bytes of ``side`` that may go by unread (tls/passing.py), 0 when none may: the
+        rest of a body past its kept prefix, or of a WebSocket frame under watch; and the
+        time after which they may not (the watch's end, which a segment must see)."""
+        state = self._sides[side]
+        switch = self._switch
+        if switch is not None:
+            if state.mode is _DEAD or self._done or (side == self._client and (
+                    switch.request is None or switch.replaceable)):
+                return 0, 0.0
+            return switch.watch.room(side == self._client), switch.watch.deadline
+        if state.mode is not _BODY or state.body is None:
+            return 0, 0.0
+        return state.body.room(), float("inf")
+
+    def pass_body(self, side: int, count: int) -> None:
+        """``count`` bytes of ``side`` (fewer than `body_room`) went by unread."""
+        if self._switch is not None:
+            self._switch.watch.pass_bytes(side == self._client, count)
+            return
+        body = self._sides[side].body
+        assert body is not None
+        body.pass_bytes(count)
+
     def _any_data(self) -> bool:
         return any(s.buf or s.mode is not _DETECT for s in self._sides)
 

@@ -173,6 +173,9 @@ _SIZE, _DATA, _DATA_CR, _DATA_LF, _TRAILER = (  # module names, as for FramingKi
 )
 
 
+UNTIL_CLOSE_ROOM = 1 << 62  # `room` of a body that ends with the connection
+
+
 class BodyReader:
     """Follows one message body as its bytes arrive, whatever their segmentation.
 
@@ -218,6 +221,22 @@ class BodyReader:
             self.done = self._remaining == 0
             return n
         return self._feed_chunked(data)
+
+    def room(self) -> int:
+        """Body bytes that may go by unread (tls/passing.py): past the kept prefix, of a
+        Content-Length body or one that runs until the close; 0 otherwise."""
+        if self.done or self.error is not None or len(self._prefix) < self._keep:
+            return 0
+        kind = self.framing.kind
+        if kind is _LENGTH:
+            return self._remaining
+        return UNTIL_CLOSE_ROOM if kind is _UNTIL_CLOSE else 0
+
+    def pass_bytes(self, count: int) -> None:
+        """``count`` body bytes (fewer than `room`) went by unread: what `feed` would count."""
+        self.size += count
+        if self.framing.kind is _LENGTH:
+            self._remaining -= count
 
     def feed_eof(self) -> None:
         """The sender closed its direction: the end of an until-close body, or a cut one."""

@@ -129,6 +129,7 @@ class PcapRecords:
                 bound, inclusive = self.bound
                 seen = skip is not None  # the compiled skip saw the next record, if whole
                 if skip is not None:
+                    self.number = number  # a passing TLS state numbers what it took from here
                     pos, skipped, skipped_sec, skipped_frac = skip(buf, pos, little, limit,
                                                                    units, bound, inclusive)
                     if skipped:

@@ -163,6 +163,7 @@ class PcapngRecords:
         try:
             while True:
                 if skip is not None:
+                    self.number = number  # a passing TLS state numbers what it took from here
                     pos, skipped, iface, hi, lo = skip(buf, pos, order == "<", timing,
                                                        MAX_RECORD, MAX_BLOCK, *self.bound)
                     if skipped:

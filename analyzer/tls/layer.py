@@ -37,6 +37,7 @@ from analyzer.exchange.tcplog import TcpLog
 from analyzer.exchange.tracker import ConnectionTracker
 from analyzer.http.head import find_head_end, parse_response_head
 from analyzer.reassembly import Connection, StreamListener
+from analyzer.tls import passing
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.names import version_name
 from analyzer.tls.session import PREFIX, Decryption, Plain, TlsSession
@@ -66,7 +67,7 @@ class TlsStage:
     """StreamListener for one TLS connection (see the module's docstring)."""
 
     __slots__ = ("_run", "_conn", "_tcp", "_session", "_shadow", "_inner_run", "_done",
-                 "_inner_stopped", "_inner_emitted", "_counted", "_judged")
+                 "_inner_stopped", "_inner_emitted", "_counted", "_judged", "_ledger")
 
     def __init__(self, run: RunContext, conn: Connection, tcp: TcpLog) -> None:
         self._run = run
@@ -81,6 +82,7 @@ class TlsStage:
         self._inner_emitted = False
         self._counted = False
         self._judged = -1  # the session's record count when _after_records last looked
+        self._ledger = run.passing  # set when records may pass unread (tls/passing.py)
 
     # --- StreamListener -----------------------------------------------------------------
 
@@ -90,8 +92,48 @@ class TlsStage:
     def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
         if self._done:
             return
+        if self._ledger is not None:
+            self._conn.passing = None
         self._deliver(self._session.feed(side, offset, data, frame, time))
         self._after_records(time)
+        if self._ledger is not None and not self._done and not (
+                self._offer_pass(side) or self._offer_pass(1 - side)):
+            to_header = self._session.gatherable(side)
+            if to_header is not None:
+                passing.offer_gather(self._ledger, self._conn, side, to_header)
+
+    def _offer_pass(self, side: int) -> bool:
+        """Let ``side``'s records go by unread while the inner reader is inside a body it
+        does not read (tls/passing.py); True when offered."""
+        inner = self._inner_listener()
+        if not isinstance(inner, ConnectionTracker):
+            return False
+        room, deadline = inner.body_room(side)
+        if room <= 0:
+            return False
+        state = self._session.passable(side)
+        if state is None or state[2] >= room:
+            return False
+        overhead, to_header, carry = state
+        passing.offer(self._ledger, self._conn, side, overhead, room, to_header, carry,
+                      deadline)
+        return True
+
+    def gathered(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
+        """Segments the compiled skip gathered (tls/passing.py `sync`), as one chunk: no record
+        ends in it, so the session only buffers it (what `on_data` would do with each)."""
+        plains = self._session.feed(side, offset, data, frame, time)
+        assert not plains
+
+    def passed(self, side: int, count: int, records: int, plain: int, to_header: int,
+               absorbed: bool) -> None:
+        """What the compiled skip took of ``side`` (tls/passing.py `sync`): the session and
+        the inner reader count it as if it had been read."""
+        self._session.passed(side, count, records, plain, to_header, absorbed)
+        self._judged = self._session.records
+        inner = self._inner_listener()
+        if isinstance(inner, ConnectionTracker) and plain:
+            inner.pass_body(side, plain)
 
     def _deliver(self, plains: list[Plain]) -> None:
         for plain in plains:
@@ -101,6 +143,7 @@ class TlsStage:
             listener.on_data(plain.side, plain.offset, plain.data, plain.frame, plain.time)
 
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        self._conn.passing = None
         self._tcp.gap(side, offset, length, frame, time)
         self._session.gap(side)
         inner = self._inner_listener()
@@ -111,12 +154,14 @@ class TlsStage:
         self._tcp.conflict(side, offset, length, frame, time)
 
     def on_fin(self, side: int, frame: int, time: float) -> None:
+        self._conn.passing = None
         self._tcp.fin_of(side, frame, time)
         inner = self._inner_listener()
         if inner is not None:
             inner.on_fin(side, frame, time)
 
     def on_rst(self, side: int, frame: int, time: float) -> None:
+        self._conn.passing = None
         self._tcp.rst_of(side, frame, time)
         inner = self._inner_listener()
         if inner is not None:
@@ -133,6 +178,7 @@ class TlsStage:
             inner.on_tick(now, patience)
 
     def on_end(self, time: float, reason: str) -> None:
+        self._conn.passing = None
         inner = self._inner_listener()
         if inner is not None and not self._inner_stopped:
             inner.on_end(time, reason)

@@ -76,7 +76,7 @@ def header_problem(header: bytes) -> str:
 class RecordReader:
     """Cuts one direction's in-order bytes into TLS records."""
 
-    __slots__ = ("_buffer", "_start", "_pieces", "broken", "records_read", "_need")
+    __slots__ = ("_buffer", "_start", "_pieces", "broken", "records_read", "_need", "_discard")
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -85,6 +85,7 @@ class RecordReader:
         self.broken = ""  # why the reader stopped ("" while it reads)
         self.records_read = 0
         self._need = HEADER_LENGTH  # buffered bytes needed before the next record can complete
+        self._discard = 0  # bytes of a record that went by unread (`passed`) still to come
 
     @property
     def buffered(self) -> int:
@@ -104,6 +105,14 @@ class RecordReader:
             # The reassembler delivers in order; anything else means bytes were skipped.
             self.broken = f"bytes out of order at offset {offset}"
             return []
+        if self._discard:
+            dropped = min(self._discard, len(data))
+            self._discard -= dropped
+            self._start += dropped
+            data = data[dropped:]
+            offset += dropped
+            if not data:
+                return []
         self._buffer += data
         self._pieces.append((offset, frame, time))
         if len(self._buffer) < self._need:  # the usual case mid-record: nothing to cut yet
@@ -137,6 +146,36 @@ class RecordReader:
             self._pieces.clear()
         self.records_read += len(records)
         return records
+
+    def partial(self) -> tuple[int, int, int] | None:
+        """For tls/passing.py: (bytes still to come of the record being buffered, its outer
+        content type, its length), (0, 23, 0) between records, None when that is not known
+        (a header not yet whole, a reader that stopped, bytes being discarded)."""
+        if self.broken or self._discard:
+            return None
+        buffer = self._buffer
+        if not buffer:
+            return 0, ContentType.APPLICATION_DATA, 0
+        if len(buffer) < HEADER_LENGTH or buffer[1] != 3 or buffer[2] != 3:
+            return None
+        length = (buffer[3] << 8) | buffer[4]
+        if length > MAX_RECORD_LENGTH:
+            return None
+        return HEADER_LENGTH + length - len(buffer), buffer[0], length
+
+    def passed(self, count: int, records: int, to_header: int, absorbed: bool) -> None:
+        """``count`` bytes went by unread (tls/passing.py): ``records`` records began in them
+        (plus the one buffered, dropped now, when ``absorbed``), and the last one has
+        ``to_header`` bytes still to come, which `feed` drops."""
+        if absorbed:
+            self._start += len(self._buffer)
+            self._buffer.clear()
+            self._pieces.clear()
+            records += 1
+        self._start += count
+        self._discard = to_header
+        self._need = HEADER_LENGTH
+        self.records_read += records
 
     def _record(self, header: bytes, body: bytes, start: int, end: int) -> Record:
         pieces = self._pieces

@@ -217,6 +217,15 @@ class WsFrameParser:
         self.offset += pos
         return frames
 
+    def room(self) -> int:
+        """Payload bytes of the current frame that may go by unread (past its kept prefix)."""
+        return self._skip if self._stage is _SKIP else 0
+
+    def pass_bytes(self, count: int) -> None:
+        """``count`` payload bytes (fewer than `room`) went by unread: what `feed` counts."""
+        self._skip -= count
+        self.offset += count
+
     def flush(self) -> list[WsFrame]:
         """At the end of the capture: the frame whose header arrived but not all of its kept
         payload, with the bytes there are (``payload_prefix`` shorter than expected)."""

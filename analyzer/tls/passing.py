@@ -1,0 +1,162 @@
+"""Passing: the records of a decrypted TLS direction that no reader needs skip Python entirely.
+
+How it works
+------------
+A decrypted HTTPS download is a response body of known length (or one that runs until the
+close) inside application-data records. Past the body's first 4 KiB (what the report keeps)
+nothing reads that plaintext, but the per-segment path still walks every TCP segment in
+Python (≈ 4 µs each) to count the records (their sequence numbers are in the AEAD nonce).
+So the TLS stage offers the connection a `Passing` state (`offer`) when the inner HTTP/1
+tracker is inside such a body; the compiled skip (`decode/_fastpath.pyx`, beside the skip
+of ignored connections) then takes, in C, each in-order segment of that direction whose
+records it can count exactly without opening them, and the other direction's bare ACKs:
+
+- only suites whose plaintext length is the record length minus a constant: TLS 1.2 AES-GCM
+  and AES-CCM (8-byte explicit nonce + tag) and ChaCha20-Poly1305 (tag). TLS 1.3 is not
+  passed: its records hide their inner content type and padding (RFC 8446 §5.2, §5.4) and may
+  be handshake messages (KeyUpdate) that change the keys, which only decryption shows;
+- records of outer type application_data only, and only while the sum of their plaintext
+  stays below the body's remaining length, so the record holding the body's last byte (and
+  everything after it) is decrypted and read as before;
+- a segment that is not the next in-order one, carries SYN/FIN/RST, was cut by the snaplen,
+  waits for the other side's bytes, or comes from the other side with data, goes the usual
+  way, and so does the periodic sweep's segment (the ledger's limit).
+
+Right after each compiled skip call, `sync` brings the Python state where the per-segment
+path would have left it: the reassembler's offsets, kept bytes (C appends them), ACKs, last
+time and sweep count; the record reader's position; the opener's sequence number; the
+plaintext offset; the body reader's count. Frames of the connection that Python handles
+disarm the state (`disarm`); it is checked again (`arm`) after the next segment the cheap
+path takes. The pure-Python path never passes; tests/test_tls_passing.py compares the two.
+
+This is also the one point where a TLS session's later life is left to C: the "life" state
+of a switched connection (wave2-decisions.md) hooks in beside `sync`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from analyzer.decode.decoder import FASTPATH_COMPILED
+from analyzer.reassembly import _MASK, _NOTHING_YET, Connection, Reassembler
+
+if TYPE_CHECKING:
+    from analyzer.tls.layer import TlsStage
+
+try:
+    from analyzer.decode._fastpath import Ledger, Passing
+except ImportError:  # pragma: no cover - the pure-Python install never passes
+    Ledger = Passing = None
+
+AVAILABLE = FASTPATH_COMPILED and Ledger is not None
+
+
+def new_ledger() -> Any:
+    """The run's ledger when the compiled module is there, else None (nothing passes)."""
+    return Ledger() if AVAILABLE else None
+
+
+def offer(ledger: Any, conn: Connection, side: int, overhead: int, budget: int,
+          to_header: int, carry_plain: int, deadline: float) -> None:
+    """Let ``side``'s records pass (see the module's docstring) until ``deadline`` (a
+    segment after it goes the usual way: a watch window ends there); armed at the next
+    `arm`."""
+    passing = Passing(conn, ledger, side)
+    passing.deadline = deadline
+    passing.overhead = overhead
+    passing.budget = budget
+    passing.to_header = to_header
+    passing.carry_plain = carry_plain
+    conn.passing = passing
+
+
+def offer_gather(ledger: Any, conn: Connection, side: int, to_header: int) -> None:
+    """Let the segments inside ``side``'s records gather in C (module docstring)."""
+    passing = Passing(conn, ledger, side)
+    passing.gather = True
+    passing.kept = bytearray()
+    passing.to_header = to_header
+    conn.passing = passing
+
+
+def disarm(conn: Connection) -> None:
+    conn.passing = None
+
+
+def arm(conn: Connection) -> None:
+    """The reassembler's side of the conditions, checked after a segment the cheap path took
+    (`Reassembler.take_plain`'s own: nothing waits, no close, the listener made)."""
+    passing: Any = conn.passing
+    if passing is None or passing.ready:
+        return
+    here, there = conn.sides[passing.side], conn.sides[1 - passing.side]
+    if (conn.ignored or conn.closing or conn.syns is not None or here.base is None
+            or there.base is None or here.pending or there.pending or here.fin or there.fin):
+        return
+    if here.recent is _NOTHING_YET:
+        here.recent = bytearray()
+    passing.recent = here.recent
+    passing.next_seq = (here.base + here.next_offset) & _MASK
+    passing.peer_seq = (there.base + there.next_offset) & _MASK
+    passing.ready = True
+
+
+def wrap_skip(skip: Callable[..., Any], ledger: Any, reassembler: Reassembler,
+              frame_base: Callable[[], int]) -> Callable[..., Any]:
+    """A compiled skip (pcap or pcapng) that counts what passing states took where the
+    reassembler's sweep counts segments; ``frame_base()`` is the frame number before the
+    skip's first record. The states themselves are brought up to date when Python next
+    touches their connection (`sync`) or the whole table (`sync_all`)."""
+
+    def skip_and_count(*args: Any) -> Any:
+        ledger.limit = reassembler._until_sweep - 1  # the sweep's segment goes the usual way
+        ledger.base = frame_base()
+        result = skip(*args)
+        if ledger.passed:
+            reassembler._until_sweep -= ledger.passed
+            reassembler.now = ledger.last_time
+            ledger.passed = 0
+        return result
+
+    return skip_and_count
+
+
+def sync_all(ledger: Any, reassembler: Reassembler) -> None:
+    """Every state with something taken: before a segment that may touch the whole table
+    (a sweep, a new connection, an eviction) and at the end."""
+    while ledger.dirty:
+        sync(ledger.dirty[-1], reassembler)
+
+
+def sync(passing: Any, reassembler: Reassembler) -> None:
+    """Bring one connection's Python state where the per-segment path would have left it
+    (module docstring), before Python touches that connection."""
+    ledger = passing.ledger
+    ledger.dirty.remove(passing)
+    conn = passing.conn
+    side = passing.side
+    here = conn.sides[side]
+    here.next_offset += passing.bytes  # the kept bytes were appended in C
+    conn.last_time = passing.last_time
+    if passing.acked_here:
+        reassembler._peer_acked(conn, 1 - side, passing.ack_here)
+    if passing.acked_peer:
+        reassembler._peer_acked(conn, side, passing.ack_peer)
+    stage: TlsStage = conn.listener
+    if passing.gather:
+        kept = passing.kept
+        if kept:
+            # one chunk in place of the segments it joins: no record ends in it, so the
+            # stage only buffers it, and its first frame is the one a record needs
+            stage.gathered(side, here.next_offset - len(kept), bytes(kept), passing.kept_frame,
+                           passing.kept_time)
+            kept.clear()
+    else:
+        stage.passed(side, passing.bytes, passing.records, passing.plain, passing.to_header,
+                     passing.absorbed and passing.carry_plain >= 0)
+        if passing.absorbed:
+            passing.carry_plain = -1
+        passing.budget -= passing.plain
+    passing.bytes = passing.records = passing.plain = passing.frames = 0
+    passing.acked_here = passing.acked_peer = False

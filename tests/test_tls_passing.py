@@ -1,0 +1,131 @@
+"""Decrypted TLS records that pass unread in the compiled skip (analyzer/tls/passing.py) against
+the per-segment path that reads every one (`Analysis(compiled=False)`): the same attempts,
+fields and counts, on real OpenSSL traffic, whole and damaged (a dropped segment, a
+retransmitted one, segments swapped)."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analyzer.decode.decoder import FASTPATH_COMPILED
+from analyzer.pipeline import Analysis
+from analyzer.report.fields import attempt_fields
+from analyzer.source import read_records
+from analyzer.tls.keylog import load_keylog
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(not FASTPATH_COMPILED, reason="the compiled module is not built")
+
+
+def _generate(path: Path, versions: str, seed: int) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from generate_tls import generate
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    generate(str(path), 6_000_000, seed, versions)
+
+
+def _read(path: Path, keys: Path, compiled: bool) -> tuple[list[dict[str, Any]], Any, Analysis]:
+    run = Analysis(compiled=compiled, secrets=load_keylog(keys.read_bytes()))
+    out = list(run.feed_records(read_records([str(path)], []))) + run.finish()
+    stats = run.stats
+    counts = (stats.frames, stats.tcp_segments, stats.ordinary_exchanges, stats.first_time,
+              stats.last_time, stats.tls_decrypted, stats.tls_uninspected)
+    return sorted((attempt_fields(d) for d in out), key=repr), counts, run
+
+
+def _same(path: Path, keys: Path) -> int:
+    """Both paths agree on ``path``; returns the frames that passed unread."""
+    fast, fast_counts, run = _read(path, keys, True)
+    slow, slow_counts, _ = _read(path, keys, False)
+    assert fast == slow
+    assert fast_counts == slow_counts
+    return int(run._ledger.total)
+
+
+def _rewrite(source: Path, target: Path, change: Any) -> None:
+    """``source``'s records, changed by ``change(list of (time, data))``, as a pcap."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from generate import PcapWriter
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    records = [(when, data) for when, _link, data, _wire, _source
+               in read_records([str(source)], [])]
+    writer = PcapWriter(str(target))
+    for when, data in change(records):
+        writer.write(when, data)
+    writer.close()
+
+
+@pytest.fixture(scope="module")
+def tls12(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("passing") / "tls12.pcap"
+    _generate(path, "1.2", 3)
+    return path
+
+
+def test_tls12_downloads_pass_and_give_what_reading_every_record_gives(tls12: Path) -> None:
+    passed = _same(tls12, Path(str(tls12) + ".keys"))
+    fast, _, _ = _read(tls12, Path(str(tls12) + ".keys"), True)
+    # the downloads followed by an upgrade on the same connection are still found (the record
+    # that ends the body, and the next request, are read)
+    assert all(f["tls"]["decrypted"] and f["status"] == 101 for f in fast)
+    assert sorted(f["connection_exchange"] for f in fast) == [0, 1, 1]
+    frames = sum(1 for _ in read_records([str(tls12)], []))
+    assert passed > frames // 2  # most of the capture passed unread
+
+
+def test_mixed_versions_and_tls13_gathered_records_give_the_same(tmp_path: Path) -> None:
+    """TLS 1.3 records are never passed unread (their length hides padding and their type
+    may be a KeyUpdate): their segments gather in C and each record is read whole."""
+    path = tmp_path / "mixed.pcap"
+    _generate(path, "both", 5)
+    assert _same(path, Path(str(path) + ".keys")) > 0
+    only13 = tmp_path / "tls13.pcap"
+    _generate(only13, "1.3", 5)
+    assert _same(only13, Path(str(only13) + ".keys")) > 0
+
+
+@pytest.mark.parametrize("versions", ["1.3", "1.2"])
+def test_gathering_and_passing_on_pcapng_give_the_same(tmp_path: Path, versions: str) -> None:
+    """The pcapng reader's compiled skip takes the same frames (its own loop)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from run import write_as_pcapng
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    path = tmp_path / "tls.pcap"
+    _generate(path, versions, 9)
+    ng = tmp_path / "tls.pcapng"
+    write_as_pcapng(path, ng)
+    assert _same(ng, Path(str(path) + ".keys")) > 0
+
+
+@pytest.mark.parametrize("damage", ["drop", "repeat", "swap"])
+def test_damaged_segments_in_a_passing_body_give_the_same_result(
+        tls12: Path, tmp_path: Path, damage: str) -> None:
+    rng = random.Random(damage)
+
+    def change(records: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
+        big = [i for i, (_, data) in enumerate(records) if len(data) > 1000]
+        for index in sorted(rng.sample(big[len(big) // 4:], 6), reverse=True):
+            if damage == "drop":
+                del records[index]
+            elif damage == "repeat":
+                records.insert(index + 3, (records[index + 3][0], records[index][1]))
+            else:
+                (t1, d1), (t2, d2) = records[index], records[index + 1]
+                records[index], records[index + 1] = (t1, d2), (t2, d1)
+        return records
+
+    damaged = tmp_path / f"{damage}.pcap"
+    _rewrite(tls12, damaged, change)
+    assert _same(damaged, Path(str(tls12) + ".keys")) > 0
