@@ -195,6 +195,7 @@ def soak(args: argparse.Namespace) -> int:
                               "nginx": use_nginx, "out": str(out)}
     status = EXIT_ERROR
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _interrupt_on_sigterm()
     try:
         ports = start_servers(procs, lifetime, workdir, use_nginx)
         fronts = sorted({ports[kind.server] for kind in the_kinds})
@@ -212,6 +213,7 @@ def soak(args: argparse.Namespace) -> int:
             curve.writerow(["seconds", "rss_kb", "handshakes_made", "attempts_seen"])
             status = asyncio.run(_drive(args, the_kinds, ports, analyzer, made, samples, curve,
                                         curve_file))
+        _interrupt_on_sigterm()  # asyncio.run put back the default (killing, no `finally`)
         exit_status = analyzer.interrupt()
         received, dropped = analyzer.packets()
         rows = compare(the_kinds, ports, made, analyzer.counts)
@@ -252,6 +254,15 @@ def soak(args: argparse.Namespace) -> int:
         (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     _print_result(result)
     return status
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (`timeout`, a test's clean-up) outside the traffic loop unwinds like Ctrl-C, so
+    the `finally` stops every child; inside it, it only ends the traffic early."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _marks(samples: list[tuple[float, int]]) -> list[tuple[float, int]]:

@@ -45,15 +45,25 @@ RATE = 200
 
 
 def test_a_minute_of_live_capture_is_exact_and_flat(tmp_path: Path) -> None:
-    done = subprocess.run(
+    soak = subprocess.Popen(
         [sys.executable, str(REPO / "benchmarks" / "soak.py"), "--duration", str(DURATION),
          "--rate", str(RATE), "--sample", "1", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=DURATION + 45, check=False)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = soak.communicate(timeout=DURATION + 45)
+    finally:
+        if soak.poll() is None:  # SIGTERM: the soak stops its servers and capture, then exits
+            soak.terminate()
+            try:
+                soak.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                soak.kill()
+                soak.communicate(timeout=10)
     result = json.loads((tmp_path / "result.json").read_text())
     if result.get("packets_dropped"):
         pytest.skip(f"the kernel dropped {result['packets_dropped']} packets (a loaded "
                     "machine): exactness cannot be judged on this run")
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert soak.returncode == 0, stdout + stderr[-3000:]
     assert result["verdict"] == "passed"
     # The clients really made a mix at about the asked rate: every kind, good and rejected.
     assert result["handshakes_made"] >= DURATION * RATE * 0.8
