@@ -33,10 +33,10 @@ from analyzer.cli_options import (
     unknown_id,
     with_origin,
 )
-from analyzer.correlate import correlate
 from analyzer.filters import Selection
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.clock import Clock
+from analyzer.report.kept import KeptAttempts
 from analyzer.report.render import (
     FORMATS,
     READ_FORMATS,
@@ -48,6 +48,7 @@ from analyzer.report.render import (
     summary_text,
 )
 from analyzer.report.safe import neutralise, safe_text
+from analyzer.report.spilled import SpilledReport, emit_spilled
 from analyzer.report.stream import (
     Tally,
     csv_head,
@@ -109,7 +110,7 @@ _max_connections_option = click.option(
     "--max-connections", type=click.IntRange(min=100), default=DEFAULT_MAX_CONNECTIONS,
     show_default=True, metavar="N",
     help="Connections tracked at once; past it the oldest idle are evicted (counted in the "
-         "summary). About 3 KB each.")
+         "summary). About 1 KB each.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -244,7 +245,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
           secrets: object | None = None) -> int:
     warnings: list[CaptureWarning] = []
     analysis = Analysis(max_connections=max_connections, secrets=secrets)
-    kept: list[Diagnosis] = []
+    kept: list[Diagnosis] | SpilledReport = []
     tally = Tally()  # streamed runs keep counts, not attempts: memory stays flat
     apart = tally.apart  # attempts that never reached HTTP, counted only (no --tcp)
     status = ExitStatus.OK
@@ -280,6 +281,29 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
         for d in analysis.finish():
             yield with_origin(d, paths, origin) if several else d
 
+    def rebuild() -> Iterator[Diagnosis]:  # the same attempts again (report/kept.py)
+        again = Analysis(max_connections=max_connections, secrets=secrets)
+        if jobs is not None:
+            from analyzer.parallel import analyze_in_parallel
+
+            yield from _numbered(analyze_in_parallel(paths, jobs, again, [], max_connections),
+                                 selection, Counter())
+            return
+        records = read_records(paths, [], [])
+        origin = records.origin if isinstance(records, MergedRecords) else None
+
+        def run() -> Iterator[Diagnosis]:
+            for d in again.feed_records(records):
+                yield with_origin(d, paths, origin) if several else d
+            for d in again.finish():
+                yield with_origin(d, paths, origin) if several else d
+
+        yield from _numbered(run(), selection, Counter())
+
+    # Sorted formats keep every attempt to the end: compactly, on disk past a point.
+    store = KeptAttempts(fmt, selection.keep, show_secrets=view.show_secrets, style=style,
+                         whole=view.detail or view.attempt is not None or fmt == "html",
+                         rebuild=None if "-" in captures else rebuild)
     progress = None
     if jobs is None and not (streaming and terminal_width() is not None):
         from analyzer import progress as progress_module
@@ -293,7 +317,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
                 progress.start()
             for diagnosis in _numbered(decided(), selection, apart):
                 if not streaming:
-                    kept.append(diagnosis)  # filtered after correlation, which needs every leg
+                    store.add(diagnosis)  # filtered after correlation, which needs every leg
                     continue
                 if not selection.keep(diagnosis):
                     continue
@@ -334,11 +358,10 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
         # Damage is said once, here on standard error; the text summaries do not repeat it.
         for warning in warnings:
             _warn(f"{warning.source}: {warning.where}: {warning.message}", view.show_secrets)
-        listed = kept
+        listed: list[Diagnosis] = []
         if not streaming:
-            kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
-            listed = correlate([_renumber(d, i) for i, d in enumerate(kept, start=1)])
-            kept = [d for d in listed if selection.keep(d)]
+            kept = store.close()  # sorted, correlated, filtered (report/kept.py)
+            listed = store.listed
         if streaming:
             summary = tally_summary_text(tally, analysis.stats, show_secrets=view.show_secrets,
                                          clock=clock)
@@ -348,7 +371,8 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
                 click.echo(summary, err=True)
         elif not _emit(fmt, kept, analysis, warnings, view, style, apart, listed, tuple(paths)):
             return ExitStatus.USAGE
-    failed = tally.failed if streaming else any(d.verdict is not Verdict.SUCCEEDED for d in kept)
+    failed = (tally.failed if streaming else kept.failed if isinstance(kept, SpilledReport)
+              else any(d.verdict is not Verdict.SUCCEEDED for d in kept))
     if status is ExitStatus.OK and fail_on_failed and failed:
         status = ExitStatus.FAILED_FOUND
     return status
@@ -377,12 +401,15 @@ def _renumber(d: Diagnosis, number: int) -> Diagnosis:
     return dataclasses.replace(d, number=number)
 
 
-def _emit(fmt: str, kept: list[Diagnosis], analysis: Analysis,
+def _emit(fmt: str, kept: list[Diagnosis] | SpilledReport, analysis: Analysis,
           warnings: list[CaptureWarning], view: View, style: TableStyle,
           apart: Counter[str], listed: list[Diagnosis], captures: tuple[str, ...] = ()) -> bool:
     """Print the report; False (after a one-line error) when --attempt names no attempt.
     ``listed``: every attempt before the filters (redirect chains end where they ended)."""
     stats = analysis.stats
+    if isinstance(kept, SpilledReport):
+        return emit_spilled(kept, fmt, stats, warnings, view, _detail_text, style, apart,
+                            captures)
     secrets = view.show_secrets
     if view.summary_only:
         if fmt in ("json", "jsonl"):

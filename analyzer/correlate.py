@@ -13,15 +13,15 @@ while streaming.
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import frames_of
-from analyzer.exchange.model import Attempt
+from analyzer.exchange.model import Attempt, Endpoint
 from analyzer.http.message import RequestHead
 from analyzer.verdict import Diagnosis, judge
 from analyzer.websocket.handshake import accept_for_key
@@ -40,12 +40,10 @@ def correlate(diagnoses: Sequence[Diagnosis]) -> list[Diagnosis]:
         extra: list[Finding] = []
         back = back_of.get(id(d))
         if back is not None:
-            extra = _compare(d.attempt, back.attempt)
+            extra = compare_legs(d.attempt, back.attempt)
         elif (d.attempt.server in proxy_endpoints and d.attempt.request_head is not None
               and d.attempt.response is not None and id(d) not in back_legs):
-            extra = [Finding("proxy_answered_itself", "a backend request",
-                             "no backend request matches this one",
-                             frames_of(d.attempt.response))]
+            extra = [answered_itself(d.attempt)]
         if extra:
             d = replace(judge(d.attempt, d.facts, d.findings + tuple(extra), d.number),
                         origin=d.origin)
@@ -53,82 +51,134 @@ def correlate(diagnoses: Sequence[Diagnosis]) -> list[Diagnosis]:
     return out
 
 
+class Leg(NamedTuple):
+    """What pairing needs of an attempt with a request (a few hundred bytes, so that a sorted
+    report over a spill file can pair a million attempts: analyzer/report/kept.py)."""
+
+    time: float
+    key: str | None  # Sec-WebSocket-Key as sent
+    line: tuple[str, str]  # method, target
+    client: Endpoint
+    server: Endpoint
+    response_time: float | None  # None: no response
+
+
+def leg_of(attempt: Attempt) -> Leg | None:
+    head = attempt.request_head
+    if head is None:
+        return None
+    return Leg(attempt.time, head.headers.get("sec-websocket-key"), (head.method, head.target),
+               attempt.client, attempt.server,
+               attempt.response.time if attempt.response is not None else None)
+
+
 def _pair_legs(diagnoses: Sequence[Diagnosis]) -> list[tuple[Diagnosis, Diagnosis]]:
-    """Each front leg with the first later attempt, within PAIRING_WINDOW, that
-    `_legs_of_one_handshake` accepts and no earlier front took.
+    candidates = [d for d in diagnoses if d.attempt.request_head is not None]
+    candidates.sort(key=lambda d: d.attempt.time)
+    legs = (leg_of(d.attempt) for d in candidates)
+    return [(candidates[front], candidates[back])
+            for front, back in pair_legs(leg for leg in legs if leg is not None)]
+
+
+def pair_legs(legs: Iterable[Leg]) -> Iterator[tuple[int, int]]:
+    """Pairs (front, back) of positions in ``legs`` (attempts with a request, in time order,
+    ties in report order): each front leg with the first later attempt, within
+    PAIRING_WINDOW, that `_legs_of_one_handshake` accepts and no earlier front took.
 
     A back leg shares the front's Sec-WebSocket-Key, or its request line and comes from the
     front's server address, so only the attempts indexed under those two keys are tried:
     comparing every pair within the window was quadratic (5,000 attempts in 15 s of a capture
-    took 1.5 s, benchmarks/README.md).
+    took 1.5 s, benchmarks/README.md). Only the legs within the window of the front being
+    paired are held (indexed by position), so memory follows the busiest 5 s, not the run.
     """
-    candidates = [d for d in diagnoses if d.attempt.request_head is not None]
-    candidates.sort(key=lambda d: d.attempt.time)
-    by_key: dict[str, list[int]] = defaultdict(list)
-    by_line: dict[tuple[str, str, bytes], list[int]] = defaultdict(list)
-    for n, d in enumerate(candidates):
-        head = d.attempt.request_head
-        assert head is not None
-        key = head.headers.get("sec-websocket-key")
-        if key:
-            by_key[key].append(n)
-        by_line[(head.method, head.target, d.attempt.client.address)].append(n)
+    source = iter(legs)
+    window: dict[int, Leg] = {}
+    by_key: dict[str, deque[int]] = defaultdict(deque)
+    by_line: dict[tuple[str, str, bytes], deque[int]] = defaultdict(deque)
     taken: set[int] = set()
-    pairs = []
-    for i, front in enumerate(candidates):
+    loaded = 0
+    upcoming = next(source, None)
+    i = 0
+    while True:
+        if i == loaded:  # the window is empty: the next leg starts it
+            if upcoming is None:
+                return
+            window[loaded], loaded, upcoming = upcoming, loaded + 1, next(source, None)
+            _index(window[i], i, by_key, by_line)
+        front = window[i]
+        # every later leg within the window of this front (times ascend, so a contiguous run)
+        while upcoming is not None and not upcoming.time - front.time > PAIRING_WINDOW:
+            window[loaded] = upcoming
+            _index(upcoming, loaded, by_key, by_line)
+            loaded, upcoming = loaded + 1, next(source, None)
+        # this leg leaves the indexes (it is the oldest in its queues)
+        if front.key:
+            _forget(by_key, front.key, i)
+        _forget(by_line, (*front.line, front.client.address), i)
         if i in taken:
-            continue
-        head = front.attempt.request_head
-        assert head is not None
-        key = head.headers.get("sec-websocket-key")
-        found = [n for n in (
-            _first_back_leg(candidates, i, by_key[key] if key else [], taken),
-            _first_back_leg(candidates, i,
-                            by_line.get((head.method, head.target,
-                                         front.attempt.server.address), []), taken),
-        ) if n is not None]
-        if found:
-            best = min(found)
-            taken.update((i, best))
-            pairs.append((front, candidates[best]))
-    return pairs
+            taken.discard(i)
+        else:
+            found = [n for n in (
+                _first_back_leg(window, front, by_key.get(front.key) if front.key else None,
+                                taken),
+                _first_back_leg(window, front,
+                                by_line.get((*front.line, front.server.address)), taken),
+            ) if n is not None]
+            if found:
+                best = min(found)
+                taken.add(best)
+                yield i, best
+        del window[i]
+        i += 1
 
 
-def _first_back_leg(candidates: list[Diagnosis], i: int, indexed: list[int],
+def _forget(index: dict[Any, deque[int]], name: Any, n: int) -> None:
+    queue = index[name]
+    first = queue.popleft()
+    assert first == n
+    if not queue:
+        del index[name]
+
+
+def _index(leg: Leg, n: int, by_key: dict[str, deque[int]],
+           by_line: dict[tuple[str, str, bytes], deque[int]]) -> None:
+    if leg.key:
+        by_key[leg.key].append(n)
+    by_line[(*leg.line, leg.client.address)].append(n)
+
+
+def _first_back_leg(window: dict[int, Leg], front: Leg, indexed: deque[int] | None,
                     taken: set[int]) -> int | None:
-    """The first position after ``i`` in ``indexed`` (ascending positions in ``candidates``)
-    within the window whose attempt is a back leg of ``candidates[i]``'s."""
-    front = candidates[i].attempt
-    for j in range(bisect_right(indexed, i), len(indexed)):
-        n = indexed[j]
-        back = candidates[n].attempt
-        if back.time - front.time > PAIRING_WINDOW:
-            break
-        if n not in taken and _legs_of_one_handshake(front, back):
+    """The first position in ``indexed`` (ascending, all after the front's and within its
+    window) whose leg is a back leg of ``front``."""
+    for n in indexed or ():
+        if n not in taken and _legs_of_one_handshake(front, window[n]):
             return n
     return None
 
 
-def _legs_of_one_handshake(front: Attempt, back: Attempt) -> bool:
-    f, b = front.request_head, back.request_head
-    assert f is not None and b is not None
+def _legs_of_one_handshake(front: Leg, back: Leg) -> bool:
     if back.server == front.server or back.client == front.client:
         return False
-    if front.response is not None and back.response is not None and (
-        back.response.time > front.response.time
+    if front.response_time is not None and back.response_time is not None and (
+        back.response_time > front.response_time
     ):
         return False
-    key_f, key_b = f.headers.get("sec-websocket-key"), b.headers.get("sec-websocket-key")
-    if key_f and key_b and key_f == key_b:
+    if front.key and back.key and front.key == back.key:
         return True
     # Without a shared key: the same request line, and the back leg must come from the host
     # the front leg went to (a proxy opens the back leg from its own address).
-    return (f.method, f.target) == (b.method, b.target) and (
-        back.client.address == front.server.address
-    )
+    return front.line == back.line and back.client.address == front.server.address
 
 
-def _compare(front: Attempt, back: Attempt) -> list[Finding]:
+def answered_itself(attempt: Attempt) -> Finding:
+    """The finding of an attempt to a proxy that no backend request matches."""
+    return Finding("proxy_answered_itself", "a backend request",
+                   "no backend request matches this one", frames_of(attempt.response))
+
+
+def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
+    """What the proxy changed between the two legs of one handshake."""
     f, b = front.request_head, back.request_head
     assert isinstance(f, RequestHead) and isinstance(b, RequestHead)
     ev = frames_of(front.request) + frames_of(back.request)
@@ -217,74 +267,89 @@ class Chain:
 FOLLOW_WINDOW = 10.0  # seconds between a redirect and the request that follows it
 
 
+class Hop(NamedTuple):
+    """What following redirects needs of an attempt (see `Leg`)."""
+
+    time: float
+    client: Endpoint
+    line: str  # "METHOD target", or "(no request)"
+    target: str | None  # None: no request
+    status: int | None
+    location: str | None  # a 3xx response's Location
+    verdict: str
+    number: int  # the attempt's report number
+
+
+def hop_of(d: Diagnosis) -> Hop:
+    a = d.attempt
+    head = a.request_head
+    response = a.response_head
+    location = (response.headers.get("location")
+                if response is not None and 300 <= response.status < 400 else None)
+    return Hop(a.time, a.client, f"{head.method} {head.target}" if head else "(no request)",
+               head.target if head else None, response.status if response else None,
+               location, d.verdict.value, d.number)
+
+
 def redirect_chains(diagnoses: Sequence[Diagnosis]) -> list[Chain]:
     """Redirects the client followed (same client host, the Location's path, within seconds),
     and redirects it may have followed out of sight (to wss://, another host)."""
-    by_time = sorted(diagnoses, key=lambda d: d.attempt.time)
+    by_time = [hop_of(d) for d in sorted(diagnoses, key=lambda d: d.attempt.time)]
+    return list(chains(by_time.__getitem__, len(by_time)))
+
+
+def chains(hop_at: Callable[[int], Hop], count: int,
+           passed: Callable[[int], None] | None = None) -> Iterator[Chain]:
+    """The chains of the ``count`` attempts ``hop_at(0..count-1)`` (in time order, ties in
+    report order). Looks at most FOLLOW_WINDOW past each redirect; ``passed(i)`` says no hop
+    before ``i`` is asked for again (a spilled report lets them go)."""
     used: set[int] = set()
-    chains = []
-    for i, start in enumerate(by_time):
-        if id(start) in used or _location(start) is None:
+    for i in range(count):
+        if passed is not None:
+            passed(i)
+        start = hop_at(i)
+        if i in used or start.location is None:
             continue
-        steps, current, last = [], start, start
+        steps, current, last = [], start, i
         numbers = [start.number]
-        while (location := _location(current)) is not None:
-            steps.append(f"{_request_line(current)} -> {current.attempt.response_head.status}"
-                         if current.attempt.response_head else _request_line(current))
-            used.add(id(current))
-            follow = _follower(by_time, i + 1, current, location, used)
+        while (location := current.location) is not None:
+            steps.append(f"{current.line} -> {current.status}")
+            used.add(last)
+            follow = _follower(hop_at, count, i + 1, current, location, used)
             if follow is None:
                 break
-            current = last = follow
-            numbers.append(follow.number)
-        if last is start:
-            location = _location(start) or ""
-            chains.append(Chain(start.attempt.client.ip, (*steps, location),
-                                "left the capture", start.attempt.time, start.attempt.time,
-                                tuple(numbers)))
+            current, last = hop_at(follow), follow
+            numbers.append(current.number)
+        if last == i:
+            yield Chain(start.client.ip, (*steps, start.location), "left the capture",
+                        start.time, start.time, tuple(numbers))
         else:
-            used.add(id(last))
-            chains.append(Chain(start.attempt.client.ip, (*steps, _request_line(last)),
-                                last.verdict.value, start.attempt.time, last.attempt.time,
-                                tuple(numbers)))
-    return chains
+            used.add(last)
+            yield Chain(start.client.ip, (*steps, current.line), current.verdict, start.time,
+                        current.time, tuple(numbers))
 
 
-def _follower(by_time: list[Diagnosis], start: int, redirect: Diagnosis, location: str,
-              used: set[int]) -> Diagnosis | None:
-    """The first attempt from ``by_time[start:]`` that follows ``redirect`` to ``location``;
-    the scan ends FOLLOW_WINDOW after the redirect (it used to run to the end of the list for
+def _follower(hop_at: Callable[[int], Hop], count: int, start: int, redirect: Hop,
+              location: str, used: set[int]) -> int | None:
+    """The first attempt from ``start`` on that follows ``redirect`` to ``location``; the
+    scan ends FOLLOW_WINDOW after the redirect (it used to run to the end of the list for
     every redirect nobody followed)."""
-    since = redirect.attempt.time
-    for n in range(start, len(by_time)):
-        d = by_time[n]
-        if d.attempt.time - since > FOLLOW_WINDOW:  # the expression `_follows` uses
+    since = redirect.time
+    for n in range(start, count):
+        hop = hop_at(n)
+        if hop.time - since > FOLLOW_WINDOW:  # the expression `_follows` uses
             break
-        if id(d) not in used and _follows(redirect, d, location):
-            return d
+        if n not in used and _follows(redirect, hop, location):
+            return n
     return None
 
 
-def _location(d: Diagnosis) -> str | None:
-    head = d.attempt.response_head
-    if head is None or not 300 <= head.status < 400:
-        return None
-    return head.headers.get("location")
-
-
-def _request_line(d: Diagnosis) -> str:
-    head = d.attempt.request_head
-    return f"{head.method} {head.target}" if head else "(no request)"
-
-
-def _follows(redirect: Diagnosis, d: Diagnosis, location: str) -> bool:
-    a, b = redirect.attempt, d.attempt
-    head = b.request_head
-    if head is None or b.client.address != a.client.address:
+def _follows(redirect: Hop, hop: Hop, location: str) -> bool:
+    if hop.target is None or hop.client.address != redirect.client.address:
         return False
-    if not 0 <= b.time - a.time <= FOLLOW_WINDOW:
+    if not 0 <= hop.time - redirect.time <= FOLLOW_WINDOW:
         return False
     # "/ws", "ws://host/ws" or "http://host:port/ws?x": compare the path and query
     parts = urlsplit(location)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return head.target == path
+    return hop.target == path

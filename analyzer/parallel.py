@@ -18,10 +18,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from functools import partial
 
-from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, RunStats
+from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.source import read_records
 from analyzer.source.capture import check_capture
 from analyzer.source.frame import CaptureError, CaptureWarning
+from analyzer.values import RunStats
 from analyzer.verdict import Diagnosis
 
 

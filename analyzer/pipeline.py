@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 from analyzer.checks.facts import facts_of
 from analyzer.checks.transport import check_transport
@@ -23,7 +22,7 @@ from analyzer.exchange.handoff import (
     HandlerFactory,
     RunContext,
 )
-from analyzer.exchange.model import Attempt, AttemptKind, TlsSessionSummary
+from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.exchange.tracker import ConnectionTracker
@@ -33,43 +32,16 @@ from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
 from analyzer.source.pcapng import PcapngRecords
 from analyzer.source.stream import Record
+from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis, diagnose
+
+# The values moved to analyzer/values.py; re-exported for callers of the pipeline.
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "MAX_LISTED_TCP_ATTEMPTS", "Analysis", "RunStats", "analyze",
+           "protocol_handlers"]
 
 _SYN = 0x02
 TLS_KEY_LOG = 0x544C534B  # "TLSK": a Decryption Secrets Block holding an NSS key log
 _SYN_FIN_RST = 0x07
-
-# A SYN flood or a port scan is a million connection attempts that never reached HTTP. The
-# first ones are listed like any attempt (they show what happened and when); past this many in
-# one run they are only counted in the summary, by reason, so that the report and the memory
-# holding it stay small and the attempts that did reach HTTP stay readable.
-MAX_LISTED_TCP_ATTEMPTS = 1000
-
-
-@dataclass(slots=True)
-class RunStats:
-    """What the summary says about the capture as a whole."""
-
-    frames: int = 0
-    tcp_segments: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)  # frames without TCP, by reason
-    connections: int = 0
-    http_connections: int = 0
-    ordinary_exchanges: int = 0
-    evicted_connections: int = 0
-    # Connection attempts that never reached HTTP (refused, unanswered SYN) decided after the
-    # first MAX_LISTED_TCP_ATTEMPTS: counted by primary finding id instead of listed.
-    unlisted_tcp_attempts: Counter[str] = field(default_factory=Counter)
-    abandoned_heads: int = 0  # HTTP heads with no end within MAX_HEAD_BYTES (exchange/pending.py)
-    # TLS sessions with application data that could not be read (no key) or analysed, and the
-    # first MAX_LISTED_TLS_SESSIONS of them; sessions decrypted (analyzer/tls/layer.py).
-    tls_uninspected: int = 0
-    tls_uninspected_listed: list[TlsSessionSummary] = field(default_factory=list)
-    tls_decrypted: int = 0
-    keylog_ignored_lines: int = 0  # lines of the key log that were not secrets
-    quic_flows: int = 0  # UDP flows that start like QUIC (HTTP/3): seen, not analysed
-    first_time: float | None = None
-    last_time: float | None = None
 
 
 def protocol_handlers() -> dict[Start, HandlerFactory]:
@@ -91,8 +63,9 @@ def _http2_stage(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) ->
     return h2_handler(run, conn, tcp, kind)
 
 
-# Connections tracked at once before the oldest idle ones are evicted. About 3 KB each (a
-# million-SYN flood peaked at 614 MB with 200_000), so this bounds memory near 300 MB.
+# Connections tracked at once before the oldest idle ones are evicted. Under 1 KB each once
+# quiet (a connection that saw only a SYN: 0.95 KB; a judged open WebSocket connection or a
+# closed one: ~0.6 KB), so this bounds the table near 100 MB (benchmarks/README.md, "Memory").
 DEFAULT_MAX_CONNECTIONS = 100_000
 
 class Analysis:
@@ -114,12 +87,13 @@ class Analysis:
         self._decoder = Decoder()
         self._counters = ExchangeCounters()
         self._decided: deque[Attempt] = deque()
-        self._emit = self._decided.append  # one bound method for every tracker
+        self._emit = self._decide  # one bound method for every tracker
         # The stages that take connections over (TLS, HTTP/2): the pipeline's own unless a
         # caller gives others.
         stages = protocol_handlers() if handlers is None else handlers
         self._run = RunContext(self._emit, self._counters, window, stages, secrets)
-        self._reassembler = Reassembler(self._new_tracker, max_connections=max_connections)
+        self._reassembler = Reassembler(self._new_tracker, max_connections=max_connections,
+                                        defer_syn=True, tick_on_sweep=True)
         self._stats = RunStats()
         self._tcp_listed = 0
         self._unlisted_tcp: Counter[str] = Counter()
@@ -250,15 +224,19 @@ class Analysis:
         self._reassembler.close()
         return self._drain()
 
+    def _decide(self, attempt: Attempt) -> None:
+        """A tracker decided an attempt. Past the listing limit, a connection attempt that
+        never reached HTTP is counted here and let go: a sweep of a SYN flood's table evicts
+        8,192 connections at once, and holding their attempts until `_drain` cost ~40 MB."""
+        if attempt.kind is AttemptKind.TCP:
+            if self._tcp_listed >= self._max_listed_tcp:
+                self._unlisted_tcp[_transport_reason(attempt)] += 1
+                return
+            self._tcp_listed += 1
+        self._decided.append(attempt)
+
     def _drain(self) -> list[Diagnosis]:
-        out = []
-        for attempt in self._decided:
-            if attempt.kind is AttemptKind.TCP:
-                if self._tcp_listed >= self._max_listed_tcp:
-                    self._unlisted_tcp[_transport_reason(attempt)] += 1
-                    continue
-                self._tcp_listed += 1
-            out.append(diagnose(attempt))
+        out = [diagnose(attempt) for attempt in self._decided]
         self._decided.clear()
         return out
 

@@ -33,6 +33,8 @@ no I/O and knows nothing about HTTP.
 from __future__ import annotations
 
 import heapq
+import math
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -44,6 +46,7 @@ _SYN = 0x02
 _RST = 0x04
 _ACK = 0x10
 _MASK = 0xFFFFFFFF
+_PORTS = struct.Struct("!HH")  # the end of a flow key
 _HALF = 0x80000000
 
 # Early (out-of-order) bytes a direction may hold before the first missing byte is written off.
@@ -55,6 +58,8 @@ RECENT_BYTES = 16 * 1024
 # shown just after the FIN is still the request (tests/test_damage.py).
 LATE_SEGMENTS = 16
 LATE_SECONDS = 1.0
+# Bare SYNs a connection keeps before its listener is made anyway (retransmissions).
+_DEFERRED_SYNS = 4
 # Shared by every direction that has delivered nothing (never written to): a SYN flood keeps
 # hundreds of thousands of connections that never carry a byte.
 _NOTHING_YET = bytearray()
@@ -89,12 +94,16 @@ class StreamListener(Protocol):
 class _Direction:
     base: int | None = None  # sequence number of stream offset 0
     next_offset: int = 0  # the offset the next in-order byte has
-    pending: dict[int, tuple[bytes, int, float]] = field(default_factory=dict)
-    pending_order: list[int] = field(default_factory=list)  # heap of pending's offsets
+    # Early segments by offset, and a heap of their offsets; made by the first early segment
+    # (most directions never have one, and a table of 100,000 connections paid 240 bytes each
+    # for two empty containers).
+    pending: dict[int, tuple[bytes, int, float]] | None = None
+    pending_order: list[int] | None = None
     pending_bytes: int = 0
     # offset of a waiting segment -> the other direction's offset it acknowledged: it is held
     # until those bytes are delivered (causal order, see _segment)
-    needs: dict[int, int] = field(default_factory=dict)
+    # (made by the first such segment, like pending)
+    needs: dict[int, int] | None = None
     recent: bytearray = field(default_factory=lambda: _NOTHING_YET)  # last bytes delivered
     acked: int = 0  # highest offset the peer acknowledged (bytes below it were sent)
     fin: bool = False
@@ -131,8 +140,7 @@ def _waits(here: _Direction) -> bool:
 class Connection:
     """One TCP connection as seen in the capture; side 0 is the originator."""
 
-    addresses: tuple[bytes, int, bytes, int]  # originator address/port, responder address/port
-    keys: tuple[bytes, bytes] = (b"", b"")  # flow keys of side 0's and side 1's segments
+    key: bytes  # flow key of side 0's segments (`flow_key`)
     listener: StreamListener | None = None
     ignored: bool = False  # set by the layer above: later segments cost one look-up
     last_time: float = 0.0
@@ -143,20 +151,66 @@ class Connection:
     closing: int = 0  # segments still awaited for late bytes after the close (see _close)
     closing_reason: str = ""
     closing_time: float = 0.0
+    # The bare SYNs of a connection that has seen nothing else yet, whose listener is not made
+    # until something else arrives (`Reassembler(defer_syn=True)`): a SYN flood fills the
+    # table with such connections, and a listener per SYN cost ~1.3 KB each.
+    syns: list[int | float] | None = None  # frame, time, frame, time... (flat: smaller)
+
+    @property
+    def addresses(self) -> tuple[bytes, int, bytes, int]:
+        """Originator address and port, responder address and port: read from side 0's flow
+        key (`flow_key`: both addresses, then both ports), which the table keeps anyway."""
+        key = self.key
+        size = (len(key) - 4) // 2
+        sport, dport = _PORTS.unpack_from(key, 2 * size)
+        return key[:size], sport, key[size:2 * size], dport
+
+    @property
+    def keys(self) -> tuple[bytes, bytes]:
+        """The flow keys of side 0's and side 1's segments (the second made when asked: a
+        table of 100,000 connections saved a tuple each)."""
+        key = self.key
+        size = (len(key) - 4) // 2
+        ports = key[2 * size:]
+        return key, key[size:2 * size] + key[:size] + ports[2:] + ports[:2]
 
     def ignore(self) -> None:
         """Stop reassembling: the layer above has everything it needs from this connection."""
         self.ignored = True
-        for direction in self.sides:
-            direction.pending.clear()
-            direction.pending_order.clear()
-            direction.pending_bytes = 0
-            direction.recent = _NOTHING_YET
+        # Later segments of an ignored connection are dropped on sight; only a SYN is looked
+        # at, to tell a new connection on the same ports (`_is_new_incarnation`), and that
+        # needs each direction's first sequence number alone. An open WebSocket connection
+        # past its watch window costs about 500 bytes so (benchmarks/README.md, "Memory").
+        self.sides = (_Base(self.sides[0].base), _Base(self.sides[1].base))  # type: ignore[assignment]
         # Nothing calls an ignored connection's listener again, and its entry stays in the
         # table until it ends or expires (bulk connections: 300 s): let the listener's state go
         # now (22 % of the table's memory on the 1 GB benchmark, benchmarks/README.md).
         self.listener = None
 
+
+def _first_waiting(here: _Direction) -> int:
+    """The offset of a direction's first waiting segment (it has one)."""
+    assert here.pending_order is not None
+    return here.pending_order[0]
+
+
+class _Base:
+    """What an ignored connection keeps of a direction: where its sequence numbers start."""
+
+    __slots__ = ("base",)
+    # What the paths that may still run once a connection is ignored (the end of a flush in
+    # progress) read, as an empty direction has it.
+    pending = pending_order = needs = None
+    pending_bytes = next_offset = acked = fin_end = 0
+    fin_evidence = (0, 0.0)
+    fin = rst = False
+
+    def __init__(self, base: int | None) -> None:
+        self.base = base
+
+
+_NO_BASE = _Base(None)  # shared: never written (a deferred connection's side 1)
+_FINISHED_SIDES = (_NO_BASE, _NO_BASE)
 
 ListenerFactory = Callable[[Connection, Segment], StreamListener | None]
 
@@ -171,8 +225,15 @@ class Reassembler:
         idle_timeout: float = 300.0,
         max_connections: int = 200_000,
         sweep_every: int = 8192,
+        defer_syn: bool = False,
+        tick_on_sweep: bool = False,
     ) -> None:
         self._new_listener = new_listener
+        # Make a connection's listener at its second segment when the first is a bare SYN
+        # (the listener is then told of the SYNs first, as if made at once: the same calls).
+        self._defer_syn = defer_syn
+        # Tell listeners the time at every sweep (`on_tick` with infinite patience).
+        self._tick_on_sweep = tick_on_sweep
         # flow key of a segment -> (its connection, the side that sent it)
         self._table: dict[bytes, tuple[Connection, int]] = {}
         self._idle_timeout = idle_timeout
@@ -235,8 +296,10 @@ class Reassembler:
         a followed connection; everything else (reordering, retransmission, holes, the ends
         of a connection, the periodic sweep) stays in ``feed``.
         """
-        if self._until_sweep <= 1 or conn.closing:
-            return False  # this segment would run the sweep, or a closed one waits: feed
+        if self._until_sweep <= 1 or conn.closing or conn.syns is not None:
+            # this segment would run the sweep, a closed one waits for late bytes, or the
+            # listener is still to be made: feed
+            return False
         here = conn.sides[side]
         if here.base is None:
             return False
@@ -279,21 +342,38 @@ class Reassembler:
             flow_key(addresses[0], addresses[1], addresses[2], addresses[3]),
             flow_key(addresses[2], addresses[3], addresses[0], addresses[1]),
         )
-        conn = Connection(addresses=addresses, keys=keys, last_time=seg.time)
-        listener = self._new_listener(conn, seg)
-        if listener is None:
-            conn.ignored = True
-        conn.listener = listener
+        if self._defer_syn and seg.flags & (_SYN | _ACK | _FIN | _RST) == _SYN and not seg.payload:
+            # `_segment` keeps this SYN; until a listener is made, the directions are only
+            # where their sequence numbers start (like an ignored connection's)
+            conn = Connection(key=keys[0], last_time=seg.time,
+                              sides=(_Base(None), _NO_BASE),  # type: ignore[arg-type]
+                              syns=[])
+        else:
+            conn = Connection(key=keys[0], last_time=seg.time)
+            listener = self._new_listener(conn, seg)
+            if listener is None:
+                conn.ignored = True
+            conn.listener = listener
         self._table[keys[0]] = (conn, 0)
         self._table[keys[1]] = (conn, 1)
         self.connections_seen += 1
         return conn, side
 
     def _segment(self, conn: Connection, side: int, seg: Segment) -> None:
-        listener = conn.listener
-        assert listener is not None
         flags = seg.flags
         here = conn.sides[side]
+        if conn.syns is not None:
+            if (side == 0 and flags & (_SYN | _ACK | _FIN | _RST) == _SYN and not seg.payload
+                    and len(conn.syns) < 2 * _DEFERRED_SYNS):
+                if here.base is None:
+                    here.base = (seg.seq + 1) & _MASK
+                conn.syns += (seg.frame, seg.time)
+                return
+            if not self._make_listener(conn):
+                return
+            here = conn.sides[side]
+        listener = conn.listener
+        assert listener is not None
         if flags & _SYN:
             if here.base is None:
                 here.base = (seg.seq + 1) & _MASK
@@ -315,6 +395,8 @@ class Reassembler:
                 # response, whatever order the capture shows them in. (+1: a FIN's number.)
                 need = there.offset_of(seg.ack)
                 if 1 < need - there.next_offset < _HALF:
+                    if here.needs is None:
+                        here.needs = {}
                     here.needs[offset] = need
                     self._hold(conn, side, here, offset, payload, seg.frame, seg.time)
                     payload = b""
@@ -339,6 +421,24 @@ class Reassembler:
             listener.on_fin(side, seg.frame, seg.time)
             if conn.sides[1 - side].fin:
                 self._close(conn, seg.time, "closed")
+
+    def _make_listener(self, conn: Connection) -> bool:
+        """The listener of a connection whose SYNs were kept, told of them; False when the
+        factory declines the connection (it is ignored)."""
+        syns, conn.syns = conn.syns or [], None
+        (src, sport, dst, dport), frame, time = conn.addresses, int(syns[0]), syns[1]
+        base = conn.sides[0].base
+        assert base is not None  # set by the first SYN
+        conn.sides = (_Direction(base=base), _Direction(base=conn.sides[1].base))
+        first = Segment(frame, time, src, sport, dst, dport, (base - 1) & _MASK, 0, _SYN, b"")
+        listener = self._new_listener(conn, first)  # the first SYN, as it was (ack aside)
+        if listener is None:
+            conn.ignore()
+            return False
+        conn.listener = listener
+        for n in range(0, len(syns), 2):
+            listener.on_syn(0, int(syns[n]), syns[n + 1], False)
+        return True
 
     def _data(
         self, conn: Connection, side: int, here: _Direction, offset: int, data: bytes,
@@ -382,12 +482,14 @@ class Reassembler:
         self, conn: Connection, side: int, here: _Direction, offset: int, data: bytes,
         frame: int, time: float,
     ) -> None:
-        previous = here.pending.get(offset)
+        previous = here.pending.get(offset) if here.pending is not None else None
         if previous is not None and len(previous[0]) >= len(data):
             return
         if previous is not None:
             here.pending_bytes -= len(previous[0])
-        else:
+        if here.pending is None or here.pending_order is None:
+            here.pending, here.pending_order = {}, []
+        if previous is None:
             heapq.heappush(here.pending_order, offset)
         here.pending[offset] = (data, frame, time)
         here.pending_bytes += len(data)
@@ -400,15 +502,17 @@ class Reassembler:
         there = conn.sides[1 - side]
         moved = False
         while here.pending and not conn.ignored:
-            first = here.pending_order[0]
+            order = here.pending_order
+            assert order is not None  # made with pending
+            first = order[0]
             if first > here.next_offset:
                 return moved
-            need = here.needs.get(first)
+            need = here.needs.get(first) if here.needs else None
             if need is not None:
                 if 1 < need - there.next_offset < _HALF:
                     return moved  # still ahead of the other direction (causal order)
-                del here.needs[first]
-            heapq.heappop(here.pending_order)
+                del here.needs[first]  # type: ignore[union-attr]  # need came from it
+            heapq.heappop(order)
             data, frame, time = here.pending.pop(first)
             here.pending_bytes -= len(data)
             # drain=False: this loop takes the next one (recursing would go one Python frame
@@ -440,6 +544,7 @@ class Reassembler:
         """Write off the hole before the first waiting segment, which is its evidence (the
         frame Wireshark marks "previous segment not captured"); when that segment waits for
         the other direction instead, both are released (the hole is on the other side)."""
+        assert here.pending is not None and here.pending_order is not None
         first = here.pending_order[0]
         if first <= here.next_offset:
             self._release(conn, (0, 1))
@@ -458,7 +563,7 @@ class Reassembler:
     def _peer_acked(conn: Connection, side: int, ack: int) -> None:
         """The other side acknowledged ``ack``: any byte of ``side`` below it was sent."""
         there = conn.sides[side]
-        if there.base is None:
+        if there.base is None or conn.ignored:
             return
         acked = there.offset_of(ack)
         if there.fin:
@@ -505,24 +610,27 @@ class Reassembler:
                 here = conn.sides[side]
                 if not here.pending:
                     continue
+                assert here.pending_order is not None  # made with pending
                 first = here.pending_order[0]
                 frame = here.pending[first][1]
                 if first_seen is None or frame < first_seen[0]:
                     first_seen = (frame, side)
-                need = here.needs.get(first)
+                need = here.needs.get(first) if here.needs else None
                 there = conn.sides[1 - side]
                 if need is None or not 1 < need - there.next_offset < _HALF:
                     if ready is None or frame < ready[0]:
                         ready = (frame, side)
-                elif (not there.pending or there.pending_order[0] > there.next_offset) and (
+                elif (not there.pending or _first_waiting(there) > there.next_offset) and (
                         stuck is None or frame < stuck[0]):
                     stuck = (frame, side)
             if ready is None and stuck is not None:
                 side = stuck[1]
                 here, there = conn.sides[side], conn.sides[1 - side]
-                _, frame, time = here.pending[here.pending_order[0]]
-                need = here.needs[here.pending_order[0]]
-                upto = min(need, there.pending_order[0]) if there.pending else need
+                first = _first_waiting(here)
+                assert here.pending is not None and here.needs is not None  # stuck: it waits
+                _, frame, time = here.pending[first]
+                need = here.needs[first]
+                upto = min(need, _first_waiting(there)) if there.pending else need
                 listener.on_gap(1 - side, there.next_offset, upto - there.next_offset, frame,
                                 time)
                 there.next_offset = upto
@@ -533,10 +641,12 @@ class Reassembler:
                 return
             side = chosen[1]
             here = conn.sides[side]
+            assert here.pending is not None and here.pending_order is not None
             first = heapq.heappop(here.pending_order)
             data, frame, time = here.pending.pop(first)
             here.pending_bytes -= len(data)
-            here.needs.pop(first, None)
+            if here.needs:
+                here.needs.pop(first, None)
             if first > here.next_offset:
                 listener.on_gap(side, here.next_offset, first - here.next_offset, frame, time)
                 here.next_offset = first
@@ -564,6 +674,8 @@ class Reassembler:
         if conn.closing:  # it had closed already, and waited for late bytes: that is its end
             time, reason = conn.closing_time, conn.closing_reason
         conn.finished = True
+        if conn.syns is not None and not self._make_listener(conn):
+            return
         listener = conn.listener  # the flush may make the listener ignore the connection
         if not conn.ignored and listener is not None:
             self._release(conn, (0, 1))
@@ -577,6 +689,9 @@ class Reassembler:
         # listener's buffers and messages go now. This kept peak memory flat on big captures
         # whose connections all fit in the 60 s grace period (benchmarks/README.md).
         conn.listener = None
+        # Only the table entry is left (`_is_new_incarnation` says True without looking at
+        # the directions): a reconnect storm keeps 100,000 finished connections at once.
+        conn.sides = _FINISHED_SIDES  # type: ignore[assignment]
 
     def _drop(self, conn: Connection) -> None:
         for key in conn.keys:
@@ -602,6 +717,12 @@ class Reassembler:
                 self._finish(conn, now, conn.closing_reason)
             else:
                 live.append(conn)
+                if self._tick_on_sweep and conn.listener is not None and not conn.ignored:
+                    # Time passed: a switch's watch window may be over although its
+                    # connection went quiet (patience is infinite: nothing is called
+                    # unanswered here, as only `tick` does in live capture). A quiet open
+                    # WebSocket connection is then judged and let go, not carried to the end.
+                    conn.listener.on_tick(now, math.inf)
         excess = len(live) - self._max_connections
         if excess > 0:
             live.sort(key=lambda c: c.last_time)
@@ -615,9 +736,13 @@ class Reassembler:
         self.sweep(now)
         seen: set[int] = set()
         for conn, _side in list(self._table.values()):
-            if id(conn) in seen or conn.ignored or conn.listener is None:
+            if id(conn) in seen or conn.ignored:
                 continue
             seen.add(id(conn))
+            if conn.syns is not None and not self._make_listener(conn):
+                continue
+            if conn.listener is None:
+                continue
             conn.listener.on_tick(now, patience)
 
     def close(self) -> None:

@@ -3,6 +3,8 @@
     python -m fuzz.hostile syn-flood /tmp/flood.pcap 1000000
     python -m fuzz.hostile endless-head /tmp/endless.pcap 10000000
     python -m fuzz.hostile many-headers /tmp/headers.pcap 10000
+    python -m fuzz.hostile rejected-storm /tmp/storm.pcap 1000000
+    python -m fuzz.hostile open-websockets /tmp/open.pcap 50000
 
 Each capture ends with one ordinary, valid WebSocket handshake (client 10.9.9.9) so a test can
 check that the run still finishes with the right result for the rest of the traffic.
@@ -153,8 +155,65 @@ def many_headers(out: BinaryIO, count: int) -> None:
     good_handshake(w, c.time + 0.01)
 
 
+FORBIDDEN = (b"HTTP/1.1 403 Forbidden\r\nServer: nginx\r\nContent-Length: 0\r\n"
+             b"Connection: close\r\n\r\n")
+
+
+def _storm_request(i: int) -> bytes:
+    """A WebSocket request with a key of its own (as every reconnect draws a new one)."""
+    key = base64.b64encode(struct.pack("!QQ", i, 0x5EED)).decode()
+    return WS_REQUEST.replace(KEY.encode(), key.encode())
+
+
+def _storm_client(i: int) -> tuple[bytes, int]:
+    """200 client hosts, each reconnecting from port after port (a reconnect loop)."""
+    return struct.pack("!I", 0x0C000000 + i % 200), 10000 + (i // 200) % 50000
+
+
+def rejected_storm(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
+    """A reconnect storm: `n` whole connections to 10.0.0.2:80, each a WebSocket handshake
+    refused with 403 and closed (7 frames), started at `rate`/s from 200 clients, then one
+    good handshake."""
+    w = PcapWriter(out)
+    server = bytes([10, 0, 0, 2])
+    time = START
+    for i in range(n):
+        time = START + i / rate
+        client, port = _storm_client(i)
+        c = Conversation(w, client, port, server, 80, time)
+        c.handshake()
+        c.send(0, PSH | ACK, _storm_request(i), gap=0.0001)
+        c.send(1, PSH | ACK, FORBIDDEN, gap=0.0001)
+        c.send(1, FIN | ACK, gap=0.0001)
+        c.send(0, FIN | ACK, gap=0.0001)
+    good_handshake(w, time + 0.01)
+
+
+def open_websockets(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
+    """`n` WebSocket connections that switch (101) and then stay open and quiet to the end of
+    the capture, started at `rate`/s from 200 clients, then one good handshake: every one is
+    in the connection table at the end."""
+    w = PcapWriter(out)
+    server = bytes([10, 0, 0, 2])
+    time = START
+    for i in range(n):
+        time = START + i / rate
+        client, port = _storm_client(i)
+        c = Conversation(w, client, port, server, 80, time)
+        c.handshake()
+        request = _storm_request(i)
+        key = request.split(b"Sec-WebSocket-Key: ")[1].split(b"\r\n")[0]
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                  .digest())
+        c.send(0, PSH | ACK, request, gap=0.0001)
+        c.send(1, PSH | ACK, WS_RESPONSE.replace(ACCEPT.encode(), accept), gap=0.0001)
+        c.send(0, ACK, gap=0.0001)
+    good_handshake(w, time + 0.01)
+
+
 KINDS: dict[str, Callable[[BinaryIO, int], None]] = {
     "syn-flood": syn_flood, "endless-head": endless_head, "many-headers": many_headers,
+    "rejected-storm": rejected_storm, "open-websockets": open_websockets,
 }
 
 
@@ -162,7 +221,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 4 or argv[1] not in KINDS:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    with open(argv[2], "wb") as out:
+    with open(argv[2], "wb", buffering=1 << 20) as out:
         KINDS[argv[1]](out, int(argv[3]))
     return 0
 

@@ -219,7 +219,7 @@ def test_another_clients_request_is_not_the_follow_up(tmp_path: Path) -> None:
 def _pairs_by_definition(diagnoses: list[Diagnosis]) -> list[tuple[Diagnosis, Diagnosis]]:
     """The pairing rule stated plainly (every later attempt in the window is tried): the
     indexed `_pair_legs` must give exactly this."""
-    from analyzer.correlate import PAIRING_WINDOW, _legs_of_one_handshake
+    from analyzer.correlate import PAIRING_WINDOW, _legs_of_one_handshake, leg_of
 
     candidates = sorted((d for d in diagnoses if d.attempt.request_head is not None),
                         key=lambda d: d.attempt.time)
@@ -231,7 +231,9 @@ def _pairs_by_definition(diagnoses: list[Diagnosis]) -> list[tuple[Diagnosis, Di
         for back in candidates[i + 1:]:
             if back.attempt.time - front.attempt.time > PAIRING_WINDOW:
                 break
-            if id(back) not in taken and _legs_of_one_handshake(front.attempt, back.attempt):
+            legs = leg_of(front.attempt), leg_of(back.attempt)
+            assert legs[0] is not None and legs[1] is not None
+            if id(back) not in taken and _legs_of_one_handshake(*legs):
                 taken.update((id(front), id(back)))
                 pairs.append((front, back))
                 break

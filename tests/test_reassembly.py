@@ -236,3 +236,46 @@ def test_idle_connections_are_swept(idle: float) -> None:
     reassembler.feed(late)
     assert recorders[0].ended == "idle"
     assert reassembler.open_connections == 1
+
+
+class CallLog:
+    """A listener that writes down every call with its arguments, in order."""
+
+    def __init__(self, log: list[tuple[object, ...]], seg: Segment) -> None:
+        self.log = log
+        log.append(("made", seg.frame, seg.seq))
+
+    def __getattr__(self, name: str) -> object:
+        if not name.startswith("on_"):
+            raise AttributeError(name)
+        return lambda *args: self.log.append((name, *args))
+
+
+@pytest.mark.parametrize("shape", ["syn only", "syns then answer", "many syns", "port reuse",
+                                   "syn then data", "syn then rst"])
+def test_a_deferred_syn_gives_the_listener_the_same_calls(shape: str) -> None:
+    """`defer_syn` makes a bare SYN's listener at the connection's next segment (a SYN flood
+    then costs no listener per SYN): the listener must be told exactly what it would have
+    been told if made at once, in the same order."""
+    syn = [seg(1, True, 1000, SYN)]
+    segments = {
+        "syn only": syn,
+        "syns then answer": syn + [
+            seg(2, True, 1000, SYN), seg(3, False, 5000, SYN | ACK, ack=1001),
+            seg(4, True, 1001, ACK | PSH, b"GET / HTTP/1.1\r\n\r\n", 5001),
+            seg(5, True, 1019, FIN | ACK, ack=5001)],
+        "many syns": syn + [seg(n, True, 1000, SYN) for n in range(2, 9)],
+        "port reuse": syn + [seg(2, True, 777, SYN), seg(3, False, 5000, SYN | ACK, ack=778)],
+        "syn then data": syn + [seg(2, True, 1001, ACK | PSH, b"hello")],
+        "syn then rst": syn + [seg(2, False, 0, RST | ACK, ack=1001)],
+    }[shape]
+    logs = []
+    for defer in (False, True):
+        log: list[tuple[object, ...]] = []
+        reassembler = Reassembler(lambda conn, s, log=log: CallLog(log, s),  # type: ignore[misc]
+                                  defer_syn=defer, sweep_every=2)
+        for s in segments:
+            reassembler.feed(s)
+        reassembler.close()
+        logs.append(log)
+    assert logs[0] == logs[1]

@@ -35,7 +35,6 @@ from analyzer.checks.catalogue import lookup
 from analyzer.correlate import Storm, storms
 from analyzer.exchange.model import Attempt, Message
 from analyzer.http.message import RequestHead
-from analyzer.pipeline import RunStats
 from analyzer.report.detail import (
     LadderEvent,
     body_lines,
@@ -50,6 +49,7 @@ from analyzer.report.render import summary_fields
 from analyzer.report.safe import Cleaner, neutralise, safe_target
 from analyzer.report.timeline import build_timeline
 from analyzer.source.frame import CaptureWarning
+from analyzer.values import RunStats
 from analyzer.verdict import Diagnosis, Verdict
 
 DETAIL_LIMIT = 2000  # attempts with a full postmortem; the rest are table rows only

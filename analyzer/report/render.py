@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from analyzer.correlate import Chain, Storm, redirect_chains, storms
-from analyzer.pipeline import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.report.clock import UTC_CLOCK, Clock
 from analyzer.report.fields import (
     attempt_fields,
@@ -20,6 +19,7 @@ from analyzer.report.fields import (
 from analyzer.report.safe import csv_cell, markdown_text, safe_target, safe_text
 from analyzer.report.table import TableStyle, markdown_table, sorted_table
 from analyzer.source.frame import CaptureWarning
+from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis
 
 FORMATS = ("table", "json", "jsonl", "csv", "markdown")
@@ -64,19 +64,29 @@ def summary_fields(diagnoses: Sequence[Diagnosis], stats: RunStats,
     verdicts = Counter(d.verdict.value for d in diagnoses)
     reasons = Counter(d.primary.check for d in diagnoses if d.primary is not None
                       and d.verdict.value != "succeeded")
+    return summary_of(len(diagnoses), verdicts, reasons, storms(diagnoses),
+                      _chains(diagnoses, context), stats, warnings, show_secrets, apart=apart)
+
+
+def summary_of(attempts: int, verdicts: Counter[str], reasons: Counter[str],
+               groups: Sequence[Storm], chains: Iterable[Chain], stats: RunStats,
+               warnings: Sequence[CaptureWarning], show_secrets: bool = False, *,
+               apart: Counter[str] | None = None) -> dict[str, Any]:
+    """The summary from its parts (counts in report order), however they were gathered: from
+    the attempts in memory, or from a spilled report's records (report/kept.py)."""
     fields = {
-        "attempts": len(diagnoses),
+        "attempts": attempts,
         "verdicts": dict(sorted(verdicts.items())),
         "reasons": dict(reasons.most_common()),
         **capture_fields(stats),
         "first_time": iso_time(stats.first_time) if stats.first_time is not None else None,
         "last_time": iso_time(stats.last_time) if stats.last_time is not None else None,
         "warnings": warning_texts(warnings, show_secrets),
-        "repeated": repeated_fields(storms(diagnoses), show_secrets),
+        "repeated": repeated_fields(groups, show_secrets),
         "redirects": [
             {"client": c.client, "steps": [safe_target(s, show_secrets) for s in c.steps],
              "verdict": c.verdict, "first_time": iso_time(c.first), "last_time": iso_time(c.last)}
-            for c in _chains(diagnoses, context)
+            for c in chains
         ],
     }
     if apart is not None:
@@ -159,7 +169,12 @@ def summary_text(diagnoses: Sequence[Diagnosis], stats: RunStats,
                  warnings: Sequence[CaptureWarning], show_secrets: bool = False, *,
                  clock: Clock = UTC_CLOCK, apart: Counter[str] | None = None,
                  context: Sequence[Diagnosis] | None = None) -> str:
-    s = summary_fields(diagnoses, stats, warnings, show_secrets, apart=apart, context=context)
+    return summary_lines(summary_fields(diagnoses, stats, warnings, show_secrets, apart=apart,
+                                        context=context), clock)
+
+
+def summary_lines(s: dict[str, Any], clock: Clock = UTC_CLOCK) -> str:
+    """The summary as text, from `summary_fields` (or `summary_of`)."""
     lines = []
     verdicts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items()) or "none"
     lines.append(f"Attempts: {s['attempts']} ({verdicts})")
@@ -234,16 +249,29 @@ def iter_json(diagnoses: Sequence[Diagnosis], stats: RunStats,
     indent=2)`` writes it, in pieces: one per attempt, so the whole text never has to be in
     memory at once (on a 1 GB capture the one string, built from a million small pieces,
     peaked at 40 MB more than the analysis itself; benchmarks/README.md)."""
-    yield '{\n  "attempts": ['
+    yield JSON_START
     for n, d in enumerate(diagnoses):
-        text = json.dumps(attempt_fields(d, show_secrets), indent=2)
-        # An element of the list is two levels deep. JSON text has no raw newline inside a
-        # string, so every "\n" starts a line.
-        yield ("\n    " if n == 0 else ",\n    ") + text.replace("\n", "\n    ")
-    summary = json.dumps(summary_fields(diagnoses, stats, warnings, show_secrets, apart=apart,
-                                        context=context), indent=2)
-    yield ("\n  ]," if diagnoses else "],") + '\n  "summary": ' + summary.replace("\n", "\n  ")
-    yield "\n}"
+        yield ("\n    " if n == 0 else ",\n    ") + json_attempt(d, show_secrets)
+    yield json_end(bool(diagnoses), summary_fields(diagnoses, stats, warnings, show_secrets,
+                                                   apart=apart, context=context))
+
+
+JSON_START = '{\n  "attempts": ['
+
+
+def json_attempt(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
+    """One attempt as an element of the JSON report's list."""
+    text = json.dumps(attempt_fields(diagnosis, show_secrets), indent=2)
+    # An element of the list is two levels deep. JSON text has no raw newline inside a
+    # string, so every "\n" starts a line.
+    return text.replace("\n", "\n    ")
+
+
+def json_end(any_attempts: bool, summary: dict[str, Any]) -> str:
+    """The end of the JSON report: the list closed, then the summary."""
+    text = json.dumps(summary, indent=2)
+    return (("\n  ]," if any_attempts else "],") + '\n  "summary": '
+            + text.replace("\n", "\n  ") + "\n}")
 
 
 # json.dumps's own settings, made once for every line rather than per call. The cycle check is

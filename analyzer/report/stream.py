@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.correlate import Storm, StormKey, storm_key
-from analyzer.pipeline import RunStats
 from analyzer.report.clock import UTC_CLOCK, Clock
 from analyzer.report.render import (
     apart_line,
@@ -20,6 +19,7 @@ from analyzer.report.render import (
     warning_texts,
 )
 from analyzer.source.frame import CaptureWarning
+from analyzer.values import RunStats
 from analyzer.verdict import Diagnosis, Verdict
 
 

@@ -13,7 +13,7 @@ stays over its column.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from analyzer.report.clock import UTC_CLOCK, Clock
@@ -168,34 +168,60 @@ def _piped(key: str, value: object) -> str:
 
 def sorted_table(diagnoses: Sequence[Diagnosis], style: TableStyle) -> str:
     """The whole table: headings, a rule, a row per attempt (columns sized to their values)."""
-    keys = _keys(style)
     full = [{k: str(v) for k, v in cells(d, style).items()} for d in diagnoses]
-    piped = [{k: _piped(k, v) for k, v in row.items()} for row in full]
-    widths = {k: max([len(_heading(k, style))] + [len(r[k]) for r in piped]) for k in keys}
-    if style.width is None:
-        return _table(keys, widths, piped, style)
-    keys, widths = fit(keys, widths, style.width)
-    return _table(keys, widths, full, style)
+    widths = Widths(style)
+    for row in full:
+        widths.add(row)
+    return "\n".join(widths.lines(iter(full)))
 
 
-def _table(keys: list[str], widths: dict[str, int], rows: list[dict[str, str]],
-           style: TableStyle) -> str:
-    out = [_render_row(keys, widths, {k: [_heading(k, style)] for k in keys}),
-           _render_row(keys, widths, {k: ["-" * widths[k]] for k in keys})]
-    for row in rows:
-        out.append(_render_row(keys, widths, {k: _shorten(row[k], widths[k], _SPECS[k].shrink)
-                                              for k in keys}))
-    return "\n".join(out)
+class Widths:
+    """The columns of a sorted table, measured a row at a time (a spilled report,
+    report/spilled.py, measures rows it reads back from disk and does not keep)."""
+
+    def __init__(self, style: TableStyle) -> None:
+        self.style = style
+        self.keys = _keys(style)
+        self.widths = {k: len(_heading(k, style)) for k in self.keys}
+
+    def add(self, row: dict[str, str]) -> None:
+        """One row's values, unshortened (`cells`, as strings)."""
+        widths = self.widths
+        for k in self.keys:
+            n = len(_piped(k, row[k]))
+            if n > widths[k]:
+                widths[k] = n
+
+    def lines(self, rows: Iterator[dict[str, str]]) -> Iterator[str]:
+        """The headings, the rule, then a line (or a few, wrapped) per row of ``rows``."""
+        style, keys, widths = self.style, self.keys, self.widths
+        if style.width is not None:
+            keys, widths = fit(keys, widths, style.width)
+        yield _render_row(keys, widths, {k: [_heading(k, style)] for k in keys})
+        yield _render_row(keys, widths, {k: ["-" * widths[k]] for k in keys})
+        for row in rows:
+            if style.width is None:
+                row = {k: _piped(k, row[k]) for k in keys}
+            yield _render_row(keys, widths, {k: _shorten(row[k], widths[k], _SPECS[k].shrink)
+                                             for k in keys})
+
+
+def markdown_headings(style: TableStyle) -> list[str]:
+    return [_heading(k, style) for k in _keys(style)]
+
+
+def markdown_row(values: Mapping[str, object], style: TableStyle) -> list[str]:
+    """One row of the Markdown table from `cells`' values."""
+    keys = _keys(style)
+    return [_markdown_cell(_piped(k, v)) for k, v in values.items() if k in keys]
 
 
 def markdown_table(diagnoses: Sequence[Diagnosis], style: TableStyle) -> str:
     """The table as GitHub Markdown (for tickets and documents: never fitted to a terminal)."""
     from tabulate import tabulate  # its Unicode width tables cost more than a small analysis
 
-    keys = _keys(style)
-    rows = [[_markdown_cell(_piped(k, v)) for k, v in cells(d, style).items() if k in keys]
-            for d in diagnoses]
-    return tabulate(rows, headers=[_heading(k, style) for k in keys], tablefmt="github")
+    rows = [markdown_row(cells(d, style), style) for d in diagnoses]
+    return tabulate(rows, headers=markdown_headings(style), tablefmt="github")
 
 
 def _markdown_cell(value: str) -> str:

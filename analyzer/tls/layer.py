@@ -308,8 +308,7 @@ class TlsStage:
         shadow = self._shadow
         if shadow is None:
             self._run.counters.tls_decrypted += 1
-            shadow = self._shadow = Connection(addresses=self._conn.addresses,
-                                               keys=self._conn.keys)
+            shadow = self._shadow = Connection(key=self._conn.key)
             handlers: dict[Start, HandlerFactory] = {
                 k: v for k, v in self._run.handlers.items() if k is not Start.TLS}
             self._inner_run = RunContext(self._emit_inner, self._run.counters, self._run.window,

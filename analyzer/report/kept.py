@@ -1,0 +1,276 @@
+"""The attempts a sorted report (table, JSON, CSV, Markdown, detail) keeps until the end.
+
+How it works
+------------
+A sorted report prints attempts in frame order, after correlation (which needs every leg) and
+filters, so it must keep them all. Up to SPILL_AFTER attempts they are kept whole, in memory,
+as always. Past that (a reconnect storm: a million attempts were 15 KB each) every attempt is
+reduced, as it is decided, to a compact record: its line of the report already rendered (table
+cells, CSV record or JSON element, without the number, which comes from the final order), what
+the summary counts, and the small `Leg` and `Hop` that correlation and redirect following read.
+Records go to an unnamed temporary file; memory keeps three numbers per attempt (first frame,
+time, file offset). At the end (`SpilledReport`) the order is sorted from those numbers,
+correlation pairs the legs in time order over the file, and the report is read back from it.
+
+Correlation adds findings to a few attempts, which needs them whole: they are rebuilt by
+running the analysis over the input again (`rebuild`), or, when the input cannot be read twice
+(standard input) or the detail view needs every attempt whole, every attempt is also pickled
+as it is decided (slower: about 0.1 ms each).
+"""
+
+from __future__ import annotations
+
+import copyreg
+import dataclasses
+import functools
+import heapq
+import pickle
+import tempfile
+from array import array
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
+
+from analyzer.correlate import (
+    Hop,
+    Leg,
+    answered_itself,
+    compare_legs,
+    correlate,
+    hop_of,
+    leg_of,
+    pair_legs,
+    storm_key,
+)
+from analyzer.exchange.model import Endpoint
+from analyzer.report.render import json_attempt, render_csv
+from analyzer.report.table import TableStyle, cells
+from analyzer.verdict import Diagnosis, judge
+
+if TYPE_CHECKING:  # the output half imports this module
+    from analyzer.report.spilled import SpilledReport
+
+# Attempts kept whole before a sorted report spills to a temporary file: a reconnect storm's
+# attempt is 7-15 KB whole (100,000 were 1.3-1.5 GB), so this bounds them near 30 MB; spilled,
+# an attempt costs 24 bytes of memory (benchmarks/README.md, "Memory").
+SPILL_AFTER = 2_000
+
+# An Endpoint is in every record twice or three times: pickled by its two fields, not by the
+# generic (Python-level) state of a slotted dataclass.
+copyreg.pickle(Endpoint, lambda e: (Endpoint, (e.address, e.port)))
+
+
+class Record(NamedTuple):
+    """One attempt as a spilled report needs it."""
+
+    keep: bool  # passes the filters (--failed, --host, --port)
+    verdict: str
+    reason: str | None  # primary finding id
+    storm: tuple[str, str, str, str, str | None]  # correlate.storm_key
+    leg: Leg | None
+    hop: Hop
+    # table cells (`table.cells` but the number and the time, which come from the final order
+    # and the clock) / CSV record after "N," / JSON element after it
+    line: Any
+    full: int  # offset of the whole diagnosis in the pickle file, -1 when not there
+
+
+_JSON_NUMBER = '{\n      "number": '
+
+
+class KeptAttempts:
+    """Collects a sorted report's attempts; `close` gives them sorted, correlated, filtered."""
+
+    def __init__(self, fmt: str, keep: Callable[[Diagnosis], bool], *,
+                 show_secrets: bool = False, whole: bool = False,
+                 rebuild: Callable[[], Iterator[Diagnosis]] | None = None,
+                 style: TableStyle | None = None) -> None:
+        self.fmt = fmt
+        self.keep = keep
+        self.show_secrets = show_secrets
+        self.style = style or TableStyle(show_secrets=show_secrets)
+        self.listed: list[Diagnosis] = []  # kept in memory: every attempt before the filters
+        self.whole = whole or rebuild is None  # pickle every attempt as it is decided
+        self.rebuild = rebuild
+        self._memory: list[Diagnosis] = []
+        self.spill: Spill | None = None
+
+    def add(self, diagnosis: Diagnosis) -> None:
+        if self.spill is not None:
+            self.spill.add(diagnosis)
+            return
+        self._memory.append(diagnosis)
+        if len(self._memory) > SPILL_AFTER:
+            self.spill = Spill(self)
+            for d in self._memory:
+                self.spill.add(d)
+            self._memory.clear()
+
+    def close(self) -> list[Diagnosis] | SpilledReport:
+        if self.spill is not None:
+            return self.spill.close()
+        kept = self._memory
+        kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
+        kept = correlate([dataclasses.replace(d, number=i) for i, d in enumerate(kept, start=1)])
+        self.listed = kept
+        return [d for d in kept if self.keep(d)]
+
+    def record(self, d: Diagnosis, full: int) -> Record:
+        """The compact record of ``d`` (its number is left out: it comes from the order)."""
+        d0 = dataclasses.replace(d, number=0)
+        line: Any = None
+        if self.fmt in ("table", "markdown"):
+            values = cells(d0, self.style)
+            line = tuple(str(v) for k, v in values.items() if k not in ("#", "time"))
+        elif self.fmt == "csv":
+            text = render_csv([d0], self.show_secrets)[len(_csv_head()):]
+            assert text.startswith("0,")
+            line = text[2:]
+        elif self.fmt == "json":
+            text = json_attempt(d0, self.show_secrets)
+            assert text.startswith(_JSON_NUMBER + "0")
+            line = text[len(_JSON_NUMBER) + 1:]
+        primary = d.primary
+        return Record(self.keep(d), d.verdict.value, primary.check if primary else None,
+                      storm_key(d), leg_of(d.attempt), hop_of(d), line, full)
+
+
+@functools.cache
+def _csv_head() -> str:  # made on first use: csv is imported only by the CSV format
+    return render_csv([])
+
+
+class Spill:
+    """The records of a spilled report in a temporary file, three numbers each in memory."""
+
+    def __init__(self, owner: KeptAttempts) -> None:
+        self.owner = owner
+        # unnamed: the system removes them when the process ends, however it ends
+        self.records: IO[bytes] = tempfile.TemporaryFile(prefix="upgrade-analyzer-")  # noqa: SIM115
+        self.wholes: IO[bytes] | None = None  # pickled diagnoses, made when needed
+        self.frame = array("q")
+        self.time = array("d")
+        self.at = array("q")  # offset of each attempt's record (by order of decision)
+
+    def add(self, d: Diagnosis) -> None:
+        full = self.put_whole(d) if self.owner.whole else -1
+        self.frame.append(d.attempt.first_frame)
+        self.time.append(d.attempt.time)
+        self.at.append(self.put(self.owner.record(d, full)))
+
+    def put(self, record: Record) -> int:
+        self.records.seek(0, 2)
+        at = self.records.tell()
+        pickle.dump(record, self.records, protocol=pickle.HIGHEST_PROTOCOL)
+        return at
+
+    def get(self, index: int) -> Record:
+        self.records.seek(self.at[index])
+        record: Record = pickle.load(self.records)
+        return record
+
+    def put_whole(self, d: Diagnosis) -> int:
+        if self.wholes is None:
+            self.wholes = tempfile.TemporaryFile(prefix="upgrade-analyzer-")  # noqa: SIM115
+        self.wholes.seek(0, 2)
+        at = self.wholes.tell()
+        pickle.dump(d, self.wholes, protocol=pickle.HIGHEST_PROTOCOL)
+        return at
+
+    def whole(self, at: int) -> Diagnosis:
+        assert self.wholes is not None and at >= 0
+        self.wholes.seek(at)
+        d: Diagnosis = pickle.load(self.wholes)
+        return d
+
+    def close(self) -> SpilledReport:
+        order = _report_order(self.frame, self.time)
+        self.frame = array("q")  # not needed any more
+        by_time = _time_order(order, self.time)
+        self._correlate(order, by_time)
+        from analyzer.report.spilled import SpilledReport  # the output half of a spill
+
+        return SpilledReport(self, order, by_time)
+
+    # --- correlation ------------------------------------------------------------------------
+
+    def _correlate(self, order: array[int], by_time: array[int]) -> None:
+        """correlate.correlate over the records: the legs paired in time order, the fronts
+        (and attempts a proxy answered itself) judged again with the findings it adds."""
+        candidates = array("q")  # attempt index of each leg given to pair_legs
+
+        def legs() -> Iterator[Leg]:
+            for rank in by_time:
+                index = order[rank]
+                leg = self.get(index).leg
+                if leg is not None:
+                    candidates.append(index)
+                    yield leg
+
+        pairs = [(candidates[f], candidates[b]) for f, b in pair_legs(legs())]
+        if not pairs:
+            return
+        back_of = dict(pairs)
+        backs = {b for _, b in pairs}
+        proxies = {leg.server for f, _ in pairs if (leg := self.get(f).leg) is not None}
+        alone = []
+        for index in candidates:
+            if index in back_of or index in backs:
+                continue
+            leg = self.get(index).leg
+            if leg is not None and leg.server in proxies and leg.response_time is not None:
+                alone.append(index)
+        wholes = self._wholes(set(back_of) | backs | set(alone))
+        for index in sorted(set(back_of) | set(alone)):
+            back = back_of.get(index)
+            d, other = wholes(index), wholes(back) if back is not None else None
+            if d is None or (back is not None and other is None):
+                continue  # not rebuilt (the input changed or broke): as decided
+            extra = (compare_legs(d.attempt, other.attempt) if other is not None
+                     else [answered_itself(d.attempt)])
+            if extra:
+                d = dataclasses.replace(judge(d.attempt, d.facts, d.findings + tuple(extra),
+                                              d.number), origin=d.origin)
+                full = self.put_whole(d) if self.owner.whole else -1
+                self.at[index] = self.put(self.owner.record(d, full))
+
+    def _wholes(self, needed: set[int]) -> Callable[[int], Diagnosis | None]:
+        """The whole diagnoses of the attempts ``needed``, by index of decision (None for
+        one that could not be rebuilt)."""
+        if self.owner.whole:
+            return lambda index: self.whole(self.get(index).full)
+        assert self.owner.rebuild is not None
+        where: dict[int, int] = {}
+        try:
+            for index, d in enumerate(self.owner.rebuild()):
+                if index >= len(self.at):
+                    break  # the first run stopped early (interrupted, or a bug)
+                if index in needed:
+                    where[index] = self.put_whole(d)
+        except Exception:  # noqa: BLE001 - the first run said what went wrong, if anything
+            pass
+        return lambda index: self.whole(where[index]) if index in where else None
+
+
+def _report_order(frame: array[int], time: array[float]) -> array[int]:
+    """Attempt indexes in report order: by first frame, then time, then order of decision
+    (what a stable sort of the decided list by (first_frame, time) gives)."""
+    return _sort(len(frame), lambda i: (frame[i], time[i], i))
+
+
+def _time_order(order: array[int], time: array[float]) -> array[int]:
+    """Ranks (positions in ``order``) by time, ties in report order (a stable sort by time
+    of the report, as correlation and redirect following read it)."""
+    return _sort(len(order), lambda rank: (time[order[rank]], rank))
+
+
+_RUN = 65_536  # items sorted at once
+
+
+def _sort(count: int, key: Callable[[int], Any]) -> array[int]:
+    """0..count-1 sorted by ``key`` (unique keys), in runs of _RUN merged: a plain sort of a
+    million held a million keys at once (~100 MB), this holds one run's."""
+    runs = [array("q", sorted(range(start, min(start + _RUN, count)), key=key))
+            for start in range(0, count, _RUN)]
+    if len(runs) == 1:
+        return runs[0]
+    return array("q", heapq.merge(*runs, key=key))

@@ -1,0 +1,303 @@
+"""A spilled sorted report (report/kept.py) printed from its records, in each format, with the
+same bytes as the report of the same attempts kept in memory (report/render.py)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import click
+
+from analyzer.correlate import Chain, Hop, Storm, chains
+from analyzer.report.clock import Clock
+from analyzer.report.kept import _JSON_NUMBER, Spill
+from analyzer.report.render import (
+    JSON_START,
+    json_end,
+    render_csv,
+    summary_lines,
+    summary_of,
+)
+from analyzer.report.safe import markdown_text
+from analyzer.report.table import (
+    _SPECS,
+    TableStyle,
+    Widths,
+    markdown_headings,
+    markdown_row,
+)
+from analyzer.source.frame import CaptureWarning
+from analyzer.values import RunStats
+from analyzer.verdict import Diagnosis, Verdict
+
+_SUCCEEDED = Verdict.SUCCEEDED.value
+# Rows given to tabulate at once: each call lays out this many rows under two more that
+# carry the widest value and the most general type of every column over the whole report,
+# so that each slice is laid out exactly as the whole table would be.
+TABLE_SLICE = 2_000
+
+
+class SpilledReport:
+    """The attempts of a report spilled to a temporary file, in report order."""
+
+    def __init__(self, spill: Spill, order: array[int], by_time: array[int]) -> None:
+        self.spill = spill
+        self.order = order  # attempt index (order of decision) by rank (report order)
+        self.by_time = by_time  # ranks in time order
+        self.keep = bytearray(len(order))  # by rank: passes the filters
+        self.attempts = 0
+        self.verdicts: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self.groups: dict[Any, list[Any]] = {}  # storm key -> [count, first, last]
+        self.failed = False
+        self._redirects = False
+        self._first = self._last = 0.0  # times of the kept attempts
+        self._scanned = False
+
+    def __len__(self) -> int:
+        self._scan()
+        return self.attempts
+
+    def __iter__(self) -> Iterator[Diagnosis]:
+        """The kept attempts whole (numbered), for a renderer that needs them whole; slow."""
+        self._scan()
+        whole = self.spill.owner.whole
+        rebuilt: list[int] = []
+        if not whole:  # every attempt rebuilt once, into the pickle file
+            assert self.spill.owner.rebuild is not None
+            rebuilt = [self.spill.put_whole(d) for d in self.spill.owner.rebuild()]
+        for rank, index in enumerate(self.order):
+            if self.keep[rank]:
+                record = self.spill.get(index)
+                d = self.spill.whole(record.full if whole and record.full >= 0
+                                     else rebuilt[index])
+                yield _numbered(d, rank + 1)
+
+    def _scan(self) -> None:
+        """One pass in report order: the filters, the summary's counts."""
+        if self._scanned:
+            return
+        self._scanned = True
+        for rank, index in enumerate(self.order):
+            record = self.spill.get(index)
+            if record.hop.location is not None:
+                self._redirects = True  # chains are followed over every attempt
+            if not record.keep:
+                continue
+            self.keep[rank] = 1
+            self.attempts += 1
+            self.verdicts[record.verdict] += 1
+            if record.verdict != _SUCCEEDED:
+                self.failed = True
+                if record.reason is not None:
+                    self.reasons[record.reason] += 1
+            when = record.hop.time
+            if self.attempts == 1:
+                self._first = self._last = when
+            self._first, self._last = min(self._first, when), max(self._last, when)
+            group = self.groups.setdefault(record.storm, [0, when, when])
+            group[0] += 1
+            group[1], group[2] = min(group[1], when), max(group[2], when)
+
+    def summary(self, stats: RunStats, warnings: Sequence[CaptureWarning],
+                show_secrets: bool = False, apart: Counter[str] | None = None) -> dict[str, Any]:
+        self._scan()
+        storms = sorted((Storm(g[0], key[0], key[1], key[2], key[3], key[4], g[1], g[2])
+                         for key, g in self.groups.items()
+                         if g[0] >= 3), key=lambda s: (-s.count, s.first))
+        return summary_of(self.attempts, self.verdicts, self.reasons, storms, self._chains(),
+                          stats, warnings, show_secrets, apart=apart)
+
+    def _chains(self) -> list[Chain]:
+        """The redirect chains over every attempt, before the filters (a chain ends where it
+        really ended), shown when they hold a kept one (render.summary_fields's `context`)."""
+        cache: dict[int, Hop] = {}
+
+        def hop_at(n: int) -> Hop:
+            hop = cache.get(n)
+            if hop is None:
+                rank = self.by_time[n]
+                hop = cache[n] = self.spill.get(self.order[rank]).hop._replace(number=rank + 1)
+            return hop
+
+        def passed(i: int) -> None:  # hops before i are not asked for again
+            cache.pop(i - 1, None)
+
+        if not self._redirects:
+            return []
+        return [c for c in chains(hop_at, len(self.by_time), passed)
+                if any(self.keep[n - 1] for n in c.numbers)]
+
+    # --- the formats ------------------------------------------------------------------------
+
+    def write_json(self, stats: RunStats, warnings: Sequence[CaptureWarning],
+                   write: Callable[[str], Any], show_secrets: bool = False,
+                   apart: Counter[str] | None = None) -> None:
+        self._scan()
+        write(JSON_START)
+        first = True
+        for rank, record in self._kept_records():
+            write(("\n    " if first else ",\n    ") + _JSON_NUMBER + str(rank + 1) + record.line)
+            first = False
+        write(json_end(not first, self.summary(stats, warnings, show_secrets, apart)))
+        write("\n")
+
+    def write_csv(self, write: Callable[[str], Any]) -> None:
+        self._scan()
+        write(render_csv([]))
+        for rank, record in self._kept_records():
+            write(f"{rank + 1}," + record.line)
+
+    def write_table(self, stats: RunStats, warnings: Sequence[CaptureWarning], markdown: bool,
+                    write: Callable[[str], Any], style: TableStyle,
+                    apart: Counter[str] | None = None) -> None:
+        """render.render_table over the records: one pass measures the columns, one writes."""
+        self._scan()
+        clock = style.clock.spanning([self._first, self._last] if self.attempts else [])
+        style = TableStyle(clock, style.width, style.files, style.show_secrets)
+        if not self.attempts:
+            write("No upgrade attempts found.")
+        elif markdown:
+            columns = _Columns(markdown_headings(style))
+            for row in self._rows(clock):
+                columns.add(markdown_row(row, style))
+            columns.write((markdown_row(row, style) for row in self._rows(clock)), write)
+        else:
+            widths = Widths(style)
+            for row in self._rows(clock):
+                widths.add(row)
+            write("\n".join(widths.lines(self._rows(clock))))
+        summary = summary_lines(self.summary(stats, warnings, style.show_secrets, apart), clock)
+        write("\n\n" + (markdown_text(summary) if markdown else summary) + "\n")
+
+    def _rows(self, clock: Clock) -> Iterator[dict[str, str]]:
+        """The kept attempts' table cells (`table.cells`), in report order."""
+        for rank, record in self._kept_records():
+            values = dict(zip(_LINE_KEYS, record.line, strict=True))
+            values["#"] = str(rank + 1)
+            values["time"] = clock.time(record.hop.time)
+            yield {k: values[k] for k in _SPECS}  # in the order of the columns
+
+    def detail(self, view: Any, stats: RunStats, warnings: Sequence[CaptureWarning],
+               text: Callable[[Diagnosis, Any], str], clock: Clock,
+               apart: Counter[str] | None = None) -> bool:
+        """The detail view (``read --detail``, ``--attempt N``) as cli._emit prints it."""
+        self._scan()
+        if view.attempt is not None:
+            rank = view.attempt - 1
+            if not 0 <= rank < len(self.order) or not self.keep[rank]:
+                click.echo(f"upgrade-analyzer: error: no attempt {view.attempt}: this report "
+                           f"has {len(self.order)} (see the table without --attempt)", err=True)
+                return False
+            d = self.spill.whole(self.spill.get(self.order[rank]).full)
+            click.echo(text(_numbered(d, rank + 1), view), nl=False, color=view.color)
+            return True
+        for rank, record in self._kept_records():
+            d = _numbered(self.spill.whole(record.full), rank + 1)
+            click.echo(text(d, view), color=view.color)
+        # cli._emit prints the summary of the detail view with no warnings (stderr has them)
+        click.echo(summary_lines(self.summary(stats, (), view.show_secrets, apart), clock))
+        return True
+
+    def _kept_records(self) -> Iterator[tuple[int, Any]]:
+        for rank, index in enumerate(self.order):
+            if self.keep[rank]:
+                yield rank, self.spill.get(index)
+
+
+# the keys of a record's line: table.cells's but the number and the time
+_LINE_KEYS = tuple(k for k in _SPECS if k not in ("#", "time"))
+
+
+def _numbered(d: Diagnosis, number: int) -> Diagnosis:
+    import dataclasses
+
+    return dataclasses.replace(d, number=number)
+
+
+class _Columns:
+    """What tabulate decides from a whole column, gathered row by row: the most general type
+    (tabulate's own `_type`), the widest value, and whether any value would switch tabulate
+    to another way of measuring (terminal codes, line breaks)."""
+
+    def __init__(self, headers: list[str]) -> None:
+        import tabulate
+
+        self._tabulate = tabulate
+        self.headers = headers
+        self.types: list[type] = [bool] * len(headers)
+        self.general: list[Any] = [None] * len(headers)  # a value of that type
+        self.widest: list[Any] = [None] * len(headers)
+        self.widths = [-1] * len(headers)
+        self.plain = True  # no value needs tabulate's special handling
+        self._width = tabulate._choose_width_fn(
+            False, tabulate.wcwidth is not None and tabulate.WIDE_CHARS_MODE, False)
+
+    def add(self, row: list[Any]) -> None:
+        t = self._tabulate
+        for n, value in enumerate(row):
+            kind = t._type(value)
+            if kind is not self.types[n] and t._more_generic(self.types[n], kind) is kind:
+                self.types[n], self.general[n] = kind, value
+            text = "" if value is None else str(value)
+            if isinstance(value, str) and (t._ansi_codes.search(text) or "\n" in text
+                                           or "\r" in text):
+                self.plain = False
+            width = self._width(text)
+            if width > self.widths[n]:
+                self.widths[n], self.widest[n] = width, value
+
+    def write(self, rows: Iterator[list[Any]], write: Callable[[str], Any]) -> None:
+        tabulate = self._tabulate.tabulate
+        fmt = "github"
+        if not self.plain or any(k in (float, bytes) for k in self.types):
+            # A float column aligns on the decimal point and a line break makes rows of
+            # several lines: laid out whole, in memory (no capture of ours has either).
+            write(tabulate(list(rows), headers=self.headers, tablefmt=fmt))
+            return
+        guides = [self.widest, self.general]  # escaped already
+        first = True
+        while True:
+            batch = list(itertools.islice(rows, TABLE_SLICE))
+            if not batch:
+                return
+            lines = tabulate(guides + batch, headers=self.headers, tablefmt=fmt).split("\n")
+            write(("" if first else "\n") + "\n".join(
+                (lines[:2] if first else []) + lines[2 + len(guides):]))
+            first = False
+
+
+def emit_spilled(report: SpilledReport, fmt: str, stats: RunStats,
+                 warnings: Sequence[CaptureWarning], view: Any,
+                 detail_text: Callable[[Diagnosis, Any], str], style: TableStyle,
+                 apart: Counter[str] | None = None, captures: tuple[str, ...] = ()) -> bool:
+    """cli._emit for a spilled report: the same output, from the records."""
+    write = sys.stdout.write
+    secrets = view.show_secrets
+    if view.summary_only:
+        fields = report.summary(stats, warnings, secrets, apart)
+        if fmt in ("json", "jsonl"):
+            write(json.dumps({"summary": fields}, indent=2 if fmt == "json" else None) + "\n")
+        else:
+            write(summary_lines(fields, style.clock) + "\n")
+        return True
+    if view.attempt is not None or view.detail:
+        return report.detail(view, stats, warnings, detail_text, style.clock, apart)
+    if fmt == "json":
+        report.write_json(stats, warnings, write, secrets, apart)
+    elif fmt == "csv":
+        report.write_csv(write)
+    elif fmt == "html":
+        # The page holds every attempt (its table is filtered in the browser): rebuilt whole.
+        from analyzer.report.html import iter_html
+
+        for piece in iter_html(list(report), stats, warnings, captures, secrets):
+            write(piece)
+    else:
+        report.write_table(stats, warnings, fmt == "markdown", write, style, apart)
+    return True

@@ -1,0 +1,132 @@
+"""Sorted reports past SPILL_AFTER attempts (report/kept.py, report/spilled.py): the same bytes
+as the report kept in memory, in every format, and a bounded cost per kept attempt."""
+
+from __future__ import annotations
+
+import io
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import analyzer.report.kept as kept
+import analyzer.report.spilled as spilled
+from analyzer.cli import cli
+from analyzer.pipeline import Analysis
+from analyzer.source import read_records
+from fuzz import hostile
+from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+
+CAPTURES = sorted(str(p) for p in (Path(__file__).resolve().parents[1] / "captures").glob(
+    "*.pcap*"))
+
+
+def _read(monkeypatch: pytest.MonkeyPatch, spill_after: int, args: list[str],
+          stdin: bytes | None = None) -> tuple[int, str, str]:
+    monkeypatch.setattr(kept, "SPILL_AFTER", spill_after)
+    # the spilled table laid out a row at a time: every slice must match the whole table
+    monkeypatch.setattr(spilled, "TABLE_SLICE", 1)
+    result = CliRunner().invoke(cli, ["read", *args], input=stdin)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _same(monkeypatch: pytest.MonkeyPatch, args: list[str], stdin: bytes | None = None) -> str:
+    """Runs `read` kept in memory and spilled from the first attempt; they must agree."""
+    whole = _read(monkeypatch, 10**9, args, stdin)
+    spilled = _read(monkeypatch, 0, args, stdin)
+    assert spilled == whole
+    return whole[1]
+
+
+@pytest.mark.parametrize("args", [
+    ["-F", "table"], ["-F", "json"], ["-F", "csv"], ["-F", "markdown"],
+    ["--detail", "--no-color"], ["--attempt", "7", "--no-color"], ["--attempt", "999"],
+    ["--failed", "-F", "json"], ["--port", "8080", "-F", "markdown"],
+    ["--host", "10.0.0.2", "--fail-on", "failed"],
+    ["--summary-only"], ["--summary-only", "-F", "json"], ["-F", "html"], ["--tcp", "-F", "csv"],
+    ["--verdict", "failed", "--reason", "response_forbidden"], ["--local-time", "--tcp"],
+])
+def test_spilled_report_is_the_report_kept_in_memory(monkeypatch: pytest.MonkeyPatch,
+                                                      args: list[str]) -> None:
+    """Every bundled capture at once (proxy legs and a redirect among them)."""
+    out = _same(monkeypatch, [*CAPTURES, *args])
+    if args == ["-F", "json"]:
+        assert "proxy_" in out and '"redirects": [\n      {' in out
+
+
+def test_spilled_proxy_pairs_are_rebuilt_or_pickled(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    """40 clients through one proxy: the fronts that correlation changes are rebuilt by reading
+    the file again, or, from standard input, taken from the pickles made as they were
+    decided; either way the report is the one kept in memory."""
+    convs = []
+    t = 1_700_000_000.0
+    for i in range(40):
+        key = f"client-key-{i:02d}-AAAAAA=="
+        back_key = key if i % 2 else f"proxy-key-{i:02d}-AAAAAAA=="
+        front = Conversation(client=(f"10.0.1.{i + 1}", 50000 + i), server=("10.0.0.2", 80),
+                             start=t + 0.05 * i)
+        front.handshake()
+        front.client(websocket_request("chat.example.com", "/ws", key=key))
+        back = Conversation(client=("10.0.0.2", 41000 + i), server=("10.0.0.3", 8080),
+                            start=t + 0.05 * i + 0.01)
+        back.handshake()
+        back.client(websocket_request("chat.example.com", "/ws", key=back_key))
+        back.server(websocket_response(back_key), delay=0.002)
+        front.server(websocket_response(key), delay=0.03)
+        convs += [front, back]
+    path = tmp_path / "busy.pcap"
+    write_pcap(path, convs)
+    out = _same(monkeypatch, [str(path), "-F", "csv"])
+    assert out.count("proxy_rekeyed") == 20
+    _same(monkeypatch, ["-", "-F", "json"], stdin=path.read_bytes())
+
+
+def test_a_spilled_attempt_costs_a_few_bytes_of_memory(tmp_path: Path) -> None:
+    """Past SPILL_AFTER a kept attempt is three numbers in memory (its record is on disk):
+    4,000 more attempts of a reconnect storm cost well under 100 bytes each."""
+    path = tmp_path / "storm.pcap"
+    with path.open("wb") as out:
+        hostile.rejected_storm(out, 6000)
+    run = Analysis()
+    decided = list(run.feed_records(read_records([str(path)], []))) + run.finish()
+    store = kept.KeptAttempts("csv", lambda d: True, rebuild=lambda: iter(decided))
+    for d in decided[:2000]:
+        store.add(d)
+    assert store.spill is None or len(store.spill.at) == 2000  # SPILL_AFTER is 2,000
+    store.add(decided[2000])
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for d in decided[2001:]:
+        store.add(d)
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert store.spill is not None
+    assert grown / (len(decided) - 2001) < 100
+    report = store.close()
+    text = io.StringIO()
+    assert not isinstance(report, list)
+    report.write_csv(text.write)
+    assert text.getvalue().count("\n") == len(decided) + 1
+    assert sys.getsizeof(report.order) < 10 * len(decided)
+
+
+def test_spilled_markdown_measures_cells_as_escaped(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    """A '|' from the capture is escaped before the table is laid out, so the widest cell of a
+    column is the widest once escaped: 16 pipes (33 wide escaped) beat 30 letters."""
+    convs = []
+    for i, target in enumerate(["/" + "x" * 30, "/" + "|" * 16, "/a|b"]):
+        conv = Conversation(client=("10.0.0.1", 50000 + i), server=("10.0.0.2", 80),
+                            start=1_700_000_000.0 + i)
+        conv.handshake()
+        conv.client(websocket_request("example.com", target))
+        conv.server(websocket_response())
+        convs.append(conv)
+    path = tmp_path / "pipes.pcap"
+    write_pcap(path, convs)
+    out = _same(monkeypatch, [str(path), "-F", "markdown"])
+    assert "\\|" * 16 in out
