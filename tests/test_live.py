@@ -410,3 +410,43 @@ def test_refused_connections_are_counted_apart_without_tcp() -> None:
     assert "Attempts: 0 (none)" in stderr
     assert ("Never reached HTTP (refused or unanswered connections; --tcp lists them): "
             "3 (3 refused)") in stderr
+
+
+class _Backlog:
+    """A capture whose kernel buffer still holds packets when the stop comes: each read gives
+    at most `batch` of them (the real socket gives at most 1024 per read)."""
+
+    def __init__(self, frames: list[Frame], batch: int) -> None:
+        self.frames, self.batch, self.reads = frames, batch, 0
+
+    def poll(self, timeout: float) -> list[Frame]:
+        self.reads += 1
+        out, self.frames = self.frames[:self.batch], self.frames[self.batch:]
+        return out
+
+
+def test_the_stop_reads_everything_already_captured(tmp_path: Path) -> None:
+    """Ctrl-C with seconds of packets still in the socket buffer (a loaded machine): their
+    attempts are judged from them, not left `no_response` because the answer was unread."""
+    from analyzer.live import run_live
+    from analyzer.pipeline import Analysis
+
+    conversations = []
+    for n in range(5):
+        conv = Conversation(client=("10.0.0.1", 51000 + n), server=("10.0.0.2", 8080))
+        conv.handshake()
+        conv.client(websocket_request("example.com", f"/chat{n}"))
+        conv.server(http_response(403, "Forbidden", [("Content-Length", "9")], b"forbidden"),
+                    delay=0.003)
+        conversations.append(conv)
+    path = tmp_path / "backlog.pcap"
+    path.write_bytes(pcap_bytes(conversations))
+    frames = list(read_captures([str(path)], []))
+    source = _Backlog(frames, batch=3)
+    analysis = Analysis()
+    decided = list(run_live(source, analysis, 5.0, should_stop=lambda: True))
+    decided += analysis.finish()
+    assert source.reads > len(frames) // 3  # it read on past the first batch
+    assert sorted(d.attempt.request_head.target for d in decided  # type: ignore[union-attr]
+                  ) == [f"/chat{n}" for n in range(5)]
+    assert {d.verdict.value for d in decided} == {"failed"}
