@@ -450,3 +450,35 @@ def test_the_stop_reads_everything_already_captured(tmp_path: Path) -> None:
     assert sorted(d.attempt.request_head.target for d in decided  # type: ignore[union-attr]
                   ) == [f"/chat{n}" for n in range(5)]
     assert {d.verdict.value for d in decided} == {"failed"}
+
+
+def test_time_does_not_run_ahead_of_a_backlog(tmp_path: Path) -> None:
+    """The analyzer has fallen 100 s behind the kernel (a loaded machine): the answers still
+    queued are read before their requests are judged unanswered, however often time ticks."""
+    from analyzer.live import run_live
+    from analyzer.pipeline import Analysis
+
+    conversations = []
+    for n in range(6):
+        conv = Conversation(client=("10.0.0.1", 52000 + n), server=("10.0.0.2", 8080))
+        conv.handshake()
+        conv.client(websocket_request("example.com", f"/chat{n}"))
+        conv.server(http_response(403, "Forbidden", [("Content-Length", "9")], b"forbidden"),
+                    delay=0.003)
+        conversations.append(conv)
+    path = tmp_path / "behind.pcap"
+    path.write_bytes(pcap_bytes(conversations))
+    frames = list(read_captures([str(path)], []))
+    source = _Backlog(frames, batch=2)
+    wall = [frames[-1].time + 100.0]
+
+    def clock() -> float:  # a second a call: every loop ticks
+        wall[0] += 1.0
+        return wall[0]
+
+    analysis = Analysis()
+    decided = list(run_live(source, analysis, 5.0, clock=clock,
+                            should_stop=lambda: not source.frames))
+    decided += analysis.finish()
+    assert {d.verdict.value for d in decided} == {"failed"}  # none no_response
+    assert len(decided) == 6
