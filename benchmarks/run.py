@@ -136,6 +136,12 @@ def check_ours(jsonl: Path, stderr: Path, truth: dict) -> dict:
     found = {}
     for line in jsonl.read_text().splitlines():
         attempt = json.loads(line)
+        decided = found.get(attempt["client"])
+        if attempt.get("event") == "ended" and decided is not None:
+            # a connection followed to its end: its final verdict, and the life findings as
+            # its reasons when its end added any (a normal end keeps the decided ones)
+            attempt = {**decided, "verdict": attempt["verdict"],
+                       "reasons": attempt["reasons"] or decided["reasons"]}
         found[attempt["client"]] = attempt
     summary = stderr.read_text()
     # Connection attempts that never reached HTTP past the first 1,000 are counted by reason in

@@ -198,6 +198,10 @@ def start_life(conn: Connection, tcp: TcpLog, client: int, switch_time: float, t
     for side in (0, 1):
         direction = conn.sides[side]
         flow = _Flow(direction.base or 0, direction.next_offset, first[side], last[side])
+        # The watch may have read the Close frames already (a short conversation that closes
+        # within it, then FIN after the watch's end): the direction's last delivered bytes
+        # are the tail a final Close is read from.
+        flow.tail = bytes(direction.recent[-TAIL_BYTES:])
         end = tcp.fin[side] or tcp.rst[side]
         if end is not None:
             flow.end_frame, flow.end = end
