@@ -1071,3 +1071,25 @@ def write_pcap(
     with open(path, "wb") as f:
         f.write(data)
     return frames
+
+
+def busy_proxy(clients: int = 40) -> list[Conversation]:
+    """``clients`` WebSocket handshakes through one proxy (front legs to 10.0.0.2:80, back
+    legs from it to 10.0.0.3:8080); every other back leg carries a key of the proxy's own."""
+    convs = []
+    t = 1_700_000_000.0
+    for i in range(clients):
+        key = f"client-key-{i:02d}-AAAAAA=="
+        back_key = key if i % 2 else f"proxy-key-{i:02d}-AAAAAAA=="
+        front = Conversation(client=(f"10.0.1.{i + 1}", 50000 + i), server=("10.0.0.2", 80),
+                             start=t + 0.05 * i)
+        front.handshake()
+        front.client(websocket_request("chat.example.com", "/ws", key=key))
+        back = Conversation(client=("10.0.0.2", 41000 + i), server=("10.0.0.3", 8080),
+                            start=t + 0.05 * i + 0.01)
+        back.handshake()
+        back.client(websocket_request("chat.example.com", "/ws", key=back_key))
+        back.server(websocket_response(back_key), delay=0.002)
+        front.server(websocket_response(key), delay=0.03)
+        convs += [front, back]
+    return convs

@@ -20,7 +20,13 @@ from analyzer.cli import cli
 from analyzer.pipeline import Analysis
 from analyzer.source import read_records
 from fuzz import hostile
-from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+from tests.builder import (
+    Conversation,
+    busy_proxy,
+    websocket_request,
+    websocket_response,
+    write_pcap,
+)
 
 CAPTURES = sorted(str(p) for p in (Path(__file__).resolve().parents[1] / "captures").glob(
     "*.pcap*"))
@@ -74,22 +80,7 @@ def test_spilled_proxy_pairs_are_rebuilt_or_pickled(monkeypatch: pytest.MonkeyPa
     """40 clients through one proxy: the fronts that correlation changes are rebuilt by reading
     the file again, or, from standard input, taken from the pickles made as they were
     decided; either way the report is the one kept in memory."""
-    convs = []
-    t = 1_700_000_000.0
-    for i in range(40):
-        key = f"client-key-{i:02d}-AAAAAA=="
-        back_key = key if i % 2 else f"proxy-key-{i:02d}-AAAAAAA=="
-        front = Conversation(client=(f"10.0.1.{i + 1}", 50000 + i), server=("10.0.0.2", 80),
-                             start=t + 0.05 * i)
-        front.handshake()
-        front.client(websocket_request("chat.example.com", "/ws", key=key))
-        back = Conversation(client=("10.0.0.2", 41000 + i), server=("10.0.0.3", 8080),
-                            start=t + 0.05 * i + 0.01)
-        back.handshake()
-        back.client(websocket_request("chat.example.com", "/ws", key=back_key))
-        back.server(websocket_response(back_key), delay=0.002)
-        front.server(websocket_response(key), delay=0.03)
-        convs += [front, back]
+    convs = busy_proxy()
     path = tmp_path / "busy.pcap"
     write_pcap(path, convs)
     out = _same(monkeypatch, [str(path), "-F", "csv"])

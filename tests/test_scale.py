@@ -197,24 +197,9 @@ def test_a_closed_pipe_ends_with_141_and_stops_every_worker(big: Path) -> None:
 def _proxied(path: Path) -> Path:
     """40 clients through one proxy (front legs to 10.0.0.2:80, back legs to 10.0.0.3:8080:
     two servers, so the legs of one handshake may be judged in two workers)."""
-    from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+    from tests.builder import busy_proxy, write_pcap
 
-    convs = []
-    t = 1_700_000_000.0
-    for i in range(40):
-        key = f"client-key-{i:02d}-AAAAAA=="
-        back_key = key if i % 2 else f"proxy-key-{i:02d}-AAAAAAA=="
-        front = Conversation(client=(f"10.0.1.{i + 1}", 50000 + i), server=("10.0.0.2", 80),
-                             start=t + 0.05 * i)
-        front.handshake()
-        front.client(websocket_request("chat.example.com", "/ws", key=key))
-        back = Conversation(client=("10.0.0.2", 41000 + i), server=("10.0.0.3", 8080),
-                            start=t + 0.05 * i + 0.01)
-        back.handshake()
-        back.client(websocket_request("chat.example.com", "/ws", key=back_key))
-        back.server(websocket_response(back_key), delay=0.002)
-        front.server(websocket_response(key), delay=0.03)
-        convs += [front, back]
+    convs = busy_proxy()
     write_pcap(path, convs)
     return path
 
