@@ -18,7 +18,9 @@ def analyze_pcap(
     """Every diagnosis of one capture file, read and analyzed as the CLI does."""
     collected: list[CaptureWarning] = [] if warnings is None else warnings
     run = Analysis()  # a pcapng's embedded TLS key log is used, as the CLI does
-    return list(analyze(read_captures([os.fspath(path)], collected, run.add_secrets), run))
+    # without lifetimes the run yields diagnoses only
+    return [d for d in analyze(read_captures([os.fspath(path)], collected, run.add_secrets), run)
+            if isinstance(d, Diagnosis)]
 
 
 def run_cli(*args: str | os.PathLike[str]) -> Result:

@@ -425,23 +425,28 @@ class _Backlog:
         return out
 
 
-def test_the_stop_reads_everything_already_captured(tmp_path: Path) -> None:
-    """Ctrl-C with seconds of packets still in the socket buffer (a loaded machine): their
-    attempts are judged from them, not left `no_response` because the answer was unread."""
-    from analyzer.live import run_live
-    from analyzer.pipeline import Analysis
-
+def _refused_handshakes(tmp_path: Path, count: int) -> list[Frame]:
+    """The frames of ``count`` WebSocket handshakes to /chat0.. each refused with 403."""
     conversations = []
-    for n in range(5):
+    for n in range(count):
         conv = Conversation(client=("10.0.0.1", 51000 + n), server=("10.0.0.2", 8080))
         conv.handshake()
         conv.client(websocket_request("example.com", f"/chat{n}"))
         conv.server(http_response(403, "Forbidden", [("Content-Length", "9")], b"forbidden"),
                     delay=0.003)
         conversations.append(conv)
-    path = tmp_path / "backlog.pcap"
+    path = tmp_path / "refused.pcap"
     path.write_bytes(pcap_bytes(conversations))
-    frames = list(read_captures([str(path)], []))
+    return list(read_captures([str(path)], []))
+
+
+def test_the_stop_reads_everything_already_captured(tmp_path: Path) -> None:
+    """Ctrl-C with seconds of packets still in the socket buffer (a loaded machine): their
+    attempts are judged from them, not left `no_response` because the answer was unread."""
+    from analyzer.live import run_live
+    from analyzer.pipeline import Analysis
+
+    frames = _refused_handshakes(tmp_path, 5)
     source = _Backlog(frames, batch=3)
     analysis = Analysis()
     decided = list(run_live(source, analysis, 5.0, should_stop=lambda: True))
@@ -458,17 +463,7 @@ def test_time_does_not_run_ahead_of_a_backlog(tmp_path: Path) -> None:
     from analyzer.live import run_live
     from analyzer.pipeline import Analysis
 
-    conversations = []
-    for n in range(6):
-        conv = Conversation(client=("10.0.0.1", 52000 + n), server=("10.0.0.2", 8080))
-        conv.handshake()
-        conv.client(websocket_request("example.com", f"/chat{n}"))
-        conv.server(http_response(403, "Forbidden", [("Content-Length", "9")], b"forbidden"),
-                    delay=0.003)
-        conversations.append(conv)
-    path = tmp_path / "behind.pcap"
-    path.write_bytes(pcap_bytes(conversations))
-    frames = list(read_captures([str(path)], []))
+    frames = _refused_handshakes(tmp_path, 6)
     source = _Backlog(frames, batch=2)
     wall = [frames[-1].time + 100.0]
 
