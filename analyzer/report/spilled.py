@@ -202,7 +202,9 @@ class SpilledReport:
             widths = Widths(style)
             for row in self._rows(clock):
                 widths.add(row)
-            write("\n".join(widths.lines(self._rows(clock))))
+            # a line at a time: the whole table of a million rows was ~500 MB as one string
+            for n, line in enumerate(widths.lines(self._rows(clock))):
+                write(("\n" if n else "") + line)
         summary = summary_lines(self.summary(stats, warnings, style.show_secrets, apart), clock)
         write("\n\n" + (markdown_text(summary) if markdown else summary) + "\n")
 
