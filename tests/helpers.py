@@ -26,3 +26,25 @@ def analyze_pcap(
 def run_cli(*args: str | os.PathLike[str]) -> Result:
     """``upgrade-analyzer ARGS...`` in-process; exceptions propagate instead of being caught."""
     return CliRunner().invoke(cli, [os.fspath(a) for a in args], catch_exceptions=False)
+
+
+def nginx_conf(tmp: str, server: str) -> str:
+    """An nginx configuration whose files all live in ``tmp`` (run as a test, unprivileged
+    paths, one worker), with ``server`` as its one `server { ... }` block's body."""
+    return f"""
+worker_processes 1;
+error_log {tmp}/error.log info;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+{server}
+    }}
+}}
+"""

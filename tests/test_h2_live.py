@@ -28,7 +28,7 @@ from analyzer.source import read_captures
 from analyzer.verdict import Diagnosis
 from tests.builder import Conversation, Segment, write_pcap
 from tests.h2_app import extended_connect
-from tests.helpers import analyze_pcap
+from tests.helpers import analyze_pcap, nginx_conf
 
 pytest.importorskip("h2")
 pytest.importorskip("hypercorn")
@@ -92,24 +92,8 @@ def nginx_h2() -> Iterator[int]:
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="h2-nginx-") as tmp:
         conf = Path(tmp, "nginx.conf")
-        conf.write_text(f"""
-worker_processes 1;
-error_log {tmp}/error.log info;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen {HOST}:{port} http2;
-        location / {{ return 200 "plain\\n"; }}
-    }}
-}}
-""")
+        conf.write_text(nginx_conf(tmp, f"""        listen {HOST}:{port} http2;
+        location / {{ return 200 "plain\\n"; }}"""))
         process = subprocess.Popen(
             ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
              "-g", "daemon off; master_process off;"],

@@ -25,6 +25,7 @@ from analyzer.life.fold import fold, with_groups
 from analyzer.pipeline import Analysis
 from analyzer.source import read_records
 from analyzer.verdict import Diagnosis, Verdict
+from tests.helpers import nginx_conf
 
 websockets = pytest.importorskip("websockets")
 pytestmark = pytest.mark.skipif(
@@ -32,30 +33,14 @@ pytestmark = pytest.mark.skipif(
     reason="needs tcpdump and nginx, and root to capture on lo")
 
 HOST = "127.0.0.1"
-NGINX_CONF = """
-worker_processes 1;
-error_log {tmp}/error.log info;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen {host}:{port};
+NGINX_SERVER = """        listen {host}:{port};
         location / {{
             proxy_pass http://{host}:{backend};
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection "upgrade";
             proxy_read_timeout 3s;
-        }}
-    }}
-}}
-"""
+        }}"""
 # A server process that is killed while it holds connections (a crash, an OOM kill).
 DOOMED = """
 import asyncio, sys, websockets
@@ -163,8 +148,8 @@ def lives() -> Iterator[tuple[list[Diagnosis], dict[str, int], dict[str, str]]]:
     with tempfile.TemporaryDirectory(prefix="life-real-") as tmp:
         path = Path(tmp, "life.pcap")
         conf = Path(tmp, "nginx.conf")
-        conf.write_text(NGINX_CONF.format(tmp=tmp, host=HOST, port=ports["nginx"],
-                                          backend=ports["backend"]))
+        conf.write_text(nginx_conf(tmp, NGINX_SERVER.format(host=HOST, port=ports["nginx"],
+                                                            backend=ports["backend"])))
         where = " or ".join(f"port {p}" for p in ports.values())
         try:
             dump = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "-s", "0", "-w", str(path),
