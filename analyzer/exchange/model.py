@@ -10,6 +10,20 @@ from analyzer.http.message import RequestHead, ResponseHead
 from analyzer.websocket.frames import WsFrame
 
 
+def format_address(address: bytes) -> str:
+    """The text of a packed IPv4 or IPv6 address (`inet_ntop`, uncached: the plain twin of
+    `Endpoint.ip`'s cache, compared in tests/test_exchange_model.py)."""
+    family = socket.AF_INET if len(address) == 4 else socket.AF_INET6
+    return socket.inet_ntop(family, address)
+
+
+# Address texts by packed address. Every attempt formats its two endpoints several times
+# (checks, attribution, each renderer), and a capture holds few distinct addresses; the
+# table is cleared when full, so a scan of a whole /8 cannot grow it without bound.
+_ADDRESS_TEXTS: dict[bytes, str] = {}
+_ADDRESS_TEXTS_MAX = 4096
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Endpoint:
     address: bytes  # packed IPv4 (4 bytes) or IPv6 (16 bytes)
@@ -17,8 +31,12 @@ class Endpoint:
 
     @property
     def ip(self) -> str:
-        family = socket.AF_INET if len(self.address) == 4 else socket.AF_INET6
-        return socket.inet_ntop(family, self.address)
+        text = _ADDRESS_TEXTS.get(self.address)
+        if text is None:
+            if len(_ADDRESS_TEXTS) >= _ADDRESS_TEXTS_MAX:
+                _ADDRESS_TEXTS.clear()
+            text = _ADDRESS_TEXTS[self.address] = format_address(self.address)
+        return text
 
     def __str__(self) -> str:
         ip = self.ip

@@ -350,11 +350,18 @@ def _check_value(value: bytes, problems: list[str]) -> None:
 def _plain_headers(lines: str) -> Headers:
     """The fields of a head that matched a _PLAIN_ pattern: what ``_headers`` makes of them."""
     fields = []
+    index: dict[str, list[str]] = {}  # Headers' look-up index, built in the same pass
     for line in lines.split("\r\n")[:-1]:  # the text after the last CRLF is not a line
         name, _, value = line.partition(":")
         # RFC 9112 §5.1: "field-line = field-name ":" OWS field-value OWS"
-        fields.append(Header(name, value.strip(" \t")))
-    return Headers(tuple(fields))
+        value = value.strip(" \t")
+        fields.append(Header(name, value))
+        values = index.get(key := name.lower())
+        if values is None:
+            index[key] = [value]
+        else:
+            values.append(value)
+    return Headers.indexed(tuple(fields), index)
 
 
 def _is_http_version(word: bytes) -> bool:

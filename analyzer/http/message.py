@@ -31,6 +31,17 @@ class Headers:
             index.setdefault(f.name.lower(), []).append(f.value)
         object.__setattr__(self, "_index", index)
 
+    @classmethod
+    def indexed(cls, fields: tuple[Header, ...], index: dict[str, list[str]]) -> Headers:
+        """Headers whose index the caller built in the same pass as ``fields`` (the plain
+        parser, `head._plain_headers`): skips `__post_init__`'s second walk and the frozen
+        ``__init__``. ``index`` must be what `__post_init__` would build (tests/test_http_head.py
+        compares the two)."""
+        headers = object.__new__(cls)
+        object.__setattr__(headers, "fields", fields)
+        object.__setattr__(headers, "_index", index)
+        return headers
+
     def all(self, name: str) -> list[str]:
         """Every value of the field ``name``, in wire order."""
         return list(self._index.get(name.lower(), ()))
