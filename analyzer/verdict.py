@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from analyzer.attribution import attribute
@@ -53,7 +53,11 @@ class Diagnosis:
     facts: Facts
     verdict: Verdict
     findings: tuple[Finding, ...]  # primary first, then catalogue order
-    attribution: Attribution = Attribution()
+    # Who answered, what each side logged: None until `attribution` is first read. It is a
+    # pure function of the fields above, so it is left out of equality, and only the formats
+    # that print it pay for it (JSON, JSONL, detail, HTML; not the table or CSV), ≈ 10 % of
+    # the pipeline on the dense benchmark mix (benchmarks/README.md).
+    who: Attribution | None = field(default=None, compare=False, repr=False)
     # (input file, frame number within it) of the first frame, when several files are read
     origin: tuple[str, int] | None = None
     # how the connection lived after its watch window, once it ended (analyzer/life)
@@ -62,6 +66,14 @@ class Diagnosis:
     @property
     def primary(self) -> Finding | None:
         return self.findings[0] if self.findings else None
+
+    @property
+    def attribution(self) -> Attribution:
+        who = self.who
+        if who is None:
+            who = attribute(self.attempt, self.facts, self.verdict.value, self.findings)
+            object.__setattr__(self, "who", who)  # a cache of a pure function: still frozen
+        return who
 
 
 def diagnose(attempt: Attempt, number: int = 0) -> Diagnosis:
@@ -111,9 +123,17 @@ def judge(
     ordered = [findings[i] for i in ranked]
     if ordered and ranked[0] in explains:
         ordered[0] = _with_symptom(ordered[0], findings[explains[ranked[0]]])
-    result = tuple(ordered)
-    who = attribute(attempt, facts, verdict.value, result)
-    return Diagnosis(number, attempt, facts, verdict, result, who)
+    return Diagnosis(number, attempt, facts, verdict, tuple(ordered))
+
+
+def judge_eagerly(
+    attempt: Attempt, facts: Facts, findings: tuple[Finding, ...], number: int = 0
+) -> Diagnosis:
+    """`judge` with the attribution built at once, as every diagnosis was before it was made
+    lazy: the plain twin the tests compare `Diagnosis.attribution` with."""
+    diagnosis = judge(attempt, facts, findings, number)
+    result = diagnosis.findings
+    return replace(diagnosis, who=attribute(attempt, facts, diagnosis.verdict.value, result))
 
 
 def after_life(decided: Verdict, findings: tuple[Finding, ...]) -> tuple[Verdict,

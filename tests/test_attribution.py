@@ -324,3 +324,21 @@ def test_predicted_jetty_log_lines_are_what_jetty_logged() -> None:
     assert predicted is not None
     for fixed in re.split(r"ADDRESS \(:PORT\)|\"\.\.\.\"|\[N\]", predicted.split(": ", 1)[1]):
         assert fixed.strip() in said, fixed
+
+
+def test_lazy_attribution_equals_the_eager_one_on_every_bundled_capture() -> None:
+    """`Diagnosis.attribution` is built when first read (verdict.py); `judge_eagerly` builds it
+    with the verdict as before. Both must give the same attribution for every attempt."""
+    from analyzer.verdict import judge_eagerly
+
+    compared = 0
+    for path in sorted(CAPTURES.glob("*.pcap")):
+        for diagnosis in analyze_pcap(path):
+            assert diagnosis.who is None  # nothing read it yet: it is not built
+            eager = judge_eagerly(diagnosis.attempt, diagnosis.facts, diagnosis.findings,
+                                  diagnosis.number)
+            assert eager.who is not None
+            assert diagnosis.attribution == eager.who
+            assert diagnosis.who is diagnosis.attribution  # built once, then kept
+            compared += 1
+    assert compared > 100

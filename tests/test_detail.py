@@ -220,12 +220,12 @@ def test_render_detail_is_pure_and_shows_attribution(
     who = Attribution(server="actix-web", confidence="high", evidence=("400 reason text",),
                       server_log="WebSocket upgrade failed", client="Postman",
                       client_errors=("Postman: Error: Unexpected server response: 400",))
-    text = render_detail(dataclasses.replace(diagnosis, attribution=who))
-    assert text == render_detail(dataclasses.replace(diagnosis, attribution=who))
+    text = render_detail(dataclasses.replace(diagnosis, who=who))
+    assert text == render_detail(dataclasses.replace(diagnosis, who=who))
     assert "answered by: actix-web (confidence high)" in text
     assert "evidence: 400 reason text" in text
     assert "server log (most likely): WebSocket upgrade failed" in text
     assert "client: Postman" in text
     assert "Postman: Error: Unexpected server response: 400" in text
-    bare = render_detail(dataclasses.replace(diagnosis, attribution=Attribution()))
+    bare = render_detail(dataclasses.replace(diagnosis, who=Attribution()))
     assert "Attribution:" not in bare
