@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,7 +18,7 @@ from analyzer.http.head import (
     parse_request_head,
     parse_response_head,
 )
-from analyzer.http.message import Header
+from analyzer.http.message import Header, header
 
 WS_REQUEST = (
     b"GET /chat HTTP/1.1\r\n"
@@ -559,3 +561,12 @@ def test_plain_start_lines_stop_at_the_same_length_as_the_walk() -> None:
     for length in range(8175, 8185):  # the version ends just before, at, or after MAX_START_LINE
         line = b"GET /" + b"a" * length + b" HTTP/1.1"
         assert classify_start(line) == _walk_start(line)
+
+
+@given(st.text(max_size=20), st.text(max_size=20))
+def test_a_header_built_through_its_slots_equals_one_built_by_init(name: str, value: str) -> None:
+    fast, plain = header(name, value), Header(name, value)
+    assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
+    assert type(fast) is Header and (fast.name, fast.value) == (name, value)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.name = "x"  # type: ignore[misc]

@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from analyzer.http.message import Header, Headers, RequestHead, ResponseHead
+from analyzer.http.message import Header, Headers, RequestHead, ResponseHead, header
 
 # A start line longer than this is not worth waiting for: real clients stay far below it and
 # common servers refuse longer request lines (nginx 8 KiB large_client_header_buffers).
@@ -355,7 +355,7 @@ def _plain_headers(lines: str) -> Headers:
         name, _, value = line.partition(":")
         # RFC 9112 §5.1: "field-line = field-name ":" OWS field-value OWS"
         value = value.strip(" \t")
-        fields.append(Header(name, value))
+        fields.append(header(name, value))
         values = index.get(key := name.lower())
         if values is None:
             index[key] = [value]
