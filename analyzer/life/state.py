@@ -12,7 +12,8 @@ a Close frame sent just before the end could be read from (`keep_tail`: from the
 byte among the last `TAIL_BYTES`, usually none). At the end (both FINs, a RST, the capture's
 end, or `LIFE_IDLE_TIMEOUT` of silence) it builds a `Lifetime` and gives it to its sink.
 
-At the reassembler's next sweep a connection in life moves into the run's life table
+Once its attempt is judged (at its next segment or the reassembler's next sweep) a
+connection in life moves into the run's life table
 (`analyzer/life/table.py`; compiled: `LifeTable` in decode/_life_table.pxi), which keeps the
 same fields in C (about 300 bytes a connection with its table slots, tests/test_life.py) and
 whose segments the compiled skip takes without a Python call; it gives the `Life` back when

@@ -4,8 +4,9 @@ is kept once the reassembler has let go of it, by flow key.
 How it works
 ------------
 A connection let go into life (`reassembly.let_go`) first keeps its `Connection` and its
-`Life` object; at the reassembler's next sweep (`Reassembler._adopt_lives`), when its attempt
-has been judged, it moves here and leaves the reassembler's dict. Its segments then come
+`Life` object; once its attempt has been judged (the pipeline does so right after the call
+that let it go), at its next segment or the reassembler's next sweep, whichever comes first
+(`Reassembler._adopt`), it moves here and leaves the reassembler's dict. Its segments then come
 here: without SYN, FIN or RST to `take` (from the compiled skip without a Python call, or
 from the pipeline's per-record path), the others to `segment`, which says when one ends it;
 `pop` gives its `Life` back for the end, whose `Lifetime` is computed by life/state.py in
