@@ -80,8 +80,12 @@ def _http2_stage(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) ->
 
 
 # Connections tracked at once before the oldest idle ones are evicted. Under 1 KB each once
-# quiet (a connection that saw only a SYN: 0.95 KB; a judged open WebSocket connection or a
-# closed one: ~0.6 KB), so this bounds the table near 100 MB (benchmarks/README.md, "Memory").
+# quiet, so this bounds the table near 100 MB (benchmarks/README.md, "Memory"): the costliest
+# kind that can fill it sets the cap, a connection that saw only a SYN (0.95 KB); a closed one
+# costs ~0.5 KB, an open WebSocket in the life table ~0.55 KB with the CLI's numbering of it
+# (0.33 KB of it the table), so 100,000 of those peak at ~130 MB as JSONL, of which ~75 MB
+# is not theirs (start-up and the connections inside their 2 s watch at 2,000 handshakes a
+# second). A larger cap would let a SYN flood past 100 MB.
 DEFAULT_MAX_CONNECTIONS = 100_000
 
 class Analysis:
