@@ -181,3 +181,36 @@ def test_lives_in_the_table_give_the_events_they_gave_as_connections(tmp_path: P
         compiled, taken = _events(path, compiled=True)
         assert compiled == before
         assert taken > 0  # the compiled skip took segments of connections in the table
+
+
+def test_ipv6_lives_in_the_table_give_the_same_events(tmp_path: Path) -> None:
+    """IPv6 segments take the per-segment path (the compiled skip reads IPv4 only): the table
+    still gives the events the connections gave."""
+    from tests.builder import Conversation, websocket_response
+    from tests.test_checks import ws_request
+
+    convs = []
+    for n in range(4):
+        conv = Conversation(client=("fd00::1", 30000 + n), server=("fd00::2", 80),
+                            start=1_700_000_000.0 + n)
+        conv.handshake()
+        conv.client(ws_request())
+        conv.server(websocket_response(), delay=0.002)
+        for _ in range(6):
+            conv.client_ws_frame(Opcode.TEXT, b"c" * 100, delay=3.0)
+            conv.server_ws_frame(Opcode.TEXT, b"s" * 100, delay=0.01)
+        convs.append(conv)
+    convs[0].server_fin(40.0)
+    convs[0].client_fin(0.001)
+    convs[1].server_rst(1.0)
+    convs[2].client_ws_close(1000, delay=1.0)
+    convs[2].server_ws_close(1000)
+    convs[2].server_fin()
+    convs[2].client_fin()
+    path = tmp_path / "v6.pcap"
+    write_pcap(path, convs, duplicate=2)
+    before, _ = _events(path, compiled=False, table=False)
+    assert sorted(e.lifetime.how for e in before if isinstance(e, Ended)) == [
+        "close_handshake", "fin", "open", "rst"]
+    assert _events(path, compiled=False)[0] == before
+    assert _events(path, compiled=True)[0] == before
