@@ -248,7 +248,8 @@ def addresses_of(key: bytes) -> tuple[bytes, int, bytes, int]:
 def let_go(conn: Connection, life: LifeFollower | None = None) -> None:
     """The one point where the layer above lets a connection go: with a ``life`` follower
     the connection stays in the table (and is not `ignored`, so the fast path hands its
-    segments on) but is no longer reassembled; without one it is ignored."""
+    segments on) but is no longer reassembled, and once judged a plain `Life` moves into the
+    reassembler's life table (`Reassembler._adopt`); without one it is ignored."""
     if life is None:
         conn.ignore()
         return
