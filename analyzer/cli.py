@@ -12,10 +12,8 @@ import json
 import os
 import signal
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from enum import IntEnum
 from types import FrameType
 from typing import Any
 
@@ -34,6 +32,7 @@ from analyzer.cli_options import (
     unknown_id,
     with_origin,
 )
+from analyzer.cli_status import ExitStatus, print_line, say_error, say_warning
 from analyzer.correlate import CLOCK_SKEW
 from analyzer.filters import Selection
 from analyzer.life.fold import WINDOW_OVER
@@ -52,12 +51,10 @@ from analyzer.report.render import (
     summary_fields,
     summary_text,
 )
-from analyzer.report.safe import neutralise, safe_text
+from analyzer.report.safe import neutralise
 from analyzer.report.spilled import SpilledReport, emit_spilled
 from analyzer.report.stream import (
     Tally,
-    csv_head,
-    csv_line,
     tally_summary_text,
 )
 from analyzer.report.table import StreamedTable, TableStyle
@@ -65,20 +62,7 @@ from analyzer.source import read_records
 from analyzer.source.capture import MergedRecords, check_capture, expand_inputs
 from analyzer.source.frame import CaptureError, CaptureWarning
 from analyzer.source.stream import Input
-from analyzer.verdict import Diagnosis, Verdict, with_life
-
-KEYLOG_WAIT = 10.0  # live: seconds a TLS session waits for its key to appear in the key log
-
-
-class ExitStatus(IntEnum):
-    OK = 0  # the analysis ran, whatever it found
-    INPUT_ERROR = 1  # an input cannot be read at all
-    USAGE = 2  # click's own status for bad usage
-    FAILED_FOUND = 3  # --fail-on failed and a failed attempt was found
-    INTERNAL_ERROR = 70  # a bug: the message says so
-    INTERRUPTED = 130  # SIGINT (Ctrl-C) on `read`
-    PIPE_CLOSED = 141  # the reader of standard output went away (| head): 128 + SIGPIPE
-    TERMINATED = 143  # SIGTERM on `read` (timeout, systemd, docker stop): 128 + SIGTERM
+from analyzer.verdict import Diagnosis, Verdict
 
 
 class _Terminated(BaseException):
@@ -272,7 +256,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
             for path in paths:
                 check_capture(path)
     except CaptureError as error:
-        _error(str(error))
+        say_error(str(error))
         return ExitStatus.INPUT_ERROR
     several = len(paths) > 1
     clock = Clock(local=view.local_time)
@@ -300,7 +284,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
         origin = records.origin if isinstance(records, MergedRecords) else None
         for d in analysis.feed_records(records):
             yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
-        for d in analysis.finish():
+        for d in analysis.finishing():
             yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
 
     def rebuild() -> Iterator[Diagnosis]:  # the same attempts again (report/kept.py)
@@ -369,7 +353,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
                         if diagnosis.verdict is not diagnosis.decided or not was_shown:
                             click.echo(table.ended_line(diagnosis))
                     else:
-                        _print_line(render_jsonl_ended(diagnosis, view.show_secrets))
+                        print_line(render_jsonl_ended(diagnosis, view.show_secrets))
                     continue
                 if not streaming:
                     store.add(diagnosis)  # filtered after correlation, which needs every leg
@@ -385,9 +369,9 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
                     click.echo(table.line(diagnosis))
                     sys.stdout.flush()
                 else:
-                    _print_line(render_jsonl_line(diagnosis, view.show_secrets))
+                    print_line(render_jsonl_line(diagnosis, view.show_secrets))
         except CaptureError as error:
-            _error(str(error))
+            say_error(str(error))
             return ExitStatus.INPUT_ERROR
         except KeyboardInterrupt:
             status = ExitStatus.INTERRUPTED
@@ -397,7 +381,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
             raise  # the reader went away: _stop_on_closed_pipe ends the run
         except Exception as error:  # a bug: keep what was found, say so in one line
             status = ExitStatus.INTERNAL_ERROR
-            _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
+            say_error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
                    f"{error} (results so far are shown; please report this capture)",
                    view.show_secrets)
         finally:
@@ -407,14 +391,14 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
             signal.signal(signal.SIGTERM,
                           previous if previous is not _terminate else signal.SIG_DFL)
         if status is ExitStatus.INTERRUPTED:
-            _warn(f"interrupted at frame {analysis.stats.frames}: the results are partial "
+            say_warning(f"interrupted at frame {analysis.stats.frames}: the results are partial "
                   f"(only what was read before Ctrl-C)")
         elif status is ExitStatus.TERMINATED:
-            _warn(f"terminated at frame {analysis.stats.frames}: the results are partial "
+            say_warning(f"terminated at frame {analysis.stats.frames}: the results are partial "
                   f"(only what was read before SIGTERM)")
         # Damage is said once, here on standard error; the text summaries do not repeat it.
         for warning in warnings:
-            _warn(f"{warning.source}: {warning.where}: {warning.message}", view.show_secrets)
+            say_warning(f"{warning.source}: {warning.where}: {warning.message}", view.show_secrets)
         listed: list[Diagnosis] = []
         if not streaming:
             kept = store.close()  # sorted, correlated, filtered (report/kept.py)
@@ -488,7 +472,7 @@ def _emit(fmt: str, kept: list[Diagnosis] | SpilledReport, analysis: Analysis,
     elif view.attempt is not None:
         chosen = [d for d in kept if d.number == view.attempt]
         if not chosen:
-            _error(f"no attempt {view.attempt}: this report has {len(listed)} "
+            say_error(f"no attempt {view.attempt}: this report has {len(listed)} "
                    f"(see the table without --attempt)")
             return False
         # Colour is produced unless refused; click strips it when stdout is not a terminal.
@@ -566,238 +550,13 @@ def live_command(interfaces: tuple[str, ...], bpf: str | None, duration: float |
 
     Needs root or CAP_NET_RAW. Ctrl-C or the end of --duration prints the summary.
     """
+    from analyzer.cli_live import LiveOptions, run_live_command  # not needed by `read`
+
     options = LiveOptions(interfaces, bpf, duration, count, response_timeout, write_path,
                           round(write_limit * 1_000_000), write_files, max_connections,
                           keylog)
-    sys.exit(_live(options, fmt, selection_of(**filters, local_time=local_time),
-                   Clock(local=local_time)))
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LiveOptions:
-    interfaces: tuple[str, ...]
-    bpf: str | None
-    duration: float | None  # seconds
-    count: int | None  # attempts reported
-    response_timeout: float  # seconds
-    write_path: str | None
-    write_limit: int  # bytes per file, 0: one file
-    write_files: int  # files kept, 0: all
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
-    keylog: str | None = None  # a key log followed as it grows
-
-
-def _live(options: LiveOptions, fmt: str, selection: Selection, clock: Clock) -> int:
-    from analyzer.live import run_live
-    from analyzer.source.live import SNAPLEN, LiveCapture
-    from analyzer.source.writer import RotatingPcapngWriter
-
-    try:
-        capture = LiveCapture(options.interfaces, options.bpf)
-    except CaptureError as error:
-        _error(str(error))
-        return ExitStatus.INPUT_ERROR
-    follower = None
-    secrets = None
-    if options.keylog is not None:
-        from analyzer.tls.keylog import KeyStore
-
-        secrets = KeyStore(wait=KEYLOG_WAIT)
-    analysis = Analysis(max_connections=options.max_connections, secrets=secrets, lifetimes=True)
-    output = _LiveOutput(fmt, TableStyle(clock, terminal_width()))
-    stop = _StopOnSignals()
-    status = ExitStatus.OK
-    writer: RotatingPcapngWriter | None = None
-    numbers = iter(range(1, sys.maxsize))
-    counted_out = False
-    living: dict[tuple[int, int, int], int] = {}  # listed attempts whose connection lives on
-
-    def report(diagnosis: Decided) -> bool:
-        """Prints one attempt (or the end of one); True when --count is reached."""
-        if isinstance(diagnosis, Ended):
-            number = living.pop(diagnosis.key, None)
-            if number is not None:
-                output.ended(dataclasses.replace(diagnosis, number=number), selection)
-            return False
-        if not selection.listed(diagnosis):  # never reached HTTP, no --tcp: counted only
-            if selection.keep(diagnosis):
-                output.tally.apart[diagnosis.verdict.value] += 1
-            return False
-        diagnosis = _renumber(diagnosis, next(numbers))
-        a = diagnosis.attempt
-        if a.tcp.end_reason == WINDOW_OVER:
-            living[attempt_key(a.first_frame, a.sequence, a.stream_id)] = diagnosis.number
-        if selection.keep(diagnosis):
-            output.add(diagnosis)
-        return options.count is not None and output.tally.attempts >= options.count
-
-    try:
-        if options.write_path:
-            writer = RotatingPcapngWriter(
-                options.write_path, [(i.name, i.linktype) for i in capture.interfaces],
-                SNAPLEN, options.write_limit, options.write_files)
-        if options.keylog is not None and secrets is not None:
-            from analyzer.source.keylog_file import FollowedKeyLog, WholeLines
-
-            sink = secrets if writer is None else WholeLines(secrets, writer.write_secrets)
-            follower = FollowedKeyLog(options.keylog, sink)
-            follower.poll()
-        where = ", ".join(i.name for i in capture.interfaces)
-        click.echo(f"upgrade-analyzer: listening on {where}"
-                   + (f" with filter {options.bpf!r}" if options.bpf else "")
-                   + "; Ctrl-C stops", err=True)
-        deadline = time.time() + options.duration if options.duration else None
-        stop.install()
-        for diagnosis in run_live(capture, analysis, options.response_timeout,
-                                  should_stop=stop.requested, deadline=deadline, sink=writer,
-                                  on_tick=follower.poll if follower is not None else None):
-            if counted_out := report(diagnosis):
-                break
-    except CaptureError as error:  # the interface went away, or --write's disk is full
-        _error(str(error))
-        status = ExitStatus.INPUT_ERROR
-    except BrokenPipeError:
-        raise  # the reader went away: _stop_on_closed_pipe ends the run (after the finally)
-    except Exception as error:  # a bug: keep what was found, say so in one line
-        status = ExitStatus.INTERNAL_ERROR
-        _error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
-               f"{error} (results so far are shown; please report this)")
-    finally:
-        stop.restore()
-        counters = capture.counters()
-        capture.close()
-        if writer is not None:
-            try:
-                writer.close()
-            except CaptureError as error:  # the last buffered packets did not fit either
-                if status is ExitStatus.OK:
-                    _error(str(error))
-                    status = ExitStatus.INPUT_ERROR
-    if not counted_out and status is not ExitStatus.INTERNAL_ERROR:
-        # Stopped by Ctrl-C, --duration or an error: what is still open is judged as it stands.
-        for diagnosis in analysis.finish():
-            if report(diagnosis):
-                break
-    output.finish(analysis, counters.received, counters.dropped)
-    return status
-
-
-class _StopOnSignals:
-    """Ctrl-C (SIGINT) and SIGTERM ask the live loop to stop; a second Ctrl-C kills."""
-
-    def __init__(self) -> None:
-        self._requested = False
-        self._saved: dict[int, Any] = {}
-
-    def install(self) -> None:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            self._saved[number] = signal.signal(number, self._handle)
-
-    def restore(self) -> None:
-        for number, handler in self._saved.items():
-            signal.signal(number, handler)
-        self._saved.clear()
-
-    def requested(self) -> bool:
-        return self._requested
-
-    def _handle(self, number: int, frame: FrameType | None) -> None:
-        self._requested = True
-        signal.signal(number, signal.SIG_DFL)
-
-
-class _LiveOutput:
-    """A live run's report: jsonl, table and csv print each attempt as it comes (and keep only
-    counts); json and markdown keep the attempts and print once at the end."""
-
-    def __init__(self, fmt: str, style: TableStyle) -> None:
-        self.fmt = fmt
-        self.tally = Tally()
-        self._kept: list[Diagnosis] = []
-        self._style = style
-        self._table = StreamedTable(style)
-        self._shown: set[int] = set()  # printed attempts whose connection lives on
-
-    def ended(self, ended: Ended, selection: Selection) -> None:
-        """An attempt's connection ended after its watch: jsonl prints the `ended` line, the
-        table the row again only when the verdict changed; kept formats update the attempt."""
-        was_shown = ended.number in self._shown
-        self._shown.discard(ended.number)
-        if self.fmt in ("json", "markdown"):
-            for i, d in enumerate(self._kept):
-                if d.number == ended.number:
-                    self._kept[i] = with_life(d, ended)
-                    self.tally.ended(ended, True)
-            return
-        # still open when the run stopped: the decided line said it all
-        if not ended.lifetime.ended or not (was_shown or selection.keep_ended(ended)):
-            return
-        self.tally.ended(ended, was_shown)
-        if self.fmt == "jsonl":
-            _print_line(render_jsonl_ended(ended))
-        elif self.fmt == "table" and (ended.verdict is not ended.decided or not was_shown):
-            click.echo(self._table.ended_line(ended))
-            sys.stdout.flush()
-
-    def add(self, diagnosis: Diagnosis) -> None:
-        if diagnosis.attempt.tcp.end_reason == WINDOW_OVER:
-            self._shown.add(diagnosis.number)
-        self.tally.add(diagnosis)
-        if self.fmt in ("json", "markdown"):
-            self._kept.append(diagnosis)
-            return
-        first = self.tally.attempts == 1
-        if self.fmt == "jsonl":
-            _print_line(render_jsonl_line(diagnosis))
-            return
-        if self.fmt == "csv":
-            click.echo((csv_head() + "\n" if first else "") + csv_line(diagnosis))
-        else:
-            click.echo((self._table.head() + "\n" if first else "")
-                       + self._table.line(diagnosis))
-        sys.stdout.flush()
-
-    def finish(self, analysis: Analysis, received: int, dropped: int) -> None:
-        """The summary, with the packets received and the packets the kernel dropped."""
-        stats = analysis.stats
-        if self.fmt == "json":
-            document = json.loads("".join(iter_json(self._kept, stats, [],
-                                                    apart=self.tally.apart)))
-            document["summary"].update(packets_received=received, packets_dropped=dropped)
-            click.echo(json.dumps(document, indent=2))
-        elif self.fmt == "markdown":
-            click.echo(render_table(self._kept, stats, [], markdown=True, style=self._style,
-                                    apart=self.tally.apart))
-            click.echo(f"Packets: {received} received, {dropped} dropped by the kernel")
-        elif self.fmt == "table":
-            click.echo(("\n" if self.tally.attempts else "No upgrade attempts found.\n")
-                       + tally_summary_text(self.tally, stats, received, dropped,
-                                            clock=self._style.clock))
-        else:  # jsonl, csv: standard output stays machine-readable
-            if self.fmt == "csv" and not self.tally.attempts:
-                click.echo(csv_head())
-            click.echo(tally_summary_text(self.tally, stats, received, dropped,
-                                          clock=self._style.clock), err=True)
-
-
-def _print_line(line: str) -> None:
-    """One JSON line on standard output, flushed at once so that `| jq` sees each attempt as it
-    is decided (README: `read -`, `live`).
-
-    Not click.echo: per line, that asks whether standard output is a terminal and scans the
-    line for colour codes to strip, and a JSON line has none (json.dumps escapes every control
-    character), so the bytes are the same.
-    """
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def _error(message: str, show_secrets: bool = False) -> None:
-    click.echo(f"upgrade-analyzer: error: {safe_text(message, show_secrets)}", err=True)
-
-
-def _warn(message: str, show_secrets: bool = False) -> None:
-    click.echo(f"upgrade-analyzer: warning: {safe_text(message, show_secrets)}", err=True)
+    sys.exit(run_live_command(options, fmt, selection_of(**filters, local_time=local_time),
+                              Clock(local=local_time)))
 
 
 # The analysis allocates millions of short-lived objects and makes few reference cycles (a

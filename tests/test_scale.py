@@ -8,12 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from analyzer.pipeline import Analysis
+from analyzer.scale.local import ShardedRead
 from analyzer.scale.shard import decisions
 from analyzer.source import read_records
 from tests.helpers import run_cli
@@ -143,6 +145,36 @@ def _start(big: Path, stdout: int | None = subprocess.PIPE) -> tuple[subprocess.
         workers = _children(process.pid)
         time.sleep(0.02)
     return process, workers
+
+
+class _Signalled(Exception):
+    pass
+
+
+def _raise(number: int, frame: object) -> None:
+    raise _Signalled
+
+
+def test_a_signal_waits_until_the_parent_has_taken_a_whole_message() -> None:
+    """Raised inside the queue's read, a signal's exception cut a message in half and the stop
+    then read garbage (EOFError, exit 70, results lost: seen under load). The parent's read
+    holds SIGTERM off until it returns, so the exception comes between two messages."""
+    sharded = ShardedRead(str(REPO / "captures" / "ws_ok_websockets.pcap"), 2, Analysis(), [])
+    previous = signal.signal(signal.SIGTERM, _raise)
+    # The workers are not started: the read waits its whole timeout for a message.
+    timer = threading.Timer(0.1, signal.pthread_kill, (threading.main_thread().ident,
+                                                       signal.SIGTERM))
+    started = time.monotonic()
+    try:
+        timer.start()
+        with pytest.raises(_Signalled):
+            sharded._receive(0.6)
+        waited = time.monotonic() - started
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+        sharded.stop()
+    assert waited >= 0.55, f"raised after {waited:.2f} s, inside the read"
 
 
 @pytest.mark.parametrize("number, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

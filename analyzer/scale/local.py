@@ -46,6 +46,7 @@ from analyzer.source.frame import CaptureError, CaptureWarning
 PROGRESS_EVERY = 0.2  # seconds between a worker's "read up to frame N" messages
 STOP_WAIT = 2.0  # seconds a stopped worker has to send what it has
 _POLL = 0.5  # seconds the parent waits for a message before it checks its workers are alive
+_HELD_OFF = {signal.SIGTERM, signal.SIGINT}  # while the parent takes a message (_receive)
 
 
 class _Stop(BaseException):
@@ -161,7 +162,23 @@ class ShardedRead:
             self.stop()
 
     def _receive(self, timeout: float) -> bool:
-        """Takes one message; False when none came within ``timeout`` seconds."""
+        """Takes one message; False when none came within ``timeout`` seconds.
+
+        SIGTERM and Ctrl-C are held off meanwhile. Their handlers raise (`_Terminated`,
+        KeyboardInterrupt); raised inside `Queue.get`, between a message's length and its
+        bytes, they left the pipe out of step, and the stop's own reads then failed
+        (EOFError: exit 70 instead of 143, the results so far lost). Held off, a signal is
+        handled between two messages, once this one is stored: at most ``timeout`` late.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return self._take(timeout)  # signals are only handled in the main thread
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_OFF)
+        try:
+            return self._take(timeout)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def _take(self, timeout: float) -> bool:
         try:
             message = self._queue.get(timeout=timeout)
         except queue_module.Empty:

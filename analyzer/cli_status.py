@@ -1,0 +1,44 @@
+"""How the command line ends and speaks: its exit statuses, its one-line errors and warnings
+(every text from a capture made safe first), and JSON lines flushed as they come. Shared by
+`read` (cli.py) and `live` (cli_live.py)."""
+
+from __future__ import annotations
+
+import sys
+from enum import IntEnum
+
+import click
+
+from analyzer.report.safe import safe_text
+
+
+class ExitStatus(IntEnum):
+    OK = 0  # the analysis ran, whatever it found
+    INPUT_ERROR = 1  # an input cannot be read at all
+    USAGE = 2  # click's own status for bad usage
+    FAILED_FOUND = 3  # --fail-on failed and a failed attempt was found
+    INTERNAL_ERROR = 70  # a bug: the message says so
+    INTERRUPTED = 130  # SIGINT (Ctrl-C) on `read`
+    PIPE_CLOSED = 141  # the reader of standard output went away (| head): 128 + SIGPIPE
+    TERMINATED = 143  # SIGTERM on `read` (timeout, systemd, docker stop): 128 + SIGTERM
+
+
+
+def print_line(line: str) -> None:
+    """One JSON line on standard output, flushed at once so that `| jq` sees each attempt as it
+    is decided (README: `read -`, `live`).
+
+    Not click.echo: per line, that asks whether standard output is a terminal and scans the
+    line for colour codes to strip, and a JSON line has none (json.dumps escapes every control
+    character), so the bytes are the same.
+    """
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def say_error(message: str, show_secrets: bool = False) -> None:
+    click.echo(f"upgrade-analyzer: error: {safe_text(message, show_secrets)}", err=True)
+
+
+def say_warning(message: str, show_secrets: bool = False) -> None:
+    click.echo(f"upgrade-analyzer: warning: {safe_text(message, show_secrets)}", err=True)
