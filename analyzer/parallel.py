@@ -64,4 +64,7 @@ def _analyze_file(
     events = list(analysis.feed_records(read_records([path], warnings)))
     events += analysis.finish()
     # each attempt once, with its final verdict (the ends of its connection folded in)
-    return fold(events), analysis.stats, warnings
+    diagnoses = fold(events)
+    for diagnosis in diagnoses:  # built here in parallel, not lazily in the parent
+        diagnosis.attribution  # noqa: B018
+    return diagnoses, analysis.stats, warnings

@@ -312,3 +312,20 @@ def test_proxy_legs_on_two_hosts_pair_despite_clock_skew(
     far.mkdir()
     proxy, backend = _two_hosts(far, behind=1.5)
     assert not _paired_right(_read(proxy, "csv", "--jobs", "2", str(backend)))
+
+
+def test_shards_send_diagnoses_with_their_attribution_built() -> None:
+    """Attribution is built lazily (verdict.Diagnosis.who); a worker builds it before sending,
+    so that the parent, the serial part of a sharded run, does not."""
+    from analyzer.verdict import Diagnosis, judge_eagerly
+
+    sharded = ShardedRead(str(REPO / "captures" / "nginx_proxy_ok.pcap"), 2, Analysis(), [])
+    try:
+        got = [d for d in sharded if isinstance(d, Diagnosis)]
+    finally:
+        sharded.stop()
+    assert got
+    for diagnosis in got:
+        assert diagnosis.who is not None
+        eager = judge_eagerly(diagnosis.attempt, diagnosis.facts, diagnosis.findings)
+        assert diagnosis.who == eager.who

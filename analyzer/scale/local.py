@@ -42,6 +42,7 @@ from analyzer.scale.shard import (
 )
 from analyzer.source import read_records
 from analyzer.source.frame import CaptureError, CaptureWarning
+from analyzer.verdict import Diagnosis
 
 PROGRESS_EVERY = 0.2  # seconds between a worker's "read up to frame N" messages
 STOP_WAIT = 2.0  # seconds a stopped worker has to send what it has
@@ -75,6 +76,10 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
                                     daemon=True)
         progress.start()
         for seq, (frame, diagnosis) in enumerate(decisions(analysis, records)):
+            if isinstance(diagnosis, Diagnosis):
+                # built here, by the workers in parallel: read lazily, the parent would build
+                # it, and the parent is the serial part (benchmarks/README.md, read --jobs)
+                diagnosis.attribution  # noqa: B018
             out.put(("decided", index, frame, seq, diagnosis))
     except _Stop:
         pass
