@@ -250,6 +250,10 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
     opened: list[Input] = []
     try:  # every input is opened (and a directory listed) before any output
         paths = expand_inputs(captures)
+        if jobs == 1 and len(paths) == 1 and scheduler is None:
+            # One capture in one process is the plain read: a pool of one worker only added
+            # a process and folded the `ended` lines into their attempts.
+            jobs = None
         if jobs is None and scheduler is None:
             records = read_records(paths, warnings, opened)
         else:

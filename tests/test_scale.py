@@ -74,6 +74,16 @@ def test_jobs_2_gives_one_process_report_on_every_capture(capture: Path) -> None
     assert sorted(map(json.dumps, shards)) == sorted(map(json.dumps, alone))
 
 
+def test_jobs_1_on_one_file_is_the_plain_read() -> None:
+    """`-j 1 FILE` went through the pool of independent files: an extra process, twice the
+    memory, and the `ended` lines folded into their attempts (a JSONL reader never saw
+    them)."""
+    lives = REPO / "captures" / "websocket_lives.pcap"
+    alone = _read(lives, "jsonl")
+    assert '"event": "ended"' in alone
+    assert _read(lives, "jsonl", "--jobs", "1") == alone
+
+
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small capture of the benchmark mix, handshake-dense (benchmarks/generate.py)."""
