@@ -275,8 +275,10 @@ class Reassembler:
         self._defer_syn = defer_syn
         # Tell listeners the time at every sweep (`on_tick` with infinite patience).
         self._tick_on_sweep = tick_on_sweep
-        # flow key of a segment -> (its connection, the side that sent it)
+        # flow key of a segment -> (its connection, the side that sent it); a finished
+        # connection keeps only its side-0 key (`_finish`): ``_halves`` counts those
         self._table: dict[bytes, tuple[Connection, int]] = {}
+        self._halves = 0
         self._idle_timeout = idle_timeout
         self._max_connections = max_connections
         self._sweep_every = sweep_every
@@ -295,6 +297,8 @@ class Reassembler:
     def feed(self, seg: Segment) -> None:
         key = flow_key(seg.src, seg.sport, seg.dst, seg.dport)
         entry = self._table.get(key)
+        if entry is None:
+            entry = self._finished_peer(seg)
         if entry is not None and entry[0].ignored and not seg.flags & _SYN:
             return  # the common case for bulk traffic: one look-up, nothing else
         self.now = seg.time
@@ -302,11 +306,12 @@ class Reassembler:
         if self._until_sweep <= 0:
             self._until_sweep = self._sweep_every
             self.sweep(seg.time)
-            entry = self._table.get(key)
+            entry = self._table.get(key) or self._finished_peer(seg)
         flags = seg.flags
         if entry is None or (flags & _SYN and self._is_new_incarnation(entry, seg)):
             if entry is not None:
                 self._finish(entry[0], seg.time, "port reused")
+                self._drop(entry[0])  # `_open` takes both keys
             if not (flags & (_SYN | _FIN | _RST)) and not seg.payload:
                 return  # a bare ACK tells nothing about a connection we have not seen
             entry = self._open(seg)
@@ -385,6 +390,16 @@ class Reassembler:
             self._finish(conn, seg.time, "reset")
         elif flags & _FIN and life.fin(side, seg.frame, seg.time):
             self._finish(conn, seg.time, "closed")
+
+    def _finished_peer(self, seg: Segment) -> tuple[Connection, int] | None:
+        """Side 1 of a finished connection (which keeps only its side-0 key, `_finish`) for a
+        segment whose own key is not in the table: a late retransmission must not open a
+        new connection. One more look-up per segment of an unknown flow (a new
+        connection's first SYN)."""
+        entry = self._table.get(flow_key(seg.dst, seg.dport, seg.src, seg.sport))
+        if entry is not None and not entry[1] and entry[0].finished:
+            return entry[0], 1
+        return None
 
     def _is_new_incarnation(self, entry: tuple[Connection, int], seg: Segment) -> bool:
         conn, side = entry
@@ -773,12 +788,24 @@ class Reassembler:
         # Only the table entry is left (`_is_new_incarnation` says True without looking at
         # the directions): a reconnect storm keeps 100,000 finished connections at once.
         conn.sides = _FINISHED_SIDES  # type: ignore[assignment]
+        # Its side-1 key goes too (`_finished_peer` finds it from the side-0 key): a
+        # reconnect storm keeps 100,000 finished connections, and the second key, its entry
+        # and the table's room for it were ~40 % of their memory (benchmarks/README.md).
+        key = conn.keys[1]
+        entry = self._table.get(key)
+        if entry is not None and entry[0] is conn:
+            del self._table[key]
+            self._halves += 1
 
     def _drop(self, conn: Connection) -> None:
+        dropped = 0
         for key in conn.keys:
             entry = self._table.get(key)
             if entry is not None and entry[0] is conn:
                 del self._table[key]
+                dropped += 1
+        if dropped == 1:  # a finished connection's side-0 key alone
+            self._halves -= 1
 
     def sweep(self, now: float) -> None:
         """Forget idle and finished connections; evict the oldest-idle ones over the cap."""
@@ -829,13 +856,14 @@ class Reassembler:
 
     def close(self) -> None:
         """End of capture: every connection still open ends here."""
-        seen: set[int] = set()
-        for conn, _side in list(self._table.values()):
-            if id(conn) not in seen:
-                seen.add(id(conn))
+        # Each connection once, under its side-0 key (as `sweep`): a set of the ids seen
+        # cost ~9 MB at the end of a reconnect storm (100,000 finished connections).
+        for conn, side in list(self._table.values()):
+            if not side:
                 self._finish(conn, self.now, "end of capture")
         self._table.clear()
+        self._halves = 0
 
     @property
     def open_connections(self) -> int:
-        return len(self._table) // 2
+        return (len(self._table) + self._halves) // 2
