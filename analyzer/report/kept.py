@@ -245,7 +245,7 @@ class Spill:
     def _correlate(self, order: array[int], by_time: array[int]) -> None:
         """correlate.correlate over the records: the legs paired in time order, the fronts
         (and attempts a proxy answered itself) judged again with the findings it adds."""
-        candidates = array("q")  # attempt index of each leg given to pair_legs
+        candidates = array(_index_code(len(self.at)))  # attempt index of each leg paired
 
         def legs() -> Iterator[Leg]:
             for rank in by_time:
@@ -318,8 +318,15 @@ _RUN = 65_536  # items sorted at once
 def _sort(count: int, key: Callable[[int], Any]) -> array[int]:
     """0..count-1 sorted by ``key`` (unique keys), in runs of _RUN merged: a plain sort of a
     million held a million keys at once (~100 MB), this holds one run's."""
-    runs = [array("q", sorted(range(start, min(start + _RUN, count)), key=key))
+    code = _index_code(count)
+    runs = [array(code, sorted(range(start, min(start + _RUN, count)), key=key))
             for start in range(0, count, _RUN)]
     if len(runs) == 1:
         return runs[0]
-    return array("q", heapq.merge(*runs, key=key))
+    return array(code, heapq.merge(*runs, key=key))
+
+
+def _index_code(count: int) -> str:
+    """The array type of indexes below ``count``: 4 bytes while they fit (a million
+    attempts' report order and time order were 16 MB as 8-byte numbers)."""
+    return "I" if count < 1 << 32 else "q"
