@@ -16,7 +16,7 @@ import click
 from analyzer.correlate import Chain, Hop, Storm, chains
 from analyzer.life.groups import ClosedTally
 from analyzer.report.clock import Clock
-from analyzer.report.kept import _JSON_NUMBER, Spill
+from analyzer.report.kept import _JSON_NUMBER, Column, Spill
 from analyzer.report.render import (
     JSON_START,
     json_end,
@@ -250,7 +250,7 @@ class _Points(Sequence[tuple[float, str]]):
     million tuples would hold ~100 MB): the n-th kept attempt has rank ``ranks[n]`` (or n,
     when every attempt is kept), and its time is ``times[order[rank]]``."""
 
-    def __init__(self, times: array[float], order: array[int], ranks: array[int] | None,
+    def __init__(self, times: Column, order: array[int], ranks: array[int] | None,
                  verdicts: bytearray, names: list[str]) -> None:
         self.times, self.order, self.ranks = times, order, ranks
         self.verdicts, self.names = verdicts, names
