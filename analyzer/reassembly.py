@@ -308,8 +308,10 @@ class Reassembler:
         self._defer_syn = defer_syn
         # Tell listeners the time at every sweep (`on_tick` with infinite patience).
         self._tick_on_sweep = tick_on_sweep
-        # flow key of a segment -> (its connection, the side that sent it)
+        # flow key of a segment -> (its connection, the side that sent it); a finished
+        # connection keeps only its side-0 key (`_finish`): ``_halves`` counts those
         self._table: dict[bytes, tuple[Connection, int]] = {}
+        self._halves = 0
         self._idle_timeout = idle_timeout
         self._max_connections = max_connections
         self._sweep_every = sweep_every
@@ -328,6 +330,8 @@ class Reassembler:
     def feed(self, seg: Segment) -> None:
         key = flow_key(seg.src, seg.sport, seg.dst, seg.dport)
         entry = self._table.get(key)
+        if entry is None:
+            entry = self._finished_peer(seg)
         if entry is not None and entry[0].ignored and not seg.flags & _SYN:
             return  # the common case for bulk traffic: one look-up, nothing else
         self.now = seg.time
@@ -335,7 +339,7 @@ class Reassembler:
         if self._until_sweep <= 0:
             self._until_sweep = self._sweep_every
             self.sweep(seg.time)
-            entry = self._table.get(key)
+            entry = self._table.get(key) or self._finished_peer(seg)
         flags = seg.flags
         if entry is None and self._lives and self._lives.side_of(key) >= 0:
             if not (flags & _SYN and self._lives.reused(key, seg.seq)):
@@ -347,6 +351,7 @@ class Reassembler:
         if entry is None or (flags & _SYN and self._is_new_incarnation(entry, seg)):
             if entry is not None:
                 self._finish(entry[0], seg.time, "port reused")
+                self._drop(entry[0])  # `_open` takes both keys
             if not (flags & (_SYN | _FIN | _RST)) and not seg.payload:
                 return  # a bare ACK tells nothing about a connection we have not seen
             entry = self._open(seg)
@@ -446,10 +451,9 @@ class Reassembler:
         life, first_key = self._lives.pop(key)
         conn = Connection(key=first_key, ignored=True, last_time=time, finished=True,
                           sides=_FINISHED_SIDES)  # type: ignore[arg-type]
-        if finished:
-            keys = conn.keys
-            self._table[keys[0]] = (conn, 0)
-            self._table[keys[1]] = (conn, 1)
+        if finished:  # under its side-0 key only, as `_finish` leaves a finished connection
+            self._table[conn.keys[0]] = (conn, 0)
+            self._halves += 1
         life.end(conn.addresses, time, reason)
 
     def _life_segment(self, conn: Connection, life: LifeFollower, side: int,
@@ -463,6 +467,16 @@ class Reassembler:
             self._finish(conn, seg.time, "reset")
         elif flags & _FIN and life.fin(side, seg.frame, seg.time):
             self._finish(conn, seg.time, "closed")
+
+    def _finished_peer(self, seg: Segment) -> tuple[Connection, int] | None:
+        """Side 1 of a finished connection (which keeps only its side-0 key, `_finish`) for a
+        segment whose own key is not in the table: a late retransmission must not open a
+        new connection. One more look-up per segment of an unknown flow (a new
+        connection's first SYN)."""
+        entry = self._table.get(flow_key(seg.dst, seg.dport, seg.src, seg.sport))
+        if entry is not None and not entry[1] and entry[0].finished:
+            return entry[0], 1
+        return None
 
     def _is_new_incarnation(self, entry: tuple[Connection, int], seg: Segment) -> bool:
         conn, side = entry
@@ -851,12 +865,24 @@ class Reassembler:
         # Only the table entry is left (`_is_new_incarnation` says True without looking at
         # the directions): a reconnect storm keeps 100,000 finished connections at once.
         conn.sides = _FINISHED_SIDES  # type: ignore[assignment]
+        # Its side-1 key goes too (`_finished_peer` finds it from the side-0 key): a
+        # reconnect storm keeps 100,000 finished connections, and the second key, its entry
+        # and the table's room for it were ~40 % of their memory (benchmarks/README.md).
+        key = conn.keys[1]
+        entry = self._table.get(key)
+        if entry is not None and entry[0] is conn:
+            del self._table[key]
+            self._halves += 1
 
     def _drop(self, conn: Connection) -> None:
+        dropped = 0
         for key in conn.keys:
             entry = self._table.get(key)
             if entry is not None and entry[0] is conn:
                 del self._table[key]
+                dropped += 1
+        if dropped == 1:  # a finished connection's side-0 key alone
+            self._halves -= 1
 
     def sweep(self, now: float) -> None:
         """Forget idle and finished connections; evict the oldest-idle ones over the cap."""
@@ -927,13 +953,14 @@ class Reassembler:
         """`close`, pausing after each connection it ended, so that the caller can hand on
         what each end decided before the next (the ends of 100,000 connections in life, held
         at once, made the peak of a run)."""
-        seen: set[int] = set()
-        for conn, _side in list(self._table.values()):
-            if id(conn) not in seen:
-                seen.add(id(conn))
+        # Each connection once, under its side-0 key (as `sweep`): a set of the ids seen
+        # cost ~9 MB at the end of a reconnect storm (100,000 finished connections).
+        for conn, side in list(self._table.values()):
+            if not side:
                 self._finish(conn, self.now, "end of capture")
                 yield
         self._table.clear()
+        self._halves = 0
         if self._lives:
             for _, key in self._lives.ages():
                 self._end_life(key, self.now, "end of capture", finished=False)
@@ -941,4 +968,4 @@ class Reassembler:
 
     @property
     def open_connections(self) -> int:
-        return len(self._table) // 2 + (len(self._lives) if self._lives else 0)
+        return (len(self._table) + self._halves) // 2 + (len(self._lives) if self._lives else 0)

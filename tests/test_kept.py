@@ -65,6 +65,7 @@ def _undated(result: tuple[int, str, str]) -> tuple[int, str, str]:
     ["--failed", "-F", "json"], ["--port", "8080", "-F", "markdown"],
     ["--host", "10.0.0.2", "--fail-on", "failed"],
     ["--summary-only"], ["--summary-only", "-F", "json"], ["-F", "html"], ["--tcp", "-F", "csv"],
+    ["--failed", "-F", "html"],  # the timeline's points: the kept attempts' ranks
     ["--verdict", "failed", "--reason", "response_forbidden"], ["--local-time", "--tcp"],
 ])
 def test_spilled_report_is_the_report_kept_in_memory(monkeypatch: pytest.MonkeyPatch,

@@ -279,3 +279,29 @@ def test_a_deferred_syn_gives_the_listener_the_same_calls(shape: str) -> None:
         reassembler.close()
         logs.append(log)
     assert logs[0] == logs[1]
+
+
+def test_a_finished_connection_keeps_one_key_and_still_swallows_late_segments() -> None:
+    """A finished connection stays in the table (against late retransmissions) under its
+    side-0 key alone; a late segment of side 1 still finds it, a new SYN opens a new one."""
+    recorders: list[Recorder] = []
+    reassembler = Reassembler(lambda c, s: recorders.append(Recorder()) or recorders[-1])
+    for s in [seg(1, True, 99, SYN), seg(2, False, 499, SYN | ACK, ack=100),
+              seg(3, True, 100, ACK | PSH, b"GET / HTTP/1.1\r\n\r\n", ack=500),
+              seg(4, False, 500, RST | ACK, ack=118)]:
+        reassembler.feed(s)
+    assert recorders[0].ended == "reset"
+    assert len(reassembler.flows) == 1 and reassembler.open_connections == 1
+    # the server's late retransmissions (data, then a FIN): swallowed, nothing new opened
+    reassembler.feed(seg(5, False, 500, ACK | PSH, b"HTTP/1.1 403 Forbidden\r\n\r\n", ack=118))
+    reassembler.feed(seg(6, False, 527, FIN | ACK, ack=118))
+    assert reassembler.connections_seen == 1 and len(recorders) == 1
+    assert recorders[0].data[1] == bytearray()
+    # the server's port opens a connection the other way: the finished one is replaced
+    reassembler.feed(seg(7, False, 9000, SYN))
+    assert reassembler.connections_seen == 2 and reassembler.open_connections == 1
+    assert len(reassembler.flows) == 2
+    reassembler.feed(seg(8, True, 7000, SYN | ACK, ack=9001))
+    reassembler.close()
+    assert recorders[1].events[:2] == [("syn", 0), ("synack", 1)]
+    assert reassembler.open_connections == 0 and not reassembler.flows

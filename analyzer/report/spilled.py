@@ -16,7 +16,7 @@ import click
 from analyzer.correlate import Chain, Hop, Storm, chains
 from analyzer.life.groups import ClosedTally
 from analyzer.report.clock import Clock
-from analyzer.report.kept import _JSON_NUMBER, Spill
+from analyzer.report.kept import _JSON_NUMBER, Column, Spill
 from analyzer.report.render import (
     JSON_START,
     json_end,
@@ -62,8 +62,8 @@ class SpilledReport:
         self.failed = False
         self._redirects = False
         self._first = self._last = 0.0  # times of the kept attempts
-        # time and verdict of each kept attempt in report order (the HTML page's timeline)
-        self._times = array("d")
+        # verdict of each kept attempt in report order (the HTML page's timeline; the times
+        # are read from the spill's, by rank: a copy was 8 MB a million attempts)
         self._verdicts = bytearray()
         self._names: list[str] = []  # verdict by code
         self._scanned = False
@@ -106,7 +106,6 @@ class SpilledReport:
                 if record.reason is not None:
                     self.reasons[record.reason] += 1
             when = record.hop.time
-            self._times.append(when)
             if record.verdict not in self._names:
                 self._names.append(record.verdict)
             self._verdicts.append(self._names.index(record.verdict))
@@ -141,7 +140,10 @@ class SpilledReport:
         summary = self.summary(stats, warnings, show_secrets, apart)
         attempts = iter(self)
         first = list(itertools.islice(attempts, detail_limit))
-        return Run(summary, self.storms(), _Points(self._times, self._verdicts, self._names),
+        ranks = (None if self.attempts == len(self.order)
+                 else array("q", (rank for rank, kept in enumerate(self.keep) if kept)))
+        points = _Points(self.spill.time, self.order, ranks, self._verdicts, self._names)
+        return Run(summary, self.storms(), points,
                    self.attempts, first, attempts)
 
     def _chains(self) -> list[Chain]:
@@ -244,24 +246,32 @@ class SpilledReport:
 
 
 class _Points(Sequence[tuple[float, str]]):
-    """(time, verdict) of every kept attempt, from two arrays (a list of a million tuples
-    would hold ~100 MB)."""
+    """(time, verdict) of every kept attempt, read from the spill's arrays (a list of a
+    million tuples would hold ~100 MB): the n-th kept attempt has rank ``ranks[n]`` (or n,
+    when every attempt is kept), and its time is ``times[order[rank]]``."""
 
-    def __init__(self, times: array[float], verdicts: bytearray, names: list[str]) -> None:
-        self.times, self.verdicts, self.names = times, verdicts, names
+    def __init__(self, times: Column, order: array[int], ranks: array[int] | None,
+                 verdicts: bytearray, names: list[str]) -> None:
+        self.times, self.order, self.ranks = times, order, ranks
+        self.verdicts, self.names = verdicts, names
 
     def __len__(self) -> int:
-        return len(self.times)
+        return len(self.verdicts)
 
     def __getitem__(self, n: Any) -> Any:
         if isinstance(n, slice):
             return [self[i] for i in range(*n.indices(len(self)))]
-        return self.times[n], self.names[self.verdicts[n]]
+        if n < 0:
+            n += len(self)
+        if not 0 <= n < len(self):
+            raise IndexError(n)
+        rank = n if self.ranks is None else self.ranks[n]
+        return self.times[self.order[rank]], self.names[self.verdicts[n]]
 
     def __iter__(self) -> Iterator[tuple[float, str]]:
-        names = self.names
-        for t, v in zip(self.times, self.verdicts, strict=True):
-            yield t, names[v]
+        names, times, order, ranks = self.names, self.times, self.order, self.ranks
+        for n, v in enumerate(self.verdicts):
+            yield times[order[n if ranks is None else ranks[n]]], names[v]
 
 
 # the keys of a record's line: table.cells's but the number and the time
