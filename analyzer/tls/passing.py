@@ -129,6 +129,21 @@ def sync_all(ledger: Any, reassembler: Reassembler) -> None:
         sync(ledger.dirty[-1], reassembler)
 
 
+def sync_before_feed(ledger: Any, reassembler: Reassembler, entry: Any) -> None:
+    """Before a frame goes the full way (`Reassembler.feed`): ``entry`` is its flow's table
+    entry, False for a flow not in the table, None when its flow is not known. Only a sweep
+    touches other connections there (and a frame whose flow is not known may be any one's):
+    then every state; otherwise its own connection's alone, as `take_plain` does. Bringing
+    all of them up to date at each such frame (SYNs, FINs) was 30,000 syncs on the 1 GB
+    TLS 1.2 benchmark, 12 % of its run."""
+    if entry is None or reassembler.sweep_due:
+        sync_all(ledger, reassembler)
+    elif entry:
+        passing = entry[0].passing
+        if passing is not None and passing.frames:
+            sync(passing, reassembler)
+
+
 def sync(passing: Any, reassembler: Reassembler) -> None:
     """Bring one connection's Python state where the per-segment path would have left it
     (module docstring), before Python touches that connection."""

@@ -305,7 +305,7 @@ class TlsSession:
             return None
         to_come, kind, length = state
         if not length:
-            return overhead, 0, -1
+            return overhead, to_come, -1
         if kind != _APPLICATION or length <= overhead:
             return None
         return overhead, to_come, length - overhead
