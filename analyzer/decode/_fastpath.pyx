@@ -279,6 +279,17 @@ cdef class Passing:
     cdef public object kept  # bytearray: the bytes gathered since the last sync
     cdef public long long kept_frame  # the first one's frame number
     cdef public double kept_time
+    # Opening instead (TLS 1.3, any AEAD suite: the inner type ends the encrypted record):
+    # each record is gathered whole in ``record`` and handed to ``opener(sequence, bytes)``,
+    # which authenticates it and gives its plaintext length when it holds application data,
+    # -1 otherwise; then it counts as passed. Any other record's last segment goes the usual
+    # way, which reads the record (a KeyUpdate, an alert, padding only) from its bytes.
+    cdef public bint opening
+    cdef public object opener
+    cdef public long long sequence  # the current record's sequence number
+    cdef public object record  # bytearray: the current record's bytes, from its header on
+    cdef public Py_ssize_t held  # ... of which the Python record reader holds the first ones
+    cdef public long long pass_bytes  # taken bytes of opened records the reader does not hold
     cdef public Py_ssize_t carry_plain  # the record the reader holds part of (-1: none)
     cdef public bint absorbed  # ... was passed: its buffered bytes are dropped
     cdef public object recent  # the direction's `recent` bytearray (reassembly)
@@ -301,6 +312,12 @@ cdef class Passing:
         self.absorbed = False
         self.recent = None
         self.gather = False
+        self.opening = False
+        self.opener = None
+        self.sequence = 0
+        self.record = None
+        self.held = 0
+        self.pass_bytes = 0
         self.kept = None
         self.kept_frame = 0
         self.kept_time = 0.0
@@ -343,6 +360,16 @@ cdef class Passing:
                 if 1 < d < _HALF:  # it waits for bytes of the peer (reassembly's causal order)
                     return False
                 q = frame + start
+                if self.opening:
+                    if not self._open(q, n, ledger.base + index, t):
+                        return False
+                    self.bytes += n
+                    self.next_seq = seq + <unsigned int>n
+                    _keep(self.recent, q, n)
+                    if not self.acked_here or ack - self.ack_here < _HALF:
+                        self.ack_here = ack
+                    self.acked_here = True
+                    return self._taken(t)
                 to_header = self.to_header
                 if self.gather:
                     if not to_header:  # a record starts here: its header must be whole
@@ -401,6 +428,67 @@ cdef class Passing:
                 self.ack_here = ack
             self.acked_here = True
         return self._taken(t)
+
+    cdef bint _open(self, const unsigned char* q, Py_ssize_t n, long long frame,
+                    double t) except -1:
+        """Opening (see the fields): take the ``n`` bytes at ``q`` when every record that
+        ends in them opens as application data within the budget; otherwise change nothing
+        and return False."""
+        cdef object record = self.record
+        cdef Py_ssize_t before = PyByteArray_GET_SIZE(record)
+        cdef Py_ssize_t pos = 0, take, length, cur = 0
+        cdef Py_ssize_t to_header = self.to_header
+        cdef Py_ssize_t held = self.held
+        cdef long long plain = self.plain, records = 0, pass_bytes = 0
+        cdef long long sequence = self.sequence
+        cdef bint absorbed = self.absorbed
+        cdef long long result
+        while pos < n:
+            if not to_header:
+                # a header split between frames, or not application data: the usual way
+                if n - pos < 5 or q[pos] != 23 or q[pos + 1] != 3 or q[pos + 2] != 3:
+                    PyByteArray_Resize(record, before)
+                    return False
+                length = (q[pos + 3] << 8) | q[pos + 4]
+                if length <= 16 or length > _MAX_RECORD:
+                    PyByteArray_Resize(record, before)
+                    return False
+                to_header = 5 + length
+            take = to_header if to_header < n - pos else n - pos
+            _append(record, q + pos, take)
+            pos += take
+            to_header -= take
+            if to_header:
+                break
+            length = PyByteArray_GET_SIZE(record) - cur
+            result = self.opener(sequence, PyBytes_FromStringAndSize(
+                PyByteArray_AS_STRING(record) + cur, length))
+            if result < 0 or plain + result >= self.budget:  # not data, or the body's end
+                PyByteArray_Resize(record, before)
+                return False
+            plain += result
+            sequence += 1
+            if cur == 0 and held:  # the reader holds its start: that record is dropped
+                absorbed = True
+                pass_bytes += length - held
+                held = 0
+            else:
+                records += 1
+                pass_bytes += length
+            cur += length
+        if cur:
+            del record[:cur]
+        if PyByteArray_GET_SIZE(record) > held and (cur or before == self.held):
+            self.kept_frame = frame  # the first byte the reader does not have yet
+            self.kept_time = t
+        self.to_header = to_header
+        self.held = held
+        self.plain = plain
+        self.records += records
+        self.pass_bytes += pass_bytes
+        self.sequence = sequence
+        self.absorbed = absorbed
+        return True
 
     cdef bint _taken(self, double t):
         cdef Ledger ledger = self.ledger

@@ -71,6 +71,22 @@ def offer(ledger: Any, conn: Connection, side: int, overhead: int, budget: int,
     conn.passing = passing
 
 
+def offer_open(ledger: Any, conn: Connection, side: int, budget: int, to_header: int,
+               held: bytes, sequence: int, opener: Callable[[int, bytes], int],
+               deadline: float) -> None:
+    """Let ``side``'s TLS 1.3 records be opened in the compiled skip (module docstring)."""
+    passing = Passing(conn, ledger, side)
+    passing.opening = True
+    passing.record = bytearray(held)
+    passing.held = len(held)
+    passing.to_header = to_header
+    passing.sequence = sequence
+    passing.opener = opener
+    passing.budget = budget
+    passing.deadline = deadline
+    conn.passing = passing
+
+
 def offer_gather(ledger: Any, conn: Connection, side: int, to_header: int) -> None:
     """Let the segments inside ``side``'s records gather in C (module docstring)."""
     passing = Passing(conn, ledger, side)
@@ -159,7 +175,19 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
     if passing.acked_peer:
         reassembler._peer_acked(conn, side, passing.ack_peer)
     stage: TlsStage = conn.listener
-    if passing.gather:
+    if passing.opening:
+        stage.passed(side, passing.pass_bytes, passing.records, passing.plain, 0,
+                     passing.absorbed)
+        passing.budget -= passing.plain
+        passing.absorbed = False
+        passing.pass_bytes = 0
+        record = passing.record
+        if len(record) > passing.held:  # the current record's start: the reader buffers it
+            rest = bytes(record[passing.held:])
+            stage.gathered(side, here.next_offset - len(rest), rest, passing.kept_frame,
+                           passing.kept_time)
+            passing.held = len(record)
+    elif passing.gather:
         kept = passing.kept
         if kept:
             # one chunk in place of the segments it joins: no record ends in it, so the

@@ -166,6 +166,10 @@ class RecordReader:
             return None
         return HEADER_LENGTH + length - len(buffer), buffer[0], length
 
+    def held(self) -> bytes:
+        """The buffered start of the next record (tls/passing.py)."""
+        return bytes(self._buffer)
+
     def passed(self, count: int, records: int, to_header: int, absorbed: bool) -> None:
         """``count`` bytes went by unread (tls/passing.py): ``records`` records began in them
         (plus the one buffered, dropped now, when ``absorbed``), and the last one has

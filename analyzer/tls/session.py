@@ -22,6 +22,7 @@ decrypting that direction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -309,6 +310,23 @@ class TlsSession:
         if kind != _APPLICATION or length <= overhead:
             return None
         return overhead, to_come, length - overhead
+
+    def openable(self, side: int) -> tuple[int, bytes, int, Callable[[int, bytes], int]] | None:
+        """(bytes still to come of the buffered record, its buffered bytes, its sequence
+        number, the check that opens a record) when ``side``'s TLS 1.3 records may be opened
+        in the compiled skip and counted as passed (tls/passing.py)."""
+        if not self.tls13 or self.decryption is not Decryption.DECRYPTED:
+            return None
+        direction = self._dirs[side]
+        if direction.stopped or not direction.protected or not direction.openers:
+            return None
+        opener = direction.openers[0]
+        if opener.suite.tag_length != 16:  # the skip's bound on a record's length
+            return None
+        state = direction.records.partial()
+        if state is None or (state[0] and not state[2]):  # unknown, or discarding
+            return None
+        return state[0], direction.records.held(), opener.sequence, opener.application_length
 
     def gatherable(self, side: int) -> int | None:
         """Bytes still to come of ``side``'s buffered record (0 between records) when the
