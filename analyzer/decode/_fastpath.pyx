@@ -280,12 +280,15 @@ cdef class Passing:
     cdef public long long kept_frame  # the first one's frame number
     cdef public double kept_time
     # Opening instead (TLS 1.3, any AEAD suite: the inner type ends the encrypted record):
-    # each record is gathered whole in ``record`` and handed to ``opener(sequence, bytes)``,
-    # which authenticates it and gives its plaintext length when it holds application data,
-    # -1 otherwise; then it counts as passed. Any other record's last segment goes the usual
-    # way, which reads the record (a KeyUpdate, an alert, padding only) from its bytes.
+    # each record is gathered whole in ``record`` and opened with ``decrypt(nonce, body,
+    # header)`` (the direction's `cryptography` AEAD: authenticated, RFC 8446 §5.2), and
+    # when its inner type is application data it counts as passed. Any other record (a
+    # KeyUpdate, an alert, padding only, one that does not open) has its last segment go the
+    # usual way, which reads the record from its bytes.
     cdef public bint opening
-    cdef public object opener
+    cdef public object decrypt
+    cdef public bytes iv  # RFC 8446 §5.3: the per-record nonce is this XOR the sequence number
+    cdef public object invalid  # the exception ``decrypt`` raises for a record that does not open
     cdef public long long sequence  # the current record's sequence number
     cdef public object record  # bytearray: the current record's bytes, from its header on
     cdef public Py_ssize_t held  # ... of which the Python record reader holds the first ones
@@ -313,7 +316,9 @@ cdef class Passing:
         self.recent = None
         self.gather = False
         self.opening = False
-        self.opener = None
+        self.decrypt = None
+        self.iv = None
+        self.invalid = None
         self.sequence = 0
         self.record = None
         self.held = 0
@@ -461,8 +466,8 @@ cdef class Passing:
             if to_header:
                 break
             length = PyByteArray_GET_SIZE(record) - cur
-            result = self.opener(sequence, PyBytes_FromStringAndSize(
-                PyByteArray_AS_STRING(record) + cur, length))
+            result = self._application_length(
+                <const unsigned char*>PyByteArray_AS_STRING(record) + cur, length, sequence)
             if result < 0 or plain + result >= self.budget:  # not data, or the body's end
                 PyByteArray_Resize(record, before)
                 return False
@@ -489,6 +494,36 @@ cdef class Passing:
         self.sequence = sequence
         self.absorbed = absorbed
         return True
+
+    cdef long long _application_length(self, const unsigned char* record, Py_ssize_t length,
+                                       long long sequence) except -2:
+        """The plaintext length of the whole TLS 1.3 ``record`` (header, body) when it opens
+        as record ``sequence`` and its inner content type is application data (RFC 8446
+        §5.4: the type is the last non-zero byte), else -1."""
+        cdef unsigned char nonce[12]
+        cdef const unsigned char* iv = self.iv
+        cdef const unsigned char* inner
+        cdef Py_ssize_t i, end
+        cdef object opened
+        for i in range(12):
+            nonce[i] = iv[i]
+        for i in range(8):
+            nonce[11 - i] ^= (sequence >> (8 * i)) & 0xFF
+        try:
+            opened = self.decrypt(PyBytes_FromStringAndSize(<const char*>nonce, 12),
+                                  PyBytes_FromStringAndSize(<const char*>record + 5, length - 5),
+                                  PyBytes_FromStringAndSize(<const char*>record, 5))
+        except Exception as error:
+            if isinstance(error, self.invalid):
+                return -1
+            raise
+        inner = <bytes>opened
+        end = len(<bytes>opened)
+        while end and inner[end - 1] == 0:
+            end -= 1
+        if not end or inner[end - 1] != 23:
+            return -1
+        return end - 1
 
     cdef bint _taken(self, double t):
         cdef Ledger ledger = self.ledger

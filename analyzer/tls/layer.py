@@ -113,9 +113,9 @@ class TlsStage:
             return False
         opening = self._session.openable(side)
         if opening is not None:
-            to_header, held, sequence, opener = opening
-            passing.offer_open(self._ledger, self._conn, side, room, to_header, held, sequence,
-                               opener, deadline)
+            to_header, held, opener = opening
+            passing.offer_open(self._ledger, self._conn, side, room, to_header, held, opener,
+                               deadline)
             return True
         state = self._session.passable(side)
         if state is None or state[2] >= room:

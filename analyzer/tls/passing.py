@@ -42,6 +42,7 @@ from analyzer.decode.decoder import FASTPATH_COMPILED
 from analyzer.reassembly import _MASK, _NOTHING_YET, Connection, Reassembler
 
 if TYPE_CHECKING:
+    from analyzer.tls.decrypt import RecordOpener
     from analyzer.tls.layer import TlsStage
 
 try:
@@ -72,16 +73,18 @@ def offer(ledger: Any, conn: Connection, side: int, overhead: int, budget: int,
 
 
 def offer_open(ledger: Any, conn: Connection, side: int, budget: int, to_header: int,
-               held: bytes, sequence: int, opener: Callable[[int, bytes], int],
-               deadline: float) -> None:
+               held: bytes, opener: RecordOpener, deadline: float) -> None:
     """Let ``side``'s TLS 1.3 records be opened in the compiled skip (module docstring)."""
+    from cryptography.exceptions import InvalidTag
+
     passing = Passing(conn, ledger, side)
     passing.opening = True
     passing.record = bytearray(held)
     passing.held = len(held)
     passing.to_header = to_header
-    passing.sequence = sequence
-    passing.opener = opener
+    passing.sequence = opener.sequence
+    passing.decrypt, passing.iv = opener.aead()
+    passing.invalid = InvalidTag
     passing.budget = budget
     passing.deadline = deadline
     conn.passing = passing

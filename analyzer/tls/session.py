@@ -22,7 +22,6 @@ decrypting that direction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -311,10 +310,10 @@ class TlsSession:
             return None
         return overhead, to_come, length - overhead
 
-    def openable(self, side: int) -> tuple[int, bytes, int, Callable[[int, bytes], int]] | None:
-        """(bytes still to come of the buffered record, its buffered bytes, its sequence
-        number, the check that opens a record) when ``side``'s TLS 1.3 records may be opened
-        in the compiled skip and counted as passed (tls/passing.py)."""
+    def openable(self, side: int) -> tuple[int, bytes, RecordOpener] | None:
+        """(bytes still to come of the buffered record, its buffered bytes, the opener of
+        the next record) when ``side``'s TLS 1.3 records may be opened in the compiled skip
+        and counted as passed (tls/passing.py)."""
         if not self.tls13 or self.decryption is not Decryption.DECRYPTED:
             return None
         direction = self._dirs[side]
@@ -326,7 +325,7 @@ class TlsSession:
         state = direction.records.partial()
         if state is None or (state[0] and not state[2]):  # unknown, or discarding
             return None
-        return state[0], direction.records.held(), opener.sequence, opener.application_length
+        return state[0], direction.records.held(), opener
 
     def gatherable(self, side: int) -> int | None:
         """Bytes still to come of ``side``'s buffered record (0 between records) when the
