@@ -89,8 +89,7 @@ class RecordOpener:
     def _nonce(self) -> bytes:
         # RFC 8446 §5.3 and RFC 7905 §2: the sequence number, left-padded, XOR the IV.
         iv = self._keys.iv
-        seq = self.sequence.to_bytes(len(iv), "big")
-        return bytes(a ^ b for a, b in zip(iv, seq, strict=True))
+        return (int.from_bytes(iv, "big") ^ self.sequence).to_bytes(len(iv), "big")
 
     def _open_tls13(self, record: Record) -> Opened:
         assert self._aead is not None
