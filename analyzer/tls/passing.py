@@ -11,10 +11,19 @@ tracker is inside such a body; the compiled skip (`decode/_fastpath.pyx`, beside
 of ignored connections) then takes, in C, each in-order segment of that direction whose
 records it can count exactly without opening them, and the other direction's bare ACKs:
 
-- only suites whose plaintext length is the record length minus a constant: TLS 1.2 AES-GCM
-  and AES-CCM (8-byte explicit nonce + tag) and ChaCha20-Poly1305 (tag). TLS 1.3 is not
-  passed: its records hide their inner content type and padding (RFC 8446 §5.2, §5.4) and may
-  be handshake messages (KeyUpdate) that change the keys, which only decryption shows;
+- TLS 1.2 suites whose plaintext length is the record length minus a constant: AES-GCM and
+  AES-CCM (8-byte explicit nonce + tag) and ChaCha20-Poly1305 (tag) pass unread;
+- TLS 1.3 records hide their inner content type and padding at the end of the encrypted
+  plaintext (RFC 8446 §5.2, §5.4) and may be handshake messages (a KeyUpdate changes the
+  keys), so they are opened instead (`offer_open`): C gathers each record whole and calls the
+  direction's `cryptography` AEAD ``decrypt`` on it (a view, no copy; the nonce is the IV XOR
+  the sequence number, §5.3). A record that authenticates and whose inner type is
+  application data counts as passed (sequence, plaintext length); any other (a KeyUpdate, an
+  alert, padding only, a record that does not open) has its last segment go the usual way,
+  which opens and reads it from its gathered bytes. So nothing is taken on trust: a peek at
+  the last block (AES-CTR or ChaCha20 at the right counter) was the other way, but made a
+  cipher context per record (≈ 4 µs) where the whole authenticated open of a 16 KiB record
+  costs 1.4 µs (AES-128-GCM) to 4.8 µs (ChaCha20-Poly1305) with AES-NI/AVX2;
 - records of outer type application_data only, and only while the sum of their plaintext
   stays below the body's remaining length, so the record holding the body's last byte (and
   everything after it) is decrypted and read as before;
@@ -27,7 +36,8 @@ path would have left it: the reassembler's offsets, kept bytes (C appends them),
 time and sweep count; the record reader's position; the opener's sequence number; the
 plaintext offset; the body reader's count. Frames of the connection that Python handles
 disarm the state (`disarm`); it is checked again (`arm`) after the next segment the cheap
-path takes. The pure-Python path never passes; tests/test_tls_passing.py compares the two.
+path takes. The pure-Python path never passes; tests/test_tls_passing.py compares the two
+(and tests/test_tls_passing_live.py, on OpenSSL's TLS 1.3 with a KeyUpdate in the body).
 
 This is also the one point where a TLS session's later life is left to C: the "life" state
 of a switched connection (wave2-decisions.md) hooks in beside `sync`.
