@@ -188,3 +188,31 @@ def test_a_corrupted_tls13_record_in_a_body_stops_decryption_as_reading_it_does(
     keys = Path(str(tls13) + ".keys")
     assert _same(damaged, keys) > 0
     assert _read(damaged, keys, True)[0] != _read(tls13, keys, True)[0]  # the damage shows
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_the_bytes_kept_for_retransmissions_are_those_of_reading_every_segment(
+        request: pytest.FixtureRequest, tmp_path: Path, version: str) -> None:
+    """The compiled skip keeps a passing direction's last bytes in a ring and writes them back
+    into the reassembler's `recent` at `sync`: cut mid-download, every open connection holds
+    the same bytes there as on the per-segment path."""
+    from analyzer.reassembly import _NOTHING_YET
+    from analyzer.tls.passing import sync_all
+
+    capture: Path = request.getfixturevalue("tls12" if version == "1.2" else "tls13")
+    cut = tmp_path / "cut.pcap"
+    _rewrite(capture, cut, lambda records: records[: len(records) // 2])
+    kept = []
+    for compiled in (True, False):
+        run = Analysis(compiled=compiled,
+                       secrets=load_keylog(Path(str(capture) + ".keys").read_bytes()))
+        for _ in run.feed_records(read_records([str(cut)], [])):
+            pass
+        if compiled:
+            sync_all(run._ledger, run._reassembler)
+        kept.append({key: [bytes(recent) for recent in
+                           (getattr(side, "recent", _NOTHING_YET) for side in conn.sides)
+                           if recent is not _NOTHING_YET]
+                     for key, (conn, side) in run._reassembler.flows.items() if side == 0})
+    assert kept[0] == kept[1]
+    assert sum(len(b) for sides in kept[0].values() for b in sides) > 100_000
