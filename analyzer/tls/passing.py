@@ -37,8 +37,9 @@ writes them back, `flush_recent`: resizing `recent` per segment cost a fifth of 
 TLS 1.3 run), ACKs, last time and sweep count; the record reader's position; the opener's
 sequence number; the plaintext offset; the body reader's count. Frames of the connection
 that Python handles disarm the state (`disarm`); it is checked again (`arm`) after the next
-segment the cheap path takes. The pure-Python path never passes; tests/test_tls_passing.py compares the two
-(and tests/test_tls_passing_live.py, on OpenSSL's TLS 1.3 with a KeyUpdate in the body).
+segment the cheap path takes. The pure-Python path never passes; tests/test_tls_passing.py
+compares the two (and tests/test_tls_passing_live.py, on OpenSSL's TLS 1.3 with a KeyUpdate
+in the body).
 
 This is also the one point where a TLS session's later life is left to C: the "life" state
 of a switched connection (wave2-decisions.md) hooks in beside `sync`.
