@@ -300,7 +300,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
         origin = records.origin if isinstance(records, MergedRecords) else None
         for d in analysis.feed_records(records):
             yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
-        for d in analysis.finish():
+        for d in analysis.finishing():
             yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
 
     def rebuild() -> Iterator[Diagnosis]:  # the same attempts again (report/kept.py)

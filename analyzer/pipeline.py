@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from analyzer.checks.facts import facts_of
 from analyzer.checks.transport import check_transport
@@ -80,8 +80,12 @@ def _http2_stage(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) ->
 
 
 # Connections tracked at once before the oldest idle ones are evicted. Under 1 KB each once
-# quiet (a connection that saw only a SYN: 0.95 KB; a judged open WebSocket connection or a
-# closed one: ~0.6 KB), so this bounds the table near 100 MB (benchmarks/README.md, "Memory").
+# quiet, so this bounds the table near 100 MB (benchmarks/README.md, "Memory"): the costliest
+# kind that can fill it sets the cap, a connection that saw only a SYN (0.95 KB); a closed one
+# costs ~0.5 KB, an open WebSocket in the life table ~0.55 KB with the CLI's numbering of it
+# (0.33 KB of it the table), so 100,000 of those peak at ~130 MB as JSONL, of which ~75 MB
+# is not theirs (start-up and the connections inside their 2 s watch at 2,000 handshakes a
+# second). A larger cap would let a SYN flood past 100 MB.
 DEFAULT_MAX_CONNECTIONS = 100_000
 
 class Analysis:
@@ -117,15 +121,21 @@ class Analysis:
         # (analyzer/life), and each end is yielded as an `Ended` after its attempt's
         # Diagnosis; without it they are let go after the watch, as before.
         self._life: LifeStage | None = None
+        # Connections in life, once let go: compiled when built (analyzer/life/table.py)
+        self._lives: Any = None
         if lifetimes:
             from analyzer.life.stage import LifeStage
+            from analyzer.life.table import new_life_table
 
             self._life = LifeStage(self._decided.append)
             self._run.life_sink = self._life
+            self._lives = new_life_table(compiled)
         self._reassembler = Reassembler(self._new_tracker, max_connections=max_connections,
-                                        defer_syn=True, tick_on_sweep=True)
+                                        defer_syn=True, tick_on_sweep=True, lives=self._lives)
         # Decrypted TLS records that no reader needs pass in the compiled skip (tls/passing.py)
         self._ledger = new_ledger() if compiled else None
+        if self._lives is not None and self._ledger is not None:
+            self._lives.ledger = self._ledger  # it counts what the skip takes for the sweep
         self._stats = RunStats()
         self._tcp_listed = 0
         self._unlisted_tcp: Counter[str] = Counter()
@@ -181,19 +191,24 @@ class Analysis:
         # Records the reader drops are counted here: frame numbers, segments, last time.
         reader: PcapRecords | PcapngRecords | MergedRecords | None = None
         ledger = self._ledger
+        lives = self._lives
         first = self._frames
         if isinstance(records, PcapRecords | PcapngRecords | MergedRecords):
             reader = records
             for single in records.inputs if isinstance(records, MergedRecords) else [records]:
+                # the compiled life table's segments are taken in the skip only where the
+                # ledger counts them for the sweep (one file: `wrap_skip`)
+                counted = lives if ledger is not None and single is records else None
                 if isinstance(single, PcapRecords):
                     single.drop = ignored_frame_test(single.linktype, flows)
                     single.skip = ignored_record_skip(single.linktype, flows,
-                                                      compiled=self._compiled)
+                                                      compiled=self._compiled, lives=counted)
                     if single.skip is not None and ledger is not None and single is records:
                         single.skip = wrap_skip(single.skip, ledger, self._reassembler,
                                                 partial(_base, first, single))
                 elif isinstance(single, PcapngRecords):
-                    single.skip = ignored_block_skip(flows, compiled=self._compiled)
+                    single.skip = ignored_block_skip(flows, compiled=self._compiled,
+                                                     lives=counted)
                     single.secrets = self.add_secrets
                     if single.skip is not None and ledger is not None and single is records:
                         single.skip = wrap_skip(single.skip, ledger, self._reassembler,
@@ -203,6 +218,7 @@ class Analysis:
         self._run.passing = ledger if isinstance(
             reader, PcapRecords | PcapngRecords) and reader.skip is not None else None
         take_plain = self._reassembler.take_plain
+        take_life = self._reassembler.take_life
         peek_flow, peek_payload = peek_functions(self._compiled)
         feed = self.feed
         number = first
@@ -237,6 +253,12 @@ class Analysis:
                                 if self._decided:
                                     yield from self._drain()
                                 continue
+                    elif entry is None and lives and not peeked[1] & _SYN_FIN_RST:
+                        # a connection in the life table (when the skip did not take it)
+                        seq, ack, payload, missing = peek_payload(linktype, data)
+                        if not missing and take_life(peeked[0], seq, payload, when):
+                            segments += 1
+                            continue
                 self._frames = number - 1
                 if ledger is not None and ledger.dirty:
                     sync_before_feed(ledger, self._reassembler,
@@ -282,10 +304,17 @@ class Analysis:
 
     def finish(self) -> list[Decided]:
         """End of input: every connection still open is judged as it stands."""
+        return list(self.finishing())
+
+    def finishing(self) -> Iterator[Decided]:
+        """`finish`, yielding what each connection's end decided as it comes (the `Ended`
+        of 100,000 connections still in life, held at once, were the peak of a run)."""
         if self._ledger is not None:
             sync_all(self._ledger, self._reassembler)
-        self._reassembler.close()
-        return self._drain()
+        for _ in self._reassembler.closing():
+            if self._decided:
+                yield from self._drain()
+        yield from self._drain()
 
     def _decide(self, attempt: Attempt) -> None:
         """A tracker decided an attempt. Past the listing limit, a connection attempt that

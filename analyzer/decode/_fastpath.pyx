@@ -62,17 +62,17 @@ cdef inline const unsigned char* _tcp_over_ipv4(const unsigned char* frame, Py_s
 
 
 cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
-                          dict flows, double t, Py_ssize_t index):
+                          dict flows, double t, Py_ssize_t index, LifeTable lives):
     """`ignored_frame_test` on the frame at ``frame`` (``size`` bytes), or a frame that a
-    `Passing` connection's state takes (time ``t``)."""
+    `Passing` connection's state or the life table ``lives`` takes (time ``t``)."""
     cdef const unsigned char* ip = _tcp_over_ipv4(frame, size, l3)
     cdef PyObject* entry
     cdef object conn, passing
     if ip is NULL or ip[33] & 0x02:  # a SYN may open a new connection: never skipped
         return False
     entry = PyDict_GetItem(flows, PyBytes_FromStringAndSize(<const char*>ip + 12, 12))
-    if entry is NULL:
-        return False
+    if entry is NULL:  # a connection in life is in the life table, not in ``flows``
+        return lives is not None and lives.count and lives.take_frame(ip, size, l3, t)
     conn = <object>PyTuple_GET_ITEM(entry, 0)
     if conn.ignored:
         return True
@@ -88,7 +88,8 @@ cdef inline bint _before(double t, double bound, bint inclusive) noexcept nogil:
 
 
 def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint little,
-                 unsigned int limit, double units, double bound, bint inclusive):
+                 unsigned int limit, double units, double bound, bint inclusive,
+                 LifeTable lives=None):
     """Skip the records from ``buf[pos:]`` that `PcapRecords` would drop with
     `ignored_frame_test` for link-layer header size ``l3`` and flow table ``flows``, as long
     as their time (``sec + frac / units``, computed as Python computes it) is before
@@ -98,6 +99,7 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
     Returns ``(pos, count, sec, frac)``: the offset of the first record not skipped, how
     many were skipped, and the raw timestamp fields of the last one skipped (0, 0 if none).
     ``little`` is the file's byte order, ``limit`` the reader's largest believable record.
+    ``lives``: the run's life table, whose connections' segments are taken too.
     """
     cdef const unsigned char* p = buf
     cdef Py_ssize_t end = len(buf)
@@ -119,7 +121,7 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
         t = <double>record_sec + <double>record_frac / units
         # the bound first: a Passing connection's state changes when it takes a frame
         if not _before(t, bound, inclusive) or not _ignored(p + pos + 16, size, l3, flows, t,
-                                                                     count + 1):
+                                                                     count + 1, lives):
             break
         sec, frac = record_sec, record_frac
         count += 1
@@ -129,7 +131,7 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
 
 def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tuple interfaces,
                         unsigned int max_record, unsigned int max_block, double bound,
-                        bint inclusive):
+                        bint inclusive, LifeTable lives=None):
     """The same for a pcapng buffer (`PcapngRecords`): skip the Enhanced Packet Blocks from
     ``buf[pos:]`` whose frame `ignored_frame_test` drops for the link type of its interface,
     and whose time is before ``bound`` (as for `skip_ignored`). ``interfaces`` are the
@@ -171,7 +173,7 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
                                                                                little)
         t = <double>ticks / <double>interface[1] + <double>interface[2]
         if not _before(t, bound, inclusive) or not _ignored(p + pos + 28, cap, l3, flows, t,
-                                                                    count + 1):
+                                                                    count + 1, lives):
             break
         last_iface = iface
         hi = _u32(p + pos + 12, little)
@@ -616,3 +618,7 @@ cdef int _append(object buffer, const unsigned char* data, Py_ssize_t n) except 
     PyByteArray_Resize(buffer, have + n)
     memcpy(PyByteArray_AS_STRING(buffer) + have, data, n)
     return 0
+
+
+# --- the life table: connections in life, their segments taken in C -------------------------
+include "_life_table.pxi"

@@ -151,17 +151,21 @@ RecordSkip = Callable[[bytes, int, bool, int, int, float, bool], tuple[int, int,
 
 
 def ignored_record_skip(
-    linktype: int, flows: Mapping[bytes, tuple[_Followed, int]], *, compiled: bool = True
+    linktype: int, flows: Mapping[bytes, tuple[_Followed, int]], *, compiled: bool = True,
+    lives: object | None = None,
 ) -> RecordSkip | None:
     """For `PcapRecords.skip`: the compiled loop (`_fastpath.skip_ignored`) that walks a pcap
     buffer's records and skips, in C, every one `ignored_frame_test` would drop (and whose
     time is before the reader's bound), stopping at the first it would not. None when that
     module is not built, when ``compiled`` is False (the tests compare both paths), for link
     types `peek_flow` does not handle, or when ``flows`` is not a plain dict (the C code looks
-    keys up with the dict API)."""
+    keys up with the dict API). ``lives``: the run's compiled life table (life/table.py),
+    whose segments the loop takes too; only where the run's ledger counts them."""
     l3 = PEEK_LINKS.get(linktype)
     if l3 is None or _skip_ignored is None or not compiled or type(flows) is not dict:
         return None
+    if lives is not None:
+        return partial(_skip_ignored, l3, flows, lives=lives)
     return partial(_skip_ignored, l3, flows)  # a C call per use, no Python frame between
 
 
@@ -174,7 +178,8 @@ BlockSkip = Callable[[bytes, int, bool, tuple[Interface, ...], int, int, float, 
 
 
 def ignored_block_skip(
-    flows: Mapping[bytes, tuple[_Followed, int]], *, compiled: bool = True
+    flows: Mapping[bytes, tuple[_Followed, int]], *, compiled: bool = True,
+    lives: object | None = None,
 ) -> BlockSkip | None:
     """For `PcapngRecords.skip`: the compiled loop (`_fastpath.skip_ignored_blocks`) that
     skips the Enhanced Packet Blocks whose frame `ignored_frame_test` would drop for its
@@ -182,6 +187,8 @@ def ignored_block_skip(
     pcapng records then take the pipeline's per-record path, with the same results."""
     if _skip_ignored_blocks is None or not compiled or type(flows) is not dict:
         return None
+    if lives is not None:
+        return partial(_skip_ignored_blocks, flows, lives=lives)
     return partial(_skip_ignored_blocks, flows)
 
 

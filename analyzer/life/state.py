@@ -7,11 +7,17 @@ it go through `RunContext.let_go` with a `Life`. The reassembler then stops reas
 (its listener, buffers and the 16 KiB overlap-compare bytes go) and hands each of its segments
 to `Life.take` instead: no frame parsing, no ordering. Per direction it keeps the first and
 last packet times, the time of the last new byte, how far the stream went (unwrapped from
-sequence numbers, so retransmissions are not counted twice), its FIN or RST, and the last
-`TAIL_BYTES` bytes, so that a Close frame sent just before the end can be read
-(`close.close_at_end`). At the end (both FINs, a RST, the capture's end, or `LIFE_IDLE_TIMEOUT`
-of silence) it builds a `Lifetime` and gives it to its sink. About 0.8 KB per connection
-(tests/test_life.py measures it with tracemalloc).
+sequence numbers, so retransmissions are not counted twice), its FIN or RST, and the bytes
+a Close frame sent just before the end could be read from (`keep_tail`: from the first Close
+byte among the last `TAIL_BYTES`, usually none). At the end (both FINs, a RST, the capture's
+end, or `LIFE_IDLE_TIMEOUT` of silence) it builds a `Lifetime` and gives it to its sink.
+
+Once its attempt is judged (at its next segment or the reassembler's next sweep) a
+connection in life moves into the run's life table
+(`analyzer/life/table.py`; compiled: `LifeTable` in decode/_life_table.pxi), which keeps the
+same fields in C (about 300 bytes a connection with its table slots, tests/test_life.py) and
+whose segments the compiled skip takes without a Python call; it gives the `Life` back when
+the connection ends, so the end is computed here either way.
 """
 
 from __future__ import annotations
@@ -26,16 +32,28 @@ if TYPE_CHECKING:
     from analyzer.exchange.tcplog import TcpLog
     from analyzer.reassembly import Connection
 
-# Kept per direction. A Close frame is at most 2 + 4 + 125 = 131 bytes (RFC 6455 §5.5); the
-# decisions page says 256, but 256 made the life state 1,120 bytes (tests/test_life.py), and
-# 160 holds any Close frame with room for a split header.
-TAIL_BYTES = 160
+# A Close frame is at most 2 + 4 + 125 = 131 bytes (RFC 6455 §5.5), so one that ends where a
+# direction's bytes end starts within its last 131 bytes (the decisions page said 256: 1.1 KB
+# per connection), and `close.close_at_end` reads nothing before its first byte.
+TAIL_BYTES = 131
+_CLOSE = b"\x88"
 # A connection in life is not expired before this much silence (AWS NLB idles at 350 s; the
 # reassembler's default for other connections is 300 s).
 LIFE_IDLE_TIMEOUT = 3600.0
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 _EMPTY = b""
+
+
+def keep_tail(tail: bytes, new: bytes) -> bytes:
+    """What a direction keeps after ``new`` follows ``tail``: from the first Close byte (0x88)
+    among the last TAIL_BYTES bytes to the end, or nothing. `close_at_end` gives the same
+    answer on it as on every byte so far (a candidate starts at a 0x88 within the last 131
+    bytes; the bytes before the first such byte are never read), and a quiet connection,
+    whose last bytes are its handshake's text, keeps none."""
+    both = tail + new if len(new) < TAIL_BYTES else new
+    at = both.find(_CLOSE, max(len(both) - TAIL_BYTES, 0))
+    return both[at:] if at >= 0 else _EMPTY
 
 
 class _Flow:
@@ -49,7 +67,7 @@ class _Flow:
         self.first = first  # time of the first and last packet
         self.last = last
         self.data = last  # time of the last new byte
-        self.tail = _EMPTY  # the last TAIL_BYTES bytes of the stream
+        self.tail = _EMPTY  # the bytes a final Close frame may be in (`keep_tail`)
         self.end = 0.0  # time of its FIN or RST (0: none yet)
         self.end_frame = 0
         self.reset = False
@@ -96,17 +114,14 @@ class Life:
         flow.sent += ahead
         flow.data = time
         new = payload if ahead >= len(payload) else payload[len(payload) - ahead:]
-        if len(new) >= TAIL_BYTES:
-            flow.tail = new[-TAIL_BYTES:]
-        else:
-            flow.tail = (flow.tail + new)[-TAIL_BYTES:]
+        flow.tail = keep_tail(flow.tail, new)
 
     def seen(self, side: int, data: bytes, time: float) -> None:
         """Bytes the reassembler had already counted when the life began (they ended the
         watch): only their time and tail."""
         flow = self.flows[side]
         flow.last = flow.data = time
-        flow.tail = (flow.tail + data)[-TAIL_BYTES:]
+        flow.tail = keep_tail(flow.tail, data)
 
     def fin(self, side: int, frame: int, time: float) -> bool:
         """A FIN of ``side``; True once both sides have ended their streams."""
@@ -201,7 +216,7 @@ def start_life(conn: Connection, tcp: TcpLog, client: int, switch_time: float, t
         # The watch may have read the Close frames already (a short conversation that closes
         # within it, then FIN after the watch's end): the direction's last delivered bytes
         # are the tail a final Close is read from.
-        flow.tail = bytes(direction.recent[-TAIL_BYTES:])
+        flow.tail = keep_tail(_EMPTY, bytes(direction.recent[-TAIL_BYTES:]))
         end = tcp.fin[side] or tcp.rst[side]
         if end is not None:
             flow.end_frame, flow.end = end

@@ -82,7 +82,7 @@ def decisions(analysis: Analysis, records: Iterable[Record]) -> Iterator[tuple[i
     """
     for diagnosis in analysis.feed_records(records):
         yield getattr(records, "number", 0), diagnosis
-    for diagnosis in analysis.finish():
+    for diagnosis in analysis.finishing():
         yield END, diagnosis
 
 

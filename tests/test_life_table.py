@@ -1,0 +1,216 @@
+"""The life table (analyzer/life/table.py): the compiled `LifeTable` and its plain twin keep
+the same lives, the kept tail reads the same Close frame as every byte, and a run whose
+connections in life move into the table gives the same events as one that keeps them as
+`Connection`s with a `Life`."""
+
+from __future__ import annotations
+
+import random
+import struct
+from pathlib import Path
+
+import pytest
+
+from analyzer.decode.decoder import FASTPATH_COMPILED
+from analyzer.decode.segment import flow_key
+from analyzer.life.close import close_at_end
+from analyzer.life.model import Ended
+from analyzer.life.state import Life, _Flow, keep_tail
+from analyzer.life.table import PlainLifeTable, new_life_table
+from analyzer.pipeline import Analysis
+from analyzer.reassembly import Connection, let_go
+from analyzer.source import read_records
+from tests.builder import Opcode, write_pcap
+from tests.test_life import _living
+
+
+def _close_frame(rng: random.Random, masked: bool) -> bytes:
+    reason = bytes(rng.randrange(32, 127) for _ in range(rng.randrange(0, 40)))
+    payload = struct.pack("!H", rng.choice([1000, 1001, 1006, 1011, 4001])) + reason
+    if not masked:
+        return bytes([0x88, len(payload)]) + payload
+    key = bytes(rng.randrange(256) for _ in range(4))
+    return bytes([0x88, 0x80 | len(payload)]) + key + bytes(
+        b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def _chunk(rng: random.Random) -> bytes:
+    """Bytes a direction may carry: text, random binary (0x88 included), Close frames."""
+    kind = rng.randrange(4)
+    if kind == 0:
+        return bytes(rng.randrange(32, 127) for _ in range(rng.randrange(1, 300)))
+    if kind == 1:
+        return bytes(rng.choice([0x88, 0x05, 0x7D, 0x80, rng.randrange(256)])
+                     for _ in range(rng.randrange(1, 200)))
+    return _close_frame(rng, masked=kind == 3)
+
+
+def test_the_kept_tail_reads_the_close_frame_that_all_the_bytes_show() -> None:
+    rng = random.Random(6455)
+    for _ in range(3000):
+        stream, tail = b"", b""
+        for _ in range(rng.randrange(1, 6)):
+            new = _chunk(rng)
+            cut = rng.randrange(len(new) + 1)  # a frame split between segments too
+            for part in (new[:cut], new[cut:]):
+                if part:
+                    stream += part
+                    tail = keep_tail(tail, part)
+                    assert len(tail) <= 131
+                    assert close_at_end(tail) == close_at_end(stream)
+    assert keep_tail(b"", b"HTTP/1.1 101 Switching Protocols\r\n\r\n") == b""  # quiet: nothing
+
+
+def _conn(n: int) -> Connection:
+    key = flow_key(bytes([10, 0, n >> 8 & 255, n & 255]), 40000 + n % 1000,
+                   bytes([10, 9, 0, 1]), 80)
+    return Connection(key=key, last_time=1.0)
+
+
+def _life(rng: random.Random, n: int, sink: object) -> Life:
+    flows = (_Flow(rng.randrange(2**32), rng.randrange(1000), 1.0 + n, 1.5 + n),
+             _Flow(rng.randrange(2**32), rng.randrange(1000), 1.25 + n, 1.75 + n))
+    for flow in flows:
+        flow.tail = keep_tail(b"", _chunk(rng))
+    return Life((n, 1, 0), rng.randrange(2), 1.0 + n, f"/ws/{n % 3}", bool(n % 5),
+                flows, sink)  # type: ignore[arg-type]
+
+
+def _state(life: Life) -> tuple[object, ...]:
+    return (life.key, life.client, life.switch_time, life.target, life.websocket,
+            life.decided, life.sink, life.ended,
+            tuple((f.base, f.sent, f.first, f.last, f.data, f.tail, f.end, f.end_frame,
+                   f.reset) for f in life.flows))
+
+
+@pytest.mark.skipif(not FASTPATH_COMPILED, reason="the compiled module is not built")
+def test_the_compiled_table_and_its_twin_keep_the_same_lives() -> None:
+    rng = random.Random(14)
+    sink = object()
+    tables = [new_life_table(True), PlainLifeTable()]
+    assert type(tables[0]).__name__ == "LifeTable"
+    conns: dict[int, list[Connection]] = {}
+    open_ = []
+    for n in range(400):
+        life = _life(random.Random(n), n, sink)
+        life.decided = rng.choice([None, "succeeded", "failed"])
+        pair = []
+        for _table in tables:
+            conn = _conn(n)
+            conn.sides[0].base = rng.randrange(2**32) if n % 7 else None
+            conn.sides[1].base = 12345
+            copy = _life(random.Random(n), n, sink)
+            copy.decided = life.decided
+            let_go(conn, copy)
+            pair.append(conn)
+        conns[n] = pair
+        assert [t.adopt(c) for t, c in zip(tables, pair, strict=True)] == [True, True]
+        assert not tables[0].adopt(pair[0])  # not twice
+        open_.append(n)
+        for _ in range(rng.randrange(0, 8)):
+            m = rng.choice(open_)
+            side = rng.randrange(2)
+            key = conns[m][0].keys[side]
+            seq = rng.randrange(2**32) if rng.random() < 0.2 else rng.randrange(3000)
+            payload = _chunk(rng) if rng.random() < 0.7 else b""
+            time = 2.0 + rng.random() * 100
+            flags = rng.choice([0x10, 0x10, 0x10, 0x11, 0x14, 0x02])
+            if flags == 0x10:
+                assert [t.take(key, seq, payload, time) for t in tables] == [True, True]
+            elif flags == 0x02:
+                assert tables[0].reused(key, seq) == tables[1].reused(key, seq)
+            else:
+                ends = [t.segment(key, flags, seq, payload, m, time) for t in tables]
+                assert ends[0] == ends[1]
+            assert [t.side_of(key) for t in tables] == [side, side]
+        assert tables[0].idle(50.0) == tables[1].idle(50.0)
+        assert tables[0].ages() == tables[1].ages()
+        if rng.random() < 0.4:  # one ends: both give the same `Life` back
+            m = open_.pop(rng.randrange(len(open_)))
+            key = conns[m][0].keys[rng.randrange(2)]
+            (a, key_a), (b, key_b) = (t.pop(key) for t in tables)
+            assert key_a == key_b == conns[m][0].key
+            assert _state(a) == _state(b)
+            assert a.lifetime(conns[m][0].addresses, 500.0, "closed") == \
+                b.lifetime(conns[m][0].addresses, 500.0, "closed")
+            assert [t.side_of(key) for t in tables] == [-1, -1]
+            assert not tables[0].take(key, 1, b"x", 1.0)
+    assert len(tables[0]) == len(tables[1]) == len(open_)
+    for m in open_:
+        (a, _), (b, _) = (t.pop(conns[m][0].key) for t in tables)
+        assert _state(a) == _state(b)
+    assert len(tables[0]) == 0 and tables[0].ages() == []
+
+
+def _events(path: Path, compiled: bool, table: bool = True) -> tuple[list[object], int]:
+    """Every event of a run whose sweep comes every 4 segments (so connections move into the
+    life table early); ``table=False`` keeps connections in life out of it (as before it)."""
+    run = Analysis(lifetimes=True, compiled=compiled)
+    reassembler = run._reassembler
+    reassembler._sweep_every = reassembler._until_sweep = 4
+    if not table:
+        run._lives = reassembler._lives = None
+    events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+    return events, run._lives.taken if run._lives is not None else 0
+
+
+def test_lives_in_the_table_give_the_events_they_gave_as_connections(tmp_path: Path) -> None:
+    path = tmp_path / "lives.pcap"
+    convs = [_living(30000 + n, 1_700_000_000.0 + n, frames=6, size=100 + 40 * n)
+             for n in range(8)]
+    convs[0].server_fin(40.0)
+    convs[0].client_fin(0.001)
+    convs[1].server_rst(1.0)
+    convs[2].client_ws_close(1000, delay=1.0)
+    convs[2].server_ws_close(1000)
+    convs[2].server_fin()
+    convs[2].client_fin()
+    convs[3].server_ws_close(1011, delay=5.0)
+    convs[3].server_fin(0.5)
+    convs[4].client_ws_frame(Opcode.BINARY, b"\x88\x02\x03\xe8" * 40, delay=1.0)
+    convs[4].client_rst(2.0)
+    convs[5].client_fin(3.0)  # half closed, open at the end
+    write_pcap(path, convs, duplicate=2)
+    before, _ = _events(path, compiled=False, table=False)
+    plain, _ = _events(path, compiled=False)
+    ends = [e for e in before if isinstance(e, Ended)]
+    assert len(ends) == 8 and {e.lifetime.how for e in ends} >= {"fin", "rst", "open",
+                                                                 "close_handshake"}
+    assert plain == before
+    if FASTPATH_COMPILED:
+        compiled, taken = _events(path, compiled=True)
+        assert compiled == before
+        assert taken > 0  # the compiled skip took segments of connections in the table
+
+
+def test_ipv6_lives_in_the_table_give_the_same_events(tmp_path: Path) -> None:
+    """IPv6 segments take the per-segment path (the compiled skip reads IPv4 only): the table
+    still gives the events the connections gave."""
+    from tests.builder import Conversation, websocket_response
+    from tests.test_checks import ws_request
+
+    convs = []
+    for n in range(4):
+        conv = Conversation(client=("fd00::1", 30000 + n), server=("fd00::2", 80),
+                            start=1_700_000_000.0 + n)
+        conv.handshake()
+        conv.client(ws_request())
+        conv.server(websocket_response(), delay=0.002)
+        for _ in range(6):
+            conv.client_ws_frame(Opcode.TEXT, b"c" * 100, delay=3.0)
+            conv.server_ws_frame(Opcode.TEXT, b"s" * 100, delay=0.01)
+        convs.append(conv)
+    convs[0].server_fin(40.0)
+    convs[0].client_fin(0.001)
+    convs[1].server_rst(1.0)
+    convs[2].client_ws_close(1000, delay=1.0)
+    convs[2].server_ws_close(1000)
+    convs[2].server_fin()
+    convs[2].client_fin()
+    path = tmp_path / "v6.pcap"
+    write_pcap(path, convs, duplicate=2)
+    before, _ = _events(path, compiled=False, table=False)
+    assert sorted(e.lifetime.how for e in before if isinstance(e, Ended)) == [
+        "close_handshake", "fin", "open", "rst"]
+    assert _events(path, compiled=False)[0] == before
+    assert _events(path, compiled=True)[0] == before
