@@ -35,7 +35,7 @@ from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
 from analyzer.source.pcapng import PcapngRecords
 from analyzer.source.stream import Record
-from analyzer.tls.passing import arm, new_ledger, sync, sync_all, wrap_skip
+from analyzer.tls.passing import arm, new_ledger, sync, sync_all, sync_before_feed, wrap_skip
 from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis, diagnose
 
@@ -261,7 +261,8 @@ class Analysis:
                             continue
                 self._frames = number - 1
                 if ledger is not None and ledger.dirty:
-                    sync_all(ledger, self._reassembler)
+                    sync_before_feed(ledger, self._reassembler,
+                                     None if peeked is None else flows.get(peeked[0], False))
                 decided = feed(Frame(number, when, linktype, data, wire_length, source))
                 if decided:
                     yield from decided

@@ -323,6 +323,11 @@ class Reassembler:
     # --- the per-segment path -------------------------------------------------------------
 
     @property
+    def sweep_due(self) -> bool:
+        """Whether the next segment that is not ignored runs the sweep (tls/passing.py)."""
+        return self._until_sweep <= 1
+
+    @property
     def flows(self) -> dict[bytes, tuple[Connection, int]]:
         """Flow key -> (connection, side), for look-ups only (the pipeline's fast path)."""
         return self._table

@@ -183,6 +183,8 @@ class PcapngRecords:
                         elif end:
                             warn(f"byte offset {base}", f"truncated block header: {end} bytes")
                         return
+                    if skip is not None:
+                        continue  # a new chunk: the compiled skip reads it from its start
                 btype, blen = block_head(buf, pos)
                 if btype == SHB:
                     new_order = _byte_order(buf, pos)
@@ -216,6 +218,8 @@ class PcapngRecords:
                             err or f"truncated block (type {btype:#x}): {end} of {blen} bytes",
                         )
                         return
+                    if skip is not None and btype == EPB:
+                        continue  # whole now: the compiled skip may take it (pcap.py says why)
                 if block_head(buf, pos + blen - 8)[1] != blen:
                     warn(
                         f"byte offset {base + pos}",

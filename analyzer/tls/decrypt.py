@@ -14,6 +14,7 @@ Only `cryptography` primitives do the work (AESGCM, ChaCha20Poly1305, AESCCM, AE
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -79,11 +80,16 @@ class RecordOpener:
         self._aead = _make_aead(self.suite, self._keys.key)
         self.sequence = 0
 
+    def aead(self) -> tuple[Callable[[bytes, bytes, bytes], bytes], bytes]:
+        """For tls/passing.py (TLS 1.3): the AEAD's ``decrypt(nonce, data, aad)`` with these
+        keys, and the IV that each record's nonce is made from (RFC 8446 §5.3)."""
+        assert self._aead is not None and self.suite.tls13
+        return self._aead.decrypt, self._keys.iv
+
     def _nonce(self) -> bytes:
         # RFC 8446 §5.3 and RFC 7905 §2: the sequence number, left-padded, XOR the IV.
         iv = self._keys.iv
-        seq = self.sequence.to_bytes(len(iv), "big")
-        return bytes(a ^ b for a, b in zip(iv, seq, strict=True))
+        return (int.from_bytes(iv, "big") ^ self.sequence).to_bytes(len(iv), "big")
 
     def _open_tls13(self, record: Record) -> Opened:
         assert self._aead is not None

@@ -111,6 +111,12 @@ class TlsStage:
         room, deadline = inner.body_room(side)
         if room <= 0:
             return False
+        opening = self._session.openable(side)
+        if opening is not None:
+            to_header, held, opener = opening
+            passing.offer_open(self._ledger, self._conn, side, room, to_header, held, opener,
+                               deadline)
+            return True
         state = self._session.passable(side)
         if state is None or state[2] >= room:
             return False

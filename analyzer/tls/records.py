@@ -149,13 +149,16 @@ class RecordReader:
 
     def partial(self) -> tuple[int, int, int] | None:
         """For tls/passing.py: (bytes still to come of the record being buffered, its outer
-        content type, its length), (0, 23, 0) between records, None when that is not known
-        (a header not yet whole, a reader that stopped, bytes being discarded)."""
-        if self.broken or self._discard:
+        content type, its length), (0, 23, 0) between records, (n, 23, 0) inside a record
+        that went by unread with n bytes still to come (they pass on unread too), None when
+        that is not known (a header not yet whole, a reader that stopped)."""
+        if self.broken:
             return None
         buffer = self._buffer
         if not buffer:
-            return 0, ContentType.APPLICATION_DATA, 0
+            # Without the rest of a passed record here, a pass stopped mid-record (a sweep, a
+            # request from the peer) left the record's other segments, one by one, to Python.
+            return self._discard, ContentType.APPLICATION_DATA, 0
         if len(buffer) < HEADER_LENGTH or buffer[1] != 3 or buffer[2] != 3:
             return None
         length = (buffer[3] << 8) | buffer[4]
@@ -163,10 +166,16 @@ class RecordReader:
             return None
         return HEADER_LENGTH + length - len(buffer), buffer[0], length
 
+    def held(self) -> bytes:
+        """The buffered start of the next record (tls/passing.py)."""
+        return bytes(self._buffer)
+
     def passed(self, count: int, records: int, to_header: int, absorbed: bool) -> None:
         """``count`` bytes went by unread (tls/passing.py): ``records`` records began in them
         (plus the one buffered, dropped now, when ``absorbed``), and the last one has
         ``to_header`` bytes still to come, which `feed` drops."""
+        if not count and not absorbed:  # only ACKs went by: the reader stays where it was
+            return
         if absorbed:
             self._start += len(self._buffer)
             self._buffer.clear()
