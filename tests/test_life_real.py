@@ -86,12 +86,12 @@ def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
             process.wait(timeout=5)
 
 
-async def _talk(uri: str, until: float, then: str, code: int = 1000) -> str:
+async def _talk(uri: str, until: float, then: str, code: int = 1000, **options: Any) -> str:
     """Connects, sends a message now and another at 2.5 s (past the watch window), then
     ``then``: "idle" (wait until ``until`` s), "close" (Close ``code``), or "open"."""
     start = time.monotonic()
     async with websockets.connect(uri, ping_interval=None, open_timeout=5,
-                                  close_timeout=2) as ws:
+                                  close_timeout=2, **options) as ws:
         await ws.send("hello")
         await ws.recv()
         await asyncio.sleep(2.5)
