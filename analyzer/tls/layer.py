@@ -180,9 +180,12 @@ class TlsStage:
 
     @property
     def in_life(self) -> bool:
-        """Whether the connection is followed in life: the reassembler keeps it through
-        LIFE_IDLE_TIMEOUT of silence, as a cleartext one."""
-        return self._life() is not None
+        """Whether the connection is followed in life (the reassembler keeps it through
+        LIFE_IDLE_TIMEOUT of silence, as a cleartext one; an HTTP/2 stage inside follows
+        its streams' lives itself)."""
+        shadow = self._shadow
+        return shadow is not None and (
+            shadow.life is not None or getattr(shadow.listener, "in_life", False))
 
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._conn.passing = None
