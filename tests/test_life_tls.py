@@ -21,6 +21,10 @@ from typing import Any
 
 import pytest
 
+from analyzer.life.model import Ended
+from analyzer.pipeline import Analysis
+from analyzer.source import read_records
+from analyzer.tls.keylog import KeyStore
 from tests.helpers import nginx_conf, run_cli
 from tests.test_life_real import HOST, _free_ports, _stop, _talk, _wait_listening
 from tests.test_life_real import pytestmark as _live_marks
@@ -183,3 +187,21 @@ def test_without_the_key_there_is_no_life(capture) -> None:  # type: ignore[no-u
     result = run_cli("read", path, "-F", "json")
     attempts = json.loads(result.stdout)["attempts"]
     assert all(not a.get("tls") for a in attempts), attempts
+
+
+def test_the_compiled_path_and_python_give_the_same_lives(capture) -> None:  # type: ignore[no-untyped-def]
+    """The records of a session in life are gathered in C (tls/passing.py); the pure-Python
+    path reads every segment itself: the same ends, lifetimes and verdicts."""
+    path, keylog, ports, said = capture
+    keys = KeyStore()
+    keys.add_text(keylog.read_bytes())
+    keys.finish()
+    results = []
+    for compiled in (True, False):
+        run = Analysis(lifetimes=True, secrets=keys, compiled=compiled)
+        events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+        results.append(sorted((e.key, e.lifetime, e.verdict) for e in events
+                              if isinstance(e, Ended)))
+    assert len(results[0]) == 4, results[0]  # the three wss sessions and nginx's backend leg
+    assert results[0] == results[1]
+
