@@ -443,24 +443,62 @@ async def hypercorn_server(host: str, port: int, app: Any = h2c_app,
             await asyncio.wait_for(task, 5)
 
 
-@contextlib.asynccontextmanager
-async def nginx(port: int, backend: int, proxy_lines: str) -> Any:
-    """nginx as a reverse proxy, everything under a temp dir; yields a function to read its log."""
-    with tempfile.TemporaryDirectory(prefix="captures-nginx-") as tmp:
-        conf = Path(tmp, "nginx.conf")
-        conf.write_text(f"""
+def nginx_conf(tmp: str, http: str, access_log: bool = True) -> str:
+    """An nginx configuration whose files all live in ``tmp`` (unprivileged paths, one worker,
+    the error log at `info`, which is where nginx says why it closed a client), with ``http``
+    as the body of its `http { ... }` block."""
+    temp = "\n".join(f"    {name}_temp_path {tmp}/{name};"
+                     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    access = f"access_log {tmp}/access.log;" if access_log else "access_log off;"
+    return f"""
 worker_processes 1;
 error_log {tmp}/error.log info;
 pid {tmp}/nginx.pid;
 events {{ worker_connections 64; }}
 http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
+    {access}
+{temp}
+{http}
+}}
+"""
+
+
+def nginx_command(tmp: str) -> list[str]:
+    """nginx in the foreground, without a master process, on ``tmp``/nginx.conf."""
+    return ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", f"{tmp}/nginx.conf",
+            "-g", "daemon off; master_process off;"]
+
+
+def nginx_said(tmp: str, keep: Callable[[str], bool], access: bool = True) -> str:
+    """nginx's error log lines that ``keep`` keeps, without their date and process ids (then
+    its access log's lines), as one line for `Expect.server_said`."""
+    lines = Path(tmp, "error.log").read_text().splitlines()
+    said = [re.sub(r"^\S+ \S+ \[(\w+)\] \d+#\d+: (\*\d+ )?", r"[\1] ", line)
+            for line in lines if keep(line)]
+    if access and Path(tmp, "access.log").exists():
+        said += [f"access: {a.split(' - - ', 1)[-1]}"
+                 for a in Path(tmp, "access.log").read_text().splitlines()]
+    return " | ".join(said)
+
+
+@contextlib.asynccontextmanager
+async def running_nginx(tmp: str, conf: str, port: int) -> Any:
+    """nginx with ``conf`` (see nginx_conf) until the block ends, stopped by its PID."""
+    Path(tmp, "nginx.conf").write_text(conf)
+    process = subprocess.Popen(nginx_command(tmp), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        await asyncio.to_thread(wait_for_listener, V4, port)
+        yield
+    finally:
+        stop(process, signal.SIGQUIT)
+
+
+@contextlib.asynccontextmanager
+async def nginx(port: int, backend: int, proxy_lines: str) -> Any:
+    """nginx as a reverse proxy, everything under a temp dir; yields a function to read its log."""
+    with tempfile.TemporaryDirectory(prefix="captures-nginx-") as tmp:
+        conf = nginx_conf(tmp, f"""    server {{
         listen {V4}:{port};
         location / {{
             proxy_pass http://{V4}:{backend};
@@ -468,31 +506,10 @@ http {{
             proxy_read_timeout 5s;
 {proxy_lines}
         }}
-    }}
-}}
-""")
-        process = subprocess.Popen(
-            ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
-             "-g", "daemon off; master_process off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            start_new_session=True,
-        )
-        try:
-            await asyncio.to_thread(wait_for_listener, V4, port)
-
-            def said() -> str:
-                lines = Path(tmp, "error.log").read_text().splitlines()
-                interesting = [re.sub(r"^\S+ \S+ \[(\w+)\] \d+#\d+: (\*\d+ )?", r"[\1] ", line)
-                               for line in lines
-                               if "[error]" in line or "[warn]" in line or "[info]" in line
-                               and "client" in line]
-                access = Path(tmp, "access.log").read_text().splitlines()
-                return " | ".join(interesting + [f"access: {a.split(' - - ', 1)[-1]}"
-                                                 for a in access])
-
-            yield said
-        finally:
-            stop(process, signal.SIGQUIT)
+    }}""")
+        async with running_nginx(tmp, conf, port):
+            yield lambda: nginx_said(tmp, lambda line: "[error]" in line or "[warn]" in line
+                                     or "[info]" in line and "client" in line)
 
 
 @contextlib.asynccontextmanager
@@ -500,40 +517,13 @@ async def nginx_http2(port: int) -> Any:
     """nginx with `http2` on a cleartext port: HTTP/2 prior knowledge only, no extended
     CONNECT (nginx 1.22); yields a function to read its error log."""
     with tempfile.TemporaryDirectory(prefix="captures-nginx-h2-") as tmp:
-        conf = Path(tmp, "nginx.conf")
-        temp = " ".join(f"{name}_temp_path {tmp}/{name};"
-                        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        conf.write_text(f"""
-worker_processes 1;
-error_log {tmp}/error.log info;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    {temp}
-    server {{
+        conf = nginx_conf(tmp, f"""    server {{
         listen {V4}:{port} http2;
         location / {{ return 200 "plain\\n"; }}
-    }}
-}}
-""")
-        process = subprocess.Popen(
-            ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
-             "-g", "daemon off; master_process off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            start_new_session=True,
-        )
-        try:
-            await asyncio.to_thread(wait_for_listener, V4, port)
-
-            def said() -> str:
-                lines = Path(tmp, "error.log").read_text().splitlines()
-                return " | ".join(re.sub(r"^\S+ \S+ \[(\w+)\] \d+#\d+: (\*\d+ )?", r"[\1] ", line)
-                                  for line in lines if "[info]" in line and "client" in line)
-
-            yield said
-        finally:
-            stop(process, signal.SIGQUIT)
+    }}""", access_log=False)
+        async with running_nginx(tmp, conf, port):
+            yield lambda: nginx_said(tmp, lambda line: "[info]" in line and "client" in line,
+                                     access=False)
 
 
 # --- clients -------------------------------------------------------------------------------------

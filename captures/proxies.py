@@ -31,6 +31,9 @@ from generate import (
     V4,
     Expect,
     endpoint,
+    nginx_command,
+    nginx_conf,
+    nginx_said,
     scenario,
     version,
     wait_for_listener,
@@ -178,36 +181,23 @@ async def _apache() -> list[Expect]:
 
 # --- the server's own words: nginx's error pages, websockets' negotiation, Engine.IO sessions ---
 
-NGINX_ERRORS_CONF = """
-worker_processes 1;
-error_log {tmp}/error.log info;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    large_client_header_buffers 2 1k;
+def nginx_errors_conf(tmp: str) -> str:
+    return nginx_conf(tmp, f"""    large_client_header_buffers 2 1k;
     server {{
-        listen {v4}:18160 ssl;
+        listen {V4}:18160 ssl;
         ssl_certificate {tmp}/cert.pem;
         ssl_certificate_key {tmp}/key.pem;
         location / {{ return 200 "tls\\n"; }}
     }}
     server {{
-        listen {v4}:18161;
+        listen {V4}:18161;
         location / {{
-            proxy_pass http://{v4}:18162;
+            proxy_pass http://{V4}:18162;
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection "upgrade";
         }}
-    }}
-}}
-"""
+    }}""")
 
 
 @scenario("nginx_error_pages", "nginx's own rejections: a ws:// client on its TLS port (400 "
@@ -219,21 +209,16 @@ async def _nginx_errors() -> list[Expect]:
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
                         "2", "-subj", "/CN=localhost", "-keyout", f"{tmp}/key.pem", "-out",
                         f"{tmp}/cert.pem"], check=True, capture_output=True, timeout=30)
-        conf = Path(tmp, "nginx.conf")
-        conf.write_text(NGINX_ERRORS_CONF.format(v4=V4, tmp=tmp))
+        Path(tmp, "nginx.conf").write_text(nginx_errors_conf(tmp))
         cookie = "; ".join(f"c{i}={os.urandom(16).hex()}" for i in range(50))  # ~2 KB
         async with websockets_server(V4, 18162, "nginx-errors") as book, \
-                serving(["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf), "-g",
-                         "daemon off; master_process off;"], 18160, Path(tmp),
-                        sig=signal.SIGQUIT):
+                serving(nginx_command(tmp), 18160, Path(tmp), sig=signal.SIGQUIT):
             await asyncio.to_thread(wait_for_listener, V4, 18161)
             plain = await websockets_client(f"ws://{V4}:18160/chat")
             large = await websockets_client(f"ws://{V4}:18161/chat",
                                             additional_headers={"Cookie": cookie})
             await asyncio.sleep(0.3)
-            log = " | ".join(re.sub(r"^\S+ \S+ \[(\w+)\] \d+#\d+: (\*\d+ )?", r"[\1] ", line)
-                             for line in Path(tmp, "error.log").read_text().splitlines()
-                             if "client" in line)
+            log = nginx_said(tmp, lambda line: "client" in line, access=False)
     nginx = tool_version(["nginx", "-v"], r"nginx/\S+")
     return [
         Expect(endpoint(V4, 18160), "GET", "/chat", "failed", "tls_plain_http_to_tls_port",

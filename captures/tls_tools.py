@@ -413,50 +413,15 @@ def tls_said(run: Run, book: g.LogBook) -> str:
         "(nothing logged, even in asyncio debug mode)"
 
 
-NGINX_HTTP = """
-worker_processes 1;
-error_log {tmp}/error.log info;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    ssl_protocols TLSv1.2 TLSv1.3;  # nginx 1.22's default leaves TLS 1.3 out
-{servers}
-}}
-"""
-
-
 @contextlib.asynccontextmanager
 async def nginx_tls(port: int, servers: str) -> Any:
     """nginx with the given server blocks, everything in a temp dir; yields its log reader."""
     with tempfile.TemporaryDirectory(prefix="captures-nginx-tls-") as tmp:
-        conf = Path(tmp, "nginx.conf")
-        conf.write_text(NGINX_HTTP.format(tmp=tmp, servers=servers))
-        child = subprocess.Popen(
-            ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
-             "-g", "daemon off; master_process off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            start_new_session=True)
-        try:
-            await asyncio.to_thread(g.wait_for_listener, V4, port)
-
-            def said() -> str:
-                lines = Path(tmp, "error.log").read_text().splitlines()
-                kept = [re.sub(r"^\S+ \S+ \[(\w+)\] \d+#\d+: (\*\d+ )?", r"[\1] ", line)
-                        for line in lines if "client" in line
-                        and any(f"[{level}]" in line for level in ("error", "warn", "info"))]
-                access = Path(tmp, "access.log").read_text().splitlines()
-                return " | ".join(kept + [f"access: {a.split(' - - ', 1)[-1]}"
-                                          for a in access])
-
-            yield said
-        finally:
-            g.stop(child, signal.SIGQUIT)
+        # nginx 1.22's default leaves TLS 1.3 out
+        conf = g.nginx_conf(tmp, "    ssl_protocols TLSv1.2 TLSv1.3;\n" + servers)
+        async with g.running_nginx(tmp, conf, port):
+            yield lambda: g.nginx_said(tmp, lambda line: "client" in line and any(
+                f"[{level}]" in line for level in ("error", "warn", "info")))
 
 
 def nginx_ssl_server(run: Run, port: int, body: str, leaf: pki_module.Leaf | None = None,

@@ -1,0 +1,244 @@
+"""The catalogue's entries about the connection around HTTP: the capture itself, TCP, TLS and
+proxies on the way. Root causes, so they come first in the catalogue (catalogue.py explains
+why the order matters).
+"""
+
+from __future__ import annotations
+
+from analyzer.checks import catalogue_h2 as _h2
+from analyzer.checks.finding import Check, E, Effect, N, W, from_data, in_phase
+
+CONNECTION: tuple[Check, ...] = in_phase(
+    "capture",
+    Check("capture_gap_request", E, Effect.INCONCLUSIVE, "RFC 9293 §3.4",
+          "bytes of the request are missing from the capture",
+          "The client's bytes have a hole (packets lost by the capture, or cut by the snaplen) "
+          "where the request or what precedes it should be, so the request cannot be judged.",
+          "Capture closer to the client, with a larger buffer (-B) and no snaplen (-s 0)."),
+    Check("capture_gap_response", E, Effect.INCONCLUSIVE, "RFC 9293 §3.4",
+          "bytes of the response are missing from the capture",
+          "The server's bytes have a hole where the response (or what precedes it) should be, "
+          "so whether and how the server answered, or which request a later response "
+          "answers, cannot be told.",
+          "Capture with a larger buffer (-B) and no snaplen (-s 0); check capture drops."),
+    Check("request_not_captured", W, Effect.INCONCLUSIVE, "RFC 9110 §15.2.2",
+          "the request is not in the capture (it started mid-connection)",
+          "A response was captured without the request it answers, so the offer cannot be "
+          "compared with the answer.",
+          "Start the capture before the client connects."),
+    Check("capture_ended_too_soon", W, Effect.INCONCLUSIVE, "RFC 9293 §3.8.1",
+          "the capture ended too soon after the last packet to tell",
+          "The capture stopped less than a second after the SYN or the request, before an "
+          "answer could reasonably be expected, so 'no response' cannot be claimed.",
+          "Capture for longer, until the attempt has visibly succeeded or failed."),
+    Check("capture_gap_after_switch", W, Effect.NOTE, "RFC 9293 §3.4",
+          "bytes after the switch are missing from the capture",
+          "A hole after the 101 hides part of what the two sides did right after the switch.",
+          "Capture with a larger buffer (-B) and no snaplen (-s 0)."),
+) + in_phase(
+    "transport",
+    Check("tcp_refused", E, Effect.REFUSED, "RFC 9293 §3.10.7.1",
+          "connection refused: the SYN was answered by RST",
+          "Nothing listens on the server port (or a firewall rejects): the host reset the "
+          "connection attempt.",
+          "Check the server is running and listening on that address and port, and firewalls."),
+    Check("tcp_syn_unanswered", E, Effect.NO_RESPONSE, "RFC 9293 §3.8.1",
+          "TCP got no answer: the SYN was never answered",
+          "The client's SYN (and its retransmissions) got no SYN-ACK: the address is wrong, "
+          "the host is down, or a firewall drops the packets. HTTP was never reached.",
+          "Check the address, routes and firewall rules (drops, not rejects)."),
+    Check("tcp_overlap_conflict", W, Effect.NOTE, "RFC 9293 §3.10.7.4",
+          "TCP segments overlap with different bytes",
+          "A segment re-sent bytes that were already sent, but with different content. A real "
+          "retransmission repeats the same bytes; different ones are the classic IDS/proxy "
+          "evasion (Ptacek & Newsham): the receiver keeps one copy and a monitor may keep the "
+          "other. This report judged the copy that arrived first; the receiver may have used "
+          "the later one, so the heads shown may not be what the endpoint read.",
+          "Treat it as hostile or as a broken middlebox rewriting packets: find which host sent "
+          "both copies (the frames) and capture nearer to the receiver to see which one won."),
+    Check("request_head_incomplete", E, Effect.FAIL, "RFC 9112 §2.1",
+          "the connection ended before the request head did",
+          "The request head never reached the empty line that ends it (RFC 9112 §2.1: start "
+          "line, header fields, then CRLF) before the connection closed, so the server had no "
+          "request to answer. The request is shown as far as it went.",
+          "Look at the client (crashed, timed out while writing, or a bug that never ends the "
+          "head) or at a middlebox that cut the connection; a server that closes on slow "
+          "clients (a header timeout) does this to slowloris-like senders."),
+    Check("no_response_server_closed", E, Effect.NO_RESPONSE, "RFC 9112 §9.6",
+          "the server closed the connection without answering",
+          "The server sent FIN after the request and no response. Some servers (tungstenite, "
+          "axum's base) do exactly this for every handshake they reject.",
+          "Read the server's log for the rejection reason; compare the request with RFC 6455 "
+          "§4.1."),
+    Check("no_response_server_reset", E, Effect.NO_RESPONSE, "RFC 9293 §3.10.7.4",
+          "the server reset the connection without answering",
+          "The server (or a middlebox) sent RST after the request and no response.",
+          "Look for a crash, a proxy or a firewall that kills the connection; read its log."),
+    Check("no_response_client_gave_up", E, Effect.NO_RESPONSE, "RFC 6455 §4.1",
+          "no response: the client gave up waiting",
+          "The client closed the connection after waiting for a response that never came: a "
+          "handshake timeout (Node ws: 'Opening handshake has timed out').",
+          "Find where the request stalls: a proxy buffering it, a server not handling the "
+          "path, or an upstream that never answers."),
+    Check("no_response_capture_ended", W, Effect.NO_RESPONSE, "RFC 9110 §15",
+          "no response before the capture or the wait ended",
+          "The request was captured but no response arrived before the capture ended (or, "
+          "live, before the response timeout).",
+          "Capture for longer, or look at the server side for why it did not answer."),
+    *from_data(_h2.TRANSPORT),
+) + in_phase(
+    "tls",
+    # A connection that broke at the TLS layer (an AttemptKind.TLS attempt, analyzer/tls/layer.py)
+    # or a TLS/cleartext mix-up; analyzer/checks/tls.py. Specific causes come before the
+    # generic ones: catalogue order breaks ties for the primary reason.
+    Check("tls_key_mismatch", E, Effect.INCONCLUSIVE, "RFC 8446 §5.2",
+          "the key log has a key for this TLS session, but it does not decrypt it",
+          "The key log holds secrets for this session's client random, yet the first protected "
+          "record fails authentication with them. Nothing inside the session can be judged; "
+          "no guess is made.",
+          "Use the key log written by the very client process of this capture (SSLKEYLOGFILE, "
+          "keylog_filename); a file appended by several runs, or edited, can hold stale or "
+          "damaged lines."),
+    Check("tls_client_hello_to_cleartext_port", E, Effect.FAIL, "RFC 8446 §4.1.2",
+          "a TLS ClientHello was sent to a cleartext (HTTP) port",
+          "The client started TLS (wss:// or https://), but the server speaks cleartext HTTP on "
+          "that port: it answered the ClientHello with an HTTP error (aiohttp and nginx send "
+          "400) or with other non-TLS bytes. Python websockets servers reset instead.",
+          "Use ws:// / http:// for this port, or terminate TLS on it (a TLS listener, or a "
+          "proxy with TLS in front of the server)."),
+    Check("tls_certificate_name_mismatch", E, Effect.FAIL, "RFC 6125 §6.4",
+          "the server's certificate does not cover the name the client asked for",
+          "The leaf certificate (in cleartext before TLS 1.3, or decrypted) lists no name that "
+          "matches the SNI (or the address the client dialled), and the client ended the "
+          "handshake: host name verification failed.",
+          "Serve a certificate whose subjectAltName includes that host name (a wildcard covers "
+          "one label), or have the client use a name the certificate covers."),
+    Check("tls_certificate_expired", E, Effect.FAIL, "RFC 5280 §4.1.2.5",
+          "the server's certificate was expired or not yet valid at the time of the capture",
+          "At the capture's time the leaf certificate was outside its validity period "
+          "(notBefore..notAfter), and the client ended the handshake.",
+          "Renew the certificate (check the renewal job, e.g. certbot), or fix the clock of "
+          "the client or server if the dates look right."),
+    Check("tls_certificate_rejected", E, Effect.FAIL, "RFC 8446 §6.2",
+          "the client rejected the server's certificate",
+          "The client answered the server's certificate with a fatal alert (unknown_ca, "
+          "bad_certificate, certificate_expired, certificate_unknown...), or hung up right "
+          "after the server's handshake flight without finishing the handshake and without an "
+          "alert that could be read: Python's ssl (websockets, aiohttp) and Go clients reject a "
+          "certificate that way (unknown CA, wrong host name, expired). In TLS 1.3 the "
+          "certificate itself is encrypted; a key log shows it.",
+          "Serve the full chain (leaf and intermediates) signed by a CA the client trusts; for "
+          "a private CA, add it to the client's trust store (e.g. SSL_CERT_FILE, "
+          "NODE_EXTRA_CA_CERTS, certifi) rather than disabling verification."),
+    Check("tls_client_certificate_required", E, Effect.FAIL, "RFC 8446 §4.4.2.4",
+          "the server required a client certificate (mutual TLS) and got none",
+          "The server sent a CertificateRequest; the client answered with no certificate (or "
+          "one the server refused), and the server ended the handshake (certificate_required, "
+          "handshake_failure or bad_certificate alert, or a silent close).",
+          "Configure the client with its certificate and key (e.g. ssl_context."
+          "load_cert_chain, curl --cert), or make client certificates optional on the server."),
+    Check("tls_unrecognized_name", E, Effect.FAIL, "RFC 6066 §3",
+          "the server does not serve the requested name (unrecognized_name)",
+          "The server answered the ClientHello's server_name with the fatal alert "
+          "unrecognized_name: no virtual host / certificate is configured for it (nginx with "
+          "ssl_reject_handshake does this for unknown names).",
+          "Use the host name the server is configured for, or add a server block / "
+          "certificate for this name; check the client sends SNI at all."),
+    Check("tls_protocol_version", E, Effect.FAIL, "RFC 8446 §4.2.1",
+          "the client and server share no TLS version (protocol_version)",
+          "An endpoint answered with the fatal alert protocol_version (or "
+          "inappropriate_fallback): the versions one side offers are all refused by the other "
+          "(e.g. a TLS 1.3-only server and a TLS 1.2 client, or TLS 1.0 switched off).",
+          "Enable a version both sides support (TLS 1.2 at least); update the old side."),
+    Check("tls_handshake_failure", E, Effect.FAIL, "RFC 8446 §6.2",
+          "the TLS handshake failed: no acceptable parameters (handshake_failure)",
+          "An endpoint answered with the fatal alert handshake_failure or "
+          "insufficient_security: usually no cipher suite, group or signature algorithm in "
+          "common.",
+          "Compare the suites and groups both sides allow (openssl s_client -connect ...); "
+          "re-enable a modern ECDHE + AES-GCM suite on the stricter side."),
+    Check("tls_no_application_protocol", E, Effect.FAIL, "RFC 7301 §3.2",
+          "no common application protocol (ALPN: no_application_protocol)",
+          "The server supports none of the protocols the client listed in ALPN and ended the "
+          "handshake with no_application_protocol (e.g. an h2-only server and a client "
+          "offering only http/1.1, as WebSocket clients do).",
+          "Enable http/1.1 in the server's ALPN list, or have the client offer what the server "
+          "speaks."),
+    Check("tls_fatal_alert", E, Effect.FAIL, "RFC 8446 §6.2",
+          "the TLS handshake ended with a fatal alert",
+          "An endpoint sent a fatal alert during the handshake; its name says which check "
+          "failed.",
+          "Look up the alert's name on the side that received it; the side that sent it "
+          "usually logs the detail."),
+    Check("tls_client_closed_after_handshake", E, Effect.FAIL, "RFC 8446 §6.1",
+          "the client completed the TLS handshake, then closed without sending a request",
+          "The handshake finished, but the client closed (often with an alert, encrypted) "
+          "before any application data: a client that verifies the host name after the "
+          "handshake (curl with TLS 1.2) or refuses the negotiated ALPN protocol does this.",
+          "Check the certificate's names and the ALPN protocol the server chose against what "
+          "the client expects; a key log shows the alert's name."),
+    Check("tls_server_closed_during_handshake", E, Effect.FAIL, "RFC 8446 §4",
+          "the server closed the connection during the TLS handshake",
+          "After its ServerHello the server closed or reset the connection before the "
+          "handshake finished, without an alert that could be read.",
+          "Read the server's TLS error log (a client certificate it refused, a handshake "
+          "timeout, a crashed worker)."),
+    Check("tls_no_server_hello", E, Effect.NO_RESPONSE, "RFC 8446 §4.1.3",
+          "the server never answered the TLS ClientHello",
+          "The client sent a ClientHello and the server closed, reset or stayed silent without "
+          "a ServerHello: something on that port accepts TCP but not this TLS handshake (a "
+          "cleartext server that resets, a TLS server that cannot parse it, a firewall "
+          "inspecting SNI).",
+          "Check what listens on the port (openssl s_client -connect host:port); if it is a "
+          "cleartext server use ws://, otherwise read its logs for the refused handshake."),
+    Check("tls_handshake_incomplete", W, Effect.INCONCLUSIVE, "RFC 8446 §4",
+          "the TLS handshake did not complete and the capture does not say why",
+          "The connection ended (or the capture did) before the handshake finished, without "
+          "an alert, a close right after a flight, or another sign of who gave up.",
+          "Capture for longer, or from the start of the connection; a key log may show an "
+          "encrypted alert."),
+) + in_phase(
+    "proxy",
+    # Found by pairing the two legs of a proxy captured together (analyzer/correlate.py), or
+    # by the marks a proxy leaves on one leg. Listed before the request rules: when a proxy
+    # broke the handshake, that is the root cause the user must fix.
+    Check("proxy_stripped_upgrade", E, Effect.FAIL, "RFC 9110 §7.6.1",
+          "a proxy removed Upgrade/Connection before the backend",
+          "Upgrade and Connection are hop-by-hop: a proxy drops them unless configured to "
+          "forward them, and the backend then sees a plain request (nginx does this by "
+          "default). The client's request was fine; the backend's copy was not.",
+          "nginx: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; "
+          "proxy_set_header Connection \"upgrade\"; other proxies: enable WebSocket support."),
+    Check("proxy_http10_upstream", E, Effect.FAIL, "RFC 9110 §7.8",
+          "a proxy spoke HTTP/1.0 to the backend",
+          "The proxy forwarded the handshake as HTTP/1.0, in which a server MUST ignore "
+          "Upgrade; nginx uses HTTP/1.0 to upstreams unless told otherwise.",
+          "nginx: proxy_http_version 1.1 in the location that proxies WebSockets."),
+    Check("proxy_accept_forwarded", E, Effect.FAIL, "RFC 6455 §4.2.2",
+          "a proxy forwarded an Accept computed for a different key",
+          "The proxy sent the backend a new Sec-WebSocket-Key but passed the backend's "
+          "Sec-WebSocket-Accept back unchanged, so it does not match the client's key.",
+          "Make the proxy forward Sec-WebSocket-Key unchanged, or tunnel the handshake as is."),
+    Check("proxy_rekeyed", W, Effect.NOTE, "RFC 6455 §4.1",
+          "a proxy replaced the Sec-WebSocket-Key",
+          "The backend received a different key than the client sent: the proxy terminates "
+          "the WebSocket itself, and must then compute the client's Accept itself.",
+          "Nothing to fix if the proxy answers with the Accept for the client's key."),
+    Check("proxy_rewrote_response", W, Effect.NOTE, "RFC 9110 §7.6",
+          "a proxy answered the client differently from the backend",
+          "The backend's status differs from the one the client received: the proxy replaced "
+          "the answer (for example a 101 from the backend turned into an error).",
+          "Read the proxy's log for why it replaced the backend's answer."),
+    Check("proxy_answered_itself", N, Effect.NOTE, "RFC 9110 §7.6",
+          "the proxy answered without asking the backend",
+          "Other handshakes through this proxy reached a backend in the same capture, but no "
+          "backend request matches this one: the proxy (or a gateway rule) answered itself.",
+          "Check the proxy's routing, auth and upgrade rules for this path."),
+    Check("via_proxy", N, Effect.NOTE, "RFC 9110 §7.6.3",
+          "the request went through a proxy",
+          "Headers such as Via, Forwarded or X-Forwarded-For show a proxy on the way; "
+          "proxies are the most common cause of broken upgrades (stripped hop-by-hop headers, "
+          "HTTP/1.0 upstream, timeouts).",
+          "If the upgrade failed, capture the proxy's other leg too (tcpdump -i any on the "
+          "proxy host) to see which hop changed the handshake."),
+)
