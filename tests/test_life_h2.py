@@ -2,13 +2,15 @@
 tests/h2_app.py, the RFC 8441 client on the h2 library (h2_app.extended_connect), captured with
 tcpdump on ``lo``. Each stream works past its watch window (2 s) before it ends, so each final
 verdict comes from how its stream's life ended: a Close handshake, the server's Close 1011, the
-client's RST_STREAM, the client's TCP FIN, and a server process killed under an open stream.
+client's RST_STREAM, the client's TCP FIN, and a server process killed under an open stream;
+and the server's Close 1011 inside TLS (hypercorn with ALPN h2, read with the client's key log).
 """
 
 from __future__ import annotations
 
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,7 @@ from tests.h2_app import extended_connect
 from tests.helpers import run_cli
 from tests.test_h2_live import HOST, ROOT, _free_port, _stop, _wait_listening, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
+from tests.tls_memory import make_certificate
 
 pytest.importorskip("h2")
 pytest.importorskip("hypercorn")
@@ -36,11 +39,13 @@ SCENARIOS = {
     "cancel": ("main", "/echo", "reset"),
     "hangup": ("main", "/echo", "drop"),
     "killed": ("doomed", "/echo", "wait"),
+    "tls": ("tls", "/crash", "wait"),
 }
 
 
-def _hypercorn(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-m", "tests.h2_app", str(port)], cwd=ROOT,
+def _hypercorn(port: int, *tls: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-m", "tests.h2_app", str(port), *map(str, tls)],
+                               cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     _wait_listening(port, process)
@@ -49,18 +54,25 @@ def _hypercorn(port: int) -> subprocess.Popen[bytes]:
 
 @pytest.fixture(scope="module")
 def capture() -> Iterator[tuple[Path, dict[str, int], dict[str, str]]]:
-    ports = {"main": _free_port(), "doomed": _free_port()}
+    ports = {"main": _free_port(), "doomed": _free_port(), "tls": _free_port()}
     servers: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="life-h2-") as tmp:
-        path = Path(tmp, "h2life.pcap")
+        path, keylog = Path(tmp, "h2life.pcap"), Path(tmp, "h2life.keys")
+        cert, key = make_certificate(Path(tmp))
+        context = ssl.create_default_context(cafile=str(cert))
+        context.set_alpn_protocols(["h2"])
+        context.keylog_filename = str(keylog)
         said: dict[str, str] = {}
         try:
             for name in ("main", "doomed"):
                 servers.append(_hypercorn(ports[name]))
+            servers.append(_hypercorn(ports["tls"], cert, key))
             with tcpdump(path, list(ports.values())):
                 def client(name: str, server: str, target: str, ending: str) -> None:
+                    tls = {"context": context, "server_name": "localhost"} \
+                        if server == "tls" else {}
                     said[name] = extended_connect(HOST, ports[server], target, linger=2.5,
-                                                  ending=ending)
+                                                  ending=ending, **tls)  # type: ignore[arg-type]
 
                 threads = [threading.Thread(target=client, args=(name, *scenario))
                            for name, scenario in SCENARIOS.items()]
@@ -77,7 +89,7 @@ def capture() -> Iterator[tuple[Path, dict[str, int], dict[str, str]]]:
 
 
 def _read(path: Path, *options: str) -> str:
-    result = run_cli("read", path, *options)
+    result = run_cli("read", path, "--keylog", Path(path).with_suffix(".keys"), *options)
     assert result.exit_code == 0, result.output
     return result.stdout
 
@@ -125,6 +137,11 @@ def test_h2_websocket_streams_have_lives(capture) -> None:  # type: ignore[no-un
     assert killed["lifetime"]["closed_by"] == "server"
     assert killed["lifetime"]["how"] in ("fin", "rst"), killed["lifetime"]
     assert 3.5 < killed["lifetime"]["duration_s"] < 5.0, killed["lifetime"]
+    # the same Close 1011 on a stream inside TLS, read with the key log
+    [tls] = found["tls"]
+    assert tls["tls"]["decrypted"] and tls["tls"]["alpn"] == "h2", tls["tls"]
+    assert tls["verdict"] == "dropped" and tls["reasons"][0] == "close_internal_error", tls
+    assert tls["lifetime"]["close_code"] == 1011 and tls["lifetime"]["duration_s"] > 2.0
 
 
 def test_h2_stream_ends_are_streamed(capture) -> None:  # type: ignore[no-untyped-def]
@@ -135,8 +152,8 @@ def test_h2_stream_ends_are_streamed(capture) -> None:  # type: ignore[no-untype
         if line.get("event") in ("decided", "ended"):
             pairs.setdefault(line["number"], []).append(
                 f'{line["event"]} {line["verdict"]}')
-    assert len(pairs) == 5, pairs
+    assert len(pairs) == 6, pairs
     assert all(p[0] == "decided succeeded" and p[1].startswith("ended") for p in pairs.values())
     assert sorted(p[1] for p in pairs.values()) == [
-        "ended dropped", "ended dropped", "ended dropped", "ended dropped",
+        "ended dropped", "ended dropped", "ended dropped", "ended dropped", "ended dropped",
         "ended succeeded"], pairs
