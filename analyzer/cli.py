@@ -48,6 +48,7 @@ from analyzer.report.render import (
     render_jsonl_ended,
     render_jsonl_line,
     render_table,
+    summary_document,
     summary_fields,
     summary_text,
 )
@@ -469,7 +470,7 @@ def _emit(fmt: str, kept: list[Diagnosis] | SpilledReport, analysis: Analysis,
     if view.summary_only:
         if fmt in ("json", "jsonl"):
             fields = summary_fields(kept, stats, warnings, secrets, apart=apart, context=listed)
-            click.echo(json.dumps({"summary": fields}, indent=2 if fmt == "json" else None))
+            click.echo(summary_document(fields, fmt))
         else:
             click.echo(summary_text(kept, stats, (), secrets, clock=style.clock, apart=apart,
                                     context=listed))

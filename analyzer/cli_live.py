@@ -17,7 +17,7 @@ import click
 from analyzer.cli_options import terminal_width
 from analyzer.cli_status import ExitStatus, print_line, say_error
 from analyzer.filters import Selection
-from analyzer.life.fold import WINDOW_OVER
+from analyzer.life.fold import WINDOW_OVER, with_groups
 from analyzer.life.model import Ended, attempt_key
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
 from analyzer.report.clock import Clock
@@ -217,6 +217,8 @@ class LiveOutput:
     def finish(self, analysis: Analysis, received: int, dropped: int) -> None:
         """The summary, with the packets received and the packets the kernel dropped."""
         stats = analysis.stats
+        if self.fmt in ("json", "markdown"):  # sorted: the rules over several ends apply
+            self._kept = with_groups(self._kept)
         if self.fmt == "json":
             document = json.loads("".join(iter_json(self._kept, stats, [],
                                                     apart=self.tally.apart)))

@@ -58,7 +58,7 @@ def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0) -> list[Diagnos
             extra = [answered_itself(d.attempt)]
         if extra:
             d = replace(judge(d.attempt, d.facts, d.findings + tuple(extra), d.number),
-                        origin=d.origin)
+                        origin=d.origin, lifetime=d.lifetime)
         out.append(d)
     return out
 

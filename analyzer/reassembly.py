@@ -258,6 +258,12 @@ def let_go(conn: Connection, life: LifeFollower | None = None) -> None:
     conn.life = life
 
 
+def _in_life(conn: Connection) -> bool:
+    """A connection in life (LIFE_IDLE_TIMEOUT applies): let go with a follower, or one whose
+    listener follows the life itself (a decrypted TLS session's, `TlsStage.in_life`)."""
+    return conn.life is not None or getattr(conn.listener, "in_life", False)
+
+
 def _first_waiting(here: _Direction) -> int:
     """The offset of a direction's first waiting segment (it has one)."""
     assert here.pending_order is not None
@@ -901,7 +907,7 @@ class Reassembler:
                 continue
             if conn.life is not None and self._adopt(conn):
                 continue  # let go before this sweep (so its attempt is judged): in the table
-            if conn.last_time < (cutoff if conn.life is None else life_cutoff):
+            if conn.last_time < cutoff and (conn.last_time < life_cutoff or not _in_life(conn)):
                 self._finish(conn, now, "idle")
                 self._drop(conn)
             elif conn.finished and conn.last_time < now - 60.0:

@@ -4,8 +4,9 @@ RFC 8441 client on the h2 library, for the live tests and captures/generate.py:
 ``python -m tests.h2_app PORT CERT KEY`` serves it over TLS (hypercorn offers ALPN h2).
 
 Paths: ``/echo`` accepts and echoes until the client closes; ``/deny`` closes before
-accepting (hypercorn answers 403); ``/policy`` accepts and closes with 1008; any other path
-answers 404 through the ``websocket.http.response`` extension.
+accepting (hypercorn answers 403); ``/policy`` accepts and closes with 1008; ``/crash`` echoes,
+and closes with 1011 after echoing "still here" (an application that failed after working a
+while); any other path answers 404 through the ``websocket.http.response`` extension.
 """
 
 from __future__ import annotations
@@ -41,13 +42,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/policy":
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": 1008, "reason": "policy"})
-    elif path == "/echo":
+    elif path in ("/echo", "/crash"):
         await send({"type": "websocket.accept", "subprotocol": None})
         while True:
             message = await receive()
             if message["type"] != "websocket.receive":
                 return
             await send({"type": "websocket.send", "text": message.get("text") or ""})
+            if path == "/crash" and message.get("text") == "still here":
+                await send({"type": "websocket.close", "code": 1011, "reason": "boom"})
+                return
     else:
         await send({"type": "websocket.http.response.start", "status": 404,
                     "headers": [(b"content-type", b"text/plain")]})
@@ -62,12 +66,18 @@ def _ws_frame(opcode: int, payload: bytes) -> bytes:
 
 
 def extended_connect(host: str, port: int, path: str,
-                     context: ssl.SSLContext | None = None, server_name: str = "") -> str:
+                     context: ssl.SSLContext | None = None, server_name: str = "",
+                     linger: float = 0.0, ending: str = "close") -> str:
     """An RFC 8441 client on the h2 library: preface, the server's SETTINGS, extended CONNECT
     on stream 1 (sent whether or not the server enabled it); after a 200, one text message and
     a Close 1000. With ``context``, over TLS (the context chooses ALPN and the key log), SNI
     ``server_name``. Returns what happened: "connected: ..." when the echo came back, else the
-    status or the Close the server sent, then the h2 events seen."""
+    status or the Close the server sent, then the h2 events seen.
+
+    ``linger`` > 0: after the echo, wait that long (past the watch window), send "still here"
+    and read its echo (or the server's Close), then end by ``ending``: "close" (Close 1000 and
+    END_STREAM), "reset" (RST_STREAM CANCEL), "drop" (close the socket: a TCP FIN, no
+    GOAWAY), or "wait" (read until the server ends the stream, the connection or 5 s)."""
     import h2.config
     import h2.connection
     import h2.events
@@ -128,9 +138,23 @@ def extended_connect(host: str, port: int, path: str,
             conn.send_data(1, _ws_frame(0x1, b"hello"))
             sock.sendall(conn.data_to_send())
             pump(h2_events.DataReceived, 1.0)
-            conn.send_data(1, _ws_frame(0x8, struct.pack(">H", 1000)), end_stream=True)
-            sock.sendall(conn.data_to_send())
-            pump(h2_events.StreamEnded, 1.0)
+            if linger:
+                time.sleep(linger)
+                conn.send_data(1, _ws_frame(0x1, b"still here"))
+                sock.sendall(conn.data_to_send())
+                pump(h2_events.DataReceived, 1.0)
+            if ending == "drop":
+                return f"dropped the connection ({' '.join(seen)})"
+            if ending == "reset":
+                conn.reset_stream(1, 8)  # CANCEL (RFC 9113 §7)
+                sock.sendall(conn.data_to_send())
+                time.sleep(0.2)
+            elif ending == "wait":
+                pump(h2_events.StreamEnded, 5.0)
+            else:
+                conn.send_data(1, _ws_frame(0x8, struct.pack(">H", 1000)), end_stream=True)
+                sock.sendall(conn.data_to_send())
+                pump(h2_events.StreamEnded, 1.0)
         with contextlib.suppress(Exception):
             conn.close_connection()
             sock.sendall(conn.data_to_send())

@@ -144,9 +144,12 @@ def test_summary_only(mixed: Path) -> None:
     assert text.stdout.startswith("Attempts: 2 (1 failed, 1 succeeded)\n")
     assert "10.0.0.1:50000" not in text.stdout
     document = _json("read", mixed, "--summary-only")
-    assert list(document) == ["summary"] and document["summary"]["attempts"] == 2
+    # the schema as in every JSON document (wave2-decisions.md), and the same as the full one's
+    assert list(document) == ["schema", "summary"] and document["summary"]["attempts"] == 2
+    assert document["schema"] == _json("read", mixed)["schema"] == 2
     line = _cli("read", mixed, "--summary-only", "-F", "jsonl").stdout
     assert json.loads(line)["summary"]["verdicts"] == {"failed": 1, "succeeded": 1}
+    assert "schema" not in json.loads(line)  # a JSONL line, which carries none
 
 
 # ---- filters -----------------------------------------------------------------------------

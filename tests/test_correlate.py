@@ -305,3 +305,25 @@ def test_real_proxy_that_dropped_the_upgrade_is_named_on_the_client_leg(
     front, back = legs[front_port], legs[back_port]
     assert front.primary is not None and front.primary.check == "proxy_stripped_upgrade"
     assert back.primary is not None and back.primary.check == "upgrade_header_missing"
+
+
+def test_correlation_keeps_the_lifetime_of_an_attempt_it_judges_again(tmp_path: Path) -> None:
+    """A proxy finding re-judges the attempt: how its connection lived stays with it (it was
+    lost, so a switched front followed to its end lost its lifetime in sorted reports)."""
+    import dataclasses
+
+    from analyzer.life.model import FIN, Lifetime
+
+    convs = legs(ws(), ws(), SWITCH + FRAME_HI, SWITCH + FRAME_HI, front_fin=False)
+    alone = Conversation(client=(CLIENT, 50001), server=(PROXY, 80), start=1_700_000_100.0)
+    alone.handshake()
+    alone.client(ws(key=BACKEND_KEY))
+    alone.server(http_response(403, "Forbidden", [("Content-Length", "0")]), delay=0.002)
+    path = tmp_path / "alone.pcap"
+    write_pcap(path, [*convs, alone])
+    life = Lifetime(61.0, "server", FIN, 60.0, None)
+    diagnoses = [dataclasses.replace(d, lifetime=life)
+                 for d in sorted(analyze_pcap(path), key=lambda d: d.attempt.first_frame)]
+    judged = {d.attempt.client.port: d for d in correlate(diagnoses)}
+    assert "proxy_answered_itself" in [f.check for f in judged[50001].findings]
+    assert all(d.lifetime == life for d in judged.values())

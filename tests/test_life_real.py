@@ -7,6 +7,7 @@ window (2 s) first, so each verdict is decided by how its life ended.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -86,12 +87,12 @@ def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
             process.wait(timeout=5)
 
 
-async def _talk(uri: str, until: float, then: str, code: int = 1000) -> str:
+async def _talk(uri: str, until: float, then: str, code: int = 1000, **options: Any) -> str:
     """Connects, sends a message now and another at 2.5 s (past the watch window), then
     ``then``: "idle" (wait until ``until`` s), "close" (Close ``code``), or "open"."""
     start = time.monotonic()
     async with websockets.connect(uri, ping_interval=None, open_timeout=5,
-                                  close_timeout=2) as ws:
+                                  close_timeout=2, **options) as ws:
         await ws.send("hello")
         await ws.recv()
         await asyncio.sleep(2.5)
@@ -173,6 +174,11 @@ def lives() -> Iterator[tuple[list[Diagnosis], dict[str, int], dict[str, str]]]:
                 _stop(process, signal.SIGQUIT if process.args[0] == "nginx" else signal.SIGTERM)
         run = Analysis(lifetimes=True)
         events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+        from tests.helpers import run_cli
+
+        # the streamed report of the same capture (its summary is on standard error)
+        streamed = run_cli("read", path, "-F", "jsonl")
+        said["jsonl"], said["jsonl summary"] = streamed.stdout, streamed.stderr
         yield with_groups(fold(events)), ports, said
 
 
@@ -225,6 +231,24 @@ def test_a_killed_server_ends_its_connections_at_once(lives) -> None:  # type: i
         assert d.verdict is Verdict.DROPPED, d.findings
         assert d.primary is not None and d.primary.check == "server_reset_many", d.findings
         assert d.lifetime is not None and d.lifetime.closed_by == "server"
+
+
+def test_group_rules_are_reported_in_streamed_output(lives) -> None:  # type: ignore[no-untyped-def]
+    """JSONL has printed each line before the rules over several ends can be known: its
+    summary names the group and its attempts, the same ones the sorted report marks."""
+    diagnoses, ports, said = lives
+    lines = [json.loads(line) for line in said["jsonl"].splitlines()]
+    doomed = sorted(line["number"] for line in lines if line["event"] == "ended"
+                    and line["server"].endswith(f":{ports['doomed']}"))
+    assert len(doomed) == 3, lines
+    groups = [line for line in said["jsonl summary"].splitlines()
+              if line.startswith("Group: server_reset_many: ")]
+    assert len(groups) == 1, said["jsonl summary"]
+    assert " 3 connections within 1 s " in groups[0]
+    assert groups[0].endswith(f"(attempts {', '.join(map(str, doomed))})"), groups
+    # near miss: the nginx idle timeout and the 1011 close are single ends, in no group
+    assert "max_lifetime_reached" not in said["jsonl summary"]
+    assert sum(line.startswith("Group: ") for line in said["jsonl summary"].splitlines()) == 1
 
 
 def test_live_prints_the_decided_line_then_the_ended_line() -> None:

@@ -238,6 +238,28 @@ def test_idle_connections_are_swept(idle: float) -> None:
     assert reassembler.open_connections == 1
 
 
+class LivingRecorder(Recorder):
+    """A listener that follows its connection's life itself (the TLS and HTTP/2 stages)."""
+
+    in_life = True
+
+
+@pytest.mark.parametrize("listener, silence, ended", [
+    (LivingRecorder, 400.0, None),  # in life: kept past the 300 s of other connections
+    (LivingRecorder, 4000.0, "idle"),  # but not past LIFE_IDLE_TIMEOUT
+    (Recorder, 400.0, "idle"),  # near miss: a listener not in life
+])
+def test_a_listener_in_life_keeps_its_connection_an_hour(listener: type[Recorder],
+                                                         silence: float,
+                                                         ended: str | None) -> None:
+    recorders: list[Recorder] = []
+    reassembler = Reassembler(lambda c, s: recorders.append(listener()) or recorders[-1],
+                              sweep_every=1)
+    reassembler.feed(seg(1, True, 100, SYN))
+    reassembler.feed(Segment(2, 1.0 + silence, B, 1, A, 2, 5, 0, int(SYN), b""))  # sweeps
+    assert recorders[0].ended == ended
+
+
 class CallLog:
     """A listener that writes down every call with its arguments, in order."""
 

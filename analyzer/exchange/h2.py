@@ -17,7 +17,10 @@ to ``http2.H2Reader`` and follows the streams the events describe:
 - a RST_STREAM or a GOAWAY that leaves a stream unanswered decides it (the checks say
   "not processed" or "refused" by the code, wave2-decisions.md);
 - any other stream is an ordinary exchange, counted (listed only when its answer talks about
-  an upgrade, as for HTTP/1).
+  an upgrade, as for HTTP/1);
+- with the run's life stage, a stream still open when its watch ends is followed in life to
+  its end (``h2life.StreamLives``: its DATA counted, END_STREAM, RST_STREAM, GOAWAY, the TCP
+  connection's ends), which becomes an ``Ended`` as for an HTTP/1 connection.
 
 Memory is bounded: at most ``MAX_STREAMS`` streams are followed at once (later ones are
 counted), DATA is never held beyond a response's first ``PREFIX_LIMIT`` bytes, and the reader
@@ -29,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from analyzer.exchange.first_bytes import Start, classify_first_bytes
+from analyzer.exchange.h2life import StreamLives
 from analyzer.exchange.handoff import HandlerFactory, RunContext
 from analyzer.exchange.model import (
     Attempt,
@@ -59,6 +63,7 @@ from analyzer.http2.events import (
     setting_name,
 )
 from analyzer.http2.reader import H2Reader
+from analyzer.life.state import TAIL_BYTES
 from analyzer.reassembly import Connection
 
 MAX_STREAMS = 100  # streams followed at once per connection (RFC 9113 §6.5.2 suggests >= 100)
@@ -67,6 +72,7 @@ MAX_STREAM_NOTES = 16  # ladder notes per stream
 MAX_CONNECTION_NOTES = 8  # SETTINGS and GOAWAY notes per connection
 MAX_UNDECIDED_BYTES = 64 * 1024  # bytes held while it is unclear which side is the client
 _SIDES = ("client", "server")
+_WINDOW_OVER = "observation window over"
 _REQUEST_FIELDS_SHOWN = 64  # fields drawn in a head's raw text (all are kept in Headers)
 
 
@@ -88,6 +94,7 @@ class _Stream:
     reset: H2End | None = None
     notes: list[H2Note] = field(default_factory=list)
     undecoded: bool = False  # a header block of the stream could not be read
+    tails: list[bytes] = field(default_factory=lambda: [b"", b""])  # last DATA bytes, watched
 
     @property
     def is_attempt_shape(self) -> bool:
@@ -118,6 +125,7 @@ class H2Stage:
         self._problems: list[H2Problem] = []
         self._notes: list[H2Note] = []
         self._watching = 0  # streams under a SwitchWatch
+        self._lives: StreamLives | None = None  # streams past their watch (made at the first)
         self._done = False
         run.counters.http_connections += 1
 
@@ -130,11 +138,21 @@ class H2Stage:
         self._tcp.fin_of(side, frame, time)
         if self._client is not None:
             self._handle(self._reader.end(self._h2_side(side), frame, time))
+        if self._lives:
+            self._lives.tcp_fin(side, frame, time)
 
     def on_rst(self, side: int, frame: int, time: float) -> None:
         self._tcp.rst_of(side, frame, time)
         if self._client is not None:
             self._handle(self._reader.end(self._h2_side(side), frame, time))
+        if self._lives:
+            self._lives.tcp_rst(side, frame, time)
+
+    @property
+    def in_life(self) -> bool:
+        """Whether streams are followed in life (the reassembler keeps the connection through
+        LIFE_IDLE_TIMEOUT of silence)."""
+        return bool(self._lives)
 
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._tcp.gap(side, offset, length, frame, time)
@@ -178,6 +196,8 @@ class H2Stage:
             return
         for stream in list(self._streams.values()):
             self._decide(stream, time, reason)
+        if self._lives:
+            self._lives.end_all(time, reason)
         self._done = True
 
     # --- which side is the client -------------------------------------------------------------
@@ -264,7 +284,7 @@ class H2Stage:
         the start of a response body (error texts); any other is only counted."""
         stream = self._streams.get(stream_id)
         if stream is None:
-            return False
+            return self._lives is not None and stream_id in self._lives  # its last bytes
         if stream.watch is not None:
             return True
         return side == 1 and stream.response is not None and len(stream.body) < PREFIX_LIMIT
@@ -332,14 +352,18 @@ class H2Stage:
     def _data(self, event: Data) -> None:
         stream = self._streams.get(event.stream_id)
         if stream is None:
+            if self._lives is not None and event.stream_id in self._lives:
+                self._lives.data(event.side, event.stream_id, event.data, event.skipped,
+                                 event.end_stream, event.last_frame, event.time)
             return
         stream.data[event.side] += len(event.data) + event.skipped
         if event.last_piece:
             flag = " END_STREAM" if event.end_stream else ""
             self._note(stream, event, f"DATA {event.frame_length} B{flag}")
         if stream.watch is not None and event.data:
+            stream.tails[event.side] = (stream.tails[event.side] + event.data)[-TAIL_BYTES:]
             if stream.watch.observe(event.side == 0, event.data, event.first_frame, event.time):
-                self._decide(stream, event.time, "observation window over")
+                self._decide(stream, event.time, _WINDOW_OVER)
                 return
         elif stream.watch is None and event.side == 1 and stream.response is not None:
             stream.body += event.data[: PREFIX_LIMIT - len(stream.body)]
@@ -349,6 +373,8 @@ class H2Stage:
     def _rst(self, event: RstStream) -> None:
         stream = self._streams.get(event.stream_id)
         if stream is None:
+            if self._lives is not None and event.stream_id in self._lives:
+                self._lives.reset(event.side, event.stream_id, event.first_frame, event.time)
             return
         code = error_name(event.code)
         self._note(stream, event, f"RST_STREAM {code}")
@@ -361,6 +387,8 @@ class H2Stage:
         if self._goaway is None or (self._goaway.side == "client" and event.side == 1):
             self._goaway = H2End(_SIDES[event.side], code, event.first_frame, event.time,
                                  event.last_stream_id)
+        if self._lives and event.code:  # an error: the connection goes down with its streams
+            self._lives.going_away(event.side, event.first_frame, event.time)
         if event.side == 0:
             return  # the client's last stream id is about streams the server opened (push)
         # RFC 9113 §6.8: streams above the last stream id "were not or will not be processed"
@@ -381,7 +409,7 @@ class H2Stage:
     def _expire(self, now: float) -> None:
         for stream in list(self._streams.values()):
             if stream.watch is not None and now > stream.watch.deadline:
-                self._decide(stream, now, "observation window over")
+                self._decide(stream, now, _WINDOW_OVER)
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -403,7 +431,7 @@ class H2Stage:
             return
         client = self._client if self._client is not None else 0
         after = stream.watch.result(time) if stream.watch is not None else None
-        self._run.emit(Attempt(
+        attempt = Attempt(
             kind=AttemptKind.HTTP,
             client=self._tcp.endpoint(client),
             server=self._tcp.endpoint(1 - client),
@@ -428,7 +456,28 @@ class H2Stage:
                 client_data=stream.data[0],
                 server_data=stream.data[1],
             ),
-        ))
+        )
+        self._run.emit(attempt)
+        if reason == _WINDOW_OVER and stream.watch is not None and self._run.life_sink:
+            self._live_on(stream, attempt, client)
+
+    def _live_on(self, stream: _Stream, attempt: Attempt, client: int) -> None:
+        """The stream's watch is over and it is still open: it is followed in life."""
+        watch = stream.watch
+        assert watch is not None and self._run.life_sink is not None
+        if self._lives is None:
+            self._lives = StreamLives(self._run.life_sink, self._conn, client)
+        request, response = stream.request, stream.response
+        first = (request.time if request is not None else watch.switch_time,
+                 response.time if response is not None else watch.switch_time)
+        seen = watch.last_seen
+        ends = tuple(None if e is None else (e.frame, e.time) for e in stream.ends)
+        head = request.head if request is not None else None
+        self._lives.start(attempt, stream.id, watch.switch_time,
+                          str(getattr(head, "target", "")), watch.websocket,
+                          (stream.data[0], stream.data[1]), first,
+                          (seen[0] or first[0], seen[1] or first[1]),
+                          (stream.tails[0], stream.tails[1]), (ends[0], ends[1]))
 
     def _note(self, stream: _Stream, event: H2Event, label: str) -> None:
         if len(stream.notes) < MAX_STREAM_NOTES:

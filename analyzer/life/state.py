@@ -226,3 +226,26 @@ def start_life(conn: Connection, tcp: TcpLog, client: int, switch_time: float, t
                 (flows[0], flows[1]), sink)
     sink.started(life)
     return life
+
+
+def start_stream_life(key: tuple[int, int, int], client: int, switch_time: float, target: str,
+                      websocket: bool, sent: tuple[int, int], first: tuple[float, float],
+                      last: tuple[float, float], tails: tuple[bytes, bytes],
+                      ends: tuple[tuple[int, float] | None, tuple[int, float] | None],
+                      sink: Sink) -> Life:
+    """The life of a stream that is not a TCP connection of its own (an RFC 8441 WebSocket
+    on an HTTP/2 stream): its stage counts offsets from 0 (``sent``: each side's bytes so far)
+    and feeds `Life.take` with them. By reassembler side, as `start_life`; ``ends``: each
+    side's END_STREAM (frame, time) seen during the watch; ``tails``: each side's last bytes."""
+    flows = []
+    for side in (0, 1):
+        flow = _Flow(0, sent[side], first[side], last[side])
+        flow.tail = tails[side][-TAIL_BYTES:]
+        end = ends[side]
+        if end is not None:
+            flow.end_frame, flow.end = end
+        flows.append(flow)
+    life = Life(key, client, switch_time, target[:_TARGET_CHARS], websocket,
+                (flows[0], flows[1]), sink)
+    sink.started(life)
+    return life

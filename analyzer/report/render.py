@@ -314,6 +314,14 @@ def json_end(any_attempts: bool, summary: dict[str, Any]) -> str:
 _JSONL_ENCODER = json.JSONEncoder(check_circular=False)
 
 
+def summary_document(fields: dict[str, Any], fmt: str) -> str:
+    """``--summary-only`` as JSON: a document with the schema like the full report
+    (``-F json``), or one line (``-F jsonl``: its lines carry no schema, as the others)."""
+    if fmt == "json":
+        return json.dumps({"schema": SCHEMA, "summary": fields}, indent=2)
+    return json.dumps({"summary": fields})
+
+
 def render_jsonl_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     """The `decided` line of an attempt (wave2-decisions.md, "Streamed output")."""
     return _JSONL_ENCODER.encode({"event": "decided", **attempt_fields(diagnosis, show_secrets)})

@@ -4,7 +4,6 @@ same bytes as the report of the same attempts kept in memory (report/render.py).
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 from array import array
 from collections import Counter
@@ -21,6 +20,7 @@ from analyzer.report.render import (
     JSON_START,
     json_end,
     render_csv,
+    summary_document,
     summary_lines,
     summary_of,
 )
@@ -346,7 +346,7 @@ def emit_spilled(report: SpilledReport, fmt: str, stats: RunStats,
     if view.summary_only:
         fields = report.summary(stats, warnings, secrets, apart)
         if fmt in ("json", "jsonl"):
-            write(json.dumps({"summary": fields}, indent=2 if fmt == "json" else None) + "\n")
+            write(summary_document(fields, fmt) + "\n")
         else:
             write(summary_lines(fields, style.clock) + "\n")
         return True

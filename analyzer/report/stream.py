@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.correlate import Storm, StormKey, storm_key
-from analyzer.life.groups import ClosedTally, abnormal_end
+from analyzer.life.groups import ClosedTally, End, abnormal_end, group_findings
 from analyzer.life.model import Ended
 from analyzer.report.clock import UTC_CLOCK, Clock
 from analyzer.report.render import (
@@ -22,6 +22,7 @@ from analyzer.report.render import (
     repeated_lines,
     warning_texts,
 )
+from analyzer.report.safe import safe_text
 from analyzer.source.frame import CaptureWarning
 from analyzer.values import RunStats
 from analyzer.verdict import Diagnosis, Verdict
@@ -44,6 +45,10 @@ def csv_line(diagnosis: Diagnosis) -> str:
 # was still small.
 MAX_GROUPS = 4096
 MAX_GROUP_REQUEST = 200  # characters of the request line a group key keeps
+# Abnormal ends a streamed run keeps for the rules over several ends (life/groups.py), the
+# most recent ones: ~200 bytes each. A mass reset falls within a second, so only a maximum
+# lifetime seen over more than this many abnormal ends can be missed.
+MAX_GROUP_ENDS = 10_000
 
 
 @dataclass(slots=True)
@@ -59,6 +64,7 @@ class Tally:
     # connection attempts that never reached HTTP, not listed (no --tcp), by verdict
     apart: Counter[str] = field(default_factory=Counter)
     closed: ClosedTally = field(default_factory=ClosedTally)  # abnormal ends alike
+    ends: list[End] = field(default_factory=list)  # abnormal ends, for the group rules
 
     def ended(self, ended: Ended, counted: bool) -> None:
         """An attempt's connection ended after its watch window: its verdict is the final one
@@ -77,6 +83,22 @@ class Tally:
         if abnormal_end(life):
             self.closed.add(ended.target, life.closer.ip if life.closer else "?",
                             life.idle_before_end_s, life.how)
+            if len(self.ends) >= MAX_GROUP_ENDS:
+                del self.ends[: MAX_GROUP_ENDS // 2]
+            self.ends.append(End(ended.number, ended.server.ip, ended.target, life))
+
+    def grouped(self) -> list[tuple[str, str, list[int]]]:
+        """What the rules over several ends found (`server_reset_many`,
+        `max_lifetime_reached`): (catalogue id, its text, the attempts' numbers), the lines
+        were printed before the rule could be known, so the summary says it (sorted reports
+        put the finding on each attempt instead)."""
+        out: dict[tuple[str, str], list[int]] = {}
+        for number, findings in group_findings(self.ends).items():
+            for finding in findings:
+                out.setdefault((finding.check, finding.found), []).append(number)
+        return sorted(((check, found, sorted(numbers))
+                       for (check, found), numbers in out.items()),
+                      key=lambda g: (g[2][0], g[0]))
 
     def add(self, diagnosis: Diagnosis) -> None:
         self.attempts += 1
@@ -122,6 +144,8 @@ def tally_summary(tally: Tally, stats: RunStats, received: int | None = None,
         "reasons": dict(tally.reasons.most_common()),
         "repeated": repeated_fields(tally.storms(), show_secrets),
         "closed": closed_fields(tally.closed, show_secrets),
+        "groups": [{"id": check, "found": safe_text(found, show_secrets), "attempts": numbers}
+                   for check, found, numbers in tally.grouped()],
         "tcp_only_attempts": dict(sorted(tally.apart.items())),
         "warnings": warning_texts(warnings, show_secrets),
         "packets_received": received,
@@ -144,6 +168,8 @@ def tally_summary_text(tally: Tally, stats: RunStats, received: int | None = Non
         lines.append(line)
     lines.extend(repeated_lines(s["repeated"], clock=clock))
     lines.extend(closed_lines(s["closed"]))
+    lines.extend(f"Group: {g['id']}: {g['found']} (attempts "
+                 f"{', '.join(map(str, g['attempts']))})" for g in s["groups"])
     if received is not None:
         lines.append(f"Packets: {received} received, {dropped} dropped by the kernel")
     lines.extend(capture_lines(s))

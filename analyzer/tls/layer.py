@@ -16,6 +16,12 @@ The HTTP/1 tracker hands a connection over when a direction starts with a TLS re
 - A session that broke at the TLS layer (no ServerHello, a fatal alert, a client that hung up
   after the server's flight, a server that answered in cleartext, a key that does not open
   the records) becomes an `AttemptKind.TLS` attempt; the `tls` checks say why.
+- A decrypted WebSocket (or other switched protocol) outlives its watch window in the life
+  state like a cleartext one: the inner tracker lets the shadow go with a `Life`
+  (`analyzer/life/state.py`), and from then on this stage gives it the plaintext (its bytes
+  and tail, so a final Close frame is read), the real connection's FIN and RST, and its end.
+  Every record is still decrypted (gathered in C when the compiled module is there): a Close
+  frame's code is only in the plaintext.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from analyzer.exchange.model import (
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.exchange.tracker import ConnectionTracker
 from analyzer.http.head import find_head_end, parse_response_head
-from analyzer.reassembly import Connection, StreamListener
+from analyzer.life.state import TAIL_BYTES
+from analyzer.reassembly import Connection, LifeFollower, StreamListener
 from analyzer.tls import passing
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.names import version_name
@@ -94,6 +101,7 @@ class TlsStage:
             return
         if self._ledger is not None:
             self._conn.passing = None
+        self._packet(side, time)
         self._deliver(self._session.feed(side, offset, data, frame, time))
         self._after_records(time)
         if self._ledger is not None and not self._done and not (
@@ -130,6 +138,7 @@ class TlsStage:
         ends in it, so the session only buffers it (what `on_data` would do with each)."""
         plains = self._session.feed(side, offset, data, frame, time)
         assert not plains
+        self._packet(side, time)
 
     def passed(self, side: int, count: int, records: int, plain: int, to_header: int,
                absorbed: bool) -> None:
@@ -144,9 +153,45 @@ class TlsStage:
     def _deliver(self, plains: list[Plain]) -> None:
         for plain in plains:
             listener = self._inner()
-            if self._inner_stopped or listener is None:
+            if listener is None:
+                life = self._life()
+                if life is None:
+                    break
+                life.take(plain.side, plain.offset, plain.data, plain.time)
+                continue
+            if self._inner_stopped:
                 break
+            shadow = self._shadow
+            assert shadow is not None
+            # What the reassembler keeps of a direction, as the life state reads it when the
+            # inner tracker lets the shadow go (`start_life`): the offset reached and the
+            # last bytes, counted before the listener sees them, as `_Direction.advance` does.
+            here = shadow.sides[plain.side]
+            here.base = 0
+            here.next_offset = plain.offset + len(plain.data)
+            here.recent = (here.recent + plain.data)[-TAIL_BYTES:]
             listener.on_data(plain.side, plain.offset, plain.data, plain.frame, plain.time)
+
+    def _life(self) -> LifeFollower | None:
+        """The life the inner tracker let the shadow go into (None before, and without the
+        life stage)."""
+        shadow = self._shadow
+        return shadow.life if shadow is not None else None
+
+    def _packet(self, side: int, time: float) -> None:
+        """A packet of ``side`` (its last packet's time, which the life reports)."""
+        shadow = self._shadow
+        if shadow is not None and shadow.life is not None:
+            shadow.life.take(side, 0, b"", time)
+
+    @property
+    def in_life(self) -> bool:
+        """Whether the connection is followed in life (the reassembler keeps it through
+        LIFE_IDLE_TIMEOUT of silence, as a cleartext one; an HTTP/2 stage inside follows
+        its streams' lives itself)."""
+        shadow = self._shadow
+        return shadow is not None and (
+            shadow.life is not None or getattr(shadow.listener, "in_life", False))
 
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._conn.passing = None
@@ -165,6 +210,10 @@ class TlsStage:
         inner = self._inner_listener()
         if inner is not None:
             inner.on_fin(side, frame, time)
+        life = self._life()  # in life already, or since the FIN ended the watch just now
+        if life is not None:
+            life.take(side, 0, b"", time)
+            life.fin(side, frame, time)  # the end itself comes with on_end
 
     def on_rst(self, side: int, frame: int, time: float) -> None:
         self._conn.passing = None
@@ -172,6 +221,10 @@ class TlsStage:
         inner = self._inner_listener()
         if inner is not None:
             inner.on_rst(side, frame, time)
+        life = self._life()
+        if life is not None:
+            life.take(side, 0, b"", time)
+            life.rst(side, frame, time)
 
     def on_tick(self, now: float, patience: float) -> None:
         if self._session.decryption is Decryption.WAITING and not self._done:
@@ -188,6 +241,11 @@ class TlsStage:
         inner = self._inner_listener()
         if inner is not None and not self._inner_stopped:
             inner.on_end(time, reason)
+        life = self._life()
+        if life is not None:
+            assert self._shadow is not None
+            self._shadow.life = None
+            life.end(self._conn.addresses, time, reason)
         if self._done:
             return
         self._done = True
@@ -368,10 +426,12 @@ class TlsStage:
             handlers: dict[Start, HandlerFactory] = {
                 k: v for k, v in self._run.handlers.items() if k is not Start.TLS}
             self._inner_run = RunContext(self._emit_inner, self._run.counters, self._run.window,
-                                         handlers, None, self._stop_inner)
+                                         handlers, None, self._stop_inner,
+                                         life_sink=self._run.life_sink)
             shadow.listener = ConnectionTracker(shadow, self._inner_run, self._tcp)
         if shadow.ignored or shadow.listener is None:  # a reader that let the shadow go itself
-            self._stop_inner(shadow)
+            if shadow.life is None:  # (into life: the plaintext goes there, `_deliver`)
+                self._stop_inner(shadow)
             return None
         return shadow.listener
 
