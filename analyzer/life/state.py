@@ -240,7 +240,7 @@ def start_stream_life(key: tuple[int, int, int], client: int, switch_time: float
     flows = []
     for side in (0, 1):
         flow = _Flow(0, sent[side], first[side], last[side])
-        flow.tail = tails[side][-TAIL_BYTES:]
+        flow.tail = keep_tail(_EMPTY, tails[side])
         end = ends[side]
         if end is not None:
             flow.end_frame, flow.end = end
