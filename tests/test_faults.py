@@ -58,6 +58,20 @@ def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- SIGTERM during read ------------------------------------------------------------------------
 
 
+def _wait_for_sigterm_handler(pid: int, timeout: float = 30.0) -> None:
+    """Until the process catches SIGTERM (its handler is installed once imports are done: a
+    fixed sleep was too short on a loaded machine, and the default action killed it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(line for line in status.splitlines()
+                          if line.startswith("SigCgt:")).split()[1], 16)
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no SIGTERM handler after {timeout} s")
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "table", "json"])
 def test_sigterm_during_read_prints_results_so_far_and_exits_143(fmt: str) -> None:
     """`timeout` or `docker stop` while `read -` waits for more of a live pipe: what was
@@ -69,7 +83,8 @@ def test_sigterm_during_read_prints_results_so_far_and_exits_143(fmt: str) -> No
             assert child.stdin is not None
             child.stdin.write(data)  # the capture goes on: stdin stays open
             child.stdin.flush()
-            time.sleep(1.5)  # imports and the three attempts
+            _wait_for_sigterm_handler(child.pid)
+            time.sleep(0.5)  # the three attempts, read and decided in milliseconds
             child.send_signal(signal.SIGTERM)
             out, err = child.communicate(timeout=30)
         finally:
@@ -92,7 +107,7 @@ def test_sigterm_during_live_still_ends_with_0() -> None:
     with subprocess.Popen([*COMMAND, "live", "-i", "lo", "-f", "tcp port 9", "-F", "jsonl"],
                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
         try:
-            time.sleep(2)
+            _wait_for_sigterm_handler(child.pid)
             child.send_signal(signal.SIGTERM)
             _, err = child.communicate(timeout=30)
         finally:
