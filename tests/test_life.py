@@ -21,6 +21,18 @@ from tests.builder import Conversation, Opcode, websocket_response, write_pcap
 from tests.test_checks import ws_request
 
 
+def end_three_ways(convs: list[Conversation]) -> None:
+    """The first three conversations end in life: FINs after a silence (the server's first),
+    a server RST, a whole close handshake then FINs."""
+    convs[0].server_fin(40.0)
+    convs[0].client_fin(0.001)
+    convs[1].server_rst(1.0)
+    convs[2].client_ws_close(1000, delay=1.0)
+    convs[2].server_ws_close(1000)
+    convs[2].server_fin()
+    convs[2].client_fin()
+
+
 def _living(port: int, start: float = 1_700_000_000.0, frames: int = 3,
             size: int = 300) -> Conversation:
     """A WebSocket that works past its watch window (frames 3 s apart) and stays open."""
@@ -94,13 +106,7 @@ def test_a_connection_in_life_costs_under_1_kb(tmp_path: Path) -> None:
 def test_the_compiled_fast_path_and_its_python_twin_give_the_same_lives(tmp_path: Path) -> None:
     path = tmp_path / "lives.pcap"
     convs = [_living(30000 + n, 1_700_000_000.0 + n) for n in range(5)]
-    convs[0].server_fin(40.0)
-    convs[0].client_fin(0.001)
-    convs[1].server_rst(1.0)
-    convs[2].client_ws_close(1000, delay=1.0)
-    convs[2].server_ws_close(1000)
-    convs[2].server_fin()
-    convs[2].client_fin()
+    end_three_ways(convs)
     write_pcap(path, convs)
     compiled, plain = _events(path), _events(path, compiled=False)
     ends = [e for e in compiled if isinstance(e, Ended)]

@@ -21,7 +21,7 @@ from analyzer.pipeline import Analysis
 from analyzer.reassembly import Connection, let_go
 from analyzer.source import read_records
 from tests.builder import Opcode, write_pcap
-from tests.test_life import _living
+from tests.test_life import _living, end_three_ways
 
 
 def _close_frame(rng: random.Random, masked: bool) -> bytes:
@@ -158,13 +158,7 @@ def test_lives_in_the_table_give_the_events_they_gave_as_connections(tmp_path: P
     path = tmp_path / "lives.pcap"
     convs = [_living(30000 + n, 1_700_000_000.0 + n, frames=6, size=100 + 40 * n)
              for n in range(8)]
-    convs[0].server_fin(40.0)
-    convs[0].client_fin(0.001)
-    convs[1].server_rst(1.0)
-    convs[2].client_ws_close(1000, delay=1.0)
-    convs[2].server_ws_close(1000)
-    convs[2].server_fin()
-    convs[2].client_fin()
+    end_three_ways(convs)
     convs[3].server_ws_close(1011, delay=5.0)
     convs[3].server_fin(0.5)
     convs[4].client_ws_frame(Opcode.BINARY, b"\x88\x02\x03\xe8" * 40, delay=1.0)
@@ -200,13 +194,7 @@ def test_ipv6_lives_in_the_table_give_the_same_events(tmp_path: Path) -> None:
             conv.client_ws_frame(Opcode.TEXT, b"c" * 100, delay=3.0)
             conv.server_ws_frame(Opcode.TEXT, b"s" * 100, delay=0.01)
         convs.append(conv)
-    convs[0].server_fin(40.0)
-    convs[0].client_fin(0.001)
-    convs[1].server_rst(1.0)
-    convs[2].client_ws_close(1000, delay=1.0)
-    convs[2].server_ws_close(1000)
-    convs[2].server_fin()
-    convs[2].client_fin()
+    end_three_ways(convs)
     path = tmp_path / "v6.pcap"
     write_pcap(path, convs, duplicate=2)
     before, _ = _events(path, compiled=False, table=False)
