@@ -131,9 +131,9 @@ def test_proxy_legs(case: ProxyCase, tmp_path: Path) -> None:
     assert not set(case.absent) & set(ids), ids
 
 
-def test_proxy_answered_itself_when_other_handshakes_reached_the_backend(tmp_path: Path) -> None:
-    # one handshake through the proxy reaches the backend; a second one is answered 403 by the
-    # proxy alone
+def _one_through_one_answered_by_the_proxy(tmp_path: Path) -> Path:
+    """One handshake through the proxy reaches the backend; a second one is answered 403 by
+    the proxy alone."""
     convs = legs(ws(), ws(), SWITCH + FRAME_HI, SWITCH + FRAME_HI, front_fin=False)
     alone = Conversation(client=(CLIENT, 50001), server=(PROXY, 80), start=1_700_000_100.0)
     alone.handshake()
@@ -141,6 +141,11 @@ def test_proxy_answered_itself_when_other_handshakes_reached_the_backend(tmp_pat
     alone.server(http_response(403, "Forbidden", [("Content-Length", "0")]), delay=0.002)
     path = tmp_path / "alone.pcap"
     write_pcap(path, [*convs, alone])
+    return path
+
+
+def test_proxy_answered_itself_when_other_handshakes_reached_the_backend(tmp_path: Path) -> None:
+    path = _one_through_one_answered_by_the_proxy(tmp_path)
     diagnoses = correlate(sorted(analyze_pcap(path), key=lambda d: d.attempt.first_frame))
     by_port = {d.attempt.client.port: d for d in diagnoses}
     assert "proxy_answered_itself" in [f.check for f in by_port[50001].findings]
@@ -314,13 +319,7 @@ def test_correlation_keeps_the_lifetime_of_an_attempt_it_judges_again(tmp_path: 
 
     from analyzer.life.model import FIN, Lifetime
 
-    convs = legs(ws(), ws(), SWITCH + FRAME_HI, SWITCH + FRAME_HI, front_fin=False)
-    alone = Conversation(client=(CLIENT, 50001), server=(PROXY, 80), start=1_700_000_100.0)
-    alone.handshake()
-    alone.client(ws(key=BACKEND_KEY))
-    alone.server(http_response(403, "Forbidden", [("Content-Length", "0")]), delay=0.002)
-    path = tmp_path / "alone.pcap"
-    write_pcap(path, [*convs, alone])
+    path = _one_through_one_answered_by_the_proxy(tmp_path)
     life = Lifetime(61.0, "server", FIN, 60.0, None)
     diagnoses = [dataclasses.replace(d, lifetime=life)
                  for d in sorted(analyze_pcap(path), key=lambda d: d.attempt.first_frame)]
