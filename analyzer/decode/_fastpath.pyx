@@ -389,13 +389,7 @@ cdef class Passing:
                 if self.opening:
                     if not self._open(q, n, ledger.base + index, t):
                         return False
-                    self.bytes += n
-                    self.next_seq = seq + <unsigned int>n
-                    self._keep(q, n)
-                    if not self.acked_here or ack - self.ack_here < _HALF:
-                        self.ack_here = ack
-                    self.acked_here = True
-                    return self._taken(t)
+                    return self._took_bytes(q, n, seq, ack, t)
                 to_header = self.to_header
                 if self.gather:
                     if not to_header:  # a record starts here: its header must be whole
@@ -411,13 +405,7 @@ cdef class Passing:
                         self.kept_time = t
                     _append(self.kept, q, n)
                     self.to_header = to_header - n
-                    self.bytes += n
-                    self.next_seq = seq + <unsigned int>n
-                    self._keep(q, n)
-                    if not self.acked_here or ack - self.ack_here < _HALF:
-                        self.ack_here = ack
-                    self.acked_here = True
-                    return self._taken(t)
+                    return self._took_bytes(q, n, seq, ack, t)
                 plain = self.plain
                 if not self.absorbed and self.carry_plain >= 0:
                     plain += self.carry_plain
@@ -600,6 +588,18 @@ cdef class Passing:
         self.record = PyByteArray_FromStringAndSize(NULL, _RECORD_ROOM)
         memcpy(PyByteArray_AS_STRING(self.record), <const char*>held, len(held))
         self.filled = self.held = len(held)
+
+    cdef bint _took_bytes(self, const unsigned char* q, Py_ssize_t n, unsigned int seq,
+                          unsigned int ack, double t) except -1:
+        """``n`` bytes of ``side`` at ``seq`` went by in C (opened or gathered): counted, kept
+        for retransmission compares, with the ACK their segment carried."""
+        self.bytes += n
+        self.next_seq = seq + <unsigned int>n
+        self._keep(q, n)
+        if not self.acked_here or ack - self.ack_here < _HALF:
+            self.ack_here = ack
+        self.acked_here = True
+        return self._taken(t)
 
     cdef bint _taken(self, double t):
         cdef Ledger ledger = self.ledger
