@@ -929,11 +929,16 @@ class Reassembler:
         excess = len(live) + (len(lives) if lives else 0) - self._max_connections
         if excess > 0:
             # the oldest-idle first; ties in the dict's order, then the life table's
-            aged: list[tuple[float, Connection | bytes]] = [(c.last_time, c) for c in live]
+            victims: list[Connection | bytes]
             if lives:
+                aged: list[tuple[float, Connection | bytes]] = [(c.last_time, c) for c in live]
                 aged += lives.ages()
-            aged.sort(key=lambda a: a[0])
-            for _, old in aged[:excess]:
+                aged.sort(key=lambda a: a[0])
+                victims = [old for _, old in aged[:excess]]
+            else:  # no pair per connection: a SYN flood evicts at every sweep, over 100,000
+                live.sort(key=lambda c: c.last_time)
+                victims = list(live[:excess])
+            for old in victims:
                 if isinstance(old, bytes):
                     self._end_life(old, now, "evicted", finished=False)
                 else:
