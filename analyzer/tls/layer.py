@@ -74,7 +74,8 @@ class TlsStage:
     """StreamListener for one TLS connection (see the module's docstring)."""
 
     __slots__ = ("_run", "_conn", "_tcp", "_session", "_shadow", "_inner_run", "_done",
-                 "_inner_stopped", "_inner_emitted", "_counted", "_judged", "_ledger")
+                 "_inner_stopped", "_inner_emitted", "_counted", "_judged", "_ledger",
+                 "_alerts_told")
 
     def __init__(self, run: RunContext, conn: Connection, tcp: TcpLog) -> None:
         self._run = run
@@ -90,6 +91,7 @@ class TlsStage:
         self._counted = False
         self._judged = -1  # the session's record count when _after_records last looked
         self._ledger = run.passing  # set when records may pass unread (tls/passing.py)
+        self._alerts_told = 0  # the session's alerts already given to the life
 
     # --- StreamListener -----------------------------------------------------------------
 
@@ -103,6 +105,8 @@ class TlsStage:
             self._conn.passing = None
         self._packet(side, time)
         self._deliver(self._session.feed(side, offset, data, frame, time))
+        if len(self._session.alerts) > self._alerts_told:
+            self._alerts_end_streams()
         self._after_records(time)
         if self._ledger is not None and not self._done and not (
                 self._offer_pass(side) or self._offer_pass(1 - side)):
@@ -171,6 +175,18 @@ class TlsStage:
             here.next_offset = plain.offset + len(plain.data)
             here.recent = (here.recent + plain.data)[-TAIL_BYTES:]
             listener.on_data(plain.side, plain.offset, plain.data, plain.frame, plain.time)
+
+    def _alerts_end_streams(self) -> None:
+        """In life, a side's alert (a close_notify, mostly) ends its stream there: the close
+        began with it, and the TCP FINs after it may come in either order. nginx, on its idle
+        timeout, sends close_notify and waits for the client's, whose FIN can then come
+        first: the server closed, not the client."""
+        alerts = self._session.alerts
+        life = self._life()
+        if life is not None:
+            for seen in alerts[self._alerts_told:]:
+                life.fin(seen.side, seen.frame, seen.time)
+        self._alerts_told = len(alerts)
 
     def _life(self) -> LifeFollower | None:
         """The life the inner tracker let the shadow go into (None before, and without the
