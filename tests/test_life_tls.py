@@ -28,22 +28,17 @@ from analyzer.source import read_records
 from analyzer.tls.keylog import KeyStore
 from tests.helpers import nginx_conf, run_cli
 from tests.test_life_real import HOST, _free_ports, _stop, _talk, _wait_listening
+from tests.test_life_real import NGINX_SERVER as CLEARTEXT_SERVER
 from tests.test_life_real import pytestmark as _live_marks
 from tests.tls_memory import make_certificate
 
 websockets = pytest.importorskip("websockets")
 pytestmark = _live_marks
 
-NGINX_SERVER = """        listen {host}:{port} ssl;
+# test_life_real's proxy (proxy_read_timeout 3s), terminating TLS
+NGINX_SERVER = CLEARTEXT_SERVER.replace("listen {host}:{port};", """listen {host}:{port} ssl;
         ssl_certificate {cert};
-        ssl_certificate_key {key};
-        location / {{
-            proxy_pass http://{host}:{backend};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection "upgrade";
-            proxy_read_timeout 3s;
-        }}"""
+        ssl_certificate_key {key};""")
 
 
 # The wss server on its own (a process stopped after the traffic): asyncio's TLS transports
