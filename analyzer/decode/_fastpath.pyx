@@ -435,9 +435,7 @@ cdef class Passing:
                 self.to_header = to_header
                 self.plain = plain
                 self.records += records
-                self.bytes += n
-                self.next_seq = seq + <unsigned int>n
-                self._keep(q, n)
+                return self._took_bytes(q, n, seq, ack, t)
             if not self.acked_here or ack - self.ack_here < _HALF:
                 self.ack_here = ack
             self.acked_here = True
@@ -591,8 +589,8 @@ cdef class Passing:
 
     cdef bint _took_bytes(self, const unsigned char* q, Py_ssize_t n, unsigned int seq,
                           unsigned int ack, double t) except -1:
-        """``n`` bytes of ``side`` at ``seq`` went by in C (opened or gathered): counted, kept
-        for retransmission compares, with the ACK their segment carried."""
+        """``n`` bytes of ``side`` at ``seq`` went by in C (passed, opened or gathered):
+        counted, kept for retransmission compares, with the ACK their segment carried."""
         self.bytes += n
         self.next_seq = seq + <unsigned int>n
         self._keep(q, n)
