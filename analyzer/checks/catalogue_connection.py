@@ -31,6 +31,17 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "The capture stopped less than a second after the SYN or the request, before an "
           "answer could reasonably be expected, so 'no response' cannot be claimed.",
           "Capture for longer, until the attempt has visibly succeeded or failed."),
+    Check("capture_gap_tls_handshake", E, Effect.INCONCLUSIVE, "RFC 8446 §4",
+          "bytes of the TLS handshake are missing from the capture",
+          "Packets of the TLS handshake (the ClientHello, the ServerHello or a side's flight) "
+          "are not in the capture: the capture dropped them (a full buffer; tcpdump reports "
+          "'packets dropped by kernel'), or they took another interface. Without them the "
+          "session's keys cannot be set up (the ServerHello names the suite and carries the "
+          "server random) nor the handshake judged, even with the right key log; nothing "
+          "inside the session is guessed.",
+          "Capture with a larger buffer (tcpdump -B 8192, dumpcap -B), on the interface that "
+          "carries both directions (-i any), with no snaplen (-s 0); check the drop counters "
+          "tcpdump prints at the end."),
     Check("capture_gap_after_switch", W, Effect.NOTE, "RFC 9293 §3.4",
           "bytes after the switch are missing from the capture",
           "A hole after the 101 hides part of what the two sides did right after the switch.",

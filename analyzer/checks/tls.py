@@ -87,6 +87,8 @@ def _cleartext_to_tls_port(attempt: Attempt) -> list[Finding]:
 
 def _broken_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
     hello = (tls.client_hello_frame,) if tls.client_hello_frame else ()
+    if tls.hole_frame and not any(a.level == "fatal" for a in tls.alerts):
+        return [_handshake_hole(tls, hello)]
     if tls.key == "mismatch":
         return [Finding("tls_key_mismatch", "records that open with the logged secrets",
                         f"the record in frame {tls.key_frame} fails authentication",
@@ -106,6 +108,19 @@ def _broken_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
     if not tls.server_hello_frame:
         return [_no_server_hello(attempt, hello)]
     return _after_server_hello(attempt, tls, findings)
+
+
+def _handshake_hole(tls: TlsInfo, hello: tuple[int, ...]) -> Finding:
+    lost = " and ".join(name for name, frame in (("the ClientHello", tls.client_hello_frame),
+                                                 ("the ServerHello", tls.server_hello_frame))
+                        if not frame) or "handshake records"
+    key = {"used": "; the key log has this session's key",
+           "present": "; the key log has this session's key", "mismatch": "; the key log has "
+           "this session's key, but the records after the hole do not open with it"}
+    return Finding("capture_gap_tls_handshake", "the whole TLS handshake",
+                   f"{lost} missing: the {tls.hole_side}'s bytes before frame {tls.hole_frame} "
+                   f"are not in the capture{key.get(tls.key, '')}",
+                   hello + (tls.hole_frame,))
 
 
 def _alert_finding(tls: TlsInfo, alert: TlsAlert, hello: tuple[int, ...]) -> Finding:

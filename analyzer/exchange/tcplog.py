@@ -58,6 +58,15 @@ class TcpLog:
         if len(self.conflicts) < MAX_CONFLICTS:
             self.conflicts.append((side, offset, length, frame, time))
 
+    def without_gaps(self, lost: set[tuple[int, int]]) -> TcpLog:
+        """A copy without the holes at these (side, offset)s: for a reader of bytes those
+        holes did not touch (the plaintext after a TLS handshake that lost records)."""
+        copy = TcpLog(self.conn)
+        copy.syn_seen, copy.syn_count, copy.syn_ack = self.syn_seen, self.syn_count, self.syn_ack
+        copy.fin, copy.rst, copy.conflicts = list(self.fin), list(self.rst), list(self.conflicts)
+        copy.gaps = [gap for gap in self.gaps if (gap[0], gap[1]) not in lost]
+        return copy
+
     # Reading
 
     @property

@@ -62,7 +62,7 @@ _DETECT, _HEAD, _BODY, _WAIT, _SWITCHED, _LOST, _DEAD = (
     Mode.DETECT, Mode.HEAD, Mode.BODY, Mode.WAIT, Mode.SWITCHED, Mode.LOST, Mode.DEAD
 )
 _UNTIL_CLOSE = FramingKind.UNTIL_CLOSE
-_HTTP1_REQUEST, _HTTP1_RESPONSE = Start.HTTP1_REQUEST, Start.HTTP1_RESPONSE
+_HTTP1_REQUEST, _HTTP1_RESPONSE, _TLS = Start.HTTP1_REQUEST, Start.HTTP1_RESPONSE, Start.TLS
 
 _NO_REQUESTS: deque[PendingRequest] = deque(maxlen=0)  # shared, stays empty (maxlen 0)
 
@@ -156,6 +156,12 @@ class ConnectionTracker(SwitchFollower, HoleRecovery, AttemptEmitter):
         if state.mode is _DEAD:
             return
         if state.mode is _LOST:
+            if self._client is None and not state.buf and _TLS in self._run.handlers and (
+                    classify_first_bytes(data) is _TLS):
+                # a TLS record after a hole where the first bytes were (a lossy capture lost
+                # the hellos): the TLS stage says what the hole hides
+                self._hand_off(_TLS, side, data, frame, time, offset)
+                return
             found = self._resync(side, state, data, frame, time)
             if found is None:
                 return
@@ -267,17 +273,19 @@ class ConnectionTracker(SwitchFollower, HoleRecovery, AttemptEmitter):
         else:
             self._server_data(state, pending, state.buf_frame, state.buf_time, last_frame=frame)
 
-    def _hand_off(self, kind: Start, side: int, pending: bytes, frame: int, time: float) -> None:
+    def _hand_off(self, kind: Start, side: int, pending: bytes, frame: int, time: float,
+                  offset: int = 0) -> None:
         """Another stage reads this connection from now on (see handoff.py): it becomes the
-        reassembler's listener and gets every byte seen so far, in order."""
+        reassembler's listener and gets every byte seen so far, in order (``pending`` at
+        ``offset``: 0 but after a hole)."""
         handler = self._run.handlers[kind](self._run, self._conn, self._tcp, kind)
         self._conn.listener = handler
         self._done = True  # nothing is decided here any more
         first = self._sides[side]
         other = self._sides[1 - side]
-        if other.buf:  # the other side spoke first but had not decided yet
+        if other.buf and other.mode is _DETECT:  # the other side spoke first, undecided
             handler.on_data(1 - side, 0, bytes(other.buf), other.buf_frame, other.buf_time)
-        handler.on_data(side, 0, pending, first.buf_frame if first.buf else frame,
+        handler.on_data(side, offset, pending, first.buf_frame if first.buf else frame,
                         first.buf_time if first.buf else time)
 
     # --- client side ------------------------------------------------------------------------

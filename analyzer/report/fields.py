@@ -162,6 +162,8 @@ def tls_fields(tls: TlsInfo | None, clean: Cleaner) -> dict[str, Any] | None:
             "not_before": iso_time(leaf.not_before), "not_after": iso_time(leaf.not_after)},
         "client_hello_frame": tls.client_hello_frame or None,
         "server_hello_frame": tls.server_hello_frame or None,
+        "handshake_hole_frame": tls.hole_frame or None,
+        "decryption_stopped_frame": tls.hole_stop_frame or None,
     }
 
 

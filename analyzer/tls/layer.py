@@ -83,6 +83,8 @@ class TlsStage:
         self._tcp = tcp
         secrets = run.secrets if isinstance(run.secrets, KeyStore) else None
         self._session = TlsSession(secrets)
+        for side, offset, length, frame, _time in tcp.gaps:  # holes seen before the hand-off
+            self._session.gap(side, offset, length, frame)
         self._shadow: Connection | None = None  # what the inner readers see, made on first use
         self._inner_run: RunContext | None = None
         self._done = False  # decided: nothing more to read
@@ -212,10 +214,11 @@ class TlsStage:
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._conn.passing = None
         self._tcp.gap(side, offset, length, frame, time)
-        self._session.gap(side)
+        plain_offset = self._session.plain_offset(side)
+        self._session.gap(side, offset, length, frame)
         inner = self._inner_listener()
         if inner is not None and not self._done:
-            inner.on_gap(side, self._session.plain_offset(side), length, frame, time)
+            inner.on_gap(side, plain_offset, length, frame, time)
 
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._tcp.conflict(side, offset, length, frame, time)
@@ -286,6 +289,8 @@ class TlsStage:
         if session.hello_unreadable:
             self._finish()  # bytes that only look like TLS: nothing to say, nothing to read
             return
+        if session.handshake_hole is not None and self._hole_decides(time):
+            return
         if session.started_mid_session:
             self._uninspected("the capture started after the handshake")
             self._finish()
@@ -306,6 +311,25 @@ class TlsStage:
                               else "cipher suite not supported")
             self._finish()
 
+    def _hole_decides(self, time: float) -> bool:
+        """A hole in the handshake, and the session is not being decrypted: once the client
+        sent application data, say what keeps it unread (True when decided). Without a key
+        log, or with one that lacks the ClientHello's random, that is the key, as for any
+        session; otherwise it is the hole (never "no key" when the key is there)."""
+        session = self._session
+        state = session.decryption
+        if state in (Decryption.DECRYPTED, Decryption.FAILED, Decryption.PENDING,
+                     Decryption.WAITING) or not session.carried_application_data():
+            return False
+        if state is Decryption.NO_KEYS or session.key_absent:
+            self._uninspected("no key")
+        elif state is Decryption.UNSUPPORTED:
+            self._uninspected("cipher suite not supported")
+        else:
+            self._emit_tls(time, "capture hole")
+        self._finish()
+        return True
+
     def _answer_complete(self) -> bool:
         """Whether the non-TLS answer is all there is to read (its head, or PREFIX bytes)."""
         session = self._session
@@ -316,7 +340,7 @@ class TlsStage:
 
     def _decide_at_end(self, time: float, reason: str) -> None:
         session = self._session
-        if session.client_hello is None:
+        if session.client_hello is None and session.handshake_hole is None:
             return  # not a TLS client we saw start (mid-session capture): nothing to judge
         if session.decryption in (Decryption.DECRYPTED, Decryption.FAILED):
             if session.alpn == "h2" and Start.H2_PREFACE not in self._run.handlers:
@@ -324,7 +348,9 @@ class TlsStage:
                 return
             if session.carried_application_data() and not self._any_fatal_alert():
                 return  # decrypted, and the plaintext said nothing the inner tracker kept
-        elif session.carried_application_data() and not self._any_fatal_alert():
+        elif session.carried_application_data() and not self._any_fatal_alert() and (
+                session.handshake_hole is None or session.decryption is Decryption.NO_KEYS
+                or session.key_absent):
             self._uninspected("no key")
             return
         self._emit_tls(time, reason)
@@ -400,11 +426,21 @@ class TlsStage:
             client_certificate_empty=session.client_certificate_empty,
             client_finished=session.client_finished(),
             application_data=session.carried_application_data(),
-            key=_KEY_STATE[session.decryption],
+            key=self._key_state(),
             key_frame=session.mismatch_frame,
+            hole_side=names[session.handshake_hole[0]] if session.handshake_hole else "",
+            hole_frame=session.handshake_hole[1] if session.handshake_hole else 0,
+            hole_stop_frame=session.hole_stop_frame,
             server_answer=answer,
             problem=session.problem,
         )
+
+    def _key_state(self) -> str:
+        session = self._session
+        if session.decryption is Decryption.NO_KEY and session.client_hello is not None \
+                and not session.key_absent:
+            return "present"  # in the log, but the handshake it needs was lost (a hole)
+        return _KEY_STATE[session.decryption]
 
     def _emit_tls(self, time: float, reason: str) -> None:
         session = self._session
@@ -444,7 +480,11 @@ class TlsStage:
             self._inner_run = RunContext(self._emit_inner, self._run.counters, self._run.window,
                                          handlers, None, self._stop_inner,
                                          life_sink=self._run.life_sink)
-            shadow.listener = ConnectionTracker(shadow, self._inner_run, self._tcp)
+            # The handshake's holes (if any) left the plaintext whole: the inner reader
+            # must not count them as holes in the request or the response.
+            tcp = self._tcp.without_gaps(self._session.handshake_gaps) \
+                if self._session.handshake_gaps else self._tcp
+            shadow.listener = ConnectionTracker(shadow, self._inner_run, tcp)
         if shadow.ignored or shadow.listener is None:  # a reader that let the shadow go itself
             if shadow.life is None:  # (into life: the plaintext goes there, `_deliver`)
                 self._stop_inner(shadow)

@@ -11,6 +11,12 @@ and last byte (`Record.pieces` keeps where each carrying chunk starts).
 A header that cannot start a record (unknown content type, a major version other than 3, a
 length over the protocol's maximum) stops the reader: it says `broken` with the reason instead
 of guessing where the next record would begin.
+
+After a hole in the capture (`resume`) the bytes that follow may begin inside a record. The
+reader then seeks: a position is taken as a record's start only when its header is plausible
+(TLS 1.2/1.3 record version 0x0303) and the header right after that record is plausible too,
+or the record ends exactly where the bytes seen so far end (a segment boundary). What it finds
+is still only a candidate: the session authenticates it (decrypt.py) before trusting it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ HEADER_LENGTH = 5
 # 2^14 + 2048 for TLS 1.2 ciphertext. The larger bound serves both.
 MAX_RECORD_LENGTH = 2**14 + 2048
 _CONTENT_TYPES = frozenset(int(t) for t in ContentType)
+_SEEK_LIMIT = 2 * (HEADER_LENGTH + MAX_RECORD_LENGTH)  # a record and a header fit in this
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +83,8 @@ def header_problem(header: bytes) -> str:
 class RecordReader:
     """Cuts one direction's in-order bytes into TLS records."""
 
-    __slots__ = ("_buffer", "_start", "_pieces", "broken", "records_read", "_need", "_discard")
+    __slots__ = ("_buffer", "_start", "_pieces", "broken", "records_read", "_need", "_discard",
+                 "seeking")
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -86,6 +94,7 @@ class RecordReader:
         self.records_read = 0
         self._need = HEADER_LENGTH  # buffered bytes needed before the next record can complete
         self._discard = 0  # bytes of a record that went by unread (`passed`) still to come
+        self.seeking = False  # after a hole: looking for the next record's header
 
     @property
     def buffered(self) -> int:
@@ -101,6 +110,8 @@ class RecordReader:
         """Append the in-order chunk at stream ``offset``; return the records it completed."""
         if self.broken or not data:
             return []
+        if self.seeking:
+            return self._seek(offset, data, frame, time)
         if offset != self._start + len(self._buffer):
             # The reassembler delivers in order; anything else means bytes were skipped.
             self.broken = f"bytes out of order at offset {offset}"
@@ -152,7 +163,7 @@ class RecordReader:
         content type, its length), (0, 23, 0) between records, (n, 23, 0) inside a record
         that went by unread with n bytes still to come (they pass on unread too), None when
         that is not known (a header not yet whole, a reader that stopped)."""
-        if self.broken:
+        if self.broken or self.seeking:
             return None
         buffer = self._buffer
         if not buffer:
@@ -186,6 +197,61 @@ class RecordReader:
         self._need = HEADER_LENGTH
         self.records_read += records
 
+    def resume(self, offset: int) -> None:
+        """Bytes before ``offset`` are missing (a hole in the capture): drop the record cut by
+        it and seek the next record's header in what follows."""
+        self._buffer.clear()
+        self._pieces.clear()
+        self._start = offset
+        self._discard = 0
+        self._need = HEADER_LENGTH
+        self.broken = ""
+        self.seeking = True
+
+    def _seek(self, offset: int, data: bytes, frame: int, time: float) -> list[Record]:
+        if not self._buffer:  # (an offset past the hole: more was lost, seek from there)
+            self._start = max(offset, self._start)
+        elif offset != self._start + len(self._buffer):
+            self.broken = f"bytes out of order at offset {offset}"
+            return []
+        self._buffer += data
+        self._pieces.append((offset, frame, time))
+        buffer = self._buffer
+        found = None
+        for position in range(len(buffer) - HEADER_LENGTH + 1):
+            verdict = _plausible_start(buffer, position)
+            if verdict is None:  # cannot tell yet: wait for more bytes
+                break
+            if verdict:
+                found = position
+                break
+        else:
+            position = max(len(buffer) - HEADER_LENGTH + 1, 0)
+        start = position if found is None else found
+        if len(buffer) > _SEEK_LIMIT and found is None:
+            self.broken = "no TLS record header found after the hole"
+            self._buffer.clear()
+            self._pieces.clear()
+            return []
+        if start:
+            del buffer[:start]
+            self._start += start
+            self._drop_pieces_before(self._start)
+        if found is None:
+            return []
+        self.seeking = False
+        base, held, pieces = self._start, bytes(buffer), self._pieces[:]
+        buffer.clear()
+        self._pieces.clear()
+        records: list[Record] = []
+        for index, (chunk_offset, chunk_frame, chunk_time) in enumerate(pieces):
+            begin = max(chunk_offset, base)  # replayed from the record found, chunk by chunk
+            end = pieces[index + 1][0] if index + 1 < len(pieces) else base + len(held)
+            if end > begin:
+                records += self.feed(begin, held[begin - base:end - base], chunk_frame,
+                                     chunk_time)
+        return records
+
     def _record(self, header: bytes, body: bytes, start: int, end: int) -> Record:
         pieces = self._pieces
         starts = [piece[0] for piece in pieces]
@@ -214,3 +280,18 @@ class RecordReader:
             del pieces[:keep]
         if pieces and not self._buffer:
             pieces.clear()
+
+
+def _plausible_start(buffer: bytearray, position: int) -> bool | None:
+    """Whether a record may start at ``position`` after a hole (the module's docstring);
+    None when the bytes seen so far cannot tell."""
+    header = bytes(buffer[position:position + HEADER_LENGTH])
+    if header[1:3] != b"\x03\x03" or header_problem(header):
+        return False
+    end = position + HEADER_LENGTH + ((header[3] << 8) | header[4])
+    if end == len(buffer):
+        return True
+    if end + HEADER_LENGTH > len(buffer):
+        return None
+    following = bytes(buffer[end:end + HEADER_LENGTH])
+    return following[1:3] == b"\x03\x03" and not header_problem(following)

@@ -18,6 +18,13 @@ last byte in the frame of the record's first byte, the last byte in the frame th
 with offsets in the plaintext stream of that direction. A key that is present but does not
 open the first protected record is a key mismatch (never a guess); a later failure stops
 decrypting that direction.
+
+A hole in a direction (bytes missing from the capture) loses the record it cuts and the
+sequence numbers of the records inside it. The record reader seeks the next record header
+(records.py); the next protected record is then tried with the next `RESYNC_RECORDS` sequence
+numbers of each opener, and only a record that authenticates is believed (never unauthenticated
+plaintext). A hole before a side finished its handshake is remembered (`handshake_hole`): the
+stage reports that instead of "no key" or a key mismatch.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ if TYPE_CHECKING:  # `cryptography` is imported only by a run that has keys (7 M
 
 MAX_HELD = 1 << 20  # record bytes held while a session waits for its key (live)
 PREFIX = 256  # first bytes kept per direction (what a server that is not TLS answered)
+RESYNC_RECORDS = 64  # sequence numbers tried after a hole (records lost in it, at most)
 _ALERT_RECORD = 2 + 1 + 16  # an alert, its inner content type and a 16-byte AEAD tag
 _CCS = ContentType.CHANGE_CIPHER_SPEC
 _ALERT = ContentType.ALERT
@@ -104,6 +112,7 @@ class _Direction:
     first_data: tuple[int, float] = (0, 0.0)  # frame and time of the first byte
     records_after_hello: int = 0  # records sent after the ServerHello
     tolerate_failures: bool = False  # TLS 1.3 without this side's handshake secret
+    resync: bool = False  # after a hole: the next protected record's sequence number is unknown
 
 
 class TlsSession:
@@ -135,6 +144,9 @@ class TlsSession:
         self.server_flight_frame = 0  # last frame of the server's records before the client's
         self.unreadable_alerts: list[tuple[int, int, float]] = []  # (side, frame, time)
         self.mismatch_frame = 0
+        self.handshake_hole: tuple[int, int] | None = None  # (side, frame) of a hole in it
+        self.handshake_gaps: set[tuple[int, int]] = set()  # (side, offset) of those holes
+        self.hole_stop_frame = 0  # decryption stopped at this frame, after a hole
         self._dirs = (_Direction(), _Direction())
         # The connection's first record: a handshake record whose message is a ClientHello is
         # the start of a session; anything else means the capture began mid-session.
@@ -192,14 +204,40 @@ class TlsSession:
         for side, record in held:
             self._record(side, record, out)
 
-    def gap(self, side: int) -> None:
-        """Bytes of ``side`` are missing: its records (and their sequence numbers) are lost."""
+    def gap(self, side: int, offset: int, length: int, frame: int) -> None:
+        """Bytes ``offset`` to ``offset + length`` of ``side`` are missing from the capture:
+        the records in them (and their sequence numbers) are lost; reading resumes at the next
+        record header after them (the module's docstring)."""
         direction = self._dirs[side]
-        if not direction.records.broken:
-            direction.records.broken = "bytes missing from the capture"
-        direction.stopped = True
-        if self.decryption == Decryption.DECRYPTED:
-            self.decryption = Decryption.FAILED
+        if not self._handshake_done(side):
+            self.handshake_gaps.add((side, offset))
+            if self.handshake_hole is None:
+                self.handshake_hole = (side, frame)
+        direction.records.resume(offset + length)
+        direction.handshake = HandshakeReader()  # a message the hole cut is lost
+        direction.plain_offset += length  # (the plaintext lost is about as long)
+        direction.resync = True
+
+    def _handshake_done(self, side: int) -> bool:
+        """Whether ``side`` had finished its part of the handshake (so a hole now only costs
+        records of application data)."""
+        if self.server_hello is None or self.client_side is None:
+            return False
+        direction = self._dirs[side]
+        if direction.finished:
+            return True
+        if side == self.client_side:
+            return self.client_finished()
+        if self.tls13:  # the server's flight ends when the client answers it
+            return self._dirs[self.client_side].records_after_hello > 0
+        return direction.protected  # its ChangeCipherSpec, which precedes its Finished
+
+    @property
+    def key_absent(self) -> bool:
+        """A key log was given, and it has nothing for this session's (seen) client random."""
+        hello = self.client_hello
+        return self.secrets is not None and hello is not None and not \
+            self.secrets.secrets_for(hello.random)
 
     # ---- facts -------------------------------------------------------------------------
 
@@ -241,8 +279,8 @@ class TlsSession:
     @property
     def started_mid_session(self) -> bool:
         """The capture began after the handshake: the first record is not a ClientHello's."""
-        if self.first_record is None:
-            return False
+        if self.first_record is None or self.handshake_hole is not None:
+            return False  # (a hole where the handshake was: the SYN was seen, it started)
         side, kind = self.first_record
         return kind != _HANDSHAKE or (
             self.first_message is not None and self.first_message != HandshakeType.CLIENT_HELLO
@@ -295,7 +333,9 @@ class TlsSession:
         client = self._dirs[self.client_side]
         if client.plain_offset:
             return True
-        if self.tls13:
+        hello = self.client_hello
+        if self.tls13 or self.server_hello is None and (  # (its ServerHello lost: as offered)
+                hello is None or 0x0304 in hello.versions):
             return client.application_records >= 2 + (1 if self.certificate_request else 0)
         return client.application_records >= 1
 
@@ -412,14 +452,29 @@ class TlsSession:
             return
         from analyzer.tls.decrypt import DecryptError
 
+        tries = RESYNC_RECORDS if direction.resync else 1
         for index, opener in enumerate(direction.openers):
-            try:
-                opened = opener.open(record)
-            except DecryptError:
+            first = opener.sequence
+            for sequence in range(first, first + tries):
+                opener.sequence = sequence
+                try:
+                    opened = opener.open(record)
+                except DecryptError:
+                    continue
+                break
+            else:
+                opener.sequence = first
                 continue
             del direction.openers[:index]
+            direction.resync = False
             break
         else:
+            if direction.resync:  # nothing after the hole authenticates: stop, and say why
+                direction.stopped = True
+                self.hole_stop_frame = record.first_frame
+                if self.decryption == Decryption.DECRYPTED:
+                    self.decryption = Decryption.FAILED
+                return
             if direction.opened == 0 and not direction.tolerate_failures:
                 self.decryption = Decryption.MISMATCH
                 self.mismatch_frame = record.first_frame

@@ -1,0 +1,145 @@
+"""TLS sessions whose capture lost packets: holes made with `editcap` (frames removed) in a
+bundled real capture (captures/wss_aiohttp.pcap: aiohttp over TLS 1.3, two connections; the
+first upgrades and closes normally, the second is a plain GET answered 400)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from analyzer.exchange.model import AttemptKind
+from analyzer.pipeline import Analysis, analyze
+from analyzer.source import read_captures
+from analyzer.tls.keylog import KeyStore, load_keylog
+from analyzer.verdict import Diagnosis, Verdict
+from tests.helpers import run_cli
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+CAPTURE = CAPTURES / "wss_aiohttp.pcap"
+KEYS = CAPTURES / "wss_aiohttp.keys"
+# Frames of the first connection (tshark -o tls.keylog_file:...): 4 ClientHello, 6 the server's
+# flight (ServerHello ... Finished), 8 the client's ChangeCipherSpec and Finished, 9 GET /ws,
+# 12 two NewSessionTickets, 13 the 101, 15-18 WebSocket frames and Closes.
+CLIENT_HELLO, SERVER_FLIGHT, CLIENT_FINISHED, TICKETS, SWITCH = 4, 6, 8, 12, 13
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("editcap") is None,
+    reason="holes are cut with editcap (apt-get install wireshark-common)")
+
+
+def cut(tmp_path: Path, *frames: int) -> Path:
+    """The bundled capture without ``frames`` (what a capture that dropped them holds)."""
+    out = tmp_path / "hole.pcap"
+    subprocess.run(["editcap", str(CAPTURE), str(out), *map(str, frames)], check=True,
+                   capture_output=True, timeout=30)
+    return out
+
+
+def analyse(path: Path, keys: KeyStore | None) -> tuple[list[Diagnosis], Analysis]:
+    """The diagnoses in connection order (the first connection's first), and the run."""
+    run = Analysis(secrets=keys)
+    diagnoses = list(analyze(read_captures([str(path)], []), run))
+    return sorted(diagnoses, key=lambda d: d.attempt.client.port), run
+
+
+def keys() -> KeyStore:
+    return load_keylog(KEYS.read_bytes())
+
+
+def ids(diagnosis: Diagnosis) -> list[str]:
+    return [finding.check for finding in diagnosis.findings]
+
+
+def test_whole_capture_has_no_hole_finding(tmp_path: Path) -> None:
+    """The near miss: nothing lost, both sessions decrypted, no hole anywhere."""
+    diagnoses, run = analyse(CAPTURE, keys())
+    assert [d.verdict for d in diagnoses] == [Verdict.SUCCEEDED, Verdict.FAILED]
+    assert not any("capture_gap_tls_handshake" in ids(d) for d in diagnoses)
+    assert run.stats.tls_decrypted == 2 and run.stats.tls_uninspected == 0
+
+
+def test_server_hello_lost_with_the_key_is_a_hole_not_no_key(tmp_path: Path) -> None:
+    diagnoses, run = analyse(cut(tmp_path, SERVER_FLIGHT), keys())
+    hole = diagnoses[0]
+    assert hole.attempt.kind is AttemptKind.TLS
+    assert hole.verdict is Verdict.INCONCLUSIVE
+    assert ids(hole) == ["capture_gap_tls_handshake"]
+    finding = hole.findings[0]
+    assert "ServerHello" in finding.found and "has this session's key" in finding.found
+    assert finding.frames == (CLIENT_HELLO, SERVER_FLIGHT + 1)  # the next server frame (renumbered)
+    assert hole.attempt.tls is not None and hole.attempt.tls.key == "present"
+    assert run.stats.tls_uninspected == 0  # never "no key ... use --keylog"
+    assert diagnoses[1].verdict is Verdict.FAILED and len(diagnoses) == 2
+
+
+def test_server_hello_lost_cli_says_so(tmp_path: Path) -> None:
+    out = run_cli("read", str(cut(tmp_path, SERVER_FLIGHT)), "--keylog", str(KEYS))
+    assert "capture_gap_tls_handshake" in out.stdout
+    assert "use --keylog" not in out.stdout and "could not be inspected" not in out.stdout
+
+
+def test_server_hello_lost_without_a_key_log_is_counted_as_without_key(tmp_path: Path) -> None:
+    """Without --keylog the key would be missing anyway: counted, as any session without key."""
+    diagnoses, run = analyse(cut(tmp_path, SERVER_FLIGHT), None)
+    assert len(diagnoses) == 0 or all(d.attempt.kind is not AttemptKind.TLS for d in diagnoses)
+    assert run.stats.tls_uninspected == 2
+    assert [s.reason for s in run.stats.tls_uninspected_listed] == ["no key", "no key"]
+
+
+def test_server_hello_lost_and_random_not_in_the_log_is_counted(tmp_path: Path) -> None:
+    other = b"\n".join(line for line in KEYS.read_bytes().splitlines()
+                       if line.startswith(b"#") or line.split()[1:2] != [_first_random()])
+    diagnoses, run = analyse(cut(tmp_path, SERVER_FLIGHT), load_keylog(other))
+    assert [d.verdict for d in diagnoses] == [Verdict.FAILED]
+    assert run.stats.tls_uninspected == 1
+    assert run.stats.tls_uninspected_listed[0].reason == "no key"
+
+
+def _first_random() -> bytes:
+    """The client random of the first connection's ClientHello (its first key log line's)."""
+    for line in KEYS.read_bytes().splitlines():
+        if line and not line.startswith(b"#"):
+            return line.split()[1]
+    raise AssertionError("empty key log")
+
+
+def test_both_hellos_lost_is_listed_and_counted(tmp_path: Path) -> None:
+    """A lossy capture that lost both sides' first flights: the session is still found (by its
+    records after the holes) and said to have a hole, never silently dropped."""
+    diagnoses, run = analyse(cut(tmp_path, CLIENT_HELLO, SERVER_FLIGHT), keys())
+    assert ids(diagnoses[0]) == ["capture_gap_tls_handshake"]
+    assert "ClientHello" in diagnoses[0].findings[0].found
+    assert diagnoses[0].verdict is Verdict.INCONCLUSIVE
+    assert run.stats.tls_uninspected == 0 and len(diagnoses) == 2
+
+
+def test_client_finished_lost_the_session_still_decrypts(tmp_path: Path) -> None:
+    """Resynchronised: the client's handshake records are lost, its first application record
+    opens with the application keys; the request was whole, so no hole is claimed."""
+    diagnoses, run = analyse(cut(tmp_path, CLIENT_FINISHED), keys())
+    assert [d.verdict for d in diagnoses] == [Verdict.SUCCEEDED, Verdict.FAILED]
+    assert not any(f.check.startswith("capture_gap") for f in diagnoses[0].findings)
+    assert run.stats.tls_decrypted == 2
+
+
+def test_lost_records_before_the_101_resynchronise(tmp_path: Path) -> None:
+    """Two records (the tickets) lost: the 101 after them opens at sequence number 2 (tried,
+    authenticated), so the switch is read; the hole before it keeps the verdict honest."""
+    diagnoses, _run = analyse(cut(tmp_path, TICKETS), keys())
+    first = diagnoses[0]
+    assert first.attempt.kind is AttemptKind.HTTP and len(diagnoses) == 2
+    assert first.attempt.response_head is not None and first.attempt.response_head.status == 101
+    assert first.attempt.tls is not None and first.attempt.tls.hole_stop_frame == 0
+    assert "tls_client_hello_to_cleartext_port" not in ids(first)
+
+
+def test_lost_websocket_frame_the_close_after_it_is_read(tmp_path: Path) -> None:
+    """A server record after the switch lost: the next ones authenticate again, and the
+    normal Close handshake after the hole is still read."""
+    diagnoses, _run = analyse(cut(tmp_path, 16), keys())
+    assert diagnoses[0].verdict is Verdict.SUCCEEDED
+    assert "ws_closed_normally" in ids(diagnoses[0])
+    assert "capture_gap_after_switch" in ids(diagnoses[0])
