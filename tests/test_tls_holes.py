@@ -14,6 +14,7 @@ from analyzer.exchange.model import AttemptKind
 from analyzer.pipeline import Analysis, analyze
 from analyzer.source import read_captures
 from analyzer.tls.keylog import KeyStore, load_keylog
+from analyzer.tls.session import TlsSession
 from analyzer.verdict import Diagnosis, Verdict
 from tests.helpers import run_cli
 
@@ -143,3 +144,71 @@ def test_lost_websocket_frame_the_close_after_it_is_read(tmp_path: Path) -> None
     assert diagnoses[0].verdict is Verdict.SUCCEEDED
     assert "ws_closed_normally" in ids(diagnoses[0])
     assert "capture_gap_after_switch" in ids(diagnoses[0])
+
+
+# --- the session itself: a real OpenSSL conversation (memory BIOs) fed with a hole ----------
+
+RECORD = 16384  # OpenSSL cuts a large write into records of this much plaintext
+
+
+def _server_stream_with_hole(tmp_path: Path, lost_records: float
+                             ) -> tuple[list[bytes], bytes, TlsSession]:
+    """Feeds a session a real TLS 1.3 conversation whose server sends 80 full records of
+    numbered plaintext, minus ``lost_records`` records' worth of its bytes (a hole starting
+    mid-record when fractional); returns the plaintext read after the hole, the server's
+    plaintext and the session."""
+    from tests.tls_memory import CLIENT, converse
+
+    numbered = b"".join(b"%08d" % n for n in range(80 * RECORD // 8))
+    conv = converse(tmp_path, tls13=True, client_plain=b"GET / HTTP/1.1\r\n\r\n",
+                    server_plain=numbered)
+    session = TlsSession(load_keylog(conv.keylog))
+    offsets = [0, 0]
+    frame = 0
+    wire = conv.stream(1 - CLIENT)
+    bulk_start = len(wire) - 80 * (RECORD + 5 + 17)  # the 80 records are the stream's end
+    hole = (bulk_start + RECORD // 2, int(lost_records * (RECORD + 22))) if lost_records else None
+    after: list[bytes] = []
+    for side, data in conv.chunks:
+        for start in range(0, len(data), 1400):  # segments as a network would carry them
+            piece = data[start:start + 1400]
+            frame += 1
+            offset = offsets[side]
+            offsets[side] += len(piece)
+            if hole is not None and side != CLIENT and offset + len(piece) > hole[0]:
+                lost_end = hole[0] + hole[1]
+                if offset < lost_end:  # the hole swallows this segment (or its start)
+                    if offset + len(piece) <= lost_end:
+                        continue
+                    piece, offset = piece[lost_end - offset:], lost_end
+                if hole[1]:
+                    session.gap(side, hole[0], hole[1], frame)
+                    hole = (hole[0], 0)
+                    after = []
+            plains = session.feed(side, offset, piece, frame, 0.0)
+            after += [p.data for p in plains if p.side != CLIENT]
+    return after, numbered, session
+
+
+def test_session_resynchronises_mid_record_after_a_hole(tmp_path: Path) -> None:
+    """A hole that starts and ends inside records: the reader finds the next header, the
+    record there opens with a later sequence number, and the plaintext after it is exactly
+    the server's, from the right place (authenticated, never guessed)."""
+    after, numbered, session = _server_stream_with_hole(tmp_path, 3.5)
+    plain = b"".join(after)
+    assert plain and numbered.endswith(plain)  # the tail, whole and in order
+    assert len(plain) % RECORD == 0 and len(plain) >= 75 * RECORD
+    assert session.hole_stop_frame == 0
+
+
+def test_session_stops_when_nothing_after_the_hole_authenticates(tmp_path: Path) -> None:
+    """More records lost than the sequence numbers tried: decryption stops, and says where."""
+    after, _numbered, session = _server_stream_with_hole(tmp_path, 70)
+    assert after == [] and session.hole_stop_frame > 0
+
+
+def test_detail_report_says_the_key_is_there_but_the_handshake_is_not(tmp_path: Path) -> None:
+    out = run_cli("read", str(cut(tmp_path, SERVER_FLIGHT)), "--keylog", str(KEYS), "--attempt",
+                  "1")
+    assert "its key is in the key log, but the capture lost part of the handshake" in out.stdout
+    assert "capture_gap_tls_handshake" in out.stdout or "TLS handshake are missing" in out.stdout

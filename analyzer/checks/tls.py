@@ -118,8 +118,8 @@ def _handshake_hole(tls: TlsInfo, hello: tuple[int, ...]) -> Finding:
            "present": "; the key log has this session's key", "mismatch": "; the key log has "
            "this session's key, but the records after the hole do not open with it"}
     return Finding("capture_gap_tls_handshake", "the whole TLS handshake",
-                   f"{lost} missing: the {tls.hole_side}'s bytes before frame {tls.hole_frame} "
-                   f"are not in the capture{key.get(tls.key, '')}",
+                   f"{lost} missing: the capture lost bytes the {tls.hole_side} sent (found "
+                   f"missing at frame {tls.hole_frame}){key.get(tls.key, '')}",
                    hello + (tls.hole_frame,))
 
 

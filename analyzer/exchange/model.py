@@ -190,7 +190,7 @@ class TlsInfo:
     key: str = ""  # "" (no --keylog), "missing", "mismatch", "used", "unsupported"
     key_frame: int = 0  # the record a present key did not open
     hole_side: str = ""  # whose handshake bytes are missing from the capture ("" when none)
-    hole_frame: int = 0  # the frame after that hole
+    hole_frame: int = 0  # the frame that showed that hole (data or an ACK after it)
     hole_stop_frame: int = 0  # decryption stopped here: nothing after a hole authenticated
     server_answer: bytes = b""  # the server's first bytes when they were not TLS (up to 256)
     problem: str = ""  # why the records stopped making sense, "" while they did

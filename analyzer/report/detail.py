@@ -221,12 +221,17 @@ def _tls_section(a: Attempt, clean: Cleaner, paint: _Painter) -> str:
     lines = [paint("TLS:", "bold")]
     state = "decrypted with the key log" if tls.decrypted else {
         "": "not decrypted (no --keylog)", "missing": "not decrypted (no key in the key log)",
+        "present": "not decrypted (its key is in the key log, but the capture lost part of "
+                   "the handshake)",
         "mismatch": "the logged key does not decrypt it",
         "unsupported": "not decrypted (cipher suite not supported)",
     }.get(tls.key, "not decrypted")
     lines.append(f"  {tls.version or 'no version agreed'}"
                  + (f", {tls.cipher_suite}" if tls.cipher_suite else "")
                  + (", resumed" if tls.resumed else "") + f"; {state}")
+    if tls.hole_stop_frame:
+        lines.append(f"  decryption stopped at frame {tls.hole_stop_frame}: nothing after a "
+                     "capture hole authenticated")
     if tls.versions_offered:
         lines.append(f"  client offered: {', '.join(tls.versions_offered)}")
     for index, cert in enumerate(tls.certificates[:3]):

@@ -183,8 +183,14 @@ class TlsSession:
                     and not self._dirs[client].records_after_hello):
                 self.server_flight_frame = record.last_frame  # the server's flight goes on
         if direction.records.broken and not self.problem:
-            self.problem = direction.records.broken
-            self.problem_side = side
+            if direction.resync:  # no record header after a hole: a loss, not a non-TLS peer
+                direction.stopped = True
+                self.hole_stop_frame = self.hole_stop_frame or frame
+                if self.decryption == Decryption.DECRYPTED:
+                    self.decryption = Decryption.FAILED
+            else:
+                self.problem = direction.records.broken
+                self.problem_side = side
         return out
 
     def look_for_key(self, now: float, out: list[Plain]) -> None:
