@@ -212,3 +212,31 @@ def test_detail_report_says_the_key_is_there_but_the_handshake_is_not(tmp_path: 
                   "1")
     assert "its key is in the key log, but the capture lost part of the handshake" in out.stdout
     assert "capture_gap_tls_handshake" in out.stdout or "TLS handshake are missing" in out.stdout
+
+
+@pytest.mark.parametrize("suite", ["aes128_gcm", "aes128_cbc_sha", "chacha20"])
+@pytest.mark.parametrize("lost", [(8,), (9,), (8, 9)], ids=["client", "server", "both"])
+def test_tls12_finished_flights_lost_the_session_still_decrypts(tmp_path: Path, suite: str,
+                                                                 lost: tuple[int, ...]) -> None:
+    """TLS 1.2 (frames 8 and 9 carry each side's ChangeCipherSpec and Finished): a side whose
+    ChangeCipherSpec was lost is protected from its first application record after the hole,
+    whose sequence number (1, after the lost Finished) is found by authentication."""
+    name = f"wss_tls12_ecdhe_rsa_{suite}"
+    out = tmp_path / "hole.pcap"
+    subprocess.run(["editcap", str(CAPTURES / f"{name}.pcap"), str(out), *map(str, lost)],
+                   check=True, capture_output=True, timeout=30)
+    diagnoses, run = analyse(out, load_keylog((CAPTURES / f"{name}.keys").read_bytes()))
+    assert [(d.verdict, ids(d)) for d in diagnoses] == [(Verdict.SUCCEEDED, ["ws_closed_normally"])]
+    assert run.stats.tls_decrypted == 1
+
+
+def test_tls12_request_lost_is_a_hole_in_the_request(tmp_path: Path) -> None:
+    """The near miss: the record lost is the request itself, so the hole is the request's."""
+    name = "wss_tls12_ecdhe_rsa_aes128_gcm"
+    out = tmp_path / "hole.pcap"
+    subprocess.run(["editcap", str(CAPTURES / f"{name}.pcap"), str(out), "10"], check=True,
+                   capture_output=True, timeout=30)
+    diagnoses, _run = analyse(out, load_keylog((CAPTURES / f"{name}.keys").read_bytes()))
+    assert diagnoses[0].verdict is Verdict.INCONCLUSIVE
+    assert ids(diagnoses[0])[0] == "capture_gap_request"
+    assert "capture_gap_tls_handshake" not in ids(diagnoses[0])

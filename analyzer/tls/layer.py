@@ -75,7 +75,7 @@ class TlsStage:
 
     __slots__ = ("_run", "_conn", "_tcp", "_session", "_shadow", "_inner_run", "_done",
                  "_inner_stopped", "_inner_emitted", "_counted", "_judged", "_ledger",
-                 "_alerts_told")
+                 "_alerts_told", "_stop_told")
 
     def __init__(self, run: RunContext, conn: Connection, tcp: TcpLog) -> None:
         self._run = run
@@ -94,6 +94,7 @@ class TlsStage:
         self._judged = -1  # the session's record count when _after_records last looked
         self._ledger = run.passing  # set when records may pass unread (tls/passing.py)
         self._alerts_told = 0  # the session's alerts already given to the life
+        self._stop_told = False  # the inner reader knows a side stopped after a hole
 
     # --- StreamListener -----------------------------------------------------------------
 
@@ -109,6 +110,8 @@ class TlsStage:
         self._deliver(self._session.feed(side, offset, data, frame, time))
         if len(self._session.alerts) > self._alerts_told:
             self._alerts_end_streams()
+        if self._session.hole_stop_side is not None and not self._stop_told:
+            self._hole_stopped(frame, time)
         self._after_records(time)
         if self._ledger is not None and not self._done and not (
                 self._offer_pass(side) or self._offer_pass(1 - side)):
@@ -177,6 +180,16 @@ class TlsStage:
             here.next_offset = plain.offset + len(plain.data)
             here.recent = (here.recent + plain.data)[-TAIL_BYTES:]
             listener.on_data(plain.side, plain.offset, plain.data, plain.frame, plain.time)
+
+    def _hole_stopped(self, frame: int, time: float) -> None:
+        """A side's records no longer open after a hole: its plaintext has a hole from here
+        on, which the inner reader must know (the hole itself may have been in the handshake,
+        which its `TcpLog` leaves out)."""
+        self._stop_told = True
+        side = self._session.hole_stop_side
+        inner = self._inner_listener()
+        if side is not None and inner is not None and not self._done:
+            inner.on_gap(side, self._session.plain_offset(side), 1, frame, time)
 
     def _alerts_end_streams(self) -> None:
         """In life, a side's alert (a close_notify, mostly) ends its stream there: the close

@@ -147,6 +147,7 @@ class TlsSession:
         self.handshake_hole: tuple[int, int] | None = None  # (side, frame) of a hole in it
         self.handshake_gaps: set[tuple[int, int]] = set()  # (side, offset) of those holes
         self.hole_stop_frame = 0  # decryption stopped at this frame, after a hole
+        self.hole_stop_side: int | None = None
         self._dirs = (_Direction(), _Direction())
         # The connection's first record: a handshake record whose message is a ClientHello is
         # the start of a session; anything else means the capture began mid-session.
@@ -185,7 +186,8 @@ class TlsSession:
         if direction.records.broken and not self.problem:
             if direction.resync:  # no record header after a hole: a loss, not a non-TLS peer
                 direction.stopped = True
-                self.hole_stop_frame = self.hole_stop_frame or frame
+                if not self.hole_stop_frame:
+                    self.hole_stop_frame, self.hole_stop_side = frame, side
                 if self.decryption == Decryption.DECRYPTED:
                     self.decryption = Decryption.FAILED
             else:
@@ -442,6 +444,9 @@ class TlsSession:
             if not self.tls13 and self.server_hello is not None:
                 self._protect_tls12(side)
             return
+        if (kind == _APPLICATION and direction.resync and not direction.protected
+                and not self.tls13 and self.server_hello is not None):
+            self._protect_tls12(side)  # its ChangeCipherSpec was lost in the hole
         if direction.protected and not (self.tls13 and kind != _APPLICATION):
             self._protected(side, record, out)
             return
@@ -478,6 +483,7 @@ class TlsSession:
             if direction.resync:  # nothing after the hole authenticates: stop, and say why
                 direction.stopped = True
                 self.hole_stop_frame = record.first_frame
+                self.hole_stop_side = side
                 if self.decryption == Decryption.DECRYPTED:
                     self.decryption = Decryption.FAILED
                 return
