@@ -164,6 +164,7 @@ def tls_fields(tls: TlsInfo | None, clean: Cleaner) -> dict[str, Any] | None:
         "server_hello_frame": tls.server_hello_frame or None,
         "handshake_hole_frame": tls.hole_frame or None,
         "decryption_stopped_frame": tls.hole_stop_frame or None,
+        "early_data": tls.early_data or None,
     }
 
 

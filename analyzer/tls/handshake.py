@@ -267,6 +267,16 @@ def parse_encrypted_extensions(body: bytes) -> str:
     return ""
 
 
+def early_data_accepted(body: bytes) -> bool:
+    """Whether a TLS 1.3 server's EncryptedExtensions accept the client's early data: RFC 8446
+    §4.2.10, "a server which receives an "early_data" extension MUST ... return
+    "early_data" in its EncryptedExtensions" when it accepts it."""
+    try:
+        return any(kind == Extension.EARLY_DATA for kind, _ in _extensions(_Cursor(body)))
+    except _Short:
+        return False
+
+
 def parse_certificate(body: bytes, tls13: bool) -> tuple[tuple[CertificateInfo, ...], str]:
     """The chain of a Certificate message (RFC 5246 §7.4.2, RFC 8446 §4.4.2) and a problem."""
     cursor = _Cursor(body)

@@ -41,6 +41,7 @@ from analyzer.tls.handshake import (
     HandshakeReader,
     HandshakeType,
     ServerHello,
+    early_data_accepted,
     parse_alert,
     parse_certificate,
     parse_client_hello,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # `cryptography` is imported only by a run that has keys (7 M
 
 MAX_HELD = 1 << 20  # record bytes held while a session waits for its key (live)
 PREFIX = 256  # first bytes kept per direction (what a server that is not TLS answered)
+_MAX_EARLY_RECORDS = 64  # early data records held (servers accept 16 KiB: a few records)
 RESYNC_RECORDS = 64  # sequence numbers tried after a hole (records lost in it, at most)
 _ALERT_RECORD = 2 + 1 + 16  # an alert, its inner content type and a 16-byte AEAD tag
 _CCS = ContentType.CHANGE_CIPHER_SPEC
@@ -157,6 +159,12 @@ class TlsSession:
         self._waiting_until = 0.0  # WAITING: when to give up on the key
         self._held: list[tuple[int, Record]] = []
         self._held_bytes = 0
+        # TLS 1.3 early data (0-RTT, RFC 8446 §4.2.10): the client's records sent right after
+        # its ClientHello are held until the server's EncryptedExtensions say whether it
+        # accepted them (read then, with CLIENT_EARLY_TRAFFIC_SECRET) or not (dropped: the
+        # server never read them, and a client sends the request again after the handshake).
+        self.early_data = ""  # "", "accepted" or "rejected"
+        self._early: list[Record] = []
 
     # ---- input -------------------------------------------------------------------------
 
@@ -178,11 +186,19 @@ class TlsSession:
                 if self._held_bytes > MAX_HELD:
                     self.look_for_key(float("inf"), out)
                 continue
+            if (side == self.client_side and self.server_hello is None
+                    and record.content_type == _APPLICATION and self.secrets is not None
+                    and self.client_hello is not None and self.client_hello.early_data
+                    and len(self._early) < _MAX_EARLY_RECORDS):
+                self._early.append(record)
+                continue
             self._record(side, record, out)
             client = self.client_side
             if (side != client and client is not None and self.server_hello is not None
                     and not self._dirs[client].records_after_hello):
                 self.server_flight_frame = record.last_frame  # the server's flight goes on
+        if self.early_data and self._early:
+            self._release_early(out)
         if direction.records.broken and not self.problem:
             if direction.resync:  # no record header after a hole: a loss, not a non-TLS peer
                 direction.stopped = True
@@ -194,6 +210,17 @@ class TlsSession:
                 self.problem = direction.records.broken
                 self.problem_side = side
         return out
+
+    def _release_early(self, out: list[Plain]) -> None:
+        """The server said whether it accepted the held early data: read it, or drop it."""
+        held, self._early = self._early, []
+        if self.early_data != "accepted" or self.client_side is None:
+            return
+        client = self._dirs[self.client_side]
+        after_hello = client.records_after_hello  # they were sent before the ServerHello
+        for record in held:
+            self._record(self.client_side, record, out)
+        client.records_after_hello = after_hello
 
     def look_for_key(self, now: float, out: list[Plain]) -> None:
         """A session waiting for its key: look again; past the wait, go on without it. The
@@ -558,6 +585,9 @@ class TlsSession:
                     self._keys_ready()
         elif kind == HandshakeType.ENCRYPTED_EXTENSIONS:
             self.alpn = parse_encrypted_extensions(message.body) or self.alpn
+            if self.client_hello is not None and self.client_hello.early_data:
+                self.early_data = "accepted" if early_data_accepted(message.body) \
+                    else "rejected"
         elif kind == HandshakeType.CERTIFICATE:
             if side != self.client_side and not self.certificates:
                 self._certificate_message, self._chain = (message.body, self.tls13), None
@@ -619,6 +649,13 @@ class TlsSession:
                 direction.protected = True
             if not client.openers and not serving.openers:
                 self.decryption = Decryption.NO_KEY
+            if hello.early_data:  # its EndOfEarlyData and early records: the early secret
+                early = secrets.get("CLIENT_EARLY_TRAFFIC_SECRET")
+                if early is not None:
+                    client.openers.insert(0, RecordOpener(
+                        suite, 0x0304, tls13_traffic_keys(suite, early), secret=early))
+                else:  # (not logged: the first record may not open, and that is no mismatch)
+                    client.tolerate_failures = True
         elif "CLIENT_RANDOM" not in secrets:
             self.decryption = Decryption.NO_KEY
 
