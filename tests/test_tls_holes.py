@@ -240,3 +240,55 @@ def test_tls12_request_lost_is_a_hole_in_the_request(tmp_path: Path) -> None:
     assert diagnoses[0].verdict is Verdict.INCONCLUSIVE
     assert ids(diagnoses[0])[0] == "capture_gap_request"
     assert "capture_gap_tls_handshake" not in ids(diagnoses[0])
+
+
+# --- the first bytes lost on both sides, the survivors starting inside a record ------------
+
+
+def test_find_record_start_in_real_records_and_not_in_noise() -> None:
+    """After a hole that ends inside a record, the next record is found where it really
+    starts (checked on a real TLS 1.3 server stream at every cut), and never in noise."""
+    import random
+
+    from analyzer.tls.records import find_record_start
+    from tests.tls_memory import SERVER, recorded
+
+    stream = b"".join(data for side, data in recorded("ws13")[0] if side == SERVER)
+    starts, position = [], 0
+    while position < len(stream):
+        starts.append(position)
+        position += 5 + int.from_bytes(stream[position + 3:position + 5], "big")
+    assert position == len(stream) and len(starts) >= 5
+    found_at = 0
+    for cut_at in range(1, len(stream) - 5):
+        following = [s for s in starts if s >= cut_at]
+        found = find_record_start(stream[cut_at:])
+        if found is not None:  # never a wrong place
+            assert cut_at + found == following[0], cut_at
+            found_at += 1
+    assert found_at > len(stream) // 2  # and mostly found
+    noise = random.Random(7).randbytes(1 << 16)
+    assert find_record_start(noise) is None
+
+
+def test_both_hellos_lost_and_the_rest_starts_inside_a_record(tmp_path: Path) -> None:
+    """A lossy capture kept only the end of the server's bytes, starting inside a record:
+    the connection is still found to be TLS and said to have a hole in its handshake."""
+    from tests.builder import Conversation, write_pcap
+    from tests.tls_memory import SERVER, recorded
+
+    chunks, keylog = recorded("ws13")
+    conv = Conversation()
+    conv.handshake()
+    lost = conv.send(True, chunks[0][1])  # the ClientHello
+    lost += conv.send(True, b"".join(d for s, d in chunks[1:] if s != SERVER))
+    server = conv.send(False, b"".join(d for s, d in chunks if s == SERVER), max_segment=1000)
+    lost += server[:1]  # the survivor starts inside the tickets' records
+    conv.client_fin()
+    conv.server_fin()
+    path = tmp_path / "lossy.pcap"
+    write_pcap(path, [conv], drop=lost)
+    diagnoses, run = analyse(path, load_keylog(keylog))
+    assert [(d.verdict, ids(d)) for d in diagnoses] == [
+        (Verdict.INCONCLUSIVE, ["capture_gap_tls_handshake"])]
+    assert "the ClientHello and the ServerHello missing" in diagnoses[0].findings[0].found

@@ -157,8 +157,8 @@ class ConnectionTracker(SwitchFollower, HoleRecovery, AttemptEmitter):
             return
         if state.mode is _LOST:
             if self._client is None and not state.buf and _TLS in self._run.handlers and (
-                    classify_first_bytes(data) is _TLS):
-                # a TLS record after a hole where the first bytes were (a lossy capture lost
+                    self._tls_after_hole(data)):
+                # TLS records after a hole where the first bytes were (a lossy capture lost
                 # the hellos): the TLS stage says what the hole hides
                 self._hand_off(_TLS, side, data, frame, time, offset)
                 return
@@ -272,6 +272,16 @@ class ConnectionTracker(SwitchFollower, HoleRecovery, AttemptEmitter):
             self._client_data(state, pending, state.buf_frame, state.buf_time, last_frame=frame)
         else:
             self._server_data(state, pending, state.buf_frame, state.buf_time, last_frame=frame)
+
+    @staticmethod
+    def _tls_after_hole(data: bytes) -> bool:
+        """Whether bytes after a hole are TLS records: they start with one, or one starts in
+        them (the hole ended inside a record), checked by the TLS reader's own rule."""
+        if classify_first_bytes(data) is _TLS:
+            return True
+        from analyzer.tls.records import find_record_start  # (a rare path: after a hole)
+
+        return find_record_start(data) is not None
 
     def _hand_off(self, kind: Start, side: int, pending: bytes, frame: int, time: float,
                   offset: int = 0) -> None:

@@ -282,7 +282,7 @@ class RecordReader:
             pieces.clear()
 
 
-def _plausible_start(buffer: bytearray, position: int) -> bool | None:
+def _plausible_start(buffer: bytes | bytearray, position: int) -> bool | None:
     """Whether a record may start at ``position`` after a hole (the module's docstring);
     None when the bytes seen so far cannot tell."""
     header = bytes(buffer[position:position + HEADER_LENGTH])
@@ -295,3 +295,13 @@ def _plausible_start(buffer: bytearray, position: int) -> bool | None:
         return None
     following = bytes(buffer[end:end + HEADER_LENGTH])
     return following[1:3] == b"\x03\x03" and not header_problem(following)
+
+
+def find_record_start(data: bytes, limit: int = _SEEK_LIMIT) -> int | None:
+    """Where in ``data`` (bytes after a hole) a TLS record plausibly starts, by the rule of
+    `RecordReader` after a hole (a plausible header followed by another, or whose record ends
+    where ``data`` does); None when no position within ``limit`` bytes can be told to."""
+    for position in range(min(len(data), limit) - HEADER_LENGTH + 1):
+        if _plausible_start(data, position):
+            return position
+    return None
