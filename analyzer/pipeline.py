@@ -14,6 +14,7 @@ from analyzer.decode.decoder import (
     ignored_block_skip,
     ignored_frame_test,
     ignored_record_skip,
+    new_follow,
     peek_functions,
 )
 from analyzer.decode.segment import Segment
@@ -145,6 +146,7 @@ class Analysis:
         self._first: float | None = None
         self._last = 0.0
         self._absorbed: list[RunStats] = []
+        self._follow: Any = None  # the compiled skip's `Follow` of the last file (tests read it)
 
     def _new_tracker(self, conn: Connection, segment: Segment) -> ConnectionTracker | None:
         if self._owns is not None and not self._owns(conn, segment):
@@ -197,18 +199,23 @@ class Analysis:
             reader = records
             for single in records.inputs if isinstance(records, MergedRecords) else [records]:
                 # the compiled life table's segments are taken in the skip only where the
-                # ledger counts them for the sweep (one file: `wrap_skip`)
+                # ledger counts them for the sweep (one file: `wrap_skip`); so are the next
+                # segments of followed connections (`_follow.pxi`), numbered by the ledger
                 counted = lives if ledger is not None and single is records else None
+                follow = new_follow(self._reassembler, self._decided, arm, ledger) if (
+                    single is records) else None
+                self._follow = follow or self._follow
                 if isinstance(single, PcapRecords):
                     single.drop = ignored_frame_test(single.linktype, flows)
                     single.skip = ignored_record_skip(single.linktype, flows,
-                                                      compiled=self._compiled, lives=counted)
+                                                      compiled=self._compiled, lives=counted,
+                                                      follow=follow)
                     if single.skip is not None and ledger is not None and single is records:
                         single.skip = wrap_skip(single.skip, ledger, self._reassembler,
                                                 partial(_base, first, single))
                 elif isinstance(single, PcapngRecords):
                     single.skip = ignored_block_skip(flows, compiled=self._compiled,
-                                                     lives=counted)
+                                                     lives=counted, follow=follow)
                     single.secrets = self.add_secrets
                     if single.skip is not None and ledger is not None and single is records:
                         single.skip = wrap_skip(single.skip, ledger, self._reassembler,
@@ -226,6 +233,8 @@ class Analysis:
         when = self._last
         try:
             for when, linktype, data, wire_length, source in records:
+                if self._decided:  # the compiled skip took a segment that decided these
+                    yield from self._drain()
                 number = number + 1 if reader is None else first + reader.number
                 peeked = peek_flow(linktype, data)
                 if peeked is not None:
@@ -266,6 +275,8 @@ class Analysis:
                 decided = feed(Frame(number, when, linktype, data, wire_length, source))
                 if decided:
                     yield from decided
+            if self._decided:  # decided by the last records, taken in the compiled skip
+                yield from self._drain()
         finally:
             if reader is not None:
                 if first + reader.number > number:  # the last records were dropped

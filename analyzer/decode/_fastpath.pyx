@@ -62,9 +62,11 @@ cdef inline const unsigned char* _tcp_over_ipv4(const unsigned char* frame, Py_s
 
 
 cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
-                          dict flows, double t, Py_ssize_t index, LifeTable lives):
+                          dict flows, double t, Py_ssize_t index, LifeTable lives,
+                          Follow follow):
     """`ignored_frame_test` on the frame at ``frame`` (``size`` bytes), or a frame that a
-    `Passing` connection's state or the life table ``lives`` takes (time ``t``)."""
+    `Passing` connection's state, the life table ``lives`` or ``follow`` (a followed
+    connection's next segment, `_follow.pxi`) takes (time ``t``)."""
     cdef const unsigned char* ip = _tcp_over_ipv4(frame, size, l3)
     cdef PyObject* entry
     cdef object conn, passing
@@ -78,7 +80,8 @@ cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_
         return True
     passing = conn.passing
     if passing is None:
-        return False
+        return follow is not None and follow.take(
+            conn, <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t, index)
     return (<Passing>passing).take(
         <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t, index)
 
@@ -89,7 +92,7 @@ cdef inline bint _before(double t, double bound, bint inclusive) noexcept nogil:
 
 def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint little,
                  unsigned int limit, double units, double bound, bint inclusive,
-                 LifeTable lives=None):
+                 LifeTable lives=None, Follow follow=None):
     """Skip the records from ``buf[pos:]`` that `PcapRecords` would drop with
     `ignored_frame_test` for link-layer header size ``l3`` and flow table ``flows``, as long
     as their time (``sec + frac / units``, computed as Python computes it) is before
@@ -100,6 +103,8 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
     many were skipped, and the raw timestamp fields of the last one skipped (0, 0 if none).
     ``little`` is the file's byte order, ``limit`` the reader's largest believable record.
     ``lives``: the run's life table, whose connections' segments are taken too.
+    ``follow``: the run's `Follow`, which takes a followed connection's next segment; the
+    loop stops after one that decided an attempt (the pipeline hands it on first).
     """
     cdef const unsigned char* p = buf
     cdef Py_ssize_t end = len(buf)
@@ -107,7 +112,7 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
     cdef Py_ssize_t size, stop
     cdef unsigned int sec = 0, frac = 0, record_sec, record_frac
     cdef double t
-    if pos < 0:
+    if pos < 0 or (follow is not None and follow.decided):
         return pos, 0, 0, 0
     while end - pos >= 16:
         size = _u32(p + pos + 8, little)  # captured length
@@ -121,17 +126,19 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
         t = <double>record_sec + <double>record_frac / units
         # the bound first: a Passing connection's state changes when it takes a frame
         if not _before(t, bound, inclusive) or not _ignored(p + pos + 16, size, l3, flows, t,
-                                                                     count + 1, lives):
+                                                                     count + 1, lives, follow):
             break
         sec, frac = record_sec, record_frac
         count += 1
         pos = stop
+        if follow is not None and follow.decided:
+            break
     return pos, count, sec, frac
 
 
 def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tuple interfaces,
                         unsigned int max_record, unsigned int max_block, double bound,
-                        bint inclusive, LifeTable lives=None):
+                        bint inclusive, LifeTable lives=None, Follow follow=None):
     """The same for a pcapng buffer (`PcapngRecords`): skip the Enhanced Packet Blocks from
     ``buf[pos:]`` whose frame `ignored_frame_test` drops for the link type of its interface,
     and whose time is before ``bound`` (as for `skip_ignored`). ``interfaces`` are the
@@ -150,7 +157,7 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
     cdef unsigned long long ticks
     cdef double t
     cdef tuple interface
-    if pos < 0:
+    if pos < 0 or (follow is not None and follow.decided):
         return pos, 0, 0, 0, 0
     while end - pos >= 32:
         if _u32(p + pos, little) != 6:  # not an EPB
@@ -173,13 +180,15 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
                                                                                little)
         t = <double>ticks / <double>interface[1] + <double>interface[2]
         if not _before(t, bound, inclusive) or not _ignored(p + pos + 28, cap, l3, flows, t,
-                                                                    count + 1, lives):
+                                                                    count + 1, lives, follow):
             break
         last_iface = iface
         hi = _u32(p + pos + 12, little)
         lo = _u32(p + pos + 16, little)
         count += 1
         pos += blen
+        if follow is not None and follow.decided:
+            break
     return pos, count, last_iface, hi, lo
 
 
@@ -620,3 +629,11 @@ cdef int _append(object buffer, const unsigned char* data, Py_ssize_t n) except 
 
 # --- the life table: connections in life, their segments taken in C -------------------------
 include "_life_table.pxi"
+
+
+# --- following: a followed connection's next segment, handed to the reassembler ------------
+include "_follow.pxi"
+
+
+# --- WebSocket frames in the watch window: the header walk compiled -------------------------
+include "_ws_frames.pxi"
