@@ -39,6 +39,7 @@ from analyzer.source.stream import Record
 from analyzer.tls.passing import arm, new_ledger, sync, sync_all, sync_before_feed, wrap_skip
 from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis, diagnose
+from analyzer.websocket.frames import frame_parser
 
 # The values moved to analyzer/values.py; re-exported for callers of the pipeline.
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "MAX_LISTED_TCP_ATTEMPTS", "Analysis", "RunStats", "analyze",
@@ -117,7 +118,8 @@ class Analysis:
         # The stages that take connections over (TLS, HTTP/2): the pipeline's own unless a
         # caller gives others.
         stages = protocol_handlers() if handlers is None else handlers
-        self._run = RunContext(self._emit, self._counters, window, stages, secrets)
+        self._run = RunContext(self._emit, self._counters, window, stages, secrets,
+                               frame_parser=frame_parser(compiled))
         # lifetimes: switched connections are followed after their watch window to their end
         # (analyzer/life), and each end is yielded as an `Ended` after its attempt's
         # Diagnosis; without it they are let go after the watch, as before.

@@ -52,12 +52,62 @@ cdef class Follow:
             reassembler._until_sweep -= ledger.passed
             reassembler.now = ledger.last_time
             ledger.passed = 0
-        taken = self.take_plain(conn, side, _u32(ip + 24, False), _u32(ip + 28, False), ip[33],
-                                payload, ledger.base + index, t)
+        if conn.life is None:
+            taken = self._take(reassembler, conn, side, _u32(ip + 24, False),
+                               _u32(ip + 28, False), ip[33], payload, ledger.base + index, t)
+        else:  # after the watch: the life's facts, or into the life table (Python's own)
+            taken = self.take_plain(conn, side, _u32(ip + 24, False), _u32(ip + 28, False),
+                                    ip[33], payload, ledger.base + index, t)
         ledger.limit = reassembler._until_sweep - 1  # the sweep's segment goes the usual way
         if not taken:
             return False
         self.taken += 1
         if conn.passing is not None:
             self.arm(conn)
+        return True
+
+    cdef bint _take(self, object reassembler, object conn, int side, unsigned int seq,
+                    unsigned int ack, unsigned char flags, object payload, long long frame,
+                    double t) except -1:
+        """`Reassembler.take_plain` of a connection not in life, step by step (its plain
+        twin): False, with nothing changed, for any segment it would refuse."""
+        cdef Py_ssize_t n = len(payload)
+        cdef object here, there, base, there_base
+        cdef long long next_offset, acked
+        cdef unsigned int diff
+        if reassembler._until_sweep <= 1 or conn.closing or conn.syns is not None:
+            return False
+        sides = conn.sides
+        here = sides[side]
+        base = here.base
+        if base is None:
+            return False
+        if n and (here.pending or
+                  (seq - <unsigned int>base - <unsigned int>(<long long>here.next_offset))):
+            return False  # not the next bytes, or early bytes wait to be drained after them
+        there = sides[1 - side]
+        if there.pending:
+            return False
+        there_base = there.base
+        if n and there_base is not None and flags & 0x10:
+            diff = ack - <unsigned int>there_base - <unsigned int>(<long long>there.next_offset)
+            if 1 < diff < _HALF:
+                return False  # this side must wait for the other (causal order)
+        reassembler.now = t
+        reassembler._until_sweep -= 1
+        conn.last_time = t
+        if flags & 0x10 and there_base is not None and not conn.ignored:
+            # `Reassembler._peer_acked(conn, 1 - side, ack)`, with `_Direction.offset_of`
+            next_offset = there.next_offset
+            diff = ack - <unsigned int>there_base - <unsigned int>next_offset
+            acked = next_offset + <long long>diff
+            if diff >= _HALF:
+                acked -= 1LL << 32
+            if there.fin:
+                acked -= 1
+            if acked > there.acked and acked - next_offset < _HALF:
+                there.acked = acked
+        if n:
+            here.advance(payload)
+            conn.listener.on_data(side, here.next_offset - n, payload, frame, t)
         return True

@@ -309,5 +309,5 @@ def frame_parser(compiled: bool = True) -> type[WsFrameParser]:
             from analyzer.decode._fastpath import CompiledFrameParser
         except ImportError:  # pragma: no cover - the pure-Python install
             return WsFrameParser
-        return CompiledFrameParser  # type: ignore[no-any-return]
+        return CompiledFrameParser  # type: ignore[no-any-return, unused-ignore]
     return WsFrameParser
