@@ -16,6 +16,7 @@ from analyzer.decode.decoder import (
     ignored_record_skip,
     new_follow,
     peek_functions,
+    segment_function,
 )
 from analyzer.decode.segment import Segment
 from analyzer.exchange.first_bytes import Start
@@ -173,6 +174,16 @@ class Analysis:
         self._reassembler.feed(segment)
         return self._drain() if self._decided else []
 
+    def _feed_segment(self, segment: Segment) -> list[Decided]:
+        """`feed` of a frame whose Segment is already made (`segment_function`)."""
+        self._frames += 1
+        if self._first is None:
+            self._first = segment.time
+        self._last = segment.time
+        self._segments += 1
+        self._reassembler.feed(segment)
+        return self._drain() if self._decided else []
+
     def feed_records(self, records: Iterable[Record]) -> Iterator[Decided]:
         """Processes a whole capture's records (numbered from 1 in order, as `read_records`
         gives them); yields the attempts as they are decided. Call `finish` afterwards.
@@ -229,6 +240,7 @@ class Analysis:
         take_plain = self._reassembler.take_plain
         take_life = self._reassembler.take_life
         peek_flow, peek_payload = peek_functions(self._compiled)
+        peek_segment = segment_function(self._compiled)
         feed = self.feed
         number = first
         segments = 0
@@ -274,7 +286,11 @@ class Analysis:
                 if ledger is not None and ledger.dirty:
                     sync_before_feed(ledger, self._reassembler,
                                      None if peeked is None else flows.get(peeked[0], False))
-                decided = feed(Frame(number, when, linktype, data, wire_length, source))
+                if peeked is not None and peek_segment is not None:
+                    # decode_frame's Segment, built in C (SYNs, FINs, RSTs, reordered bytes)
+                    decided = self._feed_segment(peek_segment(linktype, data, number, when))
+                else:
+                    decided = feed(Frame(number, when, linktype, data, wire_length, source))
                 if decided:
                     yield from decided
             if self._decided:  # decided by the last records, taken in the compiled skip

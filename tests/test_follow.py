@@ -13,9 +13,15 @@ from typing import Any
 
 import pytest
 
-from analyzer.decode.decoder import FASTPATH_COMPILED
+from analyzer.decode.decoder import (
+    FASTPATH_COMPILED,
+    decode_frame,
+    peek_flow,
+    segment_function,
+)
 from analyzer.pipeline import Analysis
 from analyzer.source import read_records
+from analyzer.source.frame import Frame
 from analyzer.tls.keylog import load_keylog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,3 +115,22 @@ def test_the_dense_mix_damaged_gives_the_same_events(dense: Path, tmp_path: Path
         writer.write(when, data)
     writer.close()
     assert _same(path) > 0
+
+
+def test_the_compiled_segment_is_the_decoders_on_every_frame(dense: Path) -> None:
+    """`peek_segment` (the full path's Segment without a Frame) against `decode_frame`, on
+    every frame `peek_flow` accepts, whole and cut short by a snaplen."""
+    peek_segment = segment_function(True)
+    assert peek_segment is not None
+    seen = 0
+    for path in [*CAPTURES, dense]:
+        for number, (when, linktype, data, wire, source) in enumerate(
+                read_records([str(path)], []), 1):
+            for cut in (len(data), len(data) - 1, 60):
+                piece = data[:cut]
+                if peek_flow(linktype, piece) is None:
+                    continue
+                frame = Frame(number, when, linktype, piece, wire, source)
+                assert peek_segment(linktype, piece, number, when) == decode_frame(frame)
+                seen += 1
+    assert seen > 10_000

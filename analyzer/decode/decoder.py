@@ -138,11 +138,12 @@ try:  # built from _fastpath.pyx by setup.py when a C compiler is there (see tha
     from ._fastpath import Follow as _Follow
     from ._fastpath import peek_flow as _compiled_peek_flow
     from ._fastpath import peek_payload as _compiled_peek_payload
+    from ._fastpath import peek_segment as _compiled_peek_segment
     from ._fastpath import skip_ignored as _skip_ignored
     from ._fastpath import skip_ignored_blocks as _skip_ignored_blocks
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
     _compiled_peek_flow = _compiled_peek_payload = _skip_ignored = _skip_ignored_blocks = None
-    _Follow = None
+    _Follow = _compiled_peek_segment = None
 
 # True when this install has the compiled fast path: the benchmark and the tests report it.
 FASTPATH_COMPILED = _skip_ignored is not None
@@ -207,6 +208,14 @@ def new_follow(reassembler: object, decided: object, arm: Callable[..., object],
 
 
 PeekFlow = Callable[[int, bytes], "tuple[bytes, int] | None"]
+PeekSegment = Callable[[int, bytes, int, float], Segment]
+
+
+def segment_function(compiled: bool = True) -> PeekSegment | None:
+    """`_fastpath.peek_segment` when built and ``compiled``: `decode_frame`'s Segment of a
+    frame `peek_flow` gave a key, without a Frame (the pipeline's full path for such frames);
+    None otherwise, and such frames take `Decoder.decode`, its plain twin."""
+    return _compiled_peek_segment if compiled else None
 PeekPayload = Callable[[int, bytes], tuple[int, int, bytes, int]]
 
 
