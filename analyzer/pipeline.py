@@ -213,10 +213,13 @@ class Analysis:
             for single in records.inputs if isinstance(records, MergedRecords) else [records]:
                 # the compiled life table's segments are taken in the skip only where the
                 # ledger counts them for the sweep (one file: `wrap_skip`); so are the next
-                # segments of followed connections (`_follow.pxi`), numbered by the ledger
+                # segments of followed connections (`_follow.pxi`), numbered by the ledger,
+                # in a regular file only: what such a segment decides is handed on before
+                # the next record is read, and a pipe's next record may be long in coming
                 counted = lives if ledger is not None and single is records else None
                 follow = new_follow(self._reassembler, self._decided, arm, ledger) if (
-                    single is records) else None
+                    single is records and isinstance(single, PcapRecords | PcapngRecords)
+                    and single.regular) else None
                 self._follow = follow or self._follow
                 if isinstance(single, PcapRecords):
                     single.drop = ignored_frame_test(single.linktype, flows)
