@@ -30,21 +30,9 @@ def run_cli(*args: str | os.PathLike[str]) -> Result:
 
 def nginx_conf(tmp: str, server: str) -> str:
     """An nginx configuration whose files all live in ``tmp`` (run as a test, unprivileged
-    paths, one worker), with ``server`` as its one `server { ... }` block's body."""
-    return f"""
-worker_processes 1;
-error_log {tmp}/error.log info;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-{server}
-    }}
-}}
-"""
+    paths, one worker, no access log), with ``server`` as its one `server { ... }` block's
+    body: the capture generator's configuration (captures/generate.py), so both start nginx
+    alike."""
+    from captures.generate import nginx_conf as nginx_http_conf
+
+    return nginx_http_conf(tmp, f"    server {{\n{server}\n    }}", access_log=False)

@@ -154,3 +154,16 @@ def test_spilled_report_on_the_cluster_keeps_attempts_whole(scheduler: str) -> N
     paths = [str(CAPTURES / f) for f in FILES]
     local = _read("-F", "json", "--jobs", "2", *paths)
     assert _on_cluster("-F", "json", "--scheduler", scheduler, *paths, spill_after=0) == local
+
+
+def test_connections_in_life_end_on_their_own_lines_as_in_a_local_run(scheduler: str) -> None:
+    """One file on the cluster streams its ends as ``ended`` JSONL lines in decision order,
+    as `--jobs` does on this machine; the sorted report folds them (verdict ``dropped``)."""
+    capture = str(CAPTURES / "websocket_lives.pcap")
+    local = _read("-F", "jsonl", "--jobs", "2", capture)
+    assert local.count('"event": "ended"') >= 2
+    assert _on_cluster("-F", "jsonl", "--scheduler", scheduler, capture) == local
+    assert _on_cluster("-F", "jsonl", "--scheduler", scheduler, "-j", "2", capture) == local
+    sorted_local = _read("-F", "json", capture)
+    assert '"dropped"' in sorted_local
+    assert _on_cluster("-F", "json", "--scheduler", scheduler, capture) == sorted_local

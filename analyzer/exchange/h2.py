@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from analyzer.exchange.first_bytes import Start, classify_first_bytes
+from analyzer.exchange.h2heads import field_value, request_head, response_head
 from analyzer.exchange.h2life import StreamLives
 from analyzer.exchange.handoff import HandlerFactory, RunContext
 from analyzer.exchange.model import (
@@ -49,7 +50,7 @@ from analyzer.exchange.switch import SwitchWatch
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.exchange.tracker import RESPONSE_TIMEOUT, ConnectionTracker
 from analyzer.http.body import PREFIX_LIMIT
-from analyzer.http.message import Header, Headers, RequestHead, ResponseHead
+from analyzer.http.message import ResponseHead
 from analyzer.http2.events import (
     Data,
     GoAway,
@@ -73,7 +74,6 @@ MAX_CONNECTION_NOTES = 8  # SETTINGS and GOAWAY notes per connection
 MAX_UNDECIDED_BYTES = 64 * 1024  # bytes held while it is unclear which side is the client
 _SIDES = ("client", "server")
 _WINDOW_OVER = "observation window over"
-_REQUEST_FIELDS_SHOWN = 64  # fields drawn in a head's raw text (all are kept in Headers)
 
 
 @dataclass(slots=True)
@@ -314,17 +314,17 @@ class H2Stage:
                     return
             stream.undecoded |= not event.decoded
             if stream.request is None:
-                stream.request = Message(_request_head(event), event.first_frame,
+                stream.request = Message(request_head(event), event.first_frame,
                                          event.last_frame, event.time)
-                stream.method = (_field(event, ":method") or "").upper()
-                stream.protocol = _field(event, ":protocol")
+                stream.method = (field_value(event, ":method") or "").upper()
+                stream.protocol = field_value(event, ":protocol")
             if event.end_stream:
                 self._end_of(stream, event)
             return
         if stream is None:
             return
         stream.undecoded |= not event.decoded
-        head = _response_head(event)
+        head = response_head(event)
         message = Message(head, event.first_frame, event.last_frame, event.time)
         if stream.response is None and 100 <= head.status < 200 and head.status != 101:
             stream.interim.append(message)
@@ -493,38 +493,3 @@ def h2_handler(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> H
     """The hand-off factory (``pipeline.protocol_handlers``) for ``Start.H2_PREFACE`` and
     ``Start.H2_FRAMES`` (which side is the client is read from the bytes either way)."""
     return H2Stage(run, conn, tcp)
-
-
-# --- heads ------------------------------------------------------------------------------------
-
-
-def _field(event: HeaderBlock, name: str) -> str | None:
-    for field_name, value in event.fields:
-        if field_name == name:
-            return value
-    return None
-
-
-def _raw(first_line: str, event: HeaderBlock) -> bytes:
-    lines = [first_line] + [f"{n}: {v}" for n, v in event.fields[:_REQUEST_FIELDS_SHOWN]]
-    if not event.decoded:
-        lines.append("(header block not decoded: the HPACK state was lost)")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-
-
-def _headers_of(event: HeaderBlock) -> Headers:
-    return Headers(tuple(Header(n, v) for n, v in event.fields))
-
-
-def _request_head(event: HeaderBlock) -> RequestHead:
-    method = _field(event, ":method") or ""
-    target = _field(event, ":path") or _field(event, ":authority") or ""
-    raw = _raw(f"{method} {target} HTTP/2 (stream {event.stream_id})", event)
-    return RequestHead(method, target, "HTTP/2", _headers_of(event), raw)
-
-
-def _response_head(event: HeaderBlock) -> ResponseHead:
-    text = _field(event, ":status") or ""
-    status = int(text) if text.isdigit() and len(text) == 3 else 0
-    raw = _raw(f"HTTP/2 {text or '(no :status)'} (stream {event.stream_id})", event)
-    return ResponseHead("HTTP/2", status, "", _headers_of(event), raw)

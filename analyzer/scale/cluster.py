@@ -13,8 +13,13 @@ client holds it until it is scattered). The key log travels as the parsed key st
 
 Each file's shards are merged in decision order (`shard.py`) once they are all in, then the
 file's attempts are yielded (with their file when several are read) and its totals absorbed;
-files come in the order they complete. The views across captures (proxy legs captured on two
-hosts, storms, redirects) are the caller's, over everything yielded, as for a local run.
+files come in the order they complete. As with ``--jobs`` on this machine, a connection in
+life's end comes back from one file's shards as an `Ended` in its place among the decisions
+(JSONL prints its ``ended`` line, a sorted report folds it into its attempt), and from several
+files folded into its attempt by the task (an `Ended` names its attempt by frame numbers, which
+repeat across files). The views across captures (proxy legs
+captured on two hosts, storms, redirects) are the caller's, over everything yielded, as for a
+local run.
 """
 
 from __future__ import annotations
@@ -25,30 +30,31 @@ from typing import Any
 
 from analyzer.life.fold import fold
 from analyzer.life.model import Ended
-from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
+from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
 from analyzer.scale.shard import Owner, ShardTotals, TcpListing, decisions, merge_totals
 from analyzer.source.capture import read_record_bytes
 from analyzer.source.frame import CaptureError, CaptureWarning
-from analyzer.verdict import Diagnosis
 
-ShardResult = tuple[list[tuple[int, int, Diagnosis]], ShardTotals]
+ShardResult = tuple[list[tuple[int, int, Decided]], ShardTotals]
 
 
 def analyze_shard(name: str, data: bytes, index: int, shards: int, max_connections: int,
-                  secrets: object | None, lifetimes: bool = False) -> ShardResult:
+                  secrets: object | None, lifetimes: bool = False,
+                  fold_ends: bool = False) -> ShardResult:
     """A task: shard ``index`` of ``shards`` of one capture held in ``data`` (all of it when
-    ``shards`` is 1); its attempts as (decision frame, order, diagnosis), and its totals."""
+    ``shards`` is 1); its attempts and ends as (decision frame, order, decided), the ends
+    folded into their attempts with ``fold_ends``, and its totals."""
     owner = Owner(index, shards)
     analysis = Analysis(max_connections=max_connections, secrets=secrets,
                         owns=owner if shards > 1 else None, lifetimes=lifetimes)
     warnings: list[CaptureWarning] = []
     records = read_record_bytes(data, warnings, name)
     events = list(decisions(analysis, records))
-    # A task's results come back together: each connection's end is folded into its attempt
-    # here (life/fold.py), as a sorted report does.
-    final = fold(e for _, e in events)
-    frames = [frame for frame, e in events if not isinstance(e, Ended)]
-    decided = [(frame, seq, d) for seq, (frame, d) in enumerate(zip(frames, final, strict=True))]
+    if fold_ends:
+        final = fold(e for _, e in events)
+        events = list(zip((f for f, e in events if not isinstance(e, Ended)), final,
+                          strict=True))
+    decided = [(frame, seq, d) for seq, (frame, d) in enumerate(events)]
     stats = analysis.stats
     owned = owner.owned if shards > 1 else stats.connections
     return decided, ShardTotals(index, stats, owned, warnings)
@@ -56,10 +62,10 @@ def analyze_shard(name: str, data: bytes, index: int, shards: int, max_connectio
 
 def analyze_on_cluster(address: str, paths: Sequence[str], shards: int, into: Analysis,
                        warnings: list[CaptureWarning],
-                       max_connections: int = DEFAULT_MAX_CONNECTIONS) -> Iterator[Diagnosis]:
-    """Every diagnosis of every file, a file at a time as its tasks complete; the files'
-    totals are absorbed into ``into`` and their warnings added to ``warnings`` (in the order
-    of ``paths``) once every file is done."""
+                       max_connections: int = DEFAULT_MAX_CONNECTIONS) -> Iterator[Decided]:
+    """Every diagnosis (and, with lifetimes, every `Ended`) of every file, a file at a time
+    as its tasks complete; the files' totals are absorbed into ``into`` and their warnings
+    added to ``warnings`` (in the order of ``paths``) once every file is done."""
     from distributed import Client, as_completed
 
     if "-" in paths:
@@ -74,7 +80,7 @@ def analyze_on_cluster(address: str, paths: Sequence[str], shards: int, into: An
                 for index in range(shards):
                     task = client.submit(analyze_shard, path, remote, index, shards,
                                          max_connections, into.secrets, into.lifetimes,
-                                         pure=False)
+                                         len(paths) > 1, pure=False)
                     of_file[task] = i
             done: dict[int, list[ShardResult]] = {i: [] for i in range(len(paths))}
             for task in as_completed(list(of_file)):
@@ -89,6 +95,10 @@ def analyze_on_cluster(address: str, paths: Sequence[str], shards: int, into: An
         warnings.extend(found[i])
 
 
+def _first_frame(decided: Decided) -> int:
+    return decided.key[0] if isinstance(decided, Ended) else decided.attempt.first_frame
+
+
 def _read_file(path: str) -> bytes:
     try:
         with open(path, "rb") as file:
@@ -98,14 +108,18 @@ def _read_file(path: str) -> bytes:
 
 
 def _file_done(paths: Sequence[str], i: int, results: list[ShardResult], into: Analysis,
-               found: dict[int, list[CaptureWarning]]) -> Iterator[Diagnosis]:
-    keyed = [(frame, d.attempt.first_frame, totals.index, seq, d)
+               found: dict[int, list[CaptureWarning]]) -> Iterator[Decided]:
+    # the order of `--jobs` on this machine (scale/local.py): decision frame, first frame
+    keyed = [(frame, _first_frame(d), totals.index, seq, d)
              for decided, totals in results for frame, seq, d in decided]
     keyed.sort(key=lambda k: k[:4])
     listing = TcpListing()
     parts = sorted((totals for _, totals in results), key=lambda t: t.index)
     stats = merge_totals(parts)
     for *_, d in keyed:
+        if isinstance(d, Ended):
+            yield d
+            continue
         if not listing.admit(d):
             continue
         # frame numbers count within each file already (Wireshark's, opening it alone)
