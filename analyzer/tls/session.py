@@ -186,7 +186,7 @@ class TlsSession:
                 if self._held_bytes > MAX_HELD:
                     self.look_for_key(float("inf"), out)
                 continue
-            if (side == self.client_side and self.server_hello is None
+            if (self.server_hello is None and side == self.client_side
                     and record.content_type == _APPLICATION and self.secrets is not None
                     and self.client_hello is not None and self.client_hello.early_data
                     and len(self._early) < _MAX_EARLY_RECORDS):
