@@ -292,3 +292,25 @@ def test_both_hellos_lost_and_the_rest_starts_inside_a_record(tmp_path: Path) ->
     assert [(d.verdict, ids(d)) for d in diagnoses] == [
         (Verdict.INCONCLUSIVE, ["capture_gap_tls_handshake"])]
     assert "the ClientHello and the ServerHello missing" in diagnoses[0].findings[0].found
+
+
+@pytest.mark.parametrize(("name", "lost", "keys_name"), [
+    ("h2_websocket_hypercorn", 36, None),  # cleartext HTTP/2: the 403's HEADERS lost
+    ("h2_tls_websocket_hypercorn", 39, "h2_tls_websocket_hypercorn"),  # the same inside TLS
+])
+def test_http2_answer_lost_is_a_hole_not_a_client_that_gave_up(
+        tmp_path: Path, name: str, lost: int, keys_name: str | None) -> None:
+    out = tmp_path / "hole.pcap"
+    subprocess.run(["editcap", str(CAPTURES / f"{name}.pcap"), str(out), str(lost)], check=True,
+                   capture_output=True, timeout=30)
+    secrets = load_keylog((CAPTURES / f"{keys_name}.keys").read_bytes()) if keys_name else None
+    diagnoses, _run = analyse(out, secrets)
+    deny = [d for d in diagnoses if d.attempt.request_head is not None
+            and d.attempt.request_head.target == "/deny"]
+    assert len(deny) == 1
+    assert deny[0].verdict is Verdict.INCONCLUSIVE
+    assert ids(deny[0])[0] == "capture_gap_response"
+    assert "no_response_client_gave_up" not in ids(deny[0])
+    # the near miss: the other streams, whose answers were captured, keep their verdicts
+    assert {d.verdict for d in diagnoses if d is not deny[0]} <= {
+        Verdict.SUCCEEDED, Verdict.FAILED, Verdict.ABORTED}
