@@ -314,3 +314,33 @@ def test_http2_answer_lost_is_a_hole_not_a_client_that_gave_up(
     # the near miss: the other streams, whose answers were captured, keep their verdicts
     assert {d.verdict for d in diagnoses if d is not deny[0]} <= {
         Verdict.SUCCEEDED, Verdict.FAILED, Verdict.ABORTED}
+
+
+def _mutual(tmp_path: Path, lost: int) -> Diagnosis:
+    """The first connection of the bundled mutual-TLS capture (TLS 1.3: 6 the server's flight
+    with its CertificateRequest, 8 the client's empty Certificate and Finished, 9 GET /chat,
+    11 the server's FIN) without frame ``lost``."""
+    name = "tls_mtls_no_client_cert"
+    out = tmp_path / "hole.pcap"
+    subprocess.run(["editcap", str(CAPTURES / f"{name}.pcap"), str(out), str(lost)], check=True,
+                   capture_output=True, timeout=30)
+    diagnoses, _run = analyse(out, load_keylog((CAPTURES / f"{name}.keys").read_bytes()))
+    return min(diagnoses, key=lambda d: d.attempt.tcp.syn.frame if d.attempt.tcp.syn else 0)
+
+
+def test_client_certificate_lost_is_a_hole_not_a_silent_server(tmp_path: Path) -> None:
+    """The client's (empty) Certificate was lost: the request decrypts, the server closes
+    without answering, and why is in the hole: inconclusive, not "server closed"."""
+    first = _mutual(tmp_path, 8)
+    assert first.attempt.request_head is not None
+    assert first.verdict is Verdict.INCONCLUSIVE
+    assert ids(first)[0] == "capture_gap_tls_handshake"
+
+
+def test_server_fin_lost_mutual_tls_is_still_named(tmp_path: Path) -> None:
+    """The near miss: the handshake is whole (only the server's FIN is lost): the empty client
+    certificate is still the reason, never a success."""
+    first = _mutual(tmp_path, 11)
+    assert first.verdict is Verdict.FAILED
+    assert ids(first)[0] == "tls_client_certificate_required"
+    assert "capture_gap_tls_handshake" not in ids(first)

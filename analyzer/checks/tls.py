@@ -69,8 +69,15 @@ def _inside_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
     if alert is not None:
         return [_alert_finding(tls, alert, evidence)]
     end = _end_of("server", attempt)
-    if tls.certificate_request and tls.client_certificate_empty and end is not None:
-        return [_server_ended(attempt, tls, end)]
+    if tls.certificate_request and tls.client_certificate_empty:
+        if end is not None:
+            return [_server_ended(attempt, tls, end)]
+        return [Finding("tls_client_certificate_required", "a client certificate the server "
+                        "accepts", "client sent no certificate; the request got no answer",
+                        evidence)]
+    if tls.hole_frame:  # the handshake bytes the capture lost may hold why (a certificate)
+        return [_handshake_hole(tls, (tls.client_hello_frame,) if tls.client_hello_frame
+                                else ())]
     return []
 
 

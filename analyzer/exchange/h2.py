@@ -432,11 +432,10 @@ class H2Stage:
             return
         client = self._client if self._client is not None else 0
         after = stream.watch.result(time) if stream.watch is not None else None
-        # No answer, and the server's bytes have a hole after the request: the answer may be
-        # in it (checks/transport.py says so instead of "no response").
-        asked = stream.request.time if stream.request is not None else 0.0
-        lost = response is None and any(
-            gap[0] != client and gap[4] >= asked for gap in self._tcp.gaps)
+        # No answer, and the server's bytes have a hole: the answer may be in it, or after it
+        # (a hole loses the HPACK state, so no later header block can be read): the checks
+        # say "bytes of the response are missing" instead of "no response".
+        lost = response is None and any(gap[0] != client for gap in self._tcp.gaps)
         attempt = Attempt(
             kind=AttemptKind.HTTP,
             client=self._tcp.endpoint(client),
