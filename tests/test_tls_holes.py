@@ -344,3 +344,18 @@ def test_server_fin_lost_mutual_tls_is_still_named(tmp_path: Path) -> None:
     assert first.verdict is Verdict.FAILED
     assert ids(first)[0] == "tls_client_certificate_required"
     assert "capture_gap_tls_handshake" not in ids(first)
+
+
+def test_server_flight_lost_with_only_fins_after_it(tmp_path: Path) -> None:
+    """The server's only data (its flight) lost, then both FINs: the hole shows only at the
+    connection's end (the FIN's sequence number): still a hole, not "no ServerHello"."""
+    out = tmp_path / "hole.pcap"
+    subprocess.run(["editcap", str(CAPTURES / "tls_client_unknown_ca.pcap"), str(out), "6"],
+                   check=True, capture_output=True, timeout=30)
+    for secrets in (None, load_keylog((CAPTURES / "tls_client_unknown_ca.keys").read_bytes())):
+        diagnoses, _run = analyse(out, secrets)
+        assert [(d.verdict, ids(d)) for d in diagnoses] == [
+            (Verdict.INCONCLUSIVE, ["capture_gap_tls_handshake"])]
+        assert "at the connection's end" in diagnoses[0].findings[0].found
+    whole, _run = analyse(CAPTURES / "tls_client_unknown_ca.pcap", None)  # the near miss
+    assert ids(whole[0])[0] == "tls_certificate_rejected"

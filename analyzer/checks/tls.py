@@ -75,7 +75,7 @@ def _inside_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
         return [Finding("tls_client_certificate_required", "a client certificate the server "
                         "accepts", "client sent no certificate; the request got no answer",
                         evidence)]
-    if tls.hole_frame:  # the handshake bytes the capture lost may hold why (a certificate)
+    if tls.hole_side:  # the handshake bytes the capture lost may hold why (a certificate)
         return [_handshake_hole(tls, (tls.client_hello_frame,) if tls.client_hello_frame
                                 else ())]
     return []
@@ -94,7 +94,7 @@ def _cleartext_to_tls_port(attempt: Attempt) -> list[Finding]:
 
 def _broken_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
     hello = (tls.client_hello_frame,) if tls.client_hello_frame else ()
-    if tls.hole_frame and not any(a.level == "fatal" for a in tls.alerts):
+    if tls.hole_side and not any(a.level == "fatal" for a in tls.alerts):
         return [_handshake_hole(tls, hello)]
     if tls.key == "mismatch":
         return [Finding("tls_key_mismatch", "records that open with the logged secrets",
@@ -124,10 +124,13 @@ def _handshake_hole(tls: TlsInfo, hello: tuple[int, ...]) -> Finding:
     key = {"used": "; the key log has this session's key",
            "present": "; the key log has this session's key", "mismatch": "; the key log has "
            "this session's key, but the records after the hole do not open with it"}
+    # (a hole written off at the connection's end, shown only by a FIN or an ACK, has no
+    # frame of its own)
+    where = f"at frame {tls.hole_frame}" if tls.hole_frame else "at the connection's end"
     return Finding("capture_gap_tls_handshake", "the whole TLS handshake",
                    f"{lost} missing: the capture lost bytes the {tls.hole_side} sent (found "
-                   f"missing at frame {tls.hole_frame}){key.get(tls.key, '')}",
-                   hello + (tls.hole_frame,))
+                   f"missing {where}){key.get(tls.key, '')}",
+                   hello + ((tls.hole_frame,) if tls.hole_frame else ()))
 
 
 def _alert_finding(tls: TlsInfo, alert: TlsAlert, hello: tuple[int, ...]) -> Finding:
