@@ -36,7 +36,7 @@ from analyzer.cli_status import ExitStatus, print_line, say_error, say_warning
 from analyzer.correlate import CLOCK_SKEW
 from analyzer.filters import Selection
 from analyzer.life.fold import WINDOW_OVER
-from analyzer.life.model import Ended, attempt_key
+from analyzer.life.model import Ended, attempt_key, packed_key
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
 from analyzer.report.clock import Clock
 from analyzer.report.kept import KeptAttempts
@@ -55,6 +55,7 @@ from analyzer.report.render import (
 from analyzer.report.safe import neutralise
 from analyzer.report.spilled import SpilledReport, emit_spilled
 from analyzer.report.stream import (
+    NumberSet,
     Tally,
     tally_summary_text,
 )
@@ -341,7 +342,7 @@ def _read(captures: tuple[str, ...], fmt: str, selection: Selection,
         try:
             if progress is not None:
                 progress.start()
-            shown: set[int] = set()  # numbers of printed attempts whose connection lives on
+            shown = NumberSet()  # numbers of printed attempts whose connection lives on
             for diagnosis in _numbered(decided(), selection, apart):
                 if isinstance(diagnosis, Ended):  # the attempt's connection ended after its watch
                     if not streaming:
@@ -435,16 +436,17 @@ def _numbered(diagnoses: Iterator[Decided], selection: Selection,
     --tcp) are counted in ``apart`` when the filters would have kept them. An `Ended` gets
     the number of its attempt (and is dropped when that attempt was not listed)."""
     number = 0
-    living: dict[tuple[int, int, int], int] = {}  # attempts whose connection lives on
+    # attempts whose connection lives on (≈ 120 bytes each: the key packed)
+    living: dict[int | tuple[int, int, int], int] = {}
     for d in diagnoses:
         if isinstance(d, Ended):
-            listed = living.pop(d.key, None)
+            listed = living.pop(packed_key(d.key), None)
             if listed is not None:
                 yield dataclasses.replace(d, number=listed)
             continue
         if d.attempt.tcp.end_reason == WINDOW_OVER and selection.listed(d):
             a = d.attempt
-            living[attempt_key(a.first_frame, a.sequence, a.stream_id)] = number + 1
+            living[packed_key(attempt_key(a.first_frame, a.sequence, a.stream_id))] = number + 1
         if not selection.listed(d):
             if selection.keep(d):
                 apart[d.verdict.value] += 1

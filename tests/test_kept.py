@@ -136,9 +136,10 @@ def test_spilled_markdown_measures_cells_as_escaped(monkeypatch: pytest.MonkeyPa
     assert "\\|" * 16 in out
 
 
-def _html_peak(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, count: int) -> tuple[int, int]:
+def _html_peak(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, count: int,
+               detailed: int = 100) -> tuple[int, int]:
     """Peak memory traced while a spilled report of ``count`` storm attempts is written as
-    the HTML page (postmortems for the first 100), and the number of rows it holds."""
+    the HTML page (postmortems for the first ``detailed``), and the number of rows it holds."""
     from analyzer.report.html import page
 
     path = tmp_path / f"storm{count}.pcap"
@@ -159,8 +160,8 @@ def _html_peak(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, count: int) -> t
     gc.collect()
     tracemalloc.start()
     try:
-        for piece in page(report.html_run(run.stats, [], False, None, 100), run.stats, (),
-                          False, 100):
+        for piece in page(report.html_run(run.stats, [], False, None, detailed), run.stats,
+                          (), False, detailed):
             sink.write(piece)
             sink.seek(0)
             sink.truncate()  # what is written leaves memory, as on a file
@@ -181,6 +182,18 @@ def test_a_spilled_html_page_reads_its_attempts_back_one_at_a_time(
     assert large_rows - small_rows >= 2400
     # 30-500 bytes each measured (the timeline's times; the rest is when the collector ran)
     assert (large - small) / (large_rows - small_rows) < 1500, (small, large)
+
+
+def test_a_spilled_html_page_reads_its_postmortems_attempts_back_too(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The attempts that get a postmortem are read from the spill each time the page needs
+    them (their rows, then their postmortems), not held: 900 more postmortems cost under
+    1.5 KB each of peak memory (held whole, they were ≈ 10 KB each: 20 MB for the 2,000 of
+    3 GB of the dense benchmark mix)."""
+    few, rows = _html_peak(monkeypatch, tmp_path, 1000, detailed=100)
+    many, same_rows = _html_peak(monkeypatch, tmp_path, 1000, detailed=1000)
+    assert rows == same_rows >= 1000
+    assert (many - few) / 900 < 1500, (few, many)
 
 
 def _table_peak(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, count: int) -> int:
@@ -220,3 +233,34 @@ def test_a_spilled_table_is_written_a_line_at_a_time(monkeypatch: pytest.MonkeyP
     small = _table_peak(monkeypatch, tmp_path, 1200)
     large = _table_peak(monkeypatch, tmp_path, 3600)
     assert (large - small) / 2400 < 250, (small, large)
+
+
+def test_a_spilled_report_groups_only_the_keys_that_repeat(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    """Storm groups ("Repeated:") are made for keys seen three times or more, not one per
+    distinct attempt (each ≈ 330 bytes: 13.8 MB at 3 GB of the dense benchmark mix, where
+    nearly every client is new); the summary is the same as kept in memory."""
+    convs = []
+    # 30 clients once each, one client twice, one four times: only the last is a storm
+    clients = [f"10.1.0.{n}" for n in range(1, 31)] + ["10.2.0.1"] * 2 + ["10.3.0.1"] * 4
+    for i, client in enumerate(clients):
+        conv = Conversation(client=(client, 40000 + i), server=("10.0.0.2", 80),
+                            start=1_700_000_000.0 + i)
+        conv.handshake()
+        conv.client(websocket_request("example.com", "/chat"))
+        conv.server(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        convs.append(conv)
+    path = tmp_path / "repeats.pcap"
+    write_pcap(path, convs)
+    summary = _same(monkeypatch, [str(path), "--summary-only", "-F", "json"])
+    assert '"client": "10.3.0.1"' in summary and "10.2.0.1" not in summary
+
+    monkeypatch.setattr(kept, "SPILL_AFTER", 0)
+    store = kept.KeptAttempts("table", lambda d: True)
+    run = Analysis()
+    for n, d in enumerate([*run.feed_records(read_records([str(path)], [])), *run.finish()]):
+        store.add(dataclasses.replace(d, number=n + 1))
+    report = store.close()
+    assert not isinstance(report, list)
+    assert [(s.count, s.client) for s in report.storms()] == [(4, "10.3.0.1")]
+    assert len(report.groups) == 1  # was 32: one per distinct key

@@ -61,3 +61,46 @@ def test_a_group_key_does_not_keep_a_huge_target(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert all(len(key[2]) <= MAX_GROUP_REQUEST for key in tally.groups)
     assert held < 5_000_000  # 100 groups of 60 KB targets would be 6 MB
+
+
+def test_number_set_is_a_set_of_numbers() -> None:
+    """The streamed report's printed attempts in life (cli.py), one bit per number."""
+    from analyzer.report.stream import NumberSet
+
+    numbers, plain = NumberSet(), set()
+    for n in [1, 8, 9, 7, 1000, 16, 15, 8]:
+        numbers.add(n)
+        plain.add(n)
+    for n in [8, 3, 5000, 1000]:
+        numbers.discard(n)
+        plain.discard(n)
+    assert [n for n in range(1200) if n in numbers] == sorted(plain) == [1, 7, 9, 15, 16]
+    assert 10**6 not in numbers
+
+
+def test_ended_events_get_their_attempts_numbers_on_a_real_capture() -> None:
+    """cli._numbered keeps each attempt in life under its packed key (life.model.packed_key)
+    until its end: on a real capture whose WebSockets outlive their watch, every `Ended` gets
+    the number its attempt was listed under, as the plain tuple keys give."""
+    from collections import Counter
+
+    from analyzer.cli import _numbered
+    from analyzer.filters import Selection
+    from analyzer.life.model import Ended, attempt_key, packed_key
+    from analyzer.pipeline import Analysis
+    from analyzer.source import read_records
+
+    capture = Path(__file__).resolve().parents[1] / "captures" / "websocket_lives.pcap"
+    run = Analysis(lifetimes=True)  # as the CLI's
+    events = [*run.feed_records(read_records([str(capture)], [])), *run.finishing()]
+    expected: dict[tuple[int, int, int], int] = {}  # the plain twin: tuple keys
+    listed = 0
+    for d in events:
+        if isinstance(d, Diagnosis) and Selection().listed(d):
+            listed += 1
+            a = d.attempt
+            expected[attempt_key(a.first_frame, a.sequence, a.stream_id)] = listed
+    ended = [e for e in _numbered(iter(events), Selection(), Counter()) if isinstance(e, Ended)]
+    assert len(ended) >= 5
+    assert [e.number for e in ended] == [expected[e.key] for e in ended]
+    assert all(isinstance(packed_key(e.key), int) for e in ended)

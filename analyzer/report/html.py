@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 from markupsafe import Markup
@@ -90,6 +90,15 @@ def iter_html(diagnoses: Sequence[Diagnosis], stats: RunStats,
                 stats, captures, show_secrets, detail_limit)
 
 
+class Attempts(Protocol):
+    """Attempts that can be counted and read more than once (a list, or a spilled report's
+    first attempts, read back from its file each time: report/spilled.py)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Diagnosis]: ...
+
+
 @dataclasses.dataclass(slots=True)
 class Run:
     """What the page shows of a run, however the attempts were kept (a list, or a spilled
@@ -99,7 +108,8 @@ class Run:
     groups: list[Storm]
     points: Sequence[tuple[float, str]]  # (time, verdict) of every attempt
     total: int
-    first: Sequence[Diagnosis]  # the first detail_limit attempts, whole
+    # the first detail_limit attempts, whole; iterated twice (rows, then postmortems)
+    first: Attempts
     rest: Iterator[Diagnosis]  # the others, in order
 
 
@@ -110,12 +120,12 @@ def page(run: Run, stats: RunStats, captures: Sequence[str], show_secrets: bool,
     script = env.get_template("report.js").render()
     style = env.get_template("report.css").render()
     summary = run.summary
-    diagnoses = run.first
+    diagnoses = run.first  # at most detail_limit
     many_days = _many_days(run.points)
     repeated = [_clean_storm(s, show_secrets) for s in run.groups]
     verdicts = _verdict_counts(summary["verdicts"])
     # a column once the JSON fields name each attempt's file (several files read as one)
-    multi_file = bool(diagnoses) and "file" in attempt_fields(diagnoses[0])
+    multi_file = "file" in attempt_fields(next(iter(diagnoses))) if diagnoses else False
     columns = 11 if multi_file else 10
     macros: Any = env.get_template("attempt.html").module
     context: dict[str, Any] = {
@@ -138,13 +148,13 @@ def page(run: Run, stats: RunStats, captures: Sequence[str], show_secrets: bool,
         "multi_file": multi_file,
         # the first detail_limit rows are plain markup; the rest, and every postmortem, packed
         "attempts": (_attempt_view(d, False, show_secrets, many_days)
-                     for d in diagnoses[:detail_limit]),
+                     for d in diagnoses),
         "rows": _pack(str(macros.row(_attempt_view(d, False, show_secrets, many_days),
                                      multi_file))
                       for d in run.rest),
         "details": _pack(str(macros.detail_row(_attempt_view(d, True, show_secrets, many_days),
                                                _LADDER, columns))
-                         for d in diagnoses[:detail_limit]),
+                         for d in diagnoses),
         "script": Markup(script),  # our own files, not capture data
         "script_hash": _csp_hash(script),
         "style": Markup(style),

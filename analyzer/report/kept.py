@@ -8,9 +8,10 @@ as always. Past that (a reconnect storm: a million attempts were 15 KB each) eve
 reduced, as it is decided, to a compact record: its line of the report already rendered (table
 cells, CSV record or JSON element, without the number, which comes from the final order), what
 the summary counts, and the small `Leg` and `Hop` that correlation and redirect following read.
-Records go to an unnamed temporary file; memory keeps three numbers per attempt (first frame,
-time, file offset). At the end (`SpilledReport`) the order is sorted from those numbers,
-correlation pairs the legs in time order over the file, and the report is read back from it.
+Records go to an unnamed temporary file; memory keeps four numbers per attempt (first frame,
+time, file offset, hash of its storm key). At the end (`SpilledReport`) the order is sorted
+from those numbers, correlation pairs the legs in time order over the file, and the report is
+read back from it.
 
 Correlation adds findings to a few attempts, which needs them whole: they are rebuilt by
 running the analysis over the input again (`rebuild`), or, when the input cannot be read twice
@@ -55,7 +56,7 @@ if TYPE_CHECKING:  # the output half imports this module
 
 # Attempts kept whole before a sorted report spills to a temporary file: a reconnect storm's
 # attempt is 7-15 KB whole (100,000 were 1.3-1.5 GB), so this bounds them near 30 MB; spilled,
-# an attempt costs 24 bytes of memory (benchmarks/README.md, "Memory").
+# an attempt costs 32 bytes of memory (benchmarks/README.md, "Memory").
 SPILL_AFTER = 2_000
 
 # An Endpoint is in every record twice or three times: pickled by its two fields, not by the
@@ -164,7 +165,7 @@ def _csv_head() -> str:  # made on first use: csv is imported only by the CSV fo
 
 
 class Spill:
-    """The records of a spilled report in a temporary file, three numbers each in memory."""
+    """The records of a spilled report in a temporary file, four numbers each in memory."""
 
     def __init__(self, owner: KeptAttempts) -> None:
         self.owner = owner
@@ -174,6 +175,9 @@ class Spill:
         self.frame = Column("q")
         self.time = Column("d")
         self.at = Column("q")  # offset of each attempt's record (by order of decision)
+        # hash of each attempt's storm key (correlate.storm_key): the summary's storm groups
+        # are made only for keys seen at least three times (report/spilled.py, `_scan`)
+        self.storm = Column("q")
 
     def add(self, d: Diagnosis) -> None:
         # an attempt whose connection lives on is kept whole too: its end judges it again
@@ -181,7 +185,14 @@ class Spill:
                 else -1)
         self.frame.append(d.attempt.first_frame)
         self.time.append(d.attempt.time)
-        self.at.append(self.put(self.owner.record(d, full)))
+        record = self.owner.record(d, full)
+        self.at.append(self.put(record))
+        self.storm.append(hash(record.storm))
+
+    def replace(self, index: int, record: Record) -> None:
+        """Attempt ``index`` (order of decision) is now ``record`` (judged again)."""
+        self.at[index] = self.put(record)
+        self.storm[index] = hash(record.storm)
 
     def update(self, index: int, ended: Ended) -> None:
         """Attempt ``index`` (order of decision) with its connection's end: a new record
@@ -190,7 +201,7 @@ class Spill:
         if record.full < 0:
             return
         d = with_life(self.whole(record.full), ended)
-        self.at[index] = self.put(self.owner.record(d, self.put_whole(d)))
+        self.replace(index, self.owner.record(d, self.put_whole(d)))
 
     def put(self, record: Record) -> int:
         self.records.seek(0, 2)
@@ -238,7 +249,7 @@ class Spill:
                 ends.append(end)
         for index, findings in group_findings(ends).items():
             d = with_findings(self.whole(self.get(index).full), findings)
-            self.at[index] = self.put(self.owner.record(d, self.put_whole(d)))
+            self.replace(index, self.owner.record(d, self.put_whole(d)))
 
     # --- correlation ------------------------------------------------------------------------
 
@@ -280,7 +291,7 @@ class Spill:
                 d = dataclasses.replace(judge(d.attempt, d.facts, d.findings + tuple(extra),
                                               d.number), origin=d.origin)
                 full = self.put_whole(d) if self.owner.whole else -1
-                self.at[index] = self.put(self.owner.record(d, full))
+                self.replace(index, self.owner.record(d, full))
 
     def _wholes(self, needed: set[int]) -> Callable[[int], Diagnosis | None]:
         """The whole diagnoses of the attempts ``needed``, by index of decision (None for
@@ -320,6 +331,10 @@ class Column:
 
     def __len__(self) -> int:
         return (len(self._chunks) - 1) * _CHUNK + len(self._chunks[-1])
+
+    def __iter__(self) -> Iterator[Any]:
+        for chunk in self._chunks:
+            yield from chunk
 
     def __getitem__(self, index: int) -> Any:
         if index < 0:

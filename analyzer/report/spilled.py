@@ -74,24 +74,43 @@ class SpilledReport:
 
     def __iter__(self) -> Iterator[Diagnosis]:
         """The kept attempts whole (numbered), for a renderer that needs them whole; slow."""
+        return self.wholes()
+
+    def wholes(self, start: int = 0, stop: int | None = None) -> Iterator[Diagnosis]:
+        """The kept attempts ``start`` to ``stop`` (0-based, among the kept) whole, numbered,
+        one at a time."""
         self._scan()
         whole = self.spill.owner.whole
         rebuilt: list[int] = []
         if not whole:  # every attempt rebuilt once, into the pickle file
             assert self.spill.owner.rebuild is not None
             rebuilt = [self.spill.put_whole(d) for d in self.spill.owner.rebuild()]
+        kept = -1
         for rank, index in enumerate(self.order):
-            if self.keep[rank]:
-                record = self.spill.get(index)
-                d = self.spill.whole(record.full if whole and record.full >= 0
-                                     else rebuilt[index])
-                yield _numbered(d, rank + 1)
+            if not self.keep[rank]:
+                continue
+            kept += 1
+            if kept < start:
+                continue
+            if stop is not None and kept >= stop:
+                return
+            record = self.spill.get(index)
+            d = self.spill.whole(record.full if whole and record.full >= 0
+                                 else rebuilt[index])
+            yield _numbered(d, rank + 1)
 
     def _scan(self) -> None:
         """One pass in report order: the filters, the summary's counts."""
         if self._scanned:
             return
         self._scanned = True
+        # Storms are groups of three or more like attempts. A group for every distinct key was
+        # ≈ 330 bytes each (13.8 MB at 3 GB of the dense benchmark mix, where nearly every
+        # attempt has its own client): count the keys' hashes first, then group exactly the
+        # attempts whose hash came three times or more (a collision only groups a few more).
+        seen = Counter(self.spill.storm)
+        candidates = {h for h, n in seen.items() if n >= 3}
+        del seen
         for rank, index in enumerate(self.order):
             record = self.spill.get(index)
             if record.hop.location is not None:
@@ -114,6 +133,8 @@ class SpilledReport:
             self._first, self._last = min(self._first, when), max(self._last, when)
             if record.closed is not None:
                 self.closed.add(*record.closed)
+            if hash(record.storm) not in candidates:
+                continue
             group = self.groups.setdefault(record.storm, [0, when, when])
             group[0] += 1
             group[1], group[2] = min(group[1], when), max(group[2], when)
@@ -138,13 +159,14 @@ class SpilledReport:
         from analyzer.report.html import Run
 
         summary = self.summary(stats, warnings, show_secrets, apart)
-        attempts = iter(self)
-        first = list(itertools.islice(attempts, detail_limit))
         ranks = (None if self.attempts == len(self.order)
                  else array("q", (rank for rank, kept in enumerate(self.keep) if kept)))
         points = _Points(self.spill.time, self.order, ranks, self._verdicts, self._names)
+        # The postmortems' attempts are read back each time the page reads them (their rows,
+        # then their postmortems), not held: 2,000 whole were 20 MB (benchmarks/README.md).
+        first = _ReadAgain(self, min(detail_limit, self.attempts))
         return Run(summary, self.storms(), points,
-                   self.attempts, first, attempts)
+                   self.attempts, first, self.wholes(detail_limit))
 
     def _chains(self) -> list[Chain]:
         """The redirect chains over every attempt, before the filters (a chain ends where it
@@ -276,6 +298,21 @@ class _Points(Sequence[tuple[float, str]]):
 
 # the keys of a record's line: table.cells's but the number and the time
 _LINE_KEYS = tuple(k for k in _SPECS if k not in ("#", "time"))
+
+
+class _ReadAgain:
+    """The first ``count`` kept attempts of a spilled report, read from its files whole, one
+    at a time, every time they are iterated."""
+
+    def __init__(self, report: SpilledReport, count: int) -> None:
+        self.report = report
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Diagnosis]:
+        return self.report.wholes(0, self.count)
 
 
 def _numbered(d: Diagnosis, number: int) -> Diagnosis:
