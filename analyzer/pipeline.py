@@ -14,7 +14,9 @@ from analyzer.decode.decoder import (
     ignored_block_skip,
     ignored_frame_test,
     ignored_record_skip,
+    new_follow,
     peek_functions,
+    segment_function,
 )
 from analyzer.decode.segment import Segment
 from analyzer.exchange.first_bytes import Start
@@ -38,6 +40,7 @@ from analyzer.source.stream import Record
 from analyzer.tls.passing import arm, new_ledger, sync, sync_all, sync_before_feed, wrap_skip
 from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis, diagnose
+from analyzer.websocket.frames import frame_parser
 
 # The values moved to analyzer/values.py; re-exported for callers of the pipeline.
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "MAX_LISTED_TCP_ATTEMPTS", "Analysis", "RunStats", "analyze",
@@ -116,7 +119,8 @@ class Analysis:
         # The stages that take connections over (TLS, HTTP/2): the pipeline's own unless a
         # caller gives others.
         stages = protocol_handlers() if handlers is None else handlers
-        self._run = RunContext(self._emit, self._counters, window, stages, secrets)
+        self._run = RunContext(self._emit, self._counters, window, stages, secrets,
+                               frame_parser=frame_parser(compiled))
         # lifetimes: switched connections are followed after their watch window to their end
         # (analyzer/life), and each end is yielded as an `Ended` after its attempt's
         # Diagnosis; without it they are let go after the watch, as before.
@@ -145,6 +149,7 @@ class Analysis:
         self._first: float | None = None
         self._last = 0.0
         self._absorbed: list[RunStats] = []
+        self._follow: Any = None  # the compiled skip's `Follow` of the last file (tests read it)
 
     def _new_tracker(self, conn: Connection, segment: Segment) -> ConnectionTracker | None:
         if self._owns is not None and not self._owns(conn, segment):
@@ -165,6 +170,16 @@ class Analysis:
         segment = self._decoder.decode(frame)
         if segment is None:
             return []
+        self._segments += 1
+        self._reassembler.feed(segment)
+        return self._drain() if self._decided else []
+
+    def _feed_segment(self, segment: Segment) -> list[Decided]:
+        """`feed` of a frame whose Segment is already made (`segment_function`)."""
+        self._frames += 1
+        if self._first is None:
+            self._first = segment.time
+        self._last = segment.time
         self._segments += 1
         self._reassembler.feed(segment)
         return self._drain() if self._decided else []
@@ -197,18 +212,26 @@ class Analysis:
             reader = records
             for single in records.inputs if isinstance(records, MergedRecords) else [records]:
                 # the compiled life table's segments are taken in the skip only where the
-                # ledger counts them for the sweep (one file: `wrap_skip`)
+                # ledger counts them for the sweep (one file: `wrap_skip`); so are the next
+                # segments of followed connections (`_follow.pxi`), numbered by the ledger,
+                # in a regular file only: what such a segment decides is handed on before
+                # the next record is read, and a pipe's next record may be long in coming
                 counted = lives if ledger is not None and single is records else None
+                follow = new_follow(self._reassembler, self._decided, arm, ledger) if (
+                    single is records and isinstance(single, PcapRecords | PcapngRecords)
+                    and single.regular) else None
+                self._follow = follow or self._follow
                 if isinstance(single, PcapRecords):
                     single.drop = ignored_frame_test(single.linktype, flows)
                     single.skip = ignored_record_skip(single.linktype, flows,
-                                                      compiled=self._compiled, lives=counted)
+                                                      compiled=self._compiled, lives=counted,
+                                                      follow=follow)
                     if single.skip is not None and ledger is not None and single is records:
                         single.skip = wrap_skip(single.skip, ledger, self._reassembler,
                                                 partial(_base, first, single))
                 elif isinstance(single, PcapngRecords):
                     single.skip = ignored_block_skip(flows, compiled=self._compiled,
-                                                     lives=counted)
+                                                     lives=counted, follow=follow)
                     single.secrets = self.add_secrets
                     if single.skip is not None and ledger is not None and single is records:
                         single.skip = wrap_skip(single.skip, ledger, self._reassembler,
@@ -220,12 +243,15 @@ class Analysis:
         take_plain = self._reassembler.take_plain
         take_life = self._reassembler.take_life
         peek_flow, peek_payload = peek_functions(self._compiled)
+        peek_segment = segment_function(self._compiled)
         feed = self.feed
         number = first
         segments = 0
         when = self._last
         try:
             for when, linktype, data, wire_length, source in records:
+                if self._decided:  # the compiled skip took a segment that decided these
+                    yield from self._drain()
                 number = number + 1 if reader is None else first + reader.number
                 peeked = peek_flow(linktype, data)
                 if peeked is not None:
@@ -263,9 +289,15 @@ class Analysis:
                 if ledger is not None and ledger.dirty:
                     sync_before_feed(ledger, self._reassembler,
                                      None if peeked is None else flows.get(peeked[0], False))
-                decided = feed(Frame(number, when, linktype, data, wire_length, source))
+                if peeked is not None and peek_segment is not None:
+                    # decode_frame's Segment, built in C (SYNs, FINs, RSTs, reordered bytes)
+                    decided = self._feed_segment(peek_segment(linktype, data, number, when))
+                else:
+                    decided = feed(Frame(number, when, linktype, data, wire_length, source))
                 if decided:
                     yield from decided
+            if self._decided:  # decided by the last records, taken in the compiled skip
+                yield from self._drain()
         finally:
             if reader is not None:
                 if first + reader.number > number:  # the last records were dropped

@@ -62,9 +62,11 @@ cdef inline const unsigned char* _tcp_over_ipv4(const unsigned char* frame, Py_s
 
 
 cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
-                          dict flows, double t, Py_ssize_t index, LifeTable lives):
+                          dict flows, double t, Py_ssize_t index, LifeTable lives,
+                          Follow follow):
     """`ignored_frame_test` on the frame at ``frame`` (``size`` bytes), or a frame that a
-    `Passing` connection's state or the life table ``lives`` takes (time ``t``)."""
+    `Passing` connection's state, the life table ``lives`` or ``follow`` (a followed
+    connection's next segment, `_follow.pxi`) takes (time ``t``)."""
     cdef const unsigned char* ip = _tcp_over_ipv4(frame, size, l3)
     cdef PyObject* entry
     cdef object conn, passing
@@ -78,7 +80,8 @@ cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_
         return True
     passing = conn.passing
     if passing is None:
-        return False
+        return follow is not None and follow.take(
+            conn, <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t, index)
     return (<Passing>passing).take(
         <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t, index)
 
@@ -89,7 +92,7 @@ cdef inline bint _before(double t, double bound, bint inclusive) noexcept nogil:
 
 def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint little,
                  unsigned int limit, double units, double bound, bint inclusive,
-                 LifeTable lives=None):
+                 LifeTable lives=None, Follow follow=None):
     """Skip the records from ``buf[pos:]`` that `PcapRecords` would drop with
     `ignored_frame_test` for link-layer header size ``l3`` and flow table ``flows``, as long
     as their time (``sec + frac / units``, computed as Python computes it) is before
@@ -100,6 +103,8 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
     many were skipped, and the raw timestamp fields of the last one skipped (0, 0 if none).
     ``little`` is the file's byte order, ``limit`` the reader's largest believable record.
     ``lives``: the run's life table, whose connections' segments are taken too.
+    ``follow``: the run's `Follow`, which takes a followed connection's next segment; the
+    loop stops after one that decided an attempt (the pipeline hands it on first).
     """
     cdef const unsigned char* p = buf
     cdef Py_ssize_t end = len(buf)
@@ -107,7 +112,7 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
     cdef Py_ssize_t size, stop
     cdef unsigned int sec = 0, frac = 0, record_sec, record_frac
     cdef double t
-    if pos < 0:
+    if pos < 0 or (follow is not None and follow.decided):
         return pos, 0, 0, 0
     while end - pos >= 16:
         size = _u32(p + pos + 8, little)  # captured length
@@ -121,17 +126,19 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
         t = <double>record_sec + <double>record_frac / units
         # the bound first: a Passing connection's state changes when it takes a frame
         if not _before(t, bound, inclusive) or not _ignored(p + pos + 16, size, l3, flows, t,
-                                                                     count + 1, lives):
+                                                                     count + 1, lives, follow):
             break
         sec, frac = record_sec, record_frac
         count += 1
         pos = stop
+        if follow is not None and follow.decided:
+            break
     return pos, count, sec, frac
 
 
 def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tuple interfaces,
                         unsigned int max_record, unsigned int max_block, double bound,
-                        bint inclusive, LifeTable lives=None):
+                        bint inclusive, LifeTable lives=None, Follow follow=None):
     """The same for a pcapng buffer (`PcapngRecords`): skip the Enhanced Packet Blocks from
     ``buf[pos:]`` whose frame `ignored_frame_test` drops for the link type of its interface,
     and whose time is before ``bound`` (as for `skip_ignored`). ``interfaces`` are the
@@ -150,7 +157,7 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
     cdef unsigned long long ticks
     cdef double t
     cdef tuple interface
-    if pos < 0:
+    if pos < 0 or (follow is not None and follow.decided):
         return pos, 0, 0, 0, 0
     while end - pos >= 32:
         if _u32(p + pos, little) != 6:  # not an EPB
@@ -173,50 +180,20 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
                                                                                little)
         t = <double>ticks / <double>interface[1] + <double>interface[2]
         if not _before(t, bound, inclusive) or not _ignored(p + pos + 28, cap, l3, flows, t,
-                                                                    count + 1, lives):
+                                                                    count + 1, lives, follow):
             break
         last_iface = iface
         hi = _u32(p + pos + 12, little)
         lo = _u32(p + pos + 16, little)
         count += 1
         pos += blen
+        if follow is not None and follow.decided:
+            break
     return pos, count, last_iface, hi, lo
 
 
-# --- compiled twins of decoder.peek_flow and decoder.peek_payload ----------------------------
-# The pipeline calls these for each record it keeps (7 % of a bulk capture, every packet of a
-# followed connection): in Python the two cost ≈ 1.5 µs per record, here ≈ 0.1 µs. Same
-# arguments, same results; tests/test_decode.py compares them on every frame of the test
-# captures, cut at every length, and on random bytes.
-
-def peek_flow(int linktype, bytes data):
-    """`decoder.peek_flow`, compiled: (flow key, TCP flags) or None."""
-    cdef Py_ssize_t l3 = _l3(linktype)
-    cdef const unsigned char* ip
-    if l3 < 0:
-        return None
-    ip = _tcp_over_ipv4(data, len(data), l3)
-    if ip is NULL:
-        return None
-    return PyBytes_FromStringAndSize(<const char*>ip + 12, 12), ip[33]
-
-
-def peek_payload(int linktype, bytes data):
-    """`decoder.peek_payload`, compiled: (seq, ack, payload, missing) of a frame that
-    `peek_flow` gave a key (ValueError, not a wrong answer, for any other frame too short)."""
-    cdef Py_ssize_t l3 = _l3(linktype)
-    cdef Py_ssize_t size = len(data)
-    cdef const unsigned char* ip
-    cdef Py_ssize_t total, packet_end, present, start
-    if l3 < 0 or size < l3 + 33:
-        raise ValueError("peek_payload: not a frame peek_flow accepts")
-    ip = (<const unsigned char*>data) + l3
-    total = (ip[2] << 8) | ip[3]
-    packet_end = l3 + total if total else size
-    present = packet_end if packet_end < size else size
-    start = l3 + 20 + ((ip[32] >> 4) << 2)
-    return (_u32(ip + 24, False), _u32(ip + 28, False),
-            data[start:present] if start < present else b"", packet_end - present)
+# --- compiled twins of decoder.peek_flow, peek_payload and decode_frame (the peek's frames) ---
+include "_peek.pxi"
 
 
 # --- passing: the records of a decrypted TLS direction whose plaintext no reader needs --------
@@ -620,3 +597,11 @@ cdef int _append(object buffer, const unsigned char* data, Py_ssize_t n) except 
 
 # --- the life table: connections in life, their segments taken in C -------------------------
 include "_life_table.pxi"
+
+
+# --- following: a followed connection's next segment, handed to the reassembler ------------
+include "_follow.pxi"
+
+
+# --- WebSocket frames in the watch window: the header walk compiled -------------------------
+include "_ws_frames.pxi"

@@ -135,12 +135,15 @@ def ignored_frame_test(
 
 
 try:  # built from _fastpath.pyx by setup.py when a C compiler is there (see that file)
+    from ._fastpath import Follow as _Follow
     from ._fastpath import peek_flow as _compiled_peek_flow
     from ._fastpath import peek_payload as _compiled_peek_payload
+    from ._fastpath import peek_segment as _compiled_peek_segment
     from ._fastpath import skip_ignored as _skip_ignored
     from ._fastpath import skip_ignored_blocks as _skip_ignored_blocks
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
     _compiled_peek_flow = _compiled_peek_payload = _skip_ignored = _skip_ignored_blocks = None
+    _Follow = _compiled_peek_segment = None
 
 # True when this install has the compiled fast path: the benchmark and the tests report it.
 FASTPATH_COMPILED = _skip_ignored is not None
@@ -152,7 +155,7 @@ RecordSkip = Callable[[bytes, int, bool, int, int, float, bool], tuple[int, int,
 
 def ignored_record_skip(
     linktype: int, flows: Mapping[bytes, tuple[_Followed, int]], *, compiled: bool = True,
-    lives: object | None = None,
+    lives: object | None = None, follow: object | None = None,
 ) -> RecordSkip | None:
     """For `PcapRecords.skip`: the compiled loop (`_fastpath.skip_ignored`) that walks a pcap
     buffer's records and skips, in C, every one `ignored_frame_test` would drop (and whose
@@ -160,12 +163,13 @@ def ignored_record_skip(
     module is not built, when ``compiled`` is False (the tests compare both paths), for link
     types `peek_flow` does not handle, or when ``flows`` is not a plain dict (the C code looks
     keys up with the dict API). ``lives``: the run's compiled life table (life/table.py),
-    whose segments the loop takes too; only where the run's ledger counts them."""
+    whose segments the loop takes too; only where the run's ledger counts them; ``follow``:
+    the run's `new_follow`, which takes the next segments of followed connections too."""
     l3 = PEEK_LINKS.get(linktype)
     if l3 is None or _skip_ignored is None or not compiled or type(flows) is not dict:
         return None
-    if lives is not None:
-        return partial(_skip_ignored, l3, flows, lives=lives)
+    if lives is not None or follow is not None:
+        return partial(_skip_ignored, l3, flows, lives=lives, follow=follow)
     return partial(_skip_ignored, l3, flows)  # a C call per use, no Python frame between
 
 
@@ -179,7 +183,7 @@ BlockSkip = Callable[[bytes, int, bool, tuple[Interface, ...], int, int, float, 
 
 def ignored_block_skip(
     flows: Mapping[bytes, tuple[_Followed, int]], *, compiled: bool = True,
-    lives: object | None = None,
+    lives: object | None = None, follow: object | None = None,
 ) -> BlockSkip | None:
     """For `PcapngRecords.skip`: the compiled loop (`_fastpath.skip_ignored_blocks`) that
     skips the Enhanced Packet Blocks whose frame `ignored_frame_test` would drop for its
@@ -187,12 +191,31 @@ def ignored_block_skip(
     pcapng records then take the pipeline's per-record path, with the same results."""
     if _skip_ignored_blocks is None or not compiled or type(flows) is not dict:
         return None
-    if lives is not None:
-        return partial(_skip_ignored_blocks, flows, lives=lives)
+    if lives is not None or follow is not None:
+        return partial(_skip_ignored_blocks, flows, lives=lives, follow=follow)
     return partial(_skip_ignored_blocks, flows)
 
 
+def new_follow(reassembler: object, decided: object, arm: Callable[..., object],
+               ledger: object) -> object | None:
+    """The compiled skip's hand-off of a followed connection's next segment to
+    ``reassembler.take_plain`` (`_fastpath.Follow`, `_follow.pxi`), for the skip of the one
+    file whose frames ``ledger`` numbers; ``decided``: the run's queue of decided attempts
+    (the skip stops when it is not empty). None when the module is not built."""
+    if _Follow is None or ledger is None:
+        return None
+    return _Follow(reassembler, decided, arm, ledger)
+
+
 PeekFlow = Callable[[int, bytes], "tuple[bytes, int] | None"]
+PeekSegment = Callable[[int, bytes, int, float], Segment]
+
+
+def segment_function(compiled: bool = True) -> PeekSegment | None:
+    """`_fastpath.peek_segment` when built and ``compiled``: `decode_frame`'s Segment of a
+    frame `peek_flow` gave a key, without a Frame (the pipeline's full path for such frames);
+    None otherwise, and such frames take `Decoder.decode`, its plain twin."""
+    return _compiled_peek_segment if compiled else None
 PeekPayload = Callable[[int, bytes], tuple[int, int, bytes, int]]
 
 

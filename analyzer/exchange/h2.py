@@ -332,7 +332,8 @@ class H2Stage:
             stream.response = message
             if stream.method == "CONNECT" and 200 <= head.status < 300:
                 websocket = (stream.protocol or "").lower() == "websocket"
-                stream.watch = SwitchWatch(event.time, event.time, websocket, self._run.window)
+                stream.watch = SwitchWatch(event.time, event.time, websocket, self._run.window,
+                                           parser=self._run.frame_parser)
                 self._watching += 1
         if event.end_stream:
             self._end_of(stream, event)

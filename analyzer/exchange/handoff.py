@@ -21,6 +21,7 @@ from analyzer.exchange.model import Attempt, TlsSessionSummary
 from analyzer.exchange.relevance import PlainRejections
 from analyzer.exchange.switch import DEFAULT_WINDOW, ObservationWindow
 from analyzer.reassembly import Connection, StreamListener
+from analyzer.websocket.frames import WsFrameParser
 
 if TYPE_CHECKING:
     from analyzer.exchange.tcplog import TcpLog
@@ -75,3 +76,6 @@ class RunContext:
     # The compiled skip's ledger when a decrypted TLS direction's records may pass unread
     # (tls/passing.py); None for the pure-Python path and inner readers.
     passing: object | None = None
+    # The WebSocket frame parser of the watch windows: the compiled twin in a compiled run
+    # (`websocket.frames.frame_parser`), the plain one otherwise and in inner readers.
+    frame_parser: Callable[..., WsFrameParser] = WsFrameParser

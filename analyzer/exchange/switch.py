@@ -6,6 +6,7 @@ and bounded in time, frames and bytes so that a long-lived WebSocket costs nothi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,8 @@ class SwitchWatch:
     """Collects both sides' first bytes (and WebSocket frames) after one switch."""
 
     def __init__(self, switch_time: float, seen_at: float, websocket: bool,
-                 window: ObservationWindow, h2c: bool = False) -> None:
+                 window: ObservationWindow, h2c: bool = False,
+                 parser: Callable[..., WsFrameParser] = WsFrameParser) -> None:
         # switch_time: the 101's first byte; seen_at: when its head was complete, which is
         # when watching starts
         self.switch_time = switch_time
@@ -42,7 +44,7 @@ class SwitchWatch:
         self.deadline = seen_at + window.seconds
         self._frame_limit = 2 * window.frames
         self._parsers = (
-            (WsFrameParser(max_frames=window.frames), WsFrameParser(max_frames=window.frames))
+            (parser(max_frames=window.frames), parser(max_frames=window.frames))
             if websocket else None
         )
         self._frames: list[SeenFrame] = []

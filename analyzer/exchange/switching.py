@@ -34,7 +34,8 @@ class SwitchFollower(HoleRecovery):
             and not response.head.headers.has("upgrade")
         )
         h2c = "h2c" in response.head.headers.tokens("upgrade")
-        watch = SwitchWatch(response.time, time, websocket, self._run.window, h2c)
+        watch = SwitchWatch(response.time, time, websocket, self._run.window, h2c,
+                            self._run.frame_parser)
         self._switch = Switch(request, response, interim, watch, self._server_gap)
         client = self._client_side()
         state = self._sides[client]

@@ -92,6 +92,8 @@ class PcapRecords:
         self.number = 0
         self.dropped = 0
         self.dropped_time = 0.0
+        # A regular file: its next record never waits for a writer (a pipe's may).
+        self.regular = inp.size is not None
         self._args = (inp, buf, order, units, limit, linktype, source, warnings)
 
     def __iter__(self) -> Iterator[Record]:

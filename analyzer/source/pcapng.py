@@ -134,6 +134,8 @@ class PcapngRecords:
         self.number = 0
         self.dropped = 0
         self.dropped_time = 0.0
+        # A regular file: its next block never waits for a writer (a pipe's may).
+        self.regular = inp.size is not None
         self._args = (inp, buf, source, warnings)
 
     def __iter__(self) -> Iterator[Record]:

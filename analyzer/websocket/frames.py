@@ -298,3 +298,16 @@ class WsFrameParser:
         else:
             self._stage = _SKIP if self._skip else _HEADER
         return frame
+
+
+def frame_parser(compiled: bool = True) -> type[WsFrameParser]:
+    """The frame parser for a run: the compiled twin (`_fastpath.CompiledFrameParser`, the same
+    frames and state, tests/test_websocket_frames_compiled.py) when built and ``compiled``,
+    else `WsFrameParser`."""
+    if compiled:
+        try:
+            from analyzer.decode._fastpath import CompiledFrameParser
+        except ImportError:  # pragma: no cover - the pure-Python install
+            return WsFrameParser
+        return CompiledFrameParser  # type: ignore[no-any-return, unused-ignore]
+    return WsFrameParser

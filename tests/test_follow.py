@@ -1,0 +1,136 @@
+"""The compiled skip's hand-off of a followed connection's next segment (`_fastpath.Follow`,
+analyzer/decode/_follow.pxi) against the pipeline's per-record loop that does it in Python
+(`Analysis(compiled=False)`): the same events in the same order (attempts, verdicts, findings,
+evidence frames, ends) and the same counts, on every capture of the repository, on the
+handshake-dense benchmark mix (as pcap and pcapng), and on that mix damaged."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analyzer.decode.decoder import (
+    FASTPATH_COMPILED,
+    decode_frame,
+    peek_flow,
+    segment_function,
+)
+from analyzer.pipeline import Analysis
+from analyzer.source import read_records
+from analyzer.source.frame import Frame
+from analyzer.tls.keylog import load_keylog
+
+REPO = Path(__file__).resolve().parents[1]
+CAPTURES = sorted(p for p in (REPO / "captures").glob("*.pcap*"))
+
+pytestmark = pytest.mark.skipif(not FASTPATH_COMPILED, reason="the compiled module is not built")
+
+
+def _benchmarks() -> Any:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import generate
+        import run
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return generate, run
+
+
+def _events(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...], int]:
+    """Every event of a run as `read` makes it (lifetimes on), its counts, and how many
+    segments the compiled skip handed to the reassembler."""
+    keys = Path(str(path).split(".pcap")[0] + ".keys")
+    secrets = load_keylog(keys.read_bytes()) if keys.exists() else None
+    run = Analysis(compiled=compiled, secrets=secrets, lifetimes=True)
+    events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+    stats = run.stats
+    counts = (stats.frames, stats.tcp_segments, stats.connections, stats.ordinary_exchanges,
+              stats.first_time, stats.last_time, stats.tls_decrypted, stats.tls_uninspected,
+              stats.abandoned_heads, dict(stats.skipped))
+    return events, counts, int(run._follow.taken) if run._follow is not None else 0
+
+
+def _same(path: Path) -> int:
+    fast, fast_counts, taken = _events(path, True)
+    slow, slow_counts, _ = _events(path, False)
+    assert fast == slow
+    assert fast_counts == slow_counts
+    return taken
+
+
+def test_every_capture_gives_the_same_events_both_ways() -> None:
+    taken = {path.name: _same(path) for path in CAPTURES}
+    assert len(taken) > 50
+    assert sum(1 for n in taken.values() if n) > 20  # most followed a connection in C
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    generate, _ = _benchmarks()
+    path = tmp_path_factory.mktemp("follow") / "dense.pcap"
+    generate.generate(str(path), 3_000_000, 7, 64, mix="dense")
+    return path
+
+
+def test_the_dense_mix_gives_the_same_events_as_pcap_and_pcapng(dense: Path) -> None:
+    frames = sum(1 for _ in read_records([str(dense)], []))
+    assert _same(dense) > frames // 5  # a large share of the frames went this way
+    _, run = _benchmarks()
+    ng = dense.with_suffix(".pcapng")
+    run.write_as_pcapng(dense, ng)
+    assert _same(ng) > frames // 5
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_dense_mix_damaged_gives_the_same_events(dense: Path, tmp_path: Path,
+                                                     seed: int) -> None:
+    """Dropped, duplicated and swapped records: out-of-order bytes, holes and retransmissions
+    stop the compiled hand-off at the right segment."""
+    generate, _ = _benchmarks()
+    rng = random.Random(seed)
+    records = [(when, data) for when, _link, data, _wire, _source
+               in read_records([str(dense)], [])]
+    out: list[tuple[float, bytes]] = []
+    i = 0
+    while i < len(records):
+        roll = rng.random()
+        if roll < 0.01:
+            i += 1  # lost
+            continue
+        if roll < 0.02:
+            out.append(records[i])  # sent twice
+        elif roll < 0.03 and i + 1 < len(records):
+            out += [(records[i][0], records[i + 1][1]), (records[i + 1][0], records[i][1])]
+            i += 2
+            continue
+        out.append(records[i])
+        i += 1
+    path = tmp_path / "damaged.pcap"
+    writer = generate.PcapWriter(str(path))
+    for when, data in out:
+        writer.write(when, data)
+    writer.close()
+    assert _same(path) > 0
+
+
+def test_the_compiled_segment_is_the_decoders_on_every_frame(dense: Path) -> None:
+    """`peek_segment` (the full path's Segment without a Frame) against `decode_frame`, on
+    every frame `peek_flow` accepts, whole and cut short by a snaplen."""
+    peek_segment = segment_function(True)
+    assert peek_segment is not None
+    seen = 0
+    for path in [*CAPTURES, dense]:
+        for number, (when, linktype, data, wire, source) in enumerate(
+                read_records([str(path)], []), 1):
+            for cut in (len(data), len(data) - 1, 60):
+                piece = data[:cut]
+                if peek_flow(linktype, piece) is None:
+                    continue
+                frame = Frame(number, when, linktype, piece, wire, source)
+                assert peek_segment(linktype, piece, number, when) == decode_frame(frame)
+                seen += 1
+    assert seen > 10_000
