@@ -47,6 +47,8 @@ from analyzer.reassembly import Connection, LifeFollower, StreamListener
 from analyzer.tls import passing
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.names import version_name
+from analyzer.tls.passable import gatherable, openable, passable
+from analyzer.tls.passable import passed as count_passed
 from analyzer.tls.session import PREFIX, Decryption, Plain, TlsSession
 from analyzer.tls.suites import suite_name
 
@@ -115,7 +117,7 @@ class TlsStage:
         self._after_records(time)
         if self._ledger is not None and not self._done and not (
                 self._offer_pass(side) or self._offer_pass(1 - side)):
-            to_header = self._session.gatherable(side)
+            to_header = gatherable(self._session, side)
             if to_header is not None:
                 passing.offer_gather(self._ledger, self._conn, side, to_header)
 
@@ -128,13 +130,13 @@ class TlsStage:
         room, deadline = inner.body_room(side)
         if room <= 0:
             return False
-        opening = self._session.openable(side)
+        opening = openable(self._session, side)
         if opening is not None:
             to_header, held, opener = opening
             passing.offer_open(self._ledger, self._conn, side, room, to_header, held, opener,
                                deadline)
             return True
-        state = self._session.passable(side)
+        state = passable(self._session, side)
         if state is None or state[2] >= room:
             return False
         overhead, to_header, carry = state
@@ -153,7 +155,7 @@ class TlsStage:
                absorbed: bool) -> None:
         """What the compiled skip took of ``side`` (tls/passing.py `sync`): the session and
         the inner reader count it as if it had been read."""
-        self._session.passed(side, count, records, plain, to_header, absorbed)
+        count_passed(self._session, side, count, records, plain, to_header, absorbed)
         self._judged = self._session.records
         inner = self._inner_listener()
         if isinstance(inner, ConnectionTracker) and plain:

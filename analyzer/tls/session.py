@@ -50,7 +50,7 @@ from analyzer.tls.handshake import (
 )
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.records import ContentType, Record, RecordReader
-from analyzer.tls.suites import SUITES, Cipher
+from analyzer.tls.suites import SUITES
 
 if TYPE_CHECKING:  # `cryptography` is imported only by a run that has keys (7 MB, 60 ms)
     from analyzer.tls.decrypt import RecordOpener
@@ -376,75 +376,6 @@ class TlsSession:
 
     def server_flight_seen(self) -> bool:
         return self.server_hello is not None and not self.retry
-
-    # ---- passing (tls/passing.py) ------------------------------------------------------
-
-    def passable(self, side: int) -> tuple[int, int, int] | None:
-        """(overhead, bytes still to come of the buffered record, its plaintext length or -1
-        when none is buffered) when ``side``'s records may go by unread: decrypted TLS 1.2
-        with an AEAD suite, whose plaintext is the record minus a constant (RFC 5288 §3,
-        RFC 6655 §3: an 8-byte explicit nonce and the tag; RFC 7905 §2: the tag alone)."""
-        if self.tls13 or self.decryption is not Decryption.DECRYPTED:
-            return None
-        direction = self._dirs[side]
-        if direction.stopped or not direction.protected or len(direction.openers) != 1:
-            return None
-        suite = direction.openers[0].suite
-        if suite.cipher is Cipher.AES_CBC:
-            return None
-        overhead = suite.tag_length + (0 if suite.cipher is Cipher.CHACHA20_POLY1305 else 8)
-        state = direction.records.partial()
-        if state is None:
-            return None
-        to_come, kind, length = state
-        if not length:
-            return overhead, to_come, -1
-        if kind != _APPLICATION or length <= overhead:
-            return None
-        return overhead, to_come, length - overhead
-
-    def openable(self, side: int) -> tuple[int, bytes, RecordOpener] | None:
-        """(bytes still to come of the buffered record, its buffered bytes, the opener of
-        the next record) when ``side``'s TLS 1.3 records may be opened in the compiled skip
-        and counted as passed (tls/passing.py)."""
-        if not self.tls13 or self.decryption is not Decryption.DECRYPTED:
-            return None
-        direction = self._dirs[side]
-        if direction.stopped or not direction.protected or not direction.openers:
-            return None
-        opener = direction.openers[0]
-        if opener.suite.tag_length != 16:  # the skip's bound on a record's length
-            return None
-        state = direction.records.partial()
-        if state is None or (state[0] and not state[2]):  # unknown, or discarding
-            return None
-        return state[0], direction.records.held(), opener
-
-    def gatherable(self, side: int) -> int | None:
-        """Bytes still to come of ``side``'s buffered record (0 between records) when the
-        segments inside its records may gather in C (tls/passing.py): a decrypted direction
-        whose reader knows where the next record ends; None otherwise."""
-        direction = self._dirs[side]
-        if (self.decryption is not Decryption.DECRYPTED or direction.stopped
-                or not direction.protected or not direction.openers):
-            return None
-        state = direction.records.partial()
-        return None if state is None else state[0]
-
-    def passed(self, side: int, count: int, records: int, plain: int, to_header: int,
-               absorbed: bool) -> None:
-        """``count`` bytes of ``side`` went by unread: ``records`` application-data records
-        (one more if the buffered one was ``absorbed``) holding ``plain`` bytes of plaintext,
-        as `_record` and `_protected` would have counted them."""
-        direction = self._dirs[side]
-        direction.records.passed(count, records, to_header, absorbed)
-        records += absorbed
-        self.records += records
-        direction.records_after_hello += records
-        direction.application_records += records
-        direction.opened += records
-        direction.openers[0].sequence += records
-        direction.plain_offset += plain
 
     # ---- records -----------------------------------------------------------------------
 
