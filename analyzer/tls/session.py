@@ -30,11 +30,9 @@ stage reports that instead of "no key" or a key mismatch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING
 
 from analyzer.tls.handshake import (
-    Alert,
     CertificateInfo,
     ClientHello,
     HandshakeMessage,
@@ -48,9 +46,10 @@ from analyzer.tls.handshake import (
     parse_encrypted_extensions,
     parse_server_hello,
 )
+from analyzer.tls.keying import prepare_openers, protect_tls12
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.records import ContentType, Record, RecordReader
-from analyzer.tls.suites import SUITES
+from analyzer.tls.values import Decryption, Plain, SeenAlert
 
 if TYPE_CHECKING:  # `cryptography` is imported only by a run that has keys (7 MB, 60 ms)
     from analyzer.tls.decrypt import RecordOpener
@@ -64,37 +63,6 @@ _CCS = ContentType.CHANGE_CIPHER_SPEC
 _ALERT = ContentType.ALERT
 _HANDSHAKE = ContentType.HANDSHAKE
 _APPLICATION = ContentType.APPLICATION_DATA
-
-
-class Decryption(Enum):
-    NO_KEYS = "no keys"  # no key store was given to the run
-    NO_KEY = "no key"  # a key store, but nothing for this client random
-    WAITING = "waiting"  # nothing yet, but the key log is still being written (live)
-    PENDING = "pending"  # keys found, nothing protected opened yet
-    DECRYPTED = "decrypted"
-    MISMATCH = "key mismatch"  # the key did not open the first protected record
-    FAILED = "failed"  # a later record did not open: decryption stopped there
-    UNSUPPORTED = "unsupported suite"
-
-
-@dataclass(frozen=True, slots=True)
-class Plain:
-    """Application data of one direction, carried by one frame."""
-
-    side: int  # reassembly side (0 originator, 1 responder)
-    offset: int  # offset in the direction's plaintext stream
-    data: bytes
-    frame: int
-    time: float
-
-
-@dataclass(frozen=True, slots=True)
-class SeenAlert:
-    side: int
-    alert: Alert
-    frame: int
-    time: float
-    encrypted: bool  # read from a decrypted record
 
 
 @dataclass(slots=True)
@@ -234,7 +202,7 @@ class TlsSession:
             return
         self.decryption = Decryption.NO_KEY
         if found:
-            self._keys_ready()
+            prepare_openers(self)
         held, self._held, self._held_bytes = self._held, [], 0
         for side, record in held:
             self._record(side, record, out)
@@ -400,11 +368,11 @@ class TlsSession:
         if kind == _CCS:
             # RFC 8446 §5: TLS 1.3 sends it only for middlebox compatibility, unprotected.
             if not self.tls13 and self.server_hello is not None:
-                self._protect_tls12(side)
+                protect_tls12(self, side)
             return
         if (kind == _APPLICATION and direction.resync and not direction.protected
                 and not self.tls13 and self.server_hello is not None):
-            self._protect_tls12(side)  # its ChangeCipherSpec was lost in the hole
+            protect_tls12(self, side)  # its ChangeCipherSpec was lost in the hole
         if direction.protected and not (self.tls13 and kind != _APPLICATION):
             self._protected(side, record, out)
             return
@@ -513,7 +481,7 @@ class TlsSession:
                 self.server_hello_time = message.time
                 self.alpn = server.alpn
                 if not server.retry:
-                    self._keys_ready()
+                    prepare_openers(self)
         elif kind == HandshakeType.ENCRYPTED_EXTENSIONS:
             self.alpn = parse_encrypted_extensions(message.body) or self.alpn
             if self.client_hello is not None and self.client_hello.early_data:
@@ -545,68 +513,3 @@ class TlsSession:
         alert = parse_alert(body[:2])
         if alert is not None:
             self.alerts.append(SeenAlert(side, alert, frame, time, encrypted))
-
-    # ---- keys --------------------------------------------------------------------------
-
-    def _keys_ready(self) -> None:
-        """After the ServerHello: find the secrets and prepare openers."""
-        hello, server = self.client_hello, self.server_hello
-        if self.secrets is None or hello is None or server is None or self.client_side is None:
-            return
-        secrets = self.secrets.secrets_for(hello.random)
-        if not secrets:
-            self.decryption = Decryption.NO_KEY
-            if self.secrets.wait > 0:  # the key log is still being written: wait for it
-                self.decryption = Decryption.WAITING
-                self._waiting_until = self.server_hello_time + self.secrets.wait
-            return
-        suite = SUITES.get(server.suite)
-        if suite is None or suite.tls13 != (server.version == 0x0304):
-            self.decryption = Decryption.UNSUPPORTED
-            return
-        self.decryption = Decryption.PENDING
-        from analyzer.tls.decrypt import RecordOpener
-        from analyzer.tls.keys import tls13_traffic_keys
-
-        client, serving = self._dirs[self.client_side], self._dirs[1 - self.client_side]
-        if suite.tls13:
-            for direction, prefix in ((client, "CLIENT"), (serving, "SERVER")):
-                for label in (f"{prefix}_HANDSHAKE_TRAFFIC_SECRET", f"{prefix}_TRAFFIC_SECRET_0"):
-                    secret = secrets.get(label)
-                    if secret is not None:
-                        direction.openers.append(RecordOpener(
-                            suite, 0x0304, tls13_traffic_keys(suite, secret), secret=secret))
-                direction.tolerate_failures = f"{prefix}_HANDSHAKE_TRAFFIC_SECRET" not in secrets
-                direction.protected = True
-            if not client.openers and not serving.openers:
-                self.decryption = Decryption.NO_KEY
-            if hello.early_data:  # its EndOfEarlyData and early records: the early secret
-                early = secrets.get("CLIENT_EARLY_TRAFFIC_SECRET")
-                if early is not None:
-                    client.openers.insert(0, RecordOpener(
-                        suite, 0x0304, tls13_traffic_keys(suite, early), secret=early))
-                else:  # (not logged: the first record may not open, and that is no mismatch)
-                    client.tolerate_failures = True
-        elif "CLIENT_RANDOM" not in secrets:
-            self.decryption = Decryption.NO_KEY
-
-    def _protect_tls12(self, side: int) -> None:
-        direction = self._dirs[side]
-        direction.protected = True
-        hello, server = self.client_hello, self.server_hello
-        if (self.decryption not in (Decryption.PENDING, Decryption.DECRYPTED)
-                or hello is None or server is None):
-            return
-        master = (self.secrets.secrets_for(hello.random) or {}).get("CLIENT_RANDOM") \
-            if self.secrets is not None else None
-        suite = SUITES.get(server.suite)
-        if master is None or suite is None:
-            return
-        from analyzer.tls.decrypt import RecordOpener
-        from analyzer.tls.keys import tls12_traffic_keys
-
-        client_keys, server_keys = tls12_traffic_keys(
-            suite, server.version, master, hello.random, server.random)
-        keys = client_keys if side == self.client_side else server_keys
-        etm = hello.encrypt_then_mac and server.encrypt_then_mac
-        direction.openers = [RecordOpener(suite, server.version, keys, encrypt_then_mac=etm)]

@@ -1,0 +1,81 @@
+"""A TLS session's record openers, made from the key log's secrets (RFC 8446 §7.1, RFC 5246
+§6.3): `prepare_openers` after the ServerHello (TLS 1.3: both directions, handshake and
+application keys, early data; TLS 1.2: whether the master secret is there), `protect_tls12` at
+a TLS 1.2 side's ChangeCipherSpec. Used only by `tls/session.py`; the key schedule itself is
+`tls/keys.py`, the ciphers `tls/decrypt.py` (`cryptography`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from analyzer.tls.suites import SUITES
+from analyzer.tls.values import Decryption
+
+if TYPE_CHECKING:
+    from analyzer.tls.session import TlsSession
+
+
+
+def prepare_openers(session: TlsSession) -> None:
+    """After the ServerHello: find the session's secrets and prepare its openers."""
+    hello, server = session.client_hello, session.server_hello
+    if session.secrets is None or hello is None or server is None or session.client_side is None:
+        return
+    secrets = session.secrets.secrets_for(hello.random)
+    if not secrets:
+        session.decryption = Decryption.NO_KEY
+        if session.secrets.wait > 0:  # the key log is still being written: wait for it
+            session.decryption = Decryption.WAITING
+            session._waiting_until = session.server_hello_time + session.secrets.wait
+        return
+    suite = SUITES.get(server.suite)
+    if suite is None or suite.tls13 != (server.version == 0x0304):
+        session.decryption = Decryption.UNSUPPORTED
+        return
+    session.decryption = Decryption.PENDING
+    from analyzer.tls.decrypt import RecordOpener
+    from analyzer.tls.keys import tls13_traffic_keys
+
+    client, serving = session._dirs[session.client_side], session._dirs[1 - session.client_side]
+    if suite.tls13:
+        for direction, prefix in ((client, "CLIENT"), (serving, "SERVER")):
+            for label in (f"{prefix}_HANDSHAKE_TRAFFIC_SECRET", f"{prefix}_TRAFFIC_SECRET_0"):
+                secret = secrets.get(label)
+                if secret is not None:
+                    direction.openers.append(RecordOpener(
+                        suite, 0x0304, tls13_traffic_keys(suite, secret), secret=secret))
+            direction.tolerate_failures = f"{prefix}_HANDSHAKE_TRAFFIC_SECRET" not in secrets
+            direction.protected = True
+        if not client.openers and not serving.openers:
+            session.decryption = Decryption.NO_KEY
+        if hello.early_data:  # its EndOfEarlyData and early records: the early secret
+            early = secrets.get("CLIENT_EARLY_TRAFFIC_SECRET")
+            if early is not None:
+                client.openers.insert(0, RecordOpener(
+                    suite, 0x0304, tls13_traffic_keys(suite, early), secret=early))
+            else:  # (not logged: the first record may not open, and that is no mismatch)
+                client.tolerate_failures = True
+    elif "CLIENT_RANDOM" not in secrets:
+        session.decryption = Decryption.NO_KEY
+
+def protect_tls12(session: TlsSession, side: int) -> None:
+    direction = session._dirs[side]
+    direction.protected = True
+    hello, server = session.client_hello, session.server_hello
+    if (session.decryption not in (Decryption.PENDING, Decryption.DECRYPTED)
+            or hello is None or server is None):
+        return
+    master = (session.secrets.secrets_for(hello.random) or {}).get("CLIENT_RANDOM") \
+        if session.secrets is not None else None
+    suite = SUITES.get(server.suite)
+    if master is None or suite is None:
+        return
+    from analyzer.tls.decrypt import RecordOpener
+    from analyzer.tls.keys import tls12_traffic_keys
+
+    client_keys, server_keys = tls12_traffic_keys(
+        suite, server.version, master, hello.random, server.random)
+    keys = client_keys if side == session.client_side else server_keys
+    etm = hello.encrypt_then_mac and server.encrypt_then_mac
+    direction.openers = [RecordOpener(suite, server.version, keys, encrypt_then_mac=etm)]

@@ -1,0 +1,40 @@
+"""What the TLS session tells the rest of the stage: how far decryption got (`Decryption`),
+application data with its frame (`Plain`) and the alerts seen (`SeenAlert`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from analyzer.tls.handshake import Alert
+
+
+class Decryption(Enum):
+    NO_KEYS = "no keys"  # no key store was given to the run
+    NO_KEY = "no key"  # a key store, but nothing for this client random
+    WAITING = "waiting"  # nothing yet, but the key log is still being written (live)
+    PENDING = "pending"  # keys found, nothing protected opened yet
+    DECRYPTED = "decrypted"
+    MISMATCH = "key mismatch"  # the key did not open the first protected record
+    FAILED = "failed"  # a later record did not open: decryption stopped there
+    UNSUPPORTED = "unsupported suite"
+
+
+@dataclass(frozen=True, slots=True)
+class Plain:
+    """Application data of one direction, carried by one frame."""
+
+    side: int  # reassembly side (0 originator, 1 responder)
+    offset: int  # offset in the direction's plaintext stream
+    data: bytes
+    frame: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class SeenAlert:
+    side: int
+    alert: Alert
+    frame: int
+    time: float
+    encrypted: bool  # read from a decrypted record
