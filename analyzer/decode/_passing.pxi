@@ -1,0 +1,396 @@
+# analyzer/tls/passing.py says when a connection gets a `Passing` and how the Python state is
+# brought up to date afterwards (`sync`). The plain twin is the per-segment path: a run with
+# compiled=False never makes one, and tests/test_tls_passing.py compares the two.
+
+cdef extern from *:
+    int PyByteArray_Resize(object bytearray, Py_ssize_t size) except -1
+    char* PyByteArray_AS_STRING(object bytearray)
+    object PyByteArray_FromStringAndSize(const char* data, Py_ssize_t size)
+    Py_ssize_t PyByteArray_GET_SIZE(object bytearray)
+
+from libc.string cimport memcpy, memmove
+from cpython.buffer cimport PyBUF_READ
+from cpython.memoryview cimport PyMemoryView_FromMemory
+
+cdef unsigned int _HALF = 0x80000000u
+cdef Py_ssize_t _RECENT = 16 * 1024  # reassembly.RECENT_BYTES
+cdef Py_ssize_t _MAX_RECORD = 2**14 + 2048  # tls.records.MAX_RECORD_LENGTH
+cdef Py_ssize_t _RING = 2 * _RECENT  # reassembly keeps at most this many recent bytes
+# Opening: the start of a record, then the rest of the segment (an IPv4 payload is < 64 KiB).
+cdef Py_ssize_t _RECORD_ROOM = 5 + _MAX_RECORD + 65536
+
+
+cdef class Ledger:
+    """What the passing connections of one run took during one skip call: the frames (the
+    reassembler's sweep counts them), at most ``limit``; ``dirty`` lists the states with
+    something to bring into the Python state."""
+
+    cdef public Py_ssize_t limit
+    cdef public Py_ssize_t passed
+    cdef public double last_time
+    cdef public list dirty
+    cdef public long long total  # frames passed in the whole run
+    cdef public long long base  # the frame number before the skip call's first record
+
+    def __init__(self):
+        self.total = 0
+        self.base = 0
+        self.limit = 0
+        self.passed = 0
+        self.last_time = 0.0
+        self.dirty = []
+
+
+cdef class Passing:
+    """One connection whose direction ``side`` carries TLS application-data records that may
+    pass unread: a frame of the connection is taken when it is the next in-order segment of
+    that direction (ACK set, no SYN/FIN/RST, whole in the capture, acknowledging nothing of
+    the other direction not yet delivered) and every record it starts has outer type 23,
+    version 3.3 and a plaintext of ``length - overhead`` bytes that keeps the sum below
+    ``budget``; or a bare in-order ACK of the other direction. Anything else stops here."""
+
+    cdef public object conn
+    cdef public Ledger ledger
+    cdef public int side
+    cdef public bint ready  # the reassembler's state was checked (tls/passing.py, `arm`)
+    cdef public unsigned int next_seq  # sequence number of the next byte of ``side``
+    cdef public unsigned int peer_seq  # ... and of the other direction
+    cdef public Py_ssize_t to_header  # bytes of the current record still to come
+    cdef public Py_ssize_t overhead  # ciphertext bytes per record that are not plaintext
+    cdef public long long budget  # plaintext bytes the passed records must stay below
+    cdef public double deadline  # data of ``side`` after this time goes the usual way
+    # Gathering instead (any suite, any version): segments inside a record are kept, and the
+    # segment that ends a record goes the usual way, so Python reads every record whole.
+    cdef public bint gather
+    cdef public object kept  # bytearray: the bytes gathered since the last sync
+    cdef public long long kept_frame  # the first one's frame number
+    cdef public double kept_time
+    # Opening instead (TLS 1.3, any AEAD suite: the inner type ends the encrypted record):
+    # each record is gathered whole in ``record`` and opened with ``decrypt(nonce, body,
+    # header)`` (the direction's `cryptography` AEAD: authenticated, RFC 8446 §5.2), and
+    # when its inner type is application data it counts as passed. Any other record (a
+    # KeyUpdate, an alert, padding only, one that does not open) has its last segment go the
+    # usual way, which reads the record from its bytes.
+    cdef public bint opening
+    cdef public object decrypt
+    cdef public bytes iv  # RFC 8446 §5.3: the per-record nonce is this XOR the sequence number
+    cdef public object invalid  # the exception ``decrypt`` raises for a record that does not open
+    cdef public long long sequence  # the current record's sequence number
+    cdef public object record  # bytearray of fixed size _RECORD_ROOM: the current record's
+    cdef public Py_ssize_t filled  # ... bytes, from its header on, in its first ``filled``
+    cdef public Py_ssize_t held  # ... of which the Python record reader holds the first ones
+    cdef public long long pass_bytes  # taken bytes of opened records the reader does not hold
+    cdef public Py_ssize_t carry_plain  # the record the reader holds part of (-1: none)
+    cdef public bint absorbed  # ... was passed: its buffered bytes are dropped
+    cdef public object recent  # the direction's `recent` bytearray (reassembly)
+    # What `recent` becomes, kept without resizing it per segment (its appends and trims
+    # reallocated and copied it, a fifth of a decrypted TLS 1.3 run): the last _RING bytes
+    # taken in a ring, and the length `recent` would have; `flush_recent` writes it back.
+    cdef object ring
+    cdef Py_ssize_t ring_end  # bytes written to the ring in all (the next at ring_end % _RING)
+    cdef Py_ssize_t recent_length
+    cdef bint recent_changed
+    # taken since the last sync
+    cdef public long long bytes
+    cdef public long long records
+    cdef public long long plain
+    cdef public long long frames
+    cdef public double last_time
+    cdef public bint acked_here, acked_peer
+    cdef public unsigned int ack_here  # highest ack of ``side``'s segments (of the peer's bytes)
+    cdef public unsigned int ack_peer  # highest ack of the peer's ACKs (of ``side``'s bytes)
+
+    def __init__(self, conn, Ledger ledger, int side):
+        self.conn = conn
+        self.ledger = ledger
+        self.side = side
+        self.ready = False
+        self.carry_plain = -1
+        self.absorbed = False
+        self.recent = None
+        self.gather = False
+        self.opening = False
+        self.decrypt = None
+        self.iv = None
+        self.invalid = None
+        self.sequence = 0
+        self.record = None
+        self.filled = 0
+        self.ring = None
+        self.ring_end = 0
+        self.recent_length = 0
+        self.recent_changed = False
+        self.held = 0
+        self.pass_bytes = 0
+        self.kept = None
+        self.kept_frame = 0
+        self.kept_time = 0.0
+        self.deadline = float("inf")
+        self.bytes = self.records = self.plain = self.frames = 0
+        self.acked_here = self.acked_peer = False
+
+    cdef bint take(self, int side, const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
+                   const unsigned char* ip, double t, Py_ssize_t index) except -1:
+        cdef unsigned char flags = ip[33]
+        cdef unsigned int seq, ack, d
+        cdef Py_ssize_t total, packet_end, start, n, pos, take, length
+        cdef Py_ssize_t to_header
+        cdef long long plain, records, used
+        cdef const unsigned char* q
+        cdef Ledger ledger = self.ledger
+        if not self.ready or ledger.passed >= ledger.limit:
+            return False
+        if flags & 0x07 or not flags & 0x10:  # FIN, SYN, RST, or no ACK: the full path
+            return False
+        total = (ip[2] << 8) | ip[3]
+        packet_end = l3 + total if total else size
+        if packet_end > size:  # the snaplen cut it
+            return False
+        start = l3 + 20 + ((ip[32] >> 4) << 2)
+        n = packet_end - start if start < packet_end else 0
+        seq = _u32(ip + 24, False)
+        ack = _u32(ip + 28, False)
+        if side != self.side:
+            if n:  # the other direction speaks: a reader must see it
+                return False
+            if not self.acked_peer or ack - self.ack_peer < _HALF:
+                self.ack_peer = ack
+            self.acked_peer = True
+        else:
+            if n:
+                if seq != self.next_seq or t > self.deadline:
+                    return False
+                d = ack - self.peer_seq
+                if 1 < d < _HALF:  # it waits for bytes of the peer (reassembly's causal order)
+                    return False
+                q = frame + start
+                if self.opening:
+                    if not self._open(q, n, ledger.base + index, t):
+                        return False
+                    return self._took_bytes(q, n, seq, ack, t)
+                to_header = self.to_header
+                if self.gather:
+                    if not to_header:  # a record starts here: its header must be whole
+                        if n < 5 or not 20 <= q[0] <= 24 or q[1] != 3 or q[2] > 4:
+                            return False
+                        to_header = 5 + ((q[3] << 8) | q[4])
+                        if to_header > 5 + _MAX_RECORD:
+                            return False
+                    if to_header <= n:  # the record ends in this segment: Python reads it
+                        return False
+                    if not PyByteArray_GET_SIZE(self.kept):
+                        self.kept_frame = ledger.base + index
+                        self.kept_time = t
+                    _append(self.kept, q, n)
+                    self.to_header = to_header - n
+                    return self._took_bytes(q, n, seq, ack, t)
+                plain = self.plain
+                if not self.absorbed and self.carry_plain >= 0:
+                    plain += self.carry_plain
+                records = 0
+                pos = 0
+                while pos < n:
+                    if to_header:
+                        take = to_header if to_header < n - pos else n - pos
+                        to_header -= take
+                        pos += take
+                        continue
+                    if n - pos < 5:  # a header split between frames: read by the full path
+                        return False
+                    if q[pos] != 23 or q[pos + 1] != 3 or q[pos + 2] != 3:
+                        return False
+                    length = (q[pos + 3] << 8) | q[pos + 4]
+                    if length <= self.overhead or length > _MAX_RECORD:
+                        return False
+                    used = length - self.overhead
+                    if plain + used >= self.budget:  # this record reaches the body's end
+                        return False
+                    plain += used
+                    records += 1
+                    to_header = length
+                    pos += 5
+                self.absorbed = self.absorbed or self.carry_plain >= 0
+                self.to_header = to_header
+                self.plain = plain
+                self.records += records
+                return self._took_bytes(q, n, seq, ack, t)
+            if not self.acked_here or ack - self.ack_here < _HALF:
+                self.ack_here = ack
+            self.acked_here = True
+        return self._taken(t)
+
+    cdef bint _open(self, const unsigned char* q, Py_ssize_t n, long long frame,
+                    double t) except -1:
+        """Opening (see the fields): take the ``n`` bytes at ``q`` when every record that
+        ends in them opens as application data within the budget; otherwise change nothing
+        and return False."""
+        cdef unsigned char* record = <unsigned char*>PyByteArray_AS_STRING(self.record)
+        cdef Py_ssize_t before = self.filled, filled = self.filled
+        cdef Py_ssize_t pos = 0, take, length, cur = 0
+        cdef Py_ssize_t to_header = self.to_header
+        cdef Py_ssize_t held = self.held
+        cdef long long plain = self.plain, records = 0, pass_bytes = 0
+        cdef long long sequence = self.sequence
+        cdef bint absorbed = self.absorbed
+        cdef long long result
+        while pos < n:
+            if not to_header:
+                # a header split between frames, or not application data: the usual way
+                if n - pos < 5 or q[pos] != 23 or q[pos + 1] != 3 or q[pos + 2] != 3:
+                    return False
+                length = (q[pos + 3] << 8) | q[pos + 4]
+                if length <= 16 or length > _MAX_RECORD:
+                    return False
+                to_header = 5 + length
+            take = to_header if to_header < n - pos else n - pos
+            if filled + take > _RECORD_ROOM:  # never: a record and a segment fit
+                return False
+            memcpy(record + filled, q + pos, take)
+            filled += take
+            pos += take
+            to_header -= take
+            if to_header:
+                break
+            length = filled - cur
+            result = self._application_length(record + cur, length, sequence)
+            if result < 0 or plain + result >= self.budget:  # not data, or the body's end
+                return False
+            plain += result
+            sequence += 1
+            if cur == 0 and held:  # the reader holds its start: that record is dropped
+                absorbed = True
+                pass_bytes += length - held
+                held = 0
+            else:
+                records += 1
+                pass_bytes += length
+            cur += length
+        if cur:  # the opened records go; the next one's start (from this segment) moves up
+            memmove(record, record + cur, filled - cur)
+            filled -= cur
+        self.filled = filled
+        if filled > held and (cur or before == self.held):
+            self.kept_frame = frame  # the first byte the reader does not have yet
+            self.kept_time = t
+        self.to_header = to_header
+        self.held = held
+        self.plain = plain
+        self.records += records
+        self.pass_bytes += pass_bytes
+        self.sequence = sequence
+        self.absorbed = absorbed
+        return True
+
+    cdef long long _application_length(self, const unsigned char* record, Py_ssize_t length,
+                                       long long sequence) except -2:
+        """The plaintext length of the whole TLS 1.3 ``record`` (header, body) when it opens
+        as record ``sequence`` and its inner content type is application data (RFC 8446
+        §5.4: the type is the last non-zero byte), else -1."""
+        cdef unsigned char nonce[12]
+        cdef const unsigned char* iv = self.iv
+        cdef const unsigned char* inner
+        cdef Py_ssize_t i, end
+        cdef object opened
+        for i in range(12):
+            nonce[i] = iv[i]
+        for i in range(8):
+            nonce[11 - i] ^= (sequence >> (8 * i)) & 0xFF
+        try:
+            # views, not copies, of the gathered bytes: they do not move during the call
+            opened = self.decrypt(
+                PyBytes_FromStringAndSize(<const char*>nonce, 12),
+                PyMemoryView_FromMemory(<char*>record + 5, length - 5, PyBUF_READ),
+                PyMemoryView_FromMemory(<char*>record, 5, PyBUF_READ))
+        except Exception as error:
+            if isinstance(error, self.invalid):
+                return -1
+            raise
+        inner = <bytes>opened
+        end = len(<bytes>opened)
+        while end and inner[end - 1] == 0:
+            end -= 1
+        if not end or inner[end - 1] != 23:
+            return -1
+        return end - 1
+
+    cdef int _keep(self, const unsigned char* data, Py_ssize_t n) except -1:
+        """`reassembly._Direction.advance`'s kept bytes, into the ring: append, and keep the
+        last 16 KiB once over 32 KiB."""
+        cdef unsigned char* ring = <unsigned char*>PyByteArray_AS_STRING(self.ring)
+        cdef Py_ssize_t m = n if n < _RING else _RING
+        cdef Py_ssize_t at = (self.ring_end + n - m) % _RING
+        cdef Py_ssize_t first = m if m < _RING - at else _RING - at
+        memcpy(ring + at, data + n - m, first)
+        memcpy(ring, data + n - m + first, m - first)
+        self.ring_end += n
+        self.recent_length += n
+        if self.recent_length > 2 * _RECENT:
+            self.recent_length = _RECENT
+        self.recent_changed = True
+        return 0
+
+    def load_recent(self, recent):
+        """Start from the direction's `recent` bytearray (tls/passing.py `arm`); False when it
+        is longer than the ring (the reassembler never leaves it so)."""
+        cdef Py_ssize_t length = PyByteArray_GET_SIZE(recent)
+        if length > _RING:
+            return False
+        if self.ring is None:
+            self.ring = PyByteArray_FromStringAndSize(NULL, _RING)
+        memcpy(PyByteArray_AS_STRING(self.ring), PyByteArray_AS_STRING(recent), length)
+        self.recent = recent
+        self.ring_end = self.recent_length = length
+        self.recent_changed = False
+        return True
+
+    def flush_recent(self):
+        """Bring `recent` to what the appends since `load_recent` made it (tls/passing.py
+        `sync`)."""
+        cdef Py_ssize_t length = self.recent_length
+        cdef Py_ssize_t at, first
+        cdef const unsigned char* ring
+        if not self.recent_changed:
+            return
+        ring = <const unsigned char*>PyByteArray_AS_STRING(self.ring)
+        at = (self.ring_end - length) % _RING
+        first = length if length < _RING - at else _RING - at
+        PyByteArray_Resize(self.recent, length)
+        memcpy(PyByteArray_AS_STRING(self.recent), ring + at, first)
+        memcpy(PyByteArray_AS_STRING(self.recent) + first, ring, length - first)
+        self.recent_changed = False
+
+    def start_record(self, bytes held):
+        """Opening: the current record's first bytes, as the Python record reader holds them."""
+        self.record = PyByteArray_FromStringAndSize(NULL, _RECORD_ROOM)
+        memcpy(PyByteArray_AS_STRING(self.record), <const char*>held, len(held))
+        self.filled = self.held = len(held)
+
+    cdef bint _took_bytes(self, const unsigned char* q, Py_ssize_t n, unsigned int seq,
+                          unsigned int ack, double t) except -1:
+        """``n`` bytes of ``side`` at ``seq`` went by in C (passed, opened or gathered):
+        counted, kept for retransmission compares, with the ACK their segment carried."""
+        self.bytes += n
+        self.next_seq = seq + <unsigned int>n
+        self._keep(q, n)
+        if not self.acked_here or ack - self.ack_here < _HALF:
+            self.ack_here = ack
+        self.acked_here = True
+        return self._taken(t)
+
+    cdef bint _taken(self, double t):
+        cdef Ledger ledger = self.ledger
+        if not self.frames:
+            ledger.dirty.append(self)
+        self.frames += 1
+        self.last_time = t
+        ledger.passed += 1
+        ledger.total += 1
+        ledger.last_time = t
+        return True
+
+
+cdef int _append(object buffer, const unsigned char* data, Py_ssize_t n) except -1:
+    cdef Py_ssize_t have = PyByteArray_GET_SIZE(buffer)
+    PyByteArray_Resize(buffer, have + n)
+    memcpy(PyByteArray_AS_STRING(buffer) + have, data, n)
+    return 0
