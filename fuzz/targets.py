@@ -37,7 +37,7 @@ from analyzer.source import CaptureError, CaptureWarning, Frame, read_bytes, rea
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.session import TlsSession
 from analyzer.verdict import diagnose
-from analyzer.websocket.frames import WsFrameParser
+from analyzer.websocket.frames import WsFrameParser, frame_parser
 
 CAPTURES = Path(__file__).parents[1] / "captures"
 
@@ -250,17 +250,20 @@ def http_head(data: bytes) -> None:
 
 
 def websocket_frames(data: bytes) -> None:
-    """The same frames whether the bytes come whole or in pieces of any size."""
+    """The same frames whether the bytes come whole or in pieces of any size, and the same
+    frames and state from the compiled twin (`_fastpath.CompiledFrameParser`), when built."""
     whole = WsFrameParser()
     expected = whole.feed(data) + whole.flush()
-    pieces = WsFrameParser()
-    got = []
     step = 1 + (data[0] % 5 if data else 0)
-    for i in range(0, len(data), step):
-        got += pieces.feed(data[i : i + step])
-    got += pieces.flush()
-    assert got == expected
-    assert whole.offset == pieces.offset == len(data) or whole.stopped
+    for parser in (WsFrameParser, frame_parser(True)):
+        pieces = parser()
+        got = []
+        for i in range(0, len(data), step):
+            got += pieces.feed(data[i : i + step])
+        got += pieces.flush()
+        assert got == expected
+        assert (pieces.offset, pieces.stopped) == (whole.offset, whole.stopped)
+    assert whole.offset == len(data) or whole.stopped
 
 
 def http2(data: bytes) -> None:
