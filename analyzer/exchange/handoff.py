@@ -77,5 +77,6 @@ class RunContext:
     # (tls/passing.py); None for the pure-Python path and inner readers.
     passing: object | None = None
     # The WebSocket frame parser of the watch windows: the compiled twin in a compiled run
-    # (`websocket.frames.frame_parser`), the plain one otherwise and in inner readers.
+    # (`websocket.frames.frame_parser`), the plain one otherwise; a TLS session's inner
+    # reader takes its run's.
     frame_parser: Callable[..., WsFrameParser] = WsFrameParser

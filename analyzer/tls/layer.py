@@ -495,7 +495,8 @@ class TlsStage:
                 k: v for k, v in self._run.handlers.items() if k is not Start.TLS}
             self._inner_run = RunContext(self._emit_inner, self._run.counters, self._run.window,
                                          handlers, None, self._stop_inner,
-                                         life_sink=self._run.life_sink)
+                                         life_sink=self._run.life_sink,
+                                         frame_parser=self._run.frame_parser)
             # The handshake's holes (if any) left the plaintext whole: the inner reader
             # must not count them as holes in the request or the response.
             tcp = self._tcp.without_gaps(self._session.handshake_gaps) \
