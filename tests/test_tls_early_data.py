@@ -90,13 +90,20 @@ def _read(path: Path, keylog: Path) -> dict[str, Any]:
     return dict(json.loads(result.stdout))
 
 
-def test_accepted_early_data_is_decrypted() -> None:
+def _report(accept: bool) -> dict[str, Any]:
+    """The JSON report of a resumed session that sent early data, which the server accepted
+    or rejected (OpenSSL's own words say which); the early secret is in the key log."""
+    outcome = "accepted" if accept else "rejected"
     with tempfile.TemporaryDirectory(prefix="tls-early-") as name:
-        path, keylog, said = _early_session(Path(name), accept=True)
-        if "Early data was accepted" not in said:
-            pytest.skip(f"this OpenSSL did not send early data: {said[-300:]}")
+        path, keylog, said = _early_session(Path(name), accept=accept)
+        if f"Early data was {outcome}" not in said:
+            pytest.skip(f"this OpenSSL did not send early data ({outcome}): {said[-300:]}")
         assert b"CLIENT_EARLY_TRAFFIC_SECRET" in keylog.read_bytes()
-        report = _read(path, keylog)
+        return _read(path, keylog)
+
+
+def test_accepted_early_data_is_decrypted() -> None:
+    report = _report(accept=True)
     attempts = report["attempts"]
     assert len(attempts) == 1, attempts
     attempt = attempts[0]
@@ -111,12 +118,7 @@ def test_accepted_early_data_is_decrypted() -> None:
 def test_rejected_early_data_is_not_read_as_a_request() -> None:
     """The near miss: the server did not read the early data, so neither does the report
     (and the client's records after it still decrypt: no key mismatch)."""
-    with tempfile.TemporaryDirectory(prefix="tls-early-") as name:
-        path, keylog, said = _early_session(Path(name), accept=False)
-        if "Early data was rejected" not in said:
-            pytest.skip(f"this OpenSSL did not offer early data: {said[-300:]}")
-        # the early secret is logged: only the server's answer keeps the request unread
-        assert b"CLIENT_EARLY_TRAFFIC_SECRET" in keylog.read_bytes()
-        report = _read(path, keylog)
+    # the early secret is logged: only the server's answer keeps the request unread
+    report = _report(accept=False)
     assert not any(a.get("path") == "/early" for a in report["attempts"]), report["attempts"]
     assert not any("tls_key_mismatch" in a["reasons"] for a in report["attempts"])
