@@ -199,6 +199,8 @@ def test_wrong_accept_predicts_each_clients_words(tmp_path: Path) -> None:
      "Firefox"),
     ("Mozilla/5.0 AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0", "Edge"),
     ("kube-probe/1.28", "a health check"),
+    ("unknown-tool/2 (x)", "unknown-tool/2"),
+    ("\x1d\x1d\x1d", None),  # separators only (str.split's whitespace): no name, no crash
     (None, None),
 ])
 def test_client_names(agent: str | None, name: str | None) -> None:

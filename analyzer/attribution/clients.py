@@ -240,7 +240,8 @@ def client_name(user_agent: str | None) -> str | None:
     for pattern, name in _AGENTS:
         if pattern.search(user_agent):
             return name
-    return user_agent.split()[0][:40]
+    words = user_agent.split()  # (a value of separators only, "\x1d" too, has no word)
+    return words[0][:40] if words else None
 
 
 def client_errors(kind: str, client: str | None, **values: object) -> tuple[str, ...]:
