@@ -163,26 +163,26 @@ class Analysis:
 
     def feed(self, frame: Frame) -> list[Decided]:
         """Processes one frame; returns the attempts it decided (usually none)."""
-        self._frames += 1
-        if self._first is None:
-            self._first = frame.time
-        self._last = frame.time
         segment = self._decoder.decode(frame)
         if segment is None:
+            self._saw(frame.time)
             return []
+        return self._feed_segment(segment)
+
+    def _feed_segment(self, segment: Segment) -> list[Decided]:
+        """`feed` of a frame whose Segment is already made (by `decode`, or in C by
+        `segment_function`); a Segment carries its frame's time."""
+        self._saw(segment.time)
         self._segments += 1
         self._reassembler.feed(segment)
         return self._drain() if self._decided else []
 
-    def _feed_segment(self, segment: Segment) -> list[Decided]:
-        """`feed` of a frame whose Segment is already made (`segment_function`)."""
+    def _saw(self, time: float) -> None:
+        """Counts a frame of the capture and its time."""
         self._frames += 1
         if self._first is None:
-            self._first = segment.time
-        self._last = segment.time
-        self._segments += 1
-        self._reassembler.feed(segment)
-        return self._drain() if self._decided else []
+            self._first = time
+        self._last = time
 
     def feed_records(self, records: Iterable[Record]) -> Iterator[Decided]:
         """Processes a whole capture's records (numbered from 1 in order, as `read_records`

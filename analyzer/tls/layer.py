@@ -336,7 +336,7 @@ class TlsStage:
         if state in (Decryption.DECRYPTED, Decryption.FAILED, Decryption.PENDING,
                      Decryption.WAITING) or not session.carried_application_data():
             return False
-        if state is Decryption.NO_KEYS or session.key_absent:
+        if not self._hole_explains():
             self._uninspected("no key")
         elif state is Decryption.UNSUPPORTED:
             self._uninspected("cipher suite not supported")
@@ -344,6 +344,13 @@ class TlsStage:
             self._emit_tls(time, "capture hole")
         self._finish()
         return True
+
+    def _hole_explains(self) -> bool:
+        """Whether a hole in the handshake, not a missing key, keeps the session unread: the
+        key log was given and does not lack the ClientHello's random."""
+        session = self._session
+        return session.handshake_hole is not None and not (
+            session.decryption is Decryption.NO_KEYS or session.key_absent)
 
     def _answer_complete(self) -> bool:
         """Whether the non-TLS answer is all there is to read (its head, or PREFIX bytes)."""
@@ -364,8 +371,7 @@ class TlsStage:
             if session.carried_application_data() and not self._any_fatal_alert():
                 return  # decrypted, and the plaintext said nothing the inner tracker kept
         elif session.carried_application_data() and not self._any_fatal_alert() and (
-                session.handshake_hole is None or session.decryption is Decryption.NO_KEYS
-                or session.key_absent):
+                not self._hole_explains()):
             self._uninspected("no key")
             return
         self._emit_tls(time, reason)
