@@ -21,14 +21,44 @@ cdef class Follow:
     cdef public object arm  # tls.passing.arm, after a take that made the connection passing
     cdef public Ledger ledger
     cdef public long long taken
+    # The full path (`feed`): ``fed`` counts its segments; ``started`` once the run has
+    # counted its first frame itself (`Analysis._saw`: the capture's first time)
+    cdef public object feed_segment
+    cdef public long long fed
+    cdef public bint started
 
     def __init__(self, reassembler, decided, arm, Ledger ledger):
         self.reassembler = reassembler
         self.take_plain = reassembler.take_plain
+        self.feed_segment = reassembler.feed
         self.decided = decided
         self.arm = arm
         self.ledger = ledger
         self.taken = 0
+        self.fed = 0
+        self.started = False
+
+    cdef bint feed(self, const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
+                   double t, Py_ssize_t index) except -1:
+        """The pipeline's full path for a frame `peek_flow` gives a key and neither the
+        ignored test nor a take handles (SYNs, FINs, RSTs, a new connection's first frame,
+        reordered or retransmitted bytes): `Reassembler.feed` of its `peek_segment`, as
+        `Analysis.feed_records` does for it, without the round through the Python reader
+        and loop. Not when something waits in Python first: a decided attempt (handed on
+        before the next record), a passing state to bring up to date (`sync_before_feed`),
+        or the run's first frame (`Analysis._saw` keeps its time)."""
+        cdef Ledger ledger = self.ledger
+        cdef object reassembler = self.reassembler
+        if not self.started or self.decided or ledger.dirty:
+            return False
+        if ledger.passed:  # what this skip call took so far, counted as `wrap_skip` would
+            reassembler._until_sweep -= ledger.passed
+            reassembler.now = ledger.last_time
+            ledger.passed = 0
+        self.feed_segment(_segment_at(frame, size, l3, ledger.base + index, t))
+        ledger.limit = reassembler._until_sweep - 1  # as after a take
+        self.fed += 1
+        return True
 
     cdef bint take(self, object conn, int side, const unsigned char* frame, Py_ssize_t size,
                    Py_ssize_t l3, const unsigned char* ip, double t, Py_ssize_t index) except -1:
