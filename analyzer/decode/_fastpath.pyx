@@ -216,3 +216,7 @@ include "_follow.pxi"
 
 # --- WebSocket frames in the watch window: the header walk compiled -------------------------
 include "_ws_frames.pxi"
+
+
+# --- the header lines of a plain HTTP head -----------------------------------------------------
+include "_heads.pxi"

@@ -364,6 +364,12 @@ def _plain_headers(lines: str) -> Headers:
     return Headers.indexed(tuple(fields), index)
 
 
+try:  # its compiled twin (analyzer/decode/_heads.pxi), built by setup.py with the fast path
+    from analyzer.decode._fastpath import plain_headers as _fields_of_plain
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    _fields_of_plain = _plain_headers
+
+
 def _is_http_version(word: bytes) -> bool:
     return word[:5].upper() == b"HTTP/"
 
@@ -384,7 +390,7 @@ def parse_request_head(raw: bytes) -> RequestHead | None:
         method=method,
         target=target,
         version=version,
-        headers=_plain_headers(fields),
+        headers=_fields_of_plain(fields),
         raw=bytes(raw),
     )
 
@@ -440,7 +446,7 @@ def parse_response_head(raw: bytes) -> ResponseHead | None:
         version=version,
         status=int(code),
         reason=(reason or "").strip(" \t"),  # None: no SP after the code
-        headers=_plain_headers(fields),
+        headers=_fields_of_plain(fields),
         raw=bytes(raw),
     )
 
