@@ -16,6 +16,7 @@ Built by setup.py with Cython when a C compiler is there; without it the pure-Py
 and gives the same results, more slowly (`analyzer.decode.decoder.FASTPATH_COMPILED`).
 """
 
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject, PyObject_GenericSetAttr

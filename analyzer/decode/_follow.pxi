@@ -138,6 +138,36 @@ cdef class Follow:
             if acked > there.acked and acked - next_offset < _HALF:
                 there.acked = acked
         if n:
-            here.advance(payload)
-            conn.listener.on_data(side, here.next_offset - n, payload, frame, t)
+            next_offset = here.next_offset + n
+            _advance(here, next_offset, payload, n)
+            conn.listener.on_data(side, next_offset - n, payload, frame, t)
         return True
+
+
+cdef object _NOTHING_YET = None  # reassembly.connection._NOTHING_YET
+cdef Py_ssize_t _KEEP = 0  # reassembly.connection.RECENT_BYTES
+
+
+cdef int _advance(object here, long long next_offset, bytes payload, Py_ssize_t n) except -1:
+    """`reassembly.connection._Direction.advance(payload)` (its plain twin) on ``here``, whose
+    next offset becomes ``next_offset``: the delivered bytes are kept (`RECENT_BYTES`, twice
+    that before a trim) without a Python call per segment (35,000 on the dense benchmark)."""
+    global _NOTHING_YET, _KEEP
+    cdef bytearray recent
+    cdef Py_ssize_t size
+    if _NOTHING_YET is None:
+        from analyzer.reassembly.connection import _NOTHING_YET as nothing, RECENT_BYTES
+        _NOTHING_YET, _KEEP = nothing, RECENT_BYTES
+    here.next_offset = next_offset
+    kept = here.recent
+    if kept is _NOTHING_YET:
+        recent = bytearray()
+        here.recent = recent
+    else:
+        recent = kept
+    size = len(recent)
+    PyByteArray_Resize(recent, size + n)
+    memcpy(PyByteArray_AS_STRING(recent) + size, <const char*>payload, n)
+    if size + n > 2 * _KEEP:
+        del recent[:size + n - _KEEP]
+    return 0
