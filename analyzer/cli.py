@@ -27,7 +27,7 @@ from analyzer.cli_options import (
     unknown_id,
 )
 from analyzer.cli_read import View, run_read
-from analyzer.cli_status import ExitStatus
+from analyzer.cli_status import ExitStatus, say_error
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS
 from analyzer.report.clock import Clock
 from analyzer.report.render import FORMATS, READ_FORMATS
@@ -145,7 +145,7 @@ def _key_store(path: str | None) -> object | None:
         with open(path, "rb") as file:
             return load_keylog(file.read())
     except OSError as error:
-        click.echo(f"upgrade-analyzer: --keylog {path}: {error.strerror or error}", err=True)
+        say_error(f"--keylog {path}: {error.strerror or error}")
         sys.exit(ExitStatus.INPUT_ERROR)
 
 
