@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,7 +24,6 @@ from analyzer.life.fold import WINDOW_OVER
 from analyzer.life.model import Ended, attempt_key, packed_key
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
 from analyzer.report.clock import Clock
-from analyzer.report.kept import KeptAttempts
 from analyzer.report.render import (
     iter_json,
     render_csv,
@@ -35,7 +35,6 @@ from analyzer.report.render import (
     summary_text,
 )
 from analyzer.report.safe import neutralise
-from analyzer.report.spilled import SpilledReport, emit_spilled
 from analyzer.report.stream import NumberSet, Tally, tally_summary_text
 from analyzer.report.table import StreamedTable, TableStyle
 from analyzer.source import read_records
@@ -43,6 +42,9 @@ from analyzer.source.capture import MergedRecords, check_capture, expand_inputs
 from analyzer.source.frame import CaptureError, CaptureWarning
 from analyzer.source.stream import Input
 from analyzer.verdict import Diagnosis, Verdict
+
+if TYPE_CHECKING:  # imported where used: JSONL and streamed tables keep no attempts
+    from analyzer.report.spilled import SpilledReport
 
 
 class _Terminated(BaseException):
@@ -149,13 +151,17 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
                     if isinstance(d, Diagnosis))
 
     # Sorted formats keep every attempt to the end: compactly, on disk past a point.
-    store = KeptAttempts(fmt, selection.keep, show_secrets=view.show_secrets, style=style,
-                         whole=view.detail or view.attempt is not None or fmt == "html",
-                         # a cluster returns files as they complete: no second run
-                         # would decide them in the same order, so they are kept whole
-                         rebuild=None if "-" in captures or scheduler else rebuild,
-                         # independent captures (one per host): proxy legs across two clocks
-                         skew=CLOCK_SKEW if several and (jobs or scheduler) else 0.0)
+    store = None
+    if not streaming:
+        from analyzer.report.kept import KeptAttempts  # here: streamed runs never import it
+
+        store = KeptAttempts(fmt, selection.keep, show_secrets=view.show_secrets, style=style,
+                             whole=view.detail or view.attempt is not None or fmt == "html",
+                             # a cluster returns files as they complete: no second run
+                             # would decide them in the same order, so they are kept whole
+                             rebuild=None if "-" in captures or scheduler else rebuild,
+                             # independent captures (one per host): proxy legs across clocks
+                             skew=CLOCK_SKEW if several and (jobs or scheduler) else 0.0)
     progress = None
     if jobs is None and scheduler is None and not (streaming and terminal_width() is not None):
         from analyzer import progress as progress_module
@@ -170,7 +176,7 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
             shown = NumberSet()  # numbers of printed attempts whose connection lives on
             for diagnosis in numbered(decided(), selection, apart):
                 if isinstance(diagnosis, Ended):  # the attempt's connection ended after its watch
-                    if not streaming:
+                    if store is not None:  # not streaming
                         store.update(diagnosis)  # the attempt once, with its final verdict
                         continue
                     was_shown = diagnosis.number in shown
@@ -186,7 +192,7 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
                     else:
                         print_line(render_jsonl_ended(diagnosis, view.show_secrets))
                     continue
-                if not streaming:
+                if store is not None:  # not streaming
                     store.add(diagnosis)  # filtered after correlation, which needs every leg
                     continue
                 if not selection.keep(diagnosis):
@@ -231,7 +237,7 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
         for warning in warnings:
             say_warning(f"{warning.source}: {warning.where}: {warning.message}", view.show_secrets)
         listed: list[Diagnosis] = []
-        if not streaming:
+        if store is not None:  # not streaming
             kept = store.close()  # sorted, correlated, filtered (report/kept.py)
             listed = store.listed
         if streaming:
@@ -243,7 +249,7 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
                 click.echo(summary, err=True)
         elif not _emit(fmt, kept, analysis, warnings, view, style, apart, listed, tuple(paths)):
             return ExitStatus.USAGE
-    failed = (tally.failed if streaming else kept.failed if isinstance(kept, SpilledReport)
+    failed = (tally.failed if streaming else kept.failed if not isinstance(kept, list)
               else any(d.verdict is not Verdict.SUCCEEDED for d in kept))
     if status is ExitStatus.OK and fail_on_failed and failed:
         status = ExitStatus.FAILED_FOUND
@@ -290,7 +296,9 @@ def _emit(fmt: str, kept: list[Diagnosis] | SpilledReport, analysis: Analysis,
     """Print the report; False (after a one-line error) when --attempt names no attempt.
     ``listed``: every attempt before the filters (redirect chains end where they ended)."""
     stats = analysis.stats
-    if isinstance(kept, SpilledReport):
+    if not isinstance(kept, list):  # a SpilledReport
+        from analyzer.report.spilled import emit_spilled
+
         return emit_spilled(kept, fmt, stats, warnings, view, _detail_text, style, apart,
                             captures)
     secrets = view.show_secrets
