@@ -40,9 +40,10 @@ def _benchmarks() -> Any:
     return generate, run
 
 
-def _events(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...], int]:
-    """Every event of a run as `read` makes it (lifetimes on), its counts, and how many
-    segments the compiled skip handed to the reassembler."""
+def _events(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...], int, int]:
+    """Every event of a run as `read` makes it (lifetimes on), its counts, how many
+    segments the compiled skip handed to the reassembler's cheap path (`take`) and how many
+    it fed whole (`feed`: SYNs, FINs, RSTs, reordered bytes)."""
     keys = Path(str(path).split(".pcap")[0] + ".keys")
     secrets = load_keylog(keys.read_bytes()) if keys.exists() else None
     run = Analysis(compiled=compiled, secrets=secrets, lifetimes=True)
@@ -51,21 +52,33 @@ def _events(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...
     counts = (stats.frames, stats.tcp_segments, stats.connections, stats.ordinary_exchanges,
               stats.first_time, stats.last_time, stats.tls_decrypted, stats.tls_uninspected,
               stats.abandoned_heads, dict(stats.skipped))
-    return events, counts, int(run._follow.taken) if run._follow is not None else 0
+    follow = run._follow
+    return (events, counts, int(follow.taken) if follow is not None else 0,
+            int(follow.fed) if follow is not None else 0)
 
 
-def _same(path: Path) -> int:
-    fast, fast_counts, taken = _events(path, True)
-    slow, slow_counts, _ = _events(path, False)
+def _fins(path: Path) -> int:
+    """Bare FINs the compiled skip took itself (`Follow._fin`)."""
+    run = Analysis(lifetimes=True)
+    for _ in run.feed_records(read_records([str(path)], [])):
+        pass
+    run.finish()
+    return int(run._follow.fins)
+
+
+def _same(path: Path) -> tuple[int, int]:
+    fast, fast_counts, taken, fed = _events(path, True)
+    slow, slow_counts, _, _ = _events(path, False)
     assert fast == slow
     assert fast_counts == slow_counts
-    return taken
+    return taken, fed
 
 
 def test_every_capture_gives_the_same_events_both_ways() -> None:
-    taken = {path.name: _same(path) for path in CAPTURES}
-    assert len(taken) > 50
-    assert sum(1 for n in taken.values() if n) > 20  # most followed a connection in C
+    counts = {path.name: _same(path) for path in CAPTURES}
+    assert len(counts) > 50
+    assert sum(1 for n, _ in counts.values() if n) > 20  # most followed a connection in C
+    assert sum(1 for _, n in counts.values() if n) > 20  # ... and fed its SYNs or FINs
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +91,16 @@ def dense(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_dense_mix_gives_the_same_events_as_pcap_and_pcapng(dense: Path) -> None:
     frames = sum(1 for _ in read_records([str(dense)], []))
-    assert _same(dense) > frames // 5  # a large share of the frames went this way
+    taken, fed = _same(dense)
+    # a large share of the frames went this way; most SYNs, FINs and RSTs were fed from C,
+    # and most bare FINs taken there
+    assert taken > frames // 5 and fed > frames // 50
+    assert _fins(dense) > frames // 50
     _, run = _benchmarks()
     ng = dense.with_suffix(".pcapng")
     run.write_as_pcapng(dense, ng)
-    assert _same(ng) > frames // 5
+    taken, fed = _same(ng)
+    assert taken > frames // 5 and fed > frames // 20
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -114,7 +132,8 @@ def test_the_dense_mix_damaged_gives_the_same_events(dense: Path, tmp_path: Path
     for when, data in out:
         writer.write(when, data)
     writer.close()
-    assert _same(path) > 0
+    taken, fed = _same(path)
+    assert taken > 0 and fed > 0 and _fins(path) > 0
 
 
 def test_the_compiled_segment_is_the_decoders_on_every_frame(dense: Path) -> None:
