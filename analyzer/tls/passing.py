@@ -64,6 +64,11 @@ except ImportError:  # pragma: no cover - the pure-Python install never passes
 
 AVAILABLE = FASTPATH_COMPILED and Ledger is not None
 
+# Opened TLS 1.3 records are decrypted into one reused buffer (the AEAD's `decrypt_into`)
+# rather than into a new bytes object each (`decrypt`): 2.2 µs against 2.9 µs a 16 KiB
+# AES-256-GCM record. False: `decrypt`, the twin tests/test_tls_passing.py compares it with.
+OPEN_INTO = True
+
 
 def new_ledger() -> Any:
     """The run's ledger when the compiled module is there, else None (nothing passes)."""
@@ -94,7 +99,9 @@ def offer_open(ledger: Any, conn: Connection, side: int, budget: int, to_header:
     passing.start_record(held)
     passing.to_header = to_header
     passing.sequence = opener.sequence
-    passing.decrypt, passing.iv = opener.aead()
+    passing.decrypt, decrypt_into, passing.iv = opener.aead()
+    if OPEN_INTO:
+        passing.decrypt_into = decrypt_into
     passing.invalid = InvalidTag
     passing.budget = budget
     passing.deadline = deadline
