@@ -270,6 +270,16 @@ class TlsStage:
         if inner is not None and not self._done:
             inner.on_tick(now, patience)
 
+    def ticks_idle(self) -> bool:
+        """Whether `on_tick` with infinite patience (a sweep's) does nothing now: then a
+        sweep need not bring this connection's passing state up to date (tls/passing.py)."""
+        if self._done:
+            return True
+        if self._session.decryption is Decryption.WAITING:
+            return False
+        inner = self._inner_listener()
+        return inner is None or (isinstance(inner, ConnectionTracker) and inner.ticks_idle())
+
     def on_end(self, time: float, reason: str) -> None:
         self._conn.passing = None
         inner = self._inner_listener()
