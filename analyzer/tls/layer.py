@@ -117,9 +117,20 @@ class TlsStage:
         self._after_records(time)
         if self._ledger is not None and not self._done and not (
                 self._offer_pass(side) or self._offer_pass(1 - side)):
-            to_header = gatherable(self._session, side)
-            if to_header is not None:
-                passing.offer_gather(self._ledger, self._conn, side, to_header)
+            self._offer_gather(side)
+
+    def _offer_gather(self, side: int) -> None:
+        """Let the segments inside a direction's records gather in C (tls/passing.py):
+        ``side``'s while one of its records is under way, else the other side's, who speaks
+        next in a request-response exchange (a response's first segment gathered that way
+        instead of taking a Python round of its own: one in eight of a TLS 1.3 download's)."""
+        to_header = gatherable(self._session, side)
+        if not to_header:
+            other = gatherable(self._session, 1 - side)
+            if other is not None:
+                side, to_header = 1 - side, other
+        if to_header is not None:
+            passing.offer_gather(self._ledger, self._conn, side, to_header)
 
     def _offer_pass(self, side: int) -> bool:
         """Let ``side``'s records go by unread while the inner reader is inside a body it
