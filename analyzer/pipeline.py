@@ -292,7 +292,8 @@ class Analysis:
                 self._frames = number - 1
                 if ledger is not None and ledger.dirty:
                     sync_before_feed(ledger, self._reassembler,
-                                     None if peeked is None else flows.get(peeked[0], False))
+                                     None if peeked is None else flows.get(peeked[0], False),
+                                     when)
                 if peeked is not None and peek_segment is not None:
                     # decode_frame's Segment, built in C (SYNs, FINs, RSTs, reordered bytes)
                     decided = self._feed_segment(peek_segment(linktype, data, number, when))

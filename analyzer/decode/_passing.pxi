@@ -9,7 +9,7 @@ cdef extern from *:
     Py_ssize_t PyByteArray_GET_SIZE(object bytearray)
 
 from libc.string cimport memcpy, memmove
-from cpython.buffer cimport PyBUF_READ
+from cpython.buffer cimport PyBUF_READ, PyBUF_WRITE
 from cpython.memoryview cimport PyMemoryView_FromMemory
 
 cdef unsigned int _HALF = 0x80000000u
@@ -73,6 +73,11 @@ cdef class Passing:
     # usual way, which reads the record from its bytes.
     cdef public bint opening
     cdef public object decrypt
+    # ``decrypt_into(nonce, body, header, out)`` of the same AEAD when there is one (None:
+    # ``decrypt``, which makes a new 16 KiB bytes object per record): the plaintext goes into
+    # ``out``, reused from record to record (tls/passing.py `offer_open`)
+    cdef public object decrypt_into
+    cdef object out  # bytearray of _MAX_RECORD bytes, made at the first record opened
     cdef public bytes iv  # RFC 8446 §5.3: the per-record nonce is this XOR the sequence number
     cdef public object invalid  # the exception ``decrypt`` raises for a record that does not open
     cdef public long long sequence  # the current record's sequence number
@@ -111,6 +116,8 @@ cdef class Passing:
         self.gather = False
         self.opening = False
         self.decrypt = None
+        self.decrypt_into = None
+        self.out = None
         self.iv = None
         self.invalid = None
         self.sequence = 0
@@ -295,18 +302,30 @@ cdef class Passing:
             nonce[i] = iv[i]
         for i in range(8):
             nonce[11 - i] ^= (sequence >> (8 * i)) & 0xFF
+        if self.decrypt_into is not None and self.out is None:
+            self.out = PyByteArray_FromStringAndSize(NULL, _MAX_RECORD)
         try:
             # views, not copies, of the gathered bytes: they do not move during the call
-            opened = self.decrypt(
-                PyBytes_FromStringAndSize(<const char*>nonce, 12),
-                PyMemoryView_FromMemory(<char*>record + 5, length - 5, PyBUF_READ),
-                PyMemoryView_FromMemory(<char*>record, 5, PyBUF_READ))
+            if self.decrypt_into is not None:
+                # the plaintext is the body less the 16-byte tag (`openable` asks for it)
+                end = length - 5 - 16
+                self.decrypt_into(
+                    PyBytes_FromStringAndSize(<const char*>nonce, 12),
+                    PyMemoryView_FromMemory(<char*>record + 5, length - 5, PyBUF_READ),
+                    PyMemoryView_FromMemory(<char*>record, 5, PyBUF_READ),
+                    PyMemoryView_FromMemory(PyByteArray_AS_STRING(self.out), end, PyBUF_WRITE))
+                inner = <const unsigned char*>PyByteArray_AS_STRING(self.out)
+            else:
+                opened = self.decrypt(
+                    PyBytes_FromStringAndSize(<const char*>nonce, 12),
+                    PyMemoryView_FromMemory(<char*>record + 5, length - 5, PyBUF_READ),
+                    PyMemoryView_FromMemory(<char*>record, 5, PyBUF_READ))
+                inner = <bytes>opened
+                end = len(<bytes>opened)
         except Exception as error:
             if isinstance(error, self.invalid):
                 return -1
             raise
-        inner = <bytes>opened
-        end = len(<bytes>opened)
         while end and inner[end - 1] == 0:
             end -= 1
         if not end or inner[end - 1] != 23:
