@@ -107,6 +107,9 @@ cdef class Follow:
                 acked -= 1
             if acked > there.acked and acked - next_offset < _HALF:
                 there.acked = acked
+                if acked == next_offset + 1 and not there.fin:
+                    # a lost FIN's proof, and where this side's bytes were then (_lost_fin)
+                    there.fin_evidence = (frame, t, here.next_offset)
         if n:
             here.advance(payload)
             conn.listener.on_data(side, here.next_offset - n, payload, frame, t)

@@ -162,6 +162,8 @@ def ladder_events(a: Attempt, clean: Cleaner) -> list[LadderEvent]:
 
     def add(event: TcpEvent | None, from_client: bool, label: str) -> None:
         if event is not None:
+            if event.lost:  # the frame is the other side's, which acknowledged it
+                label += " (lost; acknowledged here)"
             events.append(LadderEvent(event.frame, event.time, from_client, label))
 
     syn = "SYN" if tcp.syn_count <= 1 else f"SYN (sent {tcp.syn_count} times)"
