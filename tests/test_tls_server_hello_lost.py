@@ -134,3 +134,16 @@ def test_suite_not_offered_is_never_tried(tmp_path: Path) -> None:
     others = tuple(code for code in (0x1301, 0x1302, 0x1303) if code != chosen)
     session.client_hello = replace(session.client_hello, suites=others)
     assert suite_from_record(session, CLIENT, finished, 1) == 0
+
+
+def test_the_lost_flight_held_the_reason_it_stays_inconclusive(tmp_path: Path) -> None:
+    """Mutual TLS without a client certificate, the server's flight (with its
+    CertificateRequest) lost: the request decrypts, then the server closes; why is in the
+    lost bytes, so the hole stays the primary cause (not "the server closed")."""
+    name = "tls_mtls_no_client_cert"
+    diagnoses, _run = analyse(cut(tmp_path, name, SERVER_FLIGHT), keys(name))
+    first = min(diagnoses, key=lambda d: d.attempt.tcp.syn.frame if d.attempt.tcp.syn else 0)
+    assert first.attempt.request_head is not None  # decrypted: the request was read
+    assert first.attempt.tls is not None and first.attempt.tls.decrypted
+    assert first.verdict is Verdict.INCONCLUSIVE
+    assert first.findings[0].check == "capture_gap_tls_handshake"

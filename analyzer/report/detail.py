@@ -235,7 +235,7 @@ def _tls_section(a: Attempt, clean: Cleaner, paint: _Painter) -> str:
         lines.append(f"  decryption stopped at frame {tls.hole_stop_frame}: nothing after a "
                      "capture hole authenticated")
     if tls.decrypted and tls.hole_side and not tls.server_hello_frame:
-        # (tls/session.py `_server_hello_lost`: the records, not a guess, gave the suite)
+        # (tls/keying.py `server_hello_lost`: the records, not a guess, gave the suite)
         lines.append("  the capture lost the ServerHello" + (
             f" (hole at frame {tls.hole_frame})" if tls.hole_frame else "")
             + ": the suite is the offered one whose keys authenticated the records")

@@ -62,6 +62,22 @@ def prepare_openers(session: TlsSession) -> None:
     elif "CLIENT_RANDOM" not in secrets:
         session.decryption = Decryption.NO_KEY
 
+def server_hello_lost(session: TlsSession, side: int, record: Record, tries: int) -> None:
+    """A protected record of ``side``, and the ServerHello was lost in a hole: with the key
+    log's TLS 1.3 secrets, the suite that authenticates this record stands for the lost
+    ServerHello (version and suite alone), and the session is decrypted from here."""
+    hello = session.client_hello
+    if session.secrets is None or hello is None or 0x0304 not in hello.versions:
+        return
+    code = suite_from_record(session, side, record, tries)
+    if code:
+        from analyzer.tls.handshake import ServerHello
+
+        session.server_hello = ServerHello(legacy_version=0x0303, version=0x0304, suite=code)
+        session.suite_from_records = True
+        prepare_openers(session)
+
+
 def suite_from_record(session: TlsSession, side: int, record: Record, tries: int) -> int:
     """TLS 1.3 whose ServerHello the capture lost: the suite the server chose is the one of the
     ClientHello's TLS 1.3 suites whose keys, made from the key log's secrets for ``side``

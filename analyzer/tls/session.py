@@ -46,7 +46,7 @@ from analyzer.tls.handshake import (
     parse_encrypted_extensions,
     parse_server_hello,
 )
-from analyzer.tls.keying import prepare_openers, protect_tls12, suite_from_record
+from analyzer.tls.keying import prepare_openers, protect_tls12, server_hello_lost
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.records import ContentType, Record, RecordReader
 from analyzer.tls.values import Decryption, Plain, SeenAlert
@@ -99,7 +99,7 @@ class TlsSession:
         self.server_hello_time = 0.0
         self.retry = False  # a HelloRetryRequest came first
         # The ServerHello was lost; the suite is the one whose keys opened a record
-        # (`_server_hello_lost`), and `server_hello` stands in for it with that alone.
+        # (`keying.server_hello_lost`), and `server_hello` stands in for it with that alone.
         self.suite_from_records = False
         self._suite_tried = 0  # sides whose first protected record was tried for it
         # The server's Certificate message, parsed when first asked for (`certificates`): only
@@ -359,7 +359,8 @@ class TlsSession:
             self.first_record = (side, kind)
         if (kind == _APPLICATION and self.server_hello is None and self.handshake_hole
                 and not self._suite_tried & (1 << side)):
-            self._server_hello_lost(side, record)
+            self._suite_tried |= 1 << side  # (each side's first protected record is tried)
+            server_hello_lost(self, side, record, RESYNC_RECORDS if direction.resync else 1)
         if self.server_hello is not None:
             direction.records_after_hello += 1
         if (kind == _APPLICATION and self.tls13 and not direction.openers
@@ -387,21 +388,6 @@ class TlsSession:
             self._handshake(side, record.body, record.first_frame, record.time, False)
         elif kind == _ALERT:
             self._alert(side, record.body, record.first_frame, record.time, False)
-
-    def _server_hello_lost(self, side: int, record: Record) -> None:
-        """A protected record, and the ServerHello was lost in a hole: with the key log's TLS
-        1.3 secrets, the suite that authenticates this record (each side's first one is
-        tried) stands for the lost ServerHello, and the session is decrypted from here."""
-        self._suite_tried |= 1 << side
-        hello = self.client_hello
-        if self.secrets is None or hello is None or 0x0304 not in hello.versions:
-            return
-        tries = RESYNC_RECORDS if self._dirs[side].resync else 1
-        code = suite_from_record(self, side, record, tries)
-        if code:
-            self.server_hello = ServerHello(legacy_version=0x0303, version=0x0304, suite=code)
-            self.suite_from_records = True
-            prepare_openers(self)
 
     def _protected(self, side: int, record: Record, out: list[Plain]) -> None:
         direction = self._dirs[side]
