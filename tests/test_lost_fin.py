@@ -172,3 +172,15 @@ def test_last_byte_lost_is_still_a_hole(tmp_path: Path, lose: str) -> None:
     assert attempt.verdict is Verdict.INCONCLUSIVE
     server_fin = attempt.attempt.tcp.server_fin
     assert server_fin is None or not server_fin.lost
+
+
+def test_a_hole_too_short_for_a_record_is_no_application_data(tmp_path: Path) -> None:
+    """curl's FIN lost, the server's close_notify acknowledged it, then curl's RST: the 1-byte
+    hole stays (server data came after it), but one byte cannot hold a TLS record, so the
+    session did not carry data in it: judged as the whole capture (it vanished before)."""
+    name = "tls12_curl_wrong_host"
+    for secrets in (name, None):
+        whole, _run = analyse(CAPTURES / f"{name}.pcap", secrets)
+        lossy, _run = analyse(cut(tmp_path, name, 11), secrets)
+        assert summary(lossy) == summary(whole) != []
+        assert [gap.length for gap in lossy[0].attempt.tcp.gaps] == [1]

@@ -74,6 +74,7 @@ class _Direction:
     opened: int = 0  # protected records opened
     stopped: bool = False  # decryption gave up on this direction
     plain_offset: int = 0
+    no_record_lost: int = 0  # of plain_offset, holes at a record boundary too short for one
     application_records: int = 0  # records of outer type application_data
     first_application: tuple[int, float] | None = None  # frame, time of the first such record
     last_frame: int = 0
@@ -223,6 +224,10 @@ class TlsSession:
         direction.records.resume(offset + length)
         direction.handshake = HandshakeReader()  # a message the hole cut is lost
         direction.plain_offset += length  # (the plaintext lost is about as long)
+        if length < 6 and not direction.records.buffered:
+            # Fewer bytes than a record's header and content (a FIN's sequence number, when
+            # the other side's data kept it a hole): no application data was lost in them.
+            direction.no_record_lost += length
         direction.resync = True
 
     def _handshake_done(self, side: int) -> bool:
@@ -338,7 +343,7 @@ class TlsSession:
         if self.client_side is None:
             return False
         client = self._dirs[self.client_side]
-        if client.plain_offset:
+        if client.plain_offset > client.no_record_lost:
             return True
         hello = self.client_hello
         if self.tls13 or self.server_hello is None and (  # (its ServerHello lost: as offered)
