@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48}  # a TLS 1.3 secret is as long as its hash
 
 
-
 def prepare_openers(session: TlsSession) -> None:
     """After the ServerHello: find the session's secrets and prepare its openers."""
     hello, server = session.client_hello, session.server_hello
@@ -62,6 +61,7 @@ def prepare_openers(session: TlsSession) -> None:
     elif "CLIENT_RANDOM" not in secrets:
         session.decryption = Decryption.NO_KEY
 
+
 def server_hello_lost(session: TlsSession, side: int, record: Record, tries: int) -> None:
     """A protected record of ``side``, and the ServerHello was lost in a hole: with the key
     log's TLS 1.3 secrets, the suite that authenticates this record stands for the lost
@@ -74,7 +74,6 @@ def server_hello_lost(session: TlsSession, side: int, record: Record, tries: int
         from analyzer.tls.handshake import ServerHello
 
         session.server_hello = ServerHello(legacy_version=0x0303, version=0x0304, suite=code)
-        session.suite_from_records = True
         prepare_openers(session)
 
 

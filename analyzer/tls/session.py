@@ -99,10 +99,9 @@ class TlsSession:
         self.server_hello_frame = 0
         self.server_hello_time = 0.0
         self.retry = False  # a HelloRetryRequest came first
-        # The ServerHello was lost; the suite is the one whose keys opened a record
-        # (`keying.server_hello_lost`), and `server_hello` stands in for it with that alone.
-        self.suite_from_records = False
-        self._suite_tried = 0  # sides whose first protected record was tried for it
+        # Sides whose first protected record was tried for the suite of a lost ServerHello
+        # (`keying.server_hello_lost`: `server_hello` then stands in with version and suite).
+        self._suite_tried = 0
         # The server's Certificate message, parsed when first asked for (`certificates`): only
         # an attempt's report and checks read the chain, and parsing imports `cryptography`'s
         # x509 (34 ms) and costs ≈ 0.2 ms a chain, for every session of a busy capture.
