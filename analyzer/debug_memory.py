@@ -7,9 +7,7 @@ Off unless the variable is set: tracing slows the analyzer down about twofold.""
 from __future__ import annotations
 
 import os
-import threading
 import time
-import tracemalloc
 
 VARIABLE = "UPGRADE_ANALYZER_TRACEMALLOC"
 FRAMES = 8  # enough to see which of our modules holds an allocation made in a library
@@ -25,6 +23,10 @@ def start_from_environment() -> bool:
     if not path:
         path, every = every, "60"
     interval = float(every)
+    # imported here: every run calls this function, few set the variable (start-up, ≈ 2 ms)
+    import threading
+    import tracemalloc
+
     tracemalloc.start(FRAMES)
     thread = threading.Thread(target=_watch, args=(path, interval), daemon=True,
                               name="tracemalloc-watch")
@@ -33,6 +35,8 @@ def start_from_environment() -> bool:
 
 
 def _watch(path: str, interval: float) -> None:
+    import tracemalloc
+
     started = time.monotonic()
     # The baseline waits one interval: imports and start-up buffers are not creep.
     time.sleep(interval)

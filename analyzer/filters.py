@@ -3,7 +3,6 @@ user's filters (--failed, --verdict, --reason, --host, --port, --since, --until)
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -118,6 +117,8 @@ def check_ids() -> list[str]:
 def near_ids(text: str) -> list[str]:
     """Catalogue ids close to a mistyped one: spelling first, then ids containing it."""
     ids = check_ids()
+    import difflib  # here: only a mistyped id needs it
+
     close = difflib.get_close_matches(text.lower(), ids, n=3, cutoff=0.6)
     close += [i for i in ids if text.lower() in i and i not in close]
     return close[:5]

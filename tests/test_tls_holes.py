@@ -110,7 +110,7 @@ def test_server_hello_lost_and_random_not_in_the_log_is_counted(tmp_path: Path) 
     diagnoses, run = analyse(cut(tmp_path, SERVER_FLIGHT), load_keylog(other))
     assert [d.verdict for d in diagnoses] == [Verdict.FAILED]
     assert run.stats.tls_uninspected == 1
-    assert run.stats.tls_uninspected_listed[0].reason == "no key"
+    assert run.stats.tls_uninspected_listed[0].reason == "not in the key log"
 
 
 def _first_random() -> bytes:

@@ -31,6 +31,8 @@ from dataclasses import replace
 from analyzer.exchange.first_bytes import Start
 from analyzer.exchange.handoff import MAX_LISTED_TLS_SESSIONS, HandlerFactory, RunContext
 from analyzer.exchange.model import (
+    NO_KEY,
+    NOT_IN_KEY_LOG,
     Attempt,
     AttemptKind,
     CertificateInfo,
@@ -322,7 +324,7 @@ class TlsStage:
             self._emit_tls(time, "key mismatch")
             self._finish()
         elif state in _UNREADABLE and session.carried_application_data():
-            self._uninspected("no key" if state is not Decryption.UNSUPPORTED
+            self._uninspected(NO_KEY if state is not Decryption.UNSUPPORTED
                               else "cipher suite not supported")
             self._finish()
 
@@ -337,7 +339,7 @@ class TlsStage:
                      Decryption.WAITING) or not session.carried_application_data():
             return False
         if not self._hole_explains():
-            self._uninspected("no key")
+            self._uninspected(NO_KEY)
         elif state is Decryption.UNSUPPORTED:
             self._uninspected("cipher suite not supported")
         else:
@@ -372,7 +374,7 @@ class TlsStage:
                 return  # decrypted, and the plaintext said nothing the inner tracker kept
         elif session.carried_application_data() and not self._any_fatal_alert() and (
                 not self._hole_explains()):
-            self._uninspected("no key")
+            self._uninspected(NO_KEY)
             return
         self._emit_tls(time, reason)
 
@@ -386,6 +388,10 @@ class TlsStage:
 
     def _uninspected(self, why: str) -> None:
         session = self._session
+        if why == NO_KEY and session.key_absent:
+            # --keylog was given: asking for a key log again would not help; the user needs
+            # the one written by the process that made this session
+            why = NOT_IN_KEY_LOG
         counters = self._run.counters
         counters.tls_uninspected += 1
         self._counted = True
