@@ -7,6 +7,8 @@ handshake-dense benchmark mix (as pcap and pcapng), and on that mix damaged."""
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from analyzer.decode.decoder import (
     peek_flow,
     segment_function,
 )
+from analyzer.decode.segment import Segment
 from analyzer.pipeline import Analysis
 from analyzer.source import read_records
 from analyzer.source.frame import Frame
@@ -134,6 +137,35 @@ def test_the_dense_mix_damaged_gives_the_same_events(dense: Path, tmp_path: Path
     writer.close()
     taken, fed = _same(path)
     assert taken > 0 and fed > 0 and _fins(path) > 0
+
+
+@pytest.mark.skipif(shutil.which("editcap") is None, reason="frames are cut with editcap")
+def test_captures_that_lost_a_fin_give_the_same_events(tmp_path: Path) -> None:
+    """A FIN lost from the capture is proved by the other side's FIN or RST (delivery.py
+    `_lost_fin`); the compiled skip takes bare FINs itself (`Follow._fin`) and must prove it
+    alike: every FIN of every bundled capture cut in turn (editcap), compiled against plain."""
+    fins_lost = 0
+    for path in CAPTURES:
+        if path.suffix != ".pcap":
+            continue
+        frames = [number for number, (when, linktype, data, wire, source)
+                  in enumerate(read_records([str(path)], []), 1)
+                  if isinstance(s := decode_frame(Frame(number, when, linktype, data, wire,
+                                                        source)), Segment) and s.flags & 0x01]
+        for number in frames[:4]:
+            out = tmp_path / f"{path.stem}-{number}.pcap"
+            subprocess.run(["editcap", str(path), str(out), str(number)], check=True,
+                           capture_output=True, timeout=30)
+            keys = Path(str(path).split(".pcap")[0] + ".keys")
+            if keys.exists():
+                shutil.copy(keys, tmp_path / f"{path.stem}-{number}.keys")
+            fast, _, _, _ = _events(out, True)
+            assert fast == _events(out, False)[0], out.name
+            fins_lost += sum(1 for e in fast if (attempt := getattr(e, "attempt", None))
+                             for fin in (attempt.tcp.client_fin, attempt.tcp.server_fin)
+                             if fin is not None and fin.lost)
+            out.unlink()
+    assert fins_lost  # some cuts were proved lost FINs, not holes
 
 
 def test_the_compiled_segment_is_the_decoders_on_every_frame(dense: Path) -> None:

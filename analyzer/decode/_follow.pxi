@@ -137,7 +137,7 @@ cdef class Follow:
         reassembler._until_sweep -= 1
         conn.last_time = t
         if flags & 0x10 and there_base is not None and not conn.ignored:
-            _peer_acked(there, there_base, ack)
+            _peer_acked(there, there_base, ack, frame, t, here.next_offset)
         if n:
             next_offset = here.next_offset + n
             _advance(here, next_offset, payload, n)
@@ -170,7 +170,11 @@ cdef class Follow:
         reassembler._until_sweep -= 1
         conn.last_time = t
         if flags & 0x10 and there_base is not None:
-            _peer_acked(there, there_base, ack)
+            _peer_acked(there, there_base, ack, frame, t, here.next_offset)
+        if (not here.fin and not here.rst and there_base is not None and not there.fin
+                and not there.rst and there.acked == there.next_offset + 1):
+            # `InOrder._segment` before a FIN: the other side's FIN, lost, may be proved now
+            reassembler._lost_fin(conn, 1 - side, frame, t)
         if not here.fin:
             here.fin = True
             # `_Direction.offset_of(seq)`
@@ -194,9 +198,11 @@ cdef class Follow:
         return True
 
 
-cdef int _peer_acked(object there, object there_base, unsigned int ack) except -1:
-    """`Reassembler._peer_acked(conn, side, ack)` for the direction ``there`` (its plain twin)
-    whose stream starts at sequence number ``there_base``, with `_Direction.offset_of`."""
+cdef int _peer_acked(object there, object there_base, unsigned int ack, long long frame,
+                     double t, long long here_offset) except -1:
+    """`Reassembler._peer_acked(conn, side, ack, frame, t)` for the direction ``there`` (its
+    plain twin) whose stream starts at sequence number ``there_base``, with
+    `_Direction.offset_of`; ``here_offset``: the acknowledging direction's next offset."""
     cdef long long next_offset = there.next_offset
     cdef unsigned int diff = ack - <unsigned int>there_base - <unsigned int>next_offset
     cdef long long acked = next_offset + <long long>diff
@@ -206,6 +212,9 @@ cdef int _peer_acked(object there, object there_base, unsigned int ack) except -
         acked -= 1
     if acked > there.acked and acked - next_offset < _HALF:
         there.acked = acked
+        if acked == next_offset + 1 and frame and not there.fin:
+            # a lost FIN's proof, and where the acknowledging side's bytes were then
+            there.fin_evidence = (frame, t, here_offset)
     return 0
 
 

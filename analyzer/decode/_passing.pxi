@@ -104,6 +104,11 @@ cdef class Passing:
     cdef public bint acked_here, acked_peer
     cdef public unsigned int ack_here  # highest ack of ``side``'s segments (of the peer's bytes)
     cdef public unsigned int ack_peer  # highest ack of the peer's ACKs (of ``side``'s bytes)
+    # The frame and time of the segment that raised each ack to its value (the first to
+    # acknowledge it: a lost FIN's proof, reassembly/delivery.py `_lost_fin`), and for
+    # ``side``'s own, its bytes taken before that segment's
+    cdef public long long ack_here_frame, ack_peer_frame, ack_here_bytes
+    cdef public double ack_here_time, ack_peer_time
 
     def __init__(self, conn, Ledger ledger, int side):
         self.conn = conn
@@ -135,6 +140,8 @@ cdef class Passing:
         self.deadline = float("inf")
         self.bytes = self.records = self.plain = self.frames = 0
         self.acked_here = self.acked_peer = False
+        self.ack_here_frame = self.ack_peer_frame = self.ack_here_bytes = 0
+        self.ack_here_time = self.ack_peer_time = 0.0
 
     cdef bint take(self, int side, const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
                    const unsigned char* ip, double t, Py_ssize_t index) except -1:
@@ -160,8 +167,10 @@ cdef class Passing:
         if side != self.side:
             if n:  # the other direction speaks: a reader must see it
                 return False
-            if not self.acked_peer or ack - self.ack_peer < _HALF:
+            if not self.acked_peer or (ack != self.ack_peer and ack - self.ack_peer < _HALF):
                 self.ack_peer = ack
+                self.ack_peer_frame = ledger.base + index
+                self.ack_peer_time = t
             self.acked_peer = True
         else:
             if n:
@@ -174,7 +183,7 @@ cdef class Passing:
                 if self.opening:
                     if not self._open(q, n, ledger.base + index, t):
                         return False
-                    return self._took_bytes(q, n, seq, ack, t)
+                    return self._took_bytes(q, n, seq, ack, t, ledger.base + index)
                 to_header = self.to_header
                 if self.gather:
                     if not to_header:  # a record starts here: its header must be whole
@@ -190,7 +199,7 @@ cdef class Passing:
                         self.kept_time = t
                     _append(self.kept, q, n)
                     self.to_header = to_header - n
-                    return self._took_bytes(q, n, seq, ack, t)
+                    return self._took_bytes(q, n, seq, ack, t, ledger.base + index)
                 plain = self.plain
                 if not self.absorbed and self.carry_plain >= 0:
                     plain += self.carry_plain
@@ -220,10 +229,8 @@ cdef class Passing:
                 self.to_header = to_header
                 self.plain = plain
                 self.records += records
-                return self._took_bytes(q, n, seq, ack, t)
-            if not self.acked_here or ack - self.ack_here < _HALF:
-                self.ack_here = ack
-            self.acked_here = True
+                return self._took_bytes(q, n, seq, ack, t, ledger.base + index)
+            self._acked_here(ack, ledger.base + index, t)
         return self._taken(t)
 
     cdef bint _open(self, const unsigned char* q, Py_ssize_t n, long long frame,
@@ -385,16 +392,22 @@ cdef class Passing:
         self.filled = self.held = len(held)
 
     cdef bint _took_bytes(self, const unsigned char* q, Py_ssize_t n, unsigned int seq,
-                          unsigned int ack, double t) except -1:
+                          unsigned int ack, double t, long long number) except -1:
         """``n`` bytes of ``side`` at ``seq`` went by in C (passed, opened or gathered):
         counted, kept for retransmission compares, with the ACK their segment carried."""
+        self._acked_here(ack, number, t)  # before the bytes, as the per-segment path does
         self.bytes += n
         self.next_seq = seq + <unsigned int>n
         self._keep(q, n)
-        if not self.acked_here or ack - self.ack_here < _HALF:
-            self.ack_here = ack
-        self.acked_here = True
         return self._taken(t)
+
+    cdef void _acked_here(self, unsigned int ack, long long number, double t):
+        if not self.acked_here or (ack != self.ack_here and ack - self.ack_here < _HALF):
+            self.ack_here = ack
+            self.ack_here_frame = number
+            self.ack_here_time = t
+            self.ack_here_bytes = self.bytes
+        self.acked_here = True
 
     cdef bint _taken(self, double t):
         cdef Ledger ledger = self.ledger

@@ -61,6 +61,15 @@ class Message:
 class TcpEvent:
     frame: int
     time: float
+    # A FIN the capture lost: ``frame`` (the other side's FIN or RST) acknowledged it, so it
+    # came before that frame, and ``time`` is only an upper bound.
+    lost: bool = False
+
+
+def came_first(a: TcpEvent, b: TcpEvent) -> bool:
+    """Whether ``a`` came before ``b``: an earlier frame, or the lost FIN ``b``'s frame
+    acknowledged (one frame cannot carry both sides' ends otherwise)."""
+    return a.frame < b.frame or (a.frame == b.frame and a.lost and not b.lost)
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,10 +98,10 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
     def on_syn(self, side: int, frame: int, time: float, with_ack: bool) -> None:
         self._tcp.syn(frame, time, with_ack)
 
-    def on_fin(self, side: int, frame: int, time: float) -> None:
+    def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         if self._switch is not None and self._past_watch(time):
             return  # in life now: the reassembler hands the FIN to it
-        self._tcp.fin_of(side, frame, time)
+        self._tcp.fin_of(side, frame, time, lost)
 
     def on_rst(self, side: int, frame: int, time: float) -> None:
         if self._switch is not None and self._past_watch(time):

@@ -180,7 +180,7 @@ class Reassembler(InOrder, LifeRouting):
         self._until_sweep -= 1
         conn.last_time = time
         if flags & _ACK:
-            self._peer_acked(conn, 1 - side, ack)
+            self._peer_acked(conn, 1 - side, ack, frame, time)
         if payload:
             here.advance(payload)
             listener = conn.listener

@@ -251,12 +251,12 @@ class TlsStage:
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._tcp.conflict(side, offset, length, frame, time)
 
-    def on_fin(self, side: int, frame: int, time: float) -> None:
+    def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         self._conn.passing = None
-        self._tcp.fin_of(side, frame, time)
+        self._tcp.fin_of(side, frame, time, lost)
         inner = self._inner_listener()
         if inner is not None:
-            inner.on_fin(side, frame, time)
+            inner.on_fin(side, frame, time, lost)
         life = self._life()  # in life already, or since the FIN ended the watch just now
         if life is not None:
             life.take(side, 0, b"", time)

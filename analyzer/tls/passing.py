@@ -218,12 +218,16 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
     conn = passing.conn
     side = passing.side
     here = conn.sides[side]
+    before = here.next_offset
     here.next_offset += passing.bytes  # the kept bytes were appended in C
     conn.last_time = passing.last_time
+    # with the segments that raised the acks, as the per-segment path keeps a lost FIN's proof
     if passing.acked_here:
-        reassembler._peer_acked(conn, 1 - side, passing.ack_here)
-    if passing.acked_peer:
-        reassembler._peer_acked(conn, side, passing.ack_peer)
+        reassembler._peer_acked(conn, 1 - side, passing.ack_here, passing.ack_here_frame,
+                                passing.ack_here_time, before + passing.ack_here_bytes)
+    if passing.acked_peer:  # the peer sent no bytes meanwhile: its offset is the proof's
+        reassembler._peer_acked(conn, side, passing.ack_peer, passing.ack_peer_frame,
+                                passing.ack_peer_time)
     stage: TlsStage = conn.listener
     if passing.opening:
         stage.passed(side, passing.pass_bytes, passing.records, passing.plain, 0,
