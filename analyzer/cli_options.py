@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import click
 
+from analyzer.cli_status import ExitStatus, say_error
 from analyzer.filters import Selection, check_ids, near_ids, parse_time
 from analyzer.verdict import Diagnosis, Verdict
 
@@ -127,7 +128,8 @@ def output_to(path: str | None) -> Iterator[None]:
         return
     try:
         out = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
-    except OSError as error:
-        raise click.FileError(path, error.strerror or str(error)) from None
+    except OSError as error:  # before anything is read: the one-line error of every input
+        say_error(f"--output {path}: {error.strerror or error}")
+        sys.exit(ExitStatus.INPUT_ERROR)
     with out, contextlib.redirect_stdout(out):
         yield

@@ -182,6 +182,8 @@ class Analysis:
         self._frames += 1
         if self._first is None:
             self._first = time
+            if self._follow is not None:
+                self._follow.started = True
         self._last = time
 
     def feed_records(self, records: Iterable[Record]) -> Iterator[Decided]:
@@ -217,9 +219,11 @@ class Analysis:
                 # in a regular file only: what such a segment decides is handed on before
                 # the next record is read, and a pipe's next record may be long in coming
                 counted = lives if ledger is not None and single is records else None
-                follow = new_follow(self._reassembler, self._decided, arm, ledger) if (
+                follow: Any = new_follow(self._reassembler, self._decided, arm, ledger) if (
                     single is records and isinstance(single, PcapRecords | PcapngRecords)
                     and single.regular) else None
+                if follow is not None:  # it feeds the full path once the first time is kept
+                    follow.started = self._first is not None
                 self._follow = follow or self._follow
                 if isinstance(single, PcapRecords):
                     single.drop = ignored_frame_test(single.linktype, flows)
@@ -288,7 +292,8 @@ class Analysis:
                 self._frames = number - 1
                 if ledger is not None and ledger.dirty:
                     sync_before_feed(ledger, self._reassembler,
-                                     None if peeked is None else flows.get(peeked[0], False))
+                                     None if peeked is None else flows.get(peeked[0], False),
+                                     when)
                 if peeked is not None and peek_segment is not None:
                     # decode_frame's Segment, built in C (SYNs, FINs, RSTs, reordered bytes)
                     decided = self._feed_segment(peek_segment(linktype, data, number, when))

@@ -350,7 +350,8 @@ def resent_request(forged: bool) -> Script:
 def tls_talk(scenario: str, *, take: int | None = None, extra: tuple[tuple[int, bytes], ...] = (),
              end: str = "") -> Script:
     """A recorded real TLS conversation (tests/tls_memory.py), its first ``take`` chunks, then
-    ``extra`` chunks and an ``end`` ("client_fin", "server_fin", "server_rst", "" for none)."""
+    ``extra`` chunks and an ``end`` ("client_fin", "server_fin", "server_rst", "" for none;
+    several, comma-separated, in that order)."""
 
     def script(conv: Conversation) -> Marks:
         chunks = recorded(scenario)[0]
@@ -359,8 +360,8 @@ def tls_talk(scenario: str, *, take: int | None = None, extra: tuple[tuple[int, 
         for index, (side, data) in enumerate(sent):
             name = "hello" if index == 0 else f"{'client' if side == CLIENT else 'server'}{index}"
             marks[name] = conv.send(side == CLIENT, data, delay=0.002)
-        if end:
-            marks[end] = getattr(conv, end)(0.002)
+        for step in filter(None, end.split(",")):
+            marks[step] = getattr(conv, step)(0.002)
         return marks
 
     return script
@@ -1062,6 +1063,16 @@ TLS_CASES = (
         "untrusted13", take=2, end="client_fin"), FAILED, "tls_certificate_rejected",
         absent=("tls_handshake_incomplete", "tls_client_closed_after_handshake"),
         found={"tls_certificate_rejected": ("right after the server's flight",)}),
+    Case("TLS 1.3: that client's FIN lost, the server's FIN acknowledges it", tls_talk(
+        "untrusted13", take=2, end="client_fin,server_fin"), FAILED,
+         "tls_certificate_rejected", drop="client_fin",
+         absent=("capture_gap_tls_handshake", "tls_server_closed_during_handshake"),
+         found={"tls_certificate_rejected": ("FIN (not captured)",)},
+         evidence={"tls_certificate_rejected": ("server1", "server_fin")}),
+    Case("TLS 1.3: the server closes first, the client's FIN after it lost", tls_talk(
+        "untrusted13", take=2, end="server_fin,client_fin"), FAILED,
+         "tls_server_closed_during_handshake", drop="client_fin",
+         absent=("tls_certificate_rejected", "capture_gap_tls_handshake")),
     Case("TLS 1.3: server flight, then the capture ends", tls_talk("untrusted13", take=2),
          INCONCLUSIVE, "tls_handshake_incomplete", absent=("tls_certificate_rejected",)),
     Case("mutual TLS: no client certificate, server alert", tls_talk("mutual", end="server_fin"),

@@ -167,6 +167,15 @@ def test_missing_file_is_one_line_error_without_traceback(tmp_path: Path) -> Non
     assert "nope.pcap" in result.stderr
 
 
+@pytest.mark.parametrize("option", ["--keylog", "--output"])
+def test_unopenable_keylog_or_output_is_one_line_error(two: Path, tmp_path: Path,
+                                                       option: str) -> None:
+    result = _cli("read", str(two), option, str(tmp_path / "no" / "such"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"upgrade-analyzer: error: {option} {tmp_path}/no/such: No such " \
+                            "file or directory\n"
+
+
 def test_not_a_capture_says_what_it_looks_like(tmp_path: Path) -> None:
     text = tmp_path / "notes.pcap"
     text.write_text("GET / HTTP/1.1\r\nHost: x\r\n\r\n")

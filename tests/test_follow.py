@@ -7,6 +7,8 @@ handshake-dense benchmark mix (as pcap and pcapng), and on that mix damaged."""
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from analyzer.decode.decoder import (
     peek_flow,
     segment_function,
 )
+from analyzer.decode.segment import Segment
 from analyzer.pipeline import Analysis
 from analyzer.source import read_records
 from analyzer.source.frame import Frame
@@ -40,9 +43,10 @@ def _benchmarks() -> Any:
     return generate, run
 
 
-def _events(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...], int]:
-    """Every event of a run as `read` makes it (lifetimes on), its counts, and how many
-    segments the compiled skip handed to the reassembler."""
+def _events(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...], int, int]:
+    """Every event of a run as `read` makes it (lifetimes on), its counts, how many
+    segments the compiled skip handed to the reassembler's cheap path (`take`) and how many
+    it fed whole (`feed`: SYNs, FINs, RSTs, reordered bytes)."""
     keys = Path(str(path).split(".pcap")[0] + ".keys")
     secrets = load_keylog(keys.read_bytes()) if keys.exists() else None
     run = Analysis(compiled=compiled, secrets=secrets, lifetimes=True)
@@ -51,21 +55,33 @@ def _events(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...
     counts = (stats.frames, stats.tcp_segments, stats.connections, stats.ordinary_exchanges,
               stats.first_time, stats.last_time, stats.tls_decrypted, stats.tls_uninspected,
               stats.abandoned_heads, dict(stats.skipped))
-    return events, counts, int(run._follow.taken) if run._follow is not None else 0
+    follow = run._follow
+    return (events, counts, int(follow.taken) if follow is not None else 0,
+            int(follow.fed) if follow is not None else 0)
 
 
-def _same(path: Path) -> int:
-    fast, fast_counts, taken = _events(path, True)
-    slow, slow_counts, _ = _events(path, False)
+def _fins(path: Path) -> int:
+    """Bare FINs the compiled skip took itself (`Follow._fin`)."""
+    run = Analysis(lifetimes=True)
+    for _ in run.feed_records(read_records([str(path)], [])):
+        pass
+    run.finish()
+    return int(run._follow.fins)
+
+
+def _same(path: Path) -> tuple[int, int]:
+    fast, fast_counts, taken, fed = _events(path, True)
+    slow, slow_counts, _, _ = _events(path, False)
     assert fast == slow
     assert fast_counts == slow_counts
-    return taken
+    return taken, fed
 
 
 def test_every_capture_gives_the_same_events_both_ways() -> None:
-    taken = {path.name: _same(path) for path in CAPTURES}
-    assert len(taken) > 50
-    assert sum(1 for n in taken.values() if n) > 20  # most followed a connection in C
+    counts = {path.name: _same(path) for path in CAPTURES}
+    assert len(counts) > 50
+    assert sum(1 for n, _ in counts.values() if n) > 20  # most followed a connection in C
+    assert sum(1 for _, n in counts.values() if n) > 20  # ... and fed its SYNs or FINs
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +94,16 @@ def dense(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_dense_mix_gives_the_same_events_as_pcap_and_pcapng(dense: Path) -> None:
     frames = sum(1 for _ in read_records([str(dense)], []))
-    assert _same(dense) > frames // 5  # a large share of the frames went this way
+    taken, fed = _same(dense)
+    # a large share of the frames went this way; most SYNs, FINs and RSTs were fed from C,
+    # and most bare FINs taken there
+    assert taken > frames // 5 and fed > frames // 50
+    assert _fins(dense) > frames // 50
     _, run = _benchmarks()
     ng = dense.with_suffix(".pcapng")
     run.write_as_pcapng(dense, ng)
-    assert _same(ng) > frames // 5
+    taken, fed = _same(ng)
+    assert taken > frames // 5 and fed > frames // 20
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -114,7 +135,37 @@ def test_the_dense_mix_damaged_gives_the_same_events(dense: Path, tmp_path: Path
     for when, data in out:
         writer.write(when, data)
     writer.close()
-    assert _same(path) > 0
+    taken, fed = _same(path)
+    assert taken > 0 and fed > 0 and _fins(path) > 0
+
+
+@pytest.mark.skipif(shutil.which("editcap") is None, reason="frames are cut with editcap")
+def test_captures_that_lost_a_fin_give_the_same_events(tmp_path: Path) -> None:
+    """A FIN lost from the capture is proved by the other side's FIN or RST (delivery.py
+    `_lost_fin`); the compiled skip takes bare FINs itself (`Follow._fin`) and must prove it
+    alike: every FIN of every bundled capture cut in turn (editcap), compiled against plain."""
+    fins_lost = 0
+    for path in CAPTURES:
+        if path.suffix != ".pcap":
+            continue
+        frames = [number for number, (when, linktype, data, wire, source)
+                  in enumerate(read_records([str(path)], []), 1)
+                  if isinstance(s := decode_frame(Frame(number, when, linktype, data, wire,
+                                                        source)), Segment) and s.flags & 0x01]
+        for number in frames[:4]:
+            out = tmp_path / f"{path.stem}-{number}.pcap"
+            subprocess.run(["editcap", str(path), str(out), str(number)], check=True,
+                           capture_output=True, timeout=30)
+            keys = Path(str(path).split(".pcap")[0] + ".keys")
+            if keys.exists():
+                shutil.copy(keys, tmp_path / f"{path.stem}-{number}.keys")
+            fast, _, _, _ = _events(out, True)
+            assert fast == _events(out, False)[0], out.name
+            fins_lost += sum(1 for e in fast if (attempt := getattr(e, "attempt", None))
+                             for fin in (attempt.tcp.client_fin, attempt.tcp.server_fin)
+                             if fin is not None and fin.lost)
+            out.unlink()
+    assert fins_lost  # some cuts were proved lost FINs, not holes
 
 
 def test_the_compiled_segment_is_the_decoders_on_every_frame(dense: Path) -> None:

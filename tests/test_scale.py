@@ -308,9 +308,9 @@ def test_proxy_legs_on_two_hosts_pair_despite_clock_skew(
     the legs still pair by key, and the fronts whose Upgrade the proxy stripped say so."""
     proxy, backend = _two_hosts(tmp_path, behind=0.3)
     assert _paired_right(_read(proxy, "csv", "--jobs", "2", str(backend)))
-    from analyzer import cli
+    from analyzer import cli_read
 
-    monkeypatch.setattr(cli, "CLOCK_SKEW", 0.0)  # without the tolerance: wrong or no pairs
+    monkeypatch.setattr(cli_read, "CLOCK_SKEW", 0.0)  # without the tolerance: wrong or no pairs
     assert not _paired_right(_read(proxy, "csv", "--jobs", "2", str(backend)))
     monkeypatch.undo()
     from analyzer.report import kept

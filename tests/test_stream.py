@@ -79,12 +79,12 @@ def test_number_set_is_a_set_of_numbers() -> None:
 
 
 def test_ended_events_get_their_attempts_numbers_on_a_real_capture() -> None:
-    """cli._numbered keeps each attempt in life under its packed key (life.model.packed_key)
+    """cli_read.numbered keeps each attempt in life under its packed key (life.model.packed_key)
     until its end: on a real capture whose WebSockets outlive their watch, every `Ended` gets
     the number its attempt was listed under, as the plain tuple keys give."""
     from collections import Counter
 
-    from analyzer.cli import _numbered
+    from analyzer.cli_read import numbered
     from analyzer.filters import Selection
     from analyzer.life.model import Ended, attempt_key, packed_key
     from analyzer.pipeline import Analysis
@@ -100,7 +100,7 @@ def test_ended_events_get_their_attempts_numbers_on_a_real_capture() -> None:
             listed += 1
             a = d.attempt
             expected[attempt_key(a.first_frame, a.sequence, a.stream_id)] = listed
-    ended = [e for e in _numbered(iter(events), Selection(), Counter()) if isinstance(e, Ended)]
+    ended = [e for e in numbered(iter(events), Selection(), Counter()) if isinstance(e, Ended)]
     assert len(ended) >= 5
     assert [e.number for e in ended] == [expected[e.key] for e in ended]
     assert all(isinstance(packed_key(e.key), int) for e in ended)

@@ -216,3 +216,67 @@ def test_the_bytes_kept_for_retransmissions_are_those_of_reading_every_segment(
                      for key, (conn, side) in run._reassembler.flows.items() if side == 0})
     assert kept[0] == kept[1]
     assert sum(len(b) for sides in kept[0].values() for b in sides) > 100_000
+
+
+def test_records_opened_into_a_reused_buffer_give_what_a_new_buffer_per_record_gives(
+        tls13: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The skip opens TLS 1.3 records with the AEAD's `decrypt_into` and one reused buffer
+    (tls/passing.py `OPEN_INTO`); its twin, `decrypt`, gives the same, whole and with a
+    record that does not authenticate (it goes the usual way in both), and the skip takes
+    the same frames either way."""
+    from analyzer.tls import passing
+
+    def change(records: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
+        big = [i for i, (_, data) in enumerate(records) if len(data) > 1000]
+        when, data = records[big[len(big) // 2]]
+        records[big[len(big) // 2]] = (when, data[:700] + bytes((data[700] ^ 1,)) + data[701:])
+        return records
+
+    corrupt = tmp_path / "corrupt.pcap"
+    _rewrite(tls13, corrupt, change)
+    keys = Path(str(tls13) + ".keys")
+    for capture in (tls13, corrupt):
+        seen = []
+        for into in (True, False):
+            monkeypatch.setattr(passing, "OPEN_INTO", into)
+            fast, counts, run = _read(capture, keys, True)
+            assert run._ledger.total > 0
+            seen.append((fast, counts, run._ledger.total))
+        assert seen[0] == seen[1]  # the same attempts, and the same frames taken in C
+        assert seen[0][0] == _read(capture, keys, False)[0]
+
+
+@pytest.mark.parametrize("tuning", ["sweeps", "sweeps_idle", "sweeps_evict"])
+def test_sweeps_among_passing_states_give_what_reading_every_segment_gives(
+        tls13: Path, monkeypatch: pytest.MonkeyPatch, tuning: str) -> None:
+    """A sweep brings up to date only the passing states it may act on (tls/passing.py
+    `_before_sweep`); the others stay in C across it. Sweeping every 64 segments, with
+    connections going idle under it (a 10 ms timeout) or evicted over a cap of 3, gives
+    what the per-segment path gives; and with neither, some states did stay in C."""
+    from analyzer.tls import passing
+
+    kept_across: list[int] = []
+    before_sweep = passing._before_sweep
+
+    def watched(ledger: Any, reassembler: Any, now: float) -> None:
+        before_sweep(ledger, reassembler, now)
+        kept_across.append(len(ledger.dirty))
+
+    monkeypatch.setattr(passing, "_before_sweep", watched)
+    keys = Path(str(tls13) + ".keys")
+    results = []
+    for compiled in (True, False):
+        run = Analysis(compiled=compiled, secrets=load_keylog(keys.read_bytes()),
+                       max_connections=3 if tuning == "sweeps_evict" else 200_000)
+        table = run._reassembler
+        table._sweep_every = table._until_sweep = 64
+        if tuning == "sweeps_idle":
+            table._idle_timeout = 0.01
+        out = list(run.feed_records(read_records([str(tls13)], []))) + run.finish()
+        results.append(sorted((attempt_fields(d) for d in out), key=repr))
+        stats = run.stats
+        results.append((stats.frames, stats.ordinary_exchanges, stats.tls_decrypted))
+    assert results[0] == results[2] and results[1] == results[3]
+    assert results[0]
+    if tuning == "sweeps":
+        assert max(kept_across) > 0

@@ -129,13 +129,23 @@ def test_without_keys_a_working_session_is_counted_not_listed(tmp_path: Path,
                                                               keylog: Path) -> None:
     conversation = _wss(tmp_path, keylog, True)
     pcap = write(tmp_path / "wss.pcap", conversation.chunks)
-    for keys in (None, KeyStore()):  # no --keylog, and a key log without this session
+    # no --keylog, and a key log without this session (asking for --keylog would not help)
+    for keys, why in ((None, "no key"), (KeyStore(), "not in the key log")):
         found, run = analyse(pcap, keys)
         assert found == []
         assert run.stats.tls_uninspected == 1
         listed = run.stats.tls_uninspected_listed[0]
         assert (listed.sni, listed.alpn, listed.version) == ("localhost", "http/1.1", "TLS 1.3")
         assert listed.first_frame == 4  # SYN, SYN-ACK, ACK, ClientHello
+        assert listed.reason == why
+    plain = run_cli("read", str(pcap)).stdout
+    assert "1 to SNI localhost with ALPN http/1.1; use --keylog" in plain
+    other = tmp_path / "other.keys"  # another process's key log
+    other.write_text("CLIENT_RANDOM " + "ab" * 32 + " " + "cd" * 48 + "\n")
+    given = run_cli("read", str(pcap), "--keylog", str(other)).stdout
+    assert "1 to SNI localhost with ALPN http/1.1 (not in the key log); use the key log of " \
+           "the client process" in given
+    assert "use --keylog" not in given
 
 
 def test_wrong_key_is_inconclusive(tmp_path: Path, keylog: Path) -> None:

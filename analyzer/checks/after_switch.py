@@ -55,8 +55,9 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     tcp = attempt.tcp
     ev = frames_of(attempt.response)
     # Only the side that closed first can have refused the switch; the other merely followed.
+    # (A lost FIN has the time of the other side's end that acknowledged it: it came first.)
     hang_ups = sorted(
-        (end.time, check, side, first_bytes, end, end is rst)
+        (end.time, not end.lost, check, side, first_bytes, end, end is rst)
         for check, side, first_bytes, fin, rst in (
             ("client_hung_up_after_switch", "client", after.client_first, tcp.client_fin,
              tcp.client_rst),
@@ -66,7 +67,7 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
         if (end := _earliest(fin, rst)) is not None
     )
     if hang_ups:
-        when, check, side, first_bytes, end, is_rst = hang_ups[0]
+        when, _lost, check, side, first_bytes, end, is_rst = hang_ups[0]
         if first_bytes is None and 0 <= when - after.switch_time <= window:
             how = "RST" if is_rst else "FIN"
             findings.append(Finding(check, "WebSocket frames" if facts.websocket else "data",

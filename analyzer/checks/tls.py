@@ -10,7 +10,14 @@ from __future__ import annotations
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.first_bytes import Start, classify_first_bytes, describe_start
-from analyzer.exchange.model import Attempt, AttemptKind, TcpEvent, TlsAlert, TlsInfo
+from analyzer.exchange.model import (
+    Attempt,
+    AttemptKind,
+    TcpEvent,
+    TlsAlert,
+    TlsInfo,
+    came_first,
+)
 
 PATIENCE_SECONDS = 1.0  # as in transport.py: a capture that ends sooner cannot say "no answer"
 # nginx's 400 bodies with `ssl_verify_client on` (ngx_http_request.c).
@@ -204,7 +211,7 @@ def _no_server_hello(attempt: Attempt, hello: tuple[int, ...]) -> Finding:
     tcp = attempt.tcp
     start = attempt.tcp.syn.time if attempt.tcp.syn else 0.0
     server_end, client_end = _end_of("server", attempt), _end_of("client", attempt)
-    if server_end is not None and (client_end is None or server_end.frame <= client_end.frame):
+    if server_end is not None and (client_end is None or not came_first(client_end, server_end)):
         how = "RST" if server_end is tcp.server_rst else "FIN"
         return Finding("tls_no_server_hello", "a ServerHello",
                        f"server {how} after the ClientHello", hello + (server_end.frame,))
@@ -223,12 +230,13 @@ def _no_server_hello(attempt: Attempt, hello: tuple[int, ...]) -> Finding:
 def _after_server_hello(attempt: Attempt, tls: TlsInfo, findings: list[Finding]) -> list[Finding]:
     server_end, client_end = _end_of("server", attempt), _end_of("client", attempt)
     client_first = client_end is not None and (
-        server_end is None or client_end.frame < server_end.frame)
+        server_end is None or came_first(client_end, server_end))
     flight = tls.server_flight_frame or tls.server_hello_frame
     client_alert = next((a for a in tls.alerts if a.side == "client"), None)
     if not tls.client_finished:
         if client_first and client_end is not None:
-            how = "RST" if client_end is attempt.tcp.client_rst else "FIN"
+            how = "RST" if client_end is attempt.tcp.client_rst else \
+                "FIN (not captured)" if client_end.lost else "FIN"
             said = " after an encrypted alert" if client_alert is not None else ""
             return [*findings, Finding(
                 "tls_certificate_rejected", "the client's Finished",

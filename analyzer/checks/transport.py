@@ -6,7 +6,7 @@ from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.checks.h2 import decided_by_h2
 from analyzer.checks.tls import tls_refused
-from analyzer.exchange.model import Attempt, AttemptKind, Gap, Message
+from analyzer.exchange.model import Attempt, AttemptKind, Gap, Message, came_first
 from analyzer.exchange.tracker import RESPONSE_TIMEOUT
 
 # An answer is not yet overdue this soon after a SYN or a request (the first SYN retransmission
@@ -112,7 +112,9 @@ def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
                         "request",
                         evidence + (tcp.server_rst.frame,))]
     if tcp.server_fin is not None and tcp.server_fin.time >= start and (
+        # (a lost client FIN has the time of the server's FIN that acknowledged it)
         tcp.client_fin is None or tcp.server_fin.time <= tcp.client_fin.time
+        and not came_first(tcp.client_fin, tcp.server_fin)
     ):
         return [Finding("no_response_server_closed", "a response",
                         f"server FIN {1000 * (tcp.server_fin.time - start):.0f} ms after the "

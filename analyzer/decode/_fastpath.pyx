@@ -16,9 +16,10 @@ Built by setup.py with Cython when a C compiler is there; without it the pure-Py
 and gives the same results, more slowly (`analyzer.decode.decoder.FASTPATH_COMPILED`).
 """
 
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyObject_GenericSetAttr
 
 cdef extern from *:
     # PyTuple_GET_ITEM on a borrowed PyObject* without Cython's reference counting.
@@ -66,22 +67,28 @@ cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_
                           Follow follow):
     """`ignored_frame_test` on the frame at ``frame`` (``size`` bytes), or a frame that a
     `Passing` connection's state, the life table ``lives`` or ``follow`` (a followed
-    connection's next segment, `_follow.pxi`) takes (time ``t``)."""
+    connection's next segment, `_follow.pxi`) takes (time ``t``), or that ``follow`` feeds
+    to the reassembler whole (`Follow.feed`: the full path, SYNs and FINs mostly)."""
     cdef const unsigned char* ip = _tcp_over_ipv4(frame, size, l3)
     cdef PyObject* entry
     cdef object conn, passing
-    if ip is NULL or ip[33] & 0x02:  # a SYN may open a new connection: never skipped
+    if ip is NULL:
         return False
+    if ip[33] & 0x02:  # a SYN may open a new connection: never skipped, but maybe fed
+        return follow is not None and follow.feed(frame, size, l3, t, index)
     entry = PyDict_GetItem(flows, PyBytes_FromStringAndSize(<const char*>ip + 12, 12))
     if entry is NULL:  # a connection in life is in the life table, not in ``flows``
-        return lives is not None and lives.count and lives.take_frame(ip, size, l3, t)
+        if lives is not None and lives.count and lives._find(ip + 12, 12) >= 0:
+            return lives.take_frame(ip, size, l3, t)
+        return follow is not None and follow.feed(frame, size, l3, t, index)
     conn = <object>PyTuple_GET_ITEM(entry, 0)
     if conn.ignored:
         return True
     passing = conn.passing
     if passing is None:
-        return follow is not None and follow.take(
-            conn, <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t, index)
+        return follow is not None and (
+            follow.take(conn, <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t,
+                        index) or follow.feed(frame, size, l3, t, index))
     return (<Passing>passing).take(
         <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t, index)
 
@@ -210,3 +217,7 @@ include "_follow.pxi"
 
 # --- WebSocket frames in the watch window: the header walk compiled -------------------------
 include "_ws_frames.pxi"
+
+
+# --- the header lines of a plain HTTP head -----------------------------------------------------
+include "_heads.pxi"

@@ -21,14 +21,46 @@ cdef class Follow:
     cdef public object arm  # tls.passing.arm, after a take that made the connection passing
     cdef public Ledger ledger
     cdef public long long taken
+    # The full path (`feed`): ``fed`` counts its segments; ``started`` once the run has
+    # counted its first frame itself (`Analysis._saw`: the capture's first time)
+    cdef public object feed_segment
+    cdef public long long fed
+    cdef public long long fins  # bare FINs taken (`_fin`), counted in ``taken`` too
+    cdef public bint started
 
     def __init__(self, reassembler, decided, arm, Ledger ledger):
         self.reassembler = reassembler
         self.take_plain = reassembler.take_plain
+        self.feed_segment = reassembler.feed
         self.decided = decided
         self.arm = arm
         self.ledger = ledger
         self.taken = 0
+        self.fed = 0
+        self.fins = 0
+        self.started = False
+
+    cdef bint feed(self, const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
+                   double t, Py_ssize_t index) except -1:
+        """The pipeline's full path for a frame `peek_flow` gives a key and neither the
+        ignored test nor a take handles (SYNs, FINs, RSTs, a new connection's first frame,
+        reordered or retransmitted bytes): `Reassembler.feed` of its `peek_segment`, as
+        `Analysis.feed_records` does for it, without the round through the Python reader
+        and loop. Not when something waits in Python first: a decided attempt (handed on
+        before the next record), a passing state to bring up to date (`sync_before_feed`),
+        or the run's first frame (`Analysis._saw` keeps its time)."""
+        cdef Ledger ledger = self.ledger
+        cdef object reassembler = self.reassembler
+        if not self.started or self.decided or ledger.dirty:
+            return False
+        if ledger.passed:  # what this skip call took so far, counted as `wrap_skip` would
+            reassembler._until_sweep -= ledger.passed
+            reassembler.now = ledger.last_time
+            ledger.passed = 0
+        self.feed_segment(_segment_at(frame, size, l3, ledger.base + index, t))
+        ledger.limit = reassembler._until_sweep - 1  # as after a take
+        self.fed += 1
+        return True
 
     cdef bint take(self, object conn, int side, const unsigned char* frame, Py_ssize_t size,
                    Py_ssize_t l3, const unsigned char* ip, double t, Py_ssize_t index) except -1:
@@ -36,7 +68,8 @@ cdef class Follow:
         cdef Py_ssize_t total, packet_end, start
         cdef object payload
         cdef object reassembler = self.reassembler
-        if ip[33] & 0x07 or self.decided:  # SYN, FIN, RST: the full path
+        cdef unsigned char flags = ip[33]
+        if flags & 0x06 or self.decided:  # SYN, RST: the full path
             return False
         # `peek_payload`'s payload, when nothing is missing (the snaplen cut nothing)
         total = (ip[2] << 8) | ip[3]
@@ -52,9 +85,16 @@ cdef class Follow:
             reassembler._until_sweep -= ledger.passed
             reassembler.now = ledger.last_time
             ledger.passed = 0
-        if conn.life is None:
+        if flags & 0x01:  # a FIN: without bytes, of a connection not in life
+            if payload or conn.life is not None:
+                return False
+            taken = self._fin(reassembler, conn, side, _u32(ip + 24, False),
+                              _u32(ip + 28, False), flags, ledger.base + index, t)
+            if taken:
+                self.fins += 1
+        elif conn.life is None:
             taken = self._take(reassembler, conn, side, _u32(ip + 24, False),
-                               _u32(ip + 28, False), ip[33], payload, ledger.base + index, t)
+                               _u32(ip + 28, False), flags, payload, ledger.base + index, t)
         else:  # after the watch: the life's facts, or into the life table (Python's own)
             taken = self.take_plain(conn, side, _u32(ip + 24, False), _u32(ip + 28, False),
                                     ip[33], payload, ledger.base + index, t)
@@ -97,17 +137,111 @@ cdef class Follow:
         reassembler._until_sweep -= 1
         conn.last_time = t
         if flags & 0x10 and there_base is not None and not conn.ignored:
-            # `Reassembler._peer_acked(conn, 1 - side, ack)`, with `_Direction.offset_of`
-            next_offset = there.next_offset
-            diff = ack - <unsigned int>there_base - <unsigned int>next_offset
-            acked = next_offset + <long long>diff
-            if diff >= _HALF:
-                acked -= 1LL << 32
-            if there.fin:
-                acked -= 1
-            if acked > there.acked and acked - next_offset < _HALF:
-                there.acked = acked
+            _peer_acked(there, there_base, ack, frame, t, here.next_offset)
         if n:
-            here.advance(payload)
-            conn.listener.on_data(side, here.next_offset - n, payload, frame, t)
+            next_offset = here.next_offset + n
+            _advance(here, next_offset, payload, n)
+            conn.listener.on_data(side, next_offset - n, payload, frame, t)
         return True
+
+
+    cdef bint _fin(self, object reassembler, object conn, int side, unsigned int seq,
+                   unsigned int ack, unsigned char flags, long long frame, double t) except -1:
+        """`Reassembler.feed` of a FIN without bytes (nor SYN nor RST) of a connection not in
+        life, step by step (its plain twin, with `InOrder._segment`'s FIN branch): the
+        direction's end, the listener's `on_fin`, and the close when the other side had
+        ended too (`Reassembler._close`, Python's own). False, with nothing changed, for a
+        connection whose listener is still to be made, already closing, or before the sweep;
+        the FIN's own bytes and reordering need no more here: a FIN carries its offset."""
+        cdef object here, there, base, there_base, life
+        cdef long long next_offset, offset
+        cdef unsigned int diff
+        if reassembler._until_sweep <= 1 or conn.closing or conn.syns is not None:
+            return False
+        sides = conn.sides
+        here = sides[side]
+        base = here.base
+        listener = conn.listener
+        if base is None or listener is None:
+            return False
+        there = sides[1 - side]
+        there_base = there.base
+        reassembler.now = t
+        reassembler._until_sweep -= 1
+        conn.last_time = t
+        if flags & 0x10 and there_base is not None:
+            _peer_acked(there, there_base, ack, frame, t, here.next_offset)
+        if (not here.fin and not here.rst and there_base is not None and not there.fin
+                and not there.rst and there.acked == there.next_offset + 1):
+            # `InOrder._segment` before a FIN: the other side's FIN, lost, may be proved now
+            reassembler._lost_fin(conn, 1 - side, frame, t)
+        if not here.fin:
+            here.fin = True
+            # `_Direction.offset_of(seq)`
+            next_offset = here.next_offset
+            diff = seq - <unsigned int>base - <unsigned int>next_offset
+            offset = next_offset + <long long>diff
+            if diff >= _HALF:
+                offset -= 1LL << 32
+            here.fin_end = offset
+            here.fin_evidence = (frame, t)
+            listener.on_fin(side, frame, t)
+            life = conn.life
+            if life is not None:  # the listener let it go into life just now
+                if life.fin(side, frame, t):
+                    reassembler._finish(conn, t, "closed")
+                return True
+            if conn.sides[1 - side].fin:
+                reassembler._close(conn, t, "closed")
+        if conn.closing and not conn.finished:  # it closed with bytes missing (`_close`)
+            reassembler._closing_segment(conn, t)
+        return True
+
+
+cdef int _peer_acked(object there, object there_base, unsigned int ack, long long frame,
+                     double t, long long here_offset) except -1:
+    """`Reassembler._peer_acked(conn, side, ack, frame, t)` for the direction ``there`` (its
+    plain twin) whose stream starts at sequence number ``there_base``, with
+    `_Direction.offset_of`; ``here_offset``: the acknowledging direction's next offset."""
+    cdef long long next_offset = there.next_offset
+    cdef unsigned int diff = ack - <unsigned int>there_base - <unsigned int>next_offset
+    cdef long long acked = next_offset + <long long>diff
+    if diff >= _HALF:
+        acked -= 1LL << 32
+    if there.fin:
+        acked -= 1
+    if acked > there.acked and acked - next_offset < _HALF:
+        there.acked = acked
+        if acked == next_offset + 1 and frame and not there.fin:
+            # a lost FIN's proof, and where the acknowledging side's bytes were then
+            there.fin_evidence = (frame, t, here_offset)
+    return 0
+
+
+cdef object _NOTHING_YET = None  # reassembly.connection._NOTHING_YET
+cdef Py_ssize_t _KEEP = 0  # reassembly.connection.RECENT_BYTES
+
+
+cdef int _advance(object here, long long next_offset, bytes payload, Py_ssize_t n) except -1:
+    """`reassembly.connection._Direction.advance(payload)` (its plain twin) on ``here``, whose
+    next offset becomes ``next_offset``: the delivered bytes are kept (`RECENT_BYTES`, twice
+    that before a trim) without a Python call per segment (35,000 on the dense benchmark)."""
+    global _NOTHING_YET, _KEEP
+    cdef bytearray recent
+    cdef Py_ssize_t size
+    if _NOTHING_YET is None:
+        from analyzer.reassembly.connection import _NOTHING_YET as nothing, RECENT_BYTES
+        _NOTHING_YET, _KEEP = nothing, RECENT_BYTES
+    here.next_offset = next_offset
+    kept = here.recent
+    if kept is _NOTHING_YET:
+        recent = bytearray()
+        here.recent = recent
+    else:
+        recent = kept
+    size = len(recent)
+    PyByteArray_Resize(recent, size + n)
+    memcpy(PyByteArray_AS_STRING(recent) + size, <const char*>payload, n)
+    if size + n > 2 * _KEEP:
+        del recent[:size + n - _KEEP]
+    return 0

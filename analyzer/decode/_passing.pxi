@@ -9,7 +9,7 @@ cdef extern from *:
     Py_ssize_t PyByteArray_GET_SIZE(object bytearray)
 
 from libc.string cimport memcpy, memmove
-from cpython.buffer cimport PyBUF_READ
+from cpython.buffer cimport PyBUF_READ, PyBUF_WRITE
 from cpython.memoryview cimport PyMemoryView_FromMemory
 
 cdef unsigned int _HALF = 0x80000000u
@@ -73,6 +73,11 @@ cdef class Passing:
     # usual way, which reads the record from its bytes.
     cdef public bint opening
     cdef public object decrypt
+    # ``decrypt_into(nonce, body, header, out)`` of the same AEAD when there is one (None:
+    # ``decrypt``, which makes a new 16 KiB bytes object per record): the plaintext goes into
+    # ``out``, reused from record to record (tls/passing.py `offer_open`)
+    cdef public object decrypt_into
+    cdef object out  # bytearray of _MAX_RECORD bytes, made at the first record opened
     cdef public bytes iv  # RFC 8446 §5.3: the per-record nonce is this XOR the sequence number
     cdef public object invalid  # the exception ``decrypt`` raises for a record that does not open
     cdef public long long sequence  # the current record's sequence number
@@ -99,6 +104,11 @@ cdef class Passing:
     cdef public bint acked_here, acked_peer
     cdef public unsigned int ack_here  # highest ack of ``side``'s segments (of the peer's bytes)
     cdef public unsigned int ack_peer  # highest ack of the peer's ACKs (of ``side``'s bytes)
+    # The frame and time of the segment that raised each ack to its value (the first to
+    # acknowledge it: a lost FIN's proof, reassembly/delivery.py `_lost_fin`), and for
+    # ``side``'s own, its bytes taken before that segment's
+    cdef public long long ack_here_frame, ack_peer_frame, ack_here_bytes
+    cdef public double ack_here_time, ack_peer_time
 
     def __init__(self, conn, Ledger ledger, int side):
         self.conn = conn
@@ -111,6 +121,8 @@ cdef class Passing:
         self.gather = False
         self.opening = False
         self.decrypt = None
+        self.decrypt_into = None
+        self.out = None
         self.iv = None
         self.invalid = None
         self.sequence = 0
@@ -128,6 +140,8 @@ cdef class Passing:
         self.deadline = float("inf")
         self.bytes = self.records = self.plain = self.frames = 0
         self.acked_here = self.acked_peer = False
+        self.ack_here_frame = self.ack_peer_frame = self.ack_here_bytes = 0
+        self.ack_here_time = self.ack_peer_time = 0.0
 
     cdef bint take(self, int side, const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
                    const unsigned char* ip, double t, Py_ssize_t index) except -1:
@@ -153,8 +167,10 @@ cdef class Passing:
         if side != self.side:
             if n:  # the other direction speaks: a reader must see it
                 return False
-            if not self.acked_peer or ack - self.ack_peer < _HALF:
+            if not self.acked_peer or (ack != self.ack_peer and ack - self.ack_peer < _HALF):
                 self.ack_peer = ack
+                self.ack_peer_frame = ledger.base + index
+                self.ack_peer_time = t
             self.acked_peer = True
         else:
             if n:
@@ -167,7 +183,7 @@ cdef class Passing:
                 if self.opening:
                     if not self._open(q, n, ledger.base + index, t):
                         return False
-                    return self._took_bytes(q, n, seq, ack, t)
+                    return self._took_bytes(q, n, seq, ack, t, ledger.base + index)
                 to_header = self.to_header
                 if self.gather:
                     if not to_header:  # a record starts here: its header must be whole
@@ -183,7 +199,7 @@ cdef class Passing:
                         self.kept_time = t
                     _append(self.kept, q, n)
                     self.to_header = to_header - n
-                    return self._took_bytes(q, n, seq, ack, t)
+                    return self._took_bytes(q, n, seq, ack, t, ledger.base + index)
                 plain = self.plain
                 if not self.absorbed and self.carry_plain >= 0:
                     plain += self.carry_plain
@@ -213,10 +229,8 @@ cdef class Passing:
                 self.to_header = to_header
                 self.plain = plain
                 self.records += records
-                return self._took_bytes(q, n, seq, ack, t)
-            if not self.acked_here or ack - self.ack_here < _HALF:
-                self.ack_here = ack
-            self.acked_here = True
+                return self._took_bytes(q, n, seq, ack, t, ledger.base + index)
+            self._acked_here(ack, ledger.base + index, t)
         return self._taken(t)
 
     cdef bint _open(self, const unsigned char* q, Py_ssize_t n, long long frame,
@@ -295,18 +309,30 @@ cdef class Passing:
             nonce[i] = iv[i]
         for i in range(8):
             nonce[11 - i] ^= (sequence >> (8 * i)) & 0xFF
+        if self.decrypt_into is not None and self.out is None:
+            self.out = PyByteArray_FromStringAndSize(NULL, _MAX_RECORD)
         try:
             # views, not copies, of the gathered bytes: they do not move during the call
-            opened = self.decrypt(
-                PyBytes_FromStringAndSize(<const char*>nonce, 12),
-                PyMemoryView_FromMemory(<char*>record + 5, length - 5, PyBUF_READ),
-                PyMemoryView_FromMemory(<char*>record, 5, PyBUF_READ))
+            if self.decrypt_into is not None:
+                # the plaintext is the body less the 16-byte tag (`openable` asks for it)
+                end = length - 5 - 16
+                self.decrypt_into(
+                    PyBytes_FromStringAndSize(<const char*>nonce, 12),
+                    PyMemoryView_FromMemory(<char*>record + 5, length - 5, PyBUF_READ),
+                    PyMemoryView_FromMemory(<char*>record, 5, PyBUF_READ),
+                    PyMemoryView_FromMemory(PyByteArray_AS_STRING(self.out), end, PyBUF_WRITE))
+                inner = <const unsigned char*>PyByteArray_AS_STRING(self.out)
+            else:
+                opened = self.decrypt(
+                    PyBytes_FromStringAndSize(<const char*>nonce, 12),
+                    PyMemoryView_FromMemory(<char*>record + 5, length - 5, PyBUF_READ),
+                    PyMemoryView_FromMemory(<char*>record, 5, PyBUF_READ))
+                inner = <bytes>opened
+                end = len(<bytes>opened)
         except Exception as error:
             if isinstance(error, self.invalid):
                 return -1
             raise
-        inner = <bytes>opened
-        end = len(<bytes>opened)
         while end and inner[end - 1] == 0:
             end -= 1
         if not end or inner[end - 1] != 23:
@@ -366,16 +392,22 @@ cdef class Passing:
         self.filled = self.held = len(held)
 
     cdef bint _took_bytes(self, const unsigned char* q, Py_ssize_t n, unsigned int seq,
-                          unsigned int ack, double t) except -1:
+                          unsigned int ack, double t, long long number) except -1:
         """``n`` bytes of ``side`` at ``seq`` went by in C (passed, opened or gathered):
         counted, kept for retransmission compares, with the ACK their segment carried."""
+        self._acked_here(ack, number, t)  # before the bytes, as the per-segment path does
         self.bytes += n
         self.next_seq = seq + <unsigned int>n
         self._keep(q, n)
-        if not self.acked_here or ack - self.ack_here < _HALF:
-            self.ack_here = ack
-        self.acked_here = True
         return self._taken(t)
+
+    cdef void _acked_here(self, unsigned int ack, long long number, double t):
+        if not self.acked_here or (ack != self.ack_here and ack - self.ack_here < _HALF):
+            self.ack_here = ack
+            self.ack_here_frame = number
+            self.ack_here_time = t
+            self.ack_here_bytes = self.bytes
+        self.acked_here = True
 
     cdef bint _taken(self, double t):
         cdef Ledger ledger = self.ledger

@@ -134,8 +134,8 @@ class H2Stage:
     def on_syn(self, side: int, frame: int, time: float, with_ack: bool) -> None:
         self._tcp.syn(frame, time, with_ack)
 
-    def on_fin(self, side: int, frame: int, time: float) -> None:
-        self._tcp.fin_of(side, frame, time)
+    def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
+        self._tcp.fin_of(side, frame, time, lost)
         if self._client is not None:
             self._handle(self._reader.end(self._h2_side(side), frame, time))
         if self._lives:

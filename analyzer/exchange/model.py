@@ -61,6 +61,15 @@ class Message:
 class TcpEvent:
     frame: int
     time: float
+    # A FIN the capture lost: ``frame`` (the other side's FIN or RST) acknowledged it, so it
+    # came before that frame, and ``time`` is only an upper bound.
+    lost: bool = False
+
+
+def came_first(a: TcpEvent, b: TcpEvent) -> bool:
+    """Whether ``a`` came before ``b``: an earlier frame, or the lost FIN ``b``'s frame
+    acknowledged (one frame cannot carry both sides' ends otherwise)."""
+    return a.frame < b.frame or (a.frame == b.frame and a.lost and not b.lost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +147,11 @@ class CertificateInfo:
     not_after: float = 0.0
 
 
+# Why a TLS session was not read, the two that a key would fix (TlsSessionSummary.reason).
+NO_KEY = "no key"  # no key log (nor embedded secrets) was given
+NOT_IN_KEY_LOG = "not in the key log"  # one was, without this session's client random
+
+
 @dataclass(frozen=True, slots=True)
 class TlsSessionSummary:
     """A TLS session that carried application data the run could not read (no key for it),
@@ -150,7 +164,7 @@ class TlsSessionSummary:
     version: str
     first_frame: int
     last_frame: int
-    reason: str  # "no key", "no key in the key log", "HTTP/2 not analysed"
+    reason: str  # NO_KEY, NOT_IN_KEY_LOG, "cipher suite not supported", "HTTP/2 not analysed"...
 
 
 @dataclass(frozen=True, slots=True)

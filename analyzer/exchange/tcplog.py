@@ -27,7 +27,8 @@ class TcpLog:
         self.syn_seen: tuple[int, float] | None = None  # the originator's first SYN
         self.syn_count = 0
         self.syn_ack: tuple[int, float] | None = None
-        self.fin: list[tuple[int, float] | None] = [None, None]
+        # (frame, time), or (frame, time, True) for a FIN the capture lost (delivery.py)
+        self.fin: list[tuple[int, float] | tuple[int, float, bool] | None] = [None, None]
         self.rst: list[tuple[int, float] | None] = [None, None]
         self.gaps: list[tuple[int, int, int, int, float]] = []  # side, offset, length, frame, time
         self.conflicts: list[tuple[int, int, int, int, float]] = []
@@ -43,9 +44,9 @@ class TcpLog:
             if self.syn_seen is None:
                 self.syn_seen = (frame, time)
 
-    def fin_of(self, side: int, frame: int, time: float) -> None:
+    def fin_of(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         if self.fin[side] is None:
-            self.fin[side] = (frame, time)
+            self.fin[side] = (frame, time, True) if lost else (frame, time)
 
     def rst_of(self, side: int, frame: int, time: float) -> None:
         if self.rst[side] is None:
@@ -96,5 +97,5 @@ class TcpLog:
         return Endpoint(a, ap) if side == 0 else Endpoint(b, bp)
 
 
-def _event(seen: tuple[int, float] | None) -> TcpEvent | None:
+def _event(seen: tuple[int, float] | tuple[int, float, bool] | None) -> TcpEvent | None:
     return TcpEvent(*seen) if seen is not None else None

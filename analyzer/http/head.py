@@ -364,6 +364,36 @@ def _plain_headers(lines: str) -> Headers:
     return Headers.indexed(tuple(fields), index)
 
 
+def _plain_request(text: str) -> tuple[str, str, str, Headers] | None:
+    """Method, target, version and fields of a head that matches _PLAIN_REQUEST_HEAD at the
+    start of ``text``, else None."""
+    plain = _PLAIN_REQUEST_HEAD.match(text)
+    if plain is None:
+        return None
+    method, target, version, fields = plain.groups()
+    return method, target, version, _plain_headers(fields)
+
+
+def _plain_response(text: str) -> tuple[str, str, str | None, Headers] | None:
+    """Version, status code, reason phrase (None without the SP after the code) and fields of
+    a head that matches _PLAIN_RESPONSE_HEAD at the start of ``text``, else None."""
+    plain = _PLAIN_RESPONSE_HEAD.match(text)
+    if plain is None:
+        return None
+    version, code, reason, fields = plain.groups()
+    return version, code, reason, _plain_headers(fields)
+
+
+# Their compiled twins (analyzer/decode/_heads.pxi, built by setup.py with the fast path): one
+# pass over the head where the pattern, its groups and the split of the field lines took
+# three (tests/test_http_head_compiled.py compares them).
+try:
+    from analyzer.decode._fastpath import plain_request as _request_parts
+    from analyzer.decode._fastpath import plain_response as _response_parts
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    _request_parts, _response_parts = _plain_request, _plain_response
+
+
 def _is_http_version(word: bytes) -> bool:
     return word[:5].upper() == b"HTTP/"
 
@@ -376,15 +406,15 @@ def parse_request_head(raw: bytes) -> RequestHead | None:
     """
     # match, not fullmatch: bytes after the empty line are ignored, as by the walk (no line before
     # that empty line is empty, so it is also the one find_head_end finds).
-    plain = _PLAIN_REQUEST_HEAD.match(raw.decode("latin-1"))
+    plain = _request_parts(raw.decode("latin-1"))
     if plain is None:
         return _walk_request_head(raw)
-    method, target, version, fields = plain.groups()
+    method, target, version, headers = plain
     return RequestHead(
         method=method,
         target=target,
         version=version,
-        headers=_plain_headers(fields),
+        headers=headers,
         raw=bytes(raw),
     )
 
@@ -432,15 +462,15 @@ def parse_response_head(raw: bytes) -> ResponseHead | None:
     A missing reason phrase is fine (RFC 9112 §4: "A client SHOULD ignore the reason-phrase
     content"). A status that is not a number gives ``status`` 0 and ``non_numeric_status``.
     """
-    plain = _PLAIN_RESPONSE_HEAD.match(raw.decode("latin-1"))  # match: as in parse_request_head
+    plain = _response_parts(raw.decode("latin-1"))  # a match: as in parse_request_head
     if plain is None:
         return _walk_response_head(raw)
-    version, code, reason, fields = plain.groups()
+    version, code, reason, headers = plain
     return ResponseHead(
         version=version,
         status=int(code),
         reason=(reason or "").strip(" \t"),  # None: no SP after the code
-        headers=_plain_headers(fields),
+        headers=headers,
         raw=bytes(raw),
     )
 

@@ -219,7 +219,7 @@ def start_life(conn: Connection, tcp: TcpLog, client: int, switch_time: float, t
         flow.tail = keep_tail(_EMPTY, bytes(direction.recent[-TAIL_BYTES:]))
         end = tcp.fin[side] or tcp.rst[side]
         if end is not None:
-            flow.end_frame, flow.end = end
+            flow.end_frame, flow.end = end[0], end[1]  # (a lost FIN has a third item)
             flow.reset = tcp.rst[side] is not None
         flows.append(flow)
     life = Life(key, client, switch_time, target[:_TARGET_CHARS], websocket,
@@ -243,7 +243,7 @@ def start_stream_life(key: tuple[int, int, int], client: int, switch_time: float
         flow.tail = keep_tail(_EMPTY, tails[side])
         end = ends[side]
         if end is not None:
-            flow.end_frame, flow.end = end
+            flow.end_frame, flow.end = end[0], end[1]  # (a lost FIN has a third item)
         flows.append(flow)
     life = Life(key, client, switch_time, target[:_TARGET_CHARS], websocket,
                 (flows[0], flows[1]), sink)

@@ -57,7 +57,10 @@ class _Direction:
     acked: int = 0  # highest offset the peer acknowledged (bytes below it were sent)
     fin: bool = False
     fin_end: int = 0  # the offset where the FIN said the stream ends
-    fin_evidence: tuple[int, float] = (0, 0.0)  # the FIN's frame and time
+    # The FIN's frame and time; before any FIN, the frame and time of the first segment that
+    # acknowledged one number past the bytes, and the other side's offset then (a lost FIN's
+    # proof, delivery.py `_lost_fin`).
+    fin_evidence: tuple[int, float] | tuple[int, float, int] = (0, 0.0)
     rst: bool = False
 
     def advance(self, data: bytes) -> None:

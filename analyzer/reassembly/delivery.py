@@ -82,7 +82,7 @@ class InOrder:
         elif here.base is None:
             here.base = seg.seq
         if flags & _ACK:
-            self._peer_acked(conn, 1 - side, seg.ack)
+            self._peer_acked(conn, 1 - side, seg.ack, seg.frame, seg.time)
         if conn.ignored:
             return
         payload = seg.payload
@@ -108,6 +108,10 @@ class InOrder:
                 self._data_gap(conn, side, here, offset + len(payload), seg.missing, seg)
         if conn.ignored:
             return
+        if flags & (_RST | _FIN) and not (here.fin or here.rst):
+            self._lost_fin(conn, 1 - side, seg.frame, seg.time)
+            if flags & _RST and here.offset_of(seg.seq) == here.next_offset + 1:
+                self._lost_fin(conn, side, seg.frame, seg.time)  # its RST came after its FIN
         if flags & _RST:
             here.rst = True
             listener.on_rst(side, seg.frame, seg.time)
@@ -130,6 +134,37 @@ class InOrder:
                 return
             if conn.sides[1 - side].fin:
                 self._close(conn, seg.time, "closed")
+
+    @staticmethod
+    def _lost_fin(conn: Connection, side: int, frame: int, time: float) -> None:
+        """The other side acknowledged exactly one sequence number past everything ``side``
+        sent, and ``side`` sent no FIN or RST the capture shows: when that side then closes
+        too (its FIN or RST is in ``frame``), or ``side`` resets one number past its bytes,
+        that number was ``side``'s FIN (a FIN occupies one, RFC 9293 §3.4), which the
+        capture lost. It is told as a FIN with the frame that first acknowledged it (so it
+        came before that frame; `model.came_first`), never as a 1-byte hole at the end of
+        the stream. Not when the other side sent bytes after acknowledging it: the layers
+        above read them as sent before any FIN, so the hole (cannot tell) stays.
+
+        A lost byte would read the same only if ``side`` sent a last byte and no FIN before
+        the other side closed: a 1-byte write left unfinished (a TLS record is at least 6
+        bytes, a WebSocket frame 2). A byte lost before a FIN the capture shows, or inside
+        the stream, is still a hole."""
+        there = conn.sides[side]
+        if (there.fin or there.rst or there.pending or there.base is None
+                or there.acked != there.next_offset + 1 or conn.listener is None):
+            return
+        proof = there.fin_evidence  # the first segment that acknowledged it (_peer_acked)
+        if len(proof) == 3:
+            if proof[2] != conn.sides[1 - side].next_offset:
+                return
+            frame, time = proof[0], proof[1]
+        there.fin = True
+        there.acked = there.fin_end = there.next_offset  # acked counts no FIN (_peer_acked)
+        there.fin_evidence = (frame, time)
+        conn.listener.on_fin(side, frame, time, lost=True)
+        if conn.life is not None:  # the listener let it go into life just now
+            conn.life.fin(side, frame, time)  # the other side's end follows at once
 
     def _make_listener(self, conn: Connection) -> bool:
         """The listener of a connection whose SYNs were kept, told of them; False when the
@@ -269,8 +304,11 @@ class InOrder:
             self._skip_to(conn, side, here, offset + length, seg.frame, seg.time)
 
     @staticmethod
-    def _peer_acked(conn: Connection, side: int, ack: int) -> None:
-        """The other side acknowledged ``ack``: any byte of ``side`` below it was sent."""
+    def _peer_acked(conn: Connection, side: int, ack: int, frame: int = 0,
+                    time: float = 0.0, offset: int | None = None) -> None:
+        """The other side acknowledged ``ack``: any byte of ``side`` below it was sent.
+        (``frame``: the acknowledging segment's, kept when it may prove a lost FIN, with
+        ``offset``, the acknowledging side's next offset then: by default, now.)"""
         there = conn.sides[side]
         if there.base is None or conn.ignored:
             return
@@ -279,6 +317,10 @@ class InOrder:
             acked -= 1  # the FIN's own sequence number
         if acked > there.acked and acked - there.next_offset < _HALF:
             there.acked = acked
+            if acked == there.next_offset + 1 and frame and not there.fin:
+                # a lost FIN's proof, and where the acknowledging side's bytes were then
+                there.fin_evidence = (frame, time, conn.sides[1 - side].next_offset
+                                      if offset is None else offset)
 
     def _flush(self, conn: Connection, side: int, frame: int, time: float, end: int) -> None:
         """The direction ended: whatever still waits is after a hole that will never fill.
@@ -297,8 +339,13 @@ class InOrder:
         here = conn.sides[side]
         if here.fin_end > max(end, here.acked) and here.fin_end > here.next_offset:
             end = here.fin_end
-            frame, time = here.fin_evidence
+            frame, time = here.fin_evidence[0], here.fin_evidence[1]
         end = max(end, here.acked)
+        if (end == here.next_offset + 1 == here.acked and not (here.fin or here.rst)
+                and (other.fin or other.rst)):
+            # Acknowledged by a segment after the other side's close: the FIN that answered
+            # it, lost (see _lost_fin), not a byte. Nothing rests on when it came.
+            end = here.next_offset
         if end > here.next_offset and not conn.ignored:
             self._skip_to(conn, side, here, end, frame, time)
 

@@ -29,7 +29,8 @@ class StreamListener(Protocol):
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         """A segment re-sent ``length`` delivered bytes from ``offset`` with different bytes."""
 
-    def on_fin(self, side: int, frame: int, time: float) -> None: ...
+    def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
+        """``lost``: the capture lost the FIN; ``frame`` acknowledged it (delivery.py)."""
 
     def on_rst(self, side: int, frame: int, time: float) -> None: ...
 

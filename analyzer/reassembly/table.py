@@ -127,10 +127,15 @@ class Reassembler(InOrder, LifeRouting):
             return
         self._segment(conn, side, seg)
         if conn.closing and not conn.finished:
-            conn.closing -= 1
-            if not conn.closing or not any(_waits(here) for here in conn.sides):
-                conn.closing = conn.closing or 1
-                self._finish(conn, seg.time, conn.closing_reason)
+            self._closing_segment(conn, seg.time)
+
+    def _closing_segment(self, conn: Connection, time: float) -> None:
+        """One more segment of a connection that closed with bytes missing (`_close`): it
+        ends once they have come or its LATE_SEGMENTS are spent."""
+        conn.closing -= 1
+        if not conn.closing or not any(_waits(here) for here in conn.sides):
+            conn.closing = conn.closing or 1
+            self._finish(conn, time, conn.closing_reason)
 
     def take_plain(
         self, conn: Connection, side: int, seq: int, ack: int, flags: int, payload: bytes,
@@ -175,7 +180,7 @@ class Reassembler(InOrder, LifeRouting):
         self._until_sweep -= 1
         conn.last_time = time
         if flags & _ACK:
-            self._peer_acked(conn, 1 - side, ack)
+            self._peer_acked(conn, 1 - side, ack, frame, time)
         if payload:
             here.advance(payload)
             listener = conn.listener

@@ -162,6 +162,8 @@ def ladder_events(a: Attempt, clean: Cleaner) -> list[LadderEvent]:
 
     def add(event: TcpEvent | None, from_client: bool, label: str) -> None:
         if event is not None:
+            if event.lost:  # the frame is the other side's, which acknowledged it
+                label += " (lost; acknowledged here)"
             events.append(LadderEvent(event.frame, event.time, from_client, label))
 
     syn = "SYN" if tcp.syn_count <= 1 else f"SYN (sent {tcp.syn_count} times)"
@@ -232,6 +234,11 @@ def _tls_section(a: Attempt, clean: Cleaner, paint: _Painter) -> str:
     if tls.hole_stop_frame:
         lines.append(f"  decryption stopped at frame {tls.hole_stop_frame}: nothing after a "
                      "capture hole authenticated")
+    if tls.decrypted and tls.hole_side and not tls.server_hello_frame:
+        # (tls/keying.py `server_hello_lost`: the records, not a guess, gave the suite)
+        lines.append("  the capture lost the ServerHello" + (
+            f" (hole at frame {tls.hole_frame})" if tls.hole_frame else "")
+            + ": the suite is the offered one whose keys authenticated the records")
     if tls.versions_offered:
         lines.append(f"  client offered: {', '.join(tls.versions_offered)}")
     for index, cert in enumerate(tls.certificates[:3]):

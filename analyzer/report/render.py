@@ -11,6 +11,7 @@ from typing import Any
 
 from analyzer.checks.catalogue import lookup
 from analyzer.correlate import Chain, Storm, redirect_chains, storms
+from analyzer.exchange.model import NO_KEY, NOT_IN_KEY_LOG
 from analyzer.life.groups import ClosedGroup, ClosedTally, abnormal_end
 from analyzer.life.model import Ended
 from analyzer.report.clock import UTC_CLOCK, Clock
@@ -254,12 +255,16 @@ def capture_lines(s: dict[str, Any]) -> list[str]:
 
 
 def tls_uninspected_line(count: int, listed: Sequence[dict[str, Any]]) -> str:
-    """"N TLS sessions could not be inspected (no key): M to SNI x with ALPN y; use --keylog"."""
+    """"N TLS sessions could not be inspected (no key): M to SNI x with ALPN y; use --keylog";
+    when a key log was given and lacks them, where their keys must come from instead."""
     groups = Counter((s["sni"] or "(no SNI)", s["alpn"] or "none", s["reason"]) for s in listed)
-    parts = [f"{n} to SNI {sni} with ALPN {alpn}" + ("" if why == "no key" else f" ({why})")
+    parts = [f"{n} to SNI {sni} with ALPN {alpn}" + ("" if why == NO_KEY else f" ({why})")
              for (sni, alpn, why), n in groups.most_common(3)]
     more = "; ..." if len(groups) > 3 else ""
-    hint = "; use --keylog" if any(s["reason"] == "no key" for s in listed) else ""
+    reasons = {s["reason"] for s in listed}
+    hint = "; use --keylog" if NO_KEY in reasons else (
+        "; use the key log of the client process that made them (SSLKEYLOGFILE set before "
+        "it started)" if NOT_IN_KEY_LOG in reasons else "")
     return (f"{count} TLS session(s) could not be inspected (no key): {'; '.join(parts)}{more}"
             f"{hint}")
 

@@ -243,7 +243,7 @@ class SpilledReport:
     def detail(self, view: Any, stats: RunStats, warnings: Sequence[CaptureWarning],
                text: Callable[[Diagnosis, Any], str], clock: Clock,
                apart: Counter[str] | None = None) -> bool:
-        """The detail view (``read --detail``, ``--attempt N``) as cli._emit prints it."""
+        """The detail view (``read --detail``, ``--attempt N``) as cli_read._emit prints it."""
         self._scan()
         if view.attempt is not None:
             rank = view.attempt - 1
@@ -257,7 +257,7 @@ class SpilledReport:
         for rank, record in self._kept_records():
             d = _numbered(self.spill.whole(record.full), rank + 1)
             click.echo(text(d, view), color=view.color)
-        # cli._emit prints the summary of the detail view with no warnings (stderr has them)
+        # cli_read._emit prints the summary of the detail view with no warnings (stderr has them)
         click.echo(summary_lines(self.summary(stats, (), view.show_secrets, apart), clock))
         return True
 
@@ -377,7 +377,7 @@ def emit_spilled(report: SpilledReport, fmt: str, stats: RunStats,
                  warnings: Sequence[CaptureWarning], view: Any,
                  detail_text: Callable[[Diagnosis, Any], str], style: TableStyle,
                  apart: Counter[str] | None = None, captures: tuple[str, ...] = ()) -> bool:
-    """cli._emit for a spilled report: the same output, from the records."""
+    """cli_read._emit for a spilled report: the same output, from the records."""
     write = sys.stdout.write
     secrets = view.show_secrets
     if view.summary_only:

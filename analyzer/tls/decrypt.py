@@ -80,11 +80,13 @@ class RecordOpener:
         self._aead = _make_aead(self.suite, self._keys.key)
         self.sequence = 0
 
-    def aead(self) -> tuple[Callable[[bytes, bytes, bytes], bytes], bytes]:
+    def aead(self) -> tuple[Callable[[bytes, bytes, bytes], bytes], Callable[..., int] | None,
+                            bytes]:
         """For tls/passing.py (TLS 1.3): the AEAD's ``decrypt(nonce, data, aad)`` with these
-        keys, and the IV that each record's nonce is made from (RFC 8446 §5.3)."""
+        keys, its ``decrypt_into(nonce, data, aad, out)`` (None in an older `cryptography`),
+        and the IV that each record's nonce is made from (RFC 8446 §5.3)."""
         assert self._aead is not None and self.suite.tls13
-        return self._aead.decrypt, self._keys.iv
+        return self._aead.decrypt, getattr(self._aead, "decrypt_into", None), self._keys.iv
 
     def _nonce(self) -> bytes:
         # RFC 8446 §5.3 and RFC 7905 §2: the sequence number, left-padded, XOR the IV.

@@ -13,8 +13,10 @@ from analyzer.tls.suites import SUITES
 from analyzer.tls.values import Decryption
 
 if TYPE_CHECKING:
+    from analyzer.tls.records import Record
     from analyzer.tls.session import TlsSession
 
+_DIGEST_SIZES = {"sha256": 32, "sha384": 48}  # a TLS 1.3 secret is as long as its hash
 
 
 def prepare_openers(session: TlsSession) -> None:
@@ -58,6 +60,59 @@ def prepare_openers(session: TlsSession) -> None:
                 client.tolerate_failures = True
     elif "CLIENT_RANDOM" not in secrets:
         session.decryption = Decryption.NO_KEY
+
+
+def server_hello_lost(session: TlsSession, side: int, record: Record, tries: int) -> None:
+    """A protected record of ``side``, and the ServerHello was lost in a hole: with the key
+    log's TLS 1.3 secrets, the suite that authenticates this record stands for the lost
+    ServerHello (version and suite alone), and the session is decrypted from here."""
+    hello = session.client_hello
+    if session.secrets is None or hello is None or 0x0304 not in hello.versions:
+        return
+    code = suite_from_record(session, side, record, tries)
+    if code:
+        from analyzer.tls.handshake import ServerHello
+
+        session.server_hello = ServerHello(legacy_version=0x0303, version=0x0304, suite=code)
+        prepare_openers(session)
+
+
+def suite_from_record(session: TlsSession, side: int, record: Record, tries: int) -> int:
+    """TLS 1.3 whose ServerHello the capture lost: the suite the server chose is the one of the
+    ClientHello's TLS 1.3 suites whose keys, made from the key log's secrets for ``side``
+    (its handshake or first application secret; the secret's length gives the hash),
+    authenticate ``record``, ``side``'s first protected record, at one of the first ``tries``
+    sequence numbers. 0 when none does, or more than one (never a guess)."""
+    hello = session.client_hello
+    if session.secrets is None or hello is None or session.client_side is None:
+        return 0
+    secrets = session.secrets.secrets_for(hello.random) or {}
+    prefix = "CLIENT" if side == session.client_side else "SERVER"
+    labelled = [secret for label in (f"{prefix}_HANDSHAKE_TRAFFIC_SECRET",
+                                     f"{prefix}_TRAFFIC_SECRET_0")
+                if (secret := secrets.get(label)) is not None]
+    from analyzer.tls.decrypt import DecryptError, RecordOpener
+    from analyzer.tls.keys import tls13_traffic_keys
+
+    found = set()
+    for code in dict.fromkeys(hello.suites):  # (offered twice is offered once)
+        suite = SUITES.get(code)
+        if suite is None or not suite.tls13:
+            continue
+        for secret in labelled:
+            if len(secret) != _DIGEST_SIZES[suite.hash]:
+                continue
+            opener = RecordOpener(suite, 0x0304, tls13_traffic_keys(suite, secret))
+            for sequence in range(tries):
+                opener.sequence = sequence
+                try:
+                    opener.open(record)
+                except DecryptError:
+                    continue
+                found.add(code)
+                break
+    return found.pop() if len(found) == 1 else 0
+
 
 def protect_tls12(session: TlsSession, side: int) -> None:
     direction = session._dirs[side]

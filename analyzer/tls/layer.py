@@ -31,6 +31,8 @@ from dataclasses import replace
 from analyzer.exchange.first_bytes import Start
 from analyzer.exchange.handoff import MAX_LISTED_TLS_SESSIONS, HandlerFactory, RunContext
 from analyzer.exchange.model import (
+    NO_KEY,
+    NOT_IN_KEY_LOG,
     Attempt,
     AttemptKind,
     CertificateInfo,
@@ -117,9 +119,20 @@ class TlsStage:
         self._after_records(time)
         if self._ledger is not None and not self._done and not (
                 self._offer_pass(side) or self._offer_pass(1 - side)):
-            to_header = gatherable(self._session, side)
-            if to_header is not None:
-                passing.offer_gather(self._ledger, self._conn, side, to_header)
+            self._offer_gather(side)
+
+    def _offer_gather(self, side: int) -> None:
+        """Let the segments inside a direction's records gather in C (tls/passing.py):
+        ``side``'s while one of its records is under way, else the other side's, who speaks
+        next in a request-response exchange (a response's first segment gathered that way
+        instead of taking a Python round of its own: one in eight of a TLS 1.3 download's)."""
+        to_header = gatherable(self._session, side)
+        if not to_header:
+            other = gatherable(self._session, 1 - side)
+            if other is not None:
+                side, to_header = 1 - side, other
+        if to_header is not None:
+            passing.offer_gather(self._ledger, self._conn, side, to_header)
 
     def _offer_pass(self, side: int) -> bool:
         """Let ``side``'s records go by unread while the inner reader is inside a body it
@@ -238,12 +251,12 @@ class TlsStage:
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._tcp.conflict(side, offset, length, frame, time)
 
-    def on_fin(self, side: int, frame: int, time: float) -> None:
+    def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         self._conn.passing = None
-        self._tcp.fin_of(side, frame, time)
+        self._tcp.fin_of(side, frame, time, lost)
         inner = self._inner_listener()
         if inner is not None:
-            inner.on_fin(side, frame, time)
+            inner.on_fin(side, frame, time, lost)
         life = self._life()  # in life already, or since the FIN ended the watch just now
         if life is not None:
             life.take(side, 0, b"", time)
@@ -269,6 +282,16 @@ class TlsStage:
         inner = self._inner_listener()
         if inner is not None and not self._done:
             inner.on_tick(now, patience)
+
+    def ticks_idle(self) -> bool:
+        """Whether `on_tick` with infinite patience (a sweep's) does nothing now: then a
+        sweep need not bring this connection's passing state up to date (tls/passing.py)."""
+        if self._done:
+            return True
+        if self._session.decryption is Decryption.WAITING:
+            return False
+        inner = self._inner_listener()
+        return inner is None or (isinstance(inner, ConnectionTracker) and inner.ticks_idle())
 
     def on_end(self, time: float, reason: str) -> None:
         self._conn.passing = None
@@ -322,7 +345,7 @@ class TlsStage:
             self._emit_tls(time, "key mismatch")
             self._finish()
         elif state in _UNREADABLE and session.carried_application_data():
-            self._uninspected("no key" if state is not Decryption.UNSUPPORTED
+            self._uninspected(NO_KEY if state is not Decryption.UNSUPPORTED
                               else "cipher suite not supported")
             self._finish()
 
@@ -337,7 +360,7 @@ class TlsStage:
                      Decryption.WAITING) or not session.carried_application_data():
             return False
         if not self._hole_explains():
-            self._uninspected("no key")
+            self._uninspected(NO_KEY)
         elif state is Decryption.UNSUPPORTED:
             self._uninspected("cipher suite not supported")
         else:
@@ -372,7 +395,7 @@ class TlsStage:
                 return  # decrypted, and the plaintext said nothing the inner tracker kept
         elif session.carried_application_data() and not self._any_fatal_alert() and (
                 not self._hole_explains()):
-            self._uninspected("no key")
+            self._uninspected(NO_KEY)
             return
         self._emit_tls(time, reason)
 
@@ -386,6 +409,10 @@ class TlsStage:
 
     def _uninspected(self, why: str) -> None:
         session = self._session
+        if why == NO_KEY and session.key_absent:
+            # --keylog was given: asking for a key log again would not help; the user needs
+            # the one written by the process that made this session
+            why = NOT_IN_KEY_LOG
         counters = self._run.counters
         counters.tls_uninspected += 1
         self._counted = True

@@ -46,7 +46,7 @@ from analyzer.tls.handshake import (
     parse_encrypted_extensions,
     parse_server_hello,
 )
-from analyzer.tls.keying import prepare_openers, protect_tls12
+from analyzer.tls.keying import prepare_openers, protect_tls12, server_hello_lost
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.records import ContentType, Record, RecordReader
 from analyzer.tls.values import Decryption, Plain, SeenAlert
@@ -74,6 +74,7 @@ class _Direction:
     opened: int = 0  # protected records opened
     stopped: bool = False  # decryption gave up on this direction
     plain_offset: int = 0
+    no_record_lost: int = 0  # of plain_offset, holes at a record boundary too short for one
     application_records: int = 0  # records of outer type application_data
     first_application: tuple[int, float] | None = None  # frame, time of the first such record
     last_frame: int = 0
@@ -98,6 +99,9 @@ class TlsSession:
         self.server_hello_frame = 0
         self.server_hello_time = 0.0
         self.retry = False  # a HelloRetryRequest came first
+        # Sides whose first protected record was tried for the suite of a lost ServerHello
+        # (`keying.server_hello_lost`: `server_hello` then stands in with version and suite).
+        self._suite_tried = 0
         # The server's Certificate message, parsed when first asked for (`certificates`): only
         # an attempt's report and checks read the chain, and parsing imports `cryptography`'s
         # x509 (34 ms) and costs ≈ 0.2 ms a chain, for every session of a busy capture.
@@ -219,6 +223,10 @@ class TlsSession:
         direction.records.resume(offset + length)
         direction.handshake = HandshakeReader()  # a message the hole cut is lost
         direction.plain_offset += length  # (the plaintext lost is about as long)
+        if length < 6 and not direction.records.buffered:
+            # Fewer bytes than a record's header and content (a FIN's sequence number, when
+            # the other side's data kept it a hole): no application data was lost in them.
+            direction.no_record_lost += length
         direction.resync = True
 
     def _handshake_done(self, side: int) -> bool:
@@ -334,7 +342,7 @@ class TlsSession:
         if self.client_side is None:
             return False
         client = self._dirs[self.client_side]
-        if client.plain_offset:
+        if client.plain_offset > client.no_record_lost:
             return True
         hello = self.client_hello
         if self.tls13 or self.server_hello is None and (  # (its ServerHello lost: as offered)
@@ -353,6 +361,10 @@ class TlsSession:
         kind = record.content_type
         if self.first_record is None:
             self.first_record = (side, kind)
+        if (kind == _APPLICATION and self.server_hello is None and self.handshake_hole
+                and not self._suite_tried & (1 << side)):
+            self._suite_tried |= 1 << side  # (each side's first protected record is tried)
+            server_hello_lost(self, side, record, RESYNC_RECORDS if direction.resync else 1)
         if self.server_hello is not None:
             direction.records_after_hello += 1
         if (kind == _APPLICATION and self.tls13 and not direction.openers

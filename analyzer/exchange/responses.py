@@ -1,0 +1,222 @@
+"""The server side of ConnectionTracker: response heads read and paired with the oldest queued
+request, bodies skipped (their first bytes kept), and the head and body readers both sides use.
+
+A final response completes once its body is read; the attempt is emitted then if it answers an
+offer (or looks like an upgrade answer), otherwise it is counted as an ordinary exchange and
+the client side resumes. A 101 (or a 2xx to CONNECT) starts the switch (switching.py). Bytes
+that are not HTTP/1 where a response should start are named (`OtherAnswer`), not parsed.
+"""
+
+from __future__ import annotations
+
+from analyzer.exchange.first_bytes import Start, classify_first_bytes, describe_start
+from analyzer.exchange.model import Message, OtherAnswer
+from analyzer.exchange.pending import (
+    MAX_HEAD_BYTES,
+    Mode,
+    PendingResponse,
+    Side,
+    has_body,
+    method_of,
+)
+from analyzer.exchange.relevance import is_upgrade_attempt
+from analyzer.exchange.switching import SwitchFollower
+from analyzer.http.body import BodyReader, FramingKind, body_framing
+from analyzer.http.head import find_head_end, parse_response_head
+
+# module globals for speed (see tracker.py): these are compared several times per segment
+_HEAD, _BODY, _DEAD = Mode.HEAD, Mode.BODY, Mode.DEAD
+_UNTIL_CLOSE = FramingKind.UNTIL_CLOSE
+_HTTP1_RESPONSE = Start.HTTP1_RESPONSE
+
+
+class ResponseReader(SwitchFollower):
+    """Mixin of ConnectionTracker: the server side and the shared readers (module docstring)."""
+
+    __slots__ = ()
+
+
+    def _server_data(
+        self, state: Side, data: bytes, frame: int, time: float, last_frame: int | None = None
+    ) -> None:
+        last = last_frame if last_frame is not None else frame
+        while data:
+            if self._switch is not None:
+                self._observe(1 - self._client_side(), data, frame, time)
+                return
+            if state.mode is _BODY:
+                rest = self._skip_body(state, data)
+                if rest is None:
+                    if state.mode is _DEAD:  # a malformed body: its end is unknown
+                        self._complete_response(body_complete=False)
+                    return
+                self._complete_response(body_complete=True)
+                data = rest
+                continue
+            if state.mode is not _HEAD:
+                return
+            if data[0] != 0x48 and not state.buf and self._other is None:  # not "HTTP/..."
+                kind = classify_first_bytes(data)
+                if kind is not _HTTP1_RESPONSE and kind is not Start.NEED_MORE:
+                    # A TLS alert to a cleartext request, an HTTP/2 SETTINGS frame...: kept
+                    # for the checks (response_not_http, checks/tls.py), and no response
+                    # will come.
+                    self._other = OtherAnswer(describe_start(kind, data), frame, time,
+                                              bytes(data[:16]))
+                    state.mode = _DEAD
+                    self._maybe_ignore()
+                    return
+            head, data = self._take_head(state, data, frame, time, last)
+            if head is None:
+                return
+            raw, first_frame, first_time = head
+            response = parse_response_head(raw)
+            if response is None:
+                self._not_http(raw[:64], first_frame, first_time)
+                state.mode = _DEAD
+                self._maybe_ignore()
+                return
+            # A Message is made here only for the heads that are kept as they are (interim and
+            # switching ones); a final response's is made once its body is read, if it is part
+            # of an attempt (_complete_response).
+            if 100 <= response.status < 200 and response.status != 101:
+                self._interim.append(Message(response, first_frame, last, first_time))
+                continue
+            if self._server_gap and response.status == 101:
+                self._answered_in_the_hole(first_time)
+            request = self._requests.popleft() if self._requests else None
+            interim = tuple(self._interim)
+            self._interim.clear()
+            method = method_of(request)
+            if response.status == 101 or (method == "CONNECT" and 200 <= response.status < 300):
+                message = Message(response, first_frame, last, first_time)
+                self._start_switch(request, message, interim, time)
+                if data:
+                    self._observe(1 - self._client_side(), data, frame, time)
+                return
+            framing = body_framing(response, request_method=method)
+            self._response = PendingResponse(
+                request, response, first_frame, last, first_time, interim, self._server_gap
+            )
+            if framing.kind is not _UNTIL_CLOSE and not has_body(framing):
+                # complete now, not when more bytes come: a keep-alive 403 with an empty body
+                # may be the last thing the server says for minutes
+                self._complete_response(body_complete=True)
+                continue
+            state.body = BodyReader(framing)
+            state.mode = _BODY
+
+    def _complete_response(
+        self, *, body_complete: bool, end_reason: str = "", end_time: float = 0.0
+    ) -> None:
+        pending = self._response
+        assert pending is not None and self._client is not None
+        server = self._sides[1 - self._client]
+        reader = server.body
+        server.body = None
+        if server.mode is _BODY:
+            server.mode = _HEAD
+        self._response = None
+        request = pending.request
+        body_prefix = reader.prefix if reader is not None else b""
+        if is_upgrade_attempt(request is not None and request.offers, pending.head, body_prefix):
+            message = Message(
+                head=pending.head,
+                first_frame=pending.first_frame,
+                last_frame=pending.last_frame,
+                time=pending.time,
+                body_prefix=body_prefix,
+                body_length=reader.size if reader is not None else 0,
+                body_complete=body_complete,
+            )
+            self._emit_http(request, message, pending.interim, None, end_time or pending.time,
+                            end_reason, pending.gap_before)
+        else:
+            self._counters.ordinary_exchanges += 1
+            if request is not None and 400 <= pending.head.status < 500:
+                self._hold_plain(request, pending, reader, body_complete, end_time, end_reason)
+        self._resume_client()
+
+    # --- the readers both sides use ------------------------------------------------------------
+
+    def _take_head(
+        self, state: Side, data: bytes, frame: int, time: float, last_frame: int
+    ) -> tuple[tuple[bytes, int, float] | None, bytes]:
+        """Adds data to the head buffer; returns (head, rest) once a head is complete."""
+        if state.buf:
+            state.buf += data
+            end = find_head_end(state.buf, max(0, state.scanned - 3))
+        else:
+            # A head usually begins and ends in the same data: look in the data itself, and
+            # copy it into the buffer only when the head goes on in later data.
+            end = find_head_end(data)
+            if end is not None:
+                return (data[:end], frame, time), data[end:]
+            state.buf_frame, state.buf_time = frame, time
+            state.buf += data
+        state.buf_last = last_frame
+        if end is None:
+            state.scanned = len(state.buf)
+            if len(state.buf) > MAX_HEAD_BYTES:
+                # A head that never ends (slowloris, or a header flood) is not waited for
+                # forever: the side stops here and the summary counts it.
+                state.mode = _DEAD
+                state.buf.clear()
+                self._counters.abandoned_heads += 1
+            return None, b""
+        raw = bytes(state.buf[:end])
+        rest = bytes(state.buf[end:])
+        head = (raw, state.buf_frame, state.buf_time)
+        state.buf.clear()
+        state.scanned = 0
+        if rest:
+            state.buf_frame, state.buf_time = last_frame, time
+        return head, rest
+
+    @staticmethod
+    def _skip_body(state: Side, data: bytes) -> bytes | None:
+        """Feeds body bytes; returns what follows the body once it is complete, else None."""
+        reader = state.body
+        assert reader is not None
+        used = reader.feed(data)
+        if reader.error:
+            state.mode = _DEAD
+            return None
+        return data[used:] if reader.done else None
+
+    def body_room(self, side: int) -> tuple[int, float]:
+        """Bytes of ``side`` that may go by unread (tls/passing.py), 0 when none may: the
+        rest of a body past its kept prefix, or of a WebSocket frame under watch; and the
+        time after which they may not (the watch's end, which a segment must see)."""
+        state = self._sides[side]
+        switch = self._switch
+        if switch is not None:
+            if state.mode is _DEAD or self._done or (side == self._client and (
+                    switch.request is None or switch.replaceable)):
+                return 0, 0.0
+            return switch.watch.room(side == self._client), switch.watch.deadline
+        if state.mode is not _BODY or state.body is None:
+            return 0, 0.0
+        return state.body.room(), float("inf")
+
+    def pass_body(self, side: int, count: int) -> None:
+        """``count`` bytes of ``side`` (fewer than `body_room`) went by unread."""
+        if self._switch is not None:
+            self._switch.watch.pass_bytes(side == self._client, count)
+            return
+        body = self._sides[side].body
+        assert body is not None
+        body.pass_bytes(count)
+
+    def _not_http(self, prefix: bytes, frame: int, time: float) -> None:
+        """The server's bytes where a response should start: named when they are another
+        protocol (an HTTP/2 SETTINGS frame, a TLS alert, an SSH banner) rather than a broken
+        HTTP/1 head, so the attempt says what answered instead of "closed without a word"."""
+        kind = classify_first_bytes(prefix)
+        if kind is not _HTTP1_RESPONSE and kind is not Start.NEED_MORE and self._other is None:
+            self._other = OtherAnswer(describe_start(kind, prefix), frame, time,
+                                      bytes(prefix[:16]))
+
+    def _maybe_ignore(self) -> None:
+        if all(s.mode is _DEAD for s in self._sides) and not self._requests:
+            self._ignore()

@@ -1,0 +1,186 @@
+"""A capture that lost a FIN, and nothing else: the FIN's sequence number (the other side
+acknowledged it) is not a byte of the stream, so it is never a hole in the TLS handshake or
+in the data (delivery.py `_lost_fin`). FINs cut with `editcap` from bundled real captures;
+the near misses lose a real byte."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from analyzer.pipeline import Analysis, analyze
+from analyzer.source import read_captures
+from analyzer.tls.keylog import load_keylog
+from analyzer.verdict import Diagnosis, Verdict
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("editcap") is None,
+    reason="frames are cut with editcap (apt-get install wireshark-common)")
+
+
+def analyse(path: Path, keys: str | None) -> tuple[list[Diagnosis], Analysis]:
+    secrets = load_keylog((CAPTURES / f"{keys}.keys").read_bytes()) if keys else None
+    run = Analysis(secrets=secrets)
+    diagnoses = list(analyze(read_captures([str(path)], []), run))
+    return sorted(diagnoses, key=lambda d: (d.attempt.client.port, d.number)), run
+
+
+def cut(tmp_path: Path, name: str, *frames: int) -> Path:
+    out = tmp_path / f"{name}-{'-'.join(map(str, frames))}.pcap"
+    subprocess.run(["editcap", str(CAPTURES / f"{name}.pcap"), str(out), *map(str, frames)],
+                   check=True, capture_output=True, timeout=30)
+    return out
+
+
+def summary(diagnoses: list[Diagnosis]) -> list[tuple[Verdict, list[str]]]:
+    return [(d.verdict, [f.check for f in d.findings]) for d in diagnoses]
+
+
+def no_hole(diagnoses: list[Diagnosis]) -> bool:
+    return not any(f.check.startswith("capture_gap") for d in diagnoses for f in d.findings) \
+        and not any(d.attempt.tcp.gaps for d in diagnoses)
+
+
+# (capture, the frame carrying a FIN, whose side, key log): each FIN of each bundled TLS
+# conversation that ends with FINs, first and second closer alike.
+CASES = [
+    ("tls_client_unknown_ca", 8, "client", "tls_client_unknown_ca"),  # the silent close
+    ("tls_client_unknown_ca", 9, "server", "tls_client_unknown_ca"),
+    ("tls12_cert_expired", 8, "client", None),
+    ("tls12_cert_expired", 9, "server", None),
+    ("tls_nginx_wrong_sni", 8, "server", None),
+    ("tls_nginx_wrong_sni", 9, "client", None),
+    ("tls_mtls_no_client_cert", 11, "server", "tls_mtls_no_client_cert"),
+    ("tls_mtls_no_client_cert", 12, "client", "tls_mtls_no_client_cert"),
+    ("tls_mtls_no_client_cert", 22, "server", "tls_mtls_no_client_cert"),
+    ("tls_mtls_no_client_cert", 23, "client", "tls_mtls_no_client_cert"),
+    ("wss_tls13_aes128_gcm", 21, "client", "wss_tls13_aes128_gcm"),
+    ("wss_tls13_aes128_gcm", 22, "server", "wss_tls13_aes128_gcm"),
+    ("wss_tls12_ecdhe_rsa_chacha20", None, "client", "wss_tls12_ecdhe_rsa_chacha20"),
+    ("wss_aiohttp", 22, "client", "wss_aiohttp"),
+]
+
+
+def _first_fin(name: str, side_port_is_server: bool) -> int:
+    """The frame of the first FIN sent by the client (or the server) in a capture."""
+    out = subprocess.run(
+        ["tshark", "-r", str(CAPTURES / f"{name}.pcap"), "-Y", "tcp.flags.fin==1", "-T",
+         "fields", "-e", "frame.number", "-e", "tcp.srcport", "-e", "tcp.dstport"],
+        check=True, capture_output=True, text=True, timeout=30).stdout.split("\n")
+    for line in out:
+        if line:
+            frame, source, destination = map(int, line.split("\t"))
+            if (source < destination) == side_port_is_server:
+                return frame
+    raise AssertionError("no FIN")
+
+
+@pytest.mark.parametrize(("name", "frame", "side", "keys"), CASES,
+                         ids=[f"{c[0]}-{c[2]}" for c in CASES])
+def test_lost_fin_changes_no_verdict(tmp_path: Path, name: str, frame: int | None, side: str,
+                                     keys: str | None) -> None:
+    """A FIN lost by the capture: the same attempts, verdicts and findings as the whole
+    capture, with and without the key log, and no hole anywhere."""
+    if frame is None:
+        if shutil.which("tshark") is None:
+            pytest.skip("tshark finds the FIN")
+        frame = _first_fin(name, side == "server")
+    for secrets in {keys, None}:
+        whole, whole_run = analyse(CAPTURES / f"{name}.pcap", secrets)
+        lossy, lossy_run = analyse(cut(tmp_path, name, frame), secrets)
+        assert summary(lossy) == summary(whole), (secrets, summary(whole))
+        assert no_hole(lossy)
+        assert lossy_run.stats.tls_uninspected == whole_run.stats.tls_uninspected
+        assert lossy_run.stats.tls_decrypted == whole_run.stats.tls_decrypted
+
+
+def test_silent_close_with_its_fin_lost_names_the_acknowledging_frame(tmp_path: Path) -> None:
+    """The client rejected the certificate by closing silently, and that FIN was lost: the
+    server's FIN acknowledged it, so the client closed first (the verdict stands), and the
+    evidence is the server's frame, said to carry no client FIN of its own."""
+    diagnoses, _run = analyse(cut(tmp_path, "tls_client_unknown_ca", 8), None)
+    [rejected] = diagnoses
+    fin = rejected.attempt.tcp.client_fin
+    assert fin is not None and fin.lost and rejected.attempt.tcp.server_fin is not None
+    assert fin.frame == rejected.attempt.tcp.server_fin.frame == 8  # the server's FIN/ACK
+    assert rejected.findings[0].check == "tls_certificate_rejected"
+    assert "FIN (not captured)" in rejected.findings[0].found
+    whole, _run = analyse(CAPTURES / "tls_client_unknown_ca.pcap", None)
+    assert whole[0].attempt.tcp.client_fin is not None
+    assert not whole[0].attempt.tcp.client_fin.lost  # the near miss: the FIN was captured
+
+
+def test_server_data_after_the_lost_fin_keeps_the_hole(tmp_path: Path) -> None:
+    """The near miss for the order: the server sent bytes after acknowledging the client's
+    lost FIN (jetty's Close, then the client's RST), so the layers above read them without
+    knowing the client had closed: the 1-byte hole stays, "cannot tell" rather than a
+    Close handshake the client never made."""
+    diagnoses, _run = analyse(cut(tmp_path, "jetty9_websocket", 67), None)
+    [last] = [d for d in diagnoses if d.attempt.client.port == 60188]
+    assert "capture_gap_after_switch" in [f.check for f in last.findings]
+    assert last.attempt.tcp.client_fin is None
+
+
+# --- the near misses: a real byte lost (tests.builder writes the capture) ---------------
+
+
+def _tls13_conversation(tmp_path: Path, lose: str) -> tuple[list[Diagnosis], Analysis]:
+    """A real TLS 1.3 WebSocket handshake (OpenSSL in memory), its server's last byte in a
+    segment of its own; ``lose`` names what the capture lost: "byte" (that last byte, the
+    FIN captured), "byte+fin" (that byte and the FIN), or "fin" (the FIN only)."""
+    from tests.builder import Conversation, write_pcap
+    from tests.tls_memory import SERVER, recorded
+
+    chunks, keylog = recorded("ws13")
+    conv = Conversation(server=("10.0.0.2", 443))
+    conv.handshake()
+    lost: list[int] = []
+    for number, (side, data) in enumerate(chunks):
+        last = number == max(n for n, (s, _d) in enumerate(chunks) if s == SERVER)
+        sent = conv.send(side != SERVER, data, split=[len(data) - 1] if last else None)
+        if last and "byte" in lose:
+            lost += sent[-1:]
+    lost += [i for i in conv.server_fin() if "fin" in lose]
+    conv.client_fin()
+    path = tmp_path / f"{lose}.pcap"
+    write_pcap(path, [conv], drop=lost)
+    run = Analysis(secrets=load_keylog(keylog))
+    return list(analyze(read_captures([str(path)], []), run)), run
+
+
+def test_server_fin_lost_in_a_built_conversation_is_no_hole(tmp_path: Path) -> None:
+    whole, _run = _tls13_conversation(tmp_path, "")
+    lossy, _run = _tls13_conversation(tmp_path, "fin")
+    assert summary(lossy) == summary(whole) and no_hole(lossy)
+    assert whole[0].attempt.response_head is not None  # the 101 was read
+    assert lossy[0].attempt.tcp.server_fin is not None and lossy[0].attempt.tcp.server_fin.lost
+
+
+@pytest.mark.parametrize("lose", ["byte", "byte+fin"])
+def test_last_byte_lost_is_still_a_hole(tmp_path: Path, lose: str) -> None:
+    """One real byte lost at the end of the server's bytes (with its FIN captured after it,
+    or lost with it): a hole of one byte, never read as a FIN."""
+    diagnoses, _run = _tls13_conversation(tmp_path, lose)
+    [attempt] = diagnoses
+    assert {gap.length for gap in attempt.attempt.tcp.gaps if gap.side == "server"} == {
+        1 if lose == "byte" else 2}
+    assert attempt.verdict is Verdict.INCONCLUSIVE
+    server_fin = attempt.attempt.tcp.server_fin
+    assert server_fin is None or not server_fin.lost
+
+
+def test_a_hole_too_short_for_a_record_is_no_application_data(tmp_path: Path) -> None:
+    """curl's FIN lost, the server's close_notify acknowledged it, then curl's RST: the 1-byte
+    hole stays (server data came after it), but one byte cannot hold a TLS record, so the
+    session did not carry data in it: judged as the whole capture (it vanished before)."""
+    name = "tls12_curl_wrong_host"
+    for secrets in (name, None):
+        whole, _run = analyse(CAPTURES / f"{name}.pcap", secrets)
+        lossy, _run = analyse(cut(tmp_path, name, 11), secrets)
+        assert summary(lossy) == summary(whole) != []
+        assert [gap.length for gap in lossy[0].attempt.tcp.gaps] == [1]
