@@ -116,6 +116,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.next = [0, 0]
         self.ended = False
+        self.fins = [0, 0]
 
     def on_syn(self, side: int, frame: int, time: float, with_ack: bool) -> None:
         assert not self.ended
@@ -134,8 +135,10 @@ class _Recorder:
         assert not self.ended and length > 0
         assert offset + length <= self.next[side], (side, offset, length, self.next[side])
 
-    def on_fin(self, side: int, frame: int, time: float) -> None:
+    def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         assert not self.ended
+        self.fins[side] += 1  # a FIN (seen, or proved lost: delivery.py `_lost_fin`) once
+        assert self.fins[side] == 1, (side, lost)
 
     def on_rst(self, side: int, frame: int, time: float) -> None:
         assert not self.ended

@@ -114,7 +114,7 @@ class RecordingStage:
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         raise AssertionError("no conflict in this capture")
 
-    def on_fin(self, side: int, frame: int, time: float) -> None:
+    def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         self.tcp.fin_of(side, frame, time)
 
     def on_rst(self, side: int, frame: int, time: float) -> None:

@@ -39,7 +39,7 @@ class Recorder:
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self.conflicts.append((side, offset, length, frame))
 
-    def on_fin(self, side: int, frame: int, time: float) -> None:
+    def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         self.events.append(("fin", side))
 
     def on_rst(self, side: int, frame: int, time: float) -> None:

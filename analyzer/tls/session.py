@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from analyzer.tls.facts import SessionFacts
 from analyzer.tls.handshake import (
     CertificateInfo,
     ClientHello,
@@ -86,7 +87,7 @@ class _Direction:
     resync: bool = False  # after a hole: the next protected record's sequence number is unknown
 
 
-class TlsSession:
+class TlsSession(SessionFacts):
     """The TLS facts of one connection, and its plaintext when a key store has its secrets."""
 
     def __init__(self, secrets: KeyStore | None = None) -> None:
@@ -249,109 +250,6 @@ class TlsSession:
         hello = self.client_hello
         return self.secrets is not None and hello is not None and not \
             self.secrets.secrets_for(hello.random)
-
-    # ---- facts -------------------------------------------------------------------------
-
-    @property
-    def version(self) -> int:
-        return self.server_hello.version if self.server_hello else 0
-
-    @property
-    def tls13(self) -> bool:
-        return self.version == 0x0304
-
-    @property
-    def resumed(self) -> bool:
-        hello, server = self.client_hello, self.server_hello
-        if hello is None or server is None:
-            return False
-        if self.tls13:
-            return server.psk
-        return bool(server.session_id) and server.session_id == hello.session_id
-
-    @property
-    def certificates(self) -> tuple[CertificateInfo, ...]:
-        """The server's chain (TLS 1.2, or 1.3 decrypted), leaf first."""
-        return self._parsed_chain()[0]
-
-    @property
-    def certificate_problem(self) -> str:
-        return self._parsed_chain()[1]
-
-    def _parsed_chain(self) -> tuple[tuple[CertificateInfo, ...], str]:
-        if self._chain is None:
-            message = self._certificate_message
-            self._chain = ((), "") if message is None else parse_certificate(*message)
-        return self._chain
-
-    def prefix(self, side: int) -> bytes:
-        return bytes(self._dirs[side].prefix)
-
-    @property
-    def started_mid_session(self) -> bool:
-        """The capture began after the handshake: the first record is not a ClientHello's."""
-        if self.first_record is None or self.handshake_hole is not None:
-            return False  # (a hole where the handshake was: the SYN was seen, it started)
-        side, kind = self.first_record
-        return kind != _HANDSHAKE or (
-            self.first_message is not None and self.first_message != HandshakeType.CLIENT_HELLO
-        ) or (self.client_hello is None and self._dirs[side].handshake.broken != "")
-
-    @property
-    def hello_unreadable(self) -> bool:
-        """The ClientHello did not parse: not a TLS client this stage can say anything about."""
-        return self.client_hello is not None and bool(self.client_hello.problem)
-
-    def first_data(self, side: int) -> tuple[int, float]:
-        return self._dirs[side].first_data
-
-    def last_frame(self, side: int) -> int:
-        return self._dirs[side].last_frame
-
-    def plain_offset(self, side: int) -> int:
-        return self._dirs[side].plain_offset
-
-    def client_finished(self) -> bool:
-        """Whether the client completed its side of the handshake (sent its Finished)."""
-        if self.client_side is None or self.server_hello is None:
-            return False
-        client = self._dirs[self.client_side]
-        if client.finished:
-            return True
-        if self.tls13:  # every protected record looks alike: the first is the Finished flight
-            return client.application_records >= 1
-        return client.protected  # its ChangeCipherSpec, which precedes its Finished
-
-    def application_records(self, side: int) -> int:
-        return self._dirs[side].application_records
-
-    def first_application(self, side: int) -> tuple[int, float] | None:
-        return self._dirs[side].first_application
-
-    def handshake_pending(self, side: int) -> int:
-        """Bytes of ``side`` waiting to complete a record."""
-        return self._dirs[side].records.buffered
-
-    def carried_application_data(self) -> bool:
-        """Whether the client sent application data (so the handshake completed).
-
-        In TLS 1.2 application data has its own record type. In TLS 1.3 every protected record
-        looks like application data; the client's first one is its Finished (or its
-        certificate flight), so data needs at least two, or a decrypted one.
-        """
-        if self.client_side is None:
-            return False
-        client = self._dirs[self.client_side]
-        if client.plain_offset > client.no_record_lost:
-            return True
-        hello = self.client_hello
-        if self.tls13 or self.server_hello is None and (  # (its ServerHello lost: as offered)
-                hello is None or 0x0304 in hello.versions):
-            return client.application_records >= 2 + (1 if self.certificate_request else 0)
-        return client.application_records >= 1
-
-    def server_flight_seen(self) -> bool:
-        return self.server_hello is not None and not self.retry
 
     # ---- records -----------------------------------------------------------------------
 
