@@ -413,3 +413,32 @@ def test_no_secret_byte_when_streamed_from_stdin(full_of_secrets: Path) -> None:
     assert b"Attempts: 8" in done.stdout and b"Repeated: 3 x" in done.stdout
     for name, secret in SECRETS.items():
         assert secret.encode() not in done.stdout + done.stderr, name
+
+
+# Texts the redaction and neutralising passes change, and ones they leave alone.
+_CLEANER_TEXTS = [
+    "", "GET", "/chat", "example.com:8080", "Switching Protocols", "websocket",
+    "/ws?token=abc123&room=1", "/ws?%74oken=abc123", "https://user:hunter22@host/x",
+    "a\x1b[2Jb\x07c\x9bd", "\u202eevil", "caf\xc3\xa9", "caf\xe9", "\ud800",
+    "base64url.bearer.authorization.k8s.io.c2VjcmV0dG9rZW4, chat",
+    "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_part", "x=1; session=deadbeefcafe",
+    "server sent Close 1008 (policy violation) 'bad key=abc' 3 ms after the 101",
+]
+
+
+def test_cleaner_text_equals_its_plain_twin() -> None:
+    from analyzer.report import safe
+    from analyzer.report.safe import Cleaner
+
+    cleaners = [Cleaner(), Cleaner(show_secrets=True),
+                Cleaner(secrets=("hunter22", "deadbeefcafe", "abc123"))]
+    for cleaner in cleaners:
+        for _ in range(2):  # the second round reads what the first remembered
+            for text in _CLEANER_TEXTS:
+                assert cleaner.text(text) == cleaner.text_plain(text), (cleaner, text)
+    # past its bound the memory starts again: same results, bounded size
+    plain = Cleaner()
+    for n in range(safe._CLEANED_MAX + 10):
+        text = f"/path/{n}?token=t{n}\x1b"
+        assert plain.text(text) == plain.text_plain(text)
+    assert len(safe._cleaned) <= safe._CLEANED_MAX
