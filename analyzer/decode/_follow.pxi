@@ -53,10 +53,7 @@ cdef class Follow:
         cdef object reassembler = self.reassembler
         if not self.started or self.decided or ledger.dirty:
             return False
-        if ledger.passed:  # what this skip call took so far, counted as `wrap_skip` would
-            reassembler._until_sweep -= ledger.passed
-            reassembler.now = ledger.last_time
-            ledger.passed = 0
+        _count_passed(ledger, reassembler)
         self.feed_segment(_segment_at(frame, size, l3, ledger.base + index, t))
         ledger.limit = reassembler._until_sweep - 1  # as after a take
         self.fed += 1
@@ -81,10 +78,7 @@ cdef class Follow:
             payload = PyBytes_FromStringAndSize(<const char*>frame + start, packet_end - start)
         else:
             payload = b""
-        if ledger.passed:  # what this skip call took so far, counted as `wrap_skip` would
-            reassembler._until_sweep -= ledger.passed
-            reassembler.now = ledger.last_time
-            ledger.passed = 0
+        _count_passed(ledger, reassembler)
         if flags & 0x01:  # a FIN: without bytes, of a connection not in life
             if payload or conn.life is not None:
                 return False
@@ -154,8 +148,6 @@ cdef class Follow:
         connection whose listener is still to be made, already closing, or before the sweep;
         the FIN's own bytes and reordering need no more here: a FIN carries its offset."""
         cdef object here, there, base, there_base, life
-        cdef long long next_offset, offset
-        cdef unsigned int diff
         if reassembler._until_sweep <= 1 or conn.closing or conn.syns is not None:
             return False
         sides = conn.sides
@@ -177,13 +169,7 @@ cdef class Follow:
             reassembler._lost_fin(conn, 1 - side, frame, t)
         if not here.fin:
             here.fin = True
-            # `_Direction.offset_of(seq)`
-            next_offset = here.next_offset
-            diff = seq - <unsigned int>base - <unsigned int>next_offset
-            offset = next_offset + <long long>diff
-            if diff >= _HALF:
-                offset -= 1LL << 32
-            here.fin_end = offset
+            here.fin_end = _offset_of(seq, base, here.next_offset)
             here.fin_evidence = (frame, t)
             listener.on_fin(side, frame, t)
             life = conn.life
@@ -204,10 +190,7 @@ cdef int _peer_acked(object there, object there_base, unsigned int ack, long lon
     plain twin) whose stream starts at sequence number ``there_base``, with
     `_Direction.offset_of`; ``here_offset``: the acknowledging direction's next offset."""
     cdef long long next_offset = there.next_offset
-    cdef unsigned int diff = ack - <unsigned int>there_base - <unsigned int>next_offset
-    cdef long long acked = next_offset + <long long>diff
-    if diff >= _HALF:
-        acked -= 1LL << 32
+    cdef long long acked = _offset_of(ack, there_base, next_offset)
     if there.fin:
         acked -= 1
     if acked > there.acked and acked - next_offset < _HALF:
@@ -216,6 +199,25 @@ cdef int _peer_acked(object there, object there_base, unsigned int ack, long lon
             # a lost FIN's proof, and where the acknowledging side's bytes were then
             there.fin_evidence = (frame, t, here_offset)
     return 0
+
+
+cdef inline long long _offset_of(unsigned int seq, object base, long long next_offset):
+    """`_Direction.offset_of(seq)` (its plain twin) for a direction whose stream starts at
+    sequence number ``base`` and is read up to ``next_offset``: the nearest offset either way."""
+    cdef unsigned int diff = seq - <unsigned int>base - <unsigned int>next_offset
+    cdef long long offset = next_offset + <long long>diff
+    if diff >= _HALF:
+        offset -= 1LL << 32
+    return offset
+
+
+cdef inline void _count_passed(Ledger ledger, object reassembler):
+    """What this skip call took so far, counted in the reassembler as `wrap_skip` would,
+    before a segment goes through the reassembler's own count."""
+    if ledger.passed:
+        reassembler._until_sweep -= ledger.passed
+        reassembler.now = ledger.last_time
+        ledger.passed = 0
 
 
 cdef object _NOTHING_YET = None  # reassembly.connection._NOTHING_YET

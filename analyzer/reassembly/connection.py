@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from analyzer.decode.segment import Segment
 from analyzer.reassembly.listeners import LifeFollower, StreamListener
@@ -128,14 +129,17 @@ class Connection:
         ports = key[2 * size:]
         return key, key[size:2 * size] + key[:size] + ports[2:] + ports[:2]
 
-    def ignore(self) -> None:
-        """Stop reassembling: the layer above has everything it needs from this connection."""
+    def ignore(self, sides: tuple[Any, Any] | None = None) -> None:
+        """Stop reassembling: the layer above has everything it needs from this connection.
+        ``sides``: what stands for its directions from now on (by default their first
+        sequence numbers alone; a finished connection's need nothing, `_finish`)."""
         self.ignored = True
         # Later segments of an ignored connection are dropped on sight; only a SYN is looked
         # at, to tell a new connection on the same ports (`_is_new_incarnation`), and that
         # needs each direction's first sequence number alone. An open WebSocket connection
         # past its watch window costs about 500 bytes so (benchmarks/README.md, "Memory").
-        self.sides = (_Base(self.sides[0].base), _Base(self.sides[1].base))  # type: ignore[assignment]
+        self.sides = sides if sides is not None else (  # type: ignore[assignment]
+            _Base(self.sides[0].base), _Base(self.sides[1].base))
         # Nothing calls an ignored connection's listener again, and its entry stays in the
         # table until it ends or expires (bulk connections: 300 s): let the listener's state go
         # now (22 % of the table's memory on the 1 GB benchmark, benchmarks/README.md).

@@ -274,18 +274,13 @@ class Reassembler(InOrder, LifeRouting):
         if life is not None:  # the flushed bytes ended a watch window: that life ends here too
             conn.life = None
             life.end(conn.addresses, time, reason)
-        # `conn.ignore()`, but for its directions, which become _FINISHED_SIDES below (the
-        # two `_Base`s it would make were let go at once)
-        conn.ignored = True
-        conn.passing = None
         # Nothing calls a finished connection's listener again, but the entry stays in the
-        # table a while (late retransmissions must not open a new connection): let the
-        # listener's buffers and messages go now. This kept peak memory flat on big captures
-        # whose connections all fit in the 60 s grace period (benchmarks/README.md).
-        conn.listener = None
+        # table a while (late retransmissions must not open a new connection): `ignore` lets
+        # the listener's buffers and messages go now. This kept peak memory flat on big
+        # captures whose connections all fit in the 60 s grace period (benchmarks/README.md).
         # Only the table entry is left (`_is_new_incarnation` says True without looking at
         # the directions): a reconnect storm keeps 100,000 finished connections at once.
-        conn.sides = _FINISHED_SIDES  # type: ignore[assignment]
+        conn.ignore(_FINISHED_SIDES)
         # Its side-1 key goes too (`_finished_peer` finds it from the side-0 key): a
         # reconnect storm keeps 100,000 finished connections, and the second key, its entry
         # and the table's room for it were ~40 % of their memory (benchmarks/README.md).
