@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import dpkt
 import pytest
 
 from analyzer.exchange.model import AttemptKind
@@ -78,7 +79,8 @@ def test_detail_says_the_server_hello_was_lost(tmp_path: Path) -> None:
     out = run_cli("read", str(cut(tmp_path, name, SERVER_FLIGHT)), "--keylog",
                   str(CAPTURES / f"{name}.keys"), "--attempt", "1")
     assert "the capture lost the ServerHello" in out.stdout
-    assert "TLS_CHACHA20_POLY1305_SHA256; decrypted with the key log" in out.stdout
+    assert ("TLS_CHACHA20_POLY1305_SHA256, resumption unknown; decrypted with the key log"
+            in out.stdout)
     assert "SUCCEEDED" in out.stdout
     whole = run_cli("read", str(CAPTURES / f"{name}.pcap"), "--keylog",
                     str(CAPTURES / f"{name}.keys"), "--attempt", "1")
@@ -147,3 +149,48 @@ def test_the_lost_flight_held_the_reason_it_stays_inconclusive(tmp_path: Path) -
     assert first.attempt.tls is not None and first.attempt.tls.decrypted
     assert first.verdict is Verdict.INCONCLUSIVE
     assert first.findings[0].check == "capture_gap_tls_handshake"
+
+
+def strip_first_record(tmp_path: Path, name: str, frame: int) -> Path:
+    """``name`` with the first TLS record of ``frame`` (an Ethernet capture) cut out, the
+    rest of that segment kept: the ServerHello alone lost, the server's flight after it
+    captured (a hole of the record's length on the server's side)."""
+    out = tmp_path / f"{name}-{frame}.pcap"
+    with open(CAPTURES / f"{name}.pcap", "rb") as source, open(out, "wb") as sink:
+        reader = dpkt.pcap.Reader(source)
+        writer = dpkt.pcap.Writer(sink, linktype=reader.datalink())
+        for number, (time, data) in enumerate(reader, 1):
+            if number == frame:
+                ethernet = dpkt.ethernet.Ethernet(data)
+                ip = ethernet.data
+                segment = ip.data
+                assert segment.data[0] == 22 and segment.data[5] == 2  # a ServerHello
+                length = 5 + int.from_bytes(segment.data[3:5], "big")
+                segment.seq = (segment.seq + length) & 0xFFFFFFFF
+                segment.data, segment.sum = segment.data[length:], 0
+                ip.len, ip.sum = ip.len - length, 0
+                data = bytes(ethernet)
+            writer.writepkt(data, time)
+    return out
+
+
+def test_resumption_is_read_from_the_server_flight_or_left_unknown(tmp_path: Path) -> None:
+    """The ServerHello's pre_shared_key says whether a TLS 1.3 session resumed; when it was
+    lost, the decrypted flight after it says so (a Certificate: a full handshake; none
+    between EncryptedExtensions and Finished: a resumed key). When the flight was lost
+    too, the report says unknown (null), never "not resumed"."""
+    name = "wss_tls13_resumed"  # a full handshake (frame 6), then a resumption (frame 29)
+    whole, _run = analyse(CAPTURES / f"{name}.pcap", keys(name))
+    assert [d.attempt.tls and d.attempt.tls.resumed for d in whole] == [False, True]
+    for frame in (6, 29):
+        lossy, _run = analyse(strip_first_record(tmp_path, name, frame), keys(name))
+        assert summary(lossy) == summary(whole)
+        assert [(d.attempt.tls.resumed, bool(d.attempt.tls.server_hello_frame))
+                for d in lossy if d.attempt.tls] == [
+            (False, frame != 6), (True, frame != 29)]
+    lossy, _run = analyse(cut(tmp_path, name, 6, 29), keys(name))
+    assert summary(lossy) == summary(whole)
+    assert [d.attempt.tls.resumed for d in lossy if d.attempt.tls] == [None, None]
+    out = run_cli("read", str(cut(tmp_path, name, 29)), "--keylog",
+                  str(CAPTURES / f"{name}.keys"), "--attempt", "2")
+    assert "resumption unknown; decrypted with the key log" in out.stdout

@@ -185,7 +185,7 @@ class TlsInfo:
     sni: str = ""
     alpn_offered: tuple[str, ...] = ()
     alpn: str = ""  # the protocol the server selected
-    resumed: bool = False
+    resumed: bool | None = False  # None: the capture cannot tell (a lost TLS 1.3 ServerHello)
     decrypted: bool = False
     certificates: tuple[CertificateInfo, ...] = ()  # the chain, leaf first, when in cleartext
     alerts: tuple[TlsAlert, ...] = ()

@@ -230,7 +230,8 @@ def _tls_section(a: Attempt, clean: Cleaner, paint: _Painter) -> str:
     }.get(tls.key, "not decrypted")
     lines.append(f"  {tls.version or 'no version agreed'}"
                  + (f", {tls.cipher_suite}" if tls.cipher_suite else "")
-                 + (", resumed" if tls.resumed else "") + f"; {state}")
+                 + (", resumed" if tls.resumed else ", resumption unknown" if tls.resumed is None
+                    else "") + f"; {state}")
     if tls.hole_stop_frame:
         lines.append(f"  decryption stopped at frame {tls.hole_stop_frame}: nothing after a "
                      "capture hole authenticated")

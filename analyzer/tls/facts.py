@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from analyzer.tls.session import _Direction
 
 _HANDSHAKE = ContentType.HANDSHAKE
+_FIRST_AND_LAST_OF_FLIGHT = (1 << HandshakeType.ENCRYPTED_EXTENSIONS
+                             | 1 << HandshakeType.FINISHED)
 
 
 class SessionFacts:
@@ -32,6 +34,7 @@ class SessionFacts:
     client_side: int | None
     client_hello: ClientHello | None
     server_hello: ServerHello | None
+    server_hello_frame: int
     retry: bool
     certificate_request: bool
     handshake_hole: tuple[int, int] | None
@@ -50,10 +53,20 @@ class SessionFacts:
         return self.version == 0x0304
 
     @property
-    def resumed(self) -> bool:
+    def resumed(self) -> bool | None:
+        """Whether the session resumed an earlier one; None when the capture cannot tell."""
         hello, server = self.client_hello, self.server_hello
         if hello is None or server is None:
             return False
+        if self.tls13 and not self.server_hello_frame and self.client_side is not None:
+            # The ServerHello (whose pre_shared_key says it) was lost and a suite stands in
+            # (keying.server_hello_lost). The server's decrypted flight tells, when all of it
+            # came after the hole: EncryptedExtensions, then a Certificate unless a key was
+            # resumed (RFC 8446 §2.2, §4.4.2), then Finished.
+            kinds = self._dirs[1 - self.client_side].kinds_since_hole
+            if kinds & _FIRST_AND_LAST_OF_FLIGHT != _FIRST_AND_LAST_OF_FLIGHT:
+                return None
+            return not kinds & 1 << HandshakeType.CERTIFICATE
         if self.tls13:
             return server.psk
         return bool(server.session_id) and server.session_id == hello.session_id

@@ -80,6 +80,9 @@ class _Direction:
     first_application: tuple[int, float] | None = None  # frame, time of the first such record
     last_frame: int = 0
     finished: bool = False  # its Finished was seen (decrypted) or implied
+    # Handshake message types read since this side's last hole, one bit each: whether a
+    # TLS 1.3 server's flight after a lost ServerHello carried a Certificate (`resumed`).
+    kinds_since_hole: int = 0
     prefix: bytearray = field(default_factory=bytearray)  # the first PREFIX bytes
     first_data: tuple[int, float] = (0, 0.0)  # frame and time of the first byte
     records_after_hello: int = 0  # records sent after the ServerHello
@@ -223,6 +226,7 @@ class TlsSession(SessionFacts):
                 self.handshake_hole = (side, frame)
         direction.records.resume(offset + length)
         direction.handshake = HandshakeReader()  # a message the hole cut is lost
+        direction.kinds_since_hole = 0
         direction.plain_offset += length  # (the plaintext lost is about as long)
         if length < 6 and not direction.records.buffered:
             # Fewer bytes than a record's header and content (a FIN's sequence number, when
@@ -369,6 +373,8 @@ class TlsSession(SessionFacts):
 
     def _message(self, side: int, message: HandshakeMessage, decrypted: bool) -> None:
         kind = message.kind
+        if kind < 32:
+            self._dirs[side].kinds_since_hole |= 1 << kind
         if self.first_message is None:
             self.first_message = kind
         if kind == HandshakeType.CLIENT_HELLO:
