@@ -20,6 +20,10 @@ _DIGEST_SIZES = {"sha256": 32, "sha384": 48}  # a TLS 1.3 secret is as long as i
 
 
 _loaded = False
+# False: `load_decryption` does not freeze. The test process sets it (tests/__init__.py): there
+# a freeze would take pytest's and its plugins' objects too, which `gc.get_referrers` then
+# no longer sees (Hypothesis warns that trio's generator may be collected).
+FREEZE_AT_LOAD = True
 
 
 def load_decryption() -> None:
@@ -39,7 +43,8 @@ def load_decryption() -> None:
 
     import analyzer.tls.decrypt  # noqa: F401
 
-    gc.freeze()
+    if FREEZE_AT_LOAD:
+        gc.freeze()
     _loaded = True
 
 
