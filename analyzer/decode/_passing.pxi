@@ -82,6 +82,10 @@ cdef class Passing:
     # ``out``, reused from record to record (tls/passing.py `offer_open`)
     cdef public object decrypt_into
     cdef object out  # bytearray of _MAX_RECORD bytes, made at the first record opened
+    # a writable view of its first ``out_length`` bytes (`decrypt_into` wants the plaintext's
+    # length exactly): kept while the records keep their length, as full ones do
+    cdef object out_view
+    cdef Py_ssize_t out_length
     cdef public bytes iv  # RFC 8446 §5.3: the per-record nonce is this XOR the sequence number
     cdef public object invalid  # the exception ``decrypt`` raises for a record that does not open
     cdef public long long sequence  # the current record's sequence number
@@ -131,7 +135,8 @@ cdef class Passing:
         self.opening = False
         self.decrypt = None
         self.decrypt_into = None
-        self.out = None
+        self.out = self.out_view = None
+        self.out_length = -1
         self.iv = None
         self.invalid = None
         self.sequence = 0
@@ -319,15 +324,19 @@ cdef class Passing:
         if self.decrypt_into is not None and self.out is None:
             self.out = PyByteArray_FromStringAndSize(NULL, _MAX_RECORD)
         try:
-            # views, not copies, of the gathered bytes: the buffer is never resized
+            # a view, not a copy, of the gathered body: the buffer is never resized (the
+            # 5-byte header is copied: a bytes object costs a fifth of a view)
             if self.decrypt_into is not None:
                 # the plaintext is the body less the 16-byte tag (`openable` asks for it)
                 end = length - 5 - 16
+                if end != self.out_length:
+                    self.out_view = PyMemoryView_FromMemory(PyByteArray_AS_STRING(self.out),
+                                                            end, PyBUF_WRITE)
+                    self.out_length = end
                 self.decrypt_into(
                     PyBytes_FromStringAndSize(<const char*>nonce, 12),
                     PyMemoryView_FromMemory(<char*>record + 5, length - 5, PyBUF_READ),
-                    PyMemoryView_FromMemory(<char*>record, 5, PyBUF_READ),
-                    PyMemoryView_FromMemory(PyByteArray_AS_STRING(self.out), end, PyBUF_WRITE))
+                    PyBytes_FromStringAndSize(<const char*>record, 5), self.out_view)
                 inner = <const unsigned char*>PyByteArray_AS_STRING(self.out)
             else:
                 opened = self.decrypt(
