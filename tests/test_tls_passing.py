@@ -281,3 +281,28 @@ def test_sweeps_among_passing_states_give_what_reading_every_segment_gives(
     assert results[0]
     if tuning == "sweeps":
         assert max(kept_across) > 0
+
+
+def test_the_buffer_starts_from_the_readers_record_and_the_kept_bytes_only_when_they_agree(
+        ) -> None:
+    """An opening state's buffer starts with the direction's last bytes: the record reader's
+    start of the current record and the reassembler's `recent` are both a suffix of them, so
+    the longer one holds the other at its end; when they disagree (after a hole) the state is
+    not armed and its segments go the usual way."""
+    from analyzer.decode._fastpath import Ledger, Passing
+
+    def loaded(held: bytes, recent: bytes) -> bool:
+        state = Passing(None, Ledger(), 0)
+        state.opening = True
+        state.start_record(held)
+        ok = bool(state.load_recent(bytearray(recent)))
+        if ok:  # the reader holds the record's start already: nothing to give it
+            assert state.held == len(held) and state.unread() == b""
+        return ok
+
+    assert loaded(b"abc", b"xxxxabc")
+    assert loaded(b"0123456789", b"789")
+    assert loaded(b"", b"xyz") and loaded(b"abc", b"")
+    assert not loaded(b"abc", b"xxxxabd")
+    assert not loaded(b"0123456789", b"780")
+    assert not loaded(b"abc", bytes(40_000))  # longer than reassembly ever keeps
