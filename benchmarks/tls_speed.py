@@ -14,6 +14,7 @@ The machine is shared: compare within one run only.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -44,9 +45,10 @@ def capture(workdir: Path, size: str, versions: str) -> Path:
     return path
 
 
-def measure(command: list[str]) -> tuple[float, int]:
-    """(CPU seconds, peak RSS in MB) of one run."""
-    done = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", *command], cwd=ROOT,
+def measure(command: list[str], tree: Path = ROOT) -> tuple[float, int]:
+    """(CPU seconds, peak RSS in MB) of one run of ``tree``'s analyzer (`python -m` finds the
+    package in the working directory)."""
+    done = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", *command], cwd=tree,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           check=True, timeout=TIMEOUT)
     user, system, rss = done.stderr.strip().splitlines()[-1].split()
@@ -60,12 +62,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--plain", action="store_true", help="also the per-segment path")
     parser.add_argument("--workdir", default="/tmp/ua-tls-speed")
+    parser.add_argument("--trees", default=str(ROOT),
+                        help="source trees to compare, comma-separated (each with its compiled "
+                        "module built), run in turn within each round; default this one")
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    print("| capture | TLS versions | without keys: CPU s, RSS MB | with --keylog | ratio |"
-          + (" per-segment path | ratio |" if args.plain else ""))
-    print("|---|---|---|---|---:|" + ("---|---:|" if args.plain else ""))
+    trees = [Path(tree).resolve() for tree in args.trees.split(",")]
+    print("| capture | TLS versions | tree | without keys: CPU s, RSS MB | with --keylog | ratio |"
+          + (" per-segment path | ratio |" if args.plain else "") + " load average |")
+    print("|---|---|---|---|---|---:|" + ("---|---:|" if args.plain else "") + "---|")
     for size in args.sizes.split(","):
         for versions in args.versions.split(","):
             path = capture(workdir, size, versions)
@@ -74,19 +80,26 @@ def main() -> None:
             commands = {"without": base, "with": [*base, "--keylog", keys]}
             if args.plain:
                 commands["plain"] = [sys.executable, "-c", _PLAIN, str(path), keys]
-            results: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
+            results: dict[tuple[Path, str], list[tuple[float, int]]] = {
+                (tree, name): [] for tree in trees for name in commands}
+            loads = [os.getloadavg()[0]]
             for _ in range(args.rounds):  # side by side, so load moves all of them alike
-                for name, command in commands.items():
-                    results[name].append(measure(command))
-            cpu = {name: statistics.median(r[0] for r in runs) for name, runs in results.items()}
-            rss = {name: max(r[1] for r in runs) for name, runs in results.items()}
-            row = (f"| {size} | {versions} | {cpu['without']:.2f} s, {rss['without']} MB | "
-                   f"{cpu['with']:.2f} s, {rss['with']} MB | "
-                   f"{cpu['with'] / cpu['without']:.1f}x |")
-            if args.plain:
-                row += (f" {cpu['plain']:.2f} s, {rss['plain']} MB | "
-                        f"{cpu['plain'] / cpu['without']:.1f}x |")
-            print(row, flush=True)
+                for tree in trees:
+                    for name, command in commands.items():
+                        results[tree, name].append(measure(command, tree))
+                loads.append(os.getloadavg()[0])
+            for tree in trees:
+                cpu = {name: statistics.median(r[0] for r in results[tree, name])
+                       for name in commands}
+                rss = {name: max(r[1] for r in results[tree, name]) for name in commands}
+                row = (f"| {size} | {versions} | {tree.name} | "
+                       f"{cpu['without']:.2f} s, {rss['without']} MB | "
+                       f"{cpu['with']:.2f} s, {rss['with']} MB | "
+                       f"{cpu['with'] / cpu['without']:.2f}x |")
+                if args.plain:
+                    row += (f" {cpu['plain']:.2f} s, {rss['plain']} MB | "
+                            f"{cpu['plain'] / cpu['without']:.1f}x |")
+                print(row + f" {min(loads):.1f}-{max(loads):.1f} |", flush=True)
 
 
 if __name__ == "__main__":

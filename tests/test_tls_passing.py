@@ -190,18 +190,19 @@ def test_a_corrupted_tls13_record_in_a_body_stops_decryption_as_reading_it_does(
     assert _read(damaged, keys, True)[0] != _read(tls13, keys, True)[0]  # the damage shows
 
 
-@pytest.mark.parametrize("version", ["1.2", "1.3"])
+@pytest.mark.parametrize("version,part", [("1.2", 2), ("1.3", 2), ("1.3", 3)])
 def test_the_bytes_kept_for_retransmissions_are_those_of_reading_every_segment(
-        request: pytest.FixtureRequest, tmp_path: Path, version: str) -> None:
-    """The compiled skip keeps a passing direction's last bytes in a ring and writes them back
-    into the reassembler's `recent` at `sync`: cut mid-download, every open connection holds
-    the same bytes there as on the per-segment path."""
+        request: pytest.FixtureRequest, tmp_path: Path, version: str, part: int) -> None:
+    """The compiled skip keeps a passing direction's last bytes, with the records it opens or
+    gathers, in one buffer (moved down when full) and writes them back into the
+    reassembler's `recent` at `sync`: cut mid-download (a half, a third in), every open
+    connection holds the same bytes there as on the per-segment path, its plain twin."""
     from analyzer.reassembly import _NOTHING_YET
     from analyzer.tls.passing import sync_all
 
     capture: Path = request.getfixturevalue("tls12" if version == "1.2" else "tls13")
     cut = tmp_path / "cut.pcap"
-    _rewrite(capture, cut, lambda records: records[: len(records) // 2])
+    _rewrite(capture, cut, lambda records: records[: len(records) // part])
     kept = []
     for compiled in (True, False):
         run = Analysis(compiled=compiled,
@@ -280,3 +281,28 @@ def test_sweeps_among_passing_states_give_what_reading_every_segment_gives(
     assert results[0]
     if tuning == "sweeps":
         assert max(kept_across) > 0
+
+
+def test_the_buffer_starts_from_the_readers_record_and_the_kept_bytes_only_when_they_agree(
+        ) -> None:
+    """An opening state's buffer starts with the direction's last bytes: the record reader's
+    start of the current record and the reassembler's `recent` are both a suffix of them, so
+    the longer one holds the other at its end; when they disagree (after a hole) the state is
+    not armed and its segments go the usual way."""
+    from analyzer.decode._fastpath import Ledger, Passing
+
+    def loaded(held: bytes, recent: bytes) -> bool:
+        state = Passing(None, Ledger(), 0)
+        state.opening = True
+        state.start_record(held)
+        ok = bool(state.load_recent(bytearray(recent)))
+        if ok:  # the reader holds the record's start already: nothing to give it
+            assert state.held == len(held) and state.unread() == b""
+        return ok
+
+    assert loaded(b"abc", b"xxxxabc")
+    assert loaded(b"0123456789", b"789")
+    assert loaded(b"", b"xyz") and loaded(b"abc", b"")
+    assert not loaded(b"abc", b"xxxxabd")
+    assert not loaded(b"0123456789", b"780")
+    assert not loaded(b"abc", bytes(40_000))  # longer than reassembly ever keeps

@@ -8,16 +8,21 @@ cdef extern from *:
     object PyByteArray_FromStringAndSize(const char* data, Py_ssize_t size)
     Py_ssize_t PyByteArray_GET_SIZE(object bytearray)
 
-from libc.string cimport memcpy, memmove
+from libc.string cimport memcmp, memcpy, memmove
 from cpython.buffer cimport PyBUF_READ, PyBUF_WRITE
 from cpython.memoryview cimport PyMemoryView_FromMemory
 
 cdef unsigned int _HALF = 0x80000000u
 cdef Py_ssize_t _RECENT = 16 * 1024  # reassembly.RECENT_BYTES
 cdef Py_ssize_t _MAX_RECORD = 2**14 + 2048  # tls.records.MAX_RECORD_LENGTH
-cdef Py_ssize_t _RING = 2 * _RECENT  # reassembly keeps at most this many recent bytes
-# Opening: the start of a record, then the rest of the segment (an IPv4 payload is < 64 KiB).
-cdef Py_ssize_t _RECORD_ROOM = 5 + _MAX_RECORD + 65536
+cdef Py_ssize_t _KEPT = 2 * _RECENT  # reassembly keeps at most this many recent bytes
+# A state's buffer (see `Passing.buf`): what it must keep (at most _KEPT bytes: the recent
+# bytes, or a record's start, which is shorter) and a segment (an IPv4 payload is < 64 KiB)
+# always fit; the room beyond that makes the moves down rare (≈ 24 KiB moved per 230 KiB).
+cdef Py_ssize_t _CAPACITY = 256 * 1024
+# Buffers of dropped states, reused by the next ones: a state is made at every offer (a few
+# per session) and a fresh 256 KiB allocation each time is a mapping and its page faults.
+cdef list _SPARE = []
 
 
 cdef class Ledger:
@@ -62,11 +67,10 @@ cdef class Passing:
     # Gathering instead (any suite, any version): segments inside a record are kept, and the
     # segment that ends a record goes the usual way, so Python reads every record whole.
     cdef public bint gather
-    cdef public object kept  # bytearray: the bytes gathered since the last sync
-    cdef public long long kept_frame  # the first one's frame number
+    cdef public long long kept_frame  # the first byte's frame number of those not yet synced
     cdef public double kept_time
     # Opening instead (TLS 1.3, any AEAD suite: the inner type ends the encrypted record):
-    # each record is gathered whole in ``record`` and opened with ``decrypt(nonce, body,
+    # each record is gathered whole in ``buf`` and opened with ``decrypt(nonce, body,
     # header)`` (the direction's `cryptography` AEAD: authenticated, RFC 8446 §5.2), and
     # when its inner type is application data it counts as passed. Any other record (a
     # KeyUpdate, an alert, padding only, one that does not open) has its last segment go the
@@ -78,23 +82,32 @@ cdef class Passing:
     # ``out``, reused from record to record (tls/passing.py `offer_open`)
     cdef public object decrypt_into
     cdef object out  # bytearray of _MAX_RECORD bytes, made at the first record opened
+    # a writable view of its first ``out_length`` bytes (`decrypt_into` wants the plaintext's
+    # length exactly): kept while the records keep their length, as full ones do
+    cdef object out_view
+    cdef Py_ssize_t out_length
     cdef public bytes iv  # RFC 8446 §5.3: the per-record nonce is this XOR the sequence number
     cdef public object invalid  # the exception ``decrypt`` raises for a record that does not open
     cdef public long long sequence  # the current record's sequence number
-    cdef public object record  # bytearray of fixed size _RECORD_ROOM: the current record's
-    cdef public Py_ssize_t filled  # ... bytes, from its header on, in its first ``filled``
-    cdef public Py_ssize_t held  # ... of which the Python record reader holds the first ones
+    # One buffer (bytearray of _CAPACITY bytes) per state holds every byte taken, copied once:
+    # its last ``recent_length`` bytes up to ``end`` are what the direction's `recent` (the
+    # bytes reassembly keeps for retransmission compares) would be, and from ``start`` on the
+    # bytes the Python record reader has not all read: opening, the current record (the
+    # reader holds its first ``held``); gathering, the bytes gathered (the reader holds the
+    # first ``held`` of them, given at a `sync`). When a segment does not fit, what must be
+    # kept moves down to the buffer's start. It replaced a ring for `recent` and a record
+    # buffer, which copied every opened byte twice (benchmarks/README.md, `tls13one`).
+    cdef object buf
+    cdef Py_ssize_t end
+    cdef public Py_ssize_t start
+    cdef public Py_ssize_t held
+    cdef Py_ssize_t recent_length
+    cdef bint recent_changed
+    cdef bytes held_bytes  # opening: the reader's bytes of the current record until `load_recent`
     cdef public long long pass_bytes  # taken bytes of opened records the reader does not hold
     cdef public Py_ssize_t carry_plain  # the record the reader holds part of (-1: none)
     cdef public bint absorbed  # ... was passed: its buffered bytes are dropped
     cdef public object recent  # the direction's `recent` bytearray (reassembly)
-    # What `recent` becomes, kept without resizing it per segment (its appends and trims
-    # reallocated and copied it, a fifth of a decrypted TLS 1.3 run): the last _RING bytes
-    # taken in a ring, and the length `recent` would have; `flush_recent` writes it back.
-    cdef object ring
-    cdef Py_ssize_t ring_end  # bytes written to the ring in all (the next at ring_end % _RING)
-    cdef Py_ssize_t recent_length
-    cdef bint recent_changed
     # taken since the last sync
     cdef public long long bytes
     cdef public long long records
@@ -122,19 +135,17 @@ cdef class Passing:
         self.opening = False
         self.decrypt = None
         self.decrypt_into = None
-        self.out = None
+        self.out = self.out_view = None
+        self.out_length = -1
         self.iv = None
         self.invalid = None
         self.sequence = 0
-        self.record = None
-        self.filled = 0
-        self.ring = None
-        self.ring_end = 0
+        self.buf = None
+        self.end = self.start = self.held = 0
         self.recent_length = 0
         self.recent_changed = False
-        self.held = 0
+        self.held_bytes = None
         self.pass_bytes = 0
-        self.kept = None
         self.kept_frame = 0
         self.kept_time = 0.0
         self.deadline = float("inf")
@@ -194,10 +205,9 @@ cdef class Passing:
                             return False
                     if to_header <= n:  # the record ends in this segment: Python reads it
                         return False
-                    if not PyByteArray_GET_SIZE(self.kept):
+                    if self.start + self.held == self.end:
                         self.kept_frame = ledger.base + index
                         self.kept_time = t
-                    _append(self.kept, q, n)
                     self.to_header = to_header - n
                     return self._took_bytes(q, n, seq, ack, t, ledger.base + index)
                 plain = self.plain
@@ -237,55 +247,57 @@ cdef class Passing:
                     double t) except -1:
         """Opening (see the fields): take the ``n`` bytes at ``q`` when every record that
         ends in them opens as application data within the budget; otherwise change nothing
-        and return False."""
-        cdef unsigned char* record = <unsigned char*>PyByteArray_AS_STRING(self.record)
-        cdef Py_ssize_t before = self.filled, filled = self.filled
-        cdef Py_ssize_t pos = 0, take, length, cur = 0
+        the reader or the counts see, and return False. The bytes go into the buffer (the
+        one copy: `_took_bytes` finds them there) and each record is opened where it lies."""
+        cdef unsigned char* buf
+        cdef Py_ssize_t before, at, pos, stop, start, take, length
         cdef Py_ssize_t to_header = self.to_header
         cdef Py_ssize_t held = self.held
         cdef long long plain = self.plain, records = 0, pass_bytes = 0
         cdef long long sequence = self.sequence
         cdef bint absorbed = self.absorbed
         cdef long long result
-        while pos < n:
+        before = self.end - self.start  # the current record's bytes so far
+        self._room(n)
+        buf = <unsigned char*>PyByteArray_AS_STRING(self.buf)
+        at = self.end
+        memcpy(buf + at, q, n)
+        pos = at
+        stop = at + n
+        start = self.start
+        while pos < stop:
             if not to_header:
                 # a header split between frames, or not application data: the usual way
-                if n - pos < 5 or q[pos] != 23 or q[pos + 1] != 3 or q[pos + 2] != 3:
+                if stop - pos < 5 or buf[pos] != 23 or buf[pos + 1] != 3 or buf[pos + 2] != 3:
                     return False
-                length = (q[pos + 3] << 8) | q[pos + 4]
+                length = (buf[pos + 3] << 8) | buf[pos + 4]
                 if length <= 16 or length > _MAX_RECORD:
                     return False
                 to_header = 5 + length
-            take = to_header if to_header < n - pos else n - pos
-            if filled + take > _RECORD_ROOM:  # never: a record and a segment fit
-                return False
-            memcpy(record + filled, q + pos, take)
-            filled += take
+            take = to_header if to_header < stop - pos else stop - pos
             pos += take
             to_header -= take
             if to_header:
                 break
-            length = filled - cur
-            result = self._application_length(record + cur, length, sequence)
+            length = pos - start
+            result = self._application_length(buf + start, length, sequence)
             if result < 0 or plain + result >= self.budget:  # not data, or the body's end
                 return False
             plain += result
             sequence += 1
-            if cur == 0 and held:  # the reader holds its start: that record is dropped
+            if start == self.start and held:  # the reader holds its start: that record is dropped
                 absorbed = True
                 pass_bytes += length - held
                 held = 0
             else:
                 records += 1
                 pass_bytes += length
-            cur += length
-        if cur:  # the opened records go; the next one's start (from this segment) moves up
-            memmove(record, record + cur, filled - cur)
-            filled -= cur
-        self.filled = filled
-        if filled > held and (cur or before == self.held):
+            start = pos
+        # the opened records go: the next one starts at ``start`` (and `_keep` moves ``end``)
+        if stop - start > held and (start != self.start or before == self.held):
             self.kept_frame = frame  # the first byte the reader does not have yet
             self.kept_time = t
+        self.start = start
         self.to_header = to_header
         self.held = held
         self.plain = plain
@@ -312,15 +324,19 @@ cdef class Passing:
         if self.decrypt_into is not None and self.out is None:
             self.out = PyByteArray_FromStringAndSize(NULL, _MAX_RECORD)
         try:
-            # views, not copies, of the gathered bytes: they do not move during the call
+            # a view, not a copy, of the gathered body: the buffer is never resized (the
+            # 5-byte header is copied: a bytes object costs a fifth of a view)
             if self.decrypt_into is not None:
                 # the plaintext is the body less the 16-byte tag (`openable` asks for it)
                 end = length - 5 - 16
+                if end != self.out_length:
+                    self.out_view = PyMemoryView_FromMemory(PyByteArray_AS_STRING(self.out),
+                                                            end, PyBUF_WRITE)
+                    self.out_length = end
                 self.decrypt_into(
                     PyBytes_FromStringAndSize(<const char*>nonce, 12),
                     PyMemoryView_FromMemory(<char*>record + 5, length - 5, PyBUF_READ),
-                    PyMemoryView_FromMemory(<char*>record, 5, PyBUF_READ),
-                    PyMemoryView_FromMemory(PyByteArray_AS_STRING(self.out), end, PyBUF_WRITE))
+                    PyBytes_FromStringAndSize(<const char*>record, 5), self.out_view)
                 inner = <const unsigned char*>PyByteArray_AS_STRING(self.out)
             else:
                 opened = self.decrypt(
@@ -339,16 +355,31 @@ cdef class Passing:
             return -1
         return end - 1
 
+    cdef int _room(self, Py_ssize_t n) except -1:
+        """Make room for ``n`` more bytes at ``end``: when they do not fit, what must be kept
+        (the recent bytes, and from ``start`` on) moves down to the buffer's start."""
+        cdef Py_ssize_t keep_from
+        cdef char* buf
+        if self.end + n <= _CAPACITY:
+            return 0
+        keep_from = self.end - self.recent_length
+        if self.start < keep_from:
+            keep_from = self.start
+        buf = PyByteArray_AS_STRING(self.buf)
+        memmove(buf, buf + keep_from, self.end - keep_from)
+        self.end -= keep_from
+        self.start -= keep_from
+        return 0
+
     cdef int _keep(self, const unsigned char* data, Py_ssize_t n) except -1:
-        """`reassembly._Direction.advance`'s kept bytes, into the ring: append, and keep the
-        last 16 KiB once over 32 KiB."""
-        cdef unsigned char* ring = <unsigned char*>PyByteArray_AS_STRING(self.ring)
-        cdef Py_ssize_t m = n if n < _RING else _RING
-        cdef Py_ssize_t at = (self.ring_end + n - m) % _RING
-        cdef Py_ssize_t first = m if m < _RING - at else _RING - at
-        memcpy(ring + at, data + n - m, first)
-        memcpy(ring, data + n - m + first, m - first)
-        self.ring_end += n
+        """`reassembly._Direction.advance`'s kept bytes: append, and keep the last 16 KiB
+        once over 32 KiB. Opening put the bytes in the buffer already (`_open`)."""
+        if not self.opening:
+            self._room(n)
+            memcpy(PyByteArray_AS_STRING(self.buf) + self.end, data, n)
+            if not self.gather:  # passing: nothing else to keep
+                self.start = self.end + n
+        self.end += n
         self.recent_length += n
         if self.recent_length > 2 * _RECENT:
             self.recent_length = _RECENT
@@ -356,16 +387,38 @@ cdef class Passing:
         return 0
 
     def load_recent(self, recent):
-        """Start from the direction's `recent` bytearray (tls/passing.py `arm`); False when it
-        is longer than the ring (the reassembler never leaves it so)."""
+        """Start from the direction's `recent` bytearray (tls/passing.py `arm`), and when
+        opening from the record reader's bytes of the current record (`start_record`): both
+        are the last bytes of the direction, so the buffer starts with the longer of the
+        two. False when they disagree (after a hole), or `recent` is longer than reassembly
+        leaves it: the state is not armed, and its segments go the usual way."""
         cdef Py_ssize_t length = PyByteArray_GET_SIZE(recent)
-        if length > _RING:
+        cdef Py_ssize_t held = 0
+        cdef bytes suffix = None
+        cdef const char* kept = PyByteArray_AS_STRING(recent)
+        if length > _KEPT:
             return False
-        if self.ring is None:
-            self.ring = PyByteArray_FromStringAndSize(NULL, _RING)
-        memcpy(PyByteArray_AS_STRING(self.ring), PyByteArray_AS_STRING(recent), length)
+        if self.held_bytes is not None:
+            held = len(self.held_bytes)
+            if held > length:
+                suffix = self.held_bytes
+                if memcmp(<const char*>suffix + held - length, kept, length):
+                    return False
+            elif memcmp(kept + length - held, <const char*>self.held_bytes, held):
+                return False
+        if self.buf is None:
+            self.buf = _SPARE.pop() if _SPARE else PyByteArray_FromStringAndSize(NULL, _CAPACITY)
+        if suffix is not None:
+            memcpy(PyByteArray_AS_STRING(self.buf), <const char*>suffix, held)
+            self.end = held
+        else:
+            memcpy(PyByteArray_AS_STRING(self.buf), PyByteArray_AS_STRING(recent), length)
+            self.end = length
+        self.start = self.end - held
+        self.held = held
+        self.held_bytes = None
         self.recent = recent
-        self.ring_end = self.recent_length = length
+        self.recent_length = length
         self.recent_changed = False
         return True
 
@@ -373,23 +426,30 @@ cdef class Passing:
         """Bring `recent` to what the appends since `load_recent` made it (tls/passing.py
         `sync`)."""
         cdef Py_ssize_t length = self.recent_length
-        cdef Py_ssize_t at, first
-        cdef const unsigned char* ring
         if not self.recent_changed:
             return
-        ring = <const unsigned char*>PyByteArray_AS_STRING(self.ring)
-        at = (self.ring_end - length) % _RING
-        first = length if length < _RING - at else _RING - at
         PyByteArray_Resize(self.recent, length)
-        memcpy(PyByteArray_AS_STRING(self.recent), ring + at, first)
-        memcpy(PyByteArray_AS_STRING(self.recent) + first, ring, length - first)
+        memcpy(PyByteArray_AS_STRING(self.recent),
+               PyByteArray_AS_STRING(self.buf) + self.end - length, length)
         self.recent_changed = False
 
     def start_record(self, bytes held):
-        """Opening: the current record's first bytes, as the Python record reader holds them."""
-        self.record = PyByteArray_FromStringAndSize(NULL, _RECORD_ROOM)
-        memcpy(PyByteArray_AS_STRING(self.record), <const char*>held, len(held))
-        self.filled = self.held = len(held)
+        """Opening: the current record's first bytes, as the Python record reader holds them
+        (they go into the buffer at `load_recent`)."""
+        self.held_bytes = held
+
+    def unread(self):
+        """The bytes taken that the record reader does not hold (opening: of the current
+        record; gathering: since the last sync), as the reader now holds them (`sync`)."""
+        cdef Py_ssize_t first = self.start + self.held
+        rest = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(self.buf) + first,
+                                         self.end - first)
+        self.held = self.end - self.start
+        return rest
+
+    def __dealloc__(self):
+        if self.buf is not None and len(_SPARE) < 16:
+            _SPARE.append(self.buf)
 
     cdef bint _took_bytes(self, const unsigned char* q, Py_ssize_t n, unsigned int seq,
                           unsigned int ack, double t, long long number) except -1:
@@ -421,8 +481,3 @@ cdef class Passing:
         return True
 
 
-cdef int _append(object buffer, const unsigned char* data, Py_ssize_t n) except -1:
-    cdef Py_ssize_t have = PyByteArray_GET_SIZE(buffer)
-    PyByteArray_Resize(buffer, have + n)
-    memcpy(PyByteArray_AS_STRING(buffer) + have, data, n)
-    return 0

@@ -19,6 +19,35 @@ if TYPE_CHECKING:
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48}  # a TLS 1.3 secret is as long as its hash
 
 
+_loaded = False
+# False: `load_decryption` does not freeze. The test process sets it (tests/__init__.py): there
+# a freeze would take pytest's and its plugins' objects too, which `gc.get_referrers` then
+# no longer sees (Hypothesis warns that trio's generator may be collected).
+FREEZE_AT_LOAD = True
+
+
+def load_decryption() -> None:
+    """Bring in tls/decrypt.py with `cryptography`'s ciphers, at the first session that has
+    keys (a run without keys never imports them), and freeze what the process holds then
+    (`gc.freeze`): the import's objects (and the run's start-up, already in the oldest
+    generation) live until the exit, yet each collection after the import walked them, and
+    the interpreter's collections at exit walked them all again: 36 M of the 3,193 M
+    instructions of the 200 MB TLS 1.3 benchmark with keys, 27 M of them at exit
+    (benchmarks/README.md, the `tls13one` round). Once a process: what is frozen is never
+    collected, so a cycle alive at that moment that becomes garbage later stays, which
+    bounds what it can keep to what the run held when its first key was used."""
+    global _loaded
+    if _loaded:
+        return
+    import gc
+
+    import analyzer.tls.decrypt  # noqa: F401
+
+    if FREEZE_AT_LOAD:
+        gc.freeze()
+    _loaded = True
+
+
 def prepare_openers(session: TlsSession) -> None:
     """After the ServerHello: find the session's secrets and prepare its openers."""
     hello, server = session.client_hello, session.server_hello
@@ -36,6 +65,7 @@ def prepare_openers(session: TlsSession) -> None:
         session.decryption = Decryption.UNSUPPORTED
         return
     session.decryption = Decryption.PENDING
+    load_decryption()
     from analyzer.tls.decrypt import RecordOpener
     from analyzer.tls.keys import tls13_traffic_keys
 
@@ -91,6 +121,7 @@ def suite_from_record(session: TlsSession, side: int, record: Record, tries: int
     labelled = [secret for label in (f"{prefix}_HANDSHAKE_TRAFFIC_SECRET",
                                      f"{prefix}_TRAFFIC_SECRET_0")
                 if (secret := secrets.get(label)) is not None]
+    load_decryption()
     from analyzer.tls.decrypt import DecryptError, RecordOpener
     from analyzer.tls.keys import tls13_traffic_keys
 

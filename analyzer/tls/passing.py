@@ -32,7 +32,8 @@ records it can count exactly without opening them, and the other direction's bar
   way, and so does the periodic sweep's segment (the ledger's limit).
 
 Right after each compiled skip call, `sync` brings the Python state where the per-segment
-path would have left it: the reassembler's offsets, kept bytes (C keeps them in a ring and
+path would have left it: the reassembler's offsets, kept bytes (C keeps them, with the
+records it gathers, in one buffer per state that every taken byte is copied into once, and
 writes them back, `flush_recent`: resizing `recent` per segment cost a fifth of a decrypted
 TLS 1.3 run), ACKs, last time and sweep count; the record reader's position; the opener's
 sequence number; the plaintext offset; the body reader's count. Frames of the connection
@@ -112,7 +113,6 @@ def offer_gather(ledger: Any, conn: Connection, side: int, to_header: int) -> No
     """Let the segments inside ``side``'s records gather in C (module docstring)."""
     passing = Passing(conn, ledger, side)
     passing.gather = True
-    passing.kept = bytearray()
     passing.to_header = to_header
     conn.passing = passing
 
@@ -229,25 +229,20 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
         reassembler._peer_acked(conn, side, passing.ack_peer, passing.ack_peer_frame,
                                 passing.ack_peer_time)
     stage: TlsStage = conn.listener
-    if passing.opening:
-        stage.passed(side, passing.pass_bytes, passing.records, passing.plain, 0,
-                     passing.absorbed)
-        passing.budget -= passing.plain
-        passing.absorbed = False
-        passing.pass_bytes = 0
-        if passing.filled > passing.held:  # the current record's start: the reader buffers it
-            rest = bytes(passing.record[passing.held:passing.filled])
+    if passing.opening or passing.gather:
+        if passing.opening:
+            stage.passed(side, passing.pass_bytes, passing.records, passing.plain, 0,
+                         passing.absorbed)
+            passing.budget -= passing.plain
+            passing.absorbed = False
+            passing.pass_bytes = 0
+        # the current record's bytes the reader does not have (opening), or those gathered
+        # since the last sync, as one chunk in place of the segments it joins: no record ends
+        # in it, so the stage only buffers it, and its first frame is the one a record needs
+        rest = passing.unread()
+        if rest:
             stage.gathered(side, here.next_offset - len(rest), rest, passing.kept_frame,
                            passing.kept_time)
-            passing.held = passing.filled
-    elif passing.gather:
-        kept = passing.kept
-        if kept:
-            # one chunk in place of the segments it joins: no record ends in it, so the
-            # stage only buffers it, and its first frame is the one a record needs
-            stage.gathered(side, here.next_offset - len(kept), bytes(kept), passing.kept_frame,
-                           passing.kept_time)
-            kept.clear()
     else:
         stage.passed(side, passing.bytes, passing.records, passing.plain, passing.to_header,
                      passing.absorbed and passing.carry_plain >= 0)

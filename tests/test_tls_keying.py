@@ -1,0 +1,45 @@
+"""tls/keying.py `load_decryption`: the ciphers come in at the first session with keys, and
+what the process holds then is frozen for the collector, once; a run without keys does
+neither. Each run is a fresh interpreter (the test process may have imported them already)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CAPTURE = REPO / "captures" / "wss_tls13_aes128_gcm.pcap"
+
+_RUN = """
+import gc, json, sys
+from analyzer.pipeline import Analysis
+from analyzer.source import read_records
+from analyzer.tls.keylog import load_keylog
+secrets = load_keylog(open(sys.argv[2], "rb").read()) if len(sys.argv) > 2 else None
+frozen = []
+for _ in range(2):  # the second run finds the ciphers loaded
+    run = Analysis(secrets=secrets)
+    decided = [*run.feed_records(read_records([sys.argv[1]], [])), *run.finish()]
+    frozen.append(gc.get_freeze_count())
+print(json.dumps({"first": frozen[0], "last": frozen[1], "decrypted": run.stats.tls_decrypted,
+                  "loaded": "analyzer.tls.decrypt" in sys.modules}))
+"""
+
+def _run(*args: Path) -> dict[str, int]:
+    done = subprocess.run([sys.executable, "-c", _RUN, *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(done.stdout)
+
+
+def test_the_first_session_with_keys_loads_the_ciphers_and_freezes_once() -> None:
+    seen = _run(CAPTURE, CAPTURE.with_suffix(".keys"))
+    assert seen["decrypted"] > 0 and seen["loaded"]
+    assert seen["first"] > 1000  # the start-up and the import, frozen
+    assert seen["last"] <= seen["first"]  # not again (some frozen objects were freed since)
+
+
+def test_a_run_without_keys_neither_loads_the_ciphers_nor_freezes() -> None:
+    seen = _run(CAPTURE)
+    assert seen == {"first": 0, "last": 0, "decrypted": 0, "loaded": False}
