@@ -219,5 +219,9 @@ include "_follow.pxi"
 include "_ws_frames.pxi"
 
 
+# --- the watch window of a WebSocket switch, compiled -----------------------------------------
+include "_switch_watch.pxi"
+
+
 # --- the header lines of a plain HTTP head -----------------------------------------------------
 include "_heads.pxi"

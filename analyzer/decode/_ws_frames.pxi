@@ -58,16 +58,23 @@ cdef class CompiledFrameParser:
         return self.stage == _WS_STOPPED
 
     def feed(self, data):
-        cdef bytes whole = data if type(data) is bytes else bytes(data)
+        cdef list frames = []
+        self._feed_into(data if type(data) is bytes else bytes(data), frames, None, None, None)
+        return frames
+
+    cdef int _feed_into(self, bytes whole, list frames, object side, object number,
+                        object time) except -1:
+        """`feed`, appending to ``frames`` each frame it completes: a `WsFrame`, or with a
+        ``side`` the watch's `SeenFrame` of it (`CompiledSwitchWatch.observe`)."""
         cdef const unsigned char* p = whole
         cdef Py_ssize_t pos = 0, end = len(whole), n
-        cdef list frames = []
         while pos < end and self.stage != _WS_STOPPED:
             if self.stage == _WS_HEADER:
                 pos = self._read_header(p, pos, end)
                 # A frame without payload is complete the moment its header is.
                 if self.stage == _WS_PREFIX and self.want_prefix == 0:
-                    frames.append(self._emit())
+                    frames.append(self._emit() if side is None
+                                  else _seen_frame(side, number, time, self._emit()))
             elif self.stage == _WS_PREFIX:
                 n = self.want_prefix - self.prefix_filled
                 if end - pos < n:
@@ -76,7 +83,8 @@ cdef class CompiledFrameParser:
                 self.prefix_filled += n
                 pos += n
                 if self.prefix_filled == self.want_prefix:
-                    frames.append(self._emit())
+                    frames.append(self._emit() if side is None
+                                  else _seen_frame(side, number, time, self._emit()))
             else:
                 n = end - pos
                 if self.skip < <unsigned long long>n:
@@ -86,7 +94,7 @@ cdef class CompiledFrameParser:
                 if self.skip == 0:
                     self.stage = _WS_HEADER
         self.offset += pos
-        return frames
+        return 0
 
     def room(self):
         return self.skip if self.stage == _WS_SKIP else 0
@@ -155,8 +163,17 @@ cdef class CompiledFrameParser:
             for i in range(n):
                 self.prefix[i] ^= self.key[i & 3]
         payload = PyBytes_FromStringAndSize(<const char*>self.prefix, n)
-        frame = _WsFrame(self.fin, self.rsv, self.opcode, self.masked, self.length,
-                         self.header_length, payload, self.frame_offset)
+        # the WsFrame without the frozen dataclass's ``__init__`` (as `_segment_at` builds a
+        # Segment): the slots' descriptors store the same values
+        frame = _new_object(_WsFrame)
+        PyObject_GenericSetAttr(frame, "fin", self.fin)
+        PyObject_GenericSetAttr(frame, "rsv", self.rsv)
+        PyObject_GenericSetAttr(frame, "opcode", self.opcode)
+        PyObject_GenericSetAttr(frame, "masked", self.masked)
+        PyObject_GenericSetAttr(frame, "length", self.length)
+        PyObject_GenericSetAttr(frame, "header_length", self.header_length)
+        PyObject_GenericSetAttr(frame, "payload_prefix", payload)
+        PyObject_GenericSetAttr(frame, "offset", self.frame_offset)
         self.prefix_filled = 0
         self.frames_seen += 1
         if self.frames_seen >= self.max_frames:

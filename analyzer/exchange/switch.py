@@ -141,3 +141,35 @@ class SwitchWatch:
             h2c_status=self.h2_status,
             h2c_status_event=self._h2_status,
         )
+
+
+
+def _compiled() -> tuple[object, ...] | None:
+    """The compiled frame parser and watch, once (None in the pure-Python install)."""
+    global _COMPILED
+    if _COMPILED is None:
+        try:
+            from analyzer.decode._fastpath import CompiledFrameParser, CompiledSwitchWatch
+        except ImportError:  # pragma: no cover - the pure-Python install
+            _COMPILED = ()
+        else:
+            _COMPILED = (CompiledFrameParser, CompiledSwitchWatch)
+    return _COMPILED or None
+
+
+_COMPILED: tuple[object, ...] | None = None
+
+
+def switch_watch(switch_time: float, seen_at: float, websocket: bool,
+                 window: ObservationWindow, h2c: bool = False,
+                 parser: Callable[..., WsFrameParser] = WsFrameParser) -> SwitchWatch:
+    """The watch of one switch: the compiled twin of `SwitchWatch`
+    (`_fastpath.CompiledSwitchWatch`, the same state and results, tests/test_switch_watch.py)
+    for a WebSocket switch of a run whose frame parser is the compiled one, else `SwitchWatch`."""
+    if websocket and not h2c and parser is not WsFrameParser:
+        compiled = _compiled()
+        if compiled is not None and parser is compiled[0]:
+            watch: SwitchWatch = compiled[1](  # type: ignore[operator]
+                switch_time, seen_at, window)
+            return watch
+    return SwitchWatch(switch_time, seen_at, websocket, window, h2c, parser)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from analyzer.exchange.holes import HoleRecovery
 from analyzer.exchange.model import Message
 from analyzer.exchange.pending import Mode, PendingRequest, Switch
-from analyzer.exchange.switch import SwitchWatch
+from analyzer.exchange.switch import switch_watch
 from analyzer.life.model import attempt_key
 from analyzer.reassembly import let_go
 
@@ -34,8 +34,8 @@ class SwitchFollower(HoleRecovery):
             and not response.head.headers.has("upgrade")
         )
         h2c = "h2c" in response.head.headers.tokens("upgrade")
-        watch = SwitchWatch(response.time, time, websocket, self._run.window, h2c,
-                            self._run.frame_parser)
+        watch = switch_watch(response.time, time, websocket, self._run.window, h2c,
+                             self._run.frame_parser)
         self._switch = Switch(request, response, interim, watch, self._server_gap)
         client = self._client_side()
         state = self._sides[client]

@@ -1,0 +1,136 @@
+# `SwitchWatch` (analyzer/exchange/switch.py) of a WebSocket switch, compiled: the watch window
+# of the handshake-dense benchmark takes ≈ 21,000 segments per 100 MB, and the Python watch
+# cost ≈ 2.9 µs a segment, of which the frozen dataclasses made per WebSocket frame (`WsFrame`
+# and `SeenFrame`, each storing every field through ``object.__setattr__``) ≈ 1.2 µs. Same
+# state, same steps, the same values; `SwitchWatch` is its twin (`switch.switch_watch` picks
+# this one only for a WebSocket switch of a run with the compiled frame parser), and
+# tests/test_switch_watch.py feeds both the same segments and compares what they report.
+
+cdef Py_ssize_t _WATCH_PREFIX = 256  # switch.PREFIX_BYTES
+cdef object _SeenFrame = None
+cdef object _TcpEvent = None
+cdef object _AfterSwitch = None
+cdef object _CLIENT = "client"  # switch._SIDES
+cdef object _SERVER = "server"
+
+
+cdef object _seen_frame(object side, object frame, object time, object ws):
+    """`SeenFrame(side, frame, time, ws)` without the frozen dataclass's ``__init__`` (the
+    slots' descriptors store the same values, as `_segment_at` does for a Segment)."""
+    cdef object made = _new_object(_SeenFrame)
+    PyObject_GenericSetAttr(made, "side", side)
+    PyObject_GenericSetAttr(made, "frame", frame)
+    PyObject_GenericSetAttr(made, "time", time)
+    PyObject_GenericSetAttr(made, "ws", ws)
+    return made
+
+
+cdef class CompiledSwitchWatch:
+    """`SwitchWatch` of a WebSocket switch (not h2c), compiled (``early``, ``client_seen``,
+    ``lost``, ``observe``, ``room``, ``pass_bytes``, ``result``; ``switch_time``,
+    ``websocket``, ``deadline``, ``last_seen``, ``complete``, ``h2_status``)."""
+
+    cdef public object switch_time
+    cdef public bint websocket
+    cdef public object deadline
+    cdef public list last_seen
+    cdef public bint complete
+    cdef public int h2_status
+    cdef Py_ssize_t _frame_limit
+    cdef CompiledFrameParser _client_parser
+    cdef CompiledFrameParser _server_parser
+    cdef list _frames
+    cdef bytearray _client_prefix
+    cdef bytearray _server_prefix
+    cdef object _client_first
+    cdef object _server_first
+    cdef object _early_bytes
+    cdef object _early_frame
+
+    def __init__(self, switch_time, seen_at, window):
+        global _SeenFrame, _TcpEvent, _AfterSwitch
+        if _SeenFrame is None:
+            from analyzer.exchange.model import AfterSwitch, SeenFrame, TcpEvent
+            _SeenFrame, _TcpEvent, _AfterSwitch = SeenFrame, TcpEvent, AfterSwitch
+        self.switch_time = switch_time
+        self.websocket = True
+        self.deadline = seen_at + window.seconds
+        self._frame_limit = 2 * window.frames
+        self._client_parser = CompiledFrameParser(max_frames=window.frames)
+        self._server_parser = CompiledFrameParser(max_frames=window.frames)
+        self._frames = []
+        self._client_prefix = bytearray()
+        self._server_prefix = bytearray()
+        self._client_first = None
+        self._server_first = None
+        self.last_seen = [0.0, 0.0]
+        self._early_bytes = 0
+        self._early_frame = 0
+        self.complete = True
+        self.h2_status = 0
+
+    def early(self, length, frame):
+        if self._early_frame == 0:
+            self._early_frame = frame
+        self._early_bytes += length
+
+    @property
+    def client_seen(self):
+        return self._client_first is not None
+
+    def lost(self, client, frame, time):
+        self.complete = False
+        if client:
+            if self._client_first is None:
+                self._client_first = _TcpEvent(frame, time)
+        elif self._server_first is None:
+            self._server_first = _TcpEvent(frame, time)
+
+    def observe(self, client, data, frame, time):
+        cdef bint side = client
+        cdef bytearray prefix
+        cdef CompiledFrameParser parser
+        cdef Py_ssize_t have
+        if side:
+            if self._client_first is None:
+                self._client_first = _TcpEvent(frame, time)
+            self.last_seen[0] = time
+            prefix, parser = self._client_prefix, self._client_parser
+        else:
+            if self._server_first is None:
+                self._server_first = _TcpEvent(frame, time)
+            self.last_seen[1] = time
+            prefix, parser = self._server_prefix, self._server_parser
+        have = len(prefix)
+        if have < _WATCH_PREFIX:
+            prefix.extend(data[: _WATCH_PREFIX - have])
+        parser._feed_into(data if type(data) is bytes else bytes(data), self._frames,
+                          _CLIENT if side else _SERVER, frame, time)
+        return len(self._frames) >= self._frame_limit
+
+    def room(self, client):
+        if client:
+            if self._client_first is None or len(self._client_prefix) < _WATCH_PREFIX:
+                return 0
+            return self._client_parser.room()
+        if self._server_first is None or len(self._server_prefix) < _WATCH_PREFIX:
+            return 0
+        return self._server_parser.room()
+
+    def pass_bytes(self, client, count):
+        (self._client_parser if client else self._server_parser).pass_bytes(count)
+
+    def result(self, time):
+        return _AfterSwitch(
+            switch_time=self.switch_time,
+            frames=tuple(self._frames),
+            client_prefix=bytes(self._client_prefix),
+            server_prefix=bytes(self._server_prefix),
+            client_first=self._client_first,
+            server_first=self._server_first,
+            early_client_bytes=self._early_bytes,
+            early_client_frame=self._early_frame,
+            complete=self.complete,
+            h2c_status=self.h2_status,
+            h2c_status_event=None,
+        )
