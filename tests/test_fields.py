@@ -85,3 +85,26 @@ def test_json_attempt_equals_its_plain_twin_on_every_bundled_capture() -> None:
                 assert json_attempt(diagnosis, show) == json_attempt_plain(diagnosis, show)
             compared += 1
     assert compared > 100
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab -\t\n\u00a0\u2003\u200bé…x"), max_size=40)
+       | st.text(max_size=30), st.integers(min_value=1, max_value=50))
+def test_a_reason_that_fits_is_shortened_as_textwrap_would(text: str, width: int) -> None:
+    """The table's reason column skips textwrap for a text that fits and has nothing for it
+    to change (report/table.py `_shorten`): the same lines as `_wrapped`, its plain twin."""
+    from analyzer.report.table import _shorten, _wrapped
+
+    assert _shorten(text, width, "wrap") == _wrapped(text, width)
+
+
+def test_every_reason_of_the_bundled_captures_is_shortened_as_textwrap_would() -> None:
+    from analyzer.report.fields import reason_text
+    from analyzer.report.safe import Cleaner
+    from analyzer.report.table import _shorten, _wrapped
+
+    for path in sorted(CAPTURES.glob("*.pcap*")):
+        for diagnosis in analyze_pcap(path):
+            text = Cleaner.for_attempt(diagnosis.attempt).text(reason_text(diagnosis))
+            for width in (len(text), len(text) + 5, 20, 90):
+                assert _shorten(text, width, "wrap") == _wrapped(text, width)
