@@ -87,7 +87,7 @@ def cells(d: Diagnosis, style: TableStyle) -> dict[str, object]:
         "time": style.clock.time(a.time),
         "client": str(a.client),
         "server": str(a.server),
-        "request": request_label(d, style.show_secrets),
+        "request": request_label(d, style.show_secrets, clean),
         "offered": clean.text(",".join(d.facts.offered) or d.facts.protocol or "-"),
         "status": a.response_head.status if a.response_head else "",
         "verdict": d.verdict.value,
