@@ -191,6 +191,25 @@ def test_renumbering_copies_every_field_as_dataclasses_replace_does() -> None:
             assert all(getattr(fast, n) is not None for n in names if original is full)
 
 
+def test_the_console_script_entry_point_runs_the_cli_with_the_collector_back_on() -> None:
+    """setup.cfg's `upgrade-analyzer` is `analyzer.__main__:run`, as `python -m analyzer`:
+    the imports run with the collector off, and the CLI turns it back on (cli.main)."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parent.parent / "setup.cfg")
+    assert "upgrade-analyzer = analyzer.__main__:run" in config["options.entry_points"][
+        "console_scripts"]
+    code = ("import atexit, gc, sys\nsys.argv = ['upgrade-analyzer', '--version']\n"
+            "atexit.register(lambda: print(gc.isenabled(), gc.get_threshold()[:2], "
+            "gc.get_freeze_count() > 10000, file=sys.stderr))\n"
+            "from analyzer.__main__ import run\nrun()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "upgrade-analyzer" in result.stdout
+    assert result.stderr.splitlines()[-1] == "True (10000, 20) True"
+
+
 def test_missing_file_is_one_line_error_without_traceback(tmp_path: Path) -> None:
     result = _cli("read", str(tmp_path / "nope.pcap"))
     assert result.returncode == 1
