@@ -246,8 +246,8 @@ def main() -> None:
     # What the imports made (modules, classes, the catalogue: ≈ 30,000 objects the collector
     # tracks) lives until exit. Frozen, it is left out of every later collection (the few
     # hundred objects of garbage the imports left are frozen with it). python -m analyzer
-    # imports with the collector off (analyzer/__main__.py); benchmarks/README.md, "the
-    # `densecost` round".
+    # and the console script import with the collector off (analyzer/__main__.run);
+    # benchmarks/README.md, "the `densecost` round".
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
     gc.enable()
