@@ -236,11 +236,21 @@ def live_command(interfaces: tuple[str, ...], bpf: str | None, duration: float |
 # young collection every 700 allocations) the collector kept walking what a run holds on to
 # (the attempts kept for a sorted report): 0.35 s of 2.2 s on the 1 GB benchmark as a table,
 # for no memory back (benchmarks/README.md). Cycles are still collected, just in larger steps.
-GC_THRESHOLD = (10_000, 10, 10)
+# The middle generation is collected every 20 young collections (Python's default: 10): each
+# of its collections walks the attempts a sorted report keeps whole (up to 2,000, ≈ 35-45 ms
+# at 100 MB of the dense benchmark mix), and found nothing to free there.
+GC_THRESHOLD = (10_000, 20, 10)
 
 
 def main() -> None:
+    # What the imports made (modules, classes, the catalogue: ≈ 30,000 objects the collector
+    # tracks) lives until exit. Frozen, it is left out of every later collection (the few
+    # hundred objects of garbage the imports left are frozen with it). python -m analyzer
+    # and the console script import with the collector off (analyzer/__main__.run);
+    # benchmarks/README.md, "the `densecost` round".
+    gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
+    gc.enable()
     try:
         cli.main(prog_name="upgrade-analyzer", standalone_mode=True)
     except BrokenPipeError:  # the reader went away (| head) outside a command: nothing to say

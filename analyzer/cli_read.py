@@ -287,7 +287,11 @@ def numbered(diagnoses: Iterator[Decided], selection: Selection,
 
 
 def _renumber(d: Diagnosis, number: int) -> Diagnosis:
-    return dataclasses.replace(d, number=number)
+    """``dataclasses.replace(d, number=number)`` through the positional constructor: replace
+    walks the fields and passes them by keyword (≈ 0.7 µs an attempt more, every listed
+    attempt is renumbered). Every field is copied (tests/test_cli.py compares the two)."""
+    return Diagnosis(number, d.attempt, d.facts, d.verdict, d.findings, d.who, d.origin,
+                     d.lifetime)
 
 
 def _emit(fmt: str, kept: list[Diagnosis] | SpilledReport, analysis: Analysis,

@@ -344,3 +344,29 @@ def test_lazy_attribution_equals_the_eager_one_on_every_bundled_capture() -> Non
             assert diagnosis.who is diagnosis.attribution  # built once, then kept
             compared += 1
     assert compared > 100
+
+
+def test_server_match_from_the_facts_words_equals_matching_again() -> None:
+    """The attribution takes a rejection's known words from the checks' facts (`Facts.said`,
+    found once) instead of scanning the response again: `match_known` with them equals
+    `match_response` (its plain twin) on every response of every bundled capture and of the
+    real-world ones."""
+    from analyzer.attribution.servers import match_known
+    from analyzer.attribution.texts import match_words
+
+    real_world = Path(__file__).resolve().parents[1].parent / "shared" / "real-world"
+    paths = sorted(CAPTURES.glob("*.pcap")) + sorted(real_world.rglob("*.pcap"))
+    compared = 0
+    for path in paths:
+        for diagnosis in analyze_pcap(path):
+            attempt = diagnosis.attempt
+            head = attempt.response_head
+            if head is None or attempt.response is None:
+                continue
+            body = attempt.response.body_prefix
+            said = diagnosis.facts.said if head.status >= 300 else match_words(head, body)
+            if head.status >= 300:
+                assert said == match_words(head, body)
+            assert match_known(head, body, said) == match_response(head, body)
+            compared += said is not None
+    assert compared > 20  # responses with known words (from the bundled captures alone)

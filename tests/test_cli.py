@@ -150,7 +150,9 @@ def test_a_plain_read_does_not_import_what_only_other_views_need(two: Path) -> N
     # smaller csv and textwrap), nor the TLS stage for a capture without TLS.
     lazy = ("tabulate", "wcwidth", "multiprocessing", "analyzer.parallel",
             "analyzer.report.detail", "scapy", "analyzer.source.live", "csv", "textwrap",
-            "analyzer.tls.layer", "analyzer.tls.session", "analyzer.tls.handshake")
+            "analyzer.tls.layer", "analyzer.tls.session", "analyzer.tls.handshake",
+            # their C halves do (analyzer/exchange/model.py, websocket/handshake.py)
+            "socket", "hashlib")
     code = ("import sys\nfrom analyzer.cli import main\nsys.argv[1:] = ['read', sys.argv[1], "
             "'-F', 'jsonl']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
             f"print(sorted(m for m in {lazy!r} if m in sys.modules), file=sys.stderr)")
@@ -158,6 +160,54 @@ def test_a_plain_read_does_not_import_what_only_other_views_need(two: Path) -> N
                             text=True, timeout=60)
     assert len([line for line in result.stdout.splitlines() if '"decided"' in line]) == 2
     assert result.stderr.splitlines()[-1] == "[]"
+
+
+def test_renumbering_copies_every_field_as_dataclasses_replace_does() -> None:
+    """`cli_read._renumber` (the positional constructor) equals `dataclasses.replace`, field
+    by field, those left out of equality too (a field added to Diagnosis and not copied
+    fails here)."""
+    import dataclasses
+
+    from analyzer.cli_read import _renumber
+    from analyzer.life.model import Lifetime
+    from analyzer.pipeline import Analysis
+    from analyzer.source import read_records
+    from analyzer.verdict import Diagnosis
+
+    capture = str(Path(__file__).resolve().parent.parent / "captures" / "plain_get.pcap")
+    run = Analysis()
+    decided = [d for d in [*run.feed_records(read_records([capture], [])), *run.finish()]
+               if isinstance(d, Diagnosis)]
+    assert decided
+    names = [f.name for f in dataclasses.fields(Diagnosis)]
+    for d in decided:
+        full = dataclasses.replace(d, origin=("a.pcap", 7),
+                                   lifetime=Lifetime(1.5, "client", "FIN", 0.5, None))
+        assert full.attribution is not None  # fills `who`, which equality leaves out
+        for original in (d, full):
+            fast, plain = _renumber(original, 42), dataclasses.replace(original, number=42)
+            assert fast == plain
+            assert [getattr(fast, n) for n in names] == [getattr(plain, n) for n in names]
+            assert all(getattr(fast, n) is not None for n in names if original is full)
+
+
+def test_the_console_script_entry_point_runs_the_cli_with_the_collector_back_on() -> None:
+    """setup.cfg's `upgrade-analyzer` is `analyzer.__main__:run`, as `python -m analyzer`:
+    the imports run with the collector off, and the CLI turns it back on (cli.main)."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parent.parent / "setup.cfg")
+    assert "upgrade-analyzer = analyzer.__main__:run" in config["options.entry_points"][
+        "console_scripts"]
+    code = ("import atexit, gc, sys\nsys.argv = ['upgrade-analyzer', '--version']\n"
+            "atexit.register(lambda: print(gc.isenabled(), gc.get_threshold()[:2], "
+            "gc.get_freeze_count() > 10000, file=sys.stderr))\n"
+            "from analyzer.__main__ import run\nrun()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "upgrade-analyzer" in result.stdout
+    assert result.stderr.splitlines()[-1] == "True (10000, 20) True"
 
 
 def test_missing_file_is_one_line_error_without_traceback(tmp_path: Path) -> None:

@@ -30,3 +30,12 @@ def test_address_cache_stays_bounded_and_right_after_it_is_cleared() -> None:
         assert Endpoint(address, 1).ip == format_address(address)
     assert len(model._ADDRESS_TEXTS) <= model._ADDRESS_TEXTS_MAX
     assert Endpoint(addresses[0], 1).ip == "10.0.0.0"
+
+
+def test_format_address_equals_the_socket_modules_inet_ntop() -> None:
+    """`format_address` uses socket's C half (`_socket`) to spare importing `socket`: the
+    same text as `socket.inet_ntop`, for both families."""
+    for text, family in (("192.0.2.200", socket.AF_INET), ("fe80::1:2", socket.AF_INET6),
+                         ("::ffff:10.0.0.1", socket.AF_INET6), ("2001:db8::", socket.AF_INET6)):
+        address = socket.inet_pton(family, text)
+        assert format_address(address) == socket.inet_ntop(family, address) == text

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import random
 import struct
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from analyzer.report.fields import iso_time, iso_time_plain
+from analyzer.report.render import indented_json, json_attempt, json_attempt_plain
 from tests.helpers import analyze_pcap
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
@@ -48,3 +54,57 @@ def test_iso_time_equals_its_plain_twin_on_real_attempts() -> None:
     assert times
     for seconds in times:
         assert iso_time(seconds) == iso_time_plain(seconds)
+
+
+# JSON-like trees: every scalar json.dumps writes plainly, containers nested a few levels.
+_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
+            | st.text() | st.sampled_from([2 ** 70, -(2 ** 70), True, False, 0.1, -0.0]))
+_TREES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
+                      | st.tuples(inner, inner)
+                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TREES, st.sampled_from(["\n", "\n    ", "\n  "]))
+def test_indented_json_equals_json_dumps_with_indent_2(value: object, indent: str) -> None:
+    assert indented_json(value, indent) == json.dumps(value, indent=2).replace("\n", indent)
+
+
+def test_indented_json_leaves_what_is_not_plain_to_json_dumps() -> None:
+    for value in ({1: "a", "b": [None, {2.5: True}]}, {"a": {None: 1, True: 2}}):
+        assert indented_json(value) == json.dumps(value, indent=2)
+    with pytest.raises(TypeError):  # as json.dumps: a set has no JSON form
+        indented_json({"a": {1, 2}})
+
+
+def test_json_attempt_equals_its_plain_twin_on_every_bundled_capture() -> None:
+    compared = 0
+    for path in sorted(CAPTURES.glob("*.pcap*")):
+        for diagnosis in analyze_pcap(path):
+            for show in (False, True):
+                assert json_attempt(diagnosis, show) == json_attempt_plain(diagnosis, show)
+            compared += 1
+    assert compared > 100
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab -\t\n\u00a0\u2003\u200bé…x"), max_size=40)
+       | st.text(max_size=30), st.integers(min_value=1, max_value=50))
+def test_a_reason_that_fits_is_shortened_as_textwrap_would(text: str, width: int) -> None:
+    """The table's reason column skips textwrap for a text that fits and has nothing for it
+    to change (report/table.py `_shorten`): the same lines as `_wrapped`, its plain twin."""
+    from analyzer.report.table import _shorten, _wrapped
+
+    assert _shorten(text, width, "wrap") == _wrapped(text, width)
+
+
+def test_every_reason_of_the_bundled_captures_is_shortened_as_textwrap_would() -> None:
+    from analyzer.report.fields import reason_text
+    from analyzer.report.safe import Cleaner
+    from analyzer.report.table import _shorten, _wrapped
+
+    for path in sorted(CAPTURES.glob("*.pcap*")):
+        for diagnosis in analyze_pcap(path):
+            text = Cleaner.for_attempt(diagnosis.attempt).text(reason_text(diagnosis))
+            for width in (len(text), len(text) + 5, 20, 90):
+                assert _shorten(text, width, "wrap") == _wrapped(text, width)

@@ -570,3 +570,19 @@ def test_a_header_built_through_its_slots_equals_one_built_by_init(name: str, va
     assert type(fast) is Header and (fast.name, fast.value) == (name, value)
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.name = "x"  # type: ignore[misc]
+
+
+@given(st.lists(st.tuples(st.text(max_size=12), st.text(max_size=8)), max_size=12))
+def test_header_names_are_the_lowercased_names_of_the_fields(pairs: list[tuple[str, str]]) -> None:
+    """`Headers.names()` lets the checks and the redaction skip walking the fields for names
+    that are absent: it must hold exactly the lowercased field names, whichever way the
+    Headers were built (the plain parser builds the index itself: `Headers.indexed`)."""
+    from analyzer.http.message import Headers
+
+    fields = tuple(header(name, value) for name, value in pairs)
+    expected = {name.lower() for name, _ in pairs}
+    assert set(Headers(fields).names()) == expected
+    index: dict[str, list[str]] = {}
+    for name, value in pairs:
+        index.setdefault(name.lower(), []).append(value)
+    assert set(Headers.indexed(fields, index).names()) == expected

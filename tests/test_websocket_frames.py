@@ -328,3 +328,17 @@ def test_accept_for_key(key: str, accept: str) -> None:
 
 def test_accept_differs_for_a_different_key() -> None:
     assert accept_for_key("dGhlIHNhbXBsZSBub25jZR==") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=255), max_size=40))
+def test_accept_for_key_equals_hashlib_sha1_of_key_and_guid(key: str) -> None:
+    """`accept_for_key` hashes with CPython's own SHA-1 module when there is one (hashlib's
+    would load OpenSSL at start-up): the value is hashlib's, for any latin-1 key."""
+    import base64
+    import hashlib
+
+    from analyzer.websocket.handshake import WEBSOCKET_GUID
+
+    material = (key.strip(" \t\r\n\f\v") + WEBSOCKET_GUID).encode("latin-1")
+    expected = base64.b64encode(hashlib.sha1(material).digest()).decode("ascii")
+    assert accept_for_key(key) == expected

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from analyzer.attribution.clients import KIND_OF_FINDING, client_errors, client_name
 from analyzer.attribution.model import Attribution
-from analyzer.attribution.servers import ServerMatch, match_response, match_silent_close
+from analyzer.attribution.servers import ServerMatch, match_known, match_silent_close
+from analyzer.attribution.texts import match_words
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
 from analyzer.exchange.model import Attempt
 
@@ -26,7 +27,9 @@ def attribute(
     match: ServerMatch | None = None
     if response is not None:
         body = attempt.response.body_prefix if attempt.response is not None else b""
-        match = match_response(response, body)
+        # the facts hold the rejection's known words (facts_of: a status of 300 or more)
+        said = facts.said if response.status >= 300 else match_words(response, body)
+        match = match_known(response, body, said)
     elif any(f.check in _SILENT for f in findings):
         fault = next((f.check for f in findings if f.check in REQUEST_FAULTS), None)
         match = match_silent_close(attempt, fault)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.attribution.texts import SERVLET, match_words, server_log
+from analyzer.attribution.texts import SERVLET, KnownText, match_words, server_log
 from analyzer.exchange.model import Attempt
 from analyzer.http.message import ResponseHead
 
@@ -83,7 +83,13 @@ _SERVER_HEADER = (
 
 def match_response(head: ResponseHead, body: bytes) -> ServerMatch | None:
     """The implementation a response's own words point at, if any."""
-    known = match_words(head, body)
+    return match_known(head, body, match_words(head, body))
+
+
+def match_known(head: ResponseHead, body: bytes, known: KnownText | None) -> ServerMatch | None:
+    """`match_response` given ``match_words(head, body)``, which the checks' facts already
+    hold for a rejection (`Facts.said`): the attribution does not scan the texts again
+    (`match_response` is its plain twin, tests/test_attribution.py)."""
     if known is not None:
         if known.server == SERVLET:
             # the Servlet API's words: the Server header, if any, names the container

@@ -56,7 +56,7 @@ def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.extend(_h2c_request(head, connection, ev))
     proxy_marks = [
         f"{f.name}: {f.value}" for f in headers.fields if f.name.lower() in _PROXY_FIELDS
-    ]
+    ] if not _PROXY_FIELDS.isdisjoint(headers.names()) else []
     if proxy_marks:
         findings.append(Finding("via_proxy", "", "; ".join(proxy_marks)[:120], ev))
     after = attempt.after
@@ -69,7 +69,7 @@ def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
 
 # authority-form (RFC 9112 §3.2.3): a host name, IPv4 or [IPv6] literal, and a port
 _AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+):[0-9]{1,5}")
-_PROXY_FIELDS = ("via", "forwarded", "x-forwarded-for", "x-real-ip")
+_PROXY_FIELDS = frozenset(("via", "forwarded", "x-forwarded-for", "x-real-ip"))
 
 
 def _has_websocket_fields(head: RequestHead) -> bool:

@@ -98,13 +98,17 @@ def _switch(
     # with a status code of 1xx (Informational)"; §6.4.1: 1xx responses have no content. A
     # client that believed the length would eat the new protocol's first bytes as a body.
     framing = [f"{f.name}: {f.value}" for f in headers.fields
-               if f.name.lower() in ("content-length", "transfer-encoding")]
+               if f.name.lower() in _FRAMING_FIELDS
+               ] if not _FRAMING_FIELDS.isdisjoint(headers.names()) else []
     if head.status == 101 and framing:
         findings.append(Finding("switch_with_body", "no Content-Length or Transfer-Encoding",
                                 "; ".join(framing[:2]), ev))
     if facts.websocket:
         findings.extend(_websocket_switch(attempt, head, ev))
     return findings
+
+
+_FRAMING_FIELDS = frozenset(("content-length", "transfer-encoding"))
 
 
 def _offered(token: str, offered: tuple[str, ...]) -> bool:

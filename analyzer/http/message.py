@@ -7,6 +7,7 @@ elsewhere (analyzer/checks).
 
 from __future__ import annotations
 
+from collections.abc import KeysView
 from dataclasses import dataclass, field
 
 
@@ -76,6 +77,11 @@ class Headers:
 
     def has(self, name: str) -> bool:
         return name.lower() in self._index
+
+    def names(self) -> KeysView[str]:
+        """The lowercased names of the fields present: a walk of ``fields`` for a few names
+        (the checks', the redaction's) is skipped when none of them is here."""
+        return self._index.keys()
 
     def tokens(self, name: str) -> list[str]:
         """Comma-separated list elements of every ``name`` field, lowercased (RFC 9110 §5.6.1)."""

@@ -231,10 +231,13 @@ def _attribution_fields(diagnosis: Diagnosis, clean: Cleaner) -> dict[str, Any]:
     }
 
 
-def request_label(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
-    """``METHOD target`` of the request, safe to print."""
+def request_label(diagnosis: Diagnosis, show_secrets: bool = False,
+                  clean: Cleaner | None = None) -> str:
+    """``METHOD target`` of the request, safe to print (``clean``: the attempt's Cleaner,
+    when the caller has made it already)."""
     request = diagnosis.attempt.request_head
-    clean = Cleaner.for_attempt(diagnosis.attempt, show_secrets)
+    if clean is None:
+        clean = Cleaner.for_attempt(diagnosis.attempt, show_secrets)
     tls = diagnosis.attempt.tls
     if diagnosis.attempt.kind is AttemptKind.TLS and tls is not None:
         return f"(TLS {clean.text(tls.sni)})" if tls.sni else "(TLS only)"

@@ -216,6 +216,8 @@ def secret_values(attempt: Attempt) -> tuple[str, ...]:
     values: list[str] = []
     heads = [m.head for m in (attempt.request, attempt.response, *attempt.interim) if m]
     for head in heads:
+        if _SECRET_SOURCES.isdisjoint(head.headers.names()):
+            continue  # the usual head: no field to look at
         for field in head.headers.fields:
             lowered = field.name.lower()
             if lowered not in _SECRET_SOURCES:

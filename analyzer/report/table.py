@@ -87,7 +87,7 @@ def cells(d: Diagnosis, style: TableStyle) -> dict[str, object]:
         "time": style.clock.time(a.time),
         "client": str(a.client),
         "server": str(a.server),
-        "request": request_label(d, style.show_secrets),
+        "request": request_label(d, style.show_secrets, clean),
         "offered": clean.text(",".join(d.facts.offered) or d.facts.protocol or "-"),
         "status": a.response_head.status if a.response_head else "",
         "verdict": d.verdict.value,
@@ -126,20 +126,31 @@ def fit(keys: list[str], widths: dict[str, int], total: int) -> tuple[list[str],
 
 def _shorten(text: str, width: int, how: str) -> list[str]:
     if how == "wrap":
-        import textwrap  # here: only a terminal's table wraps (a plain read imports nothing)
-
-        lines = textwrap.wrap(text, width, break_on_hyphens=False) or [""]
-        if len(lines) > REASON_LINES:
-            lines = lines[:REASON_LINES]
-            last = lines[-1]
-            lines[-1] = (last if len(last) < width else last[: width - 1]) + "…"
-        return lines
+        if len(text) <= width and text.isprintable() and text == text.strip():
+            # What textwrap gives a text that fits, holds no tab, newline or other space
+            # than " " and neither starts nor ends with one: itself. Every reason of a
+            # piped table fits (its column is as wide as the longest): ≈ 10 µs a row less.
+            return [text]
+        return _wrapped(text, width)
     if len(text) <= width:
         return [text]
     if how == "middle":
         head = (width - 1) // 2
         return [text[:head] + "…" + text[len(text) - (width - 1 - head):]]
     return [_clip(text, width)]
+
+
+def _wrapped(text: str, width: int) -> list[str]:
+    """The reason's lines through textwrap (`_shorten`'s plain twin for "wrap",
+    tests/test_fields.py)."""
+    import textwrap  # here: only a terminal's table wraps (a plain read imports nothing)
+
+    lines = textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+    if len(lines) > REASON_LINES:
+        lines = lines[:REASON_LINES]
+        last = lines[-1]
+        lines[-1] = (last if len(last) < width else last[: width - 1]) + "…"
+    return lines
 
 
 def _clip(text: str, width: int) -> str:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
-import hashlib
+
+try:  # CPython's own SHA-1: hashlib's loads OpenSSL first (≈ 11 M instructions, ≈ 2 ms)
+    from _sha1 import sha1
+except ImportError:  # a Python built without it (some distributions keep only OpenSSL's)
+    from hashlib import sha1
 
 # RFC 6455 §1.3: the server concatenates the key "with the Globally Unique Identifier (GUID,
 # [RFC4122]) "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" in string form".
@@ -21,4 +25,4 @@ def accept_for_key(key: str) -> str:
     # Header values are latin-1 decoded, so encoding back gives the bytes that were hashed on the
     # wire, even for a malformed non-ASCII key.
     material = (key.strip(" \t\r\n\f\v") + WEBSOCKET_GUID).encode("latin-1")
-    return base64.b64encode(hashlib.sha1(material).digest()).decode("ascii")
+    return base64.b64encode(sha1(material).digest()).decode("ascii")
