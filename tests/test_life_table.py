@@ -80,7 +80,7 @@ def _state(life: Life) -> tuple[object, ...]:
     return (life.key, life.client, life.switch_time, life.target, life.websocket,
             life.decided, life.sink, life.ended,
             tuple((f.base, f.sent, f.first, f.last, f.data, f.tail, f.end, f.end_frame,
-                   f.reset) for f in life.flows))
+                   f.reset, f.proof, f.lost) for f in life.flows))
 
 
 @pytest.mark.skipif(not FASTPATH_COMPILED, reason="the compiled module is not built")
@@ -91,6 +91,7 @@ def test_the_compiled_table_and_its_twin_keep_the_same_lives() -> None:
     assert type(tables[0]).__name__ == "LifeTable"
     conns: dict[int, list[Connection]] = {}
     open_ = []
+    declined = told = 0  # ACKs that told a lost FIN at once; ends that made a proof an end
     for n in range(400):
         life = _life(random.Random(n), n, sink)
         life.decided = rng.choice([None, "succeeded", "failed"])
@@ -114,14 +115,35 @@ def test_the_compiled_table_and_its_twin_keep_the_same_lives() -> None:
             seq = rng.randrange(2**32) if rng.random() < 0.2 else rng.randrange(3000)
             payload = _chunk(rng) if rng.random() < 0.7 else b""
             time = 2.0 + rng.random() * 100
-            flags = rng.choice([0x10, 0x10, 0x10, 0x11, 0x14, 0x02])
-            if flags == 0x10:
-                assert [t.take(key, seq, payload, time) for t in tables] == [True, True]
-            elif flags == 0x02:
+            flags = rng.choice([0x10, 0x10, 0x10, 0x11, 0x14, 0x02, 0x00, 0x04])
+            # often one past the other side's bytes (a lost FIN's proof, `Life.acked`), or
+            # a RST one past its own (a RST after a lost FIN)
+            there = tables[1]._by_key[key][0].life.flows[1 - side]
+            here = tables[1]._by_key[key][0].life.flows[side]
+            ack = -1 if not flags & 0x10 else (there.base + there.sent + 1) & 0xFFFFFFFF \
+                if rng.random() < 0.5 else rng.randrange(2**32)
+            if flags & 0x04 and rng.random() < 0.5:
+                seq, payload = (here.base + here.sent + 1) & 0xFFFFFFFF, b""
+            frame = rng.randrange(1, 10**6)
+            if not flags & 0x07:
+                taken = [t.take(key, seq, ack, payload, frame, time) for t in tables]
+                assert taken[0] == taken[1]
+                if not taken[0]:  # it ends the connection: `segment` takes it
+                    assert tables[1]._by_key[key][0].life.answers(side, ack)
+                    flags |= 0x100
+                    declined += 1
+            if flags == 0x02:
                 assert tables[0].reused(key, seq) == tables[1].reused(key, seq)
+            elif not flags & 0x07 and not flags & 0x100:
+                pass
             else:
-                ends = [t.segment(key, flags, seq, payload, m, time) for t in tables]
+                proofs = [f.proof for f in tables[1]._by_key[key][0].life.flows]
+                ends = [t.segment(key, flags & 0xFF, seq, ack, payload, frame, time)
+                        for t in tables]
                 assert ends[0] == ends[1]
+                if ends[0] is not None:
+                    told += any(f.end_frame == p[0] for f, p in zip(
+                        tables[1]._by_key[key][0].life.flows, proofs, strict=True) if p)
             assert [t.side_of(key) for t in tables] == [side, side]
         assert tables[0].idle(50.0) == tables[1].idle(50.0)
         assert tables[0].ages() == tables[1].ages()
@@ -134,12 +156,13 @@ def test_the_compiled_table_and_its_twin_keep_the_same_lives() -> None:
             assert a.lifetime(conns[m][0].addresses, 500.0, "closed") == \
                 b.lifetime(conns[m][0].addresses, 500.0, "closed")
             assert [t.side_of(key) for t in tables] == [-1, -1]
-            assert not tables[0].take(key, 1, b"x", 1.0)
+            assert not tables[0].take(key, 1, 5, b"x", 9, 1.0)
     assert len(tables[0]) == len(tables[1]) == len(open_)
     for m in open_:
         (a, _), (b, _) = (t.pop(conns[m][0].key) for t in tables)
         assert _state(a) == _state(b)
     assert len(tables[0]) == 0 and tables[0].ages() == []
+    assert declined > 10 and told > 10, (declined, told)  # the lost-FIN rules were exercised
 
 
 def _events(path: Path, compiled: bool, table: bool = True) -> tuple[list[object], int]:

@@ -164,7 +164,7 @@ class InOrder:
         there.fin_evidence = (frame, time)
         conn.listener.on_fin(side, frame, time, lost=True)
         if conn.life is not None:  # the listener let it go into life just now
-            conn.life.fin(side, frame, time)  # the other side's end follows at once
+            conn.life.fin(side, frame, time, lost=True)  # the other side's end follows
 
     def _make_listener(self, conn: Connection) -> bool:
         """The listener of a connection whose SYNs were kept, told of them; False when the

@@ -102,7 +102,8 @@ class Reassembler(InOrder, LifeRouting):
         flags = seg.flags
         if entry is None and self._lives and self._lives.side_of(key) >= 0:
             if not (flags & _SYN and self._lives.reused(key, seg.seq)):
-                end = self._lives.segment(key, flags, seg.seq, seg.payload, seg.frame, seg.time)
+                end = self._lives.segment(key, flags, seg.seq, seg.ack if flags & _ACK else -1,
+                                          seg.payload, seg.frame, seg.time)
                 if end is not None:
                     self._end_life(key, seg.time, end, finished=True)
                 return
@@ -163,10 +164,16 @@ class Reassembler(InOrder, LifeRouting):
             if getattr(life, "decided", None) is not None and self._adopt(conn):
                 # judged: into the life table now rather than at the sweep (a busy one)
                 assert self._lives is not None
-                self._lives.take(conn.keys[side], seq, payload, time)
+                key = conn.keys[side]
+                end = self._lives.segment(key, flags, seq, ack if flags & _ACK else -1,
+                                          payload, frame, time)
+                if end is not None:  # its ACK told a lost FIN that answered a close
+                    self._end_life(key, time, end, finished=True)
                 return True
             conn.last_time = time
             life.take(side, seq, payload, time)
+            if flags & _ACK and life.acked(side, ack, frame, time):  # (see `Life.acked`)
+                self._finish(conn, time, "closed")
             return True
         here = conn.sides[side]
         if here.base is None:
