@@ -225,3 +225,58 @@ def test_ipv6_lives_in_the_table_give_the_same_events(tmp_path: Path) -> None:
         "close_handshake", "fin", "open", "rst"]
     assert _events(path, compiled=False)[0] == before
     assert _events(path, compiled=True)[0] == before
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_lost_fin_in_the_table(compiled: bool) -> None:
+    """The lost-FIN rules of `Life` (as the reassembly's, delivery.py `_lost_fin`), through
+    the table's calls: side 0 sent 100 bytes from 1000 and side 1 200 from 5000; the
+    near misses (new bytes after the ACK, an ACK two past, nobody closing) tell nothing."""
+    if compiled and not FASTPATH_COMPILED:
+        pytest.skip("the compiled module is not built")
+    addresses = (b"\x0a\x00\x00\x01", 40000, b"\x0a\x09\x00\x01", 80)
+
+    def run(steps: list[tuple[int, int, int, int, bytes]]) -> tuple[str | None, Life]:
+        """(side, flags, seq, ack, payload) segments at frames 10, 11...; the last end."""
+        table = new_life_table(compiled)
+        conn = _conn(1)
+        conn.sides[0].base, conn.sides[1].base = 1000, 5000
+        let_go(conn, Life((1, 1, 0), 0, 1.0, "/", True,
+                          (_Flow(1000, 100, 1.0, 1.0), _Flow(5000, 200, 1.0, 1.0)), object()))
+        assert table.adopt(conn)
+        end = None
+        for frame, (side, flags, seq, ack, payload) in enumerate(steps, 10):
+            key = conn.keys[side]
+            if flags & 0x07 or not table.take(key, seq, ack, payload, frame, frame / 10):
+                end = table.segment(key, flags, seq, ack, payload, frame, frame / 10)
+                if end is not None:
+                    break
+        return end, table.pop(conn.key)[0]
+
+    # the server's (side 1's) FIN lost: the client acknowledged 5201, then closed
+    end, life = run([(0, 0x10, 1100, 5201, b""), (0, 0x11, 1100, 5201, b""),
+                     (1, 0x10, 5201, 1101, b"")])
+    assert end == "closed"
+    assert (life.flows[1].end_frame, life.flows[1].lost, life.flows[0].end_frame) == (10, True, 11)
+    lifetime = life.lifetime(addresses, 9.0, end)
+    assert (lifetime.closed_by, lifetime.how, lifetime.end_frame) == ("server", "fin", 10)
+    # ... told by the closing FIN itself: the lost FIN still came first (a tie)
+    end, life = run([(0, 0x11, 1100, 5201, b"")])
+    assert end == "closed" and life.lifetime(addresses, 9.0, end).closed_by == "server"
+    # the client's FIN lost after the server had closed: told by the server's ACK of 1101
+    end, life = run([(1, 0x11, 5200, 1100, b""), (0, 0x10, 1100, 5201, b""),
+                     (1, 0x10, 5201, 1101, b"")])
+    assert end == "closed" and (life.flows[0].end_frame, life.flows[0].lost) == (12, False)
+    assert life.lifetime(addresses, 9.0, end).closed_by == "server"
+    # the client resets one past its bytes after the server acknowledged its lost FIN
+    end, life = run([(1, 0x10, 5200, 1101, b""), (0, 0x14, 1101, 5200, b"")])
+    assert end == "reset" and (life.flows[0].end_frame, life.flows[0].reset) == (10, True)
+    # near misses: new bytes after the ACK (it was a byte), an ACK two past (a lost byte and
+    # its FIN), an ACK one past that nobody follows with a close
+    for steps in ([(1, 0x10, 5200, 1101, b""), (0, 0x10, 1100, 5200, b"x"),
+                   (1, 0x11, 5200, 1101, b"")],
+                  [(1, 0x10, 5200, 1102, b""), (1, 0x11, 5200, 1102, b"")],
+                  [(1, 0x10, 5200, 1101, b""), (1, 0x10, 5200, 1101, b"y")]):
+        end, life = run(steps)  # type: ignore[arg-type]
+        assert not life.flows[0].end and not life.flows[0].lost
+        assert life.lifetime(addresses, 9.0, "end of capture").how == "open"

@@ -5,14 +5,17 @@ the near misses lose a real byte."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from analyzer.life.model import Ended
 from analyzer.pipeline import Analysis, analyze
-from analyzer.source import read_captures
+from analyzer.source import read_captures, read_records
 from analyzer.tls.keylog import load_keylog
 from analyzer.verdict import Diagnosis, Verdict
 
@@ -26,7 +29,8 @@ pytestmark = pytest.mark.skipif(
 def analyse(path: Path, keys: str | None) -> tuple[list[Diagnosis], Analysis]:
     secrets = load_keylog((CAPTURES / f"{keys}.keys").read_bytes()) if keys else None
     run = Analysis(secrets=secrets)
-    diagnoses = list(analyze(read_captures([str(path)], []), run))
+    diagnoses = [d for d in analyze(read_captures([str(path)], []), run)
+                 if isinstance(d, Diagnosis)]
     return sorted(diagnoses, key=lambda d: (d.attempt.client.port, d.number)), run
 
 
@@ -184,3 +188,69 @@ def test_a_hole_too_short_for_a_record_is_no_application_data(tmp_path: Path) ->
         lossy, _run = analyse(cut(tmp_path, name, 11), secrets)
         assert summary(lossy) == summary(whole) != []
         assert [gap.length for gap in lossy[0].attempt.tcp.gaps] == [1]
+
+
+# --- connections in life (past their watch window: no reassembly, analyzer/life/) --------
+
+
+def _ends(path: Path, how: str) -> dict[int, tuple[object, ...]]:
+    """Each connection in life's end by client port: its final verdict, life findings, how
+    it ended and who closed it. ``how``: "compiled" (the compiled skip and life table),
+    "plain" (the twin table, Python's per-record path) or "frames" (`analyze`, a frame at a
+    time: `Reassembler.feed`)."""
+    run = Analysis(lifetimes=True, compiled=how == "compiled")
+    if how == "frames":
+        events = list(analyze(read_captures([str(path)], []), run))
+    else:
+        events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+    return {e.client.port: (e.verdict, [f.check for f in e.findings], e.lifetime.how,
+                            e.lifetime.closed_by)
+            for e in events if isinstance(e, Ended)}
+
+
+# websocket_lives.pcap: every FIN of its five connections that end in life (first closer
+# and answering side alike); ws_ping_timeout.pcap: the server's FIN answering the client's
+# Close 1011 and FIN
+LIFE_CASES = [("websocket_lives", frame) for frame in (80, 81, 103, 104, 106, 107, 109, 110,
+                                                         112, 113, 114, 116)] + [
+    ("ws_ping_timeout", 13)]
+
+
+@pytest.mark.parametrize(("name", "frame"), LIFE_CASES, ids=[f"{n}-{f}" for n, f in LIFE_CASES])
+def test_a_lost_fin_in_life_ends_the_connection_as_the_whole_capture(
+        tmp_path: Path, name: str, frame: int) -> None:
+    """A FIN lost after the watch window: the other side acknowledged one number past the
+    side's bytes and closed (or had closed): the same ends, verdicts and closers as the
+    whole capture, by the compiled table, its twin and the per-frame path."""
+    lossy = cut(tmp_path, name, frame)
+    whole = _ends(CAPTURES / f"{name}.pcap", "compiled")
+    assert whole and all(end[2] != "open" for end in whole.values())
+    for how in ("compiled", "plain", "frames"):
+        assert _ends(lossy, how) == whole, how
+
+
+def test_a_lost_server_fin_in_life_keeps_the_restart_group(tmp_path: Path) -> None:
+    """The server closed three WebSockets within 1 s (`server_reset_many`) and the capture
+    lost the first FIN: the client's FIN acknowledged it, so the server still closed first
+    (a lost FIN comes before the frame that acknowledged it), and the group stands."""
+    def reasons(path: Path) -> list[tuple[str, list[str]]]:
+        out = subprocess.run([sys.executable, "-m", "analyzer", "read", "-F", "json",
+                              str(path)], check=True, capture_output=True, text=True,
+                             timeout=60, cwd=CAPTURES.parent).stdout
+        return [(a["verdict"], a["reasons"]) for a in json.loads(out)["attempts"]]
+
+    whole = reasons(CAPTURES / "websocket_lives.pcap")
+    assert sum("server_reset_many" in r for _v, r in whole) == 3
+    assert reasons(cut(tmp_path, "websocket_lives", 103)) == whole
+
+
+def test_near_miss_in_life_the_other_side_never_closed(tmp_path: Path) -> None:
+    """Both FINs of the /crash connection lost: the server's last ACK acknowledged one
+    number past the client's bytes, but the server never closed (its own FIN lost too):
+    nothing proves a FIN, so the connection is still open at the end, as before."""
+    lossy = _ends(cut(tmp_path, "websocket_lives", 80, 81), "compiled")
+    whole = _ends(CAPTURES / "websocket_lives.pcap", "compiled")
+    assert whole[42710][2] == "close_handshake"
+    assert lossy[42710][2] == "open" and lossy[42710][0] is Verdict.SUCCEEDED
+    assert {p: e for p, e in lossy.items() if p != 42710} == {
+        p: e for p, e in whole.items() if p != 42710}
