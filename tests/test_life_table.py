@@ -280,3 +280,43 @@ def test_a_lost_fin_in_the_table(compiled: bool) -> None:
         end, life = run(steps)  # type: ignore[arg-type]
         assert not life.flows[0].end and not life.flows[0].lost
         assert life.lifetime(addresses, 9.0, "end of capture").how == "open"
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_lost_fin_acknowledged_in_the_watch_ends_the_life_there(tmp_path: Path,
+                                                                  compiled: bool) -> None:
+    """The client's FIN lost within the watch window, the server's ACK of it seen there
+    (`start_life` carries that proof), the server still sending after the watch and closing
+    8 s later: the client closed first, when the whole capture says, not at the server's
+    FIN. The near miss: the same conversation whole."""
+    from tests.builder import Conversation, websocket_response
+    from tests.test_checks import ws_request
+
+    def conversation() -> tuple[Conversation, list[int]]:
+        conv = Conversation(client=("10.0.0.1", 30001), server=("10.0.0.2", 80),
+                            start=1_700_000_000.0)
+        conv.handshake()
+        conv.client(ws_request())
+        conv.server(websocket_response(), delay=0.002)
+        conv.client_ws_frame(Opcode.TEXT, b"c" * 50, delay=0.5)
+        fin = conv.client_fin(0.5)
+        conv.server_ack(0.001)  # one past the client's bytes: the lost FIN's proof
+        for _ in range(3):
+            conv.server_ws_frame(Opcode.TEXT, b"s" * 50, delay=2.0)
+        conv.server_fin(2.0)
+        return conv, fin
+
+    ends = []
+    for lose in (False, True):
+        conv, fin = conversation()
+        path = tmp_path / f"lost-{lose}.pcap"
+        write_pcap(path, [conv], drop=fin if lose else [])
+        run = Analysis(lifetimes=True, compiled=compiled)
+        events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+        [end] = [e for e in events if isinstance(e, Ended)]
+        ends.append(end)
+    whole, lossy = ends
+    assert whole.lifetime.closed_by == "client" and whole.lifetime.how == "fin"
+    assert (lossy.verdict, lossy.findings, lossy.lifetime.closed_by, lossy.lifetime.how) == (
+        whole.verdict, whole.findings, "client", "fin")
+    assert abs(lossy.lifetime.duration_s - whole.lifetime.duration_s) < 0.01  # not 6 s later
