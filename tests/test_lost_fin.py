@@ -119,15 +119,22 @@ def test_silent_close_with_its_fin_lost_names_the_acknowledging_frame(tmp_path: 
     assert not whole[0].attempt.tcp.client_fin.lost  # the near miss: the FIN was captured
 
 
-def test_server_data_after_the_lost_fin_keeps_the_hole(tmp_path: Path) -> None:
-    """The near miss for the order: the server sent bytes after acknowledging the client's
-    lost FIN (jetty's Close, then the client's RST), so the layers above read them without
-    knowing the client had closed: the 1-byte hole stays, "cannot tell" rather than a
-    Close handshake the client never made."""
+def test_server_data_after_the_lost_fin_is_read_after_it(tmp_path: Path) -> None:
+    """The server acknowledged the client's lost FIN in the segment that carries its Close
+    (jetty answers the hang-up), then the client reset one past its bytes: that segment
+    waited for the number it acknowledged (`delivery._unseen`), and once the RST proved it
+    a FIN, the FIN was told first and the Close after it, so the client hung up after the
+    switch, as in the whole capture (it was a hole, and "closed normally", before)."""
     diagnoses, _run = analyse(cut(tmp_path, "jetty9_websocket", 67), None)
+    whole, _run = analyse(CAPTURES / "jetty9_websocket.pcap", None)
+    assert summary(diagnoses) == summary(whole) and no_hole(diagnoses)
     [last] = [d for d in diagnoses if d.attempt.client.port == 60188]
-    assert "capture_gap_after_switch" in [f.check for f in last.findings]
-    assert last.attempt.tcp.client_fin is None
+    assert last.findings[-1].check == "client_hung_up_after_switch"
+    fin = last.attempt.tcp.client_fin
+    assert fin is not None and fin.lost and fin.frame == 67  # the server's Close (68 whole)
+    [captured] = [d for d in whole if d.attempt.client.port == 60188]
+    assert captured.attempt.tcp.client_fin is not None  # the near miss: its FIN captured
+    assert not captured.attempt.tcp.client_fin.lost
 
 
 # --- the near misses: a real byte lost (tests.builder writes the capture) ---------------
@@ -178,16 +185,21 @@ def test_last_byte_lost_is_still_a_hole(tmp_path: Path, lose: str) -> None:
     assert server_fin is None or not server_fin.lost
 
 
-def test_a_hole_too_short_for_a_record_is_no_application_data(tmp_path: Path) -> None:
-    """curl's FIN lost, the server's close_notify acknowledged it, then curl's RST: the 1-byte
-    hole stays (server data came after it), but one byte cannot hold a TLS record, so the
-    session did not carry data in it: judged as the whole capture (it vanished before)."""
+def test_a_lost_fin_before_an_answering_close_notify_is_a_fin(tmp_path: Path) -> None:
+    """curl's FIN lost, the server's close_notify acknowledged it, then curl's RST one past
+    its bytes: the close_notify waited for that number, so the FIN is told first (it was a
+    1-byte hole before); judged as the whole capture. The near miss: curl's RST lost too,
+    so nothing proves a FIN and the hole stays (a lost byte reads the same)."""
     name = "tls12_curl_wrong_host"
     for secrets in (name, None):
         whole, _run = analyse(CAPTURES / f"{name}.pcap", secrets)
         lossy, _run = analyse(cut(tmp_path, name, 11), secrets)
         assert summary(lossy) == summary(whole) != []
-        assert [gap.length for gap in lossy[0].attempt.tcp.gaps] == [1]
+        assert no_hole(lossy) and lossy[0].attempt.tcp.client_fin is not None
+        assert lossy[0].attempt.tcp.client_fin.lost
+        unproved, _run = analyse(cut(tmp_path, name, 11, 13), secrets)
+        assert [gap.length for gap in unproved[0].attempt.tcp.gaps] == [1]
+        assert unproved[0].attempt.tcp.client_fin is None
 
 
 # --- connections in life (past their watch window: no reassembly, analyzer/life/) --------

@@ -34,7 +34,7 @@ from analyzer.reassembly.connection import (
     _in_life,
     _waits,
 )
-from analyzer.reassembly.delivery import InOrder
+from analyzer.reassembly.delivery import InOrder, _unseen
 from analyzer.reassembly.listeners import LifeTable
 from analyzer.reassembly.lives import LifeRouting
 
@@ -181,9 +181,12 @@ class Reassembler(InOrder, LifeRouting):
         if payload and (here.pending or (seq - here.base - here.next_offset) & _MASK):
             return False  # not the next bytes, or early bytes wait to be drained after them
         there = conn.sides[1 - side]
-        if there.pending or (payload and there.base is not None and flags & _ACK and (
-                1 < ((ack - there.base - there.next_offset) & _MASK) < _HALF)):
-            return False  # the other side waits, or this one must wait for it (causal order)
+        if there.pending:
+            return False  # the other side waits
+        if payload and there.base is not None and flags & _ACK:
+            ahead = (ack - there.base - there.next_offset) & _MASK
+            if 1 < ahead < _HALF or ahead == 1 and _unseen(there, there.next_offset + 1):
+                return False  # this one must wait for the other (causal order)
         self.now = time
         self._until_sweep -= 1
         conn.last_time = time
