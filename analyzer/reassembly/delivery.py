@@ -262,7 +262,8 @@ class InOrder:
         """Delivers the waiting segments that are now in order; True if any was."""
         there = conn.sides[1 - side]
         moved = False
-        while here.pending and not conn.ignored:
+        # (a segment delivered may end the watch: in life, ``here`` is no longer the side's)
+        while here.pending and not conn.ignored and conn.life is None:
             order = here.pending_order
             assert order is not None  # made with pending
             first = order[0]
