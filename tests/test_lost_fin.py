@@ -266,3 +266,29 @@ def test_near_miss_in_life_the_other_side_never_closed(tmp_path: Path) -> None:
     assert lossy[42710][2] == "open" and lossy[42710][0] is Verdict.SUCCEEDED
     assert {p: e for p, e in lossy.items() if p != 42710} == {
         p: e for p, e in whole.items() if p != 42710}
+
+
+def test_a_fin_shown_after_its_acknowledgement_is_no_hole(tmp_path: Path) -> None:
+    """The near miss of a lost FIN: the client's FIN captured, but after jetty's Close that
+    acknowledges it (frames 67 and 68 swapped, as a capture on two interfaces may show
+    them): the Close waits for the FIN (`delivery._unseen`), and the number it acknowledged
+    is the FIN's, not a byte (it was a 1-byte hole before). The checks still order the ends
+    by frame number, so the Close is judged as sent before the FIN here."""
+    data = (CAPTURES / "jetty9_websocket.pcap").read_bytes()
+    assert data[:4] == b"\xd4\xc3\xb2\xa1"  # little-endian, microseconds
+    at, records = 24, []
+    while at + 16 <= len(data):
+        size = int.from_bytes(data[at + 8:at + 12], "little")
+        records.append(data[at:at + 16 + size])
+        at += 16 + size
+    records[66], records[67] = records[67], records[66]  # frames 67 and 68
+    swapped = tmp_path / "swapped.pcap"
+    swapped.write_bytes(data[:24] + b"".join(records))
+    whole, _run = analyse(CAPTURES / "jetty9_websocket.pcap", None)
+    diagnoses, _run = analyse(swapped, None)
+    assert no_hole(diagnoses)
+    others = [[d for d in run if d.attempt.client.port != 60188] for run in (diagnoses, whole)]
+    assert summary(others[0]) == summary(others[1]) != []  # the other connections
+    [last] = [d for d in diagnoses if d.attempt.client.port == 60188]
+    fin = last.attempt.tcp.client_fin
+    assert fin is not None and not fin.lost and fin.frame == 68

@@ -173,6 +173,8 @@ cdef class Follow:
         if not here.fin:
             here.fin = True
             here.fin_end = _offset_of(seq, base, here.next_offset)
+            if here.acked == here.fin_end + 1:  # acknowledged before the capture shows it
+                here.acked = here.fin_end
             here.fin_evidence = (frame, t)
             listener.on_fin(side, frame, t)
             life = conn.life

@@ -138,6 +138,8 @@ class InOrder:
             # them after it (reordered): the holes they would fill are written off when the
             # connection ends, not here (_finish flushes both sides in capture order).
             here.fin_end = here.offset_of(seg.seq) + len(payload)
+            if here.acked == here.fin_end + 1:  # acknowledged before the capture shows it
+                here.acked = here.fin_end  # (acked counts no FIN, _peer_acked)
             here.fin_evidence = (seg.frame, seg.time)
             listener.on_fin(side, seg.frame, seg.time)
             if conn.sides[1 - side].pending and conn.life is None and not conn.ignored:
