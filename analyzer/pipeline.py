@@ -286,7 +286,9 @@ class Analysis:
                     elif entry is None and lives and not peeked[1] & _SYN_FIN_RST:
                         # a connection in the life table (when the skip did not take it)
                         seq, ack, payload, missing = peek_payload(linktype, data)
-                        if not missing and take_life(peeked[0], seq, payload, when):
+                        if not missing and take_life(peeked[0], seq,
+                                                     ack if peeked[1] & 0x10 else -1,
+                                                     payload, number, when):
                             segments += 1
                             continue
                 self._frames = number - 1

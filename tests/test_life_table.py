@@ -80,7 +80,7 @@ def _state(life: Life) -> tuple[object, ...]:
     return (life.key, life.client, life.switch_time, life.target, life.websocket,
             life.decided, life.sink, life.ended,
             tuple((f.base, f.sent, f.first, f.last, f.data, f.tail, f.end, f.end_frame,
-                   f.reset) for f in life.flows))
+                   f.reset, f.proof, f.lost) for f in life.flows))
 
 
 @pytest.mark.skipif(not FASTPATH_COMPILED, reason="the compiled module is not built")
@@ -91,6 +91,7 @@ def test_the_compiled_table_and_its_twin_keep_the_same_lives() -> None:
     assert type(tables[0]).__name__ == "LifeTable"
     conns: dict[int, list[Connection]] = {}
     open_ = []
+    declined = told = 0  # ACKs that told a lost FIN at once; ends that made a proof an end
     for n in range(400):
         life = _life(random.Random(n), n, sink)
         life.decided = rng.choice([None, "succeeded", "failed"])
@@ -114,14 +115,35 @@ def test_the_compiled_table_and_its_twin_keep_the_same_lives() -> None:
             seq = rng.randrange(2**32) if rng.random() < 0.2 else rng.randrange(3000)
             payload = _chunk(rng) if rng.random() < 0.7 else b""
             time = 2.0 + rng.random() * 100
-            flags = rng.choice([0x10, 0x10, 0x10, 0x11, 0x14, 0x02])
-            if flags == 0x10:
-                assert [t.take(key, seq, payload, time) for t in tables] == [True, True]
-            elif flags == 0x02:
+            flags = rng.choice([0x10, 0x10, 0x10, 0x11, 0x14, 0x02, 0x00, 0x04])
+            # often one past the other side's bytes (a lost FIN's proof, `Life.acked`), or
+            # a RST one past its own (a RST after a lost FIN)
+            there = tables[1]._by_key[key][0].life.flows[1 - side]
+            here = tables[1]._by_key[key][0].life.flows[side]
+            ack = -1 if not flags & 0x10 else (there.base + there.sent + 1) & 0xFFFFFFFF \
+                if rng.random() < 0.5 else rng.randrange(2**32)
+            if flags & 0x04 and rng.random() < 0.5:
+                seq, payload = (here.base + here.sent + 1) & 0xFFFFFFFF, b""
+            frame = rng.randrange(1, 10**6)
+            if not flags & 0x07:
+                taken = [t.take(key, seq, ack, payload, frame, time) for t in tables]
+                assert taken[0] == taken[1]
+                if not taken[0]:  # it ends the connection: `segment` takes it
+                    assert tables[1]._by_key[key][0].life.answers(side, ack)
+                    flags |= 0x100
+                    declined += 1
+            if flags == 0x02:
                 assert tables[0].reused(key, seq) == tables[1].reused(key, seq)
+            elif not flags & 0x07 and not flags & 0x100:
+                pass
             else:
-                ends = [t.segment(key, flags, seq, payload, m, time) for t in tables]
+                proofs = [f.proof for f in tables[1]._by_key[key][0].life.flows]
+                ends = [t.segment(key, flags & 0xFF, seq, ack, payload, frame, time)
+                        for t in tables]
                 assert ends[0] == ends[1]
+                if ends[0] is not None:
+                    told += any(f.end_frame == p[0] for f, p in zip(
+                        tables[1]._by_key[key][0].life.flows, proofs, strict=True) if p)
             assert [t.side_of(key) for t in tables] == [side, side]
         assert tables[0].idle(50.0) == tables[1].idle(50.0)
         assert tables[0].ages() == tables[1].ages()
@@ -134,12 +156,13 @@ def test_the_compiled_table_and_its_twin_keep_the_same_lives() -> None:
             assert a.lifetime(conns[m][0].addresses, 500.0, "closed") == \
                 b.lifetime(conns[m][0].addresses, 500.0, "closed")
             assert [t.side_of(key) for t in tables] == [-1, -1]
-            assert not tables[0].take(key, 1, b"x", 1.0)
+            assert not tables[0].take(key, 1, 5, b"x", 9, 1.0)
     assert len(tables[0]) == len(tables[1]) == len(open_)
     for m in open_:
         (a, _), (b, _) = (t.pop(conns[m][0].key) for t in tables)
         assert _state(a) == _state(b)
     assert len(tables[0]) == 0 and tables[0].ages() == []
+    assert declined > 10 and told > 10, (declined, told)  # the lost-FIN rules were exercised
 
 
 def _events(path: Path, compiled: bool, table: bool = True) -> tuple[list[object], int]:
@@ -202,3 +225,102 @@ def test_ipv6_lives_in_the_table_give_the_same_events(tmp_path: Path) -> None:
         "close_handshake", "fin", "open", "rst"]
     assert _events(path, compiled=False)[0] == before
     assert _events(path, compiled=True)[0] == before
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_lost_fin_in_the_table(compiled: bool) -> None:
+    """The lost-FIN rules of `Life` (as the reassembly's, delivery.py `_lost_fin`), through
+    the table's calls: side 0 sent 100 bytes from 1000 and side 1 200 from 5000; the
+    near misses (new bytes after the ACK, an ACK two past, nobody closing) tell nothing."""
+    if compiled and not FASTPATH_COMPILED:
+        pytest.skip("the compiled module is not built")
+    addresses = (b"\x0a\x00\x00\x01", 40000, b"\x0a\x09\x00\x01", 80)
+
+    def run(steps: list[tuple[int, int, int, int, bytes]]) -> tuple[str | None, Life]:
+        """(side, flags, seq, ack, payload) segments at frames 10, 11...; the last end."""
+        table = new_life_table(compiled)
+        conn = _conn(1)
+        conn.sides[0].base, conn.sides[1].base = 1000, 5000
+        let_go(conn, Life((1, 1, 0), 0, 1.0, "/", True,
+                          (_Flow(1000, 100, 1.0, 1.0), _Flow(5000, 200, 1.0, 1.0)), object()))
+        assert table.adopt(conn)
+        end = None
+        for frame, (side, flags, seq, ack, payload) in enumerate(steps, 10):
+            key = conn.keys[side]
+            if flags & 0x07 or not table.take(key, seq, ack, payload, frame, frame / 10):
+                end = table.segment(key, flags, seq, ack, payload, frame, frame / 10)
+                if end is not None:
+                    break
+        return end, table.pop(conn.key)[0]
+
+    # the server's (side 1's) FIN lost: the client acknowledged 5201, then closed
+    end, life = run([(0, 0x10, 1100, 5201, b""), (0, 0x11, 1100, 5201, b""),
+                     (1, 0x10, 5201, 1101, b"")])
+    assert end == "closed"
+    assert (life.flows[1].end_frame, life.flows[1].lost, life.flows[0].end_frame) == (10, True, 11)
+    lifetime = life.lifetime(addresses, 9.0, end)
+    assert (lifetime.closed_by, lifetime.how, lifetime.end_frame) == ("server", "fin", 10)
+    # ... told by the closing FIN itself: the lost FIN still came first (a tie)
+    end, life = run([(0, 0x11, 1100, 5201, b"")])
+    assert end == "closed" and life.lifetime(addresses, 9.0, end).closed_by == "server"
+    # the client's FIN lost after the server had closed: told by the server's ACK of 1101
+    end, life = run([(1, 0x11, 5200, 1100, b""), (0, 0x10, 1100, 5201, b""),
+                     (1, 0x10, 5201, 1101, b"")])
+    assert end == "closed" and (life.flows[0].end_frame, life.flows[0].lost) == (12, False)
+    assert life.lifetime(addresses, 9.0, end).closed_by == "server"
+    # the client resets one past its bytes after the server acknowledged its lost FIN
+    end, life = run([(1, 0x10, 5200, 1101, b""), (0, 0x14, 1101, 5200, b"")])
+    assert end == "reset" and (life.flows[0].end_frame, life.flows[0].reset) == (10, True)
+    # near misses: new bytes after the ACK (it was a byte), an ACK two past (a lost byte and
+    # its FIN), an ACK one past that nobody follows with a close
+    for steps in ([(1, 0x10, 5200, 1101, b""), (0, 0x10, 1100, 5200, b"x"),
+                   (1, 0x11, 5200, 1101, b"")],
+                  [(1, 0x10, 5200, 1102, b""), (1, 0x11, 5200, 1102, b"")],
+                  [(1, 0x10, 5200, 1101, b""), (1, 0x10, 5200, 1101, b"y")]):
+        end, life = run(steps)  # type: ignore[arg-type]
+        assert not life.flows[0].end and not life.flows[0].lost
+        assert life.lifetime(addresses, 9.0, "end of capture").how == "open"
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_lost_fin_acknowledged_in_the_watch_ends_the_life_there(tmp_path: Path,
+                                                                  compiled: bool) -> None:
+    """The client's FIN lost within the watch window, the server's ACK of it seen there
+    (`start_life` carries that proof), the server still sending after the watch and closing
+    8 s later: the client closed first, when the whole capture says, not at the server's
+    FIN. The near miss: the same conversation whole."""
+    from tests.builder import Conversation, websocket_response
+    from tests.test_checks import ws_request
+
+    def conversation() -> tuple[Conversation, list[int]]:
+        conv = Conversation(client=("10.0.0.1", 30001), server=("10.0.0.2", 80),
+                            start=1_700_000_000.0)
+        conv.handshake()
+        conv.client(ws_request())
+        conv.server(websocket_response(), delay=0.002)
+        conv.client_ws_frame(Opcode.TEXT, b"c" * 50, delay=0.5)
+        fin = conv.client_fin(0.5)
+        conv.server_ack(0.001)  # one past the client's bytes: the lost FIN's proof
+        conv.server_ack(1.5)  # past the watch's deadline: the sweep ends the watch
+        for _ in range(3):
+            conv.server_ws_frame(Opcode.TEXT, b"s" * 50, delay=2.0)
+        conv.server_fin(2.0)
+        return conv, fin
+
+    ends = []
+    for lose in (False, True):
+        conv, fin = conversation()
+        path = tmp_path / f"lost-{lose}.pcap"
+        write_pcap(path, [conv], drop=fin if lose else [])
+        run = Analysis(lifetimes=True, compiled=compiled)
+        # a sweep every 2 segments ends the watch at its deadline (`on_tick`), before the
+        # server's next bytes: they would wait for the number they acknowledge (`_unseen`)
+        run._reassembler._sweep_every = run._reassembler._until_sweep = 2
+        events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+        [end] = [e for e in events if isinstance(e, Ended)]
+        ends.append(end)
+    whole, lossy = ends
+    assert whole.lifetime.closed_by == "client" and whole.lifetime.how == "fin"
+    assert (lossy.verdict, lossy.findings, lossy.lifetime.closed_by, lossy.lifetime.how) == (
+        whole.verdict, whole.findings, "client", "fin")
+    assert abs(lossy.lifetime.duration_s - whole.lifetime.duration_s) < 0.01  # not 6 s later

@@ -89,7 +89,9 @@ def _close_after_silent_hang_up(attempt: Attempt, after: AfterSwitch,
         end, first = _earliest(tcp.client_fin, tcp.client_rst), after.client_first
     else:
         end, first = _earliest(tcp.server_fin, tcp.server_rst), after.server_first
-    if sent_at is None or end is None or first is not None or end.frame >= frame:
+    # (a lost FIN told at the Close's own frame came before it: that frame acknowledged it)
+    if sent_at is None or end is None or first is not None or end.frame > frame or (
+            end.frame == frame and not end.lost):
         return None
     return end if end.time <= sent_at else None
 

@@ -79,7 +79,7 @@ cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_
     entry = PyDict_GetItem(flows, PyBytes_FromStringAndSize(<const char*>ip + 12, 12))
     if entry is NULL:  # a connection in life is in the life table, not in ``flows``
         if lives is not None and lives.count and lives._find(ip + 12, 12) >= 0:
-            return lives.take_frame(ip, size, l3, t)
+            return lives.take_frame(ip, size, l3, t, index)
         return follow is not None and follow.feed(frame, size, l3, t, index)
     conn = <object>PyTuple_GET_ITEM(entry, 0)
     if conn.ignored:

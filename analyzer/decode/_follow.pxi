@@ -125,7 +125,8 @@ cdef class Follow:
         there_base = there.base
         if n and there_base is not None and flags & 0x10:
             diff = ack - <unsigned int>there_base - <unsigned int>(<long long>there.next_offset)
-            if 1 < diff < _HALF:
+            if 1 < diff < _HALF or diff == 1 and not (  # (`delivery._unseen`)
+                    there.rst or there.fin and there.fin_end <= there.next_offset):
                 return False  # this side must wait for the other (causal order)
         reassembler.now = t
         reassembler._until_sweep -= 1
@@ -157,6 +158,8 @@ cdef class Follow:
         if base is None or listener is None:
             return False
         there = sides[1 - side]
+        if there.pending:  # it may wait for this FIN (`delivery._unseen`): Python settles it
+            return False
         there_base = there.base
         reassembler.now = t
         reassembler._until_sweep -= 1
@@ -170,6 +173,8 @@ cdef class Follow:
         if not here.fin:
             here.fin = True
             here.fin_end = _offset_of(seq, base, here.next_offset)
+            if here.acked == here.fin_end + 1:  # acknowledged before the capture shows it
+                here.acked = here.fin_end
             here.fin_evidence = (frame, t)
             listener.on_fin(side, frame, t)
             life = conn.life

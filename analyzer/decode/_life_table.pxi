@@ -29,6 +29,10 @@ cdef struct _LifeFlow:
     int tail_len
     unsigned char* tail  # NULL unless tail_len (or kept for reuse)
     bint reset
+    # 1: ``end`` and ``end_frame`` hold a lost FIN's proof (`_Flow.proof`: the first ACK one
+    # past the bytes), not an end; 2: the end is a lost FIN told from it (`_Flow.lost`). In
+    # the struct's padding, so it costs nothing.
+    unsigned char lost
 
 
 cdef struct _LifeEntry:
@@ -107,10 +111,46 @@ cdef int _life_take(_LifeEntry* e, int side, unsigned int seq, const unsigned ch
         return 0  # a retransmission or an old segment
     f.sent += ahead
     f.data = t
+    if f.lost == 1:  # the number acknowledged was a byte (`Life.take`)
+        f.lost = 0
+        f.end = 0.0
+        f.end_frame = 0
     if <Py_ssize_t>ahead < n:
         p += n - <Py_ssize_t>ahead
         n = <Py_ssize_t>ahead
     return _tail_add(f, p, n)
+
+
+cdef inline bint _life_ended(_LifeFlow* f) noexcept:
+    return f.end != 0.0 and f.lost != 1
+
+
+cdef inline bint _life_answers(_LifeEntry* e, int side, long long ack) noexcept:
+    """`Life.answers`: an ACK of ``side`` (ended) tells the other side's lost FIN at once."""
+    cdef _LifeFlow* o = &e.flows[1 - side]
+    return (ack >= 0 and _life_ended(&e.flows[side]) and not _life_ended(o) and
+            ((<unsigned long long>ack - o.base - o.sent) & 0xFFFFFFFFULL) == 1)
+
+
+cdef inline bint _life_ack(_LifeEntry* e, int side, long long ack, long long frame,
+                           double t) noexcept:
+    """`Life.acked`: a lost FIN's proof kept, or told at once (True: both sides ended)."""
+    cdef _LifeFlow* o = &e.flows[1 - side]
+    if (ack < 0 or _life_ended(o)
+            or ((<unsigned long long>ack - o.base - o.sent) & 0xFFFFFFFFULL) != 1):
+        return False
+    if _life_ended(&e.flows[side]):  # the FIN that answered this side's close
+        o.end, o.end_frame, o.lost = t, frame, 0
+        return True
+    if not o.lost:  # (not ended: 0 or 1)
+        o.end, o.end_frame, o.lost = t, frame, 1
+    return False
+
+
+cdef inline void _life_lost_fin(_LifeFlow* f) noexcept:
+    """`Life._lost_fin`: the proof, if any, is the end."""
+    if f.lost == 1:
+        f.lost = 2
 
 
 cdef class LifeTable:
@@ -380,6 +420,11 @@ cdef class LifeTable:
             f.first, f.last, f.data, f.end = flow.first, flow.last, flow.data, flow.end
             f.end_frame = flow.end_frame
             f.reset = flow.reset
+            f.lost = 2 if flow.lost else 0
+            proof = flow.proof
+            if proof is not None and not flow.end:
+                f.end_frame, f.end = proof
+                f.lost = 1
             tail = flow.tail
             f.tail_len = 0
             if tail:
@@ -394,32 +439,54 @@ cdef class LifeTable:
         cdef long v = self._lookup(key)
         return -1 if v < 0 else v & 1
 
-    def take(self, bytes key, unsigned int seq, bytes payload, double time):
-        """A segment without SYN, FIN or RST: False when ``key`` is not in the table."""
+    def take(self, bytes key, unsigned int seq, long long ack, bytes payload,
+             long long frame, double time):
+        """A segment without SYN, FIN or RST (``ack`` -1 without the ACK flag): False when
+        ``key`` is not in the table, or when the segment ends the connection (`segment`
+        takes it then)."""
         cdef long v = self._lookup(key)
+        cdef _LifeEntry* e
         if v < 0:
             return False
-        _life_take(&self.entries[v >> 1], v & 1, seq, payload, len(payload), time)
+        e = &self.entries[v >> 1]
+        if _life_answers(e, v & 1, ack):
+            return False
+        _life_take(e, v & 1, seq, payload, len(payload), time)
+        _life_ack(e, v & 1, ack, frame, time)
         return True
 
-    def segment(self, bytes key, int flags, unsigned int seq, bytes payload, long long frame,
-                double time):
+    def segment(self, bytes key, int flags, unsigned int seq, long long ack, bytes payload,
+                long long frame, double time):
         """Any segment of a connection in the table: "reset" or "closed" when it ends it."""
         cdef long v = self._existing(key)
+        cdef int side = v & 1
         cdef _LifeEntry* e = &self.entries[v >> 1]
-        cdef _LifeFlow* f = &e.flows[v & 1]
-        _life_take(e, v & 1, seq, payload, len(payload), time)
+        cdef _LifeFlow* f = &e.flows[side]
+        cdef _LifeFlow* o = &e.flows[1 - side]
+        cdef bint answered
+        _life_take(e, side, seq, payload, len(payload), time)
+        answered = _life_ack(e, side, ack, frame, time)
         if flags & 0x04:  # Life.rst
+            if not _life_ended(f):
+                _life_lost_fin(o)
+                if f.lost == 1 and ((<unsigned long long>seq - f.base - f.sent)
+                                    & 0xFFFFFFFFULL) == 1:
+                    _life_lost_fin(f)  # its RST came after its FIN
+            if f.lost == 1:  # a proof that proved nothing: no end
+                f.lost = 0
+                f.end = 0.0
+                f.end_frame = 0
             f.reset = True
             if not f.end or f.end > time:
-                f.end, f.end_frame = time, frame
+                f.end, f.end_frame, f.lost = time, frame, 0
             return "reset"
         if flags & 0x01:  # Life.fin
-            if not f.end:
-                f.end, f.end_frame = time, frame
-            if e.flows[0].end and e.flows[1].end:
+            if not _life_ended(f):
+                _life_lost_fin(o)
+                f.end, f.end_frame, f.lost = time, frame, 0
+            if _life_ended(&e.flows[0]) and _life_ended(&e.flows[1]):
                 return "closed"
-        return None
+        return "closed" if answered else None
 
     def reused(self, bytes key, unsigned int seq):
         """A SYN whose sequence number is not the one its direction started with: a new
@@ -438,7 +505,11 @@ cdef class LifeTable:
         for side in range(2):
             f = &e.flows[side]
             flow = self.flow_class(f.base, f.sent, f.first, f.last)
-            flow.data, flow.end, flow.end_frame, flow.reset = f.data, f.end, f.end_frame, f.reset
+            flow.data, flow.reset = f.data, f.reset
+            if f.lost == 1:
+                flow.proof = (f.end_frame, f.end)
+            else:
+                flow.end, flow.end_frame, flow.lost = f.end, f.end_frame, f.lost == 2
             flow.tail = (<char*>f.tail)[:f.tail_len] if f.tail_len else b""
             flows.append(flow)
         life = self.life_class((e.key_frame, e.key_seq, e.key_stream), e.client, e.switch_time,
@@ -472,11 +543,15 @@ cdef class LifeTable:
     # --- the compiled skip's part ------------------------------------------------------
 
     cdef bint take_frame(self, const unsigned char* ip, Py_ssize_t size, Py_ssize_t l3,
-                         double t) except -1:
-        """A frame of a connection in life taken here, as `Reassembler.take_life` would
-        (no SYN, FIN or RST, whole in the capture, not the sweep's segment)."""
+                         double t, Py_ssize_t index) except -1:
+        """A frame (``index`` in the skip call's records) of a connection in life taken
+        here, as `Reassembler.take_life` would (no SYN, FIN or RST, whole in the capture,
+        not the sweep's segment, not an ACK that ends the connection)."""
         cdef Ledger ledger = self.ledger
         cdef long v
+        cdef long long ack = -1
+        cdef _LifeEntry* e
+        cdef _LifeFlow* o
         cdef Py_ssize_t total, packet_end, start, n
         if ledger is None or ledger.passed >= ledger.limit or ip[33] & 0x07:
             return False
@@ -487,9 +562,20 @@ cdef class LifeTable:
         packet_end = l3 + total if total else size
         if packet_end > size:  # the snaplen cut it: the per-segment path
             return False
+        e = &self.entries[v >> 1]
+        if ip[33] & 0x10:
+            o = &e.flows[1 - (v & 1)]
+            ack = _u32(ip + 28, False)
+            # one past the other side's bytes (rare: a lost FIN's proof) goes the slow way
+            if ((<unsigned long long>ack - o.base - o.sent) & 0xFFFFFFFFULL) != 1:
+                ack = -1
+            elif _life_answers(e, v & 1, ack):  # it ends the connection: Python's path
+                return False
         start = l3 + 20 + ((ip[32] >> 4) << 2)
         n = packet_end - start if start < packet_end else 0
-        _life_take(&self.entries[v >> 1], v & 1, _u32(ip + 24, False), ip - l3 + start, n, t)
+        _life_take(e, v & 1, _u32(ip + 24, False), ip - l3 + start, n, t)
+        if ack >= 0:
+            _life_ack(e, v & 1, ack, ledger.base + index, t)
         self.taken += 1
         ledger.passed += 1
         ledger.last_time = t

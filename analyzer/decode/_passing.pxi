@@ -188,7 +188,8 @@ cdef class Passing:
                 if seq != self.next_seq or t > self.deadline:
                     return False
                 d = ack - self.peer_seq
-                if 1 < d < _HALF:  # it waits for bytes of the peer (reassembly's causal order)
+                if 0 < d < _HALF:  # it waits for bytes (or a FIN: armed without) of the peer
+                    # (reassembly's causal order, `delivery._unseen`)
                     return False
                 q = frame + start
                 if self.opening:

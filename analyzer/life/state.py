@@ -59,7 +59,8 @@ def keep_tail(tail: bytes, new: bytes) -> bytes:
 class _Flow:
     """One direction of a connection in life."""
 
-    __slots__ = ("base", "sent", "first", "last", "data", "tail", "end", "end_frame", "reset")
+    __slots__ = ("base", "sent", "first", "last", "data", "tail", "end", "end_frame", "reset",
+                 "proof", "lost")
 
     def __init__(self, base: int, sent: int, first: float, last: float) -> None:
         self.base = base  # sequence number of stream offset 0
@@ -71,6 +72,12 @@ class _Flow:
         self.end = 0.0  # time of its FIN or RST (0: none yet)
         self.end_frame = 0
         self.reset = False
+        # Before any end: the (frame, time) of the first segment whose ACK was one number
+        # past this direction's bytes, a lost FIN's proof (`Life.acked`), until new bytes.
+        self.proof: tuple[int, float] | None = None
+        # Its end is a FIN the capture lost, told from its proof: it came before its frame,
+        # which acknowledged it (so it ended first at a tie, as `model.came_first` has it).
+        self.lost = False
 
 
 class Sink(Protocol):
@@ -113,8 +120,46 @@ class Life:
             return
         flow.sent += ahead
         flow.data = time
+        flow.proof = None  # the number acknowledged was a byte (or came before these)
         new = payload if ahead >= len(payload) else payload[len(payload) - ahead:]
         flow.tail = keep_tail(flow.tail, new)
+
+    # A lost FIN (as the reassembly's, delivery.py `_lost_fin`): a FIN occupies one sequence
+    # number (RFC 9293 §3.4), so when the other side acknowledged exactly one number past a
+    # direction's bytes and then closed (FIN or RST), or acknowledged it after it had
+    # closed itself (the FIN that answered its close), or the direction resets one number
+    # past its bytes, that number was the direction's FIN, which the capture lost. Its end
+    # is then the segment that first acknowledged it. Unlike the reassembly, bytes the other
+    # side sent after acknowledging it do not matter: nothing here reads them in order.
+
+    def answers(self, side: int, ack: int) -> bool:
+        """Whether an ACK of ``ack`` from ``side``, which has ended, acknowledges the other
+        side's lost FIN: `acked` would end the connection (the compiled table leaves such a
+        segment to `segment`)."""
+        other = self.flows[1 - side]
+        return bool(self.flows[side].end) and not other.end and \
+            (ack - other.base - other.sent) & _MASK == 1
+
+    def acked(self, side: int, ack: int, frame: int, time: float) -> bool:
+        """A segment of ``side`` acknowledged ``ack`` of the other side's stream: a lost
+        FIN's proof kept, or that FIN told at once when ``side`` had ended; True when both
+        sides have ended then."""
+        other = self.flows[1 - side]
+        if other.end or (ack - other.base - other.sent) & _MASK != 1:
+            return False
+        if self.flows[side].end:  # the FIN that answered this side's close
+            other.end, other.end_frame, other.proof = time, frame, None
+            return True
+        if other.proof is None:
+            other.proof = (frame, time)
+        return False
+
+    def _lost_fin(self, side: int) -> None:
+        flow = self.flows[side]
+        if flow.proof is not None and not flow.end:
+            flow.end_frame, flow.end = flow.proof
+            flow.lost = True
+        flow.proof = None
 
     def seen(self, side: int, data: bytes, time: float) -> None:
         """Bytes the reassembler had already counted when the life began (they ended the
@@ -123,18 +168,26 @@ class Life:
         flow.last = flow.data = time
         flow.tail = keep_tail(flow.tail, data)
 
-    def fin(self, side: int, frame: int, time: float) -> bool:
-        """A FIN of ``side``; True once both sides have ended their streams."""
+    def fin(self, side: int, frame: int, time: float, lost: bool = False) -> bool:
+        """A FIN of ``side`` (``lost``: one the capture lost, told by the reassembly at the
+        frame that acknowledged it); True once both sides have ended their streams."""
         flow = self.flows[side]
         if not flow.end:
-            flow.end, flow.end_frame = time, frame
+            self._lost_fin(1 - side)
+            flow.end, flow.end_frame, flow.proof, flow.lost = time, frame, None, lost
         return all(f.end for f in self.flows)
 
-    def rst(self, side: int, frame: int, time: float) -> None:
+    def rst(self, side: int, frame: int, time: float, seq: int = -1) -> None:
+        """A RST of ``side`` (``seq``: its sequence number, -1 when it has none)."""
         flow = self.flows[side]
+        if not flow.end:
+            self._lost_fin(1 - side)
+            if seq >= 0 and (seq - flow.base - flow.sent) & _MASK == 1:
+                self._lost_fin(side)  # its RST came after its FIN
         flow.reset = True
+        flow.proof = None
         if not flow.end or flow.end > time:
-            flow.end, flow.end_frame = time, frame
+            flow.end, flow.end_frame, flow.lost = time, frame, False
 
     def end(self, addresses: tuple[bytes, int, bytes, int], time: float, reason: str) -> None:
         """The connection ended (``reason`` as the reassembler says it: closed, reset, end
@@ -148,7 +201,8 @@ class Life:
                  reason: str) -> Lifetime:
         client, server = self.flows[self.client], self.flows[1 - self.client]
         names = {self.client: "client", 1 - self.client: "server"}
-        ends = [(f.end, s) for s, f in enumerate(self.flows) if f.end]
+        # (at a tie, a lost FIN first: the frame it is told at acknowledged it)
+        ends = [(f.end, not f.lost, s) for s, f in enumerate(self.flows) if f.end]
         closes = [(close_at_end(f.tail), s) for s, f in enumerate(self.flows)] \
             if self.websocket else []
         sent = [(c, s) for c, s in closes if c is not None]
@@ -163,7 +217,7 @@ class Life:
         if not ended:
             how, closer_side, end_time, frame = OPEN, None, time, 0
         else:
-            end_time, closer_side = min(ends)
+            end_time, _, closer_side = min(ends)
             frame = self.flows[closer_side].end_frame
             if len(sent) == 2:
                 how = CLOSE_HANDSHAKE
@@ -219,8 +273,12 @@ def start_life(conn: Connection, tcp: TcpLog, client: int, switch_time: float, t
         flow.tail = keep_tail(_EMPTY, bytes(direction.recent[-TAIL_BYTES:]))
         end = tcp.fin[side] or tcp.rst[side]
         if end is not None:
-            flow.end_frame, flow.end = end[0], end[1]  # (a lost FIN has a third item)
+            flow.end_frame, flow.end = end[0], end[1]
+            flow.lost = len(end) > 2  # a lost FIN has a third item
             flow.reset = tcp.rst[side] is not None
+        elif (direction.acked == direction.next_offset + 1
+              and len(direction.fin_evidence) == 3):  # a lost FIN's proof, seen in the watch
+            flow.proof = direction.fin_evidence[0], direction.fin_evidence[1]
         flows.append(flow)
     life = Life(key, client, switch_time, target[:_TARGET_CHARS], websocket,
                 (flows[0], flows[1]), sink)

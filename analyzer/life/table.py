@@ -91,17 +91,25 @@ class PlainLifeTable:
         entry = self._by_key.get(key)
         return -1 if entry is None else entry[1]
 
-    def take(self, key: bytes, seq: int, payload: bytes, time: float) -> bool:
-        """A segment without SYN, FIN or RST: False when ``key`` is not in the table."""
+    def take(self, key: bytes, seq: int, ack: int, payload: bytes, frame: int,
+             time: float) -> bool:
+        """A segment without SYN, FIN or RST (``ack`` -1 without the ACK flag): False when
+        ``key`` is not in the table, or when the segment ends the connection (its ACK tells
+        a lost FIN that answered a close, `Life.answers`): `segment` takes it then."""
         entry = self._by_key.get(key)
         if entry is None:
             return False
         lived, side = entry
+        life = lived.life
+        if ack >= 0 and life.answers(side, ack):
+            return False
         lived.last_time = time
-        lived.life.take(side, seq, payload, time)
+        life.take(side, seq, payload, time)
+        if ack >= 0:
+            life.acked(side, ack, frame, time)
         return True
 
-    def segment(self, key: bytes, flags: int, seq: int, payload: bytes, frame: int,
+    def segment(self, key: bytes, flags: int, seq: int, ack: int, payload: bytes, frame: int,
                 time: float) -> str | None:
         """Any segment of a connection in the table: "reset" or "closed" when it ends it
         (`Reassembler._life_segment`'s rule)."""
@@ -109,10 +117,11 @@ class PlainLifeTable:
         lived.last_time = time
         life = lived.life
         life.take(side, seq, payload, time)
+        answered = ack >= 0 and life.acked(side, ack, frame, time)
         if flags & 0x04:
-            life.rst(side, frame, time)
+            life.rst(side, frame, time, seq)
             return "reset"
-        if flags & 0x01 and life.fin(side, frame, time):
+        if flags & 0x01 and life.fin(side, frame, time) or answered:
             return "closed"
         return None
 

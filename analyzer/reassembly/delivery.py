@@ -45,6 +45,18 @@ from analyzer.reassembly.connection import (
 )
 
 
+def _unseen(there: _Direction, need: int) -> bool:
+    """Whether a segment that acknowledged offset ``need`` of the direction ``there`` was
+    sent after bytes of it not delivered yet, so it waits for them (causal order). One
+    number past them is the FIN's own when ``there`` ended right there; otherwise it is a FIN
+    or a byte the capture shows later or lost, and the segment waits too, so that a lost FIN
+    proved later (`_lost_fin`) is told before what was sent after it."""
+    ahead = need - there.next_offset
+    if ahead == 1:
+        return not (there.rst or there.fin and there.fin_end <= there.next_offset)
+    return 1 < ahead < _HALF
+
+
 class InOrder:
     """The part of `Reassembler` (table.py) that delivers one connection's bytes in order."""
 
@@ -93,9 +105,9 @@ class InOrder:
                 # This segment acknowledges bytes of the other direction not delivered yet
                 # (a capture shows them later, or lost them): it was sent after them, so it
                 # waits for them. A request then always reaches the layer above before its
-                # response, whatever order the capture shows them in. (+1: a FIN's number.)
+                # response, whatever order the capture shows them in (`_unseen`).
                 need = there.offset_of(seg.ack)
-                if 1 < need - there.next_offset < _HALF:
+                if _unseen(there, need):
                     if here.needs is None:
                         here.needs = {}
                     here.needs[offset] = need
@@ -126,8 +138,12 @@ class InOrder:
             # them after it (reordered): the holes they would fill are written off when the
             # connection ends, not here (_finish flushes both sides in capture order).
             here.fin_end = here.offset_of(seg.seq) + len(payload)
+            if here.acked == here.fin_end + 1:  # acknowledged before the capture shows it
+                here.acked = here.fin_end  # (acked counts no FIN, _peer_acked)
             here.fin_evidence = (seg.frame, seg.time)
             listener.on_fin(side, seg.frame, seg.time)
+            if conn.sides[1 - side].pending and conn.life is None and not conn.ignored:
+                self._settle(conn)  # what the other side sent after this FIN (`_unseen`)
             if conn.life is not None:  # the listener let it go into life just now
                 if conn.life.fin(side, seg.frame, seg.time):
                     self._finish(conn, seg.time, "closed")
@@ -135,16 +151,17 @@ class InOrder:
             if conn.sides[1 - side].fin:
                 self._close(conn, seg.time, "closed")
 
-    @staticmethod
-    def _lost_fin(conn: Connection, side: int, frame: int, time: float) -> None:
+    def _lost_fin(self, conn: Connection, side: int, frame: int, time: float) -> None:
         """The other side acknowledged exactly one sequence number past everything ``side``
         sent, and ``side`` sent no FIN or RST the capture shows: when that side then closes
         too (its FIN or RST is in ``frame``), or ``side`` resets one number past its bytes,
         that number was ``side``'s FIN (a FIN occupies one, RFC 9293 §3.4), which the
         capture lost. It is told as a FIN with the frame that first acknowledged it (so it
         came before that frame; `model.came_first`), never as a 1-byte hole at the end of
-        the stream. Not when the other side sent bytes after acknowledging it: the layers
-        above read them as sent before any FIN, so the hole (cannot tell) stays.
+        the stream. The other side's bytes sent after acknowledging it waited (`_unseen`)
+        and go now, after it. Not when the other side sent bytes after acknowledging it that
+        were delivered already (they acknowledged no more than the bytes): the layers above
+        read them as sent before any FIN, so the hole (cannot tell) stays.
 
         A lost byte would read the same only if ``side`` sent a last byte and no FIN before
         the other side closed: a 1-byte write left unfinished (a TLS record is at least 6
@@ -164,7 +181,9 @@ class InOrder:
         there.fin_evidence = (frame, time)
         conn.listener.on_fin(side, frame, time, lost=True)
         if conn.life is not None:  # the listener let it go into life just now
-            conn.life.fin(side, frame, time)  # the other side's end follows at once
+            conn.life.fin(side, frame, time, lost=True)  # the other side's end follows
+        elif conn.sides[1 - side].pending and not conn.ignored:
+            self._settle(conn)  # what the other side sent after it waited for it
 
     def _make_listener(self, conn: Connection) -> bool:
         """The listener of a connection whose SYNs were kept, told of them; False when the
@@ -245,7 +264,8 @@ class InOrder:
         """Delivers the waiting segments that are now in order; True if any was."""
         there = conn.sides[1 - side]
         moved = False
-        while here.pending and not conn.ignored:
+        # (a segment delivered may end the watch: in life, ``here`` is no longer the side's)
+        while here.pending and not conn.ignored and conn.life is None:
             order = here.pending_order
             assert order is not None  # made with pending
             first = order[0]
@@ -253,7 +273,7 @@ class InOrder:
                 return moved
             need = here.needs.get(first) if here.needs else None
             if need is not None:
-                if 1 < need - there.next_offset < _HALF:
+                if _unseen(there, need):
                     return moved  # still ahead of the other direction (causal order)
                 del here.needs[first]  # type: ignore[union-attr]  # need came from it
             heapq.heappop(order)
@@ -373,7 +393,7 @@ class InOrder:
                     first_seen = (frame, side)
                 need = here.needs.get(first) if here.needs else None
                 there = conn.sides[1 - side]
-                if need is None or not 1 < need - there.next_offset < _HALF:
+                if need is None or not _unseen(there, need):
                     if ready is None or frame < ready[0]:
                         ready = (frame, side)
                 elif (not there.pending or _first_waiting(there) > there.next_offset) and (

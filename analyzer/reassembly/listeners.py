@@ -49,9 +49,10 @@ class LifeTable(Protocol):
 
     def side_of(self, key: bytes) -> int: ...
 
-    def take(self, key: bytes, seq: int, payload: bytes, time: float) -> bool: ...
+    def take(self, key: bytes, seq: int, ack: int, payload: bytes, frame: int,
+             time: float) -> bool: ...
 
-    def segment(self, key: bytes, flags: int, seq: int, payload: bytes, frame: int,
+    def segment(self, key: bytes, flags: int, seq: int, ack: int, payload: bytes, frame: int,
                 time: float) -> str | None: ...
 
     def reused(self, key: bytes, seq: int) -> bool: ...
@@ -73,9 +74,13 @@ class LifeFollower(Protocol):
     def seen(self, side: int, data: bytes, time: float) -> None:
         """Bytes already reassembled when the life began (they ended the watch)."""
 
-    def fin(self, side: int, frame: int, time: float) -> bool:
+    def fin(self, side: int, frame: int, time: float, lost: bool = False) -> bool:
         """True once both directions have sent their FIN."""
 
-    def rst(self, side: int, frame: int, time: float) -> None: ...
+    def acked(self, side: int, ack: int, frame: int, time: float) -> bool:
+        """``side`` acknowledged ``ack`` of the other side's stream (a lost FIN's proof);
+        True once both directions have ended."""
+
+    def rst(self, side: int, frame: int, time: float, seq: int = -1) -> None: ...
 
     def end(self, addresses: tuple[bytes, int, bytes, int], time: float, reason: str) -> None: ...

@@ -5,7 +5,7 @@ reassembly; and its end, by a FIN pair, a RST, idleness or eviction."""
 from __future__ import annotations
 
 from analyzer.decode.segment import Segment
-from analyzer.reassembly.connection import _FIN, _FINISHED_SIDES, _RST, Connection
+from analyzer.reassembly.connection import _ACK, _FIN, _FINISHED_SIDES, _RST, Connection
 from analyzer.reassembly.listeners import LifeFollower, LifeTable
 
 
@@ -28,12 +28,14 @@ class LifeRouting:
 
     # --- routing ---------------------------------------------------------------------------
 
-    def take_life(self, key: bytes, seq: int, payload: bytes, time: float) -> bool:
+    def take_life(self, key: bytes, seq: int, ack: int, payload: bytes, frame: int,
+                  time: float) -> bool:
         """The pipeline's cheap path for a segment without SYN, FIN or RST of a connection
-        in the life table (``take_plain``'s, for those): False when it is not one, or the
-        segment runs the sweep."""
+        in the life table (``take_plain``'s, for those; ``ack`` -1 without the ACK flag):
+        False when it is not one, the segment runs the sweep, or it ends the connection
+        (its ACK tells a lost FIN that answered a close)."""
         if self._until_sweep <= 1 or not self._lives or not self._lives.take(
-                key, seq, payload, time):
+                key, seq, ack, payload, frame, time):
             return False
         self.now = time
         self._until_sweep -= 1
@@ -66,8 +68,10 @@ class LifeRouting:
         RST, or the second FIN) ends the connection at once (no late bytes are awaited)."""
         life.take(side, seg.seq, seg.payload, seg.time)
         flags = seg.flags
+        # its ACK may prove the other side's lost FIN, or tell it (`Life.acked`)
+        answered = bool(flags & _ACK) and life.acked(side, seg.ack, seg.frame, seg.time)
         if flags & _RST:
-            life.rst(side, seg.frame, seg.time)
+            life.rst(side, seg.frame, seg.time, seg.seq)
             self._finish(conn, seg.time, "reset")
-        elif flags & _FIN and life.fin(side, seg.frame, seg.time):
+        elif flags & _FIN and life.fin(side, seg.frame, seg.time) or answered:
             self._finish(conn, seg.time, "closed")

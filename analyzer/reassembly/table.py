@@ -34,7 +34,7 @@ from analyzer.reassembly.connection import (
     _in_life,
     _waits,
 )
-from analyzer.reassembly.delivery import InOrder
+from analyzer.reassembly.delivery import InOrder, _unseen
 from analyzer.reassembly.listeners import LifeTable
 from analyzer.reassembly.lives import LifeRouting
 
@@ -102,7 +102,8 @@ class Reassembler(InOrder, LifeRouting):
         flags = seg.flags
         if entry is None and self._lives and self._lives.side_of(key) >= 0:
             if not (flags & _SYN and self._lives.reused(key, seg.seq)):
-                end = self._lives.segment(key, flags, seg.seq, seg.payload, seg.frame, seg.time)
+                end = self._lives.segment(key, flags, seg.seq, seg.ack if flags & _ACK else -1,
+                                          seg.payload, seg.frame, seg.time)
                 if end is not None:
                     self._end_life(key, seg.time, end, finished=True)
                 return
@@ -163,10 +164,16 @@ class Reassembler(InOrder, LifeRouting):
             if getattr(life, "decided", None) is not None and self._adopt(conn):
                 # judged: into the life table now rather than at the sweep (a busy one)
                 assert self._lives is not None
-                self._lives.take(conn.keys[side], seq, payload, time)
+                key = conn.keys[side]
+                end = self._lives.segment(key, flags, seq, ack if flags & _ACK else -1,
+                                          payload, frame, time)
+                if end is not None:  # its ACK told a lost FIN that answered a close
+                    self._end_life(key, time, end, finished=True)
                 return True
             conn.last_time = time
             life.take(side, seq, payload, time)
+            if flags & _ACK and life.acked(side, ack, frame, time):  # (see `Life.acked`)
+                self._finish(conn, time, "closed")
             return True
         here = conn.sides[side]
         if here.base is None:
@@ -174,9 +181,12 @@ class Reassembler(InOrder, LifeRouting):
         if payload and (here.pending or (seq - here.base - here.next_offset) & _MASK):
             return False  # not the next bytes, or early bytes wait to be drained after them
         there = conn.sides[1 - side]
-        if there.pending or (payload and there.base is not None and flags & _ACK and (
-                1 < ((ack - there.base - there.next_offset) & _MASK) < _HALF)):
-            return False  # the other side waits, or this one must wait for it (causal order)
+        if there.pending:
+            return False  # the other side waits
+        if payload and there.base is not None and flags & _ACK:
+            ahead = (ack - there.base - there.next_offset) & _MASK
+            if 1 < ahead < _HALF or ahead == 1 and _unseen(there, there.next_offset + 1):
+                return False  # this one must wait for the other (causal order)
         self.now = time
         self._until_sweep -= 1
         conn.last_time = time
