@@ -139,7 +139,7 @@ class H2Stage:
         if self._client is not None:
             self._handle(self._reader.end(self._h2_side(side), frame, time))
         if self._lives:
-            self._lives.tcp_fin(side, frame, time)
+            self._lives.tcp_fin(side, frame, time, lost)
 
     def on_rst(self, side: int, frame: int, time: float) -> None:
         self._tcp.rst_of(side, frame, time)

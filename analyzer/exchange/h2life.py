@@ -91,11 +91,12 @@ class StreamLives:
             life.rst(side, frame, time)
             self._end(stream_id, time, GOING_AWAY)
 
-    def tcp_fin(self, side: int, frame: int, time: float) -> None:
-        """A FIN of reassembler side ``side``: its streams can carry no more."""
+    def tcp_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
+        """A FIN of reassembler side ``side`` (``lost``: the capture lost it, the reassembly
+        told it at the frame that acknowledged it): its streams can carry no more."""
         for stream_id, (life, _) in list(self._lives.items()):
             life.take(side, 0, b"", time)
-            if life.fin(side, frame, time):
+            if life.fin(side, frame, time, lost):
                 self._end(stream_id, time, STREAM_ENDED)
 
     def tcp_rst(self, side: int, frame: int, time: float) -> None:

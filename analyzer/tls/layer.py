@@ -243,7 +243,7 @@ class TlsStage(TlsReporting):
         life = self._life()  # in life already, or since the FIN ended the watch just now
         if life is not None:
             life.take(side, 0, b"", time)
-            life.fin(side, frame, time)  # the end itself comes with on_end
+            life.fin(side, frame, time, lost)  # the end itself comes with on_end
 
     def on_rst(self, side: int, frame: int, time: float) -> None:
         self._conn.passing = None
