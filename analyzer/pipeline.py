@@ -330,6 +330,7 @@ class Analysis:
         store = self._run.secrets
         if not isinstance(store, KeyStore):
             store = self._run.secrets = KeyStore()
+            store.embedded_only = True
         store.add_text(data)
         store.finish()
 

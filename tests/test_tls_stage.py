@@ -473,3 +473,20 @@ def test_tls_looking_start_answered_by_non_tls_bulk_is_let_go(tmp_path: Path) ->
     assert list(analyze(frames(), run)) == []
     # ignored from the server's first segment on, well before the bulk ended
     assert True in seen and seen.index(True) < 8
+
+
+def test_a_session_missing_from_a_capture_s_embedded_keys_asks_for_keylog() -> None:
+    """Keys come only from a pcapng Decryption Secrets Block (no --keylog): a session of
+    another capture read with it is not in those keys, and the hint is --keylog with its
+    client's key log. The near miss: the same session without the embedded keys asks for
+    --keylog plainly, and with a --keylog lacking it, for the client's key log."""
+    captures = Path(__file__).resolve().parent.parent / "captures"
+    other = str(captures / "wss_tls13_aes128_gcm.pcap")
+    out = run_cli("read", str(captures / "wss_dsb.pcapng"), other).stdout
+    assert ("1 to SNI wss.upgrade.test with ALPN none (not in the capture's embedded keys); "
+            "use --keylog with the key log of the client process") in out
+    assert "TLS sessions decrypted: 1" in out  # the pcapng's own session
+    alone = run_cli("read", other).stdout
+    assert "1 to SNI wss.upgrade.test with ALPN none; use --keylog" in alone
+    given = run_cli("read", other, "--keylog", str(captures / "wss_tls13_chacha20.keys")).stdout
+    assert "(not in the key log); use the key log of the client process" in given

@@ -151,6 +151,8 @@ class CertificateInfo:
 # Why a TLS session was not read, the two that a key would fix (TlsSessionSummary.reason).
 NO_KEY = "no key"  # no key log (nor embedded secrets) was given
 NOT_IN_KEY_LOG = "not in the key log"  # one was, without this session's client random
+# No --keylog, and the keys a capture embedded (pcapng Decryption Secrets Block) lack it
+NOT_IN_EMBEDDED_KEYS = "not in the capture's embedded keys"
 
 
 @dataclass(frozen=True, slots=True)

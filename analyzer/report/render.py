@@ -11,7 +11,7 @@ from typing import Any
 
 from analyzer.checks.catalogue import lookup
 from analyzer.correlate import Chain, Storm, redirect_chains, storms
-from analyzer.exchange.model import NO_KEY, NOT_IN_KEY_LOG
+from analyzer.exchange.model import NO_KEY, NOT_IN_EMBEDDED_KEYS, NOT_IN_KEY_LOG
 from analyzer.life.groups import ClosedGroup, ClosedTally, abnormal_end
 from analyzer.life.model import Ended
 from analyzer.report.clock import UTC_CLOCK, Clock
@@ -263,6 +263,8 @@ def tls_uninspected_line(count: int, listed: Sequence[dict[str, Any]]) -> str:
     more = "; ..." if len(groups) > 3 else ""
     reasons = {s["reason"] for s in listed}
     hint = "; use --keylog" if NO_KEY in reasons else (
+        "; use --keylog with the key log of the client process that made them (SSLKEYLOGFILE "
+        "set before it started)" if NOT_IN_EMBEDDED_KEYS in reasons else
         "; use the key log of the client process that made them (SSLKEYLOGFILE set before "
         "it started)" if NOT_IN_KEY_LOG in reasons else "")
     return (f"{count} TLS session(s) could not be inspected (no key): {'; '.join(parts)}{more}"

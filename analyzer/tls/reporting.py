@@ -11,6 +11,7 @@ from __future__ import annotations
 from analyzer.exchange.handoff import MAX_LISTED_TLS_SESSIONS, RunContext
 from analyzer.exchange.model import (
     NO_KEY,
+    NOT_IN_EMBEDDED_KEYS,
     NOT_IN_KEY_LOG,
     Attempt,
     AttemptKind,
@@ -52,8 +53,10 @@ class TlsReporting:
         session = self._session
         if why == NO_KEY and session.key_absent:
             # --keylog was given: asking for a key log again would not help; the user needs
-            # the one written by the process that made this session
-            why = NOT_IN_KEY_LOG
+            # the one written by the process that made this session. Keys embedded in the
+            # capture only (no --keylog): --keylog with that process's key log.
+            embedded = getattr(session.secrets, "embedded_only", False)
+            why = NOT_IN_EMBEDDED_KEYS if embedded else NOT_IN_KEY_LOG
         counters = self._run.counters
         counters.tls_uninspected += 1
         self._counted = True
