@@ -254,6 +254,16 @@ def capture_lines(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+_CLIENT_KEY_LOG = ("the key log of the client process that made them (SSLKEYLOGFILE set "
+                   "before it started)")
+# The hint for the first of these reasons among the sessions listed, in this order
+_KEY_HINTS = (
+    (NO_KEY, "; use --keylog"),
+    (NOT_IN_EMBEDDED_KEYS, f"; use --keylog with {_CLIENT_KEY_LOG}"),
+    (NOT_IN_KEY_LOG, f"; use {_CLIENT_KEY_LOG}"),
+)
+
+
 def tls_uninspected_line(count: int, listed: Sequence[dict[str, Any]]) -> str:
     """"N TLS sessions could not be inspected (no key): M to SNI x with ALPN y; use --keylog";
     when a key log was given and lacks them, where their keys must come from instead."""
@@ -262,11 +272,7 @@ def tls_uninspected_line(count: int, listed: Sequence[dict[str, Any]]) -> str:
              for (sni, alpn, why), n in groups.most_common(3)]
     more = "; ..." if len(groups) > 3 else ""
     reasons = {s["reason"] for s in listed}
-    hint = "; use --keylog" if NO_KEY in reasons else (
-        "; use --keylog with the key log of the client process that made them (SSLKEYLOGFILE "
-        "set before it started)" if NOT_IN_EMBEDDED_KEYS in reasons else
-        "; use the key log of the client process that made them (SSLKEYLOGFILE set before "
-        "it started)" if NOT_IN_KEY_LOG in reasons else "")
+    hint = next((hint for why, hint in _KEY_HINTS if why in reasons), "")
     return (f"{count} TLS session(s) could not be inspected (no key): {'; '.join(parts)}{more}"
             f"{hint}")
 

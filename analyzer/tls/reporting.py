@@ -55,8 +55,9 @@ class TlsReporting:
             # --keylog was given: asking for a key log again would not help; the user needs
             # the one written by the process that made this session. Keys embedded in the
             # capture only (no --keylog): --keylog with that process's key log.
-            embedded = getattr(session.secrets, "embedded_only", False)
-            why = NOT_IN_EMBEDDED_KEYS if embedded else NOT_IN_KEY_LOG
+            secrets = session.secrets
+            why = NOT_IN_EMBEDDED_KEYS if secrets is not None and secrets.embedded_only \
+                else NOT_IN_KEY_LOG
         counters = self._run.counters
         counters.tls_uninspected += 1
         self._counted = True
