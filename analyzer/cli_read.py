@@ -121,9 +121,11 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
             yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
 
     def rebuild() -> Iterator[Diagnosis]:  # the same attempts again (report/kept.py)
-        # Without lifetimes: a rebuilt attempt (a proxy front that correlation judges again)
-        # has its decided verdict, not the one its connection's end gave it.
-        again = Analysis(max_connections=max_connections, secrets=secrets)
+        # Configured as the first run, lifetimes included: connections held in life change
+        # when others are decided (the table's cap, flows that two merged files share), and
+        # a rebuild is matched to the first run by order of decision. Its diagnoses are the
+        # decided ones either way (an `Ended` comes apart and is dropped below).
+        again = Analysis(max_connections=max_connections, secrets=secrets, lifetimes=True)
         if jobs is not None and jobs > 1 and len(paths) == 1:  # the same merged order again
             from analyzer.scale.local import ShardedRead
 
@@ -144,7 +146,7 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
         def run() -> Iterator[Decided]:
             for d in again.feed_records(records):
                 yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
-            for d in again.finish():
+            for d in again.finishing():
                 yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
 
         yield from (d for d in numbered(run(), selection, Counter())

@@ -264,3 +264,37 @@ def test_a_spilled_report_groups_only_the_keys_that_repeat(monkeypatch: pytest.M
     assert not isinstance(report, list)
     assert [(s.count, s.client) for s in report.storms()] == [(4, "10.3.0.1")]
     assert len(report.groups) == 1  # was 32: one per distinct key
+
+
+
+def test_a_rebuild_that_decides_otherwise_lends_no_attempt_its_findings(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A spilled report rebuilds the proxy legs it pairs by reading the input again, and
+    matches them to the first run by order of decision. A rebuilt attempt that is not the
+    one decided at its place (the file rewritten in between; or, before, a rebuild made
+    without the first run's lifetimes, reading a directory of captures that share flows)
+    is not used: it crashed on a leg without request (an assertion in `compare_legs`), or
+    put one client's proxy findings on another."""
+    path = tmp_path / "busy.pcap"
+    write_pcap(path, busy_proxy(10))
+    run = Analysis()
+    decided = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+    monkeypatch.setattr(kept, "SPILL_AFTER", 0)
+
+    def rekeyed(rebuilt: list) -> dict:
+        """Each client's front leg: whether the report says the proxy changed its key."""
+        store = kept.KeptAttempts("json", lambda d: True, rebuild=lambda: iter(rebuilt))
+        for n, d in enumerate(decided):
+            store.add(dataclasses.replace(d, number=n + 1))
+        report = store.close()
+        assert not isinstance(report, list)
+        records = [report.spill.get(index) for index in range(len(decided))]
+        return {r.leg.client: '"proxy_rekeyed"' in r.line for r in records
+                if r.leg is not None and r.leg.server.port == 80}
+
+    right = rekeyed(decided)
+    assert sum(right.values()) == 5  # the back legs with the proxy's own key
+    otherwise = rekeyed(decided[::-1])
+    assert otherwise.keys() == right.keys()
+    for client, said in otherwise.items():  # as decided (no proxy finding) or as it should be
+        assert not said or right[client], client

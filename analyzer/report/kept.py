@@ -305,6 +305,11 @@ class Spill:
                 if index >= len(self.at):
                     break  # the first run stopped early (interrupted, or a bug)
                 if index in needed:
+                    # The same attempt, or none: a file rewritten between the two runs (or
+                    # any change in the order of decision) must not lend one attempt's
+                    # request to another's findings.
+                    if leg_of(d.attempt, source_of(d)) != self.get(index).leg:
+                        break
                     where[index] = self.put_whole(d)
         except Exception:  # noqa: BLE001 - the first run said what went wrong, if anything
             pass
