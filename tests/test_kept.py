@@ -22,6 +22,7 @@ from analyzer.source import read_records
 from fuzz import hostile
 from tests.builder import (
     Conversation,
+    Opcode,
     busy_proxy,
     websocket_request,
     websocket_response,
@@ -298,3 +299,32 @@ def test_a_rebuild_that_decides_otherwise_lends_no_attempt_its_findings(
     assert otherwise.keys() == right.keys()
     for client, said in otherwise.items():  # as decided (no proxy finding) or as it should be
         assert not said or right[client], client
+
+
+def test_a_proxy_front_that_lived_on_keeps_its_end_when_spilled(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A front leg whose WebSocket outlives its watch, then ends with the server's Close
+    1011, and whose proxy changed the key: correlation judges it again. Spilled, it was
+    rebuilt by reading the input again, which gives its decided verdict: it lost its
+    `lifetime` and its end's finding (and with whole attempts, `--detail`, the lifetime
+    alone). Kept whole with its end, it now reads as in memory."""
+    front = Conversation(client=("10.0.1.1", 50000), server=("10.0.0.2", 80),
+                         start=1_700_000_000.0)
+    front.handshake()
+    front.client(websocket_request("chat.example.com", "/ws", key="client-key-00-AAAAAA=="))
+    back = Conversation(client=("10.0.0.2", 41000), server=("10.0.0.3", 8080),
+                        start=1_700_000_000.01)
+    back.handshake()
+    back.client(websocket_request("chat.example.com", "/ws", key="proxy-key-00-AAAAAAA=="))
+    back.server(websocket_response("proxy-key-00-AAAAAAA=="), delay=0.002)
+    front.server(websocket_response("client-key-00-AAAAAA=="), delay=0.03)
+    for _ in range(4):  # past the 2 s watch
+        front.server_ws_frame(Opcode.TEXT, b"tick", delay=1.0)
+    front.server_ws_close(1011, "boom", delay=0.5)
+    front.client_fin(delay=0.01)
+    front.server_fin(delay=0.01)
+    path = tmp_path / "front_in_life.pcap"
+    write_pcap(path, [front, back])
+    out = _same(monkeypatch, [str(path), "-F", "json"])
+    assert "proxy_rekeyed" in out and "close_internal_error" in out and '"how": "' in out
+    _same(monkeypatch, [str(path), "--detail", "--no-color"])

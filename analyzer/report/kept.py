@@ -289,7 +289,7 @@ class Spill:
                      else [answered_itself(d.attempt)])
             if extra:
                 d = dataclasses.replace(judge(d.attempt, d.facts, d.findings + tuple(extra),
-                                              d.number), origin=d.origin)
+                                              d.number), origin=d.origin, lifetime=d.lifetime)
                 full = self.put_whole(d) if self.owner.whole else -1
                 self.replace(index, self.owner.record(d, full))
 
@@ -298,13 +298,18 @@ class Spill:
         one that could not be rebuilt)."""
         if self.owner.whole:
             return lambda index: self.whole(self.get(index).full)
+        # An attempt whose connection lived on is kept whole, with its end (`update`): a
+        # rebuild would give its decided verdict, without the lifetime. The rest are rebuilt.
+        where = {index: full for index in needed if (full := self.get(index).full) >= 0}
+        rest = needed - where.keys()
+        if not rest:
+            return lambda index: self.whole(where[index])
         assert self.owner.rebuild is not None
-        where: dict[int, int] = {}
         try:
             for index, d in enumerate(self.owner.rebuild()):
                 if index >= len(self.at):
                     break  # the first run stopped early (interrupted, or a bug)
-                if index in needed:
+                if index in rest:
                     # The same attempt, or none: a file rewritten between the two runs (or
                     # any change in the order of decision) must not lend one attempt's
                     # request to another's findings.
