@@ -351,6 +351,12 @@ class Analysis:
         of 100,000 connections still in life, held at once, were the peak of a run)."""
         if self._ledger is not None:
             sync_all(self._ledger, self._reassembler)
+        # The capture ended at its last record, whichever connection it was: the reassembler's
+        # clock stops at the last one it saw, which frames taken in the compiled skip or, with
+        # --jobs N, the other shards' never reach (a WebSocket still open read 2.5 s of life
+        # in a shard, 5.5 s in one process).
+        if self._first is not None and self._last > self._reassembler.now:
+            self._reassembler.now = self._last
         for _ in self._reassembler.closing():
             if self._decided:
                 yield from self._drain()

@@ -339,3 +339,42 @@ def test_shards_send_diagnoses_with_their_attribution_built() -> None:
         assert diagnosis.who is not None
         eager = judge_eagerly(diagnosis.attempt, diagnosis.facts, diagnosis.findings)
         assert diagnosis.who == eager.who
+
+
+def test_a_websocket_open_at_the_end_lives_until_the_capture_ends_in_a_shard_too(
+        tmp_path: Path) -> None:
+    """A WebSocket still open when the capture ends lived until the capture's last record,
+    whichever connection that was. A shard's clock stopped at the last record of its own
+    connections (the other shards' are skipped before the reassembler), so with --jobs 2 it
+    lived 3 s less here; one process had the same fault when the last records were taken in
+    the compiled skip."""
+    from tests.builder import (
+        Conversation,
+        Opcode,
+        http_request,
+        websocket_request,
+        websocket_response,
+        write_pcap,
+    )
+
+    socket = Conversation(client=("10.0.1.1", 50000), server=("10.0.0.2", 80),
+                          start=1_700_000_000.0)  # shard 1 of 2
+    socket.handshake()
+    socket.client(websocket_request("chat.example.com", "/ws"))
+    socket.server(websocket_response(), delay=0.01)
+    for _ in range(3):  # past the 2 s watch, then silent and never closed
+        socket.server_ws_frame(Opcode.TEXT, b"tick", delay=1.0)
+    later = Conversation(client=("10.0.1.2", 50001), server=("10.0.0.3", 80),
+                         start=1_700_000_002.0)  # shard 0 of 2
+    later.handshake()
+    later.client(http_request("POST", "/upload", [("Host", "files.example.com"),
+                                                  ("Content-Length", "30000")]))
+    for _ in range(6):  # the capture's last records, 3 s after the WebSocket's
+        later.client(b"x" * 5000, delay=0.6)
+    path = tmp_path / "open_at_end.pcap"
+    write_pcap(path, [socket, later])
+    alone = json.loads(_read(path, "json"))
+    lifetime = next(a["lifetime"] for a in alone["attempts"] if a["lifetime"])
+    assert lifetime["how"] == "open"
+    assert lifetime["duration_s"] > 5.5, lifetime  # switch at 0.01 s, capture end at 5.6 s
+    assert _read(path, "json", "--jobs", "2") == _read(path, "json")
