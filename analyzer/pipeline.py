@@ -406,7 +406,10 @@ class Analysis:
         stats.unlisted_tcp_attempts = Counter(self._unlisted_tcp)
         stats.abandoned_heads = self._counters.abandoned_heads
         stats.tls_uninspected = self._counters.tls_uninspected
-        stats.tls_uninspected_listed = list(self._counters.tls_uninspected_listed)
+        # By last frame, the order of their ends: a session counted when the capture ended
+        # (or its FIN was read late) came after later ones, and a shard's merge sorts so.
+        stats.tls_uninspected_listed = sorted(self._counters.tls_uninspected_listed,
+                                              key=lambda s: (s.last_frame, s.first_frame))
         stats.tls_decrypted = self._counters.tls_decrypted
         stats.keylog_ignored_lines = getattr(self._run.secrets, "ignored", 0)
         stats.quic_flows = self._decoder.quic_flow_count

@@ -4,6 +4,7 @@ first upgrades and closes normally, the second is a plain GET answered 400)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -373,3 +374,15 @@ def test_server_flight_lost_with_only_fins_after_it(tmp_path: Path) -> None:
         assert "at the connection's end" in diagnoses[0].findings[0].found
     whole, _run = analyse(CAPTURES / "tls_client_unknown_ca.pcap", None)  # the near miss
     assert ids(whole[0])[0] == "tls_certificate_rejected"
+
+
+def test_sessions_without_key_are_listed_in_the_order_of_their_ends(tmp_path: Path) -> None:
+    """The first session lost its server's flight: it is counted only when the capture ends,
+    after the second. One process listed them in the order counted, a shard's merge (--jobs
+    2) by last frame: the two reports differed. Both list by last frame now."""
+    path = cut(tmp_path, SERVER_FLIGHT)
+    alone = run_cli("read", "-F", "json", str(path))
+    listed = json.loads(alone.stdout)["summary"]["tls_sessions_not_inspected"]
+    assert [s["last_frame"] for s in listed] == sorted(s["last_frame"] for s in listed)
+    assert len(listed) == 2
+    assert run_cli("read", "-F", "json", "--jobs", "2", str(path)).stdout == alone.stdout
