@@ -12,13 +12,19 @@ import sys
 import tracemalloc
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from analyzer.cli import cli
 from analyzer.life.model import Ended
 from analyzer.life.state import TAIL_BYTES
 from analyzer.pipeline import Analysis
 from analyzer.source import read_records
 from analyzer.verdict import Verdict
 from tests.builder import Conversation, Opcode, websocket_response, write_pcap
+from tests.helpers import run_cli
 from tests.test_checks import ws_request
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 
 
 def end_three_ways(convs: list[Conversation]) -> None:
@@ -247,3 +253,30 @@ def test_a_spilled_report_takes_the_ends_too(tmp_path: Path) -> None:
     assert [a["verdict"] for a in document["attempts"]] == [
         "dropped", "succeeded", "succeeded", "aborted"]
     assert document["attempts"][0]["lifetime"]["how"] == "fin"
+
+
+def test_an_end_reads_the_same_in_every_format() -> None:
+    """The reason of an attempt whose connection ended in life, in the `ended` JSONL line,
+    the streamed table's `(ended)` row and the sorted JSON: the title with what was found,
+    in every one (the line had the title alone, the row joined them with a colon)."""
+    capture = str(CAPTURES / "websocket_lives.pcap")
+    attempts = {a["number"]: a for a in json.loads(
+        run_cli("read", "-F", "json", capture).stdout)["attempts"]}
+    ended = [json.loads(line) for line in run_cli("read", "-F", "jsonl", capture).stdout
+             .splitlines() if '"event": "ended"' in line]
+    changed = [line for line in ended if line["verdict"] != "succeeded"]
+    assert changed and all(" (" in line["reason"] for line in changed)
+    # (a sorted report may put a rule over several ends first, which streams cannot know)
+    same = [line for line in changed
+            if attempts[line["number"]]["reasons"][0] == line["reasons"][0]]
+    assert len(same) >= 2
+    for line in same:
+        assert line["reason"] == attempts[line["number"]]["reason"]
+    table = CliRunner().invoke(cli, ["read", "--no-color", "-"], catch_exceptions=False,
+                               input=CAPTURES.joinpath("websocket_lives.pcap").read_bytes()
+                               ).stdout
+    rows = [row for row in table.splitlines() if "(ended)" in row]
+    assert len(rows) == len(changed)
+    for line in changed:
+        # the table's cell wraps: compare its start
+        assert any(line["reason"][:30] in row for row in rows), line["reason"]

@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from analyzer.checks.catalogue import lookup
+from analyzer.checks.catalogue import Finding, lookup
 from analyzer.exchange.model import AttemptKind, TlsInfo
 from analyzer.life.model import Lifetime
 from analyzer.report.safe import Cleaner, neutralise
@@ -92,10 +92,14 @@ def reason_text(diagnosis: Diagnosis) -> str:
             text += f"; note: {lookup(notes[0].check).title}"
         return text
     primary = diagnosis.primary
-    if primary is None:
-        return ""
-    title = lookup(primary.check).title
-    return f"{title} ({primary.found})" if primary.found else title
+    return "" if primary is None else finding_text(primary)
+
+
+def finding_text(finding: Finding) -> str:
+    """A finding as a reason: its title, with what was found (every format's `reason`, the
+    `ended` lines of a connection in life too)."""
+    title = lookup(finding.check).title
+    return f"{title} ({finding.found})" if finding.found else title
 
 
 def attempt_fields(diagnosis: Diagnosis, show_secrets: bool = False) -> dict[str, Any]:

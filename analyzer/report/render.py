@@ -17,6 +17,7 @@ from analyzer.life.model import Ended
 from analyzer.report.clock import UTC_CLOCK, Clock
 from analyzer.report.fields import (
     attempt_fields,
+    finding_text,
     iso_time,
     lifetime_fields,
     time_of_day,
@@ -424,7 +425,7 @@ def ended_fields(ended: Ended, show_secrets: bool = False) -> dict[str, Any]:
         "path": safe_target(ended.target, show_secrets) or None,
         "verdict": ended.verdict.value,
         "decided_verdict": ended.decided.value,
-        "reason": lookup(ended.primary.check).title if ended.primary is not None else None,
+        "reason": clean.text(finding_text(ended.primary)) if ended.primary is not None else None,
         "reasons": [f.check for f in ended.findings],
         "findings": [{"id": f.check, "severity": lookup(f.check).severity.value,
                       "rfc": lookup(f.check).rfc, "title": lookup(f.check).title,

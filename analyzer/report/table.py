@@ -16,10 +16,9 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from analyzer.checks.catalogue import lookup
 from analyzer.life.model import Ended
 from analyzer.report.clock import UTC_CLOCK, Clock
-from analyzer.report.fields import reason_text, request_label
+from analyzer.report.fields import finding_text, reason_text, request_label
 from analyzer.report.safe import Cleaner, markdown_text, neutralise, safe_target, safe_text
 from analyzer.verdict import Diagnosis
 
@@ -277,7 +276,7 @@ class StreamedTable:
         verdict than the one printed (live, `read -`): its number, the end's time."""
         life = e.lifetime
         primary = e.primary
-        reason = f"{lookup(primary.check).title}: {primary.found}" if primary else "ended"
+        reason = finding_text(primary) if primary else "ended"
         values: dict[str, object] = {
             "#": e.number, "frame": life.end_frame or "", "file:frame": "",
             "time": self.style.clock.time(life.end_time or e.time),
