@@ -280,3 +280,36 @@ def test_an_end_reads_the_same_in_every_format() -> None:
     for line in changed:
         # the table's cell wraps: compare its start
         assert any(line["reason"][:30] in row for row in rows), line["reason"]
+
+
+def test_an_open_websocket_is_not_claimed_open_past_the_idle_timeout(tmp_path: Path) -> None:
+    """Two captures read as one, months apart: a WebSocket still open at the end of the
+    first was open, by its lifetime, until the end of the second (4 months, 'idle
+    10,000,000 s'). Past LIFE_IDLE_TIMEOUT of silence it is let go, and its end is there; the
+    near miss, one capture alone, ends at its own last record."""
+    from analyzer.life.state import LIFE_IDLE_TIMEOUT
+
+    socket = Conversation(client=("10.0.1.1", 50000), server=("10.0.0.2", 80),
+                          start=1_700_000_000.0)
+    socket.handshake()
+    socket.client(ws_request())
+    socket.server(websocket_response(), delay=0.01)
+    for _ in range(3):  # past the 2 s watch, then silent and never closed
+        socket.server_ws_frame(Opcode.TEXT, b"tick", delay=1.0)
+    later = Conversation(client=("10.0.1.2", 50001), server=("10.0.0.3", 80),
+                         start=1_710_000_000.0)
+    later.handshake()
+    first, second = tmp_path / "first.pcap", tmp_path / "second.pcap"
+    write_pcap(first, [socket])
+    write_pcap(second, [later])
+
+    def lifetime(*paths: Path) -> dict:
+        doc = json.loads(run_cli("read", "-F", "json", *paths).stdout)
+        return next(a["lifetime"] for a in doc["attempts"] if a["lifetime"])
+
+    together = lifetime(first, second)
+    assert together["how"] == "open"
+    assert together["idle_before_end_s"] == LIFE_IDLE_TIMEOUT
+    assert together["duration_s"] < 3.1 + LIFE_IDLE_TIMEOUT
+    alone = lifetime(first)
+    assert alone["how"] == "open" and alone["idle_before_end_s"] < 0.1

@@ -215,7 +215,12 @@ class Life:
             close_side = names[side]
         ended = bool(ends) and reason not in ("end of capture", "idle", "evicted")
         if not ended:
-            how, closer_side, end_time, frame = OPEN, None, time, 0
+            # Past LIFE_IDLE_TIMEOUT of silence a connection is not claimed open any more
+            # (the reassembler lets it go then): its end is there, not at the capture's end,
+            # which for several files read as one can be years later.
+            last = max(client.last, server.last)
+            end_time = min(time, last + LIFE_IDLE_TIMEOUT) if last else time
+            how, closer_side, frame = OPEN, None, 0
         else:
             end_time, _, closer_side = min(ends)
             frame = self.flows[closer_side].end_frame
