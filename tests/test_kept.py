@@ -328,3 +328,17 @@ def test_a_proxy_front_that_lived_on_keeps_its_end_when_spilled(
     out = _same(monkeypatch, [str(path), "-F", "json"])
     assert "proxy_rekeyed" in out and "close_internal_error" in out and '"how": "' in out
     _same(monkeypatch, [str(path), "--detail", "--no-color"])
+
+
+@pytest.mark.parametrize("args", [["-F", "table"], ["--summary-only"], ["-F", "markdown"],
+                                  ["-F", "json"], ["--summary-only", "-F", "json"]])
+def test_a_spilled_report_says_a_capture_warning_where_the_report_in_memory_does(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str]) -> None:
+    """A capture cut in its last record warns once on standard error; the table's summary
+    spilled repeated it as a "Warning:" line that the report in memory leaves out (JSON has
+    it in its document, both ways)."""
+    whole = Path(CAPTURES[0]).read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(whole[:len(whole) - 5])
+    out = _same(monkeypatch, [str(cut), CAPTURES[1], *args])
+    assert ("truncated record" in out) == ("json" in args)

@@ -380,12 +380,13 @@ def emit_spilled(report: SpilledReport, fmt: str, stats: RunStats,
     """cli_read._emit for a spilled report: the same output, from the records."""
     write = sys.stdout.write
     secrets = view.show_secrets
+    # The text formats' summaries leave the warnings out, as in memory: standard error has
+    # them already (JSON carries them in its document).
     if view.summary_only:
-        fields = report.summary(stats, warnings, secrets, apart)
         if fmt in ("json", "jsonl"):
-            write(summary_document(fields, fmt) + "\n")
+            write(summary_document(report.summary(stats, warnings, secrets, apart), fmt) + "\n")
         else:
-            write(summary_lines(fields, style.clock) + "\n")
+            write(summary_lines(report.summary(stats, (), secrets, apart), style.clock) + "\n")
         return True
     if view.attempt is not None or view.detail:
         return report.detail(view, stats, warnings, detail_text, style.clock, apart)
@@ -402,5 +403,5 @@ def emit_spilled(report: SpilledReport, fmt: str, stats: RunStats,
         for piece in page(run, stats, captures, secrets, DETAIL_LIMIT):
             write(piece)
     else:
-        report.write_table(stats, warnings, fmt == "markdown", write, style, apart)
+        report.write_table(stats, (), fmt == "markdown", write, style, apart)
     return True
