@@ -103,3 +103,28 @@ def test_ground_truth_check_accepts_connection_attempts_counted_not_listed(tmp_p
                        f"only the first 1000 are): {unlisted} (tcp_refused x{unlisted})\n")
         check = check_ours(tmp_path / "out", err, truth)
         assert check["matched"] == matched and check["frames_ok"] and check["ordinary_ok"]
+
+
+def test_the_differential_run_finds_its_twins_equal_and_a_difference_when_there_is_one(
+        tmp_path: Path) -> None:
+    """benchmarks/twins.py on a few bundled captures: the JSONL folded equals the sorted
+    JSON, a capture equals itself written as pcapng and with every record twice, and a
+    spilled report equals the one in memory. The near miss: two different captures under
+    the `twice` check's comparison do differ, so the comparison can fail."""
+    import random
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import twins
+
+    captures = [str(REPO / "captures" / name) for name in (
+        "websocket_lives.pcap", "nginx_proxy_ok.pcap", "wss_aiohttp.pcap")]
+    rng = random.Random(1)
+    for name in ("jsonl", "pcapng", "twice"):
+        assert list(twins.CHECKS[name](captures, 0, rng)) == [], name
+    import analyzer.report.kept as kept
+
+    before = kept.SPILL_AFTER
+    assert list(twins.check_spill(captures, 3, rng)) == []
+    assert kept.SPILL_AFTER == before  # (this process's other tests keep the real one)
+    keys = twins.keylog(captures[2])
+    assert keys and twins._summary(captures[0], []) != twins._summary(captures[2], keys)
