@@ -36,13 +36,14 @@ from typing import Any
 
 _DIRECTORY = os.path.join(os.path.dirname(__file__), "__pycache__")
 PATH = os.path.join(_DIRECTORY, f"dataclass-methods.{sys.implementation.cache_tag}.marshal")
-# A run adds what it compiled to what the file held; past this many texts (edits leave old
-# ones behind) the file keeps only what the run used.
-MAX_TEXTS = 4096
 
-_codes: dict[str, CodeType] = {}
-_used: set[str] = set()
-_missed: list[str] = []
+# By module (the ``__name__`` of the globals `dataclasses` passes): the code of its texts, kept
+# marshalled until a class of that module is made, so a run loads only what it imports
+# (unmarshalling every group cost ≈ 40 M instructions, a third of them for modules a plain
+# `read` never imports).
+_groups: dict[str | None, dict[str, CodeType] | bytes] = {}
+_used: set[tuple[str | None, str]] = set()
+_missed: list[tuple[str | None, str]] = []
 
 
 def compile_like_exec(text: str) -> CodeType:
@@ -53,17 +54,22 @@ def compile_like_exec(text: str) -> CodeType:
 
 def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
     if type(source) is str:
-        code = _codes.get(source)
-        if code is not None:
-            _used.add(source)
-            builtins.exec(code, globals, locals)
-            return
-        _missed.append(source)
+        module = globals.get("__name__") if type(globals) is dict else None
+        group = _groups.get(module)
+        if isinstance(group, bytes):
+            group = _groups[module] = _unmarshal_group(group)
+        if group is not None:
+            code = group.get(source)
+            if code is not None:
+                _used.add((module, source))
+                builtins.exec(code, globals, locals)
+                return
+        _missed.append((module, source))
     builtins.exec(source, globals, locals)
 
 
 def install(path: str = PATH) -> bool:
-    """Loads the file (if any) and makes `dataclasses` use it; False when this interpreter's
+    """Reads the file (if any) and makes `dataclasses` use it; False when this interpreter's
     `dataclasses` does not compile through ``exec`` in its module (then nothing changes)."""
     import dataclasses
 
@@ -71,7 +77,7 @@ def install(path: str = PATH) -> bool:
         return False  # someone else's hook: leave it alone
     if not _compiles_through_exec(dataclasses):
         return False
-    _codes.update(_read(path))
+    _groups.update(_read(path))
     dataclasses.exec = _exec  # type: ignore[attr-defined]
     return True
 
@@ -89,7 +95,7 @@ def _compiles_through_exec(module: Any) -> bool:
     return create is not None and "exec" in create.__code__.co_names
 
 
-def _read(path: str) -> dict[str, CodeType]:
+def _read(path: str) -> dict[str | None, bytes]:
     try:
         with open(path, "rb") as file:
             data = file.read()
@@ -97,14 +103,34 @@ def _read(path: str) -> dict[str, CodeType]:
         return {}
     if not data.startswith(MAGIC_NUMBER):
         return {}
-    try:
-        codes = marshal.loads(memoryview(data)[len(MAGIC_NUMBER):])
-    except (ValueError, EOFError, TypeError):
+    groups = _unmarshal(memoryview(data)[len(MAGIC_NUMBER):])
+    if not isinstance(groups, dict):
         return {}
+    return {module: group for module, group in groups.items()
+            if (module is None or type(module) is str) and type(group) is bytes}
+
+
+def _unmarshal(data: bytes | memoryview) -> object:
+    try:
+        return marshal.loads(data)
+    except (ValueError, EOFError, TypeError):
+        return None
+
+
+def _unmarshal_group(data: bytes) -> dict[str, CodeType]:
+    codes = _unmarshal(data)
     if not isinstance(codes, dict):
         return {}
     return {text: code for text, code in codes.items()
             if type(text) is str and type(code) is CodeType}
+
+
+def read_all(path: str = PATH) -> dict[str, CodeType]:
+    """Every text the file holds with its code (for tests and inspection)."""
+    codes: dict[str, CodeType] = {}
+    for group in _read(path).values():
+        codes.update(_unmarshal_group(group))
+    return codes
 
 
 def save_if_new(path: str = PATH) -> bool:
@@ -116,22 +142,30 @@ def save_if_new(path: str = PATH) -> bool:
 
 
 def _write(path: str) -> bool:
-    new = {text: compile_like_exec(text) for text in _missed}
-    codes = dict(_codes)
-    if len(codes) + len(new) > MAX_TEXTS:
-        codes = {text: _codes[text] for text in _used}
-    codes.update(new)
+    # A module with a miss gets what this run made of it, and only that: every dataclass of
+    # a module is made when it is imported, so the texts an edit left behind go.
+    fresh: dict[str | None, dict[str, CodeType]] = {}
+    for module, text in _missed:
+        fresh.setdefault(module, {})[text] = compile_like_exec(text)
+    for module, text in _used:
+        group = _groups.get(module)
+        if module in fresh and isinstance(group, dict):
+            fresh[module][text] = group[text]
+    groups: dict[str | None, bytes] = {
+        module: group if type(group) is bytes else marshal.dumps(group)
+        for module, group in _groups.items() if module not in fresh}
+    groups.update((module, marshal.dumps(codes)) for module, codes in fresh.items())
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(temporary, "wb") as file:
-            file.write(MAGIC_NUMBER + marshal.dumps(codes))
+            file.write(MAGIC_NUMBER + marshal.dumps(groups))
         os.replace(temporary, path)  # readers see the old file or the new one, whole
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         return False
-    _codes.update(new)
+    _groups.update(fresh)
     _missed.clear()
     return True
 
@@ -144,7 +178,7 @@ def build(path: str = PATH) -> int:
 
     import analyzer
 
-    _codes.clear()
+    _groups.clear()
     _used.clear()
     _missed.clear()
     install(path="")
@@ -155,9 +189,7 @@ def build(path: str = PATH) -> int:
             importlib.import_module(module.name)
         except ImportError:  # an optional extra (dask, scapy) that is not installed
             continue
-    count = len(_missed)
-    _codes.clear()
-    _used.clear()
+    count = len(set(_missed))
     return count if _write(path) else 0
 
 

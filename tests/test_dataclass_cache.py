@@ -103,7 +103,7 @@ def test_every_dataclass_gets_the_same_methods_from_the_cache(tmp_path: Path) ->
 def test_cached_code_is_what_exec_compiles(tmp_path: Path) -> None:
     path = tmp_path / "methods.marshal"
     _build(path)
-    codes = dataclass_cache._read(str(path))
+    codes = dataclass_cache.read_all(str(path))
     assert codes
     for text, code in codes.items():
         assert code == dataclass_cache.compile_like_exec(text)
@@ -120,17 +120,22 @@ _exec_plain = eval(compile("lambda text, ns: exec(text, {}, ns)", "<test>", "eva
                            dont_inherit=True))
 
 
-@pytest.mark.parametrize("content", [b"", b"junk", b"\x00\x00\r\n" + marshal.dumps({"a": 1}),
-                                     None, "wrong shape"])
-def test_a_bad_file_reads_as_empty(tmp_path: Path, content: bytes | str | None) -> None:
-    path = tmp_path / "methods.marshal"
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    elif content == "wrong shape":
-        from importlib.util import MAGIC_NUMBER
+def _with_magic(groups: object) -> bytes:
+    from importlib.util import MAGIC_NUMBER
 
-        path.write_bytes(MAGIC_NUMBER + marshal.dumps([1, 2]))
-    assert dataclass_cache._read(str(path)) == {}
+    return MAGIC_NUMBER + marshal.dumps(groups)
+
+
+@pytest.mark.parametrize("content", [
+    None, b"", b"junk", b"\x00\x00\r\n" + marshal.dumps({"m": marshal.dumps({"a": 1})}),
+    _with_magic([1, 2]), _with_magic({"m": b"not marshal"}), _with_magic({"m": {"t": 1}}),
+    _with_magic({"m": marshal.dumps({"text": "not code"})}), _with_magic({1: b""}),
+])
+def test_a_bad_file_reads_as_empty(tmp_path: Path, content: bytes | None) -> None:
+    path = tmp_path / "methods.marshal"
+    if content is not None:
+        path.write_bytes(content)
+    assert dataclass_cache.read_all(str(path)) == {}
 
 
 def test_a_run_writes_what_it_compiled_only_when_bytecode_may_be_written(
@@ -140,19 +145,24 @@ def test_a_run_writes_what_it_compiled_only_when_bytecode_may_be_written(
         "import sys, dataclasses\n"
         "from analyzer import dataclass_cache as c\n"
         "assert c.install(sys.argv[1])\n"
-        "@dataclasses.dataclass(frozen=True)\n"
-        "class Point:\n"
-        "    x: int\n"
-        "    y: int = 2\n"
+        "Point = dataclasses.make_dataclass('Point', [sys.argv[2], ('y', int, 2)],\n"
+        "                                   frozen=True)\n"
         "assert Point(1) == Point(1, 2) and hash(Point(1)) == hash(Point(1, 2))\n"
         "print(len(c._used), len(c._missed), c.save_if_new(sys.argv[1]))\n")
 
-    def run(*flags: str) -> list[str]:
-        done = subprocess.run([sys.executable, *flags, "-c", script, str(path)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60, check=True,
-                              env={"PATH": "/usr/bin:/bin"})
+    def run(*flags: str, field: str = "x") -> list[str]:
+        done = subprocess.run([sys.executable, *flags, "-c", script, str(path), field],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60,
+                              check=True, env={"PATH": "/usr/bin:/bin"})
         return done.stdout.split()
 
+    # six methods: __init__, __repr__, __eq__, __hash__, __setattr__, __delattr__
     assert run("-B") == ["0", "6", "False"] and not path.exists()
     assert run() == ["0", "6", "True"] and path.exists()
     assert run() == ["6", "0", "False"]  # all six served from the file, nothing new
+    first = set(dataclass_cache.read_all(str(path)))
+    # The class changes (a field renamed): its module's group is what this run made of it.
+    assert run(field="z") == ["0", "6", "True"]  # every method's text names the fields
+    second = set(dataclass_cache.read_all(str(path)))
+    assert len(first) == len(second) == 6 and not first & second
+    assert run(field="z") == ["6", "0", "False"]
