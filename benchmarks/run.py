@@ -327,11 +327,11 @@ def prepare_ours() -> bool:
     """Byte-compiles the analyzer as an install does (pip writes .pyc files; a source tree run
     with PYTHONDONTWRITEBYTECODE=1 would compile every module on every run, ≈ 0.07 s), and
     tells whether the compiled fast path (analyzer/decode/_fastpath.pyx) is built. The code
-    of the dataclasses' generated methods is cached the same way (a first run writes it when
-    Python may write bytecode; analyzer/dataclass_cache.py)."""
+    of the dataclasses' generated methods and the compiled regular expressions are cached the
+    same way (analyzer/startup_cache.py)."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "analyzer")],
                    check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([sys.executable, "-m", "analyzer.dataclass_cache"], cwd=REPO, check=True,
+    subprocess.run([sys.executable, "-m", "analyzer.startup_cache"], cwd=REPO, check=True,
                    stdout=subprocess.DEVNULL)
     probe = subprocess.run(
         [sys.executable, "-c",
