@@ -231,13 +231,14 @@ def _compile(p: Any, flags: int = 0) -> Any:
                 _patterns_used.add(key)
                 return pattern
             except (RuntimeError, TypeError, ValueError, OverflowError):  # not valid code
-                del _patterns[key]
+                _patterns.pop(key, None)
         if _recording:
             _patterns_missed.append(key)
     return _plain_compile(p, flags)
 
 
 _DEBUG = 128  # re.DEBUG: it prints while compiling, so it always compiles
+_SRE_VERSION = (_sre.MAGIC, _sre.CODESIZE, sys.version)
 
 
 def compile_pattern(pattern: str | bytes, flags: int) -> Compiled:
@@ -256,7 +257,11 @@ def compile_pattern(pattern: str | bytes, flags: int) -> Compiled:
 
 
 def _read_patterns(path: str) -> dict[tuple[str | bytes, int], Compiled]:
-    patterns = _read(path)
+    content = _read(path)
+    # the regular expression engine's own version too: its code could change within 3.11.x
+    if not (type(content) is tuple and len(content) == 2 and content[0] == _SRE_VERSION):
+        return {}
+    patterns = content[1]
     if not isinstance(patterns, dict):
         return {}
     return {key: compiled for key, compiled in patterns.items()
@@ -276,7 +281,7 @@ def _write_patterns(path: str) -> bool:
             patterns[key] = compile_pattern(*key)
         except Exception:  # a pattern `re` refused: nothing to keep
             continue
-    if not _write(path, patterns):
+    if not _write(path, (_SRE_VERSION, patterns)):
         return False
     _patterns.update(patterns)
     _patterns_missed.clear()

@@ -173,8 +173,8 @@ def test_a_run_compiles_a_pattern_the_file_lacks_and_keeps_none(tmp_path: Path) 
     # a file with a good entry for one pattern and bad code for the other
     good = startup_cache.compile_pattern("(?P<n>[0-9]+)x", 0)
     bad = (2, [99999, 1, 2], 0, {}, (None,))
-    patterns.write_bytes(MAGIC_NUMBER + marshal.dumps({("(?P<n>[0-9]+)x", 0): good,
-                                                       (b"ab+", 2): bad}))
+    patterns.write_bytes(MAGIC_NUMBER + marshal.dumps(
+        (startup_cache._SRE_VERSION, {("(?P<n>[0-9]+)x", 0): good, (b"ab+", 2): bad})))
     done = subprocess.run([sys.executable, "-c", script, str(methods), str(patterns)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
                           env={"PATH": "/usr/bin:/bin"})
@@ -196,6 +196,7 @@ def _with_magic(groups: object) -> bytes:
     None, b"", b"junk", b"\x00\x00\r\n" + marshal.dumps({"m": marshal.dumps({"a": 1})}),
     _with_magic([1, 2]), _with_magic({"m": b"not marshal"}), _with_magic({"m": {"t": 1}}),
     _with_magic({"m": marshal.dumps({"text": "not code"})}), _with_magic({1: b""}),
+    _with_magic(((0, 0, "another Python"), {("a", 0): (0, [1], 0, {}, (None,))})),
 ])
 def test_a_bad_file_reads_as_empty(tmp_path: Path, content: bytes | None) -> None:
     path = tmp_path / "methods.marshal"
