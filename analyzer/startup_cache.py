@@ -124,7 +124,7 @@ def build(methods: str = METHODS, patterns: str = PATTERNS) -> tuple[int, int]:
                 continue
             try:
                 importlib.import_module(module.name)
-            except ImportError:  # an optional extra (dask, scapy) that is not installed
+            except Exception:  # an optional extra (dask, scapy) missing or failing to load
                 continue
     finally:
         _recording = False
