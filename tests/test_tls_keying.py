@@ -43,3 +43,24 @@ def test_the_first_session_with_keys_loads_the_ciphers_and_freezes_once() -> Non
 def test_a_run_without_keys_neither_loads_the_ciphers_nor_freezes() -> None:
     seen = _run(CAPTURE)
     assert seen == {"first": 0, "last": 0, "decrypted": 0, "loaded": False}
+
+
+def test_the_tls12_key_block_is_made_once_per_session_and_equals_the_plain_prf() -> None:
+    # keying.tls12_key_block against its plain twin, keys.tls12_traffic_keys (both directions'
+    # ChangeCipherSpec ask for it; new inputs, as after a new ServerHello, make a new block)
+    from analyzer.tls.keying import tls12_key_block
+    from analyzer.tls.keys import tls12_traffic_keys
+    from analyzer.tls.session import TlsSession
+    from analyzer.tls.suites import SUITES
+
+    session = TlsSession()
+    for code in (0xC02F, 0xC030, 0xCCA8, 0xC013):  # GCM SHA-256/384, ChaCha20, CBC
+        suite = SUITES[code]
+        for version in (0x0303, 0x0302):
+            master, client, server = bytes(range(48)), b"c" * 32, bytes([code & 0xFF]) * 32
+            first = tls12_key_block(session, suite, version, master, client, server)
+            assert first == tls12_traffic_keys(suite, version, master, client, server)
+            assert tls12_key_block(session, suite, version, master, client, server) is first
+            other = tls12_key_block(session, suite, version, master, client, b"s" * 32)
+            assert other == tls12_traffic_keys(suite, version, master, client, b"s" * 32)
+            assert other != first

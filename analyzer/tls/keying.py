@@ -13,8 +13,10 @@ from analyzer.tls.suites import SUITES
 from analyzer.tls.values import Decryption
 
 if TYPE_CHECKING:
+    from analyzer.tls.keys import TrafficKeys
     from analyzer.tls.records import Record
     from analyzer.tls.session import TlsSession
+    from analyzer.tls.suites import Suite
 
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48}  # a TLS 1.3 secret is as long as its hash
 
@@ -158,10 +160,25 @@ def protect_tls12(session: TlsSession, side: int) -> None:
     if master is None or suite is None:
         return
     from analyzer.tls.decrypt import RecordOpener
-    from analyzer.tls.keys import tls12_traffic_keys
 
-    client_keys, server_keys = tls12_traffic_keys(
-        suite, server.version, master, hello.random, server.random)
+    client_keys, server_keys = tls12_key_block(session, suite, server.version, master,
+                                               hello.random, server.random)
     keys = client_keys if side == session.client_side else server_keys
     etm = hello.encrypt_then_mac and server.encrypt_then_mac
     direction.openers = [RecordOpener(suite, server.version, keys, encrypt_then_mac=etm)]
+
+
+def tls12_key_block(session: TlsSession, suite: Suite, version: int, master: bytes,
+                    client_random: bytes, server_random: bytes) -> tuple[TrafficKeys, TrafficKeys]:
+    """`tls12_traffic_keys`, made once per session: each side's ChangeCipherSpec asks for it,
+    and the PRF (a few HMACs in Python) was the same work twice per session. Kept with its
+    inputs, so a session whose inputs changed (a new ServerHello) gets its own block."""
+    from analyzer.tls.keys import tls12_traffic_keys
+
+    inputs = (suite.code, version, master, client_random, server_random)
+    kept = session.tls12_keys
+    if kept is not None and kept[0] == inputs:
+        return kept[1]
+    block = tls12_traffic_keys(suite, version, master, client_random, server_random)
+    session.tls12_keys = (inputs, block)
+    return block

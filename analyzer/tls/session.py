@@ -54,6 +54,7 @@ from analyzer.tls.values import Decryption, Plain, SeenAlert
 
 if TYPE_CHECKING:  # `cryptography` is imported only by a run that has keys (7 MB, 60 ms)
     from analyzer.tls.decrypt import RecordOpener
+    from analyzer.tls.keys import TrafficKeys
 
 MAX_HELD = 1 << 20  # record bytes held while a session waits for its key (live)
 PREFIX = 256  # first bytes kept per direction (what a server that is not TLS answered)
@@ -103,6 +104,9 @@ class TlsSession(SessionFacts):
         self.server_hello_frame = 0
         self.server_hello_time = 0.0
         self.retry = False  # a HelloRetryRequest came first
+        # (inputs, (client keys, server keys)) of the TLS 1.2 key block (`keying.tls12_key_block`)
+        self.tls12_keys: tuple[tuple[int, int, bytes, bytes, bytes],
+                               tuple[TrafficKeys, TrafficKeys]] | None = None
         # Sides whose first protected record was tried for the suite of a lost ServerHello
         # (`keying.server_hello_lost`: `server_hello` then stands in with version and suite).
         self._suite_tried = 0
