@@ -48,7 +48,7 @@ def fin_frames(path: Path) -> list[int]:
     return out
 
 
-def _pcap_records(data: bytes) -> tuple[bytes, list[bytes]]:
+def pcap_records(data: bytes) -> tuple[bytes, list[bytes]]:
     magic = data[:4]
     order = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
     at, records = 24, []
@@ -62,7 +62,7 @@ def _pcap_records(data: bytes) -> tuple[bytes, list[bytes]]:
 def without_frame(data: bytes, number: int) -> bytes:
     """The capture file ``data`` without its frame ``number`` (1-based), all else as it was."""
     if data[:4] != b"\x0a\x0d\x0d\x0a":
-        head, records = _pcap_records(data)
+        head, records = pcap_records(data)
         return head + b"".join(r for n, r in enumerate(records, 1) if n != number)
     out, at, seen, order = [], 0, 0, "<"
     while at + 12 <= len(data):

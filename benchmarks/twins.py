@@ -36,7 +36,6 @@ import json
 import os
 import random
 import re
-import struct
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # fin_cuts
 
 TIMEOUT = 300
 _SPILL_OPTIONS = (["-F", "json"], ["-F", "csv"], ["-F", "table"], ["--tcp", "-F", "json"],
@@ -162,18 +162,16 @@ def _summary(capture: str, keys: list[str]) -> tuple[int, list[object]]:
 
 
 def _twice(source: str, target: str) -> bool:
+    """Writes ``source`` (a classic pcap) with every record twice; False for another format."""
+    from fin_cuts import pcap_records
+
+    from analyzer.source import pcap
+
     data = Path(source).read_bytes()
-    if data[:4] not in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4",
-                        b"\xa1\xb2\x3c\x4d"):
+    if data[:4] not in pcap.MAGICS:
         return False
-    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    out, at = [data[:24]], 24
-    while at + 16 <= len(data):
-        (length,) = struct.unpack_from(order + "I", data, at + 8)
-        record = data[at:at + 16 + length]
-        out += [record, record]
-        at += 16 + length
-    Path(target).write_bytes(b"".join(out))
+    head, records = pcap_records(data)
+    Path(target).write_bytes(head + b"".join(record * 2 for record in records))
     return True
 
 

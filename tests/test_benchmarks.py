@@ -125,6 +125,6 @@ def test_the_differential_run_finds_its_twins_equal_and_a_difference_when_there_
 
     before = kept.SPILL_AFTER
     assert list(twins.check_spill(captures, 3, rng)) == []
-    assert kept.SPILL_AFTER == before  # (this process's other tests keep the real one)
+    assert before == kept.SPILL_AFTER  # (this process's other tests keep the real one)
     keys = twins.keylog(captures[2])
     assert keys and twins._summary(captures[0], []) != twins._summary(captures[2], keys)

@@ -300,7 +300,8 @@ class Spill:
             return lambda index: self.whole(self.get(index).full)
         # An attempt whose connection lived on is kept whole, with its end (`update`): a
         # rebuild would give its decided verdict, without the lifetime. The rest are rebuilt.
-        where = {index: full for index in needed if (full := self.get(index).full) >= 0}
+        records = {index: self.get(index) for index in needed}
+        where = {index: r.full for index, r in records.items() if r.full >= 0}
         rest = needed - where.keys()
         if not rest:
             return lambda index: self.whole(where[index])
@@ -313,7 +314,7 @@ class Spill:
                     # The same attempt, or none: a file rewritten between the two runs (or
                     # any change in the order of decision) must not lend one attempt's
                     # request to another's findings.
-                    if leg_of(d.attempt, source_of(d)) != self.get(index).leg:
+                    if leg_of(d.attempt, source_of(d)) != records[index].leg:
                         break
                     where[index] = self.put_whole(d)
         except Exception:  # noqa: BLE001 - the first run said what went wrong, if anything
