@@ -51,9 +51,10 @@ LIFE: tuple[Entry, ...] = (
      "Raise the receiver's message size limit (ws maxPayload, websockets max_size, Spring "
      "setMaxTextMessageBufferSize) or send smaller messages."),
     ("close_internal_error", "error", "dropped", "RFC 6455 §7.4.1",
-     "closed with 1011: the server hit an unexpected condition",
+     "closed with 1011: the side that closed hit an unexpected condition",
      "1011 \"indicates that a server is terminating the connection because it encountered "
-     "an unexpected condition that prevented it from fulfilling the request\": usually an "
+     "an unexpected condition that prevented it from fulfilling the request\"; clients send "
+     "it too (the Close's side says who): usually an "
      "exception in the application's WebSocket handler (starlette/uvicorn apps that raise "
      "after accepting close with 1011; python websockets also sends 1011 'keepalive ping "
      "timeout' when its pings go unanswered).",

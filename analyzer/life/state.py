@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 from analyzer.exchange.model import Endpoint
 from analyzer.life.close import close_at_end
 from analyzer.life.model import CLOSE_FRAME, CLOSE_HANDSHAKE, FIN, OPEN, RST, Lifetime
+from analyzer.reassembly.connection import LIFE_IDLE_TIMEOUT  # the reassembler's, one value
 
 if TYPE_CHECKING:
     from analyzer.exchange.tcplog import TcpLog
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
 # per connection), and `close.close_at_end` reads nothing before its first byte.
 TAIL_BYTES = 131
 _CLOSE = b"\x88"
-# A connection in life is not expired before this much silence (AWS NLB idles at 350 s; the
-# reassembler's default for other connections is 300 s).
-LIFE_IDLE_TIMEOUT = 3600.0
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 _EMPTY = b""
