@@ -27,6 +27,7 @@ cdef class Follow:
     cdef public long long fed
     cdef public long long fins  # bare FINs taken (`_fin`), counted in ``taken`` too
     cdef public bint started
+    cdef public long long watched  # segments `_deliver` gave a compiled watch itself
 
     def __init__(self, reassembler, decided, arm, Ledger ledger):
         self.reassembler = reassembler
@@ -39,6 +40,8 @@ cdef class Follow:
         self.fed = 0
         self.fins = 0
         self.started = False
+        self.watched = 0
+        _load_tracker()
 
     cdef bint feed(self, const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
                    double t, Py_ssize_t index) except -1:
@@ -136,8 +139,39 @@ cdef class Follow:
         if n:
             next_offset = here.next_offset + n
             _advance(here, next_offset, payload, n)
-            conn.listener.on_data(side, next_offset - n, payload, frame, t)
+            self._deliver(conn.listener, side, next_offset - n, payload, frame, t)
         return True
+
+    cdef int _deliver(self, object listener, int side, long long offset, bytes payload,
+                      long long frame, double t) except -1:
+        """``listener.on_data(side, offset, payload, frame, t)``, except for a tracker
+        watching a WebSocket switch with `CompiledSwitchWatch`: there the segment goes
+        straight to the watch (`exchange/switching.py` `_observe`'s ordinary step, its plain
+        twin) without the tracker's two Python frames. Anything `_observe` does more (a
+        side whose reading stopped, a late request still possible, bytes past the deadline)
+        takes `on_data`; the watch's last frame ends it through `_finish_switch`, as there."""
+        cdef object switch, watch, client
+        if type(listener) is _TRACKER:
+            switch = listener._switch
+            if switch is not None:
+                watch = switch.watch
+                if (type(watch) is CompiledSwitchWatch
+                        and t <= <double>(<CompiledSwitchWatch>watch).deadline
+                        and (<tuple>listener._sides)[side].mode is _SWITCHED_MODE):
+                    client = listener._client
+                    if client is not None and <int>client == side:
+                        if ((<CompiledSwitchWatch>watch)._client_first is None
+                                and (switch.request is None or switch.replaceable)):
+                            listener.on_data(side, offset, payload, frame, t)
+                            return 0
+                        if (<CompiledSwitchWatch>watch)._observe(True, payload, frame, t):
+                            listener._finish_switch(t, _WINDOW_OVER)
+                    elif (<CompiledSwitchWatch>watch)._observe(False, payload, frame, t):
+                        listener._finish_switch(t, _WINDOW_OVER)
+                    self.watched += 1
+                    return 0
+        listener.on_data(side, offset, payload, frame, t)
+        return 0
 
 
     cdef bint _fin(self, object reassembler, object conn, int side, unsigned int seq,
@@ -223,6 +257,20 @@ cdef inline void _count_passed(Ledger ledger, object reassembler):
         reassembler._until_sweep -= ledger.passed
         reassembler.now = ledger.last_time
         ledger.passed = 0
+
+
+cdef object _TRACKER = None  # exchange.tracker.ConnectionTracker
+cdef object _SWITCHED_MODE = None  # exchange.pending.Mode.SWITCHED
+cdef object _WINDOW_OVER = None  # exchange.switching._WINDOW_OVER
+
+
+cdef int _load_tracker() except -1:
+    global _TRACKER, _SWITCHED_MODE, _WINDOW_OVER
+    if _TRACKER is None:
+        from analyzer.exchange.tracker import ConnectionTracker
+        from analyzer.exchange.switching import _SWITCHED, _WINDOW_OVER as over
+        _TRACKER, _SWITCHED_MODE, _WINDOW_OVER = ConnectionTracker, _SWITCHED, over
+    return 0
 
 
 cdef object _NOTHING_YET = None  # reassembly.connection._NOTHING_YET
