@@ -25,9 +25,10 @@ CAPTURES = sorted(p for p in (REPO / "captures").glob("*.pcap*"))
 pytestmark = pytest.mark.skipif(not FASTPATH_COMPILED, reason="the compiled module is not built")
 
 
-def _run(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...], int]:
-    """Every event of a run as `read` makes it (lifetimes on), its counts, and how many
-    segments went to a compiled watch without the tracker's Python."""
+def _run(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...], int, int]:
+    """Every event of a run as `read` makes it (lifetimes on), its counts, how many
+    segments went to a compiled watch without the tracker's Python, and how many segments
+    (bare ACKs too) `Watching` states took (decode/_watching.pxi)."""
     keys = Path(str(path).split(".pcap")[0] + ".keys")
     secrets = load_keylog(keys.read_bytes()) if keys.exists() else None
     run = Analysis(compiled=compiled, secrets=secrets, lifetimes=True)
@@ -36,16 +37,18 @@ def _run(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...], 
     counts = (stats.frames, stats.tcp_segments, stats.connections, stats.ordinary_exchanges,
               stats.first_time, stats.last_time, dict(stats.skipped))
     follow = run._follow
-    return events, counts, int(follow.watched) if follow is not None else 0
+    if follow is None:
+        return events, counts, 0, 0
+    return events, counts, int(follow.watched), int(follow.watching)
 
 
-def _same(path: Path) -> int:
-    fast, fast_counts, watched = _run(path, True)
-    slow, slow_counts, none = _run(path, False)
-    assert none == 0
+def _same(path: Path) -> tuple[int, int]:
+    fast, fast_counts, watched, watching = _run(path, True)
+    slow, slow_counts, none, nothing = _run(path, False)
+    assert none == nothing == 0
     assert fast == slow
     assert fast_counts == slow_counts
-    return watched
+    return watched, watching
 
 
 def _write_pcap(path: Path, linktype: int, records: list[tuple[float, bytes]]) -> None:
@@ -64,7 +67,8 @@ def _watched_captures() -> list[Path]:
 
 def test_every_capture_gives_the_same_events_with_the_watch_taken_in_c() -> None:
     watched = {path.name: _same(path) for path in CAPTURES}
-    assert sum(1 for n in watched.values() if n) >= 15  # most WebSocket captures went that way
+    assert sum(1 for n, _ in watched.values() if n) >= 15  # most WebSocket captures did
+    assert sum(1 for _, n in watched.values() if n) >= 10  # ... most with a `Watching` state
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -74,7 +78,7 @@ def test_segments_swapped_repeated_or_lost_after_the_switch(tmp_path: Path, seed
     Python way at the right segment, and the rest still go to the watch from C."""
     rng = random.Random(seed)
     damaged = 0
-    watched_after = 0
+    watched_after = watching_after = 0
     for capture in _watched_captures():
         rows = list(read_records([str(capture)], []))
         linktype = rows[0][1]
@@ -104,9 +108,11 @@ def test_segments_swapped_repeated_or_lost_after_the_switch(tmp_path: Path, seed
         damaged += 1
         path = tmp_path / f"{capture.stem}-{seed}.pcap"
         _write_pcap(path, linktype, out)
-        watched_after += _same(path)
+        watched, watching = _same(path)
+        watched_after += watched
+        watching_after += watching
     assert damaged >= 10
-    assert watched_after > 0
+    assert watched_after > 0 and watching_after > 0
 
 
 def test_the_dense_mix_gives_the_same_events_with_the_watch_taken_in_c(tmp_path: Path) -> None:
@@ -114,4 +120,5 @@ def test_the_dense_mix_gives_the_same_events_with_the_watch_taken_in_c(tmp_path:
     path = tmp_path / "dense.pcap"
     generate.generate(str(path), 2_000_000, 11, 64, mix="dense")
     frames = sum(1 for _ in read_records([str(path)], []))
-    assert _same(path) > frames // 20
+    watched, watching = _same(path)
+    assert watched > frames // 20 and watching > frames // 20
