@@ -72,15 +72,16 @@ cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_
     cdef const unsigned char* ip = _tcp_over_ipv4(frame, size, l3)
     cdef PyObject* entry
     cdef object conn, passing
+    cdef int side
     if ip is NULL:
         return False
     if ip[33] & 0x02:  # a SYN may open a new connection: never skipped, but maybe fed
-        return follow is not None and follow.feed(frame, size, l3, t, index)
+        return follow is not None and follow.feed(frame, size, l3, t, index, flows, ip)
     entry = PyDict_GetItem(flows, PyBytes_FromStringAndSize(<const char*>ip + 12, 12))
     if entry is NULL:  # a connection in life is in the life table, not in ``flows``
         if lives is not None and lives.count and lives._find(ip + 12, 12) >= 0:
             return lives.take_frame(ip, size, l3, t, index)
-        return follow is not None and follow.feed(frame, size, l3, t, index)
+        return follow is not None and follow.feed(frame, size, l3, t, index, flows, ip)
     conn = <object>PyTuple_GET_ITEM(entry, 0)
     if conn.ignored:
         return True
@@ -88,7 +89,15 @@ cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_
     if passing is None:
         return follow is not None and (
             follow.take(conn, <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t,
-                        index) or follow.feed(frame, size, l3, t, index))
+                        index) or follow.feed(frame, size, l3, t, index, flows, ip))
+    if type(passing) is Watching:  # a switched connection's watch (`_watching.pxi`)
+        side = <int><object>PyTuple_GET_ITEM(entry, 1)
+        if (<Watching>passing).take(side, frame, size, l3, ip, t, index):
+            return True
+        (<Watching>passing).release()  # brought up to date: the eager way from here
+        return follow is not None and (
+            follow.take(conn, side, frame, size, l3, ip, t, index)
+            or follow.feed(frame, size, l3, t, index, flows, ip))
     return (<Passing>passing).take(
         <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t, index)
 
@@ -221,6 +230,8 @@ include "_ws_frames.pxi"
 
 # --- the watch window of a WebSocket switch, compiled -----------------------------------------
 include "_switch_watch.pxi"
+# --- a switched connection under its compiled watch: its segments taken in C -------------------
+include "_watching.pxi"
 
 
 # --- the header lines of a plain HTTP head -----------------------------------------------------

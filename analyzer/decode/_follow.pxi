@@ -27,6 +27,8 @@ cdef class Follow:
     cdef public long long fed
     cdef public long long fins  # bare FINs taken (`_fin`), counted in ``taken`` too
     cdef public bint started
+    cdef public long long watched  # segments given to a compiled watch without Python
+    cdef public long long watching  # ... of them, and bare ACKs, taken by `Watching` states
 
     def __init__(self, reassembler, decided, arm, Ledger ledger):
         self.reassembler = reassembler
@@ -39,20 +41,35 @@ cdef class Follow:
         self.fed = 0
         self.fins = 0
         self.started = False
+        self.watched = self.watching = 0
+        _load_tracker()
 
     cdef bint feed(self, const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
-                   double t, Py_ssize_t index) except -1:
+                   double t, Py_ssize_t index, dict flows, const unsigned char* ip) except -1:
         """The pipeline's full path for a frame `peek_flow` gives a key and neither the
         ignored test nor a take handles (SYNs, FINs, RSTs, a new connection's first frame,
         reordered or retransmitted bytes): `Reassembler.feed` of its `peek_segment`, as
         `Analysis.feed_records` does for it, without the round through the Python reader
         and loop. Not when something waits in Python first: a decided attempt (handed on
-        before the next record), a passing state to bring up to date (`sync_before_feed`),
-        or the run's first frame (`Analysis._saw` keeps its time)."""
+        before the next record), states with segments taken that a sweep may touch or
+        a TLS passing state of the frame's own connection (`sync_before_feed`: Python brings
+        them up to date), or the run's first frame (`Analysis._saw` keeps its time). Its
+        own connection's `Watching` state is brought up to date and let go here."""
         cdef Ledger ledger = self.ledger
         cdef object reassembler = self.reassembler
-        if not self.started or self.decided or ledger.dirty:
+        cdef PyObject* entry
+        if not self.started or self.decided:
             return False
+        if ledger.dirty:  # `sync_before_feed`, with the flows ``ip`` (IPv4 over TCP) names
+            if reassembler._until_sweep - ledger.passed <= 1:  # the sweep runs at this one
+                return False
+            entry = PyDict_GetItem(flows, PyBytes_FromStringAndSize(<const char*>ip + 12, 12))
+            if entry is not NULL:
+                passing = (<object>PyTuple_GET_ITEM(entry, 0)).passing
+                if passing is not None and passing.frames:
+                    if type(passing) is not Watching:
+                        return False
+                    (<Watching>passing).release()
         _count_passed(ledger, reassembler)
         self.feed_segment(_segment_at(frame, size, l3, ledger.base + index, t))
         ledger.limit = reassembler._until_sweep - 1  # as after a take
@@ -96,7 +113,8 @@ cdef class Follow:
         if not taken:
             return False
         self.taken += 1
-        if conn.passing is not None:
+        passing = conn.passing
+        if passing is not None and type(passing) is not Watching:  # armed when offered
             self.arm(conn)
         return True
 
@@ -136,8 +154,44 @@ cdef class Follow:
         if n:
             next_offset = here.next_offset + n
             _advance(here, next_offset, payload, n)
-            conn.listener.on_data(side, next_offset - n, payload, frame, t)
+            self._deliver(conn, conn.listener, side, next_offset - n, payload, frame, t)
         return True
+
+    cdef int _deliver(self, object conn, object listener, int side, long long offset,
+                      bytes payload, long long frame, double t) except -1:
+        """``listener.on_data(side, offset, payload, frame, t)``, except for a tracker
+        watching a WebSocket switch with `CompiledSwitchWatch`: there the segment goes
+        straight to the watch (`exchange/switching.py` `_observe`'s ordinary step, its plain
+        twin) without the tracker's two Python frames. Anything `_observe` does more (a
+        side whose reading stopped, a late request still possible, bytes past the deadline)
+        takes `on_data`; the watch's last frame ends it through `_finish_switch`, as there.
+        A watch still on after such a segment is offered a `Watching` state (`_watching.pxi`),
+        which takes the connection's next segments in the skip itself."""
+        cdef object switch, watch, client
+        if type(listener) is _TRACKER:
+            switch = listener._switch
+            if switch is not None:
+                watch = switch.watch
+                if (type(watch) is CompiledSwitchWatch
+                        and t <= <double>(<CompiledSwitchWatch>watch).deadline
+                        and (<tuple>listener._sides)[side].mode is _SWITCHED_MODE):
+                    client = listener._client
+                    if client is not None and <int>client == side:
+                        if ((<CompiledSwitchWatch>watch)._client_first is None
+                                and (switch.request is None or switch.replaceable)):
+                            listener.on_data(side, offset, payload, frame, t)
+                            return 0
+                        if (<CompiledSwitchWatch>watch)._observe(True, payload, frame, t):
+                            listener._finish_switch(t, _WINDOW_OVER)
+                    elif (<CompiledSwitchWatch>watch)._observe(False, payload, frame, t):
+                        listener._finish_switch(t, _WINDOW_OVER)
+                    self.watched += 1
+                    if conn.passing is None and not conn.ignored and conn.life is None:
+                        _offer_watching(conn, listener, switch, <CompiledSwitchWatch>watch,
+                                        self)
+                    return 0
+        listener.on_data(side, offset, payload, frame, t)
+        return 0
 
 
     cdef bint _fin(self, object reassembler, object conn, int side, unsigned int seq,
@@ -225,6 +279,20 @@ cdef inline void _count_passed(Ledger ledger, object reassembler):
         ledger.passed = 0
 
 
+cdef object _TRACKER = None  # exchange.tracker.ConnectionTracker
+cdef object _SWITCHED_MODE = None  # exchange.pending.Mode.SWITCHED
+cdef object _WINDOW_OVER = None  # exchange.switching._WINDOW_OVER
+
+
+cdef int _load_tracker() except -1:
+    global _TRACKER, _SWITCHED_MODE, _WINDOW_OVER
+    if _TRACKER is None:
+        from analyzer.exchange.tracker import ConnectionTracker
+        from analyzer.exchange.switching import _SWITCHED, _WINDOW_OVER as over
+        _TRACKER, _SWITCHED_MODE, _WINDOW_OVER = ConnectionTracker, _SWITCHED, over
+    return 0
+
+
 cdef object _NOTHING_YET = None  # reassembly.connection._NOTHING_YET
 cdef Py_ssize_t _KEEP = 0  # reassembly.connection.RECENT_BYTES
 
@@ -233,12 +301,8 @@ cdef int _advance(object here, long long next_offset, bytes payload, Py_ssize_t 
     """`reassembly.connection._Direction.advance(payload)` (its plain twin) on ``here``, whose
     next offset becomes ``next_offset``: the delivered bytes are kept (`RECENT_BYTES`, twice
     that before a trim) without a Python call per segment (35,000 on the dense benchmark)."""
-    global _NOTHING_YET, _KEEP
     cdef bytearray recent
-    cdef Py_ssize_t size
-    if _NOTHING_YET is None:
-        from analyzer.reassembly.connection import _NOTHING_YET as nothing, RECENT_BYTES
-        _NOTHING_YET, _KEEP = nothing, RECENT_BYTES
+    _load_recent_names()
     here.next_offset = next_offset
     kept = here.recent
     if kept is _NOTHING_YET:
@@ -246,9 +310,24 @@ cdef int _advance(object here, long long next_offset, bytes payload, Py_ssize_t 
         here.recent = recent
     else:
         recent = kept
-    size = len(recent)
+    _keep(recent, <const char*>payload, n)
+    return 0
+
+
+cdef int _load_recent_names() except -1:
+    global _NOTHING_YET, _KEEP
+    if _NOTHING_YET is None:
+        from analyzer.reassembly.connection import _NOTHING_YET as nothing, RECENT_BYTES
+        _NOTHING_YET, _KEEP = nothing, RECENT_BYTES
+    return 0
+
+
+cdef int _keep(bytearray recent, const char* data, Py_ssize_t n) except -1:
+    """``n`` delivered bytes appended to a direction's kept bytes, trimmed as
+    `_Direction.advance` trims them."""
+    cdef Py_ssize_t size = len(recent)
     PyByteArray_Resize(recent, size + n)
-    memcpy(PyByteArray_AS_STRING(recent) + size, <const char*>payload, n)
+    memcpy(PyByteArray_AS_STRING(recent) + size, data, n)
     if size + n > 2 * _KEEP:
         del recent[:size + n - _KEEP]
     return 0

@@ -87,7 +87,11 @@ cdef class CompiledSwitchWatch:
             self._server_first = _TcpEvent(frame, time)
 
     def observe(self, client, data, frame, time):
-        cdef bint side = client
+        return self._observe(client, data if type(data) is bytes else bytes(data), frame, time)
+
+    cdef bint _observe(self, bint side, bytes data, object frame, object time) except -1:
+        """`observe`, callable from C: `Follow._take` hands a switched connection's next
+        in-order segment here without the tracker's Python `on_data` and `_observe`."""
         cdef bytearray prefix
         cdef CompiledFrameParser parser
         cdef Py_ssize_t have
@@ -104,8 +108,7 @@ cdef class CompiledSwitchWatch:
         have = len(prefix)
         if have < _WATCH_PREFIX:
             prefix.extend(data[: _WATCH_PREFIX - have])
-        parser._feed_into(data if type(data) is bytes else bytes(data), self._frames,
-                          _CLIENT if side else _SERVER, frame, time)
+        parser._feed_into(data, self._frames, _CLIENT if side else _SERVER, frame, time)
         return len(self._frames) >= self._frame_limit
 
     def room(self, client):

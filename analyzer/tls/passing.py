@@ -59,9 +59,9 @@ if TYPE_CHECKING:
     from analyzer.tls.layer import TlsStage
 
 try:
-    from analyzer.decode._fastpath import Ledger, Passing
+    from analyzer.decode._fastpath import Ledger, Passing, Watching
 except ImportError:  # pragma: no cover - the pure-Python install never passes
-    Ledger = Passing = None
+    Ledger = Passing = Watching = None
 
 AVAILABLE = FASTPATH_COMPILED and Ledger is not None
 
@@ -125,7 +125,12 @@ def arm(conn: Connection) -> None:
     """The reassembler's side of the conditions, checked after a segment the cheap path took
     (`Reassembler.take_plain`'s own: nothing waits, no close, the listener made)."""
     passing: Any = conn.passing
-    if passing is None or passing.ready:
+    if passing is None:
+        return
+    if type(passing) is Watching:  # a switched connection's watch (decode/_watching.pxi)
+        passing.arm()
+        return
+    if passing.ready:
         return
     here, there = conn.sides[passing.side], conn.sides[1 - passing.side]
     if (conn.ignored or conn.closing or conn.syns is not None or here.base is None
@@ -212,6 +217,9 @@ def _before_sweep(ledger: Any, reassembler: Reassembler, now: float) -> None:
 def sync(passing: Any, reassembler: Reassembler) -> None:
     """Bring one connection's Python state where the per-segment path would have left it
     (module docstring), before Python touches that connection."""
+    if type(passing) is Watching:  # a switched connection's watch (decode/_watching.pxi)
+        passing.sync()
+        return
     ledger = passing.ledger
     ledger.dirty.remove(passing)
     passing.flush_recent()
