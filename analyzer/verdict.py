@@ -90,6 +90,21 @@ def judge(
     each, the most severe first, then catalogue order (root causes first). A cause of the
     deciding symptom (see `causes_of`) counts as deciding and comes just before its symptom.
     The first is the primary reason."""
+    if len(findings) <= 1:  # most attempts: nothing to rank (`judge_ranked` is the twin)
+        if not findings:
+            return Diagnosis(number, attempt, facts, Verdict.SUCCEEDED, findings)
+        effect = _effect(findings[0], _switched(attempt))
+        # (`in` a tuple of Enum members compares by identity: no Python-level __hash__)
+        verdict = _BY_EFFECT[effect] if effect in EFFECT_ORDER else Verdict.SUCCEEDED
+        return Diagnosis(number, attempt, facts, verdict, findings)
+    return judge_ranked(attempt, facts, findings, number)
+
+
+def judge_ranked(
+    attempt: Attempt, facts: Facts, findings: tuple[Finding, ...], number: int = 0
+) -> Diagnosis:
+    """`judge` for any number of findings (its plain twin for none or one,
+    tests/test_verdict.py)."""
     switched = _switched(attempt)
     # a list, not a set: `in` on a list compares Enum members by identity, a set would call
     # their (Python-level) __hash__

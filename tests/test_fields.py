@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import random
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.report.fields import iso_time, iso_time_plain
+from analyzer.life.model import Ended, attempt_key
+from analyzer.pipeline import Analysis, analyze
+from analyzer.report.fields import attempt_fields, iso_time, iso_time_plain
 from analyzer.report.render import indented_json, json_attempt, json_attempt_plain
+from analyzer.source import read_captures
+from analyzer.tls.keylog import load_keylog
+from analyzer.verdict import Diagnosis, with_life
 from tests.helpers import analyze_pcap
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
@@ -108,3 +114,43 @@ def test_every_reason_of_the_bundled_captures_is_shortened_as_textwrap_would() -
             text = Cleaner.for_attempt(diagnosis.attempt).text(reason_text(diagnosis))
             for width in (len(text), len(text) + 5, 20, 90):
                 assert _shorten(text, width, "wrap") == _wrapped(text, width)
+
+
+def _every_bundled_diagnosis() -> list[Diagnosis]:
+    """Every bundled capture's attempts, decrypted with its key log where it has one, each
+    also with an origin (several files read) and, for a connection that lived past its
+    watch, with its lifetime (a sorted report's attempt)."""
+    out: list[Diagnosis] = []
+    for path in sorted(CAPTURES.glob("*.pcap*")):
+        keys = next((k for k in (path.with_suffix(".keys"), Path(f"{path}.keys"))
+                     if k.exists()), None)
+        run = Analysis(secrets=load_keylog(keys.read_bytes()) if keys else None, lifetimes=True)
+        decided: dict[tuple[int, int, int], Diagnosis] = {}
+        for d in analyze(read_captures([str(path)], [], run.add_secrets), run):
+            if isinstance(d, Ended):
+                first = decided.get(d.key)
+                if first is not None:
+                    out.append(with_life(first, d))
+                continue
+            a = d.attempt
+            decided[attempt_key(a.first_frame, a.sequence, a.stream_id)] = d
+            out += [d, replace(d, number=len(out) + 1, origin=(f"{path.name}\x1b\u202e", 7))]
+    return out
+
+
+def test_jsonl_line_equals_its_plain_twin_on_every_bundled_capture() -> None:
+    """The JSONL `decided` line written directly (report/jsonl.py) is the text json.dumps
+    gives for `attempt_fields`, every field of every kind of attempt (TLS, HTTP/2, lifetimes,
+    several files, secrets shown or not)."""
+    from analyzer.report.render import render_jsonl_line, render_jsonl_line_plain
+
+    diagnoses = _every_bundled_diagnosis()
+    for d in diagnoses:
+        for show in (False, True):
+            assert render_jsonl_line(d, show) == render_jsonl_line_plain(d, show), d.attempt
+    seen = {key for d in diagnoses for key, value in attempt_fields(d).items()
+            if value not in (None, [], {})}
+    # every field of the schema was compared with a value in it at least once
+    assert seen >= set(attempt_fields(diagnoses[0])) - {"stream_id"} | {"tls", "lifetime",
+                                                                          "file", "file_frame"}
+    assert any(d.attempt.transport == "h2" for d in diagnoses)

@@ -35,8 +35,10 @@ from tests.builder import (
     websocket_response,
     write_pcap,
 )
-from tests.helpers import run_cli
+from tests.helpers import analyze_pcap, run_cli
 from tests.test_html import unpacked
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMATS = ("table", "json", "jsonl", "csv", "markdown", "html")
@@ -442,3 +444,36 @@ def test_cleaner_text_equals_its_plain_twin() -> None:
         text = f"/path/{n}?token=t{n}\x1b"
         assert plain.text(text) == plain.text_plain(text)
     assert len(safe._cleaned) <= safe._CLEANED_MAX
+
+
+def test_cleaner_target_equals_its_plain_twin() -> None:
+    from analyzer.report import safe
+    from analyzer.report.safe import Cleaner
+
+    long_target = "/ws?token=" + "x" * 600 + "\x1b"
+    for cleaner in (Cleaner(), Cleaner(show_secrets=True), Cleaner(secrets=("abc123",))):
+        for _ in range(2):  # the second round reads what the first remembered
+            for text in [*_CLEANER_TEXTS, long_target]:
+                assert cleaner.target(text) == cleaner.target_plain(text), (cleaner, text)
+    assert long_target not in safe._targets  # too long to be kept
+    plain = Cleaner()
+    for n in range(safe._CLEANED_MAX + 10):
+        text = f"/path/{n}?token=t{n}\x1b"
+        assert plain.target(text) == plain.target_plain(text)
+    assert len(safe._targets) <= safe._CLEANED_MAX
+
+
+def test_cleaner_for_attempt_shares_the_plain_cleaner_only_without_secrets() -> None:
+    """`Cleaner.for_attempt` gives every attempt without secret values one shared Cleaner:
+    equal to the one it built before, and never to an attempt that carries a secret."""
+    from analyzer.report.safe import Cleaner, secret_values
+
+    seen = with_secrets = 0
+    for path in sorted(CAPTURES.glob("*.pcap*")):
+        for d in analyze_pcap(path):
+            values = secret_values(d.attempt)
+            assert Cleaner.for_attempt(d.attempt) == Cleaner(False, values)
+            assert Cleaner.for_attempt(d.attempt, True) == Cleaner(True, ())
+            with_secrets += bool(values)
+            seen += 1
+    assert seen > 100 and with_secrets > 0

@@ -86,3 +86,28 @@ def test_pairs() -> None:
     findings = (f("ws_extension_not_offered"), f("ws_server_frame_masked", "server"), CLIENT_FIN)
     assert causes_of(findings) == [(0, 2), (1, 2)]
     assert causes_of((f("ws_extension_not_offered"), SERVER_FIN)) == []
+
+
+def test_judge_of_none_or_one_finding_equals_the_ranking_twin() -> None:
+    """`judge` skips the ranking for none or one finding: the same diagnosis as
+    `judge_ranked`, on every bundled capture's attempts and on each of their findings alone
+    (every effect, switched or not)."""
+    from pathlib import Path
+
+    from analyzer.checks import run_checks
+    from analyzer.verdict import judge_ranked
+    from tests.helpers import analyze_pcap
+
+    compared = 0
+    for path in sorted((Path(__file__).resolve().parent.parent / "captures").glob("*.pcap*")):
+        for d in analyze_pcap(path):
+            facts, findings = run_checks(d.attempt)
+            cases = [findings] if len(findings) <= 1 else []
+            cases += [(f,) for f in findings] + [()]
+            for case in cases:
+                fast, plain = judge(d.attempt, facts, case, 3), judge_ranked(d.attempt, facts,
+                                                                             case, 3)
+                assert (fast, fast.findings, fast.verdict) == (plain, plain.findings,
+                                                               plain.verdict)
+                compared += 1
+    assert compared > 200

@@ -342,3 +342,13 @@ def test_accept_for_key_equals_hashlib_sha1_of_key_and_guid(key: str) -> None:
     material = (key.strip(" \t\r\n\f\v") + WEBSOCKET_GUID).encode("latin-1")
     expected = base64.b64encode(hashlib.sha1(material).digest()).decode("ascii")
     assert accept_for_key(key) == expected
+
+
+def test_close_meanings_remembered_by_the_checks_equal_describe() -> None:
+    """checks/after_switch.py remembers `describe` per code: the same text for every code."""
+    from analyzer.checks.after_switch import _meaning
+    from analyzer.websocket.frames import describe
+
+    for _ in range(2):  # the second round reads what the first remembered
+        for code in (*range(0, 5000, 7), 1000, 1001, 1005, 1006, 1011, 1015, 3000, 4999, 65535):
+            assert _meaning(code) == describe(code)

@@ -103,7 +103,7 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
     findings: list[Finding] = []
     head = attempt.response_head
     negotiated = bool(head and head.headers.tokens("sec-websocket-extensions"))
-    client_unmasked_reported = server_masked_reported = False
+    client_unmasked_reported = server_masked_reported = closed_said = False
     for seen in after.frames:
         ws = seen.ws
         if seen.side == "client" and not ws.masked and not client_unmasked_reported:
@@ -131,16 +131,17 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
             continue
         close = parse_close(ws.payload_prefix)
         code = close.code
-        delay = seen.time - after.switch_time
-        reason = f" '{close.reason}'" if close.reason else ""
-        meaning = f" ({describe(code)})" if code is not None else ""
-        described = f"{seen.side} sent Close {code if code is not None else '(no code)'}"
-        described += f"{meaning}{reason} {_ms(delay)} after the {switch}"
         if code is not None and (code in _NEVER_SENT or code < 1000):
             findings.append(Finding("ws_close_code_invalid", "a code that may be sent",
                                     str(code), (seen.frame,)))
-        if delay > window or any(f.check.startswith("ws_closed") for f in findings):
+        delay = seen.time - after.switch_time
+        if delay > window or closed_said:  # the first Close in the window is the story
             continue
+        closed_said = True  # (the text below only for it: most attempts see two Closes)
+        reason = f" '{close.reason}'" if close.reason else ""
+        meaning = f" ({_meaning(code)})" if code is not None else ""
+        described = f"{seen.side} sent Close {code if code is not None else '(no code)'}"
+        described += f"{meaning}{reason} {_ms(delay)} after the {switch}"
         if code is None or code in _NORMAL_CLOSES:
             findings.append(Finding("ws_closed_normally", "", described, (seen.frame,),
                                     seen.side))
@@ -148,6 +149,18 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
             findings.append(Finding("ws_closed_with_error", "1000 or 1001", described,
                                     (seen.frame,), seen.side))
     return findings
+
+
+def _meaning(code: int) -> str:
+    """`describe(code)`, remembered: ``CloseCode(code)`` costs ≈ 1 µs, and a capture's
+    closes use a handful of codes (the memory is bounded by the 65,536 codes there are)."""
+    meaning = _MEANINGS.get(code)
+    if meaning is None:
+        meaning = _MEANINGS[code] = describe(code)
+    return meaning
+
+
+_MEANINGS: dict[int, str] = {}
 
 
 # A Pong may take this long (it goes "as soon as is practical"): a Ping seen closer to the end

@@ -22,6 +22,7 @@ from analyzer.report.fields import (
     lifetime_fields,
     time_of_day,
 )
+from analyzer.report.jsonl import decided_line
 from analyzer.report.safe import Cleaner, csv_cell, markdown_text, safe_target, safe_text
 from analyzer.report.table import TableStyle, markdown_table, sorted_table
 from analyzer.source.frame import CaptureWarning
@@ -409,7 +410,13 @@ def summary_document(fields: dict[str, Any], fmt: str) -> str:
 
 
 def render_jsonl_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
-    """The `decided` line of an attempt (wave2-decisions.md, "Streamed output")."""
+    """The `decided` line of an attempt (wave2-decisions.md, "Streamed output"), written
+    directly (report/jsonl.py): the same text as `render_jsonl_line_plain`."""
+    return decided_line(diagnosis, show_secrets)
+
+
+def render_jsonl_line_plain(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
+    """`render_jsonl_line`'s plain twin: the fields, then the encoder (tests/test_fields.py)."""
     return _JSONL_ENCODER.encode({"event": "decided", **attempt_fields(diagnosis, show_secrets)})
 
 

@@ -239,7 +239,11 @@ def secret_values(attempt: Attempt) -> tuple[str, ...]:
                 values.append(field.value)
     request = attempt.request_head
     if request is not None:
-        values += _url_secrets(request.target)
+        target = request.target
+        if "=" in target or "@" in target:  # (what _url_secrets needs to find anything)
+            values += _url_secrets(target)
+    if not values:
+        return ()  # the usual attempt
     # Longest first, so a whole value is replaced before a part of it.
     kept = {v for v in values if len(v) >= _MIN_SCRUB}
     return tuple(sorted(kept, key=lambda v: (-len(v), v)))
@@ -249,6 +253,8 @@ def secret_values(attempt: Attempt) -> tuple[str, ...]:
 # texts, most of them repeated across attempts (methods, paths, hosts, reasons, the findings'
 # expectations); a look-up is ≈ 1/4 of the redaction and neutralising passes. Bounded.
 _cleaned: dict[str, str] = {}
+_targets: dict[str, str] = {}  # `Cleaner.target`'s, likewise, for targets this long at most:
+_TARGET_KEPT_MAX = 512
 _CLEANED_MAX = 4096
 
 
@@ -264,7 +270,11 @@ class Cleaner:
 
     @classmethod
     def for_attempt(cls, attempt: Attempt, show_secrets: bool = False) -> Cleaner:
-        return cls(show_secrets, () if show_secrets else secret_values(attempt))
+        if show_secrets:
+            return _SHOWING
+        secrets = secret_values(attempt)
+        # the usual attempt carries no secret: one Cleaner serves them all (it is frozen)
+        return cls(False, secrets) if secrets else _PLAIN
 
     def text(self, text: str) -> str:
         """Free text from the capture (a reason, a finding's detail, a body line)."""
@@ -289,6 +299,22 @@ class Cleaner:
         return neutralise(text)
 
     def target(self, target: str) -> str:
+        """A request target; its secrets are redacted by shape (the attempt's own values are
+        not needed), so the result is remembered like `text`'s (paths repeat)."""
+        if self.show_secrets:
+            return neutralise(target)
+        cleaned = _targets.get(target)
+        if cleaned is None:
+            cleaned = neutralise(redact_target(target))
+            if len(target) > _TARGET_KEPT_MAX:  # a hostile head's long target: not kept
+                return cleaned
+            if len(_targets) >= _CLEANED_MAX:
+                _targets.clear()
+            _targets[target] = cleaned
+        return cleaned
+
+    def target_plain(self, target: str) -> str:
+        """`target` without the remembered results (its plain twin: tests/test_safe_output.py)."""
         return neutralise(target if self.show_secrets else redact_target(target))
 
     def header(self, name: str, value: str) -> str:
@@ -301,3 +327,7 @@ class Cleaner:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
         return text
+
+
+_PLAIN = Cleaner()  # `Cleaner.for_attempt` of an attempt without secret values
+_SHOWING = Cleaner(show_secrets=True)  # and of every attempt with --show-secrets
