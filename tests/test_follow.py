@@ -43,10 +43,9 @@ def _benchmarks() -> Any:
     return generate, run
 
 
-def _events(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...], int, int]:
-    """Every event of a run as `read` makes it (lifetimes on), its counts, how many
-    segments the compiled skip handed to the reassembler's cheap path (`take`) and how many
-    it fed whole (`feed`: SYNs, FINs, RSTs, reordered bytes)."""
+def analysed(path: Path, compiled: bool) -> tuple[Analysis, list[object], tuple[object, ...]]:
+    """A run of ``path`` as `read` makes it (lifetimes on, its key log when one lies beside
+    it), every event, and its counts: what a compiled path and its plain twin must agree on."""
     keys = Path(str(path).split(".pcap")[0] + ".keys")
     secrets = load_keylog(keys.read_bytes()) if keys.exists() else None
     run = Analysis(compiled=compiled, secrets=secrets, lifetimes=True)
@@ -55,6 +54,14 @@ def _events(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...
     counts = (stats.frames, stats.tcp_segments, stats.connections, stats.ordinary_exchanges,
               stats.first_time, stats.last_time, stats.tls_decrypted, stats.tls_uninspected,
               stats.abandoned_heads, dict(stats.skipped))
+    return run, events, counts
+
+
+def _events(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...], int, int]:
+    """Every event of a run as `read` makes it (lifetimes on), its counts, how many
+    segments the compiled skip handed to the reassembler's cheap path (`take`) and how many
+    it fed whole (`feed`: SYNs, FINs, RSTs, reordered bytes)."""
+    run, events, counts = analysed(path, compiled)
     follow = run._follow
     return (events, counts, int(follow.taken) if follow is not None else 0,
             int(follow.fed) if follow is not None else 0)

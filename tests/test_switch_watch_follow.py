@@ -14,10 +14,8 @@ from pathlib import Path
 import pytest
 
 from analyzer.decode.decoder import FASTPATH_COMPILED
-from analyzer.pipeline import Analysis
 from analyzer.source import read_records
-from analyzer.tls.keylog import load_keylog
-from tests.test_follow import _benchmarks
+from tests.test_follow import _benchmarks, analysed
 
 REPO = Path(__file__).resolve().parents[1]
 CAPTURES = sorted(p for p in (REPO / "captures").glob("*.pcap*"))
@@ -29,13 +27,7 @@ def _run(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...], 
     """Every event of a run as `read` makes it (lifetimes on), its counts, how many
     segments went to a compiled watch without the tracker's Python, and how many segments
     (bare ACKs too) `Watching` states took (decode/_watching.pxi)."""
-    keys = Path(str(path).split(".pcap")[0] + ".keys")
-    secrets = load_keylog(keys.read_bytes()) if keys.exists() else None
-    run = Analysis(compiled=compiled, secrets=secrets, lifetimes=True)
-    events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
-    stats = run.stats
-    counts = (stats.frames, stats.tcp_segments, stats.connections, stats.ordinary_exchanges,
-              stats.first_time, stats.last_time, dict(stats.skipped))
+    run, events, counts = analysed(path, compiled)
     follow = run._follow
     if follow is None:
         return events, counts, 0, 0
