@@ -265,8 +265,12 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
         self._client = side if kind is _HTTP1_REQUEST else 1 - side
         self._counters.http_connections += 1
         # Holes before the first message (its side was lost from the start) count as any other.
-        self._client_gap = any(g[0] == self._client for g in self._tcp.gaps)
-        self._server_gap = any(g[0] != self._client for g in self._tcp.gaps)
+        gaps = self._tcp.gaps
+        if gaps:  # (usually none)
+            self._client_gap = any(g[0] == self._client for g in gaps)
+            self._server_gap = any(g[0] != self._client for g in gaps)
+        else:
+            self._client_gap = self._server_gap = False
         state.buf.clear()
         state.mode = _HEAD
         other = self._sides[1 - side]
