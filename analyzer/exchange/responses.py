@@ -10,13 +10,14 @@ that are not HTTP/1 where a response should start are named (`OtherAnswer`), not
 from __future__ import annotations
 
 from analyzer.exchange.first_bytes import Start, classify_first_bytes, describe_start
-from analyzer.exchange.model import Message, OtherAnswer
+from analyzer.exchange.model import OtherAnswer
 from analyzer.exchange.pending import (
     MAX_HEAD_BYTES,
     Mode,
     PendingResponse,
     Side,
     has_body,
+    message,
     method_of,
 )
 from analyzer.exchange.relevance import is_upgrade_attempt
@@ -80,7 +81,7 @@ class ResponseReader(SwitchFollower):
             # switching ones); a final response's is made once its body is read, if it is part
             # of an attempt (_complete_response).
             if 100 <= response.status < 200 and response.status != 101:
-                self._interim.append(Message(response, first_frame, last, first_time))
+                self._interim.append(message(response, first_frame, last, first_time))
                 continue
             if self._server_gap and response.status == 101:
                 self._answered_in_the_hole(first_time)
@@ -92,8 +93,8 @@ class ResponseReader(SwitchFollower):
                 interim = ()
             method = method_of(request)
             if response.status == 101 or (method == "CONNECT" and 200 <= response.status < 300):
-                message = Message(response, first_frame, last, first_time)
-                self._start_switch(request, message, interim, time)
+                switching = message(response, first_frame, last, first_time)
+                self._start_switch(request, switching, interim, time)
                 if data:
                     self._observe(1 - self._client_side(), data, frame, time)
                 return
@@ -123,16 +124,10 @@ class ResponseReader(SwitchFollower):
         request = pending.request
         body_prefix = reader.prefix if reader is not None else b""
         if is_upgrade_attempt(request is not None and request.offers, pending.head, body_prefix):
-            message = Message(
-                head=pending.head,
-                first_frame=pending.first_frame,
-                last_frame=pending.last_frame,
-                time=pending.time,
-                body_prefix=body_prefix,
-                body_length=reader.size if reader is not None else 0,
-                body_complete=body_complete,
-            )
-            self._emit_http(request, message, pending.interim, None, end_time or pending.time,
+            answer = message(pending.head, pending.first_frame, pending.last_frame,
+                             pending.time, body_prefix, reader.size if reader is not None else 0,
+                             body_complete)
+            self._emit_http(request, answer, pending.interim, None, end_time or pending.time,
                             end_reason, pending.gap_before)
         else:
             self._counters.ordinary_exchanges += 1
