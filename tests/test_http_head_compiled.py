@@ -70,17 +70,47 @@ def _same(text: str) -> int:
     _same_head(plain_request_head(raw), head._plain_request_head(raw))
     _same_head(plain_response_head(raw), head._plain_response_head(raw))
     _same_head(plain_request_head(bytearray(raw)), head._plain_request_head(bytearray(raw)))
+    _same_head_at(raw)
     return plain
 
 
+def _same_head_at(data: bytes) -> None:
+    """`plain_request_head_at` and `plain_response_head_at` against their twins on ``data``,
+    and against what the tracker makes without them (cut at find_head_end, then parsed)."""
+    from analyzer.decode._fastpath import plain_request_head_at, plain_response_head_at
+
+    end = head.find_head_end(data)
+    for fast, slow, parse in (
+            (plain_request_head_at(data), head._plain_request_head_at(data),
+             head.parse_request_head),
+            (plain_response_head_at(data), head._plain_response_head_at(data),
+             head.parse_response_head)):
+        assert (fast is None) == (slow is None), data
+        if fast is not None and slow is not None:
+            assert fast[1] == slow[1] == end
+            _same_head(fast[0], slow[0])
+            assert fast[0] == parse(data[:end])
+
+
 def test_the_parsers_use_the_compiled_twins() -> None:
-    from analyzer.decode._fastpath import plain_request_head, plain_response_head
+    from analyzer.decode._fastpath import (
+        plain_request_head,
+        plain_request_head_at,
+        plain_response_head,
+        plain_response_head_at,
+    )
 
     assert head._request_head is plain_request_head
     assert head._response_head is plain_response_head
     assert _same(REQUEST) == 1 and _same(RESPONSE) == 1
     raw = REQUEST.encode("latin-1")
     assert head.parse_request_head(raw).raw is raw  # bytes already: not copied
+    assert head.request_head_at is plain_request_head_at
+    assert head.response_head_at is plain_response_head_at
+    whole = raw[:raw.index(b"\r\n\r\n") + 4]
+    found = plain_request_head_at(whole)
+    assert found is not None and found[0].raw is whole and found[1] == len(whole)
+    assert plain_request_head_at(bytearray(whole)) == head._plain_request_head_at(whole)
 
 
 @pytest.mark.parametrize("status_line", ["HTTP/1.1 101 Switching Protocols", "HTTP/1.0 404",

@@ -7,7 +7,8 @@
 # same look-up index); tests/test_http_head.py compares the two on every head of the test
 # captures and on generated ones.
 
-from cpython.unicode cimport PyUnicode_Substring
+from cpython.bytes cimport PyBytes_AS_STRING
+from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_Substring
 
 cdef extern from *:
     """
@@ -318,40 +319,23 @@ cdef object _head_bytes(object raw):
     return raw if type(raw) is bytes else bytes(raw)
 
 
-def plain_request_head(raw):
-    """`http.head._plain_request_head` (its twin): the RequestHead of a head in the plain
-    shape, else None (the parser then walks it)."""
-    cdef Py_ssize_t at[4]
-    cdef object text = raw.decode("latin-1")
-    cdef object made
-    if _Header is None:
-        _heads_classes()
-    if _request_line(_heads_data(text), len(text), at) < 0:
-        return None
-    made = _heads_alloc(_RequestHead)
+cdef object _request_head(object text, object raw, Py_ssize_t* at):
+    """The RequestHead of the plain head in ``text`` (``at``: `_request_line`'s ends)."""
+    cdef object made = _heads_alloc(_RequestHead)
     _heads_put(made, _HEAD_AT[0], PyUnicode_Substring(text, 0, at[0]))
     _heads_put(made, _HEAD_AT[1], PyUnicode_Substring(text, at[0] + 1, at[1]))
     _heads_put(made, _HEAD_AT[2], PyUnicode_Substring(text, at[1] + 1, at[2]))
     _heads_put(made, _HEAD_AT[3], plain_headers(PyUnicode_Substring(text, at[2] + 2, at[3])))
-    _heads_put(made, _HEAD_AT[4], _head_bytes(raw))
+    _heads_put(made, _HEAD_AT[4], raw)
     _heads_put(made, _HEAD_AT[5], ())
     return made
 
 
-def plain_response_head(raw):
-    """`http.head._plain_response_head` (its twin): the ResponseHead of a head in the plain
-    shape, else None (the parser then walks it)."""
-    cdef Py_ssize_t at[4]
+cdef object _response_head(object text, object raw, Py_ssize_t* at):
+    """The ResponseHead of the plain head in ``text`` (``at``: `_status_line`'s ends)."""
     cdef Py_ssize_t start, stop
-    cdef const unsigned char* p
-    cdef object text = raw.decode("latin-1")
-    cdef object made
-    if _Header is None:
-        _heads_classes()
-    p = _heads_data(text)
-    if _status_line(p, len(text), at) < 0:
-        return None
-    made = _heads_alloc(_ResponseHead)
+    cdef const unsigned char* p = _heads_data(text)
+    cdef object made = _heads_alloc(_ResponseHead)
     _heads_put(made, _RESPONSE_AT[0], PyUnicode_Substring(text, 0, at[0]))
     _heads_put(made, _RESPONSE_AT[1],
                (p[at[0] + 1] - 48) * 100 + (p[at[0] + 2] - 48) * 10 + p[at[0] + 3] - 48)
@@ -367,6 +351,66 @@ def plain_response_head(raw):
         _heads_put(made, _RESPONSE_AT[2], "")
         start = at[1] + 2
     _heads_put(made, _RESPONSE_AT[3], plain_headers(PyUnicode_Substring(text, start, at[3])))
-    _heads_put(made, _RESPONSE_AT[4], _head_bytes(raw))
+    _heads_put(made, _RESPONSE_AT[4], raw)
     _heads_put(made, _RESPONSE_AT[5], ())
     return made
+
+
+cdef object _head_at(bytes data, bint request):
+    """``(head, end)`` of the plain head at the start of ``data``, the head's bytes being
+    ``data[:end]`` (what the tracker's `_take_head` would have cut: in a plain head every LF
+    ends a non-empty line until the empty one, so the first empty line is its end), else
+    None. The bytes are walked as they are and only the head is decoded."""
+    cdef Py_ssize_t at[4]
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = len(data), end
+    if _Header is None:
+        _heads_classes()
+    if (_request_line(p, n, at) if request else _status_line(p, n, at)) < 0:
+        return None
+    end = at[3] + 2
+    text = PyUnicode_DecodeLatin1(<const char*>p, end, NULL)
+    raw = data if end == n else PyBytes_FromStringAndSize(<const char*>p, end)
+    return (_request_head(text, raw, at) if request else _response_head(text, raw, at)), end
+
+
+def plain_request_head_at(data):
+    """`http.head._plain_request_head_at` (its twin): ``(RequestHead, end)`` of a plain
+    request head at the start of ``data``, else None."""
+    if type(data) is not bytes:
+        from analyzer.http.head import _plain_request_head_at
+        return _plain_request_head_at(data)
+    return _head_at(data, True)
+
+
+def plain_response_head_at(data):
+    """`http.head._plain_response_head_at` (its twin): ``(ResponseHead, end)`` of a plain
+    response head at the start of ``data``, else None."""
+    if type(data) is not bytes:
+        from analyzer.http.head import _plain_response_head_at
+        return _plain_response_head_at(data)
+    return _head_at(data, False)
+
+
+def plain_request_head(raw):
+    """`http.head._plain_request_head` (its twin): the RequestHead of a head in the plain
+    shape, else None (the parser then walks it)."""
+    cdef Py_ssize_t at[4]
+    cdef object text = raw.decode("latin-1")
+    if _Header is None:
+        _heads_classes()
+    if _request_line(_heads_data(text), len(text), at) < 0:
+        return None
+    return _request_head(text, _head_bytes(raw), at)
+
+
+def plain_response_head(raw):
+    """`http.head._plain_response_head` (its twin): the ResponseHead of a head in the plain
+    shape, else None (the parser then walks it)."""
+    cdef Py_ssize_t at[4]
+    cdef object text = raw.decode("latin-1")
+    if _Header is None:
+        _heads_classes()
+    if _status_line(_heads_data(text), len(text), at) < 0:
+        return None
+    return _response_head(text, _head_bytes(raw), at)

@@ -173,7 +173,3 @@ def has_body(framing: Framing) -> bool:
     if framing.kind is _LENGTH:
         return bool(framing.length)
     return framing.kind is _CHUNKED
-
-
-def method_of(request: PendingRequest | None) -> str | None:
-    return request.head.method.upper() if request is not None else None

@@ -16,18 +16,16 @@ from analyzer.exchange.pending import (
     Mode,
     PendingResponse,
     Side,
-    has_body,
     message,
-    method_of,
 )
 from analyzer.exchange.relevance import is_upgrade_attempt
 from analyzer.exchange.switching import SwitchFollower
 from analyzer.http.body import BodyReader, FramingKind, body_framing
-from analyzer.http.head import _HEAD_END, find_head_end, parse_response_head
+from analyzer.http.head import _HEAD_END, find_head_end, parse_response_head, response_head_at
 
 # module globals for speed (see tracker.py): these are compared several times per segment
 _HEAD, _BODY, _DEAD = Mode.HEAD, Mode.BODY, Mode.DEAD
-_UNTIL_CLOSE = FramingKind.UNTIL_CLOSE
+_NONE, _LENGTH = FramingKind.NONE, FramingKind.LENGTH
 _HTTP1_RESPONSE = Start.HTTP1_RESPONSE
 
 
@@ -45,14 +43,17 @@ class ResponseReader(SwitchFollower):
             if self._switch is not None:
                 self._observe(1 - self._client_side(), data, frame, time)
                 return
-            if state.mode is _BODY:
-                rest = self._skip_body(state, data)
-                if rest is None:
-                    if state.mode is _DEAD:  # a malformed body: its end is unknown
-                        self._complete_response(body_complete=False)
+            if state.mode is _BODY:  # `_skip_body` inline: most server segments are bodies
+                reader = state.body
+                used = reader.feed(data)
+                if reader.error:  # a malformed body: its end is unknown
+                    state.mode = _DEAD
+                    self._complete_response(body_complete=False)
+                    return
+                if not reader.done:
                     return
                 self._complete_response(body_complete=True)
-                data = rest
+                data = data[used:]
                 continue
             if state.mode is not _HEAD:
                 return
@@ -67,11 +68,17 @@ class ResponseReader(SwitchFollower):
                     state.mode = _DEAD
                     self._maybe_ignore()
                     return
-            head, data = self._take_head(state, data, frame, time, last)
-            if head is None:
-                return
-            raw, first_frame, first_time = head
-            response = parse_response_head(raw)
+            plain = response_head_at(data) if not state.buf else None  # as in _client_data
+            if plain is not None:
+                response, end = plain
+                first_frame, first_time = frame, time
+                data = data[end:]
+            else:
+                head, data = self._take_head(state, data, frame, time, last)
+                if head is None:
+                    return
+                raw, first_frame, first_time = head
+                response = parse_response_head(raw)
             if response is None:
                 self._not_http(raw[:64], first_frame, first_time)
                 state.mode = _DEAD
@@ -80,10 +87,11 @@ class ResponseReader(SwitchFollower):
             # A Message is made here only for the heads that are kept as they are (interim and
             # switching ones); a final response's is made once its body is read, if it is part
             # of an attempt (_complete_response).
-            if 100 <= response.status < 200 and response.status != 101:
+            status = response.status
+            if 100 <= status < 200 and status != 101:
                 self._interim.append(message(response, first_frame, last, first_time))
                 continue
-            if self._server_gap and response.status == 101:
+            if self._server_gap and status == 101:
                 self._answered_in_the_hole(first_time)
             request = self._requests.popleft() if self._requests else None
             if self._interim:
@@ -91,8 +99,8 @@ class ResponseReader(SwitchFollower):
                 self._interim.clear()
             else:
                 interim = ()
-            method = method_of(request)
-            if response.status == 101 or (method == "CONNECT" and 200 <= response.status < 300):
+            method = request.head.method.upper() if request is not None else None
+            if status == 101 or (method == "CONNECT" and 200 <= status < 300):
                 switching = message(response, first_frame, last, first_time)
                 self._start_switch(request, switching, interim, time)
                 if data:
@@ -102,7 +110,8 @@ class ResponseReader(SwitchFollower):
             self._response = PendingResponse(
                 request, response, first_frame, last, first_time, interim, self._server_gap
             )
-            if framing.kind is not _UNTIL_CLOSE and not has_body(framing):
+            kind = framing.kind
+            if kind is _NONE or (kind is _LENGTH and not framing.length):  # no body (has_body)
                 # complete now, not when more bytes come: a keep-alive 403 with an empty body
                 # may be the last thing the server says for minutes
                 self._complete_response(body_complete=True)
@@ -176,17 +185,6 @@ class ResponseReader(SwitchFollower):
         if rest:
             state.buf_frame, state.buf_time = last_frame, time
         return head, rest
-
-    @staticmethod
-    def _skip_body(state: Side, data: bytes) -> bytes | None:
-        """Feeds body bytes; returns what follows the body once it is complete, else None."""
-        reader = state.body
-        assert reader is not None
-        used = reader.feed(data)
-        if reader.error:
-            state.mode = _DEAD
-            return None
-        return data[used:] if reader.done else None
 
     def body_room(self, side: int) -> tuple[int, float]:
         """Bytes of ``side`` that may go by unread (tls/passing.py), 0 when none may: the

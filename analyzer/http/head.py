@@ -409,15 +409,35 @@ def _plain_response_head(raw: bytes) -> ResponseHead | None:
     )
 
 
+def _plain_request_head_at(data: bytes) -> tuple[RequestHead, int] | None:
+    """``(head, end)`` of a plain request head at the start of ``data`` (which may go on past
+    it), its bytes being ``data[:end]``, else None: the tracker's look at a segment that
+    begins a head, before it cuts one out of its buffer."""
+    end = find_head_end(data)
+    head = _plain_request_head(data[:end]) if end is not None else None
+    return None if head is None else (head, end)  # type: ignore[return-value]
+
+
+def _plain_response_head_at(data: bytes) -> tuple[ResponseHead, int] | None:
+    """``(head, end)`` of a plain response head at the start of ``data``, else None (as
+    `_plain_request_head_at`)."""
+    end = find_head_end(data)
+    head = _plain_response_head(data[:end]) if end is not None else None
+    return None if head is None else (head, end)  # type: ignore[return-value]
+
+
 # Their compiled twins (analyzer/decode/_heads.pxi, built by setup.py with the fast path): one
 # pass over the head where the pattern, its groups and the split of the field lines took
 # three, and the head's values made without their frozen ``__init__``
 # (tests/test_http_head_compiled.py compares them).
 try:
     from analyzer.decode._fastpath import plain_request_head as _request_head
+    from analyzer.decode._fastpath import plain_request_head_at as request_head_at
     from analyzer.decode._fastpath import plain_response_head as _response_head
+    from analyzer.decode._fastpath import plain_response_head_at as response_head_at
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
     _request_head, _response_head = _plain_request_head, _plain_response_head
+    request_head_at, response_head_at = _plain_request_head_at, _plain_response_head_at
 
 
 def _is_http_version(word: bytes) -> bool:
