@@ -385,3 +385,20 @@ def test_error_stops_the_reader() -> None:
     assert reader.feed(b"5\r\nHello\r\n0\r\n\r\n") == 0
     reader.feed_eof()
     assert reader.error == "invalid_chunk_size" and not reader.done
+
+
+def test_content_length_framings_are_shared_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The framings of plain Content-Length bodies come from a bounded table of built ones
+    (`_length_framing`): equal to the one built each time, past the bound too."""
+    from analyzer.http import body
+
+    monkeypatch.setattr(body, "_LENGTH_FRAMINGS", {})
+    monkeypatch.setattr(body, "_MAX_LENGTH_FRAMINGS", 2)
+    for length in (0, 42, 42, 7, 150, 42):
+        head = response("HTTP/1.1 200 OK", f"Content-Length: {length}")
+        got = body_framing(head, request_method="GET")
+        assert got == Framing(LENGTH, length)
+        assert body_framing(request("POST / HTTP/1.1", f"Content-Length: {length}")) == got
+    assert sorted(body._LENGTH_FRAMINGS) == [0, 42]
+    flagged = body_framing(request("POST / HTTP/1.1", "Content-Length: 42, 42"))
+    assert flagged == Framing(LENGTH, 42, ("duplicate_content_length",))

@@ -1,8 +1,10 @@
 """The compiled plain-head parts (`_fastpath.plain_request`, `plain_response` and
 `plain_headers`, analyzer/decode/_heads.pxi) against their Python twins in `http.head`
-(`_plain_request`, `_plain_response`: the plain pattern's match, then `_plain_headers`): the
-same answer (None, or the same parts, fields, look-up index and index order) on every
-payload of the repository's captures, on heads varied byte by byte, and on generated text."""
+(`_plain_request`, `_plain_response`: the plain pattern's match, then `_plain_headers`), and
+the whole heads made from them (`plain_request_head`, `plain_response_head` against
+`_plain_request_head`, `_plain_response_head`): the same answer (None, or the same parts,
+fields, look-up index and index order, equal heads of equal hash) on every payload of the
+repository's captures, on heads varied byte by byte, and on generated text."""
 
 from __future__ import annotations
 
@@ -35,9 +37,24 @@ def _same_headers(fast: Any, plain: Any) -> None:
     assert list(fast._index.items()) == list(plain._index.items())
 
 
+def _same_head(fast: Any, plain: Any) -> None:
+    assert (fast is None) == (plain is None)
+    if fast is not None:
+        assert type(fast) is type(plain)
+        assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
+        assert type(fast.raw) is bytes
+        _same_headers(fast.headers, plain.headers)
+
+
 def _same(text: str) -> int:
-    """Both twins of both parsers on ``text``; how many heads were plain."""
-    from analyzer.decode._fastpath import plain_request, plain_response
+    """Both twins of both parsers on ``text``, as parts and as heads; how many heads were
+    plain."""
+    from analyzer.decode._fastpath import (
+        plain_request,
+        plain_request_head,
+        plain_response,
+        plain_response_head,
+    )
 
     plain = 0
     for fast, slow in ((plain_request(text), head._plain_request(text)),
@@ -47,15 +64,66 @@ def _same(text: str) -> int:
             assert fast[:3] == slow[:3]
             _same_headers(fast[3], slow[3])
             plain += 1
+    if not all(ord(c) < 256 for c in text):
+        return plain  # not bytes decoded (the text-wider-than-a-byte test)
+    raw = text.encode("latin-1")
+    _same_head(plain_request_head(raw), head._plain_request_head(raw))
+    _same_head(plain_response_head(raw), head._plain_response_head(raw))
+    _same_head(plain_request_head(bytearray(raw)), head._plain_request_head(bytearray(raw)))
+    _same_head_at(raw)
     return plain
 
 
-def test_the_parsers_use_the_compiled_twins() -> None:
-    from analyzer.decode._fastpath import plain_request, plain_response
+def _same_head_at(data: bytes) -> None:
+    """`plain_request_head_at` and `plain_response_head_at` against their twins on ``data``,
+    and against what the tracker makes without them (cut at find_head_end, then parsed)."""
+    from analyzer.decode._fastpath import plain_request_head_at, plain_response_head_at
 
-    assert head._request_parts is plain_request
-    assert head._response_parts is plain_response
+    end = head.find_head_end(data)
+    for fast, slow, parse in (
+            (plain_request_head_at(data), head._plain_request_head_at(data),
+             head.parse_request_head),
+            (plain_response_head_at(data), head._plain_response_head_at(data),
+             head.parse_response_head)):
+        assert (fast is None) == (slow is None), data
+        if fast is not None and slow is not None:
+            assert fast[1] == slow[1] == end
+            _same_head(fast[0], slow[0])
+            assert fast[0] == parse(data[:end])
+
+
+def test_the_parsers_use_the_compiled_twins() -> None:
+    from analyzer.decode._fastpath import (
+        plain_request_head,
+        plain_request_head_at,
+        plain_response_head,
+        plain_response_head_at,
+    )
+
+    assert head._request_head is plain_request_head
+    assert head._response_head is plain_response_head
     assert _same(REQUEST) == 1 and _same(RESPONSE) == 1
+    raw = REQUEST.encode("latin-1")
+    assert head.parse_request_head(raw).raw is raw  # bytes already: not copied
+    assert head.request_head_at is plain_request_head_at
+    assert head.response_head_at is plain_response_head_at
+    whole = raw[:raw.index(b"\r\n\r\n") + 4]
+    found = plain_request_head_at(whole)
+    assert found is not None and found[0].raw is whole and found[1] == len(whole)
+    assert plain_request_head_at(bytearray(whole)) == head._plain_request_head_at(whole)
+
+
+@pytest.mark.parametrize("status_line", ["HTTP/1.1 101 Switching Protocols", "HTTP/1.0 404",
+                                         "HTTP/1.1 200 ", "HTTP/1.1 599 \t odd \t ",
+                                         "HTTP/1.1 100 \t", "HTTP/1.1 302 Found \xe9"])
+def test_status_and_reason_as_the_python_parser_reads_them(status_line: str) -> None:
+    raw = (status_line + "\r\nA: b\r\n\r\n").encode("latin-1")
+    from analyzer.decode._fastpath import plain_response_head
+
+    fast, slow = plain_response_head(raw), head._plain_response_head(raw)
+    assert fast is not None
+    _same_head(fast, slow)
+    assert fast.status == int(status_line.split()[1])
 
 
 def test_every_payload_of_the_captures() -> None:

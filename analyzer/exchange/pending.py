@@ -32,6 +32,34 @@ class Mode(Enum):
 
 
 HOLE = (b"", 0, 0.0)  # in Side.held: where a hole was, among the bytes held
+
+# A Message (model.py) is frozen: its __init__ stores each of its 8 fields through
+# object.__setattr__ (≈ 13 k machine instructions). `message` fills its slots through their own
+# descriptors instead, as http/message.header does for a Header: the same value (equal, of equal
+# hash; tests/test_pending.py), for the ≈ 3 Messages of each attempt the tracker makes.
+_MESSAGE_FIELDS = ("head", "first_frame", "last_frame", "time", "body_prefix", "body_length",
+                   "body_complete", "head_complete")
+assert Message.__slots__ == _MESSAGE_FIELDS, "message() below fills these slots"
+_new_object = object.__new__
+(_set_head, _set_first, _set_last, _set_time, _set_prefix, _set_length, _set_body_complete,
+ _set_head_complete) = (Message.__dict__[name].__set__ for name in _MESSAGE_FIELDS)
+
+
+def message(head: RequestHead | ResponseHead, first_frame: int, last_frame: int, time: float,
+            body_prefix: bytes = b"", body_length: int = 0, body_complete: bool = True,
+            head_complete: bool = True) -> Message:
+    """``Message(...)`` of the same arguments (its plain twin), built without the frozen
+    ``__init__``."""
+    made = _new_object(Message)
+    _set_head(made, head)
+    _set_first(made, first_frame)
+    _set_last(made, last_frame)
+    _set_time(made, time)
+    _set_prefix(made, body_prefix)
+    _set_length(made, body_length)
+    _set_body_complete(made, body_complete)
+    _set_head_complete(made, head_complete)
+    return made
 # module globals rather than FramingKind.X for speed (see the modes' aliases in tracker.py)
 _LENGTH, _CHUNKED = FramingKind.LENGTH, FramingKind.CHUNKED
 
@@ -67,7 +95,7 @@ class PendingRequest:
     complete: bool = True  # False: the connection ended inside the head
 
     def message(self) -> Message:
-        return Message(self.head, self.first_frame, self.last_frame, self.time,
+        return message(self.head, self.first_frame, self.last_frame, self.time,
                        head_complete=self.complete)
 
 
@@ -145,7 +173,3 @@ def has_body(framing: Framing) -> bool:
     if framing.kind is _LENGTH:
         return bool(framing.length)
     return framing.kind is _CHUNKED
-
-
-def method_of(request: PendingRequest | None) -> str | None:
-    return request.head.method.upper() if request is not None else None

@@ -10,23 +10,22 @@ that are not HTTP/1 where a response should start are named (`OtherAnswer`), not
 from __future__ import annotations
 
 from analyzer.exchange.first_bytes import Start, classify_first_bytes, describe_start
-from analyzer.exchange.model import Message, OtherAnswer
+from analyzer.exchange.model import OtherAnswer
 from analyzer.exchange.pending import (
     MAX_HEAD_BYTES,
     Mode,
     PendingResponse,
     Side,
-    has_body,
-    method_of,
+    message,
 )
 from analyzer.exchange.relevance import is_upgrade_attempt
 from analyzer.exchange.switching import SwitchFollower
 from analyzer.http.body import BodyReader, FramingKind, body_framing
-from analyzer.http.head import find_head_end, parse_response_head
+from analyzer.http.head import _HEAD_END, find_head_end, parse_response_head, response_head_at
 
 # module globals for speed (see tracker.py): these are compared several times per segment
 _HEAD, _BODY, _DEAD = Mode.HEAD, Mode.BODY, Mode.DEAD
-_UNTIL_CLOSE = FramingKind.UNTIL_CLOSE
+_NONE, _LENGTH = FramingKind.NONE, FramingKind.LENGTH
 _HTTP1_RESPONSE = Start.HTTP1_RESPONSE
 
 
@@ -44,14 +43,17 @@ class ResponseReader(SwitchFollower):
             if self._switch is not None:
                 self._observe(1 - self._client_side(), data, frame, time)
                 return
-            if state.mode is _BODY:
-                rest = self._skip_body(state, data)
-                if rest is None:
-                    if state.mode is _DEAD:  # a malformed body: its end is unknown
-                        self._complete_response(body_complete=False)
+            if state.mode is _BODY:  # `_skip_body` inline: most server segments are bodies
+                reader = state.body
+                used = reader.feed(data)
+                if reader.error:  # a malformed body: its end is unknown
+                    state.mode = _DEAD
+                    self._complete_response(body_complete=False)
+                    return
+                if not reader.done:
                     return
                 self._complete_response(body_complete=True)
-                data = rest
+                data = data[used:]
                 continue
             if state.mode is not _HEAD:
                 return
@@ -66,11 +68,17 @@ class ResponseReader(SwitchFollower):
                     state.mode = _DEAD
                     self._maybe_ignore()
                     return
-            head, data = self._take_head(state, data, frame, time, last)
-            if head is None:
-                return
-            raw, first_frame, first_time = head
-            response = parse_response_head(raw)
+            plain = response_head_at(data) if not state.buf else None  # as in _client_data
+            if plain is not None:
+                response, end = plain
+                first_frame, first_time = frame, time
+                data = data[end:]
+            else:
+                head, data = self._take_head(state, data, frame, time, last)
+                if head is None:
+                    return
+                raw, first_frame, first_time = head
+                response = parse_response_head(raw)
             if response is None:
                 self._not_http(raw[:64], first_frame, first_time)
                 state.mode = _DEAD
@@ -79,18 +87,22 @@ class ResponseReader(SwitchFollower):
             # A Message is made here only for the heads that are kept as they are (interim and
             # switching ones); a final response's is made once its body is read, if it is part
             # of an attempt (_complete_response).
-            if 100 <= response.status < 200 and response.status != 101:
-                self._interim.append(Message(response, first_frame, last, first_time))
+            status = response.status
+            if 100 <= status < 200 and status != 101:
+                self._interim.append(message(response, first_frame, last, first_time))
                 continue
-            if self._server_gap and response.status == 101:
+            if self._server_gap and status == 101:
                 self._answered_in_the_hole(first_time)
             request = self._requests.popleft() if self._requests else None
-            interim = tuple(self._interim)
-            self._interim.clear()
-            method = method_of(request)
-            if response.status == 101 or (method == "CONNECT" and 200 <= response.status < 300):
-                message = Message(response, first_frame, last, first_time)
-                self._start_switch(request, message, interim, time)
+            if self._interim:
+                interim = tuple(self._interim)
+                self._interim.clear()
+            else:
+                interim = ()
+            method = request.head.method.upper() if request is not None else None
+            if status == 101 or (method == "CONNECT" and 200 <= status < 300):
+                switching = message(response, first_frame, last, first_time)
+                self._start_switch(request, switching, interim, time)
                 if data:
                     self._observe(1 - self._client_side(), data, frame, time)
                 return
@@ -98,7 +110,8 @@ class ResponseReader(SwitchFollower):
             self._response = PendingResponse(
                 request, response, first_frame, last, first_time, interim, self._server_gap
             )
-            if framing.kind is not _UNTIL_CLOSE and not has_body(framing):
+            kind = framing.kind
+            if kind is _NONE or (kind is _LENGTH and not framing.length):  # no body (has_body)
                 # complete now, not when more bytes come: a keep-alive 403 with an empty body
                 # may be the last thing the server says for minutes
                 self._complete_response(body_complete=True)
@@ -120,16 +133,10 @@ class ResponseReader(SwitchFollower):
         request = pending.request
         body_prefix = reader.prefix if reader is not None else b""
         if is_upgrade_attempt(request is not None and request.offers, pending.head, body_prefix):
-            message = Message(
-                head=pending.head,
-                first_frame=pending.first_frame,
-                last_frame=pending.last_frame,
-                time=pending.time,
-                body_prefix=body_prefix,
-                body_length=reader.size if reader is not None else 0,
-                body_complete=body_complete,
-            )
-            self._emit_http(request, message, pending.interim, None, end_time or pending.time,
+            answer = message(pending.head, pending.first_frame, pending.last_frame,
+                             pending.time, body_prefix, reader.size if reader is not None else 0,
+                             body_complete)
+            self._emit_http(request, answer, pending.interim, None, end_time or pending.time,
                             end_reason, pending.gap_before)
         else:
             self._counters.ordinary_exchanges += 1
@@ -148,8 +155,14 @@ class ResponseReader(SwitchFollower):
             end = find_head_end(state.buf, max(0, state.scanned - 3))
         else:
             # A head usually begins and ends in the same data: look in the data itself, and
-            # copy it into the buffer only when the head goes on in later data.
-            end = find_head_end(data)
+            # copy it into the buffer only when the head goes on in later data. Data that
+            # begins with its start line (not an empty line) is searched here, as
+            # find_head_end would (a call fewer per head).
+            if data[0] != 0x0D and data[0] != 0x0A:
+                found = _HEAD_END.search(data)
+                end = found.end() if found is not None else None
+            else:
+                end = find_head_end(data)
             if end is not None:
                 return (data[:end], frame, time), data[end:]
             state.buf_frame, state.buf_time = frame, time
@@ -172,17 +185,6 @@ class ResponseReader(SwitchFollower):
         if rest:
             state.buf_frame, state.buf_time = last_frame, time
         return head, rest
-
-    @staticmethod
-    def _skip_body(state: Side, data: bytes) -> bytes | None:
-        """Feeds body bytes; returns what follows the body once it is complete, else None."""
-        reader = state.body
-        assert reader is not None
-        used = reader.feed(data)
-        if reader.error:
-            state.mode = _DEAD
-            return None
-        return data[used:] if reader.done else None
 
     def body_room(self, side: int) -> tuple[int, float]:
         """Bytes of ``side`` that may go by unread (tls/passing.py), 0 when none may: the

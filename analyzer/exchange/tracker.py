@@ -47,7 +47,7 @@ from analyzer.exchange.responses import ResponseReader
 from analyzer.exchange.switching import SwitchFollower
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.http.body import BodyReader, FramingKind, body_framing
-from analyzer.http.head import parse_request_head
+from analyzer.http.head import parse_request_head, request_head_at
 from analyzer.reassembly import Connection
 
 __all__ = ["ConnectionTracker", "ExchangeCounters", "RESPONSE_TIMEOUT"]
@@ -265,8 +265,12 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
         self._client = side if kind is _HTTP1_REQUEST else 1 - side
         self._counters.http_connections += 1
         # Holes before the first message (its side was lost from the start) count as any other.
-        self._client_gap = any(g[0] == self._client for g in self._tcp.gaps)
-        self._server_gap = any(g[0] != self._client for g in self._tcp.gaps)
+        gaps = self._tcp.gaps
+        if gaps:  # (usually none)
+            self._client_gap = any(g[0] == self._client for g in gaps)
+            self._server_gap = any(g[0] != self._client for g in gaps)
+        else:
+            self._client_gap = self._server_gap = False
         state.buf.clear()
         state.mode = _HEAD
         other = self._sides[1 - side]
@@ -312,20 +316,32 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
             if state.mode is _WAIT:
                 self._hold(state, data, frame, time)
                 return
-            if state.mode is _BODY:
-                rest = self._skip_body(state, data)
-                if rest is None:
+            if state.mode is _BODY:  # `_skip_body` inline
+                reader = state.body
+                used = reader.feed(data)
+                if reader.error:
+                    state.mode = _DEAD
+                    return
+                if not reader.done:
                     return
                 self._request_complete(state)
-                data = rest
+                data = data[used:]
                 continue
             if state.mode is not _HEAD:
                 return
-            head, data = self._take_head(state, data, frame, time, last)
-            if head is None:
-                return
-            raw, first_frame, first_time = head
-            request = parse_request_head(raw)
+            # The usual case: a whole plain head at the start of the data, parsed where it
+            # lies (what _take_head and parse_request_head make of it, in one compiled look).
+            plain = request_head_at(data) if not state.buf else None
+            if plain is not None:
+                request, end = plain
+                first_frame, first_time = frame, time
+                data = data[end:]
+            else:
+                head, data = self._take_head(state, data, frame, time, last)
+                if head is None:
+                    return
+                raw, first_frame, first_time = head
+                request = parse_request_head(raw)
             if request is None:
                 state.mode = _DEAD
                 self._client_gap = True

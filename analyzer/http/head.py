@@ -384,14 +384,60 @@ def _plain_response(text: str) -> tuple[str, str, str | None, Headers] | None:
     return version, code, reason, _plain_headers(fields)
 
 
+def _plain_request_head(raw: bytes) -> RequestHead | None:
+    """The RequestHead of a head in the plain shape (`_plain_request`), else None."""
+    plain = _plain_request(raw.decode("latin-1"))
+    if plain is None:
+        return None
+    method, target, version, headers = plain
+    return RequestHead(method=method, target=target, version=version, headers=headers,
+                       raw=bytes(raw))
+
+
+def _plain_response_head(raw: bytes) -> ResponseHead | None:
+    """The ResponseHead of a head in the plain shape (`_plain_response`), else None."""
+    plain = _plain_response(raw.decode("latin-1"))
+    if plain is None:
+        return None
+    version, code, reason, headers = plain
+    return ResponseHead(
+        version=version,
+        status=int(code),
+        reason=(reason or "").strip(" \t"),  # None: no SP after the code
+        headers=headers,
+        raw=bytes(raw),
+    )
+
+
+def _plain_request_head_at(data: bytes) -> tuple[RequestHead, int] | None:
+    """``(head, end)`` of a plain request head at the start of ``data`` (which may go on past
+    it), its bytes being ``data[:end]``, else None: the tracker's look at a segment that
+    begins a head, before it cuts one out of its buffer."""
+    end = find_head_end(data)
+    head = _plain_request_head(data[:end]) if end is not None else None
+    return None if head is None else (head, end)  # type: ignore[return-value]
+
+
+def _plain_response_head_at(data: bytes) -> tuple[ResponseHead, int] | None:
+    """``(head, end)`` of a plain response head at the start of ``data``, else None (as
+    `_plain_request_head_at`)."""
+    end = find_head_end(data)
+    head = _plain_response_head(data[:end]) if end is not None else None
+    return None if head is None else (head, end)  # type: ignore[return-value]
+
+
 # Their compiled twins (analyzer/decode/_heads.pxi, built by setup.py with the fast path): one
 # pass over the head where the pattern, its groups and the split of the field lines took
-# three (tests/test_http_head_compiled.py compares them).
+# three, and the head's values made without their frozen ``__init__``
+# (tests/test_http_head_compiled.py compares them).
 try:
-    from analyzer.decode._fastpath import plain_request as _request_parts
-    from analyzer.decode._fastpath import plain_response as _response_parts
+    from analyzer.decode._fastpath import plain_request_head as _request_head
+    from analyzer.decode._fastpath import plain_request_head_at as request_head_at
+    from analyzer.decode._fastpath import plain_response_head as _response_head
+    from analyzer.decode._fastpath import plain_response_head_at as response_head_at
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
-    _request_parts, _response_parts = _plain_request, _plain_response
+    _request_head, _response_head = _plain_request_head, _plain_response_head
+    request_head_at, response_head_at = _plain_request_head_at, _plain_response_head_at
 
 
 def _is_http_version(word: bytes) -> bool:
@@ -406,17 +452,8 @@ def parse_request_head(raw: bytes) -> RequestHead | None:
     """
     # match, not fullmatch: bytes after the empty line are ignored, as by the walk (no line before
     # that empty line is empty, so it is also the one find_head_end finds).
-    plain = _request_parts(raw.decode("latin-1"))
-    if plain is None:
-        return _walk_request_head(raw)
-    method, target, version, headers = plain
-    return RequestHead(
-        method=method,
-        target=target,
-        version=version,
-        headers=headers,
-        raw=bytes(raw),
-    )
+    head = _request_head(raw)
+    return _walk_request_head(raw) if head is None else head
 
 
 def _walk_request_head(raw: bytes) -> RequestHead | None:
@@ -462,17 +499,8 @@ def parse_response_head(raw: bytes) -> ResponseHead | None:
     A missing reason phrase is fine (RFC 9112 §4: "A client SHOULD ignore the reason-phrase
     content"). A status that is not a number gives ``status`` 0 and ``non_numeric_status``.
     """
-    plain = _response_parts(raw.decode("latin-1"))  # a match: as in parse_request_head
-    if plain is None:
-        return _walk_response_head(raw)
-    version, code, reason, headers = plain
-    return ResponseHead(
-        version=version,
-        status=int(code),
-        reason=(reason or "").strip(" \t"),  # None: no SP after the code
-        headers=headers,
-        raw=bytes(raw),
-    )
+    head = _response_head(raw)  # a match: as in parse_request_head
+    return _walk_response_head(raw) if head is None else head
 
 
 def _walk_response_head(raw: bytes) -> ResponseHead | None:
