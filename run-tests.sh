@@ -70,15 +70,16 @@ if [ ! -x "$venv/bin/pip" ]; then
   "$python" -m venv "$venv"
 fi
 # Editable, so the tests run this tree; the compiled fast path is built beside its source.
-# Installed again when the package's metadata or compiled source changed, when the venv's
-# `analyzer` is not this tree (the README's first command installs a copy), or when the
-# compiled module is missing where a compiler could build it.
+# Installed again when the package's metadata or compiled source (the .pyx and the .pxi files
+# it includes: a changed .pxi alone left a stale module) changed, when the venv's `analyzer` is
+# not this tree (the README's first command installs a copy), or when the compiled module is
+# missing where a compiler could build it.
 stamp="$venv/.installed"
 here=$(cd / && "$venv/bin/python" -c 'import analyzer; print(analyzer.__file__)' 2>/dev/null \
        || true)
 if [ ! -f "$stamp" ] || [ "$here" != "$(pwd -P)/analyzer/__init__.py" ] \
     || [ -n "$(find setup.cfg setup.py pyproject.toml analyzer/decode/_fastpath.pyx \
-               -newer "$stamp" 2>/dev/null)" ] \
+               analyzer/decode/*.pxi -newer "$stamp" 2>/dev/null)" ] \
     || { command -v cc >/dev/null && ! ls analyzer/decode/_fastpath.*.so >/dev/null 2>&1; }; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
   touch "$stamp"
