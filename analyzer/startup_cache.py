@@ -102,6 +102,13 @@ def save_if_new(methods: str = METHODS) -> bool:
     return _write_methods(methods)
 
 
+# Modules of other packages that a run imports only when it needs them, whose import
+# compiles patterns too: `cryptography.x509` (tls/handshake.py `certificate_info`, a decrypted
+# session's certificate fields), whose RFC 4514 name parser compiles five patterns with
+# Unicode classes at import, ≈ 5 ms of every run that reads a certificate.
+IMPORTED_LATER = ("cryptography.x509",)
+
+
 def build(methods: str = METHODS, patterns: str = PATTERNS) -> tuple[int, int]:
     """Imports every module of the package with the caches empty and writes what they make
     (and only that); returns how many texts and patterns were written."""
@@ -119,11 +126,11 @@ def build(methods: str = METHODS, patterns: str = PATTERNS) -> tuple[int, int]:
     global _recording
     _recording = True
     try:
-        for module in pkgutil.walk_packages(analyzer.__path__, "analyzer."):
-            if module.name.endswith("__main__"):
-                continue
+        names = [module.name for module in pkgutil.walk_packages(analyzer.__path__, "analyzer.")
+                 if not module.name.endswith("__main__")]
+        for name in [*names, *IMPORTED_LATER]:
             try:
-                importlib.import_module(module.name)
+                importlib.import_module(name)
             except Exception:  # an optional extra (dask, scapy) missing or failing to load
                 continue
     finally:

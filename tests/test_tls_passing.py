@@ -306,3 +306,32 @@ def test_the_buffer_starts_from_the_readers_record_and_the_kept_bytes_only_when_
     assert not loaded(b"abc", b"xxxxabd")
     assert not loaded(b"0123456789", b"780")
     assert not loaded(b"abc", bytes(40_000))  # longer than reassembly ever keeps
+
+
+# (an HTTP/2 session's inner `H2Stage` keeps its own references: not covered)
+@pytest.mark.parametrize("name", ["wss_nginx_proxy_ok", "wss_tls12_ecdhe_rsa_aes128_cbc_sha",
+                                  "wss_aiohttp"])
+def test_a_finished_decrypted_session_is_freed_without_the_collector(name: str) -> None:
+    """`TlsStage.on_end` lets the inner state go (the shadow and its tracker, the inner
+    `RunContext` with the stage's bound methods): reference counting frees the session, where
+    each was garbage in cycles until a collection (benchmarks/README.md, `tlskeyed2`)."""
+    import gc
+
+    from analyzer.tls.layer import TlsStage
+
+    captures = Path(__file__).resolve().parent.parent / "captures"
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for compiled in (False, True):
+            run = Analysis(compiled=compiled,
+                           secrets=load_keylog((captures / f"{name}.keys").read_bytes()))
+            out = list(run.feed_records(read_records([str(captures / f"{name}.pcap")], [])))
+            out += run.finish()
+            assert run.stats.tls_decrypted
+            del run, out
+            assert not [o for o in gc.get_objects() if type(o) is TlsStage]
+    finally:
+        if was_enabled:
+            gc.enable()
