@@ -45,6 +45,7 @@ class ResponseReader(SwitchFollower):
                 return
             if state.mode is _BODY:  # `_skip_body` inline: most server segments are bodies
                 reader = state.body
+                assert reader is not None  # set with the mode
                 used = reader.feed(data)
                 if reader.error:  # a malformed body: its end is unknown
                     state.mode = _DEAD
@@ -110,8 +111,8 @@ class ResponseReader(SwitchFollower):
             self._response = PendingResponse(
                 request, response, first_frame, last, first_time, interim, self._server_gap
             )
-            kind = framing.kind
-            if kind is _NONE or (kind is _LENGTH and not framing.length):  # no body (has_body)
+            framed = framing.kind
+            if framed is _NONE or (framed is _LENGTH and not framing.length):  # no body (has_body)
                 # complete now, not when more bytes come: a keep-alive 403 with an empty body
                 # may be the last thing the server says for minutes
                 self._complete_response(body_complete=True)

@@ -318,6 +318,7 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
                 return
             if state.mode is _BODY:  # `_skip_body` inline
                 reader = state.body
+                assert reader is not None  # set with the mode
                 used = reader.feed(data)
                 if reader.error:
                     state.mode = _DEAD
