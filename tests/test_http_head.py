@@ -1,4 +1,5 @@
-"""Tests for analyzer.http.head: finding, recognising and tolerantly parsing HTTP/1.x heads."""
+"""Tests for analyzer.http.start and analyzer.http.head: finding, recognising and tolerantly
+parsing HTTP/1.x heads."""
 
 from __future__ import annotations
 
@@ -9,16 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analyzer.http.head import (
-    MAX_START_LINE,
     _walk_request_head,
     _walk_response_head,
-    _walk_start,
-    classify_start,
-    find_head_end,
     parse_request_head,
     parse_response_head,
 )
 from analyzer.http.message import Header, header
+from analyzer.http.start import MAX_START_LINE, _walk_start, classify_start, find_head_end
 
 WS_REQUEST = (
     b"GET /chat HTTP/1.1\r\n"

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analyzer.decode.decoder import FASTPATH_COMPILED, peek_flow, peek_payload
-from analyzer.http import head
+from analyzer.http import head, start
 from analyzer.source import read_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def _same_head_at(data: bytes) -> None:
     and against what the tracker makes without them (cut at find_head_end, then parsed)."""
     from analyzer.decode._fastpath import plain_request_head_at, plain_response_head_at
 
-    end = head.find_head_end(data)
+    end = start.find_head_end(data)
     for fast, slow, parse in (
             (plain_request_head_at(data), head._plain_request_head_at(data),
              head.parse_request_head),

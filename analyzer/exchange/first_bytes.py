@@ -4,14 +4,14 @@ The tracker asks it for the first bytes of each direction to pick the stage that
 connection (HTTP/1 itself, or the TLS or HTTP/2 stage through a hand-off, see ``handoff.py``);
 the checks ask it to name what answered instead of HTTP/1 ("an HTTP/2 SETTINGS frame", "a TLS
 alert record"). Deciding needs a few bytes at most, except for HTTP/1, whose start line is
-recognised by ``http.head.classify_start``.
+recognised by ``http.start.classify_start``.
 """
 
 from __future__ import annotations
 
 from enum import Enum
 
-from analyzer.http.head import classify_start
+from analyzer.http.start import classify_start
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 H2_SETTINGS = 0x4

@@ -24,10 +24,10 @@ from analyzer.exchange.pending import (
     holds_a_request,
 )
 from analyzer.exchange.relevance import request_offers_upgrade
-from analyzer.http.head import (
+from analyzer.http.head import parse_request_head
+from analyzer.http.start import (
     classify_start,  # HTTP/1 only: where reading resumes after a hole
     find_head_end,
-    parse_request_head,
 )
 
 # module globals for speed (see tracker.py): _resync runs on every segment after a hole

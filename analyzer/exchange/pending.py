@@ -13,8 +13,8 @@ from analyzer.exchange.model import Attempt, Message, OtherAnswer
 from analyzer.exchange.switch import SwitchWatch
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.http.body import BodyReader, Framing, FramingKind
-from analyzer.http.head import classify_start
 from analyzer.http.message import RequestHead, ResponseHead
+from analyzer.http.start import classify_start
 from analyzer.reassembly import Connection
 
 MAX_HEAD_BYTES = 64 * 1024  # a head longer than this is not going to end (RFC 9112 sets no limit)

@@ -21,7 +21,8 @@ from analyzer.exchange.pending import (
 from analyzer.exchange.relevance import is_upgrade_attempt
 from analyzer.exchange.switching import SwitchFollower
 from analyzer.http.body import BodyReader, FramingKind, body_framing
-from analyzer.http.head import _HEAD_END, find_head_end, parse_response_head, response_head_at
+from analyzer.http.head import parse_response_head, response_head_at
+from analyzer.http.start import HEAD_END, find_head_end
 
 # module globals for speed (see tracker.py): these are compared several times per segment
 _HEAD, _BODY, _DEAD = Mode.HEAD, Mode.BODY, Mode.DEAD
@@ -160,7 +161,7 @@ class ResponseReader(SwitchFollower):
             # begins with its start line (not an empty line) is searched here, as
             # find_head_end would (a call fewer per head).
             if data[0] != 0x0D and data[0] != 0x0A:
-                found = _HEAD_END.search(data)
+                found = HEAD_END.search(data)
                 end = found.end() if found is not None else None
             else:
                 end = find_head_end(data)

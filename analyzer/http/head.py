@@ -1,14 +1,12 @@
-"""Finding, recognising and tolerantly parsing HTTP/1.x message heads (RFC 9112 §2-§5).
+"""Tolerantly parsing HTTP/1.x message heads (RFC 9112 §2-§5).
 
-How it works: the reassembler keeps each TCP direction in a growing buffer. It asks
-``classify_start`` whether the first bytes look like an HTTP/1.x request or response at all (TLS,
-SMTP or binary traffic must be dropped at once), then calls ``find_head_end`` each time data arrives
-until the empty line ending the head is there, and hands that slice to ``parse_request_head`` or
-``parse_response_head``. The parsers never refuse a message that has an HTTP start line: every
-deviation from the grammar is kept as a short, stable problem name in ``problems`` so that the
-checks can judge it (a strict server would have answered 400 where a lenient one went on). A head
-in the plain shape nearly all software sends is recognised by one match and split without the
-line-by-line walk, which would have found nothing to note in it (see ``_PLAIN_REQUEST_HEAD``).
+How it works: once ``http.start`` has recognised a message's start and found the empty line that
+ends its head, that slice is handed to ``parse_request_head`` or ``parse_response_head``. The
+parsers never refuse a message that has an HTTP start line: every deviation from the grammar is
+kept as a short, stable problem name in ``problems`` so that the checks can judge it (a strict
+server would have answered 400 where a lenient one went on). A head in the plain shape nearly all
+software sends is recognised by one match and split without the line-by-line walk, which would
+have found nothing to note in it (see ``_PLAIN_REQUEST_HEAD``).
 
 Problem names used here (stable, snake_case):
 
@@ -37,31 +35,12 @@ Problem names used here (stable, snake_case):
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from analyzer.http.message import Header, Headers, RequestHead, ResponseHead, header
+from analyzer.http.start import TOKEN, find_head_end
 
-# A start line longer than this is not worth waiting for: real clients stay far below it and
-# common servers refuse longer request lines (nginx 8 KiB large_client_header_buffers).
-MAX_START_LINE = 8192
-
-# An empty line is LF, optionally preceded by CR, right after the LF of the previous line.
-# RFC 9112 §2.2: "a recipient MAY recognize a single LF as a line terminator and ignore any
-# preceding CR", so LF LF, CRLF LF and LF CRLF end a head as well as CRLF CRLF.
-_HEAD_END = re.compile(rb"\n\r?\n")
-_LONGEST_HEAD_END = 3
-
-# RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_"
-# / "`" / "|" / "~" / DIGIT / ALPHA
-_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_DIGITS = frozenset(b"0123456789")
-_SP_HTAB = frozenset(b" \t")
-_CR_LF = frozenset(b"\r\n")
-_WORD_END = frozenset(b" \t\r\n\x00")  # what ends a word of a request line
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB is allowed in values and start lines
-_LEADING_EMPTY_LINES = re.compile(rb"[\r\n]*")
 _SP_OR_HTAB = re.compile(rb"[ \t]")
 _REQUEST_LINE = re.compile(
     rb"[ \t]*(?P<method>[^ \t]+)[ \t]+(?:(?P<target>.*?)[ \t]+)?(?P<version>[^ \t]+)[ \t]*", re.S
@@ -77,7 +56,6 @@ _STATUS_LINE = re.compile(
     re.S,
 )
 
-StartKind = Literal["request", "response", "not_http", "need_more"]
 
 # The lean path. Almost every head on the wire is well formed: lines ended by CRLF, no control
 # bytes, single spaces in the start line, a token method, an HTTP/x.y version, a status 100-599,
@@ -86,7 +64,7 @@ StartKind = Literal["request", "response", "not_http", "need_more"]
 # take it apart with a split; anything else (even one stray byte) takes the walk that notes every
 # anomaly. The patterns are matched against the head decoded as latin-1, which maps each byte to
 # the character of the same value, so they read as byte patterns and the groups come out decoded.
-_PLAIN_TOKEN = _TOKEN.pattern.decode("latin-1")  # RFC 9110 §5.6.2 token
+_PLAIN_TOKEN = TOKEN.pattern.decode("latin-1")  # RFC 9110 §5.6.2 token
 # Not a CTL, with HTAB allowed (as _CTL), and so neither CR nor LF: a line ends only at CRLF.
 _PLAIN_TEXT = r"[^\x00-\x08\x0a-\x1f\x7f]*"
 # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS, every line ended by CRLF (§2.1),
@@ -106,140 +84,6 @@ _PLAIN_RESPONSE_HEAD = re.compile(
     rf"\r\n{_PLAIN_FIELDS}"
 )
 
-
-def find_head_end(buf: bytes | bytearray, start: int = 0) -> int | None:
-    """Index just past the empty line that ends the head in ``buf``, or None if not there yet.
-
-    ``start`` is where the previous unsuccessful call stopped looking: pass the length the buffer
-    had then, and only the new bytes (plus the few that may begin a terminator) are scanned again.
-    Empty lines before the start line do not end a head (see ``classify_start``).
-    """
-    leading = 0
-    if buf and buf[0] in _CR_LF:  # rare: most heads begin with their start line
-        empty = _LEADING_EMPTY_LINES.match(buf)
-        leading = empty.end() if empty else 0
-    m = _HEAD_END.search(buf, max(leading, start - (_LONGEST_HEAD_END - 1)))
-    return m.end() if m else None
-
-
-# The start lines of nearly all HTTP/1.x traffic, recognised by one match in classify_start; the
-# byte walk it saves would reach the same answer. RFC 9112 §4: HTTP-version SP status-code, and
-# §3: method SP request-target SP HTTP-version. A method is a token, which has no "/", so the
-# request alternative never takes what the walk would call a response.
-_PLAIN_START = re.compile(
-    rb"(?P<response>HTTP/1\.[0-9][ \t]+[0-9]{3})"
-    rb"|(?P<request>" + _TOKEN.pattern + rb" [^\x00-\x20\x7f]+ HTTP/1\.[0-9])"
-)
-
-# Outcome of matching one grammar against a prefix: matched, could still match, cannot match.
-_MATCH, _PARTIAL, _FAIL = 0, 1, 2
-
-
-def _match_version(d: bytes, i: int) -> int:
-    """``HTTP/1.`` DIGIT at ``i``; only HTTP/1.x counts (``PRI * HTTP/2.0`` is the h2 preface)."""
-    lit = b"HTTP/1."
-    for k, c in enumerate(lit):
-        if i + k >= len(d):
-            return _PARTIAL
-        # RFC 9112 §2.3: "HTTP-name = %s"HTTP"" is case-sensitive; accepting "http/" anyway costs
-        # nothing and lets the parser report it as invalid_version rather than missing the message.
-        if d[i + k] != c and not (k < 4 and d[i + k] == c + 32):
-            return _FAIL
-    i += len(lit)
-    if i >= len(d):
-        return _PARTIAL
-    return _MATCH if d[i] in _DIGITS else _FAIL
-
-
-def _skip(d: bytes, i: int, chars: frozenset[int]) -> int:
-    while i < len(d) and d[i] in chars:
-        i += 1
-    return i
-
-
-def _match_response(d: bytes, i: int) -> int:
-    # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
-    r = _match_version(d, i)
-    if r != _MATCH:
-        return r
-    i += len(b"HTTP/1.x")
-    j = _skip(d, i, _SP_HTAB)
-    if j >= len(d):
-        return _PARTIAL
-    if j == i:
-        return _FAIL
-    for k in range(3):
-        if j + k >= len(d):
-            return _PARTIAL
-        if d[j + k] not in _DIGITS:
-            return _FAIL
-    return _MATCH
-
-
-def _match_request(d: bytes, i: int) -> int:
-    # RFC 9112 §3: request-line = method SP request-target SP HTTP-version. Separators are matched
-    # as runs of SP/HTAB because §3 lets recipients "parse on whitespace-delimited word boundaries",
-    # and a target with spaces in it still makes a request line (one a server answers with 400).
-    j = _skip(d, i, _TCHAR)
-    if j >= len(d):
-        return _PARTIAL
-    if j == i or d[j] not in _SP_HTAB:
-        return _FAIL
-    i = _skip(d, j, _SP_HTAB)
-    words = 0
-    while True:
-        if words:
-            version = _match_version(d, i)
-            if version != _FAIL:
-                return version
-            if d[i : i + 5].upper() == b"HTTP/":
-                return _FAIL  # another version: "PRI * HTTP/2.0" is the HTTP/2 preface
-        # A target word is anything but whitespace and NUL: bytes >= 0x80 are tolerated (sloppy
-        # clients), and so are other control bytes (an ESC in a target is a request a server
-        # answers with 400 or 403, and an attempt to list, escaped; the judge notes it). NUL
-        # stays a sign of binary data.
-        j = i
-        while j < len(d) and d[j] not in _WORD_END:
-            j += 1
-        if j >= len(d):
-            return _PARTIAL
-        # CR/LF here would be HTTP/0.9 ("GET /"), which has no headers and no upgrade.
-        if j == i or d[j] not in _SP_HTAB:
-            return _FAIL
-        words += 1
-        i = _skip(d, j, _SP_HTAB)
-
-
-def classify_start(prefix: bytes | bytearray) -> StartKind:
-    """Whether the first bytes of a TCP direction begin an HTTP/1.x request or response.
-
-    Decides from the start line alone: "need_more" only while ``prefix`` is still a viable start,
-    so TLS, SSH, SMTP or binary data are rejected within their first few bytes. A start line not
-    recognised within ``MAX_START_LINE`` bytes is "not_http".
-    """
-    plain = _PLAIN_START.match(prefix, 0, MAX_START_LINE)  # endpos: what the walk looks at
-    if plain is None:
-        return _walk_start(prefix)
-    return "response" if plain["response"] else "request"
-
-
-def _walk_start(prefix: bytes | bytearray) -> StartKind:
-    """``classify_start`` byte by byte, for what the one match did not recognise."""
-    d = bytes(prefix[:MAX_START_LINE])
-    # RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line SHOULD ignore
-    # at least one empty line (CRLF) received prior to the request-line."
-    i = _skip(d, 0, _CR_LF)
-    if i >= len(d):
-        return "need_more" if len(d) < MAX_START_LINE else "not_http"
-    response = _match_response(d, i)
-    if response == _MATCH:
-        return "response"
-    request = _match_request(d, i)
-    if request == _MATCH:
-        return "request"
-    if _PARTIAL in (response, request) and len(d) < MAX_START_LINE:
-        return "need_more"
-    return "not_http"
 
 
 def _split_lines(raw: bytes, problems: list[str]) -> list[bytes]:
@@ -326,7 +170,7 @@ def _headers(lines: list[bytes], problems: list[str]) -> Headers:
             name = name.rstrip(b" \t")
         if not name:
             _note(problems, "empty_header_name")
-        elif not _TOKEN.fullmatch(name):
+        elif not TOKEN.fullmatch(name):
             _note(problems, "invalid_header_name")
         raw_value = line[colon + 1 :]
         _check_value(raw_value, problems)
@@ -478,7 +322,7 @@ def _walk_request_head(raw: bytes) -> RequestHead | None:
         _note(problems, "whitespace_in_target")
     if start != b" ".join(part for part in (method, target, version) if part):
         _note(problems, "start_line_extra_spaces")
-    if not _TOKEN.fullmatch(method):
+    if not TOKEN.fullmatch(method):
         _note(problems, "invalid_method")
     if not _VERSION.fullmatch(version):
         _note(problems, "invalid_version")

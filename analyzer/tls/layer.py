@@ -39,7 +39,7 @@ from analyzer.exchange.model import (
 )
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.exchange.tracker import ConnectionTracker
-from analyzer.http.head import find_head_end
+from analyzer.http.start import find_head_end
 from analyzer.life.state import TAIL_BYTES
 from analyzer.reassembly import Connection, LifeFollower, StreamListener
 from analyzer.tls import passing

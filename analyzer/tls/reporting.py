@@ -22,7 +22,8 @@ from analyzer.exchange.model import (
     TlsSessionSummary,
 )
 from analyzer.exchange.tcplog import TcpLog
-from analyzer.http.head import find_head_end, parse_response_head
+from analyzer.http.head import parse_response_head
+from analyzer.http.start import find_head_end
 from analyzer.tls.names import version_name
 from analyzer.tls.session import Decryption, TlsSession
 from analyzer.tls.suites import suite_name
