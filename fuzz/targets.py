@@ -22,12 +22,8 @@ from analyzer.exchange.first_bytes import H2_PREFACE
 from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.model import Attempt
 from analyzer.exchange.tracker import ConnectionTracker
-from analyzer.http.head import (
-    classify_start,
-    find_head_end,
-    parse_request_head,
-    parse_response_head,
-)
+from analyzer.http.head import parse_request_head, parse_response_head
+from analyzer.http.start import classify_start, find_head_end
 from analyzer.http2 import H2Reader
 from analyzer.pipeline import Analysis, protocol_handlers
 from analyzer.reassembly import Connection, Reassembler
