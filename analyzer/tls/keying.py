@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from analyzer.tls.suites import SUITES
-from analyzer.tls.values import Decryption
+from analyzer.tls.values import DecryptError, Decryption
 
 if TYPE_CHECKING:
     from analyzer.tls.keys import TrafficKeys
@@ -124,7 +124,7 @@ def suite_from_record(session: TlsSession, side: int, record: Record, tries: int
                                      f"{prefix}_TRAFFIC_SECRET_0")
                 if (secret := secrets.get(label)) is not None]
     load_decryption()
-    from analyzer.tls.decrypt import DecryptError, RecordOpener
+    from analyzer.tls.decrypt import RecordOpener
     from analyzer.tls.keys import tls13_traffic_keys
 
     found = set()
