@@ -305,3 +305,62 @@ def test_hello_extensions_read_by_index_equal_the_cursor_reading() -> None:
             data = hello[:cut]
             assert _uint16s(data) == tuple(int.from_bytes(data[i:i + 2], "big")
                                            for i in range(0, len(data) - 1, 2))
+
+
+class _PlainHandshakeReader:
+    """`HandshakeReader` as it was before it cut all of a chunk's messages in one pass: each
+    message dropped from the buffer's front in turn (the plain twin of the test below)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._frames: list[tuple[int, int, float]] = []
+        self.broken = ""
+
+    def feed(self, data: bytes, frame: int, time: float) -> list[tuple[int, bytes, int, float]]:
+        if self.broken:
+            return []
+        self._frames.append((len(self._buffer), frame, time))
+        self._buffer += data
+        messages = []
+        while len(self._buffer) >= 4:
+            length = int.from_bytes(self._buffer[1:4], "big")
+            if length > 256 * 1024:
+                self.broken = f"handshake message of {length} bytes"
+                self._buffer.clear()
+                return messages
+            if len(self._buffer) < 4 + length:
+                break
+            _position, first_frame, first_time = self._frames[0]
+            messages.append((self._buffer[0], bytes(self._buffer[4:4 + length]), first_frame,
+                             first_time))
+            del self._buffer[:4 + length]
+            frames = [(position - 4 - length, f, t) for position, f, t in self._frames]
+            while len(frames) > 1 and frames[1][0] <= 0:
+                del frames[0]
+            self._frames = frames
+        if not self._buffer:
+            self._frames.clear()
+        return messages
+
+
+def test_handshake_reader_equals_its_plain_twin_whatever_the_chunks() -> None:
+    # the bundled captures' hellos as one handshake stream (with an oversized header at the
+    # end in half the runs), cut into random chunks: the same messages, frames and state
+    from analyzer.tls.handshake import MAX_MESSAGE_LENGTH
+
+    assert MAX_MESSAGE_LENGTH == 256 * 1024
+    hellos = _hellos_of_bundled_captures()
+    stream = b"".join(bytes((1,)) + len(body).to_bytes(3, "big") + body for body in hellos)
+    chance = random.Random(11)
+    for run in range(60):
+        data = stream + (b"\x04\x7f\x00\x00" if run % 2 else b"")
+        fast, plain = HandshakeReader(), _PlainHandshakeReader()
+        at, frame = 0, 1
+        while at < len(data):
+            size = chance.choice((1, 2, 3, 5, 40, 300, 2000))
+            chunk = data[at:at + size]
+            got = [(m.kind, m.body, m.frame, m.time) for m in fast.feed(chunk, frame, frame / 8)]
+            assert got == plain.feed(chunk, frame, frame / 8)
+            assert (fast.broken, fast.pending) == (plain.broken, len(plain._buffer))
+            at += size
+            frame += 1
