@@ -369,32 +369,23 @@ class HandshakeReader:
     def feed(self, data: bytes, frame: int, time: float) -> list[HandshakeMessage]:
         if self.broken:
             return []
-        buffer, frames = self._buffer, self._frames
-        frames.append((len(buffer), frame, time))
-        buffer += data
+        self._frames.append((len(self._buffer), frame, time))
+        self._buffer += data
         messages: list[HandshakeMessage] = []
-        position = 0  # the messages cut are dropped from the buffer once, after the loop
-        carrier = 0  # index in frames of the chunk that holds the byte at position
-        while len(buffer) - position >= 4:
-            length = (buffer[position + 1] << 16) | (buffer[position + 2] << 8) \
-                | buffer[position + 3]
+        while len(self._buffer) >= 4:
+            length = int.from_bytes(self._buffer[1:4], "big")
             if length > MAX_MESSAGE_LENGTH:
                 self.broken = f"handshake message of {length} bytes"
-                buffer.clear()
+                self._buffer.clear()
                 return messages
-            end = position + 4 + length
-            if end > len(buffer):
+            if len(self._buffer) < 4 + length:
                 break
-            while carrier + 1 < len(frames) and frames[carrier + 1][0] <= position:
-                carrier += 1
-            _position, first_frame, first_time = frames[carrier]
-            messages.append(HandshakeMessage(buffer[position], bytes(buffer[position + 4:end]),
+            _position, first_frame, first_time = self._frames[0]
+            messages.append(HandshakeMessage(self._buffer[0], bytes(self._buffer[4:4 + length]),
                                              first_frame, first_time))
-            position = end
-        if position:
-            del buffer[:position]
-            self._shift(position)
-        if not buffer:
+            del self._buffer[:4 + length]
+            self._shift(4 + length)
+        if not self._buffer:
             self._frames.clear()
         return messages
 
