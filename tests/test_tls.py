@@ -253,3 +253,55 @@ def test_hello_retry_request_then_decryption(tmp_path: Path) -> None:
     assert session.retry and session.version == 0x0304
     assert session.decryption == Decryption.DECRYPTED
     assert plain[CLIENT] == REQUEST[:300] and plain[SERVER] == RESPONSE[:300]
+
+
+def _hellos_of_bundled_captures() -> list[bytes]:
+    """The ClientHello and ServerHello bodies found whole in the bundled captures' bytes (a
+    handshake record's header followed by the message's, within one packet)."""
+    bodies: list[bytes] = []
+    for path in sorted(Path(__file__).resolve().parents[1].glob("captures/*.pcap*")):
+        data = path.read_bytes()
+        at = data.find(b"\x16\x03")
+        while at >= 0:
+            if len(data) > at + 9 and data[at + 5] in (1, 2) and data[at + 6] == 0:
+                length = int.from_bytes(data[at + 6:at + 9], "big")
+                body = data[at + 9:at + 9 + length]
+                if len(body) == length > 38 and body[0] == 3 and body not in bodies:
+                    bodies.append(body)
+            at = data.find(b"\x16\x03", at + 1)
+    return bodies
+
+
+def test_hello_extensions_read_by_index_equal_the_cursor_reading() -> None:
+    # handshake._extensions and _uint16s (read by index) against the plain `_Cursor` reading
+    # they replaced, on every hello of the bundled captures, whole and cut at every length
+    from analyzer.tls.handshake import _Cursor, _extensions, _Short, _uint16s
+
+    def plain_extensions(cursor: _Cursor) -> list[tuple[int, bytes]]:
+        if cursor.left == 0:
+            return []
+        block = _Cursor(cursor.vector(2))
+        found = []
+        while block.left:
+            kind = block.uint(2)
+            found.append((kind, block.vector(2)))
+        return found
+
+    def outcome(read, body: bytes) -> object:
+        cursor = _Cursor(body)
+        try:
+            return read(cursor), cursor.at
+        except _Short:
+            return "short"
+
+    hellos = _hellos_of_bundled_captures()
+    assert len(hellos) > 20
+    for hello in hellos:
+        for start in (0, 1, 2, 34, 35, 66, 67, 68, 69, 70):  # where a field may begin
+            body = hello[start:]
+            for cut in range(len(body) + 1):
+                assert outcome(_extensions, body[:cut]) == outcome(plain_extensions, body[:cut])
+        for cut in range(len(hello) + 1):
+            data = hello[:cut]
+            assert _uint16s(data) == tuple(int.from_bytes(data[i:i + 2], "big")
+                                           for i in range(0, len(data) - 1, 2))

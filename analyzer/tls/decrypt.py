@@ -26,13 +26,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20
 from analyzer.tls.keys import TrafficKeys, tls13_next_secret, tls13_traffic_keys
 from analyzer.tls.records import Record
 from analyzer.tls.suites import Cipher, Suite
+from analyzer.tls.values import DecryptError
 
 _MAC_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384}
-
-
-class DecryptError(Exception):
-    """A record did not open with these keys (tag or MAC mismatch, bad padding, too short)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +43,7 @@ class RecordOpener:
     """Opens the protected records of one direction, in order."""
 
     __slots__ = ("suite", "version", "_keys", "_aead", "encrypt_then_mac", "sequence",
-                 "_secret", "_cbc_iv")
+                 "_secret", "_cbc_iv", "_iv_number")
 
     def __init__(self, suite: Suite, version: int, keys: TrafficKeys,
                  encrypt_then_mac: bool = False, secret: bytes = b"") -> None:
@@ -58,6 +55,7 @@ class RecordOpener:
         self._keys = keys
         self._aead = _make_aead(suite, keys.key)
         self._cbc_iv = keys.iv  # TLS 1.0 chains the IV from record to record
+        self._iv_number = int.from_bytes(keys.iv, "big")  # each record's nonce XORs it
 
     def __repr__(self) -> str:
         return f"RecordOpener({self.suite.name}, sequence {self.sequence})"
@@ -78,6 +76,7 @@ class RecordOpener:
         self._secret = tls13_next_secret(self.suite, self._secret)
         self._keys = tls13_traffic_keys(self.suite, self._secret)
         self._aead = _make_aead(self.suite, self._keys.key)
+        self._iv_number = int.from_bytes(self._keys.iv, "big")
         self.sequence = 0
 
     def aead(self) -> tuple[Callable[[bytes, bytes, bytes], bytes], Callable[..., int] | None,
@@ -90,8 +89,7 @@ class RecordOpener:
 
     def _nonce(self) -> bytes:
         # RFC 8446 §5.3 and RFC 7905 §2: the sequence number, left-padded, XOR the IV.
-        iv = self._keys.iv
-        return (int.from_bytes(iv, "big") ^ self.sequence).to_bytes(len(iv), "big")
+        return (self._iv_number ^ self.sequence).to_bytes(len(self._keys.iv), "big")
 
     def _open_tls13(self, record: Record) -> Opened:
         assert self._aead is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from analyzer.tls.suites import SUITES
-from analyzer.tls.values import Decryption
+from analyzer.tls.values import DecryptError, Decryption
 
 if TYPE_CHECKING:
     from analyzer.tls.keys import TrafficKeys
@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from analyzer.tls.suites import Suite
 
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48}  # a TLS 1.3 secret is as long as its hash
+# A TLS 1.3 side's key log labels, in the order its records use them (RFC 8446 §7.1; the NSS
+# key log format): the handshake traffic secret, then the first application traffic secret.
+_CLIENT_SECRETS = ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0")
+_SERVER_SECRETS = ("SERVER_HANDSHAKE_TRAFFIC_SECRET", "SERVER_TRAFFIC_SECRET_0")
 
 
 _loaded = False
@@ -73,13 +77,13 @@ def prepare_openers(session: TlsSession) -> None:
 
     client, serving = session._dirs[session.client_side], session._dirs[1 - session.client_side]
     if suite.tls13:
-        for direction, prefix in ((client, "CLIENT"), (serving, "SERVER")):
-            for label in (f"{prefix}_HANDSHAKE_TRAFFIC_SECRET", f"{prefix}_TRAFFIC_SECRET_0"):
+        for direction, labels in ((client, _CLIENT_SECRETS), (serving, _SERVER_SECRETS)):
+            for label in labels:
                 secret = secrets.get(label)
                 if secret is not None:
                     direction.openers.append(RecordOpener(
                         suite, 0x0304, tls13_traffic_keys(suite, secret), secret=secret))
-            direction.tolerate_failures = f"{prefix}_HANDSHAKE_TRAFFIC_SECRET" not in secrets
+            direction.tolerate_failures = labels[0] not in secrets
             direction.protected = True
         if not client.openers and not serving.openers:
             session.decryption = Decryption.NO_KEY
@@ -124,7 +128,7 @@ def suite_from_record(session: TlsSession, side: int, record: Record, tries: int
                                      f"{prefix}_TRAFFIC_SECRET_0")
                 if (secret := secrets.get(label)) is not None]
     load_decryption()
-    from analyzer.tls.decrypt import DecryptError, RecordOpener
+    from analyzer.tls.decrypt import RecordOpener
     from analyzer.tls.keys import tls13_traffic_keys
 
     found = set()

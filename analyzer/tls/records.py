@@ -132,18 +132,20 @@ class RecordReader:
         buffer = self._buffer
         position = 0
         while len(buffer) - position >= HEADER_LENGTH:
-            header = bytes(buffer[position:position + HEADER_LENGTH])
-            problem = header_problem(header)
-            if problem:
-                self.broken = problem
+            kind, major, minor = buffer[position], buffer[position + 1], buffer[position + 2]
+            length = (buffer[position + 3] << 8) | buffer[position + 4]
+            # (header_problem's test, written out: it runs once per record)
+            if (kind not in _CONTENT_TYPES or major != 3 or minor > 4
+                    or length > MAX_RECORD_LENGTH):
+                self.broken = header_problem(bytes(buffer[position:position + HEADER_LENGTH]))
                 break
-            length = (header[3] << 8) | header[4]
             end = position + HEADER_LENGTH + length
             if end > len(buffer):
                 self._need = end - position
                 break
             start_offset = self._start + position
-            records.append(self._record(header, bytes(buffer[position + HEADER_LENGTH:end]),
+            records.append(self._record(kind, (major << 8) | minor,
+                                        bytes(buffer[position + HEADER_LENGTH:end]),
                                         start_offset, self._start + end))
             position = end
         if len(buffer) - position < HEADER_LENGTH:
@@ -252,17 +254,23 @@ class RecordReader:
                                      chunk_time)
         return records
 
-    def _record(self, header: bytes, body: bytes, start: int, end: int) -> Record:
+    def _record(self, content_type: int, version: int, body: bytes, start: int,
+                end: int) -> Record:
         pieces = self._pieces
-        starts = [piece[0] for piece in pieces]
-        first = max(bisect_right(starts, start) - 1, 0)
-        last = max(bisect_right(starts, end - 1) - 1, 0)
-        carried = tuple(pieces[first:last + 1])
-        if carried[0][0] < start:  # the first chunk began in an earlier record
-            carried = ((start, carried[0][1], carried[0][2]),) + carried[1:]
+        if len(pieces) == 1:  # the usual case: one chunk holds the whole record
+            piece = pieces[0]
+            carried: tuple[tuple[int, int, float], ...] = (
+                ((start, piece[1], piece[2]),) if piece[0] < start else (piece,))
+        else:
+            starts = [piece[0] for piece in pieces]
+            first = max(bisect_right(starts, start) - 1, 0)
+            last = max(bisect_right(starts, end - 1) - 1, 0)
+            carried = tuple(pieces[first:last + 1])
+            if carried[0][0] < start:  # the first chunk began in an earlier record
+                carried = ((start, carried[0][1], carried[0][2]),) + carried[1:]
         return Record(
-            content_type=header[0],
-            version=(header[1] << 8) | header[2],
+            content_type=content_type,
+            version=version,
             body=body,
             offset=start,
             first_frame=carried[0][1],

@@ -50,7 +50,7 @@ from analyzer.tls.handshake import (
 from analyzer.tls.keying import prepare_openers, protect_tls12, server_hello_lost
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.records import ContentType, Record, RecordReader
-from analyzer.tls.values import Decryption, Plain, SeenAlert
+from analyzer.tls.values import DecryptError, Decryption, Plain, SeenAlert
 
 if TYPE_CHECKING:  # `cryptography` is imported only by a run that has keys (7 MB, 60 ms)
     from analyzer.tls.decrypt import RecordOpener
@@ -305,8 +305,6 @@ class TlsSession(SessionFacts):
             self.unreadable_alerts.append((side, record.first_frame, record.time))
         if direction.stopped or not direction.openers:
             return
-        from analyzer.tls.decrypt import DecryptError
-
         tries = RESYNC_RECORDS if direction.resync else 1
         for index, opener in enumerate(direction.openers):
             first = opener.sequence

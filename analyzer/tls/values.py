@@ -1,5 +1,6 @@
 """What the TLS session tells the rest of the stage: how far decryption got (`Decryption`),
-application data with its frame (`Plain`) and the alerts seen (`SeenAlert`)."""
+application data with its frame (`Plain`), the alerts seen (`SeenAlert`), and a record that
+did not open (`DecryptError`, raised by decrypt.py)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,9 @@ class SeenAlert:
     frame: int
     time: float
     encrypted: bool  # read from a decrypted record
+
+
+class DecryptError(Exception):
+    """A record did not open with these keys (tag or MAC mismatch, bad padding, too short).
+    Here rather than in decrypt.py, so that the session catches it without importing
+    decrypt.py (and `cryptography`) at each protected record or at start-up."""
