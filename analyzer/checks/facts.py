@@ -19,6 +19,25 @@ class Facts:
     said: KnownText | None = None
 
 
+# One Facts per attempt: stored through the slots' own descriptors, not the frozen
+# ``__init__`` (the same value; tests/test_verdict.py compares the two).
+_new_object = object.__new__
+_SETTERS = tuple(Facts.__dict__[name].__set__ for name in (
+    "offered", "protocol", "websocket", "said"))
+
+
+def made_facts(offered: tuple[str, ...], protocol: str, websocket: bool,
+               said: KnownText | None) -> Facts:
+    """``Facts(offered, protocol, websocket, said)`` without the frozen ``__init__``."""
+    made = _new_object(Facts)
+    s_offered, s_protocol, s_websocket, s_said = _SETTERS
+    s_offered(made, offered)
+    s_protocol(made, protocol)
+    s_websocket(made, websocket)
+    s_said(made, said)
+    return made
+
+
 def facts_of(attempt: Attempt) -> Facts:
     request = attempt.request_head
     response = attempt.response_head
@@ -60,8 +79,7 @@ def facts_of(attempt: Attempt) -> Facts:
             protocol = first.split("/")[0] if first.startswith("websocket") else first
         elif _mentions_websocket(attempt.response):
             protocol = "websocket"
-    return Facts(offered=offered, protocol=protocol, websocket=protocol == "websocket",
-                 said=said)
+    return made_facts(offered, protocol, protocol == "websocket", said)
 
 
 def _mentions_websocket(message: Message | None) -> bool:

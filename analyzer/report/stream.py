@@ -126,7 +126,7 @@ class Tally:
 
     def add(self, diagnosis: Diagnosis) -> None:
         self.attempts += 1
-        self.verdicts[diagnosis.verdict.value] += 1
+        self.verdicts[diagnosis.verdict._value_] += 1  # (`.value`: a property, slower)
         if diagnosis.primary is not None and diagnosis.verdict is not Verdict.SUCCEEDED:
             self.reasons[diagnosis.primary.check] += 1
         when = diagnosis.attempt.time
