@@ -291,7 +291,8 @@ def numbered(diagnoses: Iterator[Decided], selection: Selection,
 def _renumber(d: Diagnosis, number: int) -> Diagnosis:
     """``dataclasses.replace(d, number=number)`` through `verdict.made` (no frozen
     ``__init__``): replace walks the fields and passes them by keyword (≈ 0.7 µs an attempt
-    more, every listed attempt is renumbered). Every field is copied (tests/test_cli.py compares the two)."""
+    more, every listed attempt is renumbered). Every field is copied (tests/test_cli.py
+    compares the two)."""
     return made(number, d.attempt, d.facts, d.verdict, d.findings, d.who, d.origin, d.lifetime)
 
 

@@ -70,7 +70,7 @@ def replay(path: str, passes: int, phase: str) -> None:
             number += 1
             d = _renumber(d, number)
             if phase == "attribution":
-                d.attribution
+                written += d.attribution.client is not None
                 continue
             if not selection.keep(d):
                 continue
