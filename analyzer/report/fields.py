@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from analyzer.checks.catalogue import Finding, lookup
-from analyzer.exchange.model import AttemptKind, TlsInfo
+from analyzer.exchange.model import AttemptKind, Endpoint, TlsInfo
 from analyzer.life.model import Lifetime
 from analyzer.report.safe import Cleaner, neutralise
 from analyzer.verdict import Diagnosis, Verdict
@@ -47,6 +47,24 @@ def iso_time(seconds: float) -> str:
 
 
 _seconds: dict[int, str] = {}  # whole seconds since 1970 -> "YYYY-MM-DDTHH:MM:SS"
+
+
+# `str(endpoint)` by (packed address, port): a JSONL line and the tally format an attempt's
+# endpoints three times, ≈ 3.6 k instructions each through the dataclass's Python __str__;
+# the look-up's key is built and hashed in C. A capture holds few endpoints; bounded.
+_endpoint_texts: dict[tuple[bytes, int], str] = {}
+_ENDPOINT_TEXTS_MAX = 4096
+
+
+def endpoint_text(endpoint: Endpoint) -> str:
+    """``str(endpoint)``, remembered (its plain twin; tests/test_fields.py)."""
+    key = (endpoint.address, endpoint.port)
+    text = _endpoint_texts.get(key)
+    if text is None:
+        if len(_endpoint_texts) >= _ENDPOINT_TEXTS_MAX:
+            _endpoint_texts.clear()
+        text = _endpoint_texts[key] = str(endpoint)
+    return text
 
 
 def iso_time_plain(seconds: float) -> str:

@@ -22,7 +22,13 @@ from json.encoder import encode_basestring_ascii
 
 from analyzer.checks.catalogue import Finding, lookup
 from analyzer.exchange.model import AttemptKind
-from analyzer.report.fields import iso_time, lifetime_fields, reason_text, tls_fields
+from analyzer.report.fields import (
+    endpoint_text,
+    iso_time,
+    lifetime_fields,
+    reason_text,
+    tls_fields,
+)
 from analyzer.report.safe import Cleaner, neutralise
 from analyzer.verdict import Diagnosis
 
@@ -63,7 +69,8 @@ def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     return (
         f'{{"event": "decided", "number": {diagnosis.number}, '
         f'"kind": {_quote(attempt.kind._value_)}, '
-        f'"client": {_quote(str(attempt.client))}, "server": {_quote(str(attempt.server))}, '
+        f'"client": {_quote(endpoint_text(attempt.client))}, '
+        f'"server": {_quote(endpoint_text(attempt.server))}, '
         f'"time": {_quote(iso_time(attempt.time))}, '
         f'"method": {method}, "path": {path}, "host": {host_text}, '
         f'"offered": {_texts(facts.offered, text)}, '
