@@ -139,9 +139,13 @@ def test_values_made_without_the_frozen_init_equal_the_constructors() -> None:
                          d.lifetime)
             assert again == dataclasses.replace(d, number=7) and again.who is d.who
             facts = d.facts
-            made_one = made_facts(facts.offered, facts.protocol, facts.websocket, facts.said)
-            assert made_one == Facts(facts.offered, facts.protocol, facts.websocket, facts.said)
-            assert hash(made_one) == hash(facts)
+            values = [getattr(facts, f.name) for f in dataclasses.fields(Facts)]
+            made_one = made_facts(*values)
+            assert made_one == Facts(*values) and hash(made_one) == hash(facts)
+            assert [getattr(made_one, f.name) for f in dataclasses.fields(Facts)] == values
+            # the heads the facts hold are the attempt's (the rules read them there)
+            assert facts.request_head is d.attempt.request_head
+            assert facts.response_head is d.attempt.response_head
             who = d.attribution
             values = [getattr(who, f.name) for f in dataclasses.fields(Attribution)]
             assert attribution(*values) == Attribution(*values) == who

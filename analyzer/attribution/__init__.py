@@ -21,8 +21,8 @@ _SILENT = ("no_response_server_closed", "no_response_server_reset")
 def attribute(
     attempt: Attempt, facts: Facts, verdict: str, findings: tuple[Finding, ...]
 ) -> Attribution:
-    request = attempt.request_head
-    response = attempt.response_head
+    request = facts.request_head
+    response = facts.response_head
     client = client_name(request.headers.get("user-agent")) if request is not None else None
     match: ServerMatch | None = None
     if response is not None:

@@ -24,8 +24,7 @@ _NEVER_SENT = (CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, CloseCode.T
 
 def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     after = attempt.after
-    head = attempt.response_head
-    if after is None or head is None:
+    if after is None or facts.response_head is None:
         return []
     window = DEFAULT_WINDOW.seconds
     findings: list[Finding] = []

@@ -45,9 +45,9 @@ def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     attempt = diagnosis.attempt
     clean = Cleaner.for_attempt(attempt, show_secrets)
     text = clean.text
-    request = attempt.request_head
-    response = attempt.response_head
     facts = diagnosis.facts
+    request = facts.request_head  # (the heads as the facts hold them: no property call)
+    response = facts.response_head
     if request is not None:
         headers = request.headers
         host = headers.get("host") or headers.get(":authority")
