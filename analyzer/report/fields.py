@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from analyzer.checks.catalogue import Finding, lookup
+from analyzer.checks.catalogue import Finding, Severity, lookup
 from analyzer.exchange.model import AttemptKind, Endpoint, TlsInfo
 from analyzer.life.model import Lifetime
 from analyzer.report.safe import Cleaner, neutralise
@@ -89,10 +89,11 @@ def reason_text(diagnosis: Diagnosis) -> str:
     """The primary reason in plain words, with what was found (raw: see ``Cleaner.text``)."""
     attempt = diagnosis.attempt
     if diagnosis.verdict is Verdict.SUCCEEDED:
-        protocol = diagnosis.facts.protocol or "the new protocol"
-        tunnel = attempt.transport != "h2" or diagnosis.facts.protocol == "connect"
-        if tunnel and attempt.request_head is not None and \
-                attempt.request_head.method.upper() == "CONNECT":
+        facts = diagnosis.facts  # (its heads: the attempt's, without the properties' calls)
+        protocol = facts.protocol or "the new protocol"
+        tunnel = attempt.transport != "h2" or facts.protocol == "connect"
+        request = facts.request_head
+        if tunnel and request is not None and request.method.upper() == "CONNECT":
             carried = next((f.found for f in diagnosis.findings if f.check == "tunnel_carried"),
                            None)
             return f"tunnel established ({carried})" if carried else "tunnel established"
@@ -101,11 +102,12 @@ def reason_text(diagnosis: Diagnosis) -> str:
                          if f.check == "h2c_upgraded_request_status"), None)
         if answered:
             text += f" (answer: {answered})"
-        response = attempt.response_head
+        response = facts.response_head
         chosen = response.headers.get("sec-websocket-protocol") if response else None
         if chosen:
             text += f" (subprotocol {chosen})"
-        notes = [f for f in diagnosis.findings if lookup(f.check).severity.value != "info"]
+        # (`is not` INFO: the Enum's identity, not its ``value`` property's text)
+        notes = [f for f in diagnosis.findings if lookup(f.check).severity is not Severity.INFO]
         if notes:
             text += f"; note: {lookup(notes[0].check).title}"
         return text
