@@ -41,7 +41,7 @@ from analyzer.source import read_records
 from analyzer.source.capture import MergedRecords, check_capture, expand_inputs
 from analyzer.source.frame import CaptureError, CaptureWarning
 from analyzer.source.stream import Input
-from analyzer.verdict import Diagnosis, Verdict
+from analyzer.verdict import Diagnosis, Verdict, made
 
 if TYPE_CHECKING:  # imported where used: JSONL and streamed tables keep no attempts
     from analyzer.report.spilled import SpilledReport
@@ -289,11 +289,11 @@ def numbered(diagnoses: Iterator[Decided], selection: Selection,
 
 
 def _renumber(d: Diagnosis, number: int) -> Diagnosis:
-    """``dataclasses.replace(d, number=number)`` through the positional constructor: replace
-    walks the fields and passes them by keyword (≈ 0.7 µs an attempt more, every listed
-    attempt is renumbered). Every field is copied (tests/test_cli.py compares the two)."""
-    return Diagnosis(number, d.attempt, d.facts, d.verdict, d.findings, d.who, d.origin,
-                     d.lifetime)
+    """``dataclasses.replace(d, number=number)`` through `verdict.made` (no frozen
+    ``__init__``): replace walks the fields and passes them by keyword (≈ 0.7 µs an attempt
+    more, every listed attempt is renumbered). Every field is copied (tests/test_cli.py
+    compares the two)."""
+    return made(number, d.attempt, d.facts, d.verdict, d.findings, d.who, d.origin, d.lifetime)
 
 
 def _emit(fmt: str, kept: list[Diagnosis] | SpilledReport, analysis: Analysis,

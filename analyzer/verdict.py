@@ -71,9 +71,37 @@ class Diagnosis:
     def attribution(self) -> Attribution:
         who = self.who
         if who is None:
-            who = attribute(self.attempt, self.facts, self.verdict.value, self.findings)
+            # (``_value_``: the member's own attribute; ``value`` is a property, ≈ 1 k more)
+            who = attribute(self.attempt, self.facts, self.verdict._value_, self.findings)
             object.__setattr__(self, "who", who)  # a cache of a pure function: still frozen
         return who
+
+
+# Every attempt makes two Diagnoses (judged, then renumbered by the CLI) of eight fields: the
+# frozen ``__init__`` stores each through object.__setattr__. `made` stores them through the
+# slots' own descriptors (as `http.message.header` does), the same value for less
+# (tests/test_verdict.py compares it with the constructor).
+_new_object = object.__new__
+_DIAGNOSIS_SETTERS = tuple(Diagnosis.__dict__[name].__set__ for name in (
+    "number", "attempt", "facts", "verdict", "findings", "who", "origin", "lifetime"))
+
+
+def made(number: int, attempt: Attempt, facts: Facts, verdict: Verdict,
+         findings: tuple[Finding, ...], who: Attribution | None = None,
+         origin: tuple[str, int] | None = None, lifetime: Lifetime | None = None) -> Diagnosis:
+    """``Diagnosis(number, attempt, ...)`` without the frozen ``__init__`` (its twin)."""
+    d = _new_object(Diagnosis)
+    s_number, s_attempt, s_facts, s_verdict, s_findings, s_who, s_origin, s_life = \
+        _DIAGNOSIS_SETTERS
+    s_number(d, number)
+    s_attempt(d, attempt)
+    s_facts(d, facts)
+    s_verdict(d, verdict)
+    s_findings(d, findings)
+    s_who(d, who)
+    s_origin(d, origin)
+    s_life(d, lifetime)
+    return d
 
 
 def diagnose(attempt: Attempt, number: int = 0) -> Diagnosis:
@@ -92,11 +120,11 @@ def judge(
     The first is the primary reason."""
     if len(findings) <= 1:  # most attempts: nothing to rank (`judge_ranked` is the twin)
         if not findings:
-            return Diagnosis(number, attempt, facts, Verdict.SUCCEEDED, findings)
+            return made(number, attempt, facts, Verdict.SUCCEEDED, findings)
         effect = _effect(findings[0], _switched(attempt))
         # (`in` a tuple of Enum members compares by identity: no Python-level __hash__)
         verdict = _BY_EFFECT[effect] if effect in EFFECT_ORDER else Verdict.SUCCEEDED
-        return Diagnosis(number, attempt, facts, verdict, findings)
+        return made(number, attempt, facts, verdict, findings)
     return judge_ranked(attempt, facts, findings, number)
 
 

@@ -370,3 +370,27 @@ def test_server_match_from_the_facts_words_equals_matching_again() -> None:
             assert match_known(head, body, said) == match_response(head, body)
             compared += said is not None
     assert compared > 20  # responses with known words (from the bundled captures alone)
+
+
+def test_client_errors_equal_their_plain_twin() -> None:
+    """`client_errors` (its lines' templates remembered per kind and client) gives what
+    `client_errors_plain` gives: every kind, each client it quotes first and none, with all
+    values, some missing (the line unformatted) and none, and again from the memory."""
+    from analyzer.attribution.clients import (
+        _CLIENTS,
+        _ERRORS,
+        client_errors,
+        client_errors_plain,
+    )
+
+    full = dict(status=403, reason="Forbidden", url="ws://h/p?q={x}", value="v '1008'",
+                server="10.0.0.1:80", host="h")
+    compared = 0
+    for kind in list(_ERRORS) + ["no_such_kind"]:
+        for client in sorted(_CLIENTS.get(kind, ())) + [None, "Unknown"]:
+            for values in (full, {"status": 400}, {}):
+                for _ in range(2):
+                    assert client_errors(kind, client, **values) == client_errors_plain(
+                        kind, client, **values)
+                    compared += 1
+    assert compared > 200

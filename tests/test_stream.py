@@ -104,3 +104,25 @@ def test_ended_events_get_their_attempts_numbers_on_a_real_capture() -> None:
     assert len(ended) >= 5
     assert [e.number for e in ended] == [expected[e.key] for e in ended]
     assert all(isinstance(packed_key(e.key), int) for e in ended)
+
+
+def test_group_key_equals_its_plain_twin_on_every_bundled_capture(tmp_path: Path) -> None:
+    """`group_key` (the tally's, properties read once, the endpoint's text remembered) is
+    `storm_key` with its request clipped, on every bundled capture's attempts (TCP-only ones
+    too) and on a target longer than the clip."""
+    from analyzer.report.fields import endpoint_text
+    from analyzer.report.stream import group_key, group_key_plain
+
+    captures = Path(__file__).resolve().parent.parent / "captures"
+    compared = 0
+    for path in sorted(captures.glob("*.pcap*")):
+        for d in analyze_pcap(path):
+            assert group_key(d) == group_key_plain(d)
+            a = d.attempt
+            assert (endpoint_text(a.client), endpoint_text(a.server)) == (str(a.client),
+                                                                          str(a.server))
+            compared += 1
+    assert compared > 100
+    long = _with_target(_rejected(tmp_path), "/" + "x" * (3 * MAX_GROUP_REQUEST), 1.0)
+    assert group_key(long) == group_key_plain(long)
+    assert len(group_key(long)[2]) == MAX_GROUP_REQUEST

@@ -111,3 +111,43 @@ def test_judge_of_none_or_one_finding_equals_the_ranking_twin() -> None:
                                                                plain.verdict)
                 compared += 1
     assert compared > 200
+
+
+def test_values_made_without_the_frozen_init_equal_the_constructors() -> None:
+    """`verdict.made`, `checks.facts.made_facts` and `attribution.model.attribution` store the
+    fields through the slots' descriptors: on every bundled capture's attempts they give what
+    the dataclass constructors give (every field, and a renumbered copy as
+    `dataclasses.replace` makes it)."""
+    import dataclasses
+    import pickle
+    from pathlib import Path
+
+    from analyzer.attribution.model import Attribution, attribution
+    from analyzer.checks.facts import made_facts
+    from analyzer.verdict import Diagnosis, made
+    from tests.helpers import analyze_pcap
+
+    compared = 0
+    for path in sorted((Path(__file__).resolve().parent.parent / "captures").glob("*.pcap*")):
+        for d in analyze_pcap(path):
+            fields = [getattr(d, f.name) for f in dataclasses.fields(Diagnosis)]
+            fast, plain = made(*fields), Diagnosis(*fields)
+            assert [getattr(fast, f.name) for f in dataclasses.fields(Diagnosis)] == fields
+            assert fast == plain and hash(fast.facts) == hash(plain.facts)
+            assert pickle.loads(pickle.dumps(fast)) == plain
+            again = made(7, d.attempt, d.facts, d.verdict, d.findings, d.who, d.origin,
+                         d.lifetime)
+            assert again == dataclasses.replace(d, number=7) and again.who is d.who
+            facts = d.facts
+            values = [getattr(facts, f.name) for f in dataclasses.fields(Facts)]
+            made_one = made_facts(*values)
+            assert made_one == Facts(*values) and hash(made_one) == hash(facts)
+            assert [getattr(made_one, f.name) for f in dataclasses.fields(Facts)] == values
+            # the heads the facts hold are the attempt's (the rules read them there)
+            assert facts.request_head is d.attempt.request_head
+            assert facts.response_head is d.attempt.response_head
+            who = d.attribution
+            values = [getattr(who, f.name) for f in dataclasses.fields(Attribution)]
+            assert attribution(*values) == Attribution(*values) == who
+            compared += 1
+    assert compared > 100

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from analyzer.attribution.clients import KIND_OF_FINDING, client_errors, client_name
-from analyzer.attribution.model import Attribution
+from analyzer.attribution.model import Attribution, attribution
 from analyzer.attribution.servers import ServerMatch, match_known, match_silent_close
 from analyzer.attribution.texts import match_words
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
@@ -21,8 +21,8 @@ _SILENT = ("no_response_server_closed", "no_response_server_reset")
 def attribute(
     attempt: Attempt, facts: Facts, verdict: str, findings: tuple[Finding, ...]
 ) -> Attribution:
-    request = attempt.request_head
-    response = attempt.response_head
+    request = facts.request_head
+    response = facts.response_head
     client = client_name(request.headers.get("user-agent")) if request is not None else None
     match: ServerMatch | None = None
     if response is not None:
@@ -43,14 +43,10 @@ def attribute(
         server=str(attempt.server),
         host=attempt.tls.sni if attempt.tls is not None and attempt.tls.sni else attempt.server.ip,
     ) if kind else ()  # the values above are worked out only for a failure clients report
-    return Attribution(
-        server=match.server if match else None,
-        confidence=match.confidence if match else "",
-        evidence=(match.evidence,) if match else (),
-        server_log=_server_log(match, attempt) if match else None,
-        client=client,
-        client_errors=errors,
-    )
+    if match is None:
+        return attribution(None, "", (), None, client, errors)
+    return attribution(match.server, match.confidence, (match.evidence,),
+                       _server_log(match, attempt), client, errors)
 
 
 def _server_log(match: ServerMatch, attempt: Attempt) -> str | None:

@@ -244,8 +244,39 @@ def client_name(user_agent: str | None) -> str | None:
     return words[0][:40] if words else None
 
 
+# (kind, client) -> the lines "NAME: TEXT" as `client_errors` orders them: a failure's
+# attempt formats ≈ 7 of them, and sorting and joining each time cost more than the
+# formatting. A client name is a User-Agent's first word at worst: bounded.
+_TEMPLATES: dict[tuple[str, str | None], tuple[str, ...]] = {}
+_TEMPLATES_MAX = 1024
+# (the names hold no brace: "NAME: TEXT".format_map is "NAME: " + TEXT.format_map)
+assert not any("{" in name or "}" in name for lines in _ERRORS.values() for name, _ in lines)
+
+
 def client_errors(kind: str, client: str | None, **values: object) -> tuple[str, ...]:
-    """What clients print for a failure kind; the named client's line first when it is known."""
+    """What clients print for a failure kind; the named client's line first when it is known
+    (`client_errors_plain` is the twin, tests/test_attribution.py)."""
+    key = (kind, client)
+    templates = _TEMPLATES.get(key)
+    if templates is None:
+        lines = _ERRORS.get(kind, ())
+        if client in _CLIENTS.get(kind, ()):
+            lines = tuple(sorted(lines, key=lambda line: line[0] != client))
+        templates = tuple(f"{name}: {text}" for name, text in lines)
+        if len(_TEMPLATES) >= _TEMPLATES_MAX:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = templates
+    out = []
+    for template in templates:
+        try:
+            out.append(template.format_map(values))  # `values` as is, not copied
+        except (KeyError, IndexError):
+            out.append(template)
+    return tuple(out)
+
+
+def client_errors_plain(kind: str, client: str | None, **values: object) -> tuple[str, ...]:
+    """`client_errors` with the lines sorted and formatted each time (its plain twin)."""
     lines = _ERRORS.get(kind, ())
     if client in _CLIENTS.get(kind, ()):
         lines = tuple(sorted(lines, key=lambda line: line[0] != client))

@@ -24,8 +24,7 @@ _NEVER_SENT = (CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, CloseCode.T
 
 def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     after = attempt.after
-    head = attempt.response_head
-    if after is None or head is None:
+    if after is None or facts.response_head is None:
         return []
     window = DEFAULT_WINDOW.seconds
     findings: list[Finding] = []
@@ -101,9 +100,9 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
     """Masking, framing and Close rules on the frames seen after the switch (``switch`` names
     the answer that switched: "101", or "200" over HTTP/2)."""
     findings: list[Finding] = []
-    head = attempt.response_head
-    negotiated = bool(head and head.headers.tokens("sec-websocket-extensions"))
-    client_unmasked_reported = server_masked_reported = closed_said = False
+    # whether RSV bits were looked at yet: the extensions' tokens are read only then (most
+    # frames have none), and the finding is said once
+    client_unmasked_reported = server_masked_reported = closed_said = rsv_said = False
     for seen in after.frames:
         ws = seen.ws
         if seen.side == "client" and not ws.masked and not client_unmasked_reported:
@@ -122,11 +121,13 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
             findings.append(Finding("ws_opcode_reserved", "opcode 0-2 or 8-10",
                                     f"{seen.side} opcode {ws.opcode:#x}", (seen.frame,),
                                     seen.side))
-        if ws.rsv and not negotiated:
-            findings.append(Finding("ws_rsv_without_extension", "RSV bits 0",
-                                    f"RSV={ws.rsv:03b} on a {seen.side} frame", (seen.frame,),
-                                    seen.side))
-            negotiated = True  # say it once
+        if ws.rsv and not rsv_said:
+            rsv_said = True  # say it once (or never, when an extension was negotiated)
+            head = attempt.response_head
+            if not (head and head.headers.tokens("sec-websocket-extensions")):
+                findings.append(Finding("ws_rsv_without_extension", "RSV bits 0",
+                                        f"RSV={ws.rsv:03b} on a {seen.side} frame",
+                                        (seen.frame,), seen.side))
         if ws.opcode != _CLOSE:
             continue
         close = parse_close(ws.payload_prefix)

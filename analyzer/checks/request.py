@@ -13,7 +13,7 @@ from analyzer.http.message import RequestHead
 
 
 def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
-    head = attempt.request_head
+    head = facts.request_head
     if head is None or attempt.request is None or not attempt.request.head_complete:
         # an unfinished head (request_head_incomplete) lacks fields it had no time to send
         return []

@@ -10,7 +10,7 @@ from analyzer.websocket.handshake import accept_for_key
 
 
 def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
-    head = attempt.response_head
+    head = facts.response_head
     other = attempt.other_answer
     if head is None and other is not None:
         return [Finding("response_not_http", "an HTTP/1.1 status line", other.what,
@@ -18,7 +18,7 @@ def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
     if head is None:
         return []
     ev = frames_of(attempt.response)
-    request = attempt.request_head
+    request = facts.request_head
     if request is not None and request.method.upper() == "CONNECT":
         return [] if 200 <= head.status < 300 else [status_finding(head, facts, ev)]
     if head.status == 101:
@@ -84,7 +84,7 @@ def _switch(
     findings: list[Finding] = []
     headers = head.headers
     switched = headers.tokens("upgrade")
-    request = attempt.request_head
+    request = facts.request_head
     if request is not None and not facts.offered:
         findings.append(Finding("switch_not_offered", "an Upgrade offer in the request",
                                 "the request offered none", frames_of(attempt.request) + ev))
@@ -104,7 +104,7 @@ def _switch(
         findings.append(Finding("switch_with_body", "no Content-Length or Transfer-Encoding",
                                 "; ".join(framing[:2]), ev))
     if facts.websocket:
-        findings.extend(_websocket_switch(attempt, head, ev))
+        findings.extend(_websocket_switch(attempt, head, facts.request_head, ev))
     return findings
 
 
@@ -116,7 +116,8 @@ def _offered(token: str, offered: tuple[str, ...]) -> bool:
     return token in offered or token.split("/")[0] in {o.split("/")[0] for o in offered}
 
 
-def _websocket_switch(attempt: Attempt, head: ResponseHead, ev: tuple[int, ...]) -> list[Finding]:
+def _websocket_switch(attempt: Attempt, head: ResponseHead, request: RequestHead | None,
+                      ev: tuple[int, ...]) -> list[Finding]:
     headers = head.headers
     findings: list[Finding] = []
     if "upgrade" not in headers.tokens("connection"):
@@ -124,7 +125,6 @@ def _websocket_switch(attempt: Attempt, head: ResponseHead, ev: tuple[int, ...])
                                 ", ".join(headers.all("connection")) or "no Connection header",
                                 ev))
     accepts = headers.all("sec-websocket-accept")
-    request = attempt.request_head
     keys = request.headers.all("sec-websocket-key") if request is not None else []
     if not accepts:
         findings.append(Finding("ws_accept_missing", "Sec-WebSocket-Accept",

@@ -30,7 +30,7 @@ def with_server_words(attempt: Attempt, facts: Facts,
     response = attempt.response
     if said is None or not said.names or response is None:
         return findings
-    head = attempt.response_head
+    head = facts.response_head
     assert head is not None
     words = quote(said, head, response.body_prefix)
     ev = frames_of(response)

@@ -6,8 +6,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from analyzer.checks.catalogue import Finding, lookup
-from analyzer.exchange.model import AttemptKind, TlsInfo
+from analyzer.checks.catalogue import Finding, Severity, lookup
+from analyzer.exchange.model import AttemptKind, Endpoint, TlsInfo
 from analyzer.life.model import Lifetime
 from analyzer.report.safe import Cleaner, neutralise
 from analyzer.verdict import Diagnosis, Verdict
@@ -49,6 +49,24 @@ def iso_time(seconds: float) -> str:
 _seconds: dict[int, str] = {}  # whole seconds since 1970 -> "YYYY-MM-DDTHH:MM:SS"
 
 
+# `str(endpoint)` by (packed address, port): a JSONL line and the tally format an attempt's
+# endpoints three times, ≈ 3.6 k instructions each through the dataclass's Python __str__;
+# the look-up's key is built and hashed in C. A capture holds few endpoints; bounded.
+_endpoint_texts: dict[tuple[bytes, int], str] = {}
+_ENDPOINT_TEXTS_MAX = 4096
+
+
+def endpoint_text(endpoint: Endpoint) -> str:
+    """``str(endpoint)``, remembered (its plain twin; tests/test_fields.py)."""
+    key = (endpoint.address, endpoint.port)
+    text = _endpoint_texts.get(key)
+    if text is None:
+        if len(_endpoint_texts) >= _ENDPOINT_TEXTS_MAX:
+            _endpoint_texts.clear()
+        text = _endpoint_texts[key] = str(endpoint)
+    return text
+
+
 def iso_time_plain(seconds: float) -> str:
     """`iso_time`'s plain twin, through datetime each time (tests/test_safe_output.py compares
     the two)."""
@@ -71,10 +89,11 @@ def reason_text(diagnosis: Diagnosis) -> str:
     """The primary reason in plain words, with what was found (raw: see ``Cleaner.text``)."""
     attempt = diagnosis.attempt
     if diagnosis.verdict is Verdict.SUCCEEDED:
-        protocol = diagnosis.facts.protocol or "the new protocol"
-        tunnel = attempt.transport != "h2" or diagnosis.facts.protocol == "connect"
-        if tunnel and attempt.request_head is not None and \
-                attempt.request_head.method.upper() == "CONNECT":
+        facts = diagnosis.facts  # (its heads: the attempt's, without the properties' calls)
+        protocol = facts.protocol or "the new protocol"
+        tunnel = attempt.transport != "h2" or facts.protocol == "connect"
+        request = facts.request_head
+        if tunnel and request is not None and request.method.upper() == "CONNECT":
             carried = next((f.found for f in diagnosis.findings if f.check == "tunnel_carried"),
                            None)
             return f"tunnel established ({carried})" if carried else "tunnel established"
@@ -83,11 +102,12 @@ def reason_text(diagnosis: Diagnosis) -> str:
                          if f.check == "h2c_upgraded_request_status"), None)
         if answered:
             text += f" (answer: {answered})"
-        response = attempt.response_head
+        response = facts.response_head
         chosen = response.headers.get("sec-websocket-protocol") if response else None
         if chosen:
             text += f" (subprotocol {chosen})"
-        notes = [f for f in diagnosis.findings if lookup(f.check).severity.value != "info"]
+        # (`is not` INFO: the Enum's identity, not its ``value`` property's text)
+        notes = [f for f in diagnosis.findings if lookup(f.check).severity is not Severity.INFO]
         if notes:
             text += f"; note: {lookup(notes[0].check).title}"
         return text
