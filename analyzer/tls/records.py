@@ -70,11 +70,15 @@ class Record:
 
 def header_problem(header: bytes) -> str:
     """Why these 5 bytes cannot be a TLS record header, or "" when they can."""
-    if header[0] not in _CONTENT_TYPES:
-        return f"content type {header[0]} is not a TLS record type"
-    if header[1] != 3 or header[2] > 4:
-        return f"record version {header[1]:#04x}{header[2]:02x} is not TLS"
-    length = (header[3] << 8) | header[4]
+    return _header_fault(header[0], header[1], header[2], (header[3] << 8) | header[4])
+
+
+def _header_fault(kind: int, major: int, minor: int, length: int) -> str:
+    """`header_problem` of a header already taken apart (the reader's, once per record)."""
+    if kind not in _CONTENT_TYPES:
+        return f"content type {kind} is not a TLS record type"
+    if major != 3 or minor > 4:
+        return f"record version {major:#04x}{minor:02x} is not TLS"
     if length > MAX_RECORD_LENGTH:
         return f"record length {length} is over the maximum {MAX_RECORD_LENGTH}"
     return ""
@@ -134,10 +138,9 @@ class RecordReader:
         while len(buffer) - position >= HEADER_LENGTH:
             kind, major, minor = buffer[position], buffer[position + 1], buffer[position + 2]
             length = (buffer[position + 3] << 8) | buffer[position + 4]
-            # (header_problem's test, written out: it runs once per record)
-            if (kind not in _CONTENT_TYPES or major != 3 or minor > 4
-                    or length > MAX_RECORD_LENGTH):
-                self.broken = header_problem(bytes(buffer[position:position + HEADER_LENGTH]))
+            problem = _header_fault(kind, major, minor, length)  # (no 5-byte copy per record)
+            if problem:
+                self.broken = problem
                 break
             end = position + HEADER_LENGTH + length
             if end > len(buffer):
