@@ -1180,6 +1180,10 @@ def test_every_check_has_cases() -> None:
     triggered = set().union(*(case.triggered for case in every))
     missed = set().union(*(case.absent for case in every))
     triggered.add("proxy_answered_itself")  # test_proxy_answered_itself_when_...
+    # both in tests/test_tls_passing_live.py: it needs the compiled skip, OpenSSL's KeyUpdate
+    # and records counted unopened (its near miss: the same capture read as it is)
+    triggered.add("tls_decryption_stopped")
+    missed.add("tls_decryption_stopped")
     assert triggered | missed <= set(ids), "cases cite unknown ids"
     assert not set(ids) - triggered, "checks no case triggers"
     assert not set(ids) - missed, "checks without a near miss"

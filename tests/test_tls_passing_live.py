@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.decode.decoder import FASTPATH_COMPILED
+from analyzer.tls import passing
 from tests.helpers import run_cli
 from tests.test_h2_live import HOST, _free_port, _stop, _wait_listening, tcpdump
 from tests.test_tls_openssl_live import pytestmark as _openssl_marks
@@ -42,14 +43,14 @@ def _write(process: subprocess.Popen[bytes], data: bytes, pause: float = 0.15) -
     time.sleep(pause)
 
 
-def _capture(tmp: Path, suite: str) -> tuple[Path, Path, str]:
+def _capture(tmp: Path, suite: str, *server_options: str) -> tuple[Path, Path, str]:
     cert, key = make_certificate(tmp)
     port = _free_port()
     path, keylog, said = tmp / "keyupdate.pcap", tmp / "keyupdate.keys", tmp / "server.out"
     with said.open("wb") as out:
         server = subprocess.Popen(
             ["openssl", "s_server", "-accept", f"{HOST}:{port}", "-cert", str(cert), "-key",
-             str(key), "-tls1_3", "-ciphersuites", suite],
+             str(key), "-tls1_3", "-ciphersuites", suite, *server_options],
             stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             _wait_listening(port, server)
@@ -99,6 +100,47 @@ def test_opened_tls13_records_with_a_key_update_give_what_reading_every_record_g
     assert fast_counts == slow_counts
     # the upgrade after the body, under the server's next keys, is found by both
     assert [(f["path"], f["status"], f["tls"]["suite"]) for f in fast] == [("/ws", 101, suite)]
+    assert "tls_decryption_stopped" not in fast[0]["reasons"]  # the near miss of the test below
     assert cli.exit_code == 0 and '"status": 101' in cli.stdout
     frames = fast_counts[0]
     assert run._ledger.total > frames // 3, (run._ledger.total, frames)  # most passed
+    # the body's large records were counted unopened; the KeyUpdate (22 bytes) was opened
+    assert run._ledger.trusted > 0
+
+
+def test_a_server_that_pads_its_records_has_every_record_opened() -> None:
+    """`openssl s_server -record_padding 512` pads each record to a multiple of 512 bytes
+    (RFC 8446 §5.4): its first records show the padding, so none of its records is counted
+    unopened (tls/passing.py), and the KeyUpdate, padded to 512 bytes, is read."""
+    with tempfile.TemporaryDirectory(prefix="tls-padding-") as name:
+        path, keylog, said = _capture(Path(name), "TLS_AES_128_GCM_SHA256",
+                                      "-record_padding", "512")
+        assert "SSL_do_handshake -> 1" in said, said[-500:]
+        fast, fast_counts, run = _read(path, keylog, True)
+        slow, slow_counts, _ = _read(path, keylog, False)
+    assert fast == slow and fast_counts == slow_counts
+    assert [(f["path"], f["status"]) for f in fast] == [("/ws", 101)]
+    assert run._ledger.trusted == 0
+    assert run._ledger.total > 0  # they were opened in the skip
+
+
+def test_a_key_update_counted_unopened_stops_decryption_and_says_why(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were a KeyUpdate padded past the size counted unopened (here: the size lowered below
+    its 22 bytes), the records after it no longer open: decryption stops there, the inner
+    reader is told a hole, and the detail says why. Never a wrong plaintext."""
+    monkeypatch.setattr(passing, "TRUST_FROM", 16)
+    with tempfile.TemporaryDirectory(prefix="tls-keyupdate-missed-") as name:
+        path, keylog, said = _capture(Path(name), "TLS_AES_128_GCM_SHA256")
+        assert "SSL_do_handshake -> 1" in said, said[-500:]
+        fast, _counts, run = _read(path, keylog, True)
+        detail = run_cli("read", path, "--keylog", keylog, "--format", "table", "--detail")
+    assert run._ledger.trusted > 0
+    [upgrade] = fast
+    assert (upgrade["path"], upgrade["status"], upgrade["verdict"]) == ("/ws", None,
+                                                                        "inconclusive")
+    assert upgrade["reasons"] == ["tls_decryption_stopped"], upgrade["reasons"]
+    stopped = upgrade["tls"]["decryption_stopped_frame"]
+    assert stopped and stopped in upgrade["findings"][0]["frames"]
+    assert f"decryption stopped at frame {stopped}: it did not authenticate after large " \
+        "records counted as data unopened" in detail.stdout

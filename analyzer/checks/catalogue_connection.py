@@ -110,6 +110,15 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "Use the key log written by the very client process of this capture (SSLKEYLOGFILE, "
           "keylog_filename); a file appended by several runs, or edited, can hold stale or "
           "damaged lines."),
+    Check("tls_decryption_stopped", E, Effect.INCONCLUSIVE, "RFC 8446 §5.4",
+          "decryption stopped inside the TLS session: a later record did not open",
+          "Large records in a body are counted as application data without being opened, "
+          "once the sender's first records showed no padding. A record after them failed "
+          "to open with the same keys, so one of them was not data (most likely a KeyUpdate "
+          "padded past that size, RFC 8446 §4.6.3) or the capture damaged it. What follows "
+          "in that direction is not read; no guess is made.",
+          "Report the capture to the analyzer's developers: it is the case this rule exists "
+          "for. The traffic itself may be fine."),
     Check("tls_client_hello_to_cleartext_port", E, Effect.FAIL, "RFC 8446 §4.1.2",
           "a TLS ClientHello was sent to a cleartext (HTTP) port",
           "The client started TLS (wss:// or https://), but the server speaks cleartext HTTP on "

@@ -40,9 +40,10 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
     request_gap = next((g for g in tcp.gaps if g.side == "client"), None)
     response_gap = next((g for g in tcp.gaps if g.side == "server"), None)
     if attempt.request_gap and request_gap is not None:
-        findings.append(Finding("capture_gap_request", "every byte of the request",
-                                f"{request_gap.length} bytes missing at client offset "
-                                f"{request_gap.offset}", (request_gap.frame,)))
+        findings.append(_decryption_stop(attempt, request_gap) or Finding(
+            "capture_gap_request", "every byte of the request",
+            f"{request_gap.length} bytes missing at client offset {request_gap.offset}",
+            (request_gap.frame,)))
     unasked = attempt.request is None and attempt.response is not None and not attempt.request_gap
     if unasked and (request_gap is not None or tcp.syn is not None):
         # The connection's start was captured, so the request was lost by the capture, not
@@ -59,10 +60,10 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
     if attempt.response is not None and attempt.response_gap and response_gap is not None:
         # interpretation resumed at this response after a hole: which request it answers
         # (and what the hole held) is a guess
-        findings.append(Finding("capture_gap_response", "every byte of the server's side",
-                                f"{response_gap.length} bytes missing at server offset "
-                                f"{response_gap.offset}, before this response",
-                                (response_gap.frame,)))
+        findings.append(_decryption_stop(attempt, response_gap) or Finding(
+            "capture_gap_response", "every byte of the server's side",
+            f"{response_gap.length} bytes missing at server offset {response_gap.offset}, "
+            "before this response", (response_gap.frame,)))
     # An HTTP/2 RST_STREAM or GOAWAY, an answer in another protocol, or a TLS session that
     # broke is a response of sorts: the checks that read it say what happened instead.
     request = attempt.request
@@ -77,6 +78,19 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("capture_gap_after_switch", "every byte after the 101",
                                 "a hole in the captured bytes", gap_frames[:3]))
     return findings
+
+
+def _decryption_stop(attempt: Attempt, gap: Gap,
+                     evidence: tuple[int, ...] = ()) -> Finding | None:
+    """The hole is the TLS stage's own (a 1-byte gap told where decryption stopped after
+    records counted unopened, tls/session.py `_protected`), not bytes the capture lost."""
+    tls = attempt.tls
+    if tls is None or not tls.stopped_after_unopened or gap.length != 1 \
+            or gap.frame < tls.hole_stop_frame:
+        return None
+    return Finding("tls_decryption_stopped", f"every record of the {gap.side} to open",
+                   f"the record in frame {tls.hole_stop_frame} does not open after records "
+                   "counted unopened", evidence + (tls.hole_stop_frame,))
 
 
 def _unfinished_head(attempt: Attempt, request: Message) -> Finding:
@@ -102,9 +116,10 @@ def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
     request = attempt.request
     evidence = frames_of(request)
     if attempt.response_gap and response_gap is not None:
-        return [Finding("capture_gap_response", "every byte of the response",
-                        f"{response_gap.length} bytes missing at server offset "
-                        f"{response_gap.offset}", evidence + (response_gap.frame,))]
+        return [_decryption_stop(attempt, response_gap, evidence) or Finding(
+            "capture_gap_response", "every byte of the response",
+            f"{response_gap.length} bytes missing at server offset {response_gap.offset}",
+            evidence + (response_gap.frame,))]
     start = request.time if request is not None else 0.0
     if tcp.server_rst is not None and tcp.server_rst.time >= start:
         return [Finding("no_response_server_reset", "a response",

@@ -212,7 +212,9 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
 include "_peek.pxi"
 
 
-# --- passing: the records of a decrypted TLS direction whose plaintext no reader needs --------
+# --- the run's ledger of frames taken in C, and passing: the records of a decrypted TLS
+# direction whose plaintext no reader needs --------------------------------------------------
+include "_ledger.pxi"
 include "_passing.pxi"
 
 

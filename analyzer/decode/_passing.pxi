@@ -25,27 +25,6 @@ cdef Py_ssize_t _CAPACITY = 256 * 1024
 cdef list _SPARE = []
 
 
-cdef class Ledger:
-    """What the passing connections of one run took during one skip call: the frames (the
-    reassembler's sweep counts them), at most ``limit``; ``dirty`` lists the states with
-    something to bring into the Python state."""
-
-    cdef public Py_ssize_t limit
-    cdef public Py_ssize_t passed
-    cdef public double last_time
-    cdef public list dirty
-    cdef public long long total  # frames passed in the whole run
-    cdef public long long base  # the frame number before the skip call's first record
-
-    def __init__(self):
-        self.total = 0
-        self.base = 0
-        self.limit = 0
-        self.passed = 0
-        self.last_time = 0.0
-        self.dirty = []
-
-
 cdef class Passing:
     """One connection whose direction ``side`` carries TLS application-data records that may
     pass unread: a frame of the connection is taken when it is the next in-order segment of
@@ -88,7 +67,17 @@ cdef class Passing:
     cdef Py_ssize_t out_length
     cdef public bytes iv  # RFC 8446 §5.3: the per-record nonce is this XOR the sequence number
     cdef public object invalid  # the exception ``decrypt`` raises for a record that does not open
+    cdef public object opener  # the direction's `RecordOpener` (tls/passing.py `sync`)
     cdef public long long sequence  # the current record's sequence number
+    # Trusting (tls/passing.py, "Records counted unopened"): once ``clean`` records of these
+    # keys opened as unpadded (``trust_after`` of them), a record whose body is ``trust_from``
+    # bytes or more (0: never) counts as application data of its length less the tag and the
+    # inner type byte, unopened. ``unconfirmed``: records so counted since the last one that
+    # opened (a record that then fails to open says one of them was not data). ``padded``: an
+    # opened record had padding, which ends the trust (for good: tls/passing.py `sync`).
+    cdef public Py_ssize_t trust_from
+    cdef public long long clean, trust_after, unconfirmed
+    cdef public bint padded
     # One buffer (bytearray of _CAPACITY bytes) per state holds every byte taken, copied once:
     # its last ``recent_length`` bytes up to ``end`` are what the direction's `recent` (the
     # bytes reassembly keeps for retransmission compares) would be, and from ``start`` on the
@@ -139,7 +128,11 @@ cdef class Passing:
         self.out_length = -1
         self.iv = None
         self.invalid = None
+        self.opener = None
         self.sequence = 0
+        self.trust_from = 0
+        self.clean = self.trust_after = self.unconfirmed = 0
+        self.padded = False
         self.buf = None
         self.end = self.start = self.held = 0
         self.recent_length = 0
@@ -257,7 +250,7 @@ cdef class Passing:
         cdef long long plain = self.plain, records = 0, pass_bytes = 0
         cdef long long sequence = self.sequence
         cdef bint absorbed = self.absorbed
-        cdef long long result
+        cdef long long result, clean = self.clean, unconfirmed = self.unconfirmed, trusted = 0
         before = self.end - self.start  # the current record's bytes so far
         self._room(n)
         buf = <unsigned char*>PyByteArray_AS_STRING(self.buf)
@@ -281,7 +274,15 @@ cdef class Passing:
             if to_header:
                 break
             length = pos - start
-            result = self._application_length(buf + start, length, sequence)
+            if self.trust_from and clean >= self.trust_after and length - 5 >= self.trust_from:
+                result = length - 5 - 17  # trusted: the tag and the inner type byte
+                unconfirmed += 1
+                trusted += 1
+            else:
+                result = self._application_length(buf + start, length, sequence)
+                if result >= 0:
+                    unconfirmed = 0
+                    clean += 1
             if result < 0 or plain + result >= self.budget:  # not data, or the body's end
                 return False
             plain += result
@@ -306,6 +307,9 @@ cdef class Passing:
         self.pass_bytes += pass_bytes
         self.sequence = sequence
         self.absorbed = absorbed
+        self.clean = clean
+        self.unconfirmed = unconfirmed
+        self.ledger.trusted += trusted
         return True
 
     cdef long long _application_length(self, const unsigned char* record, Py_ssize_t length,
@@ -350,8 +354,12 @@ cdef class Passing:
             if isinstance(error, self.invalid):
                 return -1
             raise
+        i = end
         while end and inner[end - 1] == 0:
             end -= 1
+        if end != i:  # padded: this sender pads, so no record of its is trusted any more
+            self.padded = True
+            self.trust_from = 0
         if not end or inner[end - 1] != 23:
             return -1
         return end - 1
@@ -399,6 +407,14 @@ cdef class Passing:
         cdef const char* kept = PyByteArray_AS_STRING(recent)
         if length > _KEPT:
             return False
+        if self.opening and self.held_bytes is None and self.end > self.start:
+            # Armed again after a segment went the usual way (a retransmission: the
+            # reassembler unsets ``ready``): the reader still holds the current record's
+            # bytes from ``start`` on (`unread` at the sync before it), which must stay in
+            # front of the bytes to come. Without them the record was opened short and
+            # failed (Python then read it); counted unopened, it would be miscounted.
+            self.held_bytes = PyBytes_FromStringAndSize(
+                PyByteArray_AS_STRING(self.buf) + self.start, self.end - self.start)
         if self.held_bytes is not None:
             held = len(self.held_bytes)
             if held > length:

@@ -209,6 +209,8 @@ class TlsInfo:
     hole_side: str = ""  # whose handshake bytes are missing from the capture ("" when none)
     hole_frame: int = 0  # the frame that showed that hole (data or an ACK after it)
     hole_stop_frame: int = 0  # decryption stopped here: nothing after a hole authenticated
+    # ... or, when set, nothing after records counted unopened (tls/passing.py)
+    stopped_after_unopened: bool = False
     early_data: str = ""  # TLS 1.3 0-RTT offered: "accepted" or "rejected" by the server
     server_answer: bytes = b""  # the server's first bytes when they were not TLS (up to 256)
     problem: str = ""  # why the records stopped making sense, "" while they did

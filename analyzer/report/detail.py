@@ -232,7 +232,11 @@ def _tls_section(a: Attempt, clean: Cleaner, paint: _Painter) -> str:
                  + (f", {tls.cipher_suite}" if tls.cipher_suite else "")
                  + (", resumed" if tls.resumed else ", resumption unknown" if tls.resumed is None
                     else "") + f"; {state}")
-    if tls.hole_stop_frame:
+    if tls.hole_stop_frame and tls.stopped_after_unopened:
+        lines.append(f"  decryption stopped at frame {tls.hole_stop_frame}: it did not "
+                     "authenticate after large records counted as data unopened (one was "
+                     "likely a padded KeyUpdate)")
+    elif tls.hole_stop_frame:
         lines.append(f"  decryption stopped at frame {tls.hole_stop_frame}: nothing after a "
                      "capture hole authenticated")
     if tls.decrypted and tls.hole_side and not tls.server_hello_frame:

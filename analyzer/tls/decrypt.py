@@ -43,7 +43,7 @@ class RecordOpener:
     """Opens the protected records of one direction, in order."""
 
     __slots__ = ("suite", "version", "_keys", "_aead", "encrypt_then_mac", "sequence",
-                 "_secret", "_cbc_iv", "_iv_number")
+                 "_secret", "_cbc_iv", "_iv_number", "padding_seen", "unconfirmed")
 
     def __init__(self, suite: Suite, version: int, keys: TrafficKeys,
                  encrypt_then_mac: bool = False, secret: bytes = b"") -> None:
@@ -51,6 +51,11 @@ class RecordOpener:
         self.version = version
         self.encrypt_then_mac = encrypt_then_mac
         self.sequence = 0
+        # TLS 1.3, for the records counted unopened (tls/passing.py): whether a record of
+        # this sender opened with padding, and how many records were counted since the last
+        # one that opened
+        self.padding_seen = False
+        self.unconfirmed = 0
         self._secret = secret  # TLS 1.3 traffic secret, for KeyUpdate
         self._keys = keys
         self._aead = _make_aead(suite, keys.key)
@@ -101,6 +106,8 @@ class RecordOpener:
         end = len(inner)
         while end and inner[end - 1] == 0:
             end -= 1
+        if end != len(inner):
+            self.padding_seen = True
         if not end:
             raise DecryptError("record holds only padding (no inner content type)")
         return Opened(inner[end - 1], inner[:end - 1], 0)

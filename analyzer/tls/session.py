@@ -144,6 +144,9 @@ class TlsSession(SessionFacts):
         # accepted them (read then, with CLIENT_EARLY_TRAFFIC_SECRET) or not (dropped: the
         # server never read them, and a client sends the request again after the handshake).
         self.early_data = ""  # "", "accepted" or "rejected"
+        # (side, frame) of a record that did not open after records counted unopened
+        # (tls/passing.py, "Records counted unopened")
+        self.unconfirmed_broke: tuple[int, int] | None = None
         self._early: list[Record] = []
 
     # ---- input -------------------------------------------------------------------------
@@ -320,8 +323,21 @@ class TlsSession(SessionFacts):
                 continue
             del direction.openers[:index]
             direction.resync = False
+            opener.unconfirmed = 0
             break
         else:
+            if direction.openers[0].unconfirmed:
+                # records counted unopened came before (tls/passing.py): one of them was not
+                # application data (a KeyUpdate padded past the size trusted), or this record
+                # is damaged; either way what follows is unread, as after a capture hole
+                if self.unconfirmed_broke is None:
+                    self.unconfirmed_broke = (side, record.first_frame)
+                direction.stopped = True
+                if not self.hole_stop_frame:  # the inner reader is told a hole from here
+                    self.hole_stop_frame, self.hole_stop_side = record.first_frame, side
+                if self.decryption == Decryption.DECRYPTED:
+                    self.decryption = Decryption.FAILED
+                return
             if direction.resync:  # nothing after the hole authenticates: stop, and say why
                 direction.stopped = True
                 self.hole_stop_frame = record.first_frame
