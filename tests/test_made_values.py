@@ -46,3 +46,49 @@ def test_made_segment_is_the_constructors() -> None:
             _same_value(made_segment(*values), Segment(*values), values)
             compared += 1
     assert compared > 2_000
+
+
+def test_made_exchange_values_are_the_constructors() -> None:
+    """`exchange/made.py` (each attempt's Attempt, TcpFacts, TcpEvents and Endpoints, as
+    the HTTP/1 tracker makes them) against the constructors, on every attempt of the bundled
+    captures (their key logs given, so TLS and HTTP/2 attempts are among them)."""
+    from analyzer.exchange.made import made_attempt, made_endpoint, made_event, made_tcp_facts
+    from analyzer.exchange.model import Attempt, Endpoint, TcpEvent, TcpFacts
+    from analyzer.pipeline import Analysis
+    from analyzer.tls.keylog import load_keylog
+    from analyzer.verdict import Diagnosis
+
+    def fields(value: Any) -> list[Any]:
+        return [getattr(value, f.name) for f in dataclasses.fields(value)]
+
+    attempts = events = 0
+    kinds = set()
+    for path in CAPTURES:
+        keys = Path(str(path).split(".pcap")[0] + ".keys")
+        run = Analysis(secrets=load_keylog(keys.read_bytes()) if keys.exists() else None)
+        for diagnosis in [*run.feed_records(read_records([str(path)], [])), *run.finish()]:
+            assert isinstance(diagnosis, Diagnosis)
+            attempt = diagnosis.attempt
+            values = fields(attempt)
+            _same_value(made_attempt(*values), Attempt(*values), values)
+            short = values[:4]  # the constructor's defaults for the rest
+            _same_value(made_attempt(*short), Attempt(*short), fields(Attempt(*short)))
+            tcp = attempt.tcp
+            values = fields(tcp)
+            _same_value(made_tcp_facts(*values), TcpFacts(*values), values)
+            for end in (attempt.client, attempt.server):
+                values = fields(end)
+                _same_value(made_endpoint(*values), Endpoint(*values), values)
+                assert made_endpoint(*values) < Endpoint(values[0], values[1] + 1)  # order=True
+            for event in (tcp.syn, tcp.syn_ack, tcp.client_fin, tcp.server_fin, tcp.client_rst,
+                          tcp.server_rst):
+                if event is not None:
+                    values = fields(event)
+                    _same_value(made_event(*values), TcpEvent(*values), values)
+                    _same_value(made_event(*values[:2]), TcpEvent(*values[:2]),
+                                [*values[:2], False])
+                    events += 1
+            attempts += 1
+            kinds.add((attempt.kind, attempt.transport, attempt.tls is not None))
+    assert attempts > 100 and events > 300
+    assert len(kinds) >= 4
