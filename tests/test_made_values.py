@@ -10,8 +10,8 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from analyzer.decode.decoder import decode_frame
-from analyzer.decode.segment import Segment, made_segment
+from analyzer.decode.decoder import FASTPATH_COMPILED, decode_frame
+from analyzer.decode.segment import Segment, made_segment, made_segment_plain
 from analyzer.source import read_records
 from analyzer.source.frame import Frame
 
@@ -32,9 +32,21 @@ def _same_value(fast: Any, plain: Any, values: list[Any]) -> None:
         assert changed == plain
 
 
+def test_the_compiled_makers_are_in_use_when_built() -> None:
+    from analyzer.exchange import made
+
+    compiled = [made.made_attempt, made.made_tcp_facts, made.made_event, made.made_endpoint,
+                made_segment]
+    plain = [made.made_attempt_plain, made.made_tcp_facts_plain, made.made_event_plain,
+             made.made_endpoint_plain, made_segment_plain]
+    assert all((fast is not slow) == FASTPATH_COMPILED
+               for fast, slow in zip(compiled, plain, strict=True))
+
+
 def test_made_segment_is_the_constructors() -> None:
     """`made_segment` (the first SYN of a connection whose SYNs were kept,
-    `InOrder._make_listener`) on every TCP segment of the bundled captures."""
+    `InOrder._make_listener`), compiled and plain, on every TCP segment of the bundled
+    captures."""
     compared = 0
     for path in CAPTURES:
         for number, (when, linktype, data, wire, source) in enumerate(
@@ -43,7 +55,10 @@ def test_made_segment_is_the_constructors() -> None:
             if not isinstance(segment, Segment):
                 continue
             values = [getattr(segment, f.name) for f in dataclasses.fields(Segment)]
-            _same_value(made_segment(*values), Segment(*values), values)
+            for make in (made_segment, made_segment_plain):
+                _same_value(make(*values), Segment(*values), values)
+            short = values[:-1]  # missing's default
+            _same_value(made_segment(*short), Segment(*short), [*short, 0])
             compared += 1
     assert compared > 2_000
 
@@ -52,7 +67,7 @@ def test_made_exchange_values_are_the_constructors() -> None:
     """`exchange/made.py` (each attempt's Attempt, TcpFacts, TcpEvents and Endpoints, as
     the HTTP/1 tracker makes them) against the constructors, on every attempt of the bundled
     captures (their key logs given, so TLS and HTTP/2 attempts are among them)."""
-    from analyzer.exchange.made import made_attempt, made_endpoint, made_event, made_tcp_facts
+    from analyzer.exchange import made
     from analyzer.exchange.model import Attempt, Endpoint, TcpEvent, TcpFacts
     from analyzer.pipeline import Analysis
     from analyzer.tls.keylog import load_keylog
@@ -69,25 +84,31 @@ def test_made_exchange_values_are_the_constructors() -> None:
         for diagnosis in [*run.feed_records(read_records([str(path)], [])), *run.finish()]:
             assert isinstance(diagnosis, Diagnosis)
             attempt = diagnosis.attempt
-            values = fields(attempt)
-            _same_value(made_attempt(*values), Attempt(*values), values)
-            short = values[:4]  # the constructor's defaults for the rest
-            _same_value(made_attempt(*short), Attempt(*short), fields(Attempt(*short)))
             tcp = attempt.tcp
-            values = fields(tcp)
-            _same_value(made_tcp_facts(*values), TcpFacts(*values), values)
-            for end in (attempt.client, attempt.server):
-                values = fields(end)
-                _same_value(made_endpoint(*values), Endpoint(*values), values)
-                assert made_endpoint(*values) < Endpoint(values[0], values[1] + 1)  # order=True
-            for event in (tcp.syn, tcp.syn_ack, tcp.client_fin, tcp.server_fin, tcp.client_rst,
-                          tcp.server_rst):
-                if event is not None:
-                    values = fields(event)
-                    _same_value(made_event(*values), TcpEvent(*values), values)
-                    _same_value(made_event(*values[:2]), TcpEvent(*values[:2]),
-                                [*values[:2], False])
-                    events += 1
+            for make_attempt, make_facts, make_endpoint, make_event in (
+                    (made.made_attempt, made.made_tcp_facts, made.made_endpoint,
+                     made.made_event),
+                    (made.made_attempt_plain, made.made_tcp_facts_plain,
+                     made.made_endpoint_plain, made.made_event_plain)):
+                values = fields(attempt)
+                _same_value(make_attempt(*values), Attempt(*values), values)
+                short = values[:4]  # the constructor's defaults for the rest
+                _same_value(make_attempt(*short), Attempt(*short), fields(Attempt(*short)))
+                values = fields(tcp)
+                _same_value(make_facts(*values), TcpFacts(*values), values)
+                for end in (attempt.client, attempt.server):
+                    values = fields(end)
+                    _same_value(make_endpoint(*values), Endpoint(*values), values)
+                    # order=True
+                    assert make_endpoint(*values) < Endpoint(values[0], values[1] + 1)
+                for event in (tcp.syn, tcp.syn_ack, tcp.client_fin, tcp.server_fin,
+                              tcp.client_rst, tcp.server_rst):
+                    if event is not None:
+                        values = fields(event)
+                        _same_value(make_event(*values), TcpEvent(*values), values)
+                        _same_value(make_event(*values[:2]), TcpEvent(*values[:2]),
+                                    [*values[:2], False])
+                        events += 1
             attempts += 1
             kinds.add((attempt.kind, attempt.transport, attempt.tls is not None))
     assert attempts > 100 and events > 300

@@ -5,9 +5,10 @@ A frozen dataclass's ``__init__`` stores each field through ``object.__setattr__
 9 k machine instructions for an 11-field value (callgrind), and every attempt makes one
 Attempt (17 fields), one TcpFacts (11), two Endpoints and up to seven TcpEvents. Storing the
 same values through the slots' descriptors (as `verdict.made` and `pending.message` do)
-gives the same value, equal and of equal hash, for less. Each function's plain twin is the
-constructor of the same arguments; tests/test_made_values.py compares them on the attempts
-of every bundled capture.
+gives the same value, equal and of equal hash, for less; the compiled module fills the slots
+in C (decode/_made.pxi), and these Python functions (``*_plain``) are its twins and the
+pure-Python install's. Their own plain twin is the constructor of the same arguments;
+tests/test_made_values.py compares all three on the attempts of every bundled capture.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _setters(cls: type) -> tuple[Any, ...]:
 _set_address, _set_port = _setters(Endpoint)
 
 
-def made_endpoint(address: bytes, port: int) -> Endpoint:
+def made_endpoint_plain(address: bytes, port: int) -> Endpoint:
     """``Endpoint(address, port)``."""
     made = _new_object(Endpoint)
     _set_address(made, address)
@@ -52,7 +53,7 @@ def made_endpoint(address: bytes, port: int) -> Endpoint:
 _set_event_frame, _set_event_time, _set_event_lost = _setters(TcpEvent)
 
 
-def made_event(frame: int, time: float, lost: bool = False) -> TcpEvent:
+def made_event_plain(frame: int, time: float, lost: bool = False) -> TcpEvent:
     """``TcpEvent(frame, time, lost)``."""
     made = _new_object(TcpEvent)
     _set_event_frame(made, frame)
@@ -65,7 +66,7 @@ def made_event(frame: int, time: float, lost: bool = False) -> TcpEvent:
  _set_server_rst, _set_gaps, _set_conflicts, _set_end_reason, _set_end_time) = _setters(TcpFacts)
 
 
-def made_tcp_facts(syn: TcpEvent | None, syn_count: int, syn_ack: TcpEvent | None,
+def made_tcp_facts_plain(syn: TcpEvent | None, syn_count: int, syn_ack: TcpEvent | None,
                    client_fin: TcpEvent | None, server_fin: TcpEvent | None,
                    client_rst: TcpEvent | None, server_rst: TcpEvent | None,
                    gaps: tuple[Gap, ...], conflicts: tuple[Conflict, ...], end_reason: str,
@@ -91,7 +92,7 @@ def made_tcp_facts(syn: TcpEvent | None, syn_count: int, syn_ack: TcpEvent | Non
  _set_stream_id, _set_h2, _set_other_answer, _set_promoted) = _setters(Attempt)
 
 
-def made_attempt(kind: AttemptKind, client: Endpoint, server: Endpoint, tcp: TcpFacts,
+def made_attempt_plain(kind: AttemptKind, client: Endpoint, server: Endpoint, tcp: TcpFacts,
                  request: Message | None = None, response: Message | None = None,
                  interim: tuple[Message, ...] = (), after: AfterSwitch | None = None,
                  sequence: int = 0, request_gap: bool = False, response_gap: bool = False,
@@ -119,3 +120,14 @@ def made_attempt(kind: AttemptKind, client: Endpoint, server: Endpoint, tcp: Tcp
     _set_other_answer(made, other_answer)
     _set_promoted(made, promoted)
     return made
+
+
+
+try:
+    from analyzer.decode._fastpath import compiled_made_attempt as made_attempt
+    from analyzer.decode._fastpath import compiled_made_endpoint as made_endpoint
+    from analyzer.decode._fastpath import compiled_made_event as made_event
+    from analyzer.decode._fastpath import compiled_made_tcp_facts as made_tcp_facts
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    made_endpoint, made_event = made_endpoint_plain, made_event_plain
+    made_tcp_facts, made_attempt = made_tcp_facts_plain, made_attempt_plain
