@@ -1,5 +1,5 @@
 # Frozen values made once or more per connection, compiled: `decode.segment.made_segment` and
-# `exchange/made.py`'s Attempt, TcpFacts, TcpEvent and Endpoint. The frozen ``__init__``
+# `exchange/made.py`'s Attempt, TcpFacts, TcpEvent and Endpoint, and `exchange.pending.message`. The frozen ``__init__``
 # stores each field through ``object.__setattr__`` (≈ 1.9 k machine instructions a field,
 # callgrind: an Attempt ≈ 33 k, a TcpFacts ≈ 22 k); the Python slot setters of those modules
 # ≈ 850 a field. Here each value is an empty object of its class with its slots filled, as
@@ -13,17 +13,19 @@ cdef object _Endpoint = None
 cdef object _Event = None
 cdef object _TcpFacts = None
 cdef object _Attempt = None
+cdef object _Message = None
 cdef Py_ssize_t _SEGMENT_AT[11]
 cdef Py_ssize_t _ENDPOINT_AT[2]
 cdef Py_ssize_t _EVENT_AT[3]
 cdef Py_ssize_t _FACTS_AT[11]
 cdef Py_ssize_t _ATTEMPT_AT[17]
+cdef Py_ssize_t _MESSAGE_AT[8]
 
 
 cdef int _made_classes() except -1:
-    global _Segment_made, _Endpoint, _Event, _TcpFacts, _Attempt
+    global _Segment_made, _Endpoint, _Event, _TcpFacts, _Attempt, _Message
     from analyzer.decode.segment import Segment
-    from analyzer.exchange.model import Attempt, Endpoint, TcpEvent, TcpFacts
+    from analyzer.exchange.model import Attempt, Endpoint, Message, TcpEvent, TcpFacts
     _slots_of(Segment, ("frame", "time", "src", "sport", "dst", "dport", "seq", "ack", "flags",
                         "payload", "missing"), _SEGMENT_AT)
     _slots_of(Endpoint, ("address", "port"), _ENDPOINT_AT)
@@ -34,8 +36,10 @@ cdef int _made_classes() except -1:
     _slots_of(Attempt, ("kind", "client", "server", "tcp", "request", "response", "interim",
                         "after", "sequence", "request_gap", "response_gap", "tls", "transport",
                         "stream_id", "h2", "other_answer", "promoted"), _ATTEMPT_AT)
-    _Segment_made, _Endpoint, _Event, _TcpFacts, _Attempt = (Segment, Endpoint, TcpEvent,
-                                                             TcpFacts, Attempt)
+    _slots_of(Message, ("head", "first_frame", "last_frame", "time", "body_prefix",
+                        "body_length", "body_complete", "head_complete"), _MESSAGE_AT)
+    _Segment_made, _Endpoint, _Event, _TcpFacts, _Attempt, _Message = (
+        Segment, Endpoint, TcpEvent, TcpFacts, Attempt, Message)
     return 0
 
 
@@ -125,4 +129,21 @@ def compiled_made_attempt(kind, client, server, tcp, request=None, response=None
     _heads_put(made, _ATTEMPT_AT[14], h2)
     _heads_put(made, _ATTEMPT_AT[15], other_answer)
     _heads_put(made, _ATTEMPT_AT[16], promoted)
+    return made
+
+
+def compiled_message(head, first_frame, last_frame, time, body_prefix=b"", body_length=0,
+                     body_complete=True, head_complete=True):
+    """`exchange.pending.message`, compiled (an attempt's request and response)."""
+    if _Message is None:
+        _made_classes()
+    cdef object made = _heads_alloc(_Message)
+    _heads_put(made, _MESSAGE_AT[0], head)
+    _heads_put(made, _MESSAGE_AT[1], first_frame)
+    _heads_put(made, _MESSAGE_AT[2], last_frame)
+    _heads_put(made, _MESSAGE_AT[3], time)
+    _heads_put(made, _MESSAGE_AT[4], body_prefix)
+    _heads_put(made, _MESSAGE_AT[5], body_length)
+    _heads_put(made, _MESSAGE_AT[6], body_complete)
+    _heads_put(made, _MESSAGE_AT[7], head_complete)
     return made
