@@ -10,6 +10,8 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from analyzer.decode.decoder import FASTPATH_COMPILED, decode_frame
 from analyzer.decode.segment import Segment, made_segment, made_segment_plain
 from analyzer.source import read_records
@@ -113,3 +115,76 @@ def test_made_exchange_values_are_the_constructors() -> None:
             kinds.add((attempt.kind, attempt.transport, attempt.tls is not None))
     assert attempts > 100 and events > 300
     assert len(kinds) >= 4
+
+
+def _same_state(fast: Any, plain: Any, again: Any) -> None:
+    """Two mutable slotted values alike (``again``: the constructor's once more): every field
+    equal and of the same type, a default object the constructor shares (its default, or a
+    factory's shared value) the very same, and one it makes anew not shared."""
+    assert type(fast) is type(plain)  # (a Connection compares by identity: field by field)
+    for f in dataclasses.fields(plain):
+        mine, theirs = getattr(fast, f.name), getattr(plain, f.name)
+        assert type(mine) is type(theirs) and mine == theirs, f.name
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+            if theirs is getattr(again, f.name):
+                assert mine is theirs, f.name
+            else:
+                assert mine is not theirs, f.name
+
+
+def test_fresh_state_is_the_constructors() -> None:
+    """`FreshMaker`'s Connection, _Direction (its shared `_NOTHING_YET` kept) and Side
+    against the constructors, with the keys, times and first sequence numbers of every
+    connection of the bundled captures."""
+    from analyzer.exchange.pending import Side, new_side, side_plain
+    from analyzer.reassembly.connection import (
+        _NO_BASE,
+        _NOTHING_YET,
+        _Base,
+        connection_plain,
+        deferred_connection_plain,
+        direction_plain,
+        new_connection,
+        new_deferred_connection,
+        new_direction,
+    )
+    from analyzer.reassembly.table import Reassembler
+
+    bases: list[int | None] = [None]
+    keys: list[tuple[bytes, float]] = []
+    for path in CAPTURES:
+        reassembler = Reassembler(lambda conn, seg: None, defer_syn=True)
+        for number, (when, linktype, data, wire, source) in enumerate(
+                read_records([str(path)], []), 1):
+            segment = decode_frame(Frame(number, when, linktype, data, wire, source))
+            if isinstance(segment, Segment):
+                reassembler.feed(segment)
+        for conn, side in reassembler.flows.values():
+            if not side:
+                keys.append((conn.key, conn.last_time))
+                bases += [direction.base for direction in conn.sides]
+    assert len(keys) > 100
+    for base in bases:
+        for make_direction in (new_direction, direction_plain):
+            made = make_direction(base)
+            _same_state(made, direction_plain(base), direction_plain(base))
+            assert made.recent is _NOTHING_YET
+    for key, time in keys:
+        for make_connection in (new_connection, connection_plain):
+            conn = make_connection(key, time)
+            _same_state(conn, connection_plain(key, time), connection_plain(key, time))
+            assert conn.sides[0] is not conn.sides[1]
+            assert all(side.recent is _NOTHING_YET for side in conn.sides)
+        sides = (_Base(None), _NO_BASE)
+        for make_deferred in (new_deferred_connection, deferred_connection_plain):
+            syns: list[int | float] = [1, time]
+            deferred = make_deferred(key, time, sides, syns)
+            assert deferred.sides is sides and deferred.syns is syns
+            _same_state(deferred, deferred_connection_plain(key, time, sides, [1, time]),
+                        deferred_connection_plain(key, time, sides, [1, time]))
+    for make_side in (new_side, side_plain):
+        one, two = make_side(), make_side()
+        _same_state(one, Side(), Side())
+        assert one.buf is not two.buf and one.held is not two.held
+    with pytest.raises(TypeError):
+        new_direction()  # type: ignore[call-arg]

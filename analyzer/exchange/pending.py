@@ -87,6 +87,21 @@ class Side:
     held_gap: bool = False
 
 
+def side_plain() -> Side:
+    """A side before its first byte: `new_side`'s plain twin (the compiled module fills the
+    slots in C, decode/_made.pxi `FreshMaker`: two a connection, ≈ 3.5 k machine
+    instructions each through the generated ``__init__``; tests/test_made_values.py)."""
+    return Side()
+
+
+try:
+    from analyzer.decode._fastpath import FreshMaker
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    new_side = side_plain
+else:
+    new_side = FreshMaker(Side, ())
+
+
 @dataclass(slots=True)
 class PendingRequest:
     # What the request's Message holds; the Message itself (a frozen dataclass, ~13,000 machine

@@ -43,6 +43,7 @@ from analyzer.reassembly.connection import (
     _Direction,
     _first_waiting,
     addresses_of,
+    new_direction,
 )
 
 
@@ -193,7 +194,7 @@ class InOrder:
         (src, sport, dst, dport), frame, time = addresses_of(conn.key), int(syns[0]), syns[1]
         base = conn.sides[0].base
         assert base is not None  # set by the first SYN
-        conn.sides = (_Direction(base=base), _Direction(base=conn.sides[1].base))
+        conn.sides = (new_direction(base), new_direction(conn.sides[1].base))
         first = made_segment(frame, time, src, sport, dst, dport, (base - 1) & _MASK, 0, _SYN,
                              b"")
         listener = self._new_listener(conn, first)  # the first SYN, as it was (ack aside)

@@ -33,6 +33,8 @@ from analyzer.reassembly.connection import (
     _Base,
     _in_life,
     _waits,
+    new_connection,
+    new_deferred_connection,
 )
 from analyzer.reassembly.delivery import InOrder, _unseen
 from analyzer.reassembly.listeners import LifeTable
@@ -239,11 +241,9 @@ class Reassembler(InOrder, LifeRouting):
         if self._defer_syn and seg.flags & (_SYN | _ACK | _FIN | _RST) == _SYN and not seg.payload:
             # `_segment` keeps this SYN; until a listener is made, the directions are only
             # where their sequence numbers start (like an ignored connection's)
-            conn = Connection(key=keys[0], last_time=seg.time,
-                              sides=(_Base(None), _NO_BASE),  # type: ignore[arg-type]
-                              syns=[])
+            conn = new_deferred_connection(keys[0], seg.time, (_Base(None), _NO_BASE), [])
         else:
-            conn = Connection(key=keys[0], last_time=seg.time)
+            conn = new_connection(keys[0], seg.time)
             listener = self._new_listener(conn, seg)
             if listener is None:
                 conn.ignored = True
