@@ -4,10 +4,13 @@ fields (the whole run's Messages are compared through the outputs: notes/identit
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
+
 import pytest
 
 from analyzer.exchange.model import Message
-from analyzer.exchange.pending import message
+from analyzer.exchange.pending import message, message_plain
 from analyzer.http.head import parse_request_head, parse_response_head
 
 REQUEST = (b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -24,7 +27,11 @@ RESPONSE = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\n"
 @pytest.mark.parametrize("raw", [REQUEST, RESPONSE])
 def test_message_is_the_frozen_message(raw: bytes, args: tuple[object, ...]) -> None:
     head = parse_request_head(raw) if raw.startswith(b"GET") else parse_response_head(raw)
-    fast, plain = message(head, *args), Message(head, *args)  # type: ignore[arg-type]
-    assert type(fast) is Message
-    assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
+    plain = Message(head, *args)  # type: ignore[arg-type]
+    for make in (message, message_plain):  # the compiled one (when built) and Python's
+        fast = make(head, *args)  # type: ignore[arg-type]
+        assert type(fast) is Message
+        assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
+        assert pickle.loads(pickle.dumps(fast)) == plain
+        assert dataclasses.replace(fast, time=plain.time) == plain
 

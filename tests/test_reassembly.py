@@ -327,3 +327,56 @@ def test_a_finished_connection_keeps_one_key_and_still_swallows_late_segments() 
     reassembler.close()
     assert recorders[1].events[:2] == [("syn", 0), ("synack", 1)]
     assert reassembler.open_connections == 0 and not reassembler.flows
+
+
+def _recorded(segments: list[Segment], skip_idle_flush: bool) -> tuple[object, ...]:
+    recorders: list[Recorder] = []
+    reassembler = Reassembler(lambda c, s: recorders.append(Recorder()) or recorders[-1])
+    reassembler.skip_idle_flush = skip_idle_flush
+    for one in segments:
+        reassembler.feed(one)
+    reassembler.close()
+    return tuple((bytes(r.data[0]), bytes(r.data[1]), r.gaps, r.conflicts, r.events, r.ended)
+                 for r in recorders)
+
+
+@settings(max_examples=80, deadline=None)
+@given(cut=st.integers(1, 40), seed=st.integers(0, 10_000), lose=st.floats(0, 0.3))
+def test_an_end_without_its_idle_flush_tells_the_same(cut: int, seed: int, lose: float) -> None:
+    """`Reassembler.skip_idle_flush` (no release and flushes at an end where nothing waits)
+    against its plain twin, which flushes every end: the same calls, with segments
+    reordered, lost (holes, lost FINs) and the connection ending by FINs or a RST."""
+    rng = random.Random(seed)
+    segments = conversation(CLIENT, SERVER, cut)
+    handshake, data, tail = segments[:2], segments[2:-2], segments[-2:]
+    data = [s for s in data if rng.random() >= lose]
+    rng.shuffle(data)
+    if rng.random() < 0.3:
+        tail = [s for s in tail if rng.random() >= lose]
+    if rng.random() < 0.2:
+        tail = [seg(0, rng.random() < 0.5, 1000 + 1 + len(CLIENT), RST)]
+    ordered = [_renumber(s, n) for n, s in enumerate(handshake + data + tail, 1)]
+    assert _recorded(ordered, True) == _recorded(ordered, False)
+
+
+def test_real_captures_end_alike_without_the_idle_flush() -> None:
+    """The same twins on every bundled capture, through the whole pipeline (its key log
+    given): every attempt, verdict and end the same."""
+    from pathlib import Path
+
+    from analyzer.pipeline import Analysis
+    from analyzer.source import read_records
+    from analyzer.tls.keylog import load_keylog
+
+    flushed_ends = 0
+    for path in sorted((Path(__file__).resolve().parents[1] / "captures").glob("*.pcap*")):
+        keys = Path(str(path).split(".pcap")[0] + ".keys")
+        runs = []
+        for skip in (True, False):
+            run = Analysis(secrets=load_keylog(keys.read_bytes()) if keys.exists() else None,
+                           lifetimes=True)
+            run._reassembler.skip_idle_flush = skip
+            runs.append([*run.feed_records(read_records([str(path)], [])), *run.finish()])
+        assert runs[0] == runs[1], path.name
+        flushed_ends += len(runs[0])
+    assert flushed_ends > 100

@@ -7,6 +7,8 @@ module uses `SwitchWatch` for every switch)."""
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import random
 
 import pytest
@@ -77,3 +79,8 @@ def test_the_compiled_watch_gives_what_the_plain_one_gives() -> None:
         end = time + 1
         assert fast.result(end) == plain.result(end)
         assert repr(fast.result(end)) == repr(plain.result(end))  # int and float alike
+        # made through the slots (`result`, `_tcp_event`): the same value in every way
+        made = fast.result(end)
+        assert hash(made) == hash(plain.result(end))
+        assert pickle.loads(pickle.dumps(made)) == plain.result(end)
+        assert dataclasses.replace(made, complete=made.complete) == plain.result(end)

@@ -238,3 +238,7 @@ include "_watching.pxi"
 
 # --- the header lines of a plain HTTP head -----------------------------------------------------
 include "_heads.pxi"
+
+
+# --- frozen values made per connection (a Segment, an attempt's values) without __init__ -------
+include "_made.pxi"

@@ -25,6 +25,16 @@ cdef object _seen_frame(object side, object frame, object time, object ws):
     return made
 
 
+cdef object _tcp_event(object frame, object time):
+    """`TcpEvent(frame, time)` without the frozen dataclass's ``__init__`` (each side's first
+    bytes after the switch: two a watch)."""
+    cdef object made = _new_object(_TcpEvent)
+    PyObject_GenericSetAttr(made, "frame", frame)
+    PyObject_GenericSetAttr(made, "time", time)
+    PyObject_GenericSetAttr(made, "lost", False)
+    return made
+
+
 cdef class CompiledSwitchWatch:
     """`SwitchWatch` of a WebSocket switch (not h2c), compiled (``early``, ``client_seen``,
     ``lost``, ``observe``, ``room``, ``pass_bytes``, ``result``; ``switch_time``,
@@ -82,9 +92,9 @@ cdef class CompiledSwitchWatch:
         self.complete = False
         if client:
             if self._client_first is None:
-                self._client_first = _TcpEvent(frame, time)
+                self._client_first = _tcp_event(frame, time)
         elif self._server_first is None:
-            self._server_first = _TcpEvent(frame, time)
+            self._server_first = _tcp_event(frame, time)
 
     def observe(self, client, data, frame, time):
         return self._observe(client, data if type(data) is bytes else bytes(data), frame, time)
@@ -97,12 +107,12 @@ cdef class CompiledSwitchWatch:
         cdef Py_ssize_t have
         if side:
             if self._client_first is None:
-                self._client_first = _TcpEvent(frame, time)
+                self._client_first = _tcp_event(frame, time)
             self.last_seen[0] = time
             prefix, parser = self._client_prefix, self._client_parser
         else:
             if self._server_first is None:
-                self._server_first = _TcpEvent(frame, time)
+                self._server_first = _tcp_event(frame, time)
             self.last_seen[1] = time
             prefix, parser = self._server_prefix, self._server_parser
         have = len(prefix)
@@ -124,16 +134,19 @@ cdef class CompiledSwitchWatch:
         (self._client_parser if client else self._server_parser).pass_bytes(count)
 
     def result(self, time):
-        return _AfterSwitch(
-            switch_time=self.switch_time,
-            frames=tuple(self._frames),
-            client_prefix=bytes(self._client_prefix),
-            server_prefix=bytes(self._server_prefix),
-            client_first=self._client_first,
-            server_first=self._server_first,
-            early_client_bytes=self._early_bytes,
-            early_client_frame=self._early_frame,
-            complete=self.complete,
-            h2c_status=self.h2_status,
-            h2c_status_event=None,
-        )
+        """`SwitchWatch.result`'s AfterSwitch, stored through the slots' descriptors rather
+        than the frozen ``__init__`` (11 fields through ``object.__setattr__``; one an
+        attempt after a switch): the same value."""
+        cdef object made = _new_object(_AfterSwitch)
+        PyObject_GenericSetAttr(made, "switch_time", self.switch_time)
+        PyObject_GenericSetAttr(made, "frames", tuple(self._frames))
+        PyObject_GenericSetAttr(made, "client_prefix", bytes(self._client_prefix))
+        PyObject_GenericSetAttr(made, "server_prefix", bytes(self._server_prefix))
+        PyObject_GenericSetAttr(made, "client_first", self._client_first)
+        PyObject_GenericSetAttr(made, "server_first", self._server_first)
+        PyObject_GenericSetAttr(made, "early_client_bytes", self._early_bytes)
+        PyObject_GenericSetAttr(made, "early_client_frame", self._early_frame)
+        PyObject_GenericSetAttr(made, "complete", self.complete)
+        PyObject_GenericSetAttr(made, "h2c_status", self.h2_status)
+        PyObject_GenericSetAttr(made, "h2c_status_event", None)
+        return made

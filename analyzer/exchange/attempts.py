@@ -3,6 +3,7 @@ at the end, cut inside a head, TCP-only, and plain 4xx rejections held for promo
 
 from __future__ import annotations
 
+from analyzer.exchange.made import made_attempt
 from analyzer.exchange.model import (
     AfterSwitch,
     Attempt,
@@ -21,6 +22,7 @@ from analyzer.http.body import BodyReader
 from analyzer.http.head import parse_request_head
 
 _HEAD, _LOST, _DEAD = Mode.HEAD, Mode.LOST, Mode.DEAD  # module globals for speed (tracker.py)
+_HTTP = AttemptKind.HTTP
 
 
 class AttemptEmitter(TrackerState):
@@ -61,31 +63,20 @@ class AttemptEmitter(TrackerState):
                 g[0] != client for g in self._tcp.gaps)
         else:
             response_gap = gap_before_response
-        return Attempt(
-            kind=AttemptKind.HTTP,
-            client=self._tcp.endpoint(client),
-            server=self._tcp.endpoint(1 - client),
-            tcp=self._tcp.facts(client, time, reason),
-            request=request.message() if request is not None else None,
-            response=response,
-            interim=interim,
-            after=after,
-            sequence=request.sequence if request is not None else self._sequence,
-            request_gap=request.gap_before if request is not None else self._client_gap,
-            response_gap=response_gap,
-            promoted=promoted,
-            other_answer=self._other if response is None else None,
-        )
+        client_end, server_end = self._tcp.endpoints(client)
+        # made through the slots (`exchange/made.py`), positionally in field order: kind,
+        # client, server, tcp, request, response, interim, after, sequence, request_gap,
+        # response_gap, tls, transport, stream_id, h2, other_answer, promoted
+        return made_attempt(
+            _HTTP, client_end, server_end, self._tcp.facts(client, time, reason),
+            request.message() if request is not None else None, response, interim, after,
+            request.sequence if request is not None else self._sequence,
+            request.gap_before if request is not None else self._client_gap, response_gap,
+            None, "h1", None, None, self._other if response is None else None, promoted)
 
     def _emit_transport_attempt(self, time: float, reason: str) -> None:
-        self._emit(
-            Attempt(
-                kind=AttemptKind.TCP,
-                client=self._tcp.endpoint(0),
-                server=self._tcp.endpoint(1),
-                tcp=self._tcp.facts(0, time, reason),
-            )
-        )
+        client, server = self._tcp.endpoints(0)
+        self._emit(made_attempt(AttemptKind.TCP, client, server, self._tcp.facts(0, time, reason)))
 
     def _flush_unanswered(self, time: float, reason: str) -> None:
         """The connection ended: requests still waiting never got an answer."""

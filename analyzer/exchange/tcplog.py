@@ -7,6 +7,7 @@ SYN seen before the hand-off is still on the attempts made after it.
 
 from __future__ import annotations
 
+from analyzer.exchange.made import made_endpoint, made_event, made_tcp_facts
 from analyzer.exchange.model import Conflict, Endpoint, Gap, TcpEvent, TcpFacts
 from analyzer.reassembly import Connection
 
@@ -77,25 +78,31 @@ class TcpLog:
     def facts(self, client: int, time: float, reason: str) -> TcpFacts:
         """The facts as the checks read them, named from the HTTP client's point of view."""
         server = 1 - client
-        names = {client: "client", server: "server"}
-        return TcpFacts(
-            syn=_event(self.syn_seen),
-            syn_count=self.syn_count,
-            syn_ack=_event(self.syn_ack),
-            client_fin=_event(self.fin[client]),
-            server_fin=_event(self.fin[server]),
-            client_rst=_event(self.rst[client]),
-            server_rst=_event(self.rst[server]),
-            gaps=tuple(Gap(names[s], o, n, f, t) for s, o, n, f, t in self.gaps),
-            conflicts=tuple(Conflict(names[s], o, n, f, t) for s, o, n, f, t in self.conflicts),
-            end_reason=reason,
-            end_time=time,
-        )
+        gaps: tuple[Gap, ...] = ()
+        conflicts: tuple[Conflict, ...] = ()
+        if self.gaps or self.conflicts:  # (usually neither)
+            names = {client: "client", server: "server"}
+            gaps = tuple(Gap(names[s], o, n, f, t) for s, o, n, f, t in self.gaps)
+            conflicts = tuple(Conflict(names[s], o, n, f, t) for s, o, n, f, t in self.conflicts)
+        fin, rst = self.fin, self.rst
+        # (made through the slots, `exchange/made.py`: one TcpFacts per attempt)
+        return made_tcp_facts(_event(self.syn_seen), self.syn_count, _event(self.syn_ack),
+                              _event(fin[client]), _event(fin[server]), _event(rst[client]),
+                              _event(rst[server]), gaps, conflicts, reason, time)
 
     def endpoint(self, side: int) -> Endpoint:
         a, ap, b, bp = self.conn.addresses
-        return Endpoint(a, ap) if side == 0 else Endpoint(b, bp)
+        return made_endpoint(a, ap) if side == 0 else made_endpoint(b, bp)
+
+    def endpoints(self, client: int) -> tuple[Endpoint, Endpoint]:
+        """``(endpoint(client), endpoint(1 - client))``, the addresses read once."""
+        a, ap, b, bp = self.conn.addresses
+        if client == 0:
+            return made_endpoint(a, ap), made_endpoint(b, bp)
+        return made_endpoint(b, bp), made_endpoint(a, ap)
 
 
 def _event(seen: tuple[int, float] | tuple[int, float, bool] | None) -> TcpEvent | None:
-    return TcpEvent(*seen) if seen is not None else None
+    if seen is None:
+        return None
+    return made_event(*seen)

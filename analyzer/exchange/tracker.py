@@ -41,6 +41,7 @@ from analyzer.exchange.pending import (
     Side,
     Switch,
     has_body,
+    new_side,
 )
 from analyzer.exchange.relevance import offers_websocket, request_offers_upgrade
 from analyzer.exchange.responses import ResponseReader
@@ -80,7 +81,7 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
         self._counters = run.counters
         self._tcp = tcp if tcp is not None else TcpLog(conn)
         self._client: int | None = None  # which reassembler side (0/1) is the HTTP client
-        self._sides = (Side(), Side())
+        self._sides = (new_side(), new_side())
         # Allocated by the first request: a SYN flood opens a million trackers that never
         # see one (the same goes for Side's buffers, which stay empty).
         self._requests: deque[PendingRequest] = _NO_REQUESTS

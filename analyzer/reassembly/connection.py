@@ -147,6 +147,37 @@ class Connection:
         self.passing = None
 
 
+# A connection's state is made at its first segment and again at its listener's (two
+# directions): ≈ 7 k machine instructions for a Connection's generated ``__init__``, ≈ 4 k
+# for a _Direction's. The compiled module fills the same slots with the same values
+# (decode/_made.pxi `FreshMaker`); these constructors' calls are its plain twins
+# (tests/test_made_values.py compares them) and the pure-Python install's.
+def direction_plain(base: int | None) -> _Direction:
+    """A direction whose stream starts at sequence number ``base``."""
+    return _Direction(base=base)
+
+
+def connection_plain(key: bytes, last_time: float) -> Connection:
+    return Connection(key=key, last_time=last_time)
+
+
+def deferred_connection_plain(key: bytes, last_time: float, sides: tuple[Any, Any],
+                              syns: list[int | float]) -> Connection:
+    """A connection whose listener waits for more than its bare SYNs (`Connection.syns`)."""
+    return Connection(key=key, last_time=last_time, sides=sides, syns=syns)
+
+
+try:
+    from analyzer.decode._fastpath import FreshMaker
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    new_direction, new_connection = direction_plain, connection_plain
+    new_deferred_connection = deferred_connection_plain
+else:
+    new_direction = FreshMaker(_Direction, ("base",))
+    new_connection = FreshMaker(Connection, ("key", "last_time"))
+    new_deferred_connection = FreshMaker(Connection, ("key", "last_time", "sides", "syns"))
+
+
 def addresses_of(key: bytes) -> tuple[bytes, int, bytes, int]:
     """`Connection.addresses` of side 0's flow key ``key``."""
     size = (len(key) - 4) // 2

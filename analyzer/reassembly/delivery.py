@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 
-from analyzer.decode.segment import Segment
+from analyzer.decode.segment import Segment, made_segment
 from analyzer.reassembly.connection import (
     _ACK,
     _DEFERRED_SYNS,
@@ -42,6 +42,8 @@ from analyzer.reassembly.connection import (
     ListenerFactory,
     _Direction,
     _first_waiting,
+    addresses_of,
+    new_direction,
 )
 
 
@@ -189,11 +191,12 @@ class InOrder:
         """The listener of a connection whose SYNs were kept, told of them; False when the
         factory declines the connection (it is ignored)."""
         syns, conn.syns = conn.syns or [], None
-        (src, sport, dst, dport), frame, time = conn.addresses, int(syns[0]), syns[1]
+        (src, sport, dst, dport), frame, time = addresses_of(conn.key), int(syns[0]), syns[1]
         base = conn.sides[0].base
         assert base is not None  # set by the first SYN
-        conn.sides = (_Direction(base=base), _Direction(base=conn.sides[1].base))
-        first = Segment(frame, time, src, sport, dst, dport, (base - 1) & _MASK, 0, _SYN, b"")
+        conn.sides = (new_direction(base), new_direction(conn.sides[1].base))
+        first = made_segment(frame, time, src, sport, dst, dport, (base - 1) & _MASK, 0, _SYN,
+                             b"")
         listener = self._new_listener(conn, first)  # the first SYN, as it was (ack aside)
         if listener is None:
             conn.ignore()
