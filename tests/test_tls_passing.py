@@ -349,3 +349,21 @@ def test_a_finished_decrypted_session_is_freed_without_the_collector(name: str) 
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_a_pass_turned_to_gathering_at_the_bodys_last_record_gives_the_same(
+        tls12: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A passing state gathers the record that reaches the body's end in C (tls/passing.py
+    `TURN`); its twin sends that record's first segment to Python, which offers the gathering.
+    Both give what the per-segment path gives, and turning took more segments in C."""
+    keys = Path(str(tls12) + ".keys")
+    seen = []
+    for turn in (True, False):
+        monkeypatch.setattr(passing, "TURN", turn)
+        fast, counts, run = _read(tls12, keys, True)
+        seen.append((fast, counts, run._ledger.total, run._ledger.turned))
+    (turning, turning_counts, turning_total, turned), (plain, plain_counts, total, none) = seen
+    assert turned > 0 and none == 0
+    assert turning_total > total
+    assert turning == plain and turning_counts == plain_counts
+    assert turning == _read(tls12, keys, False)[0]

@@ -40,7 +40,11 @@ records it can count exactly without opening them, and the other direction's bar
   on every intact capture (tests/test_tls_passing.py, tests/test_tls_passing_live.py);
 - records of outer type application_data only, and only while the sum of their plaintext
   stays below the body's remaining length, so the record holding the body's last byte (and
-  everything after it) is decrypted and read as before;
+  everything after it) is decrypted and read as before. When that record goes on past the
+  segment holding its header, the state turns to gathering there (``TURN``): the record's
+  bytes gather in C and its last segment goes the usual way, which reads it whole, as a
+  gathering state offered by Python would have; `sync` counts what passed before it, then
+  gives the gathered bytes;
 - a segment that is not the next in-order one, carries SYN/FIN/RST, was cut by the snaplen,
   waits for the other side's bytes, or comes from the other side with data, goes the usual
   way, and so does the periodic sweep's segment (the ledger's limit).
@@ -90,6 +94,13 @@ OPEN_INTO = True
 TRUST_FROM = 1024
 TRUST_AFTER = 2
 
+# Turning (module docstring): a passing state gathers, in C, the record that reaches the
+# body's end from its header on, so Python reads it once, whole, at its last segment;
+# without it, the segment holding its header went to Python only for an offer to gather
+# the rest (one Python round of a TLS 1.2 response's eight). False: that round, the twin
+# tests/test_tls_passing.py compares it with.
+TURN = True
+
 
 def new_ledger() -> Any:
     """The run's ledger when the compiled module is there, else None (nothing passes)."""
@@ -107,6 +118,7 @@ def offer(ledger: Any, conn: Connection, side: int, overhead: int, budget: int,
     passing.budget = budget
     passing.to_header = to_header
     passing.carry_plain = carry_plain
+    passing.turn = TURN
     conn.passing = passing
 
 
@@ -263,6 +275,11 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
         reassembler._peer_acked(conn, side, passing.ack_peer, passing.ack_peer_frame,
                                 passing.ack_peer_time)
     stage: TlsStage = conn.listener
+    if passing.turned >= 0:  # passed up to the body's last record, gathered from there on
+        stage.passed(side, passing.turned, passing.records, passing.plain, 0,
+                     passing.absorbed and passing.carry_plain >= 0)
+        passing.turned = -1
+        passing.carry_plain = -1
     if passing.opening or passing.gather:
         if passing.opening:
             opener = passing.opener
