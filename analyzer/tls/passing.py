@@ -183,6 +183,27 @@ def arm(conn: Connection) -> None:
     passing.ready = True
 
 
+# A frame that goes the full way (`Reassembler.feed`: the sweep's segment, a retransmission,
+# a bare ACK the cheap path left) unsets its connection's state's ``ready``; armed again only
+# after the next segment the cheap path takes, the connection's next data segment went to
+# Python for nothing but a new offer (about one in three TLS sessions, passing or opening).
+# So a passing state is armed right after such a frame. False: the next segment arms it, the
+# twin tests/test_tls_passing.py compares it with.
+ARM_AFTER_FEED = True
+
+
+def arm_after_feed(flows: dict[Any, Any], key: Any) -> None:
+    """Arm the passing state of ``key``'s connection (if any) after its frame went the full
+    way (`ARM_AFTER_FEED`); `arm` checks the reassembler's side as after any segment."""
+    if not ARM_AFTER_FEED:
+        return
+    entry = flows.get(key)
+    if entry is not None:
+        state = entry[0].passing
+        if state is not None and type(state) is Passing:
+            arm(entry[0])
+
+
 def wrap_skip(skip: Callable[..., Any], ledger: Any, reassembler: Reassembler,
               frame_base: Callable[[], int]) -> Callable[..., Any]:
     """A compiled skip (pcap or pcapng) that counts what passing states took where the
