@@ -37,7 +37,15 @@ from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
 from analyzer.source.pcapng import PcapngRecords
 from analyzer.source.stream import Record
-from analyzer.tls.passing import arm, new_ledger, sync, sync_all, sync_before_feed, wrap_skip
+from analyzer.tls.passing import (
+    arm,
+    arm_after_feed,
+    new_ledger,
+    sync,
+    sync_all,
+    sync_before_feed,
+    wrap_skip,
+)
 from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis, diagnose
 from analyzer.websocket.frames import frame_parser
@@ -301,6 +309,8 @@ class Analysis:
                     decided = self._feed_segment(peek_segment(linktype, data, number, when))
                 else:
                     decided = feed(Frame(number, when, linktype, data, wire_length, source))
+                if ledger is not None and peeked is not None:
+                    arm_after_feed(flows, peeked[0])
                 if decided:
                     yield from decided
             if self._decided:  # decided by the last records, taken in the compiled skip

@@ -349,3 +349,46 @@ def test_a_finished_decrypted_session_is_freed_without_the_collector(name: str) 
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_a_pass_turned_to_gathering_at_the_bodys_last_record_gives_the_same(
+        tls12: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A passing state gathers the record that reaches the body's end in C (tls/passing.py
+    `TURN`); its twin sends that record's first segment to Python, which offers the gathering.
+    Both give what the per-segment path gives, and turning took more segments in C."""
+    keys = Path(str(tls12) + ".keys")
+    seen = []
+    for turn in (True, False):
+        monkeypatch.setattr(passing, "TURN", turn)
+        fast, counts, run = _read(tls12, keys, True)
+        seen.append((fast, counts, run._ledger.total, run._ledger.turned))
+    (turning, turning_counts, turning_total, turned), (plain, plain_counts, total, none) = seen
+    assert turned > 0 and none == 0
+    assert turning_total > total
+    assert turning == plain and turning_counts == plain_counts
+    assert turning == _read(tls12, keys, False)[0]
+
+
+@pytest.mark.parametrize("versions", ["1.2", "1.3"])
+def test_a_state_armed_right_after_a_frame_went_the_full_way_gives_the_same(
+        tls12: Path, tls13: Path, monkeypatch: pytest.MonkeyPatch, versions: str) -> None:
+    """A passing state is armed again right after a frame of its connection went the full
+    way (tls/passing.py `ARM_AFTER_FEED`); its twin arms it after the next segment the cheap
+    path takes. With a sweep every 64 segments (each sweep's segment goes the full way),
+    both give what the per-segment path gives, and arming at once took more frames in C."""
+    capture = tls12 if versions == "1.2" else tls13
+    keys = Path(str(capture) + ".keys")
+    seen = []
+    for compiled, at_once in ((True, True), (True, False), (False, False)):
+        monkeypatch.setattr(passing, "ARM_AFTER_FEED", at_once)
+        run = Analysis(compiled=compiled, secrets=load_keylog(keys.read_bytes()))
+        table = run._reassembler
+        table._sweep_every = table._until_sweep = 64
+        out = list(run.feed_records(read_records([str(capture)], []))) + run.finish()
+        stats = run.stats
+        seen.append((sorted((attempt_fields(d) for d in out), key=repr),
+                     (stats.frames, stats.tcp_segments, stats.ordinary_exchanges,
+                      stats.tls_decrypted), run._ledger.total if compiled else 0))
+    assert seen[0][:2] == seen[1][:2] == seen[2][:2]
+    assert seen[0][0]
+    assert seen[0][2] > seen[1][2]

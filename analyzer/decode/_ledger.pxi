@@ -14,10 +14,11 @@ cdef class Ledger:
     cdef public list dirty
     cdef public long long total  # frames passed in the whole run
     cdef public long long trusted  # TLS 1.3 records counted unopened in the whole run
+    cdef public long long turned  # passing states turned to gathering in the whole run
     cdef public long long base  # the frame number before the skip call's first record
 
     def __init__(self):
-        self.total = self.trusted = 0
+        self.total = self.trusted = self.turned = 0
         self.base = 0
         self.limit = 0
         self.passed = 0

@@ -46,6 +46,12 @@ cdef class Passing:
     # Gathering instead (any suite, any version): segments inside a record are kept, and the
     # segment that ends a record goes the usual way, so Python reads every record whole.
     cdef public bint gather
+    # Turning (passing only): the record that reaches the body's end is gathered in C from
+    # its header on, rather than sent to Python for an offer to gather it (one Python round
+    # less a response: tls/passing.py `TURN`). ``turned``: the bytes passed before that
+    # record, not yet synced (-1: not turned).
+    cdef public bint turn
+    cdef public long long turned
     cdef public long long kept_frame  # the first byte's frame number of those not yet synced
     cdef public double kept_time
     # Opening instead (TLS 1.3, any AEAD suite: the inner type ends the encrypted record):
@@ -121,6 +127,8 @@ cdef class Passing:
         self.absorbed = False
         self.recent = None
         self.gather = False
+        self.turn = False
+        self.turned = -1
         self.opening = False
         self.decrypt = None
         self.decrypt_into = None
@@ -152,7 +160,7 @@ cdef class Passing:
         cdef unsigned char flags = ip[33]
         cdef unsigned int seq, ack, d
         cdef Py_ssize_t total, packet_end, start, n, pos, take, length
-        cdef Py_ssize_t to_header
+        cdef Py_ssize_t to_header, turn_at
         cdef long long plain, records, used
         cdef const unsigned char* q
         cdef Ledger ledger = self.ledger
@@ -209,6 +217,7 @@ cdef class Passing:
                     plain += self.carry_plain
                 records = 0
                 pos = 0
+                turn_at = -1
                 while pos < n:
                     if to_header:
                         take = to_header if to_header < n - pos else n - pos
@@ -224,7 +233,13 @@ cdef class Passing:
                         return False
                     used = length - self.overhead
                     if plain + used >= self.budget:  # this record reaches the body's end
-                        return False
+                        # Python reads it whole: at its last segment when it goes on past
+                        # this one and the state may turn to gathering, else from here
+                        if not self.turn or 5 + length <= n - pos:
+                            return False
+                        turn_at = pos
+                        to_header = 5 + length - (n - pos)
+                        break
                     plain += used
                     records += 1
                     to_header = length
@@ -233,7 +248,18 @@ cdef class Passing:
                 self.to_header = to_header
                 self.plain = plain
                 self.records += records
-                return self._took_bytes(q, n, seq, ack, t, ledger.base + index)
+                if turn_at < 0:
+                    return self._took_bytes(q, n, seq, ack, t, ledger.base + index)
+                # gathering from the record's header on, this segment's first byte of it
+                self.turned = self.bytes + turn_at
+                self.gather = True
+                self.held = 0
+                self.kept_frame = ledger.base + index
+                self.kept_time = t
+                self._took_bytes(q, n, seq, ack, t, ledger.base + index)
+                self.start = self.end - (n - turn_at)
+                ledger.turned += 1
+                return True
             self._acked_here(ack, ledger.base + index, t)
         return self._taken(t)
 

@@ -40,7 +40,11 @@ records it can count exactly without opening them, and the other direction's bar
   on every intact capture (tests/test_tls_passing.py, tests/test_tls_passing_live.py);
 - records of outer type application_data only, and only while the sum of their plaintext
   stays below the body's remaining length, so the record holding the body's last byte (and
-  everything after it) is decrypted and read as before;
+  everything after it) is decrypted and read as before. When that record goes on past the
+  segment holding its header, the state turns to gathering there (``TURN``): the record's
+  bytes gather in C and its last segment goes the usual way, which reads it whole, as a
+  gathering state offered by Python would have; `sync` counts what passed before it, then
+  gives the gathered bytes;
 - a segment that is not the next in-order one, carries SYN/FIN/RST, was cut by the snaplen,
   waits for the other side's bytes, or comes from the other side with data, goes the usual
   way, and so does the periodic sweep's segment (the ledger's limit).
@@ -90,6 +94,13 @@ OPEN_INTO = True
 TRUST_FROM = 1024
 TRUST_AFTER = 2
 
+# Turning (module docstring): a passing state gathers, in C, the record that reaches the
+# body's end from its header on, so Python reads it once, whole, at its last segment;
+# without it, the segment holding its header went to Python only for an offer to gather
+# the rest (one Python round of a TLS 1.2 response's eight). False: that round, the twin
+# tests/test_tls_passing.py compares it with.
+TURN = True
+
 
 def new_ledger() -> Any:
     """The run's ledger when the compiled module is there, else None (nothing passes)."""
@@ -107,6 +118,7 @@ def offer(ledger: Any, conn: Connection, side: int, overhead: int, budget: int,
     passing.budget = budget
     passing.to_header = to_header
     passing.carry_plain = carry_plain
+    passing.turn = TURN
     conn.passing = passing
 
 
@@ -169,6 +181,27 @@ def arm(conn: Connection) -> None:
     passing.next_seq = (here.base + here.next_offset) & _MASK
     passing.peer_seq = (there.base + there.next_offset) & _MASK
     passing.ready = True
+
+
+# A frame that goes the full way (`Reassembler.feed`: the sweep's segment, a retransmission,
+# a bare ACK the cheap path left) unsets its connection's state's ``ready``; armed again only
+# after the next segment the cheap path takes, the connection's next data segment went to
+# Python for nothing but a new offer (about one in three TLS sessions, passing or opening).
+# So a passing state is armed right after such a frame. False: the next segment arms it, the
+# twin tests/test_tls_passing.py compares it with.
+ARM_AFTER_FEED = True
+
+
+def arm_after_feed(flows: dict[Any, Any], key: Any) -> None:
+    """Arm the passing state of ``key``'s connection (if any) after its frame went the full
+    way (`ARM_AFTER_FEED`); `arm` checks the reassembler's side as after any segment."""
+    if not ARM_AFTER_FEED:
+        return
+    entry = flows.get(key)
+    if entry is not None:
+        state = entry[0].passing
+        if state is not None and type(state) is Passing:
+            arm(entry[0])
 
 
 def wrap_skip(skip: Callable[..., Any], ledger: Any, reassembler: Reassembler,
@@ -263,6 +296,11 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
         reassembler._peer_acked(conn, side, passing.ack_peer, passing.ack_peer_frame,
                                 passing.ack_peer_time)
     stage: TlsStage = conn.listener
+    if passing.turned >= 0:  # passed up to the body's last record, gathered from there on
+        stage.passed(side, passing.turned, passing.records, passing.plain, 0,
+                     passing.absorbed and passing.carry_plain >= 0)
+        passing.turned = -1
+        passing.carry_plain = -1
     if passing.opening or passing.gather:
         if passing.opening:
             opener = passing.opener
