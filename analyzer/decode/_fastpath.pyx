@@ -216,6 +216,7 @@ include "_peek.pxi"
 # direction whose plaintext no reader needs --------------------------------------------------
 include "_ledger.pxi"
 include "_passing.pxi"
+include "_opening.pxi"
 
 
 # --- the life table: connections in life, their segments taken in C -------------------------

@@ -305,7 +305,7 @@ cdef class Passing:
                 unconfirmed += 1
                 trusted += 1
             else:
-                result = self._application_length(buf + start, length, sequence)
+                result = _application_length(self, buf + start, length, sequence)
                 if result >= 0:
                     unconfirmed = 0
                     clean += 1
@@ -337,58 +337,6 @@ cdef class Passing:
         self.unconfirmed = unconfirmed
         self.ledger.trusted += trusted
         return True
-
-    cdef long long _application_length(self, const unsigned char* record, Py_ssize_t length,
-                                       long long sequence) except -2:
-        """The plaintext length of the whole TLS 1.3 ``record`` (header, body) when it opens
-        as record ``sequence`` and its inner content type is application data (RFC 8446
-        §5.4: the type is the last non-zero byte), else -1."""
-        cdef unsigned char nonce[12]
-        cdef const unsigned char* iv = self.iv
-        cdef const unsigned char* inner
-        cdef Py_ssize_t i, end
-        cdef object opened
-        for i in range(12):
-            nonce[i] = iv[i]
-        for i in range(8):
-            nonce[11 - i] ^= (sequence >> (8 * i)) & 0xFF
-        if self.decrypt_into is not None and self.out is None:
-            self.out = PyByteArray_FromStringAndSize(NULL, _MAX_RECORD)
-        try:
-            # a view, not a copy, of the gathered body: the buffer is never resized (the
-            # 5-byte header is copied: a bytes object costs a fifth of a view)
-            if self.decrypt_into is not None:
-                # the plaintext is the body less the 16-byte tag (`openable` asks for it)
-                end = length - 5 - 16
-                if end != self.out_length:
-                    self.out_view = PyMemoryView_FromMemory(PyByteArray_AS_STRING(self.out),
-                                                            end, PyBUF_WRITE)
-                    self.out_length = end
-                self.decrypt_into(
-                    PyBytes_FromStringAndSize(<const char*>nonce, 12),
-                    PyMemoryView_FromMemory(<char*>record + 5, length - 5, PyBUF_READ),
-                    PyBytes_FromStringAndSize(<const char*>record, 5), self.out_view)
-                inner = <const unsigned char*>PyByteArray_AS_STRING(self.out)
-            else:
-                opened = self.decrypt(
-                    PyBytes_FromStringAndSize(<const char*>nonce, 12),
-                    PyMemoryView_FromMemory(<char*>record + 5, length - 5, PyBUF_READ),
-                    PyMemoryView_FromMemory(<char*>record, 5, PyBUF_READ))
-                inner = <bytes>opened
-                end = len(<bytes>opened)
-        except Exception as error:
-            if isinstance(error, self.invalid):
-                return -1
-            raise
-        i = end
-        while end and inner[end - 1] == 0:
-            end -= 1
-        if end != i:  # padded: this sender pads, so no record of its is trusted any more
-            self.padded = True
-            self.trust_from = 0
-        if not end or inner[end - 1] != 23:
-            return -1
-        return end - 1
 
     cdef int _room(self, Py_ssize_t n) except -1:
         """Make room for ``n`` more bytes at ``end``: when they do not fit, what must be kept
