@@ -63,7 +63,7 @@ cdef class Follow:
         if ledger.dirty:  # `sync_before_feed`, with the flows ``ip`` (IPv4 over TCP) names
             if reassembler._until_sweep - ledger.passed <= 1:  # the sweep runs at this one
                 return False
-            entry = PyDict_GetItem(flows, PyBytes_FromStringAndSize(<const char*>ip + 12, 12))
+            entry = PyDict_GetItem(flows, _flow_key(ip + 12))
             if entry is not NULL:
                 passing = (<object>PyTuple_GET_ITEM(entry, 0)).passing
                 if passing is not None and passing.frames:
