@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analyzer.decode.decoder import FASTPATH_COMPILED
 from analyzer.decode.segment import Segment, TcpFlags
 from analyzer.reassembly import MAX_PENDING_BYTES, Connection, Reassembler
 
@@ -386,8 +387,9 @@ def test_real_captures_end_alike_without_the_idle_flush() -> None:
 # `_keep`) against `_Direction.advance`, its plain twin --------------------------------------
 
 
-def _kept_plain_and_compiled(sizes: list[int], seed: int) -> tuple[list[bytes], list[bytes],
-                                                                   bytearray]:
+def _kept_plain_and_compiled(
+    sizes: list[int], seed: int
+) -> tuple[list[bytes], list[bytes], bytearray]:
     """Each direction's kept bytes after each segment, the Python way and the compiled way
     (the compiled one's array returned too)."""
     from analyzer.decode import _fastpath
@@ -407,9 +409,7 @@ def _kept_plain_and_compiled(sizes: list[int], seed: int) -> tuple[list[bytes], 
     return plain_after, compiled_after, compiled
 
 
-compiled_only = pytest.mark.skipif(
-    not __import__("analyzer.decode.decoder", fromlist=["x"]).FASTPATH_COMPILED,
-    reason="the compiled module is not built")
+compiled_only = pytest.mark.skipif(not FASTPATH_COMPILED, reason="the compiled module is not built")
 
 
 @compiled_only
