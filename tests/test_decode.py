@@ -723,3 +723,37 @@ def test_compiled_block_skip_leaves_every_questionable_block_to_the_reader() -> 
     assert skip(good + good[:-1], 0, *args)[:2] == (len(good), 1)  # the second one is cut
     assert skip(good, 0, False, *args[1:])[:2] == (0, 0)  # the other byte order
     assert skip(good, 0, True, interfaces, len(frame) - 1, *args[3:])[:2] == (0, 0)  # limit
+
+
+def test_compiled_flow_keys_are_the_bytes_themselves() -> None:
+    """`_fastpath._flow_key` (the flow key a recent frame had, from a direct-mapped cache)
+    against its plain twin, the 12 bytes as a new bytes object: equal, of type bytes, the same
+    hash, whatever collides in the cache; and the keys of every frame of the bundled
+    captures look up the same entries as the plain keys."""
+    import random
+
+    from analyzer.decode.decoder import FASTPATH_COMPILED, peek_flow
+
+    if not FASTPATH_COMPILED:
+        pytest.skip("the compiled module is not built")
+    from analyzer.decode import _fastpath
+
+    rng = random.Random(15)
+    keys = [rng.randbytes(12) for _ in range(20_000)]  # ten times the slots: many collisions
+    keys += [k[:8] + bytes(4) for k in keys[:200]]  # keys that differ in the ports only
+    for key in keys * 2 + list(reversed(keys)):
+        made = _fastpath.flow_key_compiled(key + b"tail")
+        assert made == key and type(made) is bytes and hash(made) == hash(key)
+    with pytest.raises(ValueError):
+        _fastpath.flow_key_compiled(bytes(11))
+    table: dict[bytes, int] = {}
+    compiled_keys = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "captures").glob("*.pcap*")):
+        for frame in read_captures([str(path)], []):
+            plain = peek_flow(frame.linktype, frame.data)
+            compiled = _fastpath.peek_flow(frame.linktype, frame.data)
+            assert compiled == plain
+            if plain is not None:
+                table.setdefault(plain[0], len(table))
+                compiled_keys.append((compiled[0], table[plain[0]]))
+    assert compiled_keys and all(table[key] == number for key, number in compiled_keys)

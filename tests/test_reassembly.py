@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analyzer.decode.decoder import FASTPATH_COMPILED
 from analyzer.decode.segment import Segment, TcpFlags
 from analyzer.reassembly import MAX_PENDING_BYTES, Connection, Reassembler
 
@@ -380,3 +381,88 @@ def test_real_captures_end_alike_without_the_idle_flush() -> None:
         assert runs[0] == runs[1], path.name
         flushed_ends += len(runs[0])
     assert flushed_ends > 100
+
+
+# --- a direction's kept bytes, compiled (`_fastpath.kept_compiled`, analyzer/decode/_follow.pxi
+# `_keep`) against `_Direction.advance`, its plain twin --------------------------------------
+
+
+def _kept_plain_and_compiled(
+    sizes: list[int], seed: int
+) -> tuple[list[bytes], list[bytes], bytearray]:
+    """Each direction's kept bytes after each segment, the Python way and the compiled way
+    (the compiled one's array returned too)."""
+    from analyzer.decode import _fastpath
+    from analyzer.reassembly.connection import _Direction
+
+    rng = random.Random(seed)
+    plain = _Direction()
+    compiled = bytearray()
+    plain_after: list[bytes] = []
+    compiled_after: list[bytes] = []
+    for size in sizes:
+        data = rng.randbytes(size)
+        plain.advance(data)
+        _fastpath.kept_compiled(compiled, data)
+        plain_after.append(bytes(plain.recent))
+        compiled_after.append(bytes(compiled))
+    return plain_after, compiled_after, compiled
+
+
+compiled_only = pytest.mark.skipif(not FASTPATH_COMPILED, reason="the compiled module is not built")
+
+
+@compiled_only
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 1500), st.integers(1500, 70_000)), max_size=120),
+       st.integers(0, 2**32))
+def test_kept_bytes_compiled_are_the_plain_ones(sizes: list[int], seed: int) -> None:
+    plain, compiled, _ = _kept_plain_and_compiled(sizes, seed)
+    assert compiled == plain
+
+
+@compiled_only
+def test_kept_bytes_keep_their_buffer_once_trimmed() -> None:
+    from analyzer.decode import _fastpath
+    from analyzer.reassembly import RECENT_BYTES
+
+    # a bulk direction of MSS-sized segments: the same bytes each time, and once the first
+    # trim is past, the array appends within the buffer it has (no reallocation)
+    plain, compiled, kept = _kept_plain_and_compiled([1448] * 2000, 7)
+    assert compiled == plain
+    room = _fastpath.kept_room(kept)
+    assert RECENT_BYTES < room <= 3 * RECENT_BYTES
+    data = bytes(1448)
+    for _ in range(200):
+        _fastpath.kept_compiled(kept, data)
+        assert _fastpath.kept_room(kept) == room
+    # a view of the array (an export) makes it refuse to resize, as before
+    view = memoryview(kept)
+    with pytest.raises(BufferError):
+        for _ in range(40):
+            _fastpath.kept_compiled(kept, data)
+    view.release()
+
+
+@compiled_only
+def test_kept_bytes_after_python_trimmed_them() -> None:
+    # the Python path (`advance`) and the compiled one append to the same array in a run;
+    # the compiled one must take an array whose start Python advanced (`del recent[:k]`)
+    from analyzer.decode import _fastpath
+    from analyzer.reassembly.connection import _NOTHING_YET, _Direction
+
+    rng = random.Random(3)
+    direction = _Direction()
+    expected = bytearray()
+    for i in range(3000):
+        data = rng.randbytes(rng.choice((1, 200, 1448, 9000, 40_000)))
+        expected += data
+        if len(expected) > 2 * 16384:
+            del expected[: len(expected) - 16384]
+        if i % 3:
+            direction.advance(data)
+        else:
+            if direction.recent is _NOTHING_YET:  # as `_advance` makes it
+                direction.recent = bytearray()
+            _fastpath.kept_compiled(direction.recent, data)
+        assert direction.recent == expected

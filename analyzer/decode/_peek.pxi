@@ -15,7 +15,7 @@ def peek_flow(int linktype, bytes data):
     ip = _tcp_over_ipv4(data, len(data), l3)
     if ip is NULL:
         return None
-    return PyBytes_FromStringAndSize(<const char*>ip + 12, 12), ip[33]
+    return _flow_key(ip + 12), ip[33]  # the key a recent frame had, its hash known
 
 
 def peek_payload(int linktype, bytes data):
