@@ -144,3 +144,6 @@ def test_a_key_update_counted_unopened_stops_decryption_and_says_why(
     assert stopped and stopped in upgrade["findings"][0]["frames"]
     assert f"decryption stopped at frame {stopped}: it did not authenticate after large " \
         "records counted as data unopened" in detail.stdout
+    # the ladder shows where, not a loss of the capture's
+    assert "[decryption stopped here]" in detail.stdout
+    assert "[capture lost" not in detail.stdout

@@ -82,11 +82,10 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
 
 def _decryption_stop(attempt: Attempt, gap: Gap,
                      evidence: tuple[int, ...] = ()) -> Finding | None:
-    """The hole is the TLS stage's own (a 1-byte gap told where decryption stopped after
-    records counted unopened, tls/session.py `_protected`), not bytes the capture lost."""
+    """The hole is the TLS stage's own (told where decryption stopped after records counted
+    unopened, tls/session.py `_protected`), not bytes the capture lost."""
     tls = attempt.tls
-    if tls is None or not tls.stopped_after_unopened or gap.length != 1 \
-            or gap.frame < tls.hole_stop_frame:
+    if gap.cause != "decryption" or tls is None:
         return None
     return Finding("tls_decryption_stopped", f"every record of the {gap.side} to open",
                    f"the record in frame {tls.hole_stop_frame} does not open after records "

@@ -154,8 +154,9 @@ class H2Stage:
         LIFE_IDLE_TIMEOUT of silence)."""
         return bool(self._lives)
 
-    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
-        self._tcp.gap(side, offset, length, frame, time)
+    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float,
+               cause: str = "capture") -> None:
+        self._tcp.gap(side, offset, length, frame, time, cause)
         if self._client is None:
             self._undecided[side].clear()
             return

@@ -80,6 +80,9 @@ class Gap:
     length: int
     frame: int
     time: float
+    # "capture": bytes the capture lost; "decryption": where a TLS session stopped decrypting
+    # after records counted unopened (tls/passing.py), told to the inner reader as a hole
+    cause: str = "capture"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,8 @@ class TcpLog:
         # (frame, time), or (frame, time, True) for a FIN the capture lost (delivery.py)
         self.fin: list[tuple[int, float] | tuple[int, float, bool] | None] = [None, None]
         self.rst: list[tuple[int, float] | None] = [None, None]
-        self.gaps: list[tuple[int, int, int, int, float]] = []  # side, offset, length, frame, time
+        # side, offset, length, frame, time, cause ("capture", or "decryption": `Gap.cause`)
+        self.gaps: list[tuple[int, int, int, int, float, str]] = []
         self.conflicts: list[tuple[int, int, int, int, float]] = []
 
     # Recording: the first event of each kind is the one kept (retransmissions repeat it).
@@ -53,8 +54,9 @@ class TcpLog:
         if self.rst[side] is None:
             self.rst[side] = (frame, time)
 
-    def gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
-        self.gaps.append((side, offset, length, frame, time))
+    def gap(self, side: int, offset: int, length: int, frame: int, time: float,
+            cause: str = "capture") -> None:
+        self.gaps.append((side, offset, length, frame, time, cause))
 
     def conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         if len(self.conflicts) < MAX_CONFLICTS:
@@ -82,7 +84,7 @@ class TcpLog:
         conflicts: tuple[Conflict, ...] = ()
         if self.gaps or self.conflicts:  # (usually neither)
             names = {client: "client", server: "server"}
-            gaps = tuple(Gap(names[s], o, n, f, t) for s, o, n, f, t in self.gaps)
+            gaps = tuple(Gap(names[s], o, n, f, t, c) for s, o, n, f, t, c in self.gaps)
             conflicts = tuple(Conflict(names[s], o, n, f, t) for s, o, n, f, t in self.conflicts)
         fin, rst = self.fin, self.rst
         # (made through the slots, `exchange/made.py`: one TcpFacts per attempt)

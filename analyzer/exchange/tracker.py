@@ -109,8 +109,9 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
             return
         self._tcp.rst_of(side, frame, time)
 
-    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
-        self._tcp.gap(side, offset, length, frame, time)
+    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float,
+               cause: str = "capture") -> None:
+        self._tcp.gap(side, offset, length, frame, time, cause)
         state = self._sides[side]
         if state.mode is _SWITCHED:
             switch = self._switch

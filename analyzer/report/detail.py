@@ -191,7 +191,8 @@ def ladder_events(a: Attempt, clean: Cleaner) -> list[LadderEvent]:
     add(tcp.server_rst, False, "RST")
     for hole in tcp.gaps:
         events.append(LadderEvent(hole.frame, hole.time, hole.side == "client",
-                             f"[capture lost {hole.length} bytes here]"))
+                                  "[decryption stopped here]" if hole.cause == "decryption"
+                                  else f"[capture lost {hole.length} bytes here]"))
     # Stable: two events in one frame (a response and its FIN) keep the order above.
     return sorted(events, key=lambda e: (e.frame, e.time))
 

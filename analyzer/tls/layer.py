@@ -70,7 +70,7 @@ class TlsStage(TlsReporting):
         self._tcp = tcp
         secrets = run.secrets if isinstance(run.secrets, KeyStore) else None
         self._session = TlsSession(secrets)
-        for side, offset, length, frame, _time in tcp.gaps:  # holes seen before the hand-off
+        for side, offset, length, frame, _time, _cause in tcp.gaps:  # holes before the hand-off
             self._session.gap(side, offset, length, frame)
         self._shadow: Connection | None = None  # what the inner readers see, made on first use
         self._inner_run: RunContext | None = None
@@ -184,10 +184,15 @@ class TlsStage(TlsReporting):
         on, which the inner reader must know (the hole itself may have been in the handshake,
         which its `TcpLog` leaves out)."""
         self._stop_told = True
-        side = self._session.hole_stop_side
+        session = self._session
+        side = session.hole_stop_side
+        # (a stop after records counted unopened is decryption's, not the capture's)
+        broke = session.unconfirmed_broke
+        cause = "decryption" if broke is not None and broke[1] == session.hole_stop_frame \
+            else "capture"
         inner = self._inner_listener()
         if side is not None and inner is not None and not self._done:
-            inner.on_gap(side, self._session.plain_offset(side), 1, frame, time)
+            inner.on_gap(side, session.plain_offset(side), 1, frame, time, cause)
 
     def _alerts_end_streams(self) -> None:
         """In life, a side's alert (a close_notify, mostly) ends its stream there: the close
@@ -222,9 +227,10 @@ class TlsStage(TlsReporting):
         return shadow is not None and (
             shadow.life is not None or getattr(shadow.listener, "in_life", False))
 
-    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float,
+               cause: str = "capture") -> None:
         self._conn.passing = None
-        self._tcp.gap(side, offset, length, frame, time)
+        self._tcp.gap(side, offset, length, frame, time, cause)
         plain_offset = self._session.plain_offset(side)
         self._session.gap(side, offset, length, frame)
         inner = self._inner_listener()
