@@ -12,7 +12,7 @@ cdef long long _application_length(Passing state, const unsigned char* record,
     cdef unsigned char nonce[12]
     cdef const unsigned char* iv = state.iv
     cdef const unsigned char* inner
-    cdef Py_ssize_t i, end
+    cdef Py_ssize_t i, end, inner_length
     cdef object opened
     for i in range(12):
         nonce[i] = iv[i]
@@ -46,10 +46,10 @@ cdef long long _application_length(Passing state, const unsigned char* record,
         if isinstance(error, state.invalid):
             return -1
         raise
-    i = end
+    inner_length = end
     while end and inner[end - 1] == 0:
         end -= 1
-    if end != i:  # padded: this sender pads, so no record of its is trusted any more
+    if end != inner_length:  # padded: this sender pads, so no record of its is trusted any more
         state.padded = True
         state.trust_from = 0
     if not end or inner[end - 1] != 23:

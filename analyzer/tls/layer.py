@@ -186,13 +186,10 @@ class TlsStage(TlsReporting):
         self._stop_told = True
         session = self._session
         side = session.hole_stop_side
-        # (a stop after records counted unopened is decryption's, not the capture's)
-        broke = session.unconfirmed_broke
-        cause = "decryption" if broke is not None and broke[1] == session.hole_stop_frame \
-            else "capture"
         inner = self._inner_listener()
         if side is not None and inner is not None and not self._done:
-            inner.on_gap(side, session.plain_offset(side), 1, frame, time, cause)
+            inner.on_gap(side, session.plain_offset(side), 1, frame, time,
+                         session.hole_stop_cause)
 
     def _alerts_end_streams(self) -> None:
         """In life, a side's alert (a close_notify, mostly) ends its stream there: the close

@@ -124,7 +124,7 @@ class TlsReporting:
             hole_side=names[session.handshake_hole[0]] if session.handshake_hole else "",
             hole_frame=session.handshake_hole[1] if session.handshake_hole else 0,
             hole_stop_frame=session.hole_stop_frame,
-            stopped_after_unopened=session.unconfirmed_broke is not None,
+            stopped_after_unopened=session.hole_stop_cause == "decryption",
             early_data=session.early_data,
             server_answer=answer,
             problem=session.problem,

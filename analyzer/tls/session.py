@@ -130,6 +130,9 @@ class TlsSession(SessionFacts):
         self.handshake_gaps: set[tuple[int, int]] = set()  # (side, offset) of those holes
         self.hole_stop_frame = 0  # decryption stopped at this frame, after a hole
         self.hole_stop_side: int | None = None
+        # why: "capture" (a hole), or "decryption" (a record did not open after records
+        # counted unopened: tls/passing.py, "Records counted unopened"); `Gap.cause`
+        self.hole_stop_cause = ""
         self._dirs = (_Direction(), _Direction())
         # The connection's first record: a handshake record whose message is a ClientHello is
         # the start of a session; anything else means the capture began mid-session.
@@ -144,9 +147,6 @@ class TlsSession(SessionFacts):
         # accepted them (read then, with CLIENT_EARLY_TRAFFIC_SECRET) or not (dropped: the
         # server never read them, and a client sends the request again after the handshake).
         self.early_data = ""  # "", "accepted" or "rejected"
-        # (side, frame) of a record that did not open after records counted unopened
-        # (tls/passing.py, "Records counted unopened")
-        self.unconfirmed_broke: tuple[int, int] | None = None
         self._early: list[Record] = []
 
     # ---- input -------------------------------------------------------------------------
@@ -187,6 +187,7 @@ class TlsSession(SessionFacts):
                 direction.stopped = True
                 if not self.hole_stop_frame:
                     self.hole_stop_frame, self.hole_stop_side = frame, side
+                    self.hole_stop_cause = "capture"
                 if self.decryption == Decryption.DECRYPTED:
                     self.decryption = Decryption.FAILED
             else:
@@ -330,11 +331,10 @@ class TlsSession(SessionFacts):
                 # records counted unopened came before (tls/passing.py): one of them was not
                 # application data (a KeyUpdate padded past the size trusted), or this record
                 # is damaged; either way what follows is unread, as after a capture hole
-                if self.unconfirmed_broke is None:
-                    self.unconfirmed_broke = (side, record.first_frame)
                 direction.stopped = True
                 if not self.hole_stop_frame:  # the inner reader is told a hole from here
                     self.hole_stop_frame, self.hole_stop_side = record.first_frame, side
+                    self.hole_stop_cause = "decryption"
                 if self.decryption == Decryption.DECRYPTED:
                     self.decryption = Decryption.FAILED
                 return
@@ -342,6 +342,7 @@ class TlsSession(SessionFacts):
                 direction.stopped = True
                 self.hole_stop_frame = record.first_frame
                 self.hole_stop_side = side
+                self.hole_stop_cause = "capture"
                 if self.decryption == Decryption.DECRYPTED:
                     self.decryption = Decryption.FAILED
                 return
