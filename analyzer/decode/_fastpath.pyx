@@ -260,6 +260,10 @@ include "_opening.pxi"
 include "_life_table.pxi"
 
 
+# --- a connection's first bare SYN, noted without Python ---------------------------------------
+include "_first_syn.pxi"
+
+
 # --- following: a followed connection's next segment, handed to the reassembler ------------
 include "_follow.pxi"
 

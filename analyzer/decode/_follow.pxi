@@ -26,6 +26,7 @@ cdef class Follow:
     cdef public object feed_segment
     cdef public long long fed
     cdef public long long fins  # bare FINs taken (`_fin`), counted in ``taken`` too
+    cdef public long long opened  # first SYNs made a connection in C (`_open_at_syn`), in ``fed``
     cdef public bint started
     cdef public long long watched  # segments given to a compiled watch without Python
     cdef public long long watching  # ... of them, and bare ACKs, taken by `Watching` states
@@ -40,6 +41,7 @@ cdef class Follow:
         self.taken = 0
         self.fed = 0
         self.fins = 0
+        self.opened = 0
         self.started = False
         self.watched = self.watching = 0
         _load_tracker()
@@ -71,7 +73,10 @@ cdef class Follow:
                         return False
                     (<Watching>passing).release()
         _count_passed(ledger, reassembler)
-        self.feed_segment(_segment_at(frame, size, l3, ledger.base + index, t))
+        if _open_at_syn(reassembler, flows, frame, size, l3, ip, ledger.base + index, t):
+            self.opened += 1
+        else:
+            self.feed_segment(_segment_at(frame, size, l3, ledger.base + index, t))
         ledger.limit = reassembler._until_sweep - 1  # as after a take
         self.fed += 1
         return True
