@@ -260,8 +260,8 @@ include "_opening.pxi"
 include "_life_table.pxi"
 
 
-# --- a connection's first bare SYN, noted without Python ---------------------------------------
-include "_first_syn.pxi"
+# --- a connection's SYN and SYN-ACK, without Python ----------------------------------------
+include "_handshake.pxi"
 
 
 # --- following: a followed connection's next segment, handed to the reassembler ------------

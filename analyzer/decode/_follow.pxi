@@ -27,6 +27,7 @@ cdef class Follow:
     cdef public long long fed
     cdef public long long fins  # bare FINs taken (`_fin`), counted in ``taken`` too
     cdef public long long opened  # first SYNs made a connection in C (`_open_at_syn`), in ``fed``
+    cdef public long long answered  # SYN-ACKs made its listener in C (`_listen_at_answer`), too
     cdef public bint started
     cdef public long long watched  # segments given to a compiled watch without Python
     cdef public long long watching  # ... of them, and bare ACKs, taken by `Watching` states
@@ -41,7 +42,7 @@ cdef class Follow:
         self.taken = 0
         self.fed = 0
         self.fins = 0
-        self.opened = 0
+        self.opened = self.answered = 0
         self.started = False
         self.watched = self.watching = 0
         _load_tracker()
@@ -75,6 +76,8 @@ cdef class Follow:
         _count_passed(ledger, reassembler)
         if _open_at_syn(reassembler, flows, frame, size, l3, ip, ledger.base + index, t):
             self.opened += 1
+        elif _listen_at_answer(reassembler, flows, frame, size, l3, ip, ledger.base + index, t):
+            self.answered += 1
         else:
             self.feed_segment(_segment_at(frame, size, l3, ledger.base + index, t))
         ledger.limit = reassembler._until_sweep - 1  # as after a take
