@@ -262,6 +262,8 @@ include "_life_table.pxi"
 
 # --- a connection's SYN and SYN-ACK, without Python ----------------------------------------
 include "_handshake.pxi"
+# --- and its usual end, after both FINs -----------------------------------------------------------
+include "_close.pxi"
 
 
 # --- following: a followed connection's next segment, handed to the reassembler ------------

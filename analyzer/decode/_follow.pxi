@@ -28,6 +28,7 @@ cdef class Follow:
     cdef public long long fins  # bare FINs taken (`_fin`), counted in ``taken`` too
     cdef public long long opened  # first SYNs made a connection in C (`_open_at_syn`), in ``fed``
     cdef public long long answered  # SYN-ACKs made its listener in C (`_listen_at_answer`), too
+    cdef public long long closed  # of the ``fins``, ends that finished it in C (`_close_at_fin`)
     cdef public bint started
     cdef public long long watched  # segments given to a compiled watch without Python
     cdef public long long watching  # ... of them, and bare ACKs, taken by `Watching` states
@@ -42,7 +43,7 @@ cdef class Follow:
         self.taken = 0
         self.fed = 0
         self.fins = 0
-        self.opened = self.answered = 0
+        self.opened = self.answered = self.closed = 0
         self.started = False
         self.watched = self.watching = 0
         _load_tracker()
@@ -207,7 +208,7 @@ cdef class Follow:
         """`Reassembler.feed` of a FIN without bytes (nor SYN nor RST) of a connection not in
         life, step by step (its plain twin, with `InOrder._segment`'s FIN branch): the
         direction's end, the listener's `on_fin`, and the close when the other side had
-        ended too (`Reassembler._close`, Python's own). False, with nothing changed, for a
+        ended too (`_close_at_fin`, or `Reassembler._close`). False, with nothing changed, for a
         connection whose listener is still to be made, already closing, or before the sweep;
         the FIN's own bytes and reordering need no more here: a FIN carries its offset."""
         cdef object here, there, base, there_base, life
@@ -245,7 +246,8 @@ cdef class Follow:
                     reassembler._finish(conn, t, "closed")
                 return True
             if conn.sides[1 - side].fin:
-                reassembler._close(conn, t, "closed")
+                if _close_at_fin(reassembler, conn, t):
+                    self.closed += 1
         if conn.closing and not conn.finished:  # it closed with bytes missing (`_close`)
             reassembler._closing_segment(conn, t)
         return True
