@@ -72,17 +72,19 @@ def _fins(path: Path) -> int:
     return _taken_in_c(path)[0]
 
 
-def _taken_in_c(path: Path) -> tuple[int, int, int, int]:
+def _taken_in_c(path: Path) -> tuple[int, int, int, int, int]:
     """Bare FINs the compiled skip took itself (`Follow._fin`), first SYNs whose connection
     it opened itself and SYN-ACKs whose listener it made (`_open_at_syn`,
-    `_listen_at_answer`, decode/_handshake.pxi), and ends it finished itself after both
-    FINs (`_close_at_fin`, decode/_close.pxi)."""
+    `_listen_at_answer`, decode/_handshake.pxi), ends it finished itself after both FINs
+    and late segments after them it dropped (`_close_at_fin`, `_after_finish`,
+    decode/_close.pxi)."""
     run = Analysis(lifetimes=True)
     for _ in run.feed_records(read_records([str(path)], [])):
         pass
     run.finish()
     follow = run._follow
-    return int(follow.fins), int(follow.opened), int(follow.answered), int(follow.closed)
+    return (int(follow.fins), int(follow.opened), int(follow.answered), int(follow.closed),
+            int(follow.late))
 
 
 def _same(path: Path) -> tuple[int, int]:
@@ -114,11 +116,12 @@ def test_the_dense_mix_gives_the_same_events_as_pcap_and_pcapng(dense: Path) -> 
     # a large share of the frames went this way; most SYNs, FINs and RSTs were fed from C,
     # and most bare FINs taken there
     assert taken > frames // 5 and fed > frames // 50
-    fins, opened, answered, closed = _taken_in_c(dense)
+    fins, opened, answered, closed, late = _taken_in_c(dense)
     assert fins > frames // 50
     # most connections were opened by their first SYN in C, their listener made at the
-    # SYN-ACK, and finished at the second FIN
+    # SYN-ACK, and finished at the second FIN, whose ACK came after that end
     assert opened > fed // 4 and answered > fed // 4 and closed > fins // 4
+    assert late > closed // 4
     _, run = _benchmarks()
     ng = dense.with_suffix(".pcapng")
     run.write_as_pcapng(dense, ng)
@@ -156,8 +159,9 @@ def test_the_dense_mix_damaged_gives_the_same_events(dense: Path, tmp_path: Path
         writer.write(when, data)
     writer.close()
     taken, fed = _same(path)
-    fins, opened, answered, closed = _taken_in_c(path)
+    fins, opened, answered, closed, late = _taken_in_c(path)
     assert taken > 0 and fed > 0 and fins > 0 and opened > 0 and answered > 0 and closed > 0
+    assert late > 0
 
 
 @pytest.mark.skipif(shutil.which("editcap") is None, reason="frames are cut with editcap")

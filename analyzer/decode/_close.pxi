@@ -5,7 +5,9 @@
 # four `_waits` reads, the side-1 key sliced together from the side-0 key) around the
 # listener's own `on_end`. `_close_at_fin` does the same steps in C. Its plain twin is
 # `Reassembler._close`, which takes every other end (and every end of a run with
-# compiled=False: tests/test_follow.py compares the two).
+# compiled=False: tests/test_follow.py compares the two). The ACKs that answer the last FIN
+# come after it, under the key the table no longer holds: `_after_finish` drops them as
+# `Reassembler.feed` does (its twin), without a Segment made for it to look at.
 
 
 cdef object _FINISHED_SIDES = None  # reassembly.connection._FINISHED_SIDES
@@ -57,3 +59,23 @@ cdef bint _close_at_fin(object reassembler, object conn, double t) except -1:
         del table[back]
         reassembler._halves += 1
     return True
+
+
+cdef bint _after_finish(dict flows, const unsigned char* ip) except -1:
+    """Whether `Reassembler.feed` drops the frame's segment unseen as a late one of a finished
+    connection: not a SYN, its flow key gone from ``flows`` (a finished connection keeps only
+    its side-0 key), the other direction's key naming a finished, ignored connection as its
+    side 0 (`Reassembler._finished_peer`). The late ACKs that answer the last FIN."""
+    cdef unsigned char reverse[12]
+    cdef PyObject* entry
+    if ip[33] & 0x02 or PyDict_GetItem(flows, _flow_key(ip + 12)) is not NULL:
+        return False
+    memcpy(reverse, ip + 16, 4)
+    memcpy(reverse + 4, ip + 12, 4)
+    memcpy(reverse + 8, ip + 22, 2)
+    memcpy(reverse + 10, ip + 20, 2)
+    entry = PyDict_GetItem(flows, PyBytes_FromStringAndSize(<const char*>reverse, 12))
+    if entry is NULL or <object>PyTuple_GET_ITEM(entry, 1) != 0:
+        return False
+    conn = <object>PyTuple_GET_ITEM(entry, 0)
+    return conn.finished and conn.ignored

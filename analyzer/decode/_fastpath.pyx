@@ -262,7 +262,7 @@ include "_life_table.pxi"
 
 # --- a connection's SYN and SYN-ACK, without Python ----------------------------------------
 include "_handshake.pxi"
-# --- and its usual end, after both FINs -----------------------------------------------------------
+# --- and its usual end, after both FINs, and the ACKs after it --------------------------------
 include "_close.pxi"
 
 

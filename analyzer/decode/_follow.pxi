@@ -29,6 +29,7 @@ cdef class Follow:
     cdef public long long opened  # first SYNs made a connection in C (`_open_at_syn`), in ``fed``
     cdef public long long answered  # SYN-ACKs made its listener in C (`_listen_at_answer`), too
     cdef public long long closed  # of the ``fins``, ends that finished it in C (`_close_at_fin`)
+    cdef public long long late  # segments after a connection's end, dropped (`_after_finish`)
     cdef public bint started
     cdef public long long watched  # segments given to a compiled watch without Python
     cdef public long long watching  # ... of them, and bare ACKs, taken by `Watching` states
@@ -43,7 +44,7 @@ cdef class Follow:
         self.taken = 0
         self.fed = 0
         self.fins = 0
-        self.opened = self.answered = self.closed = 0
+        self.opened = self.answered = self.closed = self.late = 0
         self.started = False
         self.watched = self.watching = 0
         _load_tracker()
@@ -79,6 +80,8 @@ cdef class Follow:
             self.opened += 1
         elif _listen_at_answer(reassembler, flows, frame, size, l3, ip, ledger.base + index, t):
             self.answered += 1
+        elif _after_finish(flows, ip):  # (`feed` drops it, changing nothing)
+            self.late += 1
         else:
             self.feed_segment(_segment_at(frame, size, l3, ledger.base + index, t))
         ledger.limit = reassembler._until_sweep - 1  # as after a take
