@@ -210,3 +210,33 @@ def test_the_compiled_segment_is_the_decoders_on_every_frame(dense: Path) -> Non
                 assert peek_segment(linktype, piece, number, when) == decode_frame(frame)
                 seen += 1
     assert seen > 10_000
+
+
+def test_slots_read_in_place_are_the_attributes() -> None:
+    """`Follow` reads a connection's fields at their slots (decode/_slots.pxi): the same
+    values as the attributes, on every connection of the bundled captures as the run left
+    them (open, closing, finished, in life), and after every 50th attempt decided."""
+    from analyzer.decode._fastpath import slots_read_compiled
+
+    def attributes(conn: Any) -> tuple[Any, Any]:
+        fields = (conn.closing, conn.syns, conn.sides, conn.last_time, conn.ignored,
+                  conn.listener, conn.life, conn.passing)
+        sides = tuple((s.base, s.next_offset, s.pending, s.fin, s.fin_end, s.rst, s.recent)
+                      if type(s).__name__ == "_Direction" else None for s in conn.sides)
+        return fields, sides
+
+    seen = 0
+    for path in CAPTURES:
+        run = Analysis(lifetimes=True)
+        for number, _ in enumerate(run.feed_records(read_records([str(path)], []))):
+            if number % 50 == 0:
+                for conn, _side in run._reassembler.flows.values():
+                    fast, plain = slots_read_compiled(conn), attributes(conn)
+                    assert fast == plain and all(
+                        a is b for a, b in zip(fast[0], plain[0], strict=True))
+                    seen += 1
+        for conn, _side in run._reassembler.flows.values():
+            assert slots_read_compiled(conn) == attributes(conn)
+            seen += 1
+        run.finish()
+    assert seen > 100

@@ -48,6 +48,7 @@ cdef class Follow:
         self.started = False
         self.watched = self.watching = 0
         _load_tracker()
+        _load_slots()
 
     cdef bint feed(self, const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
                    double t, Py_ssize_t index, dict flows, const unsigned char* ip) except -1:
@@ -95,7 +96,7 @@ cdef class Follow:
         cdef object payload
         cdef object reassembler = self.reassembler
         cdef unsigned char flags = ip[33]
-        if flags & 0x06 or self.decided:  # SYN, RST: the full path
+        if flags & 0x06 or self.decided or type(conn) is not _CONNECTION:  # SYN, RST: the full path
             return False
         # `peek_payload`'s payload, when nothing is missing (the snaplen cut nothing)
         total = (ip[2] << 8) | ip[3]
@@ -109,13 +110,13 @@ cdef class Follow:
             payload = b""
         _count_passed(ledger, reassembler)
         if flags & 0x01:  # a FIN: without bytes, of a connection not in life
-            if payload or conn.life is not None:
+            if payload or _slot(conn, _C_LIFE) is not None:
                 return False
             taken = self._fin(reassembler, conn, side, _u32(ip + 24, False),
                               _u32(ip + 28, False), flags, ledger.base + index, t)
             if taken:
                 self.fins += 1
-        elif conn.life is None:
+        elif _slot(conn, _C_LIFE) is None:
             taken = self._take(reassembler, conn, side, _u32(ip + 24, False),
                                _u32(ip + 28, False), flags, payload, ledger.base + index, t)
         else:  # after the watch: the life's facts, or into the life table (Python's own)
@@ -125,7 +126,7 @@ cdef class Follow:
         if not taken:
             return False
         self.taken += 1
-        passing = conn.passing
+        passing = _slot(conn, _C_PASSING)
         if passing is not None and type(passing) is not Watching:  # armed when offered
             self.arm(conn)
         return True
@@ -134,39 +135,47 @@ cdef class Follow:
                     unsigned int ack, unsigned char flags, object payload, long long frame,
                     double t) except -1:
         """`Reassembler.take_plain` of a connection not in life, step by step (its plain
-        twin): False, with nothing changed, for any segment it would refuse."""
+        twin): False, with nothing changed, for any segment it would refuse. The fields are
+        read and written at their slots (`_slots.pxi`; ``conn`` is a `Connection`)."""
         cdef Py_ssize_t n = len(payload)
-        cdef object here, there, base, there_base
+        cdef object here, there, base, there_base, here_next, there_next
         cdef long long next_offset, acked
         cdef unsigned int diff
-        if reassembler._until_sweep <= 1 or conn.closing or conn.syns is not None:
+        if (reassembler._until_sweep <= 1 or _slot(conn, _C_CLOSING)
+                or _slot(conn, _C_SYNS) is not None):
             return False
-        sides = conn.sides
+        sides = <tuple>_slot(conn, _C_SIDES)
         here = sides[side]
-        base = here.base
+        there = sides[1 - side]
+        if type(here) is not _DIRECTION or type(there) is not _DIRECTION:
+            return False
+        base = _slot(here, _D_BASE)
         if base is None:
             return False
-        if n and (here.pending or
-                  (seq - <unsigned int>base - <unsigned int>(<long long>here.next_offset))):
+        here_next = _slot(here, _D_NEXT)
+        if n and (_slot(here, _D_PENDING) or
+                  (seq - <unsigned int>base - <unsigned int>(<long long>here_next))):
             return False  # not the next bytes, or early bytes wait to be drained after them
-        there = sides[1 - side]
-        if there.pending:
+        if _slot(there, _D_PENDING):
             return False
-        there_base = there.base
+        there_base = _slot(there, _D_BASE)
         if n and there_base is not None and flags & 0x10:
-            diff = ack - <unsigned int>there_base - <unsigned int>(<long long>there.next_offset)
+            there_next = _slot(there, _D_NEXT)
+            diff = ack - <unsigned int>there_base - <unsigned int>(<long long>there_next)
             if 1 < diff < _HALF or diff == 1 and not (  # (`delivery._unseen`)
-                    there.rst or there.fin and there.fin_end <= there.next_offset):
+                    _slot(there, _D_RST)
+                    or _slot(there, _D_FIN) and _slot(there, _D_FIN_END) <= there_next):
                 return False  # this side must wait for the other (causal order)
         reassembler.now = t
         reassembler._until_sweep -= 1
-        conn.last_time = t
-        if flags & 0x10 and there_base is not None and not conn.ignored:
-            _peer_acked(there, there_base, ack, frame, t, here.next_offset)
+        _slots_set(conn, _C_LAST_TIME, t)
+        if flags & 0x10 and there_base is not None and not _slot(conn, _C_IGNORED):
+            _peer_acked(there, there_base, ack, frame, t, here_next)
         if n:
-            next_offset = here.next_offset + n
+            next_offset = <long long>here_next + n
             _advance(here, next_offset, payload, n)
-            self._deliver(conn, conn.listener, side, next_offset - n, payload, frame, t)
+            self._deliver(conn, _slot(conn, _C_LISTENER), side, next_offset - n, payload,
+                          frame, t)
         return True
 
     cdef int _deliver(self, object conn, object listener, int side, long long offset,
@@ -316,11 +325,11 @@ cdef int _advance(object here, long long next_offset, bytes payload, Py_ssize_t 
     that before a trim) without a Python call per segment (35,000 on the dense benchmark)."""
     cdef bytearray recent
     _load_recent_names()
-    here.next_offset = next_offset
-    kept = here.recent
+    _slots_set(here, _D_NEXT, next_offset)  # (``here`` is a `_Direction`: `_slots.pxi`)
+    kept = _slot(here, _D_RECENT)
     if kept is _NOTHING_YET:
         recent = bytearray()
-        here.recent = recent
+        _slots_set(here, _D_RECENT, recent)
     else:
         recent = kept
     _keep(recent, <const char*>payload, n)
