@@ -221,7 +221,8 @@ def test_slots_read_in_place_are_the_attributes() -> None:
     def attributes(conn: Any) -> tuple[Any, Any]:
         fields = (conn.closing, conn.syns, conn.sides, conn.last_time, conn.ignored,
                   conn.listener, conn.life, conn.passing)
-        sides = tuple((s.base, s.next_offset, s.pending, s.fin, s.fin_end, s.rst, s.recent)
+        sides = tuple((s.base, s.next_offset, s.pending, s.fin, s.fin_end, s.rst, s.recent,
+                       s.acked, s.fin_evidence)
                       if type(s).__name__ == "_Direction" else None for s in conn.sides)
         return fields, sides
 

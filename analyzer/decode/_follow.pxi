@@ -224,23 +224,26 @@ cdef class Follow:
         connection whose listener is still to be made, already closing, or before the sweep;
         the FIN's own bytes and reordering need no more here: a FIN carries its offset."""
         cdef object here, there, base, there_base, life
-        if reassembler._until_sweep <= 1 or conn.closing or conn.syns is not None:
+        if (reassembler._until_sweep <= 1 or _slot(conn, _C_CLOSING)
+                or _slot(conn, _C_SYNS) is not None):
             return False
-        sides = conn.sides
+        sides = <tuple>_slot(conn, _C_SIDES)
         here = sides[side]
-        base = here.base
-        listener = conn.listener
+        there = sides[1 - side]
+        if type(here) is not _DIRECTION or type(there) is not _DIRECTION:
+            return False
+        base = _slot(here, _D_BASE)
+        listener = _slot(conn, _C_LISTENER)
         if base is None or listener is None:
             return False
-        there = sides[1 - side]
-        if there.pending:  # it may wait for this FIN (`delivery._unseen`): Python settles it
-            return False
-        there_base = there.base
+        if _slot(there, _D_PENDING):  # it may wait for this FIN (`delivery._unseen`):
+            return False  # Python settles it
+        there_base = _slot(there, _D_BASE)
         reassembler.now = t
         reassembler._until_sweep -= 1
-        conn.last_time = t
+        _slots_set(conn, _C_LAST_TIME, t)
         if flags & 0x10 and there_base is not None:
-            _peer_acked(there, there_base, ack, frame, t, here.next_offset)
+            _peer_acked(there, there_base, ack, frame, t, _slot(here, _D_NEXT))
         if (not here.fin and not here.rst and there_base is not None and not there.fin
                 and not there.rst and there.acked == there.next_offset + 1):
             # `InOrder._segment` before a FIN: the other side's FIN, lost, may be proved now
@@ -269,16 +272,20 @@ cdef int _peer_acked(object there, object there_base, unsigned int ack, long lon
                      double t, long long here_offset) except -1:
     """`Reassembler._peer_acked(conn, side, ack, frame, t)` for the direction ``there`` (its
     plain twin) whose stream starts at sequence number ``there_base``, with
-    `_Direction.offset_of`; ``here_offset``: the acknowledging direction's next offset."""
-    cdef long long next_offset = there.next_offset
+    `_Direction.offset_of`; ``here_offset``: the acknowledging direction's next offset.
+    ``there`` is a `_Direction`, its fields read and written at their slots (`_slots.pxi`)."""
+    if type(there) is not _DIRECTION:
+        raise TypeError("a _Direction was expected")
+    cdef long long next_offset = _slot(there, _D_NEXT)
     cdef long long acked = _offset_of(ack, there_base, next_offset)
-    if there.fin:
+    cdef bint fin = _slot(there, _D_FIN)
+    if fin:
         acked -= 1
-    if acked > there.acked and acked - next_offset < _HALF:
-        there.acked = acked
-        if acked == next_offset + 1 and frame and not there.fin:
+    if acked > <long long>_slot(there, _D_ACKED) and acked - next_offset < _HALF:
+        _slots_set(there, _D_ACKED, acked)
+        if acked == next_offset + 1 and frame and not fin:
             # a lost FIN's proof, and where the acknowledging side's bytes were then
-            there.fin_evidence = (frame, t, here_offset)
+            _slots_set(there, _D_FIN_EVIDENCE, (frame, t, here_offset))
     return 0
 
 
