@@ -224,6 +224,7 @@ cdef class Follow:
         connection whose listener is still to be made, already closing, or before the sweep;
         the FIN's own bytes and reordering need no more here: a FIN carries its offset."""
         cdef object here, there, base, there_base, life
+        cdef long long fin_end
         if (reassembler._until_sweep <= 1 or _slot(conn, _C_CLOSING)
                 or _slot(conn, _C_SYNS) is not None):
             return False
@@ -244,16 +245,18 @@ cdef class Follow:
         _slots_set(conn, _C_LAST_TIME, t)
         if flags & 0x10 and there_base is not None:
             _peer_acked(there, there_base, ack, frame, t, _slot(here, _D_NEXT))
-        if (not here.fin and not here.rst and there_base is not None and not there.fin
-                and not there.rst and there.acked == there.next_offset + 1):
+        if (not _slot(here, _D_FIN) and not _slot(here, _D_RST) and there_base is not None
+                and not _slot(there, _D_FIN) and not _slot(there, _D_RST)
+                and _slot(there, _D_ACKED) == _slot(there, _D_NEXT) + 1):
             # `InOrder._segment` before a FIN: the other side's FIN, lost, may be proved now
             reassembler._lost_fin(conn, 1 - side, frame, t)
-        if not here.fin:
-            here.fin = True
-            here.fin_end = _offset_of(seq, base, here.next_offset)
-            if here.acked == here.fin_end + 1:  # acknowledged before the capture shows it
-                here.acked = here.fin_end
-            here.fin_evidence = (frame, t)
+        if not _slot(here, _D_FIN):  # (still a `_Direction`: only `on_fin` may let it go)
+            fin_end = _offset_of(seq, base, _slot(here, _D_NEXT))
+            _slots_set(here, _D_FIN, True)
+            _slots_set(here, _D_FIN_END, fin_end)
+            if _slot(here, _D_ACKED) == fin_end + 1:  # acknowledged before the capture shows it
+                _slots_set(here, _D_ACKED, fin_end)
+            _slots_set(here, _D_FIN_EVIDENCE, (frame, t))
             listener.on_fin(side, frame, t)
             life = conn.life
             if life is not None:  # the listener let it go into life just now
