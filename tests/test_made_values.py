@@ -238,3 +238,31 @@ def test_pending_values_are_the_constructors() -> None:
                                 Switch(*switching))
             made += 1
     assert made > 50
+
+
+def test_made_base_is_the_constructors() -> None:
+    """A deferred connection's side 0 (`reassembly.connection._Base`) as `_open_at_syn`
+    makes it (decode/_handshake.pxi) against ``_Base(base)``, with the first sequence
+    numbers of every connection of the bundled captures."""
+    if not FASTPATH_COMPILED:
+        pytest.skip("the compiled module is not built")
+
+    from analyzer.decode._fastpath import made_base_compiled
+    from analyzer.reassembly.connection import _Base
+
+    bases = set()
+    for path in CAPTURES:
+        for number, (when, linktype, data, wire, source) in enumerate(
+                read_records([str(path)], []), 1):
+            segment = decode_frame(Frame(number, when, linktype, data, wire, source))
+            if isinstance(segment, Segment) and segment.flags & 0x02:
+                bases.add((segment.seq + 1) & 0xFFFFFFFF)
+    assert len(bases) > 100
+    names = ("base", "pending", "pending_order", "needs", "pending_bytes", "next_offset",
+             "acked", "fin_end", "fin_evidence", "fin", "rst")
+    for base in [*bases, 0, 0xFFFFFFFF, None]:
+        made, plain = made_base_compiled(base), _Base(base)
+        assert type(made) is _Base
+        assert [getattr(made, n) for n in names] == [getattr(plain, n) for n in names]
+        made.base = 7  # a slot like any other
+        assert made.base == 7

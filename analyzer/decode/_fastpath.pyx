@@ -265,6 +265,8 @@ include "_opening.pxi"
 include "_life_table.pxi"
 
 
+# --- a followed connection's fields at their slots ------------------------------------------------
+include "_slots.pxi"
 # --- a connection's SYN and SYN-ACK, without Python ----------------------------------------
 include "_handshake.pxi"
 # --- and its usual end, after both FINs, and the ACKs after it --------------------------------
@@ -272,7 +274,6 @@ include "_close.pxi"
 
 
 # --- following: a followed connection's next segment, handed to the reassembler ------------
-include "_slots.pxi"
 include "_follow.pxi"
 
 

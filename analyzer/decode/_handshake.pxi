@@ -14,16 +14,26 @@ cdef object _DEFERRED_CONNECTION = None  # reassembly.connection.new_deferred_co
 cdef object _BASE = None  # reassembly.connection._Base
 cdef object _NO_BASE = None  # reassembly.connection._NO_BASE
 cdef object _NEW_DIRECTION = None  # reassembly.connection.new_direction
+cdef Py_ssize_t _BASE_AT = 0  # the slot of `_Base.base`
 
 
 cdef int _load_opening() except -1:
-    global _DEFERRED_CONNECTION, _BASE, _NO_BASE, _NEW_DIRECTION
+    global _DEFERRED_CONNECTION, _BASE, _NO_BASE, _NEW_DIRECTION, _BASE_AT
     if _DEFERRED_CONNECTION is None:
         from analyzer.reassembly.connection import (
             _NO_BASE as no_base, _Base, new_deferred_connection, new_direction)
+        _BASE_AT = _slot_of(_Base, "base")
         _DEFERRED_CONNECTION, _BASE, _NO_BASE = new_deferred_connection, _Base, no_base
         _NEW_DIRECTION = new_direction
+        _load_slots()
     return 0
+
+
+cdef object _new_base(object base):
+    """``_Base(base)``, its one slot filled in C (`_slots.pxi`), without its ``__init__``."""
+    made = _slots_alloc(_BASE)
+    _slots_set(made, _BASE_AT, base)
+    return made
 
 
 cdef bint _open_at_syn(object reassembler, dict flows, const unsigned char* frame,
@@ -61,7 +71,7 @@ cdef bint _open_at_syn(object reassembler, dict flows, const unsigned char* fram
     _load_opening()
     reassembler.now = t
     reassembler._until_sweep -= 1
-    conn = _DEFERRED_CONNECTION(key, t, (_BASE((_u32(ip + 24, False) + 1) & 0xFFFFFFFF),
+    conn = _DEFERRED_CONNECTION(key, t, (_new_base((_u32(ip + 24, False) + 1) & 0xFFFFFFFF),
                                          _NO_BASE), [number, t])
     flows[key] = (conn, 0)
     flows[back] = (conn, 1)
@@ -93,15 +103,18 @@ cdef bint _listen_at_answer(object reassembler, dict flows, const unsigned char*
     if entry is NULL or <object>PyTuple_GET_ITEM(entry, 1) != 1:
         return False
     conn = <object>PyTuple_GET_ITEM(entry, 0)
-    syns = conn.syns
-    if (syns is None or conn.ignored or conn.finished or conn.life is not None
-            or conn.passing is not None or conn.closing or len(conn.key) != 12
+    _load_opening()
+    if type(conn) is not _CONNECTION:
+        return False
+    syns = _slot(conn, _C_SYNS)  # (its fields at their slots, `_slots.pxi`)
+    if (syns is None or _slot(conn, _C_IGNORED) or _slot(conn, _C_FINISHED)
+            or _slot(conn, _C_LIFE) is not None or _slot(conn, _C_PASSING) is not None
+            or _slot(conn, _C_CLOSING) or len(conn.key) != 12
             or conn.sides[0].base is None):
         return False
-    _load_opening()
     reassembler.now = t
     reassembler._until_sweep -= 1
-    conn.last_time = t
+    _slots_set(conn, _C_LAST_TIME, t)
     # `_make_listener`: the directions made anew, the listener from the first SYN's Segment
     conn.syns = None
     key = <bytes>conn.key
@@ -130,3 +143,9 @@ cdef bint _listen_at_answer(object reassembler, dict flows, const unsigned char*
         if there.base is not None:
             _peer_acked(there, there.base, _u32(ip + 28, False), number, t, here.next_offset)
     return True
+
+
+def made_base_compiled(base):
+    """`_new_base` for tests: ``_Base(base)`` made as `_open_at_syn` makes it."""
+    _load_opening()
+    return _new_base(base)

@@ -18,6 +18,9 @@ cdef extern from *:
     static inline PyObject* _slots_get(PyObject* o, Py_ssize_t at) {
         return *(PyObject**)((char*)o + at);
     }
+    static PyObject* _slots_alloc(PyObject* t) {
+        return ((PyTypeObject*)t)->tp_alloc((PyTypeObject*)t, 0);
+    }
     static inline void _slots_set(PyObject* o, Py_ssize_t at, PyObject* v) {
         PyObject** place = (PyObject**)((char*)o + at);
         PyObject* old = *place;
@@ -29,6 +32,7 @@ cdef extern from *:
     bint _slots_is_object(object d)
     Py_ssize_t _slots_offset(object d)
     PyObject* _slots_get(object o, Py_ssize_t at)
+    object _slots_alloc(object t)
     void _slots_set(object o, Py_ssize_t at, object v)
 
 
@@ -36,7 +40,7 @@ cdef object _CONNECTION = None  # reassembly.connection.Connection
 cdef object _DIRECTION = None  # reassembly.connection._Direction
 # Connection's slots
 cdef Py_ssize_t _C_CLOSING, _C_SYNS, _C_SIDES, _C_LAST_TIME, _C_IGNORED, _C_LISTENER
-cdef Py_ssize_t _C_LIFE, _C_PASSING
+cdef Py_ssize_t _C_LIFE, _C_PASSING, _C_FINISHED
 # _Direction's slots
 cdef Py_ssize_t _D_BASE, _D_NEXT, _D_PENDING, _D_FIN, _D_FIN_END, _D_RST, _D_RECENT
 cdef Py_ssize_t _D_ACKED, _D_FIN_EVIDENCE
@@ -51,7 +55,7 @@ cdef Py_ssize_t _slot_of(object cls, str name) except -1:
 
 cdef int _load_slots() except -1:
     global _CONNECTION, _DIRECTION, _C_CLOSING, _C_SYNS, _C_SIDES, _C_LAST_TIME, _C_IGNORED
-    global _C_LISTENER, _C_LIFE, _C_PASSING, _D_BASE, _D_NEXT, _D_PENDING, _D_FIN, _D_FIN_END
+    global _C_LISTENER, _C_LIFE, _C_PASSING, _C_FINISHED, _D_BASE, _D_NEXT, _D_PENDING, _D_FIN, _D_FIN_END
     global _D_RST, _D_RECENT, _D_ACKED, _D_FIN_EVIDENCE
     if _CONNECTION is not None:
         return 0
@@ -60,6 +64,7 @@ cdef int _load_slots() except -1:
     _C_SIDES, _C_LAST_TIME = _slot_of(Connection, "sides"), _slot_of(Connection, "last_time")
     _C_IGNORED, _C_LISTENER = _slot_of(Connection, "ignored"), _slot_of(Connection, "listener")
     _C_LIFE, _C_PASSING = _slot_of(Connection, "life"), _slot_of(Connection, "passing")
+    _C_FINISHED = _slot_of(Connection, "finished")
     _D_BASE, _D_NEXT = _slot_of(_Direction, "base"), _slot_of(_Direction, "next_offset")
     _D_PENDING, _D_FIN = _slot_of(_Direction, "pending"), _slot_of(_Direction, "fin")
     _D_FIN_END, _D_RST = _slot_of(_Direction, "fin_end"), _slot_of(_Direction, "rst")
