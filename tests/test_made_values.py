@@ -248,6 +248,7 @@ def test_made_base_is_the_constructors() -> None:
         pytest.skip("the compiled module is not built")
 
     from analyzer.decode._fastpath import made_base_compiled
+
     from analyzer.reassembly.connection import _Base
 
     bases = set()
