@@ -60,7 +60,9 @@ cdef class Follow:
         before the next record), states with segments taken that a sweep may touch or
         a TLS passing state of the frame's own connection (`sync_before_feed`: Python brings
         them up to date), or the run's first frame (`Analysis._saw` keeps its time). Its
-        own connection's `Watching` state is brought up to date and let go here."""
+        own connection's `Watching` state is brought up to date and let go here. A
+        connection's first bare SYN and its SYN-ACK (`_handshake.pxi`), and a late segment
+        after its end (`_close.pxi`), take that step in C, with no Segment made."""
         cdef Ledger ledger = self.ledger
         cdef object reassembler = self.reassembler
         cdef PyObject* entry
