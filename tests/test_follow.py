@@ -69,11 +69,22 @@ def _events(path: Path, compiled: bool) -> tuple[list[object], tuple[object, ...
 
 def _fins(path: Path) -> int:
     """Bare FINs the compiled skip took itself (`Follow._fin`)."""
+    return _taken_in_c(path)[0]
+
+
+def _taken_in_c(path: Path) -> tuple[int, int, int, int, int]:
+    """Bare FINs the compiled skip took itself (`Follow._fin`), first SYNs whose connection
+    it opened itself and SYN-ACKs whose listener it made (`_open_at_syn`,
+    `_listen_at_answer`, decode/_handshake.pxi), ends it finished itself after both FINs
+    and late segments after them it dropped (`_close_at_fin`, `_after_finish`,
+    decode/_close.pxi)."""
     run = Analysis(lifetimes=True)
     for _ in run.feed_records(read_records([str(path)], [])):
         pass
     run.finish()
-    return int(run._follow.fins)
+    follow = run._follow
+    return (int(follow.fins), int(follow.opened), int(follow.answered), int(follow.closed),
+            int(follow.late))
 
 
 def _same(path: Path) -> tuple[int, int]:
@@ -105,7 +116,12 @@ def test_the_dense_mix_gives_the_same_events_as_pcap_and_pcapng(dense: Path) -> 
     # a large share of the frames went this way; most SYNs, FINs and RSTs were fed from C,
     # and most bare FINs taken there
     assert taken > frames // 5 and fed > frames // 50
-    assert _fins(dense) > frames // 50
+    fins, opened, answered, closed, late = _taken_in_c(dense)
+    assert fins > frames // 50
+    # most connections were opened by their first SYN in C, their listener made at the
+    # SYN-ACK, and finished at the second FIN, whose ACK came after that end
+    assert opened > fed // 4 and answered > fed // 4 and closed > fins // 4
+    assert late > closed // 4
     _, run = _benchmarks()
     ng = dense.with_suffix(".pcapng")
     run.write_as_pcapng(dense, ng)
@@ -143,7 +159,9 @@ def test_the_dense_mix_damaged_gives_the_same_events(dense: Path, tmp_path: Path
         writer.write(when, data)
     writer.close()
     taken, fed = _same(path)
-    assert taken > 0 and fed > 0 and _fins(path) > 0
+    fins, opened, answered, closed, late = _taken_in_c(path)
+    assert taken > 0 and fed > 0 and fins > 0 and opened > 0 and answered > 0 and closed > 0
+    assert late > 0
 
 
 @pytest.mark.skipif(shutil.which("editcap") is None, reason="frames are cut with editcap")
@@ -192,3 +210,34 @@ def test_the_compiled_segment_is_the_decoders_on_every_frame(dense: Path) -> Non
                 assert peek_segment(linktype, piece, number, when) == decode_frame(frame)
                 seen += 1
     assert seen > 10_000
+
+
+def test_slots_read_in_place_are_the_attributes() -> None:
+    """`Follow` reads a connection's fields at their slots (decode/_slots.pxi): the same
+    values as the attributes, on every connection of the bundled captures as the run left
+    them (open, closing, finished, in life), and after every 50th attempt decided."""
+    from analyzer.decode._fastpath import slots_read_compiled
+
+    def attributes(conn: Any) -> tuple[Any, Any]:
+        fields = (conn.closing, conn.syns, conn.sides, conn.last_time, conn.ignored,
+                  conn.listener, conn.life, conn.passing)
+        sides = tuple((s.base, s.next_offset, s.pending, s.fin, s.fin_end, s.rst, s.recent,
+                       s.acked, s.fin_evidence)
+                      if type(s).__name__ == "_Direction" else None for s in conn.sides)
+        return fields, sides
+
+    seen = 0
+    for path in CAPTURES:
+        run = Analysis(lifetimes=True)
+        for number, _ in enumerate(run.feed_records(read_records([str(path)], []))):
+            if number % 50 == 0:
+                for conn, _side in run._reassembler.flows.values():
+                    fast, plain = slots_read_compiled(conn), attributes(conn)
+                    assert fast == plain and all(
+                        a is b for a, b in zip(fast[0], plain[0], strict=True))
+                    seen += 1
+        for conn, _side in run._reassembler.flows.values():
+            assert slots_read_compiled(conn) == attributes(conn)
+            seen += 1
+        run.finish()
+    assert seen > 100

@@ -188,3 +188,82 @@ def test_fresh_state_is_the_constructors() -> None:
         assert one.buf is not two.buf and one.held is not two.held
     with pytest.raises(TypeError):
         new_direction()  # type: ignore[call-arg]
+
+
+def test_pending_values_are_the_constructors() -> None:
+    """`FreshMaker`'s PendingRequest, PendingResponse and Switch (exchange/pending.py, one
+    or more per connection) against the constructors, with the heads, frames, times and
+    interim answers of every attempt of the bundled captures."""
+    from analyzer.exchange.pending import (
+        PendingRequest,
+        PendingResponse,
+        Switch,
+        new_pending_request,
+        new_pending_response,
+        new_switch,
+        pending_request_plain,
+        pending_response_plain,
+        switch_plain,
+    )
+    from analyzer.exchange.switch import DEFAULT_WINDOW, SwitchWatch
+    from analyzer.pipeline import Analysis
+    from analyzer.verdict import Diagnosis
+
+    assert (new_pending_request is not pending_request_plain) == FASTPATH_COMPILED
+    assert (new_switch is not switch_plain) == FASTPATH_COMPILED
+    made = 0
+    for path in CAPTURES:
+        run = Analysis()
+        events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+        for event in events:
+            attempt = getattr(event, "attempt", None) if isinstance(event, Diagnosis) else None
+            if attempt is None or attempt.request is None or attempt.response is None:
+                continue
+            ask, answer = attempt.request, attempt.response
+            for gap in (False, True):
+                args = (ask.head, ask.first_frame, ask.last_frame, ask.time, made, gap, not gap)
+                for make_request in (new_pending_request, pending_request_plain):
+                    _same_state(make_request(*args), PendingRequest(*args),
+                                PendingRequest(*args))
+                request = PendingRequest(*args)
+                answers = (request, answer.head, answer.first_frame, answer.last_frame,
+                           answer.time, attempt.interim, gap)
+                for make_response in (new_pending_response, pending_response_plain):
+                    _same_state(make_response(*answers), PendingResponse(*answers),
+                                PendingResponse(*answers))
+                watch = SwitchWatch(answer.time, answer.time, True, DEFAULT_WINDOW)
+                switching = (request, answer, attempt.interim, watch, gap)
+                for make_switch in (new_switch, switch_plain):
+                    _same_state(make_switch(*switching), Switch(*switching),
+                                Switch(*switching))
+            made += 1
+    assert made > 50
+
+
+def test_made_base_is_the_constructors() -> None:
+    """A deferred connection's side 0 (`reassembly.connection._Base`) as `_open_at_syn`
+    makes it (decode/_handshake.pxi) against ``_Base(base)``, with the first sequence
+    numbers of every connection of the bundled captures."""
+    if not FASTPATH_COMPILED:
+        pytest.skip("the compiled module is not built")
+
+    from analyzer.decode._fastpath import made_base_compiled
+
+    from analyzer.reassembly.connection import _Base
+
+    bases = set()
+    for path in CAPTURES:
+        for number, (when, linktype, data, wire, source) in enumerate(
+                read_records([str(path)], []), 1):
+            segment = decode_frame(Frame(number, when, linktype, data, wire, source))
+            if isinstance(segment, Segment) and segment.flags & 0x02:
+                bases.add((segment.seq + 1) & 0xFFFFFFFF)
+    assert len(bases) > 100
+    names = ("base", "pending", "pending_order", "needs", "pending_bytes", "next_offset",
+             "acked", "fin_end", "fin_evidence", "fin", "rst")
+    for base in [*bases, 0, 0xFFFFFFFF, None]:
+        made, plain = made_base_compiled(base), _Base(base)
+        assert type(made) is _Base
+        assert [getattr(made, n) for n in names] == [getattr(plain, n) for n in names]
+        made.base = 7  # a slot like any other
+        assert made.base == 7

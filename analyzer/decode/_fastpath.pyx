@@ -120,9 +120,14 @@ cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_
             return lives.take_frame(ip, size, l3, t, index)
         return follow is not None and follow.feed(frame, size, l3, t, index, flows, ip)
     conn = <object>PyTuple_GET_ITEM(entry, 0)
-    if conn.ignored:
-        return True
-    passing = conn.passing
+    if type(conn) is _CONNECTION:  # read at its slots (`_slots.pxi`, once a `Follow` is made)
+        if _slot(conn, _C_IGNORED):
+            return True
+        passing = _slot(conn, _C_PASSING)
+    else:
+        if conn.ignored:
+            return True
+        passing = conn.passing
     if passing is None:
         return follow is not None and (
             follow.take(conn, <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t,
@@ -258,6 +263,14 @@ include "_opening.pxi"
 
 # --- the life table: connections in life, their segments taken in C -------------------------
 include "_life_table.pxi"
+
+
+# --- a followed connection's fields at their slots ------------------------------------------------
+include "_slots.pxi"
+# --- a connection's SYN and SYN-ACK, without Python ----------------------------------------
+include "_handshake.pxi"
+# --- and its usual end, after both FINs, and the ACKs after it --------------------------------
+include "_close.pxi"
 
 
 # --- following: a followed connection's next segment, handed to the reassembler ------------

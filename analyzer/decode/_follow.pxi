@@ -26,6 +26,10 @@ cdef class Follow:
     cdef public object feed_segment
     cdef public long long fed
     cdef public long long fins  # bare FINs taken (`_fin`), counted in ``taken`` too
+    cdef public long long opened  # first SYNs made a connection in C (`_open_at_syn`), in ``fed``
+    cdef public long long answered  # SYN-ACKs made its listener in C (`_listen_at_answer`), too
+    cdef public long long closed  # of the ``fins``, ends that finished it in C (`_close_at_fin`)
+    cdef public long long late  # segments after a connection's end, dropped (`_after_finish`)
     cdef public bint started
     cdef public long long watched  # segments given to a compiled watch without Python
     cdef public long long watching  # ... of them, and bare ACKs, taken by `Watching` states
@@ -40,9 +44,11 @@ cdef class Follow:
         self.taken = 0
         self.fed = 0
         self.fins = 0
+        self.opened = self.answered = self.closed = self.late = 0
         self.started = False
         self.watched = self.watching = 0
         _load_tracker()
+        _load_slots()
 
     cdef bint feed(self, const unsigned char* frame, Py_ssize_t size, Py_ssize_t l3,
                    double t, Py_ssize_t index, dict flows, const unsigned char* ip) except -1:
@@ -54,7 +60,9 @@ cdef class Follow:
         before the next record), states with segments taken that a sweep may touch or
         a TLS passing state of the frame's own connection (`sync_before_feed`: Python brings
         them up to date), or the run's first frame (`Analysis._saw` keeps its time). Its
-        own connection's `Watching` state is brought up to date and let go here."""
+        own connection's `Watching` state is brought up to date and let go here. A
+        connection's first bare SYN and its SYN-ACK (`_handshake.pxi`), and a late segment
+        after its end (`_close.pxi`), take that step in C, with no Segment made."""
         cdef Ledger ledger = self.ledger
         cdef object reassembler = self.reassembler
         cdef PyObject* entry
@@ -71,7 +79,14 @@ cdef class Follow:
                         return False
                     (<Watching>passing).release()
         _count_passed(ledger, reassembler)
-        self.feed_segment(_segment_at(frame, size, l3, ledger.base + index, t))
+        if _open_at_syn(reassembler, flows, frame, size, l3, ip, ledger.base + index, t):
+            self.opened += 1
+        elif _listen_at_answer(reassembler, flows, frame, size, l3, ip, ledger.base + index, t):
+            self.answered += 1
+        elif _after_finish(flows, ip):  # (`feed` drops it, changing nothing)
+            self.late += 1
+        else:
+            self.feed_segment(_segment_at(frame, size, l3, ledger.base + index, t))
         ledger.limit = reassembler._until_sweep - 1  # as after a take
         self.fed += 1
         return True
@@ -83,7 +98,7 @@ cdef class Follow:
         cdef object payload
         cdef object reassembler = self.reassembler
         cdef unsigned char flags = ip[33]
-        if flags & 0x06 or self.decided:  # SYN, RST: the full path
+        if flags & 0x06 or self.decided or type(conn) is not _CONNECTION:  # SYN, RST: the full path
             return False
         # `peek_payload`'s payload, when nothing is missing (the snaplen cut nothing)
         total = (ip[2] << 8) | ip[3]
@@ -97,13 +112,13 @@ cdef class Follow:
             payload = b""
         _count_passed(ledger, reassembler)
         if flags & 0x01:  # a FIN: without bytes, of a connection not in life
-            if payload or conn.life is not None:
+            if payload or _slot(conn, _C_LIFE) is not None:
                 return False
             taken = self._fin(reassembler, conn, side, _u32(ip + 24, False),
                               _u32(ip + 28, False), flags, ledger.base + index, t)
             if taken:
                 self.fins += 1
-        elif conn.life is None:
+        elif _slot(conn, _C_LIFE) is None:
             taken = self._take(reassembler, conn, side, _u32(ip + 24, False),
                                _u32(ip + 28, False), flags, payload, ledger.base + index, t)
         else:  # after the watch: the life's facts, or into the life table (Python's own)
@@ -113,7 +128,7 @@ cdef class Follow:
         if not taken:
             return False
         self.taken += 1
-        passing = conn.passing
+        passing = _slot(conn, _C_PASSING)
         if passing is not None and type(passing) is not Watching:  # armed when offered
             self.arm(conn)
         return True
@@ -122,39 +137,47 @@ cdef class Follow:
                     unsigned int ack, unsigned char flags, object payload, long long frame,
                     double t) except -1:
         """`Reassembler.take_plain` of a connection not in life, step by step (its plain
-        twin): False, with nothing changed, for any segment it would refuse."""
+        twin): False, with nothing changed, for any segment it would refuse. The fields are
+        read and written at their slots (`_slots.pxi`; ``conn`` is a `Connection`)."""
         cdef Py_ssize_t n = len(payload)
-        cdef object here, there, base, there_base
+        cdef object here, there, base, there_base, here_next, there_next
         cdef long long next_offset, acked
         cdef unsigned int diff
-        if reassembler._until_sweep <= 1 or conn.closing or conn.syns is not None:
+        if (reassembler._until_sweep <= 1 or _slot(conn, _C_CLOSING)
+                or _slot(conn, _C_SYNS) is not None):
             return False
-        sides = conn.sides
+        sides = <tuple>_slot(conn, _C_SIDES)
         here = sides[side]
-        base = here.base
+        there = sides[1 - side]
+        if type(here) is not _DIRECTION or type(there) is not _DIRECTION:
+            return False
+        base = _slot(here, _D_BASE)
         if base is None:
             return False
-        if n and (here.pending or
-                  (seq - <unsigned int>base - <unsigned int>(<long long>here.next_offset))):
+        here_next = _slot(here, _D_NEXT)
+        if n and (_slot(here, _D_PENDING) or
+                  (seq - <unsigned int>base - <unsigned int>(<long long>here_next))):
             return False  # not the next bytes, or early bytes wait to be drained after them
-        there = sides[1 - side]
-        if there.pending:
+        if _slot(there, _D_PENDING):
             return False
-        there_base = there.base
+        there_base = _slot(there, _D_BASE)
         if n and there_base is not None and flags & 0x10:
-            diff = ack - <unsigned int>there_base - <unsigned int>(<long long>there.next_offset)
+            there_next = _slot(there, _D_NEXT)
+            diff = ack - <unsigned int>there_base - <unsigned int>(<long long>there_next)
             if 1 < diff < _HALF or diff == 1 and not (  # (`delivery._unseen`)
-                    there.rst or there.fin and there.fin_end <= there.next_offset):
+                    _slot(there, _D_RST)
+                    or _slot(there, _D_FIN) and _slot(there, _D_FIN_END) <= there_next):
                 return False  # this side must wait for the other (causal order)
         reassembler.now = t
         reassembler._until_sweep -= 1
-        conn.last_time = t
-        if flags & 0x10 and there_base is not None and not conn.ignored:
-            _peer_acked(there, there_base, ack, frame, t, here.next_offset)
+        _slots_set(conn, _C_LAST_TIME, t)
+        if flags & 0x10 and there_base is not None and not _slot(conn, _C_IGNORED):
+            _peer_acked(there, there_base, ack, frame, t, here_next)
         if n:
-            next_offset = here.next_offset + n
+            next_offset = <long long>here_next + n
             _advance(here, next_offset, payload, n)
-            self._deliver(conn, conn.listener, side, next_offset - n, payload, frame, t)
+            self._deliver(conn, _slot(conn, _C_LISTENER), side, next_offset - n, payload,
+                          frame, t)
         return True
 
     cdef int _deliver(self, object conn, object listener, int side, long long offset,
@@ -199,37 +222,43 @@ cdef class Follow:
         """`Reassembler.feed` of a FIN without bytes (nor SYN nor RST) of a connection not in
         life, step by step (its plain twin, with `InOrder._segment`'s FIN branch): the
         direction's end, the listener's `on_fin`, and the close when the other side had
-        ended too (`Reassembler._close`, Python's own). False, with nothing changed, for a
+        ended too (`_close_at_fin`, or `Reassembler._close`). False, with nothing changed, for a
         connection whose listener is still to be made, already closing, or before the sweep;
         the FIN's own bytes and reordering need no more here: a FIN carries its offset."""
         cdef object here, there, base, there_base, life
-        if reassembler._until_sweep <= 1 or conn.closing or conn.syns is not None:
+        cdef long long fin_end
+        if (reassembler._until_sweep <= 1 or _slot(conn, _C_CLOSING)
+                or _slot(conn, _C_SYNS) is not None):
             return False
-        sides = conn.sides
+        sides = <tuple>_slot(conn, _C_SIDES)
         here = sides[side]
-        base = here.base
-        listener = conn.listener
+        there = sides[1 - side]
+        if type(here) is not _DIRECTION or type(there) is not _DIRECTION:
+            return False
+        base = _slot(here, _D_BASE)
+        listener = _slot(conn, _C_LISTENER)
         if base is None or listener is None:
             return False
-        there = sides[1 - side]
-        if there.pending:  # it may wait for this FIN (`delivery._unseen`): Python settles it
-            return False
-        there_base = there.base
+        if _slot(there, _D_PENDING):  # it may wait for this FIN (`delivery._unseen`):
+            return False  # Python settles it
+        there_base = _slot(there, _D_BASE)
         reassembler.now = t
         reassembler._until_sweep -= 1
-        conn.last_time = t
+        _slots_set(conn, _C_LAST_TIME, t)
         if flags & 0x10 and there_base is not None:
-            _peer_acked(there, there_base, ack, frame, t, here.next_offset)
-        if (not here.fin and not here.rst and there_base is not None and not there.fin
-                and not there.rst and there.acked == there.next_offset + 1):
+            _peer_acked(there, there_base, ack, frame, t, _slot(here, _D_NEXT))
+        if (not _slot(here, _D_FIN) and not _slot(here, _D_RST) and there_base is not None
+                and not _slot(there, _D_FIN) and not _slot(there, _D_RST)
+                and _slot(there, _D_ACKED) == _slot(there, _D_NEXT) + 1):
             # `InOrder._segment` before a FIN: the other side's FIN, lost, may be proved now
             reassembler._lost_fin(conn, 1 - side, frame, t)
-        if not here.fin:
-            here.fin = True
-            here.fin_end = _offset_of(seq, base, here.next_offset)
-            if here.acked == here.fin_end + 1:  # acknowledged before the capture shows it
-                here.acked = here.fin_end
-            here.fin_evidence = (frame, t)
+        if not _slot(here, _D_FIN):  # (still a `_Direction`: only `on_fin` may let it go)
+            fin_end = _offset_of(seq, base, _slot(here, _D_NEXT))
+            _slots_set(here, _D_FIN, True)
+            _slots_set(here, _D_FIN_END, fin_end)
+            if _slot(here, _D_ACKED) == fin_end + 1:  # acknowledged before the capture shows it
+                _slots_set(here, _D_ACKED, fin_end)
+            _slots_set(here, _D_FIN_EVIDENCE, (frame, t))
             listener.on_fin(side, frame, t)
             life = conn.life
             if life is not None:  # the listener let it go into life just now
@@ -237,7 +266,8 @@ cdef class Follow:
                     reassembler._finish(conn, t, "closed")
                 return True
             if conn.sides[1 - side].fin:
-                reassembler._close(conn, t, "closed")
+                if _close_at_fin(reassembler, conn, t):
+                    self.closed += 1
         if conn.closing and not conn.finished:  # it closed with bytes missing (`_close`)
             reassembler._closing_segment(conn, t)
         return True
@@ -247,16 +277,20 @@ cdef int _peer_acked(object there, object there_base, unsigned int ack, long lon
                      double t, long long here_offset) except -1:
     """`Reassembler._peer_acked(conn, side, ack, frame, t)` for the direction ``there`` (its
     plain twin) whose stream starts at sequence number ``there_base``, with
-    `_Direction.offset_of`; ``here_offset``: the acknowledging direction's next offset."""
-    cdef long long next_offset = there.next_offset
+    `_Direction.offset_of`; ``here_offset``: the acknowledging direction's next offset.
+    ``there`` is a `_Direction`, its fields read and written at their slots (`_slots.pxi`)."""
+    if type(there) is not _DIRECTION:
+        raise TypeError("a _Direction was expected")
+    cdef long long next_offset = _slot(there, _D_NEXT)
     cdef long long acked = _offset_of(ack, there_base, next_offset)
-    if there.fin:
+    cdef bint fin = _slot(there, _D_FIN)
+    if fin:
         acked -= 1
-    if acked > there.acked and acked - next_offset < _HALF:
-        there.acked = acked
-        if acked == next_offset + 1 and frame and not there.fin:
+    if acked > <long long>_slot(there, _D_ACKED) and acked - next_offset < _HALF:
+        _slots_set(there, _D_ACKED, acked)
+        if acked == next_offset + 1 and frame and not fin:
             # a lost FIN's proof, and where the acknowledging side's bytes were then
-            there.fin_evidence = (frame, t, here_offset)
+            _slots_set(there, _D_FIN_EVIDENCE, (frame, t, here_offset))
     return 0
 
 
@@ -303,11 +337,11 @@ cdef int _advance(object here, long long next_offset, bytes payload, Py_ssize_t 
     that before a trim) without a Python call per segment (35,000 on the dense benchmark)."""
     cdef bytearray recent
     _load_recent_names()
-    here.next_offset = next_offset
-    kept = here.recent
+    _slots_set(here, _D_NEXT, next_offset)  # (``here`` is a `_Direction`: `_slots.pxi`)
+    kept = _slot(here, _D_RECENT)
     if kept is _NOTHING_YET:
         recent = bytearray()
-        here.recent = recent
+        _slots_set(here, _D_RECENT, recent)
     else:
         recent = kept
     _keep(recent, <const char*>payload, n)

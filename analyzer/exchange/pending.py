@@ -149,6 +149,40 @@ class Switch:
     replaceable: bool = False  # the request was found late and offers nothing
 
 
+# The tracker makes a PendingRequest per request head, a PendingResponse per final response
+# whose body it reads and a Switch per switch; their generated ``__init__`` stores each field
+# through its descriptor from Python. The compiled module fills the same slots in C
+# (decode/_made.pxi `FreshMaker`, as `new_side`); these constructors' calls are its plain twins
+# (tests/test_made_values.py compares them) and the pure-Python install's.
+def pending_request_plain(head: RequestHead, first_frame: int, last_frame: int, time: float,
+                          sequence: int, gap_before: bool, offers: bool) -> PendingRequest:
+    return PendingRequest(head, first_frame, last_frame, time, sequence, gap_before, offers)
+
+
+def pending_response_plain(request: PendingRequest | None, head: ResponseHead,
+                           first_frame: int, last_frame: int, time: float,
+                           interim: tuple[Message, ...], gap_before: bool) -> PendingResponse:
+    return PendingResponse(request, head, first_frame, last_frame, time, interim, gap_before)
+
+
+def switch_plain(request: PendingRequest | None, response: Message,
+                 interim: tuple[Message, ...], watch: SwitchWatch, gap_before: bool) -> Switch:
+    return Switch(request, response, interim, watch, gap_before)
+
+
+try:
+    from analyzer.decode._fastpath import FreshMaker as _FreshMaker
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    new_pending_request, new_pending_response = pending_request_plain, pending_response_plain
+    new_switch = switch_plain
+else:
+    new_pending_request = _FreshMaker(PendingRequest, (
+        "head", "first_frame", "last_frame", "time", "sequence", "gap_before", "offers"))
+    new_pending_response = _FreshMaker(PendingResponse, (
+        "request", "head", "first_frame", "last_frame", "time", "interim", "gap_before"))
+    new_switch = _FreshMaker(Switch, ("request", "response", "interim", "watch", "gap_before"))
+
+
 class TrackerState:
     """The fields of a ConnectionTracker, declared once for it and its mixins (attempts.py,
     holes.py, switching.py); ConnectionTracker.__init__ sets them."""

@@ -14,9 +14,9 @@ from analyzer.exchange.model import OtherAnswer
 from analyzer.exchange.pending import (
     MAX_HEAD_BYTES,
     Mode,
-    PendingResponse,
     Side,
     message,
+    new_pending_response,
 )
 from analyzer.exchange.relevance import is_upgrade_attempt
 from analyzer.exchange.switching import SwitchFollower
@@ -109,7 +109,7 @@ class ResponseReader(SwitchFollower):
                     self._observe(1 - self._client_side(), data, frame, time)
                 return
             framing = body_framing(response, request_method=method)
-            self._response = PendingResponse(
+            self._response = new_pending_response(
                 request, response, first_frame, last, first_time, interim, self._server_gap
             )
             framed = framing.kind

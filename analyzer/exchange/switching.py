@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from analyzer.exchange.holes import HoleRecovery
 from analyzer.exchange.model import Message
-from analyzer.exchange.pending import Mode, PendingRequest, Switch
+from analyzer.exchange.pending import Mode, PendingRequest, Switch, new_switch
 from analyzer.exchange.switch import switch_watch
 from analyzer.life.model import attempt_key
 from analyzer.reassembly import let_go
@@ -36,7 +36,7 @@ class SwitchFollower(HoleRecovery):
         h2c = "h2c" in response.head.headers.tokens("upgrade")
         watch = switch_watch(response.time, time, websocket, self._run.window, h2c,
                              self._run.frame_parser)
-        self._switch = Switch(request, response, interim, watch, self._server_gap)
+        self._switch = new_switch(request, response, interim, watch, self._server_gap)
         client = self._client_side()
         state = self._sides[client]
         held, state.held, state.held_bytes = state.held, [], 0

@@ -41,6 +41,7 @@ from analyzer.exchange.pending import (
     Side,
     Switch,
     has_body,
+    new_pending_request,
     new_side,
 )
 from analyzer.exchange.relevance import offers_websocket, request_offers_upgrade
@@ -351,9 +352,9 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
                 return
             if self._requests is _NO_REQUESTS:
                 self._requests = deque()
-            pending = PendingRequest(request, first_frame, last, first_time, self._sequence,
-                                      gap_before=self._client_gap,
-                                      offers=request_offers_upgrade(request))
+            pending = new_pending_request(request, first_frame, last, first_time,
+                                          self._sequence, self._client_gap,
+                                          request_offers_upgrade(request))
             self._requests.append(pending)
             self._sequence += 1
             if pending.offers and offers_websocket(request):
