@@ -14,9 +14,17 @@ cdef extern from *:
     #define _slots_is_object(d) (Py_IS_TYPE((d), &PyMemberDescr_Type) && \
         ((PyMemberDescrObject*)(d))->d_member->type == T_OBJECT_EX)
     #define _slots_offset(d) (((PyMemberDescrObject*)(d))->d_member->offset)
-    /* a slot's value, borrowed; never NULL for these classes: their makers fill every slot */
+    /* a slot's value, a new reference. Their makers fill every slot; an empty one (a field
+       deleted, a maker that forgot one) raises AttributeError as Python's own read would,
+       instead of handing Cython a NULL it would dereference. */
     static inline PyObject* _slots_get(PyObject* o, Py_ssize_t at) {
-        return *(PyObject**)((char*)o + at);
+        PyObject* value = *(PyObject**)((char*)o + at);
+        if (value == NULL) {
+            PyErr_Format(PyExc_AttributeError, "a slot of %s is empty", Py_TYPE(o)->tp_name);
+            return NULL;
+        }
+        Py_INCREF(value);
+        return value;
     }
     static PyObject* _slots_alloc(PyObject* t) {
         return ((PyTypeObject*)t)->tp_alloc((PyTypeObject*)t, 0);
@@ -31,7 +39,7 @@ cdef extern from *:
     """
     bint _slots_is_object(object d)
     Py_ssize_t _slots_offset(object d)
-    PyObject* _slots_get(object o, Py_ssize_t at)
+    object _slots_get(object o, Py_ssize_t at)
     object _slots_alloc(object t)
     void _slots_set(object o, Py_ssize_t at, object v)
 
@@ -76,7 +84,7 @@ cdef int _load_slots() except -1:
 
 cdef inline object _slot(object o, Py_ssize_t at):
     """The value of the slot at ``at`` of ``o`` (of the class whose slot it is)."""
-    return <object>_slots_get(o, at)
+    return _slots_get(o, at)
 
 
 def slots_read_compiled(conn):
