@@ -241,3 +241,17 @@ def test_slots_read_in_place_are_the_attributes() -> None:
             seen += 1
         run.finish()
     assert seen > 100
+
+
+def test_an_empty_slot_is_an_attribute_error_not_a_crash() -> None:
+    """A connection whose slot was never filled (a maker that forgot a field) is read at its
+    slots as Python reads it: AttributeError, not a NULL pointer dereferenced in C."""
+    from analyzer.decode._fastpath import slots_read_compiled
+
+    from analyzer.reassembly.connection import Connection
+
+    empty = object.__new__(Connection)
+    with pytest.raises(AttributeError):
+        empty.closing  # noqa: B018 - the plain read this compares with
+    with pytest.raises(AttributeError, match="slot of Connection is empty"):
+        slots_read_compiled(empty)
