@@ -121,7 +121,7 @@ def judge(
     if len(findings) <= 1:  # most attempts: nothing to rank (`judge_ranked` is the twin)
         if not findings:
             return made(number, attempt, facts, Verdict.SUCCEEDED, findings)
-        effect = _effect(findings[0], _switched(attempt))
+        effect = _effect(findings[0], _switched(facts))
         # (`in` a tuple of Enum members compares by identity: no Python-level __hash__)
         verdict = _BY_EFFECT[effect] if effect in EFFECT_ORDER else Verdict.SUCCEEDED
         return made(number, attempt, facts, verdict, findings)
@@ -133,7 +133,7 @@ def judge_ranked(
 ) -> Diagnosis:
     """`judge` for any number of findings (its plain twin for none or one,
     tests/test_verdict.py)."""
-    switched = _switched(attempt)
+    switched = _switched(facts)
     # a list, not a set: `in` on a list compares Enum members by identity, a set would call
     # their (Python-level) __hash__
     effects = [_effect(f, switched) for f in findings]
@@ -292,11 +292,12 @@ def _effect(finding: Finding, switched: bool) -> Effect:
     return _EFFECT[finding.check]
 
 
-def _switched(attempt: Attempt) -> bool:
-    response = attempt.response_head
+def _switched(facts: Facts) -> bool:
+    """Whether the server switched (the facts hold the attempt's heads: no property calls)."""
+    response = facts.response_head
     if response is None:
         return False
-    request = attempt.request_head
+    request = facts.request_head
     if request is not None and request.method.upper() == "CONNECT":
         return 200 <= response.status < 300
     return response.status == 101

@@ -7,7 +7,7 @@ import binascii
 import re
 
 from analyzer.checks.catalogue import Finding
-from analyzer.checks.facts import Facts, frames_of
+from analyzer.checks.facts import Facts, frames_of, offers_websocket
 from analyzer.exchange.model import Attempt
 from analyzer.http.message import RequestHead
 
@@ -84,7 +84,7 @@ def _websocket_request(head: RequestHead, offered: tuple[str, ...], has_upgrade:
         findings.append(Finding("ws_method_not_get", "GET", head.method, ev))
     if not headers.has("host"):
         findings.append(Finding("ws_host_missing", "Host header", "no Host header", ev))
-    if has_upgrade and not any(t.split("/")[0] == "websocket" for t in offered):
+    if has_upgrade and not offers_websocket(offered):
         findings.append(Finding("upgrade_not_websocket", "Upgrade: websocket",
                                 ", ".join(headers.all("upgrade")), ev))
     if not has_upgrade and not _has_websocket_fields(head):

@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
 
+from analyzer.attribution.model import Attribution
 from analyzer.checks.catalogue import Finding, lookup
 from analyzer.exchange.model import AttemptKind
 from analyzer.report.fields import (
@@ -79,7 +80,7 @@ def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
         f'"verdict": {_quote(diagnosis.verdict._value_)}, '
         f'"reason": {_quote(text(reason_text(diagnosis)))}, '
         f'"reasons": [{", ".join([_quote(f.check) for f in findings])}], '
-        f'"findings": [{", ".join([_finding(f, text) for f in findings])}], '
+        f'"findings": [{", ".join([_finding(f, clean) for f in findings])}], '
         f'"request_frame": {message.first_frame if message is not None else "null"}, '
         f'"response_frame": {answer.first_frame if answer is not None else "null"}, '
         f'"syn_frame": {syn.frame if syn is not None else "null"}, '
@@ -102,7 +103,31 @@ def _texts(texts: tuple[str, ...], text: Callable[[str], str]) -> str:
     return "[" + ", ".join([_quote(text(t)) for t in texts]) + "]"
 
 
-def _finding(finding: Finding, text: Callable[[str], str]) -> str:
+# `_finding`'s text up to its frame numbers, for attempts without secret values (as
+# `_ATTRIBUTION_TEXTS`), by (check, expected, found): a run's findings repeat their texts
+# (a Close's, a status's), only the frames are each attempt's own. Bounded.
+_FINDING_STARTS: dict[tuple[str, str, str], str] = {}
+_FINDING_STARTS_MAX = 4096
+
+
+def _finding(finding: Finding, clean: Cleaner) -> str:
+    """A finding as a JSON object (`_finding_start`, remembered when ``clean`` depends on
+    nothing but the text, then its frames)."""
+    if clean.show_secrets or clean.secrets:
+        start = _finding_start(finding, clean.text)
+    else:
+        key = (finding.check, finding.expected, finding.found)
+        start = _FINDING_STARTS.get(key)
+        if start is None:
+            if len(_FINDING_STARTS) >= _FINDING_STARTS_MAX:
+                _FINDING_STARTS.clear()
+            start = _FINDING_STARTS[key] = _finding_start(finding, clean.text)
+    return f'{start}{", ".join(map(str, finding.frames))}]}}'
+
+
+def _finding_start(finding: Finding, text: Callable[[str], str]) -> str:
+    """A finding's JSON object up to its frame numbers: `_finding`'s plain twin (``text``:
+    the cleaner's `text`)."""
     head = _FINDING_HEADS.get(finding.check)
     if head is None:
         check = lookup(finding.check)
@@ -110,12 +135,36 @@ def _finding(finding: Finding, text: Callable[[str], str]) -> str:
             f'{{"id": {_encode(check.id)}, "severity": {_encode(check.severity.value)}, '
             f'"rfc": {_encode(check.rfc)}, "title": {_encode(check.title)}, "expected": ')
     return (f'{head}{_quote(text(finding.expected))}, '
-            f'"found": {_quote(text(finding.found))}, '
-            f'"frames": [{", ".join([str(n) for n in finding.frames])}]}}')
+            f'"found": {_quote(text(finding.found))}, "frames": [')
+
+
+# `_attribution`'s text for attempts without secret values (the shared plain Cleaner, whose
+# `text` is a pure function), by the attribution's fields: a run's attempts share a handful
+# of attributions (a success names only its client; a failure's client error lines repeat
+# with its status and URL), and cleaning and quoting each of their ≈ 9 texts again cost
+# ≈ 15 k instructions a line. Bounded, like the Cleaner's own memory.
+_ATTRIBUTION_TEXTS: dict[tuple[object, ...], str] = {}
+_ATTRIBUTION_TEXTS_MAX = 4096
 
 
 def _attribution(diagnosis: Diagnosis, clean: Cleaner) -> str:
+    """The attribution as a JSON object (`_attribution_plain`, remembered when ``clean``
+    depends on nothing but the text)."""
     who = diagnosis.attribution
+    if clean.show_secrets or clean.secrets:
+        return _attribution_plain(who, clean)
+    key = (who.server, who.confidence, who.evidence, who.server_log, who.client,
+           who.client_errors)
+    made = _ATTRIBUTION_TEXTS.get(key)
+    if made is None:
+        if len(_ATTRIBUTION_TEXTS) >= _ATTRIBUTION_TEXTS_MAX:
+            _ATTRIBUTION_TEXTS.clear()
+        made = _ATTRIBUTION_TEXTS[key] = _attribution_plain(who, clean)
+    return made
+
+
+def _attribution_plain(who: Attribution, clean: Cleaner) -> str:
+    """The attribution as a JSON object, every text cleaned (`_attribution`'s plain twin)."""
     text = clean.text
     return (
         f'{{"server": {"null" if who.server is None else _quote(who.server)}, '
