@@ -12,7 +12,7 @@ from analyzer.exchange.first_bytes import (
 )
 from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
 from analyzer.exchange.switch import DEFAULT_WINDOW
-from analyzer.websocket.frames import CloseCode, Opcode, describe, parse_close
+from analyzer.websocket.frames import CloseCode, CloseInfo, Opcode, describe, parse_close
 
 _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 # The opcodes as plain ints: the loops below run per frame seen after a switch (up to 32 per
@@ -137,7 +137,7 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
                                         (seen.frame,), seen.side))
         if opcode != _CLOSE:
             continue
-        close = parse_close(ws.payload_prefix)
+        close = _close_of(ws.payload_prefix)
         code = close.code
         if code is not None and (code in _NEVER_SENT or code < 1000):
             findings.append(Finding("ws_close_code_invalid", "a code that may be sent",
@@ -157,6 +157,23 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
             findings.append(Finding("ws_closed_with_error", "1000 or 1001", described,
                                     (seen.frame,), seen.side))
     return findings
+
+
+def _close_of(payload: bytes) -> CloseInfo:
+    """`parse_close(payload)`, remembered: most WebSockets show two Closes, and a capture's
+    Closes carry a handful of payloads (a code and a short reason, at most 125 bytes kept),
+    while parsing one costs ≈ 1 µs. `CloseInfo` is frozen, so one serves every Close of that
+    payload (tests/test_checks.py compares it with `parse_close`). Bounded."""
+    close = _CLOSES.get(payload)
+    if close is None:
+        if len(_CLOSES) >= _CLOSES_MAX:
+            _CLOSES.clear()
+        close = _CLOSES[payload] = parse_close(payload)
+    return close
+
+
+_CLOSES: dict[bytes, CloseInfo] = {}
+_CLOSES_MAX = 4096
 
 
 def _meaning(code: int) -> str:

@@ -153,10 +153,13 @@ def subprotocol_findings(request: RequestHead, head: ResponseHead,
 def extension_findings(request: RequestHead, head: ResponseHead,
                        ev: tuple[int, ...]) -> list[Finding]:
     """Sec-WebSocket-Extensions negotiation (RFC 6455 §9.1, RFC 7692 §7.1)."""
+    answered = head.headers.tokens("sec-websocket-extensions")
+    if not answered:
+        return []  # (most answers: nothing chosen, so nothing to compare with the offer)
     findings: list[Finding] = []
     offered = request.headers.tokens("sec-websocket-extensions")
     offered_ext = {_ext_name(e) for e in offered}
-    for ext in head.headers.tokens("sec-websocket-extensions"):
+    for ext in answered:
         if _ext_name(ext) not in offered_ext:
             findings.append(Finding("ws_extension_not_offered",
                                     ", ".join(sorted(offered_ext)) or "no extension", ext, ev))
@@ -170,6 +173,8 @@ def extension_findings(request: RequestHead, head: ResponseHead,
 
 def _negotiation(offered: list[str], chosen_fields: list[str], head: ResponseHead,
                  ev: tuple[int, ...]) -> list[Finding]:
+    if not offered and not chosen_fields:
+        return []  # (most handshakes: no subprotocol on either side)
     chosen = [t.strip() for v in chosen_fields for t in v.split(",") if t.strip()]
     if len(chosen) > 1:
         return [Finding("ws_protocol_repeated", "at most one subprotocol",

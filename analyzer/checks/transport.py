@@ -37,8 +37,11 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
             f"{conflict.length} byte(s) at {conflict.side} offset {conflict.offset} differ "
             f"({len(tcp.conflicts)} conflicting overlap(s))",
             tuple(c.frame for c in tcp.conflicts[:3])))
-    request_gap = next((g for g in tcp.gaps if g.side == "client"), None)
-    response_gap = next((g for g in tcp.gaps if g.side == "server"), None)
+    request_gap: Gap | None = None
+    response_gap: Gap | None = None
+    if tcp.gaps:  # (most connections have none: no generators to make then)
+        request_gap = next((g for g in tcp.gaps if g.side == "client"), None)
+        response_gap = next((g for g in tcp.gaps if g.side == "server"), None)
     if attempt.request_gap and request_gap is not None:
         findings.append(_decryption_stop(attempt, request_gap) or Finding(
             "capture_gap_request", "every byte of the request",
