@@ -52,17 +52,15 @@ def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     if request is not None:
         headers = request.headers
         host = headers.get("host") or headers.get(":authority")
-        method = _quote(text(request.method))
-        path = _quote(clean.target(request.target))
-        host_text = _quote(text(host)) if host is not None else "null"
+        asked = _asked(request.method, request.target, host, facts.offered, facts.protocol,
+                       clean)
     else:
-        method = path = host_text = "null"
+        asked = _asked_plain(None, None, None, facts.offered, facts.protocol, clean)
     if response is not None:
         status = str(response.status)
         status_reason = _quote(text(response.reason))
     else:
         status = status_reason = "null"
-    protocol = text(facts.protocol)
     findings = diagnosis.findings
     # (an Enum member's ``_value_`` is its value: ``.value`` is a property, ≈ 1 k instructions)
     message, answer, syn = attempt.request, attempt.response, attempt.tcp.syn
@@ -73,9 +71,7 @@ def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
         f'"client": {_quote(endpoint_text(attempt.client))}, '
         f'"server": {_quote(endpoint_text(attempt.server))}, '
         f'"time": {_quote(iso_time(attempt.time))}, '
-        f'"method": {method}, "path": {path}, "host": {host_text}, '
-        f'"offered": {_texts(facts.offered, text)}, '
-        f'"protocol": {_quote(protocol) if protocol else "null"}, '
+        f'{asked}, '
         f'"status": {status}, "status_reason": {status_reason}, '
         f'"verdict": {_quote(diagnosis.verdict._value_)}, '
         f'"reason": {_quote(text(reason_text(diagnosis)))}, '
@@ -94,6 +90,44 @@ def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
         + ("}" if origin is None else
            f', "file": {_quote(neutralise(origin[0]))}, "file_frame": {_encode(origin[1])}}}')
     )
+
+
+# `_asked_plain`'s text for attempts without secret values, by what it is made of: a run's
+# requests repeat their method, target, host and offer (a client's reconnects, a storm), and
+# cleaning and quoting those five texts again cost ≈ 5 k instructions a line. Requests whose
+# texts are short only (a hostile head's long target or host is not kept), bounded.
+_ASKED: dict[tuple[object, ...], str] = {}
+_ASKED_MAX = 4096
+_ASKED_KEPT_LENGTH = 512  # characters of target and host together
+
+
+def _asked(method: str, target: str, host: str | None, offered: tuple[str, ...],
+           protocol: str, clean: Cleaner) -> str:
+    """`_asked_plain`, remembered when ``clean`` depends on nothing but the text."""
+    if clean.show_secrets or clean.secrets or (
+            len(target) + (len(host) if host else 0) > _ASKED_KEPT_LENGTH):
+        return _asked_plain(method, target, host, offered, protocol, clean)
+    key = (method, target, host, offered, protocol)
+    made = _ASKED.get(key)
+    if made is None:
+        if len(_ASKED) >= _ASKED_MAX:
+            _ASKED.clear()
+        made = _ASKED[key] = _asked_plain(method, target, host, offered, protocol, clean)
+    return made
+
+
+def _asked_plain(method: str | None, target: str | None, host: str | None,
+                 offered: tuple[str, ...], protocol: str, clean: Cleaner) -> str:
+    """The request's part of a line: ``"method": ..., "path": ..., "host": ..., "offered":
+    [...], "protocol": ...`` (null for what is None, or a protocol that is "")."""
+    text = clean.text
+    method_text = "null" if method is None else _quote(text(method))
+    path = "null" if target is None else _quote(clean.target(target))
+    host_text = "null" if host is None else _quote(text(host))
+    protocol_text = text(protocol)
+    return (f'"method": {method_text}, "path": {path}, "host": {host_text}, '
+            f'"offered": {_texts(offered, text)}, '
+            f'"protocol": {_quote(protocol_text) if protocol_text else "null"}')
 
 
 def _texts(texts: tuple[str, ...], text: Callable[[str], str]) -> str:
