@@ -83,15 +83,17 @@ def _close_after_silent_hang_up(attempt: Attempt, after: AfterSwitch,
     if not closed.frames or closed.side not in ("client", "server"):
         return None
     frame = closed.frames[0]
-    sent_at = next((s.time for s in after.frames if s.frame == frame), None)
     tcp = attempt.tcp
     if closed.side == "server":
         end, first = _earliest(tcp.client_fin, tcp.client_rst), after.client_first
     else:
         end, first = _earliest(tcp.server_fin, tcp.server_rst), after.server_first
     # (a lost FIN told at the Close's own frame came before it: that frame acknowledged it)
-    if sent_at is None or end is None or first is not None or end.frame > frame or (
+    if end is None or first is not None or end.frame > frame or (
             end.frame == frame and not end.lost):
+        return None  # (the usual Close, told before the frames are walked for its time)
+    sent_at = next((s.time for s in after.frames if s.frame == frame), None)
+    if sent_at is None:
         return None
     return end if end.time <= sent_at else None
 
