@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.checks.catalogue import CATALOGUE
+from analyzer.exchange.model import Attempt
 from analyzer.pipeline import Analysis, analyze
 from analyzer.source import read_captures
 from analyzer.tls.keylog import load_keylog
@@ -1235,10 +1236,10 @@ def test_cli_reports_the_same_verdict(tmp_path: Path) -> None:
     assert '"failed"' in result.output and "request_without_upgrade" in result.output
 
 
-def _bundled_attempts() -> list:  # type: ignore[type-arg]
+def _bundled_attempts() -> list[Attempt]:
     """Every bundled capture's attempts (with its key log where it has one)."""
     captures = Path(__file__).resolve().parent.parent / "captures"
-    attempts = []
+    attempts: list[Attempt] = []
     for path in sorted(captures.glob("*.pcap*")):
         keys = path.with_suffix(".keys")
         run = Analysis(secrets=load_keylog(keys.read_bytes()) if keys.exists() else None)

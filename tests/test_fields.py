@@ -158,8 +158,9 @@ def test_jsonl_line_equals_its_plain_twin_on_every_bundled_capture() -> None:
 
 def test_jsonl_remembered_parts_equal_their_plain_twins() -> None:
     """The request's part, the attribution and the findings texts `decided_line` remembers
-    (for attempts without secret values) are what their plain twins write, when first made and when remembered,
-    for every bundled capture's attempts; an attempt with secret values is never remembered."""
+    (for attempts without secret values) are what their plain twins write, when first made
+    and when remembered, for every bundled capture's attempts; an attempt with secret values
+    is never remembered."""
     from analyzer.report import jsonl
     from analyzer.report.safe import Cleaner
 
