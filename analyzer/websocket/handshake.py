@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from binascii import b2a_base64
+import base64
 
 try:  # CPython's own SHA-1: hashlib's loads OpenSSL first (≈ 11 M instructions, ≈ 2 ms)
     from _sha1 import sha1
@@ -25,5 +25,4 @@ def accept_for_key(key: str) -> str:
     # Header values are latin-1 decoded, so encoding back gives the bytes that were hashed on the
     # wire, even for a malformed non-ASCII key.
     material = (key.strip(" \t\r\n\f\v") + WEBSOCKET_GUID).encode("latin-1")
-    # (base64.b64encode without its Python wrapper, which calls exactly this: one per 101)
-    return b2a_base64(sha1(material).digest(), newline=False).decode("ascii")
+    return base64.b64encode(sha1(material).digest()).decode("ascii")
