@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.checks.catalogue import CATALOGUE
+from analyzer.exchange.model import Attempt
 from analyzer.pipeline import Analysis, analyze
 from analyzer.source import read_captures
 from analyzer.tls.keylog import load_keylog
@@ -1233,3 +1234,52 @@ def test_cli_reports_the_same_verdict(tmp_path: Path) -> None:
     result = run_cli("read", tmp_path / "postman.pcap", "--format", "json")
     assert result.exit_code == 0, result.output
     assert '"failed"' in result.output and "request_without_upgrade" in result.output
+
+
+def _bundled_attempts() -> list[Attempt]:
+    """Every bundled capture's attempts (with its key log where it has one)."""
+    captures = Path(__file__).resolve().parent.parent / "captures"
+    attempts: list[Attempt] = []
+    for path in sorted(captures.glob("*.pcap*")):
+        keys = path.with_suffix(".keys")
+        run = Analysis(secrets=load_keylog(keys.read_bytes()) if keys.exists() else None)
+        attempts += [d.attempt for d in analyze(read_captures([str(path)], [], run.add_secrets),
+                                                run) if isinstance(d, Diagnosis)]
+    return attempts
+
+
+def test_remembered_close_and_plain_key_test_equal_their_twins() -> None:
+    """`after_switch._close_of` (Closes remembered by payload) gives what `parse_close` gives,
+    made and remembered; `request._is_valid_key` (binascii directly) what
+    ``base64.b64decode(key, validate=True)`` says: every Close payload and WebSocket key of
+    the bundled captures, and crafted ones (no code, one byte, bad UTF-8, a code never sent,
+    non-ASCII, bad padding)."""
+    import base64
+    import binascii
+
+    from analyzer.checks import after_switch
+    from analyzer.checks.request import _is_valid_key
+    from analyzer.websocket.frames import parse_close
+
+    def plain_key_test(key: str) -> bool:
+        try:
+            return len(base64.b64decode(key.strip(), validate=True)) == 16
+        except (binascii.Error, ValueError):
+            return False
+
+    attempts = _bundled_attempts()
+    payloads = [seen.ws.payload_prefix for a in attempts if a.after is not None
+                for seen in a.after.frames if seen.ws.opcode == 8]
+    payloads += [b"", b"\x03", b"\x03\xe8", b"\x03\xed", b"\x03\xe9bye \xff", b"\x0f\xa0ok"]
+    keys = [v for a in attempts if a.request is not None
+            for v in a.request.head.headers.all("sec-websocket-key")]
+    keys += ["dGhlIHNhbXBsZSBub25jZQ==", " dGhlIHNhbXBsZSBub25jZQ== ", "dGhlIHNhbXBsZSBub25jZQ=",
+             "dGhlIHNhbXBsZSBub25jZQ", "=dGhlIHNhbXBsZSBub25jZQ=", "d\xe9hlIHNhbXBsZSBub25jZQ==",
+             "dGhlIHNhbXBs ZSBub25jZQ==", "", "AAAAAAAAAAAAAAAAAAAAAAAA"]
+    assert len(payloads) > 20 and len(keys) > 20
+    after_switch._CLOSES.clear()
+    for _ in range(2):  # made, then remembered
+        for payload in payloads:
+            assert after_switch._close_of(payload) == parse_close(payload), payload
+    for key in keys:
+        assert _is_valid_key(key) == plain_key_test(key), key

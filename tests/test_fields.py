@@ -154,3 +154,38 @@ def test_jsonl_line_equals_its_plain_twin_on_every_bundled_capture() -> None:
     assert seen >= set(attempt_fields(diagnoses[0])) - {"stream_id"} | {"tls", "lifetime",
                                                                           "file", "file_frame"}
     assert any(d.attempt.transport == "h2" for d in diagnoses)
+
+
+def test_jsonl_remembered_parts_equal_their_plain_twins() -> None:
+    """The request's part, the attribution and the findings texts `decided_line` remembers
+    (for attempts without secret values) are what their plain twins write, when first made
+    and when remembered, for every bundled capture's attempts; an attempt with secret values
+    is never remembered."""
+    from analyzer.report import jsonl
+    from analyzer.report.safe import Cleaner
+
+    diagnoses = _every_bundled_diagnosis()
+    jsonl._ATTRIBUTION_TEXTS.clear()
+    jsonl._FINDING_STARTS.clear()
+    jsonl._ASKED.clear()
+    for _ in range(2):  # made, then remembered
+        for d in diagnoses:
+            for show in (False, True):
+                clean = Cleaner.for_attempt(d.attempt, show)
+                request, facts = d.facts.request_head, d.facts
+                if request is not None:
+                    host = request.headers.get("host")
+                    asked = (request.method, request.target, host, facts.offered,
+                             facts.protocol, clean)
+                    assert jsonl._asked(*asked) == jsonl._asked_plain(*asked)
+                assert jsonl._attribution(d, clean) == jsonl._attribution_plain(
+                    d.attribution, clean)
+                for finding in d.findings:
+                    frames = ", ".join(str(n) for n in finding.frames)
+                    assert jsonl._finding(finding, clean) == (
+                        f"{jsonl._finding_start(finding, clean.text)}{frames}]}}")
+    assert jsonl._ATTRIBUTION_TEXTS and jsonl._FINDING_STARTS and jsonl._ASKED
+    secret = next(d for d in diagnoses if Cleaner.for_attempt(d.attempt).secrets)
+    jsonl._ATTRIBUTION_TEXTS.clear()
+    jsonl._attribution(secret, Cleaner.for_attempt(secret.attempt))
+    assert not jsonl._ATTRIBUTION_TEXTS

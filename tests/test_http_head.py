@@ -584,3 +584,46 @@ def test_header_names_are_the_lowercased_names_of_the_fields(pairs: list[tuple[s
     for name, value in pairs:
         index.setdefault(name.lower(), []).append(value)
     assert set(Headers.indexed(fields, index).names()) == expected
+
+
+def test_header_look_ups_equal_their_plain_twins() -> None:
+    """`Headers.tokens` (each value's tokens remembered) gives what `tokens_plain` gives, and
+    get/count/has/all (the name tried as given first) what the lowered name's index entry
+    says: every field of every head of the bundled captures, asked as sent, lowercased and
+    uppercased, made and remembered; and crafted values (empty items, tabs, 0xA0, a long
+    value that is not remembered, repeated fields)."""
+    from pathlib import Path
+
+    from analyzer.http import message
+    from analyzer.http.message import Headers
+    from analyzer.pipeline import Analysis, analyze
+    from analyzer.source import read_captures
+    from analyzer.verdict import Diagnosis
+
+    heads: list[Headers] = []
+    for path in sorted((Path(__file__).resolve().parent.parent / "captures").glob("*.pcap*")):
+        for d in analyze(read_captures([str(path)], []), Analysis()):
+            if isinstance(d, Diagnosis):
+                for m in (d.attempt.request, d.attempt.response, *d.attempt.interim):
+                    if m is not None:
+                        heads.append(m.head.headers)
+    long_value = "a, " * 200 + "Upgrade"
+    heads.append(Headers((
+        header("Connection", " keep-alive ,, Upgrade\t"), header("connection", "\xa0Upgrade"),
+        header("Upgrade", "WebSocket/13,h2c"), header("X-Long", long_value),
+        header("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
+    )))
+    assert len(heads) > 100
+    message._TOKENS.clear()
+    for _ in range(2):  # made, then remembered
+        for headers in heads:
+            names = {f.name for f in headers.fields} | {"absent", "Absent"}
+            for name in names:
+                for asked in (name, name.lower(), name.upper()):
+                    lowered = headers._index.get(asked.lower())
+                    assert headers.tokens(asked) == headers.tokens_plain(asked), asked
+                    assert headers.all(asked) == list(lowered or ())
+                    assert headers.get(asked) == (lowered[0] if lowered else None)
+                    assert headers.count(asked) == len(lowered or ())
+                    assert headers.has(asked) == (lowered is not None)
+    assert long_value not in message._TOKENS and message._TOKENS

@@ -110,11 +110,12 @@ def match_known(head: ResponseHead, body: bytes, known: KnownText | None) -> Ser
         return ServerMatch("Kong", "high", f"Via/Server: {headers.get('via') or server_header}")
     if "envoy" in server_header and head.status == 403:
         return ServerMatch("Envoy", "high", "Server: envoy with 403", "upgrade_failed")
-    # (the case-insensitive look-up first: it rules out most responses without a walk)
-    gorilla = headers.has("sec-websocket-version") and any(
+    # (the status and the case-insensitive look-up first: they rule out most responses,
+    # every 101 among them, without a walk)
+    gorilla = head.status >= 400 and headers.has("sec-websocket-version") and any(
         f.name == "Sec-Websocket-Version" for f in headers.fields
     )
-    if gorilla and head.status >= 400:
+    if gorilla:
         return ServerMatch("gorilla/websocket", "medium",
                            "header spelled 'Sec-Websocket-Version' (Go's canonical form)",
                            _GORILLA_LOGS.get(head.status))

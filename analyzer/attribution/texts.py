@@ -243,7 +243,8 @@ _ANY_BODY = re.compile(
 
 def match_text(reason: str, body: bytes) -> KnownText | None:
     """The first text of TEXTS that a response's reason phrase or body carries, if any."""
-    if not (_ANY_REASON.search(reason) or _ANY_BODY.search(body)):
+    # (an empty body holds no text: most answers, a 101's always, skip that scan)
+    if not (_ANY_REASON.search(reason) or body and _ANY_BODY.search(body)):
         return None
     for known, in_reason, text, encoded in _NEEDLES:
         if text in reason if in_reason else encoded in body:
@@ -253,7 +254,7 @@ def match_text(reason: str, body: bytes) -> KnownText | None:
 
 def shape_of(head: ResponseHead) -> str:
     """'STATUS REASON|header,names,in,order' (lowercased names) of a response."""
-    names = ",".join(field.name.lower() for field in head.headers.fields)
+    names = ",".join([field.name.lower() for field in head.headers.fields])  # (no generator)
     return f"{head.status} {head.reason}|{names}"
 
 

@@ -12,12 +12,13 @@ from analyzer.exchange.first_bytes import (
 )
 from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
 from analyzer.exchange.switch import DEFAULT_WINDOW
-from analyzer.websocket.frames import CloseCode, Opcode, describe, parse_close
+from analyzer.websocket.frames import CloseCode, CloseInfo, Opcode, describe, parse_close
 
 _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 # The opcodes as plain ints: the loops below run per frame seen after a switch (up to 32 per
 # WebSocket), and reading a member off an Enum class costs ≈ 0.1 µs each time in Python 3.11.
 _CLOSE, _PING, _PONG = int(Opcode.CLOSE), int(Opcode.PING), int(Opcode.PONG)
+_DATA_OPCODES = (int(Opcode.CONTINUATION), int(Opcode.TEXT), int(Opcode.BINARY))
 _NORMAL_CLOSES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 _NEVER_SENT = (CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, CloseCode.TLS_HANDSHAKE)
 
@@ -82,15 +83,17 @@ def _close_after_silent_hang_up(attempt: Attempt, after: AfterSwitch,
     if not closed.frames or closed.side not in ("client", "server"):
         return None
     frame = closed.frames[0]
-    sent_at = next((s.time for s in after.frames if s.frame == frame), None)
     tcp = attempt.tcp
     if closed.side == "server":
         end, first = _earliest(tcp.client_fin, tcp.client_rst), after.client_first
     else:
         end, first = _earliest(tcp.server_fin, tcp.server_rst), after.server_first
     # (a lost FIN told at the Close's own frame came before it: that frame acknowledged it)
-    if sent_at is None or end is None or first is not None or end.frame > frame or (
+    if end is None or first is not None or end.frame > frame or (
             end.frame == frame and not end.lost):
+        return None  # (the usual Close, told before the frames are walked for its time)
+    sent_at = next((s.time for s in after.frames if s.frame == frame), None)
+    if sent_at is None:
         return None
     return end if end.time <= sent_at else None
 
@@ -105,6 +108,12 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
     client_unmasked_reported = server_masked_reported = closed_said = rsv_said = False
     for seen in after.frames:
         ws = seen.ws
+        opcode = ws.opcode
+        # The usual frame (data, masked as its side must mask, no RSV bit) breaks none of the
+        # rules below: one test for it instead of each rule's (this loop runs for every frame
+        # the watch kept, up to 32 a WebSocket: the most repeated steps of the checks).
+        if opcode in _DATA_OPCODES and not ws.rsv and ws.masked == (seen.side == "client"):
+            continue
         if seen.side == "client" and not ws.masked and not client_unmasked_reported:
             client_unmasked_reported = True
             findings.append(Finding("ws_client_frame_unmasked", "masked", "unmasked",
@@ -113,13 +122,13 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
             server_masked_reported = True
             findings.append(Finding("ws_server_frame_masked", "unmasked", "masked",
                                     (seen.frame,), "server"))
-        if ws.opcode >= _CLOSE and (ws.length > 125 or not ws.fin):
+        if opcode >= _CLOSE and (ws.length > 125 or not ws.fin):
             findings.append(Finding("ws_control_frame_invalid", "FIN set, payload <= 125",
-                                    f"{seen.side} opcode {ws.opcode:#x}, FIN={int(ws.fin)}, "
+                                    f"{seen.side} opcode {opcode:#x}, FIN={int(ws.fin)}, "
                                     f"{ws.length} bytes", (seen.frame,), seen.side))
-        if ws.opcode not in _KNOWN_OPCODES:
+        if opcode not in _KNOWN_OPCODES:
             findings.append(Finding("ws_opcode_reserved", "opcode 0-2 or 8-10",
-                                    f"{seen.side} opcode {ws.opcode:#x}", (seen.frame,),
+                                    f"{seen.side} opcode {opcode:#x}", (seen.frame,),
                                     seen.side))
         if ws.rsv and not rsv_said:
             rsv_said = True  # say it once (or never, when an extension was negotiated)
@@ -128,9 +137,9 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
                 findings.append(Finding("ws_rsv_without_extension", "RSV bits 0",
                                         f"RSV={ws.rsv:03b} on a {seen.side} frame",
                                         (seen.frame,), seen.side))
-        if ws.opcode != _CLOSE:
+        if opcode != _CLOSE:
             continue
-        close = parse_close(ws.payload_prefix)
+        close = _close_of(ws.payload_prefix)
         code = close.code
         if code is not None and (code in _NEVER_SENT or code < 1000):
             findings.append(Finding("ws_close_code_invalid", "a code that may be sent",
@@ -152,6 +161,23 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
     return findings
 
 
+def _close_of(payload: bytes) -> CloseInfo:
+    """`parse_close(payload)`, remembered: most WebSockets show two Closes, and a capture's
+    Closes carry a handful of payloads (a code and a short reason, at most 125 bytes kept),
+    while parsing one costs ≈ 1 µs. `CloseInfo` is frozen, so one serves every Close of that
+    payload (tests/test_checks.py compares it with `parse_close`). Bounded."""
+    close = _CLOSES.get(payload)
+    if close is None:
+        if len(_CLOSES) >= _CLOSES_MAX:
+            _CLOSES.clear()
+        close = _CLOSES[payload] = parse_close(payload)
+    return close
+
+
+_CLOSES: dict[bytes, CloseInfo] = {}
+_CLOSES_MAX = 4096
+
+
 def _meaning(code: int) -> str:
     """`describe(code)`, remembered: ``CloseCode(code)`` costs ≈ 1 µs, and a capture's
     closes use a handful of codes (the memory is bounded by the 65,536 codes there are)."""
@@ -167,7 +193,6 @@ _MEANINGS: dict[int, str] = {}
 # A Pong may take this long (it goes "as soon as is practical"): a Ping seen closer to the end
 # of the observation than this, with nothing else from the peer after it, says nothing.
 PONG_PATIENCE = 1.0
-_DATA_OPCODES = (int(Opcode.CONTINUATION), int(Opcode.TEXT), int(Opcode.BINARY))
 
 
 def _unanswered_ping(after: AfterSwitch, end_time: float) -> list[Finding]:

@@ -65,7 +65,7 @@ def facts_of(attempt: Attempt) -> Facts:
         offered = tuple(request.headers.tokens("upgrade"))
         if request.method.upper() == "CONNECT":
             protocol = "connect"
-        elif any(t.split("/")[0] == "websocket" for t in offered) or any(
+        elif offers_websocket(offered) or any(
             f.name.lower().startswith("sec-websocket-") for f in request.headers.fields
         ):
             protocol = "websocket"
@@ -90,6 +90,12 @@ def facts_of(attempt: Attempt) -> Facts:
         elif _mentions_websocket(attempt.response):
             protocol = "websocket"
     return made_facts(offered, protocol, protocol == "websocket", said, request, response)
+
+
+def offers_websocket(offered: tuple[str, ...]) -> bool:
+    """Whether an Upgrade offer names WebSocket, with or without a version ("websocket/13")."""
+    # (the plain token first: it is nearly every offer, and the generator costs ≈ 2 k)
+    return "websocket" in offered or any(t.split("/")[0] == "websocket" for t in offered)
 
 
 def _mentions_websocket(message: Message | None) -> bool:

@@ -7,7 +7,7 @@ import binascii
 import re
 
 from analyzer.checks.catalogue import Finding
-from analyzer.checks.facts import Facts, frames_of
+from analyzer.checks.facts import Facts, frames_of, offers_websocket
 from analyzer.exchange.model import Attempt
 from analyzer.http.message import RequestHead
 
@@ -40,7 +40,7 @@ def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
     if has_upgrade and "upgrade" not in connection:
         found = ", ".join(headers.all("connection")) or "no Connection header"
         findings.append(Finding("connection_without_upgrade", "Connection: Upgrade", found, ev))
-    elif "upgrade" in connection and set(connection) - {"upgrade", "http2-settings"}:
+    elif "upgrade" in connection and not _UPGRADE_COMPANIONS.issuperset(connection):
         # HTTP2-Settings beside Upgrade is what RFC 7540 §3.2.1 requires, not a trap.
         findings.append(Finding("connection_upgrade_with_others", "Connection: Upgrade",
                                 ", ".join(headers.all("connection")), ev))
@@ -70,6 +70,8 @@ def check_request(attempt: Attempt, facts: Facts) -> list[Finding]:
 # authority-form (RFC 9112 §3.2.3): a host name, IPv4 or [IPv6] literal, and a port
 _AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+):[0-9]{1,5}")
 _PROXY_FIELDS = frozenset(("via", "forwarded", "x-forwarded-for", "x-real-ip"))
+# Connection tokens an upgrade offer may carry without others beside them.
+_UPGRADE_COMPANIONS = frozenset(("upgrade", "http2-settings"))
 
 
 def _has_websocket_fields(head: RequestHead) -> bool:
@@ -84,7 +86,7 @@ def _websocket_request(head: RequestHead, offered: tuple[str, ...], has_upgrade:
         findings.append(Finding("ws_method_not_get", "GET", head.method, ev))
     if not headers.has("host"):
         findings.append(Finding("ws_host_missing", "Host header", "no Host header", ev))
-    if has_upgrade and not any(t.split("/")[0] == "websocket" for t in offered):
+    if has_upgrade and not offers_websocket(offered):
         findings.append(Finding("upgrade_not_websocket", "Upgrade: websocket",
                                 ", ".join(headers.all("upgrade")), ev))
     if not has_upgrade and not _has_websocket_fields(head):
@@ -102,14 +104,16 @@ def _websocket_request(head: RequestHead, offered: tuple[str, ...], has_upgrade:
     if not versions:
         findings.append(Finding("ws_version_missing", "Sec-WebSocket-Version: 13",
                                 "no version header", ev))
-    elif [v.strip() for v in versions] != ["13"]:
+    elif len(versions) != 1 or versions[0].strip() != "13":
         findings.append(Finding("ws_version_not_13", "13", ", ".join(versions), ev))
     return findings
 
 
 def _is_valid_key(key: str) -> bool:
     try:
-        return len(base64.b64decode(key.strip(), validate=True)) == 16
+        # base64.b64decode(key, validate=True) without its Python wrapper: the wrapper makes
+        # an ASCII str bytes (ValueError for another) and calls exactly this
+        return len(binascii.a2b_base64(key.strip(), strict_mode=True)) == 16
     except (binascii.Error, ValueError):
         return False
 

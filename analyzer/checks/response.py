@@ -36,8 +36,24 @@ def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
 def _engineio_upgrade(target: str) -> bool:
     """An Engine.IO request upgrading a session it opened with long polling (sid in the query)."""
     _, _, query = target.partition("?")
+    if "EIO" not in query:
+        return False  # (most targets: no parameter to split)
     params = {part.split("=", 1)[0] for part in query.split("&")}
     return "EIO" in params and "sid" in params and "transport=websocket" in query
+
+
+# The statuses whose finding says no more than the status line (and, for a 426, what it wants).
+_SIMPLE_STATUS = {
+    400: "response_bad_request",
+    403: "response_forbidden",
+    404: "response_not_found",
+    405: "response_method_not_allowed",
+    426: "response_upgrade_required",
+    431: "request_headers_too_large",
+    502: "response_gateway_error",
+    503: "response_gateway_error",
+    504: "response_gateway_error",
+}
 
 
 def status_finding(head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> Finding:
@@ -52,23 +68,13 @@ def status_finding(head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> Fin
         challenge = headers.get("www-authenticate") or headers.get("proxy-authenticate")
         detail = f" ({challenge})" if challenge else ""
         return Finding("response_unauthorized", "101", f"{found}{detail}", ev)
-    simple = {
-        400: "response_bad_request",
-        403: "response_forbidden",
-        404: "response_not_found",
-        405: "response_method_not_allowed",
-        426: "response_upgrade_required",
-        431: "request_headers_too_large",
-        502: "response_gateway_error",
-        503: "response_gateway_error",
-        504: "response_gateway_error",
-    }
-    if status in simple:
+    simple = _SIMPLE_STATUS.get(status)
+    if simple is not None:
         extra = ""
         if status == 426:
             wanted = ", ".join(headers.all("upgrade") + headers.all("sec-websocket-version"))
             extra = f" (wants {wanted})" if wanted else ""
-        return Finding(simple[status], "101", f"{found}{extra}", ev)
+        return Finding(simple, "101", f"{found}{extra}", ev)
     if 400 <= status < 500:
         return Finding("response_client_error", "101", found, ev)
     if status >= 500:
@@ -153,10 +159,13 @@ def subprotocol_findings(request: RequestHead, head: ResponseHead,
 def extension_findings(request: RequestHead, head: ResponseHead,
                        ev: tuple[int, ...]) -> list[Finding]:
     """Sec-WebSocket-Extensions negotiation (RFC 6455 §9.1, RFC 7692 §7.1)."""
+    answered = head.headers.tokens("sec-websocket-extensions")
+    if not answered:
+        return []  # (most answers: nothing chosen, so nothing to compare with the offer)
     findings: list[Finding] = []
     offered = request.headers.tokens("sec-websocket-extensions")
     offered_ext = {_ext_name(e) for e in offered}
-    for ext in head.headers.tokens("sec-websocket-extensions"):
+    for ext in answered:
         if _ext_name(ext) not in offered_ext:
             findings.append(Finding("ws_extension_not_offered",
                                     ", ".join(sorted(offered_ext)) or "no extension", ext, ev))
@@ -170,6 +179,8 @@ def extension_findings(request: RequestHead, head: ResponseHead,
 
 def _negotiation(offered: list[str], chosen_fields: list[str], head: ResponseHead,
                  ev: tuple[int, ...]) -> list[Finding]:
+    if not offered and not chosen_fields:
+        return []  # (most handshakes: no subprotocol on either side)
     chosen = [t.strip() for v in chosen_fields for t in v.split(",") if t.strip()]
     if len(chosen) > 1:
         return [Finding("ws_protocol_repeated", "at most one subprotocol",

@@ -40,11 +40,12 @@ _BY_ALERT = {
 
 
 def check_tls(attempt: Attempt, facts: Facts) -> list[Finding]:
-    if attempt.kind is AttemptKind.TLS and attempt.tls is not None:
-        return _broken_session(attempt, attempt.tls)
-    if attempt.tls is None:
+    tls = attempt.tls
+    if tls is None:  # (first: the usual attempt is cleartext)
         return _cleartext_to_tls_port(attempt)
-    return _inside_session(attempt, attempt.tls)
+    if attempt.kind is AttemptKind.TLS:
+        return _broken_session(attempt, tls)
+    return _inside_session(attempt, tls)
 
 
 def tls_refused(attempt: Attempt) -> bool:

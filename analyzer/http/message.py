@@ -60,23 +60,38 @@ class Headers:
         object.__setattr__(headers, "_index", index)
         return headers
 
+    # get/count/has/all/tokens try the name as given first: the callers ask in lowercase (the
+    # index's own spelling), and a lowered copy is a new string to make and hash, ≈ 0.5 k
+    # instructions a look-up, ≈ 15 look-ups an attempt. A name found as given is already
+    # lowercase (the index's keys are), so the answer is the same.
     def all(self, name: str) -> list[str]:
         """Every value of the field ``name``, in wire order."""
-        return list(self._index.get(name.lower(), ()))
+        index = self._index
+        values = index.get(name)
+        if values is None:
+            values = index.get(name.lower())
+        return list(values) if values else []
 
     # get/count/has/tokens read the index directly: `all` copies the list, and the checks and the
     # relevance test call these several times per message.
     def get(self, name: str) -> str | None:
         """The first value of ``name``, or None when the field is absent."""
-        values = self._index.get(name.lower())
+        index = self._index
+        values = index.get(name)
+        if values is None:
+            values = index.get(name.lower())
         return values[0] if values else None
 
     def count(self, name: str) -> int:
-        values = self._index.get(name.lower())
+        index = self._index
+        values = index.get(name)
+        if values is None:
+            values = index.get(name.lower())
         return len(values) if values else 0
 
     def has(self, name: str) -> bool:
-        return name.lower() in self._index
+        index = self._index
+        return name in index or name.lower() in index
 
     def names(self) -> KeysView[str]:
         """The lowercased names of the fields present: a walk of ``fields`` for a few names
@@ -85,15 +100,58 @@ class Headers:
 
     def tokens(self, name: str) -> list[str]:
         """Comma-separated list elements of every ``name`` field, lowercased (RFC 9110 §5.6.1)."""
+        index = self._index
+        values = index.get(name)
+        if values is None:
+            values = index.get(name.lower())
+            if values is None:
+                return []
+        if len(values) == 1:  # the usual field: its value's tokens, remembered
+            return list(_value_tokens(values[0]))
+        out: list[str] = []
+        for value in values:
+            out += _value_tokens(value)
+        return out
+
+    def tokens_plain(self, name: str) -> list[str]:
+        """`tokens` without the remembered values (its plain twin, tests/test_http_head.py)."""
         out: list[str] = []
         for value in self._index.get(name.lower(), ()):
-            for item in value.split(","):
-                # OWS is space and tab only (RFC 9110 §5.6.3): str.strip() would also eat bytes
-                # such as 0xA0 and read a mangled "\xa0Upgrade" as the token "upgrade"
-                token = item.strip(" \t")
-                if token:
-                    out.append(token.lower())
+            out += _split_tokens(value)
         return out
+
+
+def _split_tokens(value: str) -> tuple[str, ...]:
+    """The comma-separated list elements of one field value, lowercased (RFC 9110 §5.6.1)."""
+    out: list[str] = []
+    for item in value.split(","):
+        # OWS is space and tab only (RFC 9110 §5.6.3): str.strip() would also eat bytes
+        # such as 0xA0 and read a mangled "\xa0Upgrade" as the token "upgrade"
+        token = item.strip(" \t")
+        if token:
+            out.append(token.lower())
+    return tuple(out)
+
+
+# `_split_tokens` by value: the fields read as lists (Upgrade, Connection, the WebSocket
+# extensions and subprotocols) repeat their values across a run's heads, and splitting one
+# again cost ≈ 3 k instructions, ≈ 5 times an attempt. Short values only (a hostile head's
+# long one is split each time), bounded.
+_TOKENS: dict[str, tuple[str, ...]] = {}
+_TOKENS_MAX = 4096
+_TOKENS_KEPT_LENGTH = 256
+
+
+def _value_tokens(value: str) -> tuple[str, ...]:
+    """`_split_tokens(value)`, remembered for short values."""
+    tokens = _TOKENS.get(value)
+    if tokens is None:
+        tokens = _split_tokens(value)
+        if len(value) <= _TOKENS_KEPT_LENGTH:
+            if len(_TOKENS) >= _TOKENS_MAX:
+                _TOKENS.clear()
+            _TOKENS[value] = tokens
+    return tokens
 
 
 @dataclass(frozen=True, slots=True)

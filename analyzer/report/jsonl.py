@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
 
+from analyzer.attribution.model import Attribution
 from analyzer.checks.catalogue import Finding, lookup
 from analyzer.exchange.model import AttemptKind
 from analyzer.report.fields import (
@@ -38,6 +39,9 @@ _encode = json.JSONEncoder(check_circular=False).encode
 
 # "{"id": ..., "title": ..., "expected": " of each check met so far (the catalogue is fixed)
 _FINDING_HEADS: dict[str, str] = {}
+# (an Enum member read off its class costs ≈ 0.1 µs in Python 3.11, ≈ 1 k instructions: read
+# once here, for the test every attempt takes)
+_HTTP_KIND = AttemptKind.HTTP
 
 
 def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
@@ -51,17 +55,15 @@ def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     if request is not None:
         headers = request.headers
         host = headers.get("host") or headers.get(":authority")
-        method = _quote(text(request.method))
-        path = _quote(clean.target(request.target))
-        host_text = _quote(text(host)) if host is not None else "null"
+        asked = _asked(request.method, request.target, host, facts.offered, facts.protocol,
+                       clean)
     else:
-        method = path = host_text = "null"
+        asked = _asked_plain(None, None, None, facts.offered, facts.protocol, clean)
     if response is not None:
         status = str(response.status)
         status_reason = _quote(text(response.reason))
     else:
         status = status_reason = "null"
-    protocol = text(facts.protocol)
     findings = diagnosis.findings
     # (an Enum member's ``_value_`` is its value: ``.value`` is a property, ≈ 1 k instructions)
     message, answer, syn = attempt.request, attempt.response, attempt.tcp.syn
@@ -72,19 +74,17 @@ def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
         f'"client": {_quote(endpoint_text(attempt.client))}, '
         f'"server": {_quote(endpoint_text(attempt.server))}, '
         f'"time": {_quote(iso_time(attempt.time))}, '
-        f'"method": {method}, "path": {path}, "host": {host_text}, '
-        f'"offered": {_texts(facts.offered, text)}, '
-        f'"protocol": {_quote(protocol) if protocol else "null"}, '
+        f'{asked}, '
         f'"status": {status}, "status_reason": {status_reason}, '
         f'"verdict": {_quote(diagnosis.verdict._value_)}, '
         f'"reason": {_quote(text(reason_text(diagnosis)))}, '
         f'"reasons": [{", ".join([_quote(f.check) for f in findings])}], '
-        f'"findings": [{", ".join([_finding(f, text) for f in findings])}], '
+        f'"findings": [{", ".join([_finding(f, clean) for f in findings])}], '
         f'"request_frame": {message.first_frame if message is not None else "null"}, '
         f'"response_frame": {answer.first_frame if answer is not None else "null"}, '
         f'"syn_frame": {syn.frame if syn is not None else "null"}, '
         f'"connection_exchange": '
-        f'{attempt.sequence if attempt.kind is AttemptKind.HTTP else "null"}, '
+        f'{attempt.sequence if attempt.kind is _HTTP_KIND else "null"}, '
         f'"transport": {_quote(attempt.transport)}, '
         f'"stream_id": {"null" if attempt.stream_id is None else attempt.stream_id}, '
         f'"attribution": {_attribution(diagnosis, clean)}, '
@@ -95,6 +95,44 @@ def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     )
 
 
+# `_asked_plain`'s text for attempts without secret values, by what it is made of: a run's
+# requests repeat their method, target, host and offer (a client's reconnects, a storm), and
+# cleaning and quoting those five texts again cost ≈ 5 k instructions a line. Requests whose
+# texts are short only (a hostile head's long target or host is not kept), bounded.
+_ASKED: dict[tuple[object, ...], str] = {}
+_ASKED_MAX = 4096
+_ASKED_KEPT_LENGTH = 512  # characters of target and host together
+
+
+def _asked(method: str, target: str, host: str | None, offered: tuple[str, ...],
+           protocol: str, clean: Cleaner) -> str:
+    """`_asked_plain`, remembered when ``clean`` depends on nothing but the text."""
+    if clean.show_secrets or clean.secrets or (
+            len(target) + (len(host) if host else 0) > _ASKED_KEPT_LENGTH):
+        return _asked_plain(method, target, host, offered, protocol, clean)
+    key = (method, target, host, offered, protocol)
+    made = _ASKED.get(key)
+    if made is None:
+        if len(_ASKED) >= _ASKED_MAX:
+            _ASKED.clear()
+        made = _ASKED[key] = _asked_plain(method, target, host, offered, protocol, clean)
+    return made
+
+
+def _asked_plain(method: str | None, target: str | None, host: str | None,
+                 offered: tuple[str, ...], protocol: str, clean: Cleaner) -> str:
+    """The request's part of a line: ``"method": ..., "path": ..., "host": ..., "offered":
+    [...], "protocol": ...`` (null for what is None, or a protocol that is "")."""
+    text = clean.text
+    method_text = "null" if method is None else _quote(text(method))
+    path = "null" if target is None else _quote(clean.target(target))
+    host_text = "null" if host is None else _quote(text(host))
+    protocol_text = text(protocol)
+    return (f'"method": {method_text}, "path": {path}, "host": {host_text}, '
+            f'"offered": {_texts(offered, text)}, '
+            f'"protocol": {_quote(protocol_text) if protocol_text else "null"}')
+
+
 def _texts(texts: tuple[str, ...], text: Callable[[str], str]) -> str:
     """``clean.texts(texts)`` as a JSON list (``text``: the cleaner's `text`)."""
     if not texts:
@@ -102,7 +140,32 @@ def _texts(texts: tuple[str, ...], text: Callable[[str], str]) -> str:
     return "[" + ", ".join([_quote(text(t)) for t in texts]) + "]"
 
 
-def _finding(finding: Finding, text: Callable[[str], str]) -> str:
+# `_finding`'s text up to its frame numbers, for attempts without secret values (as
+# `_ATTRIBUTION_TEXTS`), by (check, expected, found): a run's findings repeat their texts
+# (a Close's, a status's), only the frames are each attempt's own. Bounded.
+_FINDING_STARTS: dict[tuple[str, str, str], str] = {}
+_FINDING_STARTS_MAX = 4096
+
+
+def _finding(finding: Finding, clean: Cleaner) -> str:
+    """A finding as a JSON object (`_finding_start`, remembered when ``clean`` depends on
+    nothing but the text, then its frames)."""
+    start: str | None
+    if clean.show_secrets or clean.secrets:
+        start = _finding_start(finding, clean.text)
+    else:
+        key = (finding.check, finding.expected, finding.found)
+        start = _FINDING_STARTS.get(key)
+        if start is None:
+            if len(_FINDING_STARTS) >= _FINDING_STARTS_MAX:
+                _FINDING_STARTS.clear()
+            start = _FINDING_STARTS[key] = _finding_start(finding, clean.text)
+    return f'{start}{", ".join(map(str, finding.frames))}]}}'
+
+
+def _finding_start(finding: Finding, text: Callable[[str], str]) -> str:
+    """A finding's JSON object up to its frame numbers: `_finding`'s plain twin (``text``:
+    the cleaner's `text`)."""
     head = _FINDING_HEADS.get(finding.check)
     if head is None:
         check = lookup(finding.check)
@@ -110,12 +173,36 @@ def _finding(finding: Finding, text: Callable[[str], str]) -> str:
             f'{{"id": {_encode(check.id)}, "severity": {_encode(check.severity.value)}, '
             f'"rfc": {_encode(check.rfc)}, "title": {_encode(check.title)}, "expected": ')
     return (f'{head}{_quote(text(finding.expected))}, '
-            f'"found": {_quote(text(finding.found))}, '
-            f'"frames": [{", ".join([str(n) for n in finding.frames])}]}}')
+            f'"found": {_quote(text(finding.found))}, "frames": [')
+
+
+# `_attribution`'s text for attempts without secret values (the shared plain Cleaner, whose
+# `text` is a pure function), by the attribution's fields: a run's attempts share a handful
+# of attributions (a success names only its client; a failure's client error lines repeat
+# with its status and URL), and cleaning and quoting each of their ≈ 9 texts again cost
+# ≈ 15 k instructions a line. Bounded, like the Cleaner's own memory.
+_ATTRIBUTION_TEXTS: dict[tuple[object, ...], str] = {}
+_ATTRIBUTION_TEXTS_MAX = 4096
 
 
 def _attribution(diagnosis: Diagnosis, clean: Cleaner) -> str:
+    """The attribution as a JSON object (`_attribution_plain`, remembered when ``clean``
+    depends on nothing but the text)."""
     who = diagnosis.attribution
+    if clean.show_secrets or clean.secrets:
+        return _attribution_plain(who, clean)
+    key = (who.server, who.confidence, who.evidence, who.server_log, who.client,
+           who.client_errors)
+    made = _ATTRIBUTION_TEXTS.get(key)
+    if made is None:
+        if len(_ATTRIBUTION_TEXTS) >= _ATTRIBUTION_TEXTS_MAX:
+            _ATTRIBUTION_TEXTS.clear()
+        made = _ATTRIBUTION_TEXTS[key] = _attribution_plain(who, clean)
+    return made
+
+
+def _attribution_plain(who: Attribution, clean: Cleaner) -> str:
+    """The attribution as a JSON object, every text cleaned (`_attribution`'s plain twin)."""
     text = clean.text
     return (
         f'{{"server": {"null" if who.server is None else _quote(who.server)}, '

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from analyzer.exchange.model import Attempt
+from analyzer.http.message import RequestHead
 
 REDACTED = "[redacted]"
 
@@ -214,11 +215,14 @@ def _url_secrets(url: str) -> list[str]:
 def secret_values(attempt: Attempt) -> tuple[str, ...]:
     """The credential strings an attempt carried, to scrub from free text that quotes them."""
     values: list[str] = []
-    heads = [m.head for m in (attempt.request, attempt.response, *attempt.interim) if m]
-    for head in heads:
-        if _SECRET_SOURCES.isdisjoint(head.headers.names()):
+    # (a loop over the messages, not a list of their heads first: every JSONL line asks)
+    for message in (attempt.request, attempt.response, *attempt.interim):
+        if message is None:
+            continue
+        headers = message.head.headers
+        if _SECRET_SOURCES.isdisjoint(headers.names()):
             continue  # the usual head: no field to look at
-        for field in head.headers.fields:
+        for field in headers.fields:
             lowered = field.name.lower()
             if lowered not in _SECRET_SOURCES:
                 continue  # the usual field: one test instead of several
@@ -237,9 +241,11 @@ def secret_values(attempt: Attempt) -> tuple[str, ...]:
                            for m in _K8S_BEARER.finditer(field.value)]
             else:
                 values.append(field.value)
-    request = attempt.request_head
-    if request is not None:
-        target = request.target
+    request = attempt.request
+    # (`attempt.request_head` without the property's call)
+    head = request.head if request is not None else None
+    if isinstance(head, RequestHead):
+        target = head.target
         if "=" in target or "@" in target:  # (what _url_secrets needs to find anything)
             values += _url_secrets(target)
     if not values:
