@@ -25,10 +25,10 @@ def test_cached_address_text_equals_inet_ntop_for_both_families() -> None:
 
 def test_address_cache_stays_bounded_and_right_after_it_is_cleared() -> None:
     addresses = [bytes([10, i >> 16 & 255, i >> 8 & 255, i & 255])
-                 for i in range(model._ADDRESS_TEXTS_MAX + 10)]
+                 for i in range(model._ADDRESS_TEXTS.limit + 10)]
     for address in addresses:
         assert Endpoint(address, 1).ip == format_address(address)
-    assert len(model._ADDRESS_TEXTS) <= model._ADDRESS_TEXTS_MAX
+    assert len(model._ADDRESS_TEXTS) <= model._ADDRESS_TEXTS.limit
     assert Endpoint(addresses[0], 1).ip == "10.0.0.0"
 
 

@@ -440,10 +440,10 @@ def test_cleaner_text_equals_its_plain_twin() -> None:
                 assert cleaner.text(text) == cleaner.text_plain(text), (cleaner, text)
     # past its bound the memory starts again: same results, bounded size
     plain = Cleaner()
-    for n in range(safe._CLEANED_MAX + 10):
+    for n in range(safe._cleaned.limit + 10):
         text = f"/path/{n}?token=t{n}\x1b"
         assert plain.text(text) == plain.text_plain(text)
-    assert len(safe._cleaned) <= safe._CLEANED_MAX
+    assert len(safe._cleaned) <= safe._cleaned.limit
 
 
 def test_cleaner_target_equals_its_plain_twin() -> None:
@@ -457,10 +457,10 @@ def test_cleaner_target_equals_its_plain_twin() -> None:
                 assert cleaner.target(text) == cleaner.target_plain(text), (cleaner, text)
     assert long_target not in safe._targets  # too long to be kept
     plain = Cleaner()
-    for n in range(safe._CLEANED_MAX + 10):
+    for n in range(safe._targets.limit + 10):
         text = f"/path/{n}?token=t{n}\x1b"
         assert plain.target(text) == plain.target_plain(text)
-    assert len(safe._targets) <= safe._CLEANED_MAX
+    assert len(safe._targets) <= safe._targets.limit
 
 
 def test_cleaner_for_attempt_shares_the_plain_cleaner_only_without_secrets() -> None:

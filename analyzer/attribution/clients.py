@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from analyzer.remembered import Remembered
+
 # User-Agent → client name, first match wins (Edge and Opera also say "Chrome").
 _AGENTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), name)
@@ -247,8 +249,7 @@ def client_name(user_agent: str | None) -> str | None:
 # (kind, client) -> the lines "NAME: TEXT" as `client_errors` orders them: a failure's
 # attempt formats ≈ 7 of them, and sorting and joining each time cost more than the
 # formatting. A client name is a User-Agent's first word at worst: bounded.
-_TEMPLATES: dict[tuple[str, str | None], tuple[str, ...]] = {}
-_TEMPLATES_MAX = 1024
+_TEMPLATES: Remembered[tuple[str, str | None], tuple[str, ...]] = Remembered(1024)
 # (the names hold no brace: "NAME: TEXT".format_map is "NAME: " + TEXT.format_map)
 assert not any("{" in name or "}" in name for lines in _ERRORS.values() for name, _ in lines)
 
@@ -258,8 +259,7 @@ assert not any("{" in name or "}" in name for lines in _ERRORS.values() for name
 # failures), and formatting ≈ 7 lines each time cost ≈ 5 µs a failure. The values are the
 # attribution's texts and numbers (str, int): no two of them are equal with a different
 # text, so their items are a key. Bounded.
-_LINES: dict[tuple[object, ...], tuple[str, ...]] = {}
-_LINES_MAX = 1024
+_LINES: Remembered[tuple[object, ...], tuple[str, ...]] = Remembered(1024)
 
 
 def client_errors(kind: str, client: str | None, **values: object) -> tuple[str, ...]:
@@ -268,9 +268,7 @@ def client_errors(kind: str, client: str | None, **values: object) -> tuple[str,
     key = (kind, client, *values.items())
     lines = _LINES.get(key)
     if lines is None:
-        if len(_LINES) >= _LINES_MAX:
-            _LINES.clear()
-        lines = _LINES[key] = _formatted(kind, client, values)
+        lines = _LINES.keep(key, _formatted(kind, client, values))
     return lines
 
 
@@ -282,10 +280,7 @@ def _formatted(kind: str, client: str | None, values: dict[str, object]) -> tupl
         lines = _ERRORS.get(kind, ())
         if client in _CLIENTS.get(kind, ()):
             lines = tuple(sorted(lines, key=lambda line: line[0] != client))
-        templates = tuple(f"{name}: {text}" for name, text in lines)
-        if len(_TEMPLATES) >= _TEMPLATES_MAX:
-            _TEMPLATES.clear()
-        _TEMPLATES[key] = templates
+        templates = _TEMPLATES.keep(key, tuple(f"{name}: {text}" for name, text in lines))
     out = []
     for template in templates:
         try:

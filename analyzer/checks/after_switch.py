@@ -12,6 +12,7 @@ from analyzer.exchange.first_bytes import (
 )
 from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
 from analyzer.exchange.switch import DEFAULT_WINDOW
+from analyzer.remembered import Remembered
 from analyzer.websocket.frames import CloseCode, CloseInfo, Opcode, describe, parse_close
 
 _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
@@ -168,14 +169,11 @@ def _close_of(payload: bytes) -> CloseInfo:
     payload (tests/test_checks.py compares it with `parse_close`). Bounded."""
     close = _CLOSES.get(payload)
     if close is None:
-        if len(_CLOSES) >= _CLOSES_MAX:
-            _CLOSES.clear()
-        close = _CLOSES[payload] = parse_close(payload)
+        close = _CLOSES.keep(payload, parse_close(payload))
     return close
 
 
-_CLOSES: dict[bytes, CloseInfo] = {}
-_CLOSES_MAX = 4096
+_CLOSES: Remembered[bytes, CloseInfo] = Remembered()
 
 
 def _meaning(code: int) -> str:

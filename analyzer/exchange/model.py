@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from analyzer.http.message import RequestHead, ResponseHead
+from analyzer.remembered import Remembered
 from analyzer.websocket.frames import WsFrame
 
 
@@ -21,8 +22,7 @@ def format_address(address: bytes) -> str:
 # Address texts by packed address. Every attempt formats its two endpoints several times
 # (checks, attribution, each renderer), and a capture holds few distinct addresses; the
 # table is cleared when full, so a scan of a whole /8 cannot grow it without bound.
-_ADDRESS_TEXTS: dict[bytes, str] = {}
-_ADDRESS_TEXTS_MAX = 4096
+_ADDRESS_TEXTS: Remembered[bytes, str] = Remembered()
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -34,9 +34,7 @@ class Endpoint:
     def ip(self) -> str:
         text = _ADDRESS_TEXTS.get(self.address)
         if text is None:
-            if len(_ADDRESS_TEXTS) >= _ADDRESS_TEXTS_MAX:
-                _ADDRESS_TEXTS.clear()
-            text = _ADDRESS_TEXTS[self.address] = format_address(self.address)
+            text = _ADDRESS_TEXTS.keep(self.address, format_address(self.address))
         return text
 
     def __str__(self) -> str:

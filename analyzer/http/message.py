@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import KeysView
 from dataclasses import dataclass, field
 
+from analyzer.remembered import Remembered
+
 
 @dataclass(frozen=True, slots=True)
 class Header:
@@ -137,8 +139,7 @@ def _split_tokens(value: str) -> tuple[str, ...]:
 # extensions and subprotocols) repeat their values across a run's heads, and splitting one
 # again cost ≈ 3 k instructions, ≈ 5 times an attempt. Short values only (a hostile head's
 # long one is split each time), bounded.
-_TOKENS: dict[str, tuple[str, ...]] = {}
-_TOKENS_MAX = 4096
+_TOKENS: Remembered[str, tuple[str, ...]] = Remembered()
 _TOKENS_KEPT_LENGTH = 256
 
 
@@ -148,9 +149,7 @@ def _value_tokens(value: str) -> tuple[str, ...]:
     if tokens is None:
         tokens = _split_tokens(value)
         if len(value) <= _TOKENS_KEPT_LENGTH:
-            if len(_TOKENS) >= _TOKENS_MAX:
-                _TOKENS.clear()
-            _TOKENS[value] = tokens
+            _TOKENS.keep(value, tokens)
     return tokens
 
 

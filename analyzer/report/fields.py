@@ -9,6 +9,7 @@ from typing import Any
 from analyzer.checks.catalogue import CATALOGUE, Finding, Severity, lookup
 from analyzer.exchange.model import AttemptKind, Endpoint, TlsInfo
 from analyzer.life.model import Lifetime
+from analyzer.remembered import Remembered
 from analyzer.report.safe import Cleaner, neutralise
 from analyzer.verdict import Diagnosis, Verdict
 
@@ -40,20 +41,18 @@ def iso_time(seconds: float) -> str:
             stamp = datetime.fromtimestamp(second, UTC)
         except (OverflowError, OSError, ValueError):
             return iso_time_plain(seconds)
-        if len(_seconds) >= 4096:  # attempts come in time order: old seconds are not needed
-            _seconds.clear()
-        prefix = _seconds[second] = stamp.isoformat(timespec="seconds")[:-6]  # no "+00:00"
+        # attempts come in time order: an emptied memory does not need the old seconds
+        prefix = _seconds.keep(second, stamp.isoformat(timespec="seconds")[:-6])  # no "+00:00"
     return f"{prefix}.{micro:06d}Z"
 
 
-_seconds: dict[int, str] = {}  # whole seconds since 1970 -> "YYYY-MM-DDTHH:MM:SS"
+_seconds: Remembered[int, str] = Remembered()  # whole seconds since 1970 -> "YYYY-MM-DDTHH:MM:SS"
 
 
 # `str(endpoint)` by (packed address, port): a JSONL line and the tally format an attempt's
 # endpoints three times, ≈ 3.6 k instructions each through the dataclass's Python __str__;
 # the look-up's key is built and hashed in C. A capture holds few endpoints; bounded.
-_endpoint_texts: dict[tuple[bytes, int], str] = {}
-_ENDPOINT_TEXTS_MAX = 4096
+_endpoint_texts: Remembered[tuple[bytes, int], str] = Remembered()
 
 
 def endpoint_text(endpoint: Endpoint) -> str:
@@ -61,9 +60,7 @@ def endpoint_text(endpoint: Endpoint) -> str:
     key = (endpoint.address, endpoint.port)
     text = _endpoint_texts.get(key)
     if text is None:
-        if len(_endpoint_texts) >= _ENDPOINT_TEXTS_MAX:
-            _endpoint_texts.clear()
-        text = _endpoint_texts[key] = str(endpoint)
+        text = _endpoint_texts.keep(key, str(endpoint))
     return text
 
 

@@ -23,6 +23,7 @@ from json.encoder import encode_basestring_ascii
 from analyzer.attribution.model import Attribution
 from analyzer.checks.catalogue import Finding, lookup
 from analyzer.exchange.model import AttemptKind
+from analyzer.remembered import Remembered
 from analyzer.report.fields import (
     endpoint_text,
     iso_time,
@@ -99,8 +100,7 @@ def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
 # requests repeat their method, target, host and offer (a client's reconnects, a storm), and
 # cleaning and quoting those five texts again cost ≈ 5 k instructions a line. Requests whose
 # texts are short only (a hostile head's long target or host is not kept), bounded.
-_ASKED: dict[tuple[object, ...], str] = {}
-_ASKED_MAX = 4096
+_ASKED: Remembered[tuple[object, ...], str] = Remembered()
 _ASKED_KEPT_LENGTH = 512  # characters of target and host together
 
 
@@ -113,9 +113,7 @@ def _asked(method: str, target: str, host: str | None, offered: tuple[str, ...],
     key = (method, target, host, offered, protocol)
     made = _ASKED.get(key)
     if made is None:
-        if len(_ASKED) >= _ASKED_MAX:
-            _ASKED.clear()
-        made = _ASKED[key] = _asked_plain(method, target, host, offered, protocol, clean)
+        made = _ASKED.keep(key, _asked_plain(method, target, host, offered, protocol, clean))
     return made
 
 
@@ -143,8 +141,7 @@ def _texts(texts: tuple[str, ...], text: Callable[[str], str]) -> str:
 # `_finding`'s text up to its frame numbers, for attempts without secret values (as
 # `_ATTRIBUTION_TEXTS`), by (check, expected, found): a run's findings repeat their texts
 # (a Close's, a status's), only the frames are each attempt's own. Bounded.
-_FINDING_STARTS: dict[tuple[str, str, str], str] = {}
-_FINDING_STARTS_MAX = 4096
+_FINDING_STARTS: Remembered[tuple[str, str, str], str] = Remembered()
 
 
 def _finding(finding: Finding, clean: Cleaner) -> str:
@@ -157,9 +154,7 @@ def _finding(finding: Finding, clean: Cleaner) -> str:
         key = (finding.check, finding.expected, finding.found)
         start = _FINDING_STARTS.get(key)
         if start is None:
-            if len(_FINDING_STARTS) >= _FINDING_STARTS_MAX:
-                _FINDING_STARTS.clear()
-            start = _FINDING_STARTS[key] = _finding_start(finding, clean.text)
+            start = _FINDING_STARTS.keep(key, _finding_start(finding, clean.text))
     return f'{start}{", ".join(map(str, finding.frames))}]}}'
 
 
@@ -181,8 +176,7 @@ def _finding_start(finding: Finding, text: Callable[[str], str]) -> str:
 # of attributions (a success names only its client; a failure's client error lines repeat
 # with its status and URL), and cleaning and quoting each of their ≈ 9 texts again cost
 # ≈ 15 k instructions a line. Bounded, like the Cleaner's own memory.
-_ATTRIBUTION_TEXTS: dict[tuple[object, ...], str] = {}
-_ATTRIBUTION_TEXTS_MAX = 4096
+_ATTRIBUTION_TEXTS: Remembered[tuple[object, ...], str] = Remembered()
 
 
 def _attribution(diagnosis: Diagnosis, clean: Cleaner) -> str:
@@ -195,9 +189,7 @@ def _attribution(diagnosis: Diagnosis, clean: Cleaner) -> str:
            who.client_errors)
     made = _ATTRIBUTION_TEXTS.get(key)
     if made is None:
-        if len(_ATTRIBUTION_TEXTS) >= _ATTRIBUTION_TEXTS_MAX:
-            _ATTRIBUTION_TEXTS.clear()
-        made = _ATTRIBUTION_TEXTS[key] = _attribution_plain(who, clean)
+        made = _ATTRIBUTION_TEXTS.keep(key, _attribution_plain(who, clean))
     return made
 
 

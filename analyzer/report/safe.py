@@ -25,6 +25,7 @@ from urllib.parse import unquote
 
 from analyzer.exchange.model import Attempt
 from analyzer.http.message import RequestHead
+from analyzer.remembered import Remembered
 
 REDACTED = "[redacted]"
 
@@ -258,10 +259,10 @@ def secret_values(attempt: Attempt) -> tuple[str, ...]:
 # `Cleaner.text` of an attempt without secret values, by text: a JSONL line cleans a dozen
 # texts, most of them repeated across attempts (methods, paths, hosts, reasons, the findings'
 # expectations); a look-up is ≈ 1/4 of the redaction and neutralising passes. Bounded.
-_cleaned: dict[str, str] = {}
-_targets: dict[str, str] = {}  # `Cleaner.target`'s, likewise, for targets this long at most:
+_cleaned: Remembered[str, str] = Remembered()
+# `Cleaner.target`'s, likewise, for targets this long at most:
+_targets: Remembered[str, str] = Remembered()
 _TARGET_KEPT_MAX = 512
-_CLEANED_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,10 +289,7 @@ class Cleaner:
             if not self.secrets:  # the usual attempt: a pure function of the text, remembered
                 cleaned = _cleaned.get(text)
                 if cleaned is None:
-                    cleaned = neutralise(_redact(text))
-                    if len(_cleaned) >= _CLEANED_MAX:
-                        _cleaned.clear()
-                    _cleaned[text] = cleaned
+                    cleaned = _cleaned.keep(text, neutralise(_redact(text)))
                 return cleaned
             for secret in self.secrets:  # _scrub, inline: a report cleans a dozen texts a line
                 text = text.replace(secret, REDACTED)
@@ -314,9 +312,7 @@ class Cleaner:
             cleaned = neutralise(redact_target(target))
             if len(target) > _TARGET_KEPT_MAX:  # a hostile head's long target: not kept
                 return cleaned
-            if len(_targets) >= _CLEANED_MAX:
-                _targets.clear()
-            _targets[target] = cleaned
+            _targets.keep(target, cleaned)
         return cleaned
 
     def target_plain(self, target: str) -> str:
