@@ -23,3 +23,27 @@ def test_the_default_bound() -> None:
     for n in range(DEFAULT_LIMIT * 2 + 1):
         memory.keep(n, n)
     assert 0 < len(memory) <= DEFAULT_LIMIT
+
+
+def test_a_value_longer_than_longest_is_returned_but_not_kept() -> None:
+    memory: Remembered[str, str] = Remembered(limit=8, longest=10)
+    assert memory.keep("short", "x" * 10, 10) == "x" * 10
+    long_text = "y" * 11
+    assert memory.keep("long", long_text, len(long_text)) is long_text
+    assert "short" in memory and "long" not in memory
+
+
+def test_the_cleaners_memory_does_not_keep_a_hostile_heads_long_texts() -> None:
+    """A capture of failed upgrades with long, distinct texts (64 KiB request targets) must
+    not fill the report's memories with them: memory stays bounded by their `longest`."""
+    from analyzer.report import safe
+    from analyzer.report.safe import Cleaner
+
+    plain = Cleaner()
+    for n in range(20):
+        text = f"/ws/{n}/" + "a" * 65_000
+        assert plain.text(text) == plain.text_plain(text)
+        assert plain.target(text) == plain.target_plain(text)
+        assert text not in safe._cleaned and text not in safe._targets
+    assert plain.text("/ws/short") == plain.text_plain("/ws/short")
+    assert "/ws/short" in safe._cleaned

@@ -258,7 +258,7 @@ assert not any("{" in name or "}" in name for lines in _ERRORS.values() for name
 # status, URL and server (the dense benchmark mix: 102 distinct sets of lines for 714
 # failures), and formatting ≈ 7 lines each time cost ≈ 5 µs a failure. The values are the
 # attribution's texts and numbers (str, int): no two of them are equal with a different
-# text, so their items are a key. Bounded.
+# text, so their items are a key. Bounded, in number and length (a long URL is not kept).
 _LINES: Remembered[tuple[object, ...], tuple[str, ...]] = Remembered(1024)
 
 
@@ -268,7 +268,8 @@ def client_errors(kind: str, client: str | None, **values: object) -> tuple[str,
     key = (kind, client, *values.items())
     lines = _LINES.get(key)
     if lines is None:
-        lines = _LINES.keep(key, _formatted(kind, client, values))
+        lines = _formatted(kind, client, values)
+        _LINES.keep(key, lines, sum(map(len, lines)))
     return lines
 
 

@@ -139,8 +139,7 @@ def _split_tokens(value: str) -> tuple[str, ...]:
 # extensions and subprotocols) repeat their values across a run's heads, and splitting one
 # again cost ≈ 3 k instructions, ≈ 5 times an attempt. Short values only (a hostile head's
 # long one is split each time), bounded.
-_TOKENS: Remembered[str, tuple[str, ...]] = Remembered()
-_TOKENS_KEPT_LENGTH = 256
+_TOKENS: Remembered[str, tuple[str, ...]] = Remembered(longest=256)
 
 
 def _value_tokens(value: str) -> tuple[str, ...]:
@@ -148,8 +147,7 @@ def _value_tokens(value: str) -> tuple[str, ...]:
     tokens = _TOKENS.get(value)
     if tokens is None:
         tokens = _split_tokens(value)
-        if len(value) <= _TOKENS_KEPT_LENGTH:
-            _TOKENS.keep(value, tokens)
+        _TOKENS.keep(value, tokens, len(value))
     return tokens
 
 

@@ -154,7 +154,8 @@ def _finding(finding: Finding, clean: Cleaner) -> str:
         key = (finding.check, finding.expected, finding.found)
         start = _FINDING_STARTS.get(key)
         if start is None:
-            start = _FINDING_STARTS.keep(key, _finding_start(finding, clean.text))
+            start = _finding_start(finding, clean.text)
+            _FINDING_STARTS.keep(key, start, len(start))
     return f'{start}{", ".join(map(str, finding.frames))}]}}'
 
 
@@ -176,7 +177,8 @@ def _finding_start(finding: Finding, text: Callable[[str], str]) -> str:
 # of attributions (a success names only its client; a failure's client error lines repeat
 # with its status and URL), and cleaning and quoting each of their ≈ 9 texts again cost
 # ≈ 15 k instructions a line. Bounded, like the Cleaner's own memory.
-_ATTRIBUTION_TEXTS: Remembered[tuple[object, ...], str] = Remembered()
+# An attribution's JSON is ≈ 120-950 characters (the dense mix); a run has a few hundred.
+_ATTRIBUTION_TEXTS: Remembered[tuple[object, ...], str] = Remembered(1024, longest=2048)
 
 
 def _attribution(diagnosis: Diagnosis, clean: Cleaner) -> str:
@@ -189,7 +191,8 @@ def _attribution(diagnosis: Diagnosis, clean: Cleaner) -> str:
            who.client_errors)
     made = _ATTRIBUTION_TEXTS.get(key)
     if made is None:
-        made = _ATTRIBUTION_TEXTS.keep(key, _attribution_plain(who, clean))
+        made = _attribution_plain(who, clean)
+        _ATTRIBUTION_TEXTS.keep(key, made, len(made))
     return made
 
 

@@ -260,9 +260,8 @@ def secret_values(attempt: Attempt) -> tuple[str, ...]:
 # texts, most of them repeated across attempts (methods, paths, hosts, reasons, the findings'
 # expectations); a look-up is ≈ 1/4 of the redaction and neutralising passes. Bounded.
 _cleaned: Remembered[str, str] = Remembered()
-# `Cleaner.target`'s, likewise, for targets this long at most:
-_targets: Remembered[str, str] = Remembered()
-_TARGET_KEPT_MAX = 512
+# `Cleaner.target`'s, likewise, for targets of at most 512 characters:
+_targets: Remembered[str, str] = Remembered(longest=512)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +288,8 @@ class Cleaner:
             if not self.secrets:  # the usual attempt: a pure function of the text, remembered
                 cleaned = _cleaned.get(text)
                 if cleaned is None:
-                    cleaned = _cleaned.keep(text, neutralise(_redact(text)))
+                    cleaned = neutralise(_redact(text))
+                    _cleaned.keep(text, cleaned, len(cleaned))
                 return cleaned
             for secret in self.secrets:  # _scrub, inline: a report cleans a dozen texts a line
                 text = text.replace(secret, REDACTED)
@@ -310,9 +310,7 @@ class Cleaner:
         cleaned = _targets.get(target)
         if cleaned is None:
             cleaned = neutralise(redact_target(target))
-            if len(target) > _TARGET_KEPT_MAX:  # a hostile head's long target: not kept
-                return cleaned
-            _targets.keep(target, cleaned)
+            _targets.keep(target, cleaned, len(target))  # a hostile head's long one: not kept
         return cleaned
 
     def target_plain(self, target: str) -> str:
