@@ -16,7 +16,13 @@ from analyzer.http.head import (
     parse_response_head,
 )
 from analyzer.http.message import Header, header
-from analyzer.http.start import MAX_START_LINE, _walk_start, classify_start, find_head_end
+from analyzer.http.start import (
+    MAX_REQUEST_LINE,
+    MAX_START_LINE,
+    _walk_start,
+    classify_start,
+    find_head_end,
+)
 
 WS_REQUEST = (
     b"GET /chat HTTP/1.1\r\n"
@@ -176,10 +182,26 @@ def test_classify_start(prefix: bytes, expected: str) -> None:
 
 def test_classify_start_gives_up_on_a_long_first_line() -> None:
     assert classify_start(b"GET /" + b"a" * 100) == "need_more"
-    assert classify_start(b"GET /" + b"a" * MAX_START_LINE) == "not_http"
     assert classify_start(b"\r\n" * MAX_START_LINE) == "not_http"
     target = b"/" + b"a" * (MAX_START_LINE - 100)
     assert classify_start(b"GET " + target + b" HTTP/1.1\r\n") == "request"
+    # past the walk's window only a plain request line waits, and only up to MAX_REQUEST_LINE
+    assert classify_start(b"GET /" + b"a" * MAX_START_LINE) == "need_more"
+    assert classify_start(b"GET /" + b"a" * MAX_REQUEST_LINE) == "not_http"
+    assert classify_start(b"GET /" + b"a" * MAX_START_LINE + b"\x00") == "not_http"
+    assert classify_start(b"GET /" + b"a" * MAX_START_LINE + b" HTTP/2.0") == "not_http"
+    assert classify_start(b"A" * (MAX_START_LINE + 1)) == "not_http"
+
+
+def test_a_request_line_too_long_for_nginx_is_still_a_request_segment_by_segment() -> None:
+    """A 16 KiB target (nginx answers 414 past 8 KiB): each 1,400-byte prefix waits, the whole
+    line is a request, so the attempt and the server's refusal are reported, not ignored."""
+    line = b"GET /chat/" + b"p" * (16 * 1024) + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+    version_end = line.index(b"HTTP/1.1") + len(b"HTTP/1.1")
+    for cut in [*range(1400, len(line), 1400), *range(version_end - 9, len(line) + 1)]:
+        expected = "request" if cut >= version_end else "need_more"
+        assert classify_start(line[:cut]) == expected, cut
+        assert classify_start(bytearray(line[:cut])) == expected, cut
 
 
 @pytest.mark.parametrize("stream", [WS_REQUEST, WS_RESPONSE, H2C_REQUEST, ACTIX_400])
@@ -556,9 +578,14 @@ def test_plain_start_lines_classify_as_the_walk_classifies_them(prefix: bytes) -
 
 
 def test_plain_start_lines_stop_at_the_same_length_as_the_walk() -> None:
+    """Within MAX_START_LINE the one match and the walk agree; past it a plain request line is
+    still a request (up to MAX_REQUEST_LINE), where the walk's window has given up."""
     for length in range(8175, 8185):  # the version ends just before, at, or after MAX_START_LINE
         line = b"GET /" + b"a" * length + b" HTTP/1.1"
-        assert classify_start(line) == _walk_start(line)
+        if len(line) <= MAX_START_LINE:
+            assert classify_start(line) == _walk_start(line)
+        else:
+            assert (classify_start(line), _walk_start(line)) == ("request", "not_http")
 
 
 @given(st.text(max_size=20), st.text(max_size=20))

@@ -135,6 +135,9 @@ TEXTS: tuple[KnownText, ...] = (
               "headers", ("tls_plain_http_to_tls_port",), adds=True),
     KnownText("body", "Request Header Or Cookie Too Large", "nginx",
               "client sent too long header line", ("request_headers_too_large",), adds=True),
+    KnownText("body", "414 Request-URI Too Large", "nginx",
+              "client sent too long URI while reading client request line",
+              ("request_target_too_long",), adds=True),
     # Apache httpd core
     KnownText("body", "Size of a request header field exceeds server limit", "Apache httpd",
               "AH00561: Size of a request header field exceeds server limit",

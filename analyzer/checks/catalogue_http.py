@@ -157,6 +157,16 @@ HTTP: tuple[Check, ...] = in_phase(
           "Usually cookies or a token grown too large.",
           "Send smaller cookies/tokens, or raise the limit: nginx large_client_header_buffers, "
           "Apache LimitRequestFieldSize, Node --max-http-header-size, uvicorn h11 max size."),
+    Check("request_target_too_long", E, Effect.FAIL, "RFC 9110 §15.5.15",
+          "the request's URL is longer than the server accepts (414)",
+          "The server refused the request line because its target (path and query) is over "
+          "its limit: 414 URI Too Long (nginx: '414 Request-URI Too Large' past its 8 KiB "
+          "large_client_header_buffers; Apache LimitRequestLine, 8,190 bytes), or a reset. "
+          "Usually a token, a session state or a list of subscriptions carried in the query "
+          "string.",
+          "Carry large values in a header, a cookie or the first WebSocket message instead of "
+          "the URL, or raise the limit: nginx large_client_header_buffers, Apache "
+          "LimitRequestLine."),
     Check("engineio_transport_unknown", E, Effect.FAIL, "Engine.IO protocol v4 §Transports",
           "Socket.IO/Engine.IO refused the transport ('Transport unknown')",
           'Engine.IO answers 400 {"code":0,"message":"Transport unknown"} when the '

@@ -48,6 +48,7 @@ _SIMPLE_STATUS = {
     403: "response_forbidden",
     404: "response_not_found",
     405: "response_method_not_allowed",
+    414: "request_target_too_long",
     426: "response_upgrade_required",
     431: "request_headers_too_large",
     502: "response_gateway_error",

@@ -16,6 +16,7 @@ _EXPECTED = {
     "ws_rejected_before_accept": "the application to accept the WebSocket",
     "tls_plain_http_to_tls_port": "TLS (wss:// or https://) on this port",
     "request_headers_too_large": "a request head within the server's limit",
+    "request_target_too_long": "a request line within the server's limit",
     "engineio_transport_unknown": "a transport the Engine.IO server allows",
     "engineio_session_unknown": "a session id this server process knows",
 }

@@ -47,7 +47,7 @@ class HoleRecovery(AttemptEmitter):
         """After a hole: the bytes to read, with the frame and time of their first one, once
         data begins the message this side sends (a request from the client, a response from
         the server); the side then reads heads again. None while it does not: a start line
-        split over segments is collected (bounded by classify_start's MAX_START_LINE)."""
+        split over segments is collected (bounded by classify_start's MAX_REQUEST_LINE)."""
         if state.buf:
             candidate = bytes(state.buf) + data
         else:

@@ -15,6 +15,11 @@ from typing import Literal
 # A start line longer than this is not worth waiting for: real clients stay far below it and
 # common servers refuse longer request lines (nginx 8 KiB large_client_header_buffers).
 MAX_START_LINE = 8192
+# ... except a request line that is plainly one (a method, a space, a target of visible bytes):
+# a server's refusal of a target too long for it (414 URI Too Long, RFC 9110 §15.5.15, or a
+# reset) is a failure to show, not traffic to ignore. It waits as long as a head may be
+# (exchange/pending.py MAX_HEAD_BYTES), and is recognised by one match in C however long.
+MAX_REQUEST_LINE = 64 * 1024
 
 # An empty line is LF, optionally preceded by CR, right after the LF of the previous line.
 # RFC 9112 §2.2: "a recipient MAY recognize a single LF as a line terminator and ignore any
@@ -59,6 +64,12 @@ _PLAIN_START = re.compile(
     rb"(?P<response>HTTP/1\.[0-9][ \t]+[0-9]{3})"
     rb"|(?P<request>" + TOKEN.pattern + rb" [^\x00-\x20\x7f]+ HTTP/1\.[0-9])"
 )
+
+# The request alternative of _PLAIN_START alone, and a prefix of it still growing (its target,
+# or the version after it, not all there yet), for request lines past MAX_START_LINE.
+_LONG_REQUEST = re.compile(TOKEN.pattern + rb" [^\x00-\x20\x7f]+ HTTP/1\.[0-9]")
+_LONG_REQUEST_SO_FAR = re.compile(
+    TOKEN.pattern + rb" [^\x00-\x20\x7f]+(?: (?:H(?:T(?:T(?:P(?:/(?:1\.?)?)?)?)?)?)?)?")
 
 # Outcome of matching one grammar against a prefix: matched, could still match, cannot match.
 _MATCH, _PARTIAL, _FAIL = 0, 1, 2
@@ -148,8 +159,21 @@ def classify_start(prefix: bytes | bytearray) -> StartKind:
     """
     plain = _PLAIN_START.match(prefix, 0, MAX_START_LINE)  # endpos: what the walk looks at
     if plain is None:
+        if len(prefix) > MAX_START_LINE:
+            return _long_request_start(prefix)
         return _walk_start(prefix)
     return "response" if plain["response"] else "request"
+
+
+def _long_request_start(prefix: bytes | bytearray) -> StartKind:
+    """``classify_start`` of a prefix past ``MAX_START_LINE``: a plain request line up to
+    ``MAX_REQUEST_LINE`` long, whole ("request") or still growing ("need_more"); anything else
+    as the walk says within its window."""
+    if _LONG_REQUEST.match(prefix, 0, MAX_REQUEST_LINE) is not None:
+        return "request"
+    if len(prefix) < MAX_REQUEST_LINE and _LONG_REQUEST_SO_FAR.fullmatch(prefix) is not None:
+        return "need_more"
+    return _walk_start(prefix)
 
 
 def _walk_start(prefix: bytes | bytearray) -> StartKind:
