@@ -6,7 +6,9 @@
 
 Cases (generators in fuzz/hostile.py, written into --workdir, never into the repository):
 `storm` N rejected handshakes (a reconnect storm: 7 frames each, 403), `flood` N SYNs from
-distinct sources, `open` N WebSocket connections switched and left open to the end.
+distinct sources, `open` N WebSocket connections switched and left open to the end, `long` N
+rejected handshakes whose paths are each 8,000 bytes and distinct (what the report remembers
+must not keep them).
 `default` and `dense` are the benchmark mixes of benchmarks/generate.py (`--mix`, seed 1), their
 sizes in bytes (`100M`, `1G`, `3G`); `--mixes` runs both at those sizes in every format.
 Each run is the real CLI, `python3 -m analyzer read FILE -F FORMAT > /dev/null` (the format
@@ -25,7 +27,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GENERATORS = {"storm": "rejected-storm", "flood": "syn-flood", "open": "open-websockets"}
+GENERATORS = {"storm": "rejected-storm", "flood": "syn-flood", "open": "open-websockets",
+              "long": "long-target-storm"}
 MIXES = ("default", "dense")  # benchmarks/generate.py --mix
 FORMATS = ("table", "json", "csv", "markdown", "jsonl")
 EVERY_FORMAT = ("table", "json", "csv", "jsonl", "markdown", "html", "summary-only")
@@ -67,7 +70,7 @@ def measure(path: Path, fmt: str, extra: list[str]) -> tuple[float, float, float
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="storm,flood,open",
-                        help="storm, flood, open (hostile), default, dense (the benchmark mixes)")
+                        help="storm, flood, open, long (hostile); default, dense (the mixes)")
     parser.add_argument("--sizes", default="10000,100000,1000000",
                         help="attempts or connections; bytes (100M, 1G) for the mixes")
     parser.add_argument("--formats", default=",".join(FORMATS),

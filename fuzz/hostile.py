@@ -5,6 +5,7 @@
     python -m fuzz.hostile many-headers /tmp/headers.pcap 10000
     python -m fuzz.hostile rejected-storm /tmp/storm.pcap 1000000
     python -m fuzz.hostile open-websockets /tmp/open.pcap 50000
+    python -m fuzz.hostile long-target-storm /tmp/long.pcap 5000
 
 Each capture ends with one ordinary, valid WebSocket handshake (client 10.9.9.9) so a test can
 check that the run still finishes with the right result for the rest of the traffic.
@@ -204,6 +205,27 @@ def rejected_storm(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
     _many_connections(out, n, rate, refused)
 
 
+LONG_TARGET = 8000  # bytes of each long-target-storm request's path (within nginx's 8 KiB)
+
+
+def long_target_storm(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
+    """`rejected_storm` whose every request has a path of its own, `LONG_TARGET` bytes long
+    (no secret in it: a crawler's or a broken client's generated paths): what the report
+    remembers of the texts it cleans and formats must not grow with them
+    (analyzer/remembered.py)."""
+
+    def refused(c: Conversation, i: int) -> None:
+        path = f"/chat/{i:08d}/".encode()
+        path += b"p" * (LONG_TARGET - len(path))
+        c.send(0, PSH | ACK, _storm_request(i).replace(b"GET /chat ", b"GET " + path + b" "),
+               gap=0.0001)
+        c.send(1, PSH | ACK, FORBIDDEN, gap=0.0001)
+        c.send(1, FIN | ACK, gap=0.0001)
+        c.send(0, FIN | ACK, gap=0.0001)
+
+    _many_connections(out, n, rate, refused)
+
+
 def open_websockets(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
     """`n` WebSocket connections that switch (101) and then stay open and quiet to the end of
     the capture, started at `rate`/s from 200 clients, then one good handshake: every one is
@@ -224,6 +246,7 @@ def open_websockets(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
 KINDS: dict[str, Callable[[BinaryIO, int], None]] = {
     "syn-flood": syn_flood, "endless-head": endless_head, "many-headers": many_headers,
     "rejected-storm": rejected_storm, "open-websockets": open_websockets,
+    "long-target-storm": long_target_storm,
 }
 
 
