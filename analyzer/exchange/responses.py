@@ -25,7 +25,7 @@ from analyzer.http.head import parse_response_head, response_head_at
 from analyzer.http.start import HEAD_END, find_head_end
 
 # module globals for speed (see tracker.py): these are compared several times per segment
-_HEAD, _BODY, _DEAD = Mode.HEAD, Mode.BODY, Mode.DEAD
+_HEAD, _BODY, _WAIT, _DEAD = Mode.HEAD, Mode.BODY, Mode.WAIT, Mode.DEAD
 _NONE, _LENGTH = FramingKind.NONE, FramingKind.LENGTH
 _HTTP1_RESPONSE, _NEED_MORE = Start.HTTP1_RESPONSE, Start.NEED_MORE
 
@@ -150,7 +150,8 @@ class ResponseReader(SwitchFollower):
             self._counters.ordinary_exchanges += 1
             if request is not None and 400 <= pending.head.status < 500:
                 self._hold_plain(request, pending, reader, body_complete, end_time, end_reason)
-        self._resume_client()
+        if self._sides[self._client].mode is _WAIT:  # (a call fewer for the usual answer)
+            self._resume_client()
 
     # --- the readers both sides use ------------------------------------------------------------
 

@@ -360,6 +360,13 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
             self._sequence += 1
             if pending.offers and offers_websocket(request):
                 self._promote_plain(pending)
+            names = request.headers.names()
+            if "content-length" not in names and "transfer-encoding" not in names:
+                # RFC 9112 §6.3: "If this is a request message and none of the above are
+                # true, then the message body length is zero" (what body_framing would say,
+                # for most requests, the upgrade offers above all)
+                self._request_complete(state)
+                continue
             framing = body_framing(request)
             if has_body(framing):
                 state.body = BodyReader(framing)
