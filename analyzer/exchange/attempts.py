@@ -140,7 +140,7 @@ class AttemptEmitter(TrackerState):
 
     def _path_key(self, request: PendingRequest) -> PathKey | None:
         a, ap, b, bp = self._conn.addresses
-        return path_key((b, bp) if self._client_side() == 0 else (a, ap), request.head.target)
+        return path_key((b, bp) if self._client == 0 else (a, ap), request.head.target)
 
     def _client_side(self) -> int:
         assert self._client is not None

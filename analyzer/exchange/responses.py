@@ -25,9 +25,9 @@ from analyzer.http.head import parse_response_head, response_head_at
 from analyzer.http.start import HEAD_END, find_head_end
 
 # module globals for speed (see tracker.py): these are compared several times per segment
-_HEAD, _BODY, _DEAD = Mode.HEAD, Mode.BODY, Mode.DEAD
+_HEAD, _BODY, _WAIT, _DEAD = Mode.HEAD, Mode.BODY, Mode.WAIT, Mode.DEAD
 _NONE, _LENGTH = FramingKind.NONE, FramingKind.LENGTH
-_HTTP1_RESPONSE = Start.HTTP1_RESPONSE
+_HTTP1_RESPONSE, _NEED_MORE = Start.HTTP1_RESPONSE, Start.NEED_MORE
 
 
 class ResponseReader(SwitchFollower):
@@ -61,7 +61,7 @@ class ResponseReader(SwitchFollower):
                 return
             if data[0] != 0x48 and not state.buf and self._other is None:  # not "HTTP/..."
                 kind = classify_first_bytes(data)
-                if kind is not _HTTP1_RESPONSE and kind is not Start.NEED_MORE:
+                if kind is not _HTTP1_RESPONSE and kind is not _NEED_MORE:
                     # A TLS alert to a cleartext request, an HTTP/2 SETTINGS frame...: kept
                     # for the checks (response_not_http, checks/tls.py), and no response
                     # will come.
@@ -133,8 +133,14 @@ class ResponseReader(SwitchFollower):
             server.mode = _HEAD
         self._response = None
         request = pending.request
-        body_prefix = reader.prefix if reader is not None else b""
-        if is_upgrade_attempt(request is not None and request.offers, pending.head, body_prefix):
+        offers = request is not None and request.offers
+        # The body's first bytes are read only where they may be needed: an answer to an offer
+        # is listed with them, and a 4xx's words may make it one (response_talks_about_upgrade;
+        # a 101 never gets here); an ordinary 2xx's would be a copy thrown away.
+        body_prefix = b""
+        if reader is not None and (offers or pending.head.status >= 400):
+            body_prefix = reader.prefix
+        if is_upgrade_attempt(offers, pending.head, body_prefix):
             answer = message(pending.head, pending.first_frame, pending.last_frame,
                              pending.time, body_prefix, reader.size if reader is not None else 0,
                              body_complete)
@@ -144,7 +150,8 @@ class ResponseReader(SwitchFollower):
             self._counters.ordinary_exchanges += 1
             if request is not None and 400 <= pending.head.status < 500:
                 self._hold_plain(request, pending, reader, body_complete, end_time, end_reason)
-        self._resume_client()
+        if self._sides[self._client].mode is _WAIT:  # (a call fewer for the usual answer)
+            self._resume_client()
 
     # --- the readers both sides use ------------------------------------------------------------
 
@@ -217,7 +224,7 @@ class ResponseReader(SwitchFollower):
         protocol (an HTTP/2 SETTINGS frame, a TLS alert, an SSH banner) rather than a broken
         HTTP/1 head, so the attempt says what answered instead of "closed without a word"."""
         kind = classify_first_bytes(prefix)
-        if kind is not _HTTP1_RESPONSE and kind is not Start.NEED_MORE and self._other is None:
+        if kind is not _HTTP1_RESPONSE and kind is not _NEED_MORE and self._other is None:
             self._other = OtherAnswer(describe_start(kind, prefix), frame, time,
                                       bytes(prefix[:16]))
 

@@ -29,11 +29,12 @@ class SwitchFollower(HoleRecovery):
         time: float,
     ) -> None:
         head = request.head if request is not None else None
-        websocket = "websocket" in response.head.headers.tokens("upgrade") or (
+        answered = response.head.headers.tokens("upgrade")
+        websocket = "websocket" in answered or (
             head is not None and "websocket" in head.headers.tokens("upgrade")
             and not response.head.headers.has("upgrade")
         )
-        h2c = "h2c" in response.head.headers.tokens("upgrade")
+        h2c = "h2c" in answered
         watch = switch_watch(response.time, time, websocket, self._run.window, h2c,
                              self._run.frame_parser)
         self._switch = new_switch(request, response, interim, watch, self._server_gap)

@@ -8,7 +8,7 @@ SYN seen before the hand-off is still on the attempts made after it.
 from __future__ import annotations
 
 from analyzer.exchange.made import made_endpoint, made_event, made_tcp_facts
-from analyzer.exchange.model import Conflict, Endpoint, Gap, TcpEvent, TcpFacts
+from analyzer.exchange.model import Conflict, Endpoint, Gap, TcpFacts
 from analyzer.reassembly import Connection
 
 MAX_CONFLICTS = 16  # overlap conflicts kept per connection (the first ones are the evidence)
@@ -87,10 +87,19 @@ class TcpLog:
             gaps = tuple(Gap(names[s], o, n, f, t, c) for s, o, n, f, t, c in self.gaps)
             conflicts = tuple(Conflict(names[s], o, n, f, t) for s, o, n, f, t in self.conflicts)
         fin, rst = self.fin, self.rst
-        # (made through the slots, `exchange/made.py`: one TcpFacts per attempt)
-        return made_tcp_facts(_event(self.syn_seen), self.syn_count, _event(self.syn_ack),
-                              _event(fin[client]), _event(fin[server]), _event(rst[client]),
-                              _event(rst[server]), gaps, conflicts, reason, time)
+        syn_seen, syn_ack = self.syn_seen, self.syn_ack
+        client_fin, server_fin, client_rst, server_rst = (
+            fin[client], fin[server], rst[client], rst[server])
+        # (made through the slots, `exchange/made.py`: one TcpFacts per attempt; `_event`
+        # written out, seven calls fewer an attempt)
+        return made_tcp_facts(
+            made_event(*syn_seen) if syn_seen is not None else None, self.syn_count,
+            made_event(*syn_ack) if syn_ack is not None else None,
+            made_event(*client_fin) if client_fin is not None else None,
+            made_event(*server_fin) if server_fin is not None else None,
+            made_event(*client_rst) if client_rst is not None else None,
+            made_event(*server_rst) if server_rst is not None else None,
+            gaps, conflicts, reason, time)
 
     def endpoint(self, side: int) -> Endpoint:
         a, ap, b, bp = self.conn.addresses
@@ -103,8 +112,3 @@ class TcpLog:
             return made_endpoint(a, ap), made_endpoint(b, bp)
         return made_endpoint(b, bp), made_endpoint(a, ap)
 
-
-def _event(seen: tuple[int, float] | tuple[int, float, bool] | None) -> TcpEvent | None:
-    if seen is None:
-        return None
-    return made_event(*seen)

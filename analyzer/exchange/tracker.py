@@ -64,6 +64,7 @@ _DETECT, _HEAD, _BODY, _WAIT, _SWITCHED, _LOST, _DEAD = (
 )
 _UNTIL_CLOSE = FramingKind.UNTIL_CLOSE
 _HTTP1_REQUEST, _HTTP1_RESPONSE, _TLS = Start.HTTP1_REQUEST, Start.HTTP1_RESPONSE, Start.TLS
+_NEED_MORE = Start.NEED_MORE
 
 _NO_REQUESTS: deque[PendingRequest] = deque(maxlen=0)  # shared, stays empty (maxlen 0)
 
@@ -258,11 +259,11 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
             state.buf_frame, state.buf_time = frame, time
         kind = classify_first_bytes(pending)
         if kind is not _HTTP1_REQUEST and kind is not _HTTP1_RESPONSE:
-            if kind is not Start.NEED_MORE and kind in self._run.handlers:
+            if kind is not _NEED_MORE and kind in self._run.handlers:
                 self._hand_off(kind, side, pending, frame, time)
                 return
             state.buf += data  # kept: later bytes join them, and _any_data counts them
-            if kind is not Start.NEED_MORE:
+            if kind is not _NEED_MORE:
                 self._ignore()
             return
         self._client = side if kind is _HTTP1_REQUEST else 1 - side
@@ -359,6 +360,13 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
             self._sequence += 1
             if pending.offers and offers_websocket(request):
                 self._promote_plain(pending)
+            names = request.headers.names()
+            if "content-length" not in names and "transfer-encoding" not in names:
+                # RFC 9112 §6.3: "If this is a request message and none of the above are
+                # true, then the message body length is zero" (what body_framing would say,
+                # for most requests, the upgrade offers above all)
+                self._request_complete(state)
+                continue
             framing = body_framing(request)
             if has_body(framing):
                 state.body = BodyReader(framing)
