@@ -342,3 +342,24 @@ def test_a_spilled_report_says_a_capture_warning_where_the_report_in_memory_does
     cut.write_bytes(whole[:len(whole) - 5])
     out = _same(monkeypatch, [str(cut), CAPTURES[1], *args])
     assert ("truncated record" in out) == ("json" in args)
+
+
+def test_long_heads_spill_by_their_bytes_before_spill_after(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Attempts whose heads are long (8 KB paths) spill once their heads add up to
+    SPILL_AFTER_BYTES, well before SPILL_AFTER attempts: their memory is bounded by bytes too,
+    and the report is the one kept in memory."""
+    path = tmp_path / "long.pcap"
+    with path.open("wb") as out:
+        hostile.long_target_storm(out, 1500)
+    run = Analysis()
+    decided = list(run.feed_records(read_records([str(path)], []))) + run.finish()
+    assert len(decided) == 1501 < kept.SPILL_AFTER
+    store = kept.KeptAttempts("table", lambda d: True, rebuild=lambda: iter(decided))
+    for d in decided[:900]:  # ≈ 7.5 MB of heads
+        store.add(d)
+    assert store.spill is None
+    for d in decided[900:]:
+        store.add(d)
+    assert store.spill is not None and len(store.spill.at) == 1501
+    _same(monkeypatch, [str(path), "-F", "table"])

@@ -58,10 +58,23 @@ if TYPE_CHECKING:  # the output half imports this module
 # attempt is 7-15 KB whole (100,000 were 1.3-1.5 GB), so this bounds them near 30 MB; spilled,
 # an attempt costs 32 bytes of memory (benchmarks/README.md, "Memory").
 SPILL_AFTER = 2_000
+# ... or before, once the heads and body prefixes kept whole add up to this many bytes: an
+# attempt's heads may be 64 KiB each (long paths, cookies), and their parsed fields hold them
+# again (6,000 attempts with 8 KB paths peaked at 120 MB as a table, with 2,000 kept whole).
+SPILL_AFTER_BYTES = 8 * 1024 * 1024
 
 # An Endpoint is in every record twice or three times: pickled by its two fields, not by the
 # generic (Python-level) state of a slotted dataclass.
 copyreg.pickle(Endpoint, lambda e: (Endpoint, (e.address, e.port)))
+
+
+def _captured_bytes(diagnosis: Diagnosis) -> int:
+    """The bytes of the capture an attempt kept whole holds: its heads and body prefixes."""
+    total = 0
+    for message in (diagnosis.attempt.request, diagnosis.attempt.response):
+        if message is not None:
+            total += len(message.head.raw) + len(message.body_prefix)
+    return total
 
 
 class Record(NamedTuple):
@@ -100,6 +113,7 @@ class KeptAttempts:
         self.whole = whole or rebuild is None  # pickle every attempt as it is decided
         self.rebuild = rebuild
         self._memory: list[Diagnosis] = []
+        self._memory_bytes = 0  # of the heads and body prefixes in _memory (_captured_bytes)
         self.spill: Spill | None = None
 
     def add(self, diagnosis: Diagnosis) -> None:
@@ -107,7 +121,8 @@ class KeptAttempts:
             self.spill.add(diagnosis)
             return
         self._memory.append(diagnosis)
-        if len(self._memory) > SPILL_AFTER:
+        self._memory_bytes += _captured_bytes(diagnosis)
+        if len(self._memory) > SPILL_AFTER or self._memory_bytes > SPILL_AFTER_BYTES:
             self.spill = Spill(self)
             for d in self._memory:
                 self.spill.add(d)
