@@ -191,3 +191,22 @@ def test_jsonl_streams_the_promoted_attempt(tmp_path: Path) -> None:
     assert [line["reasons"][0] if line["reasons"] else None for line in lines] == [
         "request_without_upgrade", None]
     assert lines[0]["path"] == "/chat" and lines[0]["status"] == 404
+
+
+def test_a_long_path_is_remembered_by_a_digest_and_its_last_segment() -> None:
+    """A path past MAX_KEPT_PATH is not kept whole (a head may be 64 KiB): its key is a digest
+    that tells two long paths apart and keeps the last segment `is_websocket_path` reads."""
+    from analyzer.exchange.relevance import MAX_KEPT_PATH, path_key
+
+    server = (b"\x7f\x00\x00\x01", 80)
+    long_ws = "/" + "a" * 8000 + "/ws"
+    other = "/" + "a" * 7999 + "b/ws"
+    key, other_key = path_key(server, long_ws + "?x=1"), path_key(server, other)
+    assert key is not None and other_key is not None
+    assert len(key[2]) < MAX_KEPT_PATH and key != other_key
+    assert key == path_key(server, long_ws)  # the query is not part of it
+    assert is_websocket_path(key[2]) and is_websocket_path(long_ws)
+    long_plain = "/" + "a" * 8000 + "/chat"
+    plain_key = path_key(server, long_plain)
+    assert plain_key is not None and not is_websocket_path(plain_key[2])
+    assert path_key(server, "/short/ws") == (*server, "/short/ws")

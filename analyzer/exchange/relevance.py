@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -79,6 +80,11 @@ _WEBSOCKET_SEGMENTS = frozenset({"ws", "wss", "websocket", "websockets", "cable"
 
 PathKey = tuple[bytes, int, str]  # server address, server port, path without the query
 
+# A longer path is remembered by a digest of it and its last segment (what
+# `is_websocket_path` reads): MAX_PATHS paths of up to 64 KiB each (a head's limit) would
+# otherwise be kept whole, 33 MB for 4,096 paths of 8 KB (benchmarks/memory.py --cases long).
+MAX_KEPT_PATH = 256
+
 
 def path_key(server: tuple[bytes, int], target: str) -> PathKey | None:
     """The (server, path) a plain request is held under; None for one that is plain by design
@@ -86,6 +92,10 @@ def path_key(server: tuple[bytes, int], target: str) -> PathKey | None:
     path, _, query = target.partition("?")
     if "transport=polling" in query:
         return None
+    if len(path) > MAX_KEPT_PATH:
+        digest = hashlib.blake2b(path.encode(errors="surrogateescape"), digest_size=16)
+        last = path.rstrip("/").rsplit("/", 1)[-1][:64]
+        path = f"{digest.hexdigest()}/{last}"
     return server[0], server[1], path
 
 
