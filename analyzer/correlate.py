@@ -31,6 +31,7 @@ from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import frames_of
 from analyzer.exchange.model import Attempt, Endpoint
 from analyzer.http.message import RequestHead
+from analyzer.remembered import digest_key
 from analyzer.verdict import Diagnosis, judge
 from analyzer.websocket.handshake import accept_for_key
 
@@ -69,18 +70,24 @@ class Leg(NamedTuple):
 
     time: float
     key: str | None  # Sec-WebSocket-Key as sent
-    line: tuple[str, str]  # method, target
+    line: tuple[str, str]  # method, target (a long one by its digest: MAX_KEPT_TARGET)
     client: Endpoint
     server: Endpoint
     response_time: float | None  # None: no response
     source: str | None = None  # the file, when several were read
 
 
+# A longer target is compared by its digest: a sorted report keeps a Leg per attempt until it
+# pairs them (a million attempts with 8 KB paths would keep 8 GB of targets).
+MAX_KEPT_TARGET = 256
+
+
 def leg_of(attempt: Attempt, source: str | None = None) -> Leg | None:
     head = attempt.request_head
     if head is None:
         return None
-    return Leg(attempt.time, head.headers.get("sec-websocket-key"), (head.method, head.target),
+    target = head.target if len(head.target) <= MAX_KEPT_TARGET else digest_key(head.target)
+    return Leg(attempt.time, head.headers.get("sec-websocket-key"), (head.method, target),
                attempt.client, attempt.server,
                attempt.response.time if attempt.response is not None else None, source)
 

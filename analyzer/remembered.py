@@ -16,6 +16,7 @@ characters of values and as many of keys (their texts are in the values).
 
 from __future__ import annotations
 
+import hashlib
 from typing import TypeVar
 
 Key = TypeVar("Key")
@@ -23,6 +24,12 @@ Value = TypeVar("Value")
 
 DEFAULT_LIMIT = 4096  # values
 DEFAULT_LONGEST = 1024  # characters of one value's text
+
+
+def digest_key(text: str) -> str:
+    """A key that tells long texts apart without keeping them (32 hex digits): for tables
+    whose keys are a capture's texts (paths, request lines), kept for many attempts."""
+    return hashlib.blake2b(text.encode(errors="surrogateescape"), digest_size=16).hexdigest()
 
 
 class Remembered(dict[Key, Value]):

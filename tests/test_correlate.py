@@ -245,7 +245,10 @@ def _pairs_by_definition(diagnoses: list[Diagnosis]) -> list[tuple[Diagnosis, Di
     return pairs
 
 
-def test_a_busy_proxy_pairs_each_front_leg_with_its_own_back_leg(tmp_path: Path) -> None:
+# the second: a path of its own per client, 8 KB long, compared by its digest (MAX_KEPT_TARGET)
+@pytest.mark.parametrize("target", ["/ws", "/ws/{i:02d}/" + "p" * 8000])
+def test_a_busy_proxy_pairs_each_front_leg_with_its_own_back_leg(tmp_path: Path,
+                                                                 target: str) -> None:
     """40 clients through one proxy within two seconds, all asking for /ws: half of the back
     legs carry the client's key (paired by key), half a key of the proxy's own (paired by
     request line and the proxy's address). Each front leg gets its own back leg, as the
@@ -260,11 +263,11 @@ def test_a_busy_proxy_pairs_each_front_leg_with_its_own_back_leg(tmp_path: Path)
         front = Conversation(client=(f"10.0.1.{i + 1}", 50000 + i), server=(PROXY, 80),
                              start=t + 0.05 * i)
         front.handshake()
-        front.client(ws(key=key))
+        front.client(websocket_request("chat.example.com", target.format(i=i), key=key))
         back = Conversation(client=(PROXY, 41000 + i), server=(BACKEND, 8080),
                             start=t + 0.05 * i + 0.01)
         back.handshake()
-        back.client(ws(key=back_key))
+        back.client(websocket_request("chat.example.com", target.format(i=i), key=back_key))
         back.server(websocket_response(back_key), delay=0.002)
         front.server(websocket_response(key), delay=0.03)
         convs += [front, back]

@@ -47,3 +47,12 @@ def test_the_cleaners_memory_does_not_keep_a_hostile_heads_long_texts() -> None:
         assert text not in safe._cleaned and text not in safe._targets
     assert plain.text("/ws/short") == plain.text_plain("/ws/short")
     assert "/ws/short" in safe._cleaned
+
+
+def test_digest_key_tells_long_texts_apart_and_is_short() -> None:
+    from analyzer.remembered import digest_key
+
+    one, other = "/ws/" + "p" * 8000, "/ws/" + "p" * 7999 + "q"
+    assert digest_key(one) == digest_key(str(one)) and len(digest_key(one)) == 32
+    assert digest_key(one) != digest_key(other)
+    assert digest_key("/caf\udce9") != digest_key("/caf\udce8")  # undecodable bytes kept apart

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 
 from analyzer.exchange.model import Attempt, Promotion
 from analyzer.http.message import RequestHead, ResponseHead
+from analyzer.remembered import digest_key
 
 # Request fields that only make sense as part of an upgrade offer: a request carrying one of them
 # without `Upgrade` is an attempt whose offer was damaged on the way (a proxy stripped it).
@@ -93,9 +93,7 @@ def path_key(server: tuple[bytes, int], target: str) -> PathKey | None:
     if "transport=polling" in query:
         return None
     if len(path) > MAX_KEPT_PATH:
-        digest = hashlib.blake2b(path.encode(errors="surrogateescape"), digest_size=16)
-        last = path.rstrip("/").rsplit("/", 1)[-1][:64]
-        path = f"{digest.hexdigest()}/{last}"
+        path = f"{digest_key(path)}/{path.rstrip('/').rsplit('/', 1)[-1][:64]}"
     return server[0], server[1], path
 
 
