@@ -59,8 +59,8 @@ if TYPE_CHECKING:  # the output half imports this module
 # an attempt costs 32 bytes of memory (benchmarks/README.md, "Memory").
 SPILL_AFTER = 2_000
 # ... or before, once the heads and body prefixes kept whole add up to this many bytes: an
-# attempt's heads may be 64 KiB each (long paths, cookies), and their parsed fields hold them
-# again (6,000 attempts with 8 KB paths peaked at 120 MB as a table, with 2,000 kept whole).
+# attempt's heads may be 64 KiB each (long paths, cookies), 128 MB of raw bytes for 2,000
+# attempts, and their parsed fields hold them again.
 SPILL_AFTER_BYTES = 8 * 1024 * 1024
 
 # An Endpoint is in every record twice or three times: pickled by its two fields, not by the
