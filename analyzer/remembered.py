@@ -16,7 +16,6 @@ characters of values and as many of keys (their texts are in the values).
 
 from __future__ import annotations
 
-import hashlib
 from typing import TypeVar
 
 Key = TypeVar("Key")
@@ -29,6 +28,8 @@ DEFAULT_LONGEST = 1024  # characters of one value's text
 def digest_key(text: str) -> str:
     """A key that tells long texts apart without keeping them (32 hex digits): for tables
     whose keys are a capture's texts (paths, request lines), kept for many attempts."""
+    import hashlib  # here: only a long text needs it, and importing it costs every start-up
+
     return hashlib.blake2b(text.encode(errors="surrogateescape"), digest_size=16).hexdigest()
 
 
