@@ -191,6 +191,10 @@ def test_classify_start_gives_up_on_a_long_first_line() -> None:
     assert classify_start(b"GET /" + b"a" * MAX_START_LINE + b"\x00") == "not_http"
     assert classify_start(b"GET /" + b"a" * MAX_START_LINE + b" HTTP/2.0") == "not_http"
     assert classify_start(b"A" * (MAX_START_LINE + 1)) == "not_http"
+    # byte by byte across the window's end (a sender of one-byte segments): never given up on
+    line = b"GET /" + b"a" * MAX_START_LINE + b" HTTP/1.1\r\n"
+    for cut in range(MAX_START_LINE - 3, MAX_START_LINE + 3):
+        assert classify_start(line[:cut]) == "need_more", cut
 
 
 def test_a_request_line_too_long_for_nginx_is_still_a_request_segment_by_segment() -> None:
@@ -654,3 +658,28 @@ def test_header_look_ups_equal_their_plain_twins() -> None:
                     assert headers.count(asked) == len(lowered or ())
                     assert headers.has(asked) == (lowered is not None)
     assert long_value not in message._TOKENS and message._TOKENS
+
+
+@pytest.mark.parametrize("line", [
+    b"GET /" + b"a" * MAX_START_LINE + b" HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /" + b"a" * MAX_START_LINE + b" HTTP/2.0\r\n",  # not HTTP/1: given up on
+    b"GET /" + b"a" * MAX_START_LINE + b" HTX",
+    b"GET /" + b"a" * MAX_START_LINE + b"\x00rest",
+    b"GET /" + b"a" * MAX_START_LINE + b" /second-word HTTP/1.1\r\n",
+    b"GET /" + b"a" * (MAX_REQUEST_LINE + 10),  # past the longest request line waited for
+])
+def test_classify_start_after_is_classify_start_read_from_where_it_was_left(line: bytes) -> None:
+    """The tracker reads a long request line still growing from where it left it
+    (`classify_start_after`); its twin reads it whole each time. Every later prefix, from
+    every earlier one that was still "need_more" past the window, gives the same answer."""
+    from analyzer.http.start import classify_start_after
+
+    cuts = [*range(MAX_START_LINE - 2, MAX_START_LINE + 40), *range(len(line) - 30, len(line) + 1),
+            MAX_REQUEST_LINE - 1, MAX_REQUEST_LINE, MAX_REQUEST_LINE + 1]
+    cuts = sorted({c for c in cuts if MAX_START_LINE <= c <= len(line)})
+    growing = [c for c in cuts if classify_start(line[:c]) == "need_more"]
+    assert growing, "a case that never waits tests nothing"
+    for known in growing[:: max(1, len(growing) // 12)]:
+        for cut in (c for c in cuts if c >= known):
+            assert classify_start_after(line[:cut], known) == classify_start(line[:cut]), \
+                (known, cut)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from analyzer.http.start import classify_start
+from analyzer.http.start import classify_start, classify_start_after
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 H2_SETTINGS = 0x4
@@ -44,6 +44,10 @@ _NEED_MORE, _TLS, _OTHER, _H2_PREFACE, _H2_FRAMES, _SSH_KIND, _HTTP1_REQUEST, _H
 )
 
 
+_KINDS = {"request": _HTTP1_REQUEST, "response": _HTTP1_RESPONSE, "need_more": _NEED_MORE,
+          "not_http": _OTHER}
+
+
 def classify_first_bytes(prefix: bytes | bytearray) -> Start:
     """What ``prefix``, the first bytes of one direction, begins. NEED_MORE only while it could
     still become more than one kind; the answer never changes once it is not NEED_MORE."""
@@ -66,12 +70,14 @@ def classify_first_bytes(prefix: bytes | bytearray) -> Start:
         return _OTHER
     if first == 0x53 and _SSH.startswith(bytes(prefix[:4])):
         return _SSH_KIND if len(prefix) >= 4 else _NEED_MORE
-    kind = classify_start(prefix)
-    if kind == "request":
-        return _HTTP1_REQUEST
-    if kind == "response":
-        return _HTTP1_RESPONSE
-    return _NEED_MORE if kind == "need_more" else _OTHER
+    return _KINDS[classify_start(prefix)]
+
+
+def classify_first_bytes_after(prefix: bytes | bytearray, known: int) -> Start:
+    """``classify_first_bytes(prefix)`` (its plain twin) when it was NEED_MORE for
+    ``prefix[:known]``, ``known`` at least ``MAX_START_LINE``: a long request line still
+    growing (http/start.py `classify_start_after`), read from where it was left."""
+    return _KINDS[classify_start_after(prefix, known)]
 
 
 def describe_start(kind: Start, prefix: bytes | bytearray) -> str:

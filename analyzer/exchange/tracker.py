@@ -28,7 +28,11 @@ from collections import deque
 from collections.abc import Callable
 
 from analyzer.exchange.attempts import AttemptEmitter
-from analyzer.exchange.first_bytes import Start, classify_first_bytes
+from analyzer.exchange.first_bytes import (
+    Start,
+    classify_first_bytes,
+    classify_first_bytes_after,
+)
 from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.holes import HoleRecovery
 from analyzer.exchange.model import Attempt, Message, OtherAnswer
@@ -50,6 +54,7 @@ from analyzer.exchange.switching import SwitchFollower
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.http.body import BodyReader, FramingKind, body_framing
 from analyzer.http.head import parse_request_head, request_head_at
+from analyzer.http.start import MAX_START_LINE
 from analyzer.reassembly import Connection
 
 __all__ = ["ConnectionTracker", "ExchangeCounters", "RESPONSE_TIMEOUT"]
@@ -257,7 +262,10 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
         else:  # the usual case: the first data decides, and needs no copy
             pending = data
             state.buf_frame, state.buf_time = frame, time
-        kind = classify_first_bytes(pending)
+        if state.scanned:  # a long request line still growing: read from where it was left
+            kind = classify_first_bytes_after(pending, state.scanned)
+        else:
+            kind = classify_first_bytes(pending)
         if kind is not _HTTP1_REQUEST and kind is not _HTTP1_RESPONSE:
             if kind is not _NEED_MORE and kind in self._run.handlers:
                 self._hand_off(kind, side, pending, frame, time)
@@ -265,7 +273,12 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
             state.buf += data  # kept: later bytes join them, and _any_data counts them
             if kind is not _NEED_MORE:
                 self._ignore()
+            elif len(pending) >= MAX_START_LINE:
+                # before a head, `scanned` says how far a long request line was read (the
+                # head's own hint for find_head_end starts again at 0 below)
+                state.scanned = len(pending)
             return
+        state.scanned = 0
         self._client = side if kind is _HTTP1_REQUEST else 1 - side
         self._counters.http_connections += 1
         # Holes before the first message (its side was lost from the start) count as any other.
