@@ -60,21 +60,19 @@ def find_head_end(buf: bytes | bytearray, start: int = 0) -> int | None:
 # byte walk it saves would reach the same answer. RFC 9112 §4: HTTP-version SP status-code, and
 # §3: method SP request-target SP HTTP-version. A method is a token, which has no "/", so the
 # request alternative never takes what the walk would call a response.
+_TARGET_BYTE = rb"[^\x00-\x20\x7f]"  # what a request-target is made of, for the one match
+_VERSION = rb" HTTP/1\.[0-9]"
 _PLAIN_START = re.compile(
     rb"(?P<response>HTTP/1\.[0-9][ \t]+[0-9]{3})"
-    rb"|(?P<request>" + TOKEN.pattern + rb" [^\x00-\x20\x7f]+ HTTP/1\.[0-9])"
+    rb"|(?P<request>" + TOKEN.pattern + rb" " + _TARGET_BYTE + rb"+" + _VERSION + rb")"
 )
 
-# The request alternative of _PLAIN_START alone, and a prefix of it still growing (its target,
-# or the version after it, not all there yet), for request lines past MAX_START_LINE.
-_LONG_REQUEST = re.compile(TOKEN.pattern + rb" [^\x00-\x20\x7f]+ HTTP/1\.[0-9]")
-_LONG_REQUEST_SO_FAR = re.compile(
-    TOKEN.pattern + rb" [^\x00-\x20\x7f]+(?: (?:H(?:T(?:T(?:P(?:/(?:1\.?)?)?)?)?)?)?)?")
-# The same two from inside the target (or at the space before a version begun), for
-# `classify_start_after`.
-_LONG_REQUEST_END = re.compile(rb"[^\x00-\x20\x7f]* HTTP/1\.[0-9]")
-_LONG_REQUEST_TAIL = re.compile(
-    rb"[^\x00-\x20\x7f]*(?: (?:H(?:T(?:T(?:P(?:/(?:1\.?)?)?)?)?)?)?)?")
+# A request line past MAX_START_LINE, as _PLAIN_START's request alternative: its method, a
+# space and a first target byte, then the rest from inside the target (or from the space before
+# a version begun), whole or still growing (its target, or the version, not all there yet).
+_METHOD_AND_TARGET = re.compile(TOKEN.pattern + rb" " + _TARGET_BYTE)
+_REST_WHOLE = re.compile(_TARGET_BYTE + rb"*" + _VERSION)
+_REST_SO_FAR = re.compile(_TARGET_BYTE + rb"*(?: (?:H(?:T(?:T(?:P(?:/(?:1\.?)?)?)?)?)?)?)?")
 
 # Outcome of matching one grammar against a prefix: matched, could still match, cannot match.
 _MATCH, _PARTIAL, _FAIL = 0, 1, 2
@@ -174,10 +172,11 @@ def _long_request_start(prefix: bytes | bytearray) -> StartKind:
     """``classify_start`` of a prefix past ``MAX_START_LINE``: a plain request line up to
     ``MAX_REQUEST_LINE`` long, whole ("request") or still growing ("need_more"); anything else
     as the walk says within its window."""
-    if _LONG_REQUEST.match(prefix, 0, MAX_REQUEST_LINE) is not None:
-        return "request"
-    if len(prefix) < MAX_REQUEST_LINE and _LONG_REQUEST_SO_FAR.fullmatch(prefix) is not None:
-        return "need_more"
+    begun = _METHOD_AND_TARGET.match(prefix)
+    if begun is not None:
+        kind = _request_line_from(prefix, begun.end())
+        if kind != "not_http":
+            return kind
     return _walk_start(prefix)
 
 
@@ -188,10 +187,15 @@ def classify_start_after(prefix: bytes | bytearray, known: int) -> StartKind:
     line sent a byte at a time costs linear time: reading it whole at every byte was
     quadratic (60,000 one-byte segments, 36 s)."""
     space = prefix.rfind(b" ", known - len(b" HTTP/1."), known)  # a version begun
-    at = space if space >= 0 else known
-    if _LONG_REQUEST_END.match(prefix, at, MAX_REQUEST_LINE) is not None:
+    return _request_line_from(prefix, space if space >= 0 else known)
+
+
+def _request_line_from(prefix: bytes | bytearray, at: int) -> StartKind:
+    """The rest of a plain request line from ``at`` (inside its target, or the space before
+    its version): "request" when whole, "need_more" while it may still become one."""
+    if _REST_WHOLE.match(prefix, at, MAX_REQUEST_LINE) is not None:
         return "request"
-    if len(prefix) < MAX_REQUEST_LINE and _LONG_REQUEST_TAIL.fullmatch(prefix, at) is not None:
+    if len(prefix) < MAX_REQUEST_LINE and _REST_SO_FAR.fullmatch(prefix, at) is not None:
         return "need_more"
     return "not_http"
 
