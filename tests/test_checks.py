@@ -173,34 +173,28 @@ NGINX_502 = error_response(502, "Bad Gateway", b"<html>\r\n<head><title>502 Bad 
                            b"</head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n"
                            b"<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
                            [("Server", "nginx"), ("Content-Type", "text/html")])
-NGINX_PLAIN_HTTP_TO_HTTPS = error_response(
-    400, "Bad Request",
-    b"<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>"
-    b"\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>The plain HTTP "
-    b"request was sent to HTTPS port</center>\r\n<hr><center>nginx/1.22.1</center>\r\n"
-    b"</body>\r\n</html>\r\n", [("Server", "nginx/1.22.1"), ("Content-Type", "text/html"),
-                                   ("Connection", "close")])
-NGINX_TOO_LARGE = error_response(
-    400, "Bad Request",
-    b"<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n<body>"
-    b"\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>Request Header Or Cookie Too "
-    b"Large</center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n",
-    [("Server", "nginx/1.22.1"), ("Content-Type", "text/html"), ("Connection", "close")])
+def nginx_page(status: int, reason: str, detail: str | None = None) -> bytes:
+    """An error page of nginx 1.22 (ngx_http_special_response.c): the status line's reason in
+    the heading, the cause it names, if any, in the title and a line of its own."""
+    title = f"{status} {detail or reason}"
+    cause = f"<center>{detail}</center>\r\n" if detail else ""
+    body = (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>"
+            f"{status} {reason}</h1></center>\r\n{cause}<hr><center>nginx/1.22.1</center>\r\n"
+            f"</body>\r\n</html>\r\n").encode()
+    return error_response(status, reason, body, [("Server", "nginx/1.22.1"),
+                                                 ("Content-Type", "text/html"),
+                                                 ("Connection", "close")])
+
+
+NGINX_PLAIN_HTTP_TO_HTTPS = nginx_page(400, "Bad Request",
+                                       "The plain HTTP request was sent to HTTPS port")
+NGINX_TOO_LARGE = nginx_page(400, "Bad Request", "Request Header Or Cookie Too Large")
 # nginx 1.22's answer to a request line past large_client_header_buffers (8 KiB)
-NGINX_414 = error_response(
-    414, "Request-URI Too Large",
-    b"<html>\r\n<head><title>414 Request-URI Too Large</title></head>\r\n<body>\r\n"
-    b"<center><h1>414 Request-URI Too Large</h1></center>\r\n<hr><center>nginx/1.22.1"
-    b"</center>\r\n</body>\r\n</html>\r\n",
-    [("Server", "nginx/1.22.1"), ("Content-Type", "text/html"), ("Connection", "close")])
+NGINX_414 = nginx_page(414, "Request-URI Too Large")
 LONG_TARGET_REQUEST = websocket_request(HOST, "/ws?subscribe=" + "topic," * 2800,
                                         origin=f"https://{HOST}")
-NGINX_400 = error_response(
-    400, "Bad Request",
-    b"<html>\r\n<head><title>400 Bad Request</title></head>\r\n<body>\r\n<center><h1>400 "
-    b"Bad Request</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n"
-    b"</html>\r\n", [("Server", "nginx/1.22.1"), ("Content-Type", "text/html"),
-                      ("Connection", "close")])
+NGINX_400 = nginx_page(400, "Bad Request")
+
 HTML_PAGE = error_response(200, "OK", b"<!doctype html><title>Chat</title><h1>Chat</h1>\n",
                            [("Server", "nginx"), ("Content-Type", "text/html")])
 
