@@ -6,6 +6,7 @@
     python -m fuzz.hostile rejected-storm /tmp/storm.pcap 1000000
     python -m fuzz.hostile open-websockets /tmp/open.pcap 50000
     python -m fuzz.hostile long-target-storm /tmp/long.pcap 5000
+    python -m fuzz.hostile trickled-line /tmp/trickled.pcap 60000
 
 Each capture ends with one ordinary, valid WebSocket handshake (client 10.9.9.9) so a test can
 check that the run still finishes with the right result for the rest of the traffic.
@@ -226,6 +227,24 @@ def long_target_storm(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
     _many_connections(out, n, rate, refused)
 
 
+def trickled_line(out: BinaryIO, size: int) -> None:
+    """A WebSocket request whose request line, with a path of `size` bytes, comes one byte a
+    segment (a slow or hostile client), the rest of its head in one, answered with a 101;
+    then a good handshake. Reading it must cost linear time: each byte asks again whether
+    the line is HTTP (http/start.py `classify_start`, exchange/tracker.py `_detect`)."""
+    w = PcapWriter(out)
+    c = Conversation(w, bytes([10, 7, 7, 7]), 40000, bytes([10, 0, 0, 2]), 80, START)
+    c.handshake()
+    path = b"/chat/" + b"t" * max(0, size - len(b"/chat/"))
+    request = WS_REQUEST.replace(b"GET /chat ", b"GET " + path + b" ")
+    line_end = request.index(b"\r\n") + 2
+    for i in range(line_end):
+        c.send(0, ACK, request[i : i + 1], gap=0.00001)
+    c.send(0, PSH | ACK, request[line_end:])
+    c.send(1, PSH | ACK, WS_RESPONSE)
+    good_handshake(w, c.time + 0.01)
+
+
 def open_websockets(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
     """`n` WebSocket connections that switch (101) and then stay open and quiet to the end of
     the capture, started at `rate`/s from 200 clients, then one good handshake: every one is
@@ -246,7 +265,7 @@ def open_websockets(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
 KINDS: dict[str, Callable[[BinaryIO, int], None]] = {
     "syn-flood": syn_flood, "endless-head": endless_head, "many-headers": many_headers,
     "rejected-storm": rejected_storm, "open-websockets": open_websockets,
-    "long-target-storm": long_target_storm,
+    "long-target-storm": long_target_storm, "trickled-line": trickled_line,
 }
 
 

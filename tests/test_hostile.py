@@ -221,6 +221,30 @@ def test_a_head_that_never_ends_is_abandoned_and_counted(tmp_path: Path) -> None
     assert "HTTP heads abandoned (no end within 64 KiB): 1" in result.stdout
 
 
+def test_a_request_line_sent_a_byte_at_a_time_is_not_walked_at_every_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each byte of a trickled request line asks again whether it is HTTP. A plain line
+    still growing is recognised by one match in C; walking it in Python at every byte was
+    quadratic (8,000 walks of up to 8 KiB, ≈ 2 s for one connection)."""
+    from analyzer.http import start
+
+    walks = []
+    walk = start._walk_start
+
+    def counted(prefix: bytes | bytearray) -> str:
+        walks.append(len(prefix))
+        return walk(prefix)
+
+    monkeypatch.setattr(start, "_walk_start", counted)
+    path = tmp_path / "trickled.pcap"
+    with path.open("wb") as out:
+        hostile.trickled_line(out, 8000)
+    found, _ = _run(path)
+    assert sorted(found) == ["10.7.7.7:40000 succeeded", "10.9.9.9:50000 succeeded"]
+    assert len(walks) <= 8, walks[:20]  # "GET", "GET " and "GET /": too short to say
+
+
 def test_ten_thousand_headers_in_linear_time(tmp_path: Path) -> None:
     path = tmp_path / "headers.pcap"
     with path.open("wb") as out:

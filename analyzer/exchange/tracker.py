@@ -257,26 +257,34 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
     def _detect(self, side: int, data: bytes, frame: int, time: float) -> None:
         """Collects a side's first bytes until they say request, response or not HTTP."""
         state = self._sides[side]
+        seen: bytes | bytearray
         if state.buf:
-            pending = bytes(state.buf) + data
+            # joined in place and copied once, when decided: a copy of all the bytes so far at
+            # every segment was quadratic for a line sent a byte at a time
+            state.buf += data
+            seen = state.buf
         else:  # the usual case: the first data decides, and needs no copy
-            pending = data
+            seen = data
             state.buf_frame, state.buf_time = frame, time
         if state.scanned:  # a long request line still growing: read from where it was left
-            kind = classify_first_bytes_after(pending, state.scanned)
+            kind = classify_first_bytes_after(seen, state.scanned)
         else:
-            kind = classify_first_bytes(pending)
+            kind = classify_first_bytes(seen)
         if kind is not _HTTP1_REQUEST and kind is not _HTTP1_RESPONSE:
             if kind is not _NEED_MORE and kind in self._run.handlers:
+                pending = data if seen is data else bytes(seen)
+                if seen is state.buf:
+                    del state.buf[len(pending) - len(data):]  # _hand_off's earlier bytes only
                 self._hand_off(kind, side, pending, frame, time)
                 return
-            state.buf += data  # kept: later bytes join them, and _any_data counts them
+            if seen is data:
+                state.buf += data  # kept: later bytes join them, and _any_data counts them
             if kind is not _NEED_MORE:
                 self._ignore()
-            elif len(pending) >= MAX_START_LINE:
+            elif len(seen) >= MAX_START_LINE:
                 # before a head, `scanned` says how far a long request line was read (the
                 # head's own hint for find_head_end starts again at 0 below)
-                state.scanned = len(pending)
+                state.scanned = len(seen)
             return
         state.scanned = 0
         self._client = side if kind is _HTTP1_REQUEST else 1 - side
@@ -288,6 +296,7 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
             self._server_gap = any(g[0] != self._client for g in gaps)
         else:
             self._client_gap = self._server_gap = False
+        pending = data if seen is data else bytes(seen)
         state.buf.clear()
         state.mode = _HEAD
         other = self._sides[1 - side]
