@@ -229,15 +229,20 @@ def long_target_storm(out: BinaryIO, n: int, rate: float = 2000.0) -> None:
 
 def trickled_line(out: BinaryIO, size: int) -> None:
     """A WebSocket request whose request line, with a path of `size` bytes, comes one byte a
-    segment (a slow or hostile client), the rest of its head in one, answered with a 101;
-    then a good handshake. Reading it must cost linear time: each byte asks again whether
-    the line is HTTP (http/start.py `classify_start`, exchange/tracker.py `_detect`)."""
+    segment (a slow or hostile client): see `trickled_request`."""
+    path = b"/chat/" + b"t" * max(0, size - len(b"/chat/"))
+    trickled_request(out, WS_REQUEST.replace(b"GET /chat ", b"GET " + path + b" "))
+
+
+def trickled_request(out: BinaryIO, request: bytes) -> None:
+    """`request` with its request line (up to its first LF) sent one byte a segment, the rest
+    of its head in one, answered with a 101; then a good handshake. Reading it must cost
+    linear time: each byte asks again whether the line is HTTP (http/start.py
+    `classify_start`, exchange/tracker.py `_detect`)."""
     w = PcapWriter(out)
     c = Conversation(w, bytes([10, 7, 7, 7]), 40000, bytes([10, 0, 0, 2]), 80, START)
     c.handshake()
-    path = b"/chat/" + b"t" * max(0, size - len(b"/chat/"))
-    request = WS_REQUEST.replace(b"GET /chat ", b"GET " + path + b" ")
-    line_end = request.index(b"\r\n") + 2
+    line_end = request.index(b"GET ") + request[request.index(b"GET "):].index(b"\n") + 1
     for i in range(line_end):
         c.send(0, ACK, request[i : i + 1], gap=0.00001)
     c.send(0, PSH | ACK, request[line_end:])

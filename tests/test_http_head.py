@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analyzer.http.head import (
@@ -19,6 +19,7 @@ from analyzer.http.message import Header, header
 from analyzer.http.start import (
     MAX_REQUEST_LINE,
     MAX_START_LINE,
+    _start_by_patterns,
     _walk_start,
     classify_start,
     find_head_end,
@@ -579,6 +580,41 @@ def test_plain_responses_parse_as_the_walk_parses_them(start: bytes, tail: bytes
 def test_plain_start_lines_classify_as_the_walk_classifies_them(prefix: bytes) -> None:
     for cut in range(len(prefix) + 1):
         assert classify_start(prefix[:cut]) == _walk_start(prefix[:cut])
+
+
+_START_PIECES = [b"GET", b"G", b"HTTP", b"http", b"HTTP/", b"HTTP/1.", b"HTTP/1.1", b"HTTP/2",
+                 b"hTtP/1.0", b"/", b"/a", b"a", b" ", b"  ", b"\t", b"\r", b"\n", b"\r\n",
+                 b"\x00", b"1", b"200", b"20", b"H", b"T", b"P", b".", b"\x7f", b"\xe9", b"(",
+                 b"OK"]
+
+
+_START_LINES = st.tuples(
+    st.sampled_from([b"", b"\r\n", b"\n"]),
+    st.sampled_from([b"GET", b"G(T", b"HTTP", b"HTTP/1.1", b"hTtP/1.0", b"\x16", b""]),
+    st.lists(st.tuples(st.sampled_from([b" ", b"\t", b" \t", b""]),
+                       st.sampled_from([b"/", b"/a", b"HTTP/1.1", b"HTTP/1.1x", b"HTTP/2",
+                                        b"http/1.", b"HTTPX", b"HT", b"200", b"20", b"\x00",
+                                        b"a\x7f", b"\r"])).map(b"".join), max_size=4),
+    st.sampled_from([b"", b"\r\n", b" ", b"\n"]),
+).map(lambda parts: parts[0] + parts[1] + b"".join(parts[2]) + parts[3])
+
+
+@settings(max_examples=400)
+@given(st.one_of(_START_LINES, st.lists(st.sampled_from(_START_PIECES), max_size=12)
+                 .map(b"".join)))
+def test_the_start_patterns_answer_as_the_walk(prefix: bytes) -> None:
+    """`_start_by_patterns` is the walk in C (its twin): the same answer for every prefix."""
+    for cut in range(len(prefix) + 1):
+        assert _start_by_patterns(prefix[:cut]) == _walk_start(prefix[:cut]), prefix[:cut]
+        assert _start_by_patterns(bytearray(prefix[:cut])) == _walk_start(prefix[:cut])
+
+
+@pytest.mark.parametrize("line", [b"GET /", b"\r\n", b"GET a ", b"HTTP/1.1 ", b"GET a\t"])
+def test_the_start_patterns_answer_as_the_walk_at_the_window(line: bytes) -> None:
+    for length in range(MAX_START_LINE - 12, MAX_START_LINE + 4):
+        body = (line * (length // len(line) + 1))[:length]
+        for prefix in (body, body + b" HTTP/1.1", body + b" HTTP/1."):
+            assert _start_by_patterns(prefix) == _walk_start(prefix), (len(prefix), line)
 
 
 def test_plain_start_lines_stop_at_the_same_length_as_the_walk() -> None:

@@ -164,19 +164,8 @@ def classify_start(prefix: bytes | bytearray) -> StartKind:
     if plain is None:
         if len(prefix) >= MAX_START_LINE:  # where the walk gives up
             return _long_request_start(prefix)
-        if _growing_request_line(prefix):
-            return "need_more"
-        return _walk_start(prefix)
+        return _start_by_patterns(prefix)
     return "response" if plain["response"] else "request"
-
-
-def _growing_request_line(prefix: bytes | bytearray) -> bool:
-    """Whether ``prefix`` is a plain request line not all there yet, as the walk would say
-    "need_more" of it (its twin, compared in tests/test_http_head.py). Asked before walking:
-    a line sent a byte at a time is asked about at every byte, and walking it in Python each
-    time was quadratic (an 8 KiB line in one-byte segments: 8,191 walks, ≈ 2 s)."""
-    begun = _METHOD_AND_TARGET.match(prefix)
-    return begun is not None and _REST_SO_FAR.fullmatch(prefix, begun.end()) is not None
 
 
 def _long_request_start(prefix: bytes | bytearray) -> StartKind:
@@ -188,7 +177,7 @@ def _long_request_start(prefix: bytes | bytearray) -> StartKind:
         kind = _request_line_from(prefix, begun.end())
         if kind != "not_http":
             return kind
-    return _walk_start(prefix)
+    return _start_by_patterns(prefix)
 
 
 def classify_start_after(prefix: bytes | bytearray, known: int) -> StartKind:
@@ -211,8 +200,49 @@ def _request_line_from(prefix: bytes | bytearray, at: int) -> StartKind:
     return "not_http"
 
 
+# The walk below as patterns, for classify_start: a start line sent a byte at a time is asked
+# about at every byte, and walking it in Python each time was quadratic in Python steps (8,000
+# bytes of "GET a a a ...", one a segment: 13 s for one connection). Each piece is what a step
+# of the walk reads; possessive quantifiers (`++`, `*+`) keep every match linear.
+_BLANKS = rb"[ \t]++"  # SP/HTAB runs between words (_SP_HTAB)
+_WORD = rb"[^ \t\r\n\x00]"  # a request-line word's byte (_WORD_END)
+_METHOD = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"  # tchar (_TCHAR)
+_HTTP_1 = rb"[Hh][Tt][Tt][Pp]/1\."  # _match_version's literal, "HTTP" in any case
+_HTTP_1_BEGUN = rb"(?:[Hh](?:[Tt](?:[Tt](?:[Pp](?:/(?:1\.?)?)?)?)?)?)?"  # its prefixes
+_NOT_A_VERSION = rb"(?![Hh][Tt][Tt][Pp]/)"  # a later word may not begin "HTTP/" (any case)
+# method, blanks, the first word (any bytes: no version is looked for there), blanks, then
+# later words, each followed by blanks, none beginning "HTTP/"
+_WORDS = _METHOD + rb"++" + _BLANKS + _WORD + rb"++" + _BLANKS + \
+    rb"(?:" + _NOT_A_VERSION + _WORD + rb"++" + _BLANKS + rb")*+"
+_RESPONSE_WHOLE = re.compile(_HTTP_1 + rb"[0-9]" + _BLANKS + rb"[0-9]{3}")
+_RESPONSE_SO_FAR = re.compile(
+    _HTTP_1_BEGUN + rb"|" + _HTTP_1 + rb"[0-9](?:" + _BLANKS + rb"[0-9]{0,2})?")
+_REQUEST_WHOLE = re.compile(_WORDS + _HTTP_1 + rb"[0-9]")
+_REQUEST_SO_FAR = re.compile(
+    _METHOD + rb"*+"
+    + rb"|" + _METHOD + rb"++" + _BLANKS + _WORD + rb"*+"
+    + rb"|" + _WORDS + rb"(?:" + _HTTP_1_BEGUN + rb"|" + _NOT_A_VERSION + _WORD + rb"++)")
+
+
+def _start_by_patterns(prefix: bytes | bytearray) -> StartKind:
+    """``_walk_start`` (its plain twin, compared in tests/test_http_head.py) by the patterns
+    above: the same answer, in C, in time linear in the prefix."""
+    end = min(len(prefix), MAX_START_LINE)
+    i = _LEADING_EMPTY_LINES.match(prefix, 0, end).end()  # type: ignore[union-attr]
+    if i >= end:
+        return "need_more" if end < MAX_START_LINE else "not_http"
+    if _RESPONSE_WHOLE.match(prefix, i, end) is not None:
+        return "response"
+    if _REQUEST_WHOLE.match(prefix, i, end) is not None:
+        return "request"
+    if end < MAX_START_LINE and (_RESPONSE_SO_FAR.fullmatch(prefix, i, end) is not None
+                                 or _REQUEST_SO_FAR.fullmatch(prefix, i, end) is not None):
+        return "need_more"
+    return "not_http"
+
+
 def _walk_start(prefix: bytes | bytearray) -> StartKind:
-    """``classify_start`` byte by byte, for what the one match did not recognise."""
+    """``classify_start`` byte by byte: the plain twin of ``_start_by_patterns``."""
     d = bytes(prefix[:MAX_START_LINE])
     # RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line SHOULD ignore
     # at least one empty line (CRLF) received prior to the request-line."
