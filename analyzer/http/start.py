@@ -56,20 +56,13 @@ def find_head_end(buf: bytes | bytearray, start: int = 0) -> int | None:
     return m.end() if m else None
 
 
-# The start lines of nearly all HTTP/1.x traffic, recognised by one match in classify_start; the
-# byte walk it saves would reach the same answer. RFC 9112 §4: HTTP-version SP status-code, and
-# §3: method SP request-target SP HTTP-version. A method is a token, which has no "/", so the
-# request alternative never takes what the walk would call a response.
-_TARGET_BYTE = rb"[^\x00-\x20\x7f]"  # what a request-target is made of, for the one match
+# RFC 9112 §3: method SP request-target SP HTTP-version, as a plain request line has it.
+_TARGET_BYTE = rb"[^\x00-\x20\x7f]"  # what a plain request-target is made of
 _VERSION = rb" HTTP/1\.[0-9]"
-_PLAIN_START = re.compile(
-    rb"(?P<response>HTTP/1\.[0-9][ \t]+[0-9]{3})"
-    rb"|(?P<request>" + TOKEN.pattern + rb" " + _TARGET_BYTE + rb"+" + _VERSION + rb")"
-)
 
-# A request line past MAX_START_LINE, as _PLAIN_START's request alternative: its method, a
-# space and a first target byte, then the rest from inside the target (or from the space before
-# a version begun), whole or still growing (its target, or the version, not all there yet).
+# A plain request line past MAX_START_LINE: its method, a space and a first target byte,
+# then the rest from inside the target (or from the space before a version begun), whole or
+# still growing (its target, or the version, not all there yet).
 _METHOD_AND_TARGET = re.compile(TOKEN.pattern + rb" " + _TARGET_BYTE)
 _REST_WHOLE = re.compile(_TARGET_BYTE + rb"*" + _VERSION)
 _REST_SO_FAR = re.compile(_TARGET_BYTE + rb"*(?: (?:H(?:T(?:T(?:P(?:/(?:1\.?)?)?)?)?)?)?)?")
@@ -160,24 +153,18 @@ def classify_start(prefix: bytes | bytearray) -> StartKind:
     so TLS, SSH, SMTP or binary data are rejected within their first few bytes. A start line not
     recognised within ``MAX_START_LINE`` bytes is "not_http".
     """
-    plain = _PLAIN_START.match(prefix, 0, MAX_START_LINE)  # endpos: what the walk looks at
-    if plain is None:
-        if len(prefix) >= MAX_START_LINE:  # where the walk gives up
-            return _long_request_start(prefix)
-        return _start_by_patterns(prefix)
-    return "response" if plain["response"] else "request"
+    kind = _start_by_patterns(prefix)
+    if kind == "not_http" and len(prefix) >= MAX_START_LINE:  # where the walk gives up
+        return _long_request_line(prefix)
+    return kind
 
 
-def _long_request_start(prefix: bytes | bytearray) -> StartKind:
-    """``classify_start`` of a prefix past ``MAX_START_LINE``: a plain request line up to
-    ``MAX_REQUEST_LINE`` long, whole ("request") or still growing ("need_more"); anything else
-    as the walk says within its window."""
+def _long_request_line(prefix: bytes | bytearray) -> StartKind:
+    """``classify_start`` of a prefix past ``MAX_START_LINE`` that the walk gave up on: a plain
+    request line up to ``MAX_REQUEST_LINE`` long, whole ("request") or still growing
+    ("need_more")."""
     begun = _METHOD_AND_TARGET.match(prefix)
-    if begun is not None:
-        kind = _request_line_from(prefix, begun.end())
-        if kind != "not_http":
-            return kind
-    return _start_by_patterns(prefix)
+    return "not_http" if begun is None else _request_line_from(prefix, begun.end())
 
 
 def classify_start_after(prefix: bytes | bytearray, known: int) -> StartKind:
@@ -228,13 +215,16 @@ def _start_by_patterns(prefix: bytes | bytearray) -> StartKind:
     """``_walk_start`` (its plain twin, compared in tests/test_http_head.py) by the patterns
     above: the same answer, in C, in time linear in the prefix."""
     end = min(len(prefix), MAX_START_LINE)
-    i = _LEADING_EMPTY_LINES.match(prefix, 0, end).end()  # type: ignore[union-attr]
-    if i >= end:
-        return "need_more" if end < MAX_START_LINE else "not_http"
-    if _RESPONSE_WHOLE.match(prefix, i, end) is not None:
-        return "response"
+    i = 0
+    if prefix and prefix[0] in _CR_LF:  # rare: RFC 9112 §2.2's empty lines first
+        i = _LEADING_EMPTY_LINES.match(prefix, 0, end).end()  # type: ignore[union-attr]
+        if i >= end:
+            return "need_more" if end < MAX_START_LINE else "not_http"
+    # (a method has no "/", so at most one of the two matches)
     if _REQUEST_WHOLE.match(prefix, i, end) is not None:
         return "request"
+    if _RESPONSE_WHOLE.match(prefix, i, end) is not None:
+        return "response"
     if end < MAX_START_LINE and (_RESPONSE_SO_FAR.fullmatch(prefix, i, end) is not None
                                  or _REQUEST_SO_FAR.fullmatch(prefix, i, end) is not None):
         return "need_more"
