@@ -153,6 +153,9 @@ def classify_start(prefix: bytes | bytearray) -> StartKind:
     so TLS, SSH, SMTP or binary data are rejected within their first few bytes. A start line not
     recognised within ``MAX_START_LINE`` bytes is "not_http".
     """
+    whole = _WHOLE.match(prefix, 0, MAX_START_LINE)  # the usual case: one match
+    if whole is not None:
+        return "request" if whole.lastgroup == "request" else "response"
     kind = _start_by_patterns(prefix)
     if kind == "not_http" and len(prefix) >= MAX_START_LINE:  # where the walk gives up
         return _long_request_line(prefix)
@@ -201,10 +204,12 @@ _NOT_A_VERSION = rb"(?![Hh][Tt][Tt][Pp]/)"  # a later word may not begin "HTTP/"
 # later words, each followed by blanks, none beginning "HTTP/"
 _WORDS = _METHOD + rb"++" + _BLANKS + _WORD + rb"++" + _BLANKS + \
     rb"(?:" + _NOT_A_VERSION + _WORD + rb"++" + _BLANKS + rb")*+"
-_RESPONSE_WHOLE = re.compile(_HTTP_1 + rb"[0-9]" + _BLANKS + rb"[0-9]{3}")
 _RESPONSE_SO_FAR = re.compile(
     _HTTP_1_BEGUN + rb"|" + _HTTP_1 + rb"[0-9](?:" + _BLANKS + rb"[0-9]{0,2})?")
-_REQUEST_WHOLE = re.compile(_WORDS + _HTTP_1 + rb"[0-9]")
+# a whole start line, as one match for the usual case (a method has no "/": at most one of
+# the two alternatives can match)
+_WHOLE = re.compile(rb"(?P<request>" + _WORDS + _HTTP_1 + rb"[0-9])"
+                    rb"|(?P<response>" + _HTTP_1 + rb"[0-9]" + _BLANKS + rb"[0-9]{3})")
 _REQUEST_SO_FAR = re.compile(
     _METHOD + rb"*+"
     + rb"|" + _METHOD + rb"++" + _BLANKS + _WORD + rb"*+"
@@ -220,11 +225,9 @@ def _start_by_patterns(prefix: bytes | bytearray) -> StartKind:
         i = _LEADING_EMPTY_LINES.match(prefix, 0, end).end()  # type: ignore[union-attr]
         if i >= end:
             return "need_more" if end < MAX_START_LINE else "not_http"
-    # (a method has no "/", so at most one of the two matches)
-    if _REQUEST_WHOLE.match(prefix, i, end) is not None:
-        return "request"
-    if _RESPONSE_WHOLE.match(prefix, i, end) is not None:
-        return "response"
+    whole = _WHOLE.match(prefix, i, end)
+    if whole is not None:
+        return "request" if whole.lastgroup == "request" else "response"
     if end < MAX_START_LINE and (_RESPONSE_SO_FAR.fullmatch(prefix, i, end) is not None
                                  or _REQUEST_SO_FAR.fullmatch(prefix, i, end) is not None):
         return "need_more"
