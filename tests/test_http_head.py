@@ -697,6 +697,34 @@ def test_header_look_ups_equal_their_plain_twins() -> None:
 
 
 @pytest.mark.parametrize("line", [
+    b"GET /chat?room=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"PROPFIND /a HTTP/1.0\r\n",
+    b"GET HTTP/1.1 HTTP/1.1\r\n",  # the first word may look like a version
+    b"GET /a\tHTTP/1.1\r\n",  # not plain: the walk still takes it
+    b"GET /a b HTTP/1.1\r\n",
+    b"GET /a http/1.1\r\n",
+    b"GET /a HTTP/2.0\r\n",
+    b"GET /a HTX /b HTTP/1.1\r\n",
+    b"GET /a\x00 HTTP/1.1\r\n",
+    b"GET /ab\r\n\r\n",  # HTTP/0.9
+])
+def test_a_short_line_read_on_from_where_it_was_left_answers_as_read_whole(line: bytes) -> None:
+    """The tracker reads a plain request line on from where it left it as soon as it is one
+    (`request_line_growing`), long or short; where it stops being plain (a tab, a second
+    word, another version), the answer is still `classify_start`'s."""
+    from analyzer.http.start import classify_start_after, request_line_growing
+
+    growing = [k for k in range(1, len(line) + 1) if request_line_growing(line[:k])]
+    assert growing, "a line that is never a plain one growing tests nothing here"
+    for known in growing:
+        for cut in range(known, len(line) + 1):
+            prefix = line[:cut]
+            assert classify_start_after(prefix, known) == classify_start(prefix), (known, cut)
+            assert request_line_growing(prefix, known) == request_line_growing(prefix), \
+                (known, cut)
+
+
+@pytest.mark.parametrize("line", [
     b"GET /" + b"a" * MAX_START_LINE + b" HTTP/1.1\r\nHost: a\r\n\r\n",
     b"GET /" + b"a" * MAX_START_LINE + b" HTTP/2.0\r\n",  # not HTTP/1: given up on
     b"GET /" + b"a" * MAX_START_LINE + b" HTX",

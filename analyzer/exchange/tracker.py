@@ -54,7 +54,7 @@ from analyzer.exchange.switching import SwitchFollower
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.http.body import BodyReader, FramingKind, body_framing
 from analyzer.http.head import parse_request_head, request_head_at
-from analyzer.http.start import MAX_START_LINE
+from analyzer.http.start import request_line_growing
 from analyzer.reassembly import Connection
 
 __all__ = ["ConnectionTracker", "ExchangeCounters", "RESPONSE_TIMEOUT"]
@@ -266,7 +266,7 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
         else:  # the usual case: the first data decides, and needs no copy
             seen = data
             state.buf_frame, state.buf_time = frame, time
-        if state.scanned:  # a long request line still growing: read from where it was left
+        if state.scanned:  # a plain request line still growing: read on from where it was left
             kind = classify_first_bytes_after(seen, state.scanned)
         else:
             kind = classify_first_bytes(seen)
@@ -281,10 +281,10 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
                 state.buf += data  # kept: later bytes join them, and _any_data counts them
             if kind is not _NEED_MORE:
                 self._ignore()
-            elif len(seen) >= MAX_START_LINE:
-                # before a head, `scanned` says how far a long request line was read (the
+            else:
+                # before a head, `scanned` says how far a plain request line was read (the
                 # head's own hint for find_head_end starts again at 0 below)
-                state.scanned = len(seen)
+                state.scanned = len(seen) if request_line_growing(seen, state.scanned) else 0
             return
         state.scanned = 0
         self._client = side if kind is _HTTP1_REQUEST else 1 - side

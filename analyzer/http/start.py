@@ -171,13 +171,38 @@ def _long_request_line(prefix: bytes | bytearray) -> StartKind:
 
 
 def classify_start_after(prefix: bytes | bytearray, known: int) -> StartKind:
-    """``classify_start(prefix)`` (its plain twin) when ``classify_start(prefix[:known])`` was
-    "need_more" with ``known`` at least ``MAX_START_LINE``: a plain request line still growing.
-    Only the bytes after ``known`` are read (and a version begun in its last 8), so a request
-    line sent a byte at a time costs linear time: reading it whole at every byte was
-    quadratic (60,000 one-byte segments, 36 s)."""
-    space = prefix.rfind(b" ", known - len(b" HTTP/1."), known)  # a version begun
-    return _request_line_from(prefix, space if space >= 0 else known)
+    """``classify_start(prefix)`` (its plain twin) when ``prefix[:known]`` was a plain request
+    line still growing (``request_line_growing``). While it still is one, only the bytes
+    after ``known`` are read (and a version begun in its last 8), so a line sent a byte at a
+    time costs linear time: reading it whole at every byte was quadratic (60,000 one-byte
+    segments, 36 s). A line that stops being plain within the walk's window is classified
+    whole: the walk takes more than plain lines."""
+    kind = _request_line_from(prefix, _read_on_from(prefix, known))
+    if kind == "not_http" and known < MAX_START_LINE:
+        return classify_start(prefix)
+    return kind
+
+
+def request_line_growing(prefix: bytes | bytearray, known: int = 0) -> bool:
+    """Whether ``prefix`` is a plain request line not all there yet (a method, a space, a
+    target, maybe a version begun), given that ``prefix[:known]`` was one: read from
+    ``known`` on, or whole when ``known`` is 0 (its plain twin)."""
+    if known:
+        at = _read_on_from(prefix, known)
+    else:
+        begun = _METHOD_AND_TARGET.match(prefix)
+        if begun is None:
+            return False
+        at = begun.end()
+    return len(prefix) < MAX_REQUEST_LINE and _REST_SO_FAR.fullmatch(prefix, at) is not None
+
+
+def _read_on_from(prefix: bytes | bytearray, known: int) -> int:
+    """Where a plain request line growing past ``known`` is read on from: inside its target,
+    or the space before a version begun in the last 8 bytes (a plain line's only other space
+    is the method's: the first)."""
+    space = prefix.rfind(b" ", max(0, known - len(b" HTTP/1.")), known)
+    return known if space < 0 or space == prefix.find(b" ") else space
 
 
 def _request_line_from(prefix: bytes | bytearray, at: int) -> StartKind:
