@@ -1,7 +1,7 @@
 """The segmentation of a capture never changes what it says: every bundled capture, with every
-TCP payload re-cut into one-byte segments (same bytes, same sequence numbers, same order, the
-other packets as they were), gives the same attempts, verdicts, reasons and findings. Only the
-frame numbers move.
+TCP payload re-cut into one-byte segments (same bytes, same sequence numbers, the other packets
+as they were), in order or each segment's pieces last to first, gives the same attempts,
+verdicts, reasons and findings. Only the frame numbers move.
 
 A reader that decides on what one segment holds (a head, a record, a frame header, a version
 digit) rather than on the bytes reassembled shows up here on real traffic, in every stage:
@@ -12,6 +12,7 @@ HTTP/1 heads, TLS records with their keys, HTTP/2 frames, WebSocket frames after
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dpkt
 import pytest
@@ -41,8 +42,9 @@ def _ethertype(link: int, raw: bytes) -> int:
     return int.from_bytes(raw[_ETHERTYPE_AT[link] : _ETHERTYPE_AT[link] + 2], "big")
 
 
-def cut_segments(source: Path, target: Path, size: int = 1) -> int:
-    """Writes ``source`` with each TCP payload cut into ``size``-byte segments; returns how
+def cut_segments(source: Path, target: Path, size: int = 1, backwards: bool = False) -> int:
+    """Writes ``source`` with each TCP payload cut into ``size``-byte segments (the pieces of
+    one segment last to first when ``backwards``: reordered as a network may); returns how
     many segments were cut. A FIN or PSH stays on the last piece; anything not TCP over IP
     is copied as it is."""
     cut = 0
@@ -65,7 +67,8 @@ def cut_segments(source: Path, target: Path, size: int = 1) -> int:
                 writer.writepkt(raw, time)
                 continue
             cut += 1
-            for i in range(0, len(tcp.data), size):
+            starts = range(0, len(tcp.data), size)
+            for i in reversed(starts) if backwards else starts:
                 last = i + size >= len(tcp.data)
                 flags = tcp.flags if last else tcp.flags & _NOT_BEFORE_THE_END
                 piece = dpkt.tcp.TCP(sport=tcp.sport, dport=tcp.dport, seq=(tcp.seq + i) % 2**32,
@@ -91,12 +94,14 @@ def _outcomes(path: Path, keys: Path | None) -> list[tuple[str, str, str, tuple[
                    tuple(sorted(f.check for f in d.findings))) for d in found)
 
 
+@pytest.mark.parametrize("backwards", [False, True], ids=["in-order", "backwards"])
 @pytest.mark.parametrize("name", PCAPS)
-def test_one_byte_segments_say_what_the_capture_says(name: str, tmp_path: Path) -> None:
+def test_one_byte_segments_say_what_the_capture_says(name: str, backwards: bool,
+                                                     tmp_path: Path) -> None:
     source = CAPTURES / name
     keys = source.with_suffix(".keys")
     recut = tmp_path / name
-    if cut_segments(source, recut) == 0:
+    if cut_segments(source, recut, backwards=backwards) == 0:
         pytest.skip("no TCP payload of more than one byte to cut")
     assert _outcomes(recut, keys if keys.exists() else None) == \
         _outcomes(source, keys if keys.exists() else None)
@@ -118,17 +123,39 @@ def _real_world_pcaps() -> list[str]:
     return found
 
 
+# Captures that begin mid-connection, their first request or response in the first segment
+# captured: cut backwards, the first piece seen is that segment's last, the direction's stream
+# starts there (reassembly/delivery.py: the first sequence number seen is offset 0 without a
+# SYN), and the bytes before it are taken for old ones. Known, left alone (docs/architecture.md,
+# "Open work"): reordered first segments of a connection picked up in its middle.
+_MID_CONNECTION_REORDERED = {
+    "nDPI/1kxun.pcap", "suricata-verify/drop-protocol-change/input.pcap",
+    "suricata-verify/http2-keywords2/input.pcap",
+}
+
+
+def _real_world_cases() -> list[Any]:
+    cases = []
+    for name in _real_world_pcaps():
+        cases.append(pytest.param(name, False, id=f"{name}-in-order"))
+        marks = [pytest.mark.xfail(strict=True, reason="mid-connection start, reordered")] \
+            if name in _MID_CONNECTION_REORDERED else []
+        cases.append(pytest.param(name, True, id=f"{name}-backwards", marks=marks))
+    return cases
+
+
 @pytest.mark.skipif(not REAL_WORLD.is_dir(),
                     reason=f"real-world captures not present at {REAL_WORLD}")
-@pytest.mark.parametrize("name", _real_world_pcaps())
-def test_small_segments_of_captures_by_other_people(name: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "backwards"), _real_world_cases())
+def test_small_segments_of_captures_by_other_people(name: str, backwards: bool,
+                                                    tmp_path: Path) -> None:
     """The same on captures other people made (Zeek, Suricata, nDPI...): mid-stream starts,
     retransmissions, fuzz-mutated heads. One-byte segments, or pieces of a size that keeps a
     large capture near 40,000 of them (nDPI's 1kxun.pcap: 2.2 MB of payload)."""
     source = REAL_WORLD / name
     recut = tmp_path / source.name
     size = max(1, _payload_bytes(source) // 40_000)
-    if cut_segments(source, recut, size) == 0:
+    if cut_segments(source, recut, size, backwards) == 0:
         pytest.skip(f"no TCP payload of more than {size} bytes to cut")
     assert _outcomes(recut, None) == _outcomes(source, None)
 
