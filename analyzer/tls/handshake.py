@@ -13,6 +13,7 @@ import functools
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from types import ModuleType
 
 from analyzer.tls.names import alert_name, version_name
 
@@ -316,8 +317,7 @@ def certificate_info(der: bytes) -> CertificateInfo | None:
     """Subject, names, issuer and validity of one DER certificate, or None if unreadable.
     Kept for the last 256 certificates: a busy capture shows the same few chains in every
     session (≈ 0.2 ms each to parse; a value, so sharing it is safe)."""
-    from cryptography import x509  # imported here: only sessions with a chain pay for it
-
+    x509 = _x509()
     try:
         cert = x509.load_der_x509_certificate(der)
         names: list[str] = []
@@ -342,6 +342,23 @@ def certificate_info(der: bytes) -> CertificateInfo | None:
         )
     except Exception:  # noqa: BLE001 - any malformed DER is a finding, not a crash
         return None
+
+
+def _x509() -> ModuleType:
+    """`cryptography.x509`, imported at the first certificate read (only runs that report a
+    chain pay for it, ≈ 84 M instructions) and frozen then, as the ciphers are."""
+    global _x509_module
+    if _x509_module is None:
+        from cryptography import x509
+
+        from analyzer.tls.keying import freeze_imported
+
+        freeze_imported()
+        _x509_module = x509
+    return _x509_module
+
+
+_x509_module: ModuleType | None = None
 
 
 def _utc_seconds(moment: datetime.datetime) -> float:
