@@ -373,6 +373,22 @@ class HandshakeMessage:
     time: float
 
 
+# Made through its slots' descriptors, not the frozen ``__init__`` (see records.made_record;
+# the constructor is its plain twin, compared in tests/test_made_values.py).
+_set_kind, _set_body, _set_frame, _set_time = (
+    HandshakeMessage.__dict__[name].__set__ for name in HandshakeMessage.__slots__)
+
+
+def made_handshake_message(kind: int, body: bytes, frame: int, time: float) -> HandshakeMessage:
+    """``HandshakeMessage(kind, body, frame, time)``."""
+    made = object.__new__(HandshakeMessage)
+    _set_kind(made, kind)
+    _set_body(made, body)
+    _set_frame(made, frame)
+    _set_time(made, time)
+    return made
+
+
 class HandshakeReader:
     """Cuts one direction's handshake-type record bytes into handshake messages."""
 
@@ -398,8 +414,8 @@ class HandshakeReader:
             if len(self._buffer) < 4 + length:
                 break
             _position, first_frame, first_time = self._frames[0]
-            messages.append(HandshakeMessage(self._buffer[0], bytes(self._buffer[4:4 + length]),
-                                             first_frame, first_time))
+            messages.append(made_handshake_message(
+                self._buffer[0], bytes(self._buffer[4:4 + length]), first_frame, first_time))
             del self._buffer[:4 + length]
             self._shift(4 + length)
         if not self._buffer:
