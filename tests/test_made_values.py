@@ -267,3 +267,45 @@ def test_made_base_is_the_constructors() -> None:
         assert [getattr(made, n) for n in names] == [getattr(plain, n) for n in names]
         made.base = 7  # a slot like any other
         assert made.base == 7
+
+
+def test_made_tls_values_are_the_constructors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TLS stage's per-record values made through their slots (`records.made_record`,
+    `decrypt.made_opened`, `values.made_plain`, `handshake.made_handshake_message`) against
+    the constructors of the same arguments, on every one the bundled captures make (with
+    their key logs: the decrypted records, handshake messages and plaintext too); the
+    outputs are the same as with the constructors themselves."""
+    from analyzer.pipeline import Analysis
+    from analyzer.tls import decrypt, handshake, records, session, values
+    from analyzer.tls.keylog import load_keylog
+
+    makers = {(records, "made_record"): records.Record,
+              (decrypt, "made_opened"): decrypt.Opened,
+              (session, "made_plain"): values.Plain,
+              (handshake, "made_handshake_message"): handshake.HandshakeMessage}
+    seen: dict[str, list[tuple[Any, ...]]] = {name: [] for _module, name in makers}
+
+    def spy(make: Any, name: str) -> Any:
+        def spied(*arguments: Any) -> Any:
+            made = make(*arguments)
+            seen[name].append((made, arguments))
+            return made
+        return spied
+
+    def outputs(plain: bool) -> list[Any]:
+        with monkeypatch.context() as patch:
+            for (module, name), cls in makers.items():
+                patch.setattr(module, name, cls if plain else spy(getattr(module, name), name))
+            found: list[Any] = []
+            for path in CAPTURES:
+                keys = Path(str(path).split(".pcap")[0] + ".keys")
+                run = Analysis(secrets=load_keylog(keys.read_bytes()) if keys.exists() else None)
+                found += [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+                found.append(run.stats)
+            return found
+
+    assert outputs(plain=False) == outputs(plain=True)
+    for (_module, name), cls in makers.items():
+        assert len(seen[name]) > 100, name
+        for made, arguments in seen[name]:
+            _same_value(made, cls(*arguments), list(arguments))

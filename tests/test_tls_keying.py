@@ -45,6 +45,39 @@ def test_a_run_without_keys_neither_loads_the_ciphers_nor_freezes() -> None:
     assert seen == {"first": 0, "last": 0, "decrypted": 0, "loaded": False}
 
 
+_SPIED = """
+import gc, json, sys
+from analyzer.pipeline import Analysis
+from analyzer.source import read_records
+from analyzer.tls import keying
+from analyzer.tls.keylog import load_keylog
+seen = []
+freeze = keying.freeze_imported
+def spied():
+    freeze()
+    seen.append({"frozen": gc.get_freeze_count(), "x509": "cryptography.x509" in sys.modules,
+                 "ciphers": "analyzer.tls.decrypt" in sys.modules})
+keying.freeze_imported = spied
+secrets = load_keylog(open(sys.argv[2], "rb").read())
+for _ in range(2):  # the second run finds both imports done
+    run = Analysis(secrets=secrets)
+    decided = [*run.feed_records(read_records([sys.argv[1]], [])), *run.finish()]
+    assert any(d.attempt.tls.certificates for d in decided)
+print(json.dumps(seen))
+"""
+
+
+def test_the_first_certificate_read_imports_x509_and_freezes_once_more() -> None:
+    # handshake.certificate_info: `cryptography.x509` comes in when a report first reads a
+    # certificate (after the ciphers, at the first key), and is frozen as they are
+    done = subprocess.run([sys.executable, "-c", _SPIED, str(CAPTURE),
+                           str(CAPTURE.with_suffix(".keys"))], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, check=True)
+    ciphers, x509 = json.loads(done.stdout)
+    assert ciphers["ciphers"] and not ciphers["x509"]
+    assert x509["x509"] and x509["frozen"] > ciphers["frozen"] + 1000  # its objects
+
+
 def test_the_tls12_key_block_is_made_once_per_session_and_equals_the_plain_prf() -> None:
     # keying.tls12_key_block against its plain twin, keys.tls12_traffic_keys (both directions'
     # ChangeCipherSpec ask for it; new inputs, as after a new ServerHello, make a new block)

@@ -39,6 +39,21 @@ class Opened:
     lead: int  # bytes of the record body before the plaintext (explicit nonce or IV)
 
 
+# Made through its slots' descriptors, not the frozen ``__init__`` (see records.made_record;
+# the constructor is its plain twin, compared in tests/test_made_values.py).
+_set_content_type, _set_plaintext, _set_lead = (
+    Opened.__dict__[name].__set__ for name in Opened.__slots__)
+
+
+def made_opened(content_type: int, plaintext: bytes, lead: int) -> Opened:
+    """``Opened(content_type, plaintext, lead)``."""
+    made = object.__new__(Opened)
+    _set_content_type(made, content_type)
+    _set_plaintext(made, plaintext)
+    _set_lead(made, lead)
+    return made
+
+
 class RecordOpener:
     """Opens the protected records of one direction, in order."""
 
@@ -110,7 +125,7 @@ class RecordOpener:
             self.padding_seen = True
         if not end:
             raise DecryptError("record holds only padding (no inner content type)")
-        return Opened(inner[end - 1], inner[:end - 1], 0)
+        return made_opened(inner[end - 1], inner[:end - 1], 0)
 
     def _aad(self, content_type: int, length: int) -> bytes:
         return (self.sequence.to_bytes(8, "big") + bytes((content_type,))
@@ -130,7 +145,8 @@ class RecordOpener:
             raise DecryptError("record shorter than its tag")
         aad = self._aad(record.content_type, len(ciphertext) - tag)
         try:
-            return Opened(record.content_type, self._aead.decrypt(nonce, ciphertext, aad), lead)
+            return made_opened(record.content_type, self._aead.decrypt(nonce, ciphertext, aad),
+                               lead)
         except InvalidTag as error:
             raise DecryptError("authentication tag mismatch") from error
 
@@ -163,13 +179,13 @@ class RecordOpener:
             raise DecryptError("bad CBC padding")
         content = padded[:-pad - 1]
         if self.encrypt_then_mac:
-            return Opened(record.content_type, content, explicit)
+            return made_opened(record.content_type, content, explicit)
         if len(content) < mac_length:
             raise DecryptError("record shorter than its MAC")
         content, mac = content[:len(content) - mac_length], content[len(content) - mac_length:]
         if self._mac(self._aad(record.content_type, len(content)) + content) != mac:
             raise DecryptError("MAC mismatch")
-        return Opened(record.content_type, content, explicit)
+        return made_opened(record.content_type, content, explicit)
 
 
 def _make_aead(suite: Suite, key: bytes) -> AESGCM | ChaCha20Poly1305 | AESCCM | None:

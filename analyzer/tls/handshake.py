@@ -13,6 +13,7 @@ import functools
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from types import ModuleType
 
 from analyzer.tls.names import alert_name, version_name
 
@@ -316,8 +317,7 @@ def certificate_info(der: bytes) -> CertificateInfo | None:
     """Subject, names, issuer and validity of one DER certificate, or None if unreadable.
     Kept for the last 256 certificates: a busy capture shows the same few chains in every
     session (≈ 0.2 ms each to parse; a value, so sharing it is safe)."""
-    from cryptography import x509  # imported here: only sessions with a chain pay for it
-
+    x509 = _x509()
     try:
         cert = x509.load_der_x509_certificate(der)
         names: list[str] = []
@@ -344,6 +344,23 @@ def certificate_info(der: bytes) -> CertificateInfo | None:
         return None
 
 
+def _x509() -> ModuleType:
+    """`cryptography.x509`, imported at the first certificate read (only runs that report a
+    chain pay for it, ≈ 84 M instructions) and frozen then, as the ciphers are."""
+    global _x509_module
+    if _x509_module is None:
+        from cryptography import x509
+
+        from analyzer.tls.keying import freeze_imported
+
+        freeze_imported()
+        _x509_module = x509
+    return _x509_module
+
+
+_x509_module: ModuleType | None = None
+
+
 def _utc_seconds(moment: datetime.datetime) -> float:
     return moment.timestamp()
 
@@ -354,6 +371,22 @@ class HandshakeMessage:
     body: bytes
     frame: int  # frame that carried the message's first byte
     time: float
+
+
+# Made through its slots' descriptors, not the frozen ``__init__`` (see records.made_record;
+# the constructor is its plain twin, compared in tests/test_made_values.py).
+_set_kind, _set_body, _set_frame, _set_time = (
+    HandshakeMessage.__dict__[name].__set__ for name in HandshakeMessage.__slots__)
+
+
+def made_handshake_message(kind: int, body: bytes, frame: int, time: float) -> HandshakeMessage:
+    """``HandshakeMessage(kind, body, frame, time)``."""
+    made = object.__new__(HandshakeMessage)
+    _set_kind(made, kind)
+    _set_body(made, body)
+    _set_frame(made, frame)
+    _set_time(made, time)
+    return made
 
 
 class HandshakeReader:
@@ -381,8 +414,8 @@ class HandshakeReader:
             if len(self._buffer) < 4 + length:
                 break
             _position, first_frame, first_time = self._frames[0]
-            messages.append(HandshakeMessage(self._buffer[0], bytes(self._buffer[4:4 + length]),
-                                             first_frame, first_time))
+            messages.append(made_handshake_message(
+                self._buffer[0], bytes(self._buffer[4:4 + length]), first_frame, first_time))
             del self._buffer[:4 + length]
             self._shift(4 + length)
         if not self._buffer:

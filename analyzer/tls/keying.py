@@ -35,23 +35,31 @@ FREEZE_AT_LOAD = True
 def load_decryption() -> None:
     """Bring in tls/decrypt.py with `cryptography`'s ciphers, at the first session that has
     keys (a run without keys never imports them), and freeze what the process holds then
-    (`gc.freeze`): the import's objects (and the run's start-up, already in the oldest
-    generation) live until the exit, yet each collection after the import walked them, and
-    the interpreter's collections at exit walked them all again: 36 M of the 3,193 M
-    instructions of the 200 MB TLS 1.3 benchmark with keys, 27 M of them at exit
-    (benchmarks/README.md, the `tls13one` round). Once a process: what is frozen is never
-    collected, so a cycle alive at that moment that becomes garbage later stays, which
-    bounds what it can keep to what the run held when its first key was used."""
+    (`freeze_imported`)."""
     global _loaded
     if _loaded:
         return
-    import gc
-
     import analyzer.tls.decrypt  # noqa: F401
 
-    if FREEZE_AT_LOAD:
-        gc.freeze()
+    freeze_imported()
     _loaded = True
+
+
+def freeze_imported() -> None:
+    """After a one-time import in the middle of a run (the ciphers above, `cryptography.x509`
+    at the first certificate read, handshake.py `certificate_info`): freeze what the process
+    holds (`gc.freeze`). The import's objects (and the run's start-up, already in the oldest
+    generation) live until the exit, yet each collection after the import walked them, and
+    the interpreter's collections at exit walked them all again: 36 M of the 3,193 M
+    instructions of the 200 MB TLS 1.3 benchmark with keys, 27 M of them at exit
+    (benchmarks/README.md, the `tls13one` round); `cryptography.x509`'s objects 6.5 M of
+    1,175 M (the `tlsend` branch). Once an import: what is frozen is never collected, so a
+    cycle alive at that moment that becomes garbage later stays, which bounds what it can
+    keep to what the run held when its first key was used or its first certificate read."""
+    if FREEZE_AT_LOAD:
+        import gc
+
+        gc.freeze()
 
 
 def prepare_openers(session: TlsSession) -> None:

@@ -50,7 +50,7 @@ from analyzer.tls.handshake import (
 from analyzer.tls.keying import prepare_openers, protect_tls12, server_hello_lost
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.records import ContentType, Record, RecordReader
-from analyzer.tls.values import DecryptError, Decryption, Plain, SeenAlert
+from analyzer.tls.values import DecryptError, Decryption, Plain, SeenAlert, made_plain
 
 if TYPE_CHECKING:  # `cryptography` is imported only by a run that has keys (7 MB, 60 ms)
     from analyzer.tls.decrypt import RecordOpener
@@ -375,12 +375,12 @@ class TlsSession(SessionFacts):
             return
         if record.first_frame != record.last_frame and len(plaintext) > 1:
             first_time = record.pieces[0][2]
-            out.append(Plain(side, direction.plain_offset, plaintext[:-1], record.first_frame,
-                             first_time))
+            out.append(made_plain(side, direction.plain_offset, plaintext[:-1],
+                                  record.first_frame, first_time))
             direction.plain_offset += len(plaintext) - 1
             plaintext = plaintext[-1:]
-        out.append(Plain(side, direction.plain_offset, plaintext, record.last_frame,
-                         record.time))
+        out.append(made_plain(side, direction.plain_offset, plaintext, record.last_frame,
+                              record.time))
         direction.plain_offset += len(plaintext)
 
     # ---- handshake ---------------------------------------------------------------------

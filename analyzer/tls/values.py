@@ -32,6 +32,23 @@ class Plain:
     time: float
 
 
+# Made through its slots' descriptors, not the frozen ``__init__`` (see records.made_record;
+# the constructor is its plain twin, compared in tests/test_made_values.py).
+_set_side, _set_offset, _set_data, _set_frame, _set_time = (
+    Plain.__dict__[name].__set__ for name in Plain.__slots__)
+
+
+def made_plain(side: int, offset: int, data: bytes, frame: int, time: float) -> Plain:
+    """``Plain(side, offset, data, frame, time)``."""
+    made = object.__new__(Plain)
+    _set_side(made, side)
+    _set_offset(made, offset)
+    _set_data(made, data)
+    _set_frame(made, frame)
+    _set_time(made, time)
+    return made
+
+
 @dataclass(frozen=True, slots=True)
 class SeenAlert:
     side: int
