@@ -20,6 +20,7 @@ from analyzer.checks.catalogue import (
 from analyzer.checks.facts import Facts
 from analyzer.exchange.model import Attempt
 from analyzer.life.model import Ended, Lifetime
+from analyzer.slotted import slot_setters
 
 
 class Verdict(Enum):
@@ -82,7 +83,7 @@ class Diagnosis:
 # slots' own descriptors (as `http.message.header` does), the same value for less
 # (tests/test_verdict.py compares it with the constructor).
 _new_object = object.__new__
-_DIAGNOSIS_SETTERS = tuple(Diagnosis.__dict__[name].__set__ for name in (
+_DIAGNOSIS_SETTERS = slot_setters(Diagnosis, (
     "number", "attempt", "facts", "verdict", "findings", "who", "origin", "lifetime"))
 
 

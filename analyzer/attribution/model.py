@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from analyzer.slotted import slot_setters
+
 
 @dataclass(frozen=True, slots=True)
 class Attribution:
@@ -21,7 +23,7 @@ class Attribution:
 # own descriptors instead of the frozen ``__init__``'s object.__setattr__ (the same value,
 # tests/test_attribution.py compares the two).
 _new_object = object.__new__
-_SETTERS = tuple(Attribution.__dict__[name].__set__ for name in (
+_SETTERS = slot_setters(Attribution, (
     "server", "confidence", "evidence", "server_log", "client", "client_errors"))
 
 

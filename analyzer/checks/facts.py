@@ -8,6 +8,7 @@ from analyzer.attribution.texts import KnownText, match_words
 from analyzer.exchange.model import Attempt, Message
 from analyzer.exchange.relevance import is_websocket_path
 from analyzer.http.message import RequestHead, ResponseHead
+from analyzer.slotted import slot_setters
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class Facts:
 # One Facts per attempt: stored through the slots' own descriptors, not the frozen
 # ``__init__`` (the same value; tests/test_verdict.py compares the two).
 _new_object = object.__new__
-_SETTERS = tuple(Facts.__dict__[name].__set__ for name in (
+_SETTERS = slot_setters(Facts, (
     "offered", "protocol", "websocket", "said", "request_head", "response_head"))
 
 

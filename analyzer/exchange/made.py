@@ -13,8 +13,6 @@ tests/test_made_values.py compares all three on the attempts of every bundled ca
 
 from __future__ import annotations
 
-from typing import Any
-
 from analyzer.exchange.model import (
     AfterSwitch,
     Attempt,
@@ -30,16 +28,12 @@ from analyzer.exchange.model import (
     TcpFacts,
     TlsInfo,
 )
+from analyzer.slotted import slot_setters
 
 _new_object = object.__new__
 
 
-def _setters(cls: type) -> tuple[Any, ...]:
-    """The ``__set__`` of each slot of a slotted dataclass, in field order."""
-    return tuple(cls.__dict__[name].__set__ for name in cls.__slots__)  # type: ignore[attr-defined]
-
-
-_set_address, _set_port = _setters(Endpoint)
+_set_address, _set_port = slot_setters(Endpoint)
 
 
 def made_endpoint_plain(address: bytes, port: int) -> Endpoint:
@@ -50,7 +44,7 @@ def made_endpoint_plain(address: bytes, port: int) -> Endpoint:
     return made
 
 
-_set_event_frame, _set_event_time, _set_event_lost = _setters(TcpEvent)
+_set_event_frame, _set_event_time, _set_event_lost = slot_setters(TcpEvent)
 
 
 def made_event_plain(frame: int, time: float, lost: bool = False) -> TcpEvent:
@@ -63,7 +57,8 @@ def made_event_plain(frame: int, time: float, lost: bool = False) -> TcpEvent:
 
 
 (_set_syn, _set_syn_count, _set_syn_ack, _set_client_fin, _set_server_fin, _set_client_rst,
- _set_server_rst, _set_gaps, _set_conflicts, _set_end_reason, _set_end_time) = _setters(TcpFacts)
+ _set_server_rst, _set_gaps, _set_conflicts, _set_end_reason, _set_end_time) = \
+    slot_setters(TcpFacts)
 
 
 def made_tcp_facts_plain(syn: TcpEvent | None, syn_count: int, syn_ack: TcpEvent | None,
@@ -89,7 +84,7 @@ def made_tcp_facts_plain(syn: TcpEvent | None, syn_count: int, syn_ack: TcpEvent
 
 (_set_kind, _set_client, _set_server, _set_tcp, _set_request, _set_response, _set_interim,
  _set_after, _set_sequence, _set_request_gap, _set_response_gap, _set_tls, _set_transport,
- _set_stream_id, _set_h2, _set_other_answer, _set_promoted) = _setters(Attempt)
+ _set_stream_id, _set_h2, _set_other_answer, _set_promoted) = slot_setters(Attempt)
 
 
 def made_attempt_plain(kind: AttemptKind, client: Endpoint, server: Endpoint, tcp: TcpFacts,

@@ -16,6 +16,7 @@ from analyzer.http.body import BodyReader, Framing, FramingKind
 from analyzer.http.message import RequestHead, ResponseHead
 from analyzer.http.start import classify_start
 from analyzer.reassembly import Connection
+from analyzer.slotted import slot_setters
 
 MAX_HEAD_BYTES = 64 * 1024  # a head longer than this is not going to end (RFC 9112 sets no limit)
 MAX_HELD_BYTES = 64 * 1024  # client bytes held while an upgrade request waits for its answer
@@ -43,7 +44,7 @@ _MESSAGE_FIELDS = ("head", "first_frame", "last_frame", "time", "body_prefix", "
 assert Message.__slots__ == _MESSAGE_FIELDS, "message() below fills these slots"
 _new_object = object.__new__
 (_set_head, _set_first, _set_last, _set_time, _set_prefix, _set_length, _set_body_complete,
- _set_head_complete) = (Message.__dict__[name].__set__ for name in _MESSAGE_FIELDS)
+ _set_head_complete) = slot_setters(Message, _MESSAGE_FIELDS)
 
 
 def message_plain(head: RequestHead | ResponseHead, first_frame: int, last_frame: int,

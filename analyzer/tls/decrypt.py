@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher as CipherContext
 from cryptography.hazmat.primitives.ciphers import algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 
+from analyzer.slotted import slot_setters
 from analyzer.tls.keys import TrafficKeys, tls13_next_secret, tls13_traffic_keys
 from analyzer.tls.records import Record
 from analyzer.tls.suites import Cipher, Suite
@@ -41,8 +42,7 @@ class Opened:
 
 # Made through its slots' descriptors, not the frozen ``__init__`` (see records.made_record;
 # the constructor is its plain twin, compared in tests/test_made_values.py).
-_set_content_type, _set_plaintext, _set_lead = (
-    Opened.__dict__[name].__set__ for name in Opened.__slots__)
+_set_content_type, _set_plaintext, _set_lead = slot_setters(Opened)
 
 
 def made_opened(content_type: int, plaintext: bytes, lead: int) -> Opened:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from types import ModuleType
 
+from analyzer.slotted import slot_setters
 from analyzer.tls.names import alert_name, version_name
 
 MAX_MESSAGE_LENGTH = 256 * 1024  # a certificate chain can be long, but not endless
@@ -375,8 +376,7 @@ class HandshakeMessage:
 
 # Made through its slots' descriptors, not the frozen ``__init__`` (see records.made_record;
 # the constructor is its plain twin, compared in tests/test_made_values.py).
-_set_kind, _set_body, _set_frame, _set_time = (
-    HandshakeMessage.__dict__[name].__set__ for name in HandshakeMessage.__slots__)
+_set_kind, _set_body, _set_frame, _set_time = slot_setters(HandshakeMessage)
 
 
 def made_handshake_message(kind: int, body: bytes, frame: int, time: float) -> HandshakeMessage:

@@ -25,6 +25,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from enum import IntEnum
 
+from analyzer.slotted import slot_setters
+
 
 class ContentType(IntEnum):
     """RFC 8446 §5.1 (and RFC 6520 for heartbeat)."""
@@ -75,7 +77,7 @@ class Record:
 # `made_record` is that; its plain twin is the constructor, which tests/test_made_values.py
 # compares it with on every record of the bundled captures.
 (_set_content_type, _set_version, _set_body, _set_offset, _set_first_frame, _set_last_frame,
- _set_time, _set_pieces) = (Record.__dict__[name].__set__ for name in Record.__slots__)
+ _set_time, _set_pieces) = slot_setters(Record)
 _new_object = object.__new__
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from analyzer.slotted import slot_setters
 from analyzer.tls.handshake import Alert
 
 
@@ -34,8 +35,7 @@ class Plain:
 
 # Made through its slots' descriptors, not the frozen ``__init__`` (see records.made_record;
 # the constructor is its plain twin, compared in tests/test_made_values.py).
-_set_side, _set_offset, _set_data, _set_frame, _set_time = (
-    Plain.__dict__[name].__set__ for name in Plain.__slots__)
+_set_side, _set_offset, _set_data, _set_frame, _set_time = slot_setters(Plain)
 
 
 def made_plain(side: int, offset: int, data: bytes, frame: int, time: float) -> Plain:
