@@ -506,3 +506,23 @@ def test_a_credential_the_server_echoes_is_scrubbed_whatever_its_shape(
     detail = run_cli("read", path, "--detail").output
     assert f"bad session {REDACTED}" in detail
     assert secret in run_cli("read", path, "--detail", "--show-secrets").output
+
+
+def test_a_credential_field_without_its_colon_is_redacted_in_the_heads(tmp_path: Path) -> None:
+    """fuzzhunt: a head line that is not a field (no colon) is shown as it came, as evidence
+    of the malformed head; "Authorization Bearer <token>" showed the token."""
+    conv = Conversation()
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/chat", extra_headers=[
+        ("Authorization Bearer NOCOLONBEARER04\r\nX-Next", "1")]))
+    conv.client_fin()
+    conv.server_fin()
+    path = tmp_path / "no-colon.pcap"
+    write_pcap(path, [conv])
+    detail = run_cli("read", path, "--detail").output
+    assert "NOCOLONBEARER04" not in detail
+    assert f"  Authorization Bearer {REDACTED}\n" in detail
+    page = unpacked(run_cli("read", path, "-F", "html").output)
+    assert "NOCOLONBEARER04" not in page and "Authorization Bearer" in page
+    assert "Authorization Bearer NOCOLONBEARER04" in run_cli("read", path, "--detail",
+                                                             "--show-secrets").output
