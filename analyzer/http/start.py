@@ -172,7 +172,9 @@ def _long_request_start(prefix: bytes | bytearray) -> StartKind:
     """``classify_start`` of a prefix past ``MAX_START_LINE``: a plain request line up to
     ``MAX_REQUEST_LINE`` long, whole ("request") or still growing ("need_more"); anything else
     as the walk says within its window."""
-    begun = _METHOD_AND_TARGET.match(prefix)
+    # RFC 9112 §2.2: empty lines before the request-line are ignored, as the walk does
+    first = _LEADING_EMPTY_LINES.match(prefix).end() if prefix[0] in _CR_LF else 0  # type: ignore[union-attr]
+    begun = _METHOD_AND_TARGET.match(prefix, first)
     if begun is not None:
         kind = _request_line_from(prefix, begun.end())
         if kind != "not_http":
