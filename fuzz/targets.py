@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from analyzer.pipeline import Analysis, protocol_handlers
 from analyzer.reassembly import Connection, Reassembler
 from analyzer.report.detail import render_detail
 from analyzer.report.render import render_csv, render_json, render_table
-from analyzer.source import CaptureError, CaptureWarning, Frame, read_bytes, read_record_bytes
+from analyzer.source import CaptureError, CaptureWarning, Frame, read_bytes, read_records
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.session import TlsSession
 from analyzer.verdict import diagnose
@@ -363,12 +364,22 @@ def pipeline(data: bytes) -> None:
 def fast_path(data: bytes) -> None:
     """Capture bytes read with the compiled fast path (`analyzer/decode/_fastpath.pyx`, when
     built) and with its pure-Python twin: C code reading hostile bytes must neither crash nor
-    read out of bounds, and must decide exactly what the Python path decides."""
+    read out of bounds, and must decide exactly what the Python path decides. The bytes are
+    read from a file, as `read` reads one: the compiled skip follows connections (opens,
+    answers, closes them in C: decode/_follow.pxi) only in a regular file, whose next record
+    never waits for a writer; in memory it did not, and was not fuzzed."""
+    with tempfile.NamedTemporaryFile(suffix=".pcap") as file:
+        file.write(data)
+        file.flush()
+        _fast_path_both_ways(file.name)
+
+
+def _fast_path_both_ways(path: str) -> None:
     results = []
     for compiled in (True, False):
         warnings: list[CaptureWarning] = []
         try:
-            records = read_record_bytes(data, warnings)
+            records = read_records([path], warnings)
         except CaptureError:
             return
         analysis = Analysis(compiled=compiled)

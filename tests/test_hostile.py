@@ -252,6 +252,43 @@ def test_a_request_line_sent_a_byte_at_a_time_is_not_walked_at_every_byte(
     assert walks == []
 
 
+@pytest.mark.parametrize("late", [False, True], ids=["request first", "101 first"])
+@pytest.mark.parametrize("target", [64 * 1024 - 250, 64 * 1024 - 50])  # head ± 100 bytes
+def test_a_head_past_64_kib_is_abandoned_whatever_its_segmentation(tmp_path: Path, target: int,
+                                                                    late: bool) -> None:
+    """fuzzhunt: a WebSocket request whose long request line (up to MAX_REQUEST_LINE) and
+    headers end past MAX_HEAD_BYTES was read when its end came in the segment that took the
+    head past 64 KiB (1,400-byte segments), and abandoned when a segment took it there first:
+    the attempt depended on the segmentation. So did a request found late behind its 101
+    (holes.py `_late_request`). A head is read when it ends within 64 KiB."""
+    from analyzer.exchange.pending import MAX_HEAD_BYTES
+    from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+
+    request = websocket_request("example.com", "/" + "t" * target)
+    line_end = request.index(b"\n") + 1
+    results = set()
+    for cut in (None, line_end, MAX_HEAD_BYTES - 10, MAX_HEAD_BYTES, len(request) - 1):
+        cuts = [cut] if cut is not None and cut < len(request) else []
+        conv = Conversation()
+        conv.handshake()
+        if late:  # the capture shows the answer before the request (merged interfaces)
+            conv.server(websocket_response())
+        conv.client(request, split=cuts, max_segment=1400)
+        if not late:
+            conv.server(websocket_response())
+        conv.client_fin()
+        conv.server_fin()
+        path = tmp_path / "long-head.pcap"
+        write_pcap(path, [conv])
+        for compiled in (True, False):
+            found, analysis = _run(path, compiled=compiled)
+            results.add((tuple(found), analysis.stats.abandoned_heads))
+    if len(request) <= MAX_HEAD_BYTES:  # read: the client closed right after the 101
+        assert results == {(("10.0.0.1:51000 aborted",), 0)}
+    else:  # abandoned (counted where it was read as a head): a 101 without its request
+        assert results == {(("10.0.0.1:51000 inconclusive",), 0 if late else 1)}
+
+
 def test_ten_thousand_headers_in_linear_time(tmp_path: Path) -> None:
     path = tmp_path / "headers.pcap"
     with path.open("wb") as out:

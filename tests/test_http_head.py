@@ -209,6 +209,18 @@ def test_a_request_line_too_long_for_nginx_is_still_a_request_segment_by_segment
         assert classify_start(bytearray(line[:cut])) == expected, cut
 
 
+def test_a_long_request_line_after_empty_lines_is_still_a_request() -> None:
+    """fuzzhunt: RFC 9112 §2.2 lets empty lines come before the request-line, and a short
+    one after them was a request; a long one (past MAX_START_LINE) was "not_http", and its
+    attempt (nginx's 414 to it) was dropped."""
+    line = b"\r\nGET /chat/" + b"p" * (16 * 1024) + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+    version_end = line.index(b"HTTP/1.1") + len(b"HTTP/1.1")
+    for cut in [*range(1400, len(line), 1400), *range(version_end - 9, len(line) + 1)]:
+        expected = "request" if cut >= version_end else "need_more"
+        assert classify_start(line[:cut]) == expected, cut
+    assert classify_start(b"\r\n" * (MAX_START_LINE // 2 + 1)) == "not_http"  # nothing else
+
+
 @pytest.mark.parametrize("stream", [WS_REQUEST, WS_RESPONSE, H2C_REQUEST, ACTIX_400])
 def test_classify_start_settles_once_and_stays(stream: bytes) -> None:
     verdicts = [classify_start(stream[:n]) for n in range(len(stream) + 1)]
@@ -707,6 +719,7 @@ def test_header_look_ups_equal_their_plain_twins() -> None:
     b"GET /a HTX /b HTTP/1.1\r\n",
     b"GET /a\x00 HTTP/1.1\r\n",
     b"GET /ab\r\n\r\n",  # HTTP/0.9
+    b"\r\n\r\nGET /a HTTP/1.1\r\n",  # empty lines first (RFC 9112 §2.2)
 ])
 def test_a_short_line_read_on_from_where_it_was_left_answers_as_read_whole(line: bytes) -> None:
     """The tracker reads a plain request line on from where it left it as soon as it is one
@@ -731,6 +744,7 @@ def test_a_short_line_read_on_from_where_it_was_left_answers_as_read_whole(line:
     b"GET /" + b"a" * MAX_START_LINE + b"\x00rest",
     b"GET /" + b"a" * MAX_START_LINE + b" /second-word HTTP/1.1\r\n",
     b"GET /" + b"a" * (MAX_REQUEST_LINE + 10),  # past the longest request line waited for
+    b"\r\n\r\nGET /" + b"a" * MAX_START_LINE + b" HTTP/1.1\r\nHost: a\r\n\r\n",
 ])
 def test_classify_start_after_is_classify_start_read_from_where_it_was_left(line: bytes) -> None:
     """The tracker reads a long request line still growing from where it left it

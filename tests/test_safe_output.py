@@ -477,3 +477,52 @@ def test_cleaner_for_attempt_shares_the_plain_cleaner_only_without_secrets() -> 
             with_secrets += bool(values)
             seen += 1
     assert seen > 100 and with_secrets > 0
+
+
+@pytest.mark.parametrize("field", [
+    ("Cookie", 'sid="QUOTEDCOOKIE01"'),  # RFC 6265 §4.1.1: a cookie-value may be quoted
+    ("Cookie", "NAMELESSCOOKIE02"),  # a cookie without a name (RFC 6265 §5.2: all value)
+    ("Authorization", "Bearer\tTABBEDBEARER03"),  # a tab after the scheme
+], ids=["quoted cookie", "nameless cookie", "tab after the scheme"])
+def test_a_credential_the_server_echoes_is_scrubbed_whatever_its_shape(
+        tmp_path: Path, field: tuple[str, str]) -> None:
+    """fuzzhunt: the header itself was redacted, but the value scrubbed from the free text
+    that quotes it (a body echoing it) kept the DQUOTEs, was empty for a cookie without a
+    name, or kept the scheme when a tab followed it: the body showed the credential."""
+    secret = field[1].split("=")[-1].split("\t")[-1].strip('"')
+    conv = Conversation()
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/chat", extra_headers=[field]))
+    conv.server(http_response(403, "Forbidden", [("Content-Length", str(len(secret) + 12))],
+                              body=f"bad session {secret}".encode()))
+    conv.server_fin()
+    conv.client_fin()
+    path = tmp_path / "echoed.pcap"
+    write_pcap(path, [conv])
+    for view in VIEWS:
+        out = run_cli("read", path, *view).output
+        out = unpacked(out) if view[-1] == "html" else out
+        assert secret not in out, (view, out)
+    detail = run_cli("read", path, "--detail").output
+    assert f"bad session {REDACTED}" in detail
+    assert secret in run_cli("read", path, "--detail", "--show-secrets").output
+
+
+def test_a_credential_field_without_its_colon_is_redacted_in_the_heads(tmp_path: Path) -> None:
+    """fuzzhunt: a head line that is not a field (no colon) is shown as it came, as evidence
+    of the malformed head; "Authorization Bearer <token>" showed the token."""
+    conv = Conversation()
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/chat", extra_headers=[
+        ("Authorization Bearer NOCOLONBEARER04\r\nX-Next", "1")]))
+    conv.client_fin()
+    conv.server_fin()
+    path = tmp_path / "no-colon.pcap"
+    write_pcap(path, [conv])
+    detail = run_cli("read", path, "--detail").output
+    assert "NOCOLONBEARER04" not in detail
+    assert f"  Authorization Bearer {REDACTED}\n" in detail
+    page = unpacked(run_cli("read", path, "-F", "html").output)
+    assert "NOCOLONBEARER04" not in page and "Authorization Bearer" in page
+    assert "Authorization Bearer NOCOLONBEARER04" in run_cli("read", path, "--detail",
+                                                             "--show-secrets").output

@@ -88,6 +88,8 @@ class HoleRecovery(AttemptEmitter):
             state.buf_frame, state.buf_time = frame, time
         kind = classify_start(candidate)
         end = find_head_end(candidate) if kind == "request" else None
+        if end is not None and end > MAX_HEAD_BYTES:  # as _take_head: whatever the segments
+            end = None
         if kind == "need_more" or (kind == "request" and end is None
                                    and len(candidate) <= MAX_HEAD_BYTES):
             state.buf += data

@@ -71,7 +71,7 @@ class ResponseReader(SwitchFollower):
                     self._maybe_ignore()
                     return
             plain = response_head_at(data) if not state.buf else None  # as in _client_data
-            if plain is not None:
+            if plain is not None and plain[1] <= MAX_HEAD_BYTES:
                 response, end = plain
                 first_frame, first_time = frame, time
                 data = data[end:]
@@ -172,16 +172,19 @@ class ResponseReader(SwitchFollower):
                 end = found.end() if found is not None else None
             else:
                 end = find_head_end(data)
-            if end is not None:
+            if end is not None and end <= MAX_HEAD_BYTES:
                 return (data[:end], frame, time), data[end:]
             state.buf_frame, state.buf_time = frame, time
             state.buf += data
         state.buf_last = last_frame
-        if end is None:
+        if end is None or end > MAX_HEAD_BYTES:
             state.scanned = len(state.buf)
-            if len(state.buf) > MAX_HEAD_BYTES:
-                # A head that never ends (slowloris, or a header flood) is not waited for
-                # forever: the side stops here and the summary counts it.
+            # A head that never ends (slowloris, or a header flood) is not waited for
+            # forever: the side stops here and the summary counts it. A head is read only
+            # when it ends within MAX_HEAD_BYTES, whatever the segments that brought it
+            # (one that ended in the segment taking it past the bound was read, one that
+            # went past first was not: the attempt depended on the segmentation).
+            if end is not None or len(state.buf) >= MAX_HEAD_BYTES:
                 state.mode = _DEAD
                 state.buf.clear()
                 self._counters.abandoned_heads += 1

@@ -38,6 +38,7 @@ from analyzer.exchange.holes import HoleRecovery
 from analyzer.exchange.model import Attempt, Message, OtherAnswer
 from analyzer.exchange.pending import (
     HOLE,
+    MAX_HEAD_BYTES,
     MAX_HELD_BYTES,
     Mode,
     PendingRequest,
@@ -359,7 +360,7 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
             # The usual case: a whole plain head at the start of the data, parsed where it
             # lies (what _take_head and parse_request_head make of it, in one compiled look).
             plain = request_head_at(data) if not state.buf else None
-            if plain is not None:
+            if plain is not None and plain[1] <= MAX_HEAD_BYTES:  # else abandoned: _take_head
                 request, end = plain
                 first_frame, first_time = frame, time
                 data = data[end:]

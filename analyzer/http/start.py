@@ -48,10 +48,7 @@ def find_head_end(buf: bytes | bytearray, start: int = 0) -> int | None:
     had then, and only the new bytes (plus the few that may begin a terminator) are scanned again.
     Empty lines before the start line do not end a head (see ``classify_start``).
     """
-    leading = 0
-    if buf and buf[0] in _CR_LF:  # rare: most heads begin with their start line
-        empty = _LEADING_EMPTY_LINES.match(buf)
-        leading = empty.end() if empty else 0
+    leading = _empty_lines_end(buf)
     m = HEAD_END.search(buf, max(leading, start - (_LONGEST_HEAD_END - 1)))
     return m.end() if m else None
 
@@ -165,9 +162,17 @@ def classify_start(prefix: bytes | bytearray) -> StartKind:
 def _long_request_line(prefix: bytes | bytearray) -> StartKind:
     """``classify_start`` of a prefix past ``MAX_START_LINE`` that the walk gave up on: a plain
     request line up to ``MAX_REQUEST_LINE`` long, whole ("request") or still growing
-    ("need_more")."""
-    begun = _METHOD_AND_TARGET.match(prefix)
+    ("need_more"), after the empty lines RFC 9112 §2.2 lets come first (as the walk skips
+    them)."""
+    begun = _METHOD_AND_TARGET.match(prefix, _empty_lines_end(prefix))
     return "not_http" if begun is None else _request_line_from(prefix, begun.end())
+
+
+def _empty_lines_end(prefix: bytes | bytearray) -> int:
+    """Where the empty lines before a start line end (RFC 9112 §2.2): 0 for nearly all."""
+    if not prefix or prefix[0] not in _CR_LF:
+        return 0
+    return _LEADING_EMPTY_LINES.match(prefix).end()  # type: ignore[union-attr]
 
 
 def classify_start_after(prefix: bytes | bytearray, known: int) -> StartKind:
@@ -190,7 +195,7 @@ def request_line_growing(prefix: bytes | bytearray, known: int = 0) -> bool:
     if known:
         at = _read_on_from(prefix, known)
     else:
-        begun = _METHOD_AND_TARGET.match(prefix)
+        begun = _METHOD_AND_TARGET.match(prefix, _empty_lines_end(prefix))
         if begun is None:
             return False
         at = begun.end()

@@ -348,7 +348,14 @@ def head_lines(head: RequestHead | ResponseHead, clean: Cleaner) -> list[str]:
             continue
         name, colon, value = line.partition(":")
         if not colon:
-            lines.append(clean.text(line))
+            # not a field (a malformed line, shown as evidence), but one that begins with a
+            # credential field's name still carries its value: "Authorization Bearer <token>"
+            word, *rest = line.split(None, 1)
+            if rest and word.lower() in SECRET_HEADERS:
+                lines.append(clean.text(line[: len(line) - len(rest[0])])
+                             + clean.header(word, rest[0]))
+            else:
+                lines.append(clean.text(line))
             continue
         lowered = name.strip().lower()
         secret = name if lowered in SECRET_HEADERS or lowered in URL_HEADERS else ""

@@ -228,13 +228,22 @@ def secret_values(attempt: Attempt) -> tuple[str, ...]:
             if lowered not in _SECRET_SOURCES:
                 continue  # the usual field: one test instead of several
             if lowered in ("authorization", "proxy-authorization"):
-                scheme, _, credentials = field.value.partition(" ")
-                values += [field.value, credentials.strip()]
+                # the credentials after the scheme, whatever blank follows it (a tab too)
+                scheme_and_credentials = field.value.split(None, 1)
+                values.append(field.value)
+                if len(scheme_and_credentials) == 2:
+                    values.append(scheme_and_credentials[1].strip())
             elif lowered in ("cookie", "set-cookie"):
                 pairs = field.value.split(";")
                 if lowered == "set-cookie":
                     pairs = pairs[:1]
-                values += [p.partition("=")[2].strip() for p in pairs]
+                for pair in pairs:
+                    name, equals, value = pair.partition("=")
+                    # a cookie without a name is all value (RFC 6265 §5.2, as redact_header
+                    # hides it), and a cookie-value may be quoted (§4.1.1): a server
+                    # echoing it quotes what is inside
+                    value = (value if equals else name).strip()
+                    values += [value, value.strip('"')]
             elif lowered in URL_HEADERS:
                 values += _url_secrets(field.value)
             elif lowered == "sec-websocket-protocol":
