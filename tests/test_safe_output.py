@@ -97,6 +97,12 @@ def test_csv_cell(cell: str, shown: str) -> None:
     ("/?monkey=1&tokens=2&room=key", "/?monkey=1&tokens=2&room=key"),  # whole names only
     ("http://user:pw@example.com/ws", f"http://{REDACTED}@example.com/ws"),
     ("/chat", "/chat"),
+    # a value may hold "?" (a query's may): what follows a path parameter goes with it
+    ("/app/chat;jsessionid=0A1B2C?room=1", f"/app/chat;jsessionid={REDACTED}"),
+    ("/?PHPSESSID=a&sessionid=b&session_id=c", f"/?PHPSESSID={REDACTED}&sessionid="
+     f"{REDACTED}&session_id={REDACTED}"),
+    ("/socket.io/?EIO=4&transport=websocket&sid=Cl5l", "/socket.io/?EIO=4&transport=websocket"
+     "&sid=Cl5l"),  # Engine.IO's transport session: followed across requests, not a login
     ("/?token=a\"b)c&x=1", f"/?token={REDACTED}&x=1"),  # quotes and ')' are part of a value
     ("/?%74oken=a&%2574OKEN=b", f"/?%74oken={REDACTED}&%2574OKEN={REDACTED}"),  # encoded names
     ("/?%74okens=a", "/?%74okens=a"),

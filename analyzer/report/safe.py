@@ -46,7 +46,12 @@ URL_HEADERS = frozenset({"location", "content-location", "referer"})
 SECRET_PARAMS = frozenset(
     {"token", "access_token", "id_token", "refresh_token", "auth", "key", "apikey", "api_key",
      "password", "passwd", "secret", "client_secret", "sig", "signature", "jwt", "session",
-     "x-amz-security-token", "x-amz-signature", "x-goog-signature"}
+     "x-amz-security-token", "x-amz-signature", "x-goog-signature",
+     # login sessions carried in the URL when cookies are off: Java servlets' path parameter
+     # ";jsessionid=" (URL rewriting), PHP's "PHPSESSID", and the usual names: whoever holds
+     # one is logged in. (Socket.IO's "sid" stays: an Engine.IO transport session, the value
+     # a user follows across requests to see a sticky-session failure.)
+     "jsessionid", "phpsessid", "sessionid", "session_id"}
 )
 # Where an attempt's secret values come from, to scrub them from free text that quotes them.
 _SECRET_SOURCES = SECRET_HEADERS | URL_HEADERS | {"sec-websocket-protocol"}
