@@ -344,3 +344,38 @@ def test_timestamps_past_the_calendar_are_shown_as_seconds(
     assert clients(done.stdout) == ["10.9.9.9:50000", "10.9.9.8:50001"]
     if "--detail" not in options:  # the detail view gives times from the SYN
         assert "@4613386" in done.stdout  # (1 << 62) µs after 2023: 4.6e12 s since 1970
+
+
+def test_a_head_found_after_its_101_sent_a_byte_at_a_time_is_searched_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request the capture shows after its 101 (merged interfaces), its head a byte a
+    segment: its end is looked for in the new bytes only (holes.py `_late_request` keeps
+    how far in `scanned`). Looking through the whole head at every byte was quadratic."""
+    from analyzer.exchange import holes
+    from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+
+    looked = []
+    find = holes.find_head_end
+
+    def counted(buf: bytes | bytearray, start: int = 0) -> int | None:
+        looked.append(len(buf) - start)
+        return find(buf, start)
+
+    monkeypatch.setattr(holes, "find_head_end", counted)
+    pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 60) for i in range(100))
+    request = websocket_request("example.com", "/chat").replace(b"\r\n\r\n", b"\r\n" + pad
+                                                                 + b"\r\n")
+    conv = Conversation()
+    conv.handshake()
+    conv.server(websocket_response())
+    conv.client(request, max_segment=1)
+    conv.client_fin()
+    conv.server_fin()
+    path = tmp_path / "late.pcap"
+    write_pcap(path, [conv])
+    for compiled in (True, False):
+        looked.clear()
+        found, _ = _run(path, compiled=compiled)
+        assert found == ["10.0.0.1:51000 aborted"]  # the client closed right after the 101
+        assert 0 < sum(looked) <= 2 * len(request), (sum(looked), len(request))

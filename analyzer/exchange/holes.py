@@ -22,6 +22,7 @@ from analyzer.exchange.pending import (
     Side,
     Switch,
     holds_a_request,
+    joined,
 )
 from analyzer.exchange.relevance import request_offers_upgrade
 from analyzer.http.head import parse_request_head
@@ -48,15 +49,13 @@ class HoleRecovery(AttemptEmitter):
         data begins the message this side sends (a request from the client, a response from
         the server); the side then reads heads again. None while it does not: a start line
         split over segments is collected (bounded by classify_start's MAX_REQUEST_LINE)."""
-        if state.buf:
-            candidate = bytes(state.buf) + data
-        else:
-            candidate = data
-            state.buf_frame, state.buf_time = frame, time
-        kind = classify_start(candidate)
+        seen = joined(state, data, frame, time)
+        kind = classify_start(seen)
         if kind == "need_more":
-            state.buf += data
+            if seen is data:
+                state.buf += data
             return None
+        candidate = data if seen is data else bytes(seen)
         if self._client is None:
             wanted = kind == "request" or kind == "response"
         else:
@@ -81,20 +80,23 @@ class HoleRecovery(AttemptEmitter):
         the bytes after it), (False, the bytes) when they are no request, (None, b"") while
         the head is incomplete (its bytes are kept in the client side's buffer)."""
         state = self._sides[self._client_side()]
-        if state.buf:
-            candidate = bytes(state.buf) + data
-        else:
-            candidate = data
-            state.buf_frame, state.buf_time = frame, time
-        kind = classify_start(candidate)
-        end = find_head_end(candidate) if kind == "request" else None
+        seen = joined(state, data, frame, time)
+        # `scanned`: how far a request's head was looked for in the bytes kept (its start
+        # was a request's then, and stays one), so a head sent a byte at a time is read once
+        searched = state.scanned if seen is not data else 0
+        kind = "request" if searched else classify_start(seen)
+        end = find_head_end(seen, searched) if kind == "request" else None
         if end is not None and end > MAX_HEAD_BYTES:  # as _take_head: whatever the segments
             end = None
         if kind == "need_more" or (kind == "request" and end is None
-                                   and len(candidate) <= MAX_HEAD_BYTES):
-            state.buf += data
+                                   and len(seen) <= MAX_HEAD_BYTES):
+            if seen is data:
+                state.buf += data
+            state.scanned = len(seen) if kind == "request" else 0
             return None, b""
+        candidate = data if seen is data else bytes(seen)
         state.buf.clear()
+        state.scanned = 0
         head = parse_request_head(candidate[:end]) if end is not None else None
         if end is None or head is None:
             return False, candidate

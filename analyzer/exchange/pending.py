@@ -88,6 +88,18 @@ class Side:
     held_gap: bool = False
 
 
+def joined(state: Side, data: bytes, frame: int, time: float) -> bytes | bytearray:
+    """``data`` after the bytes ``state`` kept: joined in place (a copy of all of them at
+    every segment was quadratic for bytes sent one at a time), or ``data`` itself when none
+    were kept, its frame and time then the first byte's. The caller keeps ``data`` in the
+    buffer itself when it was returned as it is and is to be kept."""
+    if state.buf:
+        state.buf += data
+        return state.buf
+    state.buf_frame, state.buf_time = frame, time
+    return data
+
+
 def side_plain() -> Side:
     """A side before its first byte: `new_side`'s plain twin (the compiled module fills the
     slots in C, decode/_made.pxi `FreshMaker`: two a connection, ≈ 3.5 k machine

@@ -46,6 +46,7 @@ from analyzer.exchange.pending import (
     Side,
     Switch,
     has_body,
+    joined,
     new_pending_request,
     new_side,
 )
@@ -258,15 +259,7 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
     def _detect(self, side: int, data: bytes, frame: int, time: float) -> None:
         """Collects a side's first bytes until they say request, response or not HTTP."""
         state = self._sides[side]
-        seen: bytes | bytearray
-        if state.buf:
-            # joined in place and copied once, when decided: a copy of all the bytes so far at
-            # every segment was quadratic for a line sent a byte at a time
-            state.buf += data
-            seen = state.buf
-        else:  # the usual case: the first data decides, and needs no copy
-            seen = data
-            state.buf_frame, state.buf_time = frame, time
+        seen = joined(state, data, frame, time)  # usually `data`: the first data decides
         if state.scanned:  # a plain request line still growing: read on from where it was left
             kind = classify_first_bytes_after(seen, state.scanned)
         else:
