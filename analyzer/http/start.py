@@ -150,9 +150,6 @@ def classify_start(prefix: bytes | bytearray) -> StartKind:
     so TLS, SSH, SMTP or binary data are rejected within their first few bytes. A start line not
     recognised within ``MAX_START_LINE`` bytes is "not_http".
     """
-    whole = _WHOLE.match(prefix, 0, MAX_START_LINE)  # the usual case: one match
-    if whole is not None:
-        return "request" if whole.lastgroup == "request" else "response"
     kind = _start_by_patterns(prefix)
     if kind == "not_http" and len(prefix) >= MAX_START_LINE:  # where the walk gives up
         return _long_request_line(prefix)
@@ -251,18 +248,20 @@ _REQUEST_SO_FAR = re.compile(
 
 def _start_by_patterns(prefix: bytes | bytearray) -> StartKind:
     """``_walk_start`` (its plain twin, compared in tests/test_http_head.py) by the patterns
-    above: the same answer, in C, in time linear in the prefix."""
-    end = min(len(prefix), MAX_START_LINE)
+    above: the same answer, in C, in time linear in the prefix. (The usual case, a whole
+    start line at the first byte, is one match; ``MAX_START_LINE`` is every match's end, as
+    it is the walk's window.)"""
     i = 0
     if prefix and prefix[0] in _CR_LF:  # rare: RFC 9112 §2.2's empty lines first
-        i = _LEADING_EMPTY_LINES.match(prefix, 0, end).end()  # type: ignore[union-attr]
-        if i >= end:
-            return "need_more" if end < MAX_START_LINE else "not_http"
-    whole = _WHOLE.match(prefix, i, end)
+        i = _LEADING_EMPTY_LINES.match(prefix, 0, MAX_START_LINE).end()  # type: ignore[union-attr]
+        if i >= len(prefix) or i >= MAX_START_LINE:
+            return "need_more" if len(prefix) < MAX_START_LINE else "not_http"
+    whole = _WHOLE.match(prefix, i, MAX_START_LINE)
     if whole is not None:
         return "request" if whole.lastgroup == "request" else "response"
-    if end < MAX_START_LINE and (_RESPONSE_SO_FAR.fullmatch(prefix, i, end) is not None
-                                 or _REQUEST_SO_FAR.fullmatch(prefix, i, end) is not None):
+    if len(prefix) < MAX_START_LINE and (
+            _RESPONSE_SO_FAR.fullmatch(prefix, i) is not None
+            or _REQUEST_SO_FAR.fullmatch(prefix, i) is not None):
         return "need_more"
     return "not_http"
 
