@@ -219,7 +219,7 @@ def _request_line_from(prefix: bytes | bytearray, at: int) -> StartKind:
 
 # The walk below as patterns, for classify_start: a start line sent a byte at a time is asked
 # about at every byte, and walking it in Python each time was quadratic in Python steps (8,000
-# bytes of "GET a a a ...", one a segment: 13 s for one connection). Each piece is what a step
+# bytes of "GET a a a ...", one a segment: 15.8 s for one connection). Each piece is what a step
 # of the walk reads. Words and blanks are disjoint classes, so a failed match gives back at
 # most a word's bytes at each step, in time linear in the prefix. (Not possessive
 # quantifiers: Python 3.11.2, Debian 12's, matched `(?:...)*+` wrongly, and every request
