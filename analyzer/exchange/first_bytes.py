@@ -74,9 +74,9 @@ def classify_first_bytes(prefix: bytes | bytearray) -> Start:
 
 
 def classify_first_bytes_after(prefix: bytes | bytearray, known: int) -> Start:
-    """``classify_first_bytes(prefix)`` (its plain twin) when it was NEED_MORE for
-    ``prefix[:known]``, ``known`` at least ``MAX_START_LINE``: a long request line still
-    growing (http/start.py `classify_start_after`), read from where it was left."""
+    """``classify_first_bytes(prefix)`` (its plain twin) when ``prefix[:known]`` was a plain
+    request line still growing (http/start.py `request_line_growing`), read on from where it
+    was left (`classify_start_after`)."""
     return _KINDS[classify_start_after(prefix, known)]
 
 

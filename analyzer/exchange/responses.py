@@ -184,7 +184,7 @@ class ResponseReader(SwitchFollower):
             # when it ends within MAX_HEAD_BYTES, whatever the segments that brought it
             # (one that ended in the segment taking it past the bound was read, one that
             # went past first was not: the attempt depended on the segmentation).
-            if end is not None or len(state.buf) >= MAX_HEAD_BYTES:
+            if len(state.buf) >= MAX_HEAD_BYTES:  # (always so when it ended past the bound)
                 state.mode = _DEAD
                 state.buf.clear()
                 self._counters.abandoned_heads += 1

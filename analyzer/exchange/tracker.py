@@ -266,8 +266,9 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
             kind = classify_first_bytes(seen)
         if kind is not _HTTP1_REQUEST and kind is not _HTTP1_RESPONSE:
             if kind is not _NEED_MORE and kind in self._run.handlers:
-                pending = data if seen is data else bytes(seen)
-                if seen is state.buf:
+                pending = data
+                if seen is not data:
+                    pending = bytes(seen)
                     del state.buf[len(pending) - len(data):]  # _hand_off's earlier bytes only
                 self._hand_off(kind, side, pending, frame, time)
                 return
