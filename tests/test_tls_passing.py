@@ -204,16 +204,25 @@ def test_a_corrupted_tls13_record_in_a_body_stops_decryption_only_where_it_is_op
     assert fast != _read(damaged, keys, False)[0]  # where reading every record stops
 
 
-@pytest.mark.parametrize("version,part", [("1.2", 2), ("1.3", 2), ("1.3", 3)])
+@pytest.mark.parametrize("version,part,chunk", [
+    ("1.2", 2, None), ("1.3", 2, None), ("1.3", 3, None),
+    # read buffers smaller than a record, and than what a direction keeps: the copies put
+    # off (`Passing._defer`) are made as each buffer is let go
+    ("1.2", 2, 3_000), ("1.3", 3, 3_000), ("1.3", 2, 40_000)])
 def test_the_bytes_kept_for_retransmissions_are_those_of_reading_every_segment(
-        request: pytest.FixtureRequest, tmp_path: Path, version: str, part: int) -> None:
+        request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        version: str, part: int, chunk: int | None) -> None:
     """The compiled skip keeps a passing direction's last bytes, with the records it opens or
     gathers, in one buffer (moved down when full) and writes them back into the
     reassembler's `recent` at `sync`: cut mid-download (a half, a third in), every open
-    connection holds the same bytes there as on the per-segment path, its plain twin."""
+    connection holds the same bytes there as on the per-segment path, its plain twin. The
+    copies of bytes nothing may read again are put off, and most never made."""
     from analyzer.reassembly import _NOTHING_YET
+    from analyzer.source import stream
     from analyzer.tls.passing import sync_all
 
+    if chunk is not None:
+        monkeypatch.setattr(stream, "CHUNK", chunk)
     capture: Path = request.getfixturevalue("tls12" if version == "1.2" else "tls13")
     cut = tmp_path / "cut.pcap"
     _rewrite(capture, cut, lambda records: records[: len(records) // part])
@@ -225,12 +234,16 @@ def test_the_bytes_kept_for_retransmissions_are_those_of_reading_every_segment(
             pass
         if compiled:
             sync_all(run._ledger, run._reassembler)
+            ledger = run._ledger
         kept.append({key: [bytes(recent) for recent in
                            (getattr(side, "recent", _NOTHING_YET) for side in conn.sides)
                            if recent is not _NOTHING_YET]
                      for key, (conn, side) in run._reassembler.flows.items() if side == 0})
     assert kept[0] == kept[1]
     assert sum(len(b) for sides in kept[0].values() for b in sides) > 100_000
+    assert ledger.deferred > 1_000_000
+    if chunk is None:  # whole read buffers: most bytes put off are never copied
+        assert ledger.copied < ledger.deferred / 4
 
 
 def test_records_opened_into_a_reused_buffer_give_what_a_new_buffer_per_record_gives(

@@ -3,6 +3,10 @@
 # (_follow.pxi) and the life table (_life_table.pxi) count their frames in it.
 
 
+cdef enum:
+    _PINNED = 3
+
+
 cdef class Ledger:
     """What the passing connections of one run took during one skip call: the frames (the
     reassembler's sweep counts them), at most ``limit``; ``dirty`` lists the states with
@@ -16,6 +20,18 @@ cdef class Ledger:
     cdef public long long trusted  # TLS 1.3 records counted unopened in the whole run
     cdef public long long turned  # passing states turned to gathering in the whole run
     cdef public long long base  # the frame number before the skip call's first record
+    # Copies put off (`Passing._defer`): the states holding places in read buffers, and the
+    # last _PINNED read buffers places were put in (``chunk`` numbers the last), kept alive
+    # until every place in them is copied (`pin`). Three, as a whole read buffer is often
+    # followed by a small one (the record the read cut, completed: source/stream.py `fill`),
+    # and the places of a state must outlive the next whole one. ``current``: the skip call's
+    # read buffer, borrowed (`enter`, `leave`): only a buffer a place is put in is kept.
+    cdef list deferring
+    cdef list pinned
+    cdef long long chunk
+    cdef void* current
+    cdef public long long deferred  # bytes taken whose copy was put off, in the whole run
+    cdef public long long copied  # ... and of those, copied after all (`Passing._settle`)
 
     def __init__(self):
         self.total = self.trusted = self.turned = 0
@@ -24,3 +40,31 @@ cdef class Ledger:
         self.passed = 0
         self.last_time = 0.0
         self.dirty = []
+        self.deferring = []
+        self.pinned = []
+        self.chunk = 0
+        self.current = NULL
+        self.deferred = self.copied = 0
+
+    def enter(self, bytes buf):
+        """A skip call reads ``buf`` until `leave` (tls/passing.py `wrap_skip`)."""
+        self.current = <void*>buf
+
+    def leave(self):
+        self.current = NULL
+
+    cdef int pin(self) except -1:
+        """Keep the skip call's read buffer, a place is put in it; when it is a new one, the
+        oldest kept may go: the states that still hold places in it copy them first."""
+        cdef list pinned = self.pinned
+        if self.current is NULL:  # (never: places are put only in a skip call)
+            raise RuntimeError("a copy put off outside a skip call")
+        if pinned and <void*>pinned[len(pinned) - 1] is self.current:
+            return 0
+        self.chunk += 1
+        pinned.append(<object>self.current)
+        if len(pinned) > _PINNED:
+            oldest = pinned.pop(0)  # alive until its places are copied
+            _settle_before(self, self.chunk - _PINNED + 1)
+            del oldest
+        return 0

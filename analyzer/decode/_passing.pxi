@@ -20,6 +20,10 @@ cdef Py_ssize_t _KEPT = 2 * _RECENT  # reassembly keeps at most this many recent
 # bytes, or a record's start, which is shorter) and a segment (an IPv4 payload is < 64 KiB)
 # always fit; the room beyond that makes the moves down rare (≈ 24 KiB moved per 230 KiB).
 cdef Py_ssize_t _CAPACITY = 256 * 1024
+# Copies put off (`Passing._defer`): at most this many places a state holds; past them a
+# segment is copied at once (a state needs the last _KEPT bytes, ≈ 23 full segments).
+cdef enum:
+    _PLACES = 64
 # Buffers of dropped states, reused by the next ones: a state is made at every offer (a few
 # per session) and a fresh 256 KiB allocation each time is a mapping and its page faults.
 cdef list _SPARE = []
@@ -93,6 +97,17 @@ cdef class Passing:
     # kept moves down to the buffer's start. It replaced a ring for `recent` and a record
     # buffer, which copied every opened byte twice (benchmarks/README.md, `tls13one`).
     cdef object buf
+    # Copies put off (`_defer`): the buffer's bytes from ``place_to[i]`` on, ``place_length[i]``
+    # of them, are at ``place_at[i]`` in read buffer number ``place_chunk[i]`` (the ledger keeps
+    # it alive), not yet copied; in the order of the stream. ``trusted_record``: opening, the
+    # current record was found counted unopened at its header, so its bytes are put off too.
+    cdef const unsigned char* place_at[_PLACES]
+    cdef Py_ssize_t place_to[_PLACES]
+    cdef Py_ssize_t place_length[_PLACES]
+    cdef long long place_chunk[_PLACES]
+    cdef int places
+    cdef bint deferring  # in the ledger's list of states holding places
+    cdef bint trusted_record
     cdef Py_ssize_t end
     cdef public Py_ssize_t start
     cdef public Py_ssize_t held
@@ -142,6 +157,8 @@ cdef class Passing:
         self.clean = self.trust_after = self.unconfirmed = 0
         self.padded = False
         self.buf = None
+        self.places = 0
+        self.deferring = self.trusted_record = False
         self.end = self.start = self.held = 0
         self.recent_length = 0
         self.recent_changed = False
@@ -268,48 +285,62 @@ cdef class Passing:
         """Opening (see the fields): take the ``n`` bytes at ``q`` when every record that
         ends in them opens as application data within the budget; otherwise change nothing
         the reader or the counts see, and return False. The bytes go into the buffer (the
-        one copy: `_took_bytes` finds them there) and each record is opened where it lies."""
+        one copy: `_took_bytes` finds them there) and each record is opened where it lies;
+        the bytes of a record counted unopened, which nothing opens, have their copy put off
+        (`_defer`)."""
         cdef unsigned char* buf
-        cdef Py_ssize_t before, at, pos, stop, start, take, length
+        cdef Py_ssize_t before, at, pos, start, take, length
         cdef Py_ssize_t to_header = self.to_header
         cdef Py_ssize_t held = self.held
         cdef long long plain = self.plain, records = 0, pass_bytes = 0
         cdef long long sequence = self.sequence
         cdef bint absorbed = self.absorbed
+        cdef bint trusted_record = self.trusted_record
         cdef long long result, clean = self.clean, unconfirmed = self.unconfirmed, trusted = 0
         before = self.end - self.start  # the current record's bytes so far
         self._room(n)
         buf = <unsigned char*>PyByteArray_AS_STRING(self.buf)
-        at = self.end
-        memcpy(buf + at, q, n)
-        pos = at
-        stop = at + n
+        at = self.end  # the buffer's place of q[0]
+        pos = 0
         start = self.start
-        while pos < stop:
+        while pos < n:
             if not to_header:
                 # a header split between frames, or not application data: the usual way
-                if stop - pos < 5 or buf[pos] != 23 or buf[pos + 1] != 3 or buf[pos + 2] != 3:
+                if n - pos < 5 or q[pos] != 23 or q[pos + 1] != 3 or q[pos + 2] != 3:
+                    self._forget_from(at)
                     return False
-                length = (buf[pos + 3] << 8) | buf[pos + 4]
+                length = (q[pos + 3] << 8) | q[pos + 4]
                 if length <= 16 or length > _MAX_RECORD:
+                    self._forget_from(at)
                     return False
                 to_header = 5 + length
-            take = to_header if to_header < stop - pos else stop - pos
+                # counted unopened at its end (below), as its length and ``clean`` say now
+                trusted_record = (self.trust_from and clean >= self.trust_after
+                                  and length >= self.trust_from)
+            take = to_header if to_header < n - pos else n - pos
+            if trusted_record:
+                self._defer(q + pos, take, at + pos)
+            else:
+                memcpy(buf + at + pos, q + pos, take)
             pos += take
             to_header -= take
             if to_header:
                 break
-            length = pos - start
+            length = at + pos - start
             if self.trust_from and clean >= self.trust_after and length - 5 >= self.trust_from:
                 result = length - 5 - 17  # trusted: the tag and the inner type byte
                 unconfirmed += 1
                 trusted += 1
             else:
+                if trusted_record:  # (never: the same test at its header) its bytes first
+                    self._settle()
                 result = _application_length(self, buf + start, length, sequence)
                 if result >= 0:
                     unconfirmed = 0
                     clean += 1
+            trusted_record = False
             if result < 0 or plain + result >= self.budget:  # not data, or the body's end
+                self._forget_from(at)
                 return False
             plain += result
             sequence += 1
@@ -320,13 +351,14 @@ cdef class Passing:
             else:
                 records += 1
                 pass_bytes += length
-            start = pos
+            start = at + pos
         # the opened records go: the next one starts at ``start`` (and `_keep` moves ``end``)
-        if stop - start > held and (start != self.start or before == self.held):
+        if at + n - start > held and (start != self.start or before == self.held):
             self.kept_frame = frame  # the first byte the reader does not have yet
             self.kept_time = t
         self.start = start
         self.to_header = to_header
+        self.trusted_record = trusted_record
         self.held = held
         self.plain = plain
         self.records += records
@@ -352,21 +384,109 @@ cdef class Passing:
         memmove(buf, buf + keep_from, self.end - keep_from)
         self.end -= keep_from
         self.start -= keep_from
+        if self.places:
+            self._forget_below(keep_from)
+            for i in range(self.places):
+                self.place_to[i] -= keep_from
         return 0
+
+    cdef inline Py_ssize_t _needed_from(self):
+        """Where the bytes anything may still read begin: the recent bytes, and from
+        ``start`` on (`_room` keeps the same)."""
+        cdef Py_ssize_t keep_from = self.end - self.recent_length
+        return self.start if self.start < keep_from else keep_from
+
+    cdef int _defer(self, const unsigned char* data, Py_ssize_t n, Py_ssize_t to) except -1:
+        """The ``n`` bytes at ``data`` belong at ``to`` in the buffer, but nothing may read
+        them before a later segment pushes them out of what is kept (the recent bytes, and
+        the record reader's from ``start``): most are never copied. The read buffer holding
+        them stays alive in the ledger until the next one after it comes, when they are
+        copied (`Ledger.pin`); so are they before Python reads the buffer (`_settle`).
+
+        Why: copying every byte taken into the buffer was ≈ 6 % of a keyed TLS run's CPU
+        (benchmarks/README.md, "Copies put off"), cache misses on bytes nothing reads."""
+        cdef Ledger ledger = self.ledger
+        cdef int i
+        if self.places == _PLACES:  # too many small segments: copied now
+            memcpy(PyByteArray_AS_STRING(self.buf) + to, data, n)
+            return 0
+        ledger.pin()  # (which may copy this state's places first)
+        i = self.places
+        self.place_at[i] = data
+        self.place_to[i] = to
+        self.place_length[i] = n
+        self.place_chunk[i] = ledger.chunk
+        self.places = i + 1
+        ledger.deferred += n
+        if not self.deferring:
+            self.deferring = True
+            ledger.deferring.append(self)
+        return 0
+
+    cdef void _forget_below(self, Py_ssize_t keep_from) noexcept:
+        """Places whose bytes lie wholly before ``keep_from`` are never read: dropped (a
+        place across it keeps its part from there)."""
+        cdef int first = 0, i
+        cdef Py_ssize_t cut
+        while first < self.places and self.place_to[first] + self.place_length[first] <= keep_from:
+            first += 1
+        if first:
+            for i in range(first, self.places):
+                self.place_at[i - first] = self.place_at[i]
+                self.place_to[i - first] = self.place_to[i]
+                self.place_length[i - first] = self.place_length[i]
+                self.place_chunk[i - first] = self.place_chunk[i]
+            self.places -= first
+        if self.places and self.place_to[0] < keep_from:
+            cut = keep_from - self.place_to[0]
+            self.place_at[0] += cut
+            self.place_to[0] = keep_from
+            self.place_length[0] -= cut
+
+    cdef void _forget_from(self, Py_ssize_t at) noexcept:
+        """`_open` changed nothing after all: the places it added (from ``at``, the end of
+        the buffer before it) are dropped."""
+        while self.places and self.place_to[self.places - 1] >= at:
+            self.places -= 1
+            self.ledger.deferred -= self.place_length[self.places]
+
+    cdef void _settle(self) noexcept:
+        """Copy what the places hold of the bytes anything may still read."""
+        cdef Py_ssize_t keep_from, lo, hi
+        cdef char* buf
+        cdef int i
+        if not self.places:
+            return
+        keep_from = self._needed_from()
+        buf = PyByteArray_AS_STRING(self.buf)
+        for i in range(self.places):
+            lo = self.place_to[i]
+            hi = lo + self.place_length[i]
+            if lo < keep_from:
+                lo = keep_from
+            if lo < hi:
+                memcpy(buf + lo, self.place_at[i] + (lo - self.place_to[i]), hi - lo)
+                self.ledger.copied += hi - lo
+        self.places = 0
 
     cdef int _keep(self, const unsigned char* data, Py_ssize_t n) except -1:
         """`reassembly._Direction.advance`'s kept bytes: append, and keep the last 16 KiB
-        once over 32 KiB. Opening put the bytes in the buffer already (`_open`)."""
-        if not self.opening:
+        once over 32 KiB. Opening put the bytes in the buffer already (`_open`); passing puts
+        their copy off (`_defer`)."""
+        if self.gather:  # gathered bytes are read back (`unread`)
             self._room(n)
             memcpy(PyByteArray_AS_STRING(self.buf) + self.end, data, n)
-            if not self.gather:  # passing: nothing else to keep
-                self.start = self.end + n
+        elif not self.opening:  # passing: nothing else to keep, the recent bytes put off
+            self._room(n)
+            self._defer(data, n, self.end)
+            self.start = self.end + n
         self.end += n
         self.recent_length += n
         if self.recent_length > 2 * _RECENT:
             self.recent_length = _RECENT
         self.recent_changed = True
+        if self.places:
+            self._forget_below(self._needed_from())
         return 0
 
     def load_recent(self, recent):
@@ -379,6 +499,8 @@ cdef class Passing:
         cdef Py_ssize_t held = 0
         cdef bytes suffix = None
         cdef const char* kept = PyByteArray_AS_STRING(recent)
+        self._settle()
+        self.trusted_record = False  # the reader read the current record's header
         if length > _KEPT:
             return False
         if self.opening and self.held_bytes is None and self.end > self.start:
@@ -417,6 +539,7 @@ cdef class Passing:
         """Bring `recent` to what the appends since `load_recent` made it (tls/passing.py
         `sync`)."""
         cdef Py_ssize_t length = self.recent_length
+        self._settle()
         if not self.recent_changed:
             return
         PyByteArray_Resize(self.recent, length)
@@ -433,6 +556,7 @@ cdef class Passing:
         """The bytes taken that the record reader does not hold (opening: of the current
         record; gathering: since the last sync), as the reader now holds them (`sync`)."""
         cdef Py_ssize_t first = self.start + self.held
+        self._settle()
         rest = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(self.buf) + first,
                                          self.end - first)
         self.held = self.end - self.start
@@ -472,3 +596,20 @@ cdef class Passing:
         return True
 
 
+
+
+cdef int _settle_before(Ledger ledger, long long chunk) except -1:
+    """The states holding places in read buffers numbered below ``chunk`` copy them all
+    (`Ledger.pin`); the others keep theirs."""
+    cdef list keep = []
+    cdef Passing state
+    for item in ledger.deferring:
+        state = <Passing>item
+        if state.places and state.place_chunk[0] < chunk:
+            state._settle()
+        if state.places:
+            keep.append(state)
+        else:
+            state.deferring = False
+    ledger.deferring = keep
+    return 0
