@@ -206,9 +206,9 @@ def test_a_corrupted_tls13_record_in_a_body_stops_decryption_only_where_it_is_op
 
 @pytest.mark.parametrize("version,part,chunk", [
     ("1.2", 2, None), ("1.3", 2, None), ("1.3", 3, None),
-    # read buffers smaller than a record, and than what a direction keeps: the copies put
-    # off (`Passing._defer`) are made as each buffer is let go
-    ("1.2", 2, 3_000), ("1.3", 3, 3_000), ("1.3", 2, 40_000)])
+    # read buffers a few times what a direction keeps: the copies put off (`Passing._defer`)
+    # are made as each buffer is let go; and smaller ones, which are not kept (copied now)
+    ("1.2", 2, 70_000), ("1.3", 3, 70_000), ("1.3", 2, 3_000)])
 def test_the_bytes_kept_for_retransmissions_are_those_of_reading_every_segment(
         request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         version: str, part: int, chunk: int | None) -> None:
@@ -241,7 +241,10 @@ def test_the_bytes_kept_for_retransmissions_are_those_of_reading_every_segment(
                      for key, (conn, side) in run._reassembler.flows.items() if side == 0})
     assert kept[0] == kept[1]
     assert sum(len(b) for sides in kept[0].values() for b in sides) > 100_000
-    assert ledger.deferred > 1_000_000
+    if chunk is not None and chunk < 64 * 1024:  # decode/_ledger.pxi `_PINNED_FROM`
+        assert ledger.deferred == 0
+    else:
+        assert ledger.deferred > 1_000_000
     if chunk is None:  # whole read buffers: most bytes put off are never copied
         assert ledger.copied < ledger.deferred / 4
 

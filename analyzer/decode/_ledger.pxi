@@ -4,7 +4,8 @@
 
 
 cdef enum:
-    _PINNED = 3
+    _PINNED = 2
+    _PINNED_FROM = 64 * 1024
 
 
 cdef class Ledger:
@@ -53,18 +54,21 @@ cdef class Ledger:
     def leave(self):
         self.current = NULL
 
-    cdef int pin(self) except -1:
+    cdef bint pin(self) except -1:
         """Keep the skip call's read buffer, a place is put in it; when it is a new one, the
-        oldest kept may go: the states that still hold places in it copy them first."""
+        oldest kept may go: the states that still hold places in it copy them first. False
+        for a small one (the record a read cut, completed), whose bytes are copied now."""
         cdef list pinned = self.pinned
         if self.current is NULL:  # (never: places are put only in a skip call)
             raise RuntimeError("a copy put off outside a skip call")
         if pinned and <void*>pinned[len(pinned) - 1] is self.current:
-            return 0
+            return True
+        if len(<object>self.current) < _PINNED_FROM:
+            return False
         self.chunk += 1
         pinned.append(<object>self.current)
         if len(pinned) > _PINNED:
             oldest = pinned.pop(0)  # alive until its places are copied
             _settle_before(self, self.chunk - _PINNED + 1)
             del oldest
-        return 0
+        return True

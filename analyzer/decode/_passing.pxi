@@ -407,10 +407,11 @@ cdef class Passing:
         (benchmarks/README.md, "Copies put off"), cache misses on bytes nothing reads."""
         cdef Ledger ledger = self.ledger
         cdef int i
-        if self.places == _PLACES:  # too many small segments: copied now
+        # too many small segments, or a small read buffer: copied now (`pin` may copy this
+        # state's places first)
+        if self.places == _PLACES or not ledger.pin():
             memcpy(PyByteArray_AS_STRING(self.buf) + to, data, n)
             return 0
-        ledger.pin()  # (which may copy this state's places first)
         i = self.places
         self.place_at[i] = data
         self.place_to[i] = to
