@@ -379,3 +379,47 @@ def test_a_head_found_after_its_101_sent_a_byte_at_a_time_is_searched_once(
         found, _ = _run(path, compiled=compiled)
         assert found == ["10.0.0.1:51000 aborted"]  # the client closed right after the 101
         assert 0 < sum(looked) <= 2 * len(request), (sum(looked), len(request))
+
+
+@pytest.mark.parametrize("where", ["101 first", "after a hole"])
+def test_a_request_line_found_late_sent_a_byte_at_a_time_is_read_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A 16 KB request line, a byte a segment, that the capture shows after its 101 (holes.py
+    `_late_request`) or after a hole in the client's bytes (`_resync`): each byte asks again
+    whether it is a request, and the line is read on from where it was left
+    (`Side.line_read`, `classify_start_after`), as a first request line is. Classified whole
+    at every byte, it cost 4 s (past MAX_START_LINE, the patterns read the whole line)."""
+    from analyzer.exchange import holes
+    from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+
+    whole = []
+    classify = holes.classify_start
+
+    def counted(prefix: bytes | bytearray) -> str:
+        whole.append(len(prefix))
+        return classify(prefix)
+
+    monkeypatch.setattr(holes, "classify_start", counted)
+    request = websocket_request("example.com", "/chat/" + "t" * 16_000)
+    conv = Conversation()
+    conv.handshake()
+    if where == "101 first":
+        conv.server(websocket_response())
+    else:
+        lost = conv.client(b"GET /lost HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        conv.server(b"HTTP/1.1 204 No Content\r\n\r\n")
+        for index in sorted(lost, reverse=True):
+            del conv.records[index]
+    conv.client(request, max_segment=1)
+    if where == "after a hole":
+        conv.server(websocket_response())
+    conv.client_fin()
+    conv.server_fin()
+    path = tmp_path / "late-line.pcap"
+    write_pcap(path, [conv])
+    for compiled in (True, False):
+        whole.clear()
+        found, _ = _run(path, compiled=compiled)
+        assert len(found) == 1 and found[0].startswith("10.0.0.1:51000 "), found
+        assert len(whole) <= 10, len(whole)  # the first bytes, not every one

@@ -82,6 +82,9 @@ class Side:
     buf_last: int = 0  # frame of the last byte in buf
     buf_time: float = 0.0
     scanned: int = 0  # find_head_end hint
+    # after a hole or behind a 101 (exchange/holes.py): how far a plain request line still
+    # growing in ``buf`` was read (`request_line_growing`), 0 when none is
+    line_read: int = 0
     body: BodyReader | None = None
     held: list[tuple[bytes, int, float]] = field(default_factory=list)
     held_bytes: int = 0
