@@ -23,10 +23,12 @@ cdef class Ledger:
     cdef public long long base  # the frame number before the skip call's first record
     # Copies put off (`Passing._defer`): the states holding places in read buffers, and the
     # last _PINNED read buffers places were put in (``chunk`` numbers the last), kept alive
-    # until every place in them is copied (`pin`). Three, as a whole read buffer is often
-    # followed by a small one (the record the read cut, completed: source/stream.py `fill`),
-    # and the places of a state must outlive the next whole one. ``current``: the skip call's
-    # read buffer, borrowed (`enter`, `leave`): only a buffer a place is put in is kept.
+    # until every place in them is copied (`pin`): the places of a state must outlive the
+    # next whole buffer. A small buffer (under _PINNED_FROM: the record a read cut,
+    # completed, source/stream.py `fill`) is never kept, its bytes copied at once: keeping
+    # it as a third made glibc trim the heap and fault its pages in again at every read
+    # (benchmarks/README.md, "Copies put off"). ``current``: the skip call's read buffer,
+    # borrowed (`enter`, `leave`): only a buffer a place is put in is kept.
     cdef list deferring
     cdef list pinned
     cdef long long chunk
@@ -59,12 +61,10 @@ cdef class Ledger:
         oldest kept may go: the states that still hold places in it copy them first. False
         for a small one (the record a read cut, completed), whose bytes are copied now."""
         cdef list pinned = self.pinned
-        if self.current is NULL:  # (never: places are put only in a skip call)
-            raise RuntimeError("a copy put off outside a skip call")
+        if self.current is NULL or len(<object>self.current) < _PINNED_FROM:
+            return False  # (no skip call: never, as `wrap_skip` makes every one)
         if pinned and <void*>pinned[len(pinned) - 1] is self.current:
             return True
-        if len(<object>self.current) < _PINNED_FROM:
-            return False
         self.chunk += 1
         pinned.append(<object>self.current)
         if len(pinned) > _PINNED:
