@@ -15,7 +15,9 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,6 +175,21 @@ def _run(path: Path, **options: int) -> tuple[list[str], Analysis]:
     return found, analysis
 
 
+def _recorded_calls(monkeypatch: pytest.MonkeyPatch, module: Any, name: str,
+                    measure: Callable[..., int] = lambda prefix: len(prefix)) -> list[int]:
+    """Patch ``module.name`` so that each call records ``measure`` of its arguments (by
+    default the first one's length): the tests below count work instead of timing it."""
+    calls: list[int] = []
+    original = getattr(module, name)
+
+    def recorded(*args: Any) -> Any:
+        calls.append(measure(*args))
+        return original(*args)
+
+    monkeypatch.setattr(module, name, recorded)
+    return calls
+
+
 def test_syn_flood_is_counted_not_listed_and_memory_is_capped(tmp_path: Path) -> None:
     path = tmp_path / "flood.pcap"
     with path.open("wb") as out:
@@ -235,14 +252,7 @@ def test_a_request_line_sent_a_byte_at_a_time_is_not_walked_at_every_byte(
     bytes: 8,000 walks, 2 s for a path, 13 s for 4,000 words)."""
     from analyzer.http import start
 
-    walks = []
-    walk = start._walk_start
-
-    def counted(prefix: bytes | bytearray) -> str:
-        walks.append(len(prefix))
-        return walk(prefix)
-
-    monkeypatch.setattr(start, "_walk_start", counted)
+    walks = _recorded_calls(monkeypatch, start, "_walk_start")
     path = tmp_path / "trickled.pcap"
     with path.open("wb") as out:
         hostile.trickled_request(out, hostile.WS_REQUEST.replace(b"GET /chat HTTP/1.1\r\n",
@@ -353,27 +363,14 @@ def test_a_head_found_after_its_101_sent_a_byte_at_a_time_is_searched_once(
     segment: its end is looked for in the new bytes only (holes.py `_late_request` keeps
     how far in `scanned`). Looking through the whole head at every byte was quadratic."""
     from analyzer.exchange import holes
-    from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+    from tests.builder import websocket_request
 
-    looked = []
-    find = holes.find_head_end
-
-    def counted(buf: bytes | bytearray, start: int = 0) -> int | None:
-        looked.append(len(buf) - start)
-        return find(buf, start)
-
-    monkeypatch.setattr(holes, "find_head_end", counted)
+    looked = _recorded_calls(monkeypatch, holes, "find_head_end",
+                             lambda buf, start=0: len(buf) - start)
     pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 60) for i in range(100))
     request = websocket_request("example.com", "/chat").replace(b"\r\n\r\n", b"\r\n" + pad
                                                                  + b"\r\n")
-    conv = Conversation()
-    conv.handshake()
-    conv.server(websocket_response())
-    conv.client(request, max_segment=1)
-    conv.client_fin()
-    conv.server_fin()
-    path = tmp_path / "late.pcap"
-    write_pcap(path, [conv])
+    path = _sent_late(tmp_path, request, "101 first")
     for compiled in (True, False):
         looked.clear()
         found, _ = _run(path, compiled=compiled)
@@ -391,17 +388,24 @@ def test_a_request_line_found_late_sent_a_byte_at_a_time_is_read_on(
     (`Side.line_read`, `classify_start_after`), as a first request line is. Classified whole
     at every byte, it cost 4 s (past MAX_START_LINE, the patterns read the whole line)."""
     from analyzer.exchange import holes
-    from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+    from tests.builder import websocket_request
 
-    whole = []
-    classify = holes.classify_start
+    whole = _recorded_calls(monkeypatch, holes, "classify_start")
+    path = _sent_late(tmp_path, websocket_request("example.com", "/chat/" + "t" * 16_000),
+                      where)
+    for compiled in (True, False):
+        whole.clear()
+        found, _ = _run(path, compiled=compiled)
+        assert len(found) == 1 and found[0].startswith("10.0.0.1:51000 "), found
+        assert len(whole) <= 10, len(whole)  # the first bytes, not every one
 
-    def counted(prefix: bytes | bytearray) -> str:
-        whole.append(len(prefix))
-        return classify(prefix)
 
-    monkeypatch.setattr(holes, "classify_start", counted)
-    request = websocket_request("example.com", "/chat/" + "t" * 16_000)
+def _sent_late(tmp_path: Path, request: bytes, where: str) -> Path:
+    """A capture of ``request`` sent a byte a segment, that shows it after its 101 (merged
+    interfaces: "101 first") or after a hole in the client's bytes ("after a hole": an
+    earlier request lost), then both sides' FINs."""
+    from tests.builder import Conversation, websocket_response, write_pcap
+
     conv = Conversation()
     conv.handshake()
     if where == "101 first":
@@ -416,10 +420,6 @@ def test_a_request_line_found_late_sent_a_byte_at_a_time_is_read_on(
         conv.server(websocket_response())
     conv.client_fin()
     conv.server_fin()
-    path = tmp_path / "late-line.pcap"
+    path = tmp_path / "late.pcap"
     write_pcap(path, [conv])
-    for compiled in (True, False):
-        whole.clear()
-        found, _ = _run(path, compiled=compiled)
-        assert len(found) == 1 and found[0].startswith("10.0.0.1:51000 "), found
-        assert len(whole) <= 10, len(whole)  # the first bytes, not every one
+    return path
