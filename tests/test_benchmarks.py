@@ -128,3 +128,26 @@ def test_the_differential_run_finds_its_twins_equal_and_a_difference_when_there_
     assert before == kept.SPILL_AFTER  # (this process's other tests keep the real one)
     keys = twins.keylog(captures[2])
     assert keys and twins._summary(captures[0], []) != twins._summary(captures[2], keys)
+
+
+def test_alternate_runs_each_command_every_round_and_gives_ratios(tmp_path: Path) -> None:
+    """benchmarks/alternate.py (the ratios against the floor loop and between two trees):
+    every command runs once a round, and a command that does more work shows a larger CPU
+    median and ratio (a busy loop against an empty one; no timing verdict beyond that)."""
+    log = tmp_path / "runs"
+    empty = f"echo x >> {log}; {sys.executable} -c pass"
+    busy = f"echo y >> {log}; {sys.executable} -c 'sum(range(3_000_000))'"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "alternate.py"), "--rounds", "3",
+         f"empty={empty}", f"busy={busy}"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().split() == ["x", "y"] * 3
+    rows = {line.split("|")[1].strip(): line.split("|") for line in done.stdout.splitlines()
+            if line.startswith("| empty") or line.startswith("| busy")}
+    assert rows["empty"][4].strip() == "1.00x"
+    assert float(rows["busy"][4].strip().rstrip("x")) > 1.5
+    bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "alternate.py"), "nothing"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode != 0 and "NAME=COMMAND" in bad.stderr
