@@ -386,7 +386,7 @@ def test_a_request_line_found_late_sent_a_byte_at_a_time_is_read_on(
     `_late_request`) or after a hole in the client's bytes (`_resync`): each byte asks again
     whether it is a request, and the line is read on from where it was left
     (`Side.line_read`, `classify_start_after`), as a first request line is. Classified whole
-    at every byte, it cost 4 s (past MAX_START_LINE, the patterns read the whole line)."""
+    at every byte, it cost 2.7 s (past MAX_START_LINE, the patterns read the whole line)."""
     from analyzer.exchange import holes
     from tests.builder import websocket_request
 

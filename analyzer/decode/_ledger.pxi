@@ -57,7 +57,7 @@ cdef class Ledger:
         self.current = NULL
 
     cdef bint pin(self) except -1:
-        """Keep the skip call's read buffer, a place is put in it; when it is a new one, the
+        """Keep the skip call's read buffer: a place is put in it. When it is a new one, the
         oldest kept may go: the states that still hold places in it copy them first. False
         for a small one (the record a read cut, completed), whose bytes are copied now."""
         cdef list pinned = self.pinned

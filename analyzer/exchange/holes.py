@@ -148,7 +148,7 @@ def _line_read(state: Side, seen: bytes | bytearray, data: bytes) -> int:
     when they are still those bytes (their length is what it was then), else 0 (read it
     whole). A line sent a byte at a time after a hole or behind its 101 is so read on from
     where it was left, as `ConnectionTracker._detect` reads a first one: read whole at every
-    byte, a 16 KB line cost 4 s."""
+    byte, a 16 KB line cost 2.7 s."""
     known = state.line_read
     if known and seen is not data and known == len(seen) - len(data):
         return known
