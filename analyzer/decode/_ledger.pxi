@@ -29,7 +29,7 @@ cdef class Ledger:
     # it as a third made glibc trim the heap and fault its pages in again at every read
     # (benchmarks/README.md, "Copies put off"). ``current``: the skip call's read buffer,
     # borrowed (`enter`, `leave`): only a buffer a place is put in is kept.
-    cdef list deferring
+    cdef set deferring  # (a state leaves it when its places are copied or dropped)
     cdef list pinned
     cdef long long chunk
     cdef void* current
@@ -43,7 +43,7 @@ cdef class Ledger:
         self.passed = 0
         self.last_time = 0.0
         self.dirty = []
-        self.deferring = []
+        self.deferring = set()
         self.pinned = []
         self.chunk = 0
         self.current = NULL
@@ -55,6 +55,11 @@ cdef class Ledger:
 
     def leave(self):
         self.current = NULL
+
+    @property
+    def holding(self):
+        """How many states hold places now (tests: none once all are synced)."""
+        return len(self.deferring)
 
     cdef bint pin(self) except -1:
         """Keep the skip call's read buffer: a place is put in it. When it is a new one, the

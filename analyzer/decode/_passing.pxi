@@ -106,7 +106,7 @@ cdef class Passing:
     cdef Py_ssize_t place_length[_PLACES]
     cdef long long place_chunk[_PLACES]
     cdef int places
-    cdef bint deferring  # in the ledger's list of states holding places
+    cdef bint deferring  # in the ledger's set of states holding places
     cdef bint trusted_record
     cdef Py_ssize_t end
     cdef public Py_ssize_t start
@@ -421,7 +421,7 @@ cdef class Passing:
         ledger.deferred += n
         if not self.deferring:
             self.deferring = True
-            ledger.deferring.append(self)
+            ledger.deferring.add(self)
         return 0
 
     cdef void _forget_below(self, Py_ssize_t keep_from) noexcept:
@@ -457,6 +457,7 @@ cdef class Passing:
         cdef char* buf
         cdef int i
         if not self.places:
+            self._leave_ledger()
             return
         keep_from = self._needed_from()
         buf = PyByteArray_AS_STRING(self.buf)
@@ -469,6 +470,14 @@ cdef class Passing:
                 memcpy(buf + lo, self.place_at[i] + (lo - self.place_to[i]), hi - lo)
                 self.ledger.copied += hi - lo
         self.places = 0
+        self._leave_ledger()
+
+    cdef void _leave_ledger(self) noexcept:
+        """No place held: out of the ledger's set, which would otherwise keep a state
+        Python let go (and its 256 KiB buffer) alive until the next read buffer."""
+        if self.deferring:
+            self.deferring = False
+            self.ledger.deferring.discard(self)
 
     cdef int _keep(self, const unsigned char* data, Py_ssize_t n) except -1:
         """`reassembly._Direction.advance`'s kept bytes: append, and keep the last 16 KiB
@@ -597,20 +606,14 @@ cdef class Passing:
         return True
 
 
-
-
 cdef int _settle_before(Ledger ledger, long long chunk) except -1:
     """The states holding places in read buffers numbered below ``chunk`` copy them all
     (`Ledger.pin`); the others keep theirs."""
-    cdef list keep = []
     cdef Passing state
-    for item in ledger.deferring:
+    for item in list(ledger.deferring):
         state = <Passing>item
-        if state.places and state.place_chunk[0] < chunk:
+        if not state.places:  # (its places were dropped as the stream moved on)
+            state._leave_ledger()
+        elif state.place_chunk[0] < chunk:
             state._settle()
-        if state.places:
-            keep.append(state)
-        else:
-            state.deferring = False
-    ledger.deferring = keep
     return 0
