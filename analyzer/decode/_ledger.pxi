@@ -33,6 +33,7 @@ cdef class Ledger:
     cdef list pinned
     cdef long long chunk
     cdef void* current
+    cdef void* last  # the last buffer kept (``pinned``'s last), to compare with ``current``
     cdef public long long deferred  # bytes taken whose copy was put off, in the whole run
     cdef public long long copied  # ... and of those, copied after all (`Passing._settle`)
 
@@ -46,7 +47,7 @@ cdef class Ledger:
         self.deferring = set()
         self.pinned = []
         self.chunk = 0
-        self.current = NULL
+        self.current = self.last = NULL
         self.deferred = self.copied = 0
 
     def enter(self, bytes buf):
@@ -66,10 +67,11 @@ cdef class Ledger:
         oldest kept may go: the states that still hold places in it copy them first. False
         for a small one (the record a read cut, completed), whose bytes are copied now."""
         cdef list pinned = self.pinned
+        if self.current is self.last and self.current is not NULL:  # (nearly every call)
+            return True
         if self.current is NULL or len(<object>self.current) < _PINNED_FROM:
             return False  # (no skip call: never, as `wrap_skip` makes every one)
-        if pinned and <void*>pinned[len(pinned) - 1] is self.current:
-            return True
+        self.last = self.current
         self.chunk += 1
         pinned.append(<object>self.current)
         if len(pinned) > _PINNED:

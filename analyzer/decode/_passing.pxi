@@ -99,13 +99,15 @@ cdef class Passing:
     cdef object buf
     # Copies put off (`_defer`): the buffer's bytes from ``place_to[i]`` on, ``place_length[i]``
     # of them, are at ``place_at[i]`` in read buffer number ``place_chunk[i]`` (the ledger keeps
-    # it alive), not yet copied; in the order of the stream. ``trusted_record``: opening, the
+    # it alive), not yet copied; in the order of the stream, for ``place_first`` <= i <
+    # ``places`` (both 0 when there is none: the places dropped from the front are skipped, not
+    # moved, until the arrays are full). ``trusted_record``: opening, the
     # current record was found counted unopened at its header, so its bytes are put off too.
     cdef const unsigned char* place_at[_PLACES]
     cdef Py_ssize_t place_to[_PLACES]
     cdef Py_ssize_t place_length[_PLACES]
     cdef long long place_chunk[_PLACES]
-    cdef int places
+    cdef int places, place_first
     cdef bint deferring  # in the ledger's set of states holding places
     cdef bint trusted_record
     cdef Py_ssize_t end
@@ -157,7 +159,7 @@ cdef class Passing:
         self.clean = self.trust_after = self.unconfirmed = 0
         self.padded = False
         self.buf = None
-        self.places = 0
+        self.places = self.place_first = 0
         self.deferring = self.trusted_record = False
         self.end = self.start = self.held = 0
         self.recent_length = 0
@@ -386,7 +388,7 @@ cdef class Passing:
         self.start -= keep_from
         if self.places:
             self._forget_below(keep_from)
-            for i in range(self.places):
+            for i in range(self.place_first, self.places):
                 self.place_to[i] -= keep_from
         return 0
 
@@ -409,6 +411,8 @@ cdef class Passing:
         cdef int i
         # too many small segments, or a small read buffer: copied now (`pin` may copy this
         # state's places first)
+        if self.places == _PLACES and self.place_first:
+            self._compact()
         if self.places == _PLACES or not ledger.pin():
             memcpy(PyByteArray_AS_STRING(self.buf) + to, data, n)
             return 0
@@ -427,29 +431,39 @@ cdef class Passing:
     cdef void _forget_below(self, Py_ssize_t keep_from) noexcept:
         """Places whose bytes lie wholly before ``keep_from`` are never read: dropped (a
         place across it keeps its part from there)."""
-        cdef int first = 0, i
+        cdef int first = self.place_first
         cdef Py_ssize_t cut
         while first < self.places and self.place_to[first] + self.place_length[first] <= keep_from:
             first += 1
-        if first:
-            for i in range(first, self.places):
-                self.place_at[i - first] = self.place_at[i]
-                self.place_to[i - first] = self.place_to[i]
-                self.place_length[i - first] = self.place_length[i]
-                self.place_chunk[i - first] = self.place_chunk[i]
-            self.places -= first
-        if self.places and self.place_to[0] < keep_from:
-            cut = keep_from - self.place_to[0]
-            self.place_at[0] += cut
-            self.place_to[0] = keep_from
-            self.place_length[0] -= cut
+        if first == self.places:
+            self.places = self.place_first = 0
+            return
+        self.place_first = first
+        if self.place_to[first] < keep_from:
+            cut = keep_from - self.place_to[first]
+            self.place_at[first] += cut
+            self.place_to[first] = keep_from
+            self.place_length[first] -= cut
+
+    cdef void _compact(self) noexcept:
+        """The places move to the front of their arrays (they are full up to the end)."""
+        cdef int first = self.place_first, i
+        for i in range(first, self.places):
+            self.place_at[i - first] = self.place_at[i]
+            self.place_to[i - first] = self.place_to[i]
+            self.place_length[i - first] = self.place_length[i]
+            self.place_chunk[i - first] = self.place_chunk[i]
+        self.places -= first
+        self.place_first = 0
 
     cdef void _forget_from(self, Py_ssize_t at) noexcept:
         """`_open` changed nothing after all: the places it added (from ``at``, the end of
         the buffer before it) are dropped."""
-        while self.places and self.place_to[self.places - 1] >= at:
+        while self.places > self.place_first and self.place_to[self.places - 1] >= at:
             self.places -= 1
             self.ledger.deferred -= self.place_length[self.places]
+        if self.places == self.place_first:
+            self.places = self.place_first = 0
 
     cdef void _settle(self) noexcept:
         """Copy what the places hold of the bytes anything may still read."""
@@ -461,7 +475,7 @@ cdef class Passing:
             return
         keep_from = self._needed_from()
         buf = PyByteArray_AS_STRING(self.buf)
-        for i in range(self.places):
+        for i in range(self.place_first, self.places):
             lo = self.place_to[i]
             hi = lo + self.place_length[i]
             if lo < keep_from:
@@ -469,7 +483,7 @@ cdef class Passing:
             if lo < hi:
                 memcpy(buf + lo, self.place_at[i] + (lo - self.place_to[i]), hi - lo)
                 self.ledger.copied += hi - lo
-        self.places = 0
+        self.places = self.place_first = 0
         self._leave_ledger()
 
     cdef void _leave_ledger(self) noexcept:
@@ -614,6 +628,6 @@ cdef int _settle_before(Ledger ledger, long long chunk) except -1:
         state = <Passing>item
         if not state.places:  # (its places were dropped as the stream moved on)
             state._leave_ledger()
-        elif state.place_chunk[0] < chunk:
+        elif state.place_chunk[state.place_first] < chunk:
             state._settle()
     return 0
