@@ -54,7 +54,7 @@ path would have left it: the reassembler's offsets, kept bytes (C keeps them, wi
 records it gathers, in one buffer per state, and writes them back, `flush_recent`: resizing
 `recent` per segment cost a fifth of a decrypted TLS 1.3 run; the bytes of passed and
 trusted records are not copied there as they are taken but left in the read buffers, which
-the ledger keeps, and copied only when something may read them: ≈ 3-5 % of them,
+the ledger keeps, and copied only when something may read them: ≈ 2-3 % of them,
 `Passing._defer`), ACKs, last time and sweep count; the record reader's position; the opener's
 sequence number; the plaintext offset; the body reader's count. Frames of the connection
 that Python handles disarm the state (`disarm`); it is checked again (`arm`) after the next
