@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analyzer.pipeline import Analysis
+from analyzer.source import read_records
 from tests.builder import (
     DEFAULT_WS_KEY,
     Conversation,
@@ -198,3 +200,39 @@ def test_offers_held_behind_unanswered_offers_are_all_listed(tmp_path: Path, las
         (switched,) = [d for d in diagnoses if d.attempt.response is not None]
         assert switched.attempt.request_head is not None
         assert switched.attempt.request_head.target == "/ws2"
+
+
+@pytest.mark.parametrize("order", ["in order", "first two swapped", "first three backwards"])
+def test_a_connection_picked_up_mid_stream_keeps_its_first_request(tmp_path: Path,
+                                                                   order: str) -> None:
+    """A capture that starts in the middle of a keep-alive connection (no SYN), its next
+    request an upgrade sent in three segments that the capture shows out of order: its first
+    bytes wait until the connection's next segment that does not come just before them
+    (reassembly/delivery.py `_end_hold`), so the stream starts at the earliest of them and
+    the request is read whole. Taking the first segment seen for the stream's start dropped
+    the bytes before it as old ones, and the attempt with them. Compiled and plain alike."""
+    conv = Conversation(client=("10.0.0.1", 50004), server=("10.0.0.2", 8080))
+    conv.handshake()
+    conv.client(http_request("GET", "/", [("Host", "example.com")]))
+    conv.server(http_response(200, "OK", [("Content-Length", "2")], b"ok"))
+    conv.capture_starts_mid_stream()
+    request = websocket_request("example.com", "/ws")
+    conv.client(request, split=[len(request) // 3, 2 * len(request) // 3])
+    conv.server(websocket_response(DEFAULT_WS_KEY), delay=0.002)
+    conv.client_fin(delay=0.01)
+    conv.server_fin()
+    segments = conv.segments()
+    times = [s.time_ns for s in segments]
+    if order == "first two swapped":
+        segments[0], segments[1] = segments[1], segments[0]
+    elif order == "first three backwards":
+        segments[:3] = segments[2::-1]
+    # (the file is written in time order: each segment takes the time of its new place)
+    segments = [replace(s, time_ns=t) for s, t in zip(segments, times, strict=True)]
+    write_pcap(tmp_path / "mid.pcap", [segments])
+    for compiled in (True, False):
+        run = Analysis(compiled=compiled)
+        found = list(run.feed_records(read_records([str(tmp_path / "mid.pcap")], [])))
+        found += run.finish()
+        assert [(d.attempt.request_head.target if d.attempt.request_head else None,
+                 d.verdict.value) for d in found] == [("/ws", "aborted")], (order, compiled)

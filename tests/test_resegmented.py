@@ -123,24 +123,15 @@ def _real_world_pcaps() -> list[str]:
     return found
 
 
-# Captures that begin mid-connection, their first request or response in the first segment
-# captured: cut backwards, the first piece seen is that segment's last, the direction's stream
-# starts there (reassembly/delivery.py: the first sequence number seen is offset 0 without a
-# SYN), and the bytes before it are taken for old ones. Known, left alone (docs/architecture.md,
-# "Open work"): reordered first segments of a connection picked up in its middle.
-_MID_CONNECTION_REORDERED = {
-    "nDPI/1kxun.pcap", "suricata-verify/drop-protocol-change/input.pcap",
-    "suricata-verify/http2-keywords2/input.pcap",
-}
-
-
 def _real_world_cases() -> list[Any]:
     cases = []
     for name in _real_world_pcaps():
         cases.append(pytest.param(name, False, id=f"{name}-in-order"))
-        marks = [pytest.mark.xfail(strict=True, reason="mid-connection start, reordered")] \
-            if name in _MID_CONNECTION_REORDERED else []
-        cases.append(pytest.param(name, True, id=f"{name}-backwards", marks=marks))
+        # Three of them begin mid-connection, their first request or response in the first
+        # segment captured: cut backwards, the first piece seen is that segment's last, and
+        # the bytes before it were once taken for old ones (reassembly/delivery.py
+        # `_end_hold` says why they are not any more).
+        cases.append(pytest.param(name, True, id=f"{name}-backwards"))
     return cases
 
 

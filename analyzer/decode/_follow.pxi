@@ -241,6 +241,8 @@ cdef class Follow:
             return False
         if _slot(there, _D_PENDING):  # it may wait for this FIN (`delivery._unseen`):
             return False  # Python settles it
+        if _slot(here, _D_HOLDING):  # its first bytes go before it (`delivery._end_hold`)
+            return False
         there_base = _slot(there, _D_BASE)
         reassembler.now = t
         reassembler._until_sweep -= 1

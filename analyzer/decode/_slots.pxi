@@ -51,7 +51,7 @@ cdef Py_ssize_t _C_CLOSING, _C_SYNS, _C_SIDES, _C_LAST_TIME, _C_IGNORED, _C_LIST
 cdef Py_ssize_t _C_LIFE, _C_PASSING, _C_FINISHED
 # _Direction's slots
 cdef Py_ssize_t _D_BASE, _D_NEXT, _D_PENDING, _D_FIN, _D_FIN_END, _D_RST, _D_RECENT
-cdef Py_ssize_t _D_ACKED, _D_FIN_EVIDENCE
+cdef Py_ssize_t _D_ACKED, _D_FIN_EVIDENCE, _D_HOLDING
 
 
 cdef Py_ssize_t _slot_of(object cls, str name) except -1:
@@ -64,7 +64,7 @@ cdef Py_ssize_t _slot_of(object cls, str name) except -1:
 cdef int _load_slots() except -1:
     global _CONNECTION, _DIRECTION, _C_CLOSING, _C_SYNS, _C_SIDES, _C_LAST_TIME, _C_IGNORED
     global _C_LISTENER, _C_LIFE, _C_PASSING, _C_FINISHED, _D_BASE, _D_NEXT, _D_PENDING, _D_FIN, _D_FIN_END
-    global _D_RST, _D_RECENT, _D_ACKED, _D_FIN_EVIDENCE
+    global _D_RST, _D_RECENT, _D_ACKED, _D_FIN_EVIDENCE, _D_HOLDING
     if _CONNECTION is not None:
         return 0
     from analyzer.reassembly.connection import Connection, _Direction
@@ -78,6 +78,7 @@ cdef int _load_slots() except -1:
     _D_FIN_END, _D_RST = _slot_of(_Direction, "fin_end"), _slot_of(_Direction, "rst")
     _D_RECENT, _D_ACKED = _slot_of(_Direction, "recent"), _slot_of(_Direction, "acked")
     _D_FIN_EVIDENCE = _slot_of(_Direction, "fin_evidence")
+    _D_HOLDING = _slot_of(_Direction, "holding")
     _CONNECTION, _DIRECTION = Connection, _Direction
     return 0
 

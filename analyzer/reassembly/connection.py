@@ -63,6 +63,9 @@ class _Direction:
     # proof, delivery.py `_lost_fin`).
     fin_evidence: tuple[int, float] | tuple[int, float, int] = (0, 0.0)
     rst: bool = False
+    # Picked up in its middle (no SYN): its first bytes wait (in ``pending``) until the
+    # connection's next segment that does not come just before them (delivery.py `_hold_start`)
+    holding: bool = False
 
     def advance(self, data: bytes) -> None:
         """``data`` is delivered: the next in-order offset moves past it, and it is kept."""

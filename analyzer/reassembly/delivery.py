@@ -4,8 +4,10 @@ order, with holes, conflicting overlaps, SYNs, FINs and RSTs told to its listene
 How it works
 ------------
 Each direction keeps the absolute stream offset it expects next. A segment's sequence number is
-turned into an offset relative to the first sequence number seen (SYN + 1, or the first segment
-of a capture that started mid-connection), unwrapped around the expected offset, so sequence
+turned into an offset relative to the first sequence number seen (SYN + 1, or, in a capture
+that started mid-connection, the earliest of a direction's first bytes: they wait until the
+connection's next segment that does not come just before them, `_end_hold`), unwrapped around
+the expected offset, so sequence
 wrap-around and streams over 4 GiB need no special case. In-order bytes go straight to the
 connection's listener; bytes that arrive early wait in a small per-direction buffer; bytes that
 were already delivered (retransmissions, overlaps) are trimmed, after comparing them with the
@@ -45,6 +47,23 @@ from analyzer.reassembly.connection import (
     addresses_of,
     new_direction,
 )
+
+# A direction picked up without its SYN holds at most this many of its first bytes.
+MAX_HELD_START = 64 * 1024
+
+
+def _before_held(here: _Direction, seg: Segment) -> bool:
+    """Whether ``seg`` keeps a direction's first bytes held (`InOrder._end_hold`): data of
+    the same direction, no FIN or RST, ending just where the held bytes begin or inside
+    them (a segment sent earlier that the capture shows later, or a copy), with room left."""
+    if (not seg.payload or seg.flags & (_SYN | _FIN | _RST) or seg.missing
+            or not here.pending or 0 not in here.pending):
+        return False
+    assert here.pending_order is not None
+    end = here.offset_of(seg.seq) + len(seg.payload)
+    # (offset 0 holds the first segment seen, the held bytes' end: the others come before it)
+    return (here.pending_order[0] <= end <= len(here.pending[0][0])
+            and here.pending_bytes + len(seg.payload) <= MAX_HELD_START)
 
 
 def _unseen(there: _Direction, need: int) -> bool:
@@ -89,17 +108,27 @@ class InOrder:
             here = conn.sides[side]
         listener = conn.listener
         assert listener is not None
+        there = conn.sides[1 - side]
+        if there.holding:
+            self._end_hold(conn, 1 - side)
+        if here.holding and not _before_held(here, seg):
+            self._end_hold(conn, side)
         if flags & _SYN:
             if here.base is None:
                 here.base = (seg.seq + 1) & _MASK
             listener.on_syn(side, seg.frame, seg.time, bool(flags & _ACK))
         elif here.base is None:
             here.base = seg.seq
+            # picked up in its middle: where the stream starts is not proven yet
+            here.holding = bool(seg.payload) and not flags & (_FIN | _RST) and not seg.missing
         if flags & _ACK:
             self._peer_acked(conn, 1 - side, seg.ack, seg.frame, seg.time)
         if conn.ignored:
             return
         payload = seg.payload
+        if payload and here.holding:
+            self._hold(conn, side, here, here.offset_of(seg.seq), payload, seg.frame, seg.time)
+            return
         if payload:
             offset = here.offset_of(seg.seq)
             there = conn.sides[1 - side]
@@ -152,6 +181,29 @@ class InOrder:
                 return
             if conn.sides[1 - side].fin:
                 self._close(conn, seg.time, "closed")
+
+    def _end_hold(self, conn: Connection, side: int) -> None:
+        """A direction picked up without its SYN held its first bytes (`_Direction.holding`):
+        its stream now starts at the earliest of them, and they go in order.
+
+        Why: its first sequence number seen was taken for the stream's start, so bytes a
+        capture shows after it but sent before it (reordered) were taken for old ones and
+        dropped, with the message they began (tests/test_resegmented.py, cut backwards). The
+        bytes wait only until the connection's next segment that does not come just before
+        them: the other side's, a later one of this side, a FIN or RST, or its end; so a
+        capture in order is read as before, a segment later."""
+        here = conn.sides[side]
+        here.holding = False
+        if not here.pending or here.pending_order is None or here.base is None:
+            return
+        first = here.pending_order[0]
+        if first < 0:  # bytes before the first seen: the stream starts there
+            here.base = (here.base + first) & _MASK
+            here.pending = {offset - first: held for offset, held in here.pending.items()}
+            here.pending_order = sorted(here.pending)
+            if here.needs:
+                here.needs = {offset - first: need for offset, need in here.needs.items()}
+        self._settle(conn)
 
     def _lost_fin(self, conn: Connection, side: int, frame: int, time: float) -> None:
         """The other side acknowledged exactly one sequence number past everything ``side``

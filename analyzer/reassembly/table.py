@@ -282,6 +282,9 @@ class Reassembler(InOrder, LifeRouting):
         listener = conn.listener  # the flush may make the listener ignore the connection
         if not conn.ignored and listener is not None:
             a, b = conn.sides
+            for side, here in ((0, a), (1, b)):
+                if getattr(here, "holding", False):  # its first bytes, in order
+                    self._end_hold(conn, side)
             if not self.skip_idle_flush or _waits(a) or _waits(b):
                 self._release(conn, (0, 1))
                 for side in (0, 1):
