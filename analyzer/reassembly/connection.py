@@ -64,7 +64,7 @@ class _Direction:
     fin_evidence: tuple[int, float] | tuple[int, float, int] = (0, 0.0)
     rst: bool = False
     # Picked up in its middle (no SYN): its first bytes wait (in ``pending``) until the
-    # connection's next segment that does not come just before them (delivery.py `_hold_start`)
+    # connection's next segment that does not come just before them (delivery.py `_end_hold`)
     holding: bool = False
 
     def advance(self, data: bytes) -> None:

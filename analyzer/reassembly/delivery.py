@@ -7,14 +7,13 @@ Each direction keeps the absolute stream offset it expects next. A segment's seq
 turned into an offset relative to the first sequence number seen (SYN + 1, or, in a capture
 that started mid-connection, the earliest of a direction's first bytes: they wait until the
 connection's next segment that does not come just before them, `_end_hold`), unwrapped around
-the expected offset, so sequence
-wrap-around and streams over 4 GiB need no special case. In-order bytes go straight to the
-connection's listener; bytes that arrive early wait in a small per-direction buffer; bytes that
-were already delivered (retransmissions, overlaps) are trimmed, after comparing them with the
-last bytes delivered (``RECENT_BYTES`` per direction): a segment that re-sends an offset with
-different bytes is the classic IDS evasion (Ptacek & Newsham 1998; RFC 9293 §3.10.7.4 leaves
-the choice of copy to the receiver, and stacks differ), and is reported with ``on_conflict``.
-We keep what was delivered first.
+the expected offset, so sequence wrap-around and streams over 4 GiB need no special case.
+In-order bytes go straight to the connection's listener; bytes that arrive early wait in a
+small per-direction buffer; bytes that were already delivered (retransmissions, overlaps) are
+trimmed, after comparing them with the last bytes delivered (``RECENT_BYTES`` per direction): a
+segment that re-sends an offset with different bytes is the classic IDS evasion (Ptacek &
+Newsham 1998; RFC 9293 §3.10.7.4 leaves the choice of copy to the receiver, and stacks differ),
+and is reported with ``on_conflict``. We keep what was delivered first.
 
 A hole is declared only when the capture proves bytes are missing and will not come: the
 early-arrival buffer overflowed, or the direction ended (FIN, RST, end of capture) with bytes
