@@ -165,6 +165,60 @@ def test_handshake_messages_across_records() -> None:
     assert [(m.kind, m.body, m.frame) for m in got] == [(1, b"abcde", 1), (1, b"abcde", 2)]
 
 
+def _reader_runs(monkeypatch: pytest.MonkeyPatch, chunks: list[bytes]
+                 ) -> list[list[tuple[object, ...]]]:
+    """What a record reader, and a handshake reader over its handshake records' bodies, make of
+    ``chunks`` with the whole-record and whole-message reads on and off (their plain twins):
+    per chunk, the records and messages it completed and each reader's state after it."""
+    from analyzer.tls import handshake, records
+
+    runs = []
+    for whole in (True, False):
+        monkeypatch.setattr(records, "WHOLE_RECORDS", whole)
+        monkeypatch.setattr(handshake, "WHOLE_MESSAGES", whole)
+        reader, messages = RecordReader(), HandshakeReader()
+        offset, seen = 0, []
+        for frame, chunk in enumerate(chunks, 1):
+            cut = reader.feed(offset, chunk, frame, float(frame))
+            offset += len(chunk)
+            made = [message for record in cut if record.content_type == ContentType.HANDSHAKE
+                    for message in messages.feed(record.body, record.last_frame, record.time)]
+            seen.append((cut, made, reader.next_offset, reader.buffered, reader.records_read,
+                         reader.broken, reader.partial(), messages.pending, messages.broken))
+        runs.append(seen)
+    return runs
+
+
+def _records(kind: int, bodies: list[bytes]) -> bytes:
+    return b"".join(bytes((kind, 3, 3, len(body) >> 8, len(body) & 0xFF)) + body
+                    for body in bodies)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_whole_records_and_messages_are_read_as_through_the_buffer(
+        conversation: Conversation, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """The reads of whole records and whole messages where they lie (`records.WHOLE_RECORDS`,
+    `handshake.WHOLE_MESSAGES`) against their plain twins, on real OpenSSL bytes cut as they
+    were written, at random, and around hand-made records: handshake records of several whole
+    messages or a message cut across records, a record cut, a header at fault."""
+    pieces = random.Random(seed)
+    message = bytes((2, 0, 0, 6)) + b"abcdef"
+    for side in (CLIENT, SERVER):
+        stream = b"".join(data for chunk_side, data in conversation.chunks if chunk_side == side)
+        handmade = (_records(ContentType.HANDSHAKE, [message * 3, message[:7], message[7:]])
+                    + _records(ContentType.APPLICATION_DATA, [b"x" * 40, b""]))
+        for data in (stream, handmade + stream, handmade + b"\x63\x03\x03\x00\x01z" + stream):
+            if seed == 0:  # as written: each write whole
+                chunks = [chunk for chunk_side, chunk in conversation.chunks
+                          if chunk_side == side] if data is stream else [data]
+            else:
+                cuts = sorted({0, len(data), *(pieces.randrange(len(data))
+                                               for _ in range(seed * 6))})
+                chunks = [data[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+            whole, plain = _reader_runs(monkeypatch, chunks)
+            assert whole == plain
+
+
 def test_client_hello_cut_short_is_a_problem_not_a_crash() -> None:
     hello = parse_client_hello(bytes((3, 3)) + bytes(10))
     assert hello.problem and hello.legacy_version == 0x0303

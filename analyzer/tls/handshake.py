@@ -389,6 +389,32 @@ def made_handshake_message(kind: int, body: bytes, frame: int, time: float) -> H
     return made
 
 
+# Nearly every record of a handshake holds whole messages (one, or a few, never cut): read
+# from the record's bytes where they lie, they need neither the buffer nor its chunk
+# positions (`_whole_messages`). False: every record goes through the buffer, the plain
+# twin tests/test_tls.py compares it with.
+WHOLE_MESSAGES = True
+
+
+def _whole_messages(data: bytes, frame: int, time: float) -> list[HandshakeMessage] | None:
+    """The messages of ``data`` when it holds whole ones and nothing else (what `feed` makes
+    of it with an empty buffer), None otherwise (a message cut, or one over the bound)."""
+    messages: list[HandshakeMessage] = []
+    size = len(data)
+    position = 0
+    while position < size:
+        if size - position < 4:
+            return None
+        end = position + 4 + ((data[position + 1] << 16) | (data[position + 2] << 8)
+                              | data[position + 3])
+        if end > size or end - position - 4 > MAX_MESSAGE_LENGTH:
+            return None
+        messages.append(made_handshake_message(data[position], data[position + 4:end], frame,
+                                               time))
+        position = end
+    return messages
+
+
 class HandshakeReader:
     """Cuts one direction's handshake-type record bytes into handshake messages."""
 
@@ -402,6 +428,10 @@ class HandshakeReader:
     def feed(self, data: bytes, frame: int, time: float) -> list[HandshakeMessage]:
         if self.broken:
             return []
+        if WHOLE_MESSAGES and not self._buffer and type(data) is bytes:
+            whole = _whole_messages(data, frame, time)
+            if whole is not None:
+                return whole
         self._frames.append((len(self._buffer), frame, time))
         self._buffer += data
         messages: list[HandshakeMessage] = []

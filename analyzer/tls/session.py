@@ -53,7 +53,7 @@ from analyzer.tls.records import ContentType, Record, RecordReader
 from analyzer.tls.values import DecryptError, Decryption, Plain, SeenAlert, made_plain
 
 if TYPE_CHECKING:  # `cryptography` is imported only by a run that has keys (7 MB, 60 ms)
-    from analyzer.tls.decrypt import RecordOpener
+    from analyzer.tls.decrypt import Opened, RecordOpener
     from analyzer.tls.keys import TrafficKeys
 
 MAX_HELD = 1 << 20  # record bytes held while a session waits for its key (live)
@@ -309,24 +309,19 @@ class TlsSession(SessionFacts):
             self.unreadable_alerts.append((side, record.first_frame, record.time))
         if direction.stopped or not direction.openers:
             return
-        tries = RESYNC_RECORDS if direction.resync else 1
-        for index, opener in enumerate(direction.openers):
-            first = opener.sequence
-            for sequence in range(first, first + tries):
-                opener.sequence = sequence
-                try:
-                    opened = opener.open(record)
-                except DecryptError:
-                    continue
-                break
-            else:
-                opener.sequence = first
-                continue
-            del direction.openers[:index]
-            direction.resync = False
-            opener.unconfirmed = 0
-            break
+        opened = None
+        if not direction.resync:  # the usual case: the current keys open it, or none does
+            opener = direction.openers[0]
+            try:
+                opened = opener.open(record)
+                opener.unconfirmed = 0
+            except DecryptError:
+                pass
+            if opened is None and len(direction.openers) > 1:
+                opened = self._open_trying(direction, record, 1)
         else:
+            opened = self._open_trying(direction, record, 0)
+        if opened is None:
             if direction.openers[0].unconfirmed:
                 # records counted unopened came before (tls/passing.py): one of them was not
                 # application data (a KeyUpdate padded past the size trusted), or this record
@@ -364,6 +359,33 @@ class TlsSession(SessionFacts):
             self._handshake(side, opened.plaintext, record.first_frame, record.time, True)
         elif opened.content_type == _ALERT:
             self._alert(side, opened.plaintext, record.first_frame, record.time, True)
+
+    @staticmethod
+    def _open_trying(direction: _Direction, record: Record, first: int) -> Opened | None:
+        """``record`` opened by the first of ``direction``'s openers from index ``first`` on
+        that opens it (after a hole: at one of the next `RESYNC_RECORDS` sequence numbers),
+        which becomes the current one; None when none does (every opener's sequence as it
+        was)."""
+        tries = RESYNC_RECORDS if direction.resync else 1
+        openers = direction.openers
+        for index in range(first, len(openers)):
+            opener = openers[index]
+            sequence_before = opener.sequence
+            for sequence in range(sequence_before, sequence_before + tries):
+                opener.sequence = sequence
+                try:
+                    opened = opener.open(record)
+                except DecryptError:
+                    continue
+                break
+            else:
+                opener.sequence = sequence_before
+                continue
+            del direction.openers[:index]
+            direction.resync = False
+            opener.unconfirmed = 0
+            return opened
+        return None
 
     def _plain(self, side: int, record: Record, plaintext: bytes, out: list[Plain]) -> None:
         """The record's plaintext, carried by the frames of the record's first and last byte:
