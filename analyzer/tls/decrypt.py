@@ -58,7 +58,8 @@ class RecordOpener:
     """Opens the protected records of one direction, in order."""
 
     __slots__ = ("suite", "version", "_keys", "_aead", "encrypt_then_mac", "sequence",
-                 "_secret", "_cbc_iv", "_iv_number", "padding_seen", "unconfirmed")
+                 "_secret", "_cbc_iv", "_iv_number", "_iv_length", "padding_seen",
+                 "unconfirmed")
 
     def __init__(self, suite: Suite, version: int, keys: TrafficKeys,
                  encrypt_then_mac: bool = False, secret: bytes = b"") -> None:
@@ -76,6 +77,7 @@ class RecordOpener:
         self._aead = _make_aead(suite, keys.key)
         self._cbc_iv = keys.iv  # TLS 1.0 chains the IV from record to record
         self._iv_number = int.from_bytes(keys.iv, "big")  # each record's nonce XORs it
+        self._iv_length = len(keys.iv)
 
     def __repr__(self) -> str:
         return f"RecordOpener({self.suite.name}, sequence {self.sequence})"
@@ -97,6 +99,7 @@ class RecordOpener:
         self._keys = tls13_traffic_keys(self.suite, self._secret)
         self._aead = _make_aead(self.suite, self._keys.key)
         self._iv_number = int.from_bytes(self._keys.iv, "big")
+        self._iv_length = len(self._keys.iv)
         self.sequence = 0
 
     def aead(self) -> tuple[Callable[[bytes, bytes, bytes], bytes], Callable[..., int] | None,
@@ -109,16 +112,23 @@ class RecordOpener:
 
     def _nonce(self) -> bytes:
         # RFC 8446 §5.3 and RFC 7905 §2: the sequence number, left-padded, XOR the IV.
-        return (self._iv_number ^ self.sequence).to_bytes(len(self._keys.iv), "big")
+        return (self._iv_number ^ self.sequence).to_bytes(self._iv_length, "big")
 
     def _open_tls13(self, record: Record) -> Opened:
         assert self._aead is not None
-        try:
-            inner = self._aead.decrypt(self._nonce(), record.body, record.header)
+        body, version = record.body, record.version
+        length = len(body)
+        try:  # (the nonce as `_nonce` makes it, the header as `Record.header`: made here once)
+            inner = self._aead.decrypt(
+                (self._iv_number ^ self.sequence).to_bytes(self._iv_length, "big"), body,
+                bytes((record.content_type, version >> 8, version & 0xFF, length >> 8,
+                       length & 0xFF)))
         except InvalidTag as error:
             raise DecryptError("authentication tag mismatch") from error
         # RFC 8446 §5.4: strip the zero padding; the last non-zero byte is the content type.
         end = len(inner)
+        if end and inner[end - 1]:  # the usual case: no padding
+            return made_opened(inner[end - 1], inner[:end - 1], 0)
         while end and inner[end - 1] == 0:
             end -= 1
         if end != len(inner):

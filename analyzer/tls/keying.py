@@ -7,6 +7,7 @@ a TLS 1.2 side's ChangeCipherSpec. Used only by `tls/session.py`; the key schedu
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from analyzer.tls.suites import SUITES
@@ -25,24 +26,25 @@ _CLIENT_SECRETS = ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0")
 _SERVER_SECRETS = ("SERVER_HANDSHAKE_TRAFFIC_SECRET", "SERVER_TRAFFIC_SECRET_0")
 
 
-_loaded = False
+_decrypt: ModuleType | None = None  # tls/decrypt.py, once `load_decryption` brought it in
 # False: `load_decryption` does not freeze. The test process sets it (tests/__init__.py): there
 # a freeze would take pytest's and its plugins' objects too, which `gc.get_referrers` then
 # no longer sees (Hypothesis warns that trio's generator may be collected).
 FREEZE_AT_LOAD = True
 
 
-def load_decryption() -> None:
-    """Bring in tls/decrypt.py with `cryptography`'s ciphers, at the first session that has
-    keys (a run without keys never imports them), and freeze what the process holds then
-    (`freeze_imported`)."""
-    global _loaded
-    if _loaded:
-        return
-    import analyzer.tls.decrypt  # noqa: F401
+def load_decryption() -> ModuleType:
+    """tls/decrypt.py with `cryptography`'s ciphers, brought in at the first session that has
+    keys (a run without keys never imports them); what the process holds then is frozen
+    (`freeze_imported`). Kept here: an import statement in each session's key schedule
+    asked the import machinery again, ≈ 1 µs a name."""
+    global _decrypt
+    if _decrypt is None:
+        import analyzer.tls.decrypt as decrypt
 
-    freeze_imported()
-    _loaded = True
+        freeze_imported()
+        _decrypt = decrypt
+    return _decrypt
 
 
 def freeze_imported() -> None:
@@ -79,9 +81,8 @@ def prepare_openers(session: TlsSession) -> None:
         session.decryption = Decryption.UNSUPPORTED
         return
     session.decryption = Decryption.PENDING
-    load_decryption()
-    from analyzer.tls.decrypt import RecordOpener
-    from analyzer.tls.keys import tls13_traffic_keys
+    decrypt = load_decryption()
+    RecordOpener, tls13_traffic_keys = decrypt.RecordOpener, decrypt.tls13_traffic_keys
 
     client, serving = session._dirs[session.client_side], session._dirs[1 - session.client_side]
     if suite.tls13:
@@ -135,9 +136,8 @@ def suite_from_record(session: TlsSession, side: int, record: Record, tries: int
     labelled = [secret for label in (f"{prefix}_HANDSHAKE_TRAFFIC_SECRET",
                                      f"{prefix}_TRAFFIC_SECRET_0")
                 if (secret := secrets.get(label)) is not None]
-    load_decryption()
-    from analyzer.tls.decrypt import RecordOpener
-    from analyzer.tls.keys import tls13_traffic_keys
+    decrypt = load_decryption()
+    RecordOpener, tls13_traffic_keys = decrypt.RecordOpener, decrypt.tls13_traffic_keys
 
     found = set()
     for code in dict.fromkeys(hello.suites):  # (offered twice is offered once)
@@ -171,8 +171,7 @@ def protect_tls12(session: TlsSession, side: int) -> None:
     suite = SUITES.get(server.suite)
     if master is None or suite is None:
         return
-    from analyzer.tls.decrypt import RecordOpener
-
+    RecordOpener = load_decryption().RecordOpener
     client_keys, server_keys = tls12_key_block(session, suite, server.version, master,
                                                hello.random, server.random)
     keys = client_keys if side == session.client_side else server_keys

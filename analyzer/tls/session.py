@@ -277,7 +277,7 @@ class TlsSession(SessionFacts):
             server_hello_lost(self, side, record, RESYNC_RECORDS if direction.resync else 1)
         if self.server_hello is not None:
             direction.records_after_hello += 1
-        if (kind == _APPLICATION and self.tls13 and not direction.openers
+        if (kind == _APPLICATION and not direction.openers and self.tls13
                 and len(record.body) <= _ALERT_RECORD):
             # RFC 8446 §5.2: a protected record this small holds at most 2 bytes of content,
             # too few for any handshake message (4-byte header): an alert, unreadable here.
@@ -295,7 +295,7 @@ class TlsSession(SessionFacts):
         if (kind == _APPLICATION and direction.resync and not direction.protected
                 and not self.tls13 and self.server_hello is not None):
             protect_tls12(self, side)  # its ChangeCipherSpec was lost in the hole
-        if direction.protected and not (self.tls13 and kind != _APPLICATION):
+        if direction.protected and (kind == _APPLICATION or not self.tls13):
             self._protected(side, record, out)
             return
         if kind == _HANDSHAKE:
