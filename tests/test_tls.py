@@ -11,9 +11,15 @@ from hypothesis import strategies as st
 
 from analyzer.tls.handshake import HandshakeReader, certificate_info, parse_client_hello
 from analyzer.tls.keylog import KeyStore, load_keylog
-from analyzer.tls.keys import hkdf_expand_label, prf
+from analyzer.tls.keys import (
+    hkdf_expand_label,
+    prf,
+    tls13_traffic_keys,
+    tls13_traffic_keys_plain,
+)
 from analyzer.tls.records import ContentType, RecordReader
 from analyzer.tls.session import Decryption, TlsSession
+from analyzer.tls.suites import SUITES
 from tests.tls_memory import CLIENT, SERVER, Conversation, converse
 
 REQUEST = b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\r\n" + b"x" * 3000
@@ -125,6 +131,22 @@ def test_hkdf_expand_label_rfc8448() -> None:
     assert hkdf_expand_label(secret, "key", b"", 16, "sha256").hex() == \
         "3fce516009c21727d0f2e4e86ee403bc"
     assert hkdf_expand_label(secret, "iv", b"", 12, "sha256").hex() == "5d313eb2671276ee13000b30"
+    keys = tls13_traffic_keys(SUITES[0x1301], secret)  # TLS_AES_128_GCM_SHA256, as RFC 8448
+    assert (keys.key.hex(), keys.iv.hex(), keys.mac_key) == (
+        "3fce516009c21727d0f2e4e86ee403bc", "5d313eb2671276ee13000b30", b"")
+
+
+def test_traffic_keys_made_per_suite_are_the_plain_ones() -> None:
+    """`tls13_traffic_keys` (what each suite's labels share made once, the keys stored
+    through their slots) against its plain twin, for every TLS 1.3 suite, twice each."""
+    tls13 = [suite for suite in SUITES.values() if suite.tls13]
+    assert len(tls13) >= 5
+    for suite in tls13 * 2:
+        for secret in (bytes(range(32)), bytes(range(48)), bytes(48)):
+            made, plain = tls13_traffic_keys(suite, secret), tls13_traffic_keys_plain(suite,
+                                                                                      secret)
+            assert made == plain and type(made) is type(plain)
+            assert (len(made.key), len(made.iv)) == (suite.key_length, suite.iv_length)
 
 
 def test_tls12_prf_known_answer() -> None:
