@@ -65,6 +65,20 @@ _CCS = ContentType.CHANGE_CIPHER_SPEC
 _ALERT = ContentType.ALERT
 _HANDSHAKE = ContentType.HANDSHAKE
 _APPLICATION = ContentType.APPLICATION_DATA
+# Read off their classes once: an Enum member read off its class costs ≈ 90 ns in Python
+# 3.11 against ≈ 6 ns for a module global, and `_message`, `_protected` and `feed` ask for
+# them at every message, record and chunk of a decrypted session (≈ 10 µs a session).
+_CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
+_SERVER_HELLO = int(HandshakeType.SERVER_HELLO)
+_ENCRYPTED_EXTENSIONS = int(HandshakeType.ENCRYPTED_EXTENSIONS)
+_CERTIFICATE = int(HandshakeType.CERTIFICATE)
+_CERTIFICATE_REQUEST = int(HandshakeType.CERTIFICATE_REQUEST)
+_FINISHED = int(HandshakeType.FINISHED)
+_KEY_UPDATE = int(HandshakeType.KEY_UPDATE)
+_WAITING = Decryption.WAITING
+_PENDING = Decryption.PENDING
+_NO_KEY = Decryption.NO_KEY
+_DECRYPTED = Decryption.DECRYPTED
 
 
 @dataclass(slots=True)
@@ -160,10 +174,10 @@ class TlsSession(SessionFacts):
         if len(direction.prefix) < PREFIX:
             direction.prefix += data[:PREFIX - len(direction.prefix)]
         out: list[Plain] = []
-        if self.decryption is Decryption.WAITING:
+        if self.decryption is _WAITING:
             self.look_for_key(time, out)
         for record in direction.records.feed(offset, data, frame, time):
-            if self.decryption is Decryption.WAITING:
+            if self.decryption is _WAITING:
                 self._held.append((side, record))
                 self._held_bytes += len(record.body)
                 if self._held_bytes > MAX_HELD:
@@ -351,8 +365,9 @@ class TlsSession(SessionFacts):
                 direction.stopped = True
             return
         direction.opened += 1
-        if self.decryption in (Decryption.PENDING, Decryption.NO_KEY):
-            self.decryption = Decryption.DECRYPTED
+        decryption = self.decryption
+        if decryption is _PENDING or decryption is _NO_KEY:
+            self.decryption = _DECRYPTED
         if opened.content_type == _APPLICATION:
             self._plain(side, record, opened.plaintext, out)
         elif opened.content_type == _HANDSHAKE:
@@ -418,7 +433,7 @@ class TlsSession(SessionFacts):
             self._dirs[side].kinds_since_hole |= 1 << kind
         if self.first_message is None:
             self.first_message = kind
-        if kind == HandshakeType.CLIENT_HELLO:
+        if kind == _CLIENT_HELLO:
             if self.client_side is None:
                 self.client_side = side
             client = parse_client_hello(message.body)
@@ -426,7 +441,7 @@ class TlsSession(SessionFacts):
                 self.client_hello = client
                 if not self.client_hello_frame:
                     self.client_hello_frame, self.client_hello_time = message.frame, message.time
-        elif kind == HandshakeType.SERVER_HELLO:
+        elif kind == _SERVER_HELLO:
             if self.client_side is None:
                 self.client_side = 1 - side
             server = parse_server_hello(message.body)
@@ -439,23 +454,23 @@ class TlsSession(SessionFacts):
                 self.alpn = server.alpn
                 if not server.retry:
                     prepare_openers(self)
-        elif kind == HandshakeType.ENCRYPTED_EXTENSIONS:
+        elif kind == _ENCRYPTED_EXTENSIONS:
             self.alpn = parse_encrypted_extensions(message.body) or self.alpn
             if self.client_hello is not None and self.client_hello.early_data:
                 self.early_data = "accepted" if early_data_accepted(message.body) \
                     else "rejected"
-        elif kind == HandshakeType.CERTIFICATE:
+        elif kind == _CERTIFICATE:
             if side != self.client_side and not self.certificates:
                 self._certificate_message, self._chain = (message.body, self.tls13), None
                 self.certificate_frame = message.frame
             elif side == self.client_side and self.certificate_request:
                 chain, _problem = parse_certificate(message.body, self.tls13)
                 self.client_certificate_empty = not chain
-        elif kind == HandshakeType.CERTIFICATE_REQUEST:
+        elif kind == _CERTIFICATE_REQUEST:
             self.certificate_request = True
-        elif kind == HandshakeType.FINISHED:
+        elif kind == _FINISHED:
             self._finished(side)
-        elif kind == HandshakeType.KEY_UPDATE and decrypted:
+        elif kind == _KEY_UPDATE and decrypted:
             openers = self._dirs[side].openers
             if openers:
                 openers[0].key_update()
