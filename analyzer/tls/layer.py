@@ -50,6 +50,7 @@ from analyzer.tls.reporting import TlsReporting
 from analyzer.tls.session import PREFIX, Decryption, Plain, TlsSession
 
 _UNREADABLE = (Decryption.NO_KEYS, Decryption.NO_KEY, Decryption.UNSUPPORTED)
+_MISMATCH = Decryption.MISMATCH  # (read off its class once: `_after_records` runs each round)
 
 
 def tls_handler(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> StreamListener:
@@ -340,7 +341,7 @@ class TlsStage(TlsReporting):
             self._finish()
             return
         state = session.decryption
-        if state is Decryption.MISMATCH:
+        if state is _MISMATCH:
             self._emit_tls(time, "key mismatch")
             self._finish()
         elif state in _UNREADABLE and session.carried_application_data():
