@@ -57,6 +57,10 @@ def made_opened(content_type: int, plaintext: bytes, lead: int) -> Opened:
 class RecordOpener:
     """Opens the protected records of one direction, in order."""
 
+    # what `cryptography`'s AEADs raise when a record does not authenticate (tls/passing.py
+    # `offer_open` gives it to the compiled skip, which opens records with `aead`)
+    invalid_tag = InvalidTag
+
     __slots__ = ("suite", "version", "_keys", "_aead", "encrypt_then_mac", "sequence",
                  "_secret", "_cbc_iv", "_iv_number", "_iv_length", "padding_seen",
                  "unconfirmed")

@@ -127,8 +127,6 @@ def offer(ledger: Any, conn: Connection, side: int, overhead: int, budget: int,
 def offer_open(ledger: Any, conn: Connection, side: int, budget: int, to_header: int,
                held: bytes, opener: RecordOpener, deadline: float) -> None:
     """Let ``side``'s TLS 1.3 records be opened in the compiled skip (module docstring)."""
-    from cryptography.exceptions import InvalidTag
-
     passing = Passing(conn, ledger, side)
     passing.opening = True
     passing.start_record(held)
@@ -137,7 +135,7 @@ def offer_open(ledger: Any, conn: Connection, side: int, budget: int, to_header:
     passing.decrypt, decrypt_into, passing.iv = opener.aead()
     if OPEN_INTO:
         passing.decrypt_into = decrypt_into
-    passing.invalid = InvalidTag
+    passing.invalid = opener.invalid_tag
     passing.opener = opener
     passing.unconfirmed = opener.unconfirmed
     if not opener.padding_seen:  # (module docstring, "Records counted unopened")
