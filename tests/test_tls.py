@@ -158,6 +158,30 @@ def test_tls12_prf_known_answer() -> None:
     assert out[-4:].hex() == "87347b66"
 
 
+def test_tls10_prf_is_md5_xor_sha1_of_the_secret_halves() -> None:
+    """RFC 2246 §5 (TLS 1.0 and 1.1): PRF = P_MD5(S1, label + seed) XOR P_SHA-1(S2, label +
+    seed), S1 and S2 the secret's halves (sharing the middle byte when its length is odd),
+    computed here with the standard library's HMAC, not the `cryptography` one keys.py uses."""
+    import hashlib
+    import hmac as std_hmac
+
+    def p_hash(name: str, secret: bytes, seed: bytes, length: int) -> bytes:
+        out, a = b"", seed
+        while len(out) < length:
+            a = std_hmac.new(secret, a, getattr(hashlib, name)).digest()
+            out += std_hmac.new(secret, a + seed, getattr(hashlib, name)).digest()
+        return out[:length]
+
+    for secret in (bytes(range(48)), bytes(range(47))):
+        half = (len(secret) + 1) // 2
+        seed = b"key expansion" + bytes(range(64))
+        expected = bytes(x ^ y for x, y in zip(p_hash("md5", secret[:half], seed, 104),
+                                               p_hash("sha1", secret[-half:], seed, 104),
+                                               strict=True))
+        assert prf(0x0301, "sha256", secret, b"key expansion", bytes(range(64)), 104) \
+            == expected
+
+
 def test_record_reader_frames_and_split() -> None:
     record = bytes((ContentType.HANDSHAKE, 3, 1, 0, 10)) + bytes(range(10))
     stream = record * 3
