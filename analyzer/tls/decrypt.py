@@ -62,8 +62,8 @@ class RecordOpener:
     invalid_tag = InvalidTag
 
     __slots__ = ("suite", "version", "_keys", "_aead", "encrypt_then_mac", "sequence",
-                 "_secret", "_cbc_iv", "_iv_number", "_iv_length", "padding_seen",
-                 "unconfirmed")
+                 "_secret", "_cbc_iv", "_iv_number", "_iv_length", "_mac_keyed",
+                 "padding_seen", "unconfirmed")
 
     def __init__(self, suite: Suite, version: int, keys: TrafficKeys,
                  encrypt_then_mac: bool = False, secret: bytes = b"") -> None:
@@ -82,6 +82,7 @@ class RecordOpener:
         self._cbc_iv = keys.iv  # TLS 1.0 chains the IV from record to record
         self._iv_number = int.from_bytes(keys.iv, "big")  # each record's nonce XORs it
         self._iv_length = len(keys.iv)
+        self._mac_keyed: hmac.HMAC | None = None  # CBC suites: HMAC keyed with the MAC key
 
     def __repr__(self) -> str:
         return f"RecordOpener({self.suite.name}, sequence {self.sequence})"
@@ -165,7 +166,11 @@ class RecordOpener:
             raise DecryptError("authentication tag mismatch") from error
 
     def _mac(self, data: bytes) -> bytes:
-        mac = hmac.HMAC(self._keys.mac_key, _MAC_HASHES[self.suite.mac]())
+        keyed = self._mac_keyed
+        if keyed is None:  # keyed once per opener; each record's HMAC is a copy of it
+            keyed = self._mac_keyed = hmac.HMAC(self._keys.mac_key,
+                                                _MAC_HASHES[self.suite.mac]())
+        mac = keyed.copy()
         mac.update(data)
         return mac.finalize()
 
