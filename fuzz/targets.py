@@ -24,7 +24,7 @@ from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.model import Attempt
 from analyzer.exchange.tracker import ConnectionTracker
 from analyzer.http.head import parse_request_head, parse_response_head
-from analyzer.http.start import classify_start, find_head_end, read_start
+from analyzer.http.start import classify_start, find_head_end, only_empty_lines, read_start
 from analyzer.http2 import H2Reader
 from analyzer.pipeline import Analysis, protocol_handlers
 from analyzer.reassembly import Connection, Reassembler
@@ -248,10 +248,10 @@ def http_head(data: bytes) -> None:
             break
     for i in range(0, len(data), step):
         buf += data[i : i + step]
-        found = find_head_end(buf, max(0, scanned - 3))
+        found = find_head_end(buf, scanned)
         if found is not None:
             break
-        scanned = len(buf)
+        scanned = 0 if only_empty_lines(buf) else len(buf)
     assert found == whole, (found, whole)
 
 

@@ -443,6 +443,47 @@ def test_a_start_line_that_is_not_plain_sent_a_byte_at_a_time_is_read_on(
     assert len(results) == 1
 
 
+@pytest.mark.parametrize("where", ["a second request", "a response", "a request behind its 101"])
+def test_empty_lines_before_a_head_sent_a_byte_at_a_time_are_skipped_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """RFC 9112 §2.2 lets empty lines come before a start line. Sent a byte a segment before
+    a head (a second request on a kept-alive connection, a response, a request the capture
+    shows after its 101), each byte asks again where the head ends, and the empty lines were
+    skipped again each time (http/start.py `find_head_end`: quadratic, 60 KB of them 3.9 s).
+    They are skipped once when the start line begins (and once more by the head's parser).
+    Counted: the bytes of empty lines skipped (12 M for 5,000 CRLFs skipped at every
+    byte)."""
+    from analyzer.http import start
+    from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+
+    skipped = _recorded_calls(monkeypatch, start, "_empty_lines_end",
+                              lambda prefix: len(prefix) - len(prefix.lstrip(b"\r\n")))
+    empty = b"\r\n" * 2500
+    conv = Conversation()
+    conv.handshake()
+    if where == "a second request":
+        conv.client(b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        conv.server(b"HTTP/1.1 204 No Content\r\n\r\n")
+        conv.client(empty + websocket_request("example.com", "/chat"), max_segment=1)
+        conv.server(websocket_response())
+    elif where == "a response":
+        conv.client(websocket_request("example.com", "/chat"))
+        conv.server(empty + websocket_response(), max_segment=1)
+    else:
+        conv.server(websocket_response())
+        conv.client(empty + websocket_request("example.com", "/chat"), max_segment=1)
+    conv.client_fin()
+    conv.server_fin()
+    path = tmp_path / "empty-lines.pcap"
+    write_pcap(path, [conv])
+    for compiled in (True, False):
+        skipped.clear()
+        found, _ = _run(path, compiled=compiled)
+        assert found == ["10.0.0.1:51000 aborted"]  # the client closed right after the 101
+        assert sum(skipped) <= 3 * len(empty), (sum(skipped), len(empty))
+
+
 def _trickled_status_line(tmp_path: Path, line: bytes) -> Path:
     """A capture where the server speaks first (a capture begun mid-connection), its status
     ``line`` a byte a segment, then the client's request."""

@@ -23,6 +23,7 @@ from analyzer.http.start import (
     _walk_start,
     classify_start,
     find_head_end,
+    only_empty_lines,
     read_start,
 )
 
@@ -94,10 +95,11 @@ def test_find_head_end(buf: bytes, expected: int | None) -> None:
 
 
 def _grow(data: bytes, cuts: list[int]) -> int | None:
-    """Call find_head_end as a reassembler would, passing the previous length as the hint."""
+    """Call find_head_end as a reassembler would, passing the previous length as the hint
+    (0 while the buffer held only empty lines)."""
     buf = bytearray()
     for piece in _pieces(data, cuts):
-        previous = len(buf)
+        previous = 0 if only_empty_lines(buf) else len(buf)
         buf += piece
         end = find_head_end(buf, previous)
         if end is not None:
@@ -110,7 +112,8 @@ def _pieces(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
 
 
-HEADS = [WS_REQUEST, WS_RESPONSE, ACTIX_400, b"GET / HTTP/1.1\nA: b\n\n", b"HTTP/1.0 200\r\n\n"]
+HEADS = [WS_REQUEST, WS_RESPONSE, ACTIX_400, b"GET / HTTP/1.1\nA: b\n\n", b"HTTP/1.0 200\r\n\n",
+         b"\r\n\r\n\nGET / HTTP/1.1\r\n\r\n", b"\r\r\n\rHTTP/1.1 200\n\r\n", b"\nG\n\n"]
 
 
 @pytest.mark.parametrize("head", HEADS)

@@ -81,7 +81,7 @@ class Side:
     buf_frame: int = 0  # frame of the first byte in buf
     buf_last: int = 0  # frame of the last byte in buf
     buf_time: float = 0.0
-    scanned: int = 0  # find_head_end hint
+    scanned: int = 0  # find_head_end hint: how far a head was looked for in ``buf``
     # where a start line still growing in ``buf`` was left (http/start.py `read_start`), to
     # read on from there: the first bytes (tracker.py `_detect`), after a hole or behind a
     # 101 (holes.py); None when none is
