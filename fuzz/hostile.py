@@ -7,6 +7,7 @@
     python -m fuzz.hostile open-websockets /tmp/open.pcap 50000
     python -m fuzz.hostile long-target-storm /tmp/long.pcap 5000
     python -m fuzz.hostile trickled-line /tmp/trickled.pcap 60000
+    python -m fuzz.hostile trickled-words /tmp/words.pcap 8000
 
 Each capture ends with one ordinary, valid WebSocket handshake (client 10.9.9.9) so a test can
 check that the run still finishes with the right result for the rest of the traffic.
@@ -234,6 +235,14 @@ def trickled_line(out: BinaryIO, size: int) -> None:
     trickled_request(out, WS_REQUEST.replace(b"GET /chat ", b"GET " + path + b" "))
 
 
+def trickled_words(out: BinaryIO, size: int) -> None:
+    """A WebSocket request whose request line has `size` bytes of words before its path
+    (``GET a a a ... /chat HTTP/1.1``: not a plain one, a server answers 400), one byte a
+    segment: see `trickled_request`."""
+    trickled_request(out, WS_REQUEST.replace(b"GET /chat ", b"GET " + b"a " * (size // 2)
+                                             + b"/chat "))
+
+
 def trickled_request(out: BinaryIO, request: bytes) -> None:
     """`request` with its request line (up to its first LF) sent one byte a segment, the rest
     of its head in one, answered with a 101; then a good handshake. Reading it must cost
@@ -271,6 +280,7 @@ KINDS: dict[str, Callable[[BinaryIO, int], None]] = {
     "syn-flood": syn_flood, "endless-head": endless_head, "many-headers": many_headers,
     "rejected-storm": rejected_storm, "open-websockets": open_websockets,
     "long-target-storm": long_target_storm, "trickled-line": trickled_line,
+    "trickled-words": trickled_words,
 }
 
 

@@ -24,7 +24,7 @@ from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.model import Attempt
 from analyzer.exchange.tracker import ConnectionTracker
 from analyzer.http.head import parse_request_head, parse_response_head
-from analyzer.http.start import classify_start, find_head_end
+from analyzer.http.start import classify_start, find_head_end, only_empty_lines, read_start
 from analyzer.http2 import H2Reader
 from analyzer.pipeline import Analysis, protocol_handlers
 from analyzer.reassembly import Connection, Reassembler
@@ -231,8 +231,8 @@ def tracker(data: bytes) -> None:
 
 def http_head(data: bytes) -> None:
     """The head parsers never refuse bytes they were handed; the incremental end-of-head
-    search agrees with a search of the whole buffer."""
-    classify_start(data)
+    search agrees with a search of the whole buffer, and the start line read on from where
+    it was left (`read_start`) with one read whole (`classify_start`)."""
     parse_request_head(data)
     parse_response_head(data)
     whole = find_head_end(data)
@@ -240,12 +240,18 @@ def http_head(data: bytes) -> None:
     found = None
     scanned = 0
     step = 1 + (data[0] % 7 if data else 0)
+    so_far = None
+    for i in range(min(step, len(data)), len(data) + step, step):
+        kind, so_far = read_start(data[:i], so_far)
+        assert kind == classify_start(data[:i]), (i, kind)
+        if kind != "need_more":
+            break
     for i in range(0, len(data), step):
         buf += data[i : i + step]
-        found = find_head_end(buf, max(0, scanned - 3))
+        found = find_head_end(buf, scanned)
         if found is not None:
             break
-        scanned = len(buf)
+        scanned = 0 if only_empty_lines(buf) else len(buf)
     assert found == whole, (found, whole)
 
 

@@ -14,6 +14,7 @@ from analyzer.exchange.first_bytes import (
     Start,
     classify_first_bytes,
     describe_start,
+    read_first_bytes,
 )
 from analyzer.exchange.handoff import RunContext
 from analyzer.exchange.tcplog import TcpLog
@@ -82,6 +83,38 @@ def test_stable_on_any_bytes(data: bytes, more: bytes) -> None:
     first = classify_first_bytes(data)
     if first is not Start.NEED_MORE:
         assert classify_first_bytes(data + more) is first
+
+
+_FIRST_PIECES = [b"GET", b"POST", b"PUT", b"PRI", b" * ", b"HTTP/1.1", b"HTTP/2.0", b" ", b"\t",
+                 b"/a", b"a", b"\r\n", b"SSH-", b"S", b"P", b"\x16\x03\x01", b"\x00\x00",
+                 b"\x04", b"101", b"\x01", b"H", H2_PREFACE[:9]]
+
+
+def _read_on(prefix: bytes, cuts: list[int]) -> None:
+    so_far = None
+    for cut in cuts:
+        kind, so_far = read_first_bytes(prefix[:cut], so_far)
+        assert kind is classify_first_bytes(prefix[:cut]), cut
+        if kind is not Start.NEED_MORE:
+            assert so_far is None
+            return
+
+
+@pytest.mark.parametrize(("prefix", "kind", "words"), CASES,
+                         ids=[c[2] + f" {i}" for i, c in enumerate(CASES)])
+def test_first_bytes_read_on_answer_as_read_whole(prefix: bytes, kind: Start, words: str) -> None:
+    """`read_first_bytes` reads an HTTP/1 start line still growing on from where it was left
+    (http/start.py `read_start`); its twin `classify_first_bytes` reads every prefix whole."""
+    _read_on(prefix, list(range(1, len(prefix) + 1)))
+
+
+@given(st.lists(st.sampled_from(_FIRST_PIECES), max_size=10).map(b"".join),
+       st.lists(st.integers(1, 30), max_size=8))
+def test_first_bytes_read_on_answer_as_read_whole_however_cut(prefix: bytes,
+                                                               steps: list[int]) -> None:
+    _read_on(prefix, list(range(1, len(prefix) + 1)))
+    cuts = [sum(steps[: i + 1]) for i in range(len(steps))]
+    _read_on(prefix, [c for c in cuts if c < len(prefix)] + [len(prefix)])
 
 
 # --- the hand-off -----------------------------------------------------------------------------

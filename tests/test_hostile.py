@@ -385,12 +385,13 @@ def test_a_request_line_found_late_sent_a_byte_at_a_time_is_read_on(
     """A 16 KB request line, a byte a segment, that the capture shows after its 101 (holes.py
     `_late_request`) or after a hole in the client's bytes (`_resync`): each byte asks again
     whether it is a request, and the line is read on from where it was left
-    (`Side.line_read`, `classify_start_after`), as a first request line is. Classified whole
-    at every byte, it cost 2.7 s (past MAX_START_LINE, the patterns read the whole line)."""
-    from analyzer.exchange import holes
+    (`Side.start_read`, http/start.py `read_start`), as a first request line is. Classified
+    whole at every byte, it cost 2.7 s (past MAX_START_LINE, the patterns read the whole
+    line)."""
+    from analyzer.http import start
     from tests.builder import websocket_request
 
-    whole = _recorded_calls(monkeypatch, holes, "classify_start")
+    whole = _recorded_calls(monkeypatch, start, "classify_start")
     path = _sent_late(tmp_path, websocket_request("example.com", "/chat/" + "t" * 16_000),
                       where)
     for compiled in (True, False):
@@ -400,23 +401,126 @@ def test_a_request_line_found_late_sent_a_byte_at_a_time_is_read_on(
         assert len(whole) <= 10, len(whole)  # the first bytes, not every one
 
 
+_NOT_PLAIN = {  # start lines a slow or hostile peer may send a byte at a time (6,000 bytes)
+    "words": b"GET " + b"a " * 3000 + b"/chat HTTP/1.1",  # a server answers 400
+    "tabs": b"GET\t/chat/" + b"t" * 6000 + b"\tHTTP/1.1",
+    "a control byte": b"GET /chat/\x01" + b"t" * 6000 + b" HTTP/1.1",
+    "a long method": b"G" * 6000 + b" /chat HTTP/1.1",
+    "empty lines, lowercase": b"\r\n" * 1500 + b"get " + b"a " * 1500 + b"/chat http/1.1",
+    "a status line's blanks": b"HTTP/1.1" + b" " * 6000 + b"101 Switching Protocols",
+}
+_TRICKLED = [(shape, where) for shape in _NOT_PLAIN if not shape.startswith("a status")
+             for where in ("first", "101 first", "after a hole", "HTTP/2 first")]
+_TRICKLED.append(("a status line's blanks", "server first"))
+
+
+@pytest.mark.parametrize(("shape", "where"), _TRICKLED, ids=[" ".join(c) for c in _TRICKLED])
+def test_a_start_line_that_is_not_plain_sent_a_byte_at_a_time_is_read_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str, where: str
+) -> None:
+    """A start line that is not a plain request line (more words, tabs, a control byte, a
+    long method, empty lines first, a server's status line), sent a byte a segment, first,
+    behind its 101, after a hole, or to a server that spoke HTTP/2 first: each byte asks
+    again what the bytes begin, and the line is read on from where it was left
+    (http/start.py `read_start`), not read whole by the patterns at every byte (8,000 bytes
+    of words: 1.7 s, quadratic in C). Counted: the bytes the patterns are asked about
+    (18 M here when read whole at every byte)."""
+    from analyzer.http import start
+
+    read = _recorded_calls(monkeypatch, start, "_start_by_patterns")
+    line = _NOT_PLAIN[shape]
+    if where == "server first":
+        path = _trickled_status_line(tmp_path, line)
+    else:
+        path = _sent_late(tmp_path, hostile.WS_REQUEST.replace(b"GET /chat HTTP/1.1", line),
+                          where)
+    results = set()
+    for compiled in (True, False):
+        read.clear()
+        found, _ = _run(path, compiled=compiled)
+        results.add(tuple(found))
+        assert sum(read) <= 12 * len(line), (sum(read), len(line))
+    assert len(results) == 1
+
+
+@pytest.mark.parametrize("where", ["a second request", "a response", "a request behind its 101"])
+def test_empty_lines_before_a_head_sent_a_byte_at_a_time_are_skipped_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """RFC 9112 §2.2 lets empty lines come before a start line. Sent a byte a segment before
+    a head (a second request on a kept-alive connection, a response, a request the capture
+    shows after its 101), each byte asks again where the head ends, and the empty lines were
+    skipped again each time (http/start.py `find_head_end`: quadratic, 60 KB of them 3.9 s).
+    They are skipped once when the start line begins (and once more by the head's parser).
+    Counted: the bytes of empty lines skipped (12 M for 5,000 CRLFs skipped at every
+    byte)."""
+    from analyzer.http import start
+    from tests.builder import Conversation, websocket_request, websocket_response, write_pcap
+
+    skipped = _recorded_calls(monkeypatch, start, "_empty_lines_end",
+                              lambda prefix: len(prefix) - len(prefix.lstrip(b"\r\n")))
+    empty = b"\r\n" * 2500
+    conv = Conversation()
+    conv.handshake()
+    if where == "a second request":
+        conv.client(b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        conv.server(b"HTTP/1.1 204 No Content\r\n\r\n")
+        conv.client(empty + websocket_request("example.com", "/chat"), max_segment=1)
+        conv.server(websocket_response())
+    elif where == "a response":
+        conv.client(websocket_request("example.com", "/chat"))
+        conv.server(empty + websocket_response(), max_segment=1)
+    else:
+        conv.server(websocket_response())
+        conv.client(empty + websocket_request("example.com", "/chat"), max_segment=1)
+    conv.client_fin()
+    conv.server_fin()
+    path = tmp_path / "empty-lines.pcap"
+    write_pcap(path, [conv])
+    for compiled in (True, False):
+        skipped.clear()
+        found, _ = _run(path, compiled=compiled)
+        assert found == ["10.0.0.1:51000 aborted"]  # the client closed right after the 101
+        assert sum(skipped) <= 3 * len(empty), (sum(skipped), len(empty))
+
+
+def _trickled_status_line(tmp_path: Path, line: bytes) -> Path:
+    """A capture where the server speaks first (a capture begun mid-connection), its status
+    ``line`` a byte a segment, then the client's request."""
+    from tests.builder import Conversation, websocket_request, write_pcap
+
+    conv = Conversation()
+    conv.handshake()
+    conv.server(line, max_segment=1)
+    conv.server(hostile.WS_RESPONSE[hostile.WS_RESPONSE.index(b"\r\n"):])
+    conv.client(websocket_request("example.com", "/chat"))
+    conv.client_fin()
+    conv.server_fin()
+    path = tmp_path / "server-first.pcap"
+    write_pcap(path, [conv])
+    return path
+
+
 def _sent_late(tmp_path: Path, request: bytes, where: str) -> Path:
     """A capture of ``request`` sent a byte a segment, that shows it after its 101 (merged
-    interfaces: "101 first") or after a hole in the client's bytes ("after a hole": an
-    earlier request lost), then both sides' FINs."""
+    interfaces: "101 first"), after a hole in the client's bytes ("after a hole": an
+    earlier request lost), as the first bytes ("first"), or after a server's HTTP/2
+    SETTINGS ("HTTP/2 first"), then both sides' FINs."""
     from tests.builder import Conversation, websocket_response, write_pcap
 
     conv = Conversation()
     conv.handshake()
     if where == "101 first":
         conv.server(websocket_response())
-    else:
+    elif where == "HTTP/2 first":
+        conv.server(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # SETTINGS, RFC 9113 §6.5
+    elif where == "after a hole":
         lost = conv.client(b"GET /lost HTTP/1.1\r\nHost: example.com\r\n\r\n")
         conv.server(b"HTTP/1.1 204 No Content\r\n\r\n")
         for index in sorted(lost, reverse=True):
             del conv.records[index]
     conv.client(request, max_segment=1)
-    if where == "after a hole":
+    if where != "101 first":
         conv.server(websocket_response())
     conv.client_fin()
     conv.server_fin()

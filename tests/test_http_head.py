@@ -23,6 +23,8 @@ from analyzer.http.start import (
     _walk_start,
     classify_start,
     find_head_end,
+    only_empty_lines,
+    read_start,
 )
 
 WS_REQUEST = (
@@ -93,10 +95,11 @@ def test_find_head_end(buf: bytes, expected: int | None) -> None:
 
 
 def _grow(data: bytes, cuts: list[int]) -> int | None:
-    """Call find_head_end as a reassembler would, passing the previous length as the hint."""
+    """Call find_head_end as a reassembler would, passing the previous length as the hint
+    (0 while the buffer held only empty lines)."""
     buf = bytearray()
     for piece in _pieces(data, cuts):
-        previous = len(buf)
+        previous = 0 if only_empty_lines(buf) else len(buf)
         buf += piece
         end = find_head_end(buf, previous)
         if end is not None:
@@ -109,7 +112,8 @@ def _pieces(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
 
 
-HEADS = [WS_REQUEST, WS_RESPONSE, ACTIX_400, b"GET / HTTP/1.1\nA: b\n\n", b"HTTP/1.0 200\r\n\n"]
+HEADS = [WS_REQUEST, WS_RESPONSE, ACTIX_400, b"GET / HTTP/1.1\nA: b\n\n", b"HTTP/1.0 200\r\n\n",
+         b"\r\n\r\n\nGET / HTTP/1.1\r\n\r\n", b"\r\r\n\rHTTP/1.1 200\n\r\n", b"\nG\n\n"]
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -722,19 +726,13 @@ def test_header_look_ups_equal_their_plain_twins() -> None:
     b"\r\n\r\nGET /a HTTP/1.1\r\n",  # empty lines first (RFC 9112 §2.2)
 ])
 def test_a_short_line_read_on_from_where_it_was_left_answers_as_read_whole(line: bytes) -> None:
-    """The tracker reads a plain request line on from where it left it as soon as it is one
-    (`request_line_growing`), long or short; where it stops being plain (a tab, a second
-    word, another version), the answer is still `classify_start`'s."""
-    from analyzer.http.start import classify_start_after, request_line_growing
-
-    growing = [k for k in range(1, len(line) + 1) if request_line_growing(line[:k])]
-    assert growing, "a line that is never a plain one growing tests nothing here"
-    for known in growing:
-        for cut in range(known, len(line) + 1):
-            prefix = line[:cut]
-            assert classify_start_after(prefix, known) == classify_start(prefix), (known, cut)
-            assert request_line_growing(prefix, known) == request_line_growing(prefix), \
-                (known, cut)
+    """The tracker reads a start line on from where it left it (`read_start`), plain or not;
+    where it stops being plain (a tab, a second word, another version), or never was one,
+    the answer is still `classify_start`'s: read a byte at a time, and in two pieces cut
+    anywhere."""
+    _read_on(line, list(range(1, len(line) + 1)))
+    for cut in range(1, len(line)):
+        _read_on(line, [cut, len(line)])
 
 
 @pytest.mark.parametrize("line", [
@@ -761,3 +759,62 @@ def test_classify_start_after_is_classify_start_read_from_where_it_was_left(line
         for cut in (c for c in cuts if c >= known):
             assert classify_start_after(line[:cut], known) == classify_start(line[:cut]), \
                 (known, cut)
+
+
+def _read_on(line: bytes, cuts: list[int]) -> None:
+    """`read_start` at each cut of ``line``, each call from where the one before left it
+    (as the tracker calls it, with its joined buffer, a bytearray, or the data itself), gives
+    `classify_start`'s answer, its twin reading every prefix whole; until it decides, what the
+    next call reads again of the bytes already read is bounded (a version begun, 8 bytes)."""
+    so_far = None
+    for n, cut in enumerate(cuts):
+        prefix = line[:cut] if n % 2 else bytearray(line[:cut])
+        kind, so_far = read_start(prefix, so_far)
+        assert kind == classify_start(line[:cut]), (cut, so_far)
+        if kind != "need_more":
+            assert so_far is None
+            return
+        assert so_far is not None and so_far.length == cut
+        if so_far.stand_in is not None:
+            assert cut - 8 <= so_far.at <= cut and len(so_far.stand_in) <= 9
+
+
+@settings(max_examples=400)
+@given(st.one_of(_START_LINES, st.lists(st.sampled_from(_START_PIECES), max_size=12)
+                 .map(b"".join)), st.lists(st.integers(1, 6), max_size=24))
+def test_a_start_line_read_on_from_where_it_was_left_answers_as_read_whole(
+        line: bytes, steps: list[int]) -> None:
+    """A start line still growing is read on from where it was left (`read_start`), however
+    it is cut: a byte at a time, or in the given steps (then the rest at once)."""
+    _read_on(line, list(range(1, len(line) + 1)))
+    cuts = [sum(steps[: i + 1]) for i in range(len(steps))]
+    _read_on(line, [c for c in cuts if c < len(line)] + [len(line)])
+
+
+@pytest.mark.parametrize("line", [b"GET /", b"GET a ", b"GET\t/a\t", b"\r\n", b"\r\nGET a ",
+                                  b"HTTP/1.1 ", b"HTTP/1.1\t", b"G", b"GET  ", b"GET /\x01",
+                                  b"GET /a HTTP/1.", b"GET a HTTPX "])
+@pytest.mark.parametrize("tail", [b" HTTP/1.1\r\n", b" HTTP/1.", b" HTTP/2.0", b"\r\n",
+                                  b" x HTTP/1.1", b"HTTP/1.1", b"200 OK", b" http/1.0"])
+def test_a_start_line_read_on_answers_as_read_whole_at_the_window(line: bytes,
+                                                                   tail: bytes) -> None:
+    """Across MAX_START_LINE a line read on from where it was left is classified whole once
+    (past it, only a plain request line still waits, read on by `classify_start_after`)."""
+    for length in (MAX_START_LINE - 12, MAX_START_LINE - 1, MAX_START_LINE, MAX_START_LINE + 3):
+        body = (line * (length // len(line) + 1))[:length]
+        whole = body + tail + b"a" * 12
+        for first in (1, MAX_START_LINE - 30, MAX_START_LINE - 1):
+            _read_on(whole, [first, *range(max(first + 1, MAX_START_LINE - 20),
+                                           len(whole) + 1)])
+
+
+@pytest.mark.parametrize("line", [
+    b"GET /" + b"a" * MAX_START_LINE + b" HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /" + b"a" * MAX_START_LINE + b" /second-word HTTP/1.1\r\n",
+    b"GET /" + b"a" * (MAX_REQUEST_LINE + 10),  # past the longest request line waited for
+    b"\r\n\r\nGET /" + b"a" * MAX_START_LINE + b" HTTP/2.0\r\n",
+    b"GET /" + b"a" * MAX_START_LINE + b"\tHTTP/1.1\r\n",
+])
+def test_a_long_request_line_read_on_answers_as_read_whole(line: bytes) -> None:
+    """Past MAX_START_LINE a plain request line is read on by `classify_start_after`."""
+    _read_on(line, [*range(1, len(line) - 40, 1021), *range(len(line) - 40, len(line) + 1)])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from analyzer.http.start import classify_start, classify_start_after
+from analyzer.http.start import StartRead, classify_start, read_start
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 H2_SETTINGS = 0x4
@@ -73,11 +73,21 @@ def classify_first_bytes(prefix: bytes | bytearray) -> Start:
     return _KINDS[classify_start(prefix)]
 
 
-def classify_first_bytes_after(prefix: bytes | bytearray, known: int) -> Start:
-    """``classify_first_bytes(prefix)`` (its plain twin) when ``prefix[:known]`` was a plain
-    request line still growing (http/start.py `request_line_growing`), read on from where it
-    was left (`classify_start_after`)."""
-    return _KINDS[classify_start_after(prefix, known)]
+def read_first_bytes(prefix: bytes | bytearray, so_far: StartRead | None
+                     ) -> tuple[Start, StartRead | None]:
+    """``classify_first_bytes(prefix)`` (its plain twin, compared in tests/test_first_bytes.py),
+    and while that is NEED_MORE for an HTTP/1 start line still growing, where the line was
+    left (http/start.py `read_start`), for the next call's ``so_far``: a line sent a byte at
+    a time is read on, not read whole at every byte. The other protocols are told by their
+    first bytes, all within the HTTP/2 preface's length: until then the prefix is read whole
+    (a prefix that was an HTTP/1 line still growing past it is none of them)."""
+    if so_far is None or so_far.length < len(H2_PREFACE):
+        kind = classify_first_bytes(prefix)
+        if kind is not _NEED_MORE:
+            return kind, None
+        return kind, read_start(prefix, so_far)[1]
+    start, left = read_start(prefix, so_far)
+    return _KINDS[start], left
 
 
 def describe_start(kind: Start, prefix: bytes | bytearray) -> str:

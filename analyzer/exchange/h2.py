@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from analyzer.exchange.first_bytes import Start, classify_first_bytes
+from analyzer.exchange.first_bytes import Start, read_first_bytes
 from analyzer.exchange.h2heads import field_value, request_head, response_head
 from analyzer.exchange.h2life import StreamLives
 from analyzer.exchange.handoff import HandlerFactory, RunContext
@@ -51,6 +51,7 @@ from analyzer.exchange.tcplog import TcpLog
 from analyzer.exchange.tracker import RESPONSE_TIMEOUT, ConnectionTracker
 from analyzer.http.body import PREFIX_LIMIT
 from analyzer.http.message import ResponseHead
+from analyzer.http.start import StartRead
 from analyzer.http2.events import (
     Data,
     GoAway,
@@ -113,6 +114,10 @@ class H2Stage:
         self._client = client  # reassembler side of the HTTP/2 client, once known
         self._undecided: tuple[bytearray, bytearray] = (bytearray(), bytearray())
         self._undecided_at: list[tuple[int, float]] = [(0, 0.0), (0, 0.0)]
+        # what each side's undecided bytes begin (decided, it stays), and where an HTTP/1
+        # start line still growing in them was left: bytes sent one at a time are read on
+        self._kinds: list[Start] = [Start.NEED_MORE, Start.NEED_MORE]
+        self._starts: list[StartRead | None] = [None, None]
         # events are handled as the reader makes them, so that keep_data knows, at each DATA
         # frame, whether its stream is watched (the same answer whatever the segmentation)
         self._reader = H2Reader(sink=self._event, keep_data=self._keep_data)
@@ -159,6 +164,7 @@ class H2Stage:
         self._tcp.gap(side, offset, length, frame, time, cause)
         if self._client is None:
             self._undecided[side].clear()
+            self._kinds[side], self._starts[side] = Start.NEED_MORE, None
             return
         h2_side = self._h2_side(side)
         for stream in self._streams.values():
@@ -210,9 +216,11 @@ class H2Stage:
         if not pending:
             self._undecided_at[side] = (frame, time)
         pending += data
-        kind = classify_first_bytes(pending)
-        other = self._undecided[1 - side]
-        other_kind = classify_first_bytes(other) if other else Start.NEED_MORE
+        kind = self._kinds[side]
+        if kind is Start.NEED_MORE:  # (once told, what bytes begin stays: read them once)
+            kind, self._starts[side] = read_first_bytes(pending, self._starts[side])
+            self._kinds[side] = kind
+        other_kind = self._kinds[1 - side]
         if kind is Start.H2_PREFACE:
             self._client = side
         elif kind is Start.HTTP1_REQUEST:

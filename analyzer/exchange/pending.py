@@ -14,7 +14,7 @@ from analyzer.exchange.switch import SwitchWatch
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.http.body import BodyReader, Framing, FramingKind
 from analyzer.http.message import RequestHead, ResponseHead
-from analyzer.http.start import classify_start
+from analyzer.http.start import StartRead, classify_start
 from analyzer.reassembly import Connection
 from analyzer.slotted import slot_setters
 
@@ -81,10 +81,11 @@ class Side:
     buf_frame: int = 0  # frame of the first byte in buf
     buf_last: int = 0  # frame of the last byte in buf
     buf_time: float = 0.0
-    scanned: int = 0  # find_head_end hint
-    # after a hole or behind a 101 (exchange/holes.py): how far a plain request line still
-    # growing in ``buf`` was read (`request_line_growing`), 0 when none is
-    line_read: int = 0
+    scanned: int = 0  # find_head_end hint: how far a head was looked for in ``buf``
+    # where a start line still growing in ``buf`` was left (http/start.py `read_start`), to
+    # read on from there: the first bytes (tracker.py `_detect`), after a hole or behind a
+    # 101 (holes.py); None when none is
+    start_read: StartRead | None = None
     body: BodyReader | None = None
     held: list[tuple[bytes, int, float]] = field(default_factory=list)
     held_bytes: int = 0

@@ -22,7 +22,7 @@ from analyzer.exchange.relevance import is_upgrade_attempt
 from analyzer.exchange.switching import SwitchFollower
 from analyzer.http.body import BodyReader, FramingKind, body_framing
 from analyzer.http.head import parse_response_head, response_head_at
-from analyzer.http.start import HEAD_END, find_head_end
+from analyzer.http.start import HEAD_END, find_head_end, only_empty_lines
 
 # module globals for speed (see tracker.py): these are compared several times per segment
 _HEAD, _BODY, _WAIT, _DEAD = Mode.HEAD, Mode.BODY, Mode.WAIT, Mode.DEAD
@@ -161,7 +161,10 @@ class ResponseReader(SwitchFollower):
         """Adds data to the head buffer; returns (head, rest) once a head is complete."""
         if state.buf:
             state.buf += data
-            end = find_head_end(state.buf, max(0, state.scanned - 3))
+            if state.scanned:
+                end = find_head_end(state.buf, state.scanned)
+            else:  # only empty lines so far (RFC 9112 §2.2): a head may begin in data
+                end = None if only_empty_lines(data) else find_head_end(state.buf)
         else:
             # A head usually begins and ends in the same data: look in the data itself, and
             # copy it into the buffer only when the head goes on in later data. Data that
@@ -178,7 +181,8 @@ class ResponseReader(SwitchFollower):
             state.buf += data
         state.buf_last = last_frame
         if end is None or end > MAX_HEAD_BYTES:
-            state.scanned = len(state.buf)
+            if state.scanned or not only_empty_lines(data):  # (0 while only empty lines)
+                state.scanned = len(state.buf)
             # A head that never ends (slowloris, or a header flood) is not waited for
             # forever: the side stops here and the summary counts it. A head is read only
             # when it ends within MAX_HEAD_BYTES, whatever the segments that brought it

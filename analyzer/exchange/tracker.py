@@ -28,11 +28,7 @@ from collections import deque
 from collections.abc import Callable
 
 from analyzer.exchange.attempts import AttemptEmitter
-from analyzer.exchange.first_bytes import (
-    Start,
-    classify_first_bytes,
-    classify_first_bytes_after,
-)
+from analyzer.exchange.first_bytes import Start, classify_first_bytes, read_first_bytes
 from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.holes import HoleRecovery
 from analyzer.exchange.model import Attempt, Message, OtherAnswer
@@ -56,7 +52,6 @@ from analyzer.exchange.switching import SwitchFollower
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.http.body import BodyReader, FramingKind, body_framing
 from analyzer.http.head import parse_request_head, request_head_at
-from analyzer.http.start import request_line_growing
 from analyzer.reassembly import Connection
 
 __all__ = ["ConnectionTracker", "ExchangeCounters", "RESPONSE_TIMEOUT"]
@@ -154,6 +149,7 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
         state.mode = _LOST
         state.buf.clear()
         state.scanned = 0
+        state.start_read = None
 
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._tcp.conflict(side, offset, length, frame, time)
@@ -260,10 +256,12 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
         """Collects a side's first bytes until they say request, response or not HTTP."""
         state = self._sides[side]
         seen = joined(state, data, frame, time)  # usually `data`: the first data decides
-        if state.scanned:  # a plain request line still growing: read on from where it was left
-            kind = classify_first_bytes_after(seen, state.scanned)
-        else:
-            kind = classify_first_bytes(seen)
+        if state.start_read is None:
+            kind = classify_first_bytes(seen)  # nearly always decides: a whole start line
+            if kind is _NEED_MORE:  # and where the line was left, to read on from there
+                kind, state.start_read = read_first_bytes(seen, None)
+        else:  # a start line still growing, sent a byte at a time maybe: read on
+            kind, state.start_read = read_first_bytes(seen, state.start_read)
         if kind is not _HTTP1_REQUEST and kind is not _HTTP1_RESPONSE:
             if kind is not _NEED_MORE and kind in self._run.handlers:
                 pending = data
@@ -276,12 +274,7 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
                 state.buf += data  # kept: later bytes join them, and _any_data counts them
             if kind is not _NEED_MORE:
                 self._ignore()
-            else:
-                # before a head, `scanned` says how far a plain request line was read (the
-                # head's own hint for find_head_end starts again at 0 below)
-                state.scanned = len(seen) if request_line_growing(seen, state.scanned) else 0
             return
-        state.scanned = 0
         self._client = side if kind is _HTTP1_REQUEST else 1 - side
         self._counters.http_connections += 1
         # Holes before the first message (its side was lost from the start) count as any other.

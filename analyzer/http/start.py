@@ -10,6 +10,7 @@ line recogniser and the parsers use it.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 # A start line longer than this is not worth waiting for: real clients stay far below it and
@@ -45,12 +46,24 @@ def find_head_end(buf: bytes | bytearray, start: int = 0) -> int | None:
     """Index just past the empty line that ends the head in ``buf``, or None if not there yet.
 
     ``start`` is where the previous unsuccessful call stopped looking: pass the length the buffer
-    had then, and only the new bytes (plus the few that may begin a terminator) are scanned again.
-    Empty lines before the start line do not end a head (see ``classify_start``).
+    had then, once it held more than empty lines (0 while it held only those: see
+    `only_empty_lines`), and only the new bytes (plus the few that may begin a terminator) are
+    scanned again. Empty lines before the start line do not end a head (see ``classify_start``);
+    they are skipped when ``start`` is 0, and end before it otherwise: a head sent a byte at a
+    time after many of them is so read once (skipping them at every byte was quadratic: 60 KB
+    of them, 3.9 s).
     """
-    leading = _empty_lines_end(buf)
-    m = HEAD_END.search(buf, max(leading, start - (_LONGEST_HEAD_END - 1)))
+    if start:
+        m = HEAD_END.search(buf, max(0, start - (_LONGEST_HEAD_END - 1)))
+    else:
+        m = HEAD_END.search(buf, _empty_lines_end(buf))
     return m.end() if m else None
+
+
+def only_empty_lines(data: bytes | bytearray) -> bool:
+    """Whether ``data`` holds nothing but CR and LF: the empty lines RFC 9112 §2.2 lets come
+    before a start line, no head begun (`find_head_end`'s ``start`` stays 0)."""
+    return not data or (data[0] in _CR_LF and not data.lstrip(b"\r\n"))
 
 
 # RFC 9112 §3: method SP request-target SP HTTP-version, as a plain request line has it.
@@ -173,30 +186,13 @@ def _empty_lines_end(prefix: bytes | bytearray) -> int:
 
 
 def classify_start_after(prefix: bytes | bytearray, known: int) -> StartKind:
-    """``classify_start(prefix)`` (its plain twin) when ``prefix[:known]`` was a plain request
-    line still growing (``request_line_growing``). While it still is one, only the bytes
-    after ``known`` are read (and a version begun in its last 8), so a line sent a byte at a
-    time costs linear time: reading it whole at every byte was quadratic (60,000 one-byte
-    segments, 36 s). A line that stops being plain within the walk's window is classified
-    whole: the walk takes more than plain lines."""
-    kind = _request_line_from(prefix, _read_on_from(prefix, known))
-    if kind == "not_http" and known < MAX_START_LINE:
-        return classify_start(prefix)
-    return kind
-
-
-def request_line_growing(prefix: bytes | bytearray, known: int = 0) -> bool:
-    """Whether ``prefix`` is a plain request line not all there yet (a method, a space, a
-    target, maybe a version begun), given that ``prefix[:known]`` was one: read from
-    ``known`` on, or whole when ``known`` is 0 (its plain twin)."""
-    if known:
-        at = _read_on_from(prefix, known)
-    else:
-        begun = _METHOD_AND_TARGET.match(prefix, _empty_lines_end(prefix))
-        if begun is None:
-            return False
-        at = begun.end()
-    return len(prefix) < MAX_REQUEST_LINE and _REST_SO_FAR.fullmatch(prefix, at) is not None
+    """``classify_start(prefix)`` (its plain twin) when ``prefix[:known]``, past
+    ``MAX_START_LINE``, was still "need_more" (`read_start`): a plain request line still
+    growing, the only start line waited for past the window. Only the bytes after ``known``
+    are read (and a version begun in its last 8), so a line sent a byte at a time costs
+    linear time: reading it whole at every byte was quadratic (60,000 one-byte segments,
+    36 s)."""
+    return _request_line_from(prefix, _read_on_from(prefix, known))
 
 
 def _read_on_from(prefix: bytes | bytearray, known: int) -> int:
@@ -264,6 +260,83 @@ def _start_by_patterns(prefix: bytes | bytearray) -> StartKind:
             or _REQUEST_SO_FAR.fullmatch(prefix, i) is not None):
         return "need_more"
     return "not_http"
+
+
+# A start line sent a byte at a time is asked about at every byte (the tracker's first bytes,
+# the bytes after a hole or behind a 101, an HTTP/2 stage's undecided bytes): read whole each
+# time, a line that is not plain cost time quadratic in its length, in C within the window
+# (8,000 bytes of "GET a a a ..." one a segment: 1.7 s). `read_start` reads on from where an
+# earlier call left it. Which part of the line a byte is in is all the patterns' answer
+# depends on (words and blanks are disjoint classes, so each part ends where the next
+# begins), so the bytes before where reading goes on can stand for a few that are in the
+# same part: the patterns read "A a " and the rest as they read "GET /a b " and the rest.
+_STAND_IN_METHOD = b"A"  # a method begun that is no "HTTP/1.x"
+_STAND_IN_AFTER_METHOD = b"A "  # a method and blanks
+_STAND_IN_FIRST_WORD = b"A a"  # the target's first word begun (never looked at for a version)
+_STAND_IN_AFTER_WORD = b"A a "  # a later word may begin: a version, or another word
+_STAND_IN_LATER_WORD = b"A a x"  # a later word begun that is no version ("HTTP/" ends it)
+_STAND_IN_STATUS = b"HTTP/1.1 "  # a status line's version and blanks
+_BLANK_RUNS = re.compile(_BLANKS)
+_VERSION_SO_FAR = re.compile(_HTTP_1_BEGUN + rb"|" + _HTTP_1 + rb"[0-9]")  # fullmatch
+_STATUS_VERSION = re.compile(_HTTP_1 + rb"[0-9]")  # fullmatch
+_HTTP_1_SO_FAR = re.compile(_HTTP_1_BEGUN)  # fullmatch
+
+
+@dataclass(frozen=True, slots=True)
+class StartRead:
+    """Where `read_start` left a start line still growing, to read it on from there.
+
+    ``length`` is the prefix's length then (the caller makes sure the bytes are still those).
+    Within ``MAX_START_LINE``, the patterns read ``stand_in + prefix[at:]`` next: ``at`` is
+    the prefix's end, or the start of a word that may still be a version ("HTTP/1."), read
+    again; ``stand_in`` is read as the bytes before ``at`` were. Past it, ``stand_in`` is
+    None: a plain request line, read on by `classify_start_after` (only those wait there).
+    """
+
+    length: int
+    at: int
+    stand_in: bytes | None
+
+
+def read_start(prefix: bytes | bytearray, so_far: StartRead | None
+               ) -> tuple[StartKind, StartRead | None]:
+    """``classify_start(prefix)`` (its plain twin, compared in tests/test_http_head.py), and
+    while that is "need_more", where the line was left, for the next call's ``so_far``.
+    ``so_far`` is where an earlier call left ``prefix[:so_far.length]`` (None: read whole):
+    each byte of a line sent a byte at a time is then read a bounded number of times."""
+    if so_far is None or len(prefix) >= MAX_START_LINE > so_far.length:
+        kind = classify_start(prefix)  # the first bytes, or a line that reached the window
+        line: bytes | bytearray = prefix
+    elif so_far.stand_in is None:  # a plain request line past the window: read on
+        kind = classify_start_after(prefix, so_far.length)
+        line = prefix
+    else:
+        line = so_far.stand_in + prefix[so_far.at:]
+        kind = _start_by_patterns(line)  # classify_start's answer within the window
+    if kind != "need_more":
+        return kind, None
+    if len(prefix) >= MAX_START_LINE:  # only a plain request line waits past the window
+        return kind, StartRead(len(prefix), len(prefix), None)
+    return kind, _left_at(line, len(prefix))
+
+
+def _left_at(line: bytes | bytearray, length: int) -> StartRead:
+    """Where a start line still growing (``line``, its patterns' "need_more") is left: its
+    part at the end (RFC 9112 §3 request-line, §4 status-line, words on blanks), ``length``
+    being the whole prefix's length."""
+    words = _BLANK_RUNS.split(line.lstrip(b"\r\n"))  # (no blank begins a line still growing)
+    last = words[-1]
+    if len(words) == 1:  # a method or a status line's version begun: read again while it
+        if _VERSION_SO_FAR.fullmatch(last):  # may be "HTTP/1.x" (at most 8 bytes)
+            return StartRead(length, length - len(last), b"")
+        return StartRead(length, length, _STAND_IN_METHOD)
+    if _STATUS_VERSION.fullmatch(words[0]):  # a method has no "/": the status code's digits
+        return StartRead(length, length - len(last), _STAND_IN_STATUS)
+    if len(words) == 2:
+        return StartRead(length, length, _STAND_IN_FIRST_WORD if last else _STAND_IN_AFTER_METHOD)
+    if _HTTP_1_SO_FAR.fullmatch(last):  # nothing yet, or a version begun (at most 7 bytes)
+        return StartRead(length, length - len(last), _STAND_IN_AFTER_WORD)
+    return StartRead(length, length, _STAND_IN_LATER_WORD)
 
 
 def _walk_start(prefix: bytes | bytearray) -> StartKind:
