@@ -123,7 +123,7 @@ class RecordOpener:
         assert self._aead is not None
         body, version = record.body, record.version
         length = len(body)
-        try:  # (the nonce as `_nonce` makes it, the header as `Record.header`: made here once)
+        try:  # the nonce as `_nonce` makes it; the record's 5 header bytes, the additional data
             inner = self._aead.decrypt(
                 (self._iv_number ^ self.sequence).to_bytes(self._iv_length, "big"), body,
                 bytes((record.content_type, version >> 8, version & 0xFF, length >> 8,

@@ -60,12 +60,6 @@ class Record:
     pieces: tuple[tuple[int, int, float], ...]  # (stream offset, frame, time) of each chunk start
 
     @property
-    def header(self) -> bytes:
-        """The 5 header bytes (TLS 1.3 authenticates them as additional data)."""
-        return bytes((self.content_type, self.version >> 8, self.version & 0xFF,
-                      len(self.body) >> 8, len(self.body) & 0xFF))
-
-    @property
     def end(self) -> int:
         return self.offset + HEADER_LENGTH + len(self.body)
 
