@@ -11,12 +11,19 @@ message), one in ten an HTTPS download followed by a WebSocket handshake on the 
 connection, the others an HTTPS download (GET, 200 with a 0.2-3 MB body), as on a busy edge
 host. ``--versions 1.2`` (or ``1.3``) makes every session that version. Seeded and
 deterministic in shape (TLS randoms differ from run to run).
+
+``--mix chat`` makes the other kind of production TLS instead: long-lived WebSockets (a
+chat, a feed), 200 sessions at a time, each an upgrade then 200-1,000 small messages (20
+bytes to 2 KB, 5-100 ms apart, seven in ten from the server, the client's masked), each
+written on its own so each is a record of its own, and a Close handshake and FINs at the
+end: past the 2 s watch window, every session is followed in life to its end.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import heapq
 import random
 import ssl
 import sys
@@ -126,6 +133,138 @@ _SWITCH = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
            b"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
 
 
+def _ws_frame(rng: random.Random, opcode: int, payload: bytes, masked: bool) -> bytes:
+    """One final WebSocket frame (RFC 6455 §5.2), masked as a client's must be."""
+    n = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if n < 126:
+        head = bytes((0x80 | opcode, mask_bit | n))
+    elif n < 1 << 16:
+        head = bytes((0x80 | opcode, mask_bit | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, mask_bit | 127)) + n.to_bytes(8, "big")
+    if not masked:
+        return head + payload
+    key = rng.randbytes(4)
+    stream = (key * (n // 4 + 1))[:n]
+    return head + key + bytes(a ^ b for a, b in zip(payload, stream, strict=True))
+
+
+def _chat_session(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, tls13: bool,
+                  rng: random.Random, messages: int) -> list[tuple[float, int, bytes]]:
+    """The bytes each side wrote for one real TLS WebSocket conversation, with the pause
+    before each write: (pause, side, bytes)."""
+    version = ssl.TLSVersion.TLSv1_3 if tls13 else ssl.TLSVersion.TLSv1_2
+    client_ctx.maximum_version = server_ctx.maximum_version = version
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname="bench.example")
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    writes: list[tuple[float, int, bytes]] = []
+
+    def pump(pause: float) -> None:
+        for out, into, side in ((c_out, s_in, 0), (s_out, c_in, 1)):
+            data = out.read()
+            if data:
+                writes.append((pause, side, data))
+                into.write(data)
+                pause = 0.0
+
+    def drain(end: ssl.SSLObject) -> None:
+        while True:
+            try:
+                end.read(1 << 20)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                return
+
+    done = [False, False]
+    for _ in range(10):
+        for index, end in enumerate((client, server)):
+            if not done[index]:
+                try:
+                    end.do_handshake()
+                    done[index] = True
+                except ssl.SSLWantReadError:
+                    pass
+        pump(0.0)
+        if all(done):
+            break
+    client.write(_UPGRADE)
+    pump(0.001)
+    drain(server)
+    server.write(_SWITCH)
+    pump(0.002)
+    drain(client)
+    for _ in range(messages):
+        pause = rng.uniform(0.005, 0.1)
+        if rng.random() < 0.3:
+            client.write(_ws_frame(rng, 1, b"m" * rng.randrange(20, 300), masked=True))
+            pump(pause)
+            drain(server)
+        else:
+            server.write(_ws_frame(rng, 2, rng.randbytes(rng.randrange(20, 2000)), False))
+            pump(pause)
+            drain(client)
+    client.write(_ws_frame(rng, 8, (1000).to_bytes(2, "big") + b"bye", masked=True))
+    pump(0.01)
+    drain(server)
+    server.write(_ws_frame(rng, 8, (1000).to_bytes(2, "big"), masked=False))
+    pump(0.001)
+    drain(client)
+    return writes
+
+
+def _chat_conversation(rng: random.Random, tcp: Tcp,
+                       writes: list[tuple[float, int, bytes]]) -> Frames:
+    yield 0.0, tcp.syn()
+    yield rng.uniform(1e-4, 1e-3), tcp.syn_ack()
+    yield rng.uniform(20e-6, 200e-6), tcp.ack(0)
+    for pause, side, data in writes:
+        for index, frame in enumerate(tcp.segments(side, data)):
+            yield pause if index == 0 else rng.uniform(5e-6, 60e-6), frame
+        yield rng.uniform(5e-6, 40e-6), tcp.ack(1 - side)
+    yield 1e-4, tcp.seg(1, 0x11)  # the server closes first after the Close handshake
+    yield 1e-4, tcp.seg(0, 0x11)
+    yield 1e-4, tcp.ack(1)
+
+
+def generate_chat(path: str, size: int, seed: int = 7,
+                  versions: str = "both") -> tuple[int, int]:
+    """The ``--mix chat`` capture (module docstring): sessions start within a second of
+    each other's ends, and their frames are written in time order."""
+    rng = random.Random(seed)
+    keylog = Path(path + ".keys")
+    keylog.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        client_ctx, server_ctx = _contexts(Path(scratch), keylog)
+        writer = PcapWriter(path)
+        # (time of the next frame, session number, its frame, the rest of its frames)
+        due: list[tuple[float, int, bytes, Frames]] = []
+        sessions = 0
+        planned = 0  # bytes of the sessions made so far, with their frames' headers
+        now = START_TIME
+        while due or planned < size:
+            while len(due) < 200 and planned < size:
+                sessions += 1
+                tls13 = sessions % 2 == 0 if versions == "both" else versions == "1.3"
+                writes = _chat_session(client_ctx, server_ctx, tls13, rng,
+                                       rng.randrange(200, 1000))
+                planned += sum(len(data) + 2 * 70 for _, _, data in writes)
+                client = (bytes((10, 3, sessions >> 8 & 255, sessions & 255)),
+                          20000 + sessions % 40000)
+                frames = _chat_conversation(rng, Tcp(rng, client, (bytes((192, 168, 30, 30)),
+                                                                 443)), writes)
+                pause, first = next(frames)
+                heapq.heappush(due, (now + rng.uniform(0, 1) + pause, sessions, first, frames))
+            when, number, frame, frames = heapq.heappop(due)
+            now = max(now, when)
+            writer.write(now, frame)
+            following = next(frames, None)
+            if following is not None:
+                heapq.heappush(due, (now + following[0], number, following[1], frames))
+        writer.close()
+    return writer.frames, sessions
+
+
 def generate(path: str, size: int, seed: int = 7, versions: str = "both") -> tuple[int, int]:
     """``versions``: "both" (TLS 1.3 and 1.2 alternating), "1.2" or "1.3"."""
     rng = random.Random(seed)
@@ -176,8 +315,10 @@ def main() -> None:
     parser.add_argument("--size", default="200M")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--versions", choices=("both", "1.2", "1.3"), default="both")
+    parser.add_argument("--mix", choices=("downloads", "chat"), default="downloads")
     args = parser.parse_args()
-    frames, sessions = generate(args.output, parse_size(args.size), args.seed, args.versions)
+    make = generate_chat if args.mix == "chat" else generate
+    frames, sessions = make(args.output, parse_size(args.size), args.seed, args.versions)
     print(f"{args.output}: {frames} frames, {sessions} TLS sessions; keys in "
           f"{args.output}.keys")
 

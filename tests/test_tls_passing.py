@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from analyzer.decode.decoder import FASTPATH_COMPILED
+from analyzer.life.model import Ended
 from analyzer.pipeline import Analysis
 from analyzer.report.fields import attempt_fields
 from analyzer.source import read_records
@@ -409,3 +410,48 @@ def test_a_state_armed_right_after_a_frame_went_the_full_way_gives_the_same(
     assert seen[0][:2] == seen[1][:2] == seen[2][:2]
     assert seen[0][0]
     assert seen[0][2] > seen[1][2]
+
+
+def _chat(path: Path, versions: str, seed: int) -> None:
+    """generate_tls.py's chat mix (long-lived WebSockets, a record per message) of 3 MB."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from generate_tls import generate_chat
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    generate_chat(str(path), 3_000_000, seed, versions)
+
+
+def test_decrypted_websockets_in_life_gather_only_records_under_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decrypted WebSockets followed in life, both TLS versions: with gathering offered only
+    for a record under way (`GATHER_UNDER_WAY_IN_LIFE`), with it offered after every segment
+    (its twin), and on the per-segment path, the same attempts and lifetimes (every session
+    ends with its Close handshake, read from the decrypted bytes); and far fewer gathering
+    states made (each one armed, and brought up to date in Python once it took an ACK)."""
+    path = tmp_path / "chat.pcap"
+    _chat(path, "both", 11)
+    keys = Path(str(path) + ".keys")
+    seen = []
+    for compiled, under_way in ((True, True), (True, False), (False, False)):
+        monkeypatch.setattr(passing, "GATHER_UNDER_WAY_IN_LIFE", under_way)
+        offered: list[int] = []
+        offer = passing.offer_gather
+        monkeypatch.setattr(passing, "offer_gather",
+                            lambda *args, offer=offer, offered=offered: (
+                                offered.append(1), offer(*args))[1])
+        run = Analysis(lifetimes=True, compiled=compiled,
+                       secrets=load_keylog(keys.read_bytes()))
+        events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+        ended = sorted((e.key, e.lifetime, e.verdict) for e in events if isinstance(e, Ended))
+        decided = sorted((attempt_fields(e) for e in events if not isinstance(e, Ended)),
+                         key=repr)
+        seen.append((decided, ended, len(offered)))
+        monkeypatch.undo()
+    (decided, ended, offers), offers_before = seen[0], seen[1][2]
+    assert len(ended) == len(decided) >= 3
+    assert all(lifetime.how == "close_handshake" and lifetime.close_code == 1000
+               and lifetime.close_reason == "bye" for _, lifetime, _ in ended)
+    assert {fields["tls"]["version"] for fields in decided} == {"TLS 1.2", "TLS 1.3"}
+    assert seen[0][:2] == seen[1][:2] == seen[2][:2]
+    assert 0 < offers * 3 < offers_before, (offers, offers_before)

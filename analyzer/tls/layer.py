@@ -101,9 +101,11 @@ class TlsStage(TlsReporting):
         if self._session.hole_stop_side is not None and not self._stop_told:
             self._hole_stopped(frame, time)
         self._after_records(time)
-        if self._ledger is not None and not self._done and not (
-                self._offer_pass(side) or self._offer_pass(1 - side)):
-            self._offer_gather(side)
+        if self._ledger is not None and not self._done:
+            if passing.GATHER_UNDER_WAY_IN_LIFE and self._life() is not None:
+                self._offer_gather_in_life(side)
+            elif not (self._offer_pass(side) or self._offer_pass(1 - side)):
+                self._offer_gather(side)
 
     def _offer_gather(self, side: int) -> None:
         """Let the segments inside a direction's records gather in C (tls/passing.py):
@@ -117,6 +119,20 @@ class TlsStage(TlsReporting):
                 side, to_header = 1 - side, other
         if to_header is not None:
             passing.offer_gather(self._ledger, self._conn, side, to_header)
+
+    def _offer_gather_in_life(self, side: int) -> None:
+        """In life (a WebSocket past its watch): gather only a record under way, ``side``'s
+        or else the other side's. A WebSocket message is mostly one record in one segment,
+        so a state offered between records (as `_offer_gather` does, for the response a
+        request calls for) rarely took a byte, yet it took the peer's bare ACKs, which then
+        cost a Python `sync` at the next segment, and was made and armed at every one: a
+        third of a keyed run on a WebSocket chat capture (benchmarks/README.md, "Decrypted
+        WebSockets in life"). A record spanning segments still gathers from its second one."""
+        for speaker in (side, 1 - side):
+            to_header = gatherable(self._session, speaker)
+            if to_header:
+                passing.offer_gather(self._ledger, self._conn, speaker, to_header)
+                return
 
     def _offer_pass(self, side: int) -> bool:
         """Let ``side``'s records go by unread while the inner reader is inside a body it
