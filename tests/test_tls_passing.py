@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.decode.decoder import FASTPATH_COMPILED
 from analyzer.life.model import Ended
+from analyzer.life.state import TAIL_BYTES, keep_tail
 from analyzer.pipeline import Analysis
 from analyzer.report.fields import attempt_fields
 from analyzer.source import read_records
@@ -422,18 +425,22 @@ def _chat(path: Path, versions: str, seed: int) -> None:
     generate_chat(str(path), 3_000_000, seed, versions)
 
 
-def test_decrypted_websockets_in_life_gather_only_records_under_way(
+def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Decrypted WebSockets followed in life, both TLS versions: with gathering offered only
-    for a record under way (`GATHER_UNDER_WAY_IN_LIFE`), with it offered after every segment
-    (its twin), and on the per-segment path, the same attempts and lifetimes (every session
-    ends with its Close handshake, read from the decrypted bytes); and far fewer gathering
-    states made (each one armed, and brought up to date in Python once it took an ACK)."""
+    """Decrypted WebSockets followed in life, both TLS versions, read four ways: TLS 1.3
+    records opened in C (`OPEN_IN_LIFE`) and gathering offered only for a record under way
+    (`GATHER_UNDER_WAY_IN_LIFE`); that gathering alone; gathering offered after every segment
+    (their twin); and the per-segment path. The same attempts and lifetimes (every session
+    ends with its Close handshake, read from the decrypted bytes); far fewer gathering states
+    made with the first two (each one armed, and brought up to date in Python once it took
+    an ACK), and most frames taken in C when opening."""
     path = tmp_path / "chat.pcap"
     _chat(path, "both", 11)
     keys = Path(str(path) + ".keys")
     seen = []
-    for compiled, under_way in ((True, True), (True, False), (False, False)):
+    for compiled, opening, under_way in ((True, True, True), (True, False, True),
+                                         (True, False, False), (False, False, False)):
+        monkeypatch.setattr(passing, "OPEN_IN_LIFE", opening)
         monkeypatch.setattr(passing, "GATHER_UNDER_WAY_IN_LIFE", under_way)
         offered: list[int] = []
         offer = passing.offer_gather
@@ -446,12 +453,32 @@ def test_decrypted_websockets_in_life_gather_only_records_under_way(
         ended = sorted((e.key, e.lifetime, e.verdict) for e in events if isinstance(e, Ended))
         decided = sorted((attempt_fields(e) for e in events if not isinstance(e, Ended)),
                          key=repr)
-        seen.append((decided, ended, len(offered)))
+        seen.append((decided, ended, len(offered),
+                     run._ledger.total if compiled else 0, run.stats.frames))
         monkeypatch.undo()
-    (decided, ended, offers), offers_before = seen[0], seen[1][2]
+    decided, ended = seen[0][:2]
     assert len(ended) == len(decided) >= 3
     assert all(lifetime.how == "close_handshake" and lifetime.close_code == 1000
                and lifetime.close_reason == "bye" for _, lifetime, _ in ended)
     assert {fields["tls"]["version"] for fields in decided} == {"TLS 1.2", "TLS 1.3"}
-    assert seen[0][:2] == seen[1][:2] == seen[2][:2]
-    assert 0 < offers * 3 < offers_before, (offers, offers_before)
+    assert seen[0][:2] == seen[1][:2] == seen[2][:2] == seen[3][:2]
+    offers_before = seen[2][2]
+    assert 0 < seen[1][2] * 3 < offers_before and seen[0][2] * 3 < offers_before
+    taken, frames = seen[0][3:]
+    assert taken > 4 * seen[1][3] and taken > frames // 4, [s[2:] for s in seen]
+
+
+@given(st.lists(st.lists(st.sampled_from([b"\x88", b"a", b"\x00"]), max_size=300)
+                .map(b"".join), max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_the_compiled_tail_of_a_life_is_keep_tails(pieces: list[bytes]) -> None:
+    """The tail C keeps of the plaintext opened in life (`_keep_tail`) is life/state.py
+    `keep_tail`'s, piece after piece (of Close bytes and others, up to 300 bytes each)."""
+    from analyzer.decode._fastpath import keep_tail as compiled_keep_tail
+
+    tail = compiled = b""
+    for piece in pieces:
+        tail = keep_tail(tail, piece)
+        compiled = compiled_keep_tail(compiled, piece)
+        assert compiled == tail
+    assert len(tail) <= TAIL_BYTES

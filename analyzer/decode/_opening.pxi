@@ -55,3 +55,37 @@ cdef long long _application_length(Passing state, const unsigned char* record,
     if not end or inner[end - 1] != 23:
         return -1
     return end - 1
+
+
+cdef Py_ssize_t _keep_tail(unsigned char* tail, Py_ssize_t length, const unsigned char* new,
+                           Py_ssize_t n) noexcept:
+    """life/state.py `keep_tail` (its plain twin) in place: what a direction keeps when the
+    ``n`` bytes at ``new`` follow its ``length`` bytes of ``tail`` (room for 2 * _TAIL_BYTES):
+    from the first Close byte (0x88) among the last _TAIL_BYTES to the end, or nothing.
+    Returns the new length."""
+    cdef unsigned char both[2 * _TAIL_BYTES]
+    cdef Py_ssize_t total, at
+    if n >= _TAIL_BYTES:  # the last _TAIL_BYTES are all new
+        new += n - _TAIL_BYTES
+        n = _TAIL_BYTES
+        length = 0
+    memcpy(both, tail, length)
+    memcpy(both + length, new, n)
+    total = length + n
+    at = total - _TAIL_BYTES if total > _TAIL_BYTES else 0
+    while at < total and both[at] != 0x88:
+        at += 1
+    memcpy(tail, both + at, total - at)
+    return total - at
+
+
+def keep_tail(bytes tail, bytes new):
+    """`_keep_tail` on bytes objects, for its comparison with life/state.py `keep_tail`
+    (tests/test_tls_passing.py); ``tail`` as that one leaves it (at most _TAIL_BYTES)."""
+    cdef unsigned char kept[2 * _TAIL_BYTES]
+    cdef Py_ssize_t length = len(tail)
+    if length > _TAIL_BYTES:
+        raise ValueError("a life's tail is at most TAIL_BYTES long")
+    memcpy(kept, <const char*>tail, length)
+    length = _keep_tail(kept, length, <const unsigned char*><const char*>new, len(new))
+    return PyBytes_FromStringAndSize(<const char*>kept, length)

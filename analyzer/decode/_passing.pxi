@@ -16,6 +16,8 @@ cdef unsigned int _HALF = 0x80000000u
 cdef Py_ssize_t _RECENT = 16 * 1024  # reassembly.RECENT_BYTES
 cdef Py_ssize_t _MAX_RECORD = 2**14 + 2048  # tls.records.MAX_RECORD_LENGTH
 cdef Py_ssize_t _KEPT = 2 * _RECENT  # reassembly keeps at most this many recent bytes
+cdef enum:
+    _TAIL_BYTES = 131  # life/state.py TAIL_BYTES: where a final Close frame may begin
 # A state's buffer (see `Passing.buf`): what it must keep (at most _KEPT bytes: the recent
 # bytes, or a record's start, which is shorter) and a segment (an IPv4 payload is < 64 KiB)
 # always fit; the room beyond that makes the moves down rare (≈ 24 KiB moved per 230 KiB).
@@ -88,6 +90,19 @@ cdef class Passing:
     cdef public Py_ssize_t trust_from
     cdef public long long clean, trust_after, unconfirmed
     cdef public bint padded
+    # In life (tls/passing.py `offer_open_in_life`): opening the records of a decrypted
+    # WebSocket past its watch window, whose life keeps of a direction only its counts, times
+    # and the bytes a final Close frame may be in (life/state.py): ``life_tail`` (its first
+    # ``life_tail_length`` bytes: `keep_tail` of the plaintext opened so far),
+    # ``life_data_time`` (the segment that completed the last record opened) and
+    # ``life_last_time`` (the last segment of ``side`` taken); ``life_taken``: one was taken
+    # since the last sync. Every record is opened then (no trust): each one's plaintext may
+    # end the tail.
+    cdef public bint life
+    cdef unsigned char life_tail[2 * _TAIL_BYTES]
+    cdef Py_ssize_t life_tail_length
+    cdef public double life_data_time, life_last_time
+    cdef public bint life_taken
     # One buffer (bytearray of _CAPACITY bytes) per state holds every byte taken, copied once:
     # its last ``recent_length`` bytes up to ``end`` are what the direction's `recent` (the
     # bytes reassembly keeps for retransmission compares) would be, and from ``start`` on the
@@ -158,6 +173,9 @@ cdef class Passing:
         self.trust_from = 0
         self.clean = self.trust_after = self.unconfirmed = 0
         self.padded = False
+        self.life = self.life_taken = False
+        self.life_tail_length = 0
+        self.life_data_time = self.life_last_time = 0.0
         self.buf = None
         self.places = self.place_first = 0
         self.deferring = self.trusted_record = False
@@ -299,6 +317,11 @@ cdef class Passing:
         cdef bint absorbed = self.absorbed
         cdef bint trusted_record = self.trusted_record
         cdef long long result, clean = self.clean, unconfirmed = self.unconfirmed, trusted = 0
+        cdef unsigned char tail[2 * _TAIL_BYTES]  # in life: ``life_tail``, kept if all opens
+        cdef Py_ssize_t tail_length = self.life_tail_length
+        cdef double data_time = self.life_data_time
+        if self.life:
+            memcpy(tail, self.life_tail, tail_length)
         before = self.end - self.start  # the current record's bytes so far
         self._room(n)
         buf = <unsigned char*>PyByteArray_AS_STRING(self.buf)
@@ -340,6 +363,11 @@ cdef class Passing:
                 if result >= 0:
                     unconfirmed = 0
                     clean += 1
+                    if self.life:  # (opened into ``out``: `offer_open_in_life` asks for it)
+                        tail_length = _keep_tail(
+                            tail, tail_length,
+                            <const unsigned char*>PyByteArray_AS_STRING(self.out), result)
+                        data_time = t
             trusted_record = False
             if result < 0 or plain + result >= self.budget:  # not data, or the body's end
                 self._forget_from(at)
@@ -370,6 +398,12 @@ cdef class Passing:
         self.clean = clean
         self.unconfirmed = unconfirmed
         self.ledger.trusted += trusted
+        if self.life:
+            memcpy(self.life_tail, tail, tail_length)
+            self.life_tail_length = tail_length
+            self.life_data_time = data_time
+            self.life_last_time = t
+            self.life_taken = True
         return True
 
     cdef int _room(self, Py_ssize_t n) except -1:
@@ -570,6 +604,17 @@ cdef class Passing:
         memcpy(PyByteArray_AS_STRING(self.recent),
                PyByteArray_AS_STRING(self.buf) + self.end - length, length)
         self.recent_changed = False
+
+    def set_life_tail(self, bytes tail):
+        """In life: the direction's tail so far (life/state.py `_Flow.tail`, at most
+        TAIL_BYTES)."""
+        if len(tail) > _TAIL_BYTES:
+            raise ValueError("a life's tail is at most TAIL_BYTES long")
+        memcpy(self.life_tail, <const char*>tail, len(tail))
+        self.life_tail_length = len(tail)
+
+    def life_tail_bytes(self):
+        return PyBytes_FromStringAndSize(<const char*>self.life_tail, self.life_tail_length)
 
     def start_record(self, bytes held):
         """Opening: the current record's first bytes, as the Python record reader holds them

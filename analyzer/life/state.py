@@ -122,6 +122,24 @@ class Life:
         new = payload if ahead >= len(payload) else payload[len(payload) - ahead:]
         flow.tail = keep_tail(flow.tail, new)
 
+    def tail(self, side: int) -> bytes:
+        """The bytes ``side`` keeps where a final Close frame may be (`keep_tail`)."""
+        return self.flows[side].tail
+
+    def took(self, side: int, count: int, tail: bytes, data_time: float,
+             last_time: float) -> None:
+        """``count`` new bytes of ``side`` read elsewhere (a decrypted direction's records,
+        opened in C: tls/passing.py `offer_open_in_life`), the last of them at ``data_time``,
+        leaving ``tail`` as `keep_tail` would; its last packet at ``last_time``: what `take`
+        of each of its segments would have left."""
+        flow = self.flows[side]
+        flow.last = last_time
+        if count:
+            flow.sent += count
+            flow.data = data_time
+            flow.proof = None
+            flow.tail = tail
+
     # A lost FIN (as the reassembly's, delivery.py `_lost_fin`): a FIN occupies one sequence
     # number (RFC 9293 §3.4), so when the other side acknowledged exactly one number past a
     # direction's bytes and then closed (FIN or RST), or acknowledged it after it had

@@ -88,3 +88,11 @@ class LifeFollower(Protocol):
     def rst(self, side: int, frame: int, time: float, seq: int = -1) -> None: ...
 
     def end(self, addresses: tuple[bytes, int, bytes, int], time: float, reason: str) -> None: ...
+
+    def took(self, side: int, count: int, tail: bytes, data_time: float,
+             last_time: float) -> None:
+        """New bytes of ``side`` read elsewhere (a decrypted direction's records opened in C,
+        tls/passing.py), with the tail they leave and their times."""
+
+    def tail(self, side: int) -> bytes:
+        """The bytes ``side`` keeps where a final Close frame may be."""

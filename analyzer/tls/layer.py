@@ -103,7 +103,8 @@ class TlsStage(TlsReporting):
         self._after_records(time)
         if self._ledger is not None and not self._done:
             if passing.GATHER_UNDER_WAY_IN_LIFE and self._life() is not None:
-                self._offer_gather_in_life(side)
+                if not (passing.OPEN_IN_LIFE and self._offer_open_in_life()):
+                    self._offer_gather_in_life(side)
             elif not (self._offer_pass(side) or self._offer_pass(1 - side)):
                 self._offer_gather(side)
 
@@ -119,6 +120,21 @@ class TlsStage(TlsReporting):
                 side, to_header = 1 - side, other
         if to_header is not None:
             passing.offer_gather(self._ledger, self._conn, side, to_header)
+
+    def _offer_open_in_life(self) -> bool:
+        """In life, a TLS 1.3 direction's records are opened in C (tls/passing.py
+        `offer_open_in_life`): the direction that sent the more plaintext so far (a feed's
+        server, a chat's busier side), whose records need no Python round then; the other
+        side's each take one. True when offered."""
+        session = self._session
+        side = 0 if session.plain_offset(0) >= session.plain_offset(1) else 1
+        opening = openable(session, side)
+        life = self._life()
+        if opening is None or life is None:
+            return False
+        to_header, held, opener = opening
+        return passing.offer_open_in_life(self._ledger, self._conn, side, to_header, held,
+                                          opener, life.tail(side))
 
     def _offer_gather_in_life(self, side: int) -> None:
         """In life (a WebSocket past its watch): gather only a record under way, ``side``'s
@@ -173,6 +189,14 @@ class TlsStage(TlsReporting):
         inner = self._inner_listener()
         if isinstance(inner, ConnectionTracker) and plain:
             inner.pass_body(side, plain)
+
+    def lived(self, side: int, plain: int, tail: bytes, data_time: float,
+              last_time: float) -> None:
+        """What the compiled skip opened of ``side`` in life (tls/passing.py `sync`): the life
+        counts it as `_deliver` and `_packet` would have, segment by segment."""
+        life = self._life()
+        if life is not None:
+            life.took(side, plain, tail, data_time, last_time)
 
     def _deliver(self, plains: list[Plain]) -> None:
         for plain in plains:

@@ -109,6 +109,14 @@ TURN = True
 # compares it with.
 GATHER_UNDER_WAY_IN_LIFE = True
 
+# In life, a TLS 1.3 session's records are opened in C (`offer_open_in_life`): those of the
+# direction that sent the more plaintext so far. False: read in Python (with gathering),
+# the twin tests/test_tls_passing.py compares it with.
+OPEN_IN_LIFE = True
+
+# A budget no body has: in life, nothing ends what may be opened but the records themselves.
+_NO_BUDGET = 1 << 62
+
 
 def new_ledger() -> Any:
     """The run's ledger when the compiled module is there, else None (nothing passes)."""
@@ -151,6 +159,24 @@ def offer_open(ledger: Any, conn: Connection, side: int, budget: int, to_header:
     passing.budget = budget
     passing.deadline = deadline
     conn.passing = passing
+
+
+def offer_open_in_life(ledger: Any, conn: Connection, side: int, to_header: int, held: bytes,
+                       opener: RecordOpener, tail: bytes) -> bool:
+    """Let ``side``'s TLS 1.3 records be opened in the compiled skip while its WebSocket is in
+    life (module docstring; ``tail``: the life's, life/state.py): every record is opened,
+    none counted on trust, for the plaintext's tail where a final Close frame may be, which
+    `sync` gives the life with its counts and times. False (nothing offered) when the AEAD
+    cannot open into a reused buffer, where the tail is read from."""
+    offer_open(ledger, conn, side, _NO_BUDGET, to_header, held, opener, float("inf"))
+    state: Any = conn.passing
+    if state.decrypt_into is None:
+        conn.passing = None
+        return False
+    state.trust_from = 0
+    state.life = True
+    state.set_life_tail(tail)
+    return True
 
 
 def offer_gather(ledger: Any, conn: Connection, side: int, to_header: int) -> None:
@@ -312,6 +338,7 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
         passing.turned = -1
         passing.carry_plain = -1
     if passing.opening or passing.gather:
+        plain = passing.plain
         if passing.opening:
             opener = passing.opener
             opener.unconfirmed = passing.unconfirmed
@@ -329,6 +356,10 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
         if rest:
             stage.gathered(side, here.next_offset - len(rest), rest, passing.kept_frame,
                            passing.kept_time)
+        if passing.life and passing.life_taken:  # (after `gathered`: its time is earlier)
+            stage.lived(side, plain, passing.life_tail_bytes(), passing.life_data_time,
+                        passing.life_last_time)
+            passing.life_taken = False
     else:
         stage.passed(side, passing.bytes, passing.records, passing.plain, passing.to_header,
                      passing.absorbed and passing.carry_plain >= 0)
