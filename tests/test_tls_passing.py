@@ -425,8 +425,55 @@ def _chat(path: Path, versions: str, seed: int) -> None:
     generate_chat(str(path), 3_000_000, seed, versions)
 
 
+def _lives(path: Path, keys: Path, compiled: bool) -> tuple[list[Any], list[Any], Analysis]:
+    """The attempts (as their fields) and the lives' ends of a read with lifetimes."""
+    run = Analysis(lifetimes=True, compiled=compiled, secrets=load_keylog(keys.read_bytes()))
+    events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+    ended = sorted((e.key, e.lifetime, e.verdict) for e in events if isinstance(e, Ended))
+    decided = sorted((attempt_fields(e) for e in events if not isinstance(e, Ended)),
+                     key=repr)
+    return decided, ended, run
+
+
+@pytest.fixture(scope="module")
+def chat(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("passing") / "chat.pcap"
+    _chat(path, "both", 11)
+    return path
+
+
+@pytest.mark.parametrize("damage", ["drop", "repeat", "swap"])
+def test_damaged_segments_of_websockets_in_life_give_the_same_result(
+        chat: Path, tmp_path: Path, damage: str) -> None:
+    """Segments lost, repeated or swapped while decrypted WebSockets are in life (their
+    records opened in C by a pair of states, `offer_open_in_life`): the same attempts and
+    lifetimes as the per-segment path."""
+    rng = random.Random(damage)
+
+    def change(records: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
+        data = [i for i, (_, frame) in enumerate(records) if len(frame) > 120]
+        for index in sorted(rng.sample(data[len(data) // 3:-4], 8), reverse=True):
+            if damage == "drop":
+                del records[index]
+            elif damage == "repeat":
+                records.insert(index + 3, (records[index + 3][0], records[index][1]))
+            else:
+                (t1, d1), (t2, d2) = records[index], records[index + 1]
+                records[index], records[index + 1] = (t1, d2), (t2, d1)
+        return records
+
+    damaged = tmp_path / f"{damage}.pcap"
+    _rewrite(chat, damaged, change)
+    keys = Path(str(chat) + ".keys")
+    fast, fast_ended, run = _lives(damaged, keys, True)
+    slow, slow_ended, _ = _lives(damaged, keys, False)
+    assert fast == slow
+    assert fast_ended == slow_ended
+    assert len(fast_ended) >= 3 and run._ledger.total > 0
+
+
 def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        chat: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Decrypted WebSockets followed in life, both TLS versions, read four ways: TLS 1.3
     records opened in C (`OPEN_IN_LIFE`) and gathering offered only for a record under way
     (`GATHER_UNDER_WAY_IN_LIFE`); that gathering alone; gathering offered after every segment
@@ -434,8 +481,7 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
     ends with its Close handshake, read from the decrypted bytes); far fewer gathering states
     made with the first two (each one armed, and brought up to date in Python once it took
     an ACK), and most frames taken in C when opening."""
-    path = tmp_path / "chat.pcap"
-    _chat(path, "both", 11)
+    path = chat
     keys = Path(str(path) + ".keys")
     seen = []
     for compiled, opening, under_way in ((True, True, True), (True, False, True),
@@ -447,12 +493,7 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
         monkeypatch.setattr(passing, "offer_gather",
                             lambda *args, offer=offer, offered=offered: (
                                 offered.append(1), offer(*args))[1])
-        run = Analysis(lifetimes=True, compiled=compiled,
-                       secrets=load_keylog(keys.read_bytes()))
-        events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
-        ended = sorted((e.key, e.lifetime, e.verdict) for e in events if isinstance(e, Ended))
-        decided = sorted((attempt_fields(e) for e in events if not isinstance(e, Ended)),
-                         key=repr)
+        decided, ended, run = _lives(path, keys, compiled)
         seen.append((decided, ended, len(offered),
                      run._ledger.total if compiled else 0, run.stats.frames))
         monkeypatch.undo()

@@ -103,6 +103,15 @@ cdef class Passing:
     cdef Py_ssize_t life_tail_length
     cdef public double life_data_time, life_last_time
     cdef public bint life_taken
+    # A pair (in life: tls/passing.py `offer_open_in_life`): ``peer`` opens the other
+    # direction's records, and takes that direction's segments (`take` hands them to it);
+    # each reads the other's position for its causal-order check. The ``follower`` (the
+    # peer of the state in ``conn.passing``) counts its takes in that state's ``frames`` too,
+    # which is what the pipeline reads before it brings a connection up to date (`sync`
+    # then brings both). ``last_number``: the frame number of the last take.
+    cdef public Passing peer
+    cdef public bint follower
+    cdef public long long last_number
     # One buffer (bytearray of _CAPACITY bytes) per state holds every byte taken, copied once:
     # its last ``recent_length`` bytes up to ``end`` are what the direction's `recent` (the
     # bytes reassembly keeps for retransmission compares) would be, and from ``start`` on the
@@ -174,6 +183,9 @@ cdef class Passing:
         self.clean = self.trust_after = self.unconfirmed = 0
         self.padded = False
         self.life = self.life_taken = False
+        self.peer = None
+        self.follower = False
+        self.last_number = 0
         self.life_tail_length = 0
         self.life_data_time = self.life_last_time = 0.0
         self.buf = None
@@ -201,6 +213,9 @@ cdef class Passing:
         cdef long long plain, records, used
         cdef const unsigned char* q
         cdef Ledger ledger = self.ledger
+        cdef unsigned int peer_seq
+        if side != self.side and self.peer is not None:  # the other direction's state
+            return self.peer.take(side, frame, size, l3, ip, t, index)
         if not self.ready or ledger.passed >= ledger.limit:
             return False
         if flags & 0x07 or not flags & 0x10:  # FIN, SYN, RST, or no ACK: the full path
@@ -225,7 +240,11 @@ cdef class Passing:
             if n:
                 if seq != self.next_seq or t > self.deadline:
                     return False
-                d = ack - self.peer_seq
+                # (a pair's other direction moves on in C: its position is its state's)
+                peer_seq = self.peer_seq
+                if self.peer is not None and self.peer.ready:
+                    peer_seq = self.peer.next_seq
+                d = ack - peer_seq
                 if 0 < d < _HALF:  # it waits for bytes (or a FIN: armed without) of the peer
                     # (reassembly's causal order, `delivery._unseen`)
                     return False
@@ -298,7 +317,7 @@ cdef class Passing:
                 ledger.turned += 1
                 return True
             self._acked_here(ack, ledger.base + index, t)
-        return self._taken(t)
+        return self._taken(t, ledger.base + index)
 
     cdef bint _open(self, const unsigned char* q, Py_ssize_t n, long long frame,
                     double t) except -1:
@@ -643,7 +662,7 @@ cdef class Passing:
         self.bytes += n
         self.next_seq = seq + <unsigned int>n
         self._keep(q, n)
-        return self._taken(t)
+        return self._taken(t, number)
 
     cdef void _acked_here(self, unsigned int ack, long long number, double t):
         if not self.acked_here or (ack != self.ack_here and ack - self.ack_here < _HALF):
@@ -653,12 +672,19 @@ cdef class Passing:
             self.ack_here_bytes = self.bytes
         self.acked_here = True
 
-    cdef bint _taken(self, double t):
+    cdef bint _taken(self, double t, long long number):
         cdef Ledger ledger = self.ledger
+        cdef Passing primary
         if not self.frames:
             ledger.dirty.append(self)
         self.frames += 1
         self.last_time = t
+        self.last_number = number
+        if self.follower:
+            primary = self.peer
+            if not primary.frames:
+                ledger.dirty.append(primary)
+            primary.frames += 1
         ledger.passed += 1
         ledger.total += 1
         ledger.last_time = t

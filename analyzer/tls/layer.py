@@ -122,19 +122,23 @@ class TlsStage(TlsReporting):
             passing.offer_gather(self._ledger, self._conn, side, to_header)
 
     def _offer_open_in_life(self) -> bool:
-        """In life, a TLS 1.3 direction's records are opened in C (tls/passing.py
-        `offer_open_in_life`): the direction that sent the more plaintext so far (a feed's
-        server, a chat's busier side), whose records need no Python round then; the other
-        side's each take one. True when offered."""
+        """In life, a TLS 1.3 session's records are opened in C (tls/passing.py
+        `offer_open_in_life`): both directions' when both can be, else the one that sent the
+        more plaintext so far (a feed's server), whose records then need no Python round.
+        True when offered."""
         session = self._session
-        side = 0 if session.plain_offset(0) >= session.plain_offset(1) else 1
-        opening = openable(session, side)
         life = self._life()
-        if opening is None or life is None:
+        if life is None:
             return False
-        to_header, held, opener = opening
-        return passing.offer_open_in_life(self._ledger, self._conn, side, to_header, held,
-                                          opener, life.tail(side))
+        busier = 0 if session.plain_offset(0) >= session.plain_offset(1) else 1
+        directions = []
+        for side in (busier, 1 - busier):
+            opening = openable(session, side)
+            if opening is not None:
+                to_header, held, opener = opening
+                directions.append((side, to_header, held, opener, life.tail(side)))
+        return bool(directions) and passing.offer_open_in_life(self._ledger, self._conn,
+                                                               directions)
 
     def _offer_gather_in_life(self, side: int) -> None:
         """In life (a WebSocket past its watch): gather only a record under way, ``side``'s

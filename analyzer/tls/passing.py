@@ -141,6 +141,12 @@ def offer(ledger: Any, conn: Connection, side: int, overhead: int, budget: int,
 def offer_open(ledger: Any, conn: Connection, side: int, budget: int, to_header: int,
                held: bytes, opener: RecordOpener, deadline: float) -> None:
     """Let ``side``'s TLS 1.3 records be opened in the compiled skip (module docstring)."""
+    conn.passing = _opening(ledger, conn, side, budget, to_header, held, opener, deadline)
+
+
+def _opening(ledger: Any, conn: Connection, side: int, budget: int, to_header: int,
+             held: bytes, opener: RecordOpener, deadline: float) -> Any:
+    """An opening state for ``side`` (`offer_open`)."""
     passing = Passing(conn, ledger, side)
     passing.opening = True
     passing.start_record(held)
@@ -158,24 +164,33 @@ def offer_open(ledger: Any, conn: Connection, side: int, budget: int, to_header:
         passing.clean = opener.sequence
     passing.budget = budget
     passing.deadline = deadline
-    conn.passing = passing
+    return passing
 
 
-def offer_open_in_life(ledger: Any, conn: Connection, side: int, to_header: int, held: bytes,
-                       opener: RecordOpener, tail: bytes) -> bool:
-    """Let ``side``'s TLS 1.3 records be opened in the compiled skip while its WebSocket is in
-    life (module docstring; ``tail``: the life's, life/state.py): every record is opened,
-    none counted on trust, for the plaintext's tail where a final Close frame may be, which
-    `sync` gives the life with its counts and times. False (nothing offered) when the AEAD
-    cannot open into a reused buffer, where the tail is read from."""
-    offer_open(ledger, conn, side, _NO_BUDGET, to_header, held, opener, float("inf"))
-    state: Any = conn.passing
-    if state.decrypt_into is None:
-        conn.passing = None
-        return False
-    state.trust_from = 0
-    state.life = True
-    state.set_life_tail(tail)
+def offer_open_in_life(ledger: Any, conn: Connection,
+                       directions: list[tuple[int, int, bytes, RecordOpener, bytes]]) -> bool:
+    """Let TLS 1.3 records be opened in the compiled skip while their WebSocket is in life
+    (module docstring): ``directions`` are one or two (side, bytes to the next header, the
+    reader's bytes of the current record, opener, the life's tail, life/state.py), the first
+    one's state in ``conn.passing``, the second its ``peer``, which takes the other
+    direction's segments. Every record is opened, none counted on trust, for the
+    plaintext's tail where a final Close frame may be, which `sync` gives the life with the
+    counts and times. False (nothing offered) when the AEAD cannot open into a reused buffer,
+    where the tail is read from."""
+    states = []
+    for side, to_header, held, opener, tail in directions:
+        state = _opening(ledger, conn, side, _NO_BUDGET, to_header, held, opener,
+                         float("inf"))
+        if state.decrypt_into is None:
+            return False
+        state.trust_from = 0
+        state.life = True
+        state.set_life_tail(tail)
+        states.append(state)
+    if len(states) == 2:
+        states[0].peer, states[1].peer = states[1], states[0]
+        states[1].follower = True
+    conn.passing = states[0]
     return True
 
 
@@ -200,6 +215,12 @@ def arm(conn: Connection) -> None:
     if type(passing) is Watching:  # a switched connection's watch (decode/_watching.pxi)
         passing.arm()
         return
+    _arm(conn, passing)
+    if passing.peer is not None:
+        _arm(conn, passing.peer)
+
+
+def _arm(conn: Connection, passing: Any) -> None:
     if passing.ready:
         return
     here, there = conn.sides[passing.side], conn.sides[1 - passing.side]
@@ -302,36 +323,72 @@ def _before_sweep(ledger: Any, reassembler: Reassembler, now: float) -> None:
     for passing in list(ledger.dirty):
         conn = passing.conn
         stage: TlsStage = conn.listener
-        if (passing.last_time < cutoff or conn.finished or conn.closing
+        if passing not in ledger.dirty:  # brought up to date with its pair just now
+            continue
+        if (latest_time(passing) < cutoff or conn.finished or conn.closing
                 or not stage.ticks_idle()):
             sync(passing, reassembler)
         else:
-            conn.last_time = passing.last_time
+            conn.last_time = latest_time(passing)
 
 
 def sync(passing: Any, reassembler: Reassembler) -> None:
     """Bring one connection's Python state where the per-segment path would have left it
-    (module docstring), before Python touches that connection."""
+    (module docstring), before Python touches that connection: both states of a pair."""
     if type(passing) is Watching:  # a switched connection's watch (decode/_watching.pxi)
         passing.sync()
         return
+    peer = passing.peer
+    if peer is None:
+        states: tuple[Any, ...] = (passing,)
+    else:
+        states = (peer, passing) if passing.follower else (passing, peer)
     ledger = passing.ledger
-    ledger.dirty.remove(passing)
-    passing.flush_recent()
+    for state in states:
+        if state in ledger.dirty:
+            ledger.dirty.remove(state)
+    conn = passing.conn
+    befores = []
+    for state in states:  # each side's bytes before the ACKs: a pair's are of each other's
+        state.flush_recent()
+        here = conn.sides[state.side]
+        befores.append(here.next_offset)
+        here.next_offset += state.bytes  # the kept bytes were appended in C
+    conn.last_time = latest_time(passing)
+    for state, before in zip(states, befores, strict=True):
+        _sync_acks(state, reassembler, before)
+    for state in states:
+        _sync_reading(state, conn)
+
+
+def latest_time(passing: Any) -> float:
+    """The time of the last segment a state took, of the later one for a pair."""
+    if type(passing) is Watching:
+        return float(passing.last_time)
+    peer = passing.peer
+    if peer is not None and peer.last_number > passing.last_number:
+        return float(peer.last_time)
+    return float(passing.last_time)
+
+
+def _sync_acks(passing: Any, reassembler: Reassembler, before: int) -> None:
+    """The ACKs a state took, with the segments that raised them, as the per-segment path
+    keeps a lost FIN's proof (``before``: its side's offset before its bytes)."""
     conn = passing.conn
     side = passing.side
-    here = conn.sides[side]
-    before = here.next_offset
-    here.next_offset += passing.bytes  # the kept bytes were appended in C
-    conn.last_time = passing.last_time
-    # with the segments that raised the acks, as the per-segment path keeps a lost FIN's proof
     if passing.acked_here:
         reassembler._peer_acked(conn, 1 - side, passing.ack_here, passing.ack_here_frame,
                                 passing.ack_here_time, before + passing.ack_here_bytes)
     if passing.acked_peer:  # the peer sent no bytes meanwhile: its offset is the proof's
         reassembler._peer_acked(conn, side, passing.ack_peer, passing.ack_peer_frame,
                                 passing.ack_peer_time)
-    stage: TlsStage = conn.listener
+
+
+def _sync_reading(passing: Any, conn: Connection) -> None:
+    """What a state took, counted by the TLS stage (and its inner reader or life)."""
+    side = passing.side
+    here = conn.sides[side]
+    stage: TlsStage = passing.conn.listener
     if passing.turned >= 0:  # passed up to the body's last record, gathered from there on
         stage.passed(side, passing.turned, passing.records, passing.plain, 0,
                      passing.absorbed and passing.carry_plain >= 0)
@@ -367,4 +424,5 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
             passing.carry_plain = -1
         passing.budget -= passing.plain
     passing.bytes = passing.records = passing.plain = passing.frames = 0
+    passing.last_number = 0
     passing.acked_here = passing.acked_peer = False
