@@ -474,19 +474,23 @@ def test_damaged_segments_of_websockets_in_life_give_the_same_result(
 
 def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
         chat: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Decrypted WebSockets followed in life, both TLS versions, read four ways: TLS 1.3
-    records opened in C (`OPEN_IN_LIFE`) and gathering offered only for a record under way
-    (`GATHER_UNDER_WAY_IN_LIFE`); that gathering alone; gathering offered after every segment
-    (their twin); and the per-segment path. The same attempts and lifetimes (every session
-    ends with its Close handshake, read from the decrypted bytes); far fewer gathering states
-    made with the first two (each one armed, and brought up to date in Python once it took
-    an ACK), and most frames taken in C when opening."""
+    """Decrypted WebSockets followed in life (TLS 1.3, TLS 1.2 with AES-GCM and with
+    ChaCha20-Poly1305), read five ways: records opened in C (`OPEN_IN_LIFE`, TLS 1.2 too
+    with `OPEN_TLS12_IN_LIFE`: `_application_length12`, whose twin is
+    `RecordOpener._open_aead12`) and gathering offered only for a record under way
+    (`GATHER_UNDER_WAY_IN_LIFE`); TLS 1.3 alone opened so; that gathering alone; gathering
+    offered after every segment (their twin); and the per-segment path. The same attempts and
+    lifetimes (every session ends with its Close handshake, read from the decrypted bytes);
+    far fewer gathering states made with the first three (each one armed, and brought up to
+    date in Python once it took an ACK), and more frames taken in C at each step."""
     path = chat
     keys = Path(str(path) + ".keys")
     seen = []
-    for compiled, opening, under_way in ((True, True, True), (True, False, True),
-                                         (True, False, False), (False, False, False)):
+    for compiled, opening, tls12, under_way in (
+            (True, True, True, True), (True, True, False, True), (True, False, False, True),
+            (True, False, False, False), (False, False, False, False)):
         monkeypatch.setattr(passing, "OPEN_IN_LIFE", opening)
+        monkeypatch.setattr(passing, "OPEN_TLS12_IN_LIFE", tls12)
         monkeypatch.setattr(passing, "GATHER_UNDER_WAY_IN_LIFE", under_way)
         offered: list[int] = []
         offer = passing.offer_gather
@@ -501,12 +505,17 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
     assert len(ended) == len(decided) >= 3
     assert all(lifetime.how == "close_handshake" and lifetime.close_code == 1000
                and lifetime.close_reason == "bye" for _, lifetime, _ in ended)
+    suites = {fields["tls"]["suite"] for fields in decided if fields["tls"]["version"]
+              == "TLS 1.2"}
     assert {fields["tls"]["version"] for fields in decided} == {"TLS 1.2", "TLS 1.3"}
-    assert seen[0][:2] == seen[1][:2] == seen[2][:2] == seen[3][:2]
-    offers_before = seen[2][2]
-    assert 0 < seen[1][2] * 3 < offers_before and seen[0][2] * 3 < offers_before
-    taken, frames = seen[0][3:]
-    assert taken > 4 * seen[1][3] and taken > frames // 4, [s[2:] for s in seen]
+    assert any("CHACHA20" in suite for suite in suites), suites
+    assert any("GCM" in suite for suite in suites), suites
+    assert all(found[:2] == seen[0][:2] for found in seen[1:])
+    offers_before = seen[3][2]
+    assert all(0 <= found[2] * 3 < offers_before for found in seen[:3])
+    taken = [found[3] for found in seen]
+    frames = seen[0][4]
+    assert taken[0] > taken[1] + frames // 5 and taken[1] > 4 * taken[2], seen[0][2:]
 
 
 @given(st.lists(st.lists(st.sampled_from([b"\x88", b"a", b"\x00"]), max_size=300)

@@ -14,6 +14,8 @@ cdef long long _application_length(Passing state, const unsigned char* record,
     cdef const unsigned char* inner
     cdef Py_ssize_t i, end, inner_length
     cdef object opened
+    if state.lead >= 0:
+        return _application_length12(state, record, length, sequence)
     for i in range(12):
         nonce[i] = iv[i]
     for i in range(8):
@@ -55,6 +57,51 @@ cdef long long _application_length(Passing state, const unsigned char* record,
     if not end or inner[end - 1] != 23:
         return -1
     return end - 1
+
+
+cdef long long _application_length12(Passing state, const unsigned char* record,
+                                     Py_ssize_t length, long long sequence) except -2:
+    """`_application_length` of a TLS 1.2 AEAD record (outer type application data, read by
+    the caller): its plaintext length when it opens as record ``sequence``, else -1.
+    `decrypt.RecordOpener._open_aead12` is its plain twin."""
+    cdef unsigned char nonce[12]
+    cdef unsigned char aad[13]
+    cdef const unsigned char* iv = state.iv
+    cdef Py_ssize_t i, lead = state.lead
+    cdef Py_ssize_t plain = length - 5 - lead - 16  # (`openable` asks for a 16-byte tag)
+    if plain < 0:
+        return -1
+    if lead:  # RFC 5288 §3: the 4-byte implicit part, then the record's explicit nonce
+        memcpy(nonce, iv, 4)
+        memcpy(nonce + 4, record + 5, 8)
+    else:  # RFC 7905 §2: the IV XOR the sequence number
+        for i in range(12):
+            nonce[i] = iv[i]
+        for i in range(8):
+            nonce[11 - i] ^= (sequence >> (8 * i)) & 0xFF
+    for i in range(8):  # RFC 5246 §6.2.3.3: seq_num, type, version, length
+        aad[7 - i] = (sequence >> (8 * i)) & 0xFF
+    aad[8] = 23
+    aad[9] = (state.aad_version >> 8) & 0xFF
+    aad[10] = state.aad_version & 0xFF
+    aad[11] = (plain >> 8) & 0xFF
+    aad[12] = plain & 0xFF
+    if state.out is None:
+        state.out = PyByteArray_FromStringAndSize(NULL, _MAX_RECORD)
+    if plain != state.out_length:
+        state.out_view = PyMemoryView_FromMemory(PyByteArray_AS_STRING(state.out), plain,
+                                                PyBUF_WRITE)
+        state.out_length = plain
+    try:
+        state.decrypt_into(
+            PyBytes_FromStringAndSize(<const char*>nonce, 12),
+            PyMemoryView_FromMemory(<char*>record + 5 + lead, length - 5 - lead, PyBUF_READ),
+            PyBytes_FromStringAndSize(<const char*>aad, 13), state.out_view)
+    except Exception as error:
+        if isinstance(error, state.invalid):
+            return -1
+        raise
+    return plain
 
 
 cdef Py_ssize_t _keep_tail(unsigned char* tail, Py_ssize_t length, const unsigned char* new,

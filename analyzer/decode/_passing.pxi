@@ -78,6 +78,12 @@ cdef class Passing:
     cdef object out_view
     cdef Py_ssize_t out_length
     cdef public bytes iv  # RFC 8446 §5.3: the per-record nonce is this XOR the sequence number
+    # TLS 1.2 AEAD instead (in life only: tls/passing.py `offer_open_in_life`): ``lead``, the
+    # explicit nonce's bytes at the front of each record (8: AES-GCM, whose nonce is the
+    # 4-byte ``iv`` and those, RFC 5288 §3; 0: ChaCha20-Poly1305, made as TLS 1.3's, RFC 7905
+    # §2), and the protocol version the additional data names (RFC 5246 §6.2.3.3); -1: TLS 1.3
+    cdef public int lead
+    cdef public int aad_version
     cdef public object invalid  # the exception ``decrypt`` raises for a record that does not open
     cdef public object opener  # the direction's `RecordOpener` (tls/passing.py `sync`)
     cdef public long long sequence  # the current record's sequence number
@@ -176,6 +182,8 @@ cdef class Passing:
         self.out = self.out_view = None
         self.out_length = -1
         self.iv = None
+        self.lead = -1
+        self.aad_version = 0
         self.invalid = None
         self.opener = None
         self.sequence = 0

@@ -109,10 +109,11 @@ class RecordOpener:
 
     def aead(self) -> tuple[Callable[[bytes, bytes, bytes], bytes], Callable[..., int] | None,
                             bytes]:
-        """For tls/passing.py (TLS 1.3): the AEAD's ``decrypt(nonce, data, aad)`` with these
-        keys, its ``decrypt_into(nonce, data, aad, out)`` (None in an older `cryptography`),
-        and the IV that each record's nonce is made from (RFC 8446 §5.3)."""
-        assert self._aead is not None and self.suite.tls13
+        """For tls/passing.py (TLS 1.3, and TLS 1.2 AEAD in life): the AEAD's
+        ``decrypt(nonce, data, aad)`` with these keys, its ``decrypt_into(nonce, data, aad,
+        out)`` (None in an older `cryptography`), and the IV that each record's nonce is made
+        from (RFC 8446 §5.3; TLS 1.2 AES-GCM: its 4-byte implicit part, RFC 5288 §3)."""
+        assert self._aead is not None
         return self._aead.decrypt, getattr(self._aead, "decrypt_into", None), self._keys.iv
 
     def _nonce(self) -> bytes:

@@ -122,8 +122,8 @@ class TlsStage(TlsReporting):
             passing.offer_gather(self._ledger, self._conn, side, to_header)
 
     def _offer_open_in_life(self) -> bool:
-        """In life, a TLS 1.3 session's records are opened in C (tls/passing.py
-        `offer_open_in_life`): both directions' when both can be, else the one that sent the
+        """In life, a session's records are opened in C (tls/passing.py `offer_open_in_life`,
+        TLS 1.3 and TLS 1.2 AEAD): both directions' when both can be, else the one that sent the
         more plaintext so far (a feed's server), whose records then need no Python round.
         True when offered."""
         session = self._session
@@ -133,7 +133,7 @@ class TlsStage(TlsReporting):
         busier = 0 if session.plain_offset(0) >= session.plain_offset(1) else 1
         directions = []
         for side in (busier, 1 - busier):
-            opening = openable(session, side)
+            opening = openable(session, side, tls12=passing.OPEN_TLS12_IN_LIFE)
             if opening is not None:
                 to_header, held, opener = opening
                 directions.append((side, to_header, held, opener, life.tail(side)))

@@ -51,17 +51,21 @@ def passable(session: TlsSession, side: int) -> tuple[int, int, int] | None:
         return None
     return overhead, to_come, length - overhead
 
-def openable(session: TlsSession, side: int) -> tuple[int, bytes, RecordOpener] | None:
+def openable(session: TlsSession, side: int, tls12: bool = False,
+             ) -> tuple[int, bytes, RecordOpener] | None:
     """(bytes still to come of the buffered record, its buffered bytes, the opener of
     the next record) when ``side``'s TLS 1.3 records may be opened in the compiled skip
-    and counted as passed (tls/passing.py)."""
-    if not session.tls13 or session.decryption is not _DECRYPTED:
+    and counted as passed (tls/passing.py); with ``tls12``, TLS 1.2 AEAD records too (in
+    life: a body is passed unread instead, `passable`)."""
+    if (not session.tls13 and not tls12) or session.decryption is not _DECRYPTED:
         return None
     direction = session._dirs[side]
     if direction.stopped or not direction.protected or not direction.openers:
         return None
     opener = direction.openers[0]
     if opener.suite.tag_length != 16:  # the skip's bound on a record's length
+        return None
+    if not session.tls13 and (len(direction.openers) != 1 or opener.suite.cipher is _AES_CBC):
         return None
     state = direction.records.partial()
     if state is None or (state[0] and not state[2]):  # unknown, or discarding

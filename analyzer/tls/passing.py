@@ -73,6 +73,7 @@ from typing import TYPE_CHECKING, Any
 
 from analyzer.decode.decoder import FASTPATH_COMPILED
 from analyzer.reassembly import _MASK, _NOTHING_YET, Connection, Reassembler
+from analyzer.tls.suites import Cipher
 
 if TYPE_CHECKING:
     from analyzer.tls.decrypt import RecordOpener
@@ -113,6 +114,9 @@ GATHER_UNDER_WAY_IN_LIFE = True
 # direction that sent the more plaintext so far. False: read in Python (with gathering),
 # the twin tests/test_tls_passing.py compares it with.
 OPEN_IN_LIFE = True
+# ... and so are TLS 1.2 sessions' AEAD records (AES-GCM, ChaCha20-Poly1305). False: TLS 1.2
+# records in life are read in Python, the twin tests/test_tls_passing.py compares it with.
+OPEN_TLS12_IN_LIFE = True
 
 # A budget no body has: in life, nothing ends what may be opened but the records themselves.
 _NO_BUDGET = 1 << 62
@@ -186,6 +190,9 @@ def offer_open_in_life(ledger: Any, conn: Connection,
         state.trust_from = 0
         state.life = True
         state.set_life_tail(tail)
+        if not opener.suite.tls13:  # TLS 1.2 AEAD (decode/_passing.pxi ``lead``)
+            state.lead = 0 if opener.suite.cipher is Cipher.CHACHA20_POLY1305 else 8
+            state.aad_version = opener.version
         states.append(state)
     if len(states) == 2:
         states[0].peer, states[1].peer = states[1], states[0]
