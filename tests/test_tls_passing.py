@@ -5,6 +5,7 @@ retransmitted one, segments swapped)."""
 
 from __future__ import annotations
 
+import gc
 import random
 import sys
 from pathlib import Path
@@ -532,3 +533,36 @@ def test_the_compiled_tail_of_a_life_is_keep_tails(pieces: list[bytes]) -> None:
         compiled = compiled_keep_tail(compiled, piece)
         assert compiled == tail
     assert len(tail) <= TAIL_BYTES
+
+
+def test_states_in_life_are_bounded_and_freed_without_the_collector(
+        chat: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """States in life hold a buffer each: at most `MAX_LIFE_STATES` exist at once (past it a
+    direction is read in Python: the same results), and a pair is freed as soon as it is let
+    go, not by the cycle collector (the follower keeps no reference to its leader)."""
+    keys = Path(str(chat) + ".keys")
+    expected = _lives(chat, keys, False)[:2]
+    seen = []
+    for cap in (passing.MAX_LIFE_STATES, 3):
+        monkeypatch.setattr(passing, "MAX_LIFE_STATES", cap)
+        peak = [0]
+        offer = passing.offer_open_in_life
+
+        def counted(ledger: Any, *args: Any, offer: Any = offer, peak: list[int] = peak) -> bool:
+            made = offer(ledger, *args)
+            peak[0] = max(peak[0], ledger.life_states)
+            return bool(made)
+
+        monkeypatch.setattr(passing, "offer_open_in_life", counted)
+        gc.disable()
+        try:
+            decided, ended, run = _lives(chat, keys, True)
+            left = run._ledger.life_states
+        finally:
+            gc.enable()
+        assert (decided, ended) == expected
+        assert left == 0
+        seen.append((peak[0], run._ledger.total))
+        monkeypatch.undo()
+    (peak, taken), (capped_peak, capped_taken) = seen
+    assert peak > 3 >= capped_peak > 0 and taken > capped_taken, seen

@@ -20,6 +20,7 @@ cdef class Ledger:
     cdef public long long total  # frames passed in the whole run
     cdef public long long trusted  # TLS 1.3 records counted unopened in the whole run
     cdef public long long turned  # passing states turned to gathering in the whole run
+    cdef public long long life_states  # states in life now (tls/passing.py MAX_LIFE_STATES)
     cdef public long long base  # the frame number before the skip call's first record
     # Copies put off (`Passing._defer`): the states holding places in read buffers, and the
     # last _PINNED read buffers places were put in (``chunk`` numbers the last), kept alive
@@ -38,7 +39,7 @@ cdef class Ledger:
     cdef public long long copied  # ... and of those, copied after all (`Passing._settle`)
 
     def __init__(self):
-        self.total = self.trusted = self.turned = 0
+        self.total = self.trusted = self.turned = self.life_states = 0
         self.base = 0
         self.limit = 0
         self.passed = 0

@@ -20,23 +20,17 @@ cdef long long _application_length(Passing state, const unsigned char* record,
         nonce[i] = iv[i]
     for i in range(8):
         nonce[11 - i] ^= (sequence >> (8 * i)) & 0xFF
-    if state.decrypt_into is not None and state.out is None:
-        state.out = PyByteArray_FromStringAndSize(NULL, _MAX_RECORD)
     try:
         # a view, not a copy, of the gathered body: the buffer is never resized (the
         # 5-byte header is copied: a bytes object costs a fifth of a view)
         if state.decrypt_into is not None:
             # the plaintext is the body less the 16-byte tag (`openable` asks for it)
             end = length - 5 - 16
-            if end != state.out_length:
-                state.out_view = PyMemoryView_FromMemory(PyByteArray_AS_STRING(state.out),
-                                                        end, PyBUF_WRITE)
-                state.out_length = end
             state.decrypt_into(
                 PyBytes_FromStringAndSize(<const char*>nonce, 12),
                 PyMemoryView_FromMemory(<char*>record + 5, length - 5, PyBUF_READ),
-                PyBytes_FromStringAndSize(<const char*>record, 5), state.out_view)
-            inner = <const unsigned char*>PyByteArray_AS_STRING(state.out)
+                PyBytes_FromStringAndSize(<const char*>record, 5), _out_view(end))
+            inner = <const unsigned char*>PyByteArray_AS_STRING(_OUT)
         else:
             opened = state.decrypt(
                 PyBytes_FromStringAndSize(<const char*>nonce, 12),
@@ -86,17 +80,11 @@ cdef long long _application_length12(Passing state, const unsigned char* record,
     aad[10] = state.aad_version & 0xFF
     aad[11] = (plain >> 8) & 0xFF
     aad[12] = plain & 0xFF
-    if state.out is None:
-        state.out = PyByteArray_FromStringAndSize(NULL, _MAX_RECORD)
-    if plain != state.out_length:
-        state.out_view = PyMemoryView_FromMemory(PyByteArray_AS_STRING(state.out), plain,
-                                                PyBUF_WRITE)
-        state.out_length = plain
     try:
         state.decrypt_into(
             PyBytes_FromStringAndSize(<const char*>nonce, 12),
             PyMemoryView_FromMemory(<char*>record + 5 + lead, length - 5 - lead, PyBUF_READ),
-            PyBytes_FromStringAndSize(<const char*>aad, 13), state.out_view)
+            PyBytes_FromStringAndSize(<const char*>aad, 13), _out_view(plain))
     except Exception as error:
         if isinstance(error, state.invalid):
             return -1

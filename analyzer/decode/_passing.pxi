@@ -22,6 +22,11 @@ cdef enum:
 # bytes, or a record's start, which is shorter) and a segment (an IPv4 payload is < 64 KiB)
 # always fit; the room beyond that makes the moves down rare (≈ 24 KiB moved per 230 KiB).
 cdef Py_ssize_t _CAPACITY = 256 * 1024
+# A state in life (`Passing.life`) takes mostly small segments for as long as its WebSocket
+# lives, and there may be thousands at once: its buffer holds what must be kept (at most
+# _KEPT bytes) and a segment of up to 8 KiB; a longer one goes the usual way (`_fits`).
+cdef Py_ssize_t _LIFE_CAPACITY = _KEPT + 8 * 1024
+LIFE_CAPACITY = _LIFE_CAPACITY  # (tls/passing.py sets it on the states it makes in life)
 # Copies put off (`Passing._defer`): at most this many places a state holds; past them a
 # segment is copied at once (a state needs the last _KEPT bytes, ≈ 23 full segments).
 cdef enum:
@@ -29,6 +34,24 @@ cdef enum:
 # Buffers of dropped states, reused by the next ones: a state is made at every offer (a few
 # per session) and a fresh 256 KiB allocation each time is a mapping and its page faults.
 cdef list _SPARE = []
+
+# Where every state's records are decrypted into (`decrypt_into`): one bytearray of
+# _MAX_RECORD bytes for the run, read right after each call (the inner type, the padding, a
+# life's tail), so states need not hold one each. ``_OUT_VIEW``: a writable view of its first
+# ``_OUT_LENGTH`` bytes (`decrypt_into` wants the plaintext's length exactly), kept while
+# the records keep their length, as full ones do.
+cdef object _OUT = PyByteArray_FromStringAndSize(NULL, _MAX_RECORD)
+cdef object _OUT_VIEW = None
+cdef Py_ssize_t _OUT_LENGTH = -1
+
+
+cdef object _out_view(Py_ssize_t length):
+    """A writable view of ``_OUT``'s first ``length`` bytes."""
+    global _OUT_VIEW, _OUT_LENGTH
+    if length != _OUT_LENGTH:
+        _OUT_VIEW = PyMemoryView_FromMemory(PyByteArray_AS_STRING(_OUT), length, PyBUF_WRITE)
+        _OUT_LENGTH = length
+    return _OUT_VIEW
 
 
 cdef class Passing:
@@ -72,11 +95,6 @@ cdef class Passing:
     # ``decrypt``, which makes a new 16 KiB bytes object per record): the plaintext goes into
     # ``out``, reused from record to record (tls/passing.py `offer_open`)
     cdef public object decrypt_into
-    cdef object out  # bytearray of _MAX_RECORD bytes, made at the first record opened
-    # a writable view of its first ``out_length`` bytes (`decrypt_into` wants the plaintext's
-    # length exactly): kept while the records keep their length, as full ones do
-    cdef object out_view
-    cdef Py_ssize_t out_length
     cdef public bytes iv  # RFC 8446 §5.3: the per-record nonce is this XOR the sequence number
     # TLS 1.2 AEAD instead (in life only: tls/passing.py `offer_open_in_life`): ``lead``, the
     # explicit nonce's bytes at the front of each record (8: AES-GCM, whose nonce is the
@@ -105,18 +123,22 @@ cdef class Passing:
     # since the last sync. Every record is opened then (no trust): each one's plaintext may
     # end the tail.
     cdef public bint life
+    cdef public Py_ssize_t capacity  # the buffer's bytes: _CAPACITY, or _LIFE_CAPACITY in life
     cdef unsigned char life_tail[2 * _TAIL_BYTES]
     cdef Py_ssize_t life_tail_length
     cdef public double life_data_time, life_last_time
     cdef public bint life_taken
-    # A pair (in life: tls/passing.py `offer_open_in_life`): ``peer`` opens the other
-    # direction's records, and takes that direction's segments (`take` hands them to it);
-    # each reads the other's position for its causal-order check. The ``follower`` (the
-    # peer of the state in ``conn.passing``) counts its takes in that state's ``frames`` too,
-    # which is what the pipeline reads before it brings a connection up to date (`sync`
-    # then brings both). ``last_number``: the frame number of the last take.
+    # A pair (in life: tls/passing.py `offer_open_in_life`): the state in ``conn.passing``
+    # holds in ``peer`` the ``follower``, which opens the other direction's records and takes
+    # that direction's segments (`take` hands them to it, as its ``leader`` for the call: no
+    # lasting reference back, so a pair let go is freed at once, not by the collector).
+    # Each reads the other's position for its causal-order check, and the follower counts
+    # its takes in the leader's ``frames`` too, which is what the pipeline reads before it
+    # brings a connection up to date (`sync` then brings both). ``last_number``: the frame
+    # number of the last take.
     cdef public Passing peer
     cdef public bint follower
+    cdef Passing leader
     cdef public long long last_number
     # One buffer (bytearray of _CAPACITY bytes) per state holds every byte taken, copied once:
     # its last ``recent_length`` bytes up to ``end`` are what the direction's `recent` (the
@@ -179,8 +201,7 @@ cdef class Passing:
         self.opening = False
         self.decrypt = None
         self.decrypt_into = None
-        self.out = self.out_view = None
-        self.out_length = -1
+        self.capacity = _CAPACITY
         self.iv = None
         self.lead = -1
         self.aad_version = 0
@@ -191,7 +212,7 @@ cdef class Passing:
         self.clean = self.trust_after = self.unconfirmed = 0
         self.padded = False
         self.life = self.life_taken = False
-        self.peer = None
+        self.peer = self.leader = None
         self.follower = False
         self.last_number = 0
         self.life_tail_length = 0
@@ -222,8 +243,14 @@ cdef class Passing:
         cdef const unsigned char* q
         cdef Ledger ledger = self.ledger
         cdef unsigned int peer_seq
+        cdef Passing other
         if side != self.side and self.peer is not None:  # the other direction's state
-            return self.peer.take(side, frame, size, l3, ip, t, index)
+            other = self.peer
+            other.leader = self
+            try:
+                return other.take(side, frame, size, l3, ip, t, index)
+            finally:
+                other.leader = None
         if not self.ready or ledger.passed >= ledger.limit:
             return False
         if flags & 0x07 or not flags & 0x10:  # FIN, SYN, RST, or no ACK: the full path
@@ -250,15 +277,16 @@ cdef class Passing:
                     return False
                 # (a pair's other direction moves on in C: its position is its state's)
                 peer_seq = self.peer_seq
-                if self.peer is not None and self.peer.ready:
-                    peer_seq = self.peer.next_seq
+                other = self.peer if self.peer is not None else self.leader
+                if other is not None and other.ready:
+                    peer_seq = other.next_seq
                 d = ack - peer_seq
                 if 0 < d < _HALF:  # it waits for bytes (or a FIN: armed without) of the peer
                     # (reassembly's causal order, `delivery._unseen`)
                     return False
                 q = frame + start
                 if self.opening:
-                    if not self._open(q, n, ledger.base + index, t):
+                    if not self._fits(n) or not self._open(q, n, ledger.base + index, t):
                         return False
                     return self._took_bytes(q, n, seq, ack, t, ledger.base + index)
                 to_header = self.to_header
@@ -393,7 +421,7 @@ cdef class Passing:
                     if self.life:  # (opened into ``out``: `offer_open_in_life` asks for it)
                         tail_length = _keep_tail(
                             tail, tail_length,
-                            <const unsigned char*>PyByteArray_AS_STRING(self.out), result)
+                            <const unsigned char*>PyByteArray_AS_STRING(_OUT), result)
                         data_time = t
             trusted_record = False
             if result < 0 or plain + result >= self.budget:  # not data, or the body's end
@@ -438,7 +466,7 @@ cdef class Passing:
         (the recent bytes, and from ``start`` on) moves down to the buffer's start."""
         cdef Py_ssize_t keep_from
         cdef char* buf
-        if self.end + n <= _CAPACITY:
+        if self.end + n <= self.capacity:
             return 0
         keep_from = self.end - self.recent_length
         if self.start < keep_from:
@@ -452,6 +480,11 @@ cdef class Passing:
             for i in range(self.place_first, self.places):
                 self.place_to[i] -= keep_from
         return 0
+
+    cdef inline bint _fits(self, Py_ssize_t n):
+        """Whether ``n`` more bytes fit in the buffer once what must be kept moved down
+        (`_room`): always with _CAPACITY, not a long segment in life."""
+        return self.end - self._needed_from() + n <= self.capacity
 
     cdef inline Py_ssize_t _needed_from(self):
         """Where the bytes anything may still read begin: the recent bytes, and from
@@ -605,7 +638,11 @@ cdef class Passing:
             elif memcmp(kept + length - held, <const char*>self.held_bytes, held):
                 return False
         if self.buf is None:
-            self.buf = _SPARE.pop() if _SPARE else PyByteArray_FromStringAndSize(NULL, _CAPACITY)
+            if self.capacity != _CAPACITY:
+                self.buf = PyByteArray_FromStringAndSize(NULL, self.capacity)
+            else:
+                self.buf = (_SPARE.pop() if _SPARE
+                            else PyByteArray_FromStringAndSize(NULL, _CAPACITY))
         if suffix is not None:
             memcpy(PyByteArray_AS_STRING(self.buf), <const char*>suffix, held)
             self.end = held
@@ -659,7 +696,10 @@ cdef class Passing:
         return rest
 
     def __dealloc__(self):
-        if self.buf is not None and len(_SPARE) < 16:
+        if self.life and self.ledger is not None:
+            self.ledger.life_states -= 1
+        if (self.buf is not None and len(_SPARE) < 16
+                and PyByteArray_GET_SIZE(self.buf) == _CAPACITY):
             _SPARE.append(self.buf)
 
     cdef bint _took_bytes(self, const unsigned char* q, Py_ssize_t n, unsigned int seq,
@@ -689,7 +729,7 @@ cdef class Passing:
         self.last_time = t
         self.last_number = number
         if self.follower:
-            primary = self.peer
+            primary = self.leader
             if not primary.frames:
                 ledger.dirty.append(primary)
             primary.frames += 1

@@ -80,9 +80,10 @@ if TYPE_CHECKING:
     from analyzer.tls.layer import TlsStage
 
 try:
-    from analyzer.decode._fastpath import Ledger, Passing, Watching
+    from analyzer.decode._fastpath import LIFE_CAPACITY, Ledger, Passing, Watching
 except ImportError:  # pragma: no cover - the pure-Python install never passes
     Ledger = Passing = Watching = None
+    LIFE_CAPACITY = 0
 
 AVAILABLE = FASTPATH_COMPILED and Ledger is not None
 
@@ -120,6 +121,11 @@ OPEN_TLS12_IN_LIFE = True
 
 # A budget no body has: in life, nothing ends what may be opened but the records themselves.
 _NO_BUDGET = 1 << 62
+
+# At most this many states in life at once (each holds a 40 KiB buffer, ≈ 20 MiB in all):
+# a capture of thousands of open decrypted WebSockets would otherwise grow with them. Past
+# it, a direction's records are read in Python, as before.
+MAX_LIFE_STATES = 512
 
 
 def new_ledger() -> Any:
@@ -181,6 +187,8 @@ def offer_open_in_life(ledger: Any, conn: Connection,
     plaintext's tail where a final Close frame may be, which `sync` gives the life with the
     counts and times. False (nothing offered) when the AEAD cannot open into a reused buffer,
     where the tail is read from."""
+    if ledger.life_states + len(directions) > MAX_LIFE_STATES:
+        return False
     states = []
     for side, to_header, held, opener, tail in directions:
         state = _opening(ledger, conn, side, _NO_BUDGET, to_header, held, opener,
@@ -189,13 +197,15 @@ def offer_open_in_life(ledger: Any, conn: Connection,
             return False
         state.trust_from = 0
         state.life = True
+        ledger.life_states += 1
+        state.capacity = LIFE_CAPACITY
         state.set_life_tail(tail)
         if not opener.suite.tls13:  # TLS 1.2 AEAD (decode/_passing.pxi ``lead``)
             state.lead = 0 if opener.suite.cipher is Cipher.CHACHA20_POLY1305 else 8
             state.aad_version = opener.version
         states.append(state)
     if len(states) == 2:
-        states[0].peer, states[1].peer = states[1], states[0]
+        states[0].peer = states[1]
         states[1].follower = True
     conn.passing = states[0]
     return True
@@ -345,11 +355,7 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
     if type(passing) is Watching:  # a switched connection's watch (decode/_watching.pxi)
         passing.sync()
         return
-    peer = passing.peer
-    if peer is None:
-        states: tuple[Any, ...] = (passing,)
-    else:
-        states = (peer, passing) if passing.follower else (passing, peer)
+    states = _pair(passing)
     ledger = passing.ledger
     for state in states:
         if state in ledger.dirty:
@@ -368,14 +374,23 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
         _sync_reading(state, conn)
 
 
+def _pair(passing: Any) -> tuple[Any, ...]:
+    """A state, or the two of its pair, the one in ``conn.passing`` first (a follower finds
+    it there: Python brings a pair up to date before it lets it go)."""
+    if passing.peer is not None:
+        return passing, passing.peer
+    if passing.follower:
+        leader = passing.conn.passing
+        if leader is not None and type(leader) is not Watching and leader.peer is passing:
+            return leader, passing
+    return (passing,)
+
+
 def latest_time(passing: Any) -> float:
     """The time of the last segment a state took, of the later one for a pair."""
     if type(passing) is Watching:
         return float(passing.last_time)
-    peer = passing.peer
-    if peer is not None and peer.last_number > passing.last_number:
-        return float(peer.last_time)
-    return float(passing.last_time)
+    return float(max(_pair(passing), key=lambda state: state.last_number).last_time)
 
 
 def _sync_acks(passing: Any, reassembler: Reassembler, before: int) -> None:
