@@ -724,14 +724,14 @@ cdef class Passing:
         cdef Ledger ledger = self.ledger
         cdef Passing primary
         if not self.frames:
-            ledger.dirty.append(self)
+            ledger.dirty[self] = None
         self.frames += 1
         self.last_time = t
         self.last_number = number
         if self.follower:
             primary = self.leader
             if not primary.frames:
-                ledger.dirty.append(primary)
+                ledger.dirty[primary] = None
             primary.frames += 1
         ledger.passed += 1
         ledger.total += 1

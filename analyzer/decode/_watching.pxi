@@ -156,7 +156,7 @@ cdef class Watching:
     cdef void _count(self, double t):
         cdef Ledger ledger = self.ledger
         if not self.frames:
-            ledger.dirty.append(self)
+            ledger.dirty[self] = None
         self.frames += 1
         self.last_time = t
         ledger.passed += 1
@@ -168,7 +168,7 @@ cdef class Watching:
         cdef int s
         if not self.frames:
             return 0
-        self.ledger.dirty.remove(self)
+        del self.ledger.dirty[self]
         self.frames = 0
         conn = self.conn
         sides = conn.sides

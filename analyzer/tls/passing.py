@@ -301,8 +301,9 @@ def wrap_skip(skip: Callable[..., Any], ledger: Any, reassembler: Reassembler,
 def sync_all(ledger: Any, reassembler: Reassembler) -> None:
     """Every state with something taken: before a segment that may touch the whole table
     (a sweep, a new connection, an eviction) and at the end."""
-    while ledger.dirty:
-        sync(ledger.dirty[-1], reassembler)
+    dirty = ledger.dirty
+    while dirty:
+        sync(next(reversed(dirty)), reassembler)
 
 
 def sync_before_feed(ledger: Any, reassembler: Reassembler, entry: Any, time: float) -> None:
@@ -358,8 +359,7 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
     states = _pair(passing)
     ledger = passing.ledger
     for state in states:
-        if state in ledger.dirty:
-            ledger.dirty.remove(state)
+        ledger.dirty.pop(state, None)
     conn = passing.conn
     befores = []
     for state in states:  # each side's bytes before the ACKs: a pair's are of each other's
@@ -390,7 +390,10 @@ def latest_time(passing: Any) -> float:
     """The time of the last segment a state took, of the later one for a pair."""
     if type(passing) is Watching:
         return float(passing.last_time)
-    return float(max(_pair(passing), key=lambda state: state.last_number).last_time)
+    pair = _pair(passing)
+    if len(pair) == 2 and pair[1].last_number > pair[0].last_number:
+        return float(pair[1].last_time)
+    return float(pair[0].last_time)
 
 
 def _sync_acks(passing: Any, reassembler: Reassembler, before: int) -> None:
