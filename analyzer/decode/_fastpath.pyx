@@ -140,8 +140,10 @@ cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_
         return follow is not None and (
             follow.take(conn, side, frame, size, l3, ip, t, index)
             or follow.feed(frame, size, l3, t, index, flows, ip))
-    return (<Passing>passing).take(
-        <int><object>PyTuple_GET_ITEM(entry, 1), frame, size, l3, ip, t, index)
+    side = <int><object>PyTuple_GET_ITEM(entry, 1)
+    if side != (<Passing>passing).side and (<Passing>passing).peer is not None:
+        return (<Passing>passing).take_by_peer(side, frame, size, l3, ip, t, index)
+    return (<Passing>passing).take(side, frame, size, l3, ip, t, index)
 
 
 cdef inline bint _before(double t, double bound, bint inclusive) noexcept nogil:

@@ -244,13 +244,6 @@ cdef class Passing:
         cdef Ledger ledger = self.ledger
         cdef unsigned int peer_seq
         cdef Passing other
-        if side != self.side and self.peer is not None:  # the other direction's state
-            other = self.peer
-            other.leader = self
-            try:
-                return other.take(side, frame, size, l3, ip, t, index)
-            finally:
-                other.leader = None
         if not self.ready or ledger.passed >= ledger.limit:
             return False
         if flags & 0x07 or not flags & 0x10:  # FIN, SYN, RST, or no ACK: the full path
@@ -354,6 +347,18 @@ cdef class Passing:
                 return True
             self._acked_here(ack, ledger.base + index, t)
         return self._taken(t, ledger.base + index)
+
+    cdef bint take_by_peer(self, int side, const unsigned char* frame, Py_ssize_t size,
+                           Py_ssize_t l3, const unsigned char* ip, double t,
+                           Py_ssize_t index) except -1:
+        """`take` of a segment of the other direction, by this state's ``peer`` (the caller
+        checked there is one), with this state as its ``leader`` for the call."""
+        cdef Passing other = self.peer
+        other.leader = self
+        try:
+            return other.take(side, frame, size, l3, ip, t, index)
+        finally:
+            other.leader = None
 
     cdef bint _open(self, const unsigned char* q, Py_ssize_t n, long long frame,
                     double t) except -1:
@@ -720,7 +725,7 @@ cdef class Passing:
             self.ack_here_bytes = self.bytes
         self.acked_here = True
 
-    cdef bint _taken(self, double t, long long number):
+    cdef inline bint _taken(self, double t, long long number) except -1:
         cdef Ledger ledger = self.ledger
         cdef Passing primary
         if not self.frames:

@@ -343,11 +343,11 @@ def _before_sweep(ledger: Any, reassembler: Reassembler, now: float) -> None:
         stage: TlsStage = conn.listener
         if passing not in ledger.dirty:  # brought up to date with its pair just now
             continue
-        if (latest_time(passing) < cutoff or conn.finished or conn.closing
-                or not stage.ticks_idle()):
+        last_time = latest_time(passing)
+        if last_time < cutoff or conn.finished or conn.closing or not stage.ticks_idle():
             sync(passing, reassembler)
         else:
-            conn.last_time = latest_time(passing)
+            conn.last_time = last_time
 
 
 def sync(passing: Any, reassembler: Reassembler) -> None:
@@ -355,6 +355,25 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
     (module docstring), before Python touches that connection: both states of a pair."""
     if type(passing) is Watching:  # a switched connection's watch (decode/_watching.pxi)
         passing.sync()
+        return
+    if passing.peer is None and not passing.follower:  # one state: the usual case, inline
+        passing.ledger.dirty.pop(passing, None)
+        passing.flush_recent()
+        conn = passing.conn
+        here = conn.sides[passing.side]
+        before = here.next_offset
+        here.next_offset += passing.bytes  # the kept bytes were appended in C
+        conn.last_time = passing.last_time
+        # with the segments that raised the acks, as the per-segment path keeps a lost FIN's
+        # proof (`_sync_acks`, inline here)
+        side = passing.side
+        if passing.acked_here:
+            reassembler._peer_acked(conn, 1 - side, passing.ack_here, passing.ack_here_frame,
+                                    passing.ack_here_time, before + passing.ack_here_bytes)
+        if passing.acked_peer:
+            reassembler._peer_acked(conn, side, passing.ack_peer, passing.ack_peer_frame,
+                                    passing.ack_peer_time)
+        _sync_reading(passing, conn)
         return
     states = _pair(passing)
     ledger = passing.ledger
@@ -388,7 +407,7 @@ def _pair(passing: Any) -> tuple[Any, ...]:
 
 def latest_time(passing: Any) -> float:
     """The time of the last segment a state took, of the later one for a pair."""
-    if type(passing) is Watching:
+    if type(passing) is Watching or (passing.peer is None and not passing.follower):
         return float(passing.last_time)
     pair = _pair(passing)
     if len(pair) == 2 and pair[1].last_number > pair[0].last_number:
