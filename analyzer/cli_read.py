@@ -249,8 +249,18 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
                 click.echo(("\n" if tally.attempts else "No upgrade attempts found.\n") + summary)
             else:
                 click.echo(summary, err=True)
-        elif not _emit(fmt, kept, analysis, warnings, view, style, apart, listed, tuple(paths)):
-            return ExitStatus.USAGE
+        else:
+            try:
+                emitted = _emit(fmt, kept, analysis, warnings, view, style, apart, listed,
+                                tuple(paths))
+            except BrokenPipeError:
+                raise  # the reader went away: _stop_on_closed_pipe ends the run
+            except Exception as error:  # a bug in a report: one line, as while reading
+                say_error(f"internal error while writing the report: {type(error).__name__}: "
+                          f"{error} (please report this capture)", view.show_secrets)
+                return ExitStatus.INTERNAL_ERROR
+            if not emitted:
+                return ExitStatus.USAGE
     failed = (tally.failed if streaming else kept.failed if not isinstance(kept, list)
               else any(d.verdict is not Verdict.SUCCEEDED for d in kept))
     if status is ExitStatus.OK and fail_on_failed and failed:

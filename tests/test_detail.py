@@ -229,3 +229,43 @@ def test_render_detail_is_pure_and_shows_attribution(
     assert "Postman: Error: Unexpected server response: 400" in text
     bare = render_detail(dataclasses.replace(diagnosis, who=Attribution()))
     assert "Attribution:" not in bare
+
+
+@pytest.mark.parametrize("blank", [b"\x0b", b"\x1c", b"\x0c  "])
+def test_a_head_line_of_whitespace_alone_is_shown(tmp_path: Path, blank: bytes) -> None:
+    """A request head with a line of whitespace that is not a fold (found by fuzzing: the
+    view split it into no word and crashed with a traceback): shown as the other malformed
+    lines are, and a credential after such a line is still redacted."""
+    conv = Conversation(client=("10.0.0.5", 50005), server=("10.0.0.2", 8080), start=START)
+    conv.handshake()
+    head = websocket_request("example.com", "/chat").replace(
+        b"\r\n\r\n", b"\r\n" + blank + b"\r\nAuthorization Bearer sekrit-token\r\n\r\n")
+    conv.client(head)
+    conv.server(http_response(400, "Bad Request", [("Content-Length", "0")]), delay=0.002)
+    conv.server_fin()
+    conv.client_fin()
+    path = tmp_path / "blank.pcap"
+    write_pcap(path, [conv])
+    result = run_cli("read", path, "--detail")  # (an exception would propagate)
+    assert result.exit_code == 0
+    assert "Authorization Bearer" in result.stdout and "sekrit-token" not in result.stdout
+    assert "GET /chat HTTP/1.1" in result.stdout
+
+
+def test_a_report_that_fails_is_one_line_and_status_70(
+        capture: tuple[Path, list[Segment]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug while the report is written (a fault put into the --detail renderer) ends with
+    one line on standard error and the internal-error status, as one while reading does,
+    not a traceback."""
+    import analyzer.report.detail as detail
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise ValueError("a fault put in by the test")
+
+    monkeypatch.setattr(detail, "render_detail", broken)
+    path, _ = capture
+    result = run_cli("read", path, "--detail")
+    assert result.exit_code == 70
+    assert result.stderr.strip().splitlines() == [
+        "upgrade-analyzer: error: internal error while writing the report: ValueError: a fault "
+        "put in by the test (please report this capture)"]

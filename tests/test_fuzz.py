@@ -101,6 +101,20 @@ def _one_byte_segments_backwards(count: int) -> bytes:
 
 # Inputs that crashed a target once: (target, what was wrong, the input). Each must now pass.
 REGRESSIONS: list[tuple[str, str, bytes]] = [
+    # Hypothesis (a heavier mutator), pipeline target, ≈ 387k inputs: a head line of
+    # whitespace alone that is not a fold (\x0b, \x1c-\x1f, \x85, \xa0) split into no word
+    # in the --detail view (report/detail.py `head_lines`): ValueError, a traceback.
+    ("pipeline", "a head line of whitespace alone in --detail", bytes.fromhex(
+        "d4c3b2a10200040000000000000000000000040001000000e781126b49f503004701000047010000"
+        "000000000000000000000000080045000139dbe3400040065fd97f0000017f000001851646c98140"
+        "0e7c65811cfb80180040ff2d00000101080ae9ed994d38bf18dc474554202f636861742048545450"
+        "2f312e310d0a5365632d576562536f636b65742d56657273696f6e3a2031330d0a5365632d576562"
+        "536f636b65742d4b65793a2066457a6f6e337a4875464158614c674a6c73646753413d3d0d0a436f"
+        "6e6e656374696f6e3a20557067726164650d0a557067726164653a20776562736f636b65740d0a53"
+        "65632d576562536f636b65742d457874656e73696f6e733a207065726d6573736167652d6465666c"
+        "6174653b20636c69650016030306e10b0006dd0006da0003753082037130820259a0030201020214"
+        "0d4f42ae9999a39b9d2ab1b07fccb8765499a8dd300d06092a864886f70d01010b05003044311f30"
+        "1d060355040a0c")),
     # atheris, http2 target, ~2,800 runs: an hpack error's text carries a memoryview's address
     # ("<memory at 0x7f...>"), so two readings of the same bytes differed. The detail now
     # leaves addresses out.

@@ -350,10 +350,11 @@ def head_lines(head: RequestHead | ResponseHead, clean: Cleaner) -> list[str]:
         if not colon:
             # not a field (a malformed line, shown as evidence), but one that begins with a
             # credential field's name still carries its value: "Authorization Bearer <token>"
-            word, *rest = line.split(None, 1)
-            if rest and word.lower() in SECRET_HEADERS:
-                lines.append(clean.text(line[: len(line) - len(rest[0])])
-                             + clean.header(word, rest[0]))
+            # (a line of whitespace alone, \x0b or \x1c say, splits into no word at all)
+            words = line.split(None, 1)
+            if len(words) == 2 and words[0].lower() in SECRET_HEADERS:
+                lines.append(clean.text(line[: len(line) - len(words[1])])
+                             + clean.header(words[0], words[1]))
             else:
                 lines.append(clean.text(line))
             continue
