@@ -28,7 +28,7 @@ import random
 import ssl
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -65,6 +65,22 @@ def _contexts(directory: Path, keylog: Path) -> tuple[ssl.SSLContext, ssl.SSLCon
     return client, server
 
 
+def _handshake(client: ssl.SSLObject, server: ssl.SSLObject, pump: Callable[[], None]) -> None:
+    """Both ends' handshakes over memory BIOs, ``pump`` moving the bytes after each step."""
+    done = [False, False]
+    for _ in range(10):
+        for index, end in enumerate((client, server)):
+            if not done[index]:
+                try:
+                    end.do_handshake()
+                    done[index] = True
+                except ssl.SSLWantReadError:
+                    pass
+        pump()
+        if all(done):
+            return
+
+
 def _session(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, tls13: bool,
              exchanges: list[tuple[bytes, bytes]]) -> list[tuple[int, bytes]]:
     """The bytes each side wrote, in order, for one real TLS conversation."""
@@ -82,18 +98,7 @@ def _session(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, tls13: bool
                 chunks.append((side, data))
                 into.write(data)
 
-    done = [False, False]
-    for _ in range(10):
-        for index, end in enumerate((client, server)):
-            if not done[index]:
-                try:
-                    end.do_handshake()
-                    done[index] = True
-                except ssl.SSLWantReadError:
-                    pass
-        pump()
-        if all(done):
-            break
+    _handshake(client, server, pump)
     for request, answer in exchanges:
         client.write(request)
         pump()
@@ -178,18 +183,7 @@ def _chat_session(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, tls13:
             except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
                 return
 
-    done = [False, False]
-    for _ in range(10):
-        for index, end in enumerate((client, server)):
-            if not done[index]:
-                try:
-                    end.do_handshake()
-                    done[index] = True
-                except ssl.SSLWantReadError:
-                    pass
-        pump(0.0)
-        if all(done):
-            break
+    _handshake(client, server, lambda: pump(0.0))
     client.write(_UPGRADE)
     pump(0.001)
     drain(server)

@@ -71,6 +71,21 @@ def _rewrite(source: Path, target: Path, change: Any) -> None:
     writer.close()
 
 
+def _damaged(records: list[tuple[float, bytes]], rng: random.Random, damage: str,
+             candidates: list[int], count: int) -> list[tuple[float, bytes]]:
+    """``count`` of the records at ``candidates`` lost ("drop"), sent again three records
+    later ("repeat"), or swapped with the next one ("swap")."""
+    for index in sorted(rng.sample(candidates, count), reverse=True):
+        if damage == "drop":
+            del records[index]
+        elif damage == "repeat":
+            records.insert(index + 3, (records[index + 3][0], records[index][1]))
+        else:
+            (t1, d1), (t2, d2) = records[index], records[index + 1]
+            records[index], records[index + 1] = (t1, d2), (t2, d1)
+    return records
+
+
 @pytest.fixture(scope="module")
 def tls12(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("passing") / "tls12.pcap"
@@ -133,15 +148,7 @@ def test_damaged_segments_in_a_passing_body_give_the_same_result(
 
     def change(records: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
         big = [i for i, (_, data) in enumerate(records) if len(data) > 1000]
-        for index in sorted(rng.sample(big[len(big) // 4:], 6), reverse=True):
-            if damage == "drop":
-                del records[index]
-            elif damage == "repeat":
-                records.insert(index + 3, (records[index + 3][0], records[index][1]))
-            else:
-                (t1, d1), (t2, d2) = records[index], records[index + 1]
-                records[index], records[index + 1] = (t1, d2), (t2, d1)
-        return records
+        return _damaged(records, rng, damage, big[len(big) // 4:], 6)
 
     damaged = tmp_path / f"{damage}.pcap"
     _rewrite(capture, damaged, change)
@@ -453,15 +460,7 @@ def test_damaged_segments_of_websockets_in_life_give_the_same_result(
 
     def change(records: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
         data = [i for i, (_, frame) in enumerate(records) if len(frame) > 120]
-        for index in sorted(rng.sample(data[len(data) // 3:-4], 8), reverse=True):
-            if damage == "drop":
-                del records[index]
-            elif damage == "repeat":
-                records.insert(index + 3, (records[index + 3][0], records[index][1]))
-            else:
-                (t1, d1), (t2, d2) = records[index], records[index + 1]
-                records[index], records[index + 1] = (t1, d2), (t2, d1)
-        return records
+        return _damaged(records, rng, damage, data[len(data) // 3:-4], 8)
 
     damaged = tmp_path / f"{damage}.pcap"
     _rewrite(chat, damaged, change)
