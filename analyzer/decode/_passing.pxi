@@ -93,7 +93,7 @@ cdef class Passing:
     cdef public object decrypt
     # ``decrypt_into(nonce, body, header, out)`` of the same AEAD when there is one (None:
     # ``decrypt``, which makes a new 16 KiB bytes object per record): the plaintext goes into
-    # ``out``, reused from record to record (tls/passing.py `offer_open`)
+    # ``_OUT``, the run's one buffer, reused from record to record (tls/passing.py `offer_open`)
     cdef public object decrypt_into
     cdef public bytes iv  # RFC 8446 §5.3: the per-record nonce is this XOR the sequence number
     # TLS 1.2 AEAD instead (in life only: tls/passing.py `offer_open_in_life`): ``lead``, the
@@ -423,7 +423,7 @@ cdef class Passing:
                 if result >= 0:
                     unconfirmed = 0
                     clean += 1
-                    if self.life:  # (opened into ``out``: `offer_open_in_life` asks for it)
+                    if self.life:  # (opened into ``_OUT``: `offer_open_in_life` asks for it)
                         tail_length = _keep_tail(
                             tail, tail_length,
                             <const unsigned char*>PyByteArray_AS_STRING(_OUT), result)
