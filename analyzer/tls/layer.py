@@ -146,8 +146,8 @@ class TlsStage(TlsReporting):
         so a state offered between records (as `_offer_gather` does, for the response a
         request calls for) rarely took a byte, yet it took the peer's bare ACKs, which then
         cost a Python `sync` at the next segment, and was made and armed at every one: a
-        third of a keyed run on a WebSocket chat capture (benchmarks/README.md, "Decrypted
-        WebSockets in life"). A record spanning segments still gathers from its second one."""
+        third of a keyed run on a WebSocket chat capture (benchmarks/README.md, "Sixteenth
+        session"). A record spanning segments still gathers from its second one."""
         for speaker in (side, 1 - side):
             to_header = gatherable(self._session, speaker)
             if to_header:

@@ -111,9 +111,9 @@ TURN = True
 # compares it with.
 GATHER_UNDER_WAY_IN_LIFE = True
 
-# In life, a TLS 1.3 session's records are opened in C (`offer_open_in_life`): those of the
-# direction that sent the more plaintext so far. False: read in Python (with gathering),
-# the twin tests/test_tls_passing.py compares it with.
+# In life, a session's records are opened in C (`offer_open_in_life`), both directions'
+# when both can be. False: read in Python (with gathering), the twin tests/test_tls_passing.py
+# compares it with. (Read only with GATHER_UNDER_WAY_IN_LIFE: its twin is the earlier code.)
 OPEN_IN_LIFE = True
 # ... and so are TLS 1.2 sessions' AEAD records (AES-GCM, ChaCha20-Poly1305). False: TLS 1.2
 # records in life are read in Python, the twin tests/test_tls_passing.py compares it with.
