@@ -29,13 +29,18 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not FASTPATH_COMPILED, reason="the compiled module is not built")
 
 
-def _generate(path: Path, versions: str, seed: int) -> None:
+def _generate(path: Path, versions: str, seed: int, mix: str = "downloads") -> None:
+    """6 MB of generate_tls.py's downloads mix, or 3 MB of its chat mix (long-lived
+    WebSockets, a record per message)."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
-        from generate_tls import generate
+        from generate_tls import generate, generate_chat
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
-    generate(str(path), 6_000_000, seed, versions)
+    if mix == "chat":
+        generate_chat(str(path), 3_000_000, seed, versions)
+    else:
+        generate(str(path), 6_000_000, seed, versions)
 
 
 def _read(path: Path, keys: Path, compiled: bool) -> tuple[list[dict[str, Any]], Any, Analysis]:
@@ -423,16 +428,6 @@ def test_a_state_armed_right_after_a_frame_went_the_full_way_gives_the_same(
     assert seen[0][2] > seen[1][2]
 
 
-def _chat(path: Path, versions: str, seed: int) -> None:
-    """generate_tls.py's chat mix (long-lived WebSockets, a record per message) of 3 MB."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from generate_tls import generate_chat
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    generate_chat(str(path), 3_000_000, seed, versions)
-
-
 def _lives(path: Path, keys: Path, compiled: bool) -> tuple[list[Any], list[Any], Analysis]:
     """The attempts (as their fields) and the lives' ends of a read with lifetimes."""
     run = Analysis(lifetimes=True, compiled=compiled, secrets=load_keylog(keys.read_bytes()))
@@ -446,7 +441,7 @@ def _lives(path: Path, keys: Path, compiled: bool) -> tuple[list[Any], list[Any]
 @pytest.fixture(scope="module")
 def chat(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("passing") / "chat.pcap"
-    _chat(path, "both", 11)
+    _generate(path, "both", 11, mix="chat")
     return path
 
 
