@@ -477,7 +477,8 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
     offered after every segment (their twin); and the per-segment path. The same attempts and
     lifetimes (every session ends with its Close handshake, read from the decrypted bytes);
     far fewer gathering states made with the first three (each one armed, and brought up to
-    date in Python once it took an ACK), and more frames taken in C at each step."""
+    date in Python once it took an ACK; the watch window after the switch is read so too),
+    and more frames taken in C at each step."""
     path = chat
     keys = Path(str(path) + ".keys")
     seen = []
@@ -508,6 +509,9 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
     assert all(found[:2] == seen[0][:2] for found in seen[1:])
     offers_before = seen[3][2]
     assert all(0 <= found[2] * 3 < offers_before for found in seen[:3])
+    # (and in the watch window too, where messages are whole records as in life: 954
+    # gathering states against 705 when only life's were kept in)
+    assert seen[2][2] * 5 < offers_before, [found[2] for found in seen]
     taken = [found[3] for found in seen]
     frames = seen[0][4]
     assert taken[0] > taken[1] + frames // 5 and taken[1] > 4 * taken[2], seen[0][2:]

@@ -106,7 +106,10 @@ class TlsStage(TlsReporting):
                 if not (passing.OPEN_IN_LIFE and self._offer_open_in_life()):
                     self._offer_gather_in_life(side)
             elif not (self._offer_pass(side) or self._offer_pass(1 - side)):
-                self._offer_gather(side)
+                if passing.GATHER_UNDER_WAY_IN_LIFE and self._switched():
+                    self._offer_gather_in_life(side)  # (the watch's frames: as in life)
+                else:
+                    self._offer_gather(side)
 
     def _offer_gather(self, side: int) -> None:
         """Let the segments inside a direction's records gather in C (tls/passing.py):
@@ -120,6 +123,12 @@ class TlsStage(TlsReporting):
                 side, to_header = 1 - side, other
         if to_header is not None:
             passing.offer_gather(self._ledger, self._conn, side, to_header)
+
+    def _switched(self) -> bool:
+        """Whether the inner reader watches the first moments after a switch (a WebSocket's
+        first frames: no request waits for a response there)."""
+        inner = self._inner_listener()
+        return isinstance(inner, ConnectionTracker) and inner._switch is not None
 
     def _offer_open_in_life(self) -> bool:
         """In life, a session's records are opened in C (tls/passing.py `offer_open_in_life`,
