@@ -26,15 +26,23 @@ from analyzer.exchange.tracker import ConnectionTracker
 from analyzer.http.head import parse_request_head, parse_response_head
 from analyzer.http.start import classify_start, find_head_end, only_empty_lines, read_start
 from analyzer.http2 import H2Reader
+from analyzer.life.model import Ended
 from analyzer.pipeline import Analysis, protocol_handlers
 from analyzer.reassembly import Connection, Reassembler
 from analyzer.report.detail import render_detail
-from analyzer.report.render import render_csv, render_json, render_table
+from analyzer.report.render import (
+    render_csv,
+    render_json,
+    render_jsonl_ended,
+    render_jsonl_line,
+    render_table,
+)
 from analyzer.source import CaptureError, CaptureWarning, Frame, read_bytes, read_records
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.session import TlsSession
-from analyzer.verdict import diagnose
+from analyzer.verdict import Diagnosis, diagnose
 from analyzer.websocket.frames import WsFrameParser, frame_parser
+from fuzz import tls_plaintext
 
 CAPTURES = Path(__file__).parents[1] / "captures"
 
@@ -401,6 +409,52 @@ def _fast_path_both_ways(path: str) -> None:
     assert results[0] == results[1]
 
 
+_TEMPLATES: list[tls_plaintext.Template] = []
+
+
+def tls_plain(data: bytes) -> None:
+    """Decrypted TLS: the plaintext of a bundled keyed connection's records, in any shape
+    (fuzz/tls_plaintext.py: records opened, mutated, sealed again with the same keys), through
+    the whole pipeline with its key log, followed into life as `read` follows it, to every
+    report format. The compiled fast path (which opens TLS records in life itself) decides
+    exactly what the Python path decides."""
+    if len(data) < 2:
+        return
+    if not _TEMPLATES:
+        _TEMPLATES.extend(tls_plaintext.templates())
+    template, pcap = tls_plaintext.build(data, _TEMPLATES)
+    secrets = KeyStore()
+    secrets.add_text(template.keylog)
+    secrets.finish()
+    with tempfile.NamedTemporaryFile(suffix=".pcap") as file:
+        file.write(pcap)
+        file.flush()
+        results = [_keyed_run(file.name, secrets, compiled) for compiled in (True, False)]
+    assert results[0] == results[1], (results[0], results[1])
+
+
+def _keyed_run(path: str, secrets: KeyStore, compiled: bool) -> object:
+    """What a keyed `read` of ``path`` decides, every report rendered on the way."""
+    warnings: list[CaptureWarning] = []
+    analysis = Analysis(secrets=secrets, lifetimes=True, compiled=compiled)
+    decided = list(analysis.feed_records(read_records([path], warnings)))
+    decided += analysis.finishing()
+    diagnoses = correlate([d for d in decided if isinstance(d, Diagnosis)])
+    ended = [d for d in decided if isinstance(d, Ended)]
+    render_table(diagnoses, analysis.stats, warnings)
+    render_json(diagnoses, analysis.stats, warnings)
+    render_csv(diagnoses)
+    for diagnosis in diagnoses:
+        render_detail(diagnosis)
+        render_jsonl_line(diagnosis)
+    for end in ended:
+        render_jsonl_ended(end)
+    return ([(d.attempt.first_frame, d.verdict, [(f.check, f.frames) for f in d.findings])
+             for d in diagnoses],
+            [(e.key, e.verdict, [(f.check, f.frames) for f in e.findings]) for e in ended],
+            warnings)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "capture": capture_reader,
     "gzip": gzip_reader,
@@ -411,6 +465,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "websocket": websocket_frames,
     "http2": http2,
     "tls": tls,
+    "tls_plaintext": tls_plain,
     "pipeline": pipeline,
     "fast_path": fast_path,
 }
@@ -447,6 +502,11 @@ def seeds(target: str) -> list[bytes]:
                 client = streams[0][len(H2_PREFACE):]
                 out.append(b"\x03" + len(client).to_bytes(2, "big") + client + streams[1])
         return out
+    if target == "tls_plaintext":  # each keyed connection's records, opened
+        # each as captured, and slowed down (3 s a packet, small segments) so that an upgrade
+        # goes past its watch into life
+        return [tls_plaintext.seed(i, t, shape) for shape in (0, 0x21)
+                for i, t in enumerate(tls_plaintext.templates())]
     if target == "tls":  # each TLS connection's two directions, in tls()'s input format
         out = []
         for sides in _directions(files):

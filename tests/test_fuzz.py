@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import functools
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analyzer.pipeline import Analysis
+from analyzer.source import read_records
+from analyzer.tls.keylog import load_keylog
+from fuzz import tls_plaintext
 from fuzz.targets import TARGETS, seeds
 
 # Examples per target: about 60 s in all on the 2-core CI machine (the pipeline target costs
@@ -29,6 +34,7 @@ BUDGET = {
     "websocket": 2500,
     "http2": 800,
     "tls": 300,
+    "tls_plaintext": 300,
     "pipeline": 400,
     "fast_path": 300,
 }
@@ -89,6 +95,47 @@ def test_every_target_has_a_budget_and_seeds() -> None:
     assert set(BUDGET) == set(TARGETS)
     for target in TARGETS:
         assert _seeds(target) != (b"",), target
+
+
+def test_tls_plaintext_seeds_give_back_the_captured_bytes() -> None:
+    """Each keyed connection's records, opened with the analyzer's RecordOpener and sealed
+    again (tls_plaintext target), are the captured records byte for byte: same keys, nonces,
+    sequence numbers, inner content types and (TLS 1.2 AES-GCM) explicit nonces."""
+    templates = tls_plaintext.templates()
+    suites = {t.suite.name for t in templates}
+    assert len(templates) >= 20
+    assert {"TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"} <= suites, suites
+    for index, template in enumerate(templates):
+        assert sum(not e[0] & tls_plaintext.RAW for e in template.seed_entries) >= 1
+        for shape in (0, 0x21):
+            _, pcap = tls_plaintext.build(tls_plaintext.seed(index, template, shape), templates)
+            [(_ends, events)] = tls_plaintext._connections(pcap)
+            streams = tuple(b"".join(r for side, r, _ in events if side == s) for s in (0, 1))
+            assert streams == template.streams, template.name
+
+
+@pytest.mark.parametrize("capture", ["wss_aiohttp.pcap", "wss_tls12_ecdhe_rsa_aes128_gcm.pcap",
+                                     "wss_tls12_ecdhe_rsa_chacha20.pcap"])
+def test_tls_plaintext_mutations_reach_the_http_reader(capture: str, tmp_path: Path) -> None:
+    """A change to a record's plaintext in the fuzz input is what the HTTP reader behind
+    decryption sees: the request target, changed (and longer), is the attempt's."""
+    templates = tls_plaintext.templates()
+    index = next(i for i, t in enumerate(templates) if t.name == capture + "#0")
+    data = tls_plaintext.seed(index, templates[index])
+    target = data.split(b"GET ")[1].split(b" ")[0]
+    mutated = data.replace(b"GET " + target + b" ", b"GET /fuzzed" + target + b"?x=1 ")
+    assert mutated != data
+    for fuzz_input, expected in ((data, target), (mutated, b"/fuzzed" + target + b"?x=1")):
+        template, pcap = tls_plaintext.build(fuzz_input, templates)
+        path = tmp_path / "plain.pcap"
+        path.write_bytes(pcap)
+        analysis = Analysis(secrets=load_keylog(template.keylog))
+        decided = list(analysis.feed_records(read_records([str(path)], []))) + analysis.finish()
+        heads = [d.attempt.request_head for d in decided]  # type: ignore[union-attr]
+        assert [h.target for h in heads if h is not None] == [expected.decode()], capture
+        assert TARGETS["tls_plaintext"](fuzz_input) is None
 
 
 def _one_byte_segments_backwards(count: int) -> bytes:
