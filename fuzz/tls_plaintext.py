@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20
 from analyzer.decode.decoder import decode_frame
 from analyzer.decode.segment import Segment
 from analyzer.source import read_bytes
-from analyzer.tls.decrypt import RecordOpener
+from analyzer.tls.decrypt import RecordOpener, _make_aead
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.keys import (
     TrafficKeys,
@@ -100,13 +100,11 @@ class Template:
 
 
 def _aead(suite: Suite, key: bytes) -> AESGCM | ChaCha20Poly1305 | AESCCM:
-    if suite.cipher == Cipher.AES_GCM:
-        return AESGCM(key)
-    if suite.cipher == Cipher.CHACHA20_POLY1305:
-        return ChaCha20Poly1305(key)
-    if suite.cipher == Cipher.AES_CCM:
-        return AESCCM(key, tag_length=suite.tag_length)
-    raise ValueError(f"not an AEAD suite: {suite.name}")
+    """The suite's AEAD with ``key``, as the analyzer's openers make it."""
+    aead = _make_aead(suite, key)
+    if aead is None:
+        raise ValueError(f"not an AEAD suite: {suite.name}")
+    return aead
 
 
 class Sealer:
