@@ -179,14 +179,14 @@ def _opening(ledger: Any, conn: Connection, side: int, budget: int, to_header: i
 
 def offer_open_in_life(ledger: Any, conn: Connection,
                        directions: list[tuple[int, int, bytes, RecordOpener, bytes]]) -> bool:
-    """Let TLS 1.3 records be opened in the compiled skip while their WebSocket is in life
-    (module docstring): ``directions`` are one or two (side, bytes to the next header, the
-    reader's bytes of the current record, opener, the life's tail, life/state.py), the first
-    one's state in ``conn.passing``, the second its ``peer``, which takes the other
-    direction's segments. Every record is opened, none counted on trust, for the
-    plaintext's tail where a final Close frame may be, which `sync` gives the life with the
-    counts and times. False (nothing offered) when the AEAD cannot open into a reused buffer,
-    where the tail is read from."""
+    """Let TLS 1.3 and TLS 1.2 AEAD records be opened in the compiled skip while their
+    WebSocket is in life (module docstring): ``directions`` are one or two (side, bytes to
+    the next header, the reader's bytes of the current record, opener, the life's tail,
+    life/state.py), the first one's state in ``conn.passing``, the second its ``peer``,
+    which takes the other direction's segments. Every record is opened, none counted on
+    trust, for the plaintext's tail where a final Close frame may be, which `sync` gives the
+    life with the counts and times. False (nothing offered) when the AEAD cannot open into a
+    reused buffer, where the tail is read from."""
     if ledger.life_states + len(directions) > MAX_LIFE_STATES:
         return False
     states = []
@@ -364,15 +364,7 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
         before = here.next_offset
         here.next_offset += passing.bytes  # the kept bytes were appended in C
         conn.last_time = passing.last_time
-        # with the segments that raised the acks, as the per-segment path keeps a lost FIN's
-        # proof (`_sync_acks`, inline here)
-        side = passing.side
-        if passing.acked_here:
-            reassembler._peer_acked(conn, 1 - side, passing.ack_here, passing.ack_here_frame,
-                                    passing.ack_here_time, before + passing.ack_here_bytes)
-        if passing.acked_peer:
-            reassembler._peer_acked(conn, side, passing.ack_peer, passing.ack_peer_frame,
-                                    passing.ack_peer_time)
+        _sync_acks(passing, reassembler, before)
         _sync_reading(passing, conn)
         return
     states = _pair(passing)
