@@ -564,3 +564,41 @@ def test_states_in_life_are_bounded_and_freed_without_the_collector(
         monkeypatch.undo()
     (peak, taken), (capped_peak, capped_taken) = seen
     assert peak > 3 >= capped_peak > 0 and taken > capped_taken, seen
+
+
+@pytest.mark.parametrize(("compiled", "cap"), [(True, None), (True, 1), (False, None)])
+def test_a_decrypted_websocket_in_life_keeps_no_bytes_for_retransmissions(
+        chat: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: bool,
+        cap: int | None) -> None:
+    """Once a decrypted WebSocket is in life its attempt is out, and reassembly keeps none of
+    its bytes for retransmission compares (`Connection.stop_keeping_recent`), as a cleartext
+    one in life keeps none: cut at three points, every such connection's directions share the
+    one empty `_NOT_KEPT` (which nothing wrote into: the compiled in-order path skips it too),
+    while connections before life keep theirs. Compiled (with states in life, and with
+    almost none: the compiled in-order path then takes the segments) and per-segment."""
+    from analyzer.reassembly import _NOT_KEPT
+    from analyzer.tls.layer import TlsStage
+    from analyzer.tls.passing import sync_all
+
+    if cap is not None:
+        monkeypatch.setattr(passing, "MAX_LIFE_STATES", cap)
+    in_life = kept = 0
+    for part in (20, 3, 1.5):
+        cut = tmp_path / "cut.pcap"
+        _rewrite(chat, cut, lambda records, part=part: records[: int(len(records) / part)])
+        run = Analysis(lifetimes=True, compiled=compiled,
+                       secrets=load_keylog(Path(str(chat) + ".keys").read_bytes()))
+        for _ in run.feed_records(read_records([str(cut)], [])):
+            pass
+        if compiled:
+            sync_all(run._ledger, run._reassembler)
+        for conn, side in run._reassembler.flows.values():
+            if side or not isinstance(conn.listener, TlsStage):
+                continue
+            if conn.listener._life() is not None:
+                in_life += 1
+                assert all(here.recent is _NOT_KEPT for here in conn.sides)
+            else:
+                kept += sum(len(here.recent) for here in conn.sides)
+    assert len(_NOT_KEPT) == 0
+    assert in_life >= 3 and kept > 0, (in_life, kept)

@@ -330,6 +330,7 @@ cdef int _load_tracker() except -1:
 
 
 cdef object _NOTHING_YET = None  # reassembly.connection._NOTHING_YET
+cdef object _NOT_KEPT = None  # reassembly.connection._NOT_KEPT
 cdef Py_ssize_t _KEEP = 0  # reassembly.connection.RECENT_BYTES
 
 
@@ -341,6 +342,8 @@ cdef int _advance(object here, long long next_offset, bytes payload, Py_ssize_t 
     _load_recent_names()
     _slots_set(here, _D_NEXT, next_offset)  # (``here`` is a `_Direction`: `_slots.pxi`)
     kept = _slot(here, _D_RECENT)
+    if kept is _NOT_KEPT:  # (a decrypted WebSocket in life, whose TLS stage Follow feeds)
+        return 0
     if kept is _NOTHING_YET:
         recent = bytearray()
         _slots_set(here, _D_RECENT, recent)
@@ -351,10 +354,11 @@ cdef int _advance(object here, long long next_offset, bytes payload, Py_ssize_t 
 
 
 cdef int _load_recent_names() except -1:
-    global _NOTHING_YET, _KEEP
+    global _NOTHING_YET, _NOT_KEPT, _KEEP
     if _NOTHING_YET is None:
-        from analyzer.reassembly.connection import _NOTHING_YET as nothing, RECENT_BYTES
-        _NOTHING_YET, _KEEP = nothing, RECENT_BYTES
+        from analyzer.reassembly.connection import (
+            _NOTHING_YET as nothing, _NOT_KEPT as not_kept, RECENT_BYTES)
+        _NOTHING_YET, _NOT_KEPT, _KEEP = nothing, not_kept, RECENT_BYTES
     return 0
 
 

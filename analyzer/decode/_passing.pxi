@@ -23,9 +23,11 @@ cdef enum:
 # always fit; the room beyond that makes the moves down rare (≈ 24 KiB moved per 230 KiB).
 cdef Py_ssize_t _CAPACITY = 256 * 1024
 # A state in life (`Passing.life`) takes mostly small segments for as long as its WebSocket
-# lives, and there may be thousands at once: its buffer holds what must be kept (at most
-# _KEPT bytes) and a segment of up to 8 KiB; a longer one goes the usual way (`_fits`).
-cdef Py_ssize_t _LIFE_CAPACITY = _KEPT + 8 * 1024
+# lives, and there may be thousands at once: its buffer holds what must be kept (a record's
+# start: in life no recent bytes are kept, `keep_recent`) and a segment of up to 8 KiB; a
+# longer one, or one that does not fit after a longer record's start, goes the usual way
+# (`_fits`).
+cdef Py_ssize_t _LIFE_CAPACITY = _MAX_RECORD + 8 * 1024
 LIFE_CAPACITY = _LIFE_CAPACITY  # (tls/passing.py sets it on the states it makes in life)
 # Copies put off (`Passing._defer`): at most this many places a state holds; past them a
 # segment is copied at once (a state needs the last _KEPT bytes, ≈ 23 full segments).
@@ -167,6 +169,9 @@ cdef class Passing:
     cdef public Py_ssize_t held
     cdef Py_ssize_t recent_length
     cdef bint recent_changed
+    # False when the direction keeps no recent bytes (reassembly `_Direction.stop_keeping`:
+    # a decrypted WebSocket in life): ``recent_length`` stays 0, `recent` is never written.
+    cdef public bint keep_recent
     cdef bytes held_bytes  # opening: the reader's bytes of the current record until `load_recent`
     cdef public long long pass_bytes  # taken bytes of opened records the reader does not hold
     cdef public Py_ssize_t carry_plain  # the record the reader holds part of (-1: none)
@@ -223,6 +228,7 @@ cdef class Passing:
         self.end = self.start = self.held = 0
         self.recent_length = 0
         self.recent_changed = False
+        self.keep_recent = True
         self.held_bytes = None
         self.pass_bytes = 0
         self.kept_frame = 0
@@ -604,10 +610,11 @@ cdef class Passing:
             self._defer(data, n, self.end)
             self.start = self.end + n
         self.end += n
-        self.recent_length += n
-        if self.recent_length > 2 * _RECENT:
-            self.recent_length = _RECENT
-        self.recent_changed = True
+        if self.keep_recent:
+            self.recent_length += n
+            if self.recent_length > 2 * _RECENT:
+                self.recent_length = _RECENT
+            self.recent_changed = True
         if self.places:
             self._forget_below(self._needed_from())
         return 0

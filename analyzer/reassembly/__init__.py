@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from analyzer.reassembly.connection import (
     _MASK,
+    _NOT_KEPT,
     _NOTHING_YET,
     LATE_SECONDS,
     LATE_SEGMENTS,
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_PENDING_BYTES",
     "RECENT_BYTES",
     "_MASK",
+    "_NOT_KEPT",
     "_NOTHING_YET",
     "Connection",
     "LifeFollower",

@@ -35,7 +35,6 @@ from analyzer.reassembly.connection import (
     _FIN,
     _HALF,
     _MASK,
-    _NOTHING_YET,
     _RST,
     _SYN,
     MAX_PENDING_BYTES,
@@ -355,7 +354,7 @@ class InOrder:
         assert listener is not None
         listener.on_gap(side, here.next_offset, offset - here.next_offset, frame, time)
         here.next_offset = offset
-        here.recent = _NOTHING_YET  # the kept bytes must end at next_offset
+        here.forget_recent()  # the kept bytes must end at next_offset
         self._settle(conn)
 
     def _skip_to_pending(self, conn: Connection, side: int, here: _Direction) -> None:
@@ -464,7 +463,7 @@ class InOrder:
                 listener.on_gap(1 - side, there.next_offset, upto - there.next_offset, frame,
                                 time)
                 there.next_offset = upto
-                there.recent = _NOTHING_YET
+                there.forget_recent()
                 continue
             chosen = ready or first_seen
             if chosen is None:
@@ -480,7 +479,7 @@ class InOrder:
             if first > here.next_offset:
                 listener.on_gap(side, here.next_offset, first - here.next_offset, frame, time)
                 here.next_offset = first
-                here.recent = _NOTHING_YET  # the kept bytes must end at next_offset
+                here.forget_recent()  # the kept bytes must end at next_offset
                 if conn.ignored:
                     return
             self._data(conn, side, here, first, data, frame, time, drain=False)

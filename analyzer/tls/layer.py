@@ -63,7 +63,7 @@ class TlsStage(TlsReporting):
 
     __slots__ = ("_run", "_conn", "_tcp", "_session", "_shadow", "_inner_run", "_done",
                  "_inner_stopped", "_inner_emitted", "_judged", "_ledger",
-                 "_alerts_told", "_stop_told")
+                 "_alerts_told", "_stop_told", "_keeps_recent")
 
     def __init__(self, run: RunContext, conn: Connection, tcp: TcpLog) -> None:
         self._run = run
@@ -83,6 +83,7 @@ class TlsStage(TlsReporting):
         self._ledger = run.passing  # set when records may pass unread (tls/passing.py)
         self._alerts_told = 0  # the session's alerts already given to the life
         self._stop_told = False  # the inner reader knows a side stopped after a hole
+        self._keeps_recent = True  # reassembly keeps delivered bytes (until life: `_in_life`)
 
     # --- StreamListener -----------------------------------------------------------------
 
@@ -101,6 +102,8 @@ class TlsStage(TlsReporting):
         if self._session.hole_stop_side is not None and not self._stop_told:
             self._hole_stopped(frame, time)
         self._after_records(time)
+        if self._keeps_recent and self._life() is not None:
+            self._in_life()
         if self._ledger is not None and not self._done:
             if passing.GATHER_UNDER_WAY_IN_LIFE and self._life() is not None:
                 if not (passing.OPEN_IN_LIFE and self._offer_open_in_life()):
@@ -110,6 +113,14 @@ class TlsStage(TlsReporting):
                     self._offer_gather_in_life(side)  # (the watch's frames: as in life)
                 else:
                     self._offer_gather(side)
+
+    def _in_life(self) -> None:
+        """The inner reader let its WebSocket go into life: its attempt is out, so re-sent
+        bytes are no longer compared, and reassembly keeps none of the connection's bytes,
+        as for a cleartext one in life (which leaves reassembly altogether, `let_go`; this
+        one stays, since its records must still be read)."""
+        self._keeps_recent = False
+        self._conn.stop_keeping_recent()
 
     def _offer_gather(self, side: int) -> None:
         """Let the segments inside a direction's records gather in C (tls/passing.py):
@@ -322,6 +333,8 @@ class TlsStage(TlsReporting):
         inner = self._inner_listener()
         if inner is not None and not self._done:
             inner.on_tick(now, patience)
+            if self._keeps_recent and self._life() is not None:  # (the watch's time ended)
+                self._in_life()
 
     def ticks_idle(self) -> bool:
         """Whether `on_tick` with infinite patience (a sweep's) does nothing now: then a

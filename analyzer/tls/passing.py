@@ -72,7 +72,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from analyzer.decode.decoder import FASTPATH_COMPILED
-from analyzer.reassembly import _MASK, _NOTHING_YET, Connection, Reassembler
+from analyzer.reassembly import _MASK, _NOT_KEPT, _NOTHING_YET, Connection, Reassembler
 from analyzer.tls.suites import Cipher
 
 if TYPE_CHECKING:
@@ -248,6 +248,7 @@ def _arm(conn: Connection, passing: Any) -> None:
         here.recent = bytearray()
     if not passing.load_recent(here.recent):
         return
+    passing.keep_recent = here.recent is not _NOT_KEPT
     passing.next_seq = (here.base + here.next_offset) & _MASK
     passing.peer_seq = (there.base + there.next_offset) & _MASK
     passing.ready = True
