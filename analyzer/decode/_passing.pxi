@@ -29,6 +29,9 @@ cdef Py_ssize_t _CAPACITY = 256 * 1024
 # (`_fits`).
 cdef Py_ssize_t _LIFE_CAPACITY = _MAX_RECORD + 8 * 1024
 LIFE_CAPACITY = _LIFE_CAPACITY  # (tls/passing.py sets it on the states it makes in life)
+# A state in a watch window (`Passing.watching`): the direction keeps its recent bytes there
+# (at most _KEPT), and a segment of up to 8 KiB.
+WATCH_CAPACITY = _KEPT + 8 * 1024
 # Copies put off (`Passing._defer`): at most this many places a state holds; past them a
 # segment is copied at once (a state needs the last _KEPT bytes, ≈ 23 full segments).
 cdef enum:
@@ -125,6 +128,13 @@ cdef class Passing:
     # since the last sync. Every record is opened then (no trust): each one's plaintext may
     # end the tail.
     cdef public bint life
+    # In a watch window (tls/passing.py `offer_open_in_watch`): each record opened as
+    # application data goes to the TLS stage at once (`TlsStage.watched_record`, after the
+    # segment's records all opened), which reads it as the per-segment path would; once the
+    # watch is over, the next data segment goes the usual way.
+    cdef public bint watching
+    # Counted in the ledger's ``life_states`` (states in life or in a watch window)
+    cdef public bint capped
     cdef public Py_ssize_t capacity  # the buffer's bytes: _CAPACITY, or _LIFE_CAPACITY in life
     cdef unsigned char life_tail[2 * _TAIL_BYTES]
     cdef Py_ssize_t life_tail_length
@@ -217,6 +227,8 @@ cdef class Passing:
         self.clean = self.trust_after = self.unconfirmed = 0
         self.padded = False
         self.life = self.life_taken = False
+        self.watching = False
+        self.capped = False
         self.peer = self.leader = None
         self.follower = False
         self.last_number = 0
@@ -386,6 +398,7 @@ cdef class Passing:
         cdef unsigned char tail[2 * _TAIL_BYTES]  # in life: ``life_tail``, kept if all opens
         cdef Py_ssize_t tail_length = self.life_tail_length
         cdef double data_time = self.life_data_time
+        cdef list opened = None  # watching: the records' plaintext, given if all open
         if self.life:
             memcpy(tail, self.life_tail, tail_length)
         before = self.end - self.start  # the current record's bytes so far
@@ -434,6 +447,11 @@ cdef class Passing:
                             tail, tail_length,
                             <const unsigned char*>PyByteArray_AS_STRING(_OUT), result)
                         data_time = t
+                    elif self.watching:  # (its plaintext offset: ``plain`` since the sync)
+                        if opened is None:
+                            opened = []
+                        opened.append((plain, PyBytes_FromStringAndSize(
+                            PyByteArray_AS_STRING(_OUT), result)))
             trusted_record = False
             if result < 0 or plain + result >= self.budget:  # not data, or the body's end
                 self._forget_from(at)
@@ -470,7 +488,19 @@ cdef class Passing:
             self.life_data_time = data_time
             self.life_last_time = t
             self.life_taken = True
+        elif opened is not None:
+            self._watched(opened, frame, t)
         return True
+
+    cdef int _watched(self, list opened, long long frame, double t) except -1:
+        """The records a watching state opened in one segment, to the TLS stage in order;
+        when it says the watch is over (its last frame ended it), later data segments go the
+        usual way (the deadline passed), where the life takes them."""
+        stage = self.conn.listener
+        for since, data in opened:
+            if stage.watched_record(self.side, since, data, frame, t):
+                self.deadline = -1.0
+        return 0
 
     cdef int _room(self, Py_ssize_t n) except -1:
         """Make room for ``n`` more bytes at ``end``: when they do not fit, what must be kept
@@ -708,7 +738,7 @@ cdef class Passing:
         return rest
 
     def __dealloc__(self):
-        if self.life and self.ledger is not None:
+        if self.capped and self.ledger is not None:
             self.ledger.life_states -= 1
         if (self.buf is not None and len(_SPARE) < 16
                 and PyByteArray_GET_SIZE(self.buf) == _CAPACITY):

@@ -211,10 +211,10 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
                 self._emit_http(request, None, tuple(self._interim), None, now, RESPONSE_TIMEOUT)
                 request.reported = True
 
-    def ticks_idle(self) -> bool:
-        """Whether `on_tick` with infinite patience does nothing now (tls/passing.py): only a
-        switch's watch window ends by time alone."""
-        return self._done or self._switch is None
+    def ticks_idle(self, now: float) -> bool:
+        """Whether `on_tick` with infinite patience does nothing at ``now`` (tls/passing.py):
+        only a switch's watch window ends by time alone, once past its deadline."""
+        return self._done or self._switch is None or now <= self._switch.watch.deadline
 
     def on_end(self, time: float, reason: str) -> None:
         if self._done:

@@ -30,6 +30,7 @@ How a session's facts become attempts, `TlsInfo` and summary lines is `reporting
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from analyzer.exchange.first_bytes import Start
 from analyzer.exchange.handoff import HandlerFactory, RunContext
@@ -48,6 +49,10 @@ from analyzer.tls.passable import gatherable, openable, passable
 from analyzer.tls.passable import passed as count_passed
 from analyzer.tls.reporting import TlsReporting
 from analyzer.tls.session import PREFIX, Decryption, Plain, TlsSession
+from analyzer.tls.values import made_plain
+
+if TYPE_CHECKING:
+    from analyzer.tls.decrypt import RecordOpener
 
 _UNREADABLE = (Decryption.NO_KEYS, Decryption.NO_KEY, Decryption.UNSUPPORTED)
 _MISMATCH = Decryption.MISMATCH  # (read off its class once: `_after_records` runs each round)
@@ -110,7 +115,8 @@ class TlsStage(TlsReporting):
                     self._offer_gather_in_life(side)
             elif not (self._offer_pass(side) or self._offer_pass(1 - side)):
                 if passing.GATHER_UNDER_WAY_IN_LIFE and self._switched():
-                    self._offer_gather_in_life(side)  # (the watch's frames: as in life)
+                    if not (passing.OPEN_IN_WATCH and self._offer_open_in_watch()):
+                        self._offer_gather_in_life(side)  # (the watch's frames: as in life)
                 else:
                     self._offer_gather(side)
 
@@ -146,19 +152,38 @@ class TlsStage(TlsReporting):
         TLS 1.3 and TLS 1.2 AEAD): both directions' when both can be, else the one that sent the
         more plaintext so far (a feed's server), whose records then need no Python round.
         True when offered."""
-        session = self._session
         life = self._life()
-        if life is None:
+        if life is None or not passing.room_in_life(self._ledger):
             return False
+        directions = [(*direction, life.tail(direction[0]))
+                      for direction in self._openable_directions()]
+        return bool(directions) and passing.offer_open_in_life(self._ledger, self._conn,
+                                                               directions)
+
+    def _offer_open_in_watch(self) -> bool:
+        """In the watch window after a switch, the records are opened in C as in life, and
+        their plaintext kept for the inner reader (tls/passing.py `offer_open_in_watch`),
+        until the watch's deadline. True when offered."""
+        inner = self._inner_listener()
+        if (not isinstance(inner, ConnectionTracker) or inner._switch is None
+                or not passing.room_in_life(self._ledger)):
+            return False
+        directions = self._openable_directions()
+        return bool(directions) and passing.offer_open_in_watch(
+            self._ledger, self._conn, directions, inner._switch.watch.deadline)
+
+    def _openable_directions(self) -> list[tuple[int, int, bytes, RecordOpener]]:
+        """The directions whose records C can open (side, bytes to the next header, the
+        reader's bytes of the current record, opener), the one that sent the more plaintext
+        so far first."""
+        session = self._session
         busier = 0 if session.plain_offset(0) >= session.plain_offset(1) else 1
         directions = []
         for side in (busier, 1 - busier):
             opening = openable(session, side, tls12=passing.OPEN_TLS12_IN_LIFE)
             if opening is not None:
-                to_header, held, opener = opening
-                directions.append((side, to_header, held, opener, life.tail(side)))
-        return bool(directions) and passing.offer_open_in_life(self._ledger, self._conn,
-                                                               directions)
+                directions.append((side, *opening))
+        return directions
 
     def _offer_gather_in_life(self, side: int) -> None:
         """In life (a WebSocket past its watch): gather only a record under way, ``side``'s
@@ -205,14 +230,30 @@ class TlsStage(TlsReporting):
         self._packet(side, time)
 
     def passed(self, side: int, count: int, records: int, plain: int, to_header: int,
-               absorbed: bool) -> None:
+               absorbed: bool, body: bool = True) -> None:
         """What the compiled skip took of ``side`` (tls/passing.py `sync`): the session and
-        the inner reader count it as if it had been read."""
+        the inner reader (of a ``body``; else the plaintext follows, `watched`) count it as
+        if it had been read."""
         count_passed(self._session, side, count, records, plain, to_header, absorbed)
         self._judged = self._session.records
         inner = self._inner_listener()
-        if isinstance(inner, ConnectionTracker) and plain:
+        if body and isinstance(inner, ConnectionTracker) and plain:
             inner.pass_body(side, plain)
+
+    def watched_record(self, side: int, since: int, data: bytes, frame: int,
+                       time: float) -> bool:
+        """A record of ``side`` the compiled skip opened in the watch window (tls/passing.py
+        `offer_open_in_watch`), ``since`` plaintext bytes after what the session counted at
+        the last sync: delivered as `on_data` would deliver it. True once the watch is over
+        (the inner reader decided, or stopped): C then leaves the next data segment to
+        `on_data`, where the life (or nothing) takes it."""
+        if self._done:
+            return True
+        offset = self._session.plain_offset(side) + since
+        self._deliver([made_plain(side, offset, data, frame, time)])
+        inner = self._inner_listener()
+        return not (isinstance(inner, ConnectionTracker) and inner._switch is not None
+                    and not inner._done)
 
     def lived(self, side: int, plain: int, tail: bytes, data_time: float,
               last_time: float) -> None:
@@ -336,15 +377,16 @@ class TlsStage(TlsReporting):
             if self._keeps_recent and self._life() is not None:  # (the watch's time ended)
                 self._in_life()
 
-    def ticks_idle(self) -> bool:
-        """Whether `on_tick` with infinite patience (a sweep's) does nothing now: then a
+    def ticks_idle(self, now: float) -> bool:
+        """Whether `on_tick` with infinite patience (a sweep's) does nothing at ``now``: then a
         sweep need not bring this connection's passing state up to date (tls/passing.py)."""
         if self._done:
             return True
         if self._session.decryption is Decryption.WAITING:
             return False
         inner = self._inner_listener()
-        return inner is None or (isinstance(inner, ConnectionTracker) and inner.ticks_idle())
+        return inner is None or (isinstance(inner, ConnectionTracker)
+                                 and inner.ticks_idle(now))
 
     def on_end(self, time: float, reason: str) -> None:
         self._end(time, reason)

@@ -80,10 +80,16 @@ if TYPE_CHECKING:
     from analyzer.tls.layer import TlsStage
 
 try:
-    from analyzer.decode._fastpath import LIFE_CAPACITY, Ledger, Passing, Watching
+    from analyzer.decode._fastpath import (
+        LIFE_CAPACITY,
+        WATCH_CAPACITY,
+        Ledger,
+        Passing,
+        Watching,
+    )
 except ImportError:  # pragma: no cover - the pure-Python install never passes
     Ledger = Passing = Watching = None
-    LIFE_CAPACITY = 0
+    LIFE_CAPACITY = WATCH_CAPACITY = 0
 
 AVAILABLE = FASTPATH_COMPILED and Ledger is not None
 
@@ -119,12 +125,18 @@ OPEN_IN_LIFE = True
 # records in life are read in Python, the twin tests/test_tls_passing.py compares it with.
 OPEN_TLS12_IN_LIFE = True
 
+# In the watch window after a decrypted WebSocket's switch, its records are opened in C too
+# (`offer_open_in_watch`) and each one's plaintext handed to the inner reader as it opens,
+# without the Python round of its segment (reassembly, record reader, AEAD). False: read in
+# Python (with gathering), the twin tests/test_tls_passing.py compares it with.
+OPEN_IN_WATCH = True
+
 # A budget no body has: in life, nothing ends what may be opened but the records themselves.
 _NO_BUDGET = 1 << 62
 
-# At most this many states in life at once (each holds a 40 KiB buffer, ≈ 20 MiB in all):
-# a capture of thousands of open decrypted WebSockets would otherwise grow with them. Past
-# it, a direction's records are read in Python, as before.
+# At most this many states in life or in a watch window at once (each holds a 26 or 40 KiB
+# buffer, at most ≈ 20 MiB in all): a capture of thousands of open decrypted WebSockets would
+# otherwise grow with them. Past it, a direction's records are read in Python, as before.
 MAX_LIFE_STATES = 512
 
 
@@ -177,6 +189,13 @@ def _opening(ledger: Any, conn: Connection, side: int, budget: int, to_header: i
     return passing
 
 
+def room_in_life(ledger: Any) -> bool:
+    """Whether one more state in life or in a watch window may be made (`MAX_LIFE_STATES`):
+    when not, the TLS stage need not look for directions to offer (a capture of thousands
+    of open sessions asks at almost every Python round)."""
+    return bool(ledger.life_states < MAX_LIFE_STATES)
+
+
 def offer_open_in_life(ledger: Any, conn: Connection,
                        directions: list[tuple[int, int, bytes, RecordOpener, bytes]]) -> bool:
     """Let TLS 1.3 and TLS 1.2 AEAD records be opened in the compiled skip while their
@@ -187,19 +206,50 @@ def offer_open_in_life(ledger: Any, conn: Connection,
     trust, for the plaintext's tail where a final Close frame may be, which `sync` gives the
     life with the counts and times. False (nothing offered) when the AEAD cannot open into a
     reused buffer, where the tail is read from."""
-    if ledger.life_states + len(directions) > MAX_LIFE_STATES:
+    states = _capped_states(ledger, conn, [direction[:4] for direction in directions],
+                            float("inf"), LIFE_CAPACITY)
+    if states is None:
         return False
-    states = []
-    for side, to_header, held, opener, tail in directions:
-        state = _opening(ledger, conn, side, _NO_BUDGET, to_header, held, opener,
-                         float("inf"))
-        if state.decrypt_into is None:
-            return False
-        state.trust_from = 0
+    for state, direction in zip(states, directions, strict=True):
         state.life = True
+        state.set_life_tail(direction[4])
+    return True
+
+
+def offer_open_in_watch(ledger: Any, conn: Connection,
+                        directions: list[tuple[int, int, bytes, RecordOpener]],
+                        deadline: float) -> bool:
+    """Let the records of a decrypted WebSocket in its watch window be opened in the
+    compiled skip (`OPEN_IN_WATCH`), as in life, until ``deadline`` (the watch's): each one
+    opened as application data goes at once to the TLS stage (`TlsStage.watched_record`),
+    hence to the inner reader and its watch, in capture order, so an attempt is decided at
+    the frame it would be without C. A record of any other kind, and data once the watch is
+    over, go the usual way. False (nothing offered) as for `offer_open_in_life`."""
+    states = _capped_states(ledger, conn, directions, deadline, WATCH_CAPACITY)
+    if states is None:
+        return False
+    for state in states:
+        state.watching = True
+    return True
+
+
+def _capped_states(ledger: Any, conn: Connection,
+                   directions: list[tuple[int, int, bytes, RecordOpener]], deadline: float,
+                   capacity: int) -> list[Any] | None:
+    """The opening states (one or a pair) of `offer_open_in_life` and `offer_open_in_watch`,
+    counted against `MAX_LIFE_STATES`, the first in ``conn.passing``; None when over the cap
+    or an AEAD cannot open into a reused buffer."""
+    if ledger.life_states + len(directions) > MAX_LIFE_STATES:
+        return None
+    states = []
+    for side, to_header, held, opener in directions:
+        state = _opening(ledger, conn, side, _NO_BUDGET, to_header, held, opener, deadline)
+        if state.decrypt_into is None:
+            return None
+        state.trust_from = 0
+        state.capped = True
         ledger.life_states += 1
-        state.capacity = LIFE_CAPACITY
-        state.set_life_tail(tail)
+        state.capacity = capacity
         if not opener.suite.tls13:  # TLS 1.2 AEAD (decode/_passing.pxi ``lead``)
             state.lead = 0 if opener.suite.cipher is Cipher.CHACHA20_POLY1305 else 8
             state.aad_version = opener.version
@@ -208,7 +258,7 @@ def offer_open_in_life(ledger: Any, conn: Connection,
         states[0].peer = states[1]
         states[1].follower = True
     conn.passing = states[0]
-    return True
+    return states
 
 
 def offer_gather(ledger: Any, conn: Connection, side: int, to_header: int) -> None:
@@ -345,7 +395,7 @@ def _before_sweep(ledger: Any, reassembler: Reassembler, now: float) -> None:
         if passing not in ledger.dirty:  # brought up to date with its pair just now
             continue
         last_time = latest_time(passing)
-        if last_time < cutoff or conn.finished or conn.closing or not stage.ticks_idle():
+        if last_time < cutoff or conn.finished or conn.closing or not stage.ticks_idle(now):
             sync(passing, reassembler)
         else:
             conn.last_time = last_time
@@ -439,7 +489,7 @@ def _sync_reading(passing: Any, conn: Connection) -> None:
             if passing.padded:
                 opener.padding_seen = True
             stage.passed(side, passing.pass_bytes, passing.records, passing.plain, 0,
-                         passing.absorbed)
+                         passing.absorbed, body=not passing.watching)
             passing.budget -= passing.plain
             passing.absorbed = False
             passing.pass_bytes = 0
