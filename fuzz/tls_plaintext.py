@@ -28,7 +28,8 @@ plaintext, nonce `iv XOR sequence`, the record header as additional data; TLS 1.
 additional data; ChaCha20-Poly1305 (RFC 7905 §2) with the TLS 1.3-style nonce.
 Sequence numbers count per sender and key phase; a TLS 1.3 KeyUpdate sent in an entry moves
 its sender to the next secret, as the analyzer does. The records are cut into TCP segments
-with sequence numbers that follow their lengths, in a classic pcap (raw IPv4).
+with sequence numbers that follow their lengths, in a classic pcap (Ethernet, IPv4: the
+link type the compiled skip reads, so its states that open records are fuzzed too).
 
 A template's seed (`seed`) is its own records opened with the analyzer's RecordOpener; built
 back (`build`), it gives each direction's bytes exactly as captured (tests/test_fuzz.py).
@@ -67,6 +68,9 @@ SERVER, RAW, PHASE_SHIFT, COALESCE = 0x01, 0x02, 2, 0x10
 _MAX_PLAIN = 1 << 14  # RFC 8446 §5.1, RFC 5246 §6.2.1: a record's plaintext at most 2^14
 _SEGMENT_SIZES = (1448, 97, 30000)
 _TIME_STEPS = (0.001, 0.3, 3.0)  # seconds between packets: past the 2 s watch into life
+# Each frame's Ethernet header (LINKTYPE_ETHERNET; a raw-IPv4 capture, LINKTYPE_RAW, never
+# went through the compiled skip, whose states open records in life)
+_ETHERNET = bytes(6) + bytes((2, 0, 0, 0, 0, 1)) + b"\x08\x00"
 _APPLICATION, _HANDSHAKE, _CHANGE_CIPHER_SPEC = 23, 22, 20
 _KEY_UPDATE = 24  # handshake message type (RFC 8446 §4.6.3)
 _LABELS = (("CLIENT_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0"),
@@ -187,7 +191,7 @@ def build(data: bytes, templates: list[Template]) -> tuple[Template, bytes]:
 
 
 def capture(template: Template, sent: list[tuple[int, bytes, bool]], shape: int) -> bytes:
-    """A classic pcap (LINKTYPE_RAW, IPv4) of one TCP connection: handshake, ``sent``, end.
+    """A classic pcap (Ethernet, IPv4) of one TCP connection: handshake, ``sent``, end.
     Consecutive writes of one side marked as coalesced share segments."""
     size = _SEGMENT_SIZES[shape % 4 % 3]
     step = _TIME_STEPS[(shape >> 4) % 4 % 3]
@@ -204,7 +208,7 @@ def capture(template: Template, sent: list[tuple[int, bytes, bool]], shape: int)
                           5 << 4, flags, 65535, 0, 0)
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), len(packets) & 0xFFFF,
                          0x4000, 64, 6, 0, src, dst)
-        frame = ip + tcp + payload
+        frame = _ETHERNET + ip + tcp + payload
         time = 1_700_000_000 + len(packets) * step
         packets.append(struct.pack("<IIII", int(time), round(time % 1 * 1e6) % 1_000_000,
                                    len(frame), len(frame)) + frame)
@@ -234,7 +238,7 @@ def capture(template: Template, sent: list[tuple[int, bytes, bool]], shape: int)
         packet(0, 0x14)
     elif ending == 3:
         packet(1, 0x11)
-    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101)
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
     return header + b"".join(packets)
 
 

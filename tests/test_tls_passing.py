@@ -480,7 +480,8 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
     `RecordOpener._open_aead12`) and gathering offered only for a record under way
     (`GATHER_UNDER_WAY_IN_LIFE`); TLS 1.3 alone opened so; that gathering alone; gathering
     offered after every segment (their twin); and the per-segment path; and a sixth: as the
-    first but with the watch window read in Python (`OPEN_IN_WATCH`, its twin). The same
+    first but with the watch window read in Python (`OPEN_IN_WATCH`, its twin); a seventh:
+    as the first with every record in life opened (`TRUST_IN_LIFE`, its twin). The same
     attempts, decided in the same order, and lifetimes (every session ends with its Close
     handshake, read from the decrypted bytes);
     far fewer gathering states made with the first three (each one armed, and brought up to
@@ -489,10 +490,13 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
     path = chat
     keys = Path(str(path) + ".keys")
     seen = []
-    for compiled, opening, tls12, under_way, watch in (
-            (True, True, True, True, True), (True, True, False, True, False),
-            (True, False, False, True, False), (True, False, False, False, False),
-            (False, False, False, False, False), (True, True, True, True, False)):
+    trusted = []
+    for compiled, opening, tls12, under_way, watch, trust in (
+            (True, True, True, True, True, True), (True, True, False, True, False, True),
+            (True, False, False, True, False, True), (True, False, False, False, False, True),
+            (False, False, False, False, False, True), (True, True, True, True, False, True),
+            (True, True, True, True, True, False)):
+        monkeypatch.setattr(passing, "TRUST_IN_LIFE", trust)
         monkeypatch.setattr(passing, "OPEN_IN_WATCH", watch)
         monkeypatch.setattr(passing, "OPEN_IN_LIFE", opening)
         monkeypatch.setattr(passing, "OPEN_TLS12_IN_LIFE", tls12)
@@ -505,6 +509,7 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
         decided, ended, run = _lives(path, keys, compiled)
         seen.append((decided, ended, len(offered),
                      run._ledger.total if compiled else 0, run.stats.frames))
+        trusted.append(run._ledger.trusted if compiled else 0)
         monkeypatch.undo()
     decided, ended = seen[0][:2]
     assert len(ended) == len(decided) >= 3
@@ -526,6 +531,8 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
     assert taken[5] > taken[1] + frames // 5 and taken[1] > 4 * taken[2], seen[5][2:]
     # the watch windows' records opened in C too: 7,186 frames of 7,291 against 6,607
     assert taken[0] > taken[5] + frames // 20, (taken[0], taken[5], frames)
+    # records of 160 bytes and more counted in life unopened (most messages: 20 B-2 KB)
+    assert trusted[0] > frames // 5 and trusted[6] == 0, trusted
 
 
 @given(st.lists(st.lists(st.sampled_from([b"\x88", b"a", b"\x00"]), max_size=300)

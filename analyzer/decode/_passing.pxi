@@ -59,6 +59,18 @@ cdef object _out_view(Py_ssize_t length):
     return _OUT_VIEW
 
 
+cdef struct _Trusted:
+    # A record counted on trust in life, unopened (`Passing.pending`, `Passing.prior`)
+    Py_ssize_t at  # its first byte's place in the buffer (-1: none)
+    Py_ssize_t length  # header and body
+    long long sequence, plain  # its sequence number; the plaintext it was counted as
+    long long first_frame, end_frame  # the frames of its first byte and of its end
+    double first_time, end_time
+
+
+cdef _Trusted _NO_RECORD = _Trusted(-1, 0, 0, 0, 0, 0, 0.0, 0.0)
+
+
 cdef class Passing:
     """One connection whose direction ``side`` carries TLS application-data records that may
     pass unread: a frame of the connection is taken when it is the next in-order segment of
@@ -128,6 +140,23 @@ cdef class Passing:
     # since the last sync. Every record is opened then (no trust): each one's plaintext may
     # end the tail.
     cdef public bint life
+    # Trusting in life (tls/passing.py `TRUST_IN_LIFE`): once ``trust_after`` records of these
+    # keys opened unpadded, a record whose body is ``life_trust_from`` bytes or more (0:
+    # never) counts as application data of its length less the overhead, and is opened only
+    # if its plaintext is needed: for the tail, when a smaller record follows it before the
+    # next sync (a record of that size fills the tail alone, so one more such record
+    # replaces it unopened). It is the ``pending`` record, and the one it replaced the
+    # ``prior`` (needed should the pending one not be application data); their bytes stay
+    # in the buffer. A record that does not open as the application data it was counted as
+    # is taken back, and Python reads it (`_take_back`).
+    cdef public Py_ssize_t life_trust_from
+    cdef _Trusted pending, prior
+    # `_take_back` left records for Python (tls/passing.py `_reread`): each one's length and
+    # the frames and times of its first byte and end, in order; the frame and time the bytes
+    # after them had (`kept_frame`'s before)
+    cdef public list taken_back
+    cdef public long long after_frame
+    cdef public double after_time
     # In a watch window (tls/passing.py `offer_open_in_watch`): each record opened as
     # application data goes to the TLS stage at once (`TlsStage.watched_record`, after the
     # segment's records all opened), which reads it as the per-segment path would; once the
@@ -225,6 +254,11 @@ cdef class Passing:
         self.sequence = 0
         self.trust_from = 0
         self.clean = self.trust_after = self.unconfirmed = 0
+        self.life_trust_from = 0
+        self.pending = self.prior = _NO_RECORD
+        self.taken_back = None
+        self.after_frame = 0
+        self.after_time = 0.0
         self.padded = False
         self.life = self.life_taken = False
         self.watching = False
@@ -297,6 +331,8 @@ cdef class Passing:
                     return False
                 q = frame + start
                 if self.opening:
+                    if not self._fits(n) and self.pending.at >= 0 and not self._resolve():
+                        return False
                     if not self._fits(n) or not self._open(q, n, ledger.base + index, t):
                         return False
                     return self._took_bytes(q, n, seq, ack, t, ledger.base + index)
@@ -399,10 +435,16 @@ cdef class Passing:
         cdef Py_ssize_t tail_length = self.life_tail_length
         cdef double data_time = self.life_data_time
         cdef list opened = None  # watching: the records' plaintext, given if all open
+        # trusting in life: the pending and prior records (see the fields) as the call leaves
+        # them; ``committed``: the pending one is the state's, counted before this call
+        cdef _Trusted pending, prior
+        cdef bint committed
         if self.life:
             memcpy(tail, self.life_tail, tail_length)
         before = self.end - self.start  # the current record's bytes so far
         self._room(n)
+        pending, prior = self.pending, self.prior  # (after `_room`, which moves them)
+        committed = pending.at >= 0
         buf = <unsigned char*>PyByteArray_AS_STRING(self.buf)
         at = self.end  # the buffer's place of q[0]
         pos = 0
@@ -435,7 +477,48 @@ cdef class Passing:
                 result = length - 5 - 17  # trusted: the tag and the inner type byte
                 unconfirmed += 1
                 trusted += 1
+            elif (self.life_trust_from and clean >= self.trust_after and not self.padded
+                  and length - 5 >= self.life_trust_from and not (start == self.start and held)):
+                # trusted in life: the pending record from now on (the one before it is
+                # not needed if this one is application data: it fills the tail alone)
+                result = length - 5 - (17 if self.lead < 0 else self.lead + 16)
+                unconfirmed += 1
+                trusted += 1
+                committed = False  # (the state's are replaced when this call's work is)
+                prior = pending
+                pending.at = start
+                pending.length = length
+                pending.sequence = sequence
+                pending.plain = result
+                pending.end_frame = frame
+                pending.end_time = t
+                if start < at:  # it began before this segment
+                    pending.first_frame, pending.first_time = self.kept_frame, self.kept_time
+                else:
+                    pending.first_frame, pending.first_time = frame, t
             else:
+                if pending.at >= 0:  # a smaller record: the tail needs the pending one first
+                    if committed:  # (no record ended in this call yet: the locals are the
+                        if not self._resolve():  # state's, which `_resolve` updates)
+                            self._forget_from(at)
+                            return False
+                        memcpy(tail, self.life_tail, self.life_tail_length)
+                        tail_length = self.life_tail_length
+                        data_time = self.life_data_time
+                        clean, unconfirmed = self.clean, self.unconfirmed
+                    else:
+                        result = _application_length(self, buf + pending.at, pending.length,
+                                                     pending.sequence)
+                        if result != pending.plain:  # not what it was counted as: Python
+                            self._forget_from(at)  # reads this segment (the state's stay)
+                            return False
+                        unconfirmed = 0
+                        clean += 1
+                        tail_length = _keep_tail(
+                            tail, tail_length,
+                            <const unsigned char*>PyByteArray_AS_STRING(_OUT), result)
+                        data_time = pending.end_time
+                    pending = prior = _NO_RECORD
                 if trusted_record:  # (never: the same test at its header) its bytes first
                     self._settle()
                 result = _application_length(self, buf + start, length, sequence)
@@ -474,6 +557,8 @@ cdef class Passing:
         self.to_header = to_header
         self.trusted_record = trusted_record
         self.held = held
+        if self.life_trust_from:
+            self.pending, self.prior = pending, prior
         self.plain = plain
         self.records += records
         self.pass_bytes += pass_bytes
@@ -492,6 +577,77 @@ cdef class Passing:
             self._watched(opened, frame, t)
         return True
 
+    cdef bint _resolve(self) except -1:
+        """Trusting in life: open the pending record (see the fields) for the tail, before a
+        sync reads it or when its bytes are in the way of a segment's, and if it is not the
+        application data it was counted as, the prior one, which the tail then needs. False
+        when one was not: it is taken back (`_take_back`), with the pending one."""
+        if self.pending.at < 0:
+            return True
+        if self._opens_as_counted(self.pending):
+            self.pending = self.prior = _NO_RECORD
+            return True
+        if self.prior.at >= 0 and self._opens_as_counted(self.prior):
+            self._take_back(self.pending, _NO_RECORD)
+        else:
+            self._take_back(self.prior, self.pending)
+        return False
+
+    cdef bint _opens_as_counted(self, _Trusted record) except -1:
+        """Whether ``record`` opens as the application data it was counted as; its
+        plaintext then goes into the tail, as `_open` does."""
+        cdef long long result = _application_length(
+            self, <const unsigned char*>PyByteArray_AS_STRING(self.buf) + record.at,
+            record.length, record.sequence)
+        if result != record.plain:
+            return False
+        self.unconfirmed = 0
+        self.clean += 1
+        self.life_tail_length = _keep_tail(
+            self.life_tail, self.life_tail_length,
+            <const unsigned char*>PyByteArray_AS_STRING(_OUT), result)
+        self.life_data_time = record.end_time
+        return True
+
+    cdef int _take_back(self, _Trusted first, _Trusted second) except -1:
+        """Records counted on trust that did not open as application data (of another type,
+        padded, damaged), ``first`` and, unless it is none, ``second`` after it (none
+        counted after them: they were the last): their counts are taken back, and their
+        bytes, with those after them, become the record reader's (`unread` gives them to
+        Python at the sync, which reads them as the per-segment path would, `taken_back`).
+        The state takes no more data."""
+        cdef _Trusted record
+        self.taken_back = []
+        for record in (first, second):
+            if record.at < 0:
+                continue
+            self.plain -= record.plain
+            self.records -= 1
+            self.pass_bytes -= record.length
+            self.unconfirmed -= 1
+            self.ledger.trusted -= 1
+            self.taken_back.append((record.length, record.first_frame, record.first_time,
+                                    record.end_frame, record.end_time))
+        record = first if first.at >= 0 else second
+        self.sequence = record.sequence
+        self.start = record.at
+        self.held = 0
+        self.to_header = 0
+        self.after_frame, self.after_time = self.kept_frame, self.kept_time
+        self.kept_frame, self.kept_time = record.first_frame, record.first_time
+        self.pending = self.prior = _NO_RECORD
+        self.deadline = -1.0
+        return 0
+
+    def resolve_pending(self):
+        """`_resolve` before a sync reads the counts and the tail (tls/passing.py
+        `_sync_reading`)."""
+        return self._resolve()
+
+    @property
+    def pending_at(self):
+        return self.pending.at
+
     cdef int _watched(self, list opened, long long frame, double t) except -1:
         """The records a watching state opened in one segment, to the TLS stage in order;
         when it says the watch is over (its last frame ended it), later data segments go the
@@ -509,13 +665,15 @@ cdef class Passing:
         cdef char* buf
         if self.end + n <= self.capacity:
             return 0
-        keep_from = self.end - self.recent_length
-        if self.start < keep_from:
-            keep_from = self.start
+        keep_from = self._needed_from()
         buf = PyByteArray_AS_STRING(self.buf)
         memmove(buf, buf + keep_from, self.end - keep_from)
         self.end -= keep_from
         self.start -= keep_from
+        if self.pending.at >= 0:
+            self.pending.at -= keep_from
+        if self.prior.at >= 0:
+            self.prior.at -= keep_from
         if self.places:
             self._forget_below(keep_from)
             for i in range(self.place_first, self.places):
@@ -531,7 +689,13 @@ cdef class Passing:
         """Where the bytes anything may still read begin: the recent bytes, and from
         ``start`` on (`_room` keeps the same)."""
         cdef Py_ssize_t keep_from = self.end - self.recent_length
-        return self.start if self.start < keep_from else keep_from
+        if self.start < keep_from:
+            keep_from = self.start
+        if self.pending.at >= 0:  # (trusting in life: the pending and prior records)
+            if self.prior.at >= 0:
+                return self.prior.at if self.prior.at < keep_from else keep_from
+            return self.pending.at if self.pending.at < keep_from else keep_from
+        return keep_from
 
     cdef int _defer(self, const unsigned char* data, Py_ssize_t n, Py_ssize_t to) except -1:
         """The ``n`` bytes at ``data`` belong at ``to`` in the buffer, but nothing may read

@@ -100,13 +100,7 @@ class TlsStage(TlsReporting):
             return
         if self._ledger is not None:
             self._conn.passing = None
-        self._packet(side, time)
-        self._deliver(self._session.feed(side, offset, data, frame, time))
-        if len(self._session.alerts) > self._alerts_told:
-            self._alerts_end_streams()
-        if self._session.hole_stop_side is not None and not self._stop_told:
-            self._hole_stopped(frame, time)
-        self._after_records(time)
+        self._read(side, offset, data, frame, time)
         if self._keeps_recent and self._life() is not None:
             self._in_life()
         if self._ledger is not None and not self._done:
@@ -119,6 +113,29 @@ class TlsStage(TlsReporting):
                         self._offer_gather_in_life(side)  # (the watch's frames: as in life)
                 else:
                     self._offer_gather(side)
+
+    def _read(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
+        """A segment's bytes read: the session's records, their plaintext delivered, what
+        the records decide."""
+        self._packet(side, time)
+        self._deliver(self._session.feed(side, offset, data, frame, time))
+        if len(self._session.alerts) > self._alerts_told:
+            self._alerts_end_streams()
+        if self._session.hole_stop_side is not None and not self._stop_told:
+            self._hole_stopped(frame, time)
+        self._after_records(time)
+
+    def reread(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
+        """The last byte of a record the compiled skip counted on trust in life but that
+        did not open as such (tls/passing.py `_reread`): read as `on_data` reads a segment,
+        without offering a state (the one that took it is brought up to date)."""
+        if not self._done:
+            self._read(side, offset, data, frame, time)
+
+    def last_packet(self, side: int, time: float) -> None:
+        """``side``'s last packet was at ``time`` (tls/passing.py `_reread`)."""
+        if not self._done:
+            self._packet(side, time)
 
     def _in_life(self) -> None:
         """The inner reader let its WebSocket go into life: its attempt is out, so re-sent

@@ -131,6 +131,17 @@ OPEN_TLS12_IN_LIFE = True
 # Python (with gathering), the twin tests/test_tls_passing.py compares it with.
 OPEN_IN_WATCH = True
 
+# In life, a record whose encrypted body is at least LIFE_TRUST_FROM bytes counts as
+# application data of its length less the overhead, unopened, once TRUST_AFTER records
+# under the same keys opened without padding (as TRUST_FROM does for bodies): its plaintext
+# fills the life's tail alone (TAIL_BYTES, 131, and the overhead: at most 24), so it is opened
+# only if a smaller record follows it before the next sync, or at the sync, and one more such
+# record replaces it unopened. Should it then not open as that much application data, it
+# is taken back and read in Python (`_reread`). False: every record opened in life, the twin
+# tests/test_tls_passing.py compares it with.
+TRUST_IN_LIFE = True
+LIFE_TRUST_FROM = 160
+
 # A budget no body has: in life, nothing ends what may be opened but the records themselves.
 _NO_BUDGET = 1 << 62
 
@@ -213,6 +224,8 @@ def offer_open_in_life(ledger: Any, conn: Connection,
     for state, direction in zip(states, directions, strict=True):
         state.life = True
         state.set_life_tail(direction[4])
+        if TRUST_IN_LIFE and state.trust_after:  # (unset once the opener saw padding)
+            state.life_trust_from = LIFE_TRUST_FROM
     return True
 
 
@@ -433,7 +446,33 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
     for state, before in zip(states, befores, strict=True):
         _sync_acks(state, reassembler, before)
     for state in states:
+        if conn.ignored:  # (a record read again ended the session: `_reread`)
+            break
         _sync_reading(state, conn)
+
+
+def _reread(passing: Any, stage: TlsStage, offset: int, rest: bytes) -> None:
+    """Records counted on trust in life did not open as the application data they were
+    counted as (decode/_passing.pxi `_take_back`): ``rest``, their bytes and those after
+    them (from ``offset``), go to the session as the per-segment path gave them: each
+    record's bytes but its last gathered at its first frame, its last byte read at the frame
+    that ended it (`reread`: what `on_data` reads), the bytes after them gathered at theirs;
+    the life gets what came before them first, and the last segment's time last."""
+    side = passing.side
+    records, passing.taken_back = passing.taken_back, None
+    if passing.life_taken:
+        stage.lived(side, passing.plain, passing.life_tail_bytes(), passing.life_data_time,
+                    passing.life_last_time)
+        passing.life_taken = False
+    at = 0
+    for length, first_frame, first_time, end_frame, end_time in records:
+        stage.gathered(side, offset + at, rest[at:at + length - 1], first_frame, first_time)
+        stage.reread(side, offset + at + length - 1, rest[at + length - 1:at + length],
+                     end_frame, end_time)
+        at += length
+    if len(rest) > at:
+        stage.gathered(side, offset + at, rest[at:], passing.after_frame, passing.after_time)
+    stage.last_packet(side, passing.life_last_time)
 
 
 def _pair(passing: Any) -> tuple[Any, ...]:
@@ -482,6 +521,8 @@ def _sync_reading(passing: Any, conn: Connection) -> None:
         passing.turned = -1
         passing.carry_plain = -1
     if passing.opening or passing.gather:
+        if passing.pending_at >= 0:  # trusting in life: the tail needs its last record
+            passing.resolve_pending()
         plain = passing.plain
         if passing.opening:
             opener = passing.opener
@@ -497,7 +538,9 @@ def _sync_reading(passing: Any, conn: Connection) -> None:
         # since the last sync, as one chunk in place of the segments it joins: no record ends
         # in it, so the stage only buffers it, and its first frame is the one a record needs
         rest = passing.unread()
-        if rest:
+        if passing.taken_back:
+            _reread(passing, stage, here.next_offset - len(rest), rest)
+        elif rest:
             stage.gathered(side, here.next_offset - len(rest), rest, passing.kept_frame,
                            passing.kept_time)
         if passing.life and passing.life_taken:  # (after `gathered`: its time is earlier)
