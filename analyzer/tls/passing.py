@@ -63,7 +63,12 @@ compares the two (and tests/test_tls_passing_live.py, on OpenSSL's TLS 1.3 with 
 in the body).
 
 This is also the one point where a TLS session's later life is left to C: the "life" state
-of a switched connection (wave2-decisions.md) hooks in beside `sync`.
+of a switched connection (wave2-decisions.md) hooks in beside `sync`. A decrypted WebSocket
+gets a pair of opening states (one a direction) in its watch window (`offer_open_in_watch`:
+each opened record goes to the TLS stage at once, `TlsStage.watched_record`) and in its life
+(`offer_open_in_life`: the life's counts, times and tail at `sync`; large records counted on
+trust, `TRUST_IN_LIFE`, and read again in Python when one was not application data,
+`_reread`). docs/architecture.md says why.
 """
 
 from __future__ import annotations
