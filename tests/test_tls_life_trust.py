@@ -1,6 +1,7 @@
 """Records counted on trust in life (tls/passing.py `TRUST_IN_LIFE`): a decrypted WebSocket's
 large records past its watch window are counted unopened, and opened only when the life's tail
-needs them. These captures are a bundled keyed connection (wss_tls13_aes256_gcm, through
+needs them; and the watch window's records, handed from C to the compiled watch
+(`WATCH_IN_C`). These captures are a bundled keyed connection (wss_tls13_aes256_gcm, through
 fuzz/tls_plaintext.py: its records opened and sealed again with its own keys) with records
 added in life, where a record counted so turns out not to be application data: it must be
 taken back and read as the per-segment path reads it, with the same attempts, lives and
@@ -141,3 +142,30 @@ def test_a_record_counted_on_trust_in_life_that_is_not_data_is_read_again(
         assert reread, case
     else:  # (in one segment with the record that needed it: that segment went to Python)
         assert not reread, case
+
+
+@pytest.mark.parametrize("in_c", [True, False])
+def test_a_close_read_in_the_watch_window_is_the_lifes_tail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_c: bool) -> None:
+    """A short conversation that closes within its watch window, its FINs after the window's
+    end (five tickets delay them): the life begins at the deadline with the watch's last
+    bytes as its tail (`start_life`), which the compiled watch keeps as the TLS stage would
+    (decode/_watching.pxi `_watch_record`, and `TlsStage.watched_record`, its twin): a Close
+    handshake, as the per-segment path says."""
+    monkeypatch.setattr(passing, "WATCH_IN_C", in_c)
+    templates = tls_plaintext.templates()
+    index = next(i for i, t in enumerate(templates) if t.name == "wss_tls13_aes256_gcm.pcap#0")
+    template = templates[index]
+    entries = [tls_plaintext.MAGIC + e for e in template.seed_entries]
+    tickets = [_entry(22, _ticket(60)) for _ in range(5)]
+    data = bytes((index, 0x10)) + b"".join(entries[:-2] + tickets + entries[-2:])
+    path = tmp_path / "short.pcap"
+    path.write_bytes(tls_plaintext.build(data, templates)[1])
+    secrets = KeyStore()
+    secrets.add_text(template.keylog)
+    secrets.finish()
+    fast, fast_ended, run = _lives(path, secrets, True)
+    plain, plain_ended, _ = _lives(path, secrets, False)
+    assert fast == plain and fast_ended == plain_ended
+    assert [(e[1].how, e[1].close_code) for e in plain_ended] == [("close_handshake", 1000)]
+    assert run._ledger.total >= 4  # the watch's records were opened in C

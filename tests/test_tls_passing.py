@@ -481,7 +481,9 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
     (`GATHER_UNDER_WAY_IN_LIFE`); TLS 1.3 alone opened so; that gathering alone; gathering
     offered after every segment (their twin); and the per-segment path; and a sixth: as the
     first but with the watch window read in Python (`OPEN_IN_WATCH`, its twin); a seventh:
-    as the first with every record in life opened (`TRUST_IN_LIFE`, its twin). The same
+    as the first with every record in life opened (`TRUST_IN_LIFE`, its twin); an eighth: as
+    the first with each watched record handed to the TLS stage rather than to the compiled
+    watch (`WATCH_IN_C`, its twin). The same
     attempts, decided in the same order, and lifetimes (every session ends with its Close
     handshake, read from the decrypted bytes);
     far fewer gathering states made with the first three (each one armed, and brought up to
@@ -490,13 +492,25 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
     path = chat
     keys = Path(str(path) + ".keys")
     seen = []
-    trusted = []
-    for compiled, opening, tls12, under_way, watch, trust in (
-            (True, True, True, True, True, True), (True, True, False, True, False, True),
-            (True, False, False, True, False, True), (True, False, False, False, False, True),
-            (False, False, False, False, False, True), (True, True, True, True, False, True),
-            (True, True, True, True, True, False)):
+    from analyzer.tls.layer import TlsStage
+
+    trusted, handed = [], []
+    for compiled, opening, tls12, under_way, watch, trust, in_c in (
+            (True, True, True, True, True, True, True),
+            (True, True, False, True, False, True, True),
+            (True, False, False, True, False, True, True),
+            (True, False, False, False, False, True, True),
+            (False, False, False, False, False, True, True),
+            (True, True, True, True, False, True, True),
+            (True, True, True, True, True, False, True),
+            (True, True, True, True, True, True, False)):
         monkeypatch.setattr(passing, "TRUST_IN_LIFE", trust)
+        monkeypatch.setattr(passing, "WATCH_IN_C", in_c)
+        records: list[int] = []
+        watched = TlsStage.watched_record
+        monkeypatch.setattr(TlsStage, "watched_record",
+                            lambda *args, watched=watched, records=records: (
+                                records.append(1), watched(*args))[1])
         monkeypatch.setattr(passing, "OPEN_IN_WATCH", watch)
         monkeypatch.setattr(passing, "OPEN_IN_LIFE", opening)
         monkeypatch.setattr(passing, "OPEN_TLS12_IN_LIFE", tls12)
@@ -510,6 +524,7 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
         seen.append((decided, ended, len(offered),
                      run._ledger.total if compiled else 0, run.stats.frames))
         trusted.append(run._ledger.trusted if compiled else 0)
+        handed.append(len(records))
         monkeypatch.undo()
     decided, ended = seen[0][:2]
     assert len(ended) == len(decided) >= 3
@@ -533,6 +548,8 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
     assert taken[0] > taken[5] + frames // 20, (taken[0], taken[5], frames)
     # records of 160 bytes and more counted in life unopened (most messages: 20 B-2 KB)
     assert trusted[0] > frames // 5 and trusted[6] == 0, trusted
+    # watched records handed to the compiled watch in C, not to the stage
+    assert handed[7] > 50 * (handed[0] + 1), handed
 
 
 @given(st.lists(st.lists(st.sampled_from([b"\x88", b"a", b"\x00"]), max_size=300)

@@ -162,6 +162,9 @@ cdef class Passing:
     # segment's records all opened), which reads it as the per-segment path would; once the
     # watch is over, the next data segment goes the usual way.
     cdef public bint watching
+    # ... and each one straight to the compiled watch where the inner tracker would only
+    # hand it on (`_watch_record`; tls/passing.py `WATCH_IN_C`)
+    cdef public bint watch_in_c
     # Counted in the ledger's ``life_states`` (states in life or in a watch window)
     cdef public bint capped
     cdef public Py_ssize_t capacity  # the buffer's bytes: _CAPACITY, or _LIFE_CAPACITY in life
@@ -261,7 +264,7 @@ cdef class Passing:
         self.after_time = 0.0
         self.padded = False
         self.life = self.life_taken = False
-        self.watching = False
+        self.watching = self.watch_in_c = False
         self.capped = False
         self.peer = self.leader = None
         self.follower = False
@@ -652,8 +655,15 @@ cdef class Passing:
         """The records a watching state opened in one segment, to the TLS stage in order;
         when it says the watch is over (its last frame ended it), later data segments go the
         usual way (the deadline passed), where the life takes them."""
+        cdef int taken
         stage = self.conn.listener
         for since, data in opened:
+            if self.watch_in_c:
+                taken = _watch_record(self, stage, since, data, frame, t)
+                if taken:
+                    if taken == 2:
+                        self.deadline = -1.0
+                    continue
             if stage.watched_record(self.side, since, data, frame, t):
                 self.deadline = -1.0
         return 0

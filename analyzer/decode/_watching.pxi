@@ -206,3 +206,52 @@ cdef int _offer_watching(object conn, object tracker, object switch, CompiledSwi
     if state._arm():
         conn.passing = state
     return 0
+
+
+cdef int _watch_record(Passing state, object stage, long long since, bytes data,
+                       long long frame, double t) except -1:
+    """A record a watching TLS state opened (`Passing._watched`), handed straight to the
+    inner tracker's compiled watch when `TlsStage.watched_record` (its plain twin) would do
+    no more: `TlsStage._deliver`'s bookkeeping of the shadow connection (the offset reached,
+    the last TAIL_BYTES, which the life reads when it begins), then `_observe`'s ordinary
+    step, as `Follow._deliver` does for a cleartext segment; the watch's last frame ends it
+    through `_finish_switch`. 0: not taken (the stage reads it); 1: taken; 2: taken, and the
+    watch is over."""
+    cdef object shadow, tracker, switch, watch, here, client
+    cdef CompiledSwitchWatch compiled
+    cdef bint client_side
+    cdef int side = state.side
+    _load_tracker()
+    _load_slots()
+    if stage._done or stage._inner_stopped:
+        return 0
+    shadow = stage._shadow
+    if (type(shadow) is not _CONNECTION or _slot(shadow, _C_IGNORED)
+            or _slot(shadow, _C_LIFE) is not None):
+        return 0
+    tracker = _slot(shadow, _C_LISTENER)
+    if type(tracker) is not _TRACKER or tracker._done:
+        return 0
+    switch = tracker._switch
+    if switch is None:
+        return 0
+    watch = switch.watch
+    if type(watch) is not CompiledSwitchWatch:
+        return 0
+    compiled = <CompiledSwitchWatch>watch
+    if t > <double>compiled.deadline or (<tuple>tracker._sides)[side].mode is not _SWITCHED_MODE:
+        return 0
+    client = tracker._client
+    if client is None:
+        return 0
+    client_side = <int>client == side
+    if client_side and compiled._client_first is None and (
+            switch.request is None or switch.replaceable):
+        return 0  # a late request may still come: the tracker reads it
+    here = (<tuple>_slot(shadow, _C_SIDES))[side]
+    _slots_set(here, _D_NEXT, stage._session.plain_offset(side) + since + len(data))
+    _slots_set(here, _D_RECENT, (_slot(here, _D_RECENT) + data)[-_TAIL_BYTES:])
+    if compiled._observe(client_side, data, frame, t):
+        tracker._finish_switch(t, _WINDOW_OVER)
+        return 2
+    return 1

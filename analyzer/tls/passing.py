@@ -135,6 +135,11 @@ OPEN_TLS12_IN_LIFE = True
 # without the Python round of its segment (reassembly, record reader, AEAD). False: read in
 # Python (with gathering), the twin tests/test_tls_passing.py compares it with.
 OPEN_IN_WATCH = True
+# ... and each record's plaintext goes straight to the inner tracker's compiled watch where
+# the tracker would only hand it on (decode/_watching.pxi `_watch_record`, as `Follow` does
+# for cleartext). False: through `TlsStage.watched_record`, the twin tests/test_tls_passing.py
+# compares it with.
+WATCH_IN_C = True
 
 # In life, a record whose encrypted body is at least LIFE_TRUST_FROM bytes counts as
 # application data of its length less the overhead, unopened, once TRUST_AFTER records
@@ -248,6 +253,7 @@ def offer_open_in_watch(ledger: Any, conn: Connection,
         return False
     for state in states:
         state.watching = True
+        state.watch_in_c = WATCH_IN_C
     return True
 
 
