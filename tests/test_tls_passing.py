@@ -430,6 +430,14 @@ def test_a_state_armed_right_after_a_frame_went_the_full_way_gives_the_same(
     assert seen[0][2] > seen[1][2]
 
 
+def _counted(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int]:
+    """``owner.name`` wrapped to note each call (the list it returns, one item a call)."""
+    calls: list[int] = []
+    function = getattr(owner, name)
+    monkeypatch.setattr(owner, name, lambda *args: (calls.append(1), function(*args))[1])
+    return calls
+
+
 def _lives(path: Path, keys: Path, compiled: bool) -> tuple[list[Any], list[Any], Analysis]:
     """The attempts (as their fields, in the order they were decided: JSONL's, and `live`'s)
     and the lives' ends of a read with lifetimes."""
@@ -506,20 +514,12 @@ def test_decrypted_websockets_in_life_give_what_reading_every_segment_gives(
             (True, True, True, True, True, True, False)):
         monkeypatch.setattr(passing, "TRUST_IN_LIFE", trust)
         monkeypatch.setattr(passing, "WATCH_IN_C", in_c)
-        records: list[int] = []
-        watched = TlsStage.watched_record
-        monkeypatch.setattr(TlsStage, "watched_record",
-                            lambda *args, watched=watched, records=records: (
-                                records.append(1), watched(*args))[1])
+        records = _counted(monkeypatch, TlsStage, "watched_record")
         monkeypatch.setattr(passing, "OPEN_IN_WATCH", watch)
         monkeypatch.setattr(passing, "OPEN_IN_LIFE", opening)
         monkeypatch.setattr(passing, "OPEN_TLS12_IN_LIFE", tls12)
         monkeypatch.setattr(passing, "GATHER_UNDER_WAY_IN_LIFE", under_way)
-        offered: list[int] = []
-        offer = passing.offer_gather
-        monkeypatch.setattr(passing, "offer_gather",
-                            lambda *args, offer=offer, offered=offered: (
-                                offered.append(1), offer(*args))[1])
+        offered = _counted(monkeypatch, passing, "offer_gather")
         decided, ended, run = _lives(path, keys, compiled)
         seen.append((decided, ended, len(offered),
                      run._ledger.total if compiled else 0, run.stats.frames))
