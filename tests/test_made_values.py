@@ -6,6 +6,7 @@ the hash, a pickle round trip and `dataclasses.replace`."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import pickle
 from pathlib import Path
 from typing import Any
@@ -276,12 +277,13 @@ def test_made_tls_values_are_the_constructors(monkeypatch: pytest.MonkeyPatch) -
     their key logs: the decrypted records, handshake messages and plaintext too); the
     outputs are the same as with the constructors themselves."""
     from analyzer.pipeline import Analysis
-    from analyzer.tls import decrypt, handshake, records, session, values
+    from analyzer.tls import decrypt, handshake, layer, records, session, values
     from analyzer.tls.keylog import load_keylog
 
     makers = {(records, "made_record"): records.Record,
               (decrypt, "made_opened"): decrypt.Opened,
               (session, "made_plain"): values.Plain,
+              (layer, "made_plain"): values.Plain,  # (a watch's records opened in C)
               (handshake, "made_handshake_message"): handshake.HandshakeMessage}
     seen: dict[str, list[tuple[Any, ...]]] = {name: [] for _module, name in makers}
 
@@ -297,9 +299,12 @@ def test_made_tls_values_are_the_constructors(monkeypatch: pytest.MonkeyPatch) -
             for (module, name), cls in makers.items():
                 patch.setattr(module, name, cls if plain else spy(getattr(module, name), name))
             found: list[Any] = []
-            for path in CAPTURES:
+            # compiled, and per segment: the skip opens most records of a watch window and of
+            # life itself, so the per-segment path makes the values the compiled one does not
+            for path, compiled in itertools.product(CAPTURES, (True, False)):
                 keys = Path(str(path).split(".pcap")[0] + ".keys")
-                run = Analysis(secrets=load_keylog(keys.read_bytes()) if keys.exists() else None)
+                run = Analysis(secrets=load_keylog(keys.read_bytes()) if keys.exists() else None,
+                               compiled=compiled)
                 found += [*run.feed_records(read_records([str(path)], [])), *run.finish()]
                 found.append(run.stats)
             return found
