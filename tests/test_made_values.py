@@ -277,13 +277,13 @@ def test_made_tls_values_are_the_constructors(monkeypatch: pytest.MonkeyPatch) -
     their key logs: the decrypted records, handshake messages and plaintext too); the
     outputs are the same as with the constructors themselves."""
     from analyzer.pipeline import Analysis
-    from analyzer.tls import decrypt, handshake, layer, records, session, values
+    from analyzer.tls import decrypt, handshake, records, session, skipping, values
     from analyzer.tls.keylog import load_keylog
 
     makers = {(records, "made_record"): records.Record,
               (decrypt, "made_opened"): decrypt.Opened,
               (session, "made_plain"): values.Plain,
-              (layer, "made_plain"): values.Plain,  # (a watch's records opened in C)
+              (skipping, "made_plain"): values.Plain,  # (a watch's records opened in C)
               (handshake, "made_handshake_message"): handshake.HandshakeMessage}
     seen: dict[str, list[tuple[Any, ...]]] = {name: [] for _module, name in makers}
 

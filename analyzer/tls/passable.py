@@ -4,7 +4,7 @@
 (passing, opening, gathering); these functions are the session's side of it: whether its
 state allows each mode right now (`passable`, `openable`, `gatherable`), and, after the skip,
 counting what went by (`passed`) as `TlsSession._record` and `_protected` would have.
-They read the session's per-direction state and are used only by `tls/layer.py`.
+They read the session's per-direction state and are used only by `tls/skipping.py`.
 """
 
 from __future__ import annotations

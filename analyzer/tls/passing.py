@@ -117,7 +117,7 @@ TRUST_AFTER = 2
 TURN = True
 
 # In life (a decrypted WebSocket past its watch window), and in its watch window, a gathering
-# state is offered only for a record under way (tls/layer.py `_offer_gather_in_life`), not
+# state is offered only for a record under way (tls/skipping.py `_offer_gather_in_life`), not
 # between records as for a response to come. False: offered after every segment, the twin
 # tests/test_tls_passing.py compares it with.
 GATHER_UNDER_WAY_IN_LIFE = True
