@@ -37,15 +37,8 @@ from analyzer.source.frame import Frame
 from analyzer.source.pcap import PcapRecords
 from analyzer.source.pcapng import PcapngRecords
 from analyzer.source.stream import Record
-from analyzer.tls.passing import (
-    arm,
-    arm_after_feed,
-    new_ledger,
-    sync,
-    sync_all,
-    sync_before_feed,
-    wrap_skip,
-)
+from analyzer.tls.passing import arm, arm_after_feed, new_ledger, wrap_skip
+from analyzer.tls.syncing import sync, sync_all, sync_before_feed
 from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis, diagnose
 from analyzer.websocket.frames import frame_parser

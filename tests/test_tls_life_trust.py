@@ -19,7 +19,7 @@ from analyzer.life.model import Ended
 from analyzer.pipeline import Analysis
 from analyzer.report.fields import attempt_fields
 from analyzer.source import read_records
-from analyzer.tls import passing
+from analyzer.tls import passing, syncing
 from analyzer.tls.keylog import KeyStore
 from fuzz import tls_plaintext
 
@@ -123,8 +123,8 @@ def test_a_record_counted_on_trust_in_life_that_is_not_data_is_read_again(
     data, it was taken back and read in Python (`_reread`)."""
     path, secrets = _capture(tmp_path, added, at_end, shape)
     reread: list[int] = []
-    original = passing._reread
-    monkeypatch.setattr(passing, "_reread", lambda *args: (reread.append(1),
+    original = syncing._reread
+    monkeypatch.setattr(syncing, "_reread", lambda *args: (reread.append(1),
                                                            original(*args))[1])
     trusted, trusted_ended, run = _lives(path, secrets, True)
     took = run._ledger.trusted

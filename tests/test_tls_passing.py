@@ -236,7 +236,7 @@ def test_the_bytes_kept_for_retransmissions_are_those_of_reading_every_segment(
     copies of bytes nothing may read again are put off, and most never made."""
     from analyzer.reassembly import _NOTHING_YET
     from analyzer.source import stream
-    from analyzer.tls.passing import sync_all
+    from analyzer.tls.syncing import sync_all
 
     if chunk is not None:
         monkeypatch.setattr(stream, "CHUNK", chunk)
@@ -300,20 +300,20 @@ def test_records_opened_into_a_reused_buffer_give_what_a_new_buffer_per_record_g
 @pytest.mark.parametrize("tuning", ["sweeps", "sweeps_idle", "sweeps_evict"])
 def test_sweeps_among_passing_states_give_what_reading_every_segment_gives(
         tls13: Path, monkeypatch: pytest.MonkeyPatch, tuning: str) -> None:
-    """A sweep brings up to date only the passing states it may act on (tls/passing.py
+    """A sweep brings up to date only the passing states it may act on (tls/syncing.py
     `_before_sweep`); the others stay in C across it. Sweeping every 64 segments, with
     connections going idle under it (a 10 ms timeout) or evicted over a cap of 3, gives
     what the per-segment path gives; and with neither, some states did stay in C."""
-    from analyzer.tls import passing
+    from analyzer.tls import syncing
 
     kept_across: list[int] = []
-    before_sweep = passing._before_sweep
+    before_sweep = syncing._before_sweep
 
     def watched(ledger: Any, reassembler: Any, now: float) -> None:
         before_sweep(ledger, reassembler, now)
         kept_across.append(len(ledger.dirty))
 
-    monkeypatch.setattr(passing, "_before_sweep", watched)
+    monkeypatch.setattr(syncing, "_before_sweep", watched)
     keys = Path(str(tls13) + ".keys")
     results = []
     for compiled in (True, False):
@@ -613,7 +613,7 @@ def test_a_decrypted_websocket_in_life_keeps_no_bytes_for_retransmissions(
     almost none: the compiled in-order path then takes the segments) and per-segment."""
     from analyzer.reassembly import _NOT_KEPT
     from analyzer.tls.layer import TlsStage
-    from analyzer.tls.passing import sync_all
+    from analyzer.tls.syncing import sync_all
 
     if cap is not None:
         monkeypatch.setattr(passing, "MAX_LIFE_STATES", cap)

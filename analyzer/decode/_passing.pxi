@@ -120,14 +120,14 @@ cdef class Passing:
     cdef public int lead
     cdef public int aad_version
     cdef public object invalid  # the exception ``decrypt`` raises for a record that does not open
-    cdef public object opener  # the direction's `RecordOpener` (tls/passing.py `sync`)
+    cdef public object opener  # the direction's `RecordOpener` (tls/syncing.py `sync`)
     cdef public long long sequence  # the current record's sequence number
     # Trusting (tls/passing.py, "Records counted unopened"): once ``clean`` records of these
     # keys opened as unpadded (``trust_after`` of them), a record whose body is ``trust_from``
     # bytes or more (0: never) counts as application data of its length less the tag and the
     # inner type byte, unopened. ``unconfirmed``: records so counted since the last one that
     # opened (a record that then fails to open says one of them was not data). ``padded``: an
-    # opened record had padding, which ends the trust (for good: tls/passing.py `sync`).
+    # opened record had padding, which ends the trust (for good: tls/syncing.py `sync`).
     cdef public Py_ssize_t trust_from
     cdef public long long clean, trust_after, unconfirmed
     cdef public bint padded
@@ -151,7 +151,7 @@ cdef class Passing:
     # is taken back, and Python reads it (`_take_back`).
     cdef public Py_ssize_t life_trust_from
     cdef _Trusted pending, prior
-    # `_take_back` left records for Python (tls/passing.py `_reread`): each one's length and
+    # `_take_back` left records for Python (tls/syncing.py `_reread`): each one's length and
     # the frames and times of its first byte and end, in order; the frame and time the bytes
     # after them had (`kept_frame`'s before)
     cdef public list taken_back

@@ -5,7 +5,7 @@
 # segments of either side (and its bare ACKs), hands each one's bytes to the watch in C, and
 # counts what the reassembler would have recorded (offsets, ACKs, last time; the kept bytes
 # are appended at once); `sync` writes that back when Python next touches the connection
-# (tls/passing.py `sync`, `sync_before_feed`, `sync_all`, the pipeline's loop), and the
+# (tls/syncing.py `sync`, `sync_before_feed`, `sync_all`, the pipeline's loop), and the
 # segment the state refuses releases it first (`release`: synced, dropped) and goes the
 # eager way (`Follow.take`, `Follow.feed`, or Python). No Python frame per segment: on the
 # handshake-dense benchmark, ≈ 20,000 segments paid the tracker's `on_data` and `_observe`
@@ -187,7 +187,7 @@ cdef class Watching:
         return 0
 
     def sync(self):
-        """tls/passing.py `sync`: the reassembler's offsets, ACKs and last time where the
+        """tls/syncing.py `sync`: the reassembler's offsets, ACKs and last time where the
         per-segment path would have left them (the kept bytes are there already)."""
         self._sync()
 

@@ -49,9 +49,10 @@ records it can count exactly without opening them, and the other direction's bar
   waits for the other side's bytes, or comes from the other side with data, goes the usual
   way, and so does the periodic sweep's segment (the ledger's limit).
 
-Right after each compiled skip call, `sync` brings the Python state where the per-segment
-path would have left it: the reassembler's offsets, kept bytes (C keeps them, with the
-records it gathers, in one buffer per state, and writes them back, `flush_recent`: resizing
+Right after each compiled skip call, `sync` (tls/syncing.py) brings the Python state where
+the per-segment path would have left it: the reassembler's offsets, kept bytes (C keeps
+them, with the records it gathers, in one buffer per state, and writes them back,
+`flush_recent`: resizing
 `recent` per segment cost a fifth of a decrypted TLS 1.3 run; the bytes of passed and
 trusted records are not copied there as they are taken but left in the read buffers, which
 the ledger keeps, and copied only when something may read them: ≈ 2-3 % of them,
@@ -68,7 +69,7 @@ gets a pair of opening states (one a direction) in its watch window (`offer_open
 each opened record goes to the TLS stage at once, `TlsStage.watched_record`) and in its life
 (`offer_open_in_life`: the life's counts, times and tail at `sync`; large records counted on
 trust, `TRUST_IN_LIFE`, and read again in Python when one was not application data,
-`_reread`). docs/architecture.md says why.
+tls/syncing.py `_reread`). docs/architecture.md says why.
 """
 
 from __future__ import annotations
@@ -82,7 +83,6 @@ from analyzer.tls.suites import Cipher
 
 if TYPE_CHECKING:
     from analyzer.tls.decrypt import RecordOpener
-    from analyzer.tls.layer import TlsStage
 
 try:
     from analyzer.decode._fastpath import (
@@ -354,7 +354,7 @@ def wrap_skip(skip: Callable[..., Any], ledger: Any, reassembler: Reassembler,
     """A compiled skip (pcap or pcapng) that counts what passing states took where the
     reassembler's sweep counts segments; ``frame_base()`` is the frame number before the
     skip's first record. The states themselves are brought up to date when Python next
-    touches their connection (`sync`) or the whole table (`sync_all`)."""
+    touches their connection (tls/syncing.py `sync`) or the whole table (`sync_all`)."""
 
     def skip_and_count(*args: Any) -> Any:
         ledger.limit = reassembler._until_sweep - 1  # the sweep's segment goes the usual way
@@ -371,199 +371,3 @@ def wrap_skip(skip: Callable[..., Any], ledger: Any, reassembler: Reassembler,
         return result
 
     return skip_and_count
-
-
-def sync_all(ledger: Any, reassembler: Reassembler) -> None:
-    """Every state with something taken: before a segment that may touch the whole table
-    (a sweep, a new connection, an eviction) and at the end."""
-    dirty = ledger.dirty
-    while dirty:
-        sync(next(reversed(dirty)), reassembler)
-
-
-def sync_before_feed(ledger: Any, reassembler: Reassembler, entry: Any, time: float) -> None:
-    """Before a frame (at ``time``) goes the full way (`Reassembler.feed`): ``entry`` is its
-    flow's table entry, False for a flow not in the table, None when its flow is not known.
-    Only a sweep touches other connections there (and a frame whose flow is not known may be
-    any one's): then the states the sweep may act on (`_before_sweep`); otherwise its own
-    connection's alone, as `take_plain` does. Bringing all of them up to date at each such
-    frame (SYNs, FINs) was 30,000 syncs on the 1 GB TLS 1.2 benchmark, 12 % of its run."""
-    if entry is None:
-        sync_all(ledger, reassembler)
-        return
-    if reassembler.sweep_due:
-        _before_sweep(ledger, reassembler, time)
-    if entry:
-        passing = entry[0].passing
-        if passing is not None and passing.frames:
-            sync(passing, reassembler)
-
-
-def _before_sweep(ledger: Any, reassembler: Reassembler, now: float) -> None:
-    """Before the sweep a segment at ``now`` runs: the states of connections the sweep may
-    finish, evict or tick into a decision are brought up to date; the others only get their
-    last time (all the sweep reads of them) and keep their counts, and a TLS 1.3 record
-    they hold part of, in C until Python next touches them. A sweep every 8,192 frames
-    otherwise synced every passing state: 1,764 of the 3,370 syncs on the 1 GB TLS 1.3
-    benchmark. `Reassembler.sweep` finishes a connection idle past the timeout (or closing,
-    or finished), evicts over the connection cap, and calls `on_tick` with infinite
-    patience, which does something only where `TlsStage.ticks_idle` says so."""
-    lives = reassembler._lives
-    if len(reassembler.flows) + (len(lives) if lives else 0) > reassembler._max_connections:
-        sync_all(ledger, reassembler)  # it may evict: any of them
-        return
-    cutoff = now - reassembler._idle_timeout
-    for passing in list(ledger.dirty):
-        conn = passing.conn
-        stage: TlsStage = conn.listener
-        if passing not in ledger.dirty:  # brought up to date with its pair just now
-            continue
-        last_time = latest_time(passing)
-        if last_time < cutoff or conn.finished or conn.closing or not stage.ticks_idle(now):
-            sync(passing, reassembler)
-        else:
-            conn.last_time = last_time
-
-
-def sync(passing: Any, reassembler: Reassembler) -> None:
-    """Bring one connection's Python state where the per-segment path would have left it
-    (module docstring), before Python touches that connection: both states of a pair."""
-    if type(passing) is Watching:  # a switched connection's watch (decode/_watching.pxi)
-        passing.sync()
-        return
-    if passing.peer is None and not passing.follower:  # one state: the usual case, inline
-        passing.ledger.dirty.pop(passing, None)
-        passing.flush_recent()
-        conn = passing.conn
-        here = conn.sides[passing.side]
-        before = here.next_offset
-        here.next_offset += passing.bytes  # the kept bytes were appended in C
-        conn.last_time = passing.last_time
-        _sync_acks(passing, reassembler, before)
-        _sync_reading(passing, conn)
-        return
-    states = _pair(passing)
-    ledger = passing.ledger
-    for state in states:
-        ledger.dirty.pop(state, None)
-    conn = passing.conn
-    befores = []
-    for state in states:  # each side's bytes before the ACKs: a pair's are of each other's
-        state.flush_recent()
-        here = conn.sides[state.side]
-        befores.append(here.next_offset)
-        here.next_offset += state.bytes  # the kept bytes were appended in C
-    conn.last_time = latest_time(passing)
-    for state, before in zip(states, befores, strict=True):
-        _sync_acks(state, reassembler, before)
-    for state in states:
-        if conn.ignored:  # (a record read again ended the session: `_reread`)
-            break
-        _sync_reading(state, conn)
-
-
-def _reread(passing: Any, stage: TlsStage, offset: int, rest: bytes) -> None:
-    """Records counted on trust in life did not open as the application data they were
-    counted as (decode/_passing.pxi `_take_back`): ``rest``, their bytes and those after
-    them (from ``offset``), go to the session as the per-segment path gave them: each
-    record's bytes but its last gathered at its first frame, its last byte read at the frame
-    that ended it (`reread`: what `on_data` reads), the bytes after them gathered at theirs;
-    the life gets what came before them first, and the last segment's time last."""
-    side = passing.side
-    records, passing.taken_back = passing.taken_back, None
-    if passing.life_taken:
-        stage.lived(side, passing.plain, passing.life_tail_bytes(), passing.life_data_time,
-                    passing.life_last_time)
-        passing.life_taken = False
-    at = 0
-    for length, first_frame, first_time, end_frame, end_time in records:
-        stage.gathered(side, offset + at, rest[at:at + length - 1], first_frame, first_time)
-        stage.reread(side, offset + at + length - 1, rest[at + length - 1:at + length],
-                     end_frame, end_time)
-        at += length
-    if len(rest) > at:
-        stage.gathered(side, offset + at, rest[at:], passing.after_frame, passing.after_time)
-    stage.last_packet(side, passing.life_last_time)
-
-
-def _pair(passing: Any) -> tuple[Any, ...]:
-    """A state, or the two of its pair, the one in ``conn.passing`` first (a follower finds
-    it there: Python brings a pair up to date before it lets it go)."""
-    if passing.peer is not None:
-        return passing, passing.peer
-    if passing.follower:
-        leader = passing.conn.passing
-        if leader is not None and type(leader) is not Watching and leader.peer is passing:
-            return leader, passing
-    return (passing,)
-
-
-def latest_time(passing: Any) -> float:
-    """The time of the last segment a state took, of the later one for a pair."""
-    if type(passing) is Watching or (passing.peer is None and not passing.follower):
-        return float(passing.last_time)
-    pair = _pair(passing)
-    if len(pair) == 2 and pair[1].last_number > pair[0].last_number:
-        return float(pair[1].last_time)
-    return float(pair[0].last_time)
-
-
-def _sync_acks(passing: Any, reassembler: Reassembler, before: int) -> None:
-    """The ACKs a state took, with the segments that raised them, as the per-segment path
-    keeps a lost FIN's proof (``before``: its side's offset before its bytes)."""
-    conn = passing.conn
-    side = passing.side
-    if passing.acked_here:
-        reassembler._peer_acked(conn, 1 - side, passing.ack_here, passing.ack_here_frame,
-                                passing.ack_here_time, before + passing.ack_here_bytes)
-    if passing.acked_peer:  # the peer sent no bytes meanwhile: its offset is the proof's
-        reassembler._peer_acked(conn, side, passing.ack_peer, passing.ack_peer_frame,
-                                passing.ack_peer_time)
-
-
-def _sync_reading(passing: Any, conn: Connection) -> None:
-    """What a state took, counted by the TLS stage (and its inner reader or life)."""
-    side = passing.side
-    here = conn.sides[side]
-    stage: TlsStage = passing.conn.listener
-    if passing.turned >= 0:  # passed up to the body's last record, gathered from there on
-        stage.passed(side, passing.turned, passing.records, passing.plain, 0,
-                     passing.absorbed and passing.carry_plain >= 0)
-        passing.turned = -1
-        passing.carry_plain = -1
-    if passing.opening or passing.gather:
-        if passing.pending_at >= 0:  # trusting in life: the tail needs its last record
-            passing.resolve_pending()
-        plain = passing.plain
-        if passing.opening:
-            opener = passing.opener
-            opener.unconfirmed = passing.unconfirmed
-            if passing.padded:
-                opener.padding_seen = True
-            stage.passed(side, passing.pass_bytes, passing.records, passing.plain, 0,
-                         passing.absorbed, body=not passing.watching)
-            passing.budget -= passing.plain
-            passing.absorbed = False
-            passing.pass_bytes = 0
-        # the current record's bytes the reader does not have (opening), or those gathered
-        # since the last sync, as one chunk in place of the segments it joins: no record ends
-        # in it, so the stage only buffers it, and its first frame is the one a record needs
-        rest = passing.unread()
-        if passing.taken_back:
-            _reread(passing, stage, here.next_offset - len(rest), rest)
-        elif rest:
-            stage.gathered(side, here.next_offset - len(rest), rest, passing.kept_frame,
-                           passing.kept_time)
-        if passing.life and passing.life_taken:  # (after `gathered`: its time is earlier)
-            stage.lived(side, plain, passing.life_tail_bytes(), passing.life_data_time,
-                        passing.life_last_time)
-            passing.life_taken = False
-    else:
-        stage.passed(side, passing.bytes, passing.records, passing.plain, passing.to_header,
-                     passing.absorbed and passing.carry_plain >= 0)
-        if passing.absorbed:
-            passing.carry_plain = -1
-        passing.budget -= passing.plain
-    passing.bytes = passing.records = passing.plain = passing.frames = 0
-    passing.last_number = 0
-    passing.acked_here = passing.acked_peer = False

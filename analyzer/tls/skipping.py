@@ -153,7 +153,7 @@ class TlsSkipping:
         return True
 
     def gathered(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
-        """Segments the compiled skip gathered (tls/passing.py `sync`), as one chunk: no record
+        """Segments the compiled skip gathered (tls/syncing.py `sync`), as one chunk: no record
         ends in it, so the session only buffers it (what `on_data` would do with each)."""
         plains = self._session.feed(side, offset, data, frame, time)
         assert not plains
@@ -161,7 +161,7 @@ class TlsSkipping:
 
     def passed(self, side: int, count: int, records: int, plain: int, to_header: int,
                absorbed: bool, body: bool = True) -> None:
-        """What the compiled skip took of ``side`` (tls/passing.py `sync`): the session and
+        """What the compiled skip took of ``side`` (tls/syncing.py `sync`): the session and
         the inner reader (of a ``body``; else the plaintext follows, `watched`) count it as
         if it had been read."""
         count_passed(self._session, side, count, records, plain, to_header, absorbed)
@@ -187,7 +187,7 @@ class TlsSkipping:
 
     def lived(self, side: int, plain: int, tail: bytes, data_time: float,
               last_time: float) -> None:
-        """What the compiled skip opened of ``side`` in life (tls/passing.py `sync`): the life
+        """What the compiled skip opened of ``side`` in life (tls/syncing.py `sync`): the life
         counts it as `_deliver` and `_packet` would have, segment by segment."""
         life = self._life()
         if life is not None:
@@ -195,12 +195,12 @@ class TlsSkipping:
 
     def reread(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
         """The last byte of a record the compiled skip counted on trust in life but that
-        did not open as such (tls/passing.py `_reread`): read as `on_data` reads a segment,
+        did not open as such (tls/syncing.py `_reread`): read as `on_data` reads a segment,
         without offering a state (the one that took it is brought up to date)."""
         if not self._done:
             self._read(side, offset, data, frame, time)
 
     def last_packet(self, side: int, time: float) -> None:
-        """``side``'s last packet was at ``time`` (tls/passing.py `_reread`)."""
+        """``side``'s last packet was at ``time`` (tls/syncing.py `_reread`)."""
         if not self._done:
             self._packet(side, time)
