@@ -261,6 +261,7 @@ include "_peek.pxi"
 include "_ledger.pxi"
 include "_passing.pxi"
 include "_opening.pxi"
+include "_trust.pxi"
 
 
 # --- the life table: connections in life, their segments taken in C -------------------------
