@@ -71,6 +71,24 @@ cdef struct _Trusted:
 cdef _Trusted _NO_RECORD = _Trusted(-1, 0, 0, 0, 0, 0, 0.0, 0.0)
 
 
+cdef int _watched_plain(list opened, long long since, long long length, bint earlier,
+                        long long first_frame, double first_time, long long frame,
+                        double t) except -1:
+    """A watched record's plaintext (``length`` bytes in ``_OUT``, ``since`` bytes after the
+    last sync's offset) as the session's `_plain` gives it: when the record began in an
+    ``earlier`` segment (at ``first_frame``, ``first_time``), all but its last byte in that
+    frame and the last byte in the frame that completed it; else whole, in this one."""
+    cdef const char* out = PyByteArray_AS_STRING(_OUT)
+    if earlier and length > 1:
+        opened.append((since, PyBytes_FromStringAndSize(out, length - 1), first_frame,
+                       first_time))
+        opened.append((since + length - 1, PyBytes_FromStringAndSize(out + length - 1, 1),
+                       frame, t))
+    else:
+        opened.append((since, PyBytes_FromStringAndSize(out, length), frame, t))
+    return 0
+
+
 cdef class Passing:
     """One connection whose direction ``side`` carries TLS application-data records that may
     pass unread: a frame of the connection is taken when it is the next in-order segment of
@@ -533,11 +551,14 @@ cdef class Passing:
                             tail, tail_length,
                             <const unsigned char*>PyByteArray_AS_STRING(_OUT), result)
                         data_time = t
-                    elif self.watching:  # (its plaintext offset: ``plain`` since the sync)
+                    elif self.watching:
+                        if start == self.start and held:  # the reader has its first frame:
+                            self._forget_from(at)  # Python reads it
+                            return False
                         if opened is None:
                             opened = []
-                        opened.append((plain, PyBytes_FromStringAndSize(
-                            PyByteArray_AS_STRING(_OUT), result)))
+                        _watched_plain(opened, plain, result, start < at, self.kept_frame,
+                                       self.kept_time, frame, t)
             trusted_record = False
             if result < 0 or plain + result >= self.budget:  # not data, or the body's end
                 self._forget_from(at)
@@ -577,7 +598,7 @@ cdef class Passing:
             self.life_last_time = t
             self.life_taken = True
         elif opened is not None:
-            self._watched(opened, frame, t)
+            self._watched(opened)
         return True
 
     def resolve_pending(self):
@@ -589,13 +610,13 @@ cdef class Passing:
     def pending_at(self):
         return self.pending.at
 
-    cdef int _watched(self, list opened, long long frame, double t) except -1:
-        """The records a watching state opened in one segment, to the TLS stage in order;
+    cdef int _watched(self, list opened) except -1:
+        """The plaintext a watching state opened in one segment, to the TLS stage in order;
         when it says the watch is over (its last frame ended it), later data segments go the
         usual way (the deadline passed), where the life takes them."""
         cdef int taken
         stage = self.conn.listener
-        for since, data in opened:
+        for since, data, frame, t in opened:
             if self.watch_in_c:
                 taken = _watch_record(self, stage, since, data, frame, t)
                 if taken:

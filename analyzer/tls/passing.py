@@ -153,6 +153,9 @@ TRUST_IN_LIFE = True
 LIFE_TRUST_FROM = 160
 
 # A budget no body has: in life, nothing ends what may be opened but the records themselves.
+# Also the most a state takes as its budget (a C long long): a body's length comes from a
+# Content-Length, which a capture may make any size (fuzzing found one past 2^63, an
+# OverflowError where the state was offered).
 _NO_BUDGET = 1 << 62
 
 # At most this many states in life or in a watch window at once (each holds a 26 or 40 KiB
@@ -174,7 +177,7 @@ def offer(ledger: Any, conn: Connection, side: int, overhead: int, budget: int,
     passing = Passing(conn, ledger, side)
     passing.deadline = deadline
     passing.overhead = overhead
-    passing.budget = budget
+    passing.budget = min(budget, _NO_BUDGET)
     passing.to_header = to_header
     passing.carry_plain = carry_plain
     passing.turn = TURN
@@ -205,7 +208,7 @@ def _opening(ledger: Any, conn: Connection, side: int, budget: int, to_header: i
         passing.trust_from = TRUST_FROM
         passing.trust_after = TRUST_AFTER
         passing.clean = opener.sequence
-    passing.budget = budget
+    passing.budget = min(budget, _NO_BUDGET)
     passing.deadline = deadline
     return passing
 
