@@ -95,8 +95,8 @@ class TlsStage(TlsReporting, TlsSkipping):
         if self._ledger is not None:
             self._conn.passing = None
         self._read(side, offset, data, frame, time)
-        if self._keeps_recent and self._life() is not None:
-            self._in_life()
+        if self._keeps_recent and not self._done and self._life() is not None:
+            self._in_life()  # (not once the session finished: reassembly let it go)
         if self._ledger is not None and not self._done:
             self._offer(side)
 
@@ -230,8 +230,8 @@ class TlsStage(TlsReporting, TlsSkipping):
         inner = self._inner_listener()
         if inner is not None and not self._done:
             inner.on_tick(now, patience)
-            if self._keeps_recent and self._life() is not None:  # (the watch's time ended)
-                self._in_life()
+            if self._keeps_recent and not self._done and self._life() is not None:
+                self._in_life()  # (the watch's time ended)
 
     def ticks_idle(self, now: float) -> bool:
         """Whether `on_tick` with infinite patience (a sweep's) does nothing at ``now``: then a
