@@ -38,6 +38,7 @@ from analyzer.report.render import (
     render_table,
 )
 from analyzer.source import CaptureError, CaptureWarning, Frame, read_bytes, read_records
+from analyzer.tls import passing
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.session import TlsSession
 from analyzer.verdict import Diagnosis, diagnose
@@ -416,8 +417,11 @@ def tls_plain(data: bytes) -> None:
     """Decrypted TLS: the plaintext of a bundled keyed connection's records, in any shape
     (fuzz/tls_plaintext.py: records opened, mutated, sealed again with the same keys), through
     the whole pipeline with its key log, followed into life as `read` follows it, to every
-    report format. The compiled fast path (which opens TLS records in life itself) decides
-    exactly what the Python path decides."""
+    report format. The compiled fast path (which opens TLS records in its watch window and
+    in life itself) decides exactly what the Python path decides, with every record in life
+    opened; counting large ones on trust (`TRUST_IN_LIFE`, as `read` does) it must not
+    crash, and may differ by design where one is not application data and a later large one
+    replaced it unopened (docs/architecture.md, "its life on trust")."""
     if len(data) < 2:
         return
     if not _TEMPLATES:
@@ -429,7 +433,13 @@ def tls_plain(data: bytes) -> None:
     with tempfile.NamedTemporaryFile(suffix=".pcap") as file:
         file.write(pcap)
         file.flush()
-        results = [_keyed_run(file.name, secrets, compiled) for compiled in (True, False)]
+        trusting = passing.TRUST_IN_LIFE
+        try:
+            passing.TRUST_IN_LIFE = False
+            results = [_keyed_run(file.name, secrets, compiled) for compiled in (True, False)]
+        finally:
+            passing.TRUST_IN_LIFE = trusting
+        _keyed_run(file.name, secrets, True)
     assert results[0] == results[1], (results[0], results[1])
 
 
