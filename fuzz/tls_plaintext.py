@@ -132,7 +132,10 @@ class Sealer:
             header = struct.pack("!BHH", _APPLICATION, 0x0303, len(inner) + tag)
             nonce = (iv ^ sequence).to_bytes(len(keys.iv), "big")
             record = header + aead.encrypt(nonce, inner, header)
-            if content_type == _HANDSHAKE and plaintext[:1] == bytes((_KEY_UPDATE,)):
+            # the record's type is its last byte that is not padding (RFC 8446 §5.4): an
+            # entry of type 0 ending in 22 is a padded handshake record, a KeyUpdate too
+            content = inner.rstrip(b"\0")
+            if content[-1:] == bytes((_HANDSHAKE,)) and content[:1] == bytes((_KEY_UPDATE,)):
                 self._key_update(phase)
             return record
         aad = struct.pack("!QBHH", sequence, content_type, self.version, len(plaintext))
