@@ -190,29 +190,16 @@ cdef class Follow:
         takes `on_data`; the watch's last frame ends it through `_finish_switch`, as there.
         A watch still on after such a segment is offered a `Watching` state (`_watching.pxi`),
         which takes the connection's next segments in the skip itself."""
-        cdef object switch, watch, client
+        cdef object switch
         if type(listener) is _TRACKER:
-            switch = listener._switch
+            switch = _watching_switch(listener, side, t)
             if switch is not None:
-                watch = switch.watch
-                if (type(watch) is CompiledSwitchWatch
-                        and t <= <double>(<CompiledSwitchWatch>watch).deadline
-                        and (<tuple>listener._sides)[side].mode is _SWITCHED_MODE):
-                    client = listener._client
-                    if client is not None and <int>client == side:
-                        if ((<CompiledSwitchWatch>watch)._client_first is None
-                                and (switch.request is None or switch.replaceable)):
-                            listener.on_data(side, offset, payload, frame, t)
-                            return 0
-                        if (<CompiledSwitchWatch>watch)._observe(True, payload, frame, t):
-                            listener._finish_switch(t, _WINDOW_OVER)
-                    elif (<CompiledSwitchWatch>watch)._observe(False, payload, frame, t):
-                        listener._finish_switch(t, _WINDOW_OVER)
-                    self.watched += 1
-                    if conn.passing is None and not conn.ignored and conn.life is None:
-                        _offer_watching(conn, listener, switch, <CompiledSwitchWatch>watch,
-                                        self)
-                    return 0
+                _watch_step(listener, switch, side, payload, frame, t)
+                self.watched += 1
+                if conn.passing is None and not conn.ignored and conn.life is None:
+                    _offer_watching(conn, listener, switch, <CompiledSwitchWatch>switch.watch,
+                                    self)
+                return 0
         listener.on_data(side, offset, payload, frame, t)
         return 0
 
@@ -327,6 +314,39 @@ cdef int _load_tracker() except -1:
         from analyzer.exchange.switching import _SWITCHED, _WINDOW_OVER as over
         _TRACKER, _SWITCHED_MODE, _WINDOW_OVER = ConnectionTracker, _SWITCHED, over
     return 0
+
+
+cdef object _watching_switch(object tracker, int side, double t):
+    """The switch of ``tracker`` (a `ConnectionTracker`) when bytes of ``side`` at ``t`` take
+    `exchange/switching.py` `_observe`'s ordinary step, its plain twin: a `CompiledSwitchWatch`
+    on, before its deadline, ``side`` switched, and not the client's side while a late request
+    may still come. Else None: the tracker reads them (`on_data`). `Follow._deliver` and a
+    watching TLS state (`_watching.pxi` `_watch_record`) ask it."""
+    cdef object switch = tracker._switch, watch, client
+    if switch is None:
+        return None
+    watch = switch.watch
+    if (type(watch) is not CompiledSwitchWatch or t > <double>(<CompiledSwitchWatch>watch).deadline
+            or (<tuple>tracker._sides)[side].mode is not _SWITCHED_MODE):
+        return None
+    client = tracker._client
+    if (client is not None and <int>client == side
+            and (<CompiledSwitchWatch>watch)._client_first is None
+            and (switch.request is None or switch.replaceable)):
+        return None
+    return switch
+
+
+cdef int _watch_step(object tracker, object switch, int side, bytes data, object frame,
+                     double t) except -1:
+    """That step (`_watching_switch` said it applies): the bytes to the watch, whose last
+    frame ends it through `_finish_switch`, as there. 2 when it ended, else 1."""
+    cdef object client = tracker._client
+    if (<CompiledSwitchWatch>switch.watch)._observe(
+            client is not None and <int>client == side, data, frame, t):
+        tracker._finish_switch(t, _WINDOW_OVER)
+        return 2
+    return 1
 
 
 cdef object _NOTHING_YET = None  # reassembly.connection._NOTHING_YET

@@ -217,9 +217,7 @@ cdef int _watch_record(Passing state, object stage, long long since, bytes data,
     step, as `Follow._deliver` does for a cleartext segment; the watch's last frame ends it
     through `_finish_switch`. 0: not taken (the stage reads it); 1: taken; 2: taken, and the
     watch is over."""
-    cdef object shadow, tracker, switch, watch, here, client
-    cdef CompiledSwitchWatch compiled
-    cdef bint client_side
+    cdef object shadow, tracker, switch, here
     cdef int side = state.side
     _load_tracker()
     _load_slots()
@@ -232,26 +230,10 @@ cdef int _watch_record(Passing state, object stage, long long since, bytes data,
     tracker = _slot(shadow, _C_LISTENER)
     if type(tracker) is not _TRACKER or tracker._done:
         return 0
-    switch = tracker._switch
+    switch = _watching_switch(tracker, side, t)
     if switch is None:
         return 0
-    watch = switch.watch
-    if type(watch) is not CompiledSwitchWatch:
-        return 0
-    compiled = <CompiledSwitchWatch>watch
-    if t > <double>compiled.deadline or (<tuple>tracker._sides)[side].mode is not _SWITCHED_MODE:
-        return 0
-    client = tracker._client
-    if client is None:
-        return 0
-    client_side = <int>client == side
-    if client_side and compiled._client_first is None and (
-            switch.request is None or switch.replaceable):
-        return 0  # a late request may still come: the tracker reads it
     here = (<tuple>_slot(shadow, _C_SIDES))[side]
     _slots_set(here, _D_NEXT, stage._session.plain_offset(side) + since + len(data))
     _slots_set(here, _D_RECENT, (_slot(here, _D_RECENT) + data)[-_TAIL_BYTES:])
-    if compiled._observe(client_side, data, frame, t):
-        tracker._finish_switch(t, _WINDOW_OVER)
-        return 2
-    return 1
+    return _watch_step(tracker, switch, side, data, frame, t)
