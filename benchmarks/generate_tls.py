@@ -13,7 +13,8 @@ host. ``--versions 1.2`` (or ``1.3``) makes every session that version. Seeded a
 deterministic in shape (TLS randoms differ from run to run).
 
 ``--mix chat`` makes the other kind of production TLS instead: long-lived WebSockets (a
-chat, a feed), 200 sessions at a time, each an upgrade then 200-1,000 small messages (20
+chat, a feed), 200 sessions at a time (``--at-once``, with ``--messages``: 2,000 sessions of
+60-120 messages for the memory of many open decrypted WebSockets, benchmarks/README.md), each an upgrade then 200-1,000 small messages (20
 bytes to 2 KB, 5-100 ms apart, seven in ten from the server, the client's masked), each
 written on its own so each is a record of its own, and a Close handshake and FINs at the
 end: past the 2 s watch window, every session is followed in life to its end.
@@ -223,8 +224,9 @@ def _chat_conversation(rng: random.Random, tcp: Tcp,
     yield 1e-4, tcp.ack(1)
 
 
-def generate_chat(path: str, size: int, seed: int = 7,
-                  versions: str = "both") -> tuple[int, int]:
+def generate_chat(path: str, size: int, seed: int = 7, versions: str = "both",
+                  at_once: int = 200, messages: tuple[int, int] = (200, 1000)
+                  ) -> tuple[int, int]:
     """The ``--mix chat`` capture (module docstring): sessions start within a second of
     each other's ends, and their frames are written in time order."""
     rng = random.Random(seed)
@@ -239,11 +241,11 @@ def generate_chat(path: str, size: int, seed: int = 7,
         planned = 0  # bytes of the sessions made so far, with their frames' headers
         now = START_TIME
         while due or planned < size:
-            while len(due) < 200 and planned < size:
+            while len(due) < at_once and planned < size:
                 sessions += 1
                 tls13 = sessions % 2 == 0 if versions == "both" else versions == "1.3"
                 writes = _chat_session(client_ctx, server_ctx, tls13, rng,
-                                       rng.randrange(200, 1000))
+                                       rng.randrange(*messages))
                 planned += sum(len(data) + 2 * 70 for _, _, data in writes)
                 client = (bytes((10, 3, sessions >> 8 & 255, sessions & 255)),
                           20000 + sessions % 40000)
@@ -312,9 +314,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--versions", choices=("both", "1.2", "1.3"), default="both")
     parser.add_argument("--mix", choices=("downloads", "chat"), default="downloads")
+    parser.add_argument("--at-once", type=int, default=200,
+                        help="chat sessions open at a time (--mix chat only)")
+    parser.add_argument("--messages", default="200-1000",
+                        help="messages a chat session carries, LOW-HIGH (--mix chat only)")
     args = parser.parse_args()
-    make = generate_chat if args.mix == "chat" else generate
-    frames, sessions = make(args.output, parse_size(args.size), args.seed, args.versions)
+    if args.mix == "chat":
+        low, high = map(int, args.messages.split("-", 1))
+        frames, sessions = generate_chat(args.output, parse_size(args.size), args.seed,
+                                         args.versions, args.at_once, (low, high))
+    else:
+        frames, sessions = generate(args.output, parse_size(args.size), args.seed,
+                                    args.versions)
     print(f"{args.output}: {frames} frames, {sessions} TLS sessions; keys in "
           f"{args.output}.keys")
 

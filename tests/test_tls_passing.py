@@ -601,6 +601,39 @@ def test_states_in_life_are_bounded_and_freed_without_the_collector(
     assert peak > 3 >= capped_peak > 0 and taken > capped_taken, seen
 
 
+def test_buffers_in_life_and_watch_windows_grow_with_what_they_hold_within_the_budget(
+        chat: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state in life or in a watch window starts with a buffer for what it holds and a
+    segment, and grows it as it needs (`Passing._grow`), while the ledger's budget allows
+    (`LIFE_BUFFER_BUDGET`; past it a segment goes the usual way and no more states are
+    made): the same results as the per-segment path with the run's budget and with one of
+    64 KiB, which the buffers stay within (but for the first buffers of one offer: a pair),
+    all given back at the end; with the run's budget a state in life holds far less than its
+    capacity (cut where most sessions are in life)."""
+    keys = Path(str(chat) + ".keys")
+    expected = _lives(chat, keys, False)[:2]
+    cut = tmp_path / "cut.pcap"
+    _rewrite(chat, cut, lambda records: records[: len(records) * 2 // 3])
+    run = Analysis(lifetimes=True, secrets=load_keylog(keys.read_bytes()))
+    for _ in run.feed_records(read_records([str(cut)], [])):
+        pass
+    states, held = run._ledger.life_states, run._ledger.life_buffer_bytes
+    assert states >= 4 and held < states * passing.LIFE_CAPACITY // 3, (states, held)
+    seen = []
+    for budget in (passing.LIFE_BUFFER_BUDGET, 64 * 1024):
+        monkeypatch.setattr(passing, "LIFE_BUFFER_BUDGET", budget)
+        decided, ended, run = _lives(chat, keys, True)
+        assert (decided, ended) == expected
+        ledger = run._ledger
+        assert ledger.life_buffer_bytes == ledger.life_states == 0
+        assert budget // 2 < ledger.life_buffer_peak <= budget + 2 * passing.WATCH_CAPACITY \
+            or budget > 1 << 20
+        seen.append((ledger.total, ledger.grown))
+        monkeypatch.undo()
+    (taken, grown), (small_taken, _) = seen
+    assert grown > 0 and taken > small_taken > 0, (grown, taken, small_taken)
+
+
 @pytest.mark.parametrize(("compiled", "cap"), [(True, None), (True, 1), (False, None)])
 def test_a_decrypted_websocket_in_life_keeps_no_bytes_for_retransmissions(
         chat: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: bool,

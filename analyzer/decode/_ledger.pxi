@@ -21,6 +21,12 @@ cdef class Ledger:
     cdef public long long trusted  # TLS 1.3 records counted unopened in the whole run
     cdef public long long turned  # passing states turned to gathering in the whole run
     cdef public long long life_states  # states in life now (tls/passing.py MAX_LIFE_STATES)
+    # The bytes of those states' buffers now, which grow with what they hold (`Passing._grow`)
+    # up to ``life_budget`` in all (tls/passing.py LIFE_BUFFER_BUDGET)
+    cdef public long long life_buffer_bytes
+    cdef public long long life_budget
+    cdef public long long grown  # buffers grown in the whole run (tests)
+    cdef public long long life_buffer_peak  # the most ``life_buffer_bytes`` was in the run
     cdef public long long base  # the frame number before the skip call's first record
     # Copies put off (`Passing._defer`): the states holding places in read buffers, and the
     # last _PINNED read buffers places were put in (``chunk`` numbers the last), kept alive
@@ -40,6 +46,8 @@ cdef class Ledger:
 
     def __init__(self):
         self.total = self.trusted = self.turned = self.life_states = 0
+        self.life_buffer_bytes = self.grown = self.life_buffer_peak = 0
+        self.life_budget = 32 * 1024 * 1024
         self.base = 0
         self.limit = 0
         self.passed = 0
@@ -50,6 +58,12 @@ cdef class Ledger:
         self.chunk = 0
         self.current = self.last = NULL
         self.deferred = self.copied = 0
+
+    cdef void buffers_grew(self, Py_ssize_t more) noexcept:
+        """The buffers of states in life or in a watch window hold ``more`` bytes."""
+        self.life_buffer_bytes += more
+        if self.life_buffer_bytes > self.life_buffer_peak:
+            self.life_buffer_peak = self.life_buffer_bytes
 
     def enter(self, bytes buf):
         """A skip call reads ``buf`` until `leave` (tls/passing.py `wrap_skip`)."""

@@ -32,6 +32,12 @@ LIFE_CAPACITY = _LIFE_CAPACITY  # (tls/passing.py sets it on the states it makes
 # A state in a watch window (`Passing.watching`): the direction keeps its recent bytes there
 # (at most _KEPT), and a segment of up to 8 KiB.
 WATCH_CAPACITY = _KEPT + 8 * 1024
+# The buffer of a state in life or in a watch window (``capped``) starts at what it must hold
+# and a segment (this much), and grows as it needs, up to its capacity, while the ledger's
+# ``life_budget`` allows (`_fits`, `_grow`): in life most hold a few hundred bytes of a
+# record, and a buffer of the full capacity each was 26 KiB a direction of every open
+# decrypted WebSocket.
+cdef Py_ssize_t _GROWTH = 4 * 1024
 # Copies put off (`Passing._defer`): at most this many places a state holds; past them a
 # segment is copied at once (a state needs the last _KEPT bytes, ≈ 23 full segments).
 cdef enum:
@@ -185,7 +191,9 @@ cdef class Passing:
     cdef public bint watch_in_c
     # Counted in the ledger's ``life_states`` (states in life or in a watch window)
     cdef public bint capped
-    cdef public Py_ssize_t capacity  # the buffer's bytes: _CAPACITY, or _LIFE_CAPACITY in life
+    # The most the buffer may hold: _CAPACITY, or in life or a watch window (``capped``: its
+    # buffer grows, `_grow`) _LIFE_CAPACITY or WATCH_CAPACITY
+    cdef public Py_ssize_t capacity
     cdef unsigned char life_tail[2 * _TAIL_BYTES]
     cdef Py_ssize_t life_tail_length
     cdef public double life_data_time, life_last_time
@@ -632,7 +640,7 @@ cdef class Passing:
         (the recent bytes, and from ``start`` on) moves down to the buffer's start."""
         cdef Py_ssize_t keep_from
         cdef char* buf
-        if self.end + n <= self.capacity:
+        if self.end + n <= PyByteArray_GET_SIZE(self.buf):
             return 0
         keep_from = self._needed_from()
         buf = PyByteArray_AS_STRING(self.buf)
@@ -647,12 +655,45 @@ cdef class Passing:
             self._forget_below(keep_from)
             for i in range(self.place_first, self.places):
                 self.place_to[i] -= keep_from
+        if self.end + n > PyByteArray_GET_SIZE(self.buf):
+            self._grow(self.end + n)
         return 0
 
     cdef inline bint _fits(self, Py_ssize_t n):
         """Whether ``n`` more bytes fit in the buffer once what must be kept moved down
-        (`_room`): always with _CAPACITY, not a long segment in life."""
-        return self.end - self._needed_from() + n <= self.capacity
+        (`_room`): always with _CAPACITY, not a long segment in life; in life or a watch
+        window, not when its buffer would grow past the ledger's budget."""
+        cdef Py_ssize_t need = self.end - self._needed_from() + n
+        cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.buf)
+        if need <= size:
+            return True
+        return need <= self.capacity and (
+            not self.capped
+            or self.ledger.life_buffer_bytes + self._grown(need) - size
+            <= self.ledger.life_budget)
+
+    cdef inline Py_ssize_t _grown(self, Py_ssize_t need):
+        """The size a capped state's buffer grows to when it must hold ``need`` bytes: room
+        for a segment more, at least half as much again (growing is a copy), at most the
+        capacity unless ``need`` is more."""
+        cdef Py_ssize_t size = need + _GROWTH
+        cdef Py_ssize_t half_more = PyByteArray_GET_SIZE(self.buf) * 3 // 2
+        if size < half_more:
+            size = half_more
+        if size > self.capacity:
+            size = self.capacity if need <= self.capacity else need
+        return size
+
+    cdef int _grow(self, Py_ssize_t need) except -1:
+        """The buffer made to hold ``need`` bytes (`_room`, after moving down), counted in
+        the ledger when the state is."""
+        cdef Py_ssize_t before = PyByteArray_GET_SIZE(self.buf)
+        cdef Py_ssize_t size = self._grown(need)
+        PyByteArray_Resize(self.buf, size)
+        self.ledger.grown += 1
+        if self.capped:
+            self.ledger.buffers_grew(size - before)
+        return 0
 
     cdef inline Py_ssize_t _needed_from(self):
         """Where the bytes anything may still read begin: the recent bytes, and from
@@ -814,7 +855,10 @@ cdef class Passing:
                 return False
         if self.buf is None:
             if self.capacity != _CAPACITY:
-                self.buf = PyByteArray_FromStringAndSize(NULL, self.capacity)
+                self.buf = PyByteArray_FromStringAndSize(
+                    NULL, min(self.capacity, max(length, held) + _GROWTH))
+                if self.capped:
+                    self.ledger.buffers_grew(PyByteArray_GET_SIZE(self.buf))
             else:
                 self.buf = (_SPARE.pop() if _SPARE
                             else PyByteArray_FromStringAndSize(NULL, _CAPACITY))
@@ -873,6 +917,8 @@ cdef class Passing:
     def __dealloc__(self):
         if self.capped and self.ledger is not None:
             self.ledger.life_states -= 1
+            if self.buf is not None:
+                self.ledger.life_buffer_bytes -= PyByteArray_GET_SIZE(self.buf)
         if (self.buf is not None and len(_SPARE) < 16
                 and PyByteArray_GET_SIZE(self.buf) == _CAPACITY):
             _SPARE.append(self.buf)

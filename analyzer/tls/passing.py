@@ -158,15 +158,23 @@ LIFE_TRUST_FROM = 160
 # OverflowError where the state was offered).
 _NO_BUDGET = 1 << 62
 
-# At most this many states in life or in a watch window at once (each holds a 26 or 40 KiB
-# buffer, at most ≈ 20 MiB in all): a capture of thousands of open decrypted WebSockets would
-# otherwise grow with them. Past it, a direction's records are read in Python, as before.
-MAX_LIFE_STATES = 512
+# At most this many states in life or in a watch window at once (each ≈ 3 KB), their buffers
+# at most this many bytes in all (each grows with what it holds, up to 26 KiB in life and
+# 40 KiB in a watch window; in life most hold a few hundred bytes): a capture of thousands of
+# open decrypted WebSockets would otherwise grow with them. Past either, a direction's
+# records are read in Python, as before (and a buffer that would grow past the budget lets
+# its segment go the usual way).
+MAX_LIFE_STATES = 8192
+LIFE_BUFFER_BUDGET = 64 * 1024 * 1024
 
 
 def new_ledger() -> Any:
     """The run's ledger when the compiled module is there, else None (nothing passes)."""
-    return Ledger() if AVAILABLE else None
+    if not AVAILABLE:
+        return None
+    ledger = Ledger()
+    ledger.life_budget = LIFE_BUFFER_BUDGET
+    return ledger
 
 
 def offer(ledger: Any, conn: Connection, side: int, overhead: int, budget: int,
@@ -217,7 +225,8 @@ def room_in_life(ledger: Any) -> bool:
     """Whether one more state in life or in a watch window may be made (`MAX_LIFE_STATES`):
     when not, the TLS stage need not look for directions to offer (a capture of thousands
     of open sessions asks at almost every Python round)."""
-    return bool(ledger.life_states < MAX_LIFE_STATES)
+    return bool(ledger.life_states < MAX_LIFE_STATES
+                and ledger.life_buffer_bytes < LIFE_BUFFER_BUDGET)
 
 
 def offer_open_in_life(ledger: Any, conn: Connection,
@@ -266,7 +275,8 @@ def _capped_states(ledger: Any, conn: Connection,
     """The opening states (one or a pair) of `offer_open_in_life` and `offer_open_in_watch`,
     counted against `MAX_LIFE_STATES`, the first in ``conn.passing``; None when over the cap
     or an AEAD cannot open into a reused buffer."""
-    if ledger.life_states + len(directions) > MAX_LIFE_STATES:
+    if (ledger.life_states + len(directions) > MAX_LIFE_STATES
+            or ledger.life_buffer_bytes >= LIFE_BUFFER_BUDGET):
         return None
     states = []
     for side, to_header, held, opener in directions:
