@@ -13,11 +13,12 @@ host. ``--versions 1.2`` (or ``1.3``) makes every session that version. Seeded a
 deterministic in shape (TLS randoms differ from run to run).
 
 ``--mix chat`` makes the other kind of production TLS instead: long-lived WebSockets (a
-chat, a feed), 200 sessions at a time (``--at-once``, with ``--messages``: 2,000 sessions of
-60-120 messages for the memory of many open decrypted WebSockets, benchmarks/README.md), each an upgrade then 200-1,000 small messages (20
+chat, a feed), 200 sessions at a time, each an upgrade then 200-1,000 small messages (20
 bytes to 2 KB, 5-100 ms apart, seven in ten from the server, the client's masked), each
 written on its own so each is a record of its own, and a Close handshake and FINs at the
 end: past the 2 s watch window, every session is followed in life to its end.
+``--at-once 2000 --messages 60-120`` (150 MB: 1,765 sessions open at once) is `chat2000`,
+the capture of many open decrypted WebSockets in benchmarks/README.md.
 """
 
 from __future__ import annotations

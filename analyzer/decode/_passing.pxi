@@ -888,6 +888,25 @@ cdef class Passing:
                PyByteArray_AS_STRING(self.buf) + self.end - length, length)
         self.recent_changed = False
 
+    def latest_time(self):
+        """The time of the last segment this state took, of the later one of a pair (by
+        frame number; the leader's on a tie): what a sweep reads of its connection
+        (tls/syncing.py `latest_time`)."""
+        cdef Passing leader, later
+        if self.peer is not None:
+            leader = self
+        elif self.follower:
+            found = self.conn.passing
+            if not isinstance(found, Passing) or (<Passing>found).peer is not self:
+                return self.last_time
+            leader = <Passing>found
+        else:
+            return self.last_time
+        later = leader.peer
+        if later.last_number > leader.last_number:
+            return later.last_time
+        return leader.last_time
+
     def set_life_tail(self, bytes tail):
         """In life: the direction's tail so far (life/state.py `_Flow.tail`, at most
         TAIL_BYTES)."""

@@ -61,7 +61,7 @@ class TlsStage(TlsReporting, TlsSkipping):
     """StreamListener for one TLS connection (see the module's docstring)."""
 
     __slots__ = ("_run", "_conn", "_tcp", "_session", "_shadow", "_inner_run", "_done",
-                 "_inner_stopped", "_inner_emitted", "_judged", "_ledger",
+                 "_idle_for_good", "_inner_stopped", "_inner_emitted", "_judged", "_ledger",
                  "_alerts_told", "_stop_told", "_keeps_recent")
 
     def __init__(self, run: RunContext, conn: Connection, tcp: TcpLog) -> None:
@@ -75,6 +75,9 @@ class TlsStage(TlsReporting, TlsSkipping):
         self._shadow: Connection | None = None  # what the inner readers see, made on first use
         self._inner_run: RunContext | None = None
         self._done = False  # decided: nothing more to read
+        # `ticks_idle` is True from now on (the stage or its inner tracker done: both for
+        # good): a sweep among thousands of open decrypted WebSockets asks each one
+        self._idle_for_good = False
         self._inner_stopped = False
         self._inner_emitted = False
         self._counted = False
@@ -222,6 +225,8 @@ class TlsStage(TlsReporting, TlsSkipping):
             life.rst(side, frame, time)
 
     def on_tick(self, now: float, patience: float) -> None:
+        if self._idle_for_good and not self._keeps_recent:
+            return  # (the stage or its inner tracker done, and already in life)
         if self._session.decryption is Decryption.WAITING and not self._done:
             plains: list[Plain] = []
             self._session.look_for_key(now, plains)
@@ -236,13 +241,22 @@ class TlsStage(TlsReporting, TlsSkipping):
     def ticks_idle(self, now: float) -> bool:
         """Whether `on_tick` with infinite patience (a sweep's) does nothing at ``now``: then a
         sweep need not bring this connection's passing state up to date (tls/passing.py)."""
+        if self._idle_for_good:
+            return True
         if self._done:
+            self._idle_for_good = True
             return True
         if self._session.decryption is Decryption.WAITING:
             return False
         inner = self._inner_listener()
-        return inner is None or (isinstance(inner, ConnectionTracker)
-                                 and inner.ticks_idle(now))
+        if inner is None:
+            return True
+        if not isinstance(inner, ConnectionTracker):
+            return False
+        if inner._done:  # (a decrypted session's key is found: never WAITING again)
+            self._idle_for_good = True
+            return True
+        return inner.ticks_idle(now)
 
     def on_end(self, time: float, reason: str) -> None:
         self._end(time, reason)

@@ -58,12 +58,14 @@ def _before_sweep(ledger: Any, reassembler: Reassembler, now: float) -> None:
         sync_all(ledger, reassembler)  # it may evict: any of them
         return
     cutoff = now - reassembler._idle_timeout
-    for passing in list(ledger.dirty):
+    dirty = ledger.dirty
+    for passing in list(dirty):
+        if passing not in dirty:  # brought up to date with its pair just now
+            continue
         conn = passing.conn
         stage: TlsStage = conn.listener
-        if passing not in ledger.dirty:  # brought up to date with its pair just now
-            continue
-        last_time = latest_time(passing)
+        last_time = (passing.last_time if type(passing) is Watching
+                     else passing.latest_time())
         if last_time < cutoff or conn.finished or conn.closing or not stage.ticks_idle(now):
             sync(passing, reassembler)
         else:
@@ -145,12 +147,9 @@ def _pair(passing: Any) -> tuple[Any, ...]:
 
 def latest_time(passing: Any) -> float:
     """The time of the last segment a state took, of the later one for a pair."""
-    if type(passing) is Watching or (passing.peer is None and not passing.follower):
+    if type(passing) is Watching:
         return float(passing.last_time)
-    pair = _pair(passing)
-    if len(pair) == 2 and pair[1].last_number > pair[0].last_number:
-        return float(pair[1].last_time)
-    return float(pair[0].last_time)
+    return float(passing.latest_time())
 
 
 def _sync_acks(passing: Any, reassembler: Reassembler, before: int) -> None:
