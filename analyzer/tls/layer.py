@@ -75,8 +75,9 @@ class TlsStage(TlsReporting, TlsSkipping):
         self._shadow: Connection | None = None  # what the inner readers see, made on first use
         self._inner_run: RunContext | None = None
         self._done = False  # decided: nothing more to read
-        # `ticks_idle` is True from now on (the stage or its inner tracker done: both for
-        # good): a sweep among thousands of open decrypted WebSockets asks each one
+        # `ticks_idle` is True from now on (the stage or its inner tracker done, or its
+        # shadow let go: each for good): a sweep among thousands of open decrypted
+        # WebSockets asks each one
         self._idle_for_good = False
         self._inner_stopped = False
         self._inner_emitted = False
@@ -250,6 +251,11 @@ class TlsStage(TlsReporting, TlsSkipping):
             return False
         inner = self._inner_listener()
         if inner is None:
+            # for good once the inner reader was stopped, or let its shadow go (ignored, or
+            # into life); not before the shadow is made
+            shadow = self._shadow
+            self._idle_for_good = self._inner_stopped or (shadow is not None and (
+                shadow.ignored or (shadow.listener is None and shadow.life is not None)))
             return True
         if not isinstance(inner, ConnectionTracker):
             return False

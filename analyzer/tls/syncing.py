@@ -63,10 +63,12 @@ def _before_sweep(ledger: Any, reassembler: Reassembler, now: float) -> None:
         if passing not in dirty:  # brought up to date with its pair just now
             continue
         conn = passing.conn
-        stage: TlsStage = conn.listener
-        last_time = (passing.last_time if type(passing) is Watching
-                     else passing.latest_time())
-        if last_time < cutoff or conn.finished or conn.closing or not stage.ticks_idle(now):
+        if type(passing) is Watching:  # (a cleartext connection's: its tracker's ticks)
+            last_time, idle = passing.last_time, False
+        else:  # a TLS stage's, whose ticks are often idle for good
+            last_time, idle = passing.latest_time(), conn.listener._idle_for_good
+        if last_time < cutoff or conn.finished or conn.closing or not (
+                idle or conn.listener.ticks_idle(now)):
             sync(passing, reassembler)
         else:
             conn.last_time = last_time
