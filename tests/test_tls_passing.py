@@ -438,10 +438,14 @@ def _counted(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int
     return calls
 
 
-def _lives(path: Path, keys: Path, compiled: bool) -> tuple[list[Any], list[Any], Analysis]:
+def _lives(path: Path, keys: Path, compiled: bool,
+           sweep_every: int = 0) -> tuple[list[Any], list[Any], Analysis]:
     """The attempts (as their fields, in the order they were decided: JSONL's, and `live`'s)
-    and the lives' ends of a read with lifetimes."""
+    and the lives' ends of a read with lifetimes (a sweep every ``sweep_every`` segments
+    when set)."""
     run = Analysis(lifetimes=True, compiled=compiled, secrets=load_keylog(keys.read_bytes()))
+    if sweep_every:
+        run._reassembler._sweep_every = run._reassembler._until_sweep = sweep_every
     events = [*run.feed_records(read_records([str(path)], [])), *run.finish()]
     ended = sorted((e.key, e.lifetime, e.verdict) for e in events if isinstance(e, Ended))
     decided = [attempt_fields(e) for e in events if not isinstance(e, Ended)]
@@ -599,6 +603,28 @@ def test_states_in_life_are_bounded_and_freed_without_the_collector(
         monkeypatch.undo()
     (peak, taken), (capped_peak, capped_taken) = seen
     assert peak > 3 >= capped_peak > 0 and taken > capped_taken, seen
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_stages_idle_for_good_give_what_asking_at_every_sweep_gives(
+        chat: Path, monkeypatch: pytest.MonkeyPatch, compiled: bool) -> None:
+    """A TLS stage that remembers its ticks are idle for good (`IDLE_FOR_GOOD`: done, its
+    tracker done, its shadow let go into life) gives the same attempts, in the same order,
+    and lifetimes as one that asks its inner readers at every sweep (every 64 segments);
+    and compiled, where sweeps ask (tls/syncing.py `_before_sweep`), fewer asks reach them
+    (per segment the flag is never set, and nothing changes)."""
+    from analyzer.tls import layer
+
+    keys = Path(str(chat) + ".keys")
+    seen = []
+    for remember in (True, False):
+        monkeypatch.setattr(layer, "IDLE_FOR_GOOD", remember)
+        asked = _counted(monkeypatch, layer.TlsStage, "_inner_listener")
+        decided, ended, _ = _lives(chat, keys, compiled, sweep_every=64)
+        seen.append((decided, ended, len(asked)))
+        monkeypatch.undo()
+    assert seen[0][:2] == seen[1][:2] and len(seen[0][1]) >= 3
+    assert seen[0][2] * 2 < seen[1][2] if compiled else seen[0][2] == seen[1][2], seen
 
 
 def test_buffers_in_life_and_watch_windows_grow_with_what_they_hold_within_the_budget(

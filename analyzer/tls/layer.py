@@ -50,6 +50,9 @@ from analyzer.tls.skipping import TlsSkipping
 
 _UNREADABLE = (Decryption.NO_KEYS, Decryption.NO_KEY, Decryption.UNSUPPORTED)
 _MISMATCH = Decryption.MISMATCH  # (read off its class once: `_after_records` runs each round)
+# A stage remembers that its ticks are idle for good (`ticks_idle`). False: it asks every
+# time, the twin tests/test_tls_passing.py compares it with.
+IDLE_FOR_GOOD = True
 
 
 def tls_handler(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> StreamListener:
@@ -245,7 +248,7 @@ class TlsStage(TlsReporting, TlsSkipping):
         if self._idle_for_good:
             return True
         if self._done:
-            self._idle_for_good = True
+            self._idle_for_good = IDLE_FOR_GOOD
             return True
         if self._session.decryption is Decryption.WAITING:
             return False
@@ -254,13 +257,14 @@ class TlsStage(TlsReporting, TlsSkipping):
             # for good once the inner reader was stopped, or let its shadow go (ignored, or
             # into life); not before the shadow is made
             shadow = self._shadow
-            self._idle_for_good = self._inner_stopped or (shadow is not None and (
-                shadow.ignored or (shadow.listener is None and shadow.life is not None)))
+            self._idle_for_good = IDLE_FOR_GOOD and (self._inner_stopped or (
+                shadow is not None and (shadow.ignored or (
+                    shadow.listener is None and shadow.life is not None))))
             return True
         if not isinstance(inner, ConnectionTracker):
             return False
         if inner._done:  # (a decrypted session's key is found: never WAITING again)
-            self._idle_for_good = True
+            self._idle_for_good = IDLE_FOR_GOOD
             return True
         return inner.ticks_idle(now)
 
