@@ -22,7 +22,8 @@ cdef class Ledger:
     cdef public long long turned  # passing states turned to gathering in the whole run
     cdef public long long life_states  # states in life now (tls/passing.py MAX_LIFE_STATES)
     # The bytes of those states' buffers now, which grow with what they hold (`Passing._grow`)
-    # up to ``life_budget`` in all (tls/passing.py LIFE_BUFFER_BUDGET)
+    # up to ``life_budget`` in all (tls/passing.py `new_ledger` sets LIFE_BUFFER_BUDGET;
+    # none until then)
     cdef public long long life_buffer_bytes
     cdef public long long life_budget
     cdef public long long grown  # buffers grown in the whole run (tests)
@@ -47,7 +48,7 @@ cdef class Ledger:
     def __init__(self):
         self.total = self.trusted = self.turned = self.life_states = 0
         self.life_buffer_bytes = self.grown = self.life_buffer_peak = 0
-        self.life_budget = 32 * 1024 * 1024
+        self.life_budget = 1 << 62
         self.base = 0
         self.limit = 0
         self.passed = 0

@@ -226,7 +226,7 @@ def room_in_life(ledger: Any) -> bool:
     when not, the TLS stage need not look for directions to offer (a capture of thousands
     of open sessions asks at almost every Python round)."""
     return bool(ledger.life_states < MAX_LIFE_STATES
-                and ledger.life_buffer_bytes < LIFE_BUFFER_BUDGET)
+                and ledger.life_buffer_bytes < ledger.life_budget)
 
 
 def offer_open_in_life(ledger: Any, conn: Connection,
@@ -276,7 +276,7 @@ def _capped_states(ledger: Any, conn: Connection,
     counted against `MAX_LIFE_STATES`, the first in ``conn.passing``; None when over the cap
     or an AEAD cannot open into a reused buffer."""
     if (ledger.life_states + len(directions) > MAX_LIFE_STATES
-            or ledger.life_buffer_bytes >= LIFE_BUFFER_BUDGET):
+            or ledger.life_buffer_bytes >= ledger.life_budget):
         return None
     states = []
     for side, to_header, held, opener in directions:

@@ -63,12 +63,11 @@ def _before_sweep(ledger: Any, reassembler: Reassembler, now: float) -> None:
         if passing not in dirty:  # brought up to date with its pair just now
             continue
         conn = passing.conn
-        if type(passing) is Watching:  # (a cleartext connection's: its tracker's ticks)
-            last_time, idle = passing.last_time, False
-        else:  # a TLS stage's, whose ticks are often idle for good
-            last_time, idle = passing.latest_time(), conn.listener._idle_for_good
+        cleartext = type(passing) is Watching  # (its tracker's ticks; else a TLS stage's)
+        last_time = passing.last_time if cleartext else passing.latest_time()
         if last_time < cutoff or conn.finished or conn.closing or not (
-                idle or conn.listener.ticks_idle(now)):
+                (not cleartext and conn.listener._idle_for_good)
+                or conn.listener.ticks_idle(now)):
             sync(passing, reassembler)
         else:
             conn.last_time = last_time
