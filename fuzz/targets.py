@@ -418,10 +418,12 @@ def tls_plain(data: bytes) -> None:
     (fuzz/tls_plaintext.py: records opened, mutated, sealed again with the same keys), through
     the whole pipeline with its key log, followed into life as `read` follows it, to every
     report format. The compiled fast path (which opens TLS records in its watch window and
-    in life itself) decides exactly what the Python path decides, with every record in life
-    opened; counting large ones on trust (`TRUST_IN_LIFE`, as `read` does) it must not
-    crash, and may differ by design where one is not application data and a later large one
-    replaced it unopened (docs/architecture.md, "its life on trust")."""
+    in life itself) decides exactly what the Python path decides, with every record opened;
+    counting large ones on trust (`TRUST_IN_LIFE` in life, `TRUST_FROM` in a body or the
+    watch window's frame, as `read` does) it must not crash, and may differ by design where
+    one is not application data (a damaged record counted as data, then a hole where the
+    next fails; or a later large one replaced it unopened: tls/passing.py's docstring,
+    docs/architecture.md "its life on trust"; the eighteenth fuzz round found the first)."""
     if len(data) < 2:
         return
     if not _TEMPLATES:
@@ -433,12 +435,12 @@ def tls_plain(data: bytes) -> None:
     with tempfile.NamedTemporaryFile(suffix=".pcap") as file:
         file.write(pcap)
         file.flush()
-        trusting = passing.TRUST_IN_LIFE
+        trusting = passing.TRUST_IN_LIFE, passing.TRUST_FROM
         try:
-            passing.TRUST_IN_LIFE = False
+            passing.TRUST_IN_LIFE, passing.TRUST_FROM = False, 0
             results = [_keyed_run(file.name, secrets, compiled) for compiled in (True, False)]
         finally:
-            passing.TRUST_IN_LIFE = trusting
+            passing.TRUST_IN_LIFE, passing.TRUST_FROM = trusting
         _keyed_run(file.name, secrets, True)
     assert results[0] == results[1], (results[0], results[1])
 

@@ -660,6 +660,25 @@ def test_buffers_in_life_and_watch_windows_grow_with_what_they_hold_within_the_b
     assert grown > 0 and taken > small_taken > 0, (grown, taken, small_taken)
 
 
+def test_a_buffer_armed_again_holds_what_it_is_loaded_with() -> None:
+    """A state in a watch window starts with a buffer for what it is armed with and 4 KiB;
+    armed again with more (which Python does not do: it drops a state when it delivers
+    bytes itself), the buffer grows to hold it rather than being written past its end."""
+    from analyzer.decode._fastpath import Ledger, Passing
+
+    ledger = Ledger()
+    state = Passing(None, ledger, 0)
+    state.capacity = passing.WATCH_CAPACITY
+    state.capped = True
+    assert state.load_recent(bytearray(b"x" * 100))
+    first = state.buffer_size
+    assert 100 < first < 8 * 1024 and ledger.life_buffer_bytes == first
+    assert state.load_recent(bytearray(b"y" * 20_000))
+    assert state.buffer_size >= 20_000 and ledger.grown == 1
+    assert ledger.life_buffer_bytes == state.buffer_size
+    state.capped = False  # (it was never counted among the ledger's states)
+
+
 @pytest.mark.parametrize(("compiled", "cap"), [(True, None), (True, 1), (False, None)])
 def test_a_decrypted_websocket_in_life_keeps_no_bytes_for_retransmissions(
         chat: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: bool,

@@ -830,7 +830,7 @@ cdef class Passing:
         two. False when they disagree (after a hole), or `recent` is longer than reassembly
         leaves it: the state is not armed, and its segments go the usual way."""
         cdef Py_ssize_t length = PyByteArray_GET_SIZE(recent)
-        cdef Py_ssize_t held = 0
+        cdef Py_ssize_t held = 0, need
         cdef bytes suffix = None
         cdef const char* kept = PyByteArray_AS_STRING(recent)
         self._settle()
@@ -853,15 +853,21 @@ cdef class Passing:
                     return False
             elif memcmp(kept + length - held, <const char*>self.held_bytes, held):
                 return False
+        need = held if suffix is not None else length
         if self.buf is None:
             if self.capacity != _CAPACITY:
                 self.buf = PyByteArray_FromStringAndSize(
-                    NULL, min(self.capacity, max(length, held) + _GROWTH))
+                    NULL, max(need, min(self.capacity, need + _GROWTH)))
                 if self.capped:
                     self.ledger.buffers_grew(PyByteArray_GET_SIZE(self.buf))
             else:
                 self.buf = (_SPARE.pop() if _SPARE
                             else PyByteArray_FromStringAndSize(NULL, _CAPACITY))
+        elif PyByteArray_GET_SIZE(self.buf) < need:
+            # Armed again: Python delivered nothing since (it drops the state when it
+            # does), so its bytes are those the buffer held; but a buffer that grows must
+            # never be written past its end on that belief alone.
+            self._grow(need)
         if suffix is not None:
             memcpy(PyByteArray_AS_STRING(self.buf), <const char*>suffix, held)
             self.end = held
@@ -887,6 +893,11 @@ cdef class Passing:
         memcpy(PyByteArray_AS_STRING(self.recent),
                PyByteArray_AS_STRING(self.buf) + self.end - length, length)
         self.recent_changed = False
+
+    @property
+    def buffer_size(self):
+        """The bytes its buffer has room for (tests)."""
+        return 0 if self.buf is None else PyByteArray_GET_SIZE(self.buf)
 
     def latest_time(self):
         """The time of the last segment this state took, of the later one of a pair (by
