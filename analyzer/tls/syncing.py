@@ -63,11 +63,10 @@ def _before_sweep(ledger: Any, reassembler: Reassembler, now: float) -> None:
         if passing not in dirty:  # brought up to date with its pair just now
             continue
         conn = passing.conn
-        cleartext = type(passing) is Watching  # (its tracker's ticks; else a TLS stage's)
-        last_time = passing.last_time if cleartext else passing.latest_time()
+        last_time = latest_time(passing)
         if last_time < cutoff or conn.finished or conn.closing or not (
-                (not cleartext and conn.listener._idle_for_good)
-                or conn.listener.ticks_idle(now)):
+                (type(passing) is not Watching and conn.listener._idle_for_good)
+                or conn.listener.ticks_idle(now)):  # (a cleartext watch: its tracker's)
             sync(passing, reassembler)
         else:
             conn.last_time = last_time
