@@ -223,8 +223,9 @@ def test_a_corrupted_tls13_record_in_a_body_stops_decryption_only_where_it_is_op
 
 @pytest.mark.parametrize("version,part,chunk", [
     ("1.2", 2, None), ("1.3", 2, None), ("1.3", 3, None),
-    # read buffers a few times what a direction keeps: the copies put off (`Passing._defer`)
-    # are made as each buffer is let go; and smaller ones, which are not kept (copied now)
+    # read buffers a few times what a direction keeps: the copies put off
+    # (decode/_passing_buffer.pxi `_defer`) are made as each buffer is let go; and smaller
+    # ones, which are not kept (copied now)
     ("1.2", 2, 70_000), ("1.3", 3, 70_000), ("1.3", 2, 3_000)])
 def test_the_bytes_kept_for_retransmissions_are_those_of_reading_every_segment(
         request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -630,11 +631,11 @@ def test_stages_idle_for_good_give_what_asking_at_every_sweep_gives(
 def test_buffers_in_life_and_watch_windows_grow_with_what_they_hold_within_the_budget(
         chat: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A state in life or in a watch window starts with a buffer for what it holds and a
-    segment, and grows it as it needs (`Passing._grow`), while the ledger's budget allows
-    (`LIFE_BUFFER_BUDGET`; past it a segment goes the usual way and no more states are
-    made): the same results as the per-segment path with the run's budget and with one of
-    64 KiB, which the buffers stay within (but for the first buffers of one offer: a pair),
-    all given back at the end; with the run's budget a state in life holds far less than its
+    segment, and grows it as it needs (decode/_passing_buffer.pxi `_grow`), while the ledger's
+    budget allows (`LIFE_BUFFER_BUDGET`; past it a segment goes the usual way and no more states
+    are made): the same results as the per-segment path with the run's budget and with one of
+    64 KiB, which the buffers stay within (but for the first buffers of one offer: a pair), all
+    given back at the end; with the run's budget a state in life holds far less than its
     capacity (cut where most sessions are in life)."""
     keys = Path(str(chat) + ".keys")
     expected = _lives(chat, keys, False)[:2]

@@ -260,6 +260,7 @@ include "_peek.pxi"
 # direction whose plaintext no reader needs --------------------------------------------------
 include "_ledger.pxi"
 include "_passing.pxi"
+include "_passing_buffer.pxi"
 include "_opening.pxi"
 include "_trust.pxi"
 

@@ -21,7 +21,7 @@ cdef class Ledger:
     cdef public long long trusted  # TLS 1.3 records counted unopened in the whole run
     cdef public long long turned  # passing states turned to gathering in the whole run
     cdef public long long life_states  # states in life now (tls/passing.py MAX_LIFE_STATES)
-    # The bytes of those states' buffers now, which grow with what they hold (`Passing._grow`)
+    # The bytes of those states' buffers now, which grow with what they hold (decode/_passing_buffer.pxi `_grow`)
     # up to ``life_budget`` in all (tls/passing.py `new_ledger` sets LIFE_BUFFER_BUDGET;
     # none until then)
     cdef public long long life_buffer_bytes
@@ -29,7 +29,7 @@ cdef class Ledger:
     cdef public long long grown  # buffers grown in the whole run (tests)
     cdef public long long life_buffer_peak  # the most ``life_buffer_bytes`` was in the run
     cdef public long long base  # the frame number before the skip call's first record
-    # Copies put off (`Passing._defer`): the states holding places in read buffers, and the
+    # Copies put off (decode/_passing_buffer.pxi `_defer`): the states holding places in read buffers, and the
     # last _PINNED read buffers places were put in (``chunk`` numbers the last), kept alive
     # until every place in them is copied (`pin`): the places of a state must outlive the
     # next whole buffer. A small buffer (under _PINNED_FROM: the record a read cut,
@@ -43,7 +43,7 @@ cdef class Ledger:
     cdef void* current
     cdef void* last  # the last buffer kept (``pinned``'s last), to compare with ``current``
     cdef public long long deferred  # bytes taken whose copy was put off, in the whole run
-    cdef public long long copied  # ... and of those, copied after all (`Passing._settle`)
+    cdef public long long copied  # ... and of those, copied after all (`_settle`)
 
     def __init__(self):
         self.total = self.trusted = self.turned = self.life_states = 0

@@ -1,6 +1,8 @@
-# Opening (decode/_passing.pxi, `Passing._open`): one gathered TLS 1.3 record decrypted and
-# authenticated by the direction's `cryptography` AEAD, and its inner content type read. Kept
-# apart from the state's bookkeeping: this is the one place C calls the cipher library.
+# Opening: the segment an opening or watching state takes (`_open`, called by decode/
+# _passing.pxi's `Passing.take`), each record that ends in it decrypted and authenticated by
+# the direction's `cryptography` AEAD where it lies, and its inner content type read
+# (`_application_length`). Kept apart from the state's bookkeeping: this is the one place C
+# calls the cipher library.
 
 
 cdef long long _application_length(Passing state, const unsigned char* record,
@@ -124,3 +126,170 @@ def keep_tail(bytes tail, bytes new):
     memcpy(kept, <const char*>tail, length)
     length = _keep_tail(kept, length, <const unsigned char*><const char*>new, len(new))
     return PyBytes_FromStringAndSize(<const char*>kept, length)
+
+
+cdef bint _open(Passing self, const unsigned char* q, Py_ssize_t n, long long frame,
+                double t) except -1:
+    """Opening (see `Passing`'s fields, decode/_passing.pxi): take the ``n`` bytes at ``q`` when every record that
+    ends in them opens as application data within the budget; otherwise change nothing
+    the reader or the counts see, and return False. The bytes go into the buffer (the
+    one copy: `_took_bytes` finds them there) and each record is opened where it lies;
+    the bytes of a record counted unopened, which nothing opens, have their copy put off
+    (`_defer`)."""
+    cdef unsigned char* buf
+    cdef Py_ssize_t before, at, pos, start, take, length
+    cdef Py_ssize_t to_header = self.to_header
+    cdef Py_ssize_t held = self.held
+    cdef long long plain = self.plain, records = 0, pass_bytes = 0
+    cdef long long sequence = self.sequence
+    cdef bint absorbed = self.absorbed
+    cdef bint trusted_record = self.trusted_record
+    cdef long long result, clean = self.clean, unconfirmed = self.unconfirmed, trusted = 0
+    cdef unsigned char tail[2 * _TAIL_BYTES]  # in life: ``life_tail``, kept if all opens
+    cdef Py_ssize_t tail_length = self.life_tail_length
+    cdef double data_time = self.life_data_time
+    cdef list opened = None  # watching: the records' plaintext, given if all open
+    # trusting in life: the pending and prior records (see the fields) as the call leaves
+    # them; ``committed``: the pending one is the state's, counted before this call
+    cdef _Trusted pending, prior
+    cdef bint committed
+    if self.life:
+        memcpy(tail, self.life_tail, tail_length)
+    before = self.end - self.start  # the current record's bytes so far
+    _room(self, n)
+    pending, prior = self.pending, self.prior  # (after `_room`, which moves them)
+    committed = pending.at >= 0
+    buf = <unsigned char*>PyByteArray_AS_STRING(self.buf)
+    at = self.end  # the buffer's place of q[0]
+    pos = 0
+    start = self.start
+    while pos < n:
+        if not to_header:
+            # a header split between frames, or not application data: the usual way
+            if n - pos < 5 or q[pos] != 23 or q[pos + 1] != 3 or q[pos + 2] != 3:
+                _forget_from(self, at)
+                return False
+            length = (q[pos + 3] << 8) | q[pos + 4]
+            if length <= 16 or length > _MAX_RECORD:
+                _forget_from(self, at)
+                return False
+            to_header = 5 + length
+            # counted unopened at its end (below), as its length and ``clean`` say now
+            trusted_record = (self.trust_from and clean >= self.trust_after
+                              and length >= self.trust_from)
+        take = to_header if to_header < n - pos else n - pos
+        if trusted_record:
+            _defer(self, q + pos, take, at + pos)
+        else:
+            memcpy(buf + at + pos, q + pos, take)
+        pos += take
+        to_header -= take
+        if to_header:
+            break
+        length = at + pos - start
+        if self.trust_from and clean >= self.trust_after and length - 5 >= self.trust_from:
+            result = length - 5 - 17  # trusted: the tag and the inner type byte
+            unconfirmed += 1
+            trusted += 1
+        elif (self.life_trust_from and clean >= self.trust_after and not self.padded
+              and length - 5 >= self.life_trust_from and not (start == self.start and held)):
+            # trusted in life: the pending record from now on (the one before it is
+            # not needed if this one is application data: it fills the tail alone)
+            result = length - 5 - (17 if self.lead < 0 else self.lead + 16)
+            unconfirmed += 1
+            trusted += 1
+            committed = False  # (the state's are replaced when this call's work is)
+            prior = pending
+            pending.at = start
+            pending.length = length
+            pending.sequence = sequence
+            pending.plain = result
+            pending.end_frame = frame
+            pending.end_time = t
+            if start < at:  # it began before this segment
+                pending.first_frame, pending.first_time = self.kept_frame, self.kept_time
+            else:
+                pending.first_frame, pending.first_time = frame, t
+        else:
+            if pending.at >= 0:  # a smaller record: the tail needs the pending one first
+                if committed:  # (no record ended in this call yet: the locals are the
+                    if not _resolve(self):  # state's, which `_resolve` updates)
+                        _forget_from(self, at)
+                        return False
+                    memcpy(tail, self.life_tail, self.life_tail_length)
+                    tail_length = self.life_tail_length
+                    data_time = self.life_data_time
+                    clean, unconfirmed = self.clean, self.unconfirmed
+                else:
+                    result = _application_length(self, buf + pending.at, pending.length,
+                                                 pending.sequence)
+                    if result != pending.plain:  # not what it was counted as: Python
+                        _forget_from(self, at)  # reads this segment (the state's stay)
+                        return False
+                    unconfirmed = 0
+                    clean += 1
+                    tail_length = _keep_tail(
+                        tail, tail_length,
+                        <const unsigned char*>PyByteArray_AS_STRING(_OUT), result)
+                    data_time = pending.end_time
+                pending = prior = _NO_RECORD
+            if trusted_record:  # (never: the same test at its header) its bytes first
+                _settle(self)
+            result = _application_length(self, buf + start, length, sequence)
+            if result >= 0:
+                unconfirmed = 0
+                clean += 1
+                if self.life:  # (opened into ``_OUT``: `offer_open_in_life` asks for it)
+                    tail_length = _keep_tail(
+                        tail, tail_length,
+                        <const unsigned char*>PyByteArray_AS_STRING(_OUT), result)
+                    data_time = t
+                elif self.watching:
+                    if start == self.start and held:  # the reader has its first frame:
+                        _forget_from(self, at)  # Python reads it
+                        return False
+                    if opened is None:
+                        opened = []
+                    _watched_plain(opened, plain, result, start < at, self.kept_frame,
+                                   self.kept_time, frame, t)
+        trusted_record = False
+        if result < 0 or plain + result >= self.budget:  # not data, or the body's end
+            _forget_from(self, at)
+            return False
+        plain += result
+        sequence += 1
+        if start == self.start and held:  # the reader holds its start: that record is dropped
+            absorbed = True
+            pass_bytes += length - held
+            held = 0
+        else:
+            records += 1
+            pass_bytes += length
+        start = at + pos
+    # the opened records go: the next one starts at ``start`` (and `_keep` moves ``end``)
+    if at + n - start > held and (start != self.start or before == self.held):
+        self.kept_frame = frame  # the first byte the reader does not have yet
+        self.kept_time = t
+    self.start = start
+    self.to_header = to_header
+    self.trusted_record = trusted_record
+    self.held = held
+    if self.life_trust_from:
+        self.pending, self.prior = pending, prior
+    self.plain = plain
+    self.records += records
+    self.pass_bytes += pass_bytes
+    self.sequence = sequence
+    self.absorbed = absorbed
+    self.clean = clean
+    self.unconfirmed = unconfirmed
+    self.ledger.trusted += trusted
+    if self.life:
+        memcpy(self.life_tail, tail, tail_length)
+        self.life_tail_length = tail_length
+        self.life_data_time = data_time
+        self.life_last_time = t
+        self.life_taken = True
+    elif opened is not None:
+        _watched(self, opened)
+    return True

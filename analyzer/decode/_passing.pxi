@@ -1,6 +1,9 @@
 # analyzer/tls/passing.py says when a connection gets a `Passing` and how the Python state is
 # brought up to date afterwards (`sync`). The plain twin is the per-segment path: a run with
-# compiled=False never makes one, and tests/test_tls_passing.py compares the two.
+# compiled=False never makes one, and tests/test_tls_passing.py compares the two. Here: the
+# state, what it takes and when. Beside it, functions of a state: its buffer
+# (_passing_buffer.pxi), opening records (_opening.pxi), records counted on trust in life
+# (_trust.pxi), and a watching state's records handed to the watch (_watching.pxi).
 
 cdef extern from *:
     int PyByteArray_Resize(object bytearray, Py_ssize_t size) except -1
@@ -38,7 +41,7 @@ WATCH_CAPACITY = _KEPT + 8 * 1024
 # record, and a buffer of the full capacity each was 26 KiB a direction of every open
 # decrypted WebSocket.
 cdef Py_ssize_t _GROWTH = 4 * 1024
-# Copies put off (`Passing._defer`): at most this many places a state holds; past them a
+# Copies put off (decode/_passing_buffer.pxi `_defer`): at most this many places a state holds; past them a
 # segment is copied at once (a state needs the last _KEPT bytes, ≈ 23 full segments).
 cdef enum:
     _PLACES = 64
@@ -75,24 +78,6 @@ cdef struct _Trusted:
 
 
 cdef _Trusted _NO_RECORD = _Trusted(-1, 0, 0, 0, 0, 0, 0.0, 0.0)
-
-
-cdef int _watched_plain(list opened, long long since, long long length, bint earlier,
-                        long long first_frame, double first_time, long long frame,
-                        double t) except -1:
-    """A watched record's plaintext (``length`` bytes in ``_OUT``, ``since`` bytes after the
-    last sync's offset) as the session's `_plain` gives it: when the record began in an
-    ``earlier`` segment (at ``first_frame``, ``first_time``), all but its last byte in that
-    frame and the last byte in the frame that completed it; else whole, in this one."""
-    cdef const char* out = PyByteArray_AS_STRING(_OUT)
-    if earlier and length > 1:
-        opened.append((since, PyBytes_FromStringAndSize(out, length - 1), first_frame,
-                       first_time))
-        opened.append((since + length - 1, PyBytes_FromStringAndSize(out + length - 1, 1),
-                       frame, t))
-    else:
-        opened.append((since, PyBytes_FromStringAndSize(out, length), frame, t))
-    return 0
 
 
 cdef class Passing:
@@ -360,9 +345,9 @@ cdef class Passing:
                     return False
                 q = frame + start
                 if self.opening:
-                    if not self._fits(n) and self.pending.at >= 0 and not _resolve(self):
+                    if not _fits(self, n) and self.pending.at >= 0 and not _resolve(self):
                         return False
-                    if not self._fits(n) or not self._open(q, n, ledger.base + index, t):
+                    if not _fits(self, n) or not _open(self, q, n, ledger.base + index, t):
                         return False
                     return self._took_bytes(q, n, seq, ack, t, ledger.base + index)
                 to_header = self.to_header
@@ -443,172 +428,6 @@ cdef class Passing:
         finally:
             other.leader = None
 
-    cdef bint _open(self, const unsigned char* q, Py_ssize_t n, long long frame,
-                    double t) except -1:
-        """Opening (see the fields): take the ``n`` bytes at ``q`` when every record that
-        ends in them opens as application data within the budget; otherwise change nothing
-        the reader or the counts see, and return False. The bytes go into the buffer (the
-        one copy: `_took_bytes` finds them there) and each record is opened where it lies;
-        the bytes of a record counted unopened, which nothing opens, have their copy put off
-        (`_defer`)."""
-        cdef unsigned char* buf
-        cdef Py_ssize_t before, at, pos, start, take, length
-        cdef Py_ssize_t to_header = self.to_header
-        cdef Py_ssize_t held = self.held
-        cdef long long plain = self.plain, records = 0, pass_bytes = 0
-        cdef long long sequence = self.sequence
-        cdef bint absorbed = self.absorbed
-        cdef bint trusted_record = self.trusted_record
-        cdef long long result, clean = self.clean, unconfirmed = self.unconfirmed, trusted = 0
-        cdef unsigned char tail[2 * _TAIL_BYTES]  # in life: ``life_tail``, kept if all opens
-        cdef Py_ssize_t tail_length = self.life_tail_length
-        cdef double data_time = self.life_data_time
-        cdef list opened = None  # watching: the records' plaintext, given if all open
-        # trusting in life: the pending and prior records (see the fields) as the call leaves
-        # them; ``committed``: the pending one is the state's, counted before this call
-        cdef _Trusted pending, prior
-        cdef bint committed
-        if self.life:
-            memcpy(tail, self.life_tail, tail_length)
-        before = self.end - self.start  # the current record's bytes so far
-        self._room(n)
-        pending, prior = self.pending, self.prior  # (after `_room`, which moves them)
-        committed = pending.at >= 0
-        buf = <unsigned char*>PyByteArray_AS_STRING(self.buf)
-        at = self.end  # the buffer's place of q[0]
-        pos = 0
-        start = self.start
-        while pos < n:
-            if not to_header:
-                # a header split between frames, or not application data: the usual way
-                if n - pos < 5 or q[pos] != 23 or q[pos + 1] != 3 or q[pos + 2] != 3:
-                    self._forget_from(at)
-                    return False
-                length = (q[pos + 3] << 8) | q[pos + 4]
-                if length <= 16 or length > _MAX_RECORD:
-                    self._forget_from(at)
-                    return False
-                to_header = 5 + length
-                # counted unopened at its end (below), as its length and ``clean`` say now
-                trusted_record = (self.trust_from and clean >= self.trust_after
-                                  and length >= self.trust_from)
-            take = to_header if to_header < n - pos else n - pos
-            if trusted_record:
-                self._defer(q + pos, take, at + pos)
-            else:
-                memcpy(buf + at + pos, q + pos, take)
-            pos += take
-            to_header -= take
-            if to_header:
-                break
-            length = at + pos - start
-            if self.trust_from and clean >= self.trust_after and length - 5 >= self.trust_from:
-                result = length - 5 - 17  # trusted: the tag and the inner type byte
-                unconfirmed += 1
-                trusted += 1
-            elif (self.life_trust_from and clean >= self.trust_after and not self.padded
-                  and length - 5 >= self.life_trust_from and not (start == self.start and held)):
-                # trusted in life: the pending record from now on (the one before it is
-                # not needed if this one is application data: it fills the tail alone)
-                result = length - 5 - (17 if self.lead < 0 else self.lead + 16)
-                unconfirmed += 1
-                trusted += 1
-                committed = False  # (the state's are replaced when this call's work is)
-                prior = pending
-                pending.at = start
-                pending.length = length
-                pending.sequence = sequence
-                pending.plain = result
-                pending.end_frame = frame
-                pending.end_time = t
-                if start < at:  # it began before this segment
-                    pending.first_frame, pending.first_time = self.kept_frame, self.kept_time
-                else:
-                    pending.first_frame, pending.first_time = frame, t
-            else:
-                if pending.at >= 0:  # a smaller record: the tail needs the pending one first
-                    if committed:  # (no record ended in this call yet: the locals are the
-                        if not _resolve(self):  # state's, which `_resolve` updates)
-                            self._forget_from(at)
-                            return False
-                        memcpy(tail, self.life_tail, self.life_tail_length)
-                        tail_length = self.life_tail_length
-                        data_time = self.life_data_time
-                        clean, unconfirmed = self.clean, self.unconfirmed
-                    else:
-                        result = _application_length(self, buf + pending.at, pending.length,
-                                                     pending.sequence)
-                        if result != pending.plain:  # not what it was counted as: Python
-                            self._forget_from(at)  # reads this segment (the state's stay)
-                            return False
-                        unconfirmed = 0
-                        clean += 1
-                        tail_length = _keep_tail(
-                            tail, tail_length,
-                            <const unsigned char*>PyByteArray_AS_STRING(_OUT), result)
-                        data_time = pending.end_time
-                    pending = prior = _NO_RECORD
-                if trusted_record:  # (never: the same test at its header) its bytes first
-                    self._settle()
-                result = _application_length(self, buf + start, length, sequence)
-                if result >= 0:
-                    unconfirmed = 0
-                    clean += 1
-                    if self.life:  # (opened into ``_OUT``: `offer_open_in_life` asks for it)
-                        tail_length = _keep_tail(
-                            tail, tail_length,
-                            <const unsigned char*>PyByteArray_AS_STRING(_OUT), result)
-                        data_time = t
-                    elif self.watching:
-                        if start == self.start and held:  # the reader has its first frame:
-                            self._forget_from(at)  # Python reads it
-                            return False
-                        if opened is None:
-                            opened = []
-                        _watched_plain(opened, plain, result, start < at, self.kept_frame,
-                                       self.kept_time, frame, t)
-            trusted_record = False
-            if result < 0 or plain + result >= self.budget:  # not data, or the body's end
-                self._forget_from(at)
-                return False
-            plain += result
-            sequence += 1
-            if start == self.start and held:  # the reader holds its start: that record is dropped
-                absorbed = True
-                pass_bytes += length - held
-                held = 0
-            else:
-                records += 1
-                pass_bytes += length
-            start = at + pos
-        # the opened records go: the next one starts at ``start`` (and `_keep` moves ``end``)
-        if at + n - start > held and (start != self.start or before == self.held):
-            self.kept_frame = frame  # the first byte the reader does not have yet
-            self.kept_time = t
-        self.start = start
-        self.to_header = to_header
-        self.trusted_record = trusted_record
-        self.held = held
-        if self.life_trust_from:
-            self.pending, self.prior = pending, prior
-        self.plain = plain
-        self.records += records
-        self.pass_bytes += pass_bytes
-        self.sequence = sequence
-        self.absorbed = absorbed
-        self.clean = clean
-        self.unconfirmed = unconfirmed
-        self.ledger.trusted += trusted
-        if self.life:
-            memcpy(self.life_tail, tail, tail_length)
-            self.life_tail_length = tail_length
-            self.life_data_time = data_time
-            self.life_last_time = t
-            self.life_taken = True
-        elif opened is not None:
-            self._watched(opened)
-        return True
-
     def resolve_pending(self):
         """`_resolve` before a sync reads the counts and the tail (tls/passing.py
         `_sync_reading`)."""
@@ -618,281 +437,18 @@ cdef class Passing:
     def pending_at(self):
         return self.pending.at
 
-    cdef int _watched(self, list opened) except -1:
-        """The plaintext a watching state opened in one segment, to the TLS stage in order;
-        when it says the watch is over (its last frame ended it), later data segments go the
-        usual way (the deadline passed), where the life takes them."""
-        cdef int taken
-        stage = self.conn.listener
-        for since, data, frame, t in opened:
-            if self.watch_in_c:
-                taken = _watch_record(self, stage, since, data, frame, t)
-                if taken:
-                    if taken == 2:
-                        self.deadline = -1.0
-                    continue
-            if stage.watched_record(self.side, since, data, frame, t):
-                self.deadline = -1.0
-        return 0
-
-    cdef int _room(self, Py_ssize_t n) except -1:
-        """Make room for ``n`` more bytes at ``end``: when they do not fit, what must be kept
-        (the recent bytes, and from ``start`` on) moves down to the buffer's start."""
-        cdef Py_ssize_t keep_from
-        cdef char* buf
-        if self.end + n <= PyByteArray_GET_SIZE(self.buf):
-            return 0
-        keep_from = self._needed_from()
-        buf = PyByteArray_AS_STRING(self.buf)
-        memmove(buf, buf + keep_from, self.end - keep_from)
-        self.end -= keep_from
-        self.start -= keep_from
-        if self.pending.at >= 0:
-            self.pending.at -= keep_from
-        if self.prior.at >= 0:
-            self.prior.at -= keep_from
-        if self.places:
-            self._forget_below(keep_from)
-            for i in range(self.place_first, self.places):
-                self.place_to[i] -= keep_from
-        if self.end + n > PyByteArray_GET_SIZE(self.buf):
-            self._grow(self.end + n)
-        return 0
-
-    cdef inline bint _fits(self, Py_ssize_t n):
-        """Whether ``n`` more bytes fit in the buffer once what must be kept moved down
-        (`_room`): always with _CAPACITY, not a long segment in life; in life or a watch
-        window, not when its buffer would grow past the ledger's budget."""
-        cdef Py_ssize_t need = self.end - self._needed_from() + n
-        cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.buf)
-        if need <= size:
-            return True
-        return need <= self.capacity and (
-            not self.capped
-            or self.ledger.life_buffer_bytes + self._grown(need) - size
-            <= self.ledger.life_budget)
-
-    cdef inline Py_ssize_t _grown(self, Py_ssize_t need):
-        """The size a capped state's buffer grows to when it must hold ``need`` bytes: room
-        for a segment more, at least half as much again (growing is a copy), at most the
-        capacity unless ``need`` is more."""
-        cdef Py_ssize_t size = need + _GROWTH
-        cdef Py_ssize_t half_more = PyByteArray_GET_SIZE(self.buf) * 3 // 2
-        if size < half_more:
-            size = half_more
-        if size > self.capacity:
-            size = self.capacity if need <= self.capacity else need
-        return size
-
-    cdef int _grow(self, Py_ssize_t need) except -1:
-        """The buffer made to hold ``need`` bytes (`_room`, after moving down), counted in
-        the ledger when the state is."""
-        cdef Py_ssize_t before = PyByteArray_GET_SIZE(self.buf)
-        cdef Py_ssize_t size = self._grown(need)
-        PyByteArray_Resize(self.buf, size)
-        self.ledger.grown += 1
-        if self.capped:
-            self.ledger.buffers_grew(size - before)
-        return 0
-
-    cdef inline Py_ssize_t _needed_from(self):
-        """Where the bytes anything may still read begin: the recent bytes, and from
-        ``start`` on (`_room` keeps the same)."""
-        cdef Py_ssize_t keep_from = self.end - self.recent_length
-        if self.start < keep_from:
-            keep_from = self.start
-        if self.pending.at >= 0:  # (trusting in life: the pending and prior records)
-            if self.prior.at >= 0:
-                return self.prior.at if self.prior.at < keep_from else keep_from
-            return self.pending.at if self.pending.at < keep_from else keep_from
-        return keep_from
-
-    cdef int _defer(self, const unsigned char* data, Py_ssize_t n, Py_ssize_t to) except -1:
-        """The ``n`` bytes at ``data`` belong at ``to`` in the buffer, but nothing may read
-        them before a later segment pushes them out of what is kept (the recent bytes, and
-        the record reader's from ``start``): most are never copied. The read buffer holding
-        them stays alive in the ledger until the next one after it comes, when they are
-        copied (`Ledger.pin`); so are they before Python reads the buffer (`_settle`).
-
-        Why: copying every byte taken into the buffer was ≈ 6 % of a keyed TLS run's CPU
-        (benchmarks/README.md, "Copies put off"), cache misses on bytes nothing reads."""
-        cdef Ledger ledger = self.ledger
-        cdef int i
-        # too many small segments, or a small read buffer: copied now (`pin` may copy this
-        # state's places first)
-        if self.places == _PLACES and self.place_first:
-            self._compact()
-        if self.places == _PLACES or not ledger.pin():
-            memcpy(PyByteArray_AS_STRING(self.buf) + to, data, n)
-            return 0
-        i = self.places
-        self.place_at[i] = data
-        self.place_to[i] = to
-        self.place_length[i] = n
-        self.place_chunk[i] = ledger.chunk
-        self.places = i + 1
-        ledger.deferred += n
-        if not self.deferring:
-            self.deferring = True
-            ledger.deferring.add(self)
-        return 0
-
-    cdef void _forget_below(self, Py_ssize_t keep_from) noexcept:
-        """Places whose bytes lie wholly before ``keep_from`` are never read: dropped (a
-        place across it keeps its part from there)."""
-        cdef int first = self.place_first
-        cdef Py_ssize_t cut
-        while first < self.places and self.place_to[first] + self.place_length[first] <= keep_from:
-            first += 1
-        if first == self.places:
-            self.places = self.place_first = 0
-            return
-        self.place_first = first
-        if self.place_to[first] < keep_from:
-            cut = keep_from - self.place_to[first]
-            self.place_at[first] += cut
-            self.place_to[first] = keep_from
-            self.place_length[first] -= cut
-
-    cdef void _compact(self) noexcept:
-        """The places move to the front of their arrays (they are full up to the end)."""
-        cdef int first = self.place_first, i
-        for i in range(first, self.places):
-            self.place_at[i - first] = self.place_at[i]
-            self.place_to[i - first] = self.place_to[i]
-            self.place_length[i - first] = self.place_length[i]
-            self.place_chunk[i - first] = self.place_chunk[i]
-        self.places -= first
-        self.place_first = 0
-
-    cdef void _forget_from(self, Py_ssize_t at) noexcept:
-        """`_open` changed nothing after all: the places it added (from ``at``, the end of
-        the buffer before it) are dropped."""
-        while self.places > self.place_first and self.place_to[self.places - 1] >= at:
-            self.places -= 1
-            self.ledger.deferred -= self.place_length[self.places]
-        if self.places == self.place_first:
-            self.places = self.place_first = 0
-
-    cdef void _settle(self) noexcept:
-        """Copy what the places hold of the bytes anything may still read."""
-        cdef Py_ssize_t keep_from, lo, hi
-        cdef char* buf
-        cdef int i
-        if not self.places:
-            self._leave_ledger()
-            return
-        keep_from = self._needed_from()
-        buf = PyByteArray_AS_STRING(self.buf)
-        for i in range(self.place_first, self.places):
-            lo = self.place_to[i]
-            hi = lo + self.place_length[i]
-            if lo < keep_from:
-                lo = keep_from
-            if lo < hi:
-                memcpy(buf + lo, self.place_at[i] + (lo - self.place_to[i]), hi - lo)
-                self.ledger.copied += hi - lo
-        self.places = self.place_first = 0
-        self._leave_ledger()
-
-    cdef void _leave_ledger(self) noexcept:
-        """No place held: out of the ledger's set, which would otherwise keep a state
-        Python let go (and its 256 KiB buffer) alive until the next read buffer."""
-        if self.deferring:
-            self.deferring = False
-            self.ledger.deferring.discard(self)
-
-    cdef int _keep(self, const unsigned char* data, Py_ssize_t n) except -1:
-        """`reassembly._Direction.advance`'s kept bytes: append, and keep the last 16 KiB
-        once over 32 KiB. Opening put the bytes in the buffer already (`_open`); passing puts
-        their copy off (`_defer`)."""
-        if self.gather:  # gathered bytes are read back (`unread`)
-            self._room(n)
-            memcpy(PyByteArray_AS_STRING(self.buf) + self.end, data, n)
-        elif not self.opening:  # passing: nothing else to keep, the recent bytes put off
-            self._room(n)
-            self._defer(data, n, self.end)
-            self.start = self.end + n
-        self.end += n
-        if self.keep_recent:
-            self.recent_length += n
-            if self.recent_length > 2 * _RECENT:
-                self.recent_length = _RECENT
-            self.recent_changed = True
-        if self.places:
-            self._forget_below(self._needed_from())
-        return 0
-
     def load_recent(self, recent):
         """Start from the direction's `recent` bytearray (tls/passing.py `arm`), and when
         opening from the record reader's bytes of the current record (`start_record`): both
         are the last bytes of the direction, so the buffer starts with the longer of the
         two. False when they disagree (after a hole), or `recent` is longer than reassembly
         leaves it: the state is not armed, and its segments go the usual way."""
-        cdef Py_ssize_t length = PyByteArray_GET_SIZE(recent)
-        cdef Py_ssize_t held = 0, need
-        cdef bytes suffix = None
-        cdef const char* kept = PyByteArray_AS_STRING(recent)
-        self._settle()
-        self.trusted_record = False  # the reader read the current record's header
-        if length > _KEPT:
-            return False
-        if self.opening and self.held_bytes is None and self.end > self.start:
-            # Armed again after a segment went the usual way (a retransmission: the
-            # reassembler unsets ``ready``): the reader still holds the current record's
-            # bytes from ``start`` on (`unread` at the sync before it), which must stay in
-            # front of the bytes to come. Without them the record was opened short and
-            # failed (Python then read it); counted unopened, it would be miscounted.
-            self.held_bytes = PyBytes_FromStringAndSize(
-                PyByteArray_AS_STRING(self.buf) + self.start, self.end - self.start)
-        if self.held_bytes is not None:
-            held = len(self.held_bytes)
-            if held > length:
-                suffix = self.held_bytes
-                if memcmp(<const char*>suffix + held - length, kept, length):
-                    return False
-            elif memcmp(kept + length - held, <const char*>self.held_bytes, held):
-                return False
-        need = held if suffix is not None else length
-        if self.buf is None:
-            if self.capacity != _CAPACITY:
-                self.buf = PyByteArray_FromStringAndSize(
-                    NULL, max(need, min(self.capacity, need + _GROWTH)))
-                if self.capped:
-                    self.ledger.buffers_grew(PyByteArray_GET_SIZE(self.buf))
-            else:
-                self.buf = (_SPARE.pop() if _SPARE
-                            else PyByteArray_FromStringAndSize(NULL, _CAPACITY))
-        elif PyByteArray_GET_SIZE(self.buf) < need:
-            # Armed again: Python delivered nothing since (it drops the state when it
-            # does), so its bytes are those the buffer held; but a buffer that grows must
-            # never be written past its end on that belief alone.
-            self._grow(need)
-        if suffix is not None:
-            memcpy(PyByteArray_AS_STRING(self.buf), <const char*>suffix, held)
-            self.end = held
-        else:
-            memcpy(PyByteArray_AS_STRING(self.buf), PyByteArray_AS_STRING(recent), length)
-            self.end = length
-        self.start = self.end - held
-        self.held = held
-        self.held_bytes = None
-        self.recent = recent
-        self.recent_length = length
-        self.recent_changed = False
-        return True
+        return _load_recent(self, recent)
 
     def flush_recent(self):
         """Bring `recent` to what the appends since `load_recent` made it (tls/passing.py
         `sync`)."""
-        cdef Py_ssize_t length = self.recent_length
-        self._settle()
-        if not self.recent_changed:
-            return
-        PyByteArray_Resize(self.recent, length)
-        memcpy(PyByteArray_AS_STRING(self.recent),
-               PyByteArray_AS_STRING(self.buf) + self.end - length, length)
-        self.recent_changed = False
+        _flush_recent(self)
 
     @property
     def buffer_size(self):
@@ -938,7 +494,7 @@ cdef class Passing:
         """The bytes taken that the record reader does not hold (opening: of the current
         record; gathering: since the last sync), as the reader now holds them (`sync`)."""
         cdef Py_ssize_t first = self.start + self.held
-        self._settle()
+        _settle(self)
         rest = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(self.buf) + first,
                                          self.end - first)
         self.held = self.end - self.start
@@ -960,7 +516,7 @@ cdef class Passing:
         self._acked_here(ack, number, t)  # before the bytes, as the per-segment path does
         self.bytes += n
         self.next_seq = seq + <unsigned int>n
-        self._keep(q, n)
+        _keep_bytes(self, q, n)
         return self._taken(t, number)
 
     cdef void _acked_here(self, unsigned int ack, long long number, double t):
@@ -988,16 +544,3 @@ cdef class Passing:
         ledger.total += 1
         ledger.last_time = t
         return True
-
-
-cdef int _settle_before(Ledger ledger, long long chunk) except -1:
-    """The states holding places in read buffers numbered below ``chunk`` copy them all
-    (`Ledger.pin`); the others keep theirs."""
-    cdef Passing state
-    for item in list(ledger.deferring):
-        state = <Passing>item
-        if not state.places:  # (its places were dropped as the stream moved on)
-            state._leave_ledger()
-        elif state.place_chunk[state.place_first] < chunk:
-            state._settle()
-    return 0

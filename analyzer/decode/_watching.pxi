@@ -210,7 +210,7 @@ cdef int _offer_watching(object conn, object tracker, object switch, CompiledSwi
 
 cdef int _watch_record(Passing state, object stage, long long since, bytes data,
                        long long frame, double t) except -1:
-    """A record a watching TLS state opened (`Passing._watched`), handed straight to the
+    """A record a watching TLS state opened (`_watched`, below), handed straight to the
     inner tracker's compiled watch when `TlsStage.watched_record` (its plain twin) would do
     no more: `TlsStage._deliver`'s bookkeeping of the shadow connection (the offset reached,
     the last TAIL_BYTES, which the life reads when it begins), then `_observe`'s ordinary
@@ -237,3 +237,39 @@ cdef int _watch_record(Passing state, object stage, long long since, bytes data,
     _slots_set(here, _D_NEXT, stage._session.plain_offset(side) + since + len(data))
     _slots_set(here, _D_RECENT, (_slot(here, _D_RECENT) + data)[-_TAIL_BYTES:])
     return _watch_step(tracker, switch, side, data, frame, t)
+
+
+cdef int _watched_plain(list opened, long long since, long long length, bint earlier,
+                        long long first_frame, double first_time, long long frame,
+                        double t) except -1:
+    """A watched record's plaintext (``length`` bytes in ``_OUT``, ``since`` bytes after the
+    last sync's offset) as the session's `_plain` gives it: when the record began in an
+    ``earlier`` segment (at ``first_frame``, ``first_time``), all but its last byte in that
+    frame and the last byte in the frame that completed it; else whole, in this one."""
+    cdef const char* out = PyByteArray_AS_STRING(_OUT)
+    if earlier and length > 1:
+        opened.append((since, PyBytes_FromStringAndSize(out, length - 1), first_frame,
+                       first_time))
+        opened.append((since + length - 1, PyBytes_FromStringAndSize(out + length - 1, 1),
+                       frame, t))
+    else:
+        opened.append((since, PyBytes_FromStringAndSize(out, length), frame, t))
+    return 0
+
+
+cdef int _watched(Passing self, list opened) except -1:
+    """The plaintext a watching state opened in one segment, to the TLS stage in order;
+    when it says the watch is over (its last frame ended it), later data segments go the
+    usual way (the deadline passed), where the life takes them."""
+    cdef int taken
+    stage = self.conn.listener
+    for since, data, frame, t in opened:
+        if self.watch_in_c:
+            taken = _watch_record(self, stage, since, data, frame, t)
+            if taken:
+                if taken == 2:
+                    self.deadline = -1.0
+                continue
+        if stage.watched_record(self.side, since, data, frame, t):
+            self.deadline = -1.0
+    return 0

@@ -52,16 +52,15 @@ records it can count exactly without opening them, and the other direction's bar
 Right after each compiled skip call, `sync` (tls/syncing.py) brings the Python state where
 the per-segment path would have left it: the reassembler's offsets, kept bytes (C keeps
 them, with the records it gathers, in one buffer per state, and writes them back,
-`flush_recent`: resizing
-`recent` per segment cost a fifth of a decrypted TLS 1.3 run; the bytes of passed and
-trusted records are not copied there as they are taken but left in the read buffers, which
-the ledger keeps, and copied only when something may read them: ≈ 2-3 % of them,
-`Passing._defer`), ACKs, last time and sweep count; the record reader's position; the opener's
-sequence number; the plaintext offset; the body reader's count. Frames of the connection
-that Python handles disarm the state (`disarm`); it is checked again (`arm`) after the next
-segment the cheap path takes. The pure-Python path never passes; tests/test_tls_passing.py
-compares the two (and tests/test_tls_passing_live.py, on OpenSSL's TLS 1.3 with a KeyUpdate
-in the body).
+`flush_recent`: resizing `recent` per segment cost a fifth of a decrypted TLS 1.3 run; the
+bytes of passed and trusted records are not copied there as they are taken but left in the
+read buffers, which the ledger keeps, and copied only when something may read them: ≈ 2-3 %
+of them, decode/_passing_buffer.pxi `_defer`), ACKs, last time and sweep count; the record
+reader's position; the opener's sequence number; the plaintext offset; the body reader's
+count. Frames of the connection that Python handles disarm the state (`disarm`); it is
+checked again (`arm`) after the next segment the cheap path takes. The pure-Python path
+never passes; tests/test_tls_passing.py compares the two (and
+tests/test_tls_passing_live.py, on OpenSSL's TLS 1.3 with a KeyUpdate in the body).
 
 This is also the one point where a TLS session's later life is left to C: the "life" state
 of a switched connection (wave2-decisions.md) hooks in beside `sync`. A decrypted WebSocket
@@ -372,7 +371,7 @@ def wrap_skip(skip: Callable[..., Any], ledger: Any, reassembler: Reassembler,
     def skip_and_count(*args: Any) -> Any:
         ledger.limit = reassembler._until_sweep - 1  # the sweep's segment goes the usual way
         ledger.base = frame_base()
-        ledger.enter(args[0])  # the read buffer: copies put off keep it (`Passing._defer`)
+        ledger.enter(args[0])  # the read buffer: copies put off keep it (`_defer`)
         try:
             result = skip(*args)
         finally:

@@ -111,7 +111,7 @@ def sync(passing: Any, reassembler: Reassembler) -> None:
 
 def _reread(passing: Any, stage: TlsStage, offset: int, rest: bytes) -> None:
     """Records counted on trust in life did not open as the application data they were
-    counted as (decode/_passing.pxi `_take_back`): ``rest``, their bytes and those after
+    counted as (decode/_trust.pxi `_take_back`): ``rest``, their bytes and those after
     them (from ``offset``), go to the session as the per-segment path gave them: each
     record's bytes but its last gathered at its first frame, its last byte read at the frame
     that ended it (`reread`: what `on_data` reads), the bytes after them gathered at theirs;
