@@ -266,6 +266,7 @@ include "_trust.pxi"
 
 
 # --- the life table: connections in life, their segments taken in C -------------------------
+include "_life_entries.pxi"
 include "_life_table.pxi"
 
 
