@@ -21,20 +21,20 @@ cdef class Ledger:
     cdef public long long trusted  # TLS 1.3 records counted unopened in the whole run
     cdef public long long turned  # passing states turned to gathering in the whole run
     cdef public long long life_states  # states in life now (tls/passing.py MAX_LIFE_STATES)
-    # The bytes of those states' buffers now, which grow with what they hold (decode/_passing_buffer.pxi `_grow`)
-    # up to ``life_budget`` in all (tls/passing.py `new_ledger` sets LIFE_BUFFER_BUDGET;
-    # none until then)
+    # The bytes of those states' buffers now, which grow with what they hold
+    # (decode/_passing_buffer.pxi `_grow`) up to ``life_budget`` in all (tls/passing.py
+    # `new_ledger` sets LIFE_BUFFER_BUDGET; none until then)
     cdef public long long life_buffer_bytes
     cdef public long long life_budget
     cdef public long long grown  # buffers grown in the whole run (tests)
     cdef public long long life_buffer_peak  # the most ``life_buffer_bytes`` was in the run
     cdef public long long base  # the frame number before the skip call's first record
-    # Copies put off (decode/_passing_buffer.pxi `_defer`): the states holding places in read buffers, and the
-    # last _PINNED read buffers places were put in (``chunk`` numbers the last), kept alive
-    # until every place in them is copied (`pin`): the places of a state must outlive the
-    # next whole buffer. A small buffer (under _PINNED_FROM: the record a read cut,
-    # completed, source/stream.py `fill`) is never kept, its bytes copied at once: keeping
-    # it as a third made glibc trim the heap and fault its pages in again at every read
+    # Copies put off (decode/_passing_buffer.pxi `_defer`): the states holding places in read
+    # buffers, and the last _PINNED read buffers places were put in (``chunk`` numbers the
+    # last), kept alive until every place in them is copied (`pin`): the places of a state must
+    # outlive the next whole buffer. A small buffer (under _PINNED_FROM: the record a read cut,
+    # completed, source/stream.py `fill`) is never kept, its bytes copied at once: keeping it as
+    # a third made glibc trim the heap and fault its pages in again at every read
     # (benchmarks/README.md, "Copies put off"). ``current``: the skip call's read buffer,
     # borrowed (`enter`, `leave`): only a buffer a place is put in is kept.
     cdef set deferring  # (a state leaves it when its places are copied or dropped)

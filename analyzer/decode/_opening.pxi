@@ -130,12 +130,12 @@ def keep_tail(bytes tail, bytes new):
 
 cdef bint _open(Passing self, const unsigned char* q, Py_ssize_t n, long long frame,
                 double t) except -1:
-    """Opening (see `Passing`'s fields, decode/_passing.pxi): take the ``n`` bytes at ``q`` when every record that
-    ends in them opens as application data within the budget; otherwise change nothing
-    the reader or the counts see, and return False. The bytes go into the buffer (the
-    one copy: `_took_bytes` finds them there) and each record is opened where it lies;
-    the bytes of a record counted unopened, which nothing opens, have their copy put off
-    (`_defer`)."""
+    """Opening (see `Passing`'s fields, decode/_passing.pxi): take the ``n`` bytes at ``q``
+    when every record that ends in them opens as application data within the budget;
+    otherwise change nothing the reader or the counts see, and return False. The bytes go
+    into the buffer (the one copy: `_took_bytes` finds them there) and each record is opened
+    where it lies; the bytes of a record counted unopened, which nothing opens, have their
+    copy put off (`_defer`)."""
     cdef unsigned char* buf
     cdef Py_ssize_t before, at, pos, start, take, length
     cdef Py_ssize_t to_header = self.to_header

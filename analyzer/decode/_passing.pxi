@@ -41,8 +41,9 @@ WATCH_CAPACITY = _KEPT + 8 * 1024
 # record, and a buffer of the full capacity each was 26 KiB a direction of every open
 # decrypted WebSocket.
 cdef Py_ssize_t _GROWTH = 4 * 1024
-# Copies put off (decode/_passing_buffer.pxi `_defer`): at most this many places a state holds; past them a
-# segment is copied at once (a state needs the last _KEPT bytes, ≈ 23 full segments).
+# Copies put off (decode/_passing_buffer.pxi `_defer`): at most this many places a state holds;
+# past them a segment is copied at once (a state needs the last _KEPT bytes, ≈ 23 full
+# segments).
 cdef enum:
     _PLACES = 64
 # Buffers of dropped states, reused by the next ones: a state is made at every offer (a few

@@ -210,7 +210,7 @@ cdef int _settle_before(Ledger ledger, long long chunk) except -1:
 cdef bint _load_recent(Passing self, recent) except -1:
     """`Passing.load_recent`: the buffer loaded with the direction's last bytes."""
     cdef Py_ssize_t length = PyByteArray_GET_SIZE(recent)
-    cdef Py_ssize_t held = 0, need
+    cdef Py_ssize_t held = 0, need, size
     cdef bytes suffix = None
     cdef const char* kept = PyByteArray_AS_STRING(recent)
     _settle(self)
@@ -236,17 +236,25 @@ cdef bint _load_recent(Passing self, recent) except -1:
     need = held if suffix is not None else length
     if self.buf is None:
         if self.capacity != _CAPACITY:
-            self.buf = PyByteArray_FromStringAndSize(
-                NULL, max(need, min(self.capacity, need + _GROWTH)))
+            size = max(need, min(self.capacity, need + _GROWTH))
+            if self.capped and (self.ledger.life_buffer_bytes + size
+                                > self.ledger.life_budget):
+                # past the ledger's budget (a hard bound, as `_fits` keeps it): not armed,
+                # the direction's segments go the usual way
+                return False
+            self.buf = PyByteArray_FromStringAndSize(NULL, size)
             if self.capped:
-                self.ledger.buffers_grew(PyByteArray_GET_SIZE(self.buf))
+                self.ledger.buffers_grew(size)
         else:
             self.buf = (_SPARE.pop() if _SPARE
                         else PyByteArray_FromStringAndSize(NULL, _CAPACITY))
     elif PyByteArray_GET_SIZE(self.buf) < need:
         # Armed again: Python delivered nothing since (it drops the state when it
         # does), so its bytes are those the buffer held; but a buffer that grows must
-        # never be written past its end on that belief alone.
+        # never be written past its end on that belief alone (nor past the budget).
+        if self.capped and (self.ledger.life_buffer_bytes + _grown(self, need)
+                            - PyByteArray_GET_SIZE(self.buf) > self.ledger.life_budget):
+            return False
         _grow(self, need)
     if suffix is not None:
         memcpy(PyByteArray_AS_STRING(self.buf), <const char*>suffix, held)

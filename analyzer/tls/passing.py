@@ -161,8 +161,9 @@ _NO_BUDGET = 1 << 62
 # at most this many bytes in all (each grows with what it holds, up to 26 KiB in life and
 # 40 KiB in a watch window; in life most hold a few hundred bytes): a capture of thousands of
 # open decrypted WebSockets would otherwise grow with them. Past either, a direction's
-# records are read in Python, as before (and a buffer that would grow past the budget lets
-# its segment go the usual way).
+# records are read in Python, as before (a buffer that would grow past the budget lets its
+# segment go the usual way, and a state whose first buffer would pass it is not armed: the
+# budget is a hard bound).
 MAX_LIFE_STATES = 8192
 LIFE_BUFFER_BUDGET = 64 * 1024 * 1024
 
