@@ -635,8 +635,9 @@ def test_buffers_in_life_and_watch_windows_grow_with_what_they_hold_within_the_b
     budget allows (`LIFE_BUFFER_BUDGET`; past it a segment goes the usual way and no more states
     are made): the same results as the per-segment path with the run's budget and with one of
     64 KiB, which the buffers stay within (their first buffers too: a state whose first
-    buffer would pass the budget is not armed), all given back at the end; with the run's budget a state in life holds far less than its
-    capacity (cut where most sessions are in life)."""
+    buffer would pass the budget is not armed), all given back at the end; with the run's
+    budget a state in life holds far less than its capacity (cut where most sessions are in
+    life)."""
     keys = Path(str(chat) + ".keys")
     expected = _lives(chat, keys, False)[:2]
     cut = tmp_path / "cut.pcap"
