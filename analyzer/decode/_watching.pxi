@@ -12,6 +12,10 @@
 # and ≈ 20 attribute reads and writes on Python objects each. The plain twin is the
 # per-segment path: a run with compiled=False makes no `Follow` and no `Watching`, and
 # tests/test_switch_watch_follow.py compares the two on real captures, damaged ones too.
+#
+# A decrypted WebSocket's watch window has the same shape inside TLS: its opening `Passing`
+# states hand each record they open to the TLS stage or straight to the watch
+# (`_watched`, `_watch_record`, at the end of this file).
 
 
 cdef class Watching:
