@@ -37,10 +37,15 @@ cdef inline bint _fits(Passing self, Py_ssize_t n):
     cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.buf)
     if need <= size:
         return True
-    return need <= self.capacity and (
-        not self.capped
-        or self.ledger.life_buffer_bytes + _grown(self, need) - size
-        <= self.ledger.life_budget)
+    return need <= self.capacity and _budget_allows(self, _grown(self, need))
+
+
+cdef inline bint _budget_allows(Passing self, Py_ssize_t size):
+    """Whether the state's buffer may become ``size`` bytes: always when it is not capped;
+    else while the ledger's ``life_budget`` holds every capped buffer, this one that size."""
+    cdef Py_ssize_t now = 0 if self.buf is None else PyByteArray_GET_SIZE(self.buf)
+    return not self.capped or (
+        self.ledger.life_buffer_bytes + size - now <= self.ledger.life_budget)
 
 cdef inline Py_ssize_t _grown(Passing self, Py_ssize_t need):
     """The size a capped state's buffer grows to when it must hold ``need`` bytes: room
@@ -237,8 +242,7 @@ cdef bint _load_recent(Passing self, recent) except -1:
     if self.buf is None:
         if self.capacity != _CAPACITY:
             size = max(need, min(self.capacity, need + _GROWTH))
-            if self.capped and (self.ledger.life_buffer_bytes + size
-                                > self.ledger.life_budget):
+            if not _budget_allows(self, size):
                 # past the ledger's budget (a hard bound, as `_fits` keeps it): not armed,
                 # the direction's segments go the usual way
                 return False
@@ -252,8 +256,7 @@ cdef bint _load_recent(Passing self, recent) except -1:
         # Armed again: Python delivered nothing since (it drops the state when it
         # does), so its bytes are those the buffer held; but a buffer that grows must
         # never be written past its end on that belief alone (nor past the budget).
-        if self.capped and (self.ledger.life_buffer_bytes + _grown(self, need)
-                            - PyByteArray_GET_SIZE(self.buf) > self.ledger.life_budget):
+        if not _budget_allows(self, _grown(self, need)):
             return False
         _grow(self, need)
     if suffix is not None:
