@@ -5,6 +5,7 @@
 # the ledger's budget (`_fits`, `_grow`). Functions of a `Passing`, as decode/_trust.pxi's are:
 # Cython allows no include inside a class body.
 
+
 cdef int _room(Passing self, Py_ssize_t n) except -1:
     """Make room for ``n`` more bytes at ``end``: when they do not fit, what must be kept
     (the recent bytes, and from ``start`` on) moves down to the buffer's start."""
@@ -29,6 +30,7 @@ cdef int _room(Passing self, Py_ssize_t n) except -1:
         _grow(self, self.end + n)
     return 0
 
+
 cdef inline bint _fits(Passing self, Py_ssize_t n):
     """Whether ``n`` more bytes fit in the buffer once what must be kept moved down
     (`_room`): always with _CAPACITY, not a long segment in life; in life or a watch
@@ -47,6 +49,7 @@ cdef inline bint _budget_allows(Passing self, Py_ssize_t size):
     return not self.capped or (
         self.ledger.life_buffer_bytes + size - now <= self.ledger.life_budget)
 
+
 cdef inline Py_ssize_t _grown(Passing self, Py_ssize_t need):
     """The size a capped state's buffer grows to when it must hold ``need`` bytes: room
     for a segment more, at least half as much again (growing is a copy), at most the
@@ -59,6 +62,7 @@ cdef inline Py_ssize_t _grown(Passing self, Py_ssize_t need):
         size = self.capacity if need <= self.capacity else need
     return size
 
+
 cdef int _grow(Passing self, Py_ssize_t need) except -1:
     """The buffer made to hold ``need`` bytes (`_room`, after moving down), counted in
     the ledger when the state is."""
@@ -69,6 +73,7 @@ cdef int _grow(Passing self, Py_ssize_t need) except -1:
     if self.capped:
         self.ledger.buffers_grew(size - before)
     return 0
+
 
 cdef inline Py_ssize_t _needed_from(Passing self):
     """Where the bytes anything may still read begin: the recent bytes, and from
@@ -81,6 +86,7 @@ cdef inline Py_ssize_t _needed_from(Passing self):
             return self.prior.at if self.prior.at < keep_from else keep_from
         return self.pending.at if self.pending.at < keep_from else keep_from
     return keep_from
+
 
 cdef int _defer(Passing self, const unsigned char* data, Py_ssize_t n, Py_ssize_t to) except -1:
     """The ``n`` bytes at ``data`` belong at ``to`` in the buffer, but nothing may read
@@ -112,6 +118,7 @@ cdef int _defer(Passing self, const unsigned char* data, Py_ssize_t n, Py_ssize_
         ledger.deferring.add(self)
     return 0
 
+
 cdef void _forget_below(Passing self, Py_ssize_t keep_from) noexcept:
     """Places whose bytes lie wholly before ``keep_from`` are never read: dropped (a
     place across it keeps its part from there)."""
@@ -129,6 +136,7 @@ cdef void _forget_below(Passing self, Py_ssize_t keep_from) noexcept:
         self.place_to[first] = keep_from
         self.place_length[first] -= cut
 
+
 cdef void _compact(Passing self) noexcept:
     """The places move to the front of their arrays (they are full up to the end)."""
     cdef int first = self.place_first, i
@@ -140,6 +148,7 @@ cdef void _compact(Passing self) noexcept:
     self.places -= first
     self.place_first = 0
 
+
 cdef void _forget_from(Passing self, Py_ssize_t at) noexcept:
     """`_open` changed nothing after all: the places it added (from ``at``, the end of
     the buffer before it) are dropped."""
@@ -148,6 +157,7 @@ cdef void _forget_from(Passing self, Py_ssize_t at) noexcept:
         self.ledger.deferred -= self.place_length[self.places]
     if self.places == self.place_first:
         self.places = self.place_first = 0
+
 
 cdef void _settle(Passing self) noexcept:
     """Copy what the places hold of the bytes anything may still read."""
@@ -170,12 +180,14 @@ cdef void _settle(Passing self) noexcept:
     self.places = self.place_first = 0
     _leave_ledger(self)
 
+
 cdef void _leave_ledger(Passing self) noexcept:
     """No place held: out of the ledger's set, which would otherwise keep a state
     Python let go (and its 256 KiB buffer) alive until the next read buffer."""
     if self.deferring:
         self.deferring = False
         self.ledger.deferring.discard(self)
+
 
 cdef int _keep_bytes(Passing self, const unsigned char* data, Py_ssize_t n) except -1:
     """`reassembly._Direction.advance`'s kept bytes: append, and keep the last 16 KiB
