@@ -193,6 +193,52 @@ def test_captures_that_lost_a_fin_give_the_same_events(tmp_path: Path) -> None:
     assert fins_lost  # some cuts were proved lost FINs, not holes
 
 
+def test_bodies_not_read_go_by_in_c(dense: Path) -> None:
+    """The keep-alive bodies the tracker does not read (an ordinary 2xx's, a request's) are
+    counted in C (`_unread`), most of their segments; the events are those of the plain twin
+    (the test above)."""
+    frames = sum(1 for _ in read_records([str(dense)], []))
+    run = Analysis(lifetimes=True)
+    for _ in run.feed_records(read_records([str(dense)], [])):
+        pass
+    run.finish()
+    assert run._follow is not None and run._follow.bodies > frames // 60
+
+
+def test_the_compiled_body_room_is_the_readers() -> None:
+    """`_body_room` (what `Follow` reads of a `BodyReader`) against `BodyReader.room`, for
+    every framing, with and without a kept prefix, at every step of random segmentations up
+    to the end, a truncation and an error."""
+    from analyzer.decode._fastpath import body_room_compiled
+
+    from analyzer.http.body import BodyReader, Framing, FramingKind
+
+    rng = random.Random(5)
+    body = bytes(rng.randrange(256) for _ in range(9_000))
+    framings = [(Framing(FramingKind.LENGTH, len(body)), body),
+                (Framing(FramingKind.LENGTH, 0), b""),
+                (Framing(FramingKind.UNTIL_CLOSE), body),
+                (Framing(FramingKind.CHUNKED), b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)),
+                (Framing(FramingKind.CHUNKED), b"zz\r\n"),
+                (Framing(FramingKind.NONE), b"")]
+    seen = 0
+    for framing, data in framings:
+        for keep in (0, 100, 4096):
+            for _ in range(5):
+                reader = BodyReader(framing, keep=keep)
+                assert body_room_compiled(reader) == reader.room()
+                at = 0
+                while at < len(data):
+                    step = rng.randrange(1, 3_000)
+                    reader.feed(data[at:at + step])
+                    at += step
+                    assert body_room_compiled(reader) == reader.room()
+                    seen += 1
+                reader.feed_eof()
+                assert body_room_compiled(reader) == reader.room()
+    assert seen > 100
+
+
 def test_the_compiled_segment_is_the_decoders_on_every_frame(dense: Path) -> None:
     """`peek_segment` (the full path's Segment without a Frame) against `decode_frame`, on
     every frame `peek_flow` accepts, whole and cut short by a snaplen."""

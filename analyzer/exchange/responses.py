@@ -20,7 +20,7 @@ from analyzer.exchange.pending import (
 )
 from analyzer.exchange.relevance import is_upgrade_attempt
 from analyzer.exchange.switching import SwitchFollower
-from analyzer.http.body import BodyReader, FramingKind, body_framing
+from analyzer.http.body import PREFIX_LIMIT, BodyReader, FramingKind, body_framing
 from analyzer.http.head import parse_response_head, response_head_at
 from analyzer.http.start import HEAD_END, find_head_end, only_empty_lines
 
@@ -28,6 +28,12 @@ from analyzer.http.start import HEAD_END, find_head_end, only_empty_lines
 _HEAD, _BODY, _WAIT, _DEAD = Mode.HEAD, Mode.BODY, Mode.WAIT, Mode.DEAD
 _NONE, _LENGTH = FramingKind.NONE, FramingKind.LENGTH
 _HTTP1_RESPONSE, _NEED_MORE = Start.HTTP1_RESPONSE, Start.NEED_MORE
+
+
+def _prefix_read(offers: bool, status: int) -> bool:
+    """Whether a final response's first body bytes are read: for an answer to an offer
+    (listed with them), or a 4xx or 5xx, whose words may make it one."""
+    return offers or status >= 400
 
 
 class ResponseReader(SwitchFollower):
@@ -118,7 +124,10 @@ class ResponseReader(SwitchFollower):
                 # may be the last thing the server says for minutes
                 self._complete_response(body_complete=True)
                 continue
-            state.body = BodyReader(framing)
+            # its first bytes kept only where they will be read (`_complete_response`): an
+            # ordinary 2xx's go by unread from the first (`body_room`, the compiled skip)
+            state.body = BodyReader(framing, keep=PREFIX_LIMIT if _prefix_read(
+                request is not None and request.offers, status) else 0)
             state.mode = _BODY
 
     def _complete_response(
@@ -138,7 +147,7 @@ class ResponseReader(SwitchFollower):
         # is listed with them, and a 4xx's words may make it one (response_talks_about_upgrade;
         # a 101 never gets here); an ordinary 2xx's would be a copy thrown away.
         body_prefix = b""
-        if reader is not None and (offers or pending.head.status >= 400):
+        if reader is not None and _prefix_read(offers, pending.head.status):
             body_prefix = reader.prefix
         if is_upgrade_attempt(offers, pending.head, body_prefix):
             answer = message(pending.head, pending.first_frame, pending.last_frame,

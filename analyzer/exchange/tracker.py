@@ -379,7 +379,9 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
                 continue
             framing = body_framing(request)
             if has_body(framing):
-                state.body = BodyReader(framing)
+                # a request's body is never read (`_request_complete` drops its reader):
+                # none of it kept, so that it may go by unread from its first byte
+                state.body = BodyReader(framing, keep=0)
                 state.mode = _BODY
             else:
                 self._request_complete(state)
