@@ -151,3 +151,33 @@ def test_alternate_runs_each_command_every_round_and_gives_ratios(tmp_path: Path
     bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "alternate.py"), "nothing"],
                          capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode != 0 and "NAME=COMMAND" in bad.stderr
+
+
+def test_tracker_rounds_counts_each_kind_and_leaves_the_tracker_as_it_was(tmp_path: Path) -> None:
+    """benchmarks/tracker_rounds.py (the tracker's Python rounds by kind, to size a lever):
+    on the dense mix every kind of round shows, the run's results are those of a run
+    without it, and `on_data` is the tracker's own again afterwards (no timing verdict)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import tracker_rounds
+        from generate import generate
+    finally:
+        sys.path.pop(0)
+    from analyzer.exchange.tracker import ConnectionTracker
+    from analyzer.pipeline import Analysis
+    from analyzer.source import read_records
+
+    path = tmp_path / "dense.pcap"
+    generate(str(path), 3_000_000, seed=4, concurrency=64, mix="dense")
+    own = ConnectionTracker.on_data
+    counts, nanoseconds, run = tracker_rounds.measure(str(path))
+    assert ConnectionTracker.on_data is own
+    assert {"detect", "server head, offer", "server head, plain", "client head",
+            "server body", "switch"} <= set(counts)
+    assert set(nanoseconds) == set(counts) and all(n > 0 for n in nanoseconds.values())
+    plain = Analysis(lifetimes=True)
+    for _ in plain.feed_records(read_records([str(path)], [])):
+        pass
+    plain.finish()
+    assert run.stats.ordinary_exchanges == plain.stats.ordinary_exchanges > 0
+    assert run.stats.connections == plain.stats.connections
