@@ -213,7 +213,10 @@ class Analysis:
         first = self._frames
         if isinstance(records, PcapRecords | PcapngRecords | MergedRecords):
             reader = records
-            for single in records.inputs if isinstance(records, MergedRecords) else [records]:
+            if isinstance(records, MergedRecords):  # (which file a TLS session came from)
+                self._run.source_of = partial(_source_of, first, records)
+            inputs = records.inputs if isinstance(records, MergedRecords) else [records]
+            for source, single in enumerate(inputs):
                 # the compiled life table's segments are taken in the skip only where the
                 # ledger counts them for the sweep (one file: `wrap_skip`); so are the next
                 # segments of followed connections (`_follow.pxi`), numbered by the ledger,
@@ -237,7 +240,7 @@ class Analysis:
                 elif isinstance(single, PcapngRecords):
                     single.skip = ignored_block_skip(flows, compiled=self._compiled,
                                                      lives=counted, follow=follow)
-                    single.secrets = self.add_secrets
+                    single.secrets = partial(self.add_secrets, source=source)
                     if single.skip is not None and ledger is not None and single is records:
                         single.skip = wrap_skip(single.skip, ledger, self._reassembler,
                                                 partial(_base, first, single))
@@ -323,9 +326,10 @@ class Analysis:
         """The run's TLS key store (None without --keylog or an embedded key log)."""
         return self._run.secrets
 
-    def add_secrets(self, kind: int, data: bytes) -> None:
+    def add_secrets(self, kind: int, data: bytes, source: int = 0) -> None:
         """Secrets a capture carries (a pcapng Decryption Secrets Block): TLS key logs join
-        the run's key store, made now if --keylog gave none. Other kinds are not used."""
+        the run's key store, made now if --keylog gave none. Other kinds are not used.
+        ``source``: the input that carried them, among the files read together."""
         if kind != TLS_KEY_LOG:
             return
         from analyzer.tls.keylog import KeyStore
@@ -334,6 +338,7 @@ class Analysis:
         if not isinstance(store, KeyStore):
             store = self._run.secrets = KeyStore()
             store.embedded_only = True
+        store.embedded_from.add(source)
         store.add_text(data)
         store.finish()
 
@@ -459,6 +464,12 @@ def _transport_reason(attempt: Attempt) -> str:
 def _base(first: int, reader: PcapRecords | PcapngRecords) -> int:
     """The frame number before the next record of a single-file reader (`feed_records`)."""
     return first + reader.number
+
+
+def _source_of(first: int, records: MergedRecords, number: int) -> int:
+    """The input that frame ``number`` (read so far) came from, of files read together
+    (`feed_records` numbers them after ``first``)."""
+    return records.origin(number - first)[0]
 
 
 def analyze(frames: Iterable[Frame], analysis: Analysis | None = None) -> Iterator[Decided]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -475,18 +476,36 @@ def test_tls_looking_start_answered_by_non_tls_bulk_is_let_go(tmp_path: Path) ->
     assert True in seen and seen.index(True) < 8
 
 
-def test_a_session_missing_from_a_capture_s_embedded_keys_asks_for_keylog() -> None:
-    """Keys come only from a pcapng Decryption Secrets Block (no --keylog): a session of
-    another capture read with it is not in those keys, and the hint is --keylog with its
-    client's key log. The near miss: the same session without the embedded keys asks for
-    --keylog plainly, and with a --keylog lacking it, for the client's key log."""
+def test_a_session_missing_from_embedded_keys_is_told_by_what_its_own_file_carried(
+        tmp_path: Path) -> None:
+    """Keys come only from pcapng Decryption Secrets Blocks (no --keylog). A session whose
+    own capture embedded keys, though not its own, asks for --keylog with its client's key
+    log, read alone or with others; a session of another capture read with such a one,
+    whose own file embedded none, asks for --keylog plainly, as when read alone, in either
+    order. And with a --keylog lacking it, for the client's key log."""
     captures = Path(__file__).resolve().parent.parent / "captures"
-    other = str(captures / "wss_tls13_aes128_gcm.pcap")
-    out = run_cli("read", str(captures / "wss_dsb.pcapng"), other).stdout
-    assert ("1 to SNI wss.upgrade.test with ALPN none (not in the capture's embedded keys); "
-            "use --keylog with the key log of the client process") in out
-    assert "TLS sessions decrypted: 1" in out  # the pcapng's own session
-    alone = run_cli("read", other).stdout
-    assert "1 to SNI wss.upgrade.test with ALPN none; use --keylog" in alone
-    given = run_cli("read", other, "--keylog", str(captures / "wss_tls13_chacha20.keys")).stdout
+    dsb = str(captures / "wss_dsb.pcapng")
+    other = captures / "wss_tls13_aes128_gcm.pcap"
+    plainly = "1 to SNI wss.upgrade.test with ALPN none; use --keylog"
+    for order in ((dsb, str(other)), (str(other), dsb)):
+        out = run_cli("read", *order).stdout
+        assert plainly in out and "embedded keys" not in out
+        assert "TLS sessions decrypted: 1" in out  # the pcapng's own session
+    assert plainly in run_cli("read", str(other)).stdout
+    # the same session in a pcapng that embeds another session's keys
+    sys.path.insert(0, str(captures.parent / "benchmarks"))
+    try:
+        from run import write_as_pcapng
+    finally:
+        sys.path.remove(str(captures.parent / "benchmarks"))
+    own = tmp_path / "other-keys.pcapng"
+    write_as_pcapng(other, own)
+    with_secrets_block(own, (captures / "wss_tls13_chacha20.keys").read_bytes())
+    missing = ("1 to SNI wss.upgrade.test with ALPN none (not in the capture's embedded keys); "
+               "use --keylog with the key log of the client process")
+    assert missing in run_cli("read", str(own)).stdout
+    together = run_cli("read", dsb, str(own)).stdout
+    assert missing in together and "TLS sessions decrypted: 1" in together
+    given = run_cli("read", str(other), "--keylog",
+                    str(captures / "wss_tls13_chacha20.keys")).stdout
     assert "(not in the key log); use the key log of the client process" in given

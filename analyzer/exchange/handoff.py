@@ -80,3 +80,6 @@ class RunContext:
     # (`websocket.frames.frame_parser`), the plain one otherwise; a TLS session's inner
     # reader takes its run's.
     frame_parser: Callable[..., WsFrameParser] = WsFrameParser
+    # The input a frame came from, of several files read together (None: one input), so a
+    # TLS session without a key is told by what its own file carried (tls/reporting.py)
+    source_of: Callable[[int], int] | None = None

@@ -28,12 +28,16 @@ MAX_LINE = 1024  # the longest valid line is under 300 characters
 class KeyStore:
     """Secrets of a run, looked up by client random. Fed lines or text; shows only counts."""
 
-    __slots__ = ("_secrets", "lines", "ignored", "_partial", "wait", "embedded_only")
+    __slots__ = ("_secrets", "lines", "ignored", "_partial", "wait", "embedded_only",
+                 "embedded_from")
 
     def __init__(self, wait: float = 0.0) -> None:
         # Made for secrets a capture carries (a pcapng Decryption Secrets Block), with no
         # --keylog: a session missing from it needs --keylog, not "another" key log.
         self.embedded_only = False
+        # The inputs (their places among the files read together) whose secrets it holds: a
+        # session of another file read with them was in a capture that embedded none.
+        self.embedded_from: set[int] = set()
         # Seconds a session waits for its secrets to appear (live capture following a key
         # log that is still being written); 0: the store is complete.
         self.wait = wait

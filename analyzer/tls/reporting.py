@@ -24,6 +24,7 @@ from analyzer.exchange.model import (
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.http.head import parse_response_head
 from analyzer.http.start import find_head_end
+from analyzer.tls.keylog import KeyStore
 from analyzer.tls.names import version_name
 from analyzer.tls.session import Decryption, TlsSession
 from analyzer.tls.suites import suite_name
@@ -55,10 +56,13 @@ class TlsReporting:
         if why == NO_KEY and session.key_absent:
             # --keylog was given: asking for a key log again would not help; the user needs
             # the one written by the process that made this session. Keys embedded in the
-            # capture only (no --keylog): --keylog with that process's key log.
+            # capture only (no --keylog): --keylog with that process's key log; and where
+            # they were embedded in another of the files read, this one's carried none.
             secrets = session.secrets
-            why = NOT_IN_EMBEDDED_KEYS if secrets is not None and secrets.embedded_only \
-                else NOT_IN_KEY_LOG
+            if secrets is None or not secrets.embedded_only:
+                why = NOT_IN_KEY_LOG
+            elif self._embedded_here(secrets):
+                why = NOT_IN_EMBEDDED_KEYS
         counters = self._run.counters
         counters.tls_uninspected += 1
         self._counted = True
@@ -77,6 +81,14 @@ class TlsReporting:
             last_frame=last,
             reason=why,
         ))
+
+    def _embedded_here(self, secrets: KeyStore) -> bool:
+        """Whether the session's own file carried some of the embedded ``secrets``."""
+        source_of = self._run.source_of
+        if source_of is None:  # one input: it carried them
+            return True
+        first = self._session.client_hello_frame or self._first_frame()
+        return source_of(first) in secrets.embedded_from
 
     def _first_frame(self) -> int:
         syn = self._tcp.syn_seen
