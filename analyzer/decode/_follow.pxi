@@ -336,7 +336,7 @@ cdef bint _unread(object tracker, int side, Py_ssize_t n) except -1:
     than `ConnectionTracker.body_room`: past the prefix it keeps, short of its end), done
     here: counted as `BodyReader.pass_bytes` counts them, which is all that ``feed`` does
     with them (its plain twin: ``on_data``, `_client_data`/`_server_data`, ``feed``, three
-    Python frames). 3,975 of the 14,608 segments the dense benchmark gives the tracker: the
+    Python frames). 3,933 of the 14,608 segments the dense benchmark gives the tracker: the
     bodies of its keep-alive exchanges, but for the chunked ones and their first bytes."""
     cdef object state, reader
     if tracker._switch is not None or tracker._client is None:
