@@ -205,6 +205,30 @@ def test_bodies_not_read_go_by_in_c(dense: Path) -> None:
     assert run._follow is not None and run._follow.bodies > frames // 60
 
 
+def test_a_content_length_of_any_size_goes_by_as_in_python(tmp_path: Path) -> None:
+    """A Content-Length past 64 bits (`body_framing` reads any number of digits), on a
+    response and on a request: their bodies go by in C as the plain twin reads them, with
+    no overflow (a C ``long long`` room raised OverflowError here)."""
+    from tests.builder import Conversation, write_pcap
+
+    huge = b"99999999999999999999999"
+    conv = Conversation()
+    conv.handshake()
+    conv.client(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    conv.server(b"HTTP/1.1 200 OK\r\nContent-Length: " + huge + b"\r\n\r\n" + b"x" * 100)
+    conv.client_ack()
+    for _ in range(3):
+        conv.server(b"y" * 1000)
+    conv.client(b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: " + huge + b"\r\n\r\n")
+    for _ in range(3):
+        conv.client(b"w" * 1000)
+    path = tmp_path / "huge.pcap"
+    write_pcap(path, [conv])
+    _same(path)
+    run, _, _ = analysed(path, True)
+    assert run._follow is not None and run._follow.bodies >= 4
+
+
 def test_the_compiled_body_room_is_the_readers() -> None:
     """`_body_room` (what `Follow` reads of a `BodyReader`) against `BodyReader.room`, for
     every framing, with and without a kept prefix, at every step of random segmentations up
@@ -216,6 +240,7 @@ def test_the_compiled_body_room_is_the_readers() -> None:
     rng = random.Random(5)
     body = bytes(rng.randrange(256) for _ in range(9_000))
     framings = [(Framing(FramingKind.LENGTH, len(body)), body),
+                (Framing(FramingKind.LENGTH, 10**30), body),
                 (Framing(FramingKind.LENGTH, 0), b""),
                 (Framing(FramingKind.UNTIL_CLOSE), body),
                 (Framing(FramingKind.CHUNKED), b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)),

@@ -345,18 +345,19 @@ cdef bint _unread(object tracker, int side, Py_ssize_t n) except -1:
     if state.mode is not _BODY_MODE:
         return False
     reader = state.body
-    if type(reader) is not _BODY_READER or _body_room(reader) <= n:
-        return False
+    if type(reader) is not _BODY_READER or _body_room(reader) <= n:  # (Python ints: a
+        return False  # Content-Length may be any number of digits, `body_framing`)
     reader.size += n
     if reader.framing.kind is _LENGTH_KIND:
         reader._remaining -= n
     return True
 
 
-cdef long long _body_room(object reader) except -1:
+cdef object _body_room(object reader):
     """`BodyReader.room` (its plain twin; compared in tests/test_follow.py through
-    `body_room_compiled`) of ``reader``, a `BodyReader`."""
-    if reader.done or reader.error is not None or len(reader._prefix) < <Py_ssize_t>reader._keep:
+    `body_room_compiled`) of ``reader``, a `BodyReader`: a Python int, as large as the
+    Content-Length sent."""
+    if reader.done or reader.error is not None or len(reader._prefix) < reader._keep:
         return 0
     kind = reader.framing.kind
     if kind is _LENGTH_KIND:
