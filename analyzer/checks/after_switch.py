@@ -13,7 +13,14 @@ from analyzer.exchange.first_bytes import (
 from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
 from analyzer.exchange.switch import DEFAULT_WINDOW
 from analyzer.remembered import Remembered
-from analyzer.websocket.frames import CloseCode, CloseInfo, Opcode, describe, parse_close
+from analyzer.websocket.frames import (
+    CloseCode,
+    CloseInfo,
+    Opcode,
+    WsFrame,
+    describe,
+    parse_close,
+)
 
 _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 # The opcodes as plain ints: the loops below run per frame seen after a switch (up to 32 per
@@ -107,14 +114,23 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
     # whether RSV bits were looked at yet: the extensions' tokens are read only then (most
     # frames have none), and the finding is said once
     client_unmasked_reported = server_masked_reported = closed_said = rsv_said = False
+    length_said: set[str] = set()  # the sides whose length encoding was said
     for seen in after.frames:
         ws = seen.ws
         opcode = ws.opcode
-        # The usual frame (data, masked as its side must mask, no RSV bit) breaks none of the
-        # rules below: one test for it instead of each rule's (this loop runs for every frame
-        # the watch kept, up to 32 a WebSocket: the most repeated steps of the checks).
-        if opcode in _DATA_OPCODES and not ws.rsv and ws.masked == (seen.side == "client"):
+        minimal = _length_minimal(ws)
+        # The usual frame (data, masked as its side must mask, no RSV bit, its length in the
+        # fewest bytes) breaks none of the rules below: one test for it instead of each
+        # rule's (this loop runs for every frame the watch kept, up to 32 a WebSocket: the
+        # most repeated steps of the checks).
+        if (minimal and opcode in _DATA_OPCODES and not ws.rsv
+                and ws.masked == (seen.side == "client")):
             continue
+        if not minimal and seen.side not in length_said:
+            length_said.add(seen.side)
+            findings.append(Finding("ws_frame_length_not_minimal", "the fewest length bytes",
+                                    f"{seen.side} frame {_length_form(ws)}", (seen.frame,),
+                                    seen.side))
         if seen.side == "client" and not ws.masked and not client_unmasked_reported:
             client_unmasked_reported = True
             findings.append(Finding("ws_client_frame_unmasked", "masked", "unmasked",
@@ -160,6 +176,31 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
             findings.append(Finding("ws_closed_with_error", "1000 or 1001", described,
                                     (seen.frame,), seen.side))
     return findings
+
+
+_TOP_BIT = 1 << 63  # of a 64-bit length: "the most significant bit MUST be 0"
+
+
+def _length_minimal(ws: WsFrame) -> bool:
+    """Whether the frame's payload length is encoded in the fewest bytes, as RFC 6455 §5.2
+    requires: 0-125 in the 7-bit field, up to 65,535 in the 16-bit form, else the 64-bit
+    form with its top bit 0. The header's size tells the form used."""
+    form = ws.header_length - 4 if ws.masked else ws.header_length
+    length = ws.length
+    if length < 126:
+        return form == 2
+    if length < 65536:
+        return form == 4
+    return form == 10 and length < _TOP_BIT
+
+
+def _length_form(ws: WsFrame) -> str:
+    """How a frame that breaks `_length_minimal` encoded its length, in words."""
+    form = ws.header_length - 4 if ws.masked else ws.header_length
+    if form == 10 and ws.length >= _TOP_BIT:
+        return f"length {ws.length} in the 64-bit form with its top bit set"
+    bits = {2: 7, 4: 16, 10: 64}.get(form, 0)
+    return f"of {ws.length} bytes with a {bits}-bit length"
 
 
 def _close_of(payload: bytes) -> CloseInfo:

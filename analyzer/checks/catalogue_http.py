@@ -393,6 +393,15 @@ HTTP: tuple[Check, ...] = in_phase(
           "\"All control frames MUST have a payload length of 125 bytes or less and MUST NOT "
           "be fragmented.\" The peer must close with 1002.",
           "Fix the sender's Close/Ping/Pong framing (a long close reason is the usual cause)."),
+    Check("ws_frame_length_not_minimal", E, Effect.NOTE, "RFC 6455 §5.2",
+          "a frame's payload length is not encoded in the fewest bytes",
+          "\"in all cases, the minimal number of bytes MUST be used to encode the length\" (a "
+          "length up to 125 in the 7-bit field, up to 65,535 in the 16-bit form), and in the "
+          "64-bit form \"the most significant bit MUST be 0\". Strict peers (Chromium's "
+          "frame parser, tungstenite, several Go libraries) fail the connection with 1002; "
+          "lenient ones read on, so the same sender works with one peer and not another.",
+          "Fix the sender's frame encoder (typically a hand-written one that always uses the "
+          "16- or 64-bit form)."),
     Check("ws_opcode_reserved", E, Effect.NOTE, "RFC 6455 §5.2",
           "a frame uses a reserved opcode",
           "Opcodes 0x3-0x7 and 0xB-0xF are reserved; \"if an unknown opcode is received, the "
