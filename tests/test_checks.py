@@ -980,6 +980,31 @@ CASES: tuple[Case, ...] = (
          switched(then("huge", lambda c: c.server(b"\x82\x7f" + b"\xff" * 8 + b"x" * 200))),
          SUCCEEDED, "ws_frame_length_not_minimal",
          found={"ws_frame_length_not_minimal": ("64-bit form with its top bit set",)}),
+    # RFC 6455 §8.1: text that is not UTF-8 (browsers: "Could not decode a text frame as UTF-8.")
+    Case("server text frame of Latin-1 text, the client closes 1007",
+         switched(server_frame(b"caf\xe9 cr\xe8me"), close("client", 1007)), ABORTED,
+         "ws_text_not_utf8", present=("ws_closed_with_error",),
+         evidence={"ws_text_not_utf8": ("server_frame", "close")},
+         found={"ws_text_not_utf8": ("server text frame of 10 bytes: invalid continuation byte "
+                                     "at byte 3", "then client sent Close 1007")}),
+    Case("client text frames of binary bytes, said once",
+         switched(then("bytes", lambda c: c.client_ws_frame(Opcode.TEXT, b"\x00\xff\xfe")),
+                  then("more", lambda c: c.client_ws_frame(Opcode.TEXT, b"\xff"))),
+         SUCCEEDED, "ws_text_not_utf8", evidence={"ws_text_not_utf8": ("bytes",)},
+         found={"ws_text_not_utf8": ("client text frame of 3 bytes: invalid start byte",)}),
+    Case("server Close 1000 whose reason is not UTF-8",
+         switched(then("close", lambda c: c.server_ws_close(1000, b"bye \xff"))), SUCCEEDED,
+         "ws_text_not_utf8", present=("ws_closed_normally",),
+         found={"ws_text_not_utf8": ("server Close reason: invalid start byte at byte 6",)}),
+    # near misses: UTF-8 of several bytes a character, one the kept 125 bytes cut, binary
+    # bytes in a binary frame, a compressed text frame (its bytes are not the text)
+    Case("UTF-8 text, a long one cut inside a character, binary bytes, compressed text",
+         switched(server_frame("héllo €"), client_frame("x" * 124 + "€" * 10),
+                  then("binary", lambda c: c.server_ws_frame(Opcode.BINARY, b"\xff\xfe")),
+                  server_frame(b"\xf2\x48\xcd", rsv=4),
+                  request=ws_request(extensions=("permessage-deflate",)),
+                  extensions="permessage-deflate"),
+         SUCCEEDED, None, absent=("ws_text_not_utf8", "ws_rsv_without_extension")),
     # near misses: each form used where it is the fewest bytes
     Case("frames of 126 and 65,536 bytes in the 16- and 64-bit forms",
          switched(server_frame("x" * 126), client_frame("y" * 65536, max_segment=1400)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.first_bytes import (
@@ -26,6 +28,7 @@ _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 # The opcodes as plain ints: the loops below run per frame seen after a switch (up to 32 per
 # WebSocket), and reading a member off an Enum class costs ≈ 0.1 µs each time in Python 3.11.
 _CLOSE, _PING, _PONG = int(Opcode.CLOSE), int(Opcode.PING), int(Opcode.PONG)
+_TEXT = int(Opcode.TEXT)
 _DATA_OPCODES = (int(Opcode.CONTINUATION), int(Opcode.TEXT), int(Opcode.BINARY))
 _NORMAL_CLOSES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 _NEVER_SENT = (CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, CloseCode.TLS_HANDSHAKE)
@@ -115,15 +118,18 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
     # frames have none), and the finding is said once
     client_unmasked_reported = server_masked_reported = closed_said = rsv_said = False
     length_said: set[str] = set()  # the sides whose length encoding was said
+    utf8_said: set[str] = set()  # ... and whose text that is not UTF-8
     for seen in after.frames:
         ws = seen.ws
         opcode = ws.opcode
         minimal = _length_minimal(ws)
+        # (a compressed frame's text is not read: RSV1 with permessage-deflate)
+        bad_text = _not_utf8(ws) if opcode == _TEXT and not ws.rsv else None
         # The usual frame (data, masked as its side must mask, no RSV bit, its length in the
-        # fewest bytes) breaks none of the rules below: one test for it instead of each
-        # rule's (this loop runs for every frame the watch kept, up to 32 a WebSocket: the
-        # most repeated steps of the checks).
-        if (minimal and opcode in _DATA_OPCODES and not ws.rsv
+        # fewest bytes, text in UTF-8) breaks none of the rules below: one test for it
+        # instead of each rule's (this loop runs for every frame the watch kept, up to 32 a
+        # WebSocket: the most repeated steps of the checks).
+        if (minimal and bad_text is None and opcode in _DATA_OPCODES and not ws.rsv
                 and ws.masked == (seen.side == "client")):
             continue
         if not minimal and seen.side not in length_said:
@@ -131,6 +137,11 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
             findings.append(Finding("ws_frame_length_not_minimal", "the fewest length bytes",
                                     f"{seen.side} frame {_length_form(ws)}", (seen.frame,),
                                     seen.side))
+        if bad_text is not None and seen.side not in utf8_said:
+            utf8_said.add(seen.side)
+            findings.append(Finding("ws_text_not_utf8", "UTF-8",
+                                    f"{seen.side} text frame of {ws.length} bytes: {bad_text}",
+                                    (seen.frame,), seen.side))
         if seen.side == "client" and not ws.masked and not client_unmasked_reported:
             client_unmasked_reported = True
             findings.append(Finding("ws_client_frame_unmasked", "masked", "unmasked",
@@ -158,6 +169,13 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
             continue
         close = _close_of(ws.payload_prefix)
         code = close.code
+        bad_reason = _not_utf8(ws, 2) if "close_reason_invalid_utf8" in close.problems \
+            else None  # (a reason the kept prefix cuts is judged as far as it goes)
+        if bad_reason is not None and seen.side not in utf8_said:
+            utf8_said.add(seen.side)
+            findings.append(Finding("ws_text_not_utf8", "UTF-8",
+                                    f"{seen.side} Close reason: {bad_reason}", (seen.frame,),
+                                    seen.side))
         if code is not None and (code in _NEVER_SENT or code < 1000):
             findings.append(Finding("ws_close_code_invalid", "a code that may be sent",
                                     str(code), (seen.frame,)))
@@ -201,6 +219,24 @@ def _length_form(ws: WsFrame) -> str:
         return f"length {ws.length} in the 64-bit form with its top bit set"
     bits = {2: 7, 4: 16, 10: 64}.get(form, 0)
     return f"of {ws.length} bytes with a {bits}-bit length"
+
+
+def _not_utf8(ws: WsFrame, skip: int = 0) -> str | None:
+    """Why the text the frame's kept payload carries (past ``skip`` bytes: a Close's code)
+    is not UTF-8, in words, or None when it is, as far as the kept bytes go: a character
+    the kept prefix cuts is not held against it (RFC 6455 §8.1 judges the whole message)."""
+    text = ws.payload_prefix[skip:]
+    if text.isascii():  # (the usual text, at C speed)
+        return None
+    whole = ws.fin and ws.length <= len(ws.payload_prefix)
+    try:
+        _utf8_decoder().decode(text, whole)
+    except UnicodeDecodeError as error:
+        return f"{error.reason} at byte {skip + error.start}"
+    return None
+
+
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 
 def _close_of(payload: bytes) -> CloseInfo:

@@ -402,6 +402,16 @@ HTTP: tuple[Check, ...] = in_phase(
           "lenient ones read on, so the same sender works with one peer and not another.",
           "Fix the sender's frame encoder (typically a hand-written one that always uses the "
           "16- or 64-bit form)."),
+    Check("ws_text_not_utf8", E, Effect.NOTE, "RFC 6455 §8.1",
+          "a text frame or a Close reason is not valid UTF-8",
+          "\"When an endpoint is to interpret a byte stream as UTF-8 but finds that the byte "
+          "stream is not, in fact, a valid UTF-8 stream, that endpoint MUST _Fail the "
+          "WebSocket Connection_.\" Browsers print \"Could not decode a text frame as "
+          "UTF-8.\" and drop the connection; server libraries close with 1007 (invalid "
+          "payload data). Typical of binary data, or text in another encoding, sent in a text "
+          "frame.",
+          "Send binary data in binary frames (opcode 0x2), and text (Close reasons too) as "
+          "UTF-8."),
     Check("ws_opcode_reserved", E, Effect.NOTE, "RFC 6455 §5.2",
           "a frame uses a reserved opcode",
           "Opcodes 0x3-0x7 and 0xB-0xF are reserved; \"if an unknown opcode is received, the "
