@@ -15,8 +15,10 @@ from analyzer.http.message import Headers, ResponseHead
 from tests.builder import (
     DEFAULT_WS_KEY,
     Conversation,
+    Opcode,
     http_response,
     websocket_request,
+    websocket_response,
     write_pcap,
 )
 from tests.helpers import analyze_pcap
@@ -171,8 +173,6 @@ def test_silent_close_points_at_tungstenite_with_its_log(tmp_path: Path) -> None
 
 
 def test_wrong_accept_predicts_each_clients_words(tmp_path: Path) -> None:
-    from tests.builder import websocket_response
-
     conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
     conv.handshake()
     conv.client(websocket_request("example.com", "/ws", extra_headers=[
@@ -188,6 +188,38 @@ def test_wrong_accept_predicts_each_clients_words(tmp_path: Path) -> None:
                                     "'Sec-WebSocket-Accept' header value")
     assert any(line.startswith("Node ws: Invalid Sec-WebSocket-Accept") for line in
                who.client_errors)
+
+
+def test_text_that_is_not_utf8_predicts_the_browsers_words_only_when_the_server_sent_it(
+        tmp_path: Path) -> None:
+    """A server's text frame that is not UTF-8, then Chrome's Close: Chrome printed "Could
+    not decode a text frame as UTF-8." The near miss: the client sent the bad text and the
+    server closed 1007; Chrome printed the Close it got, not that line."""
+    chrome = [("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, "
+                             "like Gecko) Chrome/120.0.0.0 Safari/537.36")]
+    for sender in ("server", "client"):
+        conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+        conv.handshake()
+        conv.client(websocket_request("example.com", "/ws", extra_headers=chrome))
+        conv.server(websocket_response())
+        if sender == "server":
+            conv.server_ws_frame(Opcode.TEXT, b"caf\xe9")
+            conv.client_ws_close(1002, delay=0.001)
+        else:
+            conv.client_ws_frame(Opcode.TEXT, b"caf\xe9")
+            conv.server_ws_close(1007, delay=0.001)
+        path = tmp_path / f"{sender}.pcap"
+        write_pcap(path, [conv])
+        (diagnosis,) = analyze_pcap(path)
+        assert diagnosis.verdict.value == "aborted"
+        assert diagnosis.primary is not None and diagnosis.primary.check == "ws_text_not_utf8"
+        lines = diagnosis.attribution.client_errors
+        said = ("Chrome: WebSocket connection to 'ws://example.com/ws' failed: Could not decode "
+                "a text frame as UTF-8.")
+        if sender == "server":
+            assert lines == (said,)
+        else:
+            assert said not in lines and "Chrome: CloseEvent code 1007" in lines
 
 
 @pytest.mark.parametrize(("agent", "name"), [

@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from analyzer.attribution.clients import KIND_OF_FINDING, client_errors, client_name
+from analyzer.attribution.clients import (
+    KIND_OF_FINDING,
+    SERVER_SENT_KINDS,
+    client_errors,
+    client_name,
+)
 from analyzer.attribution.model import Attribution, attribution
 from analyzer.attribution.servers import ServerMatch, match_known, match_silent_close
 from analyzer.attribution.texts import match_words
@@ -81,8 +86,9 @@ def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
                                      response.status == 101):
         return "status"
     for finding in findings:
-        if finding.check in KIND_OF_FINDING:
-            return KIND_OF_FINDING[finding.check]
+        kind = KIND_OF_FINDING.get(finding.check)
+        if kind is not None and (kind not in SERVER_SENT_KINDS or finding.side == "server"):
+            return kind
     return None
 
 

@@ -108,6 +108,13 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "ConnectionRefusedError: [Errno 111] Connection refused"),
         ("Chrome", "net::ERR_CONNECTION_REFUSED"),
     ),
+    # Text the server sent that is not UTF-8 (ws_text_not_utf8): Chromium's and WebKit's
+    # WebSocketChannel fail the connection with this message (their sources, and users'
+    # reports of Chrome's console line)
+    "text_not_utf8": (
+        ("Chrome", "WebSocket connection to '{url}' failed: Could not decode a text frame as "
+                   "UTF-8."),
+    ),
     "closed": (
         ("Node ws", "close event: code {value}"),
         ("python websockets", "ConnectionClosedError: received {value}"),
@@ -205,6 +212,10 @@ _ERRORS.update({
     ),
 })
 
+# Failure kinds a client reports about what the server sent: a finding of that kind on the
+# client's own side (the client sent the bad text) is not what the client printed.
+SERVER_SENT_KINDS = frozenset({"text_not_utf8"})
+
 # Failure kind → the clients _ERRORS quotes for it.
 _CLIENTS = {kind: frozenset(name for name, _ in lines) for kind, lines in _ERRORS.items()}
 
@@ -219,6 +230,7 @@ KIND_OF_FINDING = {
     "ws_protocol_not_offered": "protocol_not_offered",
     "ws_extension_not_offered": "extension",
     "ws_closed_with_error": "closed",
+    "ws_text_not_utf8": "text_not_utf8",
     "tcp_refused": "refused",
     "tls_certificate_rejected": "tls_untrusted",
     "tls_certificate_name_mismatch": "tls_name",
