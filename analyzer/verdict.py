@@ -228,7 +228,7 @@ CLIENT_ENFORCED = frozenset({
 _FRAME_FAULTS = frozenset({
     "ws_client_frame_unmasked", "ws_server_frame_masked", "ws_rsv_without_extension",
     "ws_opcode_reserved", "ws_control_frame_invalid", "ws_ping_unanswered",
-    "ws_frame_length_not_minimal", "ws_text_not_utf8",
+    "ws_frame_length_not_minimal", "ws_text_not_utf8", "ws_close_reason_not_utf8",
 })
 # Reactions right after the switch; the finding's side says who reacted.
 _HANG_UPS = frozenset({"client_hung_up_after_switch", "server_hung_up_after_switch",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,32 +191,41 @@ def test_wrong_accept_predicts_each_clients_words(tmp_path: Path) -> None:
                who.client_errors)
 
 
-def test_text_that_is_not_utf8_predicts_the_browsers_words_only_when_the_server_sent_it(
-        tmp_path: Path) -> None:
-    """A server's text frame that is not UTF-8, then Chrome's Close: Chrome printed "Could
-    not decode a text frame as UTF-8." The near miss: the client sent the bad text and the
-    server closed 1007; Chrome printed the Close it got, not that line."""
-    chrome = [("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, "
-                             "like Gecko) Chrome/120.0.0.0 Safari/537.36")]
-    for sender in ("server", "client"):
+_CHROME = [("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
+                         "Gecko) Chrome/120.0.0.0 Safari/537.36")]
+
+
+@pytest.mark.parametrize(("check", "server_sends", "client_sends", "line"), [
+    ("ws_text_not_utf8", lambda c: c.server_ws_frame(Opcode.TEXT, b"caf\xe9"),
+     lambda c: c.client_ws_frame(Opcode.TEXT, b"caf\xe9"),
+     "Could not decode a text frame as UTF-8."),
+    ("ws_server_frame_masked", lambda c: c.server_ws_frame(Opcode.TEXT, b"hi", mask=True),
+     None, "A server must not mask any frames that it sends to the client."),
+])
+def test_a_frame_the_server_broke_predicts_chromes_words_only_when_the_server_sent_it(
+        tmp_path: Path, check: str, server_sends: Any, client_sends: Any, line: str) -> None:
+    """The server breaks a framing rule Chromium enforces, Chrome answers with Close 1002:
+    Chrome printed its line for that rule. The near miss: the client broke the same rule and
+    the server closed 1007; Chrome printed the Close it got, not that line."""
+    said = f"Chrome: WebSocket connection to 'ws://example.com/ws' failed: {line}"
+    for sender, sends in (("server", server_sends), ("client", client_sends)):
+        if sends is None:
+            continue
         conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
         conv.handshake()
-        conv.client(websocket_request("example.com", "/ws", extra_headers=chrome))
+        conv.client(websocket_request("example.com", "/ws", extra_headers=_CHROME))
         conv.server(websocket_response())
+        sends(conv)
         if sender == "server":
-            conv.server_ws_frame(Opcode.TEXT, b"caf\xe9")
             conv.client_ws_close(1002, delay=0.001)
         else:
-            conv.client_ws_frame(Opcode.TEXT, b"caf\xe9")
             conv.server_ws_close(1007, delay=0.001)
         path = tmp_path / f"{sender}.pcap"
         write_pcap(path, [conv])
         (diagnosis,) = analyze_pcap(path)
         assert diagnosis.verdict.value == "aborted"
-        assert diagnosis.primary is not None and diagnosis.primary.check == "ws_text_not_utf8"
+        assert diagnosis.primary is not None and diagnosis.primary.check == check
         lines = diagnosis.attribution.client_errors
-        said = ("Chrome: WebSocket connection to 'ws://example.com/ws' failed: Could not decode "
-                "a text frame as UTF-8.")
         if sender == "server":
             assert lines == (said,)
         else:

@@ -994,8 +994,10 @@ CASES: tuple[Case, ...] = (
          found={"ws_text_not_utf8": ("client text frame of 3 bytes: invalid start byte",)}),
     Case("server Close 1000 whose reason is not UTF-8",
          switched(then("close", lambda c: c.server_ws_close(1000, b"bye \xff"))), SUCCEEDED,
-         "ws_text_not_utf8", present=("ws_closed_normally",),
-         found={"ws_text_not_utf8": ("server Close reason: invalid start byte at byte 6",)}),
+         "ws_close_reason_not_utf8", present=("ws_closed_normally",),
+         absent=("ws_text_not_utf8",),
+         found={"ws_close_reason_not_utf8": ("server Close reason: invalid start byte at "
+                                             "byte 6",)}),
     # near misses: UTF-8 of several bytes a character, one the kept 125 bytes cut, binary
     # bytes in a binary frame, a compressed text frame (its bytes are not the text)
     Case("UTF-8 text, a long one cut inside a character, binary bytes, compressed text",
@@ -1005,6 +1007,9 @@ CASES: tuple[Case, ...] = (
                   request=ws_request(extensions=("permessage-deflate",)),
                   extensions="permessage-deflate"),
          SUCCEEDED, None, absent=("ws_text_not_utf8", "ws_rsv_without_extension")),
+    Case("server Close 1000 with a UTF-8 reason of several bytes a character",
+         switched(close("server", 1000, reason="à bientôt")), SUCCEEDED, "ws_closed_normally",
+         absent=("ws_close_reason_not_utf8",)),
     # near misses: each form used where it is the fewest bytes
     Case("frames of 126 and 65,536 bytes in the 16- and 64-bit forms",
          switched(server_frame("x" * 126), client_frame("y" * 65536, max_segment=1400)),

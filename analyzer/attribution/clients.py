@@ -108,12 +108,16 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "ConnectionRefusedError: [Errno 111] Connection refused"),
         ("Chrome", "net::ERR_CONNECTION_REFUSED"),
     ),
-    # Text the server sent that is not UTF-8 (ws_text_not_utf8): Chromium's and WebKit's
-    # WebSocketChannel fail the connection with this message (their sources, and users'
-    # reports of Chrome's console line)
+    # Frames the server sent against RFC 6455 (checks/after_switch.py): Chromium's (and
+    # WebKit's) WebSocketChannel fails the connection with these console lines (their
+    # sources and tests, and users' reports of them)
     "text_not_utf8": (
         ("Chrome", "WebSocket connection to '{url}' failed: Could not decode a text frame as "
                    "UTF-8."),
+    ),
+    "server_frame_masked": (
+        ("Chrome", "WebSocket connection to '{url}' failed: A server must not mask any "
+                   "frames that it sends to the client."),
     ),
     "closed": (
         ("Node ws", "close event: code {value}"),
@@ -214,7 +218,7 @@ _ERRORS.update({
 
 # Failure kinds a client reports about what the server sent: a finding of that kind on the
 # client's own side (the client sent the bad text) is not what the client printed.
-SERVER_SENT_KINDS = frozenset({"text_not_utf8"})
+SERVER_SENT_KINDS = frozenset({"text_not_utf8", "server_frame_masked"})
 
 # Failure kind → the clients _ERRORS quotes for it.
 _CLIENTS = {kind: frozenset(name for name, _ in lines) for kind, lines in _ERRORS.items()}
@@ -231,6 +235,7 @@ KIND_OF_FINDING = {
     "ws_extension_not_offered": "extension",
     "ws_closed_with_error": "closed",
     "ws_text_not_utf8": "text_not_utf8",
+    "ws_server_frame_masked": "server_frame_masked",
     "tcp_refused": "refused",
     "tls_certificate_rejected": "tls_untrusted",
     "tls_certificate_name_mismatch": "tls_name",

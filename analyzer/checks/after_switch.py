@@ -171,9 +171,8 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
         code = close.code
         bad_reason = _not_utf8(ws, 2) if "close_reason_invalid_utf8" in close.problems \
             else None  # (a reason the kept prefix cuts is judged as far as it goes)
-        if bad_reason is not None and seen.side not in utf8_said:
-            utf8_said.add(seen.side)
-            findings.append(Finding("ws_text_not_utf8", "UTF-8",
+        if bad_reason is not None:
+            findings.append(Finding("ws_close_reason_not_utf8", "UTF-8",
                                     f"{seen.side} Close reason: {bad_reason}", (seen.frame,),
                                     seen.side))
         if code is not None and (code in _NEVER_SENT or code < 1000):

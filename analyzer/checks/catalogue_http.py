@@ -403,15 +403,23 @@ HTTP: tuple[Check, ...] = in_phase(
           "Fix the sender's frame encoder (typically a hand-written one that always uses the "
           "16- or 64-bit form)."),
     Check("ws_text_not_utf8", E, Effect.NOTE, "RFC 6455 §8.1",
-          "a text frame or a Close reason is not valid UTF-8",
+          "a text frame is not valid UTF-8",
           "\"When an endpoint is to interpret a byte stream as UTF-8 but finds that the byte "
           "stream is not, in fact, a valid UTF-8 stream, that endpoint MUST _Fail the "
           "WebSocket Connection_.\" Browsers print \"Could not decode a text frame as "
           "UTF-8.\" and drop the connection; server libraries close with 1007 (invalid "
           "payload data). Typical of binary data, or text in another encoding, sent in a text "
           "frame.",
-          "Send binary data in binary frames (opcode 0x2), and text (Close reasons too) as "
-          "UTF-8."),
+          "Send binary data in binary frames (opcode 0x2), and text as UTF-8."),
+    Check("ws_close_reason_not_utf8", E, Effect.NOTE, "RFC 6455 §5.5.1",
+          "a Close frame's reason is not valid UTF-8",
+          "After the status code, a Close frame's body \"MAY contain UTF-8-encoded data with "
+          "value /reason/\", and §8.1 makes bytes that are not UTF-8 a failure of the "
+          "connection: Chrome prints \"Received a broken close frame containing invalid "
+          "UTF-8.\" where the Close would have ended it cleanly. Typical of a reason cut at "
+          "a byte count inside a character, or written in another encoding.",
+          "Encode the reason as UTF-8 and cut it only between characters (at most 123 "
+          "bytes)."),
     Check("ws_opcode_reserved", E, Effect.NOTE, "RFC 6455 §5.2",
           "a frame uses a reserved opcode",
           "Opcodes 0x3-0x7 and 0xB-0xF are reserved; \"if an unknown opcode is received, the "
