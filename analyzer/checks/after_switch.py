@@ -198,11 +198,17 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
 _TOP_BIT = 1 << 63  # of a 64-bit length: "the most significant bit MUST be 0"
 
 
+def _length_bytes(ws: WsFrame) -> int:
+    """The bytes of the frame's header up to its masking key: 2, 4 or 10 as its payload
+    length took the 7-bit field, the 16-bit form or the 64-bit one."""
+    return ws.header_length - 4 if ws.masked else ws.header_length
+
+
 def _length_minimal(ws: WsFrame) -> bool:
     """Whether the frame's payload length is encoded in the fewest bytes, as RFC 6455 §5.2
     requires: 0-125 in the 7-bit field, up to 65,535 in the 16-bit form, else the 64-bit
-    form with its top bit 0. The header's size tells the form used."""
-    form = ws.header_length - 4 if ws.masked else ws.header_length
+    form with its top bit 0."""
+    form = _length_bytes(ws)
     length = ws.length
     if length < 126:
         return form == 2
@@ -213,7 +219,7 @@ def _length_minimal(ws: WsFrame) -> bool:
 
 def _length_form(ws: WsFrame) -> str:
     """How a frame that breaks `_length_minimal` encoded its length, in words."""
-    form = ws.header_length - 4 if ws.masked else ws.header_length
+    form = _length_bytes(ws)
     if form == 10 and ws.length >= _TOP_BIT:
         return f"length {ws.length} in the 64-bit form with its top bit set"
     bits = {2: 7, 4: 16, 10: 64}.get(form, 0)
