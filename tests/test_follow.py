@@ -229,6 +229,47 @@ def test_a_content_length_of_any_size_goes_by_as_in_python(tmp_path: Path) -> No
     assert run._follow is not None and run._follow.bodies >= 4
 
 
+@pytest.mark.parametrize("pcapng", [False, True])
+def test_a_bug_under_the_compiled_skip_names_the_frame_it_was_on(
+        dense: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pcapng: bool) -> None:
+    """A fault put into the tracker (a bug in what the compiled skip calls) at a segment the
+    skip hands over in C: one line naming that segment's frame, exit 70, as a bug under the
+    Python loop does. (The skip gave no position back when it raised: the line named the
+    last frame Python had seen.)"""
+    from analyzer.exchange.tracker import ConnectionTracker
+    from tests.helpers import run_cli
+
+    path = dense
+    if pcapng:
+        _, run = _benchmarks()
+        path = tmp_path / "dense.pcapng"
+        run.write_as_pcapng(dense, path)
+    handed: list[int] = []
+    on_data = ConnectionTracker.on_data
+
+    def watched(self: Any, side: int, offset: int, data: bytes, frame: int,
+                time: float) -> None:
+        handed.append(frame)
+        on_data(self, side, offset, data, frame, time)
+
+    monkeypatch.setattr(ConnectionTracker, "on_data", watched)
+    run_cli("read", path, "-F", "jsonl")
+    at = handed[len(handed) // 2]
+
+    def broken(self: Any, side: int, offset: int, data: bytes, frame: int,
+               time: float) -> None:
+        if frame == at:
+            raise ValueError("a fault put in by the test")
+        on_data(self, side, offset, data, frame, time)
+
+    monkeypatch.setattr(ConnectionTracker, "on_data", broken)
+    result = run_cli("read", path, "-F", "jsonl")
+    assert result.exit_code == 70
+    assert result.stderr.strip().splitlines()[0] == (
+        f"upgrade-analyzer: error: internal error at frame {at}: ValueError: a fault put in "
+        "by the test (results so far are shown; please report this capture)")
+
+
 def test_the_compiled_body_room_is_the_readers() -> None:
     """`_body_room` (what `Follow` reads of a `BodyReader`) against `BodyReader.room`, for
     every framing, with and without a kept prefix, at every step of random segmentations up

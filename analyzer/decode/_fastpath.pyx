@@ -150,6 +150,17 @@ cdef inline bint _before(double t, double bound, bint inclusive) noexcept nogil:
     return t < bound or (inclusive and t == bound)
 
 
+cdef int _failed_after(BaseException error, Py_ssize_t count) except -1:
+    """An exception raised while a skip took a record (a bug in what it calls) notes the
+    records it took before that one (``frames_before``): the reader counts them, so that the
+    error names the frame it was on (`pcap.PcapRecords`, `pcapng.PcapngRecords`)."""
+    try:
+        error.frames_before = count
+    except AttributeError:  # (an exception type without a __dict__)
+        pass
+    return 0
+
+
 def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint little,
                  unsigned int limit, double units, double bound, bint inclusive,
                  LifeTable lives=None, Follow follow=None):
@@ -174,25 +185,29 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
     cdef double t
     if pos < 0 or (follow is not None and follow.decided):
         return pos, 0, 0, 0
-    while end - pos >= 16:
-        size = _u32(p + pos + 8, little)  # captured length
-        if size > limit:
-            break
-        stop = pos + 16 + size
-        if stop > end:
-            break
-        record_sec = _u32(p + pos, little)
-        record_frac = _u32(p + pos + 4, little)
-        t = <double>record_sec + <double>record_frac / units
-        # the bound first: a Passing connection's state changes when it takes a frame
-        if not _before(t, bound, inclusive) or not _ignored(p + pos + 16, size, l3, flows, t,
-                                                                     count + 1, lives, follow):
-            break
-        sec, frac = record_sec, record_frac
-        count += 1
-        pos = stop
-        if follow is not None and follow.decided:
-            break
+    try:
+        while end - pos >= 16:
+            size = _u32(p + pos + 8, little)  # captured length
+            if size > limit:
+                break
+            stop = pos + 16 + size
+            if stop > end:
+                break
+            record_sec = _u32(p + pos, little)
+            record_frac = _u32(p + pos + 4, little)
+            t = <double>record_sec + <double>record_frac / units
+            # the bound first: a Passing connection's state changes when it takes a frame
+            if not _before(t, bound, inclusive) or not _ignored(
+                    p + pos + 16, size, l3, flows, t, count + 1, lives, follow):
+                break
+            sec, frac = record_sec, record_frac
+            count += 1
+            pos = stop
+            if follow is not None and follow.decided:
+                break
+    except BaseException as error:  # a bug: the frame it was on, for its report
+        _failed_after(error, count)
+        raise
     return pos, count, sec, frac
 
 
@@ -219,36 +234,40 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
     cdef tuple interface
     if pos < 0 or (follow is not None and follow.decided):
         return pos, 0, 0, 0, 0
-    while end - pos >= 32:
-        if _u32(p + pos, little) != 6:  # not an EPB
-            break
-        blen = _u32(p + pos + 4, little)
-        if blen < 32 or blen & 3 or blen > max_block or blen > end - pos:
-            break
-        if _u32(p + pos + blen - 4, little) != blen:  # the trailer
-            break
-        iface = _u32(p + pos + 8, little)
-        cap = _u32(p + pos + 20, little)
-        if iface >= len(interfaces) or cap > blen - 32 or cap > max_record:
-            break
-        interface = interfaces[iface]
-        l3 = _l3(interface[0])
-        if l3 < 0:
-            break
-        # The reader's time: ((hi << 32) | lo) / units + offset, with Python's float steps.
-        ticks = (<unsigned long long>_u32(p + pos + 12, little) << 32) | _u32(p + pos + 16,
-                                                                               little)
-        t = <double>ticks / <double>interface[1] + <double>interface[2]
-        if not _before(t, bound, inclusive) or not _ignored(p + pos + 28, cap, l3, flows, t,
-                                                                    count + 1, lives, follow):
-            break
-        last_iface = iface
-        hi = _u32(p + pos + 12, little)
-        lo = _u32(p + pos + 16, little)
-        count += 1
-        pos += blen
-        if follow is not None and follow.decided:
-            break
+    try:
+        while end - pos >= 32:
+            if _u32(p + pos, little) != 6:  # not an EPB
+                break
+            blen = _u32(p + pos + 4, little)
+            if blen < 32 or blen & 3 or blen > max_block or blen > end - pos:
+                break
+            if _u32(p + pos + blen - 4, little) != blen:  # the trailer
+                break
+            iface = _u32(p + pos + 8, little)
+            cap = _u32(p + pos + 20, little)
+            if iface >= len(interfaces) or cap > blen - 32 or cap > max_record:
+                break
+            interface = interfaces[iface]
+            l3 = _l3(interface[0])
+            if l3 < 0:
+                break
+            # The reader's time: ((hi << 32) | lo) / units + offset, with Python's float steps.
+            ticks = (<unsigned long long>_u32(p + pos + 12, little) << 32) | _u32(p + pos + 16,
+                                                                                   little)
+            t = <double>ticks / <double>interface[1] + <double>interface[2]
+            if not _before(t, bound, inclusive) or not _ignored(
+                    p + pos + 28, cap, l3, flows, t, count + 1, lives, follow):
+                break
+            last_iface = iface
+            hi = _u32(p + pos + 12, little)
+            lo = _u32(p + pos + 16, little)
+            count += 1
+            pos += blen
+            if follow is not None and follow.decided:
+                break
+    except BaseException as error:  # a bug: the frame it was on, for its report
+        _failed_after(error, count)
+        raise
     return pos, count, last_iface, hi, lo
 
 

@@ -132,8 +132,12 @@ class PcapRecords:
                 seen = skip is not None  # the compiled skip saw the next record, if whole
                 if skip is not None:
                     self.number = number  # a passing TLS state numbers what it took from here
-                    pos, skipped, skipped_sec, skipped_frac = skip(buf, pos, little, limit,
-                                                                   units, bound, inclusive)
+                    try:
+                        pos, skipped, skipped_sec, skipped_frac = skip(buf, pos, little, limit,
+                                                                       units, bound, inclusive)
+                    except Exception as error:  # a bug in what it calls: name the frame it
+                        number += getattr(error, "frames_before", 0) + 1  # was on (_fastpath)
+                        raise
                     if skipped:
                         number += skipped
                         dropped += skipped

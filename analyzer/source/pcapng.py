@@ -166,8 +166,12 @@ class PcapngRecords:
             while True:
                 if skip is not None:
                     self.number = number  # a passing TLS state numbers what it took from here
-                    pos, skipped, iface, hi, lo = skip(buf, pos, order == "<", timing,
-                                                       MAX_RECORD, MAX_BLOCK, *self.bound)
+                    try:
+                        pos, skipped, iface, hi, lo = skip(buf, pos, order == "<", timing,
+                                                           MAX_RECORD, MAX_BLOCK, *self.bound)
+                    except Exception as error:  # a bug in what it calls: name the frame it
+                        number += getattr(error, "frames_before", 0) + 1  # was on (_fastpath)
+                        raise
                     if skipped:
                         number += skipped
                         dropped += skipped
