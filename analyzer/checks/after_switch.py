@@ -123,8 +123,10 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
         ws = seen.ws
         opcode = ws.opcode
         minimal = _length_minimal(ws)
-        # (a compressed frame's text is not read: RSV1 with permessage-deflate)
-        bad_text = _not_utf8(ws) if opcode == _TEXT and not ws.rsv else None
+        # `_not_utf8` only for text that is not ASCII (a compressed frame's text is not read:
+        # RSV1 with permessage-deflate)
+        bad_text = None if (opcode != _TEXT or ws.rsv or ws.payload_prefix.isascii()) \
+            else _not_utf8(ws)
         # The usual frame (data, masked as its side must mask, no RSV bit, its length in the
         # fewest bytes, text in UTF-8) breaks none of the rules below: one test for it
         # instead of each rule's (this loop runs for every frame the watch kept, up to 32 a
