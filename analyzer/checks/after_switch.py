@@ -121,18 +121,23 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
     utf8_said: set[str] = set()  # ... and whose text that is not UTF-8
     for seen in after.frames:
         ws = seen.ws
-        opcode = ws.opcode
-        minimal = _length_minimal(ws)
+        opcode, rsv, masked, length = ws.opcode, ws.rsv, ws.masked, ws.length
+        # RFC 6455 §5.2, the length in the fewest bytes: the header up to its masking key is
+        # 2, 4 or 10 bytes as the 7-bit field, the 16-bit or the 64-bit form holds it (read
+        # here rather than in a function: ≈ 400 instructions a frame less)
+        form = ws.header_length - 4 if masked else ws.header_length
+        minimal = form == 2 or (form == 4 and length > 125) or (
+            form == 10 and 65535 < length < _TOP_BIT)
         # `_not_utf8` only for text that is not ASCII (a compressed frame's text is not read:
         # RSV1 with permessage-deflate)
-        bad_text = None if (opcode != _TEXT or ws.rsv or ws.payload_prefix.isascii()) \
+        bad_text = None if (opcode != _TEXT or rsv or ws.payload_prefix.isascii()) \
             else _not_utf8(ws)
         # The usual frame (data, masked as its side must mask, no RSV bit, its length in the
         # fewest bytes, text in UTF-8) breaks none of the rules below: one test for it
         # instead of each rule's (this loop runs for every frame the watch kept, up to 32 a
         # WebSocket: the most repeated steps of the checks).
-        if (minimal and bad_text is None and opcode in _DATA_OPCODES and not ws.rsv
-                and ws.masked == (seen.side == "client")):
+        if (minimal and bad_text is None and opcode in _DATA_OPCODES and not rsv
+                and masked == (seen.side == "client")):
             continue
         if not minimal and seen.side not in length_said:
             length_said.add(seen.side)
@@ -200,28 +205,9 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
 _TOP_BIT = 1 << 63  # of a 64-bit length: "the most significant bit MUST be 0"
 
 
-def _length_bytes(ws: WsFrame) -> int:
-    """The bytes of the frame's header up to its masking key: 2, 4 or 10 as its payload
-    length took the 7-bit field, the 16-bit form or the 64-bit one."""
-    return ws.header_length - 4 if ws.masked else ws.header_length
-
-
-def _length_minimal(ws: WsFrame) -> bool:
-    """Whether the frame's payload length is encoded in the fewest bytes, as RFC 6455 §5.2
-    requires: 0-125 in the 7-bit field, up to 65,535 in the 16-bit form, else the 64-bit
-    form with its top bit 0."""
-    form = _length_bytes(ws)
-    length = ws.length
-    if length < 126:
-        return form == 2
-    if length < 65536:
-        return form == 4
-    return form == 10 and length < _TOP_BIT
-
-
 def _length_form(ws: WsFrame) -> str:
-    """How a frame that breaks `_length_minimal` encoded its length, in words."""
-    form = _length_bytes(ws)
+    """How a frame whose length is not in the fewest bytes encoded it, in words."""
+    form = ws.header_length - 4 if ws.masked else ws.header_length
     if form == 10 and ws.length >= _TOP_BIT:
         return f"length {ws.length} in the 64-bit form with its top bit set"
     bits = {2: 7, 4: 16, 10: 64}.get(form, 0)
