@@ -121,22 +121,23 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
     utf8_said: set[str] = set()  # ... and whose text that is not UTF-8
     for seen in after.frames:
         ws = seen.ws
-        opcode, rsv, masked, length = ws.opcode, ws.rsv, ws.masked, ws.length
+        opcode = ws.opcode
+        masked = ws.masked
         # RFC 6455 §5.2, the length in the fewest bytes: the header up to its masking key is
         # 2, 4 or 10 bytes as the 7-bit field, the 16-bit or the 64-bit form holds it (read
         # here rather than in a function: ≈ 400 instructions a frame less)
         form = ws.header_length - 4 if masked else ws.header_length
-        minimal = form == 2 or (form == 4 and length > 125) or (
-            form == 10 and 65535 < length < _TOP_BIT)
+        minimal = form == 2 or (ws.length > 125 if form == 4 else
+                                form == 10 and 65535 < ws.length < _TOP_BIT)
         # `_not_utf8` only for text that is not ASCII (a compressed frame's text is not read:
         # RSV1 with permessage-deflate)
-        bad_text = None if (opcode != _TEXT or rsv or ws.payload_prefix.isascii()) \
+        bad_text = None if (opcode != _TEXT or ws.rsv or ws.payload_prefix.isascii()) \
             else _not_utf8(ws)
         # The usual frame (data, masked as its side must mask, no RSV bit, its length in the
         # fewest bytes, text in UTF-8) breaks none of the rules below: one test for it
         # instead of each rule's (this loop runs for every frame the watch kept, up to 32 a
         # WebSocket: the most repeated steps of the checks).
-        if (minimal and bad_text is None and opcode in _DATA_OPCODES and not rsv
+        if (minimal and bad_text is None and opcode in _DATA_OPCODES and not ws.rsv
                 and masked == (seen.side == "client")):
             continue
         if not minimal and seen.side not in length_said:
