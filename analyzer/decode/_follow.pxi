@@ -403,15 +403,18 @@ cdef object _watching_switch(object tracker, int side, double t):
     `exchange/switching.py` `_observe`'s ordinary step, its plain twin: a `CompiledSwitchWatch`
     on, before its deadline, ``side`` switched, and not the client's side while a late request
     may still come. Else None: the tracker reads them (`on_data`). `Follow._deliver` and a
-    watching TLS state (`_watching.pxi` `_watch_record`) ask it."""
-    cdef object switch = tracker._switch, watch, client
+    watching TLS state (`_watching.pxi` `_watch_record`) ask it, both after `_load_tracker`:
+    the tracker's fields are read at their slots, as `_unread` reads them."""
+    cdef object switch = _slot(tracker, _T_SWITCH), watch, client, state
     if switch is None:
         return None
     watch = switch.watch
-    if (type(watch) is not CompiledSwitchWatch or t > <double>(<CompiledSwitchWatch>watch).deadline
-            or (<tuple>tracker._sides)[side].mode is not _SWITCHED_MODE):
+    if type(watch) is not CompiledSwitchWatch or t > <double>(<CompiledSwitchWatch>watch).deadline:
         return None
-    client = tracker._client
+    state = (<tuple>_slot(tracker, _T_SIDES))[side]
+    if type(state) is not _SIDE or _slot(state, _S_MODE) is not _SWITCHED_MODE:
+        return None
+    client = _slot(tracker, _T_CLIENT)
     if (client is not None and <int>client == side
             and (<CompiledSwitchWatch>watch)._client_first is None
             and (switch.request is None or switch.replaceable)):

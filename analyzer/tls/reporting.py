@@ -77,7 +77,7 @@ class TlsReporting:
             sni=hello.sni if hello else "",
             alpn=session.alpn or (",".join(hello.alpn) if hello else ""),
             version=version_name(session.version) if session.version else "",
-            first_frame=session.client_hello_frame or self._first_frame(),
+            first_frame=self._session_first_frame(),
             last_frame=last,
             reason=why,
         ))
@@ -87,8 +87,11 @@ class TlsReporting:
         source_of = self._run.source_of
         if source_of is None:  # one input: it carried them
             return True
-        first = self._session.client_hello_frame or self._first_frame()
-        return source_of(first) in secrets.embedded_from
+        return source_of(self._session_first_frame()) in secrets.embedded_from
+
+    def _session_first_frame(self) -> int:
+        """The session's first frame: its ClientHello's, else its SYN's."""
+        return self._session.client_hello_frame or self._first_frame()
 
     def _first_frame(self) -> int:
         syn = self._tcp.syn_seen
