@@ -83,7 +83,9 @@ def _lives(path: Path, secrets: KeyStore, compiled: bool) -> tuple[Any, Any, Ana
 
 
 _BIG_DATA = _entry(23, _frame(b"b" * _BIG))
-_SMALL_DATA = _entry(23, _frame(b"hi"))
+_SMALL_DATA = _entry(23, _frame(b"hi"))  # a record of 21 bytes: always opened
+# records of 25 bytes, counted on trust (`LIFE_TRUST_FROM`), 8 bytes of plaintext each
+_SMALL_RUN = [_entry(23, _frame(b"msg %02d" % i)) for i in range(10)]
 _PADDED_DATA = _entry(0, _frame(b"p" * _BIG) + b"\x17")  # type 23, then one byte of padding
 # a close_notify alert padded to a record counted on trust
 _PADDED_ALERT = _entry(0, b"\x01\x00\x15" + bytes(_BIG))
@@ -112,15 +114,24 @@ _PARTIAL = tls_plaintext.MAGIC + bytes((tls_plaintext.SERVER | tls_plaintext.RAW
      False, 0x10),
     # only application data: the trusted ones replaced one another, unopened
     ("data", [_BIG_DATA] * 6 + [_SMALL_DATA, _BIG_DATA, _BIG_DATA], False, 0x10),
+    # small messages, each counted on trust too: so small that the ring of those the tail
+    # may need fills (decode/_trust.pxi), and its first is opened to make room
+    ("small data", _SMALL_RUN * 3 + [_SMALL_DATA], False, 0x10),
+    # a small ticket among small messages, then a smaller one, which needs it opened
+    ("small ticket", _SMALL_RUN[:3] + [_entry(22, _ticket(60))] + _SMALL_RUN[:3]
+     + [_SMALL_DATA, _BIG_DATA], False, 0x10),
+    # ... and before so many small ones that the ring fills while it is still its first
+    ("small ticket, ring full", [_entry(22, _ticket(40))] + _SMALL_RUN + [_BIG_DATA],
+     False, 0x10),
 ])
 def test_a_record_counted_on_trust_in_life_that_is_not_data_is_read_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, added: list[bytes],
         at_end: bool, shape: int) -> None:
     """Whether the record counted on trust is opened in the skip (a smaller record follows
-    it), when the state is brought up to date, or in the same segment as the record that
-    needs it: the same attempts, in the same order, the same lives and findings as the
-    per-segment path and as every record opened in life; where it was not application
-    data, it was taken back and read in Python (`_reread`)."""
+    it, or the ring is full), when the state is brought up to date, or in the same segment
+    as the record that needs it: the same attempts, in the same order, the same lives and
+    findings as the per-segment path and as every record opened in life; where it was not
+    application data, it was taken back and read in Python (`_reread`)."""
     path, secrets = _capture(tmp_path, added, at_end, shape)
     reread: list[int] = []
     original = syncing._reread
@@ -138,10 +149,13 @@ def test_a_record_counted_on_trust_in_life_that_is_not_data_is_read_again(
     assert plain_ended[0][1].how == ("close_frame" if at_end else "close_handshake")
     assert plain_ended[0][1].end_frame > 0
     assert took > 0
-    if case != "ticket with small" and case != "data":
-        assert reread, case
-    else:  # (in one segment with the record that needed it: that segment went to Python)
+    if case == "small data":  # (all but the first two after the watch: `TRUST_AFTER`)
+        assert took >= 25, took
+    # (with small: in one segment with the record that needed it, which went to Python)
+    if case in ("ticket with small", "data", "small data"):
         assert not reread, case
+    else:
+        assert reread, case
 
 
 @pytest.mark.parametrize("in_c", [True, False])

@@ -149,16 +149,16 @@ cdef bint _open(Passing self, const unsigned char* q, Py_ssize_t n, long long fr
     cdef Py_ssize_t tail_length = self.life_tail_length
     cdef double data_time = self.life_data_time
     cdef list opened = None  # watching: the records' plaintext, given if all open
-    # trusting in life: the pending and prior records (see the fields) as the call leaves
-    # them; ``committed``: the pending one is the state's, counted before this call
-    cdef _Trusted pending, prior
-    cdef bint committed
+    # trusting in life: the ring (see the fields) as the call leaves it, kept if all opens
+    cdef _Trusted ring[_RING]
+    cdef int count = self.ring_n, i
+    cdef long long opened_length
     if self.life:
         memcpy(tail, self.life_tail, tail_length)
     before = self.end - self.start  # the current record's bytes so far
     _room(self, n)
-    pending, prior = self.pending, self.prior  # (after `_room`, which moves them)
-    committed = pending.at >= 0
+    if count:  # (after `_room`, which moves them)
+        memcpy(ring, self.ring, count * sizeof(_Trusted))
     buf = <unsigned char*>PyByteArray_AS_STRING(self.buf)
     at = self.end  # the buffer's place of q[0]
     pos = 0
@@ -193,46 +193,51 @@ cdef bint _open(Passing self, const unsigned char* q, Py_ssize_t n, long long fr
             trusted += 1
         elif (self.life_trust_from and clean >= self.trust_after and not self.padded
               and length - 5 >= self.life_trust_from and not (start == self.start and held)):
-            # trusted in life: the pending record from now on (the one before it is
-            # not needed if this one is application data: it fills the tail alone)
+            # trusted in life: the ring's last record from now on
+            if count == _RING:  # records too small to cover the tail: the first opened now
+                opened_length = _application_length(self, buf + ring[0].at, ring[0].length,
+                                                    ring[0].sequence)
+                if opened_length != ring[0].plain:  # not what it was counted as: Python
+                    _forget_from(self, at)  # reads this segment (the state's stay)
+                    return False
+                clean += 1
+                tail_length = _keep_tail(
+                    tail, tail_length,
+                    <const unsigned char*>PyByteArray_AS_STRING(_OUT), opened_length)
+                data_time = ring[0].end_time
+                count -= 1
+                memmove(ring, ring + 1, count * sizeof(_Trusted))
+                unconfirmed = count  # (those after it)
             result = length - 5 - (17 if self.lead < 0 else self.lead + 16)
             unconfirmed += 1
             trusted += 1
-            committed = False  # (the state's are replaced when this call's work is)
-            prior = pending
-            pending.at = start
-            pending.length = length
-            pending.sequence = sequence
-            pending.plain = result
-            pending.end_frame = frame
-            pending.end_time = t
+            ring[count].at = start
+            ring[count].length = length
+            ring[count].sequence = sequence
+            ring[count].plain = result
+            ring[count].end_frame = frame
+            ring[count].end_time = t
             if start < at:  # it began before this segment
-                pending.first_frame, pending.first_time = self.kept_frame, self.kept_time
+                ring[count].first_frame = self.kept_frame
+                ring[count].first_time = self.kept_time
             else:
-                pending.first_frame, pending.first_time = frame, t
+                ring[count].first_frame, ring[count].first_time = frame, t
+            count = _trim(ring, count + 1)
         else:
-            if pending.at >= 0:  # a smaller record: the tail needs the pending one first
-                if committed:  # (no record ended in this call yet: the locals are the
-                    if not _resolve(self):  # state's, which `_resolve` updates)
-                        _forget_from(self, at)
-                        return False
-                    memcpy(tail, self.life_tail, self.life_tail_length)
-                    tail_length = self.life_tail_length
-                    data_time = self.life_data_time
-                    clean, unconfirmed = self.clean, self.unconfirmed
-                else:
-                    result = _application_length(self, buf + pending.at, pending.length,
-                                                 pending.sequence)
-                    if result != pending.plain:  # not what it was counted as: Python
-                        _forget_from(self, at)  # reads this segment (the state's stay)
-                        return False
-                    unconfirmed = 0
+            if count:  # a smaller record: the tail needs the ring's records first
+                for i in range(_tail_start(ring, count), count):
+                    opened_length = _application_length(self, buf + ring[i].at,
+                                                        ring[i].length, ring[i].sequence)
+                    if opened_length != ring[i].plain:  # not what it was counted as:
+                        _forget_from(self, at)  # Python reads this segment (the state's
+                        return False  # stay, for the sync's `_resolve`)
                     clean += 1
                     tail_length = _keep_tail(
                         tail, tail_length,
-                        <const unsigned char*>PyByteArray_AS_STRING(_OUT), result)
-                    data_time = pending.end_time
-                pending = prior = _NO_RECORD
+                        <const unsigned char*>PyByteArray_AS_STRING(_OUT), opened_length)
+                    data_time = ring[i].end_time
+                unconfirmed = 0
+                count = 0
             if trusted_record:  # (never: the same test at its header) its bytes first
                 _settle(self)
             result = _application_length(self, buf + start, length, sequence)
@@ -274,8 +279,9 @@ cdef bint _open(Passing self, const unsigned char* q, Py_ssize_t n, long long fr
     self.to_header = to_header
     self.trusted_record = trusted_record
     self.held = held
-    if self.life_trust_from:
-        self.pending, self.prior = pending, prior
+    if count:
+        memcpy(self.ring, ring, count * sizeof(_Trusted))
+    self.ring_n = count
     self.plain = plain
     self.records += records
     self.pass_bytes += pass_bytes

@@ -70,7 +70,7 @@ cdef object _out_view(Py_ssize_t length):
 
 
 cdef struct _Trusted:
-    # A record counted on trust in life, unopened (`Passing.pending`, `Passing.prior`)
+    # A record counted on trust in life, unopened (`Passing.ring`)
     Py_ssize_t at  # its first byte's place in the buffer (-1: none)
     Py_ssize_t length  # header and body
     long long sequence, plain  # its sequence number; the plaintext it was counted as
@@ -78,7 +78,11 @@ cdef struct _Trusted:
     double first_time, end_time
 
 
-cdef _Trusted _NO_RECORD = _Trusted(-1, 0, 0, 0, 0, 0, 0.0, 0.0)
+cdef enum:
+    # The most records counted on trust in life a state holds unopened (`Passing.ring`):
+    # past them the first is opened (records so small that this many do not cover the
+    # tail)
+    _RING = 8
 
 
 cdef class Passing:
@@ -153,14 +157,16 @@ cdef class Passing:
     # Trusting in life (tls/passing.py `TRUST_IN_LIFE`): once ``trust_after`` records of these
     # keys opened unpadded, a record whose body is ``life_trust_from`` bytes or more (0:
     # never) counts as application data of its length less the overhead, and is opened only
-    # if its plaintext is needed: for the tail, when a smaller record follows it before the
-    # next sync (a record of that size fills the tail alone, so one more such record
-    # replaces it unopened). It is the ``pending`` record, and the one it replaced the
-    # ``prior`` (needed should the pending one not be application data); their bytes stay
-    # in the buffer. A record that does not open as the application data it was counted as
-    # is taken back, and Python reads it (`_take_back`).
+    # if its plaintext is needed: for the tail, when a smaller record follows it or at the
+    # next sync (decode/_trust.pxi). The ``ring_n`` records so counted last, in order, are
+    # ``ring``'s first: those whose plaintext the tail may need, should the last of them not
+    # be application data (the first is dropped, unopened, once those between it and the
+    # last cover the tail, `_trim`); their bytes stay in the buffer. A record that does not
+    # open as the application data it was counted as is taken back, with those after it,
+    # and Python reads them (`_take_back`).
     cdef public Py_ssize_t life_trust_from
-    cdef _Trusted pending, prior
+    cdef _Trusted ring[_RING]
+    cdef int ring_n
     # `_take_back` left records for Python (tls/syncing.py `_reread`): each one's length and
     # the frames and times of its first byte and end, in order; the frame and time the bytes
     # after them had (`kept_frame`'s before)
@@ -270,7 +276,7 @@ cdef class Passing:
         self.trust_from = 0
         self.clean = self.trust_after = self.unconfirmed = 0
         self.life_trust_from = 0
-        self.pending = self.prior = _NO_RECORD
+        self.ring_n = 0
         self.taken_back = None
         self.after_frame = 0
         self.after_time = 0.0
@@ -346,7 +352,7 @@ cdef class Passing:
                     return False
                 q = frame + start
                 if self.opening:
-                    if not _fits(self, n) and self.pending.at >= 0 and not _resolve(self):
+                    if not _fits(self, n) and self.ring_n and not _resolve(self):
                         return False
                     if not _fits(self, n) or not _open(self, q, n, ledger.base + index, t):
                         return False
@@ -436,7 +442,8 @@ cdef class Passing:
 
     @property
     def pending_at(self):
-        return self.pending.at
+        """The first byte's place of the records counted on trust in life (-1: none)."""
+        return self.ring[0].at if self.ring_n else -1
 
     def load_recent(self, recent):
         """Start from the direction's `recent` bytearray (tls/passing.py `arm`), and when

@@ -11,6 +11,7 @@ cdef int _room(Passing self, Py_ssize_t n) except -1:
     (the recent bytes, and from ``start`` on) moves down to the buffer's start."""
     cdef Py_ssize_t keep_from
     cdef char* buf
+    cdef int i
     if self.end + n <= PyByteArray_GET_SIZE(self.buf):
         return 0
     keep_from = _needed_from(self)
@@ -18,10 +19,8 @@ cdef int _room(Passing self, Py_ssize_t n) except -1:
     memmove(buf, buf + keep_from, self.end - keep_from)
     self.end -= keep_from
     self.start -= keep_from
-    if self.pending.at >= 0:
-        self.pending.at -= keep_from
-    if self.prior.at >= 0:
-        self.prior.at -= keep_from
+    for i in range(self.ring_n):
+        self.ring[i].at -= keep_from
     if self.places:
         _forget_below(self, keep_from)
         for i in range(self.place_first, self.places):
@@ -81,10 +80,8 @@ cdef inline Py_ssize_t _needed_from(Passing self):
     cdef Py_ssize_t keep_from = self.end - self.recent_length
     if self.start < keep_from:
         keep_from = self.start
-    if self.pending.at >= 0:  # (trusting in life: the pending and prior records)
-        if self.prior.at >= 0:
-            return self.prior.at if self.prior.at < keep_from else keep_from
-        return self.pending.at if self.pending.at < keep_from else keep_from
+    if self.ring_n and self.ring[0].at < keep_from:  # (trusting in life: their records)
+        return self.ring[0].at
     return keep_from
 
 

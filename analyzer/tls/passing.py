@@ -66,9 +66,9 @@ This is also the one point where a TLS session's later life is left to C: the "l
 of a switched connection (wave2-decisions.md) hooks in beside `sync`. A decrypted WebSocket
 gets a pair of opening states (one a direction) in its watch window (`offer_open_in_watch`:
 each opened record goes to the TLS stage at once, `TlsStage.watched_record`) and in its life
-(`offer_open_in_life`: the life's counts, times and tail at `sync`; large records counted on
-trust, `TRUST_IN_LIFE`, and read again in Python when one was not application data,
-tls/syncing.py `_reread`). docs/architecture.md says why.
+(`offer_open_in_life`: the life's counts, times and tail at `sync`; records counted on
+trust but the smallest, `TRUST_IN_LIFE`, opened only for the tail, and read again in Python
+when one was not application data, tls/syncing.py `_reread`). docs/architecture.md says why.
 """
 
 from __future__ import annotations
@@ -142,14 +142,20 @@ WATCH_IN_C = True
 
 # In life, a record whose encrypted body is at least LIFE_TRUST_FROM bytes counts as
 # application data of its length less the overhead, unopened, once TRUST_AFTER records
-# under the same keys opened without padding (as TRUST_FROM does for bodies): its plaintext
-# fills the life's tail alone (TAIL_BYTES, 131, and the overhead: at most 24), so it is opened
-# only if a smaller record follows it before the next sync, or at the sync, and one more such
-# record replaces it unopened. Should it then not open as that much application data, it
-# is taken back and read in Python (`_reread`). False: every record opened in life, the twin
+# under the same keys opened without padding (as TRUST_FROM does for bodies). The life reads
+# no plaintext but its tail (TAIL_BYTES, 131: where a final Close frame may begin), so such
+# records are opened only when the tail needs them: the last ones, whose plaintext covers
+# the tail (decode/_trust.pxi), when a smaller record follows them or at the next sync; the
+# others are never opened. Should one then not open as that much application data, it is
+# taken back with those after it and read in Python (`_reread`). 23: an unpadded KeyUpdate
+# is 22 bytes, an alert 19, so both are always opened (a padded one is the risk TRUST_FROM
+# takes, above; so is a NewSessionTicket sent in life that the tail does not reach: its
+# bytes count as the life's data). It was 160 (a record whose plaintext fills the tail
+# alone) until the twenty-first session: a chat's small messages were all opened, ≈ 16 % of
+# a keyed chat run's instructions. False: every record opened in life, the twin
 # tests/test_tls_passing.py compares it with.
 TRUST_IN_LIFE = True
-LIFE_TRUST_FROM = 160
+LIFE_TRUST_FROM = 23
 
 # A budget no body has: in life, nothing ends what may be opened but the records themselves.
 # Also the most a state takes as its budget (a C long long): a body's length comes from a
