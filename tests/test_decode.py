@@ -750,6 +750,26 @@ def test_flow_keys_of_hosts_that_differ_in_their_last_byte_spread_over_the_cache
         _fastpath.flow_key_slot(bytes(11))
 
 
+def test_the_tables_flow_keys_are_the_compiled_skips_own_objects() -> None:
+    """`segment.table_key` (the key the reassembly table is keyed by) against its plain twin:
+    the same bytes; and, compiled, the object the skip's cache of recent keys gives a frame
+    of that flow, so that the skip's look-up finds it by identity (an IPv6 key, which the
+    skip never looks up, is itself)."""
+    from analyzer.decode.decoder import FASTPATH_COMPILED
+    from analyzer.decode.segment import flow_key, table_key, table_key_plain
+
+    if not FASTPATH_COMPILED:
+        pytest.skip("the compiled module is not built")
+    from analyzer.decode import _fastpath
+
+    key = flow_key(bytes((10, 0, 0, 1)), 50000, bytes((192, 168, 1, 1)), 443)
+    made = table_key(bytes(key))
+    assert made == table_key_plain(key) == key
+    assert made is _fastpath.flow_key_compiled(key + b"frame's next bytes")
+    wide = flow_key(bytes(16), 50000, bytes(15) + b"\1", 443)
+    assert table_key(wide) is wide
+
+
 def test_compiled_flow_keys_are_the_bytes_themselves() -> None:
     """`_fastpath._flow_key` (the flow key a recent frame had, from a direct-mapped cache)
     against its plain twin, the 12 bytes as a new bytes object: equal, of type bytes, the same

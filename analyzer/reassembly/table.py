@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from analyzer.decode.segment import Segment, flow_key
+from analyzer.decode.segment import Segment, flow_key, table_key
 from analyzer.reassembly.connection import (
     _ACK,
     _FIN,
@@ -234,9 +234,9 @@ class Reassembler(InOrder, LifeRouting):
         else:
             addresses = (seg.src, seg.sport, seg.dst, seg.dport)
             side = 0
-        keys = (
-            flow_key(addresses[0], addresses[1], addresses[2], addresses[3]),
-            flow_key(addresses[2], addresses[3], addresses[0], addresses[1]),
+        keys = (  # (the compiled skip's objects: it finds them by identity, `table_key`)
+            table_key(flow_key(addresses[0], addresses[1], addresses[2], addresses[3])),
+            table_key(flow_key(addresses[2], addresses[3], addresses[0], addresses[1])),
         )
         if self._defer_syn and seg.flags & (_SYN | _ACK | _FIN | _RST) == _SYN and not seg.payload:
             # `_segment` keeps this SYN; until a listener is made, the directions are only
