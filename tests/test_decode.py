@@ -768,6 +768,18 @@ def test_the_tables_flow_keys_are_the_compiled_skips_own_objects() -> None:
     assert made is _fastpath.flow_key_compiled(key + b"frame's next bytes")
     wide = flow_key(bytes(16), 50000, bytes(15) + b"\1", 443)
     assert table_key(wide) is wide
+    # every connection of a capture read, made in Python or at its SYN in C
+    # (_handshake.pxi `_open_at_syn`), is keyed by those objects, both directions
+    from analyzer.pipeline import Analysis
+    from analyzer.source import read_records
+
+    run = Analysis(compiled=True)
+    path = Path(__file__).resolve().parents[1] / "captures" / "socketio_no_sticky_sessions.pcap"
+    for _ in run.feed_records(read_records([str(path)], [])):
+        pass
+    keys = [k for k in run._reassembler.flows if len(k) == 12]  # (the connections still open)
+    assert len(keys) >= 10
+    assert all(k is _fastpath.flow_key_compiled(k) for k in keys)
 
 
 def test_compiled_flow_keys_are_the_bytes_themselves() -> None:

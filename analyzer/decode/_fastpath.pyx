@@ -20,7 +20,7 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.string cimport memcmp, memcpy
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.object cimport PyObject, PyObject_GenericSetAttr
 
 cdef extern from *:
@@ -134,7 +134,9 @@ cdef inline bint _ignored(const unsigned char* frame, Py_ssize_t size, Py_ssize_
         return False
     if ip[33] & 0x02:  # a SYN may open a new connection: never skipped, but maybe fed
         return follow is not None and follow.feed(frame, size, l3, t, index, flows, ip)
-    entry = PyDict_GetItem(flows, _flow_key(ip + 12))
+    # (WithError: a flow key's look-up raises nothing, and this one saves the exception
+    # state PyDict_GetItem keeps around every look-up; every frame not skipped earlier)
+    entry = PyDict_GetItemWithError(flows, _flow_key(ip + 12))
     if entry is NULL:  # a connection in life is in the life table, not in ``flows``
         if lives is not None and lives.count and lives._find(ip + 12, 12) >= 0:
             return lives.take_frame(ip, size, l3, t, index)

@@ -61,7 +61,7 @@ cdef bint _open_at_syn(object reassembler, dict flows, const unsigned char* fram
     memcpy(reverse + 4, ip + 12, 4)
     memcpy(reverse + 8, ip + 22, 2)
     memcpy(reverse + 10, ip + 20, 2)
-    back = PyBytes_FromStringAndSize(<const char*>reverse, 12)
+    back = _flow_key(reverse)  # (the cache's object: the skip's look-ups find it by identity)
     if PyDict_GetItem(flows, back) is not NULL:  # a finished connection's side 1 (reuse)
         return False
     lives = reassembler._lives
