@@ -190,9 +190,7 @@ class TlsSession(SessionFacts):
                 self._early.append(record)
                 continue
             self._record(side, record, out)
-            client = self.client_side
-            if (side != client and client is not None and self.server_hello is not None
-                    and not self._dirs[client].records_after_hello):
+            if self.in_server_flight(side):
                 self.server_flight_frame = record.last_frame  # the server's flight goes on
         if self.early_data and self._early:
             self._release_early(out)
@@ -208,6 +206,14 @@ class TlsSession(SessionFacts):
                 self.problem = direction.records.broken
                 self.problem_side = side
         return out
+
+    def in_server_flight(self, side: int) -> bool:
+        """Whether a record of ``side`` now would be the server's and still of its flight
+        (after its hello, before any record of the client's): `server_flight_frame`
+        follows each one (tls/skipping.py passes none such in C)."""
+        client = self.client_side
+        return (side != client and client is not None and self.server_hello is not None
+                and not self._dirs[client].records_after_hello)
 
     def _release_early(self, out: list[Plain]) -> None:
         """The server said whether it accepted the held early data: read it, or drop it."""

@@ -136,7 +136,9 @@ class TlsSkipping:
         if not isinstance(inner, ConnectionTracker):
             return False
         room, deadline = inner.body_room(side)
-        if room <= 0:
+        if room <= 0 or self._session.in_server_flight(side):
+            # (a body before the client's first record after the hellos: a damaged or
+            # fuzzed capture; each record moves the flight's last frame, read in Python)
             return False
         opening = openable(self._session, side)
         if opening is not None:
