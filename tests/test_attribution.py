@@ -232,6 +232,41 @@ def test_a_frame_the_server_broke_predicts_chromes_words_only_when_the_server_se
             assert said not in lines and "Chrome: CloseEvent code 1007" in lines
 
 
+@pytest.mark.parametrize(("sender", "code", "reserved"), [
+    ("server", 1005, True), ("server", 1015, True),
+    ("server", 1011, False),  # a code that may be sent: the close event gives it
+    ("client", 1005, False),  # the client broke the rule: not what it printed
+])
+def test_a_server_close_with_a_reserved_code_predicts_the_clients_rejection(
+        tmp_path: Path, sender: str, code: int, reserved: bool) -> None:
+    """A server's Close carrying 1005, 1006 or 1015 (RFC 6455 §7.4.1: never sent; gunicorn's
+    ASGI worker and websockify have done it): Chrome fails the channel with its console line
+    (its close event then says 1006, not the code), Node ws and python websockets reject the
+    code (tests/test_close_code_live.py reads Chromium's and python websockets' lines from
+    the real clients); not "CloseEvent code 1005", which no client prints."""
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws", extra_headers=_CHROME))
+    conv.server(websocket_response())
+    if sender == "server":
+        conv.server_ws_close(code)
+        conv.client_ws_close(1002, delay=0.001)
+    else:
+        conv.client_ws_close(code)
+        conv.server_ws_close(1002, delay=0.001)
+    write_pcap(tmp_path / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    lines = diagnosis.attribution.client_errors
+    chrome = ("Chrome: WebSocket connection to 'ws://example.com/ws' failed: Received a broken "
+              "close frame containing a reserved status code.")
+    if reserved:
+        assert lines == (chrome, f"Node ws: Invalid WebSocket frame: invalid status code {code}",
+                         "python websockets: ConnectionClosedError: sent 1002 (protocol "
+                         "error) invalid status code; no close frame received")
+    else:
+        assert chrome not in lines and f"Chrome: CloseEvent code {code}" in lines
+
+
 @pytest.mark.parametrize(("agent", "name"), [
     ("PostmanRuntime/7.36.0", "Postman"),
     ("curl/8.5.0", "curl"),

@@ -16,6 +16,7 @@ from analyzer.attribution.servers import ServerMatch, match_known, match_silent_
 from analyzer.attribution.texts import match_words
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
 from analyzer.exchange.model import Attempt
+from analyzer.websocket.frames import NEVER_ON_WIRE
 
 if TYPE_CHECKING:  # analyzer.checks.facts reads this package's table of server texts
     from analyzer.checks.facts import Facts
@@ -88,8 +89,17 @@ def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
     for finding in findings:
         kind = KIND_OF_FINDING.get(finding.check)
         if kind is not None and (kind not in SERVER_SENT_KINDS or finding.side == "server"):
+            if kind == "closed" and finding.side == "server" and _reserved_code(finding):
+                return "close_code_reserved"  # (clients reject it: not the code they print)
             return kind
     return None
+
+
+def _reserved_code(finding: Finding) -> str:
+    """The code of a Close finding (``... Close 1005 ...``) when it is one that may never be
+    sent (RFC 6455 §7.4.1), else ""."""
+    code = _CLOSE_CODE.search(finding.found)
+    return code.group(1) if code and int(code.group(1)) in NEVER_ON_WIRE else ""
 
 
 _CLOSE_CODE = re.compile(r"Close (\d+)")
@@ -97,6 +107,8 @@ _CLOSE_WHY = re.compile(r" ('.*') \d+ ms after")
 
 
 def _value_for(kind: str | None, findings: tuple[Finding, ...]) -> str:
+    if kind == "close_code_reserved":
+        return next((code for code in map(_reserved_code, findings) if code), "")
     for finding in findings:
         if KIND_OF_FINDING.get(finding.check) == kind:
             if kind == "closed":

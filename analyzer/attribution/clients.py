@@ -119,6 +119,17 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Chrome", "WebSocket connection to '{url}' failed: A server must not mask any "
                    "frames that it sends to the client."),
     ),
+    # A Close with a code that may never be sent (1005, 1006, 1015: RFC 6455 §7.4.1), sent
+    # by the server: Chromium's ParseClose fails the channel (its close event then says
+    # 1006, not the code); Node ws and python websockets reject it and close with 1002 (both
+    # lines printed by the real clients against a server sending Close 1005)
+    "close_code_reserved": (
+        ("Chrome", "WebSocket connection to '{url}' failed: Received a broken close frame "
+                   "containing a reserved status code."),
+        ("Node ws", "Invalid WebSocket frame: invalid status code {value}"),
+        ("python websockets", "ConnectionClosedError: sent 1002 (protocol error) invalid "
+                              "status code; no close frame received"),
+    ),
     "closed": (
         ("Node ws", "close event: code {value}"),
         ("python websockets", "ConnectionClosedError: received {value}"),

@@ -371,7 +371,11 @@ HTTP: tuple[Check, ...] = in_phase(
     Check("ws_close_code_invalid", E, Effect.NOTE, "RFC 6455 §7.4.1",
           "Close frame with a code that must not be sent",
           "1005, 1006 and 1015 are reserved for reporting and must never be sent; codes below "
-          "1000 are not used.",
+          "1000 are not used. Clients reject such a Close from a server: Chrome prints "
+          "\"Received a broken close frame containing a reserved status code.\" (and its "
+          "close event says 1006), Node ws and python websockets \"invalid status code\" and "
+          "close with 1002. Typical of a server that echoes the 1005 its library reported "
+          "for a Close without a code.",
           "Fix the sender's close code."),
     Check("ws_client_frame_unmasked", E, Effect.NOTE, "RFC 6455 §5.1",
           "the client sent an unmasked frame",

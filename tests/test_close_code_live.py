@@ -1,0 +1,122 @@
+"""A server that closes a WebSocket with a code that may never be sent (1005: RFC 6455 §7.4.1;
+gunicorn's ASGI worker and websockify have done it), with real clients on ``lo`` captured by
+tcpdump: python websockets, and Chromium (through selenium, as tests/test_html_browser.py drives
+it). What each client printed is read from the client itself, and the attempt's attribution must
+predict exactly that line (attribution/clients.py "close_code_reserved"): not "CloseEvent code
+1005", which no client prints. The server is a few lines of raw socket code, since no library
+sends the code on purpose."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analyzer.verdict import Verdict
+from tests.helpers import analyze_pcap
+from tests.test_h2_live import HOST, _free_port, _stop, tcpdump
+from tests.test_h2_live import pytestmark as _live_marks
+from tests.test_html_browser import CHROMIUM, DRIVER, browser, webdriver  # noqa: F401 (fixture)
+
+websockets_client = pytest.importorskip("websockets.sync.client")
+pytestmark = _live_marks
+
+# Answers each handshake (at most two, for at most 30 s) with a correct 101, then sends Close
+# with the code argv[2] and waits for the client's answer before it closes.
+SERVER = r"""
+import base64, hashlib, socket, sys, time
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen(4)
+server.settimeout(30)
+code = int(sys.argv[2])
+print("ready", flush=True)
+for _ in range(2):
+    conn, _ = server.accept()
+    conn.settimeout(5)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(4096)
+    key = next(line.split(b":", 1)[1].strip() for line in data.split(b"\r\n")
+               if line.lower().startswith(b"sec-websocket-key:"))
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    time.sleep(0.2)
+    conn.sendall(bytes((0x88, 2)) + code.to_bytes(2, "big"))
+    try:
+        while conn.recv(4096):
+            pass
+    except OSError:
+        pass
+    conn.close()
+"""
+CODE = 1005
+
+
+def _server(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(CODE)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    return process
+
+
+def _predicted(path: Path, client: str) -> str:
+    """The one attempt's attribution line for ``client`` (without its name)."""
+    (diagnosis,) = analyze_pcap(path)
+    assert diagnosis.verdict is Verdict.ABORTED, diagnosis.verdict
+    assert any(f.check == "ws_close_code_invalid" and f.found == str(CODE)
+               for f in diagnosis.findings), diagnosis.findings
+    [line] = [line for line in diagnosis.attribution.client_errors
+              if line.startswith(f"{client}: ")]
+    return line[len(client) + 2:]
+
+
+def test_python_websockets_prints_what_the_attribution_says(tmp_path: Path) -> None:
+    port = _free_port()
+    server = _server(port)
+    path = tmp_path / "close1005.pcap"
+    try:
+        with (tcpdump(path, [port]), pytest.raises(Exception) as failed,
+              websockets_client.connect(f"ws://{HOST}:{port}/ws", open_timeout=10) as ws):
+            ws.recv(timeout=10)
+    finally:
+        _stop(server, signal.SIGTERM)
+    printed = f"{type(failed.value).__name__}: {failed.value}"
+    assert _predicted(path, "python websockets") == printed
+
+
+@pytest.mark.skipif(webdriver is None or CHROMIUM is None or DRIVER is None,
+                    reason="needs Chromium, chromedriver and selenium (run-tests.sh installs "
+                           "them)")
+def test_chromium_prints_what_the_attribution_says(  # (``browser``: the imported fixture)
+        browser: Any, tmp_path: Path) -> None:  # noqa: F811
+    port = _free_port()
+    server = _server(port)
+    page = tmp_path / "page.html"
+    page.write_text(f"""<!doctype html><script>
+const ws = new WebSocket("ws://{HOST}:{port}/ws");
+ws.onclose = e => {{ document.title = "closed " + e.code; }};
+</script>""", encoding="utf-8")
+    path = tmp_path / "close1005-chromium.pcap"
+    try:
+        with tcpdump(path, [port]):
+            browser.get_log("browser")  # (what earlier pages logged)
+            browser.get(page.as_uri())
+            deadline = time.monotonic() + 10
+            while not browser.title.startswith("closed") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            title = browser.title
+            logged = [entry["message"] for entry in browser.get_log("browser")]
+    finally:
+        _stop(server, signal.SIGTERM)
+    assert title == "closed 1006", title  # Chrome's close event: not the code sent
+    predicted = _predicted(path, "Chrome")
+    assert any(predicted in message for message in logged), (predicted, logged)
