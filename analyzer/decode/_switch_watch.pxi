@@ -14,14 +14,17 @@ cdef object _CLIENT = "client"  # switch._SIDES
 cdef object _SERVER = "server"
 
 
+cdef Py_ssize_t _SF_SIDE, _SF_FRAME, _SF_TIME, _SF_WS  # SeenFrame's slots (_slots.pxi)
+
+
 cdef object _seen_frame(object side, object frame, object time, object ws):
-    """`SeenFrame(side, frame, time, ws)` without the frozen dataclass's ``__init__`` (the
-    slots' descriptors store the same values, as `_segment_at` does for a Segment)."""
-    cdef object made = _new_object(_SeenFrame)
-    PyObject_GenericSetAttr(made, "side", side)
-    PyObject_GenericSetAttr(made, "frame", frame)
-    PyObject_GenericSetAttr(made, "time", time)
-    PyObject_GenericSetAttr(made, "ws", ws)
+    """`SeenFrame(side, frame, time, ws)` without the frozen dataclass's ``__init__``: its
+    slots written where their descriptors would store the same values (`_emit`'s way)."""
+    cdef object made = _slots_alloc(_SeenFrame)
+    _slots_set(made, _SF_SIDE, side)
+    _slots_set(made, _SF_FRAME, frame)
+    _slots_set(made, _SF_TIME, time)
+    _slots_set(made, _SF_WS, ws)
     return made
 
 
@@ -58,9 +61,11 @@ cdef class CompiledSwitchWatch:
     cdef object _early_frame
 
     def __init__(self, switch_time, seen_at, window):
-        global _SeenFrame, _TcpEvent, _AfterSwitch
+        global _SeenFrame, _TcpEvent, _AfterSwitch, _SF_SIDE, _SF_FRAME, _SF_TIME, _SF_WS
         if _SeenFrame is None:
             from analyzer.exchange.model import AfterSwitch, SeenFrame, TcpEvent
+            _SF_SIDE, _SF_FRAME = _slot_of(SeenFrame, "side"), _slot_of(SeenFrame, "frame")
+            _SF_TIME, _SF_WS = _slot_of(SeenFrame, "time"), _slot_of(SeenFrame, "ws")
             _SeenFrame, _TcpEvent, _AfterSwitch = SeenFrame, TcpEvent, AfterSwitch
         self.switch_time = switch_time
         self.websocket = True
