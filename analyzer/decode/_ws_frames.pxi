@@ -181,7 +181,7 @@ cdef class CompiledFrameParser:
         payload = PyBytes_FromStringAndSize(<const char*>self.prefix, n)
         # the WsFrame without the frozen dataclass's ``__init__``: its slots written where
         # their descriptors would store the same values (the twin: `WsFrameParser`'s frames,
-        # equal, tests/test_websocket.py)
+        # equal, tests/test_websocket_frames_compiled.py)
         frame = _slots_alloc(_WsFrame)
         _slots_set(frame, _WF_FIN, self.fin)
         _slots_set(frame, _WF_RSV, self.rsv)
