@@ -45,6 +45,9 @@ records it can count exactly without opening them, and the other direction's bar
   bytes gather in C and its last segment goes the usual way, which reads it whole, as a
   gathering state offered by Python would have; `sync` counts what passed before it, then
   gives the gathered bytes;
+- no body passes while the server's flight goes on (`TlsSession.in_server_flight`: after its
+  hello, before any record of the client's; each server record moves `server_flight_frame`,
+  which Python reads record by record): only a damaged capture has a response body then;
 - a segment that is not the next in-order one, carries SYN/FIN/RST, was cut by the snaplen,
   waits for the other side's bytes, or comes from the other side with data, goes the usual
   way, and so does the periodic sweep's segment (the ledger's limit).
