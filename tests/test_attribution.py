@@ -259,6 +259,9 @@ def test_a_server_close_with_a_reserved_code_predicts_the_clients_rejection(
     lines = diagnosis.attribution.client_errors
     chrome = ("Chrome: WebSocket connection to 'ws://example.com/ws' failed: Received a broken "
               "close frame containing a reserved status code.")
+    if code != 1011:  # (not 1005's meaning, "the Close frame had none": it had one)
+        assert diagnosis.primary is not None
+        assert "reserved for what a library reports" in diagnosis.primary.found
     if reserved:
         assert lines == (chrome, f"Node ws: Invalid WebSocket frame: invalid status code {code}",
                          "python websockets: ConnectionClosedError: sent 1002 (protocol "

@@ -191,7 +191,10 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
             continue
         closed_said = True  # (the text below only for it: most attempts see two Closes)
         reason = f" '{close.reason}'" if close.reason else ""
-        meaning = f" ({_meaning(code)})" if code is not None else ""
+        meaning = "" if code is None else (
+            # (1005's own meaning, "the Close frame had none", reads as a contradiction here)
+            " (a code reserved for what a library reports: never sent in a Close frame)"
+            if code in _NEVER_SENT else f" ({_meaning(code)})")
         described = f"{seen.side} sent Close {code if code is not None else '(no code)'}"
         described += f"{meaning}{reason} {_ms(delay)} after the {switch}"
         if code is None or code in _NORMAL_CLOSES:
