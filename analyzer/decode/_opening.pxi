@@ -140,6 +140,20 @@ cdef inline Py_ssize_t _fold_tail(Passing self, unsigned char* tail, Py_ssize_t 
     return _keep_tail(tail, tail_length, <const unsigned char*>PyByteArray_AS_STRING(_OUT), n)
 
 
+cdef inline bint _opens_here(Passing self, const unsigned char* buf, _Trusted* record,
+                             unsigned char* tail, Py_ssize_t* tail_length,
+                             bint* tail_copied) except -1:
+    """Whether ``record`` of the ring, counted on trust, opens as the application data it
+    was counted as; its plaintext then goes into an `_open` call's ``tail`` (`_fold_tail`).
+    `_opens_as_counted` is its twin on the state's own tail."""
+    cdef long long length = _application_length(self, buf + record.at, record.length,
+                                                record.sequence)
+    if length != record.plain:
+        return False
+    tail_length[0] = _fold_tail(self, tail, tail_length[0], tail_copied, length)
+    return True
+
+
 cdef bint _open(Passing self, const unsigned char* q, Py_ssize_t n, long long frame,
                 double t) except -1:
     """Opening (see `Passing`'s fields, decode/_passing.pxi): take the ``n`` bytes at ``q``
@@ -165,7 +179,6 @@ cdef bint _open(Passing self, const unsigned char* q, Py_ssize_t n, long long fr
     # trusting in life: the ring (see the fields) as the call leaves it, kept if all opens
     cdef _Trusted ring[_RING]
     cdef int count = self.ring_n, i
-    cdef long long opened_length
     before = self.end - self.start  # the current record's bytes so far
     _room(self, n)
     if count:  # (after `_room`, which moves them)
@@ -206,13 +219,10 @@ cdef bint _open(Passing self, const unsigned char* q, Py_ssize_t n, long long fr
               and length - 5 >= self.life_trust_from and not (start == self.start and held)):
             # trusted in life: the ring's last record from now on
             if count == _RING:  # records too small to cover the tail: the first opened now
-                opened_length = _application_length(self, buf + ring[0].at, ring[0].length,
-                                                    ring[0].sequence)
-                if opened_length != ring[0].plain:  # not what it was counted as: Python
-                    _forget_from(self, at)  # reads this segment (the state's stay)
-                    return False
+                if not _opens_here(self, buf, &ring[0], tail, &tail_length, &tail_copied):
+                    _forget_from(self, at)  # not what it was counted as: Python reads this
+                    return False  # segment (the state's stay)
                 clean += 1
-                tail_length = _fold_tail(self, tail, tail_length, &tail_copied, opened_length)
                 data_time = ring[0].end_time
                 count -= 1
                 memmove(ring, ring + 1, count * sizeof(_Trusted))
@@ -235,13 +245,10 @@ cdef bint _open(Passing self, const unsigned char* q, Py_ssize_t n, long long fr
         else:
             if count:  # a smaller record: the tail needs the ring's records first
                 for i in range(_tail_start(ring, count), count):
-                    opened_length = _application_length(self, buf + ring[i].at,
-                                                        ring[i].length, ring[i].sequence)
-                    if opened_length != ring[i].plain:  # not what it was counted as:
-                        _forget_from(self, at)  # Python reads this segment (the state's
-                        return False  # stay, for the sync's `_resolve`)
+                    if not _opens_here(self, buf, &ring[i], tail, &tail_length, &tail_copied):
+                        _forget_from(self, at)  # not what it was counted as: Python reads
+                        return False  # this segment (the state's stay, for `_resolve`)
                     clean += 1
-                    tail_length = _fold_tail(self, tail, tail_length, &tail_copied, opened_length)
                     data_time = ring[i].end_time
                 unconfirmed = 0
                 count = 0
