@@ -144,8 +144,8 @@ cdef inline bint _opens_here(Passing self, const unsigned char* buf, _Trusted* r
                              unsigned char* tail, Py_ssize_t* tail_length,
                              bint* tail_copied) except -1:
     """Whether ``record`` of the ring, counted on trust, opens as the application data it
-    was counted as; its plaintext then goes into an `_open` call's ``tail`` (`_fold_tail`).
-    `_opens_as_counted` is its twin on the state's own tail."""
+    was counted as; its plaintext then goes into ``tail`` (`_fold_tail`): an `_open` call's
+    copy, or the state's own (`_opens_as_counted`, with ``tail_copied`` set)."""
     cdef long long length = _application_length(self, buf + record.at, record.length,
                                                 record.sequence)
     if length != record.plain:

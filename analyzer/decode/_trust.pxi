@@ -78,17 +78,13 @@ cdef bint _resolve(Passing self) except -1:
 
 cdef bint _opens_as_counted(Passing self, _Trusted record) except -1:
     """Whether ``record`` opens as the application data it was counted as; its
-    plaintext then goes into the tail, as `_open` does."""
-    cdef long long result = _application_length(
-        self, <const unsigned char*>PyByteArray_AS_STRING(self.buf) + record.at,
-        record.length, record.sequence)
-    if result != record.plain:
+    plaintext then goes into the state's own tail (`_opens_here` on it: nothing to copy)."""
+    cdef bint own = True
+    if not _opens_here(self, <const unsigned char*>PyByteArray_AS_STRING(self.buf), &record,
+                       self.life_tail, &self.life_tail_length, &own):
         return False
     self.unconfirmed = 0
     self.clean += 1
-    self.life_tail_length = _keep_tail(
-        self.life_tail, self.life_tail_length,
-        <const unsigned char*>PyByteArray_AS_STRING(_OUT), result)
     self.life_data_time = record.end_time
     return True
 
