@@ -17,6 +17,8 @@ from click.testing import CliRunner
 import analyzer.report.kept as kept
 import analyzer.report.spilled as spilled
 from analyzer.cli import cli
+from analyzer.correlate import Hop, Leg
+from analyzer.exchange.model import Endpoint
 from analyzer.pipeline import Analysis
 from analyzer.source import read_records
 from fuzz import hostile
@@ -117,6 +119,30 @@ def test_a_spilled_attempt_costs_a_few_bytes_of_memory(tmp_path: Path) -> None:
     report.write_csv(text.write)
     assert text.getvalue().count("\n") == len(decided) + 1
     assert sys.getsizeof(report.order) < 10 * len(decided)
+
+
+def test_a_spilled_record_reads_back_as_it_was_written() -> None:
+    """`_packed` writes a record as marshal's plain values and `_unpacked` makes it again:
+    every attempt of the bundled captures, in each format's line, comes back equal, its Leg,
+    Hop and Endpoints of their own types (the pairing and the redirects compare them)."""
+    run = Analysis()
+    decided = list(run.feed_records(read_records(CAPTURES, []))) + run.finish()
+    kinds = set()
+    for fmt in ("table", "csv", "json"):
+        store = kept.KeptAttempts(fmt, lambda d: d.verdict.value != "succeeded")
+        for d in decided:
+            record = store.record(d, len(kinds))
+            back = kept._unpacked(kept._packed(record))
+            assert back == record and type(back) is kept.Record
+            assert type(back.hop) is Hop and type(back.hop.client) is Endpoint
+            if back.leg is not None:
+                assert type(back.leg) is Leg
+                assert type(back.leg.client) is type(back.leg.server) is Endpoint
+            kinds.add((back.leg is None, back.keep))
+            # an abnormal end of the `Closed:` lines (target, closer, silence, how)
+            ended = record._replace(closed=("/chat", "10.0.0.1", 1.5, "reset"))
+            assert kept._unpacked(kept._packed(ended)) == ended
+    assert len(kinds) == 3  # without a request (so no leg), and with one, kept or not
 
 
 def test_spilled_markdown_measures_cells_as_escaped(monkeypatch: pytest.MonkeyPatch,

@@ -8,8 +8,9 @@ as always. Past that (a reconnect storm: a million attempts were 15 KB each) eve
 reduced, as it is decided, to a compact record: its line of the report already rendered (table
 cells, CSV record or JSON element, without the number, which comes from the final order), what
 the summary counts, and the small `Leg` and `Hop` that correlation and redirect following read.
-Records go to an unnamed temporary file; memory keeps four numbers per attempt (first frame,
-time, file offset, hash of its storm key). At the end (`SpilledReport`) the order is sorted
+Records go to an unnamed temporary file, written by `marshal` as plain values (`_packed`);
+memory keeps five numbers per attempt (first frame, time, file offset, hash of its storm key,
+offset of its whole diagnosis when kept). At the end (`SpilledReport`) the order is sorted
 from those numbers, correlation pairs the legs in time order over the file, and the report is
 read back from it.
 
@@ -25,6 +26,7 @@ import copyreg
 import dataclasses
 import functools
 import heapq
+import marshal
 import pickle
 import tempfile
 from array import array
@@ -92,6 +94,35 @@ class Record(NamedTuple):
     full: int  # offset of the whole diagnosis in the pickle file, -1 when not there
     # an abnormal end for the `Closed:` lines: target, closer address, silence, how
     closed: tuple[str, str, float, str] | None = None
+
+
+# A record is read back several times (the summary's pass, correlation, redirects, the table's
+# two): pickled, its Leg and Hop with their Endpoints took 8-16 µs to load (each a Python
+# call), the whole record as marshal's plain tuples ≈ 2 µs and ≈ 3 more to make it again.
+def _packed(record: Record) -> bytes:
+    """``record`` as `marshal` bytes: plain tuples, each Endpoint as (address, port)."""
+    leg, hop = record.leg, record.hop
+    return marshal.dumps((
+        record.keep, record.verdict, record.reason, record.storm,
+        None if leg is None else (leg.time, leg.key, leg.line, _pair(leg.client),
+                                  _pair(leg.server), leg.response_time, leg.source),
+        (hop.time, _pair(hop.client), *hop[2:]),
+        record.line, record.full, record.closed))
+
+
+def _pair(endpoint: Endpoint) -> tuple[bytes, int]:
+    return endpoint.address, endpoint.port
+
+
+def _unpacked(data: bytes) -> Record:
+    """The `Record` that `_packed` wrote."""
+    keep, verdict, reason, storm, leg, hop, line, full, closed = marshal.loads(data)
+    if leg is not None:
+        time, key, request, client, server, response_time, source = leg
+        leg = Leg(time, key, request, Endpoint(*client), Endpoint(*server), response_time,
+                  source)
+    return Record(keep, verdict, reason, storm, leg, Hop(hop[0], Endpoint(*hop[1]), *hop[2:]),
+                  line, full, closed)
 
 
 _JSON_NUMBER = '{\n      "number": '
@@ -180,7 +211,7 @@ def _csv_head() -> str:  # made on first use: csv is imported only by the CSV fo
 
 
 class Spill:
-    """The records of a spilled report in a temporary file, four numbers each in memory."""
+    """The records of a spilled report in a temporary file, five numbers each in memory."""
 
     def __init__(self, owner: KeptAttempts) -> None:
         self.owner = owner
@@ -193,6 +224,9 @@ class Spill:
         # hash of each attempt's storm key (correlate.storm_key): the summary's storm groups
         # are made only for keys seen at least three times (report/spilled.py, `_scan`)
         self.storm = Column("q")
+        # each attempt's `Record.full`: the passes over the wholes kept (`_groups`, `update`)
+        # read no record
+        self.full = Column("q")
 
     def add(self, d: Diagnosis) -> None:
         # an attempt whose connection lives on is kept whole too: its end judges it again
@@ -203,31 +237,33 @@ class Spill:
         record = self.owner.record(d, full)
         self.at.append(self.put(record))
         self.storm.append(hash(record.storm))
+        self.full.append(full)
 
     def replace(self, index: int, record: Record) -> None:
         """Attempt ``index`` (order of decision) is now ``record`` (judged again)."""
         self.at[index] = self.put(record)
         self.storm[index] = hash(record.storm)
+        self.full[index] = record.full
 
     def update(self, index: int, ended: Ended) -> None:
         """Attempt ``index`` (order of decision) with its connection's end: a new record
         (and whole) replaces the old one in the files."""
-        record = self.get(index)
-        if record.full < 0:
+        full = self.full[index]
+        if full < 0:
             return
-        d = with_life(self.whole(record.full), ended)
+        d = with_life(self.whole(full), ended)
         self.replace(index, self.owner.record(d, self.put_whole(d)))
 
     def put(self, record: Record) -> int:
         self.records.seek(0, 2)
         at = self.records.tell()
-        pickle.dump(record, self.records, protocol=pickle.HIGHEST_PROTOCOL)
+        data = _packed(record)
+        self.records.write(len(data).to_bytes(4, "little") + data)
         return at
 
     def get(self, index: int) -> Record:
         self.records.seek(self.at[index])
-        record: Record = pickle.load(self.records)
-        return record
+        return _unpacked(self.records.read(int.from_bytes(self.records.read(4), "little")))
 
     def put_whole(self, d: Diagnosis) -> int:
         if self.wholes is None:
@@ -258,12 +294,11 @@ class Spill:
         a report kept in memory: over the attempts kept whole because they lived on (one
         whole in memory at a time), the changed ones put again."""
         ends = []
-        for index in range(len(self.at)):
-            record = self.get(index)
-            if record.full >= 0 and (end := end_of(index, self.whole(record.full))) is not None:
+        for index, full in enumerate(self.full):
+            if full >= 0 and (end := end_of(index, self.whole(full))) is not None:
                 ends.append(end)
         for index, findings in group_findings(ends).items():
-            d = with_findings(self.whole(self.get(index).full), findings)
+            d = with_findings(self.whole(self.full[index]), findings)
             self.replace(index, self.owner.record(d, self.put_whole(d)))
 
     # --- correlation ------------------------------------------------------------------------
@@ -312,7 +347,7 @@ class Spill:
         """The whole diagnoses of the attempts ``needed``, by index of decision (None for
         one that could not be rebuilt)."""
         if self.owner.whole:
-            return lambda index: self.whole(self.get(index).full)
+            return lambda index: self.whole(self.full[index])
         # An attempt whose connection lived on is kept whole, with its end (`update`): a
         # rebuild would give its decided verdict, without the lifetime. The rest are rebuilt.
         records = {index: self.get(index) for index in needed}

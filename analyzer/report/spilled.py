@@ -94,9 +94,8 @@ class SpilledReport:
                 continue
             if stop is not None and kept >= stop:
                 return
-            record = self.spill.get(index)
-            d = self.spill.whole(record.full if whole and record.full >= 0
-                                 else rebuilt[index])
+            full = self.spill.full[index]
+            d = self.spill.whole(full if whole and full >= 0 else rebuilt[index])
             yield _numbered(d, rank + 1)
 
     def _scan(self) -> None:
@@ -251,11 +250,13 @@ class SpilledReport:
                 click.echo(f"upgrade-analyzer: error: no attempt {view.attempt}: this report "
                            f"has {len(self.order)} (see the table without --attempt)", err=True)
                 return False
-            d = self.spill.whole(self.spill.get(self.order[rank]).full)
+            d = self.spill.whole(self.spill.full[self.order[rank]])
             click.echo(text(_numbered(d, rank + 1), view), nl=False, color=view.color)
             return True
-        for rank, record in self._kept_records():
-            d = _numbered(self.spill.whole(record.full), rank + 1)
+        for rank, index in enumerate(self.order):
+            if not self.keep[rank]:
+                continue
+            d = _numbered(self.spill.whole(self.spill.full[index]), rank + 1)
             click.echo(text(d, view), color=view.color)
         # cli_read._emit prints the summary of the detail view with no warnings (stderr has them)
         click.echo(summary_lines(self.summary(stats, (), view.show_secrets, apart), clock))
