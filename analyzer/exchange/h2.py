@@ -29,19 +29,18 @@ itself holds at most one frame per direction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from analyzer.exchange.first_bytes import Start, read_first_bytes
 from analyzer.exchange.h2heads import field_value, request_head, response_head
 from analyzer.exchange.h2life import StreamLives
+from analyzer.exchange.h2streams import StreamState, stream_attempt
 from analyzer.exchange.handoff import HandlerFactory, RunContext
 from analyzer.exchange.model import (
     Attempt,
-    AttemptKind,
     H2End,
     H2Note,
     H2Problem,
-    H2Stream,
     Message,
     TcpEvent,
 )
@@ -77,32 +76,6 @@ _SIDES = ("client", "server")
 _WINDOW_OVER = "observation window over"
 
 
-@dataclass(slots=True)
-class _Stream:
-    id: int
-    sequence: int
-    request: Message | None = None
-    response: Message | None = None
-    interim: list[Message] = field(default_factory=list)
-    method: str = ""
-    protocol: str | None = None  # :protocol
-    settings_seen: tuple[tuple[int, int], ...] | None = None
-    connect_enabled: bool = False
-    watch: SwitchWatch | None = None
-    body: bytearray = field(default_factory=bytearray)
-    data: list[int] = field(default_factory=lambda: [0, 0])
-    ends: list[TcpEvent | None] = field(default_factory=lambda: [None, None])
-    reset: H2End | None = None
-    notes: list[H2Note] = field(default_factory=list)
-    undecoded: bool = False  # a header block of the stream could not be read
-    tails: list[bytes] = field(default_factory=lambda: [b"", b""])  # last DATA bytes, watched
-
-    @property
-    def is_attempt_shape(self) -> bool:
-        # an unreadable stream is listed: whether it was an attempt cannot be told
-        return self.method == "CONNECT" or self.undecoded
-
-
 class H2Stage:
     """The listener of one HTTP/2 connection (see module docstring)."""
 
@@ -121,7 +94,7 @@ class H2Stage:
         # events are handled as the reader makes them, so that keep_data knows, at each DATA
         # frame, whether its stream is watched (the same answer whatever the segmentation)
         self._reader = H2Reader(sink=self._event, keep_data=self._keep_data)
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[int, StreamState] = {}
         self._sequence = 0
         self._untracked = 0  # streams past MAX_STREAMS, only counted
         self._server_settings: tuple[tuple[int, int], ...] | None = None
@@ -347,12 +320,12 @@ class H2Stage:
         if event.end_stream:
             self._end_of(stream, event)
 
-    def _open(self, event: HeaderBlock) -> _Stream | None:
+    def _open(self, event: HeaderBlock) -> StreamState | None:
         if len(self._streams) >= MAX_STREAMS:
             self._untracked += 1
             self._run.counters.ordinary_exchanges += 1
             return None
-        stream = _Stream(event.stream_id, self._sequence,
+        stream = StreamState(event.stream_id, self._sequence,
                          settings_seen=self._server_settings,
                          connect_enabled=self._connect_enabled)
         self._sequence += 1
@@ -406,7 +379,7 @@ class H2Stage:
             if stream.id > event.last_stream_id and stream.response is None:
                 self._decide(stream, event.time, "connection going away")
 
-    def _end_of(self, stream: _Stream, event: H2Event) -> None:
+    def _end_of(self, stream: StreamState, event: H2Event) -> None:
         if stream.ends[event.side] is None:
             stream.ends[event.side] = TcpEvent(event.last_frame, event.time)
             if not isinstance(event, Data):
@@ -423,7 +396,7 @@ class H2Stage:
 
     # --- deciding -----------------------------------------------------------------------------
 
-    def _decide(self, stream: _Stream, time: float, reason: str) -> None:
+    def _decide(self, stream: StreamState, time: float, reason: str) -> None:
         if self._streams.pop(stream.id, None) is None:
             return
         if stream.watch is not None:
@@ -440,43 +413,13 @@ class H2Stage:
             self._run.counters.ordinary_exchanges += 1
             return
         client = self._client if self._client is not None else 0
-        after = stream.watch.result(time) if stream.watch is not None else None
-        # No answer, and the server's bytes have a hole: the answer may be in it, or after it
-        # (a hole loses the HPACK state, so no later header block can be read): the checks
-        # say "bytes of the response are missing" instead of "no response".
-        lost = response is None and any(gap[0] != client for gap in self._tcp.gaps)
-        attempt = Attempt(
-            kind=AttemptKind.HTTP,
-            client=self._tcp.endpoint(client),
-            server=self._tcp.endpoint(1 - client),
-            tcp=self._tcp.facts(client, time, reason),
-            request=stream.request,
-            response=response,
-            interim=tuple(stream.interim),
-            after=after,
-            sequence=stream.sequence,
-            response_gap=lost,
-            transport="h2",
-            stream_id=stream.id,
-            h2=H2Stream(
-                server_settings=stream.settings_seen,
-                connect_protocol=stream.connect_enabled,
-                client_end=stream.ends[0],
-                server_end=stream.ends[1],
-                reset=stream.reset,
-                goaway=self._goaway,
-                problems=tuple(p for p in self._problems
-                               if p.stream_id in (0, stream.id) or stream.undecoded),
-                notes=tuple(self._notes + stream.notes),
-                client_data=stream.data[0],
-                server_data=stream.data[1],
-            ),
-        )
+        attempt = stream_attempt(stream, response, self._tcp, client, time, reason,
+                                 self._goaway, self._problems, self._notes)
         self._run.emit(attempt)
         if reason == _WINDOW_OVER and stream.watch is not None and self._run.life_sink:
             self._live_on(stream, attempt, client)
 
-    def _live_on(self, stream: _Stream, attempt: Attempt, client: int) -> None:
+    def _live_on(self, stream: StreamState, attempt: Attempt, client: int) -> None:
         """The stream's watch is over and it is still open: it is followed in life."""
         watch = stream.watch
         assert watch is not None and self._run.life_sink is not None
@@ -494,7 +437,7 @@ class H2Stage:
                           (seen[0] or first[0], seen[1] or first[1]),
                           (stream.tails[0], stream.tails[1]), (ends[0], ends[1]))
 
-    def _note(self, stream: _Stream, event: H2Event, label: str) -> None:
+    def _note(self, stream: StreamState, event: H2Event, label: str) -> None:
         if len(stream.notes) < MAX_STREAM_NOTES:
             stream.notes.append(H2Note(_SIDES[event.side], event.first_frame, event.time, label))
 
