@@ -300,6 +300,7 @@ include "_peek.pxi"
 # --- the run's ledger of frames taken in C, and passing: the records of a decrypted TLS
 # direction whose plaintext no reader needs --------------------------------------------------
 include "_ledger.pxi"
+include "_passing_limits.pxi"
 include "_passing.pxi"
 include "_passing_buffer.pxi"
 include "_opening.pxi"
@@ -321,6 +322,8 @@ include "_close.pxi"
 
 # --- following: a followed connection's next segment, handed to the reassembler ------------
 include "_follow.pxi"
+# --- and the tracker it reaches, read at its slots (a body's bytes, a switch's watch) ---------
+include "_tracker_slots.pxi"
 
 
 # --- WebSocket frames in the watch window: the header walk compiled -------------------------
