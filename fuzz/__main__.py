@@ -22,9 +22,11 @@ def main(argv: list[str]) -> int:
         atheris = None
     if atheris is not None:
         with atheris.instrument_imports(exclude=["click", "tabulate", "dpkt", "scapy"]):
-            from fuzz.targets import TARGETS, seeds
+            from fuzz.seeds import seeds
+            from fuzz.targets import TARGETS
     else:
-        from fuzz.targets import TARGETS, seeds
+        from fuzz.seeds import seeds
+        from fuzz.targets import TARGETS
 
     if len(argv) < 2 or argv[1] in ("-h", "--help", "--list"):
         print(__doc__.strip())

@@ -20,7 +20,8 @@ from analyzer.pipeline import Analysis
 from analyzer.source import read_records
 from analyzer.tls.keylog import load_keylog
 from fuzz import tls_plaintext
-from fuzz.targets import TARGETS, seeds
+from fuzz.seeds import seeds
+from fuzz.targets import TARGETS
 
 # Examples per target: about 60 s in all on the 2-core CI machine (the pipeline target costs
 # the most per input, the decoder the least).

@@ -8,7 +8,7 @@ from analyzer.pipeline import Analysis
 from analyzer.source import read_captures
 from analyzer.source.frame import Frame
 from analyzer.verdict import Diagnosis
-from fuzz.targets import pcapng_copy
+from fuzz.seeds import pcapng_copy
 from tests.builder import (
     DEFAULT_WS_KEY,
     Conversation,
