@@ -35,107 +35,27 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import heapq
 import json
 import random
-import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-# Conversation = a generator of (delay in seconds since its previous frame, frame bytes).
-Conversation = Iterator[tuple[float, bytes]]
-
-_PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)  # Ethernet, µs
-_RECORD = struct.Struct("<IIII").pack
-# IPv4 header (no options, DF, TTL 64, checksum left 0: no reader we use checks it) + TCP
-# header (20 bytes, window 502).
-_IP_TCP = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH").pack
-_ETH_TYPE_IPV4 = b"\x08\x00"
-
-FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
-MSS = 1448
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-START_TIME = 1_700_000_000.0
-
-
-class PcapWriter:
-    """Streams Ethernet/IPv4/TCP frames into a classic pcap file."""
-
-    def __init__(self, path: str) -> None:
-        self._file = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
-        self._file.write(_PCAP_HEADER)
-        self.frames = 0
-        self.bytes = len(_PCAP_HEADER)
-
-    def write(self, t: float, frame: bytes) -> None:
-        sec = int(t)
-        usec = int((t - sec) * 1_000_000)
-        n = len(frame)
-        self._file.write(_RECORD(sec, usec, n, n))
-        self._file.write(frame)
-        self.frames += 1
-        self.bytes += 16 + n
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class Tcp:
-    """One TCP connection's frame factory: keeps both sides' sequence numbers.
-
-    Side 0 is the client, side 1 the server. ``seg`` builds a frame and, unless told the
-    sequence number, advances the sender's.
-    """
-
-    def __init__(self, rng: random.Random, client: tuple[bytes, int], server: tuple[bytes, int]):
-        self.ends = (client, server)
-        self.seq = [rng.getrandbits(32), rng.getrandbits(32)]
-        cmac = bytes((2, 0, 0, 0, rng.randrange(256), rng.randrange(256)))
-        smac = b"\x02\x00\x00\x00\x00\x01"
-        self._eth = (smac + cmac + _ETH_TYPE_IPV4, cmac + smac + _ETH_TYPE_IPV4)
-        self._ident = rng.randrange(65536)
-        self.acking = [False, False]  # whether the side has seen the peer's SYN (sets ACK)
-
-    def seg(self, side: int, flags: int, payload: bytes = b"", seq: int | None = None) -> bytes:
-        (src, sport), (dst, dport) = self.ends[side], self.ends[1 - side]
-        if seq is None:
-            seq = self.seq[side]
-            self.seq[side] = (seq + len(payload) + (1 if flags & (SYN | FIN) else 0)) & 0xFFFFFFFF
-        if self.acking[side]:
-            flags |= ACK
-        ack = self.seq[1 - side] if flags & ACK else 0
-        self._ident = (self._ident + 1) & 0xFFFF
-        return self._eth[side] + _IP_TCP(
-            0x45, 0, 40 + len(payload), self._ident, 0x4000, 64, 6, 0, src, dst,
-            sport, dport, seq, ack, 0x50, flags, 502, 0, 0,
-        ) + payload
-
-    def syn(self) -> bytes:
-        return self.seg(0, SYN)
-
-    def syn_ack(self) -> bytes:
-        self.acking = [True, True]
-        return self.seg(1, SYN | ACK)
-
-    def ack(self, side: int) -> bytes:
-        return self.seg(side, ACK)
-
-    def segments(self, side: int, data: bytes, sizes: list[int] | None = None) -> list[bytes]:
-        """``data`` cut into MSS-sized (or ``sizes``) segments, the last one with PSH."""
-        out = []
-        pos = 0
-        cuts = iter(sizes or ())
-        while pos < len(data):
-            n = next(cuts, MSS)
-            chunk = data[pos : pos + n]
-            pos += len(chunk)
-            out.append(self.seg(side, PSH if pos >= len(data) else 0, chunk))
-        return out
+from scenarios import DELIVERIES, SCENARIOS, Handshake
+from wire import (
+    MSS,
+    PSH,
+    START_TIME,
+    Conversation,
+    PcapWriter,
+    Tcp,
+    gap,
+    tcp_close,
+    tcp_open,
+)
 
 
 @dataclass(frozen=True)
@@ -195,10 +115,6 @@ def endpoint(end: tuple[bytes, int]) -> str:
     return f"{'.'.join(map(str, ip))}:{port}"
 
 
-def gap(rng: random.Random, low: float = 20e-6, high: float = 300e-6) -> float:
-    return rng.uniform(low, high)
-
-
 # --- non-HTTP and ordinary HTTP traffic ---------------------------------------------------------
 
 
@@ -237,7 +153,7 @@ def bulk(ctx: Context) -> Conversation:
             yield gap(rng, 5e-6, 60e-6), tcp.seg(1, 0, ctx.filler(n))
         if sent // MSS % 2 == 0:
             yield gap(rng, 5e-6, 40e-6), tcp.ack(0)
-    yield from _close(tcp, rng, first=1)
+    yield from tcp_close(tcp, rng, first=1)
 
 
 def chatty(ctx: Context) -> Conversation:
@@ -254,14 +170,14 @@ def chatty(ctx: Context) -> Conversation:
         yield gap(rng), tcp.seg(1, PSH, b"\x01\x00" + ctx.filler(rng.randrange(10, 300)))
         if rng.random() < 0.5:
             yield gap(rng), tcp.ack(0)
-    yield from _close(tcp, rng, first=0)
+    yield from tcp_close(tcp, rng, first=0)
 
 
 def ordinary_http(ctx: Context) -> Conversation:
     """A keep-alive connection with 1 to 4 ordinary exchanges, bodies of 1 KB to 300 KB."""
     rng = ctx.rng
     tcp = ctx.tcp(rng.choice((80, 8080)))
-    yield from _open(tcp, rng)
+    yield from tcp_open(tcp, rng)
     for i in range(rng.randrange(1, 5)):
         path = f"/static/{rng.randrange(10**6)}.js"
         if rng.random() < 0.2:
@@ -292,239 +208,7 @@ def ordinary_http(ctx: Context) -> Conversation:
             if k % 2:
                 yield gap(rng, 5e-6, 40e-6), tcp.ack(0)
         ctx.ordinary_exchanges += 1
-    yield from _close(tcp, rng, first=0)
-
-
-def _open(tcp: Tcp, rng: random.Random) -> Conversation:
-    yield gap(rng), tcp.syn()
-    yield gap(rng, 1e-4, 1e-3), tcp.syn_ack()
-    yield gap(rng), tcp.ack(0)
-
-
-def _close(tcp: Tcp, rng: random.Random, first: int) -> Conversation:
-    yield gap(rng), tcp.seg(first, FIN)
-    yield gap(rng), tcp.seg(1 - first, FIN)
-    yield gap(rng), tcp.ack(first)
-
-
-# --- handshake scenarios ------------------------------------------------------------------------
-
-
-def ws_request(key: bytes, version: str = "13", upgrade: bool = True) -> bytes:
-    lines = ["GET /chat HTTP/1.1", "Host: chat.example:8080",
-             "User-Agent: Mozilla/5.0 (X11; Linux x86_64) bench", "Origin: http://chat.example"]
-    if upgrade:
-        lines += ["Upgrade: websocket", "Connection: Upgrade",
-                  f"Sec-WebSocket-Key: {key.decode()}", f"Sec-WebSocket-Version: {version}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def ws_accept(key: bytes) -> str:
-    return base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode()
-
-
-def ws_switch(accept: str) -> bytes:
-    return (f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode()
-
-
-def ws_frame(opcode: int, payload: bytes, mask: bytes | None) -> bytes:
-    head = bytes((0x80 | opcode,))
-    length = len(payload)
-    mbit = 0x80 if mask else 0
-    if length < 126:
-        head += bytes((mbit | length,))
-    else:
-        head += bytes((mbit | 126,)) + length.to_bytes(2, "big")
-    if not mask:
-        return head + payload
-    key = int.from_bytes((mask * (length // 4 + 1))[:length], "big")
-    return head + mask + (int.from_bytes(payload, "big") ^ key).to_bytes(length, "big")
-
-
-def response(status: int, reason: str, headers: list[str], body: bytes = b"") -> bytes:
-    lines = [f"HTTP/1.1 {status} {reason}", *headers, f"Content-Length: {len(body)}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-H2C_REQUEST = (b"GET /api HTTP/1.1\r\nHost: grpc.example\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-               b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n")
-H2C_SWITCH = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-H2_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # empty SETTINGS frame
-H2_SETTINGS_ACK = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
-
-
-class Handshake:
-    """Helpers shared by the scenarios: send a request in the chosen delivery style."""
-
-    def __init__(self, ctx: Context, tcp: Tcp, delivery: str) -> None:
-        self.ctx, self.tcp, self.delivery = ctx, tcp, delivery
-
-    def request(self, data: bytes) -> Conversation:
-        rng, tcp = self.ctx.rng, self.tcp
-        if self.delivery == "plain":
-            for frame in tcp.segments(0, data):
-                yield gap(rng), frame
-            return
-        cut = rng.randrange(10, len(data) - 10)
-        first, second = tcp.segments(0, data, [cut, len(data)])
-        if self.delivery == "split":
-            yield gap(rng), first
-            yield gap(rng, 1e-3, 5e-3), second
-        elif self.delivery == "reordered":
-            yield gap(rng), second
-            yield gap(rng, 1e-4, 1e-3), first
-        else:  # retransmitted: the first segment again, as after a lost ACK
-            yield gap(rng), first
-            yield gap(rng), second
-            yield gap(rng, 2e-1, 3e-1), first
-
-    def reply(self, data: bytes, side: int = 1) -> Conversation:
-        rng = self.ctx.rng
-        yield gap(rng, 1e-4, 2e-3), self.tcp.ack(1 - side)
-        for frame in self.tcp.segments(side, data):
-            yield gap(rng), frame
-
-
-def scenario_ws_success(h: Handshake, key: bytes) -> Conversation:
-    rng, tcp = h.ctx.rng, h.tcp
-    yield from h.request(ws_request(key))
-    yield from h.reply(ws_switch(ws_accept(key)))
-    if h.ctx.mix.conversations:
-        yield from _conversation(h)
-    else:
-        for i in range(rng.randrange(1, 5)):
-            mask = rng.randbytes(4)
-            yield gap(rng, 1e-3, 1e-2), tcp.seg(
-                0, PSH, ws_frame(1, b'{"op":"ping","n":%d}' % i, mask))
-            yield gap(rng, 1e-4, 1e-3), tcp.seg(1, PSH, ws_frame(1, b'{"op":"pong"}', None))
-    yield gap(rng), tcp.seg(0, PSH, ws_frame(8, b"\x03\xe8", rng.randbytes(4)))
-    yield gap(rng), tcp.seg(1, PSH, ws_frame(8, b"\x03\xe8", None))
-    yield from _close(tcp, rng, first=1)
-
-
-def _conversation(h: Handshake) -> Conversation:
-    """The dense mix's WebSocket conversation: 2 to 30 messages (text and binary, 20 B to
-    4 KB, the client's masked), either side speaking, an ACK now and then. Even at 30
-    messages the Close handshake that follows is within the first 32 frames after the 101,
-    the watch window's frame limit (analyzer/exchange/switch.py), so the verdict stays
-    ``succeeded`` / ``ws_closed_normally``."""
-    rng, tcp = h.ctx.rng, h.tcp
-    for _ in range(rng.randrange(2, 31)):
-        side = 0 if rng.random() < 0.45 else 1
-        if rng.random() < 0.7:
-            payload = b'{"op":"update","seq":%d,"data":"%s"}' % (
-                rng.randrange(10**6), rng.randbytes(rng.randrange(8, 400)).hex().encode())
-            opcode = 1
-        else:
-            payload, opcode = h.ctx.filler(rng.randrange(20, 4000)), 2
-        frame = ws_frame(opcode, payload, rng.randbytes(4) if side == 0 else None)
-        for segment in tcp.segments(side, frame):
-            yield gap(rng, 1e-4, 5e-3), segment
-        if rng.random() < 0.3:
-            yield gap(rng, 2e-5, 2e-4), tcp.ack(1 - side)
-
-
-def scenario_plain_get_400(h: Handshake, key: bytes) -> Conversation:
-    yield from h.request(ws_request(key, upgrade=False))
-    yield from h.reply(response(400, "Bad Request", ["Content-Type: text/plain"],
-                                b'Can "Upgrade" only to "WebSocket".'))
-    yield from _close(h.tcp, h.ctx.rng, first=0)
-
-
-def scenario_ws_version_426(h: Handshake, key: bytes) -> Conversation:
-    yield from h.request(ws_request(key, version="8"))
-    yield from h.reply(response(426, "Upgrade Required",
-                                ["Sec-WebSocket-Version: 13", "Upgrade: websocket",
-                                 "Connection: Upgrade"]))
-    yield from _close(h.tcp, h.ctx.rng, first=0)
-
-
-def scenario_ws_wrong_accept(h: Handshake, key: bytes) -> Conversation:
-    yield from h.request(ws_request(key))
-    yield from h.reply(ws_switch(ws_accept(key[::-1])))
-    yield from _close(h.tcp, h.ctx.rng, first=0)
-
-
-def scenario_ws_close_1008(h: Handshake, key: bytes) -> Conversation:
-    rng, tcp = h.ctx.rng, h.tcp
-    yield from h.request(ws_request(key))
-    yield from h.reply(ws_switch(ws_accept(key)))
-    yield gap(rng, 1e-3, 5e-3), tcp.seg(1, PSH, ws_frame(8, b"\x03\xf0policy", None))
-    yield gap(rng), tcp.seg(0, PSH, ws_frame(8, b"\x03\xf0", rng.randbytes(4)))
-    yield from _close(tcp, rng, first=1)
-
-
-def scenario_h2c_declined(h: Handshake, key: bytes) -> Conversation:
-    yield from h.request(H2C_REQUEST)
-    yield from h.reply(response(200, "OK", ["Content-Type: application/json"], b'{"ok":true}'))
-    yield from _close(h.tcp, h.ctx.rng, first=0)
-
-
-def scenario_h2c_success(h: Handshake, key: bytes) -> Conversation:
-    rng, tcp = h.ctx.rng, h.tcp
-    yield from h.request(H2C_REQUEST)
-    yield from h.reply(H2C_SWITCH + H2_SETTINGS)
-    yield gap(rng), tcp.seg(0, PSH, H2_PREFACE + H2_SETTINGS + H2_SETTINGS_ACK)
-    yield gap(rng), tcp.seg(1, PSH, H2_SETTINGS_ACK + b"\x00\x00\x00\x04\x00\x00\x00\x00\x01")
-    yield from _close(tcp, rng, first=0)
-
-
-def scenario_no_response_server_fin(h: Handshake, key: bytes) -> Conversation:
-    rng, tcp = h.ctx.rng, h.tcp
-    yield from h.request(ws_request(key))
-    yield gap(rng, 1e-3, 1e-2), tcp.ack(1)
-    yield from _close(tcp, rng, first=1)
-
-
-def scenario_refused(h: Handshake, key: bytes) -> Conversation:
-    rng, tcp = h.ctx.rng, h.tcp
-    yield gap(rng), tcp.seg(0, SYN)
-    tcp.acking[1] = True
-    yield gap(rng, 1e-4, 1e-3), tcp.seg(1, RST | ACK)
-
-
-def scenario_syn_unanswered(h: Handshake, key: bytes) -> Conversation:
-    rng, tcp = h.ctx.rng, h.tcp
-    first = tcp.seg(0, SYN)
-    yield gap(rng), first
-    yield 1.0, first
-    yield 2.0, first
-
-
-def scenario_redirect_302(h: Handshake, key: bytes) -> Conversation:
-    yield from h.request(ws_request(key))
-    yield from h.reply(response(302, "Found", ["Location: https://chat.example/chat"]))
-    yield from _close(h.tcp, h.ctx.rng, first=0)
-
-
-def scenario_forbidden_403(h: Handshake, key: bytes) -> Conversation:
-    yield from h.request(ws_request(key))
-    yield from h.reply(response(403, "Forbidden", ["Content-Type: text/plain"], b"origin denied"))
-    yield from _close(h.tcp, h.ctx.rng, first=0)
-
-
-Scenario = Callable[[Handshake, bytes], Conversation]
-
-# name -> (function, expected verdict, expected primary reason id or None, opens with a
-# three-way handshake and an HTTP request that may be split/reordered/retransmitted).
-SCENARIOS: dict[str, tuple[Scenario, str, str | None, bool]] = {
-    "ws_success": (scenario_ws_success, "succeeded", "ws_closed_normally", True),
-    "plain_get_400": (scenario_plain_get_400, "failed", "request_without_upgrade", True),
-    "ws_version_426": (scenario_ws_version_426, "failed", "ws_version_not_13", True),
-    "ws_wrong_accept": (scenario_ws_wrong_accept, "failed", "ws_accept_mismatch", True),
-    "ws_close_1008": (scenario_ws_close_1008, "aborted", "ws_closed_with_error", True),
-    "h2c_declined": (scenario_h2c_declined, "declined", "upgrade_declined", True),
-    "h2c_success": (scenario_h2c_success, "succeeded", None, True),
-    "no_response_server_fin": (scenario_no_response_server_fin, "no_response",
-                               "no_response_server_closed", True),
-    "refused": (scenario_refused, "refused", "tcp_refused", False),
-    "syn_unanswered": (scenario_syn_unanswered, "no_response", "tcp_syn_unanswered", False),
-    "redirect_302": (scenario_redirect_302, "failed", "response_redirect", True),
-    "forbidden_403": (scenario_forbidden_403, "failed", "response_forbidden", True),
-}
-DELIVERIES = ("plain", "plain", "plain", "split", "reordered", "retransmitted")
+    yield from tcp_close(tcp, rng, first=0)
 
 
 def handshake(ctx: Context, name: str | None = None) -> Conversation:
@@ -543,7 +227,7 @@ def handshake(ctx: Context, name: str | None = None) -> Conversation:
     key = base64.b64encode(rng.randbytes(16))
     h = Handshake(ctx, tcp, delivery)
     if opens:
-        yield from _open(tcp, rng)
+        yield from tcp_open(tcp, rng)
     yield from function(h, key)
 
 

@@ -36,7 +36,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from generate import START_TIME, PcapWriter, Tcp, parse_size  # noqa: E402
+from generate import parse_size  # noqa: E402
+from wire import START_TIME, PcapWriter, Tcp  # noqa: E402
 
 Frames = Iterator[tuple[float, bytes]]
 
