@@ -38,6 +38,55 @@ cdef object _tcp_event(object frame, object time):
     return made
 
 
+cdef bint _usual(object ws, bint from_client) except -1:
+    """websocket/frames.py `usual_frame` (its twin) of a `WsFrame` made by the compiled
+    parser, read at its slots."""
+    cdef long long opcode = _slot(ws, _WF_OPCODE), header = _slot(ws, _WF_HEADER_LENGTH)
+    cdef bint masked = _slot(ws, _WF_MASKED)
+    cdef unsigned long long length
+    cdef bytes payload
+    cdef const unsigned char* p
+    cdef Py_ssize_t i, n
+    cdef unsigned long long word
+    if opcode > 2 or <long long>_slot(ws, _WF_RSV) or masked != from_client:
+        return False
+    length = _slot(ws, _WF_LENGTH)  # (up to 2**64 - 1: the 64-bit form's top bit may be set)
+    if masked:
+        header -= 4
+    if not (header == 2 or (length > 125 if header == 4 else
+                            header == 10 and 65535 < length < (1ULL << 63))):
+        return False
+    if opcode != 1:
+        return True
+    payload = _slot(ws, _WF_PAYLOAD)
+    p = payload
+    n = len(payload)
+    i = 0
+    while i + 8 <= n:  # ASCII (`bytes.isascii`), eight bytes at a time
+        memcpy(&word, p + i, 8)
+        if word & 0x8080808080808080ULL:
+            return False
+        i += 8
+    while i < n:
+        if p[i] & 0x80:
+            return False
+        i += 1
+    return True
+
+
+cdef tuple _unusual_frames(list frames):
+    """exchange/switch.py `unusual_frames` (its twin) of the watch's `SeenFrame`s."""
+    cdef list looked = []
+    cdef Py_ssize_t i
+    cdef object side
+    for i in range(len(frames)):
+        seen = frames[i]
+        side = _slot(seen, _SF_SIDE)  # (the watch's own "client", or an equal one)
+        if not _usual(_slot(seen, _SF_WS), side is _CLIENT or side == _CLIENT):
+            looked.append(i)
+    return tuple(looked)
+
+
 cdef class CompiledSwitchWatch:
     """`SwitchWatch` of a WebSocket switch (not h2c), compiled (``early``, ``client_seen``,
     ``lost``, ``observe``, ``room``, ``pass_bytes``, ``result``; ``switch_time``,
@@ -140,7 +189,7 @@ cdef class CompiledSwitchWatch:
 
     def result(self, time):
         """`SwitchWatch.result`'s AfterSwitch, stored through the slots' descriptors rather
-        than the frozen ``__init__`` (11 fields through ``object.__setattr__``; one an
+        than the frozen ``__init__`` (12 fields through ``object.__setattr__``; one an
         attempt after a switch): the same value."""
         cdef object made = _new_object(_AfterSwitch)
         PyObject_GenericSetAttr(made, "switch_time", self.switch_time)
@@ -154,4 +203,5 @@ cdef class CompiledSwitchWatch:
         PyObject_GenericSetAttr(made, "complete", self.complete)
         PyObject_GenericSetAttr(made, "h2c_status", self.h2_status)
         PyObject_GenericSetAttr(made, "h2c_status_event", None)
+        PyObject_GenericSetAttr(made, "looked", _unusual_frames(self._frames))
         return made

@@ -136,6 +136,10 @@ class AfterSwitch:
     complete: bool = True  # False when a gap cut the observation short
     h2c_status: int = 0  # h2c: the :status of the answer to the upgraded request (stream 1)
     h2c_status_event: TcpEvent | None = None
+    # The indexes in ``frames`` of the frames that are not usual (websocket/frames.py
+    # `usual_frame`): the only ones the frame rules read (checks/after_switch.py). None: not
+    # worked out (every frame is asked).
+    looked: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

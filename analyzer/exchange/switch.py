@@ -6,12 +6,12 @@ and bounded in time, frames and bytes so that a long-lived WebSocket costs nothi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from analyzer.exchange.model import AfterSwitch, SeenFrame, TcpEvent
-from analyzer.websocket.frames import WsFrameParser
+from analyzer.websocket.frames import WsFrameParser, usual_frame
 
 if TYPE_CHECKING:
     from analyzer.http2.reader import H2Reader
@@ -140,7 +140,15 @@ class SwitchWatch:
             complete=self.complete,
             h2c_status=self.h2_status,
             h2c_status_event=self._h2_status,
+            looked=unusual_frames(self._frames),
         )
+
+
+def unusual_frames(frames: Sequence[SeenFrame]) -> tuple[int, ...]:
+    """The indexes of ``frames`` that are not usual (`usual_frame`), in order: what
+    `AfterSwitch.looked` holds."""
+    return tuple(i for i, seen in enumerate(frames) if not usual_frame(seen.ws,
+                                                                      seen.side == "client"))
 
 
 

@@ -160,6 +160,25 @@ class WsFrame:
         return self.offset + self.header_length + self.length
 
 
+_TOP_BIT = 1 << 63  # of a 64-bit length: "the most significant bit MUST be 0"
+
+
+def usual_frame(ws: WsFrame, from_client: bool) -> bool:
+    """Whether ``ws`` is a frame that none of the frame rules of checks/after_switch.py
+    reads: a data frame (continuation, text, binary) with RSV 0, masked exactly when the
+    client sent it (RFC 6455 §5.1), its length in the fewest bytes (§5.2), and, when text,
+    in ASCII (text that is not is read for its UTF-8). Nearly every frame of a WebSocket is
+    one: the rules read only the others (`AfterSwitch.looked`). The compiled watch's twin:
+    decode/_switch_watch.pxi `_usual`."""
+    if ws.opcode > 2 or ws.rsv or ws.masked != from_client:
+        return False
+    form = ws.header_length - 4 if ws.masked else ws.header_length
+    if not (form == 2 or (ws.length > 125 if form == 4 else
+                          form == 10 and 65535 < ws.length < _TOP_BIT)):
+        return False
+    return ws.opcode != 1 or ws.payload_prefix.isascii()
+
+
 class _Stage(Enum):
     HEADER = "header"
     PREFIX = "prefix"  # collecting the kept beginning of the payload
