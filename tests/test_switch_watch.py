@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.checks.after_switch import websocket_frame_findings
+from analyzer.checks.after_switch import _unanswered_ping, websocket_frame_findings
 from analyzer.exchange.switch import ObservationWindow, SwitchWatch, switch_watch
 from analyzer.pipeline import Analysis
 from analyzer.source import read_records
@@ -138,8 +138,9 @@ def test_both_watches_list_the_frames_the_rules_read() -> None:
 
 
 def test_the_frame_rules_read_only_the_frames_that_can_break_them() -> None:
-    """What the frame rules find reading the listed frames (`looked`) is what they find
-    reading every frame, whatever the frames: a usual frame breaks none of them."""
+    """What the frame rules (and the unanswered Ping's) find reading the listed frames
+    (`looked`) is what they find reading every frame, whatever the frames: a usual frame
+    breaks none of them."""
     decided = [d for d in _bundled() if d.attempt.after is not None
                and d.attempt.after.frames]
     assert len(decided) >= 5
@@ -155,11 +156,15 @@ def test_the_frame_rules_read_only_the_frames_that_can_break_them() -> None:
         every = dataclasses.replace(after, looked=tuple(range(len(after.frames))))
         assert (websocket_frame_findings(attempt, after, 2.0)
                 == websocket_frame_findings(attempt, every, 2.0))
+        end = rng.choice([1.05, 1.5, 9.0])
+        assert _unanswered_ping(after, end) == _unanswered_ping(every, end)
     for d in decided:  # and on the real captures' frames
         after = d.attempt.after
         every = dataclasses.replace(after, looked=tuple(range(len(after.frames))))
         assert (websocket_frame_findings(d.attempt, after, 2.0)
                 == websocket_frame_findings(d.attempt, every, 2.0))
+        end = d.attempt.tcp.end_time
+        assert _unanswered_ping(after, end) == _unanswered_ping(every, end)
 
 
 def _bundled() -> list[Diagnosis]:

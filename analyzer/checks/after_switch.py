@@ -270,7 +270,9 @@ def _unanswered_ping(after: AfterSwitch, end_time: float) -> list[Finding]:
     """The first Ping (before any Close) that the other side did not answer while watched:
     it sent data after it without a Pong, or stayed silent for PONG_PATIENCE."""
     frames = after.frames
-    for index, seen in enumerate(frames):
+    # (Pings and Closes are never usual frames: the listed ones hold them all, in order)
+    for index in after.looked if after.looked is not None else unusual_frames(frames):
+        seen = frames[index]
         opcode = seen.ws.opcode
         if opcode == _CLOSE:
             return []
