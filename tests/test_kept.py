@@ -121,6 +121,10 @@ def test_a_spilled_attempt_costs_a_few_bytes_of_memory(tmp_path: Path) -> None:
     assert sys.getsizeof(report.order) < 10 * len(decided)
 
 
+class _Text(str):
+    """A subclass of str (marshal writes only str itself)."""
+
+
 def test_a_spilled_record_reads_back_as_it_was_written() -> None:
     """`_packed` writes a record as marshal's plain values and `_unpacked` makes it again:
     every attempt of the bundled captures, in each format's line, comes back equal, its Leg,
@@ -143,6 +147,9 @@ def test_a_spilled_record_reads_back_as_it_was_written() -> None:
             ended = record._replace(closed=("/chat", "10.0.0.1", 1.5, "reset"))
             assert kept._unpacked(kept._packed(ended)) == ended
     assert len(kinds) == 3  # without a request (so no leg), and with one, kept or not
+    # a value marshal does not write (a subclass of str): the record is pickled instead
+    odd = record._replace(reason=_Text("ws_closed_with_error"))
+    assert kept._packed(odd)[:1] == b"p" and kept._unpacked(kept._packed(odd)) == odd
 
 
 def test_spilled_markdown_measures_cells_as_escaped(monkeypatch: pytest.MonkeyPatch,

@@ -100,14 +100,22 @@ class Record(NamedTuple):
 # two): pickled, its Leg and Hop with their Endpoints took 8-16 µs to load (each a Python
 # call), the whole record as marshal's plain tuples ≈ 2 µs and ≈ 3 more to make it again.
 def _packed(record: Record) -> bytes:
-    """``record`` as `marshal` bytes: plain tuples, each Endpoint as (address, port)."""
+    """``record`` as `marshal` bytes (plain tuples, each Endpoint as (address, port)) after
+    the tag b"m"; pickled after b"p" when a value is of a type marshal does not write (a
+    subclass of str, say: none of ours, but a spilled report must not fail on one)."""
     leg, hop = record.leg, record.hop
-    return marshal.dumps((
-        record.keep, record.verdict, record.reason, record.storm,
-        None if leg is None else (leg.time, leg.key, leg.line, _pair(leg.client),
-                                  _pair(leg.server), leg.response_time, leg.source),
-        (hop.time, _pair(hop.client), *hop[2:]),
-        record.line, record.full, record.closed))
+    try:
+        return _MARSHALLED + marshal.dumps((
+            record.keep, record.verdict, record.reason, record.storm,
+            None if leg is None else (leg.time, leg.key, leg.line, _pair(leg.client),
+                                      _pair(leg.server), leg.response_time, leg.source),
+            (hop.time, _pair(hop.client), *hop[2:]),
+            record.line, record.full, record.closed))
+    except ValueError:  # "unmarshallable object"
+        return _PICKLED + pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+_MARSHALLED, _PICKLED = b"m", b"p"
 
 
 def _pair(endpoint: Endpoint) -> tuple[bytes, int]:
@@ -116,7 +124,11 @@ def _pair(endpoint: Endpoint) -> tuple[bytes, int]:
 
 def _unpacked(data: bytes) -> Record:
     """The `Record` that `_packed` wrote."""
-    keep, verdict, reason, storm, leg, hop, line, full, closed = marshal.loads(data)
+    if data[:1] == _PICKLED:
+        record: Record = pickle.loads(memoryview(data)[1:])
+        return record
+    keep, verdict, reason, storm, leg, hop, line, full, closed = marshal.loads(
+        memoryview(data)[1:])
     if leg is not None:
         time, key, request, client, server, response_time, source = leg
         leg = Leg(time, key, request, Endpoint(*client), Endpoint(*server), response_time,
