@@ -181,3 +181,29 @@ def test_generator_regenerates_scenarios_live(tmp_path: Path) -> None:
             zip(entry["attempts"], match(entry["attempts"], diagnoses), strict=True)
         ):
             check_attempt(attempt, found, f"live {entry['file']}#{index}")
+
+
+def _closed_by_websockets() -> list[Any]:
+    """The bundled attempts whose python websockets client raised ConnectionClosed*."""
+    return [pytest.param(entry["file"], index, id=f"{entry['file']}#{index}")
+            for entry in EXPECTED if entry["file"] not in PENDING
+            for index, attempt in enumerate(entry["attempts"])
+            if attempt.get("client_software", "").startswith("websockets")
+            and attempt["client_said"].startswith("ConnectionClosed")]
+
+
+@pytest.mark.parametrize(("file", "index"), _closed_by_websockets())
+def test_the_attribution_says_what_python_websockets_printed_of_a_close(file: str,
+                                                                        index: int) -> None:
+    """What the real python websockets client printed when its WebSocket was closed (both
+    Closes, in the order they went: attribution/closing.py) is the attribution's line for
+    it, word for word (the client may add the exception's cause after it)."""
+    entry = next(e for e in EXPECTED if e["file"] == file)
+    diagnoses, _ = _cached(str(CAPTURES / file))
+    found = match(entry["attempts"], diagnoses)[index]
+    assert found is not None
+    lines = [line.removeprefix("python websockets: ")
+             for line in found.attribution.client_errors
+             if line.startswith("python websockets: ")]
+    said = entry["attempts"][index]["client_said"]
+    assert lines and said.startswith(lines[0]), (lines, said)

@@ -11,6 +11,7 @@ from analyzer.attribution.clients import (
     client_errors,
     client_name,
 )
+from analyzer.attribution.closing import closing_values
 from analyzer.attribution.model import Attribution, attribution
 from analyzer.attribution.servers import ServerMatch, match_known, match_silent_close
 from analyzer.attribution.texts import match_words
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # analyzer.checks.facts reads this package's table of server 
     from analyzer.checks.facts import Facts
 
 _SILENT = ("no_response_server_closed", "no_response_server_reset")
+_NOT_CLOSED = {"received": "", "closing": ""}  # (the "closed" lines' values, for the others)
 
 
 def attribute(
@@ -48,6 +50,7 @@ def attribute(
         value=_value_for(kind, findings) or (findings[0].found if findings else ""),
         server=str(attempt.server),
         host=attempt.tls.sni if attempt.tls is not None and attempt.tls.sni else attempt.server.ip,
+        **(closing_values(attempt.after) if kind == "closed" else _NOT_CLOSED),
     ) if kind else ()  # the values above are worked out only for a failure clients report
     if match is None:
         return attribution(None, "", (), None, client, errors)
@@ -103,19 +106,13 @@ def _reserved_code(finding: Finding) -> str:
 
 
 _CLOSE_CODE = re.compile(r"Close (\d+)")
-_CLOSE_WHY = re.compile(r" ('.*') \d+ ms after")
 
 
 def _value_for(kind: str | None, findings: tuple[Finding, ...]) -> str:
     if kind == "close_code_reserved":
         return next((code for code in map(_reserved_code, findings) if code), "")
-    for finding in findings:
+    for finding in findings:  # (the "closed" lines read the Close frames: closing.py)
         if KIND_OF_FINDING.get(finding.check) == kind:
-            if kind == "closed":
-                # "server sent Close 1008 (meaning) 'why' 3 ms after the 101" → "1008 'why'"
-                code = _CLOSE_CODE.search(finding.found)
-                why = _CLOSE_WHY.search(finding.found)
-                return " ".join(m.group(1) for m in (code, why) if m)
             return finding.found
     return ""
 

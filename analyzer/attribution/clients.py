@@ -130,10 +130,13 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "ConnectionClosedError: sent 1002 (protocol error) invalid "
                               "status code; no close frame received"),
     ),
+    # A Close with an error code in the watch window, from either side: what the client's
+    # close event says is the code it received, python websockets prints both Closes in the
+    # order they went (attribution/closing.py `closing_values`)
     "closed": (
-        ("Node ws", "close event: code {value}"),
-        ("python websockets", "ConnectionClosedError: received {value}"),
-        ("Chrome", "CloseEvent code {value}"),
+        ("Node ws", "close event: code {received}"),
+        ("python websockets", "ConnectionClosedError: {closing}"),
+        ("Chrome", "CloseEvent code {received}"),
     ),
 }
 

@@ -1,0 +1,65 @@
+"""What a client's close event and exception say of a WebSocket closed right after its switch,
+read from the Close frames the watch kept: the values of the "closed" lines of
+attribution/clients.py.
+
+Why not the finding's text: a client reports the Close it *received* (Chrome's and Node ws's
+close event give its code; 1005 when it had none, 1006 when none came), and python websockets
+prints both Closes in the order they went, each as ``CODE (words) reason``: "received 1008
+(policy violation) why; then sent 1008 (policy violation) why" when the server closed first,
+"sent 4000 (private use) bye; then received 4000 (private use) bye" when the client did (a
+keepalive timeout: "sent 1011 (internal error) keepalive ping timeout; no close frame
+received"). tests/test_captures.py holds these lines to what the real python websockets client
+printed in the bundled captures (captures/expected.json).
+"""
+
+from __future__ import annotations
+
+from analyzer.exchange.model import AfterSwitch
+from analyzer.websocket.frames import CloseInfo, Opcode, parse_close
+
+_CLOSE = int(Opcode.CLOSE)
+
+# python websockets' words for each code (websockets.frames CLOSE_CODE_EXPLANATIONS, and
+# `Close.__str__`'s ranges: 3000-3999 "registered", 4000-4999 "private use", else "unknown")
+_WEBSOCKETS_WORDS = {
+    1000: "OK", 1001: "going away", 1002: "protocol error", 1003: "unsupported data",
+    1005: "no status received [internal]", 1006: "abnormal closure [internal]",
+    1007: "invalid frame payload data", 1008: "policy violation", 1009: "message too big",
+    1010: "mandatory extension", 1011: "internal error", 1012: "service restart",
+    1013: "try again later", 1014: "bad gateway", 1015: "TLS handshake failure [internal]",
+}
+
+
+def closing_values(after: AfterSwitch | None) -> dict[str, str]:
+    """``received``: the code a client's close event gives; ``closing``: python websockets'
+    ConnectionClosedError text (empty when no Close was seen)."""
+    first = ""
+    closes: dict[str, CloseInfo] = {}
+    if after is not None:
+        frames = after.frames  # (a Close is never a usual frame: the listed ones hold it)
+        for index in after.looked if after.looked is not None else range(len(frames)):
+            seen = frames[index]
+            if seen.ws.opcode == _CLOSE and seen.side not in closes:
+                closes[seen.side] = parse_close(seen.ws.payload_prefix)
+                first = first or seen.side
+    server, client = closes.get("server"), closes.get("client")
+    received = "1006" if server is None else str(1005 if server.code is None else server.code)
+    if first == "server":
+        assert server is not None
+        # (it answers a Close with the same frame: the one it sent, if the capture lost it)
+        closing = f"received {_said(server)}; then sent {_said(client or server)}"
+    elif first == "client":
+        assert client is not None
+        closing = f"sent {_said(client)}; " + (f"then received {_said(server)}" if server
+                                               else "no close frame received")
+    else:
+        closing = ""
+    return {"received": received, "closing": closing}
+
+
+def _said(close: CloseInfo) -> str:
+    """A Close as python websockets prints it (`Close.__str__`)."""
+    code = 1005 if close.code is None else close.code
+    words = ("registered" if 3000 <= code < 4000 else "private use" if 4000 <= code < 5000
+             else _WEBSOCKETS_WORDS.get(code, "unknown"))
+    return f"{code} ({words}) {close.reason}" if close.reason else f"{code} ({words})"
