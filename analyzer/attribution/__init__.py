@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # analyzer.checks.facts reads this package's table of server 
     from analyzer.checks.facts import Facts
 
 _SILENT = ("no_response_server_closed", "no_response_server_reset")
-_NOT_CLOSED = {"received": "", "closing": ""}  # (the "closed" lines' values, for the others)
 
 
 def attribute(
@@ -42,16 +41,21 @@ def attribute(
         fault = next((f.check for f in findings if f.check in REQUEST_FAULTS), None)
         match = match_silent_close(attempt, fault)
     kind = _failure_kind(attempt, facts, verdict, findings)
-    errors = client_errors(
-        kind, client,
-        status=response.status if response else "",
-        reason=response.reason if response else "",
-        url=_url(attempt),
-        value=_value_for(kind, findings) or (findings[0].found if findings else ""),
-        server=str(attempt.server),
-        host=attempt.tls.sni if attempt.tls is not None and attempt.tls.sni else attempt.server.ip,
-        **(closing_values(attempt.after) if kind == "closed" else _NOT_CLOSED),
-    ) if kind else ()  # the values above are worked out only for a failure clients report
+    if kind == "closed":  # (its lines say what the Close frames say: closing.py)
+        errors = client_errors(kind, client, **closing_values(attempt.after))
+    elif kind:  # (the values are worked out only for a failure clients report)
+        errors = client_errors(
+            kind, client,
+            status=response.status if response else "",
+            reason=response.reason if response else "",
+            url=_url(attempt),
+            value=_value_for(kind, findings) or (findings[0].found if findings else ""),
+            server=str(attempt.server),
+            host=(attempt.tls.sni if attempt.tls is not None and attempt.tls.sni
+                  else attempt.server.ip),
+        )
+    else:
+        errors = ()
     if match is None:
         return attribution(None, "", (), None, client, errors)
     return attribution(match.server, match.confidence, (match.evidence,),
