@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 import random
+import warnings
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -269,6 +275,25 @@ def test_client_hello_cut_short_is_a_problem_not_a_crash() -> None:
     hello = parse_client_hello(bytes((3, 3)) + bytes(10))
     assert hello.problem and hello.legacy_version == 0x0303
     assert certificate_info(b"\x30\x03junk") is None
+
+
+def test_a_certificate_whose_serial_is_zero_is_read_without_a_library_warning() -> None:
+    """RFC 5280 §4.1.2.2 wants a positive serial number; test CAs and appliances issue 0.
+    cryptography parses it with a CryptographyDeprecationWarning (the fuzzer met one), which
+    must not become a line on the user's terminal: the certificate is read as it came."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "zero.example")])
+    start = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+    der = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+           .public_key(key.public_key()).serial_number(0x55).not_valid_before(start)
+           .not_valid_after(start + datetime.timedelta(days=30)).sign(key, hashes.SHA256())
+           .public_bytes(serialization.Encoding.DER))
+    serial = der.index(bytes((0x02, 0x01, 0x55)))  # INTEGER 0x55 → INTEGER 0
+    zero = der[:serial] + bytes((0x02, 0x01, 0x00)) + der[serial + 3:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        info = certificate_info(zero)
+    assert info is not None and info.names == ("zero.example",) and info.self_signed
 
 
 def test_keylog_ignores_garbage_and_never_shows_secrets() -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime
 import functools
 import struct
+import warnings
 from dataclasses import dataclass
 from enum import IntEnum
 from types import ModuleType
+from typing import Any
 
 from analyzer.slotted import slot_setters
 from analyzer.tls.names import alert_name, version_name
@@ -320,29 +322,39 @@ def certificate_info(der: bytes) -> CertificateInfo | None:
     session (≈ 0.2 ms each to parse; a value, so sharing it is safe)."""
     x509 = _x509()
     try:
-        cert = x509.load_der_x509_certificate(der)
-        names: list[str] = []
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            names += san.get_values_for_type(x509.DNSName)
-            names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
-        except x509.ExtensionNotFound:
-            pass
-        subject = cert.subject.rfc4514_string()
-        issuer = cert.issuer.rfc4514_string()
-        if not names:  # RFC 6125 §6.4.4: the CN is consulted only without DNS names
-            names += [str(a.value) for a in
-                      cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
-        return CertificateInfo(
-            subject=subject,
-            issuer=issuer,
-            names=tuple(names),
-            not_before=_utc_seconds(cert.not_valid_before_utc),
-            not_after=_utc_seconds(cert.not_valid_after_utc),
-            self_signed=cert.subject == cert.issuer,
-        )
+        with warnings.catch_warnings():
+            # cryptography warns of a certificate that breaks RFC 5280 yet parses (a serial
+            # number of zero or below: "will cause an exception in a future release", then
+            # read here as not valid): a capture's certificate is read as it came, and a
+            # library's warning is no line of this tool's output
+            warnings.simplefilter("ignore")
+            return _certificate_info(x509, x509.load_der_x509_certificate(der))
     except Exception:  # noqa: BLE001 - any malformed DER is a finding, not a crash
         return None
+
+
+def _certificate_info(x509: ModuleType, cert: Any) -> CertificateInfo:
+    """`certificate_info` of a parsed certificate (``x509``: the module)."""
+    names: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names += san.get_values_for_type(x509.DNSName)
+        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        pass
+    subject = cert.subject.rfc4514_string()
+    issuer = cert.issuer.rfc4514_string()
+    if not names:  # RFC 6125 §6.4.4: the CN is consulted only without DNS names
+        names += [str(a.value) for a in
+                  cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+    return CertificateInfo(
+        subject=subject,
+        issuer=issuer,
+        names=tuple(names),
+        not_before=_utc_seconds(cert.not_valid_before_utc),
+        not_after=_utc_seconds(cert.not_valid_after_utc),
+        self_signed=cert.subject == cert.issuer,
+    )
 
 
 def _x509() -> ModuleType:
