@@ -15,6 +15,7 @@ printed in the bundled captures (captures/expected.json).
 from __future__ import annotations
 
 from analyzer.exchange.model import AfterSwitch
+from analyzer.exchange.switch import looked_frames
 from analyzer.websocket.frames import CloseInfo, Opcode, parse_close
 
 _CLOSE = int(Opcode.CLOSE)
@@ -36,9 +37,8 @@ def closing_values(after: AfterSwitch | None) -> dict[str, str]:
     first = ""
     closes: dict[str, CloseInfo] = {}
     if after is not None:
-        frames = after.frames  # (a Close is never a usual frame: the listed ones hold it)
-        for index in after.looked if after.looked is not None else range(len(frames)):
-            seen = frames[index]
+        for index in looked_frames(after):  # (a Close is never a usual frame)
+            seen = after.frames[index]
             if seen.ws.opcode == _CLOSE and seen.side not in closes:
                 closes[seen.side] = parse_close(seen.ws.payload_prefix)
                 first = first or seen.side

@@ -13,7 +13,7 @@ from analyzer.exchange.first_bytes import (
     describe_start,
 )
 from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
-from analyzer.exchange.switch import DEFAULT_WINDOW, unusual_frames
+from analyzer.exchange.switch import DEFAULT_WINDOW, looked_frames
 from analyzer.remembered import Remembered
 from analyzer.websocket.frames import (
     CloseCode,
@@ -125,8 +125,7 @@ def websocket_frame_findings(attempt: Attempt, after: AfterSwitch, window: float
     # watch lists the others (`AfterSwitch.looked`): only they are read (this loop ran for
     # every frame the watch kept, up to 32 a WebSocket, ≈ 15 µs an attempt on the dense
     # benchmark mix).
-    looked = after.looked if after.looked is not None else unusual_frames(frames)
-    for index in looked:
+    for index in looked_frames(after):
         seen = frames[index]
         ws = seen.ws
         opcode = ws.opcode
@@ -271,7 +270,7 @@ def _unanswered_ping(after: AfterSwitch, end_time: float) -> list[Finding]:
     it sent data after it without a Pong, or stayed silent for PONG_PATIENCE."""
     frames = after.frames
     # (Pings and Closes are never usual frames: the listed ones hold them all, in order)
-    for index in after.looked if after.looked is not None else unusual_frames(frames):
+    for index in looked_frames(after):
         seen = frames[index]
         opcode = seen.ws.opcode
         if opcode == _CLOSE:

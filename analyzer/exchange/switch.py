@@ -151,6 +151,12 @@ def unusual_frames(frames: Sequence[SeenFrame]) -> tuple[int, ...]:
                                                                       seen.side == "client"))
 
 
+def looked_frames(after: AfterSwitch) -> tuple[int, ...]:
+    """``after.looked``, or worked out for an AfterSwitch made without it: the frames the
+    rules read (every Close, Ping and Pong among them, in order)."""
+    return after.looked if after.looked is not None else unusual_frames(after.frames)
+
+
 
 def _compiled() -> tuple[object, ...] | None:
     """The compiled frame parser and watch, once (None in the pure-Python install)."""
