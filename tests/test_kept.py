@@ -135,7 +135,7 @@ def test_a_spilled_record_reads_back_as_it_was_written() -> None:
     for fmt in ("table", "csv", "json"):
         store = kept.KeptAttempts(fmt, lambda d: d.verdict.value != "succeeded")
         for d in decided:
-            record = store.record(d, len(kinds))
+            record = store.record(d)
             back = kept._unpacked(kept._packed(record))
             assert back == record and type(back) is kept.Record
             assert type(back.hop) is Hop and type(back.hop.client) is Endpoint

@@ -91,7 +91,6 @@ class Record(NamedTuple):
     # table cells (`table.cells` but the number and the time, which come from the final order
     # and the clock) / CSV record after "N," / JSON element after it
     line: Any
-    full: int  # offset of the whole diagnosis in the pickle file, -1 when not there
     # an abnormal end for the `Closed:` lines: target, closer address, silence, how
     closed: tuple[str, str, float, str] | None = None
 
@@ -110,7 +109,7 @@ def _packed(record: Record) -> bytes:
             None if leg is None else (leg.time, leg.key, leg.line, _pair(leg.client),
                                       _pair(leg.server), leg.response_time, leg.source),
             (hop.time, _pair(hop.client), *hop[2:]),
-            record.line, record.full, record.closed))
+            record.line, record.closed))
     except ValueError:  # "unmarshallable object"
         return _PICKLED + pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -127,14 +126,14 @@ def _unpacked(data: bytes) -> Record:
     if data[:1] == _PICKLED:
         record: Record = pickle.loads(memoryview(data)[1:])
         return record
-    keep, verdict, reason, storm, leg, hop, line, full, closed = marshal.loads(
+    keep, verdict, reason, storm, leg, hop, line, closed = marshal.loads(
         memoryview(data)[1:])
     if leg is not None:
         time, key, request, client, server, response_time, source = leg
         leg = Leg(time, key, request, Endpoint(*client), Endpoint(*server), response_time,
                   source)
     return Record(keep, verdict, reason, storm, leg, Hop(hop[0], Endpoint(*hop[1]), *hop[2:]),
-                  line, full, closed)
+                  line, closed)
 
 
 _JSON_NUMBER = '{\n      "number": '
@@ -191,7 +190,7 @@ class KeptAttempts:
         self.listed = kept
         return [d for d in kept if self.keep(d)]
 
-    def record(self, d: Diagnosis, full: int) -> Record:
+    def record(self, d: Diagnosis) -> Record:
         """The compact record of ``d`` (its number is left out: it comes from the order)."""
         d0 = dataclasses.replace(d, number=0)
         line: Any = None
@@ -213,7 +212,7 @@ class KeptAttempts:
             closed = (head.target if head else "", life.closer.ip if life.closer else "?",
                       life.idle_before_end_s, life.how)
         return Record(self.keep(d), d.verdict.value, primary.check if primary else None,
-                      storm_key(d), leg_of(d.attempt, source_of(d)), hop_of(d), line, full,
+                      storm_key(d), leg_of(d.attempt, source_of(d)), hop_of(d), line,
                       closed)
 
 
@@ -236,8 +235,7 @@ class Spill:
         # hash of each attempt's storm key (correlate.storm_key): the summary's storm groups
         # are made only for keys seen at least three times (report/spilled.py, `_scan`)
         self.storm = Column("q")
-        # each attempt's `Record.full`: the passes over the wholes kept (`_groups`, `update`)
-        # read no record
+        # offset of each attempt's whole diagnosis in the pickle file (-1: not there)
         self.full = Column("q")
 
     def add(self, d: Diagnosis) -> None:
@@ -246,16 +244,17 @@ class Spill:
                 else -1)
         self.frame.append(d.attempt.first_frame)
         self.time.append(d.attempt.time)
-        record = self.owner.record(d, full)
+        record = self.owner.record(d)
         self.at.append(self.put(record))
         self.storm.append(hash(record.storm))
         self.full.append(full)
 
-    def replace(self, index: int, record: Record) -> None:
-        """Attempt ``index`` (order of decision) is now ``record`` (judged again)."""
+    def replace(self, index: int, record: Record, full: int) -> None:
+        """Attempt ``index`` (order of decision) is now ``record`` (judged again), its whole
+        at ``full``."""
         self.at[index] = self.put(record)
         self.storm[index] = hash(record.storm)
-        self.full[index] = record.full
+        self.full[index] = full
 
     def update(self, index: int, ended: Ended) -> None:
         """Attempt ``index`` (order of decision) with its connection's end: a new record
@@ -264,7 +263,7 @@ class Spill:
         if full < 0:
             return
         d = with_life(self.whole(full), ended)
-        self.replace(index, self.owner.record(d, self.put_whole(d)))
+        self.replace(index, self.owner.record(d), self.put_whole(d))
 
     def put(self, record: Record) -> int:
         self.records.seek(0, 2)
@@ -311,7 +310,7 @@ class Spill:
                 ends.append(end)
         for index, findings in group_findings(ends).items():
             d = with_findings(self.whole(self.full[index]), findings)
-            self.replace(index, self.owner.record(d, self.put_whole(d)))
+            self.replace(index, self.owner.record(d), self.put_whole(d))
 
     # --- correlation ------------------------------------------------------------------------
 
@@ -353,7 +352,7 @@ class Spill:
                 d = dataclasses.replace(judge(d.attempt, d.facts, d.findings + tuple(extra),
                                               d.number), origin=d.origin, lifetime=d.lifetime)
                 full = self.put_whole(d) if self.owner.whole else -1
-                self.replace(index, self.owner.record(d, full))
+                self.replace(index, self.owner.record(d), full)
 
     def _wholes(self, needed: set[int]) -> Callable[[int], Diagnosis | None]:
         """The whole diagnoses of the attempts ``needed``, by index of decision (None for
@@ -362,11 +361,11 @@ class Spill:
             return lambda index: self.whole(self.full[index])
         # An attempt whose connection lived on is kept whole, with its end (`update`): a
         # rebuild would give its decided verdict, without the lifetime. The rest are rebuilt.
-        records = {index: self.get(index) for index in needed}
-        where = {index: r.full for index, r in records.items() if r.full >= 0}
+        where = {index: self.full[index] for index in needed if self.full[index] >= 0}
         rest = needed - where.keys()
         if not rest:
             return lambda index: self.whole(where[index])
+        records = {index: self.get(index) for index in rest}
         assert self.owner.rebuild is not None
         try:
             for index, d in enumerate(self.owner.rebuild()):
