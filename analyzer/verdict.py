@@ -73,7 +73,8 @@ class Diagnosis:
         who = self.who
         if who is None:
             # (``_value_``: the member's own attribute; ``value`` is a property, ≈ 1 k more)
-            who = attribute(self.attempt, self.facts, self.verdict._value_, self.findings)
+            who = attribute(self.attempt, self.facts, self.verdict._value_, self.findings,
+                            self.lifetime)
             object.__setattr__(self, "who", who)  # a cache of a pure function: still frozen
         return who
 

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from analyzer.attribution.clients import client_name
+from analyzer.attribution.closing import life_closing_values
 from analyzer.attribution.servers import ServerMatch, match_response
 from analyzer.attribution.texts import TEXTS, KnownText
 from analyzer.http.message import Headers, ResponseHead
+from analyzer.life.model import CLOSE_FRAME, CLOSE_HANDSHAKE, Lifetime
 from tests.builder import (
     DEFAULT_WS_KEY,
     Conversation,
@@ -480,3 +482,25 @@ def test_client_errors_equal_their_plain_twin() -> None:
                         kind, client, **values)
                     compared += 1
     assert compared > 200
+
+
+@pytest.mark.parametrize(("side", "how", "code", "reason", "received", "closing"), [
+    ("server", CLOSE_HANDSHAKE, 1011, "boom", "1011",
+     "received 1011 (internal error) boom; then sent 1011 (internal error) boom"),
+    ("client", CLOSE_HANDSHAKE, 4001, "bye", "4001",
+     "sent 4001 (private use) bye; then received 4001 (private use) bye"),
+    ("client", CLOSE_FRAME, 1011, "keepalive ping timeout", "1006",
+     "sent 1011 (internal error) keepalive ping timeout; no close frame received"),
+    ("server", CLOSE_FRAME, 1013, "", "1013",
+     "received 1013 (try again later); then sent 1013 (try again later)"),
+])
+def test_a_close_past_the_watch_window_gives_the_lines_of_its_first_close(
+        side: str, how: str, code: int, reason: str, received: str, closing: str) -> None:
+    """A connection followed in life that ended with an error Close: the client's close event
+    gives the code it received (1006 when its own Close went unanswered), python websockets
+    both Closes in the order they went, the answer taken to echo the first (as clients do).
+    captures/websocket_lives.pcap holds the server's 1011 to the real client's words
+    (tests/test_captures.py)."""
+    life = Lifetime(duration_s=30.0, closed_by=side, how=how, idle_before_end_s=0.1,
+                    close_code=code, close_side=side, close_reason=reason)
+    assert life_closing_values(life) == {"received": received, "closing": closing}

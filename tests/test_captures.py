@@ -189,15 +189,16 @@ def _closed_by_websockets() -> list[Any]:
             for entry in EXPECTED if entry["file"] not in PENDING
             for index, attempt in enumerate(entry["attempts"])
             if attempt.get("client_software", "").startswith("websockets")
-            and attempt["client_said"].startswith("ConnectionClosed")]
+            and "ConnectionClosed" in attempt["client_said"]]
 
 
 @pytest.mark.parametrize(("file", "index"), _closed_by_websockets())
 def test_the_attribution_says_what_python_websockets_printed_of_a_close(file: str,
                                                                         index: int) -> None:
     """What the real python websockets client printed when its WebSocket was closed (both
-    Closes, in the order they went: attribution/closing.py) is the attribution's line for
-    it, word for word (the client may add the exception's cause after it)."""
+    Closes, in the order they went: attribution/closing.py; or none, past its watch window:
+    "no close frame received or sent") is the attribution's line for it, word for word (the
+    recorded words may say what came before and the exception's cause after it)."""
     entry = next(e for e in EXPECTED if e["file"] == file)
     diagnoses, _ = _cached(str(CAPTURES / file))
     found = match(entry["attempts"], diagnoses)[index]
@@ -206,4 +207,4 @@ def test_the_attribution_says_what_python_websockets_printed_of_a_close(file: st
              for line in found.attribution.client_errors
              if line.startswith("python websockets: ")]
     said = entry["attempts"][index]["client_said"]
-    assert lines and said.startswith(lines[0]), (lines, said)
+    assert lines and f"{lines[0]} (" in f"{said} (", (lines, said)

@@ -11,7 +11,7 @@ from analyzer.attribution.clients import (
     client_errors,
     client_name,
 )
-from analyzer.attribution.closing import closing_values
+from analyzer.attribution.closing import closing_values, life_closing_values
 from analyzer.attribution.model import Attribution, attribution
 from analyzer.attribution.servers import ServerMatch, match_known, match_silent_close
 from analyzer.attribution.texts import match_words
@@ -21,13 +21,17 @@ from analyzer.websocket.frames import NEVER_ON_WIRE
 
 if TYPE_CHECKING:  # analyzer.checks.facts reads this package's table of server texts
     from analyzer.checks.facts import Facts
+    from analyzer.life.model import Lifetime
 
 _SILENT = ("no_response_server_closed", "no_response_server_reset")
 
 
 def attribute(
-    attempt: Attempt, facts: Facts, verdict: str, findings: tuple[Finding, ...]
+    attempt: Attempt, facts: Facts, verdict: str, findings: tuple[Finding, ...],
+    lifetime: Lifetime | None = None,
 ) -> Attribution:
+    """Who answered and what each side most likely printed; ``lifetime``: how the
+    connection ended after its watch window, when it was followed (analyzer/life)."""
     request = facts.request_head
     response = facts.response_head
     client = client_name(request.headers.get("user-agent")) if request is not None else None
@@ -43,6 +47,11 @@ def attribute(
     kind = _failure_kind(attempt, facts, verdict, findings)
     if kind == "closed":  # (its lines say what the Close frames say: closing.py)
         errors = client_errors(kind, client, **closing_values(attempt.after))
+    elif kind == "closed_in_life":
+        errors = (client_errors(kind, client, **life_closing_values(lifetime))
+                  if lifetime is not None else ())
+    elif kind == "abnormal_close":
+        errors = client_errors(kind, client)
     elif kind:  # (the values are worked out only for a failure clients report)
         errors = client_errors(
             kind, client,

@@ -138,7 +138,18 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "ConnectionClosedError: {closing}"),
         ("Chrome", "CloseEvent code {received}"),
     ),
+    # A connection followed past its watch window (analyzer/life) that ended without a Close
+    # frame: every client reports an abnormal closure (python websockets' line as it printed
+    # it in captures/websocket_lives.pcap)
+    "abnormal_close": (
+        ("Node ws", "close event: code 1006"),
+        ("python websockets", "ConnectionClosedError: no close frame received or sent"),
+        ("Chrome", "CloseEvent code 1006"),
+    ),
 }
+# ... and one that ended with a Close frame carrying an error code: the same lines as in the
+# watch window, their values read from the connection's lifetime (closing.py)
+_ERRORS["closed_in_life"] = _ERRORS["closed"]
 
 # TLS failures (checks/tls.py), as OpenSSL-based clients (Python, curl, Node), Go's crypto/tls
 # and Chrome's net stack word them. Python's lines are what `ssl` raises inside websockets and
@@ -250,6 +261,17 @@ KIND_OF_FINDING = {
     "ws_closed_with_error": "closed",
     "ws_text_not_utf8": "text_not_utf8",
     "ws_server_frame_masked": "server_frame_masked",
+    # the life rules (checks/life.py): how a connection followed past its watch window ended
+    "close_message_too_big": "closed_in_life",
+    "close_internal_error": "closed_in_life",
+    "close_service_restart": "closed_in_life",
+    "close_try_again_later": "closed_in_life",
+    "close_bad_gateway": "closed_in_life",
+    "close_application_error": "closed_in_life",
+    "close_error_in_life": "closed_in_life",
+    "idle_timeout_after_switch": "abnormal_close",
+    "closed_without_close_frame": "abnormal_close",
+    "server_reset_many": "abnormal_close",
     "tcp_refused": "refused",
     "tls_certificate_rejected": "tls_untrusted",
     "tls_certificate_name_mismatch": "tls_name",

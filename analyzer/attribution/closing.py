@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from analyzer.exchange.model import AfterSwitch
 from analyzer.exchange.switch import looked_frames
+from analyzer.life.model import CLOSE_HANDSHAKE, Lifetime
 from analyzer.websocket.frames import CloseInfo, Opcode, parse_close
 
 _CLOSE = int(Opcode.CLOSE)
@@ -54,6 +55,22 @@ def closing_values(after: AfterSwitch | None) -> dict[str, str]:
                                                else "no close frame received")
     else:
         closing = ""
+    return {"received": received, "closing": closing}
+
+
+def life_closing_values(life: Lifetime) -> dict[str, str]:
+    """`closing_values` of a connection that closed with a Close frame after its watch window
+    (analyzer/life): its first Close as the lifetime keeps it (code, reason, side), the other
+    side's answer taken to be the same Close (a client echoes the one it received; python
+    websockets and Node ws do) when the closing handshake completed."""
+    first = CloseInfo(life.close_code, life.close_reason, ())
+    answered = life.how == CLOSE_HANDSHAKE
+    if life.close_side == "server":
+        return {"received": str(1005 if first.code is None else first.code),
+                "closing": f"received {_said(first)}; then sent {_said(first)}"}
+    received = str(1005 if first.code is None else first.code) if answered else "1006"
+    closing = f"sent {_said(first)}; " + (f"then received {_said(first)}" if answered
+                                          else "no close frame received")
     return {"received": received, "closing": closing}
 
 
