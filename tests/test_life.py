@@ -211,6 +211,14 @@ def test_jsonl_says_decided_then_ended_with_the_same_number(tmp_path: Path) -> N
     assert drop["decided_verdict"] == "succeeded"
     assert drop["lifetime"]["idle_before_end_s"] == 60.0 and drop["reasons"] == [
         "idle_timeout_after_switch"]
+    # what clients print for that end: the lines of the sorted report's attempt (the ended
+    # line cannot name its client first: the attempt's line is out already)
+    assert "python websockets: ConnectionClosedError: no close frame received or sent" in \
+        drop["client_errors"]
+    [attempt] = [a for a in json.loads(_cli("read", str(path), "-F", "json").stdout)["attempts"]
+                 if a["number"] == drop["number"]]
+    assert sorted(drop["client_errors"]) == sorted(attempt["attribution"]["client_errors"])
+    assert [e["client_errors"] for e in ended if e["verdict"] != "dropped"] == [[]]
     # the table from a pipe prints the ended row only when the verdict changed
     piped = subprocess.run([sys.executable, "-m", "analyzer", "read", "-"], capture_output=True,
                            timeout=60, input=path.read_bytes()).stdout.decode()

@@ -71,6 +71,19 @@ def attribute(
                        _server_log(match, attempt), client, errors)
 
 
+def ended_client_errors(findings: tuple[Finding, ...], lifetime: Lifetime) -> tuple[str, ...]:
+    """What clients print for the end of a connection followed past its watch window, from
+    its life findings alone (the JSONL ``ended`` event: its attempt's line, with the client's
+    name, is out already): `attribute`'s lines for that end, in the templates' order."""
+    for finding in findings:
+        kind = KIND_OF_FINDING.get(finding.check)
+        if kind == "closed_in_life":
+            return client_errors(kind, None, **life_closing_values(lifetime))
+        if kind == "abnormal_close":
+            return client_errors(kind, None)
+    return ()
+
+
 def _server_log(match: ServerMatch, attempt: Attempt) -> str | None:
     """The server's likely log line, with this request's path (and, for uvicorn, its access
     log line, which names the client, the request and the status)."""

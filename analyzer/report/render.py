@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from analyzer.attribution import ended_client_errors
 from analyzer.checks.catalogue import lookup
 from analyzer.correlate import Chain, Storm, redirect_chains, storms
 from analyzer.exchange.model import NO_KEY, NOT_IN_EMBEDDED_KEYS, NOT_IN_KEY_LOG
@@ -422,7 +423,8 @@ def render_jsonl_line_plain(diagnosis: Diagnosis, show_secrets: bool = False) ->
 
 def ended_fields(ended: Ended, show_secrets: bool = False) -> dict[str, Any]:
     """The `ended` event of an attempt whose connection was followed past its watch window:
-    the same `number`, the final verdict, the life findings and the `lifetime` object."""
+    the same `number`, the final verdict, the life findings, the `lifetime` object and what
+    clients print for that end."""
     clean = Cleaner(show_secrets=show_secrets)
     return {
         "event": "ended",
@@ -439,6 +441,8 @@ def ended_fields(ended: Ended, show_secrets: bool = False) -> dict[str, Any]:
                       "expected": clean.text(f.expected), "found": clean.text(f.found),
                       "frames": list(f.frames)} for f in ended.findings],
         "lifetime": lifetime_fields(ended.lifetime, clean),
+        "client_errors": [clean.text(line) for line in
+                          ended_client_errors(ended.findings, ended.lifetime)],
     }
 
 
