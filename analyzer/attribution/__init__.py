@@ -47,11 +47,8 @@ def attribute(
     kind = _failure_kind(attempt, facts, verdict, findings)
     if kind == "closed":  # (its lines say what the Close frames say: closing.py)
         errors = client_errors(kind, client, **closing_values(attempt.after))
-    elif kind == "closed_in_life":
-        errors = (client_errors(kind, client, **life_closing_values(lifetime))
-                  if lifetime is not None else ())
-    elif kind == "abnormal_close":
-        errors = client_errors(kind, client)
+    elif kind in _LIFE_KINDS:
+        errors = _end_lines(kind, client, lifetime)
     elif kind:  # (the values are worked out only for a failure clients report)
         errors = client_errors(
             kind, client,
@@ -77,11 +74,21 @@ def ended_client_errors(findings: tuple[Finding, ...], lifetime: Lifetime) -> tu
     name, is out already): `attribute`'s lines for that end, in the templates' order."""
     for finding in findings:
         kind = KIND_OF_FINDING.get(finding.check)
-        if kind == "closed_in_life":
-            return client_errors(kind, None, **life_closing_values(lifetime))
-        if kind == "abnormal_close":
-            return client_errors(kind, None)
+        if kind in _LIFE_KINDS:
+            return _end_lines(kind, None, lifetime)
     return ()
+
+
+_LIFE_KINDS = ("closed_in_life", "abnormal_close")  # the ends of connections in life
+
+
+def _end_lines(kind: str, client: str | None, lifetime: Lifetime | None) -> tuple[str, ...]:
+    """The lines of a life kind: an abnormal end's, or an error Close's from the lifetime
+    (none without it)."""
+    if kind == "abnormal_close":
+        return client_errors(kind, client)
+    return (client_errors(kind, client, **life_closing_values(lifetime))
+            if lifetime is not None else ())
 
 
 def _server_log(match: ServerMatch, attempt: Attempt) -> str | None:
