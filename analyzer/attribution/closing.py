@@ -43,19 +43,7 @@ def closing_values(after: AfterSwitch | None) -> dict[str, str]:
             if seen.ws.opcode == _CLOSE and seen.side not in closes:
                 closes[seen.side] = parse_close(seen.ws.payload_prefix)
                 first = first or seen.side
-    server, client = closes.get("server"), closes.get("client")
-    received = "1006" if server is None else str(1005 if server.code is None else server.code)
-    if first == "server":
-        assert server is not None
-        # (it answers a Close with the same frame: the one it sent, if the capture lost it)
-        closing = f"received {_said(server)}; then sent {_said(client or server)}"
-    elif first == "client":
-        assert client is not None
-        closing = f"sent {_said(client)}; " + (f"then received {_said(server)}" if server
-                                               else "no close frame received")
-    else:
-        closing = ""
-    return {"received": received, "closing": closing}
+    return _values(first, closes.get("server"), closes.get("client"))
 
 
 def life_closing_values(life: Lifetime) -> dict[str, str]:
@@ -63,14 +51,23 @@ def life_closing_values(life: Lifetime) -> dict[str, str]:
     (analyzer/life): its first Close as the lifetime keeps it (code, reason, side), the other
     side's answer taken to be the same Close (a client echoes the one it received; python
     websockets and Node ws do) when the closing handshake completed."""
-    first = CloseInfo(life.close_code, life.close_reason, ())
-    answered = life.how == CLOSE_HANDSHAKE
+    close = CloseInfo(life.close_code, life.close_reason, ())
     if life.close_side == "server":
-        return {"received": str(1005 if first.code is None else first.code),
-                "closing": f"received {_said(first)}; then sent {_said(first)}"}
-    received = str(1005 if first.code is None else first.code) if answered else "1006"
-    closing = f"sent {_said(first)}; " + (f"then received {_said(first)}" if answered
-                                          else "no close frame received")
+        return _values("server", close, None)
+    return _values(life.close_side, close if life.how == CLOSE_HANDSHAKE else None, close)
+
+
+def _values(first: str, server: CloseInfo | None, client: CloseInfo | None) -> dict[str, str]:
+    """The two values, from who sent the first Close and each side's Close (None: none)."""
+    received = "1006" if server is None else str(1005 if server.code is None else server.code)
+    if first == "server" and server is not None:
+        # (it answers a Close with the same frame: the one it sent, if the capture lost it)
+        closing = f"received {_said(server)}; then sent {_said(client or server)}"
+    elif first == "client" and client is not None:
+        closing = f"sent {_said(client)}; " + (f"then received {_said(server)}" if server
+                                               else "no close frame received")
+    else:
+        closing = ""
     return {"received": received, "closing": closing}
 
 
