@@ -1,10 +1,14 @@
-"""Tests for analyzer.source: pcap/pcapng/gzip/stdin reading, merging, damage and errors."""
+"""Tests for analyzer.source: pcap/pcapng/gzip/xz/bzip2/stdin reading, merging, damage and
+errors."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import os
+import random
 import re
 import select
 import struct
@@ -270,6 +274,67 @@ def test_garbage_after_gzip_stream_warns(tmp_path: Path) -> None:
     assert len(warnings) == 1 and "read error" in warnings[0].message
 
 
+# xz and bzip2 (rotated captures: `tcpdump -z xz`), compressed by liblzma and libbz2, which
+# xz(1) and bzip2(1) are built on; bzip2 at level 1 (100 kB blocks), so that a cut file still
+# holds whole blocks
+_PACK = {"xz": lzma.compress, "bzip2": lambda data: bz2.compress(data, compresslevel=1)}
+
+
+@pytest.mark.parametrize("kind", ["xz", "bzip2"])
+def test_xz_and_bzip2_read_as_gzip_is(tmp_path: Path, kind: str) -> None:
+    pack = _PACK[kind]
+    recs = [(1.0, pkt(1)), (2.0, pkt(2))]
+    frames, warnings = read([write(tmp_path, "plain-name.pcap", pack(pcap(recs)))])
+    assert warnings == [] and [f.data for f in frames] == [pkt(1), pkt(2)]
+    pcapng = shb() + idb() + epb("<", 0, 5, pkt(9))
+    frames, warnings = read([write(tmp_path, "b.bin", pack(pcapng))])
+    assert warnings == [] and [f.data for f in frames] == [pkt(9)]
+    raw = pcap(recs)  # concatenated streams, with xz's stream padding between them
+    padding = b"\0" * 8 if kind == "xz" else b""
+    frames, warnings = read([write(tmp_path, "c", pack(raw[:50]) + padding + pack(raw[50:]))])
+    assert warnings == [] and [f.data for f in frames] == [pkt(1), pkt(2)]
+    frames, warnings = read([write(tmp_path, "g", pack(raw) + b"junk" * 10)])
+    assert [f.data for f in frames] == [pkt(1), pkt(2)]
+    assert len(warnings) == 1 and "read error" in warnings[0].message
+
+
+@pytest.mark.parametrize("kind", ["xz", "bzip2"])
+def test_truncated_xz_and_bzip2_keep_what_was_decompressed(tmp_path: Path, kind: str) -> None:
+    # (bytes that do not repeat: bzip2 squeezes runs before it cuts its blocks)
+    recs = [(float(i), random.Random(i).randbytes(1000)) for i in range(300)]
+    packed = _PACK[kind](pcap(recs))
+    frames, warnings = read([write(tmp_path, "t", packed[: len(packed) * 3 // 4])])
+    assert 0 < len(frames) < 300
+    assert [f.data for f in frames] == [d for _, d in recs[: len(frames)]]
+    assert len(warnings) == 1 and f"end of the {kind} stream" in warnings[0].message
+
+
+@pytest.mark.parametrize("kind", ["xz", "bzip2"])
+def test_xz_and_bzip2_bombs_are_read_a_piece_at_a_time(kind: str) -> None:
+    """A small file that expands to far more than a read asks for gives no more than asked."""
+    packed = _PACK[kind](pcap([]) + b"\0" * (64 << 20))
+    inp = stream.open_bytes("bomb", packed)
+    assert inp.compressed == kind and inp.head == pcap([])[:4]
+    assert all(len(inp.read(4096)) <= 4096 for _ in range(100))
+
+
+def test_compressed_bundled_capture_reports_as_the_capture(tmp_path: Path) -> None:
+    """A real capture's JSON report is the same read from gzip, xz and bzip2 of it."""
+    raw = (REPO / "captures" / "websocket_lives.pcap").read_bytes()
+
+    def report(name: str, content: bytes) -> str:
+        path = write(tmp_path, name, content)
+        done = subprocess.run([sys.executable, "-m", "analyzer", "read", path, "-F", "json"],
+                              cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    plain = report("lives.pcap", raw)
+    assert '"verdict": "succeeded"' in plain
+    for name, pack in [("gz", gzip.compress), ("xz", lzma.compress), ("bz2", bz2.compress)]:
+        assert report(f"lives.pcap.{name}", pack(raw)) == plain, name
+
+
 def test_stdin_dash(monkeypatch: pytest.MonkeyPatch) -> None:
     recs = [(1.0, pkt(1)), (2.0, pkt(2))]
 
@@ -487,6 +552,13 @@ ERF_RECORD = struct.pack("<II", 0, 1700000000) + bytes([2, 4]) + struct.pack(">H
         ),
         ("gzip-empty", gzip.compress(b""), "gzip of an empty file"),
         ("gzip-broken", b"\x1f\x8b\x08\x00" + b"\xff" * 40, "damaged gzip"),
+        ("xz-text", lzma.compress(b"hello world\n" * 10),
+         "xz of something that is not a capture: looks like text"),
+        ("xz-empty", lzma.compress(b""), "xz of an empty file"),
+        ("xz-broken", b"\xfd7zXZ\x00" + b"\xff" * 40, "damaged xz file"),
+        ("bzip2-text", bz2.compress(b"hello world\n" * 10),
+         "bzip2 of something that is not a capture: looks like text"),
+        ("bzip2-broken", b"BZh9" + b"\xff" * 40, "damaged bzip2 file"),
         ("zip", b"PK\x03\x04" + b"\0" * 40, "zip archive"),
         ("snoop", b"snoop\0\0\0\0\0\0\2\0\0\0\4", "snoop"),
         ("binary", bytes(range(200, 256)), "unknown binary data"),

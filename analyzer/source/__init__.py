@@ -1,4 +1,5 @@
-"""Capture sources: turn pcap/pcapng files (plain or gzip, or standard input) into Frames."""
+"""Capture sources: turn pcap/pcapng files (plain, or gzip, xz or bzip2 of one) or standard input
+into Frames."""
 
 from .capture import read_bytes, read_captures, read_record_bytes, read_records
 from .frame import CaptureError, CaptureWarning, Frame

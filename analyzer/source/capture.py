@@ -39,7 +39,8 @@ def read_captures(paths: Sequence[str], warnings: list[CaptureWarning],
 def expand_inputs(paths: Sequence[str]) -> list[str]:
     """The paths with each directory replaced by the capture files in it, in name order (the
     files `tcpdump -C/-G -w DIR/name` rotated there): regular files whose first bytes are
-    pcap or pcapng, plain or gzipped; hidden files and anything else in it are passed over.
+    pcap or pcapng, plain or compressed (gzip, xz, bzip2: `-z`); hidden files and anything else
+    in it are passed over.
     CaptureError for a directory that cannot be listed or holds no capture."""
     out: list[str] = []
     for path in paths:
@@ -206,7 +207,7 @@ _NOTHING = (-math.inf, False)
 def read_bytes(
     data: bytes, warnings: list[CaptureWarning], name: str = "<memory>"
 ) -> Iterator[Frame]:
-    """One capture held in memory (pcap, pcapng, either gzipped), read as `read_captures`
+    """One capture held in memory (pcap, pcapng, either compressed), read as `read_captures`
     reads a file: CaptureError at once when it cannot be read, damage appended to `warnings`."""
     return _frames(read_record_bytes(data, warnings, name))
 
@@ -234,9 +235,9 @@ def _records(inp: Input, source: int, warnings: list[CaptureWarning]) -> Iterabl
         return pcapng.read_pcapng(inp, source, warnings)
     what = describe(more_head(inp, _DESCRIBE_BYTES))
     inp.close()
-    if inp.gzipped:
+    if inp.compressed:
         raise CaptureError(
-            f"{inp.name}: gzip of something that is not a capture: looks like {what}"
+            f"{inp.name}: {inp.compressed} of something that is not a capture: looks like {what}"
         )
     raise CaptureError(f"{inp.name}: not a capture file: looks like {what}")
 

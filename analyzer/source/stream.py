@@ -1,4 +1,5 @@
-"""Byte input for the capture readers: files, standard input and gzip, read forward only."""
+"""Byte input for the capture readers: files, standard input, and gzip, xz or bzip2 of either,
+read forward only."""
 
 # How it works: a reader keeps one `bytes` buffer and an offset into it, and parses records with
 # precompiled structs straight out of that buffer. Only when the next record is not complete in
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import stat
@@ -18,6 +20,7 @@ import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .frame import CaptureError
 
@@ -34,8 +37,9 @@ CHUNK = 1 << 20
 # corrupt length field, and trusting it would make us buffer garbage up to the end of the file.
 MAX_RECORD = 262144
 
-# Errors a read can raise once the input is open: I/O errors, and a damaged gzip stream
-# (truncation is EOFError; corrupt data, a bad CRC or trailing garbage are zlib.error).
+# Errors a read can raise once the input is open: I/O errors, and a damaged compressed stream
+# (truncation is EOFError; corrupt gzip data, a bad CRC or trailing garbage are zlib.error;
+# damaged xz or bzip2 data is an OSError, `_Unpack`).
 READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
@@ -123,6 +127,81 @@ class _Gunzip:
                 return out
 
 
+class _Unpack:
+    """`_Gunzip` for xz and bzip2 (rotated captures: ``tcpdump -z xz``, ``logrotate``), with the
+    standard library's decompressors: the same read1 semantics, concatenated streams read in
+    turn (NUL stream padding between them skipped, as xz(1) does), output at most ``n`` bytes a
+    call (``max_length``: a small file that expands to gigabytes is read a piece at a time).
+
+    Truncation is an EOFError, damaged data an OSError, as gzip's are reported."""
+
+    def __init__(self, head: bytes, read: Read, kind: str) -> None:
+        self._read = read
+        self._kind = kind
+        self._pending = head  # compressed bytes not yet given to the decompressor
+        self._new: Callable[[], Any] = _DECOMPRESSORS[kind]()
+        self._unpack = self._new()
+        self._stream_ended = False
+
+    def read(self, n: int) -> bytes:
+        while True:
+            unpack = self._unpack
+            if self._stream_ended or unpack.needs_input:
+                data, self._pending = self._pending, b""
+                if not data:
+                    data = self._read(CHUNK)
+                    if not data:
+                        if self._stream_ended:
+                            return b""
+                        raise EOFError(
+                            f"compressed data ends before the end of the {self._kind} stream")
+                if self._stream_ended:
+                    data = data.lstrip(b"\0")
+                    if not data:
+                        continue
+                    self._unpack = unpack = self._new()
+                    self._stream_ended = False
+            else:  # output held back by the last call's max_length
+                data = b""
+            try:
+                out: bytes = unpack.decompress(data, n if n > 0 else CHUNK)
+            except Exception as exc:  # noqa: BLE001 - lzma.LZMAError, bz2's OSError/ValueError
+                raise OSError(str(exc) or type(exc).__name__) from None
+            if unpack.eof:
+                self._stream_ended = True
+                self._pending = unpack.unused_data
+            if out:
+                return out
+
+
+def _xz() -> Callable[[], Any]:
+    import lzma  # here: a run reads xz only when given one (start-up)
+
+    return functools.partial(lzma.LZMADecompressor, format=lzma.FORMAT_XZ)
+
+
+def _bzip2() -> Callable[[], Any]:
+    import bz2
+
+    return bz2.BZ2Decompressor
+
+
+# Compressed formats read as gzip is, by their magic numbers (``BZh`` then the block size digit)
+_DECOMPRESSORS: dict[str, Callable[[], Callable[[], Any]]] = {"xz": _xz, "bzip2": _bzip2}
+_MAGIC_XZ = b"\xfd7zX"  # (the first four of "\xfd7zXZ\0": the sniffed head)
+
+
+def _compression(head: bytes) -> str:
+    """The compressed format the first bytes of an input announce, or ""."""
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:4] == _MAGIC_XZ:
+        return "xz"
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0":
+        return "bzip2"
+    return ""
+
+
 @dataclass(slots=True)
 class Input:
     """An open input positioned after `head`, the bytes already read to identify it."""
@@ -131,7 +210,7 @@ class Input:
     head: bytes
     read: Read
     close: Callable[[], None]
-    gzipped: bool = False
+    compressed: str = ""  # "gzip", "xz" or "bzip2" when the file is that (read decompressed)
     size: int | None = None  # bytes, for a regular file (progress: the time left)
     tell: Callable[[], int] | None = None  # bytes read from the file so far (progress)
 
@@ -187,22 +266,26 @@ def _sniff(inp: Input, sniff: int) -> Input:
     if not inp.head:
         inp.close()
         raise CaptureError(f"{path}: empty file" if path != "-" else "-: empty input")
-    if inp.head[:2] == b"\x1f\x8b":
-        inp = _gunzip(inp, sniff)
+    kind = _compression(inp.head)
+    if kind:
+        inp = _decompressed(inp, sniff, kind)
     return inp
 
 
-def _gunzip(inp: Input, sniff: int) -> Input:
-    read = _Gunzip(inp.head, inp.read).read
+def _decompressed(inp: Input, sniff: int, kind: str) -> Input:
+    """``inp`` read through its decompressor, its first ``sniff`` bytes read (``size`` and
+    ``tell`` stay the compressed file's: the progress line's share of it read)."""
+    unpack = _Gunzip(inp.head, inp.read) if kind == "gzip" else _Unpack(inp.head, inp.read, kind)
+    read = unpack.read
     try:
         head = read_exact(read, sniff)
     except READ_ERRORS as exc:
         inp.close()
-        raise CaptureError(f"{inp.name}: damaged gzip file ({exc})") from None
+        raise CaptureError(f"{inp.name}: damaged {kind} file ({exc})") from None
     if not head:
         inp.close()
-        raise CaptureError(f"{inp.name}: gzip of an empty file")
-    return Input(inp.name, head, read, inp.close, gzipped=True, size=inp.size, tell=inp.tell)
+        raise CaptureError(f"{inp.name}: {kind} of an empty file")
+    return Input(inp.name, head, read, inp.close, compressed=kind, size=inp.size, tell=inp.tell)
 
 
 def more_head(inp: Input, n: int) -> bytes:
