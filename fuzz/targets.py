@@ -9,7 +9,9 @@ long runs (``python -m fuzz``) and by hypothesis in the test suite (``tests/test
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import lzma
 import struct
 import tempfile
 from collections.abc import Callable
@@ -38,12 +40,18 @@ from analyzer.report.render import (
     render_table,
 )
 from analyzer.source import CaptureError, CaptureWarning, Frame, read_bytes, read_records
+from analyzer.source.stream import compression_of
 from analyzer.tls import passing
 from analyzer.tls.keylog import KeyStore
 from analyzer.tls.session import TlsSession
 from analyzer.verdict import Diagnosis, diagnose
 from analyzer.websocket.frames import WsFrameParser, frame_parser
 from fuzz import tls_plaintext
+
+try:
+    from compression import zstd  # Python 3.14
+except ImportError:
+    from backports import zstd
 
 CAPTURES = Path(__file__).parents[1] / "captures"
 
@@ -75,20 +83,28 @@ def capture_reader(data: bytes) -> None:
     _read(data)
 
 
+# Each compressor the readers undo (analyzer/source/stream.py), at its fastest setting
+_COMPRESSIONS: tuple[Callable[[bytes], bytes], ...] = (
+    lambda data: gzip.compress(data, mtime=0), lambda data: lzma.compress(data, preset=0),
+    lambda data: bz2.compress(data, compresslevel=1), lambda data: zstd.compress(data, level=1))
+
+
 def gzip_reader(data: bytes) -> None:
-    """A gzip wrapper around any bytes gives the same frames and warnings as the bytes
-    (except around gzip data: one layer is decompressed, not two)."""
-    if data[:2] == b"\x1f\x8b":
+    """A gzip (xz, bzip2, zstd) wrapper around any bytes gives the same frames and warnings as
+    the bytes (except around compressed data: one layer is decompressed, not two)."""
+    if compression_of(data):
         return
     plain = _read(data)
-    wrapped = _read(gzip.compress(data, mtime=0))
-    if plain is None or wrapped is None:
-        assert plain is None and wrapped is None
-        return
-    assert [(f.time, f.linktype, f.data) for f in plain[0]] == [
-        (f.time, f.linktype, f.data) for f in wrapped[0]
-    ]
-    assert [(w.where, w.message) for w in plain[1]] == [(w.where, w.message) for w in wrapped[1]]
+    for compress in _COMPRESSIONS:
+        wrapped = _read(compress(data))
+        if plain is None or wrapped is None:
+            assert plain is None and wrapped is None
+            continue
+        assert [(f.time, f.linktype, f.data) for f in plain[0]] == [
+            (f.time, f.linktype, f.data) for f in wrapped[0]
+        ]
+        assert [(w.where, w.message) for w in plain[1]] == [
+            (w.where, w.message) for w in wrapped[1]]
 
 
 # --- link / IP / TCP decoding ---------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests for analyzer.source: pcap/pcapng/gzip/xz/bzip2/stdin reading, merging, damage and
+"""Tests for analyzer.source: pcap/pcapng/gzip/xz/bzip2/zstd/stdin reading, merging, damage and
 errors."""
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
+
+try:
+    from compression import zstd  # Python 3.14
+except ImportError:
+    from backports import zstd
 
 from analyzer.source import CaptureError, CaptureWarning, Frame, read_captures, stream
 
@@ -274,13 +279,15 @@ def test_garbage_after_gzip_stream_warns(tmp_path: Path) -> None:
     assert len(warnings) == 1 and "read error" in warnings[0].message
 
 
-# xz and bzip2 (rotated captures: `tcpdump -z xz`), compressed by liblzma and libbz2, which
-# xz(1) and bzip2(1) are built on; bzip2 at level 1 (100 kB blocks), so that a cut file still
-# holds whole blocks
-_PACK = {"xz": lzma.compress, "bzip2": lambda data: bz2.compress(data, compresslevel=1)}
+# xz, bzip2 and zstd (rotated captures: `tcpdump -z xz`), compressed by liblzma, libbz2 and
+# libzstd, which xz(1), bzip2(1) and zstd(1) are built on; bzip2 at level 1 (100 kB blocks), so
+# that a cut file still holds whole blocks
+_PACK = {"xz": lzma.compress, "bzip2": lambda data: bz2.compress(data, compresslevel=1),
+         "zstd": zstd.compress}
+_KINDS = list(_PACK)
 
 
-@pytest.mark.parametrize("kind", ["xz", "bzip2"])
+@pytest.mark.parametrize("kind", _KINDS)
 def test_xz_and_bzip2_read_as_gzip_is(tmp_path: Path, kind: str) -> None:
     pack = _PACK[kind]
     recs = [(1.0, pkt(1)), (2.0, pkt(2))]
@@ -289,7 +296,7 @@ def test_xz_and_bzip2_read_as_gzip_is(tmp_path: Path, kind: str) -> None:
     pcapng = shb() + idb() + epb("<", 0, 5, pkt(9))
     frames, warnings = read([write(tmp_path, "b.bin", pack(pcapng))])
     assert warnings == [] and [f.data for f in frames] == [pkt(9)]
-    raw = pcap(recs)  # concatenated streams, with xz's stream padding between them
+    raw = pcap(recs)  # concatenated streams (zstd frames), with xz's stream padding between
     padding = b"\0" * 8 if kind == "xz" else b""
     frames, warnings = read([write(tmp_path, "c", pack(raw[:50]) + padding + pack(raw[50:]))])
     assert warnings == [] and [f.data for f in frames] == [pkt(1), pkt(2)]
@@ -298,7 +305,7 @@ def test_xz_and_bzip2_read_as_gzip_is(tmp_path: Path, kind: str) -> None:
     assert len(warnings) == 1 and "read error" in warnings[0].message
 
 
-@pytest.mark.parametrize("kind", ["xz", "bzip2"])
+@pytest.mark.parametrize("kind", _KINDS)
 def test_truncated_xz_and_bzip2_keep_what_was_decompressed(tmp_path: Path, kind: str) -> None:
     # (bytes that do not repeat: bzip2 squeezes runs before it cuts its blocks)
     recs = [(float(i), random.Random(i).randbytes(1000)) for i in range(300)]
@@ -309,7 +316,7 @@ def test_truncated_xz_and_bzip2_keep_what_was_decompressed(tmp_path: Path, kind:
     assert len(warnings) == 1 and f"end of the {kind} stream" in warnings[0].message
 
 
-@pytest.mark.parametrize("kind", ["xz", "bzip2"])
+@pytest.mark.parametrize("kind", _KINDS)
 def test_xz_and_bzip2_bombs_are_read_a_piece_at_a_time(kind: str) -> None:
     """A small file that expands to far more than a read asks for gives no more than asked."""
     packed = _PACK[kind](pcap([]) + b"\0" * (64 << 20))
@@ -319,7 +326,7 @@ def test_xz_and_bzip2_bombs_are_read_a_piece_at_a_time(kind: str) -> None:
 
 
 def test_compressed_bundled_capture_reports_as_the_capture(tmp_path: Path) -> None:
-    """A real capture's JSON report is the same read from gzip, xz and bzip2 of it."""
+    """A real capture's JSON report is the same read from gzip, xz, bzip2 and zstd of it."""
     raw = (REPO / "captures" / "websocket_lives.pcap").read_bytes()
 
     def report(name: str, content: bytes) -> str:
@@ -331,7 +338,8 @@ def test_compressed_bundled_capture_reports_as_the_capture(tmp_path: Path) -> No
 
     plain = report("lives.pcap", raw)
     assert '"verdict": "succeeded"' in plain
-    for name, pack in [("gz", gzip.compress), ("xz", lzma.compress), ("bz2", bz2.compress)]:
+    for name, pack in [("gz", gzip.compress), ("xz", lzma.compress), ("bz2", bz2.compress),
+                       ("zst", zstd.compress)]:
         assert report(f"lives.pcap.{name}", pack(raw)) == plain, name
 
 
@@ -559,6 +567,9 @@ ERF_RECORD = struct.pack("<II", 0, 1700000000) + bytes([2, 4]) + struct.pack(">H
         ("bzip2-text", bz2.compress(b"hello world\n" * 10),
          "bzip2 of something that is not a capture: looks like text"),
         ("bzip2-broken", b"BZh9" + b"\xff" * 40, "damaged bzip2 file"),
+        ("zstd-text", zstd.compress(b"hello world\n" * 10),
+         "zstd of something that is not a capture: looks like text"),
+        ("zstd-broken", b"\x28\xb5\x2f\xfd" + b"\xff" * 40, "damaged zstd file"),
         ("zip", b"PK\x03\x04" + b"\0" * 40, "zip archive"),
         ("snoop", b"snoop\0\0\0\0\0\0\2\0\0\0\4", "snoop"),
         ("binary", bytes(range(200, 256)), "unknown binary data"),

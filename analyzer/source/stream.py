@@ -1,5 +1,5 @@
-"""Byte input for the capture readers: files, standard input, and gzip, xz or bzip2 of either,
-read forward only."""
+"""Byte input for the capture readers: files, standard input, and gzip, xz, bzip2 or zstd of
+either, read forward only."""
 
 # How it works: a reader keeps one `bytes` buffer and an offset into it, and parses records with
 # precompiled structs straight out of that buffer. Only when the next record is not complete in
@@ -39,7 +39,7 @@ MAX_RECORD = 262144
 
 # Errors a read can raise once the input is open: I/O errors, and a damaged compressed stream
 # (truncation is EOFError; corrupt gzip data, a bad CRC or trailing garbage are zlib.error;
-# damaged xz or bzip2 data is an OSError, `_Unpack`).
+# damaged xz, bzip2 or zstd data is an OSError, `_Unpack`).
 READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
@@ -128,10 +128,12 @@ class _Gunzip:
 
 
 class _Unpack:
-    """`_Gunzip` for xz and bzip2 (rotated captures: ``tcpdump -z xz``, ``logrotate``), with the
-    standard library's decompressors: the same read1 semantics, concatenated streams read in
-    turn (NUL stream padding between them skipped, as xz(1) does), output at most ``n`` bytes a
-    call (``max_length``: a small file that expands to gigabytes is read a piece at a time).
+    """`_Gunzip` for xz, bzip2 and zstd (rotated captures: ``tcpdump -z xz``, ``logrotate``),
+    through decompressors of one interface (the standard library's ``lzma`` and ``bz2``, and
+    ``compression.zstd``, Python 3.14's, or its backport before): the same read1 semantics,
+    concatenated streams (zstd frames) read in turn (NUL stream padding between them skipped,
+    as xz(1) does), output at most ``n`` bytes a call (``max_length``: a small file that
+    expands to gigabytes is read a piece at a time).
 
     Truncation is an EOFError, damaged data an OSError, as gzip's are reported."""
 
@@ -186,17 +188,31 @@ def _bzip2() -> Callable[[], Any]:
     return bz2.BZ2Decompressor
 
 
+def _zstd() -> Callable[[], Any]:
+    """ImportError when neither module is there (an install without its dependencies)."""
+    try:
+        from compression import zstd  # Python 3.14
+    except ImportError:
+        from backports import zstd
+    decompressor: Callable[[], Any] = zstd.ZstdDecompressor
+    return decompressor
+
+
 # Compressed formats read as gzip is, by their magic numbers (``BZh`` then the block size digit)
-_DECOMPRESSORS: dict[str, Callable[[], Callable[[], Any]]] = {"xz": _xz, "bzip2": _bzip2}
+_DECOMPRESSORS: dict[str, Callable[[], Callable[[], Any]]] = {
+    "xz": _xz, "bzip2": _bzip2, "zstd": _zstd}
 _MAGIC_XZ = b"\xfd7zX"  # (the first four of "\xfd7zXZ\0": the sniffed head)
+_MAGIC_ZSTD = b"\x28\xb5\x2f\xfd"  # a zstd frame's (RFC 8878 §3.1.1)
 
 
-def _compression(head: bytes) -> str:
+def compression_of(head: bytes) -> str:
     """The compressed format the first bytes of an input announce, or ""."""
     if head[:2] == b"\x1f\x8b":
         return "gzip"
     if head[:4] == _MAGIC_XZ:
         return "xz"
+    if head[:4] == _MAGIC_ZSTD:
+        return "zstd"
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0":
         return "bzip2"
     return ""
@@ -210,7 +226,7 @@ class Input:
     head: bytes
     read: Read
     close: Callable[[], None]
-    compressed: str = ""  # "gzip", "xz" or "bzip2" when the file is that (read decompressed)
+    compressed: str = ""  # "gzip", "xz", "bzip2" or "zstd": the file is that (read decompressed)
     size: int | None = None  # bytes, for a regular file (progress: the time left)
     tell: Callable[[], int] | None = None  # bytes read from the file so far (progress)
 
@@ -266,7 +282,7 @@ def _sniff(inp: Input, sniff: int) -> Input:
     if not inp.head:
         inp.close()
         raise CaptureError(f"{path}: empty file" if path != "-" else "-: empty input")
-    kind = _compression(inp.head)
+    kind = compression_of(inp.head)
     if kind:
         inp = _decompressed(inp, sniff, kind)
     return inp
@@ -275,7 +291,14 @@ def _sniff(inp: Input, sniff: int) -> Input:
 def _decompressed(inp: Input, sniff: int, kind: str) -> Input:
     """``inp`` read through its decompressor, its first ``sniff`` bytes read (``size`` and
     ``tell`` stay the compressed file's: the progress line's share of it read)."""
-    unpack = _Gunzip(inp.head, inp.read) if kind == "gzip" else _Unpack(inp.head, inp.read, kind)
+    try:
+        unpack = (_Gunzip(inp.head, inp.read) if kind == "gzip"
+                  else _Unpack(inp.head, inp.read, kind))
+    except ImportError:  # (zstd: `_zstd`)
+        inp.close()
+        raise CaptureError(f"{inp.name}: {kind}-compressed data: reading it needs the "
+                           f"backports.zstd package (pip install backports.zstd); or "
+                           f"decompress it first") from None
     read = unpack.read
     try:
         head = read_exact(read, sniff)
