@@ -42,7 +42,7 @@ apt_get() {
 need=()
 for tool in tcpdump:tcpdump tshark:tshark nginx:nginx curl:curl editcap:wireshark-common \
             chromium:chromium chromedriver:chromium-driver openssl:openssl xz:xz-utils \
-            bzip2:bzip2 zstd:zstd; do
+            bzip2:bzip2 zstd:zstd lz4:lz4; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8 ' || need+=(libpcap0.8)

@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import lz4.frame
+
 from analyzer.checks import run_checks
 from analyzer.correlate import correlate
 from analyzer.decode.decoder import QuicDatagram, decode_frame, peek_flow
@@ -86,11 +88,12 @@ def capture_reader(data: bytes) -> None:
 # Each compressor the readers undo (analyzer/source/stream.py), at its fastest setting
 _COMPRESSIONS: tuple[Callable[[bytes], bytes], ...] = (
     lambda data: gzip.compress(data, mtime=0), lambda data: lzma.compress(data, preset=0),
-    lambda data: bz2.compress(data, compresslevel=1), lambda data: zstd.compress(data, level=1))
+    lambda data: bz2.compress(data, compresslevel=1), lambda data: zstd.compress(data, level=1),
+    lz4.frame.compress)
 
 
 def gzip_reader(data: bytes) -> None:
-    """A gzip (xz, bzip2, zstd) wrapper around any bytes gives the same frames and warnings as
+    """A gzip (xz, bzip2, zstd, lz4) wrapper around any bytes gives the same frames and warnings as
     the bytes (except around compressed data: one layer is decompressed, not two)."""
     if compression_of(data):
         return

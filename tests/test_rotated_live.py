@@ -1,4 +1,4 @@
-"""Rotated captures as tcpdump writes them: `tcpdump -C 1 -z xz` (and `-z zstd`, `-z bzip2`)
+"""Rotated captures as tcpdump writes them: `tcpdump -C 1 -z xz` (and zstd, bzip2, lz4)
 on lo, real python websockets clients and server, and the directory read as it was left (the
 rotated files compressed by the real command-line tools, the last one plain): the same attempts
 and verdicts as the files decompressed, every connection whole across the files."""
@@ -137,15 +137,18 @@ def _without_files(document: dict) -> list[dict]:
     ("xz", ".xz", ["xz", "-dc"]),
     ("zstd", ".zst", ["zstd", "-qdc"]),
     ("bzip2", ".bz2", ["bzip2", "-dc"]),
+    ("lz4", ".lz4", ["lz4", "-qdc"]),
 ])
 def test_a_directory_of_rotated_compressed_captures(
         tmp_path: Path, tool: str, suffix: str, undo: list[str]) -> None:
     if shutil.which(tool) is None:
         pytest.skip(f"{tool} is not installed")
     compressor = tool
-    if tool == "zstd":  # (it keeps the file it compressed: users give -z a script like this)
-        compressor = str(tmp_path / "zstd-rm")
-        Path(compressor).write_text('#!/bin/sh\nexec zstd -q --rm "$1"\n')
+    if tool in ("zstd", "lz4"):  # (they keep the file they compressed: users give -z a script;
+        # lz4 writes to its standard output, not a tty here, unless told -m)
+        compressor = str(tmp_path / f"{tool}-rm")
+        multiple = " -m" if tool == "lz4" else ""
+        Path(compressor).write_text(f'#!/bin/sh\nexec {tool} -q{multiple} --rm "$1"\n')
         os.chmod(compressor, 0o755)
     rotated = tmp_path / "rotated"
     rotated.mkdir()

@@ -1,5 +1,5 @@
-"""Tests for analyzer.source: pcap/pcapng/gzip/xz/bzip2/zstd/stdin reading, merging, damage and
-errors."""
+"""Tests for analyzer.source: pcap/pcapng/gzip/xz/bzip2/zstd/lz4/stdin reading, merging, damage
+and errors."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import lz4.frame
 import pytest
 
 try:
@@ -279,11 +280,11 @@ def test_garbage_after_gzip_stream_warns(tmp_path: Path) -> None:
     assert len(warnings) == 1 and "read error" in warnings[0].message
 
 
-# xz, bzip2 and zstd (rotated captures: `tcpdump -z xz`), compressed by liblzma, libbz2 and
-# libzstd, which xz(1), bzip2(1) and zstd(1) are built on; bzip2 at level 1 (100 kB blocks), so
-# that a cut file still holds whole blocks
+# xz, bzip2, zstd and lz4 (rotated captures: `tcpdump -z xz`), compressed by liblzma, libbz2,
+# libzstd and liblz4, which xz(1), bzip2(1), zstd(1) and lz4(1) are built on; bzip2 at level 1
+# (100 kB blocks), so that a cut file still holds whole blocks
 _PACK = {"xz": lzma.compress, "bzip2": lambda data: bz2.compress(data, compresslevel=1),
-         "zstd": zstd.compress}
+         "zstd": zstd.compress, "lz4": lz4.frame.compress}
 _KINDS = list(_PACK)
 
 
@@ -326,7 +327,7 @@ def test_xz_and_bzip2_bombs_are_read_a_piece_at_a_time(kind: str) -> None:
 
 
 def test_compressed_bundled_capture_reports_as_the_capture(tmp_path: Path) -> None:
-    """A real capture's JSON report is the same read from gzip, xz, bzip2 and zstd of it."""
+    """A real capture's JSON report is the same read from gzip, xz, bzip2, zstd and lz4 of it."""
     raw = (REPO / "captures" / "websocket_lives.pcap").read_bytes()
 
     def report(name: str, content: bytes) -> str:
@@ -339,7 +340,7 @@ def test_compressed_bundled_capture_reports_as_the_capture(tmp_path: Path) -> No
     plain = report("lives.pcap", raw)
     assert '"verdict": "succeeded"' in plain
     for name, pack in [("gz", gzip.compress), ("xz", lzma.compress), ("bz2", bz2.compress),
-                       ("zst", zstd.compress)]:
+                       ("zst", zstd.compress), ("lz4", lz4.frame.compress)]:
         assert report(f"lives.pcap.{name}", pack(raw)) == plain, name
 
 
@@ -570,6 +571,7 @@ ERF_RECORD = struct.pack("<II", 0, 1700000000) + bytes([2, 4]) + struct.pack(">H
         ("zstd-text", zstd.compress(b"hello world\n" * 10),
          "zstd of something that is not a capture: looks like text"),
         ("zstd-broken", b"\x28\xb5\x2f\xfd" + b"\xff" * 40, "damaged zstd file"),
+        ("lz4-broken", b"\x04\x22\x4d\x18" + b"\xff" * 40, "damaged lz4 file"),
         ("zip", b"PK\x03\x04" + b"\0" * 40, "zip archive"),
         ("snoop", b"snoop\0\0\0\0\0\0\2\0\0\0\4", "snoop"),
         ("binary", bytes(range(200, 256)), "unknown binary data"),

@@ -16,7 +16,6 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"TRSNIFF data", "a Sniffer capture, which is not supported"),
     (b"ObserverPktBuffer", "a Network Instruments Observer capture, which is not supported"),
     (b"\x1f\x8b", "gzip"),
-    (b"\x04\x22\x4d\x18", "lz4-compressed data (decompress it first)"),
     (b"PK\x03\x04", "a zip archive (extract it first)"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-zip archive (extract it first)"),
     (b"\x7fELF", "an executable"),

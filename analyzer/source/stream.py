@@ -1,5 +1,5 @@
-"""Byte input for the capture readers: files, standard input, and gzip, xz, bzip2 or zstd of
-either, read forward only."""
+"""Byte input for the capture readers: files, standard input, and gzip, xz, bzip2, zstd or lz4
+of either, read forward only."""
 
 # How it works: a reader keeps one `bytes` buffer and an offset into it, and parses records with
 # precompiled structs straight out of that buffer. Only when the next record is not complete in
@@ -39,7 +39,7 @@ MAX_RECORD = 262144
 
 # Errors a read can raise once the input is open: I/O errors, and a damaged compressed stream
 # (truncation is EOFError; corrupt gzip data, a bad CRC or trailing garbage are zlib.error;
-# damaged xz, bzip2 or zstd data is an OSError, `_Unpack`).
+# damaged xz, bzip2, zstd or lz4 data is an OSError, `_Unpack`).
 READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
@@ -128,10 +128,11 @@ class _Gunzip:
 
 
 class _Unpack:
-    """`_Gunzip` for xz, bzip2 and zstd (rotated captures: ``tcpdump -z xz``, ``logrotate``),
-    through decompressors of one interface (the standard library's ``lzma`` and ``bz2``, and
-    ``compression.zstd``, Python 3.14's, or its backport before): the same read1 semantics,
-    concatenated streams (zstd frames) read in turn (NUL stream padding between them skipped,
+    """`_Gunzip` for xz, bzip2, zstd and lz4 (rotated captures: ``tcpdump -z xz``,
+    ``logrotate``; Wireshark writes zstd and lz4), through decompressors of one interface (the
+    standard library's ``lzma`` and ``bz2``, ``compression.zstd``, Python 3.14's, or its
+    backport before, and ``lz4.frame``): the same read1 semantics, concatenated streams (zstd
+    and lz4 frames) read in turn (NUL stream padding between them skipped,
     as xz(1) does), output at most ``n`` bytes a call (``max_length``: a small file that
     expands to gigabytes is read a piece at a time).
 
@@ -198,11 +199,21 @@ def _zstd() -> Callable[[], Any]:
     return decompressor
 
 
+def _lz4() -> Callable[[], Any]:
+    import lz4.frame
+
+    decompressor: Callable[[], Any] = lz4.frame.LZ4FrameDecompressor
+    return decompressor
+
+
 # Compressed formats read as gzip is, by their magic numbers (``BZh`` then the block size digit)
 _DECOMPRESSORS: dict[str, Callable[[], Callable[[], Any]]] = {
-    "xz": _xz, "bzip2": _bzip2, "zstd": _zstd}
+    "xz": _xz, "bzip2": _bzip2, "zstd": _zstd, "lz4": _lz4}
 _MAGIC_XZ = b"\xfd7zX"  # (the first four of "\xfd7zXZ\0": the sniffed head)
 _MAGIC_ZSTD = b"\x28\xb5\x2f\xfd"  # a zstd frame's (RFC 8878 §3.1.1)
+_MAGIC_LZ4 = b"\x04\x22\x4d\x18"  # an LZ4 frame's
+# (the package a decompressor comes from, for an install without it)
+_PACKAGE = {"zstd": "backports.zstd", "lz4": "lz4"}
 
 
 def compression_of(head: bytes) -> str:
@@ -213,6 +224,8 @@ def compression_of(head: bytes) -> str:
         return "xz"
     if head[:4] == _MAGIC_ZSTD:
         return "zstd"
+    if head[:4] == _MAGIC_LZ4:
+        return "lz4"
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0":
         return "bzip2"
     return ""
@@ -226,7 +239,7 @@ class Input:
     head: bytes
     read: Read
     close: Callable[[], None]
-    compressed: str = ""  # "gzip", "xz", "bzip2" or "zstd": the file is that (read decompressed)
+    compressed: str = ""  # "gzip", "xz", "bzip2", "zstd", "lz4": read through its decompressor
     size: int | None = None  # bytes, for a regular file (progress: the time left)
     tell: Callable[[], int] | None = None  # bytes read from the file so far (progress)
 
@@ -294,11 +307,11 @@ def _decompressed(inp: Input, sniff: int, kind: str) -> Input:
     try:
         unpack = (_Gunzip(inp.head, inp.read) if kind == "gzip"
                   else _Unpack(inp.head, inp.read, kind))
-    except ImportError:  # (zstd: `_zstd`)
+    except ImportError:  # (zstd, lz4: an install without that package)
         inp.close()
-        raise CaptureError(f"{inp.name}: {kind}-compressed data: reading it needs the "
-                           f"backports.zstd package (pip install backports.zstd); or "
-                           f"decompress it first") from None
+        package = _PACKAGE.get(kind, kind)
+        raise CaptureError(f"{inp.name}: {kind}-compressed data: reading it needs the {package} "
+                           f"package (pip install {package}); or decompress it first") from None
     read = unpack.read
     try:
         head = read_exact(read, sniff)
