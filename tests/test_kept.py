@@ -20,6 +20,7 @@ from analyzer.cli import cli
 from analyzer.correlate import Hop, Leg
 from analyzer.exchange.model import Endpoint
 from analyzer.pipeline import Analysis
+from analyzer.report.clock import Clock
 from analyzer.source import read_records
 from fuzz import hostile
 from tests.builder import (
@@ -299,6 +300,60 @@ def test_a_spilled_report_groups_only_the_keys_that_repeat(monkeypatch: pytest.M
     assert [(s.count, s.client) for s in report.storms()] == [(4, "10.3.0.1")]
     assert len(report.groups) == 1  # was 32: one per distinct key
 
+
+
+@pytest.mark.parametrize("args", [[], ["--local-time"], ["--verdict", "failed"]])
+def test_a_spilled_table_measured_in_the_summary_pass_is_the_table_measured_apart(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str]) -> None:
+    """The table measures its columns in the summary's pass (`SpilledReport._scan`), the
+    number and time from the arrays in memory; measured apart (a report whose summary was
+    read first) and kept in memory, the same table. Times across days and past any calendar
+    ("@..."), long requests and reasons, and a filter that keeps some attempts only."""
+    from analyzer.report.table import TableStyle
+
+    convs = []
+    for i in range(15):
+        conv = Conversation(client=(f"10.1.0.{i + 1}", 40000 + i), server=("10.0.0.2", 80),
+                            start=1_700_000_000.0 + i * 9_000)
+        conv.handshake()
+        conv.client(websocket_request("example.com", "/chat/" + "x" * (i * 9)))
+        if i % 2:
+            conv.server(websocket_response())
+        else:
+            conv.server(b"HTTP/1.1 403 Forbidden because " + b"y" * (i * 7)
+                        + b"\r\nContent-Length: 0\r\n\r\n")
+        convs.append(conv)
+    path = tmp_path / "widths.pcap"
+    write_pcap(path, convs)
+    table = _same(monkeypatch, [str(path), *args])
+    assert "xxxxxxxxxx…" in table and "2023-11-15" in table  # (clipped; the date shown)
+    # times no calendar holds (a crafted capture's), and one that rounds up into the next
+    # second, given to the attempts as they are kept
+    odd = {2: 9e11, 5: -9e10, 7: 1_700_000_001.9999996, 11: 2.5e14}
+
+    monkeypatch.setattr(kept, "SPILL_AFTER", 0)
+    keep = (lambda d: d.verdict.value == "failed") if args == ["--verdict", "failed"] else (
+        lambda d: True)
+    tables = []
+    for summary_first in (False, True):
+        store = kept.KeptAttempts("table", keep)
+        run = Analysis()
+        for n, d in enumerate([*run.feed_records(read_records([str(path)], [])),
+                               *run.finish()]):
+            if n in odd:  # (an attempt's time is its request's)
+                request = dataclasses.replace(d.attempt.request, time=odd[n])
+                d = dataclasses.replace(d, attempt=dataclasses.replace(d.attempt, request=request))
+            store.add(dataclasses.replace(d, number=n + 1))
+        report = store.close()
+        assert not isinstance(report, list)
+        if summary_first:
+            report.summary(run.stats, [])
+        out: list[str] = []
+        report.write_table(run.stats, [], False, out.append,
+                           TableStyle(Clock(local=args == ["--local-time"])))
+        tables.append("".join(out))
+    assert tables[0] == tables[1]
+    assert "@900000000000.000000" in tables[0] or args == ["--verdict", "failed"]
 
 
 def test_a_rebuild_that_decides_otherwise_lends_no_attempt_its_findings(

@@ -29,6 +29,7 @@ from analyzer.report.table import (
     _SPECS,
     TableStyle,
     Widths,
+    cell_text,
     markdown_headings,
     markdown_row,
 )
@@ -98,8 +99,9 @@ class SpilledReport:
             d = self.spill.whole(full if whole and full >= 0 else rebuilt[index])
             yield _numbered(d, rank + 1)
 
-    def _scan(self) -> None:
-        """One pass in report order: the filters, the summary's counts."""
+    def _scan(self, widths: dict[str, int] | None = None) -> None:
+        """One pass in report order: the filters, the summary's counts; with ``widths``, the
+        widest of each column of the kept records' table lines too (`write_table`)."""
         if self._scanned:
             return
         self._scanned = True
@@ -117,6 +119,11 @@ class SpilledReport:
             if not record.keep:
                 continue
             self.keep[rank] = 1
+            if widths is not None:
+                for key, value in zip(_LINE_KEYS, record.line, strict=True):
+                    length = len(cell_text(key, value))
+                    if length > widths[key]:
+                        widths[key] = length
             self.attempts += 1
             self.verdicts[record.verdict] += 1
             if record.verdict != _SUCCEEDED:
@@ -210,8 +217,15 @@ class SpilledReport:
     def write_table(self, stats: RunStats, warnings: Sequence[CaptureWarning], markdown: bool,
                     write: Callable[[str], Any], style: TableStyle,
                     apart: Counter[str] | None = None) -> None:
-        """render.render_table over the records: one pass measures the columns, one writes."""
-        self._scan()
+        """render.render_table over the records: one pass measures the columns, one writes.
+        The measuring pass is the summary's (`_scan`) when the table is the first to ask for
+        it: the lines' widths come with the counts, the number's and the time's from the
+        arrays in memory, and each record is read once less (benchmarks/README.md,
+        "Twenty-third session")."""
+        measured: dict[str, int] | None = None
+        if not self._scanned and not markdown:
+            measured = dict.fromkeys(_LINE_KEYS, 0)
+        self._scan(measured)
         clock = style.clock.spanning([self._first, self._last] if self.attempts else [])
         style = TableStyle(clock, style.width, style.files, style.show_secrets)
         if not self.attempts:
@@ -223,13 +237,30 @@ class SpilledReport:
             columns.write((markdown_row(row, style) for row in self._rows(clock)), write)
         else:
             widths = Widths(style)
-            for row in self._rows(clock):
-                widths.add(row)
+            if measured is not None:
+                widths.widen(measured)
+                widths.widen(self._number_and_time_widths(clock))
+            else:
+                for row in self._rows(clock):
+                    widths.add(row)
             # a line at a time: the whole table of a million rows was ~500 MB as one string
             for n, line in enumerate(widths.lines(self._rows(clock))):
                 write(("\n" if n else "") + line)
         summary = summary_lines(self.summary(stats, warnings, style.show_secrets, apart), clock)
         write("\n\n" + (markdown_text(summary) if markdown else summary) + "\n")
+
+    def _number_and_time_widths(self, clock: Clock) -> dict[str, int]:
+        """The widest "#" and time of the kept attempts, from the arrays in memory (what
+        `_rows` gives them: their rank plus one, their time as ``clock`` prints it)."""
+        times, order, keep = self.spill.time, self.order, self.keep
+        widest_time = widest_rank = 0
+        for rank, index in enumerate(order):
+            if keep[rank]:
+                widest_rank = rank
+                length = len(clock.time(times[index]))
+                if length > widest_time:
+                    widest_time = length
+        return {"#": len(str(widest_rank + 1)), "time": widest_time}
 
     def _rows(self, clock: Clock) -> Iterator[dict[str, str]]:
         """The kept attempts' table cells (`table.cells`), in report order."""

@@ -169,7 +169,9 @@ def _render_row(keys: list[str], widths: dict[str, int], values: dict[str, list[
     return "\n".join(lines)
 
 
-def _piped(key: str, value: object) -> str:
+def cell_text(key: str, value: object) -> str:
+    """A value as its column shows it unshortened (a request and a reason clipped to their
+    limits): what `Widths` measures."""
     text = str(value)
     if key == "request":
         return _clip(text, REQUEST_LIMIT)
@@ -196,11 +198,19 @@ class Widths:
         self.keys = _keys(style)
         self.widths = {k: len(_heading(k, style)) for k in self.keys}
 
+    def widen(self, widest: dict[str, int]) -> None:
+        """Columns at least as wide as ``widest`` says (the lengths of `_piped` values: what
+        `add` measures, measured elsewhere); keys not shown are passed over."""
+        widths = self.widths
+        for key, length in widest.items():
+            if key in widths and length > widths[key]:
+                widths[key] = length
+
     def add(self, row: dict[str, str]) -> None:
         """One row's values, unshortened (`cells`, as strings)."""
         widths = self.widths
         for k in self.keys:
-            n = len(_piped(k, row[k]))
+            n = len(cell_text(k, row[k]))
             if n > widths[k]:
                 widths[k] = n
 
@@ -213,7 +223,7 @@ class Widths:
         yield _render_row(keys, widths, {k: ["-" * widths[k]] for k in keys})
         for row in rows:
             if style.width is None:
-                row = {k: _piped(k, row[k]) for k in keys}
+                row = {k: cell_text(k, row[k]) for k in keys}
             yield _render_row(keys, widths, {k: _shorten(row[k], widths[k], _SPECS[k].shrink)
                                              for k in keys})
 
@@ -225,7 +235,7 @@ def markdown_headings(style: TableStyle) -> list[str]:
 def markdown_row(values: Mapping[str, object], style: TableStyle) -> list[str]:
     """One row of the Markdown table from `cells`' values."""
     keys = _keys(style)
-    return [_markdown_cell(_piped(k, v)) for k, v in values.items() if k in keys]
+    return [_markdown_cell(cell_text(k, v)) for k, v in values.items() if k in keys]
 
 
 def markdown_table(diagnoses: Sequence[Diagnosis], style: TableStyle) -> str:
@@ -296,7 +306,7 @@ class StreamedTable:
         shortened = {}
         for key in self.keys:
             width = self.widths[key]
-            text = _piped(key, values[key]) if self.style.width is None else str(values[key])
+            text = cell_text(key, values[key]) if self.style.width is None else str(values[key])
             if width == 0:  # the last column, piped: the rest of the line
                 shortened[key] = [text]
             else:
