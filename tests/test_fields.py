@@ -84,13 +84,44 @@ def test_indented_json_leaves_what_is_not_plain_to_json_dumps() -> None:
 
 
 def test_json_attempt_equals_its_plain_twin_on_every_bundled_capture() -> None:
+    """The JSON report's attempt laid out from its JSONL line (decode/_indent.pxi), and from
+    its fields as a dict (the path without the compiled module), are json.dumps's text: every
+    kind of attempt (TLS, HTTP/2, lifetimes, several files, secrets shown or not)."""
+    from analyzer.report import render
+
+    assert render._indent_json is not None  # (the test runs where setup.py built it)
     compared = 0
-    for path in sorted(CAPTURES.glob("*.pcap*")):
-        for diagnosis in analyze_pcap(path):
-            for show in (False, True):
-                assert json_attempt(diagnosis, show) == json_attempt_plain(diagnosis, show)
-            compared += 1
+    for diagnosis in _every_bundled_diagnosis():
+        for show in (False, True):
+            plain = json_attempt_plain(diagnosis, show)
+            assert json_attempt(diagnosis, show) == plain
+            assert render.json_attempt_dict(diagnosis, show) == plain
+            line = render.decided_line(diagnosis, show)  # (taken by the compiled layout)
+            assert render._indent_json("{" + line[len(render._DECIDED_HEAD):], "\n    ") == plain
+        compared += 1
     assert compared > 100
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats()
+    | st.text(alphabet=st.sampled_from('ab,:{}[]" \\\n\té\u2603'), max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.text(alphabet=st.sampled_from('k,:{}[]"\\ é'), max_size=6), inner, max_size=4),
+    max_leaves=30), st.sampled_from(["\n", "\n    ", "\n  "]))
+def test_compact_json_laid_out_in_c_is_json_dumps_indented(value: object, indent: str) -> None:
+    """Any document json.dumps writes compactly, laid out by `indent_json`, is what json.dumps
+    writes with indent=2 (strings with commas, braces, quotes and escapes passed over whole,
+    empty lists and objects kept on their line); text that is not such JSON gives None."""
+    from analyzer.decode._fastpath import indent_json
+
+    compact = json.dumps(value)
+    assert indent_json(compact, indent) == json.dumps(value, indent=2).replace("\n", indent)
+    if isinstance(value, (list, dict)):  # a container cut short, or closed once too often
+        assert indent_json(compact[:-1], indent) is None
+        assert indent_json(compact + "]", indent) is None
+
+
 
 
 @settings(max_examples=500, deadline=None)

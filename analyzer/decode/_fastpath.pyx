@@ -342,3 +342,7 @@ include "_heads.pxi"
 
 # --- frozen values made per connection (a Segment, an attempt's values) without __init__ -------
 include "_made.pxi"
+
+
+# --- the JSON report's indentation, from the JSONL line's compact text --------------------------
+include "_indent.pxi"
