@@ -165,8 +165,12 @@ def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
 
 
 def _compiles_through_exec(module: Any) -> bool:
-    # 3.11 and 3.12 call exec in _create_fn; the name must resolve to the builtin.
+    # 3.11 and 3.12 call exec in _create_fn, a method's text at a time; 3.13 in
+    # _FuncBuilder.add_fns_to_class, a class's methods in one text: the name must resolve to
+    # the builtin (the module's global `exec` then shadows it).
     create = getattr(module, "_create_fn", None)
+    if create is None:
+        create = getattr(getattr(module, "_FuncBuilder", None), "add_fns_to_class", None)
     return create is not None and "exec" in create.__code__.co_names
 
 

@@ -20,6 +20,12 @@ import pytest
 from analyzer import startup_cache
 
 ROOT = Path(__file__).resolve().parent.parent
+# Python 3.13's dataclasses compiles a class's methods in one text (3.11 and 3.12: one text a
+# method), and only 3.11's `re` is served compiled patterns (the module's docstring)
+TEXTS_A_CLASS = 1 if sys.version_info >= (3, 13) else 5
+PATTERNS = sys.version_info[:2] == (3, 11)
+needs_patterns = pytest.mark.skipif(not PATTERNS, reason="the start-up cache serves compiled "
+                                    "patterns to Python 3.11's re only")
 
 # Imports every module of the package (optional extras skipped) and prints, for every
 # dataclass it defines, everything about the methods `dataclasses` generated: their code
@@ -42,8 +48,11 @@ def code_facts(code):
             code.co_flags, code.co_code.hex(), code.co_linetable.hex(),
             code.co_exceptiontable.hex(), list(code.co_names), list(code.co_varnames),
             list(code.co_freevars), list(code.co_cellvars),
-            [code_facts(c) if isinstance(c, types.CodeType) else repr(c)
+            [code_facts(c) if isinstance(c, types.CodeType) else constant(c)
              for c in code.co_consts]]
+
+def constant(value):  # a frozenset's repr follows the process's string hashes (3.13's fields)
+    return sorted(map(repr, value)) if isinstance(value, frozenset) else repr(value)
 
 def text(value):  # a repr without the addresses that differ from one process to the next
     return re.sub(" at 0x[0-9a-f]+", "", repr(value))
@@ -106,13 +115,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[in
 def test_every_dataclass_gets_the_same_methods_from_the_cache(
         built: tuple[Path, Path, list[int]]) -> None:
     methods, patterns, (texts, compiled) = built
-    assert texts > 300  # the package's ≈ 90 dataclasses, ≈ 5 methods each
-    assert compiled > 50
+    assert texts > 60 * TEXTS_A_CLASS  # the package's ≈ 90 dataclasses, ≈ 5 methods each
+    assert compiled > 50 or not PATTERNS
     plain = _digest("plain", methods, patterns)
     cached = _digest("cached", methods, patterns)
     served, missed = cached.pop("(served, missed)")  # type: ignore[misc]
-    assert missed == 0 and served > 300  # the cache did serve them
-    assert cached.pop("(patterns served)") > 50  # type: ignore[operator]
+    assert missed == 0 and served > 60 * TEXTS_A_CLASS  # the cache did serve them
+    assert cached.pop("(patterns served)") > 50 or not PATTERNS  # type: ignore[operator]
     assert len(plain) > 80
     assert cached == plain
 
@@ -136,6 +145,7 @@ def _same_pattern(cached: re.Pattern[Any], plain: re.Pattern[Any]) -> None:
         plain.flags, plain.groups, plain.groupindex)
 
 
+@needs_patterns
 def test_cached_patterns_are_what_re_compiles(built: tuple[Path, Path, list[int]]) -> None:
     patterns = startup_cache.read_patterns(str(built[1]))
     assert len(patterns) > 50
@@ -161,6 +171,7 @@ def test_compile_pattern_gives_what_re_compiles(pattern: str | bytes, flags: int
     _same_pattern(_sre.compile(pattern, *compiled), _compiler.compile(pattern, flags))
 
 
+@needs_patterns
 def test_a_run_compiles_a_pattern_the_file_lacks_and_keeps_none(tmp_path: Path) -> None:
     methods, patterns = tmp_path / "m.marshal", tmp_path / "p.marshal"
     script = (
@@ -225,13 +236,15 @@ def test_a_run_writes_what_it_compiled_only_when_bytecode_may_be_written(
                               check=True, env={"PATH": "/usr/bin:/bin"})
         return done.stdout.split()
 
-    # six methods: __init__, __repr__, __eq__, __hash__, __setattr__, __delattr__
-    assert run("-B") == ["0", "6", "False"] and not path.exists()
-    assert run() == ["0", "6", "True"] and path.exists()
-    assert run() == ["6", "0", "False"]  # all six served from the file, nothing new
+    # six methods: __init__, __repr__, __eq__, __hash__, __setattr__, __delattr__ (each a
+    # text of its own before Python 3.13, one text for all of them since)
+    n = "6" if TEXTS_A_CLASS > 1 else "1"
+    assert run("-B") == ["0", n, "False"] and not path.exists()
+    assert run() == ["0", n, "True"] and path.exists()
+    assert run() == [n, "0", "False"]  # all served from the file, nothing new
     first = set(startup_cache.read_methods(str(path)))
     # The class changes (a field renamed): its module's group is what this run made of it.
-    assert run(field="z") == ["0", "6", "True"]  # every method's text names the fields
+    assert run(field="z") == ["0", n, "True"]  # every method's text names the fields
     second = set(startup_cache.read_methods(str(path)))
-    assert len(first) == len(second) == 6 and not first & second
-    assert run(field="z") == ["6", "0", "False"]
+    assert len(first) == len(second) == int(n) and not first & second
+    assert run(field="z") == [n, "0", "False"]
