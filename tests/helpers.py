@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
 
 from click.testing import CliRunner, Result
 
@@ -36,3 +42,45 @@ def nginx_conf(tmp: str, server: str) -> str:
     from captures.generate import nginx_conf as nginx_http_conf
 
     return nginx_http_conf(tmp, f"    server {{\n{server}\n    }}", access_log=False)
+
+
+def stop_group(process: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
+    """Stop a process started with ``start_new_session=True`` and all it started: ``sig`` to
+    its group, SIGKILL after 5 s."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+@contextlib.contextmanager
+def tcpdump_on_lo(*arguments: str) -> Iterator[None]:
+    """tcpdump on lo with ``arguments`` (``-w FILE``, rotation, a filter), from when it says it
+    listens until half a second after the block (its last packets written), then stopped
+    (as root: ``-Z root`` keeps its files and `-z` commands root's). SIGINT to tcpdump alone,
+    not its group: a compressor ``-z`` started on a rotated file finishes it (given to the
+    group, the interrupt left a file uncompressed under load)."""
+    process = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "-n", "-U", "--immediate-mode", "-B", "16384", "-Z", "root",
+         *arguments],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 10
+        seen = ""
+        while "listening on" not in seen and time.monotonic() < deadline:
+            seen += process.stderr.readline()
+        time.sleep(0.2)
+        yield
+    finally:
+        time.sleep(0.5)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGINT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            stop_group(process, signal.SIGKILL)

@@ -28,7 +28,7 @@ from analyzer.source import read_captures
 from analyzer.verdict import Diagnosis
 from tests.builder import Conversation, Segment, write_pcap
 from tests.h2_app import extended_connect
-from tests.helpers import analyze_pcap, nginx_conf
+from tests.helpers import analyze_pcap, nginx_conf, stop_group, tcpdump_on_lo
 
 pytest.importorskip("h2")
 pytest.importorskip("hypercorn")
@@ -60,15 +60,7 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float 
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+_stop = stop_group
 
 
 @contextlib.contextmanager
@@ -107,24 +99,8 @@ def nginx_h2() -> Iterator[int]:
 
 @contextlib.contextmanager
 def tcpdump(path: Path, ports: list[int]) -> Iterator[None]:
-    expression = " or ".join(f"tcp port {p}" for p in ports)
-    process = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-n", "-U", "--immediate-mode", "-B", "16384", "-Z", "root",
-         "-w", str(path), expression],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert process.stderr is not None
-        deadline = time.monotonic() + 10
-        seen = ""
-        while "listening on" not in seen and time.monotonic() < deadline:
-            seen += process.stderr.readline()
-        time.sleep(0.2)
+    with tcpdump_on_lo("-w", str(path), " or ".join(f"tcp port {p}" for p in ports)):
         yield
-    finally:
-        time.sleep(0.5)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-        process.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,8 +15,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.helpers import stop_group, tcpdump_on_lo
 
 pytest.importorskip("websockets")
 pytestmark = pytest.mark.skipif(
@@ -63,16 +65,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
 @contextmanager
 def _server(port: int) -> Iterator[None]:
     process = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], text=True,
@@ -82,26 +74,12 @@ def _server(port: int) -> Iterator[None]:
         assert process.stdout.readline().strip() == "ready"
         yield
     finally:
-        _stop(process)
+        stop_group(process)
 
 
-@contextmanager
-def _tcpdump(directory: Path, port: int, compressor: str) -> Iterator[None]:
-    process = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-n", "-U", "--immediate-mode", "-B", "16384", "-Z", "root",
-         "-C", "1", "-z", compressor, "-w", str(directory / "cap"), f"tcp port {port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert process.stderr is not None
-        deadline = time.monotonic() + 10
-        seen = ""
-        while "listening on" not in seen and time.monotonic() < deadline:
-            seen += process.stderr.readline()
-        time.sleep(0.2)
-        yield
-    finally:
-        time.sleep(0.5)
-        _stop(process, signal.SIGINT)
+def _tcpdump(directory: Path, port: int, compressor: str) -> Any:
+    return tcpdump_on_lo("-C", "1", "-z", compressor, "-w", str(directory / "cap"),
+                         f"tcp port {port}")
 
 
 def _settled(directory: Path, suffix: str) -> list[Path]:
