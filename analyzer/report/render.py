@@ -313,15 +313,15 @@ JSON_START = '{\n  "schema": ' + str(SCHEMA) + ',\n  "attempts": ['
 def json_attempt(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     """One attempt as an element of the JSON report's list (two levels deep): its JSONL line
     (the same fields, written as compact text without a dict: report/jsonl.py) laid out in C
-    (decode/_indent.pxi). A refused handshake's fields as a dict, indented in Python, were
-    ≈ 110 µs of the JSON report's ≈ 130 µs an attempt; ≈ 25 µs now. Without the compiled
-    module, or for a line it does not take, `json_attempt_dict`."""
+    (decode/_indent.pxi). A refused handshake's fields as a dict indented in Python took
+    ≈ 85-115 µs, its line laid out ≈ 20-45 µs (benchmarks/README.md, "Twenty-third
+    session"). Without the compiled module, or for a line it does not take, `json_attempt_dict`."""
     if _indent_json is not None:
         line = decided_line(diagnosis, show_secrets)
         if line.startswith(_DECIDED_HEAD):
-            text = _indent_json("{" + line[len(_DECIDED_HEAD):], "\n    ")
+            text: str | None = _indent_json("{" + line[len(_DECIDED_HEAD):], "\n    ")
             if text is not None:
-                return str(text)
+                return text
     return json_attempt_dict(diagnosis, show_secrets)
 
 

@@ -86,57 +86,52 @@ def read_exact(read: Read, n: int) -> bytes:
     return b"".join(parts)
 
 
-class _Gunzip:
-    """A forward-only gzip decompressor with read1 semantics.
+class _Gzip:
+    """zlib's gzip decompressor (a member's header and trailer, its CRC checked) with the
+    interface of ``lzma``'s and ``bz2``'s that `_Unpack` reads through: zlib leaves the input
+    its ``max_length`` held back in ``unconsumed_tail`` for the caller to give again, theirs
+    keep it."""
 
-    gzip.GzipFile is not used: after a short read it asks its file for the rest of a buffer
-    and so blocks on a pipe until more input arrives, holding back records already complete.
-    Here input is read only when no decompressed byte can be produced without it.
-    Concatenated members are read in turn, like gzip(1) does; NUL padding between them is
-    skipped, and anything else after a member is reported as an error by zlib.
-    """
+    __slots__ = ("_inflate", "_tail")
 
-    def __init__(self, head: bytes, read: Read) -> None:
-        self._read = read
-        self._pending = head  # compressed bytes not yet given to the decompressor
-        self._inflate = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer, CRC checked
-        self._member_ended = False
+    def __init__(self) -> None:
+        self._inflate = zlib.decompressobj(wbits=31)
+        self._tail = b""
 
-    def read(self, n: int) -> bytes:
-        while True:
-            data, self._pending = self._pending, b""
-            if not data:
-                data = self._read(CHUNK)
-                if not data:
-                    if self._member_ended:
-                        return b""
-                    raise EOFError("compressed data ends before the end of the gzip stream")
-            if self._member_ended:
-                data = data.lstrip(b"\0")
-                if not data:
-                    continue
-                self._inflate = zlib.decompressobj(wbits=31)
-                self._member_ended = False
-            out = self._inflate.decompress(data, n if n > 0 else CHUNK)
-            if self._inflate.eof:
-                self._member_ended = True
-                self._pending = self._inflate.unused_data
-            else:
-                self._pending = self._inflate.unconsumed_tail
-            if out:
-                return out
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        out = self._inflate.decompress(self._tail + data if self._tail else data, max_length)
+        self._tail = self._inflate.unconsumed_tail
+        return out
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._tail
+
+    @property
+    def eof(self) -> bool:
+        return self._inflate.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._inflate.unused_data
 
 
 class _Unpack:
-    """`_Gunzip` for xz, bzip2, zstd and lz4 (rotated captures: ``tcpdump -z xz``,
-    ``logrotate``; Wireshark writes zstd and lz4), through decompressors of one interface (the
-    standard library's ``lzma`` and ``bz2``, ``compression.zstd``, Python 3.14's, or its
-    backport before, and ``lz4.frame``): the same read1 semantics, concatenated streams (zstd
-    and lz4 frames) read in turn (NUL stream padding between them skipped,
-    as xz(1) does), output at most ``n`` bytes a call (``max_length``: a small file that
-    expands to gigabytes is read a piece at a time).
+    """A forward-only decompressor with read1 semantics, for gzip, xz, bzip2, zstd and lz4
+    (rotated captures: ``tcpdump -z xz``, ``logrotate``; Wireshark writes zstd and lz4),
+    through decompressors of one interface (the standard library's ``lzma`` and ``bz2``, zlib
+    through `_Gzip`, ``compression.zstd``, Python 3.14's, or its backport before, and
+    ``lz4.frame``).
 
-    Truncation is an EOFError, damaged data an OSError, as gzip's are reported."""
+    gzip.GzipFile (and lzma.LZMAFile...) are not used: after a short read they ask their file
+    for the rest of a buffer and so block on a pipe until more input arrives, holding back
+    records already complete. Here input is read only when no decompressed byte can be
+    produced without it. Concatenated streams (gzip members, zstd and lz4 frames) are read in
+    turn, as gzip(1) and xz(1) do (NUL padding between them skipped, anything else after one
+    reported as damage), and a call gives at most ``n`` bytes (``max_length``: a small file
+    that expands to gigabytes is read a piece at a time).
+
+    Truncation is an EOFError, damaged data an OSError with the decompressor's words."""
 
     def __init__(self, head: bytes, read: Read, kind: str) -> None:
         self._read = read
@@ -206,9 +201,9 @@ def _lz4() -> Callable[[], Any]:
     return decompressor
 
 
-# Compressed formats read as gzip is, by their magic numbers (``BZh`` then the block size digit)
+# The compressed formats read, by their magic numbers (``BZh`` then the block size digit)
 _DECOMPRESSORS: dict[str, Callable[[], Callable[[], Any]]] = {
-    "xz": _xz, "bzip2": _bzip2, "zstd": _zstd, "lz4": _lz4}
+    "gzip": lambda: _Gzip, "xz": _xz, "bzip2": _bzip2, "zstd": _zstd, "lz4": _lz4}
 _MAGIC_XZ = b"\xfd7zX"  # (the first four of "\xfd7zXZ\0": the sniffed head)
 _MAGIC_ZSTD = b"\x28\xb5\x2f\xfd"  # a zstd frame's (RFC 8878 §3.1.1)
 _MAGIC_LZ4 = b"\x04\x22\x4d\x18"  # an LZ4 frame's
@@ -305,8 +300,7 @@ def _decompressed(inp: Input, sniff: int, kind: str) -> Input:
     """``inp`` read through its decompressor, its first ``sniff`` bytes read (``size`` and
     ``tell`` stay the compressed file's: the progress line's share of it read)."""
     try:
-        unpack = (_Gunzip(inp.head, inp.read) if kind == "gzip"
-                  else _Unpack(inp.head, inp.read, kind))
+        unpack = _Unpack(inp.head, inp.read, kind)
     except ImportError:  # (zstd, lz4: an install without that package)
         inp.close()
         package = _PACKAGE.get(kind, kind)
