@@ -199,7 +199,7 @@ class Widths:
         self.widths = {k: len(_heading(k, style)) for k in self.keys}
 
     def widen(self, widest: dict[str, int]) -> None:
-        """Columns at least as wide as ``widest`` says (the lengths of `_piped` values: what
+        """Columns at least as wide as ``widest`` says (the lengths of `cell_text` values: what
         `add` measures, measured elsewhere); keys not shown are passed over."""
         widths = self.widths
         for key, length in widest.items():

@@ -39,8 +39,8 @@ def read_captures(paths: Sequence[str], warnings: list[CaptureWarning],
 def expand_inputs(paths: Sequence[str]) -> list[str]:
     """The paths with each directory replaced by the capture files in it, in name order (the
     files `tcpdump -C/-G -w DIR/name` rotated there): regular files whose first bytes are
-    pcap or pcapng, plain or compressed (gzip, xz, bzip2: `-z`); hidden files and anything else
-    in it are passed over.
+    pcap or pcapng, plain or compressed (gzip, xz, bzip2, zstd, lz4: `-z`); hidden files and
+    anything else in it are passed over.
     CaptureError for a directory that cannot be listed or holds no capture."""
     out: list[str] = []
     for path in paths:

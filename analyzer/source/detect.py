@@ -16,6 +16,11 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"TRSNIFF data", "a Sniffer capture, which is not supported"),
     (b"ObserverPktBuffer", "a Network Instruments Observer capture, which is not supported"),
     (b"\x1f\x8b", "gzip"),
+    # (read through their decompressors at the top: named here when one is inside another)
+    (b"BZh", "bzip2-compressed data (decompress it first)"),
+    (b"\xfd7zXZ\x00", "xz-compressed data (decompress it first)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data (decompress it first)"),
+    (b"\x04\x22\x4d\x18", "lz4-compressed data (decompress it first)"),
     (b"PK\x03\x04", "a zip archive (extract it first)"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-zip archive (extract it first)"),
     (b"\x7fELF", "an executable"),

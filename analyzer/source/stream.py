@@ -38,9 +38,9 @@ CHUNK = 1 << 20
 MAX_RECORD = 262144
 
 # Errors a read can raise once the input is open: I/O errors, and a damaged compressed stream
-# (truncation is EOFError; corrupt gzip data, a bad CRC or trailing garbage are zlib.error;
-# damaged xz, bzip2, zstd or lz4 data is an OSError, `_Unpack`).
-READ_ERRORS = (OSError, EOFError, zlib.error)
+# (truncation is EOFError; corrupt data, a bad CRC or trailing garbage an OSError with the
+# decompressor's words, `_Unpack`).
+READ_ERRORS = (OSError, EOFError)
 
 
 def fill(read: Read, buf: bytes, pos: int, need: int) -> tuple[bytes, str | None]:
@@ -201,7 +201,7 @@ def _lz4() -> Callable[[], Any]:
     return decompressor
 
 
-# The compressed formats read, by their magic numbers (``BZh`` then the block size digit)
+# The compressed formats read (told by `compression_of`), each one's decompressor class
 _DECOMPRESSORS: dict[str, Callable[[], Callable[[], Any]]] = {
     "gzip": lambda: _Gzip, "xz": _xz, "bzip2": _bzip2, "zstd": _zstd, "lz4": _lz4}
 _MAGIC_XZ = b"\xfd7zX"  # (the first four of "\xfd7zXZ\0": the sniffed head)
@@ -212,7 +212,8 @@ _PACKAGE = {"zstd": "backports.zstd", "lz4": "lz4"}
 
 
 def compression_of(head: bytes) -> str:
-    """The compressed format the first bytes of an input announce, or ""."""
+    """The compressed format the first bytes of an input announce (its magic number; bzip2's
+    ``BZh`` then the block size digit), or ""."""
     if head[:2] == b"\x1f\x8b":
         return "gzip"
     if head[:4] == _MAGIC_XZ:
