@@ -24,21 +24,33 @@ class ExitStatus(IntEnum):
 
 
 
-def print_line(line: str) -> None:
+def print_line(line: str, flush: bool = True) -> None:
     """One JSON line on standard output, flushed at once so that `| jq` sees each attempt as it
-    is decided (README: `read -`, `live`).
+    is decided (README: `read -`, `live`); ``flush`` False leaves it to the stream's buffer,
+    for inputs that never keep the run waiting (`cli_read.waits_for_input`).
 
     Not click.echo: per line, that asks whether standard output is a terminal and scans the
     line for colour codes to strip, and a JSON line has none (json.dumps escapes every control
     character), so the bytes are the same.
     """
     sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    if flush:
+        sys.stdout.flush()
 
 
 def say_error(message: str, show_secrets: bool = False) -> None:
+    flush_lines()
     click.echo(f"upgrade-analyzer: error: {safe_text(message, show_secrets)}", err=True)
 
 
 def say_warning(message: str, show_secrets: bool = False) -> None:
+    flush_lines()
     click.echo(f"upgrade-analyzer: warning: {safe_text(message, show_secrets)}", err=True)
+
+
+def flush_lines() -> None:
+    """The lines standard output still holds (`print_line` with ``flush`` False) go out
+    before a message or summary on standard error: with both sent to one file (``2>&1``)
+    the order stays the order things happened. (A reader gone away raises BrokenPipeError here as
+    at the line's own flush: `cli._stop_on_closed_pipe` ends the run.)"""
+    sys.stdout.flush()

@@ -418,6 +418,58 @@ def test_a_damaged_capture_is_warned_about_once(tmp_path: Path) -> None:
     assert len(document["summary"]["warnings"]) == 1  # JSON keeps it as data
 
 
+@pytest.mark.parametrize("damaged", [False, True])
+def test_lines_warnings_and_summary_keep_their_order_in_one_file(tmp_path: Path,
+                                                                  damaged: bool) -> None:
+    """From a regular file the JSON lines are left to the output's buffer (no flush a line);
+    a warning and the summary (standard error) still come after the lines decided before
+    them when both go to one file."""
+    path = tmp_path / "capture.pcap"
+    write_pcap(path, [_good(50000 + n, start=BASE + n) for n in range(40)]
+               + [_rejected(51000, start=BASE + 100)])
+    if damaged:
+        path.write_bytes(path.read_bytes()[:-30])
+    out = tmp_path / "both.txt"
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as users run
+    with out.open("wb") as both:
+        done = subprocess.run([sys.executable, "-m", "analyzer", "read", path, "-F", "jsonl"],
+                              cwd=REPO, stdout=both, stderr=subprocess.STDOUT, timeout=120,
+                              env=buffered)
+    assert done.returncode == 0
+    lines = out.read_text().splitlines()
+    decided = [n for n, line in enumerate(lines) if '"event": "decided"' in line]
+    summary = next(n for n, line in enumerate(lines) if line.startswith("Attempts: 41 "))
+    assert len(decided) == 41 and max(decided) < summary, lines
+    warnings = [n for n, line in enumerate(lines) if line.startswith("upgrade-analyzer: ")]
+    assert len(warnings) == damaged
+    assert all(max(decided) < n < summary for n in warnings), lines
+
+
+def test_jsonl_from_a_pipe_comes_out_line_by_line(tmp_path: Path) -> None:
+    """From a pipe that stays open (a capture still being written) each attempt's line is
+    out as soon as it is decided, not when the input ends."""
+    path = tmp_path / "one.pcap"
+    write_pcap(path, [_rejected(50001)])
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as users run
+    process = subprocess.Popen([sys.executable, "-m", "analyzer", "read", "-", "-F", "jsonl"],
+                               cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               env=buffered)
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(path.read_bytes())
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "no line while the pipe stayed open"
+        line = json.loads(process.stdout.readline())
+        assert line["event"] == "decided" and line["status"] == 403
+        process.stdin.close()
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
 # ---- Ctrl-C ------------------------------------------------------------------------------
 
 def _wait_reading_an_empty_pipe(process: subprocess.Popen[bytes], most: float = 60.0) -> None:
