@@ -34,6 +34,9 @@ def cpu_seconds(command: str) -> float:
 
 
 def main() -> None:
+    # The commands run as users run them: a PYTHONUNBUFFERED in the caller's environment
+    # (some sandboxes set it) makes each output line a write system call of its own.
+    os.environ.pop("PYTHONUNBUFFERED", None)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("commands", nargs="+", metavar="NAME=COMMAND")

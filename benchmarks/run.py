@@ -443,6 +443,9 @@ def slowest_mix(results: list[dict]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The commands run as users run them: a PYTHONUNBUFFERED in the caller's environment
+    # (some sandboxes set it) makes each output line a write system call of its own.
+    os.environ.pop("PYTHONUNBUFFERED", None)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="50 MB of each mix, 3 rounds, --jobs on 2 x 20 MB (< 2 minutes)")

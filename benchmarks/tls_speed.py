@@ -61,6 +61,9 @@ def measure(command: list[str], tree: Path = ROOT) -> tuple[float, int]:
 
 
 def main() -> None:
+    # The commands run as users run them: a PYTHONUNBUFFERED in the caller's environment
+    # (some sandboxes set it) makes each output line a write system call of its own.
+    os.environ.pop("PYTHONUNBUFFERED", None)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="200M,1G")
     parser.add_argument("--versions", default="both")
