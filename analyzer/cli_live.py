@@ -32,6 +32,7 @@ KEYLOG_WAIT = 10.0  # seconds a TLS session waits for its key to appear in the k
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LiveOptions:
+    """What `live` was asked to do (its command-line options)."""
     interfaces: tuple[str, ...]
     bpf: str | None
     duration: float | None  # seconds

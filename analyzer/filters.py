@@ -15,6 +15,7 @@ from analyzer.verdict import Diagnosis, Verdict
 
 @dataclass(frozen=True, slots=True)
 class Selection:
+    """Which attempts a run lists (the filter options)."""
     failed: bool = False  # every verdict but succeeded
     host: str | None = None  # the Host header (with or without its port) or either address
     port: int | None = None  # either port

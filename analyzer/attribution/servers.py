@@ -17,6 +17,7 @@ from analyzer.http.message import ResponseHead
 
 @dataclass(frozen=True, slots=True)
 class ServerMatch:
+    """The server implementation a response's texts point to, and how surely."""
     server: str
     confidence: str  # "high": a text only this implementation sends; "medium"; "low"
     evidence: str

@@ -13,6 +13,7 @@ from analyzer.slotted import slot_setters
 
 @dataclass(frozen=True, slots=True)
 class Facts:
+    """What the checks, the verdict and the attribution read of an attempt, worked out once."""
     offered: tuple[str, ...]  # Upgrade tokens of the request, lowercased, as listed
     protocol: str  # "websocket", "h2c", "connect", another token, or "" when nothing says
     websocket: bool  # judged by RFC 6455 rules

@@ -22,6 +22,7 @@ from analyzer.exchange.tcplog import TcpLog
 
 @dataclass(slots=True)
 class StreamState:
+    """One HTTP/2 stream's messages as they are read."""
     id: int
     sequence: int
     request: Message | None = None

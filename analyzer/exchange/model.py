@@ -27,6 +27,7 @@ _ADDRESS_TEXTS: Remembered[bytes, str] = Remembered()
 
 @dataclass(frozen=True, slots=True, order=True)
 class Endpoint:
+    """An address and port, one side of a connection."""
     address: bytes  # packed IPv4 (4 bytes) or IPv6 (16 bytes)
     port: int
 
@@ -58,6 +59,7 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class TcpEvent:
+    """Where a SYN, FIN or RST was seen: its frame and time."""
     frame: int
     time: float
     # A FIN the capture lost: ``frame`` (the other side's FIN or RST) acknowledged it, so it
@@ -73,6 +75,7 @@ def came_first(a: TcpEvent, b: TcpEvent) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
+    """Bytes of one direction the capture does not have."""
     side: str  # "client" or "server"
     offset: int
     length: int
@@ -177,6 +180,7 @@ class TlsSessionSummary:
 
 @dataclass(frozen=True, slots=True)
 class TlsAlert:
+    """A TLS alert record as the capture shows it."""
     side: str  # "client" or "server"
     level: str  # "warning" or "fatal" ("encrypted" when it could not be read)
     description: str  # the RFC 8446 §6 name, e.g. "unknown_ca"

@@ -76,6 +76,7 @@ _LENGTH, _CHUNKED = FramingKind.LENGTH, FramingKind.CHUNKED
 
 @dataclass(slots=True)
 class Side:
+    """What one side of a tracked connection is reading, and its bytes not yet read."""
     mode: Mode = Mode.DETECT
     buf: bytearray = field(default_factory=bytearray)
     buf_frame: int = 0  # frame of the first byte in buf
@@ -121,6 +122,7 @@ else:
 
 @dataclass(slots=True)
 class PendingRequest:
+    """A request read and waiting for its response."""
     # What the request's Message holds; the Message itself (a frozen dataclass, ~13,000 machine
     # instructions to build) is made only for a request that becomes part of an attempt.
     head: RequestHead

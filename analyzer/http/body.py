@@ -49,6 +49,7 @@ _NONE, _LENGTH, _CHUNKED, _UNTIL_CLOSE = (
 
 @dataclass(frozen=True, slots=True)
 class Framing:
+    """How a message's body is delimited (RFC 9112 §6.3), with what is wrong in its fields."""
     kind: FramingKind
     length: int | None = None  # only for FramingKind.LENGTH
     problems: tuple[str, ...] = ()

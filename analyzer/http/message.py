@@ -15,6 +15,7 @@ from analyzer.remembered import Remembered
 
 @dataclass(frozen=True, slots=True)
 class Header:
+    """One field line of a head."""
     name: str  # as sent, original case (bytes decoded as latin-1)
     value: str  # as sent, leading/trailing whitespace removed (latin-1)
 
@@ -153,6 +154,7 @@ def _value_tokens(value: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class RequestHead:
+    """A parsed HTTP/1 request head (start line and fields)."""
     method: str
     target: str
     version: str  # e.g. "HTTP/1.1", as sent
@@ -163,6 +165,7 @@ class RequestHead:
 
 @dataclass(frozen=True, slots=True)
 class ResponseHead:
+    """A parsed HTTP/1 response head (status line and fields)."""
     version: str
     status: int
     reason: str

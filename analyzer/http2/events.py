@@ -60,6 +60,7 @@ def setting_name(identifier: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class H2Event:
+    """An HTTP/2 frame's event: which side sent it, the frames that carried it, when."""
     side: int  # 0 client, 1 server
     first_frame: int  # capture frame that carried the first byte
     last_frame: int  # capture frame that carried the last byte
@@ -73,6 +74,7 @@ class Preface(H2Event):
 
 @dataclass(frozen=True, slots=True)
 class Settings(H2Event):
+    """A SETTINGS frame (RFC 9113 §6.5)."""
     ack: bool
     values: tuple[tuple[int, int], ...]  # (identifier, value) in the order sent
 
@@ -103,12 +105,14 @@ class Data(H2Event):
 
 @dataclass(frozen=True, slots=True)
 class RstStream(H2Event):
+    """An RST_STREAM frame (RFC 9113 §6.4)."""
     stream_id: int
     code: int
 
 
 @dataclass(frozen=True, slots=True)
 class GoAway(H2Event):
+    """A GOAWAY frame (RFC 9113 §6.8)."""
     last_stream_id: int
     code: int
     debug: bytes  # the first bytes of the additional debug data
@@ -116,17 +120,20 @@ class GoAway(H2Event):
 
 @dataclass(frozen=True, slots=True)
 class Ping(H2Event):
+    """A PING frame (RFC 9113 §6.7)."""
     ack: bool
 
 
 @dataclass(frozen=True, slots=True)
 class WindowUpdate(H2Event):
+    """A WINDOW_UPDATE frame (RFC 9113 §6.9)."""
     stream_id: int
     increment: int
 
 
 @dataclass(frozen=True, slots=True)
 class Priority(H2Event):
+    """A PRIORITY frame (RFC 9113 §6.3)."""
     stream_id: int
     depends_on: int
 

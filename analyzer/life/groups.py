@@ -96,6 +96,7 @@ def _runs(items: list[End], get: Callable[[End], float], width: float,
 
 @dataclass(frozen=True, slots=True)
 class ClosedGroup:
+    """Connections to one target that one side closed alike (a group rule's finding)."""
     count: int
     target: str
     closer: str  # the address that closed

@@ -45,6 +45,7 @@ LIFE_IDLE_TIMEOUT = 3600.0
 
 @dataclass(slots=True)
 class _Direction:
+    """One direction's reassembly state: where its stream stands and what waits."""
     base: int | None = None  # sequence number of stream offset 0
     next_offset: int = 0  # the offset the next in-order byte has
     # Early segments by offset, and a heap of their offsets; made by the first early segment

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 @dataclass(frozen=True, slots=True)
 class Clock:
+    """How times are written: the zone, and whether with the date."""
     local: bool = False  # --local-time
     with_date: bool = False  # the attempts listed span more than one day (in this zone)
 

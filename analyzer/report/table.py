@@ -31,6 +31,7 @@ GAP = "  "
 
 @dataclass(frozen=True, slots=True)
 class TableStyle:
+    """How a table is laid out: the clock, the terminal's width, the columns shown."""
     clock: Clock = UTC_CLOCK
     width: int | None = None  # the terminal's columns; None: natural width (piped)
     files: bool = False  # a file:frame column (several input files)
@@ -39,6 +40,7 @@ class TableStyle:
 
 @dataclass(frozen=True, slots=True)
 class _Spec:
+    """One column of the table: its key, width and how it shrinks."""
     key: str
     streamed: int  # width in the streamed table (0: the rest of the line)
     right: bool = False

@@ -46,6 +46,7 @@ TICK_ROOM = 74.0  # the least distance between two tick labels (more with a date
 
 @dataclass(frozen=True, slots=True)
 class Segment:
+    """One verdict's share of a bucket's bar."""
     verdict: str
     y: float
     height: float
@@ -54,6 +55,7 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
+    """One time slice of the timeline and where it is drawn."""
     x: float
     width: float
     start: float  # seconds since 1970, UTC
@@ -65,6 +67,7 @@ class Bucket:
 
 @dataclass(frozen=True, slots=True)
 class Lane:
+    """One verdict's row of marks."""
     verdict: str
     y: float
     marks: tuple[tuple[float, float, int], ...]  # x, width, count of each non-empty bucket
@@ -72,6 +75,7 @@ class Lane:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
+    """One labelled mark on the time axis."""
     x: float
     label: str
     anchor: str  # SVG text-anchor: the labels at the edges stay inside the drawing
@@ -79,6 +83,7 @@ class Tick:
 
 @dataclass(frozen=True, slots=True)
 class Bracket:
+    """A run of repeated attempts (a storm, a retry loop) marked over the time it spans."""
     x: float
     width: float
     y: float
@@ -88,6 +93,7 @@ class Bracket:
 
 @dataclass(frozen=True, slots=True)
 class Break:
+    """A long idle stretch without attempts, drawn cut short."""
     x: float
     width: float
     idle: float  # seconds without an attempt
@@ -95,6 +101,7 @@ class Break:
 
 @dataclass(frozen=True, slots=True)
 class Timeline:
+    """The whole timeline drawing's layout, ready for the template."""
     width: float
     height: float
     plot_left: float

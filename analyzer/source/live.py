@@ -68,6 +68,7 @@ class Interface:
 
 @dataclass(frozen=True, slots=True)
 class CaptureCounters:
+    """The capture sockets' packet counts: read and dropped."""
     received: int  # packets we read from the sockets
     dropped: int  # packets the kernel dropped because we did not read fast enough
 

@@ -35,6 +35,7 @@ _MAC_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 
 @dataclass(frozen=True, slots=True)
 class Opened:
+    """A record's plaintext once decrypted, with its real content type."""
     content_type: int  # the real content type (TLS 1.3: the inner one)
     plaintext: bytes
     lead: int  # bytes of the record body before the plaintext (explicit nonce or IV)

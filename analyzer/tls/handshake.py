@@ -88,6 +88,7 @@ class _Cursor:
 
 @dataclass(frozen=True, slots=True)
 class ClientHello:
+    """What a ClientHello offers (RFC 8446 §4.1.2), read from the cleartext handshake."""
     random: bytes = b""
     legacy_version: int = 0
     versions: tuple[int, ...] = ()  # supported_versions, or (legacy_version,) without it
@@ -104,6 +105,7 @@ class ClientHello:
 
 @dataclass(frozen=True, slots=True)
 class ServerHello:
+    """What a ServerHello chose (RFC 8446 §4.1.3)."""
     random: bytes = b""
     legacy_version: int = 0
     version: int = 0  # the version chosen (supported_versions in TLS 1.3)
@@ -147,6 +149,7 @@ def name_covers(names: tuple[str, ...], host: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
+    """A TLS alert's level and description (RFC 8446 §6)."""
     level: int  # 1 warning, 2 fatal
     description: int
 
@@ -380,6 +383,7 @@ def _utc_seconds(moment: datetime.datetime) -> float:
 
 @dataclass(frozen=True, slots=True)
 class HandshakeMessage:
+    """One handshake message, whole, with the frame and time of its first byte."""
     kind: int
     body: bytes
     frame: int  # frame that carried the message's first byte

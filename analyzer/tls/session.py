@@ -83,6 +83,7 @@ _DECRYPTED = Decryption.DECRYPTED
 
 @dataclass(slots=True)
 class _Direction:
+    """One direction's TLS reading state: records, handshake, keys."""
     records: RecordReader = field(default_factory=RecordReader)
     handshake: HandshakeReader = field(default_factory=HandshakeReader)
     protected: bool = False  # records from here on are protected

@@ -21,6 +21,7 @@ class Cipher(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Suite:
+    """A cipher suite this stage decrypts: its code, name and parameters."""
     code: int
     name: str
     tls13: bool

@@ -51,6 +51,7 @@ def made_plain(side: int, offset: int, data: bytes, frame: int, time: float) -> 
 
 @dataclass(frozen=True, slots=True)
 class SeenAlert:
+    """An alert as the capture showed it: which side, the frame, the time."""
     side: int
     alert: Alert
     frame: int

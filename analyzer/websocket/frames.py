@@ -108,6 +108,7 @@ def may_be_sent(code: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class CloseInfo:
+    """What a Close frame's payload says (RFC 6455 §5.5.1), with what is wrong in it."""
     code: int | None  # None: no status code in the frame (the peer reports 1005)
     reason: str
     problems: tuple[str, ...] = ()
@@ -145,6 +146,7 @@ def parse_close(payload: bytes) -> CloseInfo:
 
 @dataclass(frozen=True, slots=True)
 class WsFrame:
+    """One WebSocket frame's header as it was on the wire (RFC 6455 §5.2)."""
     fin: bool
     rsv: int  # RSV1-RSV3 as 0-7 (RSV1 = 4); non-zero needs a negotiated extension
     opcode: int  # an Opcode value, or a reserved one kept as is
