@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -16,8 +17,9 @@ import pytest
 
 from analyzer.pipeline import Analysis
 from analyzer.scale.local import ShardedRead
-from analyzer.scale.shard import decisions
+from analyzer.scale.shard import decisions, shard_of
 from analyzer.source import read_records
+from tests.builder import Conversation, websocket_request
 from tests.helpers import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -378,3 +380,45 @@ def test_a_websocket_open_at_the_end_lives_until_the_capture_ends_in_a_shard_too
     assert lifetime["how"] == "open"
     assert lifetime["duration_s"] > 5.5, lifetime  # switch at 0.01 s, capture end at 5.6 s
     assert _read(path, "json", "--jobs", "2") == _read(path, "json")
+
+
+def _stepping_back(path: Path) -> Path:
+    """A last record stamped earlier than the frames before it: a WebSocket request nobody
+    answers (to 10.0.0.2:8080, t0 + 7 ms); a request and a FIN to a server of the other shard
+    (t0 + 27 ms: a FIN goes to Python in the process that follows its connection); last, a
+    bare ACK of an SSH connection (not HTTP: every process drops its frames in the compiled
+    skip) stamped t0 + 17 ms. The first request's wait runs to the capture's end."""
+    t0 = 1_700_000_000.0
+    port = next(p for p in range(9000, 9100)
+                if shard_of(bytes([10, 0, 0, 5]) + p.to_bytes(2, "big"), 2)
+                != shard_of(bytes([10, 0, 0, 2]) + (8080).to_bytes(2, "big"), 2))
+    first = Conversation(client=("10.0.0.1", 50000), server=("10.0.0.2", 8080), start=t0)
+    first.handshake()
+    first.client(websocket_request("example.com", "/a"), delay=0.005)
+    other = Conversation(client=("10.0.0.1", 50001), server=("10.0.0.5", port), start=t0)
+    other.handshake()
+    other.client(websocket_request("example.com", "/b"), delay=0.025)
+    other.client_fin()
+    ssh = Conversation(client=("10.0.0.1", 50002), server=("10.0.0.9", 22), start=t0)
+    ssh.handshake()
+    ssh.client(b"SSH-2.0-OpenSSH_9.6\r\n", delay=0.001)
+    ack = ssh.server_ack(delay=0.013)[0]
+    in_order = sorted([s for s in ssh.records if s.index != ack] + first.records
+                      + other.records, key=lambda s: s.time)
+    records = [*in_order, ssh.records[ack]]  # stamped before the frames ahead of it
+    assert records[-2].time - records[-1].time > 0.005
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    body = b"".join(
+        struct.pack("<IIII", int(s.time), round(s.time % 1 * 1e6), len(f), len(f)) + f
+        for s in records for f in [s.frame()])
+    path.write_bytes(header + body)
+    return path
+
+def test_shards_end_the_capture_at_its_last_record_as_one_process(tmp_path: Path) -> None:
+    """The capture ends at its last record's time, not at the last frame a process happened
+    to read in Python (which the skip decides, and differs between shards): shards said the
+    first request waited 9 ms, one process 21 ms."""
+    capture = _stepping_back(tmp_path / "back.pcap")
+    alone = _read(capture, "json")
+    assert "capture ended 9 ms after the request" in alone  # (21 ms to the FIN before it)
+    assert _read(capture, "json", "--jobs", "2") == alone
