@@ -32,6 +32,7 @@ from typing import Any
 
 from analyzer.life.model import Ended
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
+from analyzer.scale.fanout import Fanout, fanned_out, feed, worker_input
 from analyzer.scale.shard import (
     END,
     Owner,
@@ -40,7 +41,7 @@ from analyzer.scale.shard import (
     decisions,
     merge_totals,
 )
-from analyzer.source import read_records
+from analyzer.source import read_records, records_of
 from analyzer.source.frame import CaptureError, CaptureWarning
 from analyzer.verdict import Diagnosis
 
@@ -59,10 +60,12 @@ def _stop(number: int, frame: FrameType | None) -> None:
 
 
 def work(path: str, index: int, shards: int, max_connections: int, secrets: object | None,
-         out: Any, lifetimes: bool = False) -> None:
-    """A worker: shard ``index`` of ``shards`` of ``path``; every message goes to ``out``."""
+         out: Any, lifetimes: bool = False, fanout: Fanout | None = None) -> None:
+    """A worker: shard ``index`` of ``shards`` of ``path``; every message goes to ``out``.
+    With ``fanout`` (a compressed capture) the bytes come decompressed from its feeder."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    ends = fanout.keep_for_worker(index) if fanout is not None else None
     owner = Owner(index, shards)
     analysis = Analysis(max_connections=max_connections, secrets=secrets, owns=owner,
                         lifetimes=lifetimes)
@@ -71,7 +74,10 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
     done = threading.Event()
     progress: threading.Thread | None = None
     try:
-        records = read_records([path], warnings)
+        if fanout is not None and ends is not None:
+            records = records_of(worker_input(path, fanout.kind, ends), warnings)
+        else:
+            records = read_records([path], warnings)
         progress = threading.Thread(target=_progress, args=(records, index, out, done),
                                     daemon=True)
         progress.start()
@@ -132,10 +138,15 @@ class ShardedRead:
         self._max_connections = max_connections
         context = multiprocessing.get_context("fork")
         self._queue = context.Queue()
+        # An xz or bzip2 capture is decompressed once, by a feeder, for every worker
+        # (fanout.py); its pipes are made in __iter__, right before the processes are forked.
+        self._fanout = Fanout(path, jobs) if fanned_out(path) else None
+        self._feeder = (None if self._fanout is None else context.Process(
+            target=feed, args=(self._fanout,), daemon=True, name="upgrade-analyzer feeder"))
         self._workers = [
             context.Process(target=work, daemon=True, name=f"upgrade-analyzer shard {i}",
                             args=(path, i, jobs, max_connections, into.secrets, self._queue,
-                                  into.lifetimes))
+                                  into.lifetimes, self._fanout))
             for i in range(jobs)]
         self._read_to = [0] * jobs  # per worker: every attempt decided up to this frame is in
         self._ended: dict[int, ShardTotals] = {}
@@ -146,8 +157,17 @@ class ShardedRead:
 
     def __iter__(self) -> Iterator[Decided]:
         sys.stdout.flush()  # a forked worker must not inherit (and flush) buffered output
-        for worker in self._workers:
-            worker.start()
+        if self._fanout is not None and self._feeder is not None:
+            self._fanout.open()
+            try:
+                self._feeder.start()
+                for worker in self._workers:
+                    worker.start()
+            finally:
+                self._fanout.close_all()  # each process keeps its own ends
+        else:
+            for worker in self._workers:
+                worker.start()
         try:
             while len(self._ended) < self._jobs:
                 self._receive(_POLL)
@@ -245,6 +265,14 @@ class ShardedRead:
             worker.join(timeout=max(0.1, deadline - time.monotonic()))
             _signal(worker, signal.SIGKILL)
             worker.join(timeout=STOP_WAIT)
+        feeder = self._feeder
+        if feeder is not None and feeder.pid is not None:
+            # its workers are gone, so its writes fail and it ends: this is for one that
+            # is stuck, or still decompressing when a worker failed
+            _signal(feeder, signal.SIGTERM)
+            feeder.join(timeout=STOP_WAIT)
+            _signal(feeder, signal.SIGKILL)
+            feeder.join(timeout=STOP_WAIT)
         self._queue.close()
         parts = sorted(self._ended.values(), key=lambda p: p.index)
         if parts:

@@ -220,6 +220,13 @@ def read_record_bytes(
     return _records(open_bytes(name, data), 0, warnings)
 
 
+def records_of(inp: Input, warnings: list[CaptureWarning]) -> Iterable[Record]:
+    """The records of one input opened elsewhere, as `read_records` gives one file's: a
+    `read --jobs` worker's copy of a compressed capture decompressed once for all workers
+    (analyzer/scale/fanout.py)."""
+    return _records(inp, 0, warnings)
+
+
 def check_capture(path: str) -> None:
     """Open and identify one input, then close it: CaptureError if it cannot be read."""
     inp = open_input(path)
