@@ -20,6 +20,7 @@ from functools import partial
 
 from analyzer.life.fold import fold
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
+from analyzer.slotted import register_pickling
 from analyzer.source import read_records
 from analyzer.source.capture import check_capture
 from analyzer.source.frame import CaptureError, CaptureWarning
@@ -67,4 +68,5 @@ def _analyze_file(
     diagnoses = fold(events)
     for diagnosis in diagnoses:  # built here in parallel, not lazily in the parent
         diagnosis.attribution  # noqa: B018
+    register_pickling()  # the result goes back pickled (analyzer/slotted.py)
     return diagnoses, analysis.stats, warnings

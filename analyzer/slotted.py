@@ -20,3 +20,91 @@ def slot_setters(cls: type, names: tuple[str, ...] | None = None) -> tuple[Any, 
     or of every slot in field order."""
     slots: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]
     return tuple(cls.__dict__[name].__set__ for name in (slots if names is None else names))
+
+
+# --- pickling ----------------------------------------------------------------------------
+# A slotted dataclass pickles through the `__getstate__`/`__setstate__` that `dataclasses`
+# gives it, Python that calls `dataclasses.fields` for every value it loads (≈ 8 µs each, and
+# a diagnosis holds ≈ 47 values): loading the attempts of `read --jobs` workers was most of
+# the parent's CPU (1,810 attempts: 1.9 s of 3.5 s profiled, benchmarks/README.md,
+# "Twenty-fourth session"). `register_pickling` gives each such class a reducer through
+# `copyreg`: its fields' values read by one `attrgetter`, and a value rebuilt as the makers
+# build values (`_rebuilt`: through each slot's setter). The stream is the same objects;
+# tests/test_pickling.py compares both ways on every bundled capture's diagnoses.
+
+_REBUILT: dict[type, tuple[Any, ...]] = {}  # class -> its slots' setters, in field order
+
+
+def _rebuilt(cls: type, values: tuple[Any, ...]) -> Any:
+    """A value of the slotted dataclass ``cls`` with its fields' ``values`` (in field order):
+    the other half of `_reducer`'s reduction."""
+    setters = _REBUILT.get(cls)
+    if setters is None:
+        setters = _REBUILT[cls] = _field_setters(cls)
+    made: Any = object.__new__(cls)
+    for set_value, value in zip(setters, values, strict=True):
+        set_value(made, value)
+    return made
+
+
+def _field_setters(cls: type) -> tuple[Any, ...]:
+    """The ``__set__`` of each field's slot, in field order, inherited slots included."""
+    import dataclasses
+
+    setters = []
+    for field in dataclasses.fields(cls):
+        owner = next(k for k in cls.__mro__ if field.name in k.__dict__)
+        setters.append(owner.__dict__[field.name].__set__)
+    return tuple(setters)
+
+
+def _reducer(cls: type) -> Any:
+    """The `copyreg` reduction function of the slotted dataclass ``cls``."""
+    import dataclasses
+    from operator import attrgetter
+
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    if len(names) == 1:  # (attrgetter of one name gives the value, not a tuple)
+        name = names[0]
+
+        def reduce_one(value: Any) -> tuple[Any, ...]:
+            return _rebuilt, (cls, (getattr(value, name),))
+
+        return reduce_one
+    values_of = attrgetter(*names)
+
+    def reduce(value: Any) -> tuple[Any, ...]:
+        return _rebuilt, (cls, values_of(value))
+
+    return reduce
+
+
+_modules_seen = [0]  # how many modules were loaded at the last walk (`register_pickling`)
+
+
+def register_pickling(package: str = "analyzer") -> int:
+    """Give every slotted dataclass of ``package``'s modules loaded so far the reducer above
+    (those `dataclasses` gave its generic state functions: a class with its own keeps them);
+    the classes of modules loaded later pickle as before until the next call. Cheap when no
+    module was loaded since the last call (called before each value a worker sends). How
+    many classes it registered."""
+    import copyreg
+    import dataclasses
+    import sys
+
+    if len(sys.modules) == _modules_seen[0]:
+        return 0
+    _modules_seen[0] = len(sys.modules)
+    generic = getattr(dataclasses, "_dataclass_setstate", None)
+    registered = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == package or name.startswith(package + ".")):
+            continue
+        for value in list(vars(module).values()):
+            if (isinstance(value, type) and value.__module__ == name
+                    and dataclasses.is_dataclass(value) and "__slots__" in value.__dict__
+                    and generic is not None and value.__dict__.get("__setstate__") is generic
+                    and value not in copyreg.dispatch_table):
+                copyreg.pickle(value, _reducer(value))
+                registered += 1
+    return registered

@@ -51,6 +51,7 @@ from analyzer.life.groups import abnormal_end, group_findings
 from analyzer.life.model import Ended
 from analyzer.report.render import json_attempt, render_csv
 from analyzer.report.table import TableStyle, cells
+from analyzer.slotted import register_pickling
 from analyzer.verdict import Diagnosis, judge, with_life
 
 if TYPE_CHECKING:  # the output half imports this module
@@ -281,6 +282,7 @@ class Spill:
             self.wholes = tempfile.TemporaryFile(prefix="upgrade-analyzer-")  # noqa: SIM115
         self.wholes.seek(0, 2)
         at = self.wholes.tell()
+        register_pickling()  # (analyzer/slotted.py: loaded again when the report is made)
         pickle.dump(d, self.wholes, protocol=pickle.HIGHEST_PROTOCOL)
         return at
 

@@ -32,6 +32,7 @@ from analyzer.life.fold import fold
 from analyzer.life.model import Ended
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
 from analyzer.scale.shard import Owner, ShardTotals, TcpListing, decisions, merge_totals
+from analyzer.slotted import register_pickling
 from analyzer.source.capture import read_record_bytes
 from analyzer.source.frame import CaptureError, CaptureWarning
 
@@ -57,6 +58,7 @@ def analyze_shard(name: str, data: bytes, index: int, shards: int, max_connectio
     decided = [(frame, seq, d) for seq, (frame, d) in enumerate(events)]
     stats = analysis.stats
     owned = owner.owned if shards > 1 else stats.connections
+    register_pickling()  # the result goes back pickled (analyzer/slotted.py)
     return decided, ShardTotals(index, stats, owned, warnings)
 
 

@@ -41,6 +41,7 @@ from analyzer.scale.shard import (
     decisions,
     merge_totals,
 )
+from analyzer.slotted import register_pickling
 from analyzer.source import read_records, records_of
 from analyzer.source.frame import CaptureError, CaptureWarning
 from analyzer.verdict import Diagnosis
@@ -86,6 +87,7 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
                 # built here, by the workers in parallel: read lazily, the parent would build
                 # it, and the parent is the serial part (benchmarks/README.md, read --jobs)
                 diagnosis.attribution  # noqa: B018
+            register_pickling()  # (the modules a TLS or HTTP/2 session loads, too)
             out.put(("decided", index, frame, seq, diagnosis))
     except _Stop:
         pass
