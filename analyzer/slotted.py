@@ -33,11 +33,25 @@ def slot_setters(cls: type, names: tuple[str, ...] | None = None) -> tuple[Any, 
 # tests/test_pickling.py compares both ways on every bundled capture's diagnoses.
 
 _REBUILT: dict[type, tuple[Any, ...]] = {}  # class -> its slots' setters, in field order
+try:
+    from analyzer.decode._fastpath import compiled_rebuilt as _compiled
+except ImportError:  # pragma: no cover - the pure-Python install
+    _compiled = None
 
 
 def _rebuilt(cls: type, values: tuple[Any, ...]) -> Any:
     """A value of the slotted dataclass ``cls`` with its fields' ``values`` (in field order):
-    the other half of `_reducer`'s reduction."""
+    the other half of `_reducer`'s reduction. Compiled when the module is built (the stream
+    names this function either way, so any install loads it)."""
+    if _compiled is not None:
+        made = _compiled(cls, values)
+        if made is not None:
+            return made
+    return rebuilt_plain(cls, values)
+
+
+def rebuilt_plain(cls: type, values: tuple[Any, ...]) -> Any:
+    """`_rebuilt`'s plain twin (the pure-Python install's), through each slot's setter."""
     setters = _REBUILT.get(cls)
     if setters is None:
         setters = _REBUILT[cls] = _field_setters(cls)

@@ -113,3 +113,29 @@ def test_a_value_of_one_field_and_inherited_slots_come_back() -> None:
         made = object.__new__(cls)
         object.__setattr__(made, field.name, ("a value",))
         assert getattr(pickle.loads(pickle.dumps(made)), field.name) == ("a value",)
+
+
+def test_the_compiled_rebuild_equals_its_plain_twin() -> None:
+    """`_fastpath.compiled_rebuilt` against `slotted.rebuilt_plain` on every slotted value
+    of the bundled captures' diagnoses: equal values, of the same class, holding the very
+    same field values; a wrong count of values is refused."""
+    compiled = pytest.importorskip("analyzer.decode._fastpath").compiled_rebuilt
+    values: list[Any] = []
+    for capture in CAPTURES:
+        for d in _diagnoses(capture):
+            values += _slotted_values(d, set())
+    built = 0
+    for value in values:
+        cls = type(value)
+        fields = tuple(getattr(value, f.name) for f in dataclasses.fields(value))
+        fast, plain = compiled(cls, fields), slotted.rebuilt_plain(cls, fields)
+        if fast is None:  # a class with a field that is not a plain slot: the twin's
+            continue
+        built += 1
+        assert type(fast) is type(plain) is cls
+        assert repr(fast) == repr(plain) == repr(value)
+        assert all(getattr(fast, f.name) is v
+                   for f, v in zip(dataclasses.fields(value), fields, strict=True))
+    assert built > 1000
+    with pytest.raises(ValueError):
+        compiled(type(values[0]), (1,) * (len(dataclasses.fields(values[0])) + 1))

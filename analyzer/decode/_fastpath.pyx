@@ -346,3 +346,7 @@ include "_made.pxi"
 
 # --- the JSON report's indentation, from the JSONL line's compact text --------------------------
 include "_indent.pxi"
+
+
+# --- a slotted dataclass value from its fields' values (pickled attempts, slotted.py) ----------
+include "_rebuild.pxi"
