@@ -248,3 +248,19 @@ def test_a_run_writes_what_it_compiled_only_when_bytecode_may_be_written(
     second = set(startup_cache.read_methods(str(path)))
     assert len(first) == len(second) == int(n) and not first & second
     assert run(field="z") == [n, "0", "False"]
+
+
+def test_every_dataclass_of_the_package_has_a_docstring() -> None:
+    """`dataclasses` gives a class without a docstring one made by `inspect.signature` at
+    import (≈ 0.15 ms a class, 6 M instructions of a cleartext run's start-up): every
+    dataclass of the package says what it is instead."""
+    import ast
+
+    missing = []
+    for path in sorted((Path(startup_cache.__file__).parent).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.ClassDef)
+                    and any("dataclass" in ast.unparse(d) for d in node.decorator_list)
+                    and ast.get_docstring(node) is None):
+                missing.append(f"{path.name}:{node.name}")
+    assert missing == []
