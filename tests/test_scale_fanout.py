@@ -144,3 +144,14 @@ def test_a_closed_pipe_stops_the_feeder_and_every_worker(tmp_path: Path) -> None
     while not all(map(_gone, children)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(map(_gone, children))
+
+
+def test_keys_embedded_in_a_compressed_pcapng_reach_every_worker(tmp_path: Path) -> None:
+    """A pcapng whose Decryption Secrets Block carries its TLS keys, as xz: each worker
+    reads the keys from the feeder's bytes and decrypts its sessions as one process does."""
+    plain = tmp_path / "wss_dsb.pcapng"
+    plain.write_bytes((REPO / "captures" / "wss_dsb.pcapng").read_bytes())
+    packed = _compress(plain, "xz")
+    alone = _read(plain, "json").stdout
+    assert '"decrypted": true' in alone
+    assert _read(packed, "json", "--jobs", "2").stdout == alone
