@@ -86,14 +86,18 @@ def test_jobs_1_on_one_file_is_the_plain_read() -> None:
     assert _read(lives, "jsonl", "--jobs", "1") == alone
 
 
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small capture of the benchmark mix, handshake-dense (benchmarks/generate.py)."""
-    path = tmp_path_factory.mktemp("scale") / "mix.pcap"
+def generated_mix(path: Path, size: str, seed: int) -> Path:
+    """A capture of the benchmark mix at ``path``, handshake-dense (benchmarks/generate.py)."""
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "generate.py"), str(path),
-                    "--size", "6M", "--handshake-weight", "0.8", "--seed", "7"],
+                    "--size", size, "--handshake-weight", "0.8", "--seed", str(seed)],
                    check=True, capture_output=True, timeout=120)
     return path
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small capture of the benchmark mix, handshake-dense."""
+    return generated_mix(tmp_path_factory.mktemp("scale") / "mix.pcap", "6M", 7)
 
 
 @pytest.mark.parametrize("fmt", SORTED_FORMATS)
@@ -139,24 +143,22 @@ def _gone(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Long enough to read that a signal lands mid-run (seconds, with two workers)."""
-    path = tmp_path_factory.mktemp("scale") / "big.pcap"
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "generate.py"), str(path),
-                    "--size", "150M", "--handshake-weight", "0.8", "--seed", "3"],
-                   check=True, capture_output=True, timeout=120)
-    return path
+    return generated_mix(tmp_path_factory.mktemp("scale") / "big.pcap", "150M", 3)
 
 
-def _start(big: Path, stdout: int | None = subprocess.PIPE) -> tuple[subprocess.Popen[bytes],
-                                                                       list[int]]:
+def _start(big: Path, stdout: int | None = subprocess.PIPE,
+           processes: int = 2) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """`read -j 2 -F jsonl` of ``big``, and its children once ``processes`` have started
+    (the two workers; and a feeder for an xz or bzip2 capture)."""
     process = subprocess.Popen([sys.executable, "-m", "analyzer", "read", "-j", "2",
                                 "-F", "jsonl", str(big)], cwd=REPO, stdout=stdout,
                                stderr=subprocess.PIPE)
-    workers: list[int] = []
+    children: list[int] = []
     deadline = time.monotonic() + 20
-    while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
-        workers = _children(process.pid)
+    while len(children) < processes and time.monotonic() < deadline and process.poll() is None:
+        children = _children(process.pid)
         time.sleep(0.02)
-    return process, workers
+    return process, children
 
 
 class _Signalled(Exception):
@@ -217,12 +219,14 @@ def test_a_signal_prints_results_so_far_and_stops_every_worker(
     assert all(map(_gone, workers))
 
 
-def test_a_closed_pipe_ends_with_141_and_stops_every_worker(big: Path) -> None:
+def closed_pipe_stops_every_process(capture: Path, processes: int = 2) -> None:
+    """`read -j 2 -F jsonl` whose reader goes away after the first line: status 141,
+    nothing on standard error, and every process it started (``processes``) gone."""
     read, write = os.pipe()
-    process, workers = _start(big, stdout=write)
+    process, children = _start(capture, stdout=write, processes=processes)
     os.close(write)
     try:
-        assert len(workers) == 2, "the two workers did not start"
+        assert len(children) == processes, f"started {children}"
         with os.fdopen(read, "rb") as reader:
             assert reader.readline().startswith(b"{")
         _, err = process.communicate(timeout=30)
@@ -233,9 +237,13 @@ def test_a_closed_pipe_ends_with_141_and_stops_every_worker(big: Path) -> None:
     assert process.returncode == 141, err
     assert err == b""
     deadline = time.monotonic() + 5
-    while not all(map(_gone, workers)) and time.monotonic() < deadline:
+    while not all(map(_gone, children)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert all(map(_gone, workers))
+    assert all(map(_gone, children))
+
+
+def test_a_closed_pipe_ends_with_141_and_stops_every_worker(big: Path) -> None:
+    closed_pipe_stops_every_process(big)
 
 
 def _proxied(path: Path) -> Path:

@@ -6,11 +6,9 @@ bzip2 tools."""
 from __future__ import annotations
 
 import multiprocessing
-import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from analyzer.pipeline import Analysis
 from analyzer.scale import fanout
 from analyzer.scale.local import ShardedRead
 from analyzer.source import stream
-from tests.test_scale import _children, _gone, _jsonl
+from tests.test_scale import _jsonl, closed_pipe_stops_every_process, generated_mix
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = {"xz": ["xz", "-0", "-T1", "-c"], "bzip2": ["bzip2", "-1", "-c"],
@@ -41,12 +39,8 @@ def _compress(path: Path, kind: str, cut: int = 0) -> Path:
 
 @pytest.fixture(scope="module")
 def mix(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small capture of the benchmark mix, handshake-dense (benchmarks/generate.py)."""
-    path = tmp_path_factory.mktemp("fanout") / "mix.pcap"
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "generate.py"), str(path),
-                    "--size", "6M", "--handshake-weight", "0.8", "--seed", "11"],
-                   check=True, capture_output=True, timeout=120)
-    return path
+    """A small capture of the benchmark mix, handshake-dense."""
+    return generated_mix(tmp_path_factory.mktemp("fanout") / "mix.pcap", "6M", 11)
 
 
 def _read(capture: Path, fmt: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -114,36 +108,8 @@ def test_a_cut_stream_warns_as_one_process_does(mix: Path, kind: str) -> None:
 
 
 def test_a_closed_pipe_stops_the_feeder_and_every_worker(tmp_path: Path) -> None:
-    plain = tmp_path / "big.pcap"
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "generate.py"), str(plain),
-                    "--size", "40M", "--handshake-weight", "0.8", "--seed", "5"],
-                   check=True, capture_output=True, timeout=120)
-    packed = _compress(plain, "xz")
-    read, write = os.pipe()
-    process = subprocess.Popen([sys.executable, "-m", "analyzer", "read", "-j", "2", "-F",
-                                "jsonl", str(packed)], cwd=REPO, stdout=write,
-                               stderr=subprocess.PIPE)
-    os.close(write)
-    children: list[int] = []
-    try:
-        deadline = time.monotonic() + 20
-        while len(children) < 3 and time.monotonic() < deadline and process.poll() is None:
-            children = _children(process.pid)  # the feeder and two workers
-            time.sleep(0.02)
-        assert len(children) == 3, children
-        with os.fdopen(read, "rb") as reader:
-            assert reader.readline().startswith(b"{")
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 141, err
-    assert err == b""
-    deadline = time.monotonic() + 5
-    while not all(map(_gone, children)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert all(map(_gone, children))
+    plain = generated_mix(tmp_path / "big.pcap", "40M", 5)  # a few seconds as xz
+    closed_pipe_stops_every_process(_compress(plain, "xz"), processes=3)  # and the feeder
 
 
 def test_keys_embedded_in_a_compressed_pcapng_reach_every_worker(tmp_path: Path) -> None:
