@@ -365,8 +365,8 @@ class Analysis:
         # in a shard, 5.5 s in one process). Set, not only moved on: where timestamps step
         # back (a capture merged from interfaces, a generator's jitter) the last frame Python
         # saw may be later than the last record, and which frame that is depends on what the
-        # skip took, so a shard ended 1 ms after another (tests/test_scale.py). The checks
-        # take a wait that comes out below zero as zero.
+        # skip took: a shard and one process saw an unanswered request wait 9 and 21 ms
+        # (tests/test_scale.py). The checks take a wait that comes out below zero as zero.
         if self._first is not None:
             self._reassembler.now = self._last
         for _ in self._reassembler.closing():

@@ -1,5 +1,6 @@
 """`slot_setters`: how the values made by the thousand are built without their frozen
-``__init__``.
+``__init__``; and `register_pickling`: how slotted values are pickled by their fields and
+rebuilt the same way when loaded (below).
 
 A frozen dataclass's ``__init__`` stores each field through ``object.__setattr__`` (about
 9 k machine instructions for an 11-field value, callgrind); the ``__set__`` of each slot's
@@ -29,8 +30,9 @@ def slot_setters(cls: type, names: tuple[str, ...] | None = None) -> tuple[Any, 
 # the parent's CPU (1,810 attempts: 1.9 s of 3.5 s profiled, benchmarks/README.md,
 # "Twenty-fourth session"). `register_pickling` gives each such class a reducer through
 # `copyreg`: its fields' values read by one `attrgetter`, and a value rebuilt as the makers
-# build values (`_rebuilt`: through each slot's setter). The stream is the same objects;
-# tests/test_pickling.py compares both ways on every bundled capture's diagnoses.
+# build values (`_rebuilt`: its slots filled in C, decode/_rebuild.pxi, or through each
+# slot's setter, `rebuilt_plain`). The stream is the same objects; tests/test_pickling.py
+# compares both ways on every bundled capture's diagnoses, and the two rebuilds.
 
 _REBUILT: dict[type, tuple[Any, ...]] = {}  # class -> its slots' setters, in field order
 try:
@@ -78,13 +80,12 @@ def _reducer(cls: type) -> Any:
     from operator import attrgetter
 
     names = tuple(f.name for f in dataclasses.fields(cls))
-    if len(names) == 1:  # (attrgetter of one name gives the value, not a tuple)
-        name = names[0]
+    if len(names) < 2:  # (attrgetter of one name gives the value, not a tuple; of none, fails)
 
-        def reduce_one(value: Any) -> tuple[Any, ...]:
-            return _rebuilt, (cls, (getattr(value, name),))
+        def reduce_few(value: Any) -> tuple[Any, ...]:
+            return _rebuilt, (cls, tuple(getattr(value, name) for name in names))
 
-        return reduce_one
+        return reduce_few
     values_of = attrgetter(*names)
 
     def reduce(value: Any) -> tuple[Any, ...]:

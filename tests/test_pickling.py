@@ -139,3 +139,27 @@ def test_the_compiled_rebuild_equals_its_plain_twin() -> None:
     assert built > 1000
     with pytest.raises(ValueError):
         compiled(type(values[0]), (1,) * (len(dataclasses.fields(values[0])) + 1))
+
+
+def test_a_slotted_dataclass_without_fields_pickles_too() -> None:
+    """A class of no fields gets a reducer too (`attrgetter` of no name fails)."""
+    import sys
+    import types
+
+    module = types.ModuleType("analyzer._test_empty_value")
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Empty:
+        """Nothing at all."""
+
+    Empty.__module__ = module.__name__
+    Empty.__qualname__ = "Empty"
+    module.Empty = Empty  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    try:
+        assert slotted.register_pickling() >= 1
+        assert Empty in copyreg.dispatch_table
+        assert isinstance(pickle.loads(pickle.dumps(Empty())), Empty)
+    finally:
+        del sys.modules[module.__name__]
+        copyreg.dispatch_table.pop(Empty, None)
