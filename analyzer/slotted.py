@@ -17,10 +17,11 @@ from typing import Any
 
 
 def slot_setters(cls: type, names: tuple[str, ...] | None = None) -> tuple[Any, ...]:
-    """The ``__set__`` of each slot of the slotted class ``cls``: of ``names`` in that order,
-    or of every slot in field order."""
+    """The ``__set__`` of each slot of the slotted class ``cls``: of ``names`` in that order
+    (a base class's slots too), or of every slot of its own in field order."""
     slots: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]
-    return tuple(cls.__dict__[name].__set__ for name in (slots if names is None else names))
+    return tuple(next(k.__dict__[name] for k in cls.__mro__ if name in k.__dict__).__set__
+                 for name in (slots if names is None else names))
 
 
 # --- pickling ----------------------------------------------------------------------------
@@ -56,22 +57,14 @@ def rebuilt_plain(cls: type, values: tuple[Any, ...]) -> Any:
     """`_rebuilt`'s plain twin (the pure-Python install's), through each slot's setter."""
     setters = _REBUILT.get(cls)
     if setters is None:
-        setters = _REBUILT[cls] = _field_setters(cls)
+        import dataclasses
+
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        setters = _REBUILT[cls] = slot_setters(cls, names)
     made: Any = object.__new__(cls)
     for set_value, value in zip(setters, values, strict=True):
         set_value(made, value)
     return made
-
-
-def _field_setters(cls: type) -> tuple[Any, ...]:
-    """The ``__set__`` of each field's slot, in field order, inherited slots included."""
-    import dataclasses
-
-    setters = []
-    for field in dataclasses.fields(cls):
-        owner = next(k for k in cls.__mro__ if field.name in k.__dict__)
-        setters.append(owner.__dict__[field.name].__set__)
-    return tuple(setters)
 
 
 def _reducer(cls: type) -> Any:

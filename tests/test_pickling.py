@@ -105,6 +105,7 @@ def test_a_value_of_one_field_and_inherited_slots_come_back() -> None:
     slotted.register_pickling()
     ping = Ping(side=1, first_frame=3, last_frame=4, time=1.5, ack=True)  # fields of a base
     assert pickle.loads(pickle.dumps(ping)) == ping
+    assert slotted.rebuilt_plain(Ping, (1, 3, 4, 1.5, True)) == ping
     assert b"_rebuilt" in pickle.dumps(ping)
     one = [c for c in copyreg.dispatch_table if dataclasses.is_dataclass(c)
            and len(dataclasses.fields(c)) == 1]
