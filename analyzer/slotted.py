@@ -42,15 +42,41 @@ except ImportError:  # pragma: no cover - the pure-Python install
     _compiled = None
 
 
-def _rebuilt(cls: type, values: tuple[Any, ...]) -> Any:
-    """A value of the slotted dataclass ``cls`` with its fields' ``values`` (in field order):
-    the other half of `_reducer`'s reduction. Compiled when the module is built (the stream
-    names this function either way, so any install loads it)."""
+# "module:qualname" -> the class: its values are rebuilt by that name, not by the class. A
+# class given to pickle is a global the loader looks up through the import system (≈ 1.5 µs
+# more than a string, and a diagnosis names 10-20 classes); a name is a string and one dict
+# look-up here (a message's loading 53 -> 44 µs, benchmarks/README.md).
+_CLASSES: dict[str, type] = {}
+
+
+def _rebuilt(name: str, values: tuple[Any, ...]) -> Any:
+    """A value of the slotted dataclass named ``name`` ("module:qualname") with its fields'
+    ``values`` (in field order): the other half of `_reducer`'s reduction. Compiled when the
+    module is built (the stream names this function either way, so any install loads it)."""
+    cls = _CLASSES.get(name)
+    if cls is None:
+        cls = _CLASSES[name] = _class_named(name)
     if _compiled is not None:
         made = _compiled(cls, values)
         if made is not None:
             return made
     return rebuilt_plain(cls, values)
+
+
+def _class_named(name: str) -> type:
+    """The class a "module:qualname" name names (imported as pickle would import it): a
+    slotted dataclass, or TypeError."""
+    import dataclasses
+    import importlib
+
+    module, _, qualname = name.partition(":")
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    if not (isinstance(found, type) and dataclasses.is_dataclass(found)
+            and "__slots__" in found.__dict__):
+        raise TypeError(f"{name} names no slotted dataclass")
+    return found
 
 
 def rebuilt_plain(cls: type, values: tuple[Any, ...]) -> Any:
@@ -73,16 +99,18 @@ def _reducer(cls: type) -> Any:
     from operator import attrgetter
 
     names = tuple(f.name for f in dataclasses.fields(cls))
+    # (one string object for all its values: pickle writes it once a message)
+    named = f"{cls.__module__}:{cls.__qualname__}"
     if len(names) < 2:  # (attrgetter of one name gives the value, not a tuple; of none, fails)
 
         def reduce_few(value: Any) -> tuple[Any, ...]:
-            return _rebuilt, (cls, tuple(getattr(value, name) for name in names))
+            return _rebuilt, (named, tuple(getattr(value, name) for name in names))
 
         return reduce_few
     values_of = attrgetter(*names)
 
     def reduce(value: Any) -> tuple[Any, ...]:
-        return _rebuilt, (cls, values_of(value))
+        return _rebuilt, (named, values_of(value))
 
     return reduce
 

@@ -164,3 +164,13 @@ def test_a_slotted_dataclass_without_fields_pickles_too() -> None:
     finally:
         del sys.modules[module.__name__]
         copyreg.dispatch_table.pop(Empty, None)
+
+
+def test_a_name_that_is_no_slotted_dataclass_is_refused() -> None:
+    """Values are rebuilt by "module:qualname": a name of anything else is refused."""
+    with pytest.raises(TypeError):
+        slotted._rebuilt("analyzer.exchange.model:AttemptKind", ())
+    with pytest.raises(TypeError):
+        slotted._rebuilt("os:path", ())
+    endpoint = slotted._rebuilt("analyzer.exchange.model:Endpoint", (b"\x7f\0\0\1", 80))
+    assert str(endpoint) == "127.0.0.1:80"
