@@ -64,6 +64,21 @@ def test_jobs_on_a_compressed_capture_gives_the_one_process_report(mix: Path,
     assert sorted(map(str, shards)) == sorted(map(str, _jsonl(_read(mix, "jsonl").stdout)))
 
 
+def test_jsonl_of_a_compressed_capture_comes_in_the_plain_files_order(tmp_path: Path) -> None:
+    """`--jobs 2` JSONL merges the workers' attempts by the frames that decided them: from
+    the feeder's pipes those frames must be the file's (the workers read it as a regular
+    file, with its compiled follower). 20 MB of the dense mix, whose WebSocket conversations
+    are decided in that follower: byte for byte the plain file's lines, in order."""
+    plain = tmp_path / "dense.pcap"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "generate.py"), str(plain),
+                    "--size", "20M", "--mix", "dense", "--seed", "5"],
+                   check=True, capture_output=True, timeout=120)
+    packed = _compress(plain, "xz")
+    lines = _read(plain, "jsonl", "--jobs", "2").stdout
+    assert lines.count("\n") > 300
+    assert _read(packed, "jsonl", "--jobs", "2").stdout == lines
+
+
 def _counting(kind: str, made: Any) -> Callable[[], Callable[..., Any]]:
     """The decompressor factory of ``kind``, counting in ``made`` (shared by forked
     processes) every decompressor any process makes."""

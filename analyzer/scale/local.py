@@ -32,7 +32,7 @@ from typing import Any
 
 from analyzer.life.model import Ended
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
-from analyzer.scale.fanout import Fanout, fanned_out, feed, worker_input
+from analyzer.scale.fanout import Fanout, fanned_out, feed
 from analyzer.scale.shard import (
     END,
     Owner,
@@ -66,7 +66,6 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
     With ``fanout`` (a compressed capture) the bytes come decompressed from its feeder."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    ends = fanout.keep_for_worker(index) if fanout is not None else None
     owner = Owner(index, shards)
     analysis = Analysis(max_connections=max_connections, secrets=secrets, owns=owner,
                         lifetimes=lifetimes)
@@ -75,10 +74,8 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
     done = threading.Event()
     progress: threading.Thread | None = None
     try:
-        if fanout is not None and ends is not None:
-            records = records_of(worker_input(path, fanout.kind, ends), warnings)
-        else:
-            records = read_records([path], warnings)
+        records = (records_of(fanout.input_for(index, path), warnings) if fanout is not None
+                   else read_records([path], warnings))
         progress = threading.Thread(target=_progress, args=(records, index, out, done),
                                     daemon=True)
         progress.start()
@@ -159,17 +156,14 @@ class ShardedRead:
 
     def __iter__(self) -> Iterator[Decided]:
         sys.stdout.flush()  # a forked worker must not inherit (and flush) buffered output
-        if self._fanout is not None and self._feeder is not None:
+        if self._fanout is not None:
             self._fanout.open()
-            try:
-                self._feeder.start()
-                for worker in self._workers:
-                    worker.start()
-            finally:
+        try:
+            for process in ([self._feeder] if self._feeder is not None else []) + self._workers:
+                process.start()
+        finally:
+            if self._fanout is not None:
                 self._fanout.close_all()  # each process keeps its own ends
-        else:
-            for worker in self._workers:
-                worker.start()
         try:
             while len(self._ended) < self._jobs:
                 self._receive(_POLL)

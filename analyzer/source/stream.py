@@ -307,16 +307,25 @@ def _decompressed(inp: Input, sniff: int, kind: str) -> Input:
         package = _PACKAGE.get(kind, kind)
         raise CaptureError(f"{inp.name}: {kind}-compressed data: reading it needs the {package} "
                            f"package (pip install {package}); or decompress it first") from None
-    read = unpack.read
+    return decompressed_input(inp.name, unpack.read, inp.close, kind, sniff, inp.size, inp.tell)
+
+
+def decompressed_input(name: str, read: Read, close: Callable[[], None], kind: str,
+                       sniff: int = 4, size: int | None = None,
+                       tell: Callable[[], int] | None = None) -> Input:
+    """The input of ``name`` whose ``read`` gives its ``kind``-compressed data decompressed
+    (its own `_Unpack`, or a `read --jobs` feeder's pipe: analyzer/scale/fanout.py), its
+    first ``sniff`` bytes read; damaged data or none at all is a CaptureError, the input
+    closed."""
     try:
         head = read_exact(read, sniff)
     except READ_ERRORS as exc:
-        inp.close()
-        raise CaptureError(f"{inp.name}: damaged {kind} file ({exc})") from None
+        close()
+        raise CaptureError(f"{name}: damaged {kind} file ({exc})") from None
     if not head:
-        inp.close()
-        raise CaptureError(f"{inp.name}: {kind} of an empty file")
-    return Input(inp.name, head, read, inp.close, compressed=kind, size=inp.size, tell=inp.tell)
+        close()
+        raise CaptureError(f"{name}: {kind} of an empty file")
+    return Input(name, head, read, close, compressed=kind, size=size, tell=tell)
 
 
 def more_head(inp: Input, n: int) -> bytes:
