@@ -24,6 +24,7 @@ from analyzer.life.fold import WINDOW_OVER
 from analyzer.life.model import Ended, attempt_key, packed_key
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
 from analyzer.report.clock import Clock
+from analyzer.report.digest import Digest, Streamed
 from analyzer.report.render import (
     iter_json,
     render_csv,
@@ -96,22 +97,28 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
     # FIFO, standard input) or for workers: there, nothing decided may sit in the buffer
     # while the run waits. From regular files it never waits, and a flush per line was a
     # system call an attempt (≈ 1 % of the dense benchmark's run).
-    flush_each_line = waits_for_input(opened) or jobs is not None or scheduler is not None
+    # Sharded over workers (`--jobs N FILE`), the merge flushes before it waits for them.
+    shards = jobs if jobs is not None and jobs > 1 and len(paths) == 1 and not scheduler else 0
+    flush_each_line = waits_for_input(opened) or (
+        jobs is not None and not shards) or scheduler is not None
     clock = Clock(local=view.local_time)
     style = TableStyle(clock, terminal_width(), several, view.show_secrets)
     table = StreamedTable(style) if streaming and fmt == "table" else None
 
-    def decided() -> Iterator[Decided]:
+    def decided() -> Iterator[Streamed]:
         if scheduler is not None:  # a Dask cluster: analyzer/scale/cluster.py
             from analyzer.scale.cluster import analyze_on_cluster
 
             yield from analyze_on_cluster(scheduler, paths, jobs or 1, analysis, warnings,
                                           max_connections)
             return
-        if jobs is not None and jobs > 1 and len(paths) == 1:  # one file sharded by flow
+        if shards:  # one file sharded by flow
             from analyzer.scale.local import ShardedRead
 
-            yield from ShardedRead(paths[0], jobs, analysis, warnings, max_connections)
+            # A JSONL run's workers send each attempt's line rendered (report/digest.py)
+            yield from ShardedRead(paths[0], shards, analysis, warnings, max_connections,
+                                   digests=(selection, view.show_secrets) if fmt == "jsonl"
+                                   and streaming else None)
             return
         if jobs is not None:  # independent inputs in parallel: see analyzer/parallel.py
             # imported only here: it brings in multiprocessing, which a plain read never uses
@@ -131,11 +138,11 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
         # a rebuild is matched to the first run by order of decision. Its diagnoses are the
         # decided ones either way (an `Ended` comes apart and is dropped below).
         again = Analysis(max_connections=max_connections, secrets=secrets, lifetimes=True)
-        if jobs is not None and jobs > 1 and len(paths) == 1:  # the same merged order again
+        if shards:  # the same merged order again
             from analyzer.scale.local import ShardedRead
 
             yield from (d for d in numbered(
-                iter(ShardedRead(paths[0], jobs, again, [], max_connections)), selection,
+                iter(ShardedRead(paths[0], shards, again, [], max_connections)), selection,
                 Counter()) if isinstance(d, Diagnosis))
             return
         if jobs is not None:
@@ -182,6 +189,14 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
                 progress.start()
             shown = NumberSet()  # numbers of printed attempts whose connection lives on
             for diagnosis in numbered(decided(), selection, apart):
+                if isinstance(diagnosis, Digest):  # the decided line of a `--jobs` worker
+                    if not diagnosis.kept:
+                        continue
+                    if diagnosis.living is not None:
+                        shown.add(diagnosis.number)
+                    tally.count(diagnosis.verdict, diagnosis.group, diagnosis.time)
+                    print_line(diagnosis.line(), flush_each_line)
+                    continue
                 if isinstance(diagnosis, Ended):  # the attempt's connection ended after its watch
                     if store is not None:  # not streaming
                         store.update(diagnosis)  # the attempt once, with its final verdict
@@ -286,8 +301,8 @@ def _terminate(number: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
-def numbered(diagnoses: Iterator[Decided], selection: Selection,
-              apart: Counter[str]) -> Iterator[Decided]:
+def numbered(diagnoses: Iterator[Streamed], selection: Selection,
+              apart: Counter[str]) -> Iterator[Streamed]:
     """The attempts the report lists, numbered 1..; the others (never reached HTTP, without
     --tcp) are counted in ``apart`` when the filters would have kept them. An `Ended` gets
     the number of its attempt (and is dropped when that attempt was not listed)."""
@@ -295,6 +310,16 @@ def numbered(diagnoses: Iterator[Decided], selection: Selection,
     # attempts whose connection lives on (≈ 120 bytes each: the key packed)
     living: dict[int | tuple[int, int, int], int] = {}
     for d in diagnoses:
+        if isinstance(d, Digest):  # from a `--jobs` worker, JSONL (report/digest.py)
+            if d.living is not None and d.listed:
+                living[d.living] = number + 1
+            if not d.listed:
+                if d.kept:
+                    apart[d.verdict] += 1
+                continue
+            number += 1
+            yield dataclasses.replace(d, number=number)
+            continue
         if isinstance(d, Ended):
             listed = living.pop(packed_key(d.key), None)
             if listed is not None:

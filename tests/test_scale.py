@@ -3,6 +3,7 @@ processes gives one process's report; signals and a closed pipe stop every worke
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.life.model import Ended
 from analyzer.pipeline import Analysis
+from analyzer.report.render import render_jsonl_ended, render_jsonl_line
 from analyzer.scale.local import ShardedRead
 from analyzer.scale.shard import decisions, shard_of
 from analyzer.source import read_records
@@ -39,16 +42,27 @@ def _read(capture: Path, fmt: str, *extra: str) -> str:
     return result.stdout
 
 
-def _decision_order(capture: Path, lines: list[dict[str, object]]) -> list[dict[str, object]]:
-    """One process's JSONL lines sorted by decision frame, then first frame (shard.py)."""
-    analysis = Analysis(secrets=_secrets(capture))
-    frame_of = {}
+def unnumbered(line: str) -> str:
+    """A JSONL line without its number, keys sorted (a number is a place in one run's order)."""
+    document = json.loads(line)
+    document.pop("number")
+    return json.dumps(document, sort_keys=True)
+
+
+def merge_order(capture: Path, lines: list[str]) -> list[str]:
+    """One process's JSONL lines of ``capture`` in the order the merge of shards gives
+    (analyzer/scale/shard.py): by the frame being read when each was decided (END: at the
+    capture's end), then by its first frame. In one process, attempts decided at the same
+    frame come in the order its stages emit them; the merge orders them by first frame."""
+    analysis = Analysis(secrets=_secrets(capture), lifetimes=True)
+    order: dict[str, tuple[int, int]] = {}
     for frame, d in decisions(analysis, read_records([str(capture)], [])):
-        frame_of[(d.attempt.first_frame, d.attempt.time)] = frame
-    listed = [(frame_of[next(k for k in frame_of if k[0] == line["first_frame"])]
-               if "first_frame" in line else 0, line) for line in lines]
-    return [line for _, line in sorted(listed, key=lambda pair: (
-        pair[0], pair[1].get("first_frame", 0)))]
+        if isinstance(d, Ended):
+            text = render_jsonl_ended(dataclasses.replace(d, number=0))
+            order[unnumbered(text)] = (frame, d.key[0])
+        else:
+            order[unnumbered(render_jsonl_line(d))] = (frame, d.attempt.first_frame)
+    return sorted(lines, key=lambda line: order[unnumbered(line)])
 
 
 def _secrets(capture: Path) -> object | None:
@@ -110,10 +124,10 @@ def test_jobs_gives_identical_sorted_output_on_the_benchmark_mix(bench: Path, fm
 
 
 def test_jsonl_of_shards_is_in_decision_order(bench: Path) -> None:
-    shards = _jsonl(_read(bench, "jsonl", "--jobs", "2"))
-    alone = _jsonl(_read(bench, "jsonl"))
+    shards = _read(bench, "jsonl", "--jobs", "2").splitlines()
+    alone = _read(bench, "jsonl").splitlines()
     assert len(shards) == len(alone) > 50
-    assert shards == _decision_order(bench, alone)
+    assert list(map(unnumbered, shards)) == list(map(unnumbered, merge_order(bench, alone)))
 
 
 @pytest.mark.parametrize("capture", [c for c in CAPTURES if c.name in (

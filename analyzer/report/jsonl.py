@@ -47,6 +47,17 @@ _HTTP_KIND = AttemptKind.HTTP
 
 def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     """``{"event": "decided", **attempt_fields(diagnosis, show_secrets)}`` as one JSON line."""
+    return numbered_line(diagnosis.number, decided_tail(diagnosis, show_secrets))
+
+
+def numbered_line(number: int, tail: str) -> str:
+    """A `decided` line from its number and the rest (`decided_tail`)."""
+    return f'{{"event": "decided", "number": {number}{tail}'
+
+
+def decided_tail(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
+    """The `decided` line of ``diagnosis`` after its number: what a `read --jobs` worker
+    renders, before the merge numbers the attempts (report/digest.py)."""
     attempt = diagnosis.attempt
     clean = Cleaner.for_attempt(attempt, show_secrets)
     text = clean.text
@@ -70,8 +81,7 @@ def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     message, answer, syn = attempt.request, attempt.response, attempt.tcp.syn
     origin, tls, life = diagnosis.origin, attempt.tls, diagnosis.lifetime
     return (
-        f'{{"event": "decided", "number": {diagnosis.number}, '
-        f'"kind": {_quote(attempt.kind._value_)}, '
+        f', "kind": {_quote(attempt.kind._value_)}, '
         f'"client": {_quote(endpoint_text(attempt.client))}, '
         f'"server": {_quote(endpoint_text(attempt.server))}, '
         f'"time": {_quote(iso_time(attempt.time))}, '

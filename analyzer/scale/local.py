@@ -30,8 +30,10 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
+from analyzer.filters import Selection
 from analyzer.life.model import Ended
-from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
+from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
+from analyzer.report.digest import Digest, Streamed, digest_of
 from analyzer.scale.fanout import Fanout, fanned_out, feed
 from analyzer.scale.shard import (
     END,
@@ -50,6 +52,7 @@ PROGRESS_EVERY = 0.2  # seconds between a worker's "read up to frame N" messages
 STOP_WAIT = 2.0  # seconds a stopped worker has to send what it has
 _POLL = 0.5  # seconds the parent waits for a message before it checks its workers are alive
 _HELD_OFF = {signal.SIGTERM, signal.SIGINT}  # while the parent takes a message (_receive)
+_BATCH = 64  # messages the parent takes under one signal mask
 
 
 class _Stop(BaseException):
@@ -61,9 +64,12 @@ def _stop(number: int, frame: FrameType | None) -> None:
 
 
 def work(path: str, index: int, shards: int, max_connections: int, secrets: object | None,
-         out: Any, lifetimes: bool = False, fanout: Fanout | None = None) -> None:
+         out: Any, lifetimes: bool = False, fanout: Fanout | None = None,
+         digests: tuple[Selection, bool] | None = None) -> None:
     """A worker: shard ``index`` of ``shards`` of ``path``; every message goes to ``out``.
-    With ``fanout`` (a compressed capture) the bytes come decompressed from its feeder."""
+    With ``fanout`` (a compressed capture) the bytes come decompressed from its feeder; with
+    ``digests`` (the run's filters and --show-secrets: a JSONL run) each attempt is sent as
+    its `Digest`, its line rendered here."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     owner = Owner(index, shards)
@@ -80,6 +86,10 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
                                     daemon=True)
         progress.start()
         for seq, (frame, diagnosis) in enumerate(decisions(analysis, records)):
+            if digests is not None and isinstance(diagnosis, Diagnosis):
+                # rendered here, by the workers in parallel: the parent is the serial part
+                out.put(("decided", index, frame, seq, digest_of(diagnosis, *digests)))
+                continue
             if isinstance(diagnosis, Diagnosis):
                 # built here, by the workers in parallel: read lazily, the parent would build
                 # it, and the parent is the serial part (benchmarks/README.md, read --jobs)
@@ -123,10 +133,12 @@ def _signal(worker: BaseProcess, number: int) -> None:
 
 class ShardedRead:
     """Iterate for the merged diagnoses; the merged totals are absorbed into ``into`` and
-    the capture's warnings added to ``warnings`` when the workers end (or are stopped)."""
+    the capture's warnings added to ``warnings`` when the workers end (or are stopped).
+    With ``digests`` (a JSONL run's filters and --show-secrets) attempts come as `Digest`s."""
 
     def __init__(self, path: str, jobs: int, into: Analysis, warnings: list[CaptureWarning],
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 digests: tuple[Selection, bool] | None = None) -> None:
         if path == "-":
             raise CaptureError("-: standard input cannot be read by several processes "
                                "(--jobs); save it to a file")
@@ -145,16 +157,16 @@ class ShardedRead:
         self._workers = [
             context.Process(target=work, daemon=True, name=f"upgrade-analyzer shard {i}",
                             args=(path, i, jobs, max_connections, into.secrets, self._queue,
-                                  into.lifetimes, self._fanout))
+                                  into.lifetimes, self._fanout, digests))
             for i in range(jobs)]
         self._read_to = [0] * jobs  # per worker: every attempt decided up to this frame is in
         self._ended: dict[int, ShardTotals] = {}
-        self._held: list[tuple[int, int, int, int, Decided]] = []
+        self._held: list[tuple[int, int, int, int, Streamed]] = []
         self._tcp = TcpListing()
         self._problem: tuple[str, str] | None = None
         self._stopped = False
 
-    def __iter__(self) -> Iterator[Decided]:
+    def __iter__(self) -> Iterator[Streamed]:
         sys.stdout.flush()  # a forked worker must not inherit (and flush) buffered output
         if self._fanout is not None:
             self._fanout.open()
@@ -172,7 +184,8 @@ class ShardedRead:
                 yield from self._release(min(self._read_to))
             self._raise_problem()
             yield from self._release(END)
-        except GeneratorExit:  # the consumer stopped (closed pipe): nothing more is printed
+        except (GeneratorExit, BrokenPipeError):  # the consumer stopped, or the reader of
+            # the output went away (the flush before a wait, _receive): nothing more is printed
             self.stop()
             raise
         except BaseException:  # Ctrl-C, SIGTERM: what was decided so far is still reported
@@ -183,8 +196,12 @@ class ShardedRead:
             self.stop()
 
     def _receive(self, timeout: float) -> bool:
-        """Takes one message; False when none came within ``timeout`` seconds.
+        """Takes the messages that are waiting (at most _BATCH), or the first to come within
+        ``timeout`` seconds; False when none came.
 
+        Standard output is flushed before the parent waits, not after every line: while
+        messages keep coming the lines go out in the stream's buffer (a write system call a
+        line was ≈ 1 % of the parent's CPU), and nothing printed sits there while it waits.
         SIGTERM and Ctrl-C are held off meanwhile. Their handlers raise (`_Terminated`,
         KeyboardInterrupt); raised inside `Queue.get`, between a message's length and its
         bytes, they left the pipe out of step, and the stop's own reads then failed
@@ -201,6 +218,22 @@ class ShardedRead:
 
     def _take(self, timeout: float) -> bool:
         try:
+            message = self._queue.get(block=False)
+        except queue_module.Empty:
+            sys.stdout.flush()
+            if not self._take_one(timeout):
+                return False
+        else:
+            self._store(message)
+        for _ in range(_BATCH - 1):  # the others waiting, under the same signal mask
+            try:
+                self._store(self._queue.get(block=False))
+            except queue_module.Empty:
+                break
+        return True
+
+    def _take_one(self, timeout: float) -> bool:
+        try:
             message = self._queue.get(timeout=timeout)
         except queue_module.Empty:
             for i, worker in enumerate(self._workers):
@@ -209,10 +242,15 @@ class ShardedRead:
                         "internal", f"worker {i} ended with status {worker.exitcode}")
                     self._ended[i] = ShardTotals(i, Analysis().stats, 0)
             return False
+        self._store(message)
+        return True
+
+    def _store(self, message: tuple[Any, ...]) -> None:
         kind, index = message[0], message[1]
         if kind == "decided":
             _, _, frame, seq, diagnosis = message
-            first = (diagnosis.key[0] if isinstance(diagnosis, Ended)
+            first = (diagnosis.first_frame if isinstance(diagnosis, Digest)
+                     else diagnosis.key[0] if isinstance(diagnosis, Ended)
                      else diagnosis.attempt.first_frame)
             heapq.heappush(self._held, (frame, first, index, seq, diagnosis))
             self._read_to[index] = max(self._read_to[index], frame - 1)
@@ -223,9 +261,8 @@ class ShardedRead:
             self._read_to[index] = END
             if message[3] is not None and self._problem is None:
                 self._problem = message[3]
-        return True
 
-    def _release(self, upto: int) -> Iterator[Decided]:
+    def _release(self, upto: int) -> Iterator[Streamed]:
         held = self._held
         while held and held[0][0] <= upto:
             diagnosis = heapq.heappop(held)[4]

@@ -15,7 +15,11 @@ with the lower port is taken as the server (ephemeral ports are high).
 The order of a streamed report (JSONL) is the order of decision: an attempt's key is the frame
 being read when it was decided (`END` for the ones judged at the end of the capture), then its
 first frame, then the shard and the shard's own order. One process decides the attempts of one
-connection in the same order, so the merged stream is one process's stream sorted by that key.
+connection in the same order, so the merged stream is one process's stream sorted by that key:
+the same lines in the same order, but where one frame decides several attempts (a sweep of idle
+connections, a segment that ends two exchanges), which the merge orders by first frame and one
+process in the order its stages emit them (tests/test_scale.py `merge_order`). A JSONL run's
+workers send each attempt's line rendered (`report/digest.py`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from analyzer.pipeline import (
     _transport_reason,
 )
 from analyzer.reassembly import Connection
+from analyzer.report.digest import Digest
 from analyzer.source.frame import CaptureWarning
 from analyzer.source.stream import Record
 from analyzer.verdict import Diagnosis
@@ -139,13 +144,17 @@ class TcpListing:
         self.listed = 0
         self.unlisted: dict[str, int] = {}
 
-    def admit(self, diagnosis: Diagnosis) -> bool:
-        if diagnosis.attempt.kind is not AttemptKind.TCP:
+    def admit(self, diagnosis: Diagnosis | Digest) -> bool:
+        if isinstance(diagnosis, Digest):  # (a worker found its reason: report/digest.py)
+            if diagnosis.transport_reason is None:
+                return True
+        elif diagnosis.attempt.kind is not AttemptKind.TCP:
             return True
         if self.listed < self.limit:
             self.listed += 1
             return True
-        reason = _transport_reason(diagnosis.attempt)
+        reason = (diagnosis.transport_reason or "none" if isinstance(diagnosis, Digest)
+                  else _transport_reason(diagnosis.attempt))
         self.unlisted[reason] = self.unlisted.get(reason, 0) + 1
         return False
 

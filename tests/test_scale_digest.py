@@ -1,0 +1,108 @@
+"""`read --jobs N FILE -F jsonl`: the workers send each attempt's line rendered (a `Digest`,
+analyzer/report/digest.py) and the parent numbers, filters, counts and prints them. The lines,
+their numbers, the summary and the exit status are one process's, under every filter."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analyzer.exchange.model import AttemptKind
+from analyzer.filters import Selection
+from analyzer.pipeline import Analysis
+from analyzer.report.digest import Digest, digest_of
+from analyzer.report.render import render_jsonl_line
+from analyzer.report.stream import Tally
+from analyzer.scale.shard import decisions
+from analyzer.source import read_records
+from analyzer.verdict import Diagnosis
+from tests.helpers import run_cli
+from tests.test_scale import merge_order, unnumbered
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small capture of the handshake-dense benchmark mix (benchmarks/generate.py)."""
+    path = tmp_path_factory.mktemp("digest") / "dense.pcap"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "generate.py"), str(path),
+                    "--size", "8M", "--mix", "dense", "--seed", "3"],
+                   check=True, capture_output=True, timeout=120)
+    return path
+
+
+def _run(capture: Path, *options: str) -> tuple[int, list[str], str]:
+    keys = capture.with_suffix(".keys")
+    keylog = ["--keylog", str(keys)] if keys.exists() else []
+    result = run_cli("read", "-F", "jsonl", *keylog, *options, str(capture))
+    return result.exit_code, result.stdout.splitlines(), result.stderr
+
+
+OPTIONS = [(), ("--tcp",), ("--failed",), ("--verdict", "succeeded"),
+           ("--reason", "ws_version_not_13", "--tcp"), ("--port", "8080", "--failed")]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=" ".join)
+def test_jsonl_with_jobs_is_one_process_jsonl_in_decision_order(
+        dense: Path, options: tuple[str, ...]) -> None:
+    status, alone, summary = _run(dense, *options)
+    shards = _run(dense, "--jobs", "2", *options)
+    assert len(alone) >= (50 if not options else 3)
+    assert shards[0] == status
+    # numbered in the merged order: 1.. among the listed attempts, the ones a filter leaves
+    # out keep their numbers (an `ended` line repeats its attempt's number)
+    numbers = [json.loads(line)["number"] for line in shards[1] if '"decided"' in line]
+    assert numbers == sorted(set(numbers))
+    assert options or numbers == list(range(1, len(numbers) + 1))
+    # the same lines as one process, in its decision order
+    assert list(map(unnumbered, shards[1])) == list(map(unnumbered, merge_order(dense,
+                                                                                  alone)))
+    assert shards[2] == summary  # the summary on standard error: counts, groups, reasons
+
+
+@pytest.mark.parametrize("capture, options", [
+    ("wss_aiohttp.pcap", ("--show-secrets",)),
+    ("wss_aiohttp.pcap", ()),
+    ("websocket_lives.pcap", ()),
+    ("websocket_lives.pcap", ("--min-lifetime", "1")),
+    ("refused.pcap", ("--tcp",)),
+    ("socketio_no_sticky_sessions.pcap", ("--fail-on", "failed")),
+], ids=lambda v: v if isinstance(v, str) else " ".join(v))
+def test_jsonl_with_jobs_on_bundled_captures(capture: str, options: tuple[str, ...]) -> None:
+    path = REPO / "captures" / capture
+    alone = _run(path, *options)
+    assert _run(path, "--jobs", "2", *options) == (alone[0], merge_order(path, alone[1]),
+                                                   alone[2])
+
+
+def _diagnoses(capture: Path) -> list[Diagnosis]:
+    analysis = Analysis(lifetimes=True)
+    return [d for _, d in decisions(analysis, read_records([str(capture)], []))
+            if isinstance(d, Diagnosis)]
+
+
+def test_a_digest_holds_what_the_parent_reads_of_its_diagnosis(dense: Path) -> None:
+    """Field by field against the diagnosis: the line, the filters, the summary's counts."""
+    diagnoses = _diagnoses(dense)
+    selection = Selection(failed=True)
+    by_digest, by_diagnosis = Tally(), Tally()
+    for number, d in enumerate(diagnoses, 1):
+        digest = dataclasses.replace(digest_of(d, selection, False), number=number)
+        assert isinstance(digest, Digest)
+        assert digest.line() == render_jsonl_line(dataclasses.replace(d, number=number))
+        assert digest.listed == selection.listed(d)
+        assert digest.kept == selection.keep(d)
+        assert (digest.transport_reason is None) == (d.attempt.kind is not AttemptKind.TCP)
+        by_digest.count(digest.verdict, digest.group, digest.time)
+        by_diagnosis.add(d)
+    assert (by_digest.verdicts, by_digest.reasons, by_digest.groups) == (
+        by_diagnosis.verdicts, by_diagnosis.reasons, by_diagnosis.groups)
+    assert by_digest.attempts == len(diagnoses) > 100
+    assert any(d.transport_reason for d in map(lambda d: digest_of(d, selection, False),
+                                                  diagnoses))
