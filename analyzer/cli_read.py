@@ -318,7 +318,8 @@ def numbered(diagnoses: Iterator[Streamed], selection: Selection,
                     apart[d.verdict] += 1
                 continue
             number += 1
-            yield dataclasses.replace(d, number=number)
+            d.number = number  # (the parent's own copy, loaded from the worker's message)
+            yield d
             continue
         if isinstance(d, Ended):
             listed = living.pop(packed_key(d.key), None)

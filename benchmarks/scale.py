@@ -3,7 +3,12 @@ side by side, and projects the speed-up for more cores.
 
 Usage::
 
-    python benchmarks/scale.py /tmp/bench-200M.pcap /tmp/bench-1G.pcap [--jobs 2] [--rounds 3]
+    python benchmarks/scale.py /tmp/bench-200M.pcap /tmp/bench-1G.pcap [--jobs 2] [--rounds 3] \
+        [--formats table,jsonl]
+
+Each format is measured on its own: the default table (a sorted report: the workers send whole
+attempts, the parent keeps and correlates them) and JSONL (streamed: the workers send each
+attempt's line rendered, report/digest.py).
 
 Each round runs one process, then ``--jobs N``, on the same file (the page cache is warm for
 both); wall and CPU (user + system of the command and every worker it reaped) are medians over
@@ -77,8 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("captures", nargs="+")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--formats", default="table,jsonl",
+                        help="the report formats measured, comma-separated")
     parser.add_argument("--walk", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    # The commands run as users run them: a PYTHONUNBUFFERED in the caller's environment
+    # (some sandboxes set it) makes each output line a write system call of its own.
+    os.environ.pop("PYTHONUNBUFFERED", None)
     if args.walk:
         walk(args.captures[0])
         return 0
@@ -87,31 +97,38 @@ def main(argv: list[str] | None = None) -> int:
     read = [sys.executable, "-c", _OWN_CPU, "read"]
     tiny = str(REPO / "captures" / "plain_get.pcap")
     for capture in args.captures:
-        runs: dict[str, list[tuple[float, float, float]]] = {
-            "one": [], "jobs": [], "walk": [], "start": []}
-        for _ in range(args.rounds):
-            runs["one"].append(timed([*read, capture]))
-            runs["jobs"].append(timed([*read, "--jobs", str(args.jobs), capture]))
-            runs["walk"].append(timed([sys.executable, __file__, "--walk", capture]))
-            runs["start"].append(timed([sys.executable, __file__, "--walk", tiny]))
-        wall = {k: statistics.median(r[0] for r in v) for k, v in runs.items()}
-        cpu = {k: statistics.median(r[1] for r in v) for k, v in runs.items()}
-        own = statistics.median(r[2] for r in runs["jobs"])
-        size = os.path.getsize(capture) / 1e6
-        print(f"\n{capture} ({size:.0f} MB), medians of {args.rounds}:")
-        print(f"  one process:  wall {wall['one']:6.2f} s  CPU {cpu['one']:6.2f} s")
-        print(f"  --jobs {args.jobs}:     wall {wall['jobs']:6.2f} s  CPU {cpu['jobs']:6.2f} s"
-              f" (parent {own:.2f} s, workers {cpu['jobs'] - own:.2f} s)"
-              f"  speed-up {wall['one'] / wall['jobs']:.2f}x")
-        walk_cpu = max(cpu["walk"] - cpu["start"], 0.0)
-        print(f"  walk only:    CPU {walk_cpu:6.2f} s past start-up ({cpu['start']:.2f} s)")
-        workers = cpu["jobs"] - own
-        for n in (2, 8, 16):
-            share = walk_cpu + max(workers - args.jobs * walk_cpu, 0.0) / n
-            best, worst = cpu["one"] / max(own, share), cpu["one"] / (own + share)
-            print(f"  projected on {n:2d} free cores: {worst:.2f}x to {best:.2f}x")
+        for fmt in args.formats.split(","):
+            _measure(capture, fmt, args.jobs, args.rounds, read, tiny)
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
+
+
+def _measure(capture: str, fmt: str, jobs: int, rounds: int, read: list[str],
+             tiny: str) -> None:
+    """One capture in one format: one process against --jobs, rounds alternating."""
+    runs: dict[str, list[tuple[float, float, float]]] = {
+        "one": [], "jobs": [], "walk": [], "start": []}
+    for _ in range(rounds):
+        runs["one"].append(timed([*read, "-F", fmt, capture]))
+        runs["jobs"].append(timed([*read, "-F", fmt, "--jobs", str(jobs), capture]))
+        runs["walk"].append(timed([sys.executable, __file__, "--walk", capture]))
+        runs["start"].append(timed([sys.executable, __file__, "--walk", tiny]))
+    wall = {k: statistics.median(r[0] for r in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(r[1] for r in v) for k, v in runs.items()}
+    own = statistics.median(r[2] for r in runs["jobs"])
+    size = os.path.getsize(capture) / 1e6
+    print(f"\n{capture} ({size:.0f} MB), -F {fmt}, medians of {rounds}:")
+    print(f"  one process:  wall {wall['one']:6.2f} s  CPU {cpu['one']:6.2f} s")
+    print(f"  --jobs {jobs}:     wall {wall['jobs']:6.2f} s  CPU {cpu['jobs']:6.2f} s"
+          f" (parent {own:.2f} s, workers {cpu['jobs'] - own:.2f} s)"
+          f"  speed-up {wall['one'] / wall['jobs']:.2f}x")
+    walk_cpu = max(cpu["walk"] - cpu["start"], 0.0)
+    print(f"  walk only:    CPU {walk_cpu:6.2f} s past start-up ({cpu['start']:.2f} s)")
+    workers = cpu["jobs"] - own
+    for n in (2, 8, 16):
+        share = walk_cpu + max(workers - jobs * walk_cpu, 0.0) / n
+        best, worst = cpu["one"] / max(own, share), cpu["one"] / (own + share)
+        print(f"  projected on {n:2d} free cores: {worst:.2f}x to {best:.2f}x")
 
 
 if __name__ == "__main__":

@@ -106,3 +106,20 @@ def test_a_digest_holds_what_the_parent_reads_of_its_diagnosis(dense: Path) -> N
     assert by_digest.attempts == len(diagnoses) > 100
     assert any(d.transport_reason for d in map(lambda d: digest_of(d, selection, False),
                                                   diagnoses))
+
+
+@pytest.mark.parametrize("send_every", [1, 1000])
+def test_progress_sends_the_attempts_decided_before_it(
+        monkeypatch: pytest.MonkeyPatch, dense: Path, send_every: int) -> None:
+    """A worker sends decided attempts in batches (`_Outbox`) and, every PROGRESS_EVERY, the
+    frame it has read up to, after which the parent releases what was decided before it:
+    progress every millisecond, batches never full (or of one), the order is still one
+    process's decision order."""
+    from analyzer.scale import local
+
+    monkeypatch.setattr(local, "PROGRESS_EVERY", 0.001)
+    monkeypatch.setattr(local, "SEND_EVERY", send_every)
+    _, alone, summary = _run(dense)
+    _, shards, merged_summary = _run(dense, "--jobs", "2")
+    assert list(map(unnumbered, shards)) == list(map(unnumbered, merge_order(dense, alone)))
+    assert merged_summary == summary

@@ -25,9 +25,11 @@ from analyzer.report.stream import group_key
 from analyzer.verdict import Diagnosis
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Digest:
-    """One decided attempt, as the merge of a streamed `--jobs` run reads it."""
+    """One decided attempt, as the merge of a streamed `--jobs` run reads it. Not frozen: the
+    merge gives it its number in place (`dataclasses.replace` was most of what a line cost
+    the parent)."""
 
     first_frame: int  # the attempt's first frame (the merge's order after the decision frame)
     listed: bool  # `Selection.listed`: numbered and listed (else counted apart, or not at all)

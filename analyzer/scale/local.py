@@ -3,10 +3,11 @@ their results streamed back as they are decided and merged in decision order.
 
 Each worker reads the whole file and follows only its own connections (`shard.py`); the walk
 over the file is done N times, so the speed-up is bounded by the share of the run that is not
-the walk (benchmarks/README.md). A worker sends each attempt the moment it is decided, and
-every PROGRESS_EVERY seconds the frame it has read up to; the parent holds an attempt until
-every worker has read past the frame that decided it, so the merged stream is in decision
-order while the workers run.
+the walk (benchmarks/README.md). A worker sends the attempts it decides SEND_EVERY at a time,
+and every PROGRESS_EVERY seconds the frame it has read up to (those decided before it first);
+the parent holds an attempt until every worker has read past the frame that decided it, so the
+merged stream is in decision order while the workers run. In a JSONL run an attempt travels as
+its rendered line (report/digest.py).
 
 Workers are forked (no second start-up) and stopped by their PID: on Ctrl-C, SIGTERM or a
 closed output pipe the parent sends them SIGTERM, takes what they decided and counted so far,
@@ -49,6 +50,7 @@ from analyzer.source.frame import CaptureError, CaptureWarning
 from analyzer.verdict import Diagnosis
 
 PROGRESS_EVERY = 0.2  # seconds between a worker's "read up to frame N" messages
+SEND_EVERY = 32  # decided attempts a worker sends in one message (or fewer, before progress)
 STOP_WAIT = 2.0  # seconds a stopped worker has to send what it has
 _POLL = 0.5  # seconds the parent waits for a message before it checks its workers are alive
 _HELD_OFF = {signal.SIGTERM, signal.SIGINT}  # while the parent takes a message (_receive)
@@ -79,23 +81,24 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
     problem: tuple[str, str] | None = None
     done = threading.Event()
     progress: threading.Thread | None = None
+    outbox = _Outbox(out, index)
     try:
         records = (records_of(fanout.input_for(index, path), warnings) if fanout is not None
                    else read_records([path], warnings))
-        progress = threading.Thread(target=_progress, args=(records, index, out, done),
+        progress = threading.Thread(target=_progress, args=(records, outbox, done),
                                     daemon=True)
         progress.start()
         for seq, (frame, diagnosis) in enumerate(decisions(analysis, records)):
             if digests is not None and isinstance(diagnosis, Diagnosis):
                 # rendered here, by the workers in parallel: the parent is the serial part
-                out.put(("decided", index, frame, seq, digest_of(diagnosis, *digests)))
+                outbox.decided(frame, seq, digest_of(diagnosis, *digests))
                 continue
             if isinstance(diagnosis, Diagnosis):
                 # built here, by the workers in parallel: read lazily, the parent would build
                 # it, and the parent is the serial part (benchmarks/README.md, read --jobs)
                 diagnosis.attribution  # noqa: B018
             register_pickling()  # (the modules a TLS or HTTP/2 session loads, too)
-            out.put(("decided", index, frame, seq, diagnosis))
+            outbox.decided(frame, seq, diagnosis)
     except _Stop:
         pass
     except CaptureError as error:
@@ -109,19 +112,54 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
         done.set()
         if progress is not None:
             progress.join()
-        out.put(("end", index, ShardTotals(index, analysis.stats, owner.owned, warnings),
-                 problem))
+        outbox.end(ShardTotals(index, analysis.stats, owner.owned, warnings), problem)
         out.close()
         out.join_thread()
 
 
-def _progress(records: object, index: int, out: Any, done: threading.Event) -> None:
+class _Outbox:
+    """A worker's messages to the parent. Decided attempts go SEND_EVERY to a message: a
+    message a decision cost the worker's queue thread a wake-up, a pickling and a write, and
+    the parent a read and a load (≈ 15 % of a worker's CPU on the dense benchmark mix). A
+    progress message sends those pending first, so that every attempt decided before the
+    frame it names is in the parent's hands when it reads it."""
+
+    def __init__(self, out: Any, index: int) -> None:
+        self._out = out
+        self._index = index
+        self._pending: list[tuple[int, int, Streamed]] = []
+        self._lock = threading.Lock()  # the worker's main thread and its progress thread
+
+    def decided(self, frame: int, seq: int, diagnosis: Streamed) -> None:
+        with self._lock:
+            self._pending.append((frame, seq, diagnosis))
+            if len(self._pending) >= SEND_EVERY:
+                self._send_pending()
+
+    def progress(self, frame: int) -> None:
+        """Every attempt decided up to ``frame`` has been sent."""
+        with self._lock:
+            self._send_pending()
+            self._out.put(("progress", self._index, frame))
+
+    def end(self, totals: ShardTotals, problem: tuple[str, str] | None) -> None:
+        with self._lock:
+            self._send_pending()
+            self._out.put(("end", self._index, totals, problem))
+
+    def _send_pending(self) -> None:
+        if self._pending:
+            self._out.put(("decided", self._index, self._pending))
+            self._pending = []
+
+
+def _progress(records: object, outbox: _Outbox, done: threading.Event) -> None:
     # `number` is the record being processed: every frame before it is done, and what it
-    # decided was put on the queue before (same thread, same queue).
+    # decided is sent before the progress message (`_Outbox.progress`).
     while not done.wait(PROGRESS_EVERY):
         number = getattr(records, "number", 0)
         if number > 1:
-            out.put(("progress", index, number - 1))
+            outbox.progress(number - 1)
 
 
 def _signal(worker: BaseProcess, number: int) -> None:
@@ -248,11 +286,12 @@ class ShardedRead:
     def _store(self, message: tuple[Any, ...]) -> None:
         kind, index = message[0], message[1]
         if kind == "decided":
-            _, _, frame, seq, diagnosis = message
-            first = (diagnosis.first_frame if isinstance(diagnosis, Digest)
-                     else diagnosis.key[0] if isinstance(diagnosis, Ended)
-                     else diagnosis.attempt.first_frame)
-            heapq.heappush(self._held, (frame, first, index, seq, diagnosis))
+            held = self._held
+            for frame, seq, diagnosis in message[2]:
+                first = (diagnosis.first_frame if isinstance(diagnosis, Digest)
+                         else diagnosis.key[0] if isinstance(diagnosis, Ended)
+                         else diagnosis.attempt.first_frame)
+                heapq.heappush(held, (frame, first, index, seq, diagnosis))
             self._read_to[index] = max(self._read_to[index], frame - 1)
         elif kind == "progress":
             self._read_to[index] = max(self._read_to[index], message[2])
