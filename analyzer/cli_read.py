@@ -24,7 +24,7 @@ from analyzer.life.fold import WINDOW_OVER
 from analyzer.life.model import Ended, attempt_key, packed_key
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
 from analyzer.report.clock import Clock
-from analyzer.report.digest import Digest, Streamed
+from analyzer.report.digest import Digest, Digesting, Streamed
 from analyzer.report.render import (
     iter_json,
     render_csv,
@@ -115,10 +115,9 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
         if shards:  # one file sharded by flow
             from analyzer.scale.local import ShardedRead
 
-            # A JSONL run's workers send each attempt's line rendered (report/digest.py)
+            # The workers send each attempt's line or record made (report/digest.py)
             yield from ShardedRead(paths[0], shards, analysis, warnings, max_connections,
-                                   digests=(selection, view.show_secrets) if fmt == "jsonl"
-                                   and streaming else None)
+                                   Digesting(selection, view.show_secrets, store))
             return
         if jobs is not None:  # independent inputs in parallel: see analyzer/parallel.py
             # imported only here: it brings in multiprocessing, which a plain read never uses
@@ -189,11 +188,15 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
                 progress.start()
             shown = NumberSet()  # numbers of printed attempts whose connection lives on
             for diagnosis in numbered(decided(), selection, apart):
-                if isinstance(diagnosis, Digest):  # the decided line of a `--jobs` worker
+                if isinstance(diagnosis, Digest):  # made by a `--jobs` worker
+                    if store is not None:  # not streaming
+                        store.add_digest(diagnosis)
+                        continue
                     if not diagnosis.kept:
                         continue
                     if diagnosis.living is not None:
                         shown.add(diagnosis.number)
+                    assert diagnosis.group is not None  # (made for a streamed run)
                     tally.count(diagnosis.verdict, diagnosis.group, diagnosis.time)
                     print_line(diagnosis.line(), flush_each_line)
                     continue

@@ -270,13 +270,18 @@ def _proxied(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("fmt", ["csv", "json"])
+@pytest.mark.parametrize("fmt, sent_whole", [("csv", 0), ("json", 0), ("csv", 2000),
+                                              ("json", 2000)])
 def test_spilled_report_of_shards_rebuilds_proxy_fronts_in_the_merged_order(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bench: Path, fmt: str) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bench: Path, fmt: str,
+        sent_whole: int) -> None:
     """Past SPILL_AFTER (report/kept.py) the fronts that correlation changes are rebuilt by a
-    second sharded run, which must decide the attempts in the same merged order."""
-    from analyzer.report import kept
+    second sharded run, which must decide the attempts in the same merged order. With
+    `--jobs`, the workers send the first WHOLE_ATTEMPTS attempts whole (report/digest.py):
+    the fronts are read back from those (2000), or rebuilt (0)."""
+    from analyzer.report import digest, kept
 
+    monkeypatch.setattr(digest, "WHOLE_ATTEMPTS", sent_whole)
     capture = _proxied(tmp_path / "proxied.pcap")
     alone = _read(capture, fmt)
     assert alone.count("proxy_rekeyed") >= 20  # json says it twice (id and reasons)

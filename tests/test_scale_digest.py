@@ -15,7 +15,7 @@ import pytest
 from analyzer.exchange.model import AttemptKind
 from analyzer.filters import Selection
 from analyzer.pipeline import Analysis
-from analyzer.report.digest import Digest, digest_of
+from analyzer.report.digest import Digest, Digesting
 from analyzer.report.render import render_jsonl_line
 from analyzer.report.stream import Tally
 from analyzer.scale.shard import decisions
@@ -93,19 +93,19 @@ def test_a_digest_holds_what_the_parent_reads_of_its_diagnosis(dense: Path) -> N
     selection = Selection(failed=True)
     by_digest, by_diagnosis = Tally(), Tally()
     for number, d in enumerate(diagnoses, 1):
-        digest = dataclasses.replace(digest_of(d, selection, False), number=number)
+        digest = dataclasses.replace(Digesting(selection, False).digest(d), number=number)
         assert isinstance(digest, Digest)
         assert digest.line() == render_jsonl_line(dataclasses.replace(d, number=number))
         assert digest.listed == selection.listed(d)
         assert digest.kept == selection.keep(d)
         assert (digest.transport_reason is None) == (d.attempt.kind is not AttemptKind.TCP)
+        assert digest.group is not None and digest.record is digest.whole is None
         by_digest.count(digest.verdict, digest.group, digest.time)
         by_diagnosis.add(d)
     assert (by_digest.verdicts, by_digest.reasons, by_digest.groups) == (
         by_diagnosis.verdicts, by_diagnosis.reasons, by_diagnosis.groups)
     assert by_digest.attempts == len(diagnoses) > 100
-    assert any(d.transport_reason for d in map(lambda d: digest_of(d, selection, False),
-                                                  diagnoses))
+    assert any(Digesting(selection, False).digest(d).transport_reason for d in diagnoses)
 
 
 @pytest.mark.parametrize("send_every", [1, 1000])
@@ -123,3 +123,20 @@ def test_progress_sends_the_attempts_decided_before_it(
     _, shards, merged_summary = _run(dense, "--jobs", "2")
     assert list(map(unnumbered, shards)) == list(map(unnumbered, merge_order(dense, alone)))
     assert merged_summary == summary
+
+
+@pytest.mark.parametrize("fmt", ["json", "table", "csv"])
+def test_sorted_report_with_jobs_judges_living_attempts_again_from_their_wholes(
+        monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    """An attempt whose connection lives on is sent whole whatever the bounds (its end judges
+    it again, report/kept.py `Spill.update`): with no other attempt sent whole, the report
+    with the lifetimes is one process's."""
+    from analyzer.report import digest
+
+    lives = REPO / "captures" / "websocket_lives.pcap"
+    alone = run_cli("read", "-F", fmt, str(lives))
+    monkeypatch.setattr(digest, "WHOLE_ATTEMPTS", 0)
+    shards = run_cli("read", "-F", fmt, "--jobs", "2", str(lives))
+    assert "dropped" in alone.stdout  # verdicts that only the ends give
+    assert (shards.exit_code, shards.stdout, shards.stderr) == (
+        alone.exit_code, alone.stdout, alone.stderr)

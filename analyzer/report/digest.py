@@ -1,18 +1,33 @@
-"""A decided attempt as a streamed JSONL report needs it, made in the process that decided it.
+"""A decided attempt as the report needs it, made by the `read --jobs N FILE` worker that
+decided it.
 
-Why: with `read --jobs N FILE -F jsonl` the parent process is the serial part of the run. It
-loaded every attempt the workers sent (a diagnosis is 27-47 values) and then rendered its
-line, ≈ half of its CPU (benchmarks/README.md, "Twenty-fifth session"). A worker now sends a
-`Digest` instead: the line rendered but for its number (known only once the shards' streams
-are merged), and the few facts the parent's numbering, filters, summary and listing of
-TCP-only attempts read. The parent's output is the one process's, byte for byte
-(tests/test_scale_digest.py); sorted formats still send whole diagnoses (their report
-correlates attempts across connections at the end).
+Why: with `read --jobs N FILE` the parent process is the serial part of the run. It loaded
+every attempt the workers sent (a diagnosis is 27-47 values), then rendered its line (JSONL)
+or made its compact record (a sorted report, report/kept.py): ≈ 40 % and ≈ 30 % of its CPU
+(benchmarks/README.md, "Twenty-fifth session"). A worker now sends a `Digest` instead, made
+by its `Digesting`:
+
+- JSONL: the line rendered but for its number (known only once the shards' streams are
+  merged);
+- a sorted report (table, JSON, CSV, Markdown, HTML): its compact record (`kept.Record`,
+  the row or element rendered), and the diagnosis pickled while the worker's wholes stay
+  within WHOLE_ATTEMPTS and WHOLE_BYTES (and always for an attempt whose connection lives on,
+  or for a report that needs every attempt whole): the parent writes those bytes to its
+  spill file unread, and correlation reads back the few it needs; past the bounds a front
+  that correlation changes is rebuilt by running the workers again, as a spilled report
+  does (report/kept.py);
+- and the few facts the parent's numbering, filters, summary and listing of TCP-only
+  attempts read.
+
+The parent's report is one process's, byte for byte (tests/test_scale_digest.py), but for
+the order of the JSONL lines of attempts decided at the same frame (scale/shard.py).
 """
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from analyzer.correlate import StormKey
 from analyzer.exchange.model import AttemptKind
@@ -22,24 +37,38 @@ from analyzer.life.model import attempt_key, packed_key
 from analyzer.pipeline import Decided, _transport_reason
 from analyzer.report.jsonl import decided_tail, numbered_line
 from analyzer.report.stream import group_key
+from analyzer.slotted import register_pickling
 from analyzer.verdict import Diagnosis
+
+if TYPE_CHECKING:  # a streamed run never imports the sorted reports' modules
+    from analyzer.report.kept import KeptAttempts, Record
+
+# A worker sends the first WHOLE_ATTEMPTS attempts it decides whole too, while they add up to
+# WHOLE_BYTES pickled: what a report kept in memory would hold (kept.SPILL_AFTER), on disk.
+WHOLE_ATTEMPTS = 2_000
+WHOLE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(slots=True)
 class Digest:
-    """One decided attempt, as the merge of a streamed `--jobs` run reads it. Not frozen: the
-    merge gives it its number in place (`dataclasses.replace` was most of what a line cost
-    the parent)."""
+    """One decided attempt, as the merge of a `--jobs` run reads it. Not frozen: the merge
+    gives it its number in place (`dataclasses.replace` was most of what a line cost the
+    parent)."""
 
     first_frame: int  # the attempt's first frame (the merge's order after the decision frame)
     listed: bool  # `Selection.listed`: numbered and listed (else counted apart, or not at all)
     kept: bool  # `Selection.keep`: the user's filters keep it
     transport_reason: str | None  # a TCP-only attempt's primary finding (`TcpListing`)
     verdict: str  # its verdict's value
-    group: StormKey  # `report.stream.group_key`: the summary's repeated groups and reasons
     time: float  # the attempt's time
     living: int | tuple[int, int, int] | None  # its packed key, when its connection lives on
-    tail: str  # its `decided` line after the number (`report.jsonl.decided_tail`)
+    # JSONL: `report.stream.group_key` (the summary's repeated groups and reasons) and the
+    # `decided` line after its number (`report.jsonl.decided_tail`)
+    group: StormKey | None = None
+    tail: str = ""
+    # a sorted report: the compact record, and the diagnosis pickled (see the module)
+    record: Record | None = None
+    whole: bytes | None = None
     number: int = 0  # given by the merge (`cli_read.numbered`)
 
     def line(self) -> str:
@@ -49,19 +78,41 @@ class Digest:
 Streamed = Decided | Digest  # what a merged `--jobs` stream yields
 
 
-def digest_of(diagnosis: Diagnosis, selection: Selection, show_secrets: bool) -> Digest:
-    """The digest of ``diagnosis`` for a run that lists what ``selection`` keeps."""
-    attempt = diagnosis.attempt
-    lives = attempt.tcp.end_reason == WINDOW_OVER
-    return Digest(
-        first_frame=attempt.first_frame,
-        listed=selection.listed(diagnosis),
-        kept=selection.keep(diagnosis),
-        transport_reason=(_transport_reason(attempt) if attempt.kind is AttemptKind.TCP
-                          else None),
-        verdict=diagnosis.verdict.value,
-        group=group_key(diagnosis),
-        time=attempt.time,
-        living=(packed_key(attempt_key(attempt.first_frame, attempt.sequence,
-                                       attempt.stream_id)) if lives else None),
-        tail=decided_tail(diagnosis, show_secrets))
+class Digesting:
+    """How a worker digests the attempts it decides: for a JSONL run (``store`` None) or
+    for the sorted report ``store`` (the parent's `KeptAttempts`, as forked: its settings)."""
+
+    def __init__(self, selection: Selection, show_secrets: bool,
+                 store: KeptAttempts | None = None) -> None:
+        self.selection = selection
+        self.show_secrets = show_secrets
+        self.store = store
+        self.whole_attempts = 0  # sent whole so far, and their pickled bytes
+        self.whole_bytes = 0
+
+    def digest(self, diagnosis: Diagnosis) -> Digest:
+        attempt = diagnosis.attempt
+        lives = attempt.tcp.end_reason == WINDOW_OVER
+        digest = Digest(
+            first_frame=attempt.first_frame,
+            listed=self.selection.listed(diagnosis),
+            kept=self.selection.keep(diagnosis),
+            transport_reason=(_transport_reason(attempt) if attempt.kind is AttemptKind.TCP
+                              else None),
+            verdict=diagnosis.verdict.value,
+            time=attempt.time,
+            living=(packed_key(attempt_key(attempt.first_frame, attempt.sequence,
+                                           attempt.stream_id)) if lives else None))
+        store = self.store
+        if store is None:
+            digest.group = group_key(diagnosis)
+            digest.tail = decided_tail(diagnosis, self.show_secrets)
+            return digest
+        digest.record = store.record(diagnosis)
+        if lives or store.whole or (self.whole_attempts < WHOLE_ATTEMPTS
+                                    and self.whole_bytes < WHOLE_BYTES):
+            register_pickling()  # (the modules a TLS or HTTP/2 session loads, too)
+            digest.whole = pickle.dumps(diagnosis, protocol=pickle.HIGHEST_PROTOCOL)
+            self.whole_attempts += 1
+            self.whole_bytes += len(digest.whole)
+        return digest

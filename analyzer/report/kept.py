@@ -55,6 +55,7 @@ from analyzer.slotted import register_pickling
 from analyzer.verdict import Diagnosis, judge, with_life
 
 if TYPE_CHECKING:  # the output half imports this module
+    from analyzer.report.digest import Digest
     from analyzer.report.spilled import SpilledReport
 
 # Attempts kept whole before a sorted report spills to a temporary file: a reconnect storm's
@@ -171,6 +172,18 @@ class KeptAttempts:
                 self.spill.add(d)
             self._memory.clear()
 
+    def add_digest(self, digest: Digest) -> None:
+        """An attempt as a `--jobs` worker sent it: its record made, its whole pickled while
+        the worker's wholes stay within bounds (report/digest.py). Kept spilled from the
+        first: the records and the wholes go to the files as they came, unread (a spilled
+        report is the same bytes as one kept in memory, tests/test_kept.py)."""
+        if self.spill is None:
+            self.spill = Spill(self)
+            for d in self._memory:
+                self.spill.add(d)
+            self._memory.clear()
+        self.spill.add_digest(digest)
+
     def update(self, ended: Ended) -> None:
         """The attempt numbered ``ended.number`` (numbers follow the order of `add`) with the
         end of its connection: judged again with the life findings (analyzer/life)."""
@@ -238,17 +251,33 @@ class Spill:
         self.storm = Column("q")
         # offset of each attempt's whole diagnosis in the pickle file (-1: not there)
         self.full = Column("q")
+        # the attempts whose connection lived on (index of decision): the only ones with an
+        # end, read by `_groups` (attempts kept whole for other reasons have none)
+        self.living = Column("q")
 
     def add(self, d: Diagnosis) -> None:
         # an attempt whose connection lives on is kept whole too: its end judges it again
-        full = (self.put_whole(d) if self.owner.whole or d.attempt.tcp.end_reason == WINDOW_OVER
-                else -1)
+        lives = d.attempt.tcp.end_reason == WINDOW_OVER
+        full = self.put_whole(d) if self.owner.whole or lives else -1
+        if lives:
+            self.living.append(len(self.at))
         self.frame.append(d.attempt.first_frame)
         self.time.append(d.attempt.time)
         record = self.owner.record(d)
         self.at.append(self.put(record))
         self.storm.append(hash(record.storm))
         self.full.append(full)
+
+    def add_digest(self, digest: Digest) -> None:
+        assert digest.record is not None  # (made for a sorted report)
+        if digest.living is not None:
+            assert digest.whole is not None  # (sent whole whatever the bounds: digest.py)
+            self.living.append(len(self.at))
+        self.frame.append(digest.first_frame)
+        self.time.append(digest.time)
+        self.at.append(self.put(digest.record))
+        self.storm.append(hash(digest.record.storm))
+        self.full.append(-1 if digest.whole is None else self.put_whole_bytes(digest.whole))
 
     def replace(self, index: int, record: Record, full: int) -> None:
         """Attempt ``index`` (order of decision) is now ``record`` (judged again), its whole
@@ -278,12 +307,16 @@ class Spill:
         return _unpacked(self.records.read(int.from_bytes(self.records.read(4), "little")))
 
     def put_whole(self, d: Diagnosis) -> int:
+        register_pickling()  # (analyzer/slotted.py: loaded again when the report is made)
+        return self.put_whole_bytes(pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def put_whole_bytes(self, data: bytes) -> int:
+        """A diagnosis pickled (here, or by a `--jobs` worker)."""
         if self.wholes is None:
             self.wholes = tempfile.TemporaryFile(prefix="upgrade-analyzer-")  # noqa: SIM115
         self.wholes.seek(0, 2)
         at = self.wholes.tell()
-        register_pickling()  # (analyzer/slotted.py: loaded again when the report is made)
-        pickle.dump(d, self.wholes, protocol=pickle.HIGHEST_PROTOCOL)
+        self.wholes.write(data)
         return at
 
     def whole(self, at: int) -> Diagnosis:
@@ -307,7 +340,8 @@ class Spill:
         a report kept in memory: over the attempts kept whole because they lived on (one
         whole in memory at a time), the changed ones put again."""
         ends = []
-        for index, full in enumerate(self.full):
+        for index in self.living:
+            full = self.full[index]
             if full >= 0 and (end := end_of(index, self.whole(full))) is not None:
                 ends.append(end)
         for index, findings in group_findings(ends).items():

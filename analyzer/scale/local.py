@@ -31,10 +31,9 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
-from analyzer.filters import Selection
 from analyzer.life.model import Ended
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
-from analyzer.report.digest import Digest, Streamed, digest_of
+from analyzer.report.digest import Digest, Digesting, Streamed
 from analyzer.scale.fanout import Fanout, fanned_out, feed
 from analyzer.scale.shard import (
     END,
@@ -67,11 +66,10 @@ def _stop(number: int, frame: FrameType | None) -> None:
 
 def work(path: str, index: int, shards: int, max_connections: int, secrets: object | None,
          out: Any, lifetimes: bool = False, fanout: Fanout | None = None,
-         digests: tuple[Selection, bool] | None = None) -> None:
+         digesting: Digesting | None = None) -> None:
     """A worker: shard ``index`` of ``shards`` of ``path``; every message goes to ``out``.
     With ``fanout`` (a compressed capture) the bytes come decompressed from its feeder; with
-    ``digests`` (the run's filters and --show-secrets: a JSONL run) each attempt is sent as
-    its `Digest`, its line rendered here."""
+    ``digesting`` each attempt is sent as its `Digest` (report/digest.py)."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     owner = Owner(index, shards)
@@ -89,9 +87,9 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
                                     daemon=True)
         progress.start()
         for seq, (frame, diagnosis) in enumerate(decisions(analysis, records)):
-            if digests is not None and isinstance(diagnosis, Diagnosis):
+            if digesting is not None and isinstance(diagnosis, Diagnosis):
                 # rendered here, by the workers in parallel: the parent is the serial part
-                outbox.decided(frame, seq, digest_of(diagnosis, *digests))
+                outbox.decided(frame, seq, digesting.digest(diagnosis))
                 continue
             if isinstance(diagnosis, Diagnosis):
                 # built here, by the workers in parallel: read lazily, the parent would build
@@ -172,11 +170,11 @@ def _signal(worker: BaseProcess, number: int) -> None:
 class ShardedRead:
     """Iterate for the merged diagnoses; the merged totals are absorbed into ``into`` and
     the capture's warnings added to ``warnings`` when the workers end (or are stopped).
-    With ``digests`` (a JSONL run's filters and --show-secrets) attempts come as `Digest`s."""
+    With ``digesting`` attempts come as `Digest`s (report/digest.py)."""
 
     def __init__(self, path: str, jobs: int, into: Analysis, warnings: list[CaptureWarning],
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                 digests: tuple[Selection, bool] | None = None) -> None:
+                 digesting: Digesting | None = None) -> None:
         if path == "-":
             raise CaptureError("-: standard input cannot be read by several processes "
                                "(--jobs); save it to a file")
@@ -195,7 +193,7 @@ class ShardedRead:
         self._workers = [
             context.Process(target=work, daemon=True, name=f"upgrade-analyzer shard {i}",
                             args=(path, i, jobs, max_connections, into.secrets, self._queue,
-                                  into.lifetimes, self._fanout, digests))
+                                  into.lifetimes, self._fanout, digesting))
             for i in range(jobs)]
         self._read_to = [0] * jobs  # per worker: every attempt decided up to this frame is in
         self._ended: dict[int, ShardTotals] = {}
