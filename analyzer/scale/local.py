@@ -26,10 +26,12 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from functools import partial
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from analyzer.life.model import Ended
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
@@ -65,11 +67,12 @@ def _stop(number: int, frame: FrameType | None) -> None:
 
 
 def work(path: str, index: int, shards: int, max_connections: int, secrets: object | None,
-         out: Any, lifetimes: bool = False, fanout: Fanout | None = None,
-         digesting: Digesting | None = None) -> None:
-    """A worker: shard ``index`` of ``shards`` of ``path``; every message goes to ``out``.
-    With ``fanout`` (a compressed capture) the bytes come decompressed from its feeder; with
-    ``digesting`` each attempt is sent as its `Digest` (report/digest.py)."""
+         outbox: Callable[[], Outbox], lifetimes: bool = False, fanout: Fanout | None = None,
+         digesting: Digesting | None = None, origin: bool = False) -> None:
+    """A worker: shard ``index`` of ``shards`` of ``path``; every message goes to the
+    ``outbox`` it makes. With ``fanout`` (a compressed capture) the bytes come decompressed
+    from its feeder; with ``digesting`` each attempt is sent as its `Digest`
+    (report/digest.py); with ``origin`` each names its file (one of several, files.py)."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     owner = Owner(index, shards)
@@ -79,24 +82,27 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
     problem: tuple[str, str] | None = None
     done = threading.Event()
     progress: threading.Thread | None = None
-    outbox = _Outbox(out, index)
+    sending = outbox()
     try:
         records = (records_of(fanout.input_for(index, path), warnings) if fanout is not None
                    else read_records([path], warnings))
-        progress = threading.Thread(target=_progress, args=(records, outbox, done),
+        progress = threading.Thread(target=_progress, args=(records, sending, done),
                                     daemon=True)
         progress.start()
         for seq, (frame, diagnosis) in enumerate(decisions(analysis, records)):
+            if origin and isinstance(diagnosis, Diagnosis):
+                # frame numbers count within each file (Wireshark's, opening it alone)
+                diagnosis = replace(diagnosis, origin=(path, diagnosis.attempt.first_frame))
             if digesting is not None and isinstance(diagnosis, Diagnosis):
                 # rendered here, by the workers in parallel: the parent is the serial part
-                outbox.decided(frame, seq, digesting.digest(diagnosis))
+                sending.decided(frame, seq, digesting.digest(diagnosis))
                 continue
             if isinstance(diagnosis, Diagnosis):
                 # built here, by the workers in parallel: read lazily, the parent would build
                 # it, and the parent is the serial part (benchmarks/README.md, read --jobs)
                 diagnosis.attribution  # noqa: B018
             register_pickling()  # (the modules a TLS or HTTP/2 session loads, too)
-            outbox.decided(frame, seq, diagnosis)
+            sending.decided(frame, seq, diagnosis)
     except _Stop:
         pass
     except CaptureError as error:
@@ -110,12 +116,23 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
         done.set()
         if progress is not None:
             progress.join()
-        outbox.end(ShardTotals(index, analysis.stats, owner.owned, warnings), problem)
-        out.close()
-        out.join_thread()
+        sending.end(ShardTotals(index, analysis.stats, owner.owned, warnings), problem)
+        sending.close()
 
 
-class _Outbox:
+class Outbox(Protocol):
+    """Where a worker's messages go (`QueueOutbox`; files.py's `SpoolOutbox`)."""
+
+    def decided(self, frame: int, seq: int, diagnosis: Streamed) -> None: ...
+
+    def progress(self, frame: int) -> None: ...
+
+    def end(self, totals: ShardTotals, problem: tuple[str, str] | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class QueueOutbox:
     """A worker's messages to the parent. Decided attempts go SEND_EVERY to a message: a
     message a decision cost the worker's queue thread a wake-up, a pickling and a write, and
     the parent a read and a load (≈ 15 % of a worker's CPU on the dense benchmark mix). A
@@ -145,15 +162,19 @@ class _Outbox:
             self._send_pending()
             self._out.put(("end", self._index, totals, problem))
 
+    def close(self) -> None:
+        self._out.close()
+        self._out.join_thread()
+
     def _send_pending(self) -> None:
         if self._pending:
             self._out.put(("decided", self._index, self._pending))
             self._pending = []
 
 
-def _progress(records: object, outbox: _Outbox, done: threading.Event) -> None:
+def _progress(records: object, outbox: Outbox, done: threading.Event) -> None:
     # `number` is the record being processed: every frame before it is done, and what it
-    # decided is sent before the progress message (`_Outbox.progress`).
+    # decided is sent before the progress message (`Outbox.progress`).
     while not done.wait(PROGRESS_EVERY):
         number = getattr(records, "number", 0)
         if number > 1:
@@ -167,69 +188,35 @@ def _signal(worker: BaseProcess, number: int) -> None:
             os.kill(worker.pid, number)
 
 
-class ShardedRead:
-    """Iterate for the merged diagnoses; the merged totals are absorbed into ``into`` and
-    the capture's warnings added to ``warnings`` when the workers end (or are stopped).
-    With ``digesting`` attempts come as `Digest`s (report/digest.py)."""
+class Gathering:
+    """The parent's side of the queue its workers send to (`ShardedRead`; files.py's
+    `FilesRead`): what is waiting taken under one signal mask, standard output flushed before
+    it waits, a worker that ended without its last message noted as a problem."""
 
-    def __init__(self, path: str, jobs: int, into: Analysis, warnings: list[CaptureWarning],
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                 digesting: Digesting | None = None) -> None:
-        if path == "-":
-            raise CaptureError("-: standard input cannot be read by several processes "
-                               "(--jobs); save it to a file")
-        self._path = path
-        self._jobs = jobs
-        self._into = into
-        self._warnings = warnings
-        self._max_connections = max_connections
-        context = multiprocessing.get_context("fork")
-        self._queue = context.Queue()
-        # An xz or bzip2 capture is decompressed once, by a feeder, for every worker
-        # (fanout.py); its pipes are made in __iter__, right before the processes are forked.
-        self._fanout = Fanout(path, jobs) if fanned_out(path) else None
-        self._feeder = (None if self._fanout is None else context.Process(
-            target=feed, args=(self._fanout,), daemon=True, name="upgrade-analyzer feeder"))
-        self._workers = [
-            context.Process(target=work, daemon=True, name=f"upgrade-analyzer shard {i}",
-                            args=(path, i, jobs, max_connections, into.secrets, self._queue,
-                                  into.lifetimes, self._fanout, digesting))
-            for i in range(jobs)]
-        self._read_to = [0] * jobs  # per worker: every attempt decided up to this frame is in
-        self._ended: dict[int, ShardTotals] = {}
-        self._held: list[tuple[int, int, int, int, Streamed]] = []
-        self._tcp = TcpListing()
-        self._problem: tuple[str, str] | None = None
-        self._stopped = False
+    _queue: Any
+    _workers: list[BaseProcess | None]
+    _ended: dict[int, ShardTotals]
+    _problem: tuple[str, str] | None
 
-    def __iter__(self) -> Iterator[Streamed]:
-        sys.stdout.flush()  # a forked worker must not inherit (and flush) buffered output
-        if self._fanout is not None:
-            self._fanout.open()
-        try:
-            for process in ([self._feeder] if self._feeder is not None else []) + self._workers:
-                process.start()
-        finally:
-            if self._fanout is not None:
-                self._fanout.close_all()  # each process keeps its own ends
-        try:
-            while len(self._ended) < self._jobs:
-                self._receive(_POLL)
-                if self._problem is not None:
-                    break
-                yield from self._release(min(self._read_to))
-            self._raise_problem()
-            yield from self._release(END)
-        except (GeneratorExit, BrokenPipeError):  # the consumer stopped, or the reader of
-            # the output went away (the flush before a wait, _receive): nothing more is printed
-            self.stop()
-            raise
-        except BaseException:  # Ctrl-C, SIGTERM: what was decided so far is still reported
-            self.stop()
-            yield from self._release(END)
-            raise
-        finally:
-            self.stop()
+    def _store(self, message: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+    def _stop_workers(self) -> None:
+        """SIGTERM to every worker still running; what they send is taken for STOP_WAIT
+        seconds (their last message: their totals so far); then SIGKILL to any left."""
+        started = [(i, w) for i, w in enumerate(self._workers)
+                   if w is not None and w.pid is not None]
+        for i, worker in started:
+            if i not in self._ended:  # the others are only handing their last bytes over
+                _signal(worker, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_WAIT
+        while any(i not in self._ended for i, _ in started) and time.monotonic() < deadline:
+            if not self._receive(0.1) and all(w.exitcode is not None for _, w in started):
+                break
+        for _, worker in started:
+            worker.join(timeout=max(0.1, deadline - time.monotonic()))
+            _signal(worker, signal.SIGKILL)
+            worker.join(timeout=STOP_WAIT)
 
     def _receive(self, timeout: float) -> bool:
         """Takes the messages that are waiting (at most _BATCH), or the first to come within
@@ -273,13 +260,81 @@ class ShardedRead:
             message = self._queue.get(timeout=timeout)
         except queue_module.Empty:
             for i, worker in enumerate(self._workers):
-                if i not in self._ended and worker.exitcode is not None:
+                if worker is not None and i not in self._ended and worker.exitcode is not None:
                     self._problem = self._problem or (
                         "internal", f"worker {i} ended with status {worker.exitcode}")
                     self._ended[i] = ShardTotals(i, Analysis().stats, 0)
             return False
         self._store(message)
         return True
+
+
+
+class ShardedRead(Gathering):
+    """Iterate for the merged diagnoses; the merged totals are absorbed into ``into`` and
+    the capture's warnings added to ``warnings`` when the workers end (or are stopped).
+    With ``digesting`` attempts come as `Digest`s (report/digest.py)."""
+
+    def __init__(self, path: str, jobs: int, into: Analysis, warnings: list[CaptureWarning],
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 digesting: Digesting | None = None) -> None:
+        if path == "-":
+            raise CaptureError("-: standard input cannot be read by several processes "
+                               "(--jobs); save it to a file")
+        self._path = path
+        self._jobs = jobs
+        self._into = into
+        self._warnings = warnings
+        self._max_connections = max_connections
+        context = multiprocessing.get_context("fork")
+        self._queue = context.Queue()
+        # An xz or bzip2 capture is decompressed once, by a feeder, for every worker
+        # (fanout.py); its pipes are made in __iter__, right before the processes are forked.
+        self._fanout = Fanout(path, jobs) if fanned_out(path) else None
+        self._feeder = (None if self._fanout is None else context.Process(
+            target=feed, args=(self._fanout,), daemon=True, name="upgrade-analyzer feeder"))
+        self._workers: list[BaseProcess | None] = [
+            context.Process(target=work, daemon=True, name=f"upgrade-analyzer shard {i}",
+                            args=(path, i, jobs, max_connections, into.secrets,
+                                  partial(QueueOutbox, self._queue, i), into.lifetimes,
+                                  self._fanout, digesting))
+            for i in range(jobs)]
+        self._read_to = [0] * jobs  # per worker: every attempt decided up to this frame is in
+        self._ended: dict[int, ShardTotals] = {}
+        self._held: list[tuple[int, int, int, int, Streamed]] = []
+        self._tcp = TcpListing()
+        self._problem: tuple[str, str] | None = None
+        self._stopped = False
+
+    def __iter__(self) -> Iterator[Streamed]:
+        sys.stdout.flush()  # a forked worker must not inherit (and flush) buffered output
+        if self._fanout is not None:
+            self._fanout.open()
+        try:
+            for process in [self._feeder, *self._workers]:
+                if process is not None:
+                    process.start()
+        finally:
+            if self._fanout is not None:
+                self._fanout.close_all()  # each process keeps its own ends
+        try:
+            while len(self._ended) < self._jobs:
+                self._receive(_POLL)
+                if self._problem is not None:
+                    break
+                yield from self._release(min(self._read_to))
+            self._raise_problem()
+            yield from self._release(END)
+        except (GeneratorExit, BrokenPipeError):  # the consumer stopped, or the reader of
+            # the output went away (the flush before a wait, _receive): nothing more is printed
+            self.stop()
+            raise
+        except BaseException:  # Ctrl-C, SIGTERM: what was decided so far is still reported
+            self.stop()
+            yield from self._release(END)
+            raise
+        finally:
+            self.stop()
 
     def _store(self, message: tuple[Any, ...]) -> None:
         kind, index = message[0], message[1]
@@ -321,20 +376,7 @@ class ShardedRead:
         if self._stopped:
             return
         self._stopped = True
-        for i, worker in enumerate(self._workers):
-            if i not in self._ended:  # the others are only handing their last bytes over
-                _signal(worker, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_WAIT
-        while len(self._ended) < self._jobs and time.monotonic() < deadline:
-            if not self._receive(0.1) and all(w.exitcode is not None for w in self._workers
-                                              if w.pid is not None):
-                break
-        for worker in self._workers:
-            if worker.pid is None:
-                continue
-            worker.join(timeout=max(0.1, deadline - time.monotonic()))
-            _signal(worker, signal.SIGKILL)
-            worker.join(timeout=STOP_WAIT)
+        self._stop_workers()
         feeder = self._feeder
         if feeder is not None and feeder.pid is not None:
             # its workers are gone, so its writes fail and it ends: this is for one that
