@@ -119,11 +119,12 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
             yield from ShardedRead(paths[0], shards, analysis, warnings, max_connections,
                                    Digesting(selection, view.show_secrets, store))
             return
-        if jobs is not None:  # independent inputs in parallel: see analyzer/parallel.py
+        if jobs is not None:  # independent inputs in parallel: see analyzer/scale/files.py
             # imported only here: it brings in multiprocessing, which a plain read never uses
-            from analyzer.parallel import analyze_in_parallel
+            from analyzer.scale.files import FilesRead
 
-            yield from analyze_in_parallel(paths, jobs, analysis, warnings, max_connections)
+            yield from FilesRead(paths, jobs, analysis, warnings, max_connections,
+                                 Digesting(selection, view.show_secrets, store))
             return
         origin = records.origin if isinstance(records, MergedRecords) else None
         for d in analysis.feed_records(records):
@@ -145,10 +146,10 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
                 Counter()) if isinstance(d, Diagnosis))
             return
         if jobs is not None:
-            from analyzer.parallel import analyze_in_parallel
+            from analyzer.scale.files import FilesRead
 
             yield from (d for d in numbered(
-                analyze_in_parallel(paths, jobs, again, [], max_connections), selection,
+                iter(FilesRead(paths, jobs, again, [], max_connections)), selection,
                 Counter()) if isinstance(d, Diagnosis))
             return
         records = read_records(paths, [], [])

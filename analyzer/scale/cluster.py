@@ -14,10 +14,10 @@ client holds it until it is scattered). The key log travels as the parsed key st
 Each file's shards are merged in decision order (`shard.py`) once they are all in, then the
 file's attempts are yielded (with their file when several are read) and its totals absorbed;
 files come in the order they complete. As with ``--jobs`` on this machine, a connection in
-life's end comes back from one file's shards as an `Ended` in its place among the decisions
-(JSONL prints its ``ended`` line, a sorted report folds it into its attempt), and from several
-files folded into its attempt by the task (an `Ended` names its attempt by frame numbers, which
-repeat across files). The views across captures (proxy legs
+life's end comes back as an `Ended` in its place among its file's decisions (JSONL prints its
+``ended`` line, a sorted report folds it into its attempt; a file's attempts come together, so
+the match of an end to its attempt by frame numbers, which repeat across files, sees the
+newest: scale/files.py). The views across captures (proxy legs
 captured on two hosts, storms, redirects) are the caller's, over everything yielded, as for a
 local run.
 """
@@ -28,7 +28,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from analyzer.life.fold import fold
 from analyzer.life.model import Ended
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
 from analyzer.scale.shard import Owner, ShardTotals, TcpListing, decisions, merge_totals
@@ -40,21 +39,16 @@ ShardResult = tuple[list[tuple[int, int, Decided]], ShardTotals]
 
 
 def analyze_shard(name: str, data: bytes, index: int, shards: int, max_connections: int,
-                  secrets: object | None, lifetimes: bool = False,
-                  fold_ends: bool = False) -> ShardResult:
+                  secrets: object | None, lifetimes: bool = False) -> ShardResult:
     """A task: shard ``index`` of ``shards`` of one capture held in ``data`` (all of it when
-    ``shards`` is 1); its attempts and ends as (decision frame, order, decided), the ends
-    folded into their attempts with ``fold_ends``, and its totals."""
+    ``shards`` is 1); its attempts and ends as (decision frame, order, decided), and its
+    totals."""
     owner = Owner(index, shards)
     analysis = Analysis(max_connections=max_connections, secrets=secrets,
                         owns=owner if shards > 1 else None, lifetimes=lifetimes)
     warnings: list[CaptureWarning] = []
     records = read_record_bytes(data, warnings, name)
     events = list(decisions(analysis, records))
-    if fold_ends:
-        final = fold(e for _, e in events)
-        events = list(zip((f for f, e in events if not isinstance(e, Ended)), final,
-                          strict=True))
     decided = [(frame, seq, d) for seq, (frame, d) in enumerate(events)]
     stats = analysis.stats
     owned = owner.owned if shards > 1 else stats.connections
@@ -82,7 +76,7 @@ def analyze_on_cluster(address: str, paths: Sequence[str], shards: int, into: An
                 for index in range(shards):
                     task = client.submit(analyze_shard, path, remote, index, shards,
                                          max_connections, into.secrets, into.lifetimes,
-                                         len(paths) > 1, pure=False)
+                                         pure=False)
                     of_file[task] = i
             done: dict[int, list[ShardResult]] = {i: [] for i in range(len(paths))}
             for task in as_completed(list(of_file)):

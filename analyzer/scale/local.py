@@ -201,6 +201,11 @@ class Gathering:
     def _store(self, message: tuple[Any, ...]) -> None:
         raise NotImplementedError
 
+    def _died(self, index: int, status: int | None) -> None:
+        """Worker ``index`` ended (with ``status``) before its last message."""
+        self._problem = self._problem or ("internal", f"worker {index} ended with status {status}")
+        self._ended[index] = ShardTotals(index, Analysis().stats, 0)
+
     def _stop_workers(self) -> None:
         """SIGTERM to every worker still running; what they send is taken for STOP_WAIT
         seconds (their last message: their totals so far); then SIGKILL to any left."""
@@ -261,9 +266,7 @@ class Gathering:
         except queue_module.Empty:
             for i, worker in enumerate(self._workers):
                 if worker is not None and i not in self._ended and worker.exitcode is not None:
-                    self._problem = self._problem or (
-                        "internal", f"worker {i} ended with status {worker.exitcode}")
-                    self._ended[i] = ShardTotals(i, Analysis().stats, 0)
+                    self._died(i, worker.exitcode)
             return False
         self._store(message)
         return True
