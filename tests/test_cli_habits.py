@@ -5,7 +5,9 @@ times, several files, connections that never reached HTTP, completion, Ctrl-C.""
 from __future__ import annotations
 
 import array
+import csv
 import fcntl
+import io
 import json
 import os
 import re
@@ -245,6 +247,13 @@ def test_several_files_name_each_attempts_file_and_frame_within_it(tmp_path: Pat
         sorted((x["file"], x["file_frame"]) for x in merged)
     detail = _cli("read", a, b, "--attempt", "2").stdout
     assert f"file {b}, frame {merged[1]['file_frame']} in that file" in detail
+    for jobs_option in ((), ("--jobs", "2")):  # CSV's last two columns, as in JSON
+        rows = list(csv.DictReader(io.StringIO(_cli("read", a, b, "-F", "csv",
+                                                     *jobs_option).stdout)))
+        assert sorted((r["file"], r["file_frame"]) for r in rows) == sorted(
+            (x["file"], str(x["file_frame"])) for x in merged)
+    (row,) = csv.DictReader(io.StringIO(_cli("read", b, "-F", "csv").stdout))
+    assert row["file"] == row["file_frame"] == ""  # one file: empty
 
 
 # ---- times -------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ _CSV_FIELDS = ("number", "kind", "client", "server", "time", "method", "path", "
                "protocol", "status", "verdict", "reason", "reasons", "request_frame",
                "response_frame", "transport", "stream_id", "tls_version", "tls_suite",
                "tls_sni", "tls_alpn", "tls_decrypted", "lifetime_s", "closed_by", "end_how",
-               "idle_before_end_s", "close_code")
+               "idle_before_end_s", "close_code", "file", "file_frame")
 # CSV columns read from the `lifetime` object (flattened)
 _CSV_LIFETIME = {"lifetime_s": "duration_s", "closed_by": "closed_by", "end_how": "how",
                  "idle_before_end_s": "idle_before_end_s", "close_code": "close_code"}
@@ -485,8 +485,8 @@ def render_csv(diagnoses: Sequence[Diagnosis], show_secrets: bool = False) -> st
         for name in _CSV_FIELDS:
             if name in _CSV_LIFETIME:
                 value = (fields["lifetime"] or {}).get(_CSV_LIFETIME[name])
-            else:
-                value = tls.get(name[4:]) if name.startswith("tls_") else fields[name]
+            else:  # (file and file_frame: only when several files are read)
+                value = tls.get(name[4:]) if name.startswith("tls_") else fields.get(name)
             if isinstance(value, list):
                 value = " ".join(str(v) for v in value)
             row.append("" if value is None else csv_cell(value) if isinstance(value, str)
