@@ -243,6 +243,8 @@ class Spill:
         # unnamed: the system removes them when the process ends, however it ends
         self.records: IO[bytes] = tempfile.TemporaryFile(prefix="upgrade-analyzer-")  # noqa: SIM115
         self.wholes: IO[bytes] | None = None  # pickled diagnoses, made when needed
+        self._records_end = self._wholes_end = 0  # (put, put_whole_bytes)
+        self._records_moved = self._wholes_moved = False
         self.frame = Column("q")
         self.time = Column("d")
         self.at = Column("q")  # offset of each attempt's record (by order of decision)
@@ -295,14 +297,21 @@ class Spill:
         d = with_life(self.whole(full), ended)
         self.replace(index, self.owner.record(d), self.put_whole(d))
 
+    # Each file's end is kept here, and a file is moved back to it only after a read: a
+    # seek to the end before every write was two system calls an attempt.
+
     def put(self, record: Record) -> int:
-        self.records.seek(0, 2)
-        at = self.records.tell()
+        at = self._records_end
+        if self._records_moved:
+            self.records.seek(at)
+            self._records_moved = False
         data = _packed(record)
         self.records.write(len(data).to_bytes(4, "little") + data)
+        self._records_end = at + 4 + len(data)
         return at
 
     def get(self, index: int) -> Record:
+        self._records_moved = True
         self.records.seek(self.at[index])
         return _unpacked(self.records.read(int.from_bytes(self.records.read(4), "little")))
 
@@ -314,13 +323,17 @@ class Spill:
         """A diagnosis pickled (here, or by a `--jobs` worker)."""
         if self.wholes is None:
             self.wholes = tempfile.TemporaryFile(prefix="upgrade-analyzer-")  # noqa: SIM115
-        self.wholes.seek(0, 2)
-        at = self.wholes.tell()
+        at = self._wholes_end
+        if self._wholes_moved:
+            self.wholes.seek(at)
+            self._wholes_moved = False
         self.wholes.write(data)
+        self._wholes_end = at + len(data)
         return at
 
     def whole(self, at: int) -> Diagnosis:
         assert self.wholes is not None and at >= 0
+        self._wholes_moved = True
         self.wholes.seek(at)
         d: Diagnosis = pickle.load(self.wholes)
         return d
