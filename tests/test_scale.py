@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,12 +161,13 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generated_mix(tmp_path_factory.mktemp("scale") / "big.pcap", "150M", 3)
 
 
-def _start(big: Path, stdout: int | None = subprocess.PIPE,
+def _start(big: Path | list[Path], stdout: int | None = subprocess.PIPE,
            processes: int = 2) -> tuple[subprocess.Popen[bytes], list[int]]:
-    """`read -j 2 -F jsonl` of ``big``, and its children once ``processes`` have started
-    (the two workers; and a feeder for an xz or bzip2 capture)."""
+    """`read -j 2 -F jsonl` of ``big`` (or of several files), and its children once
+    ``processes`` have started (the two workers; and a feeder for an xz or bzip2 capture)."""
+    captures = big if isinstance(big, list) else [big]
     process = subprocess.Popen([sys.executable, "-m", "analyzer", "read", "-j", "2",
-                                "-F", "jsonl", str(big)], cwd=REPO, stdout=stdout,
+                                "-F", "jsonl", *map(str, captures)], cwd=REPO, stdout=stdout,
                                stderr=subprocess.PIPE)
     children: list[int] = []
     deadline = time.monotonic() + 20
@@ -205,10 +207,11 @@ def test_a_signal_waits_until_the_parent_has_taken_a_whole_message() -> None:
     assert waited >= 0.55, f"raised after {waited:.2f} s, inside the read"
 
 
-@pytest.mark.parametrize("number, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_prints_results_so_far_and_stops_every_worker(
-        big: Path, number: int, status: int) -> None:
-    process, workers = _start(big)
+def signalled_run(captures: Path | list[Path], number: int, status: int) -> list[dict[str, Any]]:
+    """`read -j 2 -F jsonl` of ``captures`` signalled once its first line is out: it ends
+    with ``status``, says the results are partial, prints the summary, and every worker is
+    gone. Its JSON lines."""
+    process, workers = _start(captures)
     try:
         assert len(workers) == 2, "the two workers did not start"
         assert process.stdout is not None
@@ -225,15 +228,21 @@ def test_a_signal_prints_results_so_far_and_stops_every_worker(
             process.wait()
     assert process.returncode == status, err
     assert b"the results are partial" in err and b"\nAttempts: " in err  # the summary came
-    lines = [first] + out.splitlines()
-    assert all(json.loads(line)["number"] == n for n, line in enumerate(lines, start=1))
     deadline = time.monotonic() + 5
     while not all(map(_gone, workers)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(map(_gone, workers))
+    return [json.loads(line) for line in [first, *out.splitlines()]]
 
 
-def closed_pipe_stops_every_process(capture: Path, processes: int = 2) -> None:
+@pytest.mark.parametrize("number, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_prints_results_so_far_and_stops_every_worker(
+        big: Path, number: int, status: int) -> None:
+    lines = signalled_run(big, number, status)
+    assert [line["number"] for line in lines] == list(range(1, len(lines) + 1))
+
+
+def closed_pipe_stops_every_process(capture: Path | list[Path], processes: int = 2) -> None:
     """`read -j 2 -F jsonl` whose reader goes away after the first line: status 141,
     nothing on standard error, and every process it started (``processes``) gone."""
     read, write = os.pipe()

@@ -10,14 +10,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import run_cli
-from tests.test_scale import _children, _gone
+from tests.test_scale import closed_pipe_stops_every_process, signalled_run
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURES = [REPO / "captures" / name for name in (
@@ -102,18 +101,6 @@ def test_the_parent_holds_no_file_whole(dense_pair: tuple[Path, Path], fmt: str)
     assert at_large < at_small + 1_000_000, (at_small, at_large)
 
 
-def _start(captures: list[Path], stdout: int) -> tuple[subprocess.Popen[bytes], list[int]]:
-    process = subprocess.Popen([sys.executable, "-m", "analyzer", "read", "-j", "2", "-F",
-                                "jsonl", *map(str, captures)], cwd=REPO, stdout=stdout,
-                               stderr=subprocess.PIPE)
-    children: list[int] = []
-    deadline = time.monotonic() + 20
-    while len(children) < 2 and time.monotonic() < deadline and process.poll() is None:
-        children = _children(process.pid)
-        time.sleep(0.02)
-    return process, children
-
-
 @pytest.fixture(scope="module")
 def long_pair(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Two captures long enough to read that a signal lands mid-run."""
@@ -122,47 +109,10 @@ def long_pair(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def test_a_closed_pipe_ends_with_141_and_stops_every_worker(long_pair: list[Path]) -> None:
-    read, write = os.pipe()
-    process, children = _start(long_pair, write)
-    os.close(write)
-    try:
-        assert len(children) == 2, f"started {children}"
-        with os.fdopen(read, "rb") as reader:
-            assert reader.readline().startswith(b"{")
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 141, err
-    assert err == b""
-    deadline = time.monotonic() + 5
-    while not all(map(_gone, children)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert all(map(_gone, children))
+    closed_pipe_stops_every_process(long_pair)
 
 
 def test_sigterm_prints_results_so_far_and_stops_every_worker(long_pair: list[Path]) -> None:
-    process, children = _start(long_pair, subprocess.PIPE)
-    try:
-        assert len(children) == 2, "the two workers did not start"
-        assert process.stdout is not None and process.stderr is not None
-        first = process.stdout.readline()  # the first file's attempts come while it is read
-        assert first.startswith(b"{")
-        process.send_signal(signal.SIGTERM)
-        out = process.stdout.read()
-        err = process.stderr.read()
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 143, err
-    assert b"the results are partial" in err and b"\nAttempts: " in err
-    lines = [json.loads(line) for line in [first, *out.splitlines()]]
-    assert [line["number"] for line in lines if line["event"] == "decided"] == list(
-        range(1, sum(line["event"] == "decided" for line in lines) + 1))
-    deadline = time.monotonic() + 5
-    while not all(map(_gone, children)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert all(map(_gone, children))
+    lines = signalled_run(long_pair, signal.SIGTERM, 143)
+    numbers = [line["number"] for line in lines if line["event"] == "decided"]
+    assert numbers == list(range(1, len(numbers) + 1))

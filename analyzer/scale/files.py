@@ -35,7 +35,6 @@ import os
 import pickle
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator, Sequence
 from functools import partial
 from multiprocessing.process import BaseProcess
@@ -43,7 +42,7 @@ from typing import IO, Any
 
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.digest import Digesting, Streamed
-from analyzer.scale.local import SEND_EVERY, Gathering, work
+from analyzer.scale.local import Gathering, QueueOutbox, work
 from analyzer.scale.shard import ShardTotals
 from analyzer.source.capture import check_capture
 from analyzer.source.frame import CaptureError, CaptureWarning
@@ -64,39 +63,20 @@ def _pread(fd: int, size: int, at: int) -> bytes:
     return b"".join(parts)
 
 
-class SpoolOutbox:
-    """A worker's `Outbox` to its file's spool: batches of decided attempts written there,
-    announced on ``out`` once complete; the end on ``out``."""
+class SpoolOutbox(QueueOutbox):
+    """A worker's `Outbox` to its file's spool: each batch of decided attempts written there,
+    then announced on the queue once complete ("wrote"); progress and the end on the queue."""
 
     def __init__(self, out: Any, index: int, spool: IO[bytes]) -> None:
-        self._out = out
-        self._index = index
+        super().__init__(out, index)
         self._spool = spool
-        self._pending: list[tuple[int, int, Streamed]] = []
-        self._lock = threading.Lock()  # the worker's main thread and its progress thread
         self._written = 0
-
-    def decided(self, frame: int, seq: int, diagnosis: Streamed) -> None:
-        with self._lock:
-            self._pending.append((frame, seq, diagnosis))
-            if len(self._pending) >= SEND_EVERY:
-                self._write_pending()
-
-    def progress(self, frame: int) -> None:
-        with self._lock:  # (what is decided so far reaches the parent while it waits)
-            self._write_pending()
-
-    def end(self, totals: ShardTotals, problem: tuple[str, str] | None) -> None:
-        with self._lock:
-            self._write_pending()
-            self._out.put(("end", self._index, totals, problem))
 
     def close(self) -> None:
         self._spool.close()
-        self._out.close()
-        self._out.join_thread()
+        super().close()
 
-    def _write_pending(self) -> None:
+    def _send_pending(self) -> None:
         if not self._pending:
             return
         data = pickle.dumps(self._pending, protocol=pickle.HIGHEST_PROTOCOL)
@@ -189,7 +169,7 @@ class FilesRead(Gathering):
         kind, index = message[0], message[1]
         if kind == "wrote":
             self._written[index] = max(self._written[index], message[2])
-        else:  # "end"
+        elif kind == "end":  # ("progress": a file's order needs no frame)
             self._ended[index] = message[2]
             if message[3] is not None:
                 self._problems[index] = message[3]
