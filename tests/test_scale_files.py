@@ -116,3 +116,16 @@ def test_sigterm_prints_results_so_far_and_stops_every_worker(long_pair: list[Pa
     lines = signalled_run(long_pair, signal.SIGTERM, 143)
     numbers = [line["number"] for line in lines if line["event"] == "decided"]
     assert numbers == list(range(1, len(numbers) + 1))
+
+
+@pytest.mark.parametrize("ahead", [1, 2])
+def test_files_wait_to_start_until_they_are_near_the_one_reported(
+        monkeypatch: pytest.MonkeyPatch, ahead: int) -> None:
+    """A file's worker starts at most AHEAD files past the one being reported (each waiting
+    file holds a spool open): with one, the files go one at a time, and nothing waits
+    forever for a worker never started."""
+    from analyzer.scale import files
+
+    monkeypatch.setattr(files, "AHEAD", ahead)
+    assert _lines("--jobs", "3", *CAPTURES) == [
+        line for capture in CAPTURES for line in _lines(capture)]

@@ -48,6 +48,9 @@ from analyzer.source.capture import check_capture
 from analyzer.source.frame import CaptureError, CaptureWarning
 
 _POLL = 0.5  # seconds the parent waits for a message before it checks its workers are alive
+# files at most that are started past the one being reported: each waiting file holds a spool
+# open (a descriptor) and its results on disk (a thousand rotated files behind a slow first)
+AHEAD = 32
 _LENGTH = 8  # bytes of the length before each batch in a spool
 
 
@@ -119,13 +122,15 @@ class FilesRead(Gathering):
         self._read = [0] * count  # per file: bytes of its spool read back
         self._ended: dict[int, ShardTotals] = {}
         self._problems: dict[int, tuple[str, str]] = {}
-        self._started = 0
+        self._started = 0  # files whose worker was started
+        self._current = 0  # the file being reported
         self._stopped = False
 
     def __iter__(self) -> Iterator[Streamed]:
         sys.stdout.flush()  # a forked worker must not inherit (and flush) buffered output
         try:
             for current in range(len(self._paths)):
+                self._current = current
                 self._start_free()
                 while True:
                     yield from self._read_back(current)
@@ -144,8 +149,9 @@ class FilesRead(Gathering):
             self.stop()
 
     def _start_free(self) -> None:
-        """Forks the next files' workers while fewer than ``jobs`` are running."""
-        while self._started < len(self._paths) and sum(
+        """Forks the next files' workers while fewer than ``jobs`` are running (and AHEAD
+        files at most past the one being reported)."""
+        while self._started < min(len(self._paths), self._current + max(AHEAD, 1)) and sum(
                 1 for i, w in enumerate(self._workers)
                 if w is not None and i not in self._ended) < self._jobs:
             i = self._started
