@@ -148,7 +148,7 @@ def test_a_plain_read_does_not_import_what_only_other_views_need(two: Path) -> N
     # tabulate (with wcwidth's tables) and multiprocessing cost more to import than a small
     # capture costs to analyse; jsonl needs neither, nor the detail view, nor scapy (nor the
     # smaller csv and textwrap), nor the TLS stage for a capture without TLS.
-    lazy = ("tabulate", "wcwidth", "multiprocessing", "analyzer.scale.files",
+    lazy = ("tabulate", "wcwidth", "multiprocessing", "analyzer.scale.files", "pickle",
             "analyzer.report.detail", "scapy", "analyzer.source.live", "csv", "textwrap",
             "analyzer.tls.layer", "analyzer.tls.session", "analyzer.tls.handshake",
             # their C halves do (analyzer/exchange/model.py, websocket/handshake.py)

@@ -25,7 +25,6 @@ the order of the JSONL lines of attempts decided at the same frame (scale/shard.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -111,6 +110,8 @@ class Digesting:
         digest.record = store.record(diagnosis)
         if lives or store.whole or (self.whole_attempts < WHOLE_ATTEMPTS
                                     and self.whole_bytes < WHOLE_BYTES):
+            import pickle  # here: a plain read imports this module, never pickle
+
             register_pickling()  # (the modules a TLS or HTTP/2 session loads, too)
             digest.whole = pickle.dumps(diagnosis, protocol=pickle.HIGHEST_PROTOCOL)
             self.whole_attempts += 1
