@@ -13,7 +13,9 @@ import click
 
 from analyzer.cli_status import ExitStatus, say_error
 from analyzer.filters import Selection, check_ids, near_ids, parse_time
-from analyzer.verdict import Diagnosis, Verdict
+from analyzer.life.model import Ended
+from analyzer.pipeline import Decided
+from analyzer.verdict import Verdict
 
 
 def complete_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
@@ -102,12 +104,14 @@ def terminal_width() -> int | None:
     return shutil.get_terminal_size().columns
 
 
-def with_origin(d: Diagnosis, paths: list[str],
-                 origin: Callable[[int], tuple[int, int]] | None) -> Diagnosis:
-    """The attempt with its file and frame number within that file (several inputs)."""
+def with_origin(d: Decided, paths: list[str],
+                 origin: Callable[[int], tuple[int, int]] | None) -> Decided:
+    """The attempt (or its end) with its file and frame number within that file (several
+    inputs)."""
+    first = d.key[0] if isinstance(d, Ended) else d.attempt.first_frame
     if origin is None:
-        return dataclasses.replace(d, origin=(paths[0], d.attempt.first_frame))
-    index, frame = origin(d.attempt.first_frame)
+        return dataclasses.replace(d, origin=(paths[0], first))
+    index, frame = origin(first)
     return dataclasses.replace(d, origin=(paths[index], frame))
 
 

@@ -128,9 +128,9 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
             return
         origin = records.origin if isinstance(records, MergedRecords) else None
         for d in analysis.feed_records(records):
-            yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
+            yield with_origin(d, paths, origin) if several else d
         for d in analysis.finishing():
-            yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
+            yield with_origin(d, paths, origin) if several else d
 
     def rebuild() -> Iterator[Diagnosis]:  # the same attempts again (report/kept.py)
         # Configured as the first run, lifetimes included: connections held in life change
@@ -157,9 +157,9 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
 
         def run() -> Iterator[Decided]:
             for d in again.feed_records(records):
-                yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
+                yield with_origin(d, paths, origin) if several else d
             for d in again.finishing():
-                yield with_origin(d, paths, origin) if several and isinstance(d, Diagnosis) else d
+                yield with_origin(d, paths, origin) if several else d
 
         yield from (d for d in numbered(run(), selection, Counter())
                     if isinstance(d, Diagnosis))

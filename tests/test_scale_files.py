@@ -129,3 +129,21 @@ def test_files_wait_to_start_until_they_are_near_the_one_reported(
     monkeypatch.setattr(files, "AHEAD", ahead)
     assert _lines("--jobs", "3", *CAPTURES) == [
         line for capture in CAPTURES for line in _lines(capture)]
+
+
+@pytest.mark.parametrize("jobs", [(), ("--jobs", "2")])
+def test_ended_lines_name_their_file_when_several_are_read(jobs: tuple[str, ...]) -> None:
+    """An `ended` line names its file and its attempt's frame within it, as the `decided`
+    line does: several files merged into one capture, or each on its own (--jobs)."""
+    lives = REPO / "captures" / "websocket_lives.pcap"
+    result = run_cli("read", "-F", "jsonl", *jobs, str(CAPTURES[0]), str(lives))
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    decided = {line["number"]: line for line in lines if line["event"] == "decided"}
+    ended = [line for line in lines if line["event"] == "ended"]
+    assert ended
+    for line in ended:
+        assert (line["file"], line["file_frame"]) == (
+            decided[line["number"]]["file"], decided[line["number"]]["file_frame"])
+        assert line["file"] == str(lives)
+    alone = run_cli("read", "-F", "jsonl", str(lives)).stdout
+    assert '"ended"' in alone and '"file"' not in alone  # one file: no file fields

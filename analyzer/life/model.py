@@ -66,6 +66,9 @@ class Ended:
     target: str  # the request target (clipped), for the grouping summary line
     time: float  # the attempt's time (its request)
     number: int = 0
+    # the attempt's file and frame number within it, when several files are read (as
+    # `Diagnosis.origin`)
+    origin: tuple[str, int] | None = None
 
     @property
     def primary(self) -> Finding | None:

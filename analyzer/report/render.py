@@ -24,7 +24,14 @@ from analyzer.report.fields import (
     time_of_day,
 )
 from analyzer.report.jsonl import decided_line
-from analyzer.report.safe import Cleaner, csv_cell, markdown_text, safe_target, safe_text
+from analyzer.report.safe import (
+    Cleaner,
+    csv_cell,
+    markdown_text,
+    neutralise,
+    safe_target,
+    safe_text,
+)
 from analyzer.report.table import TableStyle, markdown_table, sorted_table
 from analyzer.source.frame import CaptureWarning
 from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
@@ -465,6 +472,9 @@ def ended_fields(ended: Ended, show_secrets: bool = False) -> dict[str, Any]:
         "lifetime": lifetime_fields(ended.lifetime, clean),
         "client_errors": [clean.text(line) for line in
                           ended_client_errors(ended.findings, ended.lifetime)],
+        # when several files are read, as on the `decided` line
+        **({} if ended.origin is None else
+           {"file": neutralise(ended.origin[0]), "file_frame": ended.origin[1]}),
     }
 
 

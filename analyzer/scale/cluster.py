@@ -113,13 +113,10 @@ def _file_done(paths: Sequence[str], i: int, results: list[ShardResult], into: A
     parts = sorted((totals for _, totals in results), key=lambda t: t.index)
     stats = merge_totals(parts)
     for *_, d in keyed:
-        if isinstance(d, Ended):
-            yield d
-            continue
-        if not listing.admit(d):
+        if not isinstance(d, Ended) and not listing.admit(d):
             continue
         # frame numbers count within each file already (Wireshark's, opening it alone)
-        yield d if len(paths) == 1 else replace(d, origin=(paths[i], d.attempt.first_frame))
+        yield d if len(paths) == 1 else replace(d, origin=(paths[i], _first_frame(d)))
     listing.count_into(stats)
     into.absorb(stats)
     found[i] = parts[0].warnings

@@ -90,9 +90,10 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
                                     daemon=True)
         progress.start()
         for seq, (frame, diagnosis) in enumerate(decisions(analysis, records)):
-            if origin and isinstance(diagnosis, Diagnosis):
-                # frame numbers count within each file (Wireshark's, opening it alone)
-                diagnosis = replace(diagnosis, origin=(path, diagnosis.attempt.first_frame))
+            if origin:  # frame numbers count within each file (Wireshark's, opening it alone)
+                diagnosis = replace(diagnosis, origin=(path, diagnosis.key[0]
+                                                       if isinstance(diagnosis, Ended)
+                                                       else diagnosis.attempt.first_frame))
             if digesting is not None and isinstance(diagnosis, Diagnosis):
                 # rendered here, by the workers in parallel: the parent is the serial part
                 sending.decided(frame, seq, digesting.digest(diagnosis))
