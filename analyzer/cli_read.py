@@ -94,13 +94,12 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
         return ExitStatus.INPUT_ERROR
     several = len(paths) > 1
     # A JSON line is flushed at once only when the run may wait for more input (a pipe, a
-    # FIFO, standard input) or for workers: there, nothing decided may sit in the buffer
+    # FIFO, standard input) or for a cluster: there, nothing decided may sit in the buffer
     # while the run waits. From regular files it never waits, and a flush per line was a
-    # system call an attempt (≈ 1 % of the dense benchmark's run).
-    # Sharded over workers (`--jobs N FILE`), the merge flushes before it waits for them.
+    # system call an attempt (≈ 1 % of the dense benchmark's run). With workers (`--jobs`),
+    # the merge flushes before it waits for them (`scale.local.Gathering`).
     shards = jobs if jobs is not None and jobs > 1 and len(paths) == 1 and not scheduler else 0
-    flush_each_line = waits_for_input(opened) or (
-        jobs is not None and not shards) or scheduler is not None
+    flush_each_line = waits_for_input(opened) or scheduler is not None
     clock = Clock(local=view.local_time)
     style = TableStyle(clock, terminal_width(), several, view.show_secrets)
     table = StreamedTable(style) if streaming and fmt == "table" else None

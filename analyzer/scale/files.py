@@ -42,7 +42,7 @@ from typing import IO, Any
 
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.digest import Digesting, Streamed
-from analyzer.scale.local import Gathering, QueueOutbox, work
+from analyzer.scale.local import STOP_WAIT, Gathering, QueueOutbox, work
 from analyzer.scale.shard import ShardTotals
 from analyzer.source.capture import check_capture
 from analyzer.source.frame import CaptureError, CaptureWarning
@@ -142,8 +142,14 @@ class FilesRead(Gathering):
         except (GeneratorExit, BrokenPipeError):  # the consumer stopped, or its reader
             self.stop()
             raise
-        except BaseException:  # Ctrl-C, SIGTERM: what was yielded is the result so far
-            self.stop()
+        except BaseException:  # Ctrl-C, SIGTERM: what the file being reported decided so far
+            self.stop()  # (its worker, stopped, writes what it has before it ends)
+            if self._spools[self._current] is not None:
+                yield from self._read_back(self._current)
+                totals = self._ended.get(self._current)
+                if totals is not None:
+                    self._into.absorb(totals.stats)
+                    self._warnings.extend(totals.warnings)
             raise
         finally:
             self.stop()
@@ -195,11 +201,15 @@ class FilesRead(Gathering):
                 yield diagnosis
 
     def _finish(self, index: int) -> None:
-        """File ``index`` is out: its totals absorbed, its spool removed, its problem said."""
+        """File ``index`` is out: its totals absorbed, its spool removed, its worker reaped,
+        its problem said."""
         spool = self._spools[index]
         if spool is not None:
             spool.close()
             self._spools[index] = None
+        worker = self._workers[index]
+        if worker is not None:
+            worker.join(timeout=STOP_WAIT)  # (it has sent its end: it is leaving)
         totals = self._ended.get(index)
         if totals is not None:
             self._into.absorb(totals.stats)
