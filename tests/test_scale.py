@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -207,16 +208,18 @@ def test_a_signal_waits_until_the_parent_has_taken_a_whole_message() -> None:
     assert waited >= 0.55, f"raised after {waited:.2f} s, inside the read"
 
 
-def signalled_run(captures: Path | list[Path], number: int, status: int) -> list[dict[str, Any]]:
-    """`read -j 2 -F jsonl` of ``captures`` signalled once its first line is out: it ends
-    with ``status``, says the results are partial, prints the summary, and every worker is
-    gone. Its JSON lines."""
+def signalled_run(captures: Path | list[Path], number: int, status: int,
+                  delay: float = 0.0) -> list[dict[str, Any]]:
+    """`read -j 2 -F jsonl` of ``captures`` signalled once its first line is out (and
+    ``delay`` seconds more): it ends with ``status``, says the results are partial, prints
+    the summary with the frames read so far, and every worker is gone. Its JSON lines."""
     process, workers = _start(captures)
     try:
         assert len(workers) == 2, "the two workers did not start"
         assert process.stdout is not None
         first = process.stdout.readline()  # an attempt is out: the run is under way
         assert first.startswith(b"{")
+        time.sleep(delay)
         process.send_signal(number)
         out = process.stdout.read()  # not communicate(): readline's buffer holds some already
         assert process.stderr is not None
@@ -228,6 +231,7 @@ def signalled_run(captures: Path | list[Path], number: int, status: int) -> list
             process.wait()
     assert process.returncode == status, err
     assert b"the results are partial" in err and b"\nAttempts: " in err  # the summary came
+    assert re.search(rb"\nFrames: [1-9]", err), err  # with the totals so far
     deadline = time.monotonic() + 5
     while not all(map(_gone, workers)) and time.monotonic() < deadline:
         time.sleep(0.05)

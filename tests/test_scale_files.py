@@ -112,8 +112,11 @@ def test_a_closed_pipe_ends_with_141_and_stops_every_worker(long_pair: list[Path
     closed_pipe_stops_every_process(long_pair)
 
 
-def test_sigterm_prints_results_so_far_and_stops_every_worker(long_pair: list[Path]) -> None:
-    lines = signalled_run(long_pair, signal.SIGTERM, 143)
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+def test_sigterm_prints_results_so_far_and_stops_every_worker(
+        long_pair: list[Path], delay: float) -> None:
+    """What the file being read decided so far, and its totals, are reported."""
+    lines = signalled_run(long_pair, signal.SIGTERM, 143, delay)
     numbers = [line["number"] for line in lines if line["event"] == "decided"]
     assert numbers == list(range(1, len(numbers) + 1))
 

@@ -122,6 +122,7 @@ class FilesRead(Gathering):
         self._read = [0] * count  # per file: bytes of its spool read back
         self._ended: dict[int, ShardTotals] = {}
         self._problems: dict[int, tuple[str, str]] = {}
+        self._absorbed: set[int] = set()  # files whose totals are in the run's
         self._started = 0  # files whose worker was started
         self._current = 0  # the file being reported
         self._stopped = False
@@ -143,13 +144,9 @@ class FilesRead(Gathering):
             self.stop()
             raise
         except BaseException:  # Ctrl-C, SIGTERM: what the file being reported decided so far
-            self.stop()  # (its worker, stopped, writes what it has before it ends)
+            self._halt()  # (its worker, stopped, writes what it has before it ends)
             if self._spools[self._current] is not None:
                 yield from self._read_back(self._current)
-                totals = self._ended.get(self._current)
-                if totals is not None:
-                    self._into.absorb(totals.stats)
-                    self._warnings.extend(totals.warnings)
             raise
         finally:
             self.stop()
@@ -210,10 +207,7 @@ class FilesRead(Gathering):
         worker = self._workers[index]
         if worker is not None:
             worker.join(timeout=STOP_WAIT)  # (it has sent its end: it is leaving)
-        totals = self._ended.get(index)
-        if totals is not None:
-            self._into.absorb(totals.stats)
-            self._warnings.extend(totals.warnings)
+        self._absorb(index)
         problem = self._problems.get(index)
         if problem is not None:
             kind, text = problem
@@ -222,15 +216,30 @@ class FilesRead(Gathering):
                 raise CaptureError(text)
             raise RuntimeError(f"in a --jobs worker: {text}")
 
+    def _absorb(self, index: int) -> None:
+        """File ``index``'s totals (so far, when it was stopped) into the run's, once."""
+        totals = self._ended.get(index)
+        if totals is not None and index not in self._absorbed:
+            self._absorbed.add(index)
+            self._into.absorb(totals.stats)
+            self._warnings.extend(totals.warnings)
+
     def stop(self) -> None:
-        """Stops every worker still running (SIGTERM, then SIGKILL after STOP_WAIT) and
-        removes the spools. Idempotent."""
+        """Stops every worker still running, counts what the file being reported read so
+        far, and removes the spools. Idempotent."""
+        self._halt()
+        self._absorb(self._current)
+        for i, spool in enumerate(self._spools):
+            if spool is not None:
+                with contextlib.suppress(OSError):
+                    spool.close()
+                self._spools[i] = None
+
+    def _halt(self) -> None:
+        """Stops every worker still running (SIGTERM, then SIGKILL after STOP_WAIT), taking
+        what they announce meanwhile. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
         self._stop_workers()
         self._queue.close()
-        for spool in self._spools:
-            if spool is not None:
-                with contextlib.suppress(OSError):
-                    spool.close()
