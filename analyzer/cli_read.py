@@ -313,7 +313,7 @@ def numbered(diagnoses: Iterator[Streamed], selection: Selection,
     # attempts whose connection lives on (≈ 120 bytes each: the key packed)
     living: dict[int | tuple[int, int, int], int] = {}
     for d in diagnoses:
-        if isinstance(d, Digest):  # from a `--jobs` worker, JSONL (report/digest.py)
+        if isinstance(d, Digest):  # made by a `--jobs` worker (report/digest.py)
             if d.living is not None and d.listed:
                 living[d.living] = number + 1
             if not d.listed:
