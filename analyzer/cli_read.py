@@ -109,7 +109,8 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
             from analyzer.scale.cluster import analyze_on_cluster
 
             yield from analyze_on_cluster(scheduler, paths, jobs or 1, analysis, warnings,
-                                          max_connections)
+                                          max_connections,
+                                          Digesting(selection, view.show_secrets, store))
             return
         if shards:  # one file sharded by flow
             from analyzer.scale.local import ShardedRead

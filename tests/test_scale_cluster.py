@@ -167,3 +167,15 @@ def test_connections_in_life_end_on_their_own_lines_as_in_a_local_run(scheduler:
     sorted_local = _read("-F", "json", capture)
     assert '"dropped"' in sorted_local
     assert _on_cluster("-F", "json", "--scheduler", scheduler, capture) == sorted_local
+
+
+def test_several_files_as_jsonl_on_the_cluster_are_the_local_lines(scheduler: str) -> None:
+    """Each file's lines, rendered by the tasks (report/digest.py), ends with their file
+    too; files come in the order they complete, so the lines are compared as sets."""
+    from tests.test_scale import unnumbered
+
+    paths = [str(CAPTURES / f) for f in [*FILES, "websocket_lives.pcap"]]
+    local = _read("-F", "jsonl", "--jobs", "2", *paths).splitlines()
+    assert any('"ended"' in line and "websocket_lives" in line for line in local)
+    remote = _on_cluster("-F", "jsonl", "--scheduler", scheduler, *paths).splitlines()
+    assert sorted(map(unnumbered, remote)) == sorted(map(unnumbered, local))

@@ -89,6 +89,11 @@ class Digesting:
         self.whole_attempts = 0  # sent whole so far, and their pickled bytes
         self.whole_bytes = 0
 
+    def __reduce__(self) -> tuple[type[Digesting], tuple[object, ...]]:
+        # (a cluster's task: the store's settings travel, not its files or rebuild)
+        return (Digesting, (self.selection, self.show_secrets,
+                            None if self.store is None else self.store.for_workers()))
+
     def digest(self, diagnosis: Diagnosis) -> Digest:
         attempt = diagnosis.attempt
         lives = attempt.tcp.end_reason == WINDOW_OVER

@@ -160,6 +160,12 @@ class KeptAttempts:
         self._memory_bytes = 0  # of the heads and body prefixes in _memory (_captured_bytes)
         self.spill: Spill | None = None
 
+    def for_workers(self) -> KeptAttempts:
+        """A store with these settings and nothing kept, for the processes that make records
+        (report/digest.py): what travels to a cluster."""
+        return KeptAttempts(self.fmt, self.keep, show_secrets=self.show_secrets,
+                            whole=self.whole, style=self.style, skew=self.skew)
+
     def add(self, diagnosis: Diagnosis) -> None:
         if self.spill is not None:
             self.spill.add(diagnosis)

@@ -29,27 +29,36 @@ from dataclasses import replace
 from typing import Any
 
 from analyzer.life.model import Ended
-from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
+from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
+from analyzer.report.digest import Digest, Digesting, Streamed
 from analyzer.scale.shard import Owner, ShardTotals, TcpListing, decisions, merge_totals
 from analyzer.slotted import register_pickling
 from analyzer.source.capture import read_record_bytes
 from analyzer.source.frame import CaptureError, CaptureWarning
+from analyzer.verdict import Diagnosis
 
-ShardResult = tuple[list[tuple[int, int, Decided]], ShardTotals]
+ShardResult = tuple[list[tuple[int, int, Streamed]], ShardTotals]
 
 
 def analyze_shard(name: str, data: bytes, index: int, shards: int, max_connections: int,
-                  secrets: object | None, lifetimes: bool = False) -> ShardResult:
+                  secrets: object | None, lifetimes: bool = False,
+                  digesting: Digesting | None = None, origin: bool = False) -> ShardResult:
     """A task: shard ``index`` of ``shards`` of one capture held in ``data`` (all of it when
     ``shards`` is 1); its attempts and ends as (decision frame, order, decided), and its
-    totals."""
+    totals. With ``digesting`` the attempts come back as `Digest`s (report/digest.py:
+    a rendered line or record travels lighter than a diagnosis, and the client, the serial
+    part, renders nothing); with ``origin`` each names its file (``name``)."""
     owner = Owner(index, shards)
     analysis = Analysis(max_connections=max_connections, secrets=secrets,
                         owns=owner if shards > 1 else None, lifetimes=lifetimes)
     warnings: list[CaptureWarning] = []
     records = read_record_bytes(data, warnings, name)
-    events = list(decisions(analysis, records))
-    decided = [(frame, seq, d) for seq, (frame, d) in enumerate(events)]
+    decided: list[tuple[int, int, Streamed]] = []
+    for seq, (frame, d) in enumerate(decisions(analysis, records)):
+        if origin:  # frame numbers count within each file (Wireshark's, opening it alone)
+            d = replace(d, origin=(name, _first_frame(d)))
+        decided.append((frame, seq, digesting.digest(d) if digesting is not None
+                        and isinstance(d, Diagnosis) else d))
     stats = analysis.stats
     owned = owner.owned if shards > 1 else stats.connections
     register_pickling()  # the result goes back pickled (analyzer/slotted.py)
@@ -58,7 +67,8 @@ def analyze_shard(name: str, data: bytes, index: int, shards: int, max_connectio
 
 def analyze_on_cluster(address: str, paths: Sequence[str], shards: int, into: Analysis,
                        warnings: list[CaptureWarning],
-                       max_connections: int = DEFAULT_MAX_CONNECTIONS) -> Iterator[Decided]:
+                       max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                       digesting: Digesting | None = None) -> Iterator[Streamed]:
     """Every diagnosis (and, with lifetimes, every `Ended`) of every file, a file at a time
     as its tasks complete; the files' totals are absorbed into ``into`` and their warnings
     added to ``warnings`` (in the order of ``paths``) once every file is done."""
@@ -76,7 +86,7 @@ def analyze_on_cluster(address: str, paths: Sequence[str], shards: int, into: An
                 for index in range(shards):
                     task = client.submit(analyze_shard, path, remote, index, shards,
                                          max_connections, into.secrets, into.lifetimes,
-                                         pure=False)
+                                         digesting, len(paths) > 1, pure=False)
                     of_file[task] = i
             done: dict[int, list[ShardResult]] = {i: [] for i in range(len(paths))}
             for task in as_completed(list(of_file)):
@@ -91,7 +101,9 @@ def analyze_on_cluster(address: str, paths: Sequence[str], shards: int, into: An
         warnings.extend(found[i])
 
 
-def _first_frame(decided: Decided) -> int:
+def _first_frame(decided: Streamed) -> int:
+    if isinstance(decided, Digest):
+        return decided.first_frame
     return decided.key[0] if isinstance(decided, Ended) else decided.attempt.first_frame
 
 
@@ -104,7 +116,7 @@ def _read_file(path: str) -> bytes:
 
 
 def _file_done(paths: Sequence[str], i: int, results: list[ShardResult], into: Analysis,
-               found: dict[int, list[CaptureWarning]]) -> Iterator[Decided]:
+               found: dict[int, list[CaptureWarning]]) -> Iterator[Streamed]:
     # the order of `--jobs` on this machine (scale/local.py): decision frame, first frame
     keyed = [(frame, _first_frame(d), totals.index, seq, d)
              for decided, totals in results for frame, seq, d in decided]
@@ -113,10 +125,8 @@ def _file_done(paths: Sequence[str], i: int, results: list[ShardResult], into: A
     parts = sorted((totals for _, totals in results), key=lambda t: t.index)
     stats = merge_totals(parts)
     for *_, d in keyed:
-        if not isinstance(d, Ended) and not listing.admit(d):
-            continue
-        # frame numbers count within each file already (Wireshark's, opening it alone)
-        yield d if len(paths) == 1 else replace(d, origin=(paths[i], _first_frame(d)))
+        if isinstance(d, Ended) or listing.admit(d):
+            yield d
     listing.count_into(stats)
     into.absorb(stats)
     found[i] = parts[0].warnings
