@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 import click
 
 from analyzer.cli_options import output_to, terminal_width, with_origin
-from analyzer.cli_status import ExitStatus, flush_lines, print_line, say_error, say_warning
+from analyzer.cli_status import (
+    ExitStatus,
+    flush_lines,
+    no_space,
+    print_line,
+    say_error,
+    say_no_space,
+    say_warning,
+)
 from analyzer.correlate import CLOCK_SKEW
 from analyzer.filters import Selection
 from analyzer.life.fold import WINDOW_OVER
@@ -244,6 +252,9 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
         except BrokenPipeError:
             raise  # the reader went away: _stop_on_closed_pipe ends the run
         except Exception as error:  # a bug: keep what was found, say so in one line
+            if no_space(error):  # (a full disk: sorted reports cannot be made from here)
+                say_no_space()
+                return ExitStatus.INPUT_ERROR
             status = ExitStatus.INTERNAL_ERROR
             say_error(f"internal error at frame {analysis.stats.frames}: {type(error).__name__}: "
                    f"{error} (results so far are shown; please report this capture)",
@@ -265,7 +276,13 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
             say_warning(f"{warning.source}: {warning.where}: {warning.message}", view.show_secrets)
         listed: list[Diagnosis] = []
         if store is not None:  # not streaming
-            kept = store.close()  # sorted, correlated, filtered (report/kept.py)
+            try:
+                kept = store.close()  # sorted, correlated, filtered (report/kept.py)
+            except OSError as error:
+                if not no_space(error):
+                    raise
+                say_no_space()
+                return ExitStatus.INPUT_ERROR
             listed = store.listed
         if streaming:
             summary = tally_summary_text(tally, analysis.stats, show_secrets=view.show_secrets,
@@ -282,6 +299,9 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
             except BrokenPipeError:
                 raise  # the reader went away: _stop_on_closed_pipe ends the run
             except Exception as error:  # a bug in a report: one line, as while reading
+                if no_space(error):
+                    say_no_space()
+                    return ExitStatus.INPUT_ERROR
                 say_error(f"internal error while writing the report: {type(error).__name__}: "
                           f"{error} (please report this capture)", view.show_secrets)
                 return ExitStatus.INTERNAL_ERROR

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from enum import IntEnum
 
@@ -22,6 +23,23 @@ class ExitStatus(IntEnum):
     PIPE_CLOSED = 141  # the reader of standard output went away (| head): 128 + SIGPIPE
     TERMINATED = 143  # SIGTERM on `read` (timeout, systemd, docker stop): 128 + SIGTERM
 
+
+# A full disk (or quota) under the report or its temporary files: not a bug, and said so.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in NO_SPACE
+
+
+def say_no_space() -> None:
+    """The one line for a full disk: sorted reports and `--jobs` keep results in temporary
+    files (report/kept.py, scale/files.py), the report goes where standard output goes."""
+    import tempfile  # (here: only this rare path needs it)
+
+    say_error(f"no space left on device for the report or its temporary files (these go "
+              f"to {tempfile.gettempdir()}: set TMPDIR to a larger directory, or use -F jsonl, "
+              f"which keeps none)")
 
 
 def print_line(line: str, flush: bool = True) -> None:

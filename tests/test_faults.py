@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -198,6 +199,66 @@ def test_full_disk_under_live_write_is_one_line_and_the_summary() -> None:
                       b"No space left on device"], done.stderr
     assert b"Traceback" not in done.stderr
     assert b"Attempts: 0" in done.stdout
+
+
+# -- a full disk under the temporary files ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A 64 KiB tmpfs, mounted for these tests (and unmounted after): TMPDIR on a disk that
+    fills at once."""
+    if not (ON_LINUX and IS_ROOT):
+        pytest.skip("mounting a small tmpfs needs Linux and root")
+    where = tmp_path_factory.mktemp("full")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
+                             capture_output=True, timeout=30, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], capture_output=True, timeout=30, check=False)
+
+
+@pytest.fixture(scope="module")
+def spilling_mix(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two captures of the handshake-dense mix: their results outgrow 64 KiB."""
+    where = tmp_path_factory.mktemp("spilling")
+    out = []
+    for name, seed in (("a.pcap", "1"), ("b.pcap", "2")):
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"),
+                        str(where / name), "--size", "12M", "--mix", "dense", "--seed", seed],
+                       check=True, capture_output=True, timeout=120)
+        out.append(where / name)
+    return out
+
+
+# one process spilled from the first attempt (kept.SPILL_AFTER 0), one file sharded (kept
+# spilled from the first), several files (each file's spool)
+_SPILLED = ("import sys\nimport analyzer.report.kept as kept\nkept.SPILL_AFTER = 0\n"
+            "sys.argv[0] = 'upgrade-analyzer'\nfrom analyzer.cli import main\nmain()\n")
+
+
+@pytest.mark.parametrize("how", ["spilled", "sharded", "several"])
+def test_a_full_temporary_directory_is_one_line(full_tmp: Path, spilling_mix: list[Path],
+                                                how: str) -> None:
+    """Sorted reports and --jobs keep results in temporary files; on a full disk the run ends
+    with one line that says so and where (status 1), not an internal error or a traceback
+    (a spilled report's traceback, a worker's, were what a full TMPDIR gave)."""
+    a, b = spilling_mix
+    command = {"spilled": [sys.executable, "-c", _SPILLED, "read", str(a)],
+               "sharded": [*COMMAND, "read", "--jobs", "2", str(a)],
+               "several": [*COMMAND, "read", "-F", "jsonl", "--jobs", "2", str(a), str(b)]}[how]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=120, check=False,
+                          env={**os.environ, "TMPDIR": str(full_tmp)})
+    errors = [line for line in done.stderr.splitlines() if b"error" in line.lower()]
+    assert done.returncode == 1, done.stderr
+    assert errors == [b"upgrade-analyzer: error: no space left on device for the report or "
+                      b"its temporary files (these go to " + str(full_tmp).encode() +
+                      b": set TMPDIR to a larger directory, or use -F jsonl, which keeps "
+                      b"none)"], done.stderr
+    assert b"Traceback" not in done.stderr
 
 
 # -- text Markdown or a terminal would misread -----------------------------------------------------

@@ -40,9 +40,10 @@ from functools import partial
 from multiprocessing.process import BaseProcess
 from typing import IO, Any
 
+from analyzer.cli_status import no_space
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.digest import Digesting, Streamed
-from analyzer.scale.local import STOP_WAIT, Gathering, QueueOutbox, work
+from analyzer.scale.local import STOP_WAIT, Gathering, QueueOutbox, raise_problem, work
 from analyzer.scale.shard import ShardTotals
 from analyzer.source.capture import check_capture
 from analyzer.source.frame import CaptureError, CaptureWarning
@@ -74,18 +75,38 @@ class SpoolOutbox(QueueOutbox):
         super().__init__(out, index)
         self._spool = spool
         self._written = 0
+        # A write that failed (a full disk): raised in the worker's main thread at its next
+        # decision, and said in its end, whichever thread met it (the progress thread too).
+        self._failed: OSError | None = None
+
+    def decided(self, frame: int, seq: int, diagnosis: Streamed) -> None:
+        super().decided(frame, seq, diagnosis)
+        if self._failed is not None:
+            raise self._failed
+
+    def end(self, totals: ShardTotals, problem: tuple[str, str] | None) -> None:
+        with self._lock:
+            self._send_pending()
+            if self._failed is not None and problem is None:
+                problem = ("space" if no_space(self._failed) else "internal", str(self._failed))
+            self._out.put(("end", self._index, totals, problem))
 
     def close(self) -> None:
-        self._spool.close()
+        with contextlib.suppress(OSError):  # (a failed write: its end said so)
+            self._spool.close()
         super().close()
 
     def _send_pending(self) -> None:
-        if not self._pending:
+        if not self._pending or self._failed is not None:
             return
         data = pickle.dumps(self._pending, protocol=pickle.HIGHEST_PROTOCOL)
         self._pending = []
-        self._spool.write(len(data).to_bytes(_LENGTH, "little") + data)
-        self._spool.flush()
+        try:
+            self._spool.write(len(data).to_bytes(_LENGTH, "little") + data)
+            self._spool.flush()
+        except OSError as error:
+            self._failed = error
+            return
         self._written += _LENGTH + len(data)
         self._out.put(("wrote", self._index, self._written))
 
@@ -210,11 +231,8 @@ class FilesRead(Gathering):
         self._absorb(index)
         problem = self._problems.get(index)
         if problem is not None:
-            kind, text = problem
             self.stop()
-            if kind == "capture":
-                raise CaptureError(text)
-            raise RuntimeError(f"in a --jobs worker: {text}")
+            raise_problem(problem)
 
     def _absorb(self, index: int) -> None:
         """File ``index``'s totals (so far, when it was stopped) into the run's, once."""

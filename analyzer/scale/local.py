@@ -17,6 +17,7 @@ and kills the ones that do not answer within STOP_WAIT seconds.
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import multiprocessing
 import os
@@ -33,6 +34,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any, Protocol
 
+from analyzer.cli_status import no_space
 from analyzer.life.model import Ended
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.digest import Digest, Digesting, Streamed
@@ -109,7 +111,8 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
     except CaptureError as error:
         problem = ("capture", str(error))
     except BaseException as error:  # noqa: BLE001 - a bug, or the parent's own handler: say it
-        problem = ("internal", "".join(traceback.format_exception_only(error)).strip())
+        problem = (("space", str(error)) if no_space(error) else
+                   ("internal", "".join(traceback.format_exception_only(error)).strip()))
     finally:
         # From here the worker only hands over what it has: a late signal must not cut that.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -119,6 +122,16 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
             progress.join()
         sending.end(ShardTotals(index, analysis.stats, owner.owned, warnings), problem)
         sending.close()
+
+
+def raise_problem(problem: tuple[str, str]) -> None:
+    """What a worker's problem (its kind and text) is in the parent."""
+    kind, text = problem
+    if kind == "capture":
+        raise CaptureError(text)
+    if kind == "space":  # (a full disk under a --jobs spool: cli_status.say_no_space)
+        raise OSError(errno.ENOSPC, text)
+    raise RuntimeError(f"in a --jobs worker: {text}")
 
 
 class Outbox(Protocol):
@@ -368,11 +381,8 @@ class ShardedRead(Gathering):
     def _raise_problem(self) -> None:
         if self._problem is None:
             return
-        kind, text = self._problem
         self.stop()
-        if kind == "capture":
-            raise CaptureError(text)
-        raise RuntimeError(f"in a --jobs worker: {text}")
+        raise_problem(self._problem)
 
     def stop(self) -> None:
         """Stops every worker still running (SIGTERM, then SIGKILL after STOP_WAIT), takes
