@@ -25,7 +25,6 @@ from __future__ import annotations
 import copyreg
 import dataclasses
 import functools
-import heapq
 import marshal
 import pickle
 import tempfile
@@ -49,6 +48,7 @@ from analyzer.exchange.model import Endpoint
 from analyzer.life.fold import WINDOW_OVER, end_of, with_findings, with_groups
 from analyzer.life.groups import abnormal_end, group_findings
 from analyzer.life.model import Ended
+from analyzer.report.columns import Column, index_code, report_order, time_order
 from analyzer.report.render import json_attempt, render_csv
 from analyzer.report.table import TableStyle, cells
 from analyzer.slotted import register_pickling
@@ -346,9 +346,9 @@ class Spill:
 
     def close(self) -> SpilledReport:
         self._groups()
-        order = _report_order(self.frame, self.time)
+        order = report_order(self.frame, self.time)
         self.frame = Column("q")  # not needed any more
-        by_time = _time_order(order, self.time)
+        by_time = time_order(order, self.time)
         self._correlate(order, by_time)
         from analyzer.report.spilled import SpilledReport  # the output half of a spill
 
@@ -372,7 +372,7 @@ class Spill:
     def _correlate(self, order: array[int], by_time: array[int]) -> None:
         """correlate.correlate over the records: the legs paired in time order, the fronts
         (and attempts a proxy answered itself) judged again with the findings it adds."""
-        candidates = array(_index_code(len(self.at)))  # attempt index of each leg paired
+        candidates = array(index_code(len(self.at)))  # attempt index of each leg paired
 
         def legs() -> Iterator[Leg]:
             for rank in by_time:
@@ -436,75 +436,3 @@ class Spill:
         except Exception:  # noqa: BLE001 - the first run said what went wrong, if anything
             pass
         return lambda index: self.whole(where[index]) if index in where else None
-
-
-class Column:
-    """A growing array of numbers in chunks of _CHUNK: one array of a million grew by
-    reallocation, and glibc placed each copy (up to 8 MB) past the last, so three of them
-    left ~20 MB of holes in the heap at a million attempts (benchmarks/README.md)."""
-
-    __slots__ = ("_chunks", "_code")
-
-    def __init__(self, code: str) -> None:
-        self._code = code
-        self._chunks: list[array[Any]] = [array(code)]
-
-    def append(self, value: Any) -> None:
-        last = self._chunks[-1]
-        if len(last) == _CHUNK:
-            last = array(self._code)
-            self._chunks.append(last)
-        last.append(value)
-
-    def __len__(self) -> int:
-        return (len(self._chunks) - 1) * _CHUNK + len(self._chunks[-1])
-
-    def __iter__(self) -> Iterator[Any]:
-        for chunk in self._chunks:
-            yield from chunk
-
-    def __getitem__(self, index: int) -> Any:
-        if index < 0:
-            index += len(self)
-        return self._chunks[index >> _CHUNK_BITS][index & (_CHUNK - 1)]
-
-    def __setitem__(self, index: int, value: Any) -> None:
-        if index < 0:
-            index += len(self)
-        self._chunks[index >> _CHUNK_BITS][index & (_CHUNK - 1)] = value
-
-
-_CHUNK_BITS = 16
-_CHUNK = 1 << _CHUNK_BITS  # 512 KB of 8-byte numbers
-
-
-def _report_order(frame: Column, time: Column) -> array[int]:
-    """Attempt indexes in report order: by first frame, then time, then order of decision
-    (what a stable sort of the decided list by (first_frame, time) gives)."""
-    return _sort(len(frame), lambda i: (frame[i], time[i], i))
-
-
-def _time_order(order: array[int], time: Column) -> array[int]:
-    """Ranks (positions in ``order``) by time, ties in report order (a stable sort by time
-    of the report, as correlation and redirect following read it)."""
-    return _sort(len(order), lambda rank: (time[order[rank]], rank))
-
-
-_RUN = 65_536  # items sorted at once
-
-
-def _sort(count: int, key: Callable[[int], Any]) -> array[int]:
-    """0..count-1 sorted by ``key`` (unique keys), in runs of _RUN merged: a plain sort of a
-    million held a million keys at once (~100 MB), this holds one run's."""
-    code = _index_code(count)
-    runs = [array(code, sorted(range(start, min(start + _RUN, count)), key=key))
-            for start in range(0, count, _RUN)]
-    if len(runs) == 1:
-        return runs[0]
-    return array(code, heapq.merge(*runs, key=key))
-
-
-def _index_code(count: int) -> str:
-    """The array type of indexes below ``count``: 4 bytes while they fit (a million
-    attempts' report order and time order were 16 MB as 8-byte numbers)."""
-    return "I" if count < 1 << 32 else "q"

@@ -15,7 +15,8 @@ import click
 from analyzer.correlate import Chain, Hop, Storm, chains
 from analyzer.life.groups import ClosedTally
 from analyzer.report.clock import Clock
-from analyzer.report.kept import _JSON_NUMBER, Column, Spill
+from analyzer.report.columns import Column
+from analyzer.report.kept import _JSON_NUMBER, Spill
 from analyzer.report.render import (
     JSON_START,
     json_end,
