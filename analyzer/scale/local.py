@@ -96,6 +96,9 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
                 diagnosis = replace(diagnosis, origin=(path, diagnosis.key[0]
                                                        if isinstance(diagnosis, Ended)
                                                        else diagnosis.attempt.first_frame))
+            # (the reducers of analyzer/slotted.py for the classes of the modules loaded since,
+            # a TLS or HTTP/2 session's: cheap when none was)
+            register_pickling()
             if digesting is not None and isinstance(diagnosis, Diagnosis):
                 # rendered here, by the workers in parallel: the parent is the serial part
                 sending.decided(frame, seq, digesting.digest(diagnosis))
@@ -104,7 +107,6 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
                 # built here, by the workers in parallel: read lazily, the parent would build
                 # it, and the parent is the serial part (benchmarks/README.md, read --jobs)
                 diagnosis.attribution  # noqa: B018
-            register_pickling()  # (the modules a TLS or HTTP/2 session loads, too)
             sending.decided(frame, seq, diagnosis)
     except _Stop:
         pass
