@@ -13,8 +13,8 @@ import click
 
 from analyzer.cli_status import ExitStatus, say_error
 from analyzer.filters import Selection, check_ids, near_ids, parse_time
-from analyzer.life.model import Ended
 from analyzer.pipeline import Decided
+from analyzer.report.digest import first_frame_of, in_file
 from analyzer.verdict import Verdict
 
 
@@ -108,10 +108,9 @@ def with_origin(d: Decided, paths: list[str],
                  origin: Callable[[int], tuple[int, int]] | None) -> Decided:
     """The attempt (or its end) with its file and frame number within that file (several
     inputs)."""
-    first = d.key[0] if isinstance(d, Ended) else d.attempt.first_frame
     if origin is None:
-        return dataclasses.replace(d, origin=(paths[0], first))
-    index, frame = origin(first)
+        return in_file(d, paths[0])
+    index, frame = origin(first_frame_of(d))
     return dataclasses.replace(d, origin=(paths[index], frame))
 
 

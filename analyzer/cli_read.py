@@ -29,7 +29,7 @@ from analyzer.cli_status import (
 from analyzer.correlate import CLOCK_SKEW
 from analyzer.filters import Selection
 from analyzer.life.fold import WINDOW_OVER
-from analyzer.life.model import Ended, attempt_key, packed_key
+from analyzer.life.model import Ended, living_key, packed_key
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis, Decided
 from analyzer.report.clock import Clock
 from analyzer.report.digest import Digest, Digesting, Streamed
@@ -352,7 +352,7 @@ def numbered(diagnoses: Iterator[Streamed], selection: Selection,
             continue
         if d.attempt.tcp.end_reason == WINDOW_OVER and selection.listed(d):
             a = d.attempt
-            living[packed_key(attempt_key(a.first_frame, a.sequence, a.stream_id))] = number + 1
+            living[living_key(a.first_frame, a.sequence, a.stream_id)] = number + 1
         if not selection.listed(d):
             if selection.keep(d):
                 apart[d.verdict.value] += 1

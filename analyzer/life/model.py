@@ -81,6 +81,12 @@ def attempt_key(first_frame: int, sequence: int, stream_id: int | None) -> tuple
     return first_frame, sequence, stream_id or 0
 
 
+def living_key(first_frame: int, sequence: int,
+               stream_id: int | None) -> int | tuple[int, int, int]:
+    """`attempt_key` packed (`packed_key`): what the CLI keeps for an attempt in life."""
+    return packed_key(attempt_key(first_frame, sequence, stream_id))
+
+
 def packed_key(key: tuple[int, int, int]) -> int | tuple[int, int, int]:
     """``key`` as one number while its parts fit (always, but for a connection of 2^32
     exchanges), as the CLI keeps it for each attempt in life: a dict entry under a tuple of

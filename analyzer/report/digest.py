@@ -25,14 +25,14 @@ the order of the JSONL lines of attempts decided at the same frame (scale/shard.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from analyzer.correlate import StormKey
 from analyzer.exchange.model import AttemptKind
 from analyzer.filters import Selection
 from analyzer.life.fold import WINDOW_OVER
-from analyzer.life.model import attempt_key, packed_key
+from analyzer.life.model import Ended, living_key
 from analyzer.pipeline import Decided, _transport_reason
 from analyzer.report.jsonl import decided_tail, numbered_line
 from analyzer.report.stream import group_key
@@ -77,6 +77,19 @@ class Digest:
 Streamed = Decided | Digest  # what a merged `--jobs` stream yields
 
 
+def first_frame_of(decided: Streamed) -> int:
+    """The first frame of an attempt, of its digest or of its end (`Ended.key`)."""
+    if isinstance(decided, Digest):
+        return decided.first_frame
+    return decided.key[0] if isinstance(decided, Ended) else decided.attempt.first_frame
+
+
+def in_file(decided: Decided, path: str) -> Decided:
+    """An attempt (or its end) of one of several files read, naming it: frame numbers count
+    within each file (Wireshark's, opening it alone)."""
+    return replace(decided, origin=(path, first_frame_of(decided)))
+
+
 class Digesting:
     """How a worker digests the attempts it decides: for a JSONL run (``store`` None) or
     for the sorted report ``store`` (the parent's `KeptAttempts`, as forked: its settings)."""
@@ -105,8 +118,8 @@ class Digesting:
                               else None),
             verdict=diagnosis.verdict.value,
             time=attempt.time,
-            living=(packed_key(attempt_key(attempt.first_frame, attempt.sequence,
-                                           attempt.stream_id)) if lives else None))
+            living=(living_key(attempt.first_frame, attempt.sequence, attempt.stream_id)
+                    if lives else None))
         store = self.store
         if store is None:
             digest.group = group_key(diagnosis)

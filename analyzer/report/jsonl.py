@@ -47,9 +47,7 @@ _HTTP_KIND = AttemptKind.HTTP
 
 def decided_line(diagnosis: Diagnosis, show_secrets: bool = False) -> str:
     """``{"event": "decided", **attempt_fields(diagnosis, show_secrets)}`` as one JSON line."""
-    # (`numbered_line` written out: a call an attempt less)
-    tail = decided_tail(diagnosis, show_secrets)
-    return f'{{"event": "decided", "number": {diagnosis.number}{tail}'
+    return numbered_line(diagnosis.number, decided_tail(diagnosis, show_secrets))
 
 
 def numbered_line(number: int, tail: str) -> str:

@@ -173,22 +173,23 @@ class KeptAttempts:
         self._memory.append(diagnosis)
         self._memory_bytes += _captured_bytes(diagnosis)
         if len(self._memory) > SPILL_AFTER or self._memory_bytes > SPILL_AFTER_BYTES:
-            self.spill = Spill(self)
-            for d in self._memory:
-                self.spill.add(d)
-            self._memory.clear()
+            self._start_spill()
+
+    def _start_spill(self) -> Spill:
+        """The attempts kept in memory so far go to a spill, and every one after them."""
+        spill = self.spill = Spill(self)
+        for d in self._memory:
+            spill.add(d)
+        self._memory.clear()
+        return spill
 
     def add_digest(self, digest: Digest) -> None:
         """An attempt as a `--jobs` worker sent it: its record made, its whole pickled while
         the worker's wholes stay within bounds (report/digest.py). Kept spilled from the
         first: the records and the wholes go to the files as they came, unread (a spilled
         report is the same bytes as one kept in memory, tests/test_kept.py)."""
-        if self.spill is None:
-            self.spill = Spill(self)
-            for d in self._memory:
-                self.spill.add(d)
-            self._memory.clear()
-        self.spill.add_digest(digest)
+        spill = self.spill if self.spill is not None else self._start_spill()
+        spill.add_digest(digest)
 
     def update(self, ended: Ended) -> None:
         """The attempt numbered ``ended.number`` (numbers follow the order of `add`) with the
@@ -267,25 +268,25 @@ class Spill:
         # an attempt whose connection lives on is kept whole too: its end judges it again
         lives = d.attempt.tcp.end_reason == WINDOW_OVER
         full = self.put_whole(d) if self.owner.whole or lives else -1
-        if lives:
-            self.living.append(len(self.at))
-        self.frame.append(d.attempt.first_frame)
-        self.time.append(d.attempt.time)
-        record = self.owner.record(d)
-        self.at.append(self.put(record))
-        self.storm.append(hash(record.storm))
-        self.full.append(full)
+        self._append(d.attempt.first_frame, d.attempt.time, self.owner.record(d), full, lives)
 
     def add_digest(self, digest: Digest) -> None:
         assert digest.record is not None  # (made for a sorted report)
-        if digest.living is not None:
-            assert digest.whole is not None  # (sent whole whatever the bounds: digest.py)
+        lives = digest.living is not None
+        assert digest.whole is not None or not lives  # (sent whole whatever the bounds)
+        full = -1 if digest.whole is None else self.put_whole_bytes(digest.whole)
+        self._append(digest.first_frame, digest.time, digest.record, full, lives)
+
+    def _append(self, first_frame: int, time: float, record: Record, full: int,
+                lives: bool) -> None:
+        """One more attempt (in order of decision): its record put, its whole at ``full``."""
+        if lives:
             self.living.append(len(self.at))
-        self.frame.append(digest.first_frame)
-        self.time.append(digest.time)
-        self.at.append(self.put(digest.record))
-        self.storm.append(hash(digest.record.storm))
-        self.full.append(-1 if digest.whole is None else self.put_whole_bytes(digest.whole))
+        self.frame.append(first_frame)
+        self.time.append(time)
+        self.at.append(self.put(record))
+        self.storm.append(hash(record.storm))
+        self.full.append(full)
 
     def replace(self, index: int, record: Record, full: int) -> None:
         """Attempt ``index`` (order of decision) is now ``record`` (judged again), its whole

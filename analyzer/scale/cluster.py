@@ -25,12 +25,11 @@ local run.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 from analyzer.life.model import Ended
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
-from analyzer.report.digest import Digest, Digesting, Streamed
+from analyzer.report.digest import Digesting, Streamed, first_frame_of, in_file
 from analyzer.scale.shard import Owner, ShardTotals, TcpListing, decisions, merge_totals
 from analyzer.slotted import register_pickling
 from analyzer.source.capture import read_record_bytes
@@ -55,8 +54,8 @@ def analyze_shard(name: str, data: bytes, index: int, shards: int, max_connectio
     records = read_record_bytes(data, warnings, name)
     decided: list[tuple[int, int, Streamed]] = []
     for seq, (frame, d) in enumerate(decisions(analysis, records)):
-        if origin:  # frame numbers count within each file (Wireshark's, opening it alone)
-            d = replace(d, origin=(name, _first_frame(d)))
+        if origin:
+            d = in_file(d, name)
         decided.append((frame, seq, digesting.digest(d) if digesting is not None
                         and isinstance(d, Diagnosis) else d))
     stats = analysis.stats
@@ -101,12 +100,6 @@ def analyze_on_cluster(address: str, paths: Sequence[str], shards: int, into: An
         warnings.extend(found[i])
 
 
-def _first_frame(decided: Streamed) -> int:
-    if isinstance(decided, Digest):
-        return decided.first_frame
-    return decided.key[0] if isinstance(decided, Ended) else decided.attempt.first_frame
-
-
 def _read_file(path: str) -> bytes:
     try:
         with open(path, "rb") as file:
@@ -118,7 +111,7 @@ def _read_file(path: str) -> bytes:
 def _file_done(paths: Sequence[str], i: int, results: list[ShardResult], into: Analysis,
                found: dict[int, list[CaptureWarning]]) -> Iterator[Streamed]:
     # the order of `--jobs` on this machine (scale/local.py): decision frame, first frame
-    keyed = [(frame, _first_frame(d), totals.index, seq, d)
+    keyed = [(frame, first_frame_of(d), totals.index, seq, d)
              for decided, totals in results for frame, seq, d in decided]
     keyed.sort(key=lambda k: k[:4])
     listing = TcpListing()

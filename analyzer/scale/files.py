@@ -45,7 +45,6 @@ from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
 from analyzer.report.digest import Digesting, Streamed
 from analyzer.scale.local import STOP_WAIT, Gathering, QueueOutbox, raise_problem, work
 from analyzer.scale.shard import ShardTotals
-from analyzer.source.capture import check_capture
 from analyzer.source.frame import CaptureError, CaptureWarning
 
 _POLL = 0.5  # seconds the parent waits for a message before it checks its workers are alive
@@ -114,10 +113,9 @@ class SpoolOutbox(QueueOutbox):
 class FilesRead(Gathering):
     """Iterate for every file's attempts (and ends), file after file, each file's in the order
     decided and naming its file when there are several; each file's totals are absorbed into
-    ``into`` and its warnings added to ``warnings`` once its attempts are all out.
-
-    Every input is opened and identified first, so an unreadable one raises CaptureError
-    before any result, as without ``--jobs``."""
+    ``into`` and its warnings added to ``warnings`` once its attempts are all out. (The CLI
+    has opened and identified every input before: an unreadable one is said before any
+    result, as without ``--jobs``.)"""
 
     def __init__(self, paths: Sequence[str], jobs: int, into: Analysis,
                  warnings: list[CaptureWarning],
@@ -126,8 +124,6 @@ class FilesRead(Gathering):
         if "-" in paths:
             raise CaptureError("-: standard input cannot be one of several independent inputs "
                                "(--jobs); save it to a file")
-        for path in paths:
-            check_capture(path)
         self._paths = list(paths)
         self._jobs = max(1, jobs)
         self._into = into

@@ -28,7 +28,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from functools import partial
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -37,7 +36,7 @@ from typing import Any, Protocol
 from analyzer.cli_status import no_space
 from analyzer.life.model import Ended
 from analyzer.pipeline import DEFAULT_MAX_CONNECTIONS, Analysis
-from analyzer.report.digest import Digest, Digesting, Streamed
+from analyzer.report.digest import Digesting, Streamed, first_frame_of, in_file
 from analyzer.scale.fanout import Fanout, fanned_out, feed
 from analyzer.scale.shard import (
     END,
@@ -92,10 +91,8 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
                                     daemon=True)
         progress.start()
         for seq, (frame, diagnosis) in enumerate(decisions(analysis, records)):
-            if origin:  # frame numbers count within each file (Wireshark's, opening it alone)
-                diagnosis = replace(diagnosis, origin=(path, diagnosis.key[0]
-                                                       if isinstance(diagnosis, Ended)
-                                                       else diagnosis.attempt.first_frame))
+            if origin:
+                diagnosis = in_file(diagnosis, path)
             # (the reducers of analyzer/slotted.py for the classes of the modules loaded since,
             # a TLS or HTTP/2 session's: cheap when none was)
             register_pickling()
@@ -360,10 +357,7 @@ class ShardedRead(Gathering):
         if kind == "decided":
             held = self._held
             for frame, seq, diagnosis in message[2]:
-                first = (diagnosis.first_frame if isinstance(diagnosis, Digest)
-                         else diagnosis.key[0] if isinstance(diagnosis, Ended)
-                         else diagnosis.attempt.first_frame)
-                heapq.heappush(held, (frame, first, index, seq, diagnosis))
+                heapq.heappush(held, (frame, first_frame_of(diagnosis), index, seq, diagnosis))
             self._read_to[index] = max(self._read_to[index], frame - 1)
         elif kind == "progress":
             self._read_to[index] = max(self._read_to[index], message[2])
