@@ -220,3 +220,39 @@ def test_jsonl_remembered_parts_equal_their_plain_twins() -> None:
     jsonl._ATTRIBUTION_TEXTS.clear()
     jsonl._attribution(secret, Cleaner.for_attempt(secret.attempt))
     assert not jsonl._ATTRIBUTION_TEXTS
+
+
+_CELL = (st.text(alphabet=st.sampled_from("ab -\t\n\u00a0é…{}x"), max_size=12)
+         | st.text(max_size=100))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.fixed_dictionaries({k: _CELL for k in (
+    "#", "frame", "file:frame", "time", "client", "server", "request", "offered", "status",
+    "verdict", "reason")}), max_size=6), st.booleans())
+def test_a_piped_table_laid_out_by_format_is_its_plain_twin(
+        rows: list[dict[str, str]], files: bool) -> None:
+    """A piped table's rows laid out by one format string (report/table.py `_piped`) are what
+    `_render_row` lays out: values with line breaks, tabs, braces, spaces at their ends,
+    requests and reasons past their limits."""
+    from analyzer.report.table import TableStyle, Widths
+
+    widths = Widths(TableStyle(files=files))
+    for row in rows:
+        widths.add(row)
+    assert list(widths.lines(iter(rows))) == list(widths.lines(iter(rows), plain=True))
+
+
+def test_the_bundled_captures_piped_table_is_its_plain_twin() -> None:
+    from analyzer.report.table import TableStyle, Widths, cells
+
+    for files in (False, True):
+        style = TableStyle(files=files)
+        rows = [{k: str(v) for k, v in cells(d, style).items()}
+                for d in _every_bundled_diagnosis()]
+        widths = Widths(style)
+        for row in rows:
+            widths.add(row)
+        fast = list(widths.lines(iter(rows)))
+        assert len(fast) == len(rows) + 2
+        assert fast == list(widths.lines(iter(rows), plain=True))

@@ -8,11 +8,12 @@ as always. Past that (a reconnect storm: a million attempts were 15 KB each) eve
 reduced, as it is decided, to a compact record: its line of the report already rendered (table
 cells, CSV record or JSON element, without the number, which comes from the final order), what
 the summary counts, and the small `Leg` and `Hop` that correlation and redirect following read.
-Records go to an unnamed temporary file, written by `marshal` as plain values (`_packed`);
-memory keeps five numbers per attempt (first frame, time, file offset, hash of its storm key,
-offset of its whole diagnosis when kept). At the end (`SpilledReport`) the order is sorted
-from those numbers, correlation pairs the legs in time order over the file, and the report is
-read back from it.
+Records are written by `marshal` as plain values (`_packed`) to memory, and past
+RECORDS_IN_MEMORY bytes to an unnamed temporary file (report/blobs.py); memory keeps five
+numbers per attempt (first frame, time, offset of its record, hash of its storm key, offset of
+its whole diagnosis when kept). At the end (`SpilledReport`) the order is sorted from those
+numbers, correlation pairs the legs in time order over the records, and the report is read
+back from them.
 
 Correlation adds findings to a few attempts, which needs them whole: they are rebuilt by
 running the analysis over the input again (`rebuild`), or, when the input cannot be read twice
@@ -48,6 +49,7 @@ from analyzer.exchange.model import Endpoint
 from analyzer.life.fold import WINDOW_OVER, end_of, with_findings, with_groups
 from analyzer.life.groups import abnormal_end, group_findings
 from analyzer.life.model import Ended
+from analyzer.report.blobs import Blobs
 from analyzer.report.columns import Column, index_code, report_order, time_order
 from analyzer.report.render import json_attempt, render_csv
 from analyzer.report.table import TableStyle, cells
@@ -66,6 +68,9 @@ SPILL_AFTER = 2_000
 # attempt's heads may be 64 KiB each (long paths, cookies), 128 MB of raw bytes for 2,000
 # attempts, and their parsed fields hold them again.
 SPILL_AFTER_BYTES = 8 * 1024 * 1024
+# Spilled records are kept in memory up to this many bytes, then in a temporary file
+# (report/blobs.py): ≈ 45,000 attempts of a table, 372 bytes each on the dense benchmark mix.
+RECORDS_IN_MEMORY = 16 * 1024 * 1024
 
 # An Endpoint is in every record twice or three times: pickled by its two fields, not by the
 # generic (Python-level) state of a slotted dataclass.
@@ -98,22 +103,27 @@ class Record(NamedTuple):
 
 
 # A record is read back several times (the summary's pass, correlation, redirects, the table's
-# two): pickled, its Leg and Hop with their Endpoints took 8-16 µs to load (each a Python
-# call), the whole record as marshal's plain tuples ≈ 2 µs and ≈ 3 more to make it again.
+# rows): pickled, its Leg and Hop with their Endpoints took 8-16 µs to load (each a Python
+# call), the whole record as marshal's plain tuples ≈ 2 µs and ≈ 3 more to make it again. It
+# is written in two parts, what correlation and redirects read (its leg and hop) and what the
+# report reads (the rest), so that each pass makes only its part again (`Spill.leg`,
+# `Spill.hop`, `Spill.listed`).
 def _packed(record: Record) -> bytes:
-    """``record`` as `marshal` bytes (plain tuples, each Endpoint as (address, port)) after
-    the tag b"m"; pickled after b"p" when a value is of a type marshal does not write (a
-    subclass of str, say: none of ours, but a spilled report must not fail on one)."""
+    """``record`` after the tag b"m": the length of its links part, the links (leg and hop,
+    as `marshal`'s plain tuples, each Endpoint as (address, port)), then the rest, marshalled;
+    pickled whole after b"p" when a value is of a type marshal does not write (a subclass of
+    str, say: none of ours, but a spilled report must not fail on one)."""
     leg, hop = record.leg, record.hop
     try:
-        return _MARSHALLED + marshal.dumps((
-            record.keep, record.verdict, record.reason, record.storm,
+        links = marshal.dumps((
             None if leg is None else (leg.time, leg.key, leg.line, _pair(leg.client),
                                       _pair(leg.server), leg.response_time, leg.source),
-            (hop.time, _pair(hop.client), *hop[2:]),
-            record.line, record.closed))
+            (hop.time, _pair(hop.client), *hop[2:])))
+        rest = marshal.dumps((record.keep, record.verdict, record.reason, record.storm,
+                              record.line, record.closed))
     except ValueError:  # "unmarshallable object"
         return _PICKLED + pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+    return _MARSHALLED + len(links).to_bytes(4, "little") + links + rest
 
 
 _MARSHALLED, _PICKLED = b"m", b"p"
@@ -123,19 +133,46 @@ def _pair(endpoint: Endpoint) -> tuple[bytes, int]:
     return endpoint.address, endpoint.port
 
 
-def _unpacked(data: bytes) -> Record:
+class Listed(NamedTuple):
+    """What a record gives the report's passes (`Record` without its leg and hop)."""
+
+    keep: bool
+    verdict: str
+    reason: str | None
+    storm: tuple[str, str, str, str, str | None]
+    line: Any
+    closed: tuple[str, str, float, str] | None
+
+
+def _unpacked(data: bytes | bytearray) -> Record:
     """The `Record` that `_packed` wrote."""
     if data[:1] == _PICKLED:
         record: Record = pickle.loads(memoryview(data)[1:])
         return record
-    keep, verdict, reason, storm, leg, hop, line, closed = marshal.loads(
-        memoryview(data)[1:])
+    leg, hop = _unpacked_links(data)
+    keep, verdict, reason, storm, line, closed = _unpacked_listed(data)
+    return Record(keep, verdict, reason, storm, leg, hop, line, closed)
+
+
+def _unpacked_links(data: bytes | bytearray) -> tuple[Leg | None, Hop]:
+    if data[:1] == _PICKLED:
+        record = _unpacked(data)
+        return record.leg, record.hop
+    with memoryview(data) as view:
+        leg, hop = marshal.loads(view[5:5 + int.from_bytes(view[1:5], "little")])
     if leg is not None:
         time, key, request, client, server, response_time, source = leg
         leg = Leg(time, key, request, Endpoint(*client), Endpoint(*server), response_time,
                   source)
-    return Record(keep, verdict, reason, storm, leg, Hop(hop[0], Endpoint(*hop[1]), *hop[2:]),
-                  line, closed)
+    return leg, Hop(hop[0], Endpoint(*hop[1]), *hop[2:])
+
+
+def _unpacked_listed(data: bytes | bytearray) -> Listed:
+    if data[:1] == _PICKLED:
+        r = _unpacked(data)
+        return Listed(r.keep, r.verdict, r.reason, r.storm, r.line, r.closed)
+    with memoryview(data) as view:
+        return Listed(*marshal.loads(view[5 + int.from_bytes(view[1:5], "little"):]))
 
 
 _JSON_NUMBER = '{\n      "number": '
@@ -247,11 +284,14 @@ class Spill:
 
     def __init__(self, owner: KeptAttempts) -> None:
         self.owner = owner
-        # unnamed: the system removes them when the process ends, however it ends
-        self.records: IO[bytes] = tempfile.TemporaryFile(prefix="upgrade-analyzer-")  # noqa: SIM115
-        self.wholes: IO[bytes] | None = None  # pickled diagnoses, made when needed
-        self._records_end = self._wholes_end = 0  # (put, put_whole_bytes)
-        self._records_moved = self._wholes_moved = False
+        self.records = Blobs(RECORDS_IN_MEMORY)
+        # pickled diagnoses, made when needed, in an unnamed file (the system removes it when
+        # the process ends, however it ends)
+        self.wholes: IO[bytes] | None = None
+        self._wholes_end = 0  # (put_whole_bytes)
+        self._wholes_moved = False
+        # some attempt had a redirect (a Location): the report follows the chains
+        self.redirects = False
         self.frame = Column("q")
         self.time = Column("d")
         self.at = Column("q")  # offset of each attempt's record (by order of decision)
@@ -287,6 +327,8 @@ class Spill:
         self.at.append(self.put(record))
         self.storm.append(hash(record.storm))
         self.full.append(full)
+        if record.hop.location is not None:
+            self.redirects = True
 
     def replace(self, index: int, record: Record, full: int) -> None:
         """Attempt ``index`` (order of decision) is now ``record`` (judged again), its whole
@@ -294,6 +336,8 @@ class Spill:
         self.at[index] = self.put(record)
         self.storm[index] = hash(record.storm)
         self.full[index] = full
+        if record.hop.location is not None:
+            self.redirects = True
 
     def update(self, index: int, ended: Ended) -> None:
         """Attempt ``index`` (order of decision) with its connection's end: a new record
@@ -304,23 +348,25 @@ class Spill:
         d = with_life(self.whole(full), ended)
         self.replace(index, self.owner.record(d), self.put_whole(d))
 
-    # Each file's end is kept here, and a file is moved back to it only after a read: a
-    # seek to the end before every write was two system calls an attempt.
-
     def put(self, record: Record) -> int:
-        at = self._records_end
-        if self._records_moved:
-            self.records.seek(at)
-            self._records_moved = False
-        data = _packed(record)
-        self.records.write(len(data).to_bytes(4, "little") + data)
-        self._records_end = at + 4 + len(data)
-        return at
+        return self.records.append(_packed(record))
 
     def get(self, index: int) -> Record:
-        self._records_moved = True
-        self.records.seek(self.at[index])
-        return _unpacked(self.records.read(int.from_bytes(self.records.read(4), "little")))
+        """Attempt ``index``'s record (order of decision)."""
+        return _unpacked(self.records.read(self.at[index]))
+
+    def leg(self, index: int) -> Leg | None:
+        return _unpacked_links(self.records.read(self.at[index]))[0]
+
+    def hop(self, index: int) -> Hop:
+        return _unpacked_links(self.records.read(self.at[index]))[1]
+
+    def listed(self, index: int) -> Listed:
+        """What the report reads of attempt ``index``'s record (not its leg and hop)."""
+        return _unpacked_listed(self.records.read(self.at[index]))
+
+    # The wholes file's end is kept here, and the file is moved back to it only after a read:
+    # a seek to the end before every write was two system calls an attempt.
 
     def put_whole(self, d: Diagnosis) -> int:
         register_pickling()  # (analyzer/slotted.py: loaded again when the report is made)
@@ -378,7 +424,7 @@ class Spill:
         def legs() -> Iterator[Leg]:
             for rank in by_time:
                 index = order[rank]
-                leg = self.get(index).leg
+                leg = self.leg(index)
                 if leg is not None:
                     candidates.append(index)
                     yield leg
@@ -388,12 +434,12 @@ class Spill:
             return
         back_of = dict(pairs)
         backs = {b for _, b in pairs}
-        proxies = {leg.server for f, _ in pairs if (leg := self.get(f).leg) is not None}
+        proxies = {leg.server for f, _ in pairs if (leg := self.leg(f)) is not None}
         alone = []
         for index in candidates:
             if index in back_of or index in backs:
                 continue
-            leg = self.get(index).leg
+            leg = self.leg(index)
             if leg is not None and leg.server in proxies and leg.response_time is not None:
                 alone.append(index)
         wholes = self._wholes(set(back_of) | backs | set(alone))
@@ -421,7 +467,7 @@ class Spill:
         rest = needed - where.keys()
         if not rest:
             return lambda index: self.whole(where[index])
-        records = {index: self.get(index) for index in rest}
+        legs = {index: self.leg(index) for index in rest}
         assert self.owner.rebuild is not None
         try:
             for index, d in enumerate(self.owner.rebuild()):
@@ -431,7 +477,7 @@ class Spill:
                     # The same attempt, or none: a file rewritten between the two runs (or
                     # any change in the order of decision) must not lend one attempt's
                     # request to another's findings.
-                    if leg_of(d.attempt, source_of(d)) != records[index].leg:
+                    if leg_of(d.attempt, source_of(d)) != legs[index]:
                         break
                     where[index] = self.put_whole(d)
         except Exception:  # noqa: BLE001 - the first run said what went wrong, if anything

@@ -16,7 +16,7 @@ from analyzer.correlate import Chain, Hop, Storm, chains
 from analyzer.life.groups import ClosedTally
 from analyzer.report.clock import Clock
 from analyzer.report.columns import Column
-from analyzer.report.kept import _JSON_NUMBER, Spill
+from analyzer.report.kept import _JSON_NUMBER, Listed, Spill
 from analyzer.report.render import (
     JSON_START,
     json_end,
@@ -28,9 +28,10 @@ from analyzer.report.render import (
 from analyzer.report.safe import markdown_text
 from analyzer.report.table import (
     _SPECS,
+    REASON_LIMIT,
+    REQUEST_LIMIT,
     TableStyle,
     Widths,
-    cell_text,
     markdown_headings,
     markdown_row,
 )
@@ -62,7 +63,6 @@ class SpilledReport:
         self.groups: dict[Any, list[Any]] = {}  # storm key -> [count, first, last]
         self.closed = ClosedTally()  # the `Closed:` groups of the kept attempts
         self.failed = False
-        self._redirects = False
         self._first = self._last = 0.0  # times of the kept attempts
         # verdict of each kept attempt in report order (the HTML page's timeline; the times
         # are read from the spill's, by rank: a copy was 8 MB a million attempts)
@@ -113,25 +113,24 @@ class SpilledReport:
         seen = Counter(self.spill.storm)
         candidates = {h for h, n in seen.items() if n >= 3}
         del seen
+        times = self.spill.time
+        # the longest value of each column of the lines; a request and a reason are measured
+        # clipped (`cell_text`), which is their longest clipped to their limits, at the end
+        longest = [0] * len(_LINE_KEYS)
         for rank, index in enumerate(self.order):
-            record = self.spill.get(index)
-            if record.hop.location is not None:
-                self._redirects = True  # chains are followed over every attempt
+            record = self.spill.listed(index)
             if not record.keep:
                 continue
             self.keep[rank] = 1
             if widths is not None:
-                for key, value in zip(_LINE_KEYS, record.line, strict=True):
-                    length = len(cell_text(key, value))
-                    if length > widths[key]:
-                        widths[key] = length
+                longest = list(map(max, longest, map(len, record.line)))
             self.attempts += 1
             self.verdicts[record.verdict] += 1
             if record.verdict != _SUCCEEDED:
                 self.failed = True
                 if record.reason is not None:
                     self.reasons[record.reason] += 1
-            when = record.hop.time
+            when = times[index]  # the attempt's (its hop's) time
             if record.verdict not in self._names:
                 self._names.append(record.verdict)
             self._verdicts.append(self._names.index(record.verdict))
@@ -145,6 +144,9 @@ class SpilledReport:
             group = self.groups.setdefault(record.storm, [0, when, when])
             group[0] += 1
             group[1], group[2] = min(group[1], when), max(group[2], when)
+        if widths is not None:
+            for key, length in zip(_LINE_KEYS, longest, strict=True):
+                widths[key] = max(widths[key], min(length, _LIMITS.get(key, length)))
 
     def summary(self, stats: RunStats, warnings: Sequence[CaptureWarning],
                 show_secrets: bool = False, apart: Counter[str] | None = None) -> dict[str, Any]:
@@ -184,13 +186,13 @@ class SpilledReport:
             hop = cache.get(n)
             if hop is None:
                 rank = self.by_time[n]
-                hop = cache[n] = self.spill.get(self.order[rank]).hop._replace(number=rank + 1)
+                hop = cache[n] = self.spill.hop(self.order[rank])._replace(number=rank + 1)
             return hop
 
         def passed(i: int) -> None:  # hops before i are not asked for again
             cache.pop(i - 1, None)
 
-        if not self._redirects:
+        if not self.spill.redirects:  # chains are followed over every attempt
             return []
         return [c for c in chains(hop_at, len(self.by_time), passed)
                 if any(self.keep[n - 1] for n in c.numbers)]
@@ -265,10 +267,11 @@ class SpilledReport:
 
     def _rows(self, clock: Clock) -> Iterator[dict[str, str]]:
         """The kept attempts' table cells (`table.cells`), in report order."""
+        times, order = self.spill.time, self.order
         for rank, record in self._kept_records():
             values = dict(zip(_LINE_KEYS, record.line, strict=True))
             values["#"] = str(rank + 1)
-            values["time"] = clock.time(record.hop.time)
+            values["time"] = clock.time(times[order[rank]])
             yield {k: values[k] for k in _SPECS}  # in the order of the columns
 
     def detail(self, view: Any, stats: RunStats, warnings: Sequence[CaptureWarning],
@@ -294,10 +297,10 @@ class SpilledReport:
         click.echo(summary_lines(self.summary(stats, (), view.show_secrets, apart), clock))
         return True
 
-    def _kept_records(self) -> Iterator[tuple[int, Any]]:
+    def _kept_records(self) -> Iterator[tuple[int, Listed]]:
         for rank, index in enumerate(self.order):
             if self.keep[rank]:
-                yield rank, self.spill.get(index)
+                yield rank, self.spill.listed(index)
 
 
 class _Points(Sequence[tuple[float, str]]):
@@ -331,6 +334,8 @@ class _Points(Sequence[tuple[float, str]]):
 
 # the keys of a record's line: table.cells's but the number and the time
 _LINE_KEYS = tuple(k for k in _SPECS if k not in ("#", "time"))
+# the columns `cell_text` clips, and where
+_LIMITS = {"request": REQUEST_LIMIT, "reason": REASON_LIMIT}
 
 
 class _ReadAgain:

@@ -216,18 +216,43 @@ class Widths:
             if n > widths[k]:
                 widths[k] = n
 
-    def lines(self, rows: Iterator[dict[str, str]]) -> Iterator[str]:
-        """The headings, the rule, then a line (or a few, wrapped) per row of ``rows``."""
+    def lines(self, rows: Iterator[dict[str, str]], plain: bool = False) -> Iterator[str]:
+        """The headings, the rule, then a line (or a few, wrapped) per row of ``rows``.
+        Piped, a row on one line is laid out by a format string (`_piped`); ``plain`` lays
+        out every row by `_render_row`, its twin (tests/test_table_layout.py)."""
         style, keys, widths = self.style, self.keys, self.widths
         if style.width is not None:
             keys, widths = fit(keys, widths, style.width)
         yield _render_row(keys, widths, {k: [_heading(k, style)] for k in keys})
         yield _render_row(keys, widths, {k: ["-" * widths[k]] for k in keys})
+        if style.width is None and not plain:
+            yield from _piped(rows, keys, widths)
+            return
         for row in rows:
             if style.width is None:
                 row = {k: cell_text(k, row[k]) for k in keys}
             yield _render_row(keys, widths, {k: _shorten(row[k], widths[k], _SPECS[k].shrink)
                                              for k in keys})
+
+
+def _piped(rows: Iterator[dict[str, str]], keys: list[str],
+           widths: dict[str, int]) -> Iterator[str]:
+    """The rows of a piped table (natural widths, measured over every row): what
+    `_render_row` gives a row whose values each fit on one line, by one format string (a
+    sorted table of the dense benchmark mix spent a third of its layout building each
+    cell's list of lines). A row with a reason that textwrap would change (a line break, a
+    tab, a space at an end) goes to `_render_row`."""
+    line = GAP.join(f"{{:{'>' if _SPECS[k].right else '<'}{widths[k]}}}" for k in keys).format
+    request, reason = keys.index("request"), keys.index("reason")
+    for row in rows:
+        texts = [row[k] for k in keys]
+        texts[request] = _clip(texts[request], REQUEST_LIMIT)
+        text = texts[reason] = _clip(texts[reason], REASON_LIMIT)
+        if text.isprintable() and text == text.strip():  # `_shorten`'s test for "wrap"
+            yield line(*texts).rstrip()
+        else:
+            yield _render_row(keys, widths, {k: _shorten(cell_text(k, row[k]), widths[k],
+                                                         _SPECS[k].shrink) for k in keys})
 
 
 def markdown_headings(style: TableStyle) -> list[str]:
