@@ -164,6 +164,50 @@ def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int
         i += 1
 
 
+# --- which legs may pair, from hashes (a spilled report reads only those legs) -----------------
+
+_HINT_BITS = 1 << 24  # bits of each bitmap `may_pair` fills: 2 MB
+_HINT_MASK = _HINT_BITS - 1
+
+
+def pairing_hints(leg: Leg | None) -> tuple[int, int, int]:
+    """Hashes of what `pair_legs` looks a leg up by, 32 bits each, never 0 (0: no such
+    value, or no leg): its Sec-WebSocket-Key, its request line with its server's address (a
+    front leg's way to its back leg) and with its client's (a back leg's)."""
+    if leg is None:
+        return 0, 0, 0
+    return ((hash(leg.key) & 0xFFFFFFFF or 1) if leg.key else 0,
+            hash((*leg.line, leg.server.address)) & 0xFFFFFFFF or 1,
+            hash((*leg.line, leg.client.address)) & 0xFFFFFFFF or 1)
+
+
+def may_pair(keys: Iterable[int], fronts: Iterable[int], backs: Iterable[int],
+             count: int) -> bytearray:
+    """1 for each of ``count`` legs (`pairing_hints` of each, in three sequences read twice)
+    that `pair_legs` could pair: its key is another leg's, or its line and server address
+    are another's line and client address, or the other way round. Any other leg is found by
+    nobody and finds nobody (`_first_back_leg` looks only under those two keys; between two
+    files, `_Earlier` pairs by the key only), so `pair_legs` over the legs marked 1 gives the
+    same pairs. The hashes go to bitmaps of a fixed size: a collision only marks a leg more."""
+    seen, twice, front_bits, back_bits = (bytearray(_HINT_BITS >> 3) for _ in range(4))
+    for key, front, back in zip(keys, fronts, backs, strict=True):
+        if key:
+            at, bit = (key & _HINT_MASK) >> 3, 1 << (key & 7)
+            if seen[at] & bit:
+                twice[at] |= bit
+            seen[at] |= bit
+        if front:
+            front_bits[(front & _HINT_MASK) >> 3] |= 1 << (front & 7)
+            back_bits[(back & _HINT_MASK) >> 3] |= 1 << (back & 7)
+    marks = bytearray(count)
+    for n, (key, front, back) in enumerate(zip(keys, fronts, backs, strict=True)):
+        if front and ((key and twice[(key & _HINT_MASK) >> 3] & 1 << (key & 7))
+                      or back_bits[(front & _HINT_MASK) >> 3] & 1 << (front & 7)
+                      or front_bits[(back & _HINT_MASK) >> 3] & 1 << (back & 7)):
+            marks[n] = 1
+    return marks
+
+
 class _Earlier:
     """The legs whose turn came within the last ``skew`` seconds, for a front of another file
     whose back leg's clock was behind (a few legs: those of one second)."""
@@ -376,14 +420,19 @@ def redirect_chains(diagnoses: Sequence[Diagnosis]) -> list[Chain]:
 
 
 def chains(hop_at: Callable[[int], Hop], count: int,
-           passed: Callable[[int], None] | None = None) -> Iterator[Chain]:
+           passed: Callable[[int], None] | None = None,
+           redirect: Callable[[int], bool] | None = None) -> Iterator[Chain]:
     """The chains of the ``count`` attempts ``hop_at(0..count-1)`` (in time order, ties in
     report order). Looks at most FOLLOW_WINDOW past each redirect; ``passed(i)`` says no hop
-    before ``i`` is asked for again (a spilled report lets them go)."""
+    before ``i`` is asked for again (a spilled report lets them go); ``redirect(i)`` false
+    says hop ``i`` has no Location, without reading it (a spilled report's hops are on
+    disk: only the redirects and the windows after them are read)."""
     used: set[int] = set()
     for i in range(count):
         if passed is not None:
             passed(i)
+        if redirect is not None and not redirect(i):
+            continue
         start = hop_at(i)
         if i in used or start.location is None:
             continue

@@ -329,3 +329,70 @@ def test_correlation_keeps_the_lifetime_of_an_attempt_it_judges_again(tmp_path: 
     judged = {d.attempt.client.port: d for d in correlate(diagnoses)}
     assert "proxy_answered_itself" in [f.check for f in judged[50001].findings]
     assert all(d.lifetime == life for d in judged.values())
+
+
+def _legs_of(diagnoses: list[Diagnosis]) -> list:
+    from analyzer.correlate import leg_of, source_of
+
+    ordered = sorted(diagnoses, key=lambda d: d.attempt.time)
+    return [leg_of(d.attempt, source_of(d)) for d in ordered]
+
+
+def _pairs_of_the_marked(legs: list, skew: float) -> list[tuple[int, int]]:
+    """`pair_legs` over the legs `may_pair` marks (what a spilled report reads), as
+    positions among all the legs."""
+    from analyzer.correlate import may_pair, pair_legs, pairing_hints
+
+    hints = [pairing_hints(leg) for leg in legs]
+    marks = may_pair(*([h[n] for h in hints] for n in range(3)), len(legs))
+    kept = [n for n, leg in enumerate(legs) if leg is not None and marks[n]]
+    return [(kept[f], kept[b]) for f, b in pair_legs((legs[n] for n in kept), skew)]
+
+
+def _pairs_of_all(legs: list, skew: float) -> list[tuple[int, int]]:
+    from analyzer.correlate import pair_legs
+
+    kept = [n for n, leg in enumerate(legs) if leg is not None]
+    return [(kept[f], kept[b]) for f, b in pair_legs((legs[n] for n in kept), skew)]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_the_legs_that_may_pair_give_the_pairs_of_every_leg(seed: int) -> None:
+    """A spilled report pairs only the legs `may_pair` marks from their hashes: the same
+    pairs as over every leg, on legs of few keys, lines, hosts and two files (so that keys,
+    lines and addresses repeat, across files and within the skew), some without a request."""
+    import random
+
+    from analyzer.correlate import Leg
+    from analyzer.exchange.model import Endpoint
+
+    rng = random.Random(seed)
+    hosts = [bytes([10, 0, 0, n]) for n in range(1, 5)]
+    legs: list[Leg | None] = []
+    t = 1_700_000_000.0
+    for _ in range(rng.randrange(2, 60)):
+        t += rng.choice([0.0, 0.01, 0.5, 2.0, 6.0])
+        if rng.random() < 0.1:
+            legs.append(None)
+            continue
+        client, server = rng.sample(hosts, 2)
+        legs.append(Leg(t, rng.choice([None, "", "k1", "k2", "k1", "k2", "k3"]),
+                        ("GET", rng.choice(["/a", "/b"])),
+                        Endpoint(client, rng.randrange(40000, 40004)),
+                        Endpoint(server, rng.choice([80, 8080])),
+                        rng.choice([None, t + rng.choice([0.001, 0.1, 3.0])]),
+                        rng.choice([None, "a.pcap", "b.pcap"])))
+    for skew in (0.0, 1.0):
+        every = _pairs_of_all(legs, skew)
+        assert _pairs_of_the_marked(legs, skew) == every
+
+
+def test_the_bundled_captures_legs_that_may_pair_give_their_pairs() -> None:
+    repo = Path(__file__).resolve().parents[1]
+    paired = 0
+    for path in sorted((repo / "captures").glob("*.pcap*")):
+        legs = _legs_of(analyze_pcap(path))
+        every = _pairs_of_all(legs, 0.0)
+        assert _pairs_of_the_marked(legs, 0.0) == every, path.name
+        paired += len(every)
+    assert paired >= 2  # the nginx captures hold proxy legs

@@ -41,7 +41,9 @@ from analyzer.correlate import (
     correlate,
     hop_of,
     leg_of,
+    may_pair,
     pair_legs,
+    pairing_hints,
     source_of,
     storm_key,
 )
@@ -290,8 +292,8 @@ class Spill:
         self.wholes: IO[bytes] | None = None
         self._wholes_end = 0  # (put_whole_bytes)
         self._wholes_moved = False
-        # some attempt had a redirect (a Location): the report follows the chains
-        self.redirects = False
+        # 1 for each attempt with a redirect (a Location): the chains start there
+        self.redirects = bytearray()
         self.frame = Column("q")
         self.time = Column("d")
         self.at = Column("q")  # offset of each attempt's record (by order of decision)
@@ -303,6 +305,9 @@ class Spill:
         # the attempts whose connection lived on (index of decision): the only ones with an
         # end, read by `_groups` (attempts kept whole for other reasons have none)
         self.living = Column("q")
+        # what pairing legs looks them up by, hashed (correlate.pairing_hints): only the legs
+        # that may pair are read back (`_correlate`)
+        self.hints = (Column("I"), Column("I"), Column("I"))
 
     def add(self, d: Diagnosis) -> None:
         # an attempt whose connection lives on is kept whole too: its end judges it again
@@ -327,8 +332,9 @@ class Spill:
         self.at.append(self.put(record))
         self.storm.append(hash(record.storm))
         self.full.append(full)
-        if record.hop.location is not None:
-            self.redirects = True
+        self.redirects.append(record.hop.location is not None)
+        for column, hint in zip(self.hints, pairing_hints(record.leg), strict=True):
+            column.append(hint)
 
     def replace(self, index: int, record: Record, full: int) -> None:
         """Attempt ``index`` (order of decision) is now ``record`` (judged again), its whole
@@ -336,8 +342,7 @@ class Spill:
         self.at[index] = self.put(record)
         self.storm[index] = hash(record.storm)
         self.full[index] = full
-        if record.hop.location is not None:
-            self.redirects = True
+        self.redirects[index] = record.hop.location is not None
 
     def update(self, index: int, ended: Ended) -> None:
         """Attempt ``index`` (order of decision) with its connection's end: a new record
@@ -420,12 +425,14 @@ class Spill:
         """correlate.correlate over the records: the legs paired in time order, the fronts
         (and attempts a proxy answered itself) judged again with the findings it adds."""
         candidates = array(index_code(len(self.at)))  # attempt index of each leg paired
+        # only the legs that may pair are read (the others change no pair): on the dense
+        # benchmark mix, none (benchmarks/README.md, "Twenty-sixth session")
+        pairable = may_pair(*self.hints, len(self.at))
 
         def legs() -> Iterator[Leg]:
             for rank in by_time:
                 index = order[rank]
-                leg = self.leg(index)
-                if leg is not None:
+                if pairable[index] and (leg := self.leg(index)) is not None:
                     candidates.append(index)
                     yield leg
 
@@ -436,8 +443,8 @@ class Spill:
         backs = {b for _, b in pairs}
         proxies = {leg.server for f, _ in pairs if (leg := self.leg(f)) is not None}
         alone = []
-        for index in candidates:
-            if index in back_of or index in backs:
+        for index, front in enumerate(self.hints[1]):  # every attempt with a leg (a request)
+            if not front or index in back_of or index in backs:
                 continue
             leg = self.leg(index)
             if leg is not None and leg.server in proxies and leg.response_time is not None:

@@ -192,9 +192,11 @@ class SpilledReport:
         def passed(i: int) -> None:  # hops before i are not asked for again
             cache.pop(i - 1, None)
 
-        if not self.spill.redirects:  # chains are followed over every attempt
+        redirects, order, by_time = self.spill.redirects, self.order, self.by_time
+        if 1 not in redirects:  # (chains are followed over every attempt)
             return []
-        return [c for c in chains(hop_at, len(self.by_time), passed)
+        return [c for c in chains(hop_at, len(self.by_time), passed,
+                                  lambda n: redirects[order[by_time[n]]] == 1)
                 if any(self.keep[n - 1] for n in c.numbers)]
 
     # --- the formats ------------------------------------------------------------------------
