@@ -21,6 +21,7 @@ addresses (the back leg comes from the host the front leg went to) before the tw
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -173,12 +174,19 @@ _HINT_MASK = _HINT_BITS - 1
 def pairing_hints(leg: Leg | None) -> tuple[int, int, int]:
     """Hashes of what `pair_legs` looks a leg up by, 32 bits each, never 0 (0: no such
     value, or no leg): its Sec-WebSocket-Key, its request line with its server's address (a
-    front leg's way to its back leg) and with its client's (a back leg's)."""
+    front leg's way to its back leg) and with its client's (a back leg's). By crc32, which
+    every process agrees on (a `--jobs` worker or a cluster's makes them, the parent
+    compares them)."""
     if leg is None:
         return 0, 0, 0
-    return ((hash(leg.key) & 0xFFFFFFFF or 1) if leg.key else 0,
-            hash((*leg.line, leg.server.address)) & 0xFFFFFFFF or 1,
-            hash((*leg.line, leg.client.address)) & 0xFFFFFFFF or 1)
+    line = zlib.crc32(_utf8("\x1f".join(leg.line)))
+    return ((zlib.crc32(_utf8(leg.key)) or 1) if leg.key else 0,
+            zlib.crc32(leg.server.address, line) or 1,
+            zlib.crc32(leg.client.address, line) or 1)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")  # (a lone surrogate from the capture)
 
 
 def may_pair(keys: Iterable[int], fronts: Iterable[int], backs: Iterable[int],
@@ -349,6 +357,13 @@ class Storm:
 
 # client IP, server endpoint, request line, verdict, primary reason
 StormKey = tuple[str, str, str, str, str | None]
+
+
+def storm_hash(key: StormKey) -> int:
+    """A hash of a storm key that every process agrees on (crc32), for a spilled report's
+    count of repeated keys (report/kept.py): the record is made where the attempt is decided,
+    a `--jobs` worker or a cluster's."""
+    return zlib.crc32(_utf8("\x1f".join(["\x00" if part is None else part for part in key])))
 
 
 def storm_key(d: Diagnosis) -> StormKey:

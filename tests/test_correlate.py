@@ -396,3 +396,23 @@ def test_the_bundled_captures_legs_that_may_pair_give_their_pairs() -> None:
         assert _pairs_of_the_marked(legs, 0.0) == every, path.name
         paired += len(every)
     assert paired >= 2  # the nginx captures hold proxy legs
+
+
+def test_the_hashes_a_worker_files_are_those_of_every_other_process() -> None:
+    """A `--jobs` worker or a cluster's makes the storm and pairing hashes that the parent
+    compares (report/kept.py `Filed`): two processes of different string hash seeds agree."""
+    import subprocess
+    import sys
+
+    program = (
+        "from analyzer.correlate import Leg, pairing_hints, storm_hash\n"
+        "from analyzer.exchange.model import Endpoint\n"
+        "leg = Leg(1.0, 'k\\udc80', ('GET', '/ws'), Endpoint(b'\\x0a\\0\\0\\1', 5),"
+        " Endpoint(b'\\x0a\\0\\0\\2', 80), None)\n"
+        "print(pairing_hints(leg), storm_hash(('10.0.0.1', '10.0.0.2:80', 'GET /ws',"
+        " 'failed', None)))\n")
+    outputs = {subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                              check=True, timeout=60, cwd=Path(__file__).resolve().parents[1],
+                              env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
+               for seed in ("1", "2")}
+    assert len(outputs) == 1 and "(0," not in outputs.pop()

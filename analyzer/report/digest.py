@@ -9,7 +9,7 @@ by its `Digesting`:
 
 - JSONL: the line rendered but for its number (known only once the shards' streams are
   merged);
-- a sorted report (table, JSON, CSV, Markdown, HTML): its compact record (`kept.Record`,
+- a sorted report (table, JSON, CSV, Markdown, HTML): its compact record (`kept.Record`, filed:
   the row or element rendered), and the diagnosis pickled while the worker's wholes stay
   within WHOLE_ATTEMPTS and WHOLE_BYTES (and always for an attempt whose connection lives on,
   or for a report that needs every attempt whole): the parent writes those bytes to its
@@ -40,7 +40,7 @@ from analyzer.slotted import register_pickling
 from analyzer.verdict import Diagnosis
 
 if TYPE_CHECKING:  # a streamed run never imports the sorted reports' modules
-    from analyzer.report.kept import KeptAttempts, Record
+    from analyzer.report.kept import Filed, KeptAttempts
 
 # A worker sends the first WHOLE_ATTEMPTS attempts it decides whole too, while they add up to
 # WHOLE_BYTES pickled: what a report kept in memory would hold (kept.SPILL_AFTER), on disk.
@@ -65,8 +65,9 @@ class Digest:
     # `decided` line after its number (`report.jsonl.decided_tail`)
     group: StormKey | None = None
     tail: str = ""
-    # a sorted report: the compact record, and the diagnosis pickled (see the module)
-    record: Record | None = None
+    # a sorted report: the compact record as filed (`kept.Filed`: marshalled, its hashes
+    # made), and the diagnosis pickled (see the module)
+    record: Filed | None = None
     whole: bytes | None = None
     number: int = 0  # given by the merge (`cli_read.numbered`)
 
@@ -125,7 +126,7 @@ class Digesting:
             digest.group = group_key(diagnosis)
             digest.tail = decided_tail(diagnosis, self.show_secrets)
             return digest
-        digest.record = store.record(diagnosis)
+        digest.record = store.filed(diagnosis)
         if lives or store.whole or (self.whole_attempts < WHOLE_ATTEMPTS
                                     and self.whole_bytes < WHOLE_BYTES):
             import pickle  # here: a plain read imports this module, never pickle

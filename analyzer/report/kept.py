@@ -45,6 +45,7 @@ from analyzer.correlate import (
     pair_legs,
     pairing_hints,
     source_of,
+    storm_hash,
     storm_key,
 )
 from analyzer.exchange.model import Endpoint
@@ -133,6 +134,22 @@ _MARSHALLED, _PICKLED = b"m", b"p"
 
 def _pair(endpoint: Endpoint) -> tuple[bytes, int]:
     return endpoint.address, endpoint.port
+
+
+class Filed(NamedTuple):
+    """A record as a spill files it: its bytes and the numbers a spill keeps in memory.
+    Made where the attempt is decided (by a `--jobs` worker, the parent only files it: the
+    hashes are crc32s, which every process agrees on)."""
+
+    data: bytes  # `_packed`
+    storm: int  # correlate.storm_hash of its storm key
+    redirect: bool  # a redirect (its hop has a Location)
+    hints: tuple[int, int, int]  # correlate.pairing_hints of its leg
+
+
+def filed(record: Record) -> Filed:
+    return Filed(_packed(record), storm_hash(record.storm), record.hop.location is not None,
+                 pairing_hints(record.leg))
 
 
 class Listed(NamedTuple):
@@ -250,6 +267,10 @@ class KeptAttempts:
         self.listed = kept
         return [d for d in kept if self.keep(d)]
 
+    def filed(self, d: Diagnosis) -> Filed:
+        """The record of ``d`` as a spill files it (`Filed`): what a `--jobs` worker sends."""
+        return filed(self.record(d))
+
     def record(self, d: Diagnosis) -> Record:
         """The compact record of ``d`` (its number is left out: it comes from the order)."""
         d0 = dataclasses.replace(d, number=0)
@@ -313,7 +334,8 @@ class Spill:
         # an attempt whose connection lives on is kept whole too: its end judges it again
         lives = d.attempt.tcp.end_reason == WINDOW_OVER
         full = self.put_whole(d) if self.owner.whole or lives else -1
-        self._append(d.attempt.first_frame, d.attempt.time, self.owner.record(d), full, lives)
+        self._append(d.attempt.first_frame, d.attempt.time, filed(self.owner.record(d)), full,
+                     lives)
 
     def add_digest(self, digest: Digest) -> None:
         assert digest.record is not None  # (made for a sorted report)
@@ -322,27 +344,28 @@ class Spill:
         full = -1 if digest.whole is None else self.put_whole_bytes(digest.whole)
         self._append(digest.first_frame, digest.time, digest.record, full, lives)
 
-    def _append(self, first_frame: int, time: float, record: Record, full: int,
+    def _append(self, first_frame: int, time: float, record: Filed, full: int,
                 lives: bool) -> None:
         """One more attempt (in order of decision): its record put, its whole at ``full``."""
         if lives:
             self.living.append(len(self.at))
         self.frame.append(first_frame)
         self.time.append(time)
-        self.at.append(self.put(record))
-        self.storm.append(hash(record.storm))
+        self.at.append(self.records.append(record.data))
+        self.storm.append(record.storm)
         self.full.append(full)
-        self.redirects.append(record.hop.location is not None)
-        for column, hint in zip(self.hints, pairing_hints(record.leg), strict=True):
+        self.redirects.append(record.redirect)
+        for column, hint in zip(self.hints, record.hints, strict=True):
             column.append(hint)
 
     def replace(self, index: int, record: Record, full: int) -> None:
-        """Attempt ``index`` (order of decision) is now ``record`` (judged again), its whole
-        at ``full``."""
-        self.at[index] = self.put(record)
-        self.storm[index] = hash(record.storm)
+        """Attempt ``index`` (order of decision) is now ``record`` (judged again: the same
+        leg), its whole at ``full``."""
+        again = filed(record)
+        self.at[index] = self.records.append(again.data)
+        self.storm[index] = again.storm
         self.full[index] = full
-        self.redirects[index] = record.hop.location is not None
+        self.redirects[index] = again.redirect
 
     def update(self, index: int, ended: Ended) -> None:
         """Attempt ``index`` (order of decision) with its connection's end: a new record
@@ -352,9 +375,6 @@ class Spill:
             return
         d = with_life(self.whole(full), ended)
         self.replace(index, self.owner.record(d), self.put_whole(d))
-
-    def put(self, record: Record) -> int:
-        return self.records.append(_packed(record))
 
     def get(self, index: int) -> Record:
         """Attempt ``index``'s record (order of decision)."""

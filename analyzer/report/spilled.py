@@ -139,7 +139,7 @@ class SpilledReport:
             self._first, self._last = min(self._first, when), max(self._last, when)
             if record.closed is not None:
                 self.closed.add(*record.closed)
-            if hash(record.storm) not in candidates:
+            if self.spill.storm[index] not in candidates:
                 continue
             group = self.groups.setdefault(record.storm, [0, when, when])
             group[0] += 1
