@@ -235,8 +235,9 @@ def spilling_mix(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 # one process spilled from the first attempt (kept.SPILL_AFTER 0) with its records on disk
-# (RECORDS_IN_MEMORY 0), one file sharded (kept spilled from the first: its workers' wholes go
-# to disk), several files (each file's spool)
+# (RECORDS_IN_MEMORY 0), one file sharded (kept spilled from the first, its records on disk:
+# the dense mix has no proxy leg for its workers to send whole), several files (each file's
+# spool)
 _SPILLED = ("import sys\nimport analyzer.report.kept as kept\nkept.SPILL_AFTER = 0\n"
             "kept.RECORDS_IN_MEMORY = 0\n"
             "sys.argv[0] = 'upgrade-analyzer'\nfrom analyzer.cli import main\nmain()\n")
@@ -250,7 +251,7 @@ def test_a_full_temporary_directory_is_one_line(full_tmp: Path, spilling_mix: li
     (a spilled report's traceback, a worker's, were what a full TMPDIR gave)."""
     a, b = spilling_mix
     command = {"spilled": [sys.executable, "-c", _SPILLED, "read", str(a)],
-               "sharded": [*COMMAND, "read", "--jobs", "2", str(a)],
+               "sharded": [sys.executable, "-c", _SPILLED, "read", "--jobs", "2", str(a)],
                "several": [*COMMAND, "read", "-F", "jsonl", "--jobs", "2", str(a), str(b)]}[how]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=120, check=False,
                           env={**os.environ, "TMPDIR": str(full_tmp)})

@@ -14,6 +14,7 @@ import pytest
 
 from analyzer.exchange.model import AttemptKind
 from analyzer.filters import Selection
+from analyzer.life.fold import WINDOW_OVER
 from analyzer.pipeline import Analysis
 from analyzer.report.digest import Digest, Digesting
 from analyzer.report.render import render_jsonl_line
@@ -140,3 +141,59 @@ def test_sorted_report_with_jobs_judges_living_attempts_again_from_their_wholes(
     assert "dropped" in alone.stdout  # verdicts that only the ends give
     assert (shards.exit_code, shards.stdout, shards.stderr) == (
         alone.exit_code, alone.stdout, alone.stderr)
+
+
+PROXIED = [REPO / "captures" / name
+           for name in ("apache_proxy.pcap", "nginx_proxy_no_upgrade_headers.pcap")]
+
+
+def _legs_sent_whole(capture: Path) -> tuple[set[int], set[int], int]:
+    """First frames of the attempts a worker (shard 0 of 1) sends whole, of the attempts in
+    a proxy pair (correlate._pair_legs over one process's), and how many attempts."""
+    from analyzer.correlate import _pair_legs
+    from analyzer.report.kept import KeptAttempts
+    from analyzer.scale.shard import Owner
+
+    owner = Owner(0, 1)
+    # (with a rebuild: a store without one keeps every attempt whole)
+    store = KeptAttempts("table", lambda d: True, rebuild=lambda: iter(()))
+    digesting = Digesting(Selection(), False, store)
+    digesting.may_be_a_leg = owner.may_be_a_leg
+    whole, diagnoses = set(), []
+    for _, d in decisions(Analysis(owns=owner, lifetimes=True),
+                          read_records([str(capture)], [])):
+        if isinstance(d, Diagnosis):
+            diagnoses.append(d)
+            if digesting.digest(d).whole is not None:
+                whole.add(d.attempt.first_frame)
+    paired = {d.attempt.first_frame for pair in _pair_legs(diagnoses) for d in pair}
+    return whole, paired, len(diagnoses)
+
+
+def test_a_worker_sends_whole_the_attempts_that_may_be_proxy_legs(dense: Path) -> None:
+    """Correlation judges only proxy legs again: a worker sends whole every attempt of a
+    pair (both legs captured on one host, `-i any`), and on the dense mix, which has no
+    proxy, none but those whose connection lives on (pickling was ≈ 90 µs each)."""
+    for capture in PROXIED:
+        whole, paired, _ = _legs_sent_whole(capture)
+        assert paired and paired <= whole, capture.name
+    whole, paired, count = _legs_sent_whole(dense)
+    assert not paired and count > 100
+    lives = {d.attempt.first_frame for d in _diagnoses(dense)
+             if d.attempt.tcp.end_reason == WINDOW_OVER}
+    assert whole == lives
+
+
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_a_proxy_leg_the_worker_did_not_send_whole_is_rebuilt(
+        monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    """Where the guess misses (a proxy that connects from another address than it listens
+    on), the report rebuilds the legs correlation judges again: one process's report."""
+    from analyzer.scale.shard import Owner
+
+    monkeypatch.setattr(Owner, "may_be_a_leg", lambda self, attempt: False)
+    for capture in PROXIED:
+        alone = run_cli("read", "-F", fmt, str(capture))
+        assert "proxy_stripped_upgrade" in alone.stdout
+        shards = run_cli("read", "-F", fmt, "--jobs", "2", str(capture))
+        assert (shards.exit_code, shards.stdout) == (alone.exit_code, alone.stdout)

@@ -10,12 +10,16 @@ by its `Digesting`:
 - JSONL: the line rendered but for its number (known only once the shards' streams are
   merged);
 - a sorted report (table, JSON, CSV, Markdown, HTML): its compact record (`kept.Record`, filed:
-  the row or element rendered), and the diagnosis pickled while the worker's wholes stay
-  within WHOLE_ATTEMPTS and WHOLE_BYTES (and always for an attempt whose connection lives on,
-  or for a report that needs every attempt whole): the parent writes those bytes to its
-  spill file unread, and correlation reads back the few it needs; past the bounds a front
-  that correlation changes is rebuilt by running the workers again, as a spilled report
-  does (report/kept.py);
+  the row or element rendered), and the diagnosis pickled if it may be a proxy leg (its
+  worker's `Owner.may_be_a_leg`: correlation judges only those again) while the worker's
+  wholes stay within WHOLE_ATTEMPTS and WHOLE_BYTES (and always for an attempt whose
+  connection lives on, or for a report that needs every attempt whole): the parent writes
+  those bytes to its spill file unread, and correlation reads back the few it needs; past
+  the bounds (or where the guess missed) a front that correlation changes is rebuilt by
+  running the workers again, as a spilled report does (report/kept.py). Pickling is
+  ≈ 90 µs an attempt: the first 2,000 of each worker were a fifth of a worker's
+  instructions at 100 MB of the dense mix, which has no proxy (benchmarks/README.md,
+  "Twenty-sixth session");
 - and the few facts the parent's numbering, filters, summary and listing of TCP-only
   attempts read.
 
@@ -25,11 +29,12 @@ the order of the JSONL lines of attempts decided at the same frame (scale/shard.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from analyzer.correlate import StormKey
-from analyzer.exchange.model import AttemptKind
+from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.filters import Selection
 from analyzer.life.fold import WINDOW_OVER
 from analyzer.life.model import Ended, living_key
@@ -102,6 +107,9 @@ class Digesting:
         self.store = store
         self.whole_attempts = 0  # sent whole so far, and their pickled bytes
         self.whole_bytes = 0
+        # false for an attempt that correlation cannot judge again (no proxy leg: set by a
+        # `--jobs` worker, scale/shard.py `Owner.may_be_a_leg`), which is not sent whole
+        self.may_be_a_leg: Callable[[Attempt], bool] | None = None
 
     def __reduce__(self) -> tuple[type[Digesting], tuple[object, ...]]:
         # (a cluster's task: the store's settings travel, not its files or rebuild)
@@ -128,7 +136,9 @@ class Digesting:
             return digest
         digest.record = store.filed(diagnosis)
         if lives or store.whole or (self.whole_attempts < WHOLE_ATTEMPTS
-                                    and self.whole_bytes < WHOLE_BYTES):
+                                    and self.whole_bytes < WHOLE_BYTES
+                                    and (self.may_be_a_leg is None
+                                         or self.may_be_a_leg(attempt))):
             import pickle  # here: a plain read imports this module, never pickle
 
             register_pickling()  # (the modules a TLS or HTTP/2 session loads, too)

@@ -77,6 +77,8 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     owner = Owner(index, shards)
+    if digesting is not None:  # (the worker's own copy)
+        digesting.may_be_a_leg = owner.may_be_a_leg
     analysis = Analysis(max_connections=max_connections, secrets=secrets, owns=owner,
                         lifetimes=lifetimes)
     warnings: list[CaptureWarning] = []

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from analyzer.decode.segment import Segment
 from analyzer.exchange.handoff import MAX_LISTED_TLS_SESSIONS
-from analyzer.exchange.model import AttemptKind
+from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.pipeline import (
     MAX_LISTED_TCP_ATTEMPTS,
     Analysis,
@@ -51,10 +51,15 @@ _SYN = 0x02
 
 def server_endpoint(conn: Connection, segment: Segment) -> bytes:
     """The server's address and port, as bytes, from a connection's first segment."""
+    return _sides(conn, segment)[1]
+
+
+def _sides(conn: Connection, segment: Segment) -> tuple[bytes, bytes]:
+    """The client's address, and the server's address and port, as bytes."""
     a_address, a_port, b_address, b_port = conn.addresses
     if segment.flags & _SYN or b_port <= a_port:
-        return b_address + b_port.to_bytes(2, "big")
-    return a_address + a_port.to_bytes(2, "big")
+        return a_address, b_address + b_port.to_bytes(2, "big")
+    return b_address, a_address + a_port.to_bytes(2, "big")
 
 
 def shard_of(endpoint: bytes, shards: int) -> int:
@@ -64,18 +69,49 @@ def shard_of(endpoint: bytes, shards: int) -> int:
 
 class Owner:
     """`Analysis(owns=...)` for shard ``index`` of ``shards``; counts the connections owned
-    (a shard's reassembler counts every connection it saw, owned or not)."""
+    (a shard's reassembler counts every connection it saw, owned or not), and notes which
+    addresses opened a connection and which took one, owned or not (`may_be_a_leg`)."""
 
     def __init__(self, index: int, shards: int) -> None:
         self.index = index
         self.shards = shards
         self.owned = 0
+        # bitmaps of the addresses' crc32s: fixed memory however many hosts the capture has
+        self._clients = bytearray(_ROLE_BITS >> 3)
+        self._servers = bytearray(_ROLE_BITS >> 3)
 
     def __call__(self, conn: Connection, segment: Segment) -> bool:
-        if shard_of(server_endpoint(conn, segment), self.shards) != self.index:
+        client, server = _sides(conn, segment)
+        _mark(self._clients, client)
+        _mark(self._servers, server[:-2])
+        if shard_of(server, self.shards) != self.index:
             return False
         self.owned += 1
         return True
+
+    def may_be_a_leg(self, attempt: Attempt) -> bool:
+        """Whether ``attempt`` may be a leg of a proxied handshake, as far as the capture
+        read so far shows: its server's address opened a connection too (a proxy's, to a
+        backend: a front leg, or one the proxy answered itself), or its client's address
+        took one (a back leg, opened by a proxy). What correlation may judge again needs
+        the attempt whole (report/digest.py); a miss (a proxy that connects from another
+        address, a backend connection seen after its front was decided) costs the report a
+        rebuild, never a wrong line; a hash collision only an attempt sent whole."""
+        return (_marked(self._clients, attempt.server.address)
+                or _marked(self._servers, attempt.client.address))
+
+
+_ROLE_BITS = 1 << 20  # 128 KB a bitmap
+
+
+def _mark(bits: bytearray, address: bytes) -> None:
+    n = zlib.crc32(address) & (_ROLE_BITS - 1)
+    bits[n >> 3] |= 1 << (n & 7)
+
+
+def _marked(bits: bytearray, address: bytes) -> bool:
+    n = zlib.crc32(address) & (_ROLE_BITS - 1)
+    return bool(bits[n >> 3] & 1 << (n & 7))
 
 
 def decisions(analysis: Analysis, records: Iterable[Record]) -> Iterator[tuple[int, Decided]]:
