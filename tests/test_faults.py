@@ -234,12 +234,9 @@ def spilling_mix(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return out
 
 
-# one process spilled from the first attempt (kept.SPILL_AFTER 0) with its records on disk
-# (RECORDS_IN_MEMORY 0), one file sharded (kept spilled from the first, its records on disk:
-# the dense mix has no proxy leg for its workers to send whole), several files (each file's
-# spool)
+# one process spilled from the first attempt (kept.SPILL_AFTER 0), one file sharded (kept
+# spilled from the first), several files (each file's spool)
 _SPILLED = ("import sys\nimport analyzer.report.kept as kept\nkept.SPILL_AFTER = 0\n"
-            "kept.RECORDS_IN_MEMORY = 0\n"
             "sys.argv[0] = 'upgrade-analyzer'\nfrom analyzer.cli import main\nmain()\n")
 
 

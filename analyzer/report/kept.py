@@ -8,12 +8,11 @@ as always. Past that (a reconnect storm: a million attempts were 15 KB each) eve
 reduced, as it is decided, to a compact record: its line of the report already rendered (table
 cells, CSV record or JSON element, without the number, which comes from the final order), what
 the summary counts, and the small `Leg` and `Hop` that correlation and redirect following read.
-Records are written by `marshal` as plain values (`_packed`) to memory, and past
-RECORDS_IN_MEMORY bytes to an unnamed temporary file (report/blobs.py); memory keeps five
-numbers per attempt (first frame, time, offset of its record, hash of its storm key, offset of
-its whole diagnosis when kept). At the end (`SpilledReport`) the order is sorted from those
-numbers, correlation pairs the legs in time order over the records, and the report is read
-back from them.
+Records are written by `marshal` as plain values (`_packed`) to an unnamed temporary file
+(report/blobs.py); memory keeps a few numbers per attempt (first frame, time, offset of its
+record, hash of its storm key, offset of its whole diagnosis when kept: `Spill`). At the end
+(`SpilledReport`) the order is sorted from those numbers, correlation pairs the legs in time
+order over the records, and the report is read back from them.
 
 Correlation adds findings to a few attempts, which needs them whole: they are rebuilt by
 running the analysis over the input again (`rebuild`), or, when the input cannot be read twice
@@ -71,9 +70,6 @@ SPILL_AFTER = 2_000
 # attempt's heads may be 64 KiB each (long paths, cookies), 128 MB of raw bytes for 2,000
 # attempts, and their parsed fields hold them again.
 SPILL_AFTER_BYTES = 8 * 1024 * 1024
-# Spilled records are kept in memory up to this many bytes, then in a temporary file
-# (report/blobs.py): ≈ 45,000 attempts of a table, 372 bytes each on the dense benchmark mix.
-RECORDS_IN_MEMORY = 16 * 1024 * 1024
 
 # An Endpoint is in every record twice or three times: pickled by its two fields, not by the
 # generic (Python-level) state of a slotted dataclass.
@@ -307,7 +303,7 @@ class Spill:
 
     def __init__(self, owner: KeptAttempts) -> None:
         self.owner = owner
-        self.records = Blobs(RECORDS_IN_MEMORY)
+        self.records = Blobs()
         # pickled diagnoses, made when needed, in an unnamed file (the system removes it when
         # the process ends, however it ends)
         self.wholes: IO[bytes] | None = None
