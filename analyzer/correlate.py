@@ -167,7 +167,7 @@ def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int
 
 # --- which legs may pair, from hashes (a spilled report reads only those legs) -----------------
 
-_HINT_BITS = 1 << 24  # bits of each bitmap `may_pair` fills: 2 MB
+_HINT_BITS = 1 << 21  # bits of each bitmap `may_pair` fills: 256 KB (the four: 1 MB)
 _HINT_MASK = _HINT_BITS - 1
 
 
