@@ -349,7 +349,17 @@ def test_proxy_legs_on_two_hosts_pair_despite_clock_skew(
     backend's clock 0.3 s behind puts each back leg before its front leg; within CLOCK_SKEW
     the legs still pair by key, and the fronts whose Upgrade the proxy stripped say so."""
     proxy, backend = _two_hosts(tmp_path, behind=0.3)
+    from analyzer.scale import files
+
+    runs = []  # of the files: a second is a rebuild of the fronts correlation judges again
+    read_files = files.FilesRead.__init__
+    monkeypatch.setattr(files.FilesRead, "__init__",
+                        lambda self, *a, **k: (runs.append(a), read_files(self, *a, **k))[1])
     assert _paired_right(_read(proxy, "csv", "--jobs", "2", str(backend)))
+    # each file's worker sent its legs whole: a leg's other side is in the other file, so
+    # no worker can tell a leg (scale/shard.py `Owner.may_be_a_leg` is for one file)
+    assert len(runs) == 1
+    monkeypatch.undo()
     from analyzer import cli_read
 
     monkeypatch.setattr(cli_read, "CLOCK_SKEW", 0.0)  # without the tolerance: wrong or no pairs
