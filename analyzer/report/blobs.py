@@ -1,5 +1,5 @@
 """Byte strings appended once and read back by their offset, many times, from an unnamed
-temporary file (a spilled report's records, report/kept.py).
+temporary file (a spilled report's records and the diagnoses it keeps whole, report/kept.py).
 
 Why a read cache: each record of a sorted report is read back two to four times (the
 summary's pass, correlation, redirects, the rows), and each read was a seek and two reads,

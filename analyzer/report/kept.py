@@ -27,10 +27,9 @@ import dataclasses
 import functools
 import marshal
 import pickle
-import tempfile
 from array import array
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from analyzer.correlate import (
     Hop,
@@ -304,11 +303,7 @@ class Spill:
     def __init__(self, owner: KeptAttempts) -> None:
         self.owner = owner
         self.records = Blobs()
-        # pickled diagnoses, made when needed, in an unnamed file (the system removes it when
-        # the process ends, however it ends)
-        self.wholes: IO[bytes] | None = None
-        self._wholes_end = 0  # (put_whole_bytes)
-        self._wholes_moved = False
+        self.wholes = Blobs()  # pickled diagnoses, when some are kept (its file made then)
         # 1 for each attempt with a redirect (a Location): the chains start there
         self.redirects = bytearray()
         self.frame = Column("q")
@@ -386,30 +381,17 @@ class Spill:
         """What the report reads of attempt ``index``'s record (not its leg and hop)."""
         return _unpacked_listed(self.records.read(self.at[index]))
 
-    # The wholes file's end is kept here, and the file is moved back to it only after a read:
-    # a seek to the end before every write was two system calls an attempt.
-
     def put_whole(self, d: Diagnosis) -> int:
         register_pickling()  # (analyzer/slotted.py: loaded again when the report is made)
         return self.put_whole_bytes(pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL))
 
     def put_whole_bytes(self, data: bytes) -> int:
         """A diagnosis pickled (here, or by a `--jobs` worker)."""
-        if self.wholes is None:
-            self.wholes = tempfile.TemporaryFile(prefix="upgrade-analyzer-")  # noqa: SIM115
-        at = self._wholes_end
-        if self._wholes_moved:
-            self.wholes.seek(at)
-            self._wholes_moved = False
-        self.wholes.write(data)
-        self._wholes_end = at + len(data)
-        return at
+        return self.wholes.append(data)
 
     def whole(self, at: int) -> Diagnosis:
-        assert self.wholes is not None and at >= 0
-        self._wholes_moved = True
-        self.wholes.seek(at)
-        d: Diagnosis = pickle.load(self.wholes)
+        assert at >= 0
+        d: Diagnosis = pickle.loads(self.wholes.read(at))
         return d
 
     def close(self) -> SpilledReport:
