@@ -154,7 +154,7 @@ def _legs_sent_whole(capture: Path) -> tuple[set[int], set[int], int]:
     from analyzer.report.kept import KeptAttempts
     from analyzer.scale.shard import Owner
 
-    owner = Owner(0, 1)
+    owner = Owner(0, 1, roles=True)
     # (with a rebuild: a store without one keeps every attempt whole)
     store = KeptAttempts("table", lambda d: True, rebuild=lambda: iter(()))
     digesting = Digesting(Selection(), False, store)

@@ -76,10 +76,12 @@ def work(path: str, index: int, shards: int, max_connections: int, secrets: obje
     (report/digest.py); with ``origin`` each names its file (one of several, files.py)."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    owner = Owner(index, shards)
-    if digesting is not None and not origin:  # (the worker's own copy)
-        # One file holds both legs of a proxied handshake or neither; of several (one per
-        # host), a leg's other side may be in another file, which this worker never reads.
+    # One file holds both legs of a proxied handshake or neither; of several (one per host), a
+    # leg's other side may be in another file, which this worker never reads.
+    guess = digesting is not None and digesting.store is not None and not origin
+    owner = Owner(index, shards, roles=guess)
+    if guess:
+        assert digesting is not None  # (the worker's own copy)
         digesting.may_be_a_leg = owner.may_be_a_leg
     analysis = Analysis(max_connections=max_connections, secrets=secrets, owns=owner,
                         lifetimes=lifetimes)

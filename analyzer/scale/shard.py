@@ -69,21 +69,24 @@ def shard_of(endpoint: bytes, shards: int) -> int:
 
 class Owner:
     """`Analysis(owns=...)` for shard ``index`` of ``shards``; counts the connections owned
-    (a shard's reassembler counts every connection it saw, owned or not), and notes which
-    addresses opened a connection and which took one, owned or not (`may_be_a_leg`)."""
+    (a shard's reassembler counts every connection it saw, owned or not); with ``roles``,
+    notes which addresses opened a connection and which took one, owned or not
+    (`may_be_a_leg`: a sorted report's worker asks)."""
 
-    def __init__(self, index: int, shards: int) -> None:
+    def __init__(self, index: int, shards: int, roles: bool = False) -> None:
         self.index = index
         self.shards = shards
         self.owned = 0
         # bitmaps of the addresses' crc32s: fixed memory however many hosts the capture has
-        self._clients = bytearray(_ROLE_BITS >> 3)
-        self._servers = bytearray(_ROLE_BITS >> 3)
+        self._roles = roles
+        self._clients = bytearray(_ROLE_BITS >> 3 if roles else 0)
+        self._servers = bytearray(_ROLE_BITS >> 3 if roles else 0)
 
     def __call__(self, conn: Connection, segment: Segment) -> bool:
         client, server = _sides(conn, segment)
-        _mark(self._clients, client)
-        _mark(self._servers, server[:-2])
+        if self._roles:
+            _mark(self._clients, client)
+            _mark(self._servers, server[:-2])
         if shard_of(server, self.shards) != self.index:
             return False
         self.owned += 1
@@ -97,6 +100,7 @@ class Owner:
         the attempt whole (report/digest.py); a miss (a proxy that connects from another
         address, a backend connection seen after its front was decided) costs the report a
         rebuild, never a wrong line; a hash collision only an attempt sent whole."""
+        assert self._roles  # (made with roles)
         return (_marked(self._clients, attempt.server.address)
                 or _marked(self._servers, attempt.client.address))
 
