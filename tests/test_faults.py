@@ -248,7 +248,7 @@ def test_a_full_temporary_directory_is_one_line(full_tmp: Path, spilling_mix: li
     (a spilled report's traceback, a worker's, were what a full TMPDIR gave)."""
     a, b = spilling_mix
     command = {"spilled": [sys.executable, "-c", _SPILLED, "read", str(a)],
-               "sharded": [sys.executable, "-c", _SPILLED, "read", "--jobs", "2", str(a)],
+               "sharded": [*COMMAND, "read", "--jobs", "2", str(a)],
                "several": [*COMMAND, "read", "-F", "jsonl", "--jobs", "2", str(a), str(b)]}[how]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=120, check=False,
                           env={**os.environ, "TMPDIR": str(full_tmp)})
