@@ -383,9 +383,10 @@ def test_a_rebuild_that_decides_otherwise_lends_no_attempt_its_findings(
             store.add(dataclasses.replace(d, number=n + 1))
         report = store.close()
         assert not isinstance(report, list)
-        records = [report.spill.get(index) for index in range(len(decided))]
-        return {r.leg.client: '"proxy_rekeyed"' in r.line for r in records
-                if r.leg is not None and r.leg.server.port == 80}
+        spill = report.spill
+        legs = [(spill.leg(i), spill.listed(i).line) for i in range(len(decided))]
+        return {leg.client: '"proxy_rekeyed"' in line for leg, line in legs
+                if leg is not None and leg.server.port == 80}
 
     right = rekeyed(decided)
     assert sum(right.values()) == 5  # the back legs with the proxy's own key

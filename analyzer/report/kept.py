@@ -367,10 +367,6 @@ class Spill:
         d = with_life(self.whole(full), ended)
         self.replace(index, self.owner.record(d), self.put_whole(d))
 
-    def get(self, index: int) -> Record:
-        """Attempt ``index``'s record (order of decision)."""
-        return _unpacked(self.records.read(self.at[index]))
-
     def leg(self, index: int) -> Leg | None:
         return _unpacked_links(self.records.read(self.at[index]))[0]
 
