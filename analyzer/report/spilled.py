@@ -28,6 +28,7 @@ from analyzer.report.render import (
 from analyzer.report.safe import markdown_text
 from analyzer.report.table import (
     _SPECS,
+    LINE_KEYS,
     REASON_LIMIT,
     REQUEST_LIMIT,
     TableStyle,
@@ -116,7 +117,7 @@ class SpilledReport:
         times = self.spill.time
         # the longest value of each column of the lines; a request and a reason are measured
         # clipped (`cell_text`), which is their longest clipped to their limits, at the end
-        longest = [0] * len(_LINE_KEYS)
+        longest = [0] * len(LINE_KEYS)
         for rank, index in enumerate(self.order):
             record = self.spill.listed(index)
             if not record.keep:
@@ -145,7 +146,7 @@ class SpilledReport:
             group[0] += 1
             group[1], group[2] = min(group[1], when), max(group[2], when)
         if widths is not None:
-            for key, length in zip(_LINE_KEYS, longest, strict=True):
+            for key, length in zip(LINE_KEYS, longest, strict=True):
                 widths[key] = max(widths[key], min(length, _LIMITS.get(key, length)))
 
     def summary(self, stats: RunStats, warnings: Sequence[CaptureWarning],
@@ -229,7 +230,7 @@ class SpilledReport:
         "Twenty-third session")."""
         measured: dict[str, int] | None = None
         if not self._scanned and not markdown:
-            measured = dict.fromkeys(_LINE_KEYS, 0)
+            measured = dict.fromkeys(LINE_KEYS, 0)
         self._scan(measured)
         clock = style.clock.spanning([self._first, self._last] if self.attempts else [])
         style = TableStyle(clock, style.width, style.files, style.show_secrets)
@@ -271,7 +272,7 @@ class SpilledReport:
         """The kept attempts' table cells (`table.cells`), in report order."""
         times, order = self.spill.time, self.order
         for rank, record in self._kept_records():
-            values = dict(zip(_LINE_KEYS, record.line, strict=True))
+            values = dict(zip(LINE_KEYS, record.line, strict=True))
             values["#"] = str(rank + 1)
             values["time"] = clock.time(times[order[rank]])
             yield {k: values[k] for k in _SPECS}  # in the order of the columns
@@ -334,8 +335,6 @@ class _Points(Sequence[tuple[float, str]]):
             yield times[order[n if ranks is None else ranks[n]]], names[v]
 
 
-# the keys of a record's line: table.cells's but the number and the time
-_LINE_KEYS = tuple(k for k in _SPECS if k not in ("#", "time"))
 # the columns `cell_text` clips, and where
 _LIMITS = {"request": REQUEST_LIMIT, "reason": REASON_LIMIT}
 

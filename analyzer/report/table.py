@@ -75,25 +75,39 @@ def _heading(key: str, style: TableStyle) -> str:
     return f"time ({style.clock.label})" if key == "time" else key
 
 
-def cells(d: Diagnosis, style: TableStyle) -> dict[str, object]:
-    """One attempt's values, unshortened (safe to print: cleaned and redacted)."""
+# The columns of an attempt's row that do not depend on where it ends up in the report (its
+# number) or on the report's clock (its time): what a sorted report keeps of a row
+# (report/kept.py) and the rest of `cells`.
+LINE_KEYS = tuple(k for k in _SPECS if k not in ("#", "time"))
+
+
+def line_cells(d: Diagnosis, style: TableStyle) -> tuple[str, ...]:
+    """One attempt's values of `LINE_KEYS`, in that order, unshortened (safe to print:
+    cleaned and redacted). Made for every attempt a sorted report keeps: its number and
+    time, which it drops, are not made (and not its dictionary)."""
     a = d.attempt
     clean = Cleaner.for_attempt(a, style.show_secrets)
     origin = d.origin
-    return {
-        "#": d.number,
-        "frame": a.first_frame,
-        "file:frame": (f"{neutralise(os.path.basename(origin[0]))}:{origin[1]}" if origin
-                       else ""),
-        "time": style.clock.time(a.time),
-        "client": str(a.client),
-        "server": str(a.server),
-        "request": request_label(d, style.show_secrets, clean),
-        "offered": clean.text(",".join(d.facts.offered) or d.facts.protocol or "-"),
-        "status": a.response_head.status if a.response_head else "",
-        "verdict": d.verdict.value,
-        "reason": clean.text(reason_text(d)),
-    }
+    response = a.response_head
+    return (
+        str(a.first_frame),
+        f"{neutralise(os.path.basename(origin[0]))}:{origin[1]}" if origin else "",
+        str(a.client),
+        str(a.server),
+        request_label(d, style.show_secrets, clean),
+        clean.text(",".join(d.facts.offered) or d.facts.protocol or "-"),
+        str(response.status) if response else "",
+        d.verdict.value,
+        clean.text(reason_text(d)),
+    )
+
+
+def cells(d: Diagnosis, style: TableStyle) -> dict[str, object]:
+    """One attempt's values, unshortened (safe to print: cleaned and redacted), by column."""
+    values: dict[str, object] = {"#": d.number}
+    values.update(zip(LINE_KEYS, line_cells(d, style), strict=True))
+    values["time"] = style.clock.time(d.attempt.time)
+    return {k: values[k] for k in _SPECS}
 
 
 def fit(keys: list[str], widths: dict[str, int], total: int) -> tuple[list[str], dict[str, int]]:
