@@ -8,6 +8,7 @@ import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -250,7 +251,9 @@ class SpilledReport:
                 for row in self._rows(clock):
                     widths.add(row)
             # a line at a time: the whole table of a million rows was ~500 MB as one string
-            for n, line in enumerate(widths.lines(self._rows(clock))):
+            lines = (widths.piped_lines(self._row_values(clock, widths.keys))
+                     if style.width is None else widths.lines(self._rows(clock)))
+            for n, line in enumerate(lines):
                 write(("\n" if n else "") + line)
         summary = summary_lines(self.summary(stats, warnings, style.show_secrets, apart), clock)
         write("\n\n" + (markdown_text(summary) if markdown else summary) + "\n")
@@ -299,6 +302,16 @@ class SpilledReport:
         # cli_read._emit prints the summary of the detail view with no warnings (stderr has them)
         click.echo(summary_lines(self.summary(stats, (), view.show_secrets, apart), clock))
         return True
+
+    def _row_values(self, clock: Clock, keys: list[str]) -> Iterator[tuple[str, ...]]:
+        """`_rows` as `Widths.piped_lines` takes them: each row's values in the order of
+        ``keys``, picked from its number, its time and its line (no dictionaries: ≈ 2 µs a
+        row of the 18,538 of 1 GB of the dense benchmark mix)."""
+        place = {"#": 0, "time": 1} | {k: i for i, k in enumerate(LINE_KEYS, start=2)}
+        pick = itemgetter(*(place[k] for k in keys))
+        times, order = self.spill.time, self.order
+        for rank, record in self._kept_records():
+            yield pick((str(rank + 1), clock.time(times[order[rank]]), *record.line))
 
     def _kept_records(self) -> Iterator[tuple[int, Listed]]:
         for rank, index in enumerate(self.order):

@@ -233,14 +233,13 @@ class Widths:
     def lines(self, rows: Iterator[dict[str, str]], plain: bool = False) -> Iterator[str]:
         """The headings, the rule, then a line (or a few, wrapped) per row of ``rows``.
         Piped, a row on one line is laid out by a format string (`_piped`); ``plain`` lays
-        out every row by `_render_row`, its twin (tests/test_table_layout.py)."""
+        out every row by `_render_row`, its twin (tests/test_fields.py)."""
         style, keys, widths = self.style, self.keys, self.widths
         if style.width is not None:
             keys, widths = fit(keys, widths, style.width)
-        yield _render_row(keys, widths, {k: [_heading(k, style)] for k in keys})
-        yield _render_row(keys, widths, {k: ["-" * widths[k]] for k in keys})
+        yield from _head(keys, widths, style)
         if style.width is None and not plain:
-            yield from _piped(rows, keys, widths)
+            yield from _piped(([row[k] for k in keys] for row in rows), keys, widths)
             return
         for row in rows:
             if style.width is None:
@@ -248,25 +247,40 @@ class Widths:
             yield _render_row(keys, widths, {k: _shorten(row[k], widths[k], _SPECS[k].shrink)
                                              for k in keys})
 
+    def piped_lines(self, rows: Iterator[Sequence[str]]) -> Iterator[str]:
+        """`lines` of a piped table (no terminal width) whose rows come as their values in
+        the order of `keys`, not as dictionaries: a spilled report's rows (report/
+        spilled.py; its tests compare its table with the one `lines` gives)."""
+        assert self.style.width is None
+        yield from _head(self.keys, self.widths, self.style)
+        yield from _piped(rows, self.keys, self.widths)
 
-def _piped(rows: Iterator[dict[str, str]], keys: list[str],
+
+def _head(keys: list[str], widths: dict[str, int], style: TableStyle) -> Iterator[str]:
+    """The headings and the rule under them."""
+    yield _render_row(keys, widths, {k: [_heading(k, style)] for k in keys})
+    yield _render_row(keys, widths, {k: ["-" * widths[k]] for k in keys})
+
+
+def _piped(rows: Iterator[Sequence[str]], keys: list[str],
            widths: dict[str, int]) -> Iterator[str]:
-    """The rows of a piped table (natural widths, measured over every row): what
-    `_render_row` gives a row whose values each fit on one line, by one format string (a
-    sorted table of the dense benchmark mix spent a third of its layout building each
-    cell's list of lines). A row with a reason that textwrap would change (a line break, a
-    tab, a space at an end) goes to `_render_row`."""
+    """The rows (each its values in the order of ``keys``) of a piped table (natural
+    widths, measured over every row): what `_render_row` gives a row whose values each fit
+    on one line, by one format string (a sorted table of the dense benchmark mix spent a
+    third of its layout building each cell's list of lines). A row with a reason that
+    textwrap would change (a line break, a tab, a space at an end) goes to `_render_row`."""
     line = GAP.join(f"{{:{'>' if _SPECS[k].right else '<'}{widths[k]}}}" for k in keys).format
     request, reason = keys.index("request"), keys.index("reason")
     for row in rows:
-        texts = [row[k] for k in keys]
+        texts = list(row)
         texts[request] = _clip(texts[request], REQUEST_LIMIT)
         text = texts[reason] = _clip(texts[reason], REASON_LIMIT)
         if text.isprintable() and text == text.strip():  # `_shorten`'s test for "wrap"
             yield line(*texts).rstrip()
         else:
-            yield _render_row(keys, widths, {k: _shorten(cell_text(k, row[k]), widths[k],
-                                                         _SPECS[k].shrink) for k in keys})
+            yield _render_row(keys, widths, {k: _shorten(cell_text(k, v), widths[k],
+                                                         _SPECS[k].shrink)
+                                             for k, v in zip(keys, row, strict=True)})
 
 
 def markdown_headings(style: TableStyle) -> list[str]:
