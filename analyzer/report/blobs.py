@@ -6,8 +6,8 @@ summary's pass, correlation, redirects, the rows), and each read was a seek and 
 system calls that took a fifth of the report's end (benchmarks/README.md, "Twenty-sixth
 session"). The passes go in report or time order, which is nearly the order the records were
 written in, so one read of READ_AHEAD bytes serves the next hundred records or so. Memory
-stays one chunk, however many attempts (a storm's million records are on disk, not in
-memory).
+stays one chunk and the write buffer, however many attempts (a storm's million records are
+on disk, not in memory).
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from typing import IO
 
 _LENGTH = struct.Struct("<I")
 READ_AHEAD = 64 * 1024  # bytes read at once
+# Bytes written at once. With the default buffer (8 KiB) a JSON report's records (≈ 2 KB an
+# attempt on the dense benchmark mix) made a write system call every four: 11 µs an append,
+# a third of what keeping an attempt cost (benchmarks/README.md, "Twenty-seventh session").
+WRITE_BUFFER = 64 * 1024
 
 
 class Blobs:
@@ -34,9 +38,12 @@ class Blobs:
     def append(self, data: bytes) -> int:
         if self._file is None:
             # unnamed: the system removes it when the process ends, however it ends
-            self._file = tempfile.TemporaryFile(prefix="upgrade-analyzer-")  # noqa: SIM115
+            self._file = tempfile.TemporaryFile(  # noqa: SIM115
+                prefix="upgrade-analyzer-", buffering=WRITE_BUFFER)
         at = self._end
-        self._file.write(_LENGTH.pack(len(data)) + data)  # (always at the end: never seeked)
+        write = self._file.write  # (always at the end: never seeked)
+        write(_LENGTH.pack(len(data)))
+        write(data)
         self._end = at + 4 + len(data)
         self._unflushed = True
         return at
