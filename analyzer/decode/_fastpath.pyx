@@ -314,6 +314,8 @@ include "_life_table.pxi"
 
 # --- a followed connection's fields at their slots ------------------------------------------------
 include "_slots.pxi"
+# --- the reassembler's sweep: the settled connections of its table passed over in C --------
+include "_sweep.pxi"
 # --- a connection's SYN and SYN-ACK, without Python ----------------------------------------
 include "_handshake.pxi"
 # --- and its usual end, after both FINs, and the ACKs after it --------------------------------

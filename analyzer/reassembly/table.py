@@ -41,6 +41,40 @@ from analyzer.reassembly.listeners import LifeTable
 from analyzer.reassembly.lives import LifeRouting
 
 
+def sweep_split_plain(table: dict[bytes, tuple[Connection, int]], stale_before: float,
+                      ) -> tuple[list[Connection], list[Connection], int]:
+    """decode/_sweep.pxi `sweep_split`'s plain twin (and the pure-Python install's): the
+    side-0 connections of ``table`` in its order, those a sweep must look at, the settled
+    ones last seen before ``stale_before``, and how many settled ones stay. Settled: a
+    `Connection` finished, out of life, its listener let go and not closing (as `_finish`
+    leaves one), which a sweep only drops once stale, or counts."""
+    look: list[Connection] = []
+    stale: list[Connection] = []
+    kept = 0
+    for conn, side in table.values():
+        if side:
+            continue
+        if not _settled(conn):
+            look.append(conn)
+        elif conn.last_time < stale_before:
+            stale.append(conn)
+        else:
+            kept += 1
+    return look, stale, kept
+
+
+def _settled(conn: Connection) -> bool:
+    return (type(conn) is Connection and conn.finished is True and conn.life is None
+            and conn.listener is None and type(conn.closing) is int and conn.closing == 0
+            and type(conn.last_time) is float)
+
+
+try:
+    from analyzer.decode._fastpath import sweep_split
+except ImportError:  # pragma: no cover - the pure-Python install
+    sweep_split = sweep_split_plain
+
+
 class Reassembler(InOrder, LifeRouting):
     """Routes segments to connections and delivers each direction's bytes in order."""
 
@@ -49,6 +83,10 @@ class Reassembler(InOrder, LifeRouting):
     # ≈ 9 k instructions a connection. False flushes every end: the plain twin
     # (tests/test_reassembly.py runs both on every bundled capture).
     skip_idle_flush = True
+    # `sweep` passes over the settled connections of its table in C below the cap
+    # (`sweep_split`); False visits every one in Python, the plain twin (tests/
+    # test_reassembly.py runs both).
+    fast_sweep = True
 
     def __init__(
         self,
@@ -325,12 +363,22 @@ class Reassembler(InOrder, LifeRouting):
         """Forget idle and finished connections; evict the oldest-idle ones over the cap."""
         cutoff = now - self._idle_timeout
         life_cutoff = now - max(self._idle_timeout, LIFE_IDLE_TIMEOUT)
-        live: list[Connection] = []
-        for conn, side in list(self._table.values()):
+        lives = self._lives
+        settled = 0
+        if self.fast_sweep and (len(self._table) + (len(lives) if lives else 0)
+                                <= self._max_connections):
+            # Below the cap nothing is evicted, so a settled connection (finished: its entry
+            # kept a minute for late retransmissions) is only dropped once stale, which the
+            # walk below would find after the same tests; the others are visited as it would.
+            look, stale, settled = sweep_split(self._table, max(cutoff, now - 60.0))
+            for conn in stale:
+                self._drop(conn)
+        else:
             # Each connection is in the table under both of its keys, once as side 0 (`_open`
             # sets both, `_drop` removes both, a new incarnation replaces both): visit it once.
-            if side:
-                continue
+            look = [conn for conn, side in list(self._table.values()) if not side]
+        live: list[Connection] = []
+        for conn in look:
             if conn.life is not None and self._adopt(conn):
                 continue  # let go before this sweep (so its attempt is judged): in the table
             if conn.last_time < cutoff and (conn.last_time < life_cutoff or not _in_life(conn)):
@@ -348,11 +396,10 @@ class Reassembler(InOrder, LifeRouting):
                     # unanswered here, as only `tick` does in live capture). A quiet open
                     # WebSocket connection is then judged and let go, not carried to the end.
                     conn.listener.on_tick(now, math.inf)
-        lives = self._lives
         if lives:
             for key in lives.idle(life_cutoff):
                 self._end_life(key, now, "idle", finished=False)
-        excess = len(live) + (len(lives) if lives else 0) - self._max_connections
+        excess = len(live) + settled + (len(lives) if lives else 0) - self._max_connections
         if excess > 0:
             # the oldest-idle first; ties in the dict's order, then the life table's
             victims: list[Connection | bytes]
