@@ -4,7 +4,7 @@
 # entries its 72 sweeps visited, 0.33 s of a 3.9 s run in the Python loop (benchmarks/
 # README.md, "Twenty-seventh session"). `sweep_split` reads the table in C, at the slots
 # (_slots.pxi), and gives the Python loop only the connections it may act on. Its plain twin
-# is `reassembly.table.sweep_split_plain` (tests/test_reassembly.py compares them, and whole
+# is `reassembly.table.sweep_split_plain` (tests/test_sweep.py compares them, and whole
 # runs with either).
 
 

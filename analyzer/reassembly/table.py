@@ -84,8 +84,8 @@ class Reassembler(InOrder, LifeRouting):
     # (tests/test_reassembly.py runs both on every bundled capture).
     skip_idle_flush = True
     # `sweep` passes over the settled connections of its table in C below the cap
-    # (`sweep_split`); False visits every one in Python, the plain twin (tests/
-    # test_reassembly.py runs both).
+    # (`sweep_split`); False visits every one in Python, the plain twin (tests/test_sweep.py
+    # runs both).
     fast_sweep = True
 
     def __init__(
