@@ -6,8 +6,10 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
@@ -84,3 +86,15 @@ def tcpdump_on_lo(*arguments: str) -> Iterator[None]:
             process.wait(10)
         except subprocess.TimeoutExpired:
             stop_group(process, signal.SIGKILL)
+
+
+def benchmark_capture(path: Path, size: int, seed: int, mix: str = "default") -> dict[str, Any]:
+    """Writes ``size`` bytes of a benchmark mix (benchmarks/generate.py) to ``path``; its
+    ground truth."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from generate import generate
+    finally:
+        sys.path.pop(0)
+    truth: dict[str, Any] = generate(str(path), size, seed=seed, concurrency=64, mix=mix)
+    return truth

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from analyzer.reassembly import table as table_module
 from analyzer.reassembly.table import sweep_split_plain
 from analyzer.source import read_records
 from analyzer.tls.keylog import load_keylog
+from tests.helpers import benchmark_capture
 
 REPO = Path(__file__).resolve().parents[1]
 CAPTURES = sorted((REPO / "captures").glob("*.pcap*"))
@@ -190,13 +190,8 @@ def test_real_captures_decide_alike_with_either_sweep(tmp_path: Path) -> None:
     """Every bundled capture and 8 MB of the dense benchmark mix (whose connections all end
     within a minute: every sweep passes over most of its table), swept every 64 segments:
     every attempt, verdict and end the same, in the same order."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from generate import generate
-    finally:
-        sys.path.pop(0)
     dense = tmp_path / "dense.pcap"
-    generate(str(dense), 8_000_000, seed=5, concurrency=64, mix="dense")
+    benchmark_capture(dense, 8_000_000, seed=5, mix="dense")
     for path in [*CAPTURES, dense]:
         assert _decided(path, True, 64) == _decided(path, False, 64), path.name
 
