@@ -568,6 +568,9 @@ ERF_RECORD = struct.pack("<II", 0, 1700000000) + bytes([2, 4]) + struct.pack(">H
         ("bzip2-text", bz2.compress(b"hello world\n" * 10),
          "bzip2 of something that is not a capture: looks like text"),
         ("bzip2-broken", b"BZh9" + b"\xff" * 40, "damaged bzip2 file"),
+        # "BZh" without its block size is no bzip2 stream: not named (nor read) as one
+        ("bzip2-like", b"BZhx" + b"\xff" * 40, "unknown binary data (starts 42 5a 68 78"),
+        ("bzip2-like-text", b"BZh? a note\n", "not a capture file: looks like text"),
         ("zstd-text", zstd.compress(b"hello world\n" * 10),
          "zstd of something that is not a capture: looks like text"),
         ("zstd-broken", b"\x28\xb5\x2f\xfd" + b"\xff" * 40, "damaged zstd file"),

@@ -28,10 +28,16 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
+# bzip2's magic is "BZh" and a block size, "1" to "9" (source/stream.py `compression_of`): a
+# file that starts "BZh" and something else is no bzip2 stream, and the reader did not try
+# it as one (a text that starts "BZh...", say), so it is not named bzip2 either.
+_BZIP2_SIZES = b"123456789"
+
+
 def describe(head: bytes) -> str:
     """A short phrase for what `head` (the first bytes of a file) looks like."""
     for magic, what in _SIGNATURES:
-        if head.startswith(magic):
+        if head.startswith(magic) and (magic != b"BZh" or head[3:4] in _BZIP2_SIZES):
             return what
     # Text first: the ERF guess has no magic to go by and printable bytes can pass it.
     if _looks_like_text(head):
