@@ -273,12 +273,9 @@ class SpilledReport:
 
     def _rows(self, clock: Clock) -> Iterator[dict[str, str]]:
         """The kept attempts' table cells (`table.cells`), in report order."""
-        times, order = self.spill.time, self.order
-        for rank, record in self._kept_records():
-            values = dict(zip(LINE_KEYS, record.line, strict=True))
-            values["#"] = str(rank + 1)
-            values["time"] = clock.time(times[order[rank]])
-            yield {k: values[k] for k in _SPECS}  # in the order of the columns
+        keys = list(_SPECS)  # (every column, in their order)
+        for values in self._row_values(clock, keys):
+            yield dict(zip(keys, values, strict=True))
 
     def detail(self, view: Any, stats: RunStats, warnings: Sequence[CaptureWarning],
                text: Callable[[Diagnosis, Any], str], clock: Clock,

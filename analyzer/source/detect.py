@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import struct
 
+from .stream import compression_of
+
 # Leading bytes -> what to call the file. Capture formats first: a user who saved from another
 # tool should learn which format to convert from.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -15,12 +17,6 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"XCP\x00", "a NetXRay/Sniffer capture, which is not supported"),
     (b"TRSNIFF data", "a Sniffer capture, which is not supported"),
     (b"ObserverPktBuffer", "a Network Instruments Observer capture, which is not supported"),
-    (b"\x1f\x8b", "gzip"),
-    # (read through their decompressors at the top: named here when one is inside another)
-    (b"BZh", "bzip2-compressed data (decompress it first)"),
-    (b"\xfd7zXZ\x00", "xz-compressed data (decompress it first)"),
-    (b"\x28\xb5\x2f\xfd", "zstd-compressed data (decompress it first)"),
-    (b"\x04\x22\x4d\x18", "lz4-compressed data (decompress it first)"),
     (b"PK\x03\x04", "a zip archive (extract it first)"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-zip archive (extract it first)"),
     (b"\x7fELF", "an executable"),
@@ -28,17 +24,17 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
-# bzip2's magic is "BZh" and a block size, "1" to "9" (source/stream.py `compression_of`): a
-# file that starts "BZh" and something else is no bzip2 stream, and the reader did not try
-# it as one (a text that starts "BZh...", say), so it is not named bzip2 either.
-_BZIP2_SIZES = b"123456789"
-
-
 def describe(head: bytes) -> str:
     """A short phrase for what `head` (the first bytes of a file) looks like."""
     for magic, what in _SIGNATURES:
-        if head.startswith(magic) and (magic != b"BZh" or head[3:4] in _BZIP2_SIZES):
+        if head.startswith(magic):
             return what
+    # The compressed formats by the reader's own test of their magic numbers (a file that
+    # starts "BZh" without bzip2's block size is no bzip2, and is not called one): read
+    # through their decompressors at the top, they are named here when one is inside another.
+    kind = compression_of(head)
+    if kind:
+        return "gzip" if kind == "gzip" else f"{kind}-compressed data (decompress it first)"
     # Text first: the ERF guess has no magic to go by and printable bytes can pass it.
     if _looks_like_text(head):
         return "text"
