@@ -495,7 +495,7 @@ async def running_nginx(tmp: str, conf: str, port: int) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def nginx(port: int, backend: int, proxy_lines: str) -> Any:
+async def nginx(port: int, backend: int, proxy_lines: str, read_timeout: str = "5s") -> Any:
     """nginx as a reverse proxy, everything under a temp dir; yields a function to read its log."""
     with tempfile.TemporaryDirectory(prefix="captures-nginx-") as tmp:
         conf = nginx_conf(tmp, f"""    server {{
@@ -503,7 +503,7 @@ async def nginx(port: int, backend: int, proxy_lines: str) -> Any:
         location / {{
             proxy_pass http://{V4}:{backend};
             proxy_connect_timeout 2s;
-            proxy_read_timeout 5s;
+            proxy_read_timeout {read_timeout};
 {proxy_lines}
         }}
     }}""")

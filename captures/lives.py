@@ -1,6 +1,7 @@
 """The life of WebSockets after their first moments, for captures/generate.py: an idle timeout of
 nginx, a server's Close 1011 after working, a normal Close 1000, and a server process killed
-while it holds three connections. Every client talks past the 2 s watch window first.
+while it holds three connections. Every client talks past the 2 s watch window first. And the
+same kind of ends within the first moments: a short idle timeout of nginx, a client killed.
 """
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ async def main():
                                 compression=None):
         print("ready", flush=True)
         await asyncio.Future()
+asyncio.run(main())
+"""
+# A client process killed (SIGKILL) after one message echoed: its kernel closes the socket.
+KILLED_CLIENT = """
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1], ping_interval=None, compression=None) as ws:
+        await ws.send("hello")
+        await asyncio.wait_for(ws.recv(), 2)
+        print("echoed", flush=True)
+        await asyncio.sleep(30)
 asyncio.run(main())
 """
 
@@ -131,4 +143,69 @@ async def _lives() -> list[Expect]:
                  "opened 0.6 s apart: the kernel closed them all at once, no Close frame", ws,
                  server + " (killed)", said[3 + n], "(killed: no log)", status=101)
           for n in range(3)),
+    ]
+
+
+async def talk_once(uri: str, wait: float = 3.0) -> str:
+    """Connects, exchanges one message, then waits up to ``wait`` s for the server to end it;
+    what happened."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    started = time.monotonic()
+    try:
+        async with connect(uri, open_timeout=2, close_timeout=1, ping_interval=None,
+                           compression=None) as ws:
+            await ws.send("hello")
+            await asyncio.wait_for(ws.recv(), 2)
+            try:
+                await asyncio.wait_for(ws.recv(), wait)
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else 1006
+                return (f"connected; one message echoed; then, {time.monotonic() - started:.1f} "
+                        f"s in: {type(closed).__name__}: {closed} (code {code})")
+            return "connected; one message echoed; still open"
+    except Exception as exc:  # the point is to record it
+        return describe(exc)
+
+
+@scenario("websocket_ended_early", "WebSockets that worked for a moment, then ended without a "
+          "Close frame within their first 2 s: nginx's proxy_read_timeout (1 s) closed a quiet "
+          "one after one message (both legs), and a client process was killed (SIGKILL) 1.2 s "
+          "after connecting, after one message", (18183, 18184))
+async def _ended_early() -> list[Expect]:
+    async with websockets_server(V4, 18184, "early") as book, \
+            nginx(18183, 18184, PROXY, read_timeout="1s") as log:
+        await asyncio.to_thread(wait_for_listener, V4, 18183)
+        said = await talk_once(f"ws://{V4}:18183/quiet")
+        client = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT,
+                                   f"ws://{V4}:18184/killed"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            await asyncio.sleep(1.2)
+            client.send_signal(signal.SIGKILL)
+            out, _ = client.communicate(timeout=5)
+        finally:
+            client.kill()
+            client.wait(timeout=5)
+        killed = out.decode().strip() + "; then killed (SIGKILL) 1.2 s after it started"
+        await asyncio.sleep(0.5)
+        proxy, backend = log(), websockets_session(book)
+    ws, server = version("websockets"), version("websockets")
+    front = nginx_version() + " (proxy_read_timeout 1s) -> " + server
+    return [
+        Expect(endpoint(V4, 18183), "GET", "/quiet", "aborted",
+               "ended_without_close_after_switch",
+               "one message each way, then 1 s of silence: nginx closed the client leg without "
+               "a Close frame within the first 2 s (the client saw 1006)", ws, front, said,
+               proxy, status=101),
+        Expect(endpoint(V4, 18184), "GET", "/quiet", "aborted",
+               "ended_without_close_after_switch",
+               "the backend leg of the same: nginx (its client) closed it without a Close "
+               "frame", nginx_version(), server, said, backend, status=101),
+        Expect(endpoint(V4, 18184), "GET", "/killed", "aborted",
+               "ended_without_close_after_switch",
+               "one message each way, then the client process was killed: its kernel closed "
+               "the connection without a Close frame (the server saw 1006)", ws, server,
+               killed, backend, status=101),
     ]

@@ -938,8 +938,26 @@ CASES: tuple[Case, ...] = (
     Case("server FIN 2 ms after a valid 101", switched(server_fin(0.002)), ABORTED,
          "server_hung_up_after_switch", absent=("client_hung_up_after_switch",),
          evidence={"server_hung_up_after_switch": ("response", "server_fin")}),
-    Case("server sends a frame, then FIN", switched(server_frame(), server_fin()), SUCCEEDED,
-         None, absent=("server_hung_up_after_switch",)),
+    # frames, then an end without a Close frame within the window: an abnormal closure in the
+    # first moments (the life's rules, checks/life.py, judge one after them: `dropped`)
+    Case("server sends a frame, then FIN", switched(server_frame(), server_fin()), ABORTED,
+         "ended_without_close_after_switch", absent=("server_hung_up_after_switch",),
+         evidence={"ended_without_close_after_switch":
+                   ("response", "server_frame", "server_fin")},
+         found={"ended_without_close_after_switch": ("server sent a FIN", "after the last frame",
+                                                     "without a Close frame")}),
+    Case("frames both ways, then a client RST", switched(
+        client_frame(), server_frame(), then("client_rst", lambda c: c.client_rst(0.5))),
+         ABORTED, "ended_without_close_after_switch", absent=("client_hung_up_after_switch",),
+         evidence={"ended_without_close_after_switch":
+                   ("response", "server_frame", "client_rst")},
+         found={"ended_without_close_after_switch": ("client sent a RST", "500 ms after")}),
+    Case("frames, then FIN after the observation window", switched(
+        client_frame(), server_frame(), server_fin(5.0)), SUCCEEDED, None,
+         absent=("ended_without_close_after_switch",)),
+    Case("frames, then Close 1000, then FIN", switched(
+        client_frame(), close("server", 1000, 0.2), server_fin()), SUCCEEDED,
+         "ws_closed_normally", absent=("ended_without_close_after_switch",)),
     Case("server Close 1008 3 ms after the 101", switched(close("server", 1008, 0.003)),
          ABORTED, "ws_closed_with_error", absent=("ws_closed_normally", "ws_close_code_invalid"),
          evidence={"ws_closed_with_error": ("close",)},

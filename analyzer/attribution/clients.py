@@ -269,6 +269,8 @@ KIND_OF_FINDING = {
     "close_bad_gateway": "closed_in_life",
     "close_application_error": "closed_in_life",
     "close_error_in_life": "closed_in_life",
+    "ended_without_close_after_switch": "abnormal_close",
+    "server_hung_up_after_switch": "abnormal_close",  # the client took the 101, then EOF
     "idle_timeout_after_switch": "abnormal_close",
     "closed_without_close_frame": "abnormal_close",
     "server_reset_many": "abnormal_close",

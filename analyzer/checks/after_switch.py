@@ -13,7 +13,7 @@ from analyzer.exchange.first_bytes import (
     describe_start,
 )
 from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
-from analyzer.exchange.switch import DEFAULT_WINDOW, looked_frames
+from analyzer.exchange.switch import DEFAULT_WINDOW, WINDOW_OVER, looked_frames
 from analyzer.remembered import Remembered
 from analyzer.websocket.frames import (
     CloseCode,
@@ -79,12 +79,34 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     )
     if hang_ups:
         when, _lost, check, side, first_bytes, end, is_rst = hang_ups[0]
-        if first_bytes is None and 0 <= when - after.switch_time <= window:
-            how = "RST" if is_rst else "FIN"
+        how = "RST" if is_rst else "FIN"
+        if not 0 <= when - after.switch_time <= window:
+            return findings  # (a later end is the life's: analyzer/life)
+        if first_bytes is None:
             findings.append(Finding(check, "WebSocket frames" if facts.websocket else "data",
                                     f"{how} {_ms(when - after.switch_time)} after the switch"
                                     + answer, ev + (end.frame,) + answer_frames, side))
+        elif facts.websocket and after.complete and tcp.end_reason != WINDOW_OVER:
+            # Frames went by, then an end within the window, and no Close came before it (a
+            # Close in the window returned above): an abnormal closure within the first
+            # moments, where the life's rules (checks/life.py) say `dropped` for one after
+            # them. A connection that lived past its window (a half-close the other side
+            # talked past) is the life's to judge, with its whole end.
+            findings.append(_ended_without_close(after, side, how, when, ev + (end.frame,)))
     return findings
+
+
+def _ended_without_close(after: AfterSwitch, side: str, how: str, when: float,
+                         evidence: tuple[int, ...]) -> Finding:
+    """`ended_without_close_after_switch`: ``side`` ended the connection at ``when`` after
+    sending frames, and neither side had sent a Close frame; ``evidence``: the switch's
+    frames and the end's (the last frame before the end goes before the end)."""
+    before = [seen for seen in after.frames if seen.time <= when]
+    silence = "" if not before else f", {_ms(when - before[-1].time)} after the last frame"
+    frames = evidence[:-1] + tuple(seen.frame for seen in before[-1:]) + evidence[-1:]
+    return Finding("ended_without_close_after_switch", "a Close frame before the TCP close",
+                   f"{side} sent a {how} {_ms(when - after.switch_time)} after the switch"
+                   f"{silence}, without a Close frame", frames, side)
 
 
 def _close_after_silent_hang_up(attempt: Attempt, after: AfterSwitch,

@@ -356,8 +356,26 @@ HTTP: tuple[Check, ...] = in_phase(
           "extensions) and the findings on the response."),
     Check("server_hung_up_after_switch", E, Effect.ABORT, "RFC 6455 §7.1.7",
           "the server closed the connection right after the 101, without a frame",
-          "The server switched and then dropped the connection without a Close frame.",
-          "Read the server's log: the handler failed right after the upgrade."),
+          "The server switched and then dropped the connection without a Close frame: its "
+          "handler failed or refused the session right after the upgrade. When the end came "
+          "after a second or more of silence (the found time says), a short idle timeout of "
+          "a proxy in front of it (nginx proxy_read_timeout, HAProxy timeout tunnel) ends a "
+          "connection the same way.",
+          "Read the server's log (and the proxy's, if one is in front) at that time: the "
+          "handler's error, or a proxy's 'upstream timed out'."),
+    Check("ended_without_close_after_switch", E, Effect.ABORT, "RFC 6455 §7.1.5",
+          "the connection ended without a Close frame soon after the switch",
+          "Frames went by after the 101, then the connection ended with a FIN or a RST within "
+          "the first moments, and neither side sent a Close frame. \"If _The WebSocket "
+          "Connection is Closed_ and no Close control frame was received by the endpoint ... "
+          "the WebSocket connection close code is considered to be 1006\": python websockets "
+          "raises 'no close frame received or sent', browsers report close code 1006. Usual "
+          "causes: a short idle timeout on a proxy (nginx proxy_read_timeout, HAProxy timeout "
+          "tunnel) when the side that closed had been silent, the closing process crashed or "
+          "was killed, a proxy or firewall cut the connection.",
+          "Read the closing address's log at that time (a proxy's 'upstream timed out', a "
+          "crash, a kill); make both sides send a Close frame when they shut down, and ping "
+          "more often than the shortest idle timeout on the path."),
     Check("ws_closed_with_error", E, Effect.ABORT, "RFC 6455 §7.4.1",
           "the connection was closed with an error code right after the switch",
           "A Close frame with a code other than 1000/1001 soon after the 101 means the "

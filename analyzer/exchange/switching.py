@@ -6,13 +6,13 @@ from __future__ import annotations
 from analyzer.exchange.holes import HoleRecovery
 from analyzer.exchange.model import Message
 from analyzer.exchange.pending import Mode, PendingRequest, Switch, new_switch
-from analyzer.exchange.switch import switch_watch
+from analyzer.exchange.switch import WINDOW_OVER, switch_watch
 from analyzer.life.model import attempt_key
 from analyzer.reassembly import let_go
 
 # module globals for speed (see tracker.py): _observe runs on every segment of the window
 _SWITCHED, _DEAD = Mode.SWITCHED, Mode.DEAD
-_WINDOW_OVER = "observation window over"
+_WINDOW_OVER = WINDOW_OVER
 
 
 class SwitchFollower(HoleRecovery):
