@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from analyzer.attribution.clients import back_leg_found
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import frames_of
 from analyzer.exchange.model import Attempt, Endpoint
@@ -48,15 +49,17 @@ def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0) -> list[Diagnos
     pairs = _pair_legs(diagnoses, skew)
     proxy_endpoints = {front.attempt.server for front, _ in pairs}
     back_of = {id(front): back for front, back in pairs}
-    back_legs = {id(back) for _, back in pairs}
+    front_of = {id(back): front for front, back in pairs}
     out = []
     for d in diagnoses:
         extra: list[Finding] = []
-        back = back_of.get(id(d))
+        back, front = back_of.get(id(d)), front_of.get(id(d))
         if back is not None:
             extra = compare_legs(d.attempt, back.attempt)
-        elif (d.attempt.server in proxy_endpoints and d.attempt.request_head is not None
-              and d.attempt.response is not None and id(d) not in back_legs):
+        if front is not None:
+            extra.append(back_leg(front, d.attempt))
+        elif (back is None and d.attempt.server in proxy_endpoints
+              and d.attempt.request_head is not None and d.attempt.response is not None):
             extra = [answered_itself(d.attempt)]
         if extra:
             d = replace(judge(d.attempt, d.facts, d.findings + tuple(extra), d.number),
@@ -76,6 +79,7 @@ class Leg(NamedTuple):
     server: Endpoint
     response_time: float | None  # None: no response
     source: str | None = None  # the file, when several were read
+    ended: float | None = None  # when its connection ended, if before its attempt was decided
 
 
 # A longer target is compared by its digest: pairing a spilled report's legs held their whole
@@ -88,9 +92,14 @@ def leg_of(attempt: Attempt, source: str | None = None) -> Leg | None:
     if head is None:
         return None
     target = head.target if len(head.target) <= MAX_KEPT_TARGET else digest_key(head.target)
+    tcp = attempt.tcp
     return Leg(attempt.time, head.headers.get("sec-websocket-key"), (head.method, target),
                attempt.client, attempt.server,
-               attempt.response.time if attempt.response is not None else None, source)
+               attempt.response.time if attempt.response is not None else None, source,
+               tcp.end_time if tcp.end_reason in _ENDED else None)
+
+
+_ENDED = ("closed", "reset")  # end reasons of a connection that ended (exchange/tracker.py)
 
 
 def source_of(d: Diagnosis) -> str | None:
@@ -296,8 +305,20 @@ def _legs_of_one_handshake(front: Leg, back: Leg, skew: float = 0.0) -> bool:
         # second of skew is ambiguous as soon as clients come more often than that.
         return False
     # Without a shared key: the same request line, and the back leg must come from the host
-    # the front leg went to (a proxy opens the back leg from its own address).
+    # the front leg went to (a proxy opens the back leg from its own address), while the
+    # front's connection was open (a proxy forwards a handshake it holds: on one host's
+    # loopback every server shares the address, and a later request of the same line to
+    # another server paired with a front that had closed unanswered).
+    if front.ended is not None and back.time > front.ended:
+        return False
     return front.line == back.line and back.client.address == front.server.address
+
+
+def back_leg(front: Diagnosis, back: Attempt) -> Finding:
+    """The finding that marks ``back`` as the proxy's request for ``front``'s handshake."""
+    return Finding("proxy_back_leg", "", back_leg_found(str(front.attempt.server),
+                                                       str(front.attempt.client)),
+                   frames_of(front.attempt.request) + frames_of(back.request), "client")
 
 
 def answered_itself(attempt: Attempt) -> Finding:

@@ -381,7 +381,8 @@ def test_the_legs_that_may_pair_give_the_pairs_of_every_leg(seed: int) -> None:
                         Endpoint(client, rng.randrange(40000, 40004)),
                         Endpoint(server, rng.choice([80, 8080])),
                         rng.choice([None, t + rng.choice([0.001, 0.1, 3.0])]),
-                        rng.choice([None, "a.pcap", "b.pcap"])))
+                        rng.choice([None, "a.pcap", "b.pcap"]),
+                        rng.choice([None, t + rng.choice([0.005, 0.2, 4.0])])))
     for skew in (0.0, 1.0):
         every = _pairs_of_all(legs, skew)
         assert _pairs_of_the_marked(legs, skew) == every
@@ -416,3 +417,50 @@ def test_the_hashes_a_worker_files_are_those_of_every_other_process() -> None:
                               env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
                for seed in ("1", "2")}
     assert len(outputs) == 1 and "(0," not in outputs.pop()
+
+
+def test_a_front_leg_that_had_ended_pairs_with_no_later_request_of_its_line() -> None:
+    """Without a shared key, a back leg is a request of the front's line from the front's
+    server address: on one host's loopback every server shares that address. The front of
+    captures/tls_mtls_no_client_cert.pcap (a websockets server that closed, unanswered, on a
+    client without a certificate) paired with the next scenario's request to nginx half a
+    second later. A proxy forwards a handshake while it holds it: a request after the front's
+    connection ended is not its back leg; one while it was open is (the near miss)."""
+    from analyzer.correlate import Leg, pair_legs
+    from analyzer.exchange.model import Endpoint
+
+    host = bytes([127, 0, 0, 1])
+    t = 1_700_000_000.0
+
+    def front(ended: float | None) -> Leg:
+        return Leg(t, "front-key", ("GET", "/chat"), Endpoint(host, 35498), Endpoint(host, 18127),
+                   None, None, ended)
+
+    later = Leg(t + 0.55, "other-key", ("GET", "/chat"), Endpoint(host, 36676),
+                Endpoint(host, 18133), t + 0.56, None, t + 0.57)
+    assert list(pair_legs([front(t + 0.2), later])) == []
+    assert list(pair_legs([front(t + 0.9), later])) == [(0, 1)]
+    assert list(pair_legs([front(None), later])) == [(0, 1)]  # still open when decided
+
+
+def test_the_bundled_loopback_captures_pair_only_real_proxy_legs() -> None:
+    """Every pair in the bundled captures is a proxy's two legs (its back leg's server is a
+    backend the scenario put behind a proxy): no scenario's client is taken for a back leg."""
+    from analyzer.pipeline import Analysis, analyze
+    from analyzer.source import read_captures
+    from analyzer.tls.keylog import load_keylog
+
+    repo = Path(__file__).resolve().parents[1]
+    fronts_and_backs = set()
+    for path in sorted((repo / "captures").glob("*.pcap*")):
+        keys = path.with_suffix(".keys")  # (the TLS fronts have a request only with keys)
+        run = Analysis(secrets=load_keylog(keys.read_bytes()) if keys.exists() else None)
+        diagnoses = [d for d in analyze(read_captures([str(path)], [], run.add_secrets), run)
+                     if isinstance(d, Diagnosis)]
+        for d in correlate(diagnoses):
+            for f in d.findings:
+                if f.check == "proxy_back_leg":
+                    fronts_and_backs.add((path.name, str(d.attempt.server)))
+    assert ("tls_mtls_no_client_cert.pcap", "127.0.0.1:18133") not in fronts_and_backs
+    assert ("nginx_proxy_ok.pcap", "127.0.0.1:18022") in fronts_and_backs
+    assert ("socketio_no_sticky_sessions.pcap", "127.0.0.1:18167") in fronts_and_backs

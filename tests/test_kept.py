@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import io
+import json
 import re
 import sys
 import tracemalloc
@@ -458,3 +459,29 @@ def test_long_heads_spill_by_their_bytes_before_spill_after(
         store.add(d)
     assert store.spill is not None and len(store.spill.at) == 1501
     _same(monkeypatch, [str(path), "-F", "table"])
+
+
+@pytest.mark.parametrize("spill_after", [10**9, 0])
+def test_a_proxy_back_leg_names_the_proxy_as_its_client(monkeypatch: pytest.MonkeyPatch,
+                                                        spill_after: int) -> None:
+    """The back leg of a proxied handshake (real nginx in front of websockets, both legs
+    captured: nginx closed both after 1 s of silence) carries the User-Agent the proxy
+    forwarded; its client is the proxy, and the lines the end client's library prints belong
+    to the front leg only. Kept in memory and spilled alike."""
+    capture = str(Path(__file__).resolve().parents[1] / "captures" /
+                  "websocket_ended_early.pcap")
+    status, out, _ = _read(monkeypatch, spill_after, [capture, "-F", "json"])
+    attempts = {(a["server"], a["path"]): a for a in json.loads(out)["attempts"]}
+    front = attempts[("127.0.0.1:18183", "/quiet")]
+    back = attempts[("127.0.0.1:18184", "/quiet")]
+    killed = attempts[("127.0.0.1:18184", "/killed")]  # a client of its own: not a leg
+    assert "proxy_back_leg" in back["reasons"] and back["reasons"][0] == \
+        "ended_without_close_after_switch"
+    assert back["attribution"]["client"] == "proxy at 127.0.0.1:18183"
+    assert back["attribution"]["client_errors"] == []
+    for alone in (front, killed):
+        assert "proxy_back_leg" not in alone["reasons"]
+        assert alone["attribution"]["client"] == "python websockets"
+        assert any("no close frame received or sent" in line
+                   for line in alone["attribution"]["client_errors"])
+    assert [a["verdict"] for a in (front, back, killed)] == ["aborted"] * 3

@@ -10,6 +10,7 @@ from analyzer.attribution.clients import (
     SERVER_SENT_KINDS,
     client_errors,
     client_name,
+    proxy_of_back_leg,
 )
 from analyzer.attribution.closing import closing_values, life_closing_values
 from analyzer.attribution.model import Attribution, attribution
@@ -45,6 +46,11 @@ def attribute(
         fault = next((f.check for f in findings if f.check in REQUEST_FAULTS), None)
         match = match_silent_close(attempt, fault)
     kind = _failure_kind(attempt, facts, verdict, findings)
+    back_leg = next((f for f in findings if f.check == "proxy_back_leg"), None)
+    if back_leg is not None:
+        # The client of a proxy's back leg is the proxy: the User-Agent is the end client's,
+        # forwarded, and so would be the lines its library prints (the front leg has them).
+        client, kind = proxy_of_back_leg(back_leg.found), None
     if kind == "closed":  # (its lines say what the Close frames say: closing.py)
         errors = client_errors(kind, client, **closing_values(attempt.after))
     elif kind in _LIFE_KINDS:

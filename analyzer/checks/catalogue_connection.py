@@ -249,6 +249,16 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "The backend's status differs from the one the client received: the proxy replaced "
           "the answer (for example a 101 from the backend turned into an error).",
           "Read the proxy's log for why it replaced the backend's answer."),
+    Check("proxy_back_leg", N, Effect.NOTE, "RFC 9110 §7.6",
+          "the proxy's own request to the backend (the back leg of a proxied handshake)",
+          "This connection is the request a proxy made to its backend for a client's "
+          "handshake captured too (the front leg, paired by Sec-WebSocket-Key, or by request "
+          "line and time). Its client is the proxy, not the program the forwarded User-Agent "
+          "names: what the end client saw and printed is on the front leg, and what went "
+          "wrong on this leg is in the proxy's error log (nginx: 'upstream timed out', "
+          "'upstream prematurely closed connection'; HAProxy: its log line's termination "
+          "state).",
+          "Read the front leg for the client's side, the proxy's error log for this one."),
     Check("proxy_answered_itself", N, Effect.NOTE, "RFC 9110 §7.6",
           "the proxy answered without asking the backend",
           "Other handshakes through this proxy reached a backend in the same capture, but no "

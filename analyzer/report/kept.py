@@ -35,6 +35,7 @@ from analyzer.correlate import (
     Hop,
     Leg,
     answered_itself,
+    back_leg,
     compare_legs,
     correlate,
     hop_of,
@@ -115,7 +116,8 @@ def _packed(record: Record) -> bytes:
     try:
         links = marshal.dumps((
             None if leg is None else (leg.time, leg.key, leg.line, _pair(leg.client),
-                                      _pair(leg.server), leg.response_time, leg.source),
+                                      _pair(leg.server), leg.response_time, leg.source,
+                                      leg.ended),
             (hop.time, _pair(hop.client), *hop[2:])))
         rest = marshal.dumps((record.keep, record.verdict, record.reason, record.storm,
                               record.line, record.closed))
@@ -175,9 +177,9 @@ def _unpacked_links(data: bytes | bytearray) -> tuple[Leg | None, Hop]:
     with memoryview(data) as view:
         leg, hop = marshal.loads(view[5:5 + int.from_bytes(view[1:5], "little")])
     if leg is not None:
-        time, key, request, client, server, response_time, source = leg
+        time, key, request, client, server, response_time, source, ended = leg
         leg = Leg(time, key, request, Endpoint(*client), Endpoint(*server), response_time,
-                  source)
+                  source, ended)
     return leg, Hop(hop[0], Endpoint(*hop[1]), *hop[2:])
 
 
@@ -448,14 +450,20 @@ class Spill:
             leg = self.leg(index)
             if leg is not None and leg.server in proxies and leg.response_time is not None:
                 alone.append(index)
+        front_of = {b: f for f, b in pairs}
         wholes = self._wholes(set(back_of) | backs | set(alone))
-        for index in sorted(set(back_of) | set(alone)):
-            back = back_of.get(index)
-            d, other = wholes(index), wholes(back) if back is not None else None
-            if d is None or (back is not None and other is None):
+        for index in sorted(set(back_of) | backs | set(alone)):
+            back, front = back_of.get(index), front_of.get(index)
+            d = wholes(index)
+            other = wholes(back) if back is not None else None
+            ahead = wholes(front) if front is not None else None
+            if d is None or (back is not None and other is None) or (
+                    front is not None and ahead is None):
                 continue  # not rebuilt (the input changed or broke): as decided
             extra = (compare_legs(d.attempt, other.attempt) if other is not None
-                     else [answered_itself(d.attempt)])
+                     else [] if ahead is not None else [answered_itself(d.attempt)])
+            if ahead is not None:
+                extra.append(back_leg(ahead, d.attempt))
             if extra:
                 d = dataclasses.replace(judge(d.attempt, d.facts, d.findings + tuple(extra),
                                               d.number), origin=d.origin, lifetime=d.lifetime)
