@@ -504,3 +504,43 @@ def test_a_close_past_the_watch_window_gives_the_lines_of_its_first_close(
     life = Lifetime(duration_s=30.0, closed_by=side, how=how, idle_before_end_s=0.1,
                     close_code=code, close_side=side, close_reason=reason)
     assert life_closing_values(life) == {"received": received, "closing": closing}
+
+
+@pytest.mark.parametrize("url, location", [
+    ("ws://127.0.0.1:18036/old", "/ws"),  # captures/redirect_302.pcap: followed
+    ("ws://[::1]:18111/", "http://[::1]:18111/new"),  # nginx's `return 301`: absolute, http
+    ("wss://chat.example.com/a", "ws://chat.example.com/b"),  # a downgrade
+    ("wss://chat.example.com/a", "b?x=1"),
+])
+def test_what_python_websockets_does_with_a_redirect_is_what_it_does(url: str,
+                                                                     location: str) -> None:
+    """python websockets follows a redirect where it may (it prints nothing), else raises:
+    the predicted line is the one its own URI check and downgrade rule give (the library
+    itself is asked here, not a copy of its words)."""
+    from urllib.parse import urljoin
+
+    from websockets.exceptions import InvalidURI
+    from websockets.uri import parse_uri
+
+    from analyzer.attribution.clients import websockets_redirect
+
+    target = urljoin(url, location)
+    try:
+        new = parse_uri(target)
+    except InvalidURI as exc:
+        expected = f"InvalidURI: {exc}"
+    else:
+        expected = (f"SecurityError: cannot follow redirect to non-secure URI {target}"
+                    if parse_uri(url).secure and not new.secure
+                    else f"(no error: follows the redirect to {target}, up to 10 in a row)")
+    assert websockets_redirect(url, location) == expected
+
+
+def test_a_redirect_predicts_the_status_lines_but_python_websockets_follows_it() -> None:
+    """captures/redirect_302.pcap: the real websockets client followed the 302 (its second
+    attempt succeeded), while browsers and Node ws stop at it."""
+    first = analyze_pcap(CAPTURES / "redirect_302.pcap")[0]
+    lines = first.attribution.client_errors
+    assert lines[0] == ("python websockets: (no error: follows the redirect to "
+                        "ws://127.0.0.1:18036/ws, up to 10 in a row)")
+    assert "Node ws: Unexpected server response: 302" in lines

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 
 from analyzer.attribution.clients import (
     KIND_OF_FINDING,
+    REDIRECT_STATUSES,
     SERVER_SENT_KINDS,
     client_errors,
     client_name,
     proxy_of_back_leg,
+    websockets_redirect,
 )
 from analyzer.attribution.closing import closing_values, life_closing_values
 from analyzer.attribution.model import Attribution, attribution
@@ -56,8 +58,14 @@ def attribute(
     elif kind in _LIFE_KINDS:
         errors = _end_lines(kind, client, lifetime)
     elif kind:  # (the values are worked out only for a failure clients report)
+        extra: dict[str, str] = {}
+        location = response.headers.get("location") if response is not None else None
+        if kind == "status" and location and response is not None and (
+                response.status in REDIRECT_STATUSES and attempt.transport != "h2"):
+            kind = "redirect"
+            extra = {"websockets_redirect": websockets_redirect(_url(attempt), location)}
         errors = client_errors(
-            kind, client,
+            kind, client, **extra,
             status=response.status if response else "",
             reason=response.reason if response else "",
             url=_url(attempt),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from urllib.parse import urljoin, urlsplit
 
 from analyzer.remembered import Remembered
 
@@ -150,6 +151,28 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
 # ... and one that ended with a Close frame carrying an error code: the same lines as in the
 # watch window, their values read from the connection's lifetime (closing.py)
 _ERRORS["closed_in_life"] = _ERRORS["closed"]
+# A redirect (300-303, 307, 308 with a Location): every client prints what it prints for any
+# other status, but python websockets follows it (websockets.asyncio.client `process_redirect`,
+# up to 10): it prints nothing and connects again where the Location points, unless that is
+# not a ws:// or wss:// URI (nginx's `return 301` writes an absolute http:// one) or leaves
+# wss for ws. Its line is worked out per attempt (`websockets_redirect`).
+_ERRORS["redirect"] = tuple(
+    ("python websockets", "{websockets_redirect}") if name == "python websockets"
+    else (name, text) for name, text in _ERRORS["status"])
+REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
+
+
+def websockets_redirect(url: str, location: str) -> str:
+    """What python websockets does with a redirect of ``url`` (ws:// or wss://, the request's)
+    to ``location``: follow it (nothing printed), or the error it raises instead."""
+    target = urljoin(url, location)
+    scheme = urlsplit(target).scheme.lower()
+    if scheme not in ("ws", "wss"):
+        return f"InvalidURI: {target} isn't a valid URI: scheme isn't ws or wss"
+    if url.startswith("wss:") and scheme == "ws":
+        return f"SecurityError: cannot follow redirect to non-secure URI {target}"
+    return f"(no error: follows the redirect to {target}, up to 10 in a row)"
+
 
 # TLS failures (checks/tls.py), as OpenSSL-based clients (Python, curl, Node), Go's crypto/tls
 # and Chrome's net stack word them. Python's lines are what `ssl` raises inside websockets and
