@@ -56,9 +56,11 @@ asyncio.run(main())
 """
 
 
-async def talk(uri: str, then: str, wait: float = 10.0, delay: float = 0.0) -> str:
-    """Connects, exchanges a message now and another 2.5 s later, then ``then``: "close"
-    (Close 1000) or "wait" (up to ``wait`` s for the server to end it); what happened."""
+async def talk(uri: str, then: str, wait: float = 10.0, delay: float = 0.0,
+               messages: tuple[str, ...] = ("hello", "still here")) -> str:
+    """Connects, exchanges ``messages`` (a message now and another 2.5 s later, or one), then
+    ``then``: "close" (Close 1000) or "wait" (up to ``wait`` s for the server to end it);
+    what happened."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
@@ -68,12 +70,13 @@ async def talk(uri: str, then: str, wait: float = 10.0, delay: float = 0.0) -> s
         async with connect(uri, open_timeout=2, close_timeout=1, ping_interval=None,
                            compression=None) as ws:
             said = "connected"
-            for message in ("hello", "still here"):
+            for n, message in enumerate(messages):
                 await ws.send(message)
                 await asyncio.wait_for(ws.recv(), 2)
-                if message == "hello":
+                if n < len(messages) - 1:
                     await asyncio.sleep(2.5)
-            said += "; two messages echoed, 2.5 s apart"
+            said += ("; two messages echoed, 2.5 s apart" if len(messages) == 2
+                     else "; one message echoed")
             if then == "close":
                 return said + "; closed normally (1000)"
             try:
@@ -146,29 +149,6 @@ async def _lives() -> list[Expect]:
     ]
 
 
-async def talk_once(uri: str, wait: float = 3.0) -> str:
-    """Connects, exchanges one message, then waits up to ``wait`` s for the server to end it;
-    what happened."""
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
-
-    started = time.monotonic()
-    try:
-        async with connect(uri, open_timeout=2, close_timeout=1, ping_interval=None,
-                           compression=None) as ws:
-            await ws.send("hello")
-            await asyncio.wait_for(ws.recv(), 2)
-            try:
-                await asyncio.wait_for(ws.recv(), wait)
-            except ConnectionClosed as closed:
-                code = closed.rcvd.code if closed.rcvd else 1006
-                return (f"connected; one message echoed; then, {time.monotonic() - started:.1f} "
-                        f"s in: {type(closed).__name__}: {closed} (code {code})")
-            return "connected; one message echoed; still open"
-    except Exception as exc:  # the point is to record it
-        return describe(exc)
-
-
 @scenario("websocket_ended_early", "WebSockets that worked for a moment, then ended without a "
           "Close frame within their first 2 s: nginx's proxy_read_timeout (1 s) closed a quiet "
           "one after one message (both legs), and a client process was killed (SIGKILL) 1.2 s "
@@ -177,7 +157,7 @@ async def _ended_early() -> list[Expect]:
     async with websockets_server(V4, 18184, "early") as book, \
             nginx(18183, 18184, PROXY, read_timeout="1s") as log:
         await asyncio.to_thread(wait_for_listener, V4, 18183)
-        said = await talk_once(f"ws://{V4}:18183/quiet")
+        said = await talk(f"ws://{V4}:18183/quiet", "wait", wait=3.0, messages=("hello",))
         client = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT,
                                    f"ws://{V4}:18184/killed"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
