@@ -544,3 +544,34 @@ def test_a_redirect_predicts_the_status_lines_but_python_websockets_follows_it()
     assert lines[0] == ("python websockets: (no error: follows the redirect to "
                         "ws://127.0.0.1:18036/ws, up to 10 in a row)")
     assert "Node ws: Unexpected server response: 302" in lines
+
+
+@pytest.mark.parametrize("after_a_frame", [False, True])
+def test_a_server_that_ends_the_switched_connection_without_close_predicts_1006(
+        tmp_path: Path, after_a_frame: bool) -> None:
+    """A server that took the handshake and then closed the connection without a Close frame,
+    at once (`server_hung_up_after_switch`) or after a frame each way within the first
+    moments (`ended_without_close_after_switch`): python websockets, which accepted the 101,
+    raises ConnectionClosedError "no close frame received or sent" (the words it printed in
+    captures/websocket_ended_early.pcap, and on such a server in the sweep of the twenty-
+    eighth session), Node ws and browsers report 1006. (A client that hangs up on a 101 it
+    rejected gets the rejection's lines instead: test_wrong_accept_predicts_each_clients_words.)
+    """
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws", extra_headers=[
+        ("User-Agent", "Python/3.11 websockets/17.4")]))
+    conv.server(websocket_response(DEFAULT_WS_KEY))
+    if after_a_frame:
+        conv.client_ws_frame(Opcode.TEXT, b"hello")
+        conv.server_ws_frame(Opcode.TEXT, b"hello")
+    conv.server_fin(0.2)
+    conv.client_fin()
+    write_pcap(tmp_path / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    assert diagnosis.findings[0].check == ("ended_without_close_after_switch" if after_a_frame
+                                           else "server_hung_up_after_switch")
+    who = diagnosis.attribution
+    assert who.client_errors[0] == ("python websockets: ConnectionClosedError: no close frame "
+                                    "received or sent")
+    assert "Node ws: close event: code 1006" in who.client_errors
