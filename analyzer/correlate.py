@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from analyzer.attribution.clients import back_leg_found
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import frames_of
+from analyzer.checks.life import check_life
 from analyzer.exchange.model import Attempt, Endpoint
 from analyzer.http.message import RequestHead
 from analyzer.remembered import digest_key
@@ -62,7 +63,8 @@ def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0) -> list[Diagnos
               and d.attempt.request_head is not None and d.attempt.response is not None):
             extra = [answered_itself(d.attempt)]
         if extra:
-            d = replace(judge(d.attempt, d.facts, d.findings + tuple(extra), d.number),
+            findings = back_leg_findings(d) if front is not None else d.findings
+            d = replace(judge(d.attempt, d.facts, findings + tuple(extra), d.number),
                         origin=d.origin, lifetime=d.lifetime)
         out.append(d)
     return out
@@ -319,6 +321,18 @@ def back_leg(front: Diagnosis, back: Attempt) -> Finding:
     return Finding("proxy_back_leg", "", back_leg_found(str(front.attempt.server),
                                                        str(front.attempt.client)),
                    frames_of(front.attempt.request) + frames_of(back.request), "client")
+
+
+def back_leg_findings(d: Diagnosis) -> tuple[Finding, ...]:
+    """``d``'s findings as a proxy's back leg: its end judged again with the proxy as its
+    client (a quiet end is the proxy's idle timeout, as on the front leg: checks/life.py)."""
+    life = d.lifetime
+    if life is None:
+        return d.findings
+    old, new = check_life(life), check_life(life, proxy_client=True)
+    if old == new:
+        return d.findings
+    return tuple(f for f in d.findings if f not in old) + tuple(new)
 
 
 def answered_itself(attempt: Attempt) -> Finding:

@@ -485,3 +485,27 @@ def test_a_proxy_back_leg_names_the_proxy_as_its_client(monkeypatch: pytest.Monk
         assert any("no close frame received or sent" in line
                    for line in alone["attribution"]["client_errors"])
     assert [a["verdict"] for a in (front, back, killed)] == ["aborted"] * 3
+
+
+@pytest.mark.parametrize("spill_after", [10**9, 0])
+def test_a_proxy_back_leg_ended_by_the_proxys_idle_timeout_says_so(
+        monkeypatch: pytest.MonkeyPatch, spill_after: int) -> None:
+    """Real nginx (proxy_read_timeout 5 s) closed a quiet WebSocket toward both sides: the
+    front leg's server side and the back leg's client side are nginx. Both legs say idle
+    timeout once correlation knows the back leg (in memory and spilled alike); streamed as
+    JSONL, with no correlation, the back leg's end is only a close without a Close frame
+    (the near miss: its client side could be anything)."""
+    capture = str(Path(__file__).resolve().parents[1] / "captures" / "websocket_lives.pcap")
+    _, out, _ = _read(monkeypatch, spill_after, [capture, "-F", "json"])
+    attempts = {(a["server"], a["path"]): a for a in json.loads(out)["attempts"]}
+    front, back = attempts[("127.0.0.1:18180", "/quiet")], attempts[("127.0.0.1:18181", "/quiet")]
+    assert front["reasons"][0] == back["reasons"][0] == "idle_timeout_after_switch"
+    assert "proxy_back_leg" in back["reasons"] and "closed_without_close_frame" not in \
+        back["reasons"]
+    (found,) = [f["found"] for f in back["findings"] if f["id"] == "idle_timeout_after_switch"]
+    assert found.startswith("the proxy 127.0.0.1:") and "5.0 s of silence" in found
+    _, streamed, _ = _read(monkeypatch, spill_after, [capture, "-F", "jsonl"])
+    ended = [json.loads(line) for line in streamed.splitlines()
+             if '"event": "ended"' in line and '"path": "/quiet"' in line]
+    assert sorted(e["reasons"][0] for e in ended) == [
+        "closed_without_close_frame", "idle_timeout_after_switch"]

@@ -55,8 +55,10 @@ def close_finding(life: Lifetime, frames: tuple[int, ...]) -> Finding | None:
                    side=life.close_side)
 
 
-def check_life(life: Lifetime) -> list[Finding]:
-    """The findings of one connection's end (none while it is open, or for a normal end)."""
+def check_life(life: Lifetime, proxy_client: bool = False) -> list[Finding]:
+    """The findings of one connection's end (none while it is open, or for a normal end);
+    ``proxy_client``: its client is a proxy (a back leg, correlate.py), whose quiet end is its
+    idle timeout as the server side's is."""
     if life.how == OPEN or not life.websocket:
         return []  # (an h2c or CONNECT tunnel: its end is recorded, not judged)
     frames = (life.end_frame,) if life.end_frame else ()
@@ -64,11 +66,13 @@ def check_life(life: Lifetime) -> list[Finding]:
         found = close_finding(life, frames)
         return [found] if found is not None else []
     assert life.how in (FIN, RST)
-    closer = f"{life.closed_by} {life.closer}" if life.closer else life.closed_by
+    by_proxy = proxy_client and life.closed_by == "client"
+    closer = "the proxy" if by_proxy else life.closed_by
+    closer = f"{closer} {life.closer}" if life.closer else closer
     end = "reset" if life.how == RST else "FIN"
     # the server's side (the server, or an intermediary in front of it: what the client's
-    # capture sees as the server) closing a quiet connection
-    if life.idle_before_end_s >= IDLE_MIN_S and life.closed_by == "server":
+    # capture sees as the server), or a proxy on a back leg, closing a quiet connection
+    if life.idle_before_end_s >= IDLE_MIN_S and (life.closed_by == "server" or by_proxy):
         idle = life.idle_before_end_s
         return [Finding(
             "idle_timeout_after_switch", "pings or data more often than the idle timeout",

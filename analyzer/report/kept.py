@@ -36,6 +36,7 @@ from analyzer.correlate import (
     Leg,
     answered_itself,
     back_leg,
+    back_leg_findings,
     compare_legs,
     correlate,
     hop_of,
@@ -465,7 +466,8 @@ class Spill:
             if ahead is not None:
                 extra.append(back_leg(ahead, d.attempt))
             if extra:
-                d = dataclasses.replace(judge(d.attempt, d.facts, d.findings + tuple(extra),
+                findings = back_leg_findings(d) if ahead is not None else d.findings
+                d = dataclasses.replace(judge(d.attempt, d.facts, findings + tuple(extra),
                                               d.number), origin=d.origin, lifetime=d.lifetime)
                 full = self.put_whole(d) if self.owner.whole else -1
                 self.replace(index, self.owner.record(d), full)
