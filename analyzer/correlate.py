@@ -32,7 +32,7 @@ from analyzer.attribution.clients import back_leg_found
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import frames_of
 from analyzer.checks.life import check_life
-from analyzer.exchange.model import Attempt, Endpoint
+from analyzer.exchange.model import CONNECTION_ENDED, Attempt, Endpoint
 from analyzer.http.message import RequestHead
 from analyzer.remembered import digest_key
 from analyzer.verdict import Diagnosis, judge
@@ -98,10 +98,7 @@ def leg_of(attempt: Attempt, source: str | None = None) -> Leg | None:
     return Leg(attempt.time, head.headers.get("sec-websocket-key"), (head.method, target),
                attempt.client, attempt.server,
                attempt.response.time if attempt.response is not None else None, source,
-               tcp.end_time if tcp.end_reason in _ENDED else None)
-
-
-_ENDED = ("closed", "reset")  # end reasons of a connection that ended (exchange/tracker.py)
+               tcp.end_time if tcp.end_reason in CONNECTION_ENDED else None)
 
 
 def source_of(d: Diagnosis) -> str | None:

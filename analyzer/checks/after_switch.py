@@ -12,8 +12,8 @@ from analyzer.exchange.first_bytes import (
     classify_first_bytes,
     describe_start,
 )
-from analyzer.exchange.model import AfterSwitch, Attempt, TcpEvent
-from analyzer.exchange.switch import DEFAULT_WINDOW, WINDOW_OVER, looked_frames
+from analyzer.exchange.model import WINDOW_OVER, AfterSwitch, Attempt, TcpEvent
+from analyzer.exchange.switch import DEFAULT_WINDOW, looked_frames
 from analyzer.remembered import Remembered
 from analyzer.websocket.frames import (
     CloseCode,

@@ -6,7 +6,7 @@
 cdef object _TRACKER = None  # exchange.tracker.ConnectionTracker
 cdef object _SWITCHED_MODE = None  # exchange.pending.Mode.SWITCHED
 cdef object _BODY_MODE = None  # exchange.pending.Mode.BODY
-cdef object _WINDOW_OVER = None  # exchange.switching._WINDOW_OVER
+cdef object _WINDOW_OVER = None  # exchange.model.WINDOW_OVER
 cdef object _BODY_READER = None  # http.body.BodyReader
 cdef object _SIDE = None  # exchange.pending.Side
 cdef object _LENGTH_KIND = None  # http.body.FramingKind.LENGTH
@@ -36,7 +36,8 @@ cdef int _load_tracker() except -1:
     if _TRACKER is None:
         from analyzer.exchange.tracker import ConnectionTracker
         from analyzer.exchange.pending import Mode, Side
-        from analyzer.exchange.switching import _SWITCHED, _WINDOW_OVER as over
+        from analyzer.exchange.model import WINDOW_OVER as over
+        from analyzer.exchange.switching import _SWITCHED
         from analyzer.http.body import BodyReader, Framing, FramingKind, UNTIL_CLOSE_ROOM
         _T_SWITCH, _T_CLIENT = _slot_in(ConnectionTracker, "_switch"), _slot_in(
             ConnectionTracker, "_client")

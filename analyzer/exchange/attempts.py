@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from analyzer.exchange.made import made_attempt
 from analyzer.exchange.model import (
+    CONNECTION_ENDED,
     AfterSwitch,
     Attempt,
     AttemptKind,
@@ -103,7 +104,7 @@ class AttemptEmitter(TrackerState):
         if head is None:
             return
         offers = request_offers_upgrade(head)
-        if not offers and reason not in ("closed", "reset"):
+        if not offers and reason not in CONNECTION_ENDED:
             self._counters.ordinary_exchanges += 1
             return
         request = PendingRequest(head, state.buf_frame, state.buf_last, state.buf_time,

@@ -37,6 +37,7 @@ from analyzer.exchange.h2life import StreamLives
 from analyzer.exchange.h2streams import StreamState, stream_attempt
 from analyzer.exchange.handoff import HandlerFactory, RunContext
 from analyzer.exchange.model import (
+    WINDOW_OVER,
     Attempt,
     H2End,
     H2Note,
@@ -73,7 +74,6 @@ MAX_STREAM_NOTES = 16  # ladder notes per stream
 MAX_CONNECTION_NOTES = 8  # SETTINGS and GOAWAY notes per connection
 MAX_UNDECIDED_BYTES = 64 * 1024  # bytes held while it is unclear which side is the client
 _SIDES = ("client", "server")
-_WINDOW_OVER = "observation window over"
 
 
 class H2Stage:
@@ -346,7 +346,7 @@ class H2Stage:
         if stream.watch is not None and event.data:
             stream.tails[event.side] = (stream.tails[event.side] + event.data)[-TAIL_BYTES:]
             if stream.watch.observe(event.side == 0, event.data, event.first_frame, event.time):
-                self._decide(stream, event.time, _WINDOW_OVER)
+                self._decide(stream, event.time, WINDOW_OVER)
                 return
         elif stream.watch is None and event.side == 1 and stream.response is not None:
             stream.body += event.data[: PREFIX_LIMIT - len(stream.body)]
@@ -392,7 +392,7 @@ class H2Stage:
     def _expire(self, now: float) -> None:
         for stream in list(self._streams.values()):
             if stream.watch is not None and now > stream.watch.deadline:
-                self._decide(stream, now, _WINDOW_OVER)
+                self._decide(stream, now, WINDOW_OVER)
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -416,7 +416,7 @@ class H2Stage:
         attempt = stream_attempt(stream, response, self._tcp, client, time, reason,
                                  self._goaway, self._problems, self._notes)
         self._run.emit(attempt)
-        if reason == _WINDOW_OVER and stream.watch is not None and self._run.life_sink:
+        if reason == WINDOW_OVER and stream.watch is not None and self._run.life_sink:
             self._live_on(stream, attempt, client)
 
     def _live_on(self, stream: StreamState, attempt: Attempt, client: int) -> None:

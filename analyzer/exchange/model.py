@@ -110,8 +110,15 @@ class TcpFacts:
     server_rst: TcpEvent | None = None
     gaps: tuple[Gap, ...] = ()
     conflicts: tuple[Conflict, ...] = ()  # overlapping segments with different bytes
-    end_reason: str = ""  # "closed", "reset", "end of capture", "idle", ...
+    end_reason: str = ""  # "closed", "reset", "end of capture", "idle", WINDOW_OVER, ...
     end_time: float = 0.0
+
+
+# `TcpFacts.end_reason`s with a meaning of their own: an attempt decided when its watch window
+# ran out, its connection still open (it may go on into life: analyzer/life), and those of a
+# connection that ended (both FINs, or a reset) before its attempt was decided
+WINDOW_OVER = "observation window over"
+CONNECTION_ENDED = ("closed", "reset")
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,9 +29,6 @@ class ObservationWindow:
 
 
 DEFAULT_WINDOW = ObservationWindow()
-# The end reason of an attempt decided when its window ended, its connection still open (it
-# may go on into life): the others ended with their connection (exchange/tracker.py `on_end`)
-WINDOW_OVER = "observation window over"
 
 
 class SwitchWatch:

@@ -4,15 +4,14 @@ of the new protocol, feeding it both sides' bytes, and handing the attempt on wh
 from __future__ import annotations
 
 from analyzer.exchange.holes import HoleRecovery
-from analyzer.exchange.model import Message
+from analyzer.exchange.model import WINDOW_OVER, Message
 from analyzer.exchange.pending import Mode, PendingRequest, Switch, new_switch
-from analyzer.exchange.switch import WINDOW_OVER, switch_watch
+from analyzer.exchange.switch import switch_watch
 from analyzer.life.model import attempt_key
 from analyzer.reassembly import let_go
 
 # module globals for speed (see tracker.py): _observe runs on every segment of the window
 _SWITCHED, _DEAD = Mode.SWITCHED, Mode.DEAD
-_WINDOW_OVER = WINDOW_OVER
 
 
 class SwitchFollower(HoleRecovery):
@@ -77,9 +76,9 @@ class SwitchFollower(HoleRecovery):
                 if life is not None:
                     life.seen(side, data, time)
                 return
-            self._finish_switch(time, _WINDOW_OVER)
+            self._finish_switch(time, WINDOW_OVER)
         elif switch.watch.observe(side == self._client, data, frame, time):
-            self._finish_switch(time, _WINDOW_OVER)
+            self._finish_switch(time, WINDOW_OVER)
 
     def _past_watch(self, time: float) -> bool:
         """True when the watch window had ended before ``time`` and the connection has now
@@ -89,7 +88,7 @@ class SwitchFollower(HoleRecovery):
         if (switch is None or self._done or self._run.life_sink is None
                 or time <= switch.watch.deadline):
             return False
-        self._finish_switch(switch.watch.deadline, _WINDOW_OVER)
+        self._finish_switch(switch.watch.deadline, WINDOW_OVER)
         return self._conn.life is not None
 
     def _finish_switch(self, time: float, reason: str) -> None:
@@ -103,7 +102,7 @@ class SwitchFollower(HoleRecovery):
         # listed as unanswered rather than dropped with the connection.
         self._flush_unanswered(time, reason)
         self._done = True
-        if reason == _WINDOW_OVER and self._run.life_sink is not None:
+        if reason == WINDOW_OVER and self._run.life_sink is not None:
             self._live_on(switch, time)
         else:
             self._ignore()

@@ -31,7 +31,13 @@ from analyzer.exchange.attempts import AttemptEmitter
 from analyzer.exchange.first_bytes import Start, classify_first_bytes, read_first_bytes
 from analyzer.exchange.handoff import ExchangeCounters, RunContext
 from analyzer.exchange.holes import HoleRecovery
-from analyzer.exchange.model import Attempt, Message, OtherAnswer
+from analyzer.exchange.model import (
+    CONNECTION_ENDED,
+    WINDOW_OVER,
+    Attempt,
+    Message,
+    OtherAnswer,
+)
 from analyzer.exchange.pending import (
     HOLE,
     MAX_HEAD_BYTES,
@@ -193,7 +199,7 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
             return
         if self._switch is not None:
             if now > self._switch.watch.deadline:
-                self._finish_switch(now, "observation window over")
+                self._finish_switch(now, WINDOW_OVER)
             return
         if self._client is None:
             syn = self._tcp.syn_seen
@@ -231,7 +237,7 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
         if self._response is not None:
             assert self._client is not None
             reader = self._sides[1 - self._client].body
-            if reader is not None and reason in ("closed", "reset"):
+            if reader is not None and reason in CONNECTION_ENDED:
                 reader.feed_eof()  # the server closed: that ends an until-close body
             self._complete_response(body_complete=reader is not None and reader.done,
                                     end_reason=reason, end_time=time)

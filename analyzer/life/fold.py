@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from analyzer.checks.catalogue import Finding
+from analyzer.exchange.model import WINDOW_OVER
 from analyzer.life.groups import End, group_findings
 from analyzer.life.model import Ended, attempt_key
 from analyzer.verdict import Diagnosis, judge, with_life
-
-WINDOW_OVER = "observation window over"  # the end reason of an attempt that went into life
 
 
 def fold(events: Iterable[Diagnosis | Ended]) -> list[Diagnosis]:

@@ -461,10 +461,12 @@ class Spill:
             if d is None or (back is not None and other is None) or (
                     front is not None and ahead is None):
                 continue  # not rebuilt (the input changed or broke): as decided
-            extra = (compare_legs(d.attempt, other.attempt) if other is not None
-                     else [] if ahead is not None else [answered_itself(d.attempt)])
+            # (as correlate.correlate: a front, a back leg, both, or a proxy's own answer)
+            extra = compare_legs(d.attempt, other.attempt) if other is not None else []
             if ahead is not None:
                 extra.append(back_leg(ahead, d.attempt))
+            elif other is None:
+                extra = [answered_itself(d.attempt)]
             if extra:
                 findings = back_leg_findings(d) if ahead is not None else d.findings
                 d = dataclasses.replace(judge(d.attempt, d.facts, findings + tuple(extra),
