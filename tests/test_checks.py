@@ -1374,3 +1374,25 @@ def test_remembered_close_and_plain_key_test_equal_their_twins() -> None:
             assert after_switch._close_of(payload) == parse_close(payload), payload
     for key in keys:
         assert _is_valid_key(key) == plain_key_test(key), key
+
+
+@pytest.mark.parametrize("after", [0.05, 0.4, 0.6, 1.0])
+def test_a_server_that_hangs_up_after_a_silence_reads_as_a_timeout_not_a_failed_handler(
+        tmp_path: Path, after: float) -> None:
+    """A handler that fails closes at once; nginx's proxy_read_timeout of 1 s closed a quiet
+    switched connection 996 ms after the 101 in the sweep of the twenty-eighth session, and
+    was called a failed handler "right after the 101". From half a second of silence on
+    (`after_switch.WAITED_S`) the found text offers the timeout."""
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws"))
+    conv.server(websocket_response(DEFAULT_WS_KEY))
+    conv.server_fin(after)
+    conv.client_fin()
+    write_pcap(tmp_path / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    assert diagnosis.verdict is Verdict.ABORTED
+    primary = diagnosis.primary
+    assert primary is not None and primary.check == "server_hung_up_after_switch"
+    assert primary.found.startswith(f"FIN {after * 1000:.0f} ms after the switch")
+    assert ("more likely a short idle timeout" in primary.found) == (after >= 0.5), primary.found

@@ -83,9 +83,11 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
         if not 0 <= when - after.switch_time <= window:
             return findings  # (a later end is the life's: analyzer/life)
         if first_bytes is None:
+            waited = when - after.switch_time
             findings.append(Finding(check, "WebSocket frames" if facts.websocket else "data",
-                                    f"{how} {_ms(when - after.switch_time)} after the switch"
-                                    + answer, ev + (end.frame,) + answer_frames, side))
+                                    f"{how} {_ms(waited)} after the switch"
+                                    + _after_a_wait(side, waited) + answer,
+                                    ev + (end.frame,) + answer_frames, side))
         elif facts.websocket and after.complete and tcp.end_reason != WINDOW_OVER:
             # Frames went by, then an end within the window, and no Close came before it (a
             # Close in the window returned above): an abnormal closure within the first
@@ -94,6 +96,24 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
             # talked past) is the life's to judge, with its whole end.
             findings.append(_ended_without_close(after, side, how, when, ev + (end.frame,)))
     return findings
+
+
+# A side that refuses the switch (a handler that fails, a client that rejects the 101) hangs up
+# at once; from this much silence on, a hang-up reads as a wait that ran out instead.
+WAITED_S = 0.5
+_WAITS = {
+    "server": "; after that long a silence, more likely a short idle timeout (nginx "
+              "proxy_read_timeout, HAProxy timeout tunnel) than a failed handler",
+    "client": "; after that long a silence, more likely a client that gave up waiting for data "
+              "(curl, which does not speak WebSocket, waits for --max-time) than one that "
+              "rejected the 101",
+}
+
+
+def _after_a_wait(side: str, waited: float) -> str:
+    """What a hang-up by ``side`` ``waited`` seconds after the switch most likely was, when
+    that is long enough to be a wait, not a refusal ("" otherwise)."""
+    return _WAITS[side] if waited >= WAITED_S else ""
 
 
 def _ended_without_close(after: AfterSwitch, side: str, how: str, when: float,

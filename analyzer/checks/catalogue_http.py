@@ -349,13 +349,16 @@ HTTP: tuple[Check, ...] = in_phase(
 ) + in_phase(
     "after_switch",
     Check("client_hung_up_after_switch", E, Effect.ABORT, "RFC 6455 §7.1.7",
-          "the client closed the connection right after the 101, without a frame",
+          "the client closed the connection after the 101 without sending a frame",
           "A client that rejects the server's handshake fails the connection, which may omit "
-          "the Close frame: on the wire that is a FIN or RST right after the 101.",
+          "the Close frame: on the wire that is a FIN or RST right after the 101. A client "
+          "that hangs up later, after waiting in silence, gave up instead: curl (which does "
+          "not speak WebSocket) waits for data until --max-time or Ctrl-C.",
           "Look at the client's error (often a 101 it did not accept: Accept, subprotocol, "
-          "extensions) and the findings on the response."),
+          "extensions) and the findings on the response; after a wait, use a WebSocket "
+          "client (websocat, wscat, curl 7.86+ built with WebSocket support) to test."),
     Check("server_hung_up_after_switch", E, Effect.ABORT, "RFC 6455 §7.1.7",
-          "the server closed the connection right after the 101, without a frame",
+          "the server closed the connection after the 101 without sending a frame",
           "The server switched and then dropped the connection without a Close frame: its "
           "handler failed or refused the session right after the upgrade. When the end came "
           "after a second or more of silence (the found time says), a short idle timeout of "

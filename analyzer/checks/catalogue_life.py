@@ -31,14 +31,16 @@ LIFE: tuple[Entry, ...] = (
      "Find the limit named by the age (e.g. an ingress or load balancer maximum connection "
      "age, a session or token lifetime) and raise it, or make clients reconnect before it."),
     ("idle_timeout_after_switch", "error", "dropped", "RFC 6455 §5.5.2",
-     "closed after a silence, without a Close frame: an idle timeout",
+     "closed after a silence, without a Close frame: most likely an idle timeout",
      "After working past its first moments, the connection carried nothing for N seconds "
      "and was then closed by a FIN or a RST without any Close frame. Clients report this as "
      "1006 (abnormal closure). Proxies and load balancers close quiet connections: nginx "
      "proxy_read_timeout (60 s by default), AWS ALB (60 s), Heroku's router (55 s), "
      "Cloudflare (100 s), AWS NLB (350 s), HAProxy timeout tunnel (or timeout client / "
      "timeout server), and home or cellular NAT (30-300 s). The address that closed is the "
-     "hop whose timer expired (a proxy closes toward both sides).",
+     "hop whose timer expired (a proxy closes toward both sides). An application can close "
+     "quiet connections the same way (a heartbeat check that terminates the socket, as "
+     "Node ws apps do with terminate()): with no proxy on the path, read its timers.",
      "Send WebSocket pings (or application heartbeats) more often than the shortest idle "
      "timeout on the path, e.g. every 20-30 s, or raise the timeout on each hop (nginx "
      "proxy_read_timeout/proxy_send_timeout, HAProxy timeout tunnel, the load balancer's "

@@ -28,9 +28,11 @@ def culprit(seconds: float) -> str:
     for value, who in CULPRITS:
         if abs(seconds - value) <= max(1.5, value * 0.02):
             return f"likely {who}"
-    return (f"{seconds:.1f} s is no well-known default: look for an idle timeout of about "
-            f"{seconds:.0f} s on a proxy, load balancer or NAT on the path (HAProxy timeout "
-            f"tunnel or timeout client/server, nginx proxy_read_timeout)")
+    # (the measured time itself, not rounded again: "2.5 s ... about 3 s" read as a contradiction)
+    return ("no well-known default: look for a timeout of that length on a proxy, load "
+            "balancer or NAT on the path (HAProxy timeout tunnel or timeout client/server, "
+            "nginx proxy_read_timeout), or a timer in the application that closed (a "
+            "heartbeat check that terminates quiet sockets)")
 
 
 def close_finding(life: Lifetime, frames: tuple[int, ...]) -> Finding | None:
