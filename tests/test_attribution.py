@@ -575,3 +575,28 @@ def test_a_server_that_ends_the_switched_connection_without_close_predicts_1006(
     assert who.client_errors[0] == ("python websockets: ConnectionClosedError: no close frame "
                                     "received or sent")
     assert "Node ws: close event: code 1006" in who.client_errors
+
+
+@pytest.mark.parametrize("agent", ["curl/7.88.1", "Python/3.11 websockets/17.4"])
+@pytest.mark.parametrize("after", [0.05, 1.5])
+def test_a_client_that_hangs_up_after_the_101_is_a_refusal_at_once_and_a_wait_later(
+        tmp_path: Path, agent: str, after: float) -> None:
+    """A client that rejects a 101 hangs up at once; one that hangs up after a silence gave
+    up waiting (tests/test_no_response_live.py has curl doing it). curl's timeout line is
+    given for curl only: another client hanging up has reasons of its own."""
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws", extra_headers=[("User-Agent", agent)]))
+    conv.server(websocket_response(DEFAULT_WS_KEY))
+    conv.client_fin(after)
+    conv.server_fin()
+    write_pcap(tmp_path / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    primary = diagnosis.primary
+    assert primary is not None and primary.check == "client_hung_up_after_switch"
+    assert ("gave up waiting for data" in primary.found) == (after >= 0.5), primary.found
+    lines = diagnosis.attribution.client_errors
+    if agent.startswith("curl"):
+        assert len(lines) == 1 and lines[0].startswith("curl: (28) Operation timed out after ")
+    else:
+        assert not any(line.startswith("curl") for line in lines), lines

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 
 from analyzer.attribution.clients import (
     KIND_OF_FINDING,
+    NAMED_ONLY,
     REDIRECT_STATUSES,
     SERVER_SENT_KINDS,
     client_errors,
     client_name,
+    clients_of,
     proxy_of_back_leg,
     websockets_redirect,
 )
@@ -27,6 +29,8 @@ if TYPE_CHECKING:  # analyzer.checks.facts reads this package's table of server 
     from analyzer.life.model import Lifetime
 
 _SILENT = ("no_response_server_closed", "no_response_server_reset")
+_HOW_THE_WAIT_ENDED = frozenset((*_SILENT, "no_response_client_gave_up"))
+_WAITS = ("no_response_gave_up", "gave_up_after_switch")  # (their lines say how long)
 
 
 def attribute(
@@ -47,7 +51,7 @@ def attribute(
     elif any(f.check in _SILENT for f in findings):
         fault = next((f.check for f in findings if f.check in REQUEST_FAULTS), None)
         match = match_silent_close(attempt, fault)
-    kind = _failure_kind(attempt, facts, verdict, findings)
+    kind = _failure_kind(attempt, facts, verdict, findings, client)
     back_leg = next((f for f in findings if f.check == "proxy_back_leg"), None)
     if back_leg is not None:
         # The client of a proxy's back leg is the proxy: the User-Agent is the end client's,
@@ -64,6 +68,8 @@ def attribute(
                 response.status in REDIRECT_STATUSES and attempt.transport != "h2"):
             kind = "redirect"
             extra = {"websockets_redirect": websockets_redirect(_url(attempt), location)}
+        elif kind in _WAITS:  # (only then: a value of its own each time)
+            extra = {"waited_ms": _waited_ms(attempt)}
         errors = client_errors(
             kind, client, **extra,
             status=response.status if response else "",
@@ -121,14 +127,17 @@ def _server_log(match: ServerMatch, attempt: Attempt) -> str | None:
 
 
 def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
-                  findings: tuple[Finding, ...]) -> str | None:
+                  findings: tuple[Finding, ...], client: str | None) -> str | None:
     primary = findings[0].check if findings else ""
     if primary.startswith("tls_") and verdict != "succeeded":
         return KIND_OF_FINDING.get(primary)  # what the client's TLS library said
     if verdict == "refused":
         return "refused"
     if verdict == "no_response":
-        return "no_response" if facts.websocket or attempt.request is None else None
+        if not facts.websocket and attempt.request is not None:
+            return None
+        return next((KIND_OF_FINDING[f.check] for f in findings  # (how the wait ended)
+                     if f.check in _HOW_THE_WAIT_ENDED), "no_response")
     if not facts.websocket or verdict == "succeeded":
         return None
     response = attempt.response_head
@@ -138,6 +147,8 @@ def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
         return "status"
     for finding in findings:
         kind = KIND_OF_FINDING.get(finding.check)
+        if kind in NAMED_ONLY and client not in clients_of(kind):
+            continue  # (said only of the clients it names)
         if kind is not None and (kind not in SERVER_SENT_KINDS or finding.side == "server"):
             if kind == "closed" and finding.side == "server" and _reserved_code(finding):
                 return "close_code_reserved"  # (clients reject it: not the code they print)
@@ -162,6 +173,19 @@ def _value_for(kind: str | None, findings: tuple[Finding, ...]) -> str:
         if KIND_OF_FINDING.get(finding.check) == kind:
             return finding.found
     return ""
+
+
+def _waited_ms(attempt: Attempt) -> str:
+    """How long the client waited before it gave up, in milliseconds from the start of its
+    transfer as curl counts them: its SYN for the connection's first exchange, the request
+    for a later one; "N" when the capture has neither end."""
+    tcp = attempt.tcp
+    end = tcp.client_fin or tcp.client_rst
+    start = tcp.syn.time if tcp.syn is not None and attempt.sequence == 0 else (
+        attempt.request.time if attempt.request is not None else None)
+    if start is None or end is None:
+        return "N"
+    return str(round((end.time - start) * 1000))
 
 
 def _url(attempt: Attempt) -> str:

@@ -98,11 +98,33 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "no extensions supported"),
         ("gorilla/websocket", "websocket: invalid compression negotiation"),
     ),
+    # No answer to the handshake, by how the wait ended (checks/transport.py): every line
+    # below is what the real client printed against a server that did that
+    # (tests/test_no_response_live.py). Still waiting when the capture ended: what each
+    # client prints when its own timer runs out (Chrome has none short of minutes: a page
+    # that gives up calls close())
     "no_response": (
+        ("Node ws", "Opening handshake has timed out"),
+        ("python websockets", "TimeoutError: timed out during opening handshake"),  # (asyncio)
+        ("python websockets", "TimeoutError: timed out while waiting for handshake response"),
+        ("Chrome", "WebSocket connection to '{url}' failed: WebSocket is closed before the "
+                   "connection is established."),
+    ),
+    # ... the server closed the connection (FIN) without an answer
+    "no_response_closed": (
         ("Chrome", "WebSocket connection to '{url}' failed: Connection closed before receiving "
                    "a handshake response"),
-        ("Node ws", "Opening handshake has timed out"),
-        ("python websockets", "TimeoutError: timed out during opening handshake"),
+        ("Node ws", "socket hang up"),
+        ("python websockets", "InvalidMessage: did not receive a valid HTTP response"),
+        ("curl", "curl: (52) Empty reply from server"),
+    ),
+    # ... the server reset it
+    "no_response_reset": (
+        ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
+                   "net::ERR_CONNECTION_RESET"),
+        ("Node ws", "read ECONNRESET"),
+        ("python websockets", "InvalidMessage: did not receive a valid HTTP response"),
+        ("curl", "curl: (56) Recv failure: Connection reset by peer"),
     ),
     "refused": (
         ("Node ws", "connect ECONNREFUSED {server}"),
@@ -148,6 +170,16 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Chrome", "CloseEvent code 1006"),
     ),
 }
+# ... the client gave up waiting: its timer's line, and curl's for --max-time (its count of
+# milliseconds runs from the start of the transfer: the SYN's time)
+_ERRORS["no_response_gave_up"] = (*_ERRORS["no_response"], (
+    "curl", "curl: (28) Operation timed out after {waited_ms} milliseconds with 0 bytes "
+            "received"))
+# A client that took the 101 and hung up after waiting in silence: curl, which does not speak
+# WebSocket (before 7.86, or built without it), waits for data until --max-time. Given only
+# for the clients it names (NAMED_ONLY): another client hanging up has its own reasons.
+_ERRORS["gave_up_after_switch"] = (_ERRORS["no_response_gave_up"][-1],)
+NAMED_ONLY = frozenset({"gave_up_after_switch"})
 # ... and one that ended with a Close frame carrying an error code: the same lines as in the
 # watch window, their values read from the connection's lifetime (closing.py)
 _ERRORS["closed_in_life"] = _ERRORS["closed"]
@@ -271,6 +303,11 @@ SERVER_SENT_KINDS = frozenset({"text_not_utf8", "server_frame_masked"})
 # Failure kind → the clients _ERRORS quotes for it.
 _CLIENTS = {kind: frozenset(name for name, _ in lines) for kind, lines in _ERRORS.items()}
 
+def clients_of(kind: str) -> frozenset[str]:
+    """The clients whose lines a failure kind quotes."""
+    return _CLIENTS.get(kind, frozenset())
+
+
 # Finding id → failure kind in _ERRORS.
 KIND_OF_FINDING = {
     "switch_without_upgrade": "upgrade",
@@ -298,6 +335,10 @@ KIND_OF_FINDING = {
     "closed_without_close_frame": "abnormal_close",
     "server_reset_many": "abnormal_close",
     "tcp_refused": "refused",
+    "no_response_server_closed": "no_response_closed",
+    "no_response_server_reset": "no_response_reset",
+    "no_response_client_gave_up": "no_response_gave_up",
+    "client_hung_up_after_switch": "gave_up_after_switch",
     "tls_certificate_rejected": "tls_untrusted",
     "tls_certificate_name_mismatch": "tls_name",
     "tls_certificate_expired": "tls_expired",
@@ -378,7 +419,7 @@ def _formatted(kind: str, client: str | None, values: dict[str, object]) -> tupl
         lines = _ERRORS.get(kind, ())
         if client in _CLIENTS.get(kind, ()):
             lines = tuple(sorted(lines, key=lambda line: line[0] != client))
-        templates = _TEMPLATES.keep(key, tuple(f"{name}: {text}" for name, text in lines))
+        templates = _TEMPLATES.keep(key, tuple(map(_named, lines)))
     out = []
     for template in templates:
         try:
@@ -396,7 +437,14 @@ def client_errors_plain(kind: str, client: str | None, **values: object) -> tupl
     out = []
     for name, text in lines:
         try:
-            out.append(f"{name}: {text.format_map(values)}")  # `values` as is, not copied
+            out.append(_named((name, text.format_map(values))))  # `values` as is, not copied
         except (KeyError, IndexError):
-            out.append(f"{name}: {text}")
+            out.append(_named((name, text)))
     return tuple(out)
+
+
+def _named(line: tuple[str, str]) -> str:
+    """"NAME: TEXT", or TEXT alone when it starts with the name already (curl prints
+    "curl: (28) ...")."""
+    name, text = line
+    return text if text.startswith(f"{name}: ") else f"{name}: {text}"
