@@ -600,3 +600,35 @@ def test_a_client_that_hangs_up_after_the_101_is_a_refusal_at_once_and_a_wait_la
         assert len(lines) == 1 and lines[0].startswith("curl: (28) Operation timed out after ")
     else:
         assert not any(line.startswith("curl") for line in lines), lines
+
+
+@pytest.mark.parametrize(("headers", "body", "node_ws"), [
+    ([], b"Unauthorized", True),  # abortHandshake's own three headers
+    ([("WWW-Authenticate", 'Bearer realm="ws"')], b"Unauthorized", True),  # and verifyClient's
+    ([("WWW-Authenticate", 'Bearer realm="ws"')], b"token expired", False),  # another body
+    ([("Date", "Mon, 07 Dec 2026 16:00:00 GMT")], b"Unauthorized", True),
+])
+def test_node_ws_is_known_by_its_shape_with_the_headers_its_application_added(
+        tmp_path: Path, headers: list[tuple[str, str]], body: bytes, node_ws: bool) -> None:
+    """Node ws's abortHandshake answers 401 with Connection, Content-Type and Content-Length,
+    then the headers a verifyClient callback passed (the sweep of the twenty-eighth session:
+    its 403 was named Node ws, its 401 with WWW-Authenticate was not), the status text as
+    body. The near misses: another body, the same names in another order."""
+    for order in ("node", "other"):
+        fixed = [("Connection", "close"), ("Content-Type", "text/html"),
+                 ("Content-Length", str(len(body)))]
+        if order == "other":
+            fixed = fixed[::-1]
+        conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+        conv.handshake()
+        conv.client(websocket_request("example.com", "/ws"))
+        head = "".join(f"{name}: {value}\r\n" for name, value in [*fixed, *headers])
+        conv.server(f"HTTP/1.1 401 Unauthorized\r\n{head}\r\n".encode() + body)
+        conv.server_fin()
+        conv.client_fin()
+        path = tmp_path / f"{order}.pcap"
+        write_pcap(path, [conv])
+        (diagnosis,) = analyze_pcap(path)
+        assert diagnosis.verdict.value == "failed"
+        named = diagnosis.attribution.server == "Node ws"
+        assert named == (node_ws and order == "node"), diagnosis.attribution

@@ -210,6 +210,10 @@ SHAPES: tuple[KnownText, ...] = (
                      "405 Method Not Allowed", "503 Service Unavailable")),
 )
 _BY_SHAPE = {known.text: known for known in SHAPES}
+# Node ws's abortHandshake writes the headers a verifyClient callback adds after its own three
+# (WWW-Authenticate on a 401, in the sweep of the twenty-eighth session): such an answer has
+# its shape with more names after them, and the status text (Node's default message) as body.
+_NODE_WS_NAMES = "connection,content-type,content-length"
 
 # The python websockets body carries the exception text: "Failed to open a WebSocket
 # connection: missing Connection header." The server logs "opening handshake failed" with it.
@@ -266,10 +270,19 @@ def match_words(head: ResponseHead, body: bytes) -> KnownText | None:
     of TEXTS it carries, else the shape in SHAPES it has."""
     known = match_text(head.reason, body)
     if known is None and head.status >= 400:
-        known = _BY_SHAPE.get(shape_of(head))
+        shape = shape_of(head)
+        known = _BY_SHAPE.get(shape) or _node_ws_with_headers(head, shape, body)
         if known is not None and known.adds and body:
             return None  # the uvicorn shapes have no body; with one, it is someone else
     return known
+
+
+def _node_ws_with_headers(head: ResponseHead, shape: str, body: bytes) -> KnownText | None:
+    """Node ws's rejection with headers its application added after its own (or None)."""
+    status, names = shape.split("|", 1)
+    if not names.startswith(_NODE_WS_NAMES + ",") or body != head.reason.encode("latin-1"):
+        return None
+    return _BY_SHAPE.get(f"{status}|{_NODE_WS_NAMES}")
 
 
 def quote(known: KnownText, head: ResponseHead, body: bytes) -> str:
