@@ -339,7 +339,7 @@ def test_every_server_text_names_catalogue_ids_and_adds_only_server_side_causes(
     ("uvicorn_starlette_websockets.pcap", "uvicorn (websockets)", "connection rejected"),
     ("uvicorn_starlette_wsproto.pcap", "uvicorn (wsproto)", "403"),
     ("daphne_channels.pcap", "daphne (Autobahn)", "No route found"),
-    ("haproxy_websockets.pcap", "HAProxy", "no server available"),
+    ("haproxy_websockets.pcap", "HAProxy", "every connection to the chosen server failed"),
     ("caddy_websockets.pcap", "Caddy", "connect: connection refused"),
     ("socketio.pcap", "Socket.IO (Engine.IO)", None),
     ("node_ws_server.pcap", "Node ws", None),

@@ -179,7 +179,9 @@ TEXTS: tuple[KnownText, ...] = (
               ("engineio_transport_unknown",), adds=True),
     # HAProxy's own error pages (the status finding already says "gateway")
     KnownText("body", "No server is available to handle this request.", "HAProxy",
-              "backend has no server available! (termination state SC)"),
+              "termination state SC: no server was up (<NOSRV>, with the alert 'backend "
+              "... has no server available!'), or every connection to the chosen server "
+              "failed, retries included (e.g. refused)"),
     KnownText("body", "The server returned an invalid or incomplete response.", "HAProxy",
               "termination state SH: the server aborted before sending a complete response"),
     KnownText("body", "The server didn't respond in time.", "HAProxy",
