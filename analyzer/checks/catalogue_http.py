@@ -383,8 +383,11 @@ HTTP: tuple[Check, ...] = in_phase(
           "the connection was closed with an error code right after the switch",
           "A Close frame with a code other than 1000/1001 soon after the 101 means the "
           "upgrade worked but the other side refused the session (1008: policy, often "
-          "authentication; 1002: protocol error; 1011: server error).",
-          "Read the close reason and the closing side's log."),
+          "authentication; 1002: protocol error; 1009: a message over the receiver's size "
+          "limit, python websockets' max_size of 1 MiB by default or Node ws' maxPayload; "
+          "1011: server error).",
+          "Read the close reason and the closing side's log; for 1009, raise the receiver's "
+          "message size limit or send smaller messages."),
     Check("ws_closed_normally", N, Effect.NOTE, "RFC 6455 §7.4.1",
           "closed normally soon after the switch",
           "A Close with 1000 (normal) or 1001 (going away) soon after the 101.",
