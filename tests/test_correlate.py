@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.correlate import correlate, storms
+from analyzer.correlate import correlate
+from analyzer.storms import storms
 from analyzer.verdict import Diagnosis
 from tests.builder import (
     DEFAULT_WS_KEY,
@@ -179,7 +180,7 @@ CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 
 
 def test_redirect_followed_by_the_real_websockets_client_is_one_chain() -> None:
-    from analyzer.correlate import redirect_chains
+    from analyzer.redirects import redirect_chains
 
     (chain,) = redirect_chains(analyze_pcap(CAPTURES / "redirect_302.pcap"))
     assert chain.steps == ("GET /old -> 302", "GET /ws")
@@ -205,7 +206,7 @@ def _redirect(tmp_path: Path, location: str, follower: str | None) -> list[Diagn
 
 
 def test_redirect_to_wss_leaves_the_capture(tmp_path: Path) -> None:
-    from analyzer.correlate import redirect_chains
+    from analyzer.redirects import redirect_chains
 
     (chain,) = redirect_chains(_redirect(tmp_path, "wss://chat.example.com/ws", None))
     assert chain.verdict == "left the capture"
@@ -213,7 +214,7 @@ def test_redirect_to_wss_leaves_the_capture(tmp_path: Path) -> None:
 
 
 def test_another_clients_request_is_not_the_follow_up(tmp_path: Path) -> None:
-    from analyzer.correlate import redirect_chains
+    from analyzer.redirects import redirect_chains
 
     followed = redirect_chains(_redirect(tmp_path, "http://chat.example.com/ws", CLIENT))
     assert [c.verdict for c in followed] == ["succeeded"]
@@ -406,7 +407,8 @@ def test_the_hashes_a_worker_files_are_those_of_every_other_process() -> None:
     import sys
 
     program = (
-        "from analyzer.correlate import Leg, pairing_hints, storm_hash\n"
+        "from analyzer.correlate import Leg, pairing_hints\n"
+        "from analyzer.storms import storm_hash\n"
         "from analyzer.exchange.model import Endpoint\n"
         "leg = Leg(1.0, 'k\\udc80', ('GET', '/ws'), Endpoint(b'\\x0a\\0\\0\\1', 5),"
         " Endpoint(b'\\x0a\\0\\0\\2', 80), None)\n"

@@ -21,10 +21,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.correlate import Storm
 from analyzer.pipeline import RunStats
 from analyzer.report.html import render_html
 from analyzer.report.timeline import BREAK_SECONDS, MAX_BREAKS, MIN_SEGMENT, build_timeline
+from analyzer.storms import Storm
 from tests.builder import (
     DEFAULT_WS_KEY,
     Conversation,

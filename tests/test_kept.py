@@ -19,9 +19,10 @@ import analyzer.report.blobs as blobs
 import analyzer.report.kept as kept
 import analyzer.report.spilled as spilled
 from analyzer.cli import cli
-from analyzer.correlate import Hop, Leg
+from analyzer.correlate import Leg
 from analyzer.exchange.model import Endpoint
 from analyzer.pipeline import Analysis
+from analyzer.redirects import Hop
 from analyzer.report.clock import Clock
 from analyzer.source import read_records
 from fuzz import hostile

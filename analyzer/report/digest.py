@@ -33,7 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from analyzer.correlate import StormKey
 from analyzer.exchange.model import Attempt, AttemptKind
 from analyzer.filters import Selection
 from analyzer.life.fold import WINDOW_OVER
@@ -42,6 +41,7 @@ from analyzer.pipeline import Decided, _transport_reason
 from analyzer.report.jsonl import decided_tail, numbered_line
 from analyzer.report.stream import group_key
 from analyzer.slotted import register_pickling
+from analyzer.storms import StormKey
 from analyzer.verdict import Diagnosis
 
 if TYPE_CHECKING:  # a streamed run never imports the sorted reports' modules

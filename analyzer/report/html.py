@@ -33,7 +33,6 @@ from markupsafe import Markup
 
 from analyzer import __version__
 from analyzer.checks.catalogue import lookup
-from analyzer.correlate import Storm, storms
 from analyzer.exchange.model import Attempt, Message
 from analyzer.http.message import RequestHead
 from analyzer.report.detail import (
@@ -50,6 +49,7 @@ from analyzer.report.render import summary_fields
 from analyzer.report.safe import Cleaner, neutralise, safe_target
 from analyzer.report.timeline import build_timeline
 from analyzer.source.frame import CaptureWarning
+from analyzer.storms import Storm, storms
 from analyzer.values import RunStats
 from analyzer.verdict import Diagnosis, Verdict
 

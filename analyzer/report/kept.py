@@ -32,31 +32,29 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from analyzer.correlate import (
-    Hop,
     Leg,
     answered_itself,
     back_leg,
     back_leg_findings,
     compare_legs,
     correlate,
-    hop_of,
     leg_of,
     may_pair,
     pair_legs,
     pairing_hints,
     source_of,
-    storm_hash,
-    storm_key,
 )
 from analyzer.exchange.model import Endpoint
 from analyzer.life.fold import WINDOW_OVER, end_of, with_findings, with_groups
 from analyzer.life.groups import abnormal_end, group_findings
 from analyzer.life.model import Ended
+from analyzer.redirects import Hop, hop_of
 from analyzer.report.blobs import Blobs
 from analyzer.report.columns import Column, index_code, report_order, time_order
 from analyzer.report.render import json_attempt, render_csv
 from analyzer.report.table import TableStyle, line_cells
 from analyzer.slotted import register_pickling
+from analyzer.storms import storm_hash, storm_key
 from analyzer.verdict import Diagnosis, judge, made, with_life
 
 if TYPE_CHECKING:  # the output half imports this module
@@ -92,7 +90,7 @@ class Record(NamedTuple):
     keep: bool  # passes the filters (--failed, --host, --port)
     verdict: str
     reason: str | None  # primary finding id
-    storm: tuple[str, str, str, str, str | None]  # correlate.storm_key
+    storm: tuple[str, str, str, str, str | None]  # storms.storm_key
     leg: Leg | None
     hop: Hop
     # table cells (`table.line_cells`: all but the number and the time, which come from the
@@ -140,7 +138,7 @@ class Filed(NamedTuple):
     hashes are crc32s, which every process agrees on)."""
 
     data: bytes  # `_packed`
-    storm: int  # correlate.storm_hash of its storm key
+    storm: int  # storms.storm_hash of its storm key
     redirect: bool  # a redirect (its hop has a Location)
     hints: tuple[int, int, int]  # correlate.pairing_hints of its leg
 
@@ -317,7 +315,7 @@ class Spill:
         self.frame = Column("q")
         self.time = Column("d")
         self.at = Column("q")  # offset of each attempt's record (by order of decision)
-        # hash of each attempt's storm key (correlate.storm_key): the summary's storm groups
+        # hash of each attempt's storm key (storms.storm_key): the summary's storm groups
         # are made only for keys seen at least three times (report/spilled.py, `_scan`)
         self.storm = Column("q")
         # offset of each attempt's whole diagnosis in the pickle file (-1: not there)

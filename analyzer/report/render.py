@@ -11,10 +11,10 @@ from typing import Any
 
 from analyzer.attribution import ended_client_errors
 from analyzer.checks.catalogue import lookup
-from analyzer.correlate import Chain, Storm, redirect_chains, storms
 from analyzer.exchange.model import NO_KEY, NOT_IN_EMBEDDED_KEYS, NOT_IN_KEY_LOG
 from analyzer.life.groups import ClosedGroup, ClosedTally, abnormal_end
 from analyzer.life.model import Ended
+from analyzer.redirects import Chain, redirect_chains
 from analyzer.report.clock import UTC_CLOCK, Clock
 from analyzer.report.fields import (
     attempt_fields,
@@ -34,6 +34,7 @@ from analyzer.report.safe import (
 )
 from analyzer.report.table import TableStyle, markdown_table, sorted_table
 from analyzer.source.frame import CaptureWarning
+from analyzer.storms import Storm, storms
 from analyzer.values import MAX_LISTED_TCP_ATTEMPTS, RunStats
 from analyzer.verdict import Diagnosis
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from analyzer.correlate import Chain, Hop, Storm, chains
 from analyzer.life.groups import ClosedTally
+from analyzer.redirects import Chain, Hop, chains
 from analyzer.report.clock import Clock
 from analyzer.report.columns import Column
 from analyzer.report.kept import _JSON_NUMBER, Listed, Spill
@@ -38,6 +38,7 @@ from analyzer.report.table import (
     markdown_row,
 )
 from analyzer.source.frame import CaptureWarning
+from analyzer.storms import Storm
 from analyzer.values import RunStats
 from analyzer.verdict import Diagnosis, Verdict
 
@@ -158,7 +159,7 @@ class SpilledReport:
                           closed=self.closed)
 
     def storms(self) -> list[Storm]:
-        """correlate.storms of the kept attempts."""
+        """storms.storms of the kept attempts."""
         self._scan()
         return sorted((Storm(g[0], key[0], key[1], key[2], key[3], key[4], g[1], g[2])
                        for key, g in self.groups.items()

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from analyzer.correlate import Storm, StormKey, storm_key
 from analyzer.http.message import RequestHead
 from analyzer.life.groups import ClosedTally, End, abnormal_end, group_findings
 from analyzer.life.model import Ended
@@ -26,6 +25,7 @@ from analyzer.report.render import (
 )
 from analyzer.report.safe import safe_text
 from analyzer.source.frame import CaptureWarning
+from analyzer.storms import Storm, StormKey, storm_key
 from analyzer.values import RunStats
 from analyzer.verdict import Diagnosis, Verdict
 
@@ -78,7 +78,7 @@ MAX_GROUP_ENDS = 10_000
 
 
 def group_key(d: Diagnosis) -> StormKey:
-    """`correlate.storm_key` with its request clipped to MAX_GROUP_REQUEST characters, the
+    """`storms.storm_key` with its request clipped to MAX_GROUP_REQUEST characters, the
     endpoint's text remembered and the properties read once (`group_key_plain` is the twin,
     tests/test_stream.py): every listed attempt of a streamed run is grouped."""
     a = d.attempt

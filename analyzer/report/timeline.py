@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from analyzer.correlate import Storm
+from analyzer.storms import Storm
 
 WIDTH = 1100.0  # the viewBox width; the page scales it to the column
 LEFT, RIGHT = 92.0, 14.0  # room for the lane names and count axis, and for the last label
