@@ -196,7 +196,8 @@ def test_nginx_idle_timeout_drops_the_quiet_websocket(lives) -> None:  # type: i
     assert front.primary is not None and front.primary.check == "idle_timeout_after_switch"
     assert front.lifetime is not None and front.lifetime.closed_by == "server"
     assert abs(front.lifetime.idle_before_end_s - 3.0) < 0.5, front.lifetime
-    assert "about 3 s" in front.primary.found and "127.0.0.1" in front.primary.found
+    assert "3.0 s of silence" in front.primary.found and "127.0.0.1" in front.primary.found
+    assert "a timeout of that length" in front.primary.found
     # nginx's leg to the backend: nginx (the client of that leg) closed it without a Close
     back = _at(diagnoses, ports["backend"], "/quiet")
     assert back.verdict is Verdict.DROPPED and back.lifetime is not None
