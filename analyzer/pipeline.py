@@ -423,6 +423,7 @@ class Analysis:
         stats.tls_uninspected_listed = sorted(self._counters.tls_uninspected_listed,
                                               key=lambda s: (s.last_frame, s.first_frame))
         stats.tls_decrypted = self._counters.tls_decrypted
+        stats.tls_unused = self._counters.tls_unused
         stats.keylog_ignored_lines = getattr(self._run.secrets, "ignored", 0)
         stats.quic_flows = self._decoder.quic_flow_count
         stats.first_time = self._first
@@ -452,6 +453,7 @@ def _add(stats: RunStats, other: RunStats) -> None:
     room = MAX_LISTED_TLS_SESSIONS - len(stats.tls_uninspected_listed)
     stats.tls_uninspected_listed += other.tls_uninspected_listed[:max(room, 0)]
     stats.tls_decrypted += other.tls_decrypted
+    stats.tls_unused += other.tls_unused
     times = [t for t in (stats.first_time, other.first_time) if t is not None]
     stats.first_time = min(times) if times else None
     times = [t for t in (stats.last_time, other.last_time) if t is not None]

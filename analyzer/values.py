@@ -35,6 +35,9 @@ class RunStats:
     tls_uninspected: int = 0
     tls_uninspected_listed: list[TlsSessionSummary] = field(default_factory=list)
     tls_decrypted: int = 0
+    # TLS sessions whose client completed the handshake and then sent nothing, not even an
+    # alert: a browser's spare or preconnected connection (not attempts)
+    tls_unused: int = 0
     keylog_ignored_lines: int = 0  # lines of the key log that were not secrets
     quic_flows: int = 0  # UDP flows that start like QUIC (HTTP/3): seen, not analysed
     first_time: float | None = None

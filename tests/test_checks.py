@@ -1171,6 +1171,10 @@ TLS_CASES = (
     Case("TLS 1.2: handshake done, client closes without a request",
          tls_talk("handshake_only", end="client_fin"), FAILED,
          "tls_client_closed_after_handshake", absent=("tls_server_closed_during_handshake",)),
+    Case("TLS 1.3 with keys: handshake done, the client's close_notify, no request",
+         tls_talk("closed13", end="client_fin"), FAILED, "tls_client_closed_after_handshake",
+         keys=tls_keys("closed13"), absent=("tls_key_mismatch",),
+         found={"tls_client_closed_after_handshake": ("with an encrypted alert",)}),
     Case("TLS 1.3: unknown SNI name, alert unrecognized_name", tls_talk(
         "unknown_name", end="server_fin"), FAILED, "tls_unrecognized_name",
         absent=("tls_fatal_alert",)),
@@ -1396,3 +1400,52 @@ def test_a_server_that_hangs_up_after_a_silence_reads_as_a_timeout_not_a_failed_
     assert primary is not None and primary.check == "server_hung_up_after_switch"
     assert primary.found.startswith(f"FIN {after * 1000:.0f} ms after the switch")
     assert ("more likely a short idle timeout" in primary.found) == (after >= 0.5), primary.found
+
+
+def _grease_first_suite(hello: bytes) -> bytes:
+    """A ClientHello record with its first cipher suite made a GREASE value (RFC 8701), as
+    Chromium's are."""
+    at = 5 + 4 + 2 + 32  # record header, handshake header, legacy version, random
+    at += 1 + hello[at]  # the legacy session id
+    at += 2  # the suites' length
+    return hello[:at] + b"\x0a\x0a" + hello[at + 2:]
+
+
+@pytest.mark.parametrize(("browser", "server_closes_first", "listed"), [
+    (False, False, True),  # a client that closes unheard: Node rejects a CA so, an attempt
+    (True, False, False),  # Chromium's spare connection: counted, not an attempt
+    (False, True, False),  # an idle connection the server closed with close_notify
+])
+def test_a_tls_session_never_used_is_counted_not_listed(
+        tmp_path: Path, browser: bool, server_closes_first: bool, listed: bool) -> None:
+    """A client that completes the handshake and closes with no request and no alert:
+    Chromium's spare connection (GREASE in its ClientHello) or one the server closed idle
+    is counted as never used (every Chromium capture of the sweep of the twenty-ninth
+    session had one, called `failed` with a certificate fix); any other client stays an
+    attempt, since Node closes so when it does not trust the certificate."""
+    from analyzer.pipeline import Analysis
+
+    chunks = list(recorded("handshake_only")[0])
+    if browser:
+        chunks[0] = (chunks[0][0], _grease_first_suite(chunks[0][1]))
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443))
+    conv.handshake()
+    for side, data in chunks:
+        conv.send(side == CLIENT, data, delay=0.002)
+    if server_closes_first:
+        # a TLS 1.2 alert after the ChangeCipherSpec is encrypted: unreadable without keys
+        conv.send(False, bytes((21, 3, 3, 0, 26)) + bytes(26), delay=5.0)
+        conv.server_fin(0.001)
+    conv.client_fin(0.05)
+    if not server_closes_first:
+        conv.server_fin(0.001)
+    path = tmp_path / "unused.pcap"
+    write_pcap(path, [conv])
+    analysis = Analysis()
+    found = [d for d in analyze(read_captures([str(path)], []), analysis)
+             if isinstance(d, Diagnosis)]
+    assert len(found) == int(listed), [d.primary for d in found]
+    assert analysis.stats.tls_unused == int(not listed)
+    if listed:
+        assert found[0].primary is not None
+        assert found[0].primary.check == "tls_client_closed_after_handshake"

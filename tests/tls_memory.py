@@ -7,6 +7,7 @@ direction put on the "wire", in the order they were written.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import ipaddress
@@ -177,8 +178,10 @@ def contexts(directory: Path, *, tls13: bool = True, ciphers: str = "",
 
 
 def talk(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, *, sni: str = "localhost",
-         client_plain: bytes = b"", server_plain: bytes = b"") -> Talk:
-    """Run a handshake (which may fail on either side) and, if it completes, one exchange."""
+         client_plain: bytes = b"", server_plain: bytes = b"",
+         client_closes: bool = False) -> Talk:
+    """Run a handshake (which may fail on either side) and, if it completes, one exchange;
+    ``client_closes``: then the client's close_notify."""
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
     client = client_ctx.wrap_bio(c_in, c_out, server_hostname=sni)
     server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
@@ -218,6 +221,10 @@ def talk(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, *, sni: str = "
             server.write(server_plain)
             pump()
             client_received = _read_all(client, len(server_plain))
+            pump()
+        if client_closes:
+            with contextlib.suppress(ssl.SSLWantReadError):  # (it waits for the server's)
+                client.unwrap()
             pump()
     return Talk(chunks, errors[0], errors[1], client_received, server_received)
 
@@ -268,6 +275,14 @@ def _handshake_only(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
     client_ctx, server_ctx = contexts(directory, tls13=False, keylog=keylog,
                                       cert=_cert(directory))
     return talk(client_ctx, server_ctx).chunks
+
+
+def _closed13(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
+    """TLS 1.3, the handshake, then the client's close_notify and nothing else (curl does
+    so after a name it rejects)."""
+    client_ctx, server_ctx = contexts(directory, tls13=True, keylog=keylog,
+                                      cert=_cert(directory))
+    return talk(client_ctx, server_ctx, client_closes=True).chunks
 
 
 def _untrusted(directory: Path, keylog: Path, tls13: bool) -> list[tuple[int, bytes]]:
@@ -329,6 +344,7 @@ SCENARIOS = {
     "ws13": lambda d, k: _ws(d, k, True),
     "ws12": lambda d, k: _ws(d, k, False),
     "handshake_only": _handshake_only,
+    "closed13": _closed13,
     "untrusted12": lambda d, k: _untrusted(d, k, False),
     "untrusted13": lambda d, k: _untrusted(d, k, True),
     "wrong_name": _wrong_name,

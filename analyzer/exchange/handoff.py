@@ -43,6 +43,7 @@ class ExchangeCounters:
     tls_uninspected: int = 0
     tls_uninspected_listed: list[TlsSessionSummary] = field(default_factory=list)
     tls_decrypted: int = 0  # TLS sessions whose records were decrypted
+    tls_unused: int = 0  # TLS sessions opened and never used (tls/layer.py `_unused`)
 
 
 

@@ -139,6 +139,7 @@ def capture_fields(stats: RunStats) -> dict[str, Any]:
         "abandoned_heads": stats.abandoned_heads,
         "tls_decrypted": stats.tls_decrypted,
         "tls_not_inspected": stats.tls_uninspected,
+        "tls_unused": stats.tls_unused,
         "tls_sessions_not_inspected": [
             {"client": str(s.client), "server": str(s.server), "sni": safe_text(s.sni) or None,
              "alpn": safe_text(s.alpn) or None, "version": s.version or None,
@@ -258,6 +259,10 @@ def capture_lines(s: dict[str, Any]) -> list[str]:
                                           s["tls_sessions_not_inspected"]))
     if s["tls_decrypted"]:
         lines.append(f"TLS sessions decrypted: {s['tls_decrypted']}")
+    if s.get("tls_unused"):
+        lines.append(f"TLS sessions never used: {s['tls_unused']} (the client completed the "
+                     "handshake, then sent no request and no alert: a browser's spare or "
+                     "preconnected connections, or ones the server closed idle)")
     if s["keylog_lines_ignored"]:
         lines.append(f"Key log: {s['keylog_lines_ignored']} line(s) ignored (not a secret)")
     if s.get("quic_flows"):

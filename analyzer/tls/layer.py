@@ -48,6 +48,13 @@ from analyzer.tls.reporting import TlsReporting
 from analyzer.tls.session import PREFIX, Decryption, Plain, TlsSession
 from analyzer.tls.skipping import TlsSkipping
 
+
+def _is_grease(value: int) -> bool:
+    """A GREASE value (RFC 8701: 0x0A0A, 0x1A1A, ... 0xFAFA), which BoringSSL's clients
+    (Chromium and the browsers built on it) put in every ClientHello and OpenSSL's never."""
+    return value & 0x0F0F == 0x0A0A and value >> 8 == value & 0xFF
+
+
 _UNREADABLE = (Decryption.NO_KEYS, Decryption.NO_KEY, Decryption.UNSUPPORTED)
 _MISMATCH = Decryption.MISMATCH  # (read off its class once: `_after_records` runs each round)
 # A stage remembers that its ticks are idle for good (`ticks_idle`). False: it asks every
@@ -383,13 +390,66 @@ class TlsStage(TlsReporting, TlsSkipping):
             if session.alpn == "h2" and Start.H2_PREFACE not in self._run.handlers:
                 self._uninspected("HTTP/2 not analysed")
                 return
-            if session.carried_application_data() and not self._any_fatal_alert():
+            if (session.carried_application_data() and not self._any_fatal_alert()
+                    and self._client_plaintext()):
                 return  # decrypted, and the plaintext said nothing the inner tracker kept
+            # (the client sent none: its records after the handshake were alerts, a TLS 1.3
+            # client's close_notify among them: judged as the handshake's end below)
         elif session.carried_application_data() and not self._any_fatal_alert() and (
                 not self._hole_explains()):
             self._uninspected(NO_KEY)
             return
+        if self._unused():
+            self._run.counters.tls_unused += 1
+            self._counted = True
+            return
         self._emit_tls(time, reason)
+
+    def _unused(self) -> bool:
+        """Whether the session was opened and never used: its client completed the handshake,
+        then sent no application data and no alert, the certificate it accepted shows nothing
+        wrong, and either the client is a browser (GREASE in its ClientHello, RFC 8701:
+        Chromium races two connections and drops one without a word, and preconnects) or the
+        server closed it first (an idle connection's close_notify). Not attempts: counted
+        (`tls_unused`). Other clients stay attempts (`checks/tls.py`): Node checks the
+        server's certificate after the handshake and closes without an alert when it does not
+        trust it, and curl says close_notify after a name it rejects."""
+        session = self._session
+        client = session.client_side
+        if client is None or not session.client_finished() or self._client_plaintext():
+            return False
+        if session.decryption is not Decryption.DECRYPTED and (
+                session.carried_application_data()):
+            return False  # (unread records: data, or an alert that cannot be told apart)
+        if any(seen.side == client or seen.alert.fatal for seen in session.alerts) or any(
+                side == client for side, _, _ in session.unreadable_alerts):
+            return False
+        hello = session.client_hello
+        browser = hello is not None and any(map(_is_grease, hello.suites))
+        server_closed = bool(session.alerts or session.unreadable_alerts)  # (the server's)
+        return (browser or server_closed) and not self._certificate_doubtful()
+
+    def _client_plaintext(self) -> bool:
+        """Whether the client's decrypted records carried application data (an HTTP/2
+        server speaks first: its SETTINGS alone is no use of the connection)."""
+        client = self._session.client_side
+        return client is not None and self._session.plain_offset(client) > 0
+
+    def _certificate_doubtful(self) -> bool:
+        """Whether the leaf certificate (when readable) does not cover the name the client
+        asked for, or was not valid at the capture's time: a reason a client may close."""
+        certificates = self._session.certificates
+        if not certificates:
+            return False
+        leaf = certificates[0]
+        hello = self._session.client_hello
+        client = self._session.client_side or 0
+        host = (hello.sni if hello is not None and hello.sni else
+                self._tcp.endpoint(1 - client).ip)
+        syn = self._tcp.syn_seen
+        moment = syn[1] if syn else 0.0
+        return not leaf.covers(host) or bool(moment) and not (
+            leaf.not_before <= moment <= leaf.not_after)
 
     def _any_fatal_alert(self) -> bool:
         return any(seen.alert.fatal for seen in self._session.alerts)
