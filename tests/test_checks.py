@@ -1102,7 +1102,33 @@ CASES: tuple[Case, ...] = (
          evidence={"h2c_no_server_settings": ("response",)}),
 )
 
+def _gave_up_before_the_flight(conv: Conversation) -> Marks:
+    """A ClientHello, the client's FIN, and only then the server's flight (a slow server:
+    curl -m 1 and Node's handshake timeout did this in the sweep of the twenty-ninth
+    session), then the server's FIN."""
+    chunks = recorded("untrusted13")[0]
+    marks = {"syn": conv.handshake(), "hello": conv.send(True, chunks[0][1], delay=0.002)}
+    marks["client_fin"] = conv.client_fin(1.0)
+    marks["server1"] = conv.send(False, chunks[1][1], delay=1.5)
+    marks["server_fin"] = conv.server_fin(0.002)
+    return marks
+
+
+# A TLS 1.3 record as an encrypted alert looks without keys: application data, 2 bytes of
+# content, the content type and a 16-byte tag (RFC 8446 §5.2)
+ENCRYPTED_ALERT = bytes((23, 3, 3, 0, 19)) + bytes(range(19))
+
 TLS_CASES = (
+    Case("TLS: the client gives up before the server's flight comes",
+         _gave_up_before_the_flight, NO_RESPONSE, "tls_client_gave_up",
+         absent=("tls_certificate_rejected", "tls_no_server_hello"),
+         evidence={"tls_client_gave_up": ("hello", "client_fin", "server1")},
+         found={"tls_client_gave_up": ("client gave up after 1.0 s", "came after")}),
+    Case("TLS 1.3: the client's encrypted alert, then the server's FIN before the client's",
+         tls_talk("untrusted13", take=2, extra=((CLIENT, ENCRYPTED_ALERT),),
+                  end="server_fin,client_fin"), FAILED, "tls_certificate_rejected",
+         absent=("tls_server_closed_during_handshake",),
+         found={"tls_certificate_rejected": ("after an encrypted alert",)}),
     Case("wss: TLS 1.2 with the right key, switched", tls_talk("ws12"), SUCCEEDED, None,
          absent=("tls_key_mismatch", "tls_client_closed_after_handshake",
                  "tls_certificate_rejected", "capture_gap_tls_handshake"), keys=tls_keys("ws12")),
@@ -1149,7 +1175,8 @@ TLS_CASES = (
         found={"tls_certificate_rejected": ("unknown_ca",)}),
     Case("TLS 1.3: client hangs up after the server's flight (no alert)", tls_talk(
         "untrusted13", take=2, end="client_fin"), FAILED, "tls_certificate_rejected",
-        absent=("tls_handshake_incomplete", "tls_client_closed_after_handshake"),
+        absent=("tls_handshake_incomplete", "tls_client_closed_after_handshake",
+                "tls_client_gave_up"),
         found={"tls_certificate_rejected": ("right after the server's flight",)}),
     Case("TLS 1.3: that client's FIN lost, the server's FIN acknowledges it", tls_talk(
         "untrusted13", take=2, end="client_fin,server_fin"), FAILED,

@@ -31,7 +31,7 @@ pytestmark = _live_marks
 
 # Reads each request (at most four connections, for at most 30 s), then closes (argv[2]
 # "closed"), resets ("reset") or keeps the connection open and silent ("silent", closed when
-# the client has gone).
+# the client has gone; "silent-tls": the same without reading a head first).
 SERVER = r"""
 import socket, struct, sys
 server = socket.socket()
@@ -45,11 +45,11 @@ for _ in range(4):
     conn, _ = server.accept()
     conn.settimeout(10)
     data = b""
-    while b"\r\n\r\n" not in data:
+    while b"\r\n\r\n" not in data and how != "silent-tls":  # (a ClientHello has no end)
         data += conn.recv(4096)
     if how == "reset":
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    elif how == "silent":
+    elif how.startswith("silent"):
         try:
             while conn.recv(4096):
                 pass
@@ -238,3 +238,52 @@ def test_curl_that_waited_after_the_101_is_told_apart_from_a_rejection(tmp_path:
     said, told = re.fullmatch(counted, done.stderr.strip()), re.fullmatch(counted, predicted)
     assert said is not None and told is not None, (done.stderr, predicted)
     assert abs(int(said.group(1)) - int(told.group(1))) <= 20, (done.stderr, predicted)
+
+
+@pytest.mark.parametrize("client", ["asyncio", "sync", "curl"])
+def test_a_client_that_gave_up_on_a_silent_tls_server_prints_what_the_attribution_says(
+        tmp_path: Path, client: str) -> None:
+    """wss:// or https:// to a server that accepts and never answers the ClientHello (an
+    overloaded TLS terminator): the client's own timeout ends the wait
+    (`tls_client_gave_up`, no_response), and its words are a timeout's, not a reset's."""
+    import ssl
+
+    port = _free_port()
+    server = _server(port, "silent-tls")
+    path = tmp_path / f"tls-{client}.pcap"
+    url = f"wss://{HOST}:{port}/ws"
+    context = ssl.create_default_context()
+    try:
+        with tcpdump(path, [port]):
+            if client == "curl":
+                done = subprocess.run(
+                    ["curl", "-sS", "-m", str(GIVE_UP_S), f"https://{HOST}:{port}/"],
+                    capture_output=True, text=True, timeout=20)
+                printed = done.stderr.strip()
+            else:
+                with pytest.raises(Exception) as failed:
+                    if client == "asyncio":
+                        async def opening() -> None:
+                            async with websockets_asyncio.connect(
+                                    url, ssl=context, open_timeout=GIVE_UP_S):
+                                pass
+                        asyncio.run(opening())
+                    else:
+                        with websockets_client.connect(url, ssl=context,
+                                                       open_timeout=GIVE_UP_S):
+                            pass
+                printed = f"{type(failed.value).__name__}: {failed.value}"
+    finally:
+        _stop(server, signal.SIGTERM)
+    (diagnosis,) = analyze_pcap(path)
+    assert diagnosis.verdict is Verdict.NO_RESPONSE, diagnosis.verdict
+    assert diagnosis.primary is not None and diagnosis.primary.check == "tls_client_gave_up"
+    lines = diagnosis.attribution.client_errors
+    if client != "curl":
+        assert f"python websockets: {printed}" in lines, (printed, lines)
+        return
+    counted = r"curl: \(28\) Connection timed out after (\d+) milliseconds"
+    said = re.fullmatch(counted, printed)
+    told = [m for line in lines if (m := re.fullmatch(counted, line))]
+    assert said is not None and told, (printed, lines)
+    assert abs(int(said.group(1)) - int(told[0].group(1))) <= 20, (printed, lines)

@@ -30,7 +30,8 @@ if TYPE_CHECKING:  # analyzer.checks.facts reads this package's table of server 
 
 _SILENT = ("no_response_server_closed", "no_response_server_reset")
 _HOW_THE_WAIT_ENDED = frozenset((*_SILENT, "no_response_client_gave_up"))
-_WAITS = ("no_response_gave_up", "gave_up_after_switch")  # (their lines say how long)
+# kinds whose lines say how long the client waited
+_WAITS = ("no_response_gave_up", "gave_up_after_switch", "tls_gave_up")
 
 
 def attribute(

@@ -251,6 +251,15 @@ _ERRORS.update({
         ("Go", "EOF (or: read: connection reset by peer)"),
         ("Chrome", "net::ERR_CONNECTION_CLOSED"),
     ),
+    # The client's own timeout ran out before the server's TLS answer (every line printed by
+    # the real client against a TLS server that answers late: the sweep of the twenty-ninth
+    # session; curl counts from the start, the SYN)
+    "tls_gave_up": (
+        ("curl", "curl: (28) Connection timed out after {waited_ms} milliseconds"),
+        ("Node ws", "Opening handshake has timed out"),
+        ("python websockets", "TimeoutError: timed out during opening handshake"),
+        ("python websockets", "TimeoutError: _ssl.c:989: The handshake operation timed out"),
+    ),
     "tls_plain_to_tls": (
         ("python websockets", "InvalidMessage: did not receive a valid HTTP response"),
         ("Node ws", "Unexpected server response: 400"),
@@ -344,6 +353,7 @@ KIND_OF_FINDING = {
     "tls_certificate_expired": "tls_expired",
     "tls_client_hello_to_cleartext_port": "tls_not_tls",
     "tls_no_server_hello": "tls_eof",
+    "tls_client_gave_up": "tls_gave_up",
     "tls_server_closed_during_handshake": "tls_eof",
     "tls_plain_http_to_tls_port": "tls_plain_to_tls",
     "tls_client_certificate_required": "tls_client_certificate",

@@ -211,6 +211,16 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "inspecting SNI).",
           "Check what listens on the port (openssl s_client -connect host:port); if it is a "
           "cleartext server use ws://, otherwise read its logs for the refused handshake."),
+    Check("tls_client_gave_up", E, Effect.NO_RESPONSE, "RFC 8446 §4.1.3",
+          "the client gave up before the server answered its TLS ClientHello",
+          "The client sent a ClientHello and closed the connection before any ServerHello "
+          "came: its own timeout ran out (curl --connect-timeout or -m, a WebSocket library's "
+          "open timeout, a browser's preconnect it no longer needed). A ServerHello that "
+          "arrived after the client had gone answered nobody. The server (or a proxy in "
+          "front of it) was slow to answer: overloaded, stuck on a slow certificate or key "
+          "operation, or waiting on its own upstream.",
+          "Look at the server's load and its TLS handshake times at that moment; raise the "
+          "client's timeout if the server is merely slow."),
     Check("tls_handshake_incomplete", W, Effect.INCONCLUSIVE, "RFC 8446 §4",
           "the TLS handshake did not complete and the capture does not say why",
           "The connection ended (or the capture did) before the handshake finished, without "

@@ -217,7 +217,7 @@ def _no_server_hello(attempt: Attempt, hello: tuple[int, ...]) -> Finding:
         return Finding("tls_no_server_hello", "a ServerHello",
                        f"server {how} after the ClientHello", hello + (server_end.frame,))
     if client_end is not None:
-        return Finding("tls_no_server_hello", "a ServerHello",
+        return Finding("tls_client_gave_up", "a ServerHello",
                        f"client gave up after {client_end.time - start:.1f} s",
                        hello + (client_end.frame,))
     waited = max(0.0, tcp.end_time - start)
@@ -235,7 +235,21 @@ def _after_server_hello(attempt: Attempt, tls: TlsInfo, findings: list[Finding])
     flight = tls.server_flight_frame or tls.server_hello_frame
     client_alert = next((a for a in tls.alerts if a.side == "client"), None)
     if not tls.client_finished:
-        if client_first and client_end is not None:
+        if client_first and client_end is not None and not client_end.lost and (
+                client_end.frame < tls.server_hello_frame):
+            # The client had gone when the ServerHello came: it rejected nothing, it waited
+            # (a slow server, a short client timeout, a preconnect no longer needed)
+            start = attempt.tcp.syn.time if attempt.tcp.syn else client_end.time
+            return [Finding("tls_client_gave_up", "a ServerHello",
+                            f"client gave up after {client_end.time - start:.1f} s; the "
+                            f"server's ServerHello (frame {tls.server_hello_frame}) came after",
+                            ((tls.client_hello_frame,) if tls.client_hello_frame else ())
+                            + (client_end.frame, tls.server_hello_frame))]
+        # An alert of the client's before the server's end says who ended the handshake,
+        # however close the two FINs (nginx's FIN can beat the client's by microseconds)
+        alerted_first = client_alert is not None and server_end is not None and (
+            client_alert.frame < server_end.frame)
+        if (client_first or alerted_first) and client_end is not None:
             how = "RST" if client_end is attempt.tcp.client_rst else \
                 "FIN (not captured)" if client_end.lost else "FIN"
             said = " after an encrypted alert" if client_alert is not None else ""
