@@ -7,6 +7,7 @@ a real pcap and read by the whole pipeline.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import pytest
 
 from analyzer.verdict import Verdict
 from tests import h2builder as h2
-from tests.builder import Conversation, Opcode, ws_close_payload, ws_frame
+from tests.builder import Conversation, Opcode, write_pcap, ws_close_payload, ws_frame
+from tests.helpers import run_cli
 from tests.test_checks import (
     H2C_OFFER,
     H2C_SWITCH,
@@ -166,6 +168,32 @@ H2_CASES: tuple[Case, ...] = (
          ABORTED, "h2_server_ended_after_switch",
          found={"h2_server_ended_after_switch": ("END_STREAM",)},
          absent=("h2_client_ended_after_switch",)),
+    Case("h2: a frame each way, then the server resets the stream 0.5 s in, no Close",
+         h2_exchange(h2.websocket_connect(), OK,
+                     ws_data(True, ws_frame(Opcode.TEXT, "hi", mask=True), "hi"),
+                     ws_data(False, ws_frame(Opcode.TEXT, "hi"), "echo"),
+                     step("rst", False, h2.rst_stream(1, h2.INTERNAL_ERROR), delay=0.5)),
+         ABORTED, "ended_without_close_after_switch",
+         found={"ended_without_close_after_switch": ("server sent a RST_STREAM INTERNAL_ERROR",
+                                                     "after the 200")},
+         evidence={"ended_without_close_after_switch": ("response", "echo", "rst")},
+         absent=("h2_server_ended_after_switch",)),
+    Case("h2: a frame each way, then the client's GOAWAY and FIN 0.5 s in, no Close",
+         h2_exchange(h2.websocket_connect(), OK,
+                     ws_data(True, ws_frame(Opcode.TEXT, "hi", mask=True), "hi"),
+                     ws_data(False, ws_frame(Opcode.TEXT, "hi"), "echo"),
+                     step("goaway", True, h2.goaway(0, h2.NO_ERROR), delay=0.5),
+                     ("fin", lambda c, _: c.client_fin(0.001))),
+         ABORTED, "ended_without_close_after_switch",
+         found={"ended_without_close_after_switch": ("client sent a FIN of the connection",)}),
+    Case("h2: a frame each way, Close both ways, then the server resets the stream",
+         h2_exchange(h2.websocket_connect(), OK,
+                     ws_data(True, ws_frame(Opcode.TEXT, "hi", mask=True), "hi"),
+                     ws_data(False, ws_frame(Opcode.CLOSE, ws_close_payload(1000, "")), "close"),
+                     ws_data(True, ws_frame(Opcode.CLOSE, ws_close_payload(1000, ""),
+                                            mask=True), "close2"),
+                     step("rst", False, h2.rst_stream(1, h2.NO_ERROR), delay=0.5)),
+         SUCCEEDED, "ws_closed_normally", absent=("ended_without_close_after_switch",)),
     Case("h2: response header block with an unknown HPACK index",
          h2_exchange(h2.websocket_connect(), None, step("response", False, UNKNOWN_INDEX)),
          FAILED, "h2_hpack_error", absent=("h2_header_list_too_large",)),
@@ -284,3 +312,33 @@ def test_detail_ladder_shows_http2_frames_with_their_numbers(name: str, rows: li
     fields = attempt_fields(diagnosis)
     assert fields["transport"] == "h2" and fields["stream_id"] == 1
     assert fields["host"] == "example.com"
+
+
+@pytest.mark.parametrize("silence", [0.0, 3.0])
+def test_a_server_reset_of_a_quiet_h2_websocket_past_its_window_ends_its_life(
+        tmp_path: Path, silence: float) -> None:
+    """A server's RST_STREAM 3 s after the last frame came after the watch window, in the
+    first packet after a silence: the watch is over before that packet is read, so the
+    stream is followed into life and the reset ends it there (`dropped`, with a lifetime; it
+    was `succeeded`, decided by the reset with no finding: the sweep of the twenty-ninth
+    session, Hypercorn behind a raw h2 server). The near miss: the same reset with frames
+    going on until it is not in silence, and is read in the watch, within the window."""
+    steps = [ws_data(True, ws_frame(Opcode.TEXT, "hi", mask=True), "hi"),
+             ws_data(False, ws_frame(Opcode.TEXT, "hi"), "echo")]
+    if not silence:
+        steps.append(step("rst", False, h2.rst_stream(1, h2.INTERNAL_ERROR), delay=0.3))
+    else:
+        steps.append(step("rst", False, h2.rst_stream(1, h2.INTERNAL_ERROR), delay=silence))
+    steps.append(("fin", lambda c, _: c.client_fin(0.01)))
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    h2_exchange(h2.websocket_connect(), OK, *steps)(conv)
+    path = tmp_path / "reset.pcap"
+    write_pcap(path, [conv])
+    result = run_cli("read", path, "-F", "json")
+    (attempt,) = json.loads(result.output)["attempts"]
+    if silence:
+        assert attempt["verdict"] == "dropped", attempt["reason"]
+        assert attempt["lifetime"] is not None and attempt["lifetime"]["closed_by"] == "server"
+    else:
+        assert attempt["verdict"] == "aborted", attempt["reason"]
+        assert attempt["reasons"][0] == "ended_without_close_after_switch"

@@ -94,7 +94,7 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
             # moments, where the life's rules (checks/life.py) say `dropped` for one after
             # them. A connection that lived past its window (a half-close the other side
             # talked past) is the life's to judge, with its whole end.
-            findings.append(_ended_without_close(after, side, how, when, ev + (end.frame,)))
+            findings.append(ended_without_close(after, side, how, when, ev + (end.frame,)))
     return findings
 
 
@@ -116,16 +116,17 @@ def _after_a_wait(side: str, waited: float) -> str:
     return _WAITS[side] if waited >= WAITED_S else ""
 
 
-def _ended_without_close(after: AfterSwitch, side: str, how: str, when: float,
-                         evidence: tuple[int, ...]) -> Finding:
-    """`ended_without_close_after_switch`: ``side`` ended the connection at ``when`` after
-    sending frames, and neither side had sent a Close frame; ``evidence``: the switch's
-    frames and the end's (the last frame before the end goes before the end)."""
+def ended_without_close(after: AfterSwitch, side: str, how: str, when: float,
+                        evidence: tuple[int, ...], switch: str = "switch") -> Finding:
+    """`ended_without_close_after_switch`: ``side`` ended the connection (or, over HTTP/2,
+    the stream: checks/h2.py) at ``when`` after frames went by, and neither side had sent a
+    Close frame; ``evidence``: the switch's frames and the end's (the last frame before the
+    end goes before the end); ``switch``: what switched ("switch", or "200")."""
     before = [seen for seen in after.frames if seen.time <= when]
     silence = "" if not before else f", {_ms(when - before[-1].time)} after the last frame"
     frames = evidence[:-1] + tuple(seen.frame for seen in before[-1:]) + evidence[-1:]
     return Finding("ended_without_close_after_switch", "a Close frame before the TCP close",
-                   f"{side} sent a {how} {_ms(when - after.switch_time)} after the switch"
+                   f"{side} sent a {how} {_ms(when - after.switch_time)} after the {switch}"
                    f"{silence}, without a Close frame", frames, side)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from analyzer.checks.after_switch import websocket_frame_findings
+from analyzer.checks.after_switch import ended_without_close, websocket_frame_findings
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.checks.response import extension_findings, status_finding, subprotocol_findings
@@ -151,22 +151,37 @@ def h2_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.extend(websocket_frame_findings(attempt, after, DEFAULT_WINDOW.seconds, "200"))
     if any(f.check.startswith("ws_closed") for f in findings):
         return findings
+    tcp = attempt.tcp
     ends = []
-    for check, first, end, side in (
-        ("h2_client_ended_after_switch", after.client_first, h2.client_end, "client"),
-        ("h2_server_ended_after_switch", after.server_first, h2.server_end, "server"),
+    for check, first, end, side, fin, rst in (
+        ("h2_client_ended_after_switch", after.client_first, h2.client_end, "client",
+         tcp.client_fin, tcp.client_rst),
+        ("h2_server_ended_after_switch", after.server_first, h2.server_end, "server",
+         tcp.server_fin, tcp.server_rst),
     ):
         reset = h2.reset if h2.reset is not None and h2.reset.side == side else None
         event = TcpEvent(reset.frame, reset.time) if reset is not None else end
         if event is not None:
             how = f"RST_STREAM {reset.code}" if reset is not None else "END_STREAM"
-            ends.append((event.time, check, first, event, how))
+            ends.append((event.time, check, first, event, how, side))
+        # the connection's own end ends every stream on it (a GOAWAY, then the TCP close)
+        for tcp_end, named in ((fin, "FIN"), (rst, "RST")):
+            if tcp_end is not None:
+                ends.append((tcp_end.time, check, first, tcp_end,
+                             f"{named} of the connection", side))
     if ends:
-        when, check, first, event, how = min(ends, key=lambda e: e[0])
-        if first is None and 0 <= when - after.switch_time <= DEFAULT_WINDOW.seconds:
+        when, check, first, event, how, side = min(ends, key=lambda e: e[0])
+        in_window = 0 <= when - after.switch_time <= DEFAULT_WINDOW.seconds
+        if first is None and in_window:
             findings.append(Finding(check, "WebSocket frames" if facts.websocket else "data",
                                     f"{how} {(when - after.switch_time) * 1000:.0f} ms after "
                                     "the 200", frames_of(attempt.response) + (event.frame,)))
+        elif facts.websocket and in_window:
+            # Frames went by, then the stream (or its connection) ended within the first
+            # moments and no Close came before it (a Close returned above): an abnormal
+            # closure, as over HTTP/1 (`after_switch._ended_without_close`)
+            findings.append(ended_without_close(
+                after, side, how, when, frames_of(attempt.response) + (event.frame,), "200"))
     return findings
 
 

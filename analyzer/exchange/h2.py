@@ -113,6 +113,8 @@ class H2Stage:
         self._tcp.syn(frame, time, with_ack)
 
     def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
+        if self._watching:
+            self._expire(time)  # (a watch whose window ran out in the silence before it)
         self._tcp.fin_of(side, frame, time, lost)
         if self._client is not None:
             self._handle(self._reader.end(self._h2_side(side), frame, time))
@@ -120,6 +122,8 @@ class H2Stage:
             self._lives.tcp_fin(side, frame, time, lost)
 
     def on_rst(self, side: int, frame: int, time: float) -> None:
+        if self._watching:
+            self._expire(time)
         self._tcp.rst_of(side, frame, time)
         if self._client is not None:
             self._handle(self._reader.end(self._h2_side(side), frame, time))
@@ -154,6 +158,10 @@ class H2Stage:
         if self._client is None:
             self._detect(side, data, frame, time)
             return
+        if self._watching:
+            # A watch whose window ran out in the silence before these bytes is over before
+            # they are read: what they carry (a RST_STREAM 3 s in) is its stream's life
+            self._expire(time)
         self._handle(self._reader.feed(self._h2_side(side), data, frame, time))
         if self._watching:
             self._expire(time)
