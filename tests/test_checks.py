@@ -12,6 +12,7 @@ stated as "the frames of the request and of the response" instead of hard-coded 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -1202,6 +1203,14 @@ TLS_CASES = (
          tls_talk("closed13", end="client_fin"), FAILED, "tls_client_closed_after_handshake",
          keys=tls_keys("closed13"), absent=("tls_key_mismatch",),
          found={"tls_client_closed_after_handshake": ("with an encrypted alert",)}),
+    Case("wss: the client's close_notify after the 101, then the server's FIN before the "
+         "client's", tls_talk("ws13_closed", end="server_fin,client_fin"), ABORTED,
+         "client_hung_up_after_switch", keys=tls_keys("ws13_closed"),
+         absent=("server_hung_up_after_switch",),
+         found={"client_hung_up_after_switch": ("close_notify",)}),
+    Case("wss: the server's FIN after the 101, no alert before it",
+         tls_talk("ws13", end="server_fin,client_fin"), ABORTED, "server_hung_up_after_switch",
+         keys=tls_keys("ws13"), absent=("client_hung_up_after_switch",)),
     Case("TLS 1.3: unknown SNI name, alert unrecognized_name", tls_talk(
         "unknown_name", end="server_fin"), FAILED, "tls_unrecognized_name",
         absent=("tls_fatal_alert",)),
@@ -1476,3 +1485,33 @@ def test_a_tls_session_never_used_is_counted_not_listed(
     if listed:
         assert found[0].primary is not None
         assert found[0].primary.check == "tls_client_closed_after_handshake"
+
+
+@pytest.mark.parametrize("alert", [True, False])
+def test_in_life_a_close_notify_before_the_fins_says_who_closed(
+        tmp_path: Path, alert: bool) -> None:
+    """A decrypted WebSocket in life whose client says close_notify 3 s in, after its watch
+    window ran out in the silence; the server's FIN comes before the client's (curl giving
+    up through nginx, the sweep of the twenty-ninth session): the client closed, not the
+    server after a silence. The alert used to be read while the watch was still open, and
+    lost. The near miss: no alert, the server's FIN first: the server closed."""
+    scenario = "ws13_closed" if alert else "ws13"
+    chunks = recorded(scenario)[0]
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443))
+    conv.handshake()
+    talked = chunks[:-1] if alert else chunks
+    for side, data in talked:
+        conv.send(side == CLIENT, data, delay=0.002)
+    if alert:
+        conv.send(True, chunks[-1][1], delay=3.0)
+        conv.server_fin(0.001)
+    else:
+        conv.server_fin(3.0)
+    conv.client_fin(0.001)
+    path, keys = tmp_path / "life.pcap", tmp_path / "keys.log"
+    write_pcap(path, [conv])
+    keys.write_bytes(tls_keys(scenario)())
+    (attempt,) = json.loads(run_cli("read", path, "--keylog", keys, "-F", "json").output)[
+        "attempts"]
+    assert attempt["verdict"] == "dropped", attempt["reason"]
+    assert attempt["lifetime"]["closed_by"] == ("client" if alert else "server")

@@ -271,6 +271,17 @@ def _ws(directory: Path, keylog: Path, tls13: bool) -> list[tuple[int, bytes]]:
                 server_plain=websocket_response()).chunks
 
 
+def _ws13_closed(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
+    """TLS 1.3, a WebSocket handshake, then the client's close_notify (curl giving up on a
+    101 it cannot use)."""
+    from tests.builder import websocket_request, websocket_response
+
+    client_ctx, server_ctx = contexts(directory, tls13=True, keylog=keylog,
+                                      cert=_cert(directory))
+    return talk(client_ctx, server_ctx, client_plain=websocket_request("localhost", "/ws"),
+                server_plain=websocket_response(), client_closes=True).chunks
+
+
 def _handshake_only(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
     client_ctx, server_ctx = contexts(directory, tls13=False, keylog=keylog,
                                       cert=_cert(directory))
@@ -345,6 +356,7 @@ SCENARIOS = {
     "ws12": lambda d, k: _ws(d, k, False),
     "handshake_only": _handshake_only,
     "closed13": _closed13,
+    "ws13_closed": _ws13_closed,
     "untrusted12": lambda d, k: _untrusted(d, k, False),
     "untrusted13": lambda d, k: _untrusted(d, k, True),
     "wrong_name": _wrong_name,

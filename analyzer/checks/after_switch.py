@@ -68,18 +68,20 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     # Only the side that closed first can have refused the switch; the other merely followed.
     # (A lost FIN has the time of the other side's end that acknowledged it: it came first.)
     hang_ups = sorted(
-        (end.time, not end.lost, check, side, first_bytes, end, end is rst)
+        (end.time, not end.lost, check, side, first_bytes, end,
+         "RST" if end is rst else "close_notify" if end is said else "FIN")
         for check, side, first_bytes, fin, rst in (
             ("client_hung_up_after_switch", "client", after.client_first, tcp.client_fin,
              tcp.client_rst),
             ("server_hung_up_after_switch", "server", after.server_first, tcp.server_fin,
              tcp.server_rst),
         )
-        if (end := _earliest(fin, rst)) is not None
+        # inside TLS a side's close_notify begins its close, before its FIN (which may come
+        # after the other side's: nginx answers curl's close_notify with its FIN at once)
+        if (end := _earliest(fin, rst, said := _close_notify(attempt, side, after))) is not None
     )
     if hang_ups:
-        when, _lost, check, side, first_bytes, end, is_rst = hang_ups[0]
-        how = "RST" if is_rst else "FIN"
+        when, _lost, check, side, first_bytes, end, how = hang_ups[0]
         if not 0 <= when - after.switch_time <= window:
             return findings  # (a later end is the life's: analyzer/life)
         if first_bytes is None:
@@ -108,6 +110,15 @@ _WAITS = {
               "(curl, which does not speak WebSocket, waits for --max-time) than one that "
               "rejected the 101",
 }
+
+
+def _close_notify(attempt: Attempt, side: str, after: AfterSwitch) -> TcpEvent | None:
+    """``side``'s first TLS alert after the switch (its close_notify, mostly), as an end."""
+    tls = attempt.tls
+    if tls is None or not tls.alerts:
+        return None
+    return next((TcpEvent(alert.frame, alert.time) for alert in tls.alerts
+                 if alert.side == side and alert.time >= after.switch_time), None)
 
 
 def _after_a_wait(side: str, waited: float) -> str:
@@ -361,10 +372,13 @@ def _what_is(prefix: bytes) -> str:
     return describe_start(classify_first_bytes(prefix), prefix)
 
 
-def _earliest(a: TcpEvent | None, b: TcpEvent | None) -> TcpEvent | None:
-    if a is None or (b is not None and b.time < a.time):
-        return b
-    return a
+def _earliest(*events: TcpEvent | None) -> TcpEvent | None:
+    """The first of ``events`` by time (the first given of equal times), or None."""
+    first = None
+    for event in events:
+        if event is not None and (first is None or event.time < first.time):
+            first = event
+    return first
 
 
 def _ms(seconds: float) -> str:

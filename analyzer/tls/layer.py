@@ -174,9 +174,11 @@ class TlsStage(TlsReporting, TlsSkipping):
         first: the server closed, not the client."""
         alerts = self._session.alerts
         life = self._life()
-        if life is not None:
-            for seen in alerts[self._alerts_told:]:
-                life.fin(seen.side, seen.frame, seen.time)
+        if life is None:
+            return  # (told when the life begins: a watch whose window ran out in the silence
+            # before the alert ends only at the next FIN, `on_fin`)
+        for seen in alerts[self._alerts_told:]:
+            life.fin(seen.side, seen.frame, seen.time)
         self._alerts_told = len(alerts)
 
     def _life(self) -> LifeFollower | None:
@@ -221,6 +223,8 @@ class TlsStage(TlsReporting, TlsSkipping):
             inner.on_fin(side, frame, time, lost)
         life = self._life()  # in life already, or since the FIN ended the watch just now
         if life is not None:
+            if len(self._session.alerts) > self._alerts_told:
+                self._alerts_end_streams()  # a close_notify before the FIN began the close
             life.take(side, 0, b"", time)
             life.fin(side, frame, time, lost)  # the end itself comes with on_end
 
@@ -232,6 +236,8 @@ class TlsStage(TlsReporting, TlsSkipping):
             inner.on_rst(side, frame, time)
         life = self._life()
         if life is not None:
+            if len(self._session.alerts) > self._alerts_told:
+                self._alerts_end_streams()
             life.take(side, 0, b"", time)
             life.rst(side, frame, time)
 
