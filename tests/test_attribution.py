@@ -632,3 +632,36 @@ def test_node_ws_is_known_by_its_shape_with_the_headers_its_application_added(
         assert diagnosis.verdict.value == "failed"
         named = diagnosis.attribution.server == "Node ws"
         assert named == (node_ws and order == "node"), diagnosis.attribution
+
+
+def test_nginx_refusing_a_missing_client_certificate_with_400_predicts_the_400s_lines() -> None:
+    """nginx with `ssl_verify_client on` finishes the handshake and answers the request with
+    400 "No required SSL certificate was sent" (captures/tls_mtls_no_client_cert.pcap): the
+    real python websockets printed the 400 (InvalidStatus), not a TLS alert's words, and
+    nginx logged "client sent no required SSL certificate" (the sweep of the twenty-ninth
+    session: curl printed the 400 page and exited 0). The near miss: the same capture's
+    servers that close without an alert keep the TLS lines."""
+    diagnoses = [d for d in analyze_pcap_with_keys(CAPTURES / "tls_mtls_no_client_cert.pcap")
+                 if d.primary is not None
+                 and d.primary.check == "tls_client_certificate_required"]
+    by_400 = [d for d in diagnoses if d.attempt.response_head is not None]
+    closed = [d for d in diagnoses if d.attempt.response_head is None]
+    assert by_400 and closed
+    for d in by_400:
+        assert ("python websockets: server rejected WebSocket connection: HTTP 400"
+                in d.attribution.client_errors)
+        assert d.attribution.server_log == ("client sent no required SSL certificate while "
+                                            "reading client request headers")
+    for d in closed:
+        assert not any("HTTP 400" in line for line in d.attribution.client_errors)
+
+
+def analyze_pcap_with_keys(path: Path) -> list[Any]:
+    """`analyze_pcap` with the key log bundled beside the capture."""
+    from analyzer.pipeline import Analysis, analyze
+    from analyzer.source import read_captures
+    from analyzer.tls.keylog import load_keylog
+    from analyzer.verdict import Diagnosis
+
+    run = Analysis(secrets=load_keylog(path.with_suffix(".keys").read_bytes()))
+    return [d for d in analyze(read_captures([str(path)], []), run) if isinstance(d, Diagnosis)]

@@ -342,3 +342,37 @@ def test_a_server_reset_of_a_quiet_h2_websocket_past_its_window_ends_its_life(
     else:
         assert attempt["verdict"] == "aborted", attempt["reason"]
         assert attempt["reasons"][0] == "ended_without_close_after_switch"
+
+
+
+@pytest.mark.parametrize(("response", "answer", "line"), [
+    (None, step("rst", False, h2.rst_stream(1, h2.REFUSED_STREAM)),
+     "Stream closed with error: net::ERR_HTTP2_SERVER_REFUSED_STREAM"),
+    (None, step("rst", False, h2.rst_stream(1, h2.INTERNAL_ERROR)),
+     "Stream closed with error: net::ERR_HTTP2_PROTOCOL_ERROR"),
+    ([(":status", "401")], None, ""),
+    ([(":status", "403")], None, "Error during WebSocket handshake: Unexpected response code: 403"),
+    (None, step("goaway", False, h2.goaway(0, h2.NO_ERROR)), None),
+])
+def test_chromes_words_for_http2_websocket_failures(
+        tmp_path: Path, response: h2.Fields | None, answer: H2Step | None,
+        line: str | None) -> None:
+    """What Chromium 156 logged for an RFC 8441 WebSocket the server refused (read from
+    the browser through DevTools in the sweep of the twenty-ninth session, against a raw h2
+    server and Hypercorn): a reset stream by its net error, a 401 with nothing after
+    "failed: " (a 403 as over HTTP/1.1, the near miss); for a stream a GOAWAY left
+    unprocessed nothing is claimed (the words given before were a page's own close())."""
+    steps = [answer] if answer is not None else []
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443))
+    h2_exchange(h2.websocket_connect(), response, *steps,
+                ("fin", lambda c, _: c.server_fin(0.01)), response_end=True)(conv)
+    path = tmp_path / "chrome.pcap"
+    write_pcap(path, [conv])
+    (attempt,) = json.loads(run_cli("read", path, "-F", "json").output)["attempts"]
+    assert attempt["attribution"]["client"] == "Chrome"
+    chrome = [text for text in attempt["attribution"]["client_errors"]
+              if text.startswith("Chrome: ")]
+    if line is None:
+        assert chrome == []
+    else:
+        assert chrome == [f"Chrome: WebSocket connection to 'ws://example.com/chat' failed: {line}"]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # analyzer.checks.facts reads this package's table of server 
     from analyzer.life.model import Lifetime
 
 _SILENT = ("no_response_server_closed", "no_response_server_reset")
-_HOW_THE_WAIT_ENDED = frozenset((*_SILENT, "no_response_client_gave_up"))
+_HOW_THE_WAIT_ENDED = frozenset((*_SILENT, "no_response_client_gave_up", "h2_stream_refused"))
 # kinds whose lines say how long the client waited
 _WAITS = ("no_response_gave_up", "gave_up_after_switch", "tls_gave_up")
 
@@ -69,6 +69,9 @@ def attribute(
                 response.status in REDIRECT_STATUSES and attempt.transport != "h2"):
             kind = "redirect"
             extra = {"websockets_redirect": websockets_redirect(_url(attempt), location)}
+        elif kind == "status" and response is not None and response.status == 401 and (
+                attempt.transport == "h2"):
+            kind = "h2_unauthorized"
         elif kind in _WAITS:  # (only then: a value of its own each time)
             extra = {"waited_ms": _waited_ms(attempt)}
         errors = client_errors(
@@ -131,14 +134,21 @@ def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
                   findings: tuple[Finding, ...], client: str | None) -> str | None:
     primary = findings[0].check if findings else ""
     if primary.startswith("tls_") and verdict != "succeeded":
+        if attempt.response_head is not None and facts.websocket and (
+                primary == "tls_client_certificate_required"):
+            return "status"  # (nginx refuses it with an HTTP 400 page: what clients print)
         return KIND_OF_FINDING.get(primary)  # what the client's TLS library said
     if verdict == "refused":
         return "refused"
     if verdict == "no_response":
         if not facts.websocket and attempt.request is not None:
             return None
-        return next((KIND_OF_FINDING[f.check] for f in findings  # (how the wait ended)
-                     if f.check in _HOW_THE_WAIT_ENDED), "no_response")
+        ended = next((f for f in findings if f.check in _HOW_THE_WAIT_ENDED), None)
+        if ended is None:
+            return "no_response"
+        if ended.check == "h2_stream_refused" and "GOAWAY" in ended.found:
+            return None  # (what Chrome logs for a stream a GOAWAY left unprocessed: not known)
+        return KIND_OF_FINDING[ended.check]  # how the wait ended
     if not facts.websocket or verdict == "succeeded":
         return None
     response = attempt.response_head

@@ -192,6 +192,21 @@ _ERRORS["redirect"] = tuple(
     ("python websockets", "{websockets_redirect}") if name == "python websockets"
     else (name, text) for name, text in _ERRORS["status"])
 REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
+# WebSocket over HTTP/2 (RFC 8441), as Chromium 156 logged it (read through DevTools in the
+# sweep of the twenty-ninth session): a 401 with nothing after "failed: " (it keeps the
+# reason to itself when it could authenticate), and a stream reset by its net error, which
+# maps REFUSED_STREAM to its own code and the error codes to PROTOCOL_ERROR
+_ERRORS["h2_unauthorized"] = tuple(
+    ("Chrome", "WebSocket connection to '{url}' failed: ") if name == "Chrome" else (name, text)
+    for name, text in _ERRORS["status"])
+_ERRORS["h2_refused"] = (
+    ("Chrome", "WebSocket connection to '{url}' failed: Stream closed with error: "
+               "net::ERR_HTTP2_SERVER_REFUSED_STREAM"),
+)
+_ERRORS["h2_reset"] = (
+    ("Chrome", "WebSocket connection to '{url}' failed: Stream closed with error: "
+               "net::ERR_HTTP2_PROTOCOL_ERROR"),
+)
 
 
 def websockets_redirect(url: str, location: str) -> str:
@@ -347,6 +362,8 @@ KIND_OF_FINDING = {
     "no_response_server_closed": "no_response_closed",
     "no_response_server_reset": "no_response_reset",
     "no_response_client_gave_up": "no_response_gave_up",
+    "h2_stream_refused": "h2_refused",
+    "h2_stream_reset": "h2_reset",
     "client_hung_up_after_switch": "gave_up_after_switch",
     "tls_certificate_rejected": "tls_untrusted",
     "tls_certificate_name_mismatch": "tls_name",

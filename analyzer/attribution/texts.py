@@ -40,6 +40,14 @@ class KnownText:
     adds: bool = False
 
 
+# nginx's 400 bodies with `ssl_verify_client on` (ngx_http_request.c) and what it logs with
+# each (checks/tls.py reads the bodies: `tls_client_certificate_required`)
+NGINX_CLIENT_CERTIFICATE = (
+    ("No required SSL certificate was sent",
+     "client sent no required SSL certificate while reading client request headers"),
+    ("The SSL certificate error",
+     "client SSL certificate verify error: (...) while reading client request headers"),
+)
 _WS = "python websockets"
 TOMCAT = "Apache Tomcat"
 SERVLET = "a Java servlet container (HttpServlet's default doGet)"
@@ -130,6 +138,7 @@ TEXTS: tuple[KnownText, ...] = (
     KnownText("body", "\"Connection\" must be \"upgrade\".", "Spring",
               "Handshake failed due to invalid Connection header", CONNECTION),
     # nginx's own error pages
+    *(KnownText("body", text, "nginx", log) for text, log in NGINX_CLIENT_CERTIFICATE),
     KnownText("body", "The plain HTTP request was sent to HTTPS port", "nginx",
               "client sent plain HTTP request to HTTPS port while reading client request "
               "headers", ("tls_plain_http_to_tls_port",), adds=True),

@@ -7,6 +7,7 @@ found is listed; the catalogue's order ranks it (specific causes before generic 
 
 from __future__ import annotations
 
+from analyzer.attribution.texts import NGINX_CLIENT_CERTIFICATE
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.first_bytes import Start, classify_first_bytes, describe_start
@@ -20,8 +21,8 @@ from analyzer.exchange.model import (
 )
 
 PATIENCE_SECONDS = 1.0  # as in transport.py: a capture that ends sooner cannot say "no answer"
-# nginx's 400 bodies with `ssl_verify_client on` (ngx_http_request.c).
-NGINX_CLIENT_CERTIFICATE = (b"No required SSL certificate was sent", b"The SSL certificate error")
+# nginx's 400 bodies with `ssl_verify_client on`, from the one table of server texts
+_NGINX_CLIENT_CERTIFICATE = tuple(text.encode() for text, _ in NGINX_CLIENT_CERTIFICATE)
 
 # A client's fatal alert that says it refused the server's certificate (RFC 8446 §6.2).
 _CERTIFICATE_ALERTS = frozenset({
@@ -67,7 +68,7 @@ def _inside_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
     evidence = frames_of(attempt.request)
     response = attempt.response
     if response is not None:
-        if any(text in response.body_prefix for text in NGINX_CLIENT_CERTIFICATE):
+        if any(text in response.body_prefix for text in _NGINX_CLIENT_CERTIFICATE):
             return [Finding("tls_client_certificate_required", "a client certificate",
                             f"{attempt.response_head.status if attempt.response_head else ''} "
                             "from nginx: no (valid) client certificate",
