@@ -1485,6 +1485,9 @@ def test_a_tls_session_never_used_is_counted_not_listed(
     if listed:
         assert found[0].primary is not None
         assert found[0].primary.check == "tls_client_closed_after_handshake"
+        # Node's words for a chain it does not trust, which it says after the handshake
+        assert any("SELF_SIGNED_CERT_IN_CHAIN" in line
+                   for line in found[0].attribution.client_errors)
 
 
 @pytest.mark.parametrize("alert", [True, False])

@@ -372,6 +372,8 @@ def test_chromes_words_for_http2_websocket_failures(
     assert attempt["attribution"]["client"] == "Chrome"
     chrome = [text for text in attempt["attribution"]["client_errors"]
               if text.startswith("Chrome: ")]
+    # (Node ws, python websockets and the other HTTP/1.1-only libraries cannot have sent it)
+    assert chrome == attempt["attribution"]["client_errors"]
     if line is None:
         assert chrome == []
     else:

@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from analyzer.attribution.clients import (
+    H2_WEBSOCKET_CLIENTS,
     KIND_OF_FINDING,
     NAMED_ONLY,
     REDIRECT_STATUSES,
@@ -86,6 +87,10 @@ def attribute(
         )
     else:
         errors = ()
+    if errors and attempt.transport == "h2":
+        # Over HTTP/2 (RFC 8441) only the clients that send an extended CONNECT can have
+        # printed anything: the HTTP/1.1-only libraries' lines are not theirs
+        errors = tuple(line for line in errors if line.startswith(H2_WEBSOCKET_CLIENTS))
     if match is None:
         return attribution(None, "", (), None, client, errors)
     return attribution(match.server, match.confidence, (match.evidence,),

@@ -192,6 +192,10 @@ _ERRORS["redirect"] = tuple(
     ("python websockets", "{websockets_redirect}") if name == "python websockets"
     else (name, text) for name, text in _ERRORS["status"])
 REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
+# The clients among _ERRORS' that open WebSockets over HTTP/2 (RFC 8441), as the starts of
+# their lines: Chromium does; Node ws, python websockets, aiohttp, gorilla, tungstenite and
+# the others speak HTTP/1.1 only
+H2_WEBSOCKET_CLIENTS = ("Chrome: ",)
 # WebSocket over HTTP/2 (RFC 8441), as Chromium 156 logged it (read through DevTools in the
 # sweep of the twenty-ninth session): a 401 with nothing after "failed: " (it keeps the
 # reason to itself when it could authenticate), and a stream reset by its net error, which
@@ -274,6 +278,14 @@ _ERRORS.update({
         ("Node ws", "Opening handshake has timed out"),
         ("python websockets", "TimeoutError: timed out during opening handshake"),
         ("python websockets", "TimeoutError: _ssl.c:989: The handshake operation timed out"),
+    ),
+    # The client finished the handshake, then closed without a request: Node verifies the
+    # server's chain only after the handshake (its 'secureConnect'), and closes without an
+    # alert when it does not trust it (the sweep of the twenty-ninth session: Node 18's ws
+    # client against nginx with a CA it did not know)
+    "tls_closed_after_handshake": (
+        ("Node", "Error: self-signed certificate in certificate chain (SELF_SIGNED_CERT_IN_CHAIN) "
+                 "(or: unable to verify the first certificate)"),
     ),
     "tls_plain_to_tls": (
         ("python websockets", "InvalidMessage: did not receive a valid HTTP response"),
@@ -371,6 +383,7 @@ KIND_OF_FINDING = {
     "tls_client_hello_to_cleartext_port": "tls_not_tls",
     "tls_no_server_hello": "tls_eof",
     "tls_client_gave_up": "tls_gave_up",
+    "tls_client_closed_after_handshake": "tls_closed_after_handshake",
     "tls_server_closed_during_handshake": "tls_eof",
     "tls_plain_http_to_tls_port": "tls_plain_to_tls",
     "tls_client_certificate_required": "tls_client_certificate",

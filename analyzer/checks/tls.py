@@ -113,7 +113,8 @@ def _broken_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
         kind = classify_first_bytes(tls.server_answer)
         found = describe_start(kind, tls.server_answer)
         if attempt.response_head is not None:
-            found = f"HTTP {attempt.response_head.status} {attempt.response_head.reason}"
+            found = (f"HTTP {attempt.response_head.status} "
+                     f"{attempt.response_head.reason}").rstrip()  # (Hypercorn's has none)
         return [Finding("tls_client_hello_to_cleartext_port", "a ServerHello", found,
                         hello + frames_of(attempt.response))]
     findings = _certificate_findings(attempt, tls)
