@@ -100,8 +100,12 @@ def h2_request(attempt: Attempt, facts: Facts) -> list[Finding]:
     if facts.websocket and protocol is None:
         # a plain request that a WebSocket endpoint rejected (the answer said so): over
         # HTTP/2 the missing offer is extended CONNECT, as Upgrade is over HTTP/1.1
+        # (HTTP/2 has no Upgrade: a client that negotiated h2 by ALPN and sent a plain GET,
+        # as curl --http2 with WebSocket headers does, must use HTTP/1.1 or RFC 8441)
         findings.append(Finding("request_without_upgrade", "CONNECT with :protocol websocket",
-                                f"plain {head.method} {head.target} over HTTP/2", ev))
+                                f"plain {head.method} {head.target} over HTTP/2, which has no "
+                                "Upgrade: open it with an extended CONNECT (RFC 8441), or over "
+                                "HTTP/1.1 (ALPN http/1.1, curl --http1.1)", ev))
     elif facts.websocket:
         if headers.has("sec-websocket-key"):
             findings.append(Finding("h2_websocket_key_present", "no Sec-WebSocket-Key",
