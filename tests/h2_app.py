@@ -21,6 +21,16 @@ import sys
 import time
 from typing import Any
 
+# A page that opens a WebSocket over the page's own connection (RFC 8441 when the server
+# enables it), says one message, and closes with 1000 once it is echoed
+# (tests/test_chromium_tls_live.py)
+CHROMIUM_PAGE = b"""<!doctype html><script>
+const ws = new WebSocket("wss://" + location.host + "/echo");
+ws.onopen = () => ws.send("hi");
+ws.onmessage = () => ws.close(1000);
+ws.onclose = e => { document.title = "closed " + e.code; };
+</script>"""
+
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
@@ -32,8 +42,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     if scope["type"] != "websocket":
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"plain\n"})
+        page = scope["path"] == "/chromium.html"
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html")] if page else []})
+        await send({"type": "http.response.body", "body": CHROMIUM_PAGE if page else b"plain\n"})
         return
     await receive()  # websocket.connect
     path = scope["path"]
