@@ -83,7 +83,7 @@ RESPONSE: tuple[Entry, ...] = (
      "the HTTP/2 stream was reset before a response",
      "A RST_STREAM ended the stream before the server answered; its error code (RFC 9113 §7) "
      "says why: PROTOCOL_ERROR for a malformed request (a server without extended CONNECT "
-     "resets a request carrying :protocol), CANCEL when the client gave up, CONNECT_ERROR "
+     "resets a request carrying :protocol), CONNECT_ERROR "
      "when a proxy's connection to the target failed.",
      "Read the error code; for PROTOCOL_ERROR compare the request with RFC 8441 §4 and "
      "RFC 9113 §8.3 (pseudo-header fields), for CANCEL look at the client's timeout."),

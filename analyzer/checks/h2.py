@@ -62,6 +62,13 @@ def _unanswered_end(attempt: Attempt, h2: H2Stream) -> Finding | None:
     stream = attempt.stream_id or 0
     request = frames_of(attempt.request)
     if h2.reset is not None:
+        if h2.reset.side == "client" and h2.reset.code == "CANCEL" and attempt.request:
+            # the client gave up waiting (a page's close() while connecting, a timeout): the
+            # wait that ran out, as over HTTP/1.1 (transport.py), not a refusal
+            waited = h2.reset.time - attempt.request.time
+            return Finding("no_response_client_gave_up", "a response",
+                           f"client reset the stream (RST_STREAM CANCEL) after waiting "
+                           f"{waited:.1f} s", request + (h2.reset.frame,))
         found = f"{h2.reset.side} sent RST_STREAM {h2.reset.code}"
         check = "h2_stream_refused" if h2.reset.code == _NOT_PROCESSED else "h2_stream_reset"
         return Finding(check, "a response", found, request + (h2.reset.frame,))
