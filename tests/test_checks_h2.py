@@ -392,3 +392,33 @@ def test_chromes_words_for_http2_websocket_failures(
         assert chrome == []
     else:
         assert chrome == [f"Chrome: WebSocket connection to 'ws://example.com/chat' failed: {line}"]
+
+
+@pytest.mark.parametrize("server_says_close_notify", [True, False])
+def test_an_h2_websocket_in_life_closed_by_the_servers_close_notify(
+        tmp_path: Path, server_says_close_notify: bool) -> None:
+    """Hypercorn shutting down under an RFC 8441 WebSocket in life: GOAWAY, then its
+    close_notify, then the browser's FIN before the server's (the sweep of the twenty-ninth
+    session): the server closed. The near miss: no close_notify, the client's FIN first."""
+    from tests.tls_memory import h2_tls_chunks
+
+    chunks, keys = h2_tls_chunks(tmp_path, server_close_notify=server_says_close_notify)
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443))
+    conv.handshake()
+    talked = chunks[:-1] if server_says_close_notify else chunks
+    for from_client, data in talked:
+        conv.send(from_client, data, delay=0.002)
+    if server_says_close_notify:  # 4 s later: the stream is in life
+        conv.send(False, chunks[-1][1], delay=4.0)
+        conv.client_fin(0.002)
+    else:
+        conv.client_fin(4.0)
+    conv.server_fin(0.001)
+    path, keylog = tmp_path / "h2.pcap", tmp_path / "keys.log"
+    write_pcap(path, [conv])
+    keylog.write_bytes(keys)
+    (attempt,) = json.loads(run_cli("read", path, "--keylog", keylog, "-F", "json").output)[
+        "attempts"]
+    assert attempt["lifetime"] is not None
+    assert attempt["lifetime"]["closed_by"] == ("server" if server_says_close_notify
+                                                else "client")

@@ -372,3 +372,61 @@ SCENARIOS = {
 def alert_record(description: int, level: int = 2) -> bytes:
     """A cleartext TLS 1.2 alert record (RFC 8446 §6: level, description)."""
     return bytes((21, 3, 3, 0, 2, level, description))
+
+
+def h2_tls_chunks(directory: Path, *, server_close_notify: bool) -> tuple[
+        list[tuple[bool, bytes]], bytes]:
+    """A TLS 1.3 session with ALPN h2 carrying an RFC 8441 WebSocket (the preface and
+    SETTINGS with extended CONNECT enabled, a CONNECT answered 200, a frame each way), then,
+    when ``server_close_notify``, the server's close_notify: (chunks as (from the client,
+    bytes), the client's key log)."""
+    from tests import h2builder as h2
+    from tests.builder import Opcode, ws_frame
+
+    keylog = directory / "h2-keys.log"
+    client_ctx, server_ctx = contexts(directory, tls13=True, keylog=keylog,
+                                      cert=make_certificate(directory))
+    for ctx in (client_ctx, server_ctx):
+        ctx.set_alpn_protocols(["h2"])
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname="localhost")
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    chunks: list[tuple[bool, bytes]] = []
+
+    def pump() -> None:
+        for bio_out, bio_in, from_client in ((c_out, s_in, True), (s_out, c_in, False)):
+            data = bio_out.read()
+            if data:
+                chunks.append((from_client, data))
+                bio_in.write(data)
+
+    done = [False, False]
+    for _ in range(20):  # bounded: a handshake takes a few rounds
+        for index, endpoint in enumerate((client, server)):
+            if not done[index]:
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    endpoint.do_handshake()
+                    done[index] = True
+        pump()
+        if all(done):
+            break
+    hpack_client, hpack_server = h2.H2Conversation(), h2.H2Conversation()
+    said = (
+        (client, h2.PREFACE + h2.settings()),
+        (server, h2.settings(((h2.ENABLE_CONNECT_PROTOCOL, 1),)) + h2.settings(ack=True)),
+        (client, h2.settings(ack=True) + hpack_client.headers(True, 1, h2.websocket_connect())),
+        (server, hpack_server.headers(False, 1, [(":status", "200")])),
+        (client, h2.data(1, ws_frame(Opcode.TEXT, "hi", mask=True))),
+        (server, h2.data(1, ws_frame(Opcode.TEXT, "hi"))),
+    )
+    for endpoint, plain in said:
+        endpoint.write(plain)
+        pump()
+        other = server if endpoint is client else client
+        _read_all(other, len(plain))
+        pump()
+    if server_close_notify:
+        with contextlib.suppress(ssl.SSLWantReadError):
+            server.unwrap()
+        pump()
+    return chunks, keylog.read_bytes()

@@ -130,6 +130,12 @@ class H2Stage:
         if self._lives:
             self._lives.tcp_rst(side, frame, time)
 
+    def close_notify(self, side: int, frame: int, time: float) -> None:
+        """Inside TLS, ``side`` said close_notify: it sends nothing more, so its streams in
+        life end there, before whichever FIN comes first (tls/layer.py)."""
+        if self._lives:
+            self._lives.tcp_fin(side, frame, time)
+
     @property
     def in_life(self) -> bool:
         """Whether streams are followed in life (the reassembler keeps the connection through
