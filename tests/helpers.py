@@ -98,3 +98,43 @@ def benchmark_capture(path: Path, size: int, seed: int, mix: str = "default") ->
         sys.path.pop(0)
     truth: dict[str, Any] = generate(str(path), size, seed=seed, concurrency=64, mix=mix)
     return truth
+
+
+# The start of the raw socket servers the live tests run with ``python -c`` (their own lines
+# follow): listening on 127.0.0.1:argv[1], each accept bounded by 30 s, "ready" printed once
+# listening; `read_head` reads a request head, `switch` answers it with a correct 101, and
+# `drain` waits until the client has gone.
+RAW_SERVER = r"""
+import base64, hashlib, socket, struct, sys, time
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen(4)
+server.settimeout(30)
+
+
+def read_head(conn):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(4096)
+    return data
+
+
+def switch(conn, head):
+    key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+               if line.lower().startswith(b"sec-websocket-key:"))
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+
+
+def drain(conn):
+    try:
+        while conn.recv(4096):
+            pass
+    except OSError:
+        pass
+
+
+print("ready", flush=True)
+"""

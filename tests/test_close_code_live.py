@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from analyzer.verdict import Verdict
-from tests.helpers import analyze_pcap
+from tests.helpers import RAW_SERVER, analyze_pcap
 from tests.test_h2_live import HOST, _free_port, _stop, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 from tests.test_html_browser import CHROMIUM, DRIVER, browser, webdriver  # noqa: F401 (fixture)
@@ -28,33 +28,15 @@ pytestmark = _live_marks
 
 # Answers each handshake (at most two, for at most 30 s) with a correct 101, then sends Close
 # with the code argv[2] and waits for the client's answer before it closes.
-SERVER = r"""
-import base64, hashlib, socket, sys, time
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("127.0.0.1", int(sys.argv[1])))
-server.listen(4)
-server.settimeout(30)
+SERVER = RAW_SERVER + r"""
 code = int(sys.argv[2])
-print("ready", flush=True)
 for _ in range(2):
     conn, _ = server.accept()
     conn.settimeout(5)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += conn.recv(4096)
-    key = next(line.split(b":", 1)[1].strip() for line in data.split(b"\r\n")
-               if line.lower().startswith(b"sec-websocket-key:"))
-    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    switch(conn, read_head(conn))
     time.sleep(0.2)
     conn.sendall(bytes((0x88, 2)) + code.to_bytes(2, "big"))
-    try:
-        while conn.recv(4096):
-            pass
-    except OSError:
-        pass
+    drain(conn)
     conn.close()
 """
 CODE = 1005

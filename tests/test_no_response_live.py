@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from analyzer.verdict import Verdict
-from tests.helpers import analyze_pcap
+from tests.helpers import RAW_SERVER, analyze_pcap
 from tests.test_h2_live import HOST, _free_port, _stop, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 from tests.test_html_browser import CHROMIUM, DRIVER, browser, webdriver  # noqa: F401 (fixture)
@@ -32,29 +32,17 @@ pytestmark = _live_marks
 # Reads each request (at most four connections, for at most 30 s), then closes (argv[2]
 # "closed"), resets ("reset") or keeps the connection open and silent ("silent", closed when
 # the client has gone; "silent-tls": the same without reading a head first).
-SERVER = r"""
-import socket, struct, sys
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("127.0.0.1", int(sys.argv[1])))
-server.listen(4)
-server.settimeout(30)
+SERVER = RAW_SERVER + r"""
 how = sys.argv[2]
-print("ready", flush=True)
 for _ in range(4):
     conn, _ = server.accept()
     conn.settimeout(10)
-    data = b""
-    while b"\r\n\r\n" not in data and how != "silent-tls":  # (a ClientHello has no end)
-        data += conn.recv(4096)
+    if how != "silent-tls":  # (a ClientHello has no end)
+        read_head(conn)
     if how == "reset":
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     elif how.startswith("silent"):
-        try:
-            while conn.recv(4096):
-                pass
-        except OSError:
-            pass
+        drain(conn)
     conn.close()
 """
 HOW = ("closed", "reset", "silent")
@@ -181,29 +169,11 @@ ws.onclose = e => {{ document.title = "closed " + e.code; }};
 
 
 # Answers the handshake with a correct 101, then says nothing until the client has gone.
-SWITCH_SERVER = r"""
-import base64, hashlib, socket, sys
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("127.0.0.1", int(sys.argv[1])))
-server.listen(4)
-server.settimeout(30)
-print("ready", flush=True)
+SWITCH_SERVER = RAW_SERVER + r"""
 conn, _ = server.accept()
 conn.settimeout(10)
-data = b""
-while b"\r\n\r\n" not in data:
-    data += conn.recv(4096)
-key = next(line.split(b":", 1)[1].strip() for line in data.split(b"\r\n")
-           if line.lower().startswith(b"sec-websocket-key:"))
-accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
-try:
-    while conn.recv(4096):
-        pass
-except OSError:
-    pass
+switch(conn, read_head(conn))
+drain(conn)
 conn.close()
 """
 
