@@ -174,25 +174,25 @@ class TlsStage(TlsReporting, TlsSkipping):
         first: the server closed, not the client."""
         alerts = self._session.alerts
         life = self._life()
-        if life is None:
-            # An HTTP/2 stage inside follows its streams' lives itself: a close_notify ends
-            # its side of every stream in life (Hypercorn shutting down: GOAWAY, close_notify,
-            # then the browser's FIN first)
-            inner = self._inner_listener()  # (`H2Stage.close_notify`, by name: importing
-            close_notify = getattr(inner, "close_notify", None)  # the stage costs hpack)
-            if close_notify is not None and inner is not None:
-                # (watches whose window ran out in the silence before the alert are over
-                # first: their streams go into life, where the alert ends them)
-                inner.on_tick(alerts[-1].time, float("inf"))
-            if close_notify is not None and getattr(inner, "in_life", False):
-                for seen in alerts[self._alerts_told:]:
-                    close_notify(seen.side, seen.frame, seen.time)
-                self._alerts_told = len(alerts)
-            return  # (else told when the life begins: a watch whose window ran out in the
-            # silence before the alert ends only at the next FIN, `on_fin`)
-        for seen in alerts[self._alerts_told:]:
-            life.fin(seen.side, seen.frame, seen.time)
-        self._alerts_told = len(alerts)
+        if life is not None:
+            for seen in alerts[self._alerts_told:]:
+                life.fin(seen.side, seen.frame, seen.time)
+            self._alerts_told = len(alerts)
+            return
+        # An HTTP/2 stage inside follows its streams' lives itself: a close_notify ends its
+        # side of every stream in life (Hypercorn shutting down: GOAWAY, close_notify, then
+        # the browser's FIN first). `H2Stage.close_notify` is found by name: importing the
+        # stage here would cost every TLS run hpack.
+        inner = self._inner_listener()
+        close_notify = getattr(inner, "close_notify", None)
+        if inner is None or close_notify is None:
+            return  # (told when the life begins: a watch whose window ran out in the silence
+            # before the alert ends only at the next FIN, `on_fin`)
+        inner.on_tick(alerts[-1].time, float("inf"))  # (watches run out before it are over)
+        if getattr(inner, "in_life", False):
+            for seen in alerts[self._alerts_told:]:
+                close_notify(seen.side, seen.frame, seen.time)
+            self._alerts_told = len(alerts)
 
     def _life(self) -> LifeFollower | None:
         """The life the inner tracker let the shadow go into (None before, and without the
