@@ -61,6 +61,17 @@ def _predicted(path: Path, client: str) -> str:
     return line[len(client) + 2:]
 
 
+def run_page(driver: Any, page: Path) -> tuple[str, list[str]]:
+    """Open ``page`` in the browser ``driver`` and wait (at most 10 s) for its title to say
+    "closed CODE": (the title, what the page logged to the console)."""
+    driver.get_log("browser")  # (what earlier pages logged)
+    driver.get(page.as_uri())
+    deadline = time.monotonic() + 10
+    while not driver.title.startswith("closed") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return driver.title, [entry["message"] for entry in driver.get_log("browser")]
+
+
 def test_python_websockets_prints_what_the_attribution_says(tmp_path: Path) -> None:
     port = _free_port()
     server = _server(port)
@@ -90,13 +101,7 @@ ws.onclose = e => {{ document.title = "closed " + e.code; }};
     path = tmp_path / "close1005-chromium.pcap"
     try:
         with tcpdump(path, [port]):
-            browser.get_log("browser")  # (what earlier pages logged)
-            browser.get(page.as_uri())
-            deadline = time.monotonic() + 10
-            while not browser.title.startswith("closed") and time.monotonic() < deadline:
-                time.sleep(0.05)
-            title = browser.title
-            logged = [entry["message"] for entry in browser.get_log("browser")]
+            title, logged = run_page(browser, page)
     finally:
         _stop(server, signal.SIGTERM)
     assert title == "closed 1006", title  # Chrome's close event: not the code sent

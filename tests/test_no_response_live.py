@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 
 from analyzer.verdict import Verdict
 from tests.helpers import RAW_SERVER, analyze_pcap
+from tests.test_close_code_live import run_page
 from tests.test_h2_live import HOST, _free_port, _stop, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 from tests.test_html_browser import CHROMIUM, DRIVER, browser, webdriver  # noqa: F401 (fixture)
@@ -154,13 +154,7 @@ ws.onclose = e => {{ document.title = "closed " + e.code; }};
     path = tmp_path / f"{how}-chromium.pcap"
     try:
         with tcpdump(path, [port]):
-            browser.get_log("browser")  # (what earlier pages logged)
-            browser.get(page.as_uri())
-            deadline = time.monotonic() + 10
-            while not browser.title.startswith("closed") and time.monotonic() < deadline:
-                time.sleep(0.05)
-            title = browser.title
-            logged = [entry["message"] for entry in browser.get_log("browser")]
+            title, logged = run_page(browser, page)
     finally:
         _stop(server, signal.SIGTERM)
     assert title == "closed 1006", title

@@ -166,11 +166,10 @@ class H2Stage:
             return
         if self._watching:
             # A watch whose window ran out in the silence before these bytes is over before
-            # they are read: what they carry (a RST_STREAM 3 s in) is its stream's life
+            # they are read: what they carry (a RST_STREAM 3 s in) is its stream's life. (A
+            # watch these bytes begin ends a window after them: none to expire after reading.)
             self._expire(time)
         self._handle(self._reader.feed(self._h2_side(side), data, frame, time))
-        if self._watching:
-            self._expire(time)
 
     def on_tick(self, now: float, patience: float) -> None:
         """Live capture: watches past their window end, and a CONNECT unanswered for longer
