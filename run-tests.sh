@@ -34,7 +34,8 @@ apt_get() {
 }
 
 # System tools the end-to-end tests drive (real capture on lo, a real reverse proxy, a peer
-# dissector, headless Chromium and its driver for the HTML report, the compressors tcpdump -z
+# dissector, headless Chromium and its driver for the HTML report, Node (whose TLS errors
+# tests/test_tls_node_live.py reads), the compressors tcpdump -z
 # runs on rotated captures), libpcap (what `live -f`
 # compiles capture filters with, through scapy) and python3-venv (Debian's python3 has no
 # `-m venv` without it). Installed only when missing and running as root (CI and the dev
@@ -42,7 +43,7 @@ apt_get() {
 need=()
 for tool in tcpdump:tcpdump tshark:tshark nginx:nginx curl:curl editcap:wireshark-common \
             chromium:chromium chromedriver:chromium-driver openssl:openssl xz:xz-utils \
-            bzip2:bzip2 zstd:zstd lz4:lz4; do
+            bzip2:bzip2 zstd:zstd lz4:lz4 node:nodejs; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8 ' || need+=(libpcap0.8)

@@ -17,15 +17,19 @@ from click.testing import CliRunner, Result
 from analyzer.cli import cli
 from analyzer.pipeline import Analysis, analyze
 from analyzer.source import CaptureWarning, read_captures
+from analyzer.tls.keylog import load_keylog
 from analyzer.verdict import Diagnosis
 
 
 def analyze_pcap(
-    path: str | os.PathLike[str], warnings: list[CaptureWarning] | None = None
+    path: str | os.PathLike[str], warnings: list[CaptureWarning] | None = None,
+    keylog: str | os.PathLike[str] | None = None,
 ) -> list[Diagnosis]:
-    """Every diagnosis of one capture file, read and analyzed as the CLI does."""
+    """Every diagnosis of one capture file, read and analyzed as the CLI does (with the key
+    log ``keylog`` when given)."""
     collected: list[CaptureWarning] = [] if warnings is None else warnings
-    run = Analysis()  # a pcapng's embedded TLS key log is used, as the CLI does
+    secrets = load_keylog(Path(keylog).read_bytes()) if keylog is not None else None
+    run = Analysis(secrets=secrets)  # a pcapng's embedded TLS key log is used, as the CLI does
     # without lifetimes the run yields diagnoses only
     return [d for d in analyze(read_captures([os.fspath(path)], collected, run.add_secrets), run)
             if isinstance(d, Diagnosis)]

@@ -225,6 +225,16 @@ def websockets_redirect(url: str, location: str) -> str:
     return f"(no error: follows the redirect to {target}, up to 10 in a row)"
 
 
+def _node_openssl(function_and_reason: str, code: str) -> str:
+    """Node (OpenSSL 3) words a TLS error as OpenSSL's error string, with its code after."""
+    return f"Error: ...:SSL routines:{function_and_reason} (ERR_SSL_{code})"
+
+
+def _node_alert(reason: str, alert_number: int, code: str) -> str:
+    """An alert the server sent, as Node 20 prints it (checked against the real client)."""
+    return _node_openssl(f"ssl3_read_bytes:{reason}:...:SSL alert number {alert_number}", code)
+
+
 # TLS failures (checks/tls.py), as OpenSSL-based clients (Python, curl, Node), Go's crypto/tls
 # and Chrome's net stack word them. Python's lines are what `ssl` raises inside websockets and
 # aiohttp; Chrome shows its net:: code on the error page / in chrome://net-export.
@@ -260,6 +270,8 @@ _ERRORS.update({
     "tls_not_tls": (
         ("python", "SSLError: [SSL: WRONG_VERSION_NUMBER] wrong version number"),
         ("curl", "curl: (35) OpenSSL: error:0A00010B:SSL routines::wrong version number"),
+        ("Node", _node_openssl("ssl3_get_record:wrong version number:...",
+                               "WRONG_VERSION_NUMBER")),
         ("Go", "tls: first record does not look like a TLS handshake"),
         ("Chrome", "net::ERR_SSL_PROTOCOL_ERROR"),
     ),
@@ -267,6 +279,8 @@ _ERRORS.update({
         ("python", "ConnectionResetError (or SSLEOFError: [SSL: UNEXPECTED_EOF_WHILE_READING] "
                    "EOF occurred in violation of protocol)"),
         ("curl", "curl: (35) OpenSSL SSL_connect: SSL_ERROR_SYSCALL"),
+        ("Node", "Error: Client network socket disconnected before secure TLS connection was "
+                 "established (ECONNRESET) (or: Error: read ECONNRESET (ECONNRESET))"),
         ("Go", "EOF (or: read: connection reset by peer)"),
         ("Chrome", "net::ERR_CONNECTION_CLOSED"),
     ),
@@ -300,12 +314,15 @@ _ERRORS.update({
         ("python", "SSLError: [SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert "
                    "certificate required (when the server sends the alert)"),
         ("curl", "curl: (56) OpenSSL SSL_read: ... tlsv13 alert certificate required"),
+        ("Node", _node_alert("tlsv13 alert certificate required", 116,
+                             "TLSV13_ALERT_CERTIFICATE_REQUIRED")),
         ("Go", "remote error: tls: certificate required"),
         ("Chrome", "net::ERR_BAD_SSL_CLIENT_AUTH_CERT"),
     ),
     "tls_unrecognized_name": (
         ("python", "SSLError: [SSL: TLSV1_UNRECOGNIZED_NAME] tlsv1 unrecognized name"),
         ("curl", "curl: (35) OpenSSL: error:0A000458:SSL routines::tlsv1 unrecognized name"),
+        ("Node", _node_alert("tlsv1 unrecognized name", 112, "TLSV1_UNRECOGNIZED_NAME")),
         ("Go", "remote error: tls: unrecognized name"),
         ("Chrome", "net::ERR_SSL_UNRECOGNIZED_NAME_ALERT"),
     ),
@@ -313,6 +330,8 @@ _ERRORS.update({
         ("python", "SSLError: [SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert protocol "
                    "version"),
         ("curl", "curl: (35) OpenSSL: error:0A00042E:SSL routines::tlsv1 alert protocol version"),
+        ("Node", _node_alert("tlsv1 alert protocol version", 70,
+                             "TLSV1_ALERT_PROTOCOL_VERSION")),
         ("Go", "remote error: tls: protocol version not supported"),
         ("Chrome", "net::ERR_SSL_VERSION_OR_CIPHER_MISMATCH"),
     ),
@@ -321,6 +340,8 @@ _ERRORS.update({
                    "failure"),
         ("curl", "curl: (35) OpenSSL: error:0A000410:SSL routines::sslv3 alert handshake "
                  "failure"),
+        ("Node", _node_alert("sslv3 alert handshake failure", 40,
+                             "SSLV3_ALERT_HANDSHAKE_FAILURE")),
         ("Go", "remote error: tls: handshake failure"),
         ("Chrome", "net::ERR_SSL_VERSION_OR_CIPHER_MISMATCH"),
     ),
@@ -328,6 +349,8 @@ _ERRORS.update({
         ("python", "SSLError: [SSL: TLSV1_ALERT_NO_APPLICATION_PROTOCOL] tlsv1 alert no "
                    "application protocol"),
         ("curl", "curl: (35) OpenSSL: ... tlsv1 alert no application protocol"),
+        ("Node", _node_alert("tlsv1 alert no application protocol", 120,
+                             "TLSV1_ALERT_NO_APPLICATION_PROTOCOL")),
         ("Go", "remote error: tls: no application protocol"),
     ),
 })
