@@ -65,6 +65,8 @@ CASES = {
     "alpn": ("s_server", ["-alpn", "h2"], "", "http/1.1", "tls_no_application_protocol"),
     "client_certificate": ("s_server", ["-Verify", "1", "-tls1_3"], "", "",
                            "tls_client_certificate_required"),
+    "client_certificate_tls12": ("s_server", ["-Verify", "1", "-tls1_2"], "", "",
+                                 "tls_client_certificate_required"),
     "name": ("s_server", ["-servername", "other.example", "-servername_fatal"], "", "",
              "tls_unrecognized_name"),
     "cleartext_port": ("http", [], "", "", "tls_client_hello_to_cleartext_port"),

@@ -142,6 +142,9 @@ def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
         if attempt.response_head is not None and facts.websocket and (
                 primary == "tls_client_certificate_required"):
             return "status"  # (nginx refuses it with an HTTP 400 page: what clients print)
+        if primary == "tls_client_certificate_required" and _server_alert(attempt) == (
+                "handshake_failure"):
+            return "tls_client_certificate_handshake_failure"  # (OpenSSL servers, TLS 1.2)
         return KIND_OF_FINDING.get(primary)  # what the client's TLS library said
     if verdict == "refused":
         return "refused"
@@ -170,6 +173,14 @@ def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
                 return "close_code_reserved"  # (clients reject it: not the code they print)
             return kind
     return None
+
+
+def _server_alert(attempt: Attempt) -> str | None:
+    """The description of the server's fatal alert, when the session has one."""
+    if attempt.tls is None:
+        return None
+    return next((alert.description for alert in attempt.tls.alerts
+                 if alert.level == "fatal" and alert.side == "server"), None)
 
 
 def _reserved_code(finding: Finding) -> str:

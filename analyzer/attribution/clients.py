@@ -319,6 +319,19 @@ _ERRORS.update({
         ("Go", "remote error: tls: certificate required"),
         ("Chrome", "net::ERR_BAD_SSL_CLIENT_AUTH_CERT"),
     ),
+    # TLS 1.2 has no certificate_required alert: an OpenSSL server (Node's `requestCert`,
+    # `openssl s_server -Verify`) refuses a missing certificate with handshake_failure, and
+    # that is what OpenSSL clients print (python, curl and Node read from the real clients)
+    "tls_client_certificate_handshake_failure": (
+        ("python", "SSLError: [SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake "
+                   "failure"),
+        ("curl", "curl: (35) OpenSSL: error:0A000410:SSL routines::sslv3 alert handshake "
+                 "failure"),
+        ("Node", _node_alert("sslv3 alert handshake failure", 40,
+                             "SSLV3_ALERT_HANDSHAKE_FAILURE")),
+        ("Go", "remote error: tls: handshake failure"),
+        ("Chrome", "net::ERR_BAD_SSL_CLIENT_AUTH_CERT"),
+    ),
     "tls_unrecognized_name": (
         ("python", "SSLError: [SSL: TLSV1_UNRECOGNIZED_NAME] tlsv1 unrecognized name"),
         ("curl", "curl: (35) OpenSSL: error:0A000458:SSL routines::tlsv1 unrecognized name"),
