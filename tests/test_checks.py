@@ -41,7 +41,7 @@ from tests.builder import (
 )
 from tests.helpers import analyze_pcap, run_cli
 from tests.test_correlate import PROXY_CASES
-from tests.tls_memory import CLIENT, alert_record, recorded
+from tests.tls_memory import CLIENT, SERVER, alert_record, recorded
 
 Marks = dict[str, list[int]]  # a name for some segments of a conversation -> their record indexes
 Script = Callable[[Conversation], Marks]
@@ -1488,6 +1488,76 @@ def test_a_tls_session_never_used_is_counted_not_listed(
         # Node's words for a chain it does not trust, which it says after the handshake
         assert any("SELF_SIGNED_CERT_IN_CHAIN" in line
                    for line in found[0].attribution.client_errors)
+
+
+@pytest.mark.parametrize(("scenario", "browser", "keyed", "listed"), [
+    ("eof13", False, True, True),  # read: a client closed unheard (Node), not the alert
+    ("eof13", True, True, False),  # Chromium's spare connection, whatever the server said
+    ("eof13", False, False, True),  # unread: the server did not close first
+    ("eof13", True, False, False),
+    ("get13_eof", False, True, False),  # an ordinary GET: no attempt at all
+])
+def test_a_servers_alert_that_answered_the_clients_fin_is_not_why_the_session_ended(
+        tmp_path: Path, scenario: str, browser: bool, keyed: bool, listed: bool) -> None:
+    """An OpenSSL 3 server answers a client's bare FIN with a fatal decode_error alert
+    (Hypercorn to Chromium's spare connections, the sweep of the twenty-ninth session): it
+    was "the TLS handshake ended with a fatal alert" for a handshake completed seconds
+    before, or, unread, a server that closed the session first. The client had left: the
+    session is judged as if the alert were not there."""
+    from analyzer.pipeline import Analysis
+    from analyzer.tls.keylog import load_keylog
+
+    chunks, keys = recorded(scenario)
+    chunks = list(chunks)
+    if browser:
+        chunks[0] = (chunks[0][0], _grease_first_suite(chunks[0][1]))
+    *conversation, (side, alert) = chunks
+    assert side == SERVER and alert[0] == 23  # (TLS 1.3: an encrypted record)
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443))
+    conv.handshake()
+    for side, data in conversation:
+        conv.send(side == CLIENT, data, delay=0.002)
+    conv.client_fin(4.0)
+    conv.send(False, alert, delay=0.03)
+    conv.server_fin(0.001)
+    path = tmp_path / "eof.pcap"
+    write_pcap(path, [conv])
+    analysis = Analysis(secrets=load_keylog(keys) if keyed else None)
+    found = [d for d in analyze(read_captures([str(path)], []), analysis)
+             if isinstance(d, Diagnosis)]
+    assert len(found) == int(listed), [d.primary for d in found]
+    if listed:
+        assert found[0].primary is not None
+        assert found[0].primary.check == "tls_client_closed_after_handshake", found[0].primary
+    elif scenario == "eof13":
+        assert analysis.stats.tls_unused == 1
+    else:
+        assert analysis.stats.tls_unused == 0 and analysis.stats.tls_decrypted == 1
+
+
+@pytest.mark.parametrize("opened", [True, False])
+def test_a_servers_record_to_a_client_that_never_spoke_is_no_session(
+        tmp_path: Path, opened: bool) -> None:
+    """A browser's preconnect: SYN, then the client's FIN with no ClientHello; the server
+    answers with a TLS alert record, the client with a RST (Chromium and Hypercorn, the sweep
+    of the twenty-ninth session). It was counted as a session that "could not be inspected
+    (the capture started after the handshake)", with the SYN in the capture. The near miss:
+    without the SYN the capture may have started mid-session, as it says."""
+    from analyzer.pipeline import Analysis
+
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443))
+    if opened:
+        conv.handshake()
+    conv.client_fin(0.024)
+    conv.send(False, alert_record(50), delay=0.05)
+    conv.client_rst(0.001)
+    path = tmp_path / "preconnect.pcap"
+    write_pcap(path, [conv])
+    analysis = Analysis()
+    found = [d for d in analyze(read_captures([str(path)], []), analysis)
+             if isinstance(d, Diagnosis)]
+    assert found == []
+    assert analysis.stats.tls_uninspected == int(not opened)
 
 
 @pytest.mark.parametrize("alert", [True, False])

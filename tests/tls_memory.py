@@ -179,9 +179,11 @@ def contexts(directory: Path, *, tls13: bool = True, ciphers: str = "",
 
 def talk(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, *, sni: str = "localhost",
          client_plain: bytes = b"", server_plain: bytes = b"",
-         client_closes: bool = False) -> Talk:
+         client_closes: bool = False, client_eof: bool = False) -> Talk:
     """Run a handshake (which may fail on either side) and, if it completes, one exchange;
-    ``client_closes``: then the client's close_notify."""
+    ``client_closes``: then the client's close_notify; ``client_eof``: then the server reads
+    the end of the client's bytes without one (a bare FIN), and answers as OpenSSL 3 does,
+    with an alert (the last chunk)."""
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
     client = client_ctx.wrap_bio(c_in, c_out, server_hostname=sni)
     server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
@@ -225,6 +227,11 @@ def talk(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, *, sni: str = "
         if client_closes:
             with contextlib.suppress(ssl.SSLWantReadError):  # (it waits for the server's)
                 client.unwrap()
+            pump()
+        if client_eof:
+            s_in.write_eof()
+            with contextlib.suppress(ssl.SSLError):  # (UNEXPECTED_EOF_WHILE_READING)
+                server.read(1)
             pump()
     return Talk(chunks, errors[0], errors[1], client_received, server_received)
 
@@ -296,6 +303,21 @@ def _closed13(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
     return talk(client_ctx, server_ctx, client_closes=True).chunks
 
 
+def _eof13(directory: Path, keylog: Path, plain: bool) -> list[tuple[int, bytes]]:
+    """TLS 1.3, the handshake (``plain``: and an ordinary GET and its 200), then the client's
+    bare FIN, which an OpenSSL 3 server answers with a fatal decode_error alert (the last
+    chunk: Hypercorn did so to Chromium's spare connections in the sweep of the twenty-ninth
+    session)."""
+    from tests.builder import http_response
+
+    client_ctx, server_ctx = contexts(directory, tls13=True, keylog=keylog,
+                                      cert=_cert(directory))
+    return talk(client_ctx, server_ctx, client_eof=True,
+                client_plain=b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" if plain else b"",
+                server_plain=http_response(200, "OK", [("Content-Length", "2")], b"hi")
+                if plain else b"").chunks
+
+
 def _untrusted(directory: Path, keylog: Path, tls13: bool) -> list[tuple[int, bytes]]:
     client_ctx, server_ctx = contexts(directory, tls13=tls13, keylog=keylog,
                                       cert=_cert(directory),
@@ -357,6 +379,8 @@ SCENARIOS = {
     "handshake_only": _handshake_only,
     "closed13": _closed13,
     "ws13_closed": _ws13_closed,
+    "eof13": lambda d, k: _eof13(d, k, False),
+    "get13_eof": lambda d, k: _eof13(d, k, True),
     "untrusted12": lambda d, k: _untrusted(d, k, False),
     "untrusted13": lambda d, k: _untrusted(d, k, True),
     "wrong_name": _wrong_name,

@@ -118,13 +118,21 @@ def _broken_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
         return [Finding("tls_client_hello_to_cleartext_port", "a ServerHello", found,
                         hello + frames_of(attempt.response))]
     findings = _certificate_findings(attempt, tls)
-    fatal = next((a for a in tls.alerts if a.level == "fatal"), None)
+    fatal = next((a for a in tls.alerts if a.level == "fatal" and not (
+        a.side == "server" and _answers_client_end(attempt, tls, a))), None)
     if fatal is not None:
         return [*findings, _alert_finding(tls, fatal, hello)] if fatal.side == "client" and \
             fatal.description in _CERTIFICATE_ALERTS else [_alert_finding(tls, fatal, hello)]
     if not tls.server_hello_frame:
         return [_no_server_hello(attempt, hello)]
     return _after_server_hello(attempt, tls, findings)
+
+
+def _answers_client_end(attempt: Attempt, tls: TlsInfo, alert: TlsAlert) -> bool:
+    """Whether the server's alert came after a client that had completed the handshake left
+    (its FIN or RST): the server's word on an abandoned connection, not why it ended."""
+    end = attempt.tcp.client_fin or attempt.tcp.client_rst
+    return tls.client_finished and end is not None and alert.frame > end.frame
 
 
 def _handshake_hole(tls: TlsInfo, hello: tuple[int, ...]) -> Finding:

@@ -344,6 +344,12 @@ class TlsStage(TlsReporting, TlsSkipping):
         if session.handshake_hole is not None and self._hole_decides(time):
             return
         if session.started_mid_session:
+            if self._tcp.syn_seen is not None and not session.first_data(0)[0]:
+                # The capture saw the connection open and its opener say nothing: the
+                # server's record (an alert) answered a client that never spoke, such as a
+                # browser's preconnect closed unused. No session, nothing to inspect.
+                self._finish()
+                return
             self._uninspected("the capture started after the handshake")
             self._finish()
             return
@@ -440,13 +446,25 @@ class TlsStage(TlsReporting, TlsSkipping):
         if session.decryption is not Decryption.DECRYPTED and (
                 session.carried_application_data()):
             return False  # (unread records: data, or an alert that cannot be told apart)
-        if any(seen.side == client or seen.alert.fatal for seen in session.alerts) or any(
+        # (a server's alert that answered the client's FIN or RST is the server's word on a
+        # connection already abandoned: toy servers say decode_error)
+        gone = self._client_end_frame()
+        alerts = [seen for seen in session.alerts if seen.frame < gone]
+        if any(seen.side == client or seen.alert.fatal for seen in alerts) or any(
                 side == client for side, _, _ in session.unreadable_alerts):
             return False
         hello = session.client_hello
         browser = hello is not None and any(map(_is_grease, hello.suites))
-        server_closed = bool(session.alerts or session.unreadable_alerts)  # (the server's)
+        server_closed = bool(alerts) or any(  # (the server's, before the client went)
+            frame < gone for _, frame, _ in session.unreadable_alerts)
         return (browser or server_closed) and not self._certificate_doubtful()
+
+    def _client_end_frame(self) -> float:
+        """The frame of the client's FIN or RST, whichever came first (infinity without)."""
+        client = self._session.client_side
+        ends = [end[0] for end in (self._tcp.fin[client], self._tcp.rst[client])
+                if end is not None] if client is not None else []
+        return min(ends, default=float("inf"))
 
     def _client_plaintext(self) -> bool:
         """Whether the client's decrypted records carried application data (an HTTP/2
@@ -471,7 +489,11 @@ class TlsStage(TlsReporting, TlsSkipping):
             leaf.not_before <= moment <= leaf.not_after)
 
     def _any_fatal_alert(self) -> bool:
-        return any(seen.alert.fatal for seen in self._session.alerts)
+        """Whether a fatal alert ended the session: not a server's that answered the client's
+        FIN or RST (the client had left)."""
+        gone, client = self._client_end_frame(), self._session.client_side
+        return any(seen.alert.fatal and (seen.side == client or seen.frame < gone)
+                   for seen in self._session.alerts)
 
     def _finish(self) -> None:
         """Nothing more is needed from this connection: reassembly stops here."""
