@@ -136,15 +136,17 @@ def test_without_keys_a_working_session_is_counted_not_listed(tmp_path: Path,
         assert found == []
         assert run.stats.tls_uninspected == 1
         listed = run.stats.tls_uninspected_listed[0]
-        assert (listed.sni, listed.alpn, listed.version) == ("localhost", "http/1.1", "TLS 1.3")
+        # (TLS 1.3 encrypts the server's choice: the client's offer is what shows)
+        assert (listed.sni, listed.alpn, listed.alpn_offered, listed.version) == (
+            "localhost", "", "http/1.1", "TLS 1.3")
         assert listed.first_frame == 4  # SYN, SYN-ACK, ACK, ClientHello
         assert listed.reason == why
     plain = run_cli("read", str(pcap)).stdout
-    assert "1 to SNI localhost with ALPN http/1.1; use --keylog" in plain
+    assert "1 to SNI localhost offering ALPN http/1.1; use --keylog" in plain
     other = tmp_path / "other.keys"  # another process's key log
     other.write_text("CLIENT_RANDOM " + "ab" * 32 + " " + "cd" * 48 + "\n")
     given = run_cli("read", str(pcap), "--keylog", str(other)).stdout
-    assert "1 to SNI localhost with ALPN http/1.1 (not in the key log); use the key log of " \
+    assert "1 to SNI localhost offering ALPN http/1.1 (not in the key log); use the key log of " \
            "the client process" in given
     assert "use --keylog" not in given
 
@@ -486,7 +488,7 @@ def test_a_session_missing_from_embedded_keys_is_told_by_what_its_own_file_carri
     captures = Path(__file__).resolve().parent.parent / "captures"
     dsb = str(captures / "wss_dsb.pcapng")
     other = captures / "wss_tls13_aes128_gcm.pcap"
-    plainly = "1 to SNI wss.upgrade.test with ALPN none; use --keylog"
+    plainly = "1 to SNI wss.upgrade.test without ALPN; use --keylog"
     for order in ((dsb, str(other)), (str(other), dsb)):
         out = run_cli("read", *order).stdout
         assert plainly in out and "embedded keys" not in out
@@ -501,7 +503,7 @@ def test_a_session_missing_from_embedded_keys_is_told_by_what_its_own_file_carri
     own = tmp_path / "other-keys.pcapng"
     write_as_pcapng(other, own)
     with_secrets_block(own, (captures / "wss_tls13_chacha20.keys").read_bytes())
-    missing = ("1 to SNI wss.upgrade.test with ALPN none (not in the capture's embedded keys); "
+    missing = ("1 to SNI wss.upgrade.test without ALPN (not in the capture's embedded keys); "
                "use --keylog with the key log of the client process")
     assert missing in run_cli("read", str(own)).stdout
     together = run_cli("read", dsb, str(own)).stdout

@@ -178,7 +178,8 @@ class TlsSessionSummary:
     client: Endpoint
     server: Endpoint
     sni: str
-    alpn: str
+    alpn: str  # the protocol the server selected; "" when the capture cannot show it (TLS 1.3)
+    alpn_offered: str  # the client's offer, comma-separated ("" for none)
     version: str
     first_frame: int
     last_frame: int

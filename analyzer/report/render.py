@@ -142,7 +142,9 @@ def capture_fields(stats: RunStats) -> dict[str, Any]:
         "tls_unused": stats.tls_unused,
         "tls_sessions_not_inspected": [
             {"client": str(s.client), "server": str(s.server), "sni": safe_text(s.sni) or None,
-             "alpn": safe_text(s.alpn) or None, "version": s.version or None,
+             "alpn": safe_text(s.alpn) or None,
+             "alpn_offered": safe_text(s.alpn_offered).split(",") if s.alpn_offered else [],
+             "version": s.version or None,
              "first_frame": s.first_frame, "last_frame": s.last_frame, "reason": s.reason}
             for s in stats.tls_uninspected_listed],
         "keylog_lines_ignored": stats.keylog_ignored_lines,
@@ -282,15 +284,24 @@ _KEY_HINTS = (
 
 def tls_uninspected_line(count: int, listed: Sequence[dict[str, Any]]) -> str:
     """"N TLS sessions could not be inspected (no key): M to SNI x with ALPN y; use --keylog";
-    when a key log was given and lacks them, where their keys must come from instead."""
-    groups = Counter((s["sni"] or "(no SNI)", s["alpn"] or "none", s["reason"]) for s in listed)
-    parts = [f"{n} to SNI {sni} with ALPN {alpn}" + ("" if why == NO_KEY else f" ({why})")
+    when a key log was given and lacks them, where their keys must come from instead. The
+    ALPN is the server's choice when the capture shows it (TLS 1.2), else the client's offer
+    ("offering ALPN h2,http/1.1": TLS 1.3 encrypts the choice)."""
+    groups = Counter((s["sni"] or "(no SNI)", _alpn_words(s), s["reason"]) for s in listed)
+    parts = [f"{n} to SNI {sni} {alpn}" + ("" if why == NO_KEY else f" ({why})")
              for (sni, alpn, why), n in groups.most_common(3)]
     more = "; ..." if len(groups) > 3 else ""
     reasons = {s["reason"] for s in listed}
     hint = next((hint for why, hint in _KEY_HINTS if why in reasons), "")
     return (f"{count} TLS session(s) could not be inspected (no key): {'; '.join(parts)}{more}"
             f"{hint}")
+
+
+def _alpn_words(session: dict[str, Any]) -> str:
+    if session["alpn"]:
+        return f"with ALPN {session['alpn']}"
+    offered = session.get("alpn_offered")  # (absent from the JSON of older versions)
+    return f"offering ALPN {','.join(offered)}" if offered else "without ALPN"
 
 
 def unlisted_line(counts: dict[str, int]) -> str:
