@@ -77,14 +77,16 @@ def hypercorn() -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def nginx_h2() -> Iterator[int]:
-    """nginx with ``http2`` on a cleartext port: prior knowledge, no extended CONNECT."""
+def nginx_h2(logged: list[str] | None = None) -> Iterator[int]:
+    """nginx with ``http2`` on a cleartext port: prior knowledge, no extended CONNECT; what
+    it logged (at level info: its lines about clients' requests) goes into ``logged``."""
     if shutil.which("nginx") is None:
         pytest.skip("needs nginx")
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="h2-nginx-") as tmp:
         conf = Path(tmp, "nginx.conf")
         conf.write_text(nginx_conf(tmp, f"""        listen {HOST}:{port} http2;
+        error_log {tmp}/info.log info;
         location / {{ return 200 "plain\\n"; }}"""))
         process = subprocess.Popen(
             ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
@@ -95,6 +97,8 @@ def nginx_h2() -> Iterator[int]:
             yield port
         finally:
             _stop(process, signal.SIGQUIT)
+            if logged is not None and Path(tmp, "info.log").exists():
+                logged.append(Path(tmp, "info.log").read_text(errors="replace"))
 
 
 @contextlib.contextmanager
@@ -109,13 +113,15 @@ def capture() -> Iterator[tuple[Path, dict[str, str]]]:
     with tempfile.TemporaryDirectory(prefix="h2-live-") as tmp:
         path = Path(tmp, "h2.pcap")
         said: dict[str, str] = {}
-        with hypercorn() as hyper, nginx_h2() as plain, tcpdump(path, [hyper, plain]):
+        logged: list[str] = []
+        with hypercorn() as hyper, nginx_h2(logged) as plain, tcpdump(path, [hyper, plain]):
             for name, port, target in (("echo", hyper, "/echo"), ("deny", hyper, "/deny"),
                                        ("missing", hyper, "/missing"),
                                        ("policy", hyper, "/policy"),
                                        ("nginx", plain, "/chat")):
                 said[name] = extended_connect(HOST, port, target)
                 time.sleep(0.05)
+        said["nginx log"] = "".join(logged)
         yield path, said
 
 
@@ -150,6 +156,9 @@ def test_real_hypercorn_and_nginx_over_http2(capture: tuple[Path, dict[str, str]
     assert [f.ws.opcode for f in echo.attempt.after.frames if f.side == "client"][:1] == [1]
     close = next(f for f in policy.findings if f.check == "ws_closed_with_error")
     assert "1008" in close.found and "server" in close.found
+    # nginx's own line for the extended CONNECT it cannot serve
+    told = nginx.attribution.server_log
+    assert told and told in said["nginx log"], (told, said["nginx log"])
 
 
 @pytest.mark.parametrize(("mss", "mangling"), [(7, {}), (60, {"reorder": 2}),

@@ -20,7 +20,7 @@ from analyzer.attribution.clients import (
 from analyzer.attribution.closing import closing_values, life_closing_values
 from analyzer.attribution.model import Attribution, attribution
 from analyzer.attribution.servers import ServerMatch, match_known, match_silent_close
-from analyzer.attribution.texts import match_words
+from analyzer.attribution.texts import NGINX_H2_PROTOCOL_PSEUDO_HEADER, match_words
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
 from analyzer.exchange.model import Attempt
 from analyzer.websocket.frames import NEVER_ON_WIRE
@@ -94,7 +94,7 @@ def attribute(
     if match is None:
         return attribution(None, "", (), None, client, errors)
     return attribution(match.server, match.confidence, (match.evidence,),
-                       _server_log(match, attempt), client, errors)
+                       _server_log(match, attempt, findings), client, errors)
 
 
 def ended_client_errors(findings: tuple[Finding, ...], lifetime: Lifetime) -> tuple[str, ...]:
@@ -120,12 +120,17 @@ def _end_lines(kind: str, client: str | None, lifetime: Lifetime | None) -> tupl
             if lifetime is not None else ())
 
 
-def _server_log(match: ServerMatch, attempt: Attempt) -> str | None:
+def _server_log(match: ServerMatch, attempt: Attempt,
+                findings: tuple[Finding, ...]) -> str | None:
     """The server's likely log line, with this request's path (and, for uvicorn, its access
     log line, which names the client, the request and the status)."""
     request, response = attempt.request_head, attempt.response_head
     if request is None:
         return match.log
+    if match.server == "nginx" and match.log is None and response is not None and (
+            response.status == 400) and any(
+            f.check == "h2_connect_protocol_not_enabled" for f in findings):
+        return NGINX_H2_PROTOCOL_PSEUDO_HEADER
     path = request.target.split("?", 1)[0]
     if match.log is not None:
         return match.log.replace("/PATH", path)

@@ -48,6 +48,10 @@ NGINX_CLIENT_CERTIFICATE = (
     ("The SSL certificate error",
      "client SSL certificate verify error: (...) while reading client request headers"),
 )
+# nginx's log line for an RFC 8441 extended CONNECT (nginx has no RFC 8441: it answers 400;
+# the sweep of the twenty-ninth session, nginx 1.22)
+NGINX_H2_PROTOCOL_PSEUDO_HEADER = (
+    'client sent unknown pseudo-header ":protocol" while reading client request headers')
 _WS = "python websockets"
 TOMCAT = "Apache Tomcat"
 SERVLET = "a Java servlet container (HttpServlet's default doGet)"
