@@ -126,6 +126,17 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "InvalidMessage: did not receive a valid HTTP response"),
         ("curl", "curl: (56) Recv failure: Connection reset by peer"),
     ),
+    # The server answered in another protocol (an HTTP/2-only server's SETTINGS, a TLS
+    # record, a banner): each line printed by the real client (tests/test_not_http_live.py)
+    "not_http": (
+        ("curl", "curl: (1) Received HTTP/0.9 when not allowed"),
+        ("python websockets", "InvalidMessage: did not receive a valid HTTP response"),
+        ("Node ws", "Parse Error: Expected HTTP/, RTSP/ or ICE/"),
+        ("aiohttp", "ClientResponseError: 400, message=\"Bad status line:...Expected HTTP/, "
+                    "RTSP/ or ICE/:...\", url='{url}'"),
+        ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
+                   "net::ERR_INVALID_HTTP_RESPONSE"),
+    ),
     "refused": (
         ("Node ws", "connect ECONNREFUSED {server}"),
         ("python websockets", "ConnectionRefusedError: [Errno 111] Connection refused"),
@@ -407,6 +418,7 @@ KIND_OF_FINDING = {
     "closed_without_close_frame": "abnormal_close",
     "server_reset_many": "abnormal_close",
     "tcp_refused": "refused",
+    "response_not_http": "not_http",
     "no_response_server_closed": "no_response_closed",
     "no_response_server_reset": "no_response_reset",
     "no_response_client_gave_up": "no_response_gave_up",
