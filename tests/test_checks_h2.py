@@ -39,7 +39,7 @@ ENABLED = ((h2.ENABLE_CONNECT_PROTOCOL, 1),)
 OK = [(":status", "200")]
 H2_CHECKS = ("h2_stream_refused", "h2_stream_reset", "h2_goaway", "h2_frame_error",
              "h2_hpack_error", "h2_header_list_too_large", "h2_connect_protocol_not_enabled",
-             "h2_pseudo_header_missing", "h2_connection_header_in_request",
+             "h2_pseudo_header_missing", "h2_connect_malformed", "h2_connection_header_in_request",
              "h2_websocket_key_present", "h2_connection_header_in_response", "h2_status_101",
              "h2_client_ended_after_switch", "h2_server_ended_after_switch")
 
@@ -114,6 +114,14 @@ H2_CASES: tuple[Case, ...] = (
                      response_end=True),
          FAILED, "h2_pseudo_header_missing", found={"h2_pseudo_header_missing": (":path",)},
          absent=("h2_connect_protocol_not_enabled",)),
+    Case("h2: a CONNECT with :scheme and :path but no :protocol, GOAWAY PROTOCOL_ERROR "
+         "(Hypercorn)",
+         h2_exchange(h2.websocket_connect(omit=[":protocol"]), None,
+                     step("goaway", False, h2.goaway(1, h2.PROTOCOL_ERROR))),
+         FAILED, "h2_connect_malformed", present=("h2_goaway",),
+         found={"h2_connect_malformed": (":scheme and :path",)},
+         evidence={"h2_connect_malformed": ("request",)},
+         absent=("h2_pseudo_header_missing", "h2_connect_protocol_not_enabled")),
     Case("h2: HTTP/1.1 handshake fields copied into HTTP/2",
          h2_exchange(h2.websocket_connect(extra=[("upgrade", "websocket"),
                                                  ("connection", "Upgrade"),

@@ -60,6 +60,15 @@ REQUEST: tuple[Entry, ...] = (
      "pseudo-header fields of the target URI MUST also be included\", and :authority names "
      "the target (RFC 9113 §8.3.1). Without them the request is malformed.",
      "Fix the client's (or proxy's) HTTP/2 request."),
+    ("h2_connect_malformed", "error", "failed", "RFC 9113 §8.5",
+     "a CONNECT without :protocol that carried :scheme or :path",
+     "A plain HTTP/2 CONNECT opens a TCP tunnel: \"The :scheme and :path pseudo-header fields "
+     "MUST be omitted\", and a request that has them is malformed (servers answer with a "
+     "stream or connection error: Hypercorn sends GOAWAY PROTOCOL_ERROR). A WebSocket over "
+     "HTTP/2 is the extended CONNECT of RFC 8441, which keeps them and adds :protocol "
+     "websocket: this request looks like one that lost its :protocol.",
+     "Send :protocol websocket with the CONNECT (and only after the server's SETTINGS "
+     "enabled SETTINGS_ENABLE_CONNECT_PROTOCOL); a tunnel CONNECT carries :authority alone."),
     ("h2_connection_header_in_request", "error", "failed", "RFC 9113 §8.2.2",
      "HTTP/2 request with connection-specific header fields (Upgrade, Connection...)",
      "\"An endpoint MUST NOT generate an HTTP/2 message containing connection-specific header "

@@ -96,6 +96,12 @@ def h2_request(attempt: Attempt, facts: Facts) -> list[Finding]:
                 else "no SETTINGS from the server before the request")
         findings.append(Finding("h2_connect_protocol_not_enabled",
                                 "SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 from the server", seen, ev))
+    if protocol is None and head.method == "CONNECT":
+        extra = [name for name in (":scheme", ":path") if headers.has(name)]
+        if extra:
+            findings.append(Finding("h2_connect_malformed", ":protocol websocket, or no "
+                                    ":scheme and :path", "CONNECT with " + " and ".join(extra)
+                                    + ", without :protocol", ev))
     if protocol is not None:
         missing = [name for name in (":scheme", ":path", ":authority") if not headers.get(name)]
         if missing:
