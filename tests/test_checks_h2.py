@@ -336,6 +336,32 @@ def test_detail_ladder_shows_http2_frames_with_their_numbers(name: str, rows: li
     assert fields["host"] == "example.com"
 
 
+def test_the_ladder_draws_the_clients_settings_before_its_request_in_one_segment(
+        tmp_path: Path) -> None:
+    """A client that sends its preface, SETTINGS and the extended CONNECT in one segment
+    (python's h2 library did, in the sweep of the twenty-ninth session): the ladder drew the
+    HEADERS first, against the bytes."""
+    from analyzer.pipeline import Analysis, analyze
+    from analyzer.report.detail import render_detail
+    from analyzer.source import read_captures
+
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    state = h2.H2Conversation()
+    conv.handshake()
+    conv.server(h2.settings(ENABLED))
+    conv.client(h2.PREFACE + h2.settings(((h2.ENABLE_CONNECT_PROTOCOL, 0),))
+                + h2.settings(ack=True) + state.headers(True, 1, h2.websocket_connect()))
+    conv.server(state.headers(False, 1, OK), delay=0.002)
+    conv.client(h2.data(1, CLIENT_HELLO), delay=0.01)
+    write_pcap(tmp_path / "one-segment.pcap", [conv])
+    (diagnosis,) = [d for d in analyze(read_captures([str(tmp_path / "one-segment.pcap")], []),
+                                       Analysis()) if hasattr(d, "verdict")]
+    ladder = render_detail(diagnosis).split("\n\n")[1].splitlines()
+    rows = [next(n for n, line in enumerate(ladder) if text in line)
+            for text in ("SETTINGS ENABLE_CONNECT_PROTOCOL=0", "HEADERS CONNECT /chat")]
+    assert rows[0] < rows[1], ladder
+
+
 @pytest.mark.parametrize("silence", [0.0, 3.0])
 def test_a_server_reset_of_a_quiet_h2_websocket_past_its_window_ends_its_life(
         tmp_path: Path, silence: float) -> None:

@@ -178,9 +178,14 @@ def ladder_events(a: Attempt, clean: Cleaner) -> list[LadderEvent]:
         events.append(_message_event(interim, False, clean, h2))
     if a.response is not None:
         events.append(_message_event(a.response, False, clean, h2))
+    first: list[LadderEvent] = []  # drawn first in their frame
     if a.h2 is not None:  # SETTINGS, DATA, RST_STREAM, GOAWAY, END_STREAM with their frames
-        events += [LadderEvent(n.frame, n.time, n.side == "client", clean.text(n.label))
-                   for n in a.h2.notes]
+        for n in a.h2.notes:
+            event = LadderEvent(n.frame, n.time, n.side == "client", clean.text(n.label))
+            # (the client's SETTINGS (the preface's) come before its first HEADERS in the
+            # bytes: one segment often carries both)
+            (first if n.side == "client" and n.label.startswith("SETTINGS") else events).append(
+                event)
     if a.after is not None:
         for seen in a.after.frames[:MAX_WS_FRAMES]:
             events.append(LadderEvent(seen.frame, seen.time, seen.side == "client",
@@ -194,7 +199,7 @@ def ladder_events(a: Attempt, clean: Cleaner) -> list[LadderEvent]:
                                   "[decryption stopped here]" if hole.cause == "decryption"
                                   else f"[capture lost {hole.length} bytes here]"))
     # Stable: two events in one frame (a response and its FIN) keep the order above.
-    return sorted(events, key=lambda e: (e.frame, e.time))
+    return sorted(first + events, key=lambda e: (e.frame, e.time))
 
 
 def _tls_events(tls: TlsInfo, clean: Cleaner) -> list[LadderEvent]:
