@@ -362,6 +362,25 @@ def test_the_ladder_draws_the_clients_settings_before_its_request_in_one_segment
     assert rows[0] < rows[1], ladder
 
 
+@pytest.mark.parametrize(("name", "retried"), [("h2: REFUSED_STREAM", True),
+                                               ("h2: app refused with 403", False)])
+def test_repeated_refused_streams_may_be_the_clients_own_retries(
+        tmp_path: Path, name: str, retried: bool) -> None:
+    """Chromium retries a refused stream on its own (three for one `new WebSocket` in the
+    sweep of the twenty-ninth session): the `Repeated:` line says so, which read like a
+    reconnect loop of the application. The near miss: three 403s, which no stack retries."""
+    case = BY_NAME[name]
+    conversations = []
+    for n in range(3):
+        conv = Conversation(client=("10.0.0.1", 51000 + n), start=1_700_000_000 + n * 0.1)
+        case.script(conv)
+        conversations.append(conv)
+    write_pcap(tmp_path / "three.pcap", conversations)
+    result = run_cli("read", str(tmp_path / "three.pcap"))
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("Repeated: 3 x")]
+    assert ("retry a refused stream on their own" in line) == retried, line
+
+
 @pytest.mark.parametrize("silence", [0.0, 3.0])
 def test_a_server_reset_of_a_quiet_h2_websocket_past_its_window_ends_its_life(
         tmp_path: Path, silence: float) -> None:

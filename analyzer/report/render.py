@@ -195,8 +195,16 @@ def repeated_lines(groups: Sequence[dict[str, Any]], most: int = 10,
         f"Repeated: {g['count']} x {g['client']} -> {g['server']} {g['request']}: {g['verdict']}"
         + (f" ({g['reason']})" if g["reason"] else "")
         + f", {_clock_time(g['first_time'], clock)} to {_clock_time(g['last_time'], clock)}"
+        + _RETRIED.get(g["reason"] or "", "")
         for g in groups[:most]
     ]
+
+
+# Repeats that the client's own stack makes, not its application: a stream refused before
+# any processing may be retried (RFC 9113 §8.7), and Chromium retries one new WebSocket's
+# refused stream on its own (three streams in the sweep of the twenty-ninth session)
+_RETRIED = {"h2_stream_refused": "; HTTP/2 clients retry a refused stream on their own "
+                                 "(Chromium does): fewer WebSockets than attempts, perhaps one"}
 
 
 def _clock_time(iso: str, clock: Clock) -> str:
