@@ -18,6 +18,7 @@ from analyzer.checks.catalogue import (
     Severity,
 )
 from analyzer.checks.facts import Facts
+from analyzer.checks.finding import THEN
 from analyzer.exchange.model import Attempt
 from analyzer.life.model import Ended, Lifetime
 from analyzer.slotted import slot_setters
@@ -270,10 +271,10 @@ def _with_symptom(cause: Finding, symptom: Finding) -> Finding:
         reaction = symptom.found  # "client sent Close 1002 (...) 3 ms after the 101"
     else:  # short: the table shows the cause's title and found in one 90-character cell
         reaction = f"{symptom.side} {symptom.found}"  # "client FIN 3 ms after the switch"
-    if cause.found.endswith(f"; then {reaction}"):
+    if cause.found.endswith(f"{THEN}{reaction}"):
         return cause
     frames = cause.frames + tuple(f for f in symptom.frames if f not in cause.frames)
-    return replace(cause, found=f"{cause.found}; then {reaction}", frames=frames)
+    return replace(cause, found=f"{cause.found}{THEN}{reaction}", frames=frames)
 
 
 def _stronger(a: Effect, b: Effect) -> Effect:

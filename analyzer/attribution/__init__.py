@@ -22,6 +22,7 @@ from analyzer.attribution.model import Attribution, attribution
 from analyzer.attribution.servers import ServerMatch, match_known, match_silent_close
 from analyzer.attribution.texts import NGINX_H2_PROTOCOL_PSEUDO_HEADER, match_words
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
+from analyzer.checks.finding import found_alone
 from analyzer.exchange.model import Attempt
 from analyzer.websocket.frames import NEVER_ON_WIRE
 
@@ -80,7 +81,8 @@ def attribute(
             status=response.status if response else "",
             reason=response.reason if response else "",
             url=_url(attempt),
-            value=_value_for(kind, findings) or (findings[0].found if findings else ""),
+            value=_value_for(kind, findings) or (found_alone(findings[0].found) if findings
+                                                 else ""),
             server=str(attempt.server),
             host=(attempt.tls.sni if attempt.tls is not None and attempt.tls.sni
                   else attempt.server.ip),
@@ -203,7 +205,7 @@ def _value_for(kind: str | None, findings: tuple[Finding, ...]) -> str:
         return next((code for code in map(_reserved_code, findings) if code), "")
     for finding in findings:  # (the "closed" lines read the Close frames: closing.py)
         if KIND_OF_FINDING.get(finding.check) == kind:
-            return finding.found
+            return found_alone(finding.found)  # (not what the other side did next)
     return ""
 
 

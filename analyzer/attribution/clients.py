@@ -86,16 +86,18 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "(accepts it: no error)"),
     ),
     "protocol_not_offered": (
-        ("Chrome", "Error during WebSocket handshake: 'Sec-WebSocket-Protocol' header value "
-                   "'{value}' in response does not match any of sent values"),
+        ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
+                   "'Sec-WebSocket-Protocol' header value '{value}' in response does not match "
+                   "any of sent values"),
         ("Node ws", "Server sent an invalid subprotocol"),
-        ("python websockets", "unsupported subprotocol: {value}"),
+        ("python websockets", "NegotiationError: unsupported subprotocol: {value}"),
     ),
     "extension": (
-        ("Chrome", "Error during WebSocket handshake: Found an unsupported extension '{value}' "
-                   "in 'Sec-WebSocket-Extensions' header"),
+        ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
+                   "Found an unsupported extension '{value}' in 'Sec-WebSocket-Extensions' "
+                   "header"),
         ("Node ws", "Server indicated an extension that was not requested"),
-        ("python websockets", "no extensions supported"),
+        ("python websockets", "NegotiationError: no extensions supported"),
         ("gorilla/websocket", "websocket: invalid compression negotiation"),
     ),
     # No answer to the handshake, by how the wait ended (checks/transport.py): every line

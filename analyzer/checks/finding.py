@@ -71,6 +71,16 @@ class Finding:
     side: str = ""
 
 
+# What joins a cause's `found` to the other side's reaction ("bogus; then client FIN 1 ms
+# after the switch", verdict.py `_with_symptom`): `found_alone` takes the cause's own part,
+# which is what the clients' lines quote.
+THEN = "; then "
+
+
+def found_alone(found: str) -> str:
+    return found.split(THEN, 1)[0]
+
+
 E, W, N = Severity.ERROR, Severity.WARNING, Severity.INFO  # short names keep the table legible
 
 
