@@ -310,6 +310,11 @@ def _legs_of_one_handshake(front: Leg, back: Leg, skew: float = 0.0) -> bool:
     # another server paired with a front that had closed unanswered).
     if front.ended is not None and back.time > front.ended:
         return False
+    # ... and before the front's answer: a proxy that answers before asking the backend
+    # answered itself (daphne's 405 to a POST, then the same POST to another local server
+    # 150 ms later, paired, in the sweep of the thirtieth session)
+    if front.response_time is not None and back.time > front.response_time:
+        return False
     return front.line == back.line and back.client.address == front.server.address
 
 

@@ -445,6 +445,28 @@ def test_a_front_leg_that_had_ended_pairs_with_no_later_request_of_its_line() ->
     assert list(pair_legs([front(None), later])) == [(0, 1)]  # still open when decided
 
 
+def test_a_request_after_the_fronts_answer_is_not_its_back_leg() -> None:
+    """Without a shared key, a request of the front's line made after the front was answered
+    is not the proxy's: a proxy asks its backend before it answers (curl's POST to daphne,
+    answered 405, then the same POST to a websockets server 150 ms later, on one host's
+    loopback, were paired, and daphne's 13 other attempts said it answered them itself).
+    The near miss: the same request made before the answer."""
+    from analyzer.correlate import Leg, pair_legs
+    from analyzer.exchange.model import Endpoint
+
+    host = bytes([127, 0, 0, 1])
+    t = 1_700_000_000.0
+    front = Leg(t, None, ("POST", "/"), Endpoint(host, 44450), Endpoint(host, 21100), t + 0.01,
+                None, None)
+
+    def back(after: float) -> Leg:
+        return Leg(t + after, None, ("POST", "/"), Endpoint(host, 40144), Endpoint(host, 21105),
+                   None, None, None)
+
+    assert list(pair_legs([front, back(0.15)])) == []
+    assert list(pair_legs([front, back(0.005)])) == [(0, 1)]
+
+
 def test_the_bundled_loopback_captures_pair_only_real_proxy_legs() -> None:
     """Every pair in the bundled captures is a proxy's two legs (its back leg's server is a
     backend the scenario put behind a proxy): no scenario's client is taken for a back leg."""
