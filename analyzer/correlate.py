@@ -95,7 +95,11 @@ def leg_of(attempt: Attempt, source: str | None = None) -> Leg | None:
         return None
     target = head.target if len(head.target) <= MAX_KEPT_TARGET else digest_key(head.target)
     tcp = attempt.tcp
-    return Leg(attempt.time, head.headers.get("sec-websocket-key"), (head.method, target),
+    # An RFC 8441 extended CONNECT is a GET with Upgrade on an HTTP/1.1 leg: proxies convert
+    # one into the other (HAProxy's h2 front to its HTTP/1.1 backends)
+    method = "GET" if head.method == "CONNECT" and head.headers.has(":protocol") else (
+        head.method)
+    return Leg(attempt.time, head.headers.get("sec-websocket-key"), (method, target),
                attempt.client, attempt.server,
                attempt.response.time if attempt.response is not None else None, source,
                tcp.end_time if tcp.end_reason in CONNECTION_ENDED else None)
@@ -343,6 +347,18 @@ def answered_itself(attempt: Attempt) -> Finding:
                    "no backend request matches this one", frames_of(attempt.response))
 
 
+def _status_as_http1(attempt: Attempt) -> int | None:
+    """The answer's status, an HTTP/2 WebSocket's 2xx as the 101 it is over HTTP/1.1 (RFC
+    8441 §5): a proxy that converts one leg into the other rewrote nothing."""
+    head = attempt.response_head
+    if head is None:
+        return None
+    if attempt.transport == "h2" and 200 <= head.status < 300 and attempt.request_head is not None \
+            and attempt.request_head.headers.has(":protocol"):
+        return 101
+    return head.status
+
+
 def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
     """What the proxy changed between the two legs of one handshake."""
     f, b = front.request_head, back.request_head
@@ -369,8 +385,7 @@ def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
                                     ev + frames_of(front.response)))
         else:
             findings.append(Finding("proxy_rekeyed", key_f, key_b, ev))
-    front_status = front.response_head.status if front.response_head else None
-    back_status = back.response_head.status if back.response_head else None
+    front_status, back_status = _status_as_http1(front), _status_as_http1(back)
     if back_status is not None and front_status is not None and front_status != back_status:
         findings.append(Finding("proxy_rewrote_response", f"{back_status} from the backend",
                                 f"{front_status} to the client",

@@ -445,6 +445,39 @@ def test_a_front_leg_that_had_ended_pairs_with_no_later_request_of_its_line() ->
     assert list(pair_legs([front(None), later])) == [(0, 1)]  # still open when decided
 
 
+@pytest.mark.parametrize("status", [200, 401])
+def test_an_http2_websocket_pairs_with_the_http11_upgrade_a_proxy_made_of_it(
+        tmp_path: Path, status: int) -> None:
+    """HAProxy's h2 front speaks RFC 8441 and opens an HTTP/1.1 Upgrade to its backend: the
+    extended CONNECT and the GET are one handshake's legs, and the front's 200 is the back's
+    101 (RFC 8441 §5). Every such front leg was "the proxy answered itself", and its back
+    leg a client's own attempt with the browser's lines (the sweep of the thirtieth
+    session)."""
+    from tests import h2builder as h2
+
+    t = 1_700_000_000.0
+    front = Conversation(client=(CLIENT, 50000), server=(PROXY, 443), start=t)
+    state = h2.H2Conversation()
+    front.handshake()
+    front.client(h2.PREFACE + h2.settings())
+    front.server(h2.settings(((h2.ENABLE_CONNECT_PROTOCOL, 1),)) + h2.settings(ack=True))
+    front.client(state.headers(True, 1, h2.websocket_connect("/ws")))
+    back = Conversation(client=(PROXY, 41000), server=(BACKEND, 8080), start=t + 0.01)
+    back.handshake()
+    back.client(ws())
+    back.server(SWITCH if status == 200 else http_response(401, "Unauthorized", [
+        ("Content-Length", "0")]), delay=0.002)
+    front.server(state.headers(False, 1, [(":status", str(status))], end_stream=status != 200),
+                 delay=0.03)
+    write_pcap(tmp_path / "h2-front.pcap", [front, back])
+    diagnoses = correlate(analyze_pcap(tmp_path / "h2-front.pcap"))
+    by_server = {str(d.attempt.server.ip): d for d in diagnoses}
+    checks = {ip: {f.check for f in d.findings} for ip, d in by_server.items()}
+    assert "proxy_back_leg" in checks[BACKEND], checks
+    assert not {"proxy_answered_itself", "proxy_rewrote_response"} & checks[PROXY], checks
+    assert by_server[BACKEND].attribution.client_errors == ()  # (the proxy's, not Chrome's)
+
+
 def test_a_request_after_the_fronts_answer_is_not_its_back_leg() -> None:
     """Without a shared key, a request of the front's line made after the front was answered
     is not the proxy's: a proxy asks its backend before it answers (curl's POST to daphne,
