@@ -373,8 +373,13 @@ def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
         findings.append(Finding("proxy_stripped_upgrade", "Upgrade and Connection forwarded",
                                 f"backend got {sent}", ev))
     if f.version.upper() != "HTTP/1.0" and b.version.upper() == "HTTP/1.0":
-        findings.append(Finding("proxy_http10_upstream", f.version, f"backend got {b.version}",
-                                ev))
+        # (a backend that switched anyway and went on made it work: a risk, not the
+        # failure; tornado switches, then closes at once)
+        switched = back.response_head is not None and back.response_head.status == 101 and (
+            back.after is not None and bool(back.after.frames))
+        findings.append(Finding("proxy_http10_upstream_switched" if switched
+                                else "proxy_http10_upstream", f.version,
+                                f"backend got {b.version}", ev))
     key_f, key_b = f.headers.get("sec-websocket-key"), b.headers.get("sec-websocket-key")
     if key_f and key_b and key_f.strip() != key_b.strip():
         response = front.response_head

@@ -76,7 +76,8 @@ class ProxyCase:
         return set(self.present) | ({self.front_primary} if self.front_primary else set())
 
 
-ALL_PROXY = ("proxy_stripped_upgrade", "proxy_http10_upstream", "proxy_accept_forwarded",
+ALL_PROXY = ("proxy_stripped_upgrade", "proxy_http10_upstream",
+             "proxy_http10_upstream_switched", "proxy_accept_forwarded",
              "proxy_rekeyed", "proxy_rewrote_response", "proxy_answered_itself")
 
 PROXY_CASES = (
@@ -92,6 +93,15 @@ PROXY_CASES = (
                                          [("Content-Length", "0")])),
               "failed", "proxy_http10_upstream", present=("response_server_error",),
               absent=("proxy_stripped_upgrade", "proxy_rekeyed", "via_proxy")),
+    ProxyCase("nginx default HTTP/1.0 upstream, a backend that switched anyway (uvicorn)",
+              lambda: legs(ws(), ws(http_version="HTTP/1.0"), SWITCH + FRAME_HI,
+                           SWITCH + FRAME_HI, front_fin=False),
+              "succeeded", "proxy_http10_upstream_switched",
+              absent=("proxy_http10_upstream", "proxy_rewrote_response")),
+    ProxyCase("nginx default HTTP/1.0 upstream, a backend that switched, then closed at once "
+              "(tornado)",
+              lambda: legs(ws(), ws(http_version="HTTP/1.0"), SWITCH, SWITCH),
+              "failed", "proxy_http10_upstream", absent=("proxy_http10_upstream_switched",)),
     ProxyCase("proxy re-keyed and forwarded the backend's Accept",
               lambda: legs(ws(), ws(key=BACKEND_KEY), BACKEND_SWITCH, BACKEND_SWITCH),
               "failed", "proxy_accept_forwarded", present=("ws_accept_mismatch",),

@@ -244,6 +244,13 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "The proxy forwarded the handshake as HTTP/1.0, in which a server MUST ignore "
           "Upgrade; nginx uses HTTP/1.0 to upstreams unless told otherwise.",
           "nginx: proxy_http_version 1.1 in the location that proxies WebSockets."),
+    Check("proxy_http10_upstream_switched", W, Effect.NOTE, "RFC 9110 §7.8",
+          "a proxy spoke HTTP/1.0 to the backend, which switched anyway",
+          "The proxy forwarded the handshake as HTTP/1.0, in which a server MUST ignore "
+          "Upgrade; this backend switched anyway (uvicorn, aiohttp and Node ws do), so the "
+          "WebSocket works. A backend that follows the rule fails behind the same proxy "
+          "(python websockets answers 505, tornado closes after its 101).",
+          "nginx: proxy_http_version 1.1 in the location that proxies WebSockets."),
     Check("proxy_accept_forwarded", E, Effect.FAIL, "RFC 6455 §4.2.2",
           "a proxy forwarded an Accept computed for a different key",
           "The proxy sent the backend a new Sec-WebSocket-Key but passed the backend's "
