@@ -448,6 +448,39 @@ def test_chromes_words_for_http2_websocket_failures(
 
 
 @pytest.mark.parametrize("server_says_close_notify", [True, False])
+def test_an_h2_websocket_whose_server_said_close_notify_in_its_window(
+        tmp_path: Path, server_says_close_notify: bool) -> None:
+    """Hypercorn's connection handler crashing under Chromium's RFC 8441 streams: its
+    close_notify 50 ms after the 200, the browser's FIN 1 ms after that (the sweep of the
+    thirtieth session): the server ended the streams, not the client. The near miss: no
+    close_notify, the client's FIN first."""
+    from tests.tls_memory import h2_tls_chunks
+
+    chunks, keys = h2_tls_chunks(tmp_path, server_close_notify=server_says_close_notify)
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443))
+    conv.handshake()
+    talked = chunks[:-1] if server_says_close_notify else chunks
+    for from_client, data in talked:
+        conv.send(from_client, data, delay=0.002)
+    if server_says_close_notify:
+        conv.send(False, chunks[-1][1], delay=0.05)
+        conv.client_fin(0.001)
+    else:
+        conv.client_fin(0.05)
+    conv.server_fin(0.001)
+    path, keylog = tmp_path / "h2.pcap", tmp_path / "keys.log"
+    write_pcap(path, [conv])
+    keylog.write_bytes(keys)
+    (attempt,) = json.loads(run_cli("read", path, "--keylog", keylog, "-F", "json").output)[
+        "attempts"]
+    (finding,) = [f for f in attempt["findings"]
+                  if f["id"] == "ended_without_close_after_switch"]
+    side = "server" if server_says_close_notify else "client"
+    assert finding["found"].startswith(f"{side} sent a "), finding
+    assert ("close_notify" in finding["found"]) == server_says_close_notify, finding
+
+
+@pytest.mark.parametrize("server_says_close_notify", [True, False])
 def test_an_h2_websocket_in_life_closed_by_the_servers_close_notify(
         tmp_path: Path, server_says_close_notify: bool) -> None:
     """Hypercorn shutting down under an RFC 8441 WebSocket in life: GOAWAY, then its

@@ -179,11 +179,13 @@ def contexts(directory: Path, *, tls13: bool = True, ciphers: str = "",
 
 def talk(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, *, sni: str = "localhost",
          client_plain: bytes = b"", server_plain: bytes = b"",
-         client_closes: bool = False, client_eof: bool = False) -> Talk:
+         client_closes: bool = False, client_eof: bool = False,
+         server_closes: bool = False) -> Talk:
     """Run a handshake (which may fail on either side) and, if it completes, one exchange;
     ``client_closes``: then the client's close_notify; ``client_eof``: then the server reads
     the end of the client's bytes without one (a bare FIN), and answers as OpenSSL 3 does,
-    with an alert (the last chunk)."""
+    with an alert (the last chunk); ``server_closes``: the server's close_notify (the last
+    chunk)."""
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
     client = client_ctx.wrap_bio(c_in, c_out, server_hostname=sni)
     server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
@@ -227,6 +229,10 @@ def talk(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, *, sni: str = "
         if client_closes:
             with contextlib.suppress(ssl.SSLWantReadError):  # (it waits for the server's)
                 client.unwrap()
+            pump()
+        if server_closes:
+            with contextlib.suppress(ssl.SSLWantReadError):  # (it waits for the client's)
+                server.unwrap()
             pump()
         if client_eof:
             s_in.write_eof()
@@ -318,6 +324,18 @@ def _eof13(directory: Path, keylog: Path, plain: bool) -> list[tuple[int, bytes]
                 if plain else b"").chunks
 
 
+def _request13_closed(directory: Path, keylog: Path) -> list[tuple[int, bytes]]:
+    """TLS 1.3, a WebSocket request, then the server's close_notify without an answer (a
+    server whose connection handler crashed: Hypercorn under Chromium, the sweep of the
+    thirtieth session)."""
+    from tests.builder import websocket_request
+
+    client_ctx, server_ctx = contexts(directory, tls13=True, keylog=keylog,
+                                      cert=_cert(directory))
+    return talk(client_ctx, server_ctx, client_plain=websocket_request("localhost", "/ws"),
+                server_closes=True).chunks
+
+
 def _untrusted(directory: Path, keylog: Path, tls13: bool) -> list[tuple[int, bytes]]:
     client_ctx, server_ctx = contexts(directory, tls13=tls13, keylog=keylog,
                                       cert=_cert(directory),
@@ -379,6 +397,7 @@ SCENARIOS = {
     "handshake_only": _handshake_only,
     "closed13": _closed13,
     "ws13_closed": _ws13_closed,
+    "request13_closed": _request13_closed,
     "eof13": lambda d, k: _eof13(d, k, False),
     "get13_eof": lambda d, k: _eof13(d, k, True),
     "untrusted12": lambda d, k: _untrusted(d, k, False),

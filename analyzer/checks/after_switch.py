@@ -78,7 +78,7 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
         )
         # inside TLS a side's close_notify begins its close, before its FIN (which may come
         # after the other side's: nginx answers curl's close_notify with its FIN at once)
-        if (end := _earliest(fin, rst, said := _close_notify(attempt, side, after))) is not None
+        if (end := _earliest(fin, rst, said := close_notify(attempt, side, after))) is not None
     )
     if hang_ups:
         when, _lost, check, side, first_bytes, end, how = hang_ups[0]
@@ -112,7 +112,7 @@ _WAITS = {
 }
 
 
-def _close_notify(attempt: Attempt, side: str, after: AfterSwitch) -> TcpEvent | None:
+def close_notify(attempt: Attempt, side: str, after: AfterSwitch) -> TcpEvent | None:
     """``side``'s first TLS alert after the switch (its close_notify, mostly), as an end."""
     tls = attempt.tls
     if tls is None or not tls.alerts:

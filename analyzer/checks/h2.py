@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from analyzer.checks.after_switch import ended_without_close, websocket_frame_findings
+from analyzer.checks.after_switch import (
+    close_notify,
+    ended_without_close,
+    websocket_frame_findings,
+)
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.checks.response import extension_findings, status_finding, subprotocol_findings
@@ -181,8 +185,10 @@ def h2_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
         if event is not None:
             how = f"RST_STREAM {reset.code}" if reset is not None else "END_STREAM"
             ends.append((event.time, check, first, event, how, side))
-        # the connection's own end ends every stream on it (a GOAWAY, then the TCP close)
-        for tcp_end, named in ((fin, "FIN"), (rst, "RST")):
+        # the connection's own end ends every stream on it (a GOAWAY, then the TCP close;
+        # inside TLS a side's close_notify first: Hypercorn crashing under Chromium)
+        for tcp_end, named in ((fin, "FIN"), (rst, "RST"),
+                               (close_notify(attempt, side, after), "close_notify")):
             if tcp_end is not None:
                 ends.append((tcp_end.time, check, first, tcp_end,
                              f"{named} of the connection", side))

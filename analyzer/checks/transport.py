@@ -6,7 +6,7 @@ from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.checks.h2 import decided_by_h2
 from analyzer.checks.tls import tls_refused
-from analyzer.exchange.model import Attempt, AttemptKind, Gap, Message, came_first
+from analyzer.exchange.model import Attempt, AttemptKind, Gap, Message, TlsAlert, came_first
 from analyzer.exchange.tracker import RESPONSE_TIMEOUT
 
 # An answer is not yet overdue this soon after a SYN or a request (the first SYN retransmission
@@ -116,6 +116,15 @@ def _unfinished_head(attempt: Attempt, request: Message) -> Finding:
                    f"{size} and no end", frames_of(request) + (end.frame,))
 
 
+def _server_alert_after(attempt: Attempt, start: float) -> TlsAlert | None:
+    """The server's first TLS alert (its close_notify, mostly) at or after ``start``."""
+    tls = attempt.tls
+    if tls is None:
+        return None
+    return next((alert for alert in tls.alerts
+                 if alert.side == "server" and alert.time >= start), None)
+
+
 def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
     tcp = attempt.tcp
     request = attempt.request
@@ -131,6 +140,15 @@ def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
                         f"server RST {1000 * (tcp.server_rst.time - start):.0f} ms after the "
                         "request",
                         evidence + (tcp.server_rst.frame,))]
+    client_end = tcp.client_fin or tcp.client_rst
+    alert = _server_alert_after(attempt, start)
+    if alert is not None and (client_end is None or alert.time <= client_end.time):
+        # inside TLS the server's close_notify begins its close, before any FIN (Hypercorn
+        # crashing under Chromium's streams: the browser's FIN came 1 ms after it)
+        said = alert.description or "encrypted alert"
+        return [Finding("no_response_server_closed", "a response",
+                        f"server TLS {said} {1000 * (alert.time - start):.0f} ms after the "
+                        "request", evidence + (alert.frame,))]
     if tcp.server_fin is not None and tcp.server_fin.time >= start and (
         # (a lost client FIN has the time of the server's FIN that acknowledged it)
         tcp.client_fin is None or tcp.server_fin.time <= tcp.client_fin.time
@@ -139,7 +157,6 @@ def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
         return [Finding("no_response_server_closed", "a response",
                         f"server FIN {1000 * (tcp.server_fin.time - start):.0f} ms after the "
                         "request", evidence + (tcp.server_fin.frame,))]
-    client_end = tcp.client_fin or tcp.client_rst
     if client_end is not None and client_end.time >= start:
         return [Finding("no_response_client_gave_up", "a response",
                         f"client closed after waiting {client_end.time - start:.1f} s",
