@@ -27,6 +27,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from analyzer.attribution.clients import back_leg_found
 from analyzer.checks.catalogue import Finding
@@ -359,6 +360,27 @@ def _status_as_http1(attempt: Attempt) -> int | None:
     return head.status
 
 
+def _host_rewritten(front: RequestHead, back: RequestHead) -> tuple[str, str, str] | None:
+    """(the client's Host, the backend's, the Origin) when the client's request was
+    same-origin (its Origin names its Host) and the proxy sent another Host."""
+    origin = front.headers.get("origin")
+    host_front = front.headers.get("host") or front.headers.get(":authority")
+    host_back = back.headers.get("host") or back.headers.get(":authority")
+    if not (origin and host_front and host_back):
+        return None
+    parts = urlsplit(origin.strip())
+    default = {"http": ":80", "https": ":443"}.get(parts.scheme.lower(), "")
+
+    def plain(host: str) -> str:
+        host = host.strip().lower()
+        return host[:-len(default)] if default and host.endswith(default) else host
+
+    named = plain(parts.netloc)
+    if plain(host_front) != named or plain(host_back) == named:
+        return None
+    return host_front.strip(), host_back.strip(), origin.strip()
+
+
 def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
     """What the proxy changed between the two legs of one handshake."""
     f, b = front.request_head, back.request_head
@@ -390,6 +412,11 @@ def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
                                     ev + frames_of(front.response)))
         else:
             findings.append(Finding("proxy_rekeyed", key_f, key_b, ev))
+    rewritten = _host_rewritten(f, b)
+    if rewritten and back.response_head is not None and back.response_head.status == 403:
+        findings.append(Finding("proxy_host_rewritten", f"Host {rewritten[0]}",
+                                f"backend got Host {rewritten[1]}; the Origin is "
+                                f"{rewritten[2]}", ev + frames_of(back.response)))
     front_status, back_status = _status_as_http1(front), _status_as_http1(back)
     if back_status is not None and front_status is not None and front_status != back_status:
         findings.append(Finding("proxy_rewrote_response", f"{back_status} from the backend",

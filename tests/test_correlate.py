@@ -49,8 +49,8 @@ def legs(front_request: bytes, back_request: bytes | None, back_response: bytes 
     return convs
 
 
-def ws(**options: object) -> bytes:
-    return websocket_request("chat.example.com", "/ws", **options)  # type: ignore[arg-type]
+def ws(host: str = "chat.example.com", **options: object) -> bytes:
+    return websocket_request(host, "/ws", **options)  # type: ignore[arg-type]
 
 
 STRIPPED = ws(omit=("Upgrade", "Connection"), extra_headers=[("Connection", "close"),
@@ -59,6 +59,8 @@ REJECT_426 = http_response(426, "Upgrade Required", [("Upgrade", "websocket"),
                                                      ("Content-Length", "0")])
 SWITCH = websocket_response(DEFAULT_WS_KEY)
 BACKEND_SWITCH = websocket_response(BACKEND_KEY)
+FORBIDDEN = http_response(403, "Forbidden", [("Content-Length", "35")],
+                          b"Cross origin websockets not allowed")
 BAD_GATEWAY = http_response(502, "Bad Gateway", [("Server", "nginx"), ("Content-Length", "0")])
 
 
@@ -102,6 +104,23 @@ PROXY_CASES = (
               "(tornado)",
               lambda: legs(ws(), ws(http_version="HTTP/1.0"), SWITCH, SWITCH),
               "failed", "proxy_http10_upstream", absent=("proxy_http10_upstream_switched",)),
+    ProxyCase("nginx's default Host to the backend, a same-origin page refused there (tornado)",
+              lambda: legs(ws(extra_headers=[("Origin", "http://chat.example.com")]),
+                           ws(extra_headers=[("Origin", "http://chat.example.com")],
+                              host="backend:8080"),
+                           FORBIDDEN, FORBIDDEN),
+              "failed", "proxy_host_rewritten", present=("response_forbidden",)),
+    ProxyCase("the same Host forwarded, the Origin refused anyway: not the proxy's doing",
+              lambda: legs(ws(extra_headers=[("Origin", "http://chat.example.com")]),
+                           ws(extra_headers=[("Origin", "http://chat.example.com")]),
+                           FORBIDDEN, FORBIDDEN),
+              "failed", "response_forbidden", absent=("proxy_host_rewritten",)),
+    ProxyCase("Host rewritten, the backend switched: harmless",
+              lambda: legs(ws(extra_headers=[("Origin", "http://chat.example.com")]),
+                           ws(extra_headers=[("Origin", "http://chat.example.com")],
+                              host="backend:8080"),
+                           SWITCH + FRAME_HI, SWITCH + FRAME_HI, front_fin=False),
+              "succeeded", None, absent=ALL_PROXY + ("proxy_host_rewritten",)),
     ProxyCase("proxy re-keyed and forwarded the backend's Accept",
               lambda: legs(ws(), ws(key=BACKEND_KEY), BACKEND_SWITCH, BACKEND_SWITCH),
               "failed", "proxy_accept_forwarded", present=("ws_accept_mismatch",),

@@ -261,6 +261,15 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "The backend received a different key than the client sent: the proxy terminates "
           "the WebSocket itself, and must then compute the client's Accept itself.",
           "Nothing to fix if the proxy answers with the Accept for the client's key."),
+    Check("proxy_host_rewritten", E, Effect.FAIL, "RFC 6455 §10.2",
+          "a proxy changed the Host, and the backend refused the page's Origin",
+          "The proxy sent the backend another Host than the client's, and the backend "
+          "refused the handshake. Servers that accept only same-origin WebSockets compare "
+          "Origin with Host (tornado's check_origin, gorilla/websocket's default CheckOrigin, "
+          "Spring's same-origin default): behind a proxy that rewrites Host, a page served "
+          "from the client's Host looks cross-origin to the backend.",
+          "nginx: proxy_set_header Host $http_host (it keeps the port; $host drops it); or "
+          "allow the page's origin on the backend."),
     Check("proxy_rewrote_response", W, Effect.NOTE, "RFC 9110 §7.6",
           "a proxy answered the client differently from the backend",
           "The backend's status differs from the one the client received: the proxy replaced "
