@@ -16,7 +16,7 @@ import pytest
 from analyzer.verdict import Verdict
 from tests import h2builder as h2
 from tests.builder import Conversation, Opcode, write_pcap, ws_close_payload, ws_frame
-from tests.helpers import run_cli
+from tests.helpers import analyze_pcap, run_cli
 from tests.test_checks import (
     H2C_OFFER,
     H2C_SWITCH,
@@ -445,6 +445,22 @@ def test_chromes_words_for_http2_websocket_failures(
         assert chrome == []
     else:
         assert chrome == [f"Chrome: WebSocket connection to 'ws://example.com/chat' failed: {line}"]
+
+
+@pytest.mark.parametrize(("destination", "listed"), [("image", 0), ("document", 1)])
+def test_a_browsers_own_fetch_over_http2_answered_426_is_no_attempt(
+        tmp_path: Path, destination: str, listed: int) -> None:
+    """Chromium's favicon on its HTTP/2 connection, answered 426 by the WebSocket server
+    behind HAProxy (the sweep of the thirtieth session): not a WebSocket attempt. The near
+    miss: a page's address (document), a plain request to a WebSocket endpoint."""
+    request = [(":method", "GET"), (":scheme", "https"), (":path", "/favicon.ico"),
+               (":authority", "example.com"), ("sec-fetch-dest", destination),
+               ("user-agent", "Mozilla/5.0 Chrome/156.0")]
+    conv = Conversation()
+    h2_exchange(request, [(":status", "426"), ("upgrade", "websocket")],
+                response_end=True)(conv)
+    write_pcap(tmp_path / "favicon.pcap", [conv])
+    assert len(analyze_pcap(tmp_path / "favicon.pcap")) == listed
 
 
 @pytest.mark.parametrize("server_says_close_notify", [True, False])

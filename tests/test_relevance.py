@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from analyzer.exchange.model import Attempt, AttemptKind, Endpoint, Promotion, TcpFacts
 from analyzer.exchange.relevance import MAX_HELD, PlainRejections, is_websocket_path
 from analyzer.pipeline import Analysis, analyze
@@ -210,3 +212,26 @@ def test_a_long_path_is_remembered_by_a_digest_and_its_last_segment() -> None:
     plain_key = path_key(server, long_plain)
     assert plain_key is not None and not is_websocket_path(plain_key[2])
     assert path_key(server, "/short/ws") == (*server, "/short/ws")
+
+
+@pytest.mark.parametrize(("destination", "listed"), [("image", False), ("document", True),
+                                                     (None, True)])
+def test_a_browsers_own_fetch_answered_426_is_no_attempt(tmp_path: Path,
+                                                         destination: str | None,
+                                                         listed: bool) -> None:
+    """Chromium fetches a page's favicon by itself (Sec-Fetch-Dest: image); a WebSocket-only
+    server answers it 426, which was listed as a failed WebSocket attempt with a line Chrome
+    never printed (the sweep of the thirtieth session). The near misses: the address bar's
+    request (document) and a tool's, which are plain requests to a WebSocket endpoint."""
+    conv = Conversation(("10.0.0.1", 51000), SERVER)
+    conv.handshake()
+    fields = [("Host", "app.example"), ("User-Agent", "Mozilla/5.0 Chrome/156.0")]
+    if destination is not None:
+        fields.append(("Sec-Fetch-Dest", destination))
+    conv.client(http_request("GET", "/favicon.ico", fields))
+    conv.server(http_response(426, "Upgrade Required", [("Upgrade", "websocket"),
+                                                       ("Content-Length", "0")]), delay=0.002)
+    conv.client_fin(0.01)
+    found, analysis = run(tmp_path, conv)
+    assert len([d for d in found if isinstance(d, Diagnosis)]) == int(listed)
+    assert analysis.stats.ordinary_exchanges == int(not listed)

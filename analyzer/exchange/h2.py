@@ -50,7 +50,7 @@ from analyzer.exchange.switch import SwitchWatch
 from analyzer.exchange.tcplog import TcpLog
 from analyzer.exchange.tracker import RESPONSE_TIMEOUT, ConnectionTracker
 from analyzer.http.body import PREFIX_LIMIT
-from analyzer.http.message import ResponseHead
+from analyzer.http.message import RequestHead, ResponseHead
 from analyzer.http.start import StartRead
 from analyzer.http2.events import (
     Data,
@@ -420,8 +420,10 @@ class H2Stage:
                                response.time, bytes(stream.body), stream.data[1],
                                stream.ends[1] is not None)
         head = response.head if response is not None else None
+        request = stream.request.head if stream.request is not None else None
         listed = stream.is_attempt_shape or is_upgrade_attempt(
-            False, head if isinstance(head, ResponseHead) else None, bytes(stream.body))
+            False, head if isinstance(head, ResponseHead) else None, bytes(stream.body),
+            request if isinstance(request, RequestHead) else None)
         if not listed:
             self._run.counters.ordinary_exchanges += 1
             return

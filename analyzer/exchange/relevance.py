@@ -57,14 +57,31 @@ def response_talks_about_upgrade(head: ResponseHead, body_prefix: bytes = b"") -
 
 
 def is_upgrade_attempt(
-    request_offers: bool, response: ResponseHead | None, body_prefix: bytes = b""
+    request_offers: bool, response: ResponseHead | None, body_prefix: bytes = b"",
+    request: RequestHead | None = None,
 ) -> bool:
     """An exchange is an upgrade attempt when its request offers an upgrade
     (`request_offers_upgrade`, which the tracker decides once, when the request is parsed) or
-    its response talks about one; any other is ordinary HTTP, only counted."""
+    its response talks about one, unless the request was a browser's fetch of a subresource;
+    any other is ordinary HTTP, only counted."""
     return request_offers or (
         response is not None and response_talks_about_upgrade(response, body_prefix)
+        and not (request is not None and fetches_subresource(request))
     )
+
+
+# What a browser's fetch is for (Fetch's Sec-Fetch-Dest) when it loads a part of a page by
+# itself: its favicon, an image, a script. A WebSocket-only server answers those 426 too
+# (Chromium's favicon over HTTP/2 in the sweep of the thirtieth session), which says nothing
+# of the page's WebSockets (a WebSocket's is "websocket"; an address bar's "document").
+_SUBRESOURCES = frozenset({"image", "script", "style", "font", "manifest", "audio", "video",
+                           "track", "object", "embed", "worker", "sharedworker",
+                           "serviceworker", "paintworklet", "audioworklet", "xslt"})
+
+
+def fetches_subresource(head: RequestHead) -> bool:
+    destination = head.headers.get("sec-fetch-dest")
+    return destination is not None and destination.strip().lower() in _SUBRESOURCES
 
 
 # --- plain requests to WebSocket endpoints ---------------------------------------------------

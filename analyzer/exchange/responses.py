@@ -149,7 +149,8 @@ class ResponseReader(SwitchFollower):
         body_prefix = b""
         if reader is not None and _prefix_read(offers, pending.head.status):
             body_prefix = reader.prefix
-        if is_upgrade_attempt(offers, pending.head, body_prefix):
+        if is_upgrade_attempt(offers, pending.head, body_prefix,
+                              request.head if request is not None else None):
             answer = message(pending.head, pending.first_frame, pending.last_frame,
                              pending.time, body_prefix, reader.size if reader is not None else 0,
                              body_complete)
