@@ -100,6 +100,17 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "NegotiationError: no extensions supported"),
         ("gorilla/websocket", "websocket: invalid compression negotiation"),
     ),
+    # A permessage-deflate answer with parameters the client cannot take (RFC 7692 §7.1):
+    # Chromium's line ends with which one (an unexpected or an invalid parameter), python
+    # websockets' with the parameters as it parsed them (both read from the real clients in
+    # tests/test_negotiation_live.py; Node ws's from the sweep of the thirtieth session)
+    "deflate_params": (
+        ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
+                   "Error in permessage-deflate: ..."),
+        ("Node ws", "Invalid Sec-WebSocket-Extensions header"),
+        ("python websockets", "NegotiationError: Unsupported extension: name = "
+                              "permessage-deflate, params = ..."),
+    ),
     # No answer to the handshake, by how the wait ended (checks/transport.py): every line
     # below is what the real client printed against a server that did that
     # (tests/test_no_response_live.py). Still waiting when the capture ended: what each
@@ -403,6 +414,7 @@ KIND_OF_FINDING = {
     "ws_protocol_not_chosen": "protocol_not_chosen",
     "ws_protocol_not_offered": "protocol_not_offered",
     "ws_extension_not_offered": "extension",
+    "ws_deflate_params_invalid": "deflate_params",
     "ws_closed_with_error": "closed",
     "ws_text_not_utf8": "text_not_utf8",
     "ws_server_frame_masked": "server_frame_masked",
