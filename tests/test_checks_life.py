@@ -53,7 +53,8 @@ def both_close(first: str, code: int, delay: float, reason: str = "") -> tuple:
                                     else c.server_fin(0.001))))
 
 
-ALL_LIFE = ("idle_timeout_after_switch", "closed_without_close_frame", "close_message_too_big",
+ALL_LIFE = ("keepalive_ping_unanswered", "idle_timeout_after_switch", "closed_without_close_frame",
+            "close_message_too_big",
             "close_internal_error", "close_service_restart", "close_try_again_later",
             "close_bad_gateway", "close_application_error", "close_error_in_life",
             "close_going_away")
@@ -66,7 +67,8 @@ def _not(*ids: str) -> tuple[str, ...]:
 def _code_case(code: int, check: str, verdict: Verdict = DROPPED) -> Case:
     return Case(f"server Close {code} after the watch window, then the handshake",
                 switched(*WORKED, *both_close("server", code, 5.0)), verdict, check,
-                absent=_not(check), evidence={check: ("fin",)}, found={check: (str(code),)})
+                absent=_not(check), evidence={check: ("close",)},
+                found={check: (str(code), "after 5.0 s")})
 
 
 LIFE_CASES: tuple[Case, ...] = (
@@ -101,6 +103,57 @@ LIFE_CASES: tuple[Case, ...] = (
     _code_case(1014, "close_bad_gateway"),
     _code_case(4001, "close_application_error"),
     _code_case(1008, "close_error_in_life"),
+    # B6 (sweep30b): a Close just past the window, the FIN seconds later: the Close's own
+    # time and frame, not the FIN's
+    Case("client Close 1011 at 2.5 s, the server's FIN 8 s later",
+         switched(*WORKED, close("client", 1011, 2.5, "keepalive ping timeout"),
+                  then("fin", lambda c: c.server_fin(8.0)),
+                  then("fin2", lambda c: c.client_fin(0.001))),
+         DROPPED, "close_internal_error", absent=_not("close_internal_error"),
+         evidence={"close_internal_error": ("close",)},
+         found={"close_internal_error": ("after 2.5 s",)}),
+    # Keepalive: the side that closes pinged, and the other side sent nothing after it
+    Case("server Ping at 3 s, no answer, server Close 1000 'ping timed out' 1 s later "
+         "(tornado)",
+         switched(*WORKED, then("ping", lambda c: c.server_ws_frame(Opcode.PING, b"", delay=3.0)),
+                  *both_close("server", 1000, 1.0, "ping timed out")),
+         DROPPED, "keepalive_ping_unanswered", absent=_not("keepalive_ping_unanswered"),
+         evidence={"keepalive_ping_unanswered": ("ping", "close")},
+         found={"keepalive_ping_unanswered": ("server pinged", "nothing from the client",
+                                              "for 1.0 s", "'ping timed out'")}),
+    Case("server Ping at 3 s, no answer, server FIN 0.5 s later (aiohttp's heartbeat)",
+         switched(*WORKED, then("ping", lambda c: c.server_ws_frame(Opcode.PING, b"", delay=3.0)),
+                  then("fin", lambda c: c.server_fin(0.5)),
+                  then("fin2", lambda c: c.client_fin(0.001))),
+         DROPPED, "keepalive_ping_unanswered", absent=_not("keepalive_ping_unanswered"),
+         evidence={"keepalive_ping_unanswered": ("ping", "fin")},
+         found={"keepalive_ping_unanswered": ("then the server sent a FIN",)}),
+    Case("client Ping (masked) at 3 s, no answer, client Close 1011 1 s later (websockets)",
+         switched(*WORKED, then("ping", lambda c: c.client_ws_frame(Opcode.PING, b"abcd",
+                                                                   delay=3.0)),
+                  *both_close("client", 1011, 1.0, "keepalive ping timeout")),
+         DROPPED, "keepalive_ping_unanswered",
+         absent=_not("keepalive_ping_unanswered", "close_internal_error"),
+         evidence={"keepalive_ping_unanswered": ("ping", "close")},
+         found={"keepalive_ping_unanswered": ("client pinged", "nothing from the server")}),
+    # near misses
+    Case("server Ping at 3 s answered by a Pong, then server Close 1000 1 s later",
+         switched(*WORKED, then("ping", lambda c: c.server_ws_frame(Opcode.PING, b"", delay=3.0)),
+                  then("pong", lambda c: c.client_ws_frame(Opcode.PONG, b"", delay=0.01)),
+                  *both_close("server", 1000, 1.0)),
+         SUCCEEDED, None, absent=ALL_LIFE),
+    Case("server Ping at 3 s, client data after it (no Pong), server Close 1000 1 s later",
+         switched(*WORKED, then("ping", lambda c: c.server_ws_frame(Opcode.PING, b"", delay=3.0)),
+                  client_frame(delay=0.2), *both_close("server", 1000, 1.0)),
+         SUCCEEDED, None, absent=ALL_LIFE),
+    Case("server Ping then server Close 10 ms later: no wait, no timeout",
+         switched(*WORKED, then("ping", lambda c: c.server_ws_frame(Opcode.PING, b"", delay=3.0)),
+                  *both_close("server", 1000, 0.01)),
+         SUCCEEDED, None, absent=ALL_LIFE),
+    Case("server Ping unanswered, but the client closes (Close 1000) 1 s later",
+         switched(*WORKED, then("ping", lambda c: c.server_ws_frame(Opcode.PING, b"", delay=3.0)),
+                  *both_close("client", 1000, 1.0)),
+         SUCCEEDED, None, absent=ALL_LIFE),
     Case("server Close 1011 then RST without the echo",
          switched(*WORKED, close("server", 1011, 5.0, "boom"),
                   then("rst", lambda c: c.server_rst(0.01))),

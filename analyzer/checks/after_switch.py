@@ -14,6 +14,7 @@ from analyzer.exchange.first_bytes import (
 )
 from analyzer.exchange.model import WINDOW_OVER, AfterSwitch, Attempt, TcpEvent
 from analyzer.exchange.switch import DEFAULT_WINDOW, looked_frames
+from analyzer.life.state import KEEPALIVE_MIN_WAIT
 from analyzer.remembered import Remembered
 from analyzer.websocket.frames import (
     CloseCode,
@@ -23,6 +24,7 @@ from analyzer.websocket.frames import (
     describe,
     parse_close,
 )
+from analyzer.websocket.keepalive import engineio_pinger, is_keepalive_ping
 
 _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 # The opcodes as plain ints: the loops below run per frame seen after a switch (up to 32 per
@@ -42,7 +44,10 @@ def check_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
     findings: list[Finding] = []
     if facts.websocket:
         findings.extend(websocket_frame_findings(attempt, after, window))
-        findings.extend(_unanswered_ping(after, attempt.tcp.end_time))
+        keepalive = keepalive_timeout(attempt, after, window)
+        # (the same unanswered Ping, with its consequence: said once)
+        findings.extend(_unanswered_ping(after, attempt.tcp.end_time) if keepalive is None
+                        else (keepalive,))
     if facts.protocol == "h2c":
         findings.extend(_h2c(attempt, after))
     if facts.protocol == "connect" and (after.client_prefix or after.server_prefix):
@@ -347,6 +352,47 @@ def _unanswered_ping(after: AfterSwitch, end_time: float) -> list[Finding]:
         return [Finding("ws_ping_unanswered", f"a Pong from the {other}", what,
                         (seen.frame,), other)]
     return []
+
+
+def keepalive_timeout(attempt: Attempt, after: AfterSwitch, window: float,
+                      switch: str = "switch") -> Finding | None:
+    """`keepalive_timeout_after_switch`: the side that closed first within the window (its
+    Close frame, else its FIN or RST) had sent a keepalive ping (a Ping, or Engine.IO's
+    "2") after the other side's last frame, at least KEEPALIVE_MIN_WAIT before it closed:
+    its keepalive gave up. (Past the window the life's rule says it: checks/life.py.)"""
+    frames = after.frames
+    close = next((seen for seen in frames if seen.ws.opcode == _CLOSE), None)
+    tcp = attempt.tcp
+    ends = [(end.time, side, end.frame, how) for side, how, end in (
+        ("client", "FIN", tcp.client_fin), ("server", "FIN", tcp.server_fin),
+        ("client", "reset", tcp.client_rst), ("server", "reset", tcp.server_rst))
+        if end is not None]
+    if close is not None and not any(when < close.time for when, *_ in ends):
+        code = _close_of(close.ws.payload_prefix)
+        how = "Close" + (f" {code.code}" if code.code is not None else "") + (
+            f" ('{code.reason}')" if code.reason else "")
+        when, closer, frame = close.time, close.side, close.frame
+    elif ends:
+        when, closer, frame, how = min(ends)
+    else:
+        return None
+    if not 0 <= when - after.switch_time <= window:
+        return None
+    silent = "server" if closer == "client" else "client"
+    heard = [seen.time for seen in frames if seen.side == silent and seen.time <= when]
+    if len(heard) >= DEFAULT_WINDOW.frames:
+        return None  # the watch stopped reading that side
+    eio = engineio_pinger(getattr(attempt.request_head, "target", "") or "") == closer
+    last_heard = heard[-1] if heard else 0.0
+    ping = next((seen for seen in frames if seen.side == closer and last_heard < seen.time < when
+                 and is_keepalive_ping(seen.ws, eio)), None)
+    if ping is None or when - ping.time < KEEPALIVE_MIN_WAIT:
+        return None
+    return Finding("keepalive_timeout_after_switch", f"a Pong from the {silent}",
+                   f"{closer} pinged {_ms(ping.time - after.switch_time)} after the {switch}; "
+                   f"nothing from the {silent} for {_ms(when - ping.time)}; then the {closer} "
+                   f"sent a {how} {_ms(when - after.switch_time)} after the {switch}",
+                   (ping.frame, frame), silent)
 
 
 def _h2c(attempt: Attempt, after: AfterSwitch) -> list[Finding]:

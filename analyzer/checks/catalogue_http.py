@@ -366,6 +366,24 @@ HTTP: tuple[Check, ...] = in_phase(
           "connection the same way.",
           "Read the server's log (and the proxy's, if one is in front) at that time: the "
           "handler's error, or a proxy's 'upstream timed out'."),
+    Check("keepalive_timeout_after_switch", E, Effect.ABORT, "RFC 6455 §5.5.2, §5.5.3",
+          "a keepalive ping got no answer: the side that pinged gave up and closed",
+          "One side sent a keepalive ping (a Ping frame, or Engine.IO's ping packet \"2\", "
+          "which must be answered \"3\"), the other side sent nothing at all after it "
+          "(no Pong, no data), and the pinging side then closed the connection, with a "
+          "Close frame or a bare FIN or RST, within the first moments. \"Upon receipt of a "
+          "Ping frame, an endpoint MUST send a Pong frame in response\" (§5.5.2); the "
+          "pinging side's keepalive timer ran out: python websockets and uvicorn close with "
+          "1011 'keepalive ping timeout', tornado with 1000 'ping timed out', aiohttp's "
+          "heartbeat closes the TCP connection without a Close frame, Socket.IO after "
+          "pingTimeout. The silent side was stalled (a blocked event loop, a long "
+          "synchronous task, a process suspended or paused in a debugger), overloaded, "
+          "or a proxy or middlebox on the path dropped the frames.",
+          "Look at the silent side at that moment: its event loop, CPU and memory, its "
+          "network path (and whether a proxy passes Ping and Pong frames). If it is only "
+          "slow, raise the pinging side's ping timeout (websockets ping_timeout, tornado "
+          "websocket_ping_timeout, aiohttp heartbeat, Socket.IO pingTimeout). Pinging more "
+          "often does not help."),
     Check("ended_without_close_after_switch", E, Effect.ABORT, "RFC 6455 §7.1.5",
           "the connection ended without a Close frame soon after the switch",
           "Frames went by after the 101, then the connection ended with a FIN or a RST within "

@@ -30,6 +30,24 @@ LIFE: tuple[Entry, ...] = (
      "expires, or an application timer.",
      "Find the limit named by the age (e.g. an ingress or load balancer maximum connection "
      "age, a session or token lifetime) and raise it, or make clients reconnect before it."),
+    ("keepalive_ping_unanswered", "error", "dropped", "RFC 6455 §5.5.2, §5.5.3",
+     "a keepalive ping got no answer: the side that pinged gave up and closed",
+     "One side sent a keepalive ping (a Ping frame, or Engine.IO's ping packet \"2\", which "
+     "must be answered \"3\"), the other side sent nothing at all after it (no Pong, no "
+     "data), and the pinging side then closed the connection, with a Close frame or a "
+     "bare FIN or RST. \"Upon receipt of a Ping frame, an endpoint MUST send a Pong frame "
+     "in response\" (§5.5.2); the pinging side's keepalive timer ran out: python "
+     "websockets and uvicorn close with 1011 'keepalive ping timeout', tornado with 1000 "
+     "'ping timed out', aiohttp's heartbeat closes the TCP connection without a Close "
+     "frame, Socket.IO after pingTimeout. The silent side was stalled (a blocked event "
+     "loop, a long synchronous task, a process suspended or paused in a debugger, a "
+     "phone's app in the background), overloaded, or a proxy or middlebox on the path "
+     "dropped the frames.",
+     "Look at the silent side at that moment: its event loop, CPU and memory, its network "
+     "path (and whether a proxy passes Ping and Pong frames). If it is only slow, raise the "
+     "pinging side's ping timeout (websockets ping_timeout, tornado "
+     "websocket_ping_timeout, aiohttp heartbeat, Socket.IO pingTimeout). Pinging more "
+     "often does not help."),
     ("idle_timeout_after_switch", "error", "dropped", "RFC 6455 §5.5.2",
      "closed after a silence, without a Close frame: most likely an idle timeout",
      "After working past its first moments, the connection carried nothing for N seconds "

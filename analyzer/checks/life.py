@@ -42,7 +42,7 @@ def close_finding(life: Lifetime, frames: tuple[int, ...]) -> Finding | None:
         return None
     said = f"{life.close_side} sent Close {code}" + (
         f" ({life.close_reason!r})" if life.close_reason else "") + (
-        f" after {life.duration_s:.1f} s")
+        f" after {life.close_after_s:.1f} s")
     if code == 1001:
         check = "close_going_away"
     elif code in _SPECIFIC:
@@ -57,6 +57,30 @@ def close_finding(life: Lifetime, frames: tuple[int, ...]) -> Finding | None:
                    side=life.close_side)
 
 
+def _keepalive(life: Lifetime) -> list[Finding]:
+    """`keepalive_ping_unanswered`: the side that ended the connection had sent a keepalive
+    ping that the other side answered with no byte before it closed (life/state.py)."""
+    if not life.ping_frame:
+        return []
+    pinger = life.closed_by
+    silent = "server" if pinger == "client" else "client"
+    if life.how in (CLOSE_HANDSHAKE, CLOSE_FRAME):
+        how = f"Close {life.close_code}" if life.close_code is not None else "Close"
+        how += f" ({life.close_reason!r})" if life.close_reason else ""
+        gave_up, frame = life.close_after_s, life.close_frame or life.end_frame
+    else:
+        how = "reset" if life.how == RST else "FIN"
+        gave_up, frame = life.duration_s, life.end_frame
+    start = life.end_time - life.duration_s
+    pinged = max(life.ping_time - start, 0.0)
+    return [Finding(
+        "keepalive_ping_unanswered", f"a Pong from the {silent}",
+        f"{pinger} pinged {pinged:.1f} s after the switch; nothing from the {silent} for "
+        f"{gave_up - pinged:.1f} s; then the {pinger} sent a {how} "
+        f"{gave_up:.1f} s after the switch",
+        (life.ping_frame,) + ((frame,) if frame else ()), side=silent)]
+
+
 def check_life(life: Lifetime, proxy_client: bool = False) -> list[Finding]:
     """The findings of one connection's end (none while it is open, or for a normal end);
     ``proxy_client``: its client is a proxy (a back leg, correlate.py), whose quiet end is its
@@ -64,9 +88,13 @@ def check_life(life: Lifetime, proxy_client: bool = False) -> list[Finding]:
     if life.how == OPEN or not life.websocket:
         return []  # (an h2c or CONNECT tunnel: its end is recorded, not judged)
     frames = (life.end_frame,) if life.end_frame else ()
+    keepalive = _keepalive(life)
     if life.how in (CLOSE_HANDSHAKE, CLOSE_FRAME):
-        found = close_finding(life, frames)
-        return [found] if found is not None else []
+        close_frames = (life.close_frame,) if life.close_frame else frames
+        found = close_finding(life, close_frames)
+        return keepalive + ([found] if found is not None else [])
+    if keepalive:  # (its own cause: not an idle timeout, nor a close without a reason)
+        return keepalive
     assert life.how in (FIN, RST)
     by_proxy = proxy_client and life.closed_by == "client"
     closer = "the proxy" if by_proxy else life.closed_by

@@ -10,6 +10,8 @@ cdef enum:
     _LIFE_TAIL = 131  # life.state.TAIL_BYTES: the longest Close frame, 2 + 4 + 125 bytes
     _LIFE_KEY = 36  # the longest flow key (IPv6: two addresses, two ports)
     _CLOSE = 0x88  # a Close frame's first byte (FIN + opcode 8)
+    _LONE_PING = 1  # life.state.PING, CLOSE: what `_lone_frame` says
+    _LONE_CLOSE = 2
 
 
 cdef struct _LifeFlow:
@@ -25,6 +27,11 @@ cdef struct _LifeFlow:
     # past the bytes), not an end; 2: the end is a lost FIN told from it (`_Flow.lost`). In
     # the struct's padding, so it costs nothing.
     unsigned char lost
+    # `_Flow.ping_held` and `_Flow.eio` (in the padding too)
+    unsigned char ping_held, eio
+    long long data_frame  # the frame of the last new byte (0: not known)
+    double ping  # its first keepalive ping not answered by a byte yet (0.0: none)
+    long long ping_frame
 
 
 cdef struct _LifeEntry:
@@ -89,9 +96,53 @@ cdef int _tail_add(_LifeFlow* f, const unsigned char* p, Py_ssize_t n) except -1
     return 0
 
 
+cdef inline bint _life_ended(_LifeFlow* f) noexcept:
+    return f.end != 0.0 and f.lost != 1
+
+
+cdef inline int _lone_frame(const unsigned char* p, Py_ssize_t n, bint eio) noexcept:
+    """`life.state.lone_frame`: _LONE_PING or _LONE_CLOSE when the bytes are exactly one
+    final Ping (``eio``: or text "2") or Close frame with a 7-bit length, else 0."""
+    cdef int opcode, masked, length
+    if n < 2 or n > 131 or not p[0] & 0x80:
+        return 0
+    opcode = p[0] & 0x0F
+    masked = p[1] & 0x80
+    length = p[1] & 0x7F
+    if length > 125 or n != 2 + (4 if masked else 0) + length:
+        return 0
+    if opcode == 0x9:
+        return _LONE_PING
+    if opcode == 0x8:
+        return _LONE_CLOSE
+    if eio and opcode == 0x1 and length == 1 and not p[0] & 0x70:
+        return _LONE_PING if ((p[6] ^ p[2]) if masked else p[2]) == 0x32 else 0
+    return 0
+
+
+cdef inline void _life_pinged(_LifeEntry* e, int side, const unsigned char* p, Py_ssize_t n,
+                              long long frame, double t) noexcept:
+    """`Life._pinged`: new bytes of ``side`` answer the other side's waiting ping, and may
+    be a keepalive ping of its own or the Close that ends its wait."""
+    cdef _LifeFlow* f = &e.flows[side]
+    cdef _LifeFlow* o = &e.flows[1 - side]
+    cdef int kind
+    if o.ping != 0.0 and not o.ping_held and not _life_ended(o):
+        o.ping = 0.0
+        o.ping_frame = 0
+    if f.ping_held or not frame or n > 131:
+        return
+    kind = _lone_frame(p, n, f.eio)
+    if kind == _LONE_PING and f.ping == 0.0:
+        f.ping = t
+        f.ping_frame = frame
+    elif kind == _LONE_CLOSE and f.ping != 0.0:
+        f.ping_held = 1
+
+
 cdef int _life_take(_LifeEntry* e, int side, unsigned int seq, const unsigned char* p,
-                    Py_ssize_t n, double t) except -1:
-    """`Life.take`: a segment of ``side``, its time and its new bytes."""
+                    Py_ssize_t n, double t, long long frame) except -1:
+    """`Life.take`: a segment of ``side`` (frame ``frame``), its time and its new bytes."""
     cdef _LifeFlow* f = &e.flows[side]
     cdef unsigned long long ahead
     e.last_time = t
@@ -103,6 +154,7 @@ cdef int _life_take(_LifeEntry* e, int side, unsigned int seq, const unsigned ch
         return 0  # a retransmission or an old segment
     f.sent += ahead
     f.data = t
+    f.data_frame = frame
     if f.lost == 1:  # the number acknowledged was a byte (`Life.take`)
         f.lost = 0
         f.end = 0.0
@@ -110,11 +162,8 @@ cdef int _life_take(_LifeEntry* e, int side, unsigned int seq, const unsigned ch
     if <Py_ssize_t>ahead < n:
         p += n - <Py_ssize_t>ahead
         n = <Py_ssize_t>ahead
+    _life_pinged(e, side, p, n, frame, t)
     return _tail_add(f, p, n)
-
-
-cdef inline bint _life_ended(_LifeFlow* f) noexcept:
-    return f.end != 0.0 and f.lost != 1
 
 
 cdef inline bint _life_answers(_LifeEntry* e, int side, long long ack) noexcept:

@@ -280,6 +280,9 @@ cdef class LifeTable:
             f.end_frame = flow.end_frame
             f.reset = flow.reset
             f.lost = 2 if flow.lost else 0
+            f.data_frame = flow.data_frame
+            f.ping, f.ping_frame = flow.ping, flow.ping_frame
+            f.ping_held, f.eio = flow.ping_held, flow.eio
             proof = flow.proof
             if proof is not None and not flow.end:
                 f.end_frame, f.end = proof
@@ -310,7 +313,7 @@ cdef class LifeTable:
         e = &self.entries[v >> 1]
         if _life_answers(e, v & 1, ack):
             return False
-        _life_take(e, v & 1, seq, payload, len(payload), time)
+        _life_take(e, v & 1, seq, payload, len(payload), time, frame)
         _life_ack(e, v & 1, ack, frame, time)
         return True
 
@@ -323,7 +326,7 @@ cdef class LifeTable:
         cdef _LifeFlow* f = &e.flows[side]
         cdef _LifeFlow* o = &e.flows[1 - side]
         cdef bint answered
-        _life_take(e, side, seq, payload, len(payload), time)
+        _life_take(e, side, seq, payload, len(payload), time, frame)
         answered = _life_ack(e, side, ack, frame, time)
         if flags & 0x04:  # Life.rst
             if not _life_ended(f):
@@ -365,6 +368,9 @@ cdef class LifeTable:
             f = &e.flows[side]
             flow = self.flow_class(f.base, f.sent, f.first, f.last)
             flow.data, flow.reset = f.data, f.reset
+            flow.data_frame = f.data_frame
+            flow.ping, flow.ping_frame = f.ping, f.ping_frame
+            flow.ping_held, flow.eio = bool(f.ping_held), bool(f.eio)
             if f.lost == 1:
                 flow.proof = (f.end_frame, f.end)
             else:
@@ -432,7 +438,7 @@ cdef class LifeTable:
                 return False
         start = l3 + 20 + ((ip[32] >> 4) << 2)
         n = packet_end - start if start < packet_end else 0
-        _life_take(e, v & 1, _u32(ip + 24, False), ip - l3 + start, n, t)
+        _life_take(e, v & 1, _u32(ip + 24, False), ip - l3 + start, n, t, ledger.base + index)
         if ack >= 0:
             _life_ack(e, v & 1, ack, ledger.base + index, t)
         self.taken += 1

@@ -65,7 +65,7 @@ from analyzer.http2.events import (
     setting_name,
 )
 from analyzer.http2.reader import H2Reader
-from analyzer.life.state import TAIL_BYTES
+from analyzer.life.state import TAIL_BYTES, pending_pings
 from analyzer.reassembly import Connection
 
 MAX_STREAMS = 100  # streams followed at once per connection (RFC 9113 §6.5.2 suggests >= 100)
@@ -446,11 +446,14 @@ class H2Stage:
         seen = watch.last_seen
         ends = tuple(None if e is None else (e.frame, e.time) for e in stream.ends)
         head = request.head if request is not None else None
-        self._lives.start(attempt, stream.id, watch.switch_time,
-                          str(getattr(head, "target", "")), watch.websocket,
+        target = str(getattr(head, "target", ""))
+        after = attempt.after
+        pings = pending_pings(after, target, (seen[0], seen[1])) \
+            if watch.websocket and after is not None and after.frames else (None, None)
+        self._lives.start(attempt, stream.id, watch.switch_time, target, watch.websocket,
                           (stream.data[0], stream.data[1]), first,
                           (seen[0] or first[0], seen[1] or first[1]),
-                          (stream.tails[0], stream.tails[1]), (ends[0], ends[1]))
+                          (stream.tails[0], stream.tails[1]), (ends[0], ends[1]), pings)
 
     def _note(self, stream: StreamState, event: H2Event, label: str) -> None:
         if len(stream.notes) < MAX_STREAM_NOTES:

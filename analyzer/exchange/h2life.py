@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from analyzer.exchange.model import Attempt
 from analyzer.life.model import attempt_key
-from analyzer.life.state import Life, Sink, start_stream_life
+from analyzer.life.state import Life, Ping, Sink, start_stream_life
 from analyzer.reassembly import Connection
 
 STREAM_ENDED = "stream ended"
@@ -58,21 +58,22 @@ class StreamLives:
     def start(self, attempt: Attempt, stream_id: int, switch_time: float, target: str,
               websocket: bool, sent: tuple[int, int], first: tuple[float, float],
               last: tuple[float, float], tails: tuple[bytes, bytes],
-              ends: tuple[tuple[int, float] | None, tuple[int, float] | None]) -> None:
+              ends: tuple[tuple[int, float] | None, tuple[int, float] | None],
+              pings: tuple[Ping | None, Ping | None] = (None, None)) -> None:
         """A stream whose watch is over goes into life (after its attempt was emitted). The
-        tuples are by HTTP/2 side (client, server)."""
+        tuples are by HTTP/2 side (client, server); ``pings``: `pending_pings`."""
         key = attempt_key(attempt.first_frame, attempt.sequence, attempt.stream_id)
         c = self._client
         life = start_stream_life(key, c, switch_time, target, websocket, _by_side(c, sent),
                                  _by_side(c, first), _by_side(c, last), _by_side(c, tails),
-                                 _by_side(c, ends), self._sink)
+                                 _by_side(c, ends), self._sink, _by_side(c, pings))
         self._lives[stream_id] = (life, list(_by_side(c, sent)))
 
     def data(self, h2_side: int, stream_id: int, data: bytes, skipped: int, end_stream: bool,
              frame: int, time: float) -> None:
         life, sent = self._lives[stream_id]
         side = self._side(h2_side)
-        life.take(side, sent[side], data, time)
+        life.take(side, sent[side], data, time, frame)
         sent[side] += len(data) + skipped
         if end_stream and life.fin(side, frame, time):
             self._end(stream_id, time, STREAM_ENDED)

@@ -4,7 +4,7 @@ of the new protocol, feeding it both sides' bytes, and handing the attempt on wh
 from __future__ import annotations
 
 from analyzer.exchange.holes import HoleRecovery
-from analyzer.exchange.model import WINDOW_OVER, Message
+from analyzer.exchange.model import WINDOW_OVER, AfterSwitch, Message
 from analyzer.exchange.pending import Mode, PendingRequest, Switch, new_switch
 from analyzer.exchange.switch import switch_watch
 from analyzer.life.model import attempt_key
@@ -74,7 +74,7 @@ class SwitchFollower(HoleRecovery):
             if self._past_watch(time):  # in life now: these bytes are its first
                 life = self._conn.life
                 if life is not None:
-                    life.seen(side, data, time)
+                    life.seen(side, data, time, frame)
                 return
             self._finish_switch(time, WINDOW_OVER)
         elif switch.watch.observe(side == self._client, data, frame, time):
@@ -103,14 +103,14 @@ class SwitchFollower(HoleRecovery):
         self._flush_unanswered(time, reason)
         self._done = True
         if reason == WINDOW_OVER and self._run.life_sink is not None:
-            self._live_on(switch, time)
+            self._live_on(switch, after)
         else:
             self._ignore()
 
-    def _live_on(self, switch: Switch, time: float) -> None:
+    def _live_on(self, switch: Switch, after: AfterSwitch) -> None:
         """The watch is over and the connection still open: it is let go into the life
         state (analyzer/life/state.py), which follows it cheaply to its end."""
-        from analyzer.life.state import start_life
+        from analyzer.life.state import pending_pings, start_life
 
         conn = self._conn
         client = self._client_side()
@@ -125,7 +125,10 @@ class SwitchFollower(HoleRecovery):
         assert sink is not None
         seen = switch.watch.last_seen
         last = (seen[0] or first[0], seen[1] or first[1])  # each side's last bytes (client, server)
+        pings = pending_pings(after, str(target), (seen[0], seen[1])) \
+            if switch.watch.websocket and after.frames else (None, None)
         life = start_life(conn, self._tcp, client, switch.watch.switch_time, str(target),
                           switch.watch.websocket, first if client == 0 else first[::-1],
-                          last if client == 0 else last[::-1], sink, key)
+                          last if client == 0 else last[::-1], sink, key,
+                          pings if client == 0 else (pings[1], pings[0]))
         let_go(conn, life)

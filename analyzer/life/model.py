@@ -43,10 +43,25 @@ class Lifetime:
     # a WebSocket (the life rules and groups read only those: an h2c or CONNECT tunnel has
     # no Close frame to miss)
     websocket: bool = True
+    # the first Close frame's frame (0: not known, e.g. read in C from TLS records) and time
+    close_frame: int = 0
+    close_time: float = 0.0
+    # a keepalive ping of the side that ended it which the other side never answered (no
+    # byte) before that side closed, at least KEEPALIVE_MIN_WAIT before (0: none)
+    ping_frame: int = 0
+    ping_time: float = 0.0
 
     @property
     def ended(self) -> bool:
         return self.how != OPEN
+
+    @property
+    def close_after_s(self) -> float:
+        """Seconds from the switch to the first Close frame (to the end when its time is not
+        known): a Close sent just past the watch window and a FIN seconds later are apart."""
+        if not self.close_time:
+            return self.duration_s
+        return round(max(self.close_time - (self.end_time - self.duration_s), 0.0), 6)
 
 
 @dataclass(frozen=True, slots=True)

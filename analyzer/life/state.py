@@ -28,8 +28,10 @@ from analyzer.exchange.model import Endpoint
 from analyzer.life.close import close_at_end
 from analyzer.life.model import CLOSE_FRAME, CLOSE_HANDSHAKE, FIN, OPEN, RST, Lifetime
 from analyzer.reassembly.connection import LIFE_IDLE_TIMEOUT  # the reassembler's, one value
+from analyzer.websocket.keepalive import engineio_pinger, is_keepalive_ping
 
 if TYPE_CHECKING:
+    from analyzer.exchange.model import AfterSwitch
     from analyzer.exchange.tcplog import TcpLog
     from analyzer.reassembly import Connection
 
@@ -41,6 +43,39 @@ _CLOSE = b"\x88"
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 _EMPTY = b""
+
+# What one segment's new bytes are when they are exactly one small frame (`lone_frame`): a
+# keepalive ping (a Ping, or Engine.IO's "2" where that side pings) or a Close. Keepalive
+# pings and Closes go in segments of their own (each is one write, and the libraries turn
+# Nagle off), so a direction's frames need not be walked to find them.
+PING, CLOSE = 1, 2
+_PING_OPCODE, _CLOSE_OPCODE, _TEXT_OPCODE = 0x9, 0x8, 0x1
+_EIO_PING = 0x32  # Engine.IO's ping packet: the text "2"
+
+
+def lone_frame(data: bytes, eio: bool) -> int:
+    """PING or CLOSE when ``data`` is exactly one final Ping (``eio``: or one text frame
+    "2", Engine.IO's ping) or Close frame with a 7-bit length, else 0."""
+    size = len(data)
+    if size < 2 or size > 131 or not data[0] & 0x80:
+        return 0
+    opcode = data[0] & 0x0F
+    masked, length = data[1] & 0x80, data[1] & 0x7F
+    if length > 125 or size != 2 + (4 if masked else 0) + length:
+        return 0
+    if opcode == _PING_OPCODE:
+        return PING
+    if opcode == _CLOSE_OPCODE:
+        return CLOSE
+    if eio and opcode == _TEXT_OPCODE and length == 1 and not data[0] & 0x70:
+        return PING if (data[6] ^ data[2] if masked else data[2]) == _EIO_PING else 0
+    return 0
+
+
+# A keepalive gives up after its timeout; a close that comes sooner after the ping (the side
+# pinged and closed for its own reasons) says nothing of the ping. aiohttp's heartbeat waits
+# half its interval (0.5 s for heartbeat=1), the shortest seen; a Pong on a LAN comes in ms.
+KEEPALIVE_MIN_WAIT = 0.25
 
 
 def keep_tail(tail: bytes, new: bytes) -> bytes:
@@ -58,7 +93,7 @@ class _Flow:
     """One direction of a connection in life."""
 
     __slots__ = ("base", "sent", "first", "last", "data", "tail", "end", "end_frame", "reset",
-                 "proof", "lost")
+                 "proof", "lost", "data_frame", "ping", "ping_frame", "ping_held", "eio")
 
     def __init__(self, base: int, sent: int, first: float, last: float) -> None:
         self.base = base  # sequence number of stream offset 0
@@ -76,6 +111,15 @@ class _Flow:
         # Its end is a FIN the capture lost, told from its proof: it came before its frame,
         # which acknowledged it (so it ended first at a tie, as `model.came_first` has it).
         self.lost = False
+        self.data_frame = 0  # the frame of the last new byte (0: not known)
+        # Its first keepalive ping the other side has not answered with any byte yet (time
+        # 0.0: none), and whether that is for good (``ping_held``: this side closed, by a
+        # Close frame or its end, while it waited, so later bytes of the other side do not
+        # answer it).
+        self.ping = 0.0
+        self.ping_frame = 0
+        self.ping_held = False
+        self.eio = False  # its text "2" is a ping (Engine.IO, `engineio_pinger`)
 
 
 class Sink(Protocol):
@@ -105,8 +149,8 @@ class Life:
         self.decided: object = None  # the verdict at the watch's end (set by the pipeline)
         self.ended = False
 
-    def take(self, side: int, seq: int, payload: bytes, time: float) -> None:
-        """A segment of ``side``: its time, and its bytes if they are new."""
+    def take(self, side: int, seq: int, payload: bytes, time: float, frame: int = 0) -> None:
+        """A segment of ``side`` (frame ``frame``): its time, and its bytes if they are new."""
         flow = self.flows[side]
         flow.last = time
         if not payload:
@@ -118,9 +162,28 @@ class Life:
             return
         flow.sent += ahead
         flow.data = time
+        flow.data_frame = frame
         flow.proof = None  # the number acknowledged was a byte (or came before these)
         new = payload if ahead >= len(payload) else payload[len(payload) - ahead:]
         flow.tail = keep_tail(flow.tail, new)
+        self._pinged(side, new, frame, time)
+
+    def _pinged(self, side: int, new: bytes, frame: int, time: float) -> None:
+        """New bytes of ``side``: they answer the other side's waiting ping (any byte shows
+        the peer alive), and may be a keepalive ping of its own or the Close that ends its
+        wait (`lone_frame`)."""
+        other = self.flows[1 - side]
+        if other.ping and not other.ping_held and not other.end:
+            other.ping = 0.0
+            other.ping_frame = 0
+        flow = self.flows[side]
+        if flow.ping_held or not frame or len(new) > 131:
+            return  # (frame 0: not known, a decrypted session's records: not looked at)
+        kind = lone_frame(new, flow.eio)
+        if kind == PING and not flow.ping:
+            flow.ping, flow.ping_frame = time, frame
+        elif kind == CLOSE and flow.ping:
+            flow.ping_held = True
 
     def tail(self, side: int) -> bytes:
         """The bytes ``side`` keeps where a final Close frame may be (`keep_tail`)."""
@@ -137,8 +200,11 @@ class Life:
         if count:
             flow.sent += count
             flow.data = data_time
+            flow.data_frame = 0  # (not known: the frames stayed in C)
             flow.proof = None
             flow.tail = tail
+            # (pings are not looked for in records read in C; bytes answer the other's)
+            self._pinged(side, _EMPTY, 0, data_time)
 
     # A lost FIN (as the reassembly's, delivery.py `_lost_fin`): a FIN occupies one sequence
     # number (RFC 9293 §3.4), so when the other side acknowledged exactly one number past a
@@ -177,12 +243,14 @@ class Life:
             flow.lost = True
         flow.proof = None
 
-    def seen(self, side: int, data: bytes, time: float) -> None:
+    def seen(self, side: int, data: bytes, time: float, frame: int = 0) -> None:
         """Bytes the reassembler had already counted when the life began (they ended the
-        watch): only their time and tail."""
+        watch): only their time, frame and tail."""
         flow = self.flows[side]
         flow.last = flow.data = time
+        flow.data_frame = frame
         flow.tail = keep_tail(flow.tail, data)
+        self._pinged(side, data, frame, time)
 
     def fin(self, side: int, frame: int, time: float, lost: bool = False) -> bool:
         """A FIN of ``side`` (``lost``: one the capture lost, told by the reassembly at the
@@ -225,10 +293,13 @@ class Life:
         code: int | None = None
         close_side = ""
         close_reason = ""
+        close_frame, close_time = 0, 0.0
         if sent:
-            # the first Close sent: the one whose direction fell silent first
+            # the first Close sent: the one whose direction fell silent first (a Close read
+            # at a direction's end is its last bytes: their time and frame are the Close's)
             (code, close_reason), side = min(sent, key=lambda cs: self.flows[cs[1]].data)
             close_side = names[side]
+            close_frame, close_time = self.flows[side].data_frame, self.flows[side].data
         ended = bool(ends) and reason not in ("end of capture", "idle", "evicted")
         if not ended:
             # Past LIFE_IDLE_TIMEOUT of silence a connection is not claimed open any more
@@ -249,6 +320,13 @@ class Life:
             if sent:  # the side that sent the first Close started the end
                 closer_side = next(s for s, n in names.items() if n == close_side)
         last_data = max(client.data, server.data)
+        ping_frame, ping_time = 0, 0.0
+        if closer_side is not None:
+            # the closer's keepalive ping that nothing answered before it closed
+            pinger = self.flows[closer_side]
+            gave_up = close_time if sent else end_time
+            if pinger.ping and gave_up - pinger.ping >= KEEPALIVE_MIN_WAIT:
+                ping_frame, ping_time = pinger.ping_frame, pinger.ping
         closer = None
         if closer_side is not None:
             closer = Endpoint(addresses[0], addresses[1]) if closer_side == 0 else \
@@ -271,6 +349,10 @@ class Life:
             end_frame=frame,
             end_time=end_time,
             websocket=self.websocket,
+            close_frame=close_frame,
+            close_time=close_time,
+            ping_frame=ping_frame,
+            ping_time=ping_time,
         )
 
 
@@ -280,10 +362,12 @@ _TARGET_CHARS = 100
 
 def start_life(conn: Connection, tcp: TcpLog, client: int, switch_time: float, target: str,
                websocket: bool, first: tuple[float, float], last: tuple[float, float],
-               sink: Sink, key: tuple[int, int, int]) -> Life:
+               sink: Sink, key: tuple[int, int, int],
+               pings: tuple[Ping | None, Ping | None] = (None, None)) -> Life:
     """The life of ``conn`` from now on (called before the reassembler lets it go: each
     direction's first sequence number and offset are read from it here). ``first`` and
-    ``last``: each side's first and last bytes, by reassembler side."""
+    ``last``: each side's first and last bytes, by reassembler side; ``pings``: each side's
+    keepalive ping still unanswered when the watch ended (`pending_pings`)."""
     flows = []
     for side in (0, 1):
         direction = conn.sides[side]
@@ -301,17 +385,54 @@ def start_life(conn: Connection, tcp: TcpLog, client: int, switch_time: float, t
               and len(direction.fin_evidence) == 3):  # a lost FIN's proof, seen in the watch
             flow.proof = direction.fin_evidence[0], direction.fin_evidence[1]
         flows.append(flow)
+    _keepalive(flows, client, target, websocket, pings)
     life = Life(key, client, switch_time, target[:_TARGET_CHARS], websocket,
                 (flows[0], flows[1]), sink)
     sink.started(life)
     return life
 
 
+Ping = tuple[int, float]  # a keepalive ping's (frame, time)
+
+
+def pending_pings(after: AfterSwitch, target: str,
+                  last_seen: tuple[float, float]) -> tuple[Ping | None, Ping | None]:
+    """Each side's (client, server) first keepalive ping seen in the watch that the other
+    side sent no byte after (``last_seen``: each side's last bytes), unless that side
+    closed in the watch too (its Close is the watch's to judge: checks/after_switch.py)."""
+    pinger = engineio_pinger(target)
+    found: list[Ping | None] = [None, None]
+    closed = [False, False]
+    for seen in after.frames:
+        index = 0 if seen.side == "client" else 1
+        if seen.ws.opcode == 0x8:
+            closed[index] = True
+        elif (found[index] is None and seen.time > last_seen[1 - index]
+              and is_keepalive_ping(seen.ws, pinger == seen.side)):
+            found[index] = (seen.frame, seen.time)
+    return (None if closed[0] else found[0], None if closed[1] else found[1])
+
+
+def _keepalive(flows: list[_Flow], client: int, target: str, websocket: bool,
+               pings: tuple[Ping | None, Ping | None]) -> None:
+    """The flows' keepalive state when the life begins: the pings the watch left waiting,
+    and which side's text "2" is Engine.IO's ping."""
+    if not websocket:
+        return
+    pinger = engineio_pinger(target)
+    for side, flow in enumerate(flows):
+        flow.eio = pinger == ("client" if side == client else "server") if pinger else False
+        ping = pings[side]
+        if ping is not None:
+            flow.ping_frame, flow.ping = ping
+
+
 def start_stream_life(key: tuple[int, int, int], client: int, switch_time: float, target: str,
                       websocket: bool, sent: tuple[int, int], first: tuple[float, float],
                       last: tuple[float, float], tails: tuple[bytes, bytes],
                       ends: tuple[tuple[int, float] | None, tuple[int, float] | None],
-                      sink: Sink) -> Life:
+                      sink: Sink, pings: tuple[Ping | None, Ping | None] = (None, None)
+                      ) -> Life:
     """The life of a stream that is not a TCP connection of its own (an RFC 8441 WebSocket
     on an HTTP/2 stream): its stage counts offsets from 0 (``sent``: each side's bytes so far)
     and feeds `Life.take` with them. By reassembler side, as `start_life`; ``ends``: each
@@ -324,6 +445,7 @@ def start_stream_life(key: tuple[int, int, int], client: int, switch_time: float
         if end is not None:
             flow.end_frame, flow.end = end[0], end[1]  # (a lost FIN has a third item)
         flows.append(flow)
+    _keepalive(flows, client, target, websocket, pings)
     life = Life(key, client, switch_time, target[:_TARGET_CHARS], websocket,
                 (flows[0], flows[1]), sink)
     sink.started(life)

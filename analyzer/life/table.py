@@ -104,7 +104,7 @@ class PlainLifeTable:
         if ack >= 0 and life.answers(side, ack):
             return False
         lived.last_time = time
-        life.take(side, seq, payload, time)
+        life.take(side, seq, payload, time, frame)
         if ack >= 0:
             life.acked(side, ack, frame, time)
         return True
@@ -116,7 +116,7 @@ class PlainLifeTable:
         lived, side = self._by_key[key]
         lived.last_time = time
         life = lived.life
-        life.take(side, seq, payload, time)
+        life.take(side, seq, payload, time, frame)
         answered = ack >= 0 and life.acked(side, ack, frame, time)
         if flags & 0x04:
             life.rst(side, frame, time, seq)

@@ -73,9 +73,9 @@ class LifeFollower(Protocol):
     (`analyzer/life/state.py`): each segment's bytes and time, its FIN or RST, its end. No
     reassembly: the segments come as the capture shows them."""
 
-    def take(self, side: int, seq: int, payload: bytes, time: float) -> None: ...
+    def take(self, side: int, seq: int, payload: bytes, time: float, frame: int = 0) -> None: ...
 
-    def seen(self, side: int, data: bytes, time: float) -> None:
+    def seen(self, side: int, data: bytes, time: float, frame: int = 0) -> None:
         """Bytes already reassembled when the life began (they ended the watch)."""
 
     def fin(self, side: int, frame: int, time: float, lost: bool = False) -> bool:

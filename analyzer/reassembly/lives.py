@@ -66,7 +66,7 @@ class LifeRouting:
                       seg: Segment) -> None:
         """A segment of a connection in life: its bytes and time, and the end it makes (a
         RST, or the second FIN) ends the connection at once (no late bytes are awaited)."""
-        life.take(side, seg.seq, seg.payload, seg.time)
+        life.take(side, seg.seq, seg.payload, seg.time, seg.frame)
         flags = seg.flags
         # its ACK may prove the other side's lost FIN, or tell it (`Life.acked`)
         answered = bool(flags & _ACK) and life.acked(side, seg.ack, seg.frame, seg.time)

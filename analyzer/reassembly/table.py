@@ -217,7 +217,7 @@ class Reassembler(InOrder, LifeRouting):
                     self._end_life(key, time, end, finished=True)
                 return True
             conn.last_time = time
-            life.take(side, seq, payload, time)
+            life.take(side, seq, payload, time, frame)
             if flags & _ACK and life.acked(side, ack, frame, time):  # (see `Life.acked`)
                 self._finish(conn, time, "closed")
             return True

@@ -104,7 +104,12 @@ def _life_section(life: Lifetime | None, clean: Cleaner, paint: _Painter) -> str
             end += f", Close {life.close_code}"
             if life.close_reason:
                 end += f" {clean.text(life.close_reason)!r}"
-        end += f" at frame {life.end_frame}" if life.end_frame else ""
+        if life.close_frame:  # the Close's own frame and time, then the TCP end's frame
+            end += (f" at frame {life.close_frame} ({life.close_after_s:.1f} s after the "
+                    f"switch)")
+            end += f", TCP end at frame {life.end_frame}" if life.end_frame else ""
+        else:
+            end += f" at frame {life.end_frame}" if life.end_frame else ""
     return (paint("Life", "bold") + f": {life.duration_s:.1f} s after the switch, {end}; "
             f"{life.idle_before_end_s:.1f} s of silence before the end\n"
             f"   bytes: client {life.client_bytes}, server {life.server_bytes}")

@@ -140,6 +140,8 @@ class TlsStage(TlsReporting, TlsSkipping):
                 life = self._life()
                 if life is None:
                     break
+                # (no frame: the records the compiled skip opens in life give none, and
+                # both paths must agree; tests/test_life_tls.py)
                 life.take(plain.side, plain.offset, plain.data, plain.time)
                 continue
             if self._inner_stopped:
