@@ -624,6 +624,24 @@ class Conversation:
         ack = self._emit(True, t + 2 * step, TcpFlags.ACK)
         return [syn, syn_ack, ack]
 
+    def fast_open(self, payload: bytes, delay: Seconds | None = None,
+                  rtt: Seconds | None = None) -> list[int]:
+        """A TCP Fast Open handshake (RFC 7413): the SYN carries ``payload`` (a request, a
+        ClientHello), which starts at the sequence number after the SYN's; the SYN-ACK
+        acknowledges both."""
+        self._require_fresh("fast_open")
+        step = self.gap_ns if rtt is None else _to_ns(rtt)
+        t = self._time(delay)
+        syn = self._emit(True, t, TcpFlags.SYN, payload, seq=self.isn_client, ack=0,
+                         options=SYN_OPTIONS)
+        after = (self.isn_client + 1 + len(payload)) % SEQ_MOD
+        self._next_seq[True] = after
+        self._stream[True] += payload
+        syn_ack = self._emit(False, t + step, TcpFlags.SYN | TcpFlags.ACK, seq=self.isn_server,
+                             ack=after, options=SYN_OPTIONS)
+        ack = self._emit(True, t + 2 * step, TcpFlags.ACK)
+        return [syn, syn_ack, ack]
+
     def syn_only(self, retries: int = 0, delay: Seconds | None = None) -> list[int]:
         """An unanswered connection attempt: SYN plus ``retries`` retransmissions (1 s, 2 s...)."""
         self._require_fresh("syn_only")

@@ -1633,3 +1633,35 @@ def test_in_life_a_close_notify_before_the_fins_says_who_closed(
         "attempts"]
     assert attempt["verdict"] == "dropped", attempt["reason"]
     assert attempt["lifetime"]["closed_by"] == ("client" if alert else "server")
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_request_carried_in_the_syn_is_read_whole(tmp_path: Path, tls: bool) -> None:
+    """TCP Fast Open (RFC 7413): the SYN carries the request (curl --tcp-fastopen to nginx
+    with `fastopen`) or the ClientHello. Its data starts at the sequence number after the
+    SYN's: the first byte was dropped, `GET /forbid` read as `ET /forbid` (failed
+    ws_method_not_get), and a ClientHello so cut made the session vanish (the sweep of the
+    thirtieth session)."""
+    from analyzer.pipeline import Analysis
+    from analyzer.tls.keylog import load_keylog
+
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443 if tls else 80))
+    if tls:
+        chunks, keys = recorded("ws13")
+        conv.fast_open(chunks[0][1])
+        for side, data in chunks[1:]:
+            conv.send(side == CLIENT, data, delay=0.002)
+    else:
+        conv.fast_open(ws_request())
+        conv.server(http_response(403, "Forbidden", [("Content-Length", "0")]), delay=0.002)
+    conv.client_fin(0.01)
+    conv.server_fin(0.001)
+    write_pcap(tmp_path / "tfo.pcap", [conv])
+    analysis = Analysis(secrets=load_keylog(keys) if tls else None)
+    (diagnosis,) = [d for d in analyze(read_captures([str(tmp_path / "tfo.pcap")], []),
+                                       analysis) if isinstance(d, Diagnosis)]
+    head = diagnosis.attempt.request_head
+    assert head is not None and head.method == "GET", head
+    assert diagnosis.attempt.response_head is not None
+    assert diagnosis.attempt.response_head.status == (101 if tls else 403)
+    assert "ws_method_not_get" not in [f.check for f in diagnosis.findings]

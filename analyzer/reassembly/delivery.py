@@ -124,11 +124,14 @@ class InOrder:
         if conn.ignored:
             return
         payload = seg.payload
+        # (the SYN takes a sequence number of its own: data it carries, TCP Fast Open's
+        # request or ClientHello, RFC 7413, starts at the next one)
+        seq = (seg.seq + 1) & _MASK if flags & _SYN else seg.seq
         if payload and here.holding:
-            self._hold(conn, side, here, here.offset_of(seg.seq), payload, seg.frame, seg.time)
+            self._hold(conn, side, here, here.offset_of(seq), payload, seg.frame, seg.time)
             return
         if payload:
-            offset = here.offset_of(seg.seq)
+            offset = here.offset_of(seq)
             there = conn.sides[1 - side]
             if flags & _ACK and there.base is not None and offset >= here.next_offset:
                 # This segment acknowledges bytes of the other direction not delivered yet
@@ -166,7 +169,7 @@ class InOrder:
             # The bytes before the FIN were all sent, but a capture may still show some of
             # them after it (reordered): the holes they would fill are written off when the
             # connection ends, not here (_finish flushes both sides in capture order).
-            here.fin_end = here.offset_of(seg.seq) + len(payload)
+            here.fin_end = here.offset_of(seq) + len(payload)
             if here.acked == here.fin_end + 1:  # acknowledged before the capture shows it
                 here.acked = here.fin_end  # (acked counts no FIN, _peer_acked)
             here.fin_evidence = (seg.frame, seg.time)
