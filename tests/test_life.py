@@ -12,6 +12,7 @@ import sys
 import tracemalloc
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from analyzer.cli import cli
@@ -19,8 +20,16 @@ from analyzer.life.model import Ended
 from analyzer.life.state import TAIL_BYTES
 from analyzer.pipeline import Analysis
 from analyzer.source import read_records
-from analyzer.verdict import Verdict
-from tests.builder import Conversation, Opcode, websocket_response, write_pcap
+from analyzer.verdict import Diagnosis, Verdict
+from tests.builder import (
+    Conversation,
+    Opcode,
+    http_response,
+    websocket_request,
+    websocket_response,
+    write_pcap,
+    ws_frame,
+)
 from tests.helpers import run_cli
 from tests.test_checks import ws_request
 
@@ -323,3 +332,39 @@ def test_an_open_websocket_is_not_claimed_open_past_the_idle_timeout(tmp_path: P
     assert together["duration_s"] < 3.1 + LIFE_IDLE_TIMEOUT
     alone = lifetime(first)
     assert alone["how"] == "open" and alone["idle_before_end_s"] < 0.1
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("shape", ["refused", "switched", "in life", "port reused"])
+def test_a_second_copy_of_a_finished_connection_is_not_a_second_attempt(
+        tmp_path: Path, compiled: bool, shape: str) -> None:
+    """`dumpcap -i lo -i any` writes each interface's packets in batches, so a connection's
+    second copy (the same ports and first sequence numbers) follows its first after that
+    one ended; a merge of both ends' captures and a link that duplicated a SYN do the same.
+    The copy was listed as an attempt of its own (the sweep of the thirtieth session). The
+    near miss: a new connection on the same ports (another first sequence number)."""
+    copies = []
+    # (the copy after the first ended: a capture file's order, which is what is read)
+    for start, isn in ((1_700_000_000.0, 1000), (1_700_000_005.0, 1000 if shape != "port reused"
+                                                                      else 9000)):
+        conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80), start=start,
+                            isn_client=isn, isn_server=isn + 7)
+        conv.handshake()
+        conv.client(websocket_request("example.com", "/ws"))
+        if shape == "refused":
+            conv.server(http_response(403, "Forbidden", [("Content-Length", "0")]))
+        else:
+            conv.server(websocket_response())
+            conv.client(ws_frame(Opcode.TEXT, "hi", mask=True), delay=0.01)
+            conv.server(ws_frame(Opcode.TEXT, "hi"), delay=0.01)
+            if shape == "in life":  # past its watch window: it ends in life
+                conv.client(ws_frame(Opcode.CLOSE, b"\x03\xe8", mask=True), delay=3.0)
+                conv.server(ws_frame(Opcode.CLOSE, b"\x03\xe8"), delay=0.001)
+        conv.client_fin(0.01)
+        conv.server_fin(0.001)
+        conv.client_ack(0.001)
+        copies.append(conv)
+    path = tmp_path / "copies.pcap"
+    write_pcap(path, copies)
+    attempts = [e for e in _events(path, compiled) if isinstance(e, Diagnosis)]
+    assert len(attempts) == (2 if shape == "port reused" else 1), attempts

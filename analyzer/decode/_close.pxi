@@ -47,6 +47,7 @@ cdef bint _close_at_fin(object reassembler, object conn, double t) except -1:
     if life is not None:  # the end of a watch window let it go into life: that life ends too
         conn.life = None
         life.end(conn.addresses, t, "closed")
+    conn.syn_base = conn.sides[0].base  # (a copy of the connection is told by it)
     conn.ignore(_FINISHED_SIDES)
     memcpy(reverse, <const char*>key + 4, 4)  # `Connection.keys`' second: side 1's key
     memcpy(reverse + 4, <const char*>key, 4)

@@ -357,6 +357,13 @@ cdef class LifeTable:
         cdef long long base = self.entries[v >> 1].flows[v & 1].conn_base
         return base >= 0 and ((<unsigned long long>seq + 1) & 0xFFFFFFFFULL) != <unsigned long long>base
 
+    def syn_base(self, bytes key):
+        """Side 0's first sequence number + 1 (None when unknown): what a copy of the
+        connection's SYN would carry (`Reassembler._is_new_incarnation`)."""
+        cdef long v = self._existing(key)
+        cdef long long base = self.entries[v >> 1].flows[0].conn_base
+        return base if base >= 0 else None
+
     def pop(self, bytes key):
         """(the connection's `Life`, side 0's flow key), taken out of the table."""
         cdef long v = self._existing(key)

@@ -132,6 +132,12 @@ class PlainLifeTable:
         base = lived.bases[side]
         return base is not None and (seq + 1) & _MASK != base
 
+    def syn_base(self, key: bytes) -> int | None:
+        """Side 0's first sequence number + 1 (None when unknown): what a copy of the
+        connection's SYN would carry (`Reassembler._is_new_incarnation`)."""
+        lived, _ = self._by_key[key]
+        return lived.bases[0]
+
     def pop(self, key: bytes) -> tuple[Life, bytes]:
         """(the connection's `Life`, side 0's flow key), taken out of the table."""
         lived, side = self._by_key.pop(key)

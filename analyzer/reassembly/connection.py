@@ -137,6 +137,10 @@ class Connection:
     syns: list[int | float] | None = None  # frame, time, frame, time... (flat: smaller)
     # A decrypted TLS direction whose records the compiled skip may take (tls/passing.py).
     passing: object | None = None
+    # Side 0's first sequence number + 1, kept when the connection finished (its directions
+    # go): a SYN of that number, or a SYN-ACK acknowledging it, is a copy of this connection
+    # (`Reassembler._is_new_incarnation`), not a new one on the same ports
+    syn_base: int | None = None
 
     @property
     def addresses(self) -> tuple[bytes, int, bytes, int]:

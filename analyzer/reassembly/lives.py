@@ -54,9 +54,10 @@ class LifeRouting:
         """A connection in the life table ends (`_finish`'s part for it); ``finished``: it
         stays in the dict a while as a finished one, whose late segments are dropped."""
         assert self._lives is not None
+        base = self._lives.syn_base(key)
         life, first_key = self._lives.pop(key)
         conn = Connection(key=first_key, ignored=True, last_time=time, finished=True,
-                          sides=_FINISHED_SIDES)  # type: ignore[arg-type]
+                          sides=_FINISHED_SIDES, syn_base=base)  # type: ignore[arg-type]
         if finished:  # under its side-0 key only, as `_finish` leaves a finished connection
             self._table[conn.keys[0]] = (conn, 0)
             self._halves += 1

@@ -258,7 +258,17 @@ class Reassembler(InOrder, LifeRouting):
     def _is_new_incarnation(self, entry: tuple[Connection, int], seg: Segment) -> bool:
         conn, side = entry
         if conn.finished:
-            return True
+            # ... unless it is the same connection again: its SYN (the same first sequence
+            # number) or a SYN-ACK acknowledging it. Two copies of one connection follow each
+            # other in a capture of two interfaces (`dumpcap -i lo -i any` writes each one's
+            # packets in batches), in a merge of both ends' captures, or when a link
+            # duplicated the SYN: the copy was listed as a second attempt.
+            base = conn.syn_base
+            if base is None:
+                return True
+            if seg.flags & _ACK:
+                return seg.ack != base
+            return side != 0 or (seg.seq + 1) & _MASK != base
         direction = conn.sides[side]
         # A SYN whose sequence number is not the one this direction started with opens a new
         # connection on the same ports (client port reuse).
@@ -339,6 +349,7 @@ class Reassembler(InOrder, LifeRouting):
         # captures whose connections all fit in the 60 s grace period (benchmarks/README.md).
         # Only the table entry is left (`_is_new_incarnation` says True without looking at
         # the directions): a reconnect storm keeps 100,000 finished connections at once.
+        conn.syn_base = conn.sides[0].base
         conn.ignore(_FINISHED_SIDES)
         # Its side-1 key goes too (`_finished_peer` finds it from the side-0 key): a
         # reconnect storm keeps 100,000 finished connections, and the second key, its entry
