@@ -86,6 +86,14 @@ REFERENCE_REJECTIONS = [
      "Jetty", "Unsupported Websocket version"),
     ("400 Bad Request", [], b'Can "Upgrade" only to "WebSocket".', "Spring",
      "invalid Upgrade header"),
+    # the same words from tornado, which names itself (tests/test_servers_live.py); behind a
+    # proxy that replaced the Server header they stay Spring's
+    ("400 Bad Request", [("Server", "TornadoServer/6.6.1")],
+     b'Can "Upgrade" only to "WebSocket".', "tornado", "WARNING:tornado.access:400 GET /ws"),
+    ("400 Bad Request", [("Server", "nginx/1.22.1")], b'Can "Upgrade" only to "WebSocket".',
+     "Spring", "invalid Upgrade header"),
+    ("403 Forbidden", [("Server", "TornadoServer/6.6.1")],
+     b"Cross origin websockets not allowed", "tornado", "WARNING:tornado.access:403 GET /ws"),
     ("400 Bad Request", [], b"WebSocket protocol violation: Connection header \"keep-alive\" "
      b"does not contain Upgrade", "coder/websocket", None),
     # documented, not captured (not installable here): Envoy's RBAC sandbox and router

@@ -20,7 +20,7 @@ from analyzer.attribution.clients import (
 from analyzer.attribution.closing import closing_values, life_closing_values
 from analyzer.attribution.model import Attribution, attribution
 from analyzer.attribution.servers import ServerMatch, match_known, match_silent_close
-from analyzer.attribution.texts import NGINX_H2_PROTOCOL_PSEUDO_HEADER, match_words
+from analyzer.attribution.texts import NGINX_H2_PROTOCOL_PSEUDO_HEADER, TORNADO, match_words
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
 from analyzer.checks.finding import found_alone
 from analyzer.exchange.model import Attempt
@@ -139,7 +139,17 @@ def _server_log(match: ServerMatch, attempt: Attempt,
     if match.server == "uvicorn" and response is not None and response.status != 101:
         return (f'INFO: {attempt.client} - "{request.method} {request.target} '
                 f'{request.version}" {response.status} {response.reason}')
+    if match.server == TORNADO and response is not None and response.status != 101:
+        return _tornado_access(response.status, request.method, request.target,
+                               attempt.client.ip)
     return None
+
+
+def _tornado_access(status: int, method: str, target: str, client_ip: str) -> str:
+    """tornado's access log line (web.Application.log_request; logging's basic format): the
+    only line it logs for a refused handshake (the body's words go to gen_log at debug)."""
+    level = "INFO" if status < 400 else "WARNING" if status < 500 else "ERROR"
+    return f"{level}:tornado.access:{status} {method} {target} ({client_ip}) N.NNms"
 
 
 def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,

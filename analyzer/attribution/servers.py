@@ -68,6 +68,7 @@ _SERVER_HEADER = (
     ("hypercorn", "Hypercorn"),
     ("uvicorn", "uvicorn"),
     ("werkzeug", "Werkzeug"),
+    ("tornadoserver", "tornado"),
     ("gunicorn", "gunicorn"),
     ("jetty", "Jetty"),
     ("envoy", "Envoy"),

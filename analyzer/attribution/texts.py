@@ -56,6 +56,8 @@ _WS = "python websockets"
 TOMCAT = "Apache Tomcat"
 SERVLET = "a Java servlet container (HttpServlet's default doGet)"
 _FAILED = "Failed to open a WebSocket connection: "
+TORNADO = "tornado"
+SPRING_UPGRADE = "Can \"Upgrade\" only to \"WebSocket\"."
 
 
 def _websockets(message: str, names: tuple[str, ...] = (), adds: bool = False) -> KnownText:
@@ -136,11 +138,19 @@ TEXTS: tuple[KnownText, ...] = (
     KnownText("body", "Invalid or unacceptable Sec-WebSocket-Extensions header", "Node ws", None),
     KnownText("body", "Invalid Upgrade header", "Node ws", None, UPGRADE),
     KnownText("body", "Invalid HTTP method", "Node ws", None, METHOD),
-    # Spring (AbstractHandshakeHandler)
-    KnownText("body", "Can \"Upgrade\" only to \"WebSocket\".", "Spring",
-              "Handshake failed due to invalid Upgrade header", UPGRADE),
+    # Spring (AbstractHandshakeHandler); tornado's WebSocketHandler sends the first text too,
+    # word for word (SHARED, below)
+    KnownText("body", SPRING_UPGRADE, "Spring", "Handshake failed due to invalid Upgrade header",
+              UPGRADE),
     KnownText("body", "\"Connection\" must be \"upgrade\".", "Spring",
               "Handshake failed due to invalid Connection header", CONNECTION),
+    # tornado (WebSocketHandler.get, accept_connection): the body is the text it logs at
+    # debug level; what it logs by default is its access line (attribution/__init__.py). Its
+    # Connection text has a capital U where Spring's has "upgrade".
+    KnownText("body", "\"Connection\" must be \"Upgrade\".", TORNADO, None, CONNECTION),
+    KnownText("body", "Cross origin websockets not allowed", TORNADO, None),
+    KnownText("body", "Missing/Invalid WebSocket headers", TORNADO, None,
+              ("ws_host_missing", *KEY, *VERSION)),
     # nginx's own error pages
     *(KnownText("body", text, "nginx", log) for text, log in NGINX_CLIENT_CERTIFICATE),
     KnownText("body", "The plain HTTP request was sent to HTTPS port", "nginx",
@@ -200,6 +210,14 @@ TEXTS: tuple[KnownText, ...] = (
     KnownText("body", "The server didn't respond in time.", "HAProxy",
               "termination state sH: timeout server expired before the response"),
 )
+
+# Texts more than one server sends word for word: the other senders, each with the Server
+# header that names it. tornado's WebSocketHandler answers an Upgrade other than websocket
+# with Spring's words (tornado/websocket.py, 400).
+SHARED: dict[str, tuple[tuple[str, KnownText], ...]] = {
+    SPRING_UPGRADE: (("tornadoserver", KnownText("body", SPRING_UPGRADE, TORNADO, None,
+                                                 UPGRADE)),),
+}
 
 # Rejections without telling words, known by their exact shape: status line and header names
 # in order (`shape_of`). uvicorn answers 403 when the ASGI app closes a WebSocket before
@@ -282,13 +300,27 @@ def shape_of(head: ResponseHead) -> str:
 
 def match_words(head: ResponseHead, body: bytes) -> KnownText | None:
     """What a rejection's own words (or, without words, its exact shape) say: the first text
-    of TEXTS it carries, else the shape in SHAPES it has."""
+    of TEXTS it carries (or its twin in SHARED, when the response names that sender), else the
+    shape in SHAPES it has."""
     known = match_text(head.reason, body)
+    if known is not None and known.text in SHARED:
+        return _sender(known, head)
     if known is None and head.status >= 400:
         shape = shape_of(head)
         known = _BY_SHAPE.get(shape) or _node_ws_with_headers(head, shape, body)
         if known is not None and known.adds and body:
             return None  # the uvicorn shapes have no body; with one, it is someone else
+    return known
+
+
+def _sender(known: KnownText, head: ResponseHead) -> KnownText:
+    """Which of the servers that send a shared text sent this one: the twin whose own Server
+    header the response carries, else the TEXTS entry. (Only the sender's own header counts:
+    a proxy in front replaces Server with its own, and the words stay the backend's.)"""
+    server = (head.headers.get("server") or "").lower()
+    for needle, twin in SHARED[known.text] if server else ():
+        if needle in server:
+            return twin
     return known
 
 
