@@ -410,7 +410,7 @@ STATUS_CHECKS = ("response_redirect", "response_unauthorized", "response_forbidd
                  "response_not_found", "response_method_not_allowed",
                  "response_upgrade_required", "response_bad_request", "response_client_error",
                  "response_gateway_error", "response_server_error", "response_ordinary",
-                 "upgrade_declined")
+                 "upgrade_declined", "response_service_unavailable")
 
 
 def others(*ids: str) -> tuple[str, ...]:
@@ -530,6 +530,28 @@ CASES: tuple[Case, ...] = (
                  "request_head_incomplete"),
          evidence={"no_response_client_gave_up": ("request", "client_fin")},
          found={"no_response_client_gave_up": ("5.0 s",)}),
+    # python websockets' process_request refusing with 503 (sweep30b s4): the origin's own
+    # overload, not a gateway's; the same 503 from nginx, or with no Server header, stays
+    # a gateway's
+    Case("python websockets 503 with Retry-After: the origin is overloaded",
+         exchange(ws_request(), error_response(
+             503, "Service Unavailable", b"server overloaded, retry later\n",
+             [("Server", "Python/3.11 websockets/17.4"), ("Retry-After", "30"),
+              ("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")]),
+             server_fin()),
+         FAILED, "response_service_unavailable",
+         absent=others("response_service_unavailable"),
+         found={"response_service_unavailable": ("from python websockets",
+                                                 "(Retry-After: 30)")}),
+    Case("nginx 503: a gateway",
+         exchange(ws_request(), error_response(503, "Service Temporarily Unavailable",
+                                               b"<html>503</html>",
+                                               [("Server", "nginx/1.22.1")]), server_fin()),
+         FAILED, "response_gateway_error", absent=others("response_gateway_error")),
+    Case("a 503 without a Server header: a gateway",
+         exchange(ws_request(), error_response(503, "Service Unavailable",
+                                               headers=[("Retry-After", "5")]), server_fin()),
+         FAILED, "response_gateway_error", absent=others("response_gateway_error")),
     Case("client closes after a 404",
          exchange(ws_request(), error_response(404, "Not Found"), client_fin()), FAILED,
          "response_not_found",

@@ -127,3 +127,50 @@ def test_tornado_is_named_with_its_own_access_line(tmp_path: Path) -> None:
     assert diagnoses["/ws?connection"].primary is not None
     assert diagnoses["/ws?connection"].primary.check == "connection_without_upgrade"
     assert "the server said" in diagnoses["/ws?connection"].primary.found
+
+
+# python websockets refusing in process_request: 503 with Retry-After (the application's own
+# overload answer) and 429 (sweep30b s4: the 503 was "a gateway failed to reach the backend")
+WEBSOCKETS_APP = r"""
+import asyncio, http, sys
+from websockets.asyncio.server import serve
+
+
+def process_request(connection, request):
+    if request.path == "/busy":
+        response = connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "overloaded\n")
+        response.headers["Retry-After"] = "30"
+        return response
+    if request.path == "/limit":
+        response = connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "slow down\n")
+        response.headers["Retry-After"] = "120"
+        return response
+
+
+async def handler(websocket):
+    await websocket.wait_closed()
+
+
+async def main():
+    async with serve(handler, "127.0.0.1", int(sys.argv[1]), process_request=process_request):
+        await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_an_origin_servers_503_and_429_are_its_own_refusals(tmp_path: Path) -> None:
+    pytest.importorskip("websockets.asyncio.server")
+    capture = tmp_path / "websockets.pcap"
+    with _server(WEBSOCKETS_APP, tmp_path / "websockets.log") as port, \
+            tcpdump(capture, [port]):
+        for path in ("/busy", "/limit"):
+            answer = _ask(port, _request(port, path, "Upgrade: websocket",
+                                         "Connection: Upgrade", *_HANDSHAKE))
+            assert b"Retry-After" in answer, answer
+    diagnoses = _by_path(capture)
+    busy, limit = diagnoses["/busy"], diagnoses["/limit"]
+    assert busy.attribution.server == "python websockets"
+    assert busy.primary is not None and busy.primary.check == "response_service_unavailable"
+    assert "from python websockets (Retry-After: 30)" in busy.primary.found
+    assert limit.attribution.server == "python websockets"

@@ -145,6 +145,23 @@ def match_known(head: ResponseHead, body: bytes, known: KnownText | None) -> Ser
     return None
 
 
+# The implementations in the tables above that are origin servers (a WebSocket library, an
+# application server), never a gateway in front of one: a 5xx such a server sends is its own.
+_ORIGINS = frozenset(("python websockets", "aiohttp", "Hypercorn", "uvicorn", "Werkzeug",
+                      "gunicorn", "Jetty", "tornado", "Node ws"))
+
+
+def origin_server(head: ResponseHead, said: KnownText | None) -> str | None:
+    """The origin server that wrote a response, when its words or its own Server header name
+    one (a gateway's answer carries the gateway's Server header, or none: unknown is None).
+    A proxy that passes the answer on leaves its author's header in place (nginx hides it
+    and writes its own), so the header names who wrote the status."""
+    if said is not None:
+        return said.server if said.server in _ORIGINS else None
+    name = _by_server_header((head.headers.get("server") or "").lower())
+    return name if name in _ORIGINS else None
+
+
 def _by_server_header(server_header: str) -> str | None:
     for needle, name in _SERVER_HEADER if server_header else ():
         if needle in server_header:

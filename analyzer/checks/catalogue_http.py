@@ -241,6 +241,16 @@ HTTP: tuple[Check, ...] = in_phase(
           "the server rejected the request (4xx)",
           "The server refused the request with a client-error status.",
           "Read the response body and the server's log."),
+    Check("response_service_unavailable", E, Effect.FAIL, "RFC 9110 §15.6.4",
+          "the WebSocket server itself is unavailable or overloaded (503)",
+          "The 503 came from the origin server (its Server header or its own words name a "
+          "WebSocket server or framework, not a gateway): \"the server is currently unable to "
+          "handle the request due to a temporary overload or scheduled maintenance\". "
+          "Applications answer it from a connection limit, a drain before shutdown or a "
+          "health check of their own (python websockets' process_request, Node ws' "
+          "verifyClient). Retry-After, when sent, says when to come back.",
+          "Read the server's log for why it refused (load, a limit, maintenance); make clients "
+          "wait as long as Retry-After says and reconnect with backoff."),
     Check("response_gateway_error", E, Effect.FAIL, "RFC 9110 §15.6",
           "a gateway failed to reach the backend (502/503/504)",
           "A proxy answered because the backend closed, refused, or timed out (nginx: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from analyzer.attribution.servers import origin_server
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.model import Attempt
@@ -69,6 +70,13 @@ def status_finding(head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> Fin
         challenge = headers.get("www-authenticate") or headers.get("proxy-authenticate")
         detail = f" ({challenge})" if challenge else ""
         return Finding("response_unauthorized", "101", f"{found}{detail}", ev)
+    if status == 503:
+        retry = headers.get("retry-after")
+        extra = f" (Retry-After: {retry.strip()})" if retry else ""
+        origin = origin_server(head, facts.said)
+        if origin is not None:
+            return Finding("response_service_unavailable", "101",
+                           f"{found} from {origin}{extra}", ev)
     simple = _SIMPLE_STATUS.get(status)
     if simple is not None:
         extra = ""
