@@ -410,7 +410,7 @@ STATUS_CHECKS = ("response_redirect", "response_unauthorized", "response_forbidd
                  "response_not_found", "response_method_not_allowed",
                  "response_upgrade_required", "response_bad_request", "response_client_error",
                  "response_gateway_error", "response_server_error", "response_ordinary",
-                 "upgrade_declined", "response_service_unavailable")
+                 "upgrade_declined", "response_rate_limited", "response_service_unavailable")
 
 
 def others(*ids: str) -> tuple[str, ...]:
@@ -552,6 +552,9 @@ CASES: tuple[Case, ...] = (
          exchange(ws_request(), error_response(503, "Service Unavailable",
                                                headers=[("Retry-After", "5")]), server_fin()),
          FAILED, "response_gateway_error", absent=others("response_gateway_error")),
+    Case("418: another 4xx",
+         exchange(ws_request(), error_response(418, "I'm a teapot"), server_fin()),
+         FAILED, "response_client_error", absent=others("response_client_error")),
     Case("client closes after a 404",
          exchange(ws_request(), error_response(404, "Not Found"), client_fin()), FAILED,
          "response_not_found",
@@ -819,7 +822,8 @@ CASES: tuple[Case, ...] = (
     Case("429 Too Many Requests",
          exchange(ws_request(), error_response(429, "Too Many Requests", b"",
                                                [("Retry-After", "30")])),
-         FAILED, "response_client_error", absent=others("response_client_error")),
+         FAILED, "response_rate_limited", absent=others("response_rate_limited"),
+         found={"response_rate_limited": ("429 Too Many Requests (Retry-After: 30)",)}),
     Case("python websockets 500",
          exchange(ws_request(), python_websockets_reject(
              500, "Internal Server Error",

@@ -173,4 +173,5 @@ def test_an_origin_servers_503_and_429_are_its_own_refusals(tmp_path: Path) -> N
     assert busy.attribution.server == "python websockets"
     assert busy.primary is not None and busy.primary.check == "response_service_unavailable"
     assert "from python websockets (Retry-After: 30)" in busy.primary.found
-    assert limit.attribution.server == "python websockets"
+    assert limit.primary is not None and limit.primary.check == "response_rate_limited"
+    assert "(Retry-After: 120)" in limit.primary.found

@@ -237,6 +237,14 @@ HTTP: tuple[Check, ...] = in_phase(
           "Servers answer 400 to a handshake they find invalid; the reason phrase or body often "
           "says which header they disliked.",
           "Read the reason in the response; compare the request with RFC 6455 §4.1."),
+    Check("response_rate_limited", E, Effect.FAIL, "RFC 6585 §4",
+          "the server is rate limiting this client (429)",
+          "429 Too Many Requests: \"the user has sent too many requests in a given amount of "
+          "time\". A rate limiter in the server or a gateway counts handshakes per client, "
+          "token or address; clients that reconnect at once after every failure (a retry loop "
+          "without backoff) run into it. Retry-After, when sent, says how long to wait.",
+          "Wait as long as Retry-After says before reconnecting, and reconnect with "
+          "exponential backoff and jitter; raise the limit if these clients are legitimate."),
     Check("response_client_error", E, Effect.FAIL, "RFC 9110 §15.5",
           "the server rejected the request (4xx)",
           "The server refused the request with a client-error status.",

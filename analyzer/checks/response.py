@@ -70,9 +70,11 @@ def status_finding(head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> Fin
         challenge = headers.get("www-authenticate") or headers.get("proxy-authenticate")
         detail = f" ({challenge})" if challenge else ""
         return Finding("response_unauthorized", "101", f"{found}{detail}", ev)
-    if status == 503:
+    if status in (429, 503):
         retry = headers.get("retry-after")
         extra = f" (Retry-After: {retry.strip()})" if retry else ""
+        if status == 429:
+            return Finding("response_rate_limited", "101", f"{found}{extra}", ev)
         origin = origin_server(head, facts.said)
         if origin is not None:
             return Finding("response_service_unavailable", "101",
