@@ -80,6 +80,9 @@ REFERENCE_REJECTIONS = [
     ("400 Invalid Upgrade Request", [], b"", "Apache Traffic Server", None),
     ("400 Bad Request", [], b'{"code":1,"message":"Session ID unknown"}',
      "Socket.IO (Engine.IO)", None),
+    # engine.io's abortUpgrade after allowRequest refused (sweep30b s6): not Node ws
+    ("400 Bad Request", [("Connection", "close"), ("Content-type", "text/html")],
+     b"forbidden origin", "Socket.IO (Engine.IO)", 'context { message: "forbidden origin" }'),
     ("502 Bad Gateway", [("Server", "nginx/1.22.1")], b"<html>", "nginx",
      "upstream prematurely closed"),
     ("400 Unsupported websocket version specification", [("Sec-WebSocket-Version", "13")], b"",
@@ -329,11 +332,11 @@ def test_every_known_text_is_found_in_its_place_and_the_first_listed_wins() -> N
 
 
 def test_every_server_text_names_catalogue_ids_and_adds_only_server_side_causes() -> None:
-    from analyzer.attribution.texts import SHAPES
+    from analyzer.attribution.texts import ENGINEIO_ABORT_UPGRADE, SHAPES
     from analyzer.checks.catalogue import CATALOGUE
 
     phases = {check.id: check.phase for check in CATALOGUE}
-    for known in (*TEXTS, *SHAPES):
+    for known in (*TEXTS, *SHAPES, ENGINEIO_ABORT_UPGRADE):
         assert set(known.names) <= set(phases), known
         if known.adds:
             # a cause only the server's words reveal: never one a request check finds

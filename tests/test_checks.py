@@ -132,6 +132,8 @@ def node_ws_abort(status: int, reason: str, message: str,
     ], message.encode())
 
 
+ENGINEIO_REFUSED = (b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\n"
+                    b"Content-Length: 16\r\n\r\nforbidden origin")
 NODE_WS_BAD_VERSION = node_ws_abort(400, "Bad Request",
                                     "Missing or invalid Sec-WebSocket-Version header",
                                     [("Sec-WebSocket-Version", "13, 8")])
@@ -819,6 +821,29 @@ CASES: tuple[Case, ...] = (
          FAILED, "engineio_session_unknown",
          present=("response_bad_request", "engineio_stays_on_polling"),
          evidence={"engineio_stays_on_polling": ("response",)}),
+    # engine.io's abortUpgrade for a request its allowRequest refused: Node ws's shape in its
+    # own spelling ("Content-type"), the application's message as body (the bytes of
+    # sweep30b s6_socketio.pcap, attempt 4)
+    Case("Engine.IO: allowRequest refused the upgrade",
+         exchange(websocket_request(HOST, "/socket.io/?EIO=4&transport=websocket"),
+                  ENGINEIO_REFUSED, server_fin()),
+         FAILED, "engineio_request_refused", present=("response_bad_request",),
+         absent=("engineio_stays_on_polling", "engineio_transport_unknown",
+                 *others("response_bad_request")),
+         evidence={"engineio_request_refused": ("response",)},
+         found={"engineio_request_refused": ('400 Bad Request, body "forbidden origin"',)}),
+    # the near misses: Node ws's own abortHandshake (its spelling) with an application's
+    # message on the same path, and engine.io's own message for a client of another version
+    Case("Node ws: verifyClient's 400 on a Socket.IO path",
+         exchange(websocket_request(HOST, "/socket.io/?EIO=4&transport=websocket"),
+                  node_ws_abort(400, "Bad Request", "forbidden origin"), server_fin()),
+         FAILED, "response_bad_request", absent=("engineio_request_refused",)),
+    Case("Engine.IO: unsupported protocol version",
+         exchange(websocket_request(HOST, "/socket.io/?EIO=3&transport=websocket"),
+                  ENGINEIO_REFUSED.replace(b"16\r\n\r\nforbidden origin",
+                                           b"28\r\n\r\nUnsupported protocol version"),
+                  server_fin()),
+         FAILED, "response_bad_request", absent=("engineio_request_refused",)),
     Case("429 Too Many Requests",
          exchange(ws_request(), error_response(429, "Too Many Requests", b"",
                                                [("Retry-After", "30")])),

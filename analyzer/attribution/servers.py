@@ -101,7 +101,7 @@ def match_known(head: ResponseHead, body: bytes, known: KnownText | None) -> Ser
         if known.where == "shape":  # a shape is a weaker tell than words
             return ServerMatch(known.server, "medium",
                                f'status line and header names exactly "{known.text}"',
-                               known.log)
+                               server_log(known, head.status, body))
         where = "reason phrase" if known.where == "reason" else "body"
         return ServerMatch(known.server, "high", f'{where} "{known.text}"',
                            server_log(known, head.status, body))

@@ -243,6 +243,16 @@ SHAPES: tuple[KnownText, ...] = (
                      "405 Method Not Allowed", "503 Service Unavailable")),
 )
 _BY_SHAPE = {known.text: known for known in SHAPES}
+# Engine.IO's abortUpgrade (engine.io lib/server.ts) refuses a WebSocket upgrade with Node
+# ws's shape but its own spelling, "Content-type" (sweep30b s6_socketio.pcap), and the
+# message as body: its own for its errors ("Transport unknown", in TEXTS), else the message
+# the application's allowRequest callback gave (or "Forbidden" without one).
+_ENGINEIO_SHAPE = "400 Bad Request|Connection,Content-type,Content-Length"
+ENGINEIO_ABORT_UPGRADE = KnownText("shape", _ENGINEIO_SHAPE, "Socket.IO (Engine.IO)", None,
+                                   ("engineio_request_refused",), adds=True)
+# its other own messages (errorMessages 2, 3, 5) name no refusal of the application's
+_ENGINEIO_ERROR = KnownText("shape", _ENGINEIO_SHAPE, "Socket.IO (Engine.IO)", None)
+_ENGINEIO_OWN = (b"Bad handshake method", b"Bad request", b"Unsupported protocol version")
 # Node ws's abortHandshake writes the headers a verifyClient callback adds after its own three
 # (WWW-Authenticate on a 401, in the sweep of the twenty-eighth session): such an answer has
 # its shape with more names after them, and the status text (Node's default message) as body.
@@ -310,6 +320,9 @@ def match_words(head: ResponseHead, body: bytes) -> KnownText | None:
         known = _BY_SHAPE.get(shape) or _node_ws_with_headers(head, shape, body)
         if known is not None and known.adds and body:
             return None  # the uvicorn shapes have no body; with one, it is someone else
+        if known is not None and known.server == "Node ws" and (
+                head.headers.fields[1].name == "Content-type"):
+            return _ENGINEIO_ERROR if body in _ENGINEIO_OWN else ENGINEIO_ABORT_UPGRADE
     return known
 
 
@@ -384,6 +397,10 @@ def server_log(known: KnownText, status: int, body: bytes) -> str | None:
                          if message.startswith(start)), "InvalidHandshake")
             return f"opening handshake failed: {name}: {message}"
         return known.log
+    if known is ENGINEIO_ABORT_UPGRADE:
+        message = _line(body, 0)
+        return (f'nothing by default; io.engine emits "connection_error" with code 4 '
+                f'("Forbidden") and context {{ message: "{message}" }}')
     if known.server in _BODY_IS_LOG and known.where == "body":
         line = body.split(b"\n", 1)[0].decode("latin-1").strip()
         if known.server == "aiohttp":

@@ -176,6 +176,15 @@ HTTP: tuple[Check, ...] = in_phase(
           "Allow the transport on the server (transports: ['polling', 'websocket']), or "
           "connect with a Socket.IO client using the server's transports. (A client that "
           "started on polling stays on polling: it works, with more latency and load.)"),
+    Check("engineio_request_refused", E, Effect.FAIL, "RFC 6455 §4.2.2",
+          "the Socket.IO application refused the connection (allowRequest)",
+          "The request was a valid WebSocket upgrade to Engine.IO; the server's allowRequest "
+          "option (the application's own check: origin, authentication, a limit) called back "
+          "with false, and Engine.IO answered 400 with the application's message as the body "
+          "('Forbidden' without one). The server emits connection_error with code 4 and "
+          "logs nothing by default; socket.io-client reports connect_error 'websocket error'.",
+          "Read the message (the application's words) and the allowRequest function in the "
+          "Socket.IO server's options; send what it checks (Origin, a token, cookies)."),
     Check("engineio_session_unknown", E, Effect.FAIL, "Engine.IO protocol v4 §Upgrade",
           "Socket.IO/Engine.IO does not know the session id (no sticky sessions?)",
           "Engine.IO answers 400 'Session ID unknown' (a poll gets it as JSON, code 1; the "

@@ -19,6 +19,7 @@ _EXPECTED = {
     "request_target_too_long": "a request line within the server's limit",
     "engineio_transport_unknown": "a transport the Engine.IO server allows",
     "engineio_session_unknown": "a session id this server process knows",
+    "engineio_request_refused": "the application's allowRequest to accept the request",
 }
 
 
