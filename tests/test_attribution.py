@@ -676,3 +676,25 @@ def analyze_pcap_with_keys(path: Path) -> list[Any]:
 
     run = Analysis(secrets=load_keylog(path.with_suffix(".keys").read_bytes()))
     return [d for d in analyze(read_captures([str(path)], []), run) if isinstance(d, Diagnosis)]
+
+
+def test_uvicorn_without_a_websocket_library_predicts_its_warnings(tmp_path: Path) -> None:
+    """uvicorn's HTTP protocol answering an upgrade (sweep30b s12, ``--ws none``): the
+    predicted log is its two warnings, then its access line, as it logged them."""
+    from tests.test_checks import UVICORN_HTTP_404
+
+    conv = Conversation(client=("127.0.0.1", 60338), server=("127.0.0.1", 21120))
+    conv.handshake()
+    conv.client(websocket_request("127.0.0.1:21120", "/ok"))
+    conv.server(UVICORN_HTTP_404)
+    write_pcap(tmp_path / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    assert diagnosis.primary is not None
+    assert diagnosis.primary.check == "uvicorn_websocket_unsupported"
+    who = diagnosis.attribution
+    assert who.server == "uvicorn"
+    assert who.server_log == (
+        "WARNING: Unsupported upgrade request. / WARNING: No supported WebSocket library "
+        "detected. Please use \"pip install 'uvicorn[standard]'\", or install 'websockets' "
+        "or 'wsproto' manually. / "
+        'INFO: 127.0.0.1:60338 - "GET /ok HTTP/1.1" 404 Not Found')

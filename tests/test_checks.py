@@ -132,6 +132,9 @@ def node_ws_abort(status: int, reason: str, message: str,
     ], message.encode())
 
 
+UVICORN_HTTP_404 = (b"HTTP/1.1 404 Not Found\r\ndate: Mon, 07 Dec 2026 19:14:51 GMT\r\n"
+                    b"server: uvicorn\r\ncontent-length: 9\r\n"
+                    b"content-type: text/plain; charset=utf-8\r\n\r\nNot Found")
 ENGINEIO_REFUSED = (b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\n"
                     b"Content-Length: 16\r\n\r\nforbidden origin")
 NODE_WS_BAD_VERSION = node_ws_abort(400, "Bad Request",
@@ -774,6 +777,22 @@ CASES: tuple[Case, ...] = (
              ("Date", DATE), ("Content-Length", "0"), ("Content-Type", "text/plain"),
              ("Connection", "close")])),
          FAILED, "ws_rejected_before_accept", present=("response_forbidden",)),
+    # uvicorn without websockets/wsproto (or --ws none) hands the upgrade to the application
+    # as HTTP: Starlette's 404 for a WebSocket-only route, from uvicorn's HTTP protocol (the
+    # bytes of sweep30b s12_uvicorn_options.pcap, attempt 1)
+    Case("uvicorn without a WebSocket library: 404 from its HTTP protocol",
+         exchange(ws_request(), UVICORN_HTTP_404), FAILED, "uvicorn_websocket_unsupported",
+         present=("response_not_found",), absent=("ws_rejected_before_accept",),
+         evidence={"uvicorn_websocket_unsupported": ("response",)},
+         found={"uvicorn_websocket_unsupported": ("404 Not Found with uvicorn's own Server",)}),
+    # near misses: the same answer to a plain GET (uvicorn had nothing to upgrade), and to an
+    # upgrade whose Connection lacks upgrade (uvicorn would not switch it either way)
+    Case("uvicorn's 404 to a plain GET on a WebSocket path",
+         exchange(http_request("GET", "/ws", [("Host", HOST)]), UVICORN_HTTP_404), FAILED,
+         "request_without_upgrade", absent=("uvicorn_websocket_unsupported",)),
+    Case("uvicorn's 404 to an upgrade without Connection: upgrade",
+         exchange(ws_request(omit=("Connection",)), UVICORN_HTTP_404), FAILED,
+         "connection_without_upgrade", absent=("uvicorn_websocket_unsupported",)),
     # near miss: the same headers with a body are some other server's refusal
     Case("403 with the same headers and a body",
          exchange(ws_request(), http_response(403, "Forbidden", [

@@ -137,12 +137,23 @@ def _server_log(match: ServerMatch, attempt: Attempt,
     if match.log is not None:
         return match.log.replace("/PATH", path)
     if match.server == "uvicorn" and response is not None and response.status != 101:
-        return (f'INFO: {attempt.client} - "{request.method} {request.target} '
-                f'{request.version}" {response.status} {response.reason}')
+        access = (f'INFO: {attempt.client} - "{request.method} {request.target} '
+                  f'{request.version}" {response.status} {response.reason}')
+        if any(f.check == "uvicorn_websocket_unsupported" for f in findings):
+            return _UVICORN_NO_LIBRARY + access
+        return access
     if match.server == TORNADO and response is not None and response.status != 101:
         return _tornado_access(response.status, request.method, request.target,
                                attempt.client.ip)
     return None
+
+
+# uvicorn's warnings for an upgrade it cannot make (its ws setting "auto" without websockets
+# or wsproto; protocols/http/*_impl.py, _should_upgrade_to_ws), before its access line
+_UVICORN_NO_LIBRARY = (
+    "WARNING: Unsupported upgrade request. / WARNING: No supported WebSocket library "
+    "detected. Please use \"pip install 'uvicorn[standard]'\", or install 'websockets' or "
+    "'wsproto' manually. / ")
 
 
 def _tornado_access(status: int, method: str, target: str, client_ip: str) -> str:

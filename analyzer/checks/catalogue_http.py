@@ -142,6 +142,19 @@ HTTP: tuple[Check, ...] = in_phase(
           "'\"WebSocket /path\" 403' and 'connection rejected (403 Forbidden)'.",
           "Check the WebSocket route's path (prefix, trailing slash) and the application's "
           "accept conditions; the server log names the path."),
+    Check("uvicorn_websocket_unsupported", E, Effect.FAIL, "RFC 9110 §7.8",
+          "uvicorn has no WebSocket library: it served the upgrade as plain HTTP",
+          "uvicorn switches to WebSocket only with the websockets or wsproto package "
+          "installed (pip install 'uvicorn[standard]'); without one it ignores the upgrade, "
+          "logs 'Unsupported upgrade request.' and 'No supported WebSocket library "
+          "detected', and passes the request to the application as HTTP: a WebSocket-only "
+          "route answers 404 Not Found, another route its HTTP answer. With a library it "
+          "answers a path without a WebSocket route with 403, not 404. (--ws none does the "
+          "same on purpose; a proxy in front that drops Upgrade looks alike, and its own "
+          "finding then comes first.)",
+          "Install a WebSocket library where uvicorn runs: pip install 'uvicorn[standard]' "
+          "(or websockets, or wsproto), check the deployed image and lock file have it, and "
+          "do not start it with --ws none."),
     Check("tls_plain_http_to_tls_port", E, Effect.FAIL, "RFC 9110 §4.2.2",
           "plain HTTP sent to a TLS (https/wss) port",
           "The client spoke cleartext HTTP to a port that expects TLS: nginx answers 400 'The "

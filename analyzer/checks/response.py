@@ -25,6 +25,11 @@ def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
     if head.status == 101:
         return _switch(attempt, head, facts, ev)
     findings = [status_finding(head, facts, ev)]
+    if request is not None and facts.websocket and _uvicorn_served_as_http(request, head):
+        findings.append(Finding("uvicorn_websocket_unsupported",
+                                "a WebSocket library in uvicorn (websockets or wsproto)",
+                                f"{head.status} {head.reason} with uvicorn's own Server "
+                                f"header: its HTTP protocol answered the upgrade", ev))
     if request is not None and _engineio_upgrade(request.target):
         findings.append(Finding("engineio_stays_on_polling", "101 (the WebSocket transport)",
                                 f"{head.status}: the session goes on over long polling", ev))
@@ -32,6 +37,17 @@ def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("upgrade_required_without_upgrade", "an Upgrade header",
                                 "426 without Upgrade", ev))
     return findings
+
+
+def _uvicorn_served_as_http(request: RequestHead, head: ResponseHead) -> bool:
+    """uvicorn answered a WebSocket upgrade it would have switched (Upgrade: websocket,
+    Connection: upgrade) from its HTTP protocol: only that one writes "server: uvicorn" on
+    an answer other than a 101 (its WebSocket protocols' refusals carry no Server header:
+    sweep30b s1, s12). It does so when no WebSocket library is installed (or with --ws
+    none): "Unsupported upgrade request." and the application's HTTP answer (404 for a
+    WebSocket-only route)."""
+    return head.headers.get("server") == "uvicorn" and "websocket" in (
+        request.headers.tokens("upgrade")) and "upgrade" in request.headers.tokens("connection")
 
 
 def _engineio_upgrade(target: str) -> bool:
