@@ -186,6 +186,20 @@ def test_silent_close_points_at_tungstenite_with_its_log(tmp_path: Path) -> None
     assert diagnosis.attribution.server_log == 'No "Sec-WebSocket-Key" header'
 
 
+def test_a_silent_close_of_a_valid_request_names_nobody(tmp_path: Path) -> None:
+    # tungstenite answers a valid handshake; a server that closes on one (uvicorn's wsproto
+    # on an unoffered subprotocol, sweep30b s1) is not known by its silence
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws", protocols=("chat",)))
+    conv.server_fin(delay=0.001)
+    write_pcap(tmp_path / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    assert diagnosis.verdict.value == "no_response"
+    assert diagnosis.attribution.server is None
+    assert diagnosis.attribution.server_log is None
+
+
 def test_wrong_accept_predicts_each_clients_words(tmp_path: Path) -> None:
     conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
     conv.handshake()

@@ -175,3 +175,24 @@ def test_an_origin_servers_503_and_429_are_its_own_refusals(tmp_path: Path) -> N
     assert "from python websockets (Retry-After: 30)" in busy.primary.found
     assert limit.primary is not None and limit.primary.check == "response_rate_limited"
     assert "(Retry-After: 120)" in limit.primary.found
+
+
+def test_a_server_that_closes_without_answering_is_not_guessed_from_the_close_alone(
+        tmp_path: Path) -> None:
+    """python websockets closes without a word on a handshake with a body (its request
+    parser: "unsupported request body"), between two handshakes it answers with its own
+    Server header: the silent close names nobody, not tungstenite (sweep30b B11)."""
+    pytest.importorskip("websockets.asyncio.server")
+    capture = tmp_path / "websockets.pcap"
+    handshake = ("Upgrade: websocket", "Connection: Upgrade", *_HANDSHAKE)
+    with _server(WEBSOCKETS_APP, tmp_path / "websockets.log") as port, \
+            tcpdump(capture, [port]):
+        assert _ask(port, _request(port, "/before", *handshake)).startswith(b"HTTP/1.1 101")
+        silent = _request(port, "/body", *handshake, "Content-Length: 5") + b"hello"
+        assert _ask(port, silent) == b""
+        assert _ask(port, _request(port, "/after", *handshake)).startswith(b"HTTP/1.1 101")
+    diagnoses = _by_path(capture)
+    assert diagnoses["/before"].attribution.server == "python websockets"
+    closed = diagnoses["/body"]
+    assert closed.verdict.value == "no_response", closed.verdict
+    assert closed.attribution.server is None, closed.attribution

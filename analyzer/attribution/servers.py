@@ -169,8 +169,15 @@ def _by_server_header(server_header: str) -> str | None:
     return None
 
 
-def match_silent_close(attempt: Attempt, fault: str | None) -> ServerMatch:
-    """A server that closes without any response: the tungstenite family does exactly that."""
+def match_silent_close(attempt: Attempt, fault: str | None) -> ServerMatch | None:
+    """A server that closes without any response to a request with ``fault``: the tungstenite
+    family does exactly that for the faults it names in its log (TUNGSTENITE_LOGS). A silent
+    close alone names nobody: tungstenite answers a valid request, and many servers close
+    on their own errors without a word (uvicorn's wsproto on an unoffered subprotocol,
+    python websockets on a request with a body, daphne's reset: sweep30b B11)."""
     log = TUNGSTENITE_LOGS.get(fault or "")
+    if log is None:
+        return None
     return ServerMatch("tungstenite (tokio-tungstenite, axum's base)", "low",
-                       "closed the connection without any HTTP response", log)
+                       f"closed the connection without any HTTP response to a request "
+                       f"tungstenite refuses so ({fault})", log)
