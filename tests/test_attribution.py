@@ -186,6 +186,25 @@ def test_silent_close_points_at_tungstenite_with_its_log(tmp_path: Path) -> None
     assert diagnosis.attribution.server_log == 'No "Sec-WebSocket-Key" header'
 
 
+@pytest.mark.parametrize(("status_line", "printed"), [
+    (b"HTTP/1.1 403 \r\ncontent-length: 0\r\n\r\n", "403 Forbidden"),  # uvicorn (wsproto)
+    (b"HTTP/1.1 403 Access denied\r\n\r\n", "403 Forbidden"),  # daphne
+    (b"HTTP/1.1 413 \r\ncontent-length: 0\r\n\r\n", "413 Payload Too Large"),
+    (b"HTTP/1.1 599 Whatever\r\ncontent-length: 0\r\n\r\n", "599 <unknown status code>"),
+])
+def test_tungstenite_prints_the_canonical_reason_not_the_wires(
+        tmp_path: Path, status_line: bytes, printed: str) -> None:
+    # tungstenite's Error::Http shows http::StatusCode: its canonical reason (sweep30b C2)
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws"))
+    conv.server(status_line)
+    conv.server_fin()
+    write_pcap(tmp_path / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    assert f"tungstenite: HTTP error: {printed}" in diagnosis.attribution.client_errors
+
+
 def test_a_silent_close_of_a_valid_request_names_nobody(tmp_path: Path) -> None:
     # tungstenite answers a valid handshake; a server that closes on one (uvicorn's wsproto
     # on an unoffered subprotocol, sweep30b s1) is not known by its silence

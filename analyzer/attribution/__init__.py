@@ -11,6 +11,7 @@ from analyzer.attribution.clients import (
     NAMED_ONLY,
     REDIRECT_STATUSES,
     SERVER_SENT_KINDS,
+    canonical_reason,
     client_errors,
     client_name,
     clients_of,
@@ -80,6 +81,7 @@ def attribute(
             kind, client, **extra,
             status=response.status if response else "",
             reason=response.reason if response else "",
+            canonical_reason=canonical_reason(response.status) if response else "",
             url=_url(attempt),
             value=_value_for(kind, findings) or (found_alone(findings[0].found) if findings
                                                  else ""),

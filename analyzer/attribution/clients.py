@@ -37,7 +37,8 @@ _AGENTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     )
 )
 
-# Failure kind → (client, what it prints). {status}, {reason}, {value} are filled in.
+# Failure kind → (client, what it prints). {status}, {reason}, {canonical_reason}, {value}... are
+# filled in.
 _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
     "status": (
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
@@ -45,7 +46,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "Unexpected server response: {status}"),
         ("python websockets", "server rejected WebSocket connection: HTTP {status}"),
         ("aiohttp", "WSServerHandshakeError: {status}, message='Invalid response status'"),
-        ("tungstenite", "HTTP error: {status} {reason}"),
+        ("tungstenite", "HTTP error: {status} {canonical_reason}"),
         ("gorilla/websocket", "websocket: bad handshake"),
         ("coder/websocket", "expected handshake response status code 101 but got {status}"),
         (".NET", "The server returned status code '{status}' when status code '101' was "
@@ -500,6 +501,25 @@ assert not any("{" in name or "}" in name for lines in _ERRORS.values() for name
 # attribution's texts and numbers (str, int): no two of them are equal with a different
 # text, so their items are a key. Bounded, in number and length (a long URL is not kept).
 _LINES: Remembered[tuple[object, ...], tuple[str, ...]] = Remembered(1024)
+
+
+# The http crate's canonical reason phrases where they differ from Python's (RFC 9110's names)
+_HTTP_CRATE_REASONS = {413: "Payload Too Large", 414: "URI Too Long",
+                       416: "Range Not Satisfiable", 422: "Unprocessable Entity"}
+
+
+def canonical_reason(status: int) -> str:
+    """The reason phrase tungstenite prints for a status: the http crate's StatusCode shows
+    its canonical reason, whatever the wire's reason phrase said (an empty one included)."""
+    reason = _HTTP_CRATE_REASONS.get(status)
+    if reason is None:
+        from http import HTTPStatus  # (only for a failed status, and cheap)
+
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "<unknown status code>"
+    return reason
 
 
 def client_errors(kind: str, client: str | None, **values: object) -> tuple[str, ...]:
