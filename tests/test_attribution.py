@@ -186,6 +186,35 @@ def test_silent_close_points_at_tungstenite_with_its_log(tmp_path: Path) -> None
     assert diagnosis.attribution.server_log == 'No "Sec-WebSocket-Key" header'
 
 
+@pytest.mark.parametrize(("response", "server", "log", "primary"), [
+    # daphne (Autobahn's ConnectionDeny) when the application closed before accepting
+    (b"HTTP/1.1 403 Access denied\r\n\r\n", "daphne (Autobahn)", '"WSREJECT /ws"',
+     "ws_rejected_before_accept"),
+    # uvicorn's 500 when the application raised before accepting, each back end's
+    (b"HTTP/1.1 500 Internal Server Error\r\nDate: Mon, 07 Dec 2026 19:05:20 GMT\r\n"
+     b"Connection: close\r\nContent-Length: 21\r\nContent-Type: text/plain; charset=utf-8"
+     b"\r\n\r\nInternal Server Error", "uvicorn (websockets-sansio)",
+     "Exception in ASGI application", "response_server_error"),
+    (b"HTTP/1.1 500 \r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+     b"content-length: 21\r\n\r\nInternal Server Error", "uvicorn (wsproto)",
+     "Exception in ASGI application", "response_server_error"),
+])
+def test_asgi_servers_refusals_known_by_their_shape(
+        tmp_path: Path, response: bytes, server: str, log: str, primary: str) -> None:
+    # the bytes of sweep30b s10 (daphne) and s1 (uvicorn), C3
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws"))
+    conv.server(response)
+    conv.server_fin()
+    write_pcap(tmp_path / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    assert diagnosis.primary is not None and diagnosis.primary.check == primary
+    who = diagnosis.attribution
+    assert who.server == server
+    assert who.server_log is not None and log in who.server_log
+
+
 @pytest.mark.parametrize(("status_line", "printed"), [
     (b"HTTP/1.1 403 \r\ncontent-length: 0\r\n\r\n", "403 Forbidden"),  # uvicorn (wsproto)
     (b"HTTP/1.1 403 Access denied\r\n\r\n", "403 Forbidden"),  # daphne

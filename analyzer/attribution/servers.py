@@ -69,6 +69,7 @@ _SERVER_HEADER = (
     ("uvicorn", "uvicorn"),
     ("werkzeug", "Werkzeug"),
     ("tornadoserver", "tornado"),
+    ("daphne", "daphne"),
     ("gunicorn", "gunicorn"),
     ("jetty", "Jetty"),
     ("envoy", "Envoy"),

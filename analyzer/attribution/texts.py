@@ -226,6 +226,7 @@ SHARED: dict[str, tuple[tuple[str, KnownText], ...]] = {
 # to a standalone ws server have fixed header lists (captures/*.pcap of each).
 _ASGI_CLOSED = ("ws_rejected_before_accept",)
 _UVICORN_LOG = "\"WebSocket /PATH\" 403 / connection rejected (403 Forbidden)"
+_UVICORN_500 = "ERROR: Exception in ASGI application (and its traceback)"
 SHAPES: tuple[KnownText, ...] = (
     KnownText("shape", "403 |content-length", "uvicorn (wsproto)",
               "\"WebSocket /PATH\" 403", _ASGI_CLOSED, adds=True),
@@ -233,6 +234,18 @@ SHAPES: tuple[KnownText, ...] = (
               "uvicorn (websockets)", _UVICORN_LOG, _ASGI_CLOSED, adds=True),
     KnownText("shape", "403 Forbidden|date,connection,content-length,content-type",
               "uvicorn (websockets-sansio)", _UVICORN_LOG, _ASGI_CLOSED, adds=True),
+    # uvicorn's 500 when the application raised before accepting, in each back end's way
+    # (sweep30b s1); its log is the exception's
+    KnownText("shape", "500 Internal Server Error|date,connection,content-length,content-type",
+              "uvicorn (websockets-sansio)",
+              _UVICORN_500 + " / connection rejected (500 Internal Server Error)"),
+    KnownText("shape", "500 |content-type,connection,content-length", "uvicorn (wsproto)",
+              _UVICORN_500),
+    # daphne (Autobahn's ConnectionDeny) when the application closed before accepting: a
+    # bare status line (sweep30b s10)
+    KnownText("shape", "403 Access denied|", "daphne (Autobahn)",
+              "\"WSCONNECTING /PATH\" then \"WSREJECT /PATH\" (its access log)", _ASGI_CLOSED,
+              adds=True),
     KnownText("shape", "500 Internal server error|", "daphne (Autobahn)",
               "Exception inside application (Channels: ValueError: No route found for path "
               "'...', or an exception in the consumer's connect)"),
