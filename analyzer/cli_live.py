@@ -122,6 +122,16 @@ def run_live_command(options: LiveOptions, fmt: str, selection: Selection, clock
                f"{error} (results so far are shown; please report this)")
     finally:
         stop.restore()
+        if follower is not None:
+            # The key log's last lines: a session that ended just before the stop waits for
+            # its key, and is judged with it below (`Analysis.finish`).
+            try:
+                follower.poll()
+            except CaptureError as error:  # --write could not embed them
+                if status is ExitStatus.OK:
+                    say_error(str(error))
+                    status = ExitStatus.INPUT_ERROR
+            follower.close()
         counters = capture.counters()
         capture.close()
         if writer is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
@@ -348,7 +349,15 @@ class Analysis:
         if self._ledger is not None:
             sync_all(self._ledger, self._reassembler)
         self._reassembler.tick(now, patience)
+        self._settle_awaiting(now)
         return self._drain()
+
+    def _settle_awaiting(self, now: float) -> None:
+        """TLS sessions that ended while waiting for their key: judged once it comes, or
+        once the wait is over (``now`` infinite: the run ends, with the keys it has)."""
+        awaiting = self._run.awaiting_keys
+        if awaiting:
+            awaiting[:] = [settle for settle in awaiting if not settle(now)]
 
     def finish(self) -> list[Decided]:
         """End of input: every connection still open is judged as it stands."""
@@ -372,6 +381,7 @@ class Analysis:
         for _ in self._reassembler.closing():
             if self._decided:
                 yield from self._drain()
+        self._settle_awaiting(math.inf)
         yield from self._drain()
 
     def _decide(self, attempt: Attempt) -> None:

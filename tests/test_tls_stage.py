@@ -358,6 +358,67 @@ def test_live_session_without_its_key_is_counted_after_the_wait(tmp_path: Path,
     assert found == [] and run.stats.tls_uninspected == 1
 
 
+@pytest.mark.parametrize("response", [SWITCH, REJECT])
+def test_live_session_that_ends_while_waiting_for_its_key_waits_too(
+        tmp_path: Path, keylog: Path, response: bytes) -> None:
+    """Live, a key log written as the traffic happens (sweep30a B3): a short session that ends
+    (both FINs) before its key is read is judged once the key comes, from its plaintext, as a
+    later read with the key log judges it (here the client's FIN 1 ms after the 101: aborted;
+    the 403: failed), not from its handshake alone ("client FIN right after the server's
+    flight", a certificate rejection)."""
+    conversation = _wss(tmp_path, keylog, True, response=response)
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks, end="fin-both")
+    store = KeyStore(wait=10.0)
+    run = Analysis(secrets=store, lifetimes=True)
+    frames = _frames_of(pcap)
+    found = [d for frame in frames for d in run.feed(frame)]
+    assert found == []  # ended, but its records wait for the key
+    found += run.tick(frames[-1].time + 0.5, 5.0)
+    assert found == []
+    store.add_text(keylog.read_bytes())  # the key log is read at the next tick
+    found += run.tick(frames[-1].time + 1.0, 5.0)
+    read, _ = analyse(pcap, load_keylog(keylog.read_bytes()))  # read later, with the key log
+    assert [_judged(d) for d in found] == [_judged(d) for d in read]
+    assert found[0].verdict is (Verdict.ABORTED if response is SWITCH else Verdict.FAILED)
+    tls = found[0].attempt.tls
+    assert tls is not None and tls.decrypted
+    assert "tls_certificate_rejected" not in {f.check for f in found[0].findings}
+    assert found[0].attempt.response_head is not None
+    assert run.finish() == [] and run.stats.tls_decrypted == 1
+
+
+def _judged(diagnosis: Diagnosis) -> tuple[object, ...]:
+    return (diagnosis.verdict, tuple(f.check for f in diagnosis.findings),
+            diagnosis.attempt.first_frame)
+
+
+def test_live_session_that_ends_without_its_key_is_counted_after_the_wait(
+        tmp_path: Path, keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, True)
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks, end="fin-both")
+    run = Analysis(secrets=KeyStore(wait=10.0), lifetimes=True)
+    frames = _frames_of(pcap)
+    found = [d for frame in frames for d in run.feed(frame)]
+    found += run.tick(frames[-1].time + 5.0, 5.0)
+    assert found == [] and run.stats.tls_uninspected == 0  # still waiting
+    found += run.tick(frames[-1].time + 10.5, 5.0)
+    assert found == [] and run.stats.tls_uninspected == 1  # without key, not a failure
+
+
+def test_live_session_still_waiting_at_the_stop_is_judged_with_the_key_it_has(
+        tmp_path: Path, keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, True)
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks, end="fin-both")
+    store = KeyStore(wait=10.0)
+    run = Analysis(secrets=store, lifetimes=True)
+    found = [d for frame in _frames_of(pcap) for d in run.feed(frame)]
+    store.add_text(keylog.read_bytes())  # read by the stop's last look at the key log
+    found += run.finish()
+    read, _ = analyse(pcap, load_keylog(keylog.read_bytes()))
+    assert [_judged(d) for d in found] == [_judged(d) for d in read]
+    assert found[0].attempt.tls is not None and found[0].attempt.tls.decrypted
+
+
 def test_followed_key_log_reads_appended_and_rewritten_lines(tmp_path: Path) -> None:
     path = tmp_path / "growing.log"
     store = KeyStore(wait=10.0)

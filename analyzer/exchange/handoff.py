@@ -84,3 +84,7 @@ class RunContext:
     # The input a frame came from, of several files read together (None: one input), so a
     # TLS session without a key is told by what its own file carried (tls/reporting.py)
     source_of: Callable[[int], int] | None = None
+    # Live capture with a key log still being written: TLS sessions that ended while their
+    # records waited for their key (tls/layer.py `_wait_for_key`). Each is called with the
+    # time at every tick, and with infinity at the end of the run, until it says True.
+    awaiting_keys: list[Callable[[float], bool]] = field(default_factory=list)

@@ -72,7 +72,7 @@ class TlsStage(TlsReporting, TlsSkipping):
 
     __slots__ = ("_run", "_conn", "_tcp", "_session", "_shadow", "_inner_run", "_done",
                  "_idle_for_good", "_inner_stopped", "_inner_emitted", "_judged", "_ledger",
-                 "_alerts_told", "_stop_told", "_keeps_recent")
+                 "_alerts_told", "_stop_told", "_keeps_recent", "_ends_waited", "_end_waited")
 
     def __init__(self, run: RunContext, conn: Connection, tcp: TcpLog) -> None:
         self._run = run
@@ -97,6 +97,11 @@ class TlsStage(TlsReporting, TlsSkipping):
         self._alerts_told = 0  # the session's alerts already given to the life
         self._stop_told = False  # the inner reader knows a side stopped after a hole
         self._keeps_recent = True  # reassembly keeps delivered bytes (until life: `_in_life`)
+        # FINs and RSTs that came while the records waited for their key (live, a key log
+        # still being written): (frame, side, time, lost; None for a RST), told to the
+        # plaintext's readers once the held records are read (`_released`)
+        self._ends_waited: list[tuple[int, int, float, bool | None]] = []
+        self._end_waited: tuple[float, str] | None = None  # the end itself, (time, reason)
 
     # --- StreamListener -----------------------------------------------------------------
 
@@ -119,6 +124,8 @@ class TlsStage(TlsReporting, TlsSkipping):
         the records decide."""
         self._packet(side, time)
         self._deliver(self._session.feed(side, offset, data, frame, time))
+        if self._ends_waited and self._session.decryption is not Decryption.WAITING:
+            self._tell_ends_waited()
         if len(self._session.alerts) > self._alerts_told:
             self._alerts_end_streams()
         if self._session.hole_stop_side is not None and not self._stop_told:
@@ -233,6 +240,13 @@ class TlsStage(TlsReporting, TlsSkipping):
     def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         self._conn.passing = None
         self._tcp.fin_of(side, frame, time, lost)
+        if self._session.decryption is Decryption.WAITING:
+            self._ends_waited.append((frame, side, time, lost))
+            return
+        self._fin_inside(side, frame, time, lost)
+
+    def _fin_inside(self, side: int, frame: int, time: float, lost: bool) -> None:
+        """A FIN told to the plaintext's readers (the inner tracker, or the life)."""
         inner = self._inner_listener()
         if inner is not None:
             inner.on_fin(side, frame, time, lost)
@@ -246,6 +260,12 @@ class TlsStage(TlsReporting, TlsSkipping):
     def on_rst(self, side: int, frame: int, time: float) -> None:
         self._conn.passing = None
         self._tcp.rst_of(side, frame, time)
+        if self._session.decryption is Decryption.WAITING:
+            self._ends_waited.append((frame, side, time, None))
+            return
+        self._rst_inside(side, frame, time)
+
+    def _rst_inside(self, side: int, frame: int, time: float) -> None:
         inner = self._inner_listener()
         if inner is not None:
             inner.on_rst(side, frame, time)
@@ -262,8 +282,8 @@ class TlsStage(TlsReporting, TlsSkipping):
         if self._session.decryption is Decryption.WAITING and not self._done:
             plains: list[Plain] = []
             self._session.look_for_key(now, plains)
-            self._deliver(plains)
-            self._after_records(now)
+            if self._session.decryption is not Decryption.WAITING:
+                self._released(plains, now)
         inner = self._inner_listener()
         if inner is not None and not self._done:
             inner.on_tick(now, patience)
@@ -297,6 +317,8 @@ class TlsStage(TlsReporting, TlsSkipping):
         return inner.ticks_idle(now)
 
     def on_end(self, time: float, reason: str) -> None:
+        if self._wait_for_key(time, reason):
+            return
         self._end(time, reason)
         # Nothing reads the inner state after the end: let it go by reference counting. The
         # shadow and its tracker point at each other, and the inner `RunContext` holds this
@@ -308,6 +330,56 @@ class TlsStage(TlsReporting, TlsSkipping):
             shadow.listener = None
         self._shadow = None
         self._inner_run = None
+
+    # --- a key still to come (live) --------------------------------------------------------
+
+    def _wait_for_key(self, time: float, reason: str) -> bool:
+        """The connection ended while its records wait for their key (live, a key log still
+        being written: the client writes its key lines as it goes, the capture has the
+        session first). Judged from the handshake alone, a short wss session that succeeded
+        read as a certificate rejection ("client FIN right after the server's flight",
+        sweep30a B3). So the end waits as the records do: True when it does, and the run
+        calls `_settle` at each tick until the key is there or the wait is over."""
+        session = self._session
+        if session.decryption is not Decryption.WAITING or self._done:
+            return False
+        plains: list[Plain] = []
+        session.look_for_key(time, plains)  # (the key may have come since the last record)
+        if session.decryption is not Decryption.WAITING:
+            self._released(plains, time)
+            return False
+        self._end_waited = (time, reason)
+        self._run.awaiting_keys.append(self._settle)
+        return True
+
+    def _settle(self, now: float) -> bool:
+        """An end that waits for its key, at ``now``: once the key is there, or the wait is
+        over (then the session is without key), its records are read and the session is
+        judged as at its end. True when done; False: still waiting."""
+        plains: list[Plain] = []
+        self._session.look_for_key(now, plains)
+        if self._session.decryption is Decryption.WAITING:
+            return False
+        assert self._end_waited is not None
+        time, reason = self._end_waited
+        self._released(plains, time)
+        self.on_end(time, reason)
+        return True
+
+    def _released(self, plains: list[Plain], time: float) -> None:
+        """The records held for the key were read (decrypted, or not, past the wait): their
+        plaintext goes in, then the FINs and RSTs that came meanwhile, then what they decide."""
+        self._deliver(plains)
+        self._tell_ends_waited()
+        self._after_records(time)
+
+    def _tell_ends_waited(self) -> None:
+        ends, self._ends_waited = sorted(self._ends_waited), []
+        for frame, side, time, lost in ends:
+            if lost is None:
+                self._rst_inside(side, frame, time)
+            else:
+                self._fin_inside(side, frame, time, lost)
 
     def _end(self, time: float, reason: str) -> None:
         self._conn.passing = None
