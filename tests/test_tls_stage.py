@@ -3,8 +3,10 @@ pcaps with the builder, read back with and without their key logs."""
 
 from __future__ import annotations
 
+import shutil
 import ssl
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -466,6 +468,81 @@ def test_written_pcapng_carries_the_key_log(tmp_path: Path, keylog: Path) -> Non
     run = Analysis()
     found = list(run.feed_records(read_records([str(tmp_path / "one.pcapng")], [])))
     assert [d.attempt.tls.decrypted for d in found + run.finish() if d.attempt.tls] == [True]
+
+
+def _block_kinds(path: Path) -> list[int]:
+    """The pcapng's block types, in file order."""
+    data, position, kinds = path.read_bytes(), 0, []
+    while position < len(data):
+        kind, length = struct.unpack_from("<II", data, position)
+        kinds.append(kind)
+        position += length
+    return kinds
+
+
+@pytest.mark.parametrize("limit", [0, 3000])
+def test_written_pcapng_has_its_keys_before_its_packets(tmp_path: Path, keylog: Path,
+                                                        limit: int) -> None:
+    """live --keylog --write (sweep30a B2): a key log line is read after the handshake it
+    decrypts was captured and written, but readers (ours, Wireshark) use a Decryption Secrets
+    Block only for the packets after it. At its close (the run's end, a rotation) a file gets
+    its secrets blocks moved before its first packet, so it decrypts without the key log."""
+    conversation = _wss(tmp_path, keylog, True)
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks, end="fin-both")
+    out = tmp_path / "live.pcapng"
+    writer = RotatingPcapngWriter(str(out), [("lo", 1)], 65535, limit=limit, keep=0)
+    text = keylog.read_bytes()
+    lines = text.splitlines(keepends=True)
+    frames = _frames_of(pcap)
+    for frame in frames:
+        writer.write(frame)
+        if frame.number == 7:  # the key log is read after the ServerHello was written
+            writer.write_secrets(b"".join(lines[:2]))
+        if frame.number == 10:
+            writer.write_secrets(b"".join(lines[2:]))
+    writer.flush()
+    if not limit:
+        before = _block_kinds(out)
+        assert before.index(0xA) > before.index(6)  # as written: keys after packets
+    writer.close()
+    files = sorted(tmp_path.glob("live*.pcapng"))
+    assert (len(files) > 1) is bool(limit)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
+    for path in files:
+        kinds = _block_kinds(path)
+        if 0xA in kinds:
+            assert max(i for i, k in enumerate(kinds) if k == 0xA) < kinds.index(6), kinds
+    first = _block_kinds(files[0])
+    assert first.count(0xA) == 2
+    assert sum(_block_kinds(path).count(6) for path in files) == len(frames)
+    run = Analysis()
+    found = list(run.feed_records(read_records([str(f) for f in files], []))) + run.finish()
+    read, _ = analyse(pcap, load_keylog(text))
+    assert [(d.verdict, d.attempt.tls.decrypted if d.attempt.tls else None) for d in found] == [
+        (d.verdict, True) for d in read]
+    tshark = shutil.which("tshark")
+    if tshark is not None and not limit:  # Wireshark's reader too (one pass)
+        shown = subprocess.run([tshark, "-r", str(files[0]), "-Y", "http", "-T", "fields",
+                                "-e", "http.request.uri", "-e", "http.response.code"],
+                               capture_output=True, text=True, timeout=60, check=True)
+        assert shown.stdout.split() == ["/chat", "101"], shown
+
+
+def test_written_pcapng_keys_first_keeps_the_file_mode(tmp_path: Path, keylog: Path) -> None:
+    conversation = _wss(tmp_path, keylog, True)
+    pcap = write(tmp_path / "wss.pcap", conversation.chunks, end="fin-both")
+    out = tmp_path / "live.pcapng"
+    writer = RotatingPcapngWriter(str(out), [("lo", 1)], 65535)
+    out.chmod(0o640)
+    frames = _frames_of(pcap)
+    writer.write(frames[0])
+    writer.write_secrets(keylog.read_bytes())
+    for frame in frames[1:]:
+        writer.write(frame)
+    writer.close()
+    assert out.stat().st_mode & 0o777 == 0o640
+    kinds = _block_kinds(out)
+    assert kinds[:3] == [0x0A0D0D0A, 1, 0xA] and kinds.count(6) == len(frames)
 
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")

@@ -6,11 +6,22 @@
 # Rotation names files like tcpdump -C/-W: FILE.pcapng, FILE.1.pcapng, FILE.2.pcapng..., and
 # deletes the oldest when more than `keep` exist; `upgrade-analyzer read FILE*.pcapng` merges
 # them back by timestamp.
+#
+# Key log lines (`live --keylog`) go in as Decryption Secrets Blocks as they are read, which is
+# after the handshakes they decrypt: a client writes its keys once it has them. Readers (ours,
+# Wireshark) use a secrets block only for the packets after it, so when a file is closed (the
+# end of the run, or a rotation) the blocks written among its packets are moved to just after
+# its header (`_keys_first`): a copy in the same directory, synced, renamed over the file, so
+# the file is whole in one layout or the other at every moment. A run that dies before the
+# close (SIGKILL, a crash) leaves the file as written: it decrypts with --keylog only.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import struct
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -74,6 +85,9 @@ class RotatingPcapngWriter:
         self._size = 0
         self._failed = False  # a write failed and was reported (a full disk)
         self._secrets = b""  # key log lines written so far: every new file starts with them
+        self._first_packet = 0  # the current file's first packet block's offset (0: none yet)
+        # secrets blocks written after that, (offset, block): moved before it at the close
+        self._late: list[tuple[int, bytes]] = []
         self._file: BinaryIO = self._open(self._base)
 
     def path_of(self, index: int) -> Path:
@@ -95,6 +109,8 @@ class RotatingPcapngWriter:
             self._failed = True
             raise CaptureError(f"cannot write {self.path_of(self._index)}: "
                                f"{error.strerror or error}") from None
+        if not self._first_packet:
+            self._first_packet = self._size
         self._size += len(block)
 
     def write_secrets(self, lines: bytes) -> None:
@@ -107,8 +123,11 @@ class RotatingPcapngWriter:
         try:
             self._file.write(block)
         except OSError as error:
+            self._failed = True
             raise CaptureError(f"cannot write {self.path_of(self._index)}: "
                                f"{error.strerror or error}") from None
+        if self._first_packet:  # among the packets: moved before them at the close
+            self._late.append((self._size, block))
         self._size += len(block)
 
     def flush(self) -> None:
@@ -120,10 +139,12 @@ class RotatingPcapngWriter:
                                f"{error.strerror or error}") from None
 
     def close(self) -> None:
-        """Closes the file; a CaptureError when its last buffered bytes cannot be written
-        (once: a file that failed is closed without another word)."""
+        """Closes the file, its secrets blocks moved before its packets; a CaptureError when
+        its last buffered bytes cannot be written (once: a file that failed is closed without
+        another word), or the blocks cannot be moved (the file is then kept as written)."""
         if self._file.closed:
             return
+        late, self._late = self._late, []
         try:
             self._file.close()
         except OSError as error:
@@ -131,6 +152,15 @@ class RotatingPcapngWriter:
                 self._failed = True
                 raise CaptureError(f"cannot write {self.path_of(self._index)}: "
                                    f"{error.strerror or error}") from None
+        if late and not self._failed:
+            path = self.path_of(self._index)
+            try:
+                _keys_first(path, self._first_packet, late)
+            except OSError as error:
+                self._failed = True
+                raise CaptureError(f"cannot move the keys of {path} before its packets: "
+                                   f"{error.strerror or error} (the file is kept as written: "
+                                   "read it with --keylog)") from None
 
     def _rotate(self) -> None:
         self.close()
@@ -154,8 +184,53 @@ class RotatingPcapngWriter:
         except OSError as error:
             raise CaptureError(f"cannot write {path}: {error.strerror or error}") from None
         self._size = len(self._header) + len(secrets)
+        self._first_packet = 0
         return handle
 
 
 def _secrets_block(lines: bytes) -> bytes:
     return _block(_DSB, struct.pack("<II", _TLS_KEY_LOG, len(lines)) + _pad(lines))
+
+
+_COPY = 1 << 20
+
+
+def _keys_first(path: Path, first_packet: int, late: list[tuple[int, bytes]]) -> None:
+    """Rewrites the pcapng at `path` with the secrets blocks `late` (their offsets and bytes,
+    in order) moved to `first_packet`, the offset of its first packet block: a copy made in
+    the same directory, synced, then renamed over it."""
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                             dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as out, open(path, "rb") as source:
+            _copy(source, out, first_packet)
+            for _, block in late:
+                out.write(block)
+            for offset, block in late:
+                _copy(source, out, offset - source.tell())
+                source.seek(len(block), os.SEEK_CUR)
+            _copy(source, out, -1)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
+        os.replace(temporary, path)
+    except BaseException:  # an error, or Ctrl-C: the file stays as it was
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)
+
+
+def _copy(source: BinaryIO, out: BinaryIO, length: int) -> None:
+    """`length` bytes (-1: all that is left) of `source` onto `out`."""
+    while length:
+        chunk = source.read(_COPY if length < 0 else min(length, _COPY))
+        if not chunk:
+            return
+        out.write(chunk)
+        if length > 0:
+            length -= len(chunk)
