@@ -434,6 +434,7 @@ class Analysis:
                                               key=lambda s: (s.last_frame, s.first_frame))
         stats.tls_decrypted = self._counters.tls_decrypted
         stats.tls_unused = self._counters.tls_unused
+        stats.snaplen_cut_segments = self._reassembler.cut_segments
         stats.keylog_ignored_lines = getattr(self._run.secrets, "ignored", 0)
         stats.quic_flows = self._decoder.quic_flow_count
         stats.first_time = self._first
@@ -464,6 +465,7 @@ def _add(stats: RunStats, other: RunStats) -> None:
     stats.tls_uninspected_listed += other.tls_uninspected_listed[:max(room, 0)]
     stats.tls_decrypted += other.tls_decrypted
     stats.tls_unused += other.tls_unused
+    stats.snaplen_cut_segments += other.snaplen_cut_segments
     times = [t for t in (stats.first_time, other.first_time) if t is not None]
     stats.first_time = min(times) if times else None
     times = [t for t in (stats.last_time, other.last_time) if t is not None]

@@ -38,6 +38,9 @@ class RunStats:
     # TLS sessions whose client completed the handshake and then sent nothing, not even an
     # alert: a browser's spare or preconnected connection (not attempts)
     tls_unused: int = 0
+    # TCP segments of read connections whose end the capture's snapshot length cut off (tcpdump
+    # -s N): their bytes past it are holes, and a head cut so may not be read
+    snaplen_cut_segments: int = 0
     keylog_ignored_lines: int = 0  # lines of the key log that were not secrets
     quic_flows: int = 0  # UDP flows that start like QUIC (HTTP/3): seen, not analysed
     first_time: float | None = None

@@ -9,6 +9,7 @@ test compares the attempts the real pipeline lists with the requests the generat
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -30,7 +31,7 @@ from tests.builder import (
     websocket_response,
     write_pcap,
 )
-from tests.helpers import analyze_pcap
+from tests.helpers import analyze_pcap, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 # Control bytes a target may carry and still make a request line (RFC 9112 §3 words end at
@@ -236,3 +237,23 @@ def test_a_connection_picked_up_mid_stream_keeps_its_first_request(tmp_path: Pat
         found += run.finish()
         assert [(d.attempt.request_head.target if d.attempt.request_head else None,
                  d.verdict.value) for d in found] == [("/ws", "aborted")], (order, compiled)
+
+
+@pytest.mark.parametrize(("snaplen", "cut"), [(120, True), (65535, False)])
+def test_segments_cut_by_the_snaplen_are_counted_in_the_summary(tmp_path: Path, snaplen: int,
+                                                               cut: bool) -> None:
+    """`tcpdump -s 96/200` cuts handshakes' heads: the report said "No upgrade attempts
+    found" and nothing else (the sweep of the thirtieth session). The summary now counts the
+    segments the snapshot length cut, and says what that means; the near miss: a whole
+    capture says nothing."""
+    conv = Conversation()
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws"))
+    conv.server(websocket_response(), delay=0.002)
+    conv.client_fin(0.01)
+    conv.server_fin(0.001)
+    write_pcap(tmp_path / "cut.pcap", [conv], snaplen=snaplen)
+    summary = json.loads(run_cli("read", tmp_path / "cut.pcap", "-F", "json").stdout)["summary"]
+    assert (summary["snaplen_cut_segments"] > 0) == cut, summary
+    table = run_cli("read", tmp_path / "cut.pcap").stdout
+    assert ("cut by the capture's snapshot length" in table) == cut, table

@@ -80,6 +80,7 @@ class InOrder:
     """The part of `Reassembler` (table.py) that delivers one connection's bytes in order."""
 
     _new_listener: ListenerFactory
+    cut_segments: int  # (the table's count of segments the snaplen cut)
 
     # --- defined by the table (table.py) ---------------------------------------------------
 
@@ -149,6 +150,7 @@ class InOrder:
             self._data(conn, side, here, offset, payload, seg.frame, seg.time)
             if seg.missing and not conn.ignored and conn.life is None:
                 # The snaplen cut the end of this segment: those bytes are a hole right here.
+                self.cut_segments += 1
                 self._data_gap(conn, side, here, offset + len(payload), seg.missing, seg)
         if conn.ignored:
             return

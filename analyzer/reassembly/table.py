@@ -118,6 +118,8 @@ class Reassembler(InOrder, LifeRouting):
         self._until_sweep = sweep_every
         self.connections_seen = 0
         self.connections_evicted = 0
+        # segments of read connections whose end the capture's snapshot length cut off
+        self.cut_segments = 0
         self.now = 0.0
 
     # --- the per-segment path -------------------------------------------------------------

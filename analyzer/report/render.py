@@ -137,6 +137,7 @@ def capture_fields(stats: RunStats) -> dict[str, Any]:
         "evicted_connections": stats.evicted_connections,
         "unlisted_tcp_attempts": dict(stats.unlisted_tcp_attempts.most_common()),
         "abandoned_heads": stats.abandoned_heads,
+        "snaplen_cut_segments": stats.snaplen_cut_segments,
         "tls_decrypted": stats.tls_decrypted,
         "tls_not_inspected": stats.tls_uninspected,
         "tls_unused": stats.tls_unused,
@@ -264,6 +265,11 @@ def capture_lines(s: dict[str, Any]) -> list[str]:
         lines.append(unlisted_line(s["unlisted_tcp_attempts"]))
     if s["abandoned_heads"]:
         lines.append(f"HTTP heads abandoned (no end within 64 KiB): {s['abandoned_heads']}")
+    if s.get("snaplen_cut_segments"):
+        lines.append(f"Segments cut by the capture's snapshot length: "
+                     f"{s['snaplen_cut_segments']} (their bytes past it are holes: handshakes "
+                     "whose heads were cut may be missing or inconclusive; capture again with "
+                     "tcpdump -s 0)")
     if s["tls_not_inspected"]:
         lines.append(tls_uninspected_line(s["tls_not_inspected"],
                                           s["tls_sessions_not_inspected"]))

@@ -168,6 +168,7 @@ def merge_totals(parts: Sequence[ShardTotals]) -> RunStats:
         stats.tls_uninspected += other.tls_uninspected
         stats.tls_decrypted += other.tls_decrypted
         stats.tls_unused += other.tls_unused
+        stats.snaplen_cut_segments += other.snaplen_cut_segments
         listed += other.tls_uninspected_listed
     # One process lists sessions as they end: by last frame is that order.
     listed.sort(key=lambda s: (s.last_frame, s.first_frame))
