@@ -12,7 +12,7 @@ from analyzer.decode.segment import Segment
 from analyzer.exchange.first_bytes import H2_PREFACE
 from analyzer.source import read_bytes
 from fuzz import tls_plaintext
-from fuzz.targets import CAPTURES, LINKTYPES, OPERATION
+from fuzz.targets import CAPTURES, FRAGMENT, FRAGMENT_TCP, LINKTYPES, OPERATION
 
 
 def seeds(target: str) -> list[bytes]:
@@ -25,6 +25,16 @@ def seeds(target: str) -> list[bytes]:
         return files + [pcapng_copy(f) for f in pcaps] + pcaps[-1:]
     if target == "gzip":
         return files
+    if target == "fragments":  # a TCP segment in 3 pieces in order, reversed, overlapping
+        out = []
+        tcp = FRAGMENT_TCP + b"GET / HTTP/1.1\r\n\r\n" + b"x" * 10  # 48 bytes
+        for version in (0, 1):
+            pieces = [FRAGMENT.pack(version | 2, n * 2, int(n < 2), 1, 16) + tcp[n * 16:][:16]
+                      for n in range(3)]
+            out += [b"".join(pieces), b"".join(reversed(pieces)),
+                    b"".join(pieces[:2]) + FRAGMENT.pack(version | 2, 1, 1, 1, 16) + b"x" * 16
+                    + pieces[2]]
+        return out
     frames = [f for raw in files for f in read_bytes(raw, [])]
     if target == "decode":
         return [bytes([LINKTYPES.index(f.linktype)]) + f.data for f in frames[:200]

@@ -21,7 +21,8 @@ import lz4.frame
 
 from analyzer.checks import run_checks
 from analyzer.correlate import correlate
-from analyzer.decode.decoder import QuicDatagram, decode_frame, peek_flow
+from analyzer.decode.decoder import Decoder, QuicDatagram, decode_frame, peek_flow
+from analyzer.decode.fragments import Fragments
 from analyzer.decode.segment import Segment, flow_key
 from analyzer.exchange.first_bytes import H2_PREFACE
 from analyzer.exchange.handoff import ExchangeCounters, RunContext
@@ -126,6 +127,47 @@ def decoder(data: bytes) -> None:
         assert isinstance(result, Segment), (peeked, result)
         key = flow_key(result.src, result.sport, result.dst, result.dport)
         assert peeked == (key, result.flags), (peeked, key, result.flags)
+
+
+# One fragment of `fragments`' input: version (low bit) and identification (the rest: few
+# datagrams, so pieces meet), offset in 8-byte units, flags (MF/M: bit 0), time step, length.
+FRAGMENT = struct.Struct("!BHBBB")
+FRAGMENT_TCP = struct.pack("!HHIIHHHH", 40000, 80, 1, 1, 0x5018, 65535, 0, 0)  # for seeds
+
+
+def fragments(data: bytes) -> None:
+    """IP fragments made from the input (overlapping, duplicated, too large, late, in any
+    order) through one Decoder with small caps: each frame gives a Segment or None, the
+    table stays within its caps, and every fragment frame is counted once in the end.
+    Input: records of FRAGMENT, each followed by its `length` bytes of IP payload."""
+    decoder = Decoder()
+    decoder.fragments = Fragments(timeout=30.0, max_datagrams=8, max_bytes=4096)
+    pos, number, when, segments = 0, 0, 0.0, 0
+    while pos + FRAGMENT.size <= len(data):
+        kind, offset, flags, step, length = FRAGMENT.unpack_from(data, pos)
+        pos += FRAGMENT.size
+        part = data[pos : pos + length]
+        pos += length
+        ident = kind >> 1
+        if kind & 1:  # IPv6 with a Fragment header
+            header = struct.pack("!BBHI", 6, 0, (offset << 3) & 0xFFF8 | flags & 1, ident)
+            ip = struct.pack("!IHBB", 6 << 28, 8 + len(part), 44, 64) + bytes(15) + b"\1" \
+                + bytes(15) + b"\2" + header + part
+            frame = bytes(12) + b"\x86\xdd" + ip
+        else:
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(part), ident,
+                             (flags & 1) << 13 | offset & 0x1FFF, 64, 6, 0,
+                             b"\n\0\0\1", b"\n\0\0\2") + part
+            frame = bytes(12) + b"\x08\x00" + ip
+        when += step / 16
+        number += 1
+        result = decoder.decode(Frame(number, when, 1, frame, len(frame)))
+        assert result is None or isinstance(result, Segment), result
+        segments += result is not None
+        table = decoder.fragments
+        assert len(table) <= table.max_datagrams
+        assert table.held <= max(table.max_bytes, 65_535 + 64 * 8192), table.held
+    assert sum(decoder.skipped.values()) + segments == number
 
 
 # --- reassembly and the exchange tracker ----------------------------------------------------
@@ -490,6 +532,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "capture": capture_reader,
     "gzip": gzip_reader,
     "decode": decoder,
+    "fragments": fragments,
     "reassembly": reassembly,
     "tracker": tracker,
     "http": http_head,

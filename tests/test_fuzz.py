@@ -29,6 +29,7 @@ BUDGET = {
     "capture": 2000,
     "gzip": 1000,
     "decode": 4000,
+    "fragments": 1500,
     "reassembly": 1500,
     "tracker": 1200,
     "http": 1500,

@@ -17,12 +17,15 @@ from functools import partial
 from typing import Protocol
 
 from ..source.frame import Frame
+from .fragments import Fragments, ipv4_piece, ipv6_piece
 from .ip import (
     IPPROTO_GRE,
     IPPROTO_IPIP,
     IPPROTO_IPV6,
     IPPROTO_TCP,
     IPPROTO_UDP,
+    IPV4_FRAGMENT,
+    IPV6_FRAGMENT,
     ipv4,
     ipv6,
     not_tcp,
@@ -259,18 +262,33 @@ class QuicDatagram:
 
 class Decoder:
     """Turns Frames into TCP Segments; counts the frames it cannot use, by reason, and the
-    QUIC flows it saw (the summary says they were seen and not analysed)."""
+    QUIC flows it saw (the summary says they were seen and not analysed). IP fragments are
+    put together in its `fragments` table (fragments.py): a datagram's TCP segment comes out
+    of the frame of the fragment that completed it."""
 
     def __init__(self) -> None:
-        self.skipped: Counter[str] = Counter()
+        self._skipped: Counter[str] = Counter()
+        self.fragments = Fragments()
         self.quic_flows: set[bytes] = set()
         self.quic_flows_over = 0  # flows past MAX_QUIC_FLOWS (possibly repeats)
 
+    @property
+    def skipped(self) -> Counter[str]:
+        """Frames without a TCP segment of their own, by reason: the fragments' counted by
+        what became of their datagram (reassembled, expired, ...; still held: incomplete)."""
+        skipped = self._skipped.copy()
+        if self.fragments.counts or len(self.fragments):
+            skipped.update(self.fragments.counts)
+            skipped.update(self.fragments.pending())
+        return skipped
+
     def decode(self, frame: Frame) -> Segment | None:
         """The innermost TCP segment of `frame`, or None (and a count in `skipped`)."""
-        result = decode_frame(frame)
+        result = decode_frame(frame, self.fragments)
         if isinstance(result, Segment):
             return result
+        if result is HELD:
+            return None  # counted with its datagram, by `fragments`
         if isinstance(result, QuicDatagram):
             if result.flow not in self.quic_flows:
                 if len(self.quic_flows) < MAX_QUIC_FLOWS:
@@ -278,7 +296,7 @@ class Decoder:
                 else:
                     self.quic_flows_over += 1
             result = QUIC
-        self.skipped[result] += 1
+        self._skipped[result] += 1
         return None
 
     @property
@@ -286,8 +304,15 @@ class Decoder:
         return len(self.quic_flows) + self.quic_flows_over
 
 
-def decode_frame(frame: Frame) -> Segment | QuicDatagram | str:
-    """The innermost TCP segment of `frame`, or the reason there is none."""
+# `decode_frame`'s answer for a fragment taken into the table without completing a datagram.
+HELD = "ip fragment held"
+
+
+def decode_frame(frame: Frame, fragments: Fragments | None = None
+                 ) -> Segment | QuicDatagram | str:
+    """The innermost TCP segment of `frame`, or the reason there is none. With `fragments`,
+    an IP fragment (at any layer) goes into that table, and a datagram it completes is
+    decoded on as if it had arrived whole (else: HELD); without, it is skipped."""
     data = frame.data
     step = link_layer(frame.linktype, data)
     if isinstance(step, str):
@@ -309,8 +334,30 @@ def decode_frame(frame: Frame) -> Segment | QuicDatagram | str:
         else:
             return not_ip(ethertype)
         if isinstance(ip, str):
-            return ip
-        proto, l4, end, addr, alen = ip
+            if ip is not IPV4_FRAGMENT or fragments is None:
+                return ip
+            piece = ipv4_piece(data, pos, limit)
+        else:
+            proto, l4, end, addr, alen = ip
+            if proto != IPV6_FRAGMENT:
+                piece = None
+            elif fragments is None:
+                return "ipv6 fragment"
+            else:
+                piece = ipv6_piece(data, pos, l4, end, limit)
+        if piece is not None:
+            # Fragments are rare: only here, never in the compiled peeks (which leave them
+            # to this decoder), so whole packets pay nothing for them.
+            if isinstance(piece, str):
+                return piece
+            whole = fragments.add(piece, frame.time)  # type: ignore[union-attr]
+            if whole is None:
+                return HELD
+            tunnels += 1  # (a reassembled datagram counts as a layer: it cannot loop)
+            if tunnels > MAX_TUNNELS:
+                return "tunnel nesting too deep"
+            data, pos, limit = whole, 0, len(whole)
+            continue
         if proto == IPPROTO_TCP:
             return _tcp(frame, data, l4, end, limit, addr, alen)
         tunnels += 1

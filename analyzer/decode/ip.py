@@ -15,6 +15,10 @@ IPPROTO_UDP = 17
 IPPROTO_IPV6 = 41
 IPPROTO_GRE = 47
 
+# `ipv4`'s answer for a fragment (a string, as the other skip reasons; the decoder compares
+# it by identity and hands the fragment to decode/fragments.py).
+IPV4_FRAGMENT = "ipv4 fragment"
+
 PROTO_NAMES = {
     1: "icmp",
     2: "igmp",
@@ -72,15 +76,16 @@ def ipv4(data: bytes, pos: int, limit: int) -> IpHeader | str:
     else:
         end = pos + total
     # "Fragment Offset [...] indicates where in the datagram this fragment belongs" and MF set
-    # means more follow (RFC 791 §3.1): either way we hold only part of a TCP segment, and the
-    # analyzer does not reassemble IP.
+    # means more follow (RFC 791 §3.1): either way we hold only part of the datagram, which
+    # the decoder puts together (fragments.py).
     if frag & 0x3FFF:
-        return "ipv4 fragment"
+        return IPV4_FRAGMENT
     return proto, pos + hlen, end, pos + 12, 4
 
 
 def ipv6(data: bytes, pos: int, limit: int) -> IpHeader | str:
-    """An IPv6 header at `pos` and its extension headers up to the upper-layer header."""
+    """An IPv6 header at `pos` and its extension headers up to the upper-layer header; for a
+    fragment, up to its Fragment header: protocol IPV6_FRAGMENT, that header's offset."""
     if limit - pos < 40:
         return "truncated ipv6 header"
     first, plen, nxt = _IPV6(data, pos)
@@ -100,7 +105,7 @@ def ipv6(data: bytes, pos: int, limit: int) -> IpHeader | str:
                 return "truncated ipv6 extension header"
             # An "atomic fragment" (offset 0, M=0, RFC 6946) holds the whole packet: go on.
             if _U16(data, p + 2)[0] & 0xFFF9:
-                return "ipv6 fragment"
+                return IPV6_FRAGMENT, p, end, pos + 8, 16
             nxt, hlen = data[p], 8
         elif nxt == IPV6_AH:
             if limit - p < 8:
