@@ -257,3 +257,26 @@ def test_segments_cut_by_the_snaplen_are_counted_in_the_summary(tmp_path: Path, 
     assert (summary["snaplen_cut_segments"] > 0) == cut, summary
     table = run_cli("read", tmp_path / "cut.pcap").stdout
     assert ("cut by the capture's snapshot length" in table) == cut, table
+
+
+@pytest.mark.parametrize("lost", ["response", "fins", "closes"])
+def test_evidence_never_names_frame_0(tmp_path: Path, lost: str) -> None:
+    """A hole found only at the connection's end has no frame that shows it: its findings
+    gave frame 0 as evidence (frames count from 1; the sweep of the thirtieth session, a 403
+    or the FINs and Close frames deleted from a capture)."""
+    conv = Conversation()
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws"))
+    if lost == "response":
+        marks = conv.server(http_response(403, "Forbidden", [("Content-Length", "0")]))
+        conv.client_fin(0.01)
+        conv.server_fin(0.001)
+    else:
+        conv.server(websocket_response(), delay=0.002)
+        closes = conv.client_ws_close(1000) + conv.server_ws_close(1000)
+        fins = conv.client_fin(0.01) + conv.server_fin(0.001)
+        marks = fins if lost == "fins" else closes + fins
+    write_pcap(tmp_path / "lost.pcap", [conv], drop=marks)
+    frames = [frame for d in analyze_pcap(tmp_path / "lost.pcap") for f in d.findings
+              for frame in f.frames]
+    assert 0 not in frames, frames

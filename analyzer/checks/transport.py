@@ -49,7 +49,7 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(_decryption_stop(attempt, request_gap) or Finding(
             "capture_gap_request", "every byte of the request",
             f"{request_gap.length} bytes missing at client offset {request_gap.offset}",
-            (request_gap.frame,)))
+            _seen(request_gap.frame)))
     unasked = attempt.request is None and attempt.response is not None and not attempt.request_gap
     if unasked and (request_gap is not None or tcp.syn is not None):
         # The connection's start was captured, so the request was lost by the capture, not
@@ -57,7 +57,7 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         where = (f"{request_gap.length} bytes missing at client offset {request_gap.offset}"
                  if request_gap is not None else "no request bytes before the response")
         findings.append(Finding("capture_gap_request", "every byte of the request", where,
-                                (request_gap.frame,) if request_gap is not None
+                                _seen(request_gap.frame) if request_gap is not None
                                 else frames_of(attempt.response)))
     elif unasked:
         findings.append(Finding("request_not_captured", "the request before its response",
@@ -69,7 +69,7 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(_decryption_stop(attempt, response_gap) or Finding(
             "capture_gap_response", "every byte of the server's side",
             f"{response_gap.length} bytes missing at server offset {response_gap.offset}, "
-            "before this response", (response_gap.frame,)))
+            "before this response", _seen(response_gap.frame)))
     # An HTTP/2 RST_STREAM or GOAWAY, an answer in another protocol, or a TLS session that
     # broke is a response of sorts: the checks that read it say what happened instead.
     request = attempt.request
@@ -80,10 +80,16 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.extend(_no_response(attempt, response_gap))
     after = attempt.after
     if after is not None and not after.complete:
-        gap_frames = tuple(g.frame for g in tcp.gaps if g.time >= after.switch_time)
+        gap_frames = tuple(g.frame for g in tcp.gaps if g.time >= after.switch_time and g.frame)
         findings.append(Finding("capture_gap_after_switch", "every byte after the 101",
                                 "a hole in the captured bytes", gap_frames[:3]))
     return findings
+
+
+def _seen(frame: int) -> tuple[int, ...]:
+    """A hole's frame as evidence: none when the hole was only found at the connection's end
+    (frame 0: no frame shows it; frames count from 1)."""
+    return (frame,) if frame else ()
 
 
 def _decryption_stop(attempt: Attempt, gap: Gap,
@@ -133,7 +139,7 @@ def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
         return [_decryption_stop(attempt, response_gap, evidence) or Finding(
             "capture_gap_response", "every byte of the response",
             f"{response_gap.length} bytes missing at server offset {response_gap.offset}",
-            evidence + (response_gap.frame,))]
+            evidence + _seen(response_gap.frame))]
     start = request.time if request is not None else 0.0
     if tcp.server_rst is not None and tcp.server_rst.time >= start:
         return [Finding("no_response_server_reset", "a response",
