@@ -137,6 +137,12 @@ LIFE_CASES: tuple[Case, ...] = (
          evidence={"keepalive_ping_unanswered": ("ping", "close")},
          found={"keepalive_ping_unanswered": ("client pinged", "nothing from the server")}),
     # near misses
+    Case("client Ping at 3 s, a quiet server, client Close 1000 3 s later (wstunnel ends its "
+         "tunnel; zeek's wstunnel-ssh capture)",
+         switched(*WORKED, then("ping", lambda c: c.client_ws_frame(Opcode.PING, b"abcd",
+                                                                   delay=3.0)),
+                  *both_close("client", 1000, 3.0)),
+         SUCCEEDED, None, absent=ALL_LIFE),
     Case("server Ping at 3 s answered by a Pong, then server Close 1000 1 s later",
          switched(*WORKED, then("ping", lambda c: c.server_ws_frame(Opcode.PING, b"", delay=3.0)),
                   then("pong", lambda c: c.client_ws_frame(Opcode.PONG, b"", delay=0.01)),

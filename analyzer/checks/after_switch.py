@@ -24,7 +24,11 @@ from analyzer.websocket.frames import (
     describe,
     parse_close,
 )
-from analyzer.websocket.keepalive import engineio_pinger, is_keepalive_ping
+from analyzer.websocket.keepalive import (
+    close_fits_keepalive,
+    engineio_pinger,
+    is_keepalive_ping,
+)
 
 _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 # The opcodes as plain ints: the loops below run per frame seen after a switch (up to 32 per
@@ -369,11 +373,13 @@ def keepalive_timeout(attempt: Attempt, after: AfterSwitch, window: float,
         if end is not None]
     if close is not None and not any(when < close.time for when, *_ in ends):
         code = _close_of(close.ws.payload_prefix)
+        fits = close_fits_keepalive(code.code, code.reason or "")
         how = "Close" + (f" {code.code}" if code.code is not None else "") + (
             f" ('{code.reason}')" if code.reason else "")
         when, closer, frame = close.time, close.side, close.frame
     elif ends:
         when, closer, frame, how = min(ends)
+        fits = True
     else:
         return None
     if not 0 <= when - after.switch_time <= window:
@@ -387,6 +393,8 @@ def keepalive_timeout(attempt: Attempt, after: AfterSwitch, window: float,
     ping = next((seen for seen in frames if seen.side == closer and last_heard < seen.time < when
                  and is_keepalive_ping(seen.ws, eio)), None)
     if ping is None or when - ping.time < KEEPALIVE_MIN_WAIT:
+        return None
+    if not fits and ping.ws.opcode == _PING:  # (Engine.IO's timeout closes with no reason)
         return None
     return Finding("keepalive_timeout_after_switch", f"a Pong from the {silent}",
                    f"{closer} pinged {_ms(ping.time - after.switch_time)} after the {switch}; "

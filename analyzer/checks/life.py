@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from analyzer.checks.catalogue import Finding
 from analyzer.life.model import CLOSE_FRAME, CLOSE_HANDSHAKE, FIN, OPEN, RST, Lifetime
+from analyzer.websocket.keepalive import close_fits_keepalive
 
 # Silence before an end without a Close frame from which it is called an idle timeout.
 IDLE_MIN_S = 1.0
@@ -65,6 +66,8 @@ def _keepalive(life: Lifetime) -> list[Finding]:
     pinger = life.closed_by
     silent = "server" if pinger == "client" else "client"
     if life.how in (CLOSE_HANDSHAKE, CLOSE_FRAME):
+        if not close_fits_keepalive(life.close_code, life.close_reason):
+            return []
         how = f"Close {life.close_code}" if life.close_code is not None else "Close"
         how += f" ({life.close_reason!r})" if life.close_reason else ""
         gave_up, frame = life.close_after_s, life.close_frame or life.end_frame
