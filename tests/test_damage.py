@@ -280,3 +280,165 @@ def test_evidence_never_names_frame_0(tmp_path: Path, lost: str) -> None:
     frames = [frame for d in analyze_pcap(tmp_path / "lost.pcap") for f in d.findings
               for frame in f.frames]
     assert 0 not in frames, frames
+
+
+# --- heads cut by a hole: a snaplen (tcpdump -s, editcap -s) or a lost segment -----------------
+
+CUT_REQUEST = websocket_request("example.com", "/chat")
+CUT_101 = websocket_response(DEFAULT_WS_KEY)
+CUT_403 = http_response(403, "Forbidden", [("Content-Length", "2")], b"no")
+# a head is listed once its request line is read, an unanswered or refused one once it shows
+# the offer (its Upgrade line is whole); a 101 needs its status code (RFC 9112 §4)
+REQUEST_LINE = len(b"GET /chat HTTP/1.1\r\n")
+OFFER_SHOWN = len(b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n")
+STATUS_CODE = len(b"HTTP/1.1 101 ")
+
+
+def cut_conversation(answer: str) -> Conversation:
+    """GET /chat offering WebSocket, answered 101 (frames, Close frames, FINs), 403 (then
+    FINs) or not at all (the server closes)."""
+    conv = Conversation(client=("10.0.0.1", 50100), server=("10.0.0.2", 8080))
+    conv.handshake()
+    conv.client(CUT_REQUEST)
+    if answer == "101":
+        conv.server(CUT_101, delay=0.002)
+        conv.client_ws_frame(Opcode.TEXT, "hello" * 40)
+        conv.server_ws_frame(Opcode.TEXT, "world" * 40)
+        conv.client_ws_close(1000, delay=0.5)
+        conv.server_ws_close(1000)
+        conv.client_fin()
+        conv.server_fin()
+    elif answer == "403":
+        conv.server(CUT_403, delay=0.002)
+        conv.server_fin()
+        conv.client_fin()
+    else:
+        conv.server_fin(delay=0.5)
+        conv.client_fin()
+    return conv
+
+
+def snaplen_keeping(conv: Conversation, kept: int) -> int:
+    """The snaplen that keeps ``kept`` bytes of each segment's payload."""
+    first = next(s for s in conv.records if s.payload)
+    return len(first.frame()) - len(first.payload) + kept
+
+
+def check_cut(path: Path, answer: str, kept: int) -> None:
+    """What a capture whose heads keep their first ``kept`` bytes must say."""
+    diagnoses = analyze_pcap(path)
+    cut_request = kept < len(CUT_REQUEST)
+    head = CUT_101 if answer == "101" else CUT_403
+    cut_response = answer != "none" and kept < head.index(b"\r\n\r\n") + 4
+    if (answer == "101" and kept >= STATUS_CODE) or kept >= OFFER_SHOWN:
+        (diagnosis,) = diagnoses
+    elif not diagnoses:
+        return  # cut before it showed an offer (or before the status code): only counted
+    else:
+        (diagnosis,) = diagnoses
+    attempt = diagnosis.attempt
+    assert diagnosis.verdict.value == "inconclusive", (kept, diagnosis.findings)
+    checks = [f.check for f in diagnosis.findings]
+    if kept >= REQUEST_LINE:
+        assert attempt.request is not None and attempt.request.head.target == "/chat"
+        assert attempt.request.head_complete is not cut_request
+        # the lines read are whole ones: nothing the cut shortened
+        assert CUT_REQUEST.startswith(attempt.request.head.raw)
+        assert attempt.request.head.raw.endswith(b"\n")
+    if cut_request and kept >= REQUEST_LINE:
+        assert diagnosis.primary is not None and diagnosis.primary.check == "capture_gap_request"
+        assert "snapshot length" in diagnosis.primary.found and "-s 0" in diagnosis.primary.found
+        assert "request_head_incomplete" not in checks
+    if answer != "none" and kept >= STATUS_CODE:
+        assert attempt.response is not None
+        assert attempt.response.head.status == int(answer)
+        assert attempt.response.head_complete is not cut_response
+        if cut_response:
+            assert "capture_gap_response" in checks
+            gap = next(f for f in diagnosis.findings if f.check == "capture_gap_response")
+            assert "snapshot length" in gap.found
+    if answer == "101":
+        # a cut 101 lacks fields it had: not judged by them
+        assert not {"ws_accept_missing", "ws_accept_mismatch", "upgrade_header_missing_in_101",
+                    "server_hung_up_after_switch"} & set(checks), checks
+    if answer == "none":
+        assert attempt.response is None
+
+
+@pytest.mark.parametrize("answer", ["101", "403", "none"])
+@pytest.mark.parametrize("kept", [10, 30, 42, 80, 100, 134, 400])
+def test_heads_cut_by_the_snaplen_are_listed_as_far_as_read(tmp_path: Path, answer: str,
+                                                            kept: int) -> None:
+    """tcpdump -s N: every record keeps its first N bytes (caplen < len), so every head
+    longer than what is left of N is cut. Each request is listed as far as it was read,
+    inconclusive (capture_gap_request, naming the snaplen), with the answer's cut head as
+    its response, once the head shows its offer (or the answer is a 101); 400 bytes cut
+    nothing, and the attempt is what it is whole."""
+    conv = cut_conversation(answer)
+    path = tmp_path / "cut.pcap"
+    write_pcap(path, [conv], snaplen=snaplen_keeping(conv, kept))
+    if kept >= len(CUT_REQUEST) and kept >= len(CUT_101):
+        (diagnosis,) = analyze_pcap(path)
+        assert diagnosis.verdict.value != "inconclusive" or answer == "none"
+        return
+    check_cut(path, answer, kept)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(answer=st.sampled_from(["101", "403", "none"]),
+       kept=st.integers(1, len(CUT_REQUEST) - 1))
+def test_every_cut_point_of_a_head(tmp_path_factory: object, answer: str, kept: int) -> None:
+    """The same at every cut point of the request head (the response's cut at the same
+    length)."""
+    conv = cut_conversation(answer)
+    path = Path(str(tmp_path_factory.mktemp("cut"))) / "cut.pcap"  # type: ignore[attr-defined]
+    write_pcap(path, [conv], snaplen=snaplen_keeping(conv, kept))
+    check_cut(path, answer, kept)
+
+
+def test_head_cut_by_a_lost_segment_is_listed(tmp_path: Path) -> None:
+    """A request head in two segments, the second lost (and never re-sent in the capture):
+    the request is listed as far as it was read, paired with its 101, inconclusive, and the
+    finding names a hole in the capture rather than the snaplen."""
+    conv = Conversation(client=("10.0.0.1", 50101), server=("10.0.0.2", 8080))
+    conv.handshake()
+    parts = conv.client(CUT_REQUEST, split=[OFFER_SHOWN + 5])
+    conv.server(CUT_101, delay=0.002)
+    conv.client_ws_close(1000, delay=0.5)
+    conv.server_ws_close(1000)
+    conv.client_fin()
+    conv.server_fin()
+    write_pcap(tmp_path / "lost.pcap", [conv.segments(drop=parts[1:])])
+    (diagnosis,) = analyze_pcap(tmp_path / "lost.pcap")
+    attempt = diagnosis.attempt
+    assert attempt.request is not None and not attempt.request.head_complete
+    assert attempt.response is not None and attempt.response.head.status == 101
+    assert diagnosis.verdict.value == "inconclusive"
+    assert diagnosis.primary is not None and diagnosis.primary.check == "capture_gap_request"
+    assert "hole in the capture" in diagnosis.primary.found
+    assert "request_head_incomplete" not in [f.check for f in diagnosis.findings]
+
+
+SWEEP = Path("/work/notes/sweep30a")
+
+
+@pytest.mark.skipif(not (SWEEP / "s2_full.pcap").exists(),
+                    reason="the sweep30a captures (real tcpdump -s 96/200) are not here")
+@pytest.mark.parametrize("name", ["s2_snap200.pcap", "s2_snap96.pcap", "s2_editcap150.pcap"])
+def test_sweep_snaplen_captures_list_the_handshakes(name: str) -> None:
+    """sweep30a B1: the same six handshakes (101 x2, 403, 400, RST, FIN) captured at once
+    with tcpdump -s 0, -s 200 and -s 96 (and editcap -s 150): the cut captures list each
+    handshake whose head got as far as its offer (all six at 200 and 150; at 96, with 30
+    bytes of each head, the two 101s and the 400 on /ws), inconclusive, on the same
+    connections as the whole capture."""
+    whole = {(d.attempt.client.port, d.attempt.request_head.target)
+             for d in analyze_pcap(SWEEP / "s2_full.pcap") if d.attempt.request_head}
+    cut = analyze_pcap(SWEEP / name)
+    found = {(d.attempt.client.port, d.attempt.request_head.target)
+             for d in cut if d.attempt.request_head}
+    assert found <= whole
+    assert len(found) == (3 if name == "s2_snap96.pcap" else 6), found
+    assert all(d.verdict.value == "inconclusive" for d in cut)
+    assert all(d.primary is not None and d.primary.check == "capture_gap_request"
+               and "snapshot length" in d.primary.found for d in cut)

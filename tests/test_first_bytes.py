@@ -141,7 +141,8 @@ class RecordingStage:
         self.offsets[side].append(offset)
         self.data[side] += data
 
-    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float,
+               cause: str = "capture") -> None:
         raise AssertionError("no hole in this capture")
 
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -23,6 +24,7 @@ class Recorder:
     def __init__(self) -> None:
         self.data: dict[int, bytearray] = {0: bytearray(), 1: bytearray()}
         self.gaps: list[tuple[int, int, int]] = []
+        self.causes: list[str] = []  # each gap's (`Gap.cause`)
         self.conflicts: list[tuple[int, int, int, int]] = []
         self.events: list[tuple[str, int]] = []
         self.ended: str | None = None
@@ -34,8 +36,10 @@ class Recorder:
         assert offset == len(self.data[side]) + sum(g[2] for g in self.gaps if g[0] == side)
         self.data[side] += data
 
-    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float,
+               cause: str = "capture") -> None:
         self.gaps.append((side, offset, length))
+        self.causes.append(cause)
 
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self.conflicts.append((side, offset, length, frame))
@@ -187,6 +191,18 @@ def test_pending_buffer_is_bounded() -> None:
         segs.append(seg(i + 1, True, 101 + i * 1000, payload=chunk))
     rec, _ = run(segs)
     assert rec.gaps and rec.gaps[0][:2] == (0, 0)
+
+
+def test_snaplen_cut_is_a_hole_of_its_own_cause() -> None:
+    """A segment the snaplen cut (its record's caplen < len: `Segment.missing`) is a hole
+    right after its bytes, told as "snaplen"; a segment the capture lost is "capture"."""
+    segs = [seg(1, True, 100, SYN), seg(2, False, 500, SYN | ACK, ack=101),
+            replace(seg(3, True, 101, payload=b"GET /ws HT"), missing=20),
+            seg(4, True, 131, payload=b"next"), seg(5, True, 145, payload=b"more")]
+    rec, _ = run(segs)
+    assert rec.gaps == [(0, 10, 20), (0, 34, 10)]
+    assert rec.causes == ["snaplen", "capture"]
+    assert bytes(rec.data[0]) == b"GET /ws HTnextmore"
 
 
 def test_ignored_connection_gets_nothing_more() -> None:

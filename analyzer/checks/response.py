@@ -23,6 +23,8 @@ def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
     if request is not None and request.method.upper() == "CONNECT":
         return [] if 200 <= head.status < 300 else [status_finding(head, facts, ev)]
     if head.status == 101:
+        if attempt.response is not None and not attempt.response.head_complete:
+            return []  # a head a hole cut lacks fields it had (capture_gap_response says so)
         return _switch(attempt, head, facts, ev)
     findings = [status_finding(head, facts, ev)]
     if request is not None and facts.websocket and _uvicorn_served_as_http(request, head):

@@ -45,7 +45,14 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
     if tcp.gaps:  # (most connections have none: no generators to make then)
         request_gap = next((g for g in tcp.gaps if g.side == "client"), None)
         response_gap = next((g for g in tcp.gaps if g.side == "server"), None)
-    if attempt.request_gap and request_gap is not None:
+    request = attempt.request
+    request_cut = (_cutting(tcp.gaps, "client", request)
+                   if request is not None and not request.head_complete and attempt.request_gap
+                   else None)
+    if request_cut is not None and request is not None:
+        findings.append(_cut_head_finding("capture_gap_request", "request", request_cut,
+                                          request))
+    elif attempt.request_gap and request_gap is not None:
         findings.append(_decryption_stop(attempt, request_gap) or Finding(
             "capture_gap_request", "every byte of the request",
             f"{request_gap.length} bytes missing at client offset {request_gap.offset}",
@@ -63,7 +70,14 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("request_not_captured", "the request before its response",
                                 "a response with no captured request",
                                 frames_of(attempt.response)))
-    if attempt.response is not None and attempt.response_gap and response_gap is not None:
+    response = attempt.response
+    response_cut = (_cutting(tcp.gaps, "server", response)
+                    if response is not None and not response.head_complete
+                    and attempt.response_gap else None)
+    if response_cut is not None and response is not None:
+        findings.append(_cut_head_finding("capture_gap_response", "response", response_cut,
+                                          response))
+    elif attempt.response is not None and attempt.response_gap and response_gap is not None:
         # interpretation resumed at this response after a hole: which request it answers
         # (and what the hole held) is a guess
         findings.append(_decryption_stop(attempt, response_gap) or Finding(
@@ -72,8 +86,7 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
             "before this response", _seen(response_gap.frame)))
     # An HTTP/2 RST_STREAM or GOAWAY, an answer in another protocol, or a TLS session that
     # broke is a response of sorts: the checks that read it say what happened instead.
-    request = attempt.request
-    if request is not None and not request.head_complete:
+    if request is not None and not request.head_complete and request_cut is None:
         findings.append(_unfinished_head(attempt, request))
     elif (attempt.response is None and attempt.other_answer is None and not tls_refused(attempt)
             and not decided_by_h2(attempt)):
@@ -90,6 +103,28 @@ def _seen(frame: int) -> tuple[int, ...]:
     """A hole's frame as evidence: none when the hole was only found at the connection's end
     (frame 0: no frame shows it; frames count from 1)."""
     return (frame,) if frame else ()
+
+
+def _cutting(gaps: tuple[Gap, ...], side: str, head: Message) -> Gap | None:
+    """The hole that cut a head read as far as it went (`Message.head_complete` False with
+    a hole flagged): the side's first one declared at or after the head's last frame (a
+    head the connection's end cut has none, a hole ends the head it is in)."""
+    return next((g for g in gaps if g.side == side and g.frame >= head.last_frame), None)
+
+
+def _cut_head_finding(check: str, what: str, gap: Gap, head: Message) -> Finding:
+    """capture_gap_request / capture_gap_response for a head a hole cut: what was read of
+    it, and, when the record said so (`Gap.cause` "snaplen"), that the capture's snapshot
+    length cut it."""
+    read = f"{len(head.head.raw)} bytes of its head read"
+    if gap.cause == "snaplen":
+        found = (f"the {what} head was cut by the capture's snapshot length ({read}, "
+                 f"{gap.length} bytes cut at {gap.side} offset {gap.offset}); capture with -s 0")
+    else:
+        found = (f"the {what} head was cut by a hole in the capture ({read}, {gap.length} "
+                 f"bytes missing at {gap.side} offset {gap.offset})")
+    return Finding(check, f"every byte of the {what} head", found,
+                   frames_of(head) + tuple(f for f in _seen(gap.frame) if f not in frames_of(head)))
 
 
 def _decryption_stop(attempt: Attempt, gap: Gap,

@@ -115,16 +115,18 @@ class AttemptEmitter(TrackerState):
 
     def _hold_plain(self, request: PendingRequest, pending: PendingResponse,
                     reader: BodyReader | None, body_complete: bool, end_time: float,
-                    end_reason: str) -> None:
+                    end_reason: str, head_complete: bool = True) -> None:
         """A plain request answered 4xx: held by the run's PlainRejections, and emitted as an
-        attempt once its path shows WebSocket upgrades (or at once for a usual WS path)."""
+        attempt once its path shows WebSocket upgrades (or at once for a usual WS path).
+        ``head_complete`` False: a hole cut the response's head (its `gap_before`)."""
         prefix, size = (reader.prefix, reader.size) if reader is not None else (b"", 0)
 
         def build(promotion: Promotion) -> Attempt:
             message = Message(pending.head, pending.first_frame, pending.last_frame,
-                              pending.time, prefix, size, body_complete)
+                              pending.time, prefix, size, body_complete, head_complete)
             return self._attempt(request, message, pending.interim, None,
-                                 end_time or pending.time, end_reason, promotion)
+                                 end_time or pending.time, end_reason, promotion,
+                                 gap_before_response=pending.gap_before and not head_complete)
 
         key = self._path_key(request)
         attempt = self._counters.plain.hold(key, build) if key is not None else None

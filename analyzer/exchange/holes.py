@@ -6,11 +6,13 @@ reported as unknown rather than guessed. Interpretation starts again at the firs
 the hole that begins a new message (a request line on the client side, a status line on the
 server side), so a request whose head was captured whole is never lost; whatever follows a
 hole is flagged (``gap_before``), because the pairing of requests and responses across it is a
-guess, and the checks make such attempts inconclusive.
+guess, and the checks make such attempts inconclusive. A head the hole cut (a snaplen cuts every
+long one) is read as far as it went (`head_so_far`, the tracker's ``on_gap``) and flagged too.
 """
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -134,6 +136,23 @@ class HoleRecovery(AttemptEmitter):
                 self._emit_http(earlier, None, (), None, time, "", gap_before_response=True)
             else:
                 self._counters.ordinary_exchanges += 1
+
+
+# A status line whose code is whole (RFC 9112 §4: status-code = 3DIGIT, then SP)
+_STATUS_CODE = re.compile(rb"HTTP/[0-9]\.[0-9] [0-9]{3}(?: |$)")
+
+
+def head_so_far(buf: bytes | bytearray, response: bool) -> bytes:
+    """What can be read of a head a hole cut (a snaplen cuts every head longer than it): its
+    complete lines, since the line the hole cut may have lost part of its name or value; a
+    response with no complete line keeps its status line when the status code is whole.
+    Empty when nothing can be read."""
+    end = buf.rfind(b"\n") + 1
+    if end:
+        return bytes(buf[:end])
+    if response and _STATUS_CODE.match(buf):
+        return bytes(buf)
+    return b""
 
 
 def _start_read(state: Side, seen: bytes | bytearray, data: bytes) -> StartRead | None:

@@ -81,8 +81,10 @@ class Gap:
     length: int
     frame: int
     time: float
-    # "capture": bytes the capture lost; "decryption": where a TLS session stopped decrypting
-    # after records counted unopened (tls/passing.py), told to the inner reader as a hole
+    # "capture": bytes the capture lost; "snaplen": bytes the capture's snapshot length cut
+    # off a segment's end (its record's caplen < len, delivery.py); "decryption": where a TLS
+    # session stopped decrypting after records counted unopened (tls/passing.py), told to
+    # the inner reader as a hole
     cause: str = "capture"
 
 

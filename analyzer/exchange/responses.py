@@ -10,6 +10,7 @@ that are not HTTP/1 where a response should start are named (`OtherAnswer`), not
 from __future__ import annotations
 
 from analyzer.exchange.first_bytes import Start, classify_first_bytes, describe_start
+from analyzer.exchange.holes import head_so_far
 from analyzer.exchange.model import OtherAnswer
 from analyzer.exchange.pending import (
     MAX_HEAD_BYTES,
@@ -162,6 +163,52 @@ class ResponseReader(SwitchFollower):
                 self._hold_plain(request, pending, reader, body_complete, end_time, end_reason)
         if self._sides[self._client].mode is _WAIT:  # (a call fewer for the usual answer)
             self._resume_client()
+
+    def _cut_response_head(self, state: Side, time: float) -> bool:
+        """A hole cut the response head being read (a snaplen cuts every head longer than
+        it): the response, as far as it was read (`Message.head_complete` False), answers
+        the oldest request as a whole one would; its body is unknown. A 101 starts the
+        switch (the tracker tells its watch of the hole). False when not even the status code was
+        read."""
+        raw = head_so_far(state.buf, response=True)
+        response = parse_response_head(raw) if raw else None
+        if response is None:
+            return False
+        first_frame, last, first_time = state.buf_frame, state.buf_last, state.buf_time
+        state.buf.clear()
+        state.scanned = 0
+        state.start_read = None
+        status = response.status
+        cut = message(response, first_frame, last, first_time, b"", 0, False,
+                      head_complete=False)
+        if 100 <= status < 200 and status != 101:
+            self._interim.append(cut)
+            return True
+        if self._server_gap and status == 101:
+            self._answered_in_the_hole(first_time)
+        request = self._requests.popleft() if self._requests else None
+        interim = tuple(self._interim)
+        self._interim.clear()
+        method = request.head.method.upper() if request is not None else None
+        if status == 101 or (method == "CONNECT" and 200 <= status < 300):
+            self._start_switch(request, cut, interim, time)
+            switch = self._switch
+            assert switch is not None
+            switch.gap_before = True  # (capture_gap_response: the hole cut its head)
+            return True
+        if is_upgrade_attempt(request is not None and request.offers, response, b"",
+                              request.head if request is not None else None):
+            self._emit_http(request, cut, interim, None, first_time, "",
+                            gap_before_response=True)
+        else:
+            self._counters.ordinary_exchanges += 1
+            if request is not None and 400 <= status < 500:
+                pending = new_pending_response(request, response, first_frame, last,
+                                               first_time, interim, True)
+                self._hold_plain(request, pending, None, False, 0.0, "", head_complete=False)
+        if self._sides[self._client_side()].mode is _WAIT:
+            self._resume_client()
+        return True
 
     # --- the readers both sides use ------------------------------------------------------------
 

@@ -31,7 +31,8 @@ class TcpLog:
         # (frame, time), or (frame, time, True) for a FIN the capture lost (delivery.py)
         self.fin: list[tuple[int, float] | tuple[int, float, bool] | None] = [None, None]
         self.rst: list[tuple[int, float] | None] = [None, None]
-        # side, offset, length, frame, time, cause ("capture", or "decryption": `Gap.cause`)
+        # side, offset, length, frame, time, cause ("capture", "snaplen" or "decryption":
+        # `Gap.cause`)
         self.gaps: list[tuple[int, int, int, int, float, str]] = []
         self.conflicts: list[tuple[int, int, int, int, float]] = []
 

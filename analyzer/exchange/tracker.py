@@ -30,7 +30,7 @@ from collections.abc import Callable
 from analyzer.exchange.attempts import AttemptEmitter
 from analyzer.exchange.first_bytes import Start, classify_first_bytes, read_first_bytes
 from analyzer.exchange.handoff import ExchangeCounters, RunContext
-from analyzer.exchange.holes import HoleRecovery
+from analyzer.exchange.holes import HoleRecovery, head_so_far
 from analyzer.exchange.model import (
     CONNECTION_ENDED,
     WINDOW_OVER,
@@ -148,10 +148,30 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
             if side == self._client:
                 self._client_gap = True
                 state.body = None
+                if (state.mode is _HEAD and state.buf and self._cut_request_head(state)
+                        and self._requests[-1].offers):
+                    # what follows is the new protocol or the next request: held, the hole
+                    # first, until the answer says which (as `_request_complete` does)
+                    state.mode = _WAIT
+                    state.held.append(HOLE)
+                    state.held_gap = True
+                    state.buf.clear()
+                    state.scanned = 0
+                    state.start_read = None
+                    return
             else:
+                # (a head the hole cut is read before the flag is set: the hole is after it)
+                cut = self._response is None and state.mode is _HEAD and bool(state.buf) and (
+                    self._cut_response_head(state, time))
                 self._server_gap = True
                 if self._response is not None:  # the hole is in its body: that ends it here
                     self._complete_response(body_complete=False)
+                switch = self._switch
+                if cut and switch is not None:  # a cut 101: what the hole hid (the rest of
+                    # its head, maybe frames) is not read, as after any hole in a switch
+                    switch.watch.lost(False, frame, time)
+                    state.mode = _DEAD
+                    return
         state.mode = _LOST
         state.buf.clear()
         state.scanned = 0
@@ -255,6 +275,25 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
         if self._client is None and self._tcp.unanswered_syn and not self._any_data():
             self._emit_transport_attempt(time, reason)
         self._done = True
+
+    def _cut_request_head(self, state: Side) -> bool:
+        """A hole cut the request head being read (a snaplen cuts every head longer than
+        it): the request is queued as far as it was read, as a head cut by the connection's
+        end is (`_flush_unfinished_head`), and is an attempt when it offers an upgrade or
+        its answer makes it one. False when not even its request line was read."""
+        head = parse_request_head(head_so_far(state.buf, response=False) or b"-")
+        if head is None:
+            return False
+        if self._requests is _NO_REQUESTS:
+            self._requests = deque()
+        request = PendingRequest(head, state.buf_frame, state.buf_last, state.buf_time,
+                                 self._sequence, gap_before=True,
+                                 offers=request_offers_upgrade(head), complete=False)
+        self._requests.append(request)
+        self._sequence += 1
+        if request.offers and offers_websocket(head):
+            self._promote_plain(request)
+        return True
 
     # --- who is the client ------------------------------------------------------------------
 

@@ -351,13 +351,14 @@ class InOrder:
             pass
 
     def _skip_to(
-        self, conn: Connection, side: int, here: _Direction, offset: int, frame: int, time: float
+        self, conn: Connection, side: int, here: _Direction, offset: int, frame: int, time: float,
+        cause: str = "capture",
     ) -> None:
         if offset <= here.next_offset:
             return
         listener = conn.listener
         assert listener is not None
-        listener.on_gap(side, here.next_offset, offset - here.next_offset, frame, time)
+        listener.on_gap(side, here.next_offset, offset - here.next_offset, frame, time, cause)
         here.next_offset = offset
         here.forget_recent()  # the kept bytes must end at next_offset
         self._settle(conn)
@@ -378,8 +379,8 @@ class InOrder:
         self, conn: Connection, side: int, here: _Direction, offset: int, length: int,
         seg: Segment,
     ) -> None:
-        if here.next_offset == offset:
-            self._skip_to(conn, side, here, offset + length, seg.frame, seg.time)
+        if here.next_offset == offset:  # (`Gap.cause` "snaplen": the record says so)
+            self._skip_to(conn, side, here, offset + length, seg.frame, seg.time, "snaplen")
 
     @staticmethod
     def _peer_acked(conn: Connection, side: int, ack: int, frame: int = 0,

@@ -27,8 +27,9 @@ class StreamListener(Protocol):
     def on_gap(self, side: int, offset: int, length: int, frame: int, time: float,
                cause: str = "capture") -> None:
         """Bytes ``offset`` to ``offset + length`` of ``side`` will never come: the capture
-        lost them, or (``cause`` "decryption", from the TLS stage to its inner reader) the
-        session stopped decrypting there."""
+        lost them (``cause`` "capture"; "snaplen" when the record says the capture's snapshot
+        length cut them off the end of its segment), or (``cause`` "decryption", from the TLS
+        stage to its inner reader) the session stopped decrypting there."""
 
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         """A segment re-sent ``length`` delivered bytes from ``offset`` with different bytes."""

@@ -202,6 +202,8 @@ def ladder_events(a: Attempt, clean: Cleaner) -> list[LadderEvent]:
     for hole in tcp.gaps:
         events.append(LadderEvent(hole.frame, hole.time, hole.side == "client",
                                   "[decryption stopped here]" if hole.cause == "decryption"
+                                  else f"[snaplen cut {hole.length} bytes here]"
+                                  if hole.cause == "snaplen"
                                   else f"[capture lost {hole.length} bytes here]"))
     # Stable: two events in one frame (a response and its FIN) keep the order above.
     return sorted(first + events, key=lambda e: (e.frame, e.time))
