@@ -442,3 +442,69 @@ def test_sweep_snaplen_captures_list_the_handshakes(name: str) -> None:
     assert all(d.verdict.value == "inconclusive" for d in cut)
     assert all(d.primary is not None and d.primary.check == "capture_gap_request"
                and "snapshot length" in d.primary.found for d in cut)
+
+
+# --- a capture that starts inside a request head (sweep30a B4) ---------------------------------
+
+def started_inside_head(lines_before: int, into_line: int = 0) -> Conversation:
+    """A client sends its head a line a segment (a slow client); the capture starts after
+    ``lines_before`` lines (and ``into_line`` bytes of the next); the server switches, the
+    client closes 2 s later without a Close frame."""
+    conv = Conversation(client=("10.0.0.1", 50200), server=("10.0.0.2", 8080))
+    conv.handshake()
+    lines = websocket_request("example.com", "/trickle").split(b"\r\n")[:-1]
+    pieces = [line + b"\r\n" for line in lines]  # the last is the empty line
+    for n, piece in enumerate(pieces):
+        if n == lines_before:
+            if into_line:
+                conv.client(piece[:into_line], delay=0.4)
+                conv.capture_starts_mid_stream()
+                conv.client(piece[into_line:], delay=0.01)
+                continue
+            conv.capture_starts_mid_stream()
+        conv.client(piece, delay=0.4)
+    conv.server(CUT_101, delay=0.002)
+    conv.client_fin(delay=2)
+    conv.server_fin()
+    return conv
+
+
+@pytest.mark.parametrize(("lines_before", "into_line"),
+                         [(1, 0), (2, 0), (3, 0), (5, 0), (6, 0), (2, 3), (4, 10)])
+def test_capture_started_inside_the_request_head_keeps_the_switch(
+        tmp_path: Path, lines_before: int, into_line: int) -> None:
+    """The client's first captured bytes are header lines (or the empty line) of a head whose
+    request line came before the capture: the 101 and the switch are still listed, as when
+    the capture starts after the request (request_not_captured, inconclusive)."""
+    write_pcap(tmp_path / "mid.pcap", [started_inside_head(lines_before, into_line)])
+    (diagnosis,) = analyze_pcap(tmp_path / "mid.pcap")
+    attempt = diagnosis.attempt
+    assert attempt.request is None
+    assert attempt.response is not None and attempt.response.head.status == 101
+    assert diagnosis.verdict.value == "inconclusive"
+    assert diagnosis.primary is not None and diagnosis.primary.check == "request_not_captured"
+
+
+def test_header_lines_first_after_a_captured_syn_are_not_http(tmp_path: Path) -> None:
+    """Header lines as a connection's first bytes when its SYN was captured are no tail of a
+    head: not HTTP, as before (the server's 101-looking answer is not read)."""
+    conv = Conversation(client=("10.0.0.1", 50201), server=("10.0.0.2", 8080))
+    conv.handshake()
+    conv.client(b"Upgrade: websocket\r\n\r\n")
+    conv.server(CUT_101, delay=0.002)
+    conv.client_fin(delay=1)
+    conv.server_fin()
+    write_pcap(tmp_path / "syn.pcap", [conv])
+    assert analyze_pcap(tmp_path / "syn.pcap") == []
+
+
+@pytest.mark.skipif(not (SWEEP / "s5_start_mid.pcap").exists(),
+                    reason="the sweep30a capture s5_start_mid.pcap is not here")
+def test_sweep_capture_started_inside_a_head() -> None:
+    """sweep30a s5: tcpdump started while slowclient.py trickled its head (frames 1-7 the
+    tail of the head, frame 9 the 101, the client's FIN 2 s later without a Close)."""
+    (diagnosis,) = analyze_pcap(SWEEP / "s5_start_mid.pcap")
+    assert diagnosis.attempt.response is not None
+    assert diagnosis.attempt.response.first_frame == 9
+    assert diagnosis.primary is not None and diagnosis.primary.check == "request_not_captured"
+    assert diagnosis.attempt.after is not None  # the switch was followed

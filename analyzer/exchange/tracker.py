@@ -4,7 +4,8 @@ How it works
 ------------
 The tracker is the reassembler's listener for one connection. Until one side's first bytes
 say "HTTP request" or "HTTP response" it does not know who the client is; bytes that are not
-HTTP make it drop the connection at once (the reassembler then ignores it).
+HTTP make it drop the connection at once (the reassembler then ignores it), but for the tail
+of a head in a connection picked up mid-way, skipped as after a hole.
 
 The client side parses request heads, skips their bodies, and queues them. A request that offers
 an upgrade (or a CONNECT) pauses the client side: what the client sends next is either the new
@@ -24,6 +25,7 @@ message; how reading resumes, and why what follows a hole is flagged, is holes.p
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable
 
@@ -75,6 +77,9 @@ _HTTP1_REQUEST, _HTTP1_RESPONSE, _TLS = Start.HTTP1_REQUEST, Start.HTTP1_RESPONS
 _NEED_MORE = Start.NEED_MORE
 
 _NO_REQUESTS: deque[PendingRequest] = deque(maxlen=0)  # shared, stays empty (maxlen 0)
+# The first bytes of a side picked up mid-connection that are the tail of a head: a header
+# field line (RFC 9112 §5: field-name ":" ...), maybe cut short, or the empty line that ends it
+_HEADER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:|\r?\n")
 
 
 class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmitter):
@@ -318,6 +323,13 @@ class ConnectionTracker(ResponseReader, SwitchFollower, HoleRecovery, AttemptEmi
             if seen is data:
                 state.buf += data  # kept: later bytes join them, and _any_data counts them
             if kind is not _NEED_MORE:
+                if self._tcp.syn_seen is None and _HEADER_LINE.match(seen):
+                    # picked up mid-connection inside a head (sweep30a B4): the rest of it
+                    # is skipped as after a hole, and the other side may still answer
+                    state.buf.clear()
+                    state.start_read = None
+                    state.mode = _LOST
+                    return
                 self._ignore()
             return
         self._client = side if kind is _HTTP1_REQUEST else 1 - side
