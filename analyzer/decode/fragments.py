@@ -113,6 +113,9 @@ def _whole(piece_head: bytes, version: int, payload: bytes) -> bytes:
 
 @dataclass(slots=True)
 class _Datagram:
+    """One datagram's fragments while it is put together: its pieces by offset, and what the
+    last fragment told of its length."""
+
     first: float  # capture time of its first fragment seen: it expires TIMEOUT after
     frames: int = 0  # fragment frames it has taken (counted under its fate)
     starts: list[int] = field(default_factory=list)  # the pieces' offsets, sorted
