@@ -1739,3 +1739,27 @@ def test_a_request_carried_in_the_syn_is_read_whole(tmp_path: Path, tls: bool) -
     assert diagnosis.attempt.response_head is not None
     assert diagnosis.attempt.response_head.status == (101 if tls else 403)
     assert "ws_method_not_get" not in [f.check for f in diagnosis.findings]
+
+
+@pytest.mark.parametrize("cut", [True, False])
+def test_a_handshake_the_snaplen_cut_says_so(tmp_path: Path, cut: bool) -> None:
+    """`tcpdump -s 200` of a TLS session: the ClientHello is in the capture, cut short. It
+    was "the ClientHello missing: the capture lost bytes the client sent" (the sweep of the
+    thirtieth session). The near miss: the ClientHello's segment lost, as said."""
+    from analyzer.pipeline import Analysis
+    from analyzer.tls.keylog import load_keylog
+
+    chunks, keys = recorded("ws13")
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443))
+    conv.handshake()
+    marks = [conv.send(side == CLIENT, data, delay=0.002) for side, data in chunks]
+    conv.client_fin(0.01)
+    conv.server_fin(0.001)
+    path = tmp_path / "tls.pcap"
+    write_pcap(path, [conv], **({"snaplen": 200} if cut else {"drop": marks[0]}))
+    run = Analysis(secrets=load_keylog(keys))
+    (diagnosis,) = [d for d in analyze(read_captures([str(path)], []), run)
+                    if isinstance(d, Diagnosis)]
+    assert diagnosis.primary is not None
+    found = diagnosis.primary.found
+    assert ("snapshot length" in found) == cut and ("missing:" in found) == (not cut), found

@@ -85,7 +85,7 @@ def _inside_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
                         "accepts", "client sent no certificate; the request got no answer",
                         evidence)]
     if tls.hole_side:  # the handshake bytes the capture lost may hold why (a certificate)
-        return [_handshake_hole(tls, (tls.client_hello_frame,) if tls.client_hello_frame
+        return [_handshake_hole(attempt, tls, (tls.client_hello_frame,) if tls.client_hello_frame
                                 else ())]
     return []
 
@@ -104,7 +104,7 @@ def _cleartext_to_tls_port(attempt: Attempt) -> list[Finding]:
 def _broken_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
     hello = (tls.client_hello_frame,) if tls.client_hello_frame else ()
     if tls.hole_side and not any(a.level == "fatal" for a in tls.alerts):
-        return [_handshake_hole(tls, hello)]
+        return [_handshake_hole(attempt, tls, hello)]
     if tls.key == "mismatch":
         return [Finding("tls_key_mismatch", "records that open with the logged secrets",
                         f"the record in frame {tls.key_frame} fails authentication",
@@ -135,7 +135,7 @@ def _answers_client_end(attempt: Attempt, tls: TlsInfo, alert: TlsAlert) -> bool
     return tls.client_finished and end is not None and alert.frame > end.frame
 
 
-def _handshake_hole(tls: TlsInfo, hello: tuple[int, ...]) -> Finding:
+def _handshake_hole(attempt: Attempt, tls: TlsInfo, hello: tuple[int, ...]) -> Finding:
     lost = " and ".join(name for name, frame in (("the ClientHello", tls.client_hello_frame),
                                                  ("the ServerHello", tls.server_hello_frame))
                         if not frame) or "handshake records"
@@ -145,9 +145,16 @@ def _handshake_hole(tls: TlsInfo, hello: tuple[int, ...]) -> Finding:
     # (a hole written off at the connection's end, shown only by a FIN or an ACK, has no
     # frame of its own)
     where = f"at frame {tls.hole_frame}" if tls.hole_frame else "at the connection's end"
+    if any(gap.side == tls.hole_side and gap.cause == "snaplen" for gap in attempt.tcp.gaps):
+        # (its records are in the capture, cut short: `tcpdump -s 200` and a ClientHello)
+        lost = lost.replace(" missing", "")
+        said = (f"{lost} cut: the capture's snapshot length cut what the {tls.hole_side} "
+                f"sent ({where}); capture with -s 0")
+    else:
+        said = (f"{lost} missing: the capture lost bytes the {tls.hole_side} sent (found "
+                f"missing {where})")
     return Finding("capture_gap_tls_handshake", "the whole TLS handshake",
-                   f"{lost} missing: the capture lost bytes the {tls.hole_side} sent (found "
-                   f"missing {where}){key.get(tls.key, '')}",
+                   f"{said}{key.get(tls.key, '')}",
                    hello + ((tls.hole_frame,) if tls.hole_frame else ()))
 
 
