@@ -193,7 +193,8 @@ class _Recorder:
         assert offset == self.next[side], (side, offset, self.next[side])
         self.next[side] = offset + len(data)
 
-    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+    def on_gap(self, side: int, offset: int, length: int, frame: int, time: float,
+               cause: str = "capture") -> None:
         assert not self.ended and length > 0
         assert offset == self.next[side], (side, offset, self.next[side])
         self.next[side] = offset + length
