@@ -1322,6 +1322,14 @@ TLS_CASES = (
          tls_talk("closed13", end="client_fin"), FAILED, "tls_client_closed_after_handshake",
          keys=tls_keys("closed13"), absent=("tls_key_mismatch",),
          found={"tls_client_closed_after_handshake": ("with an encrypted alert",)}),
+    Case("TLS 1.3 with keys: the client's close_notify, then the server's FIN before the "
+         "client's (curl rejecting a name)",
+         tls_talk("closed13", end="server_fin,client_fin"), FAILED,
+         "tls_client_closed_after_handshake", keys=tls_keys("closed13"),
+         absent=("tls_server_closed_during_handshake",)),
+    Case("TLS 1.3 without keys: the client's encrypted alert, then the server's FIN first",
+         tls_talk("closed13", end="server_fin,client_fin"), FAILED,
+         "tls_client_closed_after_handshake", absent=("tls_server_closed_during_handshake",)),
     Case("wss: the client's close_notify after the 101, then the server's FIN before the "
          "client's", tls_talk("ws13_closed", end="server_fin,client_fin"), ABORTED,
          "client_hung_up_after_switch", keys=tls_keys("ws13_closed"),

@@ -278,7 +278,11 @@ def _after_server_hello(attempt: Attempt, tls: TlsInfo, findings: list[Finding])
             return [_server_ended(attempt, tls, server_end)]
         return [Finding("tls_handshake_incomplete", "a completed handshake",
                         f"the {attempt.tcp.end_reason or 'capture'} came first", (flight,))]
-    if server_end is not None and not client_first:
+    # (the client's alert before the server's FIN says the client closed first, as above:
+    # curl's close_notify after a name it rejects, then the server's FIN, then curl's)
+    alerted_first = client_alert is not None and server_end is not None and (
+        client_alert.frame < server_end.frame)
+    if server_end is not None and not client_first and not alerted_first:
         return [_server_ended(attempt, tls, server_end)]
     if client_end is not None:
         said = " with an encrypted alert" if client_alert is not None else ""
