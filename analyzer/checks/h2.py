@@ -17,7 +17,7 @@ from analyzer.checks.after_switch import (
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.checks.response import extension_findings, status_finding, subprotocol_findings
-from analyzer.exchange.model import Attempt, H2Stream, TcpEvent
+from analyzer.exchange.model import AfterSwitch, Attempt, H2Stream, TcpEvent
 from analyzer.exchange.switch import DEFAULT_WINDOW
 
 # RFC 9113 §8.2.2: "Connection, Upgrade, Keep-Alive, Proxy-Connection, Transfer-Encoding"
@@ -192,6 +192,13 @@ def h2_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
             if tcp_end is not None:
                 ends.append((tcp_end.time, check, first, tcp_end,
                              f"{named} of the connection", side))
+        # ... and the GOAWAY that began that end is its sender's (a client's GOAWAY, then
+        # the server's close_notify answering it: the client closed)
+        goaway = h2.goaway
+        if goaway is not None and goaway.side == side and _connection_ended_after(
+                attempt, after, goaway.time):
+            ends.append((goaway.time, check, first, TcpEvent(goaway.frame, goaway.time),
+                         f"GOAWAY {goaway.code} of the connection", side))
     if ends:
         when, check, first, event, how, side = min(ends, key=lambda e: e[0])
         in_window = 0 <= when - after.switch_time <= DEFAULT_WINDOW.seconds
@@ -206,6 +213,15 @@ def h2_after_switch(attempt: Attempt, facts: Facts) -> list[Finding]:
             findings.append(ended_without_close(
                 after, side, how, when, frames_of(attempt.response) + (event.frame,), "200"))
     return findings
+
+
+def _connection_ended_after(attempt: Attempt, after: AfterSwitch, time: float) -> bool:
+    """Whether the connection ended (a FIN, a RST or a close_notify of either side) after
+    ``time``: a GOAWAY followed by that end began it."""
+    tcp = attempt.tcp
+    ends = (tcp.client_fin, tcp.server_fin, tcp.client_rst, tcp.server_rst,
+            close_notify(attempt, "client", after), close_notify(attempt, "server", after))
+    return any(end is not None and end.time >= time for end in ends)
 
 
 def _connection_specific(attempt: Attempt, *, request: bool) -> str:
