@@ -142,3 +142,14 @@ def drain(conn):
 
 print("ready", flush=True)
 """
+
+
+def start_raw_server(script: str, *arguments: str) -> subprocess.Popen[bytes]:
+    """A raw socket server: ``script`` (RAW_SERVER's lines, then its own) run with
+    ``arguments`` (the port first), returned once it says it listens. Stop it by its PID
+    (`stop_group`)."""
+    process = subprocess.Popen([sys.executable, "-c", script, *arguments],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    return process

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -473,6 +474,32 @@ def test_a_browsers_own_fetch_over_http2_answered_426_is_no_attempt(
     assert len(analyze_pcap(tmp_path / "favicon.pcap")) == listed
 
 
+def _h2_tls_end(tmp: Path, server_says_close_notify: bool, after: float) -> dict[str, Any]:
+    """The JSON attempt of a TLS 1.3 RFC 8441 WebSocket (tls_memory.h2_tls_chunks) that
+    ends ``after`` seconds past its last frame: the server's close_notify then the client's
+    FIN 1 ms later, or (the near miss) the client's FIN alone; the server's FIN last."""
+    from tests.tls_memory import h2_tls_chunks
+
+    chunks, keys = h2_tls_chunks(tmp, server_close_notify=server_says_close_notify)
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443))
+    conv.handshake()
+    talked = chunks[:-1] if server_says_close_notify else chunks
+    for from_client, data in talked:
+        conv.send(from_client, data, delay=0.002)
+    if server_says_close_notify:
+        conv.send(False, chunks[-1][1], delay=after)
+        conv.client_fin(0.001)
+    else:
+        conv.client_fin(after)
+    conv.server_fin(0.001)
+    path, keylog = tmp / "h2.pcap", tmp / "keys.log"
+    write_pcap(path, [conv])
+    keylog.write_bytes(keys)
+    (attempt,) = json.loads(run_cli("read", path, "--keylog", keylog, "-F", "json").output)[
+        "attempts"]
+    return dict(attempt)
+
+
 @pytest.mark.parametrize("server_says_close_notify", [True, False])
 def test_an_h2_websocket_whose_server_said_close_notify_in_its_window(
         tmp_path: Path, server_says_close_notify: bool) -> None:
@@ -480,25 +507,7 @@ def test_an_h2_websocket_whose_server_said_close_notify_in_its_window(
     close_notify 50 ms after the 200, the browser's FIN 1 ms after that (the sweep of the
     thirtieth session): the server ended the streams, not the client. The near miss: no
     close_notify, the client's FIN first."""
-    from tests.tls_memory import h2_tls_chunks
-
-    chunks, keys = h2_tls_chunks(tmp_path, server_close_notify=server_says_close_notify)
-    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443))
-    conv.handshake()
-    talked = chunks[:-1] if server_says_close_notify else chunks
-    for from_client, data in talked:
-        conv.send(from_client, data, delay=0.002)
-    if server_says_close_notify:
-        conv.send(False, chunks[-1][1], delay=0.05)
-        conv.client_fin(0.001)
-    else:
-        conv.client_fin(0.05)
-    conv.server_fin(0.001)
-    path, keylog = tmp_path / "h2.pcap", tmp_path / "keys.log"
-    write_pcap(path, [conv])
-    keylog.write_bytes(keys)
-    (attempt,) = json.loads(run_cli("read", path, "--keylog", keylog, "-F", "json").output)[
-        "attempts"]
+    attempt = _h2_tls_end(tmp_path, server_says_close_notify, 0.05)
     (finding,) = [f for f in attempt["findings"]
                   if f["id"] == "ended_without_close_after_switch"]
     side = "server" if server_says_close_notify else "client"
@@ -512,25 +521,7 @@ def test_an_h2_websocket_in_life_closed_by_the_servers_close_notify(
     """Hypercorn shutting down under an RFC 8441 WebSocket in life: GOAWAY, then its
     close_notify, then the browser's FIN before the server's (the sweep of the twenty-ninth
     session): the server closed. The near miss: no close_notify, the client's FIN first."""
-    from tests.tls_memory import h2_tls_chunks
-
-    chunks, keys = h2_tls_chunks(tmp_path, server_close_notify=server_says_close_notify)
-    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443))
-    conv.handshake()
-    talked = chunks[:-1] if server_says_close_notify else chunks
-    for from_client, data in talked:
-        conv.send(from_client, data, delay=0.002)
-    if server_says_close_notify:  # 4 s later: the stream is in life
-        conv.send(False, chunks[-1][1], delay=4.0)
-        conv.client_fin(0.002)
-    else:
-        conv.client_fin(4.0)
-    conv.server_fin(0.001)
-    path, keylog = tmp_path / "h2.pcap", tmp_path / "keys.log"
-    write_pcap(path, [conv])
-    keylog.write_bytes(keys)
-    (attempt,) = json.loads(run_cli("read", path, "--keylog", keylog, "-F", "json").output)[
-        "attempts"]
+    attempt = _h2_tls_end(tmp_path, server_says_close_notify, 4.0)  # (in life by then)
     assert attempt["lifetime"] is not None
     assert attempt["lifetime"]["closed_by"] == ("server" if server_says_close_notify
                                                 else "client")

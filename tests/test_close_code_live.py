@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from analyzer.verdict import Verdict
-from tests.helpers import RAW_SERVER, analyze_pcap
+from tests.helpers import RAW_SERVER, analyze_pcap, start_raw_server
 from tests.test_h2_live import HOST, _free_port, _stop, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 from tests.test_html_browser import CHROMIUM, DRIVER, browser, webdriver  # noqa: F401 (fixture)
@@ -43,11 +42,7 @@ CODE = 1005
 
 
 def _server(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(CODE)],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
-    return process
+    return start_raw_server(SERVER, str(port), str(CODE))
 
 
 def _predicted(path: Path, client: str) -> str:
@@ -59,6 +54,20 @@ def _predicted(path: Path, client: str) -> str:
     [line] = [line for line in diagnosis.attribution.client_errors
               if line.startswith(f"{client}: ")]
     return line[len(client) + 2:]
+
+
+def open_websocket_page(driver: Any, tmp: Path, port: int, protocols: str = "[]",
+                        then: str = "") -> tuple[str, list[str]]:
+    """A page that opens ws://HOST:``port``/ws offering ``protocols`` (a JavaScript array)
+    and titles itself "closed CODE" when it closes, run in ``driver`` (`run_page`);
+    ``then``: more of its script (a page's own give-up timer)."""
+    page = tmp / "page.html"
+    page.write_text(f"""<!doctype html><script>
+const ws = new WebSocket("ws://{HOST}:{port}/ws", {protocols});
+ws.onclose = e => {{ document.title = "closed " + e.code; }};
+{then}
+</script>""", encoding="utf-8")
+    return run_page(driver, page)
 
 
 def run_page(driver: Any, page: Path) -> tuple[str, list[str]]:
@@ -93,15 +102,10 @@ def test_chromium_prints_what_the_attribution_says(  # (``browser``: the importe
         browser: Any, tmp_path: Path) -> None:  # noqa: F811
     port = _free_port()
     server = _server(port)
-    page = tmp_path / "page.html"
-    page.write_text(f"""<!doctype html><script>
-const ws = new WebSocket("ws://{HOST}:{port}/ws");
-ws.onclose = e => {{ document.title = "closed " + e.code; }};
-</script>""", encoding="utf-8")
     path = tmp_path / "close1005-chromium.pcap"
     try:
         with tcpdump(path, [port]):
-            title, logged = run_page(browser, page)
+            title, logged = open_websocket_page(browser, tmp_path, port)
     finally:
         _stop(server, signal.SIGTERM)
     assert title == "closed 1006", title  # Chrome's close event: not the code sent

@@ -11,15 +11,14 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from analyzer.verdict import Verdict
-from tests.helpers import RAW_SERVER, analyze_pcap
-from tests.test_close_code_live import run_page
+from tests.helpers import RAW_SERVER, analyze_pcap, start_raw_server
+from tests.test_close_code_live import open_websocket_page
 from tests.test_h2_live import HOST, _free_port, _stop, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 from tests.test_html_browser import CHROMIUM, DRIVER, browser, webdriver  # noqa: F401 (fixture)
@@ -49,11 +48,7 @@ CHOSEN = {"ws_protocol_not_offered": "Sec-WebSocket-Protocol: bogus",
 
 
 def _server(port: int, header: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-c", SERVER, str(port), header],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
-    return process
+    return start_raw_server(SERVER, str(port), header)
 
 
 def _lines(path: Path, finding: str, client: str) -> list[str]:
@@ -98,17 +93,12 @@ def test_chromium_prints_what_the_attribution_says(  # (``browser``: the importe
         browser: Any, tmp_path: Path, finding: str) -> None:  # noqa: F811
     port = _free_port()
     server = _server(port, CHOSEN[finding])
-    page = tmp_path / "page.html"
     # (offering a subprotocol that the answer lacks is a failure of its own to Chromium)
     offer = '["chat"]' if finding == "ws_protocol_not_offered" else "[]"
-    page.write_text(f"""<!doctype html><script>
-const ws = new WebSocket("ws://{HOST}:{port}/ws", {offer});
-ws.onclose = e => {{ document.title = "closed " + e.code; }};
-</script>""", encoding="utf-8")
     path = tmp_path / "chosen-chromium.pcap"
     try:
         with tcpdump(path, [port]):
-            title, logged = run_page(browser, page)
+            title, logged = open_websocket_page(browser, tmp_path, port, offer)
     finally:
         _stop(server, signal.SIGTERM)
     assert title == "closed 1006", title

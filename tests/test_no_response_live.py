@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from analyzer.verdict import Verdict
-from tests.helpers import RAW_SERVER, analyze_pcap
-from tests.test_close_code_live import run_page
+from tests.helpers import RAW_SERVER, analyze_pcap, start_raw_server
+from tests.test_close_code_live import open_websocket_page
 from tests.test_h2_live import HOST, _free_port, _stop, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 from tests.test_html_browser import CHROMIUM, DRIVER, browser, webdriver  # noqa: F401 (fixture)
@@ -52,11 +52,7 @@ GIVE_UP_S = 1  # the clients' own timeout when the server is silent
 
 
 def _server(port: int, how: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-c", SERVER, str(port), how],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
-    return process
+    return start_raw_server(SERVER, str(port), how)
 
 
 def _predicted_lines(path: Path, how: str, client: str) -> list[str]:
@@ -144,17 +140,11 @@ def test_chromium_prints_what_the_attribution_says(  # (``browser``: the importe
     up (it calls close(), as pages with their own timer do)."""
     port = _free_port()
     server = _server(port, how)
-    page = tmp_path / "page.html"
     give_up = f"setTimeout(() => ws.close(), {GIVE_UP_S * 1000});" if how == "silent" else ""
-    page.write_text(f"""<!doctype html><script>
-const ws = new WebSocket("ws://{HOST}:{port}/ws");
-ws.onclose = e => {{ document.title = "closed " + e.code; }};
-{give_up}
-</script>""", encoding="utf-8")
     path = tmp_path / f"{how}-chromium.pcap"
     try:
         with tcpdump(path, [port]):
-            title, logged = run_page(browser, page)
+            title, logged = open_websocket_page(browser, tmp_path, port, then=give_up)
     finally:
         _stop(server, signal.SIGTERM)
     assert title == "closed 1006", title

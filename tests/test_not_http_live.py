@@ -13,15 +13,14 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from analyzer.verdict import Verdict
-from tests.helpers import RAW_SERVER, analyze_pcap
-from tests.test_close_code_live import run_page
+from tests.helpers import RAW_SERVER, analyze_pcap, start_raw_server
+from tests.test_close_code_live import open_websocket_page
 from tests.test_h2_live import HOST, _free_port, _stop, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 from tests.test_html_browser import CHROMIUM, DRIVER, browser, webdriver  # noqa: F401 (fixture)
@@ -55,11 +54,7 @@ request.on('response', () => console.log('response'));
 
 
 def _server(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-c", SERVER, str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
-    return process
+    return start_raw_server(SERVER, str(port))
 
 
 def _said(client: str, port: int) -> str:
@@ -137,15 +132,10 @@ def test_chromium_answered_in_http2_prints_what_the_attribution_says(  # (``brow
         browser: Any, tmp_path: Path) -> None:  # noqa: F811
     port = _free_port()
     server = _server(port)
-    page = tmp_path / "page.html"
-    page.write_text(f"""<!doctype html><script>
-const ws = new WebSocket("ws://{HOST}:{port}/ws");
-ws.onclose = e => {{ document.title = "closed " + e.code; }};
-</script>""", encoding="utf-8")
     path = tmp_path / "h2-only-chromium.pcap"
     try:
         with tcpdump(path, [port]):
-            title, logged = run_page(browser, page)
+            title, logged = open_websocket_page(browser, tmp_path, port)
     finally:
         _stop(server, signal.SIGTERM)
     assert title == "closed 1006", title

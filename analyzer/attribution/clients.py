@@ -260,6 +260,16 @@ def _node_alert(reason: str, alert_number: int, code: str) -> str:
     return _node_openssl(f"ssl3_read_bytes:{reason}:...:SSL alert number {alert_number}", code)
 
 
+# A handshake_failure alert from the server, as the OpenSSL clients and Go word it (Chrome
+# words it by what it was about: a suite or version, or a client certificate)
+_HANDSHAKE_FAILURE = (
+    ("python", "SSLError: [SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure"),
+    ("curl", "curl: (35) OpenSSL: error:0A000410:SSL routines::sslv3 alert handshake failure"),
+    ("Node", _node_alert("sslv3 alert handshake failure", 40, "SSLV3_ALERT_HANDSHAKE_FAILURE")),
+    ("Go", "remote error: tls: handshake failure"),
+)
+
+
 # TLS failures (checks/tls.py), as OpenSSL-based clients (Python, curl, Node), Go's crypto/tls
 # and Chrome's net stack word them. Python's lines are what `ssl` raises inside websockets and
 # aiohttp; Chrome shows its net:: code on the error page / in chrome://net-export.
@@ -348,13 +358,7 @@ _ERRORS.update({
     # `openssl s_server -Verify`) refuses a missing certificate with handshake_failure, and
     # that is what OpenSSL clients print (python, curl and Node read from the real clients)
     "tls_client_certificate_handshake_failure": (
-        ("python", "SSLError: [SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake "
-                   "failure"),
-        ("curl", "curl: (35) OpenSSL: error:0A000410:SSL routines::sslv3 alert handshake "
-                 "failure"),
-        ("Node", _node_alert("sslv3 alert handshake failure", 40,
-                             "SSLV3_ALERT_HANDSHAKE_FAILURE")),
-        ("Go", "remote error: tls: handshake failure"),
+        *_HANDSHAKE_FAILURE,
         ("Chrome", "net::ERR_BAD_SSL_CLIENT_AUTH_CERT"),
     ),
     "tls_unrecognized_name": (
@@ -374,13 +378,7 @@ _ERRORS.update({
         ("Chrome", "net::ERR_SSL_VERSION_OR_CIPHER_MISMATCH"),
     ),
     "tls_handshake_failure": (
-        ("python", "SSLError: [SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake "
-                   "failure"),
-        ("curl", "curl: (35) OpenSSL: error:0A000410:SSL routines::sslv3 alert handshake "
-                 "failure"),
-        ("Node", _node_alert("sslv3 alert handshake failure", 40,
-                             "SSLV3_ALERT_HANDSHAKE_FAILURE")),
-        ("Go", "remote error: tls: handshake failure"),
+        *_HANDSHAKE_FAILURE,
         ("Chrome", "net::ERR_SSL_VERSION_OR_CIPHER_MISMATCH"),
     ),
     "tls_alpn": (
