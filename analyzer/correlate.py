@@ -395,10 +395,10 @@ def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
         findings.append(Finding("proxy_stripped_upgrade", "Upgrade and Connection forwarded",
                                 f"backend got {sent}", ev))
     if f.version.upper() != "HTTP/1.0" and b.version.upper() == "HTTP/1.0":
-        # (a backend that switched anyway and went on made it work: a risk, not the
-        # failure; tornado switches, then closes at once)
+        # (a backend that switched anyway and then spoke made it work: a risk, not the
+        # failure; tornado switches, then closes or resets at the client's first frame)
         switched = back.response_head is not None and back.response_head.status == 101 and (
-            back.after is not None and bool(back.after.frames))
+            back.after is not None and any(seen.side == "server" for seen in back.after.frames))
         findings.append(Finding("proxy_http10_upstream_switched" if switched
                                 else "proxy_http10_upstream", f.version,
                                 f"backend got {b.version}", ev))

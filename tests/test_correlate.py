@@ -104,6 +104,11 @@ PROXY_CASES = (
               "(tornado)",
               lambda: legs(ws(), ws(http_version="HTTP/1.0"), SWITCH, SWITCH),
               "failed", "proxy_http10_upstream", absent=("proxy_http10_upstream_switched",)),
+    ProxyCase("nginx default HTTP/1.0 upstream, the client's first frame forwarded, the backend "
+              "silent (tornado resets)",
+              lambda: legs(ws(), ws(http_version="HTTP/1.0") + b"\x81\x82abcdhi", SWITCH,
+                           SWITCH),
+              "failed", "proxy_http10_upstream", absent=("proxy_http10_upstream_switched",)),
     ProxyCase("nginx's default Host to the backend, a same-origin page refused there (tornado)",
               lambda: legs(ws(extra_headers=[("Origin", "http://chat.example.com")]),
                            ws(extra_headers=[("Origin", "http://chat.example.com")],
