@@ -423,6 +423,30 @@ def test_a_server_reset_of_a_quiet_h2_websocket_past_its_window_ends_its_life(
 
 
 
+@pytest.mark.parametrize("goaway", [True, False])
+def test_a_server_that_shut_its_http2_connection_down_under_a_websocket(
+        tmp_path: Path, goaway: bool) -> None:
+    """Hypercorn stopping under an RFC 8441 WebSocket in life: a graceful GOAWAY, then the
+    connection's end, 3 s after the last frame (the sweep of the twenty-ninth session, and
+    its recheck): it was "most likely an idle timeout", with proxies' timers to read. The
+    near miss: the same end without the GOAWAY, an idle timeout indeed."""
+    steps = [ws_data(True, ws_frame(Opcode.TEXT, "hi", mask=True), "hi"),
+             ws_data(False, ws_frame(Opcode.TEXT, "hi"), "echo")]
+    if goaway:
+        steps.append(step("goaway", False, h2.goaway(1, h2.NO_ERROR), delay=3.0))
+    steps += [("fin", lambda c, _: c.server_fin(0.001 if goaway else 3.0)),
+              ("fin2", lambda c, _: c.client_fin(0.001))]
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    h2_exchange(h2.websocket_connect(), OK, *steps)(conv)
+    path = tmp_path / "shutdown.pcap"
+    write_pcap(path, [conv])
+    (attempt,) = json.loads(run_cli("read", path, "-F", "json").output)["attempts"]
+    assert attempt["verdict"] == "dropped", attempt["reason"]
+    assert attempt["reasons"][0] == ("h2_shutdown_in_life" if goaway
+                                     else "idle_timeout_after_switch"), attempt["reasons"]
+    assert attempt["lifetime"]["closed_by"] == "server", attempt["lifetime"]
+
+
 @pytest.mark.parametrize(("response", "answer", "line"), [
     (None, step("rst", False, h2.rst_stream(1, h2.REFUSED_STREAM)),
      "Stream closed with error: net::ERR_HTTP2_SERVER_REFUSED_STREAM"),

@@ -429,6 +429,7 @@ KIND_OF_FINDING = {
     "server_hung_up_after_switch": "abnormal_close",  # the client took the 101, then EOF
     "idle_timeout_after_switch": "abnormal_close",
     "closed_without_close_frame": "abnormal_close",
+    "h2_shutdown_in_life": "abnormal_close",
     "server_reset_many": "abnormal_close",
     "tcp_refused": "refused",
     "response_not_http": "not_http",

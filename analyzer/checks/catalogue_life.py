@@ -113,6 +113,15 @@ LIFE: tuple[Entry, ...] = (
      "1001 \"indicates that an endpoint is 'going away', such as a server going down or a "
      "browser having navigated away from a page\". A normal end.",
      "Nothing to fix; many at once from the server mean a restart."),
+    ("h2_shutdown_in_life", "error", "dropped", "RFC 9113 §6.8",
+     "the HTTP/2 connection was shut down under the WebSocket (GOAWAY, then its end)",
+     "The WebSocket lived on an HTTP/2 stream (RFC 8441). One side sent a graceful GOAWAY "
+     "(NO_ERROR: no new streams) and then ended the whole connection, with this stream "
+     "still open and no Close frame on it: the server (or the proxy in front of it) "
+     "shutting down, for a restart, a deploy or a maximum connection age (Hypercorn sends "
+     "GOAWAY then close_notify when it stops). Clients report 1006 (abnormal closure).",
+     "Make the server close its WebSockets with Close 1001 (going away) or 1012 (service "
+     "restart) before it shuts down, and let clients reconnect with a random delay."),
     ("closed_without_close_frame", "error", "dropped", "RFC 6455 §7.1.5",
      "closed without a Close frame (clients report 1006)",
      "The connection ended with a FIN or a RST and no Close frame from either side, while "

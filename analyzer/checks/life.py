@@ -105,6 +105,13 @@ def check_life(life: Lifetime, proxy_client: bool = False) -> list[Finding]:
     end = "reset" if life.how == RST else "FIN"
     # the server's side (the server, or an intermediary in front of it: what the client's
     # capture sees as the server), or a proxy on a back leg, closing a quiet connection
+    if life.shut_down_by and life.shut_down_by == life.closed_by:
+        # (an HTTP/2 connection shut down gracefully under the stream: its sender going
+        # down, a restart or a deploy, however quiet the stream was before)
+        return [Finding(
+            "h2_shutdown_in_life", "a Close frame (1001, going away) before the shutdown",
+            f"{closer} sent a GOAWAY (NO_ERROR), then a {end} {life.duration_s:.1f} s after "
+            "the switch, without a Close frame", frames, side=life.closed_by)]
     if life.idle_before_end_s >= IDLE_MIN_S and (life.closed_by == "server" or by_proxy):
         idle = life.idle_before_end_s
         return [Finding(

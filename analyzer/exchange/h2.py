@@ -385,6 +385,8 @@ class H2Stage:
                                  event.last_stream_id)
         if self._lives and event.code:  # an error: the connection goes down with its streams
             self._lives.going_away(event.side, event.first_frame, event.time)
+        elif self._lives:
+            self._lives.shutting_down(event.side)
         if event.side == 0:
             return  # the client's last stream id is about streams the server opened (push)
         # RFC 9113 §6.8: streams above the last stream id "were not or will not be processed"

@@ -92,6 +92,14 @@ class StreamLives:
             life.rst(side, frame, time)
             self._end(stream_id, time, GOING_AWAY)
 
+    def shutting_down(self, h2_side: int) -> None:
+        """A graceful GOAWAY (NO_ERROR): no new streams; the live ones may finish, and a
+        connection end that follows is its sender's shutdown (a server restarting)."""
+        side = self._side(h2_side)
+        for life, _ in self._lives.values():
+            if life.shut_down is None:
+                life.shut_down = side
+
     def tcp_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         """A FIN of reassembler side ``side`` (``lost``: the capture lost it, the reassembly
         told it at the frame that acknowledged it): its streams can carry no more."""

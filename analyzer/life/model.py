@@ -50,6 +50,8 @@ class Lifetime:
     # byte) before that side closed, at least KEEPALIVE_MIN_WAIT before (0: none)
     ping_frame: int = 0
     ping_time: float = 0.0
+    # an HTTP/2 stream's: the side that sent a graceful GOAWAY before the end ("" without)
+    shut_down_by: str = ""
 
     @property
     def ended(self) -> bool:

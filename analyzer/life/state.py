@@ -135,7 +135,7 @@ class Life:
     """A switched connection past its watch window (sans-IO: the reassembler feeds it)."""
 
     __slots__ = ("key", "client", "switch_time", "target", "websocket", "flows", "sink",
-                 "decided", "ended")
+                 "decided", "ended", "shut_down")
 
     def __init__(self, key: tuple[int, int, int], client: int, switch_time: float, target: str,
                  websocket: bool, flows: tuple[_Flow, _Flow], sink: Sink) -> None:
@@ -148,6 +148,9 @@ class Life:
         self.sink = sink
         self.decided: object = None  # the verdict at the watch's end (set by the pipeline)
         self.ended = False
+        # the reassembler side that shut an HTTP/2 connection down under this stream (a
+        # graceful GOAWAY: no new streams, then the connection's end), None without one
+        self.shut_down: int | None = None
 
     def take(self, side: int, seq: int, payload: bytes, time: float, frame: int = 0) -> None:
         """A segment of ``side`` (frame ``frame``): its time, and its bytes if they are new."""
@@ -353,6 +356,7 @@ class Life:
             close_time=close_time,
             ping_frame=ping_frame,
             ping_time=ping_time,
+            shut_down_by=names[self.shut_down] if self.shut_down is not None else "",
         )
 
 
