@@ -1775,3 +1775,6 @@ def test_a_handshake_the_snaplen_cut_says_so(tmp_path: Path, cut: bool) -> None:
     assert diagnosis.primary is not None
     found = diagnosis.primary.found
     assert ("snapshot length" in found) == cut and ("missing:" in found) == (not cut), found
+    # the cut ClientHello still shows its random: its key is in the log ("present")
+    tls = diagnosis.attempt.tls
+    assert tls is not None and tls.key == ("present" if cut else "missing"), tls.key

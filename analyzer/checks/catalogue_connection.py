@@ -194,9 +194,12 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "the client completed the TLS handshake, then closed without sending a request",
           "The handshake finished, but the client closed (often with an alert, encrypted) "
           "before any application data: a client that verifies the host name after the "
-          "handshake (curl with TLS 1.2) or refuses the negotiated ALPN protocol does this.",
-          "Check the certificate's names and the ALPN protocol the server chose against what "
-          "the client expects; a key log shows the alert's name."),
+          "handshake (curl with TLS 1.2) or refuses the negotiated ALPN protocol does this, "
+          "and Node closes so, without an alert, when it does not trust the server's chain.",
+          "Check the certificate's chain and names and the ALPN protocol the server chose "
+          "against what the client trusts and expects (the client's own error says which); "
+          "without a key log, a key log shows the name of the client's alert, when it sent "
+          "one."),
     Check("tls_server_closed_during_handshake", E, Effect.FAIL, "RFC 8446 §4",
           "the server closed the connection during the TLS handshake",
           "After its ServerHello the server closed or reset the connection before the "

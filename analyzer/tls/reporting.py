@@ -151,6 +151,15 @@ class TlsReporting:
         if session.decryption is Decryption.NO_KEY and session.client_hello is not None \
                 and not session.key_absent:
             return "present"  # in the log, but the handshake it needs was lost (a hole)
+        if session.decryption is Decryption.NO_KEY and session.client_hello is None and (
+                session.secrets is not None):
+            # a ClientHello the capture cut (a snaplen) still shows its random, in its first
+            # 43 bytes: record header, handshake header, version, random (RFC 8446 §4.1.2)
+            side = session.client_side if session.client_side is not None else 0
+            start = session.prefix(side)
+            if len(start) >= 43 and start[0] == 0x16 and start[5] == 1 and (
+                    start[11:43] in session.secrets):
+                return "present"
         return _KEY_STATE[session.decryption]
 
     def _emit_tls(self, time: float, reason: str) -> None:
