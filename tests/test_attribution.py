@@ -15,6 +15,7 @@ from analyzer.attribution.servers import ServerMatch, match_response
 from analyzer.attribution.texts import TEXTS, KnownText
 from analyzer.http.message import Headers, ResponseHead
 from analyzer.life.model import CLOSE_FRAME, CLOSE_HANDSHAKE, Lifetime
+from analyzer.verdict import Diagnosis
 from tests.builder import (
     DEFAULT_WS_KEY,
     Conversation,
@@ -172,13 +173,24 @@ def test_no_fingerprint_for_a_plain_answer(tmp_path: Path) -> None:
     assert diagnosis.attribution.server is None
 
 
-def test_silent_close_points_at_tungstenite_with_its_log(tmp_path: Path) -> None:
+def _answered(tmp: Path, request: bytes, answer: bytes | None = None,
+              fin: float | None = None) -> Diagnosis:
+    """The one diagnosis of a handshake ``request`` answered by ``answer`` (none: a silent
+    server), then the server's FIN (``fin`` seconds later; the builder's gap by default)."""
     conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
     conv.handshake()
-    conv.client(websocket_request("example.com", "/ws", omit=("Sec-WebSocket-Key",)))
-    conv.server_fin(delay=0.001)
-    write_pcap(tmp_path / "r.pcap", [conv])
-    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    conv.client(request)
+    if answer is not None:
+        conv.server(answer)
+    conv.server_fin(delay=fin)
+    write_pcap(tmp / "r.pcap", [conv])
+    (diagnosis,) = analyze_pcap(tmp / "r.pcap")
+    return diagnosis
+
+
+def test_silent_close_points_at_tungstenite_with_its_log(tmp_path: Path) -> None:
+    diagnosis = _answered(tmp_path, websocket_request("example.com", "/ws",
+                                                      omit=("Sec-WebSocket-Key",)), fin=0.001)
     assert diagnosis.verdict.value == "no_response"
     assert diagnosis.primary is not None and diagnosis.primary.check == "ws_key_missing"
     assert diagnosis.attribution.server is not None
@@ -202,13 +214,7 @@ def test_silent_close_points_at_tungstenite_with_its_log(tmp_path: Path) -> None
 def test_asgi_servers_refusals_known_by_their_shape(
         tmp_path: Path, response: bytes, server: str, log: str, primary: str) -> None:
     # the bytes of sweep30b s10 (daphne) and s1 (uvicorn), C3
-    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
-    conv.handshake()
-    conv.client(websocket_request("example.com", "/ws"))
-    conv.server(response)
-    conv.server_fin()
-    write_pcap(tmp_path / "r.pcap", [conv])
-    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    diagnosis = _answered(tmp_path, websocket_request("example.com", "/ws"), response)
     assert diagnosis.primary is not None and diagnosis.primary.check == primary
     who = diagnosis.attribution
     assert who.server == server
@@ -224,25 +230,15 @@ def test_asgi_servers_refusals_known_by_their_shape(
 def test_tungstenite_prints_the_canonical_reason_not_the_wires(
         tmp_path: Path, status_line: bytes, printed: str) -> None:
     # tungstenite's Error::Http shows http::StatusCode: its canonical reason (sweep30b C2)
-    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
-    conv.handshake()
-    conv.client(websocket_request("example.com", "/ws"))
-    conv.server(status_line)
-    conv.server_fin()
-    write_pcap(tmp_path / "r.pcap", [conv])
-    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    diagnosis = _answered(tmp_path, websocket_request("example.com", "/ws"), status_line)
     assert f"tungstenite: HTTP error: {printed}" in diagnosis.attribution.client_errors
 
 
 def test_a_silent_close_of_a_valid_request_names_nobody(tmp_path: Path) -> None:
     # tungstenite answers a valid handshake; a server that closes on one (uvicorn's wsproto
     # on an unoffered subprotocol, sweep30b s1) is not known by its silence
-    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
-    conv.handshake()
-    conv.client(websocket_request("example.com", "/ws", protocols=("chat",)))
-    conv.server_fin(delay=0.001)
-    write_pcap(tmp_path / "r.pcap", [conv])
-    (diagnosis,) = analyze_pcap(tmp_path / "r.pcap")
+    diagnosis = _answered(tmp_path, websocket_request("example.com", "/ws", protocols=("chat",)),
+                          fin=0.001)
     assert diagnosis.verdict.value == "no_response"
     assert diagnosis.attribution.server is None
     assert diagnosis.attribution.server_log is None
@@ -734,7 +730,6 @@ def analyze_pcap_with_keys(path: Path) -> list[Any]:
     from analyzer.pipeline import Analysis, analyze
     from analyzer.source import read_captures
     from analyzer.tls.keylog import load_keylog
-    from analyzer.verdict import Diagnosis
 
     run = Analysis(secrets=load_keylog(path.with_suffix(".keys").read_bytes()))
     return [d for d in analyze(read_captures([str(path)], []), run) if isinstance(d, Diagnosis)]

@@ -251,6 +251,11 @@ def _after_server_hello(attempt: Attempt, tls: TlsInfo, findings: list[Finding])
         server_end is None or came_first(client_end, server_end))
     flight = tls.server_flight_frame or tls.server_hello_frame
     client_alert = next((a for a in tls.alerts if a.side == "client"), None)
+    # An alert of the client's before the server's end says who ended the session, however
+    # close the two FINs (nginx's FIN can beat the client's by microseconds; curl's
+    # close_notify after a name it rejects comes before the server's FIN and its own)
+    alerted_first = client_alert is not None and server_end is not None and (
+        client_alert.frame < server_end.frame)
     if not tls.client_finished:
         if client_first and client_end is not None and not client_end.lost and (
                 client_end.frame < tls.server_hello_frame):
@@ -262,10 +267,6 @@ def _after_server_hello(attempt: Attempt, tls: TlsInfo, findings: list[Finding])
                             f"server's ServerHello (frame {tls.server_hello_frame}) came after",
                             ((tls.client_hello_frame,) if tls.client_hello_frame else ())
                             + (client_end.frame, tls.server_hello_frame))]
-        # An alert of the client's before the server's end says who ended the handshake,
-        # however close the two FINs (nginx's FIN can beat the client's by microseconds)
-        alerted_first = client_alert is not None and server_end is not None and (
-            client_alert.frame < server_end.frame)
         if (client_first or alerted_first) and client_end is not None:
             how = "RST" if client_end is attempt.tcp.client_rst else \
                 "FIN (not captured)" if client_end.lost else "FIN"
@@ -278,10 +279,6 @@ def _after_server_hello(attempt: Attempt, tls: TlsInfo, findings: list[Finding])
             return [_server_ended(attempt, tls, server_end)]
         return [Finding("tls_handshake_incomplete", "a completed handshake",
                         f"the {attempt.tcp.end_reason or 'capture'} came first", (flight,))]
-    # (the client's alert before the server's FIN says the client closed first, as above:
-    # curl's close_notify after a name it rejects, then the server's FIN, then curl's)
-    alerted_first = client_alert is not None and server_end is not None and (
-        client_alert.frame < server_end.frame)
     if server_end is not None and not client_first and not alerted_first:
         return [_server_ended(attempt, tls, server_end)]
     if client_end is not None:
