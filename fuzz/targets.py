@@ -203,6 +203,10 @@ class _Recorder:
         assert not self.ended and length > 0
         assert offset + length <= self.next[side], (side, offset, length, self.next[side])
 
+    def on_resent(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        assert not self.ended and length > 0
+        assert offset + length <= self.next[side], (side, offset, length, self.next[side])
+
     def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         assert not self.ended
         self.fins[side] += 1  # a FIN (seen, or proved lost: delivery.py `_lost_fin`) once

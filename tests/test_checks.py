@@ -357,6 +357,29 @@ def resent_request(forged: bool) -> Script:
     return script
 
 
+def request_sent_again(after: float, answer: str, acked_first: bool = False) -> Script:
+    """The request, no acknowledgement, the same bytes again ``after`` seconds later (the
+    client's retransmission timeout: the first copy was lost past the capture point), then
+    the server's ``answer``: "101" or "fin" 175 ms later. ``acked_first``: the server
+    acknowledged the first copy (the re-send was spurious, the server had the request)."""
+
+    def script(conv: Conversation) -> Marks:
+        request = ws_request()
+        marks = {"syn": conv.handshake(), "request": conv.client(request)}
+        if acked_first:
+            marks["ack"] = conv.server_ack(delay=0.001)
+        start = conv.next_seq(True) - len(request)
+        marks["resent"] = [conv._emit(True, conv._time(after), TcpFlags.ACK | TcpFlags.PSH,
+                                      request, seq=start)]
+        if answer == "101":
+            marks["response"] = conv.server(websocket_response(), delay=0.175)
+        else:
+            marks["server_fin"] = conv.server_fin(0.175)
+        return marks
+
+    return script
+
+
 def tls_talk(scenario: str, *, take: int | None = None, extra: tuple[tuple[int, bytes], ...] = (),
              end: str = "") -> Script:
     """A recorded real TLS conversation (tests/tls_memory.py), its first ``take`` chunks, then
@@ -1199,6 +1222,20 @@ CASES: tuple[Case, ...] = (
          found={"tcp_overlap_conflict": ("client offset 5",)}),
     Case("request re-sent unchanged (ordinary retransmission)", resent_request(False),
          SUCCEEDED, None, absent=("tcp_overlap_conflict",)),
+    Case("request lost past the capture point, sent again 1 s later, then the 101",
+         request_sent_again(1.0, "101"), SUCCEEDED, "request_resent",
+         evidence={"request_resent": ("request", "resent")},
+         found={"request_resent": ("again 1 time (frame 5)", "1000 ms after the first copy")}),
+    Case("request sent again 3 s later, then the server's FIN: timed from both copies",
+         request_sent_again(3.0, "fin"), NO_RESPONSE, "no_response_server_closed",
+         present=("request_resent",),
+         found={"no_response_server_closed": ("server FIN 3175 ms after the request, 175 ms "
+                                              "after its last copy (frame 5)",)}),
+    Case("the same request captured twice 10 ms apart (not a retransmission timeout)",
+         request_sent_again(0.01, "101"), SUCCEEDED, None, absent=("request_resent",)),
+    Case("request sent again after the server acknowledged it (a spurious re-send)",
+         request_sent_again(1.0, "101", acked_first=True), SUCCEEDED, None,
+         absent=("request_resent",)),
     Case("101 carrying a body (Content-Length and bytes after the head)",
          exchange(ws_request(), websocket_response().replace(
              b"\r\n\r\n", b"\r\nContent-Length: 13\r\n\r\n") + b"Hello, world!"),

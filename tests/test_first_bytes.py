@@ -148,6 +148,9 @@ class RecordingStage:
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         raise AssertionError("no conflict in this capture")
 
+    def on_resent(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        pass  # (the first bytes are what this listener is about)
+
     def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         self.tcp.fin_of(side, frame, time)
 

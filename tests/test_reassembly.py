@@ -26,6 +26,7 @@ class Recorder:
         self.gaps: list[tuple[int, int, int]] = []
         self.causes: list[str] = []  # each gap's (`Gap.cause`)
         self.conflicts: list[tuple[int, int, int, int]] = []
+        self.resent: list[tuple[int, int, int, int]] = []
         self.events: list[tuple[str, int]] = []
         self.ended: str | None = None
 
@@ -43,6 +44,9 @@ class Recorder:
 
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self.conflicts.append((side, offset, length, frame))
+
+    def on_resent(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        self.resent.append((side, offset, length, frame))
 
     def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         self.events.append(("fin", side))
@@ -149,6 +153,21 @@ def test_overlapping_retransmission_is_trimmed() -> None:
     extra = seg(0, True, 1001 + 5, payload=CLIENT[5:25])
     rec, _ = run(segs[:4] + [extra] + segs[4:])
     assert bytes(rec.data[0]) == CLIENT
+
+
+def test_bytes_sent_again_are_told_until_the_peer_acknowledges_them() -> None:
+    """A copy of delivered bytes is a re-send the layers above time from (`on_resent`) while
+    the capture has not seen them acknowledged; once acknowledged, a copy is spurious."""
+    segs = conversation(CLIENT, b"", 10)  # handshake, client segments, FINs: no ACK of them
+    again = seg(0, True, 1001 + 5, payload=CLIENT[5:20])
+    rec, _ = run(segs[:4] + [again] + segs[4:])
+    assert rec.resent == [(0, 5, 15, 0)] and rec.conflicts == []
+    acked = seg(0, False, 5001, ACK, ack=1001 + 20)
+    rec, _ = run(segs[:4] + [acked, again] + segs[4:])
+    assert rec.resent == []
+    partly = seg(0, False, 5001, ACK, ack=1001 + 10)  # bytes 10 to 20 still unacknowledged
+    rec, _ = run(segs[:4] + [partly, again] + segs[4:])
+    assert rec.resent == [(0, 5, 15, 0)]
 
 
 def test_sequence_wrap_around() -> None:

@@ -67,6 +67,19 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "the later one, so the heads shown may not be what the endpoint read.",
           "Treat it as hostile or as a broken middlebox rewriting packets: find which host sent "
           "both copies (the frames) and capture nearer to the receiver to see which one won."),
+    Check("request_resent", W, Effect.NOTE, "RFC 9293 §3.8.1",
+          "the client sent the request again: its first copy was not acknowledged",
+          "The capture shows the request's bytes (or bytes before them) sent more than once "
+          "before any answer, and no acknowledgement of the first copy: the client's TCP "
+          "timed out and retransmitted (RFC 6298: 200 ms to 1 s at first, doubling each "
+          "time). The first copy was lost after the capture point, or the acknowledgement "
+          "was; either way the server could not answer before a copy reached it, so a wait "
+          "counted from the first copy is not the server's. Times after the last copy are "
+          "given with the findings.",
+          "Look for loss between the capture point and the server: interface errors and "
+          "drops (ip -s link, ethtool -S), a congested or policed link, a firewall or load "
+          "balancer dropping packets (a full conntrack table). A capture at the server's side "
+          "shows which copy arrived."),
     Check("request_head_incomplete", E, Effect.FAIL, "RFC 9112 §2.1",
           "the connection ended before the request head did",
           "The request head never reached the empty line that ends it (RFC 9112 §2.1: start "

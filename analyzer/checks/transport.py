@@ -6,12 +6,24 @@ from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.checks.h2 import decided_by_h2
 from analyzer.checks.tls import tls_refused
-from analyzer.exchange.model import Attempt, AttemptKind, Gap, Message, TlsAlert, came_first
+from analyzer.exchange.model import (
+    Attempt,
+    AttemptKind,
+    Gap,
+    Message,
+    Resend,
+    TlsAlert,
+    came_first,
+)
 from analyzer.exchange.tracker import RESPONSE_TIMEOUT
 
 # An answer is not yet overdue this soon after a SYN or a request (the first SYN retransmission
 # comes after 1 s, RFC 6298 §2.1): a capture that ends sooner cannot say "no response".
 PATIENCE_SECONDS = 1.0
+# A copy of the request sooner than this after it is no retransmission worth a word: the same
+# packet captured twice (on two interfaces, or in merged files) or a tail-loss probe that cost
+# a few ms. (Linux's first retransmission timeout is 200 ms at the least, RFC 6298 says 1 s.)
+RESEND_MIN_WAIT = 0.05
 _CAPTURE_END = "end of capture"
 # (an Enum member read off its class costs ≈ 0.1 µs in Python 3.11, ≈ 1 k instructions: read
 # once here, for the test every attempt takes)
@@ -86,6 +98,18 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
             "before this response", _seen(response_gap.frame)))
     # An HTTP/2 RST_STREAM or GOAWAY, an answer in another protocol, or a TLS session that
     # broke is a response of sorts: the checks that read it say what happened instead.
+    copies = request_copies(attempt) if tcp.resent else ()
+    if copies and request is not None:
+        again, count = copies[-1], len(copies)
+        frames = ", ".join(str(copy.frame) for copy in copies[:3]) + (
+            ", ..." if count > 3 else "")
+        findings.append(Finding(
+            "request_resent", "an acknowledgement of the request's first copy",
+            f"the client sent it again {count} time{'s' if count > 1 else ''} "
+            f"(frame{'s' if count > 1 else ''} {frames}), the last "
+            f"{1000 * max(0.0, again.time - request.time):.0f} ms after the first copy, "
+            "which nothing acknowledged",
+            (request.first_frame,) + tuple(copy.frame for copy in copies[:3])))
     if request is not None and not request.head_complete and request_cut is None:
         findings.append(_unfinished_head(attempt, request))
     elif (attempt.response is None and attempt.other_answer is None and not tls_refused(attempt)
@@ -166,6 +190,30 @@ def _server_alert_after(attempt: Attempt, start: float) -> TlsAlert | None:
                  if alert.side == "server" and alert.time >= start), None)
 
 
+def request_copies(attempt: Attempt) -> tuple[Resend, ...]:
+    """The client's copies sent again after its request began and before the server's first
+    answer (its response, else anything of the server's after the request, else the end):
+    the server could read the request only once a copy reached it. In order."""
+    request = attempt.request
+    if request is None:
+        return ()
+    response = attempt.response
+    until = response.first_frame if response is not None else 0
+    return tuple(copy for copy in attempt.tcp.resent if copy.side == "client"
+                 and copy.frame > request.first_frame and (not until or copy.frame < until)
+                 and copy.time - request.time >= RESEND_MIN_WAIT)
+
+
+def _since_copies(attempt: Attempt, when: float) -> str:
+    """", N ms after its last copy (frame F)" when the client sent the request again before
+    ``when``: the first copy's time overstates the server's wait."""
+    copies = [copy for copy in request_copies(attempt) if copy.time <= when]
+    if not copies:
+        return ""
+    last = copies[-1]
+    return f", {1000 * (when - last.time):.0f} ms after its last copy (frame {last.frame})"
+
+
 def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
     tcp = attempt.tcp
     request = attempt.request
@@ -179,7 +227,7 @@ def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
     if tcp.server_rst is not None and tcp.server_rst.time >= start:
         return [Finding("no_response_server_reset", "a response",
                         f"server RST {1000 * (tcp.server_rst.time - start):.0f} ms after the "
-                        "request",
+                        "request" + _since_copies(attempt, tcp.server_rst.time),
                         evidence + (tcp.server_rst.frame,))]
     client_end = tcp.client_fin or tcp.client_rst
     alert = _server_alert_after(attempt, start)
@@ -189,7 +237,7 @@ def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
         said = alert.description or "encrypted alert"
         return [Finding("no_response_server_closed", "a response",
                         f"server TLS {said} {1000 * (alert.time - start):.0f} ms after the "
-                        "request", evidence + (alert.frame,))]
+                        "request" + _since_copies(attempt, alert.time), evidence + (alert.frame,))]
     if tcp.server_fin is not None and tcp.server_fin.time >= start and (
         # (a lost client FIN has the time of the server's FIN that acknowledged it)
         tcp.client_fin is None or tcp.server_fin.time <= tcp.client_fin.time
@@ -197,10 +245,12 @@ def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
     ):
         return [Finding("no_response_server_closed", "a response",
                         f"server FIN {1000 * (tcp.server_fin.time - start):.0f} ms after the "
-                        "request", evidence + (tcp.server_fin.frame,))]
+                        "request" + _since_copies(attempt, tcp.server_fin.time),
+                        evidence + (tcp.server_fin.frame,))]
     if client_end is not None and client_end.time >= start:
         return [Finding("no_response_client_gave_up", "a response",
-                        f"client closed after waiting {client_end.time - start:.1f} s",
+                        f"client closed after waiting {client_end.time - start:.1f} s"
+                        + _since_copies(attempt, client_end.time),
                         evidence + (client_end.frame,))]
     waited = max(0.0, tcp.end_time - start)
     if tcp.end_reason == _CAPTURE_END and waited < PATIENCE_SECONDS:

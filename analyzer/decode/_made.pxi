@@ -17,7 +17,7 @@ cdef object _Message = None
 cdef Py_ssize_t _SEGMENT_AT[11]
 cdef Py_ssize_t _ENDPOINT_AT[2]
 cdef Py_ssize_t _EVENT_AT[3]
-cdef Py_ssize_t _FACTS_AT[11]
+cdef Py_ssize_t _FACTS_AT[12]
 cdef Py_ssize_t _ATTEMPT_AT[17]
 cdef Py_ssize_t _MESSAGE_AT[8]
 
@@ -32,7 +32,7 @@ cdef int _made_classes() except -1:
     _slots_of(TcpEvent, ("frame", "time", "lost"), _EVENT_AT)
     _slots_of(TcpFacts, ("syn", "syn_count", "syn_ack", "client_fin", "server_fin",
                          "client_rst", "server_rst", "gaps", "conflicts", "end_reason",
-                         "end_time"), _FACTS_AT)
+                         "end_time", "resent"), _FACTS_AT)
     _slots_of(Attempt, ("kind", "client", "server", "tcp", "request", "response", "interim",
                         "after", "sequence", "request_gap", "response_gap", "tls", "transport",
                         "stream_id", "h2", "other_answer", "promoted"), _ATTEMPT_AT)
@@ -85,7 +85,7 @@ def compiled_made_event(frame, time, lost=False):
 
 
 def compiled_made_tcp_facts(syn, syn_count, syn_ack, client_fin, server_fin, client_rst,
-                            server_rst, gaps, conflicts, end_reason, end_time):
+                            server_rst, gaps, conflicts, end_reason, end_time, resent=()):
     """`exchange.made.made_tcp_facts`, compiled."""
     if _TcpFacts is None:
         _made_classes()
@@ -101,6 +101,7 @@ def compiled_made_tcp_facts(syn, syn_count, syn_ack, client_fin, server_fin, cli
     _heads_put(made, _FACTS_AT[8], conflicts)
     _heads_put(made, _FACTS_AT[9], end_reason)
     _heads_put(made, _FACTS_AT[10], end_time)
+    _heads_put(made, _FACTS_AT[11], resent)
     return made
 
 

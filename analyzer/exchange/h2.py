@@ -158,6 +158,9 @@ class H2Stage:
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._tcp.conflict(side, offset, length, frame, time)
 
+    def on_resent(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        self._tcp.resend(side, offset, length, frame, time)
+
     def on_data(self, side: int, offset: int, data: bytes, frame: int, time: float) -> None:
         if self._done:
             return

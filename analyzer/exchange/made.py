@@ -24,6 +24,7 @@ from analyzer.exchange.model import (
     Message,
     OtherAnswer,
     Promotion,
+    Resend,
     TcpEvent,
     TcpFacts,
     TlsInfo,
@@ -57,7 +58,7 @@ def made_event_plain(frame: int, time: float, lost: bool = False) -> TcpEvent:
 
 
 (_set_syn, _set_syn_count, _set_syn_ack, _set_client_fin, _set_server_fin, _set_client_rst,
- _set_server_rst, _set_gaps, _set_conflicts, _set_end_reason, _set_end_time) = \
+ _set_server_rst, _set_gaps, _set_conflicts, _set_end_reason, _set_end_time, _set_resent) = \
     slot_setters(TcpFacts)
 
 
@@ -65,7 +66,7 @@ def made_tcp_facts_plain(syn: TcpEvent | None, syn_count: int, syn_ack: TcpEvent
                    client_fin: TcpEvent | None, server_fin: TcpEvent | None,
                    client_rst: TcpEvent | None, server_rst: TcpEvent | None,
                    gaps: tuple[Gap, ...], conflicts: tuple[Conflict, ...], end_reason: str,
-                   end_time: float) -> TcpFacts:
+                   end_time: float, resent: tuple[Resend, ...] = ()) -> TcpFacts:
     """``TcpFacts(syn, syn_count, ...)`` of every field, in field order."""
     made = _new_object(TcpFacts)
     _set_syn(made, syn)
@@ -79,6 +80,7 @@ def made_tcp_facts_plain(syn: TcpEvent | None, syn_count: int, syn_ack: TcpEvent
     _set_conflicts(made, conflicts)
     _set_end_reason(made, end_reason)
     _set_end_time(made, end_time)
+    _set_resent(made, resent)
     return made
 
 

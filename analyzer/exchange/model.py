@@ -100,6 +100,18 @@ class Conflict:
 
 
 @dataclass(frozen=True, slots=True)
+class Resend:
+    """A segment that sent bytes again before the capture saw them acknowledged: the first
+    copy (seen here) was lost after the capture point, or its acknowledgement was."""
+
+    side: str  # "client" or "server"
+    offset: int
+    length: int  # the bytes sent again
+    frame: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
 class TcpFacts:
     """What TCP showed of the connection an attempt travelled on."""
 
@@ -114,6 +126,7 @@ class TcpFacts:
     conflicts: tuple[Conflict, ...] = ()  # overlapping segments with different bytes
     end_reason: str = ""  # "closed", "reset", "end of capture", "idle", WINDOW_OVER, ...
     end_time: float = 0.0
+    resent: tuple[Resend, ...] = ()  # re-sent bytes not yet acknowledged, the last ones kept
 
 
 # `TcpFacts.end_reason`s with a meaning of their own: an attempt decided when its watch window

@@ -8,10 +8,11 @@ SYN seen before the hand-off is still on the attempts made after it.
 from __future__ import annotations
 
 from analyzer.exchange.made import made_endpoint, made_event, made_tcp_facts
-from analyzer.exchange.model import Conflict, Endpoint, Gap, TcpFacts
+from analyzer.exchange.model import Conflict, Endpoint, Gap, Resend, TcpFacts
 from analyzer.reassembly import Connection
 
 MAX_CONFLICTS = 16  # overlap conflicts kept per connection (the first ones are the evidence)
+MAX_RESENT = 16  # re-sent segments kept per connection (the last ones: a request's copies)
 
 
 class TcpLog:
@@ -21,7 +22,8 @@ class TcpLog:
     instructions to build, and most connections, bulk TLS ones above all, never become one).
     """
 
-    __slots__ = ("conn", "syn_seen", "syn_count", "syn_ack", "fin", "rst", "gaps", "conflicts")
+    __slots__ = ("conn", "syn_seen", "syn_count", "syn_ack", "fin", "rst", "gaps", "conflicts",
+                 "resent")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -35,6 +37,9 @@ class TcpLog:
         # `Gap.cause`)
         self.gaps: list[tuple[int, int, int, int, float, str]] = []
         self.conflicts: list[tuple[int, int, int, int, float]] = []
+        # side, offset, length, frame, time of bytes sent again before they were acknowledged
+        # (a list from the first: most connections never re-send)
+        self.resent: list[tuple[int, int, int, int, float]] | tuple[()] = ()
 
     # Recording: the first event of each kind is the one kept (retransmissions repeat it).
 
@@ -63,12 +68,20 @@ class TcpLog:
         if len(self.conflicts) < MAX_CONFLICTS:
             self.conflicts.append((side, offset, length, frame, time))
 
+    def resend(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        if isinstance(self.resent, tuple):
+            self.resent = []
+        elif len(self.resent) == MAX_RESENT:
+            del self.resent[0]  # (an attempt reads those after its request began)
+        self.resent.append((side, offset, length, frame, time))
+
     def without_gaps(self, lost: set[tuple[int, int]]) -> TcpLog:
         """A copy without the holes at these (side, offset)s: for a reader of bytes those
         holes did not touch (the plaintext after a TLS handshake that lost records)."""
         copy = TcpLog(self.conn)
         copy.syn_seen, copy.syn_count, copy.syn_ack = self.syn_seen, self.syn_count, self.syn_ack
         copy.fin, copy.rst, copy.conflicts = list(self.fin), list(self.rst), list(self.conflicts)
+        copy.resent = list(self.resent)
         copy.gaps = [gap for gap in self.gaps if (gap[0], gap[1]) not in lost]
         return copy
 
@@ -83,10 +96,12 @@ class TcpLog:
         server = 1 - client
         gaps: tuple[Gap, ...] = ()
         conflicts: tuple[Conflict, ...] = ()
-        if self.gaps or self.conflicts:  # (usually neither)
+        resent: tuple[Resend, ...] = ()
+        if self.gaps or self.conflicts or self.resent:  # (usually none of them)
             names = {client: "client", server: "server"}
             gaps = tuple(Gap(names[s], o, n, f, t, c) for s, o, n, f, t, c in self.gaps)
             conflicts = tuple(Conflict(names[s], o, n, f, t) for s, o, n, f, t in self.conflicts)
+            resent = tuple(Resend(names[s], o, n, f, t) for s, o, n, f, t in self.resent)
         fin, rst = self.fin, self.rst
         syn_seen, syn_ack = self.syn_seen, self.syn_ack
         client_fin, server_fin, client_rst, server_rst = (
@@ -100,7 +115,7 @@ class TcpLog:
             made_event(*server_fin) if server_fin is not None else None,
             made_event(*client_rst) if client_rst is not None else None,
             made_event(*server_rst) if server_rst is not None else None,
-            gaps, conflicts, reason, time)
+            gaps, conflicts, reason, time, resent)
 
     def endpoint(self, side: int) -> Endpoint:
         a, ap, b, bp = self.conn.addresses

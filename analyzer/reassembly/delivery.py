@@ -273,6 +273,11 @@ class InOrder:
             return
         if offset < here.next_offset:
             self._compare(conn, side, here, offset, data, frame, time)
+            if here.acked < min(end, here.next_offset):
+                # not acknowledged yet: a copy the sender needed (or thought it did); the
+                # layers above time what waited on it from here (checks/transport.py)
+                listener.on_resent(side, offset, min(end, here.next_offset) - offset, frame,
+                                   time)
             if end <= here.next_offset:
                 return  # a retransmission of bytes already delivered
             data = data[here.next_offset - offset :]

@@ -34,6 +34,12 @@ class StreamListener(Protocol):
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         """A segment re-sent ``length`` delivered bytes from ``offset`` with different bytes."""
 
+    def on_resent(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        """A segment sent ``length`` delivered bytes from ``offset`` again before the capture
+        saw the other side acknowledge them (a retransmission that was needed, as far as
+        the capture shows: its first copy, or the acknowledgement, was lost after the
+        capture point)."""
+
     def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         """``lost``: the capture lost the FIN; ``frame`` acknowledged it (delivery.py)."""
 

@@ -205,6 +205,13 @@ def ladder_events(a: Attempt, clean: Cleaner) -> list[LadderEvent]:
                                   else f"[snaplen cut {hole.length} bytes here]"
                                   if hole.cause == "snaplen"
                                   else f"[capture lost {hole.length} bytes here]"))
+    if tcp.resent:  # copies sent again before an acknowledgement, within this attempt's span
+        start = min((e.frame for e in first + events), default=0)
+        stop = max((e.frame for e in first + events), default=0)
+        for copy in tcp.resent:
+            if start <= copy.frame <= stop:
+                events.append(LadderEvent(copy.frame, copy.time, copy.side == "client",
+                                          f"(sent again: {copy.length} bytes, not acked)"))
     # Stable: two events in one frame (a response and its FIN) keep the order above.
     return sorted(first + events, key=lambda e: (e.frame, e.time))
 

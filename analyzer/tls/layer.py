@@ -237,6 +237,9 @@ class TlsStage(TlsReporting, TlsSkipping):
     def on_conflict(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
         self._tcp.conflict(side, offset, length, frame, time)
 
+    def on_resent(self, side: int, offset: int, length: int, frame: int, time: float) -> None:
+        self._tcp.resend(side, offset, length, frame, time)
+
     def on_fin(self, side: int, frame: int, time: float, lost: bool = False) -> None:
         self._conn.passing = None
         self._tcp.fin_of(side, frame, time, lost)
