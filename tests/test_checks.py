@@ -380,6 +380,29 @@ def request_sent_again(after: float, answer: str, acked_first: bool = False) -> 
     return script
 
 
+def response_sent_again(after: float, then: str) -> Script:
+    """The request, the 101, no acknowledgement, the 101 again ``after`` seconds later (the
+    server's retransmission timeout: the path towards the client lost the first copy), then
+    ``then``: "reset" (the client gave up 50 ms later) or "close" (the client got it and
+    closes normally)."""
+
+    def script(conv: Conversation) -> Marks:
+        marks = {"syn": conv.handshake(), "request": conv.client(ws_request())}
+        response = websocket_response()
+        marks["response"] = conv.server(response, delay=0.002)
+        start = conv.next_seq(False) - len(response)
+        marks["resent"] = [conv._emit(False, conv._time(after), TcpFlags.ACK | TcpFlags.PSH,
+                                      response, seq=start)]
+        if then == "reset":
+            marks["client_rst"] = conv.client_rst(0.05)
+        else:
+            marks["close"] = conv.client_ws_close(1000, delay=0.001)
+            marks["server_close"] = conv.server_ws_close(1000, delay=0.001)
+        return marks
+
+    return script
+
+
 def tls_talk(scenario: str, *, take: int | None = None, extra: tuple[tuple[int, bytes], ...] = (),
              end: str = "") -> Script:
     """A recorded real TLS conversation (tests/tls_memory.py), its first ``take`` chunks, then
@@ -1236,6 +1259,16 @@ CASES: tuple[Case, ...] = (
     Case("request sent again after the server acknowledged it (a spurious re-send)",
          request_sent_again(1.0, "101", acked_first=True), SUCCEEDED, None,
          absent=("request_resent",)),
+    Case("101 lost towards the client, sent again 400 ms later, then the client's reset",
+         response_sent_again(0.4, "reset"), ABORTED, "client_hung_up_after_switch",
+         present=("response_resent",),
+         evidence={"response_resent": ("response", "resent")},
+         found={"response_resent": ("again 1 time (frame 6)", "400 ms after the first copy")}),
+    Case("101 sent again 400 ms later, then a normal close", response_sent_again(0.4, "close"),
+         SUCCEEDED, "response_resent", absent=("request_resent",)),
+    Case("101 captured twice 5 ms apart (not a retransmission timeout)",
+         response_sent_again(0.005, "close"), SUCCEEDED, "ws_closed_normally",
+         absent=("response_resent",)),
     Case("101 carrying a body (Content-Length and bytes after the head)",
          exchange(ws_request(), websocket_response().replace(
              b"\r\n\r\n", b"\r\nContent-Length: 13\r\n\r\n") + b"Hello, world!"),

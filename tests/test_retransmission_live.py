@@ -1,9 +1,10 @@
-"""A request the path lost after the capture point, re-sent by the client's own TCP: three
-network namespaces (client, router, server: python websockets), tcpdump on the client's
-link, and the router's forwarding turned off while the request leaves, so the capture holds
-a copy the server never got. The kernel re-sends it after its retransmission timeout; the
-attempt says so (`request_resent`), and a wait counted from the first copy is told apart
-from the one after the last copy."""
+"""Bytes the path lost after the capture point, re-sent by the sender's own TCP: three
+network namespaces (client, router, server: python websockets, and a raw server that answers
+after 300 ms), tcpdump on the client's link and on the server's, and the router's forwarding
+turned off while the request (or the 101) passes, so a capture holds a copy the other side
+never got. The kernel re-sends it after its retransmission timeout; the attempt says so
+(`request_resent`, `response_resent`), and a wait counted from the request's first copy is
+told apart from the one after its last copy."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.verdict import Verdict
+from analyzer.verdict import Diagnosis, Verdict
 from tests.helpers import analyze_pcap, stop_group
 
 pytest.importorskip("websockets.sync.server")
@@ -37,7 +38,7 @@ CLIENT_NS, ROUTER_NS, SERVER_NS = (f"ua-rt{side}-{_TAG}" for side in "crs")
 CLIENT_LINK, ROUTER_IN, ROUTER_OUT, SERVER_LINK = (f"uart{n}{_TAG}" for n in "abcd")
 CLIENT_IP, ROUTER_IN_IP, ROUTER_OUT_IP, SERVER_IP = (
     "10.213.1.1", "10.213.1.254", "10.213.2.254", "10.213.2.1")
-PORT = 8765
+PORT, SLOW_PORT = 8765, 8766
 
 SERVER = r"""
 import sys
@@ -52,8 +53,40 @@ with serve(echo, "0.0.0.0", int(sys.argv[1])) as server:
     server.serve_forever()
 """
 
-# argv: server address, port, the router's namespace, "lost-once" or "gave-up". Prints the
-# status line it read (lost-once) or "gave up".
+# Answers each request head with a correct 101 after argv[2] seconds, the client's Close with
+# its own, then reads until the client has gone.
+SLOW_SERVER = r"""
+import base64, hashlib, socket, sys, time
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("0.0.0.0", int(sys.argv[1])))
+server.listen(4)
+server.settimeout(30)
+print("ready", flush=True)
+while True:
+    conn, _ = server.accept()
+    conn.settimeout(10)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += conn.recv(4096)
+    key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+               if line.lower().startswith(b"sec-websocket-key:"))
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    time.sleep(float(sys.argv[2]))
+    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    try:
+        if conn.recv(4096):  # the client's Close: answered with the server's
+            conn.sendall(b"\x88\x02\x03\xe8")
+        while conn.recv(4096):
+            pass
+    except OSError:
+        pass
+    conn.close()
+"""
+
+# argv: server address, port, the router's namespace, "lost-once", "gave-up" or
+# "answer-lost". Prints the status line it read, or "gave up".
 CLIENT = r"""
 import socket, struct, subprocess, sys, time
 host, port, router, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -67,9 +100,9 @@ time.sleep(0.1)
 request = (f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
            "Sec-WebSocket-Version: 13\r\n\r\n").encode()
-forwarding(False)
-conn.sendall(request)
 if mode == "gave-up":
+    forwarding(False)
+    conn.sendall(request)
     time.sleep(1.5)  # the kernel re-sends at about 0.2, 0.6 and 1.4 s
     # a reset (linger 0), which drops what waits to be sent: closed with a FIN, the kernel
     # would go on re-sending the request, and the server answer it once forwarding is back
@@ -79,8 +112,17 @@ if mode == "gave-up":
     forwarding(True)
     print("gave up", flush=True)
     sys.exit(0)
-time.sleep(0.05)
-forwarding(True)
+if mode == "answer-lost":  # the request passes; the 101, 300 ms later, does not
+    conn.sendall(request)
+    time.sleep(0.1)
+    forwarding(False)
+    time.sleep(0.35)
+    forwarding(True)
+else:
+    forwarding(False)
+    conn.sendall(request)
+    time.sleep(0.05)
+    forwarding(True)
 data = b""
 while b"\r\n\r\n" not in data:
     chunk = conn.recv(4096)
@@ -162,27 +204,32 @@ def started(namespace: str, *command: str, ready: str) -> Iterator[subprocess.Po
 
 
 @pytest.fixture(scope="module")
-def capture() -> Iterator[tuple[Path, list[str]]]:
-    """The two scenarios on two connections, in order: the request lost once, then answered;
-    the request lost until the client gave up."""
+def capture() -> Iterator[tuple[Path, Path, list[str]]]:
+    """The three scenarios on three connections, in order: the request lost once, then
+    answered; the request lost until the client gave up; the 101 lost once (the slow
+    server). Captured on the client's link and on the server's."""
     with tempfile.TemporaryDirectory(prefix="resent-live-") as tmp, three_namespaces():
-        path = Path(tmp, "resent.pcap")
+        near_client, near_server = Path(tmp, "client-side.pcap"), Path(tmp, "server-side.pcap")
         said: list[str] = []
+        ports = f"tcp port {PORT} or tcp port {SLOW_PORT}"
         with started(SERVER_NS, sys.executable, "-c", SERVER, str(PORT), ready="ready"), \
+                started(SERVER_NS, sys.executable, "-c", SLOW_SERVER, str(SLOW_PORT), "0.3",
+                        ready="ready"), \
                 started(CLIENT_NS, "tcpdump", "-i", CLIENT_LINK, "-n", "-U", "--immediate-mode",
-                        "-Z", "root", "-w", str(path), f"tcp port {PORT}",
-                        ready="listening on"):
-            for mode in ("lost-once", "gave-up"):
+                        "-Z", "root", "-w", str(near_client), ports, ready="listening on"), \
+                started(SERVER_NS, "tcpdump", "-i", SERVER_LINK, "-n", "-U", "--immediate-mode",
+                        "-Z", "root", "-w", str(near_server), ports, ready="listening on"):
+            for mode, port in (("lost-once", PORT), ("gave-up", PORT), ("answer-lost", SLOW_PORT)):
                 done = subprocess.run(
                     ["ip", "netns", "exec", CLIENT_NS, sys.executable, "-c", CLIENT, SERVER_IP,
-                     str(PORT), ROUTER_NS, mode], capture_output=True, text=True, timeout=30)
+                     str(port), ROUTER_NS, mode], capture_output=True, text=True, timeout=30)
                 said.append(done.stdout.strip())
-        yield path, said
+        yield near_client, near_server, said
 
 
 def test_a_request_lost_once_is_re_sent_and_answered(
-        capture: tuple[Path, list[str]]) -> None:
-    path, said = capture
+        capture: tuple[Path, Path, list[str]]) -> None:
+    path, _, said = capture
     assert said[0] == "HTTP/1.1 101 Switching Protocols"
     attempt = analyze_pcap(path)[0]
     assert attempt.verdict is Verdict.SUCCEEDED, attempt.findings
@@ -194,8 +241,8 @@ def test_a_request_lost_once_is_re_sent_and_answered(
 
 
 def test_a_request_never_answered_is_timed_from_its_last_copy(
-        capture: tuple[Path, list[str]]) -> None:
-    path, said = capture
+        capture: tuple[Path, Path, list[str]]) -> None:
+    path, _, said = capture
     assert said[1] == "gave up"
     attempt = analyze_pcap(path)[1]
     assert attempt.verdict is Verdict.NO_RESPONSE, attempt.findings
@@ -205,3 +252,24 @@ def test_a_request_never_answered_is_timed_from_its_last_copy(
     copies = int(resent.found.split("again ")[1].split(" time")[0])
     assert resent.frames[1:] == tuple(sorted(resent.frames[1:]))
     assert copies >= 2, resent.found  # at about 0.2, 0.6 (and 1.4) s
+
+
+def _on_port(diagnoses: list[Diagnosis], port: int) -> Diagnosis:
+    (found,) = (d for d in diagnoses if d.attempt.server.port == port)
+    return found
+
+
+def test_a_101_lost_towards_the_client_is_re_sent(
+        capture: tuple[Path, Path, list[str]]) -> None:
+    near_client, near_server, said = capture
+    assert said[2] == "HTTP/1.1 101 Switching Protocols"
+    at_server = _on_port(analyze_pcap(near_server), SLOW_PORT)
+    resent = next(f for f in at_server.findings if f.check == "response_resent")
+    assert resent.frames[0] == at_server.attempt.response.first_frame
+    waited = int(resent.found.split("the last ")[1].split(" ms")[0])
+    assert 150 <= waited <= 1500, resent.found
+    assert not any(f.check == "request_resent" for f in at_server.findings)
+    # the client's side never saw the first copy: nothing re-sent there
+    at_client = _on_port(analyze_pcap(near_client), SLOW_PORT)
+    assert at_client.verdict is at_server.verdict
+    assert not any(f.check.endswith("_resent") for f in at_client.findings), at_client.findings

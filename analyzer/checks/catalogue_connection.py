@@ -80,6 +80,18 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "drops (ip -s link, ethtool -S), a congested or policed link, a firewall or load "
           "balancer dropping packets (a full conntrack table). A capture at the server's side "
           "shows which copy arrived."),
+    Check("response_resent", W, Effect.NOTE, "RFC 9293 §3.8.1",
+          "the server sent its response again: its first copy was not acknowledged",
+          "The capture shows the response's bytes (or what followed them) sent more than "
+          "once, and nothing acknowledged the first copy: the server's TCP timed out and "
+          "retransmitted. The path towards the client lost the first copy (or the client's "
+          "acknowledgement): the client saw the response late, or, if it gave up meanwhile "
+          "(a handshake timeout), never; what it did next answered a response it may not "
+          "have had.",
+          "Look for loss between the capture point and the client: interface errors and "
+          "drops, a congested or policed link, a firewall, NAT or load balancer dropping "
+          "packets on the way back (asymmetric routing). A capture at the client's side "
+          "shows which copy arrived."),
     Check("request_head_incomplete", E, Effect.FAIL, "RFC 9112 §2.1",
           "the connection ended before the request head did",
           "The request head never reached the empty line that ends it (RFC 9112 §2.1: start "

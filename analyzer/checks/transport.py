@@ -110,6 +110,18 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
             f"{1000 * max(0.0, again.time - request.time):.0f} ms after the first copy, "
             "which nothing acknowledged",
             (request.first_frame,) + tuple(copy.frame for copy in copies[:3])))
+    answer = response_copies(attempt) if tcp.resent else ()
+    if answer and response is not None:
+        again, count = answer[-1], len(answer)
+        frames = ", ".join(str(copy.frame) for copy in answer[:3]) + (
+            ", ..." if count > 3 else "")
+        findings.append(Finding(
+            "response_resent", "an acknowledgement of the response's first copy",
+            f"the server sent it again {count} time{'s' if count > 1 else ''} "
+            f"(frame{'s' if count > 1 else ''} {frames}), the last "
+            f"{1000 * max(0.0, again.time - response.time):.0f} ms after the first copy, "
+            "which nothing acknowledged", (response.first_frame,) + tuple(
+                copy.frame for copy in answer[:3])))
     if request is not None and not request.head_complete and request_cut is None:
         findings.append(_unfinished_head(attempt, request))
     elif (attempt.response is None and attempt.other_answer is None and not tls_refused(attempt)
@@ -202,6 +214,23 @@ def request_copies(attempt: Attempt) -> tuple[Resend, ...]:
     return tuple(copy for copy in attempt.tcp.resent if copy.side == "client"
                  and copy.frame > request.first_frame and (not until or copy.frame < until)
                  and copy.time - request.time >= RESEND_MIN_WAIT)
+
+
+def response_copies(attempt: Attempt) -> tuple[Resend, ...]:
+    """The server's copies sent again after its response began and before the client said
+    anything more (its first frame after the switch, its FIN or RST: from then on it has
+    shown what it made of the answer). In order."""
+    response = attempt.response
+    if response is None:
+        return ()
+    tcp, after = attempt.tcp, attempt.after
+    said = [event.frame for event in (tcp.client_fin, tcp.client_rst) if event is not None]
+    if after is not None:
+        said += [seen.frame for seen in after.frames if seen.side == "client"][:1]
+    until = min(said, default=0)
+    return tuple(copy for copy in tcp.resent if copy.side == "server"
+                 and copy.frame > response.first_frame and (not until or copy.frame < until)
+                 and copy.time - response.time >= RESEND_MIN_WAIT)
 
 
 def _since_copies(attempt: Attempt, when: float) -> str:
