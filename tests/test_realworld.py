@@ -130,3 +130,15 @@ def test_real_capture(name: str) -> None:
     assert http == http_expected
     assert dict(tcp) == tcp_expected
     assert run.stats.frames > 0
+
+
+@needs_corpus
+def test_a_copy_of_what_followed_the_answer_is_not_the_answer_sent_again() -> None:
+    """zeek's connect-with-smtp: the proxy's 200 was acknowledged; 3 s later it re-sent the
+    SMTP greeting that followed it through the tunnel. Not `response_resent` (the copy
+    carries bytes past the answer), though the reassembler did see a needed copy."""
+    run = Analysis()
+    (diagnosis,) = analyze(read_captures([str(REAL_WORLD / "zeek/connect-with-smtp.pcap")], []),
+                           run)
+    assert [copy.frame for copy in diagnosis.attempt.tcp.resent if copy.side == "server"] == [9]
+    assert not any(f.check.endswith("_resent") for f in diagnosis.findings)

@@ -217,16 +217,23 @@ def request_copies(attempt: Attempt) -> tuple[Resend, ...]:
 
 
 def response_copies(attempt: Attempt) -> tuple[Resend, ...]:
-    """The server's copies sent again after its response began and before the client said
-    anything more (its first frame after the switch, its FIN or RST: from then on it has
-    shown what it made of the answer). In order."""
+    """The server's copies sent again after its response began, before it sent anything
+    after it and before the client said anything more (its first bytes after the switch, its
+    FIN or RST: from then on it has shown what it made of the answer). In order.
+
+    Why not later copies: a copy does not say which bytes it carries of those the stage
+    above read (inside TLS its offsets are the records'), and after the server's first
+    bytes past the response a copy may be of those alone (zeek's connect-with-smtp: the
+    SMTP greeting re-sent 3 s after the client had acknowledged the 200). So a 101 followed
+    at once by the server's first message (socket.io's open packet) is not looked at."""
     response = attempt.response
     if response is None:
         return ()
     tcp, after = attempt.tcp, attempt.after
     said = [event.frame for event in (tcp.client_fin, tcp.client_rst) if event is not None]
     if after is not None:
-        said += [seen.frame for seen in after.frames if seen.side == "client"][:1]
+        said += [event.frame for event in (after.client_first, after.server_first)
+                 if event is not None]
     until = min(said, default=0)
     return tuple(copy for copy in tcp.resent if copy.side == "server"
                  and copy.frame > response.first_frame and (not until or copy.frame < until)
