@@ -221,11 +221,16 @@ def _reserved_code(finding: Finding) -> str:
 
 
 _CLOSE_CODE = re.compile(r"Close (\d+)")
+_RSV_BITS = re.compile(r"RSV=([01]{3})")
 
 
 def _value_for(kind: str | None, findings: tuple[Finding, ...]) -> str:
     if kind == "close_code_reserved":
         return next((code for code in map(_reserved_code, findings) if code), "")
+    if kind == "rsv_without_extension":  # "RSV=100 ..." as Chromium names the bits
+        bits = next((m.group(1) for m in map(_RSV_BITS.search, (
+            f.found for f in findings if f.check == "ws_rsv_without_extension")) if m), "")
+        return ", ".join(f"reserved{n} = {bit}" for n, bit in enumerate(bits, 1))
     for finding in findings:  # (the "closed" lines read the Close frames: closing.py)
         if KIND_OF_FINDING.get(finding.check) == kind:
             return found_alone(finding.found)  # (not what the other side did next)

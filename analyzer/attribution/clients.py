@@ -167,6 +167,15 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Chrome", "WebSocket connection to '{url}' failed: A server must not mask any "
                    "frames that it sends to the client."),
     ),
+    # A server frame with an RSV bit set and no extension negotiated: Chromium fails the
+    # channel (its close event says 1006), with this console line (printed by the real
+    # browser: tests/test_reserved_bits_live.py). Said of Chrome only (NAMED_ONLY): python
+    # websockets closes with 1002, and its line is the Close's ("closed": closing.py, the
+    # same test), and so are other clients'.
+    "rsv_without_extension": (
+        ("Chrome", "WebSocket connection to '{url}' failed: One or more reserved bits are on: "
+                   "{value}"),
+    ),
     # A Close with a code that may never be sent (1005, 1006, 1015: RFC 6455 §7.4.1), sent
     # by the server: Chromium's ParseClose fails the channel (its close event then says
     # 1006, not the code); Node ws and python websockets reject it and close with 1002 (both
@@ -204,7 +213,7 @@ _ERRORS["no_response_gave_up"] = (*_ERRORS["no_response"], (
 # WebSocket (before 7.86, or built without it), waits for data until --max-time. Given only
 # for the clients it names (NAMED_ONLY): another client hanging up has its own reasons.
 _ERRORS["gave_up_after_switch"] = (_ERRORS["no_response_gave_up"][-1],)
-NAMED_ONLY = frozenset({"gave_up_after_switch"})
+NAMED_ONLY = frozenset({"gave_up_after_switch", "rsv_without_extension"})
 # ... and one that ended with a Close frame carrying an error code: the same lines as in the
 # watch window, their values read from the connection's lifetime (closing.py)
 _ERRORS["closed_in_life"] = _ERRORS["closed"]
@@ -393,7 +402,8 @@ _ERRORS.update({
 
 # Failure kinds a client reports about what the server sent: a finding of that kind on the
 # client's own side (the client sent the bad text) is not what the client printed.
-SERVER_SENT_KINDS = frozenset({"text_not_utf8", "server_frame_masked"})
+SERVER_SENT_KINDS = frozenset({"text_not_utf8", "server_frame_masked",
+                               "rsv_without_extension"})
 
 # Failure kind → the clients _ERRORS quotes for it.
 _CLIENTS = {kind: frozenset(name for name, _ in lines) for kind, lines in _ERRORS.items()}
@@ -417,6 +427,7 @@ KIND_OF_FINDING = {
     "ws_closed_with_error": "closed",
     "ws_text_not_utf8": "text_not_utf8",
     "ws_server_frame_masked": "server_frame_masked",
+    "ws_rsv_without_extension": "rsv_without_extension",
     # the life rules (checks/life.py): how a connection followed past its watch window ended
     "close_message_too_big": "closed_in_life",
     "close_internal_error": "closed_in_life",
