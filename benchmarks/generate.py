@@ -220,6 +220,10 @@ def handshake(ctx: Context, name: str | None = None) -> Conversation:
     function, verdict, reason, opens = SCENARIOS[name]
     tcp = ctx.tcp(rng.choice((80, 8080)))
     delivery = rng.choice(DELIVERIES) if opens else "plain"
+    if delivery == "retransmitted" and verdict == "succeeded":
+        # the request's first segment again 200-300 ms later, unacknowledged: a success's
+        # most severe finding is then that warning (a note: the verdict is the same)
+        reason = "request_resent"
     ctx.truth.append({
         "client": endpoint(tcp.ends[0]), "server": endpoint(tcp.ends[1]), "scenario": name,
         "delivery": delivery, "verdict": verdict, "reason": reason,
