@@ -352,6 +352,11 @@ def test_a_server_close_with_a_reserved_code_predicts_the_clients_rejection(
     ("curl/8.5.0", "curl"),
     ("Go-http-client/1.1", "Go net/http (gorilla, coder/websocket)"),
     ("Python/3.11 websockets/17.4", "python websockets"),
+    ("Python/3.11 aiohttp/3.14.5", "aiohttp"),
+    # tornado.simple_httpclient's own, unless the request sets user_agent (its headers'
+    # spellings, Sec-Websocket-Key, are any header-normalizing client's: not a name)
+    ("Tornado/6.6.1", "tornado"),
+    ("MyTornadoApp/1.0", "MyTornadoApp/1.0"),
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
      "Firefox"),
     ("Mozilla/5.0 AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0", "Edge"),
@@ -603,6 +608,25 @@ def test_what_python_websockets_does_with_a_redirect_is_what_it_does(url: str,
                     if parse_uri(url).secure and not new.secure
                     else f"(no error: follows the redirect to {target}, up to 10 in a row)")
     assert websockets_redirect(url, location) == expected
+
+
+@pytest.mark.parametrize(("status", "location", "expected"), [
+    (301, "/final", "(no error of its own: follows the redirect to ws://h:1/final, up to 10 "
+                    "in a row)"),
+    (308, "http://h:2/x", "(no error of its own: follows the redirect to http://h:2/x, up to "
+                          "10 in a row)"),
+    (302, "ws://h:1/final", "NonHttpUrlRedirectClientError: ws://h:1/final"),
+    (302, " wss://h/a ", "NonHttpUrlRedirectClientError: wss://h/a"),
+    (300, "/final", "WSServerHandshakeError: 300, message='Invalid response status', "
+                    "url='ws://h:1/ws'"),
+])
+def test_what_aiohttp_does_with_a_redirect(status: int, location: str, expected: str) -> None:
+    """aiohttp's ws_connect follows 301-303, 307 and 308 to http(s) or a relative reference
+    and refuses any other scheme (its ClientSession._request; the real client in
+    tests/test_aiohttp_tornado_clients_live.py)."""
+    from analyzer.attribution.clients import aiohttp_redirect
+
+    assert aiohttp_redirect("ws://h:1/ws", status, location) == expected
 
 
 def test_a_redirect_predicts_the_status_lines_but_python_websockets_follows_it() -> None:

@@ -1696,6 +1696,8 @@ def test_a_servers_alert_to_a_client_that_left_after_its_flight_is_not_why_it_en
         return
     assert diagnosis.primary.check == "tls_certificate_rejected", diagnosis.primary
     assert "right after the server's flight" in diagnosis.primary.found
+    assert any(line.startswith("aiohttp: ClientConnectorCertificateError: ")
+               for line in diagnosis.attribution.client_errors)
 
 
 @pytest.mark.parametrize("opened", [True, False])
