@@ -210,6 +210,29 @@ def test_silent_close_points_at_tungstenite_with_its_log(tmp_path: Path) -> None
     (b"HTTP/1.1 500 \r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
      b"content-length: 21\r\n\r\nInternal Server Error", "uvicorn (wsproto)",
      "Exception in ASGI application", "response_server_error"),
+    # uvicorn 0.55's answers to an application's denial response (websocket.http.response
+    # .start, 401 with Content-Type and WWW-Authenticate, and one without headers), each back
+    # end's (tests/test_uvicorn_denial_live.py runs them)
+    *((response, server, '"WebSocket /ws" 401' + logged, "response_unauthorized")
+      for server, logged, responses in (
+          ("uvicorn (websockets)", " / connection rejected (401 Unauthorized)", (
+              b"HTTP/1.1 401 Unauthorized\r\ncontent-type: text/plain\r\nwww-authenticate: "
+              b"Bearer\r\nDate: Mon, 07 Dec 2026 22:19:14 GMT\r\nContent-Length: 12\r\n"
+              b"Connection: close\r\n\r\nunauthorized",
+              b"HTTP/1.1 401 Unauthorized\r\nDate: Mon, 07 Dec 2026 22:19:15 GMT\r\n"
+              b"Content-Length: 0\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")),
+          ("uvicorn (websockets-sansio)", " / connection rejected (401 Unauthorized)", (
+              b"HTTP/1.1 401 Unauthorized\r\ncontent-type: text/plain\r\nwww-authenticate: "
+              b"Bearer\r\nDate: Mon, 07 Dec 2026 22:19:18 GMT\r\nConnection: close\r\n"
+              b"Content-Length: 12\r\n\r\nunauthorized",
+              b"HTTP/1.1 401 Unauthorized\r\nDate: Mon, 07 Dec 2026 22:19:18 GMT\r\n"
+              b"Connection: close\r\nContent-Length: 0\r\nContent-Type: text/plain; "
+              b"charset=utf-8\r\n\r\n")),
+          ("uvicorn (wsproto)", "", (
+              b"HTTP/1.1 401 \r\ncontent-type: text/plain\r\nwww-authenticate: Bearer\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\nc\r\nunauthorized\r\n0\r\n\r\n",
+              b"HTTP/1.1 401 \r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")))
+      for response in responses),
 ])
 def test_asgi_servers_refusals_known_by_their_shape(
         tmp_path: Path, response: bytes, server: str, log: str, primary: str) -> None:
@@ -219,6 +242,31 @@ def test_asgi_servers_refusals_known_by_their_shape(
     who = diagnosis.attribution
     assert who.server == server
     assert who.server_log is not None and log in who.server_log
+
+
+@pytest.mark.parametrize("response", [
+    # python websockets' own rejection: the same headers, and its Server header
+    b"HTTP/1.1 401 Unauthorized\r\nDate: Mon, 07 Dec 2026 22:19:15 GMT\r\nContent-Length: 0\r\n"
+    b"Content-Type: text/plain\r\nConnection: close\r\nServer: Python/3.11 websockets/17.4"
+    b"\r\n\r\n",
+    # a reason phrase of the application's own; a Connection that is not "close"
+    b"HTTP/1.1 401 Nope\r\nDate: Mon, 07 Dec 2026 22:19:15 GMT\r\nContent-Length: 0\r\n"
+    b"Content-Type: text/plain\r\nConnection: close\r\n\r\n",
+    b"HTTP/1.1 401 Unauthorized\r\nDate: Mon, 07 Dec 2026 22:19:15 GMT\r\nContent-Length: 0\r\n"
+    b"Content-Type: text/plain\r\nConnection: keep-alive\r\n\r\n",
+    # the set names in another order, or too few of them
+    b"HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nDate: Mon, 07 Dec 2026 22:19:15 GMT\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 401 Unauthorized\r\nDate: Mon, 07 Dec 2026 22:19:15 GMT\r\nContent-Length: 0\r\n"
+    b"Content-Type: text/plain\r\nX-Id: 1\r\nConnection: close\r\n\r\n",
+    # no reason phrase, chunked, but dated (an h11 server of its own)
+    b"HTTP/1.1 401 \r\ndate: Mon, 07 Dec 2026 22:19:15 GMT\r\nTransfer-Encoding: chunked\r\n"
+    b"\r\n0\r\n\r\n",
+])
+def test_a_denial_response_like_uvicorns_but_not_its_is_not_uvicorn(
+        tmp_path: Path, response: bytes) -> None:
+    diagnosis = _answered(tmp_path, websocket_request("example.com", "/ws"), response)
+    assert not (diagnosis.attribution.server or "").startswith("uvicorn"), diagnosis.attribution
 
 
 @pytest.mark.parametrize(("status_line", "printed"), [
