@@ -210,6 +210,29 @@ def test_silent_close_points_at_tungstenite_with_its_log(tmp_path: Path) -> None
     (b"HTTP/1.1 500 \r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
      b"content-length: 21\r\n\r\nInternal Server Error", "uvicorn (wsproto)",
      "Exception in ASGI application", "response_server_error"),
+    # uvicorn 0.55's answers to an application's denial response (websocket.http.response
+    # .start, 401 with Content-Type and WWW-Authenticate, and one without headers), each back
+    # end's (tests/test_uvicorn_denial_live.py runs them)
+    *((response, server, '"WebSocket /ws" 401' + logged, "response_unauthorized")
+      for server, logged, responses in (
+          ("uvicorn (websockets)", " / connection rejected (401 Unauthorized)", (
+              b"HTTP/1.1 401 Unauthorized\r\ncontent-type: text/plain\r\nwww-authenticate: "
+              b"Bearer\r\nDate: Mon, 07 Dec 2026 22:19:14 GMT\r\nContent-Length: 12\r\n"
+              b"Connection: close\r\n\r\nunauthorized",
+              b"HTTP/1.1 401 Unauthorized\r\nDate: Mon, 07 Dec 2026 22:19:15 GMT\r\n"
+              b"Content-Length: 0\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")),
+          ("uvicorn (websockets-sansio)", " / connection rejected (401 Unauthorized)", (
+              b"HTTP/1.1 401 Unauthorized\r\ncontent-type: text/plain\r\nwww-authenticate: "
+              b"Bearer\r\nDate: Mon, 07 Dec 2026 22:19:18 GMT\r\nConnection: close\r\n"
+              b"Content-Length: 12\r\n\r\nunauthorized",
+              b"HTTP/1.1 401 Unauthorized\r\nDate: Mon, 07 Dec 2026 22:19:18 GMT\r\n"
+              b"Connection: close\r\nContent-Length: 0\r\nContent-Type: text/plain; "
+              b"charset=utf-8\r\n\r\n")),
+          ("uvicorn (wsproto)", "", (
+              b"HTTP/1.1 401 \r\ncontent-type: text/plain\r\nwww-authenticate: Bearer\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\nc\r\nunauthorized\r\n0\r\n\r\n",
+              b"HTTP/1.1 401 \r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")))
+      for response in responses),
 ])
 def test_asgi_servers_refusals_known_by_their_shape(
         tmp_path: Path, response: bytes, server: str, log: str, primary: str) -> None:
@@ -219,6 +242,31 @@ def test_asgi_servers_refusals_known_by_their_shape(
     who = diagnosis.attribution
     assert who.server == server
     assert who.server_log is not None and log in who.server_log
+
+
+@pytest.mark.parametrize("response", [
+    # python websockets' own rejection: the same headers, and its Server header
+    b"HTTP/1.1 401 Unauthorized\r\nDate: Mon, 07 Dec 2026 22:19:15 GMT\r\nContent-Length: 0\r\n"
+    b"Content-Type: text/plain\r\nConnection: close\r\nServer: Python/3.11 websockets/17.4"
+    b"\r\n\r\n",
+    # a reason phrase of the application's own; a Connection that is not "close"
+    b"HTTP/1.1 401 Nope\r\nDate: Mon, 07 Dec 2026 22:19:15 GMT\r\nContent-Length: 0\r\n"
+    b"Content-Type: text/plain\r\nConnection: close\r\n\r\n",
+    b"HTTP/1.1 401 Unauthorized\r\nDate: Mon, 07 Dec 2026 22:19:15 GMT\r\nContent-Length: 0\r\n"
+    b"Content-Type: text/plain\r\nConnection: keep-alive\r\n\r\n",
+    # the set names in another order, or too few of them
+    b"HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nDate: Mon, 07 Dec 2026 22:19:15 GMT\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 401 Unauthorized\r\nDate: Mon, 07 Dec 2026 22:19:15 GMT\r\nContent-Length: 0\r\n"
+    b"Content-Type: text/plain\r\nX-Id: 1\r\nConnection: close\r\n\r\n",
+    # no reason phrase, chunked, but dated (an h11 server of its own)
+    b"HTTP/1.1 401 \r\ndate: Mon, 07 Dec 2026 22:19:15 GMT\r\nTransfer-Encoding: chunked\r\n"
+    b"\r\n0\r\n\r\n",
+])
+def test_a_denial_response_like_uvicorns_but_not_its_is_not_uvicorn(
+        tmp_path: Path, response: bytes) -> None:
+    diagnosis = _answered(tmp_path, websocket_request("example.com", "/ws"), response)
+    assert not (diagnosis.attribution.server or "").startswith("uvicorn"), diagnosis.attribution
 
 
 @pytest.mark.parametrize(("status_line", "printed"), [
@@ -352,6 +400,11 @@ def test_a_server_close_with_a_reserved_code_predicts_the_clients_rejection(
     ("curl/8.5.0", "curl"),
     ("Go-http-client/1.1", "Go net/http (gorilla, coder/websocket)"),
     ("Python/3.11 websockets/17.4", "python websockets"),
+    ("Python/3.11 aiohttp/3.14.5", "aiohttp"),
+    # tornado.simple_httpclient's own, unless the request sets user_agent (its headers'
+    # spellings, Sec-Websocket-Key, are any header-normalizing client's: not a name)
+    ("Tornado/6.6.1", "tornado"),
+    ("MyTornadoApp/1.0", "MyTornadoApp/1.0"),
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
      "Firefox"),
     ("Mozilla/5.0 AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0", "Edge"),
@@ -603,6 +656,25 @@ def test_what_python_websockets_does_with_a_redirect_is_what_it_does(url: str,
                     if parse_uri(url).secure and not new.secure
                     else f"(no error: follows the redirect to {target}, up to 10 in a row)")
     assert websockets_redirect(url, location) == expected
+
+
+@pytest.mark.parametrize(("status", "location", "expected"), [
+    (301, "/final", "(no error of its own: follows the redirect to ws://h:1/final, up to 10 "
+                    "in a row)"),
+    (308, "http://h:2/x", "(no error of its own: follows the redirect to http://h:2/x, up to "
+                          "10 in a row)"),
+    (302, "ws://h:1/final", "NonHttpUrlRedirectClientError: ws://h:1/final"),
+    (302, " wss://h/a ", "NonHttpUrlRedirectClientError: wss://h/a"),
+    (300, "/final", "WSServerHandshakeError: 300, message='Invalid response status', "
+                    "url='ws://h:1/ws'"),
+])
+def test_what_aiohttp_does_with_a_redirect(status: int, location: str, expected: str) -> None:
+    """aiohttp's ws_connect follows 301-303, 307 and 308 to http(s) or a relative reference
+    and refuses any other scheme (its ClientSession._request; the real client in
+    tests/test_aiohttp_tornado_clients_live.py)."""
+    from analyzer.attribution.clients import aiohttp_redirect
+
+    assert aiohttp_redirect("ws://h:1/ws", status, location) == expected
 
 
 def test_a_redirect_predicts_the_status_lines_but_python_websockets_follows_it() -> None:

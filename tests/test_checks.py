@@ -1736,6 +1736,40 @@ def test_a_servers_alert_that_answered_the_clients_fin_is_not_why_the_session_en
         assert analysis.stats.tls_unused == 0 and analysis.stats.tls_decrypted == 1
 
 
+@pytest.mark.parametrize("answered", [True, False])
+def test_a_servers_alert_to_a_client_that_left_after_its_flight_is_not_why_it_ended(
+        tmp_path: Path, answered: bool) -> None:
+    """aiohttp (asyncio's ssl) rejects a TLS 1.2 server's certificate by closing without an
+    alert, right after the server's flight; an OpenSSL 3 server answers that bare FIN with a
+    fatal decode_error, then the client resets (tests/test_aiohttp_tornado_clients_live.py).
+    It was "the TLS handshake ended with a fatal alert", with no client's line: the client had
+    left, so it is the certificate it rejected. The near miss: the same alert before the
+    client's FIN is why the session ended."""
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 443))
+    conv.handshake()
+    for side, data in recorded("untrusted12")[0][:2]:  # the ClientHello, the server's flight
+        conv.send(side == CLIENT, data, delay=0.002)
+    if answered:
+        conv.client_fin(0.001)
+    conv.send(False, alert_record(50), delay=0.011)
+    if answered:
+        conv.client_rst(0.001)
+    else:
+        conv.client_fin(0.001)
+    path = tmp_path / "bare-fin.pcap"
+    write_pcap(path, [conv])
+    (diagnosis,) = analyze_pcap(path)
+    assert diagnosis.verdict is FAILED
+    assert diagnosis.primary is not None
+    if not answered:
+        assert diagnosis.primary.check == "tls_fatal_alert", diagnosis.primary
+        return
+    assert diagnosis.primary.check == "tls_certificate_rejected", diagnosis.primary
+    assert "right after the server's flight" in diagnosis.primary.found
+    assert any(line.startswith("aiohttp: ClientConnectorCertificateError: ")
+               for line in diagnosis.attribution.client_errors)
+
+
 @pytest.mark.parametrize("opened", [True, False])
 def test_a_servers_record_to_a_client_that_never_spoke_is_no_session(
         tmp_path: Path, opened: bool) -> None:

@@ -11,11 +11,13 @@ from analyzer.attribution.clients import (
     NAMED_ONLY,
     REDIRECT_STATUSES,
     SERVER_SENT_KINDS,
+    aiohttp_redirect,
     canonical_reason,
     client_errors,
     client_name,
     clients_of,
     proxy_of_back_leg,
+    python_reason,
     websockets_redirect,
 )
 from analyzer.attribution.closing import closing_values, life_closing_values
@@ -68,13 +70,21 @@ def attribute(
     elif kind:  # (the values are worked out only for a failure clients report)
         extra: dict[str, str] = {}
         location = response.headers.get("location") if response is not None else None
+        value = _value_for(kind, findings) or (found_alone(findings[0].found) if findings
+                                               else "")
         if kind == "status" and location and response is not None and (
                 response.status in REDIRECT_STATUSES and attempt.transport != "h2"):
             kind = "redirect"
-            extra = {"websockets_redirect": websockets_redirect(_url(attempt), location)}
+            url = _url(attempt)
+            extra = {"websockets_redirect": websockets_redirect(url, location),
+                     "aiohttp_redirect": aiohttp_redirect(url, response.status, location)}
         elif kind == "status" and response is not None and response.status == 401 and (
                 attempt.transport == "h2"):
             kind = "h2_unauthorized"
+        elif kind == "status" and response is not None and 200 <= response.status < 300:
+            kind = "status_2xx"  # (over HTTP/1.1: over HTTP/2 a 2xx is a switch)
+        elif kind == "connection" and value == _NO_CONNECTION:
+            kind = "connection_missing"
         elif kind in _WAITS:  # (only then: a value of its own each time)
             extra = {"waited_ms": _waited_ms(attempt)}
         errors = client_errors(
@@ -82,10 +92,12 @@ def attribute(
             status=response.status if response else "",
             reason=response.reason if response else "",
             canonical_reason=canonical_reason(response.status) if response else "",
+            tornado_reason=(response.reason or python_reason(response.status)) if response
+            else "",
             url=_url(attempt),
-            value=_value_for(kind, findings) or (found_alone(findings[0].found) if findings
-                                                 else ""),
+            value=value,
             server=str(attempt.server),
+            port=attempt.server.port,
             host=(attempt.tls.sni if attempt.tls is not None and attempt.tls.sni
                   else attempt.server.ip),
         )
@@ -113,6 +125,8 @@ def ended_client_errors(findings: tuple[Finding, ...], lifetime: Lifetime) -> tu
 
 
 _LIFE_KINDS = ("closed_in_life", "abnormal_close")  # the ends of connections in life
+# switch_connection_without_upgrade's text for a 101 without Connection (checks/response.py)
+_NO_CONNECTION = "no Connection header"
 
 
 def _end_lines(kind: str, client: str | None, lifetime: Lifetime | None) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ _AGENTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"Safari/", "Safari"),
         (r"\bwebsockets/", "python websockets"),
         (r"\baiohttp/", "aiohttp"),
+        (r"^Tornado/", "tornado"),  # (tornado.simple_httpclient's default: "Tornado/6.6.1")
         (r"python-requests/", "python requests"),
         (r"Go-http-client/", "Go net/http (gorilla, coder/websocket)"),
         (r"okhttp/", "OkHttp"),
@@ -37,15 +38,37 @@ _AGENTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     )
 )
 
+# tornado's client (tornado.websocket.websocket_connect) checks a 101 with `assert`s and
+# header look-ups: a failed one is logged by tornado.application as "Uncaught exception" with
+# its traceback, and the caller's await raises StreamClosedError (read from the real client in
+# tests/test_aiohttp_tornado_clients_live.py; under `python -O` the asserts are gone and the
+# 101 is taken)
+def _tornado_logged(cause: str) -> str:
+    """What tornado's client prints for a 101 that failed one of its checks: what it raises,
+    and the end of the traceback it logged first."""
+    return ("StreamClosedError: Stream is closed (tornado.application logged first: Uncaught "
+            f"exception ... {cause})")
+
+
+# aiohttp's WSServerHandshakeError (ClientSession.ws_connect), as str() shows it: the status,
+# the message and the URL it asked for
+def _aiohttp_handshake(message: str, status: str = "101") -> str:
+    return f"WSServerHandshakeError: {status}, message='{message}', url='{{url}}'"
+
+
 # Failure kind → (client, what it prints). {status}, {reason}, {canonical_reason}, {value}... are
-# filled in.
+# filled in. aiohttp's and tornado's lines are what the real clients raised
+# (tests/test_aiohttp_tornado_clients_live.py); "(accepts it: ...)" says a client raised
+# nothing
 _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
     "status": (
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
                    "Unexpected response code: {status}"),
         ("Node ws", "Unexpected server response: {status}"),
         ("python websockets", "server rejected WebSocket connection: HTTP {status}"),
-        ("aiohttp", "WSServerHandshakeError: {status}, message='Invalid response status'"),
+        ("aiohttp", _aiohttp_handshake("Invalid response status", "{status}")),
+        # (the wire's reason phrase; without one, Python's for the status)
+        ("tornado", "HTTPClientError: HTTP {status}: {tornado_reason}"),
         ("tungstenite", "HTTP error: {status} {canonical_reason}"),
         ("gorilla/websocket", "websocket: bad handshake"),
         ("coder/websocket", "expected handshake response status code 101 but got {status}"),
@@ -54,16 +77,23 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("socket.io-client", "connect_error: websocket error (Unexpected server response: "
                              "{status})"),
     ),
+    # A 101 without Upgrade (one naming another protocol: "upgrade_unoffered", below)
     "upgrade": (
         ("Chrome", "Error during WebSocket handshake: 'Upgrade' header is missing"),
         ("Node ws", "Invalid Upgrade header"),
-        ("python websockets", "missing Upgrade header"),
+        ("python websockets", "InvalidUpgrade: missing Upgrade header"),
+        ("aiohttp", _aiohttp_handshake("Invalid upgrade header")),
+        ("tornado", _tornado_logged("KeyError: 'Upgrade'")),
         ("tungstenite", "No \"Upgrade: websocket\" header"),
     ),
+    # A 101 whose Connection lacks "upgrade" (without Connection: "connection_missing"):
+    # aiohttp and tornado want the whole value to be "upgrade" (any case)
     "connection": (
         ("Chrome", "Error during WebSocket handshake: 'Connection' header value must contain "
                    "'Upgrade'"),
-        ("python websockets", "invalid Connection header: {value}"),
+        ("python websockets", "InvalidUpgrade: invalid Connection header: {value}"),
+        ("aiohttp", _aiohttp_handshake("Invalid connection header")),
+        ("tornado", _tornado_logged("AssertionError")),
         ("tungstenite", "No \"Connection: upgrade\" header"),
     ),
     "accept": (
@@ -71,20 +101,27 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                    "value"),
         ("Node ws", "Invalid Sec-WebSocket-Accept header"),
         ("python websockets", "invalid Sec-WebSocket-Accept header: {value}"),
-        ("aiohttp", "WSServerHandshakeError: 101, message='Invalid challenge response'"),
+        ("aiohttp", _aiohttp_handshake("Invalid challenge response")),
+        ("tornado", _tornado_logged("AssertionError")),
         ("tungstenite", "Key mismatch in \"Sec-WebSocket-Accept\" header"),
     ),
     "accept_missing": (
         ("Chrome", "Error during WebSocket handshake: 'Sec-WebSocket-Accept' header is missing"),
         ("Node ws", "Invalid Sec-WebSocket-Accept header"),
         ("python websockets", "missing Sec-WebSocket-Accept header"),
+        ("aiohttp", _aiohttp_handshake("Invalid challenge response")),
+        ("tornado", _tornado_logged("KeyError: 'Sec-Websocket-Accept'")),
     ),
+    # aiohttp keeps a subprotocol of the answer only when it offered it, tornado takes the
+    # answer's as it is: neither checks it against its offer (RFC 6455 §4.1)
     "protocol_not_chosen": (
         ("Chrome", "Error during WebSocket handshake: Sent non-empty 'Sec-WebSocket-Protocol' "
                    "header but no response was received"),
         ("Node ws", "Server sent no subprotocol"),
         ("tungstenite", "Server sent no subprotocol"),
         ("python websockets", "(accepts it: no error)"),
+        ("aiohttp", "(accepts it: no error; ws.protocol is None)"),
+        ("tornado", "(accepts it: no error; selected_subprotocol is None)"),
     ),
     "protocol_not_offered": (
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
@@ -92,13 +129,24 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                    "any of sent values"),
         ("Node ws", "Server sent an invalid subprotocol"),
         ("python websockets", "NegotiationError: unsupported subprotocol: {value}"),
+        ("aiohttp", "(accepts it: no error; ws.protocol is None)"),
+        ("tornado", "(accepts it: no error; selected_subprotocol is '{value}')"),
     ),
+    # aiohttp reads Sec-WebSocket-Extensions only when it offered permessage-deflate
+    # (ws_connect's compress, 0 by default) and ignores any other extension: it takes the 101
+    # whatever the server enabled (RFC 6455 §9.1 notwithstanding), and a compressed frame
+    # from the server then fails the connection (its receive() gives a WSMsgType.ERROR
+    # message, and it sends Close 1002). tornado fails on any extension but a
+    # permessage-deflate it offered (compression_options)
     "extension": (
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
                    "Found an unsupported extension '{value}' in 'Sec-WebSocket-Extensions' "
                    "header"),
         ("Node ws", "Server indicated an extension that was not requested"),
         ("python websockets", "NegotiationError: no extensions supported"),
+        ("aiohttp", "(accepts it: no error; a compressed frame from the server then fails it: "
+                    "WebSocketError: Received frame with non-zero reserved bits, Close 1002)"),
+        ("tornado", _tornado_logged("ValueError: unsupported extension (...)")),
         ("gorilla/websocket", "websocket: invalid compression negotiation"),
     ),
     # A permessage-deflate answer with parameters the client cannot take (RFC 7692 §7.1):
@@ -121,6 +169,10 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "Opening handshake has timed out"),
         ("python websockets", "TimeoutError: timed out during opening handshake"),  # (asyncio)
         ("python websockets", "TimeoutError: timed out while waiting for handshake response"),
+        # (aiohttp: its session's ClientTimeout, total or sock_read; 300 s in all by default)
+        ("aiohttp", "TimeoutError"),
+        ("aiohttp", "SocketTimeoutError: Timeout on reading data from socket"),
+        ("tornado", "HTTPTimeoutError: Timeout during request"),  # (request_timeout, 20 s)
         ("Chrome", "WebSocket connection to '{url}' failed: WebSocket is closed before the "
                    "connection is established."),
     ),
@@ -130,6 +182,9 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                    "a handshake response"),
         ("Node ws", "socket hang up"),
         ("python websockets", "InvalidMessage: did not receive a valid HTTP response"),
+        ("aiohttp", "ServerDisconnectedError: Server disconnected (after sending the request "
+                    "once more on a new connection: aiohttp retries a GET once)"),
+        ("tornado", "HTTPStreamClosedError: Stream closed"),
         ("curl", "curl: (52) Empty reply from server"),
     ),
     # ... the server reset it
@@ -138,6 +193,9 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                    "net::ERR_CONNECTION_RESET"),
         ("Node ws", "read ECONNRESET"),
         ("python websockets", "InvalidMessage: did not receive a valid HTTP response"),
+        ("aiohttp", "ClientOSError: [Errno 104] Connection reset by peer (after sending the "
+                    "request once more on a new connection: aiohttp retries a GET once)"),
+        ("tornado", "ConnectionResetError: [Errno 104] Connection reset by peer"),
         ("curl", "curl: (56) Recv failure: Connection reset by peer"),
     ),
     # The server answered in another protocol (an HTTP/2-only server's SETTINGS, a TLS
@@ -148,12 +206,17 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "Parse Error: Expected HTTP/, RTSP/ or ICE/"),
         ("aiohttp", "ClientResponseError: 400, message=\"Bad status line:...Expected HTTP/, "
                     "RTSP/ or ICE/:...\", url='{url}'"),
+        ("tornado", "HTTPStreamClosedError: Stream closed"),  # (no head ends: it waits for one)
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
                    "net::ERR_INVALID_HTTP_RESPONSE"),
     ),
     "refused": (
         ("Node ws", "connect ECONNREFUSED {server}"),
         ("python websockets", "ConnectionRefusedError: [Errno 111] Connection refused"),
+        ("tornado", "ConnectionRefusedError: [Errno 111] Connection refused"),
+        # (the URL's host first, the address it tried in the brackets)
+        ("aiohttp", "ClientConnectorError: Cannot connect to host ...:{port} ssl:default "
+                    "[Connect call failed ('{host}', {port})]"),
         ("Chrome", "net::ERR_CONNECTION_REFUSED"),
     ),
     # Frames the server sent against RFC 6455 (checks/after_switch.py): Chromium's (and
@@ -217,15 +280,35 @@ NAMED_ONLY = frozenset({"gave_up_after_switch", "rsv_without_extension"})
 # ... and one that ended with a Close frame carrying an error code: the same lines as in the
 # watch window, their values read from the connection's lifetime (closing.py)
 _ERRORS["closed_in_life"] = _ERRORS["closed"]
+_REDIRECT_LINES = {"python websockets": "{websockets_redirect}",
+                   "aiohttp": "{aiohttp_redirect}"}
 # A redirect (300-303, 307, 308 with a Location): every client prints what it prints for any
 # other status, but python websockets follows it (websockets.asyncio.client `process_redirect`,
 # up to 10): it prints nothing and connects again where the Location points, unless that is
 # not a ws:// or wss:// URI (nginx's `return 301` writes an absolute http:// one) or leaves
 # wss for ws. Its line is worked out per attempt (`websockets_redirect`).
+# aiohttp follows 301, 302, 303, 307 and 308 too (its session's allow_redirects, up to 10),
+# raising NonHttpUrlRedirectClientError for a Location in another scheme than http(s): a
+# ws:// one included (`aiohttp_redirect`).
 _ERRORS["redirect"] = tuple(
-    ("python websockets", "{websockets_redirect}") if name == "python websockets"
-    else (name, text) for name, text in _ERRORS["status"])
+    (name, _REDIRECT_LINES.get(name, text)) for name, text in _ERRORS["status"])
 REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
+# A 2xx to a WebSocket handshake: tornado's client raises no HTTP error for it
+_ERRORS["status_2xx"] = tuple(
+    (name, "WebSocketError: Non-websocket response" if name == "tornado" else text)
+    for name, text in _ERRORS["status"])
+# A 101 whose Upgrade names another protocol than the one offered (python websockets', aiohttp's
+# and tornado's lines read from the real clients; the others' are those of a missing Upgrade)
+_ERRORS["upgrade_unoffered"] = tuple((name, {
+    "python websockets": "InvalidUpgrade: invalid Upgrade header: {value}",
+    "tornado": _tornado_logged("AssertionError"),
+}.get(name, text)) for name, text in _ERRORS["upgrade"])
+# ... and one without Connection (python websockets', aiohttp's and tornado's read from the
+# real clients)
+_ERRORS["connection_missing"] = tuple((name, {
+    "python websockets": "InvalidUpgrade: missing Connection header",
+    "tornado": _tornado_logged("KeyError: 'Connection'"),
+}.get(name, text)) for name, text in _ERRORS["connection"])
 # The clients among _ERRORS' that open WebSockets over HTTP/2 (RFC 8441), as the starts of
 # their lines: Chromium does; Node ws, python websockets, aiohttp, gorilla, tungstenite and
 # the others speak HTTP/1.1 only
@@ -259,6 +342,22 @@ def websockets_redirect(url: str, location: str) -> str:
     return f"(no error: follows the redirect to {target}, up to 10 in a row)"
 
 
+_AIOHTTP_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def aiohttp_redirect(url: str, status: int, location: str) -> str:
+    """What aiohttp's ws_connect does with a redirect of ``url`` (the request's) to
+    ``location``: follow it, or the error it raises (aiohttp's ClientSession._request)."""
+    if status not in _AIOHTTP_REDIRECTS:
+        return _aiohttp_handshake("Invalid response status", str(status)).replace(
+            "{url}", url)
+    scheme = urlsplit(location.strip()).scheme.lower()
+    if scheme not in ("http", "https", ""):
+        return f"NonHttpUrlRedirectClientError: {location.strip()}"
+    return (f"(no error of its own: follows the redirect to {urljoin(url, location.strip())}, "
+            "up to 10 in a row)")
+
+
 def _node_openssl(function_and_reason: str, code: str) -> str:
     """Node (OpenSSL 3) words a TLS error as OpenSSL's error string, with its code after."""
     return f"Error: ...:SSL routines:{function_and_reason} (ERR_SSL_{code})"
@@ -279,14 +378,26 @@ _HANDSHAKE_FAILURE = (
 )
 
 
+def _aiohttp_certificate(reason: str, quote: str = "'") -> str:
+    """aiohttp wraps `ssl`'s verification error in its own, after the host and port it asked
+    for (and its ssl argument: True by default); `repr` quotes the error's text with " when
+    the text holds a '."""
+    return ("ClientConnectorCertificateError: Cannot connect to host ...:{port} ssl:... "
+            "[SSLCertVerificationError: (1, " + quote + "[SSL: CERTIFICATE_VERIFY_FAILED] "
+            "certificate verify failed: " + reason + quote + ")]")
+
+
 # TLS failures (checks/tls.py), as OpenSSL-based clients (Python, curl, Node), Go's crypto/tls
 # and Chrome's net stack word them. Python's lines are what `ssl` raises inside websockets and
-# aiohttp; Chrome shows its net:: code on the error page / in chrome://net-export.
+# tornado (aiohttp wraps it: its own lines); Chrome shows its net:: code on the error page /
+# in chrome://net-export.
 _ERRORS.update({
     "tls_untrusted": (
         ("python", "SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate "
-                   "verify failed: self-signed certificate in certificate chain (or: unable to "
-                   "get local issuer certificate)"),
+                   "verify failed: self-signed certificate (_ssl.c:...) (or, for a chain: "
+                   "self-signed certificate in certificate chain; unable to get local issuer "
+                   "certificate)"),
+        ("aiohttp", _aiohttp_certificate("self-signed certificate (_ssl.c:...)")),
         ("curl", "curl: (60) SSL certificate problem: unable to get local issuer certificate"),
         ("Node", "Error: unable to verify the first certificate "
                  "(UNABLE_TO_VERIFY_LEAF_SIGNATURE)"),
@@ -295,7 +406,10 @@ _ERRORS.update({
     ),
     "tls_name": (
         ("python", "SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate "
-                   "verify failed: Hostname mismatch, certificate is not valid for '{host}'."),
+                   "verify failed: Hostname mismatch, certificate is not valid for '{host}'. "
+                   "(_ssl.c:...)"),
+        ("aiohttp", _aiohttp_certificate("Hostname mismatch, certificate is not valid for "
+                                         "'{host}'. (_ssl.c:...)", '"')),
         ("curl", "curl: (60) SSL: no alternative certificate subject name matches target host "
                  "name '{host}'"),
         ("Node", "Error [ERR_TLS_CERT_ALTNAME_INVALID]: Hostname/IP does not match "
@@ -305,7 +419,8 @@ _ERRORS.update({
     ),
     "tls_expired": (
         ("python", "SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate "
-                   "verify failed: certificate has expired"),
+                   "verify failed: certificate has expired (_ssl.c:...)"),
+        ("aiohttp", _aiohttp_certificate("certificate has expired (_ssl.c:...)")),
         ("curl", "curl: (60) SSL certificate problem: certificate has expired"),
         ("Node", "Error: certificate has expired (CERT_HAS_EXPIRED)"),
         ("Go", "x509: certificate has expired or is not yet valid"),
@@ -416,7 +531,7 @@ def clients_of(kind: str) -> frozenset[str]:
 # Finding id → failure kind in _ERRORS.
 KIND_OF_FINDING = {
     "switch_without_upgrade": "upgrade",
-    "switch_to_unoffered": "upgrade",
+    "switch_to_unoffered": "upgrade_unoffered",
     "switch_connection_without_upgrade": "connection",
     "ws_accept_mismatch": "accept",
     "ws_accept_missing": "accept_missing",
@@ -516,6 +631,17 @@ _LINES: Remembered[tuple[object, ...], tuple[str, ...]] = Remembered(1024)
 # The http crate's canonical reason phrases where they differ from Python's (RFC 9110's names)
 _HTTP_CRATE_REASONS = {413: "Payload Too Large", 414: "URI Too Long",
                        416: "Range Not Satisfiable", 422: "Unprocessable Entity"}
+
+
+def python_reason(status: int) -> str:
+    """The reason phrase Python's http module has for a status ("Unknown" without one):
+    tornado's client puts it in its HTTPClientError when the status line had none."""
+    from http import HTTPStatus  # (only for a failed status, and cheap)
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 def canonical_reason(status: int) -> str:

@@ -271,6 +271,50 @@ _ENGINEIO_OWN = (b"Bad handshake method", b"Bad request", b"Unsupported protocol
 # its shape with more names after them, and the status text (Node's default message) as body.
 _NODE_WS_NAMES = "connection,content-type,content-length"
 
+# uvicorn's answer to an application's denial response ("websocket.http.response.start",
+# the ASGI WebSocket Denial Response extension; uvicorn/protocols/websockets/*_impl.py, read
+# against the real uvicorn in tests/test_uvicorn_denial_live.py): the application's headers,
+# then those its back end sets when the application did not, in the back end's order, with
+# the status's phrase and no Server header (python websockets' legacy server for
+# "websockets", its sans-I/O Response for "websockets-sansio"); wsproto's (h11's) has no
+# reason phrase and ends with Transfer-Encoding: chunked (the application gave no
+# Content-Length), no Date, no Server. At least three of the set names must be there: fewer
+# say too little. (The same answer without the application's headers to a 403 is uvicorn's
+# refusal before accept, its shape in SHAPES, matched first.)
+_UVICORN_DENIAL = (
+    ("uvicorn (websockets)", ("date", "content-length", "content-type", "connection")),
+    ("uvicorn (websockets-sansio)", ("date", "connection", "content-length", "content-type")),
+)
+
+
+def _uvicorn_denial(head: ResponseHead, shape: str) -> KnownText | None:
+    """uvicorn's answer to an application's denial response, by the headers it adds after
+    the application's (or None)."""
+    names = shape.split("|", 1)[1].split(",")
+    if "server" in names:
+        return None
+    log = f'"WebSocket /PATH" {head.status}'
+    if not head.reason:
+        if names[-1] == "transfer-encoding" and "date" not in names:
+            return KnownText("shape", shape, "uvicorn (wsproto)", log)
+        return None
+    from http import HTTPStatus
+
+    try:
+        phrase = HTTPStatus(head.status).phrase
+    except ValueError:
+        return None
+    if head.reason != phrase or (head.headers.get("connection") or "").lower() != "close":
+        return None
+    for server, order in _UVICORN_DENIAL:
+        for count in (4, 3):
+            given, added = names[:-count], names[-count:]
+            if added == [name for name in order if name not in given]:
+                return KnownText("shape", shape, server,
+                                 f"{log} / connection rejected ({head.status} {phrase})")
+    return None
+
+
 # The python websockets body carries the exception text: "Failed to open a WebSocket
 # connection: missing Connection header." The server logs "opening handshake failed" with it.
 _WEBSOCKETS_REASON = re.compile(rb"Failed to open a WebSocket connection: ([^\n]*?)\.?\s*(\n|$)")
@@ -330,7 +374,8 @@ def match_words(head: ResponseHead, body: bytes) -> KnownText | None:
         return _sender(known, head)
     if known is None and head.status >= 400:
         shape = shape_of(head)
-        known = _BY_SHAPE.get(shape) or _node_ws_with_headers(head, shape, body)
+        known = (_BY_SHAPE.get(shape) or _node_ws_with_headers(head, shape, body)
+                 or _uvicorn_denial(head, shape))
         if known is not None and known.adds and body:
             return None  # the uvicorn shapes have no body; with one, it is someone else
         if known is not None and known.server == "Node ws" and (

@@ -129,10 +129,15 @@ def _broken_session(attempt: Attempt, tls: TlsInfo) -> list[Finding]:
 
 
 def _answers_client_end(attempt: Attempt, tls: TlsInfo, alert: TlsAlert) -> bool:
-    """Whether the server's alert came after a client that had completed the handshake left
-    (its FIN or RST): the server's word on an abandoned connection, not why it ended."""
+    """Whether the server's alert came after a client that had completed the handshake, or
+    had the server's flight, left (its FIN or RST): the server's word on an abandoned
+    connection, not why it ended. A client that rejects the certificate may close without an
+    alert: aiohttp's (asyncio's ssl) does, and an OpenSSL 3 server answers the bare FIN with
+    decode_error, which was "the TLS handshake ended with a fatal alert"."""
     end = attempt.tcp.client_fin or attempt.tcp.client_rst
-    return tls.client_finished and end is not None and alert.frame > end.frame
+    if end is None or alert.frame <= end.frame:
+        return False
+    return tls.client_finished or 0 < tls.server_hello_frame < end.frame
 
 
 def _handshake_hole(attempt: Attempt, tls: TlsInfo, hello: tuple[int, ...]) -> Finding:
