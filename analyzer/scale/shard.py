@@ -145,15 +145,19 @@ def merge_totals(parts: Sequence[ShardTotals]) -> RunStats:
     """The totals of one process over the whole capture, from its shards'.
 
     What every shard counts over the whole file (frames, segments, frames without TCP, QUIC
-    flows, times, key log lines) is taken from the shard that read furthest (all equal once
-    every shard has ended); what counts connections is added up.
+    flows, times, key log lines, timestamps that step back) is taken from the shard that
+    read furthest (all equal once every shard has ended); what counts connections is added
+    up.
     """
     ahead = max(parts, key=lambda p: (p.stats.frames, -p.index))
     stats = RunStats(
         frames=ahead.stats.frames, tcp_segments=ahead.stats.tcp_segments,
         skipped=ahead.stats.skipped.copy(), quic_flows=ahead.stats.quic_flows,
         first_time=ahead.stats.first_time, last_time=ahead.stats.last_time,
-        keylog_ignored_lines=ahead.stats.keylog_ignored_lines)
+        keylog_ignored_lines=ahead.stats.keylog_ignored_lines,
+        timestamps_backwards=ahead.stats.timestamps_backwards,
+        timestamps_backwards_first_frame=ahead.stats.timestamps_backwards_first_frame,
+        timestamps_backwards_largest_s=ahead.stats.timestamps_backwards_largest_s)
     listed = []
     for part in parts:
         other = part.stats
