@@ -450,6 +450,7 @@ class Analysis:
         stats.tls_decrypted = self._counters.tls_decrypted
         stats.tls_unused = self._counters.tls_unused
         stats.snaplen_cut_segments = self._reassembler.cut_segments
+        stats.connections_captured_twice = self._reassembler.copied_connections
         steps = self._backsteps
         stats.timestamps_backwards = steps.count
         stats.timestamps_backwards_first_frame = steps.first_frame
@@ -485,6 +486,7 @@ def _add(stats: RunStats, other: RunStats) -> None:
     stats.tls_decrypted += other.tls_decrypted
     stats.tls_unused += other.tls_unused
     stats.snaplen_cut_segments += other.snaplen_cut_segments
+    stats.connections_captured_twice += other.connections_captured_twice
     # (independent captures, `read --jobs N FILES`: frames count within each file, and the
     # first frame named is the first file's, in the order they are absorbed)
     if other.timestamps_backwards and not stats.timestamps_backwards:

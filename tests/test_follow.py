@@ -54,7 +54,8 @@ def analysed(path: Path, compiled: bool) -> tuple[Analysis, list[object], tuple[
     counts = (stats.frames, stats.tcp_segments, stats.connections, stats.ordinary_exchanges,
               stats.first_time, stats.last_time, stats.tls_decrypted, stats.tls_uninspected,
               stats.abandoned_heads, dict(stats.skipped), stats.timestamps_backwards,
-              stats.timestamps_backwards_first_frame, stats.timestamps_backwards_largest_s)
+              stats.timestamps_backwards_first_frame, stats.timestamps_backwards_largest_s,
+              stats.connections_captured_twice)
     return run, events, counts
 
 

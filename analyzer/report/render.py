@@ -138,6 +138,7 @@ def capture_fields(stats: RunStats) -> dict[str, Any]:
         "unlisted_tcp_attempts": dict(stats.unlisted_tcp_attempts.most_common()),
         "abandoned_heads": stats.abandoned_heads,
         "snaplen_cut_segments": stats.snaplen_cut_segments,
+        "connections_captured_twice": stats.connections_captured_twice,
         "timestamps_backwards": stats.timestamps_backwards,
         "timestamps_backwards_first_frame": stats.timestamps_backwards_first_frame or None,
         "timestamps_backwards_largest_s": round(stats.timestamps_backwards_largest_s, 6),
@@ -292,8 +293,9 @@ def capture_lines(s: dict[str, Any]) -> list[str]:
 
 def capture_notes(s: dict[str, Any]) -> list[str]:
     """What the capture's own making changes in what the report measures, as sentences (the
-    text summaries' lines, the HTML page's): timestamps that step back. None of them when it
-    did not happen (or in a summary written before they were counted)."""
+    text summaries' lines, the HTML page's): timestamps that step back, connections captured
+    twice. None of them when it did not happen (or in a summary written before they were
+    counted)."""
     notes = []
     if back := s.get("timestamps_backwards"):
         notes.append(
@@ -301,6 +303,11 @@ def capture_notes(s: dict[str, Any]) -> list[str]:
             f"{s['timestamps_backwards_first_frame'] or 0:,}, by up to "
             f"{_step(s['timestamps_backwards_largest_s'])}): durations and timeouts near those "
             "frames may be wrong; sort the capture with reordercap")
+    if twice := s.get("connections_captured_twice"):
+        notes.append(
+            f"{twice:,} connection{' was' if twice == 1 else 's were'} captured twice (the "
+            f"same SYN seen again after {'its' if twice == 1 else 'their'} end: a capture on "
+            "several interfaces, or merged files); counted once")
     return notes
 
 

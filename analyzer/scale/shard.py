@@ -173,6 +173,9 @@ def merge_totals(parts: Sequence[ShardTotals]) -> RunStats:
         stats.tls_decrypted += other.tls_decrypted
         stats.tls_unused += other.tls_unused
         stats.snaplen_cut_segments += other.snaplen_cut_segments
+        # a copy is folded into its connection by the shard that owns it (the others ignore
+        # that connection from its first segment: it never finishes there)
+        stats.connections_captured_twice += other.connections_captured_twice
         listed += other.tls_uninspected_listed
     # One process lists sessions as they end: by last frame is that order.
     listed.sort(key=lambda s: (s.last_frame, s.first_frame))
