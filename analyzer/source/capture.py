@@ -153,10 +153,13 @@ class MergedRecords:
 
     def _merged_number(self, source: int, within: int) -> int:
         """`origin`'s inverse: the merged frame number of frame ``within`` of input ``source``
-        (read so far). Once a run, at the end of a read."""
+        (read so far): in the last of that input's runs that starts at or before it (an
+        input's runs start further on in it one after the other). At the end of a read."""
         found = 0
         for run in range(len(self._starts)):
-            if self._sources[run] == source and self._firsts[run] <= within:
+            if self._sources[run] == source:
+                if self._firsts[run] > within:
+                    break
                 found = self._starts[run] + within - self._firsts[run]
         return found
 
