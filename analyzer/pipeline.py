@@ -34,7 +34,7 @@ from analyzer.exchange.tracker import ConnectionTracker
 from analyzer.life.model import Ended, attempt_key
 from analyzer.reassembly import Connection, Reassembler, StreamListener
 from analyzer.source.capture import MergedRecords
-from analyzer.source.frame import Frame
+from analyzer.source.frame import Backsteps, Frame
 from analyzer.source.pcap import PcapRecords
 from analyzer.source.pcapng import PcapngRecords
 from analyzer.source.stream import Record
@@ -152,6 +152,10 @@ class Analysis:
         self._last = 0.0
         self._absorbed: list[RunStats] = []
         self._follow: Any = None  # the compiled skip's `Follow` of the last file (tests read it)
+        # Records whose time steps back: the readers' (`feed_records`), and the frames'
+        # given to `feed` (live capture), after the time of the last of those
+        self._backsteps = Backsteps()
+        self._fed_time = -math.inf
 
     def _new_tracker(self, conn: Connection, segment: Segment) -> ConnectionTracker | None:
         if self._owns is not None and not self._owns(conn, segment):
@@ -165,6 +169,13 @@ class Analysis:
 
     def feed(self, frame: Frame) -> list[Decided]:
         """Processes one frame; returns the attempts it decided (usually none)."""
+        if frame.time < self._fed_time:  # (`feed_records`' readers count their own)
+            self._backsteps.add(frame.number, self._fed_time - frame.time)
+        self._fed_time = frame.time
+        return self._feed_frame(frame)
+
+    def _feed_frame(self, frame: Frame) -> list[Decided]:
+        """`feed` of a frame whose time the reader has looked at."""
         segment = self._decoder.decode(frame)
         if segment is None:
             self._saw(frame.time)
@@ -245,6 +256,8 @@ class Analysis:
                     if single.skip is not None and ledger is not None and single is records:
                         single.skip = wrap_skip(single.skip, ledger, self._reassembler,
                                                 partial(_base, first, single))
+        if reader is None:  # (a reader counts the records that step back in time itself)
+            records = _counting_backsteps(records, first, self._backsteps)
         # TLS records pass only where a compiled skip runs, which brings the state up to date,
         # on one file (a merge numbers frames its own way)
         self._run.passing = ledger if isinstance(
@@ -253,7 +266,7 @@ class Analysis:
         take_life = self._reassembler.take_life
         peek_flow, peek_payload = peek_functions(self._compiled)
         peek_segment = segment_function(self._compiled)
-        feed = self.feed
+        feed = self._feed_frame
         number = first
         segments = 0
         when = self._last
@@ -318,6 +331,8 @@ class Analysis:
                     when = reader.dropped_time
                 number = first + reader.number
                 segments += reader.dropped
+                self._backsteps.add_all(reader.backsteps() if isinstance(reader, MergedRecords)
+                                        else reader.backsteps, first)
             self._frames = number
             self._segments += segments
             self._last = when
@@ -435,6 +450,11 @@ class Analysis:
         stats.tls_decrypted = self._counters.tls_decrypted
         stats.tls_unused = self._counters.tls_unused
         stats.snaplen_cut_segments = self._reassembler.cut_segments
+        stats.connections_captured_twice = self._reassembler.copied_connections
+        steps = self._backsteps
+        stats.timestamps_backwards = steps.count
+        stats.timestamps_backwards_first_frame = steps.first_frame
+        stats.timestamps_backwards_largest_s = steps.largest
         stats.keylog_ignored_lines = getattr(self._run.secrets, "ignored", 0)
         stats.quic_flows = self._decoder.quic_flow_count
         stats.first_time = self._first
@@ -466,6 +486,14 @@ def _add(stats: RunStats, other: RunStats) -> None:
     stats.tls_decrypted += other.tls_decrypted
     stats.tls_unused += other.tls_unused
     stats.snaplen_cut_segments += other.snaplen_cut_segments
+    stats.connections_captured_twice += other.connections_captured_twice
+    # (independent captures, `read --jobs N FILES`: frames count within each file, and the
+    # first frame named is the first file's, in the order they are absorbed)
+    if other.timestamps_backwards and not stats.timestamps_backwards:
+        stats.timestamps_backwards_first_frame = other.timestamps_backwards_first_frame
+    stats.timestamps_backwards += other.timestamps_backwards
+    stats.timestamps_backwards_largest_s = max(stats.timestamps_backwards_largest_s,
+                                               other.timestamps_backwards_largest_s)
     times = [t for t in (stats.first_time, other.first_time) if t is not None]
     stats.first_time = min(times) if times else None
     times = [t for t in (stats.last_time, other.last_time) if t is not None]
@@ -477,6 +505,18 @@ def _transport_reason(attempt: Attempt) -> str:
     (cheap: a flood decides a million of them)."""
     findings = check_transport(attempt, facts_of(attempt))
     return findings[0].check if findings else "none"
+
+
+def _counting_backsteps(records: Iterable[Record], first: int,
+                        steps: Backsteps) -> Iterator[Record]:
+    """``records`` (numbered after ``first``), counting in ``steps`` those whose time is
+    earlier than the record's before them: what the readers count for their own records."""
+    last = -math.inf
+    for number, record in enumerate(records, first + 1):
+        if record[0] < last:
+            steps.add(number, last - record[0])
+        last = record[0]
+        yield record
 
 
 def _base(first: int, reader: PcapRecords | PcapngRecords) -> int:

@@ -41,6 +41,17 @@ class RunStats:
     # TCP segments of read connections whose end the capture's snapshot length cut off (tcpdump
     # -s N): their bytes past it are holes, and a head cut so may not be read
     snaplen_cut_segments: int = 0
+    # Connections whose SYN (or SYN-ACK) was seen again after their end, with the same first
+    # sequence number: a second copy of them (a capture on several interfaces, both ends'
+    # captures merged), read as the same connection and counted once (`Connection.copied`)
+    connections_captured_twice: int = 0
+    # Records whose timestamp is earlier than the previous record's (an unsorted merge, a
+    # clock stepped back): durations and timeouts measured across them may be wrong. The
+    # first one's frame number (0: none) and the largest step back, in seconds
+    # (`source.frame.Backsteps`).
+    timestamps_backwards: int = 0
+    timestamps_backwards_first_frame: int = 0
+    timestamps_backwards_largest_s: float = 0.0
     keylog_ignored_lines: int = 0  # lines of the key log that were not secrets
     quic_flows: int = 0  # UDP flows that start like QUIC (HTTP/3): seen, not analysed
     first_time: float | None = None

@@ -470,7 +470,9 @@ def _fast_path_both_ways(path: str) -> None:
             [(d.attempt.first_frame, d.verdict, [(f.check, f.frames) for f in d.findings])
              for d in out],
             (stats.frames, stats.tcp_segments, stats.connections, stats.ordinary_exchanges,
-             stats.first_time, stats.last_time),
+             stats.first_time, stats.last_time, stats.timestamps_backwards,
+             stats.timestamps_backwards_first_frame, stats.timestamps_backwards_largest_s,
+             stats.connections_captured_twice),
             warnings,
         ))
     assert results[0] == results[1]

@@ -14,6 +14,10 @@ from hypothesis import strategies as st
 
 from analyzer.decode import MAX_TUNNELS, Decoder, Segment, TcpFlags
 from analyzer.source import Frame, read_captures
+from analyzer.source.capture import read_record_bytes
+from analyzer.source.frame import Backsteps
+from analyzer.source.pcap import PcapRecords
+from analyzer.source.pcapng import PcapngRecords
 
 REAL_WORLD = Path(__file__).parents[1].parent / "shared" / "real-world"
 needs_real_world = pytest.mark.skipif(
@@ -615,11 +619,11 @@ def test_compiled_skip_drops_exactly_what_the_python_test_drops(order: str) -> N
                 expected += 1
             got = skip(buf, starts[first], order == "<", 65535, *free)
             stop = starts[expected] if expected < len(frames) else len(buf)
-            if expected > first:
+            if expected > first:  # (times only go forward here: nothing stepped back)
                 assert got == (stop, expected - first, 1_700_000_000 + expected - 1,
-                               expected - 1), first
+                               expected - 1, None), first
             else:
-                assert got == (starts[first], 0, 0, 0), first
+                assert got == (starts[first], 0, 0, 0, None), first
             if expected - first >= 2:
                 # Bounded by the time of a record in the run (merged files): skipped up to
                 # it, or through it when the bound is inclusive.
@@ -709,7 +713,7 @@ def test_compiled_block_skip_leaves_every_questionable_block_to_the_reader() -> 
     good = epb()
     interfaces = ((1, 1e6, 0), (228, 1e6, 0))
     args = (True, interfaces, 262144, 16 << 20, math.inf, True)
-    assert skip(good * 3, 0, *args) == (3 * len(good), 3, 0, 1, 2)
+    assert skip(good * 3, 0, *args) == (3 * len(good), 3, 0, 1, 2, None)
     time = ((1 << 32) | 2) / 1e6 + 0  # each block's time, as the reader computes it
     assert skip(good, 0, *args[:4], time, False)[:2] == (0, 0)  # not before the bound
     assert skip(good, 0, *args[:4], time, True)[:2] == (len(good), 1)  # at it, inclusive
@@ -725,6 +729,123 @@ def test_compiled_block_skip_leaves_every_questionable_block_to_the_reader() -> 
     assert skip(good + good[:-1], 0, *args)[:2] == (len(good), 1)  # the second one is cut
     assert skip(good, 0, False, *args[1:])[:2] == (0, 0)  # the other byte order
     assert skip(good, 0, True, interfaces, len(frame) - 1, *args[3:])[:2] == (0, 0)  # limit
+
+
+# Where the clock steps back in `_stepping_times`: inside a run of skipped records (5), at
+# the first record a skip takes after one read in Python (11, 41), at a record read in Python
+# (25), twice in a row (50, 51), back a whole second with a larger fraction (55); an equal
+# time is no step (30).
+_STEPS_BACK = {5: 0.0005, 11: 0.003, 25: 0.002, 41: 0.004, 50: 0.0007, 51: 0.0002, 55: 1.2}
+_KEPT = (10, 25, 40)  # records of a followed connection: the compiled skip stops there
+
+
+def _stepping_times(units: int) -> list[tuple[int, int]]:
+    """60 records' (seconds, fraction) a millisecond apart but where `_STEPS_BACK` says."""
+    ticks, out = 1_700_000_000 * units, []
+    for n in range(60):
+        ticks += 0 if n == 30 else units // 1000
+        if n in _STEPS_BACK:
+            ticks -= int(_STEPS_BACK[n] * units) + units // 1000
+        out.append(divmod(ticks, units))
+    return out
+
+
+def _stepping_frames() -> tuple[list[bytes], dict[bytes, tuple[object, int]]]:
+    """Frames of an ignored connection, but at `_KEPT` a followed one's; the flow table."""
+    from types import SimpleNamespace
+
+    from analyzer.decode.decoder import peek_flow
+
+    ignored = ether(ipv4(tcp(b"x" * 40, sport=40000)))
+    kept = ether(ipv4(tcp(b"y" * 40, sport=40001)))
+    flows: dict[bytes, tuple[object, int]] = {}
+    for data, conn in ((ignored, SimpleNamespace(ignored=True)),
+                       (kept, SimpleNamespace(ignored=False, passing=None))):
+        peeked = peek_flow(1, data)
+        assert peeked is not None
+        flows[peeked[0]] = (conn, 0)
+    return [kept if n in _KEPT else ignored for n in range(60)], flows
+
+
+def _expected_backsteps(times: list[float | tuple[int, int]], units: int = 1) -> Backsteps:
+    """What the reader must count, from the times themselves (the reader's expressions)."""
+    expected = Backsteps()
+    for n in range(1, len(times)):
+        before, time = times[n - 1], times[n]
+        if time < before:
+            if isinstance(time, tuple) and isinstance(before, tuple):
+                expected.add(n + 1, (before[0] - time[0]) + (before[1] - time[1]) / units)
+            else:
+                assert isinstance(time, float) and isinstance(before, float)
+                expected.add(n + 1, before - time)
+    return expected
+
+
+@pytest.mark.parametrize("units", [1_000_000, 1_000_000_000])
+def test_the_compiled_skip_counts_times_that_step_back_as_the_reader_does(units: int) -> None:
+    """A capture whose clock steps back (an unsorted merge, `mergecap -a` of overlapping
+    files): the pcap reader counts the records earlier than the record before them, the first
+    one's frame and the largest step (`PcapRecords.backsteps`). The compiled skip reads the
+    times of the records it passes over and says which stepped back, so a read with it (the
+    pipeline's) counts what a read with the Python test alone counts (its plain twin), and
+    what the times say: inside a run of skipped records, at the first one a skip takes after
+    a record read in Python, at a record read in Python, back across a whole second."""
+    from analyzer.decode.decoder import ignored_frame_test, ignored_record_skip
+
+    frames, flows = _stepping_frames()
+    times = _stepping_times(units)
+    magic = 0xA1B2C3D4 if units == 1_000_000 else 0xA1B23C4D
+    data = struct.pack("<IHHiIII", magic, 2, 4, 0, 0, 65535, 1) + b"".join(
+        struct.pack("<IIII", sec, frac, len(frame), len(frame)) + frame
+        for (sec, frac), frame in zip(times, frames, strict=True))
+    expected = _expected_backsteps(list(times), units)
+    assert expected.count == len(_STEPS_BACK) and expected.first_frame == 6
+    assert expected.largest == pytest.approx(1.2)
+    got = {}
+    for compiled in (False, True):
+        records = read_record_bytes(data, [])
+        assert isinstance(records, PcapRecords)
+        records.drop = ignored_frame_test(1, flows)
+        records.skip = ignored_record_skip(1, flows) if compiled else None
+        if compiled and records.skip is None:
+            pytest.skip("the compiled skip is not built in this install")
+        assert len(list(records)) == len(_KEPT) and records.dropped == 60 - len(_KEPT)
+        got[compiled] = records.backsteps
+    assert got[True] == got[False] == expected
+
+
+def test_the_compiled_block_skip_counts_times_that_step_back_as_the_reader_does() -> None:
+    """The same for pcapng (`PcapngRecords`), whose reader compares each block's time as a
+    float (interfaces may differ in units and offset): skipped by the compiled skip, or each
+    yielded to Python (no skip: its plain twin)."""
+    from analyzer.decode.decoder import ignored_block_skip
+
+    frames, flows = _stepping_frames()
+    times = _stepping_times(1_000_000)
+
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\x00" * (-len(body) % 4)
+        return struct.pack("<II", kind, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    data = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    data += block(1, struct.pack("<HHI", 1, 0, 65535))
+    for (sec, frac), frame in zip(times, frames, strict=True):
+        ticks = sec * 1_000_000 + frac
+        data += block(6, struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(frame),
+                                     len(frame)) + frame)
+    yielded = {}
+    got = {}
+    for compiled in (False, True):
+        records = read_record_bytes(data, [])
+        assert isinstance(records, PcapngRecords)
+        records.skip = ignored_block_skip(flows) if compiled else None
+        if compiled and records.skip is None:
+            pytest.skip("the compiled skip is not built in this install")
+        yielded[compiled] = [record[0] for record in records]
+        got[compiled] = records.backsteps
+    assert len(yielded[False]) == 60 and len(yielded[True]) == len(_KEPT)
+    assert got[True] == got[False] == _expected_backsteps(list(yielded[False]))
+    assert got[True].count == len(_STEPS_BACK) and got[True].first_frame == 6
 
 
 def test_flow_keys_of_hosts_that_differ_in_their_last_byte_spread_over_the_cache() -> None:

@@ -53,7 +53,9 @@ def analysed(path: Path, compiled: bool) -> tuple[Analysis, list[object], tuple[
     stats = run.stats
     counts = (stats.frames, stats.tcp_segments, stats.connections, stats.ordinary_exchanges,
               stats.first_time, stats.last_time, stats.tls_decrypted, stats.tls_uninspected,
-              stats.abandoned_heads, dict(stats.skipped))
+              stats.abandoned_heads, dict(stats.skipped), stats.timestamps_backwards,
+              stats.timestamps_backwards_first_frame, stats.timestamps_backwards_largest_s,
+              stats.connections_captured_twice)
     return run, events, counts
 
 
@@ -162,6 +164,37 @@ def test_the_dense_mix_damaged_gives_the_same_events(dense: Path, tmp_path: Path
     fins, opened, answered, closed, late = _taken_in_c(path)
     assert taken > 0 and fed > 0 and fins > 0 and opened > 0 and answered > 0 and closed > 0
     assert late > 0
+
+
+@pytest.mark.parametrize("pcapng", [False, True])
+def test_the_dense_mix_whose_records_step_back_counts_them_both_ways(dense: Path, pcapng: bool
+                                                                     ) -> None:
+    """The benchmark generator interleaves its conversations with jitter, so about a third
+    of its records are earlier than the record before them: counted wherever they fall, most
+    among the records the compiled skip passes over (it reads every record's time), the same
+    count, first frame and largest step as the plain path, and as the times say."""
+    path = dense
+    if pcapng:
+        _, run = _benchmarks()
+        path = dense.with_suffix(".stepping.pcapng")
+        run.write_as_pcapng(dense, path)
+    times = [when for when, *_ in read_records([str(path)], [])]
+    backs = [(n + 1, times[n - 1] - times[n]) for n in range(1, len(times))
+             if times[n] < times[n - 1]]
+    assert len(backs) > len(times) // 10
+    counted = []
+    for compiled in (True, False):
+        reader = read_records([str(path)], [])
+        analysis = Analysis(compiled=compiled, lifetimes=True)
+        [*analysis.feed_records(reader), *analysis.finish()]
+        stats = analysis.stats
+        counted.append((stats.timestamps_backwards, stats.timestamps_backwards_first_frame,
+                        stats.timestamps_backwards_largest_s))
+        if compiled:  # most records went by in C: the compiled skip's count is most of it
+            assert reader.dropped > len(times) // 2  # type: ignore[union-attr]
+    assert counted[0] == counted[1]
+    assert counted[0][:2] == (len(backs), backs[0][0])
+    assert counted[0][2] == pytest.approx(max(step for _, step in backs), abs=1e-6)
 
 
 @pytest.mark.skipif(shutil.which("editcap") is None, reason="frames are cut with editcap")

@@ -7,9 +7,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from analyzer.verdict import Diagnosis, Verdict
 from tests.builder import (
     Conversation,
     Opcode,
+    Segment,
     http_response,
     websocket_request,
     websocket_response,
@@ -334,16 +337,12 @@ def test_an_open_websocket_is_not_claimed_open_past_the_idle_timeout(tmp_path: P
     assert alone["how"] == "open" and alone["idle_before_end_s"] < 0.1
 
 
-@pytest.mark.parametrize("compiled", [True, False])
-@pytest.mark.parametrize("shape", ["refused", "switched", "in life", "port reused"])
-def test_a_second_copy_of_a_finished_connection_is_not_a_second_attempt(
-        tmp_path: Path, compiled: bool, shape: str) -> None:
-    """`dumpcap -i lo -i any` writes each interface's packets in batches, so a connection's
-    second copy (the same ports and first sequence numbers) follows its first after that
-    one ended; a merge of both ends' captures and a link that duplicated a SYN do the same.
-    The copy was listed as an attempt of its own (the sweep of the thirtieth session). The
-    near miss: a new connection on the same ports (another first sequence number)."""
-    copies = []
+def _copies(path: Path, shape: str, retried: bool = False) -> None:
+    """A connection, then its second copy after its end (the same ports and first sequence
+    numbers: `dumpcap -i lo -i any` writes each interface's packets in batches), or with
+    "port reused" a new connection on those ports (another first sequence number).
+    ``retried``: the copy's SYN and SYN-ACK each come twice."""
+    copies: list[Conversation | list[Segment]] = []
     # (the copy after the first ended: a capture file's order, which is what is read)
     for start, isn in ((1_700_000_000.0, 1000), (1_700_000_005.0, 1000 if shape != "port reused"
                                                                       else 9000)):
@@ -363,8 +362,92 @@ def test_a_second_copy_of_a_finished_connection_is_not_a_second_attempt(
         conv.client_fin(0.01)
         conv.server_fin(0.001)
         conv.client_ack(0.001)
-        copies.append(conv)
-    path = tmp_path / "copies.pcap"
+        if retried and copies:
+            segments = conv.segments()
+            syn, answer = segments[0], segments[1]
+            copies.append([syn, replace(syn, time_ns=syn.time_ns + 400_000), answer,
+                           replace(answer, time_ns=answer.time_ns + 100_000), *segments[2:]])
+        else:
+            copies.append(conv)
     write_pcap(path, copies)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("shape", ["refused", "switched", "in life", "port reused"])
+def test_a_second_copy_of_a_finished_connection_is_not_a_second_attempt(
+        tmp_path: Path, compiled: bool, shape: str) -> None:
+    """`dumpcap -i lo -i any` writes each interface's packets in batches, so a connection's
+    second copy (the same ports and first sequence numbers) follows its first after that
+    one ended; a merge of both ends' captures and a link that duplicated a SYN do the same.
+    The copy was listed as an attempt of its own (the sweep of the thirtieth session). The
+    near miss: a new connection on the same ports (another first sequence number)."""
+    path = tmp_path / "copies.pcap"
+    _copies(path, shape)
     attempts = [e for e in _events(path, compiled) if isinstance(e, Diagnosis)]
     assert len(attempts) == (2 if shape == "port reused" else 1), attempts
+
+
+@pytest.mark.parametrize("retried", [False, True])
+@pytest.mark.parametrize("shape", ["refused", "switched", "in life", "port reused"])
+def test_a_copy_folded_into_its_connection_is_counted_once_both_ways(
+        tmp_path: Path, shape: str, retried: bool) -> None:
+    """The copy dropped with its connection is counted (`RunStats.connections_captured_twice`)
+    so that the summary can say why the capture holds more than the attempts listed: once a
+    connection, however many of the copy's SYNs and SYN-ACKs come, with the compiled skip
+    (whose handshakes in C leave a finished connection's SYNs to `Reassembler.feed`) and
+    without it; a new connection on the same ports is no copy."""
+    path = tmp_path / "copies.pcap"
+    _copies(path, shape, retried)
+    counted = []
+    for compiled in (True, False):
+        run = Analysis(lifetimes=True, compiled=compiled)
+        [*run.feed_records(read_records([str(path)], [])), *run.finish()]
+        counted.append(run.stats.connections_captured_twice)
+    assert counted == [0, 0] if shape == "port reused" else counted == [1, 1]
+
+
+def test_every_summary_says_a_connection_was_captured_twice(tmp_path: Path) -> None:
+    """The table's summary, JSONL's (standard error), the JSON summary and the HTML page say
+    it; not for a new connection on the same ports."""
+    path = tmp_path / "copies.pcap"
+    _copies(path, "switched")
+    line = ("1 connection was captured twice (the same SYN seen again after its end: a capture "
+            "on several interfaces, or merged files); counted once")
+    assert line in run_cli("read", path).stdout.splitlines()
+    assert line in run_cli("read", path, "-F", "jsonl").stderr.splitlines()
+    assert json.loads(run_cli("read", path, "-F", "json").stdout)["summary"][
+        "connections_captured_twice"] == 1
+    page = tmp_path / "report.html"
+    run_cli("read", path, "-F", "html", "-o", page)
+    assert f'<p class="small notice">{line}.</p>' in page.read_text()
+    _copies(path, "port reused")
+    assert "captured twice" not in run_cli("read", path).stdout
+    assert json.loads(run_cli("read", path, "-F", "json").stdout)["summary"][
+        "connections_captured_twice"] == 0
+
+
+@pytest.mark.skipif(shutil.which("mergecap") is None, reason="needs mergecap (wireshark-common)")
+def test_a_capture_merged_with_itself_by_mergecap(tmp_path: Path) -> None:
+    """Real tools: `mergecap -a` of a capture and itself (both ends' captures of one
+    connection, appended): one attempt; the summary says the connection was captured twice,
+    and that time steps back where the copy starts."""
+    one, both = tmp_path / "one.pcap", tmp_path / "both.pcap"
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    conv.handshake()
+    conv.client(websocket_request("example.com", "/ws"))
+    conv.server(websocket_response())
+    conv.client_fin(0.01)
+    conv.server_fin(0.001)
+    conv.client_ack(0.001)
+    frames = write_pcap(one, [conv])
+    subprocess.run(["mergecap", "-a", "-F", "pcap", "-w", both, one, one], check=True,
+                   capture_output=True, timeout=60)
+    doc = json.loads(run_cli("read", both, "-F", "json").stdout)
+    assert len(doc["attempts"]) == 1
+    summary = doc["summary"]
+    assert summary["connections_captured_twice"] == 1
+    assert (summary["timestamps_backwards"], summary["timestamps_backwards_first_frame"]) == (
+        1, len(frames) + 1)
+    table = run_cli("read", both).stdout
+    assert "1 connection was captured twice" in table
+    assert f"Timestamps go backwards 1 time (first at frame {len(frames) + 1}," in table

@@ -19,6 +19,7 @@ and gives the same results, more slowly (`analyzer.decode.decoder.FASTPATH_COMPI
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.ref cimport Py_INCREF, Py_XDECREF
+from libc.math cimport INFINITY
 from libc.string cimport memcmp, memcpy
 from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.object cimport PyObject, PyObject_GenericSetAttr
@@ -185,6 +186,7 @@ cdef int _failed_after(BaseException error, Py_ssize_t count) except -1:
 
 def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint little,
                  unsigned int limit, double units, double bound, bint inclusive,
+                 unsigned int last_sec=0, unsigned int last_frac=0,
                  LifeTable lives=None, Follow follow=None):
     """Skip the records from ``buf[pos:]`` that `PcapRecords` would drop with
     `ignored_frame_test` for link-layer header size ``l3`` and flow table ``flows``, as long
@@ -192,8 +194,12 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
     ``bound`` (or equal to it, if ``inclusive``): when several files are merged, only the
     records that come before every other file's next one may be skipped unseen.
 
-    Returns ``(pos, count, sec, frac)``: the offset of the first record not skipped, how
-    many were skipped, and the raw timestamp fields of the last one skipped (0, 0 if none).
+    Returns ``(pos, count, sec, frac, stepped)``: the offset of the first record not
+    skipped, how many were skipped, the raw timestamp fields of the last one skipped (0, 0 if
+    none), and None, or for the skipped records whose time is earlier than the record's before
+    them (``last_sec, last_frac`` for the first: the record before ``pos``) ``(how many, which
+    of those skipped was the first, from 1, the largest step back in seconds)``, as the reader
+    counts them (`PcapRecords.backsteps`: a compare and a store a record here).
     ``little`` is the file's byte order, ``limit`` the reader's largest believable record.
     ``lives``: the run's life table, whose connections' segments are taken too.
     ``follow``: the run's `Follow`, which takes a followed connection's next segment; the
@@ -204,9 +210,11 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
     cdef Py_ssize_t count = 0
     cdef Py_ssize_t size, stop
     cdef unsigned int sec = 0, frac = 0, record_sec, record_frac
-    cdef double t
+    cdef unsigned int before_sec = last_sec, before_frac = last_frac  # the record before
+    cdef Py_ssize_t back = 0, back_first = 0
+    cdef double t, back_most = 0.0
     if pos < 0 or (follow is not None and follow.decided):
-        return pos, 0, 0, 0
+        return pos, 0, 0, 0, None
     try:
         while end - pos >= 16:
             size = _u32(p + pos + 8, little)  # captured length
@@ -222,7 +230,15 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
             if not _before(t, bound, inclusive) or not _ignored(
                     p + pos + 16, size, l3, flows, t, count + 1, lives, follow):
                 break
-            sec, frac = record_sec, record_frac
+            if record_sec < before_sec or (record_sec == before_sec and record_frac < before_frac):
+                back += 1  # earlier than the record before it: rare
+                if back == 1:
+                    back_first = count + 1
+                # (the reader's expression, `PcapRecords`: the fields' differences, exact)
+                back_most = max(back_most, <double>(<long long>before_sec - record_sec) + <double>(
+                    <long long>before_frac - <long long>record_frac) / units)
+            before_sec = sec = record_sec
+            before_frac = frac = record_frac
             count += 1
             pos = stop
             if follow is not None and follow.decided:
@@ -230,12 +246,13 @@ def skip_ignored(Py_ssize_t l3, dict flows, bytes buf, Py_ssize_t pos, bint litt
     except BaseException as error:  # a bug: the frame it was on, for its report
         _failed_after(error, count)
         raise
-    return pos, count, sec, frac
+    return pos, count, sec, frac, (back, back_first, back_most) if back else None
 
 
 def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tuple interfaces,
                         unsigned int max_record, unsigned int max_block, double bound,
-                        bint inclusive, LifeTable lives=None, Follow follow=None):
+                        bint inclusive, double last_time=-INFINITY, LifeTable lives=None,
+                        Follow follow=None):
     """The same for a pcapng buffer (`PcapngRecords`): skip the Enhanced Packet Blocks from
     ``buf[pos:]`` whose frame `ignored_frame_test` drops for the link type of its interface,
     and whose time is before ``bound`` (as for `skip_ignored`). ``interfaces`` are the
@@ -243,8 +260,9 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
 
     Stops at any other block, and at any block the reader would question (length, trailer,
     interface, captured length against ``max_record`` and ``max_block``), which the reader
-    then handles itself. Returns ``(pos, count, interface, ts_high, ts_low)`` of the last
-    block skipped (zeros if none).
+    then handles itself. Returns ``(pos, count, interface, ts_high, ts_low, stepped)``: the
+    fields of the last block skipped (zeros if none), and ``stepped`` as `skip_ignored` gives
+    it, ``last_time`` being the time of the record before ``pos``.
     """
     cdef const unsigned char* p = buf
     cdef Py_ssize_t end = len(buf)
@@ -252,10 +270,11 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
     cdef Py_ssize_t blen, cap, l3
     cdef unsigned int iface, last_iface = 0, hi = 0, lo = 0
     cdef unsigned long long ticks
-    cdef double t
+    cdef double t, before = last_time, back_most = 0.0  # the time of the record before
+    cdef Py_ssize_t back = 0, back_first = 0
     cdef tuple interface
     if pos < 0 or (follow is not None and follow.decided):
-        return pos, 0, 0, 0, 0
+        return pos, 0, 0, 0, 0, None
     try:
         while end - pos >= 32:
             if _u32(p + pos, little) != 6:  # not an EPB
@@ -280,6 +299,12 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
             if not _before(t, bound, inclusive) or not _ignored(
                     p + pos + 28, cap, l3, flows, t, count + 1, lives, follow):
                 break
+            if t < before:  # earlier than the record before it: rare
+                back += 1
+                if back == 1:
+                    back_first = count + 1
+                back_most = max(back_most, before - t)
+            before = t
             last_iface = iface
             hi = _u32(p + pos + 12, little)
             lo = _u32(p + pos + 16, little)
@@ -290,7 +315,7 @@ def skip_ignored_blocks(dict flows, bytes buf, Py_ssize_t pos, bint little, tupl
     except BaseException as error:  # a bug: the frame it was on, for its report
         _failed_after(error, count)
         raise
-    return pos, count, last_iface, hi, lo
+    return pos, count, last_iface, hi, lo, (back, back_first, back_most) if back else None
 
 
 # --- compiled twins of decoder.peek_flow, peek_payload and decode_frame (the peek's frames) ---

@@ -151,9 +151,14 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
 # True when this install has the compiled fast path: the benchmark and the tests report it.
 FASTPATH_COMPILED = _skip_ignored is not None
 
-# skip(buf, pos, little_endian, limit, units, bound, inclusive) -> (pos, skipped, sec, frac):
-# see `ignored_record_skip`.
-RecordSkip = Callable[[bytes, int, bool, int, int, float, bool], tuple[int, int, int, int]]
+# What a skip says of the records it skipped whose time steps back from the record before
+# them: None when none did, else (how many, which of those skipped was the first, from 1, the
+# largest step back in seconds).
+Stepped = tuple[int, int, float] | None
+# skip(buf, pos, little_endian, limit, units, bound, inclusive, sec, frac)
+#   -> (pos, skipped, sec, frac, stepped): see `ignored_record_skip`.
+RecordSkip = Callable[[bytes, int, bool, int, int, float, bool, int, int],
+                      tuple[int, int, int, int, Stepped]]
 
 
 def ignored_record_skip(
@@ -178,10 +183,10 @@ def ignored_record_skip(
 
 # An interface as the pcapng skip needs it: link type, time units per second, time offset.
 Interface = tuple[int, float, int]
-# skip(buf, pos, little_endian, interfaces, max_record, max_block, bound, inclusive)
-#   -> (pos, skipped, interface, ts_high, ts_low): see `ignored_block_skip`.
-BlockSkip = Callable[[bytes, int, bool, tuple[Interface, ...], int, int, float, bool],
-                     tuple[int, int, int, int, int]]
+# skip(buf, pos, little_endian, interfaces, max_record, max_block, bound, inclusive, time)
+#   -> (pos, skipped, interface, ts_high, ts_low, stepped): see `ignored_block_skip`.
+BlockSkip = Callable[[bytes, int, bool, tuple[Interface, ...], int, int, float, bool, float],
+                     tuple[int, int, int, int, int, Stepped]]
 
 
 def ignored_block_skip(

@@ -141,6 +141,9 @@ class Connection:
     # go): a SYN of that number, or a SYN-ACK acknowledging it, is a copy of this connection
     # (`Reassembler._is_new_incarnation`), not a new one on the same ports
     syn_base: int | None = None
+    # A copy of this finished connection was folded into it (counted once, in
+    # `Reassembler.copied_connections`, however many of the copy's SYNs come)
+    copied: bool = False
 
     @property
     def addresses(self) -> tuple[bytes, int, bytes, int]:

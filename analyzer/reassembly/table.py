@@ -120,6 +120,8 @@ class Reassembler(InOrder, LifeRouting):
         self.connections_evicted = 0
         # segments of read connections whose end the capture's snapshot length cut off
         self.cut_segments = 0
+        # finished connections whose copy (their SYN again, `_is_new_incarnation`) was dropped
+        self.copied_connections = 0
         self.now = 0.0
 
     # --- the per-segment path -------------------------------------------------------------
@@ -167,6 +169,11 @@ class Reassembler(InOrder, LifeRouting):
                 return
         conn, side = entry
         if conn.ignored:
+            if flags & _SYN and conn.finished and not conn.copied:
+                # a copy of a finished connection, dropped with it: the summary says so (the
+                # compiled paths leave every SYN of a finished connection to this one)
+                conn.copied = True
+                self.copied_connections += 1
             return
         if conn.passing is not None:  # this segment may change what the compiled skip assumes
             conn.passing.ready = False  # type: ignore[attr-defined]

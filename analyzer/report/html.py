@@ -45,7 +45,7 @@ from analyzer.report.detail import (
     messages_of,
 )
 from analyzer.report.fields import attempt_fields, iso_time
-from analyzer.report.render import summary_fields
+from analyzer.report.render import capture_notes, summary_fields
 from analyzer.report.safe import Cleaner, neutralise, safe_target
 from analyzer.report.timeline import build_timeline
 from analyzer.source.frame import CaptureWarning
@@ -134,6 +134,7 @@ def page(run: Run, stats: RunStats, captures: Sequence[str], show_secrets: bool,
         "captures": [neutralise(c) for c in captures],
         "span": _span(stats),
         "summary": summary,
+        "capture_notes": capture_notes(summary),
         "verdicts": verdicts,
         "failed": sum(n for v, n in verdicts if v != Verdict.SUCCEEDED.value),
         "reasons": [(check, n, lookup(check).title) for check, n in summary["reasons"].items()],

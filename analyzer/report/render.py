@@ -138,6 +138,10 @@ def capture_fields(stats: RunStats) -> dict[str, Any]:
         "unlisted_tcp_attempts": dict(stats.unlisted_tcp_attempts.most_common()),
         "abandoned_heads": stats.abandoned_heads,
         "snaplen_cut_segments": stats.snaplen_cut_segments,
+        "connections_captured_twice": stats.connections_captured_twice,
+        "timestamps_backwards": stats.timestamps_backwards,
+        "timestamps_backwards_first_frame": stats.timestamps_backwards_first_frame or None,
+        "timestamps_backwards_largest_s": round(stats.timestamps_backwards_largest_s, 6),
         "tls_decrypted": stats.tls_decrypted,
         "tls_not_inspected": stats.tls_uninspected,
         "tls_unused": stats.tls_unused,
@@ -270,6 +274,7 @@ def capture_lines(s: dict[str, Any]) -> list[str]:
                      f"{s['snaplen_cut_segments']} (their bytes past it are holes: handshakes "
                      "whose heads were cut may be missing or inconclusive; capture again with "
                      "tcpdump -s 0)")
+    lines.extend(capture_notes(s))
     if s["tls_not_inspected"]:
         lines.append(tls_uninspected_line(s["tls_not_inspected"],
                                           s["tls_sessions_not_inspected"]))
@@ -284,6 +289,35 @@ def capture_lines(s: dict[str, Any]) -> list[str]:
     if s.get("quic_flows"):
         lines.append(f"QUIC flows seen (HTTP/3, not analysed): {s['quic_flows']}")
     return lines
+
+
+def capture_notes(s: dict[str, Any]) -> list[str]:
+    """What the capture's own making changes in what the report measures, as sentences (the
+    text summaries' lines, the HTML page's): timestamps that step back, connections captured
+    twice. None of them when it did not happen (or in a summary written before they were
+    counted)."""
+    notes = []
+    if back := s.get("timestamps_backwards"):
+        notes.append(
+            f"Timestamps go backwards {back:,} time{'' if back == 1 else 's'} (first at frame "
+            f"{s['timestamps_backwards_first_frame'] or 0:,}, by up to "
+            f"{_step(s['timestamps_backwards_largest_s'])}): durations and timeouts near those "
+            "frames may be wrong; sort the capture with reordercap")
+    if twice := s.get("connections_captured_twice"):
+        notes.append(
+            f"{twice:,} connection{' was' if twice == 1 else 's were'} captured twice (the "
+            f"same SYN seen again after {'its' if twice == 1 else 'their'} end: a capture on "
+            "several interfaces, or merged files); counted once")
+    return notes
+
+
+def _step(seconds: float) -> str:
+    """A step back in time for people: "40 µs", "12.5 ms", "2.5 s", "3,600 s"."""
+    if seconds < 0.001:
+        return f"{seconds * 1e6:.3g} µs"
+    if seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    return f"{seconds:.3g} s" if seconds < 1000 else f"{seconds:,.0f} s"
 
 
 _CLIENT_KEY_LOG = ("the key log of the client process that made them (SSLKEYLOGFILE set "

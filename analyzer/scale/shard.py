@@ -145,15 +145,19 @@ def merge_totals(parts: Sequence[ShardTotals]) -> RunStats:
     """The totals of one process over the whole capture, from its shards'.
 
     What every shard counts over the whole file (frames, segments, frames without TCP, QUIC
-    flows, times, key log lines) is taken from the shard that read furthest (all equal once
-    every shard has ended); what counts connections is added up.
+    flows, times, key log lines, timestamps that step back) is taken from the shard that
+    read furthest (all equal once every shard has ended); what counts connections is added
+    up.
     """
     ahead = max(parts, key=lambda p: (p.stats.frames, -p.index))
     stats = RunStats(
         frames=ahead.stats.frames, tcp_segments=ahead.stats.tcp_segments,
         skipped=ahead.stats.skipped.copy(), quic_flows=ahead.stats.quic_flows,
         first_time=ahead.stats.first_time, last_time=ahead.stats.last_time,
-        keylog_ignored_lines=ahead.stats.keylog_ignored_lines)
+        keylog_ignored_lines=ahead.stats.keylog_ignored_lines,
+        timestamps_backwards=ahead.stats.timestamps_backwards,
+        timestamps_backwards_first_frame=ahead.stats.timestamps_backwards_first_frame,
+        timestamps_backwards_largest_s=ahead.stats.timestamps_backwards_largest_s)
     listed = []
     for part in parts:
         other = part.stats
@@ -169,6 +173,9 @@ def merge_totals(parts: Sequence[ShardTotals]) -> RunStats:
         stats.tls_decrypted += other.tls_decrypted
         stats.tls_unused += other.tls_unused
         stats.snaplen_cut_segments += other.snaplen_cut_segments
+        # a copy is folded into its connection by the shard that owns it (the others ignore
+        # that connection from its first segment: it never finishes there)
+        stats.connections_captured_twice += other.connections_captured_twice
         listed += other.tls_uninspected_listed
     # One process lists sessions as they end: by last frame is that order.
     listed.sort(key=lambda s: (s.last_frame, s.first_frame))

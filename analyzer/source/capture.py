@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from . import pcap, pcapng
 from .detect import describe
-from .frame import CaptureError, CaptureWarning, Frame
+from .frame import Backsteps, CaptureError, CaptureWarning, Frame
 from .pcap import UNBOUNDED
 from .stream import Input, Record, more_head, open_bytes, open_input
 
@@ -136,6 +136,32 @@ class MergedRecords:
         if run < 0:
             return 0, number
         return self._sources[run], self._firsts[run] + number - self._starts[run]
+
+    def backsteps(self) -> Backsteps:
+        """The records whose time is earlier than the previous record's, numbered in the
+        merged order (read so far). The merge steps back exactly where an input does, by as
+        much: after an input's record every other input's next one is no earlier, so a
+        record earlier than it is its own input's next, given at once. So these are the
+        inputs' own (`pcap.PcapRecords.backsteps`), whatever was dropped unseen."""
+        merged = Backsteps()
+        for index, reader in enumerate(self.inputs):
+            steps = getattr(reader, "backsteps", None)
+            if steps is not None and steps.count:
+                merged.add(self._merged_number(index, steps.first_frame), steps.largest,
+                           steps.count)
+        return merged
+
+    def _merged_number(self, source: int, within: int) -> int:
+        """`origin`'s inverse: the merged frame number of frame ``within`` of input ``source``
+        (read so far): in the last of that input's runs that starts at or before it (an
+        input's runs start further on in it one after the other). At the end of a read."""
+        found = 0
+        for run in range(len(self._starts)):
+            if self._sources[run] == source:
+                if self._firsts[run] > within:
+                    break
+                found = self._starts[run] + within - self._firsts[run]
+        return found
 
     def __iter__(self) -> Iterator[Record]:
         return self._merge()

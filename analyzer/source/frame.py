@@ -28,3 +28,29 @@ class CaptureWarning:
 
 class CaptureError(Exception):
     """An input cannot be read at all; the message is one line meant for the user."""
+
+
+@dataclass(slots=True)
+class Backsteps:
+    """The records of a capture whose timestamp is earlier than the record's before them (an
+    unsorted merge, ``mergecap -a`` of overlapping files, the capturing host's clock stepped
+    back): durations, waits and watch windows measured across them are wrong. The readers
+    count them over every record they read, those the compiled skip passes over too
+    (`pcap.PcapRecords`, `pcapng.PcapngRecords`); `Analysis.feed` over the frames it is given."""
+
+    count: int = 0
+    first_frame: int = 0  # the frame number of the first of them (0: none)
+    largest: float = 0.0  # the largest step back, in seconds
+
+    def add(self, frame: int, step: float, count: int = 1) -> None:
+        """``count`` records stepped back, the first at frame ``frame``, by at most ``step``
+        seconds each."""
+        if not self.count or frame < self.first_frame:
+            self.first_frame = frame
+        self.count += count
+        self.largest = max(self.largest, step)
+
+    def add_all(self, other: Backsteps, before: int = 0) -> None:
+        """``other``'s, whose frames are numbered from ``before`` + 1 here."""
+        if other.count:
+            self.add(before + other.first_frame, other.largest, other.count)

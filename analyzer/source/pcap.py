@@ -6,7 +6,7 @@ import math
 import struct
 from collections.abc import Callable, Iterator
 
-from .frame import CaptureError, CaptureWarning
+from .frame import Backsteps, CaptureError, CaptureWarning
 from .stream import MAX_RECORD, READ_ERRORS, Input, Record, fill, read_exact
 
 # First four bytes of the file -> (struct byte order, fraction units per second).
@@ -69,11 +69,17 @@ class PcapRecords:
     `dropped_time` is the time of the last one dropped (current at each yield and at the end).
 
     `skip`, when set too, is a compiled loop that drops the same records faster:
-    ``skip(buf, pos, little_endian, limit, units, *bound)`` walks the records from ``pos`` and
-    returns ``(pos, skipped, sec, frac)``, stopping at the first record it would not drop, or
-    that is not whole in the buffer or over ``limit`` (`decode.decoder.ignored_record_skip`).
-    The record it stops at goes through the loop below as usual, and `drop` is asked only
-    about records `skip` has not seen whole.
+    ``skip(buf, pos, little_endian, limit, units, *bound, sec, frac)`` walks the records from
+    ``pos`` and returns ``(pos, skipped, sec, frac, stepped)``, stopping at the first record it
+    would not drop, or that is not whole in the buffer or over ``limit``
+    (`decode.decoder.ignored_record_skip`). The record it stops at goes through the loop below
+    as usual, and `drop` is asked only about records `skip` has not seen whole. The ``sec,
+    frac`` it is given are the time of the record before ``pos``, and ``stepped`` (None when
+    none did) says how many it skipped stepped back in time from the record before them:
+    ``(count, which of those skipped was the first, the largest step in seconds)``.
+
+    `backsteps` counts the records whose time is earlier than the previous record's, over
+    every record read, dropped, skipped or yielded (current once the iteration has ended).
 
     `bound` limits both to the records before a time: ``(time, inclusive)``. Dropped records
     still count as frames, so when several files are merged by time (`capture.MergedRecords`)
@@ -85,13 +91,13 @@ class PcapRecords:
                  linktype: int, source: int, warnings: list[CaptureWarning]) -> None:
         self.linktype = linktype
         self.drop: Callable[[bytes, int, int], bool] | None = None
-        self.skip: (
-            Callable[[bytes, int, bool, int, int, float, bool], tuple[int, int, int, int]] | None
-        ) = None
+        self.skip: Callable[[bytes, int, bool, int, int, float, bool, int, int],
+                            tuple[int, int, int, int, tuple[int, int, float] | None]] | None = None
         self.bound: tuple[float, bool] = UNBOUNDED
         self.number = 0
         self.dropped = 0
         self.dropped_time = 0.0
+        self.backsteps = Backsteps()
         # A regular file: its next record never waits for a writer (a pipe's may).
         self.regular = inp.size is not None
         self._args = (inp, buf, order, units, limit, linktype, source, warnings)
@@ -122,6 +128,11 @@ class PcapRecords:
         number = 0  # records read whole
         dropped = 0
         drop_sec = drop_frac = 0  # the time of the last record dropped
+        last_sec = last_frac = 0  # the time of the last record read (dropped or not)
+        # records earlier than the one before them: how many, the first, the largest step (a
+        # merged capture's interleaved flows can make a third of its records step back)
+        back = back_first = 0
+        back_most = 0.0
 
         def warn(where: str, message: str) -> None:
             warnings.append(CaptureWarning(inp.name, where, message))
@@ -133,15 +144,21 @@ class PcapRecords:
                 if skip is not None:
                     self.number = number  # a passing TLS state numbers what it took from here
                     try:
-                        pos, skipped, skipped_sec, skipped_frac = skip(buf, pos, little, limit,
-                                                                       units, bound, inclusive)
+                        pos, skipped, skipped_sec, skipped_frac, stepped = skip(
+                            buf, pos, little, limit, units, bound, inclusive, last_sec,
+                            last_frac)
                     except Exception as error:  # a bug in what it calls: name the frame it
                         number += getattr(error, "frames_before", 0) + 1  # was on (_fastpath)
                         raise
                     if skipped:
+                        if stepped is not None:  # some stepped back in time
+                            back += stepped[0]
+                            back_first = back_first or number + stepped[1]
+                            back_most = max(back_most, stepped[2])
                         number += skipped
                         dropped += skipped
                         drop_sec, drop_frac = skipped_sec, skipped_frac
+                        last_sec, last_frac = skipped_sec, skipped_frac
                 if end - pos < RECORD_HEADER_SIZE:
                     seen = False
                     buf, err = fill(read, buf, pos, RECORD_HEADER_SIZE)
@@ -190,6 +207,12 @@ class PcapRecords:
                         # ≈ 0.1 ms, at every read: tls/passing.py)
                         continue
                 number += 1
+                # earlier than the record before it (the compiled skip's twin, _fastpath.pyx)
+                if sec < last_sec or sec == last_sec and frac < last_frac:
+                    back += 1
+                    back_first = back_first or number
+                    back_most = max(back_most, (last_sec - sec) + (last_frac - frac) / units)
+                last_sec, last_frac = sec, frac
                 if (drop is not None and not seen and drop(buf, pos + RECORD_HEADER_SIZE, stop)
                         and (bound == UNBOUNDED[0]
                              or before(sec + frac / units, bound, inclusive))):
@@ -208,4 +231,5 @@ class PcapRecords:
             self.dropped = dropped
             # The same expression as a yielded record's time, so the value is identical.
             self.dropped_time = drop_sec + drop_frac / units
+            self.backsteps = Backsteps(back, back_first, back_most)
             inp.close()

@@ -9,10 +9,11 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable, Iterator
 
-from .frame import CaptureError, CaptureWarning
+from .frame import Backsteps, CaptureError, CaptureWarning
 from .pcap import UNBOUNDED
 from .stream import MAX_RECORD, READ_ERRORS, Input, Record, fill, read_exact
 
@@ -102,12 +103,12 @@ def _interface(buf: bytes, pos: int, blen: int, order: str) -> _Interface:
     return _Interface(linktype, snaplen, units, offset)
 
 
-# skip(buf, pos, little_endian, interfaces, max_record, max_block, bound, inclusive)
-#   -> (pos, skipped, interface, ts_high, ts_low): see `PcapngRecords`. An interface is given
-# as (link type, time units per second, time offset).
+# skip(buf, pos, little_endian, interfaces, max_record, max_block, bound, inclusive, time)
+#   -> (pos, skipped, interface, ts_high, ts_low, stepped): see `PcapngRecords`. An interface
+# is given as (link type, time units per second, time offset).
 BlockSkip = Callable[
-    [bytes, int, bool, tuple[tuple[int, float, int], ...], int, int, float, bool],
-    tuple[int, int, int, int, int],
+    [bytes, int, bool, tuple[tuple[int, float, int], ...], int, int, float, bool, float],
+    tuple[int, int, int, int, int, tuple[int, int, float] | None],
 ]
 
 
@@ -122,7 +123,10 @@ class PcapngRecords:
     `number` is the frame number of the record last yielded (once the iteration has ended,
     of the last record read), `dropped` counts the records skipped before it (or in all),
     and `dropped_time`, set at the end, is the time of the last one skipped. `bound` limits
-    skipping to records before a time, as for `PcapRecords.bound`.
+    skipping to records before a time, as for `PcapRecords.bound`; ``time``, the time of the
+    record before ``pos``, and ``stepped`` are `PcapRecords.skip`'s ``sec, frac`` and
+    ``stepped``, and `backsteps` its `backsteps` (a Simple Packet Block has no time: it steps
+    neither back nor forward).
     """
 
     def __init__(self, inp: Input, buf: bytes, source: int,
@@ -134,6 +138,7 @@ class PcapngRecords:
         self.number = 0
         self.dropped = 0
         self.dropped_time = 0.0
+        self.backsteps = Backsteps()
         # A regular file: its next block never waits for a writer (a pipe's may).
         self.regular = inp.size is not None
         self._args = (inp, buf, source, warnings)
@@ -156,6 +161,9 @@ class PcapngRecords:
         order = "<"
         interfaces: list[_Interface] = []
         last_time = 0.0
+        previous = -math.inf  # the time of the last record read that had one (skipped or not)
+        back = back_first = 0  # records earlier than the one before them (`PcapRecords`)
+        back_most = 0.0
         block_head = _BLOCK_HEAD[order].unpack_from
         epb = _EPB[order].unpack_from
 
@@ -167,16 +175,21 @@ class PcapngRecords:
                 if skip is not None:
                     self.number = number  # a passing TLS state numbers what it took from here
                     try:
-                        pos, skipped, iface, hi, lo = skip(buf, pos, order == "<", timing,
-                                                           MAX_RECORD, MAX_BLOCK, *self.bound)
+                        pos, skipped, iface, hi, lo, stepped = skip(
+                            buf, pos, order == "<", timing, MAX_RECORD, MAX_BLOCK, *self.bound,
+                            previous)
                     except Exception as error:  # a bug in what it calls: name the frame it
                         number += getattr(error, "frames_before", 0) + 1  # was on (_fastpath)
                         raise
                     if skipped:
+                        if stepped is not None:  # some stepped back in time
+                            back += stepped[0]
+                            back_first = back_first or number + stepped[1]
+                            back_most = max(back_most, stepped[2])
                         number += skipped
                         dropped += skipped
                         ifc = interfaces[iface]
-                        last_time = ((hi << 32) | lo) / ifc.units + ifc.offset
+                        last_time = previous = ((hi << 32) | lo) / ifc.units + ifc.offset
                         self.dropped_time = last_time
                 if end - pos < 12:
                     buf, err = fill(read, buf, pos, 12)
@@ -259,6 +272,11 @@ class PcapngRecords:
                     ifc = interfaces[iface]
                     last_time = ((hi << 32) | lo) / ifc.units + ifc.offset
                     number += 1
+                    if last_time < previous:  # (the compiled skip's twin, _fastpath.pyx)
+                        back += 1
+                        back_first = back_first or number
+                        back_most = max(back_most, previous - last_time)
+                    previous = last_time
                     self.number, self.dropped = number, dropped
                     yield (last_time, ifc.linktype, buf[pos + 28 : pos + 28 + cap], orig, source)
                 elif btype == SPB:
@@ -296,4 +314,5 @@ class PcapngRecords:
                 pos += blen
         finally:
             self.number, self.dropped = number, dropped
+            self.backsteps = Backsteps(back, back_first, back_most)
             inp.close()
