@@ -21,7 +21,14 @@ from analyzer.attribution.clients import (
 )
 from analyzer.attribution.closing import closing_values, life_closing_values
 from analyzer.attribution.model import Attribution, attribution
-from analyzer.attribution.servers import ServerMatch, match_known, match_silent_close
+from analyzer.attribution.servers import (
+    ServerMatch,
+    caddy_dial_refused,
+    match_known,
+    match_silent_close,
+    nginx_upstream_refused,
+    refused_backend,
+)
 from analyzer.attribution.texts import NGINX_H2_PROTOCOL_PSEUDO_HEADER, TORNADO, match_words
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
 from analyzer.checks.finding import found_alone
@@ -137,6 +144,15 @@ def _server_log(match: ServerMatch, attempt: Attempt,
             response.status == 400) and any(
             f.check == "h2_connect_protocol_not_enabled" for f in findings):
         return NGINX_H2_PROTOCOL_PSEUDO_HEADER
+    # the proxy's connection to the backend, refused, in the capture too (correlate.py):
+    # the proxy's own line for it, with that backend's address
+    refused = next((f for f in findings if f.check == "proxy_backend_refused"), None)
+    if refused is not None and match.server == "nginx":
+        return nginx_upstream_refused(refused_backend(refused.found), attempt.client.ip,
+                                      request.method, request.target, request.version,
+                                      request.headers.get("host"))
+    if refused is not None and match.server == "Caddy":
+        return caddy_dial_refused(refused_backend(refused.found))
     path = request.target.split("?", 1)[0]
     if match.log is not None:
         return match.log.replace("/PATH", path)

@@ -472,20 +472,23 @@ KIND_OF_FINDING = {
 # The client of a proxy's back leg (correlate.py pairs the legs): the proxy, named in the
 # `proxy_back_leg` finding's text, which these two functions write and read.
 _FORWARDED = " forwarded the handshake of "
+_TRIED = " tried to forward the handshake of "  # (a connection refused: nothing went through)
 
 
-def back_leg_found(proxy: str, client: str) -> str:
+def back_leg_found(proxy: str, client: str, refused: bool = False) -> str:
     """The `proxy_back_leg` finding's text: the proxy at ``proxy`` (its address on the front
-    leg) forwarded ``client``'s handshake. The proxy's software is not named: the front
-    leg's answer names the server behind it as often as the proxy (nginx and HAProxy pass
-    the backend's answers on)."""
+    leg) forwarded ``client``'s handshake (``refused``: its connection to the backend was
+    refused). The proxy's software is not named: the front leg's answer names the server
+    behind it as often as the proxy (nginx and HAProxy pass the backend's answers on)."""
+    if refused:
+        return f"the proxy at {proxy}{_TRIED}{client}: its connection was refused"
     return f"the proxy at {proxy}{_FORWARDED}{client}"
 
 
 def proxy_of_back_leg(found: str) -> str:
     """Who the client of a back leg is, from its `proxy_back_leg` text: "proxy at
     ADDRESS"."""
-    return found.split(_FORWARDED, 1)[0].removeprefix("the ")
+    return found.split(_FORWARDED, 1)[0].split(_TRIED, 1)[0].removeprefix("the ")
 
 
 @lru_cache(maxsize=1024)  # a capture repeats a few User-Agents; each miss runs ~all _AGENTS
