@@ -10,7 +10,7 @@ import dataclasses
 import signal
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -196,7 +196,8 @@ def run_read(captures: tuple[str, ...], fmt: str, selection: Selection,
             if progress is not None:
                 progress.start()
             shown = NumberSet()  # numbers of printed attempts whose connection lives on
-            for diagnosis in numbered(decided(), selection, apart):
+            for diagnosis in numbered(decided(), selection, apart,
+                                      store.set_aside if store is not None else None):
                 if isinstance(diagnosis, Digest):  # made by a `--jobs` worker
                     if store is not None:  # not streaming
                         store.add_digest(diagnosis)
@@ -325,11 +326,13 @@ def _terminate(number: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
-def numbered(diagnoses: Iterator[Streamed], selection: Selection,
-              apart: Counter[str]) -> Iterator[Streamed]:
+def numbered(diagnoses: Iterator[Streamed], selection: Selection, apart: Counter[str],
+             aside: Callable[[Diagnosis | Digest], None] | None = None) -> Iterator[Streamed]:
     """The attempts the report lists, numbered 1..; the others (never reached HTTP, without
-    --tcp) are counted in ``apart`` when the filters would have kept them. An `Ended` gets
-    the number of its attempt (and is dropped when that attempt was not listed)."""
+    --tcp) are counted in ``apart`` when the filters would have kept them, and given to
+    ``aside`` (a sorted report's `KeptAttempts.set_aside`: a refused connection may be a
+    proxy's back leg). An `Ended` gets the number of its attempt (and is dropped when that
+    attempt was not listed)."""
     number = 0
     # attempts whose connection lives on (≈ 120 bytes each: the key packed)
     living: dict[int | tuple[int, int, int], int] = {}
@@ -340,6 +343,8 @@ def numbered(diagnoses: Iterator[Streamed], selection: Selection,
             if not d.listed:
                 if d.kept:
                     apart[d.verdict] += 1
+                if aside is not None:
+                    aside(d)
                 continue
             number += 1
             d.number = number  # (the parent's own copy, loaded from the worker's message)
@@ -356,6 +361,8 @@ def numbered(diagnoses: Iterator[Streamed], selection: Selection,
         if not selection.listed(d):
             if selection.keep(d):
                 apart[d.verdict.value] += 1
+            if aside is not None:
+                aside(d)
             continue
         number += 1
         yield _renumber(d, number)

@@ -8,8 +8,11 @@ request to the proxy (the front leg) and the proxy's request to the backend (the
 Legs are paired by the same Sec-WebSocket-Key when the proxy forwarded it, else by the same
 path within a short time, the back leg's request starting after the front's and its response
 (if any) arriving before the front's. Comparing the two copies says which hop changed the
-handshake. This needs the whole capture, so it runs once all attempts are known (read), not
-while streaming.
+handshake. A back leg may also have no request: the proxy's connection to its backend was
+refused (a SYN answered by RST, from the proxy's address after the front's request and before
+its answer), and the proxy answered the client 502 or 503 itself; that refusal is the cause.
+This needs the whole capture, so it runs once all attempts are known (read), not while
+streaming.
 
 Independent captures (``read --jobs`` or ``--scheduler`` over several files: one per host) may
 hold the two legs of one handshake on two hosts whose clocks disagree. Between legs of two
@@ -30,10 +33,11 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from analyzer.attribution.clients import back_leg_found
+from analyzer.attribution.servers import backend_refused_found
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import frames_of
 from analyzer.checks.life import check_life
-from analyzer.exchange.model import CONNECTION_ENDED, Attempt, Endpoint
+from analyzer.exchange.model import CONNECTION_ENDED, Attempt, AttemptKind, Endpoint
 from analyzer.http.message import RequestHead
 from analyzer.remembered import digest_key
 from analyzer.verdict import Diagnosis, judge
@@ -43,12 +47,18 @@ PAIRING_WINDOW = 5.0  # seconds between a front leg's request and its back leg's
 # Clocks of two hosts whose captures are read as independent ones: NTP keeps servers within
 # milliseconds, a host without it drifts seconds a day; one second covers the first.
 CLOCK_SKEW = 1.0
+# What a proxy answers when its connection to the backend was refused: nginx, Traefik and
+# Caddy 502, HAProxy and Envoy 503
+GATEWAY_ERRORS = frozenset((502, 503))
 
 
-def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0) -> list[Diagnosis]:
+def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
+              aside: Sequence[Diagnosis] = ()) -> list[Diagnosis]:
     """The diagnoses with proxy findings added to front legs (order and numbers kept);
-    ``skew``: the clock difference tolerated between legs of two files (see above)."""
-    pairs = _pair_legs(diagnoses, skew)
+    ``skew``: the clock difference tolerated between legs of two files (see above);
+    ``aside``: refused connections the report does not list (without --tcp), which may
+    still be a proxy's back legs (only ``diagnoses`` come back)."""
+    pairs = _pair_legs([*diagnoses, *aside] if aside else diagnoses, skew)
     proxy_endpoints = {front.attempt.server for front, _ in pairs}
     back_of = {id(front): back for front, back in pairs}
     front_of = {id(back): front for front, back in pairs}
@@ -83,6 +93,10 @@ class Leg(NamedTuple):
     response_time: float | None  # None: no response
     source: str | None = None  # the file, when several were read
     ended: float | None = None  # when its connection ended, if before its attempt was decided
+    status: int | None = None  # its answer's status (a proxy's 502 may have a refused back leg)
+    # a connection refused (its SYN answered by RST): no request, and a back leg only (its
+    # `line` is empty)
+    refused: bool = False
 
 
 # A longer target is compared by its digest: pairing a spilled report's legs held their whole
@@ -90,9 +104,17 @@ class Leg(NamedTuple):
 MAX_KEPT_TARGET = 256
 
 
+def is_refused(attempt: Attempt) -> bool:
+    """A connection refused (a SYN answered by RST): a back leg when a proxy opened it."""
+    return attempt.kind is AttemptKind.TCP and attempt.tcp.server_rst is not None
+
+
 def leg_of(attempt: Attempt, source: str | None = None) -> Leg | None:
     head = attempt.request_head
     if head is None:
+        if is_refused(attempt):
+            return Leg(attempt.time, None, ("", ""), attempt.client, attempt.server, None,
+                       source, attempt.tcp.end_time, None, True)
         return None
     target = head.target if len(head.target) <= MAX_KEPT_TARGET else digest_key(head.target)
     tcp = attempt.tcp
@@ -100,10 +122,12 @@ def leg_of(attempt: Attempt, source: str | None = None) -> Leg | None:
     # one into the other (HAProxy's h2 front to its HTTP/1.1 backends)
     method = "GET" if head.method == "CONNECT" and head.headers.has(":protocol") else (
         head.method)
+    response = attempt.response_head
     return Leg(attempt.time, head.headers.get("sec-websocket-key"), (method, target),
                attempt.client, attempt.server,
                attempt.response.time if attempt.response is not None else None, source,
-               tcp.end_time if tcp.end_reason in CONNECTION_ENDED else None)
+               tcp.end_time if tcp.end_reason in CONNECTION_ENDED else None,
+               response.status if response is not None else None)
 
 
 def source_of(d: Diagnosis) -> str | None:
@@ -112,11 +136,10 @@ def source_of(d: Diagnosis) -> str | None:
 
 def _pair_legs(diagnoses: Sequence[Diagnosis],
                skew: float = 0.0) -> list[tuple[Diagnosis, Diagnosis]]:
-    candidates = [d for d in diagnoses if d.attempt.request_head is not None]
-    candidates.sort(key=lambda d: d.attempt.time)
-    legs = (leg_of(d.attempt, source_of(d)) for d in candidates)
-    return [(candidates[front], candidates[back])
-            for front, back in pair_legs((leg for leg in legs if leg is not None), skew)]
+    with_legs = [(d, leg) for d in diagnoses if (leg := leg_of(d.attempt, source_of(d)))]
+    with_legs.sort(key=lambda pair: pair[0].attempt.time)
+    return [(with_legs[front][0], with_legs[back][0])
+            for front, back in pair_legs((leg for _, leg in with_legs), skew)]
 
 
 def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int]]:
@@ -139,6 +162,8 @@ def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int
     window: dict[int, Leg] = {}
     by_key: dict[str, deque[int]] = defaultdict(deque)
     by_line: dict[tuple[str, str, bytes], deque[int]] = defaultdict(deque)
+    # refused connections (back legs only) by the address they came from
+    by_refused: dict[bytes, deque[int]] = defaultdict(deque)
     taken: set[int] = set()
     loaded = 0
     upcoming = next(source, None)
@@ -148,26 +173,35 @@ def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int
             if upcoming is None:
                 return
             window[loaded], loaded, upcoming = upcoming, loaded + 1, next(source, None)
-            _index(window[i], i, by_key, by_line)
+            _index(window[i], i, by_key, by_line, by_refused)
         front = window[i]
         # every later leg within the window of this front (times ascend, so a contiguous run)
         while upcoming is not None and not upcoming.time - front.time > PAIRING_WINDOW + skew:
             window[loaded] = upcoming
-            _index(upcoming, loaded, by_key, by_line)
+            _index(upcoming, loaded, by_key, by_line, by_refused)
             loaded, upcoming = loaded + 1, next(source, None)
         # this leg leaves the indexes (it is the oldest in its queues)
         if front.key:
             _forget(by_key, front.key, i)
-        _forget(by_line, (*front.line, front.client.address), i)
+        if front.refused:
+            _forget(by_refused, front.client.address, i)
+        else:
+            _forget(by_line, (*front.line, front.client.address), i)
         if i in taken:
             taken.discard(i)
-        else:
+        elif not front.refused:  # (a refused connection has no back leg)
             found = [n for n in (
                 _first_back_leg(window, front, by_key.get(front.key) if front.key else None,
                                 taken, skew),
                 _first_back_leg(window, front,
                                 by_line.get((*front.line, front.server.address)), taken, skew),
             ) if n is not None]
+            if not found and front.status in GATEWAY_ERRORS:
+                # (a back leg with a request first: the proxy may have been refused by one
+                # backend, then tried the next)
+                refused = _first_back_leg(window, front, by_refused.get(front.server.address),
+                                          taken)
+                found = [refused] if refused is not None else []
             best = min(found) if found else earlier.back_leg_of(front)
             if best is not None:
                 taken.add(best)
@@ -184,18 +218,22 @@ _HINT_BITS = 1 << 21  # bits of each bitmap `may_pair` fills: 256 KB (the four: 
 _HINT_MASK = _HINT_BITS - 1
 
 
-def pairing_hints(leg: Leg | None) -> tuple[int, int, int]:
+def pairing_hints(leg: Leg | None) -> tuple[int, int, int, int]:
     """Hashes of what `pair_legs` looks a leg up by, 32 bits each, never 0 (0: no such
     value, or no leg): its Sec-WebSocket-Key, its request line with its server's address (a
-    front leg's way to its back leg) and with its client's (a back leg's). By crc32, which
-    every process agrees on (a `--jobs` worker or a cluster's makes them, the parent
-    compares them)."""
+    front leg's way to its back leg) and with its client's (a back leg's), and the address a
+    refused connection came from, or that a proxy's 502 or 503 came from (the two sides of a
+    refused back leg: `GATEWAY_ERRORS`). By crc32, which every process agrees on (a `--jobs`
+    worker or a cluster's makes them, the parent compares them)."""
     if leg is None:
-        return 0, 0, 0
+        return 0, 0, 0, 0
+    if leg.refused:  # (found only through the fourth: the address it came from)
+        return 0, 0, 0, zlib.crc32(leg.client.address) or 1
     line = zlib.crc32(_utf8("\x1f".join(leg.line)))
     return ((zlib.crc32(_utf8(leg.key)) or 1) if leg.key else 0,
             zlib.crc32(leg.server.address, line) or 1,
-            zlib.crc32(leg.client.address, line) or 1)
+            zlib.crc32(leg.client.address, line) or 1,
+            (zlib.crc32(leg.server.address) or 1) if leg.status in GATEWAY_ERRORS else 0)
 
 
 def _utf8(text: str) -> bytes:
@@ -203,28 +241,33 @@ def _utf8(text: str) -> bytes:
 
 
 def may_pair(keys: Iterable[int], fronts: Iterable[int], backs: Iterable[int],
-             count: int) -> bytearray:
-    """1 for each of ``count`` legs (`pairing_hints` of each, in three sequences read twice)
+             refusals: Iterable[int], count: int) -> bytearray:
+    """1 for each of ``count`` legs (`pairing_hints` of each, in four sequences read twice)
     that `pair_legs` could pair: its key is another leg's, or its line and server address
-    are another's line and client address, or the other way round. Any other leg is found by
-    nobody and finds nobody (`_first_back_leg` looks only under those two keys; between two
-    files, `_Earlier` pairs by the key only), so `pair_legs` over the legs marked 1 gives the
-    same pairs. The hashes go to bitmaps of a fixed size: a collision only marks a leg more."""
+    are another's line and client address, or the other way round, or its refusal hash is
+    another's (a refused connection from the address of a proxy's 502 or 503). Any other leg
+    is found by nobody and finds nobody (`_first_back_leg` looks only under those keys;
+    between two files, `_Earlier` pairs by the key only), so `pair_legs` over the legs marked
+    1 gives the same pairs. The hashes go to bitmaps of a fixed size (keys and refusals share
+    theirs): a collision only marks a leg more."""
     seen, twice, front_bits, back_bits = (bytearray(_HINT_BITS >> 3) for _ in range(4))
-    for key, front, back in zip(keys, fronts, backs, strict=True):
-        if key:
-            at, bit = (key & _HINT_MASK) >> 3, 1 << (key & 7)
-            if seen[at] & bit:
-                twice[at] |= bit
-            seen[at] |= bit
+    for key, front, back, refusal in zip(keys, fronts, backs, refusals, strict=True):
+        for shared in (key, refusal):
+            if shared:
+                at, bit = (shared & _HINT_MASK) >> 3, 1 << (shared & 7)
+                if seen[at] & bit:
+                    twice[at] |= bit
+                seen[at] |= bit
         if front:
             front_bits[(front & _HINT_MASK) >> 3] |= 1 << (front & 7)
             back_bits[(back & _HINT_MASK) >> 3] |= 1 << (back & 7)
     marks = bytearray(count)
-    for n, (key, front, back) in enumerate(zip(keys, fronts, backs, strict=True)):
-        if front and ((key and twice[(key & _HINT_MASK) >> 3] & 1 << (key & 7))
-                      or back_bits[(front & _HINT_MASK) >> 3] & 1 << (front & 7)
-                      or front_bits[(back & _HINT_MASK) >> 3] & 1 << (back & 7)):
+    for n, (key, front, back, refusal) in enumerate(
+            zip(keys, fronts, backs, refusals, strict=True)):
+        if (front and ((key and twice[(key & _HINT_MASK) >> 3] & 1 << (key & 7))
+                       or back_bits[(front & _HINT_MASK) >> 3] & 1 << (front & 7)
+                       or front_bits[(back & _HINT_MASK) >> 3] & 1 << (back & 7))
+                or refusal and twice[(refusal & _HINT_MASK) >> 3] & 1 << (refusal & 7)):
             marks[n] = 1
     return marks
 
@@ -273,7 +316,11 @@ def _forget(index: dict[Any, deque[int]], name: Any, n: int) -> None:
 
 
 def _index(leg: Leg, n: int, by_key: dict[str, deque[int]],
-           by_line: dict[tuple[str, str, bytes], deque[int]]) -> None:
+           by_line: dict[tuple[str, str, bytes], deque[int]],
+           by_refused: dict[bytes, deque[int]]) -> None:
+    if leg.refused:
+        by_refused[leg.client.address].append(n)
+        return
     if leg.key:
         by_key[leg.key].append(n)
     by_line[(*leg.line, leg.client.address)].append(n)
@@ -293,9 +340,17 @@ def _first_back_leg(window: dict[int, Leg], front: Leg, indexed: deque[int] | No
 
 
 def _legs_of_one_handshake(front: Leg, back: Leg, skew: float = 0.0) -> bool:
-    if back.server == front.server or back.client == front.client:
+    if back.server == front.server or back.client == front.client or front.refused:
         return False
     tolerance = skew if _other_files(front, back) else 0.0
+    if back.refused:
+        # the proxy's connection to its backend, refused: from the host the front leg went
+        # to, after the front's request and before the proxy's own answer (502, 503), within
+        # one capture (a refusal carries no key to pair across clocks by)
+        return (not tolerance and front.status in GATEWAY_ERRORS
+                and front.response_time is not None
+                and back.client.address == front.server.address
+                and front.time <= back.time <= front.response_time)
     if tolerance and front.client.address == back.server.address != back.client.address:
         return False  # the front leg comes from the other's server: it is the back leg
     if front.response_time is not None and back.response_time is not None and (
@@ -324,10 +379,19 @@ def _legs_of_one_handshake(front: Leg, back: Leg, skew: float = 0.0) -> bool:
 
 
 def back_leg(front: Diagnosis, back: Attempt) -> Finding:
-    """The finding that marks ``back`` as the proxy's request for ``front``'s handshake."""
+    """The finding that marks ``back`` as the proxy's request for ``front``'s handshake (or
+    its connection for it, refused)."""
     return Finding("proxy_back_leg", "", back_leg_found(str(front.attempt.server),
-                                                       str(front.attempt.client)),
-                   frames_of(front.attempt.request) + frames_of(back.request), "client")
+                                                       str(front.attempt.client),
+                                                       refused=back.request_head is None),
+                   frames_of(front.attempt.request) + (frames_of(back.request)
+                                                       or _refusal_frames(back)), "client")
+
+
+def _refusal_frames(attempt: Attempt) -> tuple[int, ...]:
+    """A refused connection's SYN and the RST that answered it."""
+    tcp = attempt.tcp
+    return tuple(event.frame for event in (tcp.syn, tcp.server_rst) if event is not None)
 
 
 def back_leg_findings(d: Diagnosis) -> tuple[Finding, ...]:
@@ -384,6 +448,10 @@ def _host_rewritten(front: RequestHead, back: RequestHead) -> tuple[str, str, st
 def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
     """What the proxy changed between the two legs of one handshake."""
     f, b = front.request_head, back.request_head
+    if b is None:  # the proxy's connection to the backend, refused (`Leg.refused`)
+        return [Finding("proxy_backend_refused", "the backend accepts the proxy's connection",
+                        backend_refused_found(str(back.server), str(back.client)),
+                        _refusal_frames(back) + frames_of(front.response))]
     assert isinstance(f, RequestHead) and isinstance(b, RequestHead)
     ev = frames_of(front.request) + frames_of(back.request)
     findings: list[Finding] = []

@@ -42,7 +42,8 @@ H2_CHECKS = ("h2_stream_refused", "h2_stream_reset", "h2_goaway", "h2_frame_erro
              "h2_hpack_error", "h2_header_list_too_large", "h2_connect_protocol_not_enabled",
              "h2_pseudo_header_missing", "h2_connect_malformed", "h2_connection_header_in_request",
              "h2_websocket_key_present", "h2_connection_header_in_response", "h2_status_101",
-             "h2_client_ended_after_switch", "h2_server_ended_after_switch")
+             "h2_client_ended_after_switch", "h2_server_ended_after_switch",
+             "h2_answer_not_http2")
 
 
 def h2_exchange(request: h2.Fields, response: h2.Fields | None = None, *steps: H2Step,
@@ -66,6 +67,41 @@ def h2_exchange(request: h2.Fields, response: h2.Fields | None = None, *steps: H
         return marks
 
     return script
+
+
+def prior_knowledge(answer: bytes, request_first: bool = False) -> Callable[[Conversation], Marks]:
+    """curl --http2-prior-knowledge to a server that speaks HTTP/1 only: its preface and
+    SETTINGS, the server's ``answer`` and FIN, curl's GET on stream 1 (before the answer when
+    ``request_first``), its GOAWAY PROTOCOL_ERROR "SETTINGS expected" and FIN (as curl 7.88
+    did against nginx and python's http.server)."""
+
+    def script(conv: Conversation) -> Marks:
+        hpack_state = h2.H2Conversation()
+        marks = {"syn": conv.handshake()}
+        marks["preface"] = conv.client(h2.PREFACE + h2.settings(((3, 100), (4, 33554432))))
+        request = hpack_state.headers(True, 1, PLAIN_GET, end_stream=True)
+        if request_first:
+            marks["request"] = conv.client(request)
+        marks["answer"] = conv.server(answer, delay=0.002)
+        marks["server_fin"] = conv.server_fin(0.001)
+        if not request_first:
+            marks["request"] = conv.client(request)
+        marks["goaway"] = conv.client(h2.goaway(0, h2.PROTOCOL_ERROR, b"SETTINGS expected"))
+        marks["client_fin"] = conv.client_fin(0.001)
+        return marks
+
+    return script
+
+
+PLAIN_GET = [(":method", "GET"), (":path", "/"), (":scheme", "http"),
+             (":authority", "127.0.0.1:8080"), ("user-agent", "curl/7.88.1"),
+             ("accept", "*/*")]
+NGINX_400 = (b"HTTP/1.1 400 Bad Request\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\n"
+             b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+# python's http.server: its error page without a status line (the request's version, 2.0,
+# is refused with 505 as HTTP/0.9 would be)
+HTTP_SERVER_505 = (b"<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n"
+                   b"        <meta charset=\"utf-8\">\n        <title>Error response</title>\n")
 
 
 def step(name: str, from_client: bool, data: bytes, delay: float = 0.001) -> H2Step:
@@ -234,6 +270,16 @@ H2_CASES: tuple[Case, ...] = (
          h2_exchange(h2.websocket_connect(), OK,
                      step("big", False, h2.data(1, b"\x82\x7e" + bytes(20_000)))),
          FAILED, "h2_frame_error", found={"h2_frame_error": ("frame too large",)}),
+    Case("h2: curl's prior knowledge answered 400 in HTTP/1.1 (nginx without http2)",
+         prior_knowledge(NGINX_400), FAILED, "h2_answer_not_http2",
+         found={"h2_answer_not_http2": ('"HTTP/1.1 400 Bad Request"',)},
+         absent=others("h2_answer_not_http2"),
+         evidence={"h2_answer_not_http2": ("answer", "request")}),
+    Case("h2: curl's prior knowledge answered with an error page without a status line "
+         "(python's http.server)",
+         prior_knowledge(HTTP_SERVER_505, request_first=True), FAILED, "h2_answer_not_http2",
+         found={"h2_answer_not_http2": ('text without an HTTP status line "<!DOCTYPE HTML>"',)},
+         absent=others("h2_answer_not_http2")),
     Case("h2: header list over 64 KiB",
          h2_exchange(h2.websocket_connect(extra=HUGE), None,
                      ("fin", lambda c, _: c.server_fin(0.5))),
@@ -309,6 +355,8 @@ MANGLING = ({"mss": 1}, {"mss": 3, "reorder": 1}, {"mss": 7, "duplicate": 2},
 @pytest.mark.parametrize("mangling", MANGLING,
                          ids=lambda m: "-".join(f"{k}{v}" for k, v in m.items()))
 @pytest.mark.parametrize("name", ["h2: extended CONNECT accepted, frames both ways",
+                                  "h2: curl's prior knowledge answered 400 in HTTP/1.1 (nginx "
+                                  "without http2)",
                                   "h2: :protocol to a server without it, RST_STREAM "
                                   "PROTOCOL_ERROR", "h2: Close 1008 3 ms after the 200",
                                   "h2: unknown path 404"])
@@ -549,3 +597,52 @@ def test_an_h2_websocket_in_life_closed_by_the_servers_close_notify(
     assert attempt["lifetime"] is not None
     assert attempt["lifetime"]["closed_by"] == ("server" if server_says_close_notify
                                                 else "client")
+
+
+@pytest.mark.parametrize("request_sent", [True, False])
+def test_curls_words_when_its_prior_knowledge_meets_an_http1_server(
+        tmp_path: Path, request_sent: bool) -> None:
+    """curl --http2-prior-knowledge to nginx without http2 on the port: nginx answers the
+    preface ("PRI * HTTP/2.0") with 400 and closes, and curl printed "curl: (52) Empty reply
+    from server" (tests/test_curl_h2c_live.py). The connection was only counted as an
+    ordinary exchange: no attempt, nothing said. Its first stream is now the attempt, with
+    curl's line alone (the WebSocket clients' lines are not about HTTP/2 in cleartext); a
+    client that sent no request (the preface alone) still gets its attempt, on no stream."""
+    conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    if request_sent:
+        prior_knowledge(NGINX_400)(conv)
+    else:
+        conv.handshake()
+        conv.client(h2.PREFACE + h2.settings())
+        conv.server(NGINX_400, delay=0.002)
+        conv.server_fin(0.001)
+        conv.client_fin(0.001)
+    path = tmp_path / "prior-knowledge.pcap"
+    write_pcap(path, [conv])
+    (diagnosis,) = analyze_pcap(path)
+    assert diagnosis.primary is not None and diagnosis.primary.check == "h2_answer_not_http2"
+    assert diagnosis.facts.protocol == "h2c"
+    assert diagnosis.attempt.stream_id == (1 if request_sent else None)
+    assert diagnosis.attribution.client == ("curl" if request_sent else None)
+    assert diagnosis.attribution.client_errors == ("curl: (52) Empty reply from server",)
+
+
+def test_curls_words_when_its_h2c_upgrade_is_answered_in_http2_frames(tmp_path: Path) -> None:
+    """curl --http2 offers h2c by Upgrade; a port that speaks HTTP/2 only (nginx's `listen
+    ... http2` without TLS) answers with its SETTINGS frame and a GOAWAY, and curl printed
+    "curl: (1) Received HTTP/0.9 when not allowed" (tests/test_curl_h2c_live.py). The
+    finding gave lines for WebSocket clients only: none for h2c. The near miss: the same
+    answer to a WebSocket request keeps the WebSocket clients' lines."""
+    for request, lines in ((H2C_OFFER, ("curl: (1) Received HTTP/0.9 when not allowed",)),
+                           (ws_request(), None)):
+        conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+        exchange(request, H2_ONLY_ANSWER, server_fin())(conv)
+        path = tmp_path / "h2-only.pcap"
+        write_pcap(path, [conv])
+        (diagnosis,) = analyze_pcap(path)
+        assert diagnosis.primary is not None and diagnosis.primary.check == "response_not_http"
+        errors = diagnosis.attribution.client_errors
+        if lines is not None:
+            assert errors == lines
+        else:
+            assert any(line.startswith("python websockets: ") for line in errors), errors

@@ -49,6 +49,22 @@ def legs(front_request: bytes, back_request: bytes | None, back_response: bytes 
     return convs
 
 
+def refused_back_leg(source: str = PROXY, after: float = 0.01,
+                     answer: bytes | None = None) -> list[Conversation]:
+    """A proxy in front of a backend where nothing listens: the client's handshake, a
+    connection from ``source`` to the backend ``after`` s in, its SYN answered by RST, and
+    the proxy's ``answer`` (nginx's 502) about 30 ms after the request."""
+    t = 1_700_000_000.0
+    front = Conversation(client=(CLIENT, 50000), server=(PROXY, 80), start=t)
+    front.handshake()
+    front.client(ws())
+    back = Conversation(client=(source, 41000), server=(BACKEND, 8080), start=t + after)
+    back.syn_rst()
+    front.server(BAD_GATEWAY if answer is None else answer, delay=0.03)
+    front.client_fin(delay=0.001)
+    return [front, back]
+
+
 def ws(host: str = "chat.example.com", **options: object) -> bytes:
     return websocket_request(host, "/ws", **options)  # type: ignore[arg-type]
 
@@ -80,7 +96,8 @@ class ProxyCase:
 
 ALL_PROXY = ("proxy_stripped_upgrade", "proxy_http10_upstream",
              "proxy_http10_upstream_switched", "proxy_accept_forwarded",
-             "proxy_rekeyed", "proxy_rewrote_response", "proxy_answered_itself")
+             "proxy_rekeyed", "proxy_rewrote_response", "proxy_answered_itself",
+             "proxy_backend_refused")
 
 PROXY_CASES = (
     ProxyCase("nginx without proxy_set_header: backend got no Upgrade, 426 passed back",
@@ -141,6 +158,23 @@ PROXY_CASES = (
     ProxyCase("proxy configured right: the same handshake on both legs",
               lambda: legs(ws(), ws(), SWITCH + FRAME_HI, SWITCH + FRAME_HI, front_fin=False),
               "succeeded", None, absent=ALL_PROXY),
+    ProxyCase("nginx in front of a backend that refused the connection: 502",
+              refused_back_leg, "failed", "proxy_backend_refused",
+              present=("response_gateway_error",),
+              absent=("proxy_answered_itself", "proxy_rewrote_response")),
+    ProxyCase("HAProxy in front of a backend that refused the connection: 503",
+              lambda: refused_back_leg(answer=http_response(
+                  503, "Service Unavailable", [("Content-Length", "0")])),
+              "failed", "proxy_backend_refused", present=("response_gateway_error",)),
+    ProxyCase("a connection refused from another host during the 502: not the proxy's",
+              lambda: refused_back_leg(source="10.0.0.9"), "failed", "response_gateway_error",
+              absent=ALL_PROXY),
+    ProxyCase("the proxy's connection refused after its 502: not for this handshake",
+              lambda: refused_back_leg(after=0.2), "failed", "response_gateway_error",
+              absent=ALL_PROXY),
+    ProxyCase("a connection refused from the proxy while it answered 426: not a gateway error",
+              lambda: refused_back_leg(answer=REJECT_426), "failed",
+              "response_upgrade_required", absent=ALL_PROXY),
     ProxyCase("single leg with X-Forwarded-For: a proxy is on the way",
               lambda: legs(ws(extra_headers=[("X-Forwarded-For", "192.0.2.7")]), None, None,
                            REJECT_426),
@@ -257,23 +291,25 @@ def test_another_clients_request_is_not_the_follow_up(tmp_path: Path) -> None:
 
 
 def _pairs_by_definition(diagnoses: list[Diagnosis]) -> list[tuple[Diagnosis, Diagnosis]]:
-    """The pairing rule stated plainly (every later attempt in the window is tried): the
-    indexed `_pair_legs` must give exactly this."""
+    """The pairing rule stated plainly (every later attempt in the window is tried, those
+    with a request before refused connections): the indexed `_pair_legs` must give exactly
+    this."""
     from analyzer.correlate import PAIRING_WINDOW, _legs_of_one_handshake, leg_of
 
-    candidates = sorted((d for d in diagnoses if d.attempt.request_head is not None),
-                        key=lambda d: d.attempt.time)
+    legs = {id(d): leg for d in diagnoses if (leg := leg_of(d.attempt)) is not None}
+    candidates = sorted((d for d in diagnoses if id(d) in legs), key=lambda d: d.attempt.time)
     taken: set[int] = set()
     pairs = []
     for i, front in enumerate(candidates):
         if id(front) in taken:
             continue
-        for back in candidates[i + 1:]:
-            if back.attempt.time - front.attempt.time > PAIRING_WINDOW:
-                break
-            legs = leg_of(front.attempt), leg_of(back.attempt)
-            assert legs[0] is not None and legs[1] is not None
-            if id(back) not in taken and _legs_of_one_handshake(*legs):
+        later = [back for back in candidates[i + 1:]
+                 if back.attempt.time - front.attempt.time <= PAIRING_WINDOW]
+        for refused in (False, True):
+            back = next((back for back in later if id(back) not in taken
+                         and legs[id(back)].refused == refused
+                         and _legs_of_one_handshake(legs[id(front)], legs[id(back)])), None)
+            if back is not None:
                 taken.update((id(front), id(back)))
                 pairs.append((front, back))
                 break
@@ -379,7 +415,7 @@ def _pairs_of_the_marked(legs: list, skew: float) -> list[tuple[int, int]]:
     from analyzer.correlate import may_pair, pair_legs, pairing_hints
 
     hints = [pairing_hints(leg) for leg in legs]
-    marks = may_pair(*([h[n] for h in hints] for n in range(3)), len(legs))
+    marks = may_pair(*([h[n] for h in hints] for n in range(4)), len(legs))
     kept = [n for n, leg in enumerate(legs) if leg is not None and marks[n]]
     return [(kept[f], kept[b]) for f, b in pair_legs((legs[n] for n in kept), skew)]
 
@@ -395,7 +431,8 @@ def _pairs_of_all(legs: list, skew: float) -> list[tuple[int, int]]:
 def test_the_legs_that_may_pair_give_the_pairs_of_every_leg(seed: int) -> None:
     """A spilled report pairs only the legs `may_pair` marks from their hashes: the same
     pairs as over every leg, on legs of few keys, lines, hosts and two files (so that keys,
-    lines and addresses repeat, across files and within the skew), some without a request."""
+    lines and addresses repeat, across files and within the skew), some without a request,
+    some refused connections and proxies' 502s (a refused back leg pairs with those)."""
     import random
 
     from analyzer.correlate import Leg
@@ -411,13 +448,19 @@ def test_the_legs_that_may_pair_give_the_pairs_of_every_leg(seed: int) -> None:
             legs.append(None)
             continue
         client, server = rng.sample(hosts, 2)
+        if rng.random() < 0.15:
+            legs.append(Leg(t, None, ("", ""), Endpoint(client, rng.randrange(40000, 40004)),
+                            Endpoint(server, rng.choice([80, 8080])), None,
+                            rng.choice([None, "a.pcap", "b.pcap"]), t, None, True))
+            continue
         legs.append(Leg(t, rng.choice([None, "", "k1", "k2", "k1", "k2", "k3"]),
                         ("GET", rng.choice(["/a", "/b"])),
                         Endpoint(client, rng.randrange(40000, 40004)),
                         Endpoint(server, rng.choice([80, 8080])),
                         rng.choice([None, t + rng.choice([0.001, 0.1, 3.0])]),
                         rng.choice([None, "a.pcap", "b.pcap"]),
-                        rng.choice([None, t + rng.choice([0.005, 0.2, 4.0])])))
+                        rng.choice([None, t + rng.choice([0.005, 0.2, 4.0])]),
+                        rng.choice([None, 101, 502, 503])))
     for skew in (0.0, 1.0):
         every = _pairs_of_all(legs, skew)
         assert _pairs_of_the_marked(legs, skew) == every
@@ -554,4 +597,43 @@ def test_the_bundled_loopback_captures_pair_only_real_proxy_legs() -> None:
                     fronts_and_backs.add((path.name, str(d.attempt.server)))
     assert ("tls_mtls_no_client_cert.pcap", "127.0.0.1:18133") not in fronts_and_backs
     assert ("nginx_proxy_ok.pcap", "127.0.0.1:18022") in fronts_and_backs
+    # the connections Caddy and HAProxy made to a backend that was down, refused
+    assert ("caddy_websockets.pcap", "127.0.0.1:18173") in fronts_and_backs
+    assert ("haproxy_websockets.pcap", "127.0.0.1:18143") in fronts_and_backs
     assert ("socketio_no_sticky_sessions.pcap", "127.0.0.1:18167") in fronts_and_backs
+
+
+def test_a_refused_back_leg_names_the_proxys_log_line_and_the_proxy_as_its_client(
+        tmp_path: Path) -> None:
+    """nginx's 502 with the refused connection it made captured too: the front leg's cause is
+    that refusal, nginx's log line is the one it writes for it (tests/test_proxy_refused_live.py
+    reads the real one), and the refused connection's client is the proxy, not the end
+    client (whose library's "connection refused" lines it was given)."""
+    path = tmp_path / "refused.pcap"
+    write_pcap(path, refused_back_leg())
+    by_server = {str(d.attempt.server): d for d in correlate(analyze_pcap(path))}
+    front, back = by_server[f"{PROXY}:80"], by_server[f"{BACKEND}:8080"]
+    assert front.primary is not None and front.primary.check == "proxy_backend_refused"
+    assert front.attribution.server_log == (
+        f"connect() failed (111: Connection refused) while connecting to upstream, client: "
+        f'{CLIENT}, server: ..., request: "GET /ws HTTP/1.1", upstream: '
+        f'"http://{BACKEND}:8080/ws", host: "chat.example.com"')
+    assert back.verdict.value == "refused" and "proxy_back_leg" in [f.check for f in back.findings]
+    assert back.attribution.client == f"proxy at {PROXY}:80"
+    assert back.attribution.client_errors == ()
+
+
+def test_caddys_log_line_for_its_refused_dial_is_the_one_it_wrote() -> None:
+    """captures/caddy_websockets.pcap: Caddy's 502 for a backend that was down, and its dial
+    refused, both captured; Caddy logged 'dial tcp 127.0.0.1:18173: connect: connection
+    refused' (expected.json)."""
+    import json
+
+    repo = Path(__file__).resolve().parents[1]
+    diagnoses = correlate(analyze_pcap(repo / "captures" / "caddy_websockets.pcap"))
+    (front,) = [d for d in diagnoses if str(d.attempt.server) == "127.0.0.1:18172"]
+    entry = next(e for e in json.loads((repo / "captures" / "expected.json").read_text())[
+        "captures"] if e["file"] == "caddy_websockets.pcap")
+    said = next(a for a in entry["attempts"] if a["server"] == "127.0.0.1:18172")["server_said"]
+    assert front.attribution.server_log is not None
+    assert f'"msg":"{front.attribution.server_log}"' in said

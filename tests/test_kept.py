@@ -510,3 +510,20 @@ def test_a_proxy_back_leg_ended_by_the_proxys_idle_timeout_says_so(
              if '"event": "ended"' in line and '"path": "/quiet"' in line]
     assert sorted(e["reasons"][0] for e in ended) == [
         "closed_without_close_frame", "idle_timeout_after_switch"]
+
+
+@pytest.mark.parametrize("args", [["-F", "json"], ["--detail", "--no-color"],
+                                  ["--tcp", "-F", "csv"], ["-F", "table"]])
+def test_a_refused_back_leg_pairs_listed_or_not_in_memory_spilled_and_sharded(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str]) -> None:
+    """nginx's 502 with its refused connection to the backend captured: without --tcp the
+    refused connection is not listed, yet correlation pairs it (`KeptAttempts.set_aside`),
+    kept in memory, spilled, and from `--jobs` workers alike."""
+    from tests.test_correlate import refused_back_leg
+
+    path = tmp_path / "refused.pcap"
+    write_pcap(path, refused_back_leg())
+    out = _same(monkeypatch, [str(path), *args])
+    assert "proxy_backend_refused" in out or "proxy's connection to the backend" in out
+    assert _read(monkeypatch, 10**9, [str(path), "--jobs", "2", *args])[1] == out
+    assert _read(monkeypatch, 0, [str(path), "--jobs", "2", *args])[1] == out

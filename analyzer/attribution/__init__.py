@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from analyzer.attribution.clients import (
     H2_WEBSOCKET_CLIENTS,
+    H2C_KIND_OF_FINDING,
     KIND_OF_FINDING,
     NAMED_ONLY,
     REDIRECT_STATUSES,
@@ -22,7 +23,14 @@ from analyzer.attribution.clients import (
 )
 from analyzer.attribution.closing import closing_values, life_closing_values
 from analyzer.attribution.model import Attribution, attribution
-from analyzer.attribution.servers import ServerMatch, match_known, match_silent_close
+from analyzer.attribution.servers import (
+    ServerMatch,
+    caddy_dial_refused,
+    match_known,
+    match_silent_close,
+    nginx_upstream_refused,
+    refused_backend,
+)
 from analyzer.attribution.texts import NGINX_H2_PROTOCOL_PSEUDO_HEADER, TORNADO, match_words
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
 from analyzer.checks.finding import found_alone
@@ -35,6 +43,7 @@ if TYPE_CHECKING:  # analyzer.checks.facts reads this package's table of server 
 
 _SILENT = ("no_response_server_closed", "no_response_server_reset")
 _HOW_THE_WAIT_ENDED = frozenset((*_SILENT, "no_response_client_gave_up", "h2_stream_refused"))
+_H2C_KINDS = frozenset(H2C_KIND_OF_FINDING.values())
 # kinds whose lines say how long the client waited
 _WAITS = ("no_response_gave_up", "gave_up_after_switch", "tls_gave_up")
 
@@ -103,7 +112,7 @@ def attribute(
         )
     else:
         errors = ()
-    if errors and attempt.transport == "h2":
+    if errors and attempt.transport == "h2" and kind not in _H2C_KINDS:
         # Over HTTP/2 (RFC 8441) only the clients that send an extended CONNECT can have
         # printed anything: the HTTP/1.1-only libraries' lines are not theirs
         errors = tuple(line for line in errors if line.startswith(H2_WEBSOCKET_CLIENTS))
@@ -149,6 +158,15 @@ def _server_log(match: ServerMatch, attempt: Attempt,
             response.status == 400) and any(
             f.check == "h2_connect_protocol_not_enabled" for f in findings):
         return NGINX_H2_PROTOCOL_PSEUDO_HEADER
+    # the proxy's connection to the backend, refused, in the capture too (correlate.py):
+    # the proxy's own line for it, with that backend's address
+    refused = next((f for f in findings if f.check == "proxy_backend_refused"), None)
+    if refused is not None and match.server == "nginx":
+        return nginx_upstream_refused(refused_backend(refused.found), attempt.client.ip,
+                                      request.method, request.target, request.version,
+                                      request.headers.get("host"))
+    if refused is not None and match.server == "Caddy":
+        return caddy_dial_refused(refused_backend(refused.found))
     path = request.target.split("?", 1)[0]
     if match.log is not None:
         return match.log.replace("/PATH", path)
@@ -201,6 +219,10 @@ def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
         if ended.check == "h2_stream_refused" and "GOAWAY" in ended.found:
             return None  # (what Chrome logs for a stream a GOAWAY left unprocessed: not known)
         return KIND_OF_FINDING[ended.check]  # how the wait ended
+    if facts.protocol == "h2c" and verdict != "succeeded":
+        # (h2c's clients are not the WebSocket ones: clients.H2C_KIND_OF_FINDING)
+        return next((H2C_KIND_OF_FINDING[f.check] for f in findings
+                     if f.check in H2C_KIND_OF_FINDING), None)
     if not facts.websocket or verdict == "succeeded":
         return None
     response = attempt.response_head

@@ -515,6 +515,19 @@ _ERRORS.update({
     ),
 })
 
+# h2c, offered by Upgrade (RFC 7540 §3.2) or opened with prior knowledge (RFC 9113 §3.3): of
+# the clients above only curl speaks it (--http2, --http2-prior-knowledge), and its lines are
+# the ones curl 7.88 printed against real servers (tests/test_curl_h2c_live.py). An Upgrade
+# answered in HTTP/2 frames (an HTTP/2-only port) reads to curl as the HTTP/0.9 it refuses,
+# as a WebSocket offer does; a preface answered in HTTP/1 (nginx's 400, python's http.server
+# error page without a status line) fails nghttp2's "SETTINGS expected", and curl says it
+# got no reply at all.
+_ERRORS["h2c_not_http"] = tuple(line for line in _ERRORS["not_http"] if line[0] == "curl")
+_ERRORS["h2_answer_not_http2"] = (("curl", "curl: (52) Empty reply from server"),)
+# Finding id → the h2c failure kind (`attribute` asks it for an attempt whose protocol is h2c)
+H2C_KIND_OF_FINDING = {"response_not_http": "h2c_not_http",
+                       "h2_answer_not_http2": "h2_answer_not_http2"}
+
 # Failure kinds a client reports about what the server sent: a finding of that kind on the
 # client's own side (the client sent the bad text) is not what the client printed.
 SERVER_SENT_KINDS = frozenset({"text_not_utf8", "server_frame_masked",
@@ -585,20 +598,23 @@ KIND_OF_FINDING = {
 # The client of a proxy's back leg (correlate.py pairs the legs): the proxy, named in the
 # `proxy_back_leg` finding's text, which these two functions write and read.
 _FORWARDED = " forwarded the handshake of "
+_TRIED = " tried to forward the handshake of "  # (a connection refused: nothing went through)
 
 
-def back_leg_found(proxy: str, client: str) -> str:
+def back_leg_found(proxy: str, client: str, refused: bool = False) -> str:
     """The `proxy_back_leg` finding's text: the proxy at ``proxy`` (its address on the front
-    leg) forwarded ``client``'s handshake. The proxy's software is not named: the front
-    leg's answer names the server behind it as often as the proxy (nginx and HAProxy pass
-    the backend's answers on)."""
+    leg) forwarded ``client``'s handshake (``refused``: its connection to the backend was
+    refused). The proxy's software is not named: the front leg's answer names the server
+    behind it as often as the proxy (nginx and HAProxy pass the backend's answers on)."""
+    if refused:
+        return f"the proxy at {proxy}{_TRIED}{client}: its connection was refused"
     return f"the proxy at {proxy}{_FORWARDED}{client}"
 
 
 def proxy_of_back_leg(found: str) -> str:
     """Who the client of a back leg is, from its `proxy_back_leg` text: "proxy at
     ADDRESS"."""
-    return found.split(_FORWARDED, 1)[0].removeprefix("the ")
+    return found.split(_FORWARDED, 1)[0].split(_TRIED, 1)[0].removeprefix("the ")
 
 
 @lru_cache(maxsize=1024)  # a capture repeats a few User-Agents; each miss runs ~all _AGENTS

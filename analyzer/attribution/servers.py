@@ -47,6 +47,43 @@ _TRAEFIK = {
     504: ("Gateway Timeout", "504: the service did not answer within forwardingTimeouts"),
 }
 
+# A proxy's connection to its backend refused (correlate.py `proxy_backend_refused`): its
+# finding's text, which these functions write and read, and nginx's error log line for it
+# (ngx_http_upstream.c, with ngx_http_log_error's context: the client's address, the server
+# block's server_name, the request line, the upstream as the proxy's scheme, peer and URI,
+# and the Host header). nginx 1.22 wrote it so against a refused backend
+# (tests/test_proxy_refused_live.py); the server_name is nginx's configuration, not on the
+# wire ("..."), and the upstream's scheme and URI are those of `proxy_pass http://ADDRESS;`,
+# which passes the request's own target.
+_REFUSED = " refused the proxy's connection from "
+
+
+def backend_refused_found(backend: str, proxy: str) -> str:
+    """The `proxy_backend_refused` finding's text: ``backend`` refused the connection the
+    proxy opened from ``proxy``."""
+    return f"{backend}{_REFUSED}{proxy} (RST to its SYN)"
+
+
+def refused_backend(found: str) -> str:
+    """The backend's address in a `proxy_backend_refused` text."""
+    return found.split(_REFUSED, 1)[0]
+
+
+def nginx_upstream_refused(backend: str, client_ip: str, method: str, target: str,
+                           version: str, host: str | None) -> str:
+    """What nginx logged (at error) when ``backend`` refused its connection for a request."""
+    line = (f"connect() failed (111: Connection refused) while connecting to upstream, "
+            f'client: {client_ip}, server: ..., request: "{method} {target} {version}", '
+            f'upstream: "http://{backend}{target}"')
+    return line + (f', host: "{host}"' if host is not None else "")
+
+
+def caddy_dial_refused(backend: str) -> str:
+    """The message of Caddy's http.log.error line when ``backend`` refused its dial (as
+    captures/caddy_websockets.pcap's Caddy logged it, expected.json)."""
+    return f"dial tcp {backend}: connect: connection refused"
+
+
 # What tungstenite (and axum's base, tokio-tungstenite) logs when it closes without answering,
 # by the request fault that most likely caused it.
 TUNGSTENITE_LOGS = {

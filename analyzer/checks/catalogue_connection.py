@@ -260,6 +260,16 @@ CONNECTION: tuple[Check, ...] = in_phase(
     # Found by pairing the two legs of a proxy captured together (analyzer/correlate.py), or
     # by the marks a proxy leaves on one leg. Listed before the request rules: when a proxy
     # broke the handshake, that is the root cause the user must fix.
+    Check("proxy_backend_refused", E, Effect.FAIL, "RFC 9110 §15.6.3",
+          "the proxy's connection to the backend was refused",
+          "For this handshake the proxy opened a connection to its backend, and the backend's "
+          "host answered the SYN with RST: nothing listens on that address and port. The "
+          "proxy then answered the client itself (nginx: 502 Bad Gateway, logging "
+          "'connect() failed (111: Connection refused) while connecting to upstream'; "
+          "HAProxy and Envoy: 503). The client's request was fine; the backend was not there.",
+          "Start the backend (or wait for its restart), or point the proxy at the address "
+          "and port it listens on (nginx: proxy_pass; a backend bound to 127.0.0.1 in "
+          "another container or host cannot be reached)."),
     Check("proxy_stripped_upgrade", E, Effect.FAIL, "RFC 9110 §7.6.1",
           "a proxy removed Upgrade/Connection before the backend",
           "Upgrade and Connection are hop-by-hop: a proxy drops them unless configured to "
@@ -307,7 +317,8 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "the proxy's own request to the backend (the back leg of a proxied handshake)",
           "This connection is the request a proxy made to its backend for a client's "
           "handshake captured too (the front leg, paired by Sec-WebSocket-Key, or by request "
-          "line and time). Its client is the proxy, not the program the forwarded User-Agent "
+          "line and time), or its connection for it, refused (the front leg then answered "
+          "502 or 503). Its client is the proxy, not the program the forwarded User-Agent "
           "names: what the end client saw and printed is on the front leg, and what went "
           "wrong on this leg is in the proxy's error log (nginx: 'upstream timed out', "
           "'upstream prematurely closed connection'; HAProxy: its log line's termination "

@@ -11,6 +11,17 @@ from __future__ import annotations
 Entry = tuple[str, str, str, str, str, str, str]
 
 TRANSPORT: tuple[Entry, ...] = (
+    ("h2_answer_not_http2", "error", "failed", "RFC 9113 §3.4",
+     "the server answered the HTTP/2 preface in another protocol (it does not speak HTTP/2)",
+     "\"The server connection preface consists of a potentially empty SETTINGS frame ... that "
+     "MUST be the first frame the server sends in the HTTP/2 connection.\" This server's first "
+     "bytes were not a SETTINGS frame: an HTTP/1 server reads the client's preface as the "
+     "request line \"PRI * HTTP/2.0\" and refuses it (nginx without http2 on the port: 400; "
+     "python's http.server: an error page without a status line). The client opened HTTP/2 "
+     "with prior knowledge (RFC 9113 §3.3) of a server that has none: curl "
+     "--http2-prior-knowledge then reports an empty reply.",
+     "Use HTTP/1.1 on that port (curl: drop --http2-prior-knowledge, or offer h2c with "
+     "--http2), or enable cleartext HTTP/2 on the server (nginx: listen ... http2)."),
     ("h2_stream_refused", "error", "no_response", "RFC 9113 §8.7",
      "the HTTP/2 stream was not processed (REFUSED_STREAM or GOAWAY)",
      "The server reset the stream with REFUSED_STREAM, or sent a GOAWAY whose last stream id "

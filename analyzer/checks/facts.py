@@ -63,6 +63,8 @@ def facts_of(attempt: Attempt) -> Facts:
             protocol = offered[0]
         elif request.method.upper() == "CONNECT":
             protocol = "connect"
+        elif _h2c_not_spoken(attempt):
+            protocol = "h2c"
     elif request is not None:
         offered = tuple(request.headers.tokens("upgrade"))
         if request.method.upper() == "CONNECT":
@@ -75,6 +77,8 @@ def facts_of(attempt: Attempt) -> Facts:
             protocol = "h2c"
         elif offered:
             protocol = offered[0]
+    elif _h2c_not_spoken(attempt):  # (no request on the connection)
+        protocol = "h2c"
     said = None
     if response is not None and response.status >= 300 and attempt.response is not None:
         said = match_words(response, attempt.response.body_prefix)
@@ -92,6 +96,12 @@ def facts_of(attempt: Attempt) -> Facts:
         elif _mentions_websocket(attempt.response):
             protocol = "websocket"
     return made_facts(offered, protocol, protocol == "websocket", said, request, response)
+
+
+def _h2c_not_spoken(attempt: Attempt) -> bool:
+    """HTTP/2 in cleartext with prior knowledge (RFC 9113 §3.3) to a server that answered
+    in another protocol: an h2c attempt that failed (a successful one is no attempt)."""
+    return attempt.transport == "h2" and attempt.other_answer is not None and attempt.tls is None
 
 
 def offers_websocket(offered: tuple[str, ...]) -> bool:

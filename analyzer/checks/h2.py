@@ -42,6 +42,11 @@ def h2_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
     if h2 is None:
         return []
     findings: list[Finding] = []
+    answer = attempt.other_answer
+    if answer is not None:  # (its server read no HTTP/2: exchange/h2.py `_server_start`)
+        findings.append(Finding("h2_answer_not_http2", "a SETTINGS frame, the server's "
+                                "connection preface", answer.what,
+                                tuple(sorted({*frames_of(attempt.request), answer.frame}))))
     for problem in h2.problems:
         check = _PROBLEM_CHECKS.get(problem.kind, "h2_frame_error")
         if check:

@@ -18,6 +18,9 @@ to ``http2.H2Reader`` and follows the streams the events describe:
   "not processed" or "refused" by the code, wave2-decisions.md);
 - any other stream is an ordinary exchange, counted (listed only when its answer talks about
   an upgrade, as for HTTP/1);
+- a server whose first bytes are not HTTP/2 frames (an HTTP/1 server's 400 to the preface of a
+  client with prior knowledge) does not speak HTTP/2: its bytes are named (``OtherAnswer``),
+  not read as frames, and the connection's first stream is listed with that answer;
 - with the run's life stage, a stream still open when its watch ends is followed in life to
   its end (``h2life.StreamLives``: its DATA counted, END_STREAM, RST_STREAM, GOAWAY, the TCP
   connection's ends), which becomes an ``Ended`` as for an HTTP/1 connection.
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from analyzer.exchange.first_bytes import Start, read_first_bytes
+from analyzer.exchange.first_bytes import Start, describe_start, read_first_bytes
 from analyzer.exchange.h2heads import field_value, request_head, response_head
 from analyzer.exchange.h2life import StreamLives
 from analyzer.exchange.h2streams import StreamState, stream_attempt
@@ -43,6 +46,7 @@ from analyzer.exchange.model import (
     H2Note,
     H2Problem,
     Message,
+    OtherAnswer,
     TcpEvent,
 )
 from analyzer.exchange.relevance import is_upgrade_attempt
@@ -104,6 +108,10 @@ class H2Stage:
         self._notes: list[H2Note] = []
         self._watching = 0  # streams under a SwitchWatch
         self._lives: StreamLives | None = None  # streams past their watch (made at the first)
+        # what the server sent instead of HTTP/2 (its first bytes were not a SETTINGS frame),
+        # and whether an attempt carries it yet
+        self._answer: OtherAnswer | None = None
+        self._answer_listed = False
         self._done = False
         run.counters.http_connections += 1
 
@@ -117,6 +125,7 @@ class H2Stage:
             self._expire(time)  # (a watch whose window ran out in the silence before it)
         self._tcp.fin_of(side, frame, time, lost)
         if self._client is not None:
+            self._server_ended(side)
             self._handle(self._reader.end(self._h2_side(side), frame, time))
         if self._lives:
             self._lives.tcp_fin(side, frame, time, lost)
@@ -126,6 +135,7 @@ class H2Stage:
             self._expire(time)
         self._tcp.rst_of(side, frame, time)
         if self._client is not None:
+            self._server_ended(side)
             self._handle(self._reader.end(self._h2_side(side), frame, time))
         if self._lives:
             self._lives.tcp_rst(side, frame, time)
@@ -150,6 +160,11 @@ class H2Stage:
             self._kinds[side], self._starts[side] = Start.NEED_MORE, None
             return
         h2_side = self._h2_side(side)
+        if h2_side == 1 and self._kinds[side] is not Start.H2_FRAMES and self._answer is None:
+            # a hole before the server's first bytes were told: they are read as HTTP/2 (the
+            # reader stops at the hole) rather than guessed
+            self._kinds[side] = Start.H2_FRAMES
+            self._undecided[side].clear()
         for stream in self._streams.values():
             if stream.watch is not None:
                 stream.watch.complete = False
@@ -172,7 +187,7 @@ class H2Stage:
             # they are read: what they carry (a RST_STREAM 3 s in) is its stream's life. (A
             # watch these bytes begin ends a window after them: none to expire after reading.)
             self._expire(time)
-        self._handle(self._reader.feed(self._h2_side(side), data, frame, time))
+        self._feed(side, data, frame, time)
 
     def on_tick(self, now: float, patience: float) -> None:
         """Live capture: watches past their window end, and a CONNECT unanswered for longer
@@ -192,6 +207,11 @@ class H2Stage:
             return
         for stream in list(self._streams.values()):
             self._decide(stream, time, reason)
+        if self._answer is not None and not self._answer_listed:
+            # (the client sent no request, or its streams were decided before the answer):
+            # the connection's attempt, on no stream (stream_attempt)
+            self._streams[0] = StreamState(0, self._sequence)
+            self._decide(self._streams[0], time, reason)
         if self._lives:
             self._lives.end_all(time, reason)
         self._done = True
@@ -226,12 +246,13 @@ class H2Stage:
         else:
             return  # a server's SETTINGS alone: the client's first bytes decide
         # the client's bytes first (its preface), then the server's, as they were buffered
+        self._starts[1 - self._client] = None  # (the server's are told again from the start)
         for s in (self._client, 1 - self._client):
             held = bytes(self._undecided[s])
             self._undecided[s].clear()
             if held:
                 frame_at, time_at = self._undecided_at[s]
-                self._handle(self._reader.feed(self._h2_side(s), held, frame_at, time_at))
+                self._feed(s, held, frame_at, time_at)
 
     def _back_to_http1(self, client: int) -> None:
         """The server spoke HTTP/2 first (SETTINGS on accept) but the client speaks HTTP/1.1:
@@ -253,6 +274,55 @@ class H2Stage:
 
     def _h2_side(self, side: int) -> int:
         return 0 if side == self._client else 1
+
+    # --- the server's first bytes -------------------------------------------------------------
+
+    def _feed(self, side: int, data: bytes, frame: int, time: float) -> None:
+        """``side``'s bytes to the reader once the client is known; the server's only once
+        its first bytes are HTTP/2 frames (`_server_start`)."""
+        if side == self._client or self._kinds[side] is Start.H2_FRAMES:
+            self._handle(self._reader.feed(self._h2_side(side), data, frame, time))
+        elif self._answer is None:
+            self._server_start(side, data, frame, time)
+
+    def _server_start(self, side: int, data: bytes, frame: int, time: float) -> None:
+        """Holds the server's first bytes until they tell whether it speaks HTTP/2: "The
+        server connection preface consists of a potentially empty SETTINGS frame (Section
+        6.5) that MUST be the first frame the server sends in the HTTP/2 connection" (RFC
+        9113 §3.4). Anything else (an HTTP/1 server's 400 to "PRI * HTTP/2.0") is its answer
+        in another protocol: named, and nothing more of that side is read."""
+        held = self._undecided[side]
+        if not held:
+            self._undecided_at[side] = (frame, time)
+        held += data
+        kind = self._kinds[side]
+        if kind is Start.NEED_MORE:
+            kind, self._starts[side] = read_first_bytes(held, self._starts[side])
+            if kind is Start.NEED_MORE and len(held) <= MAX_UNDECIDED_BYTES:
+                return
+            self._kinds[side] = kind
+        first_frame, first_time = self._undecided_at[side]
+        if kind is Start.H2_FRAMES:
+            earlier = bytes(held[: len(held) - len(data)])
+            held.clear()
+            if earlier:
+                self._handle(self._reader.feed(1, earlier, first_frame, first_time))
+            self._handle(self._reader.feed(1, data, frame, time))
+            return
+        self._answer = OtherAnswer(_answer_in_words(kind, held), first_frame, first_time,
+                                   bytes(held[:16]))
+        held.clear()
+
+    def _server_ended(self, side: int) -> None:
+        """The server's side ended with first bytes still too few to tell: they were its
+        answer, not HTTP/2."""
+        held = self._undecided[side]
+        if side != self._client and held and self._answer is None and (
+                self._kinds[side] is Start.NEED_MORE):
+            first_frame, first_time = self._undecided_at[side]
+            self._answer = OtherAnswer(_answer_in_words(Start.OTHER, held), first_frame,
+                                       first_time, bytes(held[:16]))
+            held.clear()
 
     # --- events -------------------------------------------------------------------------------
 
@@ -429,12 +499,14 @@ class H2Stage:
         listed = stream.is_attempt_shape or is_upgrade_attempt(
             False, head if isinstance(head, ResponseHead) else None, bytes(stream.body),
             request if isinstance(request, RequestHead) else None)
+        if self._answer is not None and not self._answer_listed:
+            listed = self._answer_listed = True  # (the first stream carries the answer)
         if not listed:
             self._run.counters.ordinary_exchanges += 1
             return
         client = self._client if self._client is not None else 0
         attempt = stream_attempt(stream, response, self._tcp, client, time, reason,
-                                 self._goaway, self._problems, self._notes)
+                                 self._goaway, self._problems, self._notes, self._answer)
         self._run.emit(attempt)
         if reason == WINDOW_OVER and stream.watch is not None and self._run.life_sink:
             self._live_on(stream, attempt, client)
@@ -467,6 +539,18 @@ class H2Stage:
     def _note_connection(self, event: H2Event, label: str) -> None:
         if len(self._notes) < MAX_CONNECTION_NOTES:
             self._notes.append(H2Note(_SIDES[event.side], event.first_frame, event.time, label))
+
+
+def _answer_in_words(kind: Start, first: bytes | bytearray) -> str:
+    """A server's first bytes that are not HTTP/2, for the finding's "found": an HTTP/1
+    answer by its status line, text without one (an HTTP/0.9-style error page: python's
+    http.server answers "PRI * HTTP/2.0" so) by its first line."""
+    line = bytes(first[:80]).split(b"\n", 1)[0].rstrip(b"\r")
+    if kind is Start.HTTP1_RESPONSE:
+        return f'an HTTP/1.x response "{line.decode("ascii", "backslashreplace")}"'
+    if kind is Start.OTHER and line and all(32 <= byte < 127 for byte in line):
+        return f'text without an HTTP status line "{line.decode("ascii")}"'
+    return describe_start(kind, first)
 
 
 def h2_handler(run: RunContext, conn: Connection, tcp: TcpLog, kind: Start) -> H2Stage:

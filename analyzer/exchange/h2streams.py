@@ -14,6 +14,7 @@ from analyzer.exchange.model import (
     H2Problem,
     H2Stream,
     Message,
+    OtherAnswer,
     TcpEvent,
 )
 from analyzer.exchange.switch import SwitchWatch
@@ -49,9 +50,12 @@ class StreamState:
 
 def stream_attempt(stream: StreamState, response: Message | None, tcp: TcpLog, client: int,
                    time: float, reason: str, goaway: H2End | None,
-                   problems: list[H2Problem], notes: list[H2Note]) -> Attempt:
+                   problems: list[H2Problem], notes: list[H2Note],
+                   answer: OtherAnswer | None = None) -> Attempt:
     """The attempt of ``stream``, decided at ``time`` for ``reason``, with ``response`` (its
-    body prefix gathered) and the connection's GOAWAY, problems and notes."""
+    body prefix gathered) and the connection's GOAWAY, problems and notes; ``answer``: what
+    the server sent instead of HTTP/2. Stream 0 is none: a connection whose client sent no
+    request (its attempt's ``stream_id`` is None)."""
     after = stream.watch.result(time) if stream.watch is not None else None
     # No answer, and the server's bytes have a hole: the answer may be in it, or after it
     # (a hole loses the HPACK state, so no later header block can be read): the checks
@@ -69,7 +73,7 @@ def stream_attempt(stream: StreamState, response: Message | None, tcp: TcpLog, c
         sequence=stream.sequence,
         response_gap=lost,
         transport="h2",
-        stream_id=stream.id,
+        stream_id=stream.id or None,
         h2=H2Stream(
             server_settings=stream.settings_seen,
             connect_protocol=stream.connect_enabled,
@@ -83,4 +87,5 @@ def stream_attempt(stream: StreamState, response: Message | None, tcp: TcpLog, c
             client_data=stream.data[0],
             server_data=stream.data[1],
         ),
+        other_answer=answer,
     )

@@ -86,7 +86,8 @@ def _header(d: Diagnosis, clean: Cleaner, paint: _Painter) -> str:
         reason = f"{d.primary.check}: {reason}"
     protocol = clean.text(d.facts.protocol) or "-"
     if a.transport == "h2":
-        protocol += f" over HTTP/2, stream {a.stream_id}"
+        protocol += " over HTTP/2" + (f", stream {a.stream_id}" if a.stream_id is not None
+                                      else " (no stream: the client's preface alone)")
     return paint(f"#{d.number}", "bold") + f" {verdict}  {reason}\n" + (
         f"   {a.client} → {a.server}  protocol {protocol}"
     )

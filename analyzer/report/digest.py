@@ -135,10 +135,14 @@ class Digesting:
             digest.tail = decided_tail(diagnosis, self.show_secrets)
             return digest
         digest.record = store.filed(diagnosis)
-        if lives or store.whole or (self.whole_attempts < WHOLE_ATTEMPTS
-                                    and self.whole_bytes < WHOLE_BYTES
-                                    and (self.may_be_a_leg is None
-                                         or self.may_be_a_leg(attempt))):
+        # (a refused connection that may be a proxy's back leg whatever the bounds: the
+        # parent keeps it aside when it does not list it, `KeptAttempts.set_aside`, and has
+        # no rebuild for those; a few hundred bytes each, at most MAX_LISTED_TCP_ATTEMPTS)
+        refused = attempt.kind is AttemptKind.TCP and attempt.tcp.server_rst is not None
+        if lives or store.whole or (
+                (refused or (self.whole_attempts < WHOLE_ATTEMPTS
+                             and self.whole_bytes < WHOLE_BYTES))
+                and (self.may_be_a_leg is None or self.may_be_a_leg(attempt))):
             import pickle  # here: a plain read imports this module, never pickle
 
             register_pickling()  # (the modules a TLS or HTTP/2 session loads, too)

@@ -276,6 +276,8 @@ def request_label(diagnosis: Diagnosis, show_secrets: bool = False,
     if diagnosis.attempt.kind is AttemptKind.TLS and tls is not None:
         return f"(TLS {clean.text(tls.sni)})" if tls.sni else "(TLS only)"
     if request is None:
+        if diagnosis.attempt.transport == "h2":  # (a connection's attempt: exchange/h2.py)
+            return "(HTTP/2 preface only)"
         return "(TCP only)" if diagnosis.attempt.kind is AttemptKind.TCP else "(not captured)"
     label = f"{clean.text(request.method)} {clean.target(request.target)}"
     if diagnosis.attempt.transport == "h2":  # which stream of the HTTP/2 connection

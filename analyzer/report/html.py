@@ -284,7 +284,8 @@ def _attempt_view(d: Diagnosis, detailed: bool, show_secrets: bool,
     fields = attempt_fields(d, show_secrets)
     time = fields["time"]
     request = (f"{fields['method']} {fields['path']}" if fields["method"] is not None
-               else "(TCP only)" if fields["kind"] == "tcp" else "(not captured)")
+               else "(TCP only)" if fields["kind"] == "tcp"
+               else "(HTTP/2 preface only)" if fields["transport"] == "h2" else "(not captured)")
     reason = fields["reason"]
     view: dict[str, Any] = {
         "f": fields,

@@ -25,10 +25,12 @@ from __future__ import annotations
 import copyreg
 import dataclasses
 import functools
+import heapq
+import itertools
 import marshal
 import pickle
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from analyzer.correlate import (
@@ -38,6 +40,7 @@ from analyzer.correlate import (
     back_leg_findings,
     compare_legs,
     correlate,
+    is_refused,
     leg_of,
     may_pair,
     pair_legs,
@@ -69,6 +72,10 @@ SPILL_AFTER = 2_000
 # attempt's heads may be 64 KiB each (long paths, cookies), 128 MB of raw bytes for 2,000
 # attempts, and their parsed fields hold them again.
 SPILL_AFTER_BYTES = 8 * 1024 * 1024
+# Refused connections kept aside (not listed without --tcp) for correlation to pair with a
+# proxy's 502: as many as the pipeline lists (values.MAX_LISTED_TCP_ATTEMPTS), each a TCP-only
+# attempt of a few hundred bytes
+MAX_ASIDE = 1_000
 
 # An Endpoint is in every record twice or three times: pickled by its two fields, not by the
 # generic (Python-level) state of a slotted dataclass.
@@ -116,7 +123,7 @@ def _packed(record: Record) -> bytes:
         links = marshal.dumps((
             None if leg is None else (leg.time, leg.key, leg.line, _pair(leg.client),
                                       _pair(leg.server), leg.response_time, leg.source,
-                                      leg.ended),
+                                      leg.ended, leg.status, leg.refused),
             (hop.time, _pair(hop.client), *hop[2:])))
         rest = marshal.dumps((record.keep, record.verdict, record.reason, record.storm,
                               record.line, record.closed))
@@ -140,7 +147,7 @@ class Filed(NamedTuple):
     data: bytes  # `_packed`
     storm: int  # storms.storm_hash of its storm key
     redirect: bool  # a redirect (its hop has a Location)
-    hints: tuple[int, int, int]  # correlate.pairing_hints of its leg
+    hints: tuple[int, int, int, int]  # correlate.pairing_hints of its leg
 
 
 def filed(record: Record) -> Filed:
@@ -176,9 +183,9 @@ def _unpacked_links(data: bytes | bytearray) -> tuple[Leg | None, Hop]:
     with memoryview(data) as view:
         leg, hop = marshal.loads(view[5:5 + int.from_bytes(view[1:5], "little")])
     if leg is not None:
-        time, key, request, client, server, response_time, source, ended = leg
+        time, key, request, client, server, response_time, source, ended, status, refused = leg
         leg = Leg(time, key, request, Endpoint(*client), Endpoint(*server), response_time,
-                  source, ended)
+                  source, ended, status, refused)
     return leg, Hop(hop[0], Endpoint(*hop[1]), *hop[2:])
 
 
@@ -211,6 +218,8 @@ class KeptAttempts:
         self._memory: list[Diagnosis] = []
         self._memory_bytes = 0  # of the heads and body prefixes in _memory (_captured_bytes)
         self.spill: Spill | None = None
+        # refused connections not listed, which may be a proxy's back legs (`set_aside`)
+        self.aside: list[Diagnosis] = []
 
     def for_workers(self) -> KeptAttempts:
         """A store with these settings and nothing kept, for the processes that make records
@@ -234,6 +243,22 @@ class KeptAttempts:
             spill.add(d)
         self._memory.clear()
         return spill
+
+    def set_aside(self, d: Diagnosis | Digest) -> None:
+        """An attempt the report does not list (a TCP-only one without --tcp): kept whole
+        when it is a refused connection, which correlation may pair with a proxy's 502 as
+        its back leg (nothing else of it is reported: it is counted apart)."""
+        if len(self.aside) >= MAX_ASIDE:
+            return
+        if not isinstance(d, Diagnosis):  # a worker's digest: whole when refused (digest.py)
+            if d.record is None or d.whole is None or not d.record.hints[3] or (
+                    d.record.hints[1]):
+                return
+            register_pickling()
+            d = pickle.loads(d.whole)
+            assert isinstance(d, Diagnosis)
+        if is_refused(d.attempt):
+            self.aside.append(d)
 
     def add_digest(self, digest: Digest) -> None:
         """An attempt as a `--jobs` worker sent it: its record made, its whole pickled while
@@ -259,7 +284,7 @@ class KeptAttempts:
         kept = with_groups(self._memory)
         kept.sort(key=lambda d: (d.attempt.first_frame, d.attempt.time))
         kept = correlate([dataclasses.replace(d, number=i) for i, d in enumerate(kept, start=1)],
-                         self.skew)
+                         self.skew, self.aside)
         self.listed = kept
         return [d for d in kept if self.keep(d)]
 
@@ -303,6 +328,17 @@ def _csv_head() -> str:  # made on first use: csv is imported only by the CSV fo
     return render_csv([])
 
 
+class _Chained:
+    """A column followed by a list, read as one sequence as often as asked (`may_pair` reads
+    its sequences twice), without a copy of the column."""
+
+    def __init__(self, column: Iterable[int], more: list[int]) -> None:
+        self.column, self.more = column, more
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.chain(self.column, self.more)
+
+
 class Spill:
     """The records of a spilled report in a temporary file, five numbers each in memory."""
 
@@ -325,7 +361,7 @@ class Spill:
         self.living = Column("q")
         # what pairing legs looks them up by, hashed (correlate.pairing_hints): only the legs
         # that may pair are read back (`_correlate`)
-        self.hints = (Column("I"), Column("I"), Column("I"))
+        self.hints = (Column("I"), Column("I"), Column("I"), Column("I"))
 
     def add(self, d: Diagnosis) -> None:
         # an attempt whose connection lives on is kept whole too: its end judges it again
@@ -424,17 +460,34 @@ class Spill:
     def _correlate(self, order: array[int], by_time: array[int]) -> None:
         """correlate.correlate over the records: the legs paired in time order, the fronts
         (and attempts a proxy answered itself) judged again with the findings it adds."""
-        candidates = array(index_code(len(self.at)))  # attempt index of each leg paired
+        count = len(self.at)
+        # refused connections not listed (`KeptAttempts.set_aside`), after the attempts:
+        # indexes from ``count`` on, never judged again here (only their fronts)
+        aside = self.owner.aside
+        aside_legs = [leg_of(d.attempt, source_of(d)) for d in aside]
+        aside_hints = [pairing_hints(leg) for leg in aside_legs]
+        candidates = array(index_code(count + len(aside)))  # attempt index of each leg paired
         # only the legs that may pair are read (the others change no pair): on the dense
         # benchmark mix, none (benchmarks/README.md, "Twenty-sixth session")
-        pairable = may_pair(*self.hints, len(self.at))
+        keys, fronts, back_hints, refusals = (
+            _Chained(column, [h[n] for h in aside_hints]) for n, column in enumerate(self.hints))
+        pairable = may_pair(keys, fronts, back_hints, refusals, count + len(aside))
 
-        def legs() -> Iterator[Leg]:
+        def listed() -> Iterator[tuple[Leg, int]]:
             for rank in by_time:
                 index = order[rank]
                 if pairable[index] and (leg := self.leg(index)) is not None:
-                    candidates.append(index)
-                    yield leg
+                    yield leg, index
+
+        apart = sorted(((leg, count + n) for n, leg in enumerate(aside_legs)
+                        if leg is not None and pairable[count + n]), key=lambda x: x[0].time)
+
+        def legs() -> Iterator[Leg]:
+            # in time order, an attempt before a refused connection of the same time (as
+            # correlate.correlate's stable sort of the attempts, then those aside)
+            for leg, index in heapq.merge(listed(), apart, key=lambda x: x[0].time):
+                candidates.append(index)
+                yield leg
 
         pairs = [(candidates[f], candidates[b]) for f, b in pair_legs(legs(), self.owner.skew)]
         if not pairs:
@@ -450,8 +503,13 @@ class Spill:
             if leg is not None and leg.server in proxies and leg.response_time is not None:
                 alone.append(index)
         front_of = {b: f for f, b in pairs}
-        wholes = self._wholes(set(back_of) | backs | set(alone))
-        for index in sorted(set(back_of) | backs | set(alone)):
+        listed_ones = {index for index in set(back_of) | backs | set(alone) if index < count}
+        known = self._wholes(listed_ones)
+
+        def wholes(index: int) -> Diagnosis | None:
+            return known(index) if index < count else aside[index - count]
+
+        for index in sorted(listed_ones):
             back, front = back_of.get(index), front_of.get(index)
             d = wholes(index)
             other = wholes(back) if back is not None else None
