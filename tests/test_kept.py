@@ -103,7 +103,11 @@ def test_spilled_proxy_pairs_are_rebuilt_or_pickled(monkeypatch: pytest.MonkeyPa
 
 def test_a_spilled_attempt_costs_a_few_bytes_of_memory(tmp_path: Path) -> None:
     """Past SPILL_AFTER a kept attempt is a few numbers in memory (its record is on disk):
-    4,000 more attempts of a reconnect storm cost well under 100 bytes each."""
+    4,000 more attempts of a reconnect storm cost under 128 bytes each. The columns are 57
+    (frame, time, record offset, storm hash, pickle offset: 8 each; four 4-byte pairing
+    hints; a redirect byte); the rest is the columns' chunk slack and the records' 64 KiB
+    write buffer spread over the 4,000 (measured 106 bytes with three hints, 112 with the
+    fourth, the proxy's answer status and refused flag of the thirty-first session)."""
     path = tmp_path / "storm.pcap"
     with path.open("wb") as out:
         hostile.rejected_storm(out, 6000)
@@ -121,7 +125,7 @@ def test_a_spilled_attempt_costs_a_few_bytes_of_memory(tmp_path: Path) -> None:
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert store.spill is not None
-    assert grown / (len(decided) - 2001) < 100
+    assert grown / (len(decided) - 2001) < 128
     report = store.close()
     text = io.StringIO()
     assert not isinstance(report, list)
