@@ -207,3 +207,17 @@ def test_live_counts_them_and_says_so(tmp_path: Path) -> None:
     assert ("Timestamps go backwards 1 time (first at frame 10, by up to 10 s): durations and "
             "timeouts near those frames may be wrong; sort the capture with reordercap"
             ) in text.splitlines()
+
+
+def test_a_step_back_of_microseconds_is_counted_but_not_said(tmp_path: Path) -> None:
+    """Records of two queues or interfaces step back by microseconds (CheckOCPP's real
+    capture: 2 µs once): JSON counts it, no summary line says durations may be wrong."""
+    a, b, out = tmp_path / "later.pcap", tmp_path / "earlier.pcap", tmp_path / "both.pcap"
+    write_pcap(a, [_websocket(40001, START)])
+    last = max(record.time for record in read_captures([str(a)], []))
+    write_pcap(b, [_websocket(40002, last - 0.000_005)])  # starts 5 µs before a's end
+    _appended(out, a, b, pcapng=False)
+    summary = json.loads(run_cli("read", out, "-F", "json").output)["summary"]
+    assert summary["timestamps_backwards"] == 1
+    assert 0 < summary["timestamps_backwards_largest_s"] < 0.001
+    assert LINE not in run_cli("read", out).output

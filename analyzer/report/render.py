@@ -291,13 +291,20 @@ def capture_lines(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Steps back smaller than this are not said in the text summaries (JSON counts them all): a
+# capture on several queues or interfaces steps back by microseconds (CheckOCPP's real
+# capture: once, 2 µs), which changes no duration the report gives in milliseconds.
+BACKWARDS_WORTH_SAYING = 0.001
+
+
 def capture_notes(s: dict[str, Any]) -> list[str]:
     """What the capture's own making changes in what the report measures, as sentences (the
     text summaries' lines, the HTML page's): timestamps that step back, connections captured
     twice. None of them when it did not happen (or in a summary written before they were
-    counted)."""
+    counted), nor for steps back under `BACKWARDS_WORTH_SAYING`."""
     notes = []
-    if back := s.get("timestamps_backwards"):
+    back = s.get("timestamps_backwards")
+    if back and s["timestamps_backwards_largest_s"] >= BACKWARDS_WORTH_SAYING:
         notes.append(
             f"Timestamps go backwards {back:,} time{'' if back == 1 else 's'} (first at frame "
             f"{s['timestamps_backwards_first_frame'] or 0:,}, by up to "
