@@ -130,7 +130,10 @@ def decoder(data: bytes) -> None:
 
 
 # One fragment of `fragments`' input: version (low bit) and identification (the rest: few
-# datagrams, so pieces meet), offset in 8-byte units, flags (MF/M: bit 0), time step, length.
+# datagrams, so pieces meet), offset in 8-byte units, flags (bit 0 MF/M; bits 1-3 the 4-byte
+# words of options in an IPv4 header, so fragments' headers differ in length; bits 4-7 how
+# many times more the payload is repeated, so datagrams near 64 KiB take few bytes of input),
+# time step, length.
 FRAGMENT = struct.Struct("!BHBBB")
 FRAGMENT_TCP = struct.pack("!HHIIHHHH", 40000, 80, 1, 1, 0x5018, 65535, 0, 0)  # for seeds
 
@@ -148,6 +151,7 @@ def fragments(data: bytes) -> None:
         pos += FRAGMENT.size
         part = data[pos : pos + length]
         pos += length
+        part *= 1 + (flags >> 4)
         ident = kind >> 1
         if kind & 1:  # IPv6 with a Fragment header
             header = struct.pack("!BBHI", 6, 0, (offset << 3) & 0xFFF8 | flags & 1, ident)
@@ -155,9 +159,10 @@ def fragments(data: bytes) -> None:
                 + bytes(15) + b"\2" + header + part
             frame = bytes(12) + b"\x86\xdd" + ip
         else:
-            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(part), ident,
-                             (flags & 1) << 13 | offset & 0x1FFF, 64, 6, 0,
-                             b"\n\0\0\1", b"\n\0\0\2") + part
+            words = flags >> 1 & 7
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45 + words, 0, 20 + 4 * words + len(part),
+                             ident, (flags & 1) << 13 | offset & 0x1FFF, 64, 6, 0,
+                             b"\n\0\0\1", b"\n\0\0\2") + b"\1" * 4 * words + part
             frame = bytes(12) + b"\x08\x00" + ip
         when += step / 16
         number += 1

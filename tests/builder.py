@@ -37,6 +37,7 @@ import gzip as gzip_module
 import hashlib
 import io
 import ipaddress
+import itertools
 import os
 import random
 import struct
@@ -57,6 +58,7 @@ __all__ = [
     "TcpFlags",
     "apply_transforms",
     "encapsulate",
+    "fragment_frame",
     "http_request",
     "http_response",
     "pcap_bytes",
@@ -478,6 +480,44 @@ def encapsulate(segment: Segment, linktype: str, *, big_endian: bool = False) ->
         header = struct.pack("!HHIHBB8s", ethertype, 0, 1, ARPHRD_ETHER, packet_type, 6, src_mac)
         return header + ip
     raise ValueError(f"unknown link type {linktype!r}; known: {sorted(LINKTYPES)}")
+
+
+_fragment_ids = itertools.count(0x100)
+
+
+def fragment_frame(frame: bytes, size: int, ident: int | None = None) -> list[bytes]:
+    """An Ethernet frame's IP packet (IPv4, or IPv6 with a Fragment header) cut into
+    fragments carrying `size` payload bytes (a multiple of 8) each, in order; the frame
+    itself when its payload fits."""
+    assert size % 8 == 0
+    ident = next(_fragment_ids) if ident is None else ident
+    eth, ip = frame[:14], frame[14:]
+    if eth[12:14] == b"\x08\x00":
+        hlen = (ip[0] & 15) << 2
+        (total,) = struct.unpack_from("!H", ip, 2)
+        payload = ip[hlen:total]
+        if len(payload) <= size:
+            return [frame]
+        out = []
+        for off in range(0, len(payload), size):
+            part = payload[off : off + size]
+            more = 0x2000 if off + size < len(payload) else 0
+            head = (ip[:2] + struct.pack("!HHH", hlen + len(part), ident & 0xFFFF,
+                                         more | off >> 3) + ip[8:hlen])
+            out.append(eth + head + part)
+        return out
+    (plen,) = struct.unpack_from("!H", ip, 4)
+    payload, nxt = ip[40 : 40 + plen], ip[6]
+    if len(payload) <= size:
+        return [frame]
+    out = []
+    for off in range(0, len(payload), size):
+        part = payload[off : off + size]
+        more = 1 if off + size < len(payload) else 0
+        header = struct.pack("!BBHI", nxt, 0, off | more, ident)
+        out.append(eth + ip[:4] + struct.pack("!HB", 8 + len(part), 44) + ip[7:40]
+                   + header + part)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

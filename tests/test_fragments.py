@@ -34,46 +34,11 @@ from tests.builder import (
     websocket_request,
     websocket_response,
 )
+from tests.builder import fragment_frame as fragment
 
 SWEEP = Path("/work/notes/sweep30a")
 
-# --- fragmenting frames (Ethernet, as the builder writes them) -------------------------------
-
-_ids = itertools.count(0x100)
-
-
-def fragment(frame: bytes, size: int, ident: int | None = None) -> list[bytes]:
-    """The frame's IP packet cut into fragments carrying `size` payload bytes (a multiple
-    of 8) each, in order; the frame itself when its payload fits."""
-    assert size % 8 == 0
-    ident = next(_ids) if ident is None else ident
-    eth, ip = frame[:14], frame[14:]
-    if eth[12:14] == b"\x08\x00":
-        hlen = (ip[0] & 15) << 2
-        (total,) = struct.unpack_from("!H", ip, 2)
-        payload = ip[hlen:total]
-        if len(payload) <= size:
-            return [frame]
-        out = []
-        for off in range(0, len(payload), size):
-            part = payload[off : off + size]
-            more = 0x2000 if off + size < len(payload) else 0
-            head = (ip[:2] + struct.pack("!HHH", hlen + len(part), ident & 0xFFFF,
-                                         more | off >> 3) + ip[8:hlen])
-            out.append(eth + head + part)
-        return out
-    (plen,) = struct.unpack_from("!H", ip, 4)
-    payload, nxt = ip[40 : 40 + plen], ip[6]
-    if len(payload) <= size:
-        return [frame]
-    out = []
-    for off in range(0, len(payload), size):
-        part = payload[off : off + size]
-        more = 1 if off + size < len(payload) else 0
-        header = struct.pack("!BBHI", nxt, 0, off | more, ident)
-        out.append(eth + ip[:4] + struct.pack("!HB", 8 + len(part), 44) + ip[7:40]
-                   + header + part)
-    return out
+# --- fragmented captures (Ethernet, as the builder writes them) ------------------------------
 
 
 def write(path: Path, packets: Iterable[tuple[float, bytes]]) -> Path:
@@ -360,6 +325,30 @@ def test_too_large_and_malformed() -> None:
     frag[6:8] = b"\x20\x00"  # MF with 13 bytes: not a multiple of 8
     assert ipv4_piece(bytes(frag), 0, len(frag)) == "ipv4 fragment (malformed)"
     assert ipv4_piece(bytes(frag), 0, len(frag) - 1) == "ipv4 fragment (cut by snaplen)"
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed"])
+def test_a_longer_first_header_past_64_kib_is_too_large(order: str) -> None:
+    """The whole datagram gets its first fragment's header: with options (24 bytes) before
+    65,515 bytes of payload that the last fragment's 20-byte header allowed, its total
+    length would be 65,539 (a struct.error, the run's end, found by the fuzz31 round); it
+    is too large, whichever fragment comes first."""
+    head = _v4_packet(b"")[:20]
+    first_head = bytes([0x46]) + head[1:] + b"\1" * 4  # one word of options
+    key = b"\x04" + head[12:20] + b"\x06" + head[4:6]
+    pieces = [Piece(4, key, n * 4080, True, b"x" * 4080, first_head if n == 0 else head)
+              for n in range(16)]
+    pieces.append(Piece(4, key, 16 * 4080, False, b"z" * 235, head))  # ends at 65,515
+    if order == "reversed":
+        pieces.reverse()
+    table = Fragments()
+    assert [table.add(piece, 0.0) for piece in pieces] == [None] * 17
+    assert table.pending() == Counter({"ipv4 fragment (too large)": 17})
+    # (the near miss: 8 bytes less payload fits: 24 + 65,507 bytes)
+    pieces = [p for p in pieces if p.more] + [Piece(4, key, 16 * 4080, False, b"z" * 227, head)]
+    table = Fragments()
+    whole = [table.add(piece, 0.0) for piece in pieces][-1]
+    assert whole is not None and len(whole) == 65_531 and whole[:1] == b"\x46"
 
 
 def test_expiry_counts_by_capture_time() -> None:

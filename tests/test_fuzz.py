@@ -21,7 +21,7 @@ from analyzer.source import read_records
 from analyzer.tls.keylog import load_keylog
 from fuzz import tls_plaintext
 from fuzz.seeds import seeds
-from fuzz.targets import TARGETS
+from fuzz.targets import FRAGMENT, TARGETS
 
 # Examples per target: about 60 s in all on the 2-core CI machine (the pipeline target costs
 # the most per input, the decoder the least).
@@ -350,6 +350,14 @@ REGRESSIONS: list[tuple[str, str, bytes]] = [
         "0aa71ce25d001746650aeacfa4aa6481859a95ff715d01173b07c2f0b8890fa8485454502f312e312031"
         "30320000000000000031205377e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e270677261640d0d0d0d0d0d0d0d"
         "0d0d0d0d0d0d0d0d0d0d0d0d6f636b65740d0a436f6e6e65202130312053a4aa660100")),
+    # fuzz31 round, fragments target (found by reading decode/fragments.py, then written as
+    # this target's input, which the harness can make since its IPv4 headers vary): 16
+    # fragments of 4,080 bytes (255 repeated 16 times), the first with one word of options,
+    # and a last of 235 ending at 65,515: put together whole with the first's 24-byte header,
+    # 65,539 bytes, a struct.error. Now too large (tests/test_fragments.py has the cases).
+    ("fragments", "a longer first IPv4 header past 64 KiB", b"".join(
+        FRAGMENT.pack(2, n * 510, 0xF1 | (2 if n == 0 else 0), 1, 255) + bytes([n]) * 255
+        for n in range(16)) + FRAGMENT.pack(2, 16 * 510, 0, 1, 235) + b"z" * 235),
 ]
 
 

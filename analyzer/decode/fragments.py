@@ -185,8 +185,16 @@ class Fragments:
         """Puts `piece` among the datagram's; the reason to drop the datagram, or ''."""
         start, data = piece.offset, piece.data
         stop = start + len(data)
-        limit = MAX_DATAGRAM - len(piece.head) if piece.version == 4 else MAX_DATAGRAM
-        if stop > limit:
+        if piece.version == 4:
+            # The whole datagram gets its first fragment's header, which may be longer (more
+            # options) than the others': its total length, that header and the furthest
+            # byte, must fit in 16 bits whichever fragment came first (until the first does,
+            # each is measured with its own header).
+            head = len(datagram.head or piece.head)
+            held = datagram.starts[-1] + len(datagram.pieces[-1]) if datagram.starts else 0
+            if max(stop, held, datagram.length) > MAX_DATAGRAM - head:
+                return TOO_LARGE
+        elif stop > MAX_DATAGRAM:
             return TOO_LARGE
         if not piece.more:
             # "the last fragment [...] sets the length" (RFC 815 §6): a second, different
