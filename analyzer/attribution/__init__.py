@@ -15,12 +15,20 @@ from analyzer.attribution.clients import (
     client_errors,
     client_name,
     clients_of,
+    negotiation_values,
     proxy_of_back_leg,
+    rsv_values,
     websockets_redirect,
 )
 from analyzer.attribution.closing import closing_values, life_closing_values
 from analyzer.attribution.model import Attribution, attribution
-from analyzer.attribution.servers import ServerMatch, match_known, match_silent_close
+from analyzer.attribution.servers import (
+    GORILLA,
+    ServerMatch,
+    gorilla_log,
+    match_known,
+    match_silent_close,
+)
 from analyzer.attribution.texts import NGINX_H2_PROTOCOL_PSEUDO_HEADER, TORNADO, match_words
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
 from analyzer.checks.finding import found_alone
@@ -35,6 +43,8 @@ _SILENT = ("no_response_server_closed", "no_response_server_reset")
 _HOW_THE_WAIT_ENDED = frozenset((*_SILENT, "no_response_client_gave_up", "h2_stream_refused"))
 # kinds whose lines say how long the client waited
 _WAITS = ("no_response_gave_up", "gave_up_after_switch", "tls_gave_up")
+# kinds whose lines depend on what the client offered and the server chose
+_NEGOTIATION = ("protocol_not_offered", "extension", "deflate_params")
 
 
 def attribute(
@@ -77,6 +87,13 @@ def attribute(
             kind = "h2_unauthorized"
         elif kind in _WAITS:  # (only then: a value of its own each time)
             extra = {"waited_ms": _waited_ms(attempt)}
+        elif kind in _NEGOTIATION and request is not None and response is not None:
+            extra = negotiation_values(
+                bool(request.headers.tokens("sec-websocket-protocol")),
+                bool(request.headers.tokens("sec-websocket-extensions")),
+                response.headers.tokens("sec-websocket-extensions"))
+        elif kind == "rsv":
+            extra = rsv_values(_rsv_bits(findings))
         errors = client_errors(
             kind, client, **extra,
             status=response.status if response else "",
@@ -135,6 +152,8 @@ def _server_log(match: ServerMatch, attempt: Attempt,
             response.status == 400) and any(
             f.check == "h2_connect_protocol_not_enabled" for f in findings):
         return NGINX_H2_PROTOCOL_PSEUDO_HEADER
+    if match.server == GORILLA and response is not None:
+        return gorilla_log(request, response.status)  # (the request says which check failed)
     path = request.target.split("?", 1)[0]
     if match.log is not None:
         return match.log.replace("/PATH", path)
@@ -221,6 +240,19 @@ def _reserved_code(finding: Finding) -> str:
 
 
 _CLOSE_CODE = re.compile(r"Close (\d+)")
+
+
+def _rsv_bits(findings: tuple[Finding, ...]) -> int:
+    """The RSV bits of the server's frame a ws_rsv_without_extension finding names
+    ("RSV=100 on a server frame"), 0 when none does."""
+    for finding in findings:
+        if finding.check == "ws_rsv_without_extension":
+            bits = _RSV.search(finding.found)
+            return int(bits.group(1), 2) if bits else 0
+    return 0
+
+
+_RSV = re.compile(r"RSV=([01]{3})")
 
 
 def _value_for(kind: str | None, findings: tuple[Finding, ...]) -> str:

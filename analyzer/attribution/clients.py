@@ -10,6 +10,7 @@ import re
 from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
+from analyzer.attribution.closing import GORILLA_ABNORMAL
 from analyzer.remembered import Remembered
 
 # User-Agent → client name, first match wins (Edge and Opera also say "Chrome").
@@ -38,7 +39,14 @@ _AGENTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 # Failure kind → (client, what it prints). {status}, {reason}, {canonical_reason}, {value}... are
-# filled in.
+# filled in. Node ws's lines (8.11) and gorilla/websocket's (1.5.0: Dial's error, or
+# ReadMessage's after the switch) are what each printed against raw servers failing so
+# (tests/test_gorilla_nodews_live.py); "..." stands for what varies (a client's address).
+# Node's HTTP client takes a 101 as an upgrade only with both Connection: upgrade and an
+# Upgrade header: without either, Node ws never sees the switch and words it as any status.
+_BAD_HANDSHAKE = "websocket: bad handshake"  # gorilla: any status, Upgrade, Connection, Accept
+_NODE_WS_NO_SWITCH = "Unexpected server response: 101"
+_ACCEPTS = "(accepts it: no error)"
 _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
     "status": (
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
@@ -47,24 +55,28 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "server rejected WebSocket connection: HTTP {status}"),
         ("aiohttp", "WSServerHandshakeError: {status}, message='Invalid response status'"),
         ("tungstenite", "HTTP error: {status} {canonical_reason}"),
-        ("gorilla/websocket", "websocket: bad handshake"),
+        ("gorilla/websocket", _BAD_HANDSHAKE),
         ("coder/websocket", "expected handshake response status code 101 but got {status}"),
         (".NET", "The server returned status code '{status}' when status code '101' was "
                  "expected."),
         ("socket.io-client", "connect_error: websocket error (Unexpected server response: "
                              "{status})"),
     ),
+    # a 101 without an Upgrade header (one naming another protocol: "upgrade_other")
     "upgrade": (
         ("Chrome", "Error during WebSocket handshake: 'Upgrade' header is missing"),
-        ("Node ws", "Invalid Upgrade header"),
+        ("Node ws", _NODE_WS_NO_SWITCH),
         ("python websockets", "missing Upgrade header"),
         ("tungstenite", "No \"Upgrade: websocket\" header"),
+        ("gorilla/websocket", _BAD_HANDSHAKE),
     ),
     "connection": (
         ("Chrome", "Error during WebSocket handshake: 'Connection' header value must contain "
                    "'Upgrade'"),
+        ("Node ws", _NODE_WS_NO_SWITCH),
         ("python websockets", "invalid Connection header: {value}"),
         ("tungstenite", "No \"Connection: upgrade\" header"),
+        ("gorilla/websocket", _BAD_HANDSHAKE),
     ),
     "accept": (
         ("Chrome", "Error during WebSocket handshake: Incorrect 'Sec-WebSocket-Accept' header "
@@ -73,33 +85,41 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "invalid Sec-WebSocket-Accept header: {value}"),
         ("aiohttp", "WSServerHandshakeError: 101, message='Invalid challenge response'"),
         ("tungstenite", "Key mismatch in \"Sec-WebSocket-Accept\" header"),
+        ("gorilla/websocket", _BAD_HANDSHAKE),
     ),
     "accept_missing": (
         ("Chrome", "Error during WebSocket handshake: 'Sec-WebSocket-Accept' header is missing"),
         ("Node ws", "Invalid Sec-WebSocket-Accept header"),
         ("python websockets", "missing Sec-WebSocket-Accept header"),
+        ("gorilla/websocket", _BAD_HANDSHAKE),
     ),
     "protocol_not_chosen": (
         ("Chrome", "Error during WebSocket handshake: Sent non-empty 'Sec-WebSocket-Protocol' "
                    "header but no response was received"),
         ("Node ws", "Server sent no subprotocol"),
         ("tungstenite", "Server sent no subprotocol"),
-        ("python websockets", "(accepts it: no error)"),
+        ("python websockets", _ACCEPTS),
+        ("gorilla/websocket", _ACCEPTS),
     ),
+    # Node ws's words depend on whether the client offered any (`negotiation_values`);
+    # gorilla takes whatever subprotocol the server names
     "protocol_not_offered": (
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
                    "'Sec-WebSocket-Protocol' header value '{value}' in response does not match "
                    "any of sent values"),
-        ("Node ws", "Server sent an invalid subprotocol"),
+        ("Node ws", "{node_ws_protocol}"),
         ("python websockets", "NegotiationError: unsupported subprotocol: {value}"),
+        ("gorilla/websocket", _ACCEPTS),
     ),
+    # Node ws's words depend on whether the client offered an extension, gorilla's on the
+    # server's permessage-deflate answer (`negotiation_values`)
     "extension": (
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
                    "Found an unsupported extension '{value}' in 'Sec-WebSocket-Extensions' "
                    "header"),
-        ("Node ws", "Server indicated an extension that was not requested"),
+        ("Node ws", "{node_ws_extension}"),
         ("python websockets", "NegotiationError: no extensions supported"),
-        ("gorilla/websocket", "websocket: invalid compression negotiation"),
+        ("gorilla/websocket", "{gorilla_extension}"),
     ),
     # A permessage-deflate answer with parameters the client cannot take (RFC 7692 §7.1):
     # Chromium's line ends with which one (an unexpected or an invalid parameter), python
@@ -111,6 +131,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "Invalid Sec-WebSocket-Extensions header"),
         ("python websockets", "NegotiationError: Unsupported extension: name = "
                               "permessage-deflate, params = ..."),
+        ("gorilla/websocket", "{gorilla_extension}"),
     ),
     # No answer to the handshake, by how the wait ended (checks/transport.py): every line
     # below is what the real client printed against a server that did that
@@ -119,6 +140,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
     # that gives up calls close())
     "no_response": (
         ("Node ws", "Opening handshake has timed out"),
+        ("gorilla/websocket", "read tcp ...->{server}: i/o timeout"),  # (Dialer.HandshakeTimeout)
         ("python websockets", "TimeoutError: timed out during opening handshake"),  # (asyncio)
         ("python websockets", "TimeoutError: timed out while waiting for handshake response"),
         ("Chrome", "WebSocket connection to '{url}' failed: WebSocket is closed before the "
@@ -131,6 +153,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "socket hang up"),
         ("python websockets", "InvalidMessage: did not receive a valid HTTP response"),
         ("curl", "curl: (52) Empty reply from server"),
+        ("gorilla/websocket", "unexpected EOF"),
     ),
     # ... the server reset it
     "no_response_reset": (
@@ -139,6 +162,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "read ECONNRESET"),
         ("python websockets", "InvalidMessage: did not receive a valid HTTP response"),
         ("curl", "curl: (56) Recv failure: Connection reset by peer"),
+        ("gorilla/websocket", "read tcp ...->{server}: read: connection reset by peer"),
     ),
     # The server answered in another protocol (an HTTP/2-only server's SETTINGS, a TLS
     # record, a banner): each line printed by the real client (tests/test_not_http_live.py)
@@ -150,11 +174,13 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                     "RTSP/ or ICE/:...\", url='{url}'"),
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
                    "net::ERR_INVALID_HTTP_RESPONSE"),
+        ("gorilla/websocket", "malformed HTTP response \"...\""),  # (Go's net/http, %q)
     ),
     "refused": (
         ("Node ws", "connect ECONNREFUSED {server}"),
         ("python websockets", "ConnectionRefusedError: [Errno 111] Connection refused"),
         ("Chrome", "net::ERR_CONNECTION_REFUSED"),
+        ("gorilla/websocket", "dial tcp {server}: connect: connection refused"),
     ),
     # Frames the server sent against RFC 6455 (checks/after_switch.py): Chromium's (and
     # WebKit's) WebSocketChannel fails the connection with these console lines (their
@@ -177,6 +203,13 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "Invalid WebSocket frame: invalid status code {value}"),
         ("python websockets", "ConnectionClosedError: sent 1002 (protocol error) invalid "
                               "status code; no close frame received"),
+        ("gorilla/websocket", "websocket: bad close code {value}"),
+    ),
+    # A server frame with RSV bits no extension was negotiated for (RFC 6455 §5.2): Node ws
+    # and gorilla fail the connection with a Close 1002 (their lines: `rsv_values`)
+    "rsv": (
+        ("Node ws", "{node_ws_rsv}"),
+        ("gorilla/websocket", "{gorilla_rsv}"),
     ),
     # A Close with an error code in the watch window, from either side: what the client's
     # close event says is the code it received, python websockets prints both Closes in the
@@ -185,6 +218,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "close event: code {received}"),
         ("python websockets", "ConnectionClosedError: {closing}"),
         ("Chrome", "CloseEvent code {received}"),
+        ("gorilla/websocket", "{gorilla_closing}"),  # (ReadMessage's CloseError)
     ),
     # A connection followed past its watch window (analyzer/life) that ended without a Close
     # frame: every client reports an abnormal closure (python websockets' line as it printed
@@ -193,8 +227,14 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "close event: code 1006"),
         ("python websockets", "ConnectionClosedError: no close frame received or sent"),
         ("Chrome", "CloseEvent code 1006"),
+        ("gorilla/websocket", GORILLA_ABNORMAL),
     ),
 }
+# A 101 whose Upgrade names another protocol (switch_to_unoffered): Node's HTTP client sees
+# the switch, and ws words the value (the other clients' lines are the missing header's)
+_ERRORS["upgrade_other"] = tuple(
+    ("Node ws", "Invalid Upgrade header") if name == "Node ws" else (name, text)
+    for name, text in _ERRORS["upgrade"])
 # ... the client gave up waiting: its timer's line, and curl's for --max-time (its count of
 # milliseconds runs from the start of the transfer: the SYN's time)
 _ERRORS["no_response_gave_up"] = (*_ERRORS["no_response"], (
@@ -236,6 +276,38 @@ _ERRORS["h2_reset"] = (
     ("Chrome", "WebSocket connection to '{url}' failed: Stream closed with error: "
                "net::ERR_HTTP2_PROTOCOL_ERROR"),
 )
+
+
+def negotiation_values(protocols_offered: bool, extensions_offered: bool,
+                       extensions_answered: list[str]) -> dict[str, str]:
+    """The lines of Node ws and gorilla for a 101 that chose what the client did not offer
+    (or deflate parameters it cannot take): Node ws words a subprotocol or extension by
+    whether the client offered any (websocket.js), gorilla refuses a permessage-deflate
+    answer without both no_context_takeover parameters (the only mode it has) and takes any
+    other extension or subprotocol without a word (client.go)."""
+    deflate = [extension for extension in extensions_answered
+               if extension.split(";")[0].strip() == "permessage-deflate"]
+    return {
+        "node_ws_protocol": ("Server sent an invalid subprotocol" if protocols_offered else
+                             "Server sent a subprotocol but none was requested"),
+        "node_ws_extension": ("Server indicated an extension that was not requested"
+                              if extensions_offered else "Server sent a "
+                              "Sec-WebSocket-Extensions header but no extension was requested"),
+        "gorilla_extension": ("websocket: invalid compression negotiation" if any(
+            not {"server_no_context_takeover", "client_no_context_takeover"} <= {
+                part.split("=")[0].strip() for part in extension.split(";")[1:]}
+            for extension in deflate) else _ACCEPTS),
+    }
+
+
+def rsv_values(bits: int) -> dict[str, str]:
+    """Node ws's and gorilla's lines for a server frame with RSV bits ``bits`` (RSV1 = 4)
+    set: Node ws checks RSV2 and RSV3 first (receiver.js), gorilla lists each bit set
+    (conn.go)."""
+    node_ws = "RSV2 and RSV3 must be clear" if bits & 3 else "RSV1 must be clear"
+    gorilla = ", ".join(f"RSV{n} set" for n, bit in ((1, 4), (2, 2), (3, 1)) if bits & bit)
+    return {"node_ws_rsv": f"Invalid WebSocket frame: {node_ws}",
+            "gorilla_rsv": f"websocket: {gorilla}"}
 
 
 def websockets_redirect(url: str, location: str) -> str:
@@ -393,7 +465,7 @@ _ERRORS.update({
 
 # Failure kinds a client reports about what the server sent: a finding of that kind on the
 # client's own side (the client sent the bad text) is not what the client printed.
-SERVER_SENT_KINDS = frozenset({"text_not_utf8", "server_frame_masked"})
+SERVER_SENT_KINDS = frozenset({"text_not_utf8", "server_frame_masked", "rsv"})
 
 # Failure kind → the clients _ERRORS quotes for it.
 _CLIENTS = {kind: frozenset(name for name, _ in lines) for kind, lines in _ERRORS.items()}
@@ -406,7 +478,7 @@ def clients_of(kind: str) -> frozenset[str]:
 # Finding id → failure kind in _ERRORS.
 KIND_OF_FINDING = {
     "switch_without_upgrade": "upgrade",
-    "switch_to_unoffered": "upgrade",
+    "switch_to_unoffered": "upgrade_other",
     "switch_connection_without_upgrade": "connection",
     "ws_accept_mismatch": "accept",
     "ws_accept_missing": "accept_missing",
@@ -417,6 +489,7 @@ KIND_OF_FINDING = {
     "ws_closed_with_error": "closed",
     "ws_text_not_utf8": "text_not_utf8",
     "ws_server_frame_masked": "server_frame_masked",
+    "ws_rsv_without_extension": "rsv",
     # the life rules (checks/life.py): how a connection followed past its watch window ended
     "close_message_too_big": "closed_in_life",
     "close_internal_error": "closed_in_life",
