@@ -35,17 +35,21 @@ apt_get() {
 
 # System tools the end-to-end tests drive (real capture on lo, a real reverse proxy, a peer
 # dissector, headless Chromium and its driver for the HTML report, Node (whose TLS errors
-# tests/test_tls_node_live.py reads), the compressors tcpdump -z
-# runs on rotated captures), libpcap (what `live -f`
+# tests/test_tls_node_live.py reads) and its ws library, Go and gorilla/websocket's sources
+# (tests/test_gorilla_nodews_live.py builds a gorilla server and client offline from them),
+# the compressors tcpdump -z runs on rotated captures), libpcap (what `live -f`
 # compiles capture filters with, through scapy) and python3-venv (Debian's python3 has no
 # `-m venv` without it). Installed only when missing and running as root (CI and the dev
 # machines are root).
 need=()
 for tool in tcpdump:tcpdump tshark:tshark nginx:nginx curl:curl editcap:wireshark-common \
             chromium:chromium chromedriver:chromium-driver openssl:openssl xz:xz-utils \
-            bzip2:bzip2 zstd:zstd lz4:lz4 node:nodejs; do
+            bzip2:bzip2 zstd:zstd lz4:lz4 node:nodejs go:golang-go; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
+[ -d /usr/share/nodejs/ws ] || need+=(node-ws)
+[ -d /usr/share/gocode/src/github.com/gorilla/websocket ] \
+  || need+=(golang-github-gorilla-websocket-dev)
 ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8 ' || need+=(libpcap0.8)
 # tests/test_quickstart.py runs the README's first command with the system's /usr/bin/python3.
 for py in "$python" /usr/bin/python3; do

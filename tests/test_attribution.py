@@ -9,9 +9,15 @@ from typing import Any
 
 import pytest
 
-from analyzer.attribution.clients import client_name
+from analyzer.attribution.clients import client_name, rsv_values
 from analyzer.attribution.closing import life_closing_values
-from analyzer.attribution.servers import ServerMatch, match_response
+from analyzer.attribution.servers import (
+    GORILLA_CONNECTION,
+    GORILLA_KEY_INVALID,
+    GORILLA_UPGRADE,
+    ServerMatch,
+    match_response,
+)
 from analyzer.attribution.texts import TEXTS, KnownText
 from analyzer.http.message import Headers, ResponseHead
 from analyzer.life.model import CLOSE_FRAME, CLOSE_HANDSHAKE, Lifetime
@@ -188,6 +194,52 @@ def _answered(tmp: Path, request: bytes, answer: bytes | None = None,
     return diagnosis
 
 
+def _gorilla_answer(status: int, reason: str, *headers: str) -> bytes:
+    """gorilla's http.Error: the status text as body, Sec-Websocket-Version in Go's spelling."""
+    body = f"{reason}\n".encode()
+    lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: text/plain; charset=utf-8",
+             "Sec-Websocket-Version: 13", *headers, "X-Content-Type-Options: nosniff",
+             f"Content-Length: {len(body)}", "", ""]
+    return "\r\n".join(lines).encode() + body
+
+
+@pytest.mark.parametrize(("request_", "answer", "log"), [
+    # gorilla's main branch (unreleased since 2024) answers a missing Upgrade token with 426
+    (websocket_request("example.com", "/ws", omit=("Upgrade",)),
+     _gorilla_answer(426, "Upgrade Required", "Upgrade: websocket"), GORILLA_UPGRADE),
+    # 1.5.1 and later refuse a key that is not the base64 of 16 bytes (1.5.0 took it)
+    (websocket_request("example.com", "/ws", key="c2hvcnQ="), _gorilla_answer(400, "Bad Request"),
+     GORILLA_KEY_INVALID),
+    # a request gorilla would take, answered 400 (a proxy between changed it): by status
+    (websocket_request("example.com", "/ws"), _gorilla_answer(400, "Bad Request"),
+     GORILLA_CONNECTION + " (or another of its 400s: the Upgrade token, the version, the key)"),
+], ids=["426-upgrade", "400-short-key", "400-valid-request"])
+def test_gorilla_log_is_told_from_the_request(tmp_path: Path, request_: bytes, answer: bytes,
+                                              log: str) -> None:
+    """The cases tests/test_gorilla_nodews_live.py cannot run with gorilla 1.5.0."""
+    who = _answered(tmp_path, request_, answer).attribution
+    assert who.server == "gorilla/websocket"
+    assert who.server_log == log
+
+
+@pytest.mark.parametrize(("bits", "node_ws", "gorilla", "chrome"), [
+    (0b100, "Invalid WebSocket frame: RSV1 must be clear", "websocket: RSV1 set",
+     "reserved1 = 1, reserved2 = 0, reserved3 = 0"),
+    (0b110, "Invalid WebSocket frame: RSV2 and RSV3 must be clear",
+     "websocket: RSV1 set, RSV2 set", "reserved1 = 1, reserved2 = 1, reserved3 = 0"),
+    (0b001, "Invalid WebSocket frame: RSV2 and RSV3 must be clear", "websocket: RSV3 set",
+     "reserved1 = 0, reserved2 = 0, reserved3 = 1"),
+])
+def test_rsv_lines_name_the_bits_as_each_client_does(bits: int, node_ws: str,
+                                                    gorilla: str, chrome: str) -> None:
+    """RSV1 alone is read live (tests/test_gorilla_nodews_live.py, Chromium's in
+    tests/test_reserved_bits_live.py); the others from Node ws's receiver.js (RSV2 and RSV3
+    checked first), gorilla's conn.go (each bit set listed) and Chromium's
+    websocket_basic_stream (the three bits by name)."""
+    assert rsv_values(bits) == {"node_ws_rsv": node_ws, "gorilla_rsv": gorilla,
+                                "chrome_rsv": chrome}
+
+
 def test_silent_close_points_at_tungstenite_with_its_log(tmp_path: Path) -> None:
     diagnosis = _answered(tmp_path, websocket_request("example.com", "/ws",
                                                       omit=("Sec-WebSocket-Key",)), fin=0.001)
@@ -360,9 +412,10 @@ def test_a_server_close_with_a_reserved_code_predicts_the_clients_rejection(
         tmp_path: Path, sender: str, code: int, reserved: bool) -> None:
     """A server's Close carrying 1005, 1006 or 1015 (RFC 6455 §7.4.1: never sent; gunicorn's
     ASGI worker and websockify have done it): Chrome fails the channel with its console line
-    (its close event then says 1006, not the code), Node ws and python websockets reject the
-    code (tests/test_close_code_live.py reads Chromium's and python websockets' lines from
-    the real clients); not "CloseEvent code 1005", which no client prints."""
+    (its close event then says 1006, not the code), Node ws, python websockets and gorilla
+    reject the code (tests/test_close_code_live.py reads Chromium's and python websockets'
+    lines from the real clients, tests/test_gorilla_nodews_live.py Node ws's and gorilla's);
+    not "CloseEvent code 1005", which no client prints."""
     conv = Conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
     conv.handshake()
     conv.client(websocket_request("example.com", "/ws", extra_headers=_CHROME))
@@ -384,15 +437,18 @@ def test_a_server_close_with_a_reserved_code_predicts_the_clients_rejection(
     if reserved:
         assert lines == (chrome, f"Node ws: Invalid WebSocket frame: invalid status code {code}",
                          "python websockets: ConnectionClosedError: sent 1002 (protocol "
-                         "error) invalid status code; no close frame received")
+                         "error) invalid status code; no close frame received",
+                         f"gorilla/websocket: websocket: bad close code {code}")
     elif sender == "server":  # the close event gives the code received
         assert lines == (f"Chrome: CloseEvent code {code}", f"Node ws: close event: code {code}",
                          "python websockets: ConnectionClosedError: received 1011 (internal "
-                         "error); then sent 1002 (protocol error)")
+                         "error); then sent 1002 (protocol error)",
+                         "gorilla/websocket: websocket: close 1011 (internal server error)")
     else:  # the client's own Close: its close event gives the server's answer
         assert lines == ("Chrome: CloseEvent code 1002", "Node ws: close event: code 1002",
                          "python websockets: ConnectionClosedError: sent 1005 (no status "
-                         "received [internal]); then received 1002 (protocol error)")
+                         "received [internal]); then received 1002 (protocol error)",
+                         "gorilla/websocket: websocket: close 1002 (protocol error)")
 
 
 @pytest.mark.parametrize(("agent", "name"), [
@@ -606,18 +662,23 @@ def test_client_errors_equal_their_plain_twin() -> None:
     assert compared > 200
 
 
-@pytest.mark.parametrize(("side", "how", "code", "reason", "received", "closing"), [
+@pytest.mark.parametrize(("side", "how", "code", "reason", "received", "closing", "gorilla"), [
     ("server", CLOSE_HANDSHAKE, 1011, "boom", "1011",
-     "received 1011 (internal error) boom; then sent 1011 (internal error) boom"),
+     "received 1011 (internal error) boom; then sent 1011 (internal error) boom",
+     "websocket: close 1011 (internal server error): boom"),
     ("client", CLOSE_HANDSHAKE, 4001, "bye", "4001",
-     "sent 4001 (private use) bye; then received 4001 (private use) bye"),
+     "sent 4001 (private use) bye; then received 4001 (private use) bye",
+     "websocket: close 4001: bye"),
     ("client", CLOSE_FRAME, 1011, "keepalive ping timeout", "1006",
-     "sent 1011 (internal error) keepalive ping timeout; no close frame received"),
+     "sent 1011 (internal error) keepalive ping timeout; no close frame received",
+     "websocket: close 1006 (abnormal closure): unexpected EOF"),
     ("server", CLOSE_FRAME, 1013, "", "1013",
-     "received 1013 (try again later); then sent 1013 (try again later)"),
+     "received 1013 (try again later); then sent 1013 (try again later)",
+     "websocket: close 1013"),
 ])
 def test_a_close_past_the_watch_window_gives_the_lines_of_its_first_close(
-        side: str, how: str, code: int, reason: str, received: str, closing: str) -> None:
+        side: str, how: str, code: int, reason: str, received: str, closing: str,
+        gorilla: str) -> None:
     """A connection followed in life that ended with an error Close: the client's close event
     gives the code it received (1006 when its own Close went unanswered), python websockets
     both Closes in the order they went, the answer taken to echo the first (as clients do).
@@ -625,7 +686,8 @@ def test_a_close_past_the_watch_window_gives_the_lines_of_its_first_close(
     (tests/test_captures.py)."""
     life = Lifetime(duration_s=30.0, closed_by=side, how=how, idle_before_end_s=0.1,
                     close_code=code, close_side=side, close_reason=reason)
-    assert life_closing_values(life) == {"received": received, "closing": closing}
+    assert life_closing_values(life) == {"received": received, "closing": closing,
+                                         "gorilla_closing": gorilla}
 
 
 @pytest.mark.parametrize("url, location", [

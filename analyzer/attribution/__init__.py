@@ -17,15 +17,19 @@ from analyzer.attribution.clients import (
     client_errors,
     client_name,
     clients_of,
+    negotiation_values,
     proxy_of_back_leg,
     python_reason,
+    rsv_values,
     websockets_redirect,
 )
 from analyzer.attribution.closing import closing_values, life_closing_values
 from analyzer.attribution.model import Attribution, attribution
 from analyzer.attribution.servers import (
+    GORILLA,
     ServerMatch,
     caddy_dial_refused,
+    gorilla_log,
     match_known,
     match_silent_close,
     nginx_upstream_refused,
@@ -46,6 +50,8 @@ _HOW_THE_WAIT_ENDED = frozenset((*_SILENT, "no_response_client_gave_up", "h2_str
 _H2C_KINDS = frozenset(H2C_KIND_OF_FINDING.values())
 # kinds whose lines say how long the client waited
 _WAITS = ("no_response_gave_up", "gave_up_after_switch", "tls_gave_up")
+# kinds whose lines depend on what the client offered and the server chose
+_NEGOTIATION = ("protocol_not_offered", "extension", "deflate_params")
 
 
 def attribute(
@@ -96,6 +102,13 @@ def attribute(
             kind = "connection_missing"
         elif kind in _WAITS:  # (only then: a value of its own each time)
             extra = {"waited_ms": _waited_ms(attempt)}
+        elif kind in _NEGOTIATION and request is not None and response is not None:
+            extra = negotiation_values(
+                bool(request.headers.tokens("sec-websocket-protocol")),
+                bool(request.headers.tokens("sec-websocket-extensions")),
+                response.headers.tokens("sec-websocket-extensions"))
+        elif kind == "rsv":  # (python websockets' line is its Closes', as for "closed")
+            extra = {**rsv_values(_rsv_bits(findings)), **closing_values(attempt.after)}
         errors = client_errors(
             kind, client, **extra,
             status=response.status if response else "",
@@ -167,6 +180,8 @@ def _server_log(match: ServerMatch, attempt: Attempt,
                                       request.headers.get("host"))
     if refused is not None and match.server == "Caddy":
         return caddy_dial_refused(refused_backend(refused.found))
+    if match.server == GORILLA and response is not None:
+        return gorilla_log(request, response.status)  # (the request says which check failed)
     path = request.target.split("?", 1)[0]
     if match.log is not None:
         return match.log.replace("/PATH", path)
@@ -257,16 +272,24 @@ def _reserved_code(finding: Finding) -> str:
 
 
 _CLOSE_CODE = re.compile(r"Close (\d+)")
-_RSV_BITS = re.compile(r"RSV=([01]{3})")
+
+
+def _rsv_bits(findings: tuple[Finding, ...]) -> int:
+    """The RSV bits of the server's frame a ws_rsv_without_extension finding names
+    ("RSV=100 on a server frame"), 0 when none does."""
+    for finding in findings:
+        if finding.check == "ws_rsv_without_extension":
+            bits = _RSV.search(finding.found)
+            return int(bits.group(1), 2) if bits else 0
+    return 0
+
+
+_RSV = re.compile(r"RSV=([01]{3})")
 
 
 def _value_for(kind: str | None, findings: tuple[Finding, ...]) -> str:
     if kind == "close_code_reserved":
         return next((code for code in map(_reserved_code, findings) if code), "")
-    if kind == "rsv_without_extension":  # "RSV=100 ..." as Chromium names the bits
-        bits = next((m.group(1) for m in map(_RSV_BITS.search, (
-            f.found for f in findings if f.check == "ws_rsv_without_extension")) if m), "")
-        return ", ".join(f"reserved{n} = {bit}" for n, bit in enumerate(bits, 1))
     for finding in findings:  # (the "closed" lines read the Close frames: closing.py)
         if KIND_OF_FINDING.get(finding.check) == kind:
             return found_alone(finding.found)  # (not what the other side did next)

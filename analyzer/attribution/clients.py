@@ -10,6 +10,7 @@ import re
 from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
+from analyzer.attribution.closing import GORILLA_ABNORMAL
 from analyzer.remembered import Remembered
 
 # User-Agent → client name, first match wins (Edge and Opera also say "Chrome").
@@ -59,7 +60,14 @@ def _aiohttp_handshake(message: str, status: str = "101") -> str:
 # Failure kind → (client, what it prints). {status}, {reason}, {canonical_reason}, {value}... are
 # filled in. aiohttp's and tornado's lines are what the real clients raised
 # (tests/test_aiohttp_tornado_clients_live.py); "(accepts it: ...)" says a client raised
-# nothing
+# nothing. Node ws's lines (8.11) and gorilla/websocket's (1.5.0: Dial's error, or
+# ReadMessage's after the switch) are what each printed against raw servers failing so
+# (tests/test_gorilla_nodews_live.py); "..." stands for what varies (a client's address).
+# Node's HTTP client takes a 101 as an upgrade only with both Connection: upgrade and an
+# Upgrade header: without either, Node ws never sees the switch and words it as any status.
+_BAD_HANDSHAKE = "websocket: bad handshake"  # gorilla: any status, Upgrade, Connection, Accept
+_NODE_WS_NO_SWITCH = "Unexpected server response: 101"
+_ACCEPTS = "(accepts it: no error)"
 _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
     "status": (
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
@@ -70,7 +78,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         # (the wire's reason phrase; without one, Python's for the status)
         ("tornado", "HTTPClientError: HTTP {status}: {tornado_reason}"),
         ("tungstenite", "HTTP error: {status} {canonical_reason}"),
-        ("gorilla/websocket", "websocket: bad handshake"),
+        ("gorilla/websocket", _BAD_HANDSHAKE),
         ("coder/websocket", "expected handshake response status code 101 but got {status}"),
         (".NET", "The server returned status code '{status}' when status code '101' was "
                  "expected."),
@@ -80,21 +88,24 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
     # A 101 without Upgrade (one naming another protocol: "upgrade_unoffered", below)
     "upgrade": (
         ("Chrome", "Error during WebSocket handshake: 'Upgrade' header is missing"),
-        ("Node ws", "Invalid Upgrade header"),
+        ("Node ws", _NODE_WS_NO_SWITCH),
         ("python websockets", "InvalidUpgrade: missing Upgrade header"),
         ("aiohttp", _aiohttp_handshake("Invalid upgrade header")),
         ("tornado", _tornado_logged("KeyError: 'Upgrade'")),
         ("tungstenite", "No \"Upgrade: websocket\" header"),
+        ("gorilla/websocket", _BAD_HANDSHAKE),
     ),
     # A 101 whose Connection lacks "upgrade" (without Connection: "connection_missing"):
     # aiohttp and tornado want the whole value to be "upgrade" (any case)
     "connection": (
         ("Chrome", "Error during WebSocket handshake: 'Connection' header value must contain "
                    "'Upgrade'"),
+        ("Node ws", _NODE_WS_NO_SWITCH),
         ("python websockets", "InvalidUpgrade: invalid Connection header: {value}"),
         ("aiohttp", _aiohttp_handshake("Invalid connection header")),
         ("tornado", _tornado_logged("AssertionError")),
         ("tungstenite", "No \"Connection: upgrade\" header"),
+        ("gorilla/websocket", _BAD_HANDSHAKE),
     ),
     "accept": (
         ("Chrome", "Error during WebSocket handshake: Incorrect 'Sec-WebSocket-Accept' header "
@@ -104,6 +115,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("aiohttp", _aiohttp_handshake("Invalid challenge response")),
         ("tornado", _tornado_logged("AssertionError")),
         ("tungstenite", "Key mismatch in \"Sec-WebSocket-Accept\" header"),
+        ("gorilla/websocket", _BAD_HANDSHAKE),
     ),
     "accept_missing": (
         ("Chrome", "Error during WebSocket handshake: 'Sec-WebSocket-Accept' header is missing"),
@@ -111,6 +123,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "missing Sec-WebSocket-Accept header"),
         ("aiohttp", _aiohttp_handshake("Invalid challenge response")),
         ("tornado", _tornado_logged("KeyError: 'Sec-Websocket-Accept'")),
+        ("gorilla/websocket", _BAD_HANDSHAKE),
     ),
     # aiohttp keeps a subprotocol of the answer only when it offered it, tornado takes the
     # answer's as it is: neither checks it against its offer (RFC 6455 §4.1)
@@ -119,35 +132,41 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                    "header but no response was received"),
         ("Node ws", "Server sent no subprotocol"),
         ("tungstenite", "Server sent no subprotocol"),
-        ("python websockets", "(accepts it: no error)"),
+        ("python websockets", _ACCEPTS),
         ("aiohttp", "(accepts it: no error; ws.protocol is None)"),
         ("tornado", "(accepts it: no error; selected_subprotocol is None)"),
+        ("gorilla/websocket", _ACCEPTS),
     ),
+    # Node ws's words depend on whether the client offered any (`negotiation_values`);
+    # gorilla takes whatever subprotocol the server names
     "protocol_not_offered": (
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
                    "'Sec-WebSocket-Protocol' header value '{value}' in response does not match "
                    "any of sent values"),
-        ("Node ws", "Server sent an invalid subprotocol"),
+        ("Node ws", "{node_ws_protocol}"),
         ("python websockets", "NegotiationError: unsupported subprotocol: {value}"),
         ("aiohttp", "(accepts it: no error; ws.protocol is None)"),
         ("tornado", "(accepts it: no error; selected_subprotocol is '{value}')"),
+        ("gorilla/websocket", _ACCEPTS),
     ),
-    # aiohttp reads Sec-WebSocket-Extensions only when it offered permessage-deflate
-    # (ws_connect's compress, 0 by default) and ignores any other extension: it takes the 101
-    # whatever the server enabled (RFC 6455 §9.1 notwithstanding), and a compressed frame
-    # from the server then fails the connection (its receive() gives a WSMsgType.ERROR
-    # message, and it sends Close 1002). tornado fails on any extension but a
-    # permessage-deflate it offered (compression_options)
+    # Node ws's words depend on whether the client offered an extension, gorilla's on the
+    # server's permessage-deflate answer (`negotiation_values`). aiohttp reads
+    # Sec-WebSocket-Extensions only when it offered permessage-deflate (ws_connect's
+    # compress, 0 by default) and ignores any other extension: it takes the 101 whatever the
+    # server enabled (RFC 6455 §9.1 notwithstanding), and a compressed frame from the server
+    # then fails the connection (its receive() gives a WSMsgType.ERROR message, and it sends
+    # Close 1002). tornado fails on any extension but a permessage-deflate it offered
+    # (compression_options)
     "extension": (
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
                    "Found an unsupported extension '{value}' in 'Sec-WebSocket-Extensions' "
                    "header"),
-        ("Node ws", "Server indicated an extension that was not requested"),
+        ("Node ws", "{node_ws_extension}"),
         ("python websockets", "NegotiationError: no extensions supported"),
         ("aiohttp", "(accepts it: no error; a compressed frame from the server then fails it: "
                     "WebSocketError: Received frame with non-zero reserved bits, Close 1002)"),
         ("tornado", _tornado_logged("ValueError: unsupported extension (...)")),
-        ("gorilla/websocket", "websocket: invalid compression negotiation"),
+        ("gorilla/websocket", "{gorilla_extension}"),
     ),
     # A permessage-deflate answer with parameters the client cannot take (RFC 7692 §7.1):
     # Chromium's line ends with which one (an unexpected or an invalid parameter), python
@@ -159,6 +178,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "Invalid Sec-WebSocket-Extensions header"),
         ("python websockets", "NegotiationError: Unsupported extension: name = "
                               "permessage-deflate, params = ..."),
+        ("gorilla/websocket", "{gorilla_extension}"),
     ),
     # No answer to the handshake, by how the wait ended (checks/transport.py): every line
     # below is what the real client printed against a server that did that
@@ -167,6 +187,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
     # that gives up calls close())
     "no_response": (
         ("Node ws", "Opening handshake has timed out"),
+        ("gorilla/websocket", "read tcp ...->{server}: i/o timeout"),  # (Dialer.HandshakeTimeout)
         ("python websockets", "TimeoutError: timed out during opening handshake"),  # (asyncio)
         ("python websockets", "TimeoutError: timed out while waiting for handshake response"),
         # (aiohttp: its session's ClientTimeout, total or sock_read; 300 s in all by default)
@@ -186,6 +207,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                     "once more on a new connection: aiohttp retries a GET once)"),
         ("tornado", "HTTPStreamClosedError: Stream closed"),
         ("curl", "curl: (52) Empty reply from server"),
+        ("gorilla/websocket", "unexpected EOF"),
     ),
     # ... the server reset it
     "no_response_reset": (
@@ -197,6 +219,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                     "request once more on a new connection: aiohttp retries a GET once)"),
         ("tornado", "ConnectionResetError: [Errno 104] Connection reset by peer"),
         ("curl", "curl: (56) Recv failure: Connection reset by peer"),
+        ("gorilla/websocket", "read tcp ...->{server}: read: connection reset by peer"),
     ),
     # The server answered in another protocol (an HTTP/2-only server's SETTINGS, a TLS
     # record, a banner): each line printed by the real client (tests/test_not_http_live.py)
@@ -209,6 +232,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("tornado", "HTTPStreamClosedError: Stream closed"),  # (no head ends: it waits for one)
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
                    "net::ERR_INVALID_HTTP_RESPONSE"),
+        ("gorilla/websocket", "malformed HTTP response \"...\""),  # (Go's net/http, %q)
     ),
     "refused": (
         ("Node ws", "connect ECONNREFUSED {server}"),
@@ -218,6 +242,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("aiohttp", "ClientConnectorError: Cannot connect to host ...:{port} ssl:default "
                     "[Connect call failed ('{host}', {port})]"),
         ("Chrome", "net::ERR_CONNECTION_REFUSED"),
+        ("gorilla/websocket", "dial tcp {server}: connect: connection refused"),
     ),
     # Frames the server sent against RFC 6455 (checks/after_switch.py): Chromium's (and
     # WebKit's) WebSocketChannel fails the connection with these console lines (their
@@ -230,15 +255,6 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Chrome", "WebSocket connection to '{url}' failed: A server must not mask any "
                    "frames that it sends to the client."),
     ),
-    # A server frame with an RSV bit set and no extension negotiated: Chromium fails the
-    # channel (its close event says 1006), with this console line (printed by the real
-    # browser: tests/test_reserved_bits_live.py). Said of Chrome only (NAMED_ONLY): python
-    # websockets closes with 1002, and its line is the Close's ("closed": closing.py, the
-    # same test), and so are other clients'.
-    "rsv_without_extension": (
-        ("Chrome", "WebSocket connection to '{url}' failed: One or more reserved bits are on: "
-                   "{value}"),
-    ),
     # A Close with a code that may never be sent (1005, 1006, 1015: RFC 6455 §7.4.1), sent
     # by the server: Chromium's ParseClose fails the channel (its close event then says
     # 1006, not the code); Node ws and python websockets reject it and close with 1002 (both
@@ -249,6 +265,19 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "Invalid WebSocket frame: invalid status code {value}"),
         ("python websockets", "ConnectionClosedError: sent 1002 (protocol error) invalid "
                               "status code; no close frame received"),
+        ("gorilla/websocket", "websocket: bad close code {value}"),
+    ),
+    # A server frame with RSV bits no extension was negotiated for (RFC 6455 §5.2): Node ws
+    # and gorilla fail the connection with a Close 1002 (their lines: `rsv_values`), python
+    # websockets too (its line is its Closes', `closing_values`), Chromium fails the channel
+    # (its close event says 1006) with its console line naming the bits (each printed by the
+    # real client: tests/test_gorilla_nodews_live.py, tests/test_reserved_bits_live.py)
+    "rsv": (
+        ("Chrome", "WebSocket connection to '{url}' failed: One or more reserved bits are on: "
+                   "{chrome_rsv}"),
+        ("Node ws", "{node_ws_rsv}"),
+        ("python websockets", "ConnectionClosedError: {closing}"),
+        ("gorilla/websocket", "{gorilla_rsv}"),
     ),
     # A Close with an error code in the watch window, from either side: what the client's
     # close event says is the code it received, python websockets prints both Closes in the
@@ -257,6 +286,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "close event: code {received}"),
         ("python websockets", "ConnectionClosedError: {closing}"),
         ("Chrome", "CloseEvent code {received}"),
+        ("gorilla/websocket", "{gorilla_closing}"),  # (ReadMessage's CloseError)
     ),
     # A connection followed past its watch window (analyzer/life) that ended without a Close
     # frame: every client reports an abnormal closure (python websockets' line as it printed
@@ -265,6 +295,7 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "close event: code 1006"),
         ("python websockets", "ConnectionClosedError: no close frame received or sent"),
         ("Chrome", "CloseEvent code 1006"),
+        ("gorilla/websocket", GORILLA_ABNORMAL),
     ),
 }
 # ... the client gave up waiting: its timer's line, and curl's for --max-time (its count of
@@ -276,7 +307,7 @@ _ERRORS["no_response_gave_up"] = (*_ERRORS["no_response"], (
 # WebSocket (before 7.86, or built without it), waits for data until --max-time. Given only
 # for the clients it names (NAMED_ONLY): another client hanging up has its own reasons.
 _ERRORS["gave_up_after_switch"] = (_ERRORS["no_response_gave_up"][-1],)
-NAMED_ONLY = frozenset({"gave_up_after_switch", "rsv_without_extension"})
+NAMED_ONLY = frozenset({"gave_up_after_switch"})
 # ... and one that ended with a Close frame carrying an error code: the same lines as in the
 # watch window, their values read from the connection's lifetime (closing.py)
 _ERRORS["closed_in_life"] = _ERRORS["closed"]
@@ -297,11 +328,14 @@ REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
 _ERRORS["status_2xx"] = tuple(
     (name, "WebSocketError: Non-websocket response" if name == "tornado" else text)
     for name, text in _ERRORS["status"])
-# A 101 whose Upgrade names another protocol than the one offered (python websockets', aiohttp's
-# and tornado's lines read from the real clients; the others' are those of a missing Upgrade)
+# A 101 whose Upgrade names another protocol than the one offered (switch_to_unoffered):
+# python websockets', aiohttp's, tornado's and Node ws's lines read from the real clients
+# (Node's HTTP client sees the switch, and ws words the value); the others' are those of a
+# missing Upgrade
 _ERRORS["upgrade_unoffered"] = tuple((name, {
     "python websockets": "InvalidUpgrade: invalid Upgrade header: {value}",
     "tornado": _tornado_logged("AssertionError"),
+    "Node ws": "Invalid Upgrade header",
 }.get(name, text)) for name, text in _ERRORS["upgrade"])
 # ... and one without Connection (python websockets', aiohttp's and tornado's read from the
 # real clients)
@@ -328,6 +362,40 @@ _ERRORS["h2_reset"] = (
     ("Chrome", "WebSocket connection to '{url}' failed: Stream closed with error: "
                "net::ERR_HTTP2_PROTOCOL_ERROR"),
 )
+
+
+def negotiation_values(protocols_offered: bool, extensions_offered: bool,
+                       extensions_answered: list[str]) -> dict[str, str]:
+    """The lines of Node ws and gorilla for a 101 that chose what the client did not offer
+    (or deflate parameters it cannot take): Node ws words a subprotocol or extension by
+    whether the client offered any (websocket.js), gorilla refuses a permessage-deflate
+    answer without both no_context_takeover parameters (the only mode it has) and takes any
+    other extension or subprotocol without a word (client.go)."""
+    deflate = [extension for extension in extensions_answered
+               if extension.split(";")[0].strip() == "permessage-deflate"]
+    return {
+        "node_ws_protocol": ("Server sent an invalid subprotocol" if protocols_offered else
+                             "Server sent a subprotocol but none was requested"),
+        "node_ws_extension": ("Server indicated an extension that was not requested"
+                              if extensions_offered else "Server sent a "
+                              "Sec-WebSocket-Extensions header but no extension was requested"),
+        "gorilla_extension": ("websocket: invalid compression negotiation" if any(
+            not {"server_no_context_takeover", "client_no_context_takeover"} <= {
+                part.split("=")[0].strip() for part in extension.split(";")[1:]}
+            for extension in deflate) else _ACCEPTS),
+    }
+
+
+def rsv_values(bits: int) -> dict[str, str]:
+    """Node ws's, gorilla's and Chromium's lines for a server frame with RSV bits ``bits``
+    (RSV1 = 4) set: Node ws checks RSV2 and RSV3 first (receiver.js), gorilla lists each bit
+    set (conn.go), Chromium names all three ("reserved1 = 1, reserved2 = 0, ...")."""
+    node_ws = "RSV2 and RSV3 must be clear" if bits & 3 else "RSV1 must be clear"
+    gorilla = ", ".join(f"RSV{n} set" for n, bit in ((1, 4), (2, 2), (3, 1)) if bits & bit)
+    chrome = ", ".join(f"reserved{n} = {int(bool(bits & bit))}"
+                       for n, bit in ((1, 4), (2, 2), (3, 1)))
+    return {"node_ws_rsv": f"Invalid WebSocket frame: {node_ws}",
+            "gorilla_rsv": f"websocket: {gorilla}", "chrome_rsv": chrome}
 
 
 def websockets_redirect(url: str, location: str) -> str:
@@ -530,8 +598,7 @@ H2C_KIND_OF_FINDING = {"response_not_http": "h2c_not_http",
 
 # Failure kinds a client reports about what the server sent: a finding of that kind on the
 # client's own side (the client sent the bad text) is not what the client printed.
-SERVER_SENT_KINDS = frozenset({"text_not_utf8", "server_frame_masked",
-                               "rsv_without_extension"})
+SERVER_SENT_KINDS = frozenset({"text_not_utf8", "server_frame_masked", "rsv"})
 
 # Failure kind → the clients _ERRORS quotes for it.
 _CLIENTS = {kind: frozenset(name for name, _ in lines) for kind, lines in _ERRORS.items()}
@@ -555,7 +622,7 @@ KIND_OF_FINDING = {
     "ws_closed_with_error": "closed",
     "ws_text_not_utf8": "text_not_utf8",
     "ws_server_frame_masked": "server_frame_masked",
-    "ws_rsv_without_extension": "rsv_without_extension",
+    "ws_rsv_without_extension": "rsv",
     # the life rules (checks/life.py): how a connection followed past its watch window ended
     "close_message_too_big": "closed_in_life",
     "close_internal_error": "closed_in_life",

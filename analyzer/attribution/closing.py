@@ -9,7 +9,9 @@ prints both Closes in the order they went, each as ``CODE (words) reason``: "rec
 "sent 4000 (private use) bye; then received 4000 (private use) bye" when the client did (a
 keepalive timeout: "sent 1011 (internal error) keepalive ping timeout; no close frame
 received"). tests/test_captures.py holds these lines to what the real python websockets client
-printed in the bundled captures (captures/expected.json).
+printed in the bundled captures (captures/expected.json). gorilla/websocket's ReadMessage
+returns the server's Close as a CloseError ("websocket: close 1008 (policy violation): why"),
+or refuses a code it does not take (tests/test_gorilla_nodews_live.py).
 """
 
 from __future__ import annotations
@@ -32,9 +34,23 @@ _WEBSOCKETS_WORDS = {
 }
 
 
+# gorilla's words for each code (conn.go `CloseError.Error`), and the codes its reader takes
+# (`isValidReceivedCloseCode`: any other is "bad close code N", a protocol error)
+_GORILLA_WORDS = {
+    1000: "normal", 1001: "going away", 1002: "protocol error", 1003: "unsupported data",
+    1005: "no status", 1006: "abnormal closure", 1007: "invalid payload data",
+    1008: "policy violation", 1009: "message too big", 1010: "mandatory extension missing",
+    1011: "internal server error", 1015: "TLS handshake error",
+}
+_GORILLA_TAKES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013))
+# what its ReadMessage returns when the connection ends without a Close frame
+GORILLA_ABNORMAL = "websocket: close 1006 (abnormal closure): unexpected EOF"
+
+
 def closing_values(after: AfterSwitch | None) -> dict[str, str]:
     """``received``: the code a client's close event gives; ``closing``: python websockets'
-    ConnectionClosedError text (empty when no Close was seen)."""
+    ConnectionClosedError text (empty when no Close was seen); ``gorilla_closing``: gorilla's
+    ReadMessage error."""
     first = ""
     closes: dict[str, CloseInfo] = {}
     if after is not None:
@@ -68,7 +84,19 @@ def _values(first: str, server: CloseInfo | None, client: CloseInfo | None) -> d
                                                else "no close frame received")
     else:
         closing = ""
-    return {"received": received, "closing": closing}
+    return {"received": received, "closing": closing, "gorilla_closing": _gorilla(server)}
+
+
+def _gorilla(server: CloseInfo | None) -> str:
+    """What gorilla's ReadMessage returns for the server's Close (None: none came)."""
+    if server is None:
+        return GORILLA_ABNORMAL
+    code = 1005 if server.code is None else server.code  # (an empty Close: "no status")
+    if server.code is not None and code not in _GORILLA_TAKES and not 3000 <= code <= 4999:
+        return f"websocket: bad close code {code}"
+    words = _GORILLA_WORDS.get(code)
+    said = f"websocket: close {code}" + (f" ({words})" if words else "")
+    return f"{said}: {server.reason}" if server.reason else said
 
 
 def _said(close: CloseInfo) -> str:

@@ -8,11 +8,12 @@ are the strongest tell), headers such as `Sec-Websocket-Version` in gorilla's sp
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from analyzer.attribution.texts import SERVLET, KnownText, match_words, server_log
 from analyzer.exchange.model import Attempt
-from analyzer.http.message import ResponseHead
+from analyzer.http.message import RequestHead, ResponseHead
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +25,56 @@ class ServerMatch:
     log: str | None = None  # what it most likely logged for this rejection
 
 
-# gorilla's own logs, by the status it answered (it sends only the status text as body).
+# gorilla's Upgrader.Upgrade (server.go) checks a request in this order and answers the
+# first fault with http.Error (the status text as the body, `Sec-Websocket-Version: 13`
+# added); it logs nothing itself: it returns the error, which the application logs (its
+# examples: log.Print("upgrade:", err)). Each text as gorilla 1.5.0 returned it
+# (tests/test_gorilla_nodews_live.py); the 426 for the Upgrade token is its main branch's
+# since 2024 (unreleased: 1.5.3 still answers 400), the key's second text 1.5.1's and later.
+GORILLA = "gorilla/websocket"
+_GORILLA_NOT_WEBSOCKET = "websocket: the client is not using the websocket protocol: "
+GORILLA_CONNECTION = _GORILLA_NOT_WEBSOCKET + "'upgrade' token not found in 'Connection' header"
+GORILLA_UPGRADE = _GORILLA_NOT_WEBSOCKET + "'websocket' token not found in 'Upgrade' header"
+GORILLA_METHOD = _GORILLA_NOT_WEBSOCKET + "request method is not GET"
+GORILLA_VERSION = "websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header"
+GORILLA_ORIGIN = "websocket: request origin not allowed by Upgrader.CheckOrigin"
+_GORILLA_KEY = "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header "
+GORILLA_KEY_INVALID = _GORILLA_KEY + "must be Base64 encoded value of 16-byte in length"
+GORILLA_KEY_MISSING = (f"{_GORILLA_KEY}is missing or blank (1.5.0 and older) / "
+                       f"{GORILLA_KEY_INVALID} (1.5.1 and later)")
+# by the status alone, when the request itself passes gorilla's checks (a proxy between
+# changed it): its first check of that status
 _GORILLA_LOGS = {
-    400: "websocket: the client is not using the websocket protocol: 'upgrade' token not found "
-         "in 'Connection' header (or a bad key/version)",
-    403: "websocket: request origin not allowed by Upgrader.CheckOrigin",
-    405: "websocket: the client is not using the websocket protocol: request method is not GET",
-    426: "websocket: the client is not using the websocket protocol: 'websocket' token not found "
-         "in 'Upgrade' header",
+    400: GORILLA_CONNECTION + " (or another of its 400s: the Upgrade token, the version, "
+         "the key)",
+    403: GORILLA_ORIGIN,
+    405: GORILLA_METHOD,
+    426: GORILLA_UPGRADE,
 }
+
+
+def gorilla_log(request: RequestHead | None, status: int) -> str | None:
+    """The error gorilla's Upgrade returned for ``request`` answered with ``status``: its
+    first check the request fails (in gorilla's order), else its first text for the
+    status."""
+    if request is not None:
+        headers = request.headers
+        key = (headers.get("sec-websocket-key") or "").strip()
+        for failed, text, statuses in (
+                ("upgrade" not in headers.tokens("connection"), GORILLA_CONNECTION, (400,)),
+                ("websocket" not in headers.tokens("upgrade"), GORILLA_UPGRADE, (400, 426)),
+                (request.method != "GET", GORILLA_METHOD, (405,)),
+                ("13" not in headers.tokens("sec-websocket-version"), GORILLA_VERSION, (400,)),
+                (status == 403, GORILLA_ORIGIN, (403,)),
+                (not key, GORILLA_KEY_MISSING, (400,)),
+                (not _KEY.fullmatch(key), GORILLA_KEY_INVALID, (400,))):
+            if failed:
+                return text if status in statuses else _GORILLA_LOGS.get(status)
+    return _GORILLA_LOGS.get(status)
+
+
+# a Sec-WebSocket-Key gorilla 1.5.1 and later take: the base64 of 16 bytes
+_KEY = re.compile(r"[A-Za-z0-9+/]{22}==")
 
 # Traefik's own answers (documented, not captured: Traefik is not installable here). Its FAQ
 # ("Why is Traefik answering XXX?"): 502 when contacting the service failed, 503 when the
@@ -156,7 +198,7 @@ def match_known(head: ResponseHead, body: bytes, known: KnownText | None) -> Ser
         f.name == "Sec-Websocket-Version" for f in headers.fields
     )
     if gorilla:
-        return ServerMatch("gorilla/websocket", "medium",
+        return ServerMatch(GORILLA, "medium",
                            "header spelled 'Sec-Websocket-Version' (Go's canonical form)",
                            _GORILLA_LOGS.get(head.status))
     if head.status == 426 and headers.get("sec-websocket-version") and not server_header:

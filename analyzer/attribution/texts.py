@@ -58,6 +58,9 @@ SERVLET = "a Java servlet container (HttpServlet's default doGet)"
 _FAILED = "Failed to open a WebSocket connection: "
 TORNADO = "tornado"
 SPRING_UPGRADE = "Can \"Upgrade\" only to \"WebSocket\"."
+# Node ws writes no log line for a handshake it refuses (a 'wsClientError' listener would get
+# the error instead, and the answer would be the application's)
+NODE_WS_LOG = "nothing: ws logs no refused handshake"
 
 
 def _websockets(message: str, names: tuple[str, ...] = (), adds: bool = False) -> KnownText:
@@ -130,14 +133,17 @@ TEXTS: tuple[KnownText, ...] = (
     KnownText("body", "WebSocket protocol violation:", "coder/websocket", None),
     KnownText("body", "unsupported WebSocket protocol version (only 13 is supported)",
               "coder/websocket", None, VERSION),
-    # Node ws (abortHandshake): the body is the message
-    KnownText("body", "Missing or invalid Sec-WebSocket-Key header", "Node ws", None, KEY),
-    KnownText("body", "Missing or invalid Sec-WebSocket-Version header", "Node ws", None,
-              VERSION),
-    KnownText("body", "Invalid Sec-WebSocket-Protocol header", "Node ws", None),
-    KnownText("body", "Invalid or unacceptable Sec-WebSocket-Extensions header", "Node ws", None),
-    KnownText("body", "Invalid Upgrade header", "Node ws", None, UPGRADE),
-    KnownText("body", "Invalid HTTP method", "Node ws", None, METHOD),
+    # Node ws (abortHandshake): the body is the message; ws logs nothing (8.11 run,
+    # tests/test_gorilla_nodews_live.py: version 8 it takes, as 13)
+    KnownText("body", "Missing or invalid Sec-WebSocket-Key header", "Node ws", NODE_WS_LOG,
+              KEY),
+    KnownText("body", "Missing or invalid Sec-WebSocket-Version header", "Node ws",
+              NODE_WS_LOG, VERSION),
+    KnownText("body", "Invalid Sec-WebSocket-Protocol header", "Node ws", NODE_WS_LOG),
+    KnownText("body", "Invalid or unacceptable Sec-WebSocket-Extensions header", "Node ws",
+              NODE_WS_LOG),
+    KnownText("body", "Invalid Upgrade header", "Node ws", NODE_WS_LOG, UPGRADE),
+    KnownText("body", "Invalid HTTP method", "Node ws", NODE_WS_LOG, METHOD),
     # Spring (AbstractHandshakeHandler); tornado's WebSocketHandler sends the first text too,
     # word for word (SHARED, below)
     KnownText("body", SPRING_UPGRADE, "Spring", "Handshake failed due to invalid Upgrade header",
@@ -225,6 +231,18 @@ SHARED: dict[str, tuple[tuple[str, KnownText], ...]] = {
 # Autobahn's bare status line; Node ws's abortHandshake and Node's own 426 for a plain request
 # to a standalone ws server have fixed header lists (captures/*.pcap of each).
 _ASGI_CLOSED = ("ws_rejected_before_accept",)
+# Node ws's bare refusals (the status text as body), by who refused: ws itself for a path
+# that is not its own and while closing, else the application's verifyClient (401 unless it
+# gives a code: 403 in the live test)
+_VERIFY_CLIENT = "nothing from ws: the application's verifyClient refused it"
+_NODE_WS_BARE = {
+    "400 Bad Request": NODE_WS_LOG + " (a path other than its path option, or shouldHandle "
+                       "said no)",
+    "401 Unauthorized": _VERIFY_CLIENT,
+    "403 Forbidden": _VERIFY_CLIENT,
+    "405 Method Not Allowed": _VERIFY_CLIENT,
+    "503 Service Unavailable": NODE_WS_LOG + " (the server was closing)",
+}
 _UVICORN_LOG = "\"WebSocket /PATH\" 403 / connection rejected (403 Forbidden)"
 _UVICORN_500 = "ERROR: Exception in ASGI application (and its traceback)"
 SHAPES: tuple[KnownText, ...] = (
@@ -250,10 +268,11 @@ SHAPES: tuple[KnownText, ...] = (
               "Exception inside application (Channels: ValueError: No route found for path "
               "'...', or an exception in the consumer's connect)"),
     KnownText("shape", "426 Upgrade Required|content-length,content-type,date,connection,"
-              "keep-alive", "Node ws (standalone server: Node's HTTP server)", None, UPGRADE),
-    *(KnownText("shape", f"{status}|connection,content-type,content-length", "Node ws", None)
-      for status in ("400 Bad Request", "401 Unauthorized", "403 Forbidden",
-                     "405 Method Not Allowed", "503 Service Unavailable")),
+              "keep-alive", "Node ws (standalone server: Node's HTTP server)",
+              "nothing: Node's HTTP server answers a request without Upgrade so itself",
+              UPGRADE),
+    *(KnownText("shape", f"{status}|connection,content-type,content-length", "Node ws", log)
+      for status, log in _NODE_WS_BARE.items()),
 )
 _BY_SHAPE = {known.text: known for known in SHAPES}
 # Engine.IO's abortUpgrade (engine.io lib/server.ts) refuses a WebSocket upgrade with Node

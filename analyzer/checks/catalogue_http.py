@@ -65,7 +65,8 @@ HTTP: tuple[Check, ...] = in_phase(
     Check("ws_key_invalid", E, Effect.FAIL, "RFC 6455 §4.1",
           "Sec-WebSocket-Key is not the base64 of 16 bytes",
           "The key \"MUST be a nonce consisting of a randomly selected 16-byte value that has "
-          "been base64-encoded\". gorilla and coder/websocket reject other keys with 400.",
+          "been base64-encoded\". Node ws, coder/websocket and gorilla 1.5.1 and later "
+          "reject other keys with 400 (gorilla 1.5.0 and older take any key not empty).",
           "Generate 16 random bytes and base64-encode them (24 characters ending in '==')."),
     Check("ws_key_repeated", E, Effect.FAIL, "RFC 6455 §11.3.1",
           "Sec-WebSocket-Key sent more than once",
