@@ -234,8 +234,8 @@ def test_rsv_lines_name_the_bits_as_each_client_does(bits: int, node_ws: str,
                                                     gorilla: str, chrome: str) -> None:
     """RSV1 alone is read live (tests/test_gorilla_nodews_live.py, Chromium's in
     tests/test_reserved_bits_live.py); the others from Node ws's receiver.js (RSV2 and RSV3
-    checked first), gorilla's conn.go (each bit set listed) and Chromium's
-    websocket_basic_stream (the three bits by name)."""
+    checked first), gorilla's conn.go (each bit set listed) and Chromium's message, which
+    names all three bits whichever are set."""
     assert rsv_values(bits) == {"node_ws_rsv": node_ws, "gorilla_rsv": gorilla,
                                 "chrome_rsv": chrome}
 
