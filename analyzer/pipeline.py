@@ -156,6 +156,9 @@ class Analysis:
         # given to `feed` (live capture), after the time of the last of those
         self._backsteps = Backsteps()
         self._fed_time = -math.inf
+        # The frame being read when the attempts handed on last were decided (the merge of
+        # `read --jobs` shards orders by it: scale/shard.py `decisions`)
+        self.deciding = 0
 
     def _new_tracker(self, conn: Connection, segment: Segment) -> ConnectionTracker | None:
         if self._owns is not None and not self._owns(conn, segment):
@@ -188,7 +191,10 @@ class Analysis:
         self._saw(segment.time)
         self._segments += 1
         self._reassembler.feed(segment)
-        return self._drain() if self._decided else []
+        if not self._decided:
+            return []
+        self.deciding = self._frames
+        return self._drain()
 
     def _saw(self, time: float) -> None:
         """Counts a frame of the capture and its time."""
@@ -272,7 +278,12 @@ class Analysis:
         when = self._last
         try:
             for when, linktype, data, wire_length, source in records:
-                if self._decided:  # the compiled skip took a segment that decided these
+                if self._decided:  # the compiled skip took a segment that decided these:
+                    # the record before this one (the skip stops right after such a segment,
+                    # and the reader reads on to this record at once: what it yields now is
+                    # not what decided them, and a shard's skip takes other records than one
+                    # process's)
+                    self.deciding = number if reader is None else first + reader.number - 1
                     yield from self._drain()
                 number = number + 1 if reader is None else first + reader.number
                 peeked = peek_flow(linktype, data)
@@ -299,6 +310,7 @@ class Analysis:
                                 if conn.passing is not None:
                                     arm(conn)
                                 if self._decided:
+                                    self.deciding = number
                                     yield from self._drain()
                                 continue
                     elif entry is None and lives and not peeked[1] & _SYN_FIN_RST:
@@ -324,6 +336,7 @@ class Analysis:
                 if decided:
                     yield from decided
             if self._decided:  # decided by the last records, taken in the compiled skip
+                self.deciding = number if reader is None else first + reader.number
                 yield from self._drain()
         finally:
             if reader is not None:

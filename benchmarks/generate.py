@@ -258,13 +258,17 @@ def generate(path: str, size: int, seed: int, concurrency: int,
     kinds = [k for k, _ in KINDS]
     weights = [handshake_weight if k is handshake and handshake_weight is not None else w
                for k, w in zip(kinds, ctx.mix.weights, strict=True)]
-    heap: list[tuple[float, int, Conversation]] = []
+    # (time, tie-break, conversation, the frame it sends at that time, None at its start):
+    # a frame is written when its own time comes up, so the file is in time order (writing
+    # each conversation's next frame as soon as the one before it was written put 1 record in
+    # 3 before the record ahead of it)
+    heap: list[tuple[float, int, Conversation, bytes | None]] = []
     order = 0
 
     def start(at: float, conv: Conversation) -> None:
         nonlocal order
         order += 1
-        heapq.heappush(heap, (at, order, conv))
+        heapq.heappush(heap, (at, order, conv, None))
 
     # Every scenario appears at least once, even in a small capture.
     for name in sorted(SCENARIOS):
@@ -273,7 +277,11 @@ def generate(path: str, size: int, seed: int, concurrency: int,
         start(START_TIME + rng.uniform(0, 0.01), rng.choices(kinds, weights)[0](ctx))
     write = writer.write
     while heap:
-        now, _, conv = heapq.heappop(heap)
+        now, _, conv, due = heapq.heappop(heap)
+        if due is not None:
+            write(now, due)
+            if writer.bytes >= size:
+                ctx.winding_down = True
         step = next(conv, None)
         if step is None:
             if not ctx.winding_down:
@@ -283,12 +291,8 @@ def generate(path: str, size: int, seed: int, concurrency: int,
                     start(now + gap(rng), rng.choices(kinds, weights)[0](ctx))
             continue
         delay, frame = step
-        at = now + delay
-        write(at, frame)
         order += 1
-        heapq.heappush(heap, (at, order, conv))
-        if writer.bytes >= size:
-            ctx.winding_down = True
+        heapq.heappush(heap, (now + delay, order, conv, frame))
     writer.close()
     return {
         "mix": mix,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from analyzer.pipeline import Analysis
 from analyzer.source import read_captures
 from analyzer.source.frame import Frame
@@ -273,6 +275,57 @@ def test_merged_files_drop_unseen_only_what_the_merge_puts_first(tmp_path: Path)
             if name == "rotated":
                 assert merged.dropped > len(steady) // 2, compiled  # the fast path did run
     assert len(_summary(slow_out)) > 10
+
+
+# A request cut in two ("...\r\nO" | "rigin: ...\r\n\r\n") without Upgrade, and the 400 it
+# got, as benchmarks/generate.py writes them; by record index: SYN 0, SYN-ACK 1, ACK 2, the
+# request's halves 3 and 4, the client's bare ACK 5, the response 6, the client's FIN 7.
+_CUT_REQUEST = (b"GET /chat HTTP/1.1\r\nHost: chat.example:8080\r\n"
+                b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) bench\r\n"
+                b"Origin: http://chat.example\r\n\r\n")
+_REFUSED = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 34"
+            b'\r\n\r\nCan "Upgrade" only to "WebSocket".')
+
+
+@pytest.mark.parametrize("order, first_frame", [
+    # the generated capture's records merged by whole seconds (the "tied" files above)
+    ([4, 3, 5, 0, 6, 1, 2, 7], 2),
+    ([4, 3, 0, 1, 2, 6, 7], 2),  # its SYN right after the first bytes seen
+    ([4, 0, 3, 1, 2, 6, 7], 3),  # ... and between them
+    ([4, 5, 3, 6, 7], None),  # no SYN, a bare ACK ends the hold: the first half comes late
+])
+def test_first_bytes_shown_before_their_syn_read_alike_on_every_path(
+        tmp_path: Path, order: list[int], first_frame: int | None) -> None:
+    """A capture that shows a connection's first bytes before its SYN holds them (delivery.py
+    `_end_hold`): a SYN shown after them, before the earliest or before bytes still to come,
+    is theirs, not a new connection on the same ports (the request was written off as a
+    hole: `capture_gap_request`); and the fast path's bare ACK ends the hold as `feed`'s does
+    (`take_plain`, decode/_follow.pxi `_take`: with a SYN after it, the fast path read a
+    hole where frame-by-frame reading read the request)."""
+    from dataclasses import replace
+
+    from analyzer.source import read_records
+
+    conv = Conversation(client=("10.1.0.1", 20107), server=("192.168.10.11", 8080), start=START)
+    conv.handshake()
+    conv.client(_CUT_REQUEST, split=[97])
+    conv.client_ack()
+    conv.server(_REFUSED)
+    conv.client_fin()
+    path = tmp_path / "held.pcap"
+    at = conv.records[0].time_ns  # one time for all: the file's order is the capture's
+    write_pcap(path, [[replace(conv.records[n], time_ns=at) for n in order]])
+    slow = Analysis()
+    slow_out = [d for f in read_captures([str(path)], []) for d in slow.feed(f)] + slow.finish()
+    for compiled in (True, False):
+        fast = Analysis(compiled=compiled)
+        fast_out = list(fast.feed_records(read_records([str(path)], []))) + fast.finish()
+        assert _summary(fast_out) == _summary(slow_out), compiled
+    if first_frame is not None:
+        (diagnosis,) = slow_out
+        assert (diagnosis.attempt.first_frame, diagnosis.verdict.value,
+                diagnosis.findings[0].check) == (first_frame, "failed",
+                                                 "request_without_upgrade")
 
 
 def test_an_ignored_connection_keeps_no_tracker(tmp_path: Path) -> None:

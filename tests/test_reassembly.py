@@ -261,6 +261,29 @@ def test_port_reuse_opens_a_new_connection() -> None:
     assert [bytes(r.data[0]) for r in seen] == [b"a" * 10, b"c" * 10]
 
 
+def test_a_syn_shown_after_the_first_bytes_is_theirs() -> None:
+    """First bytes shown before their SYN are held (`_end_hold`); a SYN shown after them,
+    just before the earliest or before bytes still to come, starts their stream (it opened
+    a new connection, and the bytes held were lost with the old one); a SYN far from them
+    is still a new connection on the same ports."""
+    syn, syn_ack = seg(0, True, 100, SYN), seg(0, False, 900, SYN | ACK, ack=101)
+    late, early = seg(0, True, 111, payload=b"0123456789"), seg(0, True, 101, payload=b"GET / HTTP")
+    for order in ([late, early, syn, syn_ack], [late, syn, syn_ack, early],
+                  [late, syn, early, syn_ack]):
+        rec, _ = run([_renumber(s, n) for n, s in enumerate(order, 1)])
+        assert bytes(rec.data[0]) == b"GET / HTTP0123456789" and not rec.gaps, order
+    seen: list[Recorder] = []
+
+    def new(conn: Connection, s: Segment) -> Recorder:
+        seen.append(Recorder())
+        return seen[-1]
+
+    reassembler = Reassembler(new)
+    for n, s in enumerate([late, seg(0, True, 200_000, SYN)], 1):
+        reassembler.feed(_renumber(s, n))
+    assert len(seen) == 2
+
+
 @pytest.mark.parametrize("idle", [10.0])
 def test_idle_connections_are_swept(idle: float) -> None:
     recorders: list[Recorder] = []

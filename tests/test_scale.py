@@ -22,9 +22,9 @@ from analyzer.life.model import Ended
 from analyzer.pipeline import Analysis
 from analyzer.report.render import render_jsonl_ended, render_jsonl_line
 from analyzer.scale.local import ShardedRead
-from analyzer.scale.shard import decisions, shard_of
+from analyzer.scale.shard import Owner, decisions, shard_of
 from analyzer.source import read_records
-from tests.builder import Conversation, websocket_request
+from tests.builder import Conversation, http_response, websocket_request, write_pcap
 from tests.helpers import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,6 +130,51 @@ def test_jsonl_of_shards_is_in_decision_order(bench: Path) -> None:
     alone = _read(bench, "jsonl").splitlines()
     assert len(shards) == len(alone) > 50
     assert list(map(unnumbered, shards)) == list(map(unnumbered, merge_order(bench, alone)))
+
+
+def test_an_attempt_is_keyed_by_the_frame_that_decided_it(tmp_path: Path) -> None:
+    """The merge of shards orders by the frame being read when an attempt was decided. For
+    a segment the compiled skip took, that was the reader's next record (the skip stops
+    after it, and the reader reads on at once): one process's skip took a 302 (frame 10) and
+    keyed it 11, with an unanswered attempt decided by frame 11 and begun earlier, so it came
+    first; the shard of that one dropped frame 10 unseen, took its FIN in C and keyed it 12,
+    so it came second. Here frame 10 decides the redirect and frame 11 the other, in one
+    process and in shards, compiled or not."""
+    start = 1_700_000_000.0
+    quiet = Conversation(client=("10.1.0.1", 22794), server=("192.168.10.16", 80), start=start)
+    quiet.handshake()
+    quiet.client(websocket_request("chat.example", "/chat"))
+    quiet.server_fin(delay=0.003)
+    moved = Conversation(client=("10.1.0.1", 24802), server=("192.168.10.13", 8080),
+                         start=start + 0.001)
+    moved.handshake()
+    moved.client(websocket_request("chat.example", "/chat"))
+    moved.server(http_response(302, "Found", [("Location", "https://chat.example/chat"),
+                                              ("Content-Length", "0")]), delay=0.005)
+    quiet.client_fin(delay=0.0031)  # frame 11, right after the 302
+    quiet.server_ack()
+    path = tmp_path / "two.pcap"
+    write_pcap(path, [quiet, moved])
+    assert shard_of(bytes([192, 168, 10, 16, 0, 80]), 2) != shard_of(
+        bytes([192, 168, 10, 13, 0x1F, 0x90]), 2)  # one in each shard
+    for compiled in (True, False):
+        keys = {}
+        for owner in (None, Owner(0, 2), Owner(1, 2)):
+            analysis = Analysis(owns=owner, compiled=compiled)
+            for frame, d in decisions(analysis, read_records([str(path)], [])):
+                keys[d.attempt.first_frame, owner is None] = frame
+        assert keys == {(6, True): 11, (8, True): 10, (6, False): 11, (8, False): 10}, compiled
+
+
+def test_decision_frames_compiled_are_the_plain_ones() -> None:
+    """Every capture's decision frames (`decisions`), with the compiled skip and without."""
+    def frames(capture: Path, compiled: bool) -> list[tuple[int, object]]:
+        analysis = Analysis(secrets=_secrets(capture), lifetimes=True, compiled=compiled)
+        return [(frame, d.key if isinstance(d, Ended) else d.attempt.first_frame)
+                for frame, d in decisions(analysis, read_records([str(capture)], []))]
+
+    for capture in CAPTURES:
+        assert frames(capture, True) == frames(capture, False), capture.name
 
 
 @pytest.mark.parametrize("capture", [c for c in CAPTURES if c.name in (

@@ -153,7 +153,7 @@ cdef class Follow:
         if type(here) is not _DIRECTION or type(there) is not _DIRECTION:
             return False
         base = _slot(here, _D_BASE)
-        if base is None:
+        if base is None or _slot(here, _D_HOLDING):  # its held start ends here (`_end_hold`)
             return False
         here_next = _slot(here, _D_NEXT)
         if n and (_slot(here, _D_PENDING) or

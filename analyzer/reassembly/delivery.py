@@ -111,7 +111,7 @@ class InOrder:
         if there.holding:
             self._end_hold(conn, 1 - side)
         if here.holding and not _before_held(here, seg):
-            self._end_hold(conn, side)
+            self._end_hold(conn, side, seg.seq if flags & _SYN else None)
         if flags & _SYN:
             if here.base is None:
                 here.base = (seg.seq + 1) & _MASK
@@ -185,9 +185,11 @@ class InOrder:
             if conn.sides[1 - side].fin:
                 self._close(conn, seg.time, "closed")
 
-    def _end_hold(self, conn: Connection, side: int) -> None:
+    def _end_hold(self, conn: Connection, side: int, syn: int | None = None) -> None:
         """A direction picked up without its SYN held its first bytes (`_Direction.holding`):
-        its stream now starts at the earliest of them, and they go in order.
+        its stream now starts at the earliest of them, and they go in order; or, when its SYN
+        (sequence number ``syn``) ends the hold, at the SYN's next number, which may be before
+        them (`Reassembler._is_new_incarnation`): the bytes in between are still to come.
 
         Why: its first sequence number seen was taken for the stream's start, so bytes a
         capture shows after it but sent before it (reordered) were taken for old ones and
@@ -200,6 +202,8 @@ class InOrder:
         if not here.pending or here.pending_order is None or here.base is None:
             return
         first = here.pending_order[0]
+        if syn is not None:
+            first = min(first, here.offset_of((syn + 1) & _MASK))
         if first < 0:  # bytes before the first seen: the stream starts there
             here.base = (here.base + first) & _MASK
             here.pending = {offset - first: held for offset, held in here.pending.items()}

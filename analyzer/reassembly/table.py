@@ -36,7 +36,7 @@ from analyzer.reassembly.connection import (
     new_connection,
     new_deferred_connection,
 )
-from analyzer.reassembly.delivery import InOrder, _unseen
+from analyzer.reassembly.delivery import MAX_HELD_START, InOrder, _unseen
 from analyzer.reassembly.listeners import LifeTable
 from analyzer.reassembly.lives import LifeRouting
 
@@ -231,7 +231,9 @@ class Reassembler(InOrder, LifeRouting):
                 self._finish(conn, time, "closed")
             return True
         here = conn.sides[side]
-        if here.base is None:
+        if here.base is None or here.holding:
+            # (a held start ends at this side's next segment that does not come before it,
+            # a bare ACK too: `InOrder._end_hold`)
             return False
         if payload and (here.pending or (seq - here.base - here.next_offset) & _MASK):
             return False  # not the next bytes, or early bytes wait to be drained after them
@@ -279,6 +281,14 @@ class Reassembler(InOrder, LifeRouting):
                 return seg.ack != base
             return side != 0 or (seg.seq + 1) & _MASK != base
         direction = conn.sides[side]
+        # (a `_Base`, of a deferred or ignored connection, holds nothing)
+        if getattr(direction, "holding", False) and direction.pending_order:
+            # Its first bytes seen wait for those sent before them (`InOrder._end_hold`): a
+            # SYN just before them, or before bytes still to come, is this connection's, shown
+            # late (files merged by times in whole seconds put it after them)
+            assert direction.base is not None
+            start = (direction.base + direction.pending_order[0]) & _MASK
+            return (start - seg.seq - 1) & _MASK > MAX_HELD_START
         # A SYN whose sequence number is not the one this direction started with opens a new
         # connection on the same ports (client port reuse).
         return direction.base is not None and (seg.seq + 1) & _MASK != direction.base

@@ -122,11 +122,13 @@ def decisions(analysis: Analysis, records: Iterable[Record]) -> Iterator[tuple[i
     """(decision frame, diagnosis) for every attempt of a capture, in the order decided (and
     with lifetimes, (frame, `Ended`) when a connection in life ends).
 
-    The frame is the reader's `number` (the record being processed) when the attempt comes
-    out; a reader without one (none today) gives 0, which leaves the first frame as the key.
+    The frame is the one being read when the attempt was decided (`Analysis.deciding`).
+    Not the reader's `number` when the attempt comes out: for a segment the compiled skip
+    took, that is already the next record's, and which records the skip takes differs
+    between a shard and one process (the shards' JSONL left one process's order).
     """
     for diagnosis in analysis.feed_records(records):
-        yield getattr(records, "number", 0), diagnosis
+        yield analysis.deciding, diagnosis
     for diagnosis in analysis.finishing():
         yield END, diagnosis
 
