@@ -9,7 +9,6 @@ sends the code on purpose."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -39,10 +38,6 @@ for _ in range(2):
     conn.close()
 """
 CODE = 1005
-
-
-def _server(port: int) -> subprocess.Popen[bytes]:
-    return start_raw_server(SERVER, str(port), str(CODE))
 
 
 def _predicted(path: Path, client: str) -> str:
@@ -81,17 +76,39 @@ def run_page(driver: Any, page: Path) -> tuple[str, list[str]]:
     return driver.title, [entry["message"] for entry in driver.get_log("browser")]
 
 
-def test_python_websockets_prints_what_the_attribution_says(tmp_path: Path) -> None:
+def printed_by_websockets(script: str, arguments: list[str], path: Path,
+                          **options: Any) -> str:
+    """What python websockets raised reading from a raw server (``script``, given its port
+    then ``arguments``) while tcpdump wrote ``path``: its exception as a traceback's last
+    line shows it. ``options`` go to its ``connect``."""
     port = _free_port()
-    server = _server(port)
-    path = tmp_path / "close1005.pcap"
+    server = start_raw_server(script, str(port), *arguments)
     try:
         with (tcpdump(path, [port]), pytest.raises(Exception) as failed,
-              websockets_client.connect(f"ws://{HOST}:{port}/ws", open_timeout=10) as ws):
+              websockets_client.connect(f"ws://{HOST}:{port}/ws", open_timeout=10,
+                                        **options) as ws):
             ws.recv(timeout=10)
     finally:
         _stop(server, signal.SIGTERM)
-    printed = f"{type(failed.value).__name__}: {failed.value}"
+    return f"{type(failed.value).__name__}: {failed.value}"
+
+
+def logged_by_chromium(driver: Any, tmp: Path, script: str, arguments: list[str],
+                       path: Path) -> tuple[str, list[str]]:
+    """`open_websocket_page` against a raw server (``script``, given its port then
+    ``arguments``) while tcpdump wrote ``path``: the page's title and the console's lines."""
+    port = _free_port()
+    server = start_raw_server(script, str(port), *arguments)
+    try:
+        with tcpdump(path, [port]):
+            return open_websocket_page(driver, tmp, port)
+    finally:
+        _stop(server, signal.SIGTERM)
+
+
+def test_python_websockets_prints_what_the_attribution_says(tmp_path: Path) -> None:
+    path = tmp_path / "close1005.pcap"
+    printed = printed_by_websockets(SERVER, [str(CODE)], path)
     assert _predicted(path, "python websockets") == printed
 
 
@@ -100,14 +117,8 @@ def test_python_websockets_prints_what_the_attribution_says(tmp_path: Path) -> N
                            "them)")
 def test_chromium_prints_what_the_attribution_says(  # (``browser``: the imported fixture)
         browser: Any, tmp_path: Path) -> None:  # noqa: F811
-    port = _free_port()
-    server = _server(port)
     path = tmp_path / "close1005-chromium.pcap"
-    try:
-        with tcpdump(path, [port]):
-            title, logged = open_websocket_page(browser, tmp_path, port)
-    finally:
-        _stop(server, signal.SIGTERM)
+    title, logged = logged_by_chromium(browser, tmp_path, SERVER, [str(CODE)], path)
     assert title == "closed 1006", title  # Chrome's close event: not the code sent
     predicted = _predicted(path, "Chrome")
     assert any(predicted in message for message in logged), (predicted, logged)

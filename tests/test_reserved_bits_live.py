@@ -8,16 +8,14 @@ itself, and the attempt's attribution must predict exactly that line (attributio
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from analyzer.verdict import Verdict
-from tests.helpers import RAW_SERVER, analyze_pcap, start_raw_server
-from tests.test_close_code_live import open_websocket_page
-from tests.test_h2_live import HOST, _free_port, _stop, tcpdump
+from tests.helpers import RAW_SERVER, analyze_pcap
+from tests.test_close_code_live import logged_by_chromium, printed_by_websockets
 from tests.test_h2_live import pytestmark as _live_marks
 from tests.test_html_browser import CHROMIUM, DRIVER, browser, webdriver  # noqa: F401 (fixture)
 
@@ -48,17 +46,8 @@ def _predicted(path: Path, client: str) -> str:
 
 
 def test_python_websockets_prints_what_the_attribution_says(tmp_path: Path) -> None:
-    port = _free_port()
-    server = start_raw_server(SERVER, str(port))
     path = tmp_path / "rsv1.pcap"
-    try:
-        with (tcpdump(path, [port]), pytest.raises(Exception) as failed,
-              websockets_client.connect(f"ws://{HOST}:{port}/ws", open_timeout=10,
-                                        compression=None) as ws):
-            ws.recv(timeout=10)
-    finally:
-        _stop(server, signal.SIGTERM)
-    printed = f"{type(failed.value).__name__}: {failed.value}"
+    printed = printed_by_websockets(SERVER, [], path, compression=None)
     assert _predicted(path, "python websockets") == printed
 
 
@@ -67,16 +56,8 @@ def test_python_websockets_prints_what_the_attribution_says(tmp_path: Path) -> N
                            "them)")
 def test_chromium_prints_what_the_attribution_says(  # (``browser``: the imported fixture)
         browser: Any, tmp_path: Path) -> None:  # noqa: F811
-    port = _free_port()
-    server = start_raw_server(SERVER, str(port))
     path = tmp_path / "rsv1-chromium.pcap"
-    try:
-        with tcpdump(path, [port]):
-            title, logged = open_websocket_page(browser, tmp_path, port)
-    finally:
-        _stop(server, signal.SIGTERM)
+    title, logged = logged_by_chromium(browser, tmp_path, SERVER, [], path)
     assert title == "closed 1006", title
     predicted = _predicted(path, "Chrome")
     assert any(predicted in message for message in logged), (predicted, logged)
-
-

@@ -96,32 +96,13 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
             "capture_gap_response", "every byte of the server's side",
             f"{response_gap.length} bytes missing at server offset {response_gap.offset}, "
             "before this response", _seen(response_gap.frame)))
+    if tcp.resent:  # (most connections re-send nothing)
+        if request is not None and (copies := request_copies(attempt)):
+            findings.append(_resent("request", "client", request, copies))
+        if response is not None and (copies := response_copies(attempt)):
+            findings.append(_resent("response", "server", response, copies))
     # An HTTP/2 RST_STREAM or GOAWAY, an answer in another protocol, or a TLS session that
     # broke is a response of sorts: the checks that read it say what happened instead.
-    copies = request_copies(attempt) if tcp.resent else ()
-    if copies and request is not None:
-        again, count = copies[-1], len(copies)
-        frames = ", ".join(str(copy.frame) for copy in copies[:3]) + (
-            ", ..." if count > 3 else "")
-        findings.append(Finding(
-            "request_resent", "an acknowledgement of the request's first copy",
-            f"the client sent it again {count} time{'s' if count > 1 else ''} "
-            f"(frame{'s' if count > 1 else ''} {frames}), the last "
-            f"{1000 * max(0.0, again.time - request.time):.0f} ms after the first copy, "
-            "which nothing acknowledged",
-            (request.first_frame,) + tuple(copy.frame for copy in copies[:3])))
-    answer = response_copies(attempt) if tcp.resent else ()
-    if answer and response is not None:
-        again, count = answer[-1], len(answer)
-        frames = ", ".join(str(copy.frame) for copy in answer[:3]) + (
-            ", ..." if count > 3 else "")
-        findings.append(Finding(
-            "response_resent", "an acknowledgement of the response's first copy",
-            f"the server sent it again {count} time{'s' if count > 1 else ''} "
-            f"(frame{'s' if count > 1 else ''} {frames}), the last "
-            f"{1000 * max(0.0, again.time - response.time):.0f} ms after the first copy, "
-            "which nothing acknowledged", (response.first_frame,) + tuple(
-                copy.frame for copy in answer[:3])))
     if request is not None and not request.head_complete and request_cut is None:
         findings.append(_unfinished_head(attempt, request))
     elif (attempt.response is None and attempt.other_answer is None and not tls_refused(attempt)
@@ -200,6 +181,19 @@ def _server_alert_after(attempt: Attempt, start: float) -> TlsAlert | None:
         return None
     return next((alert for alert in tls.alerts
                  if alert.side == "server" and alert.time >= start), None)
+
+
+def _resent(what: str, sender: str, first: Message, copies: tuple[Resend, ...]) -> Finding:
+    """`request_resent` or `response_resent`: ``first`` (its first copy) sent again as
+    ``copies`` by ``sender``."""
+    count = len(copies)
+    frames = ", ".join(str(copy.frame) for copy in copies[:3]) + (", ..." if count > 3 else "")
+    return Finding(
+        f"{what}_resent", f"an acknowledgement of the {what}'s first copy",
+        f"the {sender} sent it again {count} time{'s' if count > 1 else ''} "
+        f"(frame{'s' if count > 1 else ''} {frames}), the last "
+        f"{1000 * max(0.0, copies[-1].time - first.time):.0f} ms after the first copy, which "
+        "nothing acknowledged", (first.first_frame,) + tuple(copy.frame for copy in copies[:3]))
 
 
 def request_copies(attempt: Attempt) -> tuple[Resend, ...]:
