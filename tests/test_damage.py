@@ -420,30 +420,6 @@ def test_head_cut_by_a_lost_segment_is_listed(tmp_path: Path) -> None:
     assert "request_head_incomplete" not in [f.check for f in diagnosis.findings]
 
 
-SWEEP = Path("/work/notes/sweep30a")
-
-
-@pytest.mark.skipif(not (SWEEP / "s2_full.pcap").exists(),
-                    reason="the sweep30a captures (real tcpdump -s 96/200) are not here")
-@pytest.mark.parametrize("name", ["s2_snap200.pcap", "s2_snap96.pcap", "s2_editcap150.pcap"])
-def test_sweep_snaplen_captures_list_the_handshakes(name: str) -> None:
-    """sweep30a B1: the same six handshakes (101 x2, 403, 400, RST, FIN) captured at once
-    with tcpdump -s 0, -s 200 and -s 96 (and editcap -s 150): the cut captures list each
-    handshake whose head got as far as its offer (all six at 200 and 150; at 96, with 30
-    bytes of each head, the two 101s and the 400 on /ws), inconclusive, on the same
-    connections as the whole capture."""
-    whole = {(d.attempt.client.port, d.attempt.request_head.target)
-             for d in analyze_pcap(SWEEP / "s2_full.pcap") if d.attempt.request_head}
-    cut = analyze_pcap(SWEEP / name)
-    found = {(d.attempt.client.port, d.attempt.request_head.target)
-             for d in cut if d.attempt.request_head}
-    assert found <= whole
-    assert len(found) == (3 if name == "s2_snap96.pcap" else 6), found
-    assert all(d.verdict.value == "inconclusive" for d in cut)
-    assert all(d.primary is not None and d.primary.check == "capture_gap_request"
-               and "snapshot length" in d.primary.found for d in cut)
-
-
 # --- a capture that starts inside a request head (sweep30a B4) ---------------------------------
 
 def started_inside_head(lines_before: int, into_line: int = 0) -> Conversation:
@@ -498,13 +474,3 @@ def test_header_lines_first_after_a_captured_syn_are_not_http(tmp_path: Path) ->
     assert analyze_pcap(tmp_path / "syn.pcap") == []
 
 
-@pytest.mark.skipif(not (SWEEP / "s5_start_mid.pcap").exists(),
-                    reason="the sweep30a capture s5_start_mid.pcap is not here")
-def test_sweep_capture_started_inside_a_head() -> None:
-    """sweep30a s5: tcpdump started while slowclient.py trickled its head (frames 1-7 the
-    tail of the head, frame 9 the 101, the client's FIN 2 s later without a Close)."""
-    (diagnosis,) = analyze_pcap(SWEEP / "s5_start_mid.pcap")
-    assert diagnosis.attempt.response is not None
-    assert diagnosis.attempt.response.first_frame == 9
-    assert diagnosis.primary is not None and diagnosis.primary.check == "request_not_captured"
-    assert diagnosis.attempt.after is not None  # the switch was followed

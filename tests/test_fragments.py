@@ -36,8 +36,6 @@ from tests.builder import (
 )
 from tests.builder import fragment_frame as fragment
 
-SWEEP = Path("/work/notes/sweep30a")
-
 # --- fragmented captures (Ethernet, as the builder writes them) ------------------------------
 
 
@@ -185,21 +183,6 @@ def test_missing_fragment_is_counted(tmp_path: Path) -> None:
     found, skipped, _ = run(write(tmp_path / "expired.pcap", out + later))
     assert skipped["ipv4 fragment (expired)"] == len(request) - 1
     assert WHOLE[0] in outcome(found)
-
-
-def test_real_fragmented_capture_gives_the_six_attempts_of_the_whole_one() -> None:
-    """The sweep's s2_full.pcap re-cut into 96-byte IPv4 fragments (ipfrag.py), in order and
-    last-first: the same six attempts and verdicts as the original."""
-    if not SWEEP.is_dir():
-        pytest.skip(f"the sweep's captures are not here ({SWEEP})")
-    whole, _, _ = run(SWEEP / "s2_full.pcap")
-    assert len(whole) == 6
-    for name in ("s18_ipfrag.pcap", "s18_ipfrag_rev.pcap"):
-        if not (SWEEP / name).is_file():
-            pytest.skip(f"{SWEEP / name} not found")
-        found, skipped, _ = run(SWEEP / name)
-        assert outcome(found) == outcome(whole), name
-        assert set(skipped) == {"ipv4 fragment (reassembled)"}, name
 
 
 # --- the table itself ------------------------------------------------------------------------
