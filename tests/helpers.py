@@ -50,6 +50,16 @@ def nginx_conf(tmp: str, server: str) -> str:
     return nginx_http_conf(tmp, f"    server {{\n{server}\n    }}", access_log=False)
 
 
+def start_nginx(tmp: str, conf: Path) -> subprocess.Popen[bytes]:
+    """nginx run in the foreground with the configuration ``conf`` (`nginx_conf`), its pid,
+    logs and temporary files in ``tmp``, in a session of its own: stop it by its PID
+    (`stop_group` with SIGQUIT)."""
+    return subprocess.Popen(
+        ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
+         "-g", "daemon off; master_process off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 def stop_group(process: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
     """Stop a process started with ``start_new_session=True`` and all it started: ``sig`` to
     its group, SIGKILL after 5 s."""

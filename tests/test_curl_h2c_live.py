@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.verdict import Verdict
-from tests.helpers import analyze_pcap, nginx_conf
+from tests.helpers import analyze_pcap, nginx_conf, start_nginx
 from tests.test_h2_live import HOST, _free_port, _stop, _wait_listening, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 
@@ -50,10 +50,7 @@ def server(kind: str, tmp: str) -> Iterator[int]:
         conf = Path(tmp, "nginx.conf")
         conf.write_text(nginx_conf(tmp, f"""        listen {HOST}:{port} {listen};
         location / {{ return 200 "plain\\n"; }}"""))
-        process = subprocess.Popen(
-            ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
-             "-g", "daemon off; master_process off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        process = start_nginx(tmp, conf)
     try:
         _wait_listening(port, process)
         yield port

@@ -28,7 +28,7 @@ from analyzer.source import read_captures
 from analyzer.verdict import Diagnosis
 from tests.builder import Conversation, Segment, write_pcap
 from tests.h2_app import extended_connect
-from tests.helpers import analyze_pcap, nginx_conf, stop_group, tcpdump_on_lo
+from tests.helpers import analyze_pcap, nginx_conf, start_nginx, stop_group, tcpdump_on_lo
 
 pytest.importorskip("h2")
 pytest.importorskip("hypercorn")
@@ -88,10 +88,7 @@ def nginx_h2(logged: list[str] | None = None) -> Iterator[int]:
         conf.write_text(nginx_conf(tmp, f"""        listen {HOST}:{port} http2;
         error_log {tmp}/info.log info;
         location / {{ return 200 "plain\\n"; }}"""))
-        process = subprocess.Popen(
-            ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
-             "-g", "daemon off; master_process off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        process = start_nginx(tmp, conf)
         try:
             _wait_listening(port, process)
             yield port

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from analyzer.verdict import Verdict
-from tests.helpers import analyze_pcap, nginx_conf
+from tests.helpers import analyze_pcap, nginx_conf, start_nginx
 from tests.test_h2_live import HOST, _free_port, _stop, _wait_listening, tcpdump
 
 websockets_client = pytest.importorskip("websockets.sync.client")
@@ -30,10 +29,7 @@ def test_nginx_refuses_a_16_kib_url_and_the_attempt_says_so() -> None:
         conf = Path(tmp, "nginx.conf")
         conf.write_text(nginx_conf(tmp, f"""        listen {HOST}:{port};
         location / {{ return 200 "plain\\n"; }}"""))
-        nginx = subprocess.Popen(
-            ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
-             "-g", "daemon off; master_process off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        nginx = start_nginx(tmp, conf)
         path = Path(tmp, "long.pcap")
         try:
             _wait_listening(port, nginx)

@@ -13,14 +13,13 @@ import json
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import nginx_conf, run_cli
+from tests.helpers import nginx_conf, run_cli, start_nginx
 from tests.test_h2_live import HOST, _free_port, _stop, _wait_listening, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 
@@ -41,10 +40,7 @@ def nginx_proxy(tmp: str, port: int, backend: int) -> Iterator[Path]:
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection "upgrade";
         }}"""))
-    process = subprocess.Popen(
-        ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
-         "-g", "daemon off; master_process off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = start_nginx(tmp, conf)
     try:
         _wait_listening(port, process)
         yield Path(tmp, "error.log")

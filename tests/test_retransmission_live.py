@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.verdict import Diagnosis, Verdict
-from tests.helpers import analyze_pcap, stop_group
+from tests.helpers import RAW_SERVER, analyze_pcap, stop_group
 
 pytest.importorskip("websockets.sync.server")
 pytestmark = [
@@ -55,35 +55,23 @@ with serve(echo, "0.0.0.0", int(sys.argv[1])) as server:
 
 # Answers each request head with a correct 101 after argv[2] seconds, the client's Close with
 # its own, then reads until the client has gone.
-SLOW_SERVER = r"""
-import base64, hashlib, socket, sys, time
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("0.0.0.0", int(sys.argv[1])))
-server.listen(4)
-server.settimeout(30)
-print("ready", flush=True)
+SLOW_SERVER = RAW_SERVER.replace('("127.0.0.1", int(sys.argv[1]))',
+                                 '("0.0.0.0", int(sys.argv[1]))') + r"""
 while True:
     conn, _ = server.accept()
     conn.settimeout(10)
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += conn.recv(4096)
-    key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-               if line.lower().startswith(b"sec-websocket-key:"))
-    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    head = read_head(conn)
     time.sleep(float(sys.argv[2]))
-    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    switch(conn, head)
     try:
         if conn.recv(4096):  # the client's Close: answered with the server's
             conn.sendall(b"\x88\x02\x03\xe8")
-        while conn.recv(4096):
-            pass
     except OSError:
         pass
+    drain(conn)
     conn.close()
 """
+assert "0.0.0.0" in SLOW_SERVER  # (inside its namespace: the server's veth address too)
 
 # argv: server address, port, the router's namespace, "lost-once", "gave-up" or
 # "answer-lost". Prints the status line it read, or "gave up".
