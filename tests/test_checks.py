@@ -1295,6 +1295,23 @@ def _gave_up_before_the_flight(conv: Conversation) -> Marks:
     return marks
 
 
+def _hello_sent_again(after: float) -> Script:
+    """A ClientHello, no acknowledgement, the same bytes again ``after`` seconds later (the
+    path lost the first copy past the capture point), then the client gives up 1 s after
+    the copy (its FIN)."""
+
+    def script(conv: Conversation) -> Marks:
+        hello = recorded("untrusted13")[0][0][1]
+        marks = {"syn": conv.handshake(), "hello": conv.send(True, hello, delay=0.002)}
+        start = conv.next_seq(True) - len(hello)
+        marks["resent"] = [conv._emit(True, conv._time(after), TcpFlags.ACK | TcpFlags.PSH,
+                                      hello, seq=start)]
+        marks["client_fin"] = conv.client_fin(1.0)
+        return marks
+
+    return script
+
+
 # A TLS 1.3 record as an encrypted alert looks without keys: application data, 2 bytes of
 # content, the content type and a 16-byte tag (RFC 8446 §5.2)
 ENCRYPTED_ALERT = bytes((23, 3, 3, 0, 19)) + bytes(range(19))
@@ -1305,6 +1322,17 @@ TLS_CASES = (
          absent=("tls_certificate_rejected", "tls_no_server_hello"),
          evidence={"tls_client_gave_up": ("hello", "client_fin", "server1")},
          found={"tls_client_gave_up": ("client gave up after 1.0 s", "came after")}),
+    Case("TLS: the ClientHello sent again 300 ms later, then the client gives up",
+         _hello_sent_again(0.3), NO_RESPONSE, "tls_client_gave_up",
+         present=("tls_client_hello_resent",),
+         evidence={"tls_client_hello_resent": ("hello", "resent")},
+         found={"tls_client_hello_resent": ("again 1 time (frame 5)",
+                                            "300 ms after the first copy"),
+                "tls_client_gave_up": ("client gave up after 1.3 s, 1000 ms after its last "
+                                       "copy (frame 5)",)}),
+    Case("TLS: the same ClientHello captured twice 10 ms apart (no retransmission timeout)",
+         _hello_sent_again(0.01), NO_RESPONSE, "tls_client_gave_up",
+         absent=("tls_client_hello_resent",)),
     Case("TLS 1.3: the client's encrypted alert, then the server's FIN before the client's",
          tls_talk("untrusted13", take=2, extra=((CLIENT, ENCRYPTED_ALERT),),
                   end="server_fin,client_fin"), FAILED, "tls_certificate_rejected",

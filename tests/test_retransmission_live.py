@@ -3,8 +3,9 @@ network namespaces (client, router, server: python websockets, and a raw server 
 after 300 ms), tcpdump on the client's link and on the server's, and the router's forwarding
 turned off while the request (or the 101) passes, so a capture holds a copy the other side
 never got. The kernel re-sends it after its retransmission timeout; the attempt says so
-(`request_resent`, `response_resent`), and a wait counted from the request's first copy is
-told apart from the one after its last copy."""
+(`request_resent`, `response_resent`, and for a TLS ClientHello `tls_client_hello_resent`:
+a TLS server in the same namespace, a client with a key log), and a wait counted from the
+first copy is told apart from the one after its last copy."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import pytest
 
 from analyzer.verdict import Diagnosis, Verdict
 from tests.helpers import RAW_SERVER, analyze_pcap, stop_group
+from tests.tls_memory import make_certificate
 
 pytest.importorskip("websockets.sync.server")
 pytestmark = [
@@ -38,7 +40,7 @@ CLIENT_NS, ROUTER_NS, SERVER_NS = (f"ua-rt{side}-{_TAG}" for side in "crs")
 CLIENT_LINK, ROUTER_IN, ROUTER_OUT, SERVER_LINK = (f"uart{n}{_TAG}" for n in "abcd")
 CLIENT_IP, ROUTER_IN_IP, ROUTER_OUT_IP, SERVER_IP = (
     "10.213.1.1", "10.213.1.254", "10.213.2.254", "10.213.2.1")
-PORT, SLOW_PORT = 8765, 8766
+PORT, SLOW_PORT, TLS_PORT = 8765, 8766, 8767
 
 SERVER = r"""
 import sys
@@ -73,10 +75,31 @@ while True:
 """
 assert "0.0.0.0" in SLOW_SERVER  # (inside its namespace: the server's veth address too)
 
-# argv: server address, port, the router's namespace, "lost-once", "gave-up" or
-# "answer-lost". Prints the status line it read, or "gave up".
+# The slow server's answers inside TLS (argv[2] the certificate, argv[3] its key), at once.
+TLS_SERVER = SLOW_SERVER.split("while True:")[0] + r"""
+import ssl
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[2], sys.argv[3])
+while True:
+    raw, _ = server.accept()
+    raw.settimeout(10)
+    try:
+        conn = context.wrap_socket(raw, server_side=True)
+        switch(conn, read_head(conn))
+        if conn.recv(4096):
+            conn.sendall(b"\x88\x02\x03\xe8")
+        drain(conn)
+    except OSError:  # (the client that gave up: its reset, mid-handshake)
+        pass
+    raw.close()
+"""
+
+# argv: server address, port, the router's namespace, "lost-once", "gave-up", "answer-lost",
+# "tls-lost-once" or "tls-gave-up" (then the certificate to trust and the key log to write).
+# Prints the status line it read, or "gave up". In the TLS modes the ClientHello is what the
+# path loses.
 CLIENT = r"""
-import socket, struct, subprocess, sys, time
+import socket, ssl, struct, subprocess, sys, threading, time
 host, port, router, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 
 def forwarding(on):
@@ -85,6 +108,27 @@ def forwarding(on):
 
 conn = socket.create_connection((host, port), timeout=10)
 time.sleep(0.1)
+if mode.startswith("tls-"):
+    context = ssl.create_default_context(cafile=sys.argv[5])
+    context.keylog_filename = sys.argv[6]
+    forwarding(False)
+    if mode == "tls-gave-up":
+        conn.settimeout(1.5)  # the kernel re-sends the ClientHello at about 0.2, 0.6, 1.4 s
+        conn = context.wrap_socket(conn, server_hostname="localhost",
+                                   do_handshake_on_connect=False)
+        try:
+            conn.do_handshake()
+        except TimeoutError:
+            pass
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+        time.sleep(0.05)
+        forwarding(True)
+        print("gave up", flush=True)
+        sys.exit(0)
+    threading.Timer(0.05, forwarding, (True,)).start()
+    conn = context.wrap_socket(conn, server_hostname="localhost")
+    mode = "tls"
 request = (f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
            "Sec-WebSocket-Version: 13\r\n\r\n").encode()
@@ -100,7 +144,9 @@ if mode == "gave-up":
     forwarding(True)
     print("gave up", flush=True)
     sys.exit(0)
-if mode == "answer-lost":  # the request passes; the 101, 300 ms later, does not
+if mode == "tls":
+    conn.sendall(request)
+elif mode == "answer-lost":  # the request passes; the 101, 300 ms later, does not
     conn.sendall(request)
     time.sleep(0.1)
     forwarding(False)
@@ -191,33 +237,43 @@ def started(namespace: str, *command: str, ready: str) -> Iterator[subprocess.Po
             stop_group(process)
 
 
+Captured = tuple[Path, Path, list[str], str]  # near the client, near the server, said, keys
+
+
 @pytest.fixture(scope="module")
-def capture() -> Iterator[tuple[Path, Path, list[str]]]:
-    """The three scenarios on three connections, in order: the request lost once, then
+def capture() -> Iterator[Captured]:
+    """The five scenarios on five connections, in order: the request lost once, then
     answered; the request lost until the client gave up; the 101 lost once (the slow
-    server). Captured on the client's link and on the server's."""
+    server); a TLS ClientHello lost once, then answered; a ClientHello lost until the client
+    gave up. Captured on the client's link and on the server's."""
     with tempfile.TemporaryDirectory(prefix="resent-live-") as tmp, three_namespaces():
         near_client, near_server = Path(tmp, "client-side.pcap"), Path(tmp, "server-side.pcap")
+        certificate, key = make_certificate(Path(tmp))
+        keys = Path(tmp, "client.keys")
         said: list[str] = []
-        ports = f"tcp port {PORT} or tcp port {SLOW_PORT}"
+        ports = f"tcp port {PORT} or tcp port {SLOW_PORT} or tcp port {TLS_PORT}"
         with started(SERVER_NS, sys.executable, "-c", SERVER, str(PORT), ready="ready"), \
                 started(SERVER_NS, sys.executable, "-c", SLOW_SERVER, str(SLOW_PORT), "0.3",
                         ready="ready"), \
+                started(SERVER_NS, sys.executable, "-c", TLS_SERVER, str(TLS_PORT),
+                        str(certificate), str(key), ready="ready"), \
                 started(CLIENT_NS, "tcpdump", "-i", CLIENT_LINK, "-n", "-U", "--immediate-mode",
                         "-Z", "root", "-w", str(near_client), ports, ready="listening on"), \
                 started(SERVER_NS, "tcpdump", "-i", SERVER_LINK, "-n", "-U", "--immediate-mode",
                         "-Z", "root", "-w", str(near_server), ports, ready="listening on"):
-            for mode, port in (("lost-once", PORT), ("gave-up", PORT), ("answer-lost", SLOW_PORT)):
+            for mode, port in (("lost-once", PORT), ("gave-up", PORT), ("answer-lost", SLOW_PORT),
+                               ("tls-lost-once", TLS_PORT), ("tls-gave-up", TLS_PORT)):
                 done = subprocess.run(
                     ["ip", "netns", "exec", CLIENT_NS, sys.executable, "-c", CLIENT, SERVER_IP,
-                     str(port), ROUTER_NS, mode], capture_output=True, text=True, timeout=30)
+                     str(port), ROUTER_NS, mode, str(certificate), str(keys)],
+                    capture_output=True, text=True, timeout=30)
                 said.append(done.stdout.strip())
-        yield near_client, near_server, said
+        yield near_client, near_server, said, keys.read_text()
 
 
 def test_a_request_lost_once_is_re_sent_and_answered(
-        capture: tuple[Path, Path, list[str]]) -> None:
-    path, _, said = capture
+        capture: Captured) -> None:
+    path, _, said, _ = capture
     assert said[0] == "HTTP/1.1 101 Switching Protocols"
     attempt = analyze_pcap(path)[0]
     assert attempt.verdict is Verdict.SUCCEEDED, attempt.findings
@@ -229,8 +285,8 @@ def test_a_request_lost_once_is_re_sent_and_answered(
 
 
 def test_a_request_never_answered_is_timed_from_its_last_copy(
-        capture: tuple[Path, Path, list[str]]) -> None:
-    path, _, said = capture
+        capture: Captured) -> None:
+    path, _, said, _ = capture
     assert said[1] == "gave up"
     attempt = analyze_pcap(path)[1]
     assert attempt.verdict is Verdict.NO_RESPONSE, attempt.findings
@@ -248,8 +304,8 @@ def _on_port(diagnoses: list[Diagnosis], port: int) -> Diagnosis:
 
 
 def test_a_101_lost_towards_the_client_is_re_sent(
-        capture: tuple[Path, Path, list[str]]) -> None:
-    near_client, near_server, said = capture
+        capture: Captured) -> None:
+    near_client, near_server, said, _ = capture
     assert said[2] == "HTTP/1.1 101 Switching Protocols"
     at_server = _on_port(analyze_pcap(near_server), SLOW_PORT)
     resent = next(f for f in at_server.findings if f.check == "response_resent")
@@ -261,3 +317,40 @@ def test_a_101_lost_towards_the_client_is_re_sent(
     at_client = _on_port(analyze_pcap(near_client), SLOW_PORT)
     assert at_client.verdict is at_server.verdict
     assert not any(f.check.endswith("_resent") for f in at_client.findings), at_client.findings
+
+
+def test_a_client_hello_lost_once_is_re_sent_and_answered(
+        capture: Captured, tmp_path: Path) -> None:
+    near_client, _, said, keys = capture
+    assert said[3] == "HTTP/1.1 101 Switching Protocols"
+    keylog = tmp_path / "client.keys"
+    keylog.write_text(keys)
+    # without the key the session is counted, not listed (its handshake completed): only the
+    # next one, which broke, is
+    assert len([d for d in analyze_pcap(near_client) if d.attempt.server.port == TLS_PORT]) == 1
+    (attempt,) = (d for d in analyze_pcap(near_client, keylog=keylog)
+                  if d.attempt.server.port == TLS_PORT and d.attempt.tls is not None
+                  and d.attempt.tls.decrypted)
+    assert attempt.verdict is Verdict.SUCCEEDED, attempt.findings
+    assert attempt.attempt.tls is not None and attempt.attempt.tls.decrypted
+    resent = next(f for f in attempt.findings if f.check == "tls_client_hello_resent")
+    assert resent.frames[0] == attempt.attempt.tls.client_hello_frame
+    waited = int(resent.found.split("the last ")[1].split(" ms")[0])
+    assert 150 <= waited <= 1500, resent.found
+    assert not any(f.check == "request_resent" for f in attempt.findings), attempt.findings
+
+
+def test_a_client_hello_never_answered_is_timed_from_its_last_copy(capture: Captured) -> None:
+    near_client, near_server, said, _ = capture
+    assert said[4] == "gave up"
+    attempt = [d for d in analyze_pcap(near_client) if d.attempt.server.port == TLS_PORT][-1]
+    assert attempt.verdict is Verdict.NO_RESPONSE, attempt.findings
+    assert attempt.findings[0].check == "tls_client_gave_up", attempt.findings
+    assert "ms after its last copy (frame" in attempt.findings[0].found
+    resent = next(f for f in attempt.findings if f.check == "tls_client_hello_resent")
+    copies = int(resent.found.split("again ")[1].split(" time")[0])
+    assert copies >= 2, resent.found  # at about 0.2, 0.6 (and 1.4) s
+    # the server's side saw none of it: the path lost every copy before the router's far side
+    assert not [d for d in analyze_pcap(near_server) if d.attempt.server.port == TLS_PORT
+                and d.attempt.tls is not None and not d.attempt.tls.decrypted
+                and d.verdict is Verdict.NO_RESPONSE]

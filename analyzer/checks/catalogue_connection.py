@@ -92,6 +92,21 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "drops, a congested or policed link, a firewall, NAT or load balancer dropping "
           "packets on the way back (asymmetric routing). A capture at the client's side "
           "shows which copy arrived."),
+    Check("tls_client_hello_resent", W, Effect.NOTE, "RFC 9293 §3.8.1",
+          "the client sent its TLS ClientHello again: its first copy was not acknowledged",
+          "The capture shows the ClientHello's bytes sent more than once before any "
+          "ServerHello, and nothing acknowledged the first copy: the client's TCP timed out "
+          "and retransmitted. The first copy was lost after the capture point (or its "
+          "acknowledgement was), so the server could not answer before a copy reached it: a "
+          "wait counted from the first copy is not the server's. A ClientHello is often the "
+          "connection's first segment larger than a few hundred bytes (over 1,500 with the "
+          "post-quantum key shares of current browsers and OpenSSL 3.5), so a path that "
+          "drops large packets loses it while the SYNs got through.",
+          "Look for loss between the capture point and the server: a path MTU black hole (a "
+          "tunnel or VPN with a smaller MTU and the ICMP 'fragmentation needed' messages "
+          "blocked: clamp the TCP MSS on that link, or allow those ICMP messages), a "
+          "firewall or TLS inspection box dropping the ClientHello (over its SNI), interface "
+          "errors and drops. A capture at the server's side shows which copy arrived."),
     Check("request_head_incomplete", E, Effect.FAIL, "RFC 9112 §2.1",
           "the connection ended before the request head did",
           "The request head never reached the empty line that ends it (RFC 9112 §2.1: start "

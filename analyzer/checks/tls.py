@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from analyzer.attribution.texts import NGINX_CLIENT_CERTIFICATE
 from analyzer.checks.catalogue import Finding
+from analyzer.checks.copies import hello_copies, since_last_copy
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.first_bytes import Start, classify_first_bytes, describe_start
 from analyzer.exchange.model import (
@@ -234,20 +235,23 @@ def _no_server_hello(attempt: Attempt, hello: tuple[int, ...]) -> Finding:
     tcp = attempt.tcp
     start = attempt.tcp.syn.time if attempt.tcp.syn else 0.0
     server_end, client_end = _end_of("server", attempt), _end_of("client", attempt)
+    copies = hello_copies(attempt)  # (the server's wait began at the copy that reached it)
     if server_end is not None and (client_end is None or not came_first(client_end, server_end)):
         how = "RST" if server_end is tcp.server_rst else "FIN"
         return Finding("tls_no_server_hello", "a ServerHello",
-                       f"server {how} after the ClientHello", hello + (server_end.frame,))
+                       f"server {how} after the ClientHello"
+                       + since_last_copy(copies, server_end.time), hello + (server_end.frame,))
     if client_end is not None:
         return Finding("tls_client_gave_up", "a ServerHello",
-                       f"client gave up after {client_end.time - start:.1f} s",
-                       hello + (client_end.frame,))
+                       f"client gave up after {client_end.time - start:.1f} s"
+                       + since_last_copy(copies, client_end.time), hello + (client_end.frame,))
     waited = max(0.0, tcp.end_time - start)
     if tcp.end_reason == "end of capture" and waited < PATIENCE_SECONDS:
         return Finding("capture_ended_too_soon", "a ServerHello",
                        f"capture ended {waited * 1000:.0f} ms after the ClientHello", hello)
     return Finding("tls_no_server_hello", "a ServerHello",
-                   f"nothing in {waited:.1f} s until the {tcp.end_reason}", hello)
+                   f"nothing in {waited:.1f} s until the {tcp.end_reason}"
+                   + since_last_copy(copies, tcp.end_time), hello)
 
 
 def _after_server_hello(attempt: Attempt, tls: TlsInfo, findings: list[Finding]) -> list[Finding]:

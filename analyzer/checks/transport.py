@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from analyzer.checks.catalogue import Finding
+from analyzer.checks.copies import (
+    hello_copies,
+    request_copies,
+    resent_finding,
+    response_copies,
+    since_last_copy,
+)
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.checks.h2 import decided_by_h2
 from analyzer.checks.tls import tls_refused
@@ -11,7 +18,6 @@ from analyzer.exchange.model import (
     AttemptKind,
     Gap,
     Message,
-    Resend,
     TlsAlert,
     came_first,
 )
@@ -20,10 +26,6 @@ from analyzer.exchange.tracker import RESPONSE_TIMEOUT
 # An answer is not yet overdue this soon after a SYN or a request (the first SYN retransmission
 # comes after 1 s, RFC 6298 §2.1): a capture that ends sooner cannot say "no response".
 PATIENCE_SECONDS = 1.0
-# A copy of the request sooner than this after it is no retransmission worth a word: the same
-# packet captured twice (on two interfaces, or in merged files) or a tail-loss probe that cost
-# a few ms. (Linux's first retransmission timeout is 200 ms at the least, RFC 6298 says 1 s.)
-RESEND_MIN_WAIT = 0.05
 _CAPTURE_END = "end of capture"
 # (an Enum member read off its class costs ≈ 0.1 µs in Python 3.11, ≈ 1 k instructions: read
 # once here, for the test every attempt takes)
@@ -32,8 +34,8 @@ _TLS_KIND, _TCP_KIND = AttemptKind.TLS, AttemptKind.TCP
 
 def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
     tcp = attempt.tcp
-    if attempt.kind is _TLS_KIND:
-        return []  # a session that broke at the TLS layer: checks/tls.py says why
+    if attempt.kind is _TLS_KIND:  # a session that broke at the TLS layer: checks/tls.py says why
+        return _hello_resent(attempt) if tcp.resent else []
     if attempt.kind is _TCP_KIND:
         syn_frames = (tcp.syn.frame,) if tcp.syn else ()
         if tcp.server_rst is not None:
@@ -97,10 +99,14 @@ def check_transport(attempt: Attempt, facts: Facts) -> list[Finding]:
             f"{response_gap.length} bytes missing at server offset {response_gap.offset}, "
             "before this response", _seen(response_gap.frame)))
     if tcp.resent:  # (most connections re-send nothing)
+        if attempt.tls is not None and attempt.sequence == 0:
+            findings.extend(_hello_resent(attempt))  # (said once, with the session's first)
         if request is not None and (copies := request_copies(attempt)):
-            findings.append(_resent("request", "client", request, copies))
+            findings.append(resent_finding("request_resent", "request", "client",
+                                           request.first_frame, request.time, copies))
         if response is not None and (copies := response_copies(attempt)):
-            findings.append(_resent("response", "server", response, copies))
+            findings.append(resent_finding("response_resent", "response", "server",
+                                           response.first_frame, response.time, copies))
     # An HTTP/2 RST_STREAM or GOAWAY, an answer in another protocol, or a TLS session that
     # broke is a response of sorts: the checks that read it say what happened instead.
     if request is not None and not request.head_complete and request_cut is None:
@@ -120,6 +126,22 @@ def _seen(frame: int) -> tuple[int, ...]:
     """A hole's frame as evidence: none when the hole was only found at the connection's end
     (frame 0: no frame shows it; frames count from 1)."""
     return (frame,) if frame else ()
+
+
+def _hello_resent(attempt: Attempt) -> list[Finding]:
+    """`tls_client_hello_resent` when the client sent its ClientHello again unacknowledged."""
+    tls = attempt.tls
+    copies = hello_copies(attempt)
+    if tls is None or not copies:
+        return []
+    return [resent_finding("tls_client_hello_resent", "ClientHello", "client",
+                           tls.client_hello_frame, tls.client_hello_time, copies)]
+
+
+def _since_copies(attempt: Attempt, when: float) -> str:
+    """", N ms after its last copy (frame F)" when the client sent the request again before
+    ``when``: the first copy's time overstates the server's wait."""
+    return since_last_copy(request_copies(attempt), when)
 
 
 def _cutting(gaps: tuple[Gap, ...], side: str, head: Message) -> Gap | None:
@@ -181,67 +203,6 @@ def _server_alert_after(attempt: Attempt, start: float) -> TlsAlert | None:
         return None
     return next((alert for alert in tls.alerts
                  if alert.side == "server" and alert.time >= start), None)
-
-
-def _resent(what: str, sender: str, first: Message, copies: tuple[Resend, ...]) -> Finding:
-    """`request_resent` or `response_resent`: ``first`` (its first copy) sent again as
-    ``copies`` by ``sender``."""
-    count = len(copies)
-    frames = ", ".join(str(copy.frame) for copy in copies[:3]) + (", ..." if count > 3 else "")
-    return Finding(
-        f"{what}_resent", f"an acknowledgement of the {what}'s first copy",
-        f"the {sender} sent it again {count} time{'s' if count > 1 else ''} "
-        f"(frame{'s' if count > 1 else ''} {frames}), the last "
-        f"{1000 * max(0.0, copies[-1].time - first.time):.0f} ms after the first copy, which "
-        "nothing acknowledged", (first.first_frame,) + tuple(copy.frame for copy in copies[:3]))
-
-
-def request_copies(attempt: Attempt) -> tuple[Resend, ...]:
-    """The client's copies sent again after its request began and before the server's first
-    answer (its response, else anything of the server's after the request, else the end):
-    the server could read the request only once a copy reached it. In order."""
-    request = attempt.request
-    if request is None:
-        return ()
-    response = attempt.response
-    until = response.first_frame if response is not None else 0
-    return tuple(copy for copy in attempt.tcp.resent if copy.side == "client"
-                 and copy.frame > request.first_frame and (not until or copy.frame < until)
-                 and copy.time - request.time >= RESEND_MIN_WAIT)
-
-
-def response_copies(attempt: Attempt) -> tuple[Resend, ...]:
-    """The server's copies sent again after its response began, before it sent anything
-    after it and before the client said anything more (its first bytes after the switch, its
-    FIN or RST: from then on it has shown what it made of the answer). In order.
-
-    Why not later copies: a copy does not say which bytes it carries of those the stage
-    above read (inside TLS its offsets are the records'), and after the server's first
-    bytes past the response a copy may be of those alone (zeek's connect-with-smtp: the
-    SMTP greeting re-sent 3 s after the client had acknowledged the 200). So a 101 followed
-    at once by the server's first message (socket.io's open packet) is not looked at."""
-    response = attempt.response
-    if response is None:
-        return ()
-    tcp, after = attempt.tcp, attempt.after
-    said = [event.frame for event in (tcp.client_fin, tcp.client_rst) if event is not None]
-    if after is not None:
-        said += [event.frame for event in (after.client_first, after.server_first)
-                 if event is not None]
-    until = min(said, default=0)
-    return tuple(copy for copy in tcp.resent if copy.side == "server"
-                 and copy.frame > response.first_frame and (not until or copy.frame < until)
-                 and copy.time - response.time >= RESEND_MIN_WAIT)
-
-
-def _since_copies(attempt: Attempt, when: float) -> str:
-    """", N ms after its last copy (frame F)" when the client sent the request again before
-    ``when``: the first copy's time overstates the server's wait."""
-    copies = [copy for copy in request_copies(attempt) if copy.time <= when]
-    if not copies:
-        return ""
-    last = copies[-1]
-    return f", {1000 * (when - last.time):.0f} ms after its last copy (frame {last.frame})"
 
 
 def _no_response(attempt: Attempt, response_gap: Gap | None) -> list[Finding]:
