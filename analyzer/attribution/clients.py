@@ -329,10 +329,12 @@ _ERRORS["status_2xx"] = tuple(
     (name, "WebSocketError: Non-websocket response" if name == "tornado" else text)
     for name, text in _ERRORS["status"])
 # A 101 whose Upgrade names another protocol than the one offered (switch_to_unoffered):
-# python websockets', aiohttp's, tornado's and Node ws's lines read from the real clients
-# (Node's HTTP client sees the switch, and ws words the value); the others' are those of a
-# missing Upgrade
+# Chromium's, python websockets', aiohttp's, tornado's and Node ws's lines read from the real
+# clients (tests/test_upgrade_unoffered_live.py and the clients' own tests; Node's HTTP client
+# sees the switch, and ws words the value); the others' are those of a missing Upgrade
 _ERRORS["upgrade_unoffered"] = tuple((name, {
+    "Chrome": "Error during WebSocket handshake: 'Upgrade' header value is not 'WebSocket': "
+              "{value}",
     "python websockets": "InvalidUpgrade: invalid Upgrade header: {value}",
     "tornado": _tornado_logged("AssertionError"),
     "Node ws": "Invalid Upgrade header",
