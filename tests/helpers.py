@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
+from analyzer.attribution.clients import KIND_OF_FINDING, client_errors
 from analyzer.cli import cli
 from analyzer.pipeline import Analysis, analyze
 from analyzer.source import CaptureWarning, read_captures
@@ -102,6 +105,58 @@ def tcpdump_on_lo(*arguments: str) -> Iterator[None]:
             stop_group(process, signal.SIGKILL)
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on at ``host`` now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def capture_ports(path: Path, *ports: int) -> Iterator[None]:
+    """tcpdump on ``ports`` of lo into ``path`` during the block, stopped once it has written
+    a datagram sent after the block (at most 10 s): a tcpdump behind on a busy machine loses
+    what it had not read when it is interrupted (the last answer, once in a few runs)."""
+    marker, sentinel = os.urandom(16).hex().encode(), free_port()
+    with tcpdump_on_lo("-w", str(path), " or ".join(
+            [*(f"tcp port {port}" for port in ports), f"udp port {sentinel}"])):
+        yield
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(marker, ("127.0.0.1", sentinel))
+        deadline = time.monotonic() + 10
+        while marker not in path.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def client_lines(diagnosis: Diagnosis, client: str) -> list[str]:
+    """The attribution's lines for ``client`` (without its name). An attempt that succeeded
+    has none: then the table's lines for the kind of its first finding that has one (a
+    subprotocol not chosen, which only a client that hangs up makes a failure)."""
+    lines = diagnosis.attribution.client_errors
+    if not lines:
+        kinds = [KIND_OF_FINDING[f.check] for f in diagnosis.findings if f.check in KIND_OF_FINDING]
+        lines = client_errors(kinds[0], None) if kinds else ()
+    return [line.removeprefix(f"{client}: ") for line in lines if line.startswith(f"{client}: ")]
+
+
+def client_line(diagnosis: Diagnosis, client: str) -> str | None:
+    """`client_lines`' one line, or None."""
+    mine = client_lines(diagnosis, client)
+    assert len(mine) <= 1, mine
+    return mine[0] if mine else None
+
+
+def printed_as(line: str, printed: str) -> bool:
+    """Whether ``printed`` is ``line`` (its ``...`` standing for any text), or the line
+    without its last ``(...)``, which says what the client did first or what else it may say."""
+    candidates = [line]
+    if line.endswith(")") and " (" in line:
+        candidates.append(line[:line.rindex(" (")])
+    printed = " ".join(printed.split())  # (a traceback's lines, as one)
+    return any(re.fullmatch(".*".join(map(re.escape, each.split("..."))), printed)
+               for each in candidates)
+
+
 def benchmark_capture(path: Path, size: int, seed: int, mix: str = "default") -> dict[str, Any]:
     """Writes ``size`` bytes of a benchmark mix (benchmarks/generate.py) to ``path``; its
     ground truth."""
@@ -130,7 +185,10 @@ server.settimeout(30)
 def read_head(conn):
     data = b""
     while b"\r\n\r\n" not in data:
-        data += conn.recv(4096)
+        chunk = conn.recv(4096)
+        if not chunk:  # (the client went before a whole head)
+            raise ConnectionError("no request head")
+        data += chunk
     return data
 
 
@@ -151,6 +209,90 @@ def drain(conn):
 
 
 print("ready", flush=True)
+"""
+
+# The raw server the WebSocket clients meet (tests/test_gorilla_nodews_live.py,
+# tests/test_java_undici_clients_live.py): each connection's path says how it fails; argv[2]
+# connections at most, each answered in a thread of its own (a client that keeps a connection
+# open holds up none of the others). "/closed" reads the request and closes, "/reset" resets,
+# "/silent" answers nothing, "/h2" answers in HTTP/2 frames; the paths of AFTER switch, then
+# send that (a frame that breaks RFC 6455, nothing for "/abnormal"); a 101 a client should
+# take ends with Close 1000 (those of CLOSED_AFTER).
+_OK = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+FAILING_SERVER = RAW_SERVER + f"\nOK = {_OK!r}\n" + r"""
+import threading
+HEADS = {
+    "/status403": b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n",
+    "/status404": b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n",
+    "/status426": b"HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Content-Length: 0\r\n",
+    "/status500": b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n",
+    "/redirect301": b"HTTP/1.1 301 Moved Permanently\r\nLocation: /status403\r\n"
+                    b"Content-Length: 0\r\n",
+    "/redirect302": b"HTTP/1.1 302 Found\r\nLocation: /status403\r\nContent-Length: 0\r\n",
+    "/accept-wrong": OK + b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+    "/accept-missing": OK,
+    "/upgrade-missing": b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nACCEPT",
+    "/upgrade-wrong": OK.replace(b"websocket", b"chat") + b"ACCEPT",
+    "/connection-missing": OK.replace(b"Connection: Upgrade\r\n", b"") + b"ACCEPT",
+    "/connection-wrong": OK.replace(b"Upgrade\r\n", b"keep-alive\r\n") + b"ACCEPT",
+    "/protocol": OK + b"ACCEPTSec-WebSocket-Protocol: chat.v9\r\n",
+    "/none-chosen": OK + b"ACCEPT",
+    "/extension": OK + b"ACCEPTSec-WebSocket-Extensions: x-foo\r\n",
+    "/deflate": OK + b"ACCEPTSec-WebSocket-Extensions: permessage-deflate\r\n",
+    "/deflate-params": OK + b"ACCEPTSec-WebSocket-Extensions: permessage-deflate; "
+                       b"server_max_window_bits=7\r\n",
+}
+CLOSED_AFTER = ("/protocol", "/none-chosen", "/extension")
+AFTER = {"/rsv1": bytes((0xC1, 2)) + b"hi", "/abnormal": b"",
+         "/close1005": bytes((0x88, 2)) + (1005).to_bytes(2, "big"),
+         "/close1008": bytes((0x88, 9)) + (1008).to_bytes(2, "big") + b"go away",
+         # "hi" masked with the key 01 02 03 04; two bytes that are not UTF-8
+         "/masked": bytes((0x81, 0x82, 1, 2, 3, 4, ord("h") ^ 1, ord("i") ^ 2)),
+         "/utf8": bytes((0x81, 2, 0xFF, 0xFE))}
+H2 = ("000012040000000000000300000080000400010000000500ffffff00000408000000000000ff0001"
+      "0000080700000000000000000000000001")
+
+
+def answer(conn):
+    conn.settimeout(10)
+    head = read_head(conn)
+    path = head.split(b" ")[1].split(b"?")[0].decode()
+    key = next((line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")), b"")
+    digest = hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+    accept = b"Sec-WebSocket-Accept: " + base64.b64encode(digest) + b"\r\n"
+    if path == "/reset":
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    elif path == "/h2":
+        conn.sendall(bytes.fromhex(H2))
+    elif path in AFTER:
+        conn.sendall(OK + accept + b"\r\n")
+        time.sleep(0.1)
+        conn.sendall(AFTER[path])
+        if path == "/abnormal":  # (its "hello" read: a FIN, not a reset)
+            time.sleep(0.2)
+            conn.recv(4096)
+    elif path in HEADS:
+        conn.sendall(HEADS[path].replace(b"ACCEPT", accept) + b"\r\n")
+        if path in CLOSED_AFTER:
+            time.sleep(0.1)
+            conn.sendall(bytes((0x88, 2)) + (1000).to_bytes(2, "big"))
+    if path not in ("/reset", "/closed", "/h2", "/abnormal"):
+        drain(conn)
+    conn.close()
+
+
+def answered(conn):
+    try:
+        answer(conn)
+    except OSError:
+        conn.close()  # (a client that went first; a timeout)
+
+
+for _ in range(int(sys.argv[2])):
+    conn, _ = server.accept()
+    threading.Thread(target=answered, args=(conn,)).start()
 """
 
 

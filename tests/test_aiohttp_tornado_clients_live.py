@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-import re
 import signal
 import ssl
 import subprocess
@@ -29,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.verdict import Diagnosis, Verdict
-from tests.helpers import RAW_SERVER, analyze_pcap, start_raw_server
+from tests.helpers import RAW_SERVER, analyze_pcap, printed_as, start_raw_server
 from tests.test_h2_live import HOST, _free_port, _stop, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 from tests.tls_memory import make_certificate
@@ -299,17 +298,6 @@ def _server(case: Case, port: int,
     return start_raw_server(SERVER, str(port), case.answer, *tls)
 
 
-def _matches(line: str, printed: str) -> bool:
-    """Whether ``printed`` is ``line`` (its ``...`` standing for any text), or the line
-    without its last ``(...)``, which says what the client did first or what else it may say."""
-    candidates = [line]
-    if line.endswith(")") and " (" in line:
-        candidates.append(line[:line.rindex(" (")])
-    printed = " ".join(printed.split())  # (a traceback's lines, as one)
-    return any(re.fullmatch(".*".join(map(re.escape, each.split("..."))), printed)
-               for each in candidates)
-
-
 def _lines(diagnosis: Diagnosis, names: tuple[str, ...]) -> list[str]:
     return [line.split(": ", 1)[1] for line in diagnosis.attribution.client_errors
             if line.split(": ", 1)[0] in names]
@@ -342,9 +330,9 @@ def test_the_client_prints_what_the_attribution_says(tmp_path: Path, name: str,
         assert last.attribution.client == client, last.attribution
         assert last.attribution.client_errors[0].startswith(f"{client}: "), last.attribution
     lines = _lines(last, names)
-    assert any(_matches(line, said.printed) for line in lines), (said.printed, lines)
+    assert any(printed_as(line, said.printed) for line in lines), (said.printed, lines)
     for earlier in found[:-1]:  # aiohttp's retry of a GET, the redirect it followed
         (line,) = _lines(earlier, names)
-        assert _matches(line, said.printed) or line == (
+        assert printed_as(line, said.printed) or line == (
             f"(no error of its own: follows the redirect to {said.url}, up to 10 in a row)"), (
             line, said)

@@ -20,15 +20,21 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from analyzer.attribution.clients import KIND_OF_FINDING, client_errors
 from analyzer.verdict import Diagnosis
-from tests.helpers import RAW_SERVER, analyze_pcap, start_raw_server, stop_group, tcpdump_on_lo
+from tests.helpers import (
+    FAILING_SERVER,
+    analyze_pcap,
+    capture_ports,
+    client_line,
+    free_port,
+    start_raw_server,
+    stop_group,
+)
 
 HOST = "127.0.0.1"
 GOPATH = "/usr/share/gocode"
@@ -165,60 +171,9 @@ server.on('connection', (ws) => ws.on('message', (data) => { ws.send(data); ws.c
 setTimeout(() => process.exit(0), 60000);
 """
 
-# The raw server the clients meet: each connection's path says how it fails (at most argv[2]
-# connections). A 101 the clients should take ends with Close 1000.
-_OK = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-RAW = RAW_SERVER + f"\nOK = {_OK!r}\n" + r"""
-HEADS = {
-    "/status403": b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n",
-    "/accept-wrong": OK + b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
-    "/accept-missing": OK,
-    "/upgrade-missing": b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nACCEPT",
-    "/upgrade-wrong": OK.replace(b"websocket", b"chat") + b"ACCEPT",
-    "/connection-missing": OK.replace(b"Connection: Upgrade\r\n", b"") + b"ACCEPT",
-    "/protocol": OK + b"ACCEPTSec-WebSocket-Protocol: chat.v9\r\n",
-    "/none-chosen": OK + b"ACCEPT",
-    "/extension": OK + b"ACCEPTSec-WebSocket-Extensions: x-foo\r\n",
-    "/deflate": OK + b"ACCEPTSec-WebSocket-Extensions: permessage-deflate\r\n",
-    "/deflate-params": OK + b"ACCEPTSec-WebSocket-Extensions: permessage-deflate; "
-                       b"server_max_window_bits=7\r\n",
-}
-AFTER = {"/rsv1": bytes((0xC1, 2)) + b"hi", "/abnormal": b"",
-         "/close1005": bytes((0x88, 2)) + (1005).to_bytes(2, "big"),
-         "/close1008": bytes((0x88, 9)) + (1008).to_bytes(2, "big") + b"go away"}
-H2 = ("000012040000000000000300000080000400010000000500ffffff00000408000000000000ff0001"
-      "0000080700000000000000000000000001")
-for _ in range(int(sys.argv[2])):
-    conn, _ = server.accept()
-    conn.settimeout(10)
-    head = read_head(conn)
-    path = head.split(b" ")[1].split(b"?")[0].decode()
-    key = next((line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key:")), b"")
-    digest = hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-    accept = b"Sec-WebSocket-Accept: " + base64.b64encode(digest) + b"\r\n"
-    if path == "/reset":
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    elif path == "/h2":
-        conn.sendall(bytes.fromhex(H2))
-    elif path in AFTER:
-        conn.sendall(OK + accept + b"\r\n")
-        time.sleep(0.1)
-        conn.sendall(AFTER[path])
-        if path == "/abnormal":  # (its "hello" read: a FIN, not a reset)
-            time.sleep(0.2)
-            conn.recv(4096)
-    elif path in HEADS:
-        conn.sendall(HEADS[path].replace(b"ACCEPT", accept) + b"\r\n")
-        if path in ("/protocol", "/none-chosen", "/extension"):
-            time.sleep(0.1)
-            conn.sendall(bytes((0x88, 2)) + (1000).to_bytes(2, "big"))
-    if path not in ("/reset", "/closed", "/h2", "/abnormal"):
-        drain(conn)
-    conn.close()
-"""
-# (path, subprotocols offered, permessage-deflate offered), each client once; "/closed" reads
-# the request and closes, "/silent" answers nothing, "/refused" goes to a port nobody listens on
+# (path, subprotocols offered, permessage-deflate offered), each client once: the paths of
+# tests/helpers.py's FAILING_SERVER, the clients meet; "/refused" goes to a port nobody
+# listens on
 SCENARIOS = [
     ("/status403", "", False), ("/accept-wrong", "", False), ("/accept-missing", "", False),
     ("/upgrade-missing", "", False), ("/upgrade-wrong", "", False),
@@ -229,12 +184,6 @@ SCENARIOS = [
     ("/close1008", "", False), ("/abnormal", "", False), ("/closed", "", False),
     ("/reset", "", False), ("/silent", "", False), ("/h2", "", False), ("/refused", "", False),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +220,7 @@ def node_ws() -> None:
 @contextlib.contextmanager
 def _serving(command: list[str], log: Path) -> Iterator[int]:
     """``command`` (its port appended) running until the block ends, its stderr in ``log``."""
-    port = _free_port()
+    port = free_port()
     with log.open("wb") as stderr:
         process = subprocess.Popen([*command, str(port)], stdout=subprocess.PIPE, stderr=stderr,
                                    env={**os.environ, "NODE_PATH": NODE_PATH},
@@ -281,22 +230,6 @@ def _serving(command: list[str], log: Path) -> Iterator[int]:
             yield port
         finally:
             stop_group(process)
-
-
-@contextlib.contextmanager
-def _capture(path: Path, *ports: int) -> Iterator[None]:
-    """tcpdump on ``ports`` into ``path`` during the block, stopped once it has written a
-    datagram sent after the block (at most 10 s): a tcpdump behind on a busy machine loses
-    what it had not read when it is interrupted (the last answer, once in a few runs)."""
-    marker, sentinel = os.urandom(16).hex().encode(), _free_port()
-    with tcpdump_on_lo("-w", str(path), " or ".join(
-            [*(f"tcp port {port}" for port in ports), f"udp port {sentinel}"])):
-        yield
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.sendto(marker, (HOST, sentinel))
-        deadline = time.monotonic() + 10
-        while marker not in path.read_bytes() and time.monotonic() < deadline:
-            time.sleep(0.05)
 
 
 def _clients_said(client: str, tools: dict[str, Path] | None, cases: list[list[str]]) -> dict[
@@ -361,19 +294,6 @@ def _by_target(path: Path) -> dict[str, Diagnosis]:
             if d.attempt.request_head is not None}
 
 
-def _line(diagnosis: Diagnosis, client: str) -> str | None:
-    """The attribution's one line for ``client`` (without its name). An attempt that
-    succeeded has none: then the table's line for the kind of its first finding that has one
-    (a subprotocol not chosen, which only a client that hangs up makes a failure), or None."""
-    lines = diagnosis.attribution.client_errors
-    if not lines:
-        kinds = [KIND_OF_FINDING[f.check] for f in diagnosis.findings if f.check in KIND_OF_FINDING]
-        lines = client_errors(kinds[0], None) if kinds else ()
-    mine = [line.removeprefix(f"{client}: ") for line in lines if line.startswith(f"{client}: ")]
-    assert len(mine) <= 1, mine
-    return mine[0] if mine else None
-
-
 def _matches(line: str, printed: str) -> bool:
     """Whether ``printed`` is ``line``, its "..." standing for any text."""
     return re.fullmatch(".*".join(map(re.escape, line.split("..."))), printed) is not None
@@ -383,7 +303,7 @@ def test_gorilla_server_is_named_with_the_error_its_upgrade_returned(
         gorilla: dict[str, Path], tmp_path: Path) -> None:
     capture, log = tmp_path / "gorilla-server.pcap", tmp_path / "gorilla-server.log"
     with _serving([str(gorilla["server"])], log) as port, \
-            _capture(capture, port):
+            capture_ports(capture, port):
         answers = {target: _ask(port, _request(port, target, *headers, method=method))
                    for target, headers, method in REQUESTS}
     returned = dict(line.split(" ", 1) for line in log.read_text().splitlines())
@@ -410,7 +330,7 @@ def test_gorilla_server_is_named_with_the_error_its_upgrade_returned(
 def test_node_ws_server_is_named_and_logs_nothing(node_ws: None, tmp_path: Path) -> None:
     capture, log = tmp_path / "node-server.pcap", tmp_path / "node-server.log"
     with _serving(["node", "-e", NODE_SERVER], log) as port, \
-            _capture(capture, port):
+            capture_ports(capture, port):
         answers = {target: _ask(port, _request(port, target, *headers, method=method))
                    for target, headers, method in REQUESTS}
     assert log.read_text() == ""  # (ws wrote nothing for any of them)
@@ -446,12 +366,12 @@ def test_a_client_prints_what_the_attribution_says(
     tools = request.getfixturevalue("gorilla") if client == GORILLA else None
     if client == NODE_WS:
         request.getfixturevalue("node_ws")
-    port, refused = _free_port(), _free_port()
+    port, refused = free_port(), free_port()
     cases = _cases(port, refused, "go" if tools else "node")
-    server = start_raw_server(RAW, str(port), str(len(cases) - 1))
+    server = start_raw_server(FAILING_SERVER, str(port), str(len(cases) - 1))
     capture = tmp_path / "clients.pcap"
     try:
-        with _capture(capture, port, refused):
+        with capture_ports(capture, port, refused):
             said = _clients_said(client, tools, cases)
     finally:
         stop_group(server)
@@ -461,7 +381,7 @@ def test_a_client_prints_what_the_attribution_says(
     wrong = []
     for url, printed in said.items():
         diagnosis = diagnoses["refused" if f":{refused}/" in url else url]
-        line = _line(diagnosis, client)
+        line = client_line(diagnosis, client)
         if line is None or not (_matches(line, printed) or line == ACCEPTS and printed == opened):
             wrong.append((url, diagnosis.verdict.value, printed, line))
     assert not wrong, "\n".join(map(repr, wrong))
@@ -475,7 +395,7 @@ def test_node_ws_and_gorilla_meet(gorilla: dict[str, Path], node_ws: None,
     capture = tmp_path / "meet.pcap"
     with _serving([str(gorilla["server"])], tmp_path / "gorilla.log") as go, \
             _serving(["node", "-e", NODE_SERVER], tmp_path / "node.log") as node, \
-            _capture(capture, go, node):
+            capture_ports(capture, go, node):
         node_said = _clients_said(NODE_WS, None, [
             [f"ws://{HOST}:{go}/ws?origin", "", "http://elsewhere.example", ""],
             [f"ws://{HOST}:{go}/ws?v2", "chat.v2", "", ""],
@@ -500,6 +420,6 @@ def test_node_ws_and_gorilla_meet(gorilla: dict[str, Path], node_ws: None,
             if url.endswith("?ok"):
                 assert diagnosis.verdict.value == "succeeded", (url, diagnosis.findings)
                 continue
-            line = _line(diagnosis, client)
+            line = client_line(diagnosis, client)
             assert line == printed or line == ACCEPTS and printed.endswith("1000 (normal)"), (
                 url, printed, line)
