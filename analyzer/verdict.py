@@ -235,6 +235,10 @@ _FRAME_FAULTS = frozenset({
 # Reactions right after the switch; the finding's side says who reacted.
 _HANG_UPS = frozenset({"client_hung_up_after_switch", "server_hung_up_after_switch",
                        "ws_closed_with_error"})
+# ... and an end without a Close after frames went by: a reaction to a bad frame only (a side
+# that took the switch and exchanged frames did not reject the 101). Node's WebSocket (undici)
+# and Java's fail a connection so, at the frame, without a Close frame of their own
+_ENDED_WITHOUT_CLOSE = "ended_without_close_after_switch"
 _SILENT_REJECTIONS = frozenset({"no_response_server_closed", "no_response_server_reset"})
 
 
@@ -245,16 +249,19 @@ def causes_of(findings: tuple[Finding, ...]) -> list[tuple[int, int]]:
       most likely rejecting the request's own fault: the first request fault is the cause;
     - a side that hung up or closed with an error code right after the switch reacted to the
       other side: to a 101 rule it enforces (the client) or to a bad frame the other side
-      sent (either side)."""
+      sent (either side); one that ended without a Close after frames went by, to such a
+      frame only."""
     pairs: list[tuple[int, int]] = []
     for s, symptom in enumerate(findings):
         if symptom.check in _SILENT_REJECTIONS:
             cause = next((i for i, f in enumerate(findings) if f.check in REQUEST_FAULTS), None)
             if cause is not None:
                 pairs.append((cause, s))
-        elif symptom.check in _HANG_UPS and symptom.side:
+        elif (symptom.check in _HANG_UPS or symptom.check == _ENDED_WITHOUT_CLOSE) and (
+                symptom.side):
+            enforced = symptom.side == "client" and symptom.check != _ENDED_WITHOUT_CLOSE
             for c, finding in enumerate(findings):
-                if symptom.side == "client" and finding.check in CLIENT_ENFORCED or (
+                if enforced and finding.check in CLIENT_ENFORCED or (
                     finding.check in _FRAME_FAULTS and finding.side
                     and finding.side != symptom.side
                 ):
@@ -267,7 +274,7 @@ def _with_symptom(cause: Finding, symptom: Finding) -> Finding:
     when correlation adds findings)."""
     if symptom.check in _SILENT_REJECTIONS:
         return cause
-    if symptom.check == "ws_closed_with_error":
+    if symptom.check in ("ws_closed_with_error", _ENDED_WITHOUT_CLOSE):
         reaction = symptom.found  # "client sent Close 1002 (...) 3 ms after the 101"
     else:  # short: the table shows the cause's title and found in one 90-character cell
         reaction = f"{symptom.side} {symptom.found}"  # "client FIN 3 ms after the switch"

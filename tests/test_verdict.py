@@ -28,6 +28,9 @@ CLIENT_CLOSE_1002 = f("ws_closed_with_error", "client", "client sent Close 1002 
                       "after the 101")
 SERVER_CLOSE_1002 = f("ws_closed_with_error", "server", "server sent Close 1002 (...) 1 ms "
                       "after the 101")
+# (Node's WebSocket, undici's, and Java's end a connection so on a bad frame)
+CLIENT_ENDED = f("ended_without_close_after_switch", "client", "client sent a RST 102 ms after "
+                 "the switch, 1 ms after the last frame, without a Close frame")
 
 # (findings in check order, verdict, primary, its found starts with)
 COMBINATIONS = [
@@ -45,6 +48,12 @@ COMBINATIONS = [
      "ws_server_frame_masked", "x; then client sent Close 1002"),
     ((f("ws_client_frame_unmasked", "client"), SERVER_FIN), "aborted",
      "ws_client_frame_unmasked", "x; then server FIN"),
+    # ... or ends the connection without a Close frame (undici, Java)
+    ((f("ws_rsv_without_extension", "server"), CLIENT_ENDED), "aborted",
+     "ws_rsv_without_extension", "x; then client sent a RST 102 ms after the switch"),
+    # ...but an end without a Close after frames went by is no rejection of the 101
+    ((f("ws_protocol_not_chosen"), CLIENT_ENDED), "aborted",
+     "ended_without_close_after_switch", "client sent a RST"),
     # the server never answered the client's Ping: the client's keepalive closed with 1011
     ((f("ws_ping_unanswered", "server"), f("ws_closed_with_error", "client",
                                            "client sent Close 1011 (...)")), "aborted",
