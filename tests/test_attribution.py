@@ -222,22 +222,26 @@ def test_gorilla_log_is_told_from_the_request(tmp_path: Path, request_: bytes, a
     assert who.server_log == log
 
 
-@pytest.mark.parametrize(("bits", "node_ws", "gorilla", "chrome"), [
+@pytest.mark.parametrize(("bits", "node_ws", "gorilla", "chrome", "java", "undici"), [
     (0b100, "Invalid WebSocket frame: RSV1 must be clear", "websocket: RSV1 set",
-     "reserved1 = 1, reserved2 = 0, reserved3 = 0"),
+     "reserved1 = 1, reserved2 = 0, reserved3 = 0", "1", "Expected RSV1 to be clear."),
     (0b110, "Invalid WebSocket frame: RSV2 and RSV3 must be clear",
-     "websocket: RSV1 set, RSV2 set", "reserved1 = 1, reserved2 = 1, reserved3 = 0"),
+     "websocket: RSV1 set, RSV2 set", "reserved1 = 1, reserved2 = 1, reserved3 = 0", "1",
+     "Expected RSV1 to be clear."),
     (0b001, "Invalid WebSocket frame: RSV2 and RSV3 must be clear", "websocket: RSV3 set",
-     "reserved1 = 0, reserved2 = 0, reserved3 = 1"),
+     "reserved1 = 0, reserved2 = 0, reserved3 = 1", "3", "RSV1, RSV2, RSV3 must be clear"),
 ])
-def test_rsv_lines_name_the_bits_as_each_client_does(bits: int, node_ws: str,
-                                                    gorilla: str, chrome: str) -> None:
-    """RSV1 alone is read live (tests/test_gorilla_nodews_live.py, Chromium's in
-    tests/test_reserved_bits_live.py); the others from Node ws's receiver.js (RSV2 and RSV3
-    checked first), gorilla's conn.go (each bit set listed) and Chromium's message, which
-    names all three bits whichever are set."""
+def test_rsv_lines_name_the_bits_as_each_client_does(bits: int, node_ws: str, gorilla: str,
+                                                    chrome: str, java: str,
+                                                    undici: str) -> None:
+    """RSV1 alone is read live (tests/test_gorilla_nodews_live.py,
+    tests/test_java_undici_clients_live.py, Chromium's in tests/test_reserved_bits_live.py);
+    the others from Node ws's receiver.js (RSV2 and RSV3 checked first), gorilla's conn.go
+    (each bit set listed), Chromium's message, which names all three bits whichever are set,
+    the JDK's MessageDecoder (the first bit set) and undici's receiver (RSV1 first, then all
+    three)."""
     assert rsv_values(bits) == {"node_ws_rsv": node_ws, "gorilla_rsv": gorilla,
-                                "chrome_rsv": chrome}
+                                "chrome_rsv": chrome, "java_rsv": java, "undici_rsv": undici}
 
 
 def test_silent_close_points_at_tungstenite_with_its_log(tmp_path: Path) -> None:
@@ -366,6 +370,17 @@ _CHROME = [("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (K
                          "Gecko) Chrome/120.0.0.0 Safari/537.36")]
 
 
+# The JDK's and undici's lines for the same frames (tests/test_java_undici_clients_live.py)
+_JAVA_FRAME = ("Java HttpClient: Listener.onError: java.net.ProtocolException (Caused by: "
+               "jdk.internal.net.http.websocket.FailWebSocketException: ")
+_OTHERS = {"ws_text_not_utf8": (_JAVA_FRAME + "Invalid UTF-8 in frame TEXT) (CONTINUATION when "
+                                              "the bytes are in a later fragment)",
+                                "Node WebSocket (undici): Received invalid UTF-8 in text "
+                                "frame."),
+           "ws_server_frame_masked": (_JAVA_FRAME + "Masked frame received)",
+                                      "Node WebSocket (undici): Frame cannot be masked")}
+
+
 @pytest.mark.parametrize(("check", "server_sends", "client_sends", "line"), [
     ("ws_text_not_utf8", lambda c: c.server_ws_frame(Opcode.TEXT, b"caf\xe9"),
      lambda c: c.client_ws_frame(Opcode.TEXT, b"caf\xe9"),
@@ -398,7 +413,7 @@ def test_a_frame_the_server_broke_predicts_chromes_words_only_when_the_server_se
         assert diagnosis.primary is not None and diagnosis.primary.check == check
         lines = diagnosis.attribution.client_errors
         if sender == "server":
-            assert lines == (said,)
+            assert lines == (said, *_OTHERS[check])
         else:
             assert said not in lines and "Chrome: CloseEvent code 1007" in lines
 
@@ -438,7 +453,9 @@ def test_a_server_close_with_a_reserved_code_predicts_the_clients_rejection(
         assert lines == (chrome, f"Node ws: Invalid WebSocket frame: invalid status code {code}",
                          "python websockets: ConnectionClosedError: sent 1002 (protocol "
                          "error) invalid status code; no close frame received",
-                         f"gorilla/websocket: websocket: bad close code {code}")
+                         f"gorilla/websocket: websocket: bad close code {code}",
+                         _JAVA_FRAME + f"Illegal status code: {chr(code)})",
+                         "Node WebSocket (undici): Invalid status code")
     elif sender == "server":  # the close event gives the code received
         assert lines == (f"Chrome: CloseEvent code {code}", f"Node ws: close event: code {code}",
                          "python websockets: ConnectionClosedError: received 1011 (internal "
@@ -465,6 +482,10 @@ def test_a_server_close_with_a_reserved_code_predicts_the_clients_rejection(
      "Firefox"),
     ("Mozilla/5.0 AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0", "Edge"),
     ("kube-probe/1.28", "a health check"),
+    # Java's and Node 20's built-in WebSocket (undici): tests/test_java_undici_clients_live.py
+    ("Java-http-client/17.0.15", "Java HttpClient"),
+    ("node", "Node WebSocket (undici)"),
+    ("node-fetch/1.0", "Node.js"),
     ("unknown-tool/2 (x)", "unknown-tool/2"),
     ("\x1d\x1d\x1d", None),  # separators only (str.split's whitespace): no name, no crash
     (None, None),

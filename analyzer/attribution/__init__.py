@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from analyzer.attribution.clients import (
     H2_WEBSOCKET_CLIENTS,
     H2C_KIND_OF_FINDING,
+    JAVA_WITHOUT_UPGRADE,
     KIND_OF_FINDING,
     NAMED_ONLY,
     REDIRECT_STATUSES,
@@ -17,6 +18,7 @@ from analyzer.attribution.clients import (
     client_errors,
     client_name,
     clients_of,
+    java_close_code,
     negotiation_values,
     proxy_of_back_leg,
     python_reason,
@@ -106,12 +108,17 @@ def attribute(
             extra = negotiation_values(
                 bool(request.headers.tokens("sec-websocket-protocol")),
                 bool(request.headers.tokens("sec-websocket-extensions")),
-                response.headers.tokens("sec-websocket-extensions"))
+                response.headers.tokens("sec-websocket-extensions"),
+                tuple(response.headers.all("sec-websocket-extensions")))
         elif kind == "rsv":  # (python websockets' line is its Closes', as for "closed")
             extra = {**rsv_values(_rsv_bits(findings)), **closing_values(attempt.after)}
+        elif kind == "close_code_reserved":
+            extra = {"java_close_code": java_close_code(value)}
         errors = client_errors(
             kind, client, **extra,
             status=response.status if response else "",
+            java_note=JAVA_WITHOUT_UPGRADE if any(
+                f.check == "upgrade_header_missing" for f in findings) else "",
             reason=response.reason if response else "",
             canonical_reason=canonical_reason(response.status) if response else "",
             tornado_reason=(response.reason or python_reason(response.status)) if response

@@ -33,6 +33,8 @@ _AGENTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"Go-http-client/", "Go net/http (gorilla, coder/websocket)"),
         (r"okhttp/", "OkHttp"),
         (r"Java-http-client/", "Java HttpClient"),
+        # (Node 20's WebSocket, undici's, says just "node"; Node ws sends no User-Agent)
+        (r"^node$", "Node WebSocket (undici)"),
         (r"node-fetch|undici|axios/", "Node.js"),
         (r"k6/", "k6"),
         (r"kube-probe/|ELB-HealthChecker|GoogleHC/", "a health check"),
@@ -68,6 +70,41 @@ def _aiohttp_handshake(message: str, status: str = "101") -> str:
 _BAD_HANDSHAKE = "websocket: bad handshake"  # gorilla: any status, Upgrade, Connection, Accept
 _NODE_WS_NO_SWITCH = "Unexpected server response: 101"
 _ACCEPTS = "(accepts it: no error)"
+JAVA, UNDICI = "Java HttpClient", "Node WebSocket (undici)"
+
+
+# Java's client (JDK 17's java.net.http, HttpClient.newWebSocketBuilder().buildAsync) fails
+# its future with the exception below, which a stack trace shows with its cause; after the
+# switch its Listener's onError gets one (tests/test_java_undici_clients_live.py)
+def _java_check(message: str) -> str:
+    """A handshake the JDK's checks refused: WebSocketHandshakeException, without a message
+    of its own, caused by the check that failed."""
+    return ("java.net.http.WebSocketHandshakeException (Caused by: "
+            f"jdk.internal.net.http.websocket.CheckFailedException: {message})")
+
+
+def _java_frame(message: str) -> str:
+    """A frame from the server the JDK's reader refused: Listener.onError's exception."""
+    return ("Listener.onError: java.net.ProtocolException (Caused by: "
+            f"jdk.internal.net.http.websocket.FailWebSocketException: {message})")
+
+
+def _java_no_bytes(cause: str) -> str:
+    """The connection ended before any byte of an answer: the JDK sends the GET once more on
+    a new connection first (its retry of an idempotent request)."""
+    return (f"java.io.IOException: HTTP/1.1 header parser received no bytes (Caused by: {cause}) "
+            "(after sending the request once more on a new connection: the JDK retries a GET "
+            "once)")
+
+
+# Node's built-in WebSocket (undici 6, Node 20) gives the message of its error event; a failed
+# handshake fires no close event. Its HTTP client takes a 101 for an upgrade only with
+# Connection: upgrade and an Upgrade header: to it any other 101 is an interim response, and it
+# waits for the final one until the application gives up (close()) or the server closes.
+_UNDICI_NO_SWITCH = ("Connection was closed before it was established. (when the application "
+                     "calls close(): it waits until then, a 101 without Upgrade and "
+                     "Connection: upgrade being an interim response to undici)")
+_UNDICI_FAILED = "Received network error or non-101 status code."
 _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
     "status": (
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
@@ -84,6 +121,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                  "expected."),
         ("socket.io-client", "connect_error: websocket error (Unexpected server response: "
                              "{status})"),
+        (JAVA, _java_check("Unexpected HTTP response status code {status}") + "{java_note}"),
+        (UNDICI, _UNDICI_FAILED),
     ),
     # A 101 without Upgrade (one naming another protocol: "upgrade_unoffered", below)
     "upgrade": (
@@ -94,6 +133,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("tornado", _tornado_logged("KeyError: 'Upgrade'")),
         ("tungstenite", "No \"Upgrade: websocket\" header"),
         ("gorilla/websocket", _BAD_HANDSHAKE),
+        (JAVA, _java_check("Response field missing: Upgrade")),
+        (UNDICI, _UNDICI_NO_SWITCH),
     ),
     # A 101 whose Connection lacks "upgrade" (without Connection: "connection_missing"):
     # aiohttp and tornado want the whole value to be "upgrade" (any case)
@@ -106,6 +147,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("tornado", _tornado_logged("AssertionError")),
         ("tungstenite", "No \"Connection: upgrade\" header"),
         ("gorilla/websocket", _BAD_HANDSHAKE),
+        (JAVA, _java_check("Bad response field: Connection")),
+        (UNDICI, _UNDICI_NO_SWITCH),
     ),
     "accept": (
         ("Chrome", "Error during WebSocket handshake: Incorrect 'Sec-WebSocket-Accept' header "
@@ -116,6 +159,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("tornado", _tornado_logged("AssertionError")),
         ("tungstenite", "Key mismatch in \"Sec-WebSocket-Accept\" header"),
         ("gorilla/websocket", _BAD_HANDSHAKE),
+        (JAVA, _java_check("Bad Sec-WebSocket-Accept")),
+        (UNDICI, "Incorrect hash received in Sec-WebSocket-Accept header."),
     ),
     "accept_missing": (
         ("Chrome", "Error during WebSocket handshake: 'Sec-WebSocket-Accept' header is missing"),
@@ -124,6 +169,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("aiohttp", _aiohttp_handshake("Invalid challenge response")),
         ("tornado", _tornado_logged("KeyError: 'Sec-Websocket-Accept'")),
         ("gorilla/websocket", _BAD_HANDSHAKE),
+        (JAVA, _java_check("Response field missing: Sec-WebSocket-Accept")),
+        (UNDICI, "Incorrect hash received in Sec-WebSocket-Accept header."),
     ),
     # aiohttp keeps a subprotocol of the answer only when it offered it, tornado takes the
     # answer's as it is: neither checks it against its offer (RFC 6455 §4.1)
@@ -136,6 +183,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("aiohttp", "(accepts it: no error; ws.protocol is None)"),
         ("tornado", "(accepts it: no error; selected_subprotocol is None)"),
         ("gorilla/websocket", _ACCEPTS),
+        (JAVA, _ACCEPTS),
+        (UNDICI, "Server did not respond with sent protocols."),
     ),
     # Node ws's words depend on whether the client offered any (`negotiation_values`);
     # gorilla takes whatever subprotocol the server names
@@ -148,6 +197,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("aiohttp", "(accepts it: no error; ws.protocol is None)"),
         ("tornado", "(accepts it: no error; selected_subprotocol is '{value}')"),
         ("gorilla/websocket", _ACCEPTS),
+        (JAVA, _java_check("Unexpected subprotocol: {value}")),
+        (UNDICI, "{undici_protocol}"),
     ),
     # Node ws's words depend on whether the client offered an extension, gorilla's on the
     # server's permessage-deflate answer (`negotiation_values`). aiohttp reads
@@ -167,6 +218,10 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                     "WebSocketError: Received frame with non-zero reserved bits, Close 1002)"),
         ("tornado", _tornado_logged("ValueError: unsupported extension (...)")),
         ("gorilla/websocket", "{gorilla_extension}"),
+        # (Java offers none: any answer's values, as its HttpHeaders list them)
+        (JAVA, _java_check("Response field 'Sec-WebSocket-Extensions' present: "
+                           "{java_extensions}")),
+        (UNDICI, "{undici_extension}"),
     ),
     # A permessage-deflate answer with parameters the client cannot take (RFC 7692 §7.1):
     # Chromium's line ends with which one (an unexpected or an invalid parameter), python
@@ -179,6 +234,9 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "NegotiationError: Unsupported extension: name = "
                               "permessage-deflate, params = ..."),
         ("gorilla/websocket", "{gorilla_extension}"),
+        # (undici reads server_max_window_bits only when the first compressed frame comes)
+        (UNDICI, "(accepts it: no error; an invalid server_max_window_bits then fails the first "
+                 "compressed frame from the server: Invalid server_max_window_bits)"),
     ),
     # No answer to the handshake, by how the wait ended (checks/transport.py): every line
     # below is what the real client printed against a server that did that
@@ -196,6 +254,11 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("tornado", "HTTPTimeoutError: Timeout during request"),  # (request_timeout, 20 s)
         ("Chrome", "WebSocket connection to '{url}' failed: WebSocket is closed before the "
                    "connection is established."),
+        # (the Builder's connectTimeout bounds the whole handshake; without one it waits)
+        (JAVA, "java.net.http.HttpTimeoutException: request timed out (when the WebSocket "
+               "builder's connectTimeout runs out)"),
+        (UNDICI, "Connection was closed before it was established. (when the application calls "
+                 "close(): undici has no timer of its own)"),
     ),
     # ... the server closed the connection (FIN) without an answer
     "no_response_closed": (
@@ -208,6 +271,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("tornado", "HTTPStreamClosedError: Stream closed"),
         ("curl", "curl: (52) Empty reply from server"),
         ("gorilla/websocket", "unexpected EOF"),
+        (JAVA, _java_no_bytes("java.io.EOFException: EOF reached while reading")),
+        (UNDICI, _UNDICI_FAILED),
     ),
     # ... the server reset it
     "no_response_reset": (
@@ -220,6 +285,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("tornado", "ConnectionResetError: [Errno 104] Connection reset by peer"),
         ("curl", "curl: (56) Recv failure: Connection reset by peer"),
         ("gorilla/websocket", "read tcp ...->{server}: read: connection reset by peer"),
+        (JAVA, _java_no_bytes("java.net.SocketException: Connection reset")),
+        (UNDICI, _UNDICI_FAILED),
     ),
     # The server answered in another protocol (an HTTP/2-only server's SETTINGS, a TLS
     # record, a banner): each line printed by the real client (tests/test_not_http_live.py)
@@ -233,6 +300,11 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Chrome", "WebSocket connection to '{url}' failed: Error during WebSocket handshake: "
                    "net::ERR_INVALID_HTTP_RESPONSE"),
         ("gorilla/websocket", "malformed HTTP response \"...\""),  # (Go's net/http, %q)
+        # (the bytes it read, as characters, until the server closed)
+        (JAVA, "java.io.IOException: parsing HTTP/1.1 status line, receiving [...], parser "
+               "state [STATUS_LINE] (Caused by: java.io.EOFException: EOF reached while "
+               "reading)"),
+        (UNDICI, _UNDICI_FAILED),
     ),
     "refused": (
         ("Node ws", "connect ECONNREFUSED {server}"),
@@ -243,6 +315,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                     "[Connect call failed ('{host}', {port})]"),
         ("Chrome", "net::ERR_CONNECTION_REFUSED"),
         ("gorilla/websocket", "dial tcp {server}: connect: connection refused"),
+        (JAVA, "java.net.ConnectException (Caused by: java.nio.channels.ClosedChannelException)"),
+        (UNDICI, _UNDICI_FAILED),
     ),
     # Frames the server sent against RFC 6455 (checks/after_switch.py): Chromium's (and
     # WebKit's) WebSocketChannel fails the connection with these console lines (their
@@ -250,10 +324,15 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
     "text_not_utf8": (
         ("Chrome", "WebSocket connection to '{url}' failed: Could not decode a text frame as "
                    "UTF-8."),
+        (JAVA, _java_frame("Invalid UTF-8 in frame TEXT") + " (CONTINUATION when the bytes "
+                                                            "are in a later fragment)"),
+        (UNDICI, "Received invalid UTF-8 in text frame."),
     ),
     "server_frame_masked": (
         ("Chrome", "WebSocket connection to '{url}' failed: A server must not mask any "
                    "frames that it sends to the client."),
+        (JAVA, _java_frame("Masked frame received")),
+        (UNDICI, "Frame cannot be masked"),
     ),
     # A Close with a code that may never be sent (1005, 1006, 1015: RFC 6455 §7.4.1), sent
     # by the server: Chromium's ParseClose fails the channel (its close event then says
@@ -266,6 +345,9 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("python websockets", "ConnectionClosedError: sent 1002 (protocol error) invalid "
                               "status code; no close frame received"),
         ("gorilla/websocket", "websocket: bad close code {value}"),
+        # (the JDK puts the code into its message as a char: 1005 is "\u03ed")
+        (JAVA, _java_frame("Illegal status code: {java_close_code}")),
+        (UNDICI, "Invalid status code"),
     ),
     # A server frame with RSV bits no extension was negotiated for (RFC 6455 §5.2): Node ws
     # and gorilla fail the connection with a Close 1002 (their lines: `rsv_values`), python
@@ -278,6 +360,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Node ws", "{node_ws_rsv}"),
         ("python websockets", "ConnectionClosedError: {closing}"),
         ("gorilla/websocket", "{gorilla_rsv}"),
+        (JAVA, _java_frame("Unexpected rsv{java_rsv} bit")),
+        (UNDICI, "{undici_rsv}"),
     ),
     # A Close with an error code in the watch window, from either side: what the client's
     # close event says is the code it received, python websockets prints both Closes in the
@@ -311,8 +395,12 @@ NAMED_ONLY = frozenset({"gave_up_after_switch"})
 # ... and one that ended with a Close frame carrying an error code: the same lines as in the
 # watch window, their values read from the connection's lifetime (closing.py)
 _ERRORS["closed_in_life"] = _ERRORS["closed"]
-_REDIRECT_LINES = {"python websockets": "{websockets_redirect}",
-                   "aiohttp": "{aiohttp_redirect}"}
+_REDIRECT_LINES = {
+    "python websockets": "{websockets_redirect}", "aiohttp": "{aiohttp_redirect}",
+    JAVA: _java_check("Unexpected HTTP response status code {status}") + (
+        " (a client built with followRedirects NORMAL or ALWAYS follows it instead, with a GET "
+        "that has neither Upgrade nor Connection, and fails on that answer's status)"),
+    UNDICI: _UNDICI_FAILED + " (it never follows one: its fetch's redirect mode is \"error\")"}
 # A redirect (300-303, 307, 308 with a Location): every client prints what it prints for any
 # other status, but python websockets follows it (websockets.asyncio.client `process_redirect`,
 # up to 10): it prints nothing and connects again where the Location points, unless that is
@@ -320,7 +408,8 @@ _REDIRECT_LINES = {"python websockets": "{websockets_redirect}",
 # wss for ws. Its line is worked out per attempt (`websockets_redirect`).
 # aiohttp follows 301, 302, 303, 307 and 308 too (its session's allow_redirects, up to 10),
 # raising NonHttpUrlRedirectClientError for a Location in another scheme than http(s): a
-# ws:// one included (`aiohttp_redirect`).
+# ws:// one included (`aiohttp_redirect`). Java's client follows one only when its HttpClient
+# was built to (NEVER by default); undici's WebSocket never does.
 _ERRORS["redirect"] = tuple(
     (name, _REDIRECT_LINES.get(name, text)) for name, text in _ERRORS["status"])
 REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
@@ -338,12 +427,15 @@ _ERRORS["upgrade_unoffered"] = tuple((name, {
     "python websockets": "InvalidUpgrade: invalid Upgrade header: {value}",
     "tornado": _tornado_logged("AssertionError"),
     "Node ws": "Invalid Upgrade header",
+    JAVA: _java_check("Bad response field: Upgrade"),
+    UNDICI: "Server did not set Upgrade header to \"websocket\".",
 }.get(name, text)) for name, text in _ERRORS["upgrade"])
 # ... and one without Connection (python websockets', aiohttp's and tornado's read from the
 # real clients)
 _ERRORS["connection_missing"] = tuple((name, {
     "python websockets": "InvalidUpgrade: missing Connection header",
     "tornado": _tornado_logged("KeyError: 'Connection'"),
+    JAVA: _java_check("Response field missing: Connection"),
 }.get(name, text)) for name, text in _ERRORS["connection"])
 # The clients among _ERRORS' that open WebSockets over HTTP/2 (RFC 8441), as the starts of
 # their lines: Chromium does; Node ws, python websockets, aiohttp, gorilla, tungstenite and
@@ -366,15 +458,30 @@ _ERRORS["h2_reset"] = (
 )
 
 
+# What undici's handshake check throws when the server names a subprotocol and none was
+# offered (it reads the offer, null, as a list): uncaught, it ends Node's process
+_UNDICI_NO_OFFER = ("TypeError: Cannot read properties of null (reading 'includes') (uncaught: "
+                    "it ends the process)")
+
+
 def negotiation_values(protocols_offered: bool, extensions_offered: bool,
-                       extensions_answered: list[str]) -> dict[str, str]:
-    """The lines of Node ws and gorilla for a 101 that chose what the client did not offer
-    (or deflate parameters it cannot take): Node ws words a subprotocol or extension by
-    whether the client offered any (websocket.js), gorilla refuses a permessage-deflate
-    answer without both no_context_takeover parameters (the only mode it has) and takes any
-    other extension or subprotocol without a word (client.go)."""
+                       extensions_answered: list[str],
+                       extension_fields: tuple[str, ...] = ()) -> dict[str, str]:
+    """The lines of Node ws, gorilla, Java and undici for a 101 that chose what the client did
+    not offer (or deflate parameters it cannot take), from ``extensions_answered`` (the
+    answer's extensions) and ``extension_fields`` (its Sec-WebSocket-Extensions fields as
+    sent): Node ws words a subprotocol or extension by whether the client offered any
+    (websocket.js), gorilla refuses a permessage-deflate answer without both
+    no_context_takeover parameters (the only mode it has) and takes any other extension or
+    subprotocol without a word (client.go). Java lists the fields. undici, which offers
+    permessage-deflate, takes any answer with a ";"-separated part named so (it cuts the
+    fields, joined, at ";" only), and reads a chosen subprotocol against an offer it may not
+    have made: without one, its check throws."""
     deflate = [extension for extension in extensions_answered
                if extension.split(";")[0].strip() == "permessage-deflate"]
+    parts = ", ".join(extension_fields).split(";")
+    undici_takes = any(part.split("=")[0].lstrip(" \t\r\n") == "permessage-deflate"
+                       for part in parts)
     return {
         "node_ws_protocol": ("Server sent an invalid subprotocol" if protocols_offered else
                              "Server sent a subprotocol but none was requested"),
@@ -385,19 +492,41 @@ def negotiation_values(protocols_offered: bool, extensions_offered: bool,
             not {"server_no_context_takeover", "client_no_context_takeover"} <= {
                 part.split("=")[0].strip() for part in extension.split(";")[1:]}
             for extension in deflate) else _ACCEPTS),
+        "java_extensions": f"[{', '.join(extension_fields)}]",
+        "undici_extension": _ACCEPTS if undici_takes else "Sec-WebSocket-Extensions header "
+                                                          "does not match.",
+        "undici_protocol": ("Protocol was not set in the opening handshake." if protocols_offered
+                            else _UNDICI_NO_OFFER),
     }
 
 
 def rsv_values(bits: int) -> dict[str, str]:
-    """Node ws's, gorilla's and Chromium's lines for a server frame with RSV bits ``bits``
-    (RSV1 = 4) set: Node ws checks RSV2 and RSV3 first (receiver.js), gorilla lists each bit
-    set (conn.go), Chromium names all three ("reserved1 = 1, reserved2 = 0, ...")."""
+    """Node ws's, gorilla's, Chromium's, Java's and undici's lines for a server frame with RSV
+    bits ``bits`` (RSV1 = 4) set: Node ws checks RSV2 and RSV3 first (receiver.js), gorilla
+    lists each bit set (conn.go), Chromium names all three ("reserved1 = 1, reserved2 = 0,
+    ..."), Java names the first set (MessageDecoder), undici RSV1 alone, else all three."""
     node_ws = "RSV2 and RSV3 must be clear" if bits & 3 else "RSV1 must be clear"
     gorilla = ", ".join(f"RSV{n} set" for n, bit in ((1, 4), (2, 2), (3, 1)) if bits & bit)
     chrome = ", ".join(f"reserved{n} = {int(bool(bits & bit))}"
                        for n, bit in ((1, 4), (2, 2), (3, 1)))
     return {"node_ws_rsv": f"Invalid WebSocket frame: {node_ws}",
-            "gorilla_rsv": f"websocket: {gorilla}", "chrome_rsv": chrome}
+            "gorilla_rsv": f"websocket: {gorilla}", "chrome_rsv": chrome,
+            "java_rsv": "1" if bits & 4 else "2" if bits & 2 else "3",
+            "undici_rsv": ("Expected RSV1 to be clear." if bits & 4 else
+                           "RSV1, RSV2, RSV3 must be clear")}
+
+
+def java_close_code(code: str) -> str:
+    """A Close code as the JDK's "Illegal status code" message has it: the code read as a
+    Java char, and put in the text as that character (1005: "\u03ed")."""
+    return chr(int(code)) if code.isdigit() and int(code) < 0x10000 else code
+
+
+# Java's HttpClient, when built to follow redirects, sends the followed GET without Upgrade
+# and Connection (JDK 17: only the first request carries them): a handshake of its without
+# Upgrade is most likely such a GET, not one a proxy stripped
+JAVA_WITHOUT_UPGRADE = (" (its GET had no Upgrade, as the one Java's client sends when it follows "
+                        "a redirect: without Upgrade and Connection)")
 
 
 def websockets_redirect(url: str, location: str) -> str:
