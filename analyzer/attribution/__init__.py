@@ -30,6 +30,7 @@ from analyzer.attribution.model import Attribution, attribution
 from analyzer.attribution.servers import (
     GORILLA,
     ServerMatch,
+    apache_log,
     caddy_dial_refused,
     gorilla_log,
     match_known,
@@ -37,7 +38,12 @@ from analyzer.attribution.servers import (
     nginx_upstream_refused,
     refused_backend,
 )
-from analyzer.attribution.texts import NGINX_H2_PROTOCOL_PSEUDO_HEADER, TORNADO, match_words
+from analyzer.attribution.texts import (
+    APACHE_TEMPLATES,
+    NGINX_H2_PROTOCOL_PSEUDO_HEADER,
+    TORNADO,
+    match_words,
+)
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
 from analyzer.checks.finding import found_alone
 from analyzer.exchange.model import Attempt
@@ -190,6 +196,10 @@ def _server_log(match: ServerMatch, attempt: Attempt,
     if match.server == GORILLA and response is not None:
         return gorilla_log(request, response.status)  # (the request says which check failed)
     path = request.target.split("?", 1)[0]
+    if match.log in APACHE_TEMPLATES:  # (Apache's own pages: its lines name the client)
+        assert attempt.response is not None
+        return apache_log(match.log, str(attempt.client), path, attempt.response.body_prefix,
+                          refused_backend(refused.found) if refused is not None else None)
     if match.log is not None:
         return match.log.replace("/PATH", path)
     if match.server == "uvicorn" and response is not None and response.status != 101:

@@ -11,7 +11,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from analyzer.attribution.texts import SERVLET, KnownText, match_words, server_log
+from analyzer.attribution.texts import (
+    APACHE,
+    APACHE_PROXY_ERROR,
+    APACHE_UNAVAILABLE,
+    SERVLET,
+    KnownText,
+    match_words,
+    server_log,
+)
 from analyzer.exchange.model import Attempt
 from analyzer.http.message import RequestHead, ResponseHead
 
@@ -120,6 +128,38 @@ def nginx_upstream_refused(backend: str, client_ip: str, method: str, target: st
     return line + (f', host: "{host}"' if host is not None else "")
 
 
+def apache_log(template: str, client: str, path: str, body: bytes, refused: str | None = None,
+               timed_out: str | None = None) -> str:
+    """What Apache httpd logged with one of its own pages (``template``: the page's
+    texts.APACHE_* line) for the request of ``client`` to ``path``: the template filled, or
+    the whole lines when the proxy's other leg is in the capture (correlate.py): ``refused``,
+    the backend that refused its connection (the 503), ``timed_out``, the backend that did
+    not answer within ProxyTimeout (the 502). Apache's 502 page says why (its "Reason:"),
+    which it logged as AH00898 too."""
+    if template == APACHE_UNAVAILABLE and refused is not None:
+        host = refused.rsplit(":", 1)[0].strip("[]")
+        return (f"(111)Connection refused: AH00957: ...: attempt to connect to {refused} "
+                f"({refused}) failed / [client {client}] AH01114: HTTP: failed to make "
+                f"connection to backend: {host}")
+    line = template.replace("CLIENT", client)
+    if template == APACHE_PROXY_ERROR:
+        if timed_out is not None:
+            line = (f"(70007)The timeout specified has expired: [client {client}] AH01102: "
+                    f"error reading status line from remote server {timed_out}")
+        reason = _APACHE_REASON.search(body)
+        if reason is not None:
+            said = reason.group(1).decode("latin-1")
+            # (AH01102 comes before this reason only: its others are logged on their own)
+            line = (f"{line} / " if said == _APACHE_READING else "") + (
+                f"[client {client}] AH00898: {said} returned by {path}")
+    return line
+
+
+# mod_proxy's 502 page: "<p>Reason: <strong>Error reading from remote server</strong></p>"
+_APACHE_REASON = re.compile(rb"Reason: <strong>([^<\n]*)</strong>")
+_APACHE_READING = "Error reading from remote server"
+
+
 def caddy_dial_refused(backend: str) -> str:
     """The message of Caddy's http.log.error line when ``backend`` refused its dial (as
     captures/caddy_websockets.pcap's Caddy logged it, expected.json)."""
@@ -157,7 +197,7 @@ _SERVER_HEADER = (
     ("ats/", "Apache Traffic Server"),
     ("nginx", "nginx"),
     ("caddy", "Caddy"),
-    ("apache", "Apache httpd"),
+    ("apache", APACHE),
     ("microsoft-iis", "IIS"),
     ("cloudflare", "Cloudflare"),
 )

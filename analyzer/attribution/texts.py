@@ -53,6 +53,20 @@ NGINX_CLIENT_CERTIFICATE = (
 NGINX_H2_PROTOCOL_PSEUDO_HEADER = (
     'client sent unknown pseudo-header ":protocol" while reading client request headers')
 _WS = "python websockets"
+APACHE = "Apache httpd"
+# What Apache httpd logs with its own pages, as templates: CLIENT is the client's address and
+# port, /PATH the request's path, "..." what is not on the wire (the backend as ProxyPass
+# names it, the file under DocumentRoot, an errno); attribution.servers.apache_log fills
+# them, and writes the lines out whole when the proxy's other leg is in the capture.
+APACHE_UNAVAILABLE = ("(...)...: AH00957: ...: attempt to connect to ... (...) failed / "
+                      "[client CLIENT] AH01114: HTTP: failed to make connection to backend: ...")
+APACHE_PROXY_ERROR = ("(...)...: [client CLIENT] AH01102: error reading status line from remote "
+                      "server ...")
+APACHE_DENIED = "[client CLIENT] AH01630: client denied by server configuration: ..."
+APACHE_NOT_FOUND = ("nothing at LogLevel warn, the default (the access log's 404); at info: "
+                    "[client CLIENT] AH00128: File does not exist: ...")
+APACHE_TEMPLATES = frozenset((APACHE_UNAVAILABLE, APACHE_PROXY_ERROR, APACHE_DENIED,
+                              APACHE_NOT_FOUND))
 TOMCAT = "Apache Tomcat"
 SERVLET = "a Java servlet container (HttpServlet's default doGet)"
 _FAILED = "Failed to open a WebSocket connection: "
@@ -167,15 +181,19 @@ TEXTS: tuple[KnownText, ...] = (
     KnownText("body", "414 Request-URI Too Large", "nginx",
               "client sent too long URI while reading client request line",
               ("request_target_too_long",), adds=True),
-    # Apache httpd core
-    KnownText("body", "Size of a request header field exceeds server limit", "Apache httpd",
+    # Apache httpd's own pages (core, mod_proxy): the log line of each is a template that
+    # attribution.servers.apache_log fills per attempt (2.4.71 logged them so,
+    # tests/test_apache_live.py). The 403 and 404 pages are those of 2.4.39 and later (before:
+    # "...access /PATH on this server.", the same start).
+    KnownText("body", "Size of a request header field exceeds server limit", APACHE,
               "AH00561: Size of a request header field exceeds server limit",
               ("request_headers_too_large",), adds=True),
-    KnownText("body", "The server is temporarily unable to service your", "Apache httpd",
-              "AH00957: attempt to connect to the backend failed / AH01114: HTTP: failed to "
-              "make connection to backend"),
-    KnownText("body", "The proxy server received an invalid", "Apache httpd",
-              "AH01102: error reading status line from remote server"),
+    KnownText("body", "The server is temporarily unable to service your", APACHE,
+              APACHE_UNAVAILABLE),
+    KnownText("body", "The proxy server received an invalid", APACHE, APACHE_PROXY_ERROR),
+    KnownText("body", "You don't have permission to access", APACHE, APACHE_DENIED),
+    KnownText("body", "The requested URL was not found on this server.", APACHE,
+              APACHE_NOT_FOUND),
     # Envoy (Istio, many gateways): documented texts, not captured (Envoy is not installable
     # here), with the access log's response flags
     KnownText("body", "upstream connect error or disconnect/reset before headers", "Envoy",
