@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from analyzer.attribution.clients import back_leg_found
-from analyzer.attribution.servers import backend_refused_found
+from analyzer.attribution.servers import backend_refused_found, match_response, passed_on_found
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import frames_of
 from analyzer.checks.life import check_life
@@ -490,4 +490,44 @@ def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
         findings.append(Finding("proxy_rewrote_response", f"{back_status} from the backend",
                                 f"{front_status} to the client",
                                 frames_of(back.response) + frames_of(front.response)))
+    elif back_status is not None and front_status is not None and back_status != 101:
+        passed = _passed_on(front, back)
+        if passed is not None:
+            findings.append(passed)
+    if back_status == 101 and front.response is None and back.response is not None:
+        # (only a front that ended after that 101 was left without it: one that ended
+        # before gave up before there was anything to pass on)
+        tcp = front.tcp
+        ends = [e.time for e in (tcp.client_fin, tcp.client_rst, tcp.server_fin,
+                                 tcp.server_rst) if e is not None]
+        if ends and min(ends) > back.response.time:
+            findings.append(_withheld(front, back))
     return findings
+
+
+def _passed_on(front: Attempt, back: Attempt) -> Finding | None:
+    """`proxy_passed_on`: the backend's answer, passed on with another Server header than
+    the backend's own (Apache adds its own to an answer without one, nginx replaces it),
+    which would name the proxy as its author."""
+    head, back_head = front.response_head, back.response_head
+    assert head is not None and back_head is not None and back.response is not None
+    ours, theirs = head.headers.get("server"), back_head.headers.get("server")
+    if not ours or theirs is not None and ours.strip() == theirs.strip():
+        return None
+    named = match_response(back_head, back.response.body_prefix)
+    author = named.server if named is not None else f"the backend at {back.server}"
+    return Finding("proxy_passed_on", "the answer's author named by its Server header",
+                   passed_on_found(author, back_head.status, ours.strip(),
+                                   theirs.strip() if theirs else None),
+                   frames_of(back.response) + frames_of(front.response))
+
+
+def _withheld(front: Attempt, back: Attempt) -> Finding:
+    """`proxy_withheld_switch`: the backend's 101, which the client never got."""
+    assert back.response is not None and front.request_head is not None
+    http10 = front.request_head.version.upper() == "HTTP/1.0"
+    return Finding("proxy_withheld_switch", "the backend's 101 passed on to the client",
+                   f"{back.server} answered 101; the client got nothing"
+                   + (" (its request was HTTP/1.0: no 1xx may be sent to it)" if http10
+                      else ""),
+                   frames_of(front.request) + frames_of(back.response))

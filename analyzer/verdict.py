@@ -240,6 +240,8 @@ _HANG_UPS = frozenset({"client_hung_up_after_switch", "server_hung_up_after_swit
 # and Java's fail a connection so, at the frame, without a Close frame of their own
 _ENDED_WITHOUT_CLOSE = "ended_without_close_after_switch"
 _SILENT_REJECTIONS = frozenset({"no_response_server_closed", "no_response_server_reset"})
+# how a wait for an answer ended, which a proxy that kept the backend's 101 explains
+_UNANSWERED = frozenset({"no_response_client_gave_up", "no_response_capture_ended"})
 
 
 def causes_of(findings: tuple[Finding, ...]) -> list[tuple[int, int]]:
@@ -250,11 +252,18 @@ def causes_of(findings: tuple[Finding, ...]) -> list[tuple[int, int]]:
     - a side that hung up or closed with an error code right after the switch reacted to the
       other side: to a 101 rule it enforces (the client) or to a bad frame the other side
       sent (either side); one that ended without a Close after frames went by, to such a
-      frame only."""
+      frame only;
+    - a client left without an answer while the proxy kept the backend's 101 to itself
+      (`proxy_withheld_switch`, correlate.py) waited for that 101."""
     pairs: list[tuple[int, int]] = []
     for s, symptom in enumerate(findings):
         if symptom.check in _SILENT_REJECTIONS:
             cause = next((i for i, f in enumerate(findings) if f.check in REQUEST_FAULTS), None)
+            if cause is not None:
+                pairs.append((cause, s))
+        elif symptom.check in _UNANSWERED:
+            cause = next((i for i, f in enumerate(findings)
+                          if f.check == "proxy_withheld_switch"), None)
             if cause is not None:
                 pairs.append((cause, s))
         elif (symptom.check in _HANG_UPS or symptom.check == _ENDED_WITHOUT_CLOSE) and (
@@ -277,7 +286,8 @@ def _with_symptom(cause: Finding, symptom: Finding) -> Finding:
     if symptom.check in ("ws_closed_with_error", _ENDED_WITHOUT_CLOSE):
         reaction = symptom.found  # "client sent Close 1002 (...) 3 ms after the 101"
     else:  # short: the table shows the cause's title and found in one 90-character cell
-        reaction = f"{symptom.side} {symptom.found}"  # "client FIN 3 ms after the switch"
+        # "client FIN 3 ms after the switch" (a wait's end names its side itself)
+        reaction = f"{symptom.side} {symptom.found}" if symptom.side else symptom.found
     if cause.found.endswith(f"{THEN}{reaction}"):
         return cause
     frames = cause.frames + tuple(f for f in symptom.frames if f not in cause.frames)

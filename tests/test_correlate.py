@@ -65,6 +65,21 @@ def refused_back_leg(source: str = PROXY, after: float = 0.01,
     return [front, back]
 
 
+def withheld_switch(gave_up_after: float = 3.0) -> list[Conversation]:
+    """Apache in front of a backend, asked by an HTTP/1.0 client: the backend's 101 on the
+    back leg, nothing to the client, which gives up ``gave_up_after`` s after its request."""
+    t = 1_700_000_000.0
+    front = Conversation(client=(CLIENT, 50000), server=(PROXY, 80), start=t)
+    front.handshake()
+    front.client(ws(http_version="HTTP/1.0"))
+    back = Conversation(client=(PROXY, 41000), server=(BACKEND, 8080), start=t + 0.01)
+    back.handshake()
+    back.client(ws())
+    back.server(SWITCH, delay=0.002)
+    front.client_fin(delay=gave_up_after)
+    return [front, back]
+
+
 def ws(host: str = "chat.example.com", **options: object) -> bytes:
     return websocket_request(host, "/ws", **options)  # type: ignore[arg-type]
 
@@ -78,6 +93,10 @@ BACKEND_SWITCH = websocket_response(BACKEND_KEY)
 FORBIDDEN = http_response(403, "Forbidden", [("Content-Length", "35")],
                           b"Cross origin websockets not allowed")
 BAD_GATEWAY = http_response(502, "Bad Gateway", [("Server", "nginx"), ("Content-Length", "0")])
+# a backend's 403 without a Server header (Go's net/http), and as Apache passed it on
+BARE_FORBIDDEN = http_response(403, "Forbidden", [("Content-Length", "5")], b"nope!")
+APACHE_FORBIDDEN = http_response(403, "Forbidden", [("Server", "Apache/2.4.71 (Debian)"),
+                                                    ("Content-Length", "5")], b"nope!")
 
 
 @dataclass(frozen=True)
@@ -97,7 +116,7 @@ class ProxyCase:
 ALL_PROXY = ("proxy_stripped_upgrade", "proxy_http10_upstream",
              "proxy_http10_upstream_switched", "proxy_accept_forwarded",
              "proxy_rekeyed", "proxy_rewrote_response", "proxy_answered_itself",
-             "proxy_backend_refused")
+             "proxy_backend_refused", "proxy_withheld_switch", "proxy_passed_on")
 
 PROXY_CASES = (
     ProxyCase("nginx without proxy_set_header: backend got no Upgrade, 426 passed back",
@@ -175,6 +194,16 @@ PROXY_CASES = (
     ProxyCase("a connection refused from the proxy while it answered 426: not a gateway error",
               lambda: refused_back_leg(answer=REJECT_426), "failed",
               "response_upgrade_required", absent=ALL_PROXY),
+    ProxyCase("Apache: the backend's 403 without a Server header, passed on with Apache's",
+              lambda: legs(ws(), ws(), BARE_FORBIDDEN, APACHE_FORBIDDEN), "failed",
+              "response_forbidden", present=("proxy_passed_on",),
+              absent=("proxy_rewrote_response", "proxy_answered_itself")),
+    ProxyCase("Apache: an HTTP/1.0 client's upgrade switched by the backend, the 101 kept",
+              withheld_switch, "no_response", "proxy_withheld_switch",
+              present=("no_response_client_gave_up", "request_http10")),
+    ProxyCase("a client that gave up before the backend's 101: nothing to pass on yet",
+              lambda: withheld_switch(gave_up_after=0.001), "no_response",
+              "no_response_client_gave_up", absent=ALL_PROXY),
     ProxyCase("single leg with X-Forwarded-For: a proxy is on the way",
               lambda: legs(ws(extra_headers=[("X-Forwarded-For", "192.0.2.7")]), None, None,
                            REJECT_426),
@@ -637,3 +666,17 @@ def test_caddys_log_line_for_its_refused_dial_is_the_one_it_wrote() -> None:
     said = next(a for a in entry["attempts"] if a["server"] == "127.0.0.1:18172")["server_said"]
     assert front.attribution.server_log is not None
     assert f'"msg":"{front.attribution.server_log}"' in said
+
+
+def test_an_answer_passed_on_under_the_proxys_server_header_names_the_backend(
+        tmp_path: Path) -> None:
+    """Apache adds its own Server header to a backend's answer without one: alone, the front
+    leg's 403 reads as Apache's; with the back leg, its author is the backend."""
+    path = tmp_path / "passed.pcap"
+    write_pcap(path, legs(ws(), ws(), BARE_FORBIDDEN, APACHE_FORBIDDEN))
+    alone = _front(sorted(analyze_pcap(path), key=lambda d: d.attempt.first_frame))
+    assert alone.attribution.server == "Apache httpd"
+    front = _front(correlate(sorted(analyze_pcap(path), key=lambda d: d.attempt.first_frame)))
+    assert front.attribution.server == f"the backend at {BACKEND}:8080"
+    assert front.attribution.evidence[0].endswith(
+        "(with no Server header); the proxy sent it on with Server: Apache/2.4.71 (Debian)")

@@ -36,6 +36,7 @@ from analyzer.attribution.servers import (
     match_known,
     match_silent_close,
     nginx_upstream_refused,
+    passed_on_author,
     refused_backend,
 )
 from analyzer.attribution.texts import (
@@ -80,6 +81,10 @@ def attribute(
     elif any(f.check in _SILENT for f in findings):
         fault = next((f.check for f in findings if f.check in REQUEST_FAULTS), None)
         match = match_silent_close(attempt, fault)
+    passed = next((f for f in findings if f.check == "proxy_passed_on"), None)
+    if passed is not None and (match is None or match.evidence.startswith("Server: ")):
+        # the backend wrote it (its leg is in the capture): the Server header is the proxy's
+        match = ServerMatch(passed_on_author(passed.found), "medium", passed.found)
     kind = _failure_kind(attempt, facts, verdict, findings, client)
     back_leg = next((f for f in findings if f.check == "proxy_back_leg"), None)
     if back_leg is not None:

@@ -166,6 +166,26 @@ def caddy_dial_refused(backend: str) -> str:
     return f"dial tcp {backend}: connect: connection refused"
 
 
+# A backend's answer that a proxy passed on under its own Server header (correlate.py
+# `proxy_passed_on`): its finding's text, which these functions write and read. Its author is
+# named by the back leg's answer (its words, its own Server header), else by its address.
+_WROTE = " wrote this "
+
+
+def passed_on_found(author: str, status: int, proxy_server: str, backend_server: str | None
+                    ) -> str:
+    """The `proxy_passed_on` text: ``author`` wrote the answer (``status``) that the proxy
+    sent on with Server: ``proxy_server`` (the backend's own: ``backend_server``)."""
+    backend = f"Server: {backend_server}" if backend_server else "no Server header"
+    return (f"{author}{_WROTE}{status} (with {backend}); the proxy sent it on with Server: "
+            f"{proxy_server}")
+
+
+def passed_on_author(found: str) -> str:
+    """Who wrote the answer a `proxy_passed_on` text is about."""
+    return found.split(_WROTE, 1)[0]
+
+
 # What tungstenite (and axum's base, tokio-tungstenite) logs when it closes without answering,
 # by the request fault that most likely caused it.
 TUNGSTENITE_LOGS = {

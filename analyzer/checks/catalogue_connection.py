@@ -281,7 +281,9 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "host answered the SYN with RST: nothing listens on that address and port. The "
           "proxy then answered the client itself (nginx: 502 Bad Gateway, logging "
           "'connect() failed (111: Connection refused) while connecting to upstream'; "
-          "HAProxy and Envoy: 503). The client's request was fine; the backend was not there.",
+          "Apache httpd: 503 Service Unavailable, logging 'AH00957: http: attempt to connect "
+          "to ... failed'; HAProxy and Envoy: 503). The client's request was fine; the "
+          "backend was not there.",
           "Start the backend (or wait for its restart), or point the proxy at the address "
           "and port it listens on (nginx: proxy_pass; a backend bound to 127.0.0.1 in "
           "another container or host cannot be reached)."),
@@ -291,12 +293,16 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "forward them, and the backend then sees a plain request (nginx does this by "
           "default). The client's request was fine; the backend's copy was not.",
           "nginx: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; "
-          "proxy_set_header Connection \"upgrade\"; other proxies: enable WebSocket support."),
+          "proxy_set_header Connection \"upgrade\"; Apache httpd: upgrade=websocket on the "
+          "ProxyPass http:// line (or ProxyPass ws://, mod_proxy_wstunnel); other proxies: "
+          "enable WebSocket support."),
     Check("proxy_http10_upstream", E, Effect.FAIL, "RFC 9110 §7.8",
           "a proxy spoke HTTP/1.0 to the backend",
           "The proxy forwarded the handshake as HTTP/1.0, in which a server MUST ignore "
-          "Upgrade; nginx uses HTTP/1.0 to upstreams unless told otherwise.",
-          "nginx: proxy_http_version 1.1 in the location that proxies WebSockets."),
+          "Upgrade; nginx uses HTTP/1.0 to upstreams unless told otherwise, Apache httpd "
+          "with force-proxy-request-1.0 set (it then drops the Upgrade too).",
+          "nginx: proxy_http_version 1.1 in the location that proxies WebSockets; Apache "
+          "httpd: no force-proxy-request-1.0 where it proxies WebSockets."),
     Check("proxy_http10_upstream_switched", W, Effect.NOTE, "RFC 9110 §7.8",
           "a proxy spoke HTTP/1.0 to the backend, which switched anyway",
           "The proxy forwarded the handshake as HTTP/1.0, in which a server MUST ignore "
@@ -328,6 +334,23 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "The backend's status differs from the one the client received: the proxy replaced "
           "the answer (for example a 101 from the backend turned into an error).",
           "Read the proxy's log for why it replaced the backend's answer."),
+    Check("proxy_withheld_switch", E, Effect.NO_RESPONSE, "RFC 9110 §15.2",
+          "the backend switched, and the proxy never passed the 101 on",
+          "The backend answered the proxy's request 101 Switching Protocols, and the client "
+          "got nothing: the proxy kept the backend's switch to itself and left the client "
+          "waiting. Apache httpd does this to an HTTP/1.0 request: it forwards the upgrade "
+          "to the backend as HTTP/1.1, and its 101 may not go to an HTTP/1.0 client (\"a "
+          "server MUST NOT send a 1xx response to an HTTP/1.0 client\"), so the client waits "
+          "until it gives up, while the access log says 101.",
+          "Make the client speak HTTP/1.1 (curl: drop --http1.0 or -0); a WebSocket needs "
+          "it (RFC 6455 §4.1)."),
+    Check("proxy_passed_on", N, Effect.NOTE, "RFC 9110 §10.2.4",
+          "the backend wrote this answer; the proxy passed it on under its own Server header",
+          "The backend's leg carries the same answer, so the backend wrote it, not the "
+          "proxy; the proxy added its own Server header (Apache httpd does when the backend "
+          "sent none, as Go's net/http and Node's servers do) or replaced the backend's "
+          "(nginx), so the header names the proxy, not the answer's author.",
+          "Read the backend's log for this answer, not the proxy's."),
     Check("proxy_back_leg", N, Effect.NOTE, "RFC 9110 §7.6",
           "the proxy's own request to the backend (the back leg of a proxied handshake)",
           "This connection is the request a proxy made to its backend for a client's "
