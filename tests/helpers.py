@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,40 @@ def stop_group(process: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> Non
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
+
+
+@contextlib.contextmanager
+def foreground(command: Sequence[str], address: tuple[str, int], sig: int = signal.SIGTERM,
+               wait: float = 15) -> Iterator[subprocess.Popen[bytes]]:
+    """A server run in the foreground from its own configuration (a proxy: ``apache2 -X -f
+    CONF``), in a session of its own, yielded once ``address`` accepts connections (within
+    ``wait`` s: an exit or a timeout before then fails), then stopped by its PID
+    (`stop_group` with ``sig``). Its output is dropped: read the logs its configuration
+    writes (`logged`)."""
+    process = subprocess.Popen(list(command), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited with {process.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(address, 0.2):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on {address}")
+            time.sleep(0.05)
+        yield process
+    finally:
+        stop_group(process, sig)
+
+
+def logged(path: Path, *needles: str) -> list[str]:
+    """The lines of the log ``path`` that hold every one of ``needles`` (none when it was
+    never written)."""
+    if not path.exists():
+        return []
+    return [line for line in path.read_text(errors="replace").splitlines()
+            if all(needle in line for needle in needles)]
 
 
 @contextlib.contextmanager
