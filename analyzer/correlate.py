@@ -50,6 +50,9 @@ CLOCK_SKEW = 1.0
 # What a proxy answers when its connection to the backend was refused: nginx, Traefik and
 # Caddy 502, HAProxy and Envoy 503
 GATEWAY_ERRORS = frozenset((502, 503))
+# What a proxy answers when its backend took the request and did not answer in time (HAProxy's
+# timeout server, nginx's proxy_read_timeout, Envoy's route timeout, Traefik's)
+GATEWAY_TIMEOUTS = frozenset((504,))
 
 
 def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
@@ -412,6 +415,28 @@ def answered_itself(attempt: Attempt) -> Finding:
                    "no backend request matches this one", frames_of(attempt.response))
 
 
+def _backend_timed_out(front: Attempt, back: Attempt) -> Finding | None:
+    """`proxy_backend_timeout`: the backend took the proxy's request and answered nothing,
+    and the proxy answered the client 504 (HAProxy's timeout server, nginx's
+    proxy_read_timeout), ending the back leg itself if the capture shows it."""
+    answer, status = front.response, _status_as_http1(front)
+    if back.response is not None or back.request is None or answer is None or (
+            status not in GATEWAY_TIMEOUTS):
+        return None
+    tcp = back.tcp
+    gave_up = tcp.client_fin or tcp.client_rst
+    if gave_up is not None and gave_up.time > answer.time + 1.0:
+        gave_up = None  # (an end long after the 504 is not the one that made it)
+    end = gave_up.time if gave_up is not None else answer.time
+    how = ("" if gave_up is None else
+           f"; the proxy {'reset' if gave_up is tcp.client_rst else 'closed'} it")
+    return Finding("proxy_backend_timeout", "the backend's answer within the proxy's timeout",
+                   f"{back.server} took the proxy's request and answered nothing in "
+                   f"{end - back.request.time:.1f} s{how}; the proxy answered {status}",
+                   frames_of(back.request) + ((gave_up.frame,) if gave_up else ())
+                   + frames_of(answer))
+
+
 def _status_as_http1(attempt: Attempt) -> int | None:
     """The answer's status, an HTTP/2 WebSocket's 2xx as the 101 it is over HTTP/1.1 (RFC
     8441 §5): a proxy that converts one leg into the other rewrote nothing."""
@@ -485,6 +510,9 @@ def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
         findings.append(Finding("proxy_host_rewritten", f"Host {rewritten[0]}",
                                 f"backend got Host {rewritten[1]}; the Origin is "
                                 f"{rewritten[2]}", ev + frames_of(back.response)))
+    timed_out = _backend_timed_out(front, back)
+    if timed_out is not None:
+        findings.append(timed_out)
     front_status, back_status = _status_as_http1(front), _status_as_http1(back)
     if back_status is not None and front_status is not None and front_status != back_status:
         findings.append(Finding("proxy_rewrote_response", f"{back_status} from the backend",

@@ -93,6 +93,7 @@ BACKEND_SWITCH = websocket_response(BACKEND_KEY)
 FORBIDDEN = http_response(403, "Forbidden", [("Content-Length", "35")],
                           b"Cross origin websockets not allowed")
 BAD_GATEWAY = http_response(502, "Bad Gateway", [("Server", "nginx"), ("Content-Length", "0")])
+GATEWAY_TIMEOUT = http_response(504, "Gateway Time-out", [("Content-Length", "0")])
 # a backend's 403 without a Server header (Go's net/http), and as Apache passed it on
 BARE_FORBIDDEN = http_response(403, "Forbidden", [("Content-Length", "5")], b"nope!")
 APACHE_FORBIDDEN = http_response(403, "Forbidden", [("Server", "Apache/2.4.71 (Debian)"),
@@ -116,7 +117,8 @@ class ProxyCase:
 ALL_PROXY = ("proxy_stripped_upgrade", "proxy_http10_upstream",
              "proxy_http10_upstream_switched", "proxy_accept_forwarded",
              "proxy_rekeyed", "proxy_rewrote_response", "proxy_answered_itself",
-             "proxy_backend_refused", "proxy_withheld_switch", "proxy_passed_on")
+             "proxy_backend_refused", "proxy_backend_timeout", "proxy_withheld_switch",
+             "proxy_passed_on")
 
 PROXY_CASES = (
     ProxyCase("nginx without proxy_set_header: backend got no Upgrade, 426 passed back",
@@ -185,6 +187,16 @@ PROXY_CASES = (
               lambda: refused_back_leg(answer=http_response(
                   503, "Service Unavailable", [("Content-Length", "0")])),
               "failed", "proxy_backend_refused", present=("response_gateway_error",)),
+    ProxyCase("HAProxy's 504: the backend took the request and never answered",
+              lambda: legs(ws(), ws(), None, GATEWAY_TIMEOUT), "failed",
+              "proxy_backend_timeout", present=("response_gateway_error",),
+              absent=("proxy_answered_itself", "proxy_rewrote_response")),
+    ProxyCase("a 502 for a backend that took the request and never answered: no timeout",
+              lambda: legs(ws(), ws(), None, BAD_GATEWAY), "failed", "response_gateway_error",
+              absent=("proxy_backend_timeout", "proxy_answered_itself")),
+    ProxyCase("a 504 passed on from the backend: it answered, no timeout of the proxy's",
+              lambda: legs(ws(), ws(), GATEWAY_TIMEOUT, GATEWAY_TIMEOUT), "failed",
+              "response_gateway_error", absent=("proxy_backend_timeout",)),
     ProxyCase("a connection refused from another host during the 502: not the proxy's",
               lambda: refused_back_leg(source="10.0.0.9"), "failed", "response_gateway_error",
               absent=ALL_PROXY),
