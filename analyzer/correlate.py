@@ -37,7 +37,7 @@ from analyzer.attribution.servers import backend_refused_found, match_response, 
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import frames_of
 from analyzer.checks.life import check_life
-from analyzer.exchange.model import CONNECTION_ENDED, Attempt, AttemptKind, Endpoint
+from analyzer.exchange.model import CONNECTION_ENDED, Attempt, AttemptKind, Endpoint, TcpEvent
 from analyzer.http.message import RequestHead
 from analyzer.remembered import digest_key
 from analyzer.verdict import Diagnosis, judge
@@ -53,6 +53,10 @@ GATEWAY_ERRORS = frozenset((502, 503))
 # What a proxy answers when its backend took the request and did not answer in time (HAProxy's
 # timeout server, nginx's proxy_read_timeout, Envoy's route timeout, Traefik's)
 GATEWAY_TIMEOUTS = frozenset((504,))
+# Apache httpd answers its ProxyTimeout with 502, not 504 (tests/test_apache_live.py): a 502
+# is a timeout when the proxy itself gave up on a silent backend after at least this long
+# (ProxyTimeout counts whole seconds; a backend that closed first is no timeout)
+APACHE_MIN_TIMEOUT = 0.5
 
 
 def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
@@ -418,15 +422,18 @@ def answered_itself(attempt: Attempt) -> Finding:
 def _backend_timed_out(front: Attempt, back: Attempt) -> Finding | None:
     """`proxy_backend_timeout`: the backend took the proxy's request and answered nothing,
     and the proxy answered the client 504 (HAProxy's timeout server, nginx's
-    proxy_read_timeout), ending the back leg itself if the capture shows it."""
+    proxy_read_timeout), ending the back leg itself if the capture shows it, or 502 after it
+    ended the back leg itself (Apache's ProxyTimeout, `_proxy_timed_out`)."""
     answer, status = front.response, _status_as_http1(front)
     if back.response is not None or back.request is None or answer is None or (
-            status not in GATEWAY_TIMEOUTS):
+            status not in GATEWAY_TIMEOUTS and status != 502):
         return None
     tcp = back.tcp
     gave_up = tcp.client_fin or tcp.client_rst
     if gave_up is not None and gave_up.time > answer.time + 1.0:
         gave_up = None  # (an end long after the 504 is not the one that made it)
+    if status == 502 and not _proxy_timed_out(back, gave_up, answer.time):
+        return None
     end = gave_up.time if gave_up is not None else answer.time
     how = ("" if gave_up is None else
            f"; the proxy {'reset' if gave_up is tcp.client_rst else 'closed'} it")
@@ -435,6 +442,20 @@ def _backend_timed_out(front: Attempt, back: Attempt) -> Finding | None:
                    f"{end - back.request.time:.1f} s{how}; the proxy answered {status}",
                    frames_of(back.request) + ((gave_up.frame,) if gave_up else ())
                    + frames_of(answer))
+
+
+def _proxy_timed_out(back: Attempt, gave_up: TcpEvent | None, answered: float) -> bool:
+    """Whether a 502 was the proxy's timeout (Apache httpd's ProxyTimeout: "502 Proxy
+    Error", "AH01102: error reading status line from remote server"): the proxy ended the
+    back leg itself, at least APACHE_MIN_TIMEOUT after its request and before its answer,
+    the backend silent until then. (A backend that closed first is nginx's "upstream
+    prematurely closed connection": no timeout.)"""
+    if gave_up is None or back.request is None or gave_up.time > answered:
+        return False
+    tcp = back.tcp
+    closed = [e.time for e in (tcp.server_fin, tcp.server_rst) if e is not None]
+    return gave_up.time - back.request.time >= APACHE_MIN_TIMEOUT and (
+        not closed or min(closed) > gave_up.time)
 
 
 def _status_as_http1(attempt: Attempt) -> int | None:

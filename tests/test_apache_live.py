@@ -315,9 +315,15 @@ def test_a_backend_past_proxytimeout_is_apaches_502_proxy_error(run: Run) -> Non
     front, back = run.leg("/slow/"), run.leg("/slow/", run.backend)
     assert run.access["GET /slow/ HTTP/1.1"] == str(front["status"]) == "502"
     assert front["status_reason"] == "Proxy Error" and _reached_backend(run, "/slow/")
-    assert front["verdict"] == "failed" and front["reasons"][0] == "response_gateway_error"
+    assert front["verdict"] == "failed" and front["reasons"][0] == "proxy_backend_timeout"
+    (timeout,) = [f for f in front["findings"] if f["id"] == "proxy_backend_timeout"]
+    assert re.fullmatch(rf"{HOST}:{run.backend} took the proxy's request and answered nothing "
+                        r"in 1\.\d s; the proxy closed it; the proxy answered 502",
+                        timeout["found"]), timeout["found"]
     who = front["attribution"]
     assert who["server"] == "Apache httpd" and who["confidence"] == "high", who
+    # (both lines whole: the backend's address is the back leg's)
+    assert "..." not in who["server_log"], who["server_log"]
     _each_line_logged(who["server_log"], run.logged_for(front["client"]))
     _websockets_printed(front, run.printed["/slow/"])
     # the back leg: Apache's request, answered by nothing; Apache gave up on it

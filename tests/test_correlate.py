@@ -80,6 +80,24 @@ def withheld_switch(gave_up_after: float = 3.0) -> list[Conversation]:
     return [front, back]
 
 
+def timed_out_back_leg(waited: float = 1.0, backend_closed: bool = False
+                       ) -> list[Conversation]:
+    """Apache in front of a silent backend: the proxy's request, its FIN ``waited`` s later
+    (ProxyTimeout; or the backend's own FIN then, ``backend_closed``), then its 502 Proxy
+    Error to the client."""
+    t = 1_700_000_000.0
+    front = Conversation(client=(CLIENT, 50000), server=(PROXY, 80), start=t)
+    front.handshake()
+    front.client(ws())
+    back = Conversation(client=(PROXY, 41000), server=(BACKEND, 8080), start=t + 0.01)
+    back.handshake()
+    back.client(ws())
+    (back.server_fin if backend_closed else back.client_fin)(delay=waited)
+    front.server(PROXY_ERROR, delay=waited + 0.02)
+    front.client_fin(delay=0.001)
+    return [front, back]
+
+
 def ws(host: str = "chat.example.com", **options: object) -> bytes:
     return websocket_request(host, "/ws", **options)  # type: ignore[arg-type]
 
@@ -94,6 +112,8 @@ FORBIDDEN = http_response(403, "Forbidden", [("Content-Length", "35")],
                           b"Cross origin websockets not allowed")
 BAD_GATEWAY = http_response(502, "Bad Gateway", [("Server", "nginx"), ("Content-Length", "0")])
 GATEWAY_TIMEOUT = http_response(504, "Gateway Time-out", [("Content-Length", "0")])
+PROXY_ERROR = http_response(502, "Proxy Error", [("Server", "Apache/2.4.71 (Debian)"),
+                                                ("Content-Length", "0")])
 # a backend's 403 without a Server header (Go's net/http), and as Apache passed it on
 BARE_FORBIDDEN = http_response(403, "Forbidden", [("Content-Length", "5")], b"nope!")
 APACHE_FORBIDDEN = http_response(403, "Forbidden", [("Server", "Apache/2.4.71 (Debian)"),
@@ -194,6 +214,12 @@ PROXY_CASES = (
     ProxyCase("a 502 for a backend that took the request and never answered: no timeout",
               lambda: legs(ws(), ws(), None, BAD_GATEWAY), "failed", "response_gateway_error",
               absent=("proxy_backend_timeout", "proxy_answered_itself")),
+    ProxyCase("Apache's 502 Proxy Error: it closed the silent back leg after ProxyTimeout",
+              timed_out_back_leg, "failed", "proxy_backend_timeout",
+              present=("response_gateway_error",), absent=("proxy_rewrote_response",)),
+    ProxyCase("a 502 after the backend closed the back leg without a word: no timeout",
+              lambda: timed_out_back_leg(backend_closed=True), "failed",
+              "response_gateway_error", absent=("proxy_backend_timeout",)),
     ProxyCase("a 504 passed on from the backend: it answered, no timeout of the proxy's",
               lambda: legs(ws(), ws(), GATEWAY_TIMEOUT, GATEWAY_TIMEOUT), "failed",
               "response_gateway_error", absent=("proxy_backend_timeout",)),

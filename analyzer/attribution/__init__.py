@@ -38,6 +38,7 @@ from analyzer.attribution.servers import (
     nginx_upstream_refused,
     passed_on_author,
     refused_backend,
+    timed_out_backend,
 )
 from analyzer.attribution.texts import (
     APACHE_TEMPLATES,
@@ -203,8 +204,10 @@ def _server_log(match: ServerMatch, attempt: Attempt,
     path = request.target.split("?", 1)[0]
     if match.log in APACHE_TEMPLATES:  # (Apache's own pages: its lines name the client)
         assert attempt.response is not None
+        timeout = next((f for f in findings if f.check == "proxy_backend_timeout"), None)
         return apache_log(match.log, str(attempt.client), path, attempt.response.body_prefix,
-                          refused_backend(refused.found) if refused is not None else None)
+                          refused_backend(refused.found) if refused is not None else None,
+                          timed_out_backend(timeout.found) if timeout is not None else None)
     if match.log is not None:
         return match.log.replace("/PATH", path)
     if match.server == "uvicorn" and response is not None and response.status != 101:

@@ -155,6 +155,11 @@ def apache_log(template: str, client: str, path: str, body: bytes, refused: str 
     return line
 
 
+def timed_out_backend(found: str) -> str:
+    """The backend's address in a `proxy_backend_timeout` text (correlate.py writes it)."""
+    return found.split(" took the proxy's request", 1)[0]
+
+
 # mod_proxy's 502 page: "<p>Reason: <strong>Error reading from remote server</strong></p>"
 _APACHE_REASON = re.compile(rb"Reason: <strong>([^<\n]*)</strong>")
 _APACHE_READING = "Error reading from remote server"

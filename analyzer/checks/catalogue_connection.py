@@ -294,7 +294,9 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "timeout ran out, closed that connection and answered the client 504 itself "
           "(HAProxy: timeout server, logged with termination state sH; nginx: "
           "proxy_read_timeout, 60 s by default, 'upstream timed out (110: Connection timed "
-          "out) while reading response header from upstream'). The client's request was "
+          "out) while reading response header from upstream'), or 502 (Apache httpd: "
+          "ProxyTimeout, else Timeout, 60 s by default, '502 Proxy Error' and 'AH01102: "
+          "error reading status line from remote server'). The client's request was "
           "fine; the backend's handler was stuck or slow before it answered the upgrade.",
           "Look at the backend at that moment: a handler that waits on something (a "
           "database, an authentication call) before it accepts the WebSocket, a blocked "
