@@ -50,6 +50,9 @@ CLOCK_SKEW = 1.0
 # What a proxy answers when its connection to the backend was refused: nginx, Traefik and
 # Caddy 502, HAProxy and Envoy 503
 GATEWAY_ERRORS = frozenset((502, 503))
+# What a proxy answers when its backend took the request and did not answer in time (HAProxy's
+# timeout server, nginx's proxy_read_timeout, Envoy's route timeout, Traefik's)
+GATEWAY_TIMEOUTS = frozenset((504,))
 
 
 def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
@@ -60,14 +63,15 @@ def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
     still be a proxy's back legs (only ``diagnoses`` come back)."""
     pairs = _pair_legs([*diagnoses, *aside] if aside else diagnoses, skew)
     proxy_endpoints = {front.attempt.server for front, _ in pairs}
-    back_of = {id(front): back for front, back in pairs}
+    back_of = backs_by_front([(id(front), back) for front, back in pairs])
     front_of = {id(back): front for front, back in pairs}
     out = []
     for d in diagnoses:
         extra: list[Finding] = []
-        back, front = back_of.get(id(d)), front_of.get(id(d))
+        backs, front = back_of.get(id(d), []), front_of.get(id(d))
+        back = backs[0] if backs else None
         if back is not None:
-            extra = compare_legs(d.attempt, back.attempt)
+            extra = compare_legs(d.attempt, back.attempt, retries=len(backs) - 1)
         if front is not None:
             extra.append(back_leg(front, d.attempt))
         elif (back is None and d.attempt.server in proxy_endpoints
@@ -79,6 +83,15 @@ def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
                         origin=d.origin, lifetime=d.lifetime)
         out.append(d)
     return out
+
+
+def backs_by_front(pairs: Iterable[tuple[Any, Any]]) -> dict[Any, list[Any]]:
+    """Each front's back legs from `pair_legs`' pairs, in order: one, or a refused
+    connection and the proxy's retries refused after it."""
+    backs: dict[Any, list[Any]] = {}
+    for front, back in pairs:
+        backs.setdefault(front, []).append(back)
+    return backs
 
 
 class Leg(NamedTuple):
@@ -145,7 +158,9 @@ def _pair_legs(diagnoses: Sequence[Diagnosis],
 def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int]]:
     """Pairs (front, back) of positions in ``legs`` (attempts with a request, in time order,
     ties in report order): each front leg with the first later attempt, within
-    PAIRING_WINDOW, that `_legs_of_one_handshake` accepts and no earlier front took.
+    PAIRING_WINDOW, that `_legs_of_one_handshake` accepts and no earlier front took. A front
+    whose back leg is a refused connection is paired, after it, with the proxy's retries
+    refused alike (`backs_by_front` gathers them).
 
     A back leg shares the front's Sec-WebSocket-Key, or its request line and comes from the
     front's server address, so only the attempts indexed under those two keys are tried:
@@ -207,6 +222,13 @@ def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int
                 taken.add(best)
                 earlier.pair(i, best)
                 yield i, best
+                if best in window and window[best].refused:
+                    # the proxy's retries, refused alike before its answer (HAProxy's
+                    # `retries`, 3 by default, one a second): back legs of the same front
+                    for retry in by_refused.get(front.server.address, ()):
+                        if retry not in taken and _legs_of_one_handshake(front, window[retry]):
+                            taken.add(retry)
+                            yield i, retry
         earlier.add(i, front)
         del window[i]
         i += 1
@@ -412,6 +434,28 @@ def answered_itself(attempt: Attempt) -> Finding:
                    "no backend request matches this one", frames_of(attempt.response))
 
 
+def _backend_timed_out(front: Attempt, back: Attempt) -> Finding | None:
+    """`proxy_backend_timeout`: the backend took the proxy's request and answered nothing,
+    and the proxy answered the client 504 (HAProxy's timeout server, nginx's
+    proxy_read_timeout), ending the back leg itself if the capture shows it."""
+    answer, status = front.response, _status_as_http1(front)
+    if back.response is not None or back.request is None or answer is None or (
+            status not in GATEWAY_TIMEOUTS):
+        return None
+    tcp = back.tcp
+    gave_up = tcp.client_fin or tcp.client_rst
+    if gave_up is not None and gave_up.time > answer.time + 1.0:
+        gave_up = None  # (an end long after the 504 is not the one that made it)
+    end = gave_up.time if gave_up is not None else answer.time
+    how = ("" if gave_up is None else
+           f"; the proxy {'reset' if gave_up is tcp.client_rst else 'closed'} it")
+    return Finding("proxy_backend_timeout", "the backend's answer within the proxy's timeout",
+                   f"{back.server} took the proxy's request and answered nothing in "
+                   f"{end - back.request.time:.1f} s{how}; the proxy answered {status}",
+                   frames_of(back.request) + ((gave_up.frame,) if gave_up else ())
+                   + frames_of(answer))
+
+
 def _status_as_http1(attempt: Attempt) -> int | None:
     """The answer's status, an HTTP/2 WebSocket's 2xx as the 101 it is over HTTP/1.1 (RFC
     8441 §5): a proxy that converts one leg into the other rewrote nothing."""
@@ -445,12 +489,13 @@ def _host_rewritten(front: RequestHead, back: RequestHead) -> tuple[str, str, st
     return host_front.strip(), host_back.strip(), origin.strip()
 
 
-def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
-    """What the proxy changed between the two legs of one handshake."""
+def compare_legs(front: Attempt, back: Attempt, retries: int = 0) -> list[Finding]:
+    """What the proxy changed between the two legs of one handshake; ``retries``: the
+    proxy's connections refused after ``back``, itself refused."""
     f, b = front.request_head, back.request_head
     if b is None:  # the proxy's connection to the backend, refused (`Leg.refused`)
         return [Finding("proxy_backend_refused", "the backend accepts the proxy's connection",
-                        backend_refused_found(str(back.server), str(back.client)),
+                        backend_refused_found(str(back.server), str(back.client), retries),
                         _refusal_frames(back) + frames_of(front.response))]
     assert isinstance(f, RequestHead) and isinstance(b, RequestHead)
     ev = frames_of(front.request) + frames_of(back.request)
@@ -485,6 +530,9 @@ def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
         findings.append(Finding("proxy_host_rewritten", f"Host {rewritten[0]}",
                                 f"backend got Host {rewritten[1]}; the Origin is "
                                 f"{rewritten[2]}", ev + frames_of(back.response)))
+    timed_out = _backend_timed_out(front, back)
+    if timed_out is not None:
+        findings.append(timed_out)
     front_status, back_status = _status_as_http1(front), _status_as_http1(back)
     if back_status is not None and front_status is not None and front_status != back_status:
         findings.append(Finding("proxy_rewrote_response", f"{back_status} from the backend",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,6 +59,14 @@ def start_nginx(tmp: str, conf: Path) -> subprocess.Popen[bytes]:
         ["nginx", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf),
          "-g", "daemon off; master_process off;"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def matches_with_dots(line: str, logged: str) -> bool:
+    """Whether ``logged`` (what real software wrote) is ``line`` (what the analyzer rebuilt),
+    each ``...`` of it standing for any text (what is not on the wire: a configured name, a
+    date, a count)."""
+    pattern = ".*".join(re.escape(part) for part in line.split("..."))
+    return re.fullmatch(pattern, logged) is not None
 
 
 def stop_group(process: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:

@@ -30,10 +30,13 @@ from analyzer.attribution.servers import (
     ServerMatch,
     caddy_dial_refused,
     gorilla_log,
+    haproxy_log,
+    haproxy_state,
     match_known,
     match_silent_close,
     nginx_upstream_refused,
     refused_backend,
+    refused_retries,
 )
 from analyzer.attribution.texts import NGINX_H2_PROTOCOL_PSEUDO_HEADER, TORNADO, match_words
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
@@ -174,6 +177,9 @@ def _server_log(match: ServerMatch, attempt: Attempt,
     # the proxy's connection to the backend, refused, in the capture too (correlate.py):
     # the proxy's own line for it, with that backend's address
     refused = next((f for f in findings if f.check == "proxy_backend_refused"), None)
+    if match.server == "HAProxy" and response is not None and (
+            state := haproxy_state(response.status, refused is not None)):
+        return _haproxy_log(state, attempt, refused)
     if refused is not None and match.server == "nginx":
         return nginx_upstream_refused(refused_backend(refused.found), attempt.client.ip,
                                       request.method, request.target, request.version,
@@ -195,6 +201,21 @@ def _server_log(match: ServerMatch, attempt: Attempt,
         return _tornado_access(response.status, request.method, request.target,
                                attempt.client.ip)
     return None
+
+
+def _haproxy_log(state: str, attempt: Attempt, refused: Finding | None) -> str:
+    """HAProxy's log line for its own answer, with what the capture holds: the request as
+    it logs it (an RFC 8441 CONNECT as the GET it makes of it, with its absolute URI) and
+    the retries refused."""
+    request, response = attempt.request_head, attempt.response_head
+    assert request is not None and response is not None
+    method, target, version = request.method, request.target, request.version
+    if attempt.transport == "h2":
+        authority = request.headers.get(":authority") or str(attempt.server)
+        scheme = request.headers.get(":scheme") or "https"
+        method, target, version = "GET", f"{scheme}://{authority}{target}", "HTTP/2.0"
+    return haproxy_log(state, attempt.client, response.status, method, target, version,
+                       refused_retries(refused.found) if refused else None)
 
 
 # uvicorn's warnings for an upgrade it cannot make (its ws setting "auto" without websockets

@@ -84,6 +84,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                  "expected."),
         ("socket.io-client", "connect_error: websocket error (Unexpected server response: "
                              "{status})"),
+        # (with --fail, as a handshake is probed by hand: without it curl prints the page)
+        ("curl", "curl: (22) The requested URL returned error: {status}"),
     ),
     # A 101 without Upgrade (one naming another protocol: "upgrade_unoffered", below)
     "upgrade": (
@@ -321,13 +323,15 @@ _REDIRECT_LINES = {"python websockets": "{websockets_redirect}",
 # aiohttp follows 301, 302, 303, 307 and 308 too (its session's allow_redirects, up to 10),
 # raising NonHttpUrlRedirectClientError for a Location in another scheme than http(s): a
 # ws:// one included (`aiohttp_redirect`).
+# (curl's --fail takes a status of 400 or more only: not a redirect's, nor a 2xx's)
 _ERRORS["redirect"] = tuple(
-    (name, _REDIRECT_LINES.get(name, text)) for name, text in _ERRORS["status"])
+    (name, _REDIRECT_LINES.get(name, text)) for name, text in _ERRORS["status"]
+    if name != "curl")
 REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
 # A 2xx to a WebSocket handshake: tornado's client raises no HTTP error for it
 _ERRORS["status_2xx"] = tuple(
     (name, "WebSocketError: Non-websocket response" if name == "tornado" else text)
-    for name, text in _ERRORS["status"])
+    for name, text in _ERRORS["status"] if name != "curl")
 # A 101 whose Upgrade names another protocol than the one offered (switch_to_unoffered):
 # python websockets', aiohttp's, tornado's and Node ws's lines read from the real clients
 # (Node's HTTP client sees the switch, and ws words the value); the others' are those of a

@@ -270,6 +270,19 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "Start the backend (or wait for its restart), or point the proxy at the address "
           "and port it listens on (nginx: proxy_pass; a backend bound to 127.0.0.1 in "
           "another container or host cannot be reached)."),
+    Check("proxy_backend_timeout", E, Effect.FAIL, "RFC 9110 §15.6.5",
+          "the backend took the proxy's request and did not answer in time",
+          "For this handshake the proxy forwarded the request to its backend, which accepted "
+          "the connection and the request and sent nothing back; the proxy gave up when its "
+          "timeout ran out, closed that connection and answered the client 504 itself "
+          "(HAProxy: timeout server, logged with termination state sH; nginx: "
+          "proxy_read_timeout, 60 s by default, 'upstream timed out (110: Connection timed "
+          "out) while reading response header from upstream'). The client's request was "
+          "fine; the backend's handler was stuck or slow before it answered the upgrade.",
+          "Look at the backend at that moment: a handler that waits on something (a "
+          "database, an authentication call) before it accepts the WebSocket, a blocked "
+          "event loop, a full worker pool. Raise the proxy's timeout only for a backend "
+          "that is slow to answer by design."),
     Check("proxy_stripped_upgrade", E, Effect.FAIL, "RFC 9110 §7.6.1",
           "a proxy removed Upgrade/Connection before the backend",
           "Upgrade and Connection are hop-by-hop: a proxy drops them unless configured to "
