@@ -164,9 +164,9 @@ print("ready", flush=True)
 
 
 def start_raw_server(script: str, *arguments: str) -> subprocess.Popen[bytes]:
-    """A raw socket server: ``script`` (RAW_SERVER's lines, then its own) run with
-    ``arguments`` (the port first), returned once it says it listens. Stop it by its PID
-    (`stop_group`)."""
+    """A raw socket server: ``script`` (RAW_SERVER's lines, then its own; or any server that
+    prints "ready" once it listens) run with ``arguments`` (the port first), returned once it
+    says it listens. Stop it by its PID (`stop_group`)."""
     process = subprocess.Popen([sys.executable, "-c", script, *arguments],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                start_new_session=True)
