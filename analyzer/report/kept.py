@@ -35,11 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from analyzer.correlate import (
     Leg,
-    answered_itself,
-    back_leg,
-    back_leg_findings,
     backs_by_front,
-    compare_legs,
     correlate,
     is_refused,
     leg_of,
@@ -52,6 +48,7 @@ from analyzer.exchange.model import Endpoint
 from analyzer.life.fold import WINDOW_OVER, end_of, with_findings, with_groups
 from analyzer.life.groups import abnormal_end, group_findings
 from analyzer.life.model import Ended
+from analyzer.proxy_findings import answered_itself, back_leg, back_leg_findings, compare_legs
 from analyzer.redirects import Hop, hop_of
 from analyzer.report.blobs import Blobs
 from analyzer.report.columns import Column, index_code, report_order, time_order
