@@ -171,6 +171,7 @@ def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int
     # refused connections (back legs only) by the address they came from
     by_refused: dict[bytes, deque[int]] = defaultdict(deque)
     taken: set[int] = set()
+    waiting: list[Leg] = []  # fronts answered 502 or 503, for `_retries`
     loaded = 0
     upcoming = next(source, None)
     i = 0
@@ -214,12 +215,10 @@ def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int
                 earlier.pair(i, best)
                 yield i, best
                 if best in window and window[best].refused:
-                    # the proxy's retries, refused alike before its answer (HAProxy's
-                    # `retries`, 3 by default, one a second): back legs of the same front
-                    for retry in by_refused.get(front.server.address, ()):
-                        if retry not in taken and _legs_of_one_handshake(front, window[retry]):
-                            taken.add(retry)
-                            yield i, retry
+                    yield from ((i, n) for n in _retries(window, i, loaded, by_refused, taken,
+                                                         waiting))
+            if front.status in GATEWAY_ERRORS and front.response_time is not None:
+                waiting.append(front)
         earlier.add(i, front)
         del window[i]
         i += 1
@@ -337,6 +336,37 @@ def _index(leg: Leg, n: int, by_key: dict[str, deque[int]],
     if leg.key:
         by_key[leg.key].append(n)
     by_line[(*leg.line, leg.client.address)].append(n)
+
+
+def _retries(window: dict[int, Leg], i: int, loaded: int, by_refused: dict[bytes, deque[int]],
+             taken: set[int], waiting: list[Leg]) -> list[int]:
+    """The proxy's retries for front ``i``, whose first refused back leg is paired: the
+    later refusals from its address before its answer (HAProxy's `retries`, 3 by default,
+    a second apart), taken into ``taken``. None when another front answered 502 or 503 by
+    the same proxy waited then too (``waiting``, the earlier ones; later ones are in the
+    window): during an outage every client's retries interleave, and which are whose cannot
+    be told, so none is claimed (the front's count is then not given)."""
+    front = window[i]
+    found = [n for n in by_refused.get(front.server.address, ())
+             if n not in taken and _legs_of_one_handshake(front, window[n])]
+    if not found:
+        return []
+    assert front.response_time is not None  # (a refused back leg pairs only then)
+    waiting[:] = [leg for leg in waiting if leg.response_time is not None
+                  and leg.response_time >= front.time]
+    others = [leg for leg in waiting if leg.server.address == front.server.address]
+    for n in range(i + 1, loaded):  # (the later fronts that waited with it: in time order)
+        leg = window.get(n)
+        if leg is None or leg.time > front.response_time:
+            break
+        if not leg.refused and leg.status in GATEWAY_ERRORS and (
+                leg.server.address == front.server.address):
+            others.append(leg)
+    if any(other.time <= window[n].time <= (other.response_time or 0.0)
+           for other in others for n in found):
+        return []
+    taken.update(found)
+    return found
 
 
 def _first_back_leg(window: dict[int, Leg], front: Leg, indexed: deque[int] | None,

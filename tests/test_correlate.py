@@ -667,6 +667,43 @@ def test_a_proxys_retries_refused_alike_are_back_legs_and_counted_in_haproxys_li
         for d in backs)
 
 
+def test_retries_of_two_clients_refused_at_once_are_not_counted(tmp_path: Path) -> None:
+    """During an outage every client's retries interleave (two handshakes through HAProxy,
+    each refused then retried): which refusal is whose cannot be told, so each front keeps
+    its first refused back leg only and claims no retries; HAProxy's line leaves the count
+    open. The near miss is the test above: one client, its retries counted."""
+    t = 1_700_000_000.0
+    page = b"<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle " \
+           b"this request.\n</body></html>\n"
+    conversations = []
+    for n in range(2):
+        front = Conversation(client=(CLIENT, 50000 + n), server=(PROXY, 80), start=t + 0.01 * n)
+        front.handshake()
+        front.client(ws())
+        conversations.append(front)
+    for n in range(4):  # first refusals, then one retry each: 0, 1, 0, 1
+        back = Conversation(client=(PROXY, 41000 + n), server=(BACKEND, 8080),
+                            start=t + 0.02 + 0.01 * n)
+        back.syn_rst()
+        conversations.append(back)
+    for front in conversations[:2]:
+        front.server(http_response(503, "Service Unavailable",
+                                   [("Content-Length", str(len(page)))], page), delay=0.1)
+        front.client_fin(delay=0.001)
+    path = tmp_path / "outage.pcap"
+    write_pcap(path, conversations)
+    diagnoses = correlate(analyze_pcap(path))
+    fronts = [d for d in diagnoses if d.attempt.client.ip == CLIENT]
+    assert len(fronts) == 2
+    for front in fronts:
+        assert front.primary is not None and front.primary.check == "proxy_backend_refused"
+        assert front.primary.found.endswith("(RST to its SYN)"), front.primary.found
+        assert front.attribution.server_log is not None
+        assert " SC-- .../.../.../.../... " in front.attribution.server_log
+    paired = [d for d in diagnoses if "proxy_back_leg" in [f.check for f in d.findings]]
+    assert sorted(d.attempt.client.port for d in paired) == [41000, 41001]
+
+
 def test_haproxys_log_line_for_its_503_is_the_one_it_wrote() -> None:
     """captures/haproxy_websockets.pcap: HAProxy's 503 for a backend that was down (retries
     0), its refused connection captured too; the line rebuilt is the one HAProxy logged

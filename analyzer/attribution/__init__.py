@@ -214,8 +214,11 @@ def _haproxy_log(state: str, attempt: Attempt, refused: Finding | None) -> str:
         authority = request.headers.get(":authority") or str(attempt.server)
         scheme = request.headers.get(":scheme") or "https"
         method, target, version = "GET", f"{scheme}://{authority}{target}", "HTTP/2.0"
+    # (retries only when some were paired: none paired may be none made, or some not told
+    # apart from another client's, correlate._retries)
+    retries = refused_retries(refused.found) if refused else 0
     return haproxy_log(state, attempt.client, response.status, method, target, version,
-                       refused_retries(refused.found) if refused else None)
+                       retries or None)
 
 
 # uvicorn's warnings for an upgrade it cannot make (its ws setting "auto" without websockets
