@@ -33,9 +33,10 @@ apt_get() {
   done
 }
 
-# System tools the end-to-end tests drive (real capture on lo, real reverse proxies (nginx,
-# Apache httpd: tests/test_apache_live.py starts its own apache2 -X, never the service), a peer
-# dissector, headless Chromium and its driver for the HTML report, Node (whose TLS errors
+# System tools the end-to-end tests drive (real capture on lo, real reverse proxies: nginx,
+# HAProxy (tests/test_haproxy_live.py) and Apache httpd (tests/test_apache_live.py starts its
+# own apache2 -X, never the service); a peer dissector, headless Chromium and its driver for
+# the HTML report, Node (whose TLS errors
 # tests/test_tls_node_live.py reads) and its ws library, Go and gorilla/websocket's sources
 # (tests/test_gorilla_nodews_live.py builds a gorilla server and client offline from them),
 # the compressors tcpdump -z runs on rotated captures), libpcap (what `live -f`
@@ -43,7 +44,8 @@ apt_get() {
 # `-m venv` without it). Installed only when missing and running as root (CI and the dev
 # machines are root).
 need=()
-for tool in tcpdump:tcpdump tshark:tshark nginx:nginx apache2:apache2 curl:curl \
+for tool in tcpdump:tcpdump tshark:tshark nginx:nginx haproxy:haproxy apache2:apache2 \
+            curl:curl \
             editcap:wireshark-common \
             chromium:chromium chromedriver:chromium-driver openssl:openssl xz:xz-utils \
             bzip2:bzip2 zstd:zstd lz4:lz4 node:nodejs go:golang-go; do

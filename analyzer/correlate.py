@@ -30,18 +30,12 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
-from analyzer.attribution.clients import back_leg_found
-from analyzer.attribution.servers import backend_refused_found, match_response, passed_on_found
 from analyzer.checks.catalogue import Finding
-from analyzer.checks.facts import frames_of
-from analyzer.checks.life import check_life
-from analyzer.exchange.model import CONNECTION_ENDED, Attempt, AttemptKind, Endpoint, TcpEvent
-from analyzer.http.message import RequestHead
+from analyzer.exchange.model import CONNECTION_ENDED, Attempt, AttemptKind, Endpoint
+from analyzer.proxy_findings import answered_itself, back_leg, back_leg_findings, compare_legs
 from analyzer.remembered import digest_key
 from analyzer.verdict import Diagnosis, judge
-from analyzer.websocket.handshake import accept_for_key
 
 PAIRING_WINDOW = 5.0  # seconds between a front leg's request and its back leg's request
 # Clocks of two hosts whose captures are read as independent ones: NTP keeps servers within
@@ -50,13 +44,6 @@ CLOCK_SKEW = 1.0
 # What a proxy answers when its connection to the backend was refused: nginx, Traefik and
 # Caddy 502, HAProxy and Envoy 503
 GATEWAY_ERRORS = frozenset((502, 503))
-# What a proxy answers when its backend took the request and did not answer in time (HAProxy's
-# timeout server, nginx's proxy_read_timeout, Envoy's route timeout, Traefik's)
-GATEWAY_TIMEOUTS = frozenset((504,))
-# Apache httpd answers its ProxyTimeout with 502, not 504 (tests/test_apache_live.py): a 502
-# is a timeout when the proxy itself gave up on a silent backend after at least this long
-# (ProxyTimeout counts whole seconds; a backend that closed first is no timeout)
-APACHE_MIN_TIMEOUT = 0.5
 
 
 def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
@@ -67,14 +54,15 @@ def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
     still be a proxy's back legs (only ``diagnoses`` come back)."""
     pairs = _pair_legs([*diagnoses, *aside] if aside else diagnoses, skew)
     proxy_endpoints = {front.attempt.server for front, _ in pairs}
-    back_of = {id(front): back for front, back in pairs}
+    back_of = backs_by_front([(id(front), back) for front, back in pairs])
     front_of = {id(back): front for front, back in pairs}
     out = []
     for d in diagnoses:
         extra: list[Finding] = []
-        back, front = back_of.get(id(d)), front_of.get(id(d))
+        backs, front = back_of.get(id(d), []), front_of.get(id(d))
+        back = backs[0] if backs else None
         if back is not None:
-            extra = compare_legs(d.attempt, back.attempt)
+            extra = compare_legs(d.attempt, back.attempt, retries=len(backs) - 1)
         if front is not None:
             extra.append(back_leg(front, d.attempt))
         elif (back is None and d.attempt.server in proxy_endpoints
@@ -86,6 +74,15 @@ def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
                         origin=d.origin, lifetime=d.lifetime)
         out.append(d)
     return out
+
+
+def backs_by_front(pairs: Iterable[tuple[Any, Any]]) -> dict[Any, list[Any]]:
+    """Each front's back legs from `pair_legs`' pairs, in order: one, or a refused
+    connection and the proxy's retries refused after it."""
+    backs: dict[Any, list[Any]] = {}
+    for front, back in pairs:
+        backs.setdefault(front, []).append(back)
+    return backs
 
 
 class Leg(NamedTuple):
@@ -152,7 +149,9 @@ def _pair_legs(diagnoses: Sequence[Diagnosis],
 def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int]]:
     """Pairs (front, back) of positions in ``legs`` (attempts with a request, in time order,
     ties in report order): each front leg with the first later attempt, within
-    PAIRING_WINDOW, that `_legs_of_one_handshake` accepts and no earlier front took.
+    PAIRING_WINDOW, that `_legs_of_one_handshake` accepts and no earlier front took. A front
+    whose back leg is a refused connection is paired, after it, with the proxy's retries
+    refused alike (`backs_by_front` gathers them).
 
     A back leg shares the front's Sec-WebSocket-Key, or its request line and comes from the
     front's server address, so only the attempts indexed under those two keys are tried:
@@ -172,6 +171,7 @@ def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int
     # refused connections (back legs only) by the address they came from
     by_refused: dict[bytes, deque[int]] = defaultdict(deque)
     taken: set[int] = set()
+    waiting: list[Leg] = []  # fronts answered 502 or 503, for `_retries`
     loaded = 0
     upcoming = next(source, None)
     i = 0
@@ -214,6 +214,11 @@ def pair_legs(legs: Iterable[Leg], skew: float = 0.0) -> Iterator[tuple[int, int
                 taken.add(best)
                 earlier.pair(i, best)
                 yield i, best
+                if best in window and window[best].refused:
+                    yield from ((i, n) for n in _retries(window, i, loaded, by_refused, taken,
+                                                         waiting))
+            if front.status in GATEWAY_ERRORS and front.response_time is not None:
+                waiting.append(front)
         earlier.add(i, front)
         del window[i]
         i += 1
@@ -333,6 +338,37 @@ def _index(leg: Leg, n: int, by_key: dict[str, deque[int]],
     by_line[(*leg.line, leg.client.address)].append(n)
 
 
+def _retries(window: dict[int, Leg], i: int, loaded: int, by_refused: dict[bytes, deque[int]],
+             taken: set[int], waiting: list[Leg]) -> list[int]:
+    """The proxy's retries for front ``i``, whose first refused back leg is paired: the
+    later refusals from its address before its answer (HAProxy's `retries`, 3 by default,
+    a second apart), taken into ``taken``. None when another front answered 502 or 503 by
+    the same proxy waited then too (``waiting``, the earlier ones; later ones are in the
+    window): during an outage every client's retries interleave, and which are whose cannot
+    be told, so none is claimed (the front's count is then not given)."""
+    front = window[i]
+    found = [n for n in by_refused.get(front.server.address, ())
+             if n not in taken and _legs_of_one_handshake(front, window[n])]
+    if not found:
+        return []
+    assert front.response_time is not None  # (a refused back leg pairs only then)
+    waiting[:] = [leg for leg in waiting if leg.response_time is not None
+                  and leg.response_time >= front.time]
+    others = [leg for leg in waiting if leg.server.address == front.server.address]
+    for n in range(i + 1, loaded):  # (the later fronts that waited with it: in time order)
+        leg = window.get(n)
+        if leg is None or leg.time > front.response_time:
+            break
+        if not leg.refused and leg.status in GATEWAY_ERRORS and (
+                leg.server.address == front.server.address):
+            others.append(leg)
+    if any(other.time <= window[n].time <= (other.response_time or 0.0)
+           for other in others for n in found):
+        return []
+    taken.update(found)
+    return found
+
+
 def _first_back_leg(window: dict[int, Leg], front: Leg, indexed: deque[int] | None,
                     taken: set[int], skew: float = 0.0) -> int | None:
     """The first position in ``indexed`` (ascending, all after the front's and within its
@@ -383,200 +419,3 @@ def _legs_of_one_handshake(front: Leg, back: Leg, skew: float = 0.0) -> bool:
     if front.response_time is not None and back.time > front.response_time:
         return False
     return front.line == back.line and back.client.address == front.server.address
-
-
-def back_leg(front: Diagnosis, back: Attempt) -> Finding:
-    """The finding that marks ``back`` as the proxy's request for ``front``'s handshake (or
-    its connection for it, refused)."""
-    return Finding("proxy_back_leg", "", back_leg_found(str(front.attempt.server),
-                                                       str(front.attempt.client),
-                                                       refused=back.request_head is None),
-                   frames_of(front.attempt.request) + (frames_of(back.request)
-                                                       or _refusal_frames(back)), "client")
-
-
-def _refusal_frames(attempt: Attempt) -> tuple[int, ...]:
-    """A refused connection's SYN and the RST that answered it."""
-    tcp = attempt.tcp
-    return tuple(event.frame for event in (tcp.syn, tcp.server_rst) if event is not None)
-
-
-def back_leg_findings(d: Diagnosis) -> tuple[Finding, ...]:
-    """``d``'s findings as a proxy's back leg: its end judged again with the proxy as its
-    client (a quiet end is the proxy's idle timeout, as on the front leg: checks/life.py)."""
-    life = d.lifetime
-    if life is None:
-        return d.findings
-    old, new = check_life(life), check_life(life, proxy_client=True)
-    if old == new:
-        return d.findings
-    return tuple(f for f in d.findings if f not in old) + tuple(new)
-
-
-def answered_itself(attempt: Attempt) -> Finding:
-    """The finding of an attempt to a proxy that no backend request matches."""
-    return Finding("proxy_answered_itself", "a backend request",
-                   "no backend request matches this one", frames_of(attempt.response))
-
-
-def _backend_timed_out(front: Attempt, back: Attempt) -> Finding | None:
-    """`proxy_backend_timeout`: the backend took the proxy's request and answered nothing,
-    and the proxy answered the client 504 (HAProxy's timeout server, nginx's
-    proxy_read_timeout), ending the back leg itself if the capture shows it, or 502 after it
-    ended the back leg itself (Apache's ProxyTimeout, `_proxy_timed_out`)."""
-    answer, status = front.response, _status_as_http1(front)
-    if back.response is not None or back.request is None or answer is None or (
-            status not in GATEWAY_TIMEOUTS and status != 502):
-        return None
-    tcp = back.tcp
-    gave_up = tcp.client_fin or tcp.client_rst
-    if gave_up is not None and gave_up.time > answer.time + 1.0:
-        gave_up = None  # (an end long after the 504 is not the one that made it)
-    if status == 502 and not _proxy_timed_out(back, gave_up, answer.time):
-        return None
-    end = gave_up.time if gave_up is not None else answer.time
-    how = ("" if gave_up is None else
-           f"; the proxy {'reset' if gave_up is tcp.client_rst else 'closed'} it")
-    return Finding("proxy_backend_timeout", "the backend's answer within the proxy's timeout",
-                   f"{back.server} took the proxy's request and answered nothing in "
-                   f"{end - back.request.time:.1f} s{how}; the proxy answered {status}",
-                   frames_of(back.request) + ((gave_up.frame,) if gave_up else ())
-                   + frames_of(answer))
-
-
-def _proxy_timed_out(back: Attempt, gave_up: TcpEvent | None, answered: float) -> bool:
-    """Whether a 502 was the proxy's timeout (Apache httpd's ProxyTimeout: "502 Proxy
-    Error", "AH01102: error reading status line from remote server"): the proxy ended the
-    back leg itself, at least APACHE_MIN_TIMEOUT after its request and before its answer,
-    the backend silent until then. (A backend that closed first is nginx's "upstream
-    prematurely closed connection": no timeout.)"""
-    if gave_up is None or back.request is None or gave_up.time > answered:
-        return False
-    tcp = back.tcp
-    closed = [e.time for e in (tcp.server_fin, tcp.server_rst) if e is not None]
-    return gave_up.time - back.request.time >= APACHE_MIN_TIMEOUT and (
-        not closed or min(closed) > gave_up.time)
-
-
-def _status_as_http1(attempt: Attempt) -> int | None:
-    """The answer's status, an HTTP/2 WebSocket's 2xx as the 101 it is over HTTP/1.1 (RFC
-    8441 §5): a proxy that converts one leg into the other rewrote nothing."""
-    head = attempt.response_head
-    if head is None:
-        return None
-    if attempt.transport == "h2" and 200 <= head.status < 300 and attempt.request_head is not None \
-            and attempt.request_head.headers.has(":protocol"):
-        return 101
-    return head.status
-
-
-def _host_rewritten(front: RequestHead, back: RequestHead) -> tuple[str, str, str] | None:
-    """(the client's Host, the backend's, the Origin) when the client's request was
-    same-origin (its Origin names its Host) and the proxy sent another Host."""
-    origin = front.headers.get("origin")
-    host_front = front.headers.get("host") or front.headers.get(":authority")
-    host_back = back.headers.get("host") or back.headers.get(":authority")
-    if not (origin and host_front and host_back):
-        return None
-    parts = urlsplit(origin.strip())
-    default = {"http": ":80", "https": ":443"}.get(parts.scheme.lower(), "")
-
-    def plain(host: str) -> str:
-        host = host.strip().lower()
-        return host[:-len(default)] if default and host.endswith(default) else host
-
-    named = plain(parts.netloc)
-    if plain(host_front) != named or plain(host_back) == named:
-        return None
-    return host_front.strip(), host_back.strip(), origin.strip()
-
-
-def compare_legs(front: Attempt, back: Attempt) -> list[Finding]:
-    """What the proxy changed between the two legs of one handshake."""
-    f, b = front.request_head, back.request_head
-    if b is None:  # the proxy's connection to the backend, refused (`Leg.refused`)
-        return [Finding("proxy_backend_refused", "the backend accepts the proxy's connection",
-                        backend_refused_found(str(back.server), str(back.client)),
-                        _refusal_frames(back) + frames_of(front.response))]
-    assert isinstance(f, RequestHead) and isinstance(b, RequestHead)
-    ev = frames_of(front.request) + frames_of(back.request)
-    findings: list[Finding] = []
-    offered_front = f.headers.has("upgrade") and "upgrade" in f.headers.tokens("connection")
-    offered_back = b.headers.has("upgrade") and "upgrade" in b.headers.tokens("connection")
-    if offered_front and not offered_back:
-        sent = ", ".join(f"{n}: {', '.join(b.headers.all(n)) or '(none)'}"
-                         for n in ("Upgrade", "Connection"))
-        findings.append(Finding("proxy_stripped_upgrade", "Upgrade and Connection forwarded",
-                                f"backend got {sent}", ev))
-    if f.version.upper() != "HTTP/1.0" and b.version.upper() == "HTTP/1.0":
-        # (a backend that switched anyway and then spoke made it work: a risk, not the
-        # failure; tornado switches, then closes or resets at the client's first frame)
-        switched = back.response_head is not None and back.response_head.status == 101 and (
-            back.after is not None and any(seen.side == "server" for seen in back.after.frames))
-        findings.append(Finding("proxy_http10_upstream_switched" if switched
-                                else "proxy_http10_upstream", f.version,
-                                f"backend got {b.version}", ev))
-    key_f, key_b = f.headers.get("sec-websocket-key"), b.headers.get("sec-websocket-key")
-    if key_f and key_b and key_f.strip() != key_b.strip():
-        response = front.response_head
-        accept = response.headers.get("sec-websocket-accept") if response else None
-        if accept and accept.strip() == accept_for_key(key_b):
-            findings.append(Finding("proxy_accept_forwarded", accept_for_key(key_f),
-                                    f"{accept} (the Accept for the backend's key)",
-                                    ev + frames_of(front.response)))
-        else:
-            findings.append(Finding("proxy_rekeyed", key_f, key_b, ev))
-    rewritten = _host_rewritten(f, b)
-    if rewritten and back.response_head is not None and back.response_head.status == 403:
-        findings.append(Finding("proxy_host_rewritten", f"Host {rewritten[0]}",
-                                f"backend got Host {rewritten[1]}; the Origin is "
-                                f"{rewritten[2]}", ev + frames_of(back.response)))
-    timed_out = _backend_timed_out(front, back)
-    if timed_out is not None:
-        findings.append(timed_out)
-    front_status, back_status = _status_as_http1(front), _status_as_http1(back)
-    if back_status is not None and front_status is not None and front_status != back_status:
-        findings.append(Finding("proxy_rewrote_response", f"{back_status} from the backend",
-                                f"{front_status} to the client",
-                                frames_of(back.response) + frames_of(front.response)))
-    elif back_status is not None and front_status is not None and back_status != 101:
-        passed = _passed_on(front, back)
-        if passed is not None:
-            findings.append(passed)
-    if back_status == 101 and front.response is None and back.response is not None:
-        # (only a front that ended after that 101 was left without it: one that ended
-        # before gave up before there was anything to pass on)
-        tcp = front.tcp
-        ends = [e.time for e in (tcp.client_fin, tcp.client_rst, tcp.server_fin,
-                                 tcp.server_rst) if e is not None]
-        if ends and min(ends) > back.response.time:
-            findings.append(_withheld(front, back))
-    return findings
-
-
-def _passed_on(front: Attempt, back: Attempt) -> Finding | None:
-    """`proxy_passed_on`: the backend's answer, passed on with another Server header than
-    the backend's own (Apache adds its own to an answer without one, nginx replaces it),
-    which would name the proxy as its author."""
-    head, back_head = front.response_head, back.response_head
-    assert head is not None and back_head is not None and back.response is not None
-    ours, theirs = head.headers.get("server"), back_head.headers.get("server")
-    if not ours or theirs is not None and ours.strip() == theirs.strip():
-        return None
-    named = match_response(back_head, back.response.body_prefix)
-    author = named.server if named is not None else f"the backend at {back.server}"
-    return Finding("proxy_passed_on", "the answer's author named by its Server header",
-                   passed_on_found(author, back_head.status, ours.strip(),
-                                   theirs.strip() if theirs else None),
-                   frames_of(back.response) + frames_of(front.response))
-
-
-def _withheld(front: Attempt, back: Attempt) -> Finding:
-    """`proxy_withheld_switch`: the backend's 101, which the client never got."""
-    assert back.response is not None and front.request_head is not None
-    http10 = front.request_head.version.upper() == "HTTP/1.0"
-    return Finding("proxy_withheld_switch", "the backend's 101 passed on to the client",
-                   f"{back.server} answered 101; the client got nothing"
-                   + (" (its request was HTTP/1.0: no 1xx may be sent to it)" if http10
-                      else ""),
-                   frames_of(front.request) + frames_of(back.response))

@@ -63,6 +63,14 @@ def start_nginx(tmp: str, conf: Path) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
+def matches_with_dots(line: str, logged: str) -> bool:
+    """Whether ``logged`` (what real software wrote) is ``line`` (what the analyzer rebuilt),
+    each ``...`` of it standing for any text (what is not on the wire: a configured name, a
+    date, a count)."""
+    pattern = ".*".join(re.escape(part) for part in line.split("..."))
+    return re.fullmatch(pattern, logged) is not None
+
+
 def stop_group(process: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
     """Stop a process started with ``start_new_session=True`` and all it started: ``sig`` to
     its group, SIGKILL after 5 s."""
@@ -336,9 +344,9 @@ for _ in range(int(sys.argv[2])):
 
 
 def start_raw_server(script: str, *arguments: str) -> subprocess.Popen[bytes]:
-    """A raw socket server: ``script`` (RAW_SERVER's lines, then its own) run with
-    ``arguments`` (the port first), returned once it says it listens. Stop it by its PID
-    (`stop_group`)."""
+    """A raw socket server: ``script`` (RAW_SERVER's lines, then its own; or any server that
+    prints "ready" once it listens) run with ``arguments`` (the port first), returned once it
+    says it listens. Stop it by its PID (`stop_group`)."""
     process = subprocess.Popen([sys.executable, "-c", script, *arguments],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                start_new_session=True)

@@ -50,19 +50,24 @@ def legs(front_request: bytes, back_request: bytes | None, back_response: bytes 
 
 
 def refused_back_leg(source: str = PROXY, after: float = 0.01,
-                     answer: bytes | None = None) -> list[Conversation]:
+                     answer: bytes | None = None, retries: int = 0) -> list[Conversation]:
     """A proxy in front of a backend where nothing listens: the client's handshake, a
-    connection from ``source`` to the backend ``after`` s in, its SYN answered by RST, and
-    the proxy's ``answer`` (nginx's 502) about 30 ms after the request."""
+    connection from ``source`` to the backend ``after`` s in, its SYN answered by RST (and
+    ``retries`` more, 5 ms apart), and the proxy's ``answer`` (nginx's 502) about 30 ms after
+    the request."""
     t = 1_700_000_000.0
     front = Conversation(client=(CLIENT, 50000), server=(PROXY, 80), start=t)
     front.handshake()
     front.client(ws())
-    back = Conversation(client=(source, 41000), server=(BACKEND, 8080), start=t + after)
-    back.syn_rst()
+    backs = []
+    for n in range(retries + 1):
+        back = Conversation(client=(source, 41000 + n), server=(BACKEND, 8080),
+                            start=t + after + 0.005 * n)
+        back.syn_rst()
+        backs.append(back)
     front.server(BAD_GATEWAY if answer is None else answer, delay=0.03)
     front.client_fin(delay=0.001)
-    return [front, back]
+    return [front, *backs]
 
 
 def withheld_switch(gave_up_after: float = 3.0) -> list[Conversation]:
@@ -223,6 +228,10 @@ PROXY_CASES = (
     ProxyCase("a 504 passed on from the backend: it answered, no timeout of the proxy's",
               lambda: legs(ws(), ws(), GATEWAY_TIMEOUT, GATEWAY_TIMEOUT), "failed",
               "response_gateway_error", absent=("proxy_backend_timeout",)),
+    ProxyCase("HAProxy's 503 after its 3 retries, each refused",
+              lambda: refused_back_leg(answer=http_response(
+                  503, "Service Unavailable", [("Content-Length", "0")]), retries=3),
+              "failed", "proxy_backend_refused", present=("response_gateway_error",)),
     ProxyCase("a connection refused from another host during the 502: not the proxy's",
               lambda: refused_back_leg(source="10.0.0.9"), "failed", "response_gateway_error",
               absent=ALL_PROXY),
@@ -688,6 +697,88 @@ def test_a_refused_back_leg_names_the_proxys_log_line_and_the_proxy_as_its_clien
     assert back.verdict.value == "refused" and "proxy_back_leg" in [f.check for f in back.findings]
     assert back.attribution.client == f"proxy at {PROXY}:80"
     assert back.attribution.client_errors == ()
+
+
+def test_a_proxys_retries_refused_alike_are_back_legs_and_counted_in_haproxys_line(
+        tmp_path: Path) -> None:
+    """HAProxy retries a refused connection (`retries`, 3 by default) before its 503: every
+    refused connection is a back leg of the one handshake (none is left to the end client's
+    library's "connection refused" lines), and HAProxy's log line counts the retries."""
+    path = tmp_path / "retries.pcap"
+    page = b"<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle " \
+           b"this request.\n</body></html>\n"
+    write_pcap(path, refused_back_leg(answer=http_response(
+        503, "Service Unavailable", [("Content-Length", str(len(page)))], page), retries=3))
+    diagnoses = correlate(analyze_pcap(path))
+    front = _front(diagnoses)
+    assert front.primary is not None and front.primary.check == "proxy_backend_refused"
+    assert front.primary.found.endswith("(RST to its SYN), and its 3 retries alike")
+    assert front.attribution.server == "HAProxy"
+    assert front.attribution.server_log == (
+        f'{CLIENT}:50000 [...] ... .../... .../.../-1/-1/... 503 ... - - SC-- '
+        f'.../.../.../.../3 .../... "GET /ws HTTP/1.1"')
+    backs = [d for d in diagnoses if d is not front]
+    assert len(backs) == 4 and all(
+        "proxy_back_leg" in [f.check for f in d.findings] and d.attribution.client_errors == ()
+        for d in backs)
+
+
+def test_retries_of_two_clients_refused_at_once_are_not_counted(tmp_path: Path) -> None:
+    """During an outage every client's retries interleave (two handshakes through HAProxy,
+    each refused then retried): which refusal is whose cannot be told, so each front keeps
+    its first refused back leg only and claims no retries; HAProxy's line leaves the count
+    open. The near miss is the test above: one client, its retries counted."""
+    t = 1_700_000_000.0
+    page = b"<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle " \
+           b"this request.\n</body></html>\n"
+    conversations = []
+    for n in range(2):
+        front = Conversation(client=(CLIENT, 50000 + n), server=(PROXY, 80), start=t + 0.01 * n)
+        front.handshake()
+        front.client(ws())
+        conversations.append(front)
+    for n in range(4):  # first refusals, then one retry each: 0, 1, 0, 1
+        back = Conversation(client=(PROXY, 41000 + n), server=(BACKEND, 8080),
+                            start=t + 0.02 + 0.01 * n)
+        back.syn_rst()
+        conversations.append(back)
+    for front in conversations[:2]:
+        front.server(http_response(503, "Service Unavailable",
+                                   [("Content-Length", str(len(page)))], page), delay=0.1)
+        front.client_fin(delay=0.001)
+    path = tmp_path / "outage.pcap"
+    write_pcap(path, conversations)
+    diagnoses = correlate(analyze_pcap(path))
+    fronts = [d for d in diagnoses if d.attempt.client.ip == CLIENT]
+    assert len(fronts) == 2
+    for front in fronts:
+        assert front.primary is not None and front.primary.check == "proxy_backend_refused"
+        assert front.primary.found.endswith("(RST to its SYN)"), front.primary.found
+        assert front.attribution.server_log is not None
+        assert " SC-- .../.../.../.../... " in front.attribution.server_log
+    paired = [d for d in diagnoses if "proxy_back_leg" in [f.check for f in d.findings]]
+    assert sorted(d.attempt.client.port for d in paired) == [41000, 41001]
+
+
+def test_haproxys_log_line_for_its_503_is_the_one_it_wrote() -> None:
+    """captures/haproxy_websockets.pcap: HAProxy's 503 for a backend that was down (retries
+    0), its refused connection captured too; the line rebuilt is the one HAProxy logged
+    (expected.json), "..." standing for what is not on the wire."""
+    import json
+
+    from tests.helpers import matches_with_dots
+
+    repo = Path(__file__).resolve().parents[1]
+    diagnoses = correlate(analyze_pcap(repo / "captures" / "haproxy_websockets.pcap"))
+    (front,) = [d for d in diagnoses if str(d.attempt.server) == "127.0.0.1:18142"]
+    entry = next(e for e in json.loads((repo / "captures" / "expected.json").read_text())[
+        "captures"] if e["file"] == "haproxy_websockets.pcap")
+    said = next(a for a in entry["attempts"] if a["server"] == "127.0.0.1:18142")["server_said"]
+    (logged,) = [line.strip() for line in said.removeprefix("haproxy: ").split(" | ")
+                 if " SC-- " in line]
+    assert front.attribution.server_log is not None
+    assert matches_with_dots(front.attribution.server_log, logged), (
+        front.attribution.server_log, logged)
 
 
 def test_caddys_log_line_for_its_refused_dial_is_the_one_it_wrote() -> None:

@@ -522,12 +522,17 @@ def test_a_refused_back_leg_pairs_listed_or_not_in_memory_spilled_and_sharded(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str]) -> None:
     """nginx's 502 with its refused connection to the backend captured: without --tcp the
     refused connection is not listed, yet correlation pairs it (`KeptAttempts.set_aside`),
-    kept in memory, spilled, and from `--jobs` workers alike."""
+    kept in memory, spilled, and from `--jobs` workers alike, with the proxy's two retries
+    refused after it (HAProxy's) counted on the front and paired as back legs too."""
     from tests.test_correlate import refused_back_leg
 
     path = tmp_path / "refused.pcap"
-    write_pcap(path, refused_back_leg())
+    write_pcap(path, refused_back_leg(retries=2))
     out = _same(monkeypatch, [str(path), *args])
     assert "proxy_backend_refused" in out or "proxy's connection to the backend" in out
+    if args == ["-F", "json"]:
+        assert "(RST to its SYN), and its 2 retries alike" in out
+    if "--tcp" in args:
+        assert out.count("proxy_back_leg") == 3, out
     assert _read(monkeypatch, 10**9, [str(path), "--jobs", "2", *args])[1] == out
     assert _read(monkeypatch, 0, [str(path), "--jobs", "2", *args])[1] == out

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shutil
 import signal
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import nginx_conf, run_cli, start_nginx
+from tests.helpers import matches_with_dots, nginx_conf, run_cli, start_nginx
 from tests.test_h2_live import HOST, _free_port, _stop, _wait_listening, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 
@@ -46,13 +45,6 @@ def nginx_proxy(tmp: str, port: int, backend: int) -> Iterator[Path]:
         yield Path(tmp, "error.log")
     finally:
         _stop(process, signal.SIGQUIT)
-
-
-def _matches(line: str, logged: str) -> bool:
-    """Whether ``logged`` is ``line``, its ``...`` standing for any text (the server block's
-    server_name: nginx's configuration, not on the wire)."""
-    pattern = ".*".join(re.escape(part) for part in line.split("..."))
-    return re.fullmatch(pattern, logged) is not None
 
 
 def _opening(port: int) -> str:
@@ -84,7 +76,8 @@ def test_nginx_502_for_a_refused_backend_names_the_refused_leg_and_nginxs_line()
     assert finding["found"].startswith(f"{HOST}:{backend} refused the proxy's connection")
     attribution = front["attribution"]
     assert attribution["server"] == "nginx"
-    assert _matches(attribution["server_log"], logged[0]), (attribution["server_log"], logged)
+    assert matches_with_dots(attribution["server_log"], logged[0]), (
+        attribution["server_log"], logged)
     assert "python websockets: server rejected WebSocket connection: HTTP 502" in \
         attribution["client_errors"]
 

@@ -33,11 +33,14 @@ from analyzer.attribution.servers import (
     apache_log,
     caddy_dial_refused,
     gorilla_log,
+    haproxy_log,
+    haproxy_state,
     match_known,
     match_silent_close,
     nginx_upstream_refused,
     passed_on_author,
     refused_backend,
+    refused_retries,
     timed_out_backend,
 )
 from analyzer.attribution.texts import (
@@ -193,6 +196,9 @@ def _server_log(match: ServerMatch, attempt: Attempt,
     # the proxy's connection to the backend, refused, in the capture too (correlate.py):
     # the proxy's own line for it, with that backend's address
     refused = next((f for f in findings if f.check == "proxy_backend_refused"), None)
+    if match.server == "HAProxy" and response is not None and (
+            state := haproxy_state(response.status, refused is not None)):
+        return _haproxy_log(state, attempt, refused)
     if refused is not None and match.server == "nginx":
         return nginx_upstream_refused(refused_backend(refused.found), attempt.client.ip,
                                       request.method, request.target, request.version,
@@ -220,6 +226,24 @@ def _server_log(match: ServerMatch, attempt: Attempt,
         return _tornado_access(response.status, request.method, request.target,
                                attempt.client.ip)
     return None
+
+
+def _haproxy_log(state: str, attempt: Attempt, refused: Finding | None) -> str:
+    """HAProxy's log line for its own answer, with what the capture holds: the request as
+    it logs it (an RFC 8441 CONNECT as the GET it makes of it, with its absolute URI) and
+    the retries refused."""
+    request, response = attempt.request_head, attempt.response_head
+    assert request is not None and response is not None
+    method, target, version = request.method, request.target, request.version
+    if attempt.transport == "h2":
+        authority = request.headers.get(":authority") or str(attempt.server)
+        scheme = request.headers.get(":scheme") or "https"
+        method, target, version = "GET", f"{scheme}://{authority}{target}", "HTTP/2.0"
+    # (retries only when some were paired: none paired may be none made, or some not told
+    # apart from another client's, correlate._retries)
+    retries = refused_retries(refused.found) if refused else 0
+    return haproxy_log(state, attempt.client, response.status, method, target, version,
+                       retries or None)
 
 
 # uvicorn's warnings for an upgrade it cannot make (its ws setting "auto" without websockets

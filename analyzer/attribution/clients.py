@@ -123,6 +123,8 @@ _ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
                              "{status})"),
         (JAVA, _java_check("Unexpected HTTP response status code {status}") + "{java_note}"),
         (UNDICI, _UNDICI_FAILED),
+        # (with --fail, as a handshake is probed by hand: without it curl prints the page)
+        ("curl", "curl: (22) The requested URL returned error: {status}"),
     ),
     # A 101 without Upgrade (one naming another protocol: "upgrade_unoffered", below)
     "upgrade": (
@@ -410,13 +412,15 @@ _REDIRECT_LINES = {
 # raising NonHttpUrlRedirectClientError for a Location in another scheme than http(s): a
 # ws:// one included (`aiohttp_redirect`). Java's client follows one only when its HttpClient
 # was built to (NEVER by default); undici's WebSocket never does.
+# (curl's --fail takes a status of 400 or more only: not a redirect's, nor a 2xx's)
 _ERRORS["redirect"] = tuple(
-    (name, _REDIRECT_LINES.get(name, text)) for name, text in _ERRORS["status"])
+    (name, _REDIRECT_LINES.get(name, text)) for name, text in _ERRORS["status"]
+    if name != "curl")
 REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
 # A 2xx to a WebSocket handshake: tornado's client raises no HTTP error for it
 _ERRORS["status_2xx"] = tuple(
     (name, "WebSocketError: Non-websocket response" if name == "tornado" else text)
-    for name, text in _ERRORS["status"])
+    for name, text in _ERRORS["status"] if name != "curl")
 # A 101 whose Upgrade names another protocol than the one offered (switch_to_unoffered):
 # Chromium's, python websockets', aiohttp's, tornado's and Node ws's lines read from the real
 # clients (tests/test_upgrade_unoffered_live.py and the clients' own tests; Node's HTTP client

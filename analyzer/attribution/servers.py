@@ -20,7 +20,7 @@ from analyzer.attribution.texts import (
     match_words,
     server_log,
 )
-from analyzer.exchange.model import Attempt
+from analyzer.exchange.model import Attempt, Endpoint
 from analyzer.http.message import RequestHead, ResponseHead
 
 
@@ -108,15 +108,26 @@ _TRAEFIK = {
 _REFUSED = " refused the proxy's connection from "
 
 
-def backend_refused_found(backend: str, proxy: str) -> str:
+def backend_refused_found(backend: str, proxy: str, retries: int = 0) -> str:
     """The `proxy_backend_refused` finding's text: ``backend`` refused the connection the
-    proxy opened from ``proxy``."""
-    return f"{backend}{_REFUSED}{proxy} (RST to its SYN)"
+    proxy opened from ``proxy`` (RST to its SYN), and the ``retries`` after it."""
+    again = f", and its {retries} {'retry' if retries == 1 else 'retries'} alike" if (
+        retries) else ""
+    return f"{backend}{_REFUSED}{proxy} (RST to its SYN){again}"
 
 
 def refused_backend(found: str) -> str:
     """The backend's address in a `proxy_backend_refused` text."""
     return found.split(_REFUSED, 1)[0]
+
+
+def refused_retries(found: str) -> int:
+    """How many retries a `proxy_backend_refused` text counts."""
+    counted = _RETRIES.search(found)
+    return int(counted.group(1)) if counted else 0
+
+
+_RETRIES = re.compile(r", and its (\d+) retr")
 
 
 def nginx_upstream_refused(backend: str, client_ip: str, method: str, target: str,
@@ -189,6 +200,43 @@ def passed_on_found(author: str, status: int, proxy_server: str, backend_server:
 def passed_on_author(found: str) -> str:
     """Who wrote the answer a `proxy_passed_on` text is about."""
     return found.split(_WROTE, 1)[0]
+
+
+# HAProxy's log line with `option httplog` (Debian's haproxy.cfg sets it): the client's
+# address, [the accept date], the frontend, backend/server, the timers TR/Tw/Tc/Tr/Ta, the
+# status, the bytes sent to the client, the captured cookies (none: "- -"), the termination
+# state, actconn/feconn/beconn/srv_conn/retries, the server's and backend's queues, and the
+# request line (src/log.c). What is not on the wire is "...": the date (HAProxy's local
+# time), the names (its configuration), what it counted and measured, except the -1 timers a
+# state implies and the retries a capture holds refused. Its byte count is not the wire's
+# (HAProxy 2.6 logged 192 for its own 189-byte 403, 167 for a backend's 168-byte one). By
+# termination state, the timers and the server, for the states an answer tells (an
+# http-request deny's 403 or 429: PR; its 504: sH, timeout server; its 503 with the refused
+# connections captured: SC), as HAProxy 2.6 logged each in tests/test_haproxy_live.py.
+_HAPROXY_STATES = {
+    "PR": (".../-1/-1/-1/...", "<NOSRV>"),
+    "sH": (".../.../.../-1/...", "..."),
+    "SC": (".../.../-1/-1/...", "..."),
+}
+_HAPROXY_STATE_OF = {403: "PR", 429: "PR", 504: "sH"}
+
+
+def haproxy_state(status: int, refused: bool) -> str | None:
+    """The termination state HAProxy logged with its own answer ``status`` (``refused``: the
+    capture holds its connection to the backend refused), when the answer tells."""
+    if status == 503:
+        return "SC" if refused else None  # (503 is also a queue's timeout, sQ)
+    return _HAPROXY_STATE_OF.get(status)
+
+
+def haproxy_log(state: str, client: Endpoint, status: int, method: str, target: str,
+                version: str, retries: int | None = None) -> str:
+    """HAProxy's httplog line for its own answer ``status`` to ``client``'s request, ended in
+    termination ``state`` (`haproxy_state`)."""
+    timers, server = _HAPROXY_STATES[state]
+    counts = ".../.../.../.../" + ("..." if retries is None else str(retries))
+    return (f"{client.ip}:{client.port} [...] ... .../{server} {timers} {status} ... - - "
+            f'{state}-- {counts} .../... "{method} {target} {version}"')
 
 
 # What tungstenite (and axum's base, tokio-tungstenite) logs when it closes without answering,

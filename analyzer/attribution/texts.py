@@ -224,7 +224,14 @@ TEXTS: tuple[KnownText, ...] = (
               ("engineio_session_unknown",), adds=True),
     KnownText("body", "Transport unknown", "Socket.IO (Engine.IO)", None,
               ("engineio_transport_unknown",), adds=True),
-    # HAProxy's own error pages (the status finding already says "gateway")
+    # HAProxy's own error pages (the status finding already says "gateway"; the 403 and 429
+    # are its `http-request deny` rules': HAProxy 2.6 answered a WebSocket upgrade so in
+    # tests/test_haproxy_live.py). The log line of each is rebuilt by `servers.haproxy_log`.
+    KnownText("body", "Request forbidden by administrative rules.", "HAProxy",
+              "termination state PR: an http-request deny rule refused the request"),
+    KnownText("body", "You have sent too many requests in a given amount of time.", "HAProxy",
+              "termination state PR: an http-request deny rule (deny_status 429) refused the "
+              "request"),
     KnownText("body", "No server is available to handle this request.", "HAProxy",
               "termination state SC: no server was up (<NOSRV>, with the alert 'backend "
               "... has no server available!'), or every connection to the chosen server "

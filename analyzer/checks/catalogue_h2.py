@@ -92,7 +92,8 @@ REQUEST: tuple[Entry, ...] = (
      "Sec-WebSocket-Key or Sec-WebSocket-Accept in an HTTP/2 WebSocket handshake",
      "Over HTTP/2 \"the processing of the Sec-WebSocket-Key and Sec-WebSocket-Accept header "
      "fields of RFC 6455\" is not done: :protocol replaces them. They are harmless but show "
-     "an HTTP/1.1 handshake translated field by field.",
+     "an HTTP/1.1 handshake translated field by field (HAProxy 2.6's HTTP/2 front passes "
+     "on its HTTP/1.1 backend's Sec-WebSocket-Accept in the 200).",
      "Leave them out over HTTP/2."),
 )
 

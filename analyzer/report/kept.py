@@ -35,10 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from analyzer.correlate import (
     Leg,
-    answered_itself,
-    back_leg,
-    back_leg_findings,
-    compare_legs,
+    backs_by_front,
     correlate,
     is_refused,
     leg_of,
@@ -51,6 +48,7 @@ from analyzer.exchange.model import Endpoint
 from analyzer.life.fold import WINDOW_OVER, end_of, with_findings, with_groups
 from analyzer.life.groups import abnormal_end, group_findings
 from analyzer.life.model import Ended
+from analyzer.proxy_findings import answered_itself, back_leg, back_leg_findings, compare_legs
 from analyzer.redirects import Hop, hop_of
 from analyzer.report.blobs import Blobs
 from analyzer.report.columns import Column, index_code, report_order, time_order
@@ -492,7 +490,7 @@ class Spill:
         pairs = [(candidates[f], candidates[b]) for f, b in pair_legs(legs(), self.owner.skew)]
         if not pairs:
             return
-        back_of = dict(pairs)
+        back_of = backs_by_front(pairs)
         backs = {b for _, b in pairs}
         proxies = {leg.server for f, _ in pairs if (leg := self.leg(f)) is not None}
         alone = []
@@ -510,7 +508,8 @@ class Spill:
             return known(index) if index < count else aside[index - count]
 
         for index in sorted(listed_ones):
-            back, front = back_of.get(index), front_of.get(index)
+            all_backs, front = back_of.get(index), front_of.get(index)
+            back = all_backs[0] if all_backs else None
             d = wholes(index)
             other = wholes(back) if back is not None else None
             ahead = wholes(front) if front is not None else None
@@ -518,7 +517,8 @@ class Spill:
                     front is not None and ahead is None):
                 continue  # not rebuilt (the input changed or broke): as decided
             # (as correlate.correlate: a front, a back leg, both, or a proxy's own answer)
-            extra = compare_legs(d.attempt, other.attempt) if other is not None else []
+            extra = (compare_legs(d.attempt, other.attempt, len(all_backs or ()) - 1)
+                     if other is not None else [])
             if ahead is not None:
                 extra.append(back_leg(ahead, d.attempt))
             elif other is None:
