@@ -1,6 +1,6 @@
 """What aiohttp's client (`ClientSession.ws_connect`) and tornado's
 (`tornado.websocket.websocket_connect`) raise for each way a handshake fails, against the
-attribution's line for that client (attribution/clients.py). Each real client meets a raw
+attribution's line for that client (attribution/client_texts.py). Each real client meets a raw
 server on 127.0.0.1 that answers wrongly on purpose (a status, a 101 missing a header or
 choosing what was not offered, silence, a close, a reset, HTTP/2 bytes, a certificate it
 does not trust) or nothing that listens; the run is captured with tcpdump on ``lo`` and read

@@ -663,17 +663,13 @@ def test_client_errors_equal_their_plain_twin() -> None:
     """`client_errors` (its lines' templates remembered per kind and client) gives what
     `client_errors_plain` gives: every kind, each client it quotes first and none, with all
     values, some missing (the line unformatted) and none, and again from the memory."""
-    from analyzer.attribution.clients import (
-        _CLIENTS,
-        _ERRORS,
-        client_errors,
-        client_errors_plain,
-    )
+    from analyzer.attribution.client_texts import CLIENT_LINES
+    from analyzer.attribution.clients import _CLIENTS, client_errors, client_errors_plain
 
     full = dict(status=403, reason="Forbidden", url="ws://h/p?q={x}", value="v '1008'",
                 server="10.0.0.1:80", host="h")
     compared = 0
-    for kind in list(_ERRORS) + ["no_such_kind"]:
+    for kind in list(CLIENT_LINES) + ["no_such_kind"]:
         for client in sorted(_CLIENTS.get(kind, ())) + [None, "Unknown"]:
             for values in (full, {"status": 400}, {}):
                 for _ in range(2):

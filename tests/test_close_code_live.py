@@ -2,7 +2,7 @@
 gunicorn's ASGI worker and websockify have done it), with real clients on ``lo`` captured by
 tcpdump: python websockets, and Chromium (through selenium, as tests/test_html_browser.py drives
 it). What each client printed is read from the client itself, and the attempt's attribution must
-predict exactly that line (attribution/clients.py "close_code_reserved"): not "CloseEvent code
+predict exactly that line (attribution/client_texts.py "close_code_reserved"): not "CloseEvent code
 1005", which no client prints. The server is a few lines of raw socket code, since no library
 sends the code on purpose."""
 

@@ -1,6 +1,6 @@
 """curl's HTTP/2 in cleartext meeting a server that does not speak it that way, with real
 software on ``lo``, captured by tcpdump; the report's line for curl must be what curl printed
-(attribution/clients.py, the h2c kinds).
+(attribution/client_texts.py, the h2c kinds).
 
 - ``curl --http2-prior-knowledge`` to a port that speaks HTTP/1.1 only: nginx without
   ``http2`` answers the preface ("PRI * HTTP/2.0") with 400, python's http.server with an

@@ -1,7 +1,7 @@
 """gorilla/websocket (Go) and Node's ws library, run for real on ``lo`` and captured by
 tcpdump: what each server answered and logged, and what each client printed, must be what
 the attribution says (attribution/servers.py and texts.py: who answered and its log line;
-attribution/clients.py: the client's line). The servers meet raw requests that fail each of
+attribution/client_texts.py: the client's line). The servers meet raw requests that fail each of
 their checks; the clients meet a raw server that fails each way a 101 can (a wrong Accept, no
 Upgrade, an unoffered subprotocol or extension, an RSV1 frame, Close 1005...), and each other.
 

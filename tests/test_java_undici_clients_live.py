@@ -1,7 +1,7 @@
 """Java's WebSocket client (java.net.http.HttpClient's newWebSocketBuilder) and Node's built-in
 WebSocket (undici's, Node 20 with --experimental-websocket), run for real on ``lo`` against
 the raw server of tests/helpers.py (FAILING_SERVER: each path fails one way) and captured by
-tcpdump: for each failure, the attribution's line for that client (attribution/clients.py)
+tcpdump: for each failure, the attribution's line for that client (attribution/client_texts.py)
 must be what the client printed, and the client must be named from its User-Agent
 ("Java-http-client/17...", "node").
 

@@ -1,6 +1,6 @@
 """A 101 that chose what the client did not offer (a subprotocol, an extension), by what each
 real client printed: python websockets and Chromium refuse it and hang up at once, and the
-attempt's line for that client (attribution/clients.py, "protocol_not_offered" and
+attempt's line for that client (attribution/client_texts.py, "protocol_not_offered" and
 "extension") must be exactly what it printed. The finding's own text goes on with the
 client's reaction ("bogus; then client FIN 1 ms after the switch"); the lines quote the
 server's header value alone (the sweep of the thirtieth session found the reaction pasted

@@ -2,7 +2,7 @@
 it, or said nothing until the client gave up. Real clients on ``lo`` captured by tcpdump:
 python websockets, curl and Chromium (through selenium, as tests/test_html_browser.py drives
 it). What each client printed is read from the client itself, and the attempt's attribution
-must predict exactly that line (attribution/clients.py, the "no_response" kinds): each way of
+must predict exactly that line (attribution/client_texts.py, the "no_response" kinds): each way of
 ending the wait has words of its own (a closed connection is not a timeout). The server is a
 few lines of raw socket code, since no library fails this way on purpose."""
 

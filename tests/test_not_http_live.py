@@ -3,7 +3,7 @@ server that speaks HTTP/2 only (nginx's `listen ... http2` without TLS, Hypercor
 knowledge) answers an HTTP/1.1 request with its SETTINGS frame, then a GOAWAY. curl, python
 websockets, aiohttp, Node's HTTP client (what the ws library uses) and Chromium each meet it
 on ``lo``, captured by tcpdump; the attempt is `failed` `response_not_http`, and its line for
-that client (attribution/clients.py, the "not_http" kind; ``...`` stands for the bytes some
+that client (attribution/client_texts.py, the "not_http" kind; ``...`` stands for the bytes some
 clients quote) must match what the client printed."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 having agreed permessage-deflate, or a proxy that stripped the extension header). Real
 clients on ``lo`` captured by tcpdump: python websockets and Chromium (through selenium, as
 tests/test_close_code_live.py drives it). What each client printed is read from the client
-itself, and the attempt's attribution must predict exactly that line (attribution/clients.py
+itself, and the attempt's attribution must predict exactly that line (attribution/client_texts.py
 "rsv_without_extension")."""
 
 from __future__ import annotations

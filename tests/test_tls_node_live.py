@@ -3,7 +3,7 @@ Node (its built-in ``tls``, which the ``ws`` client and ``https`` use) connects 
 `openssl s_server` made to fail one way each (a version, an ALPN protocol, a client
 certificate, a name it does not serve), to a cleartext HTTP server, and to a server that
 closes after the ClientHello. Each run is captured with tcpdump on ``lo`` with Node's own key
-log, read by the analyzer, and the attempt's Node line (attribution/clients.py, the TLS
+log, read by the analyzer, and the attempt's Node line (attribution/client_texts_tls.py, the TLS
 kinds; ``...`` stands for what changes between runs: an address, a source file's line) must
 match what Node printed."""
 

@@ -3,7 +3,7 @@
 answering a WebSocket request with its h2c switch). Real clients on ``lo`` captured by
 tcpdump: python websockets and Chromium (through selenium, as tests/test_close_code_live.py
 drives it). What each client printed is read from the client itself, and the attempt's
-attribution must predict exactly that line (attribution/clients.py "upgrade_unoffered")."""
+attribution must predict exactly that line (attribution/client_texts.py "upgrade_unoffered")."""
 
 from __future__ import annotations
 

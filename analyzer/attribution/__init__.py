@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from analyzer.attribution.client_texts import H2_WEBSOCKET_CLIENTS, NAMED_ONLY, REDIRECT_STATUSES
 from analyzer.attribution.clients import (
-    H2_WEBSOCKET_CLIENTS,
     H2C_KIND_OF_FINDING,
     JAVA_WITHOUT_UPGRADE,
     KIND_OF_FINDING,
-    NAMED_ONLY,
-    REDIRECT_STATUSES,
     SERVER_SENT_KINDS,
     aiohttp_redirect,
     canonical_reason,

@@ -1,6 +1,6 @@
 """What a client's close event and exception say of a WebSocket closed right after its switch,
 read from the Close frames the watch kept: the values of the "closed" lines of
-attribution/clients.py.
+attribution/client_texts.py.
 
 Why not the finding's text: a client reports the Close it *received* (Chrome's and Node ws's
 close event give its code; 1005 when it had none, 1006 when none came), and python websockets
