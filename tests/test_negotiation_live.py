@@ -1,14 +1,14 @@
-"""A 101 that chose what the client did not offer (a subprotocol, an extension), by what each
-real client printed: python websockets and Chromium refuse it and hang up at once, and the
-attempt's line for that client (attribution/client_texts.py, "protocol_not_offered" and
-"extension") must be exactly what it printed. The finding's own text goes on with the
+"""A 101 that chose what the client did not offer (a subprotocol, an extension, another
+protocol than websocket), by what each real client printed: python websockets and Chromium
+refuse it and hang up at once, and the attempt's line for that client
+(attribution/client_texts.py, "protocol_not_offered", "extension" and "upgrade_unoffered")
+must be exactly what it printed. The finding's own text goes on with the
 client's reaction ("bogus; then client FIN 1 ms after the switch"); the lines quote the
 server's header value alone (the sweep of the thirtieth session found the reaction pasted
 into them)."""
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from analyzer.verdict import Verdict
-from tests.helpers import RAW_SERVER, analyze_pcap, start_raw_server
+from tests.helpers import RAW_SERVER, analyze_pcap, matches_with_dots, start_raw_server
 from tests.test_close_code_live import open_websocket_page
 from tests.test_h2_live import HOST, _free_port, _stop, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
@@ -26,8 +26,8 @@ from tests.test_html_browser import CHROMIUM, DRIVER, browser, webdriver  # noqa
 websockets_client = pytest.importorskip("websockets.sync.client")
 pytestmark = _live_marks
 
-# Answers the handshake with a correct 101 that adds argv[2] ("Name: value"), then waits
-# for the client to go.
+# Answers the handshake with a correct 101 that adds argv[2] ("Name: value", or nothing) and
+# names argv[3] in its Upgrade, then waits for the client to go.
 SERVER = RAW_SERVER + r"""
 conn, _ = server.accept()
 conn.settimeout(10)
@@ -35,20 +35,22 @@ head = read_head(conn)
 key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
            if line.lower().startswith(b"sec-websocket-key:"))
 accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n"
-             + sys.argv[2].encode() + b"\r\n\r\n")
+conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + sys.argv[3].encode()
+             + b"\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n"
+             + b"".join(line.encode() + b"\r\n" for line in sys.argv[2:3] if line) + b"\r\n")
 drain(conn)
 conn.close()
 """
 CHOSEN = {"ws_protocol_not_offered": "Sec-WebSocket-Protocol: bogus",
           "ws_extension_not_offered": "Sec-WebSocket-Extensions: x-unknown",
           "ws_deflate_params_invalid": "Sec-WebSocket-Extensions: permessage-deflate; "
-                                       "server_max_window_bits=7"}
+                                       "server_max_window_bits=7",
+          "switch_to_unoffered": ""}  # (an h2c switch's Upgrade, below)
 
 
-def _server(port: int, header: str) -> subprocess.Popen[bytes]:
-    return start_raw_server(SERVER, str(port), header)
+def _server(port: int, finding: str) -> subprocess.Popen[bytes]:
+    upgrade = "h2c" if finding == "switch_to_unoffered" else "websocket"
+    return start_raw_server(SERVER, str(port), CHOSEN[finding], upgrade)
 
 
 def _lines(path: Path, finding: str, client: str) -> list[str]:
@@ -64,7 +66,7 @@ def _lines(path: Path, finding: str, client: str) -> list[str]:
 def test_python_websockets_prints_what_the_attribution_says(tmp_path: Path,
                                                             finding: str) -> None:
     port = _free_port()
-    server = _server(port, CHOSEN[finding])
+    server = _server(port, finding)
     path = tmp_path / "chosen.pcap"
     compression = "deflate" if finding == "ws_deflate_params_invalid" else None
     try:
@@ -77,12 +79,7 @@ def test_python_websockets_prints_what_the_attribution_says(tmp_path: Path,
         _stop(server, signal.SIGTERM)
     printed = f"{type(failed.value).__name__}: {failed.value}"
     lines = _lines(path, finding, "python websockets")
-    assert any(_matches(line, printed) for line in lines), (printed, lines)
-
-
-def _matches(line: str, printed: str) -> bool:
-    """Whether ``printed`` is ``line``, its ``...`` standing for any text."""
-    return re.fullmatch(".*".join(map(re.escape, line.split("..."))), printed) is not None
+    assert any(matches_with_dots(line, printed) for line in lines), (printed, lines)
 
 
 @pytest.mark.skipif(webdriver is None or CHROMIUM is None or DRIVER is None,
@@ -92,7 +89,7 @@ def _matches(line: str, printed: str) -> bool:
 def test_chromium_prints_what_the_attribution_says(  # (``browser``: the imported fixture)
         browser: Any, tmp_path: Path, finding: str) -> None:  # noqa: F811
     port = _free_port()
-    server = _server(port, CHOSEN[finding])
+    server = _server(port, finding)
     # (offering a subprotocol that the answer lacks is a failure of its own to Chromium)
     offer = '["chat"]' if finding == "ws_protocol_not_offered" else "[]"
     path = tmp_path / "chosen-chromium.pcap"
@@ -104,4 +101,5 @@ def test_chromium_prints_what_the_attribution_says(  # (``browser``: the importe
     assert title == "closed 1006", title
     (predicted,) = _lines(path, finding, "Chrome")
     # (the console's entry begins with where the page logged it)
-    assert any(_matches("..." + predicted, message) for message in logged), (predicted, logged)
+    assert any(matches_with_dots("..." + predicted, message) for message in logged), (
+        predicted, logged)

@@ -106,6 +106,16 @@ def forwarding(on):
     subprocess.run(["ip", "netns", "exec", router, "sysctl", "-qw",
                     f"net.ipv4.ip_forward={1 if on else 0}"], check=True, timeout=10)
 
+def give_up(conn):
+    # a reset (linger 0), which drops what waits to be sent: closed with a FIN, the kernel
+    # would go on re-sending, and the server answer once forwarding is back
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+    time.sleep(0.05)
+    forwarding(True)
+    print("gave up", flush=True)
+    sys.exit(0)
+
 conn = socket.create_connection((host, port), timeout=10)
 time.sleep(0.1)
 if mode.startswith("tls-"):
@@ -119,13 +129,7 @@ if mode.startswith("tls-"):
         try:
             conn.do_handshake()
         except TimeoutError:
-            pass
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()
-        time.sleep(0.05)
-        forwarding(True)
-        print("gave up", flush=True)
-        sys.exit(0)
+            give_up(conn)
     threading.Timer(0.05, forwarding, (True,)).start()
     conn = context.wrap_socket(conn, server_hostname="localhost")
     mode = "tls"
@@ -136,14 +140,7 @@ if mode == "gave-up":
     forwarding(False)
     conn.sendall(request)
     time.sleep(1.5)  # the kernel re-sends at about 0.2, 0.6 and 1.4 s
-    # a reset (linger 0), which drops what waits to be sent: closed with a FIN, the kernel
-    # would go on re-sending the request, and the server answer it once forwarding is back
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    conn.close()
-    time.sleep(0.05)
-    forwarding(True)
-    print("gave up", flush=True)
-    sys.exit(0)
+    give_up(conn)
 if mode == "tls":
     conn.sendall(request)
 elif mode == "answer-lost":  # the request passes; the 101, 300 ms later, does not

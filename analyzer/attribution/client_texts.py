@@ -395,7 +395,7 @@ CLIENT_LINES["status_2xx"] = tuple(
     for name, text in CLIENT_LINES["status"] if name != "curl")
 # A 101 whose Upgrade names another protocol than the one offered (switch_to_unoffered):
 # Chromium's, python websockets', aiohttp's, tornado's and Node ws's lines read from the real
-# clients (tests/test_upgrade_unoffered_live.py and the clients' own tests; Node's HTTP client
+# clients (tests/test_negotiation_live.py and the clients' own tests; Node's HTTP client
 # sees the switch, and ws words the value); the others' are those of a missing Upgrade
 CLIENT_LINES["upgrade_unoffered"] = tuple((name, {
     "Chrome": "Error during WebSocket handshake: 'Upgrade' header value is not 'WebSocket': "
