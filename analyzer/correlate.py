@@ -25,6 +25,7 @@ addresses (the back leg comes from the host the front leg went to) before the tw
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -66,7 +67,8 @@ def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
         if front is not None:
             extra.append(back_leg(front, d.attempt))
         elif (back is None and d.attempt.server in proxy_endpoints
-              and d.attempt.request_head is not None and d.attempt.response is not None):
+              and d.attempt.request_head is not None and d.attempt.response is not None
+              and not is_tunnel(d.attempt.request_head.method)):
             extra = [answered_itself(d.attempt)]
         if extra:
             findings = back_leg_findings(d) if front is not None else d.findings
@@ -74,6 +76,14 @@ def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
                         origin=d.origin, lifetime=d.lifetime)
         out.append(d)
     return out
+
+
+def is_tunnel(method: str) -> bool:
+    """A CONNECT (a forward proxy's tunnel: its 2xx means the proxy did reach the target,
+    through a connection that is no back leg of a request; its refusals are its own findings,
+    checks/response.py), never "answered itself". (An RFC 8441 extended CONNECT is a GET on
+    a leg: `leg_of`.)"""
+    return method.upper() == "CONNECT"
 
 
 def backs_by_front(pairs: Iterable[tuple[Any, Any]]) -> dict[Any, list[Any]]:
@@ -369,6 +379,22 @@ def _retries(window: dict[int, Leg], i: int, loaded: int, by_refused: dict[bytes
     return found
 
 
+def _may_be_target(front: Leg, back: Leg) -> bool:
+    """Whether a refused connection may be the one a forward proxy opened for ``front``'s
+    CONNECT: to its target, when the target is an address (a name was resolved: any)."""
+    method, target = front.line
+    if method != "CONNECT":
+        return True
+    host, _, port = target.rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit() or not (_IPV4.fullmatch(host) or ":" in host):
+        return True
+    return back.server.port == int(port) and back.server.ip == host
+
+
+_IPV4 = re.compile(r"[0-9]+(\.[0-9]+){3}")
+
+
 def _first_back_leg(window: dict[int, Leg], front: Leg, indexed: deque[int] | None,
                     taken: set[int], skew: float = 0.0) -> int | None:
     """The first position in ``indexed`` (ascending, all after the front's and within its
@@ -393,7 +419,8 @@ def _legs_of_one_handshake(front: Leg, back: Leg, skew: float = 0.0) -> bool:
         return (not tolerance and front.status in GATEWAY_ERRORS
                 and front.response_time is not None
                 and back.client.address == front.server.address
-                and front.time <= back.time <= front.response_time)
+                and front.time <= back.time <= front.response_time
+                and _may_be_target(front, back))
     if tolerance and front.client.address == back.server.address != back.client.address:
         return False  # the front leg comes from the other's server: it is the back leg
     if front.response_time is not None and back.response_time is not None and (

@@ -147,6 +147,11 @@ def compare_legs(front: Attempt, back: Attempt, retries: int = 0) -> list[Findin
     if offered_front and not offered_back:
         sent = ", ".join(f"{n}: {', '.join(b.headers.all(n)) or '(none)'}"
                          for n in ("Upgrade", "Connection"))
+        if "(squid/" in " ".join(b.headers.all("via")).lower():
+            # (Squid forwards a ws:// request in absolute form; before 5.0 it could not pass
+            # an upgrade on at all)
+            sent += ("; Squid drops Upgrade unless an http_upgrade_request_protocols rule "
+                     "allows the offered protocol by its exact, case-sensitive name")
         findings.append(Finding("proxy_stripped_upgrade", "Upgrade and Connection forwarded",
                                 f"backend got {sent}", ev))
     if f.version.upper() != "HTTP/1.0" and b.version.upper() == "HTTP/1.0":

@@ -26,6 +26,7 @@ from tests.builder import (
     DEFAULT_WS_KEY,
     Conversation,
     Opcode,
+    http_request,
     http_response,
     websocket_request,
     websocket_response,
@@ -906,3 +907,34 @@ def test_uvicorn_without_a_websocket_library_predicts_its_warnings(tmp_path: Pat
         "detected. Please use \"pip install 'uvicorn[standard]'\", or install 'websockets' "
         "or 'wsproto' manually. / "
         'INFO: 127.0.0.1:60338 - "GET /ok HTTP/1.1" 404 Not Found')
+
+
+@pytest.mark.parametrize("page", [b"<html><body id=ERR_ACCESS_DENIED>\n<p>Access Denied.</p>\n"
+                                  b"</body></html>\n", b""], ids=["page", "header only"])
+def test_squids_own_page_names_squid_with_its_access_log_line(tmp_path: Path,
+                                                              page: bytes) -> None:
+    """Squid's refusal of a CONNECT, known by the page's body id or, without the page, its
+    X-Squid-Error header: its access.log line counts the bytes on the wire (as Squid 5.7 did
+    in tests/test_squid_live.py), and the clients' lines are the tunnel's."""
+    request = http_request("CONNECT", "10.0.0.9:8443", [("Host", "10.0.0.9:8443"),
+                                                        ("User-Agent", "curl/7.88.1")])
+    answer = http_response(403, "Forbidden", [
+        ("Server", "squid/5.7"), ("X-Squid-Error", "ERR_ACCESS_DENIED 0"),
+        ("Content-Length", str(len(page)))], page)
+    who = _answered(tmp_path, request, answer).attribution
+    assert who.server == "Squid" and who.confidence == "high", who
+    assert who.server_log == (f"... 10.0.0.1 TCP_DENIED/403 {len(answer)} CONNECT "
+                              "10.0.0.9:8443 - HIER_NONE/- text/html")
+    assert who.client_errors[0] == "curl: (56) CONNECT tunnel failed, response 403"
+    assert ("Chrome: WebSocket connection to '...://10.0.0.9:8443/...' failed: Establishing a "
+            "tunnel via proxy server failed.") in who.client_errors
+
+
+def test_a_request_in_absolute_form_is_the_url_the_client_opened(tmp_path: Path) -> None:
+    """A ws:// handshake sent to a proxy names its URL in the request line: the clients'
+    lines say ws://host/path, not the Host glued to the absolute target."""
+    request = websocket_request("chat.example.com", "http://chat.example.com/ws")
+    who = _answered(tmp_path, request, http_response(403, "Forbidden", [
+        ("Content-Length", "0")])).attribution
+    assert ("Chrome: WebSocket connection to 'ws://chat.example.com/ws' failed: Error during "
+            "WebSocket handshake: Unexpected response code: 403") in who.client_errors

@@ -218,6 +218,23 @@ PLAIN_OK = error_response(200, "OK", b"hello\n", [("Content-Type", "text/plain")
 CONNECT_REQUEST = http_request("CONNECT", "example.com:443", [
     ("Host", "example.com:443"), ("User-Agent", "curl/8.5.0"), ("Proxy-Connection", "Keep-Alive"),
 ])
+# python websockets' CONNECT for wss://chat.example.com:8443 (its proxy= support)
+CONNECT_8443 = http_request("CONNECT", "chat.example.com:8443", [
+    ("Host", "chat.example.com:8443"), ("User-Agent", "Python/3.11 websockets/17.4")])
+
+
+def squid_page(status: int, reason: str, error: str, system: str = "") -> bytes:
+    """One of Squid 5.7's own error pages, shortened (its headers as it sent them, the page's
+    body id and, for a failed connection, the system's words)."""
+    said = f"<p id=\"sysmsg\">The system returned: <i>{system}</i></p>" if system else ""
+    body = (f"<!DOCTYPE html>\n<html><head><title>ERROR</title></head><body id={error}>\n"
+            f"<h2>The requested URL could not be retrieved</h2>{said}\n</body></html>\n"
+            ).encode()
+    number = system[1:system.index(")")] if system else "0"
+    return error_response(status, reason, body, [
+        ("Server", "squid/5.7"), ("Mime-Version", "1.0"),
+        ("Content-Type", "text/html;charset=utf-8"), ("X-Squid-Error", f"{error} {number}"),
+        ("Vary", "Accept-Language"), ("Content-Language", "en")])
 
 
 def h2c_offer(*, connection: str = "Upgrade, HTTP2-Settings", upgrade: str = "h2c",
@@ -457,6 +474,7 @@ class Case:
         return set(self.present) | ({self.primary} if self.primary else set())
 
 
+TUNNEL_CHECKS = ("proxy_tunnel_denied", "proxy_tunnel_failed", "proxy_auth_required")
 STATUS_CHECKS = ("response_redirect", "response_unauthorized", "response_forbidden",
                  "response_not_found", "response_method_not_allowed",
                  "response_upgrade_required", "response_bad_request", "response_client_error",
@@ -498,7 +516,34 @@ CASES: tuple[Case, ...] = (
          evidence={"tunnel_carried": ("tls",)}),
     Case("CONNECT answered 200, nothing sent through yet",
          exchange(CONNECT_REQUEST, http_response(200, "Connection established")),
-         SUCCEEDED, None, absent=("tunnel_carried",)),
+         SUCCEEDED, None, absent=("tunnel_carried", *TUNNEL_CHECKS)),
+    # Squid 5.7's refusals of a CONNECT (tests/test_squid_live.py ran the real one)
+    Case("Squid refuses a CONNECT to a port outside SSL_ports: 403 ERR_ACCESS_DENIED",
+         exchange(CONNECT_8443, squid_page(403, "Forbidden", "ERR_ACCESS_DENIED")),
+         FAILED, "proxy_tunnel_denied",
+         absent=("response_forbidden", "proxy_tunnel_failed", "tunnel_carried"),
+         found={"proxy_tunnel_denied": ("403 Forbidden (Squid: ERR_ACCESS_DENIED); the target's "
+                                        "port 8443 is not 443",)},
+         evidence={"proxy_tunnel_denied": ("response",)}),
+    Case("a proxy's 403 to a CONNECT on 443: its own rules, not the port's",
+         exchange(CONNECT_REQUEST, error_response(403, "Forbidden")), FAILED,
+         "proxy_tunnel_denied", absent=("response_forbidden",),
+         found={"proxy_tunnel_denied": ("403 Forbidden",)}),
+    Case("Squid could not reach the CONNECT target: 503 ERR_CONNECT_FAIL",
+         exchange(CONNECT_8443, squid_page(503, "Service Unavailable", "ERR_CONNECT_FAIL",
+                                           "(111) Connection refused")),
+         FAILED, "proxy_tunnel_failed",
+         absent=("response_gateway_error", "response_service_unavailable",
+                 "proxy_tunnel_denied"),
+         found={"proxy_tunnel_failed": ("(Squid: ERR_CONNECT_FAIL, (111) Connection refused)",)}),
+    Case("Squid wants credentials for the tunnel: 407 ERR_CACHE_ACCESS_DENIED",
+         exchange(CONNECT_8443, squid_page(407, "Proxy Authentication Required",
+                                           "ERR_CACHE_ACCESS_DENIED")
+                  .replace(b"\r\nVary:", b"\r\nProxy-Authenticate: Basic realm=\"corp\""
+                                         b"\r\nVary:")),
+         FAILED, "proxy_auth_required",
+         absent=("response_unauthorized", "proxy_tunnel_denied"),
+         found={"proxy_auth_required": ('(Proxy-Authenticate: Basic realm="corp")',)}),
     # zeek's connect-with-smtp.pcap: a spam relay's "CONNECT host:25 / HTTP/1.0"
     Case("CONNECT with a stray path after the authority",
          exchange(http_request("CONNECT", "mailin.example.de:25 /", [], version="HTTP/1.0"),
@@ -602,7 +647,8 @@ CASES: tuple[Case, ...] = (
     Case("a 503 without a Server header: a gateway",
          exchange(ws_request(), error_response(503, "Service Unavailable",
                                                headers=[("Retry-After", "5")]), server_fin()),
-         FAILED, "response_gateway_error", absent=others("response_gateway_error")),
+         FAILED, "response_gateway_error",
+         absent=(*others("response_gateway_error"), "proxy_tunnel_failed")),
     Case("418: another 4xx",
          exchange(ws_request(), error_response(418, "I'm a teapot"), server_fin()),
          FAILED, "response_client_error", absent=others("response_client_error")),
@@ -768,12 +814,17 @@ CASES: tuple[Case, ...] = (
          FAILED, "response_redirect", absent=others("response_redirect"),
          found={"response_redirect": (f"https://{HOST}/ws",)}),
     Case("Node ws verifyClient refuses: 401", exchange(ws_request(), NODE_WS_UNAUTHORIZED),
-         FAILED, "response_unauthorized", absent=others("response_unauthorized")),
-    Case("CONNECT refused by the proxy: 407",
-         exchange(CONNECT_REQUEST, error_response(407, "Proxy Authentication Required", b"",
-                                                  [("Proxy-Authenticate", 'Basic realm="proxy"')])),
-         FAILED, "response_unauthorized", absent=others("response_unauthorized"),
-         found={"response_unauthorized": ("Basic",)}),
+         FAILED, "response_unauthorized",
+         absent=(*others("response_unauthorized"), "proxy_auth_required")),
+    Case("a ws:// GET sent to a proxy that wants credentials: 407",
+         exchange(http_request("GET", "http://chat.example.com/ws", [
+             ("Host", "chat.example.com"), ("Connection", "Upgrade"), ("Upgrade", "websocket"),
+             ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Key", DEFAULT_WS_KEY)]),
+             error_response(407, "Proxy Authentication Required", b"",
+                            [("Proxy-Authenticate", 'Basic realm="proxy"')])),
+         FAILED, "proxy_auth_required", absent=others(),
+         found={"proxy_auth_required": ('407 Proxy Authentication Required (Proxy-Authenticate: '
+                                        'Basic realm="proxy")',)}),
     Case("python websockets refuses the Origin: 403",
          exchange(ws_request(), python_websockets_reject(
              403, "Forbidden",

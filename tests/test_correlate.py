@@ -50,15 +50,16 @@ def legs(front_request: bytes, back_request: bytes | None, back_response: bytes 
 
 
 def refused_back_leg(source: str = PROXY, after: float = 0.01,
-                     answer: bytes | None = None, retries: int = 0) -> list[Conversation]:
-    """A proxy in front of a backend where nothing listens: the client's handshake, a
-    connection from ``source`` to the backend ``after`` s in, its SYN answered by RST (and
-    ``retries`` more, 5 ms apart), and the proxy's ``answer`` (nginx's 502) about 30 ms after
-    the request."""
+                     answer: bytes | None = None, retries: int = 0,
+                     request: bytes | None = None) -> list[Conversation]:
+    """A proxy in front of a backend where nothing listens: the client's handshake (or
+    ``request``: a forward proxy's CONNECT), a connection from ``source`` to the backend
+    ``after`` s in, its SYN answered by RST (and ``retries`` more, 5 ms apart), and the
+    proxy's ``answer`` (nginx's 502) about 30 ms after the request."""
     t = 1_700_000_000.0
     front = Conversation(client=(CLIENT, 50000), server=(PROXY, 80), start=t)
     front.handshake()
-    front.client(ws())
+    front.client(ws() if request is None else request)
     backs = []
     for n in range(retries + 1):
         back = Conversation(client=(source, 41000 + n), server=(BACKEND, 8080),
@@ -121,6 +122,15 @@ PROXY_ERROR = http_response(502, "Proxy Error", [("Server", "Apache/2.4.71 (Debi
                                                 ("Content-Length", "0")])
 # a backend's 403 without a Server header (Go's net/http), and as Apache passed it on
 BARE_FORBIDDEN = http_response(403, "Forbidden", [("Content-Length", "5")], b"nope!")
+# a wss:// client's CONNECT to a forward proxy, and Squid's 503 when the target refused it
+def connect(target: str = f"{BACKEND}:8080") -> bytes:
+    return http_request("CONNECT", target, [("Host", target),
+                                            ("User-Agent", "Python/3.11 websockets/17.4")])
+
+
+SQUID_CONNECT_FAIL = http_response(503, "Service Unavailable", [
+    ("Server", "squid/5.7"), ("X-Squid-Error", "ERR_CONNECT_FAIL 111"),
+    ("Content-Length", "0")])
 APACHE_FORBIDDEN = http_response(403, "Forbidden", [("Server", "Apache/2.4.71 (Debian)"),
                                                     ("Content-Length", "5")], b"nope!")
 
@@ -232,6 +242,14 @@ PROXY_CASES = (
               lambda: refused_back_leg(answer=http_response(
                   503, "Service Unavailable", [("Content-Length", "0")]), retries=3),
               "failed", "proxy_backend_refused", present=("response_gateway_error",)),
+    ProxyCase("Squid's 503 to a CONNECT whose target refused its connection",
+              lambda: refused_back_leg(answer=SQUID_CONNECT_FAIL, request=connect()),
+              "failed", "proxy_backend_refused", present=("proxy_tunnel_failed",),
+              absent=("proxy_answered_itself", "response_gateway_error")),
+    ProxyCase("a refusal from the proxy to another address than the CONNECT's target",
+              lambda: refused_back_leg(answer=SQUID_CONNECT_FAIL,
+                                       request=connect("10.0.0.4:443")),
+              "failed", "proxy_tunnel_failed", absent=ALL_PROXY),
     ProxyCase("a connection refused from another host during the 502: not the proxy's",
               lambda: refused_back_leg(source="10.0.0.9"), "failed", "response_gateway_error",
               absent=ALL_PROXY),
@@ -296,6 +314,28 @@ def test_proxy_answered_itself_when_other_handshakes_reached_the_backend(tmp_pat
     assert "proxy_answered_itself" in [f.check for f in by_port[50001].findings]
     assert "proxy_answered_itself" not in [f.check for f in by_port[50000].findings]
     assert by_port[50001].verdict.value == "failed"
+
+
+def tunnel_beside_legs() -> list[Conversation]:
+    """A handshake through a proxy that reached the backend, then a CONNECT (from client
+    port 50001) the proxy answered 200."""
+    convs = legs(ws(), ws(), SWITCH + FRAME_HI, SWITCH + FRAME_HI, front_fin=False)
+    tunnel = Conversation(client=(CLIENT, 50001), server=(PROXY, 80), start=1_700_000_001.0)
+    tunnel.handshake()
+    tunnel.client(connect(f"{BACKEND}:443"))
+    tunnel.server(http_response(200, "Connection established"), delay=0.002)
+    return [*convs, tunnel]
+
+
+def test_a_tunnel_the_proxy_opened_is_not_an_answer_of_its_own(tmp_path: Path) -> None:
+    """A CONNECT answered 200 by a proxy whose other handshakes reach a backend: the proxy
+    did connect to the target (the tunnel's bytes went there), it did not answer itself."""
+    path = tmp_path / "tunnel.pcap"
+    write_pcap(path, tunnel_beside_legs())
+    diagnoses = correlate(sorted(analyze_pcap(path), key=lambda d: d.attempt.first_frame))
+    by_port = {d.attempt.client.port: d for d in diagnoses}
+    assert by_port[50001].verdict.value == "succeeded"
+    assert "proxy_answered_itself" not in [f.check for f in by_port[50001].findings]
 
 
 def test_storms_group_repeated_attempts(tmp_path: Path) -> None:

@@ -101,6 +101,19 @@ def test_spilled_proxy_pairs_are_rebuilt_or_pickled(monkeypatch: pytest.MonkeyPa
     _same(monkeypatch, ["-", "-F", "json"], stdin=path.read_bytes())
 
 
+def test_a_spilled_tunnel_is_no_answer_of_the_proxys_own(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """A CONNECT the proxy answered 200, beside a handshake it forwarded: not "answered
+    itself", spilled or kept in memory."""
+    from tests.test_correlate import tunnel_beside_legs
+
+    path = tmp_path / "tunnel.pcap"
+    write_pcap(path, tunnel_beside_legs())
+    out = _same(monkeypatch, [str(path), "-F", "json"])
+    assert '"method": "CONNECT"' in out and "proxy_back_leg" in out
+    assert "proxy_answered_itself" not in out
+
+
 def test_a_spilled_attempt_costs_a_few_bytes_of_memory(tmp_path: Path) -> None:
     """Past SPILL_AFTER a kept attempt is a few numbers in memory (its record is on disk):
     4,000 more attempts of a reconnect storm cost under 128 bytes each. The columns are 57

@@ -39,17 +39,20 @@ from analyzer.attribution.servers import (
     passed_on_author,
     refused_backend,
     refused_retries,
+    squid_log,
     timed_out_backend,
 )
 from analyzer.attribution.texts import (
     APACHE_TEMPLATES,
     NGINX_H2_PROTOCOL_PSEUDO_HEADER,
+    SQUID,
     TORNADO,
     match_words,
 )
 from analyzer.checks.catalogue import REQUEST_FAULTS, Finding
 from analyzer.checks.finding import found_alone
 from analyzer.exchange.model import Attempt
+from analyzer.http.message import ResponseHead
 from analyzer.websocket.frames import NEVER_ON_WIRE
 
 if TYPE_CHECKING:  # analyzer.checks.facts reads this package's table of server texts
@@ -205,6 +208,11 @@ def _server_log(match: ServerMatch, attempt: Attempt,
         return caddy_dial_refused(refused_backend(refused.found))
     if match.server == GORILLA and response is not None:
         return gorilla_log(request, response.status)  # (the request says which check failed)
+    if match.server == SQUID and match.log is not None and attempt.response is not None:
+        answer = attempt.response
+        assert isinstance(answer.head, ResponseHead)
+        return squid_log(match.log, answer.head.status, attempt.client.ip, request,
+                         len(answer.head.raw) + answer.body_length)
     path = request.target.split("?", 1)[0]
     if match.log in APACHE_TEMPLATES:  # (Apache's own pages: its lines name the client)
         assert attempt.response is not None
@@ -281,6 +289,12 @@ def _failure_kind(attempt: Attempt, facts: Facts, verdict: str,
         if ended.check == "h2_stream_refused" and "GOAWAY" in ended.found:
             return None  # (what Chrome logs for a stream a GOAWAY left unprocessed: not known)
         return KIND_OF_FINDING[ended.check]  # how the wait ended
+    if facts.protocol == "connect":
+        # a forward proxy's refusal of the tunnel: what the clients' proxy support prints
+        response = attempt.response_head
+        if response is None or response.status < 400:
+            return None
+        return "proxy_auth" if response.status == 407 else "tunnel"
     if facts.protocol == "h2c" and verdict != "succeeded":
         # (h2c's clients are not the WebSocket ones: clients.H2C_KIND_OF_FINDING)
         return next((H2C_KIND_OF_FINDING[f.check] for f in findings
@@ -361,5 +375,15 @@ def _url(attempt: Attempt) -> str:
     scheme = "wss" if attempt.tls is not None else "ws"
     if request is None:
         return f"{scheme}://{attempt.server}/"
+    target = request.target
+    if request.method == "CONNECT" and not request.headers.has(":protocol"):
+        # the tunnel's target, as browsers write it (no default port: wss:// on 443, ws://
+        # on 80; either elsewhere: browsers tunnel ws:// too); the path went inside, unseen
+        host, _, port = target.rpartition(":")
+        default = {"443": "wss", "80": "ws"}.get(port)
+        return f"{default}://{host}/..." if default else f"...://{target}/..."
+    if "://" in target:  # (the absolute form a proxy is sent: http://host/path)
+        absolute = target.split("://", 1)
+        return f"{'wss' if absolute[0].lower() == 'https' else 'ws'}://{absolute[1]}"
     host = request.headers.get("host") or request.headers.get(":authority") or str(attempt.server)
     return f"{scheme}://{host}{request.target}"

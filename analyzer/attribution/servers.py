@@ -16,6 +16,12 @@ from analyzer.attribution.texts import (
     APACHE_PROXY_ERROR,
     APACHE_UNAVAILABLE,
     SERVLET,
+    SQUID,
+    SQUID_AUTH,
+    SQUID_CONNECT_FAIL,
+    SQUID_DENIED,
+    SQUID_FORWARD_FAIL,
+    SQUID_OTHER,
     KnownText,
     match_words,
     server_log,
@@ -176,6 +182,68 @@ _APACHE_REASON = re.compile(rb"Reason: <strong>([^<\n]*)</strong>")
 _APACHE_READING = "Error reading from remote server"
 
 
+# Squid's own error pages (texts.SQUID_*): the error's name in X-Squid-Error with the errno
+# Squid met ("ERR_CONNECT_FAIL 111", 0 for none), or in the page's <body id=...>; the system's
+# words for it on the English page ("The system returned: <i>(111) Connection refused</i>"),
+# else Linux's for the errno
+_SQUID_LOGS = {"ERR_ACCESS_DENIED": SQUID_DENIED, "ERR_CACHE_ACCESS_DENIED": SQUID_AUTH,
+               "ERR_CONNECT_FAIL": SQUID_CONNECT_FAIL}
+_SQUID_BODY_ID = re.compile(rb"<body id=(ERR_[A-Z_]+)>")
+_SQUID_SYSTEM = re.compile(rb"The system returned: <i>([^<\n]{1,120})</i>")
+_LINUX_ERRNO = {101: "Network is unreachable", 104: "Connection reset by peer",
+                110: "Connection timed out", 111: "Connection refused", 113: "No route to host"}
+
+
+def squid_error(head: ResponseHead, body: bytes) -> tuple[str, str] | None:
+    """(the error's name, the system's words for what failed, "" for none) of one of Squid's
+    own pages, or None for an answer Squid did not write itself."""
+    said = (head.headers.get("x-squid-error") or "").split()
+    if said:
+        name, number = said[0], said[1] if len(said) > 1 else ""
+    else:
+        page = _SQUID_BODY_ID.search(body) if body else None
+        if page is None:
+            return None
+        name, number = page.group(1).decode(), ""
+    system = _SQUID_SYSTEM.search(body) if body else None
+    if system is not None:
+        return name, system.group(1).decode("latin-1")
+    text = _LINUX_ERRNO.get(int(number)) if number.isdigit() else None
+    return name, f"({number}) {text}" if text else ""
+
+
+def squid_log(template: str, status: int, client_ip: str, request: RequestHead,
+              sent: int) -> str:
+    """Squid's access.log line (its native format) for its own page (``template``: the
+    texts.SQUID_* line of the page) answering ``client_ip``'s ``request``, ``sent`` bytes on
+    the wire."""
+    method, target = request.method, request.target
+    connect = method.upper() == "CONNECT"
+    if template == SQUID_CONNECT_FAIL and not connect:
+        template = SQUID_FORWARD_FAIL  # (a request it forwards: the page is counted)
+    # the URL as Squid logs it: a CONNECT's authority, a proxied request's absolute URL (an
+    # accelerator's, built from its own configuration, is not on the wire)
+    url = target if connect or "://" in target else "..."
+    host = _host_of(target if connect else target.split("://", 1)[-1].split("/", 1)[0])
+    peer = host if _IP_LITERAL.fullmatch(host) else "..."  # (a name it resolved: not here)
+    user = "..." if request.headers.has("proxy-authorization") else "-"
+    values = {"CLIENT": client_ip, "BYTES": str(sent), "METHOD": method, "URL": url,
+              "USER": user, "PEER": peer, "STATUS": str(status)}
+    # (in one pass: a URL may hold a placeholder's word)
+    return _PLACEHOLDER.sub(lambda m: values[m.group(0)], template)
+
+
+def _host_of(authority: str) -> str:
+    """The host of ``host:port`` (an IPv6 address without its brackets)."""
+    if authority.startswith("["):
+        return authority[1:].split("]", 1)[0]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+_PLACEHOLDER = re.compile(r"\b(CLIENT|BYTES|METHOD|URL|USER|PEER|STATUS)\b")
+_IP_LITERAL = re.compile(r"[0-9]+(\.[0-9]+){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*")
+
+
 def caddy_dial_refused(backend: str) -> str:
     """The message of Caddy's http.log.error line when ``backend`` refused its dial (as
     captures/caddy_websockets.pcap's Caddy logged it, expected.json)."""
@@ -271,6 +339,7 @@ _SERVER_HEADER = (
     ("nginx", "nginx"),
     ("caddy", "Caddy"),
     ("apache", APACHE),
+    ("squid/", SQUID),
     ("microsoft-iis", "IIS"),
     ("cloudflare", "Cloudflare"),
 )
@@ -303,6 +372,11 @@ def match_known(head: ResponseHead, body: bytes, known: KnownText | None) -> Ser
     server_header = (headers.get("server") or "").lower()
     if "kong" in via or "kong" in server_header:
         return ServerMatch("Kong", "high", f"Via/Server: {headers.get('via') or server_header}")
+    squid = headers.get("x-squid-error")
+    if squid:  # (its page's body was not captured: texts.py knows the pages by their id)
+        error = squid.split()[0] if squid.split() else ""
+        return ServerMatch(SQUID, "high", f"X-Squid-Error: {squid.strip()}",
+                           _SQUID_LOGS.get(error, SQUID_OTHER))
     if "envoy" in server_header and head.status == 403:
         return ServerMatch("Envoy", "high", "Server: envoy with 403", "upgrade_failed")
     # (the status and the case-insensitive look-up first: they rule out most responses,

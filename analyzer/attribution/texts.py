@@ -67,6 +67,20 @@ APACHE_NOT_FOUND = ("nothing at LogLevel warn, the default (the access log's 404
                     "[client CLIENT] AH00128: File does not exist: ...")
 APACHE_TEMPLATES = frozenset((APACHE_UNAVAILABLE, APACHE_PROXY_ERROR, APACHE_DENIED,
                               APACHE_NOT_FOUND))
+# Squid's own error pages (errorpage.cc; Debian's squid 5.7 run as a forward proxy in
+# tests/test_squid_live.py): every page's <body> has the error's name as its id, in every
+# language, and its X-Squid-Error header names it too (servers.py reads the header when the
+# body was not captured). Its log line is the access.log entry in Squid's native format,
+# rebuilt per attempt by attribution.servers.squid_log from these templates: CLIENT, BYTES
+# (its count is the wire's, head and page), METHOD, URL, USER and PEER (the target's
+# address) filled, "..." the time and the milliseconds it took.
+SQUID = "Squid"
+SQUID_DENIED = "... CLIENT TCP_DENIED/403 BYTES METHOD URL USER HIER_NONE/- text/html"
+SQUID_AUTH = "... CLIENT TCP_DENIED/407 BYTES METHOD URL USER HIER_NONE/- text/html"
+# (a CONNECT's: Squid 5.7 counts no byte of the 503 page it sends, and logs no type)
+SQUID_CONNECT_FAIL = "... CLIENT NONE_NONE/503 0 METHOD URL USER HIER_DIRECT/PEER -"
+SQUID_FORWARD_FAIL = "... CLIENT TCP_MISS/503 BYTES METHOD URL USER HIER_DIRECT/PEER text/html"
+SQUID_OTHER = "... CLIENT .../STATUS BYTES METHOD URL USER .../... text/html"
 TOMCAT = "Apache Tomcat"
 SERVLET = "a Java servlet container (HttpServlet's default doGet)"
 _FAILED = "Failed to open a WebSocket connection: "
@@ -240,6 +254,11 @@ TEXTS: tuple[KnownText, ...] = (
               "termination state SH: the server aborted before sending a complete response"),
     KnownText("body", "The server didn't respond in time.", "HAProxy",
               "termination state sH: timeout server expired before the response"),
+    # Squid's own pages (the templates above), its other pages after the ones run live
+    KnownText("body", "<body id=ERR_ACCESS_DENIED>", SQUID, SQUID_DENIED),
+    KnownText("body", "<body id=ERR_CACHE_ACCESS_DENIED>", SQUID, SQUID_AUTH),
+    KnownText("body", "<body id=ERR_CONNECT_FAIL>", SQUID, SQUID_CONNECT_FAIL),
+    KnownText("body", "<body id=ERR_", SQUID, SQUID_OTHER),
 )
 
 # Texts more than one server sends word for word: the other senders, each with the Server

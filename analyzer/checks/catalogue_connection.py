@@ -286,7 +286,9 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "backend was not there.",
           "Start the backend (or wait for its restart), or point the proxy at the address "
           "and port it listens on (nginx: proxy_pass; a backend bound to 127.0.0.1 in "
-          "another container or host cannot be reached)."),
+          "another container or host cannot be reached). Behind a forward proxy (a CONNECT "
+          "answered 503, Squid's ERR_CONNECT_FAIL '(111) Connection refused'), the backend is "
+          "the wss:// server the client named: check its address and port."),
     Check("proxy_backend_timeout", E, Effect.FAIL, "RFC 9110 §15.6.5",
           "the backend took the proxy's request and did not answer in time",
           "For this handshake the proxy forwarded the request to its backend, which accepted "
@@ -302,6 +304,41 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "database, an authentication call) before it accepts the WebSocket, a blocked "
           "event loop, a full worker pool. Raise the proxy's timeout only for a backend "
           "that is slow to answer by design."),
+    # A forward proxy's answer to CONNECT (checks/response.py): the tunnel a wss:// client
+    # behind a corporate proxy needs before its TLS and its handshake (RFC 9110 §9.3.6)
+    Check("proxy_tunnel_denied", E, Effect.FAIL, "RFC 9110 §9.3.6",
+          "the forward proxy refused the CONNECT tunnel",
+          "The client asked its proxy to CONNECT to the server (as every client does for "
+          "wss://, and browsers for ws:// too), and the proxy refused by its own rules: the "
+          "TLS handshake and the WebSocket upgrade never started. Squid answers 403 with its "
+          "ERR_ACCESS_DENIED page; its default configuration (Debian's too) has 'http_access "
+          "deny CONNECT !SSL_ports' with SSL_ports port 443, so a CONNECT to any other port "
+          "is refused before any allow rule, and a destination or domain ACL refuses the same "
+          "way. Its access.log says TCP_DENIED/403 ... HIER_NONE.",
+          "Serve the WebSocket on port 443, or allow its port and destination on the proxy "
+          "(Squid: acl SSL_ports port 8443, placed before 'http_access deny CONNECT "
+          "!SSL_ports', and an http_access allow for the destination); or exclude the host "
+          "from the proxy (NO_PROXY, the browser's bypass list)."),
+    Check("proxy_auth_required", E, Effect.FAIL, "RFC 9110 §15.5.8",
+          "the proxy wants credentials (407)",
+          "A 407 comes from a proxy, never from the server behind it: the proxy requires the "
+          "client to authenticate (Proxy-Authenticate names the scheme: Basic, Negotiate, "
+          "NTLM) before it opens a tunnel or forwards a request. WebSocket libraries rarely "
+          "answer the challenge themselves: python websockets takes credentials only in the "
+          "proxy URL (http://user:pass@proxy:3128), curl with --proxy-user, and browsers ask "
+          "the user or use the system's (Kerberos, NTLM) credentials.",
+          "Give the client the proxy's credentials (in the proxy URL, curl -U user:pass), or "
+          "let the destination through without authentication (Squid: an http_access allow "
+          "for it before the proxy_auth rule)."),
+    Check("proxy_tunnel_failed", E, Effect.FAIL, "RFC 9110 §9.3.6",
+          "the forward proxy could not reach the CONNECT target",
+          "The proxy accepted the CONNECT but could not open the connection to the target, "
+          "and answered the client 502, 503 or 504 itself: the target refused it (Squid's 503 "
+          "ERR_CONNECT_FAIL with '(111) Connection refused'), did not answer in time "
+          "('(110) Connection timed out'), or its name did not resolve (ERR_DNS_FAIL). The "
+          "client's request was fine; the server it named was not reachable from the proxy.",
+          "Check the server's address and port from the proxy's host (its firewall and "
+          "routes, not the client's), and that the server is running."),
     Check("proxy_stripped_upgrade", E, Effect.FAIL, "RFC 9110 §7.6.1",
           "a proxy removed Upgrade/Connection before the backend",
           "Upgrade and Connection are hop-by-hop: a proxy drops them unless configured to "
@@ -309,8 +346,11 @@ CONNECTION: tuple[Check, ...] = in_phase(
           "default). The client's request was fine; the backend's copy was not.",
           "nginx: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; "
           "proxy_set_header Connection \"upgrade\"; Apache httpd: upgrade=websocket on the "
-          "ProxyPass http:// line (or ProxyPass ws://, mod_proxy_wstunnel); other proxies: "
-          "enable WebSocket support."),
+          "ProxyPass http:// line (or ProxyPass ws://, mod_proxy_wstunnel); Squid (a ws:// "
+          "request forwarded in absolute form: it drops Upgrade unless told): "
+          "http_upgrade_request_protocols websocket allow all (5.0 and later; the name is "
+          "case-sensitive and clients send 'websocket': a rule for 'WebSocket' never "
+          "matches); other proxies: enable WebSocket support."),
     Check("proxy_http10_upstream", E, Effect.FAIL, "RFC 9110 §7.8",
           "a proxy spoke HTTP/1.0 to the backend",
           "The proxy forwarded the handshake as HTTP/1.0, in which a server MUST ignore "

@@ -228,9 +228,10 @@ HTTP: tuple[Check, ...] = in_phase(
           "to 10 redirects, as a new attempt each.",
           "Connect to the final URL (often wss:// instead of ws://, or a trailing slash)."),
     Check("response_unauthorized", E, Effect.FAIL, "RFC 9110 §15.5.2",
-          "authentication required (401/407)",
-          "The server or a proxy requires credentials the handshake did not carry.",
-          "Send the credentials the challenge asks for (WWW-Authenticate / Proxy-Authenticate)."),
+          "authentication required (401)",
+          "The server (or a gateway in front of it) requires credentials the handshake did not "
+          "carry. (A proxy's 407 is proxy_auth_required.)",
+          "Send the credentials the challenge asks for (WWW-Authenticate)."),
     Check("response_forbidden", E, Effect.FAIL, "RFC 6455 §4.2.2",
           "the server refused the handshake (403), often over Origin",
           "Servers refuse an Origin they do not trust with 403 (python websockets, gorilla "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analyzer.attribution.servers import origin_server
+from analyzer.attribution.servers import origin_server, squid_error
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import Facts, frames_of
 from analyzer.exchange.model import Attempt
@@ -21,7 +21,11 @@ def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
     ev = frames_of(attempt.response)
     request = facts.request_head
     if request is not None and request.method.upper() == "CONNECT":
-        return [] if 200 <= head.status < 300 else [status_finding(head, facts, ev)]
+        if 200 <= head.status < 300:
+            return []
+        if facts.protocol == "connect" and head.status >= 400:  # (not an RFC 8441 one)
+            return [_tunnel_refused(attempt, head, request, ev)]
+        return [status_finding(head, facts, ev)]
     if head.status == 101:
         if attempt.response is not None and not attempt.response.head_complete:
             return []  # a head a hole cut lacks fields it had (capture_gap_response says so)
@@ -39,6 +43,38 @@ def check_response(attempt: Attempt, facts: Facts) -> list[Finding]:
         findings.append(Finding("upgrade_required_without_upgrade", "an Upgrade header",
                                 "426 without Upgrade", ev))
     return findings
+
+
+def _tunnel_refused(attempt: Attempt, head: ResponseHead, request: RequestHead,
+                    ev: tuple[int, ...]) -> Finding:
+    """A forward proxy's refusal of a CONNECT (a status of 400 or more): its policy (4xx),
+    its credentials (407), or a target it could not reach (5xx), with the proxy's own word
+    for it when it gives one (Squid's X-Squid-Error)."""
+    status = head.status
+    found = f"{status} {head.reason}".strip()
+    body = attempt.response.body_prefix if attempt.response is not None else b""
+    said = squid_error(head, body)
+    if status == 407:
+        return _proxy_auth(head, found, "2xx (the tunnel)", ev)
+    if said is not None:
+        found += f" (Squid: {said[0]}{', ' + said[1] if said[1] else ''})"
+    if status < 500:
+        _, _, port = request.target.rpartition(":")
+        if status == 403 and port.isdigit() and port != "443":
+            # (the first rule of Squid's default configuration, Debian's too)
+            found += (f"; the target's port {port} is not 443, the one port a proxy's "
+                      f"default rules (Squid's SSL_ports) let a CONNECT reach")
+        return Finding("proxy_tunnel_denied", "2xx (the tunnel)", found, ev)
+    return Finding("proxy_tunnel_failed", f"2xx (the tunnel to {request.target})", found, ev)
+
+
+def _proxy_auth(head: ResponseHead, found: str, expected: str,
+                ev: tuple[int, ...]) -> Finding:
+    """`proxy_auth_required`, with the challenge the proxy sent."""
+    challenge = head.headers.get("proxy-authenticate")
+    return Finding("proxy_auth_required", expected,
+                   f"{found} (Proxy-Authenticate: {challenge.strip()})" if challenge
+                   else f"{found} without Proxy-Authenticate", ev)
 
 
 def _uvicorn_served_as_http(request: RequestHead, head: ResponseHead) -> bool:
@@ -84,8 +120,10 @@ def status_finding(head: ResponseHead, facts: Facts, ev: tuple[int, ...]) -> Fin
         location = headers.get("location")
         where = f" to {location}" if location else ""
         return Finding("response_redirect", "101", f"{found}{where}", ev)
-    if status in (401, 407):
-        challenge = headers.get("www-authenticate") or headers.get("proxy-authenticate")
+    if status == 407:  # (only a proxy sends one: RFC 9110 §15.5.8)
+        return _proxy_auth(head, found, "101", ev)
+    if status == 401:
+        challenge = headers.get("www-authenticate")
         detail = f" ({challenge})" if challenge else ""
         return Finding("response_unauthorized", "101", f"{found}{detail}", ev)
     if status in (429, 503):

@@ -38,6 +38,7 @@ from analyzer.correlate import (
     backs_by_front,
     correlate,
     is_refused,
+    is_tunnel,
     leg_of,
     may_pair,
     pair_legs,
@@ -498,7 +499,8 @@ class Spill:
             if not front or index in back_of or index in backs:
                 continue
             leg = self.leg(index)
-            if leg is not None and leg.server in proxies and leg.response_time is not None:
+            if leg is not None and leg.server in proxies and leg.response_time is not None \
+                    and not is_tunnel(leg.line[0]):
                 alone.append(index)
         front_of = {b: f for f, b in pairs}
         listed_ones = {index for index in set(back_of) | backs | set(alone) if index < count}
