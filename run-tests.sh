@@ -35,7 +35,9 @@ apt_get() {
 
 # System tools the end-to-end tests drive (real capture on lo, real reverse proxies: nginx,
 # HAProxy (tests/test_haproxy_live.py) and Apache httpd (tests/test_apache_live.py starts its
-# own apache2 -X, never the service); a peer dissector, headless Chromium and its driver for
+# own apache2 -X, never the service); a real forward proxy, Squid (tests/test_squid_live.py
+# starts its own squid -N from its own configuration on a free port of 127.0.0.1, never the
+# service Debian's package may start on 3128); a peer dissector, headless Chromium and its driver for
 # the HTML report, Node (whose TLS errors
 # tests/test_tls_node_live.py reads) and its ws library, Go and gorilla/websocket's sources
 # (tests/test_gorilla_nodews_live.py builds a gorilla server and client offline from them),
@@ -45,7 +47,7 @@ apt_get() {
 # machines are root).
 need=()
 for tool in tcpdump:tcpdump tshark:tshark nginx:nginx haproxy:haproxy apache2:apache2 \
-            curl:curl \
+            squid:squid curl:curl \
             editcap:wireshark-common \
             chromium:chromium chromedriver:chromium-driver openssl:openssl xz:xz-utils \
             bzip2:bzip2 zstd:zstd lz4:lz4 node:nodejs go:golang-go; do
