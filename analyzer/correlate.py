@@ -34,7 +34,13 @@ from typing import Any, NamedTuple
 
 from analyzer.checks.catalogue import Finding
 from analyzer.exchange.model import CONNECTION_ENDED, Attempt, AttemptKind, Endpoint
-from analyzer.proxy_findings import answered_itself, back_leg, back_leg_findings, compare_legs
+from analyzer.proxy_findings import (
+    answered_itself,
+    back_leg,
+    back_leg_findings,
+    compare_legs,
+    without_disproved,
+)
 from analyzer.remembered import digest_key
 from analyzer.verdict import Diagnosis, judge
 
@@ -72,6 +78,8 @@ def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
             extra = [answered_itself(d.attempt)]
         if extra:
             findings = back_leg_findings(d) if front is not None else d.findings
+            if back is not None:
+                findings = without_disproved(findings, d.attempt, back.attempt)
             d = replace(judge(d.attempt, d.facts, findings + tuple(extra), d.number),
                         origin=d.origin, lifetime=d.lifetime)
         out.append(d)

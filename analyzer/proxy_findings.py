@@ -53,6 +53,19 @@ def back_leg_findings(d: Diagnosis) -> tuple[Finding, ...]:
     return tuple(f for f in d.findings if f not in old) + tuple(new)
 
 
+def without_disproved(findings: tuple[Finding, ...], front: Attempt,
+                      back: Attempt) -> tuple[Finding, ...]:
+    """A front leg's ``findings`` without those its back leg disproves: a 426 that reached
+    the client without Upgrade, where the backend's 426 named the protocol (Squid drops the
+    hop-by-hop header from the answer as from the request): the server did what RFC 9110
+    asks; the proxy did not pass it on."""
+    head, back_head = front.response_head, back.response_head
+    if (head is None or back_head is None or head.status != 426 or back_head.status != 426
+            or not back_head.headers.has("upgrade")):
+        return findings
+    return tuple(f for f in findings if f.check != "upgrade_required_without_upgrade")
+
+
 def answered_itself(attempt: Attempt) -> Finding:
     """The finding of an attempt to a proxy that no backend request matches."""
     return Finding("proxy_answered_itself", "a backend request",

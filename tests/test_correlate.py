@@ -160,6 +160,12 @@ PROXY_CASES = (
               lambda: legs(ws(), STRIPPED, REJECT_426, REJECT_426), "failed",
               "proxy_stripped_upgrade", present=("response_upgrade_required",),
               absent=("proxy_http10_upstream", "proxy_rewrote_response")),
+    ProxyCase("Squid stripped the Upgrade both ways: the backend's 426 named websocket",
+              lambda: legs(ws(), STRIPPED, REJECT_426, http_response(
+                  426, "Upgrade Required", [("Via", "1.1 squid (squid/5.7)"),
+                                            ("Content-Length", "0")])),
+              "failed", "proxy_stripped_upgrade", present=("response_upgrade_required",),
+              absent=("upgrade_required_without_upgrade",)),
     ProxyCase("nginx default HTTP/1.0 upstream: 505 passed back",
               lambda: legs(ws(), ws(http_version="HTTP/1.0"),
                            http_response(505, "HTTP Version Not Supported",

@@ -370,6 +370,8 @@ def test_squid_strips_the_websocket_upgrade_its_rule_does_not_name_exactly(run: 
     assert stripped["found"].startswith("backend got Upgrade: (none), Connection: keep-alive; "
                                         "Squid drops Upgrade"), stripped["found"]
     assert back["reasons"][0] == "upgrade_header_missing" and "proxy_back_leg" in back["reasons"]
+    # Squid dropped the backend's Upgrade from the 426 too: not the server's fault
+    assert "upgrade_required_without_upgrade" not in front["reasons"], front["reasons"]
     # the backend's words, passed on: its log has the line the analyzer gives
     server_log = front["attribution"]["server_log"]
     assert front["attribution"]["server"] == "python websockets"

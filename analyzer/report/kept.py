@@ -49,7 +49,13 @@ from analyzer.exchange.model import Endpoint
 from analyzer.life.fold import WINDOW_OVER, end_of, with_findings, with_groups
 from analyzer.life.groups import abnormal_end, group_findings
 from analyzer.life.model import Ended
-from analyzer.proxy_findings import answered_itself, back_leg, back_leg_findings, compare_legs
+from analyzer.proxy_findings import (
+    answered_itself,
+    back_leg,
+    back_leg_findings,
+    compare_legs,
+    without_disproved,
+)
 from analyzer.redirects import Hop, hop_of
 from analyzer.report.blobs import Blobs
 from analyzer.report.columns import Column, index_code, report_order, time_order
@@ -527,6 +533,8 @@ class Spill:
                 extra = [answered_itself(d.attempt)]
             if extra:
                 findings = back_leg_findings(d) if ahead is not None else d.findings
+                if other is not None:
+                    findings = without_disproved(findings, d.attempt, other.attempt)
                 d = dataclasses.replace(judge(d.attempt, d.facts, findings + tuple(extra),
                                               d.number), origin=d.origin, lifetime=d.lifetime)
                 full = self.put_whole(d) if self.owner.whole else -1
