@@ -241,6 +241,7 @@ def run() -> Iterator[Run]:
                     scheme, _, authority = url.split("/")[:3]
                     printed[case, "curl"] = _curl(
                         proxy, "--proxytunnel", f"{scheme.replace('ws', 'http')}//{authority}/")
+                printed["acl", "curl --fail"] = _curl(proxy, "--fail", "https://127.0.0.3/")
                 for case, line in _chromium(proxy, urls, Path(tmp)).items():
                     printed[case, CHROME] = line
                 plain = f"http://{HOST}:{ports['plain']}/ws"
@@ -317,6 +318,9 @@ def test_a_connect_squid_refuses_is_the_proxys_refusal_of_the_tunnel(run: Run,
     assert any(" TCP_DENIED/403 " in line and f" CONNECT {target} - HIER_NONE/- " in line
                for line in run.access), run.access
     _clients_printed(run, case, fronts)
+    if case == "acl":  # (curl --fail says it its own way)
+        assert f"{run.printed['acl', 'curl --fail']} (with --fail)" in fronts["curl"][
+            "attribution"]["client_errors"], run.printed
 
 
 def test_a_refused_target_is_the_cause_of_squids_503(run: Run) -> None:
