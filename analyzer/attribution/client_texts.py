@@ -443,6 +443,21 @@ UNDICI_NO_OFFER = ("TypeError: Cannot read properties of null (reading 'includes
 
 CLIENT_LINES.update(TLS_LINES)
 
+# A forward proxy's refusal of CONNECT (the tunnel a wss:// client asks for first; browsers
+# tunnel ws:// too), any status of 400 or more, and its 407: what each client printed
+# through real Squid 5.7 (tests/test_squid_live.py; `attribute` chooses the kind by the
+# status). The browser's URL has the tunnel's host and port; its path is not on the wire.
+_TUNNEL_REFUSED = (("curl", "curl: (56) CONNECT tunnel failed, response {status}"),
+                   ("curl", "curl: (22) The requested URL returned error: {status} (with "
+                            "--fail)"),
+                   ("python websockets",
+                    "InvalidProxyStatus: proxy rejected connection: HTTP {status}"))
+CLIENT_LINES["tunnel"] = (*_TUNNEL_REFUSED, (
+    "Chrome", "WebSocket connection to '{url}' failed: Establishing a tunnel via proxy server "
+              "failed."))
+CLIENT_LINES["proxy_auth"] = (*_TUNNEL_REFUSED, (
+    "Chrome", "WebSocket connection to '{url}' failed: Proxy authentication failed"))
+
 # h2c, offered by Upgrade (RFC 7540 §3.2) or opened with prior knowledge (RFC 9113 §3.3): of
 # the clients above only curl speaks it (--http2, --http2-prior-knowledge), and its lines are
 # the ones curl 7.88 printed against real servers (tests/test_curl_h2c_live.py). An Upgrade

@@ -140,21 +140,6 @@ def aiohttp_redirect(url: str, status: int, location: str) -> str:
 H2C_KIND_OF_FINDING = {"response_not_http": "h2c_not_http",
                        "h2_answer_not_http2": "h2_answer_not_http2"}
 
-# A forward proxy's refusal of CONNECT (the tunnel a wss:// client asks for first; browsers
-# tunnel ws:// too), any status of 400 or more, and its 407: what each client printed
-# through real Squid 5.7 (tests/test_squid_live.py; `attribute` chooses the kind by the
-# status). The browser's URL has the tunnel's host and port; its path is not on the wire.
-_TUNNEL_REFUSED = (("curl", "curl: (56) CONNECT tunnel failed, response {status}"),
-                   ("curl", "curl: (22) The requested URL returned error: {status} (with "
-                            "--fail)"),
-                   ("python websockets",
-                    "InvalidProxyStatus: proxy rejected connection: HTTP {status}"))
-_ERRORS["tunnel"] = (*_TUNNEL_REFUSED, (
-    "Chrome", "WebSocket connection to '{url}' failed: Establishing a tunnel via proxy server "
-              "failed."))
-_ERRORS["proxy_auth"] = (*_TUNNEL_REFUSED, (
-    "Chrome", "WebSocket connection to '{url}' failed: Proxy authentication failed"))
-
 # Failure kinds a client reports about what the server sent: a finding of that kind on the
 # client's own side (the client sent the bad text) is not what the client printed.
 SERVER_SENT_KINDS = frozenset({"text_not_utf8", "server_frame_masked", "rsv"})
