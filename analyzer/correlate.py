@@ -77,7 +77,7 @@ def correlate(diagnoses: Sequence[Diagnosis], skew: float = 0.0,
               and not is_tunnel(d.attempt.request_head.method)):
             extra = [answered_itself(d.attempt)]
         if extra:
-            findings = back_leg_findings(d) if front is not None else d.findings
+            findings = back_leg_findings(d, front) if front is not None else d.findings
             if back is not None:
                 findings = without_disproved(findings, d.attempt, back.attempt)
             d = replace(judge(d.attempt, d.facts, findings + tuple(extra), d.number),

@@ -11,11 +11,16 @@ from analyzer.attribution.servers import backend_refused_found, match_response, 
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import frames_of
 from analyzer.checks.life import check_life
-from analyzer.exchange.model import Attempt, TcpEvent
+from analyzer.exchange.model import Attempt, TcpEvent, came_first
 from analyzer.http.message import RequestHead
+from analyzer.life.model import FIN, RST
 from analyzer.verdict import Diagnosis
 from analyzer.websocket.handshake import accept_for_key
 
+# A proxy passes its client's end on to the backend within moments (nginx, HAProxy and Apache
+# at once); the other leg's clock may be a little off when the legs were captured apart
+PASS_ON_S, PASS_ON_SKEW_S = 0.5, 0.05
+_CLOSE = 0x8  # a Close frame's opcode (RFC 6455 §5.5.1)
 # What a proxy answers when its backend took the request and did not answer in time (HAProxy's
 # timeout server, nginx's proxy_read_timeout, Envoy's route timeout, Traefik's)
 GATEWAY_TIMEOUTS = frozenset((504,))
@@ -41,10 +46,19 @@ def _refusal_frames(attempt: Attempt) -> tuple[int, ...]:
     return tuple(event.frame for event in (tcp.syn, tcp.server_rst) if event is not None)
 
 
-def back_leg_findings(d: Diagnosis) -> tuple[Finding, ...]:
+def back_leg_findings(d: Diagnosis, front: Diagnosis | None = None) -> tuple[Finding, ...]:
     """``d``'s findings as a proxy's back leg: its end judged again with the proxy as its
-    client (a quiet end is the proxy's idle timeout, as on the front leg: checks/life.py)."""
+    client (a quiet end is the proxy's idle timeout, as on the front leg: checks/life.py),
+    or, when the end client left ``front`` just before the proxy ended this switched leg
+    without a Close frame, the proxy passing that end on (`proxy_passed_client_end`, in
+    place of the hang-up or the idle timeout the leg alone reads: behind an HTTP/1.0 client
+    that gave up, Apache httpd's back leg read as a 2 or 3 s wait of its own)."""
     life = d.lifetime
+    passed = _passed_on_end(d, front) if front is not None else None
+    if passed is not None:
+        old = check_life(life) if life is not None else []
+        return tuple(f for f in d.findings if f not in old and not (
+            f.check in _ENDS_OF_A_LEG and f.side == "client")) + (passed,)
     if life is None:
         return d.findings
     old, new = check_life(life), check_life(life, proxy_client=True)
@@ -64,6 +78,62 @@ def without_disproved(findings: tuple[Finding, ...], front: Attempt,
             or not back_head.headers.has("upgrade")):
         return findings
     return tuple(f for f in findings if f.check != "upgrade_required_without_upgrade")
+
+
+# How a switched leg's end without a Close frame reads on its own (the watch's and the
+# life's), which a proxy that passed its client's end on explains
+_ENDS_OF_A_LEG = frozenset({"client_hung_up_after_switch", "ended_without_close_after_switch",
+                            "idle_timeout_after_switch", "closed_without_close_frame"})
+
+
+def _passed_on_end(back: Diagnosis, front: Diagnosis) -> Finding | None:
+    """`proxy_passed_client_end` when the proxy (``back``'s client) ended the switched back
+    leg with a FIN or RST, no Close frame, right after the end client ended ``front``."""
+    life, attempt = back.lifetime, back.attempt
+    if life is not None and life.ended:
+        if life.closed_by != "client" or life.how not in (FIN, RST):
+            return None
+        when, frame, how = life.end_time, life.end_frame, "reset" if life.how == RST else "FIN"
+        since = life.duration_s
+    elif attempt.after is not None and not any(
+            seen.ws.opcode == _CLOSE for seen in attempt.after.frames):
+        tcp = attempt.tcp
+        ends = [(event.time, event.frame, how) for event, how in (
+            (tcp.client_fin, "FIN"), (tcp.client_rst, "reset")) if event is not None]
+        if not ends:
+            return None
+        when, frame, how = min(ends)
+        since = when - attempt.after.switch_time
+    else:
+        return None
+    left = _client_left(front)
+    if left is None or not -PASS_ON_SKEW_S <= when - left[0] <= PASS_ON_S:
+        return None
+    proxy = f"the proxy {life.closer}" if life is not None and life.closer else "the proxy"
+    return Finding("proxy_passed_client_end", "a Close frame from the proxy",
+                   f"{proxy} sent a {how} {1000 * max(0.0, when - left[0]):.0f} ms after its "
+                   f"client's {left[2]} on the front leg (frame {left[1]}), {since:.1f} s "
+                   "after the switch", tuple(f for f in (frame, left[1]) if f), side="client")
+
+
+def _client_left(front: Diagnosis) -> tuple[float, int, str] | None:
+    """When, in which frame and how (FIN, reset) the end client ended the front leg, when
+    it did: its life's end, else its connection's end before any life (a wait given up)."""
+    life = front.lifetime
+    if life is not None and life.ended:
+        if life.closed_by != "client" or life.how not in (FIN, RST):
+            return None
+        return life.end_time, life.end_frame, "reset" if life.how == RST else "FIN"
+    tcp = front.attempt.tcp
+    ends = [(event, how) for event, how in ((tcp.client_fin, "FIN"), (tcp.client_rst, "reset"))
+            if event is not None]
+    if not ends:
+        return None
+    event, how = min(ends, key=lambda end: end[0].frame)
+    proxy_ends = [e for e in (tcp.server_fin, tcp.server_rst) if e is not None]
+    if any(came_first(proxy_end, event) for proxy_end in proxy_ends):
+        return None  # the proxy ended the front first (its idle timeout: both legs at once)
+    return event.time, event.frame, how
 
 
 def answered_itself(attempt: Attempt) -> Finding:

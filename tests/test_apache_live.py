@@ -399,6 +399,13 @@ def test_an_http10_clients_upgrade_is_switched_behind_apache_and_never_answered(
     assert run.access[f"GET {CURL_PATH} HTTP/1.0"] == "101"
     assert _backend_read(run, CURL_PATH)[0] == f"GET {CURL_PATH} HTTP/1.1"
     assert back["status"] == 101 and "proxy_back_leg" in back["reasons"], back
+    # Apache closed the back leg as curl left (not an idle timeout of its own: it waited as
+    # long as curl did)
+    assert "idle_timeout_after_switch" not in back["reasons"], back["reasons"]
+    assert back["verdict"] == "succeeded", back["reasons"]
+    (passed,) = [f for f in back["findings"] if f["id"] == "proxy_passed_client_end"]
+    waited = int(passed["found"].split(" ms after")[0].rsplit(" ", 1)[1])
+    assert waited <= 100 and "client's FIN on the front leg" in passed["found"], passed
     assert re.fullmatch(r"curl: \(28\) Operation timed out after \d+ milliseconds with 0 "
                         r"bytes received", run.printed["curl"]), run.printed["curl"]
     assert front["verdict"] == "no_response", front

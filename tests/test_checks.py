@@ -1588,6 +1588,10 @@ def test_every_check_has_cases() -> None:
     # a client of the same backend that no proxy forwarded), kept in memory and spilled
     triggered.add("proxy_back_leg")
     missed.add("proxy_back_leg")
+    # both in tests/test_correlate.py (test_a_back_leg_the_proxy_closed_as_its_client_left_
+    # says_so: a FIN passed on at once, and one 1.5 s later), and tests/test_apache_live.py
+    triggered.add("proxy_passed_client_end")
+    missed.add("proxy_passed_client_end")
     # both in tests/test_tls_passing_live.py: it needs the compiled skip, OpenSSL's KeyUpdate
     # and records counted unopened (its near miss: the same capture read as it is)
     triggered.add("tls_decryption_stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,9 +72,11 @@ def refused_back_leg(source: str = PROXY, after: float = 0.01,
     return [front, *backs]
 
 
-def withheld_switch(gave_up_after: float = 3.0) -> list[Conversation]:
+def withheld_switch(gave_up_after: float = 3.0, passed_on: float | None = None
+                    ) -> list[Conversation]:
     """Apache in front of a backend, asked by an HTTP/1.0 client: the backend's 101 on the
-    back leg, nothing to the client, which gives up ``gave_up_after`` s after its request."""
+    back leg, nothing to the client, which gives up ``gave_up_after`` s after its request;
+    ``passed_on``: the proxy closes the back leg that long after the client's FIN."""
     t = 1_700_000_000.0
     front = Conversation(client=(CLIENT, 50000), server=(PROXY, 80), start=t)
     front.handshake()
@@ -83,6 +86,8 @@ def withheld_switch(gave_up_after: float = 3.0) -> list[Conversation]:
     back.client(ws())
     back.server(SWITCH, delay=0.002)
     front.client_fin(delay=gave_up_after)
+    if passed_on is not None:
+        back.client_fin(delay=gave_up_after - 0.002 + passed_on)
     return [front, back]
 
 
@@ -298,6 +303,27 @@ def test_proxy_legs(case: ProxyCase, tmp_path: Path) -> None:
     assert (ids[0] if ids else None) == case.front_primary, ids
     assert case.triggered <= set(ids), ids
     assert not set(case.absent) & set(ids), ids
+
+
+@pytest.mark.parametrize("passed_on", [0.0003, 1.5])
+def test_a_back_leg_the_proxy_closed_as_its_client_left_says_so(
+        tmp_path: Path, passed_on: float) -> None:
+    """The proxy's FIN on the back leg 0.3 ms after the client's on the front: it passed the
+    end on (not a hang-up of its own); 1.5 s after, the near miss: a hang-up of its own."""
+    path = tmp_path / "passed.pcap"
+    write_pcap(path, withheld_switch(gave_up_after=0.5, passed_on=passed_on))
+    diagnoses = correlate(sorted(analyze_pcap(path), key=lambda d: d.attempt.first_frame))
+    (back,) = [d for d in diagnoses if d.attempt.client.ip == PROXY]
+    ids = [f.check for f in back.findings]
+    if passed_on < 1:
+        assert "proxy_passed_client_end" in ids and "client_hung_up_after_switch" not in ids
+        assert back.verdict.value == "succeeded", ids
+        (found,) = [f.found for f in back.findings if f.check == "proxy_passed_client_end"]
+        waited = re.match(r"the proxy sent a FIN (\d+) ms after its client's FIN on the "
+                          r"front leg \(frame \d+\), 0\.5 s after the switch", found)
+        assert waited is not None and int(waited.group(1)) <= 20, found
+    else:
+        assert "proxy_passed_client_end" not in ids and "client_hung_up_after_switch" in ids
 
 
 def _one_through_one_answered_by_the_proxy(tmp_path: Path) -> Path:

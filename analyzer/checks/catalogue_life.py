@@ -63,6 +63,16 @@ LIFE: tuple[Entry, ...] = (
      "timeout on the path, e.g. every 20-30 s, or raise the timeout on each hop (nginx "
      "proxy_read_timeout/proxy_send_timeout, HAProxy timeout tunnel, the load balancer's "
      "idle timeout)."),
+    ("proxy_passed_client_end", "info", "note", "RFC 9110 §7.6.1",
+     "the proxy closed this back leg because its client left the front leg",
+     "This is a proxy's connection to its backend (a back leg paired with the client's front "
+     "leg). The end client closed or reset the front leg first, and the proxy ended this "
+     "connection right after, with a FIN or a RST and no Close frame of its own: it passed "
+     "its client's end on, as nginx, HAProxy and Apache httpd do. The backend sees a "
+     "WebSocket that ended without a Close frame; the cause, if any, is on the front leg.",
+     "Read the front leg's end (the client's side: a closed tab, a killed process, a lost "
+     "network, a client that gave up waiting). Nothing to fix between the proxy and the "
+     "backend."),
     ("close_message_too_big", "error", "dropped", "RFC 6455 §7.4.1",
      "closed with 1009: a message was too big for the receiver",
      "1009 \"indicates that an endpoint is terminating the connection because it has "

@@ -532,7 +532,7 @@ class Spill:
             elif other is None:
                 extra = [answered_itself(d.attempt)]
             if extra:
-                findings = back_leg_findings(d) if ahead is not None else d.findings
+                findings = back_leg_findings(d, ahead) if ahead is not None else d.findings
                 if other is not None:
                     findings = without_disproved(findings, d.attempt, other.attempt)
                 d = dataclasses.replace(judge(d.attempt, d.facts, findings + tuple(extra),
