@@ -220,6 +220,25 @@ def benchmark_capture(path: Path, size: int, seed: int, mix: str = "default") ->
 # follow): listening on 127.0.0.1:argv[1], each accept bounded by 30 s, "ready" printed once
 # listening; `read_head` reads a request head, `switch` answers it with a correct 101, and
 # `drain` waits until the client has gone.
+# What a python websockets backend script (run with ``python -c``) adds after opening ``out``,
+# a log file of its own: its server's log at debug (the request heads it read, "< NAME:
+# VALUE", and its errors), one line each, for tests that hold it to what a proxy sent
+WEBSOCKETS_LOGGED = r"""
+import logging
+
+
+class Written(logging.Handler):
+    def emit(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        cause = f": {type(error).__name__}: {error}" if error is not None else ""
+        out.write(f"logged {record.getMessage()}{cause}\n")
+
+
+logging.getLogger("websockets.server").addHandler(Written())
+logging.getLogger("websockets.server").setLevel(logging.DEBUG)
+"""
+
+
 RAW_SERVER = r"""
 import base64, hashlib, socket, struct, sys, time
 server = socket.socket()

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import foreground, logged, run_cli, stop_group
+from tests.helpers import WEBSOCKETS_LOGGED, foreground, logged, run_cli, stop_group
 from tests.test_h2_live import HOST, _free_port, tcpdump
 from tests.test_h2_live import pytestmark as _live_marks
 
@@ -56,17 +56,7 @@ from http import HTTPStatus
 from websockets.asyncio.server import serve
 
 out = open(sys.argv[3], "a", buffering=1)
-
-
-class Written(logging.Handler):
-    def emit(self, record):
-        error = record.exc_info[1] if record.exc_info else None
-        cause = f": {type(error).__name__}: {error}" if error is not None else ""
-        out.write(f"logged {record.getMessage()}{cause}\n")
-
-
-logging.getLogger("websockets.server").addHandler(Written())
-logging.getLogger("websockets.server").setLevel(logging.DEBUG)
+""" + WEBSOCKETS_LOGGED + r"""
 
 
 async def process_request(connection, request):

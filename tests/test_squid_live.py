@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import (
+    WEBSOCKETS_LOGGED,
     capture_ports,
     foreground,
     free_port,
@@ -63,17 +64,7 @@ import asyncio, logging, ssl, sys
 from websockets.asyncio.server import serve
 
 out = open(sys.argv[5], "a", buffering=1)
-
-
-class Written(logging.Handler):
-    def emit(self, record):
-        error = record.exc_info[1] if record.exc_info else None
-        cause = f": {type(error).__name__}: {error}" if error is not None else ""
-        out.write(f"logged {record.getMessage()}{cause}\n")
-
-
-logging.getLogger("websockets.server").addHandler(Written())
-logging.getLogger("websockets.server").setLevel(logging.DEBUG)
+""" + WEBSOCKETS_LOGGED + r"""
 
 
 async def echo(websocket):
