@@ -938,3 +938,21 @@ def test_a_request_in_absolute_form_is_the_url_the_client_opened(tmp_path: Path)
         ("Content-Length", "0")])).attribution
     assert ("Chrome: WebSocket connection to 'ws://chat.example.com/ws' failed: Error during "
             "WebSocket handshake: Unexpected response code: 403") in who.client_errors
+
+
+@pytest.mark.parametrize(("names", "named"), [
+    # Node ws 8 (captures/node_ws_*.pcap): its four fields first, Node's HTTP client's Host last
+    (("Sec-WebSocket-Version", "Sec-WebSocket-Key", "Connection", "Upgrade",
+      "Sec-WebSocket-Extensions", "Host"), "Node ws"),
+    (("Sec-WebSocket-Version", "Sec-WebSocket-Key", "Connection", "Upgrade", "Host"), "Node ws"),
+    # near misses: a hand-written request (Host first), the same fields with Host not last
+    (("Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version"), None),
+    (("Sec-WebSocket-Version", "Sec-WebSocket-Key", "Connection", "Upgrade", "Host",
+      "Origin"), None),
+])
+def test_a_client_without_user_agent_is_named_by_its_fields_order(
+        names: tuple[str, ...], named: str | None) -> None:
+    from analyzer.attribution.clients import client_without_agent
+    from analyzer.http.message import Header, Headers
+
+    assert client_without_agent(Headers(tuple(Header(n, "x") for n in names))) == named

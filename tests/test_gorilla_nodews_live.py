@@ -386,6 +386,10 @@ def test_a_client_prints_what_the_attribution_says(
             wrong.append((url, diagnosis.verdict.value, printed, line))
     assert not wrong, "\n".join(map(repr, wrong))
     assert len(said) == len(SCENARIOS)
+    # each request named: gorilla by Go's User-Agent, Node ws (none) by its fields' order
+    named = NODE_WS if client == NODE_WS else "Go net/http (gorilla, coder/websocket)"
+    assert not [(url, d.attribution.client) for url, d in diagnoses.items()
+                if d.attempt.request_head is not None and d.attribution.client != named]
 
 
 def test_node_ws_and_gorilla_meet(gorilla: dict[str, Path], node_ws: None,

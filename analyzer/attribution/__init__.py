@@ -15,6 +15,7 @@ from analyzer.attribution.clients import (
     canonical_reason,
     client_errors,
     client_name,
+    client_without_agent,
     clients_of,
     java_close_code,
     negotiation_values,
@@ -76,7 +77,10 @@ def attribute(
     connection ended after its watch window, when it was followed (analyzer/life)."""
     request = facts.request_head
     response = facts.response_head
-    client = client_name(request.headers.get("user-agent")) if request is not None else None
+    client = None
+    if request is not None:
+        agent = request.headers.get("user-agent")
+        client = client_name(agent) if agent else client_without_agent(request.headers)
     match: ServerMatch | None = None
     if response is not None:
         body = attempt.response.body_prefix if attempt.response is not None else b""

@@ -15,6 +15,7 @@ from analyzer.attribution.client_texts import (
     UNDICI_NO_OFFER,
     aiohttp_handshake,
 )
+from analyzer.http.message import Headers
 from analyzer.remembered import Remembered
 
 # User-Agent → client name, first match wins (Edge and Opera also say "Chrome").
@@ -226,6 +227,22 @@ def proxy_of_back_leg(found: str) -> str:
     """Who the client of a back leg is, from its `proxy_back_leg` text: "proxy at
     ADDRESS"."""
     return found.split(_FORWARDED, 1)[0].split(_TRIED, 1)[0].removeprefix("the ")
+
+
+# Node ws (8.x, the library under socket.io-client and most Node WebSocket code) sends no
+# User-Agent; it writes these fields first, in this order, and Node's HTTP client adds Host
+# last (read from the real client: tests/test_gorilla_nodews_live.py, captures/node_ws_*.pcap)
+_NODE_WS_FIRST = ("sec-websocket-version", "sec-websocket-key", "connection", "upgrade")
+
+
+def client_without_agent(headers: Headers) -> str | None:
+    """The client of a request without a User-Agent, when the order of its fields tells it:
+    Node ws. (Other clients without one, hand-written requests among them, stay unnamed.)"""
+    fields = headers.fields
+    if len(fields) < 5 or fields[-1].name.lower() != "host":
+        return None
+    first = tuple(field.name.lower() for field in fields[:4])
+    return "Node ws" if first == _NODE_WS_FIRST else None
 
 
 @lru_cache(maxsize=1024)  # a capture repeats a few User-Agents; each miss runs ~all _AGENTS
