@@ -466,4 +466,9 @@ CLIENT_LINES["proxy_auth"] = (*_TUNNEL_REFUSED, (
 # error page without a status line) fails nghttp2's "SETTINGS expected", and curl says it
 # got no reply at all.
 CLIENT_LINES["h2c_not_http"] = tuple(line for line in CLIENT_LINES["not_http"] if line[0] == "curl")
-CLIENT_LINES["h2_answer_not_http2"] = (("curl", "curl: (52) Empty reply from server"),)
+# (when the server's close beat curl's last write of its preface and SETTINGS, the kernel's
+# reset fails that write: seen once in a loaded CI run of tests/test_curl_h2c_live.py)
+CLIENT_LINES["h2_answer_not_http2"] = (
+    ("curl", "curl: (52) Empty reply from server"),
+    ("curl", "curl: (55) Send failure: Broken pipe (when the server closed before curl had "
+             "sent all of its preface)"))
