@@ -11,9 +11,9 @@ from analyzer.attribution.servers import backend_refused_found, match_response, 
 from analyzer.checks.catalogue import Finding
 from analyzer.checks.facts import frames_of
 from analyzer.checks.life import check_life
-from analyzer.exchange.model import Attempt, TcpEvent, came_first
+from analyzer.exchange.model import Attempt, TcpEvent, TcpFacts, came_first
 from analyzer.http.message import RequestHead
-from analyzer.life.model import FIN, RST
+from analyzer.life.model import FIN, RST, Lifetime
 from analyzer.verdict import Diagnosis
 from analyzer.websocket.handshake import accept_for_key
 
@@ -90,25 +90,15 @@ def _passed_on_end(back: Diagnosis, front: Diagnosis) -> Finding | None:
     """`proxy_passed_client_end` when the proxy (``back``'s client) ended the switched back
     leg with a FIN or RST, no Close frame, right after the end client ended ``front``."""
     life, attempt = back.lifetime, back.attempt
-    if life is not None and life.ended:
-        if life.closed_by != "client" or life.how not in (FIN, RST):
-            return None
-        when, frame, how = life.end_time, life.end_frame, "reset" if life.how == RST else "FIN"
-        since = life.duration_s
-    elif attempt.after is not None and not any(
-            seen.ws.opcode == _CLOSE for seen in attempt.after.frames):
-        tcp = attempt.tcp
-        ends = [(event.time, event.frame, how) for event, how in (
-            (tcp.client_fin, "FIN"), (tcp.client_rst, "reset")) if event is not None]
-        if not ends:
-            return None
-        when, frame, how = min(ends)
-        since = when - attempt.after.switch_time
-    else:
+    if (life is None or not life.ended) and (attempt.after is None or any(
+            seen.ws.opcode == _CLOSE for seen in attempt.after.frames)):
         return None
-    left = _client_left(front)
-    if left is None or not -PASS_ON_SKEW_S <= when - left[0] <= PASS_ON_S:
+    end, left = _client_end(life, attempt.tcp), _client_end(front.lifetime, front.attempt.tcp)
+    if end is None or left is None or not -PASS_ON_SKEW_S <= end[0] - left[0] <= PASS_ON_S:
         return None
+    when, frame, how = end
+    since = life.duration_s if life is not None and life.ended else (
+        when - attempt.after.switch_time if attempt.after is not None else 0.0)
     proxy = f"the proxy {life.closer}" if life is not None and life.closer else "the proxy"
     return Finding("proxy_passed_client_end", "a Close frame from the proxy",
                    f"{proxy} sent a {how} {1000 * max(0.0, when - left[0]):.0f} ms after its "
@@ -116,23 +106,22 @@ def _passed_on_end(back: Diagnosis, front: Diagnosis) -> Finding | None:
                    "after the switch", tuple(f for f in (frame, left[1]) if f), side="client")
 
 
-def _client_left(front: Diagnosis) -> tuple[float, int, str] | None:
-    """When, in which frame and how (FIN, reset) the end client ended the front leg, when
-    it did: its life's end, else its connection's end before any life (a wait given up)."""
-    life = front.lifetime
+def _client_end(life: Lifetime | None, tcp: TcpFacts) -> tuple[float, int, str] | None:
+    """When, in which frame and how (FIN, reset) a leg's client side ended it first: its
+    life's end when it lived on, else its first FIN or RST, unless the server side's end
+    came before it (a proxy's idle timeout ends the front first, both legs at once)."""
     if life is not None and life.ended:
         if life.closed_by != "client" or life.how not in (FIN, RST):
             return None
         return life.end_time, life.end_frame, "reset" if life.how == RST else "FIN"
-    tcp = front.attempt.tcp
     ends = [(event, how) for event, how in ((tcp.client_fin, "FIN"), (tcp.client_rst, "reset"))
             if event is not None]
     if not ends:
         return None
     event, how = min(ends, key=lambda end: end[0].frame)
-    proxy_ends = [e for e in (tcp.server_fin, tcp.server_rst) if e is not None]
-    if any(came_first(proxy_end, event) for proxy_end in proxy_ends):
-        return None  # the proxy ended the front first (its idle timeout: both legs at once)
+    if any(came_first(other, event) for other in (tcp.server_fin, tcp.server_rst)
+           if other is not None):
+        return None
     return event.time, event.frame, how
 
 

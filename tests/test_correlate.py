@@ -836,16 +836,9 @@ def test_haproxys_log_line_for_its_503_is_the_one_it_wrote() -> None:
     """captures/haproxy_websockets.pcap: HAProxy's 503 for a backend that was down (retries
     0), its refused connection captured too; the line rebuilt is the one HAProxy logged
     (expected.json), "..." standing for what is not on the wire."""
-    import json
-
     from tests.helpers import matches_with_dots
 
-    repo = Path(__file__).resolve().parents[1]
-    diagnoses = correlate(analyze_pcap(repo / "captures" / "haproxy_websockets.pcap"))
-    (front,) = [d for d in diagnoses if str(d.attempt.server) == "127.0.0.1:18142"]
-    entry = next(e for e in json.loads((repo / "captures" / "expected.json").read_text())[
-        "captures"] if e["file"] == "haproxy_websockets.pcap")
-    said = next(a for a in entry["attempts"] if a["server"] == "127.0.0.1:18142")["server_said"]
+    front, said = _front_and_server_said("haproxy_websockets.pcap", "127.0.0.1:18142")
     (logged,) = [line.strip() for line in said.removeprefix("haproxy: ").split(" | ")
                  if " SC-- " in line]
     assert front.attribution.server_log is not None
@@ -853,18 +846,25 @@ def test_haproxys_log_line_for_its_503_is_the_one_it_wrote() -> None:
         front.attribution.server_log, logged)
 
 
+def _front_and_server_said(file: str, server: str) -> tuple[Diagnosis, str]:
+    """A bundled capture's one attempt to ``server``, correlated, and what the real server
+    said of it (captures/expected.json's ``server_said``)."""
+    import json
+
+    repo = Path(__file__).resolve().parents[1]
+    diagnoses = correlate(analyze_pcap(repo / "captures" / file))
+    (front,) = [d for d in diagnoses if str(d.attempt.server) == server]
+    entry = next(e for e in json.loads((repo / "captures" / "expected.json").read_text())[
+        "captures"] if e["file"] == file)
+    said: str = next(a for a in entry["attempts"] if a["server"] == server)["server_said"]
+    return front, said
+
+
 def test_caddys_log_line_for_its_refused_dial_is_the_one_it_wrote() -> None:
     """captures/caddy_websockets.pcap: Caddy's 502 for a backend that was down, and its dial
     refused, both captured; Caddy logged 'dial tcp 127.0.0.1:18173: connect: connection
     refused' (expected.json)."""
-    import json
-
-    repo = Path(__file__).resolve().parents[1]
-    diagnoses = correlate(analyze_pcap(repo / "captures" / "caddy_websockets.pcap"))
-    (front,) = [d for d in diagnoses if str(d.attempt.server) == "127.0.0.1:18172"]
-    entry = next(e for e in json.loads((repo / "captures" / "expected.json").read_text())[
-        "captures"] if e["file"] == "caddy_websockets.pcap")
-    said = next(a for a in entry["attempts"] if a["server"] == "127.0.0.1:18172")["server_said"]
+    front, said = _front_and_server_said("caddy_websockets.pcap", "127.0.0.1:18172")
     assert front.attribution.server_log is not None
     assert f'"msg":"{front.attribution.server_log}"' in said
 
